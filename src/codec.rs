@@ -1,0 +1,76 @@
+//! The one place that turns values into bytes and back. Everything stored as
+//! a log payload goes through here, so the encoding can change in one place;
+//! every segment header records [`CODEC_VERSION`].
+//!
+//! bincode is pinned to 2.0.1 (3.0.0 is a deliberately broken release), used
+//! through its serde support with a fixed configuration: little-endian,
+//! variable-length integers, and a decode limit so that a corrupt length can
+//! never make us allocate without bound.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+/// Version of the payload encoding, recorded in every segment header.
+pub const CODEC_VERSION: u16 = 1;
+
+/// The most bytes one decoded value may claim (matches the log's largest
+/// payload).
+pub const MAX_DECODE_BYTES: usize = 16 << 20;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum CodecError {
+    #[error("cannot encode: {0}")]
+    Encode(String),
+    #[error("cannot decode: {0}")]
+    Decode(String),
+    #[error("{0} bytes left over after the decoded value")]
+    TrailingBytes(usize),
+}
+
+fn config() -> impl bincode::config::Config {
+    bincode::config::standard().with_little_endian().with_variable_int_encoding().with_limit::<MAX_DECODE_BYTES>()
+}
+
+/// Encodes `value`.
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
+    bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Decodes a value that must use every byte of `bytes`.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, used) =
+        bincode::serde::decode_from_slice(bytes, config()).map_err(|e| CodecError::Decode(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(CodecError::TrailingBytes(bytes.len() - used));
+    }
+    Ok(value)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, PartialEq, serde::Serialize, serde::Deserialize)]
+    struct Sample {
+        id: u64,
+        name: String,
+        tags: Vec<u8>,
+    }
+
+    #[test]
+    fn round_trips_and_refuses_trailing_bytes() {
+        let v = Sample { id: 7, name: "job".into(), tags: vec![1, 2] };
+        let mut bytes = encode(&v).unwrap();
+        assert_eq!(decode::<Sample>(&bytes).unwrap(), v);
+        bytes.push(0);
+        assert!(matches!(decode::<Sample>(&bytes), Err(CodecError::TrailingBytes(1))));
+    }
+
+    #[test]
+    fn huge_lengths_are_refused_not_allocated() {
+        // A Vec claiming u64::MAX elements.
+        let bytes = [0x01, 0x03, b'j', b'o', b'b', 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff];
+        assert!(decode::<Sample>(&bytes).is_err());
+    }
+}

@@ -1,0 +1,11 @@
+//! joblog: background jobs ("system jobs") kept as an event-sourced,
+//! append-only, checksummed log.
+//!
+//! Modules, in the direction of their dependencies (see `ARCHITECTURE.md`):
+//!
+//! * [`codec`] — values to bytes and back (bincode 2.0.1, pinned).
+//! * [`log`]   — the segmented, memory-mapped, checksummed event log; it
+//!   stores opaque payloads and knows nothing of jobs.
+
+pub mod codec;
+pub mod log;

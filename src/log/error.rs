@@ -1,0 +1,52 @@
+//! The log's errors. Each variant says what happened and, where there is
+//! one, what the user can do about it.
+
+use std::io;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum LogError {
+    #[error("I/O error on {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+
+    #[error(
+        "corrupt log: {path} at offset {offset}: {reason} (open with LogConfig::salvage() to read what is intact)"
+    )]
+    Corrupt { path: PathBuf, offset: u64, reason: String },
+
+    #[error("the log at {path} is held by another process ({holder}); stop it or wait for it to finish")]
+    Locked { path: PathBuf, holder: String },
+
+    #[error("payload of {len} bytes: a payload must hold between 1 and {max} bytes")]
+    PayloadSize { len: usize, max: usize },
+
+    #[error("an atomic batch of {bytes} bytes cannot fit in one segment of {capacity} usable bytes; split it or raise segment_size_bytes")]
+    BatchTooLarge { bytes: usize, capacity: usize },
+
+    #[error("an append needs at least one payload")]
+    EmptyBatch,
+
+    #[error("no record at position {segment}:{offset}: {reason}")]
+    BadPosition { segment: u64, offset: u64, reason: &'static str },
+
+    #[error("the log was opened read-only for salvage and refuses writes")]
+    ReadOnly,
+
+    #[error("an earlier write failed ({0}); the log refuses writes until it is reopened")]
+    Poisoned(String),
+
+    #[error("the log is closed")]
+    Closed,
+
+    #[error("invalid log configuration: {0}")]
+    Config(&'static str),
+}
+
+pub(crate) fn io_err(path: &Path, source: io::Error) -> LogError {
+    LogError::Io { path: path.to_path_buf(), source }
+}
+
+pub(crate) fn corrupt(path: &Path, offset: usize, reason: impl Into<String>) -> LogError {
+    LogError::Corrupt { path: path.to_path_buf(), offset: offset as u64, reason: reason.into() }
+}

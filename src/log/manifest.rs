@@ -1,0 +1,239 @@
+//! The manifest: the list of sealed segments, each with its true length and
+//! a checksum of its whole content, kept outside the segments themselves.
+//! Layout in `docs/format.md` ("Manifest"); all integers little-endian.
+
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::Path;
+
+use super::error::{corrupt, io_err, LogError};
+
+pub const MANIFEST_MAGIC: [u8; 8] = *b"JOBLOGMF";
+pub const MANIFEST_VERSION: u32 = 1;
+pub const MANIFEST_FILE: &str = "MANIFEST";
+pub const MANIFEST_TMP: &str = "MANIFEST.tmp";
+
+// Manifest header (32 bytes):
+const M_MAGIC: usize = 0; //               [u8; 8]
+const M_VERSION: usize = M_MAGIC + 8; //   u32
+const M_COUNT: usize = M_VERSION + 4; //   u32 number of entries
+const M_EPOCH: usize = M_COUNT + 4; //     u64 bumped by every rewrite
+const M_NEXT_SEQ: usize = M_EPOCH + 8; //  u64 no segment may start below this
+const M_HEADER_LEN: usize = M_NEXT_SEQ + 8;
+
+// Entry (40 bytes):
+const E_FIRST_SEQ: usize = 0; //              u64 sequence number in the file name
+const E_LAST_SEQ: usize = E_FIRST_SEQ + 8; // u64 last frame's sequence number
+const E_LEN: usize = E_LAST_SEQ + 8; //       u64 bytes of the segment that hold data
+const E_FRAMES: usize = E_LEN + 8; //         u64 frames in the segment
+const E_CRC: usize = E_FRAMES + 8; //         u32 CRC32 of bytes [0, len) of the file
+const E_GENERATION: usize = E_CRC + 4; //     u32 rewrite generation (file name suffix)
+pub const ENTRY_LEN: usize = E_GENERATION + 4;
+
+/// Trailer: u32 CRC32 of every byte before it.
+const TRAILER_LEN: usize = 4;
+
+/// The most entries a manifest may list (a 64 PiB log at 64 MiB segments).
+pub const MAX_ENTRIES: usize = 1 << 30;
+
+/// One sealed segment.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealedEntry {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub len: u64,
+    pub frames: u64,
+    pub crc: u32,
+    pub generation: u32,
+}
+
+impl SealedEntry {
+    /// The segment's file name.
+    pub fn file_name(&self) -> String {
+        segment_file_name(self.first_seq, self.generation)
+    }
+}
+
+/// The file name of a segment: its first sequence number, zero-padded so
+/// names sort in log order, and the generation once it has been rewritten.
+pub fn segment_file_name(first_seq: u64, generation: u32) -> String {
+    if generation == 0 {
+        format!("{first_seq:020}.seg")
+    } else {
+        format!("{first_seq:020}-g{generation}.seg")
+    }
+}
+
+/// The decoded manifest.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Manifest {
+    pub epoch: u64,
+    /// The sequence-number high-water mark at the last rewrite: sequence
+    /// numbers below it are never handed out again, even when compaction
+    /// has removed every segment that used them.
+    pub next_seq: u64,
+    pub sealed: Vec<SealedEntry>,
+}
+
+impl Manifest {
+    pub fn encode(&self) -> Vec<u8> {
+        assert!(self.sealed.len() <= MAX_ENTRIES);
+        let mut b = Vec::with_capacity(M_HEADER_LEN + self.sealed.len() * ENTRY_LEN + TRAILER_LEN);
+        b.extend_from_slice(&MANIFEST_MAGIC);
+        b.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
+        b.extend_from_slice(&(self.sealed.len() as u32).to_le_bytes());
+        b.extend_from_slice(&self.epoch.to_le_bytes());
+        b.extend_from_slice(&self.next_seq.to_le_bytes());
+        for e in &self.sealed {
+            b.extend_from_slice(&e.first_seq.to_le_bytes());
+            b.extend_from_slice(&e.last_seq.to_le_bytes());
+            b.extend_from_slice(&e.len.to_le_bytes());
+            b.extend_from_slice(&e.frames.to_le_bytes());
+            b.extend_from_slice(&e.crc.to_le_bytes());
+            b.extend_from_slice(&e.generation.to_le_bytes());
+        }
+        let crc = crc32fast::hash(&b);
+        b.extend_from_slice(&crc.to_le_bytes());
+        debug_assert_eq!(Self::decode(&b).as_ref(), Ok(self));
+        b
+    }
+
+    /// Decodes and checks a manifest: magic, version, exact length for its
+    /// entry count (checked before anything is sized from the count),
+    /// checksum, and that entries are ordered and do not overlap.
+    pub fn decode(bytes: &[u8]) -> Result<Self, &'static str> {
+        if bytes.len() < M_HEADER_LEN + TRAILER_LEN {
+            return Err("manifest shorter than its header");
+        }
+        if bytes[M_MAGIC..M_VERSION] != MANIFEST_MAGIC {
+            return Err("not a joblog manifest (bad magic)");
+        }
+        let (body, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN);
+        if crc32fast::hash(body) != u32::from_le_bytes(trailer.try_into().expect("4 bytes")) {
+            return Err("manifest checksum mismatch");
+        }
+        if u32_at(body, M_VERSION) != MANIFEST_VERSION {
+            return Err("unsupported manifest version");
+        }
+        let count = u32_at(body, M_COUNT) as usize;
+        let entries = &body[M_HEADER_LEN..];
+        if entries.len() % ENTRY_LEN != 0 || entries.len() / ENTRY_LEN != count || count > MAX_ENTRIES {
+            return Err("manifest length does not match its entry count");
+        }
+        let mut sealed = Vec::with_capacity(count);
+        for e in entries.chunks_exact(ENTRY_LEN) {
+            let entry = SealedEntry {
+                first_seq: u64_at(e, E_FIRST_SEQ),
+                last_seq: u64_at(e, E_LAST_SEQ),
+                len: u64_at(e, E_LEN),
+                frames: u64_at(e, E_FRAMES),
+                crc: u32_at(e, E_CRC),
+                generation: u32_at(e, E_GENERATION),
+            };
+            if entry.first_seq == 0 || entry.last_seq < entry.first_seq || entry.frames == 0 {
+                return Err("manifest entry with an impossible sequence range");
+            }
+            if entry.frames > entry.last_seq - entry.first_seq + 1 {
+                return Err("manifest entry with more frames than sequence numbers");
+            }
+            if entry.len < (super::format::HEADER_LEN as u64) {
+                return Err("manifest entry shorter than a segment header");
+            }
+            if let Some(prev) = sealed.last() {
+                let prev: &SealedEntry = prev;
+                if entry.first_seq <= prev.last_seq {
+                    return Err("manifest entries overlap or are out of order");
+                }
+            }
+            sealed.push(entry);
+        }
+        let next_seq = u64_at(body, M_NEXT_SEQ);
+        if sealed.last().is_some_and(|e: &SealedEntry| e.last_seq >= next_seq) {
+            return Err("manifest high-water mark below its last sealed segment");
+        }
+        Ok(Self { epoch: u64_at(body, M_EPOCH), next_seq, sealed })
+    }
+
+    /// Reads the manifest of `dir`; a missing file is an empty manifest.
+    pub fn load(dir: &Path) -> Result<Self, LogError> {
+        let path = dir.join(MANIFEST_FILE);
+        match fs::read(&path) {
+            Ok(bytes) => Self::decode(&bytes).map_err(|reason| corrupt(&path, 0, reason)),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
+            Err(e) => Err(io_err(&path, e)),
+        }
+    }
+
+    /// Replaces the manifest of `dir` atomically: write a temporary file,
+    /// fsync it, rename it over the old one, fsync the directory.
+    pub fn store(&self, dir: &Path) -> Result<(), LogError> {
+        let tmp = dir.join(MANIFEST_TMP);
+        let path = dir.join(MANIFEST_FILE);
+        let bytes = self.encode();
+        let write = || -> std::io::Result<()> {
+            let mut f = File::create(&tmp)?;
+            f.write_all(&bytes)?;
+            f.sync_all()
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(io_err(&tmp, e));
+        }
+        fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+        sync_dir(dir)
+    }
+}
+
+/// Makes the directory's entries (creations, renames, removals) durable.
+pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_err(dir, e))
+}
+
+fn u32_at(b: &[u8], at: usize) -> u32 {
+    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    super::format::le_u64(b, at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Manifest {
+        Manifest {
+            epoch: 3,
+            next_seq: 31,
+            sealed: vec![
+                SealedEntry { first_seq: 1, last_seq: 10, len: 500, frames: 10, crc: 7, generation: 0 },
+                SealedEntry { first_seq: 11, last_seq: 30, len: 900, frames: 12, crc: 9, generation: 2 },
+            ],
+        }
+    }
+
+    #[test]
+    fn round_trips() {
+        let m = sample();
+        assert_eq!(Manifest::decode(&m.encode()), Ok(m));
+        assert_eq!(Manifest::decode(&Manifest::default().encode()), Ok(Manifest::default()));
+    }
+
+    #[test]
+    fn rejects_every_flip_and_truncation() {
+        let bytes = sample().encode();
+        for i in 0..bytes.len() {
+            let mut bad = bytes.clone();
+            bad[i] ^= 0x01;
+            assert!(Manifest::decode(&bad).is_err(), "flip at {i} accepted");
+            assert!(Manifest::decode(&bytes[..i]).is_err(), "truncation at {i} accepted");
+        }
+    }
+
+    #[test]
+    fn file_names_sort_in_log_order() {
+        assert_eq!(segment_file_name(1, 0), "00000000000000000001.seg");
+        assert_eq!(segment_file_name(12, 3), "00000000000000000012-g3.seg");
+        assert!(segment_file_name(9, 0) < segment_file_name(10, 0));
+    }
+}

@@ -1,0 +1,331 @@
+//! The segmented, memory-mapped, checksummed event log.
+//!
+//! The log stores opaque payloads under global, strictly increasing sequence
+//! numbers; it knows nothing of jobs. Layout on disk: `docs/format.md`.
+//!
+//! * `format`   — segment header and frame layout, pure functions on bytes.
+//! * `manifest` — the list of sealed segments with their lengths and checksums.
+//! * `map`      — the only `unsafe` in joblog: memory maps and preallocation.
+//! * `open`     — opening a directory: lock, recovery of the tail, cleanup.
+//! * `writer`   — the single writer thread: group commit, sealing, rolling.
+//! * `read`     — iteration and random access, verifying every checksum.
+//!
+//! ```
+//! use joblog::log::{Batch, Log, LogConfig};
+//! let dir = tempfile::tempdir().unwrap();
+//! let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+//! let seq = log.append(b"job created").unwrap();
+//! let both = log.append_batch(Batch::from_payloads([&b"locked"[..], b"done"])).unwrap();
+//! assert_eq!(both, seq + 1..seq + 3);
+//! let payloads: Vec<Vec<u8>> = log.iter_from(seq).map(|r| r.unwrap().payload().to_vec()).collect();
+//! assert_eq!(payloads, [b"job created".to_vec(), b"locked".to_vec(), b"done".to_vec()]);
+//! ```
+
+mod error;
+pub mod format;
+pub mod manifest;
+mod map;
+mod open;
+mod read;
+mod writer;
+
+use std::fs::File;
+use std::ops::Range;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+use std::thread::JoinHandle;
+
+use crossbeam_channel::Sender;
+
+pub use error::LogError;
+pub use read::{LogIter, Record, VerifyReport};
+
+use map::SegmentMap;
+
+/// When appended data is made durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Sync {
+    /// An append returns only once its batch is on disk (one sync per group
+    /// of concurrent appends).
+    #[default]
+    EveryBatch,
+    /// Appends return once written; the writer syncs at most this many
+    /// milliseconds after the oldest unsynced write.
+    Interval(u64),
+    /// The operating system decides (the log still syncs when it seals a
+    /// segment and when it closes).
+    Never,
+}
+
+/// How a log is opened.
+#[derive(Debug, Clone)]
+pub struct LogConfig {
+    /// Size of each segment file, preallocated when it is created.
+    pub segment_size_bytes: u64,
+    pub sync: Sync,
+    /// Check the whole-content checksum of every sealed segment on open.
+    pub verify_on_open: bool,
+    /// Open read-only for salvage: no lock is taken exclusively, nothing is
+    /// repaired or written, and corruption is reported (in
+    /// [`Log::recovery`]) instead of refusing to open.
+    pub read_only: bool,
+}
+
+impl Default for LogConfig {
+    fn default() -> Self {
+        Self { segment_size_bytes: 64 << 20, sync: Sync::EveryBatch, verify_on_open: true, read_only: false }
+    }
+}
+
+impl LogConfig {
+    /// A configuration for reading what is intact out of a damaged log.
+    pub fn salvage() -> Self {
+        Self { read_only: true, ..Self::default() }
+    }
+
+    /// Smallest allowed segment: a header and one 4 KiB frame.
+    pub const MIN_SEGMENT_BYTES: u64 = 8 << 10;
+    /// Largest allowed segment.
+    pub const MAX_SEGMENT_BYTES: u64 = 1 << 40;
+
+    fn validate(&self) -> Result<(), LogError> {
+        if !(Self::MIN_SEGMENT_BYTES..=Self::MAX_SEGMENT_BYTES).contains(&self.segment_size_bytes) {
+            return Err(LogError::Config("segment_size_bytes must be between 8 KiB and 1 TiB"));
+        }
+        if self.sync == Sync::Interval(0) {
+            return Err(LogError::Config("Sync::Interval needs at least 1 ms; use Sync::EveryBatch"));
+        }
+        Ok(())
+    }
+}
+
+/// Where a record lives: the segment (named by its first sequence number)
+/// and the frame's byte offset in it. Compaction moves records; a position
+/// read after it may be refused with [`LogError::BadPosition`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Position {
+    pub segment: u64,
+    pub offset: u64,
+}
+
+/// Payloads appended together, atomically: after a crash, all of them are
+/// in the log or none is. One contiguous buffer, so building a batch of many
+/// small payloads allocates little.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    data: Vec<u8>,
+    ends: Vec<usize>,
+}
+
+impl Batch {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    pub fn from_payloads<'a>(payloads: impl IntoIterator<Item = &'a [u8]>) -> Self {
+        let mut b = Self::new();
+        for p in payloads {
+            b.push(p);
+        }
+        b
+    }
+
+    pub fn push(&mut self, payload: &[u8]) {
+        self.data.extend_from_slice(payload);
+        self.ends.push(self.data.len());
+    }
+
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    pub fn clear(&mut self) {
+        self.data.clear();
+        self.ends.clear();
+    }
+
+    /// The payloads, in order.
+    pub fn payloads(&self) -> impl Iterator<Item = &[u8]> {
+        let starts = std::iter::once(0).chain(self.ends.iter().copied());
+        starts.zip(self.ends.iter().copied()).map(|(s, e)| &self.data[s..e])
+    }
+
+    /// Bytes the batch takes on disk, frames included.
+    pub fn frame_bytes(&self) -> usize {
+        self.data.len() + self.ends.len() * format::FRAME_HEADER_LEN
+    }
+
+    fn check(&self) -> Result<(), LogError> {
+        if self.is_empty() {
+            return Err(LogError::EmptyBatch);
+        }
+        let max = format::MAX_PAYLOAD_BYTES as usize;
+        match self.payloads().map(<[u8]>::len).find(|&l| l == 0 || l > max) {
+            Some(len) => Err(LogError::PayloadSize { len, max }),
+            None => Ok(()),
+        }
+    }
+}
+
+/// One segment file, shared by the writer and the readers.
+pub(crate) struct Segment {
+    pub(crate) first_seq: u64,
+    pub(crate) path: PathBuf,
+    pub(crate) map: Arc<SegmentMap>,
+}
+
+/// State shared by the log handle, its writer thread and its readers.
+pub(crate) struct Shared {
+    pub(crate) dir: PathBuf,
+    /// Every segment in sequence order; the last one may be the active one.
+    /// Replaced whole (copy on write) when a segment is added, so a reader
+    /// holds a consistent list for as long as it likes.
+    pub(crate) segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+}
+
+impl Shared {
+    pub(crate) fn snapshot(&self) -> Arc<Vec<Arc<Segment>>> {
+        Arc::clone(&self.segments.read().unwrap_or_else(|e| e.into_inner()))
+    }
+}
+
+/// What opening the log found and repaired.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecoveryReport {
+    pub sealed_segments: usize,
+    /// First sequence number of the active segment, if there was one.
+    pub active_segment: Option<u64>,
+    /// Whole frames found in the active segment.
+    pub active_frames: u64,
+    /// Bytes of a torn or partial tail cut off the active segment.
+    pub torn_bytes_dropped: u64,
+    /// Why the active segment's scan stopped where it did, if not at zeros.
+    pub torn_reason: Option<String>,
+    /// Temporary files of interrupted writes that were removed.
+    pub temp_files_removed: Vec<PathBuf>,
+    /// Segment files that the manifest no longer lists and were removed.
+    pub obsolete_files_removed: Vec<PathBuf>,
+    /// Read-only salvage only: what is damaged (nothing past it is served).
+    pub problems: Vec<String>,
+}
+
+/// The event log of one directory. Cheap to share between threads by
+/// reference; appends from many threads are grouped into one sync.
+pub struct Log {
+    shared: Arc<Shared>,
+    tx: Option<Sender<writer::Request>>,
+    writer: Option<JoinHandle<Result<(), LogError>>>,
+    recovery: RecoveryReport,
+    _lock: File,
+}
+
+/// An append that has been handed to the writer; [`Pending::wait`] returns
+/// its sequence numbers once it is as durable as the [`Sync`] mode promises.
+#[must_use = "an append is only acknowledged by waiting for it"]
+pub struct Pending {
+    rx: crossbeam_channel::Receiver<Result<Range<u64>, LogError>>,
+}
+
+impl Pending {
+    pub fn wait(self) -> Result<Range<u64>, LogError> {
+        self.rx.recv().unwrap_or(Err(LogError::Closed))
+    }
+}
+
+impl Log {
+    /// Opens (creating if needed) the log in `dir`. See [`open`](self::open)
+    /// for what recovery does.
+    pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Self, LogError> {
+        open::open(dir.as_ref(), config)
+    }
+
+    /// What opening found and repaired.
+    pub fn recovery(&self) -> &RecoveryReport {
+        &self.recovery
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.shared.dir
+    }
+
+    /// Appends one payload; returns its sequence number.
+    pub fn append(&self, payload: &[u8]) -> Result<u64, LogError> {
+        let mut b = Batch::new();
+        b.push(payload);
+        Ok(self.append_batch(b)?.start)
+    }
+
+    /// Appends a batch atomically; returns its sequence numbers.
+    pub fn append_batch(&self, batch: Batch) -> Result<Range<u64>, LogError> {
+        self.submit(batch)?.wait()
+    }
+
+    /// Hands a batch to the writer without waiting for it, so one thread can
+    /// keep many appends in flight.
+    pub fn submit(&self, batch: Batch) -> Result<Pending, LogError> {
+        batch.check()?;
+        let tx = self.tx.as_ref().ok_or(LogError::ReadOnly)?;
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        tx.send(writer::Request { batch, reply }).map_err(|_| LogError::Closed)?;
+        Ok(Pending { rx })
+    }
+
+    /// The sequence number the next append will get (a lower bound while
+    /// appends are in flight).
+    pub fn next_seq(&self) -> u64 {
+        self.shared.snapshot().last().map_or(1, |s| read::next_seq_of(s))
+    }
+
+    /// Flushes, stops the writer and reports the last sync's result.
+    pub fn close(mut self) -> Result<(), LogError> {
+        self.shutdown()
+    }
+
+    fn shutdown(&mut self) -> Result<(), LogError> {
+        self.tx = None;
+        match self.writer.take() {
+            Some(handle) => handle.join().unwrap_or(Err(LogError::Poisoned("writer thread panicked".into()))),
+            None => Ok(()),
+        }
+    }
+
+    /// Total bytes of segment files on disk (preallocated space included).
+    pub fn disk_bytes(&self) -> u64 {
+        self.shared.snapshot().iter().map(|s| s.map.len() as u64).sum()
+    }
+
+    /// The segments, oldest first.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.shared
+            .snapshot()
+            .iter()
+            .map(|s| SegmentInfo {
+                first_seq: s.first_seq,
+                path: s.path.clone(),
+                published_bytes: s.map.published() as u64,
+            })
+            .collect()
+    }
+}
+
+impl Drop for Log {
+    fn drop(&mut self) {
+        let _ = self.shutdown();
+    }
+}
+
+/// A segment as [`Log::segments`] reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentInfo {
+    pub first_seq: u64,
+    pub path: PathBuf,
+    /// Bytes of whole, readable frames (header included).
+    pub published_bytes: u64,
+}
+
+/// Re-exported for tools and tests that measure the raw format.
+pub use format::{FRAME_HEADER_LEN, HEADER_LEN};

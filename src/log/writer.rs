@@ -1,0 +1,278 @@
+//! The single writer: it takes append requests from a channel, groups the
+//! ones that arrive together, writes their frames through the active
+//! segment's map, and syncs once per group (group commit). It also seals a
+//! full segment and rolls to a new one. Write path, step by step:
+//!
+//! 1. receive a request, then every request already waiting (up to
+//!    `MAX_GROUP_BYTES` / `MAX_GROUP_REQUESTS`);
+//! 2. for each request: roll if its batch does not fit in the active
+//!    segment, then copy its frames into the map above the published
+//!    watermark;
+//! 3. sync the written range (msync) as the [`Sync`] mode asks;
+//! 4. publish the new watermark (readers see the frames) and reply.
+//!
+//! Rolling: flush the active segment, record its length and content checksum
+//! in the manifest (write, fsync, rename, fsync dir), then create the next
+//! segment (write header to `NAME.tmp`, fallocate, fsync, rename, fsync dir).
+
+use std::fs::{self, OpenOptions};
+use std::ops::Range;
+use std::os::unix::fs::FileExt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
+
+use super::error::io_err;
+use super::format::{self, SegmentHeader, HEADER_LEN};
+use super::manifest::{segment_file_name, sync_dir, Manifest, SealedEntry};
+use super::map::{preallocate, MapWriter, SegmentMap};
+use super::{Batch, LogConfig, LogError, Segment, Shared, Sync};
+
+/// Requests waiting for the writer before appenders block.
+pub(crate) const CHANNEL_CAPACITY: usize = 8192;
+/// A group stops growing at this many bytes of payload...
+const MAX_GROUP_BYTES: usize = 8 << 20;
+/// ...or this many requests.
+const MAX_GROUP_REQUESTS: usize = 4096;
+
+pub(crate) struct Request {
+    pub(crate) batch: Batch,
+    pub(crate) reply: Sender<Result<Range<u64>, LogError>>,
+}
+
+/// The segment being appended to.
+pub(crate) struct Active {
+    pub(crate) seg: Arc<Segment>,
+    pub(crate) writer: MapWriter,
+    /// End of the frames written so far.
+    pub(crate) write_off: usize,
+    /// End of the frames known to be on disk.
+    pub(crate) synced_off: usize,
+    pub(crate) frames: u64,
+    pub(crate) next_seq: u64,
+}
+
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    config: LogConfig,
+    manifest: Manifest,
+    active: Option<Active>,
+    /// Where the next segment starts when there is no active one.
+    next_seq: u64,
+    /// Set when a write or sync failed: what is on disk is then unknown, so
+    /// every later append is refused until the log is reopened.
+    poisoned: Option<String>,
+    /// When the oldest unsynced write happened (`Sync::Interval`).
+    unsynced_since: Option<Instant>,
+}
+
+impl Writer {
+    pub(crate) fn new(shared: Arc<Shared>, config: LogConfig, manifest: Manifest, active: Option<Active>) -> Self {
+        let next_seq = active.as_ref().map_or(manifest.next_seq.max(1), |a| a.next_seq);
+        Self { shared, config, manifest, active, next_seq, poisoned: None, unsynced_since: None }
+    }
+
+    /// Creates an active segment starting at (at least) `first_seq` if there
+    /// is none.
+    pub(crate) fn ensure_active(&mut self, first_seq: u64) -> Result<(), LogError> {
+        if self.active.is_none() {
+            self.next_seq = self.next_seq.max(first_seq);
+            self.active = Some(self.create_segment(self.next_seq)?);
+        }
+        Ok(())
+    }
+
+    pub(crate) fn run(mut self, rx: Receiver<Request>) -> Result<(), LogError> {
+        let mut group: Vec<Request> = Vec::new();
+        let mut results: Vec<Result<Range<u64>, LogError>> = Vec::new();
+        loop {
+            let first = match self.sync_deadline() {
+                Some(deadline) => match rx.recv_deadline(deadline) {
+                    Ok(r) => r,
+                    Err(RecvTimeoutError::Timeout) => {
+                        let _ = self.sync();
+                        continue;
+                    }
+                    Err(RecvTimeoutError::Disconnected) => break,
+                },
+                None => match rx.recv() {
+                    Ok(r) => r,
+                    Err(_) => break,
+                },
+            };
+            let mut bytes = first.batch.frame_bytes();
+            group.push(first);
+            while bytes < MAX_GROUP_BYTES && group.len() < MAX_GROUP_REQUESTS {
+                match rx.try_recv() {
+                    Ok(r) => {
+                        bytes += r.batch.frame_bytes();
+                        group.push(r);
+                    }
+                    Err(_) => break,
+                }
+            }
+
+            results.extend(group.iter().map(|r| self.write(&r.batch)));
+            let durable = match self.config.sync {
+                Sync::EveryBatch => self.sync(),
+                Sync::Interval(ms) if self.unsynced_since.is_some_and(|t| t.elapsed() >= Duration::from_millis(ms)) => {
+                    self.sync()
+                }
+                Sync::Interval(_) | Sync::Never => Ok(()),
+            };
+            if let Err(e) = durable {
+                let msg = e.to_string();
+                for r in results.iter_mut().filter(|r| r.is_ok()) {
+                    *r = Err(LogError::Poisoned(msg.clone()));
+                }
+            } else {
+                self.publish();
+            }
+            for (req, result) in group.drain(..).zip(results.drain(..)) {
+                let _ = req.reply.send(result);
+            }
+        }
+        // Closing: whatever was acknowledged without a sync becomes durable.
+        let closed = self.sync();
+        self.publish();
+        closed
+    }
+
+    fn sync_deadline(&self) -> Option<Instant> {
+        match self.config.sync {
+            Sync::Interval(ms) => self.unsynced_since.map(|t| t + Duration::from_millis(ms)),
+            _ => None,
+        }
+    }
+
+    /// Writes one batch's frames (not yet published or synced).
+    fn write(&mut self, batch: &Batch) -> Result<Range<u64>, LogError> {
+        if let Some(why) = &self.poisoned {
+            return Err(LogError::Poisoned(why.clone()));
+        }
+        let bytes = batch.frame_bytes();
+        let capacity = self.config.segment_size_bytes as usize - HEADER_LEN;
+        if bytes > capacity {
+            return Err(LogError::BatchTooLarge { bytes, capacity });
+        }
+        let next = self.next_seq;
+        self.ensure_active(next)?;
+        let fits = |a: &Active| a.write_off + bytes <= a.seg.map.len();
+        if !fits(self.active.as_ref().expect("ensured above")) {
+            self.roll()?;
+        }
+        let active = self.active.as_mut().expect("ensured above");
+        assert!(fits(active), "a fresh segment holds any batch that passed the size check");
+        let first = active.next_seq;
+        let n = batch.len() as u64;
+        let mut off = active.write_off;
+        for (i, payload) in batch.payloads().enumerate() {
+            let left = (batch.len() - 1 - i) as u32;
+            let header = format::encode_frame_header(first + i as u64, left, payload);
+            active.writer.write(off, &header);
+            active.writer.write(off + header.len(), payload);
+            off += format::frame_len(payload.len());
+        }
+        debug_assert_eq!(off - active.write_off, bytes);
+        active.write_off = off;
+        active.frames += n;
+        active.next_seq += n;
+        self.next_seq = active.next_seq;
+        self.unsynced_since.get_or_insert_with(Instant::now);
+        Ok(first..first + n)
+    }
+
+    /// Makes everything written durable.
+    fn sync(&mut self) -> Result<(), LogError> {
+        let Some(a) = self.active.as_mut() else { return Ok(()) };
+        if let Err(e) = a.writer.flush(a.synced_off, a.write_off - a.synced_off) {
+            let err = io_err(&a.seg.path, e);
+            self.poisoned = Some(err.to_string());
+            return Err(err);
+        }
+        a.synced_off = a.write_off;
+        self.unsynced_since = None;
+        Ok(())
+    }
+
+    /// Lets readers see everything written (synced or not, as the mode says).
+    fn publish(&mut self) {
+        if self.poisoned.is_some() {
+            return;
+        }
+        if let Some(a) = self.active.as_mut() {
+            a.writer.publish(a.write_off);
+        }
+    }
+
+    /// Seals the active segment and starts the next one. Only called for a
+    /// segment holding frames (an empty one has room for any batch that
+    /// passed the size check, as `open` replaces empty segments of another size).
+    fn roll(&mut self) -> Result<(), LogError> {
+        self.sync()?;
+        self.publish();
+        let a = self.active.as_ref().expect("roll needs an active segment");
+        assert!(a.frames > 0, "an empty segment is never sealed");
+        let content = a.seg.map.bytes();
+        assert_eq!(content.len(), a.write_off, "sealing covers exactly the written frames");
+        let entry = SealedEntry {
+            first_seq: a.seg.first_seq,
+            last_seq: a.next_seq - 1,
+            len: a.write_off as u64,
+            frames: a.frames,
+            crc: crc32fast::hash(content),
+            generation: 0,
+        };
+        let mut manifest = self.manifest.clone();
+        manifest.epoch += 1;
+        manifest.next_seq = a.next_seq;
+        manifest.sealed.push(entry);
+        manifest.store(&self.shared.dir)?;
+        self.manifest = manifest;
+        self.active = None;
+        let next = self.next_seq;
+        self.active = Some(self.create_segment(next)?);
+        Ok(())
+    }
+
+    /// Creates segment `first_seq` on disk and maps it, adding it to the
+    /// shared segment list.
+    fn create_segment(&mut self, first_seq: u64) -> Result<Active, LogError> {
+        let dir = &self.shared.dir;
+        let name = segment_file_name(first_seq, 0);
+        let path = dir.join(&name);
+        let tmp = dir.join(format!("{name}.tmp"));
+        let size = self.config.segment_size_bytes;
+        let make = || -> std::io::Result<std::fs::File> {
+            let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp)?;
+            file.write_all_at(&SegmentHeader::new(first_seq).encode(), 0)?;
+            preallocate(&file, size)?;
+            file.sync_all()?;
+            Ok(file)
+        };
+        let file = match make() {
+            Ok(f) => f,
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                return Err(io_err(&tmp, e));
+            }
+        };
+        fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+        sync_dir(dir)?;
+        let (map, writer) = SegmentMap::writable(&file, size as usize, HEADER_LEN).map_err(|e| io_err(&path, e))?;
+        let seg = Arc::new(Segment { first_seq, path, map });
+        self.shared.push(Arc::clone(&seg));
+        Ok(Active { seg, writer, write_off: HEADER_LEN, synced_off: HEADER_LEN, frames: 0, next_seq: first_seq })
+    }
+}
+
+impl Shared {
+    fn push(&self, seg: Arc<Segment>) {
+        let mut guard = self.segments.write().unwrap_or_else(|e| e.into_inner());
+        let mut list = Vec::clone(&guard);
+        debug_assert!(list.last().is_none_or(|l| l.first_seq < seg.first_seq));
+        list.push(seg);
+        *guard = Arc::new(list);
+    }
+}
