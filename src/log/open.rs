@@ -19,7 +19,7 @@ use std::sync::{Arc, RwLock};
 use super::error::{corrupt, io_err};
 use super::format::{self, SegmentHeader, SeqRule, HEADER_LEN};
 use super::manifest::{sync_dir, Manifest};
-use super::map::SegmentMap;
+use super::map::{preallocate, SegmentMap};
 use super::writer::{self, Active, Writer};
 use super::{Log, LogConfig, LogError, RecoveryReport, Segment, Shared};
 
@@ -87,7 +87,7 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
                 segments.push(seg);
                 active = Some(a);
             }
-            Ok(Recovered::NotWritable(seg)) => segments.extend(seg), // salvage, or an empty segment removed
+            Ok(Recovered::ReadOnly(seg)) => segments.push(seg),
             Err(e) if config.read_only => report.problems.push(e.to_string()),
             Err(e) => return Err(e),
         }
@@ -226,7 +226,7 @@ fn open_sealed(
 
 enum Recovered {
     Writable(Active, Arc<Segment>),
-    NotWritable(Option<Arc<Segment>>),
+    ReadOnly(Arc<Segment>),
 }
 
 /// Scans the active segment to the end of its last committed batch; cuts off
@@ -251,12 +251,6 @@ fn recover_active(
         return Err(corrupt(path, 0, "segment header names another sequence number than its file name"));
     }
     let scan = format::scan(bytes, file_len, first_seq, SeqRule::Contiguous);
-    if scan.frames == 0 && file_len as u64 != config.segment_size_bytes && !config.read_only && scan.stopped.is_none() {
-        // An empty segment made with another segment size: make it anew.
-        drop(scan_map);
-        fs::remove_file(path).map_err(|e| io_err(path, e))?;
-        return Ok(Recovered::NotWritable(None));
-    }
     let cut = scan.committed_end;
     let dirty_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1).max(cut);
     drop(scan_map);
@@ -267,16 +261,18 @@ fn recover_active(
 
     if config.read_only {
         let map = SegmentMap::read_only(&file, cut).map_err(|e| io_err(path, e))?;
-        return Ok(Recovered::NotWritable(Some(Arc::new(Segment {
-            first_seq,
-            path: path.to_path_buf(),
-            map: Arc::new(map),
-        }))));
+        return Ok(Recovered::ReadOnly(Arc::new(Segment { first_seq, path: path.to_path_buf(), map: Arc::new(map) })));
     }
     if dirty_end > cut {
         zero_range(&file, cut, dirty_end).map_err(|e| io_err(path, e))?;
     }
-    let (map, w) = SegmentMap::writable(&file, file_len, cut).map_err(|e| io_err(path, e))?;
+    // A file cut short (copied, or its preallocation lost) gets its full
+    // size back, so that any batch that passes the size check fits in it.
+    let map_len = file_len.max(config.segment_size_bytes as usize);
+    if map_len > file_len {
+        preallocate(&file, map_len as u64).and_then(|()| file.sync_all()).map_err(|e| io_err(path, e))?;
+    }
+    let (map, w) = SegmentMap::writable(&file, map_len, cut).map_err(|e| io_err(path, e))?;
     let seg = Arc::new(Segment { first_seq, path: path.to_path_buf(), map });
     let active = Active {
         seg: Arc::clone(&seg),

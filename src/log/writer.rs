@@ -207,8 +207,8 @@ impl Writer {
     }
 
     /// Seals the active segment and starts the next one. Only called for a
-    /// segment holding frames (an empty one has room for any batch that
-    /// passed the size check, as `open` replaces empty segments of another size).
+    /// segment holding frames: an empty one has room for any batch that
+    /// passed the size check (`open` restores a short file's full size).
     fn roll(&mut self) -> Result<(), LogError> {
         self.sync()?;
         self.publish();
