@@ -1,1 +1,55 @@
-fn main() {}
+//! Hot paths of the event log, so that regressions show up. Whole-system
+//! figures next to the machine's limits come from `joblog-logbench` (tools/).
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use joblog::log::format::{encode_frame_header, read_frame, scan, FrameRead, SegmentHeader, SeqRule, HEADER_LEN};
+use joblog::log::{Batch, Log, LogConfig, Sync};
+
+const EVENT: [u8; 100] = [b'e'; 100];
+
+fn frames(c: &mut Criterion) {
+    let mut g = c.benchmark_group("frame");
+    g.throughput(Throughput::Elements(1));
+    g.bench_function("encode_header_100B", |b| b.iter(|| encode_frame_header(std::hint::black_box(42), 0, &EVENT)));
+    let mut seg = SegmentHeader::new(1).encode().to_vec();
+    seg.extend_from_slice(&encode_frame_header(1, 0, &EVENT));
+    seg.extend_from_slice(&EVENT);
+    g.bench_function("read_verify_100B", |b| {
+        b.iter(|| match read_frame(std::hint::black_box(&seg), HEADER_LEN) {
+            FrameRead::Frame(f) => f.seq,
+            _ => unreachable!(),
+        })
+    });
+    g.finish();
+
+    // Scanning a 1 MiB segment of 100-byte events, as recovery does.
+    let mut seg = SegmentHeader::new(1).encode().to_vec();
+    let mut n = 0u64;
+    while seg.len() < (1 << 20) {
+        n += 1;
+        seg.extend_from_slice(&encode_frame_header(n, 0, &EVENT));
+        seg.extend_from_slice(&EVENT);
+    }
+    let mut g = c.benchmark_group("segment");
+    g.throughput(Throughput::Bytes(seg.len() as u64));
+    g.bench_function("scan_1MiB", |b| b.iter(|| scan(&seg, seg.len(), 1, SeqRule::Contiguous).frames));
+    g.finish();
+}
+
+fn append(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig { sync: Sync::Never, ..LogConfig::default() }).unwrap();
+    let mut g = c.benchmark_group("append_never");
+    g.throughput(Throughput::Elements(1000));
+    g.bench_function("batch_of_1000_100B", |b| {
+        b.iter_batched(
+            || Batch::from_payloads(std::iter::repeat_n(&EVENT[..], 1000)),
+            |batch| log.append_batch(batch).unwrap(),
+            BatchSize::SmallInput,
+        )
+    });
+    g.finish();
+}
+
+criterion_group!(benches, frames, append);
+criterion_main!(benches);

@@ -87,12 +87,10 @@ fn check(dir: &Path, acks: &[Ack]) -> (u64, u64) {
     let log = Log::open(dir, config()).unwrap_or_else(|e| panic!("reopen after kill failed: {e}"));
     let torn = log.recovery().torn_bytes_dropped;
     let mut records: HashMap<u64, Vec<u8>> = HashMap::new();
-    let mut expected_seq = 1;
     let mut open_batch: Option<(String, u64, u64)> = None; // (batch id, next i, n)
-    for r in log.iter_from(1) {
+    for (expected_seq, r) in (1..).zip(log.iter_from(1)) {
         let r = r.unwrap_or_else(|e| panic!("reading after kill failed: {e}"));
         assert_eq!(r.seq(), expected_seq, "gap in sequence numbers");
-        expected_seq += 1;
         let text = String::from_utf8_lossy(r.payload()).into_owned();
         let mut parts = text.split(' ');
         let id = format!("{} {} {}", parts.next().unwrap(), parts.next().unwrap(), parts.next().unwrap());
@@ -100,7 +98,12 @@ fn check(dir: &Path, acks: &[Ack]) -> (u64, u64) {
         let (i, n): (u64, u64) = (i.parse().unwrap(), n.parse().unwrap());
         match open_batch.take() {
             Some((open_id, want_i, want_n)) => {
-                assert_eq!((open_id.as_str(), want_i, want_n), (id.as_str(), i, n), "batch interleaved or torn at seq {}", r.seq());
+                assert_eq!(
+                    (open_id.as_str(), want_i, want_n),
+                    (id.as_str(), i, n),
+                    "batch interleaved or torn at seq {}",
+                    r.seq()
+                );
             }
             None => assert_eq!(i, 0, "batch starts in its middle at seq {}", r.seq()),
         }

@@ -32,6 +32,7 @@ mod writer;
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 use std::thread::JoinHandle;
 
@@ -185,6 +186,29 @@ pub(crate) struct Shared {
     /// Replaced whole (copy on write) when a segment is added, so a reader
     /// holds a consistent list for as long as it likes.
     pub(crate) segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    pub(crate) counters: Counters,
+}
+
+/// What the writer has done since the log was opened.
+#[derive(Debug, Default)]
+pub(crate) struct Counters {
+    pub(crate) frames: AtomicU64,
+    pub(crate) groups: AtomicU64,
+    pub(crate) syncs: AtomicU64,
+    pub(crate) rolls: AtomicU64,
+}
+
+/// Counters of the writer since the log was opened (see [`Log::stats`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct LogStats {
+    /// Frames appended.
+    pub frames: u64,
+    /// Groups of concurrent requests written together.
+    pub groups: u64,
+    /// Syncs to disk (msync).
+    pub syncs: u64,
+    /// Segments sealed.
+    pub rolls: u64,
 }
 
 impl Shared {
@@ -290,6 +314,17 @@ impl Log {
         match self.writer.take() {
             Some(handle) => handle.join().unwrap_or(Err(LogError::Poisoned("writer thread panicked".into()))),
             None => Ok(()),
+        }
+    }
+
+    /// What the writer has done since the log was opened.
+    pub fn stats(&self) -> LogStats {
+        let c = &self.shared.counters;
+        LogStats {
+            frames: c.frames.load(Ordering::Relaxed),
+            groups: c.groups.load(Ordering::Relaxed),
+            syncs: c.syncs.load(Ordering::Relaxed),
+            rolls: c.rolls.load(Ordering::Relaxed),
         }
     }
 

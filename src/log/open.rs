@@ -93,7 +93,11 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         }
     }
 
-    let shared = Arc::new(Shared { dir: dir.to_path_buf(), segments: RwLock::new(Arc::new(segments)) });
+    let shared = Arc::new(Shared {
+        dir: dir.to_path_buf(),
+        segments: RwLock::new(Arc::new(segments)),
+        counters: Default::default(),
+    });
     if config.read_only {
         return Ok(Log { shared, tx: None, writer: None, recovery: report, _lock: lock });
     }

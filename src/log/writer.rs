@@ -18,6 +18,7 @@
 use std::fs::{self, OpenOptions};
 use std::ops::Range;
 use std::os::unix::fs::FileExt;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -114,6 +115,7 @@ impl Writer {
             }
 
             results.extend(group.iter().map(|r| self.write(&r.batch)));
+            self.shared.counters.groups.fetch_add(1, Ordering::Relaxed);
             let durable = match self.config.sync {
                 Sync::EveryBatch => self.sync(),
                 Sync::Interval(ms) if self.unsynced_since.is_some_and(|t| t.elapsed() >= Duration::from_millis(ms)) => {
@@ -177,6 +179,7 @@ impl Writer {
         debug_assert_eq!(off - active.write_off, bytes);
         active.write_off = off;
         active.frames += n;
+        self.shared.counters.frames.fetch_add(n, Ordering::Relaxed);
         active.next_seq += n;
         self.next_seq = active.next_seq;
         self.unsynced_since.get_or_insert_with(Instant::now);
@@ -186,12 +189,16 @@ impl Writer {
     /// Makes everything written durable.
     fn sync(&mut self) -> Result<(), LogError> {
         let Some(a) = self.active.as_mut() else { return Ok(()) };
+        if a.synced_off == a.write_off {
+            return Ok(());
+        }
         if let Err(e) = a.writer.flush(a.synced_off, a.write_off - a.synced_off) {
             let err = io_err(&a.seg.path, e);
             self.poisoned = Some(err.to_string());
             return Err(err);
         }
         a.synced_off = a.write_off;
+        self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
         self.unsynced_since = None;
         Ok(())
     }
@@ -231,6 +238,7 @@ impl Writer {
         manifest.store(&self.shared.dir)?;
         self.manifest = manifest;
         self.active = None;
+        self.shared.counters.rolls.fetch_add(1, Ordering::Relaxed);
         let next = self.next_seq;
         self.active = Some(self.create_segment(next)?);
         Ok(())

@@ -1,0 +1,93 @@
+//! Small probes of this machine's limits, measured in the same run as the
+//! benchmarks they put in perspective.
+
+use std::fs::{File, OpenOptions};
+use std::hint::black_box;
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// Sequential write bandwidth to `dir`, bytes per second: `bytes` written in
+/// 1 MiB chunks, then fsync, timed together.
+pub fn write_bandwidth(dir: &Path, bytes: u64) -> std::io::Result<f64> {
+    let path = dir.join("probe-write.bin");
+    let chunk = vec![0x5au8; 1 << 20];
+    let start = Instant::now();
+    let mut f = File::create(&path)?;
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        f.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    f.sync_all()?;
+    let secs = start.elapsed().as_secs_f64();
+    drop(f);
+    std::fs::remove_file(&path)?;
+    Ok(bytes as f64 / secs)
+}
+
+/// Latency of one durable 4 KiB overwrite (pwrite + fdatasync), the floor
+/// under every durable append: returns (median, p99) over `rounds`.
+pub fn fsync_latency(dir: &Path, rounds: usize) -> std::io::Result<(Duration, Duration)> {
+    let path = dir.join("probe-fsync.bin");
+    let f = OpenOptions::new().create(true).truncate(true).read(true).write(true).open(&path)?;
+    let block = vec![0xa5u8; 4096];
+    f.write_all_at(&block, 0)?;
+    f.sync_all()?;
+    let mut times = Vec::with_capacity(rounds);
+    for i in 0..rounds {
+        let start = Instant::now();
+        f.write_all_at(&block[..8 + i % 8], 0)?;
+        f.sync_data()?;
+        times.push(start.elapsed());
+    }
+    std::fs::remove_file(&path)?;
+    times.sort();
+    Ok((times[rounds / 2], times[(rounds * 99 / 100).min(rounds - 1)]))
+}
+
+/// One core's memory read bandwidth, bytes per second: summing a buffer far
+/// larger than the caches.
+pub fn memory_read_bandwidth(bytes: usize) -> f64 {
+    let words: Vec<u64> = (0..bytes / 8).map(|i| i as u64).collect();
+    let mut best = f64::MAX;
+    for _ in 0..3 {
+        let start = Instant::now();
+        let sum = words.chunks(8).fold(0u64, |acc, c| acc.wrapping_add(c.iter().fold(0, |a, &w| a ^ w)));
+        black_box(sum);
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    bytes as f64 / best
+}
+
+/// One core's CRC32 rate (crc32fast, the checksum the log uses), bytes per
+/// second, over a cached buffer of `bytes`.
+pub fn crc32_rate(bytes: usize) -> f64 {
+    let buf: Vec<u8> = (0..bytes).map(|i| (i * 131) as u8).collect();
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let start = Instant::now();
+        black_box(crc32fast::hash(black_box(&buf)));
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    bytes as f64 / best
+}
+
+/// The CRC32 rate over frames of `frame_bytes` each, as the log checks them
+/// (one checksum per frame): the real limit of reading many small records.
+pub fn crc32_rate_per_frame(total: usize, frame_bytes: usize) -> f64 {
+    let buf: Vec<u8> = (0..total).map(|i| (i * 131) as u8).collect();
+    let mut best = f64::MAX;
+    for _ in 0..5 {
+        let start = Instant::now();
+        let mut acc = 0u32;
+        for c in buf.chunks(frame_bytes) {
+            acc ^= crc32fast::hash(black_box(c));
+        }
+        black_box(acc);
+        best = best.min(start.elapsed().as_secs_f64());
+    }
+    total as f64 / best
+}
