@@ -3,9 +3,11 @@
 //!
 //! Modules, in the direction of their dependencies (see `ARCHITECTURE.md`):
 //!
+//! * [`domain`] — the System Jobs model: codes, types, the state machine.
 //! * [`codec`] — values to bytes and back (bincode 2.0.1, pinned).
 //! * [`log`]   — the segmented, memory-mapped, checksummed event log; it
 //!   stores opaque payloads and knows nothing of jobs.
 
 pub mod codec;
+pub mod domain;
 pub mod log;

@@ -1,16 +1,18 @@
-//! Arbitrary bytes as the files of a log directory, opened for real: the
-//! first half of the input as the active segment and the rest, if it is a
-//! manifest, as the manifest. Opening (for salvage, and normally) and
-//! reading everything must return data or errors, never panic.
+//! Arbitrary bytes as the files of a log directory, opened for real. The
+//! first two bytes (little-endian) say how many of the rest form the segment
+//! `00000000000000000001.seg`; what follows, if anything, is the MANIFEST.
+//! Opening (for salvage, and normally), reading everything and verifying
+//! must return data or errors, never panic. `seeds.py` makes valid inputs.
 #![no_main]
 
 use joblog::log::{Log, LogConfig};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
+    let Some((len, rest)) = data.split_first_chunk::<2>() else { return };
+    let split = (u16::from_le_bytes(*len) as usize).min(rest.len());
+    let (segment, manifest) = rest.split_at(split);
     let dir = tempfile::tempdir().unwrap();
-    let split = data.first().map_or(0, |&b| (b as usize * data.len()) / 256);
-    let (segment, manifest) = data.split_at(split);
     std::fs::write(dir.path().join("00000000000000000001.seg"), segment).unwrap();
     if !manifest.is_empty() {
         std::fs::write(dir.path().join("MANIFEST"), manifest).unwrap();
@@ -21,12 +23,13 @@ fuzz_target!(|data: &[u8]| {
         LogConfig { segment_size_bytes: small, ..LogConfig::default() },
     ] {
         if let Ok(log) = Log::open(dir.path(), config) {
-            for r in log.iter_from(0) {
-                if let Ok(r) = r {
-                    std::hint::black_box(r.payload());
-                }
+            for r in log.iter_from(0).flatten() {
+                std::hint::black_box(r.payload());
             }
             let _ = log.verify();
+            if !log.segments().is_empty() {
+                let _ = log.append(b"after");
+            }
         }
     }
 });

@@ -1,0 +1,196 @@
+//! State and Status Reason, with the platform's codes (`domain.md` §2). The
+//! pairing is enforced by the type: a [`Status`] is a State together with a
+//! reason that belongs to it, so a Completed job cannot carry In Progress.
+
+use serde::{Deserialize, Serialize};
+
+use super::DomainError;
+
+/// `statecode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum State {
+    Ready = 0,
+    Suspended = 1,
+    Locked = 2,
+    Completed = 3,
+}
+
+/// `statuscode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum StatusReason {
+    WaitingForResources = 0,
+    Waiting = 10,
+    Retrying = 11,
+    Paused = 12,
+    InProgress = 20,
+    Pausing = 21,
+    Canceling = 22,
+    Succeeded = 30,
+    Failed = 31,
+    Canceled = 32,
+}
+
+/// A State and a Status Reason that belongs to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Status {
+    state: State,
+    reason: StatusReason,
+}
+
+/// Every valid pair, in code order: the one table the pairing rule lives in.
+const PAIRS: [(State, StatusReason); 10] = [
+    (State::Ready, StatusReason::WaitingForResources),
+    (State::Suspended, StatusReason::Waiting),
+    (State::Suspended, StatusReason::Retrying),
+    (State::Suspended, StatusReason::Paused),
+    (State::Locked, StatusReason::InProgress),
+    (State::Locked, StatusReason::Pausing),
+    (State::Locked, StatusReason::Canceling),
+    (State::Completed, StatusReason::Succeeded),
+    (State::Completed, StatusReason::Failed),
+    (State::Completed, StatusReason::Canceled),
+];
+
+impl Status {
+    pub const READY: Self = Self { state: State::Ready, reason: StatusReason::WaitingForResources };
+    pub const WAITING: Self = Self { state: State::Suspended, reason: StatusReason::Waiting };
+    pub const RETRYING: Self = Self { state: State::Suspended, reason: StatusReason::Retrying };
+    pub const PAUSED: Self = Self { state: State::Suspended, reason: StatusReason::Paused };
+    pub const IN_PROGRESS: Self = Self { state: State::Locked, reason: StatusReason::InProgress };
+    pub const PAUSING: Self = Self { state: State::Locked, reason: StatusReason::Pausing };
+    pub const CANCELING: Self = Self { state: State::Locked, reason: StatusReason::Canceling };
+    pub const SUCCEEDED: Self = Self { state: State::Completed, reason: StatusReason::Succeeded };
+    pub const FAILED: Self = Self { state: State::Completed, reason: StatusReason::Failed };
+    pub const CANCELED: Self = Self { state: State::Completed, reason: StatusReason::Canceled };
+
+    /// Every valid status, in code order.
+    pub fn all() -> impl Iterator<Item = Status> {
+        PAIRS.iter().map(|&(state, reason)| Status { state, reason })
+    }
+
+    /// The status the reason belongs to (every reason has exactly one State).
+    pub fn of_reason(reason: StatusReason) -> Self {
+        let &(state, reason) = PAIRS.iter().find(|p| p.1 == reason).expect("every reason is in PAIRS");
+        Self { state, reason }
+    }
+
+    /// Checks a pair of codes, as they arrive from an import or a command line.
+    pub fn from_codes(statecode: u32, statuscode: u32) -> Result<Self, DomainError> {
+        Status::all()
+            .find(|s| s.state as u32 == statecode && s.reason as u32 == statuscode)
+            .ok_or(DomainError::BadStatusPair { statecode, statuscode })
+    }
+
+    pub fn state(self) -> State {
+        self.state
+    }
+
+    pub fn reason(self) -> StatusReason {
+        self.reason
+    }
+
+    pub fn statecode(self) -> u32 {
+        self.state as u32
+    }
+
+    pub fn statuscode(self) -> u32 {
+        self.reason as u32
+    }
+
+    pub fn is_completed(self) -> bool {
+        self.state == State::Completed
+    }
+}
+
+impl State {
+    pub fn name(self) -> &'static str {
+        match self {
+            State::Ready => "Ready",
+            State::Suspended => "Suspended",
+            State::Locked => "Locked",
+            State::Completed => "Completed",
+        }
+    }
+
+    pub fn all() -> [State; 4] {
+        [State::Ready, State::Suspended, State::Locked, State::Completed]
+    }
+
+    /// A code or a name (`completed`, `Completed`, `3`).
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        Self::all()
+            .into_iter()
+            .find(|st| s == (*st as u32).to_string() || slug(st.name()) == slug(s))
+            .ok_or_else(|| DomainError::UnknownName { kind: "state", name: s.to_string() })
+    }
+}
+
+impl StatusReason {
+    pub fn name(self) -> &'static str {
+        match self {
+            StatusReason::WaitingForResources => "Waiting For Resources",
+            StatusReason::Waiting => "Waiting",
+            StatusReason::Retrying => "Retrying",
+            StatusReason::Paused => "Paused",
+            StatusReason::InProgress => "In Progress",
+            StatusReason::Pausing => "Pausing",
+            StatusReason::Canceling => "Canceling",
+            StatusReason::Succeeded => "Succeeded",
+            StatusReason::Failed => "Failed",
+            StatusReason::Canceled => "Canceled",
+        }
+    }
+
+    /// A code or a name (`waiting-for-resources`, `In Progress`, `20`).
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        PAIRS
+            .iter()
+            .map(|p| p.1)
+            .find(|r| s == (*r as u32).to_string() || slug(r.name()) == slug(s))
+            .ok_or_else(|| DomainError::UnknownName { kind: "status reason", name: s.to_string() })
+    }
+}
+
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.state.name(), self.reason.name())
+    }
+}
+
+/// `In Progress`, `in-progress`, `in_progress` and `InProgress` all compare equal.
+pub(crate) fn slug(s: &str) -> String {
+    s.chars().filter(|c| c.is_ascii_alphanumeric()).map(|c| c.to_ascii_lowercase()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_the_platforms() {
+        let codes: Vec<(u32, u32)> = Status::all().map(|s| (s.statecode(), s.statuscode())).collect();
+        assert_eq!(codes, [(0, 0), (1, 10), (1, 11), (1, 12), (2, 20), (2, 21), (2, 22), (3, 30), (3, 31), (3, 32)]);
+    }
+
+    #[test]
+    fn only_valid_pairs_are_accepted() {
+        assert_eq!(Status::from_codes(3, 30).unwrap(), Status::SUCCEEDED);
+        assert!(matches!(Status::from_codes(3, 20), Err(DomainError::BadStatusPair { statecode: 3, statuscode: 20 })));
+        assert!(Status::from_codes(0, 10).is_err());
+        assert!(Status::from_codes(9, 0).is_err());
+        for s in Status::all() {
+            assert_eq!(Status::of_reason(s.reason()), s);
+        }
+    }
+
+    #[test]
+    fn names_and_codes_parse() {
+        assert_eq!(State::parse("completed").unwrap(), State::Completed);
+        assert_eq!(State::parse("2").unwrap(), State::Locked);
+        assert_eq!(StatusReason::parse("waiting-for-resources").unwrap(), StatusReason::WaitingForResources);
+        assert_eq!(StatusReason::parse("In Progress").unwrap(), StatusReason::InProgress);
+        assert_eq!(StatusReason::parse("32").unwrap(), StatusReason::Canceled);
+        assert!(StatusReason::parse("done").is_err());
+        assert_eq!(Status::PAUSING.to_string(), "Locked/Pausing");
+    }
+}
