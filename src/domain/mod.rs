@@ -4,13 +4,17 @@
 //! * `status`    — State and Status Reason, paired by the type (§2).
 //! * `operation` — System Job Type (§3).
 //! * `machine`   — the state machine as one table (§4, §5).
+//! * `privilege` — users, business units, roles, depths, and the one
+//!   privilege check (§6).
 
 mod machine;
 mod operation;
+mod privilege;
 mod status;
 
 pub use machine::{needs, transition, Action, Rule, RULES};
 pub use operation::OperationType;
+pub use privilege::{Depth, Directory, Privilege, Role, User, ADMIN, ROOT_BUSINESS_UNIT, SYSTEM_ADMINISTRATOR};
 pub use status::{State, Status, StatusReason};
 
 use uuid::Uuid;
@@ -28,6 +32,17 @@ pub enum DomainError {
 
     #[error("statecode {statecode} with statuscode {statuscode} is not a valid State/Status Reason pair")]
     BadStatusPair { statecode: u32, statuscode: u32 },
+
+    #[error(
+        "{user} may not do this: it needs {privilege:?} at {needs}, and {user} has {privilege:?} at depth {has:?}"
+    )]
+    Denied { user: String, privilege: Privilege, needs: String, has: Depth },
+
+    #[error("no {kind} named {name:?}")]
+    NotFound { kind: &'static str, name: String },
+
+    #[error("a {kind} named {name:?} already exists")]
+    AlreadyExists { kind: &'static str, name: String },
 
     #[error("unknown {kind}: {name:?}")]
     UnknownName { kind: &'static str, name: String },

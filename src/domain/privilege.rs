@@ -1,0 +1,313 @@
+//! Users, business units, roles and privileges at depths (`domain.md` §6),
+//! and the one place where a privilege is checked: [`Directory::check`].
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::status::slug;
+use super::DomainError;
+
+/// A privilege on system jobs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Privilege {
+    Create,
+    Read,
+    Write,
+    Delete,
+    Append,
+    AppendTo,
+    Assign,
+    Share,
+}
+
+/// How far a privilege reaches, from nothing to everything.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum Depth {
+    None,
+    /// The user's own jobs.
+    User,
+    /// Jobs owned in the user's business unit.
+    BusinessUnit,
+    /// Jobs owned in the user's business unit and every unit below it.
+    ParentChild,
+    Organization,
+}
+
+impl Privilege {
+    pub const ALL: [Privilege; 8] = [
+        Privilege::Create,
+        Privilege::Read,
+        Privilege::Write,
+        Privilege::Delete,
+        Privilege::Append,
+        Privilege::AppendTo,
+        Privilege::Assign,
+        Privilege::Share,
+    ];
+
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        Self::ALL
+            .into_iter()
+            .find(|p| slug(&format!("{p:?}")) == slug(s))
+            .ok_or_else(|| DomainError::UnknownName { kind: "privilege", name: s.to_string() })
+    }
+}
+
+impl Depth {
+    /// `user`, `business-unit`, `parent-child`, `organization` (and `none`).
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        [Depth::None, Depth::User, Depth::BusinessUnit, Depth::ParentChild, Depth::Organization]
+            .into_iter()
+            .find(|d| slug(&format!("{d:?}")) == slug(s))
+            .ok_or_else(|| DomainError::UnknownName { kind: "depth", name: s.to_string() })
+    }
+}
+
+/// A named set of privileges, each at a depth.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Role {
+    pub name: String,
+    pub privileges: BTreeMap<Privilege, Depth>,
+}
+
+impl Role {
+    pub fn new(name: &str, privileges: impl IntoIterator<Item = (Privilege, Depth)>) -> Self {
+        Self { name: name.to_string(), privileges: privileges.into_iter().collect() }
+    }
+
+    fn depth(&self, p: Privilege) -> Depth {
+        self.privileges.get(&p).copied().unwrap_or(Depth::None)
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    pub business_unit: String,
+    pub roles: Vec<String>,
+    pub active: bool,
+}
+
+/// The organisation: business units (a tree), roles and users.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Directory {
+    /// Business unit → its parent (`None` for the root).
+    business_units: BTreeMap<String, Option<String>>,
+    roles: BTreeMap<String, Role>,
+    users: BTreeMap<String, User>,
+}
+
+pub const ROOT_BUSINESS_UNIT: &str = "root";
+pub const ADMIN: &str = "admin";
+pub const SYSTEM_ADMINISTRATOR: &str = "system-administrator";
+
+impl Directory {
+    /// A fresh store: the root business unit, the built-in roles, and
+    /// `admin`, System Administrator.
+    pub fn fresh() -> Self {
+        let mut d = Self { business_units: BTreeMap::new(), roles: BTreeMap::new(), users: BTreeMap::new() };
+        d.business_units.insert(ROOT_BUSINESS_UNIT.into(), None);
+        for role in [
+            Role::new(SYSTEM_ADMINISTRATOR, Privilege::ALL.map(|p| (p, Depth::Organization))),
+            Role::new("basic-user", [(Privilege::Read, Depth::User), (Privilege::Write, Depth::User)]),
+            Role::new(
+                "business-unit-manager",
+                [(Privilege::Read, Depth::BusinessUnit), (Privilege::Write, Depth::BusinessUnit)],
+            ),
+        ] {
+            d.roles.insert(role.name.clone(), role);
+        }
+        d.users.insert(
+            ADMIN.into(),
+            User {
+                name: ADMIN.into(),
+                business_unit: ROOT_BUSINESS_UNIT.into(),
+                roles: vec![SYSTEM_ADMINISTRATOR.into()],
+                active: true,
+            },
+        );
+        d
+    }
+
+    pub fn add_business_unit(&mut self, name: &str, parent: &str) -> Result<(), DomainError> {
+        if !self.business_units.contains_key(parent) {
+            return Err(DomainError::NotFound { kind: "business unit", name: parent.into() });
+        }
+        if self.business_units.contains_key(name) {
+            return Err(DomainError::AlreadyExists { kind: "business unit", name: name.into() });
+        }
+        self.business_units.insert(name.into(), Some(parent.into()));
+        Ok(())
+    }
+
+    pub fn add_role(&mut self, role: Role) -> Result<(), DomainError> {
+        if self.roles.contains_key(&role.name) {
+            return Err(DomainError::AlreadyExists { kind: "role", name: role.name });
+        }
+        self.roles.insert(role.name.clone(), role);
+        Ok(())
+    }
+
+    pub fn add_user(&mut self, user: User) -> Result<(), DomainError> {
+        if self.users.contains_key(&user.name) {
+            return Err(DomainError::AlreadyExists { kind: "user", name: user.name });
+        }
+        if !self.business_units.contains_key(&user.business_unit) {
+            return Err(DomainError::NotFound { kind: "business unit", name: user.business_unit });
+        }
+        if let Some(r) = user.roles.iter().find(|r| !self.roles.contains_key(*r)) {
+            return Err(DomainError::NotFound { kind: "role", name: r.clone() });
+        }
+        self.users.insert(user.name.clone(), user);
+        Ok(())
+    }
+
+    pub fn deactivate_user(&mut self, name: &str) -> Result<(), DomainError> {
+        let user = self.users.get_mut(name).ok_or_else(|| DomainError::NotFound { kind: "user", name: name.into() })?;
+        user.active = false;
+        Ok(())
+    }
+
+    pub fn user(&self, name: &str) -> Result<&User, DomainError> {
+        self.users.get(name).ok_or_else(|| DomainError::NotFound { kind: "user", name: name.into() })
+    }
+
+    pub fn users(&self) -> impl Iterator<Item = &User> {
+        self.users.values()
+    }
+
+    /// The deepest reach of `privilege` among the user's roles; an inactive
+    /// user has none.
+    pub fn depth(&self, user: &User, privilege: Privilege) -> Depth {
+        if !user.active {
+            return Depth::None;
+        }
+        user.roles.iter().filter_map(|r| self.roles.get(r)).map(|r| r.depth(privilege)).max().unwrap_or(Depth::None)
+    }
+
+    /// Whether `unit` is `ancestor` or below it.
+    fn is_within(&self, unit: &str, ancestor: &str) -> bool {
+        let mut at = Some(unit);
+        // The tree is acyclic (a unit is added under an existing parent), so
+        // this walks at most its height.
+        while let Some(u) = at {
+            if u == ancestor {
+                return true;
+            }
+            at = self.business_units.get(u).and_then(|p| p.as_deref());
+        }
+        false
+    }
+
+    /// Whether `actor`'s `privilege` reaches a job owned by `owner` in
+    /// business unit `owner_unit`.
+    pub fn reaches(&self, actor: &User, privilege: Privilege, owner: &str, owner_unit: &str) -> bool {
+        match self.depth(actor, privilege) {
+            Depth::None => false,
+            Depth::User => actor.name == owner,
+            Depth::BusinessUnit => actor.business_unit == owner_unit,
+            Depth::ParentChild => self.is_within(owner_unit, &actor.business_unit),
+            Depth::Organization => true,
+        }
+    }
+
+    /// The one privilege check: `actor` needs `privilege` reaching the
+    /// owner of what it acts on (`None`: needs Organization depth).
+    pub fn check(&self, actor: &str, privilege: Privilege, owner: Option<(&str, &str)>) -> Result<(), DomainError> {
+        let user = self.user(actor)?;
+        let ok = match owner {
+            Some((owner, unit)) => self.reaches(user, privilege, owner, unit),
+            None => self.depth(user, privilege) == Depth::Organization,
+        };
+        if ok {
+            Ok(())
+        } else {
+            Err(DomainError::Denied {
+                user: actor.to_string(),
+                privilege,
+                needs: match owner {
+                    Some((owner, _)) => format!("a depth that covers {owner}'s jobs"),
+                    None => "Organization depth".to_string(),
+                },
+                has: self.depth(user, privilege),
+            })
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// root ─ sales ─ sales-east
+    ///      └ ops
+    fn org() -> Directory {
+        let mut d = Directory::fresh();
+        d.add_business_unit("sales", "root").unwrap();
+        d.add_business_unit("sales-east", "sales").unwrap();
+        d.add_business_unit("ops", "root").unwrap();
+        d.add_role(Role::new("tree-reader", [(Privilege::Read, Depth::ParentChild)])).unwrap();
+        for (name, unit, role) in [
+            ("alice", "sales", "basic-user"),
+            ("bob", "sales", "business-unit-manager"),
+            ("carol", "sales", "tree-reader"),
+            ("dan", "sales-east", "basic-user"),
+            ("erin", "ops", "basic-user"),
+        ] {
+            d.add_user(User { name: name.into(), business_unit: unit.into(), roles: vec![role.into()], active: true })
+                .unwrap();
+        }
+        d
+    }
+
+    /// Each depth, seen and not seen: who may read a job owned by each user.
+    #[test]
+    fn read_depths() {
+        let d = org();
+        let owners = [("alice", "sales"), ("dan", "sales-east"), ("erin", "ops")];
+        #[rustfmt::skip]
+        let table = [
+            // reader     alice's  dan's   erin's
+            ("admin", [true,   true,   true]),   // Organization
+            ("alice", [true,   false,  false]),  // User
+            ("bob",   [true,   false,  false]),  // Business Unit (sales only)
+            ("carol", [true,   true,   false]),  // Parent: Child (sales and below)
+            ("erin",  [false,  false,  true]),   // User
+        ];
+        for (reader, expected) in table {
+            for ((owner, unit), want) in owners.into_iter().zip(expected) {
+                let got = d.check(reader, Privilege::Read, Some((owner, unit))).is_ok();
+                assert_eq!(got, want, "{reader} reading {owner}'s job");
+            }
+        }
+        // carol may read but not write.
+        assert!(matches!(
+            d.check("carol", Privilege::Write, Some(("alice", "sales"))),
+            Err(DomainError::Denied { has: Depth::None, .. })
+        ));
+    }
+
+    #[test]
+    fn organization_depth_and_deactivation() {
+        let mut d = org();
+        assert!(d.check("admin", Privilege::Delete, None).is_ok());
+        assert!(d.check("bob", Privilege::Delete, None).is_err());
+        d.deactivate_user("admin").unwrap();
+        assert!(d.check("admin", Privilege::Read, Some(("alice", "sales"))).is_err());
+        assert!(matches!(d.check("nobody", Privilege::Read, None), Err(DomainError::NotFound { .. })));
+    }
+
+    #[test]
+    fn bad_additions_are_refused() {
+        let mut d = org();
+        assert!(d.add_business_unit("x", "nowhere").is_err());
+        assert!(d.add_business_unit("sales", "root").is_err());
+        let ghost =
+            User { name: "g".into(), business_unit: "root".into(), roles: vec!["no-role".into()], active: true };
+        assert!(matches!(d.add_user(ghost), Err(DomainError::NotFound { kind: "role", .. })));
+        assert_eq!(Privilege::parse("write").unwrap(), Privilege::Write);
+        assert_eq!(Depth::parse("parent-child").unwrap(), Depth::ParentChild);
+        assert_eq!(Depth::parse("business-unit").unwrap(), Depth::BusinessUnit);
+    }
+}
