@@ -48,6 +48,16 @@ fn append(c: &mut Criterion) {
             BatchSize::SmallInput,
         )
     });
+    g.throughput(Throughput::Elements(1));
+    let mut inflight = std::collections::VecDeque::new();
+    g.bench_function("single_100B_pipelined", |b| {
+        b.iter(|| {
+            inflight.push_back(log.submit(Batch::from_payloads([&EVENT[..]])).unwrap());
+            if inflight.len() >= 1024 {
+                inflight.pop_front().unwrap().wait().unwrap();
+            }
+        })
+    });
     g.finish();
 }
 

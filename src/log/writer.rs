@@ -12,12 +12,15 @@
 //! 4. publish the new watermark (readers see the frames) and reply.
 //!
 //! Rolling: flush the active segment, record its length and content checksum
-//! in the manifest (write, fsync, rename, fsync dir), then create the next
-//! segment (write header to `NAME.tmp`, fallocate, fsync, rename, fsync dir).
+//! in the manifest (write, fsync, rename, fsync dir), then install the next
+//! segment. That file is prepared ahead, on another thread, once the active
+//! segment is half full (`next-segment.tmp`: fallocate, fsync, map, fault
+//! the pages in); installing it writes and syncs the header, renames it to
+//! its name and syncs the directory.
 
 use std::fs::{self, OpenOptions};
 use std::ops::Range;
-use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -66,12 +69,14 @@ pub(crate) struct Writer {
     poisoned: Option<String>,
     /// When the oldest unsynced write happened (`Sync::Interval`).
     unsynced_since: Option<Instant>,
+    /// The next segment file, being prepared on another thread.
+    preparing: Option<Receiver<Result<Prepared, LogError>>>,
 }
 
 impl Writer {
     pub(crate) fn new(shared: Arc<Shared>, config: LogConfig, manifest: Manifest, active: Option<Active>) -> Self {
         let next_seq = active.as_ref().map_or(manifest.next_seq.max(1), |a| a.next_seq);
-        Self { shared, config, manifest, active, next_seq, poisoned: None, unsynced_since: None }
+        Self { shared, config, manifest, active, next_seq, poisoned: None, unsynced_since: None, preparing: None }
     }
 
     /// Creates an active segment starting at (at least) `first_seq` if there
@@ -134,7 +139,9 @@ impl Writer {
             for (req, result) in group.drain(..).zip(results.drain(..)) {
                 let _ = req.reply.send(result);
             }
+            self.prepare_ahead();
         }
+        self.discard_prepared();
         // Closing: whatever was acknowledged without a sync becomes durable.
         let closed = self.sync();
         self.publish();
@@ -244,34 +251,89 @@ impl Writer {
         Ok(())
     }
 
-    /// Creates segment `first_seq` on disk and maps it, adding it to the
-    /// shared segment list.
+    /// Makes segment `first_seq` the active one: takes the segment file
+    /// prepared in the background (or prepares one now), writes and syncs
+    /// its header, renames it to its name, syncs the directory, and adds it
+    /// to the shared segment list.
     fn create_segment(&mut self, first_seq: u64) -> Result<Active, LogError> {
+        let prepared = match self.preparing.take() {
+            Some(rx) => rx.recv().unwrap_or_else(|_| Err(LogError::Poisoned("segment preparer panicked".into())))?,
+            None => prepare(&self.shared.dir, self.config.segment_size_bytes, false)?,
+        };
+        let Prepared { mut writer, map, tmp } = prepared;
         let dir = &self.shared.dir;
-        let name = segment_file_name(first_seq, 0);
-        let path = dir.join(&name);
-        let tmp = dir.join(format!("{name}.tmp"));
-        let size = self.config.segment_size_bytes;
-        let make = || -> std::io::Result<std::fs::File> {
-            let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp)?;
-            file.write_all_at(&SegmentHeader::new(first_seq).encode(), 0)?;
-            preallocate(&file, size)?;
-            file.sync_all()?;
-            Ok(file)
-        };
-        let file = match make() {
-            Ok(f) => f,
-            Err(e) => {
-                let _ = fs::remove_file(&tmp);
-                return Err(io_err(&tmp, e));
-            }
-        };
-        fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
-        sync_dir(dir)?;
-        let (map, writer) = SegmentMap::writable(&file, size as usize, HEADER_LEN).map_err(|e| io_err(&path, e))?;
+        let path = dir.join(segment_file_name(first_seq, 0));
+        writer.write(0, &SegmentHeader::new(first_seq).encode());
+        let installed = writer
+            .flush(0, HEADER_LEN)
+            .map_err(|e| io_err(&tmp, e))
+            .and_then(|()| fs::rename(&tmp, &path).map_err(|e| io_err(&path, e)))
+            .and_then(|()| sync_dir(dir));
+        if let Err(e) = installed {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        writer.publish(HEADER_LEN);
         let seg = Arc::new(Segment { first_seq, path, map });
         self.shared.push(Arc::clone(&seg));
         Ok(Active { seg, writer, write_off: HEADER_LEN, synced_off: HEADER_LEN, frames: 0, next_seq: first_seq })
+    }
+
+    /// Starts preparing the next segment file on another thread once the
+    /// active one is half full, so that rolling does not wait for
+    /// preallocation and page faults.
+    fn prepare_ahead(&mut self) {
+        let Some(a) = &self.active else { return };
+        if self.preparing.is_some() || a.write_off < a.seg.map.len() / 2 {
+            return;
+        }
+        let (tx, rx) = crossbeam_channel::bounded(1);
+        let (dir, size) = (self.shared.dir.clone(), self.config.segment_size_bytes);
+        let spawned = std::thread::Builder::new()
+            .name("joblog-prepare".into())
+            .spawn(move || drop(tx.send(prepare(&dir, size, true))));
+        if spawned.is_ok() {
+            self.preparing = Some(rx);
+        }
+    }
+
+    /// Waits for a preparation in flight and removes its file.
+    fn discard_prepared(&mut self) {
+        if let Some(Ok(p)) = self.preparing.take().and_then(|rx| rx.recv().ok()) {
+            let _ = fs::remove_file(&p.tmp);
+        }
+    }
+}
+
+/// A segment file made ahead of time: full size reserved, synced, mapped,
+/// and (in the background) its pages faulted in; no header yet.
+struct Prepared {
+    writer: MapWriter,
+    map: Arc<SegmentMap>,
+    tmp: PathBuf,
+}
+
+const PREPARED_TMP: &str = "next-segment.tmp";
+
+fn prepare(dir: &Path, size: u64, prefault: bool) -> Result<Prepared, LogError> {
+    let tmp = dir.join(PREPARED_TMP);
+    let make = || -> std::io::Result<(Arc<SegmentMap>, MapWriter)> {
+        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp)?;
+        preallocate(&file, size)?;
+        file.sync_all()?;
+        SegmentMap::writable(&file, size as usize, 0)
+    };
+    match make() {
+        Ok((map, writer)) => {
+            if prefault {
+                writer.prefault();
+            }
+            Ok(Prepared { writer, map, tmp })
+        }
+        Err(e) => {
+            let _ = fs::remove_file(&tmp);
+            Err(io_err(&tmp, e))
+        }
     }
 }
 
