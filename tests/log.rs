@@ -349,3 +349,57 @@ fn concurrent_appenders_and_a_tailing_reader_see_one_order() {
     assert!(log.verify().unwrap().ok());
     assert!(log.segments().len() > 5);
 }
+
+/// A full disk is an error when a segment is created, never a crash, and
+/// changes nothing: every acknowledged event is still there. Needs a small
+/// filesystem: mounts a 1 MiB tmpfs (root only; says so and skips otherwise).
+#[test]
+fn a_full_disk_is_a_clear_error_and_loses_nothing() {
+    let mnt = tempfile::tempdir().unwrap();
+    let mounted = std::process::Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+        .arg(mnt.path())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success());
+    if !mounted {
+        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+        return;
+    }
+    struct Unmount<'a>(&'a Path);
+    impl Drop for Unmount<'_> {
+        fn drop(&mut self) {
+            let _ = std::process::Command::new("umount").arg(self.0).status();
+        }
+    }
+    let _guard = Unmount(mnt.path());
+    let dir = mnt.path().join("log");
+    let cfg = config(192 << 10);
+    let log = Log::open(&dir, cfg.clone()).unwrap();
+    let mut acked = 0u64;
+    let err = loop {
+        match log.append(&payload(acked + 1)) {
+            Ok(seq) => {
+                acked += 1;
+                assert_eq!(seq, acked);
+            }
+            Err(e) => break e,
+        }
+        assert!(acked < 100_000, "the disk never filled");
+    };
+    match &err {
+        LogError::Io { source, .. } => assert_eq!(source.raw_os_error(), Some(ENOSPC), "{err}"),
+        other => panic!("expected an I/O error, got {other}"),
+    }
+    // Refused again, cleanly, while the disk stays full.
+    assert!(log.append(b"more").is_err());
+    drop(log);
+    let log = Log::open(&dir, LogConfig { read_only: true, ..cfg }).unwrap();
+    let got = all(&log);
+    assert_eq!(got.len() as u64, acked, "acknowledged events lost on a full disk");
+    assert!(got.iter().all(|(seq, p)| *p == payload(*seq)));
+    assert!(log.verify().unwrap().ok());
+}
+
+/// "No space left on device" on Linux.
+const ENOSPC: i32 = 28;
