@@ -3,19 +3,28 @@
 //!
 //! * `status`    — State and Status Reason, paired by the type (§2).
 //! * `operation` — System Job Type (§3).
+//! * `job`       — the system job row and workflow definitions (§1).
+//! * `event`     — every change, as a versioned event.
+//! * `time`      — timestamps and the injected clock.
 //! * `machine`   — the state machine as one table (§4, §5).
 //! * `privilege` — users, business units, roles, depths, and the one
 //!   privilege check (§6).
 
+mod event;
+mod job;
 mod machine;
 mod operation;
 mod privilege;
 mod status;
+mod time;
 
+pub use event::{Actor, Envelope, Event, Transition, EVENT_VERSION};
+pub use job::{Job, Regarding, WorkflowDefinition, MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
 pub use machine::{needs, transition, Action, Rule, RULES};
 pub use operation::OperationType;
 pub use privilege::{Depth, Directory, Privilege, Role, User, ADMIN, ROOT_BUSINESS_UNIT, SYSTEM_ADMINISTRATOR};
 pub use status::{State, Status, StatusReason};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 
 use uuid::Uuid;
 
@@ -43,6 +52,12 @@ pub enum DomainError {
 
     #[error("a {kind} named {name:?} already exists")]
     AlreadyExists { kind: &'static str, name: String },
+
+    #[error("not a time: {text:?} ({reason}); use RFC 3339, e.g. 2026-01-31T12:00:00Z")]
+    BadTime { text: String, reason: String },
+
+    #[error("invalid {what}: {reason}")]
+    Invalid { what: &'static str, reason: String },
 
     #[error("unknown {kind}: {name:?}")]
     UnknownName { kind: &'static str, name: String },

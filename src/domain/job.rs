@@ -1,0 +1,176 @@
+//! The system job row (`domain.md` §1) and workflow definitions.
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use super::time::Timestamp;
+use super::{DomainError, OperationType, Status};
+
+/// The most characters of a System Job Name.
+pub const MAX_NAME_CHARS: usize = 256;
+/// The most characters of a message.
+pub const MAX_MESSAGE_CHARS: usize = 100_000;
+
+/// The row a job concerns: a table name and the row's id there.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Regarding {
+    pub table: String,
+    pub id: String,
+}
+
+impl Regarding {
+    /// `contact:42`.
+    pub fn parse(s: &str) -> Result<Self, DomainError> {
+        match s.split_once(':') {
+            Some((table, id)) if !table.is_empty() && !id.is_empty() => {
+                Ok(Self { table: table.to_string(), id: id.to_string() })
+            }
+            _ => Err(DomainError::Invalid { what: "regarding", reason: format!("{s:?} is not TABLE:ID") }),
+        }
+    }
+}
+
+impl std::fmt::Display for Regarding {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}:{}", self.table, self.id)
+    }
+}
+
+/// One system job, every column.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Job {
+    /// `asyncoperationid`: UUID v7 for new jobs; imported jobs keep theirs.
+    pub id: Uuid,
+    pub name: String,
+    pub operationtype: OperationType,
+    pub status: Status,
+    pub owner: String,
+    pub owningbusinessunit: String,
+    pub regarding: Option<Regarding>,
+    /// `workflowactivationid`.
+    pub workflow: Option<String>,
+    pub createdon: Timestamp,
+    pub startedon: Option<Timestamp>,
+    pub completedon: Option<Timestamp>,
+    pub modifiedon: Timestamp,
+    pub postponeuntil: Option<Timestamp>,
+    pub retrycount: u32,
+    pub errorcode: Option<i32>,
+    pub message: Option<String>,
+    pub friendlymessage: Option<String>,
+    pub depth: u32,
+    pub correlationid: Option<Uuid>,
+    pub dependencytoken: Option<String>,
+    pub recurrencepattern: Option<String>,
+    pub recurrencestarttime: Option<Timestamp>,
+    /// Wall time from `startedon` to `completedon`, in milliseconds.
+    pub executiontimespan_ms: u64,
+    /// The job's input: opaque bytes.
+    pub data: Vec<u8>,
+}
+
+impl Job {
+    /// A new Ready job created now, with defaults for every other column.
+    pub fn new(
+        name: &str,
+        operationtype: OperationType,
+        owner: &str,
+        owningbusinessunit: &str,
+        now: Timestamp,
+    ) -> Self {
+        Self {
+            id: Uuid::now_v7(),
+            name: name.to_string(),
+            operationtype,
+            status: Status::READY,
+            owner: owner.to_string(),
+            owningbusinessunit: owningbusinessunit.to_string(),
+            regarding: None,
+            workflow: None,
+            createdon: now,
+            startedon: None,
+            completedon: None,
+            modifiedon: now,
+            postponeuntil: None,
+            retrycount: 0,
+            errorcode: None,
+            message: None,
+            friendlymessage: None,
+            depth: 1,
+            correlationid: None,
+            dependencytoken: None,
+            recurrencepattern: None,
+            recurrencestarttime: None,
+            executiontimespan_ms: 0,
+            data: Vec::new(),
+        }
+    }
+
+    /// Checks the columns against each other: lengths, and times that agree
+    /// with the status (a Completed job has `completedon`, no other has).
+    pub fn validate(&self) -> Result<(), DomainError> {
+        let bad = |reason: String| Err(DomainError::Invalid { what: "job", reason });
+        if self.name.chars().count() > MAX_NAME_CHARS {
+            return bad(format!("name longer than {MAX_NAME_CHARS} characters"));
+        }
+        for m in [&self.message, &self.friendlymessage].into_iter().flatten() {
+            if m.chars().count() > MAX_MESSAGE_CHARS {
+                return bad(format!("message longer than {MAX_MESSAGE_CHARS} characters"));
+            }
+        }
+        if self.owner.is_empty() {
+            return bad("no owner".into());
+        }
+        match (self.status.is_completed(), self.completedon) {
+            (true, None) => return bad(format!("{} but no completedon", self.status)),
+            (false, Some(_)) => return bad(format!("{} but completedon is set", self.status)),
+            _ => {}
+        }
+        if let Some(s) = self.startedon {
+            if s < self.createdon {
+                return bad("startedon before createdon".into());
+            }
+        }
+        if let Some(c) = self.completedon {
+            if c < self.startedon.unwrap_or(self.createdon) {
+                return bad("completedon before the job started".into());
+            }
+        }
+        if self.modifiedon < self.createdon {
+            return bad("modifiedon before createdon".into());
+        }
+        Ok(())
+    }
+}
+
+/// A workflow definition: runs of it are jobs of type Workflow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WorkflowDefinition {
+    pub id: String,
+    pub name: String,
+    pub owner: String,
+    pub active: bool,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn validation_catches_what_disagrees() {
+        let now = Timestamp::parse("2026-01-31T12:00:00Z").unwrap();
+        let mut j = Job::new("x", OperationType::WORKFLOW, "admin", "root", now);
+        assert!(j.validate().is_ok());
+        assert_eq!(j.id.get_version_num(), 7);
+        j.status = Status::SUCCEEDED;
+        assert!(j.validate().is_err());
+        j.completedon = Some(now.plus_micros(5));
+        assert!(j.validate().is_ok());
+        j.startedon = Some(now.plus_micros(10));
+        assert!(j.validate().is_err(), "completed before it started");
+        j.name = "n".repeat(257);
+        assert!(j.validate().is_err());
+        assert_eq!(Regarding::parse("contact:42").unwrap().to_string(), "contact:42");
+        assert!(Regarding::parse("contact").is_err());
+    }
+}
