@@ -65,7 +65,7 @@ fn child(dir: &Path, round: u64) {
                 for batch in 0.. {
                     let n = 1 + rng.below(4);
                     let payloads: Vec<Vec<u8>> = (0..n).map(|i| payload(round, thread, batch, i, n)).collect();
-                    let seqs = log.append_batch(Batch::from_payloads(payloads.iter().map(Vec::as_slice))).unwrap();
+                    let seqs = log.append_batch(Batch::from_payloads(payloads.iter().map(Vec::as_slice))).unwrap().seqs;
                     let mut out = out.lock().unwrap();
                     writeln!(out, "ack {} {n} {thread} {batch}", seqs.start).unwrap();
                     out.flush().unwrap();

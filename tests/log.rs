@@ -35,7 +35,7 @@ fn appends_survive_reopen_and_numbers_continue() {
     let dir = tempfile::tempdir().unwrap();
     let log = Log::open(dir.path(), LogConfig::default()).unwrap();
     assert_eq!(log.append(b"one").unwrap(), 1);
-    assert_eq!(log.append_batch(Batch::from_payloads([&b"two"[..], b"three"])).unwrap(), 2..4);
+    assert_eq!(log.append_batch(Batch::from_payloads([&b"two"[..], b"three"])).unwrap().seqs, 2..4);
     log.close().unwrap();
 
     let log = Log::open(dir.path(), LogConfig::default()).unwrap();
@@ -88,6 +88,12 @@ fn positions_give_random_access() {
         log.append(&payload(i)).unwrap();
     }
     let positions: Vec<_> = log.iter_from(1).map(|r| (r.as_ref().unwrap().seq(), r.unwrap().position())).collect();
+    // An append reports where its frames went, as reading finds them.
+    let payloads = [payload(501), payload(502)];
+    let appended = log.append_batch(Batch::from_payloads(payloads.iter().map(Vec::as_slice))).unwrap();
+    let second = appended.first.after(payloads[0].len());
+    assert_eq!(log.read_at(appended.first).unwrap().payload(), &payloads[0][..]);
+    assert_eq!((log.read_at(second).unwrap().seq(), log.read_at(second).unwrap().payload()), (502, &payloads[1][..]));
     for &(seq, pos) in positions.iter().rev() {
         let r = log.read_at(pos).unwrap();
         assert_eq!((r.seq(), r.payload()), (seq, &payload(seq)[..]));
@@ -123,7 +129,7 @@ fn every_sync_mode_is_durable_after_close() {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::open(dir.path(), LogConfig { sync, segment_size_bytes: SMALL, ..LogConfig::default() }).unwrap();
         let pending: Vec<_> = (1..=300).map(|i| log.submit(Batch::from_payloads([&payload(i)[..]])).unwrap()).collect();
-        let seqs: Vec<u64> = pending.into_iter().map(|p| p.wait().unwrap().start).collect();
+        let seqs: Vec<u64> = pending.into_iter().map(|p| p.wait().unwrap().seqs.start).collect();
         assert_eq!(seqs, (1..=300).collect::<Vec<_>>());
         log.close().unwrap();
         let log = Log::open(dir.path(), config(SMALL)).unwrap();

@@ -16,7 +16,7 @@
 //! let log = Log::open(dir.path(), LogConfig::default()).unwrap();
 //! let seq = log.append(b"job created").unwrap();
 //! let both = log.append_batch(Batch::from_payloads([&b"locked"[..], b"done"])).unwrap();
-//! assert_eq!(both, seq + 1..seq + 3);
+//! assert_eq!(both.seqs, seq + 1..seq + 3);
 //! let payloads: Vec<Vec<u8>> = log.iter_from(seq).map(|r| r.unwrap().payload().to_vec()).collect();
 //! assert_eq!(payloads, [b"job created".to_vec(), b"locked".to_vec(), b"done".to_vec()]);
 //! ```
@@ -172,6 +172,23 @@ impl Batch {
     }
 }
 
+/// Where an appended batch went: its sequence numbers, and the position of
+/// its first frame. The batch's frames follow each other in one segment, so
+/// each next position is [`Position::after`] the one before.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appended {
+    pub seqs: Range<u64>,
+    pub first: Position,
+}
+
+impl Position {
+    /// The position of the frame that follows the one here, whose payload
+    /// is `payload_len` bytes.
+    pub fn after(self, payload_len: usize) -> Position {
+        Position { segment: self.segment, offset: self.offset + format::frame_len(payload_len) as u64 }
+    }
+}
+
 /// One segment file, shared by the writer and the readers.
 pub(crate) struct Segment {
     pub(crate) first_seq: u64,
@@ -251,11 +268,11 @@ pub struct Log {
 /// its sequence numbers once it is as durable as the [`Sync`] mode promises.
 #[must_use = "an append is only acknowledged by waiting for it"]
 pub struct Pending {
-    rx: crossbeam_channel::Receiver<Result<Range<u64>, LogError>>,
+    rx: crossbeam_channel::Receiver<Result<Appended, LogError>>,
 }
 
 impl Pending {
-    pub fn wait(self) -> Result<Range<u64>, LogError> {
+    pub fn wait(self) -> Result<Appended, LogError> {
         self.rx.recv().unwrap_or(Err(LogError::Closed))
     }
 }
@@ -280,11 +297,11 @@ impl Log {
     pub fn append(&self, payload: &[u8]) -> Result<u64, LogError> {
         let mut b = Batch::new();
         b.push(payload);
-        Ok(self.append_batch(b)?.start)
+        Ok(self.append_batch(b)?.seqs.start)
     }
 
     /// Appends a batch atomically; returns its sequence numbers.
-    pub fn append_batch(&self, batch: Batch) -> Result<Range<u64>, LogError> {
+    pub fn append_batch(&self, batch: Batch) -> Result<Appended, LogError> {
         self.submit(batch)?.wait()
     }
 

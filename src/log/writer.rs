@@ -19,7 +19,6 @@
 //! its name and syncs the directory.
 
 use std::fs::{self, OpenOptions};
-use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -31,7 +30,7 @@ use super::error::io_err;
 use super::format::{self, SegmentHeader, HEADER_LEN};
 use super::manifest::{segment_file_name, sync_dir, Manifest, SealedEntry};
 use super::map::{preallocate, MapWriter, SegmentMap};
-use super::{Batch, LogConfig, LogError, Segment, Shared, Sync};
+use super::{Appended, Batch, LogConfig, LogError, Position, Segment, Shared, Sync};
 
 /// Requests waiting for the writer before appenders block.
 pub(crate) const CHANNEL_CAPACITY: usize = 8192;
@@ -42,7 +41,7 @@ const MAX_GROUP_REQUESTS: usize = 4096;
 
 pub(crate) struct Request {
     pub(crate) batch: Batch,
-    pub(crate) reply: Sender<Result<Range<u64>, LogError>>,
+    pub(crate) reply: Sender<Result<Appended, LogError>>,
 }
 
 /// The segment being appended to.
@@ -91,7 +90,7 @@ impl Writer {
 
     pub(crate) fn run(mut self, rx: Receiver<Request>) -> Result<(), LogError> {
         let mut group: Vec<Request> = Vec::new();
-        let mut results: Vec<Result<Range<u64>, LogError>> = Vec::new();
+        let mut results: Vec<Result<Appended, LogError>> = Vec::new();
         loop {
             let first = match self.sync_deadline() {
                 Some(deadline) => match rx.recv_deadline(deadline) {
@@ -156,7 +155,7 @@ impl Writer {
     }
 
     /// Writes one batch's frames (not yet published or synced).
-    fn write(&mut self, batch: &Batch) -> Result<Range<u64>, LogError> {
+    fn write(&mut self, batch: &Batch) -> Result<Appended, LogError> {
         if let Some(why) = &self.poisoned {
             return Err(LogError::Poisoned(why.clone()));
         }
@@ -190,7 +189,8 @@ impl Writer {
         active.next_seq += n;
         self.next_seq = active.next_seq;
         self.unsynced_since.get_or_insert_with(Instant::now);
-        Ok(first..first + n)
+        let first_pos = Position { segment: active.seg.first_seq, offset: (off - bytes) as u64 };
+        Ok(Appended { seqs: first..first + n, first: first_pos })
     }
 
     /// Makes everything written durable.

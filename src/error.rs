@@ -1,0 +1,37 @@
+//! The engine's error: one enum, each variant a kind of failure a caller
+//! may handle differently (the command line maps them to exit codes).
+
+use uuid::Uuid;
+
+use crate::codec::CodecError;
+use crate::domain::DomainError;
+use crate::log::LogError;
+
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The log failed (I/O, corruption, a held lock).
+    #[error(transparent)]
+    Log(#[from] LogError),
+
+    /// The domain refused: a transition, a privilege, bad input.
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+
+    #[error("no job {0}")]
+    JobNotFound(Uuid),
+
+    /// Bytes in the log or a snapshot that do not decode, or events that
+    /// contradict the state they apply to.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+
+    #[error("time would go backwards: {at} is earlier than the newest recorded event ({newest})")]
+    TimeWentBackwards { at: String, newest: String },
+
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+
+    #[error("I/O error on {path}: {source}")]
+    Io { path: std::path::PathBuf, source: std::io::Error },
+}

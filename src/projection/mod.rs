@@ -1,0 +1,466 @@
+//! Projections: the current state of every job, and the indices the views
+//! need, folded from the log's events. Hot columns live in a compact [`Row`];
+//! cold ones (name, message, data, …) stay in the log and are read through
+//! the map when a job is shown.
+//!
+//! * `ordered` — the ordered row sets every index is made of.
+//! * `intern`  — repeated strings stored once.
+//! * `query`   — filters, visibility, pages and cursors.
+
+mod intern;
+mod ordered;
+pub mod query;
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde::{Deserialize, Serialize};
+use uuid::Uuid;
+
+use crate::codec;
+use crate::domain::{
+    Directory, Envelope, Event, Job, OperationType, Regarding, State, Status, StatusReason, Timestamp, Transition,
+    WorkflowDefinition, EVENT_VERSION,
+};
+use crate::error::Error;
+use crate::log::{Log, Position};
+
+use intern::{Interner, Sym, NONE};
+use ordered::OrderedRows;
+
+/// "No time" in a row's timestamp columns.
+const NO_TIME: i64 = i64::MIN;
+/// "No error code".
+const NO_ERROR: i32 = i32::MIN;
+/// End of a job's history chain.
+const NO_EVENT: u32 = u32::MAX;
+
+/// A log position in eight bytes: the segment's ordinal in
+/// [`Projection::segments`] and the frame's offset in it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+struct Pos {
+    segment: u32,
+    offset: u32,
+}
+
+/// One job's hot columns.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub(crate) struct Row {
+    id: Uuid,
+    createdon: i64,
+    startedon: i64,
+    completedon: i64,
+    modifiedon: i64,
+    postponeuntil: i64,
+    operationtype: u32,
+    owner: Sym,
+    owningbusinessunit: Sym,
+    workflow: Sym,
+    regarding: Sym,
+    dependencytoken: Sym,
+    retrycount: u32,
+    errorcode: i32,
+    depth: u32,
+    executiontimespan_ms: u32,
+    /// Newest entry of this job's chain in [`Projection::events`].
+    last_event: u32,
+    status: Status,
+    deleted: bool,
+}
+
+fn time(t: Option<Timestamp>) -> i64 {
+    t.map_or(NO_TIME, Timestamp::micros)
+}
+
+fn opt_time(t: i64) -> Option<Timestamp> {
+    (t != NO_TIME).then(|| Timestamp::from_micros(t))
+}
+
+impl Row {
+    /// The order of every "newest first" view.
+    pub(crate) fn created_key(&self) -> (i64, Uuid) {
+        (self.createdon, self.id)
+    }
+
+    fn completed_key(&self) -> (i64, Uuid) {
+        (self.completedon, self.id)
+    }
+
+    fn timer_key(&self) -> (i64, Uuid) {
+        (self.postponeuntil, self.id)
+    }
+
+    pub(crate) fn createdon(&self) -> Timestamp {
+        Timestamp::from_micros(self.createdon)
+    }
+
+    /// Suspended jobs with a wake-up time are on the timer index.
+    fn on_timer(&self) -> bool {
+        self.status.state() == State::Suspended && self.postponeuntil != NO_TIME
+    }
+}
+
+/// The state folded from the log: jobs with their indices, the directory of
+/// users and roles, and workflow definitions.
+#[derive(Debug, Default)]
+pub struct Projection {
+    rows: Vec<Row>,
+    by_id: HashMap<Uuid, u32>,
+    strings: Interner,
+    /// Every live job, by (createdon, id).
+    all: OrderedRows,
+    by_type: HashMap<u32, OrderedRows>,
+    by_owner: HashMap<Sym, OrderedRows>,
+    by_workflow: HashMap<Sym, OrderedRows>,
+    by_regarding: HashMap<Sym, OrderedRows>,
+    /// Jobs not Completed, by status (small sets: the queue and the running).
+    by_open_status: HashMap<Status, OrderedRows>,
+    /// Completed jobs by reason, ordered by (completedon, id): deletion's index.
+    completed: HashMap<StatusReason, OrderedRows>,
+    /// Suspended jobs with a `postponeuntil`, by (postponeuntil, id).
+    timers: OrderedRows,
+    /// Every event of every job: (where it is, the job's previous one).
+    events: Vec<(Pos, u32)>,
+    /// Segment ordinals → the segment's first sequence number.
+    segments: Vec<u64>,
+    segment_ordinals: HashMap<u64, u32>,
+    directory: Option<Directory>,
+    workflows: BTreeMap<String, WorkflowDefinition>,
+    last_seq: u64,
+    last_at: Option<Timestamp>,
+}
+
+impl Projection {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The users, business units and roles (a fresh store's until events say otherwise).
+    pub fn directory(&self) -> &Directory {
+        static FRESH: std::sync::OnceLock<Directory> = std::sync::OnceLock::new();
+        self.directory.as_ref().unwrap_or_else(|| FRESH.get_or_init(Directory::fresh))
+    }
+
+    fn directory_mut(&mut self) -> &mut Directory {
+        self.directory.get_or_insert_with(Directory::fresh)
+    }
+
+    pub fn workflows(&self) -> &BTreeMap<String, WorkflowDefinition> {
+        &self.workflows
+    }
+
+    /// The sequence number of the last event applied (0: none).
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// The time of the newest event applied.
+    pub fn last_at(&self) -> Option<Timestamp> {
+        self.last_at
+    }
+
+    /// Live jobs.
+    pub fn job_count(&self) -> usize {
+        self.all.len()
+    }
+
+    pub(crate) fn row_of(&self, id: Uuid) -> Option<u32> {
+        self.by_id.get(&id).copied().filter(|&i| !self.rows[i as usize].deleted)
+    }
+
+    /// The current status of a job.
+    pub fn status_of(&self, id: Uuid) -> Option<Status> {
+        self.row_of(id).map(|i| self.rows[i as usize].status)
+    }
+
+    fn pos(&mut self, p: Position) -> Pos {
+        let next = self.segments.len() as u32;
+        let segment = *self.segment_ordinals.entry(p.segment).or_insert(next);
+        if segment == next {
+            self.segments.push(p.segment);
+        }
+        let offset = u32::try_from(p.offset).expect("segments are smaller than 4 GiB");
+        Pos { segment, offset }
+    }
+
+    fn position(&self, p: Pos) -> Position {
+        Position { segment: self.segments[p.segment as usize], offset: u64::from(p.offset) }
+    }
+
+    /// Folds one event, read from the log at `seq`/`pos`, into the state.
+    /// Events that contradict the state (a transition from another status, a
+    /// second job with the same id) mean the log is corrupt.
+    pub fn apply(&mut self, env: &Envelope, seq: u64, pos: Position) -> Result<(), Error> {
+        if env.version > EVENT_VERSION {
+            return Err(Error::Corrupt(format!(
+                "event {seq} has schema version {}, newer than this build",
+                env.version
+            )));
+        }
+        if seq <= self.last_seq {
+            return Err(Error::Corrupt(format!("event {seq} applied after event {}", self.last_seq)));
+        }
+        let bad = |what: String| Err(Error::Corrupt(format!("event {seq}: {what}")));
+        match &env.event {
+            Event::JobCreated(job) => {
+                if self.by_id.contains_key(&job.id) {
+                    return bad(format!("job {} created twice", job.id));
+                }
+                let p = self.pos(pos);
+                self.insert_job(job, p);
+            }
+            Event::Transition(t) => {
+                let Some(i) = self.row_of(t.job) else { return bad(format!("transition of unknown job {}", t.job)) };
+                if self.rows[i as usize].status != t.from {
+                    return bad(format!(
+                        "job {} is {}, the event moves it from {}",
+                        t.job, self.rows[i as usize].status, t.from
+                    ));
+                }
+                let p = self.pos(pos);
+                self.transition(i, t, env.at, p);
+            }
+            Event::OwnerChanged { job, owner, owningbusinessunit } => {
+                let Some(i) = self.row_of(*job) else { return bad(format!("owner change of unknown job {job}")) };
+                let p = self.pos(pos);
+                self.change_owner(i, owner, owningbusinessunit, env.at, p);
+            }
+            Event::BusinessUnitAdded { name, parent } => self.directory_mut().add_business_unit(name, parent)?,
+            Event::RoleAdded(role) => self.directory_mut().add_role(role.clone())?,
+            Event::UserAdded(user) => self.directory_mut().add_user(user.clone())?,
+            Event::UserDeactivated { name } => self.directory_mut().deactivate_user(name)?,
+            Event::WorkflowSaved(w) => {
+                self.workflows.insert(w.id.clone(), w.clone());
+            }
+        }
+        self.last_seq = seq;
+        self.last_at = Some(self.last_at.map_or(env.at, |t| t.max(env.at)));
+        Ok(())
+    }
+
+    fn insert_job(&mut self, job: &Job, p: Pos) {
+        let s = &mut self.strings;
+        let row = Row {
+            id: job.id,
+            createdon: job.createdon.micros(),
+            startedon: time(job.startedon),
+            completedon: time(job.completedon),
+            modifiedon: job.modifiedon.micros(),
+            postponeuntil: time(job.postponeuntil),
+            operationtype: job.operationtype.0,
+            owner: s.intern(&job.owner),
+            owningbusinessunit: s.intern(&job.owningbusinessunit),
+            workflow: s.intern_opt(job.workflow.as_deref()),
+            regarding: s.intern_opt(job.regarding.as_ref().map(|r| r.to_string()).as_deref()),
+            dependencytoken: s.intern_opt(job.dependencytoken.as_deref()),
+            retrycount: job.retrycount,
+            errorcode: job.errorcode.unwrap_or(NO_ERROR),
+            depth: job.depth,
+            executiontimespan_ms: u32::try_from(job.executiontimespan_ms).unwrap_or(u32::MAX),
+            last_event: NO_EVENT,
+            status: job.status,
+            deleted: false,
+        };
+        let i = self.rows.len() as u32;
+        self.rows.push(row);
+        self.by_id.insert(job.id, i);
+        self.events.push((p, NO_EVENT));
+        self.rows[i as usize].last_event = (self.events.len() - 1) as u32;
+        self.index(i);
+    }
+
+    fn transition(&mut self, i: u32, t: &Transition, at: Timestamp, p: Pos) {
+        self.unindex_status(i);
+        let r = &mut self.rows[i as usize];
+        r.status = t.to;
+        r.postponeuntil = time(t.postponeuntil);
+        r.retrycount = t.retrycount;
+        r.modifiedon = at.micros();
+        if let Some(code) = t.errorcode {
+            r.errorcode = code;
+        }
+        if t.action == crate::domain::Action::Lock && r.startedon == NO_TIME {
+            r.startedon = at.micros();
+        }
+        if t.to.is_completed() {
+            r.completedon = at.micros();
+            let started = if r.startedon == NO_TIME { at.micros() } else { r.startedon };
+            r.executiontimespan_ms = u32::try_from((at.micros() - started).max(0) / 1000).unwrap_or(u32::MAX);
+        }
+        self.events.push((p, r.last_event));
+        r.last_event = (self.events.len() - 1) as u32;
+        self.index_status(i);
+    }
+
+    fn change_owner(&mut self, i: u32, owner: &str, unit: &str, at: Timestamp, p: Pos) {
+        let rows = &self.rows;
+        if let Some(set) = self.by_owner.get_mut(&rows[i as usize].owner) {
+            set.remove(i, |r| rows[r as usize].created_key());
+        }
+        let (owner, unit) = (self.strings.intern(owner), self.strings.intern(unit));
+        let r = &mut self.rows[i as usize];
+        r.owner = owner;
+        r.owningbusinessunit = unit;
+        r.modifiedon = at.micros();
+        self.events.push((p, r.last_event));
+        r.last_event = (self.events.len() - 1) as u32;
+        let rows = &self.rows;
+        self.by_owner.entry(owner).or_default().insert(i, |r| rows[r as usize].created_key());
+    }
+
+    /// Adds row `i` to every index.
+    fn index(&mut self, i: u32) {
+        let rows = &self.rows;
+        let r = &rows[i as usize];
+        let created = |x: u32| rows[x as usize].created_key();
+        self.all.insert(i, created);
+        self.by_type.entry(r.operationtype).or_default().insert(i, created);
+        self.by_owner.entry(r.owner).or_default().insert(i, created);
+        if r.workflow != NONE {
+            self.by_workflow.entry(r.workflow).or_default().insert(i, created);
+        }
+        if r.regarding != NONE {
+            self.by_regarding.entry(r.regarding).or_default().insert(i, created);
+        }
+        self.index_status(i);
+    }
+
+    /// The indices that depend on status and wake-up time.
+    fn index_status(&mut self, i: u32) {
+        let rows = &self.rows;
+        let r = &rows[i as usize];
+        if r.status.is_completed() {
+            let key = |x: u32| rows[x as usize].completed_key();
+            self.completed.entry(r.status.reason()).or_default().insert(i, key);
+        } else {
+            self.by_open_status.entry(r.status).or_default().insert(i, |x: u32| rows[x as usize].created_key());
+        }
+        if r.on_timer() {
+            self.timers.insert(i, |x: u32| rows[x as usize].timer_key());
+        }
+    }
+
+    fn unindex_status(&mut self, i: u32) {
+        let rows = &self.rows;
+        let r = &rows[i as usize];
+        let removed = if r.status.is_completed() {
+            self.completed
+                .get_mut(&r.status.reason())
+                .is_some_and(|s| s.remove(i, |x| rows[x as usize].completed_key()))
+        } else {
+            self.by_open_status.get_mut(&r.status).is_some_and(|s| s.remove(i, |x| rows[x as usize].created_key()))
+        };
+        debug_assert!(removed, "row {i} was not in its status index");
+        if r.on_timer() {
+            self.timers.remove(i, |x| rows[x as usize].timer_key());
+        }
+    }
+
+    /// Reads a job's full row: cold columns from its creation event in the
+    /// log, hot ones from the projection, the message from its newest event
+    /// that carries one.
+    pub fn job(&self, id: Uuid, log: &Log) -> Result<Job, Error> {
+        let i = self.row_of(id).ok_or(Error::JobNotFound(id))?;
+        let r = &self.rows[i as usize];
+        let chain = self.chain(r.last_event);
+        let first = *chain.last().expect("a job has its creation event");
+        let Event::JobCreated(created) = self.read_event(first, log)?.event else {
+            return Err(Error::Corrupt(format!("job {id}: its first event is not its creation")));
+        };
+        let mut job = *created;
+        let s = &self.strings;
+        job.status = r.status;
+        job.owner = s.name(r.owner).unwrap_or_default().to_string();
+        job.owningbusinessunit = s.name(r.owningbusinessunit).unwrap_or_default().to_string();
+        job.startedon = opt_time(r.startedon);
+        job.completedon = opt_time(r.completedon);
+        job.modifiedon = Timestamp::from_micros(r.modifiedon);
+        job.postponeuntil = opt_time(r.postponeuntil);
+        job.retrycount = r.retrycount;
+        job.errorcode = (r.errorcode != NO_ERROR).then_some(r.errorcode);
+        job.executiontimespan_ms = u64::from(r.executiontimespan_ms);
+        for &p in &chain[..chain.len() - 1] {
+            if let Event::Transition(Transition { message: Some(m), .. }) = self.read_event(p, log)?.event {
+                job.message = Some(m);
+                break;
+            }
+        }
+        Ok(job)
+    }
+
+    /// Every event of a job, oldest first, with its sequence number.
+    pub fn history(&self, id: Uuid, log: &Log) -> Result<Vec<(u64, Envelope)>, Error> {
+        let i = self.row_of(id).ok_or(Error::JobNotFound(id))?;
+        let mut out = Vec::new();
+        for p in self.chain(self.rows[i as usize].last_event).into_iter().rev() {
+            let rec = log.read_at(self.position(p))?;
+            out.push((rec.seq(), codec::decode(rec.payload())?));
+        }
+        Ok(out)
+    }
+
+    /// The positions of a job's events, newest first.
+    fn chain(&self, mut at: u32) -> Vec<Pos> {
+        let mut out = Vec::new();
+        while at != NO_EVENT {
+            let (p, prev) = self.events[at as usize];
+            out.push(p);
+            at = prev;
+        }
+        out
+    }
+
+    fn read_event(&self, p: Pos, log: &Log) -> Result<Envelope, Error> {
+        let rec = log.read_at(self.position(p))?;
+        Ok(codec::decode(rec.payload())?)
+    }
+
+    /// Resident bytes of the job rows and every index (the figure the
+    /// memory budget of 256 bytes per job is checked against).
+    pub fn heap_bytes(&self) -> usize {
+        fn sets<K>(m: &HashMap<K, OrderedRows>) -> usize {
+            m.capacity() * (std::mem::size_of::<(K, OrderedRows)>() + 1)
+                + m.values().map(OrderedRows::heap_bytes).sum::<usize>()
+        }
+        self.rows.capacity() * std::mem::size_of::<Row>()
+            + self.by_id.capacity() * (std::mem::size_of::<(Uuid, u32)>() + 1)
+            + self.events.capacity() * std::mem::size_of::<(Pos, u32)>()
+            + self.all.heap_bytes()
+            + self.timers.heap_bytes()
+            + sets(&self.by_type)
+            + sets(&self.by_owner)
+            + sets(&self.by_workflow)
+            + sets(&self.by_regarding)
+            + sets(&self.by_open_status)
+            + sets(&self.completed)
+            + self.strings.heap_bytes()
+    }
+}
+
+/// Decodes `env` from a log record's payload.
+pub fn decode_event(payload: &[u8]) -> Result<Envelope, Error> {
+    Ok(codec::decode(payload)?)
+}
+
+// The row is the bulk of the per-job memory budget: keep it in view.
+const _: () = assert!(std::mem::size_of::<Row>() <= 112);
+
+impl Projection {
+    /// Workflow-definition lookup by id.
+    pub fn workflow(&self, id: &str) -> Option<&WorkflowDefinition> {
+        self.workflows.get(id)
+    }
+
+    /// Symbols for a query's names; `None` when a name was never seen (so
+    /// nothing can match).
+    pub(crate) fn sym(&self, s: &str) -> Option<Sym> {
+        self.strings.get(s)
+    }
+
+    pub(crate) fn regarding_sym(&self, r: &Regarding) -> Option<Sym> {
+        self.strings.get(&r.to_string())
+    }
+
+    pub(crate) fn type_set(&self, t: OperationType) -> Option<&OrderedRows> {
+        self.by_type.get(&t.0)
+    }
+}

@@ -1,0 +1,278 @@
+//! Queries over the projection: the System Jobs view and its filters, the
+//! Process Session view (by workflow) and the Background Processes view (by
+//! regarding row), newest `createdon` first, paged by a stable cursor.
+//!
+//! A query walks the smallest index among those its filters name, from the
+//! cursor down, and checks the remaining filters on each row. A cursor is
+//! the (createdon, id) of the last row returned: new jobs sort above it, so
+//! paging never skips or repeats a job while jobs arrive.
+
+use std::collections::HashSet;
+
+use uuid::Uuid;
+
+use super::intern::Sym;
+use super::ordered::OrderedRows;
+use super::{Projection, Row, NO_TIME};
+use crate::domain::{OperationType, Regarding, State, Status, StatusReason, Timestamp};
+
+/// What the System Jobs view filters on; every field is optional.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Filter {
+    pub operationtype: Option<OperationType>,
+    pub state: Option<State>,
+    pub status: Option<StatusReason>,
+    /// Process Session: the jobs of one workflow definition.
+    pub workflow: Option<String>,
+    /// Background Processes: the jobs regarding one row.
+    pub regarding: Option<Regarding>,
+    pub owner: Option<String>,
+    pub created_before: Option<Timestamp>,
+    pub created_after: Option<Timestamp>,
+    pub completed_before: Option<Timestamp>,
+}
+
+/// Whose jobs the acting user may see (from the Read depth).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Visibility {
+    All,
+    /// Only jobs owned by this user.
+    Owner(String),
+    /// Only jobs owned in these business units.
+    BusinessUnits(Vec<String>),
+    Nothing,
+}
+
+/// Where the next page starts: just below this (createdon, id).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    pub createdon: Timestamp,
+    pub id: Uuid,
+}
+
+impl std::fmt::Display for Cursor {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}_{}", self.createdon.micros(), self.id.simple())
+    }
+}
+
+impl std::str::FromStr for Cursor {
+    type Err = crate::domain::DomainError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || crate::domain::DomainError::Invalid { what: "cursor", reason: format!("{s:?} is not a cursor") };
+        let (t, id) = s.split_once('_').ok_or_else(bad)?;
+        Ok(Cursor {
+            createdon: Timestamp::from_micros(t.parse().map_err(|_| bad())?),
+            id: Uuid::parse_str(id).map_err(|_| bad())?,
+        })
+    }
+}
+
+/// One page of results.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Page {
+    pub ids: Vec<Uuid>,
+    /// Set when there may be more.
+    pub next: Option<Cursor>,
+}
+
+/// A filter with its names resolved to symbols.
+struct Plan<'a> {
+    source: Option<&'a OrderedRows>,
+    operationtype: Option<u32>,
+    state: Option<State>,
+    status: Option<StatusReason>,
+    workflow: Option<Sym>,
+    regarding: Option<Sym>,
+    owner: Option<Sym>,
+    units: Option<HashSet<Sym>>,
+    created_after: Option<i64>,
+    created_before: Option<i64>,
+    completed_before: Option<i64>,
+    /// Whether the source's own key is the only condition (count = its length).
+    source_is_everything: bool,
+}
+
+impl<'a> Plan<'a> {
+    fn matches(&self, r: &Row) -> bool {
+        !r.deleted
+            && self.operationtype.is_none_or(|t| r.operationtype == t)
+            && self.state.is_none_or(|s| r.status.state() == s)
+            && self.status.is_none_or(|s| r.status.reason() == s)
+            && self.workflow.is_none_or(|w| r.workflow == w)
+            && self.regarding.is_none_or(|g| r.regarding == g)
+            && self.owner.is_none_or(|o| r.owner == o)
+            && self.units.as_ref().is_none_or(|u| u.contains(&r.owningbusinessunit))
+            && self.created_after.is_none_or(|t| r.createdon > t)
+            && self.created_before.is_none_or(|t| r.createdon < t)
+            && self.completed_before.is_none_or(|t| r.completedon != NO_TIME && r.completedon < t)
+    }
+}
+
+impl Projection {
+    /// Resolves names; `None` when some name is unknown, so nothing matches.
+    fn plan<'a>(&'a self, f: &Filter, vis: &Visibility) -> Option<Plan<'a>> {
+        let mut owner = match &f.owner {
+            Some(o) => Some(self.sym(o)?),
+            None => None,
+        };
+        let mut units = None;
+        match vis {
+            Visibility::All => {}
+            Visibility::Nothing => return None,
+            Visibility::Owner(me) => {
+                let me = self.sym(me)?;
+                if owner.is_some_and(|o| o != me) {
+                    return None;
+                }
+                owner = Some(me);
+            }
+            Visibility::BusinessUnits(list) => units = Some(list.iter().filter_map(|u| self.sym(u)).collect()),
+        }
+        if let (Some(st), Some(reason)) = (f.state, f.status) {
+            if Status::of_reason(reason).state() != st {
+                return None;
+            }
+        }
+        let workflow = match &f.workflow {
+            Some(w) => Some(self.sym(w)?),
+            None => None,
+        };
+        let regarding = match &f.regarding {
+            Some(r) => Some(self.regarding_sym(r)?),
+            None => None,
+        };
+        // The candidate indices this filter can walk; the smallest wins.
+        let mut sources: Vec<&OrderedRows> = vec![&self.all];
+        if let Some(t) = f.operationtype {
+            sources.push(self.type_set(t)?);
+        }
+        if let Some(o) = owner {
+            sources.push(self.by_owner.get(&o)?);
+        }
+        if let Some(w) = workflow {
+            sources.push(self.by_workflow.get(&w)?);
+        }
+        if let Some(g) = regarding {
+            sources.push(self.by_regarding.get(&g)?);
+        }
+        if let Some(reason) = f.status {
+            let s = Status::of_reason(reason);
+            if !s.is_completed() {
+                sources.push(self.by_open_status.get(&s)?);
+            }
+        }
+        let source = sources.into_iter().min_by_key(|s| s.len());
+        let conditions = usize::from(f.operationtype.is_some())
+            + usize::from(owner.is_some())
+            + usize::from(workflow.is_some())
+            + usize::from(regarding.is_some())
+            + usize::from(f.status.is_some_and(|r| !Status::of_reason(r).is_completed()));
+        let only_source = conditions <= 1
+            && f.state.is_none()
+            && f.status.is_none_or(|r| !Status::of_reason(r).is_completed())
+            && units.is_none()
+            && f.created_after.is_none()
+            && f.created_before.is_none()
+            && f.completed_before.is_none();
+        Some(Plan {
+            source,
+            operationtype: f.operationtype.map(|t| t.0),
+            state: f.state,
+            status: f.status,
+            workflow,
+            regarding,
+            owner,
+            units,
+            created_after: f.created_after.map(Timestamp::micros),
+            created_before: f.created_before.map(Timestamp::micros),
+            completed_before: f.completed_before.map(Timestamp::micros),
+            source_is_everything: only_source,
+        })
+    }
+
+    /// Rows matching `plan`, newest first, below `after`.
+    fn walk<'a>(&'a self, plan: &'a Plan<'a>, after: Option<&Cursor>) -> impl Iterator<Item = u32> + 'a {
+        let rows = &self.rows;
+        let mut start = after.map(|c| (c.createdon.micros(), c.id));
+        if let Some(b) = plan.created_before {
+            let bound = (b, Uuid::nil());
+            start = Some(start.map_or(bound, |s| s.min(bound)));
+        }
+        let stop = plan.created_after;
+        plan.source
+            .into_iter()
+            .flat_map(move |s| s.iter_desc(start, move |r| rows[r as usize].created_key()))
+            .take_while(move |&r| stop.is_none_or(|t| rows[r as usize].createdon > t))
+            .filter(move |&r| plan.matches(&rows[r as usize]))
+    }
+
+    /// One page of the jobs matching `filter` that `vis` lets the user see.
+    pub fn query(&self, filter: &Filter, vis: &Visibility, after: Option<&Cursor>, limit: usize) -> Page {
+        let Some(plan) = self.plan(filter, vis) else { return Page { ids: vec![], next: None } };
+        let rows: Vec<u32> = self.walk(&plan, after).take(limit.saturating_add(1)).collect();
+        let more = rows.len() > limit;
+        let ids: Vec<Uuid> = rows.iter().take(limit).map(|&r| self.rows[r as usize].id).collect();
+        let next = if more {
+            rows.get(limit - 1)
+                .map(|&r| Cursor { createdon: self.rows[r as usize].createdon(), id: self.rows[r as usize].id })
+        } else {
+            None
+        };
+        Page { ids, next }
+    }
+
+    /// How many jobs match.
+    pub fn count(&self, filter: &Filter, vis: &Visibility) -> usize {
+        let Some(plan) = self.plan(filter, vis) else { return 0 };
+        if plan.source_is_everything {
+            return plan.source.map_or(0, OrderedRows::len);
+        }
+        if let (Some(reason), true) = (filter.status, is_only_completed_reason(filter, &plan)) {
+            return self.completed.get(&reason).map_or(0, OrderedRows::len);
+        }
+        self.walk(&plan, None).count()
+    }
+
+    /// Completed jobs with `reason` and `completedon` before `cutoff`,
+    /// oldest `completedon` first (bulk deletion's order).
+    pub fn completed_before(&self, reason: StatusReason, cutoff: Timestamp) -> impl Iterator<Item = Uuid> + '_ {
+        let rows = &self.rows;
+        self.completed
+            .get(&reason)
+            .into_iter()
+            .flat_map(|s| s.iter_asc())
+            .take_while(move |&r| rows[r as usize].completedon < cutoff.micros())
+            .map(move |r| rows[r as usize].id)
+    }
+
+    /// Ready jobs, oldest `createdon` first (the service's queue).
+    pub fn ready(&self) -> impl Iterator<Item = Uuid> + '_ {
+        let rows = &self.rows;
+        self.by_open_status.get(&Status::READY).into_iter().flat_map(|s| s.iter_asc()).map(move |r| rows[r as usize].id)
+    }
+
+    /// Suspended jobs whose `postponeuntil` is at or before `now`, earliest first.
+    pub fn due(&self, now: Timestamp) -> impl Iterator<Item = Uuid> + '_ {
+        let rows = &self.rows;
+        self.timers
+            .iter_asc()
+            .take_while(move |&r| rows[r as usize].postponeuntil <= now.micros())
+            .map(move |r| rows[r as usize].id)
+    }
+}
+
+/// True when the filter is exactly "status = a Completed reason" and nothing else.
+fn is_only_completed_reason(f: &Filter, plan: &Plan<'_>) -> bool {
+    f.status.is_some_and(|r| Status::of_reason(r).is_completed())
+        && f.operationtype.is_none()
+        && f.state.is_none_or(|s| s == State::Completed)
+        && plan.owner.is_none()
+        && plan.workflow.is_none()
+        && plan.regarding.is_none()
+        && plan.units.is_none()
+        && f.created_after.is_none()
+        && f.created_before.is_none()
+        && f.completed_before.is_none()
+}
