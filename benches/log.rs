@@ -61,5 +61,37 @@ fn append(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, frames, append);
+fn read(c: &mut Criterion) {
+    // A 64 MiB log of 100-byte events, read and verified end to end.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig { sync: Sync::Never, ..LogConfig::default() }).unwrap();
+    let mut batch = Batch::new();
+    for _ in 0..(64 << 20) / 124 {
+        batch.push(&EVENT);
+        if batch.len() == 1000 {
+            log.append_batch(std::mem::take(&mut batch)).unwrap();
+        }
+    }
+    let bytes: u64 = log.segments().iter().map(|s| s.published_bytes).sum();
+    let mut g = c.benchmark_group("read");
+    g.throughput(Throughput::Bytes(bytes));
+    g.sample_size(10);
+    g.bench_function("iter_verify_64MiB", |b| {
+        b.iter(|| log.iter_from(1).map(|r| r.unwrap().payload().len()).sum::<usize>())
+    });
+    g.bench_function("scan_verify_64MiB", |b| {
+        b.iter(|| {
+            let mut n = 0usize;
+            log.scan_from(1, |r| {
+                n += r.payload.len();
+                Ok::<_, joblog::log::LogError>(std::ops::ControlFlow::Continue(()))
+            })
+            .unwrap();
+            n
+        })
+    });
+    g.finish();
+}
+
+criterion_group!(benches, frames, append, read);
 criterion_main!(benches);

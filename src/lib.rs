@@ -5,12 +5,14 @@
 //!
 //! * [`domain`] — the System Jobs model: codes, types, the state machine.
 //! * [`codec`] — values to bytes and back (bincode 2.0.1, pinned).
+//! * [`engine`] — the embedding surface: an engine, sessions, actions, queries.
 //! * [`projection`] — current state and indices, folded from events.
 //! * [`log`]   — the segmented, memory-mapped, checksummed event log; it
 //!   stores opaque payloads and knows nothing of jobs.
 
 pub mod codec;
 pub mod domain;
+pub mod engine;
 mod error;
 pub mod projection;
 

@@ -200,6 +200,11 @@ impl Directory {
         false
     }
 
+    /// `unit` and every business unit below it.
+    pub fn units_within(&self, unit: &str) -> Vec<String> {
+        self.business_units.keys().filter(|u| self.is_within(u, unit)).cloned().collect()
+    }
+
     /// Whether `actor`'s `privilege` reaches a job owned by `owner` in
     /// business unit `owner_unit`.
     pub fn reaches(&self, actor: &User, privilege: Privilege, owner: &str, owner_unit: &str) -> bool {

@@ -93,13 +93,27 @@ impl SegmentHeader {
 
 /// The checksum a frame carries: CRC32, started from [`FRAME_CRC_SALT`], of
 /// the length, then bytes [F_SEQ, FRAME_HEADER_LEN) of the header, then the
-/// payload.
-pub fn frame_crc(header: &[u8; FRAME_HEADER_LEN], payload: &[u8]) -> u32 {
-    let mut h = crc32fast::Hasher::new_with_initial(FRAME_CRC_SALT);
-    h.update(&header[F_LEN..F_CRC]);
-    h.update(&header[F_SEQ..]);
+/// payload. `rest` is those header bytes followed by the payload (they lie
+/// next to each other in a segment, so reading hashes them in one pass).
+fn frame_crc_parts(len: &[u8], rest_of_header: &[u8], payload: &[u8]) -> u32 {
+    let mut h = salted_hasher();
+    h.update(len);
+    h.update(rest_of_header);
     h.update(payload);
     h.finalize()
+}
+
+/// A hasher started from the salt. Made once and cloned: constructing one
+/// runs crc32fast's CPU feature detection, which costs more than hashing a
+/// small frame.
+fn salted_hasher() -> crc32fast::Hasher {
+    static SALTED: std::sync::OnceLock<crc32fast::Hasher> = std::sync::OnceLock::new();
+    SALTED.get_or_init(|| crc32fast::Hasher::new_with_initial(FRAME_CRC_SALT)).clone()
+}
+
+/// The checksum of a frame whose header is `header` (crc field ignored).
+pub fn frame_crc(header: &[u8; FRAME_HEADER_LEN], payload: &[u8]) -> u32 {
+    frame_crc_parts(&header[F_LEN..F_CRC], &header[F_SEQ..], payload)
 }
 
 /// The header of a frame carrying `payload` as sequence number `seq`.
@@ -146,6 +160,7 @@ pub enum FrameRead {
     Invalid(&'static str),
 }
 
+#[inline]
 /// Reads the frame at `offset` of `seg`, checking its length against the
 /// space left (before anything is sized from it) and its checksum.
 pub fn read_frame(seg: &[u8], offset: usize) -> FrameRead {
@@ -171,9 +186,8 @@ pub fn read_frame(seg: &[u8], offset: usize) -> FrameRead {
     if le_u32(h, F_RESERVED) != 0 {
         return FrameRead::Invalid("reserved frame bytes are not zero");
     }
-    let payload = &rest[FRAME_HEADER_LEN..FRAME_HEADER_LEN + len];
-    let header: &[u8; FRAME_HEADER_LEN] = h.try_into().expect("slice has header length");
-    if frame_crc(header, payload) != le_u32(h, F_CRC) {
+    // The rest of the header and the payload are contiguous: one pass.
+    if frame_crc_parts(&h[F_LEN..F_CRC], &rest[F_SEQ..FRAME_HEADER_LEN + len], &[]) != le_u32(h, F_CRC) {
         return FrameRead::Invalid("frame checksum mismatch");
     }
     FrameRead::Frame(Frame {

@@ -39,7 +39,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 
 pub use error::LogError;
-pub use read::{LogIter, Record, VerifyReport};
+pub use read::{LogIter, Record, RecordRef, VerifyReport};
 
 use map::SegmentMap;
 

@@ -27,6 +27,7 @@ impl Record {
         Position { segment: self.seg.first_seq, offset: (self.frame.payload_offset - format::FRAME_HEADER_LEN) as u64 }
     }
 
+    #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.seg.map.bytes()[self.frame.payload_offset..self.frame.end()]
     }
@@ -106,6 +107,14 @@ impl LogIter {
     }
 }
 
+/// A record borrowed from its segment, as [`Log::scan_from`] passes it.
+#[derive(Debug, Clone, Copy)]
+pub struct RecordRef<'a> {
+    pub seq: u64,
+    pub position: Position,
+    pub payload: &'a [u8],
+}
+
 /// The result of [`Log::verify`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyReport {
@@ -144,6 +153,41 @@ impl Log {
             from_seq,
             failed: false,
         }
+    }
+
+    /// Calls `f` with every record from the first whose sequence number is
+    /// `from_seq` or more, in order, each checksum verified, without the
+    /// per-record reference counting of [`LogIter`]: the fast path for
+    /// replaying a whole log. Sees what is published when it reaches each
+    /// segment; stops early when `f` returns `ControlFlow::Break`.
+    pub fn scan_from<E: From<LogError>>(
+        &self,
+        from_seq: u64,
+        mut f: impl FnMut(RecordRef<'_>) -> Result<std::ops::ControlFlow<()>, E>,
+    ) -> Result<(), E> {
+        let snapshot = self.shared.snapshot();
+        let start = snapshot.partition_point(|s| s.first_seq <= from_seq).saturating_sub(1);
+        for seg in snapshot.iter().skip(start) {
+            let bytes = seg.map.bytes();
+            let mut offset = HEADER_LEN;
+            while offset < bytes.len() {
+                let frame = match format::read_frame(bytes, offset) {
+                    FrameRead::Frame(frame) => frame,
+                    FrameRead::End => return Err(corrupt(&seg.path, offset, "published bytes hold no frame").into()),
+                    FrameRead::Invalid(why) => return Err(corrupt(&seg.path, offset, why).into()),
+                };
+                let position = Position { segment: seg.first_seq, offset: offset as u64 };
+                offset = frame.end();
+                if frame.seq < from_seq {
+                    continue;
+                }
+                let payload = &bytes[frame.payload_offset..frame.end()];
+                if f(RecordRef { seq: frame.seq, position, payload })?.is_break() {
+                    return Ok(());
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Reads the record at `pos`, verifying its checksum.

@@ -167,6 +167,24 @@ impl Projection {
         self.by_id.get(&id).copied().filter(|&i| !self.rows[i as usize].deleted)
     }
 
+    /// What a write to job `id` is checked against: its status, type,
+    /// owner, owner's business unit, `postponeuntil` and `retrycount`.
+    pub(crate) fn write_target(
+        &self,
+        id: Uuid,
+    ) -> Option<(Status, OperationType, String, String, Option<Timestamp>, u32)> {
+        let r = &self.rows[self.row_of(id)? as usize];
+        let name = |s| self.strings.name(s).unwrap_or_default().to_string();
+        Some((
+            r.status,
+            OperationType(r.operationtype),
+            name(r.owner),
+            name(r.owningbusinessunit),
+            opt_time(r.postponeuntil),
+            r.retrycount,
+        ))
+    }
+
     /// The current status of a job.
     pub fn status_of(&self, id: Uuid) -> Option<Status> {
         self.row_of(id).map(|i| self.rows[i as usize].status)

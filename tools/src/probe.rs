@@ -83,11 +83,55 @@ pub fn crc32_rate_per_frame(total: usize, frame_bytes: usize) -> f64 {
     for _ in 0..5 {
         let start = Instant::now();
         let mut acc = 0u32;
+        // A hasher made once and cloned per frame, as the log does.
+        let template = crc32fast::Hasher::new();
         for c in buf.chunks(frame_bytes) {
-            acc ^= crc32fast::hash(black_box(c));
+            let mut h = template.clone();
+            h.update(black_box(c));
+            acc ^= h.finalize();
         }
         black_box(acc);
         best = best.min(start.elapsed().as_secs_f64());
     }
     total as f64 / best
+}
+
+/// Sequential read bandwidth from the disk, bytes per second: a file of
+/// `bytes` written and synced, the page cache dropped, then read back in
+/// 1 MiB chunks. `None` when the page cache cannot be dropped (needs root).
+pub fn cold_read_bandwidth(dir: &Path, bytes: u64) -> std::io::Result<Option<f64>> {
+    use std::io::Read;
+    let path = dir.join("probe-read.bin");
+    let chunk = vec![0x3cu8; 1 << 20];
+    {
+        let mut f = File::create(&path)?;
+        for _ in 0..bytes.div_ceil(chunk.len() as u64) {
+            f.write_all(&chunk)?;
+        }
+        f.sync_all()?;
+    }
+    if !drop_page_cache() {
+        std::fs::remove_file(&path)?;
+        return Ok(None);
+    }
+    let mut f = File::open(&path)?;
+    let mut buf = vec![0u8; 1 << 20];
+    let start = Instant::now();
+    let mut total = 0u64;
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            break;
+        }
+        total += n as u64;
+    }
+    let secs = start.elapsed().as_secs_f64();
+    std::fs::remove_file(&path)?;
+    Ok(Some(total as f64 / secs))
+}
+
+/// Drops the kernel's page cache (root only); false when it cannot.
+pub fn drop_page_cache() -> bool {
+    let _ = std::process::Command::new("sync").status();
+    std::fs::write("/proc/sys/vm/drop_caches", "3\n").is_ok()
 }

@@ -1,0 +1,533 @@
+//! The embedding surface: an [`Engine`] on a data directory, and
+//! [`Session`]s through which an acting user creates jobs, acts on them and
+//! reads them. Every call checks the user's privileges first (through
+//! `Directory::check`, the one place that decides), and every change is an
+//! atomic batch of events appended to the log before the projection shows it.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use joblog::engine::{Config, Engine, NewJob, UserAction};
+//! use joblog::domain::{ManualClock, OperationType, Status, Timestamp};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let clock = Arc::new(ManualClock::new(Timestamp::parse("2026-01-31T12:00:00Z").unwrap()));
+//! let engine = Engine::open(dir.path(), Config::default(), clock).unwrap();
+//! let admin = engine.session("admin").unwrap();
+//! let job = admin.create(NewJob::new("Send welcome email", OperationType::BULK_EMAIL)).unwrap();
+//! assert_eq!(job.status, Status::READY);
+//! let job = admin.act(job.id, UserAction::Cancel).unwrap();
+//! assert_eq!(job.status, Status::CANCELED);
+//! assert_eq!(admin.history(job.id).unwrap().len(), 2);
+//! ```
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+
+use uuid::Uuid;
+
+use crate::codec;
+use crate::domain::{
+    transition, Action, Actor, Clock, Depth, DomainError, Envelope, Event, Job, OperationType, Privilege, Regarding,
+    Role, Status, Timestamp, Transition, User, WorkflowDefinition, EVENT_VERSION,
+};
+use crate::error::Error;
+use crate::log::{Batch, Log, LogConfig};
+use crate::projection::query::{Cursor, Filter, Visibility};
+use crate::projection::{decode_event, Projection};
+
+/// How an engine is opened.
+#[derive(Debug, Clone, Default)]
+pub struct Config {
+    pub log: LogConfig,
+}
+
+/// A job to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewJob {
+    pub name: String,
+    pub operationtype: OperationType,
+    /// The workflow definition that starts it; its owner owns the job
+    /// unless `owner` says otherwise.
+    pub workflow: Option<String>,
+    pub regarding: Option<Regarding>,
+    pub owner: Option<String>,
+    /// Run only after this time.
+    pub postpone_until: Option<Timestamp>,
+    pub dependency_token: Option<String>,
+    pub correlation_id: Option<Uuid>,
+    pub depth: u32,
+    pub data: Vec<u8>,
+}
+
+impl NewJob {
+    pub fn new(name: &str, operationtype: OperationType) -> Self {
+        Self {
+            name: name.to_string(),
+            operationtype,
+            workflow: None,
+            regarding: None,
+            owner: None,
+            postpone_until: None,
+            dependency_token: None,
+            correlation_id: None,
+            depth: 1,
+            data: Vec::new(),
+        }
+    }
+}
+
+/// The four things a user may ask of a job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserAction {
+    Cancel,
+    Pause,
+    Resume,
+    Postpone(Timestamp),
+}
+
+impl UserAction {
+    fn action(self) -> Action {
+        match self {
+            UserAction::Cancel => Action::Cancel,
+            UserAction::Pause => Action::Pause,
+            UserAction::Resume => Action::Resume,
+            UserAction::Postpone(_) => Action::Postpone,
+        }
+    }
+}
+
+/// What an action on every matching job did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct BulkOutcome {
+    pub matched: usize,
+    pub changed: Vec<Uuid>,
+    /// Jobs left as they were, with why.
+    pub refused: Vec<(Uuid, String)>,
+}
+
+/// One line of a job's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub actor: Actor,
+    /// `None` for the creation (or import) of the job.
+    pub action: Option<Action>,
+    pub from: Option<Status>,
+    pub status: Status,
+    pub postponeuntil: Option<Timestamp>,
+    pub message: Option<String>,
+}
+
+/// A store of system jobs on one data directory.
+pub struct Engine {
+    dir: PathBuf,
+    log: Log,
+    state: RwLock<Projection>,
+    /// Held from validation to applying: writes are checked against the
+    /// state they change, one at a time.
+    write: Mutex<()>,
+    clock: Arc<dyn Clock>,
+}
+
+impl Engine {
+    /// Opens (creating if needed) the store in `dir`, replaying its log.
+    pub fn open(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        let dir = dir.as_ref().to_path_buf();
+        let log = Log::open(dir.join("segments"), config.log)?;
+        let mut state = Projection::new();
+        replay(&log, &mut state, None)?;
+        Ok(Self { dir, log, state: RwLock::new(state), write: Mutex::new(()), clock })
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The current state, for reading.
+    pub fn state(&self) -> RwLockReadGuard<'_, Projection> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// A session for `user`, who must exist and be active.
+    pub fn session(&self, user: &str) -> Result<Session<'_>, Error> {
+        let state = self.state();
+        let u = state.directory().user(user)?;
+        if !u.active {
+            return Err(DomainError::Invalid { what: "user", reason: format!("{user} is deactivated") }.into());
+        }
+        Ok(Session { engine: self, user: user.to_string() })
+    }
+
+    /// The state as it was at `until` (every event up to and including that
+    /// time), rebuilt from the log alone: the audit view.
+    pub fn replay_until(&self, until: Timestamp) -> Result<Projection, Error> {
+        let mut p = Projection::new();
+        replay(&self.log, &mut p, Some(until))?;
+        Ok(p)
+    }
+
+    /// Checks and appends one atomic batch of events built by `build`
+    /// against the current state, then applies it.
+    fn commit<T>(
+        &self,
+        actor: Actor,
+        build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Event>, T), Error>,
+    ) -> Result<T, Error> {
+        let _one_writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.clock.now();
+        let (events, out) = {
+            let state = self.state();
+            if let Some(newest) = state.last_at() {
+                if now < newest {
+                    return Err(Error::TimeWentBackwards { at: now.to_rfc3339(), newest: newest.to_rfc3339() });
+                }
+            }
+            build(&state, now)?
+        };
+        if events.is_empty() {
+            return Ok(out);
+        }
+        let envelopes: Vec<Envelope> = events
+            .into_iter()
+            .map(|event| Envelope { version: EVENT_VERSION, at: now, actor: actor.clone(), event })
+            .collect();
+        let mut batch = Batch::new();
+        let mut lens = Vec::with_capacity(envelopes.len());
+        for env in &envelopes {
+            let bytes = codec::encode(env)?;
+            lens.push(bytes.len());
+            batch.push(&bytes);
+        }
+        let appended = self.log.append_batch(batch)?;
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut pos = appended.first;
+        for ((env, seq), len) in envelopes.iter().zip(appended.seqs).zip(lens) {
+            state.apply(env, seq, pos)?;
+            pos = pos.after(len);
+        }
+        Ok(out)
+    }
+}
+
+/// Folds the log into `state`, from the event after the state's last one,
+/// up to `until` if given.
+fn replay(log: &Log, state: &mut Projection, until: Option<Timestamp>) -> Result<(), Error> {
+    log.scan_from(state.last_seq() + 1, |rec| {
+        let env = decode_event(rec.payload)?;
+        if until.is_some_and(|u| env.at > u) {
+            return Ok(ControlFlow::Break(()));
+        }
+        state.apply(&env, rec.seq, rec.position)?;
+        Ok(ControlFlow::Continue(()))
+    })
+}
+
+/// Calls made by one acting user.
+pub struct Session<'e> {
+    engine: &'e Engine,
+    user: String,
+}
+
+impl Session<'_> {
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    fn actor(&self) -> Actor {
+        Actor::User(self.user.clone())
+    }
+
+    /// Whose jobs this user may see.
+    pub fn visibility(&self) -> Visibility {
+        visibility(&self.engine.state(), &self.user)
+    }
+
+    /// Creates one job.
+    pub fn create(&self, spec: NewJob) -> Result<Job, Error> {
+        Ok(self.create_many(vec![spec])?.remove(0))
+    }
+
+    /// Creates jobs in one atomic batch: all of them, or none if any is refused.
+    pub fn create_many(&self, specs: Vec<NewJob>) -> Result<Vec<Job>, Error> {
+        self.engine.commit(self.actor(), |state, now| {
+            let jobs = specs.into_iter().map(|s| self.new_job(state, s, now)).collect::<Result<Vec<_>, _>>()?;
+            let events = jobs.iter().map(|j| Event::JobCreated(Box::new(j.clone()))).collect();
+            Ok((events, jobs))
+        })
+    }
+
+    fn new_job(&self, state: &Projection, spec: NewJob, now: Timestamp) -> Result<Job, Error> {
+        let dir = state.directory();
+        let workflow = match &spec.workflow {
+            Some(w) => {
+                Some(state.workflow(w).ok_or_else(|| DomainError::NotFound { kind: "workflow", name: w.clone() })?)
+            }
+            None => None,
+        };
+        let owner = spec.owner.as_deref().or(workflow.map(|w| w.owner.as_str())).unwrap_or(&self.user);
+        let unit = dir.user(owner)?.business_unit.clone();
+        dir.check(&self.user, Privilege::Create, Some((owner, &unit)))?;
+        if let Some(t) = spec.postpone_until {
+            if t <= now {
+                return Err(DomainError::Invalid {
+                    what: "postpone time",
+                    reason: format!("{t} is not after now ({now})"),
+                }
+                .into());
+            }
+        }
+        let mut job = Job::new(&spec.name, spec.operationtype, owner, &unit, now);
+        job.workflow = spec.workflow;
+        job.regarding = spec.regarding;
+        job.postponeuntil = spec.postpone_until;
+        job.dependencytoken = spec.dependency_token;
+        job.correlationid = spec.correlation_id;
+        job.depth = spec.depth;
+        job.data = spec.data;
+        job.validate()?;
+        Ok(job)
+    }
+
+    /// Historical jobs, in any state and any past times, kept as they are
+    /// (ids included), in one atomic batch. Needs Create at Organization depth.
+    pub fn import(&self, jobs: Vec<Job>) -> Result<usize, Error> {
+        self.engine.commit(self.actor(), |state, now| {
+            state.directory().check(&self.user, Privilege::Create, None)?;
+            let mut seen = std::collections::HashSet::new();
+            for j in &jobs {
+                j.validate()?;
+                if j.modifiedon > now {
+                    return Err(DomainError::Invalid {
+                        what: "job",
+                        reason: format!("{} is modified in the future", j.id),
+                    }
+                    .into());
+                }
+                if state.status_of(j.id).is_some() || !seen.insert(j.id) {
+                    return Err(DomainError::AlreadyExists { kind: "job", name: j.id.to_string() }.into());
+                }
+            }
+            let n = jobs.len();
+            Ok((jobs.into_iter().map(|j| Event::JobCreated(Box::new(j))).collect(), n))
+        })
+    }
+
+    /// Cancel, Pause, Resume or Postpone one job; returns it afterwards.
+    pub fn act(&self, id: Uuid, action: UserAction) -> Result<Job, Error> {
+        self.engine.commit(self.actor(), |state, now| {
+            let t = self.user_transition(state, id, action, now)?;
+            Ok((vec![Event::Transition(t)], ()))
+        })?;
+        self.get(id)
+    }
+
+    /// The same action on every job matching `filter` that the user can
+    /// see; the ones it may not write, or whose status refuses the action,
+    /// are reported and left alone. One atomic batch.
+    pub fn act_on_matching(&self, action: UserAction, filter: &Filter) -> Result<BulkOutcome, Error> {
+        self.engine.commit(self.actor(), |state, now| {
+            let vis = visibility(state, &self.user);
+            let mut out = BulkOutcome::default();
+            let mut events = Vec::new();
+            let mut after: Option<Cursor> = None;
+            loop {
+                let page = state.query(filter, &vis, after.as_ref(), 1024);
+                for &id in &page.ids {
+                    out.matched += 1;
+                    match self.user_transition(state, id, action, now) {
+                        Ok(t) => {
+                            events.push(Event::Transition(t));
+                            out.changed.push(id);
+                        }
+                        Err(e) => out.refused.push((id, e.to_string())),
+                    }
+                }
+                match page.next {
+                    Some(c) => after = Some(c),
+                    None => break,
+                }
+            }
+            Ok((events, out))
+        })
+    }
+
+    fn user_transition(
+        &self,
+        state: &Projection,
+        id: Uuid,
+        action: UserAction,
+        now: Timestamp,
+    ) -> Result<Transition, Error> {
+        let (from, op, owner, unit, postponeuntil, retrycount) =
+            state.write_target(id).ok_or(Error::JobNotFound(id))?;
+        state.directory().check(&self.user, Privilege::Write, Some((&owner, &unit)))?;
+        let to = transition(id, op, from, action.action())?;
+        let postponeuntil = match action {
+            UserAction::Postpone(t) if t <= now => {
+                return Err(DomainError::Invalid {
+                    what: "postpone time",
+                    reason: format!("{t} is not after now ({now})"),
+                }
+                .into());
+            }
+            UserAction::Postpone(t) => Some(t),
+            UserAction::Resume => None,
+            UserAction::Cancel | UserAction::Pause => postponeuntil,
+        };
+        Ok(Transition {
+            job: id,
+            action: action.action(),
+            from,
+            to,
+            postponeuntil,
+            retrycount,
+            errorcode: None,
+            message: None,
+        })
+    }
+
+    /// One job, if the user may read it.
+    pub fn get(&self, id: Uuid) -> Result<Job, Error> {
+        let state = self.engine.state();
+        let (_, _, owner, unit, _, _) = state.write_target(id).ok_or(Error::JobNotFound(id))?;
+        state.directory().check(&self.user, Privilege::Read, Some((&owner, &unit)))?;
+        state.job(id, &self.engine.log)
+    }
+
+    /// Every transition of a job, oldest first.
+    pub fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>, Error> {
+        self.get(id)?;
+        let state = self.engine.state();
+        let mut out = Vec::new();
+        for (seq, env) in state.history(id, &self.engine.log)? {
+            let entry = match env.event {
+                Event::JobCreated(j) => HistoryEntry {
+                    seq,
+                    at: env.at,
+                    actor: env.actor,
+                    action: None,
+                    from: None,
+                    status: j.status,
+                    postponeuntil: j.postponeuntil,
+                    message: j.message,
+                },
+                Event::Transition(t) => HistoryEntry {
+                    seq,
+                    at: env.at,
+                    actor: env.actor,
+                    action: Some(t.action),
+                    from: Some(t.from),
+                    status: t.to,
+                    postponeuntil: t.postponeuntil,
+                    message: t.message,
+                },
+                Event::OwnerChanged { owner, .. } => HistoryEntry {
+                    seq,
+                    at: env.at,
+                    actor: env.actor,
+                    action: None,
+                    from: out.last().map(|e: &HistoryEntry| e.status),
+                    status: out.last().map_or(Status::READY, |e: &HistoryEntry| e.status),
+                    postponeuntil: None,
+                    message: Some(format!("owner changed to {owner}")),
+                },
+                _ => continue,
+            };
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// One page of the jobs the user may see, newest `createdon` first.
+    pub fn list(
+        &self,
+        filter: &Filter,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<Job>, Option<Cursor>), Error> {
+        let state = self.engine.state();
+        let page = state.query(filter, &visibility(&state, &self.user), after, limit);
+        let jobs = page.ids.iter().map(|&id| state.job(id, &self.engine.log)).collect::<Result<Vec<_>, _>>()?;
+        Ok((jobs, page.next))
+    }
+
+    /// How many jobs the user may see match `filter`.
+    pub fn count(&self, filter: &Filter) -> usize {
+        let state = self.engine.state();
+        state.count(filter, &visibility(&state, &self.user))
+    }
+
+    /// Administration: business units, roles, users and workflow
+    /// definitions. Each needs Write at Organization depth.
+    pub fn add_business_unit(&self, name: &str, parent: &str) -> Result<(), Error> {
+        self.admin(|state| {
+            state.directory().clone().add_business_unit(name, parent)?;
+            Ok(Event::BusinessUnitAdded { name: name.into(), parent: parent.into() })
+        })
+    }
+
+    pub fn add_role(&self, role: Role) -> Result<(), Error> {
+        self.admin(|state| {
+            state.directory().clone().add_role(role.clone())?;
+            Ok(Event::RoleAdded(role))
+        })
+    }
+
+    pub fn add_user(&self, name: &str, business_unit: &str, roles: &[&str]) -> Result<(), Error> {
+        let user = User {
+            name: name.into(),
+            business_unit: business_unit.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            active: true,
+        };
+        self.admin(|state| {
+            state.directory().clone().add_user(user.clone())?;
+            Ok(Event::UserAdded(user))
+        })
+    }
+
+    pub fn deactivate_user(&self, name: &str) -> Result<(), Error> {
+        self.admin(|state| {
+            state.directory().user(name)?;
+            Ok(Event::UserDeactivated { name: name.into() })
+        })
+    }
+
+    /// Adds or changes a workflow definition (its owner must exist).
+    pub fn save_workflow(&self, workflow: WorkflowDefinition) -> Result<(), Error> {
+        self.admin(|state| {
+            state.directory().user(&workflow.owner)?;
+            Ok(Event::WorkflowSaved(workflow))
+        })
+    }
+
+    fn admin(&self, build: impl FnOnce(&Projection) -> Result<Event, Error>) -> Result<(), Error> {
+        self.engine.commit(self.actor(), |state, _| {
+            state.directory().check(&self.user, Privilege::Write, None)?;
+            Ok((vec![build(state)?], ()))
+        })
+    }
+}
+
+/// Whose jobs `user` may see, from their Read depth.
+fn visibility(state: &Projection, user: &str) -> Visibility {
+    let dir = state.directory();
+    let Ok(u) = dir.user(user) else { return Visibility::Nothing };
+    match dir.depth(u, Privilege::Read) {
+        Depth::None => Visibility::Nothing,
+        Depth::User => Visibility::Owner(user.to_string()),
+        Depth::BusinessUnit => Visibility::BusinessUnits(vec![u.business_unit.clone()]),
+        Depth::ParentChild => Visibility::BusinessUnits(dir.units_within(&u.business_unit)),
+        Depth::Organization => Visibility::All,
+    }
+}
