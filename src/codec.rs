@@ -47,6 +47,26 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// The most bytes a value streamed with [`encode_to`] / [`decode_from`]
+/// may take (snapshots: 10 million jobs fit with room to spare).
+pub const MAX_STREAM_BYTES: usize = 1 << 40;
+
+fn stream_config() -> impl bincode::config::Config {
+    bincode::config::standard().with_little_endian().with_variable_int_encoding().with_limit::<MAX_STREAM_BYTES>()
+}
+
+/// Encodes `value` into a writer (for values too big to build in memory twice).
+pub fn encode_to<T: Serialize, W: std::io::Write>(value: &T, w: &mut W) -> Result<usize, CodecError> {
+    bincode::serde::encode_into_std_write(value, w, stream_config()).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
+/// Decodes a value from a reader. Collections never preallocate more than a
+/// little ahead of the bytes actually read, so a corrupt length cannot make
+/// us allocate without bound.
+pub fn decode_from<T: DeserializeOwned, R: std::io::Read>(r: &mut R) -> Result<T, CodecError> {
+    bincode::serde::decode_from_std_read(r, stream_config()).map_err(|e| CodecError::Decode(e.to_string()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

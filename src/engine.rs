@@ -37,9 +37,29 @@ use crate::projection::query::{Cursor, Filter, Visibility};
 use crate::projection::{decode_event, Projection};
 
 /// How an engine is opened.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct Config {
     pub log: LogConfig,
+    /// Save a checkpoint of the projection after this many events (0: only
+    /// on [`Engine::close`] and [`Engine::checkpoint`]).
+    pub checkpoint_every_events: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { log: LogConfig::default(), checkpoint_every_events: 1_000_000 }
+    }
+}
+
+/// What opening found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The checkpoint loaded: the last event it holds.
+    pub checkpoint_seq: Option<u64>,
+    /// Checkpoints that were not used, and why.
+    pub checkpoints_skipped: Vec<String>,
+    /// Events replayed from the log after the checkpoint.
+    pub events_replayed: u64,
 }
 
 /// A job to create.
@@ -129,16 +149,64 @@ pub struct Engine {
     /// state they change, one at a time.
     write: Mutex<()>,
     clock: Arc<dyn Clock>,
+    config: Config,
+    /// The last event of the newest checkpoint written or loaded.
+    checkpoint_seq: std::sync::atomic::AtomicU64,
+    opened: OpenReport,
 }
 
 impl Engine {
-    /// Opens (creating if needed) the store in `dir`, replaying its log.
+    /// Opens (creating if needed) the store in `dir`: loads the newest valid
+    /// checkpoint and replays the log after it (or all of it).
     pub fn open(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
         let dir = dir.as_ref().to_path_buf();
-        let log = Log::open(dir.join("segments"), config.log)?;
-        let mut state = Projection::new();
-        replay(&log, &mut state, None)?;
-        Ok(Self { dir, log, state: RwLock::new(state), write: Mutex::new(()), clock })
+        let log = Log::open(dir.join("segments"), config.log.clone())?;
+        let (snapshot, mut skipped) = Projection::load_snapshot(&dir.join("snapshots"), log.next_seq());
+        let live: std::collections::HashSet<u64> = log.segments().iter().map(|s| s.first_seq).collect();
+        let mut state = match snapshot {
+            Some(p) if p.segment_ids().iter().all(|s| live.contains(s)) => p,
+            Some(p) => {
+                skipped.push(format!("checkpoint at {} names segments the log no longer has", p.last_seq()));
+                Projection::new()
+            }
+            None => Projection::new(),
+        };
+        let checkpoint_seq = (state.last_seq() > 0).then_some(state.last_seq());
+        let mut replayed = 0u64;
+        replay(&log, &mut state, None, &mut replayed)?;
+        let opened = OpenReport { checkpoint_seq, checkpoints_skipped: skipped, events_replayed: replayed };
+        Ok(Self {
+            dir,
+            log,
+            state: RwLock::new(state),
+            write: Mutex::new(()),
+            clock,
+            checkpoint_seq: checkpoint_seq.unwrap_or(0).into(),
+            config,
+            opened,
+        })
+    }
+
+    /// What opening found: the checkpoint used and the events replayed.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.opened
+    }
+
+    /// Saves a checkpoint of the current state now.
+    pub fn checkpoint(&self) -> Result<PathBuf, Error> {
+        let state = self.state();
+        let path = state.save_snapshot(&self.dir.join("snapshots"))?;
+        self.checkpoint_seq.store(state.last_seq(), std::sync::atomic::Ordering::Relaxed);
+        Ok(path)
+    }
+
+    /// Saves a checkpoint (if anything changed since the last) and closes
+    /// the log, reporting its final sync.
+    pub fn close(self) -> Result<(), Error> {
+        if self.state().last_seq() > self.checkpoint_seq.load(std::sync::atomic::Ordering::Relaxed) {
+            self.checkpoint()?;
+        }
+        Ok(self.log.close()?)
     }
 
     pub fn dir(&self) -> &Path {
@@ -172,7 +240,7 @@ impl Engine {
     /// time), rebuilt from the log alone: the audit view.
     pub fn replay_until(&self, until: Timestamp) -> Result<Projection, Error> {
         let mut p = Projection::new();
-        replay(&self.log, &mut p, Some(until))?;
+        replay(&self.log, &mut p, Some(until), &mut 0)?;
         Ok(p)
     }
 
@@ -215,19 +283,28 @@ impl Engine {
             state.apply(env, seq, pos)?;
             pos = pos.after(len);
         }
+        let due = self.config.checkpoint_every_events > 0
+            && state.last_seq() - self.checkpoint_seq.load(std::sync::atomic::Ordering::Relaxed)
+                >= self.config.checkpoint_every_events;
+        drop(state);
+        if due {
+            // Writers wait (this thread holds the write lock); readers do not.
+            self.checkpoint()?;
+        }
         Ok(out)
     }
 }
 
 /// Folds the log into `state`, from the event after the state's last one,
 /// up to `until` if given.
-fn replay(log: &Log, state: &mut Projection, until: Option<Timestamp>) -> Result<(), Error> {
+fn replay(log: &Log, state: &mut Projection, until: Option<Timestamp>, count: &mut u64) -> Result<(), Error> {
     log.scan_from(state.last_seq() + 1, |rec| {
         let env = decode_event(rec.payload)?;
         if until.is_some_and(|u| env.at > u) {
             return Ok(ControlFlow::Break(()));
         }
         state.apply(&env, rec.seq, rec.position)?;
+        *count += 1;
         Ok(ControlFlow::Continue(()))
     })
 }

@@ -40,6 +40,15 @@ impl Interner {
         (sym != NONE).then(|| &*self.names[sym as usize - 1])
     }
 
+    pub(crate) fn len(&self) -> usize {
+        self.names.len()
+    }
+
+    /// Rebuilds the lookup table after loading a snapshot.
+    pub(crate) fn rebuild(&mut self) {
+        self.ids = self.names.iter().enumerate().map(|(i, n)| (n.clone(), i as Sym + 1)).collect();
+    }
+
     pub(crate) fn heap_bytes(&self) -> usize {
         self.names.iter().map(|n| 2 * n.len() + 16 + 24).sum::<usize>() + self.names.capacity() * 16
     }

@@ -6,10 +6,12 @@
 //! * `ordered` — the ordered row sets every index is made of.
 //! * `intern`  — repeated strings stored once.
 //! * `query`   — filters, visibility, pages and cursors.
+//! * `snapshot` — checkpoints: the projection saved at a log position.
 
 mod intern;
 mod ordered;
 pub mod query;
+mod snapshot;
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -156,6 +158,11 @@ impl Projection {
     /// The time of the newest event applied.
     pub fn last_at(&self) -> Option<Timestamp> {
         self.last_at
+    }
+
+    /// The first sequence numbers of the log segments this state points into.
+    pub fn segment_ids(&self) -> &[u64] {
+        &self.segments
     }
 
     /// Live jobs.

@@ -1,0 +1,273 @@
+//! Checkpoints: the projection saved to a checksummed file at a log
+//! position, so opening replays only the tail. A snapshot is a cache, never
+//! the truth: one that is missing, damaged, from another version, or ahead
+//! of the log is ignored, and the log is replayed instead.
+//!
+//! File `snapshot-{last_seq:020}.bin` in `DATA/snapshots/`, little-endian:
+//!
+//! | offset | size | field |
+//! |---:|---:|---|
+//! | 0 | 8 | magic `JOBLOGSN` |
+//! | 8 | 2 | snapshot format version (1) |
+//! | 10 | 2 | codec version (`codec::CODEC_VERSION`) |
+//! | 12 | 4 | reserved, 0 |
+//! | 16 | 8 | last_seq: the last event folded in |
+//! | 24 | 8 | body length in bytes |
+//! | 32 | 4 | CRC32 of the body |
+//! | 36 | 4 | CRC32 of bytes 0..36 |
+//! | 40 | … | body: the projection's rows, strings, event chain, segments, directory, workflows (codec) |
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::{BufReader, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use super::intern::Interner;
+use super::{Pos, Projection, Row};
+use crate::codec;
+use crate::domain::{Directory, Timestamp, WorkflowDefinition};
+use crate::error::Error;
+
+const MAGIC: [u8; 8] = *b"JOBLOGSN";
+const VERSION: u16 = 1;
+const HEADER_LEN: usize = 40;
+/// Snapshots kept: the newest and the one before it.
+const KEEP: usize = 2;
+
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    rows: &'a Vec<Row>,
+    strings: &'a Interner,
+    events: &'a Vec<(Pos, u32)>,
+    segments: &'a Vec<u64>,
+    directory: &'a Option<Directory>,
+    workflows: &'a BTreeMap<String, WorkflowDefinition>,
+    last_seq: u64,
+    last_at: Option<Timestamp>,
+}
+
+#[derive(Deserialize)]
+struct Body {
+    rows: Vec<Row>,
+    strings: Interner,
+    events: Vec<(Pos, u32)>,
+    segments: Vec<u64>,
+    directory: Option<Directory>,
+    workflows: BTreeMap<String, WorkflowDefinition>,
+    last_seq: u64,
+    last_at: Option<Timestamp>,
+}
+
+fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
+    move |source| Error::Io { path: path.to_path_buf(), source }
+}
+
+/// A writer that checksums what passes through it.
+struct Crc<W> {
+    inner: W,
+    hasher: crc32fast::Hasher,
+    len: u64,
+}
+
+impl<W: Write> Write for Crc<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.len += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+fn header(last_seq: u64, body_len: u64, body_crc: u32) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0..8].copy_from_slice(&MAGIC);
+    h[8..10].copy_from_slice(&VERSION.to_le_bytes());
+    h[10..12].copy_from_slice(&codec::CODEC_VERSION.to_le_bytes());
+    h[16..24].copy_from_slice(&last_seq.to_le_bytes());
+    h[24..32].copy_from_slice(&body_len.to_le_bytes());
+    h[32..36].copy_from_slice(&body_crc.to_le_bytes());
+    let crc = crc32fast::hash(&h[..36]);
+    h[36..40].copy_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// The fields of a valid header: (last_seq, body_len, body_crc).
+fn parse_header(h: &[u8; HEADER_LEN]) -> Option<(u64, u64, u32)> {
+    let u = |r: std::ops::Range<usize>| -> u64 { h[r].iter().rev().fold(0, |a, &b| (a << 8) | u64::from(b)) };
+    let ok = h[0..8] == MAGIC
+        && u(36..40) as u32 == crc32fast::hash(&h[..36])
+        && u(8..10) as u16 == VERSION
+        && u(10..12) as u16 == codec::CODEC_VERSION
+        && u(12..16) == 0;
+    ok.then(|| (u(16..24), u(24..32), u(32..36) as u32))
+}
+
+fn file_name(last_seq: u64) -> String {
+    format!("snapshot-{last_seq:020}.bin")
+}
+
+/// Snapshot files in `dir`, newest first.
+fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut out: Vec<(u64, PathBuf)> = fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let seq = name.strip_prefix("snapshot-")?.strip_suffix(".bin")?.parse().ok()?;
+            Some((seq, e.path()))
+        })
+        .collect();
+    out.sort_by(|a, b| b.0.cmp(&a.0));
+    out
+}
+
+impl Projection {
+    /// Writes a snapshot of this state into `dir` (write a temporary file,
+    /// fsync, rename, fsync the directory) and removes all but the newest
+    /// two. Returns its path.
+    pub fn save_snapshot(&self, dir: &Path) -> Result<PathBuf, Error> {
+        fs::create_dir_all(dir).map_err(io(dir))?;
+        let path = dir.join(file_name(self.last_seq));
+        let tmp = dir.join(format!("{}.tmp", file_name(self.last_seq)));
+        let write = || -> Result<(), Error> {
+            let mut file = File::create(&tmp).map_err(io(&tmp))?;
+            file.write_all(&[0u8; HEADER_LEN]).map_err(io(&tmp))?;
+            let mut w =
+                Crc { inner: BufWriter::with_capacity(1 << 20, &file), hasher: crc32fast::Hasher::new(), len: 0 };
+            let body = BodyRef {
+                rows: &self.rows,
+                strings: &self.strings,
+                events: &self.events,
+                segments: &self.segments,
+                directory: &self.directory,
+                workflows: &self.workflows,
+                last_seq: self.last_seq,
+                last_at: self.last_at,
+            };
+            codec::encode_to(&body, &mut w)?;
+            w.flush().map_err(io(&tmp))?;
+            let Crc { hasher, len, inner } = w;
+            drop(inner);
+            let crc = hasher.finalize();
+            use std::os::unix::fs::FileExt;
+            file.write_all_at(&header(self.last_seq, len, crc), 0).map_err(io(&tmp))?;
+            file.sync_all().map_err(io(&tmp))
+        };
+        if let Err(e) = write() {
+            let _ = fs::remove_file(&tmp);
+            return Err(e);
+        }
+        fs::rename(&tmp, &path).map_err(io(&path))?;
+        File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+        for (_, old) in list(dir).into_iter().skip(KEEP) {
+            let _ = fs::remove_file(old);
+        }
+        Ok(path)
+    }
+
+    /// Loads the newest valid snapshot in `dir` whose last event is before
+    /// `log_next_seq`; `None` when there is none. Damaged ones are skipped
+    /// (and named in the returned list), never trusted.
+    pub fn load_snapshot(dir: &Path, log_next_seq: u64) -> (Option<Projection>, Vec<String>) {
+        let mut skipped = Vec::new();
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            if entry.file_name().to_string_lossy().ends_with(".tmp") {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        for (seq, path) in list(dir) {
+            if seq >= log_next_seq {
+                skipped.push(format!("{}: ahead of the log", path.display()));
+                continue;
+            }
+            match load(&path) {
+                Ok(p) if p.last_seq == seq => return (Some(p), skipped),
+                Ok(_) => skipped.push(format!("{}: its name and content disagree", path.display())),
+                Err(e) => skipped.push(format!("{}: {e}", path.display())),
+            }
+        }
+        (None, skipped)
+    }
+}
+
+fn load(path: &Path) -> Result<Projection, Error> {
+    let corrupt = |why: &str| Error::Corrupt(format!("{}: {why}", path.display()));
+    let mut file = File::open(path).map_err(io(path))?;
+    let mut h = [0u8; HEADER_LEN];
+    file.read_exact(&mut h).map_err(|_| corrupt("shorter than its header"))?;
+    let (_, body_len, body_crc) = parse_header(&h).ok_or_else(|| corrupt("bad header"))?;
+    let file_len = file.metadata().map_err(io(path))?.len();
+    if file_len != HEADER_LEN as u64 + body_len {
+        return Err(corrupt("length differs from its header"));
+    }
+    // Check the body's checksum before decoding any of it.
+    let mut hasher = crc32fast::Hasher::new();
+    let mut r = BufReader::with_capacity(1 << 20, &mut file);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = r.read(&mut buf).map_err(io(path))?;
+        if n == 0 {
+            break;
+        }
+        hasher.update(&buf[..n]);
+    }
+    if hasher.finalize() != body_crc {
+        return Err(corrupt("body checksum mismatch"));
+    }
+    drop(r);
+    use std::io::Seek;
+    file.seek(std::io::SeekFrom::Start(HEADER_LEN as u64)).map_err(io(path))?;
+    let body: Body = codec::decode_from(&mut BufReader::with_capacity(1 << 20, file))?;
+    Projection::from_body(body).map_err(|why| corrupt(&why))
+}
+
+impl Projection {
+    /// Rebuilds the lookup tables and indices of a loaded body, checking
+    /// what would otherwise break an invariant later.
+    fn from_body(b: Body) -> Result<Projection, String> {
+        let mut p = Projection {
+            rows: b.rows,
+            strings: b.strings,
+            events: b.events,
+            segment_ordinals: b.segments.iter().enumerate().map(|(i, &s)| (s, i as u32)).collect(),
+            segments: b.segments,
+            directory: b.directory,
+            workflows: b.workflows,
+            last_seq: b.last_seq,
+            last_at: b.last_at,
+            ..Projection::default()
+        };
+        p.strings.rebuild();
+        let (n_strings, n_events, n_segments) = (p.strings.len() as u32, p.events.len(), p.segments.len());
+        if p.events
+            .iter()
+            .any(|(pos, prev)| pos.segment as usize >= n_segments || (*prev != u32::MAX && *prev as usize >= n_events))
+        {
+            return Err("event chain out of range".into());
+        }
+        let mut by_id = HashMap::with_capacity(p.rows.len());
+        for (i, r) in p.rows.iter().enumerate() {
+            let syms = [r.owner, r.owningbusinessunit, r.workflow, r.regarding, r.dependencytoken];
+            if syms.iter().any(|&s| s > n_strings) || r.last_event as usize >= n_events {
+                return Err(format!("row {i} refers past the end of its tables"));
+            }
+            if by_id.insert(r.id, i as u32).is_some() {
+                return Err(format!("job {} twice", r.id));
+            }
+        }
+        p.by_id = by_id;
+        for i in 0..p.rows.len() as u32 {
+            if !p.rows[i as usize].deleted {
+                p.index(i);
+            }
+        }
+        Ok(p)
+    }
+}

@@ -1,0 +1,154 @@
+//! Checkpoints: opening from a snapshot gives the same state as replaying
+//! the whole log, and a damaged or foreign snapshot is ignored, never trusted.
+
+use std::path::Path;
+use std::sync::Arc;
+
+use joblog::domain::{Job, ManualClock, OperationType, Regarding, Timestamp};
+use joblog::engine::{Config, Engine, NewJob, UserAction};
+use joblog::projection::query::{Cursor, Filter};
+
+fn clock() -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(Timestamp::parse("2026-01-31T12:00:00Z").unwrap()))
+}
+
+fn config() -> Config {
+    Config { checkpoint_every_events: 0, ..Config::default() }
+}
+
+/// Every job the administrator sees, newest first, every column.
+fn dump(engine: &Engine) -> Vec<Job> {
+    let admin = engine.session("admin").unwrap();
+    let mut all = vec![];
+    let mut after: Option<Cursor> = None;
+    loop {
+        let (page, next) = admin.list(&Filter::default(), after.as_ref(), 37).unwrap();
+        all.extend(page);
+        match next {
+            Some(c) => after = Some(c),
+            None => return all,
+        }
+    }
+}
+
+fn populate(engine: &Engine, clock: &ManualClock, n: usize) {
+    let admin = engine.session("admin").unwrap();
+    for i in 0..n {
+        let mut spec = NewJob::new(
+            &format!("job {i}"),
+            if i % 4 == 0 { OperationType::BULK_EMAIL } else { OperationType::WORKFLOW },
+        );
+        spec.regarding = Some(Regarding::parse(&format!("account:{}", i % 7)).unwrap());
+        let job = admin.create(spec).unwrap();
+        clock.advance_secs(1);
+        match i % 3 {
+            0 => drop(admin.act(job.id, UserAction::Cancel).unwrap()),
+            1 => drop(admin.act(job.id, UserAction::Postpone(clock_plus(clock, 3600))).unwrap()),
+            _ => {}
+        }
+    }
+}
+
+fn clock_plus(clock: &ManualClock, secs: i64) -> Timestamp {
+    use joblog::domain::Clock;
+    clock.now().plus_micros(secs * 1_000_000)
+}
+
+fn snapshot_files(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("snapshots")).unwrap().map(|e| e.unwrap().path()).collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn reopening_from_a_checkpoint_equals_a_full_replay() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
+    populate(&engine, &clock, 120);
+    let live = dump(&engine);
+    engine.close().unwrap();
+
+    let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
+    assert!(engine.open_report().checkpoint_seq.is_some());
+    assert_eq!(engine.open_report().events_replayed, 0);
+    assert_eq!(dump(&engine), live);
+
+    // More events after the checkpoint: replayed on top of it.
+    populate(&engine, &clock, 10);
+    let live = dump(&engine);
+    drop(engine); // no clean close: no new checkpoint
+    let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
+    assert!(engine.open_report().events_replayed > 10);
+    assert_eq!(dump(&engine), live);
+
+    // And a full replay (no checkpoint at all) agrees too.
+    drop(engine);
+    std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
+    let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
+    assert_eq!(engine.open_report().checkpoint_seq, None);
+    assert_eq!(dump(&engine), live);
+    // Queries over the indices agree as well.
+    let admin = engine.session("admin").unwrap();
+    let bulk = Filter { operationtype: Some(OperationType::BULK_EMAIL), ..Filter::default() };
+    assert_eq!(admin.count(&bulk), live.iter().filter(|j| j.operationtype == OperationType::BULK_EMAIL).count());
+}
+
+#[test]
+fn a_damaged_checkpoint_is_ignored_and_the_log_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
+    populate(&engine, &clock, 40);
+    let live = dump(&engine);
+    engine.close().unwrap();
+    let snap = snapshot_files(dir.path()).pop().unwrap();
+    let bytes = std::fs::read(&snap).unwrap();
+    for at in [3, 20, 40, bytes.len() / 2, bytes.len() - 1] {
+        let mut bad = bytes.clone();
+        bad[at] ^= 0x40;
+        std::fs::write(&snap, &bad).unwrap();
+        let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
+        assert_eq!(engine.open_report().checkpoint_seq, None, "flip at {at} trusted");
+        assert_eq!(engine.open_report().checkpoints_skipped.len(), 1);
+        assert_eq!(dump(&engine), live);
+    }
+    std::fs::write(&snap, &bytes[..bytes.len() - 10]).unwrap();
+    let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
+    assert_eq!(engine.open_report().checkpoint_seq, None, "a truncated checkpoint was trusted");
+    assert_eq!(dump(&engine), live);
+}
+
+#[test]
+fn a_checkpoint_ahead_of_its_log_is_ignored() {
+    let (long, short) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let clock = clock();
+    let engine = Engine::open(long.path(), config(), clock.clone()).unwrap();
+    populate(&engine, &clock, 30);
+    engine.close().unwrap();
+    let engine = Engine::open(short.path(), config(), clock.clone()).unwrap();
+    populate(&engine, &clock, 3);
+    let live = dump(&engine);
+    drop(engine);
+    std::fs::create_dir_all(short.path().join("snapshots")).unwrap();
+    let snap = snapshot_files(long.path()).pop().unwrap();
+    std::fs::copy(&snap, short.path().join("snapshots").join(snap.file_name().unwrap())).unwrap();
+    let engine = Engine::open(short.path(), config(), clock.clone()).unwrap();
+    assert_eq!(engine.open_report().checkpoint_seq, None);
+    assert_eq!(dump(&engine), live);
+}
+
+#[test]
+fn checkpoints_are_taken_periodically() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let engine =
+        Engine::open(dir.path(), Config { checkpoint_every_events: 25, ..Config::default() }, clock.clone()).unwrap();
+    populate(&engine, &clock, 60);
+    let files = snapshot_files(dir.path());
+    assert_eq!(files.len(), 2, "keeps the newest two: {files:?}");
+    drop(engine);
+    let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
+    assert!(engine.open_report().checkpoint_seq.is_some());
+    assert!(engine.open_report().events_replayed < 25);
+}
