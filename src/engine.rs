@@ -117,6 +117,54 @@ impl UserAction {
     }
 }
 
+/// A step the service takes on a job (the service's side of the state
+/// machine; `domain.md` §5). Workers act as `Actor::Worker`, without a
+/// user's privileges.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ServiceStep {
+    /// Take a Ready job whose `postponeuntil` has passed.
+    Lock,
+    Succeed,
+    Fail {
+        code: i32,
+        message: String,
+    },
+    /// The run waits until a time.
+    Wait {
+        until: Timestamp,
+        message: Option<String>,
+    },
+    /// A transient failure: retry at `until`, one more `retrycount`.
+    Retry {
+        until: Timestamp,
+        message: String,
+    },
+    StopPausing,
+    StopCanceling,
+    /// The worker's lease was lost.
+    ReturnToReady {
+        message: String,
+    },
+    /// A Suspended job's `postponeuntil` has passed.
+    Wake,
+}
+
+impl ServiceStep {
+    fn action(&self) -> Action {
+        match self {
+            ServiceStep::Lock => Action::Lock,
+            ServiceStep::Succeed => Action::Succeed,
+            ServiceStep::Fail { .. } => Action::Fail,
+            ServiceStep::Wait { .. } => Action::Wait,
+            ServiceStep::Retry { .. } => Action::Retry,
+            ServiceStep::StopPausing => Action::StopPausing,
+            ServiceStep::StopCanceling => Action::StopCanceling,
+            ServiceStep::ReturnToReady { .. } => Action::ReturnToReady,
+            ServiceStep::Wake => Action::Wake,
+        }
+    }
+}
+
 /// What an action on every matching job did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct BulkOutcome {
@@ -242,6 +290,43 @@ impl Engine {
         let mut p = Projection::new();
         replay(&self.log, &mut p, Some(until), &mut 0)?;
         Ok(p)
+    }
+
+    /// A service step on one job, by worker `worker`; returns the job's new
+    /// status. Refused like a user action when the state machine says no,
+    /// and when a Lock or Wake comes before the job's `postponeuntil`.
+    pub fn step(&self, worker: &str, id: Uuid, step: ServiceStep) -> Result<Status, Error> {
+        self.commit(Actor::Worker(worker.to_string()), |state, now| {
+            let (from, op, _, _, postponeuntil, retrycount) = state.write_target(id).ok_or(Error::JobNotFound(id))?;
+            let action = step.action();
+            let to = transition(id, op, from, action)?;
+            // The queue takes a job only once its time has come; the timer
+            // wakes only jobs that have a time (a paused job waits for Resume).
+            let not_due = match step {
+                ServiceStep::Lock => postponeuntil.is_some_and(|t| t > now),
+                ServiceStep::Wake => postponeuntil.is_none_or(|t| t > now),
+                _ => false,
+            };
+            if not_due {
+                let when = postponeuntil.map_or("a user resumes it".to_string(), |t| t.to_rfc3339());
+                return Err(DomainError::Invalid {
+                    what: "service step",
+                    reason: format!("job {id} is not due until {when}"),
+                }
+                .into());
+            }
+            let (postponeuntil, retrycount, errorcode, message) = match step {
+                ServiceStep::Lock | ServiceStep::Wake => (None, retrycount, None, None),
+                ServiceStep::Succeed | ServiceStep::StopCanceling => (None, retrycount, None, None),
+                ServiceStep::StopPausing => (postponeuntil, retrycount, None, None),
+                ServiceStep::Fail { code, message } => (None, retrycount, Some(code), Some(message)),
+                ServiceStep::Wait { until, message } => (Some(until), retrycount, None, message),
+                ServiceStep::Retry { until, message } => (Some(until), retrycount + 1, None, Some(message)),
+                ServiceStep::ReturnToReady { message } => (None, retrycount, None, Some(message)),
+            };
+            let t = Transition { job: id, action, from, to, postponeuntil, retrycount, errorcode, message };
+            Ok((vec![Event::Transition(t)], to))
+        })
     }
 
     /// Checks and appends one atomic batch of events built by `build`
