@@ -330,30 +330,39 @@ impl Engine {
     }
 
     /// Checks and appends one atomic batch of events built by `build`
-    /// against the current state, then applies it.
+    /// against the current state, all stamped now, then applies it.
     fn commit<T>(
         &self,
         actor: Actor,
         build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Event>, T), Error>,
     ) -> Result<T, Error> {
-        let _one_writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let now = self.clock.now();
-        let (events, out) = {
-            let state = self.state();
+        self.commit_envelopes(|state, now| {
             if let Some(newest) = state.last_at() {
                 if now < newest {
                     return Err(Error::TimeWentBackwards { at: now.to_rfc3339(), newest: newest.to_rfc3339() });
                 }
             }
-            build(&state, now)?
-        };
-        if events.is_empty() {
+            let (events, out) = build(state, now)?;
+            let envelopes = events
+                .into_iter()
+                .map(|event| Envelope { version: EVENT_VERSION, at: now, actor: actor.clone(), event })
+                .collect();
+            Ok((envelopes, out))
+        })
+    }
+
+    /// The write path: under the write lock, build the batch against the
+    /// state, append it durably, apply it, and take a checkpoint when due.
+    fn commit_envelopes<T>(
+        &self,
+        build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Envelope>, T), Error>,
+    ) -> Result<T, Error> {
+        let _one_writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let now = self.clock.now();
+        let (envelopes, out) = build(&self.state(), now)?;
+        if envelopes.is_empty() {
             return Ok(out);
         }
-        let envelopes: Vec<Envelope> = events
-            .into_iter()
-            .map(|event| Envelope { version: EVENT_VERSION, at: now, actor: actor.clone(), event })
-            .collect();
         let mut batch = Batch::new();
         let mut lens = Vec::with_capacity(envelopes.len());
         for env in &envelopes {
@@ -481,6 +490,80 @@ impl Session<'_> {
             }
             let n = jobs.len();
             Ok((jobs.into_iter().map(|j| Event::JobCreated(Box::new(j))).collect(), n))
+        })
+    }
+
+    /// Loads job events recorded elsewhere (a history being brought across,
+    /// a benchmark's workload) as one atomic batch: job creations and
+    /// transitions with their own times and actors. Each is checked as if it
+    /// happened live: times never go backwards, a job is created once, and
+    /// every transition starts from the job's status at that point and is
+    /// one the state machine allows. Needs Create at Organization depth.
+    /// Returns how many events were appended.
+    pub fn load(&self, events: Vec<Envelope>) -> Result<usize, Error> {
+        self.engine.commit_envelopes(|state, now| {
+            state.directory().check(&self.user, Privilege::Create, None)?;
+            if let Some(future) = events.iter().find(|e| e.at > now) {
+                return Err(DomainError::Invalid {
+                    what: "event",
+                    reason: format!("stamped {}, after now ({now})", future.at),
+                }
+                .into());
+            }
+            let mut newest = state.last_at();
+            let mut overlay: std::collections::HashMap<Uuid, (Status, OperationType)> =
+                std::collections::HashMap::new();
+            for env in &events {
+                if newest.is_some_and(|n| env.at < n) {
+                    return Err(Error::TimeWentBackwards {
+                        at: env.at.to_rfc3339(),
+                        newest: newest.expect("checked").to_rfc3339(),
+                    });
+                }
+                newest = Some(env.at);
+                match &env.event {
+                    Event::JobCreated(job) => {
+                        job.validate()?;
+                        if state.status_of(job.id).is_some() || overlay.contains_key(&job.id) {
+                            return Err(DomainError::AlreadyExists { kind: "job", name: job.id.to_string() }.into());
+                        }
+                        overlay.insert(job.id, (job.status, job.operationtype));
+                    }
+                    Event::Transition(t) => {
+                        let (current, op) = match overlay.get(&t.job) {
+                            Some(&c) => c,
+                            None => state.write_target(t.job).map(|w| (w.0, w.1)).ok_or(Error::JobNotFound(t.job))?,
+                        };
+                        if current != t.from {
+                            return Err(DomainError::Refused {
+                                job: t.job,
+                                action: t.action,
+                                current,
+                                needs: t.from.to_string(),
+                            }
+                            .into());
+                        }
+                        let to = transition(t.job, op, current, t.action)?;
+                        if to != t.to {
+                            return Err(DomainError::Invalid {
+                                what: "event",
+                                reason: format!("{} of job {} leads to {to}, not {}", t.action.name(), t.job, t.to),
+                            }
+                            .into());
+                        }
+                        overlay.insert(t.job, (to, op));
+                    }
+                    other => {
+                        return Err(DomainError::Invalid {
+                            what: "event",
+                            reason: format!("not a job event: {other:?}"),
+                        }
+                        .into())
+                    }
+                }
+            }
+            let n = events.len();
+            Ok((events, n))
         })
     }
 

@@ -308,3 +308,46 @@ fn imports_are_validated_and_all_or_nothing() {
     };
     assert!(matches!(alice_cannot, Err(Error::Domain(DomainError::Denied { .. }))));
 }
+
+#[test]
+fn loading_histories_checks_every_event_like_a_live_one() {
+    use joblog::domain::{Action, Actor, Envelope, Event, Transition, EVENT_VERSION};
+    let f = fixture();
+    let admin = f.engine.session("admin").unwrap();
+    let at = |s: &str| t(s);
+    let env = |when: &str, event: Event| Envelope { version: EVENT_VERSION, at: at(when), actor: Actor::System, event };
+    let job = Job::new("loaded", OperationType::WORKFLOW, "admin", "root", at("2026-01-01T00:00:00Z"));
+    let step = |action, from, to| Transition {
+        job: job.id,
+        action,
+        from,
+        to,
+        postponeuntil: None,
+        retrycount: 0,
+        errorcode: None,
+        message: None,
+    };
+    let good = vec![
+        env("2026-01-01T00:00:00Z", Event::JobCreated(Box::new(job.clone()))),
+        env("2026-01-01T00:00:01Z", Event::Transition(step(Action::Lock, Status::READY, Status::IN_PROGRESS))),
+        env("2026-01-01T00:00:02Z", Event::Transition(step(Action::Succeed, Status::IN_PROGRESS, Status::SUCCEEDED))),
+    ];
+    // Out of order in time, an impossible step, a step from the wrong status: refused whole.
+    let mut backwards = good.clone();
+    backwards.swap(1, 2);
+    assert!(admin.load(backwards).is_err());
+    let mut impossible = good.clone();
+    impossible[2] =
+        env("2026-01-01T00:00:02Z", Event::Transition(step(Action::Succeed, Status::IN_PROGRESS, Status::CANCELED)));
+    assert!(admin.load(impossible).is_err());
+    let mut wrong_from = good.clone();
+    wrong_from[2] =
+        env("2026-01-01T00:00:02Z", Event::Transition(step(Action::Lock, Status::READY, Status::IN_PROGRESS)));
+    assert!(admin.load(wrong_from).is_err());
+    assert_eq!(admin.count(&Filter::default()), 0);
+    assert_eq!(admin.load(good).unwrap(), 3);
+    let loaded = admin.get(job.id).unwrap();
+    assert_eq!(loaded.status, Status::SUCCEEDED);
+    assert_eq!(loaded.completedon, Some(at("2026-01-01T00:00:02Z")));
+    assert_eq!(admin.history(job.id).unwrap().len(), 3);
+}
