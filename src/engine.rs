@@ -532,7 +532,7 @@ impl Session<'_> {
                     Event::Transition(t) => {
                         let (current, op) = match overlay.get(&t.job) {
                             Some(&c) => c,
-                            None => state.write_target(t.job).map(|w| (w.0, w.1)).ok_or(Error::JobNotFound(t.job))?,
+                            None => state.status_and_type(t.job).ok_or(Error::JobNotFound(t.job))?,
                         };
                         if current != t.from {
                             return Err(DomainError::Refused {

@@ -1,7 +1,7 @@
 //! Repeated strings (owners, business units, workflows, regarding rows,
 //! dependency tokens) stored once; rows hold a four-byte symbol.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 

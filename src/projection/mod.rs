@@ -13,7 +13,9 @@ mod ordered;
 pub mod query;
 mod snapshot;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -65,6 +67,9 @@ pub(crate) struct Row {
     executiontimespan_ms: u32,
     /// Newest entry of this job's chain in [`Projection::events`].
     last_event: u32,
+    /// The entry of the newest event that set the message (`NO_EVENT`: the
+    /// creation's own, if any).
+    message_event: u32,
     status: Status,
     deleted: bool,
 }
@@ -192,6 +197,11 @@ impl Projection {
         ))
     }
 
+    /// A job's status and System Job Type.
+    pub(crate) fn status_and_type(&self, id: Uuid) -> Option<(Status, OperationType)> {
+        self.row_of(id).map(|i| (self.rows[i as usize].status, OperationType(self.rows[i as usize].operationtype)))
+    }
+
     /// The current status of a job.
     pub fn status_of(&self, id: Uuid) -> Option<Status> {
         self.row_of(id).map(|i| self.rows[i as usize].status)
@@ -282,6 +292,7 @@ impl Projection {
             depth: job.depth,
             executiontimespan_ms: u32::try_from(job.executiontimespan_ms).unwrap_or(u32::MAX),
             last_event: NO_EVENT,
+            message_event: NO_EVENT,
             status: job.status,
             deleted: false,
         };
@@ -313,6 +324,9 @@ impl Projection {
         }
         self.events.push((p, r.last_event));
         r.last_event = (self.events.len() - 1) as u32;
+        if t.message.is_some() {
+            r.message_event = r.last_event;
+        }
         self.index_status(i);
     }
 
@@ -386,8 +400,7 @@ impl Projection {
     pub fn job(&self, id: Uuid, log: &Log) -> Result<Job, Error> {
         let i = self.row_of(id).ok_or(Error::JobNotFound(id))?;
         let r = &self.rows[i as usize];
-        let chain = self.chain(r.last_event);
-        let first = *chain.last().expect("a job has its creation event");
+        let first = self.first_event(r.last_event);
         let Event::JobCreated(created) = self.read_event(first, log)?.event else {
             return Err(Error::Corrupt(format!("job {id}: its first event is not its creation")));
         };
@@ -403,10 +416,11 @@ impl Projection {
         job.retrycount = r.retrycount;
         job.errorcode = (r.errorcode != NO_ERROR).then_some(r.errorcode);
         job.executiontimespan_ms = u64::from(r.executiontimespan_ms);
-        for &p in &chain[..chain.len() - 1] {
-            if let Event::Transition(Transition { message: Some(m), .. }) = self.read_event(p, log)?.event {
+        if r.message_event != NO_EVENT {
+            if let Event::Transition(Transition { message: Some(m), .. }) =
+                self.read_event(self.events[r.message_event as usize].0, log)?.event
+            {
                 job.message = Some(m);
-                break;
             }
         }
         Ok(job)
@@ -421,6 +435,17 @@ impl Projection {
             out.push((rec.seq(), codec::decode(rec.payload())?));
         }
         Ok(out)
+    }
+
+    /// The position of the oldest event of the chain ending at `at`.
+    fn first_event(&self, mut at: u32) -> Pos {
+        loop {
+            let (p, prev) = self.events[at as usize];
+            if prev == NO_EVENT {
+                return p;
+            }
+            at = prev;
+        }
     }
 
     /// The positions of a job's events, newest first.

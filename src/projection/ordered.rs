@@ -32,6 +32,17 @@ impl OrderedRows {
             self.len = 1;
             return;
         }
+        // The common case: a key above every other (new jobs are the newest).
+        let last = self.chunks.last_mut().expect("not empty");
+        if key(*last.last().expect("chunks are never empty")) < k {
+            last.push(row);
+            if last.len() >= 2 * CHUNK {
+                let tail = last.split_off(CHUNK);
+                self.chunks.push(tail);
+            }
+            self.len += 1;
+            return;
+        }
         let ci = self.chunk_for(&k, &key).min(self.chunks.len() - 1);
         let chunk = &mut self.chunks[ci];
         let pos = chunk.partition_point(|&r| key(r) < k);

@@ -17,7 +17,9 @@
 //! | 36 | 4 | CRC32 of bytes 0..36 |
 //! | 40 | … | body: the projection's rows, strings, event chain, segments, directory, workflows (codec) |
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
+
+use rustc_hash::FxHashMap as HashMap;
 use std::fs::{self, File};
 use std::io::{BufReader, BufWriter, Read, Write};
 use std::path::{Path, PathBuf};
@@ -252,10 +254,11 @@ impl Projection {
         {
             return Err("event chain out of range".into());
         }
-        let mut by_id = HashMap::with_capacity(p.rows.len());
+        let mut by_id = HashMap::with_capacity_and_hasher(p.rows.len(), Default::default());
         for (i, r) in p.rows.iter().enumerate() {
             let syms = [r.owner, r.owningbusinessunit, r.workflow, r.regarding, r.dependencytoken];
-            if syms.iter().any(|&s| s > n_strings) || r.last_event as usize >= n_events {
+            let chained = |e: u32| e == u32::MAX || (e as usize) < n_events;
+            if syms.iter().any(|&s| s > n_strings) || r.last_event as usize >= n_events || !chained(r.message_event) {
                 return Err(format!("row {i} refers past the end of its tables"));
             }
             if by_id.insert(r.id, i as u32).is_some() {

@@ -2,3 +2,4 @@
 //! benchmark can report its figures as a fraction of what the hardware can do.
 
 pub mod probe;
+pub mod workload;
