@@ -221,7 +221,7 @@ impl Engine {
         };
         let checkpoint_seq = (state.last_seq() > 0).then_some(state.last_seq());
         let mut replayed = 0u64;
-        replay(&log, &mut state, None, &mut replayed)?;
+        replay(&log, &mut state, Replay::All, &mut replayed)?;
         let opened = OpenReport { checkpoint_seq, checkpoints_skipped: skipped, events_replayed: replayed };
         Ok(Self {
             dir,
@@ -288,7 +288,14 @@ impl Engine {
     /// time), rebuilt from the log alone: the audit view.
     pub fn replay_until(&self, until: Timestamp) -> Result<Projection, Error> {
         let mut p = Projection::new();
-        replay(&self.log, &mut p, Some(until), &mut 0)?;
+        replay(&self.log, &mut p, Replay::UntilTime(until), &mut 0)?;
+        Ok(p)
+    }
+
+    /// The state as it was right after event `seq`, from the log alone.
+    pub fn replay_until_seq(&self, seq: u64) -> Result<Projection, Error> {
+        let mut p = Projection::new();
+        replay(&self.log, &mut p, Replay::UntilSeq(seq), &mut 0)?;
         Ok(p)
     }
 
@@ -389,12 +396,23 @@ impl Engine {
     }
 }
 
+/// How far a replay goes.
+#[derive(Clone, Copy)]
+enum Replay {
+    All,
+    UntilTime(Timestamp),
+    UntilSeq(u64),
+}
+
 /// Folds the log into `state`, from the event after the state's last one,
-/// up to `until` if given.
-fn replay(log: &Log, state: &mut Projection, until: Option<Timestamp>, count: &mut u64) -> Result<(), Error> {
+/// counting the events applied.
+fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64) -> Result<(), Error> {
     log.scan_from(state.last_seq() + 1, |rec| {
+        if matches!(how, Replay::UntilSeq(s) if rec.seq > s) {
+            return Ok(ControlFlow::Break(()));
+        }
         let env = decode_event(rec.payload)?;
-        if until.is_some_and(|u| env.at > u) {
+        if matches!(how, Replay::UntilTime(u) if env.at > u) {
             return Ok(ControlFlow::Break(()));
         }
         state.apply(&env, rec.seq, rec.position)?;

@@ -278,6 +278,10 @@ fn history_replay_and_reopen_agree_with_the_live_state() {
     let then = engine.replay_until(midway).unwrap();
     assert_eq!(then.status_of(job.id), Some(Status::WAITING));
     assert_eq!(engine.replay_until(t("2000-01-01T00:00:00Z")).unwrap().status_of(job.id), None);
+    // And as of a sequence number: right after each event of the history.
+    for h in admin.history(job.id).unwrap() {
+        assert_eq!(engine.replay_until_seq(h.seq).unwrap().status_of(job.id), Some(h.status));
+    }
 }
 
 #[test]
