@@ -13,7 +13,7 @@ mod ordered;
 pub mod query;
 mod snapshot;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -119,8 +119,9 @@ pub struct Projection {
     by_owner: HashMap<Sym, OrderedRows>,
     by_workflow: HashMap<Sym, OrderedRows>,
     by_regarding: HashMap<Sym, OrderedRows>,
-    /// Jobs not Completed, by status (small sets: the queue and the running).
-    by_open_status: HashMap<Status, OrderedRows>,
+    /// Jobs not Completed, by status: small sets that change on every
+    /// transition, so each entry carries its key (no row lookups to compare).
+    by_open_status: HashMap<Status, BTreeSet<((i64, Uuid), u32)>>,
     /// Completed jobs by reason, ordered by (completedon, id): deletion's index.
     completed: HashMap<StatusReason, OrderedRows>,
     /// Suspended jobs with a `postponeuntil`, by (postponeuntil, id).
@@ -371,7 +372,7 @@ impl Projection {
             let key = |x: u32| rows[x as usize].completed_key();
             self.completed.entry(r.status.reason()).or_default().insert(i, key);
         } else {
-            self.by_open_status.entry(r.status).or_default().insert(i, |x: u32| rows[x as usize].created_key());
+            self.by_open_status.entry(r.status).or_default().insert((r.created_key(), i));
         }
         if r.on_timer() {
             self.timers.insert(i, |x: u32| rows[x as usize].timer_key());
@@ -386,7 +387,7 @@ impl Projection {
                 .get_mut(&r.status.reason())
                 .is_some_and(|s| s.remove(i, |x| rows[x as usize].completed_key()))
         } else {
-            self.by_open_status.get_mut(&r.status).is_some_and(|s| s.remove(i, |x| rows[x as usize].created_key()))
+            self.by_open_status.get_mut(&r.status).is_some_and(|s| s.remove(&(r.created_key(), i)))
         };
         debug_assert!(removed, "row {i} was not in its status index");
         if r.on_timer() {
@@ -480,7 +481,7 @@ impl Projection {
             + sets(&self.by_owner)
             + sets(&self.by_workflow)
             + sets(&self.by_regarding)
-            + sets(&self.by_open_status)
+            + self.by_open_status.values().map(|s| s.len() * 48).sum::<usize>()
             + sets(&self.completed)
             + self.strings.heap_bytes()
     }

@@ -7,7 +7,7 @@
 //! the (createdon, id) of the last row returned: new jobs sort above it, so
 //! paging never skips or repeats a job while jobs arrive.
 
-use std::collections::HashSet;
+use std::collections::{BTreeSet, HashSet};
 
 use uuid::Uuid;
 
@@ -77,9 +77,36 @@ pub struct Page {
     pub next: Option<Cursor>,
 }
 
+/// An index a query can walk, newest first.
+#[derive(Clone, Copy)]
+enum Source<'a> {
+    Rows(&'a OrderedRows),
+    Keyed(&'a BTreeSet<((i64, Uuid), u32)>),
+}
+
+impl<'a> Source<'a> {
+    fn len(self) -> usize {
+        match self {
+            Source::Rows(r) => r.len(),
+            Source::Keyed(k) => k.len(),
+        }
+    }
+
+    /// Rows below `start` (all if `None`), greatest key first.
+    fn iter_desc(self, start: Option<(i64, Uuid)>, rows: &'a [Row]) -> Box<dyn Iterator<Item = u32> + 'a> {
+        match self {
+            Source::Rows(r) => Box::new(r.iter_desc(start, move |x| rows[x as usize].created_key())),
+            Source::Keyed(k) => match start {
+                Some(s) => Box::new(k.range(..(s, 0)).rev().map(|e| e.1)),
+                None => Box::new(k.iter().rev().map(|e| e.1)),
+            },
+        }
+    }
+}
+
 /// A filter with its names resolved to symbols.
 struct Plan<'a> {
-    source: Option<&'a OrderedRows>,
+    source: Option<Source<'a>>,
     operationtype: Option<u32>,
     state: Option<State>,
     status: Option<StatusReason>,
@@ -144,23 +171,23 @@ impl Projection {
             None => None,
         };
         // The candidate indices this filter can walk; the smallest wins.
-        let mut sources: Vec<&OrderedRows> = vec![&self.all];
+        let mut sources: Vec<Source<'_>> = vec![Source::Rows(&self.all)];
         if let Some(t) = f.operationtype {
-            sources.push(self.type_set(t)?);
+            sources.push(Source::Rows(self.type_set(t)?));
         }
         if let Some(o) = owner {
-            sources.push(self.by_owner.get(&o)?);
+            sources.push(Source::Rows(self.by_owner.get(&o)?));
         }
         if let Some(w) = workflow {
-            sources.push(self.by_workflow.get(&w)?);
+            sources.push(Source::Rows(self.by_workflow.get(&w)?));
         }
         if let Some(g) = regarding {
-            sources.push(self.by_regarding.get(&g)?);
+            sources.push(Source::Rows(self.by_regarding.get(&g)?));
         }
         if let Some(reason) = f.status {
             let s = Status::of_reason(reason);
             if !s.is_completed() {
-                sources.push(self.by_open_status.get(&s)?);
+                sources.push(Source::Keyed(self.by_open_status.get(&s)?));
             }
         }
         let source = sources.into_iter().min_by_key(|s| s.len());
@@ -203,7 +230,7 @@ impl Projection {
         let stop = plan.created_after;
         plan.source
             .into_iter()
-            .flat_map(move |s| s.iter_desc(start, move |r| rows[r as usize].created_key()))
+            .flat_map(move |s| s.iter_desc(start, rows))
             .take_while(move |&r| stop.is_none_or(|t| rows[r as usize].createdon > t))
             .filter(move |&r| plan.matches(&rows[r as usize]))
     }
@@ -227,7 +254,7 @@ impl Projection {
     pub fn count(&self, filter: &Filter, vis: &Visibility) -> usize {
         let Some(plan) = self.plan(filter, vis) else { return 0 };
         if plan.source_is_everything {
-            return plan.source.map_or(0, OrderedRows::len);
+            return plan.source.map_or(0, Source::len);
         }
         if let (Some(reason), true) = (filter.status, is_only_completed_reason(filter, &plan)) {
             return self.completed.get(&reason).map_or(0, OrderedRows::len);
@@ -250,7 +277,7 @@ impl Projection {
     /// Ready jobs, oldest `createdon` first (the service's queue).
     pub fn ready(&self) -> impl Iterator<Item = Uuid> + '_ {
         let rows = &self.rows;
-        self.by_open_status.get(&Status::READY).into_iter().flat_map(|s| s.iter_asc()).map(move |r| rows[r as usize].id)
+        self.by_open_status.get(&Status::READY).into_iter().flat_map(|s| s.iter()).map(move |e| rows[e.1 as usize].id)
     }
 
     /// Suspended jobs whose `postponeuntil` is at or before `now`, earliest first.
