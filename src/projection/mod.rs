@@ -31,6 +31,9 @@ use crate::log::{Log, Position};
 use intern::{Interner, Sym, NONE};
 use ordered::OrderedRows;
 
+/// Rows with their (createdon, id) key alongside.
+pub(crate) type KeyedRows = BTreeSet<((i64, Uuid), u32)>;
+
 /// "No time" in a row's timestamp columns.
 const NO_TIME: i64 = i64::MIN;
 /// "No error code".
@@ -121,7 +124,7 @@ pub struct Projection {
     by_regarding: HashMap<Sym, OrderedRows>,
     /// Jobs not Completed, by status: small sets that change on every
     /// transition, so each entry carries its key (no row lookups to compare).
-    by_open_status: HashMap<Status, BTreeSet<((i64, Uuid), u32)>>,
+    by_open_status: HashMap<Status, KeyedRows>,
     /// Completed jobs by reason, ordered by (completedon, id): deletion's index.
     completed: HashMap<StatusReason, OrderedRows>,
     /// Suspended jobs with a `postponeuntil`, by (postponeuntil, id).

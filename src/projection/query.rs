@@ -7,13 +7,13 @@
 //! the (createdon, id) of the last row returned: new jobs sort above it, so
 //! paging never skips or repeats a job while jobs arrive.
 
-use std::collections::{BTreeSet, HashSet};
+use std::collections::HashSet;
 
 use uuid::Uuid;
 
 use super::intern::Sym;
 use super::ordered::OrderedRows;
-use super::{Projection, Row, NO_TIME};
+use super::{KeyedRows, Projection, Row, NO_TIME};
 use crate::domain::{OperationType, Regarding, State, Status, StatusReason, Timestamp};
 
 /// What the System Jobs view filters on; every field is optional.
@@ -81,7 +81,7 @@ pub struct Page {
 #[derive(Clone, Copy)]
 enum Source<'a> {
     Rows(&'a OrderedRows),
-    Keyed(&'a BTreeSet<((i64, Uuid), u32)>),
+    Keyed(&'a KeyedRows),
 }
 
 impl<'a> Source<'a> {
