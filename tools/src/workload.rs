@@ -202,3 +202,47 @@ impl Iterator for Workload {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use joblog::domain::{ManualClock, State};
+    use joblog::engine::{Config, Engine};
+    use joblog::projection::query::Filter;
+    use std::sync::Arc;
+
+    fn end() -> Timestamp {
+        Timestamp::parse("2026-11-01T00:00:00Z").unwrap()
+    }
+
+    #[test]
+    fn the_same_seed_gives_the_same_events_in_time_order() {
+        let a: Vec<Envelope> = Workload::new(3000, 7, end()).collect();
+        let b: Vec<Envelope> = Workload::new(3000, 7, end()).collect();
+        assert_eq!(a, b);
+        assert!(a.windows(2).all(|w| w[0].at <= w[1].at), "events out of time order");
+        let c: Vec<Envelope> = Workload::new(3000, 8, end()).collect();
+        assert_ne!(a, c);
+    }
+
+    /// Every event is one the engine accepts (the state machine, time
+    /// order), and the final mix is the one the workload promises.
+    #[test]
+    fn the_engine_accepts_the_workload_and_the_mix_is_right() {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(end().plus_micros(86_400_000_000)));
+        let engine = Engine::open(dir.path(), Config::default(), clock).unwrap();
+        let admin = engine.session("admin").unwrap();
+        let events: Vec<Envelope> = Workload::new(20_000, 1, end()).collect();
+        let per_job = events.len() as f64 / 20_000.0;
+        assert!((3.5..4.5).contains(&per_job), "{per_job} events per job");
+        for chunk in events.chunks(10_000) {
+            admin.load(chunk.to_vec()).unwrap();
+        }
+        let count = |f: Filter| admin.count(&f) as f64 / 20_000.0;
+        let completed = count(Filter { state: Some(State::Completed), ..Filter::default() });
+        assert!((0.93..0.97).contains(&completed), "completed share {completed}");
+        let workflows = count(Filter { operationtype: Some(OperationType::WORKFLOW), ..Filter::default() });
+        assert!((0.77..0.83).contains(&workflows), "workflow share {workflows}");
+    }
+}
