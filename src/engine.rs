@@ -719,9 +719,7 @@ impl Session<'_> {
         limit: usize,
     ) -> Result<(Vec<Job>, Option<Cursor>), Error> {
         let state = self.engine.state();
-        let page = state.query(filter, &visibility(&state, &self.user), after, limit);
-        let jobs = page.ids.iter().map(|&id| state.job(id, &self.engine.log)).collect::<Result<Vec<_>, _>>()?;
-        Ok((jobs, page.next))
+        state.query_jobs(filter, &visibility(&state, &self.user), after, limit, &self.engine.log)
     }
 
     /// How many jobs the user may see match `filter`.

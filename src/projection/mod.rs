@@ -66,7 +66,6 @@ pub(crate) struct Row {
     dependencytoken: Sym,
     retrycount: u32,
     errorcode: i32,
-    depth: u32,
     executiontimespan_ms: u32,
     /// Newest entry of this job's chain in [`Projection::events`].
     last_event: u32,
@@ -293,7 +292,6 @@ impl Projection {
             dependencytoken: s.intern_opt(job.dependencytoken.as_deref()),
             retrycount: job.retrycount,
             errorcode: job.errorcode.unwrap_or(NO_ERROR),
-            depth: job.depth,
             executiontimespan_ms: u32::try_from(job.executiontimespan_ms).unwrap_or(u32::MAX),
             last_event: NO_EVENT,
             message_event: NO_EVENT,
@@ -402,8 +400,13 @@ impl Projection {
     /// log, hot ones from the projection, the message from its newest event
     /// that carries one.
     pub fn job(&self, id: Uuid, log: &Log) -> Result<Job, Error> {
-        let i = self.row_of(id).ok_or(Error::JobNotFound(id))?;
+        self.job_at(self.row_of(id).ok_or(Error::JobNotFound(id))?, log)
+    }
+
+    /// [`Projection::job`] for a row already found.
+    pub(crate) fn job_at(&self, i: u32, log: &Log) -> Result<Job, Error> {
         let r = &self.rows[i as usize];
+        let id = r.id;
         let first = self.first_event(r.last_event);
         let Event::JobCreated(created) = self.read_event(first, log)?.event else {
             return Err(Error::Corrupt(format!("job {id}: its first event is not its creation")));
@@ -496,7 +499,7 @@ pub fn decode_event(payload: &[u8]) -> Result<Envelope, Error> {
 }
 
 // The row is the bulk of the per-job memory budget: keep it in view.
-const _: () = assert!(std::mem::size_of::<Row>() <= 112);
+const _: () = assert!(std::mem::size_of::<Row>() <= 104);
 
 impl Projection {
     /// Workflow-definition lookup by id.

@@ -14,7 +14,9 @@ use uuid::Uuid;
 use super::intern::Sym;
 use super::ordered::OrderedRows;
 use super::{KeyedRows, Projection, Row, NO_TIME};
-use crate::domain::{OperationType, Regarding, State, Status, StatusReason, Timestamp};
+use crate::domain::{Job, OperationType, Regarding, State, Status, StatusReason, Timestamp};
+use crate::error::Error;
+use crate::log::Log;
 
 /// What the System Jobs view filters on; every field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -237,17 +239,43 @@ impl Projection {
 
     /// One page of the jobs matching `filter` that `vis` lets the user see.
     pub fn query(&self, filter: &Filter, vis: &Visibility, after: Option<&Cursor>, limit: usize) -> Page {
-        let Some(plan) = self.plan(filter, vis) else { return Page { ids: vec![], next: None } };
-        let rows: Vec<u32> = self.walk(&plan, after).take(limit.saturating_add(1)).collect();
+        let (rows, next) = self.page_rows(filter, vis, after, limit);
+        Page { ids: rows.iter().map(|&r| self.rows[r as usize].id).collect(), next }
+    }
+
+    /// [`Projection::query`] with every column of each job (cold ones read
+    /// from the log).
+    pub fn query_jobs(
+        &self,
+        filter: &Filter,
+        vis: &Visibility,
+        after: Option<&Cursor>,
+        limit: usize,
+        log: &Log,
+    ) -> Result<(Vec<Job>, Option<Cursor>), Error> {
+        let (rows, next) = self.page_rows(filter, vis, after, limit);
+        Ok((rows.iter().map(|&r| self.job_at(r, log)).collect::<Result<_, _>>()?, next))
+    }
+
+    /// The rows of one page, and the cursor after it when there may be more.
+    fn page_rows(
+        &self,
+        filter: &Filter,
+        vis: &Visibility,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> (Vec<u32>, Option<Cursor>) {
+        let Some(plan) = self.plan(filter, vis) else { return (vec![], None) };
+        let mut rows: Vec<u32> = self.walk(&plan, after).take(limit.saturating_add(1)).collect();
         let more = rows.len() > limit;
-        let ids: Vec<Uuid> = rows.iter().take(limit).map(|&r| self.rows[r as usize].id).collect();
-        let next = if more {
-            rows.get(limit - 1)
-                .map(|&r| Cursor { createdon: self.rows[r as usize].createdon(), id: self.rows[r as usize].id })
-        } else {
-            None
+        rows.truncate(limit);
+        let next = match rows.last() {
+            Some(&r) if more => {
+                Some(Cursor { createdon: self.rows[r as usize].createdon(), id: self.rows[r as usize].id })
+            }
+            _ => None,
         };
-        Page { ids, next }
+        (rows, next)
     }
 
     /// How many jobs match.
