@@ -304,9 +304,10 @@ impl Engine {
     /// and when a Lock or Wake comes before the job's `postponeuntil`.
     pub fn step(&self, worker: &str, id: Uuid, step: ServiceStep) -> Result<Status, Error> {
         self.commit(Actor::Worker(worker.to_string()), |state, now| {
-            let (from, op, _, _, postponeuntil, retrycount) = state.write_target(id).ok_or(Error::JobNotFound(id))?;
+            let target = state.write_target(id).ok_or(Error::JobNotFound(id))?;
+            let (from, postponeuntil, retrycount) = (target.status, target.postponeuntil, target.retrycount);
             let action = step.action();
-            let to = transition(id, op, from, action)?;
+            let to = transition(id, target.operationtype, from, action)?;
             // The queue takes a job only once its time has come; the timer
             // wakes only jobs that have a time (a paused job waits for Resume).
             let not_due = match step {
@@ -631,10 +632,10 @@ impl Session<'_> {
         action: UserAction,
         now: Timestamp,
     ) -> Result<Transition, Error> {
-        let (from, op, owner, unit, postponeuntil, retrycount) =
-            state.write_target(id).ok_or(Error::JobNotFound(id))?;
-        state.directory().check(&self.user, Privilege::Write, Some((&owner, &unit)))?;
-        let to = transition(id, op, from, action.action())?;
+        let target = state.write_target(id).ok_or(Error::JobNotFound(id))?;
+        state.directory().check(&self.user, Privilege::Write, Some((&target.owner, &target.owningbusinessunit)))?;
+        let (from, postponeuntil, retrycount) = (target.status, target.postponeuntil, target.retrycount);
+        let to = transition(id, target.operationtype, from, action.action())?;
         let postponeuntil = match action {
             UserAction::Postpone(t) if t <= now => {
                 return Err(DomainError::Invalid {
@@ -662,8 +663,8 @@ impl Session<'_> {
     /// One job, if the user may read it.
     pub fn get(&self, id: Uuid) -> Result<Job, Error> {
         let state = self.engine.state();
-        let (_, _, owner, unit, _, _) = state.write_target(id).ok_or(Error::JobNotFound(id))?;
-        state.directory().check(&self.user, Privilege::Read, Some((&owner, &unit)))?;
+        let target = state.write_target(id).ok_or(Error::JobNotFound(id))?;
+        state.directory().check(&self.user, Privilege::Read, Some((&target.owner, &target.owningbusinessunit)))?;
         state.job(id, &self.engine.log)
     }
 

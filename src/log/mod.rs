@@ -86,12 +86,13 @@ impl LogConfig {
 
     /// Smallest allowed segment: a header and one 4 KiB frame.
     pub const MIN_SEGMENT_BYTES: u64 = 8 << 10;
-    /// Largest allowed segment.
-    pub const MAX_SEGMENT_BYTES: u64 = 1 << 40;
+    /// Largest allowed segment: offsets inside a segment fit in 32 bits
+    /// (the projection stores them so).
+    pub const MAX_SEGMENT_BYTES: u64 = 1 << 32;
 
     fn validate(&self) -> Result<(), LogError> {
         if !(Self::MIN_SEGMENT_BYTES..=Self::MAX_SEGMENT_BYTES).contains(&self.segment_size_bytes) {
-            return Err(LogError::Config("segment_size_bytes must be between 8 KiB and 1 TiB"));
+            return Err(LogError::Config("segment_size_bytes must be between 8 KiB and 4 GiB"));
         }
         if self.sync == Sync::Interval(0) {
             return Err(LogError::Config("Sync::Interval needs at least 1 ms; use Sync::EveryBatch"));

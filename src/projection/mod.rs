@@ -49,6 +49,17 @@ struct Pos {
     offset: u32,
 }
 
+/// The columns a write to a job is checked against.
+#[derive(Debug, Clone)]
+pub(crate) struct WriteTarget {
+    pub(crate) status: Status,
+    pub(crate) operationtype: OperationType,
+    pub(crate) owner: String,
+    pub(crate) owningbusinessunit: String,
+    pub(crate) postponeuntil: Option<Timestamp>,
+    pub(crate) retrycount: u32,
+}
+
 /// One job's hot columns.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Row {
@@ -182,22 +193,18 @@ impl Projection {
         self.by_id.get(&id).copied().filter(|&i| !self.rows[i as usize].deleted)
     }
 
-    /// What a write to job `id` is checked against: its status, type,
-    /// owner, owner's business unit, `postponeuntil` and `retrycount`.
-    pub(crate) fn write_target(
-        &self,
-        id: Uuid,
-    ) -> Option<(Status, OperationType, String, String, Option<Timestamp>, u32)> {
+    /// What a write to job `id` is checked against.
+    pub(crate) fn write_target(&self, id: Uuid) -> Option<WriteTarget> {
         let r = &self.rows[self.row_of(id)? as usize];
         let name = |s| self.strings.name(s).unwrap_or_default().to_string();
-        Some((
-            r.status,
-            OperationType(r.operationtype),
-            name(r.owner),
-            name(r.owningbusinessunit),
-            opt_time(r.postponeuntil),
-            r.retrycount,
-        ))
+        Some(WriteTarget {
+            status: r.status,
+            operationtype: OperationType(r.operationtype),
+            owner: name(r.owner),
+            owningbusinessunit: name(r.owningbusinessunit),
+            postponeuntil: opt_time(r.postponeuntil),
+            retrycount: r.retrycount,
+        })
     }
 
     /// A job's status and System Job Type.
@@ -216,7 +223,7 @@ impl Projection {
         if segment == next {
             self.segments.push(p.segment);
         }
-        let offset = u32::try_from(p.offset).expect("segments are smaller than 4 GiB");
+        let offset = u32::try_from(p.offset).expect("segments are at most 4 GiB (LogConfig::MAX_SEGMENT_BYTES)");
         Pos { segment, offset }
     }
 
