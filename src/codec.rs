@@ -47,8 +47,8 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
-/// The most bytes a value streamed with [`encode_to`] / [`decode_from`]
-/// may take (snapshots: 10 million jobs fit with room to spare).
+/// The most bytes a value written with [`encode_to`] or read with
+/// [`decode_large`] may take (snapshots: 10 million jobs fit with room to spare).
 pub const MAX_STREAM_BYTES: usize = 1 << 40;
 
 fn stream_config() -> impl bincode::config::Config {
@@ -60,11 +60,17 @@ pub fn encode_to<T: Serialize, W: std::io::Write>(value: &T, w: &mut W) -> Resul
     bincode::serde::encode_into_std_write(value, w, stream_config()).map_err(|e| CodecError::Encode(e.to_string()))
 }
 
-/// Decodes a value from a reader. Collections never preallocate more than a
-/// little ahead of the bytes actually read, so a corrupt length cannot make
-/// us allocate without bound.
-pub fn decode_from<T: DeserializeOwned, R: std::io::Read>(r: &mut R) -> Result<T, CodecError> {
-    bincode::serde::decode_from_std_read(r, stream_config()).map_err(|e| CodecError::Decode(e.to_string()))
+/// Decodes a large value (a snapshot) that must use every byte of
+/// `bytes`. Decoding from a slice never allocates more than the bytes left
+/// could hold: a corrupt length fails instead of asking for gigabytes
+/// (decoding from a reader would allocate whatever a length claims).
+pub fn decode_large<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, used) =
+        bincode::serde::decode_from_slice(bytes, stream_config()).map_err(|e| CodecError::Decode(e.to_string()))?;
+    if used != bytes.len() {
+        return Err(CodecError::TrailingBytes(bytes.len() - used));
+    }
+    Ok(value)
 }
 
 #[cfg(test)]

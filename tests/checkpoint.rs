@@ -152,3 +152,26 @@ fn checkpoints_are_taken_periodically() {
     assert!(engine.open_report().checkpoint_seq.is_some());
     assert!(engine.open_report().events_replayed < 25);
 }
+
+/// Found by the `snapshot` fuzz target: a body whose first string claims
+/// about 2 GB made the loader allocate it before finding the file too
+/// short. Decoding now reads from the file's bytes and refuses instead.
+#[test]
+fn regression_a_huge_claimed_length_in_a_checkpoint_is_refused_not_allocated() {
+    let body = [0x01, 0xfc, 0x0d, 0xfe, 0x75, 0xf5];
+    let mut file = b"JOBLOGSN".to_vec();
+    file.extend_from_slice(&1u16.to_le_bytes());
+    file.extend_from_slice(&joblog::codec::CODEC_VERSION.to_le_bytes());
+    file.extend_from_slice(&0u32.to_le_bytes());
+    file.extend_from_slice(&5u64.to_le_bytes());
+    file.extend_from_slice(&(body.len() as u64).to_le_bytes());
+    file.extend_from_slice(&crc32fast::hash(&body).to_le_bytes());
+    let header_crc = crc32fast::hash(&file);
+    file.extend_from_slice(&header_crc.to_le_bytes());
+    file.extend_from_slice(&body);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("snapshot-00000000000000000005.bin"), &file).unwrap();
+    let (loaded, skipped) = joblog::projection::Projection::load_snapshot(dir.path(), 100);
+    assert!(loaded.is_none());
+    assert_eq!(skipped.len(), 1, "{skipped:?}");
+}

@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap as HashMap;
 use std::fs::{self, File};
-use std::io::{BufReader, BufWriter, Read, Write};
+use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -201,32 +201,20 @@ impl Projection {
 
 fn load(path: &Path) -> Result<Projection, Error> {
     let corrupt = |why: &str| Error::Corrupt(format!("{}: {why}", path.display()));
-    let mut file = File::open(path).map_err(io(path))?;
-    let mut h = [0u8; HEADER_LEN];
-    file.read_exact(&mut h).map_err(|_| corrupt("shorter than its header"))?;
-    let (_, body_len, body_crc) = parse_header(&h).ok_or_else(|| corrupt("bad header"))?;
-    let file_len = file.metadata().map_err(io(path))?.len();
-    if file_len != HEADER_LEN as u64 + body_len {
+    // The whole file, so that decoding never trusts a length beyond what
+    // the file holds.
+    let bytes = fs::read(path).map_err(io(path))?;
+    let h: &[u8; HEADER_LEN] =
+        bytes.get(..HEADER_LEN).and_then(|h| h.try_into().ok()).ok_or_else(|| corrupt("shorter than its header"))?;
+    let (_, body_len, body_crc) = parse_header(h).ok_or_else(|| corrupt("bad header"))?;
+    let body = &bytes[HEADER_LEN..];
+    if body.len() as u64 != body_len {
         return Err(corrupt("length differs from its header"));
     }
-    // Check the body's checksum before decoding any of it.
-    let mut hasher = crc32fast::Hasher::new();
-    let mut r = BufReader::with_capacity(1 << 20, &mut file);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = r.read(&mut buf).map_err(io(path))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-    }
-    if hasher.finalize() != body_crc {
+    if crc32fast::hash(body) != body_crc {
         return Err(corrupt("body checksum mismatch"));
     }
-    drop(r);
-    use std::io::Seek;
-    file.seek(std::io::SeekFrom::Start(HEADER_LEN as u64)).map_err(io(path))?;
-    let body: Body = codec::decode_from(&mut BufReader::with_capacity(1 << 20, file))?;
+    let body: Body = codec::decode_large(body)?;
     Projection::from_body(body).map_err(|why| corrupt(&why))
 }
 
