@@ -61,12 +61,30 @@ pub fn encode_to<T: Serialize, W: std::io::Write>(value: &T, w: &mut W) -> Resul
 }
 
 /// Decodes a large value (a snapshot) that must use every byte of
-/// `bytes`. Decoding from a slice never allocates more than the bytes left
-/// could hold: a corrupt length fails instead of asking for gigabytes
-/// (decoding from a reader would allocate whatever a length claims).
+/// `bytes`. Every length in the input is checked against a limit of four
+/// times the input's size (in-memory sizes run larger than encoded ones)
+/// before anything is allocated from it: a corrupt length fails instead of
+/// asking for gigabytes.
 pub fn decode_large<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (value, used) =
-        bincode::serde::decode_from_slice(bytes, stream_config()).map_err(|e| CodecError::Decode(e.to_string()))?;
+    macro_rules! with_limit {
+        ($($limit:expr),*) => {{
+            let want = bytes.len().saturating_mul(4);
+            $(
+                if want <= $limit {
+                    let config = bincode::config::standard()
+                        .with_little_endian()
+                        .with_variable_int_encoding()
+                        .with_limit::<{ $limit }>();
+                    bincode::serde::decode_from_slice(bytes, config)
+                } else
+            )*
+            {
+                return Err(CodecError::Decode(format!("{} bytes is more than a value may hold", bytes.len())));
+            }
+        }};
+    }
+    let (value, used) = with_limit!(1 << 16, 1 << 20, 1 << 24, 1 << 28, 1 << 32, 1 << 36, MAX_STREAM_BYTES)
+        .map_err(|e| CodecError::Decode(e.to_string()))?;
     if used != bytes.len() {
         return Err(CodecError::TrailingBytes(bytes.len() - used));
     }
