@@ -166,16 +166,7 @@ fn regression_huge_claimed_lengths_in_a_checkpoint_are_refused_not_allocated() {
 }
 
 fn assert_refused(body: &[u8]) {
-    let mut file = b"JOBLOGSN".to_vec();
-    file.extend_from_slice(&1u16.to_le_bytes());
-    file.extend_from_slice(&joblog::codec::CODEC_VERSION.to_le_bytes());
-    file.extend_from_slice(&0u32.to_le_bytes());
-    file.extend_from_slice(&5u64.to_le_bytes());
-    file.extend_from_slice(&(body.len() as u64).to_le_bytes());
-    file.extend_from_slice(&crc32fast::hash(body).to_le_bytes());
-    let header_crc = crc32fast::hash(&file);
-    file.extend_from_slice(&header_crc.to_le_bytes());
-    file.extend_from_slice(body);
+    let file = joblog::projection::checkpoint_file_bytes(5, body);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("snapshot-00000000000000000005.bin"), &file).unwrap();
     let (loaded, skipped) = joblog::projection::Projection::load_snapshot(dir.path(), 100);

@@ -13,6 +13,8 @@ mod ordered;
 pub mod query;
 mod snapshot;
 
+pub use snapshot::checkpoint_file_bytes;
+
 use std::collections::{BTreeMap, BTreeSet};
 
 use rustc_hash::FxHashMap as HashMap;

@@ -99,6 +99,14 @@ fn header(last_seq: u64, body_len: u64, body_crc: u32) -> [u8; HEADER_LEN] {
     h
 }
 
+/// The bytes of a checkpoint file holding `body` as its body, with a valid
+/// header and checksums: for tests and fuzzing of the loader.
+pub fn checkpoint_file_bytes(last_seq: u64, body: &[u8]) -> Vec<u8> {
+    let mut file = header(last_seq, body.len() as u64, crc32fast::hash(body)).to_vec();
+    file.extend_from_slice(body);
+    file
+}
+
 /// The fields of a valid header: (last_seq, body_len, body_crc).
 fn parse_header(h: &[u8; HEADER_LEN]) -> Option<(u64, u64, u32)> {
     let u = |r: std::ops::Range<usize>| -> u64 { h[r].iter().rev().fold(0, |a, &b| (a << 8) | u64::from(b)) };

@@ -302,6 +302,15 @@ fn sqlite_load(db: &mut Connection, args: &Args, end: Timestamp) {
         let mut insert_tr = tx.prepare("INSERT INTO transitions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)").unwrap();
         for (seq, env) in Workload::new(args.jobs, args.seed, end).enumerate() {
             let at = env.at.micros();
+            let actor = env.actor.to_string();
+            let mut history = |job: uuid::Uuid,
+                               to: joblog::domain::Status,
+                               postpone: Option<i64>,
+                               message: Option<String>| {
+                let row =
+                    params![job.as_bytes(), seq as i64, at, actor, to.statecode(), to.statuscode(), postpone, message];
+                insert_tr.execute(row).unwrap();
+            };
             match env.event {
                 Event::JobCreated(j) => {
                     insert_job
@@ -325,18 +334,7 @@ fn sqlite_load(db: &mut Connection, args: &Args, end: Timestamp) {
                             j.message
                         ])
                         .unwrap();
-                    insert_tr
-                        .execute(params![
-                            j.id.as_bytes(),
-                            seq as i64,
-                            at,
-                            env.actor.to_string(),
-                            j.status.statecode(),
-                            j.status.statuscode(),
-                            None::<i64>,
-                            None::<String>
-                        ])
-                        .unwrap();
+                    history(j.id, j.status, None, None);
                 }
                 Event::Transition(t) => {
                     let started = (t.action == joblog::domain::Action::Lock).then_some(at);
@@ -355,18 +353,7 @@ fn sqlite_load(db: &mut Connection, args: &Args, end: Timestamp) {
                             t.message
                         ])
                         .unwrap();
-                    insert_tr
-                        .execute(params![
-                            t.job.as_bytes(),
-                            seq as i64,
-                            at,
-                            env.actor.to_string(),
-                            t.to.statecode(),
-                            t.to.statuscode(),
-                            postpone,
-                            t.message
-                        ])
-                        .unwrap();
+                    history(t.job, t.to, postpone, t.message);
                 }
                 _ => unreachable!("the workload has job events only"),
             }
