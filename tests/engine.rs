@@ -76,7 +76,7 @@ fn user_actions_from_every_status_change_exactly_what_the_table_says() {
                         assert_eq!(after.postponeuntil, None);
                     }
                     if to.is_completed() {
-                        assert_eq!(after.completedon, Some(f.clock_now(&f)));
+                        assert_eq!(after.completedon, Some(f.now()));
                     }
                 }
                 (Err(Error::Domain(DomainError::Refused { current, .. })), Err(_)) => {
@@ -91,7 +91,7 @@ fn user_actions_from_every_status_change_exactly_what_the_table_says() {
 }
 
 impl Fixture {
-    fn clock_now(&self, _: &Fixture) -> Timestamp {
+    fn now(&self) -> Timestamp {
         use joblog::domain::Clock;
         self.clock.now()
     }

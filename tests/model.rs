@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use joblog::domain::{Clock, DomainError, Job, ManualClock, OperationType, Status, Timestamp};
+use joblog::domain::{Clock, DomainError, Job, ManualClock, OperationType, Timestamp};
 use joblog::engine::{Config, Engine, NewJob, ServiceStep, UserAction};
 use joblog::log::LogConfig;
 use joblog::projection::query::Filter;
@@ -330,5 +330,4 @@ fn the_model_itself_follows_domain_md() {
     assert_eq!(user_next(READY, 1), None); // Pause needs Locked/In Progress
     assert_eq!(user_next(SUCCEEDED, 2), None); // Completed refuses everything
     assert_eq!(step_next(WAITING, 0), None); // Suspended never goes straight to Locked
-    let _ = Status::READY;
 }

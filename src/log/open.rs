@@ -68,7 +68,7 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
                 0,
                 format!(
                     "two segments after the last sealed one ({} and {name}); only one can be active",
-                    dir.join(other as &String).display()
+                    dir.join(other).display()
                 ),
             ));
         } else {
