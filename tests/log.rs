@@ -16,6 +16,15 @@ fn payload(i: u64) -> Vec<u8> {
     format!("event {i:06} {}", "x".repeat((i % 50) as usize)).into_bytes()
 }
 
+/// A log with small segments holding `payload(1..=n)`.
+fn small_log(dir: &Path, n: u64) -> Log {
+    let log = Log::open(dir, config(SMALL)).unwrap();
+    for i in 1..=n {
+        assert_eq!(log.append(&payload(i)).unwrap(), i);
+    }
+    log
+}
+
 fn all(log: &Log) -> Vec<(u64, Vec<u8>)> {
     log.iter_from(0).map(|r| r.map(|r| (r.seq(), r.payload().to_vec())).unwrap()).collect()
 }
@@ -50,10 +59,7 @@ fn appends_survive_reopen_and_numbers_continue() {
 #[test]
 fn segments_roll_seal_and_read_back_across_reopen() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(dir.path(), config(SMALL)).unwrap();
-    for i in 1..=2000 {
-        assert_eq!(log.append(&payload(i)).unwrap(), i);
-    }
+    let log = small_log(dir.path(), 2000);
     let segments = log.segments();
     assert!(segments.len() > 10, "expected many segments, got {}", segments.len());
     // Files are named by their first sequence number.
@@ -83,10 +89,7 @@ fn segments_roll_seal_and_read_back_across_reopen() {
 #[test]
 fn positions_give_random_access() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(dir.path(), config(SMALL)).unwrap();
-    for i in 1..=500 {
-        log.append(&payload(i)).unwrap();
-    }
+    let log = small_log(dir.path(), 500);
     let positions: Vec<_> = log.iter_from(1).map(|r| (r.as_ref().unwrap().seq(), r.unwrap().position())).collect();
     // An append reports where its frames went, as reading finds them.
     let payloads = [payload(501), payload(502)];
@@ -255,11 +258,7 @@ fn flipped_bits_in_the_active_segment_cut_the_log_there() {
 #[test]
 fn corruption_in_a_sealed_segment_refuses_open_and_salvage_reads_around_it() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(dir.path(), config(SMALL)).unwrap();
-    for i in 1..=400 {
-        log.append(&payload(i)).unwrap();
-    }
-    drop(log);
+    drop(small_log(dir.path(), 400));
     let files = segment_files(dir.path());
     assert!(files.len() >= 3);
     let victim = &files[1];
@@ -296,11 +295,7 @@ fn corruption_in_a_sealed_segment_refuses_open_and_salvage_reads_around_it() {
 #[test]
 fn a_missing_sealed_segment_is_corruption() {
     let dir = tempfile::tempdir().unwrap();
-    let log = Log::open(dir.path(), config(SMALL)).unwrap();
-    for i in 1..=300 {
-        log.append(&payload(i)).unwrap();
-    }
-    drop(log);
+    drop(small_log(dir.path(), 300));
     fs::remove_file(&segment_files(dir.path())[0]).unwrap();
     assert!(matches!(Log::open(dir.path(), config(SMALL)), Err(LogError::Corrupt { .. })));
 }
