@@ -39,6 +39,9 @@ pub enum LogError {
     #[error("the log is closed")]
     Closed,
 
+    #[error("compaction conflict: {0}")]
+    Conflict(String),
+
     #[error("invalid log configuration: {0}")]
     Config(&'static str),
 }

@@ -9,6 +9,7 @@
 //! * `open`     — opening a directory: lock, recovery of the tail, cleanup.
 //! * `writer`   — the single writer thread: group commit, sealing, rolling.
 //! * `read`     — iteration and random access, verifying every checksum.
+//! * `compact`  — rewriting sealed segments without the frames dropped.
 //!
 //! ```
 //! use joblog::log::{Batch, Log, LogConfig};
@@ -21,6 +22,7 @@
 //! assert_eq!(payloads, [b"job created".to_vec(), b"locked".to_vec(), b"done".to_vec()]);
 //! ```
 
+mod compact;
 mod error;
 pub mod format;
 pub mod manifest;
@@ -38,6 +40,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 
+pub use compact::{Compaction, Rewrite, SegmentMoves};
 pub use error::LogError;
 pub use read::{LogIter, Record, RecordRef, VerifyReport};
 
@@ -193,6 +196,8 @@ impl Position {
 /// One segment file, shared by the writer and the readers.
 pub(crate) struct Segment {
     pub(crate) first_seq: u64,
+    /// How many times compaction has rewritten it (0: as appended).
+    pub(crate) generation: u32,
     pub(crate) path: PathBuf,
     pub(crate) map: Arc<SegmentMap>,
 }
@@ -312,7 +317,7 @@ impl Log {
         batch.check()?;
         let tx = self.tx.as_ref().ok_or(LogError::ReadOnly)?;
         let (reply, rx) = crossbeam_channel::bounded(1);
-        tx.send(writer::Request { batch, reply }).map_err(|_| LogError::Closed)?;
+        tx.send(writer::Request::Append { batch, reply }).map_err(|_| LogError::Closed)?;
         Ok(Pending { rx })
     }
 

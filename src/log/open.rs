@@ -225,7 +225,12 @@ fn open_sealed(
             map = SegmentMap::read_only(&file, scan.committed_end).map_err(|e| io_err(path, e))?;
         }
     }
-    Ok(Segment { first_seq: entry.first_seq, path: path.to_path_buf(), map: Arc::new(map) })
+    Ok(Segment {
+        first_seq: entry.first_seq,
+        generation: entry.generation,
+        path: path.to_path_buf(),
+        map: Arc::new(map),
+    })
 }
 
 enum Recovered {
@@ -265,7 +270,12 @@ fn recover_active(
 
     if config.read_only {
         let map = SegmentMap::read_only(&file, cut).map_err(|e| io_err(path, e))?;
-        return Ok(Recovered::ReadOnly(Arc::new(Segment { first_seq, path: path.to_path_buf(), map: Arc::new(map) })));
+        return Ok(Recovered::ReadOnly(Arc::new(Segment {
+            first_seq,
+            generation: 0,
+            path: path.to_path_buf(),
+            map: Arc::new(map),
+        })));
     }
     if dirty_end > cut {
         zero_range(&file, cut, dirty_end).map_err(|e| io_err(path, e))?;
@@ -277,7 +287,7 @@ fn recover_active(
         preallocate(&file, map_len as u64).and_then(|()| file.sync_all()).map_err(|e| io_err(path, e))?;
     }
     let (map, w) = SegmentMap::writable(&file, map_len, cut).map_err(|e| io_err(path, e))?;
-    let seg = Arc::new(Segment { first_seq, path: path.to_path_buf(), map });
+    let seg = Arc::new(Segment { first_seq, generation: 0, path: path.to_path_buf(), map });
     let active = Active {
         seg: Arc::clone(&seg),
         writer: w,

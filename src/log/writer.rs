@@ -39,9 +39,29 @@ const MAX_GROUP_BYTES: usize = 8 << 20;
 /// ...or this many requests.
 const MAX_GROUP_REQUESTS: usize = 4096;
 
-pub(crate) struct Request {
-    pub(crate) batch: Batch,
-    pub(crate) reply: Sender<Result<Appended, LogError>>,
+pub(crate) enum Request {
+    Append {
+        batch: Batch,
+        reply: Sender<Result<Appended, LogError>>,
+    },
+    /// Seal the active segment if it holds frames.
+    Seal {
+        reply: Sender<Result<(), LogError>>,
+    },
+    /// Replace sealed segments by their rewritten versions (`None`: remove).
+    Install {
+        changes: Vec<Replacement>,
+        reply: Sender<Result<(), LogError>>,
+    },
+}
+
+/// A sealed segment and what replaces it (`None`: nothing, it goes).
+pub(crate) type Replacement = (Arc<Segment>, Option<(Arc<Segment>, SealedEntry)>);
+
+/// An append taken into the current group.
+struct Append {
+    batch: Batch,
+    reply: Sender<Result<Appended, LogError>>,
 }
 
 /// The segment being appended to.
@@ -89,7 +109,7 @@ impl Writer {
     }
 
     pub(crate) fn run(mut self, rx: Receiver<Request>) -> Result<(), LogError> {
-        let mut group: Vec<Request> = Vec::new();
+        let mut group: Vec<Append> = Vec::new();
         let mut results: Vec<Result<Appended, LogError>> = Vec::new();
         loop {
             let first = match self.sync_deadline() {
@@ -106,37 +126,34 @@ impl Writer {
                     Err(_) => break,
                 },
             };
-            let mut bytes = first.batch.frame_bytes();
-            group.push(first);
-            while bytes < MAX_GROUP_BYTES && group.len() < MAX_GROUP_REQUESTS {
-                match rx.try_recv() {
-                    Ok(r) => {
-                        bytes += r.batch.frame_bytes();
-                        group.push(r);
+            // Appends already waiting join the group; any other request
+            // waits until the group is written, so it sees every append
+            // that came before it.
+            let mut other = None;
+            let mut bytes = 0;
+            let mut next = Some(first);
+            while let Some(request) = next.take() {
+                match request {
+                    Request::Append { batch, reply } => {
+                        bytes += batch.frame_bytes();
+                        group.push(Append { batch, reply });
                     }
-                    Err(_) => break,
+                    r => {
+                        other = Some(r);
+                        break;
+                    }
+                }
+                if bytes < MAX_GROUP_BYTES && group.len() < MAX_GROUP_REQUESTS {
+                    next = rx.try_recv().ok();
                 }
             }
-
-            results.extend(group.iter().map(|r| self.write(&r.batch)));
-            self.shared.counters.groups.fetch_add(1, Ordering::Relaxed);
-            let durable = match self.config.sync {
-                Sync::EveryBatch => self.sync(),
-                Sync::Interval(ms) if self.unsynced_since.is_some_and(|t| t.elapsed() >= Duration::from_millis(ms)) => {
-                    self.sync()
-                }
-                Sync::Interval(_) | Sync::Never => Ok(()),
-            };
-            if let Err(e) = durable {
-                let msg = e.to_string();
-                for r in results.iter_mut().filter(|r| r.is_ok()) {
-                    *r = Err(LogError::Poisoned(msg.clone()));
-                }
-            } else {
-                self.publish();
+            if !group.is_empty() {
+                self.write_group(&mut group, &mut results);
             }
-            for (req, result) in group.drain(..).zip(results.drain(..)) {
-                let _ = req.reply.send(result);
+            match other {
+                Some(Request::Seal { reply }) => drop(reply.send(self.seal())),
+                Some(Request::Install { changes, reply }) => drop(reply.send(self.install(changes))),
+                _ => {}
             }
             self.prepare_ahead();
         }
@@ -145,6 +162,87 @@ impl Writer {
         let closed = self.sync();
         self.publish();
         closed
+    }
+
+    /// Writes a group of appends, makes it as durable as the mode says,
+    /// publishes it and replies to each.
+    fn write_group(&mut self, group: &mut Vec<Append>, results: &mut Vec<Result<Appended, LogError>>) {
+        results.extend(group.iter().map(|r| self.write(&r.batch)));
+        self.shared.counters.groups.fetch_add(1, Ordering::Relaxed);
+        let durable = match self.config.sync {
+            Sync::EveryBatch => self.sync(),
+            Sync::Interval(ms) if self.unsynced_since.is_some_and(|t| t.elapsed() >= Duration::from_millis(ms)) => {
+                self.sync()
+            }
+            Sync::Interval(_) | Sync::Never => Ok(()),
+        };
+        if let Err(e) = durable {
+            let msg = e.to_string();
+            for r in results.iter_mut().filter(|r| r.is_ok()) {
+                *r = Err(LogError::Poisoned(msg.clone()));
+            }
+        } else {
+            self.publish();
+        }
+        for (req, result) in group.drain(..).zip(results.drain(..)) {
+            let _ = req.reply.send(result);
+        }
+    }
+
+    /// Seals the active segment if it holds frames.
+    fn seal(&mut self) -> Result<(), LogError> {
+        if let Some(why) = &self.poisoned {
+            return Err(LogError::Poisoned(why.clone()));
+        }
+        match &self.active {
+            Some(a) if a.frames > 0 => self.roll(),
+            _ => Ok(()),
+        }
+    }
+
+    /// Installs rewritten segments: one manifest store, then the new list.
+    fn install(&mut self, changes: Vec<Replacement>) -> Result<(), LogError> {
+        if let Some(why) = &self.poisoned {
+            return Err(LogError::Poisoned(why.clone()));
+        }
+        let mut manifest = self.manifest.clone();
+        for (old, new) in &changes {
+            let Some(i) = manifest.sealed.iter().position(|e| e.first_seq == old.first_seq) else {
+                return Err(LogError::Conflict(format!("segment {} is not sealed", old.first_seq)));
+            };
+            if manifest.sealed[i].generation != old.generation {
+                return Err(LogError::Conflict(format!(
+                    "segment {} was rewritten by another compaction meanwhile",
+                    old.first_seq
+                )));
+            }
+            match new {
+                Some((_, entry)) => manifest.sealed[i] = *entry,
+                None => {
+                    manifest.sealed.remove(i);
+                }
+            }
+        }
+        manifest.epoch += 1;
+        if let Err(e) = manifest.store(&self.shared.dir) {
+            // Which manifest is on disk is unknown until the log is reopened.
+            self.poisoned = Some(e.to_string());
+            return Err(e);
+        }
+        self.manifest = manifest;
+        let mut guard = self.shared.segments.write().unwrap_or_else(|e| e.into_inner());
+        let mut list = Vec::clone(&guard);
+        for (old, new) in changes {
+            let i = list.iter().position(|s| Arc::ptr_eq(s, &old)).expect("a sealed segment is in the list");
+            match new {
+                Some((seg, _)) => list[i] = seg,
+                None => {
+                    list.remove(i);
+                }
+            }
+        }
+        *guard = Arc::new(list);
+        Ok(())
     }
 
     fn sync_deadline(&self) -> Option<Instant> {
@@ -274,7 +372,7 @@ impl Writer {
             return Err(e);
         }
         writer.publish(HEADER_LEN);
-        let seg = Arc::new(Segment { first_seq, path, map });
+        let seg = Arc::new(Segment { first_seq, generation: 0, path, map });
         self.shared.push(Arc::clone(&seg));
         Ok(Active { seg, writer, write_off: HEADER_LEN, synced_off: HEADER_LEN, frames: 0, next_seq: first_seq })
     }

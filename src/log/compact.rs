@@ -1,0 +1,290 @@
+//! Compaction: rewriting sealed segments without the frames a caller no
+//! longer needs, so that their space really comes back.
+//!
+//! Two steps, so that the caller can hold its own locks only for the short
+//! second one:
+//!
+//! 1. [`Log::rewrite`] (no lock, appends and reads go on): seals the active
+//!    segment if a frame to drop is in it; then, for each segment with
+//!    frames to drop, copies the survivors into `NAME-gN.seg.tmp` (same
+//!    first sequence number, next generation; every survivor keeps its
+//!    sequence number and payload; the frames of an atomic batch that
+//!    survive still form one batch), syncs it and renames it to its name.
+//!    A segment left with no frame gets no file.
+//! 2. [`Log::install`]: the writer thread replaces those segments' manifest
+//!    entries (or removes them) in one atomic manifest store and swaps the
+//!    segment list; then the old files are unlinked. Readers that hold the
+//!    old list keep reading the old maps until they let go.
+//!
+//! A crash before the manifest store leaves the new files unlisted; a crash
+//! after it leaves the old ones unlisted. Either way `open` removes what the
+//! manifest does not list, so the log is the old one or the new one, whole.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File, OpenOptions};
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::error::{corrupt, io_err};
+use super::format::{self, FrameRead, SegmentHeader, HEADER_LEN};
+use super::manifest::{segment_file_name, sync_dir, SealedEntry};
+use super::map::SegmentMap;
+use super::{Log, LogError, Segment};
+
+/// Segments rewritten by [`Log::rewrite`], on disk but not yet part of the
+/// log. Dropping it without [`Log::install`] removes the new files.
+#[must_use = "a rewrite changes nothing until it is installed"]
+pub struct Rewrite {
+    segments: Vec<Rewritten>,
+    installed: bool,
+}
+
+pub(crate) struct Rewritten {
+    pub(crate) old: Arc<Segment>,
+    /// The new segment and its manifest entry; `None` when no frame survived.
+    pub(crate) new: Option<(Arc<Segment>, SealedEntry)>,
+    /// (old offset, new offset) of every surviving frame, in order.
+    moved: Vec<(u64, u64)>,
+    dropped: u64,
+}
+
+/// What a rewrite did to one segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SegmentMoves {
+    /// The segment's first sequence number (unchanged by a rewrite).
+    pub segment: u64,
+    /// False when no frame survived and the segment is gone.
+    pub kept: bool,
+    /// (old offset, new offset) of every surviving frame, in order.
+    pub moved: Vec<(u64, u64)>,
+}
+
+/// What an installed compaction did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Compaction {
+    pub segments: Vec<SegmentMoves>,
+    pub frames_dropped: u64,
+    pub frames_kept: u64,
+    /// Bytes of the rewritten segments before and after.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// Bytes written to new segment files.
+    pub bytes_written: u64,
+}
+
+impl Rewrite {
+    /// True when no segment needed rewriting.
+    pub fn is_empty(&self) -> bool {
+        self.segments.is_empty()
+    }
+
+    /// Bytes the rewrite wrote.
+    pub fn bytes_written(&self) -> u64 {
+        self.segments.iter().filter_map(|r| r.new.as_ref()).map(|(_, e)| e.len).sum()
+    }
+}
+
+impl Drop for Rewrite {
+    fn drop(&mut self) {
+        if !self.installed {
+            for (seg, _) in self.segments.iter().filter_map(|r| r.new.as_ref()) {
+                let _ = fs::remove_file(&seg.path);
+            }
+        }
+    }
+}
+
+impl Log {
+    /// Seals the active segment if it holds any frame, so that compaction
+    /// can rewrite it.
+    pub fn seal(&self) -> Result<(), LogError> {
+        let tx = self.tx.as_ref().ok_or(LogError::ReadOnly)?;
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        tx.send(super::writer::Request::Seal { reply }).map_err(|_| LogError::Closed)?;
+        rx.recv().unwrap_or(Err(LogError::Closed))
+    }
+
+    /// Writes new versions of the segments named in `drop` (segment first
+    /// sequence number → offsets of the frames to leave out, any order)
+    /// without those frames. Every offset must be a frame of that segment.
+    /// Nothing changes for readers until [`Log::install`].
+    pub fn rewrite(&self, drop: &BTreeMap<u64, Vec<u64>>) -> Result<Rewrite, LogError> {
+        let drop: BTreeMap<u64, &Vec<u64>> = drop.iter().filter(|(_, o)| !o.is_empty()).map(|(s, o)| (*s, o)).collect();
+        let mut list = self.shared.snapshot();
+        if list.last().is_some_and(|active| drop.contains_key(&active.first_seq)) {
+            self.seal()?;
+            list = self.shared.snapshot();
+        }
+        let mut out = Rewrite { segments: Vec::new(), installed: false };
+        for (&first_seq, offsets) in &drop {
+            let i = list.binary_search_by_key(&first_seq, |s| s.first_seq).map_err(|_| LogError::BadPosition {
+                segment: first_seq,
+                offset: 0,
+                reason: "no such segment",
+            })?;
+            let mut offsets = offsets.to_vec();
+            offsets.sort_unstable();
+            offsets.dedup();
+            out.segments.push(rewrite_segment(&self.shared.dir, &list[i], &offsets)?);
+        }
+        if out.segments.iter().any(|r| r.new.is_some()) {
+            sync_dir(&self.shared.dir)?;
+        }
+        Ok(out)
+    }
+
+    /// Makes a rewrite part of the log: one manifest store, then the old
+    /// files are removed. Refused if another rewrite replaced one of the
+    /// same segments meanwhile.
+    pub fn install(&self, mut rewrite: Rewrite) -> Result<Compaction, LogError> {
+        let mut report = Compaction::default();
+        if rewrite.segments.is_empty() {
+            rewrite.installed = true;
+            return Ok(report);
+        }
+        let tx = self.tx.as_ref().ok_or(LogError::ReadOnly)?;
+        let (reply, rx) = crossbeam_channel::bounded(1);
+        let changes = rewrite.segments.iter().map(|r| (Arc::clone(&r.old), r.new.clone())).collect();
+        tx.send(super::writer::Request::Install { changes, reply }).map_err(|_| LogError::Closed)?;
+        let installed = rx.recv().unwrap_or(Err(LogError::Closed));
+        // After a conflict nothing was stored: the new files go. After any
+        // other failure the manifest may name either set of files: keep
+        // both, and let the next open remove the one it does not list.
+        rewrite.installed = !matches!(installed, Err(LogError::Conflict(_)));
+        installed?;
+        for r in std::mem::take(&mut rewrite.segments) {
+            // Unlinked while mapped: readers holding the old map keep it.
+            let _ = fs::remove_file(&r.old.path);
+            report.frames_kept += r.moved.len() as u64;
+            report.frames_dropped += r.dropped;
+            report.bytes_before += r.old.map.len() as u64;
+            if let Some((_, entry)) = &r.new {
+                report.bytes_after += entry.len;
+                report.bytes_written += entry.len;
+            }
+            report.segments.push(SegmentMoves { segment: r.old.first_seq, kept: r.new.is_some(), moved: r.moved });
+        }
+        sync_dir(&self.shared.dir)?;
+        Ok(report)
+    }
+}
+
+/// Copies the frames of `old` that are not at `drop` (sorted) into the
+/// segment's next generation. On failure nothing is left behind.
+fn rewrite_segment(dir: &Path, old: &Arc<Segment>, drop: &[u64]) -> Result<Rewritten, LogError> {
+    let path = dir.join(segment_file_name(old.first_seq, old.generation + 1));
+    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    copy_survivors(old, drop, &path, &tmp).inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(&path);
+    })
+}
+
+fn copy_survivors(old: &Arc<Segment>, drop: &[u64], path: &Path, tmp: &Path) -> Result<Rewritten, LogError> {
+    let bytes = old.map.bytes();
+    let generation = old.generation + 1;
+    let mut out: Option<SegmentWriter> = None;
+    let mut moved = Vec::new();
+    let mut to_drop = drop.iter().copied().peekable();
+    // The frames of the batch being read: (offset, frame), and whether it
+    // survives.
+    let mut batch: Vec<(usize, format::Frame)> = Vec::new();
+    let mut offset = HEADER_LEN;
+    let mut frames = 0u64;
+    let mut last_seq = 0u64;
+    let mut dropped = 0u64;
+    while offset < bytes.len() {
+        let frame = match format::read_frame(bytes, offset) {
+            FrameRead::Frame(f) => f,
+            FrameRead::End => return Err(corrupt(&old.path, offset, "published bytes hold no frame")),
+            FrameRead::Invalid(why) => return Err(corrupt(&old.path, offset, why)),
+        };
+        if to_drop.peek() == Some(&(offset as u64)) {
+            to_drop.next();
+            dropped += 1;
+        } else {
+            batch.push((offset, frame));
+        }
+        offset = frame.end();
+        if frame.batch_left > 0 {
+            continue;
+        }
+        // The batch is whole: write its survivors as one batch.
+        let n = batch.len();
+        for (i, (at, f)) in batch.drain(..).enumerate() {
+            let w = match &mut out {
+                Some(w) => w,
+                None => out.insert(SegmentWriter::create(tmp, old.first_seq)?),
+            };
+            let payload = &bytes[f.payload_offset..f.end()];
+            let new_at = w.frame(f.seq, (n - 1 - i) as u32, payload).map_err(|e| io_err(tmp, e))?;
+            moved.push((at as u64, new_at));
+            frames += 1;
+            last_seq = f.seq;
+        }
+    }
+    if !batch.is_empty() {
+        return Err(corrupt(&old.path, offset, "sealed segment ends inside an atomic batch"));
+    }
+    if let Some(missing) = to_drop.next() {
+        return Err(LogError::BadPosition { segment: old.first_seq, offset: missing, reason: "no frame starts there" });
+    }
+    let new = match out {
+        None => None,
+        Some(w) => {
+            let (len, crc) = w.finish().map_err(|e| io_err(tmp, e))?;
+            fs::rename(tmp, path).map_err(|e| io_err(path, e))?;
+            let file = File::open(path).map_err(|e| io_err(path, e))?;
+            let map = SegmentMap::read_only(&file, len as usize).map_err(|e| io_err(path, e))?;
+            let seg = Arc::new(Segment {
+                first_seq: old.first_seq,
+                generation,
+                path: path.to_path_buf(),
+                map: Arc::new(map),
+            });
+            let entry = SealedEntry { first_seq: old.first_seq, last_seq, len, frames, crc, generation };
+            Some((seg, entry))
+        }
+    };
+    Ok(Rewritten { old: Arc::clone(old), new, moved, dropped })
+}
+
+/// Writes a sealed segment file front to back, checksumming its content.
+struct SegmentWriter {
+    file: BufWriter<File>,
+    crc: crc32fast::Hasher,
+    len: u64,
+}
+
+impl SegmentWriter {
+    fn create(path: &Path, first_seq: u64) -> Result<Self, LogError> {
+        let file =
+            OpenOptions::new().write(true).create(true).truncate(true).open(path).map_err(|e| io_err(path, e))?;
+        let mut w = Self { file: BufWriter::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new(), len: 0 };
+        w.put(&SegmentHeader::new(first_seq).encode()).map_err(|e| io_err(path, e))?;
+        Ok(w)
+    }
+
+    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.file.write_all(b)?;
+        self.crc.update(b);
+        self.len += b.len() as u64;
+        Ok(())
+    }
+
+    /// Appends a frame; returns its offset.
+    fn frame(&mut self, seq: u64, batch_left: u32, payload: &[u8]) -> std::io::Result<u64> {
+        let at = self.len;
+        self.put(&format::encode_frame_header(seq, batch_left, payload))?;
+        self.put(payload)?;
+        Ok(at)
+    }
+
+    /// Syncs the file; returns its length and content checksum.
+    fn finish(self) -> std::io::Result<(u64, u32)> {
+        let file = self.file.into_inner().map_err(|e| e.into_error())?;
+        file.sync_all()?;
+        Ok((self.len, self.crc.finalize()))
+    }
+}
