@@ -28,11 +28,12 @@ use uuid::Uuid;
 
 use crate::codec;
 use crate::domain::{
-    transition, Action, Actor, Clock, Depth, DomainError, Envelope, Event, Job, OperationType, Privilege, Regarding,
-    Role, Status, Timestamp, Transition, User, WorkflowDefinition, EVENT_VERSION,
+    transition, Action, Actor, Clock, Deletion, DeletionCriteria, Depth, DomainError, Envelope, Event, Job,
+    OperationType, Privilege, Regarding, Role, Status, Timestamp, Transition, User, WorkflowDefinition, EVENT_VERSION,
+    MAX_IMMEDIATE_DELETE,
 };
 use crate::error::Error;
-use crate::log::{Batch, Log, LogConfig};
+use crate::log::{Batch, Compaction, Log, LogConfig};
 use crate::projection::query::{Cursor, Filter, Visibility};
 use crate::projection::{decode_event, Projection};
 
@@ -198,6 +199,8 @@ pub struct Engine {
     write: Mutex<()>,
     clock: Arc<dyn Clock>,
     config: Config,
+    /// One compaction at a time.
+    compacting: Mutex<()>,
     /// The last event of the newest checkpoint written or loaded.
     checkpoint_seq: std::sync::atomic::AtomicU64,
     opened: OpenReport,
@@ -209,16 +212,8 @@ impl Engine {
     pub fn open(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
         let dir = dir.as_ref().to_path_buf();
         let log = Log::open(dir.join("segments"), config.log.clone())?;
-        let (snapshot, mut skipped) = Projection::load_snapshot(&dir.join("snapshots"), log.next_seq());
-        let live: std::collections::HashSet<u64> = log.segments().iter().map(|s| s.first_seq).collect();
-        let mut state = match snapshot {
-            Some(p) if p.segment_ids().iter().all(|s| live.contains(s)) => p,
-            Some(p) => {
-                skipped.push(format!("checkpoint at {} names segments the log no longer has", p.last_seq()));
-                Projection::new()
-            }
-            None => Projection::new(),
-        };
+        let (snapshot, skipped) = Projection::load_snapshot(&dir.join("snapshots"), log.next_seq(), &log.generations());
+        let mut state = snapshot.unwrap_or_default();
         let checkpoint_seq = (state.last_seq() > 0).then_some(state.last_seq());
         let mut replayed = 0u64;
         replay(&log, &mut state, Replay::All, &mut replayed)?;
@@ -228,6 +223,7 @@ impl Engine {
             log,
             state: RwLock::new(state),
             write: Mutex::new(()),
+            compacting: Mutex::new(()),
             clock,
             checkpoint_seq: checkpoint_seq.unwrap_or(0).into(),
             config,
@@ -243,7 +239,7 @@ impl Engine {
     /// Saves a checkpoint of the current state now.
     pub fn checkpoint(&self) -> Result<PathBuf, Error> {
         let state = self.state();
-        let path = state.save_snapshot(&self.dir.join("snapshots"))?;
+        let path = state.save_snapshot(&self.dir.join("snapshots"), &self.log.generations())?;
         self.checkpoint_seq.store(state.last_seq(), std::sync::atomic::Ordering::Relaxed);
         Ok(path)
     }
@@ -394,6 +390,73 @@ impl Engine {
             self.checkpoint()?;
         }
         Ok(out)
+    }
+}
+
+/// What a bulk deletion did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeletionReport {
+    pub deleted: u64,
+    /// Matching jobs beyond the limit, for another run.
+    pub remaining_matching: u64,
+    /// Bytes of the log's segment files before and after.
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// From the request to the space being back (logical deletion and
+    /// compaction).
+    pub seconds: f64,
+    /// Until the jobs were gone from every view.
+    pub seconds_logical: f64,
+    /// Writing the checkpoint afterwards (so that a reopen need not replay).
+    pub seconds_checkpoint: f64,
+    pub compaction: Compaction,
+}
+
+impl Engine {
+    /// Deletes the completed jobs matching `criteria` (at most `limit`,
+    /// oldest `completedon` first) as `actor`: one event, after which no
+    /// view shows them; returns how many were taken and how many more
+    /// match. The space comes back with [`Engine::compact`]. No privilege
+    /// check: callers decide who may (see [`Session::delete_now`]).
+    pub fn delete(
+        &self,
+        actor: Actor,
+        criteria: &DeletionCriteria,
+        limit: u64,
+        definition: Option<Uuid>,
+    ) -> Result<Deletion, Error> {
+        criteria.validate()?;
+        self.commit(actor, |state, now| {
+            let cutoff = criteria.cutoff(now);
+            let sel = state.select_deletion(criteria, cutoff, limit);
+            let d = Deletion {
+                criteria: criteria.clone(),
+                cutoff,
+                limit,
+                through: sel.through,
+                deleted: sel.count,
+                remaining: sel.remaining,
+                definition,
+            };
+            Ok((vec![Event::JobsDeleted(Box::new(d.clone()))], d))
+        })
+    }
+
+    /// Rewrites the log's segments without the events of deleted jobs, so
+    /// that their space comes back. Appends, reads and the service go on
+    /// meanwhile; they pause only while the new segments are installed.
+    pub fn compact(&self) -> Result<Compaction, Error> {
+        let _one = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
+        let plan = self.state().garbage().clone();
+        if plan.is_empty() {
+            return Ok(Compaction::default());
+        }
+        let rewrite = self.log.rewrite(&plan)?;
+        let _no_writes = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let done = self.log.install(rewrite)?;
+        state.apply_compaction(&plan, &done);
+        Ok(done)
     }
 }
 
@@ -583,6 +646,50 @@ impl Session<'_> {
             }
             let n = events.len();
             Ok((events, n))
+        })
+    }
+
+    /// The Immediately option of bulk deletion (`domain.md` §7): deletes
+    /// at most `limit` (up to [`MAX_IMMEDIATE_DELETE`]) completed jobs
+    /// matching `criteria`, oldest first, then compacts the log so the
+    /// space is back before it returns. Needs Delete at Organization depth,
+    /// and criteria that include System Job Type Workflow.
+    pub fn delete_now(&self, criteria: &DeletionCriteria, limit: u64) -> Result<DeletionReport, Error> {
+        let started = std::time::Instant::now();
+        self.engine.state().directory().check(&self.user, Privilege::Delete, None)?;
+        criteria.validate()?;
+        if !criteria.types.contains(&OperationType::WORKFLOW) {
+            return Err(DomainError::Invalid {
+                what: "deletion criteria",
+                reason: "the Immediately option needs System Job Type Workflow among the criteria".into(),
+            }
+            .into());
+        }
+        if !(1..=MAX_IMMEDIATE_DELETE).contains(&limit) {
+            return Err(DomainError::Invalid {
+                what: "deletion limit",
+                reason: format!("{limit}: one Immediately run deletes between 1 and {MAX_IMMEDIATE_DELETE} jobs"),
+            }
+            .into());
+        }
+        let bytes_before = self.engine.log.disk_bytes();
+        let d = self.engine.delete(self.actor(), criteria, limit, None)?;
+        let seconds_logical = started.elapsed().as_secs_f64();
+        let compaction = self.engine.compact()?;
+        let seconds = started.elapsed().as_secs_f64();
+        let bytes_after = self.engine.log.disk_bytes();
+        if d.deleted > 0 {
+            self.engine.checkpoint()?;
+        }
+        Ok(DeletionReport {
+            deleted: d.deleted,
+            remaining_matching: d.remaining,
+            bytes_before,
+            bytes_after,
+            seconds,
+            seconds_logical,
+            seconds_checkpoint: started.elapsed().as_secs_f64() - seconds,
+            compaction,
         })
     }
 

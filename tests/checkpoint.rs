@@ -169,7 +169,7 @@ fn assert_refused(body: &[u8]) {
     let file = joblog::projection::checkpoint_file_bytes(5, body);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("snapshot-00000000000000000005.bin"), &file).unwrap();
-    let (loaded, skipped) = joblog::projection::Projection::load_snapshot(dir.path(), 100);
+    let (loaded, skipped) = joblog::projection::Projection::load_snapshot(dir.path(), 100, &Default::default());
     assert!(loaded.is_none());
     assert_eq!(skipped.len(), 1, "{skipped:?}");
 }

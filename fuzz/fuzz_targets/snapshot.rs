@@ -10,6 +10,6 @@ fuzz_target!(|body: &[u8]| {
     let file = joblog::projection::checkpoint_file_bytes(5, body);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("snapshot-00000000000000000005.bin"), &file).unwrap();
-    let (loaded, skipped) = Projection::load_snapshot(dir.path(), 100);
+    let (loaded, skipped) = Projection::load_snapshot(dir.path(), 100, &Default::default());
     assert!(loaded.is_some() != (skipped.len() == 1));
 });

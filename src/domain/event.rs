@@ -6,13 +6,14 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::deletion::Deletion;
 use super::job::{Job, WorkflowDefinition};
 use super::privilege::{Role, User};
 use super::time::Timestamp;
 use super::{Action, Status};
 
 /// Version of the event schema written by this build.
-pub const EVENT_VERSION: u16 = 1;
+pub const EVENT_VERSION: u16 = 2;
 
 /// Who did something.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -64,6 +65,9 @@ pub enum Event {
     },
     /// A workflow definition added or changed (owner, active flag).
     WorkflowSaved(WorkflowDefinition),
+    /// Completed jobs deleted (version 2). The jobs' own events are removed
+    /// by compaction later; this event never is.
+    JobsDeleted(Box<Deletion>),
 }
 
 /// One step of the state machine, with the columns it sets.

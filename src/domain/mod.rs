@@ -7,9 +7,11 @@
 //! * `event`     — every change, as a versioned event.
 //! * `time`      — timestamps and the injected clock.
 //! * `machine`   — the state machine as one table (§4, §5).
+//! * `deletion`  — bulk deletion criteria and their record (§7).
 //! * `privilege` — users, business units, roles, depths, and the one
 //!   privilege check (§6).
 
+mod deletion;
 mod event;
 mod job;
 mod machine;
@@ -18,6 +20,7 @@ mod privilege;
 mod status;
 mod time;
 
+pub use deletion::{Deletion, DeletionCriteria, MAX_IMMEDIATE_DELETE, MAX_OLDER_THAN_DAYS};
 pub use event::{Actor, Envelope, Event, Transition, EVENT_VERSION};
 pub use job::{Job, Regarding, WorkflowDefinition, MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
 pub use machine::{needs, transition, Action, Rule, RULES};

@@ -356,6 +356,11 @@ impl Log {
         self.shared.snapshot().iter().map(|s| s.map.len() as u64).sum()
     }
 
+    /// Each segment's rewrite generation, by first sequence number.
+    pub fn generations(&self) -> Generations {
+        self.shared.snapshot().iter().map(|s| (s.first_seq, s.generation)).collect()
+    }
+
     /// The segments, oldest first.
     pub fn segments(&self) -> Vec<SegmentInfo> {
         self.shared
@@ -363,6 +368,7 @@ impl Log {
             .iter()
             .map(|s| SegmentInfo {
                 first_seq: s.first_seq,
+                generation: s.generation,
                 path: s.path.clone(),
                 published_bytes: s.map.published() as u64,
             })
@@ -376,10 +382,16 @@ impl Drop for Log {
     }
 }
 
+/// Segments' rewrite generations by first sequence number: a position is
+/// valid only in the generation it was read from.
+pub type Generations = std::collections::HashMap<u64, u32>;
+
 /// A segment as [`Log::segments`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentInfo {
     pub first_seq: u64,
+    /// How many times compaction has rewritten it.
+    pub generation: u32,
     pub path: PathBuf,
     /// Bytes of whole, readable frames (header included).
     pub published_bytes: u64,

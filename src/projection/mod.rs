@@ -7,7 +7,10 @@
 //! * `intern`  — repeated strings stored once.
 //! * `query`   — filters, visibility, pages and cursors.
 //! * `snapshot` — checkpoints: the projection saved at a log position.
+//! * `delete`   — bulk deletion: selecting, dropping rows, and following
+//!   compaction's moves.
 
+mod delete;
 mod intern;
 mod ordered;
 pub mod query;
@@ -121,6 +124,15 @@ impl Row {
     }
 }
 
+/// One deletion, as the audit trail shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeletionRecord {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub actor: crate::domain::Actor,
+    pub deletion: crate::domain::Deletion,
+}
+
 /// The state folded from the log: jobs with their indices, the directory of
 /// users and roles, and workflow definitions.
 #[derive(Debug, Default)]
@@ -143,6 +155,16 @@ pub struct Projection {
     timers: OrderedRows,
     /// Every event of every job: (where it is, the job's previous one).
     events: Vec<(Pos, u32)>,
+    /// Slots of deleted jobs in `rows` and of their events in `events`,
+    /// reused by new ones.
+    free_rows: Vec<u32>,
+    free_events: Vec<u32>,
+    /// Events of deleted jobs still in the log, for compaction to drop:
+    /// segment (first sequence number) → frame offsets.
+    garbage: BTreeMap<u64, Vec<u64>>,
+    /// Every deletion ever made, oldest first: the audit trail of who
+    /// deleted what (these events are never compacted away).
+    deletions: Vec<DeletionRecord>,
     /// Segment ordinals → the segment's first sequence number.
     segments: Vec<u64>,
     segment_ordinals: HashMap<u64, u32>,
@@ -181,9 +203,9 @@ impl Projection {
         self.last_at
     }
 
-    /// The first sequence numbers of the log segments this state points into.
-    pub fn segment_ids(&self) -> &[u64] {
-        &self.segments
+    /// Every deletion, oldest first.
+    pub fn deletions(&self) -> &[DeletionRecord] {
+        &self.deletions
     }
 
     /// Live jobs.
@@ -278,6 +300,15 @@ impl Projection {
             Event::WorkflowSaved(w) => {
                 self.workflows.insert(w.id.clone(), w.clone());
             }
+            Event::JobsDeleted(d) => {
+                self.apply_deletion(d, seq)?;
+                self.deletions.push(DeletionRecord {
+                    seq,
+                    at: env.at,
+                    actor: env.actor.clone(),
+                    deletion: (**d).clone(),
+                });
+            }
         }
         self.last_seq = seq;
         self.last_at = Some(self.last_at.map_or(env.at, |t| t.max(env.at)));
@@ -307,11 +338,18 @@ impl Projection {
             status: job.status,
             deleted: false,
         };
-        let i = self.rows.len() as u32;
-        self.rows.push(row);
+        let i = match self.free_rows.pop() {
+            Some(i) => {
+                self.rows[i as usize] = row;
+                i
+            }
+            None => {
+                self.rows.push(row);
+                (self.rows.len() - 1) as u32
+            }
+        };
         self.by_id.insert(job.id, i);
-        self.events.push((p, NO_EVENT));
-        self.rows[i as usize].last_event = (self.events.len() - 1) as u32;
+        self.rows[i as usize].last_event = self.push_event(p, NO_EVENT);
         self.index(i);
     }
 
@@ -333,10 +371,12 @@ impl Projection {
             let started = if r.startedon == NO_TIME { at.micros() } else { r.startedon };
             r.executiontimespan_ms = u32::try_from((at.micros() - started).max(0) / 1000).unwrap_or(u32::MAX);
         }
-        self.events.push((p, r.last_event));
-        r.last_event = (self.events.len() - 1) as u32;
+        let prev = r.last_event;
+        let e = self.push_event(p, prev);
+        let r = &mut self.rows[i as usize];
+        r.last_event = e;
         if t.message.is_some() {
-            r.message_event = r.last_event;
+            r.message_event = e;
         }
         self.index_status(i);
     }
@@ -351,10 +391,24 @@ impl Projection {
         r.owner = owner;
         r.owningbusinessunit = unit;
         r.modifiedon = at.micros();
-        self.events.push((p, r.last_event));
-        r.last_event = (self.events.len() - 1) as u32;
+        let prev = r.last_event;
+        self.rows[i as usize].last_event = self.push_event(p, prev);
         let rows = &self.rows;
         self.by_owner.entry(owner).or_default().insert(i, |r| rows[r as usize].created_key());
+    }
+
+    /// Adds an entry to the event chain; returns its number.
+    fn push_event(&mut self, p: Pos, prev: u32) -> u32 {
+        match self.free_events.pop() {
+            Some(e) => {
+                self.events[e as usize] = (p, prev);
+                e
+            }
+            None => {
+                self.events.push((p, prev));
+                (self.events.len() - 1) as u32
+            }
+        }
     }
 
     /// Adds row `i` to every index.
@@ -499,6 +553,8 @@ impl Projection {
             + self.by_open_status.values().map(|s| s.len() * 48).sum::<usize>()
             + sets(&self.completed)
             + self.strings.heap_bytes()
+            + (self.free_rows.capacity() + self.free_events.capacity()) * 4
+            + self.garbage.values().map(|v| v.capacity() * 8 + 48).sum::<usize>()
     }
 }
 

@@ -101,6 +101,24 @@ impl OrderedRows {
         self.chunks.iter().flatten().copied()
     }
 
+    /// Keeps only the rows `keep` accepts, in one pass, re-chunking as it
+    /// goes (bulk deletion).
+    pub(crate) fn retain(&mut self, keep: impl Fn(u32) -> bool) {
+        let mut out: Vec<Vec<u32>> = Vec::new();
+        let mut len = 0;
+        for chunk in std::mem::take(&mut self.chunks) {
+            for r in chunk.into_iter().filter(|&r| keep(r)) {
+                if out.last().is_none_or(|c| c.len() >= CHUNK) {
+                    out.push(Vec::with_capacity(CHUNK));
+                }
+                out.last_mut().expect("pushed above").push(r);
+                len += 1;
+            }
+        }
+        self.chunks = out;
+        self.len = len;
+    }
+
     /// Heap bytes held (for the memory figures).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.chunks.capacity() * std::mem::size_of::<Vec<u32>>()

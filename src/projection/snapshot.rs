@@ -27,13 +27,14 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::intern::Interner;
-use super::{Pos, Projection, Row};
+use super::{DeletionRecord, Pos, Projection, Row};
 use crate::codec;
 use crate::domain::{Directory, Timestamp, WorkflowDefinition};
 use crate::error::Error;
+use crate::log::Generations;
 
 const MAGIC: [u8; 8] = *b"JOBLOGSN";
-const VERSION: u16 = 1;
+const VERSION: u16 = 2;
 const HEADER_LEN: usize = 40;
 /// Snapshots kept: the newest and the one before it.
 const KEEP: usize = 2;
@@ -44,6 +45,9 @@ struct BodyRef<'a> {
     strings: &'a Interner,
     events: &'a Vec<(Pos, u32)>,
     segments: &'a Vec<u64>,
+    generations: Vec<Option<u32>>,
+    garbage: &'a BTreeMap<u64, Vec<u64>>,
+    deletions: &'a Vec<DeletionRecord>,
     directory: &'a Option<Directory>,
     workflows: &'a BTreeMap<String, WorkflowDefinition>,
     last_seq: u64,
@@ -56,6 +60,12 @@ struct Body {
     strings: Interner,
     events: Vec<(Pos, u32)>,
     segments: Vec<u64>,
+    /// Each segment's rewrite generation when the checkpoint was taken
+    /// (`None`: compaction had removed it): positions are only valid in
+    /// exactly those files.
+    generations: Vec<Option<u32>>,
+    garbage: BTreeMap<u64, Vec<u64>>,
+    deletions: Vec<DeletionRecord>,
     directory: Option<Directory>,
     workflows: BTreeMap<String, WorkflowDefinition>,
     last_seq: u64,
@@ -141,8 +151,9 @@ fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
 impl Projection {
     /// Writes a snapshot of this state into `dir` (write a temporary file,
     /// fsync, rename, fsync the directory) and removes all but the newest
-    /// two. Returns its path.
-    pub fn save_snapshot(&self, dir: &Path) -> Result<PathBuf, Error> {
+    /// two. `live` is the log's segments (first sequence number →
+    /// generation) as this state's positions refer to them. Returns its path.
+    pub fn save_snapshot(&self, dir: &Path, live: &Generations) -> Result<PathBuf, Error> {
         fs::create_dir_all(dir).map_err(io(dir))?;
         let path = dir.join(file_name(self.last_seq));
         let tmp = dir.join(format!("{}.tmp", file_name(self.last_seq)));
@@ -156,6 +167,9 @@ impl Projection {
                 strings: &self.strings,
                 events: &self.events,
                 segments: &self.segments,
+                generations: self.segments.iter().map(|s| live.get(s).copied()).collect(),
+                garbage: &self.garbage,
+                deletions: &self.deletions,
                 directory: &self.directory,
                 workflows: &self.workflows,
                 last_seq: self.last_seq,
@@ -183,9 +197,11 @@ impl Projection {
     }
 
     /// Loads the newest valid snapshot in `dir` whose last event is before
-    /// `log_next_seq`; `None` when there is none. Damaged ones are skipped
-    /// (and named in the returned list), never trusted.
-    pub fn load_snapshot(dir: &Path, log_next_seq: u64) -> (Option<Projection>, Vec<String>) {
+    /// `log_next_seq` and whose segments are the log's (`live`: first
+    /// sequence number → generation; a compaction since makes a checkpoint
+    /// stale); `None` when there is none. Damaged ones are skipped (and
+    /// named in the returned list), never trusted.
+    pub fn load_snapshot(dir: &Path, log_next_seq: u64, live: &Generations) -> (Option<Projection>, Vec<String>) {
         let mut skipped = Vec::new();
         for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
             if entry.file_name().to_string_lossy().ends_with(".tmp") {
@@ -197,7 +213,7 @@ impl Projection {
                 skipped.push(format!("{}: ahead of the log", path.display()));
                 continue;
             }
-            match load(&path) {
+            match load(&path, live) {
                 Ok(p) if p.last_seq == seq => return (Some(p), skipped),
                 Ok(_) => skipped.push(format!("{}: its name and content disagree", path.display())),
                 Err(e) => skipped.push(format!("{}: {e}", path.display())),
@@ -207,7 +223,7 @@ impl Projection {
     }
 }
 
-fn load(path: &Path) -> Result<Projection, Error> {
+fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
     let corrupt = |why: &str| Error::Corrupt(format!("{}: {why}", path.display()));
     // The whole file, so that decoding never trusts a length beyond what
     // the file holds.
@@ -223,6 +239,11 @@ fn load(path: &Path) -> Result<Projection, Error> {
         return Err(corrupt("body checksum mismatch"));
     }
     let body: Body = codec::decode_large(body)?;
+    let stale = body.segments.len() != body.generations.len()
+        || body.segments.iter().zip(&body.generations).any(|(s, g)| g.is_some_and(|g| live.get(s) != Some(&g)));
+    if stale {
+        return Err(corrupt("its segments were compacted since (stale)"));
+    }
     Projection::from_body(body).map_err(|why| corrupt(&why))
 }
 
@@ -236,6 +257,8 @@ impl Projection {
             events: b.events,
             segment_ordinals: b.segments.iter().enumerate().map(|(i, &s)| (s, i as u32)).collect(),
             segments: b.segments,
+            garbage: b.garbage,
+            deletions: b.deletions,
             directory: b.directory,
             workflows: b.workflows,
             last_seq: b.last_seq,
@@ -244,14 +267,19 @@ impl Projection {
         };
         p.strings.rebuild();
         let (n_strings, n_events, n_segments) = (p.strings.len() as u32, p.events.len(), p.segments.len());
-        if p.events
-            .iter()
-            .any(|(pos, prev)| pos.segment as usize >= n_segments || (*prev != u32::MAX && *prev as usize >= n_events))
-        {
+        let freed = |pos: &Pos| pos.segment == u32::MAX;
+        if p.events.iter().any(|(pos, prev)| {
+            (!freed(pos) && pos.segment as usize >= n_segments) || (*prev != u32::MAX && *prev as usize >= n_events)
+        }) {
             return Err("event chain out of range".into());
         }
+        p.free_events = (0..n_events as u32).filter(|&e| freed(&p.events[e as usize].0)).collect();
         let mut by_id = HashMap::with_capacity_and_hasher(p.rows.len(), Default::default());
         for (i, r) in p.rows.iter().enumerate() {
+            if r.deleted {
+                p.free_rows.push(i as u32);
+                continue;
+            }
             let syms = [r.owner, r.owningbusinessunit, r.workflow, r.regarding, r.dependencytoken];
             let chained = |e: u32| e == u32::MAX || (e as usize) < n_events;
             if syms.iter().any(|&s| s > n_strings) || r.last_event as usize >= n_events || !chained(r.message_event) {
