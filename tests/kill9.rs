@@ -12,13 +12,15 @@
 //! `JOBLOG_KILL9_ROUNDS` (default 50) and `JOBLOG_KILL9_SEED` (default: from
 //! the clock, printed) control a run.
 
+mod support;
+
 use std::collections::HashMap;
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use joblog::log::{Batch, Log, LogConfig};
+use support::{run_and_kill, seed_and_rounds, Rng};
 
 const CHILD_ENV: &str = "JOBLOG_KILL9_CHILD";
 const THREADS: u64 = 4;
@@ -26,23 +28,6 @@ const SEGMENT_BYTES: u64 = 64 << 10;
 
 fn config() -> LogConfig {
     LogConfig { segment_size_bytes: SEGMENT_BYTES, ..LogConfig::default() }
-}
-
-/// splitmix64: small, seedable, good enough to pick kill points.
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
-    }
 }
 
 /// The payload of event `i` of `n` in batch `batch` of `thread` in `round`.
@@ -137,45 +122,18 @@ fn main() {
         child(Path::new(&dir), round);
         return;
     }
-    let rounds: u64 = std::env::var("JOBLOG_KILL9_ROUNDS").ok().and_then(|v| v.parse().ok()).unwrap_or(50);
-    let seed: u64 = std::env::var("JOBLOG_KILL9_SEED").ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
-        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
-    });
-    println!("kill9: {rounds} rounds, seed {seed} (JOBLOG_KILL9_SEED={seed} repeats this run)");
+    let (seed, rounds) = seed_and_rounds("kill9", "JOBLOG_KILL9_SEED", "JOBLOG_KILL9_ROUNDS", 50);
     let mut rng = Rng(seed);
     let dir = tempfile::tempdir().unwrap();
-    let exe = std::env::current_exe().unwrap();
     let (mut acked_batches, mut torn_rounds, mut end) = (0, 0, 1);
     let started = Instant::now();
     for round in 0..rounds {
-        let mut child = Command::new(&exe)
-            .env(CHILD_ENV, dir.path())
-            .env("JOBLOG_KILL9_ROUND", round.to_string())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let reader = std::thread::spawn(move || {
-            let mut lines = Vec::new();
-            for line in BufReader::new(stdout).lines() {
-                match line {
-                    Ok(l) => lines.push(l),
-                    Err(_) => break,
-                }
-            }
-            lines
-        });
         // Kill points from the first instant (during open and recovery) to
         // well into steady appending.
-        std::thread::sleep(Duration::from_micros(rng.below(120_000)));
-        child.kill().unwrap(); // SIGKILL
-        let status = child.wait().unwrap();
-        assert!(status.code().is_none(), "child exited by itself: {status}");
+        let env = [(CHILD_ENV, dir.path().display().to_string()), ("JOBLOG_KILL9_ROUND", round.to_string())];
+        let lines = run_and_kill(&env, Duration::from_micros(rng.below(120_000)));
         let mut acks = Vec::new();
-        for line in reader.join().unwrap() {
-            // A line cut by the kill has fewer fields: its ack was never
-            // fully printed, so nothing is claimed for it.
+        for line in lines {
             let f: Vec<&str> = line.split(' ').collect();
             if f.len() == 5 && f[0] == "ack" {
                 let num = |i: usize| f[i].parse::<u64>().unwrap();

@@ -1,0 +1,155 @@
+//! kill -9 during bulk deletion and compaction, with real processes (run as
+//! `harness = false`).
+//!
+//! The child opens an engine with small segments and loops: import 40
+//! completed jobs (half completed 400 days ago, half yesterday), print
+//! their ids once acknowledged, and every third batch delete what is older
+//! than 30 days (Immediately: the event, then compaction, then a
+//! checkpoint), printing the count once acknowledged. The parent SIGKILLs it
+//! at a random moment, reopens, and checks: every acknowledged recent job is
+//! there, whole; every old job acknowledged before an acknowledged deletion
+//! is gone for good; the log verifies; garbage a kill left behind compacts;
+//! and the state equals a fresh replay of the log. Rounds share one data
+//! directory.
+//!
+//! `JOBLOG_KILL9_DELETE_ROUNDS` (default 30) and `JOBLOG_KILL9_DELETE_SEED`
+//! control a run.
+
+mod support;
+
+use std::collections::HashSet;
+use std::io::Write;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use joblog::domain::{DeletionCriteria, Job, ManualClock, OperationType, Status, StatusReason, Timestamp};
+use joblog::engine::{Config, Engine};
+use joblog::log::LogConfig;
+use joblog::projection::query::{Filter, Visibility};
+use support::{run_and_kill, seed_and_rounds, Rng};
+use uuid::Uuid;
+
+const CHILD_ENV: &str = "JOBLOG_KILL9_DELETE_CHILD";
+const DAY: i64 = 86_400_000_000;
+
+fn now() -> Timestamp {
+    Timestamp::parse("2026-06-01T00:00:00Z").unwrap()
+}
+
+fn open(dir: &Path) -> Engine {
+    let config =
+        Config { log: LogConfig { segment_size_bytes: 64 << 10, ..LogConfig::default() }, checkpoint_every_events: 0 };
+    Engine::open(dir, config, Arc::new(ManualClock::new(now()))).unwrap_or_else(|e| panic!("open after kill: {e}"))
+}
+
+fn criteria() -> DeletionCriteria {
+    DeletionCriteria {
+        types: vec![OperationType::WORKFLOW],
+        reasons: vec![StatusReason::Succeeded, StatusReason::Failed, StatusReason::Canceled],
+        older_than_days: 30,
+    }
+}
+
+fn data_of(id: Uuid) -> Vec<u8> {
+    vec![id.as_bytes()[15]; 150]
+}
+
+fn child(dir: &Path) {
+    let engine = open(dir);
+    let admin = engine.session("admin").unwrap();
+    let mut out = std::io::stdout();
+    for batch in 0u64.. {
+        let jobs: Vec<Job> = (0..40)
+            .map(|i| {
+                let days = if i % 2 == 0 { 400 } else { 1 };
+                let done = Timestamp::from_micros(now().micros() - days * DAY);
+                let mut j = Job::new("kill9", OperationType::WORKFLOW, "admin", "root", done);
+                j.status = [Status::SUCCEEDED, Status::FAILED, Status::CANCELED][i % 3];
+                j.completedon = Some(done);
+                j.data = data_of(j.id);
+                j
+            })
+            .collect();
+        admin.import(jobs.clone()).unwrap();
+        let ids: Vec<String> =
+            jobs.iter().enumerate().map(|(i, j)| format!("{}:{}", if i % 2 == 0 { "o" } else { "n" }, j.id)).collect();
+        writeln!(out, "imp {}", ids.join(",")).unwrap();
+        out.flush().unwrap();
+        if batch % 3 == 2 {
+            let r = admin.delete_now(&criteria(), 1_000_000).unwrap();
+            writeln!(out, "del {}", r.deleted).unwrap();
+            out.flush().unwrap();
+        }
+    }
+}
+
+fn main() {
+    if let Ok(dir) = std::env::var(CHILD_ENV) {
+        child(Path::new(&dir));
+        return;
+    }
+    let (seed, rounds) = seed_and_rounds("kill9_delete", "JOBLOG_KILL9_DELETE_SEED", "JOBLOG_KILL9_DELETE_ROUNDS", 30);
+    let mut rng = Rng(seed);
+    let dir = tempfile::tempdir().unwrap();
+    let started = Instant::now();
+    let (mut must_exist, mut must_be_gone) = (HashSet::<Uuid>::new(), HashSet::<Uuid>::new());
+    let (mut deletions, mut leftovers, mut garbage_rounds) = (0u64, 0usize, 0u64);
+    for _ in 0..rounds {
+        let env = [(CHILD_ENV, dir.path().display().to_string())];
+        let lines = run_and_kill(&env, Duration::from_micros(rng.below(400_000)));
+        let mut old_since_delete = Vec::new();
+        for line in lines {
+            if let Some(ids) = line.strip_prefix("imp ") {
+                for item in ids.split(',') {
+                    let (kind, id) = item.split_once(':').unwrap();
+                    let id: Uuid = id.parse().unwrap();
+                    if kind == "n" {
+                        must_exist.insert(id);
+                    } else {
+                        old_since_delete.push(id);
+                    }
+                }
+            } else if line.starts_with("del ") {
+                must_be_gone.extend(old_since_delete.drain(..));
+                deletions += 1;
+            }
+        }
+
+        let engine = open(dir.path());
+        let rec = engine.log().recovery();
+        leftovers += rec.temp_files_removed.len() + rec.obsolete_files_removed.len();
+        let admin = engine.session("admin").unwrap();
+        for id in &must_exist {
+            let job = admin.get(*id).unwrap_or_else(|e| panic!("acknowledged job {id} lost: {e}"));
+            assert_eq!(job.data, data_of(*id), "job {id} changed");
+        }
+        for id in &must_be_gone {
+            assert!(admin.get(*id).is_err(), "deleted job {id} came back");
+        }
+        let report = engine.log().verify().unwrap();
+        assert!(report.ok(), "verify after kill: {:?}", report.problems);
+        // A kill between the deletion event and the end of compaction
+        // leaves garbage: it compacts now.
+        if !engine.state().garbage().is_empty() {
+            garbage_rounds += 1;
+            engine.compact().unwrap();
+            assert!(engine.state().garbage().is_empty());
+        }
+        let all = |p: &joblog::projection::Projection| {
+            let (mut jobs, _) =
+                p.query_jobs(&Filter::default(), &Visibility::All, None, usize::MAX, engine.log()).unwrap();
+            jobs.sort_by_key(|j| j.id);
+            jobs
+        };
+        assert_eq!(all(&engine.state()), all(&engine.replay_until(now()).unwrap()), "state differs from a replay");
+    }
+    println!(
+        "kill9_delete: {rounds} kills, {deletions} acknowledged deletions, {} jobs kept and {} deleted checked, \
+         {leftovers} leftover files removed on reopen, {garbage_rounds} reopens finished a compaction, {:.1}s",
+        must_exist.len(),
+        must_be_gone.len(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("1 passed, 0 failed");
+}

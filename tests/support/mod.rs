@@ -1,0 +1,66 @@
+//! What the kill -9 harnesses share: a seedable random source, and running
+//! a child process until a SIGKILL at a chosen moment.
+
+#![allow(dead_code)] // each harness uses its part
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+
+/// splitmix64: small, seedable, good enough to pick kill points.
+pub struct Rng(pub u64);
+
+impl Rng {
+    pub fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// The seed from `var` or the clock (printed, so a run can be repeated),
+/// and the number of rounds from `rounds_var` (default `default_rounds`).
+pub fn seed_and_rounds(name: &str, seed_var: &str, rounds_var: &str, default_rounds: u64) -> (u64, u64) {
+    let rounds: u64 = std::env::var(rounds_var).ok().and_then(|v| v.parse().ok()).unwrap_or(default_rounds);
+    let seed: u64 = std::env::var(seed_var).ok().and_then(|v| v.parse().ok()).unwrap_or_else(|| {
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_nanos() as u64
+    });
+    println!("{name}: {rounds} rounds, seed {seed} ({seed_var}={seed} repeats this run)");
+    (seed, rounds)
+}
+
+/// Runs this test binary again as a child with `env`, SIGKILLs it after
+/// `after`, and returns the whole lines it printed (a line cut by the kill
+/// is dropped: nothing is claimed for it).
+pub fn run_and_kill(env: &[(&str, String)], after: Duration) -> Vec<String> {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let mut r = BufReader::new(stdout);
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.ends_with('\n') {
+                out.push_str(&line);
+            }
+            line.clear();
+        }
+        out
+    });
+    std::thread::sleep(after);
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(status.code().is_none(), "child exited by itself: {status}");
+    reader.join().unwrap().lines().map(str::to_string).collect()
+}
