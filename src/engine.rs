@@ -456,6 +456,11 @@ impl Engine {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         let done = self.log.install(rewrite)?;
         state.apply_compaction(&plan, &done);
+        drop(state);
+        // Every checkpoint points into segments that were just rewritten:
+        // none can be used again, so their space comes back too.
+        Projection::remove_snapshots(&self.dir.join("snapshots"))?;
+        self.checkpoint_seq.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(done)
     }
 }

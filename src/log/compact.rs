@@ -22,7 +22,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
-use std::io::{BufWriter, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -116,18 +116,50 @@ impl Log {
             self.seal()?;
             list = self.shared.snapshot();
         }
-        let mut out = Rewrite { segments: Vec::new(), installed: false };
+        let mut jobs = Vec::with_capacity(drop.len());
         for (&first_seq, offsets) in &drop {
             let i = list.binary_search_by_key(&first_seq, |s| s.first_seq).map_err(|_| LogError::BadPosition {
                 segment: first_seq,
                 offset: 0,
                 reason: "no such segment",
             })?;
-            let mut offsets = offsets.to_vec();
-            offsets.sort_unstable();
-            offsets.dedup();
-            out.segments.push(rewrite_segment(&self.shared.dir, &list[i], &offsets)?);
+            jobs.push((&list[i], *offsets));
         }
+        // Segments are independent: rewrite them on every core.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
+        let dir = &self.shared.dir;
+        let results: Vec<Result<Rewritten, LogError>> = std::thread::scope(|scope| {
+            let workers: Vec<_> = (0..threads)
+                .map(|t| {
+                    let mine: Vec<_> = jobs.iter().skip(t).step_by(threads).collect();
+                    scope.spawn(move || {
+                        mine.into_iter()
+                            .map(|(seg, offsets)| {
+                                let mut offsets = offsets.to_vec();
+                                offsets.sort_unstable();
+                                offsets.dedup();
+                                rewrite_segment(dir, seg, &offsets)
+                            })
+                            .collect::<Vec<_>>()
+                    })
+                })
+                .collect();
+            workers.into_iter().flat_map(|w| w.join().expect("a rewrite thread panicked")).collect()
+        });
+        // Every result joins the rewrite first, so that a failure removes
+        // the files the others wrote.
+        let mut out = Rewrite { segments: Vec::new(), installed: false };
+        let mut failed = None;
+        for r in results {
+            match r {
+                Ok(r) => out.segments.push(r),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        out.segments.sort_by_key(|r| r.old.first_seq);
         if out.segments.iter().any(|r| r.new.is_some()) {
             sync_dir(&self.shared.dir)?;
         }
@@ -194,6 +226,8 @@ fn copy_survivors(old: &Arc<Segment>, drop: &[u64], path: &Path, tmp: &Path) -> 
     let mut frames = 0u64;
     let mut last_seq = 0u64;
     let mut dropped = 0u64;
+    // Where the batch being read starts, and how many frames it has.
+    let (mut batch_start, mut batch_frames) = (offset, 0usize);
     while offset < bytes.len() {
         let frame = match format::read_frame(bytes, offset) {
             FrameRead::Frame(f) => f,
@@ -207,22 +241,32 @@ fn copy_survivors(old: &Arc<Segment>, drop: &[u64], path: &Path, tmp: &Path) -> 
             batch.push((offset, frame));
         }
         offset = frame.end();
+        batch_frames += 1;
         if frame.batch_left > 0 {
             continue;
         }
-        // The batch is whole: write its survivors as one batch.
+        // The batch is whole: write its survivors as one batch. Untouched,
+        // its bytes are copied as they are; otherwise each survivor gets a
+        // new header (its count of frames left in the batch changed).
         let n = batch.len();
+        let untouched = batch.first().is_some_and(|(at, _)| *at == batch_start) && n == batch_frames;
         for (i, (at, f)) in batch.drain(..).enumerate() {
             let w = match &mut out {
                 Some(w) => w,
                 None => out.insert(SegmentWriter::create(tmp, old.first_seq)?),
             };
-            let payload = &bytes[f.payload_offset..f.end()];
-            let new_at = w.frame(f.seq, (n - 1 - i) as u32, payload).map_err(|e| io_err(tmp, e))?;
+            let new_at = if untouched {
+                w.put(&bytes[at..f.end()])
+            } else {
+                w.frame(f.seq, (n - 1 - i) as u32, &bytes[f.payload_offset..f.end()])
+            }
+            .map_err(|e| io_err(tmp, e))?;
             moved.push((at as u64, new_at));
             frames += 1;
             last_seq = f.seq;
         }
+        batch_start = offset;
+        batch_frames = 0;
     }
     if !batch.is_empty() {
         return Err(corrupt(&old.path, offset, "sealed segment ends inside an atomic batch"));
@@ -251,40 +295,58 @@ fn copy_survivors(old: &Arc<Segment>, drop: &[u64], path: &Path, tmp: &Path) -> 
 }
 
 /// Writes a sealed segment file front to back, checksumming its content.
+/// Frames gather in a buffer that is checksummed and written a few MiB at a
+/// time: per-frame calls into the file and the hasher would cost more than
+/// the copying.
 struct SegmentWriter {
-    file: BufWriter<File>,
+    file: File,
+    buf: Vec<u8>,
     crc: crc32fast::Hasher,
     len: u64,
 }
+
+const WRITE_BUF: usize = 4 << 20;
 
 impl SegmentWriter {
     fn create(path: &Path, first_seq: u64) -> Result<Self, LogError> {
         let file =
             OpenOptions::new().write(true).create(true).truncate(true).open(path).map_err(|e| io_err(path, e))?;
-        let mut w = Self { file: BufWriter::with_capacity(1 << 20, file), crc: crc32fast::Hasher::new(), len: 0 };
-        w.put(&SegmentHeader::new(first_seq).encode()).map_err(|e| io_err(path, e))?;
-        Ok(w)
+        let mut buf = Vec::with_capacity(WRITE_BUF + (1 << 16));
+        buf.extend_from_slice(&SegmentHeader::new(first_seq).encode());
+        Ok(Self { file, len: buf.len() as u64, buf, crc: crc32fast::Hasher::new() })
     }
 
-    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
-        self.file.write_all(b)?;
-        self.crc.update(b);
-        self.len += b.len() as u64;
-        Ok(())
+    /// Appends bytes; returns their offset.
+    fn put(&mut self, bytes: &[u8]) -> std::io::Result<u64> {
+        let at = self.len;
+        self.buf.extend_from_slice(bytes);
+        self.len += bytes.len() as u64;
+        if self.buf.len() >= WRITE_BUF {
+            self.flush()?;
+        }
+        Ok(at)
     }
 
     /// Appends a frame; returns its offset.
     fn frame(&mut self, seq: u64, batch_left: u32, payload: &[u8]) -> std::io::Result<u64> {
         let at = self.len;
-        self.put(&format::encode_frame_header(seq, batch_left, payload))?;
+        self.buf.extend_from_slice(&format::encode_frame_header(seq, batch_left, payload));
         self.put(payload)?;
+        self.len = at + format::frame_len(payload.len()) as u64;
         Ok(at)
     }
 
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.crc.update(&self.buf);
+        self.file.write_all(&self.buf)?;
+        self.buf.clear();
+        Ok(())
+    }
+
     /// Syncs the file; returns its length and content checksum.
-    fn finish(self) -> std::io::Result<(u64, u32)> {
-        let file = self.file.into_inner().map_err(|e| e.into_error())?;
-        file.sync_all()?;
+    fn finish(mut self) -> std::io::Result<(u64, u32)> {
+        self.flush()?;
+        self.file.sync_all()?;
         Ok((self.len, self.crc.finalize()))
     }
 }

@@ -361,6 +361,12 @@ impl Log {
         self.shared.snapshot().iter().map(|s| (s.first_seq, s.generation)).collect()
     }
 
+    /// Bytes of whole frames (and segment headers) in the log: what it
+    /// holds, without the active segment's preallocated tail.
+    pub fn data_bytes(&self) -> u64 {
+        self.shared.snapshot().iter().map(|s| s.map.published() as u64).sum()
+    }
+
     /// The segments, oldest first.
     pub fn segments(&self) -> Vec<SegmentInfo> {
         self.shared

@@ -98,6 +98,8 @@ impl Projection {
     fn delete_rows(&mut self, rows: &[u32]) {
         let bulk = rows.len() > BULK_ROWS;
         let mut dead = vec![false; if bulk { self.rows.len() } else { 0 }];
+        // Garbage by segment ordinal first (a vector, not a map lookup per event).
+        let mut garbage: Vec<Vec<u64>> = vec![Vec::new(); self.segments.len()];
         for &i in rows {
             if bulk {
                 dead[i as usize] = true;
@@ -107,8 +109,7 @@ impl Projection {
             let mut e = self.rows[i as usize].last_event;
             while e != NO_EVENT {
                 let (p, prev) = std::mem::replace(&mut self.events[e as usize], (FREED, NO_EVENT));
-                let at = self.position(p);
-                self.garbage.entry(at.segment).or_default().push(at.offset);
+                garbage[p.segment as usize].push(u64::from(p.offset));
                 self.free_events.push(e);
                 e = prev;
             }
@@ -118,6 +119,9 @@ impl Projection {
             r.message_event = NO_EVENT;
             self.by_id.remove(&r.id);
             self.free_rows.push(i);
+        }
+        for (ordinal, offsets) in garbage.into_iter().enumerate().filter(|(_, o)| !o.is_empty()) {
+            self.garbage.entry(self.segments[ordinal]).or_default().extend(offsets);
         }
         if bulk {
             let keep = |r: u32| !dead[r as usize];
@@ -155,35 +159,63 @@ impl Projection {
     ///
     /// [`garbage`]: Projection::garbage
     pub(crate) fn apply_compaction(&mut self, plan: &BTreeMap<u64, Vec<u64>>, done: &Compaction) {
-        let mut moves: Vec<Option<&[(u64, u64)]>> = vec![None; self.segments.len()];
+        // Each rewritten segment's moves, with where the last lookup hit:
+        // the chain lists most events in log order, so a search forward
+        // from the last hit is nearly always a step or two.
+        let mut moves: Vec<Option<MovesCursor<'_>>> = vec![None; self.segments.len()];
         for s in &done.segments {
             if let Some(&ord) = self.segment_ordinals.get(&s.segment) {
-                moves[ord as usize] = Some(&s.moved);
+                moves[ord as usize] = Some((&s.moved, 0));
             }
         }
-        let new_offset = |moved: &[(u64, u64)], old: u64| -> Option<u64> {
-            moved.binary_search_by_key(&old, |m| m.0).ok().map(|i| moved[i].1)
-        };
         for (p, _) in self.events.iter_mut().filter(|(p, _)| *p != FREED) {
-            if let Some(moved) = moves[p.segment as usize] {
-                let new = new_offset(moved, u64::from(p.offset)).expect("compaction dropped an event still in use");
-                p.offset = u32::try_from(new).expect("a rewritten segment is no longer than the old one");
+            if let Some((moved, last)) = &mut moves[p.segment as usize] {
+                let i =
+                    search_from(moved, *last, u64::from(p.offset)).expect("compaction dropped an event still in use");
+                *last = i;
+                p.offset = u32::try_from(moved[i].1).expect("a rewritten segment is no longer than the old one");
             }
         }
-        // Garbage recorded since the plan was taken moved like any event.
+        // Garbage only grows at the end of each segment's list, so what
+        // was recorded after the plan was taken is the tail past the plan's
+        // length; it moved like any event.
         for s in &done.segments {
-            let Some(left) = self.garbage.remove(&s.segment) else { continue };
-            let dropped: std::collections::HashSet<u64> = plan.get(&s.segment).into_iter().flatten().copied().collect();
-            let left: Vec<u64> = left
-                .into_iter()
-                .filter(|o| !dropped.contains(o))
-                .map(|o| new_offset(&s.moved, o).expect("garbage not in the plan survives compaction"))
-                .collect();
+            let Some(all) = self.garbage.remove(&s.segment) else { continue };
+            let planned = plan.get(&s.segment).map_or(0, Vec::len);
+            let left: Vec<u64> = all[planned.min(all.len())..]
+                .iter()
+                .map(|&o| search_from(&s.moved, 0, o).map(|i| s.moved[i].1))
+                .collect::<Option<_>>()
+                .expect("garbage not in the plan survives compaction");
             if !left.is_empty() {
                 self.garbage.insert(s.segment, left);
             }
         }
     }
+}
+
+/// A segment's moves (old offset, new offset) and the last index a lookup hit.
+type MovesCursor<'a> = (&'a [(u64, u64)], usize);
+
+/// The index of `old` in `moved` (sorted by old offset), searching forward
+/// from `hint` in growing steps, or the whole slice when it lies before.
+fn search_from(moved: &[(u64, u64)], hint: usize, old: u64) -> Option<usize> {
+    let hint = hint.min(moved.len().saturating_sub(1));
+    let (lo, hi) = if moved.get(hint).is_some_and(|m| m.0 <= old) {
+        let mut step = 1;
+        let mut lo = hint;
+        loop {
+            let next = lo + step;
+            if next >= moved.len() || moved[next].0 > old {
+                break (lo, next.min(moved.len()));
+            }
+            lo = next;
+            step *= 2;
+        }
+    } else {
+        (0, hint)
+    };
+    moved[lo..hi].binary_search_by_key(&old, |m| m.0).ok().map(|i| lo + i)
 }
 
 fn remove_from<K: Hash + Eq, T: Ord>(map: &mut HashMap<K, OrderedRows>, k: K, row: u32, key: impl Fn(u32) -> T) {

@@ -101,22 +101,24 @@ impl OrderedRows {
         self.chunks.iter().flatten().copied()
     }
 
-    /// Keeps only the rows `keep` accepts, in one pass, re-chunking as it
-    /// goes (bulk deletion).
+    /// Keeps only the rows `keep` accepts, in one pass and in place
+    /// (bulk deletion); neighbouring chunks that fit in one are merged.
     pub(crate) fn retain(&mut self, keep: impl Fn(u32) -> bool) {
-        let mut out: Vec<Vec<u32>> = Vec::new();
-        let mut len = 0;
-        for chunk in std::mem::take(&mut self.chunks) {
-            for r in chunk.into_iter().filter(|&r| keep(r)) {
-                if out.last().is_none_or(|c| c.len() >= CHUNK) {
-                    out.push(Vec::with_capacity(CHUNK));
-                }
-                out.last_mut().expect("pushed above").push(r);
-                len += 1;
-            }
+        for c in &mut self.chunks {
+            c.retain(|&r| keep(r));
         }
-        self.chunks = out;
-        self.len = len;
+        self.chunks.retain(|c| !c.is_empty());
+        if self.chunks.len() > 1 {
+            let mut merged: Vec<Vec<u32>> = Vec::with_capacity(self.chunks.len());
+            for c in std::mem::take(&mut self.chunks) {
+                match merged.last_mut() {
+                    Some(last) if last.len() + c.len() <= CHUNK => last.extend(c),
+                    _ => merged.push(c),
+                }
+            }
+            self.chunks = merged;
+        }
+        self.len = self.chunks.iter().map(Vec::len).sum();
     }
 
     /// Heap bytes held (for the memory figures).

@@ -196,6 +196,14 @@ impl Projection {
         Ok(path)
     }
 
+    /// Removes every snapshot in `dir` (after a compaction made them stale).
+    pub fn remove_snapshots(dir: &Path) -> Result<(), Error> {
+        for (_, path) in list(dir) {
+            fs::remove_file(&path).map_err(io(&path))?;
+        }
+        Ok(())
+    }
+
     /// Loads the newest valid snapshot in `dir` whose last event is before
     /// `log_next_seq` and whose segments are the log's (`live`: first
     /// sequence number → generation; a compaction since makes a checkpoint

@@ -9,7 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
-use joblog::domain::{Event, ManualClock, OperationType, Regarding, StatusReason, Timestamp, WorkflowDefinition};
+use joblog::domain::{
+    Clock, DeletionCriteria, Event, ManualClock, OperationType, Regarding, StatusReason, Timestamp, WorkflowDefinition,
+    MAX_IMMEDIATE_DELETE,
+};
 use joblog::engine::{Config, Engine};
 use joblog::projection::query::Filter;
 use joblog_tools::workload::{self, Rng, Workload};
@@ -158,15 +161,47 @@ fn main() {
     std::fs::remove_dir_all(jdir.join("snapshots")).unwrap();
     let mut open_replay = f64::MAX;
     let mut replayed = 0;
+    let mut engine = None;
     for _ in 0..args.replays.max(1) {
+        drop(engine.take());
         let t = Instant::now();
-        let engine = Engine::open(&jdir, config.clone(), clock.clone()).unwrap();
+        let e = Engine::open(&jdir, config.clone(), clock.clone()).unwrap();
         open_replay = open_replay.min(t.elapsed().as_secs_f64());
-        replayed = engine.open_report().events_replayed;
+        replayed = e.open_report().events_replayed;
+        engine = Some(e);
     }
+    let engine = engine.expect("opened at least once");
     let joblog_disk = dir_bytes(&jdir);
+    let joblog_data = engine.log().data_bytes();
+
+    // ---- joblog: bulk deletion (Immediately): the first million, then the rest
+    say("joblog: deleting completed Workflow jobs older than 30 days");
+    let write_bw = joblog_tools::probe::write_bandwidth(work.path(), 1 << 30).unwrap();
+    let admin = engine.session("admin").unwrap();
+    let first = admin.delete_now(&deletion_criteria(), MAX_IMMEDIATE_DELETE).unwrap();
+    let mut rest = Deletions::default();
+    while rest.runs == 0 || rest.last_remaining > 0 {
+        let r = admin.delete_now(&deletion_criteria(), MAX_IMMEDIATE_DELETE).unwrap();
+        rest.add(&r);
+        if r.deleted == 0 {
+            break;
+        }
+    }
+    let joblog_disk_after = dir_bytes(&jdir);
+    let joblog_data_after = engine.log().data_bytes();
+    drop(admin);
+    drop(engine);
+
     if args.no_sqlite {
         println!("joblog: load {joblog_load:.2}s, open from checkpoint {open_snapshot:.2}s, full replay {open_replay:.2}s ({replayed} events)");
+        println!(
+            "joblog: delete first {}: {:.3}s logical, {:.3}s with compaction ({} bytes rewritten), checkpoint {:.3}s",
+            first.deleted,
+            first.seconds_logical,
+            first.seconds,
+            first.compaction.bytes_written,
+            first.seconds_checkpoint
+        );
         return;
     }
 
@@ -183,6 +218,11 @@ fn main() {
         views.iter().map(|(_, samples)| samples.iter().map(|(_, q)| sqlite_page(&db, q)).collect()).collect();
     let sqlite_history: Vec<Duration> = sample_ids.iter().map(|id| sqlite_history(&db, id)).collect();
     let sqlite_disk = dir_bytes(&sdir);
+    say("SQLite: deleting the same jobs");
+    let cutoff = deletion_criteria().cutoff(clock.now()).micros();
+    let (s_first_logical, s_first_vacuum) = sqlite_delete(&db, cutoff, Some(MAX_IMMEDIATE_DELETE));
+    let (s_rest_logical, s_rest_vacuum) = sqlite_delete(&db, cutoff, None);
+    let sqlite_disk_after = dir_bytes(&sdir);
 
     // ---- report
     let mut push = |scenario: String, j: f64, s: Option<f64>, unit: &'static str| {
@@ -196,6 +236,7 @@ fn main() {
         "events/s",
     );
     push("bytes on disk".into(), joblog_disk as f64, Some(sqlite_disk as f64), "bytes");
+    push("  of which log data (no preallocation, no checkpoints)".into(), joblog_data as f64, None, "bytes");
     push("projection heap per job".into(), heap / args.jobs as f64, None, "bytes");
     push("resident (anonymous) memory per job".into(), rss / args.jobs as f64, None, "bytes");
     push("open from checkpoint".into(), open_snapshot, None, "s");
@@ -207,6 +248,37 @@ fn main() {
     }
     push("a job's history p50".into(), pct(&joblog_history, 50), Some(pct(&sqlite_history, 50)), "µs");
     push("a job's history p99".into(), pct(&joblog_history, 99), Some(pct(&sqlite_history, 99)), "µs");
+    push(
+        format!("delete first {}: until gone from views", first.deleted),
+        first.seconds_logical,
+        Some(s_first_logical),
+        "s",
+    );
+    push(
+        format!("delete first {}: until the space is back", first.deleted),
+        first.seconds,
+        Some(s_first_logical + s_first_vacuum),
+        "s",
+    );
+    push("  bytes rewritten by compaction".into(), first.compaction.bytes_written as f64, None, "bytes");
+    push(
+        "  rewrite time / sequential-write bound".into(),
+        (first.seconds - first.seconds_logical) / (first.compaction.bytes_written as f64 / write_bw),
+        None,
+        "×",
+    );
+    push("  checkpoint afterwards (not included above)".into(), first.seconds_checkpoint, None, "s");
+    push(
+        format!("delete the rest ({} jobs, {} runs): until gone", rest.deleted, rest.runs),
+        rest.logical,
+        Some(s_rest_logical),
+        "s",
+    );
+    push("delete the rest: until the space is back".into(), rest.seconds, Some(s_rest_logical + s_rest_vacuum), "s");
+    push("  bytes rewritten by compaction".into(), rest.bytes_written as f64, None, "bytes");
+    push("bytes on disk after deleting".into(), joblog_disk_after as f64, Some(sqlite_disk_after as f64), "bytes");
+    push("  of which log data".into(), joblog_data_after as f64, None, "bytes");
+    push("sequential write bandwidth (probe)".into(), write_bw, None, "bytes/s");
 
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
@@ -219,6 +291,63 @@ fn main() {
             println!("{:<52} {:>14} {:>14} {:>8}", r.scenario, fmt(r.joblog, r.unit), s, ratio);
         }
     }
+}
+
+/// What bulk deletion takes in every scenario: Completed Workflow jobs
+/// older than 30 days, any Completed reason.
+fn deletion_criteria() -> DeletionCriteria {
+    DeletionCriteria {
+        types: vec![OperationType::WORKFLOW],
+        reasons: vec![StatusReason::Succeeded, StatusReason::Failed, StatusReason::Canceled],
+        older_than_days: 30,
+    }
+}
+
+/// Several Immediately runs added up.
+#[derive(Default)]
+struct Deletions {
+    runs: u64,
+    deleted: u64,
+    logical: f64,
+    seconds: f64,
+    bytes_written: u64,
+    last_remaining: u64,
+}
+
+impl Deletions {
+    fn add(&mut self, r: &joblog::engine::DeletionReport) {
+        self.runs += 1;
+        self.deleted += r.deleted;
+        self.logical += r.seconds_logical;
+        self.seconds += r.seconds;
+        self.bytes_written += r.compaction.bytes_written;
+        self.last_remaining = r.remaining_matching;
+    }
+}
+
+/// SQLite's bulk deletion: the same jobs (oldest `completedon` first, ties
+/// by id, at most `limit`), their transitions then their rows in one
+/// transaction, then VACUUM to give the space back. Returns (seconds to
+/// delete, seconds to vacuum).
+fn sqlite_delete(db: &Connection, cutoff: i64, limit: Option<u64>) -> (f64, f64) {
+    let t = Instant::now();
+    db.execute_batch("BEGIN").unwrap();
+    db.execute(
+        "CREATE TEMP TABLE doomed AS SELECT id FROM jobs WHERE operationtype = 10 AND statecode = 3 AND completedon < ?1 ORDER BY completedon, id LIMIT ?2",
+        params![cutoff, limit.map_or(-1, |l| l as i64)],
+    )
+    .unwrap();
+    db.execute_batch(
+        "DELETE FROM transitions WHERE job IN (SELECT id FROM doomed);
+         DELETE FROM jobs WHERE id IN (SELECT id FROM doomed);
+         DROP TABLE doomed;
+         COMMIT;",
+    )
+    .unwrap();
+    let logical = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    db.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    (logical, t.elapsed().as_secs_f64())
 }
 
 /// One SQL query with its parameters, the same page as a joblog filter.
@@ -398,7 +527,9 @@ fn fmt(v: f64, unit: &str) -> String {
         "bytes" if v > 1e6 => format!("{:.1} MB", v / 1e6),
         "bytes" => format!("{v:.0} B"),
         "events/s" => format!("{:.2} M/s", v / 1e6),
-        "s" => format!("{v:.2} s"),
+        "s" => format!("{v:.3} s"),
+        "bytes/s" => format!("{:.2} GB/s", v / 1e9),
+        "×" => format!("{v:.2}×"),
         "µs" => format!("{v:.1} µs"),
         _ => format!("{v:.2} {unit}"),
     }
