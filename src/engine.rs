@@ -35,7 +35,8 @@ use crate::domain::{
 use crate::error::Error;
 use crate::log::{Batch, Compaction, Log, LogConfig};
 use crate::projection::query::{Cursor, Filter, Visibility};
-use crate::projection::{decode_event, Projection};
+use crate::projection::{decode_event, Projection, WriteTarget};
+use std::collections::HashMap;
 
 /// How an engine is opened.
 #[derive(Debug, Clone)]
@@ -135,19 +136,39 @@ pub enum ServiceStep {
         until: Timestamp,
         message: Option<String>,
     },
+    /// The run waits for someone (a data error, a condition): Suspended /
+    /// Waiting with no time, until a user resumes it.
+    Suspend {
+        message: String,
+    },
     /// A transient failure: retry at `until`, one more `retrycount`.
     Retry {
         until: Timestamp,
         message: String,
     },
-    StopPausing,
-    StopCanceling,
+    /// The worker stopped at a checkpoint after a pause (or postpone).
+    StopPausing {
+        message: Option<String>,
+    },
+    /// The worker stopped after a cancel.
+    StopCanceling {
+        message: Option<String>,
+    },
     /// The worker's lease was lost.
     ReturnToReady {
         message: String,
     },
     /// A Suspended job's `postponeuntil` has passed.
     Wake,
+    /// Hold a Ready job back until a time (back-off of a failing workflow).
+    Defer {
+        until: Timestamp,
+        message: String,
+    },
+    /// Cancel a Ready job that must not run (the loop guard).
+    Stop {
+        message: String,
+    },
 }
 
 impl ServiceStep {
@@ -156,12 +177,14 @@ impl ServiceStep {
             ServiceStep::Lock => Action::Lock,
             ServiceStep::Succeed => Action::Succeed,
             ServiceStep::Fail { .. } => Action::Fail,
-            ServiceStep::Wait { .. } => Action::Wait,
+            ServiceStep::Wait { .. } | ServiceStep::Suspend { .. } => Action::Wait,
             ServiceStep::Retry { .. } => Action::Retry,
-            ServiceStep::StopPausing => Action::StopPausing,
-            ServiceStep::StopCanceling => Action::StopCanceling,
+            ServiceStep::StopPausing { .. } => Action::StopPausing,
+            ServiceStep::StopCanceling { .. } => Action::StopCanceling,
             ServiceStep::ReturnToReady { .. } => Action::ReturnToReady,
             ServiceStep::Wake => Action::Wake,
+            ServiceStep::Defer { .. } => Action::Postpone,
+            ServiceStep::Stop { .. } => Action::Cancel,
         }
     }
 }
@@ -201,6 +224,8 @@ pub struct Engine {
     config: Config,
     /// One compaction at a time.
     compacting: Mutex<()>,
+    /// Set while a service runs jobs on this engine (one at a time).
+    service: std::sync::atomic::AtomicBool,
     /// The last event of the newest checkpoint written or loaded.
     checkpoint_seq: std::sync::atomic::AtomicU64,
     opened: OpenReport,
@@ -224,11 +249,26 @@ impl Engine {
             state: RwLock::new(state),
             write: Mutex::new(()),
             compacting: Mutex::new(()),
+            service: Default::default(),
             clock,
             checkpoint_seq: checkpoint_seq.unwrap_or(0).into(),
             config,
             opened,
         })
+    }
+
+    /// Marks a service as running on this engine until the guard drops;
+    /// refused while another one runs (a job must never run twice).
+    pub(crate) fn claim_service(&self) -> Result<ServiceClaim<'_>, Error> {
+        use std::sync::atomic::Ordering;
+        if self.service.swap(true, Ordering::AcqRel) {
+            return Err(DomainError::Invalid {
+                what: "service",
+                reason: "a service already runs on this store".into(),
+            }
+            .into());
+        }
+        Ok(ServiceClaim(&self.service))
     }
 
     /// What opening found: the checkpoint used and the events replayed.
@@ -299,37 +339,44 @@ impl Engine {
     /// status. Refused like a user action when the state machine says no,
     /// and when a Lock or Wake comes before the job's `postponeuntil`.
     pub fn step(&self, worker: &str, id: Uuid, step: ServiceStep) -> Result<Status, Error> {
+        self.steps(worker, vec![(id, step)])?.remove(0)
+    }
+
+    /// Service steps on many jobs as one atomic batch (one sync): each is
+    /// checked against the job's status after the steps before it in the
+    /// list (so Lock then Fail of one job is fine); the refused ones are
+    /// reported in their place and left out, the rest are written.
+    pub fn steps(&self, worker: &str, steps: Vec<(Uuid, ServiceStep)>) -> Result<Vec<Result<Status, Error>>, Error> {
         self.commit(Actor::Worker(worker.to_string()), |state, now| {
-            let target = state.write_target(id).ok_or(Error::JobNotFound(id))?;
-            let (from, postponeuntil, retrycount) = (target.status, target.postponeuntil, target.retrycount);
-            let action = step.action();
-            let to = transition(id, target.operationtype, from, action)?;
-            // The queue takes a job only once its time has come; the timer
-            // wakes only jobs that have a time (a paused job waits for Resume).
-            let not_due = match step {
-                ServiceStep::Lock => postponeuntil.is_some_and(|t| t > now),
-                ServiceStep::Wake => postponeuntil.is_none_or(|t| t > now),
-                _ => false,
-            };
-            if not_due {
-                let when = postponeuntil.map_or("a user resumes it".to_string(), |t| t.to_rfc3339());
-                return Err(DomainError::Invalid {
-                    what: "service step",
-                    reason: format!("job {id} is not due until {when}"),
+            let mut overlay: HashMap<Uuid, WriteTarget> = HashMap::new();
+            let mut events = Vec::with_capacity(steps.len());
+            let mut out = Vec::with_capacity(steps.len());
+            for (id, step) in steps {
+                let target = match overlay.get(&id).cloned().or_else(|| state.write_target(id)) {
+                    Some(t) => t,
+                    None => {
+                        out.push(Err(Error::JobNotFound(id)));
+                        continue;
+                    }
+                };
+                match service_transition(id, &target, step, now) {
+                    Ok(t) => {
+                        out.push(Ok(t.to));
+                        overlay.insert(
+                            id,
+                            WriteTarget {
+                                status: t.to,
+                                postponeuntil: t.postponeuntil,
+                                retrycount: t.retrycount,
+                                ..target
+                            },
+                        );
+                        events.push(Event::Transition(t));
+                    }
+                    Err(e) => out.push(Err(e)),
                 }
-                .into());
             }
-            let (postponeuntil, retrycount, errorcode, message) = match step {
-                ServiceStep::Lock | ServiceStep::Wake => (None, retrycount, None, None),
-                ServiceStep::Succeed | ServiceStep::StopCanceling => (None, retrycount, None, None),
-                ServiceStep::StopPausing => (postponeuntil, retrycount, None, None),
-                ServiceStep::Fail { code, message } => (None, retrycount, Some(code), Some(message)),
-                ServiceStep::Wait { until, message } => (Some(until), retrycount, None, message),
-                ServiceStep::Retry { until, message } => (Some(until), retrycount + 1, None, Some(message)),
-                ServiceStep::ReturnToReady { message } => (None, retrycount, None, Some(message)),
-            };
-            let t = Transition { job: id, action, from, to, postponeuntil, retrycount, errorcode, message };
-            Ok((vec![Event::Transition(t)], to))
+            Ok((events, out))
         })
     }
 
@@ -391,6 +438,51 @@ impl Engine {
         }
         Ok(out)
     }
+}
+
+/// The transition a service step makes of a job in `target`'s status, or
+/// why it is refused.
+fn service_transition(id: Uuid, target: &WriteTarget, step: ServiceStep, now: Timestamp) -> Result<Transition, Error> {
+    let (from, postponeuntil, retrycount) = (target.status, target.postponeuntil, target.retrycount);
+    let action = step.action();
+    let to = transition(id, target.operationtype, from, action)?;
+    // The queue takes a job only once its time has come; the timer wakes
+    // only jobs that have a time (a paused job waits for Resume).
+    let not_due = match step {
+        ServiceStep::Lock => postponeuntil.is_some_and(|t| t > now),
+        ServiceStep::Wake => postponeuntil.is_none_or(|t| t > now),
+        _ => false,
+    };
+    if not_due {
+        let when = postponeuntil.map_or("a user resumes it".to_string(), |t| t.to_rfc3339());
+        return Err(
+            DomainError::Invalid { what: "service step", reason: format!("job {id} is not due until {when}") }.into()
+        );
+    }
+    if let ServiceStep::Defer { until, .. } | ServiceStep::Wait { until, .. } | ServiceStep::Retry { until, .. } = &step
+    {
+        if *until <= now {
+            return Err(DomainError::Invalid {
+                what: "service step",
+                reason: format!("job {id}: {until} is not after now ({now})"),
+            }
+            .into());
+        }
+    }
+    let (postponeuntil, retrycount, errorcode, message) = match step {
+        ServiceStep::Lock | ServiceStep::Wake | ServiceStep::Succeed => (None, retrycount, None, None),
+        ServiceStep::StopCanceling { message } => (None, retrycount, None, message),
+        ServiceStep::StopPausing { message } => (postponeuntil, retrycount, None, message),
+        ServiceStep::Fail { code, message } => (None, retrycount, Some(code), Some(message)),
+        ServiceStep::Wait { until, message } => (Some(until), retrycount, None, message),
+        ServiceStep::Suspend { message } => (None, retrycount, None, Some(message)),
+        ServiceStep::Retry { until, message } => (Some(until), retrycount + 1, None, Some(message)),
+        ServiceStep::ReturnToReady { message } | ServiceStep::Stop { message } => {
+            (None, retrycount, None, Some(message))
+        }
+        ServiceStep::Defer { until, message } => (Some(until), retrycount, None, Some(message)),
+    };
+    Ok(Transition { job: id, action, from, to, postponeuntil, retrycount, errorcode, message })
 }
 
 /// What a bulk deletion did.
@@ -462,6 +554,15 @@ impl Engine {
         Projection::remove_snapshots(&self.dir.join("snapshots"))?;
         self.checkpoint_seq.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(done)
+    }
+}
+
+/// A running service's claim on its engine.
+pub(crate) struct ServiceClaim<'e>(&'e std::sync::atomic::AtomicBool);
+
+impl Drop for ServiceClaim<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
     }
 }
 
@@ -882,6 +983,52 @@ impl Session<'_> {
         self.admin(|state| {
             state.directory().user(&workflow.owner)?;
             Ok(Event::WorkflowSaved(workflow))
+        })
+    }
+
+    /// Moves the runs of `workflow` owned by `from` that have not finished
+    /// and are not running (Ready or Suspended) to `to`, each an event with
+    /// this administrator as actor. Needs Assign at Organization depth.
+    /// Returns the jobs moved.
+    pub fn reassign(&self, workflow: &str, from: &str, to: &str) -> Result<Vec<Uuid>, Error> {
+        self.engine.commit(self.actor(), |state, _| {
+            let dir = state.directory();
+            dir.check(&self.user, Privilege::Assign, None)?;
+            state
+                .workflow(workflow)
+                .ok_or_else(|| DomainError::NotFound { kind: "workflow", name: workflow.into() })?;
+            dir.user(from)?;
+            let new_owner = dir.user(to)?;
+            if !new_owner.active {
+                return Err(DomainError::Invalid { what: "reassign", reason: format!("{to} is deactivated") }.into());
+            }
+            let filter = Filter { workflow: Some(workflow.into()), owner: Some(from.into()), ..Filter::default() };
+            let mut moved = Vec::new();
+            let mut after: Option<Cursor> = None;
+            loop {
+                let page = state.query(&filter, &Visibility::All, after.as_ref(), 1024);
+                for &id in &page.ids {
+                    let open = state.status_of(id).is_some_and(|s| {
+                        matches!(s.state(), crate::domain::State::Ready | crate::domain::State::Suspended)
+                    });
+                    if open {
+                        moved.push(id);
+                    }
+                }
+                match page.next {
+                    Some(c) => after = Some(c),
+                    None => break,
+                }
+            }
+            let events = moved
+                .iter()
+                .map(|&job| Event::OwnerChanged {
+                    job,
+                    owner: to.to_string(),
+                    owningbusinessunit: new_owner.business_unit.clone(),
+                })
+                .collect();
+            Ok((events, moved))
         })
     }
 

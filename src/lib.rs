@@ -7,6 +7,7 @@
 //! * [`codec`] — values to bytes and back (bincode 2.0.1, pinned).
 //! * [`engine`] — the embedding surface: an engine, sessions, actions, queries.
 //! * [`projection`] — current state and indices, folded from events.
+//! * [`service`] — runs the jobs: workers, retries, back-off, leases.
 //! * [`log`]   — the segmented, memory-mapped, checksummed event log; it
 //!   stores opaque payloads and knows nothing of jobs.
 
@@ -15,6 +16,7 @@ pub mod domain;
 pub mod engine;
 mod error;
 pub mod projection;
+pub mod service;
 
 pub use error::Error;
 pub mod log;

@@ -246,8 +246,8 @@ fn run(ops: Vec<Op>) {
                     2 => ServiceStep::Fail { code: -1, message: "boom".into() },
                     3 => ServiceStep::Wait { until: later, message: None },
                     4 => ServiceStep::Retry { until: later, message: "busy".into() },
-                    5 => ServiceStep::StopPausing,
-                    6 => ServiceStep::StopCanceling,
+                    5 => ServiceStep::StopPausing { message: None },
+                    6 => ServiceStep::StopCanceling { message: None },
                     7 => ServiceStep::ReturnToReady { message: "lease lost".into() },
                     _ => ServiceStep::Wake,
                 };

@@ -31,6 +31,21 @@ pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 
 use uuid::Uuid;
 
+/// Error codes joblog itself writes into `errorcode` (the platform's own
+/// codes are negative HRESULTs; these are small negative numbers).
+pub mod codes {
+    /// No handler is registered for the job's workflow or type.
+    pub const NO_HANDLER: i32 = -1001;
+    /// A transient failure recurred after every retry.
+    pub const RETRIES_EXHAUSTED: i32 = -1002;
+    /// The run's owner is deactivated.
+    pub const OWNER_DEACTIVATED: i32 = -1003;
+    /// The run's owner may no longer run workflows.
+    pub const OWNER_LACKS_PRIVILEGE: i32 = -1004;
+    /// The workflow's owner changed while the run was waiting.
+    pub const WORKFLOW_OWNER_CHANGED: i32 = -1005;
+}
+
 /// Why the domain refuses something. Each message names the job and what
 /// would have been needed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -153,6 +153,9 @@ pub struct Projection {
     completed: HashMap<StatusReason, OrderedRows>,
     /// Suspended jobs with a `postponeuntil`, by (postponeuntil, id).
     timers: OrderedRows,
+    /// Jobs not Completed that carry a dependency token, by token, oldest
+    /// first: only the first of each may run.
+    by_token: HashMap<Sym, KeyedRows>,
     /// Every event of every job: (where it is, the job's previous one).
     events: Vec<(Pos, u32)>,
     /// Slots of deleted jobs in `rows` and of their events in `events`,
@@ -437,6 +440,9 @@ impl Projection {
             self.completed.entry(r.status.reason()).or_default().insert(i, key);
         } else {
             self.by_open_status.entry(r.status).or_default().insert((r.created_key(), i));
+            if r.dependencytoken != NONE {
+                self.by_token.entry(r.dependencytoken).or_default().insert((r.created_key(), i));
+            }
         }
         if r.on_timer() {
             self.timers.insert(i, |x: u32| rows[x as usize].timer_key());
@@ -451,6 +457,12 @@ impl Projection {
                 .get_mut(&r.status.reason())
                 .is_some_and(|s| s.remove(i, |x| rows[x as usize].completed_key()))
         } else {
+            if let Some(set) = self.by_token.get_mut(&r.dependencytoken) {
+                set.remove(&(r.created_key(), i));
+                if set.is_empty() {
+                    self.by_token.remove(&r.dependencytoken);
+                }
+            }
             self.by_open_status.get_mut(&r.status).is_some_and(|s| s.remove(&(r.created_key(), i)))
         };
         debug_assert!(removed, "row {i} was not in its status index");
@@ -551,6 +563,7 @@ impl Projection {
             + sets(&self.by_workflow)
             + sets(&self.by_regarding)
             + self.by_open_status.values().map(|s| s.len() * 48).sum::<usize>()
+            + self.by_token.values().map(|s| s.len() * 48 + 64).sum::<usize>()
             + sets(&self.completed)
             + self.strings.heap_bytes()
             + (self.free_rows.capacity() + self.free_events.capacity()) * 4

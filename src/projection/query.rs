@@ -11,9 +11,9 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
-use super::intern::Sym;
+use super::intern::{Sym, NONE};
 use super::ordered::OrderedRows;
-use super::{KeyedRows, Projection, Row, NO_TIME};
+use super::{opt_time, KeyedRows, Projection, Row, NO_TIME};
 use crate::domain::{Job, OperationType, Regarding, State, Status, StatusReason, Timestamp};
 use crate::error::Error;
 use crate::log::Log;
@@ -306,6 +306,62 @@ impl Projection {
     pub fn ready(&self) -> impl Iterator<Item = Uuid> + '_ {
         let rows = &self.rows;
         self.by_open_status.get(&Status::READY).into_iter().flat_map(|s| s.iter()).map(move |e| rows[e.1 as usize].id)
+    }
+
+    /// Jobs in `status` (not Completed), oldest `createdon` first.
+    pub fn in_status(&self, status: Status) -> impl Iterator<Item = Uuid> + '_ {
+        let rows = &self.rows;
+        self.by_open_status.get(&status).into_iter().flat_map(|s| s.iter()).map(move |e| rows[e.1 as usize].id)
+    }
+
+    /// Whether job `id` may run as far as its dependency token says: it has
+    /// none, or it is the oldest job not Completed that carries it.
+    pub fn is_token_head(&self, id: Uuid) -> bool {
+        let Some(i) = self.row_of(id) else { return false };
+        let token = self.rows[i as usize].dependencytoken;
+        token == NONE || self.by_token.get(&token).and_then(|s| s.first()).is_none_or(|e| e.1 == i)
+    }
+
+    /// How many jobs of `workflow` regarding `regarding` were created in
+    /// the `window` (microseconds) up to and including `job` (the loop
+    /// guard's count: `job` is the n-th start within the window).
+    pub fn runs_on_row_within(&self, regarding: &str, workflow: &str, job: &Job, window: i64) -> usize {
+        let (Some(row), Some(wf)) = (self.strings.get(regarding), self.strings.get(workflow)) else { return 0 };
+        let rows = &self.rows;
+        let key = |r: u32| rows[r as usize].created_key();
+        let since = job.createdon.micros() - window;
+        let upto = (job.createdon.micros(), job.id);
+        self.by_regarding.get(&row).map_or(0, |set| {
+            set.iter_desc(None, key)
+                .skip_while(|&r| key(r) > upto)
+                .take_while(|&r| rows[r as usize].createdon >= since)
+                .filter(|&r| rows[r as usize].workflow == wf)
+                .count()
+        })
+    }
+
+    /// How many of `workflow`'s newest completed jobs failed in a row (by
+    /// `createdon`, up to `limit`), and when the newest of them completed.
+    pub fn consecutive_failures(&self, workflow: &str, limit: usize) -> (u32, Option<Timestamp>) {
+        let Some(wf) = self.strings.get(workflow) else { return (0, None) };
+        let rows = &self.rows;
+        let mut n = 0;
+        let mut last = None;
+        let completed = self.by_workflow.get(&wf).into_iter().flat_map(|set| {
+            set.iter_desc(None, |r| rows[r as usize].created_key()).filter(|&r| rows[r as usize].status.is_completed())
+        });
+        for r in completed.take(limit) {
+            let row = &rows[r as usize];
+            match row.status.reason() {
+                StatusReason::Failed => {
+                    n += 1;
+                    last = last.or(opt_time(row.completedon));
+                }
+                StatusReason::Succeeded => break,
+                _ => {}
+            }
+        }
+        (n, last)
     }
 
     /// Suspended jobs whose `postponeuntil` is at or before `now`, earliest first.

@@ -1,0 +1,521 @@
+//! The service that runs jobs (`domain.md` §5-§6), every step recorded
+//! through the engine as an event.
+//!
+//! * `handler` — handlers, the context they get, what they return.
+//! * `command` — the built-in handler of command jobs.
+//! * `policy`  — retries, back-off and the loop guard, with their formulas.
+//!
+//! One scheduler (the thread that calls [`Service::run`]) and `workers`
+//! worker threads, fed through crossbeam channels. Each pass of the
+//! scheduler writes one atomic batch of steps for everything that happened
+//! since the last: the outcomes of finished runs, timers that came due, and
+//! the Ready jobs it takes (Locked / In Progress, oldest `createdon` first,
+//! one at a time per dependency token). So a busy service syncs twice per
+//! pass, not twice per job.
+//!
+//! **Leases.** Only one process can open a data directory (the log's lock),
+//! so a Locked job's lease is held by the process that locked it and ends
+//! with it. When the service starts, every job still Locked belongs to a
+//! run that died: In Progress ones return to Ready, Pausing ones stop as
+//! Suspended, Canceling ones end Canceled, each with the reason in its
+//! history. Nothing else returns leases: opening the store for any other
+//! command never changes a job, and a job is never run twice at once.
+
+mod command;
+mod handler;
+mod policy;
+
+pub use command::{command_data, command_of, CommandHandler, COMMAND_PREFIX, EXIT_TRANSIENT};
+pub use handler::{Handler, JobContext, Outcome, Registry, StopRequest};
+pub use policy::{BackoffPolicy, LoopGuard, RetryPolicy};
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use uuid::Uuid;
+
+use crate::domain::{codes, Job, Privilege, Status, Timestamp};
+use crate::engine::{Engine, ServiceStep};
+use crate::error::Error;
+
+/// How the service runs.
+#[derive(Debug, Clone)]
+pub struct ServiceConfig {
+    pub workers: usize,
+    /// The worker host's id, recorded as the actor of every step.
+    pub host: String,
+    pub retry: RetryPolicy,
+    pub backoff: BackoffPolicy,
+    pub loop_guard: LoopGuard,
+    /// How long the scheduler waits for a run to finish before it looks
+    /// for due jobs again (wall-clock time).
+    pub poll: Duration,
+    /// Most jobs taken in one pass.
+    pub max_batch: usize,
+}
+
+impl Default for ServiceConfig {
+    fn default() -> Self {
+        Self {
+            workers: 2,
+            host: format!("host-{}", std::process::id()),
+            retry: RetryPolicy::default(),
+            backoff: BackoffPolicy::default(),
+            loop_guard: LoopGuard::default(),
+            poll: Duration::from_millis(20),
+            max_batch: 512,
+        }
+    }
+}
+
+/// When [`Service::run`] returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunUntil {
+    /// Runs what is due now, waits for those runs, and returns.
+    Once,
+    /// Returns when nothing is running and nothing is due.
+    Idle,
+    /// Runs for this long (wall-clock), then shuts down gracefully.
+    For(Duration),
+    /// Runs until [`Service::stop`].
+    Stopped,
+}
+
+/// What a run of the service did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Summary {
+    /// Runs handed to handlers.
+    pub ran: u64,
+    pub succeeded: u64,
+    pub failed: u64,
+    /// Runs that ended waiting (a time, a retry, a pause, a data error).
+    pub waiting: u64,
+    pub canceled: u64,
+    /// Locked jobs of a dead service returned (or stopped) at start.
+    pub recovered: u64,
+    /// Ready jobs held back by a workflow's back-off.
+    pub deferred: u64,
+    /// Jobs stopped by the loop guard.
+    pub loop_stopped: u64,
+    /// Runs returned to Ready by a shutdown.
+    pub returned: u64,
+}
+
+/// A workflow's back-off, as `stats` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkflowBackoff {
+    pub workflow: String,
+    pub consecutive_failures: u32,
+    /// Its jobs are held until then (`None`: it runs normally).
+    pub held_until: Option<Timestamp>,
+}
+
+/// The back-off of every workflow that failed at least once in a row, from
+/// the store alone (what `stats` shows whether the service runs or not).
+pub fn backoff_report(engine: &Engine, policy: &BackoffPolicy) -> Vec<WorkflowBackoff> {
+    let state = engine.state();
+    let now = engine.now();
+    state
+        .workflows()
+        .keys()
+        .filter_map(|w| {
+            let (n, last) = state.consecutive_failures(w, FAILURE_SCAN);
+            (n > 0).then(|| WorkflowBackoff {
+                workflow: w.clone(),
+                consecutive_failures: n,
+                held_until: last.and_then(|l| policy.until(w, n, l)).filter(|&t| t > now),
+            })
+        })
+        .collect()
+}
+
+/// Completed jobs looked at to count a workflow's failures in a row (the
+/// back-off is at its cap long before).
+const FAILURE_SCAN: usize = 1000;
+
+/// A job handed to a worker.
+struct Run {
+    job: Job,
+}
+
+/// The service on one engine.
+pub struct Service<'e> {
+    engine: &'e Engine,
+    config: ServiceConfig,
+    registry: Registry,
+    commands: CommandHandler,
+    shutdown: AtomicBool,
+    progress: Mutex<HashMap<Uuid, String>>,
+    /// Per workflow: failures in a row and when the last one happened.
+    failures: Mutex<HashMap<String, (u32, Timestamp)>>,
+}
+
+impl<'e> Service<'e> {
+    pub fn new(engine: &'e Engine, config: ServiceConfig, registry: Registry) -> Self {
+        Self {
+            engine,
+            config,
+            registry,
+            commands: CommandHandler::default(),
+            shutdown: AtomicBool::new(false),
+            progress: Mutex::new(HashMap::new()),
+            failures: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Asks a running service to stop: no new job is taken, running
+    /// handlers are asked to stop at their next checkpoint (those that
+    /// stop go back to Ready), and [`Service::run`] returns once every run
+    /// has ended and been recorded.
+    pub fn stop(&self) {
+        self.shutdown.store(true, Ordering::Relaxed);
+    }
+
+    /// Jobs running now, with their last reported progress.
+    pub fn running(&self) -> Vec<(Uuid, String)> {
+        self.progress.lock().unwrap_or_else(|e| e.into_inner()).iter().map(|(k, v)| (*k, v.clone())).collect()
+    }
+
+    /// Runs jobs until `until` says to return.
+    pub fn run(&self, until: RunUntil) -> Result<Summary, Error> {
+        let _one = self.engine.claim_service()?;
+        self.shutdown.store(false, Ordering::Relaxed);
+        let mut summary = Summary::default();
+        self.recover(&mut summary)?;
+        let started = Instant::now();
+        let workers = self.config.workers.max(1);
+        let (work_tx, work_rx) = crossbeam_channel::bounded::<Run>(workers * 2);
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<(Job, Outcome)>();
+        std::thread::scope(|scope| {
+            for _ in 0..workers {
+                let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
+                scope.spawn(move || {
+                    for run in work_rx {
+                        let outcome = self.execute(&run.job);
+                        if done_tx.send((run.job, outcome)).is_err() {
+                            break;
+                        }
+                    }
+                });
+            }
+            drop(done_tx);
+            let result = self.schedule(until, started, &work_tx, &done_rx, &mut summary);
+            // Whatever happened, let the workers finish and record them.
+            drop(work_tx);
+            if result.is_err() {
+                self.stop();
+            }
+            result
+        })?;
+        Ok(summary)
+    }
+
+    /// The scheduler's loop.
+    fn schedule(
+        &self,
+        until: RunUntil,
+        started: Instant,
+        work: &crossbeam_channel::Sender<Run>,
+        done: &crossbeam_channel::Receiver<(Job, Outcome)>,
+        summary: &mut Summary,
+    ) -> Result<(), Error> {
+        let mut in_flight: HashMap<Uuid, ()> = HashMap::new();
+        let mut first_pass = true;
+        // A run's end received while waiting, for the next pass.
+        let mut pending: Vec<(Job, Outcome)> = Vec::new();
+        loop {
+            if let RunUntil::For(d) = until {
+                if started.elapsed() >= d {
+                    self.stop();
+                }
+            }
+            let stopping = self.shutdown.load(Ordering::Relaxed);
+            let finished: Vec<(Job, Outcome)> = pending.drain(..).chain(done.try_iter()).collect();
+            let mut steps: Vec<(Uuid, ServiceStep)> = Vec::new();
+            for (job, outcome) in &finished {
+                in_flight.remove(&job.id);
+                self.progress.lock().unwrap_or_else(|e| e.into_inner()).remove(&job.id);
+                steps.extend(self.settle(job, outcome, summary));
+            }
+            let now = self.engine.now();
+            let dispatch = !stopping && (until != RunUntil::Once || first_pass);
+            let mut taken = Vec::new();
+            if dispatch {
+                let timers: Vec<Uuid> = self.engine.state().due(now).take(self.config.max_batch).collect();
+                steps.extend(timers.into_iter().map(|id| (id, ServiceStep::Wake)));
+                let room = (self.config.workers.max(1) * 2).saturating_sub(in_flight.len());
+                taken = self.pick(now, room, &in_flight, &mut steps, summary)?;
+            }
+            first_pass = false;
+            let busy = !steps.is_empty();
+            if busy {
+                let results = self.engine.steps(&self.config.host, steps.clone())?;
+                let locked: Vec<Uuid> = steps
+                    .iter()
+                    .zip(&results)
+                    .filter(|((_, s), r)| *s == ServiceStep::Lock && r.is_ok())
+                    .map(|((id, _), _)| *id)
+                    .collect();
+                for job in taken.into_iter().filter(|j| locked.contains(&j.id)) {
+                    in_flight.insert(job.id, ());
+                    summary.ran += 1;
+                    work.send(Run { job }).map_err(|_| Error::Corrupt("the workers stopped".into()))?;
+                }
+            }
+            if in_flight.is_empty() && !busy && finished.is_empty() {
+                let idle = match until {
+                    RunUntil::Once | RunUntil::Idle => true,
+                    RunUntil::For(_) | RunUntil::Stopped => stopping,
+                };
+                if idle {
+                    return Ok(());
+                }
+            }
+            if !busy && finished.is_empty() {
+                // Nothing to do this pass: wait for a run to end, or poll.
+                pending.extend(done.recv_timeout(self.config.poll).ok());
+            }
+        }
+    }
+
+    /// Returns the jobs a dead service left Locked (see the module docs).
+    fn recover(&self, summary: &mut Summary) -> Result<(), Error> {
+        let (running, pausing, canceling): (Vec<Uuid>, Vec<Uuid>, Vec<Uuid>) = {
+            let s = self.engine.state();
+            (
+                s.in_status(Status::IN_PROGRESS).collect(),
+                s.in_status(Status::PAUSING).collect(),
+                s.in_status(Status::CANCELING).collect(),
+            )
+        };
+        let why = "the service running it stopped before it finished (lease lost)";
+        let mut steps: Vec<(Uuid, ServiceStep)> = Vec::new();
+        steps.extend(
+            running
+                .into_iter()
+                .map(|id| (id, ServiceStep::ReturnToReady { message: format!("returned to the queue: {why}") })),
+        );
+        steps.extend(
+            pausing.into_iter().map(|id| (id, ServiceStep::StopPausing { message: Some(format!("paused: {why}")) })),
+        );
+        steps.extend(
+            canceling
+                .into_iter()
+                .map(|id| (id, ServiceStep::StopCanceling { message: Some(format!("canceled: {why}")) })),
+        );
+        for chunk in steps.chunks(self.config.max_batch.max(1) * 8) {
+            let results = self.engine.steps(&self.config.host, chunk.to_vec())?;
+            summary.recovered += results.iter().filter(|r| r.is_ok()).count() as u64;
+        }
+        Ok(())
+    }
+
+    /// Chooses up to `room` Ready jobs to run, oldest first, and the steps
+    /// for those that must not run (loop guard, owners, back-off).
+    fn pick(
+        &self,
+        now: Timestamp,
+        room: usize,
+        in_flight: &HashMap<Uuid, ()>,
+        steps: &mut Vec<(Uuid, ServiceStep)>,
+        summary: &mut Summary,
+    ) -> Result<Vec<Job>, Error> {
+        let mut taken = Vec::new();
+        if room == 0 {
+            return Ok(taken);
+        }
+        let state = self.engine.state();
+        let log = self.engine.log();
+        let guard = &self.config.loop_guard;
+        let candidates: Vec<Uuid> = state.ready().take(self.config.max_batch.max(room) * 4).collect();
+        for id in candidates {
+            if taken.len() >= room || steps.len() >= self.config.max_batch {
+                break;
+            }
+            if in_flight.contains_key(&id) || !state.is_token_head(id) {
+                continue;
+            }
+            let job = state.job(id, log)?;
+            if job.postponeuntil.is_some_and(|t| t > now) {
+                continue;
+            }
+            if job.depth > guard.max_depth {
+                summary.loop_stopped += 1;
+                let message = format!(
+                    "canceled by the loop guard: depth {} is more than {} (a chain of workflows that start each other)",
+                    job.depth, guard.max_depth
+                );
+                steps.push((id, ServiceStep::Stop { message }));
+                continue;
+            }
+            if let (Some(w), Some(r)) = (&job.workflow, &job.regarding) {
+                let runs = state.runs_on_row_within(&r.to_string(), w, &job, i64::from(guard.window_secs) * 1_000_000);
+                if runs > guard.max_runs_per_row as usize {
+                    summary.loop_stopped += 1;
+                    let message = format!(
+                        "canceled by the loop guard: workflow {w} started {runs} times on {r} within {} s (the limit is {})",
+                        guard.window_secs, guard.max_runs_per_row
+                    );
+                    steps.push((id, ServiceStep::Stop { message }));
+                    continue;
+                }
+            }
+            if let Some((code, message)) = owner_problem(&state, &job) {
+                steps.push((id, ServiceStep::Lock));
+                steps.push((id, ServiceStep::Fail { code, message }));
+                summary.failed += 1;
+                continue;
+            }
+            if let Some(w) = &job.workflow {
+                if let Some(until) = self.held_until(&state, w) {
+                    if until > now {
+                        summary.deferred += 1;
+                        let (n, _) = self.failures_of(&state, w);
+                        let message = format!(
+                            "workflow {w} failed {n} times in a row; its jobs are held until {} (back-off)",
+                            until.to_rfc3339()
+                        );
+                        steps.push((id, ServiceStep::Defer { until, message }));
+                        continue;
+                    }
+                }
+            }
+            steps.push((id, ServiceStep::Lock));
+            taken.push(job);
+        }
+        Ok(taken)
+    }
+
+    /// Runs one job's handler.
+    fn execute(&self, job: &Job) -> Outcome {
+        let ctx = JobContext::new(job.clone(), self.engine, &self.shutdown, &self.progress);
+        let handler: Option<Arc<dyn Handler>> =
+            if command_of(job).is_some() { Some(Arc::new(self.commands.clone())) } else { self.registry.find(job) };
+        match handler {
+            Some(h) => h.run(&ctx),
+            None => Outcome::Failed {
+                code: codes::NO_HANDLER,
+                message: match &job.workflow {
+                    Some(w) => format!("no handler is registered for workflow {w}"),
+                    None => {
+                        format!("no handler is registered for System Job Type {}", job.operationtype.display_name())
+                    }
+                },
+            },
+        }
+    }
+
+    /// The step that records how a run ended, given what users asked of
+    /// the job meanwhile.
+    fn settle(&self, job: &Job, outcome: &Outcome, summary: &mut Summary) -> Vec<(Uuid, ServiceStep)> {
+        let Some(status) = self.engine.state().status_of(job.id) else { return vec![] };
+        let now = self.engine.now();
+        let id = job.id;
+        let step = match (status, outcome) {
+            (Status::CANCELING, Outcome::Failed { code, message }) => {
+                ServiceStep::Fail { code: *code, message: message.clone() }
+            }
+            (Status::CANCELING, _) => ServiceStep::StopCanceling { message: None },
+            (Status::PAUSING, Outcome::Succeeded) => ServiceStep::Succeed,
+            (Status::PAUSING, Outcome::Failed { code, message }) => {
+                ServiceStep::Fail { code: *code, message: message.clone() }
+            }
+            (Status::PAUSING, _) => ServiceStep::StopPausing { message: None },
+            (Status::IN_PROGRESS, Outcome::Succeeded) => ServiceStep::Succeed,
+            (Status::IN_PROGRESS, Outcome::Failed { code, message }) => {
+                ServiceStep::Fail { code: *code, message: message.clone() }
+            }
+            (Status::IN_PROGRESS, Outcome::Transient(message)) => match self.config.retry.delay(job.retrycount + 1) {
+                Some(d) => ServiceStep::Retry { until: now.plus_micros(d), message: message.clone() },
+                None => ServiceStep::Fail {
+                    code: codes::RETRIES_EXHAUSTED,
+                    message: format!("gave up after {} retries: {message}", job.retrycount),
+                },
+            },
+            (Status::IN_PROGRESS, Outcome::Wait(until)) => {
+                ServiceStep::Wait { until: (*until).max(now.plus_micros(1)), message: None }
+            }
+            (Status::IN_PROGRESS, Outcome::Suspend(message)) => ServiceStep::Suspend { message: message.clone() },
+            (Status::IN_PROGRESS, Outcome::Stopped) => {
+                summary.returned += 1;
+                let message = if self.shutdown.load(Ordering::Relaxed) {
+                    "returned to the queue: the service shut down before the job finished"
+                } else {
+                    "returned to the queue: the handler stopped without being asked to"
+                };
+                ServiceStep::ReturnToReady { message: message.into() }
+            }
+            _ => return vec![],
+        };
+        match &step {
+            ServiceStep::Succeed => summary.succeeded += 1,
+            ServiceStep::Fail { .. } => summary.failed += 1,
+            ServiceStep::StopCanceling { .. } => summary.canceled += 1,
+            ServiceStep::ReturnToReady { .. } => {}
+            _ => summary.waiting += 1,
+        }
+        if let Some(w) = &job.workflow {
+            let failed = matches!(step, ServiceStep::Fail { .. });
+            let succeeded = step == ServiceStep::Succeed;
+            if failed || succeeded {
+                let state = self.engine.state();
+                let (n, _) = self.failures_of(&state, w);
+                let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+                failures.insert(w.clone(), if failed { (n + 1, now) } else { (0, now) });
+            }
+        }
+        vec![(id, step)]
+    }
+
+    /// A workflow's failures in a row and the last one's time, from memory
+    /// or (the first time) from the store.
+    fn failures_of(&self, state: &crate::projection::Projection, workflow: &str) -> (u32, Timestamp) {
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        *failures.entry(workflow.to_string()).or_insert_with(|| {
+            let (n, last) = state.consecutive_failures(workflow, FAILURE_SCAN);
+            (n, last.unwrap_or(Timestamp::from_micros(0)))
+        })
+    }
+
+    fn held_until(&self, state: &crate::projection::Projection, workflow: &str) -> Option<Timestamp> {
+        let (n, last) = self.failures_of(state, workflow);
+        self.config.backoff.until(workflow, n, last)
+    }
+}
+
+/// Why a workflow run may not go on under its owner (`domain.md` §6):
+/// the owner is deactivated or may no longer run workflows, or (for a run
+/// that already started and now resumes) the workflow changed owner.
+fn owner_problem(state: &crate::projection::Projection, job: &Job) -> Option<(i32, String)> {
+    let workflow = state.workflow(job.workflow.as_deref()?)?;
+    let dir = state.directory();
+    let owner = &job.owner;
+    match dir.user(owner) {
+        Ok(u) if !u.active => {
+            return Some((
+                codes::OWNER_DEACTIVATED,
+                format!("the run's owner {owner} is deactivated; cancel the run, or reassign it to {}", workflow.owner),
+            ))
+        }
+        Err(_) => return Some((codes::OWNER_DEACTIVATED, format!("the run's owner {owner} no longer exists"))),
+        Ok(_) => {}
+    }
+    if dir.check(owner, Privilege::Write, Some((owner, &job.owningbusinessunit))).is_err() {
+        return Some((
+            codes::OWNER_LACKS_PRIVILEGE,
+            format!("the run's owner {owner} may no longer run workflows (needs Write on system jobs)"),
+        ));
+    }
+    if job.startedon.is_some() && workflow.owner != *owner {
+        return Some((
+            codes::WORKFLOW_OWNER_CHANGED,
+            format!(
+                "workflow {} is now owned by {}, not {owner} who owned this run when it started; reassign or cancel the run",
+                workflow.id, workflow.owner
+            ),
+        ));
+    }
+    None
+}
