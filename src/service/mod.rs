@@ -54,6 +54,10 @@ pub struct ServiceConfig {
     pub poll: Duration,
     /// Most jobs taken in one pass.
     pub max_batch: usize,
+    /// Most jobs taken and not yet finished (running or queued for a
+    /// worker). Deeper queues let one pass (one sync) take and settle
+    /// more jobs at once.
+    pub queue_depth: usize,
 }
 
 impl Default for ServiceConfig {
@@ -66,6 +70,7 @@ impl Default for ServiceConfig {
             loop_guard: LoopGuard::default(),
             poll: Duration::from_millis(20),
             max_batch: 512,
+            queue_depth: 256,
         }
     }
 }
@@ -186,7 +191,8 @@ impl<'e> Service<'e> {
         self.recover(&mut summary)?;
         let started = Instant::now();
         let workers = self.config.workers.max(1);
-        let (work_tx, work_rx) = crossbeam_channel::bounded::<Run>(workers * 2);
+        let depth = self.config.queue_depth.max(workers);
+        let (work_tx, work_rx) = crossbeam_channel::bounded::<Run>(depth);
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<(Job, Outcome)>();
         std::thread::scope(|scope| {
             for _ in 0..workers {
@@ -245,7 +251,7 @@ impl<'e> Service<'e> {
             if dispatch {
                 let timers: Vec<Uuid> = self.engine.state().due(now).take(self.config.max_batch).collect();
                 steps.extend(timers.into_iter().map(|id| (id, ServiceStep::Wake)));
-                let room = (self.config.workers.max(1) * 2).saturating_sub(in_flight.len());
+                let room = self.config.queue_depth.max(self.config.workers.max(1)).saturating_sub(in_flight.len());
                 taken = self.pick(now, room, &in_flight, &mut steps, summary)?;
             }
             first_pass = false;
