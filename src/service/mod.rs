@@ -140,9 +140,18 @@ pub fn backoff_report(engine: &Engine, policy: &BackoffPolicy) -> Vec<WorkflowBa
 /// back-off is at its cap long before).
 const FAILURE_SCAN: usize = 1000;
 
+/// In the message of every step that returns a dead service's job.
+const LEASE_LOST: &str = "lease lost";
+
 /// A job handed to a worker.
 struct Run {
     job: Job,
+}
+
+/// How a run ended: its handler's outcome, or its service died.
+enum End {
+    Run(Outcome),
+    LeaseLost,
 }
 
 /// The service on one engine.
@@ -238,13 +247,13 @@ impl<'e> Service<'e> {
                 }
             }
             let stopping = self.shutdown.load(Ordering::Relaxed);
-            let finished: Vec<(Job, Outcome)> = pending.drain(..).chain(done.try_iter()).collect();
-            let mut steps: Vec<(Uuid, ServiceStep)> = Vec::new();
-            for (job, outcome) in &finished {
+            let finished: Vec<(Job, End)> =
+                pending.drain(..).chain(done.try_iter()).map(|(job, o)| (job, End::Run(o))).collect();
+            for (job, _) in &finished {
                 in_flight.remove(&job.id);
                 self.progress.lock().unwrap_or_else(|e| e.into_inner()).remove(&job.id);
-                steps.extend(self.settle(job, outcome, summary));
             }
+            let mut steps: Vec<(Uuid, ServiceStep)> = Vec::new();
             let now = self.engine.now();
             let dispatch = !stopping && (until != RunUntil::Once || first_pass);
             let mut taken = Vec::new();
@@ -256,19 +265,17 @@ impl<'e> Service<'e> {
             }
             first_pass = false;
             let busy = !steps.is_empty();
-            if busy {
-                let results = self.engine.steps(&self.config.host, steps.clone())?;
-                let locked: Vec<Uuid> = steps
-                    .iter()
-                    .zip(&results)
-                    .filter(|((_, s), r)| *s == ServiceStep::Lock && r.is_ok())
-                    .map(|((id, _), _)| *id)
-                    .collect();
-                for job in taken.into_iter().filter(|j| locked.contains(&j.id)) {
-                    in_flight.insert(job.id, ());
-                    summary.ran += 1;
-                    work.send(Run { job }).map_err(|_| Error::Corrupt("the workers stopped".into()))?;
-                }
+            let results = self.record(&finished, steps.clone(), summary)?;
+            let locked: Vec<Uuid> = steps
+                .iter()
+                .zip(&results)
+                .filter(|((_, s), r)| *s == ServiceStep::Lock && r.is_ok())
+                .map(|((id, _), _)| *id)
+                .collect();
+            for job in taken.into_iter().filter(|j| locked.contains(&j.id)) {
+                in_flight.insert(job.id, ());
+                summary.ran += 1;
+                work.send(Run { job }).map_err(|_| Error::Corrupt("the workers stopped".into()))?;
             }
             if in_flight.is_empty() && !busy && finished.is_empty() {
                 let idle = match until {
@@ -288,36 +295,62 @@ impl<'e> Service<'e> {
 
     /// Returns the jobs a dead service left Locked (see the module docs).
     fn recover(&self, summary: &mut Summary) -> Result<(), Error> {
-        let (running, pausing, canceling): (Vec<Uuid>, Vec<Uuid>, Vec<Uuid>) = {
+        let locked: Vec<Job> = {
             let s = self.engine.state();
-            (
-                s.in_status(Status::IN_PROGRESS).collect(),
-                s.in_status(Status::PAUSING).collect(),
-                s.in_status(Status::CANCELING).collect(),
-            )
+            let ids: Vec<Uuid> = [Status::IN_PROGRESS, Status::PAUSING, Status::CANCELING]
+                .into_iter()
+                .flat_map(|status| s.in_status(status).collect::<Vec<_>>())
+                .collect();
+            ids.into_iter().map(|id| s.job(id, self.engine.log())).collect::<Result<_, _>>()?
         };
-        let why = "the service running it stopped before it finished (lease lost)";
-        let mut steps: Vec<(Uuid, ServiceStep)> = Vec::new();
-        steps.extend(
-            running
-                .into_iter()
-                .map(|id| (id, ServiceStep::ReturnToReady { message: format!("returned to the queue: {why}") })),
-        );
-        steps.extend(
-            pausing.into_iter().map(|id| (id, ServiceStep::StopPausing { message: Some(format!("paused: {why}")) })),
-        );
-        steps.extend(
-            canceling
-                .into_iter()
-                .map(|id| (id, ServiceStep::StopCanceling { message: Some(format!("canceled: {why}")) })),
-        );
-        for chunk in steps.chunks(self.config.max_batch.max(1) * 8) {
-            let results = self.engine.steps(&self.config.host, chunk.to_vec())?;
-            summary.recovered += results.iter().filter(|r| r.is_ok()).count() as u64;
+        for chunk in locked.chunks(self.config.max_batch.max(1) * 8) {
+            let ended: Vec<(Job, End)> = chunk.iter().map(|j| (j.clone(), End::LeaseLost)).collect();
+            self.record(&ended, Vec::new(), summary)?;
         }
         Ok(())
     }
 
+    /// Writes how the `ended` runs ended, and the `other` steps, as one
+    /// batch. An end is decided from the job's status when it is written;
+    /// one refused because a user acted on the job meanwhile (a cancel
+    /// between the decision and the write) is decided again on the new
+    /// status and written in the next batch, so no run is left Locked.
+    /// Returns the results of `other`, in order.
+    fn record(
+        &self,
+        ended: &[(Job, End)],
+        other: Vec<(Uuid, ServiceStep)>,
+        summary: &mut Summary,
+    ) -> Result<Vec<Result<Status, Error>>, Error> {
+        let mut todo: Vec<&(Job, End)> = ended.iter().collect();
+        let mut other = Some(other);
+        let mut other_results = Vec::new();
+        for _ in 0..16 {
+            let decided: Vec<(&(Job, End), ServiceStep)> =
+                todo.iter().filter_map(|e| self.settle(&e.0, &e.1).map(|step| (*e, step))).collect();
+            let mut steps: Vec<(Uuid, ServiceStep)> = decided.iter().map(|(e, step)| (e.0.id, step.clone())).collect();
+            let n = steps.len();
+            steps.extend(other.take().unwrap_or_default());
+            if steps.is_empty() {
+                break;
+            }
+            let mut results = self.engine.steps(&self.config.host, steps)?;
+            if other_results.is_empty() {
+                other_results = results.split_off(n);
+            }
+            todo.clear();
+            for ((e, step), r) in decided.into_iter().zip(results) {
+                match r {
+                    Ok(_) => self.count(&e.0, &step, summary),
+                    Err(_) => todo.push(e),
+                }
+            }
+            if todo.is_empty() {
+                break;
+            }
+        }
+        Ok(other_results)
+    }
     /// Chooses up to `room` Ready jobs to run, oldest first, and the steps
     /// for those that must not run (loop guard, owners, back-off).
     fn pick(
@@ -414,25 +447,34 @@ impl<'e> Service<'e> {
     }
 
     /// The step that records how a run ended, given what users asked of
-    /// the job meanwhile.
-    fn settle(&self, job: &Job, outcome: &Outcome, summary: &mut Summary) -> Vec<(Uuid, ServiceStep)> {
-        let Some(status) = self.engine.state().status_of(job.id) else { return vec![] };
+    /// the job meanwhile (its status now); `None` when there is nothing to
+    /// record.
+    fn settle(&self, job: &Job, end: &End) -> Option<ServiceStep> {
+        let status = self.engine.state().status_of(job.id)?;
         let now = self.engine.now();
-        let id = job.id;
-        let step = match (status, outcome) {
-            (Status::CANCELING, Outcome::Failed { code, message }) => {
-                ServiceStep::Fail { code: *code, message: message.clone() }
+        let outcome = match end {
+            End::Run(o) => o,
+            End::LeaseLost => {
+                let why = format!("the service running it stopped before it finished ({LEASE_LOST})");
+                return match status {
+                    Status::IN_PROGRESS => {
+                        Some(ServiceStep::ReturnToReady { message: format!("returned to the queue: {why}") })
+                    }
+                    Status::PAUSING => Some(ServiceStep::StopPausing { message: Some(format!("paused: {why}")) }),
+                    Status::CANCELING => Some(ServiceStep::StopCanceling { message: Some(format!("canceled: {why}")) }),
+                    _ => None,
+                };
             }
+        };
+        let fail = |code: &i32, message: &String| ServiceStep::Fail { code: *code, message: message.clone() };
+        Some(match (status, outcome) {
+            (Status::CANCELING, Outcome::Failed { code, message }) => fail(code, message),
             (Status::CANCELING, _) => ServiceStep::StopCanceling { message: None },
             (Status::PAUSING, Outcome::Succeeded) => ServiceStep::Succeed,
-            (Status::PAUSING, Outcome::Failed { code, message }) => {
-                ServiceStep::Fail { code: *code, message: message.clone() }
-            }
+            (Status::PAUSING, Outcome::Failed { code, message }) => fail(code, message),
             (Status::PAUSING, _) => ServiceStep::StopPausing { message: None },
             (Status::IN_PROGRESS, Outcome::Succeeded) => ServiceStep::Succeed,
-            (Status::IN_PROGRESS, Outcome::Failed { code, message }) => {
-                ServiceStep::Fail { code: *code, message: message.clone() }
-            }
+            (Status::IN_PROGRESS, Outcome::Failed { code, message }) => fail(code, message),
             (Status::IN_PROGRESS, Outcome::Transient(message)) => match self.config.retry.delay(job.retrycount + 1) {
                 Some(d) => ServiceStep::Retry { until: now.plus_micros(d), message: message.clone() },
                 None => ServiceStep::Fail {
@@ -444,35 +486,45 @@ impl<'e> Service<'e> {
                 ServiceStep::Wait { until: (*until).max(now.plus_micros(1)), message: None }
             }
             (Status::IN_PROGRESS, Outcome::Suspend(message)) => ServiceStep::Suspend { message: message.clone() },
-            (Status::IN_PROGRESS, Outcome::Stopped) => {
-                summary.returned += 1;
-                let message = if self.shutdown.load(Ordering::Relaxed) {
-                    "returned to the queue: the service shut down before the job finished"
+            (Status::IN_PROGRESS, Outcome::Stopped) => ServiceStep::ReturnToReady {
+                message: if self.shutdown.load(Ordering::Relaxed) {
+                    "returned to the queue: the service shut down before the job finished".into()
                 } else {
-                    "returned to the queue: the handler stopped without being asked to"
-                };
-                ServiceStep::ReturnToReady { message: message.into() }
+                    "returned to the queue: the handler stopped without being asked to".into()
+                },
+            },
+            _ => return None,
+        })
+    }
+
+    /// Counts a run's end once it is written, and follows its workflow's
+    /// failures in a row.
+    fn count(&self, job: &Job, step: &ServiceStep, summary: &mut Summary) {
+        let lease_lost = match step {
+            ServiceStep::ReturnToReady { message } => message.contains(LEASE_LOST),
+            ServiceStep::StopPausing { message: Some(m) } | ServiceStep::StopCanceling { message: Some(m) } => {
+                m.contains(LEASE_LOST)
             }
-            _ => return vec![],
+            _ => false,
         };
-        match &step {
+        match step {
+            _ if lease_lost => summary.recovered += 1,
             ServiceStep::Succeed => summary.succeeded += 1,
             ServiceStep::Fail { .. } => summary.failed += 1,
             ServiceStep::StopCanceling { .. } => summary.canceled += 1,
-            ServiceStep::ReturnToReady { .. } => {}
+            ServiceStep::ReturnToReady { .. } => summary.returned += 1,
             _ => summary.waiting += 1,
         }
         if let Some(w) = &job.workflow {
             let failed = matches!(step, ServiceStep::Fail { .. });
-            let succeeded = step == ServiceStep::Succeed;
-            if failed || succeeded {
+            if failed || *step == ServiceStep::Succeed {
                 let state = self.engine.state();
                 let (n, _) = self.failures_of(&state, w);
+                let now = self.engine.now();
                 let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
                 failures.insert(w.clone(), if failed { (n + 1, now) } else { (0, now) });
             }
         }
-        vec![(id, step)]
     }
 
     /// A workflow's failures in a row and the last one's time, from memory
