@@ -29,8 +29,8 @@ use uuid::Uuid;
 use crate::codec;
 use crate::domain::{
     transition, Action, Actor, Clock, Deletion, DeletionCriteria, Depth, DomainError, Envelope, Event, Job,
-    OperationType, Privilege, Regarding, Role, Status, Timestamp, Transition, User, WorkflowDefinition, EVENT_VERSION,
-    MAX_IMMEDIATE_DELETE,
+    OperationType, Privilege, Recurrence, Regarding, RetentionPolicy, Role, Status, Timestamp, Transition, User,
+    WorkflowDefinition, EVENT_VERSION, MAX_IMMEDIATE_DELETE,
 };
 use crate::error::Error;
 use crate::log::{Batch, Compaction, Log, LogConfig};
@@ -485,6 +485,79 @@ fn service_transition(id: Uuid, target: &WriteTarget, step: ServiceStep, now: Ti
     Ok(Transition { job: id, action, from, to, postponeuntil, retrycount, errorcode, message })
 }
 
+/// A Bulk Delete system job (type 13) to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBulkDelete {
+    pub name: String,
+    pub criteria: DeletionCriteria,
+    /// When it first runs (now when absent).
+    pub start: Option<Timestamp>,
+    /// `FREQ=DAILY;INTERVAL=30` and the like (see [`Recurrence`]).
+    pub recurrence: Option<String>,
+}
+
+/// A Bulk Delete job as `bulk-delete list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkDeleteRecord {
+    pub job: Job,
+    pub criteria: Option<DeletionCriteria>,
+    /// Jobs its runs deleted.
+    pub successcount: u64,
+    /// Jobs it failed to delete: always 0, as one deletion is one event
+    /// (all of it or nothing); a run that fails is the job's own failure.
+    pub failurecount: u64,
+}
+
+/// The platform's default recurring bulk deletion.
+pub const DEFAULT_BULK_DELETE_NAME: &str = "Delete completed system jobs";
+
+impl Engine {
+    /// Creates a Bulk Delete job owned by `owner`, written by `actor`.
+    pub(crate) fn create_bulk_delete(&self, actor: Actor, owner: &str, spec: &NewBulkDelete) -> Result<Job, Error> {
+        spec.criteria.validate()?;
+        let recurrence = spec.recurrence.as_deref().map(Recurrence::parse).transpose()?;
+        self.commit(actor, |state, now| {
+            let unit = state.directory().user(owner)?.business_unit.clone();
+            let mut job = Job::new(&spec.name, OperationType::BULK_DELETE, owner, &unit, now);
+            let start = spec.start.unwrap_or(now);
+            job.postponeuntil = (start > now).then_some(start);
+            job.recurrencepattern = recurrence.and(spec.recurrence.clone());
+            job.recurrencestarttime = Some(start);
+            job.data = bulk_delete_data(&spec.criteria);
+            job.validate()?;
+            Ok((vec![Event::JobCreated(Box::new(job.clone()))], job))
+        })
+    }
+
+    /// Bulk Delete jobs named `name`, any state.
+    pub(crate) fn bulk_delete_jobs_named(&self, name: &str) -> Result<Vec<Job>, Error> {
+        let filter = Filter { operationtype: Some(OperationType::BULK_DELETE), ..Filter::default() };
+        let state = self.state();
+        let (jobs, _) = state.query_jobs(&filter, &Visibility::All, None, usize::MAX, &self.log)?;
+        Ok(jobs.into_iter().filter(|j| j.name == name).collect())
+    }
+
+    /// Installs the platform's default on a store that never had it: "Delete
+    /// completed system jobs" (Workflow, Succeeded, older than 30 days),
+    /// daily from the next midnight (UTC), owned by `admin`. An
+    /// administrator changes it by canceling it and creating another; a
+    /// canceled default stays canceled.
+    pub fn install_default_bulk_delete(&self) -> Result<Option<Job>, Error> {
+        if !self.bulk_delete_jobs_named(DEFAULT_BULK_DELETE_NAME)?.is_empty() {
+            return Ok(None);
+        }
+        let day = 86_400_000_000;
+        let midnight = Timestamp::from_micros((self.now().micros().div_euclid(day) + 1) * day);
+        let spec = NewBulkDelete {
+            name: DEFAULT_BULK_DELETE_NAME.into(),
+            criteria: DeletionCriteria::platform_default(),
+            start: Some(midnight),
+            recurrence: Some("FREQ=DAILY;INTERVAL=1".into()),
+        };
+        self.create_bulk_delete(Actor::System, crate::domain::ADMIN, &spec).map(Some)
+    }
+}
+
 /// What a bulk deletion did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeletionReport {
@@ -555,6 +628,22 @@ impl Engine {
         self.checkpoint_seq.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(done)
     }
+}
+
+/// Job data of a Bulk Delete job: this line, then its criteria (codec).
+pub const BULK_DELETE_PREFIX: &[u8] = b"joblog:bulk-delete\n";
+
+/// The criteria a Bulk Delete job carries in its data.
+pub fn bulk_delete_criteria(job: &Job) -> Option<DeletionCriteria> {
+    let body = job.data.strip_prefix(BULK_DELETE_PREFIX)?;
+    codec::decode(body).ok()
+}
+
+/// Job data that carries `criteria`.
+pub fn bulk_delete_data(criteria: &DeletionCriteria) -> Vec<u8> {
+    let mut data = BULK_DELETE_PREFIX.to_vec();
+    data.extend(codec::encode(criteria).expect("criteria encode"));
+    data
 }
 
 /// A running service's claim on its engine.
@@ -797,6 +886,54 @@ impl Session<'_> {
             seconds_checkpoint: started.elapsed().as_secs_f64() - seconds,
             compaction,
         })
+    }
+
+    /// Creates a Bulk Delete system job (type 13) that the service runs at
+    /// its start time and again per its recurrence. Needs Delete at
+    /// Organization depth, as it deletes other users' jobs too.
+    pub fn create_bulk_delete(&self, spec: &NewBulkDelete) -> Result<Job, Error> {
+        self.engine.state().directory().check(&self.user, Privilege::Delete, None)?;
+        self.engine.create_bulk_delete(self.actor(), &self.user, spec)
+    }
+
+    /// The retention policy: one daily Bulk Delete job per Completed
+    /// reason, over every System Job Type joblog names.
+    pub fn set_retention(&self, policy: RetentionPolicy) -> Result<Vec<Job>, Error> {
+        let types: Vec<OperationType> = OperationType::named().collect();
+        let mut jobs = Vec::new();
+        for (reason, days) in [
+            (crate::domain::StatusReason::Succeeded, policy.succeeded_days),
+            (crate::domain::StatusReason::Failed, policy.failed_days),
+            (crate::domain::StatusReason::Canceled, policy.canceled_days),
+        ] {
+            let spec = NewBulkDelete {
+                name: format!("Retention: {} jobs older than {days} days", reason.name()),
+                criteria: DeletionCriteria { types: types.clone(), reasons: vec![reason], older_than_days: days },
+                start: None,
+                recurrence: Some("FREQ=DAILY".into()),
+            };
+            jobs.push(self.create_bulk_delete(&spec)?);
+        }
+        Ok(jobs)
+    }
+
+    /// The Bulk Delete jobs this user may see, newest first, with their counts.
+    pub fn bulk_delete_jobs(&self) -> Result<Vec<BulkDeleteRecord>, Error> {
+        let filter = Filter { operationtype: Some(OperationType::BULK_DELETE), ..Filter::default() };
+        let (jobs, _) = self.list(&filter, None, usize::MAX)?;
+        let state = self.engine.state();
+        Ok(jobs
+            .into_iter()
+            .map(|job| {
+                let successcount = state
+                    .deletions()
+                    .iter()
+                    .filter(|d| d.deletion.definition == Some(job.id))
+                    .map(|d| d.deletion.deleted)
+                    .sum();
+                BulkDeleteRecord { criteria: bulk_delete_criteria(&job), job, successcount, failurecount: 0 }
+            })
+            .collect())
     }
 
     /// Cancel, Pause, Resume or Postpone one job; returns it afterwards.

@@ -259,3 +259,104 @@ fn a_deletion_not_yet_compacted_survives_a_reopen_and_compacts_later() {
         state.deletions().iter().map(|r| (r.deletion.deleted, r.actor.to_string())).collect();
     assert_eq!(trail, [(100, "admin".to_string()), (50, "admin".to_string())]);
 }
+
+fn service_config() -> joblog::service::ServiceConfig {
+    joblog::service::ServiceConfig {
+        install_defaults: false,
+        poll: std::time::Duration::from_millis(2),
+        ..Default::default()
+    }
+}
+
+#[test]
+fn recurring_bulk_delete_jobs_run_on_schedule_and_their_counts_add_up() {
+    use joblog::engine::NewBulkDelete;
+    use joblog::service::{Registry, RunUntil, Service};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(now()));
+    let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
+    let admin = engine.session("admin").unwrap();
+    admin.import((0..100).map(|i| completed(Status::SUCCEEDED, WF, 40 + i % 3)).collect()).unwrap();
+    let spec = |rule: &str| NewBulkDelete {
+        name: "Nightly cleanup".into(),
+        criteria: criteria(&[WF], &[StatusReason::Succeeded], 30),
+        start: Some(now().plus_micros(3_600_000_000)),
+        recurrence: Some(rule.into()),
+    };
+    for bad in ["FREQ=MONTHLY", "FREQ=DAILY;BYHOUR=3"] {
+        let e = admin.create_bulk_delete(&spec(bad)).unwrap_err();
+        assert!(e.to_string().contains("not supported"), "{e}");
+    }
+    let bob_refused = {
+        admin.add_user("bob", "root", &["basic-user"]).unwrap();
+        engine.session("bob").unwrap().create_bulk_delete(&spec("FREQ=DAILY")).unwrap_err()
+    };
+    assert!(matches!(bob_refused, Error::Domain(DomainError::Denied { .. })));
+    let first = admin.create_bulk_delete(&spec("FREQ=DAILY;INTERVAL=1")).unwrap();
+    assert_eq!((first.operationtype, first.status), (OperationType::BULK_DELETE, Status::READY));
+
+    let svc = Service::new(&engine, service_config(), Registry::new());
+    assert_eq!(svc.run(RunUntil::Idle).unwrap().ran, 0, "not due before its start");
+    clock.advance_secs(3600);
+    svc.run(RunUntil::Idle).unwrap();
+    assert_eq!(engine.state().job_count(), 2, "the 100 old jobs went; the run and its next one remain");
+    // Another day, more old jobs: the next run takes them.
+    admin.import((0..40).map(|_| completed(Status::SUCCEEDED, WF, 45)).collect()).unwrap();
+    clock.advance_secs(86_400 - 1);
+    assert_eq!(svc.run(RunUntil::Idle).unwrap().ran, 0);
+    clock.advance_secs(1);
+    svc.run(RunUntil::Idle).unwrap();
+    let records = admin.bulk_delete_jobs().unwrap();
+    let mut counts: Vec<(Status, u64)> = records.iter().map(|r| (r.job.status, r.successcount)).collect();
+    counts.sort_by_key(|c| c.1);
+    assert_eq!(counts, [(Status::READY, 0), (Status::SUCCEEDED, 40), (Status::SUCCEEDED, 100)]);
+    let waiting = records.iter().find(|r| r.job.status == Status::READY).unwrap();
+    assert_eq!(waiting.job.postponeuntil, Some(now().plus_micros((3600 + 2 * 86_400) * 1_000_000)));
+    assert_eq!(records.iter().map(|r| r.failurecount).sum::<u64>(), 0);
+    // The audit trail names the definitions and the owner.
+    let state = engine.state();
+    let trail: Vec<_> = state.deletions().iter().map(|d| (d.actor.to_string(), d.deletion.deleted)).collect();
+    assert_eq!(trail, [("admin".to_string(), 100), ("admin".to_string(), 40)]);
+    assert!(engine.log().verify().unwrap().ok());
+}
+
+#[test]
+fn a_fresh_store_gets_the_platform_default_once() {
+    use joblog::engine::DEFAULT_BULK_DELETE_NAME;
+    use joblog::service::{Registry, RunUntil, Service, ServiceConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let svc = Service::new(&engine, ServiceConfig { install_defaults: true, ..service_config() }, Registry::new());
+    svc.run(RunUntil::Idle).unwrap();
+    svc.run(RunUntil::Idle).unwrap();
+    let admin = engine.session("admin").unwrap();
+    let jobs = admin.bulk_delete_jobs().unwrap();
+    assert_eq!(jobs.len(), 1);
+    let d = &jobs[0];
+    assert_eq!(d.job.name, DEFAULT_BULK_DELETE_NAME);
+    assert_eq!(d.criteria, Some(DeletionCriteria::platform_default()));
+    assert_eq!(d.job.recurrencepattern.as_deref(), Some("FREQ=DAILY;INTERVAL=1"));
+    assert_eq!(d.job.postponeuntil, Some(t("2026-06-02T00:00:00Z")));
+    // Switched off by an administrator, it stays off.
+    admin.act(d.job.id, joblog::engine::UserAction::Cancel).unwrap();
+    svc.run(RunUntil::Idle).unwrap();
+    assert_eq!(admin.bulk_delete_jobs().unwrap().len(), 1);
+    // The retention policy: one daily job per reason.
+    let r = admin.set_retention(joblog::domain::RetentionPolicy::default()).unwrap();
+    let days: Vec<u32> = r
+        .iter()
+        .map(|j| {
+            admin
+                .bulk_delete_jobs()
+                .unwrap()
+                .iter()
+                .find(|b| b.job.id == j.id)
+                .unwrap()
+                .criteria
+                .as_ref()
+                .unwrap()
+                .older_than_days
+        })
+        .collect();
+    assert_eq!(days, [30, 60, 60]);
+}

@@ -81,3 +81,92 @@ pub struct Deletion {
     /// The Bulk Delete system job that ran it, if any.
     pub definition: Option<Uuid>,
 }
+
+/// How often a recurring bulk deletion runs: the subset of iCalendar RRULE
+/// the platform's bulk deletion uses, `FREQ=HOURLY|DAILY|WEEKLY` with an
+/// optional `INTERVAL=N`. Anything else is refused with a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Recurrence {
+    /// Seconds between runs: an hour, a day or a week times the interval.
+    pub every_secs: u64,
+}
+
+impl Recurrence {
+    pub fn parse(rule: &str) -> Result<Self, DomainError> {
+        let bad = |reason: String| DomainError::Invalid { what: "recurrence", reason };
+        let mut freq = None;
+        let mut interval = 1u64;
+        for part in rule.split(';').filter(|p| !p.trim().is_empty()) {
+            let (k, v) = part.split_once('=').ok_or_else(|| bad(format!("{part:?} is not KEY=VALUE")))?;
+            match (k.trim().to_ascii_uppercase().as_str(), v.trim().to_ascii_uppercase().as_str()) {
+                ("FREQ", "HOURLY") => freq = Some(3_600),
+                ("FREQ", "DAILY") => freq = Some(86_400),
+                ("FREQ", "WEEKLY") => freq = Some(7 * 86_400),
+                ("FREQ", other) => {
+                    return Err(bad(format!("FREQ={other} is not supported; use HOURLY, DAILY or WEEKLY")))
+                }
+                ("INTERVAL", n) => {
+                    interval = n
+                        .parse()
+                        .ok()
+                        .filter(|&n| (1..=10_000).contains(&n))
+                        .ok_or_else(|| bad(format!("INTERVAL={n} must be a whole number from 1 to 10000")))?
+                }
+                (other, _) => {
+                    return Err(bad(format!(
+                        "{other} is not supported; only FREQ and INTERVAL are (e.g. FREQ=DAILY;INTERVAL=30)"
+                    )))
+                }
+            }
+        }
+        let freq = freq.ok_or_else(|| bad(format!("{rule:?} has no FREQ (e.g. FREQ=DAILY;INTERVAL=30)")))?;
+        Ok(Self { every_secs: freq * interval })
+    }
+
+    /// The first run after `after` of a series that started at `start`.
+    pub fn next_after(&self, start: Timestamp, after: Timestamp) -> Timestamp {
+        let every = self.every_secs as i64 * 1_000_000;
+        if after < start {
+            return start;
+        }
+        let k = (after.micros() - start.micros()) / every + 1;
+        Timestamp::from_micros(start.micros() + k * every)
+    }
+}
+
+/// Retention per Completed reason (the platform's retention service):
+/// each becomes a daily Bulk Delete job over every System Job Type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RetentionPolicy {
+    pub succeeded_days: u32,
+    pub failed_days: u32,
+    pub canceled_days: u32,
+}
+
+impl Default for RetentionPolicy {
+    /// Succeeded 30 days, Failed 60, Canceled 60.
+    fn default() -> Self {
+        Self { succeeded_days: 30, failed_days: 60, canceled_days: 60 }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn recurrence_rules_parse_and_step() {
+        assert_eq!(Recurrence::parse("FREQ=DAILY;INTERVAL=30").unwrap().every_secs, 30 * 86_400);
+        assert_eq!(Recurrence::parse("freq=hourly").unwrap().every_secs, 3_600);
+        assert_eq!(Recurrence::parse("FREQ=WEEKLY;INTERVAL=2").unwrap().every_secs, 14 * 86_400);
+        for bad in ["FREQ=MONTHLY", "FREQ=DAILY;BYDAY=MO", "INTERVAL=3", "FREQ=DAILY;INTERVAL=0", "DAILY"] {
+            assert!(Recurrence::parse(bad).is_err(), "{bad}");
+        }
+        let r = Recurrence::parse("FREQ=DAILY").unwrap();
+        let start = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
+        let at = |s| Timestamp::parse(s).unwrap();
+        assert_eq!(r.next_after(start, at("2025-12-31T10:00:00Z")), start);
+        assert_eq!(r.next_after(start, start), at("2026-01-02T00:00:00Z"));
+        assert_eq!(r.next_after(start, at("2026-01-05T13:00:00Z")), at("2026-01-06T00:00:00Z"));
+    }
+}

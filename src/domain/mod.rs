@@ -20,7 +20,9 @@ mod privilege;
 mod status;
 mod time;
 
-pub use deletion::{Deletion, DeletionCriteria, MAX_IMMEDIATE_DELETE, MAX_OLDER_THAN_DAYS};
+pub use deletion::{
+    Deletion, DeletionCriteria, Recurrence, RetentionPolicy, MAX_IMMEDIATE_DELETE, MAX_OLDER_THAN_DAYS,
+};
 pub use event::{Actor, Envelope, Event, Transition, EVENT_VERSION};
 pub use job::{Job, Regarding, WorkflowDefinition, MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
 pub use machine::{needs, transition, Action, Rule, RULES};

@@ -51,6 +51,11 @@ impl OperationType {
     pub const WORKFLOW: Self = Self(10);
     pub const BULK_DELETE: Self = Self(13);
 
+    /// Every type joblog names.
+    pub fn named() -> impl Iterator<Item = OperationType> {
+        NAMES.iter().map(|(c, _)| OperationType(*c))
+    }
+
     /// The platform's name, if the code is one joblog names.
     pub fn name(self) -> Option<&'static str> {
         NAMES.iter().find(|(c, _)| *c == self.0).map(|(_, n)| *n)

@@ -3,6 +3,7 @@
 //!
 //! * `handler` — handlers, the context they get, what they return.
 //! * `command` — the built-in handler of command jobs.
+//! * `bulk`    — the built-in handler of Bulk Delete jobs.
 //! * `policy`  — retries, back-off and the loop guard, with their formulas.
 //!
 //! One scheduler (the thread that calls [`Service::run`]) and `workers`
@@ -21,6 +22,7 @@
 //! history. Nothing else returns leases: opening the store for any other
 //! command never changes a job, and a job is never run twice at once.
 
+mod bulk;
 mod command;
 mod handler;
 mod policy;
@@ -37,7 +39,7 @@ use std::time::{Duration, Instant};
 use uuid::Uuid;
 
 use crate::domain::{codes, Job, Privilege, Status, Timestamp};
-use crate::engine::{Engine, ServiceStep};
+use crate::engine::{bulk_delete_criteria, Engine, ServiceStep};
 use crate::error::Error;
 
 /// How the service runs.
@@ -58,6 +60,9 @@ pub struct ServiceConfig {
     /// worker). Deeper queues let one pass (one sync) take and settle
     /// more jobs at once.
     pub queue_depth: usize,
+    /// Install the platform's default recurring bulk deletion ("Delete
+    /// completed system jobs") on a store that never had it.
+    pub install_defaults: bool,
 }
 
 impl Default for ServiceConfig {
@@ -71,6 +76,7 @@ impl Default for ServiceConfig {
             poll: Duration::from_millis(20),
             max_batch: 512,
             queue_depth: 256,
+            install_defaults: true,
         }
     }
 }
@@ -196,6 +202,9 @@ impl<'e> Service<'e> {
     pub fn run(&self, until: RunUntil) -> Result<Summary, Error> {
         let _one = self.engine.claim_service()?;
         self.shutdown.store(false, Ordering::Relaxed);
+        if self.config.install_defaults {
+            self.engine.install_default_bulk_delete()?;
+        }
         let mut summary = Summary::default();
         self.recover(&mut summary)?;
         let started = Instant::now();
@@ -429,6 +438,9 @@ impl<'e> Service<'e> {
 
     /// Runs one job's handler.
     fn execute(&self, job: &Job) -> Outcome {
+        if job.operationtype == crate::domain::OperationType::BULK_DELETE && bulk_delete_criteria(job).is_some() {
+            return bulk::run(self.engine, job);
+        }
         let ctx = JobContext::new(job.clone(), self.engine, &self.shutdown, &self.progress);
         let handler: Option<Arc<dyn Handler>> =
             if command_of(job).is_some() { Some(Arc::new(self.commands.clone())) } else { self.registry.find(job) };
