@@ -564,7 +564,8 @@ pub struct DeletionReport {
     pub deleted: u64,
     /// Matching jobs beyond the limit, for another run.
     pub remaining_matching: u64,
-    /// Bytes of the log's segment files before and after.
+    /// Bytes of events the log holds before and after (segment files
+    /// without the active segment's preallocated tail).
     pub bytes_before: u64,
     pub bytes_after: u64,
     /// From the request to the space being back (logical deletion and
@@ -867,12 +868,12 @@ impl Session<'_> {
             }
             .into());
         }
-        let bytes_before = self.engine.log.disk_bytes();
+        let bytes_before = self.engine.log.data_bytes();
         let d = self.engine.delete(self.actor(), criteria, limit, None)?;
         let seconds_logical = started.elapsed().as_secs_f64();
         let compaction = self.engine.compact()?;
         let seconds = started.elapsed().as_secs_f64();
-        let bytes_after = self.engine.log.disk_bytes();
+        let bytes_after = self.engine.log.data_bytes();
         if d.deleted > 0 {
             self.engine.checkpoint()?;
         }

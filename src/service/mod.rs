@@ -245,7 +245,8 @@ impl<'e> Service<'e> {
         done: &crossbeam_channel::Receiver<(Job, Outcome)>,
         summary: &mut Summary,
     ) -> Result<(), Error> {
-        let mut in_flight: HashMap<Uuid, ()> = HashMap::new();
+        // Running jobs, with their workflow.
+        let mut in_flight: HashMap<Uuid, Option<String>> = HashMap::new();
         let mut first_pass = true;
         // A run's end received while waiting, for the next pass.
         let mut pending: Vec<(Job, Outcome)> = Vec::new();
@@ -282,7 +283,7 @@ impl<'e> Service<'e> {
                 .map(|((id, _), _)| *id)
                 .collect();
             for job in taken.into_iter().filter(|j| locked.contains(&j.id)) {
-                in_flight.insert(job.id, ());
+                in_flight.insert(job.id, job.workflow.clone());
                 summary.ran += 1;
                 work.send(Run { job }).map_err(|_| Error::Corrupt("the workers stopped".into()))?;
             }
@@ -366,7 +367,7 @@ impl<'e> Service<'e> {
         &self,
         now: Timestamp,
         room: usize,
-        in_flight: &HashMap<Uuid, ()>,
+        in_flight: &HashMap<Uuid, Option<String>>,
         steps: &mut Vec<(Uuid, ServiceStep)>,
         summary: &mut Summary,
     ) -> Result<Vec<Job>, Error> {
@@ -378,6 +379,10 @@ impl<'e> Service<'e> {
         let log = self.engine.log();
         let guard = &self.config.loop_guard;
         let candidates: Vec<Uuid> = state.ready().take(self.config.max_batch.max(room) * 4).collect();
+        // A workflow in back-off whose hold has passed runs one job at a
+        // time (a probe) until one succeeds: the others wait for its outcome
+        // instead of all failing at once.
+        let mut probing: std::collections::HashSet<String> = in_flight.values().flatten().cloned().collect();
         for id in candidates {
             if taken.len() >= room || steps.len() >= self.config.max_batch {
                 break;
@@ -418,6 +423,9 @@ impl<'e> Service<'e> {
             }
             if let Some(w) = &job.workflow {
                 if let Some(until) = self.held_until(&state, w) {
+                    if until <= now && !probing.insert(w.clone()) {
+                        continue;
+                    }
                     if until > now {
                         summary.deferred += 1;
                         let (n, _) = self.failures_of(&state, w);

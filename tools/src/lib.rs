@@ -1,5 +1,8 @@
-//! Shared pieces of joblog's tools: probes of the machine's limits, so every
-//! benchmark can report its figures as a fraction of what the hardware can do.
+//! joblog's tools: the `joblog` command line (`cli`), and what the
+//! benchmarks share: probes of the machine's limits (`probe`), so every
+//! figure can be reported as a fraction of what the hardware can do, and
+//! the benchmark workload (`workload`).
 
+pub mod cli;
 pub mod probe;
 pub mod workload;

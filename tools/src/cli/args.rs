@@ -1,0 +1,325 @@
+//! The command line's grammar (`../shared/cli.md`), with clap's derive.
+
+use clap::{Args, Parser, Subcommand};
+
+const EXAMPLES: &str = "Examples:
+  joblog submit --name 'Send welcome email' --workflow welcome --regarding contact:42
+  joblog list --type workflow --status failed --limit 20
+  joblog show 0193… --history --json
+  joblog cancel --workflow welcome --state suspended --all-matching
+  joblog run --until-idle
+  joblog bulk-delete now --type workflow --older-than 30";
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "joblog", version, about = "System jobs kept as an event-sourced, checksummed log", after_help = EXAMPLES)]
+pub struct Cli {
+    #[command(flatten)]
+    pub global: Global,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options every command takes, before or after it.
+#[derive(Args, Debug, Clone)]
+pub struct Global {
+    /// The data directory (created by the first command that writes).
+    #[arg(long, global = true, env = "JOBLOG_DATA", default_value = "./joblog-data")]
+    pub data: std::path::PathBuf,
+    /// The acting user; every action is checked against their privileges.
+    #[arg(long = "as", global = true, env = "JOBLOG_USER", default_value = "admin")]
+    pub user: String,
+    /// The time the command acts at (RFC 3339); earlier than the newest
+    /// recorded event is refused.
+    #[arg(long, global = true)]
+    pub now: Option<String>,
+    /// Machine-readable output: one JSON document on stdout.
+    #[arg(long, global = true)]
+    pub json: bool,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum Command {
+    /// Users: add, deactivate, list.
+    #[command(subcommand, after_help = "Example:\n  joblog user add alice --role basic-user --business-unit sales")]
+    User(UserCmd),
+    /// Roles with their privileges.
+    #[command(subcommand, after_help = "Example:\n  joblog role add auditor --privilege read:organization")]
+    Role(RoleCmd),
+    /// Business units.
+    #[command(
+        subcommand,
+        name = "business-unit",
+        after_help = "Example:\n  joblog business-unit add sales --parent root"
+    )]
+    BusinessUnit(UnitCmd),
+    /// Workflow definitions.
+    #[command(subcommand, after_help = "Example:\n  joblog workflow add welcome --name 'Welcome email' --owner alice")]
+    Workflow(WorkflowCmd),
+    /// Submits a new job and prints it.
+    #[command(
+        after_help = "Example:\n  joblog submit --name 'Nightly export' --type workflow --command './export.sh'"
+    )]
+    Submit(SubmitArgs),
+    /// Loads historical jobs: JSON lines (the Job JSON) or a CSV export
+    /// with the platform's column headers; all of a file or nothing.
+    #[command(after_help = "Example:\n  joblog import history.jsonl")]
+    Import { file: std::path::PathBuf },
+    /// The jobs the acting user may see, newest first.
+    #[command(after_help = "Example:\n  joblog list --workflow welcome --state suspended --limit 50")]
+    List(ListArgs),
+    /// One job, and with --history every transition.
+    #[command(after_help = "Example:\n  joblog show 0193… --history")]
+    Show {
+        id: String,
+        #[arg(long)]
+        history: bool,
+    },
+    /// Cancels a job, or every matching job with --all-matching.
+    #[command(
+        after_help = "Example:\n  joblog cancel 0193…\n  joblog cancel --workflow welcome --owner bob --all-matching"
+    )]
+    Cancel(ActArgs),
+    /// Pauses a running job (or every matching one).
+    #[command(after_help = "Example:\n  joblog pause 0193…")]
+    Pause(ActArgs),
+    /// Resumes a suspended job (or every matching one).
+    #[command(after_help = "Example:\n  joblog resume 0193…")]
+    Resume(ActArgs),
+    /// Postpones a job until a time (or every matching one).
+    #[command(after_help = "Example:\n  joblog postpone 0193… --until 2026-02-01T00:00:00Z")]
+    Postpone {
+        #[command(flatten)]
+        act: ActArgs,
+        #[arg(long)]
+        until: String,
+    },
+    /// Moves the waiting runs of a workflow to another owner (administrators).
+    #[command(after_help = "Example:\n  joblog reassign --workflow welcome --from alice --to bob")]
+    Reassign {
+        #[arg(long)]
+        workflow: String,
+        #[arg(long)]
+        from: String,
+        #[arg(long)]
+        to: String,
+    },
+    /// The service: runs due jobs and serves other commands on this
+    /// directory through a Unix socket.
+    #[command(after_help = "Example:\n  joblog run --workers 2 --for 10m")]
+    Run(RunArgs),
+    /// Bulk deletion: now (Immediately), or as jobs the service runs.
+    #[command(subcommand, name = "bulk-delete")]
+    BulkDelete(BulkDeleteCmd),
+    /// The state as it was at a time, rebuilt from the log alone.
+    #[command(after_help = "Example:\n  joblog replay --until 2026-01-31T00:00:00Z --status failed")]
+    Replay {
+        #[arg(long)]
+        until: Option<String>,
+        #[command(flatten)]
+        filters: Filters,
+        #[arg(long)]
+        limit: Option<usize>,
+    },
+    /// Checks every checksum and the projections against a fresh replay.
+    #[command(after_help = "Example:\n  joblog verify --json")]
+    Verify,
+    /// Counts, sizes, segments, memory, and workflows' back-off.
+    #[command(after_help = "Example:\n  joblog stats")]
+    Stats,
+    /// Rewrites segments to drop what deletions left behind.
+    #[command(after_help = "Example:\n  joblog compact")]
+    Compact,
+    /// The demo: a busy organisation simulated, then the views and a bulk
+    /// deletion.
+    #[command(after_help = "Example:\n  joblog demo --jobs 100000")]
+    Demo(DemoArgs),
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum UserCmd {
+    Add {
+        name: String,
+        #[arg(long = "role")]
+        roles: Vec<String>,
+        #[arg(long = "business-unit", default_value = "root")]
+        business_unit: String,
+    },
+    Deactivate {
+        name: String,
+    },
+    List,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum RoleCmd {
+    Add {
+        name: String,
+        /// PRIV:DEPTH, e.g. read:organization (PRIV: create, read, write,
+        /// delete, assign; DEPTH: user, business-unit, parent-child,
+        /// organization).
+        #[arg(long = "privilege", required = true)]
+        privileges: Vec<String>,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum UnitCmd {
+    Add {
+        name: String,
+        #[arg(long, default_value = "root")]
+        parent: String,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum WorkflowCmd {
+    Add {
+        id: String,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    #[command(name = "set-owner")]
+    SetOwner {
+        id: String,
+        /// The new owner.
+        #[arg(value_name = "USER")]
+        owner: String,
+    },
+    List,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SubmitArgs {
+    #[arg(long)]
+    pub name: String,
+    /// A code or a name (workflow, system-event, bulk-email, bulk-delete, …).
+    #[arg(long = "type", default_value = "workflow")]
+    pub operationtype: String,
+    #[arg(long)]
+    pub workflow: Option<String>,
+    /// TABLE:ID
+    #[arg(long)]
+    pub regarding: Option<String>,
+    #[arg(long)]
+    pub owner: Option<String>,
+    #[arg(long = "postpone-until")]
+    pub postpone_until: Option<String>,
+    #[arg(long = "dependency-token")]
+    pub dependency_token: Option<String>,
+    /// A shell command the job runs (exit 0: Succeeded, 75: retried, other: Failed).
+    #[arg(long)]
+    pub command: Option<String>,
+}
+
+/// The filters `list`, `replay` and the bulk actions share.
+#[derive(Args, Debug, Clone, Default)]
+pub struct Filters {
+    #[arg(long = "type")]
+    pub operationtype: Option<String>,
+    #[arg(long)]
+    pub state: Option<String>,
+    #[arg(long)]
+    pub status: Option<String>,
+    #[arg(long)]
+    pub workflow: Option<String>,
+    #[arg(long)]
+    pub regarding: Option<String>,
+    #[arg(long)]
+    pub owner: Option<String>,
+    #[arg(long = "created-before")]
+    pub created_before: Option<String>,
+    #[arg(long = "created-after")]
+    pub created_after: Option<String>,
+    #[arg(long = "completed-before")]
+    pub completed_before: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ListArgs {
+    #[command(flatten)]
+    pub filters: Filters,
+    #[arg(long)]
+    pub limit: Option<usize>,
+    #[arg(long)]
+    pub after: Option<String>,
+    /// Print only {"count": N}.
+    #[arg(long)]
+    pub count: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ActArgs {
+    /// The job; or give filters and --all-matching.
+    pub id: Option<String>,
+    #[command(flatten)]
+    pub filters: Filters,
+    #[arg(long = "all-matching")]
+    pub all_matching: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    #[arg(long, default_value_t = 2)]
+    pub workers: usize,
+    /// Run what is due now and return.
+    #[arg(long, conflicts_with_all = ["until_idle", "for_"])]
+    pub once: bool,
+    /// Return when nothing is due.
+    #[arg(long = "until-idle", conflicts_with = "for_")]
+    pub until_idle: bool,
+    /// Run this long (e.g. 30s, 10m, 2h), then stop gracefully.
+    #[arg(long = "for")]
+    pub for_: Option<String>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum BulkDeleteCmd {
+    /// The Immediately option: deletes now and gives the space back.
+    #[command(after_help = "Example:\n  joblog bulk-delete now --type workflow --status succeeded --older-than 30")]
+    Now {
+        #[command(flatten)]
+        criteria: CriteriaArgs,
+        #[arg(long, default_value_t = 1_000_000)]
+        limit: u64,
+    },
+    /// A Bulk Delete job that the service runs when due.
+    #[command(
+        after_help = "Example:\n  joblog bulk-delete create --name Nightly --type workflow --recurrence 'FREQ=DAILY;INTERVAL=1'"
+    )]
+    Create {
+        #[arg(long)]
+        name: String,
+        #[command(flatten)]
+        criteria: CriteriaArgs,
+        #[arg(long)]
+        start: Option<String>,
+        #[arg(long)]
+        recurrence: Option<String>,
+    },
+    /// Bulk Delete jobs with their successcount and failurecount.
+    List,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CriteriaArgs {
+    #[arg(long = "type")]
+    pub types: Vec<String>,
+    #[arg(long = "status")]
+    pub reasons: Vec<String>,
+    #[arg(long = "older-than", default_value_t = 30)]
+    pub older_than: u32,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DemoArgs {
+    /// Jobs to simulate.
+    #[arg(long, default_value_t = 1_000_000)]
+    pub jobs: u64,
+    /// Simulated days.
+    #[arg(long, default_value_t = 120)]
+    pub days: u32,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+}

@@ -1,0 +1,573 @@
+//! Each command against an open engine. Every change goes through a
+//! `Session` of the acting user, so the engine checks every privilege; a
+//! refused command changes nothing.
+
+use joblog::domain::{
+    DeletionCriteria, Depth, DomainError, OperationType, Privilege, Regarding, Role, State, StatusReason, Timestamp,
+    WorkflowDefinition,
+};
+use joblog::engine::{NewBulkDelete, NewJob, Session, UserAction};
+use joblog::projection::query::{Cursor, Filter, Visibility};
+use joblog::projection::Projection;
+use joblog::service::command_data;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use super::args::{
+    ActArgs, BulkDeleteCmd, Command, CriteriaArgs, Filters, ListArgs, RoleCmd, UnitCmd, UserCmd, WorkflowCmd,
+};
+use super::output::{history_json, job_detail, job_json, jobs_table, pretty, table};
+use super::{Ctx, Failure, Output};
+
+/// Jobs a `list` prints when `--limit` is not given.
+const DEFAULT_LIMIT: usize = 100;
+
+pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
+    let session = ctx.engine.session(&ctx.user).map_err(|e| match e {
+        joblog::Error::Domain(DomainError::NotFound { .. }) => Failure {
+            code: 5,
+            message: format!("no user named {:?} (give --as USER)", ctx.user),
+            stdout: String::new(),
+        },
+        e => Failure::from(e),
+    })?;
+    let s = &session;
+    match cmd {
+        Command::User(c) => user(ctx, s, c),
+        Command::Role(RoleCmd::Add { name, privileges }) => {
+            let mut role = Vec::new();
+            for p in privileges {
+                let (privilege, depth) = p.split_once(':').ok_or_else(|| {
+                    Failure::usage(format!("--privilege {p:?}: use PRIV:DEPTH, e.g. read:organization"))
+                })?;
+                role.push((Privilege::parse(privilege)?, Depth::parse(depth)?));
+            }
+            s.add_role(Role::new(name, role.clone()))?;
+            let privileges: Vec<Value> =
+                role.iter().map(|(p, d)| json!({"privilege": format!("{p:?}"), "depth": format!("{d:?}")})).collect();
+            done(ctx, json!({"role": name, "privileges": privileges}), format!("role {name} added"))
+        }
+        Command::BusinessUnit(UnitCmd::Add { name, parent }) => {
+            s.add_business_unit(name, parent)?;
+            done(
+                ctx,
+                json!({"business_unit": name, "parent": parent}),
+                format!("business unit {name} added under {parent}"),
+            )
+        }
+        Command::Workflow(c) => workflow(ctx, s, c),
+        Command::Submit(a) => {
+            let mut spec = NewJob::new(&a.name, OperationType::parse(&a.operationtype)?);
+            spec.workflow = a.workflow.clone();
+            spec.regarding = a.regarding.as_deref().map(Regarding::parse).transpose()?;
+            spec.owner = a.owner.clone();
+            spec.postpone_until = a.postpone_until.as_deref().map(Timestamp::parse).transpose()?;
+            spec.dependency_token = a.dependency_token.clone();
+            if let Some(c) = &a.command {
+                spec.data = command_data(c);
+            }
+            let job = s.create(spec)?;
+            job_out(ctx, &job, None)
+        }
+        Command::Import { file } => super::import::import(ctx, s, file),
+        Command::List(a) => list(ctx, s, a),
+        Command::Show { id, history } => {
+            let job = s.get(parse_id(id)?)?;
+            let h = if *history { Some(s.history(job.id)?) } else { None };
+            job_out(ctx, &job, h.as_deref())
+        }
+        Command::Cancel(a) => act(ctx, s, a, UserAction::Cancel),
+        Command::Pause(a) => act(ctx, s, a, UserAction::Pause),
+        Command::Resume(a) => act(ctx, s, a, UserAction::Resume),
+        Command::Postpone { act: a, until } => act(ctx, s, a, UserAction::Postpone(Timestamp::parse(until)?)),
+        Command::Reassign { workflow, from, to } => {
+            let moved = s.reassign(workflow, from, to)?;
+            let ids: Vec<String> = moved.iter().map(Uuid::to_string).collect();
+            let text = format!("{} waiting runs of {workflow} moved from {from} to {to}", moved.len());
+            done(ctx, json!({"workflow": workflow, "from": from, "to": to, "moved": moved.len(), "jobs": ids}), text)
+        }
+        Command::BulkDelete(c) => bulk_delete(ctx, s, c),
+        Command::Replay { until, filters, limit } => {
+            let at = until.as_deref().map(Timestamp::parse).transpose()?.unwrap_or_else(|| ctx.engine.now());
+            let bar = super::progress(ctx.interactive, 0, "replaying");
+            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            let past = ctx.engine.replay_until(at)?;
+            bar.finish_and_clear();
+            let filter = filter(filters)?;
+            let (jobs, _) =
+                past.query_jobs(&filter, &s.visibility(), None, limit.unwrap_or(DEFAULT_LIMIT), ctx.engine.log())?;
+            let header = format!(
+                "as of {} (replayed from the log): {} jobs\n",
+                at.to_rfc3339(),
+                past.count(&filter, &s.visibility())
+            );
+            jobs_out(ctx, &jobs, &header)
+        }
+        Command::Verify => verify(ctx),
+        Command::Stats => stats(ctx, s),
+        Command::Compact => {
+            let before = ctx.engine.log().disk_bytes();
+            let c = ctx.engine.compact()?;
+            let after = ctx.engine.log().disk_bytes();
+            let v = json!({
+                "segments_rewritten": c.segments.len(),
+                "frames_dropped": c.frames_dropped,
+                "bytes_written": c.bytes_written,
+                "bytes_before": before,
+                "bytes_after": after,
+            });
+            let text = format!(
+                "{} segments rewritten, {} events dropped, {} → {} bytes",
+                c.segments.len(),
+                c.frames_dropped,
+                before,
+                after
+            );
+            done(ctx, v, text)
+        }
+        Command::Run(_) | Command::Demo(_) => Err(Failure::usage("this command runs on its own, not through another")),
+    }
+}
+
+/// Prints `v` as JSON, or `text`.
+fn done(ctx: &Ctx<'_>, v: Value, text: String) -> Output {
+    Ok(if ctx.json { pretty(&v) } else { text })
+}
+
+fn job_out(ctx: &Ctx<'_>, job: &joblog::domain::Job, history: Option<&[joblog::engine::HistoryEntry]>) -> Output {
+    if ctx.json {
+        let mut v = job_json(job);
+        if let Some(h) = history {
+            v["history"] = history_json(h);
+        }
+        Ok(pretty(&v))
+    } else {
+        Ok(job_detail(job, history))
+    }
+}
+
+fn jobs_out(ctx: &Ctx<'_>, jobs: &[joblog::domain::Job], header: &str) -> Output {
+    if ctx.json {
+        Ok(pretty(&Value::Array(jobs.iter().map(job_json).collect())))
+    } else {
+        Ok(format!("{header}{}", jobs_table(jobs)))
+    }
+}
+
+fn parse_id(id: &str) -> Result<Uuid, Failure> {
+    id.parse().map_err(|_| Failure::usage(format!("not a job id: {id:?}")))
+}
+
+fn opt_time(t: &Option<String>) -> Result<Option<Timestamp>, Failure> {
+    Ok(t.as_deref().map(Timestamp::parse).transpose()?)
+}
+
+/// The engine's filter for the command line's filters.
+pub fn filter(f: &Filters) -> Result<Filter, Failure> {
+    Ok(Filter {
+        operationtype: f.operationtype.as_deref().map(OperationType::parse).transpose()?,
+        state: f.state.as_deref().map(State::parse).transpose()?,
+        status: f.status.as_deref().map(StatusReason::parse).transpose()?,
+        workflow: f.workflow.clone(),
+        regarding: f.regarding.as_deref().map(Regarding::parse).transpose()?,
+        owner: f.owner.clone(),
+        created_before: opt_time(&f.created_before)?,
+        created_after: opt_time(&f.created_after)?,
+        completed_before: opt_time(&f.completed_before)?,
+    })
+}
+
+fn user(ctx: &Ctx<'_>, s: &Session<'_>, c: &UserCmd) -> Output {
+    let user_json = |name: &str| -> Result<Value, Failure> {
+        let state = ctx.engine.state();
+        let u = state.directory().user(name)?;
+        Ok(json!({"name": u.name, "business_unit": u.business_unit, "roles": u.roles, "active": u.active}))
+    };
+    match c {
+        UserCmd::Add { name, roles, business_unit } => {
+            let roles: Vec<&str> =
+                if roles.is_empty() { vec!["basic-user"] } else { roles.iter().map(String::as_str).collect() };
+            s.add_user(name, business_unit, &roles)?;
+            done(ctx, user_json(name)?, format!("user {name} added to {business_unit} as {}", roles.join(", ")))
+        }
+        UserCmd::Deactivate { name } => {
+            s.deactivate_user(name)?;
+            done(ctx, user_json(name)?, format!("user {name} deactivated"))
+        }
+        UserCmd::List => {
+            let state = ctx.engine.state();
+            let users: Vec<_> = state.directory().users().collect();
+            let v: Vec<Value> = users
+                .iter()
+                .map(
+                    |u| json!({"name": u.name, "business_unit": u.business_unit, "roles": u.roles, "active": u.active}),
+                )
+                .collect();
+            let rows: Vec<Vec<String>> = users
+                .iter()
+                .map(|u| {
+                    vec![
+                        u.name.clone(),
+                        u.business_unit.clone(),
+                        u.roles.join(", "),
+                        if u.active { "yes" } else { "no" }.into(),
+                    ]
+                })
+                .collect();
+            done(ctx, Value::Array(v), table(&["User", "Business Unit", "Roles", "Active"], &rows))
+        }
+    }
+}
+
+fn workflow(ctx: &Ctx<'_>, s: &Session<'_>, c: &WorkflowCmd) -> Output {
+    let wf_json = |w: &WorkflowDefinition| json!({"id": w.id, "name": w.name, "owner": w.owner, "active": w.active});
+    match c {
+        WorkflowCmd::Add { id, name, owner } => {
+            if ctx.engine.state().workflow(id).is_some() {
+                return Err(DomainError::AlreadyExists { kind: "workflow", name: id.clone() }.into());
+            }
+            let w = WorkflowDefinition {
+                id: id.clone(),
+                name: name.clone().unwrap_or_else(|| id.clone()),
+                owner: owner.clone().unwrap_or_else(|| ctx.user.clone()),
+                active: true,
+            };
+            s.save_workflow(w.clone())?;
+            done(ctx, wf_json(&w), format!("workflow {id} added, owned by {}", w.owner))
+        }
+        WorkflowCmd::SetOwner { id, owner: user } => {
+            let mut w = ctx
+                .engine
+                .state()
+                .workflow(id)
+                .cloned()
+                .ok_or_else(|| DomainError::NotFound { kind: "workflow", name: id.clone() })?;
+            w.owner = user.clone();
+            s.save_workflow(w.clone())?;
+            done(ctx, wf_json(&w), format!("workflow {id} is now owned by {user}"))
+        }
+        WorkflowCmd::List => {
+            let state = ctx.engine.state();
+            let all: Vec<&WorkflowDefinition> = state.workflows().values().collect();
+            let rows: Vec<Vec<String>> =
+                all.iter().map(|w| vec![w.id.clone(), w.name.clone(), w.owner.clone()]).collect();
+            done(
+                ctx,
+                Value::Array(all.iter().map(|w| wf_json(w)).collect()),
+                table(&["Workflow", "Name", "Owner"], &rows),
+            )
+        }
+    }
+}
+
+fn list(ctx: &Ctx<'_>, s: &Session<'_>, a: &ListArgs) -> Output {
+    let f = filter(&a.filters)?;
+    if a.count {
+        let n = s.count(&f);
+        return done(ctx, json!({"count": n}), format!("{n}"));
+    }
+    let after: Option<Cursor> = a
+        .after
+        .as_deref()
+        .map(|c| c.parse().map_err(|_| Failure::usage(format!("not a cursor: {c:?}"))))
+        .transpose()?;
+    let (jobs, next) = s.list(&f, after.as_ref(), a.limit.unwrap_or(DEFAULT_LIMIT))?;
+    let mut out = jobs_out(ctx, &jobs, "")?;
+    if let Some(next) = next {
+        if ctx.json {
+            eprintln!("next page: --after {next}");
+        } else {
+            out.push_str(&format!("… more: joblog list --after {next}\n"));
+        }
+    }
+    Ok(out)
+}
+
+fn act(ctx: &Ctx<'_>, s: &Session<'_>, a: &ActArgs, action: UserAction) -> Output {
+    match (&a.id, a.all_matching) {
+        (Some(id), false) => {
+            let job = s.act(parse_id(id)?, action)?;
+            job_out(ctx, &job, None)
+        }
+        (None, true) => {
+            let o = s.act_on_matching(action, &filter(&a.filters)?)?;
+            let refused: Vec<Value> =
+                o.refused.iter().map(|(id, why)| json!({"id": id.to_string(), "reason": why})).collect();
+            let text = format!("{} matched, {} changed, {} refused", o.matched, o.changed.len(), o.refused.len())
+                + &o.refused.iter().map(|(id, why)| format!("\n  {id}: {why}")).collect::<String>();
+            done(ctx, json!({"matched": o.matched, "changed": o.changed.len(), "refused": refused}), text)
+        }
+        (Some(_), true) => Err(Failure::usage("give a job id or --all-matching with filters, not both")),
+        (None, false) => Err(Failure::usage("give a job id, or filters and --all-matching")),
+    }
+}
+
+fn criteria(c: &CriteriaArgs) -> Result<DeletionCriteria, Failure> {
+    let types = c.types.iter().map(|t| OperationType::parse(t)).collect::<Result<Vec<_>, _>>()?;
+    let reasons = if c.reasons.is_empty() {
+        vec![StatusReason::Succeeded, StatusReason::Failed, StatusReason::Canceled]
+    } else {
+        c.reasons.iter().map(|r| StatusReason::parse(r)).collect::<Result<Vec<_>, _>>()?
+    };
+    Ok(DeletionCriteria { types, reasons, older_than_days: c.older_than })
+}
+
+fn bulk_delete(ctx: &Ctx<'_>, s: &Session<'_>, c: &BulkDeleteCmd) -> Output {
+    match c {
+        BulkDeleteCmd::Now { criteria: args, limit } => {
+            let c = criteria(args)?;
+            // The contract's order: the privilege first (5), then the
+            // Workflow criterion (2).
+            ctx.engine.state().directory().check(&ctx.user, Privilege::Delete, None)?;
+            if !c.types.contains(&OperationType::WORKFLOW) {
+                return Err(Failure::usage(
+                    "the Immediately option needs System Job Type Workflow among the criteria (--type workflow)",
+                ));
+            }
+            let r = s.delete_now(&c, *limit)?;
+            let v = json!({
+                "deleted": r.deleted,
+                "remaining_matching": r.remaining_matching,
+                "bytes_before": r.bytes_before,
+                "bytes_after": r.bytes_after,
+                "seconds": r.seconds,
+                "seconds_until_gone_from_views": r.seconds_logical,
+                "bytes_rewritten": r.compaction.bytes_written,
+            });
+            let text = format!(
+                "deleted {} jobs ({} more match) in {:.3} s; log files {} → {} bytes",
+                r.deleted, r.remaining_matching, r.seconds, r.bytes_before, r.bytes_after
+            );
+            done(ctx, v, text)
+        }
+        BulkDeleteCmd::Create { name, criteria: args, start, recurrence } => {
+            let spec = NewBulkDelete {
+                name: name.clone(),
+                criteria: criteria(args)?,
+                start: opt_time(start)?,
+                recurrence: recurrence.clone(),
+            };
+            let job = s.create_bulk_delete(&spec)?;
+            job_out(ctx, &job, None)
+        }
+        BulkDeleteCmd::List => {
+            let records = s.bulk_delete_jobs()?;
+            let v: Vec<Value> = records
+                .iter()
+                .map(|r| {
+                    let mut v = job_json(&r.job);
+                    v["successcount"] = json!(r.successcount);
+                    v["failurecount"] = json!(r.failurecount);
+                    v["criteria"] = r.criteria.as_ref().map_or(Value::Null, |c| {
+                        json!({
+                            "types": c.types.iter().map(|t| t.0).collect::<Vec<_>>(),
+                            "statuses": c.reasons.iter().map(|r| r.name()).collect::<Vec<_>>(),
+                            "older_than_days": c.older_than_days,
+                        })
+                    });
+                    v
+                })
+                .collect();
+            let rows: Vec<Vec<String>> = records
+                .iter()
+                .map(|r| {
+                    vec![
+                        r.job.name.clone(),
+                        r.job.status.to_string(),
+                        r.job.recurrencepattern.clone().unwrap_or_default(),
+                        r.job.postponeuntil.map(|t| t.to_rfc3339()).unwrap_or_default(),
+                        r.successcount.to_string(),
+                        r.failurecount.to_string(),
+                    ]
+                })
+                .collect();
+            done(
+                ctx,
+                Value::Array(v),
+                table(&["Name", "Status", "Recurrence", "Next Run", "Success Count", "Failure Count"], &rows),
+            )
+        }
+    }
+}
+
+/// Every checksum, the manifest against the segments, and the projection
+/// against a fresh replay, job by job.
+fn verify(ctx: &Ctx<'_>) -> Output {
+    let log = ctx.engine.log();
+    let report = log.verify()?;
+    let mut problems = report.problems.clone();
+    let live = ctx.engine.state();
+    let bar = super::progress(ctx.interactive, live.job_count() as u64, "verifying");
+    match ctx.engine.replay_until(Timestamp::from_micros(i64::MAX)) {
+        Ok(fresh) => problems.extend(compare(&live, &fresh, ctx.engine.log(), &bar)),
+        Err(e) => problems.push(format!("replaying the log failed: {e}")),
+    }
+    bar.finish_and_clear();
+    verify_out(ctx.json, report.segments, report.frames, problems)
+}
+
+fn verify_out(json: bool, segments: usize, events: u64, problems: Vec<String>) -> Output {
+    let ok = problems.is_empty();
+    let v = json!({"segments": segments, "events": events, "ok": ok, "problems": problems});
+    let text = if ok {
+        format!("ok: {segments} segments, {events} events, every checksum and the projection match")
+    } else {
+        format!("{} problems:\n  {}", problems.len(), problems.join("\n  "))
+    };
+    let out = if json { pretty(&v) } else { text };
+    if ok {
+        Ok(out)
+    } else {
+        // The report still goes to stdout; the exit code says it failed.
+        Err(Failure {
+            code: 1,
+            message: format!("verify found {} problems: {}", problems.len(), problems[0]),
+            stdout: out,
+        })
+    }
+}
+
+/// When the store does not even open (a damaged sealed segment), verify
+/// reads what it can in salvage mode and names the damage.
+pub fn verify_unopenable(g: &super::args::Global, e: joblog::Error) -> Output {
+    let log = joblog::log::Log::open(g.data.join("segments"), joblog::log::LogConfig::salvage())?;
+    let report = log.verify()?;
+    let mut problems = vec![format!("the store does not open: {e}")];
+    problems.extend(log.recovery().problems.iter().cloned());
+    problems.extend(report.problems);
+    verify_out(g.json, report.segments, report.frames, problems)
+}
+
+/// Differences between the live projection and a fresh replay.
+fn compare(live: &Projection, fresh: &Projection, log: &joblog::log::Log, bar: &indicatif::ProgressBar) -> Vec<String> {
+    let mut problems = Vec::new();
+    if live.job_count() != fresh.job_count() {
+        problems.push(format!(
+            "the projection holds {} jobs; a replay of the log holds {}",
+            live.job_count(),
+            fresh.job_count()
+        ));
+    }
+    let mut after: Option<Cursor> = None;
+    loop {
+        let page = live.query(&Filter::default(), &Visibility::All, after.as_ref(), 4096);
+        for id in &page.ids {
+            let (a, b) = (live.job(*id, log), fresh.job(*id, log));
+            match (a, b) {
+                (Ok(a), Ok(b)) if a == b => {}
+                (Ok(_), Ok(_)) => problems.push(format!("job {id}: the projection differs from a replay")),
+                (Ok(_), Err(_)) => problems.push(format!("job {id}: in the projection, not in a replay of the log")),
+                (Err(e), _) => problems.push(format!("job {id}: cannot be read: {e}")),
+            }
+            if problems.len() > 100 {
+                return problems;
+            }
+        }
+        bar.inc(page.ids.len() as u64);
+        match page.next {
+            Some(c) => after = Some(c),
+            None => return problems,
+        }
+    }
+}
+
+fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
+    let vis = s.visibility();
+    let state = ctx.engine.state();
+    let mut by_status = Vec::new();
+    for status in joblog::domain::Status::all() {
+        let f = Filter { state: Some(status.state()), status: Some(status.reason()), ..Filter::default() };
+        by_status.push((status, state.count(&f, &vis)));
+    }
+    let mut by_type = Vec::new();
+    for t in OperationType::named() {
+        let n = state.count(&Filter { operationtype: Some(t), ..Filter::default() }, &vis);
+        if n > 0 {
+            by_type.push((t, n));
+        }
+    }
+    let log = ctx.engine.log();
+    let segments = log.segments();
+    let garbage: usize = state.garbage().values().map(Vec::len).sum();
+    let heap = state.heap_bytes();
+    let jobs = state.job_count();
+    let last_seq = state.last_seq();
+    drop(state);
+    let backoff = joblog::service::backoff_report(ctx.engine, &joblog::service::BackoffPolicy::default());
+    let disk = dir_bytes(ctx.engine.dir());
+    let rss = rss_anon_bytes();
+    let v = json!({
+        "jobs": jobs,
+        "by_status": by_status.iter().map(|(s, n)| json!({"state": s.state().name(), "status": s.reason().name(), "statecode": s.statecode(), "statuscode": s.statuscode(), "count": n})).collect::<Vec<_>>(),
+        "by_type": by_type.iter().map(|(t, n)| json!({"operationtype": t.0, "operationtype_name": t.display_name(), "count": n})).collect::<Vec<_>>(),
+        "segments": segments.len(),
+        "last_seq": last_seq,
+        "log_bytes": log.data_bytes(),
+        "disk_bytes": disk,
+        "garbage_events": garbage,
+        "projection_heap_bytes": heap,
+        "resident_bytes": rss,
+        "backoff": backoff.iter().map(|b| json!({"workflow": b.workflow, "consecutive_failures": b.consecutive_failures, "held_until": b.held_until.map(|t| t.to_rfc3339())})).collect::<Vec<_>>(),
+    });
+    if ctx.json {
+        return Ok(pretty(&v));
+    }
+    let mut out = format!("{jobs} jobs\n\n");
+    let rows: Vec<Vec<String>> = by_status
+        .iter()
+        .filter(|(_, n)| *n > 0)
+        .map(|(s, n)| vec![s.state().name().into(), s.reason().name().into(), n.to_string()])
+        .collect();
+    out.push_str(&table(&["State", "Status Reason", "Jobs"], &rows));
+    out.push('\n');
+    let rows: Vec<Vec<String>> = by_type.iter().map(|(t, n)| vec![t.display_name(), n.to_string()]).collect();
+    out.push_str(&table(&["System Job Type", "Jobs"], &rows));
+    out.push_str(&format!(
+        "\nlog: {} segments, last event #{last_seq}, {} bytes of events, {} bytes on disk; {garbage} events of deleted jobs awaiting compaction\nmemory: projection {} bytes ({} per job), resident {} bytes\n",
+        segments.len(),
+        log.data_bytes(),
+        disk,
+        heap,
+        heap.checked_div(jobs).unwrap_or(0),
+        rss
+    ));
+    if backoff.is_empty() {
+        out.push_str("back-off: no workflow is failing\n");
+    } else {
+        let rows: Vec<Vec<String>> = backoff
+            .iter()
+            .map(|b| {
+                vec![
+                    b.workflow.clone(),
+                    b.consecutive_failures.to_string(),
+                    b.held_until.map(|t| t.to_rfc3339()).unwrap_or_else(|| "—".into()),
+                ]
+            })
+            .collect();
+        out.push_str(&format!("back-off:\n{}", table(&["Workflow", "Failures in a row", "Held until"], &rows)));
+    }
+    Ok(out)
+}
+
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// Anonymous resident memory of this process.
+pub fn rss_anon_bytes() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("RssAnon:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024)
+}

@@ -1,0 +1,461 @@
+//! The `joblog` binary end to end, against `../shared/cli.md`: every
+//! command, its JSON field by field, each exit code, imports good and bad,
+//! the views, replay at past times, verify catching a flipped byte, the
+//! service serving other commands through its socket, and a small demo.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const T0: &str = "2026-01-31T12:00:00Z";
+
+fn at(secs: u32) -> String {
+    format!("2026-01-31T12:{:02}:{:02}Z", secs / 60, secs % 60)
+}
+
+struct Store {
+    dir: tempfile::TempDir,
+}
+
+impl Store {
+    fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn data(&self) -> std::path::PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn raw(&self, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_joblog"))
+            .args(args)
+            .env("JOBLOG_DATA", self.data())
+            .env_remove("JOBLOG_USER")
+            .output()
+            .unwrap()
+    }
+
+    /// Runs a command; checks its exit code; returns stdout.
+    fn run(&self, code: i32, args: &[&str]) -> String {
+        let out = self.raw(args);
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(code), "joblog {args:?}\nstdout: {stdout}\nstderr: {stderr}");
+        if code != 0 {
+            assert_eq!(stderr.trim().lines().count(), 1, "one clear line on stderr: {stderr}");
+        }
+        stdout.into_owned()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        let out = self.run(0, &a);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {out}"))
+    }
+
+    /// A failing command's stderr line.
+    fn fails(&self, code: i32, args: &[&str]) -> String {
+        let out = self.raw(args);
+        assert_eq!(out.status.code(), Some(code), "joblog {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    }
+}
+
+fn submit(s: &Store, now: &str, extra: &[&str]) -> Value {
+    let mut a = vec!["--now", now, "submit"];
+    a.extend_from_slice(extra);
+    s.json(&a)
+}
+
+const JOB_FIELDS: [&str; 21] = [
+    "asyncoperationid",
+    "name",
+    "operationtype",
+    "operationtype_name",
+    "statecode",
+    "state",
+    "statuscode",
+    "status",
+    "ownerid",
+    "owningbusinessunit",
+    "regardingobjectid",
+    "workflowactivationid",
+    "createdon",
+    "startedon",
+    "completedon",
+    "postponeuntil",
+    "retrycount",
+    "errorcode",
+    "message",
+    "dependencytoken",
+    "depth",
+];
+
+#[test]
+fn users_workflows_submit_list_show_and_actions() {
+    let s = Store::new();
+    assert!(s.fails(3, &["list"]).contains("no joblog data"));
+    let u = s.json(&["--now", T0, "user", "add", "alice", "--role", "basic-user", "--business-unit", "root"]);
+    assert_eq!((u["name"].as_str(), u["active"].as_bool()), (Some("alice"), Some(true)));
+    s.json(&["--now", T0, "business-unit", "add", "sales", "--parent", "root"]);
+    s.json(&["--now", T0, "user", "add", "bob", "--business-unit", "sales"]);
+    s.json(&["--now", T0, "role", "add", "auditor", "--privilege", "read:organization"]);
+    s.json(&["--now", T0, "user", "add", "carol", "--role", "auditor"]);
+    let w = s.json(&["--now", T0, "workflow", "add", "welcome", "--name", "Welcome email", "--owner", "alice"]);
+    assert_eq!(w["owner"], "alice");
+    assert_eq!(s.json(&["workflow", "list"]).as_array().unwrap().len(), 1);
+    assert_eq!(s.json(&["user", "list"]).as_array().unwrap().len(), 4);
+
+    let job =
+        submit(&s, &at(1), &["--name", "Send welcome email", "--workflow", "welcome", "--regarding", "contact:42"]);
+    for f in JOB_FIELDS {
+        assert!(job.get(f).is_some(), "Job JSON lacks {f}: {job}");
+    }
+    assert_eq!(job["operationtype"], 10);
+    assert_eq!(job["operationtype_name"], "Workflow");
+    assert_eq!((job["statecode"].as_u64(), job["state"].as_str()), (Some(0), Some("Ready")));
+    assert_eq!((job["statuscode"].as_u64(), job["status"].as_str()), (Some(0), Some("Waiting For Resources")));
+    assert_eq!(job["ownerid"], "alice", "a workflow job is owned by its workflow's owner");
+    assert_eq!(job["regardingobjectid"], "contact:42");
+    assert_eq!(job["createdon"], at(1));
+    assert!(job["startedon"].is_null() && job["completedon"].is_null());
+    let id = job["asyncoperationid"].as_str().unwrap().to_string();
+
+    let other = submit(&s, &at(2), &["--name", "Newsletter", "--type", "bulk-email", "--owner", "bob"]);
+    let later = submit(&s, &at(3), &["--name", "Later", "--type", "2", "--postpone-until", "2026-02-01T00:00:00Z"]);
+    assert_eq!(later["postponeuntil"], "2026-02-01T00:00:00Z");
+
+    // Views.
+    let all = s.json(&["list"]);
+    let names: Vec<&str> = all.as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap()).collect();
+    assert_eq!(names, ["Later", "Newsletter", "Send welcome email"], "newest first");
+    assert_eq!(s.json(&["list", "--type", "bulk-email"]).as_array().unwrap().len(), 2);
+    assert_eq!(s.json(&["list", "--workflow", "welcome"]).as_array().unwrap().len(), 1);
+    assert_eq!(s.json(&["list", "--regarding", "contact:42"])[0]["asyncoperationid"], id.as_str());
+    assert_eq!(s.json(&["list", "--count"])["count"], 3);
+    assert_eq!(s.json(&["--as", "alice", "list", "--count"])["count"], 1, "basic users see their own");
+    assert_eq!(s.json(&["--as", "carol", "list", "--count"])["count"], 3, "auditors read everything");
+    let page = s.raw(&["list", "--limit", "1", "--json"]);
+    let cursor = String::from_utf8_lossy(&page.stderr).trim().strip_prefix("next page: --after ").unwrap().to_string();
+    let next = s.json(&["list", "--limit", "1", "--after", &cursor]);
+    assert_eq!(next[0]["name"], "Newsletter");
+    let table = s.run(0, &["list"]);
+    assert!(table.starts_with("System Job Name"), "{table}");
+    assert!(table.contains("Waiting For Resources"));
+
+    // Actions and their refusals.
+    let paused = s.fails(4, &["--now", &at(10), "pause", &id]);
+    assert!(paused.contains("cannot pause job") && paused.contains("Ready/Waiting For Resources"), "{paused}");
+    let denied =
+        s.fails(5, &["--now", &at(10), "--as", "alice", "cancel", other["asyncoperationid"].as_str().unwrap()]);
+    assert!(denied.contains("alice may not"), "{denied}");
+    s.fails(3, &["show", "0193a3c0-0000-7000-8000-000000000000"]);
+    s.fails(2, &["show", "not-an-id"]);
+    s.fails(2, &["list", "--status", "sleeping"]);
+    s.fails(2, &["frobnicate"]);
+    let back = s.fails(2, &["--now", "2026-01-01T00:00:00Z", "cancel", &id]);
+    assert!(back.contains("earlier than the newest"), "{back}");
+    let canceled = s.json(&["--now", &at(11), "--as", "alice", "cancel", &id]);
+    assert_eq!((canceled["state"].as_str(), canceled["status"].as_str()), (Some("Completed"), Some("Canceled")));
+    let postponed = s.json(&[
+        "--now",
+        &at(12),
+        "postpone",
+        other["asyncoperationid"].as_str().unwrap(),
+        "--until",
+        "2026-03-01T00:00:00Z",
+    ]);
+    assert_eq!(postponed["status"], "Waiting");
+    let resumed = s.json(&["--now", &at(13), "resume", "--type", "bulk-email", "--all-matching"]);
+    assert_eq!((resumed["matched"].as_u64(), resumed["changed"].as_u64()), (Some(2), Some(1)));
+    assert_eq!(resumed["refused"].as_array().unwrap().len(), 1);
+    assert!(resumed["refused"][0]["reason"].as_str().unwrap().contains("resume"));
+    s.fails(2, &["--now", &at(14), "cancel"]);
+
+    let shown = s.json(&["show", &id, "--history"]);
+    let h = shown["history"].as_array().unwrap();
+    assert_eq!(h.len(), 2);
+    for f in ["seq", "at", "actor", "statecode", "statuscode", "postponeuntil", "message"] {
+        assert!(h[1].get(f).is_some(), "history lacks {f}");
+    }
+    assert_eq!(
+        (h[1]["statecode"].as_u64(), h[1]["statuscode"].as_u64(), h[1]["actor"].as_str()),
+        (Some(3), Some(32), Some("alice"))
+    );
+
+    // Owner change and reassignment.
+    s.json(&["--now", &at(20), "workflow", "set-owner", "welcome", "bob"]);
+    let r = s.json(&["--now", &at(21), "reassign", "--workflow", "welcome", "--from", "alice", "--to", "bob"]);
+    assert_eq!(r["moved"], 0, "alice's only run is canceled");
+    s.fails(
+        5,
+        &["--now", &at(22), "--as", "bob", "reassign", "--workflow", "welcome", "--from", "bob", "--to", "alice"],
+    );
+    let d = s.json(&["--now", &at(23), "user", "deactivate", "bob"]);
+    assert_eq!(d["active"], false);
+}
+
+#[test]
+fn import_is_all_or_nothing_with_line_numbers_and_replay_shows_the_past() {
+    let s = Store::new();
+    let good = s.dir.path().join("good.jsonl");
+    std::fs::write(
+        &good,
+        [
+            r#"{"name":"old import","operationtype":10,"statecode":3,"statuscode":30,"createdon":"2025-06-01T00:00:00Z","startedon":"2025-06-01T00:00:01Z","completedon":"2025-06-01T00:01:00Z","regardingobjectid":"account:7"}"#,
+            r#"{"name":"failed import","operationtype_name":"Bulk Email","state":"completed","status":"failed","createdon":"2025-07-01T00:00:00Z","completedon":"2025-07-01T00:05:00Z","errorcode":-2147204783,"message":"bad address"}"#,
+            r#"{"asyncoperationid":"0193a3c0-1111-7000-8000-000000000001","name":"waiting import","operationtype":10,"statecode":1,"statuscode":10,"createdon":"2025-08-01T00:00:00Z","postponeuntil":"2026-03-01T00:00:00Z"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    assert_eq!(s.json(&["--now", T0, "import", good.to_str().unwrap()])["imported"], 3);
+    let waiting = s.json(&["show", "0193a3c0-1111-7000-8000-000000000001"]);
+    assert_eq!(
+        (waiting["state"].as_str(), waiting["postponeuntil"].as_str()),
+        (Some("Suspended"), Some("2026-03-01T00:00:00Z"))
+    );
+
+    let bad = s.dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        [
+            r#"{"name":"fine","operationtype":10,"statecode":0,"statuscode":0,"createdon":"2025-06-01T00:00:00Z"}"#,
+            r#"{"name":"bad pair","operationtype":10,"statecode":3,"statuscode":10,"createdon":"2025-06-01T00:00:00Z"}"#,
+            r#"not json"#,
+            r#"{"name":"bad time","operationtype":10,"statecode":0,"statuscode":0,"createdon":"yesterday"}"#,
+            r#"{"asyncoperationid":"0193a3c0-1111-7000-8000-000000000001","name":"dup","statecode":0,"statuscode":0,"createdon":"2025-06-01T00:00:00Z"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let out = s.raw(&["--now", T0, "import", bad.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    let report = String::from_utf8_lossy(&out.stdout);
+    for line in ["line 2:", "line 3:", "line 4:", "line 5:"] {
+        assert!(report.contains(line), "{line} not reported: {report}");
+    }
+    assert!(!report.contains("line 1:"));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("nothing was imported"));
+    assert_eq!(s.json(&["list", "--count"])["count"], 3, "nothing of the bad file was kept");
+
+    let csv = s.dir.path().join("export.csv");
+    std::fs::write(
+        &csv,
+        "System Job Name,System Job Type,Status,Status Reason,Owner,Regarding,Created On,Started On,Completed On,Message\n\
+         CSV one,Workflow,Completed,Succeeded,admin,contact:1,2025-09-01 10:00:00,2025-09-01 10:00:01,2025-09-01 10:00:05,\n\
+         CSV two,System Event,Completed,Canceled,admin,,2025-09-02T10:00:00Z,,2025-09-02T11:00:00Z,\"canceled, by hand\"\n",
+    )
+    .unwrap();
+    assert_eq!(s.json(&["--now", T0, "import", csv.to_str().unwrap()])["imported"], 2);
+    let two = s.json(&["list", "--type", "system-event"]);
+    assert_eq!((two[0]["status"].as_str(), two[0]["message"].as_str()), (Some("Canceled"), Some("canceled, by hand")));
+    let bad_csv = s.dir.path().join("bad.csv");
+    std::fs::write(&bad_csv, "System Job Name,System Job Type,Status,Status Reason,Created On\nx,Workflow,Ready,Succeeded,2025-09-01 10:00:00\n").unwrap();
+    assert!(s.fails(2, &["--now", T0, "import", bad_csv.to_str().unwrap()]).contains("line 2"));
+
+    // Later changes, then the past as it was.
+    let id = s.json(&["list", "--status", "waiting"])[0]["asyncoperationid"].as_str().unwrap().to_string();
+    s.json(&["--now", &at(5), "cancel", &id]);
+    let before = s.json(&["replay", "--until", "2026-01-31T12:00:01Z", "--status", "waiting"]);
+    assert_eq!(before.as_array().unwrap().len(), 1, "still waiting then");
+    let after = s.json(&["replay", "--until", &at(6), "--status", "waiting"]);
+    assert_eq!(after.as_array().unwrap().len(), 0);
+    let long_ago = s.json(&["replay", "--until", "2025-01-01T00:00:00Z"]);
+    assert_eq!(long_ago.as_array().unwrap().len(), 0, "imports are recorded when they were imported");
+    assert_eq!(s.json(&["replay"]).as_array().unwrap().len(), 5);
+}
+
+#[test]
+fn bulk_delete_stats_compact_and_verify() {
+    let s = Store::new();
+    let file = s.dir.path().join("old.jsonl");
+    let lines: Vec<String> = (0..300)
+        .map(|i| {
+            // 100 bulk emails, then Workflow: 100 Succeeded, 50 Failed, 50 Canceled.
+            let op = if i < 100 { 2 } else { 10 };
+            let st = match i {
+                0..200 => 30,
+                200..250 => 31,
+                _ => 32,
+            };
+            format!(r#"{{"name":"job {i}","operationtype":{op},"statecode":3,"statuscode":{st},"createdon":"2025-10-01T00:00:00Z","completedon":"2025-10-0{}T00:00:00Z"}}"#, 1 + i % 5)
+        })
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    s.json(&["--now", T0, "import", file.to_str().unwrap()]);
+    s.json(&["--now", T0, "user", "add", "dave"]);
+    // Refusals: the privilege first (5), then the Workflow criterion (2).
+    assert!(s.fails(5, &["--now", T0, "--as", "dave", "bulk-delete", "now"]).contains("Delete"));
+    assert!(s.fails(2, &["--now", T0, "bulk-delete", "now"]).contains("Workflow"));
+    assert!(s.fails(2, &["--now", T0, "bulk-delete", "now", "--type", "bulk-email"]).contains("Workflow"));
+    assert!(s
+        .fails(2, &["--now", T0, "bulk-delete", "now", "--type", "workflow", "--limit", "1000001"])
+        .contains("1000000"));
+    let r =
+        s.json(&["--now", T0, "bulk-delete", "now", "--type", "workflow", "--status", "succeeded", "--limit", "50"]);
+    assert_eq!((r["deleted"].as_u64(), r["remaining_matching"].as_u64()), (Some(50), Some(50)));
+    for f in ["bytes_before", "bytes_after", "seconds"] {
+        assert!(r[f].is_number(), "{f}");
+    }
+    let r = s.json(&["--now", T0, "bulk-delete", "now", "--type", "workflow"]);
+    assert_eq!(r["deleted"], 150);
+    assert_eq!(s.json(&["list", "--count"])["count"], 100, "the bulk email jobs stay");
+
+    let created = s.json(&[
+        "--now",
+        T0,
+        "bulk-delete",
+        "create",
+        "--name",
+        "Nightly",
+        "--type",
+        "bulk-email",
+        "--older-than",
+        "10",
+        "--recurrence",
+        "FREQ=DAILY;INTERVAL=1",
+        "--start",
+        "2026-02-01T00:00:00Z",
+    ]);
+    assert_eq!(
+        (created["operationtype"].as_u64(), created["recurrencepattern"].as_str()),
+        (Some(13), Some("FREQ=DAILY;INTERVAL=1"))
+    );
+    assert!(s
+        .fails(
+            2,
+            &[
+                "--now",
+                T0,
+                "bulk-delete",
+                "create",
+                "--name",
+                "x",
+                "--type",
+                "workflow",
+                "--recurrence",
+                "FREQ=MONTHLY"
+            ]
+        )
+        .contains("MONTHLY"));
+    s.run(0, &["--now", "2026-02-01T00:00:01Z", "run", "--until-idle"]);
+    let list = s.json(&["bulk-delete", "list"]);
+    let nightly: Vec<&Value> = list.as_array().unwrap().iter().filter(|j| j["name"] == "Nightly").collect();
+    assert_eq!(nightly.len(), 2, "the run and its next");
+    let done = nightly.iter().find(|j| j["state"] == "Completed").unwrap();
+    assert_eq!((done["successcount"].as_u64(), done["failurecount"].as_u64()), (Some(100), Some(0)));
+
+    let stats = s.json(&["stats"]);
+    for f in [
+        "jobs",
+        "by_status",
+        "by_type",
+        "segments",
+        "log_bytes",
+        "disk_bytes",
+        "projection_heap_bytes",
+        "resident_bytes",
+        "backoff",
+    ] {
+        assert!(stats.get(f).is_some(), "stats lacks {f}");
+    }
+    let c = s.json(&["compact"]);
+    assert_eq!(c["frames_dropped"], 0, "bulk deletions compact as they go");
+    let v = s.json(&["verify"]);
+    assert_eq!((v["ok"].as_bool(), v["problems"].as_array().map(Vec::len)), (Some(true), Some(0)));
+    assert!(v["segments"].as_u64().unwrap() >= 1 && v["events"].as_u64().unwrap() >= 5, "{v}");
+
+    // A flipped byte in a sealed segment: verify names it and exits 1.
+    let seg = first_sealed_segment(&s.data().join("segments"));
+    let mut bytes = std::fs::read(&seg).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x40;
+    std::fs::write(&seg, bytes).unwrap();
+    let out = s.raw(&["verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["ok"], false);
+    let problems = v["problems"].to_string();
+    assert!(problems.contains(seg.file_name().unwrap().to_str().unwrap()), "{problems}");
+    assert!(problems.contains("offset"), "{problems}");
+}
+
+fn first_sealed_segment(dir: &Path) -> std::path::PathBuf {
+    let mut segs: Vec<_> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "seg"))
+        .collect();
+    segs.sort();
+    assert!(segs.len() >= 2, "a sealed segment and the active one: {segs:?}");
+    segs.remove(0)
+}
+
+#[test]
+fn commands_reach_a_running_service_through_its_socket() {
+    let s = Store::new();
+    let job = submit(&s, T0, &["--name", "slow", "--type", "bulk-email", "--command", "sleep 30"]);
+    let id = job["asyncoperationid"].as_str().unwrap().to_string();
+    let service = Command::new(env!("CARGO_BIN_EXE_joblog"))
+        .args(["run", "--for", "60s", "--json"])
+        .env("JOBLOG_DATA", s.data())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let socket = s.data().join("joblog.sock");
+    for _ in 0..500 {
+        if socket.exists() && s.json(&["show", &id])["status"] == "In Progress" {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&socket).unwrap().permissions().mode() & 0o777, 0o600);
+    // Same output and exit codes as alone, same privilege checks.
+    assert_eq!(s.json(&["list", "--count"])["count"], 2, "the job and the default bulk deletion");
+    s.fails(4, &["resume", &id]);
+    s.json(&["user", "add", "erin"]);
+    s.fails(5, &["--as", "erin", "cancel", &id]);
+    assert!(s.fails(2, &["--now", T0, "list"]).contains("--now"));
+    let started = std::time::Instant::now();
+    let canceled = s.json(&["cancel", &id]);
+    assert_eq!(canceled["status"], "Canceling");
+    while s.json(&["show", &id])["status"] != "Canceled" {
+        assert!(started.elapsed().as_secs() < 20, "cancel did not stop the command");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SIGTERM stops the service gracefully.
+    Command::new("kill").args(["-TERM", &service.id().to_string()]).status().unwrap();
+    let out = service.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let summary: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(summary["canceled"], 1);
+    assert!(!socket.exists());
+}
+
+#[test]
+fn a_small_demo_runs_and_reports() {
+    let s = Store::new();
+    let out = s.run(0, &["demo", "--jobs", "6000", "--days", "40", "--json"]);
+    let v: Value = serde_json::from_str(&out).unwrap();
+    assert!(v["jobs"].as_u64().unwrap() > 5000);
+    assert!(v["service"]["failed"].as_u64().unwrap() > 0 && v["service"]["deferred_by_backoff"].as_u64().unwrap() > 0);
+    assert!(v["deletion"]["deleted"].as_u64().unwrap() > 0);
+    assert!(v["deletion"]["bytes_after"].as_u64() <= v["deletion"]["bytes_before"].as_u64());
+    assert_eq!(v["verify_ok"], true);
+    // Without --data or JOBLOG_DATA: a temporary directory.
+    let out = Command::new(env!("CARGO_BIN_EXE_joblog"))
+        .args(["demo", "--jobs", "3000", "--days", "35"])
+        .env_remove("JOBLOG_DATA")
+        .current_dir(s.dir.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    assert!(!s.dir.path().join("joblog-data").exists(), "the demo left a store behind");
+    let text = String::from_utf8_lossy(&out.stdout);
+    for part in ["System Jobs", "Process Session", "Background Processes", "Bulk deletion"] {
+        assert!(text.contains(part), "{part} missing:\n{text}");
+    }
+}
