@@ -26,6 +26,10 @@ pub enum Error {
     #[error("corrupt store: {0}")]
     Corrupt(String),
 
+    /// The store was written by a newer joblog.
+    #[error("{0}: the store was written by a newer joblog; upgrade joblog to open it")]
+    NewerVersion(String),
+
     #[error("time would go backwards: {at} is earlier than the newest recorded event ({newest})")]
     TimeWentBackwards { at: String, newest: String },
 

@@ -404,3 +404,20 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
 
 /// "No space left on device" on Linux.
 const ENOSPC: i32 = 28;
+
+#[test]
+fn a_store_written_by_a_newer_joblog_is_refused_with_a_message_saying_so() {
+    use joblog::log::format::SegmentHeader;
+    let dir = tempfile::tempdir().unwrap();
+    drop(small_log(dir.path(), 3));
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let mut bytes = fs::read(&seg).unwrap();
+    let newer = SegmentHeader { format_version: joblog::log::format::FORMAT_VERSION + 1, ..SegmentHeader::new(1) };
+    bytes[..HEADER_LEN].copy_from_slice(&newer.encode());
+    fs::write(&seg, bytes).unwrap();
+    match Log::open(dir.path(), config(SMALL)) {
+        Err(e @ LogError::NewerVersion { .. }) => assert!(e.to_string().contains("upgrade joblog"), "{e}"),
+        Err(e) => panic!("refused, but not as newer: {e}"),
+        Ok(_) => panic!("opened a newer store"),
+    }
+}

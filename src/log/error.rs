@@ -39,6 +39,9 @@ pub enum LogError {
     #[error("the log is closed")]
     Closed,
 
+    #[error("{path}: {reason}; upgrade joblog to open this store (this build writes format {format}, codec {codec})", format = super::format::FORMAT_VERSION, codec = crate::codec::CODEC_VERSION)]
+    NewerVersion { path: PathBuf, reason: &'static str },
+
     #[error("compaction conflict: {0}")]
     Conflict(String),
 
@@ -48,6 +51,16 @@ pub enum LogError {
 
 pub(crate) fn io_err(path: &Path, source: io::Error) -> LogError {
     LogError::Io { path: path.to_path_buf(), source }
+}
+
+/// A decoding failure of a header: a newer joblog's file, or corruption.
+pub(crate) fn undecodable(path: &Path, offset: usize, reason: &'static str) -> LogError {
+    use super::format::{NEWER_CODEC, NEWER_SEGMENT_FORMAT};
+    if [NEWER_SEGMENT_FORMAT, NEWER_CODEC, super::manifest::NEWER_MANIFEST].contains(&reason) {
+        LogError::NewerVersion { path: path.to_path_buf(), reason }
+    } else {
+        corrupt(path, offset, reason)
+    }
 }
 
 pub(crate) fn corrupt(path: &Path, offset: usize, reason: impl Into<String>) -> LogError {

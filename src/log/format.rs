@@ -37,6 +37,11 @@ pub const MAX_PAYLOAD_BYTES: u32 = 16 << 20;
 /// zero is never valid, a zero-filled region never reads as a frame.
 pub const FRAME_CRC_SALT: u32 = 0x4A4F_424C; // "JOBL"
 
+/// Why a file written by a newer joblog is refused (see
+/// [`LogError::NewerVersion`](super::LogError::NewerVersion)).
+pub const NEWER_SEGMENT_FORMAT: &str = "written by a newer joblog (segment format version above this build's)";
+pub const NEWER_CODEC: &str = "written by a newer joblog (payload codec version above this build's)";
+
 /// The decoded segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
@@ -78,11 +83,14 @@ impl SegmentHeader {
             codec_version: le_u16(b, H_CODEC),
             first_seq: le_u64(b, H_FIRST_SEQ),
         };
+        if header.format_version > FORMAT_VERSION {
+            return Err(NEWER_SEGMENT_FORMAT);
+        }
         if header.format_version != FORMAT_VERSION {
             return Err("unsupported segment format version");
         }
         if header.codec_version > codec::CODEC_VERSION {
-            return Err("segment written by a newer payload codec");
+            return Err(NEWER_CODEC);
         }
         if header.first_seq == 0 {
             return Err("segment first sequence number is zero");

@@ -6,12 +6,13 @@ use std::fs::{self, File};
 use std::io::Write;
 use std::path::Path;
 
-use super::error::{corrupt, io_err, LogError};
+use super::error::{io_err, undecodable, LogError};
 
 pub const MANIFEST_MAGIC: [u8; 8] = *b"JOBLOGMF";
 pub const MANIFEST_VERSION: u32 = 1;
 pub const MANIFEST_FILE: &str = "MANIFEST";
 pub const MANIFEST_TMP: &str = "MANIFEST.tmp";
+pub const NEWER_MANIFEST: &str = "written by a newer joblog (manifest version above this build's)";
 
 // Manifest header (32 bytes):
 const M_MAGIC: usize = 0; //               [u8; 8]
@@ -112,6 +113,9 @@ impl Manifest {
         if crc32fast::hash(body) != u32::from_le_bytes(trailer.try_into().expect("4 bytes")) {
             return Err("manifest checksum mismatch");
         }
+        if u32_at(body, M_VERSION) > MANIFEST_VERSION {
+            return Err(NEWER_MANIFEST);
+        }
         if u32_at(body, M_VERSION) != MANIFEST_VERSION {
             return Err("unsupported manifest version");
         }
@@ -158,7 +162,7 @@ impl Manifest {
     pub fn load(dir: &Path) -> Result<Self, LogError> {
         let path = dir.join(MANIFEST_FILE);
         match fs::read(&path) {
-            Ok(bytes) => Self::decode(&bytes).map_err(|reason| corrupt(&path, 0, reason)),
+            Ok(bytes) => Self::decode(&bytes).map_err(|reason| undecodable(&path, 0, reason)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(io_err(&path, e)),
         }

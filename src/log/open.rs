@@ -16,7 +16,7 @@ use std::os::unix::fs::FileExt;
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use super::error::{corrupt, io_err};
+use super::error::{corrupt, io_err, undecodable};
 use super::format::{self, SegmentHeader, SeqRule, HEADER_LEN};
 use super::manifest::{sync_dir, Manifest};
 use super::map::{preallocate, SegmentMap};
@@ -208,7 +208,7 @@ fn open_sealed(
     }
     let len = usize::try_from(entry.len).map_err(|_| corrupt(path, 0, "segment too large for this machine"))?;
     let mut map = SegmentMap::read_only(&file, len).map_err(|e| io_err(path, e))?;
-    let header = SegmentHeader::decode(map.bytes()).map_err(|why| corrupt(path, 0, why))?;
+    let header = SegmentHeader::decode(map.bytes()).map_err(|why| undecodable(path, 0, why))?;
     if header.first_seq != entry.first_seq {
         return Err(corrupt(path, 0, "segment header names another sequence number than its manifest entry"));
     }
@@ -255,7 +255,7 @@ fn recover_active(
     }
     let scan_map = SegmentMap::read_only(&file, file_len).map_err(|e| io_err(path, e))?;
     let bytes = scan_map.bytes();
-    let header = SegmentHeader::decode(bytes).map_err(|why| corrupt(path, 0, why))?;
+    let header = SegmentHeader::decode(bytes).map_err(|why| undecodable(path, 0, why))?;
     if header.first_seq != first_seq {
         return Err(corrupt(path, 0, "segment header names another sequence number than its file name"));
     }

@@ -263,8 +263,8 @@ impl Projection {
     /// second job with the same id) mean the log is corrupt.
     pub fn apply(&mut self, env: &Envelope, seq: u64, pos: Position) -> Result<(), Error> {
         if env.version > EVENT_VERSION {
-            return Err(Error::Corrupt(format!(
-                "event {seq} has schema version {}, newer than this build",
+            return Err(Error::NewerVersion(format!(
+                "event {seq} has schema version {}, newer than this build's {EVENT_VERSION}",
                 env.version
             )));
         }
