@@ -2,6 +2,8 @@
 //! record with its sequence number, give the space back, survive reopen and
 //! a crash at any step, and leave readers of the old segments undisturbed.
 
+mod support;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs;
 use std::path::Path;
@@ -165,5 +167,54 @@ fn readers_of_old_segments_and_appenders_go_on_during_compaction() {
         assert!(appended.iter().all(|s| survivors.contains(s)), "no append lost");
         assert!((1..=900).all(|s| survivors.contains(&s) == s.is_multiple_of(5)));
     });
+    assert!(log.verify().unwrap().ok());
+}
+
+#[test]
+fn compaction_on_a_full_disk_fails_cleanly_and_works_once_space_is_freed() {
+    let Some(disk) = support::SmallDisk::mount("1m") else { return };
+    let dir = disk.path().join("log");
+    let cfg = LogConfig { segment_size_bytes: 128 << 10, ..LogConfig::default() };
+    let log = Log::open(&dir, cfg.clone()).unwrap();
+    for i in 1..=2500u64 {
+        log.append(&payload(i)).unwrap();
+    }
+    log.seal().unwrap();
+    let before = records(&log);
+    // Fill what is left of the disk.
+    let filler = disk.path().join("filler");
+    {
+        use std::io::Write;
+        let mut f = fs::File::create(&filler).unwrap();
+        while f.write_all(&[7u8; 4096]).and_then(|()| f.sync_all()).is_ok() {}
+    }
+    let p = plan(&before, |s| !s.is_multiple_of(3));
+    let err = match log.rewrite(&p) {
+        Err(e) => e,
+        Ok(r) => log.install(r).unwrap_err(),
+    };
+    match &err {
+        LogError::Io { source, .. } => assert_eq!(source.raw_os_error(), Some(28), "ENOSPC expected: {err}"),
+        other => panic!("expected an I/O error, got {other}"),
+    }
+    let leftovers: Vec<_> = fs::read_dir(&dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".tmp") && n != "next-segment.tmp")
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+    assert_eq!(records(&log).len(), before.len(), "nothing changed");
+    assert!(log.verify().unwrap().ok());
+    drop(log);
+
+    // Space freed: the same compaction goes through.
+    fs::remove_file(&filler).unwrap();
+    let log = Log::open(&dir, cfg).unwrap();
+    let before = records(&log);
+    let done = log.install(log.rewrite(&plan(&before, |s| !s.is_multiple_of(3))).unwrap()).unwrap();
+    assert!(done.frames_dropped > 1000);
+    let left: Vec<u64> = records(&log).iter().map(|r| r.0).collect();
+    assert!(left.iter().all(|s| s.is_multiple_of(3)));
+    assert_eq!(log.append(b"after").unwrap(), 2501);
     assert!(log.verify().unwrap().ok());
 }

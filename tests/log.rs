@@ -1,6 +1,8 @@
 //! The event log seen from outside: round trips, rolling, recovery of torn
 //! tails, corruption, concurrency, locking.
 
+mod support;
+
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -356,24 +358,7 @@ fn concurrent_appenders_and_a_tailing_reader_see_one_order() {
 /// filesystem: mounts a 1 MiB tmpfs (root only; says so and skips otherwise).
 #[test]
 fn a_full_disk_is_a_clear_error_and_loses_nothing() {
-    let mnt = tempfile::tempdir().unwrap();
-    let mounted = std::process::Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
-        .arg(mnt.path())
-        .stderr(std::process::Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !mounted {
-        eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
-        return;
-    }
-    struct Unmount<'a>(&'a Path);
-    impl Drop for Unmount<'_> {
-        fn drop(&mut self) {
-            let _ = std::process::Command::new("umount").arg(self.0).status();
-        }
-    }
-    let _guard = Unmount(mnt.path());
+    let Some(mnt) = support::SmallDisk::mount("1m") else { return };
     let dir = mnt.path().join("log");
     let cfg = config(192 << 10);
     let log = Log::open(&dir, cfg.clone()).unwrap();

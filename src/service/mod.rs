@@ -31,7 +31,7 @@ pub use command::{command_data, command_of, CommandHandler, COMMAND_PREFIX, EXIT
 pub use handler::{Handler, JobContext, Outcome, Registry, StopRequest};
 pub use policy::{BackoffPolicy, LoopGuard, RetryPolicy};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -270,12 +270,24 @@ impl<'e> Service<'e> {
             if dispatch {
                 let timers: Vec<Uuid> = self.engine.state().due(now).take(self.config.max_batch).collect();
                 steps.extend(timers.into_iter().map(|id| (id, ServiceStep::Wake)));
+                // A workflow in back-off runs one job at a time (a probe)
+                // once its hold has passed, until one succeeds; its other
+                // jobs wait for the probe's outcome instead of all failing.
+                let mut probing: HashSet<String> = in_flight.values().flatten().cloned().collect();
                 let room = self.config.queue_depth.max(self.config.workers.max(1)).saturating_sub(in_flight.len());
-                taken = self.pick(now, room, &in_flight, &mut steps, summary)?;
+                taken = self.pick(now, room, &in_flight, &mut probing, &mut steps)?;
             }
             first_pass = false;
             let busy = !steps.is_empty();
             let results = self.record(&finished, steps.clone(), summary)?;
+            for ((_, step), r) in steps.iter().zip(&results) {
+                match (step, r) {
+                    (ServiceStep::Defer { .. }, Ok(_)) => summary.deferred += 1,
+                    (ServiceStep::Stop { .. }, Ok(_)) => summary.loop_stopped += 1,
+                    (ServiceStep::Fail { .. }, Ok(_)) => summary.failed += 1,
+                    _ => {}
+                }
+            }
             let locked: Vec<Uuid> = steps
                 .iter()
                 .zip(&results)
@@ -368,8 +380,8 @@ impl<'e> Service<'e> {
         now: Timestamp,
         room: usize,
         in_flight: &HashMap<Uuid, Option<String>>,
+        probing: &mut HashSet<String>,
         steps: &mut Vec<(Uuid, ServiceStep)>,
-        summary: &mut Summary,
     ) -> Result<Vec<Job>, Error> {
         let mut taken = Vec::new();
         if room == 0 {
@@ -379,10 +391,6 @@ impl<'e> Service<'e> {
         let log = self.engine.log();
         let guard = &self.config.loop_guard;
         let candidates: Vec<Uuid> = state.ready().take(self.config.max_batch.max(room) * 4).collect();
-        // A workflow in back-off whose hold has passed runs one job at a
-        // time (a probe) until one succeeds: the others wait for its outcome
-        // instead of all failing at once.
-        let mut probing: std::collections::HashSet<String> = in_flight.values().flatten().cloned().collect();
         for id in candidates {
             if taken.len() >= room || steps.len() >= self.config.max_batch {
                 break;
@@ -395,7 +403,6 @@ impl<'e> Service<'e> {
                 continue;
             }
             if job.depth > guard.max_depth {
-                summary.loop_stopped += 1;
                 let message = format!(
                     "canceled by the loop guard: depth {} is more than {} (a chain of workflows that start each other)",
                     job.depth, guard.max_depth
@@ -406,7 +413,6 @@ impl<'e> Service<'e> {
             if let (Some(w), Some(r)) = (&job.workflow, &job.regarding) {
                 let runs = state.runs_on_row_within(&r.to_string(), w, &job, i64::from(guard.window_secs) * 1_000_000);
                 if runs > guard.max_runs_per_row as usize {
-                    summary.loop_stopped += 1;
                     let message = format!(
                         "canceled by the loop guard: workflow {w} started {runs} times on {r} within {} s (the limit is {})",
                         guard.window_secs, guard.max_runs_per_row
@@ -418,7 +424,6 @@ impl<'e> Service<'e> {
             if let Some((code, message)) = owner_problem(&state, &job) {
                 steps.push((id, ServiceStep::Lock));
                 steps.push((id, ServiceStep::Fail { code, message }));
-                summary.failed += 1;
                 continue;
             }
             if let Some(w) = &job.workflow {
@@ -427,7 +432,6 @@ impl<'e> Service<'e> {
                         continue;
                     }
                     if until > now {
-                        summary.deferred += 1;
                         let (n, _) = self.failures_of(&state, w);
                         let message = format!(
                             "workflow {w} failed {n} times in a row; its jobs are held until {} (back-off)",

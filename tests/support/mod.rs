@@ -64,3 +64,36 @@ pub fn run_and_kill(env: &[(&str, String)], after: Duration) -> Vec<String> {
     assert!(status.code().is_none(), "child exited by itself: {status}");
     reader.join().unwrap().lines().map(str::to_string).collect()
 }
+
+/// A tmpfs of `size` (e.g. "1m") mounted on a temporary directory, unmounted
+/// on drop; `None` where mounting is not allowed (the caller skips, saying so).
+pub struct SmallDisk {
+    dir: tempfile::TempDir,
+}
+
+impl SmallDisk {
+    pub fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::tempdir().unwrap();
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
+            return None;
+        }
+        Some(Self { dir })
+    }
+
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(self.dir.path()).status();
+    }
+}

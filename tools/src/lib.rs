@@ -3,6 +3,7 @@
 //! figure can be reported as a fraction of what the hardware can do, and
 //! the benchmark workload (`workload`).
 
+pub mod chart;
 pub mod cli;
 pub mod probe;
 pub mod workload;

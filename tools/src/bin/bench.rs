@@ -44,21 +44,27 @@ struct Args {
     /// Skip the SQLite side (profiling joblog alone).
     #[arg(long)]
     no_sqlite: bool,
+    /// Also write the speed-ups as an SVG chart here.
+    #[arg(long)]
+    svg: Option<std::path::PathBuf>,
+    /// Draw the chart (--svg) from a report saved with --json, and exit.
+    #[arg(long, requires = "svg")]
+    chart_from: Option<std::path::PathBuf>,
 }
 
-#[derive(Serialize, Default)]
+#[derive(Serialize, serde::Deserialize, Default)]
 struct Report {
     jobs: u64,
     events: u64,
     rows: Vec<Row>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, serde::Deserialize)]
 struct Row {
     scenario: String,
     joblog: f64,
     sqlite: Option<f64>,
-    unit: &'static str,
+    unit: String,
     /// joblog / SQLite for times (lower is better for joblog).
     ratio: Option<f64>,
 }
@@ -67,6 +73,11 @@ const CHUNK_EVENTS: usize = 20_000;
 
 fn main() {
     let mut args = Args::parse();
+    if let (Some(from), Some(svg)) = (&args.chart_from, &args.svg) {
+        let report: Report = serde_json::from_slice(&std::fs::read(from).expect("read the report")).expect("a report");
+        write_chart(&report, svg);
+        return;
+    }
     if args.quick {
         args.jobs = 100_000;
         args.samples = args.samples.min(500);
@@ -226,7 +237,7 @@ fn main() {
 
     // ---- report
     let mut push = |scenario: String, j: f64, s: Option<f64>, unit: &'static str| {
-        report.rows.push(Row { scenario, joblog: j, sqlite: s, unit, ratio: s.map(|s| j / s) });
+        report.rows.push(Row { scenario, joblog: j, sqlite: s, unit: unit.to_string(), ratio: s.map(|s| j / s) });
     };
     push("load (seconds)".into(), joblog_load, Some(sqlite_load_s), "s");
     push(
@@ -280,17 +291,32 @@ fn main() {
     push("  of which log data".into(), joblog_data_after as f64, None, "bytes");
     push("sequential write bandwidth (probe)".into(), write_bw, None, "bytes/s");
 
+    if let Some(path) = &args.svg {
+        write_chart(&report, path);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
     } else {
         println!("{} jobs, {} events (seed {})", report.jobs, report.events, args.seed);
         println!("{:<52} {:>14} {:>14} {:>8}", "scenario", "joblog", "SQLite", "ratio");
         for r in &report.rows {
-            let s = r.sqlite.map_or("—".into(), |v| fmt(v, r.unit));
+            let s = r.sqlite.map_or("—".into(), |v| fmt(v, &r.unit));
             let ratio = r.ratio.map_or("—".into(), |v| format!("{v:.2}"));
-            println!("{:<52} {:>14} {:>14} {:>8}", r.scenario, fmt(r.joblog, r.unit), s, ratio);
+            println!("{:<52} {:>14} {:>14} {:>8}", r.scenario, fmt(r.joblog, &r.unit), s, ratio);
         }
     }
+}
+
+/// The speed-ups of every timed scenario, as an SVG chart.
+fn write_chart(report: &Report, path: &std::path::Path) {
+    let bars: Vec<(String, f64)> = report
+        .rows
+        .iter()
+        .filter(|r| r.unit == "s" || r.unit == "µs")
+        .filter_map(|r| r.ratio.map(|ratio| (r.scenario.clone(), 1.0 / ratio)))
+        .collect();
+    let title = format!("joblog vs SQLite, {} jobs ({} events), this machine", report.jobs, report.events);
+    std::fs::write(path, joblog_tools::chart::speedup_svg(&title, &bars)).expect("write the chart");
 }
 
 /// What bulk deletion takes in every scenario: Completed Workflow jobs

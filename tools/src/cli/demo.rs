@@ -266,7 +266,7 @@ pub fn run(args: &DemoArgs, g: &Global, interactive: bool) -> Output {
     );
     if let Some(b) = failing {
         s += &format!(
-            "back-off: \"Invoice sync\" failed {} times in a row; {} of its runs were held back{}\n",
+            "back-off: \"Invoice sync\" failed {} times in a row; its waiting runs were postponed {} times{}\n",
             b.consecutive_failures,
             totals.deferred,
             b.held_until.map(|t| format!(", the next until {}", t.to_rfc3339())).unwrap_or_default()
