@@ -106,7 +106,7 @@ fuzz_target!(|data: &[u8]| {
                 // Historical completed jobs, some old enough to delete.
                 let jobs: Vec<Job> = (0..(a % 8) + 1)
                     .map(|i| {
-                        let done = Timestamp::from_micros(clock.now_micros() - i64::from((b + i) % 90) * DAY);
+                        let done = Timestamp::from_micros(clock.now_micros() - i64::from((u32::from(b) + u32::from(i)) % 90) * DAY);
                         let mut j = Job::new("old", OperationType::WORKFLOW, "admin", "root", done.plus_micros(-1));
                         j.status = [Status::SUCCEEDED, Status::FAILED, Status::CANCELED][(i % 3) as usize];
                         j.startedon = Some(j.createdon);
