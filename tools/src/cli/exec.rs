@@ -89,8 +89,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
         Command::BulkDelete(c) => bulk_delete(ctx, s, c),
         Command::Replay { until, filters, limit } => {
             let at = until.as_deref().map(Timestamp::parse).transpose()?.unwrap_or_else(|| ctx.engine.now());
-            let bar = super::progress(ctx.interactive, 0, "replaying");
-            bar.enable_steady_tick(std::time::Duration::from_millis(200));
+            let bar = super::spinner(ctx.interactive, "replaying the log");
             let past = ctx.engine.replay_until(at)?;
             bar.finish_and_clear();
             let filter = filter(filters)?;
@@ -107,7 +106,9 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
         Command::Stats => stats(ctx, s),
         Command::Compact => {
             let before = ctx.engine.log().disk_bytes();
+            let bar = super::spinner(ctx.interactive, "compacting");
             let c = ctx.engine.compact()?;
+            bar.finish_and_clear();
             let after = ctx.engine.log().disk_bytes();
             let v = json!({
                 "segments_rewritten": c.segments.len(),
@@ -324,7 +325,9 @@ fn bulk_delete(ctx: &Ctx<'_>, s: &Session<'_>, c: &BulkDeleteCmd) -> Output {
                     "the Immediately option needs System Job Type Workflow among the criteria (--type workflow)",
                 ));
             }
+            let bar = super::spinner(ctx.interactive, "deleting and compacting");
             let r = s.delete_now(&c, *limit)?;
+            bar.finish_and_clear();
             let v = json!({
                 "deleted": r.deleted,
                 "remaining_matching": r.remaining_matching,

@@ -180,6 +180,17 @@ pub fn progress(ctx_interactive: bool, len: u64, what: &str) -> indicatif::Progr
     bar
 }
 
+/// A spinner on a terminal for work of unknown length; hidden otherwise.
+pub fn spinner(interactive: bool, what: &str) -> indicatif::ProgressBar {
+    if !interactive {
+        return indicatif::ProgressBar::hidden();
+    }
+    let bar = indicatif::ProgressBar::new_spinner();
+    bar.set_message(what.to_string());
+    bar.enable_steady_tick(std::time::Duration::from_millis(120));
+    bar
+}
+
 /// `30s`, `10m`, `2h`, `1d` or plain seconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, Failure> {
     let (num, unit) = s.trim().split_at(s.trim().find(|c: char| !c.is_ascii_digit()).unwrap_or(s.trim().len()));
