@@ -216,22 +216,30 @@ pub struct SubmitArgs {
 /// The filters `list`, `replay` and the bulk actions share.
 #[derive(Args, Debug, Clone, Default)]
 pub struct Filters {
+    /// System Job Type: a code or a name (workflow, bulk-email, …).
     #[arg(long = "type")]
     pub operationtype: Option<String>,
+    /// State: a code or a name (ready, suspended, locked, completed).
     #[arg(long)]
     pub state: Option<String>,
+    /// Status Reason: a code or a name (waiting-for-resources, failed, …).
     #[arg(long)]
     pub status: Option<String>,
+    /// Process Session: the jobs of one workflow definition.
     #[arg(long)]
     pub workflow: Option<String>,
+    /// Background Processes: the jobs regarding one row (TABLE:ID).
     #[arg(long)]
     pub regarding: Option<String>,
     #[arg(long)]
     pub owner: Option<String>,
+    /// RFC 3339.
     #[arg(long = "created-before")]
     pub created_before: Option<String>,
+    /// RFC 3339.
     #[arg(long = "created-after")]
     pub created_after: Option<String>,
+    /// RFC 3339.
     #[arg(long = "completed-before")]
     pub completed_before: Option<String>,
 }
@@ -281,6 +289,7 @@ pub enum BulkDeleteCmd {
     Now {
         #[command(flatten)]
         criteria: CriteriaArgs,
+        /// At most this many jobs (1,000,000 at most), oldest first.
         #[arg(long, default_value_t = 1_000_000)]
         limit: u64,
     },
@@ -293,8 +302,10 @@ pub enum BulkDeleteCmd {
         name: String,
         #[command(flatten)]
         criteria: CriteriaArgs,
+        /// When it first runs (RFC 3339; default now).
         #[arg(long)]
         start: Option<String>,
+        /// FREQ=HOURLY|DAILY|WEEKLY[;INTERVAL=N]
         #[arg(long)]
         recurrence: Option<String>,
     },
@@ -304,10 +315,13 @@ pub enum BulkDeleteCmd {
 
 #[derive(Args, Debug, Clone)]
 pub struct CriteriaArgs {
+    /// A System Job Type to delete (code or name; repeat for more).
     #[arg(long = "type")]
     pub types: Vec<String>,
+    /// A Completed reason: succeeded, failed, canceled (repeat; default: all three).
     #[arg(long = "status")]
     pub reasons: Vec<String>,
+    /// Only jobs completed more than this many days ago.
     #[arg(long = "older-than", default_value_t = 30)]
     pub older_than: u32,
 }
