@@ -242,7 +242,7 @@ fn a_deletion_not_yet_compacted_survives_a_reopen_and_compacts_later() {
     let engine = open(dir.path());
     assert_eq!(engine.state().job_count(), 200);
     assert_eq!(engine.state().garbage().values().map(Vec::len).sum::<usize>(), 100, "one event per imported job");
-    let moved = engine.compact().unwrap();
+    let moved = engine.compact_all().unwrap();
     assert_eq!(moved.frames_dropped, 100);
     let admin = engine.session("admin").unwrap();
     let r = admin.delete_now(&c, 1_000_000).unwrap();

@@ -107,7 +107,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
         Command::Compact => {
             let before = ctx.engine.log().disk_bytes();
             let bar = super::spinner(ctx.interactive, "compacting");
-            let c = ctx.engine.compact()?;
+            let c = ctx.engine.compact_all()?;
             bar.finish_and_clear();
             let after = ctx.engine.log().disk_bytes();
             let v = json!({
