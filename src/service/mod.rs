@@ -270,12 +270,8 @@ impl<'e> Service<'e> {
             if dispatch {
                 let timers: Vec<Uuid> = self.engine.state().due(now).take(self.config.max_batch).collect();
                 steps.extend(timers.into_iter().map(|id| (id, ServiceStep::Wake)));
-                // A workflow in back-off runs one job at a time (a probe)
-                // once its hold has passed, until one succeeds; its other
-                // jobs wait for the probe's outcome instead of all failing.
-                let mut probing: HashSet<String> = in_flight.values().flatten().cloned().collect();
                 let room = self.config.queue_depth.max(self.config.workers.max(1)).saturating_sub(in_flight.len());
-                taken = self.pick(now, room, &in_flight, &mut probing, &mut steps)?;
+                taken = self.pick(now, room, &in_flight, &mut steps)?;
             }
             first_pass = false;
             let busy = !steps.is_empty();
@@ -288,7 +284,7 @@ impl<'e> Service<'e> {
                     _ => {}
                 }
             }
-            let locked: Vec<Uuid> = steps
+            let locked: HashSet<Uuid> = steps
                 .iter()
                 .zip(&results)
                 .filter(|((_, s), r)| *s == ServiceStep::Lock && r.is_ok())
@@ -380,9 +376,12 @@ impl<'e> Service<'e> {
         now: Timestamp,
         room: usize,
         in_flight: &HashMap<Uuid, Option<String>>,
-        probing: &mut HashSet<String>,
         steps: &mut Vec<(Uuid, ServiceStep)>,
     ) -> Result<Vec<Job>, Error> {
+        // A workflow in back-off runs one job at a time (a probe) once its
+        // hold has passed, until one succeeds: its other jobs wait for the
+        // probe's outcome instead of all failing at once.
+        let mut probing: HashSet<String> = in_flight.values().flatten().cloned().collect();
         let mut taken = Vec::new();
         if room == 0 {
             return Ok(taken);
