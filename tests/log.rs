@@ -360,6 +360,9 @@ fn concurrent_appenders_and_a_tailing_reader_see_one_order() {
 fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     let Some(mnt) = support::SmallDisk::mount("1m") else { return };
     let dir = mnt.path().join("log");
+    // Something else on the disk, removed later to free space.
+    let filler = mnt.path().join("filler");
+    fs::write(&filler, vec![1u8; 256 << 10]).unwrap();
     let cfg = config(192 << 10);
     let log = Log::open(&dir, cfg.clone()).unwrap();
     let mut acked = 0u64;
@@ -380,10 +383,17 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     // Refused again, cleanly, while the disk stays full.
     assert!(log.append(b"more").is_err());
     drop(log);
-    let log = Log::open(&dir, LogConfig { read_only: true, ..cfg }).unwrap();
+    let log = Log::open(&dir, LogConfig { read_only: true, ..cfg.clone() }).unwrap();
     let got = all(&log);
     assert_eq!(got.len() as u64, acked, "acknowledged events lost on a full disk");
     assert!(got.iter().all(|(seq, p)| *p == payload(*seq)));
+    assert!(log.verify().unwrap().ok());
+    drop(log);
+    // Space freed: the store works again, and nothing was lost.
+    fs::remove_file(&filler).unwrap();
+    let log = Log::open(&dir, cfg).unwrap();
+    assert_eq!(log.append(b"after").unwrap(), acked + 1);
+    assert_eq!(all(&log).len() as u64, acked + 1);
     assert!(log.verify().unwrap().ok());
 }
 
