@@ -137,6 +137,8 @@ pub enum Command {
 
 #[derive(Subcommand, Debug, Clone)]
 pub enum UserCmd {
+    /// Adds a user (with the basic-user role unless --role says otherwise).
+    #[command(after_help = "Example:\n  joblog user add alice --role basic-user --business-unit sales")]
     Add {
         name: String,
         #[arg(long = "role")]
@@ -144,14 +146,18 @@ pub enum UserCmd {
         #[arg(long = "business-unit", default_value = "root")]
         business_unit: String,
     },
-    Deactivate {
-        name: String,
-    },
+    /// Deactivates a user: their waiting runs fail when they would resume.
+    #[command(after_help = "Example:\n  joblog user deactivate alice")]
+    Deactivate { name: String },
+    /// Every user with business unit, roles and whether active.
+    #[command(after_help = "Example:\n  joblog user list --json")]
     List,
 }
 
 #[derive(Subcommand, Debug, Clone)]
 pub enum RoleCmd {
+    /// Defines a role from privileges at depths.
+    #[command(after_help = "Example:\n  joblog role add auditor --privilege read:organization --privilege write:user")]
     Add {
         name: String,
         /// PRIV:DEPTH, e.g. read:organization (PRIV: create, read, write,
@@ -164,6 +170,8 @@ pub enum RoleCmd {
 
 #[derive(Subcommand, Debug, Clone)]
 pub enum UnitCmd {
+    /// Adds a business unit under a parent (root by default).
+    #[command(after_help = "Example:\n  joblog business-unit add sales --parent root")]
     Add {
         name: String,
         #[arg(long, default_value = "root")]
@@ -173,6 +181,8 @@ pub enum UnitCmd {
 
 #[derive(Subcommand, Debug, Clone)]
 pub enum WorkflowCmd {
+    /// Defines a workflow; its jobs are owned by its owner.
+    #[command(after_help = "Example:\n  joblog workflow add welcome --name 'Welcome email' --owner alice")]
     Add {
         id: String,
         #[arg(long)]
@@ -180,13 +190,16 @@ pub enum WorkflowCmd {
         #[arg(long)]
         owner: Option<String>,
     },
-    #[command(name = "set-owner")]
+    /// Changes a workflow's owner (its waiting runs then fail unless reassigned).
+    #[command(name = "set-owner", after_help = "Example:\n  joblog workflow set-owner welcome bob")]
     SetOwner {
         id: String,
         /// The new owner.
         #[arg(value_name = "USER")]
         owner: String,
     },
+    /// Every workflow definition with its owner.
+    #[command(after_help = "Example:\n  joblog workflow list")]
     List,
 }
 
@@ -310,6 +323,7 @@ pub enum BulkDeleteCmd {
         recurrence: Option<String>,
     },
     /// Bulk Delete jobs with their successcount and failurecount.
+    #[command(after_help = "Example:\n  joblog bulk-delete list --json")]
     List,
 }
 
