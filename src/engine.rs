@@ -564,8 +564,8 @@ pub struct DeletionReport {
     pub deleted: u64,
     /// Matching jobs beyond the limit, for another run.
     pub remaining_matching: u64,
-    /// Bytes of the log's segment files before and after (sealed ones as
-    /// long as their data, the active one at its preallocated size).
+    /// Bytes of events the log holds before and after (segment files
+    /// without the active segment's preallocated tail).
     pub bytes_before: u64,
     pub bytes_after: u64,
     /// From the request to the space being back (logical deletion and
@@ -608,34 +608,19 @@ impl Engine {
         })
     }
 
-    /// Rewrites the log's sealed segments without the events of deleted
-    /// jobs, so that their space comes back. Appends, reads and the service
-    /// go on meanwhile; they pause only while the new segments are
-    /// installed. Events of deleted jobs in the active segment wait for it
-    /// to seal, unless it is at least a quarter full: sealing a small
-    /// active segment for every deletion would leave thousands of tiny
-    /// segment files behind frequent small deletions.
-    /// [`Engine::compact_all`] seals it whatever its size.
+    /// Rewrites the log's segments without the events of deleted jobs, so
+    /// that their space comes back; the active segment is sealed first if
+    /// it holds any. Appends, reads and the service go on meanwhile; they
+    /// pause only while the new segments are installed.
+    ///
+    /// Every segment holding such events is rewritten in one go: dropping
+    /// some of a deleted job's events and keeping others would leave events
+    /// of a job whose creation is gone, which replay rightly refuses. (So a
+    /// deletion every few milliseconds seals a small segment each time; see
+    /// ARCHITECTURE.md, "Deletion and compaction".)
     pub fn compact(&self) -> Result<Compaction, Error> {
-        self.compact_with(false)
-    }
-
-    /// [`Engine::compact`], sealing the active segment if it holds any
-    /// event of a deleted job (`joblog compact`).
-    pub fn compact_all(&self) -> Result<Compaction, Error> {
-        self.compact_with(true)
-    }
-
-    fn compact_with(&self, seal_active: bool) -> Result<Compaction, Error> {
         let _one = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
-        let mut plan = self.state().garbage().clone();
-        let segments = self.log.segments();
-        if let Some(active) = segments.last() {
-            let small = active.published_bytes < self.config.log.segment_size_bytes / 4;
-            if small && !seal_active {
-                plan.remove(&active.first_seq);
-            }
-        }
+        let plan = self.state().garbage().clone();
         if plan.is_empty() {
             return Ok(Compaction::default());
         }
@@ -890,12 +875,12 @@ impl Session<'_> {
             }
             .into());
         }
-        let bytes_before = self.engine.log.disk_bytes();
+        let bytes_before = self.engine.log.data_bytes();
         let d = self.engine.delete(self.actor(), criteria, limit, None)?;
         let seconds_logical = started.elapsed().as_secs_f64();
         let compaction = self.engine.compact()?;
         let seconds = started.elapsed().as_secs_f64();
-        let bytes_after = self.engine.log.disk_bytes();
+        let bytes_after = self.engine.log.data_bytes();
         if d.deleted > 0 {
             self.engine.checkpoint()?;
         }

@@ -242,7 +242,7 @@ fn a_deletion_not_yet_compacted_survives_a_reopen_and_compacts_later() {
     let engine = open(dir.path());
     assert_eq!(engine.state().job_count(), 200);
     assert_eq!(engine.state().garbage().values().map(Vec::len).sum::<usize>(), 100, "one event per imported job");
-    let moved = engine.compact_all().unwrap();
+    let moved = engine.compact().unwrap();
     assert_eq!(moved.frames_dropped, 100);
     let admin = engine.session("admin").unwrap();
     let r = admin.delete_now(&c, 1_000_000).unwrap();
@@ -359,4 +359,38 @@ fn a_fresh_store_gets_the_platform_default_once() {
         })
         .collect();
     assert_eq!(days, [30, 60, 60]);
+}
+
+#[test]
+fn a_job_whose_events_span_a_sealed_and_the_active_segment_is_compacted_whole() {
+    use joblog::engine::{NewJob, ServiceStep};
+    // Regression: compaction once left a small active segment alone while
+    // it rewrote the sealed ones, so a deleted job kept its later events
+    // but lost its creation, and replay refused the store.
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let admin = engine.session("admin").unwrap();
+    let jobs: Vec<_> = (0..200).map(|i| admin.create(NewJob::new(&format!("j{i}"), WF)).unwrap()).collect();
+    engine.log().seal().unwrap();
+    for j in &jobs {
+        engine.step("w", j.id, ServiceStep::Lock).unwrap();
+        engine.step("w", j.id, ServiceStep::Succeed).unwrap();
+    }
+    let c = DeletionCriteria { types: vec![WF], reasons: vec![StatusReason::Succeeded], older_than_days: 0 };
+    let r = engine.delete(Actor::System, &c, u64::MAX, None).unwrap();
+    assert_eq!(r.deleted, 0, "completed just now: not older than 0 days yet");
+    drop(admin);
+    drop(engine);
+    // A second later every job is old enough.
+    let clock = Arc::new(ManualClock::new(now().plus_micros(1_000_000)));
+    let engine = Engine::open(dir.path(), config(), clock).unwrap();
+    let r = engine.session("admin").unwrap().delete_now(&c, 1_000_000).unwrap();
+    assert_eq!(r.deleted, 200);
+    assert!(engine.state().garbage().is_empty(), "every segment with their events was rewritten");
+    let replayed = engine.replay_until(Timestamp::from_micros(i64::MAX)).unwrap();
+    assert_eq!(replayed.job_count(), 0);
+    assert!(engine.state().check_indices().is_empty());
+    drop(engine);
+    let engine = open(dir.path());
+    assert_eq!(engine.state().job_count(), 0);
 }

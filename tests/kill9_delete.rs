@@ -133,7 +133,7 @@ fn main() {
         // leaves garbage: it compacts now.
         if !engine.state().garbage().is_empty() {
             garbage_rounds += 1;
-            engine.compact_all().unwrap();
+            engine.compact().unwrap();
             assert!(engine.state().garbage().is_empty());
         }
         let all = |p: &joblog::projection::Projection| {

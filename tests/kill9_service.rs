@@ -86,18 +86,24 @@ fn main() {
     let (seed, rounds) =
         seed_and_rounds("kill9_service", "JOBLOG_KILL9_SERVICE_SEED", "JOBLOG_KILL9_SERVICE_ROUNDS", 20);
     let mut rng = Rng(seed);
-    let dir = tempfile::tempdir().unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().to_path_buf();
+    // JOBLOG_KILL9_KEEP=1 keeps the data directory for a post-mortem.
+    if std::env::var_os("JOBLOG_KILL9_KEEP").is_some() {
+        println!("kill9_service: data in {}", dir.display());
+        std::mem::forget(tmp);
+    }
     let started = Instant::now();
     let mut ids: Vec<Uuid> = Vec::new();
     {
-        let engine = open(dir.path());
+        let engine = open(dir.as_path());
         let wf = WorkflowDefinition { id: "work".into(), name: "work".into(), owner: "admin".into(), active: true };
         engine.session("admin").unwrap().save_workflow(wf).unwrap();
     }
     let mut held_at_kill = 0usize;
     for _ in 0..rounds {
         {
-            let engine = open(dir.path());
+            let engine = open(dir.as_path());
             let admin = engine.session("admin").unwrap();
             let specs = (0..300).map(|i| NewJob {
                 workflow: Some("work".into()),
@@ -105,8 +111,8 @@ fn main() {
             });
             ids.extend(admin.create_many(specs.collect()).unwrap().iter().map(|j| j.id));
         }
-        run_and_kill(&[(CHILD_ENV, dir.path().display().to_string())], Duration::from_micros(rng.below(600_000)));
-        let engine = open(dir.path());
+        run_and_kill(&[(CHILD_ENV, dir.as_path().display().to_string())], Duration::from_micros(rng.below(600_000)));
+        let engine = open(dir.as_path());
         let report = engine.log().verify().unwrap();
         assert!(report.ok(), "verify after kill: {:?}", report.problems);
         let state = engine.state();
@@ -116,7 +122,7 @@ fn main() {
         assert!(missing <= deleted(&engine), "{missing} jobs missing, {} deleted", deleted(&engine));
     }
 
-    let engine = open(dir.path());
+    let engine = open(dir.as_path());
     let summary = Service::new(&engine, service_config(), registry()).run(RunUntil::Idle).unwrap();
     let admin = engine.session("admin").unwrap();
     let mut returned = 0;

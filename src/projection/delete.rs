@@ -233,3 +233,37 @@ fn retain_in<K>(map: &mut HashMap<K, OrderedRows>, keep: impl Fn(u32) -> bool + 
         set.len() > 0
     });
 }
+
+impl Projection {
+    /// Problems with the indices' invariants (every entry a live row of the
+    /// right kind, counts matching): what `joblog verify` and the tests
+    /// check after deletions reuse slots.
+    pub fn check_indices(&self) -> Vec<String> {
+        let mut problems = Vec::new();
+        let live =
+            |r: u32| self.rows.get(r as usize).is_some_and(|row| !row.deleted && self.by_id.get(&row.id) == Some(&r));
+        let mut check = |what: &str, rows: &mut dyn Iterator<Item = u32>, ok: &dyn Fn(u32) -> bool| {
+            for r in rows {
+                if !live(r) || !ok(r) {
+                    problems.push(format!("{what} holds row {r}, which is not a live job of its kind"));
+                    return;
+                }
+            }
+        };
+        check("the all-jobs index", &mut self.all.iter_asc(), &|_| true);
+        for (reason, set) in &self.completed {
+            check("the completed index", &mut set.iter_asc(), &|r| {
+                let s = self.rows[r as usize].status;
+                s.is_completed() && s.reason() == *reason
+            });
+        }
+        for (status, set) in &self.by_open_status {
+            check("the open-status index", &mut set.iter().map(|e| e.1), &|r| self.rows[r as usize].status == *status);
+        }
+        check("the timer index", &mut self.timers.iter_asc(), &|r| self.rows[r as usize].on_timer());
+        if self.all.len() != self.by_id.len() {
+            problems.push(format!("{} jobs indexed, {} by id", self.all.len(), self.by_id.len()));
+        }
+        problems
+    }
+}

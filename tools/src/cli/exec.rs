@@ -107,7 +107,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
         Command::Compact => {
             let before = ctx.engine.log().disk_bytes();
             let bar = super::spinner(ctx.interactive, "compacting");
-            let c = ctx.engine.compact_all()?;
+            let c = ctx.engine.compact()?;
             bar.finish_and_clear();
             let after = ctx.engine.log().disk_bytes();
             let v = json!({
@@ -400,6 +400,7 @@ fn verify(ctx: &Ctx<'_>) -> Output {
     let report = log.verify()?;
     let mut problems = report.problems.clone();
     let live = ctx.engine.state();
+    problems.extend(live.check_indices());
     let bar = super::progress(ctx.interactive, live.job_count() as u64, "verifying");
     match ctx.engine.replay_until(Timestamp::from_micros(i64::MAX)) {
         Ok(fresh) => problems.extend(compare(&live, &fresh, ctx.engine.log(), &bar)),
