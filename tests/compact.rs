@@ -43,10 +43,6 @@ fn plan(recs: &[(u64, Position, Vec<u8>)], drop: impl Fn(u64) -> bool) -> BTreeM
     plan
 }
 
-fn dir_bytes(dir: &Path) -> u64 {
-    fs::read_dir(dir).unwrap().map(|e| e.unwrap().metadata().unwrap().len()).sum()
-}
-
 #[test]
 fn compaction_keeps_survivors_with_their_numbers_and_gives_space_back() {
     let dir = tempfile::tempdir().unwrap();
@@ -75,14 +71,14 @@ fn compaction_keeps_survivors_with_their_numbers_and_gives_space_back() {
     assert_eq!(next, 601, "sequence numbers are never reused");
     drop(log);
 
-    let size_before = dir_bytes(dir.path());
+    let size_before = support::dir_bytes(dir.path());
     let log = Log::open(dir.path(), config()).unwrap();
     assert!(log.recovery().obsolete_files_removed.is_empty(), "install removed the old files itself");
     let mut expect = expect;
     expect.push((601, b"after".to_vec()));
     assert_eq!(got(&log), expect);
     assert!(log.verify().unwrap().ok());
-    assert_eq!(dir_bytes(dir.path()), size_before);
+    assert_eq!(support::dir_bytes(dir.path()), size_before);
 
     // A second compaction rewrites a rewritten segment again.
     let recs = records(&log);

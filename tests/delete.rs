@@ -2,6 +2,8 @@
 //! limits), refusals that change nothing, space that comes back, and a
 //! store that replays and reopens to the same state after compaction.
 
+mod support;
+
 use std::sync::Arc;
 
 use joblog::domain::{
@@ -145,27 +147,6 @@ fn refused_deletions_change_nothing() {
     assert_eq!(engine.state().job_count(), 50);
 }
 
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    let mut total = 0;
-    for e in walk(dir) {
-        total += std::fs::metadata(e).unwrap().len();
-    }
-    total
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
-}
-
 #[test]
 fn deleting_most_of_a_store_gives_the_space_back_and_replays_the_same() {
     let dir = tempfile::tempdir().unwrap();
@@ -189,10 +170,10 @@ fn deleting_most_of_a_store_gives_the_space_back_and_replays_the_same() {
     }
     engine.log().seal().unwrap();
     let segments_dir = dir.path().join("segments");
-    let before = dir_bytes(&segments_dir);
+    let before = support::dir_bytes(&segments_dir);
     let r = admin.delete_now(&criteria(&[WF], &COMPLETED, 30), 1_000_000).unwrap();
     assert_eq!(r.deleted, 3600);
-    let after = dir_bytes(&segments_dir);
+    let after = support::dir_bytes(&segments_dir);
     assert!(r.compaction.frames_dropped == 3600 && r.compaction.frames_kept > 0, "{:?}", r.compaction.frames_dropped);
     // The jobs were 90% of the sealed data; the active segment is preallocated.
     let active = LogConfig::default().segment_size_bytes.min(256 << 10);

@@ -97,3 +97,19 @@ impl Drop for SmallDisk {
         let _ = Command::new("umount").arg(self.dir.path()).status();
     }
 }
+
+/// Bytes of every file under `dir`, measured (file lengths, recursively).
+pub fn dir_bytes(dir: &std::path::Path) -> u64 {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| {
+            let e = e.unwrap();
+            let m = e.metadata().unwrap();
+            if m.is_dir() {
+                dir_bytes(&e.path())
+            } else {
+                m.len()
+            }
+        })
+        .sum()
+}

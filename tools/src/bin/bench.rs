@@ -110,7 +110,7 @@ fn main() {
         admin.save_workflow(wf).unwrap();
     }
     clock.set(end.plus_micros(86_400_000_000));
-    let rss_before = rss_anon_bytes();
+    let rss_before = joblog_tools::probe::rss_anon_bytes();
     let mut sample_ids = Vec::new();
     let start = Instant::now();
     let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
@@ -131,7 +131,7 @@ fn main() {
     let joblog_load = start.elapsed().as_secs_f64();
     report.events = events;
     let heap = engine.state().heap_bytes() as f64;
-    let rss = rss_anon_bytes().saturating_sub(rss_before) as f64;
+    let rss = joblog_tools::probe::rss_anon_bytes().saturating_sub(rss_before) as f64;
     say(&format!("joblog: loaded {events} events in {joblog_load:.1}s"));
 
     // ---- joblog: views and history
@@ -182,7 +182,7 @@ fn main() {
         engine = Some(e);
     }
     let engine = engine.expect("opened at least once");
-    let joblog_disk = dir_bytes(&jdir);
+    let joblog_disk = joblog_tools::probe::dir_bytes(&jdir);
     let joblog_data = engine.log().data_bytes();
 
     // ---- joblog: bulk deletion (Immediately): the first million, then the rest
@@ -198,7 +198,7 @@ fn main() {
             break;
         }
     }
-    let joblog_disk_after = dir_bytes(&jdir);
+    let joblog_disk_after = joblog_tools::probe::dir_bytes(&jdir);
     let joblog_data_after = engine.log().data_bytes();
     drop(admin);
     drop(engine);
@@ -228,12 +228,12 @@ fn main() {
     let sqlite_views: Vec<Vec<Duration>> =
         views.iter().map(|(_, samples)| samples.iter().map(|(_, q)| sqlite_page(&db, q)).collect()).collect();
     let sqlite_history: Vec<Duration> = sample_ids.iter().map(|id| sqlite_history(&db, id)).collect();
-    let sqlite_disk = dir_bytes(&sdir);
+    let sqlite_disk = joblog_tools::probe::dir_bytes(&sdir);
     say("SQLite: deleting the same jobs");
     let cutoff = deletion_criteria().cutoff(clock.now()).micros();
     let (s_first_logical, s_first_vacuum) = sqlite_delete(&db, cutoff, Some(MAX_IMMEDIATE_DELETE));
     let (s_rest_logical, s_rest_vacuum) = sqlite_delete(&db, cutoff, None);
-    let sqlite_disk_after = dir_bytes(&sdir);
+    let sqlite_disk_after = joblog_tools::probe::dir_bytes(&sdir);
 
     // ---- report
     let mut push = |scenario: String, j: f64, s: Option<f64>, unit: &'static str| {
@@ -559,27 +559,4 @@ fn fmt(v: f64, unit: &str) -> String {
         "µs" => format!("{v:.1} µs"),
         _ => format!("{v:.2} {unit}"),
     }
-}
-
-/// Anonymous resident memory of this process (not file-backed maps).
-fn rss_anon_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
-}
-
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
 }

@@ -498,8 +498,8 @@ fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
     let last_seq = state.last_seq();
     drop(state);
     let backoff = joblog::service::backoff_report(ctx.engine, &joblog::service::BackoffPolicy::default());
-    let disk = dir_bytes(ctx.engine.dir());
-    let rss = rss_anon_bytes();
+    let disk = crate::probe::dir_bytes(ctx.engine.dir());
+    let rss = crate::probe::rss_anon_bytes();
     let v = json!({
         "jobs": jobs,
         "by_status": by_status.iter().map(|(s, n)| json!({"state": s.state().name(), "status": s.reason().name(), "statecode": s.statecode(), "statuscode": s.statuscode(), "count": n})).collect::<Vec<_>>(),
@@ -551,27 +551,4 @@ fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
         out.push_str(&format!("back-off:\n{}", table(&["Workflow", "Failures in a row", "Held until"], &rows)));
     }
     Ok(out)
-}
-
-pub fn dir_bytes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-/// Anonymous resident memory of this process.
-pub fn rss_anon_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }
