@@ -44,6 +44,9 @@ struct Args {
     /// Skip the SQLite side (profiling joblog alone).
     #[arg(long)]
     no_sqlite: bool,
+    /// Seconds each transition scenario runs.
+    #[arg(long, default_value_t = 3.0)]
+    tx_secs: f64,
     /// Also write the speed-ups as an SVG chart here.
     #[arg(long)]
     svg: Option<std::path::PathBuf>,
@@ -160,6 +163,11 @@ fn main() {
         })
         .collect();
 
+    // ---- joblog: durable single-job transitions from 1 and 16 threads
+    say("joblog: single-job transitions");
+    let joblog_tx: Vec<(usize, f64)> =
+        [1, 16].iter().map(|&t| (t, joblog_transitions(&engine, &admin, t, args.tx_secs, clock.now()))).collect();
+
     // ---- joblog: open from a checkpoint, and by full replay
     say("joblog: reopening");
     drop(admin);
@@ -228,6 +236,9 @@ fn main() {
     let sqlite_views: Vec<Vec<Duration>> =
         views.iter().map(|(_, samples)| samples.iter().map(|(_, q)| sqlite_page(&db, q)).collect()).collect();
     let sqlite_history: Vec<Duration> = sample_ids.iter().map(|id| sqlite_history(&db, id)).collect();
+    say("SQLite: single-job transitions");
+    let sqlite_tx: Vec<f64> =
+        [1, 16].iter().map(|&t| sqlite_transitions(&sdir.join("jobs.db"), &sample_ids, t, args.tx_secs)).collect();
     let sqlite_disk = joblog_tools::probe::dir_bytes(&sdir);
     say("SQLite: deleting the same jobs");
     let cutoff = deletion_criteria().cutoff(clock.now()).micros();
@@ -259,6 +270,9 @@ fn main() {
     }
     push("a job's history p50".into(), pct(&joblog_history, 50), Some(pct(&sqlite_history, 50)), "µs");
     push("a job's history p99".into(), pct(&joblog_history, 99), Some(pct(&sqlite_history, 99)), "µs");
+    for ((threads, j), s) in joblog_tx.iter().zip(&sqlite_tx) {
+        push(format!("durable single-job transitions, {threads} threads"), *j, Some(*s), "ops/s");
+    }
     push(
         format!("delete first {}: until gone from views", first.deleted),
         first.seconds_logical,
@@ -317,6 +331,76 @@ fn write_chart(report: &Report, path: &std::path::Path) {
         .collect();
     let title = format!("joblog vs SQLite, {} jobs ({} events), this machine", report.jobs, report.events);
     std::fs::write(path, joblog_tools::chart::speedup_svg(&title, &bars)).expect("write the chart");
+}
+
+/// Durable transitions per second from `threads` threads, each postponing
+/// and resuming its own job, one transition per commit.
+fn joblog_transitions(
+    engine: &Engine,
+    admin: &joblog::engine::Session<'_>,
+    threads: usize,
+    secs: f64,
+    now: Timestamp,
+) -> f64 {
+    use joblog::engine::{NewJob, UserAction};
+    let jobs: Vec<uuid::Uuid> = (0..threads)
+        .map(|i| admin.create(NewJob::new(&format!("transitions {i}"), OperationType::BULK_EMAIL)).unwrap().id)
+        .collect();
+    let later = now.plus_micros(3_600_000_000);
+    let ops = std::sync::atomic::AtomicU64::new(0);
+    let stop = Instant::now() + Duration::from_secs_f64(secs);
+    std::thread::scope(|s| {
+        for &id in &jobs {
+            let (ops, session) = (&ops, engine.session("admin").unwrap());
+            s.spawn(move || {
+                while Instant::now() < stop {
+                    session.act(id, UserAction::Postpone(later)).unwrap();
+                    session.act(id, UserAction::Resume).unwrap();
+                    ops.fetch_add(2, std::sync::atomic::Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    ops.into_inner() as f64 / secs
+}
+
+/// The same in SQLite: each transition one transaction (UPDATE the job,
+/// INSERT its history row), from `threads` connections.
+fn sqlite_transitions(path: &std::path::Path, ids: &[uuid::Uuid], threads: usize, secs: f64) -> f64 {
+    let ops = std::sync::atomic::AtomicU64::new(0);
+    let stop = Instant::now() + Duration::from_secs_f64(secs);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (ops, id) = (&ops, ids[t % ids.len().max(1)]);
+            s.spawn(move || {
+                let db = Connection::open(path).unwrap();
+                db.execute_batch(
+                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;",
+                )
+                .unwrap();
+                let mut seq = 0i64;
+                while Instant::now() < stop {
+                    for (state, status) in [(1, 10), (0, 0)] {
+                        seq += 1;
+                        db.execute_batch("BEGIN IMMEDIATE").unwrap();
+                        db.execute(
+                            "UPDATE jobs SET statecode = ?2, statuscode = ?3, modifiedon = ?4 WHERE id = ?1",
+                            params![id.as_bytes(), state, status, seq],
+                        )
+                        .unwrap();
+                        db.execute(
+                            "INSERT INTO transitions VALUES (?1, ?2, ?3, 'admin', ?4, ?5, NULL, NULL)",
+                            params![id.as_bytes(), -seq, seq, state, status],
+                        )
+                        .unwrap();
+                        db.execute_batch("COMMIT").unwrap();
+                        ops.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    ops.into_inner() as f64 / secs
 }
 
 /// What bulk deletion takes in every scenario: Completed Workflow jobs
@@ -556,6 +640,7 @@ fn fmt(v: f64, unit: &str) -> String {
         "s" => format!("{v:.3} s"),
         "bytes/s" => format!("{:.2} GB/s", v / 1e9),
         "×" => format!("{v:.2}×"),
+        "ops/s" => format!("{:.1} k/s", v / 1e3),
         "µs" => format!("{v:.1} µs"),
         _ => format!("{v:.2} {unit}"),
     }
