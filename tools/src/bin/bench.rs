@@ -167,6 +167,8 @@ fn main() {
     say("joblog: single-job transitions");
     let joblog_tx: Vec<(usize, f64)> =
         [1, 16].iter().map(|&t| (t, joblog_transitions(&engine, &admin, t, args.tx_secs, clock.now()))).collect();
+    let (fsync_p50, _) = joblog_tools::probe::fsync_latency(work.path(), 200).unwrap();
+    let fsync_limit = 1.0 / fsync_p50.as_secs_f64();
 
     // ---- joblog: open from a checkpoint, and by full replay
     say("joblog: reopening");
@@ -272,7 +274,9 @@ fn main() {
     push("a job's history p99".into(), pct(&joblog_history, 99), Some(pct(&sqlite_history, 99)), "µs");
     for ((threads, j), s) in joblog_tx.iter().zip(&sqlite_tx) {
         push(format!("durable single-job transitions, {threads} threads"), *j, Some(*s), "ops/s");
+        push(format!("  {threads} threads as a fraction of 1/fsync"), j / fsync_limit, None, "×");
     }
+    push("fsync limit (1 / fsync p50, probe)".into(), fsync_limit, None, "ops/s");
     push(
         format!("delete first {}: until gone from views", first.deleted),
         first.seconds_logical,
