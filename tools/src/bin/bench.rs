@@ -86,15 +86,23 @@ fn main() {
         args.samples = args.samples.min(500);
     }
     let end = Timestamp::parse("2026-11-01T00:00:00Z").unwrap();
+    let started_at = Instant::now();
     let work = tempfile::tempdir_in(&args.dir).expect("work directory");
     // Definitions are made before the workload's first event; the load
     // itself happens "now", a day after its last.
     let clock = Arc::new(ManualClock::new(end.days_before(workload::DAYS as u32 + 1)));
     let mut report = Report { jobs: args.jobs, ..Report::default() };
-    let say = |s: &str| {
-        if !args.json {
-            eprintln!("… {s}");
-        }
+    // A spinner naming the current step on a terminal; plain lines on
+    // stderr otherwise (CI logs); nothing with --json.
+    let spinner = (!args.json && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
+        let bar = indicatif::ProgressBar::new_spinner();
+        bar.enable_steady_tick(Duration::from_millis(120));
+        bar
+    });
+    let say = |s: &str| match &spinner {
+        Some(bar) => bar.set_message(format!("{s} ({:.0} s)", started_at.elapsed().as_secs_f64())),
+        None if !args.json => eprintln!("… {s}"),
+        None => {}
     };
 
     // ---- joblog: load
@@ -214,6 +222,9 @@ fn main() {
     drop(engine);
 
     if args.no_sqlite {
+        if let Some(bar) = &spinner {
+            bar.finish_and_clear();
+        }
         println!("joblog: load {joblog_load:.2}s, open from checkpoint {open_snapshot:.2}s, full replay {open_replay:.2}s ({replayed} events)");
         println!(
             "joblog: delete first {}: {:.3}s logical, {:.3}s with compaction ({} bytes rewritten), checkpoint {:.3}s",
@@ -309,6 +320,9 @@ fn main() {
     push("  of which log data".into(), joblog_data_after as f64, None, "bytes");
     push("sequential write bandwidth (probe)".into(), write_bw, None, "bytes/s");
 
+    if let Some(bar) = &spinner {
+        bar.finish_and_clear();
+    }
     if let Some(path) = &args.svg {
         write_chart(&report, path);
     }
