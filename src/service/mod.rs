@@ -149,11 +149,6 @@ const FAILURE_SCAN: usize = 1000;
 /// In the message of every step that returns a dead service's job.
 const LEASE_LOST: &str = "lease lost";
 
-/// A job handed to a worker.
-struct Run {
-    job: Job,
-}
-
 /// How a run ended: its handler's outcome, or its service died.
 enum End {
     Run(Outcome),
@@ -210,15 +205,15 @@ impl<'e> Service<'e> {
         let started = Instant::now();
         let workers = self.config.workers.max(1);
         let depth = self.config.queue_depth.max(workers);
-        let (work_tx, work_rx) = crossbeam_channel::bounded::<Run>(depth);
+        let (work_tx, work_rx) = crossbeam_channel::bounded::<Job>(depth);
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<(Job, Outcome)>();
         std::thread::scope(|scope| {
             for _ in 0..workers {
                 let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
                 scope.spawn(move || {
-                    for run in work_rx {
-                        let outcome = self.execute(&run.job);
-                        if done_tx.send((run.job, outcome)).is_err() {
+                    for job in work_rx {
+                        let outcome = self.execute(&job);
+                        if done_tx.send((job, outcome)).is_err() {
                             break;
                         }
                     }
@@ -241,7 +236,7 @@ impl<'e> Service<'e> {
         &self,
         until: RunUntil,
         started: Instant,
-        work: &crossbeam_channel::Sender<Run>,
+        work: &crossbeam_channel::Sender<Job>,
         done: &crossbeam_channel::Receiver<(Job, Outcome)>,
         summary: &mut Summary,
     ) -> Result<(), Error> {
@@ -293,7 +288,7 @@ impl<'e> Service<'e> {
             for job in taken.into_iter().filter(|j| locked.contains(&j.id)) {
                 in_flight.insert(job.id, job.workflow.clone());
                 summary.ran += 1;
-                work.send(Run { job }).map_err(|_| Error::Corrupt("the workers stopped".into()))?;
+                work.send(job).map_err(|_| Error::Corrupt("the workers stopped".into()))?;
             }
             if in_flight.is_empty() && !busy && finished.is_empty() {
                 let idle = match until {
