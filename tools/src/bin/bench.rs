@@ -15,8 +15,11 @@ use joblog::domain::{
 };
 use joblog::engine::{Config, Engine};
 use joblog::projection::query::Filter;
+use joblog_tools::postgres::Postgres;
+use joblog_tools::rows::SqlPage;
 use joblog_tools::workload::{self, Rng, Workload};
-use rusqlite::{params, Connection};
+use joblog_tools::{probe, sqlite};
+use rusqlite::Connection;
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
@@ -41,7 +44,12 @@ struct Args {
     /// Full replays to time (the best is reported; more for profiling).
     #[arg(long, default_value_t = 1)]
     replays: usize,
-    /// Skip the SQLite side (profiling joblog alone).
+    /// Also run PostgreSQL, on the server at this address
+    /// (`postgresql://user@host:port/db`); a database is made for the run
+    /// and dropped after it. Skipped, with a message, when unreachable.
+    #[arg(long, env = "JOBLOG_BENCH_POSTGRES")]
+    postgres: Option<String>,
+    /// Skip the SQL side (profiling joblog alone).
     #[arg(long)]
     no_sqlite: bool,
     /// Seconds each transition scenario runs.
@@ -59,6 +67,9 @@ struct Args {
 struct Report {
     jobs: u64,
     events: u64,
+    /// PostgreSQL's version and settings, when it ran.
+    #[serde(default)]
+    postgres: Option<String>,
     rows: Vec<Row>,
 }
 
@@ -67,9 +78,81 @@ struct Row {
     scenario: String,
     joblog: f64,
     sqlite: Option<f64>,
+    #[serde(default)]
+    postgres: Option<f64>,
     unit: String,
-    /// joblog / SQLite for times (lower is better for joblog).
+    /// joblog / SQLite (for times, lower is better for joblog).
     ratio: Option<f64>,
+    /// joblog / PostgreSQL.
+    #[serde(default)]
+    ratio_postgres: Option<f64>,
+}
+
+/// What a SQL contender measured, scenario by scenario.
+struct SqlRun {
+    load: f64,
+    views: Vec<Vec<Duration>>,
+    history: Vec<Duration>,
+    /// Transitions per second from 1 and 16 threads.
+    transitions: Vec<f64>,
+    disk: u64,
+    /// (seconds until gone, seconds more until the space is back).
+    first: (f64, f64),
+    rest: (f64, f64),
+    disk_after: u64,
+}
+
+type Views = [(String, Vec<(Filter, SqlPage)>)];
+
+fn run_sqlite(
+    dir: &std::path::Path,
+    args: &Args,
+    end: Timestamp,
+    views: &Views,
+    sample_ids: &[uuid::Uuid],
+    cutoff: i64,
+    say: &dyn Fn(&str),
+) -> SqlRun {
+    std::fs::create_dir_all(dir).unwrap();
+    let path = dir.join("jobs.db");
+    let mut db = Connection::open(&path).unwrap();
+    let start = Instant::now();
+    sqlite::load(&mut db, Workload::new(args.jobs, args.seed, end));
+    let load = start.elapsed().as_secs_f64();
+    say(&format!("SQLite: loaded in {load:.1}s"));
+    let views = views.iter().map(|(_, samples)| samples.iter().map(|(_, q)| sqlite::page(&db, q)).collect()).collect();
+    let history = sample_ids.iter().map(|id| sqlite::history(&db, id)).collect();
+    say("SQLite: single-job transitions");
+    let transitions = [1, 16].iter().map(|&t| sqlite::transitions(&path, sample_ids, t, args.tx_secs)).collect();
+    let disk = probe::dir_bytes(dir);
+    say("SQLite: deleting the same jobs");
+    let first = sqlite::delete(&db, cutoff, Some(MAX_IMMEDIATE_DELETE));
+    let rest = sqlite::delete(&db, cutoff, None);
+    SqlRun { load, views, history, transitions, disk, first, rest, disk_after: probe::dir_bytes(dir) }
+}
+
+fn run_postgres(
+    pg: &mut Postgres,
+    args: &Args,
+    end: Timestamp,
+    views: &Views,
+    sample_ids: &[uuid::Uuid],
+    cutoff: i64,
+    say: &dyn Fn(&str),
+) -> SqlRun {
+    let start = Instant::now();
+    pg.load(Workload::new(args.jobs, args.seed, end));
+    let load = start.elapsed().as_secs_f64();
+    say(&format!("PostgreSQL: loaded in {load:.1}s"));
+    let views = views.iter().map(|(_, samples)| samples.iter().map(|(_, q)| pg.page(q)).collect()).collect();
+    let history = sample_ids.iter().map(|id| pg.history(id)).collect();
+    say("PostgreSQL: single-job transitions");
+    let transitions = [1, 16].iter().map(|&t| pg.transitions(sample_ids, t, args.tx_secs)).collect();
+    let disk = pg.bytes();
+    say("PostgreSQL: deleting the same jobs");
+    let first = pg.delete(cutoff, Some(MAX_IMMEDIATE_DELETE));
+    let rest = pg.delete(cutoff, None);
+    SqlRun { load, views, history, transitions, disk, first, rest, disk_after: pg.bytes() }
 }
 
 const CHUNK_EVENTS: usize = 20_000;
@@ -105,6 +188,15 @@ fn main() {
         None => {}
     };
 
+    // ---- the machine's limits, probed first (nothing else running)
+    say("probing the machine");
+    let probe_bytes: usize = if args.quick { 64 << 20 } else { 1 << 30 };
+    let read_bw = probe::cold_read_bandwidth(work.path(), probe_bytes as u64).expect("read probe");
+    let write_bw = probe::write_bandwidth(work.path(), probe_bytes as u64).expect("write probe");
+    let (fsync_p50, _) = probe::fsync_latency(work.path(), 200).expect("fsync probe");
+    let fsync_limit = 1.0 / fsync_p50.as_secs_f64();
+    let memory_bw = probe::memory_read_bandwidth(probe_bytes);
+
     // ---- joblog: load
     say(&format!("joblog: loading {} jobs", args.jobs));
     let jdir = work.path().join("joblog");
@@ -121,7 +213,7 @@ fn main() {
         admin.save_workflow(wf).unwrap();
     }
     clock.set(end.plus_micros(86_400_000_000));
-    let rss_before = joblog_tools::probe::rss_anon_bytes();
+    let rss_before = probe::rss_anon_bytes();
     let mut sample_ids = Vec::new();
     let start = Instant::now();
     let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
@@ -142,7 +234,7 @@ fn main() {
     let joblog_load = start.elapsed().as_secs_f64();
     report.events = events;
     let heap = engine.state().heap_bytes() as f64;
-    let rss = joblog_tools::probe::rss_anon_bytes().saturating_sub(rss_before) as f64;
+    let rss = probe::rss_anon_bytes().saturating_sub(rss_before) as f64;
     say(&format!("joblog: loaded {events} events in {joblog_load:.1}s"));
 
     // ---- joblog: views and history
@@ -175,8 +267,6 @@ fn main() {
     say("joblog: single-job transitions");
     let joblog_tx: Vec<(usize, f64)> =
         [1, 16].iter().map(|&t| (t, joblog_transitions(&engine, &admin, t, args.tx_secs, clock.now()))).collect();
-    let (fsync_p50, _) = joblog_tools::probe::fsync_latency(work.path(), 200).unwrap();
-    let fsync_limit = 1.0 / fsync_p50.as_secs_f64();
 
     // ---- joblog: open from a checkpoint, and by full replay
     say("joblog: reopening");
@@ -187,6 +277,7 @@ fn main() {
     let open_snapshot = t.elapsed().as_secs_f64();
     assert!(engine.open_report().checkpoint_seq.is_some());
     drop(engine);
+    let checkpoint_bytes = probe::dir_bytes(&jdir.join("snapshots"));
     std::fs::remove_dir_all(jdir.join("snapshots")).unwrap();
     let mut open_replay = f64::MAX;
     let mut replayed = 0;
@@ -200,12 +291,11 @@ fn main() {
         engine = Some(e);
     }
     let engine = engine.expect("opened at least once");
-    let joblog_disk = joblog_tools::probe::dir_bytes(&jdir);
+    let joblog_disk = probe::dir_bytes(&jdir);
     let joblog_data = engine.log().data_bytes();
 
     // ---- joblog: bulk deletion (Immediately): the first million, then the rest
     say("joblog: deleting completed Workflow jobs older than 30 days");
-    let write_bw = joblog_tools::probe::write_bandwidth(work.path(), 1 << 30).unwrap();
     let admin = engine.session("admin").unwrap();
     let first = admin.delete_now(&deletion_criteria(), MAX_IMMEDIATE_DELETE).unwrap();
     let mut rest = Deletions::default();
@@ -216,7 +306,7 @@ fn main() {
             break;
         }
     }
-    let joblog_disk_after = joblog_tools::probe::dir_bytes(&jdir);
+    let joblog_disk_after = probe::dir_bytes(&jdir);
     let joblog_data_after = engine.log().data_bytes();
     drop(admin);
     drop(engine);
@@ -237,67 +327,85 @@ fn main() {
         return;
     }
 
-    // ---- SQLite
-    say("SQLite: loading the same workload");
-    let sdir = work.path().join("sqlite");
-    std::fs::create_dir_all(&sdir).unwrap();
-    let mut db = Connection::open(sdir.join("jobs.db")).unwrap();
-    let start = Instant::now();
-    sqlite_load(&mut db, &args, end);
-    let sqlite_load_s = start.elapsed().as_secs_f64();
-    say(&format!("SQLite: loaded in {sqlite_load_s:.1}s"));
-    let sqlite_views: Vec<Vec<Duration>> =
-        views.iter().map(|(_, samples)| samples.iter().map(|(_, q)| sqlite_page(&db, q)).collect()).collect();
-    let sqlite_history: Vec<Duration> = sample_ids.iter().map(|id| sqlite_history(&db, id)).collect();
-    say("SQLite: single-job transitions");
-    let sqlite_tx: Vec<f64> =
-        [1, 16].iter().map(|&t| sqlite_transitions(&sdir.join("jobs.db"), &sample_ids, t, args.tx_secs)).collect();
-    let sqlite_disk = joblog_tools::probe::dir_bytes(&sdir);
-    say("SQLite: deleting the same jobs");
+    // ---- the SQL contenders, one after the other on the same machine
     let cutoff = deletion_criteria().cutoff(clock.now()).micros();
-    let (s_first_logical, s_first_vacuum) = sqlite_delete(&db, cutoff, Some(MAX_IMMEDIATE_DELETE));
-    let (s_rest_logical, s_rest_vacuum) = sqlite_delete(&db, cutoff, None);
-    let sqlite_disk_after = joblog_tools::probe::dir_bytes(&sdir);
+    say("SQLite: loading the same workload");
+    let sqlite = run_sqlite(&work.path().join("sqlite"), &args, end, &views, &sample_ids, cutoff, &say);
+    let mut postgres_settings = None;
+    let postgres = args.postgres.as_deref().and_then(|url| match Postgres::connect(url) {
+        Ok(mut pg) => {
+            postgres_settings = Some(pg.settings());
+            say("PostgreSQL: loading the same workload");
+            Some(run_postgres(&mut pg, &args, end, &views, &sample_ids, cutoff, &say))
+        }
+        Err(e) => {
+            eprintln!("PostgreSQL: skipped ({e})");
+            None
+        }
+    });
 
     // ---- report
-    let mut push = |scenario: String, j: f64, s: Option<f64>, unit: &'static str| {
-        report.rows.push(Row { scenario, joblog: j, sqlite: s, unit: unit.to_string(), ratio: s.map(|s| j / s) });
+    report.postgres = postgres_settings;
+    let mut push = |scenario: String, j: f64, sql: Option<&dyn Fn(&SqlRun) -> f64>, unit: &'static str| {
+        let s = sql.map(|f| f(&sqlite));
+        let p = sql.and_then(|f| postgres.as_ref().map(f));
+        report.rows.push(Row {
+            scenario,
+            joblog: j,
+            sqlite: s,
+            postgres: p,
+            unit: unit.to_string(),
+            ratio: s.map(|s| j / s),
+            ratio_postgres: p.map(|p| j / p),
+        });
     };
-    push("load (seconds)".into(), joblog_load, Some(sqlite_load_s), "s");
+    push("load (seconds)".into(), joblog_load, Some(&|r| r.load), "s");
+    push("load (events per second)".into(), events as f64 / joblog_load, Some(&|r| events as f64 / r.load), "events/s");
     push(
-        "load (events per second)".into(),
-        events as f64 / joblog_load,
-        Some(events as f64 / sqlite_load_s),
-        "events/s",
+        "  log bytes written per second / sequential write bandwidth".into(),
+        joblog_data as f64 / joblog_load / write_bw,
+        None,
+        "×",
     );
-    push("bytes on disk".into(), joblog_disk as f64, Some(sqlite_disk as f64), "bytes");
+    push("bytes on disk".into(), joblog_disk as f64, Some(&|r| r.disk as f64), "bytes");
     push("  of which log data (no preallocation, no checkpoints)".into(), joblog_data as f64, None, "bytes");
     push("projection heap per job".into(), heap / args.jobs as f64, None, "bytes");
     push("resident (anonymous) memory per job".into(), rss / args.jobs as f64, None, "bytes");
     push("open from checkpoint".into(), open_snapshot, None, "s");
+    push(
+        "  checkpoint bytes per second / memory read bandwidth".into(),
+        checkpoint_bytes as f64 / open_snapshot / memory_bw,
+        None,
+        "×",
+    );
     push(format!("open by full replay ({replayed} events)"), open_replay, None, "s");
     push("full replay rate".into(), replayed as f64 / open_replay, None, "events/s");
-    for ((name, j), s) in joblog_views.iter().zip(&sqlite_views) {
-        push(format!("{name}: 50-row page p50"), pct(j, 50), Some(pct(s, 50)), "µs");
-        push(format!("{name}: 50-row page p99"), pct(j, 99), Some(pct(s, 99)), "µs");
+    push(
+        "  log bytes per second / memory read bandwidth".into(),
+        joblog_data as f64 / open_replay / memory_bw,
+        None,
+        "×",
+    );
+    for (v, (name, j)) in joblog_views.iter().enumerate() {
+        push(format!("{name}: 50-row page p50"), pct(j, 50), Some(&|r| pct(&r.views[v], 50)), "µs");
+        push(format!("{name}: 50-row page p99"), pct(j, 99), Some(&|r| pct(&r.views[v], 99)), "µs");
     }
-    push("a job's history p50".into(), pct(&joblog_history, 50), Some(pct(&sqlite_history, 50)), "µs");
-    push("a job's history p99".into(), pct(&joblog_history, 99), Some(pct(&sqlite_history, 99)), "µs");
-    for ((threads, j), s) in joblog_tx.iter().zip(&sqlite_tx) {
-        push(format!("durable single-job transitions, {threads} threads"), *j, Some(*s), "ops/s");
-        push(format!("  {threads} threads as a fraction of 1/fsync"), j / fsync_limit, None, "×");
+    push("a job's history p50".into(), pct(&joblog_history, 50), Some(&|r| pct(&r.history, 50)), "µs");
+    push("a job's history p99".into(), pct(&joblog_history, 99), Some(&|r| pct(&r.history, 99)), "µs");
+    for (k, (threads, j)) in joblog_tx.iter().enumerate() {
+        push(format!("durable single-job transitions, {threads} threads"), *j, Some(&|r| r.transitions[k]), "ops/s");
+        push(format!("  {threads} threads / (1 / fsync p50)"), j / fsync_limit, None, "×");
     }
-    push("fsync limit (1 / fsync p50, probe)".into(), fsync_limit, None, "ops/s");
     push(
         format!("delete first {}: until gone from views", first.deleted),
         first.seconds_logical,
-        Some(s_first_logical),
+        Some(&|r| r.first.0),
         "s",
     );
     push(
         format!("delete first {}: until the space is back", first.deleted),
         first.seconds,
-        Some(s_first_logical + s_first_vacuum),
+        Some(&|r| r.first.0 + r.first.1),
         "s",
     );
     push("  bytes rewritten by compaction".into(), first.compaction.bytes_written as f64, None, "bytes");
@@ -311,14 +419,19 @@ fn main() {
     push(
         format!("delete the rest ({} jobs, {} runs): until gone", rest.deleted, rest.runs),
         rest.logical,
-        Some(s_rest_logical),
+        Some(&|r| r.rest.0),
         "s",
     );
-    push("delete the rest: until the space is back".into(), rest.seconds, Some(s_rest_logical + s_rest_vacuum), "s");
+    push("delete the rest: until the space is back".into(), rest.seconds, Some(&|r| r.rest.0 + r.rest.1), "s");
     push("  bytes rewritten by compaction".into(), rest.bytes_written as f64, None, "bytes");
-    push("bytes on disk after deleting".into(), joblog_disk_after as f64, Some(sqlite_disk_after as f64), "bytes");
+    push("bytes on disk after deleting".into(), joblog_disk_after as f64, Some(&|r| r.disk_after as f64), "bytes");
     push("  of which log data".into(), joblog_data_after as f64, None, "bytes");
-    push("sequential write bandwidth (probe)".into(), write_bw, None, "bytes/s");
+    push("machine: sequential write bandwidth (probe)".into(), write_bw, None, "bytes/s");
+    if let Some(read_bw) = read_bw {
+        push("machine: sequential read bandwidth, cold (probe)".into(), read_bw, None, "bytes/s");
+    }
+    push("machine: memory read bandwidth, one core (probe)".into(), memory_bw, None, "bytes/s");
+    push("machine: 1 / fsync p50 (probe)".into(), fsync_limit, None, "ops/s");
 
     if let Some(bar) = &spinner {
         bar.finish_and_clear();
@@ -330,11 +443,24 @@ fn main() {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
     } else {
         println!("{} jobs, {} events (seed {})", report.jobs, report.events, args.seed);
-        println!("{:<52} {:>14} {:>14} {:>8}", "scenario", "joblog", "SQLite", "ratio");
+        if let Some(pg) = &report.postgres {
+            println!("{pg}");
+        }
+        let value = |v: Option<f64>, unit: &str| v.map_or("—".into(), |v| fmt(v, unit));
+        let ratio = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.2}"));
+        let pg = report.postgres.is_some();
+        print!("{:<60} {:>12} {:>12} {:>7}", "scenario", "joblog", "SQLite", "ratio");
+        println!("{}", if pg { format!(" {:>12} {:>7}", "PostgreSQL", "ratio") } else { String::new() });
         for r in &report.rows {
-            let s = r.sqlite.map_or("—".into(), |v| fmt(v, &r.unit));
-            let ratio = r.ratio.map_or("—".into(), |v| format!("{v:.2}"));
-            println!("{:<52} {:>14} {:>14} {:>8}", r.scenario, fmt(r.joblog, &r.unit), s, ratio);
+            print!(
+                "{:<60} {:>12} {:>12} {:>7}",
+                r.scenario,
+                fmt(r.joblog, &r.unit),
+                value(r.sqlite, &r.unit),
+                ratio(r.ratio)
+            );
+            let pg = pg.then(|| format!(" {:>12} {:>7}", value(r.postgres, &r.unit), ratio(r.ratio_postgres)));
+            println!("{}", pg.unwrap_or_default());
         }
     }
 }
@@ -382,45 +508,6 @@ fn joblog_transitions(
     ops.into_inner() as f64 / secs
 }
 
-/// The same in SQLite: each transition one transaction (UPDATE the job,
-/// INSERT its history row), from `threads` connections.
-fn sqlite_transitions(path: &std::path::Path, ids: &[uuid::Uuid], threads: usize, secs: f64) -> f64 {
-    let ops = std::sync::atomic::AtomicU64::new(0);
-    let stop = Instant::now() + Duration::from_secs_f64(secs);
-    std::thread::scope(|s| {
-        for t in 0..threads {
-            let (ops, id) = (&ops, ids[t % ids.len().max(1)]);
-            s.spawn(move || {
-                let db = Connection::open(path).unwrap();
-                db.execute_batch(
-                    "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;",
-                )
-                .unwrap();
-                let mut seq = 0i64;
-                while Instant::now() < stop {
-                    for (state, status) in [(1, 10), (0, 0)] {
-                        seq += 1;
-                        db.execute_batch("BEGIN IMMEDIATE").unwrap();
-                        db.execute(
-                            "UPDATE jobs SET statecode = ?2, statuscode = ?3, modifiedon = ?4 WHERE id = ?1",
-                            params![id.as_bytes(), state, status, seq],
-                        )
-                        .unwrap();
-                        db.execute(
-                            "INSERT INTO transitions VALUES (?1, ?2, ?3, 'admin', ?4, ?5, NULL, NULL)",
-                            params![id.as_bytes(), -seq, seq, state, status],
-                        )
-                        .unwrap();
-                        db.execute_batch("COMMIT").unwrap();
-                        ops.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    }
-                }
-            });
-        }
-    });
-    ops.into_inner() as f64 / secs
-}
-
 /// What bulk deletion takes in every scenario: Completed Workflow jobs
 /// older than 30 days, any Completed reason.
 fn deletion_criteria() -> DeletionCriteria {
@@ -451,38 +538,6 @@ impl Deletions {
         self.bytes_written += r.compaction.bytes_written;
         self.last_remaining = r.remaining_matching;
     }
-}
-
-/// SQLite's bulk deletion: the same jobs (oldest `completedon` first, ties
-/// by id, at most `limit`), their transitions then their rows in one
-/// transaction, then VACUUM to give the space back. Returns (seconds to
-/// delete, seconds to vacuum).
-fn sqlite_delete(db: &Connection, cutoff: i64, limit: Option<u64>) -> (f64, f64) {
-    let t = Instant::now();
-    db.execute_batch("BEGIN").unwrap();
-    db.execute(
-        "CREATE TEMP TABLE doomed AS SELECT id FROM jobs WHERE operationtype = 10 AND statecode = 3 AND completedon < ?1 ORDER BY completedon, id LIMIT ?2",
-        params![cutoff, limit.map_or(-1, |l| l as i64)],
-    )
-    .unwrap();
-    db.execute_batch(
-        "DELETE FROM transitions WHERE job IN (SELECT id FROM doomed);
-         DELETE FROM jobs WHERE id IN (SELECT id FROM doomed);
-         DROP TABLE doomed;
-         COMMIT;",
-    )
-    .unwrap();
-    let logical = t.elapsed().as_secs_f64();
-    let t = Instant::now();
-    db.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
-    (logical, t.elapsed().as_secs_f64())
-}
-
-/// One SQL query with its parameters, the same page as a joblog filter.
-struct SqlPage {
-    sql: &'static str,
-    key: Option<String>,
-    before: i64,
 }
 
 /// The views, each with `samples` random (filter, SQL) pairs: a random
@@ -529,120 +584,6 @@ fn view_samples(args: &Args, end: Timestamp) -> Vec<(String, Vec<(Filter, SqlPag
     ]
 }
 
-fn sqlite_load(db: &mut Connection, args: &Args, end: Timestamp) {
-    db.execute_batch(
-        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL;
-         CREATE TABLE jobs (id BLOB PRIMARY KEY, name TEXT, operationtype INTEGER, statecode INTEGER, statuscode INTEGER,
-            owner TEXT, owningbusinessunit TEXT, regarding TEXT, workflow TEXT, createdon INTEGER, startedon INTEGER,
-            completedon INTEGER, modifiedon INTEGER, postponeuntil INTEGER, retrycount INTEGER, errorcode INTEGER, message TEXT);
-         CREATE INDEX jobs_type_status ON jobs (operationtype, statecode, statuscode, createdon);
-         CREATE INDEX jobs_regarding ON jobs (regarding, createdon);
-         CREATE INDEX jobs_workflow ON jobs (workflow, createdon);
-         CREATE INDEX jobs_owner ON jobs (owner, createdon);
-         CREATE INDEX jobs_completed ON jobs (completedon);
-         CREATE INDEX jobs_created ON jobs (createdon);
-         CREATE TABLE transitions (job BLOB, seq INTEGER, at INTEGER, actor TEXT, statecode INTEGER, statuscode INTEGER,
-            postponeuntil INTEGER, message TEXT);
-         CREATE INDEX transitions_job ON transitions (job, seq);",
-    )
-    .unwrap();
-    let tx = db.transaction().unwrap();
-    {
-        let mut insert_job = tx
-            .prepare(
-                "INSERT INTO jobs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
-            )
-            .unwrap();
-        let mut update_job = tx
-            .prepare("UPDATE jobs SET statecode = ?2, statuscode = ?3, postponeuntil = ?4, modifiedon = ?5, startedon = COALESCE(startedon, ?6), completedon = ?7, errorcode = COALESCE(?8, errorcode), message = COALESCE(?9, message) WHERE id = ?1")
-            .unwrap();
-        let mut insert_tr = tx.prepare("INSERT INTO transitions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)").unwrap();
-        for (seq, env) in Workload::new(args.jobs, args.seed, end).enumerate() {
-            let at = env.at.micros();
-            let actor = env.actor.to_string();
-            let mut history = |job: uuid::Uuid,
-                               to: joblog::domain::Status,
-                               postpone: Option<i64>,
-                               message: Option<String>| {
-                let row =
-                    params![job.as_bytes(), seq as i64, at, actor, to.statecode(), to.statuscode(), postpone, message];
-                insert_tr.execute(row).unwrap();
-            };
-            match env.event {
-                Event::JobCreated(j) => {
-                    insert_job
-                        .execute(params![
-                            j.id.as_bytes(),
-                            j.name,
-                            j.operationtype.0,
-                            j.status.statecode(),
-                            j.status.statuscode(),
-                            j.owner,
-                            j.owningbusinessunit,
-                            j.regarding.map(|r| r.to_string()),
-                            j.workflow,
-                            j.createdon.micros(),
-                            j.startedon.map(Timestamp::micros),
-                            j.completedon.map(Timestamp::micros),
-                            j.modifiedon.micros(),
-                            j.postponeuntil.map(Timestamp::micros),
-                            j.retrycount,
-                            j.errorcode,
-                            j.message
-                        ])
-                        .unwrap();
-                    history(j.id, j.status, None, None);
-                }
-                Event::Transition(t) => {
-                    let started = (t.action == joblog::domain::Action::Lock).then_some(at);
-                    let completed = t.to.is_completed().then_some(at);
-                    let postpone = t.postponeuntil.map(Timestamp::micros);
-                    update_job
-                        .execute(params![
-                            t.job.as_bytes(),
-                            t.to.statecode(),
-                            t.to.statuscode(),
-                            postpone,
-                            at,
-                            started,
-                            completed,
-                            t.errorcode,
-                            t.message
-                        ])
-                        .unwrap();
-                    history(t.job, t.to, postpone, t.message);
-                }
-                _ => unreachable!("the workload has job events only"),
-            }
-        }
-    }
-    tx.commit().unwrap();
-}
-
-fn sqlite_page(db: &Connection, q: &SqlPage) -> Duration {
-    let t = Instant::now();
-    let mut stmt = db.prepare_cached(q.sql).unwrap();
-    let rows: Vec<(Vec<u8>, String)> = stmt
-        .query_map(params![q.key, q.before], |r| Ok((r.get(0)?, r.get(1)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    std::hint::black_box(rows);
-    t.elapsed()
-}
-
-fn sqlite_history(db: &Connection, id: &uuid::Uuid) -> Duration {
-    let t = Instant::now();
-    let mut stmt = db.prepare_cached("SELECT seq, at, actor, statecode, statuscode, postponeuntil, message FROM transitions WHERE job = ?1 ORDER BY seq").unwrap();
-    let rows: Vec<(i64, i64, String)> = stmt
-        .query_map(params![id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
-        .unwrap()
-        .collect::<Result<_, _>>()
-        .unwrap();
-    std::hint::black_box(rows);
-    t.elapsed()
-}
-
 fn pct(v: &[Duration], p: usize) -> f64 {
     let mut v: Vec<Duration> = v.to_vec();
     v.sort();
@@ -657,6 +598,7 @@ fn fmt(v: f64, unit: &str) -> String {
         "events/s" => format!("{:.2} M/s", v / 1e6),
         "s" => format!("{v:.3} s"),
         "bytes/s" => format!("{:.2} GB/s", v / 1e9),
+        "×" if v < 0.1 => format!("{:.2}%", v * 100.0),
         "×" => format!("{v:.2}×"),
         "ops/s" => format!("{:.1} k/s", v / 1e3),
         "µs" => format!("{v:.1} µs"),

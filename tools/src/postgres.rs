@@ -1,0 +1,289 @@
+//! PostgreSQL as an optional contender in `joblog-bench` (`--postgres URL`):
+//! the same tables and indices as SQLite's, in a database made for the run
+//! and dropped after it. Each scenario uses PostgreSQL's own best tool:
+//! COPY to load, one statement per transition, VACUUM FULL to give space
+//! back. Durability is the server's: the report shows its settings.
+
+use std::io::Write;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use joblog::domain::Envelope;
+use postgres::{Client, Config, NoTls};
+use uuid::Uuid;
+
+use crate::rows::{self, Fold, HistoryRow, JobRow, SqlPage};
+
+const SCHEMA: &str = "
+    CREATE TABLE jobs (id uuid PRIMARY KEY, name text, operationtype int, statecode int, statuscode int,
+        owner text, owningbusinessunit text, regarding text, workflow text, createdon bigint, startedon bigint,
+        completedon bigint, modifiedon bigint, postponeuntil bigint, retrycount int, errorcode int, message text);
+    CREATE INDEX jobs_type_status ON jobs (operationtype, statecode, statuscode, createdon);
+    CREATE INDEX jobs_regarding ON jobs (regarding, createdon);
+    CREATE INDEX jobs_workflow ON jobs (workflow, createdon);
+    CREATE INDEX jobs_owner ON jobs (owner, createdon);
+    CREATE INDEX jobs_completed ON jobs (completedon);
+    CREATE INDEX jobs_created ON jobs (createdon);
+    CREATE TABLE transitions (job uuid, seq bigint, at bigint, actor text, statecode int, statuscode int,
+        postponeuntil bigint, message text);
+    CREATE INDEX transitions_job ON transitions (job, seq);";
+
+/// A database of its own on a reachable server.
+pub struct Postgres {
+    /// Connects to the server's maintenance database (to drop ours).
+    server: Config,
+    /// Connects to the run's database.
+    config: Config,
+    dbname: String,
+    client: Option<Client>,
+}
+
+impl Postgres {
+    /// Connects to `url` (`postgresql://user@host:port/db` or
+    /// `host=… user=…`) and creates a fresh database for this run; the
+    /// error says why not (the benchmark then skips PostgreSQL).
+    pub fn connect(url: &str) -> Result<Self, String> {
+        let mut server = Config::from_str(url).map_err(|e| format!("not a PostgreSQL address: {e}"))?;
+        server.connect_timeout(Duration::from_secs(5));
+        let mut admin = server.connect(NoTls).map_err(|e| format!("cannot connect: {}", why(&e)))?;
+        let dbname = format!("joblog_bench_{}", std::process::id());
+        for statement in [format!("DROP DATABASE IF EXISTS {dbname}"), format!("CREATE DATABASE {dbname}")] {
+            admin
+                .batch_execute(&statement)
+                .map_err(|e| format!("cannot create a database for the run: {}", why(&e)))?;
+        }
+        let mut config = server.clone();
+        config.dbname(&dbname);
+        let client = config.connect(NoTls).map_err(|e| format!("cannot connect to {dbname}: {}", why(&e)))?;
+        Ok(Self { server, config, dbname, client: Some(client) })
+    }
+
+    fn client(&mut self) -> &mut Client {
+        self.client.as_mut().expect("connected until dropped")
+    }
+
+    /// The server's version and the settings that decide its durability
+    /// and memory, for the report.
+    pub fn settings(&mut self) -> String {
+        let mut show = |what: &str| -> String {
+            self.client().query_one(&format!("SHOW {what}"), &[]).map(|r| r.get::<_, String>(0)).unwrap_or_default()
+        };
+        format!(
+            "PostgreSQL {}, fsync={}, synchronous_commit={}, shared_buffers={}",
+            show("server_version"),
+            show("fsync"),
+            show("synchronous_commit"),
+            show("shared_buffers")
+        )
+    }
+
+    /// Creates the tables and loads the events with COPY: the history as it
+    /// comes, each job's row once it is final (folded on the client, which
+    /// is how one bulk-loads PostgreSQL), on two connections at once.
+    pub fn load(&mut self, events: impl Iterator<Item = Envelope>) {
+        self.client().batch_execute(SCHEMA).unwrap();
+        let mut second = self.config.connect(NoTls).unwrap();
+        let client = self.client.as_mut().expect("connected");
+        let mut jobs = client.copy_in("COPY jobs FROM STDIN").unwrap();
+        let mut history = second.copy_in("COPY transitions FROM STDIN").unwrap();
+        let (mut fold, mut line) = (Fold::default(), String::new());
+        for (seq, env) in events.enumerate() {
+            let (change, h) = rows::rows(seq as u64, env);
+            history_line(&mut line, &h);
+            history.write_all(line.as_bytes()).unwrap();
+            if let Some(row) = fold.apply(change) {
+                job_line(&mut line, &row);
+                jobs.write_all(line.as_bytes()).unwrap();
+            }
+        }
+        for row in fold.rest() {
+            job_line(&mut line, &row);
+            jobs.write_all(line.as_bytes()).unwrap();
+        }
+        jobs.finish().unwrap();
+        history.finish().unwrap();
+        self.client().batch_execute("ANALYZE jobs; ANALYZE transitions").unwrap();
+    }
+
+    /// Times one 50-row page (the same SQL as SQLite's).
+    pub fn page(&mut self, q: &SqlPage) -> Duration {
+        let t = Instant::now();
+        let client = self.client();
+        let rows = match &q.key {
+            Some(key) => client.query(&q.sql.replace("?1", "$1").replace("?2", "$2"), &[key, &q.before]),
+            None => client.query(&q.sql.replace("?2", "$1"), &[&q.before]),
+        }
+        .unwrap();
+        let rows: Vec<(Uuid, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        std::hint::black_box(rows);
+        t.elapsed()
+    }
+
+    /// Times reading one job's history.
+    pub fn history(&mut self, id: &Uuid) -> Duration {
+        let t = Instant::now();
+        let rows = self
+            .client()
+            .query(
+                "SELECT seq, at, actor, statecode, statuscode, postponeuntil, message FROM transitions WHERE job = $1 ORDER BY seq",
+                &[id],
+            )
+            .unwrap();
+        let rows: Vec<(i64, i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
+        std::hint::black_box(rows);
+        t.elapsed()
+    }
+
+    /// Transitions per second from `threads` connections, each moving its
+    /// own job back and forth: one statement per transition (the job's
+    /// UPDATE and its history INSERT together), committed as the server's
+    /// `synchronous_commit` says.
+    pub fn transitions(&self, ids: &[Uuid], threads: usize, secs: f64) -> f64 {
+        let ops = AtomicU64::new(0);
+        let stop = Instant::now() + Duration::from_secs_f64(secs);
+        std::thread::scope(|s| {
+            for t in 0..threads {
+                let (ops, id, config) = (&ops, ids[t % ids.len().max(1)], &self.config);
+                s.spawn(move || {
+                    let mut client = config.connect(NoTls).unwrap();
+                    let statement = client
+                        .prepare(
+                            "WITH moved AS (UPDATE jobs SET statecode = $2, statuscode = $3, modifiedon = $4 WHERE id = $1 RETURNING id)
+                             INSERT INTO transitions SELECT id, -$4, $4, 'admin', $2, $3, NULL, NULL FROM moved",
+                        )
+                        .unwrap();
+                    let mut seq = 0i64;
+                    while Instant::now() < stop {
+                        for (state, status) in [(1i32, 10i32), (0, 0)] {
+                            seq += 1;
+                            client.execute(&statement, &[&id, &state, &status, &seq]).unwrap();
+                            ops.fetch_add(1, Ordering::Relaxed);
+                        }
+                    }
+                });
+            }
+        });
+        ops.into_inner() as f64 / secs
+    }
+
+    /// The same bulk deletion as SQLite's, then VACUUM FULL of both tables
+    /// (plain VACUUM makes the space reusable but gives none back).
+    /// Returns (seconds to delete, seconds to vacuum).
+    pub fn delete(&mut self, cutoff: i64, limit: Option<u64>) -> (f64, f64) {
+        let limit = limit.map_or("ALL".to_string(), |l| l.to_string());
+        let client = self.client();
+        let t = Instant::now();
+        client
+            .batch_execute(&format!(
+                "BEGIN;
+                 CREATE TEMP TABLE doomed ON COMMIT DROP AS SELECT id FROM jobs
+                    WHERE operationtype = 10 AND statecode = 3 AND completedon < {cutoff}
+                    ORDER BY completedon, id LIMIT {limit};
+                 ANALYZE doomed;
+                 DELETE FROM transitions WHERE job IN (SELECT id FROM doomed);
+                 DELETE FROM jobs WHERE id IN (SELECT id FROM doomed);
+                 COMMIT;"
+            ))
+            .unwrap();
+        let logical = t.elapsed().as_secs_f64();
+        let t = Instant::now();
+        client.batch_execute("VACUUM FULL transitions").unwrap();
+        client.batch_execute("VACUUM FULL jobs").unwrap();
+        (logical, t.elapsed().as_secs_f64())
+    }
+
+    /// The database's size on disk (tables and indices; not the WAL).
+    pub fn bytes(&mut self) -> u64 {
+        let size: i64 = self.client().query_one("SELECT pg_database_size(current_database())", &[]).unwrap().get(0);
+        size as u64
+    }
+}
+
+impl Drop for Postgres {
+    fn drop(&mut self) {
+        drop(self.client.take());
+        if let Ok(mut admin) = self.server.connect(NoTls) {
+            let _ = admin.batch_execute(&format!("DROP DATABASE IF EXISTS {}", self.dbname));
+        }
+    }
+}
+
+/// The server's own message when it sent one ("db error" says nothing).
+fn why(e: &postgres::Error) -> String {
+    e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
+}
+
+/// COPY's text format: tab between columns, `\N` for NULL, a backslash
+/// before the characters that would end a field or a row.
+fn field(line: &mut String, value: Option<&dyn std::fmt::Display>) {
+    if !line.is_empty() {
+        line.push('\t');
+    }
+    match value {
+        None => line.push_str("\\N"),
+        Some(v) => {
+            for c in v.to_string().chars() {
+                match c {
+                    '\\' => line.push_str("\\\\"),
+                    '\t' => line.push_str("\\t"),
+                    '\n' => line.push_str("\\n"),
+                    '\r' => line.push_str("\\r"),
+                    c => line.push(c),
+                }
+            }
+        }
+    }
+}
+
+fn opt<T: std::fmt::Display>(v: &Option<T>) -> Option<&dyn std::fmt::Display> {
+    v.as_ref().map(|v| v as &dyn std::fmt::Display)
+}
+
+fn job_line(line: &mut String, j: &JobRow) {
+    line.clear();
+    field(line, Some(&j.id));
+    field(line, Some(&j.name));
+    field(line, Some(&j.operationtype));
+    field(line, Some(&j.statecode));
+    field(line, Some(&j.statuscode));
+    field(line, Some(&j.owner));
+    field(line, Some(&j.owningbusinessunit));
+    field(line, opt(&j.regarding));
+    field(line, opt(&j.workflow));
+    field(line, Some(&j.createdon));
+    field(line, opt(&j.startedon));
+    field(line, opt(&j.completedon));
+    field(line, Some(&j.modifiedon));
+    field(line, opt(&j.postponeuntil));
+    field(line, Some(&j.retrycount));
+    field(line, opt(&j.errorcode));
+    field(line, opt(&j.message));
+    line.push('\n');
+}
+
+fn history_line(line: &mut String, h: &HistoryRow) {
+    line.clear();
+    field(line, Some(&h.job));
+    field(line, Some(&h.seq));
+    field(line, Some(&h.at));
+    field(line, Some(&h.actor));
+    field(line, Some(&h.statecode));
+    field(line, Some(&h.statuscode));
+    field(line, opt(&h.postponeuntil));
+    field(line, opt(&h.message));
+    line.push('\n');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn copy_text_escapes_what_would_end_a_field() {
+        let mut line = String::new();
+        field(&mut line, Some(&"a\tb\\c\nd"));
+        field(&mut line, None);
+        assert_eq!(line, "a\\tb\\\\c\\nd\t\\N");
+    }
+}

@@ -1,0 +1,211 @@
+//! The workload as table rows, one mapping for every SQL contender: a jobs
+//! table (one row per job, its current state) and a transitions table (one
+//! row per event, the job's history). See `joblog-bench`.
+
+use std::collections::HashMap;
+
+use joblog::domain::{Action, Envelope, Event, Timestamp};
+use uuid::Uuid;
+
+/// A row of the jobs table, in its columns' order.
+#[derive(Clone, Debug, PartialEq)]
+pub struct JobRow {
+    pub id: Uuid,
+    pub name: String,
+    pub operationtype: i32,
+    pub statecode: i32,
+    pub statuscode: i32,
+    pub owner: String,
+    pub owningbusinessunit: String,
+    pub regarding: Option<String>,
+    pub workflow: Option<String>,
+    pub createdon: i64,
+    pub startedon: Option<i64>,
+    pub completedon: Option<i64>,
+    pub modifiedon: i64,
+    pub postponeuntil: Option<i64>,
+    pub retrycount: i32,
+    pub errorcode: Option<i32>,
+    pub message: Option<String>,
+}
+
+/// What one transition changes in its job's row: the statement
+/// `UPDATE jobs SET statecode, statuscode, postponeuntil, modifiedon,
+/// startedon = COALESCE(startedon, ·), completedon, errorcode =
+/// COALESCE(·, errorcode), message = COALESCE(·, message)`.
+#[derive(Clone, Debug)]
+pub struct Move {
+    pub job: Uuid,
+    pub statecode: i32,
+    pub statuscode: i32,
+    pub postponeuntil: Option<i64>,
+    pub modifiedon: i64,
+    pub started: Option<i64>,
+    pub completedon: Option<i64>,
+    pub errorcode: Option<i32>,
+    pub message: Option<String>,
+}
+
+impl Move {
+    /// The UPDATE above, on a row held in memory.
+    pub fn apply(self, row: &mut JobRow) {
+        row.statecode = self.statecode;
+        row.statuscode = self.statuscode;
+        row.postponeuntil = self.postponeuntil;
+        row.modifiedon = self.modifiedon;
+        row.startedon = row.startedon.or(self.started);
+        row.completedon = self.completedon;
+        row.errorcode = self.errorcode.or(row.errorcode);
+        row.message = self.message.or(row.message.take());
+    }
+}
+
+/// A row of the transitions table.
+#[derive(Clone, Debug)]
+pub struct HistoryRow {
+    pub job: Uuid,
+    pub seq: i64,
+    pub at: i64,
+    pub actor: String,
+    pub statecode: i32,
+    pub statuscode: i32,
+    pub postponeuntil: Option<i64>,
+    pub message: Option<String>,
+}
+
+pub enum Change {
+    Created(JobRow),
+    Moved(Move),
+}
+
+/// The rows the `seq`-th event of the workload makes.
+pub fn rows(seq: u64, env: Envelope) -> (Change, HistoryRow) {
+    let at = env.at.micros();
+    let actor = env.actor.to_string();
+    match env.event {
+        Event::JobCreated(j) => {
+            let history = HistoryRow {
+                job: j.id,
+                seq: seq as i64,
+                at,
+                actor,
+                statecode: j.status.statecode() as i32,
+                statuscode: j.status.statuscode() as i32,
+                postponeuntil: None,
+                message: None,
+            };
+            let row = JobRow {
+                id: j.id,
+                name: j.name,
+                operationtype: j.operationtype.0 as i32,
+                statecode: j.status.statecode() as i32,
+                statuscode: j.status.statuscode() as i32,
+                owner: j.owner,
+                owningbusinessunit: j.owningbusinessunit,
+                regarding: j.regarding.map(|r| r.to_string()),
+                workflow: j.workflow,
+                createdon: j.createdon.micros(),
+                startedon: j.startedon.map(Timestamp::micros),
+                completedon: j.completedon.map(Timestamp::micros),
+                modifiedon: j.modifiedon.micros(),
+                postponeuntil: j.postponeuntil.map(Timestamp::micros),
+                retrycount: j.retrycount as i32,
+                errorcode: j.errorcode,
+                message: j.message,
+            };
+            (Change::Created(row), history)
+        }
+        Event::Transition(t) => {
+            let postponeuntil = t.postponeuntil.map(Timestamp::micros);
+            let history = HistoryRow {
+                job: t.job,
+                seq: seq as i64,
+                at,
+                actor,
+                statecode: t.to.statecode() as i32,
+                statuscode: t.to.statuscode() as i32,
+                postponeuntil,
+                message: t.message.clone(),
+            };
+            let change = Move {
+                job: t.job,
+                statecode: t.to.statecode() as i32,
+                statuscode: t.to.statuscode() as i32,
+                postponeuntil,
+                modifiedon: at,
+                started: (t.action == Action::Lock).then_some(at),
+                completedon: t.to.is_completed().then_some(at),
+                errorcode: t.errorcode,
+                message: t.message,
+            };
+            (Change::Moved(change), history)
+        }
+        other => unreachable!("the workload has job events only, not {other:?}"),
+    }
+}
+
+/// Folds the changes into final job rows, handing each row out once its
+/// job is Completed (it changes no more), so only unfinished jobs are held
+/// in memory; [`Fold::rest`] hands out the others at the end.
+#[derive(Default)]
+pub struct Fold {
+    open: HashMap<Uuid, JobRow>,
+}
+
+impl Fold {
+    /// Applies a change; returns the job's row if it is now final.
+    pub fn apply(&mut self, change: Change) -> Option<JobRow> {
+        let row = match change {
+            Change::Created(row) => row,
+            Change::Moved(m) => {
+                let mut row = self.open.remove(&m.job).expect("a transition of a created job");
+                m.apply(&mut row);
+                row
+            }
+        };
+        if row.completedon.is_some() {
+            Some(row)
+        } else {
+            self.open.insert(row.id, row);
+            None
+        }
+    }
+
+    /// The jobs that never completed.
+    pub fn rest(self) -> impl Iterator<Item = JobRow> {
+        self.open.into_values()
+    }
+}
+
+/// One 50-row page of a view as SQL, the same page as a joblog filter:
+/// `?1` is the view's key (if it has one), `?2` the time to page back from.
+pub struct SqlPage {
+    pub sql: &'static str,
+    pub key: Option<String>,
+    pub before: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::workload::Workload;
+
+    /// Folding in memory gives exactly the rows that SQLite's INSERTs and
+    /// UPDATEs give, so both contenders hold the same tables.
+    #[test]
+    fn fold_matches_the_updates() {
+        let end = Timestamp::parse("2026-11-01T00:00:00Z").unwrap();
+        let mut db = rusqlite::Connection::open_in_memory().unwrap();
+        crate::sqlite::load(&mut db, Workload::new(2_000, 7, end));
+        let mut fold = Fold::default();
+        let mut folded = Vec::new();
+        for (seq, env) in Workload::new(2_000, 7, end).enumerate() {
+            folded.extend(fold.apply(self::rows(seq as u64, env).0));
+        }
+        folded.extend(fold.rest());
+        assert_eq!(folded.len(), 2_000);
+        for row in folded {
+            assert_eq!(crate::sqlite::job(&db, row.id), Some(row));
+        }
+    }
+}

@@ -1,0 +1,216 @@
+//! SQLite as a contender in `joblog-bench`: the bundled SQLite through
+//! rusqlite, WAL with `synchronous = NORMAL` (its fastest safe setting),
+//! the jobs table with the views' indices and the transitions table.
+
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use joblog::domain::Envelope;
+use rusqlite::{params, Connection, OptionalExtension};
+use uuid::Uuid;
+
+use crate::rows::{self, Change, JobRow, SqlPage};
+
+pub const SCHEMA: &str = "
+    CREATE TABLE jobs (id BLOB PRIMARY KEY, name TEXT, operationtype INTEGER, statecode INTEGER, statuscode INTEGER,
+        owner TEXT, owningbusinessunit TEXT, regarding TEXT, workflow TEXT, createdon INTEGER, startedon INTEGER,
+        completedon INTEGER, modifiedon INTEGER, postponeuntil INTEGER, retrycount INTEGER, errorcode INTEGER, message TEXT);
+    CREATE INDEX jobs_type_status ON jobs (operationtype, statecode, statuscode, createdon);
+    CREATE INDEX jobs_regarding ON jobs (regarding, createdon);
+    CREATE INDEX jobs_workflow ON jobs (workflow, createdon);
+    CREATE INDEX jobs_owner ON jobs (owner, createdon);
+    CREATE INDEX jobs_completed ON jobs (completedon);
+    CREATE INDEX jobs_created ON jobs (createdon);
+    CREATE TABLE transitions (job BLOB, seq INTEGER, at INTEGER, actor TEXT, statecode INTEGER, statuscode INTEGER,
+        postponeuntil INTEGER, message TEXT);
+    CREATE INDEX transitions_job ON transitions (job, seq);";
+
+const SETTINGS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;";
+
+/// Creates the tables and loads the events as a user of SQLite would: in
+/// one transaction, an INSERT per job created, an UPDATE per transition,
+/// an INSERT per event into the history.
+pub fn load(db: &mut Connection, events: impl Iterator<Item = Envelope>) {
+    db.execute_batch(SETTINGS).unwrap();
+    db.execute_batch(SCHEMA).unwrap();
+    let tx = db.transaction().unwrap();
+    {
+        let mut insert_job = tx
+            .prepare(
+                "INSERT INTO jobs VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, ?17)",
+            )
+            .unwrap();
+        let mut update_job = tx
+            .prepare("UPDATE jobs SET statecode = ?2, statuscode = ?3, postponeuntil = ?4, modifiedon = ?5, startedon = COALESCE(startedon, ?6), completedon = ?7, errorcode = COALESCE(?8, errorcode), message = COALESCE(?9, message) WHERE id = ?1")
+            .unwrap();
+        let mut insert_tr = tx.prepare("INSERT INTO transitions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)").unwrap();
+        for (seq, env) in events.enumerate() {
+            let (change, h) = rows::rows(seq as u64, env);
+            match change {
+                Change::Created(j) => insert_job
+                    .execute(params![
+                        j.id.as_bytes(),
+                        j.name,
+                        j.operationtype,
+                        j.statecode,
+                        j.statuscode,
+                        j.owner,
+                        j.owningbusinessunit,
+                        j.regarding,
+                        j.workflow,
+                        j.createdon,
+                        j.startedon,
+                        j.completedon,
+                        j.modifiedon,
+                        j.postponeuntil,
+                        j.retrycount,
+                        j.errorcode,
+                        j.message
+                    ])
+                    .unwrap(),
+                Change::Moved(m) => update_job
+                    .execute(params![
+                        m.job.as_bytes(),
+                        m.statecode,
+                        m.statuscode,
+                        m.postponeuntil,
+                        m.modifiedon,
+                        m.started,
+                        m.completedon,
+                        m.errorcode,
+                        m.message
+                    ])
+                    .unwrap(),
+            };
+            insert_tr
+                .execute(params![
+                    h.job.as_bytes(),
+                    h.seq,
+                    h.at,
+                    h.actor,
+                    h.statecode,
+                    h.statuscode,
+                    h.postponeuntil,
+                    h.message
+                ])
+                .unwrap();
+        }
+    }
+    tx.commit().unwrap();
+}
+
+/// One job's row, if it is there.
+pub fn job(db: &Connection, id: Uuid) -> Option<JobRow> {
+    db.query_row("SELECT * FROM jobs WHERE id = ?1", params![id.as_bytes()], |r| {
+        Ok(JobRow {
+            id: Uuid::from_slice(&r.get::<_, Vec<u8>>(0)?).expect("16 bytes"),
+            name: r.get(1)?,
+            operationtype: r.get(2)?,
+            statecode: r.get(3)?,
+            statuscode: r.get(4)?,
+            owner: r.get(5)?,
+            owningbusinessunit: r.get(6)?,
+            regarding: r.get(7)?,
+            workflow: r.get(8)?,
+            createdon: r.get(9)?,
+            startedon: r.get(10)?,
+            completedon: r.get(11)?,
+            modifiedon: r.get(12)?,
+            postponeuntil: r.get(13)?,
+            retrycount: r.get(14)?,
+            errorcode: r.get(15)?,
+            message: r.get(16)?,
+        })
+    })
+    .optional()
+    .unwrap()
+}
+
+/// Times one 50-row page.
+pub fn page(db: &Connection, q: &SqlPage) -> Duration {
+    let t = Instant::now();
+    let mut stmt = db.prepare_cached(q.sql).unwrap();
+    let rows: Vec<(Vec<u8>, String)> = stmt
+        .query_map(params![q.key, q.before], |r| Ok((r.get(0)?, r.get(1)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    std::hint::black_box(rows);
+    t.elapsed()
+}
+
+/// Times reading one job's history.
+pub fn history(db: &Connection, id: &Uuid) -> Duration {
+    let t = Instant::now();
+    let mut stmt = db.prepare_cached("SELECT seq, at, actor, statecode, statuscode, postponeuntil, message FROM transitions WHERE job = ?1 ORDER BY seq").unwrap();
+    let rows: Vec<(i64, i64, String)> = stmt
+        .query_map(params![id.as_bytes()], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?)))
+        .unwrap()
+        .collect::<Result<_, _>>()
+        .unwrap();
+    std::hint::black_box(rows);
+    t.elapsed()
+}
+
+/// Transitions per second from `threads` connections, each moving its own
+/// job back and forth, one transaction per transition (UPDATE the job,
+/// INSERT its history row).
+pub fn transitions(path: &Path, ids: &[Uuid], threads: usize, secs: f64) -> f64 {
+    let ops = AtomicU64::new(0);
+    let stop = Instant::now() + Duration::from_secs_f64(secs);
+    std::thread::scope(|s| {
+        for t in 0..threads {
+            let (ops, id) = (&ops, ids[t % ids.len().max(1)]);
+            s.spawn(move || {
+                let db = Connection::open(path).unwrap();
+                db.execute_batch(SETTINGS).unwrap();
+                let mut seq = 0i64;
+                while Instant::now() < stop {
+                    for (state, status) in [(1, 10), (0, 0)] {
+                        seq += 1;
+                        db.execute_batch("BEGIN IMMEDIATE").unwrap();
+                        db.execute(
+                            "UPDATE jobs SET statecode = ?2, statuscode = ?3, modifiedon = ?4 WHERE id = ?1",
+                            params![id.as_bytes(), state, status, seq],
+                        )
+                        .unwrap();
+                        db.execute(
+                            "INSERT INTO transitions VALUES (?1, ?2, ?3, 'admin', ?4, ?5, NULL, NULL)",
+                            params![id.as_bytes(), -seq, seq, state, status],
+                        )
+                        .unwrap();
+                        db.execute_batch("COMMIT").unwrap();
+                        ops.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            });
+        }
+    });
+    ops.into_inner() as f64 / secs
+}
+
+/// Bulk deletion: the Completed Workflow jobs that completed before
+/// `cutoff`, oldest first (ties by id), at most `limit`; their transitions
+/// then their rows in one transaction, then VACUUM to give the space back.
+/// Returns (seconds to delete, seconds to vacuum).
+pub fn delete(db: &Connection, cutoff: i64, limit: Option<u64>) -> (f64, f64) {
+    let t = Instant::now();
+    db.execute_batch("BEGIN").unwrap();
+    db.execute(
+        "CREATE TEMP TABLE doomed AS SELECT id FROM jobs WHERE operationtype = 10 AND statecode = 3 AND completedon < ?1 ORDER BY completedon, id LIMIT ?2",
+        params![cutoff, limit.map_or(-1, |l| l as i64)],
+    )
+    .unwrap();
+    db.execute_batch(
+        "DELETE FROM transitions WHERE job IN (SELECT id FROM doomed);
+         DELETE FROM jobs WHERE id IN (SELECT id FROM doomed);
+         DROP TABLE doomed;
+         COMMIT;",
+    )
+    .unwrap();
+    let logical = t.elapsed().as_secs_f64();
+    let t = Instant::now();
+    db.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
+    (logical, t.elapsed().as_secs_f64())
+}
