@@ -58,15 +58,18 @@ struct Args {
     /// Also write the speed-ups as an SVG chart here.
     #[arg(long)]
     svg: Option<std::path::PathBuf>,
-    /// Draw the chart (--svg) from a report saved with --json, and exit.
-    #[arg(long, requires = "svg")]
-    chart_from: Option<std::path::PathBuf>,
+    /// Print the table (and draw the chart, with --svg) of a report saved
+    /// with --json, and exit.
+    #[arg(long)]
+    from: Option<std::path::PathBuf>,
 }
 
 #[derive(Serialize, serde::Deserialize, Default)]
 struct Report {
     jobs: u64,
     events: u64,
+    #[serde(default)]
+    seed: u64,
     /// PostgreSQL's version and settings, when it ran.
     #[serde(default)]
     postgres: Option<String>,
@@ -159,9 +162,12 @@ const CHUNK_EVENTS: usize = 20_000;
 
 fn main() {
     let mut args = Args::parse();
-    if let (Some(from), Some(svg)) = (&args.chart_from, &args.svg) {
+    if let Some(from) = &args.from {
         let report: Report = serde_json::from_slice(&std::fs::read(from).expect("read the report")).expect("a report");
-        write_chart(&report, svg);
+        if let Some(svg) = &args.svg {
+            write_chart(&report, svg);
+        }
+        print_table(&report);
         return;
     }
     if args.quick {
@@ -174,7 +180,7 @@ fn main() {
     // Definitions are made before the workload's first event; the load
     // itself happens "now", a day after its last.
     let clock = Arc::new(ManualClock::new(end.days_before(workload::DAYS as u32 + 1)));
-    let mut report = Report { jobs: args.jobs, ..Report::default() };
+    let mut report = Report { jobs: args.jobs, seed: args.seed, ..Report::default() };
     // A spinner naming the current step on a terminal; plain lines on
     // stderr otherwise (CI logs); nothing with --json.
     let spinner = (!args.json && std::io::IsTerminal::is_terminal(&std::io::stderr())).then(|| {
@@ -442,26 +448,31 @@ fn main() {
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report).unwrap());
     } else {
-        println!("{} jobs, {} events (seed {})", report.jobs, report.events, args.seed);
-        if let Some(pg) = &report.postgres {
-            println!("{pg}");
-        }
-        let value = |v: Option<f64>, unit: &str| v.map_or("—".into(), |v| fmt(v, unit));
-        let ratio = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.2}"));
-        let pg = report.postgres.is_some();
-        print!("{:<60} {:>12} {:>12} {:>7}", "scenario", "joblog", "SQLite", "ratio");
-        println!("{}", if pg { format!(" {:>12} {:>7}", "PostgreSQL", "ratio") } else { String::new() });
-        for r in &report.rows {
-            print!(
-                "{:<60} {:>12} {:>12} {:>7}",
-                r.scenario,
-                fmt(r.joblog, &r.unit),
-                value(r.sqlite, &r.unit),
-                ratio(r.ratio)
-            );
-            let pg = pg.then(|| format!(" {:>12} {:>7}", value(r.postgres, &r.unit), ratio(r.ratio_postgres)));
-            println!("{}", pg.unwrap_or_default());
-        }
+        print_table(&report);
+    }
+}
+
+/// The report as a text table: each scenario, each contender, the ratios.
+fn print_table(report: &Report) {
+    println!("{} jobs, {} events (seed {})", report.jobs, report.events, report.seed);
+    if let Some(pg) = &report.postgres {
+        println!("{pg}");
+    }
+    let value = |v: Option<f64>, unit: &str| v.map_or("—".into(), |v| fmt(v, unit));
+    let ratio = |v: Option<f64>| v.map_or("—".into(), |v| format!("{v:.2}"));
+    let pg = report.postgres.is_some();
+    print!("{:<60} {:>12} {:>12} {:>7}", "scenario", "joblog", "SQLite", "ratio");
+    println!("{}", if pg { format!(" {:>12} {:>7}", "PostgreSQL", "ratio") } else { String::new() });
+    for r in &report.rows {
+        print!(
+            "{:<60} {:>12} {:>12} {:>7}",
+            r.scenario,
+            fmt(r.joblog, &r.unit),
+            value(r.sqlite, &r.unit),
+            ratio(r.ratio)
+        );
+        let pg = pg.then(|| format!(" {:>12} {:>7}", value(r.postgres, &r.unit), ratio(r.ratio_postgres)));
+        println!("{}", pg.unwrap_or_default());
     }
 }
 
