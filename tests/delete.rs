@@ -120,6 +120,47 @@ fn the_limit_takes_the_oldest_first_and_reports_the_rest() {
     }
 }
 
+/// Many rows (the bulk path), several types and reasons, criteria naming
+/// some twice: the oldest matching jobs go across every (reason, type), each
+/// once, and the count of the rest is exact.
+#[test]
+fn the_oldest_go_first_across_types_and_reasons_named_twice() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let admin = engine.session("admin").unwrap();
+    let reasons = [Status::SUCCEEDED, Status::FAILED, Status::CANCELED];
+    let types = [WF, OperationType::BULK_EMAIL, OperationType::SYSTEM_EVENT];
+    let jobs: Vec<Job> = (0..4000).map(|i| completed(reasons[i % 3], types[(i / 3) % 3], 40 + i as i64)).collect();
+    for chunk in jobs.chunks(1000) {
+        admin.import(chunk.to_vec()).unwrap();
+    }
+    let c = criteria(
+        &[WF, OperationType::BULK_EMAIL, WF],
+        &[StatusReason::Succeeded, StatusReason::Failed, StatusReason::Succeeded],
+        30,
+    );
+    let matches = |j: &Job| j.status != Status::CANCELED && j.operationtype != OperationType::SYSTEM_EVENT;
+    let matching: Vec<&Job> = jobs.iter().filter(|j| matches(j)).collect();
+    let r = admin.delete_now(&c, 1500).unwrap();
+    assert_eq!((r.deleted, r.remaining_matching), (1500, matching.len() as u64 - 1500));
+    // The 1500 oldest matching went (the later in `jobs`, the older).
+    let left: std::collections::HashSet<_> = all_jobs(&engine.state(), &engine).iter().map(|j| j.id).collect();
+    let cut = matching.len() - 1500;
+    for (i, j) in matching.iter().enumerate() {
+        assert_eq!(left.contains(&j.id), i < cut, "matching job {i}");
+    }
+    assert!(jobs.iter().filter(|j| !matches(j)).all(|j| left.contains(&j.id)));
+    let r = admin.delete_now(&c, 1_000_000).unwrap();
+    assert_eq!((r.deleted, r.remaining_matching), (cut as u64, 0));
+    assert_eq!(engine.state().job_count(), jobs.len() - matching.len());
+    assert!(engine.state().check_indices().is_empty());
+    // Replay from the log selects the same.
+    drop(admin);
+    drop(engine);
+    let engine = open(dir.path());
+    assert_eq!(engine.state().job_count(), jobs.len() - matching.len());
+}
+
 #[test]
 fn refused_deletions_change_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -11,7 +11,7 @@ use uuid::Uuid;
 
 use super::ordered::OrderedRows;
 use super::{Pos, Projection, NO_EVENT};
-use crate::domain::{Deletion, DeletionCriteria, OperationType, Timestamp};
+use crate::domain::{Deletion, DeletionCriteria, Timestamp};
 use crate::error::Error;
 use crate::log::Compaction;
 
@@ -21,6 +21,18 @@ const FREED: Pos = Pos { segment: u32::MAX, offset: 0 };
 /// Above this many rows, a deletion filters every index in one pass
 /// instead of removing rows one by one.
 const BULK_ROWS: usize = 1024;
+
+/// The rows a selection took, kept for applying the deletion event it
+/// becomes (the engine selects, appends, then applies, with nothing applied
+/// in between), so that the same rows are not searched for twice.
+#[derive(Debug)]
+pub(super) struct Planned {
+    last_seq: u64,
+    criteria: DeletionCriteria,
+    cutoff: Timestamp,
+    through: (i64, Uuid),
+    rows: Vec<u32>,
+}
 
 /// What a deletion run now would take.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -33,18 +45,31 @@ pub(crate) struct Selection {
 }
 
 impl Projection {
+    /// The sets of the completed index that `criteria` covers: one per
+    /// (reason, type) it names.
+    fn deletion_sets(&self, criteria: &DeletionCriteria) -> Vec<&OrderedRows> {
+        let mut keys = Vec::new();
+        for &reason in &criteria.reasons {
+            for t in &criteria.types {
+                if !keys.contains(&(reason, t.0)) {
+                    keys.push((reason, t.0));
+                }
+            }
+        }
+        keys.iter().filter_map(|k| self.completed.get(k)).collect()
+    }
+
     /// Completed jobs that match `criteria` with `completedon` before
-    /// `cutoff`, oldest (completedon, id) first across the reasons.
+    /// `cutoff`, oldest (completedon, id) first across the sets.
     fn deletion_candidates<'a>(
         &'a self,
         criteria: &'a DeletionCriteria,
         cutoff: Timestamp,
     ) -> impl Iterator<Item = u32> + 'a {
         let rows = &self.rows;
-        let mut sources: Vec<_> = criteria
-            .reasons
-            .iter()
-            .filter_map(|r| self.completed.get(r))
+        let mut sources: Vec<_> = self
+            .deletion_sets(criteria)
+            .into_iter()
             .map(|set| set.iter_asc().take_while(move |&r| rows[r as usize].completedon < cutoff.micros()).peekable())
             .collect();
         std::iter::from_fn(move || {
@@ -55,20 +80,29 @@ impl Projection {
                 .min()?;
             sources[next.1].next()
         })
-        .filter(move |&r| criteria.types.contains(&OperationType(rows[r as usize].operationtype)))
     }
 
     /// The jobs a deletion run at this state would take: up to `limit`,
     /// oldest first.
     pub(crate) fn select_deletion(&self, criteria: &DeletionCriteria, cutoff: Timestamp, limit: u64) -> Selection {
-        let mut it = self.deletion_candidates(criteria, cutoff);
-        let mut sel = Selection { count: 0, through: None, remaining: 0 };
-        for r in it.by_ref().take(usize::try_from(limit).unwrap_or(usize::MAX)) {
-            sel.count += 1;
-            let row = &self.rows[r as usize];
-            sel.through = Some((Timestamp::from_micros(row.completedon), row.id));
+        let rows: Vec<u32> =
+            self.deletion_candidates(criteria, cutoff).take(usize::try_from(limit).unwrap_or(usize::MAX)).collect();
+        // Matching = completed before the cutoff in the covered sets: a rank
+        // in each, no walk.
+        let before = (cutoff.micros(), Uuid::nil());
+        let rows_of = |x: u32| self.rows[x as usize].completed_key();
+        let matching: usize = self.deletion_sets(criteria).iter().map(|set| set.count_below(&before, rows_of)).sum();
+        let remaining = (matching - rows.len()) as u64;
+        let through = rows.last().map(|&r| self.rows[r as usize].completed_key());
+        let sel = Selection {
+            count: rows.len() as u64,
+            through: through.map(|(at, id)| (Timestamp::from_micros(at), id)),
+            remaining,
+        };
+        if let Some(through) = through {
+            let plan = Planned { last_seq: self.last_seq, criteria: criteria.clone(), cutoff, through, rows };
+            *self.planned.lock().unwrap_or_else(|e| e.into_inner()) = Some(plan);
         }
-        sel.remaining = it.count() as u64;
         sel
     }
 
@@ -77,10 +111,16 @@ impl Projection {
     pub(super) fn apply_deletion(&mut self, d: &Deletion, seq: u64) -> Result<(), Error> {
         let Some((at, id)) = d.through else { return Ok(()) };
         let through = (at.micros(), id);
-        let rows: Vec<u32> = self
-            .deletion_candidates(&d.criteria, d.cutoff)
-            .take_while(|&r| self.rows[r as usize].completed_key() <= through)
-            .collect();
+        let planned = self.planned.get_mut().unwrap_or_else(|e| e.into_inner()).take().filter(|p| {
+            p.last_seq == self.last_seq && p.through == through && p.cutoff == d.cutoff && p.criteria == d.criteria
+        });
+        let rows: Vec<u32> = match planned {
+            Some(p) => p.rows,
+            None => self
+                .deletion_candidates(&d.criteria, d.cutoff)
+                .take_while(|&r| self.rows[r as usize].completed_key() <= through)
+                .collect(),
+        };
         // Fewer when compaction already removed some; never more.
         if rows.len() as u64 > d.deleted {
             return Err(Error::Corrupt(format!(
@@ -94,18 +134,47 @@ impl Projection {
     }
 
     /// Drops rows from every index, frees their slots, and records their
-    /// events as garbage for compaction.
+    /// events as garbage for compaction. Many rows: every index is filtered
+    /// in one pass, on another core while this one frees the rows.
     fn delete_rows(&mut self, rows: &[u32]) {
-        let bulk = rows.len() > BULK_ROWS;
-        let mut dead = vec![false; if bulk { self.rows.len() } else { 0 }];
+        if rows.len() <= BULK_ROWS {
+            for &i in rows {
+                self.unindex(i);
+            }
+            self.free(rows);
+            return;
+        }
+        let mut dead = vec![false; self.rows.len()];
+        for &i in rows {
+            dead[i as usize] = true;
+        }
+        let keep = |r: u32| !dead[r as usize];
+        use std::mem::take;
+        let (mut all, mut timers, mut by_type) = (take(&mut self.all), take(&mut self.timers), take(&mut self.by_type));
+        let (mut by_owner, mut by_workflow) = (take(&mut self.by_owner), take(&mut self.by_workflow));
+        let (mut by_regarding, mut completed) = (take(&mut self.by_regarding), take(&mut self.completed));
+        std::thread::scope(|s| {
+            s.spawn(|| {
+                all.retain(keep);
+                timers.retain(keep);
+                retain_in(&mut by_type, keep);
+                retain_in(&mut by_owner, keep);
+                retain_in(&mut by_workflow, keep);
+                retain_in(&mut by_regarding, keep);
+                retain_in(&mut completed, keep);
+            });
+            self.free(rows);
+        });
+        (self.all, self.timers, self.by_type, self.by_owner) = (all, timers, by_type, by_owner);
+        (self.by_workflow, self.by_regarding, self.completed) = (by_workflow, by_regarding, completed);
+    }
+
+    /// Frees the slots of rows already out of the indices, and records
+    /// their events as garbage.
+    fn free(&mut self, rows: &[u32]) {
         // Garbage by segment ordinal first (a vector, not a map lookup per event).
         let mut garbage: Vec<Vec<u64>> = vec![Vec::new(); self.segments.len()];
         for &i in rows {
-            if bulk {
-                dead[i as usize] = true;
-            } else {
-                self.unindex(i);
-            }
             let mut e = self.rows[i as usize].last_event;
             while e != NO_EVENT {
                 let (p, prev) = std::mem::replace(&mut self.events[e as usize], (FREED, NO_EVENT));
@@ -122,16 +191,6 @@ impl Projection {
         }
         for (ordinal, offsets) in garbage.into_iter().enumerate().filter(|(_, o)| !o.is_empty()) {
             self.garbage.entry(self.segments[ordinal]).or_default().extend(offsets);
-        }
-        if bulk {
-            let keep = |r: u32| !dead[r as usize];
-            self.all.retain(keep);
-            self.timers.retain(keep);
-            retain_in(&mut self.by_type, keep);
-            retain_in(&mut self.by_owner, keep);
-            retain_in(&mut self.by_workflow, keep);
-            retain_in(&mut self.by_regarding, keep);
-            retain_in(&mut self.completed, keep);
         }
     }
 
@@ -251,10 +310,10 @@ impl Projection {
             }
         };
         check("the all-jobs index", &mut self.all.iter_asc(), &|_| true);
-        for (reason, set) in &self.completed {
+        for ((reason, operationtype), set) in &self.completed {
             check("the completed index", &mut set.iter_asc(), &|r| {
-                let s = self.rows[r as usize].status;
-                s.is_completed() && s.reason() == *reason
+                let row = &self.rows[r as usize];
+                row.status.is_completed() && row.status.reason() == *reason && row.operationtype == *operationtype
             });
         }
         for (status, set) in &self.by_open_status {

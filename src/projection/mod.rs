@@ -149,8 +149,9 @@ pub struct Projection {
     /// Jobs not Completed, by status: small sets that change on every
     /// transition, so each entry carries its key (no row lookups to compare).
     by_open_status: HashMap<Status, KeyedRows>,
-    /// Completed jobs by reason, ordered by (completedon, id): deletion's index.
-    completed: HashMap<StatusReason, OrderedRows>,
+    /// Completed jobs by (reason, System Job Type), ordered by
+    /// (completedon, id): deletion's index.
+    completed: HashMap<(StatusReason, u32), OrderedRows>,
     /// Suspended jobs with a `postponeuntil`, by (postponeuntil, id).
     timers: OrderedRows,
     /// Jobs not Completed that carry a dependency token, by token, oldest
@@ -175,6 +176,8 @@ pub struct Projection {
     workflows: BTreeMap<String, WorkflowDefinition>,
     last_seq: u64,
     last_at: Option<Timestamp>,
+    /// The last deletion selected, for applying it (see `delete.rs`).
+    planned: std::sync::Mutex<Option<delete::Planned>>,
 }
 
 impl Projection {
@@ -437,7 +440,7 @@ impl Projection {
         let r = &rows[i as usize];
         if r.status.is_completed() {
             let key = |x: u32| rows[x as usize].completed_key();
-            self.completed.entry(r.status.reason()).or_default().insert(i, key);
+            self.completed.entry((r.status.reason(), r.operationtype)).or_default().insert(i, key);
         } else {
             self.by_open_status.entry(r.status).or_default().insert((r.created_key(), i));
             if r.dependencytoken != NONE {
@@ -454,7 +457,7 @@ impl Projection {
         let r = &rows[i as usize];
         let removed = if r.status.is_completed() {
             self.completed
-                .get_mut(&r.status.reason())
+                .get_mut(&(r.status.reason(), r.operationtype))
                 .is_some_and(|s| s.remove(i, |x| rows[x as usize].completed_key()))
         } else {
             if let Some(set) = self.by_token.get_mut(&r.dependencytoken) {

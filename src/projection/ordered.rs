@@ -96,6 +96,13 @@ impl OrderedRows {
         head.iter().rev().chain(self.chunks[..ci].iter().rev().flat_map(|c| c.iter().rev())).copied()
     }
 
+    /// How many rows have a key below `bound`.
+    pub(crate) fn count_below<K: Ord>(&self, bound: &K, key: impl Fn(u32) -> K) -> usize {
+        let ci = self.chunk_for(bound, &key);
+        let whole: usize = self.chunks[..ci].iter().map(Vec::len).sum();
+        whole + self.chunks.get(ci).map_or(0, |c| c.partition_point(|&r| key(r) < *bound))
+    }
+
     /// Rows from the smallest key up.
     pub(crate) fn iter_asc(&self) -> impl Iterator<Item = u32> + '_ {
         self.chunks.iter().flatten().copied()
@@ -160,6 +167,9 @@ mod tests {
             for (i, &r) in want.iter().enumerate().step_by(97) {
                 let from: Vec<u32> = set.iter_desc(Some(key(r)), key).collect();
                 prop_assert_eq!(&from[..], &want[i + 1..]);
+            }
+            for bound in [(0, 0), (5_000, 0), (10_007, 0), key(7)] {
+                prop_assert_eq!(set.count_below(&bound, key), model.range(..bound).count());
             }
         }
     }

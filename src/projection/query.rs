@@ -285,21 +285,9 @@ impl Projection {
             return plan.source.map_or(0, Source::len);
         }
         if let (Some(reason), true) = (filter.status, is_only_completed_reason(filter, &plan)) {
-            return self.completed.get(&reason).map_or(0, OrderedRows::len);
+            return self.completed.iter().filter(|((r, _), _)| *r == reason).map(|(_, set)| set.len()).sum();
         }
         self.walk(&plan, None).count()
-    }
-
-    /// Completed jobs with `reason` and `completedon` before `cutoff`,
-    /// oldest `completedon` first (bulk deletion's order).
-    pub fn completed_before(&self, reason: StatusReason, cutoff: Timestamp) -> impl Iterator<Item = Uuid> + '_ {
-        let rows = &self.rows;
-        self.completed
-            .get(&reason)
-            .into_iter()
-            .flat_map(|s| s.iter_asc())
-            .take_while(move |&r| rows[r as usize].completedon < cutoff.micros())
-            .map(move |r| rows[r as usize].id)
     }
 
     /// Ready jobs, oldest `createdon` first (the service's queue).
