@@ -70,15 +70,17 @@ impl Projection {
         let mut sources: Vec<_> = self
             .deletion_sets(criteria)
             .into_iter()
-            .map(|set| set.iter_asc().take_while(move |&r| rows[r as usize].completedon < cutoff.micros()).peekable())
+            .map(|set| set.iter_asc().take_while(move |&r| rows[r as usize].completedon < cutoff.micros()))
             .collect();
+        // Each source's next row with its key, so that merging reads each
+        // row once.
+        let key = |r: u32| (rows[r as usize].completed_key(), r);
+        let mut heads: Vec<Option<_>> = sources.iter_mut().map(|s| s.next().map(key)).collect();
         std::iter::from_fn(move || {
-            let next = sources
-                .iter_mut()
-                .enumerate()
-                .filter_map(|(i, s)| s.peek().map(|&r| (rows[r as usize].completed_key(), i)))
-                .min()?;
-            sources[next.1].next()
+            let (i, _) = heads.iter().enumerate().filter_map(|(i, h)| h.map(|h| (i, h))).min_by_key(|&(_, h)| h)?;
+            let (_, r) = heads[i].take()?;
+            heads[i] = sources[i].next().map(key);
+            Some(r)
         })
     }
 

@@ -478,14 +478,21 @@ fn print_table(report: &Report) {
 
 /// The speed-ups of every timed scenario, as an SVG chart.
 fn write_chart(report: &Report, path: &std::path::Path) {
+    let pg = report.postgres.is_some();
     let bars: Vec<(String, f64)> = report
         .rows
         .iter()
         .filter(|r| r.unit == "s" || r.unit == "µs")
-        .filter_map(|r| r.ratio.map(|ratio| (r.scenario.clone(), 1.0 / ratio)))
+        .flat_map(|r| {
+            let sqlite =
+                r.ratio.map(|ratio| (format!("{}{}", r.scenario, if pg { ", SQLite" } else { "" }), 1.0 / ratio));
+            let postgres = r.ratio_postgres.map(|ratio| (format!("{}, PostgreSQL", r.scenario), 1.0 / ratio));
+            sqlite.into_iter().chain(postgres)
+        })
         .collect();
-    let title = format!("joblog vs SQLite, {} jobs ({} events), this machine", report.jobs, report.events);
-    std::fs::write(path, joblog_tools::chart::speedup_svg(&title, &bars)).expect("write the chart");
+    let against = if pg { "SQLite and PostgreSQL" } else { "SQLite" };
+    let title = format!("joblog vs {against}, {} jobs ({} events), this machine", report.jobs, report.events);
+    std::fs::write(path, joblog_tools::chart::speedup_svg(&title, against, &bars)).expect("write the chart");
 }
 
 /// Durable transitions per second from `threads` threads, each postponing
