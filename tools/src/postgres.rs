@@ -211,7 +211,11 @@ impl Drop for Postgres {
 
 /// The server's own message when it sent one ("db error" says nothing).
 fn why(e: &postgres::Error) -> String {
-    e.as_db_error().map_or_else(|| e.to_string(), |d| d.message().to_string())
+    match (e.as_db_error(), std::error::Error::source(e)) {
+        (Some(db), _) => db.message().to_string(),
+        (None, Some(cause)) => format!("{e}: {cause}"),
+        (None, None) => e.to_string(),
+    }
 }
 
 /// COPY's text format: tab between columns, `\N` for NULL, a backslash

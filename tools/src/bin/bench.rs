@@ -338,17 +338,21 @@ fn main() {
     say("SQLite: loading the same workload");
     let sqlite = run_sqlite(&work.path().join("sqlite"), &args, end, &views, &sample_ids, cutoff, &say);
     let mut postgres_settings = None;
-    let postgres = args.postgres.as_deref().and_then(|url| match Postgres::connect(url) {
-        Ok(mut pg) => {
+    let postgres = match args.postgres.as_deref().map(Postgres::connect) {
+        None => {
+            say("PostgreSQL: not run (--postgres URL adds it)");
+            None
+        }
+        Some(Ok(mut pg)) => {
             postgres_settings = Some(pg.settings());
             say("PostgreSQL: loading the same workload");
             Some(run_postgres(&mut pg, &args, end, &views, &sample_ids, cutoff, &say))
         }
-        Err(e) => {
+        Some(Err(e)) => {
             eprintln!("PostgreSQL: skipped ({e})");
             None
         }
-    });
+    };
 
     // ---- report
     report.postgres = postgres_settings;
