@@ -133,14 +133,7 @@ impl Log {
                 .map(|t| {
                     let mine: Vec<_> = jobs.iter().skip(t).step_by(threads).collect();
                     scope.spawn(move || {
-                        mine.into_iter()
-                            .map(|(seg, offsets)| {
-                                let mut offsets = offsets.to_vec();
-                                offsets.sort_unstable();
-                                offsets.dedup();
-                                rewrite_segment(dir, seg, &offsets)
-                            })
-                            .collect::<Vec<_>>()
+                        mine.into_iter().map(|(seg, offsets)| rewrite_segment(dir, seg, offsets)).collect::<Vec<_>>()
                     })
                 })
                 .collect();
@@ -213,12 +206,55 @@ fn rewrite_segment(dir: &Path, old: &Arc<Segment>, drop: &[u64]) -> Result<Rewri
     })
 }
 
+/// The frame offsets to leave out of one segment: a bit per byte of it, so
+/// that millions of offsets in any order need no sort.
+struct DropSet {
+    bits: Vec<u64>,
+    /// Offsets set and not yet taken.
+    left: usize,
+}
+
+impl DropSet {
+    /// `Err(offset)` for an offset past the segment's end.
+    fn new(len: usize, offsets: &[u64]) -> Result<Self, u64> {
+        let mut set = Self { bits: vec![0; len.div_ceil(64)], left: 0 };
+        for &o in offsets {
+            let word = set.bits.get_mut(usize::try_from(o / 64).unwrap_or(usize::MAX)).filter(|_| o < len as u64);
+            let Some(word) = word else { return Err(o) };
+            let bit = 1u64 << (o % 64);
+            if *word & bit == 0 {
+                *word |= bit;
+                set.left += 1;
+            }
+        }
+        Ok(set)
+    }
+
+    /// Whether `offset` is to be dropped (each is taken once).
+    fn take(&mut self, offset: usize) -> bool {
+        let (word, bit) = (&mut self.bits[offset / 64], 1u64 << (offset % 64));
+        let hit = *word & bit != 0;
+        if hit {
+            *word &= !bit;
+            self.left -= 1;
+        }
+        hit
+    }
+
+    /// An offset never taken (no frame started there), if any.
+    fn untaken(&self) -> Option<u64> {
+        let (i, w) = self.bits.iter().enumerate().find(|(_, w)| **w != 0)?;
+        Some(i as u64 * 64 + u64::from(w.trailing_zeros()))
+    }
+}
+
 fn copy_survivors(old: &Arc<Segment>, drop: &[u64], path: &Path, tmp: &Path) -> Result<Rewritten, LogError> {
     let bytes = old.map.bytes();
     let generation = old.generation + 1;
     let mut out: Option<SegmentWriter> = None;
     let mut moved = Vec::new();
-    let mut to_drop = drop.iter().copied().peekable();
+    let bad = |offset| LogError::BadPosition { segment: old.first_seq, offset, reason: "no frame starts there" };
+    let mut to_drop = DropSet::new(bytes.len(), drop).map_err(bad)?;
     // The frames of the batch being read: (offset, frame), and whether it
     // survives.
     let mut batch: Vec<(usize, format::Frame)> = Vec::new();
@@ -234,8 +270,7 @@ fn copy_survivors(old: &Arc<Segment>, drop: &[u64], path: &Path, tmp: &Path) -> 
             FrameRead::End => return Err(corrupt(&old.path, offset, "published bytes hold no frame")),
             FrameRead::Invalid(why) => return Err(corrupt(&old.path, offset, why)),
         };
-        if to_drop.peek() == Some(&(offset as u64)) {
-            to_drop.next();
+        if to_drop.take(offset) {
             dropped += 1;
         } else {
             batch.push((offset, frame));
@@ -271,8 +306,8 @@ fn copy_survivors(old: &Arc<Segment>, drop: &[u64], path: &Path, tmp: &Path) -> 
     if !batch.is_empty() {
         return Err(corrupt(&old.path, offset, "sealed segment ends inside an atomic batch"));
     }
-    if let Some(missing) = to_drop.next() {
-        return Err(LogError::BadPosition { segment: old.first_seq, offset: missing, reason: "no frame starts there" });
+    if let Some(missing) = to_drop.untaken() {
+        return Err(bad(missing));
     }
     let new = match out {
         None => None,
@@ -348,5 +383,26 @@ impl SegmentWriter {
         self.flush()?;
         self.file.sync_all()?;
         Ok((self.len, self.crc.finalize()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DropSet;
+
+    #[test]
+    fn a_drop_set_takes_each_offset_once_and_names_one_never_taken() {
+        let mut set = DropSet::new(1000, &[640, 5, 999, 5, 63, 64]).unwrap();
+        assert_eq!(set.left, 5, "a repeated offset counts once");
+        assert!(set.take(5) && !set.take(5), "taken once");
+        assert!(!set.take(6));
+        for o in [63, 64, 640] {
+            assert!(set.take(o));
+        }
+        assert_eq!((set.left, set.untaken()), (1, Some(999)));
+        assert!(set.take(999));
+        assert_eq!((set.left, set.untaken()), (0, None));
+        assert_eq!(DropSet::new(1000, &[3, 1000]).err(), Some(1000), "past the end");
+        assert_eq!(DropSet::new(1000, &[u64::MAX]).err(), Some(u64::MAX));
     }
 }
