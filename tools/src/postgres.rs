@@ -13,7 +13,7 @@ use joblog::domain::Envelope;
 use postgres::{Client, Config, NoTls};
 use uuid::Uuid;
 
-use crate::rows::{self, Fold, HistoryRow, JobRow, SqlPage};
+use crate::rows::{self, Contender, Fold, HistoryRow, JobRow, SqlPage};
 
 const SCHEMA: &str = "
     CREATE TABLE jobs (id uuid PRIMARY KEY, name text, operationtype int, statecode int, statuscode int,
@@ -77,11 +77,13 @@ impl Postgres {
             show("shared_buffers")
         )
     }
+}
 
+impl Contender for Postgres {
     /// Creates the tables and loads the events with COPY: the history as it
     /// comes, each job's row once it is final (folded on the client, which
     /// is how one bulk-loads PostgreSQL), on two connections at once.
-    pub fn load(&mut self, events: impl Iterator<Item = Envelope>) {
+    fn load(&mut self, events: impl Iterator<Item = Envelope>) {
         self.client().batch_execute(SCHEMA).unwrap();
         let mut second = self.config.connect(NoTls).unwrap();
         let client = self.client.as_mut().expect("connected");
@@ -107,7 +109,7 @@ impl Postgres {
     }
 
     /// Times one 50-row page (the same SQL as SQLite's).
-    pub fn page(&mut self, q: &SqlPage) -> Duration {
+    fn page(&mut self, q: &SqlPage) -> Duration {
         let t = Instant::now();
         let client = self.client();
         let rows = match &q.key {
@@ -121,7 +123,7 @@ impl Postgres {
     }
 
     /// Times reading one job's history.
-    pub fn history(&mut self, id: &Uuid) -> Duration {
+    fn history(&mut self, id: &Uuid) -> Duration {
         let t = Instant::now();
         let rows = self
             .client()
@@ -139,7 +141,7 @@ impl Postgres {
     /// own job back and forth: one statement per transition (the job's
     /// UPDATE and its history INSERT together), committed as the server's
     /// `synchronous_commit` says.
-    pub fn transitions(&self, ids: &[Uuid], threads: usize, secs: f64) -> f64 {
+    fn transitions(&self, ids: &[Uuid], threads: usize, secs: f64) -> f64 {
         let ops = AtomicU64::new(0);
         let stop = Instant::now() + Duration::from_secs_f64(secs);
         std::thread::scope(|s| {
@@ -170,7 +172,7 @@ impl Postgres {
     /// The same bulk deletion as SQLite's, then VACUUM FULL of both tables
     /// (plain VACUUM makes the space reusable but gives none back).
     /// Returns (seconds to delete, seconds to vacuum).
-    pub fn delete(&mut self, cutoff: i64, limit: Option<u64>) -> (f64, f64) {
+    fn delete(&mut self, cutoff: i64, limit: Option<u64>) -> (f64, f64) {
         let limit = limit.map_or("ALL".to_string(), |l| l.to_string());
         let client = self.client();
         let t = Instant::now();
@@ -194,7 +196,7 @@ impl Postgres {
     }
 
     /// The database's size on disk (tables and indices; not the WAL).
-    pub fn bytes(&mut self) -> u64 {
+    fn bytes(&mut self) -> u64 {
         let size: i64 = self.client().query_one("SELECT pg_database_size(current_database())", &[]).unwrap().get(0);
         size as u64
     }

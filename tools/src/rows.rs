@@ -3,6 +3,7 @@
 //! row per event, the job's history). See `joblog-bench`.
 
 use std::collections::HashMap;
+use std::time::Duration;
 
 use joblog::domain::{Action, Envelope, Event, Timestamp};
 use uuid::Uuid;
@@ -177,6 +178,27 @@ impl Fold {
     }
 }
 
+/// What `joblog-bench` asks of a SQL contender, each answer timed or
+/// counted the same way for every one.
+pub trait Contender {
+    /// Creates the tables and loads the workload's events.
+    fn load(&mut self, events: impl Iterator<Item = Envelope>);
+    /// Times one 50-row page.
+    fn page(&mut self, q: &SqlPage) -> Duration;
+    /// Times reading one job's history.
+    fn history(&mut self, id: &Uuid) -> Duration;
+    /// Transitions per second from `threads` connections for `secs`
+    /// seconds, each moving its own job (from `ids`) back and forth.
+    fn transitions(&self, ids: &[Uuid], threads: usize, secs: f64) -> f64;
+    /// Bulk deletion: the Completed Workflow jobs that completed before
+    /// `cutoff`, oldest first (ties by id), at most `limit`, with their
+    /// history. Returns (seconds until gone, seconds more until the space
+    /// is back).
+    fn delete(&mut self, cutoff: i64, limit: Option<u64>) -> (f64, f64);
+    /// Bytes the database takes on disk.
+    fn bytes(&mut self) -> u64;
+}
+
 /// One 50-row page of a view as SQL, the same page as a joblog filter:
 /// `?1` is the view's key (if it has one), `?2` the time to page back from.
 pub struct SqlPage {
@@ -195,8 +217,9 @@ mod tests {
     #[test]
     fn fold_matches_the_updates() {
         let end = Timestamp::parse("2026-11-01T00:00:00Z").unwrap();
-        let mut db = rusqlite::Connection::open_in_memory().unwrap();
-        crate::sqlite::load(&mut db, Workload::new(2_000, 7, end));
+        let dir = tempfile::tempdir().unwrap();
+        let mut db = crate::sqlite::Sqlite::open(dir.path());
+        db.load(Workload::new(2_000, 7, end));
         let mut fold = Fold::default();
         let mut folded = Vec::new();
         for (seq, env) in Workload::new(2_000, 7, end).enumerate() {
@@ -205,7 +228,7 @@ mod tests {
         folded.extend(fold.rest());
         assert_eq!(folded.len(), 2_000);
         for row in folded {
-            assert_eq!(crate::sqlite::job(&db, row.id), Some(row));
+            assert_eq!(db.job(row.id), Some(row));
         }
     }
 }

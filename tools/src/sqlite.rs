@@ -2,7 +2,7 @@
 //! rusqlite, WAL with `synchronous = NORMAL` (its fastest safe setting),
 //! the jobs table with the views' indices and the transitions table.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -10,7 +10,7 @@ use joblog::domain::Envelope;
 use rusqlite::{params, Connection, OptionalExtension};
 use uuid::Uuid;
 
-use crate::rows::{self, Change, JobRow, SqlPage};
+use crate::rows::{self, Change, Contender, JobRow, SqlPage};
 
 pub const SCHEMA: &str = "
     CREATE TABLE jobs (id BLOB PRIMARY KEY, name TEXT, operationtype INTEGER, statecode INTEGER, statuscode INTEGER,
@@ -28,10 +28,62 @@ pub const SCHEMA: &str = "
 
 const SETTINGS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;";
 
-/// Creates the tables and loads the events as a user of SQLite would: in
-/// one transaction, an INSERT per job created, an UPDATE per transition,
-/// an INSERT per event into the history.
-pub fn load(db: &mut Connection, events: impl Iterator<Item = Envelope>) {
+/// A database file of its own in a directory.
+pub struct Sqlite {
+    dir: PathBuf,
+    path: PathBuf,
+    db: Connection,
+}
+
+impl Sqlite {
+    /// Opens (creating) `DIR/jobs.db`.
+    pub fn open(dir: &Path) -> Self {
+        std::fs::create_dir_all(dir).unwrap();
+        let path = dir.join("jobs.db");
+        let db = Connection::open(&path).unwrap();
+        Self { dir: dir.to_path_buf(), path, db }
+    }
+
+    /// One job's row, if it is there.
+    pub fn job(&self, id: Uuid) -> Option<JobRow> {
+        job(&self.db, id)
+    }
+}
+
+impl Contender for Sqlite {
+    /// Creates the tables and loads the events as a user of SQLite would:
+    /// in one transaction, an INSERT per job created, an UPDATE per
+    /// transition, an INSERT per event into the history.
+    fn load(&mut self, events: impl Iterator<Item = Envelope>) {
+        load(&mut self.db, events)
+    }
+
+    fn page(&mut self, q: &SqlPage) -> Duration {
+        page(&self.db, q)
+    }
+
+    fn history(&mut self, id: &Uuid) -> Duration {
+        history(&self.db, id)
+    }
+
+    /// One transaction per transition (UPDATE the job, INSERT its history
+    /// row), from `threads` connections.
+    fn transitions(&self, ids: &[Uuid], threads: usize, secs: f64) -> f64 {
+        transitions(&self.path, ids, threads, secs)
+    }
+
+    /// The transitions then the rows in one transaction, then VACUUM to
+    /// give the space back.
+    fn delete(&mut self, cutoff: i64, limit: Option<u64>) -> (f64, f64) {
+        delete(&self.db, cutoff, limit)
+    }
+
+    fn bytes(&mut self) -> u64 {
+        crate::probe::dir_bytes(&self.dir)
+    }
+}
+
+fn load(db: &mut Connection, events: impl Iterator<Item = Envelope>) {
     db.execute_batch(SETTINGS).unwrap();
     db.execute_batch(SCHEMA).unwrap();
     let tx = db.transaction().unwrap();
@@ -100,8 +152,7 @@ pub fn load(db: &mut Connection, events: impl Iterator<Item = Envelope>) {
     tx.commit().unwrap();
 }
 
-/// One job's row, if it is there.
-pub fn job(db: &Connection, id: Uuid) -> Option<JobRow> {
+fn job(db: &Connection, id: Uuid) -> Option<JobRow> {
     db.query_row("SELECT * FROM jobs WHERE id = ?1", params![id.as_bytes()], |r| {
         Ok(JobRow {
             id: Uuid::from_slice(&r.get::<_, Vec<u8>>(0)?).expect("16 bytes"),
@@ -127,8 +178,7 @@ pub fn job(db: &Connection, id: Uuid) -> Option<JobRow> {
     .unwrap()
 }
 
-/// Times one 50-row page.
-pub fn page(db: &Connection, q: &SqlPage) -> Duration {
+fn page(db: &Connection, q: &SqlPage) -> Duration {
     let t = Instant::now();
     let mut stmt = db.prepare_cached(q.sql).unwrap();
     let rows: Vec<(Vec<u8>, String)> = stmt
@@ -140,8 +190,7 @@ pub fn page(db: &Connection, q: &SqlPage) -> Duration {
     t.elapsed()
 }
 
-/// Times reading one job's history.
-pub fn history(db: &Connection, id: &Uuid) -> Duration {
+fn history(db: &Connection, id: &Uuid) -> Duration {
     let t = Instant::now();
     let mut stmt = db.prepare_cached("SELECT seq, at, actor, statecode, statuscode, postponeuntil, message FROM transitions WHERE job = ?1 ORDER BY seq").unwrap();
     let rows: Vec<(i64, i64, String)> = stmt
@@ -153,10 +202,7 @@ pub fn history(db: &Connection, id: &Uuid) -> Duration {
     t.elapsed()
 }
 
-/// Transitions per second from `threads` connections, each moving its own
-/// job back and forth, one transaction per transition (UPDATE the job,
-/// INSERT its history row).
-pub fn transitions(path: &Path, ids: &[Uuid], threads: usize, secs: f64) -> f64 {
+fn transitions(path: &Path, ids: &[Uuid], threads: usize, secs: f64) -> f64 {
     let ops = AtomicU64::new(0);
     let stop = Instant::now() + Duration::from_secs_f64(secs);
     std::thread::scope(|s| {
@@ -190,11 +236,7 @@ pub fn transitions(path: &Path, ids: &[Uuid], threads: usize, secs: f64) -> f64 
     ops.into_inner() as f64 / secs
 }
 
-/// Bulk deletion: the Completed Workflow jobs that completed before
-/// `cutoff`, oldest first (ties by id), at most `limit`; their transitions
-/// then their rows in one transaction, then VACUUM to give the space back.
-/// Returns (seconds to delete, seconds to vacuum).
-pub fn delete(db: &Connection, cutoff: i64, limit: Option<u64>) -> (f64, f64) {
+fn delete(db: &Connection, cutoff: i64, limit: Option<u64>) -> (f64, f64) {
     let t = Instant::now();
     db.execute_batch("BEGIN").unwrap();
     db.execute(

@@ -16,10 +16,10 @@ use joblog::domain::{
 use joblog::engine::{Config, Engine};
 use joblog::projection::query::Filter;
 use joblog_tools::postgres::Postgres;
-use joblog_tools::rows::SqlPage;
+use joblog_tools::probe;
+use joblog_tools::rows::{Contender, SqlPage};
+use joblog_tools::sqlite::Sqlite;
 use joblog_tools::workload::{self, Rng, Workload};
-use joblog_tools::{probe, sqlite};
-use rusqlite::Connection;
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
@@ -107,8 +107,11 @@ struct SqlRun {
 
 type Views = [(String, Vec<(Filter, SqlPage)>)];
 
-fn run_sqlite(
-    dir: &std::path::Path,
+/// Every scenario on one SQL contender, named `name` in the progress lines.
+#[allow(clippy::too_many_arguments)]
+fn run_sql(
+    name: &str,
+    c: &mut impl Contender,
     args: &Args,
     end: Timestamp,
     views: &Views,
@@ -116,46 +119,20 @@ fn run_sqlite(
     cutoff: i64,
     say: &dyn Fn(&str),
 ) -> SqlRun {
-    std::fs::create_dir_all(dir).unwrap();
-    let path = dir.join("jobs.db");
-    let mut db = Connection::open(&path).unwrap();
+    say(&format!("{name}: loading the same workload"));
     let start = Instant::now();
-    sqlite::load(&mut db, Workload::new(args.jobs, args.seed, end));
+    c.load(Workload::new(args.jobs, args.seed, end));
     let load = start.elapsed().as_secs_f64();
-    say(&format!("SQLite: loaded in {load:.1}s"));
-    let views = views.iter().map(|(_, samples)| samples.iter().map(|(_, q)| sqlite::page(&db, q)).collect()).collect();
-    let history = sample_ids.iter().map(|id| sqlite::history(&db, id)).collect();
-    say("SQLite: single-job transitions");
-    let transitions = [1, 16].iter().map(|&t| sqlite::transitions(&path, sample_ids, t, args.tx_secs)).collect();
-    let disk = probe::dir_bytes(dir);
-    say("SQLite: deleting the same jobs");
-    let first = sqlite::delete(&db, cutoff, Some(MAX_IMMEDIATE_DELETE));
-    let rest = sqlite::delete(&db, cutoff, None);
-    SqlRun { load, views, history, transitions, disk, first, rest, disk_after: probe::dir_bytes(dir) }
-}
-
-fn run_postgres(
-    pg: &mut Postgres,
-    args: &Args,
-    end: Timestamp,
-    views: &Views,
-    sample_ids: &[uuid::Uuid],
-    cutoff: i64,
-    say: &dyn Fn(&str),
-) -> SqlRun {
-    let start = Instant::now();
-    pg.load(Workload::new(args.jobs, args.seed, end));
-    let load = start.elapsed().as_secs_f64();
-    say(&format!("PostgreSQL: loaded in {load:.1}s"));
-    let views = views.iter().map(|(_, samples)| samples.iter().map(|(_, q)| pg.page(q)).collect()).collect();
-    let history = sample_ids.iter().map(|id| pg.history(id)).collect();
-    say("PostgreSQL: single-job transitions");
-    let transitions = [1, 16].iter().map(|&t| pg.transitions(sample_ids, t, args.tx_secs)).collect();
-    let disk = pg.bytes();
-    say("PostgreSQL: deleting the same jobs");
-    let first = pg.delete(cutoff, Some(MAX_IMMEDIATE_DELETE));
-    let rest = pg.delete(cutoff, None);
-    SqlRun { load, views, history, transitions, disk, first, rest, disk_after: pg.bytes() }
+    say(&format!("{name}: loaded in {load:.1}s"));
+    let views = views.iter().map(|(_, samples)| samples.iter().map(|(_, q)| c.page(q)).collect()).collect();
+    let history = sample_ids.iter().map(|id| c.history(id)).collect();
+    say(&format!("{name}: single-job transitions"));
+    let transitions = [1, 16].iter().map(|&t| c.transitions(sample_ids, t, args.tx_secs)).collect();
+    let disk = c.bytes();
+    say(&format!("{name}: deleting the same jobs"));
+    let first = c.delete(cutoff, Some(MAX_IMMEDIATE_DELETE));
+    let rest = c.delete(cutoff, None);
+    SqlRun { load, views, history, transitions, disk, first, rest, disk_after: c.bytes() }
 }
 
 const CHUNK_EVENTS: usize = 20_000;
@@ -335,8 +312,8 @@ fn main() {
 
     // ---- the SQL contenders, one after the other on the same machine
     let cutoff = deletion_criteria().cutoff(clock.now()).micros();
-    say("SQLite: loading the same workload");
-    let sqlite = run_sqlite(&work.path().join("sqlite"), &args, end, &views, &sample_ids, cutoff, &say);
+    let mut db = Sqlite::open(&work.path().join("sqlite"));
+    let sqlite = run_sql("SQLite", &mut db, &args, end, &views, &sample_ids, cutoff, &say);
     let mut postgres_settings = None;
     let postgres = match args.postgres.as_deref().map(Postgres::connect) {
         None => {
@@ -345,8 +322,7 @@ fn main() {
         }
         Some(Ok(mut pg)) => {
             postgres_settings = Some(pg.settings());
-            say("PostgreSQL: loading the same workload");
-            Some(run_postgres(&mut pg, &args, end, &views, &sample_ids, cutoff, &say))
+            Some(run_sql("PostgreSQL", &mut pg, &args, end, &views, &sample_ids, cutoff, &say))
         }
         Some(Err(e)) => {
             eprintln!("PostgreSQL: skipped ({e})");
