@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use joblog::domain::Envelope;
-use postgres::{Client, Config, NoTls};
+use postgres::{Client, Config, NoTls, Statement};
 use uuid::Uuid;
 
 use crate::rows::{self, Contender, Fold, HistoryRow, JobRow, SqlPage};
@@ -37,6 +37,8 @@ pub struct Postgres {
     config: Config,
     dbname: String,
     client: Option<Client>,
+    /// Statements prepared once, by their SQL (as SQLite's `prepare_cached`).
+    prepared: std::collections::HashMap<String, Statement>,
 }
 
 impl Postgres {
@@ -56,11 +58,21 @@ impl Postgres {
         let mut config = server.clone();
         config.dbname(&dbname);
         let client = config.connect(NoTls).map_err(|e| format!("cannot connect to {dbname}: {}", why(&e)))?;
-        Ok(Self { server, config, dbname, client: Some(client) })
+        Ok(Self { server, config, dbname, client: Some(client), prepared: Default::default() })
     }
 
     fn client(&mut self) -> &mut Client {
         self.client.as_mut().expect("connected until dropped")
+    }
+
+    /// Runs a query through a statement prepared the first time.
+    fn query(&mut self, sql: &str, params: &[&(dyn postgres::types::ToSql + Sync)]) -> Vec<postgres::Row> {
+        let client = self.client.as_mut().expect("connected until dropped");
+        if !self.prepared.contains_key(sql) {
+            let statement = client.prepare(sql).unwrap();
+            self.prepared.insert(sql.to_string(), statement);
+        }
+        client.query(&self.prepared[sql], params).unwrap()
     }
 
     /// The server's version and the settings that decide its durability
@@ -110,13 +122,15 @@ impl Contender for Postgres {
 
     /// Times one 50-row page (the same SQL as SQLite's).
     fn page(&mut self, q: &SqlPage) -> Duration {
+        let sql = match &q.key {
+            Some(_) => q.sql.replace("?1", "$1").replace("?2", "$2"),
+            None => q.sql.replace("?2", "$1"),
+        };
         let t = Instant::now();
-        let client = self.client();
         let rows = match &q.key {
-            Some(key) => client.query(&q.sql.replace("?1", "$1").replace("?2", "$2"), &[key, &q.before]),
-            None => client.query(&q.sql.replace("?2", "$1"), &[&q.before]),
-        }
-        .unwrap();
+            Some(key) => self.query(&sql, &[key, &q.before]),
+            None => self.query(&sql, &[&q.before]),
+        };
         let rows: Vec<(Uuid, String)> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
         std::hint::black_box(rows);
         t.elapsed()
@@ -125,13 +139,10 @@ impl Contender for Postgres {
     /// Times reading one job's history.
     fn history(&mut self, id: &Uuid) -> Duration {
         let t = Instant::now();
-        let rows = self
-            .client()
-            .query(
-                "SELECT seq, at, actor, statecode, statuscode, postponeuntil, message FROM transitions WHERE job = $1 ORDER BY seq",
-                &[id],
-            )
-            .unwrap();
+        let rows = self.query(
+            "SELECT seq, at, actor, statecode, statuscode, postponeuntil, message FROM transitions WHERE job = $1 ORDER BY seq",
+            &[id],
+        );
         let rows: Vec<(i64, i64, String)> = rows.iter().map(|r| (r.get(0), r.get(1), r.get(2))).collect();
         std::hint::black_box(rows);
         t.elapsed()
