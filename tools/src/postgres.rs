@@ -19,15 +19,8 @@ const SCHEMA: &str = "
     CREATE TABLE jobs (id uuid PRIMARY KEY, name text, operationtype int, statecode int, statuscode int,
         owner text, owningbusinessunit text, regarding text, workflow text, createdon bigint, startedon bigint,
         completedon bigint, modifiedon bigint, postponeuntil bigint, retrycount int, errorcode int, message text);
-    CREATE INDEX jobs_type_status ON jobs (operationtype, statecode, statuscode, createdon);
-    CREATE INDEX jobs_regarding ON jobs (regarding, createdon);
-    CREATE INDEX jobs_workflow ON jobs (workflow, createdon);
-    CREATE INDEX jobs_owner ON jobs (owner, createdon);
-    CREATE INDEX jobs_completed ON jobs (completedon);
-    CREATE INDEX jobs_created ON jobs (createdon);
     CREATE TABLE transitions (job uuid, seq bigint, at bigint, actor text, statecode int, statuscode int,
-        postponeuntil bigint, message text);
-    CREATE INDEX transitions_job ON transitions (job, seq);";
+        postponeuntil bigint, message text);";
 
 /// A database of its own on a reachable server.
 pub struct Postgres {
@@ -97,6 +90,7 @@ impl Contender for Postgres {
     /// is how one bulk-loads PostgreSQL), on two connections at once.
     fn load(&mut self, events: impl Iterator<Item = Envelope>) {
         self.client().batch_execute(SCHEMA).unwrap();
+        self.client().batch_execute(crate::rows::INDICES).unwrap();
         let mut second = self.config.connect(NoTls).unwrap();
         let client = self.client.as_mut().expect("connected");
         let mut jobs = client.copy_in("COPY jobs FROM STDIN").unwrap();

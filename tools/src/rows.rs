@@ -199,6 +199,17 @@ pub trait Contender {
     fn bytes(&mut self) -> u64;
 }
 
+/// The indices of both tables, the same for every SQL contender: the five
+/// the views need, created-on for the unfiltered view, a job's history.
+pub const INDICES: &str = "
+    CREATE INDEX jobs_type_status ON jobs (operationtype, statecode, statuscode, createdon);
+    CREATE INDEX jobs_regarding ON jobs (regarding, createdon);
+    CREATE INDEX jobs_workflow ON jobs (workflow, createdon);
+    CREATE INDEX jobs_owner ON jobs (owner, createdon);
+    CREATE INDEX jobs_completed ON jobs (completedon);
+    CREATE INDEX jobs_created ON jobs (createdon);
+    CREATE INDEX transitions_job ON transitions (job, seq);";
+
 /// One 50-row page of a view as SQL, the same page as a joblog filter:
 /// `?1` is the view's key (if it has one), `?2` the time to page back from.
 pub struct SqlPage {

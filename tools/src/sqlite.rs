@@ -12,19 +12,12 @@ use uuid::Uuid;
 
 use crate::rows::{self, Change, Contender, JobRow, SqlPage};
 
-pub const SCHEMA: &str = "
+const SCHEMA: &str = "
     CREATE TABLE jobs (id BLOB PRIMARY KEY, name TEXT, operationtype INTEGER, statecode INTEGER, statuscode INTEGER,
         owner TEXT, owningbusinessunit TEXT, regarding TEXT, workflow TEXT, createdon INTEGER, startedon INTEGER,
         completedon INTEGER, modifiedon INTEGER, postponeuntil INTEGER, retrycount INTEGER, errorcode INTEGER, message TEXT);
-    CREATE INDEX jobs_type_status ON jobs (operationtype, statecode, statuscode, createdon);
-    CREATE INDEX jobs_regarding ON jobs (regarding, createdon);
-    CREATE INDEX jobs_workflow ON jobs (workflow, createdon);
-    CREATE INDEX jobs_owner ON jobs (owner, createdon);
-    CREATE INDEX jobs_completed ON jobs (completedon);
-    CREATE INDEX jobs_created ON jobs (createdon);
     CREATE TABLE transitions (job BLOB, seq INTEGER, at INTEGER, actor TEXT, statecode INTEGER, statuscode INTEGER,
-        postponeuntil INTEGER, message TEXT);
-    CREATE INDEX transitions_job ON transitions (job, seq);";
+        postponeuntil INTEGER, message TEXT);";
 
 const SETTINGS: &str = "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; PRAGMA busy_timeout = 10000;";
 
@@ -86,6 +79,7 @@ impl Contender for Sqlite {
 fn load(db: &mut Connection, events: impl Iterator<Item = Envelope>) {
     db.execute_batch(SETTINGS).unwrap();
     db.execute_batch(SCHEMA).unwrap();
+    db.execute_batch(crate::rows::INDICES).unwrap();
     let tx = db.transaction().unwrap();
     {
         let mut insert_job = tx
