@@ -177,6 +177,16 @@ impl Directory {
         self.users.values()
     }
 
+    /// Every business unit with its parent (`None` for the root), by name.
+    pub fn business_units(&self) -> impl Iterator<Item = (&str, Option<&str>)> {
+        self.business_units.iter().map(|(u, p)| (u.as_str(), p.as_deref()))
+    }
+
+    /// Every role, by name.
+    pub fn roles(&self) -> impl Iterator<Item = &Role> {
+        self.roles.values()
+    }
+
     /// The deepest reach of `privilege` among the user's roles; an inactive
     /// user has none.
     pub fn depth(&self, user: &User, privilege: Privilege) -> Depth {

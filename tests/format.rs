@@ -1,0 +1,547 @@
+//! The on-disk format keeps its promises (issue #12, section 7): a store
+//! written by an older joblog opens and reads the same forever, and every
+//! event kind keeps its exact bytes.
+//!
+//! * `tests/fixtures/store-v1/` is a small but rich store (a unit tree,
+//!   roles, workflows, jobs of several types in every state, retries,
+//!   postpones, pauses, cancels, an owner change, an Immediately deletion
+//!   with its compaction, a deletion left uncompacted, a checkpoint, sealed
+//!   segments and an active one) written by joblog at event version 2 and
+//!   segment format 1. `store-v1.expected.json` is what that build read back.
+//!   [`store_v1_opens_and_reads_the_same`] opens a copy with today's code.
+//! * `tests/fixtures/events/` holds the exact bytes of each event kind.
+//!
+//! Regenerating (only when a fixture is meant to change; never for an old
+//! version, whose bytes are history):
+//! `JOBLOG_REGENERATE=store-v1 cargo test --release --test format -- --ignored regenerate_store`
+//! and `JOBLOG_REGENERATE=events cargo test --release --test format -- --ignored regenerate_events`.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use joblog::domain::{
+    Clock, DeletionCriteria, Depth, Job, ManualClock, OperationType, Privilege, Regarding, Role, Status, StatusReason,
+    Timestamp, WorkflowDefinition,
+};
+use joblog::engine::{Config, Engine, NewBulkDelete, NewJob, ServiceStep, UserAction};
+use joblog::log::LogConfig;
+use joblog::projection::query::Filter;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+fn t(s: &str) -> Timestamp {
+    Timestamp::parse(s).unwrap()
+}
+
+/// The store fixture's segment size: small, so it has sealed segments.
+const FIXTURE_SEGMENT_BYTES: u64 = 8 << 10;
+/// After every event of the fixture: the clock the check opens it with.
+const AFTER_FIXTURE: &str = "2026-03-01T00:00:00Z";
+
+fn fixture_config() -> Config {
+    Config {
+        log: LogConfig { segment_size_bytes: FIXTURE_SEGMENT_BYTES, ..LogConfig::default() },
+        checkpoint_every_events: 0,
+    }
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        let target = to.join(entry.file_name());
+        if entry.file_type().unwrap().is_dir() {
+            copy_dir(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), &target).unwrap();
+        }
+    }
+}
+
+fn opt<T: ToString>(v: &Option<T>) -> Value {
+    v.as_ref().map_or(Value::Null, |x| Value::String(x.to_string()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn status(s: Status) -> Value {
+    json!([s.statecode(), s.statuscode()])
+}
+
+/// Everything a store shows, spelled out column by column (not through
+/// `Serialize`, so that the expected file does not move with the types).
+fn describe(engine: &Engine) -> Value {
+    let admin = engine.session("admin").unwrap();
+    let (jobs, next) = admin.list(&Filter::default(), None, usize::MAX).unwrap();
+    assert!(next.is_none());
+    let jobs: Vec<Value> = jobs
+        .iter()
+        .map(|j| {
+            let history: Vec<Value> = admin
+                .history(j.id)
+                .unwrap()
+                .into_iter()
+                .map(|h| {
+                    json!({
+                        "seq": h.seq,
+                        "at": h.at.to_string(),
+                        "actor": h.actor.to_string(),
+                        "action": h.action.map(|a| a.name()),
+                        "from": h.from.map(status),
+                        "status": status(h.status),
+                        "postponeuntil": opt(&h.postponeuntil),
+                        "message": h.message,
+                    })
+                })
+                .collect();
+            json!({
+                "id": j.id.to_string(),
+                "name": j.name,
+                "operationtype": j.operationtype.0,
+                "status": status(j.status),
+                "owner": j.owner,
+                "owningbusinessunit": j.owningbusinessunit,
+                "regarding": opt(&j.regarding),
+                "workflow": j.workflow,
+                "createdon": j.createdon.to_string(),
+                "startedon": opt(&j.startedon),
+                "completedon": opt(&j.completedon),
+                "modifiedon": j.modifiedon.to_string(),
+                "postponeuntil": opt(&j.postponeuntil),
+                "retrycount": j.retrycount,
+                "errorcode": j.errorcode,
+                "message": j.message,
+                "friendlymessage": j.friendlymessage,
+                "depth": j.depth,
+                "correlationid": opt(&j.correlationid),
+                "dependencytoken": j.dependencytoken,
+                "recurrencepattern": j.recurrencepattern,
+                "recurrencestarttime": opt(&j.recurrencestarttime),
+                "executiontimespan_ms": j.executiontimespan_ms,
+                "data": hex(&j.data),
+                "history": history,
+            })
+        })
+        .collect();
+    let visible: Vec<Value> = {
+        let state = engine.state();
+        state.directory().users().filter(|u| u.active).map(|u| u.name.clone()).collect::<Vec<_>>()
+    }
+    .into_iter()
+    .map(|u| {
+        let n = engine.session(&u).unwrap().count(&Filter::default());
+        json!([u, n])
+    })
+    .collect();
+    let state = engine.state();
+    let dir = state.directory();
+    let users: Vec<Value> = dir
+        .users()
+        .map(|u| json!({"name": u.name, "business_unit": u.business_unit, "roles": u.roles, "active": u.active}))
+        .collect();
+    let units: Vec<Value> = dir.business_units().map(|(u, p)| json!([u, p])).collect();
+    let roles: Vec<Value> = dir
+        .roles()
+        .map(|r| {
+            let privileges: Vec<Value> =
+                r.privileges.iter().map(|(p, d)| json!([format!("{p:?}"), format!("{d:?}")])).collect();
+            json!({"name": r.name, "privileges": privileges})
+        })
+        .collect();
+    let workflows: Vec<Value> = state
+        .workflows()
+        .values()
+        .map(|w| json!({"id": w.id, "name": w.name, "owner": w.owner, "active": w.active}))
+        .collect();
+    let deletions: Vec<Value> = state
+        .deletions()
+        .iter()
+        .map(|d| {
+            let c = &d.deletion.criteria;
+            json!({
+                "seq": d.seq,
+                "at": d.at.to_string(),
+                "actor": d.actor.to_string(),
+                "types": c.types.iter().map(|t| t.0).collect::<Vec<_>>(),
+                "reasons": c.reasons.iter().map(|r| *r as u32).collect::<Vec<_>>(),
+                "older_than_days": c.older_than_days,
+                "cutoff": d.deletion.cutoff.to_string(),
+                "limit": d.deletion.limit,
+                "through": d.deletion.through.map(|(at, id)| json!([at.to_string(), id.to_string()])),
+                "deleted": d.deletion.deleted,
+                "remaining": d.deletion.remaining,
+                "definition": opt(&d.deletion.definition),
+            })
+        })
+        .collect();
+    json!({
+        "last_seq": state.last_seq(),
+        "last_at": opt(&state.last_at()),
+        "job_count": state.job_count(),
+        "business_units": units,
+        "roles": roles,
+        "users": users,
+        "workflows": workflows,
+        "deletions": deletions,
+        "visible_jobs_per_user": visible,
+        "jobs": jobs,
+    })
+}
+
+/// Opens a copy of `fixture` (checkpoint and tail, then a full replay with
+/// the checkpoints removed) and checks both read exactly `expected`.
+fn check_store_fixture(fixture: &str, expected: &str) {
+    let want: Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join(expected)).unwrap()).unwrap();
+    for full_replay in [false, true] {
+        let tmp = tempfile::tempdir().unwrap();
+        copy_dir(&fixtures().join(fixture), tmp.path());
+        if full_replay {
+            std::fs::remove_dir_all(tmp.path().join("snapshots")).unwrap();
+        }
+        let clock = Arc::new(ManualClock::new(t(AFTER_FIXTURE)));
+        let engine = Engine::open(tmp.path(), fixture_config(), clock)
+            .unwrap_or_else(|e| panic!("{fixture} (full replay: {full_replay}) does not open: {e}"));
+        let report = engine.open_report().clone();
+        if full_replay {
+            assert_eq!(report.checkpoint_seq, None);
+        } else {
+            assert!(report.checkpoint_seq.is_some(), "the fixture's checkpoint was not used: {report:?}");
+            assert!(report.events_replayed > 0, "the fixture has a tail after its checkpoint");
+        }
+        let got = describe(&engine);
+        if got != want {
+            let got_path = std::env::temp_dir().join(format!("{fixture}.got.json"));
+            std::fs::write(&got_path, serde_json::to_string_pretty(&got).unwrap()).unwrap();
+            panic!(
+                "{fixture} (full replay: {full_replay}) reads differently from {expected}; what it read is in {}",
+                got_path.display()
+            );
+        }
+        // And it keeps working: a write on top of the old store, read back.
+        let admin = engine.session("admin").unwrap();
+        let job = admin.create(NewJob::new("after the upgrade", OperationType::SYSTEM_EVENT)).unwrap();
+        drop(admin);
+        drop(engine);
+        let clock = Arc::new(ManualClock::new(t(AFTER_FIXTURE).plus_micros(1_000_000)));
+        let engine = Engine::open(tmp.path(), fixture_config(), clock).unwrap();
+        assert_eq!(engine.session("admin").unwrap().get(job.id).unwrap().name, "after the upgrade");
+    }
+}
+
+#[test]
+fn store_v1_opens_and_reads_the_same() {
+    check_store_fixture("store-v1", "store-v1.expected.json");
+}
+
+/// The fixture is history: its files must stay as they were written.
+#[test]
+fn store_v1_is_segment_format_1_with_sealed_and_active_segments() {
+    let segs = fixtures().join("store-v1/segments");
+    let mut names: Vec<String> = std::fs::read_dir(&segs)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".seg"))
+        .collect();
+    names.sort();
+    assert!(names.len() >= 4, "sealed segments and an active one: {names:?}");
+    assert!(names.iter().any(|n| n.contains("-g")), "a segment rewritten by compaction: {names:?}");
+    for n in &names {
+        let bytes = std::fs::read(segs.join(n)).unwrap();
+        assert_eq!(&bytes[0..8], b"JOBLOGSG", "{n}");
+        assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 1, "{n}: segment format 1");
+        assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 1, "{n}: codec 1");
+    }
+    assert!(segs.join("MANIFEST").exists());
+    assert!(std::fs::read_dir(fixtures().join("store-v1/snapshots")).unwrap().count() >= 1);
+}
+
+/// Writes the store fixture with this build. Run only to create a NEW
+/// fixture (e.g. `store-v2` once the format changes); `store-v1` was
+/// written by event version 2 / segment format 1 and must not be rewritten.
+#[test]
+#[ignore = "regenerates a fixture; run only when asked (JOBLOG_REGENERATE=store-v1)"]
+fn regenerate_store() {
+    let Ok(name) = std::env::var("JOBLOG_REGENERATE") else {
+        panic!("set JOBLOG_REGENERATE=<fixture name> to regenerate a store fixture");
+    };
+    if !name.starts_with("store-") {
+        eprintln!("JOBLOG_REGENERATE={name}: not a store fixture, nothing done");
+        return;
+    }
+    let out = fixtures().join(&name);
+    if out.exists() {
+        std::fs::remove_dir_all(&out).unwrap();
+    }
+    build_store(&out);
+    let clock = Arc::new(ManualClock::new(t(AFTER_FIXTURE)));
+    let engine = Engine::open(&out, fixture_config(), clock).unwrap();
+    let described = describe(&engine);
+    drop(engine);
+    let _ = std::fs::remove_file(out.join("segments/LOCK"));
+    std::fs::write(
+        fixtures().join(format!("{name}.expected.json")),
+        serde_json::to_string_pretty(&described).unwrap() + "\n",
+    )
+    .unwrap();
+    check_store_fixture(&name, &format!("{name}.expected.json"));
+}
+
+/// The store: every kind of event, every state, on a manual clock.
+fn build_store(out: &Path) {
+    let clock = Arc::new(ManualClock::new(t("2026-01-01T00:00:00Z")));
+    let e = Engine::open(out, fixture_config(), clock.clone()).unwrap();
+    let tick = || clock.advance_secs(60);
+    let admin = e.session("admin").unwrap();
+    // root ─ sales ─ sales-east ─ sales-east-nyc
+    //      └ ops
+    for (unit, parent) in
+        [("sales", "root"), ("sales-east", "sales"), ("sales-east-nyc", "sales-east"), ("ops", "root")]
+    {
+        admin.add_business_unit(unit, parent).unwrap();
+        tick();
+    }
+    {
+        use Depth::*;
+        use Privilege::*;
+        admin.add_role(Role::new("clerk", [(Create, User), (Read, User), (Write, User)])).unwrap();
+        admin.add_role(Role::new("tree-lead", [(Create, User), (Read, ParentChild), (Write, BusinessUnit)])).unwrap();
+        admin.add_role(Role::new("auditor", [(Read, Organization)])).unwrap();
+    }
+    tick();
+    for (name, unit, roles) in [
+        ("alice", "sales", &["clerk"][..]),
+        ("bob", "sales-east", &["business-unit-manager", "clerk"][..]),
+        ("carol", "sales-east-nyc", &["clerk"][..]),
+        ("dan", "sales", &["tree-lead"][..]),
+        ("erin", "ops", &["basic-user", "auditor"][..]),
+        ("frank", "sales-east-nyc", &["clerk"][..]),
+    ] {
+        admin.add_user(name, unit, roles).unwrap();
+        tick();
+    }
+    for (id, name, owner) in [("wf-welcome", "Welcome", "alice"), ("wf-report", "Nightly report", "bob")] {
+        admin
+            .save_workflow(WorkflowDefinition { id: id.into(), name: name.into(), owner: owner.into(), active: true })
+            .unwrap();
+    }
+    tick();
+    e.install_default_bulk_delete().unwrap();
+    tick();
+
+    // Historical jobs, imported in every status (some old enough to delete).
+    let old = t("2025-10-01T00:00:00Z");
+    let mut imported = Vec::new();
+    for (k, s) in Status::all().chain(Status::all()).enumerate() {
+        let op = [OperationType::WORKFLOW, OperationType::BULK_EMAIL, OperationType(777)][k % 3];
+        let owner = ["alice", "bob", "carol", "erin"][k % 4];
+        let unit = ["sales", "sales-east", "sales-east-nyc", "ops"][k % 4];
+        let created = old.plus_micros(k as i64 * 3_600_000_000);
+        let mut j = Job::new(&format!("imported {k}"), op, owner, unit, created);
+        j.id = Uuid::from_u128(0x0190_0000_0000_7000_8000_0000_0000_0000 + k as u128);
+        j.status = s;
+        if matches!(s.state(), joblog::domain::State::Locked | joblog::domain::State::Completed) {
+            j.startedon = Some(created.plus_micros(1_000_000));
+        }
+        if s.is_completed() {
+            j.completedon = Some(created.plus_micros(61_000_000));
+            j.executiontimespan_ms = 60_000;
+        }
+        j.modifiedon = created.plus_micros(61_000_000);
+        if s == Status::RETRYING || s == Status::WAITING {
+            j.postponeuntil = Some(t("2026-06-01T00:00:00Z"));
+            j.retrycount = 2;
+        }
+        if s == Status::FAILED {
+            j.errorcode = Some(-2147220970);
+            j.message = Some("imported failure".into());
+            j.friendlymessage = Some("Something went wrong".into());
+        }
+        if op == OperationType::WORKFLOW {
+            j.workflow = Some("wf-welcome".into());
+        }
+        j.regarding = (k % 2 == 0).then(|| Regarding { table: "contact".into(), id: k.to_string() });
+        j.correlationid = Some(Uuid::from_u128(0xC0 + k as u128));
+        j.depth = 1 + (k as u32 % 3);
+        j.data = vec![k as u8, 0, 255];
+        imported.push(j);
+    }
+    for chunk in imported.chunks(5) {
+        admin.import(chunk.to_vec()).unwrap();
+        tick();
+    }
+
+    // Live jobs, each driven along one path of the state machine.
+    let fail =
+        |n: usize| ServiceStep::Fail { code: -1000 - n as i32, message: format!("run {n} failed: {}", "x".repeat(40)) };
+    for round in 0..6usize {
+        let creators = ["alice", "bob", "carol", "dan", "frank", "admin"];
+        for path in 0..16usize {
+            let n = round * 16 + path;
+            let creator = if n % 8 == 0 { "admin" } else { creators[n % creators.len()] };
+            let who = e.session(creator).unwrap();
+            let mut spec = NewJob::new(
+                &format!("job {n} path {path}"),
+                [OperationType::WORKFLOW, OperationType::BULK_EMAIL, OperationType::SYSTEM_EVENT, OperationType(5)]
+                    [n % 4],
+            );
+            if n % 8 == 0 {
+                spec.workflow = Some(["wf-welcome", "wf-report"][(n / 8) % 2].into());
+            }
+            if n % 3 == 0 {
+                spec.regarding = Some(Regarding { table: "account".into(), id: format!("{}", n / 3) });
+            }
+            if n % 5 == 0 {
+                spec.dependency_token = Some(format!("token-{}", n % 2));
+            }
+            if n % 7 == 0 {
+                spec.correlation_id = Some(Uuid::from_u128(n as u128 + 1));
+            }
+            spec.data =
+                if n % 4 == 2 { format!("joblog:command\necho {n}").into_bytes() } else { vec![n as u8; n % 9] };
+            let job = who.create(spec).unwrap();
+            let id = job.id;
+            tick();
+            let step = |s: ServiceStep| {
+                e.step(&format!("host-{}", n % 3), id, s).unwrap();
+                tick();
+            };
+            let act = |a: UserAction| {
+                who.act(id, a).unwrap();
+                tick();
+            };
+            let soon = || clock.now().plus_micros(30_000_000);
+            match path {
+                0 => {}                       // Ready
+                1 => step(ServiceStep::Lock), // In Progress
+                2 => {
+                    step(ServiceStep::Lock);
+                    step(ServiceStep::Succeed);
+                }
+                3 => {
+                    step(ServiceStep::Lock);
+                    step(fail(n));
+                }
+                4 => act(UserAction::Cancel),
+                5 => {
+                    step(ServiceStep::Lock);
+                    act(UserAction::Pause); // Pausing
+                }
+                6 => {
+                    step(ServiceStep::Lock);
+                    act(UserAction::Cancel); // Canceling
+                }
+                7 => {
+                    step(ServiceStep::Lock);
+                    act(UserAction::Cancel);
+                    step(ServiceStep::StopCanceling { message: Some("stopped".into()) });
+                }
+                8 => {
+                    step(ServiceStep::Lock);
+                    act(UserAction::Pause);
+                    step(ServiceStep::StopPausing { message: Some("paused at a checkpoint".into()) });
+                    act(UserAction::Resume);
+                }
+                9 => {
+                    step(ServiceStep::Lock);
+                    step(ServiceStep::Retry { until: soon(), message: "transient".into() });
+                    step(ServiceStep::Wake);
+                    step(ServiceStep::Lock);
+                    step(ServiceStep::Retry { until: soon(), message: "transient again".into() });
+                }
+                10 => {
+                    step(ServiceStep::Lock);
+                    step(ServiceStep::Wait { until: soon(), message: Some("waiting for a timer".into()) });
+                    step(ServiceStep::Wake);
+                    step(ServiceStep::Lock);
+                    step(ServiceStep::Succeed);
+                }
+                11 => {
+                    step(ServiceStep::Lock);
+                    step(ServiceStep::Suspend { message: "needs someone".into() });
+                }
+                12 => {
+                    step(ServiceStep::Lock);
+                    step(ServiceStep::ReturnToReady { message: "lease lost".into() });
+                }
+                13 => act(UserAction::Postpone(t("2026-05-01T00:00:00Z"))),
+                14 => step(ServiceStep::Defer { until: t("2026-04-01T00:00:00Z"), message: "backing off".into() }),
+                _ => step(ServiceStep::Stop { message: "loop guard".into() }),
+            }
+        }
+        if round == 3 {
+            // An administrator moves alice's waiting Welcome runs to bob.
+            let moved = admin.reassign("wf-welcome", "alice", "bob").unwrap();
+            assert!(!moved.is_empty(), "the reassignment moves something");
+            tick();
+            // An Immediately deletion: its compaction rewrites segments and
+            // it writes a checkpoint.
+            let criteria = DeletionCriteria {
+                types: vec![OperationType::WORKFLOW, OperationType::BULK_EMAIL, OperationType(777)],
+                reasons: vec![StatusReason::Succeeded, StatusReason::Failed],
+                older_than_days: 30,
+            };
+            let report = admin.delete_now(&criteria, 3).unwrap();
+            assert!(report.deleted == 3 && report.remaining_matching > 0, "{report:?}");
+            tick();
+        }
+    }
+    // A recurring Bulk Delete job, and one run of it (left uncompacted).
+    let bulk = admin
+        .create_bulk_delete(&NewBulkDelete {
+            name: "Old canceled jobs".into(),
+            criteria: DeletionCriteria {
+                types: vec![OperationType(777), OperationType::WORKFLOW],
+                reasons: vec![StatusReason::Canceled],
+                older_than_days: 60,
+            },
+            start: None,
+            recurrence: Some("FREQ=DAILY;INTERVAL=7".into()),
+        })
+        .unwrap();
+    tick();
+    let d = e
+        .delete(joblog::domain::Actor::Worker("host-0".into()), &bulk_delete_criteria(&bulk), 10, Some(bulk.id))
+        .unwrap();
+    assert!(d.deleted > 0, "{d:?}");
+    tick();
+    admin
+        .save_workflow(WorkflowDefinition {
+            id: "wf-report".into(),
+            name: "Nightly report".into(),
+            owner: "dan".into(),
+            active: false,
+        })
+        .unwrap();
+    tick();
+    e.checkpoint().unwrap();
+    // The tail after the checkpoint.
+    admin.deactivate_user("frank").unwrap();
+    tick();
+    let bob = e.session("bob").unwrap();
+    for n in 0..6 {
+        let job = bob.create(NewJob::new(&format!("tail {n}"), OperationType::BULK_EMAIL)).unwrap();
+        tick();
+        if n % 2 == 0 {
+            e.step("host-9", job.id, ServiceStep::Lock).unwrap();
+            tick();
+            e.step("host-9", job.id, ServiceStep::Succeed).unwrap();
+            tick();
+        }
+    }
+    let segments = e.log().segments();
+    assert!(segments.len() >= 4, "sealed segments and an active one: {segments:?}");
+    drop(bob);
+    drop(admin);
+    // Dropped, not closed: close would checkpoint the tail away.
+    drop(e);
+}
+
+fn bulk_delete_criteria(job: &Job) -> DeletionCriteria {
+    joblog::engine::bulk_delete_criteria(job).expect("a Bulk Delete job carries its criteria")
+}
