@@ -47,6 +47,13 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     Ok(value)
 }
 
+/// Decodes a value at the start of `bytes` and returns it with the number
+/// of bytes it used (the rest is for the caller: a versioned payload reads
+/// its version first).
+pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
+    bincode::serde::decode_from_slice(bytes, config()).map_err(|e| CodecError::Decode(e.to_string()))
+}
+
 /// The most bytes a value written with [`encode_to`] or read with
 /// [`decode_large`] may take (snapshots: 10 million jobs fit with room to spare).
 pub const MAX_STREAM_BYTES: usize = 1 << 40;

@@ -417,7 +417,7 @@ impl Engine {
         let mut batch = Batch::new();
         let mut lens = Vec::with_capacity(envelopes.len());
         for env in &envelopes {
-            let bytes = codec::encode(env)?;
+            let bytes = env.encode()?;
             lens.push(bytes.len());
             batch.push(&bytes);
         }
@@ -678,7 +678,7 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64) -> Re
         if matches!(how, Replay::UntilSeq(s) if rec.seq > s) {
             return Ok(ControlFlow::Break(()));
         }
-        let env = decode_event(rec.payload)?;
+        let env = decode_event(log, rec.seq, rec.position, rec.payload)?;
         if matches!(how, Replay::UntilTime(u) if env.at > u) {
             return Ok(ControlFlow::Break(()));
         }

@@ -26,6 +26,13 @@ pub enum Error {
     #[error("corrupt store: {0}")]
     Corrupt(String),
 
+    /// An event in the log that cannot be read: its bytes passed the
+    /// frame's checksum but do not decode as an event of their version (or
+    /// carry a variant that version did not have). The log is damaged (or
+    /// was written by a broken build) at this place.
+    #[error("corrupt store: event {seq} in {} at offset {offset} cannot be read: {reason}; the store is damaged there and must not be written to (`joblog verify` reports the damage)", file.display())]
+    CorruptEvent { seq: u64, file: std::path::PathBuf, offset: u64, reason: crate::domain::EventDecodeError },
+
     /// The store was written by a newer joblog.
     #[error("{0}: the store was written by a newer joblog; upgrade joblog to open it")]
     NewerVersion(String),

@@ -1,7 +1,29 @@
 //! Events: everything that changes the store is one of these, appended to
 //! the log inside an [`Envelope`] that says when, by whom, and in which
-//! version of this schema. New variants and fields are added at the end
-//! only, and [`EVENT_VERSION`] goes up, so old logs stay readable.
+//! version of this schema.
+//!
+//! Bytes on disk (`docs/format.md`, "Payloads: events"): the envelope's
+//! `version` first (a variable-length integer), then `at`, `actor` and
+//! `event`, each as `src/codec.rs` encodes it. [`Envelope::decode`] reads the
+//! version first and decodes the rest with the types **of that version**,
+//! then converts them to today's. The encoding of every version ever
+//! written is fixed forever by the fixtures under `tests/fixtures/events/`
+//! and `tests/fixtures/store-v1/` (`tests/format.rs`).
+//!
+//! Rules for the next change (the full text is in `docs/format.md`):
+//!
+//! * A new kind of event: a new variant at the **end** of [`Event`], a new
+//!   [`EVENT_VERSION`], its line in [`VERSIONS`] and its arm in
+//!   [`Event::since`] (the match is exhaustive on purpose: the build fails
+//!   until it is written). Older variants' bytes do not change, so every
+//!   older version still decodes with today's types.
+//! * A change to an existing variant or to any type inside one (a field
+//!   added, removed or retyped, anywhere: `Job`, `Transition`, `User`,
+//!   `Role`, `Deletion`, the enums…): never in place for old bytes. Copy the
+//!   types as they are now into a module `v{N}` (N = the last version that
+//!   used them), add an arm in [`decode_body`] that decodes versions up to
+//!   N with them and converts with `From`, then change today's types and
+//!   raise [`EVENT_VERSION`]. Add the fixtures of the new version.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
@@ -14,6 +36,17 @@ use super::{Action, Status};
 
 /// Version of the event schema written by this build.
 pub const EVENT_VERSION: u16 = 2;
+
+/// What each version of the event schema changed, oldest first: one line
+/// per version from 1 to [`EVENT_VERSION`] (a test checks that none is
+/// missing).
+pub const VERSIONS: &[(u16, &str)] = &[
+    (
+        1,
+        "JobCreated, Transition, OwnerChanged, BusinessUnitAdded, RoleAdded, UserAdded, UserDeactivated, WorkflowSaved",
+    ),
+    (2, "JobsDeleted appended; no other change"),
+];
 
 /// Who did something.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -106,5 +139,129 @@ impl Transition {
             let started = job.startedon.unwrap_or(at);
             job.executiontimespan_ms = ((at.micros() - started.micros()).max(0) / 1000) as u64;
         }
+    }
+}
+
+impl Event {
+    /// The first schema version that has this variant. A payload of an
+    /// older version that carries it is corrupt.
+    pub fn since(&self) -> u16 {
+        // Exhaustive, no `_`: a new variant must say its version here.
+        match self {
+            Event::JobCreated(_)
+            | Event::Transition(_)
+            | Event::OwnerChanged { .. }
+            | Event::BusinessUnitAdded { .. }
+            | Event::RoleAdded(_)
+            | Event::UserAdded(_)
+            | Event::UserDeactivated { .. }
+            | Event::WorkflowSaved(_) => 1,
+            Event::JobsDeleted(_) => 2,
+        }
+    }
+
+    /// The variant's name (for messages).
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Event::JobCreated(_) => "JobCreated",
+            Event::Transition(_) => "Transition",
+            Event::OwnerChanged { .. } => "OwnerChanged",
+            Event::BusinessUnitAdded { .. } => "BusinessUnitAdded",
+            Event::RoleAdded(_) => "RoleAdded",
+            Event::UserAdded(_) => "UserAdded",
+            Event::UserDeactivated { .. } => "UserDeactivated",
+            Event::WorkflowSaved(_) => "WorkflowSaved",
+            Event::JobsDeleted(_) => "JobsDeleted",
+        }
+    }
+}
+
+/// Why an event's bytes could not be read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum EventDecodeError {
+    /// Written by a newer joblog: not damage, but nothing this build can read.
+    #[error("event schema version {version} is newer than this build's {EVENT_VERSION}")]
+    Newer { version: u16 },
+    /// Version 0 was never written.
+    #[error("event schema version 0 does not exist")]
+    NoSuchVersion,
+    /// The bytes do not decode as an event of their version.
+    #[error("does not decode as an event of schema version {version}: {reason}")]
+    Malformed { version: u16, reason: String },
+    /// A variant that did not exist yet in the payload's version.
+    #[error("a {kind} event cannot be of schema version {version} (it exists since version {since})")]
+    NotInVersion { kind: &'static str, version: u16, since: u16 },
+}
+
+/// An envelope without its version: what follows the version on disk.
+#[derive(Deserialize)]
+struct Body {
+    at: Timestamp,
+    actor: Actor,
+    event: Event,
+}
+
+#[derive(Serialize)]
+struct BodyRef<'a> {
+    at: &'a Timestamp,
+    actor: &'a Actor,
+    event: &'a Event,
+}
+
+/// Decodes what follows the version, with the types of `version`.
+fn decode_body(version: u16, bytes: &[u8]) -> Result<(Timestamp, Actor, Event), EventDecodeError> {
+    let malformed = |e: crate::codec::CodecError| EventDecodeError::Malformed { version, reason: e.to_string() };
+    match version {
+        0 => Err(EventDecodeError::NoSuchVersion),
+        // Versions 1 ..= today's share today's types: each version so far
+        // only appended variants (see VERSIONS). When a version changes a
+        // type, an arm `1..=N => v{N}::decode(bytes).map(Into::into)` goes
+        // above this one, and this one starts at N + 1.
+        1..=EVENT_VERSION => {
+            let b: Body = crate::codec::decode(bytes).map_err(malformed)?;
+            Ok((b.at, b.actor, b.event))
+        }
+        version => Err(EventDecodeError::Newer { version }),
+    }
+}
+
+impl Envelope {
+    /// Today's encoding of this envelope. Only [`EVENT_VERSION`] is ever
+    /// written: an envelope of another version is a bug of the caller.
+    pub fn encode(&self) -> Result<Vec<u8>, crate::codec::CodecError> {
+        if self.version != EVENT_VERSION {
+            return Err(crate::codec::CodecError::Encode(format!(
+                "this build writes event schema version {EVENT_VERSION} only, not {}",
+                self.version
+            )));
+        }
+        let mut out = crate::codec::encode(&self.version)?;
+        out.extend(crate::codec::encode(&BodyRef { at: &self.at, actor: &self.actor, event: &self.event })?);
+        Ok(out)
+    }
+
+    /// Reads an envelope of any version this build knows: the version
+    /// first, then the rest with that version's types, converted to today's
+    /// (the returned envelope keeps the version it was written in).
+    pub fn decode(bytes: &[u8]) -> Result<Envelope, EventDecodeError> {
+        let (version, used) = crate::codec::decode_prefix::<u16>(bytes)
+            .map_err(|e| EventDecodeError::Malformed { version: 0, reason: format!("no version: {e}") })?;
+        let (at, actor, event) = decode_body(version, &bytes[used..])?;
+        if event.since() > version {
+            return Err(EventDecodeError::NotInVersion { kind: event.kind(), version, since: event.since() });
+        }
+        Ok(Envelope { version, at, actor, event })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_version_has_its_line() {
+        let listed: Vec<u16> = VERSIONS.iter().map(|v| v.0).collect();
+        assert_eq!(listed, (1..=EVENT_VERSION).collect::<Vec<_>>(), "VERSIONS must list 1 ..= EVENT_VERSION");
     }
 }

@@ -23,7 +23,7 @@ mod time;
 pub use deletion::{
     Deletion, DeletionCriteria, Recurrence, RetentionPolicy, MAX_IMMEDIATE_DELETE, MAX_OLDER_THAN_DAYS,
 };
-pub use event::{Actor, Envelope, Event, Transition, EVENT_VERSION};
+pub use event::{Actor, Envelope, Event, EventDecodeError, Transition, EVENT_VERSION, VERSIONS};
 pub use job::{Job, Regarding, WorkflowDefinition, MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
 pub use machine::{needs, transition, Action, Rule, RULES};
 pub use operation::OperationType;

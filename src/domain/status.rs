@@ -30,11 +30,35 @@ pub enum StatusReason {
     Canceled = 32,
 }
 
-/// A State and a Status Reason that belongs to it.
+/// A State and a Status Reason that belongs to it. Decoding checks the
+/// pair (an event or a checkpoint that pairs Ready with Succeeded is
+/// refused); the bytes are those of the two enums, one after the other.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(try_from = "StatusPair", into = "StatusPair")]
 pub struct Status {
     state: State,
     reason: StatusReason,
+}
+
+/// How a [`Status`] is encoded: the same two fields, unchecked.
+#[derive(Serialize, Deserialize)]
+struct StatusPair {
+    state: State,
+    reason: StatusReason,
+}
+
+impl TryFrom<StatusPair> for Status {
+    type Error = DomainError;
+
+    fn try_from(p: StatusPair) -> Result<Self, DomainError> {
+        Status::from_codes(p.state as u32, p.reason as u32)
+    }
+}
+
+impl From<Status> for StatusPair {
+    fn from(s: Status) -> Self {
+        StatusPair { state: s.state, reason: s.reason }
+    }
 }
 
 /// Every valid pair, in code order: the one table the pairing rule lives in.
@@ -180,6 +204,23 @@ mod tests {
         assert!(Status::from_codes(9, 0).is_err());
         for s in Status::all() {
             assert_eq!(Status::of_reason(s.reason()), s);
+        }
+    }
+
+    /// Events and checkpoints decode a Status through the same check: a
+    /// pair that does not exist is refused, whichever decoder reads it.
+    #[test]
+    fn an_invalid_pair_does_not_decode() {
+        for s in Status::all() {
+            let bytes = crate::codec::encode(&s).unwrap();
+            assert_eq!(crate::codec::decode::<Status>(&bytes).unwrap(), s);
+        }
+        // State::Ready (0) with StatusReason::Succeeded (the 8th reason, 7).
+        for bytes in [[0u8, 7], [3, 0], [1, 4]] {
+            let e = crate::codec::decode::<Status>(&bytes).unwrap_err().to_string();
+            assert!(e.contains("not a valid State/Status Reason pair"), "{e}");
+            let e = crate::codec::decode_large::<Vec<Status>>(&[1, bytes[0], bytes[1]]).unwrap_err().to_string();
+            assert!(e.contains("not a valid State/Status Reason pair"), "{e}");
         }
     }
 

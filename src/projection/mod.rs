@@ -25,10 +25,9 @@ use rustc_hash::FxHashMap as HashMap;
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use crate::codec;
 use crate::domain::{
-    Directory, Envelope, Event, Job, OperationType, Regarding, State, Status, StatusReason, Timestamp, Transition,
-    WorkflowDefinition, EVENT_VERSION,
+    Directory, Envelope, Event, EventDecodeError, Job, OperationType, Regarding, State, Status, StatusReason,
+    Timestamp, Transition, WorkflowDefinition, EVENT_VERSION,
 };
 use crate::error::Error;
 use crate::log::{Log, Position};
@@ -291,6 +290,16 @@ impl Projection {
                         t.job, self.rows[i as usize].status, t.from
                     ));
                 }
+                let op = OperationType(self.rows[i as usize].operationtype);
+                if crate::domain::transition(t.job, op, t.from, t.action).ok() != Some(t.to) {
+                    return bad(format!(
+                        "job {}: {} from {} does not lead to {} (the state machine's table)",
+                        t.job,
+                        t.action.name(),
+                        t.from,
+                        t.to
+                    ));
+                }
                 let p = self.pos(pos);
                 self.transition(i, t, env.at, p);
             }
@@ -517,7 +526,7 @@ impl Projection {
         let mut out = Vec::new();
         for p in self.chain(self.rows[i as usize].last_event).into_iter().rev() {
             let rec = log.read_at(self.position(p))?;
-            out.push((rec.seq(), codec::decode(rec.payload())?));
+            out.push((rec.seq(), decode_event(log, rec.seq(), rec.position(), rec.payload())?));
         }
         Ok(out)
     }
@@ -546,7 +555,7 @@ impl Projection {
 
     fn read_event(&self, p: Pos, log: &Log) -> Result<Envelope, Error> {
         let rec = log.read_at(self.position(p))?;
-        Ok(codec::decode(rec.payload())?)
+        decode_event(log, rec.seq(), rec.position(), rec.payload())
     }
 
     /// Resident bytes of the job rows and every index (the figure the
@@ -574,9 +583,23 @@ impl Projection {
     }
 }
 
-/// Decodes `env` from a log record's payload.
-pub fn decode_event(payload: &[u8]) -> Result<Envelope, Error> {
-    Ok(codec::decode(payload)?)
+/// Decodes the event of the record `seq` at `position` of `log`: a payload
+/// that does not decode is corruption at that place
+/// ([`Error::CorruptEvent`]), one of a newer schema [`Error::NewerVersion`].
+pub fn decode_event(log: &Log, seq: u64, position: Position, payload: &[u8]) -> Result<Envelope, Error> {
+    Envelope::decode(payload).map_err(|reason| match reason {
+        EventDecodeError::Newer { version } => Error::NewerVersion(format!(
+            "event {seq} has schema version {version}, newer than this build's {EVENT_VERSION}"
+        )),
+        reason => {
+            let file = log
+                .segments()
+                .into_iter()
+                .find(|s| s.first_seq == position.segment)
+                .map_or_else(|| log.dir().join(format!("{:020}.seg", position.segment)), |s| s.path);
+            Error::CorruptEvent { seq, file, offset: position.offset, reason }
+        }
+    })
 }
 
 // The row is the bulk of the per-job memory budget: keep it in view.
