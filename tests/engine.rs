@@ -355,3 +355,269 @@ fn loading_histories_checks_every_event_like_a_live_one() {
     assert_eq!(loaded.completedon, Some(at("2026-01-01T00:00:02Z")));
     assert_eq!(admin.history(job.id).unwrap().len(), 3);
 }
+
+// ---------------------------------------------------------------------------
+// Depths on trees of four levels, and what bulk actions may touch.
+
+use joblog::domain::{Actor, DeletionCriteria, Depth, Envelope, Event, Privilege, RetentionPolicy, EVENT_VERSION};
+use joblog::engine::NewBulkDelete;
+
+const DEPTHS: [Depth; 5] = [Depth::None, Depth::User, Depth::BusinessUnit, Depth::ParentChild, Depth::Organization];
+
+/// root ─ l1 ─ l2 ─ l3   (four levels), and a sibling tree root ─ side.
+/// One owner per unit: owner-root, owner-l1, owner-l2, owner-l3, owner-side;
+/// each owns one Ready job (returned by owner).
+fn four_levels(f: &Fixture) -> std::collections::BTreeMap<&'static str, Uuid> {
+    let admin = f.engine.session("admin").unwrap();
+    for (unit, parent) in [("l1", "root"), ("l2", "l1"), ("l3", "l2"), ("side", "root")] {
+        admin.add_business_unit(unit, parent).unwrap();
+    }
+    let mut jobs = std::collections::BTreeMap::new();
+    for (owner, unit) in
+        [("owner-root", "root"), ("owner-l1", "l1"), ("owner-l2", "l2"), ("owner-l3", "l3"), ("owner-side", "side")]
+    {
+        admin.add_user(owner, unit, &["basic-user"]).unwrap();
+        let mut spec = NewJob::new(&format!("{owner}'s job"), OperationType::BULK_EMAIL);
+        spec.owner = Some(owner.into());
+        jobs.insert(owner, admin.create(spec).unwrap().id);
+    }
+    jobs
+}
+
+/// Parent: Child (`domain.md` §6, "Parent: Child Business Units") is the
+/// user's unit and every unit below it, at any depth: from l1 it reaches
+/// l2 and l3 (a grandchild), never root or a sibling tree. Every depth,
+/// for reads (get, list, count) and writes (cancel), from l1 and from l2.
+#[test]
+fn every_depth_reaches_exactly_its_units_on_a_four_level_tree() {
+    let f = fixture();
+    let jobs = four_levels(&f);
+    let admin = f.engine.session("admin").unwrap();
+    let owners = ["owner-root", "owner-l1", "owner-l2", "owner-l3", "owner-side"];
+    for depth in DEPTHS {
+        let role = format!("rw-{depth:?}");
+        admin.add_role(Role::new(&role, [(Privilege::Read, depth), (Privilege::Write, depth)])).unwrap();
+        for unit in ["l1", "l2"] {
+            let user = format!("{unit}-{depth:?}");
+            admin.add_user(&user, unit, &[&role]).unwrap();
+            // The user's own job, in its unit.
+            let mut spec = NewJob::new("own", OperationType::BULK_EMAIL);
+            spec.owner = Some(user.clone());
+            let own = admin.create(spec).unwrap().id;
+            let reaches = |owner: &str| -> bool {
+                let owner_unit = owner.strip_prefix("owner-").unwrap();
+                match depth {
+                    Depth::None => false,
+                    Depth::User => false,
+                    Depth::BusinessUnit => owner_unit == unit,
+                    // Below (or at) the user's unit, through any number of levels.
+                    Depth::ParentChild => match unit {
+                        "l1" => ["l1", "l2", "l3"].contains(&owner_unit),
+                        _ => ["l2", "l3"].contains(&owner_unit),
+                    },
+                    Depth::Organization => true,
+                }
+            };
+            let s = f.engine.session(&user).unwrap();
+            let (listed, _) = s.list(&Filter::default(), None, 1000).unwrap();
+            let own_seen = depth != Depth::None;
+            for owner in owners {
+                let want = reaches(owner);
+                let id = jobs[owner];
+                match s.get(id) {
+                    Ok(_) => assert!(want, "{user} read {owner}'s job"),
+                    Err(Error::Domain(DomainError::Denied { privilege: Privilege::Read, has, .. })) => {
+                        assert!(!want, "{user} could not read {owner}'s job");
+                        assert_eq!(has, depth);
+                    }
+                    Err(e) => panic!("{user} reading {owner}'s job: {e}"),
+                }
+                assert_eq!(listed.iter().any(|j| j.id == id), want, "{user} lists {owner}'s job");
+            }
+            assert_eq!(listed.iter().any(|j| j.id == own), own_seen, "{user} lists its own job");
+            assert_eq!(s.count(&Filter::default()), listed.len(), "{user} counts what it lists");
+            // Writes: a pause needs In Progress, so try a postpone (Ready → Waiting)
+            // and undo it with a resume by the administrator.
+            let later = f.now().plus_micros(3_600_000_000);
+            for owner in owners {
+                let before = f.engine.log().next_seq();
+                match s.act(jobs[owner], UserAction::Postpone(later)) {
+                    Ok(_) => {
+                        assert!(reaches(owner), "{user} wrote {owner}'s job");
+                        admin.act(jobs[owner], UserAction::Resume).unwrap();
+                    }
+                    Err(Error::Domain(DomainError::Denied { privilege: Privilege::Write, has, .. })) => {
+                        assert!(!reaches(owner), "{user} could not write {owner}'s job");
+                        assert_eq!(has, depth);
+                        assert_eq!(f.engine.log().next_seq(), before, "a refused write wrote");
+                    }
+                    Err(e) => panic!("{user} postponing {owner}'s job: {e}"),
+                }
+            }
+        }
+    }
+}
+
+/// Every action that needs Organization depth refuses each lesser depth of
+/// its privilege (Parent: Child from the root unit included: it covers every
+/// unit, and still is not Organization), writes nothing, and is allowed at
+/// Organization.
+#[test]
+fn organization_only_actions_refuse_every_lesser_depth() {
+    type Act = fn(&joblog::engine::Session<'_>, &str, Timestamp) -> Result<(), Error>;
+    let actions: [(&str, Privilege, Act); 12] = [
+        ("delete now", Privilege::Delete, |s, _, _| {
+            let c = DeletionCriteria::platform_default();
+            s.delete_now(&c, 10).map(|_| ())
+        }),
+        ("create a bulk delete job", Privilege::Delete, |s, n, _| {
+            s.create_bulk_delete(&NewBulkDelete {
+                name: n.into(),
+                criteria: DeletionCriteria::platform_default(),
+                start: None,
+                recurrence: None,
+            })
+            .map(|_| ())
+        }),
+        ("set retention", Privilege::Delete, |s, _, _| s.set_retention(RetentionPolicy::default()).map(|_| ())),
+        ("import", Privilege::Create, |s, _, _| {
+            let mut j = Job::new("imported", OperationType::WORKFLOW, "admin", "root", t("2025-01-01T00:00:00Z"));
+            j.status = Status::CANCELED;
+            j.completedon = Some(j.createdon);
+            s.import(vec![j]).map(|_| ())
+        }),
+        ("load", Privilege::Create, |s, _, now| {
+            let j = Job::new("loaded", OperationType::WORKFLOW, "admin", "root", now);
+            let env = Envelope {
+                version: EVENT_VERSION,
+                at: now,
+                actor: Actor::User("admin".into()),
+                event: Event::JobCreated(Box::new(j)),
+            };
+            s.load(vec![env]).map(|_| ())
+        }),
+        ("add a business unit", Privilege::Write, |s, n, _| s.add_business_unit(n, "root")),
+        ("add a role", Privilege::Write, |s, n, _| s.add_role(Role::new(n, []))),
+        ("add a user", Privilege::Write, |s, n, _| s.add_user(n, "root", &[])),
+        ("deactivate a user", Privilege::Write, |s, _, _| s.deactivate_user("victim")),
+        ("save a workflow", Privilege::Write, |s, n, _| {
+            s.save_workflow(WorkflowDefinition { id: n.into(), name: n.into(), owner: "admin".into(), active: true })
+        }),
+        ("reassign", Privilege::Assign, |s, _, _| s.reassign("wf", "owner-l1", "owner-l2").map(|_| ())),
+        ("create a bulk delete job (retention's path)", Privilege::Delete, |s, n, _| {
+            s.create_bulk_delete(&NewBulkDelete {
+                name: format!("{n} daily"),
+                criteria: DeletionCriteria::platform_default(),
+                start: None,
+                recurrence: Some("FREQ=DAILY".into()),
+            })
+            .map(|_| ())
+        }),
+    ];
+    let f = fixture();
+    four_levels(&f);
+    let admin = f.engine.session("admin").unwrap();
+    admin.add_user("victim", "l3", &["basic-user"]).unwrap();
+    admin
+        .save_workflow(WorkflowDefinition {
+            id: "wf".into(),
+            name: "wf".into(),
+            owner: "owner-l1".into(),
+            active: true,
+        })
+        .unwrap();
+    let mut n = 0;
+    for (what, privilege, act) in actions {
+        for depth in DEPTHS {
+            for unit in ["root", "l1"] {
+                n += 1;
+                let role = format!("role-{n}");
+                // Every other privilege at Organization, so only this one decides.
+                let privileges = Privilege::ALL.map(|p| (p, if p == privilege { depth } else { Depth::Organization }));
+                admin.add_role(Role::new(&role, privileges)).unwrap();
+                let user = format!("u{n}");
+                admin.add_user(&user, unit, &[&role]).unwrap();
+                let s = f.engine.session(&user).unwrap();
+                let before = f.engine.log().next_seq();
+                let got = act(&s, &format!("made-by-{n}"), f.now());
+                if depth == Depth::Organization {
+                    if let Err(e) = got {
+                        panic!("{what} at Organization depth ({user} in {unit}): {e}");
+                    }
+                } else {
+                    match got {
+                        Err(Error::Domain(DomainError::Denied { privilege: p, has, .. })) => {
+                            assert_eq!((p, has), (privilege, depth), "{what}")
+                        }
+                        other => panic!("{what} with {privilege:?} at {depth:?} ({user} in {unit}): {other:?}"),
+                    }
+                    assert_eq!(f.engine.log().next_seq(), before, "{what} refused, yet wrote");
+                }
+                f.clock.advance_secs(1);
+            }
+        }
+    }
+}
+
+/// A bulk action (every user action with `act_on_matching`) counts and
+/// names only the jobs the acting user can read, acts only on those it may
+/// write, and leaves every other job as it was.
+#[test]
+fn bulk_actions_touch_only_what_the_user_can_read() {
+    let f = fixture();
+    let jobs = four_levels(&f);
+    let admin = f.engine.session("admin").unwrap();
+    admin
+        .add_role(Role::new(
+            "reads-tree-writes-own",
+            [(Privilege::Read, Depth::ParentChild), (Privilege::Write, Depth::User)],
+        ))
+        .unwrap();
+    // Readers in l1: a basic user, a unit manager, a tree reader who writes only its own.
+    admin.add_user("basic", "l1", &["basic-user"]).unwrap();
+    admin.add_user("manager", "l1", &["business-unit-manager"]).unwrap();
+    admin.add_user("tree", "l1", &["reads-tree-writes-own"]).unwrap();
+    let mut own = std::collections::BTreeMap::new();
+    for user in ["basic", "manager", "tree"] {
+        let mut spec = NewJob::new("own", OperationType::BULK_EMAIL);
+        spec.owner = Some(user.into());
+        own.insert(user, admin.create(spec).unwrap().id);
+    }
+    let all: Vec<Uuid> = jobs.values().chain(own.values()).copied().collect();
+    let later = t("2026-06-01T00:00:00Z");
+    for (user, readable, writable) in [
+        ("basic", vec![own["basic"]], vec![own["basic"]]),
+        (
+            "manager",
+            vec![own["basic"], own["manager"], own["tree"], jobs["owner-l1"]],
+            vec![own["basic"], own["manager"], own["tree"], jobs["owner-l1"]],
+        ),
+        (
+            "tree",
+            vec![own["basic"], own["manager"], own["tree"], jobs["owner-l1"], jobs["owner-l2"], jobs["owner-l3"]],
+            vec![own["tree"]],
+        ),
+    ] {
+        let s = f.engine.session(user).unwrap();
+        for action in [UserAction::Postpone(later), UserAction::Resume, UserAction::Cancel] {
+            let before: Vec<Status> = all.iter().map(|&id| admin.get(id).unwrap().status).collect();
+            let o = s.act_on_matching(action, &Filter::default()).unwrap();
+            assert_eq!(o.matched, readable.len(), "{user} {action:?}: matched only what it can read");
+            let named: Vec<Uuid> = o.changed.iter().copied().chain(o.refused.iter().map(|r| r.0)).collect();
+            assert_eq!(named.len(), o.matched, "{user} {action:?}");
+            for id in &named {
+                assert!(readable.contains(id), "{user} {action:?} named {id}, which it cannot read");
+            }
+            for id in &o.changed {
+                assert!(writable.contains(id), "{user} {action:?} changed {id}, which it may not write");
+            }
+            for (k, &id) in all.iter().enumerate() {
+                let now = admin.get(id).unwrap().status;
+                if !o.changed.contains(&id) {
+                    assert_eq!(now, before[k], "{user} {action:?} changed {id} without saying so");
+                }
+            }
+            f.clock.advance_secs(1);
+        }
+    }
+}

@@ -45,17 +45,32 @@ struct ModelUser {
     create: D,
 }
 
-/// root ─ sales ─ sales-east
-const USERS: [ModelUser; 5] = [
+/// Four levels: root ─ sales ─ sales-east ─ sales-east-nyc (Parent: Child
+/// is the unit and every unit below it, at any depth: `domain.md` §6).
+const UNITS: [(&str, Option<&str>); 4] =
+    [("root", None), ("sales", Some("root")), ("sales-east", Some("sales")), ("sales-east-nyc", Some("sales-east"))];
+
+const USERS: [ModelUser; 8] = [
     ModelUser { name: "admin", unit: "root", read: D::Org, write: D::Org, create: D::Org },
     ModelUser { name: "alice", unit: "sales", read: D::User, write: D::User, create: D::None },
     ModelUser { name: "bob", unit: "sales", read: D::Unit, write: D::Unit, create: D::None },
     ModelUser { name: "carol", unit: "sales", read: D::Tree, write: D::None, create: D::Org },
     ModelUser { name: "dan", unit: "sales-east", read: D::User, write: D::User, create: D::None },
+    ModelUser { name: "erin", unit: "sales-east-nyc", read: D::User, write: D::User, create: D::None },
+    ModelUser { name: "frank", unit: "sales-east", read: D::Tree, write: D::Tree, create: D::None },
+    ModelUser { name: "gina", unit: "root", read: D::Tree, write: D::Tree, create: D::None },
 ];
 
+/// `unit` is `ancestor` or below it, through any number of levels.
 fn within(unit: &str, ancestor: &str) -> bool {
-    unit == ancestor || (unit == "sales-east" && ancestor == "sales") || ancestor == "root"
+    let mut at = Some(unit);
+    while let Some(u) = at {
+        if u == ancestor {
+            return true;
+        }
+        at = UNITS.iter().find(|(n, _)| *n == u).and_then(|(_, p)| *p);
+    }
+    false
 }
 
 fn reaches(depth: D, actor: &ModelUser, owner: &ModelUser) -> bool {
@@ -138,8 +153,8 @@ enum Op {
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
-        3 => (0..5usize, 0..5usize, proptest::bool::weighted(0.2)).prop_map(|(by, owner, platform)| Op::Create { by, owner, platform }),
-        5 => (0..5usize, 0..64usize, 0..4u8).prop_map(|(by, job, action)| Op::User { by, job, action }),
+        3 => (0..USERS.len(), 0..USERS.len(), proptest::bool::weighted(0.2)).prop_map(|(by, owner, platform)| Op::Create { by, owner, platform }),
+        5 => (0..USERS.len(), 0..64usize, 0..4u8).prop_map(|(by, job, action)| Op::User { by, job, action }),
         5 => (0..64usize, 0..9u8).prop_map(|(job, step)| Op::Step { job, step }),
         2 => (1..7200u16).prop_map(|secs| Op::Advance { secs }),
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
@@ -154,8 +169,9 @@ fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Engine {
 
 fn setup(engine: &Engine) {
     let admin = engine.session("admin").unwrap();
-    admin.add_business_unit("sales", "root").unwrap();
-    admin.add_business_unit("sales-east", "sales").unwrap();
+    for (unit, parent) in UNITS.iter().skip(1) {
+        admin.add_business_unit(unit, parent.unwrap()).unwrap();
+    }
     use joblog::domain::{Depth, Privilege, Role};
     admin
         .add_role(Role::new(
@@ -163,10 +179,19 @@ fn setup(engine: &Engine) {
             [(Privilege::Read, Depth::ParentChild), (Privilege::Create, Depth::Organization)],
         ))
         .unwrap();
+    admin
+        .add_role(Role::new(
+            "tree-manager",
+            [(Privilege::Read, Depth::ParentChild), (Privilege::Write, Depth::ParentChild)],
+        ))
+        .unwrap();
     admin.add_user("alice", "sales", &["basic-user"]).unwrap();
     admin.add_user("bob", "sales", &["business-unit-manager"]).unwrap();
     admin.add_user("carol", "sales", &["auditor"]).unwrap();
     admin.add_user("dan", "sales-east", &["basic-user"]).unwrap();
+    admin.add_user("erin", "sales-east-nyc", &["basic-user"]).unwrap();
+    admin.add_user("frank", "sales-east", &["tree-manager"]).unwrap();
+    admin.add_user("gina", "root", &["tree-manager"]).unwrap();
 }
 
 fn check_agreement(engine: &Engine, jobs: &[ModelJob]) {
@@ -330,4 +355,10 @@ fn the_model_itself_follows_domain_md() {
     assert_eq!(user_next(READY, 1), None); // Pause needs Locked/In Progress
     assert_eq!(user_next(SUCCEEDED, 2), None); // Completed refuses everything
     assert_eq!(step_next(WAITING, 0), None); // Suspended never goes straight to Locked
+                                             // Parent: Child is the unit and every unit below it, at any depth.
+    let user = |n: &str| USERS.iter().find(|u| u.name == n).unwrap();
+    assert!(reaches(D::Tree, user("gina"), user("erin"))); // root reaches a great-grandchild unit
+    assert!(reaches(D::Tree, user("carol"), user("erin"))); // sales reaches a grandchild unit
+    assert!(!reaches(D::Tree, user("frank"), user("alice"))); // never upwards
+    assert!(!reaches(D::Unit, user("bob"), user("dan"))); // Business Unit is one unit only
 }
