@@ -460,3 +460,63 @@ fn a_small_demo_runs_and_reports() {
         assert!(text.contains(part), "{part} missing:\n{text}");
     }
 }
+
+/// Bulk actions by a basic user, on the real binary (issue #12, section 8):
+/// `cancel`/`pause`/`resume`/`postpone --all-matching` count and name only
+/// the jobs that user can read, and leave every other job as it was. Runs
+/// on the system clock (no `--now`).
+#[test]
+fn bulk_actions_by_a_basic_user_count_and_name_only_their_jobs() {
+    let s = Store::new();
+    s.json(&["business-unit", "add", "sales", "--parent", "root"]);
+    s.json(&["business-unit", "add", "sales-east", "--parent", "sales"]);
+    s.json(&["business-unit", "add", "sales-east-nyc", "--parent", "sales-east"]);
+    s.json(&["user", "add", "alice", "--role", "basic-user", "--business-unit", "sales"]);
+    s.json(&["user", "add", "bob", "--role", "basic-user", "--business-unit", "sales"]);
+    s.json(&["user", "add", "mia", "--role", "business-unit-manager", "--business-unit", "sales-east"]);
+    s.json(&["user", "add", "nyc", "--role", "basic-user", "--business-unit", "sales-east-nyc"]);
+    let mut owned: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
+    for owner in ["admin", "alice", "bob", "mia", "nyc", "alice"] {
+        let job = s.json(&["submit", "--name", &format!("{owner}'s mail"), "--type", "bulk-email", "--owner", owner]);
+        owned.entry(owner).or_default().push(job["asyncoperationid"].as_str().unwrap().to_string());
+    }
+    let statuses = || -> std::collections::BTreeMap<String, String> {
+        s.json(&["list"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|j| (j["asyncoperationid"].as_str().unwrap().to_string(), j["status"].as_str().unwrap().to_string()))
+            .collect()
+    };
+    for (user, readable) in [("alice", vec!["alice"]), ("mia", vec!["mia"])] {
+        let mine: Vec<&String> = readable.iter().flat_map(|o| &owned[o]).collect();
+        for action in [vec!["postpone", "--until", "2099-01-01T00:00:00Z"], vec!["resume"], vec!["cancel"]] {
+            let before = statuses();
+            let mut args = vec!["--as", user];
+            args.extend(action.iter().copied());
+            args.extend(["--type", "bulk-email", "--all-matching"]);
+            let out = s.json(&args);
+            assert_eq!(out["matched"].as_u64(), Some(mine.len() as u64), "{user} {action:?}: {out}");
+            for r in out["refused"].as_array().unwrap() {
+                let id = r["id"].as_str().unwrap().to_string();
+                assert!(mine.contains(&&id), "{user} {action:?} named {id}, which it cannot read: {out}");
+            }
+            let after = statuses();
+            let changed: Vec<&String> = after.keys().filter(|id| before[*id] != after[*id]).collect();
+            assert_eq!(changed.len() as u64, out["changed"].as_u64().unwrap(), "{user} {action:?}");
+            for id in changed {
+                assert!(mine.contains(&id), "{user} {action:?} changed {id}, another user's job");
+            }
+        }
+    }
+    // What alice and mia did not own is untouched: Ready.
+    let after = statuses();
+    for owner in ["admin", "bob", "nyc"] {
+        for id in &owned[owner] {
+            assert_eq!(after[id], "Waiting For Resources", "{owner}'s job {id}");
+        }
+    }
+    for id in owned["alice"].iter().chain(&owned["mia"]) {
+        assert_eq!(after[id], "Canceled", "{id}");
+    }
+}
