@@ -125,7 +125,7 @@ fn main() {
             assert_eq!(job.data, data_of(*id), "job {id} changed");
         }
         for id in &must_be_gone {
-            assert!(admin.get(*id).is_err(), "deleted job {id} came back");
+            assert!(matches!(admin.get(*id), Err(joblog::Error::JobNotFound(_))), "deleted job {id} came back");
         }
         let report = engine.log().verify().unwrap();
         assert!(report.ok(), "verify after kill: {:?}", report.problems);

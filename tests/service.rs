@@ -411,7 +411,16 @@ fn owner_deactivation_and_owner_change_fail_waiting_runs_and_reassign_saves_them
     assert_eq!(moved.len(), 2);
     admin.act(b2.id, UserAction::Cancel).unwrap();
     let bob = f.engine.session("bob").unwrap();
-    assert!(bob.reassign("bob-wf", "admin", "bob").is_err(), "only administrators reassign");
+    assert!(
+        matches!(
+            bob.reassign("bob-wf", "admin", "bob"),
+            Err(joblog::Error::Domain(joblog::domain::DomainError::Denied {
+                privilege: joblog::domain::Privilege::Assign,
+                ..
+            }))
+        ),
+        "only administrators reassign"
+    );
 
     f.clock.set(wake);
     svc.run(RunUntil::Idle).unwrap();

@@ -160,7 +160,7 @@ mod tests {
         assert_eq!(Recurrence::parse("freq=hourly").unwrap().every_secs, 3_600);
         assert_eq!(Recurrence::parse("FREQ=WEEKLY;INTERVAL=2").unwrap().every_secs, 14 * 86_400);
         for bad in ["FREQ=MONTHLY", "FREQ=DAILY;BYDAY=MO", "INTERVAL=3", "FREQ=DAILY;INTERVAL=0", "DAILY"] {
-            assert!(Recurrence::parse(bad).is_err(), "{bad}");
+            assert!(matches!(Recurrence::parse(bad), Err(DomainError::Invalid { what: "recurrence", .. })), "{bad}");
         }
         let r = Recurrence::parse("FREQ=DAILY").unwrap();
         let start = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();

@@ -97,7 +97,10 @@ mod tests {
         assert_eq!(OperationType(777).name(), None);
         assert_eq!(OperationType(777).display_name(), "777");
         assert_eq!(OperationType(92).display_name(), "Event Expander");
-        assert!(OperationType::parse("no such type").is_err());
+        assert!(matches!(
+            OperationType::parse("no such type"),
+            Err(DomainError::UnknownName { kind: "system job type", .. })
+        ));
         assert!(OperationType(16).is_platform_generated());
         assert!(!OperationType::WORKFLOW.is_platform_generated());
     }

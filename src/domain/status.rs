@@ -200,8 +200,8 @@ mod tests {
     fn only_valid_pairs_are_accepted() {
         assert_eq!(Status::from_codes(3, 30).unwrap(), Status::SUCCEEDED);
         assert!(matches!(Status::from_codes(3, 20), Err(DomainError::BadStatusPair { statecode: 3, statuscode: 20 })));
-        assert!(Status::from_codes(0, 10).is_err());
-        assert!(Status::from_codes(9, 0).is_err());
+        assert!(matches!(Status::from_codes(0, 10), Err(DomainError::BadStatusPair { statecode: 0, statuscode: 10 })));
+        assert!(matches!(Status::from_codes(9, 0), Err(DomainError::BadStatusPair { statecode: 9, statuscode: 0 })));
         for s in Status::all() {
             assert_eq!(Status::of_reason(s.reason()), s);
         }
@@ -231,7 +231,7 @@ mod tests {
         assert_eq!(StatusReason::parse("waiting-for-resources").unwrap(), StatusReason::WaitingForResources);
         assert_eq!(StatusReason::parse("In Progress").unwrap(), StatusReason::InProgress);
         assert_eq!(StatusReason::parse("32").unwrap(), StatusReason::Canceled);
-        assert!(StatusReason::parse("done").is_err());
+        assert!(matches!(StatusReason::parse("done"), Err(DomainError::UnknownName { kind: "status reason", .. })));
         assert_eq!(Status::PAUSING.to_string(), "Locked/Pausing");
     }
 }
