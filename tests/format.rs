@@ -985,3 +985,38 @@ fn impossible_statuses_on_disk_are_refused() {
         matches!(reopen_err(dir.path()), joblog::Error::Corrupt(m) if m.contains("event 3") && m.contains("does not lead to"))
     );
 }
+
+/// A checkpoint whose row pairs a State with a Status Reason of another
+/// (Ready/Canceled), checksums recomputed over it, is refused (skipped,
+/// with the reason) and the state comes from the log instead.
+#[test]
+fn a_checkpoint_with_an_impossible_status_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t("2026-01-31T12:00:00Z")));
+    let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
+    let admin = engine.session("admin").unwrap();
+    let job = admin.create(NewJob::new("canceled", OperationType::BULK_EMAIL)).unwrap();
+    admin.act(job.id, UserAction::Cancel).unwrap();
+    drop(admin);
+    let path = engine.checkpoint().unwrap();
+    drop(engine);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // Completed (3) / Canceled (the 10th reason, 9), then `deleted: false`.
+    let at: Vec<usize> = (40..bytes.len() - 2).filter(|&i| bytes[i..i + 3] == [3, 9, 0]).collect();
+    assert_eq!(at.len(), 1, "one row's status in the checkpoint: {at:?}");
+    bytes[at[0]] = 0; // State::Ready
+    let body_crc = crc32fast::hash(&bytes[40..]);
+    bytes[32..36].copy_from_slice(&body_crc.to_le_bytes());
+    let header_crc = crc32fast::hash(&bytes[..36]);
+    bytes[36..40].copy_from_slice(&header_crc.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+
+    let engine = Engine::open(dir.path(), Config::default(), clock).unwrap();
+    let report = engine.open_report();
+    assert_eq!(report.checkpoint_seq, None, "{report:?}");
+    assert!(
+        report.checkpoints_skipped.iter().any(|s| s.contains("statecode 0 with statuscode 32 is not a valid")),
+        "{report:?}"
+    );
+    assert_eq!(engine.session("admin").unwrap().get(job.id).unwrap().status, Status::CANCELED);
+}
