@@ -520,3 +520,37 @@ fn bulk_actions_by_a_basic_user_count_and_name_only_their_jobs() {
         assert_eq!(after[id], "Canceled", "{id}");
     }
 }
+
+/// An event whose frame is whole (its checksum holds) but whose bytes do
+/// not decode: every command refuses with exit 1 and names the event's
+/// sequence number, file and offset (a corruption, not a codec error), and
+/// `verify` reports it. Nothing is changed on disk.
+#[test]
+fn an_undecodable_event_is_reported_with_its_place() {
+    let s = Store::new();
+    s.json(&["user", "add", "u1"]);
+    let seg = s.data().join("segments");
+    let pos = {
+        let log = joblog::log::Log::open(&seg, joblog::log::LogConfig::default()).unwrap();
+        let appended = log.append_batch(joblog::log::Batch::from_payloads([&b"\x02\x05garbage"[..]])).unwrap();
+        log.close().unwrap();
+        appended
+    };
+    let _ = std::fs::remove_dir_all(s.data().join("snapshots"));
+    let file = seg.join(format!("{:020}.seg", pos.first.segment));
+    let before = std::fs::read(&file).unwrap();
+    let seq = pos.seqs.start;
+    let err = s.fails(1, &["user", "list"]);
+    for want in
+        [format!("event {seq}"), format!("offset {}", pos.first.offset), format!("{:020}.seg", pos.first.segment)]
+    {
+        assert!(err.contains(&want), "{want:?} not in: {err}");
+    }
+    assert!(err.contains("corrupt"), "{err}");
+    let out = s.raw(&["verify", "--json"]);
+    assert_eq!(out.status.code(), Some(1));
+    let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(report["ok"], false);
+    assert!(report["problems"][0].as_str().unwrap().contains(&format!("event {seq}")), "{report}");
+    assert_eq!(std::fs::read(&file).unwrap(), before, "a refused open changed the segment");
+}
