@@ -203,15 +203,24 @@ fn describe(engine: &Engine) -> Value {
 /// the checkpoints removed) and checks both read exactly `expected`.
 fn check_store_fixture(fixture: &str, expected: &str) {
     let want: Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join(expected)).unwrap()).unwrap();
-    for full_replay in [false, true] {
+    // The newest checkpoint and its tail, the older checkpoint and a longer
+    // tail, and a full replay with no checkpoint.
+    for (older, full_replay) in [(false, false), (true, false), (false, true)] {
         let tmp = tempfile::tempdir().unwrap();
         copy_dir(&fixtures().join(fixture), tmp.path());
         if full_replay {
             std::fs::remove_dir_all(tmp.path().join("snapshots")).unwrap();
         }
+        if older {
+            let mut snaps: Vec<PathBuf> =
+                std::fs::read_dir(tmp.path().join("snapshots")).unwrap().map(|e| e.unwrap().path()).collect();
+            snaps.sort();
+            assert!(snaps.len() >= 2, "{fixture} has two checkpoints");
+            std::fs::remove_file(snaps.last().unwrap()).unwrap();
+        }
         let clock = Arc::new(ManualClock::new(t(AFTER_FIXTURE)));
         let engine = Engine::open(tmp.path(), fixture_config(), clock)
-            .unwrap_or_else(|e| panic!("{fixture} (full replay: {full_replay}) does not open: {e}"));
+            .unwrap_or_else(|e| panic!("{fixture} (older: {older}, full replay: {full_replay}) does not open: {e}"));
         let report = engine.open_report().clone();
         if full_replay {
             assert_eq!(report.checkpoint_seq, None);
@@ -224,7 +233,7 @@ fn check_store_fixture(fixture: &str, expected: &str) {
             let got_path = std::env::temp_dir().join(format!("{fixture}.got.json"));
             std::fs::write(&got_path, serde_json::to_string_pretty(&got).unwrap()).unwrap();
             panic!(
-                "{fixture} (full replay: {full_replay}) reads differently from {expected}; what it read is in {}",
+                "{fixture} (older checkpoint: {older}, full replay: {full_replay}) reads differently from {expected}; what it read is in {}",
                 got_path.display()
             );
         }
