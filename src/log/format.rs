@@ -537,6 +537,65 @@ mod tests {
         assert_eq!(scan(&back, back.len(), 5, SeqRule::Increasing).frames, 1);
     }
 
+    fn marked(frames: &[(u64, u32, u32, &[u8])]) -> (Vec<u8>, Vec<usize>) {
+        let mut seg = SegmentHeader::new(frames.first().map_or(1, |f| f.0)).encode().to_vec();
+        let mut starts = vec![];
+        for &(seq, left, mark, payload) in frames {
+            starts.push(seg.len());
+            seg.extend_from_slice(&encode_frame_header_marked(seq, left, mark, payload));
+            seg.extend_from_slice(payload);
+        }
+        (seg, starts)
+    }
+
+    #[test]
+    fn marks_round_trip_are_checksummed_and_proven_no_further_than_the_frame() {
+        let (seg, starts) = marked(&[(1, 0, 32, b"a"), (2, 0, 57, b"b"), (3, 0, 4000, b"c")]);
+        let s = scan(&seg, seg.len(), 1, SeqRule::Contiguous);
+        assert_eq!(s.frames, 3);
+        assert_eq!(s.proven, starts[2], "a mark past its own frame proves only up to the frame");
+        let FrameRead::Frame(f) = read_frame(&seg, starts[1]) else { panic!() };
+        assert_eq!((f.mark, f.proven()), (57, 57));
+        let mut bad = seg.clone();
+        bad[starts[1] + F_MARK] ^= 1;
+        assert!(matches!(read_frame(&bad, starts[1]), FrameRead::Invalid(_)), "the mark is covered by the CRC");
+    }
+
+    #[test]
+    fn resync_finds_the_next_plausible_frame_only() {
+        let (seg, starts) = marked(&[(1, 0, 32, b"one"), (2, 0, 59, b"two"), (3, 0, 86, b"three")]);
+        // From inside frame 1, the next frame found is frame 2.
+        assert_eq!(resync(&seg, starts[0] + 1, 2..=10).map(|f| f.seq), Some(2));
+        // A sequence number outside the plausible range is passed over.
+        assert_eq!(resync(&seg, starts[0] + 1, 3..=10).map(|f| f.seq), Some(3));
+        assert_eq!(resync(&seg, starts[0] + 1, 4..=10), None);
+        assert_eq!(resync(&[0u8; 4096], 0, 1..=10), None);
+    }
+
+    #[test]
+    fn survey_steps_over_damage_and_reports_stretches_and_proof() {
+        let (mut seg, starts) =
+            marked(&[(1, 0, 32, b"one"), (2, 0, 59, b"two"), (3, 1, 86, b"three"), (4, 0, 86, b"four")]);
+        let end = seg.len();
+        seg[starts[1] + FRAME_HEADER_LEN] ^= 0xFF; // payload of frame 2
+        let s = survey(&seg, starts[1], Some(1), 100);
+        assert_eq!(
+            s.stretches,
+            vec![Stretch { offset: starts[1], len: starts[2] - starts[1], after_seq: Some(1), before_seq: Some(3) }]
+        );
+        assert_eq!((s.proven, s.last_batch_end, s.frames), (86, Some(end), 2));
+        // The length destroyed too: found byte by byte.
+        seg[starts[1]..starts[1] + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(survey(&seg, starts[1], Some(1), 100).stretches[0].len, starts[2] - starts[1]);
+        // Trailing garbage is a stretch, trailing zeros are not.
+        let mut tail = seg.clone();
+        tail.extend_from_slice(&[0, 0, 7, 0, 0]);
+        assert_eq!(survey(&tail, starts[2], Some(2), 100).stretches.len(), 1);
+        tail.truncate(end);
+        tail.extend_from_slice(&[0; 64]);
+        assert!(survey(&tail, starts[2], Some(2), 100).stretches.is_empty());
+    }
+
     #[test]
     fn lengths_are_capped_by_the_space_left() {
         let mut seg = segment(&[(1, 0, b"abc")]);
