@@ -272,6 +272,7 @@ fn a_flipped_byte_below_a_proven_mark_is_corruption_and_changes_nothing() {
             let mut bytes = original.clone();
             bytes[at] ^= flip;
             fs::write(dir.path().join(&name), &bytes).unwrap();
+            fs::write(dir.path().join("MANIFEST.tmp"), b"an interrupted write").unwrap();
             let before = dir_state(dir.path());
             match Log::open(dir.path(), config(64 << 10)) {
                 Err(e @ LogError::Corrupt { .. }) => {
