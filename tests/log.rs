@@ -793,6 +793,53 @@ fn a_full_disk_during_growth_fails_the_append_and_appends_resume_once_space_is_f
     assert!(log.verify().unwrap().ok());
 }
 
+/// Fills the filesystem of `dir` to the last byte; returns the filler.
+fn fill_disk(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = fs::File::create(&path).unwrap();
+    let chunk = vec![7u8; 4096];
+    while f.write_all(&chunk).is_ok() {}
+    while f.write_all(&[7u8]).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+/// Opening needs no free space: a store on a full disk opens (writable) and
+/// reads, with an active segment or without one (sealed just before a
+/// crash: the segment is created by the first append, which on the full
+/// disk fails with ENOSPC and then works once space is freed).
+#[test]
+fn a_store_on_a_full_disk_opens_and_reads() {
+    let Some(mnt) = support::SmallDisk::mount("1m") else { return };
+    let with_active = mnt.path().join("a");
+    let log = Log::open(&with_active, config(64 << 10)).unwrap();
+    for i in 1..=10 {
+        log.append(&payload(i)).unwrap();
+    }
+    drop(log);
+    let without = mnt.path().join("b");
+    drop(Log::open(&without, config(64 << 10)).unwrap());
+    for f in segment_files(&without) {
+        fs::remove_file(f).unwrap(); // empty: as if sealed, then crashed
+    }
+    let filler = fill_disk(mnt.path());
+
+    let log = Log::open(&with_active, config(64 << 10)).expect("a full disk refused the open");
+    assert_eq!(all(&log).len(), 10);
+    drop(log);
+    let log = Log::open(&without, config(64 << 10)).expect("a full disk refused the open");
+    assert!(all(&log).is_empty());
+    match log.append(b"first") {
+        Err(LogError::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(ENOSPC)),
+        other => panic!("expected ENOSPC, got {other:?}"),
+    }
+    fs::remove_file(filler).unwrap();
+    assert_eq!(log.append(b"first").unwrap(), 1);
+    drop(log);
+    assert_eq!(all(&Log::open(&without, config(64 << 10)).unwrap()).len(), 1);
+}
+
 /// "No space left on device" on Linux.
 const ENOSPC: i32 = 28;
 

@@ -119,7 +119,13 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         return Ok(Log { shared, tx: None, writer: None, recovery: report, _lock: lock });
     }
     let mut w = Writer::new(Arc::clone(&shared), config, manifest, active);
-    w.ensure_active(next_after_sealed)?;
+    match w.ensure_active(next_after_sealed) {
+        Ok(()) => {}
+        // A full disk: the store still opens and reads; the first append
+        // creates the segment (or fails with this same error).
+        Err(LogError::Io { ref source, .. }) if source.raw_os_error() == Some(libc::ENOSPC) => {}
+        Err(e) => return Err(e),
+    }
     let (tx, rx) = crossbeam_channel::bounded(writer::CHANNEL_CAPACITY);
     let handle = std::thread::Builder::new()
         .name("joblog-writer".into())
