@@ -450,5 +450,7 @@ mod tests {
         assert_eq!(parse_segment_name("42.seg"), None);
         assert_eq!(parse_segment_name("00000000000000000042-gx.seg"), None);
         assert_eq!(parse_segment_name("MANIFEST"), None);
+        assert_eq!(parse_segment_name("00000000000000000042.seg.torn-4096"), None);
+        assert_eq!(parse_segment_name("00000000000000000042.seg.torn-4096-1"), None);
     }
 }
