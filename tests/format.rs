@@ -9,6 +9,8 @@
 //!   segments and an active one) written by joblog at event version 2 and
 //!   segment format 1. `store-v1.expected.json` is what that build read back.
 //!   [`store_v1_opens_and_reads_the_same`] opens a copy with today's code.
+//!   `tests/fixtures/store-v2/` is the same history written by segment
+//!   format 2 (event version 2).
 //! * `tests/fixtures/events/` holds the exact bytes of each event kind.
 //!
 //! Regenerating (only when a fixture is meant to change; never for an old
@@ -253,10 +255,22 @@ fn store_v1_opens_and_reads_the_same() {
     check_store_fixture("store-v1", "store-v1.expected.json");
 }
 
-/// The fixture is history: its files must stay as they were written.
+/// `store-v2`: the same history written by event version 2 and segment
+/// format 2 (frames with durable marks, segments grown in steps).
 #[test]
-fn store_v1_is_segment_format_1_with_sealed_and_active_segments() {
-    let segs = fixtures().join("store-v1/segments");
+fn store_v2_opens_and_reads_the_same() {
+    check_store_fixture("store-v2", "store-v2.expected.json");
+}
+
+/// The fixtures are history: their files must stay as they were written.
+#[test]
+fn store_fixtures_keep_their_segment_formats_with_sealed_and_active_segments() {
+    check_store_files("store-v1", 1);
+    check_store_files("store-v2", 2);
+}
+
+fn check_store_files(fixture: &str, format: u16) {
+    let segs = fixtures().join(fixture).join("segments");
     let mut names: Vec<String> = std::fs::read_dir(&segs)
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -268,11 +282,11 @@ fn store_v1_is_segment_format_1_with_sealed_and_active_segments() {
     for n in &names {
         let bytes = std::fs::read(segs.join(n)).unwrap();
         assert_eq!(&bytes[0..8], b"JOBLOGSG", "{n}");
-        assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 1, "{n}: segment format 1");
+        assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), format, "{n}: segment format {format}");
         assert_eq!(u16::from_le_bytes([bytes[10], bytes[11]]), 1, "{n}: codec 1");
     }
     assert!(segs.join("MANIFEST").exists());
-    assert!(std::fs::read_dir(fixtures().join("store-v1/snapshots")).unwrap().count() >= 1);
+    assert!(std::fs::read_dir(fixtures().join(fixture).join("snapshots")).unwrap().count() >= 2);
 }
 
 /// Writes the store fixture with this build. Run only to create a NEW
