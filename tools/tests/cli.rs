@@ -554,3 +554,56 @@ fn an_undecodable_event_is_reported_with_its_place() {
     assert!(report["problems"][0].as_str().unwrap().contains(&format!("event {seq}")), "{report}");
     assert_eq!(std::fs::read(&file).unwrap(), before, "a refused open changed the segment");
 }
+
+/// Every administrative command needs Organization depth: a user whose
+/// every privilege is Parent: Child from the root unit (which covers every
+/// unit of a four-level tree, and still is not Organization) is refused
+/// with exit 5 by each of them, and nothing changes. Runs on the system
+/// clock (no `--now`).
+#[test]
+fn organization_only_commands_refuse_parent_child_from_the_root() {
+    let s = Store::new();
+    s.json(&["business-unit", "add", "l1", "--parent", "root"]);
+    s.json(&["business-unit", "add", "l2", "--parent", "l1"]);
+    s.json(&["business-unit", "add", "l3", "--parent", "l2"]);
+    let everything_pc: Vec<String> = ["create", "read", "write", "delete", "assign"]
+        .iter()
+        .flat_map(|p| ["--privilege".to_string(), format!("{p}:parent-child")])
+        .collect();
+    let mut role = vec!["role", "add", "tree-admin"];
+    role.extend(everything_pc.iter().map(String::as_str));
+    s.json(&role);
+    s.json(&["user", "add", "tina", "--role", "tree-admin", "--business-unit", "root"]);
+    s.json(&["user", "add", "deep", "--role", "basic-user", "--business-unit", "l3"]);
+    s.json(&["workflow", "add", "wf", "--owner", "deep"]);
+    let job = s.json(&["submit", "--name", "deep's run", "--workflow", "wf"]);
+    // Parent: Child from the root reaches a job three levels down…
+    let id = job["asyncoperationid"].as_str().unwrap();
+    assert_eq!(s.json(&["--as", "tina", "show", id])["ownerid"], "deep");
+    let file = s.dir.path().join("rows.jsonl");
+    std::fs::write(
+        &file,
+        r#"{"name":"old","operationtype":10,"statecode":3,"statuscode":30,"createdon":"2025-06-01T00:00:00Z","completedon":"2025-06-01T00:01:00Z"}"#,
+    )
+    .unwrap();
+    let state = || (s.json(&["list"]), s.json(&["user", "list"]), s.json(&["workflow", "list"]));
+    let before = state();
+    // …but none of these.
+    for cmd in [
+        vec!["bulk-delete", "now", "--type", "workflow"],
+        vec!["bulk-delete", "create", "--name", "nightly", "--type", "workflow"],
+        vec!["import", file.to_str().unwrap()],
+        vec!["user", "add", "eve"],
+        vec!["user", "deactivate", "deep"],
+        vec!["role", "add", "r2", "--privilege", "read:user"],
+        vec!["business-unit", "add", "l4", "--parent", "l3"],
+        vec!["workflow", "add", "wf2", "--owner", "deep"],
+        vec!["reassign", "--workflow", "wf", "--from", "deep", "--to", "tina"],
+    ] {
+        let mut args = vec!["--as", "tina"];
+        args.extend(cmd.iter().copied());
+        let err = s.fails(5, &args);
+        assert!(err.contains("tina may not") && err.contains("Organization"), "{cmd:?}: {err}");
+    }
+    assert_eq!(state(), before, "a refused command changed something");
+}
