@@ -795,6 +795,16 @@ impl Session<'_> {
                 }
                 .into());
             }
+            if let Some(old) = events.iter().find(|e| e.version != EVENT_VERSION) {
+                return Err(DomainError::Invalid {
+                    what: "event",
+                    reason: format!(
+                        "schema version {}: this build writes only version {EVENT_VERSION} (older versions are read, never written)",
+                        old.version
+                    ),
+                }
+                .into());
+            }
             let mut newest = state.last_at();
             let mut overlay: std::collections::HashMap<Uuid, (Status, OperationType)> =
                 std::collections::HashMap::new();

@@ -365,6 +365,13 @@ fn loading_histories_checks_every_event_like_a_live_one() {
     wrong_from[2] =
         env("2026-01-01T00:00:02Z", Event::Transition(step(Action::Lock, Status::READY, Status::IN_PROGRESS)));
     assert!(matches!(admin.load(wrong_from), Err(Error::Domain(DomainError::Refused { .. }))));
+    // An envelope labeled with an older schema version is never written.
+    let mut old_version = good.clone();
+    old_version[1].version = 1;
+    assert!(matches!(
+        admin.load(old_version),
+        Err(Error::Domain(DomainError::Invalid { what: "event", reason })) if reason.contains("schema version 1")
+    ));
     assert_eq!(admin.count(&Filter::default()), 0);
     assert_eq!(admin.load(good).unwrap(), 3);
     let loaded = admin.get(job.id).unwrap();
