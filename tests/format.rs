@@ -792,6 +792,16 @@ fn samples() -> Vec<(&'static str, Envelope)> {
     out
 }
 
+/// Samples whose values need a version newer than their variant's (a value
+/// of a type that grew later, e.g. a role with a privilege added later).
+const SAMPLE_SINCE: &[(&str, u16)] = &[];
+
+/// The first version whose fixtures hold this sample.
+fn first_version(name: &str, sample: &Envelope) -> u16 {
+    let later = SAMPLE_SINCE.iter().find(|(n, _)| *n == name).map_or(0, |s| s.1);
+    sample.event.since().max(later)
+}
+
 fn events_dir(version: u16) -> PathBuf {
     fixtures().join(format!("events/v{version}"))
 }
@@ -834,7 +844,7 @@ fn event_fixtures_decode_to_their_values() {
         }
         // Every sample that exists in this version has its fixture.
         for (name, s) in &samples {
-            if s.event.since() <= version {
+            if first_version(name, s) <= version {
                 assert!(dir.join(format!("{name}.bin")).exists(), "v{version}/{name}.bin is missing");
             }
         }
@@ -848,7 +858,7 @@ fn event_fixtures_decode_to_their_values() {
 fn the_encoder_still_writes_the_fixture_bytes() {
     for version in fixture_versions().into_iter().filter(|&v| v >= SAME_BODY_SINCE) {
         for (name, sample) in samples() {
-            if sample.event.since() > version {
+            if first_version(name, &sample) > version {
                 continue;
             }
             let path = events_dir(version).join(format!("{name}.bin"));
@@ -927,7 +937,7 @@ fn regenerate_events() {
         }
         std::fs::create_dir_all(&dir).unwrap();
         for (name, sample) in samples() {
-            if sample.event.since() > version {
+            if first_version(name, &sample) > version {
                 continue;
             }
             let mut bytes = sample.encode().unwrap();
