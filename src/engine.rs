@@ -321,7 +321,13 @@ impl Engine {
                 .flatten()
                 .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"));
         let (snapshot, skipped) = if leftovers {
-            (None, vec![format!("{}: an interrupted checkpoint is there; read-only, the log is replayed", snapshots.display())])
+            (
+                None,
+                vec![format!(
+                    "{}: an interrupted checkpoint is there; read-only, the log is replayed",
+                    snapshots.display()
+                )],
+            )
         } else {
             Projection::load_snapshot(&snapshots, log.next_seq(), &log.generations())
         };

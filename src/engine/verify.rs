@@ -452,12 +452,7 @@ fn clamp(env: &mut crate::domain::Envelope, limit: Timestamp) -> bool {
 /// manifest lists that are missing or were read only in part, gaps inside
 /// segments that were never compacted, and bytes after the last readable
 /// frame of the active segment.
-fn lost_ranges(
-    log: &Log,
-    seg_dir: &Path,
-    read: &HashMap<u64, (u64, u64)>,
-    gaps: &[(u64, u64, u64)],
-) -> Vec<LostRange> {
+fn lost_ranges(log: &Log, seg_dir: &Path, read: &HashMap<u64, (u64, u64)>, gaps: &[(u64, u64, u64)]) -> Vec<LostRange> {
     let mut lost = Vec::new();
     let segments = log.segments();
     let manifest = Manifest::load(seg_dir).ok();
