@@ -39,7 +39,7 @@ use crate::projection::{decode_event, Projection, WriteTarget};
 use std::collections::HashMap;
 
 mod verify;
-pub use verify::{salvage, verify_unopenable, LostRange, SalvageOptions, SalvageReport, StoreReport};
+pub use verify::{manifest_problem, salvage, verify_unopenable, LostRange, SalvageOptions, SalvageReport, StoreReport};
 
 /// How an engine is opened.
 #[derive(Debug, Clone)]
@@ -303,7 +303,7 @@ impl Engine {
         config.simulation = false;
         let log = Log::open(dir.join("segments"), config.log.clone())?;
         if let Some(first) = log.recovery().problems.first() {
-            return Err(Error::Corrupt(first.clone()));
+            return Err(Error::Corrupt(first.trim_start_matches("corrupt log: ").to_string()));
         }
         let mut engine = Self::load(dir, log, config, clock, simulation)?;
         engine.read_only = true;

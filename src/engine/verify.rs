@@ -81,10 +81,18 @@ impl Engine {
 /// salvage read finds.
 pub fn verify_unopenable(dir: &Path, why: &Error) -> StoreReport {
     let seg_dir = dir.join("segments");
-    let mut r = StoreReport::default();
-    r.add(format!("the store does not open: {why}"));
-    let files = inspect_files(&seg_dir, &mut r);
-    r.segments = files;
+    let mut files = StoreReport::default();
+    files.segments = inspect_files(&seg_dir, &mut files);
+    // A missing or damaged manifest is why the store does not open: the
+    // opening error (e.g. "two segments after the last sealed one") only
+    // repeats it in other words.
+    let mut r = StoreReport { segments: files.segments, ..StoreReport::default() };
+    if !files.problems.iter().any(|p| p.contains(MANIFEST_FILE)) {
+        r.add(format!("the store does not open: {why}"));
+    }
+    for p in files.problems {
+        r.add(p);
+    }
     match Log::open(&seg_dir, LogConfig::salvage()) {
         Ok(log) => {
             r.segments = log.segments().len();
@@ -101,6 +109,8 @@ pub fn verify_unopenable(dir: &Path, why: &Error) -> StoreReport {
                 Err(e) => r.add(format!("checking the segments failed: {e}")),
             }
         }
+        // With the manifest gone, this only repeats why.
+        Err(_) if r.problems.iter().any(|p| p.contains(MANIFEST_FILE)) => {}
         Err(e) => r.add(format!("the log cannot be read, even read-only: {e}")),
     }
     r
@@ -320,70 +330,53 @@ pub fn salvage(src: &Path, dst: &Path, options: &SalvageOptions) -> Result<Salva
         return Err(DomainError::NotFound { kind: "store", name: src.display().to_string() }.into());
     }
     check_target(src, dst)?;
-    let log = Log::open(&seg_dir, LogConfig::salvage())?;
-    let mut report = SalvageReport { problems: log.recovery().problems.clone(), ..SalvageReport::default() };
-
+    // The log, read-only; when even that fails because the manifest is
+    // missing or damaged, the segment files one by one.
+    let log = match Log::open(&seg_dir, LogConfig::salvage()) {
+        Ok(log) => Some(log),
+        Err(e) if manifest_problem(&seg_dir).is_some() => {
+            let _ = e;
+            None
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let mut report = SalvageReport::default();
     std::fs::create_dir_all(dst).map_err(|e| Error::Io { path: dst.to_path_buf(), source: e })?;
     if src.join(SIMULATION_MARKER).exists() {
         std::fs::copy(src.join(SIMULATION_MARKER), dst.join(SIMULATION_MARKER))
             .map_err(|e| Error::Io { path: dst.join(SIMULATION_MARKER), source: e })?;
     }
-    let out = Log::open(dst.join("segments"), LogConfig::default())?;
-    let mut scratch = Projection::new();
-    let mut batch = Batch::new();
-    // Per segment of the source: frames read, last sequence number read.
-    let mut read: HashMap<u64, (u64, u64)> = HashMap::new();
-    let mut gaps: Vec<(u64, u64, u64)> = Vec::new();
-    let scratch_pos = Position { segment: 1, offset: crate::log::HEADER_LEN as u64 };
-    for rec in log.iter_from(1) {
-        let rec = match rec {
-            Ok(rec) => rec,
-            Err(e) => {
-                report.problems.push(e.to_string());
-                break;
+    let mut copier = Copier {
+        out: Log::open(dst.join("segments"), LogConfig::default())?,
+        scratch: Projection::new(),
+        batch: Batch::new(),
+        read: HashMap::new(),
+        gaps: Vec::new(),
+        clamp: options.clamp_future_to,
+    };
+    match &log {
+        Some(log) => {
+            report.problems = log.recovery().problems.clone();
+            for rec in log.iter_from(1) {
+                match rec {
+                    Ok(rec) => copier.take(&mut report, rec.seq(), rec.position().segment, rec.payload())?,
+                    Err(e) => {
+                        report.problems.push(e.to_string());
+                        break;
+                    }
+                }
             }
-        };
-        report.events_read += 1;
-        let seq = rec.seq();
-        let seg = rec.position().segment;
-        let entry = read.entry(seg).or_insert((0, seg.saturating_sub(1)));
-        if entry.1 + 1 < seq {
-            gaps.push((seg, entry.1 + 1, seq - 1));
+            report.lost = lost_ranges(log, &seg_dir, &copier.read, &copier.gaps);
         }
-        *entry = (entry.0 + 1, seq);
-        let mut env = match decode_event(rec.payload()) {
-            Ok(env) => env,
-            Err(e) => {
-                report.dropped.push((seq, format!("does not decode: {e}")));
-                continue;
-            }
-        };
-        let mut payload = None;
-        if let Some(limit) = options.clamp_future_to {
-            if clamp(&mut env, limit) {
-                report.restamped.push((seq, decode_event(rec.payload())?.at));
-                payload = Some(codec::encode(&env)?);
-            }
-        }
-        match scratch.apply(&env, report.events_written + 1, scratch_pos) {
-            Ok(()) => {}
-            Err(e @ Error::NewerVersion(_)) => return Err(e),
-            Err(e) => {
-                report.dropped.push((seq, e.to_string()));
-                continue;
-            }
-        }
-        batch.push(payload.as_deref().unwrap_or(rec.payload()));
-        report.events_written += 1;
-        if batch.frame_bytes() >= 4 << 20 {
-            out.append_batch(std::mem::take(&mut batch))?;
+        None => {
+            report.problems.extend(manifest_problem(&seg_dir));
+            report.lost = read_files(&seg_dir, &mut copier, &mut report)?;
         }
     }
-    if !batch.is_empty() {
-        out.append_batch(batch)?;
+    if !copier.batch.is_empty() {
+        copier.out.append_batch(std::mem::take(&mut copier.batch))?;
     }
-    out.close()?;
-    report.lost = lost_ranges(&log, &seg_dir, &read, &gaps);
+    copier.out.close()?;
 
     // Open the new store once: replays it (so it is known to open) and
     // writes its first checkpoint.
@@ -391,6 +384,133 @@ pub fn salvage(src: &Path, dst: &Path, options: &SalvageOptions) -> Result<Salva
     report.jobs = engine.state().job_count();
     engine.close()?;
     Ok(report)
+}
+
+/// Writes what it is given into the new store, leaving out what would not
+/// apply.
+struct Copier {
+    out: Log,
+    /// What the new store holds so far: decides what applies.
+    scratch: Projection,
+    batch: Batch,
+    /// Per segment of the source: frames read, last sequence number read.
+    read: HashMap<u64, (u64, u64)>,
+    /// Sequence numbers missing between readable frames: (segment, first, last).
+    gaps: Vec<(u64, u64, u64)>,
+    clamp: Option<Timestamp>,
+}
+
+impl Copier {
+    fn take(&mut self, report: &mut SalvageReport, seq: u64, segment: u64, payload: &[u8]) -> Result<(), Error> {
+        report.events_read += 1;
+        let entry = self.read.entry(segment).or_insert((0, segment.saturating_sub(1)));
+        if entry.1 + 1 < seq {
+            self.gaps.push((segment, entry.1 + 1, seq - 1));
+        }
+        *entry = (entry.0 + 1, seq);
+        let mut env = match decode_event(payload) {
+            Ok(env) => env,
+            Err(e) => {
+                report.dropped.push((seq, format!("does not decode: {e}")));
+                return Ok(());
+            }
+        };
+        let original = env.at;
+        let mut restamped = None;
+        if let Some(limit) = self.clamp {
+            if clamp(&mut env, limit) {
+                restamped = Some(codec::encode(&env)?);
+            }
+        }
+        let scratch_pos = Position { segment: 1, offset: crate::log::HEADER_LEN as u64 };
+        match self.scratch.apply(&env, report.events_written + 1, scratch_pos) {
+            Ok(()) => {}
+            Err(e @ Error::NewerVersion(_)) => return Err(e),
+            Err(e) => {
+                report.dropped.push((seq, e.to_string()));
+                return Ok(());
+            }
+        }
+        if restamped.is_some() {
+            report.restamped.push((seq, original));
+        }
+        self.batch.push(restamped.as_deref().unwrap_or(payload));
+        report.events_written += 1;
+        if self.batch.frame_bytes() >= 4 << 20 {
+            self.out.append_batch(std::mem::take(&mut self.batch))?;
+        }
+        Ok(())
+    }
+}
+
+/// Without a manifest: every segment file in order (for one first
+/// sequence number, the newest generation), each read to its first bad
+/// frame. Returns what could not be read.
+fn read_files(seg_dir: &Path, copier: &mut Copier, report: &mut SalvageReport) -> Result<Vec<LostRange>, Error> {
+    let mut files: Vec<(u64, u32, String)> = std::fs::read_dir(seg_dir)
+        .map_err(|e| Error::Io { path: seg_dir.to_path_buf(), source: e })?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            parse_segment_name(&name).map(|(first, generation)| (first, generation, name))
+        })
+        .collect();
+    files.sort();
+    let mut lost = Vec::new();
+    let mut next_seq = 1u64;
+    for (i, (first_seq, _, name)) in files.iter().enumerate() {
+        if files.get(i + 1).is_some_and(|f| f.0 == *first_seq) {
+            continue; // an older generation of the same segment
+        }
+        let path = seg_dir.join(name);
+        let bytes = std::fs::read(&path).map_err(|e| Error::Io { path: path.clone(), source: e })?;
+        let mut lose = |offset: usize, what: String, first: u64| {
+            let end = bytes[offset.min(bytes.len())..].iter().rposition(|&b| b != 0).map(|e| e as u64 + 1);
+            lost.push(LostRange {
+                file: path.clone(),
+                offset: offset as u64,
+                bytes: end,
+                first_seq: Some(first),
+                last_seq: None,
+                what,
+            });
+        };
+        match crate::log::format::SegmentHeader::decode(&bytes) {
+            Ok(h) if h.first_seq == *first_seq => {}
+            Ok(_) | Err(_) => {
+                lose(0, "the segment header is damaged: the whole file could not be read".into(), *first_seq);
+                continue;
+            }
+        }
+        let mut offset = crate::log::HEADER_LEN;
+        loop {
+            match crate::log::format::read_frame(&bytes, offset) {
+                crate::log::format::FrameRead::Frame(f) if f.seq >= next_seq => {
+                    copier.take(report, f.seq, *first_seq, &bytes[f.payload_offset..f.end()])?;
+                    next_seq = f.seq + 1;
+                    offset = f.end();
+                }
+                crate::log::format::FrameRead::Frame(f) => {
+                    lose(offset, format!("event {} out of order", f.seq), next_seq);
+                    break;
+                }
+                crate::log::format::FrameRead::End => break,
+                crate::log::format::FrameRead::Invalid(why) => {
+                    lose(offset, why.to_string(), next_seq);
+                    break;
+                }
+            }
+        }
+    }
+    Ok(lost)
+}
+
+/// What is wrong with the manifest of `seg_dir`, if anything (missing
+/// while sealed segments are there, or damaged).
+pub fn manifest_problem(seg_dir: &Path) -> Option<String> {
+    let mut r = StoreReport::default();
+    inspect_files(seg_dir, &mut r);
+    r.problems.into_iter().find(|p| p.contains(MANIFEST_FILE))
 }
 
 /// Refuses a target that holds anything, or lies inside the source.

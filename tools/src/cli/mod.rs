@@ -83,10 +83,11 @@ impl From<joblog::Error> for Failure {
 /// A library's message without its advice to library callers (the
 /// command line gives its own): "(open with LogConfig::salvage() …)".
 pub fn plain(message: &str) -> String {
+    const CALL: &str = "LogConfig::salvage()";
     let mut m = message.to_string();
-    while let Some(at) = m.find("LogConfig::salvage") {
+    while let Some(at) = m.find(CALL) {
         let start = m[..at].rfind('(').unwrap_or(at);
-        let end = m[at..].find(')').map_or(m.len(), |e| at + e + 1);
+        let end = m[at + CALL.len()..].find(')').map_or(m.len(), |e| at + CALL.len() + e + 1);
         let start = if m[..start].ends_with(' ') { start - 1 } else { start };
         m.replace_range(start..end, "");
     }
@@ -172,6 +173,14 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
             return server::forward(g, &holder);
         }
         Err(e) if matches!(cli.command, Command::Verify) => return exec::verify_unopenable(g, e),
+        Err(e @ (joblog::Error::Corrupt(_) | joblog::Error::Log(LogError::Corrupt { .. }))) => {
+            // A missing or damaged manifest shows up as some other
+            // inconsistency when opening: name the cause.
+            return Err(match joblog::engine::manifest_problem(&g.data.join("segments")) {
+                Some(p) => Failure { code: 1, message: format!("{p}; {DAMAGED_HINT}"), stdout: String::new() },
+                None => e.into(),
+            });
+        }
         Err(e) => return Err(e.into()),
     };
     let ctx = Ctx { engine: &engine, user: g.user.clone(), json: g.json, interactive };
