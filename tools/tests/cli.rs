@@ -746,7 +746,8 @@ impl Drop for Tmpfs {
     }
 }
 
-/// Fills the file system of `dir` with a file until it refuses a byte more.
+/// Fills the file system of `dir` with a file until it refuses a byte
+/// more, then leaves 16 KiB.
 fn fill(dir: &Path) -> std::path::PathBuf {
     use std::io::Write;
     let path = dir.join("filler");
@@ -762,6 +763,10 @@ fn fill(dir: &Path) -> std::path::PathBuf {
     for small in [4096usize, 512, 1] {
         while f.write_all(&chunk[..small]).is_ok() {}
     }
+    // Almost full: small files (a lock, a manifest) still fit, a segment
+    // does not.
+    let len = f.metadata().unwrap().len();
+    f.set_len(len.saturating_sub(16 << 10)).unwrap();
     path
 }
 
@@ -771,7 +776,7 @@ fn fill(dir: &Path) -> std::path::PathBuf {
 #[test]
 fn a_full_disk_changes_nothing_a_command_does_not_report() {
     let s = Store::new();
-    let Some(_mount) = Tmpfs::mount(s.dir.path(), "100M") else {
+    let Some(_mount) = Tmpfs::mount(s.dir.path(), "200M") else {
         eprintln!(
             "SKIPPED a_full_disk_changes_nothing_a_command_does_not_report: cannot mount a tmpfs here (needs root)"
         );
@@ -860,8 +865,9 @@ fn a_full_disk_changes_nothing_a_command_does_not_report() {
     let _ = paused; // a Ready job cannot be paused (4); either way nothing else changes
     let users = s.json(&["user", "list"]).to_string();
     assert_eq!(users.contains("full-user"), user == 0, "{report}");
-    let with_role = s.raw(&["user", "add", "probe", "--role", "full-role"]).status.code();
-    assert_eq!(with_role == Some(0), role == 0, "{report}");
+    let probe = s.raw(&["user", "add", "probe", "--role", "full-role"]);
+    let probe_err = String::from_utf8_lossy(&probe.stderr);
+    assert_eq!(probe.status.code() == Some(0), role == 0, "{report}\nprobe: {probe_err}");
     assert_eq!(s.json(&["workflow", "list"]).to_string().contains("full-wf"), workflow == 0, "{report}");
     let imported_now = s.raw(&["show", imported]).status.code();
     let old_left = done.iter().filter(|id| s.raw(&["show", id]).status.code() == Some(0)).count();
