@@ -48,16 +48,11 @@ pub struct Config {
     /// Save a checkpoint of the projection after this many events (0: only
     /// on [`Engine::close`] and [`Engine::checkpoint`]).
     pub checkpoint_every_events: u64,
-    /// Create the store as a *simulation*: its clock may run ahead of the
-    /// system clock (see [`MAX_CLOCK_SKEW_SECS`]). Only a store being
-    /// created can become one; it is recorded in the data directory
-    /// ([`SIMULATION_MARKER`]) and holds from then on.
-    pub simulation: bool,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { log: LogConfig::default(), checkpoint_every_events: 1_000_000, simulation: false }
+        Self { log: LogConfig::default(), checkpoint_every_events: 1_000_000 }
     }
 }
 
@@ -261,10 +256,24 @@ impl Engine {
     /// Opens (creating if needed) the store in `dir`: loads the newest valid
     /// checkpoint and replays the log after it (or all of it).
     pub fn open(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_as(dir.as_ref(), config, clock, false)
+    }
+
+    /// Opens, creating it if needed, a *simulation*: a store whose clock
+    /// may run ahead of the system's (a live store refuses a write stamped
+    /// more than [`MAX_CLOCK_SKEW_SECS`] ahead). Only a store being created
+    /// can become one; that is recorded in the data directory
+    /// ([`SIMULATION_MARKER`]) and holds from then on, whichever way it is
+    /// opened. A live store is refused.
+    pub fn open_simulation(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        Self::open_as(dir.as_ref(), config, clock, true)
+    }
+
+    fn open_as(dir: &Path, config: Config, clock: Arc<dyn Clock>, create_simulation: bool) -> Result<Self, Error> {
+        let dir = dir.to_path_buf();
         let marker = dir.join(SIMULATION_MARKER);
         let simulation = marker.symlink_metadata().is_ok();
-        if config.simulation && !simulation {
+        if create_simulation && !simulation {
             if dir.join("segments").symlink_metadata().is_ok() {
                 return Err(DomainError::Invalid {
                     what: "simulation",
@@ -279,7 +288,7 @@ impl Engine {
             // its first event or never.
             write_marker(&dir, &marker)?;
         }
-        let simulation = simulation || config.simulation;
+        let simulation = simulation || create_simulation;
         let mut config = config;
         config.log.read_only = false;
         let log = Log::open(dir.join("segments"), config.log.clone())?;
@@ -300,7 +309,6 @@ impl Engine {
         let simulation = dir.join(SIMULATION_MARKER).symlink_metadata().is_ok();
         let mut config = config;
         config.log.read_only = true;
-        config.simulation = false;
         let log = Log::open(dir.join("segments"), config.log.clone())?;
         if let Some(first) = log.recovery().problems.first() {
             return Err(Error::Corrupt(first.trim_start_matches("corrupt log: ").to_string()));

@@ -702,7 +702,7 @@ fn a_store_already_in_the_future_has_a_way_out() {
     // 2099 (made as a simulation, whose mark is then taken away).
     {
         let clock = std::sync::Arc::new(ManualClock::new(Timestamp::parse("2026-01-31T12:00:00Z").unwrap()));
-        let e = Engine::open(s.data(), Config { simulation: true, ..Config::default() }, clock.clone()).unwrap();
+        let e = Engine::open_simulation(s.data(), Config::default(), clock.clone()).unwrap();
         let admin = e.session("admin").unwrap();
         let job = admin.create(NewJob::new("locked", OperationType::WORKFLOW)).unwrap();
         clock.set(Timestamp::parse("2099-01-01T00:00:00Z").unwrap());
@@ -883,4 +883,31 @@ fn a_full_disk_changes_nothing_a_command_does_not_report() {
     // disk it deletes and tells the truth about the space.
     assert_eq!(deleted, 0, "{report}");
     assert!(codes.iter().any(|(a, _, e)| a.starts_with("bulk-delete") && e.contains("next compaction")), "{report}");
+}
+
+#[test]
+fn a_torn_tail_is_reported_on_stderr_by_every_command() {
+    let s = Store::new();
+    s.json(&["user", "add", "alice"]);
+    let seg = segments_dir(&s).join("00000000000000000001.seg");
+    let bytes = std::fs::read(&seg).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    // Half a frame header after the last frame: a write that never finished.
+    let mut torn = bytes.clone();
+    torn[end..end + 10].copy_from_slice(&[7u8; 10]);
+    std::fs::write(&seg, &torn).unwrap();
+
+    // A read leaves it in place and says so.
+    let out = s.raw(&["user", "list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("found 10 torn bytes at offset {end} of ")), "{stderr}");
+    assert_eq!(std::fs::read(&seg).unwrap(), torn, "a read-only command changes nothing");
+    // A write cuts it and says so.
+    let out = s.raw(&["user", "add", "bob"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("cut 10 torn bytes at offset {end} of {}", seg.display())), "{stderr}");
+    let out = s.raw(&["user", "list"]);
+    assert!(String::from_utf8_lossy(&out.stderr).is_empty(), "reported once");
 }

@@ -229,8 +229,11 @@ fn clock(g: &args::Global) -> Result<Arc<dyn Clock>, joblog::Error> {
 
 /// Opens the engine on the command's clock: `--now`, or the system's.
 pub fn open(g: &args::Global) -> Result<Engine, joblog::Error> {
-    let config = Config { simulation: g.simulation, ..Config::default() };
-    let engine = Engine::open(&g.data, config, clock(g)?)?;
+    let engine = if g.simulation {
+        Engine::open_simulation(&g.data, Config::default(), clock(g)?)?
+    } else {
+        Engine::open(&g.data, Config::default(), clock(g)?)?
+    };
     report_torn_tail(&engine);
     Ok(engine)
 }
