@@ -41,7 +41,7 @@ impl StoreReport {
 
 /// The segment file names (`NNN.seg`, `NNN-gK.seg`) a message mentions.
 fn segment_names(text: &str) -> Vec<&str> {
-    text.split(|c: char| c == '/' || c == ' ' || c == '(' || c == ')' || c == ',' || c == ':')
+    text.split(['/', ' ', '(', ')', ',', ':'])
         .filter(|w| parse_segment_name(w).is_some())
         .collect()
 }
