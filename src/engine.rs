@@ -311,7 +311,8 @@ impl Engine {
         config.log.read_only = true;
         let log = Log::open(dir.join("segments"), config.log.clone())?;
         if let Some(first) = log.recovery().problems.first() {
-            return Err(Error::Corrupt(first.trim_start_matches("corrupt log: ").to_string()));
+            let what = first.trim_start_matches("corrupt log: ").trim_start_matches("the store is damaged: ");
+            return Err(Error::Corrupt(what.to_string()));
         }
         let mut engine = Self::load(dir, log, config, clock, simulation)?;
         engine.read_only = true;

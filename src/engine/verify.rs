@@ -41,9 +41,7 @@ impl StoreReport {
 
 /// The segment file names (`NNN.seg`, `NNN-gK.seg`) a message mentions.
 fn segment_names(text: &str) -> Vec<&str> {
-    text.split(['/', ' ', '(', ')', ',', ':'])
-        .filter(|w| parse_segment_name(w).is_some())
-        .collect()
+    text.split(['/', ' ', '(', ')', ',', ':']).filter(|w| parse_segment_name(w).is_some()).collect()
 }
 
 impl Engine {
@@ -568,12 +566,29 @@ fn clamp(env: &mut crate::domain::Envelope, limit: Timestamp) -> bool {
     changed
 }
 
-/// The stretches of the source that were not read: sealed segments the
-/// manifest lists that are missing or were read only in part, gaps inside
-/// segments that were never compacted, and bytes after the last readable
-/// frame of the active segment.
+/// The stretches of the source that were not read: each damaged stretch
+/// the read-only open stepped over, sealed segments the manifest lists that
+/// are missing or were read only in part, and a torn tail of the active
+/// segment.
 fn lost_ranges(log: &Log, seg_dir: &Path, read: &HashMap<u64, (u64, u64)>, gaps: &[(u64, u64, u64)]) -> Vec<LostRange> {
     let mut lost = Vec::new();
+    let recovery = log.recovery();
+    for d in &recovery.damaged {
+        let nothing = matches!((d.first_lost, d.last_lost), (Some(a), Some(b)) if a > b);
+        lost.push(LostRange {
+            file: d.path.clone(),
+            offset: d.offset,
+            bytes: Some(d.len),
+            first_seq: if nothing { None } else { d.first_lost },
+            last_seq: if nothing { None } else { d.last_lost },
+            what: if nothing {
+                "damaged bytes between two frames (no event lost)".into()
+            } else {
+                "a damaged stretch, stepped over".into()
+            },
+        });
+    }
+    let named = |path: &Path| recovery.damaged.iter().any(|d| d.path == path);
     let segments = log.segments();
     let manifest = Manifest::load(seg_dir).ok();
     let sealed = manifest.as_ref().map(|m| m.sealed.as_slice()).unwrap_or_default();
@@ -591,7 +606,7 @@ fn lost_ranges(log: &Log, seg_dir: &Path, read: &HashMap<u64, (u64, u64)>, gaps:
             continue;
         };
         let (frames, last) = read.get(&e.first_seq).copied().unwrap_or((0, e.first_seq.saturating_sub(1)));
-        if frames < e.frames {
+        if frames < e.frames && !named(&seg.path) {
             lost.push(LostRange {
                 file: seg.path.clone(),
                 offset: seg.published_bytes,
@@ -604,7 +619,7 @@ fn lost_ranges(log: &Log, seg_dir: &Path, read: &HashMap<u64, (u64, u64)>, gaps:
     }
     for &(segment, first, last) in gaps {
         let Some(seg) = segments.iter().find(|s| s.first_seq == segment) else { continue };
-        if seg.generation == 0 {
+        if seg.generation == 0 && !named(&seg.path) {
             lost.push(LostRange {
                 file: seg.path.clone(),
                 offset: 0,
@@ -615,20 +630,17 @@ fn lost_ranges(log: &Log, seg_dir: &Path, read: &HashMap<u64, (u64, u64)>, gaps:
             });
         }
     }
-    if let Some(active) = segments.last().filter(|s| !sealed.iter().any(|e| e.first_seq == s.first_seq)) {
-        if let Ok(bytes) = std::fs::read(&active.path) {
-            let from = (active.published_bytes as usize).min(bytes.len());
-            if let Some(end) = bytes[from..].iter().rposition(|&b| b != 0) {
-                let next = read.get(&active.first_seq).map_or(active.first_seq, |r| r.1 + 1);
-                lost.push(LostRange {
-                    file: active.path.clone(),
-                    offset: from as u64,
-                    bytes: Some(end as u64 + 1),
-                    first_seq: Some(next),
-                    last_seq: None,
-                    what: "bytes after the last readable frame of the active segment (a torn write or damage)".into(),
-                });
-            }
+    if recovery.torn_bytes_dropped > 0 {
+        if let Some(active) = segments.iter().find(|s| Some(s.first_seq) == recovery.active_segment) {
+            let next = read.get(&active.first_seq).map_or(active.first_seq, |r| r.1 + 1);
+            lost.push(LostRange {
+                file: active.path.clone(),
+                offset: recovery.torn_offset.unwrap_or(active.published_bytes),
+                bytes: Some(recovery.torn_bytes_dropped),
+                first_seq: Some(next),
+                last_seq: None,
+                what: "a torn write at the end of the active segment (an append that never completed)".into(),
+            });
         }
     }
     lost

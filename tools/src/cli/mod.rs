@@ -253,9 +253,12 @@ fn report_torn_tail(engine: &Engine) {
         return;
     }
     let active = r.active_segment.and_then(|first| log.segments().into_iter().find(|s| s.first_seq == first));
-    let (file, offset) =
-        active.map_or((String::from("the active segment"), 0), |s| (s.path.display().to_string(), s.published_bytes));
-    let why = r.torn_reason.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
+    let file = active.as_ref().map_or(String::from("the active segment"), |s| s.path.display().to_string());
+    let offset = r.torn_offset.or(active.map(|s| s.published_bytes)).unwrap_or(0);
+    let mut why = r.torn_reason.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
+    if let Some(saved) = &r.torn_saved_to {
+        why.push_str(&format!("; the bytes are kept in {}", saved.display()));
+    }
     if engine.is_read_only() {
         eprintln!(
             "joblog: found {} torn bytes at offset {offset} of {file}{why}: an unfinished write, left in place by this read-only command (the next write cuts it)",
