@@ -917,3 +917,41 @@ fn a_torn_tail_is_reported_on_stderr_by_every_command() {
     let out = s.raw(&["user", "list"]);
     assert!(String::from_utf8_lossy(&out.stderr).is_empty(), "reported once");
 }
+
+#[test]
+fn damage_in_the_active_segment_is_refused_reported_and_salvaged() {
+    // The repro: five users, one byte flipped in the second frame.
+    let s = Store::new();
+    for u in ["u1", "u2", "u3", "u4", "u5"] {
+        s.json(&["user", "add", u]);
+    }
+    let seg = segments_dir(&s).join("00000000000000000001.seg");
+    let bytes = std::fs::read(&seg).unwrap();
+    let first_len = u32::from_le_bytes(bytes[32..36].try_into().unwrap()) as usize;
+    let second = 32 + joblog::log::FRAME_HEADER_LEN + first_len;
+    flip(&seg, second + 30);
+    let before = hash_tree(&s.data());
+
+    let err = s.fails(1, &["user", "list"]);
+    assert!(err.contains(&format!("offset {second}")) && err.contains("joblog salvage --to NEWDIR"), "{err}");
+    s.fails(1, &["user", "add", "u6"]);
+    let (code, v, _) = verify_json(&s);
+    assert_eq!((code, &v["ok"]), (Some(1), &Value::Bool(false)), "{v}");
+    assert!(v["problems"].to_string().contains(&format!("offset {second}")), "{v}");
+    // (LOCK names the last process that took it: the refused writer.)
+    let data = |t: Vec<(std::path::PathBuf, u64, u32)>| -> Vec<_> {
+        t.into_iter().filter(|f| !f.0.ends_with("LOCK")).collect()
+    };
+    assert_eq!(data(hash_tree(&s.data())), data(before.clone()), "nothing on disk changed");
+    let before = hash_tree(&s.data());
+
+    let to = s.dir.path().join("salvaged");
+    let r: Value = serde_json::from_str(&s.run(0, &["salvage", "--to", to.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(hash_tree(&s.data()), before);
+    assert_eq!((r["lost"][0]["offset"].as_u64(), r["lost"][0]["first_seq"].as_u64()), (Some(second as u64), Some(2)));
+    let new = Store { dir: tempfile::tempdir().unwrap() };
+    std::fs::rename(&to, new.data()).unwrap();
+    let users: Vec<String> =
+        new.json(&["user", "list"]).as_array().unwrap().iter().map(|u| u["name"].to_string()).collect();
+    assert_eq!(users, ["\"admin\"", "\"u1\"", "\"u3\"", "\"u4\"", "\"u5\""]);
+}
