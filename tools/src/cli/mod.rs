@@ -1,4 +1,5 @@
-//! The `joblog` command line (`../shared/cli.md` is its contract).
+//! The `joblog` command line (`../shared/cli.md` is its contract; verify,
+//! salvage, full disks and the clock: `docs/operations.md`).
 //!
 //! * `args`    — the grammar (clap derive).
 //! * `exec`    — each command against an open engine.
