@@ -417,8 +417,8 @@ fn a_job_whose_events_span_a_sealed_and_the_active_segment_is_compacted_whole() 
     assert_eq!(engine.state().job_count(), 0);
 }
 
-/// Every file under `dir` with its bytes.
-fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+/// Every file under `dir` with its length and checksum.
+fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, usize, u32)> {
     let mut out = Vec::new();
     let mut stack = vec![dir.to_path_buf()];
     while let Some(d) = stack.pop() {
@@ -427,7 +427,8 @@ fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
             if p.is_dir() {
                 stack.push(p);
             } else {
-                out.push((p.clone(), std::fs::read(&p).unwrap()));
+                let bytes = std::fs::read(&p).unwrap();
+                out.push((p, bytes.len(), crc32fast::hash(&bytes)));
             }
         }
     }
