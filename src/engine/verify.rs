@@ -328,6 +328,30 @@ pub fn salvage(src: &Path, dst: &Path, options: &SalvageOptions) -> Result<Salva
         return Err(DomainError::NotFound { kind: "store", name: src.display().to_string() }.into());
     }
     check_target(src, dst)?;
+    let existed = dst.exists();
+    let done = copy(src, dst, options);
+    if done.is_err() {
+        // The target was empty or absent: what is there now is ours, and
+        // half a store must not be mistaken for a salvaged one.
+        let _ = if existed { clear_dir(dst) } else { std::fs::remove_dir_all(dst) };
+    }
+    done
+}
+
+fn clear_dir(dir: &Path) -> std::io::Result<()> {
+    for e in std::fs::read_dir(dir)? {
+        let p = e?.path();
+        if std::fs::symlink_metadata(&p)?.is_dir() {
+            std::fs::remove_dir_all(&p)?;
+        } else {
+            std::fs::remove_file(&p)?;
+        }
+    }
+    Ok(())
+}
+
+fn copy(src: &Path, dst: &Path, options: &SalvageOptions) -> Result<SalvageReport, Error> {
+    let seg_dir = src.join("segments");
     // The log, read-only; when even that fails because the manifest is
     // missing or damaged, the segment files one by one.
     let log = match Log::open(&seg_dir, LogConfig::salvage()) {

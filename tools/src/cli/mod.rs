@@ -151,7 +151,10 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
     let g = &cli.global;
     match &cli.command {
         Command::Demo(args) => return demo::run(args, g, interactive),
-        Command::Run(args) => return server::run_service(args, g),
+        Command::Run(args) => {
+            check_now(g)?;
+            return server::run_service(args, g);
+        }
         Command::Salvage { to, clamp_future } => return exec::salvage(g, to, *clamp_future),
         _ => {}
     }
