@@ -344,10 +344,15 @@ fn bulk_delete(ctx: &Ctx<'_>, s: &Session<'_>, c: &BulkDeleteCmd) -> Output {
                 "seconds_until_gone_from_views": r.seconds_logical,
                 "bytes_rewritten": r.compaction.bytes_written,
             });
-            let text = format!(
+            let mut text = format!(
                 "deleted {} jobs ({} more match) in {:.3} s; log files {} → {} bytes",
                 r.deleted, r.remaining_matching, r.seconds, r.bytes_before, r.bytes_after
             );
+            // Also in the report itself, so that a client of a running
+            // service (whose stderr it does not see) is told.
+            for w in &r.warnings {
+                text.push_str(&format!("\nwarning: {}", super::plain(w)));
+            }
             done(ctx, v, text)
         }
         BulkDeleteCmd::Create { name, criteria: args, start, recurrence } => {
