@@ -289,8 +289,6 @@ impl Engine {
             write_marker(&dir, &marker)?;
         }
         let simulation = simulation || create_simulation;
-        let mut config = config;
-        config.log.read_only = false;
         let log = Log::open(dir.join("segments"), config.log.clone())?;
         Self::load(dir, log, config, clock, simulation)
     }
@@ -314,9 +312,7 @@ impl Engine {
             let what = first.trim_start_matches("corrupt log: ").trim_start_matches("the store is damaged: ");
             return Err(Error::Corrupt(what.to_string()));
         }
-        let mut engine = Self::load(dir, log, config, clock, simulation)?;
-        engine.read_only = true;
-        Ok(engine)
+        Self::load(dir, log, config, clock, simulation)
     }
 
     fn load(dir: PathBuf, log: Log, config: Config, clock: Arc<dyn Clock>, simulation: bool) -> Result<Self, Error> {
@@ -340,6 +336,7 @@ impl Engine {
         } else {
             Projection::load_snapshot(&snapshots, log.next_seq(), &log.generations())
         };
+        let read_only = config.log.read_only;
         let mut state = snapshot.unwrap_or_default();
         let checkpoint_seq = (state.last_seq() > 0).then_some(state.last_seq());
         let mut replayed = 0u64;
@@ -357,7 +354,7 @@ impl Engine {
             config,
             opened,
             simulation,
-            read_only: false,
+            read_only,
             checkpoint_failed: Mutex::new(None),
         })
     }
@@ -414,6 +411,9 @@ impl Engine {
 
     /// Saves a checkpoint of the current state now.
     pub fn checkpoint(&self) -> Result<PathBuf, Error> {
+        if self.read_only {
+            return Err(crate::log::LogError::ReadOnly.into());
+        }
         let state = self.state();
         let path = state.save_snapshot(&self.dir.join("snapshots"), &self.log.generations())?;
         self.checkpoint_seq.store(state.last_seq(), std::sync::atomic::Ordering::Relaxed);
@@ -776,6 +776,9 @@ impl Engine {
     /// deletion every few milliseconds seals a small segment each time; see
     /// ARCHITECTURE.md, "Deletion and compaction".)
     pub fn compact(&self) -> Result<Compaction, Error> {
+        if self.read_only {
+            return Err(crate::log::LogError::ReadOnly.into());
+        }
         let _one = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
         let plan = self.state().garbage().clone();
         if plan.is_empty() {

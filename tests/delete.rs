@@ -458,6 +458,10 @@ fn a_read_only_engine_reads_everything_and_never_writes_a_byte() {
     let admin = engine.session("admin").unwrap();
     let e = admin.import(vec![completed(Status::FAILED, OperationType::WORKFLOW, 5)]).unwrap_err();
     assert!(matches!(e, Error::Log(joblog::log::LogError::ReadOnly)), "{e:?}");
+    let e = engine.checkpoint().unwrap_err();
+    assert!(matches!(e, Error::Log(joblog::log::LogError::ReadOnly)), "{e:?}");
+    let e = engine.compact().unwrap_err();
+    assert!(matches!(e, Error::Log(joblog::log::LogError::ReadOnly)), "{e:?}");
     engine.close().unwrap();
     assert_eq!(tree(dir.path()), before, "not a byte written, not a file removed");
 }
