@@ -7,13 +7,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use super::{Config, Engine, SIMULATION_MARKER};
-use crate::codec;
 use crate::domain::{DomainError, Event, SystemClock, Timestamp};
 use crate::error::Error;
 use crate::log::manifest::{Manifest, MANIFEST_FILE};
 use crate::log::{Batch, Log, LogConfig, Position};
 use crate::projection::query::{Cursor, Filter, Visibility};
-use crate::projection::{decode_event, Projection};
+use crate::projection::Projection;
 
 /// What `verify` found: every problem, each naming what is wrong and where.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -430,8 +429,15 @@ impl Copier {
             self.gaps.push((segment, entry.1 + 1, seq - 1));
         }
         *entry = (entry.0 + 1, seq);
-        let mut env = match decode_event(payload) {
+        // Decoded by its version (docs/format.md, "Payloads: events").
+        let mut env = match crate::domain::Envelope::decode(payload) {
             Ok(env) => env,
+            Err(crate::domain::EventDecodeError::Newer { version }) => {
+                return Err(Error::NewerVersion(format!(
+                    "event {seq} has schema version {version}, newer than this build's {}",
+                    crate::domain::EVENT_VERSION
+                )))
+            }
             Err(e) => {
                 report.dropped.push((seq, format!("does not decode: {e}")));
                 return Ok(());
@@ -441,7 +447,9 @@ impl Copier {
         let mut restamped = None;
         if let Some(limit) = self.clamp {
             if clamp(&mut env, limit) {
-                restamped = Some(codec::encode(&env)?);
+                // Rewritten, so written in this build's version.
+                env.version = crate::domain::EVENT_VERSION;
+                restamped = Some(env.encode()?);
             }
         }
         let scratch_pos = Position { segment: 1, offset: crate::log::HEADER_LEN as u64 };
