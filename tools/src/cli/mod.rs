@@ -10,8 +10,8 @@
 pub mod args;
 mod demo;
 mod exec;
-mod import;
-mod output;
+pub mod import;
+pub mod output;
 mod server;
 
 use std::io::IsTerminal;
@@ -98,6 +98,9 @@ pub fn main() -> ExitCode {
         Ok(out) => (out, 0, None),
         Err(f) => (f.stdout, f.code, Some(f.message)),
     };
+    // Nothing stored reaches the terminal raw (escape injection): the
+    // tables escape their cells, and this is the net under every output.
+    let out = output::terminal_safe(&out, cli.global.json);
     if !out.is_empty() {
         print!("{out}");
         if !out.ends_with('\n') {
@@ -105,7 +108,7 @@ pub fn main() -> ExitCode {
         }
     }
     if let Some(message) = err {
-        eprintln!("joblog: {}", message.lines().next().unwrap_or("failed"));
+        eprintln!("joblog: {}", output::escape(message.lines().next().unwrap_or("failed")));
     }
     ExitCode::from(code)
 }
