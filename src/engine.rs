@@ -473,7 +473,10 @@ fn service_transition(id: Uuid, target: &WriteTarget, step: ServiceStep, now: Ti
         ServiceStep::Lock | ServiceStep::Wake | ServiceStep::Succeed => (None, retrycount, None, None),
         ServiceStep::StopCanceling { message } => (None, retrycount, None, message),
         ServiceStep::StopPausing { message } => (postponeuntil, retrycount, None, message),
-        ServiceStep::Fail { code, message } => (None, retrycount, Some(code), Some(message)),
+        ServiceStep::Fail { code, message } => {
+            let code = if code == crate::domain::limits::RESERVED_ERRORCODE { code + 1 } else { code };
+            (None, retrycount, Some(code), Some(message))
+        }
         ServiceStep::Wait { until, message } => (Some(until), retrycount, None, message),
         ServiceStep::Suspend { message } => (None, retrycount, None, Some(message)),
         ServiceStep::Retry { until, message } => (Some(until), retrycount + 1, None, Some(message)),

@@ -147,6 +147,12 @@ impl Job {
         if let Some(r) = &self.recurrencepattern {
             check_text("recurrence pattern", r, MAX_RECURRENCE_CHARS)?;
         }
+        if self.errorcode == Some(super::limits::RESERVED_ERRORCODE) {
+            return Err(DomainError::Invalid {
+                what: "errorcode",
+                reason: format!("{} is reserved (it means no error code)", super::limits::RESERVED_ERRORCODE),
+            });
+        }
         if self.data.len() > MAX_DATA_BYTES {
             return Err(DomainError::TooLong {
                 field: "data",

@@ -32,6 +32,10 @@ pub const MAX_DATA_BYTES: usize = 1 << 20;
 pub const MAX_IMPORT_JOBS: usize = 5_000_000;
 /// Roles one user holds.
 pub const MAX_ROLES_PER_USER: usize = 64;
+/// The one `errorcode` a job cannot hold: the projection keeps it to mean
+/// "no error code" (so an import of it is refused, and a handler's code
+/// of this value is recorded as `i32::MIN + 1`).
+pub const RESERVED_ERRORCODE: i32 = i32::MIN;
 /// Worker threads of one service (`joblog run --workers`).
 pub const MAX_WORKERS: usize = 256;
 
