@@ -523,7 +523,7 @@ fn every_string_has_a_limit_on_every_path() {
 
 #[test]
 fn tables_print_stored_values_of_any_length_without_panicking() {
-    use joblog::domain::{Actor, Envelope, Event, Job, OperationType, Regarding, Timestamp, EVENT_VERSION};
+    use joblog::domain::{Actor, Envelope, Event, Job, OperationType, Regarding, Timestamp};
     let s = Store::new();
     submit(&s, T0, &["--name", "first"]);
     // A store written before the limits existed: events appended to the log
@@ -537,7 +537,7 @@ fn tables_print_stored_values_of_any_length_without_panicking() {
     {
         let log = joblog::log::Log::open(s.data().join("segments"), joblog::log::LogConfig::default()).unwrap();
         let env = Envelope {
-            version: EVENT_VERSION,
+            version: 2, // as joblog wrote it before the limits
             at: t1,
             actor: Actor::User("admin".into()),
             event: Event::JobCreated(Box::new(job)),
@@ -708,13 +708,15 @@ fn a_data_path_that_is_not_utf8_works_alone_and_through_the_service() {
     };
     let out = joblog(&["--now", T0, "submit", "--name", "slow", "--command", "sleep 30"]);
     assert!(out.status.success(), "{out:?}");
-    let service = Command::new(env!("CARGO_BIN_EXE_joblog"))
-        .arg("--data")
-        .arg(&data)
-        .args(["run", "--for", "60s", "--json"])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut service = KillOnDrop(Some(
+        Command::new(env!("CARGO_BIN_EXE_joblog"))
+            .arg("--data")
+            .arg(&data)
+            .args(["run", "--for", "60s", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
     let socket = data.join("joblog.sock");
     for _ in 0..500 {
         if socket.exists() {
@@ -733,9 +735,22 @@ fn a_data_path_that_is_not_utf8_works_alone_and_through_the_service() {
         Command::new(env!("CARGO_BIN_EXE_joblog")).arg("--data").arg(&data).arg("import").arg(&file).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "{out:?}");
     assert!(String::from_utf8_lossy(&out.stderr).contains("not valid UTF-8"));
+    let service = service.0.take().unwrap();
     Command::new("kill").args(["-TERM", &service.id().to_string()]).status().unwrap();
     let out = service.wait_with_output().unwrap();
     assert!(out.status.success(), "{out:?}");
+}
+
+/// A service started by a test, killed if the test fails before stopping it.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
 }
 
 #[test]
