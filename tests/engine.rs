@@ -486,3 +486,14 @@ fn the_last_administrator_cannot_be_deactivated_and_reactivation_replays() {
     let replayed = engine.replay_until(t("2100-01-01T00:00:00Z")).unwrap();
     assert!(replayed.directory().user("alice").unwrap().active);
 }
+
+#[test]
+fn a_service_refuses_more_workers_than_the_limit() {
+    use joblog::service::{Registry, RunUntil, Service, ServiceConfig};
+    let f = fixture();
+    let workers = joblog::domain::limits::MAX_WORKERS + 1;
+    let service = Service::new(&f.engine, ServiceConfig { workers, ..ServiceConfig::default() }, Registry::new());
+    let before = f.engine.log().next_seq();
+    assert!(matches!(service.run(RunUntil::Once), Err(Error::Domain(DomainError::Invalid { what: "workers", .. }))));
+    assert_eq!(f.engine.log().next_seq(), before, "nothing written");
+}

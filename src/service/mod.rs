@@ -195,11 +195,6 @@ impl<'e> Service<'e> {
 
     /// Runs jobs until `until` says to return.
     pub fn run(&self, until: RunUntil) -> Result<Summary, Error> {
-        let _one = self.engine.claim_service()?;
-        self.shutdown.store(false, Ordering::Relaxed);
-        if self.config.install_defaults {
-            self.engine.install_default_bulk_delete()?;
-        }
         let workers = self.config.workers.max(1);
         if workers > crate::domain::limits::MAX_WORKERS {
             return Err(crate::domain::DomainError::Invalid {
@@ -207,6 +202,11 @@ impl<'e> Service<'e> {
                 reason: format!("{workers}: a service runs at most {} workers", crate::domain::limits::MAX_WORKERS),
             }
             .into());
+        }
+        let _one = self.engine.claim_service()?;
+        self.shutdown.store(false, Ordering::Relaxed);
+        if self.config.install_defaults {
+            self.engine.install_default_bulk_delete()?;
         }
         let mut summary = Summary::default();
         self.recover(&mut summary)?;

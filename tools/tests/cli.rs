@@ -585,10 +585,18 @@ fn control_characters_are_refused_in_identifiers_and_escaped_in_every_output() {
         assert_terminal_safe("stderr", &out.stderr);
     }
     assert_eq!(count(&s), 1);
-    // Input echoed in an error is escaped too.
+    // Input echoed in an error is escaped too, the parser's own included.
     let out = s.raw(&["--as", "x\u{1b}[31m", "list"]);
     assert_eq!(out.status.code(), Some(5));
     assert_terminal_safe("stderr", &out.stderr);
+    for args in [vec!["x\u{1b}[2J"], vec!["list", "--state", "\u{1b}[2J"], vec!["list", "--bogus\u{7}"]] {
+        let out = s.raw(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_terminal_safe(&format!("{args:?}"), &out.stderr);
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("\\u001b") || args[1..].iter().any(|a| a.contains('\u{7}'))
+        );
+    }
     // A command's stderr is kept as it is in the message (free text) and
     // escaped wherever a person reads it.
     let job =
@@ -728,6 +736,13 @@ fn a_data_path_that_is_not_utf8_works_alone_and_through_the_service() {
     assert_eq!(out.status.code(), Some(0), "through the service: {}", String::from_utf8_lossy(&out.stderr));
     let jobs: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(jobs.as_array().unwrap().iter().any(|j| j["name"] == "slow"));
+    // An over-long value through the service: refused, and the service
+    // still answers the next client.
+    let regarding = format!("contact:{}", "r".repeat(70_000));
+    let out = joblog(&["submit", "--name", "x", "--regarding", &regarding]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("regarding id is too long"));
+    assert_eq!(joblog(&["list"]).status.code(), Some(0));
     // Another argument that is not UTF-8 cannot be sent as it is: a clear
     // refusal rather than a panic or a different file.
     let file = s.dir.path().join(std::ffi::OsStr::from_bytes(b"jobs\xfe.jsonl"));

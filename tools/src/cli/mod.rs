@@ -88,9 +88,15 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
+            // clap echoes what it could not parse: escaped like every output
+            // (plain text, without clap's colours).
+            let text = output::terminal_safe(&e.render().to_string(), false);
+            if e.use_stderr() {
+                eprint!("{text}");
+                return ExitCode::from(2);
+            }
+            print!("{text}");
+            return ExitCode::from(0);
         }
     };
     let interactive = std::io::stdout().is_terminal() && !cli.global.json;
