@@ -593,9 +593,6 @@ fn control_characters_are_refused_in_identifiers_and_escaped_in_every_output() {
         let out = s.raw(&args);
         assert_eq!(out.status.code(), Some(2), "{args:?}");
         assert_terminal_safe(&format!("{args:?}"), &out.stderr);
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("\\u001b") || args[1..].iter().any(|a| a.contains('\u{7}'))
-        );
     }
     // A command's stderr is kept as it is in the message (free text) and
     // escaped wherever a person reads it.
