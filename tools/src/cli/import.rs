@@ -263,7 +263,12 @@ pub fn parse_csv(text: &str, dir: &Directory, user: &str) -> Parsed {
         .records()
         .enumerate()
         .map(|(i, rec)| {
-            let line = i + 2;
+            // The line the record starts on (a quoted field may hold line
+            // breaks); the record's index after the header if unknown.
+            let line = match &rec {
+                Ok(r) => r.position().map_or(i + 2, |p| p.line() as usize),
+                Err(e) => e.position().map_or(i + 2, |p| p.line() as usize),
+            };
             let job = rec.map_err(|e| format!("not CSV: {e}")).and_then(|r| {
                 let get = |name: &str| col(name).and_then(|c| r.get(c)).map(str::trim).filter(|s| !s.is_empty());
                 let t = |name: &str| get(name).map(csv_time).transpose().map_err(|e| format!("{name}: {e}"));
