@@ -114,7 +114,11 @@ pub fn main() -> ExitCode {
         }
     }
     if let Some(message) = err {
-        eprintln!("joblog: {}", output::escape(message.lines().next().unwrap_or("failed")));
+        // One line, escaped, and not a novel: an echoed 70,000-character
+        // value is cut (the refusal names its length anyway).
+        let line = output::escape(message.lines().next().unwrap_or("failed"));
+        let line = if line.chars().count() > 2000 { line.chars().take(1999).collect::<String>() + "…" } else { line };
+        eprintln!("joblog: {line}");
     }
     ExitCode::from(code)
 }
