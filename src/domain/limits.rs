@@ -109,7 +109,7 @@ mod tests {
             assert!(check_text("name", &format!("x{c}"), 10).is_err(), "{c:?}");
         }
         assert!(matches!(check_identifier("role", ""), Err(DomainError::Invalid { what: "role", .. })));
-        assert!(check_len("message", "a\nb\u{1b}", 3).is_ok());
+        assert!(check_len("message", "a\nb\u{1b}", 4).is_ok());
         assert!(check_len("message", "abcd", 3).is_err());
         let long = clamp_message("é".repeat(MAX_MESSAGE_CHARS + 5));
         assert_eq!(long.chars().count(), MAX_MESSAGE_CHARS);
