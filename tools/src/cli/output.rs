@@ -239,3 +239,20 @@ pub fn job_detail(j: &Job, history: Option<&[HistoryEntry]>) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_are_visible_and_json_stays_json() {
+        assert_eq!(escape("a\u{1b}[2J\r\n\t\u{7f}\u{9b}\u{202e}é"), "a\\u001b[2J\\r\\n\\t\\u007f\\u009b\\u202eé");
+        assert_eq!(terminal_safe("line\nnext\u{7}", false), "line\nnext\\u0007");
+        let v = serde_json::json!({"m": "x\u{1b}\u{7f}\u{9b}\u{202e}y"});
+        let safe = terminal_safe(&pretty(&v), true);
+        assert!(!safe.chars().any(|c| joblog::domain::limits::is_unsafe_char(c) && c != '\n'), "{safe}");
+        assert_eq!(serde_json::from_str::<Value>(&safe).unwrap(), v, "the same string once parsed");
+        let wide = table(&["A", "B"], &[vec!["x".repeat(100_000), "\u{1b}".into()]]);
+        assert!(wide.lines().all(|l| l.chars().count() < 200), "{wide}");
+    }
+}
