@@ -1137,6 +1137,13 @@ impl Session<'_> {
     /// ([`DomainError::LastAdministrator`]).
     pub fn deactivate_user(&self, name: &str) -> Result<(), Error> {
         self.admin(|state| {
+            if !state.directory().user(name)?.active {
+                return Err(DomainError::Invalid {
+                    what: "deactivation",
+                    reason: format!("{name:?} is already deactivated"),
+                }
+                .into());
+            }
             state.directory().check_deactivation(name)?;
             Ok(Event::UserDeactivated { name: name.into() })
         })

@@ -461,6 +461,12 @@ fn the_last_administrator_cannot_be_deactivated_and_reactivation_replays() {
         admin.add_user("alice", "root", &["basic-user"]).unwrap();
         admin.deactivate_user("alice").unwrap();
         assert!(engine.session("alice").is_err());
+        let before = engine.log().next_seq();
+        assert!(matches!(
+            admin.deactivate_user("alice"),
+            Err(Error::Domain(DomainError::Invalid { what: "deactivation", .. }))
+        ));
+        assert_eq!(engine.log().next_seq(), before, "a second deactivation writes nothing");
         assert!(matches!(admin.reactivate_user("nobody"), Err(Error::Domain(DomainError::NotFound { .. }))));
         admin.reactivate_user("alice").unwrap();
         assert!(matches!(admin.reactivate_user("alice"), Err(Error::Domain(DomainError::Invalid { .. }))));
