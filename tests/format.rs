@@ -742,6 +742,7 @@ fn samples() -> Vec<(&'static str, Envelope)> {
             ),
         ),
         ("user_deactivated", env(admin(), Event::UserDeactivated { name: "carol".into() })),
+        ("user_reactivated", env(admin(), Event::UserReactivated { name: "carol".into() })),
         (
             "workflow_saved",
             env(

@@ -35,7 +35,7 @@ use super::time::Timestamp;
 use super::{Action, Status};
 
 /// Version of the event schema written by this build.
-pub const EVENT_VERSION: u16 = 2;
+pub const EVENT_VERSION: u16 = 3;
 
 /// What each version of the event schema changed, oldest first: one line
 /// per version from 1 to [`EVENT_VERSION`] (a test checks that none is
@@ -46,6 +46,7 @@ pub const VERSIONS: &[(u16, &str)] = &[
         "JobCreated, Transition, OwnerChanged, BusinessUnitAdded, RoleAdded, UserAdded, UserDeactivated, WorkflowSaved",
     ),
     (2, "JobsDeleted appended; no other change"),
+    (3, "UserReactivated appended; no other change"),
 ];
 
 /// Who did something.
@@ -101,6 +102,10 @@ pub enum Event {
     /// Completed jobs deleted (version 2). The jobs' own events are removed
     /// by compaction later; this event never is.
     JobsDeleted(Box<Deletion>),
+    /// A deactivated user made active again (version 3).
+    UserReactivated {
+        name: String,
+    },
 }
 
 /// One step of the state machine, with the columns it sets.
@@ -157,6 +162,7 @@ impl Event {
             | Event::UserDeactivated { .. }
             | Event::WorkflowSaved(_) => 1,
             Event::JobsDeleted(_) => 2,
+            Event::UserReactivated { .. } => 3,
         }
     }
 
@@ -172,6 +178,7 @@ impl Event {
             Event::UserDeactivated { .. } => "UserDeactivated",
             Event::WorkflowSaved(_) => "WorkflowSaved",
             Event::JobsDeleted(_) => "JobsDeleted",
+            Event::UserReactivated { .. } => "UserReactivated",
         }
     }
 }
