@@ -954,6 +954,7 @@ fn damage_in_the_active_segment_is_refused_reported_and_salvaged() {
     let users: Vec<String> =
         new.json(&["user", "list"]).as_array().unwrap().iter().map(|u| u["name"].to_string()).collect();
     assert_eq!(users, ["\"admin\"", "\"u1\"", "\"u3\"", "\"u4\"", "\"u5\""]);
+}
 
 // ---- Bad input (issue 12, section 4): refused clearly, never a panic, never a silent change.
 
