@@ -168,6 +168,7 @@ impl Log {
             rewrite.installed = true;
             return Ok(report);
         }
+        crate::crashpoint::reached("install");
         let tx = self.tx.as_ref().ok_or(LogError::ReadOnly)?;
         let (reply, rx) = crossbeam_channel::bounded(1);
         let changes = rewrite.segments.iter().map(|r| (Arc::clone(&r.old), r.new.clone())).collect();

@@ -184,6 +184,7 @@ impl Manifest {
             return Err(io_err(&tmp, e));
         }
         fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+        crate::crashpoint::reached("manifest");
         sync_dir(dir)
     }
 }

@@ -343,6 +343,7 @@ impl Writer {
         manifest.store(&self.shared.dir)?;
         self.manifest = manifest;
         self.active = None;
+        crate::crashpoint::reached("roll");
         self.shared.counters.rolls.fetch_add(1, Ordering::Relaxed);
         let next = self.next_seq;
         self.active = Some(self.create_segment(next)?);

@@ -189,6 +189,7 @@ impl Projection {
             return Err(e);
         }
         fs::rename(&tmp, &path).map_err(io(&path))?;
+        crate::crashpoint::reached("checkpoint");
         File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
         for (_, old) in list(dir).into_iter().skip(KEEP) {
             let _ = fs::remove_file(old);

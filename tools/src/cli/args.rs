@@ -35,6 +35,29 @@ pub struct Global {
     /// Machine-readable output: one JSON document on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// For testing and benchmarks only: when the log makes writes durable.
+    /// every-batch (the default: a command succeeds only once its events
+    /// are on disk), interval[:MS] (synced within MS ms, default 100; a
+    /// power cut may lose the last MS ms), never (the OS decides; a power
+    /// cut may lose any recent write). The power-cut harness's negative
+    /// control runs `joblog run --sync never`.
+    #[arg(long, global = true, value_name = "MODE", default_value = "every-batch", value_parser = parse_sync)]
+    pub sync: joblog::log::Sync,
+}
+
+/// `--sync`: every-batch, interval[:MS], never.
+fn parse_sync(s: &str) -> Result<joblog::log::Sync, String> {
+    use joblog::log::Sync;
+    match s.split_once(':') {
+        None if s == "every-batch" => Ok(Sync::EveryBatch),
+        None if s == "never" => Ok(Sync::Never),
+        None if s == "interval" => Ok(Sync::Interval(100)),
+        Some(("interval", ms)) => match ms.parse::<u64>() {
+            Ok(ms @ 1..=60_000) => Ok(Sync::Interval(ms)),
+            _ => Err(format!("{ms:?}: the interval is 1 to 60000 milliseconds")),
+        },
+        _ => Err(format!("{s:?}: use every-batch, interval[:MS] or never")),
+    }
 }
 
 #[derive(Subcommand, Debug, Clone)]

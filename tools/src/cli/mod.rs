@@ -151,7 +151,9 @@ pub fn open(g: &args::Global) -> Result<Engine, joblog::Error> {
         Some(t) => Arc::new(ManualClock::new(Timestamp::parse(t)?)),
         None => Arc::new(SystemClock),
     };
-    Engine::open(&g.data, Config::default(), clock)
+    let mut config = Config::default();
+    config.log.sync = g.sync;
+    Engine::open(&g.data, config, clock)
 }
 
 /// Closes the engine; writes a checkpoint only when many events came since
