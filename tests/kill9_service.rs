@@ -50,7 +50,7 @@ fn registry(seed: u64) -> Registry {
     Registry::new().workflow("work", move |ctx: &JobContext<'_>| {
         let b = Rng(seed ^ crc32fast::hash(ctx.job().name.as_bytes()) as u64).next() % 256;
         std::thread::sleep(Duration::from_micros(500 + b * 8));
-        if b % 10 == 0 {
+        if b.is_multiple_of(10) {
             Outcome::Failed { code: 1, message: "failed on purpose".into() }
         } else {
             Outcome::Succeeded

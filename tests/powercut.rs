@@ -97,8 +97,7 @@ fn guard(mnt: &Path) -> Result<u64, String> {
     // The last entry for that point is the one in force (mounts stack).
     let line = info
         .lines()
-        .filter(|l| l.split(' ').nth(4) == Some(want))
-        .last()
+        .rfind(|l| l.split(' ').nth(4) == Some(want))
         .ok_or_else(|| format!("{want} is not a mount point"))?;
     let f: Vec<&str> = line.split(' ').collect();
     let dash = f.iter().position(|x| *x == "-").ok_or("mountinfo line without separator")?;
@@ -377,6 +376,7 @@ struct BareModel {
     dropped: BTreeSet<u64>,
 }
 
+#[allow(clippy::too_many_arguments)]
 fn run_bare_cut(
     disk: &mut LoopDisk,
     model: &mut BareModel,

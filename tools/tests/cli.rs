@@ -460,3 +460,21 @@ fn a_small_demo_runs_and_reports() {
         assert!(text.contains(part), "{part} missing:\n{text}");
     }
 }
+
+/// `--sync` (for testing and benchmarks: the power-cut harness's negative
+/// control runs `joblog run --sync never`): the modes are accepted, anything
+/// else is a usage error naming them, and nothing is written.
+#[test]
+fn sync_mode_is_a_checked_global_option() {
+    let s = Store::new();
+    s.run(0, &["--sync", "never", "user", "add", "u1"]);
+    s.run(0, &["--sync", "interval:50", "user", "add", "u2"]);
+    s.run(0, &["user", "add", "u3", "--sync", "every-batch"]);
+    let users = s.run(0, &["user", "list"]);
+    assert!(["u1", "u2", "u3"].iter().all(|u| users.contains(u)), "{users}");
+    for bad in ["sometimes", "interval:0", "interval:x", ""] {
+        let err = s.fails(2, &["--sync", bad, "user", "add", "u4"]);
+        assert!(err.contains("every-batch") || err.contains("1 to 60000 milliseconds"), "--sync {bad:?}: {err}");
+    }
+    assert!(!s.run(0, &["user", "list"]).contains("u4"), "a refused command wrote");
+}
