@@ -38,6 +38,9 @@ use crate::projection::query::{Cursor, Filter, Visibility};
 use crate::projection::{decode_event, Projection, WriteTarget};
 use std::collections::HashMap;
 
+mod verify;
+pub use verify::{manifest_problem, salvage, verify_unopenable, LostRange, SalvageOptions, SalvageReport, StoreReport};
+
 /// How an engine is opened.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -52,6 +55,17 @@ impl Default for Config {
         Self { log: LogConfig::default(), checkpoint_every_events: 1_000_000 }
     }
 }
+
+/// How far ahead of the system clock an event of a live (not simulated)
+/// store may be stamped. Events never go backwards in time, so one event
+/// stamped far ahead would refuse every later write until then: the clock
+/// an engine is given (a `--now`, a [`crate::domain::ManualClock`]) is
+/// checked against the system's before each write.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+
+/// The file in a data directory that marks a store created as a
+/// simulation (`DATA/SIMULATION`; see `docs/format.md`).
+pub const SIMULATION_MARKER: &str = "SIMULATION";
 
 /// What opening found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -229,15 +243,100 @@ pub struct Engine {
     /// The last event of the newest checkpoint written or loaded.
     checkpoint_seq: std::sync::atomic::AtomicU64,
     opened: OpenReport,
+    /// Created as a simulation: the clock is not checked against the system's.
+    simulation: bool,
+    /// Opened by [`Engine::open_read_only`]: nothing is ever written.
+    read_only: bool,
+    /// Why the last checkpoint due after a write could not be written (a
+    /// checkpoint is a cache: the write it followed stands).
+    checkpoint_failed: Mutex<Option<String>>,
 }
 
 impl Engine {
     /// Opens (creating if needed) the store in `dir`: loads the newest valid
     /// checkpoint and replays the log after it (or all of it).
     pub fn open(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
-        let dir = dir.as_ref().to_path_buf();
+        Self::open_as(dir.as_ref(), config, clock, false)
+    }
+
+    /// Opens, creating it if needed, a *simulation*: a store whose clock
+    /// may run ahead of the system's (a live store refuses a write stamped
+    /// more than [`MAX_CLOCK_SKEW_SECS`] ahead). Only a store being created
+    /// can become one; that is recorded in the data directory
+    /// ([`SIMULATION_MARKER`]) and holds from then on, whichever way it is
+    /// opened. A live store is refused.
+    pub fn open_simulation(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        Self::open_as(dir.as_ref(), config, clock, true)
+    }
+
+    fn open_as(dir: &Path, config: Config, clock: Arc<dyn Clock>, create_simulation: bool) -> Result<Self, Error> {
+        let dir = dir.to_path_buf();
+        let marker = dir.join(SIMULATION_MARKER);
+        let simulation = marker.symlink_metadata().is_ok();
+        if create_simulation && !simulation {
+            if dir.join("segments").symlink_metadata().is_ok() {
+                return Err(DomainError::Invalid {
+                    what: "simulation",
+                    reason: format!(
+                        "{} already holds a live store; only a new store can be created as a simulation",
+                        dir.display()
+                    ),
+                }
+                .into());
+            }
+            // Recorded before the log exists: a store is a simulation from
+            // its first event or never.
+            write_marker(&dir, &marker)?;
+        }
+        let simulation = simulation || create_simulation;
         let log = Log::open(dir.join("segments"), config.log.clone())?;
-        let (snapshot, skipped) = Projection::load_snapshot(&dir.join("snapshots"), log.next_seq(), &log.generations());
+        Self::load(dir, log, config, clock, simulation)
+    }
+
+    /// Opens the store in `dir` for reading only: the log is mapped
+    /// read-only under a shared lock (a process that holds the directory
+    /// for writing refuses it with [`crate::log::LogError::Locked`]), no
+    /// writer thread is started, no segment is created or preallocated, a
+    /// torn tail is left as it is (and not served), no checkpoint is
+    /// written and nothing is installed: it never writes a byte, so it
+    /// works on a full disk. Every write through it is refused
+    /// ([`crate::log::LogError::ReadOnly`]). Damage that a writable open
+    /// refuses is refused here too.
+    pub fn open_read_only(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        let dir = dir.as_ref().to_path_buf();
+        let simulation = dir.join(SIMULATION_MARKER).symlink_metadata().is_ok();
+        let mut config = config;
+        config.log.read_only = true;
+        let log = Log::open(dir.join("segments"), config.log.clone())?;
+        if let Some(first) = log.recovery().problems.first() {
+            let what = first.trim_start_matches("corrupt log: ").trim_start_matches("the store is damaged: ");
+            return Err(Error::Corrupt(what.to_string()));
+        }
+        Self::load(dir, log, config, clock, simulation)
+    }
+
+    fn load(dir: PathBuf, log: Log, config: Config, clock: Arc<dyn Clock>, simulation: bool) -> Result<Self, Error> {
+        let snapshots = dir.join("snapshots");
+        // Loading checkpoints removes leftover `*.tmp` files; a read-only
+        // open must not, so with any there it replays the whole log instead.
+        let leftovers = config.log.read_only
+            && std::fs::read_dir(&snapshots)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"));
+        let (snapshot, skipped) = if leftovers {
+            (
+                None,
+                vec![format!(
+                    "{}: an interrupted checkpoint is there; read-only, the log is replayed",
+                    snapshots.display()
+                )],
+            )
+        } else {
+            Projection::load_snapshot(&snapshots, log.next_seq(), &log.generations())
+        };
+        let read_only = config.log.read_only;
         let mut state = snapshot.unwrap_or_default();
         let checkpoint_seq = (state.last_seq() > 0).then_some(state.last_seq());
         let mut replayed = 0u64;
@@ -254,7 +353,41 @@ impl Engine {
             checkpoint_seq: checkpoint_seq.unwrap_or(0).into(),
             config,
             opened,
+            simulation,
+            read_only,
+            checkpoint_failed: Mutex::new(None),
         })
+    }
+
+    /// Whether the store was created as a simulation (its clock may run
+    /// ahead of the system's).
+    pub fn is_simulation(&self) -> bool {
+        self.simulation
+    }
+
+    /// Whether this engine was opened by [`Engine::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Why the last checkpoint due after a write failed, if it did (the
+    /// write itself stands; the next checkpoint tries again).
+    pub fn checkpoint_failure(&self) -> Option<String> {
+        self.checkpoint_failed.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Refuses a write stamped `now` when that is further ahead of the
+    /// system clock than [`MAX_CLOCK_SKEW_SECS`], unless the store is a
+    /// simulation.
+    fn check_clock(&self, now: Timestamp) -> Result<(), Error> {
+        if self.simulation {
+            return Ok(());
+        }
+        let limit = crate::domain::SystemClock.now().plus_micros(MAX_CLOCK_SKEW_SECS * 1_000_000);
+        if now > limit {
+            return Err(Error::ClockAhead { at: now.to_rfc3339(), limit: limit.to_rfc3339() });
+        }
+        Ok(())
     }
 
     /// Marks a service as running on this engine until the guard drops;
@@ -278,6 +411,9 @@ impl Engine {
 
     /// Saves a checkpoint of the current state now.
     pub fn checkpoint(&self) -> Result<PathBuf, Error> {
+        if self.read_only {
+            return Err(crate::log::LogError::ReadOnly.into());
+        }
         let state = self.state();
         let path = state.save_snapshot(&self.dir.join("snapshots"), &self.log.generations())?;
         self.checkpoint_seq.store(state.last_seq(), std::sync::atomic::Ordering::Relaxed);
@@ -287,6 +423,9 @@ impl Engine {
     /// Saves a checkpoint (if anything changed since the last) and closes
     /// the log, reporting its final sync.
     pub fn close(self) -> Result<(), Error> {
+        if self.read_only {
+            return Ok(self.log.close()?);
+        }
         if self.state().last_seq() > self.checkpoint_seq.load(std::sync::atomic::Ordering::Relaxed) {
             self.checkpoint()?;
         }
@@ -414,6 +553,7 @@ impl Engine {
         if envelopes.is_empty() {
             return Ok(out);
         }
+        self.check_clock(now)?;
         let mut batch = Batch::new();
         let mut lens = Vec::with_capacity(envelopes.len());
         for env in &envelopes {
@@ -434,7 +574,10 @@ impl Engine {
         drop(state);
         if due {
             // Writers wait (this thread holds the write lock); readers do not.
-            self.checkpoint()?;
+            // The write is durable and applied: a checkpoint that fails
+            // (a full disk) must not report it as failed.
+            *self.checkpoint_failed.lock().unwrap_or_else(|e| e.into_inner()) =
+                self.checkpoint().err().map(|e| e.to_string());
         }
         Ok(out)
     }
@@ -473,7 +616,10 @@ fn service_transition(id: Uuid, target: &WriteTarget, step: ServiceStep, now: Ti
         ServiceStep::Lock | ServiceStep::Wake | ServiceStep::Succeed => (None, retrycount, None, None),
         ServiceStep::StopCanceling { message } => (None, retrycount, None, message),
         ServiceStep::StopPausing { message } => (postponeuntil, retrycount, None, message),
-        ServiceStep::Fail { code, message } => (None, retrycount, Some(code), Some(message)),
+        ServiceStep::Fail { code, message } => {
+            let code = if code == crate::domain::limits::RESERVED_ERRORCODE { code + 1 } else { code };
+            (None, retrycount, Some(code), Some(message))
+        }
         ServiceStep::Wait { until, message } => (Some(until), retrycount, None, message),
         ServiceStep::Suspend { message } => (None, retrycount, None, Some(message)),
         ServiceStep::Retry { until, message } => (Some(until), retrycount + 1, None, Some(message)),
@@ -482,7 +628,20 @@ fn service_transition(id: Uuid, target: &WriteTarget, step: ServiceStep, now: Ti
         }
         ServiceStep::Defer { until, message } => (Some(until), retrycount, None, Some(message)),
     };
+    // A handler's message (a command's stderr...) is kept up to the limit.
+    let message = message.map(crate::domain::limits::clamp_message);
     Ok(Transition { job: id, action, from, to, postponeuntil, retrycount, errorcode, message })
+}
+
+/// Writes the simulation marker of a store being created.
+fn write_marker(dir: &Path, marker: &Path) -> Result<(), Error> {
+    let io = |e| Error::Io { path: marker.to_path_buf(), source: e };
+    std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
+    let f = std::fs::File::create(marker).map_err(io)?;
+    use std::io::Write;
+    (&f).write_all(b"joblog simulation: events may be stamped ahead of the system clock\n").map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })
 }
 
 /// A Bulk Delete system job (type 13) to create.
@@ -576,6 +735,9 @@ pub struct DeletionReport {
     /// Writing the checkpoint afterwards (so that a reopen need not replay).
     pub seconds_checkpoint: f64,
     pub compaction: Compaction,
+    /// What failed after the deletion was durable (compaction, the
+    /// checkpoint): the jobs are deleted all the same.
+    pub warnings: Vec<String>,
 }
 
 impl Engine {
@@ -619,6 +781,9 @@ impl Engine {
     /// deletion every few milliseconds seals a small segment each time; see
     /// ARCHITECTURE.md, "Deletion and compaction".)
     pub fn compact(&self) -> Result<Compaction, Error> {
+        if self.read_only {
+            return Err(crate::log::LogError::ReadOnly.into());
+        }
         let _one = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
         let plan = self.state().garbage().clone();
         if plan.is_empty() {
@@ -631,8 +796,10 @@ impl Engine {
         state.apply_compaction(&plan, &done);
         drop(state);
         // Every checkpoint points into segments that were just rewritten:
-        // none can be used again, so their space comes back too.
-        Projection::remove_snapshots(&self.dir.join("snapshots"))?;
+        // none can be used again, so their space comes back too. The
+        // compaction is installed whatever happens here: a checkpoint left
+        // behind names the old generations and is skipped on open.
+        let _ = Projection::remove_snapshots(&self.dir.join("snapshots"));
         self.checkpoint_seq.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(done)
     }
@@ -760,8 +927,17 @@ impl Session<'_> {
         self.engine.commit(self.actor(), |state, now| {
             state.directory().check(&self.user, Privilege::Create, None)?;
             let mut seen = std::collections::HashSet::new();
+            let dir = state.directory();
             for j in &jobs {
                 j.validate()?;
+                // Owners and business units come from the directory, like a
+                // live job's.
+                dir.user(&j.owner)?;
+                if !dir.has_business_unit(&j.owningbusinessunit) {
+                    return Err(
+                        DomainError::NotFound { kind: "business unit", name: j.owningbusinessunit.clone() }.into()
+                    );
+                }
                 if j.modifiedon > now {
                     return Err(DomainError::Invalid {
                         what: "job",
@@ -878,13 +1054,30 @@ impl Session<'_> {
         let bytes_before = self.engine.log.data_bytes();
         let d = self.engine.delete(self.actor(), criteria, limit, None)?;
         let seconds_logical = started.elapsed().as_secs_f64();
-        let compaction = self.engine.compact()?;
+        // From here on the deletion is durable and shown: what follows only
+        // gives the space back, and its failure (a full disk) is reported
+        // as a warning, not as a failed deletion. The garbage stays listed;
+        // the next compaction takes it.
+        let mut warnings = Vec::new();
+        let compaction = match self.engine.compact() {
+            Ok(c) => c,
+            Err(e) => {
+                warnings.push(format!(
+                    "deleted {} jobs; their space comes back at the next compaction (`joblog compact`): compacting failed: {e}",
+                    d.deleted
+                ));
+                Compaction::default()
+            }
+        };
         let seconds = started.elapsed().as_secs_f64();
         let bytes_after = self.engine.log.data_bytes();
         if d.deleted > 0 {
-            self.engine.checkpoint()?;
+            if let Err(e) = self.engine.checkpoint() {
+                warnings.push(format!("no checkpoint written after the deletion (the next open replays the log): {e}"));
+            }
         }
         Ok(DeletionReport {
+            warnings,
             deleted: d.deleted,
             remaining_matching: d.remaining,
             bytes_before,
@@ -1091,6 +1284,7 @@ impl Session<'_> {
     /// definitions. Each needs Write at Organization depth.
     pub fn add_business_unit(&self, name: &str, parent: &str) -> Result<(), Error> {
         self.admin(|state| {
+            crate::domain::limits::check_identifier("business unit", name)?;
             state.directory().clone().add_business_unit(name, parent)?;
             Ok(Event::BusinessUnitAdded { name: name.into(), parent: parent.into() })
         })
@@ -1098,6 +1292,7 @@ impl Session<'_> {
 
     pub fn add_role(&self, role: Role) -> Result<(), Error> {
         self.admin(|state| {
+            role.validate()?;
             state.directory().clone().add_role(role.clone())?;
             Ok(Event::RoleAdded(role))
         })
@@ -1111,21 +1306,43 @@ impl Session<'_> {
             active: true,
         };
         self.admin(|state| {
+            user.validate()?;
             state.directory().clone().add_user(user.clone())?;
             Ok(Event::UserAdded(user))
         })
     }
 
+    /// Deactivates a user; refused for the last active administrator
+    /// ([`DomainError::LastAdministrator`]).
     pub fn deactivate_user(&self, name: &str) -> Result<(), Error> {
         self.admin(|state| {
-            state.directory().user(name)?;
+            if !state.directory().user(name)?.active {
+                return Err(DomainError::Invalid {
+                    what: "deactivation",
+                    reason: format!("{name:?} is already deactivated"),
+                }
+                .into());
+            }
+            state.directory().check_deactivation(name)?;
             Ok(Event::UserDeactivated { name: name.into() })
+        })
+    }
+
+    /// Makes a deactivated user active again (administrators only, like
+    /// deactivation); refused for a user who is active.
+    pub fn reactivate_user(&self, name: &str) -> Result<(), Error> {
+        self.admin(|state| {
+            if state.directory().user(name)?.active {
+                return Err(DomainError::Invalid { what: "reactivation", reason: format!("{name:?} is active") }.into());
+            }
+            Ok(Event::UserReactivated { name: name.into() })
         })
     }
 
     /// Adds or changes a workflow definition (its owner must exist).
     pub fn save_workflow(&self, workflow: WorkflowDefinition) -> Result<(), Error> {
         self.admin(|state| {
+            workflow.validate()?;
             state.directory().user(&workflow.owner)?;
             Ok(Event::WorkflowSaved(workflow))
         })

@@ -13,7 +13,7 @@ use super::time::Timestamp;
 use super::{Action, Status};
 
 /// Version of the event schema written by this build.
-pub const EVENT_VERSION: u16 = 2;
+pub const EVENT_VERSION: u16 = 3;
 
 /// Who did something.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -68,6 +68,10 @@ pub enum Event {
     /// Completed jobs deleted (version 2). The jobs' own events are removed
     /// by compaction later; this event never is.
     JobsDeleted(Box<Deletion>),
+    /// A deactivated user made active again (version 3).
+    UserReactivated {
+        name: String,
+    },
 }
 
 /// One step of the state machine, with the columns it sets.

@@ -43,6 +43,10 @@ pub struct Global {
     /// control runs `joblog run --sync never`.
     #[arg(long, global = true, value_name = "MODE", default_value = "every-batch", value_parser = parse_sync)]
     pub sync: joblog::log::Sync,
+    /// Create the store as a simulation, whose clock (--now) may run ahead
+    /// of the system clock; only when this command creates the store.
+    #[arg(long, global = true)]
+    pub simulation: bool,
 }
 
 /// `--sync`: every-batch, interval[:MS], never.
@@ -146,6 +150,21 @@ pub enum Command {
     /// Checks every checksum and the projections against a fresh replay.
     #[command(after_help = "Example:\n  joblog verify --json")]
     Verify,
+    /// Copies every intact event of a damaged store, in order, into a new
+    /// store, and reports what was lost; never changes the damaged store.
+    #[command(
+        after_help = "Example:\n  joblog salvage --to ./joblog-data.salvaged\n  joblog salvage --to ./fixed --clamp-future   (a store stamped in the future by a wrong --now)"
+    )]
+    Salvage {
+        /// The new store's data directory: must not exist, or be empty.
+        #[arg(long, value_name = "NEWDIR")]
+        to: std::path::PathBuf,
+        /// Re-stamp events later than the system clock at the system
+        /// clock's time (each is reported): the way out for a store whose
+        /// events were stamped in the future.
+        #[arg(long = "clamp-future")]
+        clamp_future: bool,
+    },
     /// Counts, sizes, segments, memory, and workflows' back-off.
     #[command(after_help = "Example:\n  joblog stats")]
     Stats,
@@ -172,6 +191,9 @@ pub enum UserCmd {
     /// Deactivates a user: their waiting runs fail when they would resume.
     #[command(after_help = "Example:\n  joblog user deactivate alice")]
     Deactivate { name: String },
+    /// Makes a deactivated user active again (administrators only).
+    #[command(after_help = "Example:\n  joblog user reactivate alice")]
+    Reactivate { name: String },
     /// Every user with business unit, roles and whether active.
     #[command(after_help = "Example:\n  joblog user list --json")]
     List,
@@ -305,7 +327,8 @@ pub struct ActArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    #[arg(long, default_value_t = 2)]
+    /// Worker threads (1 to 256, `docs/limits.md`).
+    #[arg(long, default_value_t = 2, value_parser = parse_workers)]
     pub workers: usize,
     /// Run what is due now and return.
     #[arg(long, conflicts_with_all = ["until_idle", "for_"])]
@@ -373,4 +396,13 @@ pub struct DemoArgs {
     pub days: u32,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+/// `--workers`: 1 to [`joblog::domain::limits::MAX_WORKERS`].
+fn parse_workers(s: &str) -> Result<usize, String> {
+    let max = joblog::domain::limits::MAX_WORKERS;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?}: give a number of workers from 1 to {max}")),
+    }
 }

@@ -78,7 +78,11 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
     });
     let _ = std::fs::remove_file(&path);
     let summary = summary?;
-    engine.close()?;
+    // What the service did is durable: a checkpoint that fails at close
+    // is a warning, not a failed run.
+    if let Err(e) = engine.close() {
+        eprintln!("joblog: warning: no checkpoint was written at close (the next open replays the log): {e}");
+    }
     let v = json!({
         "ran": summary.ran,
         "succeeded": summary.succeeded,
@@ -181,8 +185,8 @@ pub fn forward(g: &Global, holder: &str) -> Output {
         ),
         stdout: String::new(),
     };
+    let argv = forwarded_argv(std::env::args_os())?;
     let mut conn = UnixStream::connect(&path).map_err(|_| held())?;
-    let argv: Vec<String> = std::env::args().collect();
     let req = json!({"argv": argv, "user": g.user, "json": g.json});
     writeln!(conn, "{req}").map_err(|_| held())?;
     let mut line = String::new();
@@ -195,4 +199,29 @@ pub fn forward(g: &Global, holder: &str) -> Output {
     } else {
         Err(Failure { code, message: resp["stderr"].as_str().unwrap_or("failed").to_string(), stdout })
     }
+}
+
+/// The arguments to send to the service, as text (the request is JSON).
+/// `--data` may name a directory that is not UTF-8: the service ignores it
+/// (it serves its own directory), so its value goes as lossy text; any other
+/// argument that is not UTF-8 (a file to import) is refused with a clear
+/// error rather than sent altered.
+fn forwarded_argv(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Vec<String>, Failure> {
+    let mut out: Vec<String> = Vec::new();
+    for arg in args {
+        let is_data_value = out.last().is_some_and(|prev| prev == "--data");
+        match arg.into_string() {
+            Ok(a) => out.push(a),
+            Err(raw) if is_data_value || raw.as_encoded_bytes().starts_with(b"--data=") => {
+                out.push(raw.to_string_lossy().into_owned());
+            }
+            Err(raw) => {
+                return Err(Failure::usage(format!(
+                    "the argument {} is not valid UTF-8; while `joblog run` serves this directory, arguments other than --data must be UTF-8",
+                    raw.to_string_lossy()
+                )))
+            }
+        }
+    }
+    Ok(out)
 }
