@@ -13,7 +13,7 @@ use super::time::Timestamp;
 use super::{Action, Status};
 
 /// Version of the event schema written by this build.
-pub const EVENT_VERSION: u16 = 2;
+pub const EVENT_VERSION: u16 = 3;
 
 /// Who did something.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -68,6 +68,12 @@ pub enum Event {
     /// Completed jobs deleted (version 2). The jobs' own events are removed
     /// by compaction later; this event never is.
     JobsDeleted(Box<Deletion>),
+    /// OS user id `uid` acts as joblog user `name` through the service
+    /// (`None`: `name` is no longer mapped) (version 3).
+    OsUserMapped {
+        name: String,
+        uid: Option<u32>,
+    },
 }
 
 /// One step of the state machine, with the columns it sets.

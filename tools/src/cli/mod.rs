@@ -12,6 +12,7 @@ mod demo;
 mod exec;
 mod import;
 mod output;
+pub mod protocol;
 mod server;
 
 use std::io::IsTerminal;
@@ -51,7 +52,7 @@ impl From<joblog::Error> for Failure {
         use joblog::Error as E;
         let code = match &e {
             E::Domain(DomainError::Refused { .. } | DomainError::PlatformGenerated { .. }) => 4,
-            E::Domain(DomainError::Denied { .. }) => 5,
+            E::Domain(DomainError::Denied { .. }) | E::Log(LogError::NotOwned { .. }) => 5,
             E::Domain(DomainError::NotFound { .. }) | E::JobNotFound(_) => 3,
             E::Domain(_) | E::TimeWentBackwards { .. } => 2,
             _ => 1,
@@ -125,7 +126,14 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
             Command::List(_) | Command::Show { .. } | Command::Replay { .. } | Command::Verify | Command::Stats
         ) && !matches!(&cli.command, Command::User(args::UserCmd::List) | Command::Workflow(args::WorkflowCmd::List))
             && !matches!(&cli.command, Command::BulkDelete(args::BulkDeleteCmd::List));
-    if !writes && !g.data.join("segments").exists() {
+    // A service named with --socket (or JOBLOG_SOCKET) that answers does
+    // the command; how OS users other than the directory's owner reach it.
+    let explicit = g.socket.as_deref().map(|p| (p, server::connect(p)));
+    if let Some((path, Ok(conn))) = explicit {
+        return server::forward_on(conn, g, path);
+    }
+    // (A directory we may not look into is not "missing": opening says why.)
+    if !writes && matches!(g.data.join("segments").try_exists(), Ok(false)) {
         return Err(Failure::not_found(format!(
             "no joblog data at {} (nothing has been written there yet)",
             g.data.display()
@@ -135,6 +143,11 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
         Ok(engine) => engine,
         Err(joblog::Error::Log(LogError::Locked { holder, .. })) => {
             return server::forward(g, &holder);
+        }
+        Err(e @ joblog::Error::Log(LogError::NotOwned { .. })) if g.socket.is_some() => {
+            let mut f = Failure::from(e);
+            f.message = format!("{} (and no service answers on {})", f.message, server::socket_path(g).display());
+            return Err(f);
         }
         Err(e) if matches!(cli.command, Command::Verify) => return exec::verify_unopenable(g, e),
         Err(e) => return Err(e.into()),
