@@ -355,6 +355,25 @@ mod tests {
     }
 
     #[test]
+    fn os_users_map_one_to_one_and_run_command_is_organization_only() {
+        let mut d = org();
+        d.map_os_user("alice", Some(1001)).unwrap();
+        assert_eq!(d.os_user(1001), Some("alice"));
+        assert!(matches!(d.map_os_user("bob", Some(1001)), Err(DomainError::AlreadyExists { .. })));
+        d.map_os_user("alice", Some(1002)).unwrap();
+        assert_eq!((d.os_user(1001), d.os_user(1002), d.os_uid_of("alice")), (None, Some("alice"), Some(1002)));
+        d.map_os_user("alice", None).unwrap();
+        assert_eq!(d.os_user(1002), None);
+        assert!(matches!(d.map_os_user("ghost", Some(7)), Err(DomainError::NotFound { .. })));
+        assert!(d.check("admin", Privilege::RunCommand, None).is_ok());
+        for user in ["alice", "bob", "carol"] {
+            assert!(matches!(d.check(user, Privilege::RunCommand, None), Err(DomainError::Denied { .. })));
+        }
+        assert_eq!(Privilege::parse("run-command").unwrap(), Privilege::RunCommand);
+        assert!(runs_command(b"joblog:command\nid") && !runs_command(b"joblog:command") && !runs_command(b""));
+    }
+
+    #[test]
     fn bad_additions_are_refused() {
         let mut d = org();
         assert!(d.add_business_unit("x", "nowhere").is_err());

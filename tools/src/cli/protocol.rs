@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 /// The longest request line (the command's arguments; an imported file's
 /// content is streamed after it, not inside it).
-pub const MAX_REQUEST_BYTES: usize = 64 * 1024;
+pub const MAX_REQUEST_BYTES: usize = 256 * 1024;
 /// The most arguments a request may carry.
 pub const MAX_ARGS: usize = 1024;
 /// The longest line of a file imported through the service (and by a
@@ -98,19 +98,32 @@ pub fn encode_request(req: &Request) -> Vec<u8> {
 }
 
 /// Follows the lines of a file read in chunks and refuses one longer than
-/// [`MAX_LINE_BYTES`], without holding more than the chunk in hand.
-#[derive(Debug, Clone, Default)]
+/// its maximum ([`MAX_LINE_BYTES`] by default), without holding more than
+/// the chunk in hand.
+#[derive(Debug, Clone)]
 pub struct LineLimit {
+    max: usize,
     line: usize,
     current: usize,
 }
 
+impl Default for LineLimit {
+    fn default() -> Self {
+        Self::new(MAX_LINE_BYTES)
+    }
+}
+
 impl LineLimit {
+    /// Lines of at most `max` bytes (newline not counted).
+    pub fn new(max: usize) -> Self {
+        Self { max, line: 0, current: 0 }
+    }
+
     /// Takes the next chunk; on a line too long, its number (from 1).
     pub fn feed(&mut self, chunk: &[u8]) -> Result<(), usize> {
         let mut rest = chunk;
         while let Some(i) = rest.iter().position(|&b| b == b'\n') {
-            if self.current + i > MAX_LINE_BYTES {
+            if self.current + i > self.max {
                 return Err(self.line + 1);
             }
             self.line += 1;
@@ -118,7 +131,7 @@ impl LineLimit {
             rest = &rest[i + 1..];
         }
         self.current += rest.len();
-        if self.current > MAX_LINE_BYTES {
+        if self.current > self.max {
             return Err(self.line + 1);
         }
         Ok(())

@@ -2,11 +2,12 @@
 //! `joblog` command on the same data directory is carried out by it while
 //! it holds the directory (`cli.md`, "One data directory, many commands").
 //!
-//! The socket is `--socket PATH` (env `JOBLOG_SOCKET`), else
-//! `DATA/joblog.sock`. It is bound inside a fresh 0700 directory next to
-//! its final name, given its mode there (0600 inside the data directory;
-//! 0666 elsewhere, where OS users mapped with `joblog user map` must reach
-//! it), then renamed into place: nobody can connect before it is ready. A
+//! The service listens on `DATA/joblog.sock` (mode 0600, in the 0700 data
+//! directory: the owner's) and, with `--socket PATH` (env
+//! `JOBLOG_SOCKET`), also on PATH (mode 0666, for OS users mapped with
+//! `joblog user map`). Each is bound inside a fresh 0700 directory next to
+//! its final name, given its mode there, then renamed into place: nobody
+//! can connect before it is ready. A
 //! path longer than `sun_path` allows is reached through
 //! `/proc/self/fd/N/NAME`, N being its directory opened.
 //!
@@ -21,7 +22,7 @@
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -116,7 +117,11 @@ fn bind(path: &Path, mode: u32) -> Result<(UnixListener, Bound), Failure> {
         Some(p) if !p.as_os_str().is_empty() => p,
         _ => Path::new("."),
     };
-    let private = tempfile::Builder::new().prefix(".joblog-socket-").tempdir_in(parent).map_err(err)?;
+    let private = tempfile::Builder::new()
+        .prefix(".joblog-socket-")
+        .permissions(fs::Permissions::from_mode(0o700))
+        .tempdir_in(parent)
+        .map_err(err)?;
     fs::set_permissions(private.path(), fs::Permissions::from_mode(0o700)).map_err(err)?;
     let inner = private.path().join("s");
     let listener = {
@@ -155,20 +160,29 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
     engine.session(&g.user)?.require_organization(Privilege::Write)?;
     let config = ServiceConfig { workers: args.workers.max(1), ..ServiceConfig::default() };
     let service = Service::new(&engine, config, Registry::new());
-    let path = socket_path(g);
-    let mode = if g.socket.is_some() { 0o666 } else { 0o600 };
-    let (listener, bound) = bind(&path, mode)?;
+    // The owner's socket in the data directory, always; with --socket, also
+    // the one other OS users reach.
+    let mut sockets = vec![bind(&g.data.join(SOCKET), 0o600)?];
+    if let Some(p) = &g.socket {
+        sockets.push(bind(p, 0o666)?);
+    }
     let stopping = AtomicBool::new(false);
     let summary = std::thread::scope(|s| {
-        s.spawn(|| serve(&listener, &engine, &stopping));
+        for (listener, _) in &sockets {
+            s.spawn(|| serve(listener, &engine, &stopping));
+        }
         s.spawn(|| watch_signals(&service, &stopping));
         let summary = service.run(until);
         stopping.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = connect(&path);
+        // Wake the accept loops so they see the flag (even if somebody
+        // removed the socket's name meanwhile).
+        for (listener, bound) in &sockets {
+            let _ = nix::sys::socket::shutdown(listener.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+            let _ = connect(&bound.path);
+        }
         summary
     });
-    drop(bound);
+    drop(sockets);
     let summary = summary?;
     engine.close()?;
     let v = json!({
@@ -330,7 +344,11 @@ fn answer(engine: &Engine, peer: u32, req: &Request, upload: &mut impl Read) -> 
         (Command::Import { file }, Some(len)) => {
             // Only who may import gets to stream a file at all.
             engine.session(&ctx.user)?.require_organization(Privilege::Create)?;
-            let spool = tempfile::Builder::new().prefix("joblog-import-").tempdir().map_err(|e| fail(e.to_string()))?;
+            let spool = tempfile::Builder::new()
+                .prefix("joblog-import-")
+                .permissions(fs::Permissions::from_mode(0o700))
+                .tempdir()
+                .map_err(|e| fail(e.to_string()))?;
             let name = file.file_name().map_or_else(|| "import".into(), |n| n.to_os_string());
             let local = spool.path().join(name);
             receive(upload, len, &local, file)?;
@@ -353,7 +371,7 @@ fn answer(engine: &Engine, peer: u32, req: &Request, upload: &mut impl Read) -> 
 /// a time, refusing a line longer than the limit.
 fn receive(from: &mut impl Read, len: u64, to: &Path, shown: &Path) -> Result<(), Failure> {
     let err = |e: std::io::Error| fail(format!("receiving {}: {e}; nothing was imported", shown.display()));
-    let mut out = fs::OpenOptions::new().write(true).create_new(true).open(to).map_err(err)?;
+    let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to).map_err(err)?;
     let mut limit = LineLimit::default();
     let mut buf = vec![0u8; 64 * 1024];
     let mut left = len;
@@ -428,9 +446,11 @@ fn user_explicit(argv: &[String]) -> bool {
         .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue)
 }
 
-/// Hands this command to the `joblog run` that holds the directory.
+/// Hands this command to the `joblog run` that holds the directory,
+/// through its socket in the directory (an explicit `--socket` was tried
+/// first, in `cli::run`).
 pub fn forward(g: &Global, holder: &str) -> Output {
-    let path = socket_path(g);
+    let path = g.data.join(SOCKET);
     let conn = connect(&path).map_err(|e| {
         fail(format!(
             "{} is held by another process ({holder}) that does not answer on {} ({e})",
