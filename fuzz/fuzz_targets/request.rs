@@ -6,6 +6,7 @@
 #![no_main]
 
 #[path = "../../tools/src/cli/protocol.rs"]
+#[allow(dead_code)]
 mod protocol;
 
 use libfuzzer_sys::fuzz_target;
