@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Writes valid inputs for the fuzz targets (docs/format.md, version 1), so
+"""Writes valid inputs for the fuzz targets (docs/format.md, versions 1 and 2), so
 the fuzzers start from real logs instead of guessing magic bytes."""
 import os, struct, zlib
 
@@ -9,9 +9,9 @@ def header(first_seq):
     b = b"JOBLOGSG" + struct.pack("<HHIQ", 1, 1, 0, first_seq)
     return b + struct.pack("<II", zlib.crc32(b), 0)
 
-def frame(seq, left, payload):
+def frame(seq, left, payload, mark=0):
     ln = struct.pack("<I", len(payload))
-    rest = struct.pack("<QII", seq, left, 0)
+    rest = struct.pack("<QII", seq, left, mark)
     crc = zlib.crc32(ln + rest + payload, SALT)
     return ln + struct.pack("<I", crc) + rest + payload
 
@@ -26,10 +26,23 @@ def manifest(entries, next_seq):
 
 seg = segment(1, [(1, 0, b"created"), (2, 2, b"a"), (3, 1, b"bb"), (4, 0, b"ccc"), (5, 0, b"x" * 40)])
 sealed = manifest([(1, 5, len(seg), 5, zlib.crc32(seg), 0)], 6)
+def header2(first_seq):
+    b = b"JOBLOGSG" + struct.pack("<HHIQ", 2, 1, 0, first_seq)
+    return b + struct.pack("<II", zlib.crc32(b), 0)
+
+# Format 2 with marks, and the same with a damaged second frame (the
+# survey target's first byte is where it starts, minus the header length).
+f1 = frame(1, 0, b"created", 32)
+f2 = frame(2, 0, b"second", 32 + len(f1))
+f3 = frame(3, 0, b"third", 32 + len(f1) + len(f2))
+seg2 = header2(1) + f1 + f2 + f3
+bad2 = bytearray(seg2)
+bad2[32 + len(f1) + 26] ^= 0xFF
 here = os.path.dirname(os.path.abspath(__file__))
 for target, inputs in {
     "open": [struct.pack("<H", len(seg)) + seg, struct.pack("<H", len(seg)) + seg + sealed],
-    "segment": [seg],
+    "segment": [seg, seg2, bytes(bad2)],
+    "survey": [bytes([0]) + seg2, bytes([len(f1)]) + bytes(bad2)],
     "manifest": [sealed],
 }.items():
     d = os.path.join(here, "corpus", target)

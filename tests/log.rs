@@ -237,24 +237,375 @@ fn torn_tails_recover_exactly_the_whole_batches() {
     }
 }
 
+/// Every file of the directory but the lock, with its bytes: what a refused
+/// or read-only open must leave exactly as it was.
+fn dir_state(dir: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut v: Vec<(String, Vec<u8>)> = fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name() != "LOCK")
+        .map(|e| (e.file_name().to_string_lossy().into_owned(), fs::read(e.path()).unwrap()))
+        .collect();
+    v.sort();
+    v
+}
+
+/// Section 1 of issue 12: one flipped byte in the second frame of an active
+/// segment whose later groups were synced (Sync::EveryBatch: each append is
+/// its own synced group, so the frames after it carry marks past it) is
+/// corruption, not a torn tail: open fails naming file, offset and the
+/// sequence number expected there, and no byte on disk changes. Every byte
+/// of the frame is tried: payload and checksum (the next frame is found
+/// where the bad frame's length says), and the length itself (found by the
+/// byte-by-byte resync).
 #[test]
-fn flipped_bits_in_the_active_segment_cut_the_log_there() {
+fn a_flipped_byte_below_a_proven_mark_is_corruption_and_changes_nothing() {
     let fixture = tempfile::tempdir().unwrap();
     let ends = write_tail_fixture(fixture.path(), 4);
     let seg = segment_files(fixture.path()).pop().unwrap();
     let name = seg.file_name().unwrap().to_owned();
     let original = fs::read(&seg).unwrap();
-    // Flip one bit in each byte of the third frame.
-    for at in ends[1]..ends[2] {
+    for at in ends[0]..ends[1] {
+        for flip in [0x01u8, 0x80] {
+            let dir = tempfile::tempdir().unwrap();
+            copy_dir(fixture.path(), dir.path());
+            let mut bytes = original.clone();
+            bytes[at] ^= flip;
+            fs::write(dir.path().join(&name), &bytes).unwrap();
+            fs::write(dir.path().join("MANIFEST.tmp"), b"an interrupted write").unwrap();
+            let before = dir_state(dir.path());
+            match Log::open(dir.path(), config(64 << 10)) {
+                Err(e @ LogError::Corrupt { .. }) => {
+                    let LogError::Corrupt { ref path, offset, seq, .. } = e else { unreachable!() };
+                    assert_eq!(path, &dir.path().join(&name), "flip {flip:#x} at {at}");
+                    assert_eq!(offset as usize, ends[0], "flip {flip:#x} at {at}");
+                    assert_eq!(seq, Some(2), "flip {flip:#x} at {at}");
+                    let msg = e.to_string();
+                    assert!(msg.contains("damaged") && msg.contains("sequence number 2"), "{msg}");
+                    assert!(!msg.contains("LogConfig"), "a user is told to call a library function: {msg}");
+                }
+                Err(e) => panic!("flip {flip:#x} at {at}: expected Corrupt, got {e}"),
+                Ok(log) => panic!("flip {flip:#x} at {at}: opened, reading {} records", all(&log).len()),
+            }
+            assert!(dir_state(dir.path()) == before, "flip {flip:#x} at {at}: a refused open changed the directory");
+        }
+    }
+}
+
+/// The resync path named: the damaged frame's `len` says nothing useful (too
+/// large, or pointing into the middle of the next frame), so the frame after
+/// it is found by scanning byte by byte.
+#[test]
+fn a_damaged_length_is_stepped_over_by_the_resync_scan() {
+    let fixture = tempfile::tempdir().unwrap();
+    let ends = write_tail_fixture(fixture.path(), 4);
+    let seg = segment_files(fixture.path()).pop().unwrap();
+    let name = seg.file_name().unwrap().to_owned();
+    let original = fs::read(&seg).unwrap();
+    for len in [u32::MAX, 3, (ends[1] - ends[0] - FRAME_HEADER_LEN + 5) as u32] {
         let dir = tempfile::tempdir().unwrap();
         copy_dir(fixture.path(), dir.path());
         let mut bytes = original.clone();
-        bytes[at] ^= 0x04;
-        fs::write(dir.path().join(&name), bytes).unwrap();
-        let log = Log::open(dir.path(), config(64 << 10)).unwrap();
-        assert_eq!(all(&log).len(), 2, "flip at {at}");
-        assert!(log.recovery().torn_reason.is_some());
+        bytes[ends[0]..ends[0] + 4].copy_from_slice(&len.to_le_bytes());
+        fs::write(dir.path().join(&name), &bytes).unwrap();
+        match Log::open(dir.path(), config(64 << 10)) {
+            Err(LogError::Corrupt { offset, seq, .. }) => assert_eq!((offset as usize, seq), (ends[0], Some(2))),
+            other => panic!("len {len}: expected Corrupt, got {:?}", other.err()),
+        }
+        assert_eq!(fs::read(dir.path().join(&name)).unwrap(), bytes, "len {len}: segment changed");
     }
+}
+
+/// Damage in the last group, which nothing after it proves synced, is a
+/// torn write: cut at the end of the last whole batch, reported (bytes and
+/// offset), its bytes kept in a side file that is never read as a segment;
+/// appends go on and a reopen sees them.
+#[test]
+fn damage_in_the_last_unproven_group_is_a_torn_tail_cut_reported_and_kept() {
+    let fixture = tempfile::tempdir().unwrap();
+    let ends = write_tail_fixture(fixture.path(), 4);
+    let seg = segment_files(fixture.path()).pop().unwrap();
+    let name = seg.file_name().unwrap().to_owned();
+    let mut bytes = fs::read(&seg).unwrap();
+    let (start, end) = (ends[3], ends[4]); // the last batch: three frames, one group
+    bytes[start + FRAME_HEADER_LEN + 30] ^= 0x40; // second frame of the batch
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(fixture.path(), dir.path());
+    fs::write(dir.path().join(&name), &bytes).unwrap();
+
+    let log = Log::open(dir.path(), config(64 << 10)).unwrap();
+    let r = log.recovery().clone();
+    assert_eq!(r.torn_offset, Some(start as u64));
+    assert_eq!(r.torn_bytes_dropped, (end - start) as u64);
+    let saved = r.torn_saved_to.expect("torn bytes are kept");
+    assert_eq!(fs::read(&saved).unwrap(), &bytes[start..end], "the side file holds the torn bytes");
+    assert_eq!(all(&log).len(), 4);
+    assert_eq!(log.append(b"after").unwrap(), 5);
+    drop(log);
+    let log = Log::open(dir.path(), config(64 << 10)).unwrap();
+    assert_eq!(log.recovery().torn_bytes_dropped, 0);
+    assert_eq!(all(&log).iter().map(|(s, _)| *s).collect::<Vec<_>>(), vec![1, 2, 3, 4, 5]);
+    assert!(saved.exists(), "evidence is kept across opens");
+    assert_eq!(all(&log)[4].1, b"after");
+}
+
+/// Unsynced pages reach the disk in any order: in the last unsynced stretch
+/// a valid frame after a bad one proves nothing. Two synced groups, then
+/// three groups under a long Sync::Interval (their marks all name the end of
+/// the synced part); damage in the third group with the fourth and fifth
+/// whole is a torn tail, not corruption.
+#[test]
+fn a_valid_frame_after_damage_inside_the_unsynced_stretch_is_still_a_torn_tail() {
+    let fixture = tempfile::tempdir().unwrap();
+    let log = Log::open(fixture.path(), config(64 << 10)).unwrap();
+    let mut ends = vec![];
+    let mut off = HEADER_LEN;
+    for i in 1..=2 {
+        log.append(&payload(i)).unwrap();
+        off += FRAME_HEADER_LEN + payload(i).len();
+        ends.push(off);
+    }
+    drop(log);
+    let lazy = LogConfig { sync: Sync::Interval(3_600_000), ..config(64 << 10) };
+    let log = Log::open(fixture.path(), lazy).unwrap();
+    for i in 3..=5 {
+        log.append(&payload(i)).unwrap();
+        off += FRAME_HEADER_LEN + payload(i).len();
+        ends.push(off);
+    }
+    drop(log); // closing syncs, but no frame records that
+    let seg = segment_files(fixture.path()).pop().unwrap();
+    let name = seg.file_name().unwrap().to_owned();
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[ends[1] + FRAME_HEADER_LEN + 2] ^= 0x10; // payload of frame 3
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(fixture.path(), dir.path());
+    fs::write(dir.path().join(&name), &bytes).unwrap();
+    let log = Log::open(dir.path(), config(64 << 10)).expect("a torn tail, not corruption");
+    assert_eq!(all(&log).len(), 2);
+    assert_eq!(log.recovery().torn_offset, Some(ends[1] as u64));
+    assert_eq!(log.recovery().torn_bytes_dropped, (ends[4] - ends[1]) as u64);
+
+    // The same damage once a later group proves the stretch synced (the
+    // reopen synced it; the next append records that) is corruption.
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(fixture.path(), dir.path());
+    let log = Log::open(dir.path(), config(64 << 10)).unwrap();
+    log.append(&payload(6)).unwrap();
+    drop(log);
+    let mut bytes = fs::read(dir.path().join(&name)).unwrap();
+    bytes[ends[1] + FRAME_HEADER_LEN + 2] ^= 0x10;
+    fs::write(dir.path().join(&name), &bytes).unwrap();
+    match Log::open(dir.path(), config(64 << 10)) {
+        Err(LogError::Corrupt { offset, seq, .. }) => assert_eq!((offset as usize, seq), (ends[1], Some(3))),
+        other => panic!("expected Corrupt, got {:?}", other.err()),
+    }
+}
+
+/// The marks each sync mode writes are true: with Sync::EveryBatch each
+/// group's frames name the end of the group before (synced), with
+/// Sync::Never they stay at the header until something really syncs (a
+/// roll); never past what was synced.
+#[test]
+fn durable_marks_follow_real_syncs_in_every_mode() {
+    let mark_of = |bytes: &[u8], at: usize| u32::from_le_bytes(bytes[at + 20..at + 24].try_into().unwrap()) as usize;
+    for sync in [Sync::EveryBatch, Sync::Interval(3_600_000), Sync::Never] {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig { sync, ..config(64 << 10) }).unwrap();
+        let mut starts = vec![];
+        let mut off = HEADER_LEN;
+        for i in 1..=4 {
+            log.append(&payload(i)).unwrap();
+            starts.push(off);
+            off += FRAME_HEADER_LEN + payload(i).len();
+        }
+        drop(log);
+        let bytes = fs::read(segment_files(dir.path()).pop().unwrap()).unwrap();
+        let marks: Vec<usize> = starts.iter().map(|&at| mark_of(&bytes, at)).collect();
+        match sync {
+            Sync::EveryBatch => assert_eq!(marks, vec![HEADER_LEN, starts[1], starts[2], starts[3]], "{sync:?}"),
+            _ => assert_eq!(marks, vec![HEADER_LEN; 4], "{sync:?}: a mark claims a sync that never happened"),
+        }
+    }
+    // Sync::Never: a roll syncs, and the next segment starts from its
+    // synced header.
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig { sync: Sync::Never, ..config(SMALL) }).unwrap();
+    for i in 1..=400 {
+        log.append(&payload(i)).unwrap();
+    }
+    drop(log);
+    let files = segment_files(dir.path());
+    assert!(files.len() >= 2);
+    for f in &files {
+        let bytes = fs::read(f).unwrap();
+        assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 2, "new segments are format 2");
+        assert_eq!(mark_of(&bytes, HEADER_LEN), HEADER_LEN, "{}", f.display());
+    }
+}
+
+/// A hand-built format-1 segment (what every store written before format 2
+/// holds): opens and reads as before, damage in it is handled as before (no
+/// marks: everything after the last whole batch is torn), appends to it stay
+/// format 1 (mark 0), and the next segment is format 2.
+#[test]
+fn format_1_segments_open_read_and_recover_as_before() {
+    use joblog::log::format::{encode_frame_header, SegmentHeader};
+    let v1 = |frames: u64| {
+        let mut seg = SegmentHeader { format_version: 1, ..SegmentHeader::new(1) }.encode().to_vec();
+        let mut ends = vec![];
+        for i in 1..=frames {
+            seg.extend_from_slice(&encode_frame_header(i, 0, &payload(i)));
+            seg.extend_from_slice(&payload(i));
+            ends.push(seg.len());
+        }
+        (seg, ends)
+    };
+    let name = format!("{:020}.seg", 1);
+
+    // Intact.
+    let dir = tempfile::tempdir().unwrap();
+    let (seg, ends) = v1(5);
+    fs::write(dir.path().join(&name), &seg).unwrap();
+    let log = Log::open(dir.path(), config(SMALL)).unwrap();
+    assert_eq!(all(&log), (1..=5).map(|i| (i, payload(i))).collect::<Vec<_>>());
+    assert_eq!(log.append(b"six").unwrap(), 6);
+    drop(log);
+    let bytes = fs::read(dir.path().join(&name)).unwrap();
+    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 1, "the segment stays format 1");
+    assert_eq!(&bytes[ends[4] + 20..ends[4] + 24], &[0, 0, 0, 0], "format 1 frames carry no mark");
+    let log = Log::open(dir.path(), config(SMALL)).unwrap();
+    for i in 7..=300 {
+        log.append(&payload(i)).unwrap();
+    }
+    assert!(log.verify().unwrap().ok());
+    drop(log);
+    let files = segment_files(dir.path());
+    assert!(files.len() >= 2);
+    let next = fs::read(files.last().unwrap()).unwrap();
+    assert_eq!(u16::from_le_bytes([next[8], next[9]]), 2);
+    let log = Log::open(dir.path(), config(SMALL)).unwrap();
+    assert_eq!(all(&log).len(), 300);
+
+    // Damaged in its second frame: as before, a cut there.
+    let dir = tempfile::tempdir().unwrap();
+    let (mut seg, ends) = v1(5);
+    seg[ends[0] + FRAME_HEADER_LEN + 1] ^= 0x08;
+    fs::write(dir.path().join(&name), &seg).unwrap();
+    let log = Log::open(dir.path(), config(SMALL)).unwrap();
+    assert_eq!(all(&log).len(), 1);
+    assert_eq!(log.recovery().torn_offset, Some(ends[0] as u64));
+}
+
+/// A read-only (salvage) open of a damaged store writes nothing: no torn
+/// tail cut or zeroed, no side file, no temporary file removed, nothing
+/// allocated. It reports each damaged stretch (file, offset, length, the
+/// sequence numbers lost) and serves every valid frame around it.
+#[test]
+fn a_read_only_open_of_a_damaged_store_writes_nothing_and_reads_around_the_damage() {
+    let fixture = tempfile::tempdir().unwrap();
+    let ends = write_tail_fixture(fixture.path(), 4);
+    let seg = segment_files(fixture.path()).pop().unwrap();
+    let name = seg.file_name().unwrap().to_owned();
+    let original = fs::read(&seg).unwrap();
+
+    // Corruption in frame 2 (proven), and a leftover temporary file.
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(fixture.path(), dir.path());
+    let mut bytes = original.clone();
+    bytes[ends[0] + FRAME_HEADER_LEN + 3] ^= 0x02;
+    fs::write(dir.path().join(&name), &bytes).unwrap();
+    fs::write(dir.path().join("MANIFEST.tmp"), b"half").unwrap();
+    let before = dir_state(dir.path());
+    let log = Log::open(dir.path(), LogConfig { segment_size_bytes: 64 << 10, ..LogConfig::salvage() }).unwrap();
+    let r = log.recovery().clone();
+    assert_eq!(r.problems.len(), 1, "{:?}", r.problems);
+    assert_eq!(r.damaged.len(), 1, "{:?}", r.damaged);
+    let d = &r.damaged[0];
+    assert_eq!((d.offset as usize, d.len as usize), (ends[0], ends[1] - ends[0]));
+    assert_eq!((d.first_lost, d.last_lost), (Some(2), Some(2)));
+    assert_eq!(d.path, dir.path().join(&name));
+    let seqs: Vec<u64> = all(&log).iter().map(|(s, _)| *s).collect();
+    assert_eq!(seqs, vec![1, 3, 4, 5, 6, 7]);
+    let mut scanned = vec![];
+    log.scan_from(0, |r| -> Result<_, LogError> {
+        scanned.push(r.seq);
+        Ok(std::ops::ControlFlow::Continue(()))
+    })
+    .unwrap();
+    assert_eq!(scanned, seqs);
+    assert!(matches!(log.append(b"x"), Err(LogError::ReadOnly)));
+    drop(log);
+    assert!(dir_state(dir.path()) == before, "a read-only open changed the directory");
+
+    // A torn tail: reported, not cut, not zeroed, not copied.
+    let dir = tempfile::tempdir().unwrap();
+    copy_dir(fixture.path(), dir.path());
+    let mut bytes = original.clone();
+    bytes[ends[4] - 2] ^= 0x02;
+    fs::write(dir.path().join(&name), &bytes).unwrap();
+    let before = dir_state(dir.path());
+    let log = Log::open(dir.path(), LogConfig { segment_size_bytes: 64 << 10, ..LogConfig::salvage() }).unwrap();
+    assert_eq!(log.recovery().torn_offset, Some(ends[3] as u64));
+    assert_eq!(all(&log).len(), 4);
+    drop(log);
+    assert!(dir_state(dir.path()) == before, "a read-only open changed the directory");
+}
+
+/// A fresh store takes about a megabyte, not a whole segment: the active
+/// segment grows in allocation steps.
+#[test]
+fn a_fresh_store_is_small_on_disk() {
+    use std::os::unix::fs::MetadataExt;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    for i in 1..=3 {
+        log.append(&payload(i)).unwrap();
+    }
+    assert!(log.disk_bytes() <= 1 << 20, "{} bytes allocated", log.disk_bytes());
+    drop(log);
+    let used: u64 = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().metadata().unwrap().blocks() * 512).sum();
+    assert!(used <= 2 << 20, "a store of three records takes {used} bytes on disk");
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(all(&log).len(), 3);
+}
+
+/// The active segment grows step by step (each step allocated before it is
+/// written), across a roll, and reads back whole across a reopen.
+#[test]
+fn segments_grow_in_steps_up_to_their_size_and_roll() {
+    let size = 256 << 10; // first step 4 KiB, doubling
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), config(size)).unwrap();
+    let mut lens = std::collections::BTreeSet::new();
+    let mut i = 0;
+    while log.segments().len() < 3 {
+        i += 1;
+        log.append(&payload(i)).unwrap();
+        let active = log.segments().pop().unwrap();
+        let len = fs::metadata(&active.path).unwrap().len();
+        assert!(len >= active.published_bytes && len <= size, "file {len} bytes, data {}", active.published_bytes);
+        lens.insert(len);
+    }
+    assert!(lens.len() >= 6, "grew in too few steps: {lens:?}");
+    assert!(lens.contains(&(4 << 10)) && lens.contains(&size), "{lens:?}");
+    let sealed = segment_files(dir.path());
+    assert!(fs::metadata(&sealed[0]).unwrap().len() <= size);
+    drop(log);
+    let log = Log::open(dir.path(), config(size)).unwrap();
+    let got = all(&log);
+    assert_eq!(got.len() as u64, i);
+    assert!(got.iter().all(|(s, p)| *p == payload(*s)));
+    assert!(log.verify().unwrap().ok());
+    assert_eq!(log.append(b"more").unwrap(), i + 1);
+}
+
+#[test]
+fn segment_sizes_whose_offsets_do_not_fit_a_mark_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = LogConfig { segment_size_bytes: 1 << 32, ..LogConfig::default() };
+    assert!(matches!(Log::open(dir.path(), cfg), Err(LogError::Config(_))));
+    assert!(fs::read_dir(dir.path()).unwrap().next().is_none(), "a refused config created files");
 }
 
 #[test]
@@ -361,6 +712,8 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     let Some(mnt) = support::SmallDisk::mount("1m") else { return };
     let dir = mnt.path().join("log");
     // Something else on the disk, removed later to free space.
+    // (With 192 KiB segments the active one grows from 4 KiB: the disk
+    // fills during a growth step or when a segment is created.)
     let filler = mnt.path().join("filler");
     fs::write(&filler, vec![1u8; 256 << 10]).unwrap();
     let cfg = config(192 << 10);
@@ -381,7 +734,10 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
         other => panic!("expected an I/O error, got {other}"),
     }
     // Refused again, cleanly, while the disk stays full.
-    assert!(log.append(b"more").is_err());
+    match log.append(&payload(acked + 1)) {
+        Err(LogError::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(ENOSPC)),
+        other => panic!("expected ENOSPC again, got {other:?}"),
+    }
     drop(log);
     let log = Log::open(&dir, LogConfig { read_only: true, ..cfg.clone() }).unwrap();
     let got = all(&log);
@@ -395,6 +751,93 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     assert_eq!(log.append(b"after").unwrap(), acked + 1);
     assert_eq!(all(&log).len() as u64, acked + 1);
     assert!(log.verify().unwrap().ok());
+}
+
+/// A full disk while the active segment grows (a segment larger than the
+/// disk): the append that needs the step fails with ENOSPC and changes
+/// nothing, reads go on, and once space is freed the same handle appends
+/// again, no reopen needed.
+#[test]
+fn a_full_disk_during_growth_fails_the_append_and_appends_resume_once_space_is_freed() {
+    let Some(mnt) = support::SmallDisk::mount("1m") else { return };
+    let dir = mnt.path().join("log");
+    let filler = mnt.path().join("filler");
+    fs::write(&filler, vec![1u8; 512 << 10]).unwrap();
+    let cfg = config(4 << 20); // first step 64 KiB, then 128, 256...
+    let log = Log::open(&dir, cfg.clone()).unwrap();
+    let mut acked = 0u64;
+    let err = loop {
+        match log.append(&payload(acked + 1)) {
+            Ok(seq) => {
+                acked += 1;
+                assert_eq!(seq, acked);
+            }
+            Err(e) => break e,
+        }
+        assert!(acked < 100_000, "the disk never filled");
+    };
+    assert!(acked > 1000, "the disk filled too early ({acked} appends): growth steps too large?");
+    match &err {
+        LogError::Io { source, .. } => assert_eq!(source.raw_os_error(), Some(ENOSPC), "{err}"),
+        other => panic!("expected ENOSPC, got {other}"),
+    }
+    assert!(matches!(log.append(&payload(acked + 1)), Err(LogError::Io { .. })));
+    assert_eq!(all(&log).len() as u64, acked, "reads go on");
+    fs::remove_file(&filler).unwrap();
+    assert_eq!(log.append(&payload(acked + 1)).unwrap(), acked + 1, "appends resume once space is freed");
+    drop(log);
+    let log = Log::open(&dir, cfg).unwrap();
+    let got = all(&log);
+    assert_eq!(got.len() as u64, acked + 1);
+    assert!(got.iter().all(|(s, p)| *p == payload(*s)));
+    assert!(log.verify().unwrap().ok());
+}
+
+/// Fills the filesystem of `dir` to the last byte; returns the filler.
+fn fill_disk(dir: &Path) -> PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = fs::File::create(&path).unwrap();
+    let chunk = vec![7u8; 4096];
+    while f.write_all(&chunk).is_ok() {}
+    while f.write_all(&[7u8]).is_ok() {}
+    let _ = f.sync_all();
+    path
+}
+
+/// Opening needs no free space: a store on a full disk opens (writable) and
+/// reads, with an active segment or without one (sealed just before a
+/// crash: the segment is created by the first append, which on the full
+/// disk fails with ENOSPC and then works once space is freed).
+#[test]
+fn a_store_on_a_full_disk_opens_and_reads() {
+    let Some(mnt) = support::SmallDisk::mount("1m") else { return };
+    let with_active = mnt.path().join("a");
+    let log = Log::open(&with_active, config(64 << 10)).unwrap();
+    for i in 1..=10 {
+        log.append(&payload(i)).unwrap();
+    }
+    drop(log);
+    let without = mnt.path().join("b");
+    drop(Log::open(&without, config(64 << 10)).unwrap());
+    for f in segment_files(&without) {
+        fs::remove_file(f).unwrap(); // empty: as if sealed, then crashed
+    }
+    let filler = fill_disk(mnt.path());
+
+    let log = Log::open(&with_active, config(64 << 10)).expect("a full disk refused the open");
+    assert_eq!(all(&log).len(), 10);
+    drop(log);
+    let log = Log::open(&without, config(64 << 10)).expect("a full disk refused the open");
+    assert!(all(&log).is_empty());
+    match log.append(b"first") {
+        Err(LogError::Io { source, .. }) => assert_eq!(source.raw_os_error(), Some(ENOSPC)),
+        other => panic!("expected ENOSPC, got {other:?}"),
+    }
+    fs::remove_file(filler).unwrap();
+    assert_eq!(log.append(b"first").unwrap(), 1);
+    drop(log);
+    assert_eq!(all(&Log::open(&without, config(64 << 10)).unwrap()).len(), 1);
 }
 
 /// "No space left on device" on Linux.

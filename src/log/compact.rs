@@ -316,12 +316,7 @@ fn copy_survivors(old: &Arc<Segment>, drop: &[u64], path: &Path, tmp: &Path) -> 
             fs::rename(tmp, path).map_err(|e| io_err(path, e))?;
             let file = File::open(path).map_err(|e| io_err(path, e))?;
             let map = SegmentMap::read_only(&file, len as usize).map_err(|e| io_err(path, e))?;
-            let seg = Arc::new(Segment {
-                first_seq: old.first_seq,
-                generation,
-                path: path.to_path_buf(),
-                map: Arc::new(map),
-            });
+            let seg = Arc::new(Segment::new(old.first_seq, generation, path.to_path_buf(), Arc::new(map)));
             let entry = SealedEntry { first_seq: old.first_seq, last_seq, len, frames, crc, generation };
             Some((seg, entry))
         }

@@ -10,10 +10,11 @@ pub enum LogError {
     #[error("I/O error on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 
-    #[error(
-        "corrupt log: {path} at offset {offset}: {reason} (open with LogConfig::salvage() to read what is intact)"
-    )]
-    Corrupt { path: PathBuf, offset: u64, reason: String },
+    /// Damage that is not a torn write: the log refuses to open and changes
+    /// nothing. `seq` is the sequence number expected at `offset`, when known
+    /// (in a compacted segment, the lowest it could be).
+    #[error("the store is damaged: {path} at offset {offset}{}: {reason}", seq_note(.seq))]
+    Corrupt { path: PathBuf, offset: u64, seq: Option<u64>, reason: String },
 
     #[error("the log at {path} is held by another process ({holder}); stop it or wait for it to finish")]
     Locked { path: PathBuf, holder: String },
@@ -70,5 +71,14 @@ pub(crate) fn undecodable(path: &Path, offset: usize, reason: &'static str) -> L
 }
 
 pub(crate) fn corrupt(path: &Path, offset: usize, reason: impl Into<String>) -> LogError {
-    LogError::Corrupt { path: path.to_path_buf(), offset: offset as u64, reason: reason.into() }
+    LogError::Corrupt { path: path.to_path_buf(), offset: offset as u64, seq: None, reason: reason.into() }
+}
+
+/// Corruption where the frame with sequence number `seq` was expected.
+pub(crate) fn corrupt_at(path: &Path, offset: usize, seq: u64, reason: impl Into<String>) -> LogError {
+    LogError::Corrupt { path: path.to_path_buf(), offset: offset as u64, seq: Some(seq), reason: reason.into() }
+}
+
+fn seq_note(seq: &Option<u64>) -> String {
+    seq.map_or(String::new(), |s| format!(" (where sequence number {s} was expected)"))
 }

@@ -7,8 +7,13 @@ use crate::codec;
 
 /// Opens every segment file.
 pub const SEGMENT_MAGIC: [u8; 8] = *b"JOBLOGSG";
-/// Version of the segment and frame layout described in `docs/format.md`.
-pub const FORMAT_VERSION: u16 = 1;
+/// Version of the segment and frame layout described in `docs/format.md`:
+/// the version new segments are written in. Version 2 gave the frame's
+/// reserved field a meaning (the durable mark, see [`Frame::mark`]).
+pub const FORMAT_VERSION: u16 = 2;
+/// The oldest segment layout this build still reads (and appends to, in
+/// that layout, until the segment is sealed).
+pub const OLDEST_FORMAT_VERSION: u16 = 1;
 
 // Segment header (32 bytes):
 const H_MAGIC: usize = 0; //                  [u8; 8]
@@ -26,9 +31,9 @@ const F_LEN: usize = 0; //                    u32 payload length, > 0
 const F_CRC: usize = F_LEN + 4; //            u32 salted CRC32, see `frame_crc`
 const F_SEQ: usize = F_CRC + 4; //            u64 sequence number
 const F_BATCH_LEFT: usize = F_SEQ + 8; //     u32 frames after this one in its atomic batch
-const F_RESERVED: usize = F_BATCH_LEFT + 4; // u32, zero
+const F_MARK: usize = F_BATCH_LEFT + 4; //     u32 durable mark (format 2; zero in format 1)
 /// Length of a frame header.
-pub const FRAME_HEADER_LEN: usize = F_RESERVED + 4;
+pub const FRAME_HEADER_LEN: usize = F_MARK + 4;
 
 /// The largest payload a frame may carry.
 pub const MAX_PAYLOAD_BYTES: u32 = 16 << 20;
@@ -53,6 +58,11 @@ pub struct SegmentHeader {
 impl SegmentHeader {
     pub fn new(first_seq: u64) -> Self {
         Self { first_seq, format_version: FORMAT_VERSION, codec_version: codec::CODEC_VERSION }
+    }
+
+    /// Whether this segment's frames carry durable marks (format 2 on).
+    pub fn has_marks(&self) -> bool {
+        self.format_version >= 2
     }
 
     pub fn encode(&self) -> [u8; HEADER_LEN] {
@@ -86,7 +96,7 @@ impl SegmentHeader {
         if header.format_version > FORMAT_VERSION {
             return Err(NEWER_SEGMENT_FORMAT);
         }
-        if header.format_version != FORMAT_VERSION {
+        if header.format_version < OLDEST_FORMAT_VERSION {
             return Err("unsupported segment format version");
         }
         if header.codec_version > codec::CODEC_VERSION {
@@ -124,13 +134,22 @@ pub fn frame_crc(header: &[u8; FRAME_HEADER_LEN], payload: &[u8]) -> u32 {
     frame_crc_parts(&header[F_LEN..F_CRC], &header[F_SEQ..], payload)
 }
 
-/// The header of a frame carrying `payload` as sequence number `seq`.
+/// The header of a frame carrying `payload` as sequence number `seq`, with
+/// a durable mark of 0 ("no knowledge": what format 1 writes, and what a
+/// sealed segment's rewritten frames carry).
 pub fn encode_frame_header(seq: u64, batch_left: u32, payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
+    encode_frame_header_marked(seq, batch_left, 0, payload)
+}
+
+/// The header of a frame carrying `payload` as sequence number `seq`,
+/// written when the segment was durable (synced) below offset `mark`.
+pub fn encode_frame_header_marked(seq: u64, batch_left: u32, mark: u32, payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
     assert!(!payload.is_empty() && payload.len() <= MAX_PAYLOAD_BYTES as usize);
     let mut h = [0u8; FRAME_HEADER_LEN];
     h[F_LEN..F_CRC].copy_from_slice(&(payload.len() as u32).to_le_bytes());
     h[F_SEQ..F_BATCH_LEFT].copy_from_slice(&seq.to_le_bytes());
-    h[F_BATCH_LEFT..F_RESERVED].copy_from_slice(&batch_left.to_le_bytes());
+    h[F_BATCH_LEFT..F_MARK].copy_from_slice(&batch_left.to_le_bytes());
+    h[F_MARK..].copy_from_slice(&mark.to_le_bytes());
     let crc = frame_crc(&h, payload);
     h[F_CRC..F_SEQ].copy_from_slice(&crc.to_le_bytes());
     h
@@ -146,6 +165,11 @@ pub fn frame_len(payload_len: usize) -> usize {
 pub struct Frame {
     pub seq: u64,
     pub batch_left: u32,
+    /// The durable mark (format 2): when this frame's group was written,
+    /// every byte of the segment below this offset had been synced. 0 means
+    /// no knowledge (format 1, or a frame rewritten by compaction). Only the
+    /// active segment's recovery uses it; see `docs/format.md`.
+    pub mark: u32,
     /// Offset of the payload in the segment.
     pub payload_offset: usize,
     pub payload_len: usize,
@@ -155,6 +179,18 @@ impl Frame {
     /// Offset just past this frame.
     pub fn end(&self) -> usize {
         self.payload_offset + self.payload_len
+    }
+
+    /// Offset of the frame's header.
+    pub fn offset(&self) -> usize {
+        self.payload_offset - FRAME_HEADER_LEN
+    }
+
+    /// What the frame proves durable: its mark, but never past the frame
+    /// itself (a genuine mark never is; a frame copied by compaction keeps
+    /// a stale one, which proves nothing).
+    pub fn proven(&self) -> usize {
+        (self.mark as usize).min(self.offset())
     }
 }
 
@@ -191,9 +227,6 @@ pub fn read_frame(seg: &[u8], offset: usize) -> FrameRead {
     if len > rest.len() - FRAME_HEADER_LEN {
         return FrameRead::Invalid("frame length runs past the end of the segment");
     }
-    if le_u32(h, F_RESERVED) != 0 {
-        return FrameRead::Invalid("reserved frame bytes are not zero");
-    }
     // The rest of the header and the payload are contiguous: one pass.
     if frame_crc_parts(&h[F_LEN..F_CRC], &rest[F_SEQ..FRAME_HEADER_LEN + len], &[]) != le_u32(h, F_CRC) {
         return FrameRead::Invalid("frame checksum mismatch");
@@ -201,6 +234,7 @@ pub fn read_frame(seg: &[u8], offset: usize) -> FrameRead {
     FrameRead::Frame(Frame {
         seq: le_u64(h, F_SEQ),
         batch_left: le_u32(h, F_BATCH_LEFT),
+        mark: le_u32(h, F_MARK),
         payload_offset: offset + FRAME_HEADER_LEN,
         payload_len: len,
     })
@@ -230,12 +264,16 @@ pub struct Scan {
     /// Where and why scanning stopped before `limit`, when it did not stop at
     /// clean zeros (or at `limit` itself).
     pub stopped: Option<(usize, &'static str)>,
+    /// The highest offset a valid frame of the scan proves durable
+    /// ([`Frame::proven`]); `HEADER_LEN` at least.
+    pub proven: usize,
 }
 
 /// Scans the frames of `seg[..limit]` from the end of the header.
 pub fn scan(seg: &[u8], limit: usize, first_seq: u64, rule: SeqRule) -> Scan {
     let seg = &seg[..limit.min(seg.len())];
-    let mut out = Scan { committed_end: HEADER_LEN.min(seg.len()), frames: 0, last_seq: None, stopped: None };
+    let mut out =
+        Scan { committed_end: HEADER_LEN.min(seg.len()), frames: 0, last_seq: None, stopped: None, proven: HEADER_LEN };
     let mut offset = HEADER_LEN;
     let mut pending = 0u64; // frames of the open batch
     let mut prev: Option<u64> = None;
@@ -266,6 +304,7 @@ pub fn scan(seg: &[u8], limit: usize, first_seq: u64, rule: SeqRule) -> Scan {
             }
         }
         prev = Some(frame.seq);
+        out.proven = out.proven.max(frame.proven());
         pending += 1;
         offset = frame.end();
         if frame.batch_left == 0 {
@@ -280,6 +319,121 @@ pub fn scan(seg: &[u8], limit: usize, first_seq: u64, rule: SeqRule) -> Scan {
     }
     if pending > 0 && out.stopped.is_none() {
         out.stopped = Some((out.committed_end, "atomic batch not complete"));
+    }
+    out
+}
+
+/// The first frame at or after `from` (byte by byte) that validates and
+/// whose sequence number is plausible: in `seqs` (callers pass "after the
+/// last good one" up to the most the bytes could hold). Used to look past
+/// damage. Cheap on zeros and on garbage: the length, the sequence number
+/// and the mark are checked before any checksum is computed.
+pub fn resync(seg: &[u8], from: usize, seqs: std::ops::RangeInclusive<u64>) -> Option<Frame> {
+    let mut at = from.max(HEADER_LEN);
+    while at + FRAME_HEADER_LEN <= seg.len() {
+        // Eight zero bytes: no header starts in the first five of them
+        // (its length would be zero).
+        if let Some(w) = seg.get(at..at + 8) {
+            if w.iter().all(|&b| b == 0) {
+                at += 5;
+                continue;
+            }
+        }
+        let h = &seg[at..at + FRAME_HEADER_LEN];
+        let len = le_u32(h, F_LEN) as usize;
+        let seq = le_u64(h, F_SEQ);
+        let plausible = len > 0
+            && len <= MAX_PAYLOAD_BYTES as usize
+            && len <= seg.len() - at - FRAME_HEADER_LEN
+            && seqs.contains(&seq)
+            && le_u32(h, F_MARK) as usize <= at;
+        if plausible {
+            if let FrameRead::Frame(f) = read_frame(seg, at) {
+                return Some(f);
+            }
+        }
+        at += 1;
+    }
+    None
+}
+
+/// A stretch of a segment that holds no valid frame where one should be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stretch {
+    /// Where it starts (where a frame was expected) and how long it is.
+    pub offset: usize,
+    pub len: usize,
+    /// Sequence number of the last valid frame before it, if any.
+    pub after_seq: Option<u64>,
+    /// Sequence number of the first valid frame after it, if any.
+    pub before_seq: Option<u64>,
+}
+
+/// What [`survey`] finds from an offset to the end of a segment.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Survey {
+    /// Damaged stretches, in order. Zeros after the last valid frame are the
+    /// end of the data, not a stretch; zeros *between* valid frames are one.
+    pub stretches: Vec<Stretch>,
+    /// The highest offset any valid frame found proves durable
+    /// ([`Frame::proven`]); 0 when none was found.
+    pub proven: usize,
+    /// End of the last valid frame found that closes a batch, if any.
+    pub last_batch_end: Option<usize>,
+    /// Valid frames found.
+    pub frames: u64,
+}
+
+/// Walks `seg` from `from` to its end: reads frames one after the other
+/// while they validate (strictly increasing sequence numbers, at most
+/// `max_seq`), and at each invalid spot looks for the next valid frame:
+/// first where the bad frame's own length says the next one starts (a
+/// payload is skipped whole, so bytes inside it are never taken for a
+/// frame), then byte by byte ([`resync`]). `last_seq` is the sequence number
+/// of the last good frame before `from`. A pure function: recovery uses it to
+/// find proof of corruption past damage, salvage to step over damage.
+pub fn survey(seg: &[u8], from: usize, last_seq: Option<u64>, max_seq: u64) -> Survey {
+    let mut out = Survey::default();
+    let mut at = from.max(HEADER_LEN);
+    let mut prev = last_seq;
+    let min_next = |prev: Option<u64>| prev.map_or(1, |p| p.saturating_add(1));
+    while at < seg.len() {
+        let direct = match read_frame(seg, at) {
+            FrameRead::Frame(f) if f.seq >= min_next(prev) && f.seq <= max_seq => Some(f),
+            FrameRead::End | FrameRead::Frame(_) | FrameRead::Invalid(_) => None,
+        };
+        let found = direct.or_else(|| {
+            // The bad frame's length, if plausible, names where the next
+            // frame would start.
+            let skip = seg
+                .get(at..at + 4)
+                .map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+                .filter(|&l| l > 0 && l <= MAX_PAYLOAD_BYTES as usize)
+                .and_then(|l| at.checked_add(FRAME_HEADER_LEN + l));
+            let next = skip.and_then(|n| match read_frame(seg, n) {
+                FrameRead::Frame(f) if f.seq >= min_next(prev) && f.seq <= max_seq => Some(f),
+                _ => None,
+            });
+            next.or_else(|| resync(seg, at + 1, min_next(prev)..=max_seq))
+        });
+        let Some(frame) = found else {
+            // Nothing valid after `at`: the rest is damage unless it is zeros.
+            if let Some(last) = seg[at..].iter().rposition(|&b| b != 0) {
+                out.stretches.push(Stretch { offset: at, len: last + 1, after_seq: prev, before_seq: None });
+            }
+            break;
+        };
+        if frame.offset() > at {
+            let gap = Stretch { offset: at, len: frame.offset() - at, after_seq: prev, before_seq: Some(frame.seq) };
+            out.stretches.push(gap);
+        }
+        out.frames += 1;
+        out.proven = out.proven.max(frame.proven());
+        if frame.batch_left == 0 {
+            out.last_batch_end = Some(frame.end());
+        }
+        prev = Some(frame.seq);
+        at = frame.end();
     }
     out
 }
@@ -381,6 +535,65 @@ mod tests {
         assert_eq!(scan(&gap, gap.len(), 1, SeqRule::Increasing).frames, 2);
         let back = segment(&[(5, 0, b"a"), (4, 0, b"b")]);
         assert_eq!(scan(&back, back.len(), 5, SeqRule::Increasing).frames, 1);
+    }
+
+    fn marked(frames: &[(u64, u32, u32, &[u8])]) -> (Vec<u8>, Vec<usize>) {
+        let mut seg = SegmentHeader::new(frames.first().map_or(1, |f| f.0)).encode().to_vec();
+        let mut starts = vec![];
+        for &(seq, left, mark, payload) in frames {
+            starts.push(seg.len());
+            seg.extend_from_slice(&encode_frame_header_marked(seq, left, mark, payload));
+            seg.extend_from_slice(payload);
+        }
+        (seg, starts)
+    }
+
+    #[test]
+    fn marks_round_trip_are_checksummed_and_proven_no_further_than_the_frame() {
+        let (seg, starts) = marked(&[(1, 0, 32, b"a"), (2, 0, 57, b"b"), (3, 0, 4000, b"c")]);
+        let s = scan(&seg, seg.len(), 1, SeqRule::Contiguous);
+        assert_eq!(s.frames, 3);
+        assert_eq!(s.proven, starts[2], "a mark past its own frame proves only up to the frame");
+        let FrameRead::Frame(f) = read_frame(&seg, starts[1]) else { panic!() };
+        assert_eq!((f.mark, f.proven()), (57, 57));
+        let mut bad = seg.clone();
+        bad[starts[1] + F_MARK] ^= 1;
+        assert!(matches!(read_frame(&bad, starts[1]), FrameRead::Invalid(_)), "the mark is covered by the CRC");
+    }
+
+    #[test]
+    fn resync_finds_the_next_plausible_frame_only() {
+        let (seg, starts) = marked(&[(1, 0, 32, b"one"), (2, 0, 59, b"two"), (3, 0, 86, b"three")]);
+        // From inside frame 1, the next frame found is frame 2.
+        assert_eq!(resync(&seg, starts[0] + 1, 2..=10).map(|f| f.seq), Some(2));
+        // A sequence number outside the plausible range is passed over.
+        assert_eq!(resync(&seg, starts[0] + 1, 3..=10).map(|f| f.seq), Some(3));
+        assert_eq!(resync(&seg, starts[0] + 1, 4..=10), None);
+        assert_eq!(resync(&[0u8; 4096], 0, 1..=10), None);
+    }
+
+    #[test]
+    fn survey_steps_over_damage_and_reports_stretches_and_proof() {
+        let (mut seg, starts) =
+            marked(&[(1, 0, 32, b"one"), (2, 0, 59, b"two"), (3, 1, 86, b"three"), (4, 0, 86, b"four")]);
+        let end = seg.len();
+        seg[starts[1] + FRAME_HEADER_LEN] ^= 0xFF; // payload of frame 2
+        let s = survey(&seg, starts[1], Some(1), 100);
+        assert_eq!(
+            s.stretches,
+            vec![Stretch { offset: starts[1], len: starts[2] - starts[1], after_seq: Some(1), before_seq: Some(3) }]
+        );
+        assert_eq!((s.proven, s.last_batch_end, s.frames), (86, Some(end), 2));
+        // The length destroyed too: found byte by byte.
+        seg[starts[1]..starts[1] + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        assert_eq!(survey(&seg, starts[1], Some(1), 100).stretches[0].len, starts[2] - starts[1]);
+        // Trailing garbage is a stretch, trailing zeros are not.
+        let mut tail = seg.clone();
+        tail.extend_from_slice(&[0, 0, 7, 0, 0]);
+        assert_eq!(survey(&tail, starts[2], Some(2), 100).stretches.len(), 1);
+        tail.truncate(end);
+        tail.extend_from_slice(&[0; 64]);
+        assert!(survey(&tail, starts[2], Some(2), 100).stretches.is_empty());
     }
 
     #[test]

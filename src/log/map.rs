@@ -25,6 +25,9 @@ pub(crate) struct SegmentMap {
     raw: MmapRaw,
     len: usize,
     published: AtomicUsize,
+    /// Bytes of the file allocated on disk (for a writable map, grown by
+    /// its writer; the whole map for a read-only one).
+    allocated: AtomicUsize,
 }
 
 impl SegmentMap {
@@ -32,21 +35,32 @@ impl SegmentMap {
     pub(crate) fn read_only(file: &File, len: usize) -> io::Result<Self> {
         assert!(len > 0, "cannot map an empty file");
         let raw = MmapOptions::new().len(len).map_raw_read_only(file)?;
-        Ok(Self { raw, len, published: AtomicUsize::new(len) })
+        Ok(Self { raw, len, published: AtomicUsize::new(len), allocated: AtomicUsize::new(len) })
     }
 
-    /// Maps `len` bytes of `file` for reading and writing. Bytes below
-    /// `published` are readable at once; the returned writer is the only way
-    /// to write the rest.
-    pub(crate) fn writable(file: &File, len: usize, published: usize) -> io::Result<(Arc<Self>, MapWriter)> {
-        assert!(len > 0 && published <= len);
-        let raw = MmapOptions::new().len(len).map_raw(file)?;
-        let map = Arc::new(Self { raw, len, published: AtomicUsize::new(published) });
-        Ok((Arc::clone(&map), MapWriter { map }))
+    /// Maps `len` bytes of `file` for reading and writing. The file may be
+    /// shorter than `len` (it grows in steps, see [`MapWriter::reserve`]):
+    /// the address space is taken once, so the map never moves and readers'
+    /// slices stay valid, but only the part the file covers is ever
+    /// touched. Bytes below `published` are readable at once; the returned
+    /// writer is the only way to write the rest.
+    pub(crate) fn writable(file: File, len: usize, published: usize) -> io::Result<(Arc<Self>, MapWriter)> {
+        let file_len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+        assert!(len > 0 && published <= len && published <= file_len);
+        let raw = MmapOptions::new().len(len).map_raw(&file)?;
+        let allocated = file_len.min(len);
+        let map =
+            Arc::new(Self { raw, len, published: AtomicUsize::new(published), allocated: AtomicUsize::new(allocated) });
+        Ok((Arc::clone(&map), MapWriter { map, file, allocated }))
     }
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Bytes of the file allocated on disk.
+    pub(crate) fn allocated(&self) -> usize {
+        self.allocated.load(Ordering::Relaxed)
     }
 
     /// The published watermark: every byte below it may be read.
@@ -70,17 +84,33 @@ impl SegmentMap {
 /// The one handle that writes into a writable [`SegmentMap`].
 pub(crate) struct MapWriter {
     map: Arc<SegmentMap>,
+    /// The mapped file, grown through [`MapWriter::reserve`].
+    file: File,
+    /// Bytes of the file that are allocated on disk (fallocate): writes
+    /// stay below this, so they never meet a full disk through the map.
+    allocated: usize,
 }
+
+/// The first allocation step of a segment of `segment_len` bytes: 1/64 of
+/// it, rounded up to a page, between 4 KiB and 1 MiB. A fresh store so
+/// takes about 1 MiB, however large its segments may grow.
+pub(crate) fn first_step(segment_len: usize) -> usize {
+    (segment_len / 64).next_multiple_of(PAGE).clamp(PAGE, 1 << 20).min(segment_len)
+}
+
+const PAGE: usize = 4096;
 
 impl MapWriter {
     /// Copies `data` to `offset`, which must lie at or above the published
     /// watermark and inside the map.
     pub(crate) fn write(&mut self, offset: usize, data: &[u8]) {
         let end = offset.checked_add(data.len()).expect("write range overflows");
-        assert!(end <= self.map.len, "write past the end of the map");
+        assert!(end <= self.allocated, "write past the allocated part of the file (reserve first)");
         assert!(offset >= self.map.published(), "write below the published watermark");
-        // SAFETY: the range [offset, end) is inside the mapping (checked
-        // above) and above the published watermark, so no reader holds a
+        // SAFETY: the range [offset, end) is inside the mapping and inside
+        // the part of the file that is allocated (`allocated <= map.len`,
+        // checked above; the file is never shortened while mapped, see the
+        // module comment, so no page of it faults), and above the published watermark, so no reader holds a
         // slice over it (`SegmentMap::bytes` stops at the watermark). This
         // `MapWriter` is the only one for the map and `write` takes `&mut
         // self`, so no two writes race. `data` is a separate allocation: it
@@ -97,14 +127,37 @@ impl MapWriter {
         self.map.published.store(upto, Ordering::Release);
     }
 
+    /// Makes sure the file is allocated on disk up to `end` at least, growing
+    /// it by steps (doubling, from [`first_step`], up to the map's length):
+    /// fallocate, then fsync so the new size is durable before any byte is
+    /// written there. A full disk is an error here (ENOSPC), never a SIGBUS
+    /// later; nothing changes when it fails, and a later call tries again.
+    pub(crate) fn reserve(&mut self, end: usize) -> io::Result<()> {
+        if end <= self.allocated {
+            return Ok(());
+        }
+        if end > self.map.len {
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, "reservation past the end of the segment"));
+        }
+        let target =
+            (self.allocated * 2).max(end.next_multiple_of(PAGE)).max(first_step(self.map.len)).min(self.map.len);
+        preallocate(&self.file, self.allocated as u64, target as u64)?;
+        self.file.sync_all()?;
+        self.allocated = target;
+        self.map.allocated.store(target, Ordering::Relaxed);
+        Ok(())
+    }
+
     /// Faults every page of the map in, writable, ahead of time
     /// (MADV_POPULATE_WRITE), so that appends later copy into memory instead
     /// of taking a page fault (and the kernel's zeroing) every 4 KiB. The
     /// contents do not change. Kernels without it (before 5.14) are told
     /// nothing and fault lazily.
     pub(crate) fn prefault(&self) {
+        // Only the allocated part: the rest of the map lies past the end of
+        // the file.
         #[cfg(target_os = "linux")]
-        let _ = self.map.raw.advise(memmap2::Advice::PopulateWrite);
+        let _ = self.map.raw.advise_range(memmap2::Advice::PopulateWrite, 0, self.allocated);
     }
 
     /// Writes the given range of the map back to the file and waits for the
@@ -117,18 +170,23 @@ impl MapWriter {
     }
 }
 
-/// Reserves `len` bytes of real disk space for `file` (fallocate), so that
-/// writing through a map later can never meet a full disk (which would be a
-/// SIGBUS, not an error). Filesystems without fallocate get zeros written.
-pub(crate) fn preallocate(file: &File, len: u64) -> io::Result<()> {
+/// Reserves real disk space for bytes `from..len` of `file` (fallocate), so
+/// that writing through a map later can never meet a full disk (which would
+/// be a SIGBUS, not an error). Filesystems without fallocate get zeros
+/// written there (only there: bytes below `from` hold data).
+pub(crate) fn preallocate(file: &File, from: u64, len: u64) -> io::Result<()> {
+    if len <= from {
+        return Ok(());
+    }
     #[cfg(target_os = "linux")]
     {
         use std::os::fd::AsRawFd;
-        let len_off = libc::off_t::try_from(len)
-            .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "segment size too large"))?;
+        let too_large = || io::Error::new(io::ErrorKind::InvalidInput, "segment size too large");
+        let from_off = libc::off_t::try_from(from).map_err(|_| too_large())?;
+        let len_off = libc::off_t::try_from(len - from).map_err(|_| too_large())?;
         // SAFETY: `fallocate` reads no memory of ours; the descriptor is
         // valid for as long as `file` is borrowed.
-        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len_off) };
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, from_off, len_off) };
         if rc == 0 {
             return Ok(());
         }
@@ -137,13 +195,13 @@ pub(crate) fn preallocate(file: &File, len: u64) -> io::Result<()> {
             return Err(err);
         }
     }
-    write_zeros(file, len)
+    write_zeros(file, from, len)
 }
 
-fn write_zeros(file: &File, len: u64) -> io::Result<()> {
+fn write_zeros(file: &File, from: u64, len: u64) -> io::Result<()> {
     use std::os::unix::fs::FileExt;
     let chunk = vec![0u8; 1 << 20];
-    let mut at = 0u64;
+    let mut at = from;
     while at < len {
         let n = (len - at).min(chunk.len() as u64) as usize;
         file.write_all_at(&chunk[..n], at)?;

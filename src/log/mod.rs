@@ -65,7 +65,9 @@ pub enum Sync {
 /// How a log is opened.
 #[derive(Debug, Clone)]
 pub struct LogConfig {
-    /// Size of each segment file, preallocated when it is created.
+    /// Largest size of each segment file. A segment's file grows to it in
+    /// steps (from 1/64 of it, at most 1 MiB, doubling), each allocated on
+    /// disk before it is written.
     pub segment_size_bytes: u64,
     pub sync: Sync,
     /// Check the whole-content checksum of every sealed segment on open.
@@ -90,13 +92,14 @@ impl LogConfig {
 
     /// Smallest allowed segment: a header and one 4 KiB frame.
     pub const MIN_SEGMENT_BYTES: u64 = 8 << 10;
-    /// Largest allowed segment: offsets inside a segment fit in 32 bits
-    /// (the projection stores them so).
-    pub const MAX_SEGMENT_BYTES: u64 = 1 << 32;
+    /// Largest allowed segment: offsets inside a segment, and the durable
+    /// mark every frame carries, fit in 32 bits (the projection stores
+    /// offsets so; the frame header has 4 bytes for the mark).
+    pub const MAX_SEGMENT_BYTES: u64 = u32::MAX as u64;
 
     fn validate(&self) -> Result<(), LogError> {
         if !(Self::MIN_SEGMENT_BYTES..=Self::MAX_SEGMENT_BYTES).contains(&self.segment_size_bytes) {
-            return Err(LogError::Config("segment_size_bytes must be between 8 KiB and 4 GiB"));
+            return Err(LogError::Config("segment_size_bytes must be between 8 KiB and 4 GiB - 1 byte"));
         }
         if self.sync == Sync::Interval(0) {
             return Err(LogError::Config("Sync::Interval needs at least 1 ms; use Sync::EveryBatch"));
@@ -201,6 +204,28 @@ pub(crate) struct Segment {
     pub(crate) generation: u32,
     pub(crate) path: PathBuf,
     pub(crate) map: Arc<SegmentMap>,
+    /// Damaged stretches `[start, end)` that readers step over (read-only
+    /// salvage only; empty otherwise).
+    pub(crate) skips: Vec<(usize, usize)>,
+}
+
+impl Segment {
+    pub(crate) fn new(first_seq: u64, generation: u32, path: PathBuf, map: Arc<SegmentMap>) -> Self {
+        Self { first_seq, generation, path, map, skips: Vec::new() }
+    }
+
+    /// Where reading goes on from `offset`: past a damaged stretch that
+    /// starts there, if any.
+    #[inline]
+    pub(crate) fn skip(&self, offset: usize) -> usize {
+        if self.skips.is_empty() {
+            return offset;
+        }
+        match self.skips.binary_search_by_key(&offset, |s| s.0) {
+            Ok(i) => self.skips[i].1,
+            Err(_) => offset,
+        }
+    }
 }
 
 /// State shared by the log handle, its writer thread and its readers.
@@ -249,16 +274,43 @@ pub struct RecoveryReport {
     pub active_segment: Option<u64>,
     /// Whole frames found in the active segment.
     pub active_frames: u64,
-    /// Bytes of a torn or partial tail cut off the active segment.
+    /// Bytes of a torn or partial tail cut off the active segment (in a
+    /// read-only open: that would be cut; nothing is).
     pub torn_bytes_dropped: u64,
+    /// Offset of the active segment where the torn tail started (where the
+    /// log goes on), when there was one.
+    pub torn_offset: Option<u64>,
+    /// Where the torn bytes were kept before they were zeroed (a file under
+    /// the log directory that is never read as a segment), if they were.
+    pub torn_saved_to: Option<PathBuf>,
     /// Why the active segment's scan stopped where it did, if not at zeros.
     pub torn_reason: Option<String>,
     /// Temporary files of interrupted writes that were removed.
     pub temp_files_removed: Vec<PathBuf>,
     /// Segment files that the manifest no longer lists and were removed.
     pub obsolete_files_removed: Vec<PathBuf>,
-    /// Read-only salvage only: what is damaged (nothing past it is served).
+    /// Read-only salvage only: what is damaged.
     pub problems: Vec<String>,
+    /// Read-only salvage only: each damaged stretch, which reading steps
+    /// over (every valid frame around it is served).
+    pub damaged: Vec<Damage>,
+}
+
+/// A damaged stretch of a segment found by a read-only (salvage) open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Damage {
+    pub path: PathBuf,
+    pub offset: u64,
+    /// Bytes stepped over.
+    pub len: u64,
+    /// Sequence numbers lost in it, as far as known: the first one that is
+    /// not served (one after the last frame read before the stretch), and
+    /// the last (one before the first frame read after it; for a sealed
+    /// segment's end, its manifest's last sequence number). `None` where
+    /// nothing tells. A stretch between two consecutive sequence numbers
+    /// (garbage between frames) has `first_lost > last_lost`: nothing lost.
+    pub first_lost: Option<u64>,
+    pub last_lost: Option<u64>,
 }
 
 /// The event log of one directory. Cheap to share between threads by
@@ -354,7 +406,7 @@ impl Log {
 
     /// Total bytes of segment files on disk (preallocated space included).
     pub fn disk_bytes(&self) -> u64 {
-        self.shared.snapshot().iter().map(|s| s.map.len() as u64).sum()
+        self.shared.snapshot().iter().map(|s| s.map.allocated() as u64).sum()
     }
 
     /// Each segment's rewrite generation, by first sequence number.

@@ -7,21 +7,29 @@
 //! 4. remove segment files the manifest has replaced (an interrupted
 //!    compaction leaves them behind);
 //! 5. scan the active segment (the one file after the last sealed one) to
-//!    its last whole, committed frame, cut the torn tail off and zero it;
-//! 6. create an active segment if there is none, and start the writer.
+//!    its last whole, committed frame; look past the end of that for frames
+//!    whose durable marks prove the damage was already synced (then it is
+//!    corruption: refuse, change nothing); otherwise the rest is a torn
+//!    tail: keep a copy of its bytes in a side file, zero it, sync;
+//! 6. only then remove what steps 2 and 4 found (so a refused open changes
+//!    nothing), create an active segment if there is none, and start the
+//!    writer.
+//!
+//! A read-only open (`LogConfig::read_only`, salvage) does every check and
+//! writes, creates, removes, allocates and zeroes nothing.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Read;
+use std::io::{Read, Write};
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
-use super::error::{corrupt, io_err, undecodable};
+use super::error::{corrupt, corrupt_at, io_err, undecodable};
 use super::format::{self, SegmentHeader, SeqRule, HEADER_LEN};
 use super::manifest::{sync_dir, Manifest};
 use super::map::{preallocate, SegmentMap};
 use super::writer::{self, Active, Writer};
-use super::{Log, LogConfig, LogError, RecoveryReport, Segment, Shared};
+use super::{Damage, Log, LogConfig, LogError, RecoveryReport, Segment, Shared};
 
 pub(crate) const LOCK_FILE: &str = "LOCK";
 
@@ -32,7 +40,7 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
     }
     let lock = lock(dir, config.read_only)?;
     let mut report = RecoveryReport::default();
-    let files = list_dir(dir, config.read_only, &mut report)?;
+    let (files, temps) = list_dir(dir)?;
     let manifest = Manifest::load(dir)?;
 
     let mut segments = Vec::new();
@@ -52,16 +60,14 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
     let next_after_sealed = (sealed_end + 1).max(manifest.next_seq).max(1);
     let listed: Vec<String> = manifest.sealed.iter().map(|e| e.file_name()).collect();
     let mut active_file = None;
+    let mut obsolete = Vec::new();
     for (first_seq, name) in files {
         if listed.contains(&name) {
             continue;
         }
         let path = dir.join(&name);
         if first_seq < next_after_sealed {
-            if !config.read_only {
-                fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
-                report.obsolete_files_removed.push(path);
-            }
+            obsolete.push(path);
         } else if let Some((_, other)) = &active_file {
             return Err(corrupt(
                 &path,
@@ -75,10 +81,6 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
             active_file = Some((first_seq, name));
         }
     }
-    if !report.obsolete_files_removed.is_empty() {
-        sync_dir(dir)?;
-    }
-
     let mut active = None;
     if let Some((first_seq, name)) = active_file {
         let path = dir.join(&name);
@@ -93,6 +95,21 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         }
     }
 
+    // Every check passed: now the leftovers of interrupted writes go.
+    if !config.read_only {
+        for path in temps {
+            fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+            report.temp_files_removed.push(path);
+        }
+        for path in obsolete {
+            fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
+            report.obsolete_files_removed.push(path);
+        }
+        if !report.temp_files_removed.is_empty() || !report.obsolete_files_removed.is_empty() {
+            sync_dir(dir)?;
+        }
+    }
+
     let shared = Arc::new(Shared {
         dir: dir.to_path_buf(),
         segments: RwLock::new(Arc::new(segments)),
@@ -102,7 +119,13 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         return Ok(Log { shared, tx: None, writer: None, recovery: report, _lock: lock });
     }
     let mut w = Writer::new(Arc::clone(&shared), config, manifest, active);
-    w.ensure_active(next_after_sealed)?;
+    match w.ensure_active(next_after_sealed) {
+        Ok(()) => {}
+        // A full disk: the store still opens and reads; the first append
+        // creates the segment (or fails with this same error).
+        Err(LogError::Io { ref source, .. }) if source.raw_os_error() == Some(libc::ENOSPC) => {}
+        Err(e) => return Err(e),
+    }
     let (tx, rx) = crossbeam_channel::bounded(writer::CHANNEL_CAPACITY);
     let handle = std::thread::Builder::new()
         .name("joblog-writer".into())
@@ -163,33 +186,29 @@ fn lock(dir: &Path, shared: bool) -> Result<File, LogError> {
     Ok(file)
 }
 
-/// Lists segment files by first sequence number and removes leftover
-/// temporary files (unless read-only).
-fn list_dir(dir: &Path, read_only: bool, report: &mut RecoveryReport) -> Result<Vec<(u64, String)>, LogError> {
+/// Lists segment files by first sequence number, and leftover temporary
+/// files (`*.tmp`, removed once opening has checked everything). Any other
+/// name (the lock, the manifest, `*.torn-*` side files) is not a segment.
+#[allow(clippy::type_complexity)]
+fn list_dir(dir: &Path) -> Result<(Vec<(u64, String)>, Vec<std::path::PathBuf>), LogError> {
     let mut segments = Vec::new();
+    let mut temps = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if read_only && e.kind() == std::io::ErrorKind::NotFound => return Ok(segments),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((segments, temps)),
         Err(e) => return Err(io_err(dir, e)),
     };
     for entry in entries {
         let entry = entry.map_err(|e| io_err(dir, e))?;
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".tmp") {
-            if !read_only {
-                let path = entry.path();
-                fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
-                report.temp_files_removed.push(path);
-            }
+            temps.push(entry.path());
         } else if let Some(first_seq) = parse_segment_name(&name) {
             segments.push((first_seq, name));
         }
     }
     segments.sort();
-    if !report.temp_files_removed.is_empty() {
-        sync_dir(dir)?;
-    }
-    Ok(segments)
+    Ok((segments, temps))
 }
 
 /// `00000000000000000042.seg` or `00000000000000000042-g3.seg` → 42.
@@ -204,7 +223,8 @@ fn parse_segment_name(name: &str) -> Option<u64> {
 
 /// Opens a sealed segment, checking it against its manifest entry. In
 /// read-only salvage, a segment whose content is damaged is reported and
-/// served up to its first bad frame.
+/// served around the damage (every valid frame, the damaged stretches
+/// stepped over).
 fn open_sealed(
     path: &Path,
     entry: &super::manifest::SealedEntry,
@@ -229,25 +249,54 @@ fn open_sealed(
     if header.first_seq != entry.first_seq {
         return Err(corrupt(path, 0, "segment header names another sequence number than its manifest entry"));
     }
+    let mut skips = Vec::new();
     if config.verify_on_open && crc32fast::hash(map.bytes()) != entry.crc {
         // Find the frame at fault, to name its offset.
         let scan = format::scan(map.bytes(), len, entry.first_seq, SeqRule::Increasing);
         let (offset, why) = scan.stopped.unwrap_or((scan.committed_end, "content checksum differs from the manifest"));
-        let err = corrupt(path, offset, why);
+        let expected = scan.last_seq.map_or(entry.first_seq, |s| s + 1);
+        let err = corrupt_at(path, offset, expected, why);
         if !config.read_only {
             return Err(err);
         }
         report.problems.push(err.to_string());
-        if scan.committed_end < len {
-            map = SegmentMap::read_only(&file, scan.committed_end).map_err(|e| io_err(path, e))?;
+        let last_good = scan.last_seq.or(entry.first_seq.checked_sub(1));
+        let survey = format::survey(map.bytes(), scan.committed_end, last_good, entry.last_seq);
+        let serve = survey.last_batch_end.unwrap_or(0).max(scan.committed_end);
+        skips = damage(path, &survey, serve, entry.first_seq, Some(entry.last_seq), report);
+        if serve < len {
+            map = SegmentMap::read_only(&file, serve).map_err(|e| io_err(path, e))?;
         }
     }
-    Ok(Segment {
-        first_seq: entry.first_seq,
-        generation: entry.generation,
-        path: path.to_path_buf(),
-        map: Arc::new(map),
-    })
+    let mut seg = Segment::new(entry.first_seq, entry.generation, path.to_path_buf(), Arc::new(map));
+    seg.skips = skips;
+    Ok(seg)
+}
+
+/// Reports the damaged stretches a salvage open steps over (those below
+/// `serve`, where serving stops) and returns them as skips.
+fn damage(
+    path: &Path,
+    survey: &format::Survey,
+    serve: usize,
+    first_seq: u64,
+    last_seq: Option<u64>,
+    report: &mut RecoveryReport,
+) -> Vec<(usize, usize)> {
+    let mut skips = Vec::new();
+    for s in &survey.stretches {
+        report.damaged.push(Damage {
+            path: path.to_path_buf(),
+            offset: s.offset as u64,
+            len: s.len as u64,
+            first_lost: Some(s.after_seq.map_or(first_seq, |a| a + 1)),
+            last_lost: s.before_seq.map(|b| b - 1).or(last_seq),
+        });
+        if s.offset < serve {
+            skips.push((s.offset, (s.offset + s.len).min(serve)));
+        }
+    }
+    skips
 }
 
 enum Recovered {
@@ -255,9 +304,14 @@ enum Recovered {
     ReadOnly(Arc<Segment>),
 }
 
-/// Scans the active segment to the end of its last committed batch; cuts off
-/// and zeroes whatever follows (a torn write), so that stale bytes can never
-/// be mistaken for frames after new appends.
+/// Recovers the active segment. Scans it to the end of its last committed
+/// batch; whatever follows is either a torn write (it lies at or above the
+/// highest durable mark any valid frame proves) or corruption (below it).
+/// Corruption refuses to open and changes nothing (read-only: it is
+/// reported, and the segment served around it). A torn tail is copied to a
+/// side file, then zeroed, so that stale bytes can never be mistaken for
+/// frames after new appends; then the recovered prefix is synced, so the
+/// first mark written after it is true.
 fn recover_active(
     path: &Path,
     first_seq: u64,
@@ -278,33 +332,68 @@ fn recover_active(
     }
     let scan = format::scan(bytes, file_len, first_seq, SeqRule::Contiguous);
     let cut = scan.committed_end;
+    // Look past the end of the good prefix: a valid frame there whose mark
+    // lies beyond `cut` proves the bytes at `cut` had been synced before it
+    // was written. (Format 1 has no marks: everything after `cut` is torn.)
+    let most_frames = (file_len - HEADER_LEN) / (format::FRAME_HEADER_LEN + 1);
+    let max_seq = first_seq.saturating_add(most_frames as u64);
+    let last_good = scan.last_seq.or(first_seq.checked_sub(1));
+    let survey = format::survey(bytes, cut, last_good, max_seq);
+    let proven = if header.has_marks() { scan.proven.max(survey.proven) } else { 0 };
     let dirty_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1).max(cut);
-    drop(scan_map);
     report.active_segment = Some(first_seq);
     report.active_frames = scan.frames;
+
+    if proven > cut {
+        let (at, why) = scan.stopped.unwrap_or((cut, "no frame where one was written"));
+        let expected = seq_at(bytes, cut, at, scan.last_seq.map_or(first_seq, |s| s + 1));
+        let err = corrupt_at(
+            path,
+            at,
+            expected,
+            format!(
+                "{why}; a later frame shows the segment was already synced up to offset {proven}, so this is \
+                 not a torn write"
+            ),
+        );
+        if !config.read_only {
+            return Err(err);
+        }
+        report.problems.push(err.to_string());
+        let serve = survey.last_batch_end.unwrap_or(0).max(cut);
+        let skips = damage(path, &survey, serve, first_seq, None, report);
+        drop(scan_map);
+        let map = SegmentMap::read_only(&file, serve).map_err(|e| io_err(path, e))?;
+        let mut seg = Segment::new(first_seq, 0, path.to_path_buf(), Arc::new(map));
+        seg.skips = skips;
+        return Ok(Recovered::ReadOnly(Arc::new(seg)));
+    }
+
+    // A torn tail (or nothing at all).
     report.torn_bytes_dropped = (dirty_end - cut) as u64;
     report.torn_reason = scan.stopped.map(|(offset, why)| format!("{why} at offset {offset}"));
-
+    if dirty_end > cut {
+        report.torn_offset = Some(cut as u64);
+    }
     if config.read_only {
+        drop(scan_map);
         let map = SegmentMap::read_only(&file, cut).map_err(|e| io_err(path, e))?;
-        return Ok(Recovered::ReadOnly(Arc::new(Segment {
-            first_seq,
-            generation: 0,
-            path: path.to_path_buf(),
-            map: Arc::new(map),
-        })));
+        return Ok(Recovered::ReadOnly(Arc::new(Segment::new(first_seq, 0, path.to_path_buf(), Arc::new(map)))));
     }
     if dirty_end > cut {
+        let saved = save_torn(path, cut, &bytes[cut..dirty_end])?;
+        report.torn_saved_to = Some(saved);
         zero_range(&file, cut, dirty_end).map_err(|e| io_err(path, e))?;
     }
-    // A file cut short (copied, or its preallocation lost) gets its full
-    // size back, so that any batch that passes the size check fits in it.
+    drop(scan_map);
+    // The recovered prefix may so far live only in the page cache (a crash
+    // of the process, not of the machine): make it durable before any frame
+    // records it as such. Holes in the file (a sparse copy) are allocated,
+    // so writing through the map can never meet a full disk.
+    preallocate(&file, cut as u64, file_len as u64).and_then(|()| file.sync_all()).map_err(|e| io_err(path, e))?;
     let map_len = file_len.max(config.segment_size_bytes as usize);
-    if map_len > file_len {
-        preallocate(&file, map_len as u64).and_then(|()| file.sync_all()).map_err(|e| io_err(path, e))?;
-    }
-    let (map, w) = SegmentMap::writable(&file, map_len, cut).map_err(|e| io_err(path, e))?;
-    let seg = Arc::new(Segment { first_seq, generation: 0, path: path.to_path_buf(), map });
+    let (map, w) = SegmentMap::writable(file, map_len, cut).map_err(|e| io_err(path, e))?;
+    let seg = Arc::new(Segment::new(first_seq, 0, path.to_path_buf(), map));
     let active = Active {
         seg: Arc::clone(&seg),
         writer: w,
@@ -312,8 +401,49 @@ fn recover_active(
         synced_off: cut,
         frames: scan.frames,
         next_seq: scan.last_seq.map_or(first_seq, |s| s + 1),
+        marks: header.has_marks(),
     };
     Ok(Recovered::Writable(active, seg))
+}
+
+/// The sequence number a frame at `at` would carry: `next` at `from`, one
+/// more for every valid frame between.
+fn seq_at(bytes: &[u8], from: usize, at: usize, next: u64) -> u64 {
+    let (mut off, mut seq) = (from, next);
+    while off < at {
+        match format::read_frame(bytes, off) {
+            format::FrameRead::Frame(f) => {
+                off = f.end();
+                seq = f.seq + 1;
+            }
+            _ => break,
+        }
+    }
+    seq
+}
+
+/// Copies torn bytes to `NAME.seg.torn-OFFSET` (or `…-N` if taken) next to
+/// the segment, durably, before they are zeroed: evidence is never
+/// destroyed. The segment lister ignores these names.
+fn save_torn(seg_path: &Path, offset: usize, torn: &[u8]) -> Result<std::path::PathBuf, LogError> {
+    let name = seg_path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let dir = seg_path.parent().unwrap_or(Path::new("."));
+    for n in 0u32.. {
+        let side = match n {
+            0 => dir.join(format!("{name}.torn-{offset}")),
+            n => dir.join(format!("{name}.torn-{offset}-{n}")),
+        };
+        let mut file = match OpenOptions::new().write(true).create_new(true).mode(super::private::FILE_MODE).open(&side)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_err(&side, e)),
+        };
+        file.write_all(torn).and_then(|()| file.sync_all()).map_err(|e| io_err(&side, e))?;
+        sync_dir(dir)?;
+        return Ok(side);
+    }
+    unreachable!("some side file name is free")
 }
 
 fn zero_range(file: &File, from: usize, to: usize) -> std::io::Result<()> {
@@ -338,5 +468,7 @@ mod tests {
         assert_eq!(parse_segment_name("42.seg"), None);
         assert_eq!(parse_segment_name("00000000000000000042-gx.seg"), None);
         assert_eq!(parse_segment_name("MANIFEST"), None);
+        assert_eq!(parse_segment_name("00000000000000000042.seg.torn-4096"), None);
+        assert_eq!(parse_segment_name("00000000000000000042.seg.torn-4096-1"), None);
     }
 }

@@ -67,6 +67,7 @@ impl Iterator for LogIter {
             }
             let seg = Arc::clone(self.seg.as_ref()?);
             let bytes = seg.map.bytes();
+            self.offset = seg.skip(self.offset);
             if self.offset < bytes.len() {
                 match format::read_frame(bytes, self.offset) {
                     FrameRead::Frame(frame) => {
@@ -170,7 +171,11 @@ impl Log {
         for seg in snapshot.iter().skip(start) {
             let bytes = seg.map.bytes();
             let mut offset = HEADER_LEN;
-            while offset < bytes.len() {
+            loop {
+                offset = seg.skip(offset);
+                if offset >= bytes.len() {
+                    break;
+                }
                 let frame = match format::read_frame(bytes, offset) {
                     FrameRead::Frame(frame) => frame,
                     FrameRead::End => return Err(corrupt(&seg.path, offset, "published bytes hold no frame").into()),

@@ -14,7 +14,7 @@
 //! Rolling: flush the active segment, record its length and content checksum
 //! in the manifest (write, fsync, rename, fsync dir), then install the next
 //! segment. That file is prepared ahead, on another thread, once the active
-//! segment is half full (`next-segment.tmp`: fallocate, fsync, map, fault
+//! segment is half full (`next-segment.tmp`: fallocate its first step, fsync, map, fault
 //! the pages in); installing it writes and syncs the header, renames it to
 //! its name and syncs the directory.
 
@@ -29,7 +29,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 use super::error::io_err;
 use super::format::{self, SegmentHeader, HEADER_LEN};
 use super::manifest::{segment_file_name, sync_dir, Manifest, SealedEntry};
-use super::map::{preallocate, MapWriter, SegmentMap};
+use super::map::{first_step, preallocate, MapWriter, SegmentMap};
 use super::{Appended, Batch, LogConfig, LogError, Position, Segment, Shared, Sync};
 
 /// Requests waiting for the writer before appenders block.
@@ -74,6 +74,9 @@ pub(crate) struct Active {
     pub(crate) synced_off: usize,
     pub(crate) frames: u64,
     pub(crate) next_seq: u64,
+    /// Whether the segment's frames carry durable marks (format 2); a
+    /// format-1 segment found active is appended to in format 1.
+    pub(crate) marks: bool,
 }
 
 pub(crate) struct Writer {
@@ -270,12 +273,20 @@ impl Writer {
         }
         let active = self.active.as_mut().expect("ensured above");
         assert!(fits(active), "a fresh segment holds any batch that passed the size check");
+        // Disk space first: a full disk fails this append, cleanly (nothing
+        // was written, the writer is not poisoned), and a later one retries.
+        if let Err(e) = active.writer.reserve(active.write_off + bytes) {
+            return Err(io_err(&active.seg.path, e));
+        }
         let first = active.next_seq;
         let n = batch.len() as u64;
         let mut off = active.write_off;
+        // Every frame of the group records how far the segment is durable
+        // now: recovery trusts nothing below it to be torn.
+        let mark = if active.marks { u32::try_from(active.synced_off).expect("segments fit in 32 bits") } else { 0 };
         for (i, payload) in batch.payloads().enumerate() {
             let left = (batch.len() - 1 - i) as u32;
-            let header = format::encode_frame_header(first + i as u64, left, payload);
+            let header = format::encode_frame_header_marked(first + i as u64, left, mark, payload);
             active.writer.write(off, &header);
             active.writer.write(off + header.len(), payload);
             off += format::frame_len(payload.len());
@@ -320,7 +331,8 @@ impl Writer {
 
     /// Seals the active segment and starts the next one. Only called for a
     /// segment holding frames: an empty one has room for any batch that
-    /// passed the size check (`open` restores a short file's full size).
+    /// passed the size check (the map always spans the whole segment size;
+    /// the file grows into it, see `MapWriter::reserve`).
     fn roll(&mut self) -> Result<(), LogError> {
         self.sync()?;
         self.publish();
@@ -372,9 +384,17 @@ impl Writer {
             return Err(e);
         }
         writer.publish(HEADER_LEN);
-        let seg = Arc::new(Segment { first_seq, generation: 0, path, map });
+        let seg = Arc::new(Segment::new(first_seq, 0, path, map));
         self.shared.push(Arc::clone(&seg));
-        Ok(Active { seg, writer, write_off: HEADER_LEN, synced_off: HEADER_LEN, frames: 0, next_seq: first_seq })
+        Ok(Active {
+            seg,
+            writer,
+            write_off: HEADER_LEN,
+            synced_off: HEADER_LEN,
+            frames: 0,
+            next_seq: first_seq,
+            marks: true,
+        })
     }
 
     /// Starts preparing the next segment file on another thread once the
@@ -403,7 +423,7 @@ impl Writer {
     }
 }
 
-/// A segment file made ahead of time: full size reserved, synced, mapped,
+/// A segment file made ahead of time: its first step reserved, synced, mapped,
 /// and (in the background) its pages faulted in; no header yet.
 struct Prepared {
     writer: MapWriter,
@@ -417,9 +437,10 @@ fn prepare(dir: &Path, size: u64, prefault: bool) -> Result<Prepared, LogError> 
     let tmp = dir.join(PREPARED_TMP);
     let make = || -> std::io::Result<(Arc<SegmentMap>, MapWriter)> {
         let file = super::private::create_file(&tmp, true)?;
-        preallocate(&file, size)?;
+        // The first step only: the file grows as frames arrive.
+        preallocate(&file, 0, first_step(size as usize) as u64)?;
         file.sync_all()?;
-        SegmentMap::writable(&file, size as usize, 0)
+        SegmentMap::writable(file, size as usize, 0)
     };
     match make() {
         Ok((map, writer)) => {

@@ -535,6 +535,7 @@ fn every_file_is_0600_and_every_directory_0700_whatever_the_umask() {
         .env("JOBLOG_DATA", s.data())
         .env_remove("JOBLOG_USER")
         .env_remove("JOBLOG_SOCKET")
+        .stdout(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let socket = s.data().join("joblog.sock");
