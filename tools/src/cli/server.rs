@@ -424,9 +424,23 @@ pub fn os_uid(name: &str) -> Result<u32, Failure> {
     }
 }
 
-/// This command's arguments, each of which must be UTF-8 to be forwarded.
+/// This command's arguments, each of which must be UTF-8 to be forwarded,
+/// but for `--data` and `--socket` and their values: the service has its
+/// own (so a data directory's name need not be UTF-8).
 fn args() -> Result<Vec<String>, Failure> {
+    let mut skip_next = false;
     std::env::args_os()
+        .filter(|a| {
+            if std::mem::take(&mut skip_next) {
+                return false;
+            }
+            let b = a.as_encoded_bytes();
+            if b == b"--data" || b == b"--socket" {
+                skip_next = true;
+                return false;
+            }
+            !(b.starts_with(b"--data=") || b.starts_with(b"--socket="))
+        })
         .map(|a| {
             a.into_string().map_err(|a| {
                 Failure::usage(format!(
