@@ -216,9 +216,10 @@ fn user(ctx: &Ctx<'_>, s: &Session<'_>, c: &UserCmd) -> Output {
             let users: Vec<_> = state.directory().users().collect();
             let v: Vec<Value> = users
                 .iter()
-                .map(
-                    |u| json!({"name": u.name, "business_unit": u.business_unit, "roles": u.roles, "active": u.active}),
-                )
+                .map(|u| {
+                    json!({"name": u.name, "business_unit": u.business_unit, "roles": u.roles, "active": u.active,
+                        "os_uid": state.directory().os_uid_of(&u.name)})
+                })
                 .collect();
             let rows: Vec<Vec<String>> = users
                 .iter()
