@@ -38,6 +38,9 @@ use crate::projection::query::{Cursor, Filter, Visibility};
 use crate::projection::{decode_event, Projection, WriteTarget};
 use std::collections::HashMap;
 
+mod verify;
+pub use verify::{manifest_problem, salvage, verify_unopenable, LostRange, SalvageOptions, SalvageReport, StoreReport};
+
 /// How an engine is opened.
 #[derive(Debug, Clone)]
 pub struct Config {
@@ -52,6 +55,17 @@ impl Default for Config {
         Self { log: LogConfig::default(), checkpoint_every_events: 1_000_000 }
     }
 }
+
+/// How far ahead of the system clock an event of a live (not simulated)
+/// store may be stamped. Events never go backwards in time, so one event
+/// stamped far ahead would refuse every later write until then: the clock
+/// an engine is given (a `--now`, a [`crate::domain::ManualClock`]) is
+/// checked against the system's before each write.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+
+/// The file in a data directory that marks a store created as a
+/// simulation (`DATA/SIMULATION`; see `docs/format.md`).
+pub const SIMULATION_MARKER: &str = "SIMULATION";
 
 /// What opening found.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -229,16 +243,102 @@ pub struct Engine {
     /// The last event of the newest checkpoint written or loaded.
     checkpoint_seq: std::sync::atomic::AtomicU64,
     opened: OpenReport,
+    /// Created as a simulation: the clock is not checked against the system's.
+    simulation: bool,
+    /// Opened by [`Engine::open_read_only`]: nothing is ever written.
+    read_only: bool,
+    /// Why the last checkpoint due after a write could not be written (a
+    /// checkpoint is a cache: the write it followed stands).
+    checkpoint_failed: Mutex<Option<String>>,
 }
 
 impl Engine {
     /// Opens (creating if needed) the store in `dir`: loads the newest valid
     /// checkpoint and replays the log after it (or all of it).
     pub fn open(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
-        let dir = dir.as_ref().to_path_buf();
-        crate::log::private::check_store(&dir)?;
+        Self::open_as(dir.as_ref(), config, clock, false)
+    }
+
+    /// Opens, creating it if needed, a *simulation*: a store whose clock
+    /// may run ahead of the system's (a live store refuses a write stamped
+    /// more than [`MAX_CLOCK_SKEW_SECS`] ahead). Only a store being created
+    /// can become one; that is recorded in the data directory
+    /// ([`SIMULATION_MARKER`]) and holds from then on, whichever way it is
+    /// opened. A live store is refused.
+    pub fn open_simulation(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        Self::open_as(dir.as_ref(), config, clock, true)
+    }
+
+    fn open_as(dir: &Path, config: Config, clock: Arc<dyn Clock>, create_simulation: bool) -> Result<Self, Error> {
+        let dir = dir.to_path_buf();
+        crate::log::private::check_store(&dir, true)?;
+        let marker = dir.join(SIMULATION_MARKER);
+        let simulation = marker.symlink_metadata().is_ok();
+        if create_simulation && !simulation {
+            if dir.join("segments").symlink_metadata().is_ok() {
+                return Err(DomainError::Invalid {
+                    what: "simulation",
+                    reason: format!(
+                        "{} already holds a live store; only a new store can be created as a simulation",
+                        dir.display()
+                    ),
+                }
+                .into());
+            }
+            // Recorded before the log exists: a store is a simulation from
+            // its first event or never.
+            write_marker(&dir, &marker)?;
+        }
+        let simulation = simulation || create_simulation;
         let log = Log::open(dir.join("segments"), config.log.clone())?;
-        let (snapshot, skipped) = Projection::load_snapshot(&dir.join("snapshots"), log.next_seq(), &log.generations());
+        Self::load(dir, log, config, clock, simulation)
+    }
+
+    /// Opens the store in `dir` for reading only: the log is mapped
+    /// read-only under a shared lock (a process that holds the directory
+    /// for writing refuses it with [`crate::log::LogError::Locked`]), no
+    /// writer thread is started, no segment is created or preallocated, a
+    /// torn tail is left as it is (and not served), no checkpoint is
+    /// written and nothing is installed: it never writes a byte, so it
+    /// works on a full disk. Every write through it is refused
+    /// ([`crate::log::LogError::ReadOnly`]). Damage that a writable open
+    /// refuses is refused here too.
+    pub fn open_read_only(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        let dir = dir.as_ref().to_path_buf();
+        crate::log::private::check_store(&dir, false)?;
+        let simulation = dir.join(SIMULATION_MARKER).symlink_metadata().is_ok();
+        let mut config = config;
+        config.log.read_only = true;
+        let log = Log::open(dir.join("segments"), config.log.clone())?;
+        if let Some(first) = log.recovery().problems.first() {
+            let what = first.trim_start_matches("corrupt log: ").trim_start_matches("the store is damaged: ");
+            return Err(Error::Corrupt(what.to_string()));
+        }
+        Self::load(dir, log, config, clock, simulation)
+    }
+
+    fn load(dir: PathBuf, log: Log, config: Config, clock: Arc<dyn Clock>, simulation: bool) -> Result<Self, Error> {
+        let snapshots = dir.join("snapshots");
+        // Loading checkpoints removes leftover `*.tmp` files; a read-only
+        // open must not, so with any there it replays the whole log instead.
+        let leftovers = config.log.read_only
+            && std::fs::read_dir(&snapshots)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"));
+        let (snapshot, skipped) = if leftovers {
+            (
+                None,
+                vec![format!(
+                    "{}: an interrupted checkpoint is there; read-only, the log is replayed",
+                    snapshots.display()
+                )],
+            )
+        } else {
+            Projection::load_snapshot(&snapshots, log.next_seq(), &log.generations())
+        };
+        let read_only = config.log.read_only;
         let mut state = snapshot.unwrap_or_default();
         let checkpoint_seq = (state.last_seq() > 0).then_some(state.last_seq());
         let mut replayed = 0u64;
@@ -255,7 +355,41 @@ impl Engine {
             checkpoint_seq: checkpoint_seq.unwrap_or(0).into(),
             config,
             opened,
+            simulation,
+            read_only,
+            checkpoint_failed: Mutex::new(None),
         })
+    }
+
+    /// Whether the store was created as a simulation (its clock may run
+    /// ahead of the system's).
+    pub fn is_simulation(&self) -> bool {
+        self.simulation
+    }
+
+    /// Whether this engine was opened by [`Engine::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Why the last checkpoint due after a write failed, if it did (the
+    /// write itself stands; the next checkpoint tries again).
+    pub fn checkpoint_failure(&self) -> Option<String> {
+        self.checkpoint_failed.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Refuses a write stamped `now` when that is further ahead of the
+    /// system clock than [`MAX_CLOCK_SKEW_SECS`], unless the store is a
+    /// simulation.
+    fn check_clock(&self, now: Timestamp) -> Result<(), Error> {
+        if self.simulation {
+            return Ok(());
+        }
+        let limit = crate::domain::SystemClock.now().plus_micros(MAX_CLOCK_SKEW_SECS * 1_000_000);
+        if now > limit {
+            return Err(Error::ClockAhead { at: now.to_rfc3339(), limit: limit.to_rfc3339() });
+        }
+        Ok(())
     }
 
     /// Marks a service as running on this engine until the guard drops;
@@ -279,6 +413,9 @@ impl Engine {
 
     /// Saves a checkpoint of the current state now.
     pub fn checkpoint(&self) -> Result<PathBuf, Error> {
+        if self.read_only {
+            return Err(crate::log::LogError::ReadOnly.into());
+        }
         let state = self.state();
         let path = state.save_snapshot(&self.dir.join("snapshots"), &self.log.generations())?;
         self.checkpoint_seq.store(state.last_seq(), std::sync::atomic::Ordering::Relaxed);
@@ -288,6 +425,9 @@ impl Engine {
     /// Saves a checkpoint (if anything changed since the last) and closes
     /// the log, reporting its final sync.
     pub fn close(self) -> Result<(), Error> {
+        if self.read_only {
+            return Ok(self.log.close()?);
+        }
         if self.state().last_seq() > self.checkpoint_seq.load(std::sync::atomic::Ordering::Relaxed) {
             self.checkpoint()?;
         }
@@ -415,6 +555,7 @@ impl Engine {
         if envelopes.is_empty() {
             return Ok(out);
         }
+        self.check_clock(now)?;
         let mut batch = Batch::new();
         let mut lens = Vec::with_capacity(envelopes.len());
         for env in &envelopes {
@@ -435,7 +576,10 @@ impl Engine {
         drop(state);
         if due {
             // Writers wait (this thread holds the write lock); readers do not.
-            self.checkpoint()?;
+            // The write is durable and applied: a checkpoint that fails
+            // (a full disk) must not report it as failed.
+            *self.checkpoint_failed.lock().unwrap_or_else(|e| e.into_inner()) =
+                self.checkpoint().err().map(|e| e.to_string());
         }
         Ok(out)
     }
@@ -484,6 +628,17 @@ fn service_transition(id: Uuid, target: &WriteTarget, step: ServiceStep, now: Ti
         ServiceStep::Defer { until, message } => (Some(until), retrycount, None, Some(message)),
     };
     Ok(Transition { job: id, action, from, to, postponeuntil, retrycount, errorcode, message })
+}
+
+/// Writes the simulation marker of a store being created.
+fn write_marker(dir: &Path, marker: &Path) -> Result<(), Error> {
+    let io = |e| Error::Io { path: marker.to_path_buf(), source: e };
+    crate::log::private::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
+    let f = crate::log::private::create_file(marker, true).map_err(io)?;
+    use std::io::Write;
+    (&f).write_all(b"joblog simulation: events may be stamped ahead of the system clock\n").map_err(io)?;
+    f.sync_all().map_err(io)?;
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })
 }
 
 /// A Bulk Delete system job (type 13) to create.
@@ -577,6 +732,9 @@ pub struct DeletionReport {
     /// Writing the checkpoint afterwards (so that a reopen need not replay).
     pub seconds_checkpoint: f64,
     pub compaction: Compaction,
+    /// What failed after the deletion was durable (compaction, the
+    /// checkpoint): the jobs are deleted all the same.
+    pub warnings: Vec<String>,
 }
 
 impl Engine {
@@ -620,6 +778,9 @@ impl Engine {
     /// deletion every few milliseconds seals a small segment each time; see
     /// ARCHITECTURE.md, "Deletion and compaction".)
     pub fn compact(&self) -> Result<Compaction, Error> {
+        if self.read_only {
+            return Err(crate::log::LogError::ReadOnly.into());
+        }
         let _one = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
         let plan = self.state().garbage().clone();
         if plan.is_empty() {
@@ -632,8 +793,10 @@ impl Engine {
         state.apply_compaction(&plan, &done);
         drop(state);
         // Every checkpoint points into segments that were just rewritten:
-        // none can be used again, so their space comes back too.
-        Projection::remove_snapshots(&self.dir.join("snapshots"))?;
+        // none can be used again, so their space comes back too. The
+        // compaction is installed whatever happens here: a checkpoint left
+        // behind names the old generations and is skipped on open.
+        let _ = Projection::remove_snapshots(&self.dir.join("snapshots"));
         self.checkpoint_seq.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(done)
     }
@@ -882,13 +1045,30 @@ impl Session<'_> {
         let bytes_before = self.engine.log.data_bytes();
         let d = self.engine.delete(self.actor(), criteria, limit, None)?;
         let seconds_logical = started.elapsed().as_secs_f64();
-        let compaction = self.engine.compact()?;
+        // From here on the deletion is durable and shown: what follows only
+        // gives the space back, and its failure (a full disk) is reported
+        // as a warning, not as a failed deletion. The garbage stays listed;
+        // the next compaction takes it.
+        let mut warnings = Vec::new();
+        let compaction = match self.engine.compact() {
+            Ok(c) => c,
+            Err(e) => {
+                warnings.push(format!(
+                    "deleted {} jobs; their space comes back at the next compaction (`joblog compact`): compacting failed: {e}",
+                    d.deleted
+                ));
+                Compaction::default()
+            }
+        };
         let seconds = started.elapsed().as_secs_f64();
         let bytes_after = self.engine.log.data_bytes();
         if d.deleted > 0 {
-            self.engine.checkpoint()?;
+            if let Err(e) = self.engine.checkpoint() {
+                warnings.push(format!("no checkpoint written after the deletion (the next open replays the log): {e}"));
+            }
         }
         Ok(DeletionReport {
+            warnings,
             deleted: d.deleted,
             remaining_matching: d.remaining,
             bytes_before,

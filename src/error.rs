@@ -38,4 +38,10 @@ pub enum Error {
 
     #[error("I/O error on {path}: {source}")]
     Io { path: std::path::PathBuf, source: std::io::Error },
+
+    /// A write stamped further ahead of the system clock than a live store
+    /// accepts (`engine::MAX_CLOCK_SKEW_SECS`): it would refuse every later
+    /// write until then.
+    #[error("the time {at} is ahead of the system clock (a live store accepts up to {limit}); only a store created as a simulation runs ahead")]
+    ClockAhead { at: String, limit: String },
 }

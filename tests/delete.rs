@@ -416,3 +416,84 @@ fn a_job_whose_events_span_a_sealed_and_the_active_segment_is_compacted_whole() 
     let engine = open(dir.path());
     assert_eq!(engine.state().job_count(), 0);
 }
+
+/// Every file under `dir` with its length and checksum.
+fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, usize, u32)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                out.push((p, bytes.len(), crc32fast::hash(&bytes)));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+#[test]
+fn a_read_only_engine_reads_everything_and_never_writes_a_byte() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let engine = open(dir.path());
+        let admin = engine.session("admin").unwrap();
+        admin.import(vec![completed(Status::SUCCEEDED, OperationType::WORKFLOW, 40)]).unwrap();
+        admin.delete_now(&criteria(&[OperationType::WORKFLOW], &[StatusReason::Succeeded], 30), 10).unwrap();
+        admin.import(vec![completed(Status::FAILED, OperationType::WORKFLOW, 10)]).unwrap();
+        engine.close().unwrap();
+    }
+    // A leftover of an interrupted checkpoint, which a writable open removes.
+    std::fs::write(dir.path().join("snapshots/snapshot-00000000000000000099.bin.tmp"), b"half").unwrap();
+    let before = tree(dir.path());
+    let clock = Arc::new(ManualClock::new(now()));
+    let engine = Engine::open_read_only(dir.path(), config(), clock).unwrap();
+    assert!(engine.is_read_only());
+    assert_eq!(all_jobs(&engine.state(), &engine).len(), 1);
+    assert!(engine.verify().ok(), "{:?}", engine.verify());
+    let admin = engine.session("admin").unwrap();
+    let e = admin.import(vec![completed(Status::FAILED, OperationType::WORKFLOW, 5)]).unwrap_err();
+    assert!(matches!(e, Error::Log(joblog::log::LogError::ReadOnly)), "{e:?}");
+    let e = engine.checkpoint().unwrap_err();
+    assert!(matches!(e, Error::Log(joblog::log::LogError::ReadOnly)), "{e:?}");
+    let e = engine.compact().unwrap_err();
+    assert!(matches!(e, Error::Log(joblog::log::LogError::ReadOnly)), "{e:?}");
+    engine.close().unwrap();
+    assert_eq!(tree(dir.path()), before, "not a byte written, not a file removed");
+}
+
+#[test]
+fn a_live_store_refuses_a_clock_far_ahead_and_a_simulation_does_not() {
+    let dir = tempfile::tempdir().unwrap();
+    let far = t("2099-01-01T00:00:00Z");
+    let clock = Arc::new(ManualClock::new(now()));
+    let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
+    let admin = engine.session("admin").unwrap();
+    admin.add_user("alice", "root", &["basic-user"]).unwrap();
+    clock.set(far);
+    let e = admin.add_user("bob", "root", &["basic-user"]).unwrap_err();
+    assert!(matches!(e, Error::ClockAhead { .. }), "{e:?}");
+    // Within the skew it is fine; and nothing was written by the refusal.
+    clock.set(now());
+    admin.add_user("bob", "root", &["basic-user"]).unwrap();
+    assert!(!engine.is_simulation());
+    engine.close().unwrap();
+    // A live store cannot be reopened as a simulation.
+    let e = Engine::open_simulation(dir.path(), config(), clock.clone()).err().unwrap();
+    assert!(matches!(e, Error::Domain(DomainError::Invalid { what: "simulation", .. })), "{e:?}");
+
+    let sim = tempfile::tempdir().unwrap();
+    let engine = Engine::open_simulation(sim.path(), config(), clock.clone()).unwrap();
+    clock.set(far);
+    engine.session("admin").unwrap().add_user("carol", "root", &["basic-user"]).unwrap();
+    engine.close().unwrap();
+    // The mark holds however it is opened.
+    let engine = Engine::open(sim.path(), config(), clock.clone()).unwrap();
+    assert!(engine.is_simulation());
+    clock.set(t("2099-02-01T00:00:00Z"));
+    engine.session("admin").unwrap().add_user("dave", "root", &["basic-user"]).unwrap();
+}

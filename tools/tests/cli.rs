@@ -555,9 +555,19 @@ fn every_file_is_0600_and_every_directory_0700_whatever_the_umask() {
     assert!(std::fs::read_dir(s.data().join("snapshots")).unwrap().count() > 0, "a checkpoint was written");
     let n = assert_private(&s.data());
     assert!(n >= 5, "{n} files checked");
-    // An older store (0755, made before this) is closed to others when opened.
+    // A salvaged copy and a simulation (with its marker) too.
+    let copy = s.dir.path().join("copy");
+    ok(&["salvage", "--to", copy.to_str().unwrap()]);
+    assert!(assert_private(&copy) >= 2);
+    let sim = s.dir.path().join("sim");
+    ok(&["--data", sim.to_str().unwrap(), "--simulation", "--now", T0, "user", "add", "alice"]);
+    assert!(assert_private(&sim) >= 3);
+    // An older store (0755, made before this) is closed to others when
+    // opened for writing (a read-only command never writes, not even that).
     std::fs::set_permissions(s.data(), std::fs::Permissions::from_mode(0o755)).unwrap();
     s.json(&["user", "list"]);
+    assert_eq!(std::fs::metadata(s.data()).unwrap().permissions().mode() & 0o777, 0o755);
+    s.json(&["user", "add", "zed"]);
     assert_eq!(std::fs::metadata(s.data()).unwrap().permissions().mode() & 0o777, 0o700);
 }
 
@@ -580,7 +590,7 @@ fn a_link_named_lock_is_never_followed_and_lock_is_never_truncated() {
     std::fs::remove_file(&lock).unwrap();
     let long = "x".repeat(200);
     std::fs::write(&lock, &long).unwrap();
-    s.json(&["user", "list"]);
+    s.json(&["--now", &at(2), "user", "add", "carol"]);
     let after = std::fs::read_to_string(&lock).unwrap();
     assert_eq!(after.len(), 200, "LOCK was truncated: {after:?}");
     assert!(after.starts_with("pid "), "{after:?}");
@@ -1002,4 +1012,499 @@ fn a_data_path_that_is_not_utf8_is_served_too() {
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().unwrap().len(), 2);
     stop_service(service);
+}
+
+// ---------------------------------------------------------------------------
+// Issue 12: verify and salvage, a full disk, the clock.
+
+fn id_of(job: &Value) -> String {
+    job["asyncoperationid"].as_str().unwrap().to_string()
+}
+
+/// Every file under `dir` with a hash of its bytes (and its length).
+fn hash_tree(dir: &Path) -> Vec<(std::path::PathBuf, u64, u32)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                out.push((p, bytes.len() as u64, crc32fast::hash(&bytes)));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+fn flip(path: &Path, offset: usize) {
+    let mut b = std::fs::read(path).unwrap();
+    b[offset] ^= 0xff;
+    std::fs::write(path, b).unwrap();
+}
+
+/// A store with a sealed segment (`-g1`, written by a bulk deletion's
+/// compaction) and an active one: job `kept` was created in the sealed
+/// segment and canceled in the active one; `fresh` lives in the active one.
+struct Sealed {
+    s: Store,
+    kept: String,
+    fresh: String,
+}
+
+fn sealed_store() -> Sealed {
+    let s = Store::new();
+    s.json(&["--now", T0, "user", "add", "alice"]);
+    let gone = id_of(&submit(&s, T0, &["--name", "gone"]));
+    s.json(&["--now", T0, "cancel", &gone]);
+    let kept = id_of(&submit(&s, T0, &["--name", "kept"]));
+    // Completed on T0, more than 30 days ago: deleted; the active segment
+    // holds garbage, so it is sealed and rewritten.
+    assert_eq!(s.json(&["bulk-delete", "now", "--type", "workflow"])["deleted"], 1);
+    s.json(&["cancel", &kept]);
+    let fresh = id_of(&s.json(&["submit", "--name", "fresh"]));
+    s.json(&["user", "add", "bob"]);
+    Sealed { s, kept, fresh }
+}
+
+fn segments_dir(s: &Store) -> std::path::PathBuf {
+    s.data().join("segments")
+}
+
+fn sealed_file(s: &Store) -> std::path::PathBuf {
+    let p = segments_dir(s).join("00000000000000000001-g1.seg");
+    assert!(p.exists(), "the fixture has a sealed, rewritten segment");
+    p
+}
+
+fn verify_json(s: &Store) -> (Option<i32>, Value, String) {
+    let out = s.raw(&["verify", "--json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let v: Value = serde_json::from_str(&stdout)
+        .unwrap_or_else(|e| panic!("verify --json prints its report whatever happens ({e}): {stdout:?}"));
+    (out.status.code(), v, String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+#[test]
+fn verify_reports_a_damaged_or_missing_manifest_as_what_it_is() {
+    let f = sealed_store();
+    let (code, v, _) = verify_json(&f.s);
+    assert_eq!((code, &v["ok"]), (Some(0), &Value::Bool(true)), "{v}");
+
+    // Deleted: named as missing, not as "two segments after the last sealed one".
+    let manifest = segments_dir(&f.s).join("MANIFEST");
+    let saved = std::fs::read(&manifest).unwrap();
+    std::fs::remove_file(&manifest).unwrap();
+    let (code, v, stderr) = verify_json(&f.s);
+    assert_eq!(code, Some(1), "{stderr}");
+    assert_eq!(v["ok"], false);
+    let problems = v["problems"].to_string();
+    assert!(problems.contains("MANIFEST is missing"), "{problems}");
+    assert!(!problems.contains("two segments"), "{problems}");
+    // Every other command names it too, and points to the operator's tools.
+    let err = f.s.fails(1, &["list"]);
+    assert!(err.contains("MANIFEST is missing") && err.contains("joblog salvage --to NEWDIR"), "{err}");
+    assert!(!err.contains("LogConfig"), "no library function in a message: {err}");
+
+    // Damaged: its checksum fails.
+    let mut bad = saved.clone();
+    bad[40] ^= 0xff;
+    std::fs::write(&manifest, &bad).unwrap();
+    let (code, v, _) = verify_json(&f.s);
+    assert_eq!(code, Some(1));
+    let problems = v["problems"].to_string();
+    assert!(problems.contains("MANIFEST") && problems.contains("damaged"), "{problems}");
+    std::fs::write(&manifest, &saved).unwrap();
+    assert_eq!(verify_json(&f.s).0, Some(0));
+}
+
+#[test]
+fn verify_reports_every_problem_of_the_segments() {
+    let f = sealed_store();
+    let dir = segments_dir(&f.s);
+    let sealed = sealed_file(&f.s);
+    // A flipped byte in the sealed segment, and an extra segment file.
+    flip(&sealed, 40);
+    std::fs::write(dir.join("00000000000000099999.seg"), b"not a segment").unwrap();
+    let (code, v, stderr) = verify_json(&f.s);
+    assert_eq!(code, Some(1), "{stderr}");
+    let problems: Vec<String> = v["problems"].as_array().unwrap().iter().map(|p| p.to_string()).collect();
+    assert!(problems.iter().any(|p| p.contains("00000000000000000001-g1.seg")), "{problems:?}");
+    assert!(problems.iter().any(|p| p.contains("00000000000000099999.seg")), "{problems:?}");
+    assert!(problems.len() >= 2, "every problem, not the first only: {problems:?}");
+    std::fs::remove_file(dir.join("00000000000000099999.seg")).unwrap();
+
+    // A sealed segment that is gone: named, with the events it held.
+    std::fs::remove_file(&sealed).unwrap();
+    let (code, v, _) = verify_json(&f.s);
+    assert_eq!(code, Some(1));
+    let problems = v["problems"].to_string();
+    assert!(problems.contains("00000000000000000001-g1.seg") && problems.contains("missing"), "{problems}");
+    // Plain text too: one line per problem on stdout, the first on stderr.
+    let out = f.s.raw(&["verify"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("missing"));
+}
+
+#[test]
+fn salvage_copies_what_is_intact_and_never_touches_the_damaged_store() {
+    let f = sealed_store();
+    let sealed = sealed_file(&f.s);
+    // Damage the frame where job "kept" is created (its cancel is in the
+    // active segment).
+    let bytes = std::fs::read(&sealed).unwrap();
+    let id = *uuid::Uuid::parse_str(&f.kept).unwrap().as_bytes();
+    let at = bytes.windows(16).position(|w| w == id).expect("the creation of kept is in the sealed segment");
+    flip(&sealed, at);
+
+    // Every command refuses the damaged store and says what to do.
+    for args in [&["list"][..], &["submit", "--name", "x"], &["stats"]] {
+        let err = f.s.fails(1, args);
+        assert!(err.contains("joblog salvage --to NEWDIR") && err.contains("joblog verify"), "{args:?}: {err}");
+        assert!(!err.contains("LogConfig"), "{err}");
+    }
+
+    let before = hash_tree(&f.s.data());
+    let to = f.s.dir.path().join("salvaged");
+    let out = f.s.raw(&["salvage", "--to", to.to_str().unwrap(), "--json"]);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(0), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_str(&stdout).unwrap();
+    assert_eq!(hash_tree(&f.s.data()), before, "salvage never changes the damaged store");
+
+    // What was lost: the file, the offset, the sequence numbers.
+    let lost = &r["lost"][0];
+    assert!(lost["file"].as_str().unwrap().ends_with("00000000000000000001-g1.seg"), "{r}");
+    let offset = lost["offset"].as_u64().unwrap();
+    assert!(offset >= 32 && offset < at as u64, "the frame's start: {r}");
+    assert!(lost["first_seq"].as_u64().is_some() && lost["last_seq"].as_u64().is_some(), "{r}");
+    // The cancel of "kept" is intact but its creation is lost: left out, reported.
+    assert_eq!(r["dropped"].as_array().unwrap().len(), 1, "{r}");
+    assert!(r["dropped"][0]["reason"].as_str().unwrap().contains(&f.kept), "{r}");
+
+    // The new store opens, verifies, and holds what was intact.
+    let new = Store { dir: tempfile::tempdir().unwrap() };
+    std::fs::rename(&to, new.data()).unwrap();
+    assert_eq!(new.json(&["verify"])["ok"], true);
+    let jobs = new.json(&["list"]);
+    let ids: Vec<&str> = jobs.as_array().unwrap().iter().map(|j| j["asyncoperationid"].as_str().unwrap()).collect();
+    assert_eq!(ids, [f.fresh.as_str()]);
+    let users = new.json(&["user", "list"]).to_string();
+    assert!(users.contains("bob"), "{users}");
+    new.json(&["submit", "--name", "after the salvage"]);
+
+    // A target that holds anything, or lies inside the store: refused.
+    std::fs::create_dir_all(f.s.dir.path().join("busy/x")).unwrap();
+    let err = f.s.fails(2, &["salvage", "--to", f.s.dir.path().join("busy").to_str().unwrap()]);
+    assert!(err.contains("not empty"), "{err}");
+    let inside = f.s.data().join("copy");
+    let err = f.s.fails(2, &["salvage", "--to", inside.to_str().unwrap()]);
+    assert!(err.contains("inside"), "{err}");
+    assert_eq!(hash_tree(&f.s.data()), before);
+}
+
+#[test]
+fn salvage_works_without_a_manifest() {
+    let f = sealed_store();
+    std::fs::remove_file(segments_dir(&f.s).join("MANIFEST")).unwrap();
+    let before = hash_tree(&f.s.data());
+    let to = f.s.dir.path().join("salvaged");
+    let r: Value = serde_json::from_str(&f.s.run(0, &["salvage", "--to", to.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(hash_tree(&f.s.data()), before);
+    assert!(r["problems"].to_string().contains("MANIFEST is missing"), "{r}");
+    let new = Store { dir: tempfile::tempdir().unwrap() };
+    std::fs::rename(&to, new.data()).unwrap();
+    let jobs = new.json(&["list"]);
+    assert_eq!(jobs.as_array().unwrap().len(), 2, "kept and fresh: {jobs}");
+    assert_eq!(new.json(&["show", &f.kept])["status"], "Canceled");
+}
+
+#[test]
+fn the_clock_cannot_lock_a_live_store() {
+    let s = Store::new();
+    s.json(&["user", "add", "alice"]);
+    let mine = id_of(&s.json(&["--as", "admin", "submit", "--name", "mine", "--owner", "alice"]));
+    // The repro: a basic user, on her own job, 73 years ahead.
+    let err = s.fails(2, &["--as", "alice", "--now", "2099-01-01T00:00:00Z", "cancel", &mine]);
+    assert!(err.contains("ahead of the system clock"), "{err}");
+    // An administrator neither.
+    let err = s.fails(2, &["--now", "2099-01-01T00:00:00Z", "user", "add", "eve"]);
+    assert!(err.contains("ahead of the system clock"), "{err}");
+    assert_eq!(s.json(&["show", &mine])["status"], "Waiting For Resources", "nothing changed");
+    // Every later write still works, at the real time.
+    assert_eq!(s.json(&["--as", "alice", "cancel", &mine])["status"], "Canceled");
+    s.json(&["user", "add", "eve"]);
+    // A fresh directory is not created by a refused command.
+    let other = Store::new();
+    other.fails(2, &["--now", "2099-01-01T00:00:00Z", "user", "add", "x"]);
+    assert!(!other.data().exists());
+    // A live store cannot become a simulation.
+    let err = s.fails(2, &["--simulation", "user", "add", "sim"]);
+    assert!(err.contains("simulation"), "{err}");
+
+    // A simulation runs ahead as far as it likes.
+    let sim = Store::new();
+    sim.json(&["--simulation", "--now", "2099-01-01T00:00:00Z", "user", "add", "x"]);
+    let j = id_of(&sim.json(&["--now", "2099-01-02T00:00:00Z", "submit", "--name", "later"]));
+    assert_eq!(sim.json(&["--now", "2099-01-03T00:00:00Z", "cancel", &j])["completedon"], "2099-01-03T00:00:00Z");
+}
+
+#[test]
+fn a_store_already_in_the_future_has_a_way_out() {
+    use joblog::domain::{ManualClock, OperationType, Timestamp};
+    use joblog::engine::{Config, Engine, NewJob, UserAction};
+    let s = Store::new();
+    // Written as an older joblog would have let it be: a job canceled at
+    // 2099 (made as a simulation, whose mark is then taken away).
+    {
+        let clock = std::sync::Arc::new(ManualClock::new(Timestamp::parse("2026-01-31T12:00:00Z").unwrap()));
+        let e = Engine::open_simulation(s.data(), Config::default(), clock.clone()).unwrap();
+        let admin = e.session("admin").unwrap();
+        let job = admin.create(NewJob::new("locked", OperationType::WORKFLOW)).unwrap();
+        clock.set(Timestamp::parse("2099-01-01T00:00:00Z").unwrap());
+        admin.act(job.id, UserAction::Cancel).unwrap();
+        e.close().unwrap();
+        std::fs::remove_file(s.data().join(joblog::engine::SIMULATION_MARKER)).unwrap();
+    }
+    let err = s.fails(2, &["user", "add", "u"]);
+    assert!(err.contains("time would go backwards") && err.contains("--clamp-future"), "{err}");
+
+    let to = s.dir.path().join("fixed");
+    let r: Value =
+        serde_json::from_str(&s.run(0, &["salvage", "--to", to.to_str().unwrap(), "--clamp-future", "--json"]))
+            .unwrap();
+    assert_eq!(r["restamped"].as_array().unwrap().len(), 1, "{r}");
+    assert_eq!(r["restamped"][0]["at"], "2099-01-01T00:00:00Z");
+    let fixed = Store { dir: tempfile::tempdir().unwrap() };
+    std::fs::rename(&to, fixed.data()).unwrap();
+    fixed.json(&["user", "add", "u"]);
+    let job = &fixed.json(&["list"])[0];
+    assert_eq!(job["status"], "Canceled");
+    assert!(job["completedon"].as_str().unwrap() < "2099", "{job}");
+}
+
+/// A tmpfs mounted over a directory for the life of the guard.
+struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    fn mount(at: &Path, size: &str) -> Option<Self> {
+        let ok = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", at.to_str().unwrap()])
+            .status()
+            .is_ok_and(|s| s.success());
+        ok.then(|| Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// Fills the file system of `dir` with a file until it refuses a byte
+/// more, then leaves 16 KiB.
+fn fill(dir: &Path) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![1u8; 1 << 16];
+    loop {
+        match f.write(&chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let _ = f.sync_all();
+    for small in [4096usize, 512, 1] {
+        while f.write_all(&chunk[..small]).is_ok() {}
+    }
+    // Almost full: small files (a lock, a manifest) still fit, a segment
+    // does not.
+    let len = f.metadata().unwrap().len();
+    f.set_len(len.saturating_sub(16 << 10)).unwrap();
+    path
+}
+
+/// Every writing command on a full disk either fails cleanly or tells the
+/// truth, and afterwards the store shows exactly what its exit code said;
+/// every reading command works there.
+#[test]
+fn a_full_disk_changes_nothing_a_command_does_not_report() {
+    let s = Store::new();
+    let Some(_mount) = Tmpfs::mount(s.dir.path(), "200M") else {
+        eprintln!(
+            "SKIPPED a_full_disk_changes_nothing_a_command_does_not_report: cannot mount a tmpfs here (needs root)"
+        );
+        return;
+    };
+    s.json(&["--now", T0, "user", "add", "alice"]);
+    s.json(&["--now", T0, "workflow", "add", "wf"]);
+    let mut done = Vec::new();
+    for i in 0..3 {
+        let id = id_of(&submit(&s, T0, &["--name", &format!("old {i}")]));
+        s.json(&["--now", T0, "cancel", &id]);
+        done.push(id);
+    }
+    let ready = id_of(&s.json(&["submit", "--name", "ready"]));
+    let waiting = id_of(&s.json(&["submit", "--name", "waiting"]));
+    s.json(&["postpone", &waiting, "--until", "2099-01-01T00:00:00Z"]);
+    let import = s.dir.path().join("import.jsonl");
+    let imported = "0193aaaa-0000-7000-8000-000000000001";
+    std::fs::write(
+        &import,
+        format!(
+            "{{\"asyncoperationid\": \"{imported}\", \"name\": \"imported\", \"operationtype_name\": \"Bulk Email\", \"statecode\": 0, \"statuscode\": 0, \"createdon\": \"{T0}\"}}\n"
+        ),
+    )
+    .unwrap();
+    let filler = fill(s.dir.path());
+
+    // Reads work on the full disk.
+    for args in [
+        &["list"][..],
+        &["show", &ready],
+        &["stats"],
+        &["verify"],
+        &["user", "list"],
+        &["workflow", "list"],
+        &["bulk-delete", "list"],
+        &["replay"],
+    ] {
+        let out = s.raw(args);
+        assert_eq!(out.status.code(), Some(0), "{args:?} on a full disk: {}", String::from_utf8_lossy(&out.stderr));
+    }
+
+    // Writes: each exit code recorded, then checked once there is room.
+    let mut codes = Vec::new();
+    let mut w = |args: &[&str]| {
+        let out = s.raw(args);
+        let code = out.status.code().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert!(code == 0 || code == 1 || code == 4, "{args:?}: exit {code}: {stderr}");
+        if code != 0 {
+            assert!(!stderr.trim().is_empty(), "{args:?}: a failure says why");
+        }
+        codes.push((args.join(" "), code, stderr));
+        code
+    };
+    let submitted = w(&["submit", "--name", "on a full disk", "--regarding", "full:1"]);
+    let canceled = w(&["cancel", &ready]);
+    let resumed = w(&["resume", &waiting]);
+    let paused = w(&["pause", &waiting]);
+    let postponed = w(&["postpone", &ready, "--until", "2099-06-01T00:00:00Z"]);
+    let user = w(&["user", "add", "full-user"]);
+    let role = w(&["role", "add", "full-role", "--privilege", "read:user"]);
+    let workflow = w(&["workflow", "add", "full-wf"]);
+    let imp = w(&["import", import.to_str().unwrap()]);
+    let deleted = w(&["bulk-delete", "now", "--type", "workflow"]);
+    let compacted = w(&["compact"]);
+    for args in [&["list"][..], &["verify"], &["stats"]] {
+        assert_eq!(s.raw(args).status.code(), Some(0), "{args:?} after the writes, disk still full");
+    }
+
+    std::fs::remove_file(&filler).unwrap();
+    let report = format!("{codes:#?}");
+    assert_eq!(s.json(&["list", "--regarding", "full:1", "--count"])["count"], u64::from(submitted == 0), "{report}");
+    let ready_now = s.json(&["show", &ready]);
+    let waiting_now = s.json(&["show", &waiting]);
+    match (canceled, postponed) {
+        (0, _) => assert_eq!(ready_now["status"], "Canceled", "{report}"),
+        (_, 0) => assert_eq!(ready_now["postponeuntil"], "2099-06-01T00:00:00Z", "{report}"),
+        _ => assert_eq!(ready_now["status"], "Waiting For Resources", "{report}"),
+    }
+    if resumed == 0 {
+        assert_eq!(waiting_now["state"], "Ready", "{report}");
+    } else {
+        assert_eq!(waiting_now["postponeuntil"], "2099-01-01T00:00:00Z", "{report}");
+    }
+    let _ = paused; // a Ready job cannot be paused (4); either way nothing else changes
+    let users = s.json(&["user", "list"]).to_string();
+    assert_eq!(users.contains("full-user"), user == 0, "{report}");
+    let probe = s.raw(&["user", "add", "probe", "--role", "full-role"]);
+    let probe_err = String::from_utf8_lossy(&probe.stderr);
+    assert_eq!(probe.status.code() == Some(0), role == 0, "{report}\nprobe: {probe_err}");
+    assert_eq!(s.json(&["workflow", "list"]).to_string().contains("full-wf"), workflow == 0, "{report}");
+    let imported_now = s.raw(&["show", imported]).status.code();
+    let old_left = done.iter().filter(|id| s.raw(&["show", id]).status.code() == Some(0)).count();
+    assert_eq!(imported_now == Some(0), imp == 0, "{report}");
+    if deleted == 0 {
+        assert_eq!(old_left, 0, "the deletion said it deleted: {report}");
+    } else {
+        assert_eq!(old_left, 3, "a failed deletion deletes nothing: {report}");
+    }
+    let _ = compacted;
+    assert_eq!(s.json(&["verify"])["ok"], true, "{report}");
+    // The bulk deletion is the one that wrote and then did more: on this
+    // disk it deletes and tells the truth about the space.
+    assert_eq!(deleted, 0, "{report}");
+    assert!(codes.iter().any(|(a, _, e)| a.starts_with("bulk-delete") && e.contains("next compaction")), "{report}");
+}
+
+#[test]
+fn a_torn_tail_is_reported_on_stderr_by_every_command() {
+    let s = Store::new();
+    s.json(&["user", "add", "alice"]);
+    let seg = segments_dir(&s).join("00000000000000000001.seg");
+    let bytes = std::fs::read(&seg).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    // Half a frame header after the last frame: a write that never finished.
+    let mut torn = bytes.clone();
+    torn[end..end + 10].copy_from_slice(&[7u8; 10]);
+    std::fs::write(&seg, &torn).unwrap();
+
+    // A read leaves it in place and says so.
+    let out = s.raw(&["user", "list"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("found 10 torn bytes at offset {end} of ")), "{stderr}");
+    assert_eq!(std::fs::read(&seg).unwrap(), torn, "a read-only command changes nothing");
+    // A write cuts it and says so.
+    let out = s.raw(&["user", "add", "bob"]);
+    assert_eq!(out.status.code(), Some(0));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("cut 10 torn bytes at offset {end} of {}", seg.display())), "{stderr}");
+    let out = s.raw(&["user", "list"]);
+    assert!(String::from_utf8_lossy(&out.stderr).is_empty(), "reported once");
+}
+
+#[test]
+fn damage_in_the_active_segment_is_refused_reported_and_salvaged() {
+    // The issue's repro: five users, one byte flipped in the second frame.
+    let s = Store::new();
+    for u in ["u1", "u2", "u3", "u4", "u5"] {
+        s.json(&["user", "add", u]);
+    }
+    let seg = segments_dir(&s).join("00000000000000000001.seg");
+    let bytes = std::fs::read(&seg).unwrap();
+    let first_len = u32::from_le_bytes(bytes[32..36].try_into().unwrap()) as usize;
+    let second = 32 + joblog::log::FRAME_HEADER_LEN + first_len;
+    flip(&seg, second + 30);
+    let before = hash_tree(&s.data());
+
+    let err = s.fails(1, &["user", "list"]);
+    assert!(err.contains(&format!("offset {second}")) && err.contains("joblog salvage --to NEWDIR"), "{err}");
+    s.fails(1, &["user", "add", "u6"]);
+    let (code, v, _) = verify_json(&s);
+    assert_eq!((code, &v["ok"]), (Some(1), &Value::Bool(false)), "{v}");
+    assert!(v["problems"].to_string().contains(&format!("offset {second}")), "{v}");
+    // (LOCK names the last process that took it: the refused writer.)
+    let data = |t: Vec<(std::path::PathBuf, u64, u32)>| -> Vec<_> {
+        t.into_iter().filter(|f| !f.0.ends_with("LOCK")).collect()
+    };
+    assert_eq!(data(hash_tree(&s.data())), data(before.clone()), "nothing on disk changed");
+    let before = hash_tree(&s.data());
+
+    let to = s.dir.path().join("salvaged");
+    let r: Value = serde_json::from_str(&s.run(0, &["salvage", "--to", to.to_str().unwrap(), "--json"])).unwrap();
+    assert_eq!(hash_tree(&s.data()), before);
+    assert_eq!((r["lost"][0]["offset"].as_u64(), r["lost"][0]["first_seq"].as_u64()), (Some(second as u64), Some(2)));
+    let new = Store { dir: tempfile::tempdir().unwrap() };
+    std::fs::rename(&to, new.data()).unwrap();
+    let users: Vec<String> =
+        new.json(&["user", "list"]).as_array().unwrap().iter().map(|u| u["name"].to_string()).collect();
+    assert_eq!(users, ["\"admin\"", "\"u1\"", "\"u3\"", "\"u4\"", "\"u5\""]);
 }

@@ -41,6 +41,10 @@ pub struct Global {
     /// mapped with `joblog user map` can reach the service).
     #[arg(long, global = true, env = "JOBLOG_SOCKET")]
     pub socket: Option<std::path::PathBuf>,
+    /// Create the store as a simulation, whose clock (--now) may run ahead
+    /// of the system clock; only when this command creates the store.
+    #[arg(long, global = true)]
+    pub simulation: bool,
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -129,6 +133,21 @@ pub enum Command {
     /// Checks every checksum and the projections against a fresh replay.
     #[command(after_help = "Example:\n  joblog verify --json")]
     Verify,
+    /// Copies every intact event of a damaged store, in order, into a new
+    /// store, and reports what was lost; never changes the damaged store.
+    #[command(
+        after_help = "Example:\n  joblog salvage --to ./joblog-data.salvaged\n  joblog salvage --to ./fixed --clamp-future   (a store stamped in the future by a wrong --now)"
+    )]
+    Salvage {
+        /// The new store's data directory: must not exist, or be empty.
+        #[arg(long, value_name = "NEWDIR")]
+        to: std::path::PathBuf,
+        /// Re-stamp events later than the system clock at the system
+        /// clock's time (each is reported): the way out for a store whose
+        /// events were stamped in the future.
+        #[arg(long = "clamp-future")]
+        clamp_future: bool,
+    },
     /// Counts, sizes, segments, memory, and workflows' back-off.
     #[command(after_help = "Example:\n  joblog stats")]
     Stats,

@@ -6,9 +6,8 @@ use joblog::domain::{
     DeletionCriteria, Depth, DomainError, OperationType, Privilege, Regarding, Role, State, StatusReason, Timestamp,
     WorkflowDefinition,
 };
-use joblog::engine::{NewBulkDelete, NewJob, Session, UserAction};
-use joblog::projection::query::{Cursor, Filter, Visibility};
-use joblog::projection::Projection;
+use joblog::engine::{LostRange, NewBulkDelete, NewJob, SalvageOptions, Session, StoreReport, UserAction};
+use joblog::projection::query::{Cursor, Filter};
 use joblog::service::command_data;
 use serde_json::{json, Value};
 use uuid::Uuid;
@@ -129,7 +128,9 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
             );
             done(ctx, v, text)
         }
-        Command::Run(_) | Command::Demo(_) => Err(Failure::usage("this command runs on its own, not through another")),
+        Command::Run(_) | Command::Demo(_) | Command::Salvage { .. } => {
+            Err(Failure::usage("this command runs on its own, not through another"))
+        }
     }
 }
 
@@ -345,7 +346,13 @@ fn bulk_delete(ctx: &Ctx<'_>, s: &Session<'_>, c: &BulkDeleteCmd) -> Output {
             let bar = super::spinner(ctx.interactive, "deleting and compacting");
             let r = s.delete_now(&c, *limit)?;
             bar.finish_and_clear();
+            // The deletion is durable: what failed after it (compaction on a
+            // full disk) is said on stderr, and the command succeeds.
+            for w in &r.warnings {
+                eprintln!("joblog: warning: {}", super::plain(w));
+            }
             let v = json!({
+                "warnings": r.warnings,
                 "deleted": r.deleted,
                 "remaining_matching": r.remaining_matching,
                 "bytes_before": r.bytes_before,
@@ -354,10 +361,15 @@ fn bulk_delete(ctx: &Ctx<'_>, s: &Session<'_>, c: &BulkDeleteCmd) -> Output {
                 "seconds_until_gone_from_views": r.seconds_logical,
                 "bytes_rewritten": r.compaction.bytes_written,
             });
-            let text = format!(
+            let mut text = format!(
                 "deleted {} jobs ({} more match) in {:.3} s; log files {} → {} bytes",
                 r.deleted, r.remaining_matching, r.seconds, r.bytes_before, r.bytes_after
             );
+            // Also in the report itself, so that a client of a running
+            // service (whose stderr it does not see) is told.
+            for w in &r.warnings {
+                text.push_str(&format!("\nwarning: {}", super::plain(w)));
+            }
             done(ctx, v, text)
         }
         BulkDeleteCmd::Create { name, criteria: args, start, recurrence } => {
@@ -411,23 +423,19 @@ fn bulk_delete(ctx: &Ctx<'_>, s: &Session<'_>, c: &BulkDeleteCmd) -> Output {
 }
 
 /// Every checksum, the manifest against the segments, and the projection
-/// against a fresh replay, job by job.
+/// against a fresh replay, job by job: the library checks, this prints.
 fn verify(ctx: &Ctx<'_>) -> Output {
-    let log = ctx.engine.log();
-    let report = log.verify()?;
-    let mut problems = report.problems.clone();
-    let live = ctx.engine.state();
-    problems.extend(live.check_indices());
-    let bar = super::progress(ctx.interactive, live.job_count() as u64, "verifying");
-    match ctx.engine.replay_until(Timestamp::from_micros(i64::MAX)) {
-        Ok(fresh) => problems.extend(compare(&live, &fresh, ctx.engine.log(), &bar)),
-        Err(e) => problems.push(format!("replaying the log failed: {e}")),
-    }
+    let bar = super::progress(ctx.interactive, ctx.engine.state().job_count() as u64, "verifying");
+    let report = ctx.engine.verify_with(&mut |n| bar.set_position(n));
     bar.finish_and_clear();
-    verify_out(ctx.json, report.segments, report.frames, problems)
+    verify_out(ctx.json, &report)
 }
 
-fn verify_out(json: bool, segments: usize, events: u64, problems: Vec<String>) -> Output {
+/// The report on stdout (always, in JSON too), and exit 1 when it found
+/// anything.
+fn verify_out(json: bool, report: &StoreReport) -> Output {
+    let problems: Vec<String> = report.problems.iter().map(|p| super::plain(p)).collect();
+    let (segments, events) = (report.segments, report.events);
     let ok = problems.is_empty();
     let v = json!({"segments": segments, "events": events, "ok": ok, "problems": problems});
     let text = if ok {
@@ -442,54 +450,95 @@ fn verify_out(json: bool, segments: usize, events: u64, problems: Vec<String>) -
         // The report still goes to stdout; the exit code says it failed.
         Err(Failure {
             code: 1,
-            message: format!("verify found {} problems: {}", problems.len(), problems[0]),
+            message: format!(
+                "verify found {} problems, the first: {}; `joblog salvage --to NEWDIR` copies what is intact into a new store",
+                problems.len(),
+                problems[0]
+            ),
             stdout: out,
         })
     }
 }
 
-/// When the store does not even open (a damaged sealed segment), verify
-/// reads what it can in salvage mode and names the damage.
+/// When the store does not even open, verify says why and checks its
+/// files one by one, read-only.
 pub fn verify_unopenable(g: &super::args::Global, e: joblog::Error) -> Output {
-    let log = joblog::log::Log::open(g.data.join("segments"), joblog::log::LogConfig::salvage())?;
-    let report = log.verify()?;
-    let mut problems = vec![format!("the store does not open: {e}")];
-    problems.extend(log.recovery().problems.iter().cloned());
-    problems.extend(report.problems);
-    verify_out(g.json, report.segments, report.frames, problems)
+    verify_out(g.json, &joblog::engine::verify_unopenable(&g.data, &e))
 }
 
-/// Differences between the live projection and a fresh replay.
-fn compare(live: &Projection, fresh: &Projection, log: &joblog::log::Log, bar: &indicatif::ProgressBar) -> Vec<String> {
-    let mut problems = Vec::new();
-    if live.job_count() != fresh.job_count() {
-        problems.push(format!(
-            "the projection holds {} jobs; a replay of the log holds {}",
-            live.job_count(),
-            fresh.job_count()
-        ));
+/// `joblog salvage --to NEWDIR`: the library copies, this prints.
+pub fn salvage(g: &super::args::Global, to: &std::path::Path, clamp_future: bool) -> Output {
+    if !g.data.join("segments").exists() {
+        return Err(Failure::not_found(format!("no joblog data at {}", g.data.display())));
     }
-    let mut after: Option<Cursor> = None;
-    loop {
-        let page = live.query(&Filter::default(), &Visibility::All, after.as_ref(), 4096);
-        for id in &page.ids {
-            let (a, b) = (live.job(*id, log), fresh.job(*id, log));
-            match (a, b) {
-                (Ok(a), Ok(b)) if a == b => {}
-                (Ok(_), Ok(_)) => problems.push(format!("job {id}: the projection differs from a replay")),
-                (Ok(_), Err(_)) => problems.push(format!("job {id}: in the projection, not in a replay of the log")),
-                (Err(e), _) => problems.push(format!("job {id}: cannot be read: {e}")),
-            }
-            if problems.len() > 100 {
-                return problems;
-            }
-        }
-        bar.inc(page.ids.len() as u64);
-        match page.next {
-            Some(c) => after = Some(c),
-            None => return problems,
+    let options = SalvageOptions {
+        clamp_future_to: clamp_future.then(|| joblog::domain::Clock::now(&joblog::domain::SystemClock)),
+    };
+    let r = joblog::engine::salvage(&g.data, to, &options).map_err(|e| match e {
+        joblog::Error::Log(joblog::log::LogError::Locked { holder, .. }) => Failure {
+            code: 1,
+            message: format!(
+                "{} is held by {holder}; stop it (a salvage reads the files of a store nobody writes)",
+                g.data.display()
+            ),
+            stdout: String::new(),
+        },
+        e => Failure::from(e),
+    })?;
+    let range = |l: &LostRange| match (l.first_seq, l.last_seq) {
+        (Some(a), Some(b)) if a == b => format!("event {a}"),
+        (Some(a), Some(b)) => format!("events {a}..={b}"),
+        (Some(a), None) => format!("events from {a} on"),
+        _ => "events unknown".into(),
+    };
+    if g.json {
+        let v = json!({
+            "to": to.display().to_string(),
+            "events_read": r.events_read,
+            "events_written": r.events_written,
+            "jobs": r.jobs,
+            "lost": r.lost.iter().map(|l| json!({
+                "file": l.file.display().to_string(), "offset": l.offset, "bytes": l.bytes,
+                "first_seq": l.first_seq, "last_seq": l.last_seq, "what": l.what,
+            })).collect::<Vec<_>>(),
+            "dropped": r.dropped.iter().map(|(seq, why)| json!({"seq": seq, "reason": super::plain(why)})).collect::<Vec<_>>(),
+            "restamped": r.restamped.iter().map(|(seq, at)| json!({"seq": seq, "at": at.to_rfc3339()})).collect::<Vec<_>>(),
+            "problems": r.problems.iter().map(|p| super::plain(p)).collect::<Vec<_>>(),
+        });
+        return Ok(pretty(&v));
+    }
+    let mut out = format!(
+        "salvaged {} of {} intact events into {}: {} jobs; the original store is unchanged\n",
+        r.events_written,
+        r.events_read,
+        to.display(),
+        r.jobs
+    );
+    if r.lost.is_empty() {
+        out.push_str("lost: nothing unreadable found\n");
+    } else {
+        out.push_str("lost:\n");
+        for l in &r.lost {
+            let bytes = l.bytes.map(|b| format!(" ({b} bytes)")).unwrap_or_default();
+            out.push_str(&format!("  {} at offset {}{bytes}: {}: {}\n", l.file.display(), l.offset, range(l), l.what));
         }
     }
+    if !r.dropped.is_empty() {
+        out.push_str("left out (intact, but their job's creation or an earlier step was lost):\n");
+        for (seq, why) in &r.dropped {
+            out.push_str(&format!("  event {seq}: {}\n", super::plain(why)));
+        }
+    }
+    if !r.restamped.is_empty() {
+        out.push_str(&format!("re-stamped at now (they were in the future): {} events\n", r.restamped.len()));
+        for (seq, at) in &r.restamped {
+            out.push_str(&format!("  event {seq}: was {}\n", at.to_rfc3339()));
+        }
+    }
+    for p in &r.problems {
+        out.push_str(&format!("damage: {}\n", super::plain(p)));
+    }
+    Ok(out)
 }
 
 fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {

@@ -1,4 +1,5 @@
-//! The `joblog` command line (`../shared/cli.md` is its contract).
+//! The `joblog` command line (`../shared/cli.md` is its contract; verify,
+//! salvage, full disks and the clock: `docs/operations.md`).
 //!
 //! * `args`    — the grammar (clap derive).
 //! * `exec`    — each command against an open engine.
@@ -46,6 +47,10 @@ impl Failure {
     }
 }
 
+/// What every message about a damaged store ends with.
+pub const DAMAGED_HINT: &str =
+    "run `joblog verify` to list every problem, and `joblog salvage --to NEWDIR` to copy what is intact into a new store";
+
 /// The contract's exit codes for the engine's errors.
 impl From<joblog::Error> for Failure {
     fn from(e: joblog::Error) -> Self {
@@ -54,11 +59,41 @@ impl From<joblog::Error> for Failure {
             E::Domain(DomainError::Refused { .. } | DomainError::PlatformGenerated { .. }) => 4,
             E::Domain(DomainError::Denied { .. }) | E::Log(LogError::NotOwned { .. }) => 5,
             E::Domain(DomainError::NotFound { .. }) | E::JobNotFound(_) => 3,
-            E::Domain(_) | E::TimeWentBackwards { .. } => 2,
+            E::Domain(_) | E::TimeWentBackwards { .. } | E::ClockAhead { .. } => 2,
             _ => 1,
         };
-        Self { code, message: e.to_string(), stdout: String::new() }
+        let damaged = matches!(&e, E::Corrupt(_) | E::Log(LogError::Corrupt { .. }));
+        let mut message = plain(&e.to_string());
+        if damaged {
+            message = format!("{message}; {DAMAGED_HINT}");
+        }
+        match &e {
+            E::ClockAhead { .. } => {
+                message.push_str(" (create a simulation with `--simulation` on a new data directory)");
+            }
+            E::TimeWentBackwards { newest, .. } if Timestamp::parse(newest).is_ok_and(|n| n > SystemClock.now()) => {
+                message.push_str(
+                    "; the store's newest event is stamped after the system clock: copy it with `joblog salvage --to NEWDIR --clamp-future` and use NEWDIR instead",
+                );
+            }
+            _ => {}
+        }
+        Self { code, message, stdout: String::new() }
     }
+}
+
+/// A library's message without its advice to library callers (the
+/// command line gives its own): "(open with LogConfig::salvage() …)".
+pub fn plain(message: &str) -> String {
+    const CALL: &str = "LogConfig::salvage()";
+    let mut m = message.to_string();
+    while let Some(at) = m.find(CALL) {
+        let start = m[..at].rfind('(').unwrap_or(at);
+        let end = m[at + CALL.len()..].find(')').map_or(m.len(), |e| at + CALL.len() + e + 1);
+        let start = if m[..start].ends_with(' ') { start - 1 } else { start };
+        m.replace_range(start..end, "");
+    }
+    m
 }
 
 impl From<LogError> for Failure {
@@ -117,15 +152,14 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
     let g = &cli.global;
     match &cli.command {
         Command::Demo(args) => return demo::run(args, g, interactive),
-        Command::Run(args) => return server::run_service(args, g),
+        Command::Run(args) => {
+            check_now(g)?;
+            return server::run_service(args, g);
+        }
+        Command::Salvage { to, clamp_future } => return exec::salvage(g, to, *clamp_future),
         _ => {}
     }
-    let writes =
-        !matches!(
-            cli.command,
-            Command::List(_) | Command::Show { .. } | Command::Replay { .. } | Command::Verify | Command::Stats
-        ) && !matches!(&cli.command, Command::User(args::UserCmd::List) | Command::Workflow(args::WorkflowCmd::List))
-            && !matches!(&cli.command, Command::BulkDelete(args::BulkDeleteCmd::List));
+    let writes = writes(&cli.command);
     // A service named with --socket (or JOBLOG_SOCKET) that answers does
     // the command; how OS users other than the directory's owner reach it.
     let explicit = g.socket.as_deref().map(|p| (p, server::connect(p)));
@@ -139,17 +173,33 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
             g.data.display()
         )));
     }
-    let engine = match open(g) {
+    if writes {
+        check_now(g)?;
+    }
+    // A command that only reads opens the store read-only: it never
+    // writes a byte, so it works on a full disk.
+    let opened = if writes { open(g) } else { open_read_only(g) };
+    let engine = match opened {
         Ok(engine) => engine,
         Err(joblog::Error::Log(LogError::Locked { holder, .. })) => {
             return server::forward(g, &holder);
         }
-        Err(e @ joblog::Error::Log(LogError::NotOwned { .. })) if g.socket.is_some() => {
+        Err(e @ joblog::Error::Log(LogError::NotOwned { .. })) => {
             let mut f = Failure::from(e);
-            f.message = format!("{} (and no service answers on {})", f.message, server::socket_path(g).display());
+            if g.socket.is_some() {
+                f.message = format!("{} (and no service answers on {})", f.message, server::socket_path(g).display());
+            }
             return Err(f);
         }
         Err(e) if matches!(cli.command, Command::Verify) => return exec::verify_unopenable(g, e),
+        Err(e @ (joblog::Error::Corrupt(_) | joblog::Error::Log(LogError::Corrupt { .. }))) => {
+            // A missing or damaged manifest shows up as some other
+            // inconsistency when opening: name the cause.
+            return Err(match joblog::engine::manifest_problem(&g.data.join("segments")) {
+                Some(p) => Failure { code: 1, message: format!("{p}; {DAMAGED_HINT}"), stdout: String::new() },
+                None => e.into(),
+            });
+        }
         Err(e) => return Err(e.into()),
     };
     let ctx = Ctx { engine: &engine, user: g.user.clone(), json: g.json, interactive };
@@ -158,22 +208,103 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
     out
 }
 
-/// Opens the engine on the command's clock: `--now`, or the system's.
-pub fn open(g: &args::Global) -> Result<Engine, joblog::Error> {
-    let clock: Arc<dyn Clock> = match &g.now {
+/// Whether a command may write (and so opens the store for writing).
+pub fn writes(command: &Command) -> bool {
+    !matches!(
+        command,
+        Command::List(_)
+            | Command::Show { .. }
+            | Command::Replay { .. }
+            | Command::Verify
+            | Command::Stats
+            | Command::Salvage { .. }
+            | Command::User(args::UserCmd::List)
+            | Command::Workflow(args::WorkflowCmd::List)
+            | Command::BulkDelete(args::BulkDeleteCmd::List)
+    )
+}
+
+/// Refuses, before anything is opened or created, a `--now` further ahead
+/// of the system clock than a live store accepts (the engine checks every
+/// write again; this only keeps a refused command from creating a store).
+fn check_now(g: &args::Global) -> Result<(), Failure> {
+    let Some(t) = &g.now else { return Ok(()) };
+    let at = Timestamp::parse(t)?;
+    let fresh = g.data.join("segments").symlink_metadata().is_err();
+    let simulation = g.data.join(joblog::engine::SIMULATION_MARKER).exists() || (g.simulation && fresh);
+    let limit = SystemClock.now().plus_micros(joblog::engine::MAX_CLOCK_SKEW_SECS * 1_000_000);
+    if !simulation && at > limit {
+        return Err(joblog::Error::ClockAhead { at: at.to_rfc3339(), limit: limit.to_rfc3339() }.into());
+    }
+    Ok(())
+}
+
+fn clock(g: &args::Global) -> Result<Arc<dyn Clock>, joblog::Error> {
+    Ok(match &g.now {
         Some(t) => Arc::new(ManualClock::new(Timestamp::parse(t)?)),
         None => Arc::new(SystemClock),
+    })
+}
+
+/// Opens the engine on the command's clock: `--now`, or the system's.
+pub fn open(g: &args::Global) -> Result<Engine, joblog::Error> {
+    let engine = if g.simulation {
+        Engine::open_simulation(&g.data, Config::default(), clock(g)?)?
+    } else {
+        Engine::open(&g.data, Config::default(), clock(g)?)?
     };
-    Engine::open(&g.data, Config::default(), clock)
+    report_torn_tail(&engine);
+    Ok(engine)
+}
+
+/// Opens the engine read-only (see [`Engine::open_read_only`]).
+pub fn open_read_only(g: &args::Global) -> Result<Engine, joblog::Error> {
+    let engine = Engine::open_read_only(&g.data, Config::default(), clock(g)?)?;
+    report_torn_tail(&engine);
+    Ok(engine)
+}
+
+/// Says on stderr what opening did with a torn tail of the active segment.
+fn report_torn_tail(engine: &Engine) {
+    let log = engine.log();
+    let r = log.recovery();
+    if r.torn_bytes_dropped == 0 {
+        return;
+    }
+    let active = r.active_segment.and_then(|first| log.segments().into_iter().find(|s| s.first_seq == first));
+    let file = active.as_ref().map_or(String::from("the active segment"), |s| s.path.display().to_string());
+    let offset = r.torn_offset.or(active.map(|s| s.published_bytes)).unwrap_or(0);
+    let mut why = r.torn_reason.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
+    if let Some(saved) = &r.torn_saved_to {
+        why.push_str(&format!("; the bytes are kept in {}", saved.display()));
+    }
+    if engine.is_read_only() {
+        eprintln!(
+            "joblog: found {} torn bytes at offset {offset} of {file}{why}: an unfinished write, left in place by this read-only command (the next write cuts it)",
+            r.torn_bytes_dropped
+        );
+    } else {
+        eprintln!("joblog: cut {} torn bytes at offset {offset} of {file}{why}", r.torn_bytes_dropped);
+    }
 }
 
 /// Closes the engine; writes a checkpoint only when many events came since
 /// the last one (a command that changed one job need not rewrite them all).
+/// The command's writes are durable already: a checkpoint (a cache) or a
+/// final sync that fails here is a warning on stderr, never a failure of
+/// the command.
 pub fn close(engine: Engine) -> Result<(), Failure> {
     const CHECKPOINT_AFTER: u64 = 200_000;
+    if let Some(why) = engine.checkpoint_failure() {
+        eprintln!("joblog: warning: a checkpoint could not be written (the next open replays the log): {why}");
+    }
     let behind = engine.state().last_seq() - engine.open_report().checkpoint_seq.unwrap_or(0);
-    if behind >= CHECKPOINT_AFTER {
-        engine.close()?;
+    if behind >= CHECKPOINT_AFTER && !engine.is_read_only() {
+        if let Err(e) = engine.close() {
+            eprintln!(
+                "joblog: warning: done, but no checkpoint was written at close (the next open replays the log): {e}"
+            );
+        }
     }
     Ok(())
 }
