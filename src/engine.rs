@@ -618,7 +618,10 @@ fn service_transition(id: Uuid, target: &WriteTarget, step: ServiceStep, now: Ti
         ServiceStep::Lock | ServiceStep::Wake | ServiceStep::Succeed => (None, retrycount, None, None),
         ServiceStep::StopCanceling { message } => (None, retrycount, None, message),
         ServiceStep::StopPausing { message } => (postponeuntil, retrycount, None, message),
-        ServiceStep::Fail { code, message } => (None, retrycount, Some(code), Some(message)),
+        ServiceStep::Fail { code, message } => {
+            let code = if code == crate::domain::limits::RESERVED_ERRORCODE { code + 1 } else { code };
+            (None, retrycount, Some(code), Some(message))
+        }
         ServiceStep::Wait { until, message } => (Some(until), retrycount, None, message),
         ServiceStep::Suspend { message } => (None, retrycount, None, Some(message)),
         ServiceStep::Retry { until, message } => (Some(until), retrycount + 1, None, Some(message)),
@@ -627,6 +630,8 @@ fn service_transition(id: Uuid, target: &WriteTarget, step: ServiceStep, now: Ti
         }
         ServiceStep::Defer { until, message } => (Some(until), retrycount, None, Some(message)),
     };
+    // A handler's message (a command's stderr...) is kept up to the limit.
+    let message = message.map(crate::domain::limits::clamp_message);
     Ok(Transition { job: id, action, from, to, postponeuntil, retrycount, errorcode, message })
 }
 
@@ -925,9 +930,18 @@ impl Session<'_> {
         self.engine.commit(self.actor(), |state, now| {
             state.directory().check(&self.user, Privilege::Create, None)?;
             let mut seen = std::collections::HashSet::new();
+            let dir = state.directory();
             for j in &jobs {
                 j.validate()?;
                 self.check_command(state, &j.data)?;
+                // Owners and business units come from the directory, like a
+                // live job's.
+                dir.user(&j.owner)?;
+                if !dir.has_business_unit(&j.owningbusinessunit) {
+                    return Err(
+                        DomainError::NotFound { kind: "business unit", name: j.owningbusinessunit.clone() }.into()
+                    );
+                }
                 if j.modifiedon > now {
                     return Err(DomainError::Invalid {
                         what: "job",
@@ -1275,6 +1289,7 @@ impl Session<'_> {
     /// definitions. Each needs Write at Organization depth.
     pub fn add_business_unit(&self, name: &str, parent: &str) -> Result<(), Error> {
         self.admin(|state| {
+            crate::domain::limits::check_identifier("business unit", name)?;
             state.directory().clone().add_business_unit(name, parent)?;
             Ok(Event::BusinessUnitAdded { name: name.into(), parent: parent.into() })
         })
@@ -1282,6 +1297,7 @@ impl Session<'_> {
 
     pub fn add_role(&self, role: Role) -> Result<(), Error> {
         self.admin(|state| {
+            role.validate()?;
             state.directory().clone().add_role(role.clone())?;
             Ok(Event::RoleAdded(role))
         })
@@ -1295,21 +1311,43 @@ impl Session<'_> {
             active: true,
         };
         self.admin(|state| {
+            user.validate()?;
             state.directory().clone().add_user(user.clone())?;
             Ok(Event::UserAdded(user))
         })
     }
 
+    /// Deactivates a user; refused for the last active administrator
+    /// ([`DomainError::LastAdministrator`]).
     pub fn deactivate_user(&self, name: &str) -> Result<(), Error> {
         self.admin(|state| {
-            state.directory().user(name)?;
+            if !state.directory().user(name)?.active {
+                return Err(DomainError::Invalid {
+                    what: "deactivation",
+                    reason: format!("{name:?} is already deactivated"),
+                }
+                .into());
+            }
+            state.directory().check_deactivation(name)?;
             Ok(Event::UserDeactivated { name: name.into() })
+        })
+    }
+
+    /// Makes a deactivated user active again (administrators only, like
+    /// deactivation); refused for a user who is active.
+    pub fn reactivate_user(&self, name: &str) -> Result<(), Error> {
+        self.admin(|state| {
+            if state.directory().user(name)?.active {
+                return Err(DomainError::Invalid { what: "reactivation", reason: format!("{name:?} is active") }.into());
+            }
+            Ok(Event::UserReactivated { name: name.into() })
         })
     }
 
     /// Adds or changes a workflow definition (its owner must exist).
     pub fn save_workflow(&self, workflow: WorkflowDefinition) -> Result<(), Error> {
         self.admin(|state| {
+            workflow.validate()?;
             state.directory().user(&workflow.owner)?;
             Ok(Event::WorkflowSaved(workflow))
         })

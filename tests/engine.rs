@@ -355,3 +355,151 @@ fn loading_histories_checks_every_event_like_a_live_one() {
     assert_eq!(loaded.completedon, Some(at("2026-01-01T00:00:02Z")));
     assert_eq!(admin.history(job.id).unwrap().len(), 3);
 }
+
+/// Issue 12, section 4: the limits hold in the engine itself, for every
+/// path (create, import, load, administration), with typed refusals that
+/// name the field; and a refused write changes nothing.
+#[test]
+fn every_write_path_checks_the_limits_of_its_strings() {
+    use joblog::domain::{Actor, Envelope, Event, EVENT_VERSION};
+    let f = fixture();
+    let admin = f.engine.session("admin").unwrap();
+    let before = f.engine.log().next_seq();
+    let too_long = |e: Error, want: &str| {
+        assert!(matches!(&e, Error::Domain(DomainError::TooLong { field, .. }) if *field == want), "{want}: {e:?}")
+    };
+    let control = |e: Error, want: &str| {
+        assert!(
+            matches!(&e, Error::Domain(DomainError::ControlCharacter { field, .. }) if *field == want),
+            "{want}: {e:?}"
+        )
+    };
+    let long = "x".repeat(70_000);
+    let mut spec = NewJob::new("j", OperationType::WORKFLOW);
+    spec.regarding = Some(Regarding { table: "contact".into(), id: long.clone() });
+    too_long(admin.create(spec).unwrap_err(), "regarding id");
+    let mut spec = NewJob::new("j", OperationType::WORKFLOW);
+    spec.dependency_token = Some(long.clone());
+    too_long(admin.create(spec).unwrap_err(), "dependency token");
+    too_long(admin.create(NewJob::new(&long, OperationType::WORKFLOW)).unwrap_err(), "name");
+    control(admin.create(NewJob::new("a\u{1b}[2J", OperationType::WORKFLOW)).unwrap_err(), "name");
+    let mut spec = NewJob::new("j", OperationType::WORKFLOW);
+    spec.data = vec![0; (1 << 20) + 1];
+    too_long(admin.create(spec).unwrap_err(), "data");
+    too_long(admin.add_user(&long, "root", &["basic-user"]).unwrap_err(), "user");
+    control(admin.add_user("bob\r", "root", &["basic-user"]).unwrap_err(), "user");
+    too_long(admin.add_business_unit(&long, "root").unwrap_err(), "business unit");
+    control(admin.add_business_unit("a\nb", "root").unwrap_err(), "business unit");
+    too_long(admin.add_role(Role::new(&long, [])).unwrap_err(), "role");
+    let wf = |id: &str, name: &str| WorkflowDefinition {
+        id: id.into(),
+        name: name.into(),
+        owner: "admin".into(),
+        active: true,
+    };
+    too_long(admin.save_workflow(wf(&long, "n")).unwrap_err(), "workflow id");
+    control(admin.save_workflow(wf("w", "n\u{7}")).unwrap_err(), "workflow name");
+    // Import and load: the same checks, and owners from the directory.
+    let mut j = imported(Status::READY, OperationType::WORKFLOW);
+    j.workflow = Some(long.clone());
+    too_long(admin.import(vec![j.clone()]).unwrap_err(), "workflow");
+    let load = |job: Job| {
+        admin.load(vec![Envelope {
+            version: EVENT_VERSION,
+            at: t("2026-01-01T00:00:00Z"),
+            actor: Actor::User("admin".into()),
+            event: Event::JobCreated(Box::new(job)),
+        }])
+    };
+    too_long(load(j).unwrap_err(), "workflow");
+    let mut j = imported(Status::READY, OperationType::WORKFLOW);
+    j.owner = "ghost".into();
+    assert!(matches!(admin.import(vec![j]), Err(Error::Domain(DomainError::NotFound { kind: "user", .. }))));
+    let mut j = imported(Status::READY, OperationType::WORKFLOW);
+    j.owningbusinessunit = "nowhere".into();
+    assert!(matches!(admin.import(vec![j]), Err(Error::Domain(DomainError::NotFound { kind: "business unit", .. }))));
+    let mut j = imported(Status::READY, OperationType::WORKFLOW);
+    j.errorcode = Some(i32::MIN);
+    assert!(matches!(admin.import(vec![j]), Err(Error::Domain(DomainError::Invalid { what: "errorcode", .. }))));
+    assert_eq!(f.engine.log().next_seq(), before, "nothing refused was written");
+    // At the limit: accepted.
+    let mut spec = NewJob::new(&"n".repeat(256), OperationType::WORKFLOW);
+    spec.regarding = Some(Regarding { table: "t".repeat(128), id: "i".repeat(256) });
+    spec.dependency_token = Some("d".repeat(128));
+    admin.create(spec).unwrap();
+}
+
+#[test]
+fn a_handlers_message_is_kept_up_to_the_limit_never_refused() {
+    use joblog::engine::ServiceStep;
+    let f = fixture();
+    let admin = f.engine.session("admin").unwrap();
+    let job = admin.create(NewJob::new("j", OperationType::WORKFLOW)).unwrap();
+    f.engine.step("w", job.id, ServiceStep::Lock).unwrap();
+    let message = format!("\u{1b}[2J{}", "e".repeat(150_000));
+    f.engine.step("w", job.id, ServiceStep::Fail { code: i32::MIN, message }).unwrap();
+    let done = admin.get(job.id).unwrap();
+    let kept = done.message.unwrap();
+    assert_eq!(kept.chars().count(), joblog::domain::MAX_MESSAGE_CHARS);
+    assert!(kept.starts_with("\u{1b}[2J") && kept.ends_with('…'));
+    assert_eq!(done.errorcode, Some(i32::MIN + 1), "the reserved code is not silently dropped");
+}
+
+#[test]
+fn the_last_administrator_cannot_be_deactivated_and_reactivation_replays() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t("2026-01-31T12:00:00Z")));
+    {
+        let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
+        let admin = engine.session("admin").unwrap();
+        let before = engine.log().next_seq();
+        assert!(matches!(
+            admin.deactivate_user("admin"),
+            Err(Error::Domain(DomainError::LastAdministrator { name })) if name == "admin"
+        ));
+        assert_eq!(engine.log().next_seq(), before);
+        admin.add_user("alice", "root", &["basic-user"]).unwrap();
+        admin.deactivate_user("alice").unwrap();
+        assert!(engine.session("alice").is_err());
+        let before = engine.log().next_seq();
+        assert!(matches!(
+            admin.deactivate_user("alice"),
+            Err(Error::Domain(DomainError::Invalid { what: "deactivation", .. }))
+        ));
+        assert_eq!(engine.log().next_seq(), before, "a second deactivation writes nothing");
+        assert!(matches!(admin.reactivate_user("nobody"), Err(Error::Domain(DomainError::NotFound { .. }))));
+        admin.reactivate_user("alice").unwrap();
+        assert!(matches!(admin.reactivate_user("alice"), Err(Error::Domain(DomainError::Invalid { .. }))));
+        engine.session("alice").unwrap();
+        // A basic user may not reactivate anyone.
+        admin.add_user("bob", "root", &["basic-user"]).unwrap();
+        admin.deactivate_user("alice").unwrap();
+        let bob = engine.session("bob").unwrap();
+        assert!(matches!(bob.reactivate_user("alice"), Err(Error::Domain(DomainError::Denied { .. }))));
+        admin.reactivate_user("alice").unwrap();
+        // A second administrator: admin may go.
+        admin.add_user("root2", "root", &["system-administrator"]).unwrap();
+        admin.deactivate_user("admin").unwrap();
+        let root2 = engine.session("root2").unwrap();
+        assert!(matches!(root2.deactivate_user("root2"), Err(Error::Domain(DomainError::LastAdministrator { .. }))));
+        // Deactivated administrators do not count.
+        assert!(matches!(root2.deactivate_user("root2"), Err(Error::Domain(DomainError::LastAdministrator { .. }))));
+    }
+    // Replayed from the log: alice is active, admin is not.
+    let engine = Engine::open(dir.path(), Config::default(), clock).unwrap();
+    assert!(engine.session("alice").is_ok());
+    assert!(engine.session("admin").is_err());
+    let replayed = engine.replay_until(t("2100-01-01T00:00:00Z")).unwrap();
+    assert!(replayed.directory().user("alice").unwrap().active);
+}
+
+#[test]
+fn a_service_refuses_more_workers_than_the_limit() {
+    use joblog::service::{Registry, RunUntil, Service, ServiceConfig};
+    let f = fixture();
+    let workers = joblog::domain::limits::MAX_WORKERS + 1;
+    let service = Service::new(&f.engine, ServiceConfig { workers, ..ServiceConfig::default() }, Registry::new());
+    let before = f.engine.log().next_seq();
+    assert!(matches!(service.run(RunUntil::Once), Err(Error::Domain(DomainError::Invalid { what: "workers", .. }))));
+    assert_eq!(f.engine.log().next_seq(), before, "nothing written");
+}

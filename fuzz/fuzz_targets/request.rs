@@ -5,12 +5,8 @@
 //! chunking, and agrees with a check of the whole.
 #![no_main]
 
-#[path = "../../tools/src/cli/protocol.rs"]
-#[allow(dead_code)]
-mod protocol;
-
+use joblog_tools::cli::protocol::{decode_request, encode_request, LineLimit, MAX_ARGS, MAX_REQUEST_BYTES};
 use libfuzzer_sys::fuzz_target;
-use protocol::{decode_request, encode_request, LineLimit, MAX_ARGS, MAX_REQUEST_BYTES};
 
 fuzz_target!(|data: &[u8]| {
     match decode_request(data) {

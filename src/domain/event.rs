@@ -68,6 +68,10 @@ pub enum Event {
     /// Completed jobs deleted (version 2). The jobs' own events are removed
     /// by compaction later; this event never is.
     JobsDeleted(Box<Deletion>),
+    /// A deactivated user made active again (version 3).
+    UserReactivated {
+        name: String,
+    },
     /// OS user id `uid` acts as joblog user `name` through the service
     /// (`None`: `name` is no longer mapped) (version 3).
     OsUserMapped {

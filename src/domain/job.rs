@@ -3,13 +3,12 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::limits::{
+    check_identifier, check_len, check_text, MAX_DATA_BYTES, MAX_MESSAGE_CHARS, MAX_NAME_CHARS, MAX_RECURRENCE_CHARS,
+    MAX_REGARDING_ID_CHARS,
+};
 use super::time::Timestamp;
 use super::{DomainError, OperationType, Status};
-
-/// The most characters of a System Job Name.
-pub const MAX_NAME_CHARS: usize = 256;
-/// The most characters of a message.
-pub const MAX_MESSAGE_CHARS: usize = 100_000;
 
 /// The row a job concerns: a table name and the row's id there.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
@@ -23,10 +22,23 @@ impl Regarding {
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         match s.split_once(':') {
             Some((table, id)) if !table.is_empty() && !id.is_empty() => {
-                Ok(Self { table: table.to_string(), id: id.to_string() })
+                let r = Self { table: table.to_string(), id: id.to_string() };
+                r.validate()?;
+                Ok(r)
             }
             _ => Err(DomainError::Invalid { what: "regarding", reason: format!("{s:?} is not TABLE:ID") }),
         }
+    }
+}
+
+impl Regarding {
+    /// The table is an identifier; the id a single-line text.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        check_identifier("regarding table", &self.table)?;
+        if self.id.is_empty() {
+            return Err(DomainError::Invalid { what: "regarding id", reason: "it is empty".into() });
+        }
+        check_text("regarding id", &self.id, MAX_REGARDING_ID_CHARS)
     }
 }
 
@@ -106,20 +118,48 @@ impl Job {
         }
     }
 
-    /// Checks the columns against each other: lengths, and times that agree
-    /// with the status (a Completed job has `completedon`, no other has).
+    /// Checks every column against its limit (`docs/limits.md`), and the
+    /// columns against each other: times that agree with the status (a
+    /// Completed job has `completedon`, no other has).
     pub fn validate(&self) -> Result<(), DomainError> {
         let bad = |reason: String| Err(DomainError::Invalid { what: "job", reason });
-        if self.name.chars().count() > MAX_NAME_CHARS {
-            return bad(format!("name longer than {MAX_NAME_CHARS} characters"));
-        }
-        for m in [&self.message, &self.friendlymessage].into_iter().flatten() {
-            if m.chars().count() > MAX_MESSAGE_CHARS {
-                return bad(format!("message longer than {MAX_MESSAGE_CHARS} characters"));
-            }
-        }
+        check_text("name", &self.name, MAX_NAME_CHARS)?;
         if self.owner.is_empty() {
             return bad("no owner".into());
+        }
+        check_identifier("owner", &self.owner)?;
+        check_identifier("owning business unit", &self.owningbusinessunit)?;
+        if let Some(r) = &self.regarding {
+            r.validate()?;
+        }
+        if let Some(w) = &self.workflow {
+            check_identifier("workflow", w)?;
+        }
+        if let Some(t) = &self.dependencytoken {
+            check_identifier("dependency token", t)?;
+        }
+        if let Some(m) = &self.message {
+            check_len("message", m, MAX_MESSAGE_CHARS)?;
+        }
+        if let Some(m) = &self.friendlymessage {
+            check_len("friendly message", m, MAX_MESSAGE_CHARS)?;
+        }
+        if let Some(r) = &self.recurrencepattern {
+            check_text("recurrence pattern", r, MAX_RECURRENCE_CHARS)?;
+        }
+        if self.errorcode == Some(super::limits::RESERVED_ERRORCODE) {
+            return Err(DomainError::Invalid {
+                what: "errorcode",
+                reason: format!("{} is reserved (it means no error code)", super::limits::RESERVED_ERRORCODE),
+            });
+        }
+        if self.data.len() > MAX_DATA_BYTES {
+            return Err(DomainError::TooLong {
+                field: "data",
+                max: MAX_DATA_BYTES,
+                len: self.data.len(),
+                unit: "bytes",
+            });
         }
         match (self.status.is_completed(), self.completedon) {
             (true, None) => return bad(format!("{} but no completedon", self.status)),
@@ -150,6 +190,15 @@ pub struct WorkflowDefinition {
     pub name: String,
     pub owner: String,
     pub active: bool,
+}
+
+impl WorkflowDefinition {
+    /// The id and owner are identifiers, the name a single-line text.
+    pub fn validate(&self) -> Result<(), DomainError> {
+        check_identifier("workflow id", &self.id)?;
+        check_text("workflow name", &self.name, MAX_NAME_CHARS)?;
+        check_identifier("workflow owner", &self.owner)
+    }
 }
 
 #[cfg(test)]

@@ -8,12 +8,14 @@
 //! * `time`      — timestamps and the injected clock.
 //! * `machine`   — the state machine as one table (§4, §5).
 //! * `deletion`  — bulk deletion criteria and their record (§7).
+//! * `limits`    — the limits on every input, and their checks.
 //! * `privilege` — users, business units, roles, depths, and the one
 //!   privilege check (§6).
 
 mod deletion;
 mod event;
 mod job;
+pub mod limits;
 mod machine;
 mod operation;
 mod privilege;
@@ -24,7 +26,8 @@ pub use deletion::{
     Deletion, DeletionCriteria, Recurrence, RetentionPolicy, MAX_IMMEDIATE_DELETE, MAX_OLDER_THAN_DAYS,
 };
 pub use event::{Actor, Envelope, Event, Transition, EVENT_VERSION};
-pub use job::{Job, Regarding, WorkflowDefinition, MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
+pub use job::{Job, Regarding, WorkflowDefinition};
+pub use limits::{MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
 pub use machine::{needs, transition, Action, Rule, RULES};
 pub use operation::OperationType;
 pub use privilege::{
@@ -84,4 +87,17 @@ pub enum DomainError {
 
     #[error("unknown {kind}: {name:?}")]
     UnknownName { kind: &'static str, name: String },
+
+    /// A string over its documented limit (`docs/limits.md`).
+    #[error("{field} is too long: {len} {unit}, at most {max} allowed")]
+    TooLong { field: &'static str, max: usize, len: usize, unit: &'static str },
+
+    /// A control character where none makes sense (an identifier, a name).
+    #[error("{field} contains a control character (U+{code:04X} at character {at}); it is not allowed there")]
+    ControlCharacter { field: &'static str, at: usize, code: u32 },
+
+    /// Deactivating this user would leave no active administrator, and
+    /// nobody could ever administer (or reactivate anyone in) the store.
+    #[error("cannot deactivate {name}: it is the last active administrator (someone with Write at Organization depth); make another administrator first")]
+    LastAdministrator { name: String },
 }

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::limits::{check_identifier, MAX_ROLES_PER_USER};
 use super::status::slug;
 use super::DomainError;
 
@@ -93,6 +94,11 @@ impl Role {
     fn depth(&self, p: Privilege) -> Depth {
         self.privileges.get(&p).copied().unwrap_or(Depth::None)
     }
+
+    /// The name is an identifier (`docs/limits.md`).
+    pub fn validate(&self) -> Result<(), DomainError> {
+        check_identifier("role", &self.name)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +107,23 @@ pub struct User {
     pub business_unit: String,
     pub roles: Vec<String>,
     pub active: bool,
+}
+
+impl User {
+    /// The name, business unit and roles are identifiers (`docs/limits.md`).
+    pub fn validate(&self) -> Result<(), DomainError> {
+        check_identifier("user", &self.name)?;
+        check_identifier("business unit", &self.business_unit)?;
+        if self.roles.len() > MAX_ROLES_PER_USER {
+            return Err(DomainError::TooLong {
+                field: "roles",
+                max: MAX_ROLES_PER_USER,
+                len: self.roles.len(),
+                unit: "roles",
+            });
+        }
+        self.roles.iter().try_for_each(|r| check_identifier("role", r))
+    }
 }
 
 /// The organisation: business units (a tree), roles and users.
@@ -191,6 +214,30 @@ impl Directory {
         Ok(())
     }
 
+    /// Makes a deactivated user active again.
+    pub fn reactivate_user(&mut self, name: &str) -> Result<(), DomainError> {
+        let user = self.users.get_mut(name).ok_or_else(|| DomainError::NotFound { kind: "user", name: name.into() })?;
+        user.active = true;
+        Ok(())
+    }
+
+    /// Whether `user` is an administrator: active, with Write at
+    /// Organization depth (what every administrative write needs, so the
+    /// one who can add users, roles and reactivate them).
+    pub fn is_administrator(&self, user: &User) -> bool {
+        self.depth(user, Privilege::Write) == Depth::Organization
+    }
+
+    /// Refuses deactivating `name` when no other active administrator would
+    /// be left: nobody could administer the store, or reactivate anyone.
+    pub fn check_deactivation(&self, name: &str) -> Result<(), DomainError> {
+        let user = self.user(name)?;
+        if self.is_administrator(user) && !self.users.values().any(|u| u.name != name && self.is_administrator(u)) {
+            return Err(DomainError::LastAdministrator { name: name.into() });
+        }
+        Ok(())
+    }
+
     /// Maps OS user id `uid` to joblog user `name` (`None`: removes the
     /// mapping of `name`). An id maps to one user and a user to one id.
     pub fn map_os_user(&mut self, name: &str, uid: Option<u32>) -> Result<(), DomainError> {
@@ -208,6 +255,10 @@ impl Directory {
             self.os_users.insert(uid, name.to_string());
         }
         Ok(())
+    }
+
+    pub fn has_business_unit(&self, name: &str) -> bool {
+        self.business_units.contains_key(name)
     }
 
     /// The joblog user OS user id `uid` is mapped to.

@@ -195,6 +195,14 @@ impl<'e> Service<'e> {
 
     /// Runs jobs until `until` says to return.
     pub fn run(&self, until: RunUntil) -> Result<Summary, Error> {
+        let workers = self.config.workers.max(1);
+        if workers > crate::domain::limits::MAX_WORKERS {
+            return Err(crate::domain::DomainError::Invalid {
+                what: "workers",
+                reason: format!("{workers}: a service runs at most {} workers", crate::domain::limits::MAX_WORKERS),
+            }
+            .into());
+        }
         let _one = self.engine.claim_service()?;
         self.shutdown.store(false, Ordering::Relaxed);
         if self.config.install_defaults {
@@ -203,21 +211,27 @@ impl<'e> Service<'e> {
         let mut summary = Summary::default();
         self.recover(&mut summary)?;
         let started = Instant::now();
-        let workers = self.config.workers.max(1);
         let depth = self.config.queue_depth.max(workers);
         let (work_tx, work_rx) = crossbeam_channel::bounded::<Job>(depth);
         let (done_tx, done_rx) = crossbeam_channel::unbounded::<(Job, Outcome)>();
         std::thread::scope(|scope| {
-            for _ in 0..workers {
+            for i in 0..workers {
                 let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
-                scope.spawn(move || {
-                    for job in work_rx {
-                        let outcome = self.execute(&job);
-                        if done_tx.send((job, outcome)).is_err() {
-                            break;
+                let spawned =
+                    std::thread::Builder::new().name(format!("joblog-worker-{i}")).spawn_scoped(scope, move || {
+                        for job in work_rx {
+                            let outcome = self.execute(&job);
+                            if done_tx.send((job, outcome)).is_err() {
+                                break;
+                            }
                         }
-                    }
-                });
+                    });
+                if let Err(e) = spawned {
+                    // No job was handed out yet: the workers started so far
+                    // end when the queue closes, and nothing was written.
+                    drop(work_tx);
+                    return Err(Error::Io { path: format!("worker thread {} of {workers}", i + 1).into(), source: e });
+                }
             }
             drop(done_tx);
             let result = self.schedule(until, started, &work_tx, &done_rx, &mut summary);

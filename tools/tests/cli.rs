@@ -1508,3 +1508,344 @@ fn damage_in_the_active_segment_is_refused_reported_and_salvaged() {
         new.json(&["user", "list"]).as_array().unwrap().iter().map(|u| u["name"].to_string()).collect();
     assert_eq!(users, ["\"admin\"", "\"u1\"", "\"u3\"", "\"u4\"", "\"u5\""]);
 }
+
+// ---- Bad input (issue 12, section 4): refused clearly, never a panic, never a silent change.
+
+/// Bytes that must never reach a terminal raw.
+fn assert_terminal_safe(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    let raw = text.chars().find(|&c| (c.is_control() && c != '\n') || ('\u{202a}'..='\u{202e}').contains(&c));
+    assert!(raw.is_none(), "{what}: a raw {raw:?} reaches the terminal:\n{text}");
+}
+
+/// The refusal's exit code and the one stderr line, which must contain
+/// every part of `parts`.
+fn refused(s: &Store, code: i32, args: &[&str], parts: &[&str]) {
+    let err = s.fails(code, args);
+    assert_eq!(err.trim().lines().count(), 1, "one clear line: {err}");
+    for p in parts {
+        assert!(err.contains(p), "joblog {:?}: {p:?} missing from {err}", &args[..args.len().min(4)]);
+    }
+}
+
+fn count(s: &Store) -> u64 {
+    s.json(&["list", "--count"])["count"].as_u64().unwrap()
+}
+
+fn write_file(s: &Store, name: &str, text: &str) -> String {
+    let p = s.dir.path().join(name);
+    std::fs::write(&p, text).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn every_string_has_a_limit_on_every_path() {
+    let s = Store::new();
+    submit(&s, T0, &["--name", "first"]);
+    let long = "a".repeat(70_000);
+    let regarding = format!("contact:{long}");
+    refused(&s, 2, &["--now", &at(1), "submit", "--name", "x", "--regarding", &regarding], &["regarding id", "256"]);
+    refused(&s, 2, &["--now", &at(1), "submit", "--name", &"n".repeat(257)], &["name is too long", "256"]);
+    refused(
+        &s,
+        2,
+        &["--now", &at(1), "submit", "--name", "x", "--dependency-token", &long],
+        &["dependency token", "128"],
+    );
+    refused(&s, 2, &["--now", &at(1), "user", "add", &long], &["user is too long", "128"]);
+    refused(&s, 2, &["--now", &at(1), "business-unit", "add", &long], &["business unit is too long"]);
+    refused(&s, 2, &["--now", &at(1), "role", "add", &long, "--privilege", "read:user"], &["role is too long"]);
+    refused(&s, 2, &["--now", &at(1), "workflow", "add", &long], &["workflow id is too long", "128"]);
+    refused(&s, 2, &["--now", &at(1), "workflow", "add", "wf", "--name", &long], &["workflow name is too long", "256"]);
+    // The same limits hold for an import (another path into the store).
+    let line = format!(
+        r#"{{"name": "ok", "statecode": 0, "statuscode": 0, "createdon": "{T0}"}}
+{{"name": "imported", "statecode": 0, "statuscode": 0, "createdon": "{T0}", "regardingobjectid": "{regarding}"}}"#
+    );
+    let file = write_file(&s, "long.jsonl", &line);
+    refused(&s, 2, &["--now", &at(1), "import", &file], &["line 2", "regarding id is too long"]);
+    assert_eq!(count(&s), 1, "nothing of the refused commands was kept");
+    // 128 characters of four bytes each are one identifier of 128 characters.
+    s.json(&["--now", &at(2), "user", "add", &"é".repeat(128)]);
+}
+
+#[test]
+fn tables_print_stored_values_of_any_length_without_panicking() {
+    use joblog::domain::{Actor, Envelope, Event, Job, OperationType, Regarding, Timestamp};
+    let s = Store::new();
+    submit(&s, T0, &["--name", "first"]);
+    // A store written before the limits existed: events appended to the log
+    // directly, as an older joblog (or another embedding) could have.
+    let t1 = Timestamp::parse(&at(1)).unwrap();
+    let mut job =
+        Job::new(&format!("evil\u{1b}[2J\u{7}{}", "n".repeat(4000)), OperationType::WORKFLOW, "admin", "root", t1);
+    job.regarding = Some(Regarding { table: "contact".into(), id: "r".repeat(70_000) });
+    job.dependencytoken = Some("\u{1b}]0;pwned\u{7}".into());
+    let id = job.id.to_string();
+    {
+        let log = joblog::log::Log::open(s.data().join("segments"), joblog::log::LogConfig::default()).unwrap();
+        let env = Envelope {
+            version: 2, // as joblog wrote it before the limits
+            at: t1,
+            actor: Actor::User("admin".into()),
+            event: Event::JobCreated(Box::new(job)),
+        };
+        let mut batch = joblog::log::Batch::new();
+        batch.push(&joblog::codec::encode(&env).unwrap());
+        log.append_batch(batch).unwrap();
+        log.close().unwrap();
+    }
+    for args in [vec!["list"], vec!["show", &id, "--history"], vec!["replay"], vec!["stats"]] {
+        let out = s.raw(&args);
+        assert_eq!(out.status.code(), Some(0), "joblog {args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert_terminal_safe(&format!("{args:?}"), &out.stdout);
+        let widest = String::from_utf8_lossy(&out.stdout).lines().map(|l| l.chars().count()).max().unwrap_or(0);
+        assert!(widest < 3000, "joblog {args:?}: a line of {widest} characters");
+    }
+    let table = s.run(0, &["list"]);
+    assert!(table.contains("evil\\u001b[2J\\u0007"), "escaped, visibly:\n{table}");
+    assert!(table.contains('…'), "cut with an ellipsis:\n{table}");
+    // JSON keeps the value whole (serde escapes it).
+    let v = s.json(&["show", &id]);
+    assert_eq!(v["regardingobjectid"].as_str().unwrap().len(), "contact:".len() + 70_000);
+}
+
+#[test]
+fn control_characters_are_refused_in_identifiers_and_escaped_in_every_output() {
+    let s = Store::new();
+    submit(&s, T0, &["--name", "first"]);
+    for (args, field) in [
+        (vec!["submit", "--name", "evil\u{1b}[2Jname"], "name contains a control character (U+001B"),
+        (vec!["user", "add", "bob\r"], "user contains a control character (U+000D"),
+        (vec!["user", "add", "bob", "--business-unit", "x\u{7}"], "business unit contains a control character"),
+        (vec!["business-unit", "add", "sales\nroot"], "business unit contains a control character (U+000A"),
+        (vec!["role", "add", "r\u{7f}", "--privilege", "read:user"], "role contains a control character (U+007F"),
+        (vec!["workflow", "add", "wf\u{9b}1m"], "workflow id contains a control character (U+009B"),
+        (vec!["submit", "--name", "x", "--dependency-token", "t\u{1b}"], "dependency token contains"),
+        (vec!["submit", "--name", "x", "--regarding", "contact:4\u{202e}2"], "regarding id contains"),
+    ] {
+        let mut a = vec!["--now", T0];
+        a.extend(args);
+        let out = s.raw(&a);
+        assert_eq!(out.status.code(), Some(2), "{a:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(field), "{a:?}: {err}");
+        assert_terminal_safe("stderr", &out.stderr);
+    }
+    assert_eq!(count(&s), 1);
+    // Input echoed in an error is escaped too, the parser's own included.
+    let out = s.raw(&["--as", "x\u{1b}[31m", "list"]);
+    assert_eq!(out.status.code(), Some(5));
+    assert_terminal_safe("stderr", &out.stderr);
+    for args in [vec!["x\u{1b}[2J"], vec!["list", "--state", "\u{1b}[2J"], vec!["list", "--bogus\u{7}"]] {
+        let out = s.raw(&args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        assert_terminal_safe(&format!("{args:?}"), &out.stderr);
+    }
+    // A command's stderr is kept as it is in the message (free text) and
+    // escaped wherever a person reads it.
+    let job =
+        submit(&s, T0, &["--name", "noisy", "--command", r"printf '\033[2J\033]0;pwned\007boom\r\n' >&2; exit 3"]);
+    let id = job["asyncoperationid"].as_str().unwrap();
+    s.run(0, &["run", "--until-idle"]);
+    let v = s.json(&["show", id]);
+    assert_eq!(v["status"], "Failed");
+    assert!(v["message"].as_str().unwrap().contains("\u{1b}[2J"), "JSON keeps the message: {v}");
+    let out = s.raw(&["show", id, "--history"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert_terminal_safe("show --history", &out.stdout);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\\u001b[2J"));
+}
+
+#[test]
+fn import_refuses_numbers_that_do_not_fit_with_their_line_and_imports_nothing() {
+    let s = Store::new();
+    s.json(&["--now", T0, "business-unit", "add", "sales"]);
+    let good =
+        format!(r#"{{"name": "good", "statecode": 3, "statuscode": 30, "createdon": "{T0}", "completedon": "{T0}"}}"#);
+    for (bad, parts) in [
+        (r#""statecode": 4294967299, "statuscode": 0"#, vec!["statecode: 4294967299 is out of range (0..=4294967295)"]),
+        (r#""statecode": -1, "statuscode": 0"#, vec!["statecode: -1 is out of range"]),
+        (
+            r#""statecode": 0, "statuscode": 0, "errorcode": 99999999999"#,
+            vec!["errorcode: 99999999999 is out of range"],
+        ),
+        (r#""statecode": 0, "statuscode": 0, "retrycount": 1.5"#, vec!["retrycount: 1.5 is not a whole number"]),
+        (r#""statecode": 0, "statuscode": 0, "depth": 18446744073709551615"#, vec!["depth", "out of range"]),
+        (r#""statecode": "0", "statuscode": 0"#, vec!["statecode", "is not a number"]),
+        (r#""statecode": 0, "statuscode": 30"#, vec!["statecode 0 with statuscode 30"]),
+        (r#""statecode": 0, "statuscode": 0, "state": "Completed""#, vec!["disagrees with statecode 0"]),
+        (r#""statecode": 0, "statuscode": 0, "ownerid": "ghost""#, vec!["ownerid", "ghost"]),
+        (r#""statecode": 0, "statuscode": 0, "owningbusinessunit": "nowhere""#, vec!["owningbusinessunit", "nowhere"]),
+    ] {
+        let text = format!("{good}\n\n{{\"name\": \"bad\", \"createdon\": \"{T0}\", {bad}}}\n");
+        let file = write_file(&s, "bad.jsonl", &text);
+        let out = s.raw(&["--now", &at(5), "import", &file, "--json"]);
+        assert_eq!(out.status.code(), Some(2), "{bad}");
+        let report: Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(report["imported"], 0);
+        let first = report["errors"][0].as_str().unwrap();
+        assert!(first.starts_with("line 3: "), "{bad}: {first}");
+        for p in parts {
+            assert!(first.contains(p), "{bad}: {p:?} missing from {first}");
+        }
+        assert_eq!(count(&s), 0, "{bad}: nothing imported");
+    }
+    // In range, known owner and unit: imported as written.
+    let ok = format!(
+        "{good}\n{{\"name\": \"edge\", \"statecode\": 0, \"statuscode\": 0, \"createdon\": \"{T0}\", \"errorcode\": -2147483647, \"retrycount\": 4294967295, \"owningbusinessunit\": \"sales\"}}\n"
+    );
+    let file = write_file(&s, "ok.jsonl", &ok);
+    assert_eq!(s.json(&["--now", &at(5), "import", &file])["imported"], 2);
+    let edge = s.json(&["list", "--status", "waiting-for-resources"]);
+    assert_eq!(edge[0]["errorcode"], -2147483647i64);
+    assert_eq!(edge[0]["retrycount"], 4294967295u64);
+    assert_eq!(edge[0]["owningbusinessunit"], "sales");
+}
+
+#[test]
+fn the_last_administrator_stays_and_users_can_be_reactivated() {
+    let s = Store::new();
+    refused(&s, 2, &["--now", T0, "user", "deactivate", "admin"], &["admin", "last active administrator"]);
+    assert_eq!(s.json(&["user", "list"])[0]["active"], true, "nothing changed");
+    s.json(&["--now", T0, "user", "add", "alice"]);
+    s.json(&["--now", T0, "user", "deactivate", "alice"]);
+    refused(&s, 2, &["--as", "alice", "list"], &["alice is deactivated"]);
+    refused(&s, 2, &["--as", "alice", "user", "reactivate", "alice"], &["alice is deactivated"]);
+    s.json(&["--now", T0, "user", "add", "bob"]);
+    refused(&s, 5, &["--as", "bob", "--now", T0, "user", "reactivate", "alice"], &["bob may not do this"]);
+    let alice = s.json(&["--now", &at(1), "user", "reactivate", "alice"]);
+    assert_eq!(alice["active"], true);
+    assert_eq!(s.json(&["--as", "alice", "list", "--count"])["count"], 0);
+    refused(&s, 2, &["--now", &at(1), "user", "reactivate", "alice"], &["is active"]);
+    refused(&s, 3, &["--now", &at(1), "user", "reactivate", "nobody"], &["nobody"]);
+    // Another administrator (any role with Write at Organization depth):
+    // then admin may go, and come back.
+    s.json(&["--now", &at(2), "role", "add", "directory-admin", "--privilege", "write:organization"]);
+    s.json(&["--now", &at(2), "user", "add", "carol", "--role", "directory-admin"]);
+    s.json(&["--now", &at(3), "user", "deactivate", "admin"]);
+    refused(&s, 2, &["--as", "carol", "--now", &at(3), "user", "deactivate", "carol"], &["last active administrator"]);
+    s.json(&["--as", "carol", "--now", &at(4), "user", "reactivate", "admin"]);
+    // The new event replays: a fresh replay equals the projection.
+    assert_eq!(s.json(&["verify"])["ok"], true);
+    let users = s.json(&["user", "list"]);
+    assert!(users.as_array().unwrap().iter().all(|u| u["active"] == true), "{users}");
+}
+
+#[test]
+fn run_caps_its_workers() {
+    let s = Store::new();
+    submit(&s, T0, &["--name", "first"]);
+    for n in ["100000", "0", "257", "many"] {
+        // A usage error in clap's own words (several lines, with a hint).
+        let err = s.fails(2, &["run", "--once", "--workers", n]);
+        assert!(err.contains("--workers") && err.contains("from 1 to 256"), "{n}: {err}");
+    }
+    let v = s.json(&["run", "--once", "--workers", "256"]);
+    assert_eq!(v["ran"], 1);
+}
+
+#[test]
+fn a_data_path_that_is_not_utf8_works_alone_and_through_the_service() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Store::new();
+    let data = s.dir.path().join(std::ffi::OsStr::from_bytes(b"data\xff"));
+    let joblog = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_joblog"))
+            .arg("--data")
+            .arg(&data)
+            .args(args)
+            .env_remove("JOBLOG_DATA")
+            .output()
+            .unwrap()
+    };
+    let out = joblog(&["--now", T0, "submit", "--name", "slow", "--command", "sleep 30"]);
+    assert!(out.status.success(), "{out:?}");
+    let mut service = KillOnDrop(Some(
+        Command::new(env!("CARGO_BIN_EXE_joblog"))
+            .arg("--data")
+            .arg(&data)
+            .args(["run", "--for", "60s", "--json"])
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .unwrap(),
+    ));
+    let socket = data.join("joblog.sock");
+    for _ in 0..500 {
+        if socket.exists() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let out = joblog(&["list", "--json"]);
+    assert_eq!(out.status.code(), Some(0), "through the service: {}", String::from_utf8_lossy(&out.stderr));
+    let jobs: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(jobs.as_array().unwrap().iter().any(|j| j["name"] == "slow"));
+    // An over-long value through the service: refused, and the service
+    // still answers the next client.
+    let regarding = format!("contact:{}", "r".repeat(70_000));
+    let out = joblog(&["submit", "--name", "x", "--regarding", &regarding]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("regarding id is too long"));
+    assert_eq!(joblog(&["list"]).status.code(), Some(0));
+    // Another argument that is not UTF-8 cannot be sent as it is: a clear
+    // refusal rather than a panic or a different file.
+    let file = s.dir.path().join(std::ffi::OsStr::from_bytes(b"jobs\xfe.jsonl"));
+    let out =
+        Command::new(env!("CARGO_BIN_EXE_joblog")).arg("--data").arg(&data).arg("import").arg(&file).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "{out:?}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not valid UTF-8"));
+    let service = service.0.take().unwrap();
+    Command::new("kill").args(["-TERM", &service.id().to_string()]).status().unwrap();
+    let out = service.wait_with_output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// A service started by a test, killed if the test fails before stopping it.
+struct KillOnDrop(Option<std::process::Child>);
+
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.0.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+#[test]
+fn filters_that_cannot_match_or_would_be_ignored_are_usage_errors() {
+    let s = Store::new();
+    let id = submit(&s, T0, &["--name", "first"])["asyncoperationid"].as_str().unwrap().to_string();
+    refused(
+        &s,
+        2,
+        &["list", "--state", "completed", "--status", "waiting"],
+        &["--state Completed", "--status Waiting", "cannot both match"],
+    );
+    refused(
+        &s,
+        2,
+        &["list", "--created-before", T0, "--created-after", &at(5)],
+        &["--created-before", "--created-after"],
+    );
+    refused(&s, 2, &["list", "--state", "ready", "--completed-before", T0], &["--state Ready", "--completed-before"]);
+    refused(&s, 2, &["replay", "--state", "locked", "--status", "failed"], &["cannot both match"]);
+    refused(
+        &s,
+        2,
+        &["--now", &at(1), "cancel", "--state", "ready", "--status", "canceled", "--all-matching"],
+        &["cannot both match"],
+    );
+    refused(&s, 2, &["--now", &at(1), "cancel", &id, "--status", "failed"], &["--status would be ignored"]);
+    refused(
+        &s,
+        2,
+        &["--now", &at(1), "pause", &id, "--owner", "admin", "--type", "workflow"],
+        &["--type, --owner would be ignored"],
+    );
+    assert_eq!(s.json(&["show", &id])["status"], "Waiting For Resources", "nothing changed");
+    // Filters that can match still work.
+    assert_eq!(s.json(&["list", "--state", "ready", "--status", "waiting-for-resources", "--count"])["count"], 1);
+    assert_eq!(s.json(&["--now", &at(1), "cancel", &id])["status"], "Canceled");
+}

@@ -178,6 +178,9 @@ pub enum UserCmd {
     /// Deactivates a user: their waiting runs fail when they would resume.
     #[command(after_help = "Example:\n  joblog user deactivate alice")]
     Deactivate { name: String },
+    /// Makes a deactivated user active again (administrators only).
+    #[command(after_help = "Example:\n  joblog user reactivate alice")]
+    Reactivate { name: String },
     /// Every user with business unit, roles and whether active.
     #[command(after_help = "Example:\n  joblog user list --json")]
     List,
@@ -322,7 +325,8 @@ pub struct ActArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
-    #[arg(long, default_value_t = 2)]
+    /// Worker threads (1 to 256, `docs/limits.md`).
+    #[arg(long, default_value_t = 2, value_parser = parse_workers)]
     pub workers: usize,
     /// Run what is due now and return.
     #[arg(long, conflicts_with_all = ["until_idle", "for_"])]
@@ -390,4 +394,13 @@ pub struct DemoArgs {
     pub days: u32,
     #[arg(long, default_value_t = 7)]
     pub seed: u64,
+}
+
+/// `--workers`: 1 to [`joblog::domain::limits::MAX_WORKERS`].
+fn parse_workers(s: &str) -> Result<usize, String> {
+    let max = joblog::domain::limits::MAX_WORKERS;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?}: give a number of workers from 1 to {max}")),
+    }
 }

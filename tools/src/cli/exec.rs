@@ -167,8 +167,68 @@ fn opt_time(t: &Option<String>) -> Result<Option<Timestamp>, Failure> {
     Ok(t.as_deref().map(Timestamp::parse).transpose()?)
 }
 
-/// The engine's filter for the command line's filters.
+/// The filter flags given, as written on the command line.
+fn given_filters(f: &Filters) -> Vec<&'static str> {
+    [
+        ("--type", f.operationtype.is_some()),
+        ("--state", f.state.is_some()),
+        ("--status", f.status.is_some()),
+        ("--workflow", f.workflow.is_some()),
+        ("--regarding", f.regarding.is_some()),
+        ("--owner", f.owner.is_some()),
+        ("--created-before", f.created_before.is_some()),
+        ("--created-after", f.created_after.is_some()),
+        ("--completed-before", f.completed_before.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(flag, given)| given.then_some(flag))
+    .collect()
+}
+
+/// The engine's filter for the command line's filters; filters that no
+/// job can match together are refused (a usage error naming both).
 pub fn filter(f: &Filters) -> Result<Filter, Failure> {
+    let filter = filter_unchecked(f)?;
+    if let (Some(state), Some(reason)) = (filter.state, filter.status) {
+        let of = joblog::domain::Status::of_reason(reason).state();
+        if of != state {
+            return Err(Failure::usage(format!(
+                "--state {} and --status {} cannot both match: {} is a Status Reason of {}, not of {}",
+                state.name(),
+                reason.name(),
+                reason.name(),
+                of.name(),
+                state.name()
+            )));
+        }
+    }
+    if let (Some(before), Some(after)) = (filter.created_before, filter.created_after) {
+        if before <= after {
+            return Err(Failure::usage(format!(
+                "--created-before {before} and --created-after {after} cannot both match: no time is after {after} and before {before}"
+            )));
+        }
+    }
+    if let (Some(state), Some(_)) = (filter.state, filter.completed_before) {
+        if state != State::Completed {
+            return Err(Failure::usage(format!(
+                "--state {} and --completed-before cannot both match: only Completed jobs have a completedon",
+                state.name()
+            )));
+        }
+    }
+    if let (Some(reason), Some(_)) = (filter.status, filter.completed_before) {
+        if joblog::domain::Status::of_reason(reason).state() != State::Completed {
+            return Err(Failure::usage(format!(
+                "--status {} and --completed-before cannot both match: only Completed jobs have a completedon",
+                reason.name()
+            )));
+        }
+    }
+    Ok(filter)
+}
+
+fn filter_unchecked(f: &Filters) -> Result<Filter, Failure> {
     Ok(Filter {
         operationtype: f.operationtype.as_deref().map(OperationType::parse).transpose()?,
         state: f.state.as_deref().map(State::parse).transpose()?,
@@ -211,6 +271,10 @@ fn user(ctx: &Ctx<'_>, s: &Session<'_>, c: &UserCmd) -> Output {
         UserCmd::Deactivate { name } => {
             s.deactivate_user(name)?;
             done(ctx, user_json(name)?, format!("user {name} deactivated"))
+        }
+        UserCmd::Reactivate { name } => {
+            s.reactivate_user(name)?;
+            done(ctx, user_json(name)?, format!("user {name} reactivated"))
         }
         UserCmd::List => {
             let state = ctx.engine.state();
@@ -304,6 +368,10 @@ fn list(ctx: &Ctx<'_>, s: &Session<'_>, a: &ListArgs) -> Output {
 
 fn act(ctx: &Ctx<'_>, s: &Session<'_>, a: &ActArgs, action: UserAction) -> Output {
     match (&a.id, a.all_matching) {
+        (Some(_), false) if !given_filters(&a.filters).is_empty() => Err(Failure::usage(format!(
+            "{} would be ignored with a single job id: give the id alone, or the filters and --all-matching",
+            given_filters(&a.filters).join(", ")
+        ))),
         (Some(id), false) => {
             let job = s.act(parse_id(id)?, action)?;
             job_out(ctx, &job, None)

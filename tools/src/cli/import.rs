@@ -9,6 +9,7 @@
 use std::collections::HashSet;
 use std::path::Path;
 
+use joblog::domain::limits::MAX_IMPORT_JOBS;
 use joblog::domain::{Directory, Job, OperationType, Regarding, State, Status, StatusReason, Timestamp};
 use joblog::engine::Session;
 use serde_json::{json, Map, Value};
@@ -32,14 +33,20 @@ pub fn import(ctx: &Ctx<'_>, s: &Session<'_>, file: &Path) -> Output {
     let state = ctx.engine.state();
     let dir = state.directory().clone();
     drop(state);
-    let parsed = if csv { from_csv(&text, &dir, &ctx.user) } else { from_json_lines(&text, &dir, &ctx.user) };
+    let parsed = if csv { parse_csv(&text, &dir, &ctx.user) } else { parse_json_lines(&text, &dir, &ctx.user) };
+    if parsed.len() > MAX_IMPORT_JOBS {
+        return Err(Failure::usage(format!(
+            "{} has {} jobs; one import takes at most {MAX_IMPORT_JOBS} (split the file); nothing was imported",
+            file.display(),
+            parsed.len()
+        )));
+    }
     let mut jobs = Vec::new();
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
     let state = ctx.engine.state();
     for (line, r) in parsed {
         match r.and_then(|j| {
-            j.validate().map_err(|e| e.to_string())?;
             if !seen.insert(j.id) || state.status_of(j.id).is_some() {
                 return Err(format!("job {} already exists", j.id));
             }
@@ -81,9 +88,16 @@ pub fn import(ctx: &Ctx<'_>, s: &Session<'_>, file: &Path) -> Output {
     })
 }
 
-type Parsed = Vec<(usize, Result<Job, String>)>;
+/// Each line's number (from 1) with its job, or why the line is refused.
+pub type Parsed = Vec<(usize, Result<Job, String>)>;
 
-fn from_json_lines(text: &str, dir: &Directory, user: &str) -> Parsed {
+/// Parses JSON lines (the contract's Job JSON, one object a line; blank
+/// lines skipped) into jobs for `user` to import against `dir`. Every job
+/// returned passed [`Job::validate`] (the limits of `docs/limits.md`), has
+/// an owner and business unit that `dir` knows, and numbers that fit their
+/// columns; every refusal names its line. Never panics (fuzzed:
+/// `fuzz/fuzz_targets/import_json.rs`).
+pub fn parse_json_lines(text: &str, dir: &Directory, user: &str) -> Parsed {
     text.lines()
         .enumerate()
         .filter(|(_, l)| !l.trim().is_empty())
@@ -113,23 +127,70 @@ fn string(o: &Map<String, Value>, k: &str) -> Result<Option<String>, String> {
     }
 }
 
-fn number(o: &Map<String, Value>, k: &str) -> Result<Option<i64>, String> {
+/// A whole number that must fit `T` (u32 or i32 columns): never cut or
+/// wrapped, refused with its range instead.
+fn number<T>(o: &Map<String, Value>, k: &str) -> Result<Option<T>, String>
+where
+    T: TryFrom<i64> + std::fmt::Display + num_bounds::Bounded,
+{
     match o.get(k) {
         None | Some(Value::Null) => Ok(None),
-        Some(v) => v.as_i64().map(Some).ok_or_else(|| format!("{k}: {v} is not a whole number")),
+        Some(Value::Number(n)) => {
+            let range = || format!("{k}: {n} is out of range ({}..={})", T::MIN_V, T::MAX_V);
+            match n.as_i64() {
+                Some(i) => T::try_from(i).map(Some).map_err(|_| range()),
+                None if n.as_u64().is_some() => Err(range()),
+                None => Err(format!("{k}: {n} is not a whole number")),
+            }
+        }
+        Some(v) => Err(format!("{k}: {v} is not a number")),
+    }
+}
+
+mod num_bounds {
+    /// The range a column's number must fit, for messages.
+    pub trait Bounded {
+        const MIN_V: i64;
+        const MAX_V: i64;
+    }
+    impl Bounded for u32 {
+        const MIN_V: i64 = 0;
+        const MAX_V: i64 = u32::MAX as i64;
+    }
+    impl Bounded for i32 {
+        const MIN_V: i64 = i32::MIN as i64;
+        const MAX_V: i64 = i32::MAX as i64;
     }
 }
 
 /// A job from the contract's Job JSON.
 fn job_from_json(o: &Map<String, Value>, dir: &Directory, user: &str) -> Result<Job, String> {
     let name = string(o, "name")?.ok_or("name is missing")?;
-    let operationtype = match (number(o, "operationtype")?, string(o, "operationtype_name")?) {
-        (Some(code), _) => OperationType(u32::try_from(code).map_err(|_| format!("operationtype {code} is negative"))?),
+    let operationtype = match (number::<u32>(o, "operationtype")?, string(o, "operationtype_name")?) {
+        (Some(code), _) => OperationType(code),
         (None, Some(n)) => OperationType::parse(&n).map_err(|e| e.to_string())?,
         (None, None) => OperationType::WORKFLOW,
     };
-    let status = match (number(o, "statecode")?, number(o, "statuscode")?) {
-        (Some(s), Some(r)) => Status::from_codes(s as u32, r as u32).map_err(|e| e.to_string())?,
+    let status = match (number::<u32>(o, "statecode")?, number::<u32>(o, "statuscode")?) {
+        (Some(s), Some(r)) => {
+            let status = Status::from_codes(s, r).map_err(|e| e.to_string())?;
+            // Names given as well must say the same.
+            if let Some(name) = string(o, "state")? {
+                let state = State::parse(&name).map_err(|e| e.to_string())?;
+                if state != status.state() {
+                    return Err(format!("state {name:?} disagrees with statecode {s}"));
+                }
+            }
+            if let Some(name) = string(o, "status")? {
+                let reason = StatusReason::parse(&name).map_err(|e| e.to_string())?;
+                if reason != status.reason() {
+                    return Err(format!("status {name:?} disagrees with statuscode {r}"));
+                }
+            }
+            status
+        }
+        (Some(_), None) => return Err("statecode without statuscode".into()),
+        (None, Some(_)) => return Err("statuscode without statecode".into()),
         _ => {
             let state = string(o, "state")?.ok_or("statecode and statuscode (or state and status) are missing")?;
             let reason = string(o, "status")?.ok_or("statuscode (or status) is missing")?;
@@ -146,9 +207,13 @@ fn job_from_json(o: &Map<String, Value>, dir: &Directory, user: &str) -> Result<
     };
     let createdon = time(o, "createdon")?.ok_or("createdon is missing")?;
     let owner = string(o, "ownerid")?.unwrap_or_else(|| user.to_string());
+    let owner_unit = dir.user(&owner).map_err(|e| format!("ownerid: {e}"))?.business_unit.clone();
     let unit = match string(o, "owningbusinessunit")? {
+        Some(u) if !dir.has_business_unit(&u) => {
+            return Err(format!("owningbusinessunit: no business unit named {u:?}"));
+        }
         Some(u) => u,
-        None => dir.user(&owner).map_err(|e| e.to_string())?.business_unit.clone(),
+        None => owner_unit,
     };
     let mut j = Job::new(&name, operationtype, &owner, &unit, createdon);
     if let Some(id) = string(o, "asyncoperationid")? {
@@ -162,26 +227,28 @@ fn job_from_json(o: &Map<String, Value>, dir: &Directory, user: &str) -> Result<
     j.completedon = time(o, "completedon")?;
     j.postponeuntil = time(o, "postponeuntil")?;
     j.modifiedon = time(o, "modifiedon")?.or(j.completedon).or(j.startedon).unwrap_or(createdon);
-    j.retrycount =
-        number(o, "retrycount")?.map_or(Ok(0), |n| u32::try_from(n).map_err(|_| "retrycount is negative"))?;
-    j.errorcode = number(o, "errorcode")?.map(|c| c as i32);
+    j.retrycount = number::<u32>(o, "retrycount")?.unwrap_or(0);
+    j.errorcode = number::<i32>(o, "errorcode")?;
     j.message = string(o, "message")?;
     j.dependencytoken = string(o, "dependencytoken")?;
-    j.depth = number(o, "depth")?.map_or(Ok(1), |n| u32::try_from(n).map_err(|_| "depth is negative"))?;
+    j.depth = number::<u32>(o, "depth")?.unwrap_or(1);
     j.correlationid = string(o, "correlationid")?
         .map(|c| c.parse::<Uuid>().map_err(|_| format!("correlationid {c:?} is not a UUID")))
         .transpose()?;
     if let Some(c) = string(o, "command")? {
         j.data = joblog::service::command_data(&c);
     }
+    j.validate().map_err(|e| e.to_string())?;
     Ok(j)
 }
 
 /// The platform's CSV export: System Job Name, System Job Type, Status,
 /// Status Reason, Owner, Regarding, Created On, Started On, Completed On,
 /// Message (any order; more columns are ignored). Times in RFC 3339 or
-/// `YYYY-MM-DD HH:MM[:SS]` (UTC).
-fn from_csv(text: &str, dir: &Directory, user: &str) -> Parsed {
+/// `YYYY-MM-DD HH:MM[:SS]` (UTC). Checked as [`parse_json_lines`] checks;
+/// line numbers count the header as line 1. Never panics (fuzzed:
+/// `fuzz/fuzz_targets/import_csv.rs`).
+pub fn parse_csv(text: &str, dir: &Directory, user: &str) -> Parsed {
     let mut reader =
         csv::ReaderBuilder::new().flexible(true).from_reader(text.trim_start_matches('\u{feff}').as_bytes());
     let headers: Vec<String> = match reader.headers() {
@@ -197,7 +264,12 @@ fn from_csv(text: &str, dir: &Directory, user: &str) -> Parsed {
         .records()
         .enumerate()
         .map(|(i, rec)| {
-            let line = i + 2;
+            // The line the record starts on (a quoted field may hold line
+            // breaks); the record's index after the header if unknown.
+            let line = match &rec {
+                Ok(r) => r.position().map_or(i + 2, |p| p.line() as usize),
+                Err(e) => e.position().map_or(i + 2, |p| p.line() as usize),
+            };
             let job = rec.map_err(|e| format!("not CSV: {e}")).and_then(|r| {
                 let get = |name: &str| col(name).and_then(|c| r.get(c)).map(str::trim).filter(|s| !s.is_empty());
                 let t = |name: &str| get(name).map(csv_time).transpose().map_err(|e| format!("{name}: {e}"));

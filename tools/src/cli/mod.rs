@@ -11,8 +11,8 @@
 pub mod args;
 mod demo;
 mod exec;
-mod import;
-mod output;
+pub mod import;
+pub mod output;
 pub mod protocol;
 mod server;
 
@@ -124,9 +124,15 @@ pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
-            let _ = e.print();
-            return ExitCode::from(code);
+            // clap echoes what it could not parse: escaped like every output
+            // (plain text, without clap's colours).
+            let text = output::terminal_safe(&e.render().to_string(), false);
+            if e.use_stderr() {
+                eprint!("{text}");
+                return ExitCode::from(2);
+            }
+            print!("{text}");
+            return ExitCode::from(0);
         }
     };
     let interactive = std::io::stdout().is_terminal() && !cli.global.json;
@@ -134,6 +140,9 @@ pub fn main() -> ExitCode {
         Ok(out) => (out, 0, None),
         Err(f) => (f.stdout, f.code, Some(f.message)),
     };
+    // Nothing stored reaches the terminal raw (escape injection): the
+    // tables escape their cells, and this is the net under every output.
+    let out = output::terminal_safe(&out, cli.global.json);
     if !out.is_empty() {
         print!("{out}");
         if !out.ends_with('\n') {
@@ -141,7 +150,11 @@ pub fn main() -> ExitCode {
         }
     }
     if let Some(message) = err {
-        eprintln!("joblog: {}", message.lines().next().unwrap_or("failed"));
+        // One line, escaped, and not a novel: an echoed 70,000-character
+        // value is cut (the refusal names its length anyway).
+        let line = output::escape(message.lines().next().unwrap_or("failed"));
+        let line = if line.chars().count() > 2000 { line.chars().take(1999).collect::<String>() + "…" } else { line };
+        eprintln!("joblog: {line}");
     }
     ExitCode::from(code)
 }

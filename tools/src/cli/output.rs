@@ -71,10 +71,59 @@ fn short_time(t: Option<Timestamp>) -> String {
     t.map_or_else(String::new, |t| t.to_datetime().format("%Y-%m-%d %H:%M:%S").to_string())
 }
 
-/// Rows under headers, each column as wide as its widest cell.
+/// The widest a table column gets; longer cells are cut with `…`.
+pub const MAX_COLUMN_CHARS: usize = 60;
+
+/// `s` safe for a terminal: every control character (C0 such as ESC, CR,
+/// BEL, newline and tab; DEL; C1) and every bidirectional override is
+/// written as a visible escape (`\n`, `\r`, `\t`, else `\u001b`), so
+/// no stored value can move the cursor, clear the screen or reorder text.
+pub fn escape(s: &str) -> String {
+    if !s.chars().any(joblog::domain::limits::is_unsafe_char) {
+        return s.to_string();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        match c {
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if joblog::domain::limits::is_unsafe_char(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// Text about to reach a terminal (a command's whole output): control
+/// characters but newlines escaped as in [`escape`]. With `json`, only DEL,
+/// C1 controls and bidirectional overrides, which serde leaves raw inside
+/// strings (they only occur inside strings, and `\u00XX` is valid JSON).
+pub fn terminal_safe(text: &str, json: bool) -> String {
+    let unsafe_here = |c: char| joblog::domain::limits::is_unsafe_char(c) && c != '\n' && !(json && (c as u32) < 0x20);
+    if !text.chars().any(unsafe_here) {
+        return text.to_string();
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        match c {
+            c if !unsafe_here(c) => out.push(c),
+            '\r' if !json => out.push_str("\\r"),
+            '\t' if !json => out.push_str("\\t"),
+            c => out.push_str(&format!("\\u{:04x}", c as u32)),
+        }
+    }
+    out
+}
+
+/// Rows under headers, each column as wide as its widest cell, up to
+/// [`MAX_COLUMN_CHARS`]; cells escaped ([`escape`]) and cut to fit, so any
+/// stored value prints.
 pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let fit = |c: &str| truncate(&escape(c), MAX_COLUMN_CHARS);
+    let rows: Vec<Vec<String>> = rows.iter().map(|r| r.iter().map(|c| fit(c)).collect()).collect();
     let mut widths: Vec<usize> = headers.iter().map(|h| h.chars().count()).collect();
-    for r in rows {
+    for r in &rows {
         for (w, c) in widths.iter_mut().zip(r) {
             *w = (*w).max(c.chars().count());
         }
@@ -82,17 +131,17 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
     let line = |cells: Vec<&str>| {
         let mut s = String::new();
         for (i, (c, w)) in cells.iter().zip(&widths).enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{c:<w$}  "));
+            s.push_str(c);
+            if i + 1 < cells.len() {
+                // Padded by hand: `format!`'s width is bounded (u16).
+                s.push_str(&" ".repeat(w.saturating_sub(c.chars().count()) + 2));
             }
         }
         s.trim_end().to_string() + "\n"
     };
     let mut out = line(headers.to_vec());
     out.push_str(&line(widths.iter().map(|w| "─".repeat(*w)).collect::<Vec<_>>().iter().map(String::as_str).collect()));
-    for r in rows {
+    for r in &rows {
         out.push_str(&line(r.iter().map(String::as_str).collect()));
     }
     out
@@ -140,12 +189,16 @@ pub fn jobs_table(jobs: &[Job]) -> String {
     )
 }
 
+/// The most characters of one field in a job's detail (a message holds
+/// up to 100,000; `--json` prints it whole).
+const DETAIL_CHARS: usize = 2000;
+
 /// One job in detail, with its history as a timeline.
 pub fn job_detail(j: &Job, history: Option<&[HistoryEntry]>) -> String {
     let mut out = String::new();
     let mut field = |k: &str, v: String| {
         if !v.is_empty() {
-            out.push_str(&format!("{k:<16} {v}\n"));
+            out.push_str(&format!("{k:<16} {}\n", truncate(&escape(&v), DETAIL_CHARS)));
         }
     };
     field("Id", j.id.to_string());
@@ -173,16 +226,33 @@ pub fn job_detail(j: &Job, history: Option<&[HistoryEntry]>) -> String {
                 e.seq,
                 what,
                 e.status.to_string(),
-                e.actor
+                truncate(&escape(&e.actor.to_string()), MAX_COLUMN_CHARS)
             ));
             if let Some(t) = e.postponeuntil {
                 out.push_str(&format!(" until {}", short_time(Some(t))));
             }
             if let Some(m) = &e.message {
-                out.push_str(&format!("\n  {:>19}  {}", "", truncate(m, 100)));
+                out.push_str(&format!("\n  {:>19}  {}", "", truncate(&escape(m), 100)));
             }
             out.push('\n');
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escapes_are_visible_and_json_stays_json() {
+        assert_eq!(escape("a\u{1b}[2J\r\n\t\u{7f}\u{9b}\u{202e}é"), "a\\u001b[2J\\r\\n\\t\\u007f\\u009b\\u202eé");
+        assert_eq!(terminal_safe("line\nnext\u{7}", false), "line\nnext\\u0007");
+        let v = serde_json::json!({"m": "x\u{1b}\u{7f}\u{9b}\u{202e}y"});
+        let safe = terminal_safe(&pretty(&v), true);
+        assert!(!safe.chars().any(|c| joblog::domain::limits::is_unsafe_char(c) && c != '\n'), "{safe}");
+        assert_eq!(serde_json::from_str::<Value>(&safe).unwrap(), v, "the same string once parsed");
+        let wide = table(&["A", "B"], &[vec!["x".repeat(100_000), "\u{1b}".into()]]);
+        assert!(wide.lines().all(|l| l.chars().count() < 200), "{wide}");
+    }
 }

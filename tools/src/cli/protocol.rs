@@ -9,8 +9,7 @@
 //! of it may exceed [`MAX_LINE_BYTES`]. The service answers one line:
 //! `{"code", "stdout", "stderr"}`.
 //!
-//! This file depends on serde and serde_json only, so the fuzz target
-//! `fuzz/fuzz_targets/request.rs` compiles it as it is.
+//! The fuzz target `fuzz/fuzz_targets/request.rs` drives these functions.
 
 use serde::{Deserialize, Serialize};
 

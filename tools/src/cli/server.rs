@@ -448,7 +448,8 @@ fn args() -> Result<Vec<String>, Failure> {
         .map(|a| {
             a.into_string().map_err(|a| {
                 Failure::usage(format!(
-                    "argument {a:?} is not UTF-8: it cannot be sent to the service that holds the directory"
+                    "the argument {} is not valid UTF-8; while `joblog run` serves this directory, arguments other than --data and --socket must be UTF-8",
+                    a.to_string_lossy()
                 ))
             })
         })
