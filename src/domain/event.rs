@@ -72,6 +72,12 @@ pub enum Event {
     UserReactivated {
         name: String,
     },
+    /// OS user id `uid` acts as joblog user `name` through the service
+    /// (`None`: `name` is no longer mapped) (version 3).
+    OsUserMapped {
+        name: String,
+        uid: Option<u32>,
+    },
 }
 
 /// One step of the state machine, with the columns it sets.
