@@ -271,6 +271,7 @@ impl Engine {
 
     fn open_as(dir: &Path, config: Config, clock: Arc<dyn Clock>, create_simulation: bool) -> Result<Self, Error> {
         let dir = dir.to_path_buf();
+        crate::log::private::check_store(&dir, true)?;
         let marker = dir.join(SIMULATION_MARKER);
         let simulation = marker.symlink_metadata().is_ok();
         if create_simulation && !simulation {
@@ -304,6 +305,7 @@ impl Engine {
     /// refuses is refused here too.
     pub fn open_read_only(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
         let dir = dir.as_ref().to_path_buf();
+        crate::log::private::check_store(&dir, false)?;
         let simulation = dir.join(SIMULATION_MARKER).symlink_metadata().is_ok();
         let mut config = config;
         config.log.read_only = true;
@@ -636,8 +638,8 @@ fn service_transition(id: Uuid, target: &WriteTarget, step: ServiceStep, now: Ti
 /// Writes the simulation marker of a store being created.
 fn write_marker(dir: &Path, marker: &Path) -> Result<(), Error> {
     let io = |e| Error::Io { path: marker.to_path_buf(), source: e };
-    std::fs::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
-    let f = std::fs::File::create(marker).map_err(io)?;
+    crate::log::private::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
+    let f = crate::log::private::create_file(marker, true).map_err(io)?;
     use std::io::Write;
     (&f).write_all(b"joblog simulation: events may be stamped ahead of the system clock\n").map_err(io)?;
     f.sync_all().map_err(io)?;
@@ -900,6 +902,7 @@ impl Session<'_> {
         let owner = spec.owner.as_deref().or(workflow.map(|w| w.owner.as_str())).unwrap_or(&self.user);
         let unit = dir.user(owner)?.business_unit.clone();
         dir.check(&self.user, Privilege::Create, Some((owner, &unit)))?;
+        self.check_command(state, &spec.data)?;
         if let Some(t) = spec.postpone_until {
             if t <= now {
                 return Err(DomainError::Invalid {
@@ -930,6 +933,7 @@ impl Session<'_> {
             let dir = state.directory();
             for j in &jobs {
                 j.validate()?;
+                self.check_command(state, &j.data)?;
                 // Owners and business units come from the directory, like a
                 // live job's.
                 dir.user(&j.owner)?;
@@ -995,6 +999,7 @@ impl Session<'_> {
                 match &env.event {
                     Event::JobCreated(job) => {
                         job.validate()?;
+                        self.check_command(state, &job.data)?;
                         if state.status_of(job.id).is_some() || overlay.contains_key(&job.id) {
                             return Err(DomainError::AlreadyExists { kind: "job", name: job.id.to_string() }.into());
                         }
@@ -1401,6 +1406,58 @@ impl Session<'_> {
                 })
                 .collect();
             Ok((events, moved))
+        })
+    }
+
+    /// Creating a job whose data carries a shell command needs
+    /// RunCommand (Organization depth): the command runs as the OS user
+    /// who owns the data directory, whoever owns the job.
+    fn check_command(&self, state: &Projection, data: &[u8]) -> Result<(), Error> {
+        if crate::domain::runs_command(data) {
+            state.directory().check(&self.user, Privilege::RunCommand, None)?;
+        }
+        Ok(())
+    }
+
+    /// Refused unless this user holds `privilege` at Organization depth:
+    /// what commands that act on the whole store need (`verify` reads every
+    /// job: Read; starting the service: Write; see README, "Who can act as
+    /// whom").
+    pub fn require_organization(&self, privilege: Privilege) -> Result<(), Error> {
+        Ok(self.engine.state().directory().check(&self.user, privilege, None)?)
+    }
+
+    /// Compaction ([`Engine::compact`]) as this user: rewriting the whole
+    /// log is an administrative write (Write at Organization depth).
+    pub fn compact(&self) -> Result<Compaction, Error> {
+        self.require_organization(Privilege::Write)?;
+        self.engine.compact()
+    }
+
+    /// Adds a user mapped to OS user id `uid` (one atomic batch).
+    pub fn add_user_mapped(&self, name: &str, business_unit: &str, roles: &[&str], uid: u32) -> Result<(), Error> {
+        let user = User {
+            name: name.into(),
+            business_unit: business_unit.into(),
+            roles: roles.iter().map(|r| r.to_string()).collect(),
+            active: true,
+        };
+        self.engine.commit(self.actor(), |state, _| {
+            state.directory().check(&self.user, Privilege::Write, None)?;
+            let mut dir = state.directory().clone();
+            dir.add_user(user.clone())?;
+            dir.map_os_user(name, Some(uid))?;
+            Ok((vec![Event::UserAdded(user), Event::OsUserMapped { name: name.into(), uid: Some(uid) }], ()))
+        })
+    }
+
+    /// Maps OS user id `uid` to joblog user `name`, or removes its mapping
+    /// (`None`): through the service, a caller with that id acts as `name`
+    /// and only as `name`. Needs Write at Organization depth.
+    pub fn map_os_user(&self, name: &str, uid: Option<u32>) -> Result<(), Error> {
+        self.admin(|state| {
+            state.directory().clone().map_os_user(name, uid)?;
+            Ok(Event::OsUserMapped { name: name.into(), uid })
         })
     }
 

@@ -12,6 +12,7 @@
 //!   stores opaque payloads and knows nothing of jobs.
 
 pub mod codec;
+mod crashpoint;
 pub mod domain;
 pub mod engine;
 mod error;

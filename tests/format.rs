@@ -743,6 +743,12 @@ fn samples() -> Vec<(&'static str, Envelope)> {
         ),
         ("user_deactivated", env(admin(), Event::UserDeactivated { name: "carol".into() })),
         ("user_reactivated", env(admin(), Event::UserReactivated { name: "carol".into() })),
+        ("os_user_mapped", env(admin(), Event::OsUserMapped { name: "carol".into(), uid: Some(1001) })),
+        ("os_user_unmapped", env(Actor::System, Event::OsUserMapped { name: "carol".into(), uid: None })),
+        (
+            "role_added_run_command",
+            env(admin(), Event::RoleAdded(Role::new("runner", [(Privilege::RunCommand, Depth::Organization)]))),
+        ),
         (
             "workflow_saved",
             env(
@@ -795,7 +801,7 @@ fn samples() -> Vec<(&'static str, Envelope)> {
 
 /// Samples whose values need a version newer than their variant's (a value
 /// of a type that grew later, e.g. a role with a privilege added later).
-const SAMPLE_SINCE: &[(&str, u16)] = &[];
+const SAMPLE_SINCE: &[(&str, u16)] = &[("role_added_run_command", 3)];
 
 /// The first version whose fixtures hold this sample.
 fn first_version(name: &str, sample: &Envelope) -> u16 {

@@ -9,8 +9,13 @@
 //! Rounds share one directory, so later rounds recover what earlier kills
 //! left behind.
 //!
+//! Every round kills only after the first acknowledgement (then at a random
+//! moment), so each round has claims to check; the files recovery says it
+//! removed are checked gone on disk, and nothing unlisted is left.
+//!
 //! `JOBLOG_KILL9_ROUNDS` (default 50) and `JOBLOG_KILL9_SEED` (default: from
-//! the clock, printed) control a run.
+//! the clock, printed) control a run; the seed decides the kill moments and
+//! the children's batches.
 
 mod support;
 
@@ -20,7 +25,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use joblog::log::{Batch, Log, LogConfig};
-use support::{run_and_kill, seed_and_rounds, Rng};
+use support::{leftover_files, run_and_kill_after_ack, seed_and_rounds, Rng};
 
 const CHILD_ENV: &str = "JOBLOG_KILL9_CHILD";
 const THREADS: u64 = 4;
@@ -39,14 +44,14 @@ fn payload(round: u64, thread: u64, batch: u64, i: u64, n: u64) -> Vec<u8> {
     p
 }
 
-fn child(dir: &Path, round: u64) {
+fn child(dir: &Path, round: u64, seed: u64) {
     let log = Log::open(dir, config()).expect("child opens the log");
     let out = std::sync::Mutex::new(std::io::stdout());
     std::thread::scope(|s| {
         for thread in 0..THREADS {
             let (log, out) = (&log, &out);
             s.spawn(move || {
-                let mut rng = Rng(round * 1000 + thread);
+                let mut rng = Rng(seed ^ (round * 1000 + thread));
                 for batch in 0.. {
                     let n = 1 + rng.below(4);
                     let payloads: Vec<Vec<u8>> = (0..n).map(|i| payload(round, thread, batch, i, n)).collect();
@@ -75,6 +80,12 @@ struct Ack {
 fn check(dir: &Path, from_seq: u64, acks: &[Ack]) -> (u64, u64) {
     let log = Log::open(dir, config()).unwrap_or_else(|e| panic!("reopen after kill failed: {e}"));
     let torn = log.recovery().torn_bytes_dropped;
+    let rec = log.recovery();
+    for p in rec.temp_files_removed.iter().chain(&rec.obsolete_files_removed) {
+        assert!(!p.exists(), "recovery said it removed {}, yet it is there", p.display());
+    }
+    let listed: Vec<_> = log.segments().into_iter().map(|s| s.path).collect();
+    assert_eq!(leftover_files(dir, &listed), Vec::<std::path::PathBuf>::new(), "files left after opening");
     let mut records: HashMap<u64, Vec<u8>> = HashMap::new();
     let mut open_batch: Option<(String, u64, u64)> = None; // (batch id, next i, n)
     let mut end = from_seq;
@@ -119,7 +130,8 @@ fn check(dir: &Path, from_seq: u64, acks: &[Ack]) -> (u64, u64) {
 fn main() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
         let round = std::env::var("JOBLOG_KILL9_ROUND").unwrap().parse().unwrap();
-        child(Path::new(&dir), round);
+        let seed = std::env::var("JOBLOG_KILL9_CHILD_SEED").unwrap().parse().unwrap();
+        child(Path::new(&dir), round, seed);
         return;
     }
     let (seed, rounds) = seed_and_rounds("kill9", "JOBLOG_KILL9_SEED", "JOBLOG_KILL9_ROUNDS", 50);
@@ -130,8 +142,12 @@ fn main() {
     for round in 0..rounds {
         // Kill points from the first instant (during open and recovery) to
         // well into steady appending.
-        let env = [(CHILD_ENV, dir.path().display().to_string()), ("JOBLOG_KILL9_ROUND", round.to_string())];
-        let lines = run_and_kill(&env, Duration::from_micros(rng.below(120_000)));
+        let env = [
+            (CHILD_ENV, dir.path().display().to_string()),
+            ("JOBLOG_KILL9_ROUND", round.to_string()),
+            ("JOBLOG_KILL9_CHILD_SEED", seed.to_string()),
+        ];
+        let lines = run_and_kill_after_ack(&env, "ack ", Duration::from_micros(rng.below(120_000)));
         let mut acks = Vec::new();
         for line in lines {
             let f: Vec<&str> = line.split(' ').collect();
@@ -140,6 +156,7 @@ fn main() {
                 acks.push(Ack { first_seq: num(1), n: num(2), round, thread: num(3), batch: num(4) });
             }
         }
+        assert!(!acks.is_empty(), "round {round}: no acknowledgement to check");
         let (new_end, torn) = check(dir.path(), end, &acks);
         assert!(new_end >= end, "the log lost records that an earlier round saw");
         end = new_end;

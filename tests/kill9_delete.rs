@@ -12,8 +12,12 @@
 //! and the state equals a fresh replay of the log. Rounds share one data
 //! directory.
 //!
+//! Every round kills only after the first acknowledgement; the files
+//! recovery says it removed are checked gone on disk, and no temporary or
+//! unlisted file is left in `segments/` or `snapshots/`.
+//!
 //! `JOBLOG_KILL9_DELETE_ROUNDS` (default 30) and `JOBLOG_KILL9_DELETE_SEED`
-//! control a run.
+//! control a run; the seed decides the kill moments and the jobs' ids.
 
 mod support;
 
@@ -27,7 +31,7 @@ use joblog::domain::{DeletionCriteria, Job, ManualClock, OperationType, Status, 
 use joblog::engine::{Config, Engine};
 use joblog::log::LogConfig;
 use joblog::projection::query::{Filter, Visibility};
-use support::{run_and_kill, seed_and_rounds, Rng};
+use support::{leftover_files, run_and_kill_after_ack, seed_and_rounds, Rng};
 use uuid::Uuid;
 
 const CHILD_ENV: &str = "JOBLOG_KILL9_DELETE_CHILD";
@@ -55,8 +59,12 @@ fn data_of(id: Uuid) -> Vec<u8> {
     vec![id.as_bytes()[15]; 150]
 }
 
-fn child(dir: &Path) {
+fn child(dir: &Path, seed: u64) {
     let engine = open(dir);
+    // Ids from the seed: a seed repeats the run (a round's child may redo
+    // ids an earlier, killed child never got acknowledged: the round is in
+    // the stream too).
+    let mut rng = Rng(seed);
     let admin = engine.session("admin").unwrap();
     let mut out = std::io::stdout();
     for batch in 0u64.. {
@@ -65,6 +73,7 @@ fn child(dir: &Path) {
                 let days = if i % 2 == 0 { 400 } else { 1 };
                 let done = Timestamp::from_micros(now().micros() - days * DAY);
                 let mut j = Job::new("kill9", OperationType::WORKFLOW, "admin", "root", done);
+                j.id = Uuid::from_u64_pair(rng.next(), rng.next());
                 j.status = [Status::SUCCEEDED, Status::FAILED, Status::CANCELED][i % 3];
                 j.completedon = Some(done);
                 j.data = data_of(j.id);
@@ -86,7 +95,7 @@ fn child(dir: &Path) {
 
 fn main() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
-        child(Path::new(&dir));
+        child(Path::new(&dir), std::env::var("JOBLOG_KILL9_DELETE_CHILD_SEED").unwrap().parse().unwrap());
         return;
     }
     let (seed, rounds) = seed_and_rounds("kill9_delete", "JOBLOG_KILL9_DELETE_SEED", "JOBLOG_KILL9_DELETE_ROUNDS", 30);
@@ -95,9 +104,12 @@ fn main() {
     let started = Instant::now();
     let (mut must_exist, mut must_be_gone) = (HashSet::<Uuid>::new(), HashSet::<Uuid>::new());
     let (mut deletions, mut leftovers, mut garbage_rounds) = (0u64, 0usize, 0u64);
-    for _ in 0..rounds {
-        let env = [(CHILD_ENV, dir.path().display().to_string())];
-        let lines = run_and_kill(&env, Duration::from_micros(rng.below(400_000)));
+    for round in 0..rounds {
+        let env = [
+            (CHILD_ENV, dir.path().display().to_string()),
+            ("JOBLOG_KILL9_DELETE_CHILD_SEED", (seed ^ (round << 32)).to_string()),
+        ];
+        let lines = run_and_kill_after_ack(&env, "imp ", Duration::from_micros(rng.below(400_000)));
         let mut old_since_delete = Vec::new();
         for line in lines {
             if let Some(ids) = line.strip_prefix("imp ") {
@@ -119,6 +131,18 @@ fn main() {
         let engine = open(dir.path());
         let rec = engine.log().recovery();
         leftovers += rec.temp_files_removed.len() + rec.obsolete_files_removed.len();
+        for p in rec.temp_files_removed.iter().chain(&rec.obsolete_files_removed) {
+            assert!(!p.exists(), "recovery said it removed {}, yet it is there", p.display());
+        }
+        let listed: Vec<_> = engine.log().segments().into_iter().map(|s| s.path).collect();
+        let left = leftover_files(&dir.path().join("segments"), &listed);
+        assert!(left.is_empty(), "files left after opening: {left:?}");
+        if let Ok(snaps) = std::fs::read_dir(dir.path().join("snapshots")) {
+            for e in snaps {
+                let p = e.unwrap().path();
+                assert!(!p.to_string_lossy().ends_with(".tmp"), "{} left after opening", p.display());
+            }
+        }
         let admin = engine.session("admin").unwrap();
         for id in &must_exist {
             let job = admin.get(*id).unwrap_or_else(|e| panic!("acknowledged job {id} lost: {e}"));

@@ -11,8 +11,16 @@
 //! deleted, which only finished jobs are), no job lost, every Locked job of a dead service returned to Ready with the
 //! reason in its history, and no run overlapping another of the same job.
 //!
+//! Deleted jobs are checked one by one: the child's deletions write the
+//! deletion event only (`Engine::delete`), and a child compacts what earlier
+//! rounds deleted when it starts (so kills also land in compaction). After
+//! each kill, for every new deletion in the log, the parent replays the log
+//! just before and just after it: every job it took was Succeeded before
+//! it, and every job missing at the end was taken so.
+//!
 //! `JOBLOG_KILL9_SERVICE_ROUNDS` (default 20) and
-//! `JOBLOG_KILL9_SERVICE_SEED` control a run.
+//! `JOBLOG_KILL9_SERVICE_SEED` control a run; the seed also decides which
+//! jobs fail (by name, not by their random ids) and the kill moments.
 
 mod support;
 
@@ -20,7 +28,11 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use joblog::domain::{Action, DeletionCriteria, OperationType, Status, StatusReason, SystemClock, WorkflowDefinition};
+use std::collections::HashSet;
+
+use joblog::domain::{
+    Action, Actor, DeletionCriteria, OperationType, Status, StatusReason, SystemClock, WorkflowDefinition,
+};
 use joblog::engine::{Config, Engine, NewJob};
 use joblog::service::{BackoffPolicy, JobContext, Outcome, Registry, RunUntil, Service, ServiceConfig};
 use support::{run_and_kill, seed_and_rounds, Rng};
@@ -32,11 +44,13 @@ fn open(dir: &Path) -> Engine {
     Engine::open(dir, Config::default(), Arc::new(SystemClock)).unwrap_or_else(|e| panic!("open after kill: {e}"))
 }
 
-fn registry() -> Registry {
-    Registry::new().workflow("work", |ctx: &JobContext<'_>| {
-        let b = ctx.job().id.as_bytes()[15];
-        std::thread::sleep(Duration::from_micros(500 + u64::from(b) * 8));
-        if b % 10 == 0 {
+/// Which jobs fail and how long each runs: from the seed and the job's name
+/// (`r{round} job {i}`), so that a seed repeats the run's decisions.
+fn registry(seed: u64) -> Registry {
+    Registry::new().workflow("work", move |ctx: &JobContext<'_>| {
+        let b = Rng(seed ^ crc32fast::hash(ctx.job().name.as_bytes()) as u64).next() % 256;
+        std::thread::sleep(Duration::from_micros(500 + b * 8));
+        if b.is_multiple_of(10) {
             Outcome::Failed { code: 1, message: "failed on purpose".into() }
         } else {
             Outcome::Succeeded
@@ -51,23 +65,24 @@ fn service_config() -> ServiceConfig {
     ServiceConfig { workers: 2, host: format!("pid-{}", std::process::id()), backoff, ..ServiceConfig::default() }
 }
 
-fn child(dir: &Path) {
+fn criteria() -> DeletionCriteria {
+    DeletionCriteria {
+        types: vec![OperationType::WORKFLOW],
+        reasons: vec![StatusReason::Succeeded],
+        older_than_days: 0,
+    }
+}
+
+fn child(dir: &Path, seed: u64) {
     let engine = open(dir);
-    let service = Service::new(&engine, service_config(), registry());
+    // What earlier rounds deleted (and the parent has checked) goes now.
+    engine.compact().unwrap();
+    let service = Service::new(&engine, service_config(), registry(seed));
     std::thread::scope(|s| {
-        // Meanwhile an administrator deletes finished jobs, Immediately
-        // (the deletion event, then compaction), again and again.
-        s.spawn(|| {
-            let admin = engine.session("admin").unwrap();
-            let done = DeletionCriteria {
-                types: vec![OperationType::WORKFLOW],
-                reasons: vec![StatusReason::Succeeded],
-                older_than_days: 0,
-            };
-            loop {
-                std::thread::sleep(Duration::from_millis(40));
-                admin.delete_now(&done, 1_000_000).unwrap();
-            }
+        // Meanwhile an administrator deletes finished jobs, again and again.
+        s.spawn(|| loop {
+            std::thread::sleep(Duration::from_millis(40));
+            engine.delete(Actor::User("admin".into()), &criteria(), 1_000_000, None).unwrap();
         });
         service.run(RunUntil::Stopped).unwrap();
     });
@@ -80,7 +95,7 @@ fn deleted(engine: &Engine) -> u64 {
 
 fn main() {
     if let Ok(dir) = std::env::var(CHILD_ENV) {
-        child(Path::new(&dir));
+        child(Path::new(&dir), std::env::var("JOBLOG_KILL9_SERVICE_CHILD_SEED").unwrap().parse().unwrap());
         return;
     }
     let (seed, rounds) =
@@ -101,35 +116,61 @@ fn main() {
         engine.session("admin").unwrap().save_workflow(wf).unwrap();
     }
     let mut held_at_kill = 0usize;
-    for _ in 0..rounds {
+    // Jobs a deletion in the log was seen to take, each Succeeded before it.
+    let mut taken: HashSet<Uuid> = HashSet::new();
+    let mut deletions_checked = 0usize;
+    for round in 0..rounds {
         {
             let engine = open(dir.as_path());
             let admin = engine.session("admin").unwrap();
             let specs = (0..300).map(|i| NewJob {
                 workflow: Some("work".into()),
-                ..NewJob::new(&format!("job {i}"), OperationType::WORKFLOW)
+                ..NewJob::new(&format!("r{round} job {i}"), OperationType::WORKFLOW)
             });
             ids.extend(admin.create_many(specs.collect()).unwrap().iter().map(|j| j.id));
         }
-        run_and_kill(&[(CHILD_ENV, dir.as_path().display().to_string())], Duration::from_micros(rng.below(600_000)));
+        let env =
+            [(CHILD_ENV, dir.as_path().display().to_string()), ("JOBLOG_KILL9_SERVICE_CHILD_SEED", seed.to_string())];
+        run_and_kill(&env, Duration::from_micros(rng.below(600_000)));
         let engine = open(dir.as_path());
         let report = engine.log().verify().unwrap();
         assert!(report.ok(), "verify after kill: {:?}", report.problems);
         let state = engine.state();
         held_at_kill += state.in_status(Status::IN_PROGRESS).count();
-        let missing = ids.iter().filter(|id| state.status_of(**id).is_none()).count() as u64;
+        let records = state.deletions()[deletions_checked..].to_vec();
         drop(state);
-        assert!(missing <= deleted(&engine), "{missing} jobs missing, {} deleted", deleted(&engine));
+        // Each new deletion, job by job: the log just before it and just
+        // after it (its jobs' events are still there: compaction waits for
+        // the next child).
+        for d in &records {
+            let before = engine.replay_until_seq(d.seq - 1).unwrap();
+            let after = engine.replay_until_seq(d.seq).unwrap();
+            for id in &ids {
+                if let (Some(s), None) = (before.status_of(*id), after.status_of(*id)) {
+                    assert_eq!(s, Status::SUCCEEDED, "deletion at seq {} took job {id}, which was {s}", d.seq);
+                    taken.insert(*id);
+                }
+            }
+        }
+        deletions_checked += records.len();
+        let state = engine.state();
+        for id in &ids {
+            if state.status_of(*id).is_none() {
+                assert!(taken.contains(id), "job {id} is missing, yet no deletion in the log took it");
+            }
+        }
     }
 
     let engine = open(dir.as_path());
-    let summary = Service::new(&engine, service_config(), registry()).run(RunUntil::Idle).unwrap();
+    let summary = Service::new(&engine, service_config(), registry(seed)).run(RunUntil::Idle).unwrap();
     let admin = engine.session("admin").unwrap();
     let mut returned = 0;
     let mut gone = 0u64;
     for id in &ids {
         let Ok(h) = admin.history(*id) else {
-            // Deleted: only finished jobs are (the deletion's criteria).
+            // Deleted: each such job was seen Succeeded just before the
+            // deletion that took it.
+            assert!(taken.contains(id), "job {id} is gone, yet no deletion was seen taking it");
             gone += 1;
             continue;
         };
@@ -145,6 +186,7 @@ fn main() {
         returned += back;
     }
     assert!(gone <= deleted(&engine), "{gone} jobs missing, {} deleted", deleted(&engine));
+    assert_eq!(gone as usize, ids.iter().filter(|id| taken.contains(id)).count(), "taken jobs came back");
     println!(
         "kill9_service: {rounds} kills, {} jobs all finished exactly once ({gone} of them deleted after finishing, \
          by {} deletions), {held_at_kill} held by a killed service at reopen, {returned} runs returned to the queue \

@@ -46,7 +46,7 @@ pub const VERSIONS: &[(u16, &str)] = &[
         "JobCreated, Transition, OwnerChanged, BusinessUnitAdded, RoleAdded, UserAdded, UserDeactivated, WorkflowSaved",
     ),
     (2, "JobsDeleted appended; no other change"),
-    (3, "UserReactivated appended; no other change"),
+    (3, "UserReactivated and OsUserMapped appended; Privilege::RunCommand appended; no other change"),
 ];
 
 /// Who did something.
@@ -106,6 +106,12 @@ pub enum Event {
     UserReactivated {
         name: String,
     },
+    /// OS user id `uid` acts as joblog user `name` through the service
+    /// (`None`: `name` is no longer mapped) (version 3).
+    OsUserMapped {
+        name: String,
+        uid: Option<u32>,
+    },
 }
 
 /// One step of the state machine, with the columns it sets.
@@ -162,7 +168,7 @@ impl Event {
             | Event::UserDeactivated { .. }
             | Event::WorkflowSaved(_) => 1,
             Event::JobsDeleted(_) => 2,
-            Event::UserReactivated { .. } => 3,
+            Event::UserReactivated { .. } | Event::OsUserMapped { .. } => 3,
         }
     }
 
@@ -179,6 +185,7 @@ impl Event {
             Event::WorkflowSaved(_) => "WorkflowSaved",
             Event::JobsDeleted(_) => "JobsDeleted",
             Event::UserReactivated { .. } => "UserReactivated",
+            Event::OsUserMapped { .. } => "OsUserMapped",
         }
     }
 }

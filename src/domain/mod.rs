@@ -30,7 +30,10 @@ pub use job::{Job, Regarding, WorkflowDefinition};
 pub use limits::{MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
 pub use machine::{needs, transition, Action, Rule, RULES};
 pub use operation::OperationType;
-pub use privilege::{Depth, Directory, Privilege, Role, User, ADMIN, ROOT_BUSINESS_UNIT, SYSTEM_ADMINISTRATOR};
+pub use privilege::{
+    runs_command, Depth, Directory, Privilege, Role, User, ADMIN, COMMAND_PREFIX, ROOT_BUSINESS_UNIT,
+    SYSTEM_ADMINISTRATOR,
+};
 pub use status::{State, Status, StatusReason};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 

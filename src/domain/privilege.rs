@@ -20,6 +20,19 @@ pub enum Privilege {
     AppendTo,
     Assign,
     Share,
+    /// Creating a job that runs a shell command (data starting with
+    /// [`COMMAND_PREFIX`]): the command runs as the OS user who owns the
+    /// data directory, so only Organization depth counts (version 3).
+    RunCommand,
+}
+
+/// Job data that starts with this line holds a shell command to run.
+pub const COMMAND_PREFIX: &[u8] = b"joblog:command\n";
+
+/// Whether job data carries a shell command (creating such a job needs
+/// [`Privilege::RunCommand`]).
+pub fn runs_command(data: &[u8]) -> bool {
+    data.starts_with(COMMAND_PREFIX)
 }
 
 /// How far a privilege reaches, from nothing to everything.
@@ -36,7 +49,7 @@ pub enum Depth {
 }
 
 impl Privilege {
-    pub const ALL: [Privilege; 8] = [
+    pub const ALL: [Privilege; 9] = [
         Privilege::Create,
         Privilege::Read,
         Privilege::Write,
@@ -45,6 +58,7 @@ impl Privilege {
         Privilege::AppendTo,
         Privilege::Assign,
         Privilege::Share,
+        Privilege::RunCommand,
     ];
 
     pub fn parse(s: &str) -> Result<Self, DomainError> {
@@ -119,6 +133,9 @@ pub struct Directory {
     business_units: BTreeMap<String, Option<String>>,
     roles: BTreeMap<String, Role>,
     users: BTreeMap<String, User>,
+    /// OS user id → the joblog user a caller with that id acts as through
+    /// the service (and only as that user).
+    os_users: BTreeMap<u32, String>,
 }
 
 pub const ROOT_BUSINESS_UNIT: &str = "root";
@@ -129,7 +146,12 @@ impl Directory {
     /// A fresh store: the root business unit, the built-in roles, and
     /// `admin`, System Administrator.
     pub fn fresh() -> Self {
-        let mut d = Self { business_units: BTreeMap::new(), roles: BTreeMap::new(), users: BTreeMap::new() };
+        let mut d = Self {
+            business_units: BTreeMap::new(),
+            roles: BTreeMap::new(),
+            users: BTreeMap::new(),
+            os_users: BTreeMap::new(),
+        };
         d.business_units.insert(ROOT_BUSINESS_UNIT.into(), None);
         for role in [
             Role::new(SYSTEM_ADMINISTRATOR, Privilege::ALL.map(|p| (p, Depth::Organization))),
@@ -216,8 +238,37 @@ impl Directory {
         Ok(())
     }
 
+    /// Maps OS user id `uid` to joblog user `name` (`None`: removes the
+    /// mapping of `name`). An id maps to one user and a user to one id.
+    pub fn map_os_user(&mut self, name: &str, uid: Option<u32>) -> Result<(), DomainError> {
+        self.user(name)?;
+        if let Some(uid) = uid {
+            if let Some(other) = self.os_users.get(&uid).filter(|o| o.as_str() != name) {
+                return Err(DomainError::AlreadyExists {
+                    kind: "OS user mapping",
+                    name: format!("uid {uid} (mapped to {other}; unmap it first)"),
+                });
+            }
+        }
+        self.os_users.retain(|_, n| n != name);
+        if let Some(uid) = uid {
+            self.os_users.insert(uid, name.to_string());
+        }
+        Ok(())
+    }
+
     pub fn has_business_unit(&self, name: &str) -> bool {
         self.business_units.contains_key(name)
+    }
+
+    /// The joblog user OS user id `uid` is mapped to.
+    pub fn os_user(&self, uid: u32) -> Option<&str> {
+        self.os_users.get(&uid).map(String::as_str)
+    }
+
+    /// The OS user id mapped to joblog user `name`.
+    pub fn os_uid_of(&self, name: &str) -> Option<u32> {
+        self.os_users.iter().find(|(_, n)| n.as_str() == name).map(|(&u, _)| u)
     }
 
     pub fn user(&self, name: &str) -> Result<&User, DomainError> {
@@ -368,6 +419,25 @@ mod tests {
             Err(DomainError::Denied { has: Depth::None, .. })
         ));
         assert!(matches!(d.check("nobody", Privilege::Read, None), Err(DomainError::NotFound { .. })));
+    }
+
+    #[test]
+    fn os_users_map_one_to_one_and_run_command_is_organization_only() {
+        let mut d = org();
+        d.map_os_user("alice", Some(1001)).unwrap();
+        assert_eq!(d.os_user(1001), Some("alice"));
+        assert!(matches!(d.map_os_user("bob", Some(1001)), Err(DomainError::AlreadyExists { .. })));
+        d.map_os_user("alice", Some(1002)).unwrap();
+        assert_eq!((d.os_user(1001), d.os_user(1002), d.os_uid_of("alice")), (None, Some("alice"), Some(1002)));
+        d.map_os_user("alice", None).unwrap();
+        assert_eq!(d.os_user(1002), None);
+        assert!(matches!(d.map_os_user("ghost", Some(7)), Err(DomainError::NotFound { .. })));
+        assert!(d.check("admin", Privilege::RunCommand, None).is_ok());
+        for user in ["alice", "bob", "carol"] {
+            assert!(matches!(d.check(user, Privilege::RunCommand, None), Err(DomainError::Denied { .. })));
+        }
+        assert_eq!(Privilege::parse("run-command").unwrap(), Privilege::RunCommand);
+        assert!(runs_command(b"joblog:command\nid") && !runs_command(b"joblog:command") && !runs_command(b""));
     }
 
     #[test]

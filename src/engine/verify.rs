@@ -362,10 +362,12 @@ fn copy(src: &Path, dst: &Path, options: &SalvageOptions) -> Result<SalvageRepor
         Err(e) => return Err(e.into()),
     };
     let mut report = SalvageReport::default();
-    std::fs::create_dir_all(dst).map_err(|e| Error::Io { path: dst.to_path_buf(), source: e })?;
+    crate::log::private::create_dir_all(dst).map_err(|e| Error::Io { path: dst.to_path_buf(), source: e })?;
     if src.join(SIMULATION_MARKER).exists() {
-        std::fs::copy(src.join(SIMULATION_MARKER), dst.join(SIMULATION_MARKER))
-            .map_err(|e| Error::Io { path: dst.join(SIMULATION_MARKER), source: e })?;
+        let to = dst.join(SIMULATION_MARKER);
+        std::fs::read(src.join(SIMULATION_MARKER))
+            .and_then(|b| std::io::Write::write_all(&mut crate::log::private::create_file(&to, true)?, &b))
+            .map_err(|e| Error::Io { path: to, source: e })?;
     }
     let mut copier = Copier {
         out: Log::open(dst.join("segments"), LogConfig::default())?,

@@ -21,7 +21,7 @@
 //! manifest does not list, so the log is the old one or the new one, whole.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -168,6 +168,7 @@ impl Log {
             rewrite.installed = true;
             return Ok(report);
         }
+        crate::crashpoint::reached("install");
         let tx = self.tx.as_ref().ok_or(LogError::ReadOnly)?;
         let (reply, rx) = crossbeam_channel::bounded(1);
         let changes = rewrite.segments.iter().map(|r| (Arc::clone(&r.old), r.new.clone())).collect();
@@ -339,8 +340,7 @@ const WRITE_BUF: usize = 4 << 20;
 
 impl SegmentWriter {
     fn create(path: &Path, first_seq: u64) -> Result<Self, LogError> {
-        let file =
-            OpenOptions::new().write(true).create(true).truncate(true).open(path).map_err(|e| io_err(path, e))?;
+        let file = super::private::create_file(path, true).map_err(|e| io_err(path, e))?;
         let mut buf = Vec::with_capacity(WRITE_BUF + (1 << 16));
         buf.extend_from_slice(&SegmentHeader::new(first_seq).encode());
         Ok(Self { file, len: buf.len() as u64, buf, crc: crc32fast::Hasher::new() })

@@ -19,6 +19,12 @@ pub enum LogError {
     #[error("the log at {path} is held by another process ({holder}); stop it or wait for it to finish")]
     Locked { path: PathBuf, holder: String },
 
+    #[error("{path} belongs to uid {owner}, not to this process's user (uid {euid}); a store is opened only by the OS user who owns it (root too: run `runuser -u OWNER -- joblog ...`), other users go through its service (README, \"Who can act as whom\")")]
+    NotOwned { path: PathBuf, owner: u32, euid: u32 },
+
+    #[error("{path}: {reason}; remove it (joblog creates it again)")]
+    UnsafeFile { path: PathBuf, reason: &'static str },
+
     #[error("payload of {len} bytes: a payload must hold between 1 and {max} bytes")]
     PayloadSize { len: usize, max: usize },
 

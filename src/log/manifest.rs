@@ -175,7 +175,7 @@ impl Manifest {
         let path = dir.join(MANIFEST_FILE);
         let bytes = self.encode();
         let write = || -> std::io::Result<()> {
-            let mut f = File::create(&tmp)?;
+            let mut f = super::private::create_file(&tmp, true)?;
             f.write_all(&bytes)?;
             f.sync_all()
         };
@@ -184,6 +184,7 @@ impl Manifest {
             return Err(io_err(&tmp, e));
         }
         fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+        crate::crashpoint::reached("manifest");
         sync_dir(dir)
     }
 }

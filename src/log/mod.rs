@@ -28,6 +28,7 @@ pub mod format;
 pub mod manifest;
 mod map;
 mod open;
+pub mod private;
 mod read;
 mod writer;
 

@@ -19,8 +19,8 @@
 //! writes, creates, removes, allocates and zeroes nothing.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Seek, SeekFrom, Write};
-use std::os::unix::fs::FileExt;
+use std::io::{Read, Write};
+use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
@@ -36,7 +36,7 @@ pub(crate) const LOCK_FILE: &str = "LOCK";
 pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
     config.validate()?;
     if !config.read_only {
-        fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
+        super::private::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     }
     let lock = lock(dir, config.read_only)?;
     let mut report = RecoveryReport::default();
@@ -138,12 +138,32 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
 /// refused opener can name the holder.
 fn lock(dir: &Path, shared: bool) -> Result<File, LogError> {
     let path = dir.join(LOCK_FILE);
+    // Never through a symbolic link, never truncated: whatever stands at
+    // LOCK's name, no other file is written (a link makes opening fail).
     let mut file = if shared {
-        File::open(&path).or_else(|_| File::open(dir))
+        OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(&path).or_else(|e| {
+            if e.raw_os_error() == Some(libc::ELOOP) {
+                Err(e)
+            } else {
+                File::open(dir)
+            }
+        })
     } else {
-        OpenOptions::new().read(true).write(true).create(true).truncate(false).open(&path)
+        super::private::create_file(&path, false)
     }
-    .map_err(|e| io_err(&path, e))?;
+    .map_err(|e| match e.raw_os_error() {
+        Some(libc::ELOOP) => {
+            LogError::UnsafeFile { path: path.clone(), reason: "a symbolic link stands in place of the lock file" }
+        }
+        _ => io_err(&path, e),
+    })?;
+    let meta = file.metadata().map_err(|e| io_err(&path, e))?;
+    if !shared && (!meta.is_file() || meta.nlink() != 1) {
+        return Err(LogError::UnsafeFile { path, reason: "the lock file is not a plain file with one name" });
+    }
+    if meta.uid() != super::private::euid() {
+        return Err(LogError::NotOwned { path, owner: meta.uid(), euid: super::private::euid() });
+    }
     let taken = if shared { file.try_lock_shared() } else { file.try_lock() };
     match taken {
         Ok(()) => {}
@@ -159,12 +179,9 @@ fn lock(dir: &Path, shared: bool) -> Result<File, LogError> {
         Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&path, e)),
     }
     if !shared {
-        let write = |f: &mut File| -> std::io::Result<()> {
-            f.set_len(0)?;
-            f.seek(SeekFrom::Start(0))?;
-            write!(f, "pid {}", std::process::id())
-        };
-        write(&mut file).map_err(|e| io_err(&path, e))?;
+        // A fixed-width record at offset 0: the file is never truncated.
+        let record = format!("pid {:<20}\n", std::process::id());
+        file.write_all_at(record.as_bytes(), 0).map_err(|e| io_err(&path, e))?;
     }
     Ok(file)
 }
@@ -416,7 +433,8 @@ fn save_torn(seg_path: &Path, offset: usize, torn: &[u8]) -> Result<std::path::P
             0 => dir.join(format!("{name}.torn-{offset}")),
             n => dir.join(format!("{name}.torn-{offset}-{n}")),
         };
-        let mut file = match OpenOptions::new().write(true).create_new(true).open(&side) {
+        let mut file = match OpenOptions::new().write(true).create_new(true).mode(super::private::FILE_MODE).open(&side)
+        {
             Ok(f) => f,
             Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
             Err(e) => return Err(io_err(&side, e)),

@@ -18,7 +18,7 @@
 //! the pages in); installing it writes and syncs the header, renames it to
 //! its name and syncs the directory.
 
-use std::fs::{self, OpenOptions};
+use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -355,6 +355,7 @@ impl Writer {
         manifest.store(&self.shared.dir)?;
         self.manifest = manifest;
         self.active = None;
+        crate::crashpoint::reached("roll");
         self.shared.counters.rolls.fetch_add(1, Ordering::Relaxed);
         let next = self.next_seq;
         self.active = Some(self.create_segment(next)?);
@@ -436,7 +437,7 @@ const PREPARED_TMP: &str = "next-segment.tmp";
 fn prepare(dir: &Path, size: u64, prefault: bool) -> Result<Prepared, LogError> {
     let tmp = dir.join(PREPARED_TMP);
     let make = || -> std::io::Result<(Arc<SegmentMap>, MapWriter)> {
-        let file = OpenOptions::new().read(true).write(true).create(true).truncate(true).open(&tmp)?;
+        let file = super::private::create_file(&tmp, true)?;
         // The first step only: the file grows as frames arrive.
         preallocate(&file, 0, first_step(size as usize) as u64)?;
         file.sync_all()?;

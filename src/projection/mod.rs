@@ -313,6 +313,7 @@ impl Projection {
             Event::UserAdded(user) => self.directory_mut().add_user(user.clone())?,
             Event::UserDeactivated { name } => self.directory_mut().deactivate_user(name)?,
             Event::UserReactivated { name } => self.directory_mut().reactivate_user(name)?,
+            Event::OsUserMapped { name, uid } => self.directory_mut().map_os_user(name, *uid)?,
             Event::WorkflowSaved(w) => {
                 self.workflows.insert(w.id.clone(), w.clone());
             }

@@ -34,7 +34,8 @@ use crate::error::Error;
 use crate::log::Generations;
 
 const MAGIC: [u8; 8] = *b"JOBLOGSN";
-const VERSION: u16 = 2;
+/// 3: the directory maps OS users (older snapshots are skipped: replay).
+const VERSION: u16 = 3;
 const HEADER_LEN: usize = 40;
 /// Snapshots kept: the newest and the one before it.
 const KEEP: usize = 2;
@@ -154,11 +155,11 @@ impl Projection {
     /// two. `live` is the log's segments (first sequence number →
     /// generation) as this state's positions refer to them. Returns its path.
     pub fn save_snapshot(&self, dir: &Path, live: &Generations) -> Result<PathBuf, Error> {
-        fs::create_dir_all(dir).map_err(io(dir))?;
+        crate::log::private::create_dir_all(dir).map_err(io(dir))?;
         let path = dir.join(file_name(self.last_seq));
         let tmp = dir.join(format!("{}.tmp", file_name(self.last_seq)));
         let write = || -> Result<(), Error> {
-            let mut file = File::create(&tmp).map_err(io(&tmp))?;
+            let mut file = crate::log::private::create_file(&tmp, true).map_err(io(&tmp))?;
             file.write_all(&[0u8; HEADER_LEN]).map_err(io(&tmp))?;
             let mut w =
                 Crc { inner: BufWriter::with_capacity(1 << 20, &file), hasher: crc32fast::Hasher::new(), len: 0 };
@@ -189,6 +190,7 @@ impl Projection {
             return Err(e);
         }
         fs::rename(&tmp, &path).map_err(io(&path))?;
+        crate::crashpoint::reached("checkpoint");
         File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
         for (_, old) in list(dir).into_iter().skip(KEEP) {
             let _ = fs::remove_file(old);

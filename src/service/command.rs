@@ -20,7 +20,7 @@ use super::handler::{Handler, JobContext, Outcome};
 use crate::domain::Job;
 
 /// Job data that starts with this line holds a command to run.
-pub const COMMAND_PREFIX: &[u8] = b"joblog:command\n";
+pub const COMMAND_PREFIX: &[u8] = crate::domain::COMMAND_PREFIX;
 /// The exit code that means "try again later".
 pub const EXIT_TRANSIENT: i32 = 75;
 /// Bytes of stderr kept for the message.

@@ -65,6 +65,59 @@ pub fn run_and_kill(env: &[(&str, String)], after: Duration) -> Vec<String> {
     reader.join().unwrap().lines().map(str::to_string).collect()
 }
 
+/// As [`run_and_kill`], but the delay starts once the child printed its
+/// first line starting with `ack` (waiting at most 60 s, then failing):
+/// every round has at least one acknowledgement to check.
+pub fn run_and_kill_after_ack(env: &[(&str, String)], ack: &str, after: Duration) -> Vec<String> {
+    let mut cmd = Command::new(std::env::current_exe().unwrap());
+    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<()>();
+    let ack = ack.to_string();
+    let reader = std::thread::spawn(move || {
+        let mut out = String::new();
+        let mut r = BufReader::new(stdout);
+        let mut line = String::new();
+        while r.read_line(&mut line).unwrap_or(0) > 0 {
+            if line.ends_with('\n') {
+                if line.starts_with(&ack) {
+                    let _ = tx.send(());
+                }
+                out.push_str(&line);
+            }
+            line.clear();
+        }
+        out
+    });
+    let acked = rx.recv_timeout(Duration::from_secs(60)).is_ok();
+    if acked {
+        std::thread::sleep(after);
+    }
+    child.kill().unwrap(); // SIGKILL
+    let status = child.wait().unwrap();
+    assert!(acked, "the child acknowledged nothing within 60 s");
+    assert!(status.code().is_none(), "child exited by itself: {status}");
+    reader.join().unwrap().lines().map(str::to_string).collect()
+}
+
+/// Files in a log directory that opening should have removed: temporary
+/// files and segment files the log does not list (`listed`). Empty when
+/// the directory is clean.
+pub fn leftover_files(dir: &std::path::Path, listed: &[std::path::PathBuf]) -> Vec<std::path::PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy();
+            name.ends_with(".tmp") || (name.ends_with(".seg") && !listed.contains(p))
+        })
+        .collect()
+}
+
 /// A tmpfs of `size` (e.g. "1m") mounted on a temporary directory, unmounted
 /// on drop; `None` where mounting is not allowed (the caller skips, saying so).
 pub struct SmallDisk {

@@ -608,6 +608,559 @@ fn organization_only_commands_refuse_parent_child_from_the_root() {
     assert_eq!(state(), before, "a refused command changed something");
 }
 
+// ---- Local security: who can act as whom (README, "Who can act as whom") ----
+
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+
+/// Runs `joblog` under `umask 000`: what it creates must not depend on it.
+fn under_umask_000(s: &Store, args: &[&str]) -> Output {
+    Command::new("sh")
+        .arg("-c")
+        .arg("umask 000 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_joblog"))
+        .args(args)
+        .env("JOBLOG_DATA", s.data())
+        .env_remove("JOBLOG_USER")
+        .env_remove("JOBLOG_SOCKET")
+        .output()
+        .unwrap()
+}
+
+/// Every directory under `dir` 0700, every file 0600; returns how many
+/// files were checked.
+fn assert_private(dir: &Path) -> usize {
+    let mut files = 0;
+    let mode = std::fs::metadata(dir).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700, "{} is {mode:o}", dir.display());
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        if m.is_dir() {
+            files += assert_private(&p);
+        } else {
+            let mode = m.permissions().mode() & 0o7777;
+            assert_eq!(mode, 0o600, "{} is {mode:o}", p.display());
+            files += 1;
+        }
+    }
+    files
+}
+
+fn wait_for(path: &Path) {
+    for _ in 0..500 {
+        if path.exists() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    panic!("{} never appeared", path.display());
+}
+
+#[test]
+fn every_file_is_0600_and_every_directory_0700_whatever_the_umask() {
+    let s = Store::new();
+    let ok = |args: &[&str]| {
+        let out = under_umask_000(&s, args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    };
+    // Each kind of write: the first segment and LOCK, an import, the
+    // service's socket and its checkpoint, an Immediately deletion (sealed
+    // segment, MANIFEST, rewritten segments, checkpoint), a compaction.
+    ok(&["--now", T0, "user", "add", "alice"]);
+    assert!(assert_private(&s.data()) >= 2);
+    let file = s.dir.path().join("old.jsonl");
+    let lines: Vec<String> = (0..50)
+        .map(|i| format!(r#"{{"name":"job {i}","operationtype":10,"statecode":3,"statuscode":30,"createdon":"2025-10-01T00:00:00Z","completedon":"2025-10-02T00:00:00Z"}}"#))
+        .collect();
+    std::fs::write(&file, lines.join("\n")).unwrap();
+    ok(&["--now", T0, "import", file.to_str().unwrap()]);
+    let service = Command::new("sh")
+        .arg("-c")
+        .arg("umask 000 && exec \"$0\" \"$@\"")
+        .arg(env!("CARGO_BIN_EXE_joblog"))
+        .args(["run", "--for", "60s"])
+        .env("JOBLOG_DATA", s.data())
+        .env_remove("JOBLOG_USER")
+        .env_remove("JOBLOG_SOCKET")
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let socket = s.data().join("joblog.sock");
+    wait_for(&socket);
+    assert_eq!(std::fs::symlink_metadata(&socket).unwrap().permissions().mode() & 0o777, 0o600);
+    ok(&["submit", "--name", "through the service", "--type", "bulk-email"]);
+    Command::new("kill").args(["-TERM", &service.id().to_string()]).status().unwrap();
+    assert!(service.wait_with_output().unwrap().status.success());
+    // (The service wrote at the system clock's time: no --now from here.)
+    ok(&["bulk-delete", "now", "--type", "workflow", "--limit", "20"]);
+    ok(&["bulk-delete", "now", "--type", "workflow", "--limit", "20"]);
+    ok(&["compact"]);
+    let segments = s.data().join("segments");
+    for name in ["LOCK", "MANIFEST"] {
+        assert!(segments.join(name).exists(), "{name} was written");
+    }
+    assert!(std::fs::read_dir(s.data().join("snapshots")).unwrap().count() > 0, "a checkpoint was written");
+    let n = assert_private(&s.data());
+    assert!(n >= 5, "{n} files checked");
+    // A salvaged copy and a simulation (with its marker) too.
+    let copy = s.dir.path().join("copy");
+    ok(&["salvage", "--to", copy.to_str().unwrap()]);
+    assert!(assert_private(&copy) >= 2);
+    let sim = s.dir.path().join("sim");
+    ok(&["--data", sim.to_str().unwrap(), "--simulation", "--now", T0, "user", "add", "alice"]);
+    assert!(assert_private(&sim) >= 3);
+    // An older store (0755, made before this) is closed to others when
+    // opened for writing (a read-only command never writes, not even that).
+    std::fs::set_permissions(s.data(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    s.json(&["user", "list"]);
+    assert_eq!(std::fs::metadata(s.data()).unwrap().permissions().mode() & 0o777, 0o755);
+    s.json(&["user", "add", "zed"]);
+    assert_eq!(std::fs::metadata(s.data()).unwrap().permissions().mode() & 0o777, 0o700);
+}
+
+#[test]
+fn a_link_named_lock_is_never_followed_and_lock_is_never_truncated() {
+    let s = Store::new();
+    s.json(&["--now", T0, "user", "add", "alice"]);
+    let lock = s.data().join("segments").join("LOCK");
+    let target = s.dir.path().join("precious.txt");
+    std::fs::write(&target, "precious content\n").unwrap();
+    std::fs::remove_file(&lock).unwrap();
+    std::os::unix::fs::symlink(&target, &lock).unwrap();
+    for args in [&["user", "list"][..], &["--now", &at(1), "user", "add", "bob"][..], &["verify"][..]] {
+        let err = s.fails(1, args);
+        assert!(err.contains("symbolic link"), "{args:?}: {err}");
+    }
+    assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious content\n", "the link's target was written");
+    assert!(std::fs::symlink_metadata(&lock).unwrap().file_type().is_symlink(), "the link was replaced");
+    // A lock file is written in place, never cut short.
+    std::fs::remove_file(&lock).unwrap();
+    let long = "x".repeat(200);
+    std::fs::write(&lock, &long).unwrap();
+    s.json(&["--now", &at(2), "user", "add", "carol"]);
+    let after = std::fs::read_to_string(&lock).unwrap();
+    assert_eq!(after.len(), 200, "LOCK was truncated: {after:?}");
+    assert!(after.starts_with("pid "), "{after:?}");
+}
+
+fn is_root() -> bool {
+    std::fs::metadata("/proc/self").map(|m| m.uid() == 0).unwrap_or(false)
+}
+
+#[test]
+fn a_store_that_belongs_to_another_os_user_is_refused() {
+    if !is_root() {
+        eprintln!("SKIPPED a_store_that_belongs_to_another_os_user_is_refused: needs root to chown to uid 65534");
+        return;
+    }
+    let s = Store::new();
+    s.json(&["--now", T0, "user", "add", "alice"]);
+    let chown = |p: &Path, uid: u32| std::os::unix::fs::lchown(p, Some(uid), Some(uid)).unwrap();
+    let listing = |dir: &Path| -> Vec<(String, u64, u32)> {
+        let mut v: Vec<_> = walk(dir)
+            .into_iter()
+            .map(|p| {
+                let m = std::fs::symlink_metadata(&p).unwrap();
+                (p.display().to_string(), m.len(), m.uid())
+            })
+            .collect();
+        v.sort();
+        v
+    };
+    // One file of another user's in it is enough.
+    let seg = s.data().join("segments").join("00000000000000000001.seg");
+    chown(&seg, 65534);
+    let before = listing(&s.data());
+    let err = s.fails(5, &["user", "list"]);
+    assert!(err.contains("uid 65534"), "{err}");
+    s.fails(5, &["--now", &at(1), "user", "add", "bob"]);
+    assert_eq!(listing(&s.data()), before, "a refused open changed the store");
+    // The whole directory: root is refused too.
+    for p in walk(&s.data()) {
+        chown(&p, 65534);
+    }
+    chown(&s.data(), 65534);
+    let err = s.fails(5, &["--now", &at(1), "user", "add", "bob"]);
+    assert!(err.contains("belongs to uid 65534"), "{err}");
+    s.fails(5, &["run", "--until-idle"]);
+}
+
+fn walk(dir: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap() {
+        let p = e.unwrap().path();
+        if std::fs::symlink_metadata(&p).unwrap().is_dir() {
+            out.extend(walk(&p));
+        }
+        out.push(p);
+    }
+    out
+}
+
+#[test]
+fn running_a_command_is_a_privilege_of_its_own() {
+    let s = Store::new();
+    s.json(&[
+        "--now",
+        T0,
+        "role",
+        "add",
+        "creator",
+        "--privilege",
+        "create:organization",
+        "--privilege",
+        "read:organization",
+    ]);
+    s.json(&["--now", T0, "user", "add", "carol", "--role", "creator"]);
+    s.json(&["--now", T0, "user", "add", "bob"]);
+    // Create at Organization depth: jobs yes, commands no.
+    s.json(&["--now", T0, "--as", "carol", "submit", "--name", "plain", "--type", "bulk-email"]);
+    let err = s.fails(5, &["--now", T0, "--as", "carol", "submit", "--name", "shell", "--command", "touch /tmp/owned"]);
+    assert!(err.contains("RunCommand"), "{err}");
+    assert!(s.fails(5, &["--now", T0, "--as", "bob", "submit", "--name", "shell", "--command", "id"]).contains("bob"));
+    let rows = s.dir.path().join("rows.jsonl");
+    std::fs::write(
+        &rows,
+        [
+            r#"{"name":"harmless","operationtype":10,"statecode":3,"statuscode":30,"createdon":"2025-06-01T00:00:00Z","completedon":"2025-06-01T00:01:00Z"}"#,
+            r#"{"name":"runs later","operationtype":10,"statecode":0,"statuscode":0,"createdon":"2025-06-01T00:00:00Z","command":"touch /tmp/owned"}"#,
+        ]
+        .join("\n"),
+    )
+    .unwrap();
+    let count = || s.json(&["list", "--count"])["count"].as_u64().unwrap();
+    let before = count();
+    let err = s.fails(5, &["--now", T0, "--as", "carol", "import", rows.to_str().unwrap()]);
+    assert!(err.contains("RunCommand"), "{err}");
+    assert_eq!(count(), before, "nothing of the file was kept");
+    // The administrator has it.
+    assert_eq!(s.json(&["--now", T0, "import", rows.to_str().unwrap()])["imported"], 2);
+    s.json(&["--now", T0, "submit", "--name", "shell", "--type", "bulk-email", "--command", "true"]);
+    // And a role may be given it.
+    s.json(&[
+        "--now",
+        T0,
+        "role",
+        "add",
+        "runner",
+        "--privilege",
+        "create:organization",
+        "--privilege",
+        "run-command:organization",
+    ]);
+    s.json(&["--now", T0, "user", "add", "rita", "--role", "runner"]);
+    s.json(&["--now", T0, "--as", "rita", "submit", "--name", "shell", "--type", "bulk-email", "--command", "true"]);
+}
+
+#[test]
+fn verify_compact_and_run_need_an_administrator() {
+    let s = Store::new();
+    s.json(&["--now", T0, "user", "add", "alice"]);
+    for args in [&["verify"][..], &["compact"][..], &["run", "--until-idle"][..]] {
+        let mut a = vec!["--as", "alice"];
+        a.extend_from_slice(args);
+        let err = s.fails(5, &a);
+        assert!(err.contains("alice") && err.contains("Organization"), "{args:?}: {err}");
+    }
+    s.json(&["verify"]);
+    s.json(&["compact"]);
+    s.json(&["run", "--until-idle"]);
+}
+
+/// Sends raw bytes to a socket; returns the reply line (or "").
+fn raw_request(socket: &Path, bytes: &[u8]) -> String {
+    use std::io::{BufRead, Write};
+    let mut conn = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    let _ = conn.write_all(bytes); // the service may stop reading a hostile request
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(&conn).read_line(&mut line);
+    line
+}
+
+fn start_service(s: &Store, extra: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_joblog"))
+        .args(["run", "--for", "120s", "--json"])
+        .args(extra)
+        .env("JOBLOG_DATA", s.data())
+        .env_remove("JOBLOG_USER")
+        .env_remove("JOBLOG_SOCKET")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn stop_service(service: std::process::Child) {
+    Command::new("kill").args(["-TERM", &service.id().to_string()]).status().unwrap();
+    let out = service.wait_with_output().unwrap();
+    assert!(out.status.success(), "the service did not stop cleanly: {}", String::from_utf8_lossy(&out.stderr));
+}
+
+#[test]
+fn hostile_requests_get_an_error_and_never_stop_the_service() {
+    let s = Store::new();
+    s.json(&["--now", T0, "user", "add", "alice"]);
+    let service = start_service(&s, &[]);
+    let socket = s.data().join("joblog.sock");
+    wait_for(&socket);
+    // A 1 MB line, bytes that are not JSON, a request without a user.
+    let mut huge = vec![b'x'; 1 << 20];
+    huge.push(b'\n');
+    let r: Value = serde_json::from_str(&raw_request(&socket, &huge)).unwrap();
+    assert_eq!(r["code"], 2, "{r}");
+    assert!(r["stderr"].as_str().unwrap().contains("request line holds at most"), "{r}");
+    let r: Value = serde_json::from_str(&raw_request(&socket, b"\xff\xfe{not json\n")).unwrap();
+    assert_eq!(r["code"], 2, "{r}");
+    let r: Value = serde_json::from_str(&raw_request(&socket, b"{\"argv\":[\"joblog\",\"user\",\"list\"]}\n")).unwrap();
+    assert_eq!(r["code"], 5, "a request without a user is refused: {r}");
+    assert!(r["stderr"].as_str().unwrap().contains("names no user"), "{r}");
+    let r: Value = serde_json::from_str(&raw_request(
+        &socket,
+        b"{\"argv\":[\"joblog\",\"user\",\"list\"],\"user\":\"admin\",\"json\":true}\n",
+    ))
+    .unwrap();
+    assert_eq!(r["code"], 0, "{r}");
+    // Slow clients (connected, sending nothing) hold up nobody.
+    let slow: Vec<_> = (0..3).map(|_| std::os::unix::net::UnixStream::connect(&socket).unwrap()).collect();
+    let started = std::time::Instant::now();
+    assert_eq!(s.json(&["user", "list"]).as_array().unwrap().len(), 2);
+    assert!(started.elapsed() < std::time::Duration::from_secs(5), "a slow client held up the next one");
+    drop(slow);
+    stop_service(service);
+    assert!(!socket.exists());
+}
+
+#[test]
+fn import_through_the_service_reads_the_clients_file_relative_to_the_client() {
+    let s = Store::new();
+    s.json(&["--now", T0, "user", "add", "alice"]);
+    let row = |name: &str| {
+        format!(
+            r#"{{"name":"{name}","operationtype":10,"statecode":3,"statuscode":30,"createdon":"2025-06-01T00:00:00Z","completedon":"2025-06-01T00:01:00Z"}}"#
+        )
+    };
+    // Same relative name in the service's directory and in the client's.
+    let service_cwd = s.dir.path().join("service");
+    let client_cwd = s.dir.path().join("client");
+    std::fs::create_dir_all(&service_cwd).unwrap();
+    std::fs::create_dir_all(&client_cwd).unwrap();
+    std::fs::write(service_cwd.join("rows.jsonl"), row("the service's file")).unwrap();
+    std::fs::write(client_cwd.join("rows.jsonl"), [row("client one"), row("client two")].join("\n")).unwrap();
+    let mut long = row("long");
+    long.insert_str(long.len() - 1, &format!(",\"message\":\"{}\"", "m".repeat(5 << 20)));
+    std::fs::write(client_cwd.join("long.jsonl"), [row("before"), long].join("\n")).unwrap();
+    let service = Command::new(env!("CARGO_BIN_EXE_joblog"))
+        .args(["run", "--for", "120s"])
+        .env("JOBLOG_DATA", s.data())
+        .env_remove("JOBLOG_USER")
+        .current_dir(&service_cwd)
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_for(&s.data().join("joblog.sock"));
+    let client = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_joblog"))
+            .args(args)
+            .env("JOBLOG_DATA", s.data())
+            .env_remove("JOBLOG_USER")
+            .current_dir(&client_cwd)
+            .output()
+            .unwrap()
+    };
+    let out = client(&["import", "rows.jsonl", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["imported"], 2, "{v}");
+    let names: Vec<String> =
+        s.json(&["list"]).as_array().unwrap().iter().map(|j| j["name"].as_str().unwrap().to_string()).collect();
+    assert!(
+        names.contains(&"client one".to_string()) && !names.contains(&"the service's file".to_string()),
+        "{names:?}"
+    );
+    // A line over the limit: a clear refusal, nothing imported.
+    let out = client(&["import", "long.jsonl"]);
+    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("long.jsonl: line 2 is longer than"), "{err}");
+    assert!(!s.json(&["list"]).as_array().unwrap().iter().any(|j| j["name"] == "before"));
+    // A file the client cannot read is the client's error.
+    let out = client(&["import", "missing.jsonl"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("cannot read missing.jsonl"));
+    stop_service(service);
+    // Alone, the same line limit.
+    let err = s.fails(2, &["import", client_cwd.join("long.jsonl").to_str().unwrap()]);
+    assert!(err.contains("line 2 is longer than"), "{err}");
+}
+
+#[test]
+fn a_long_data_path_still_runs_the_service() {
+    let s = Store::new();
+    let deep = s.data().join("a".repeat(60)).join("b".repeat(60));
+    let long = Store { dir: tempfile::tempdir().unwrap() };
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_joblog"))
+            .args(args)
+            .env("JOBLOG_DATA", &deep)
+            .env_remove("JOBLOG_USER")
+            .env_remove("JOBLOG_SOCKET")
+            .output()
+            .unwrap()
+    };
+    drop(long);
+    assert!(deep.join("joblog.sock").as_os_str().len() > 108);
+    assert!(run(&["--now", T0, "user", "add", "alice"]).status.success());
+    let service = Command::new(env!("CARGO_BIN_EXE_joblog"))
+        .args(["run", "--for", "120s"])
+        .env("JOBLOG_DATA", &deep)
+        .env_remove("JOBLOG_USER")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&deep.join("joblog.sock"));
+    let out = run(&["user", "list", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().unwrap().len(), 2);
+    stop_service(service);
+    assert!(!deep.join("joblog.sock").exists());
+}
+
+/// A copy of the binary that another OS user can run.
+fn shared_binary() -> (tempfile::TempDir, std::path::PathBuf) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let bin = dir.path().join("joblog");
+    std::fs::copy(env!("CARGO_BIN_EXE_joblog"), &bin).unwrap();
+    std::fs::set_permissions(&bin, std::fs::Permissions::from_mode(0o755)).unwrap();
+    (dir, bin)
+}
+
+#[test]
+fn through_the_socket_another_os_user_acts_only_as_the_user_it_is_mapped_to() {
+    let setpriv = Command::new("setpriv").arg("--version").output().is_ok_and(|o| o.status.success());
+    if !is_root() || !setpriv {
+        eprintln!(
+            "SKIPPED through_the_socket_another_os_user_...: needs root and setpriv to run a client as uid 65534"
+        );
+        return;
+    }
+    let s = Store::new();
+    s.json(&[
+        "--now",
+        T0,
+        "role",
+        "add",
+        "maker",
+        "--privilege",
+        "create:user",
+        "--privilege",
+        "read:user",
+        "--privilege",
+        "write:user",
+    ]);
+    s.json(&["--now", T0, "user", "add", "alice", "--role", "maker"]);
+    s.json(&["--now", T0, "submit", "--name", "admin's job", "--type", "bulk-email"]);
+    let (shared, bin) = shared_binary();
+    let socket = shared.path().join("joblog.sock");
+    let service = start_service(&s, &["--socket", socket.to_str().unwrap()]);
+    wait_for(&socket);
+    let as_nobody = |args: &[&str], env: &[(&str, &str)]| -> Output {
+        Command::new("setpriv")
+            .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
+            .arg(&bin)
+            .args(args)
+            .env("JOBLOG_SOCKET", &socket)
+            .env_remove("JOBLOG_USER")
+            .env_remove("JOBLOG_DATA")
+            .envs(env.iter().copied())
+            .current_dir(shared.path())
+            .output()
+            .unwrap()
+    };
+    let code_and_err = |o: &Output| (o.status.code(), String::from_utf8_lossy(&o.stderr).into_owned());
+    // Unmapped: refused, whatever it claims.
+    for args in [&["list"][..], &["--as", "admin", "list"][..], &["--as", "alice", "list"][..]] {
+        let (code, err) = code_and_err(&as_nobody(args, &[]));
+        assert_eq!(code, Some(5), "{args:?}: {err}");
+        assert!(err.contains("not mapped"), "{err}");
+    }
+    // The directory itself stays closed to it.
+    let data = s.data();
+    let out = as_nobody(&["--data", data.to_str().unwrap(), "--socket", "/nonexistent/sock", "list"], &[]);
+    assert_eq!(out.status.code(), Some(5), "{}", String::from_utf8_lossy(&out.stderr));
+    // The owner maps it, through the service.
+    let out = Command::new(&bin)
+        .args(["--socket", socket.to_str().unwrap(), "user", "map", "alice", "--os-user", "65534", "--json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap()["os_uid"], 65534);
+    // Mapped: acts as alice and only as alice.
+    let out = as_nobody(&["list", "--json"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(
+        serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().unwrap().len(),
+        0,
+        "admin's job is not alice's"
+    );
+    let out = as_nobody(&["submit", "--name", "mine", "--type", "bulk-email", "--json"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let job: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(job["ownerid"], "alice");
+    let history = s.json(&["show", job["asyncoperationid"].as_str().unwrap(), "--history"]);
+    assert_eq!(history["history"][0]["actor"], "alice");
+    for (args, env) in [(&["--as", "admin", "list"][..], &[][..]), (&["list"][..], &[("JOBLOG_USER", "admin")][..])] {
+        let (code, err) = code_and_err(&as_nobody(args, env));
+        assert_eq!(code, Some(5), "{args:?} {env:?}: {err}");
+        assert!(err.contains("acts only as alice"), "{err}");
+    }
+    let (code, err) =
+        code_and_err(&as_nobody(&["submit", "--name", "shell", "--type", "bulk-email", "--command", "id"], &[]));
+    assert_eq!(code, Some(5), "{err}");
+    let (code, _) = code_and_err(&as_nobody(&["user", "add", "mallory", "--role", "system-administrator"], &[]));
+    assert_eq!(code, Some(5));
+    // Unmapped again: refused again.
+    s.run(0, &["--socket", socket.to_str().unwrap(), "user", "map", "alice", "--none"]);
+    assert_eq!(as_nobody(&["list"], &[]).status.code(), Some(5));
+    stop_service(service);
+    assert!(!socket.exists());
+}
+
+#[test]
+fn a_data_path_that_is_not_utf8_is_served_too() {
+    use std::os::unix::ffi::OsStrExt;
+    let s = Store::new();
+    let data = s.dir.path().join(std::ffi::OsStr::from_bytes(b"data-\xff"));
+    let joblog = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_joblog"))
+            .arg("--data")
+            .arg(&data)
+            .args(args)
+            .env_remove("JOBLOG_DATA")
+            .env_remove("JOBLOG_USER")
+            .env_remove("JOBLOG_SOCKET")
+            .output()
+            .unwrap()
+    };
+    assert!(joblog(&["--now", T0, "user", "add", "alice"]).status.success());
+    let service = Command::new(env!("CARGO_BIN_EXE_joblog"))
+        .arg("--data")
+        .arg(&data)
+        .args(["run", "--for", "120s"])
+        .env_remove("JOBLOG_USER")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_for(&data.join("joblog.sock"));
+    let out = joblog(&["user", "list", "--json"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().unwrap().len(), 2);
+    stop_service(service);
+}
+
 // ---------------------------------------------------------------------------
 // Issue 12: verify and salvage, a full disk, the clock.
 
@@ -1442,4 +1995,22 @@ fn filters_that_cannot_match_or_would_be_ignored_are_usage_errors() {
     // Filters that can match still work.
     assert_eq!(s.json(&["list", "--state", "ready", "--status", "waiting-for-resources", "--count"])["count"], 1);
     assert_eq!(s.json(&["--now", &at(1), "cancel", &id])["status"], "Canceled");
+}
+
+/// `--sync` (for testing and benchmarks: the power-cut harness's negative
+/// control runs `joblog run --sync never`): the modes are accepted, anything
+/// else is a usage error naming them, and nothing is written.
+#[test]
+fn sync_mode_is_a_checked_global_option() {
+    let s = Store::new();
+    s.run(0, &["--sync", "never", "user", "add", "u1"]);
+    s.run(0, &["--sync", "interval:50", "user", "add", "u2"]);
+    s.run(0, &["user", "add", "u3", "--sync", "every-batch"]);
+    let users = s.run(0, &["user", "list"]);
+    assert!(["u1", "u2", "u3"].iter().all(|u| users.contains(u)), "{users}");
+    for bad in ["sometimes", "interval:0", "interval:x", ""] {
+        let err = s.fails(2, &["--sync", bad, "user", "add", "u4"]);
+        assert!(err.contains("every-batch") || err.contains("1 to 60000 milliseconds"), "--sync {bad:?}: {err}");
+    }
+    assert!(!s.run(0, &["user", "list"]).contains("u4"), "a refused command wrote");
 }

@@ -35,10 +35,39 @@ pub struct Global {
     /// Machine-readable output: one JSON document on stdout.
     #[arg(long, global = true)]
     pub json: bool,
+    /// For testing and benchmarks only: when the log makes writes durable.
+    /// every-batch (the default: a command succeeds only once its events
+    /// are on disk), interval[:MS] (synced within MS ms, default 100; a
+    /// power cut may lose the last MS ms), never (the OS decides; a power
+    /// cut may lose any recent write). The power-cut harness's negative
+    /// control runs `joblog run --sync never`.
+    #[arg(long, global = true, value_name = "MODE", default_value = "every-batch", value_parser = parse_sync)]
+    pub sync: joblog::log::Sync,
+    /// The service's socket: where `joblog run` listens and where other
+    /// commands reach it (default: DATA/joblog.sock, reachable by the
+    /// directory's owner only; give a path outside it so that OS users
+    /// mapped with `joblog user map` can reach the service).
+    #[arg(long, global = true, env = "JOBLOG_SOCKET")]
+    pub socket: Option<std::path::PathBuf>,
     /// Create the store as a simulation, whose clock (--now) may run ahead
     /// of the system clock; only when this command creates the store.
     #[arg(long, global = true)]
     pub simulation: bool,
+}
+
+/// `--sync`: every-batch, interval[:MS], never.
+fn parse_sync(s: &str) -> Result<joblog::log::Sync, String> {
+    use joblog::log::Sync;
+    match s.split_once(':') {
+        None if s == "every-batch" => Ok(Sync::EveryBatch),
+        None if s == "never" => Ok(Sync::Never),
+        None if s == "interval" => Ok(Sync::Interval(100)),
+        Some(("interval", ms)) => match ms.parse::<u64>() {
+            Ok(ms @ 1..=60_000) => Ok(Sync::Interval(ms)),
+            _ => Err(format!("{ms:?}: the interval is 1 to 60000 milliseconds")),
+        },
+        _ => Err(format!("{s:?}: use every-batch, interval[:MS] or never")),
+    }
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -164,6 +193,10 @@ pub enum UserCmd {
         roles: Vec<String>,
         #[arg(long = "business-unit", default_value = "root")]
         business_unit: String,
+        /// The OS user (name or uid) who acts as this user, and only as
+        /// this user, through the service.
+        #[arg(long = "os-user")]
+        os_user: Option<String>,
     },
     /// Deactivates a user: their waiting runs fail when they would resume.
     #[command(after_help = "Example:\n  joblog user deactivate alice")]
@@ -174,6 +207,17 @@ pub enum UserCmd {
     /// Every user with business unit, roles and whether active.
     #[command(after_help = "Example:\n  joblog user list --json")]
     List,
+    /// Maps an OS user (name or uid) to this user: through the service,
+    /// that OS user acts as this user and only as this user.
+    #[command(after_help = "Example:\n  joblog user map alice --os-user alice\n  joblog user map alice --none")]
+    Map {
+        name: String,
+        #[arg(long = "os-user", required_unless_present = "none", conflicts_with = "none")]
+        os_user: Option<String>,
+        /// Removes the user's mapping.
+        #[arg(long)]
+        none: bool,
+    },
 }
 
 #[derive(Subcommand, Debug, Clone)]

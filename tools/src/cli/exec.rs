@@ -101,12 +101,15 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
             );
             jobs_out(ctx, &jobs, &header)
         }
-        Command::Verify => verify(ctx),
+        Command::Verify => {
+            s.require_organization(Privilege::Read)?;
+            verify(ctx)
+        }
         Command::Stats => stats(ctx, s),
         Command::Compact => {
             let before = ctx.engine.log().disk_bytes();
             let bar = super::spinner(ctx.interactive, "compacting");
-            let c = ctx.engine.compact()?;
+            let c = s.compact()?;
             bar.finish_and_clear();
             let after = ctx.engine.log().disk_bytes();
             let v = json!({
@@ -243,14 +246,27 @@ fn user(ctx: &Ctx<'_>, s: &Session<'_>, c: &UserCmd) -> Output {
     let user_json = |name: &str| -> Result<Value, Failure> {
         let state = ctx.engine.state();
         let u = state.directory().user(name)?;
-        Ok(json!({"name": u.name, "business_unit": u.business_unit, "roles": u.roles, "active": u.active}))
+        Ok(json!({"name": u.name, "business_unit": u.business_unit, "roles": u.roles, "active": u.active,
+            "os_uid": state.directory().os_uid_of(name)}))
     };
     match c {
-        UserCmd::Add { name, roles, business_unit } => {
+        UserCmd::Add { name, roles, business_unit, os_user } => {
             let roles: Vec<&str> =
                 if roles.is_empty() { vec!["basic-user"] } else { roles.iter().map(String::as_str).collect() };
-            s.add_user(name, business_unit, &roles)?;
+            match os_user {
+                Some(o) => s.add_user_mapped(name, business_unit, &roles, super::server::os_uid(o)?)?,
+                None => s.add_user(name, business_unit, &roles)?,
+            }
             done(ctx, user_json(name)?, format!("user {name} added to {business_unit} as {}", roles.join(", ")))
+        }
+        UserCmd::Map { name, os_user, none } => {
+            let uid = if *none { None } else { os_user.as_deref().map(super::server::os_uid).transpose()? };
+            s.map_os_user(name, uid)?;
+            let text = match uid {
+                Some(u) => format!("OS user {u} now acts as {name} (and only as {name}) through the service"),
+                None => format!("{name} is no longer mapped to an OS user"),
+            };
+            done(ctx, user_json(name)?, text)
         }
         UserCmd::Deactivate { name } => {
             s.deactivate_user(name)?;
@@ -265,9 +281,10 @@ fn user(ctx: &Ctx<'_>, s: &Session<'_>, c: &UserCmd) -> Output {
             let users: Vec<_> = state.directory().users().collect();
             let v: Vec<Value> = users
                 .iter()
-                .map(
-                    |u| json!({"name": u.name, "business_unit": u.business_unit, "roles": u.roles, "active": u.active}),
-                )
+                .map(|u| {
+                    json!({"name": u.name, "business_unit": u.business_unit, "roles": u.roles, "active": u.active,
+                        "os_uid": state.directory().os_uid_of(&u.name)})
+                })
                 .collect();
             let rows: Vec<Vec<String>> = users
                 .iter()

@@ -22,6 +22,7 @@ use super::{Ctx, Failure, Output};
 const CHUNK: usize = 50_000;
 
 pub fn import(ctx: &Ctx<'_>, s: &Session<'_>, file: &Path) -> Output {
+    super::server::check_line_lengths(file)?;
     let text = std::fs::read_to_string(file).map_err(|e| Failure {
         code: 1,
         message: format!("cannot read {}: {e}", file.display()),

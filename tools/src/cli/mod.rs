@@ -13,6 +13,7 @@ mod demo;
 mod exec;
 pub mod import;
 pub mod output;
+pub mod protocol;
 mod server;
 
 use std::io::IsTerminal;
@@ -56,7 +57,7 @@ impl From<joblog::Error> for Failure {
         use joblog::Error as E;
         let code = match &e {
             E::Domain(DomainError::Refused { .. } | DomainError::PlatformGenerated { .. }) => 4,
-            E::Domain(DomainError::Denied { .. }) => 5,
+            E::Domain(DomainError::Denied { .. }) | E::Log(LogError::NotOwned { .. }) => 5,
             E::Domain(DomainError::NotFound { .. }) | E::JobNotFound(_) => 3,
             E::Domain(_) | E::TimeWentBackwards { .. } | E::ClockAhead { .. } => 2,
             _ => 1,
@@ -172,7 +173,14 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
         _ => {}
     }
     let writes = writes(&cli.command);
-    if !writes && !g.data.join("segments").exists() {
+    // A service named with --socket (or JOBLOG_SOCKET) that answers does
+    // the command; how OS users other than the directory's owner reach it.
+    let explicit = g.socket.as_deref().map(|p| (p, server::connect(p)));
+    if let Some((path, Ok(conn))) = explicit {
+        return server::forward_on(conn, g, path);
+    }
+    // (A directory we may not look into is not "missing": opening says why.)
+    if !writes && matches!(g.data.join("segments").try_exists(), Ok(false)) {
         return Err(Failure::not_found(format!(
             "no joblog data at {} (nothing has been written there yet)",
             g.data.display()
@@ -188,6 +196,13 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
         Ok(engine) => engine,
         Err(joblog::Error::Log(LogError::Locked { holder, .. })) => {
             return server::forward(g, &holder);
+        }
+        Err(e @ joblog::Error::Log(LogError::NotOwned { .. })) => {
+            let mut f = Failure::from(e);
+            if g.socket.is_some() {
+                f.message = format!("{} (and no service answers on {})", f.message, server::socket_path(g).display());
+            }
+            return Err(f);
         }
         Err(e) if matches!(cli.command, Command::Verify) => return exec::verify_unopenable(g, e),
         Err(e @ (joblog::Error::Corrupt(_) | joblog::Error::Log(LogError::Corrupt { .. }))) => {
@@ -244,12 +259,19 @@ fn clock(g: &args::Global) -> Result<Arc<dyn Clock>, joblog::Error> {
     })
 }
 
+/// The engine's configuration: the defaults, with `--sync` (for testing).
+fn config(g: &args::Global) -> Config {
+    let mut config = Config::default();
+    config.log.sync = g.sync;
+    config
+}
+
 /// Opens the engine on the command's clock: `--now`, or the system's.
 pub fn open(g: &args::Global) -> Result<Engine, joblog::Error> {
     let engine = if g.simulation {
-        Engine::open_simulation(&g.data, Config::default(), clock(g)?)?
+        Engine::open_simulation(&g.data, config(g), clock(g)?)?
     } else {
-        Engine::open(&g.data, Config::default(), clock(g)?)?
+        Engine::open(&g.data, config(g), clock(g)?)?
     };
     report_torn_tail(&engine);
     Ok(engine)
@@ -257,7 +279,7 @@ pub fn open(g: &args::Global) -> Result<Engine, joblog::Error> {
 
 /// Opens the engine read-only (see [`Engine::open_read_only`]).
 pub fn open_read_only(g: &args::Global) -> Result<Engine, joblog::Error> {
-    let engine = Engine::open_read_only(&g.data, Config::default(), clock(g)?)?;
+    let engine = Engine::open_read_only(&g.data, config(g), clock(g)?)?;
     report_torn_tail(&engine);
     Ok(engine)
 }

@@ -2,33 +2,137 @@
 //! `joblog` command on the same data directory is carried out by it while
 //! it holds the directory (`cli.md`, "One data directory, many commands").
 //!
-//! The socket is `DATA/joblog.sock`, mode 0600 (the directory's owner
-//! only). A client sends one JSON line: `{"argv": [...], "user": "...",
-//! "json": bool}` (the acting user and format as the client resolved them
-//! from its flags and environment); the service parses the arguments with
-//! the same grammar, runs the command with the same code against its
-//! engine, and answers one JSON line `{"code", "stdout", "stderr"}`.
+//! The service listens on `DATA/joblog.sock` (mode 0600, in the 0700 data
+//! directory: the owner's) and, with `--socket PATH` (env
+//! `JOBLOG_SOCKET`), also on PATH (mode 0666, for OS users mapped with
+//! `joblog user map`). Each is bound inside a fresh 0700 directory next to
+//! its final name, given its mode there, then renamed into place: nobody
+//! can connect before it is ready. A
+//! path longer than `sun_path` allows is reached through
+//! `/proc/self/fd/N/NAME`, N being its directory opened.
+//!
+//! Each connection is served on its own thread (at most
+//! [`MAX_CONNECTIONS`] at once), with time limits, a bounded request
+//! ([`protocol`]) and a panic caught into an error reply: no request can
+//! stop the server or hold up other clients. The caller's OS identity
+//! comes from the socket (`SO_PEERCRED`): the directory's owner and root
+//! act as the request's user; anybody else acts only as the joblog user
+//! their OS user is mapped to, and is refused when unmapped.
 
-use std::io::{BufRead, BufReader, Write};
-use std::os::unix::fs::PermissionsExt;
+use std::fs;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
-use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use clap::Parser;
+use clap::{CommandFactory, Parser};
+use joblog::domain::Privilege;
 use joblog::engine::Engine;
 use joblog::service::{Registry, RunUntil, Service, ServiceConfig};
 use serde_json::{json, Value};
 
 use super::args::{Cli, Command, Global, RunArgs};
 use super::output::pretty;
+use super::protocol::{self, decode_request, encode_request, LineLimit, Request, MAX_REQUEST_BYTES};
 use super::{exec, Ctx, Failure, Output};
 
 pub const SOCKET: &str = "joblog.sock";
+/// Connections served at once; more are answered "busy".
+pub const MAX_CONNECTIONS: usize = 16;
+/// How long a client may take to send its request line.
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long one read or write of a connection may wait.
+const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// Bytes a path may have to be bound or connected directly (`sun_path`
+/// holds 108 with its final zero).
+const SUN_PATH_MAX: usize = 100;
 
-fn socket_path(g: &Global) -> PathBuf {
-    g.data.join(SOCKET)
+/// Where the service listens: `--socket`, else inside the data directory.
+pub fn socket_path(g: &Global) -> PathBuf {
+    g.socket.clone().unwrap_or_else(|| g.data.join(SOCKET))
+}
+
+fn fail(message: String) -> Failure {
+    Failure { code: 1, message, stdout: String::new() }
+}
+
+fn denied(message: String) -> Failure {
+    Failure { code: 5, message, stdout: String::new() }
+}
+
+/// `path` as a short name the socket calls accept: itself, or through its
+/// directory opened (kept open in the returned file while it is used).
+fn short_name(path: &Path) -> std::io::Result<(PathBuf, Option<fs::File>)> {
+    if path.as_os_str().len() < SUN_PATH_MAX {
+        return Ok((path.to_path_buf(), None));
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let name = path.file_name().ok_or_else(|| std::io::Error::other("a socket path needs a file name"))?;
+    if name.len() >= SUN_PATH_MAX - 24 {
+        return Err(std::io::Error::other("the socket's file name is too long"));
+    }
+    let dir = fs::File::open(parent)?;
+    Ok((PathBuf::from(format!("/proc/self/fd/{}", dir.as_raw_fd())).join(name), Some(dir)))
+}
+
+/// Connects to the socket at `path`, however long.
+pub fn connect(path: &Path) -> std::io::Result<UnixStream> {
+    let (short, _dir) = short_name(path)?;
+    UnixStream::connect(short)
+}
+
+/// A socket bound by this process: removed at the end if still ours.
+struct Bound {
+    path: PathBuf,
+    ino: u64,
+}
+
+impl Drop for Bound {
+    fn drop(&mut self) {
+        if fs::symlink_metadata(&self.path).is_ok_and(|m| m.ino() == self.ino) {
+            let _ = fs::remove_file(&self.path);
+        }
+    }
+}
+
+/// Binds the service's socket at `path` with `mode`, with no moment when
+/// anybody could connect before it has its mode (see the module's doc).
+fn bind(path: &Path, mode: u32) -> Result<(UnixListener, Bound), Failure> {
+    let err = |e: std::io::Error| fail(format!("cannot listen on {}: {e}", path.display()));
+    if let Ok(m) = fs::symlink_metadata(path) {
+        if !m.file_type().is_socket() {
+            return Err(fail(format!("cannot listen on {}: it exists and is not a socket", path.display())));
+        }
+        if connect(path).is_ok() {
+            return Err(fail(format!("cannot listen on {}: another service answers there", path.display())));
+        }
+    }
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p,
+        _ => Path::new("."),
+    };
+    let private = tempfile::Builder::new()
+        .prefix(".joblog-socket-")
+        .permissions(fs::Permissions::from_mode(0o700))
+        .tempdir_in(parent)
+        .map_err(err)?;
+    fs::set_permissions(private.path(), fs::Permissions::from_mode(0o700)).map_err(err)?;
+    let inner = private.path().join("s");
+    let listener = {
+        let (short, _dir) = short_name(&inner).map_err(err)?;
+        UnixListener::bind(short).map_err(err)?
+    };
+    fs::set_permissions(&inner, fs::Permissions::from_mode(mode)).map_err(err)?;
+    let ino = fs::symlink_metadata(&inner).map_err(err)?.ino();
+    fs::rename(&inner, path).map_err(err)?;
+    drop(private);
+    Ok((listener, Bound { path: path.to_path_buf(), ino }))
 }
 
 pub fn run_service(args: &RunArgs, g: &Global) -> Output {
@@ -52,31 +156,33 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
         }
         Err(e) => return Err(e.into()),
     };
+    // Starting the service runs every user's jobs: an administrative write.
+    engine.session(&g.user)?.require_organization(Privilege::Write)?;
     let config = ServiceConfig { workers: args.workers.max(1), ..ServiceConfig::default() };
     let service = Service::new(&engine, config, Registry::new());
-    let path = socket_path(g);
-    let _ = std::fs::remove_file(&path);
-    let listener = UnixListener::bind(&path).map_err(|e| Failure {
-        code: 1,
-        message: format!("cannot listen on {}: {e}", path.display()),
-        stdout: String::new(),
-    })?;
-    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| Failure {
-        code: 1,
-        message: format!("{}: {e}", path.display()),
-        stdout: String::new(),
-    })?;
+    // The owner's socket in the data directory, always; with --socket, also
+    // the one other OS users reach.
+    let mut sockets = vec![bind(&g.data.join(SOCKET), 0o600)?];
+    if let Some(p) = &g.socket {
+        sockets.push(bind(p, 0o666)?);
+    }
     let stopping = AtomicBool::new(false);
     let summary = std::thread::scope(|s| {
-        s.spawn(|| serve(&listener, &engine, &stopping));
+        for (listener, _) in &sockets {
+            s.spawn(|| serve(listener, &engine, &stopping));
+        }
         s.spawn(|| watch_signals(&service, &stopping));
         let summary = service.run(until);
         stopping.store(true, Ordering::SeqCst);
-        // Wake the accept loop so it sees the flag.
-        let _ = UnixStream::connect(&path);
+        // Wake the accept loops so they see the flag (even if somebody
+        // removed the socket's name meanwhile).
+        for (listener, bound) in &sockets {
+            let _ = nix::sys::socket::shutdown(listener.as_raw_fd(), nix::sys::socket::Shutdown::Both);
+            let _ = connect(&bound.path);
+        }
         summary
     });
-    let _ = std::fs::remove_file(&path);
+    drop(sockets);
     let summary = summary?;
     // What the service did is durable: a checkpoint that fails at close
     // is a warning, not a failed run.
@@ -122,106 +228,303 @@ fn watch_signals(service: &Service<'_>, stopping: &AtomicBool) {
     }
 }
 
-/// Answers forwarded commands until `stopping`.
+/// Answers forwarded commands until `stopping`, each connection on its
+/// own thread.
 fn serve(listener: &UnixListener, engine: &Engine, stopping: &AtomicBool) {
-    for conn in listener.incoming() {
-        if stopping.load(Ordering::SeqCst) {
-            return;
-        }
-        let Ok(mut conn) = conn else { continue };
-        let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
-        let mut line = String::new();
-        if BufReader::new(&conn).read_line(&mut line).is_err() {
-            continue;
-        }
-        let answer = match serde_json::from_str::<Value>(&line) {
-            Ok(req) => answer(engine, &req),
-            Err(e) => json!({"code": 2, "stdout": "", "stderr": format!("bad request: {e}")}),
-        };
-        let _ = writeln!(conn, "{answer}");
-    }
-}
-
-fn answer(engine: &Engine, req: &Value) -> Value {
-    let argv: Vec<String> = req["argv"]
-        .as_array()
-        .map(|a| a.iter().filter_map(|v| v.as_str().map(String::from)).collect())
-        .unwrap_or_default();
-    let result = match Cli::try_parse_from(&argv) {
-        Err(e) => Err(Failure::usage(e.to_string())),
-        Ok(cli) if cli.global.now.is_some() => Err(Failure::usage(
-            "--now cannot be used while `joblog run` serves this directory (the service runs on its own clock)",
-        )),
-        Ok(cli) if matches!(cli.command, Command::Run(_) | Command::Demo(_)) => Err(Failure {
-            code: 1,
-            message: "the service already runs on this directory".into(),
-            stdout: String::new(),
-        }),
-        Ok(cli) => {
-            let ctx = Ctx {
-                engine,
-                user: req["user"].as_str().unwrap_or("admin").to_string(),
-                json: req["json"].as_bool().unwrap_or(false),
-                interactive: false,
+    let active = AtomicUsize::new(0);
+    std::thread::scope(|s| {
+        for conn in listener.incoming() {
+            if stopping.load(Ordering::SeqCst) {
+                return;
+            }
+            let mut conn = match conn {
+                Ok(c) => c,
+                Err(_) => {
+                    // Out of file descriptors, say: wait instead of spinning.
+                    std::thread::sleep(Duration::from_millis(50));
+                    continue;
+                }
             };
-            exec::execute(&ctx, &cli.command)
+            let _ = conn.set_read_timeout(Some(REQUEST_TIMEOUT));
+            let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
+            if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+                active.fetch_sub(1, Ordering::SeqCst);
+                let _ = reply(&mut conn, &busy());
+                continue;
+            }
+            let active = &active;
+            let spawned = std::thread::Builder::new().name("joblog-conn".into()).spawn_scoped(s, move || {
+                let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(engine, &conn)))
+                    .unwrap_or_else(|_| {
+                        json!({"code": 1, "stdout": "", "stderr": "internal error: the command failed unexpectedly (a bug; see the service's stderr); nothing else was affected"})
+                    });
+                let _ = reply(&mut &conn, &answer);
+                active.fetch_sub(1, Ordering::SeqCst);
+            });
+            if spawned.is_err() {
+                active.fetch_sub(1, Ordering::SeqCst);
+            }
         }
+    });
+}
+
+fn busy() -> Value {
+    json!({"code": 1, "stdout": "", "stderr": format!("the service is busy ({MAX_CONNECTIONS} commands at once); try again")})
+}
+
+fn reply(conn: &mut impl Write, answer: &Value) -> std::io::Result<()> {
+    writeln!(conn, "{answer}")?;
+    conn.flush()
+}
+
+fn failure_value(f: Failure) -> Value {
+    json!({"code": f.code, "stdout": f.stdout, "stderr": f.message})
+}
+
+/// One connection: who is calling, what they ask, the answer.
+fn handle(engine: &Engine, conn: &UnixStream) -> Value {
+    let peer = match nix::sys::socket::getsockopt(conn, nix::sys::socket::sockopt::PeerCredentials) {
+        Ok(c) => c.uid(),
+        Err(e) => return failure_value(denied(format!("cannot tell who is calling ({e}); refused"))),
     };
-    match result {
+    let mut reader = BufReader::new(conn);
+    let mut line = Vec::new();
+    match reader.by_ref().take(MAX_REQUEST_BYTES as u64 + 1).read_until(b'\n', &mut line) {
+        Ok(_) if line.len() > MAX_REQUEST_BYTES => {
+            return failure_value(Failure::usage(protocol::RequestError::TooLong { len: line.len() }.to_string()))
+        }
+        Ok(_) => {}
+        Err(e) => return failure_value(Failure::usage(format!("bad request: {e}"))),
+    }
+    let req = match decode_request(&line) {
+        Ok(r) => r,
+        Err(e) => return failure_value(Failure::usage(e.to_string())),
+    };
+    let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
+    match answer(engine, peer, &req, &mut reader) {
         Ok(out) => json!({"code": 0, "stdout": out, "stderr": ""}),
-        Err(f) => json!({"code": f.code, "stdout": f.stdout, "stderr": f.message}),
+        Err(f) => failure_value(f),
     }
 }
 
-/// Hands this command to the `joblog run` that holds the directory.
+/// The joblog user a caller with OS user id `peer` acts as.
+fn acting_user(engine: &Engine, peer: u32, req: &Request) -> Result<String, Failure> {
+    let owner = nix::unistd::geteuid().as_raw();
+    if peer == owner || peer == 0 {
+        return req.user.clone().filter(|u| !u.is_empty()).ok_or_else(|| {
+            denied("the request names no user (--as); refused, never taken for an administrator".into())
+        });
+    }
+    let state = engine.state();
+    match state.directory().os_user(peer) {
+        Some(mapped) => {
+            if req.user_explicit && req.user.as_deref().is_some_and(|u| u != mapped) {
+                return Err(denied(format!(
+                    "OS user {peer} acts only as {mapped} through this service, not as {}; drop --as",
+                    req.user.as_deref().unwrap_or_default()
+                )));
+            }
+            Ok(mapped.to_string())
+        }
+        None => Err(denied(format!(
+            "OS user {peer} is not mapped to a joblog user; an administrator maps it with `joblog user map NAME --os-user {peer}`"
+        ))),
+    }
+}
+
+fn answer(engine: &Engine, peer: u32, req: &Request, upload: &mut impl Read) -> Output {
+    let user = acting_user(engine, peer, req)?;
+    let cli = Cli::try_parse_from(&req.argv).map_err(|e| Failure::usage(e.to_string()))?;
+    if cli.global.now.is_some() {
+        return Err(Failure::usage(
+            "--now cannot be used while `joblog run` serves this directory (the service runs on its own clock)",
+        ));
+    }
+    if matches!(cli.command, Command::Run(_) | Command::Demo(_)) {
+        return Err(fail("the service already runs on this directory".into()));
+    }
+    let ctx = Ctx { engine, user, json: cli.global.json || req.json, interactive: false };
+    match (&cli.command, req.upload) {
+        (Command::Import { file }, Some(len)) => {
+            // Only who may import gets to stream a file at all.
+            engine.session(&ctx.user)?.require_organization(Privilege::Create)?;
+            let spool = tempfile::Builder::new()
+                .prefix("joblog-import-")
+                .permissions(fs::Permissions::from_mode(0o700))
+                .tempdir()
+                .map_err(|e| fail(e.to_string()))?;
+            let name = file.file_name().map_or_else(|| "import".into(), |n| n.to_os_string());
+            let local = spool.path().join(name);
+            receive(upload, len, &local, file)?;
+            let shown = |s: String| s.replace(&local.display().to_string(), &file.display().to_string());
+            exec::execute(&ctx, &Command::Import { file: local.clone() }).map(shown).map_err(|f| Failure {
+                code: f.code,
+                message: shown(f.message),
+                stdout: shown(f.stdout),
+            })
+        }
+        (Command::Import { .. }, None) => Err(Failure::usage(
+            "import through the service needs the file's content from the client (this client is too old)",
+        )),
+        (_, Some(_)) => Err(Failure::usage("only import sends a file")),
+        (command, None) => exec::execute(&ctx, command),
+    }
+}
+
+/// Copies the `len` bytes of an uploaded file into `to` (0600), a chunk at
+/// a time, refusing a line longer than the limit.
+fn receive(from: &mut impl Read, len: u64, to: &Path, shown: &Path) -> Result<(), Failure> {
+    let err = |e: std::io::Error| fail(format!("receiving {}: {e}; nothing was imported", shown.display()));
+    let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to).map_err(err)?;
+    let mut limit = LineLimit::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    let mut left = len;
+    while left > 0 {
+        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
+        let n = from.read(&mut buf[..want]).map_err(err)?;
+        if n == 0 {
+            return Err(fail(format!(
+                "{}: the client sent {} of {len} bytes; nothing was imported",
+                shown.display(),
+                len - left
+            )));
+        }
+        limit
+            .feed(&buf[..n])
+            .map_err(|line| Failure::usage(protocol::line_too_long(&shown.display().to_string(), line)))?;
+        out.write_all(&buf[..n]).map_err(err)?;
+        left -= n as u64;
+    }
+    Ok(())
+}
+
+/// Refuses a file with a line longer than the limit, reading it a chunk
+/// at a time (before anything holds the whole of it).
+pub fn check_line_lengths(file: &Path) -> Result<(), Failure> {
+    let err = |e: std::io::Error| fail(format!("cannot read {}: {e}", file.display()));
+    let mut f = fs::File::open(file).map_err(err)?;
+    let mut limit = LineLimit::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = f.read(&mut buf).map_err(err)?;
+        if n == 0 {
+            return Ok(());
+        }
+        limit
+            .feed(&buf[..n])
+            .map_err(|line| Failure::usage(protocol::line_too_long(&file.display().to_string(), line)))?;
+    }
+}
+
+/// An OS user by name or number.
+pub fn os_uid(name: &str) -> Result<u32, Failure> {
+    if let Ok(uid) = name.parse::<u32>() {
+        return Ok(uid);
+    }
+    match nix::unistd::User::from_name(name) {
+        Ok(Some(u)) => Ok(u.uid.as_raw()),
+        Ok(None) => Err(Failure::usage(format!("no OS user named {name:?} (give a name or a uid)"))),
+        Err(e) => Err(fail(format!("cannot look up OS user {name:?}: {e}"))),
+    }
+}
+
+/// This command's arguments, each of which must be UTF-8 to be forwarded,
+/// but for `--data` and `--socket` and their values: the service has its
+/// own (so a data directory's name need not be UTF-8).
+fn args() -> Result<Vec<String>, Failure> {
+    let mut skip_next = false;
+    std::env::args_os()
+        .filter(|a| {
+            if std::mem::take(&mut skip_next) {
+                return false;
+            }
+            let b = a.as_encoded_bytes();
+            if b == b"--data" || b == b"--socket" {
+                skip_next = true;
+                return false;
+            }
+            !(b.starts_with(b"--data=") || b.starts_with(b"--socket="))
+        })
+        .map(|a| {
+            a.into_string().map_err(|a| {
+                Failure::usage(format!(
+                    "the argument {} is not valid UTF-8; while `joblog run` serves this directory, arguments other than --data and --socket must be UTF-8",
+                    a.to_string_lossy()
+                ))
+            })
+        })
+        .collect()
+}
+
+/// Whether `--as` or `JOBLOG_USER` named the acting user.
+fn user_explicit(argv: &[String]) -> bool {
+    Cli::command()
+        .try_get_matches_from(argv)
+        .ok()
+        .and_then(|m| m.value_source("user"))
+        .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue)
+}
+
+/// Hands this command to the `joblog run` that holds the directory,
+/// through its socket in the directory (an explicit `--socket` was tried
+/// first, in `cli::run`).
 pub fn forward(g: &Global, holder: &str) -> Output {
-    let path = socket_path(g);
-    let held = || Failure {
-        code: 1,
-        message: format!(
-            "{} is held by another process ({holder}) that does not answer on {}",
+    let path = g.data.join(SOCKET);
+    let conn = connect(&path).map_err(|e| {
+        fail(format!(
+            "{} is held by another process ({holder}) that does not answer on {} ({e})",
             g.data.display(),
             path.display()
-        ),
-        stdout: String::new(),
+        ))
+    })?;
+    forward_on(conn, g, &path)
+}
+
+/// Sends this command on `conn` and returns the service's answer.
+pub fn forward_on(mut conn: UnixStream, g: &Global, path: &Path) -> Output {
+    let lost = |e: std::io::Error| fail(format!("the service on {} stopped answering: {e}", path.display()));
+    let argv = args()?;
+    let cli = Cli::try_parse_from(&argv).map_err(|e| Failure::usage(e.to_string()))?;
+    let mut file = None;
+    if let Command::Import { file: name } = &cli.command {
+        // The client reads the file: relative to its own directory, with
+        // its own permissions.
+        let f = fs::File::open(name).map_err(|e| fail(format!("cannot read {}: {e}", name.display())))?;
+        let len = f.metadata().map_err(|e| fail(format!("cannot read {}: {e}", name.display())))?.len();
+        file = Some((f, len, name.clone()));
+    }
+    let req = Request {
+        user_explicit: user_explicit(&argv),
+        argv,
+        user: Some(g.user.clone()),
+        json: g.json,
+        upload: file.as_ref().map(|(_, len, _)| *len),
     };
-    let argv = forwarded_argv(std::env::args_os())?;
-    let mut conn = UnixStream::connect(&path).map_err(|_| held())?;
-    let req = json!({"argv": argv, "user": g.user, "json": g.json});
-    writeln!(conn, "{req}").map_err(|_| held())?;
+    let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
+    let sent = conn.write_all(&encode_request(&req)).and_then(|()| match &mut file {
+        Some((f, len, name)) => {
+            let copied = std::io::copy(&mut f.take(*len), &mut conn)?;
+            if copied < *len {
+                return Err(std::io::Error::other(format!("{} shrank while it was being sent", name.display())));
+            }
+            Ok(())
+        }
+        None => Ok(()),
+    });
+    // The service may have refused before reading everything: its answer
+    // says why, so read it even when sending failed.
     let mut line = String::new();
-    BufReader::new(&conn).read_line(&mut line).map_err(|_| held())?;
-    let resp: Value = serde_json::from_str(&line).map_err(|_| held())?;
-    let code = resp["code"].as_u64().unwrap_or(1) as u8;
+    let read = BufReader::new(&conn).read_line(&mut line);
+    let resp: Value = match (serde_json::from_str(&line), sent, read) {
+        (Ok(v), _, _) => v,
+        (Err(_), Err(e), _) | (Err(_), Ok(()), Err(e)) => return Err(lost(e)),
+        (Err(e), Ok(()), Ok(_)) => return Err(lost(std::io::Error::other(e))),
+    };
+    let code = resp["code"].as_u64().and_then(|c| u8::try_from(c).ok()).unwrap_or(1);
     let stdout = resp["stdout"].as_str().unwrap_or_default().to_string();
     if code == 0 {
         Ok(stdout)
     } else {
         Err(Failure { code, message: resp["stderr"].as_str().unwrap_or("failed").to_string(), stdout })
     }
-}
-
-/// The arguments to send to the service, as text (the request is JSON).
-/// `--data` may name a directory that is not UTF-8: the service ignores it
-/// (it serves its own directory), so its value goes as lossy text; any other
-/// argument that is not UTF-8 (a file to import) is refused with a clear
-/// error rather than sent altered.
-fn forwarded_argv(args: impl Iterator<Item = std::ffi::OsString>) -> Result<Vec<String>, Failure> {
-    let mut out: Vec<String> = Vec::new();
-    for arg in args {
-        let is_data_value = out.last().is_some_and(|prev| prev == "--data");
-        match arg.into_string() {
-            Ok(a) => out.push(a),
-            Err(raw) if is_data_value || raw.as_encoded_bytes().starts_with(b"--data=") => {
-                out.push(raw.to_string_lossy().into_owned());
-            }
-            Err(raw) => {
-                return Err(Failure::usage(format!(
-                    "the argument {} is not valid UTF-8; while `joblog run` serves this directory, arguments other than --data must be UTF-8",
-                    raw.to_string_lossy()
-                )))
-            }
-        }
-    }
-    Ok(out)
 }

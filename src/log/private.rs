@@ -1,0 +1,107 @@
+//! Files and directories that only their owner can use.
+//!
+//! Every directory joblog creates is made with mode 0700 and every file
+//! with 0600, at creation (no moment when another user could open them)
+//! and then set exactly (a umask can only take bits away, never add the
+//! owner's). A store belongs to one OS user: opening refuses a directory,
+//! or a file in it, that belongs to anybody else than the process's
+//! effective user, root included (a root process would leave root-owned
+//! files its owner could no longer open, and would follow what the owner
+//! planted there with root's powers); see README, "Who can act as whom".
+
+use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
+use std::io;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::Path;
+
+use super::error::io_err;
+use super::LogError;
+
+/// Mode of every directory joblog creates.
+pub const DIR_MODE: u32 = 0o700;
+/// Mode of every file joblog creates.
+pub const FILE_MODE: u32 = 0o600;
+
+/// Creates `dir` and any missing parent, each 0700.
+pub fn create_dir_all(dir: &Path) -> io::Result<()> {
+    let mut missing = Vec::new();
+    let mut at = Some(dir);
+    while let Some(p) = at {
+        if p.as_os_str().is_empty() || fs::symlink_metadata(p).is_ok() {
+            break;
+        }
+        missing.push(p);
+        at = p.parent();
+    }
+    for p in missing.into_iter().rev() {
+        match DirBuilder::new().mode(DIR_MODE).create(p) {
+            Ok(()) => fs::set_permissions(p, Permissions::from_mode(DIR_MODE))?,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(())
+}
+
+/// Opens `path` for reading and writing, creating it 0600 if it does not
+/// exist (emptied if `truncate`); never follows a symbolic link.
+pub fn create_file(path: &Path, truncate: bool) -> io::Result<File> {
+    let file = OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(truncate)
+        .mode(FILE_MODE)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+        .open(path)?;
+    file.set_permissions(Permissions::from_mode(FILE_MODE))?;
+    Ok(file)
+}
+
+/// The process's effective user id.
+pub fn euid() -> u32 {
+    nix::unistd::geteuid().as_raw()
+}
+
+/// Refuses `path` (not followed if a link) unless the process's effective
+/// user owns it.
+pub fn check_owner(path: &Path) -> Result<(), LogError> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.uid() == euid() => Ok(()),
+        Ok(m) => Err(LogError::NotOwned { path: path.to_path_buf(), owner: m.uid(), euid: euid() }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(io_err(path, e)),
+    }
+}
+
+/// Refuses a store whose directory, or any file or directory directly in
+/// it, in `segments/` or in `snapshots/`, belongs to another OS user; with
+/// `tighten` (a writable open), takes group and other permissions away
+/// from the data directory of an older store (made before joblog created
+/// them 0700). A missing directory is fine (it will be created).
+pub fn check_store(data: &Path, tighten: bool) -> Result<(), LogError> {
+    let Ok(meta) = fs::symlink_metadata(data) else { return Ok(()) };
+    check_owner(data)?;
+    let mut dirs = vec![data.to_path_buf()];
+    for sub in ["segments", "snapshots"] {
+        let p = data.join(sub);
+        check_owner(&p)?;
+        if p.is_dir() {
+            dirs.push(p);
+        }
+    }
+    for dir in dirs {
+        let entries = match fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) => return Err(io_err(&dir, e)),
+        };
+        for entry in entries {
+            let entry = entry.map_err(|e| io_err(&dir, e))?;
+            check_owner(&entry.path())?;
+        }
+    }
+    if tighten && meta.is_dir() && meta.mode() & 0o077 != 0 {
+        fs::set_permissions(data, Permissions::from_mode(DIR_MODE)).map_err(|e| io_err(data, e))?;
+    }
+    Ok(())
+}
