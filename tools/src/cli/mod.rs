@@ -63,7 +63,7 @@ impl From<joblog::Error> for Failure {
             _ => 1,
         };
         let damaged = matches!(&e, E::Corrupt(_) | E::Log(LogError::Corrupt { .. }));
-        let mut message = plain(&e.to_string());
+        let mut message = e.to_string();
         if damaged {
             message = format!("{message}; {DAMAGED_HINT}");
         }
@@ -80,20 +80,6 @@ impl From<joblog::Error> for Failure {
         }
         Self { code, message, stdout: String::new() }
     }
-}
-
-/// A library's message without its advice to library callers (the
-/// command line gives its own): "(open with LogConfig::salvage() …)".
-pub fn plain(message: &str) -> String {
-    const CALL: &str = "LogConfig::salvage()";
-    let mut m = message.to_string();
-    while let Some(at) = m.find(CALL) {
-        let start = m[..at].rfind('(').unwrap_or(at);
-        let end = m[at + CALL.len()..].find(')').map_or(m.len(), |e| at + CALL.len() + e + 1);
-        let start = if m[..start].ends_with(' ') { start - 1 } else { start };
-        m.replace_range(start..end, "");
-    }
-    m
 }
 
 impl From<LogError> for Failure {
