@@ -63,6 +63,17 @@ impl Default for Config {
 /// checked against the system's before each write.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
 
+/// Refuses `at` ([`Error::ClockAhead`]) when it is further ahead of the
+/// system clock than [`MAX_CLOCK_SKEW_SECS`]: what a live store checks
+/// before each write.
+pub fn check_clock_skew(at: Timestamp) -> Result<(), Error> {
+    let limit = crate::domain::SystemClock.now().plus_micros(MAX_CLOCK_SKEW_SECS * 1_000_000);
+    if at > limit {
+        return Err(Error::ClockAhead { at: at.to_rfc3339(), limit: limit.to_rfc3339() });
+    }
+    Ok(())
+}
+
 /// The file in a data directory that marks a store created as a
 /// simulation (`DATA/SIMULATION`; see `docs/format.md`).
 pub const SIMULATION_MARKER: &str = "SIMULATION";
@@ -385,11 +396,7 @@ impl Engine {
         if self.simulation {
             return Ok(());
         }
-        let limit = crate::domain::SystemClock.now().plus_micros(MAX_CLOCK_SKEW_SECS * 1_000_000);
-        if now > limit {
-            return Err(Error::ClockAhead { at: now.to_rfc3339(), limit: limit.to_rfc3339() });
-        }
-        Ok(())
+        check_clock_skew(now)
     }
 
     /// Marks a service as running on this engine until the guard drops;

@@ -231,9 +231,8 @@ fn check_now(g: &args::Global) -> Result<(), Failure> {
     let at = Timestamp::parse(t)?;
     let fresh = g.data.join("segments").symlink_metadata().is_err();
     let simulation = g.data.join(joblog::engine::SIMULATION_MARKER).exists() || (g.simulation && fresh);
-    let limit = SystemClock.now().plus_micros(joblog::engine::MAX_CLOCK_SKEW_SECS * 1_000_000);
-    if !simulation && at > limit {
-        return Err(joblog::Error::ClockAhead { at: at.to_rfc3339(), limit: limit.to_rfc3339() }.into());
+    if !simulation {
+        joblog::engine::check_clock_skew(at)?;
     }
     Ok(())
 }
