@@ -73,35 +73,3 @@ pub fn check_owner(path: &Path) -> Result<(), LogError> {
         Err(e) => Err(io_err(path, e)),
     }
 }
-
-/// Refuses a store whose directory, or any file or directory directly in
-/// it, in `segments/` or in `snapshots/`, belongs to another OS user; with
-/// `tighten` (a writable open), takes group and other permissions away
-/// from the data directory of an older store (made before joblog created
-/// them 0700). A missing directory is fine (it will be created).
-pub fn check_store(data: &Path, tighten: bool) -> Result<(), LogError> {
-    let Ok(meta) = fs::symlink_metadata(data) else { return Ok(()) };
-    check_owner(data)?;
-    let mut dirs = vec![data.to_path_buf()];
-    for sub in ["segments", "snapshots"] {
-        let p = data.join(sub);
-        check_owner(&p)?;
-        if p.is_dir() {
-            dirs.push(p);
-        }
-    }
-    for dir in dirs {
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) => return Err(io_err(&dir, e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|e| io_err(&dir, e))?;
-            check_owner(&entry.path())?;
-        }
-    }
-    if tighten && meta.is_dir() && meta.mode() & 0o077 != 0 {
-        fs::set_permissions(data, Permissions::from_mode(DIR_MODE)).map_err(|e| io_err(data, e))?;
-    }
-    Ok(())
-}
