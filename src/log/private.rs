@@ -3,7 +3,8 @@
 //! Every directory joblog creates is made with mode 0700 and every file
 //! with 0600, at creation (no moment when another user could open them)
 //! and then set exactly (a umask can only take bits away, never add the
-//! owner's). A store belongs to one OS user: opening refuses a directory,
+//! owner's). A store belongs to one OS user: opening (the engine, over the
+//! whole data directory, with [`check_owner`]) refuses a directory,
 //! or a file in it, that belongs to anybody else than the process's
 //! effective user, root included (a root process would leave root-owned
 //! files its owner could no longer open, and would follow what the owner
