@@ -273,12 +273,10 @@ pub fn open_read_only(g: &args::Global) -> Result<Engine, joblog::Error> {
 fn report_torn_tail(engine: &Engine) {
     let log = engine.log();
     let r = log.recovery();
-    if r.torn_bytes_dropped == 0 {
-        return;
-    }
+    // (Set exactly when torn bytes were found.)
+    let Some(offset) = r.torn_offset else { return };
     let active = r.active_segment.and_then(|first| log.segments().into_iter().find(|s| s.first_seq == first));
-    let file = active.as_ref().map_or(String::from("the active segment"), |s| s.path.display().to_string());
-    let offset = r.torn_offset.or(active.map(|s| s.published_bytes)).unwrap_or(0);
+    let file = active.map_or(String::from("the active segment"), |s| s.path.display().to_string());
     let mut why = r.torn_reason.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
     if let Some(saved) = &r.torn_saved_to {
         why.push_str(&format!("; the bytes are kept in {}", saved.display()));
