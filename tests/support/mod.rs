@@ -101,6 +101,19 @@ pub fn leftover_files(dir: &std::path::Path, listed: &[std::path::PathBuf]) -> V
         .collect()
 }
 
+/// After an open that recovered from a kill: every file recovery says it
+/// removed is gone from disk, and no temporary or unlisted segment file is
+/// left in the log's directory.
+pub fn assert_cleaned_up(log: &joblog::log::Log) {
+    let rec = log.recovery();
+    for p in rec.temp_files_removed.iter().chain(&rec.obsolete_files_removed) {
+        assert!(!p.exists(), "recovery said it removed {}, yet it is there", p.display());
+    }
+    let listed: Vec<_> = log.segments().into_iter().map(|s| s.path).collect();
+    let left = leftover_files(log.dir(), &listed);
+    assert!(left.is_empty(), "files left after opening: {left:?}");
+}
+
 /// A tmpfs of `size` (e.g. "1m") mounted over the directory `at` for the
 /// life of the guard (unmounted lazily on drop); `None` where mounting is
 /// not allowed (needs root: the caller skips, saying so).
