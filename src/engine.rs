@@ -33,7 +33,7 @@ use crate::domain::{
     WorkflowDefinition, EVENT_VERSION, MAX_IMMEDIATE_DELETE,
 };
 use crate::error::Error;
-use crate::log::{Batch, Compaction, Log, LogConfig};
+use crate::log::{Batch, Compaction, Log, LogConfig, LogError};
 use crate::projection::query::{Cursor, Filter, Visibility};
 use crate::projection::{decode_event, Projection, WriteTarget};
 use std::collections::HashMap;
@@ -62,6 +62,17 @@ impl Default for Config {
 /// an engine is given (a `--now`, a [`crate::domain::ManualClock`]) is
 /// checked against the system's before each write.
 pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+
+/// Refuses `at` ([`Error::ClockAhead`]) when it is further ahead of the
+/// system clock than [`MAX_CLOCK_SKEW_SECS`]: what a live store checks
+/// before each write.
+pub fn check_clock_skew(at: Timestamp) -> Result<(), Error> {
+    let limit = crate::domain::SystemClock.now().plus_micros(MAX_CLOCK_SKEW_SECS * 1_000_000);
+    if at > limit {
+        return Err(Error::ClockAhead { at: at.to_rfc3339(), limit: limit.to_rfc3339() });
+    }
+    Ok(())
+}
 
 /// The file in a data directory that marks a store created as a
 /// simulation (`DATA/SIMULATION`; see `docs/format.md`).
@@ -271,7 +282,7 @@ impl Engine {
 
     fn open_as(dir: &Path, config: Config, clock: Arc<dyn Clock>, create_simulation: bool) -> Result<Self, Error> {
         let dir = dir.to_path_buf();
-        crate::log::private::check_store(&dir, true)?;
+        check_store(&dir, true)?;
         let marker = dir.join(SIMULATION_MARKER);
         let simulation = marker.symlink_metadata().is_ok();
         if create_simulation && !simulation {
@@ -305,13 +316,13 @@ impl Engine {
     /// refuses is refused here too.
     pub fn open_read_only(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
         let dir = dir.as_ref().to_path_buf();
-        crate::log::private::check_store(&dir, false)?;
+        check_store(&dir, false)?;
         let simulation = dir.join(SIMULATION_MARKER).symlink_metadata().is_ok();
         let mut config = config;
         config.log.read_only = true;
         let log = Log::open(dir.join("segments"), config.log.clone())?;
         if let Some(first) = log.recovery().problems.first() {
-            let what = first.trim_start_matches("corrupt log: ").trim_start_matches("the store is damaged: ");
+            let what = first.trim_start_matches("the store is damaged: ");
             return Err(Error::Corrupt(what.to_string()));
         }
         Self::load(dir, log, config, clock, simulation)
@@ -385,11 +396,7 @@ impl Engine {
         if self.simulation {
             return Ok(());
         }
-        let limit = crate::domain::SystemClock.now().plus_micros(MAX_CLOCK_SKEW_SECS * 1_000_000);
-        if now > limit {
-            return Err(Error::ClockAhead { at: now.to_rfc3339(), limit: limit.to_rfc3339() });
-        }
-        Ok(())
+        check_clock_skew(now)
     }
 
     /// Marks a service as running on this engine until the guard drops;
@@ -633,6 +640,36 @@ fn service_transition(id: Uuid, target: &WriteTarget, step: ServiceStep, now: Ti
     // A handler's message (a command's stderr...) is kept up to the limit.
     let message = message.map(crate::domain::limits::clamp_message);
     Ok(Transition { job: id, action, from, to, postponeuntil, retrycount, errorcode, message })
+}
+
+/// Refuses a store whose directory, or any file or directory directly in
+/// it, in `segments/` or in `snapshots/`, belongs to another OS user; with
+/// `tighten` (a writable open), takes group and other permissions away
+/// from the data directory of an older store (made before joblog created
+/// them 0700). A missing directory is fine (it will be created).
+fn check_store(data: &Path, tighten: bool) -> Result<(), LogError> {
+    use crate::log::private::{check_owner, DIR_MODE};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let io = |path: &Path, source| LogError::Io { path: path.to_path_buf(), source };
+    let Ok(meta) = std::fs::symlink_metadata(data) else { return Ok(()) };
+    check_owner(data)?;
+    let mut dirs = vec![data.to_path_buf()];
+    for sub in ["segments", "snapshots"] {
+        let p = data.join(sub);
+        check_owner(&p)?;
+        if p.is_dir() {
+            dirs.push(p);
+        }
+    }
+    for dir in dirs {
+        for entry in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+            check_owner(&entry.map_err(|e| io(&dir, e))?.path())?;
+        }
+    }
+    if tighten && meta.is_dir() && meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(data, std::fs::Permissions::from_mode(DIR_MODE)).map_err(|e| io(data, e))?;
+    }
+    Ok(())
 }
 
 /// Writes the simulation marker of a store being created.

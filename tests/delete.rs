@@ -420,25 +420,6 @@ fn a_job_whose_events_span_a_sealed_and_the_active_segment_is_compacted_whole() 
     assert_eq!(engine.state().job_count(), 0);
 }
 
-/// Every file under `dir` with its length and checksum.
-fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, usize, u32)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let bytes = std::fs::read(&p).unwrap();
-                out.push((p, bytes.len(), crc32fast::hash(&bytes)));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 #[test]
 fn a_read_only_engine_reads_everything_and_never_writes_a_byte() {
     let dir = tempfile::tempdir().unwrap();
@@ -452,7 +433,7 @@ fn a_read_only_engine_reads_everything_and_never_writes_a_byte() {
     }
     // A leftover of an interrupted checkpoint, which a writable open removes.
     std::fs::write(dir.path().join("snapshots/snapshot-00000000000000000099.bin.tmp"), b"half").unwrap();
-    let before = tree(dir.path());
+    let before = support::tree(dir.path());
     let clock = Arc::new(ManualClock::new(now()));
     let engine = Engine::open_read_only(dir.path(), config(), clock).unwrap();
     assert!(engine.is_read_only());
@@ -466,7 +447,7 @@ fn a_read_only_engine_reads_everything_and_never_writes_a_byte() {
     let e = engine.compact().unwrap_err();
     assert!(matches!(e, Error::Log(joblog::log::LogError::ReadOnly)), "{e:?}");
     engine.close().unwrap();
-    assert_eq!(tree(dir.path()), before, "not a byte written, not a file removed");
+    assert_eq!(support::tree(dir.path()), before, "not a byte written, not a file removed");
 }
 
 #[test]

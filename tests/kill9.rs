@@ -25,7 +25,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use joblog::log::{Batch, Log, LogConfig};
-use support::{leftover_files, run_and_kill_after_ack, seed_and_rounds, Rng};
+use support::{assert_cleaned_up, run_and_kill_after_ack, seed_and_rounds, Rng};
 
 const CHILD_ENV: &str = "JOBLOG_KILL9_CHILD";
 const THREADS: u64 = 4;
@@ -80,12 +80,7 @@ struct Ack {
 fn check(dir: &Path, from_seq: u64, acks: &[Ack]) -> (u64, u64) {
     let log = Log::open(dir, config()).unwrap_or_else(|e| panic!("reopen after kill failed: {e}"));
     let torn = log.recovery().torn_bytes_dropped;
-    let rec = log.recovery();
-    for p in rec.temp_files_removed.iter().chain(&rec.obsolete_files_removed) {
-        assert!(!p.exists(), "recovery said it removed {}, yet it is there", p.display());
-    }
-    let listed: Vec<_> = log.segments().into_iter().map(|s| s.path).collect();
-    assert_eq!(leftover_files(dir, &listed), Vec::<std::path::PathBuf>::new(), "files left after opening");
+    assert_cleaned_up(&log);
     let mut records: HashMap<u64, Vec<u8>> = HashMap::new();
     let mut open_batch: Option<(String, u64, u64)> = None; // (batch id, next i, n)
     let mut end = from_seq;

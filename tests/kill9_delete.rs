@@ -31,7 +31,7 @@ use joblog::domain::{DeletionCriteria, Job, ManualClock, OperationType, Status, 
 use joblog::engine::{Config, Engine};
 use joblog::log::LogConfig;
 use joblog::projection::query::{Filter, Visibility};
-use support::{leftover_files, run_and_kill_after_ack, seed_and_rounds, Rng};
+use support::{assert_cleaned_up, run_and_kill_after_ack, seed_and_rounds, Rng};
 use uuid::Uuid;
 
 const CHILD_ENV: &str = "JOBLOG_KILL9_DELETE_CHILD";
@@ -131,12 +131,7 @@ fn main() {
         let engine = open(dir.path());
         let rec = engine.log().recovery();
         leftovers += rec.temp_files_removed.len() + rec.obsolete_files_removed.len();
-        for p in rec.temp_files_removed.iter().chain(&rec.obsolete_files_removed) {
-            assert!(!p.exists(), "recovery said it removed {}, yet it is there", p.display());
-        }
-        let listed: Vec<_> = engine.log().segments().into_iter().map(|s| s.path).collect();
-        let left = leftover_files(&dir.path().join("segments"), &listed);
-        assert!(left.is_empty(), "files left after opening: {left:?}");
+        assert_cleaned_up(engine.log());
         if let Ok(snaps) = std::fs::read_dir(dir.path().join("snapshots")) {
             for e in snaps {
                 let p = e.unwrap().path();

@@ -704,6 +704,22 @@ fn concurrent_appenders_and_a_tailing_reader_see_one_order() {
     assert!(log.segments().len() > 5);
 }
 
+/// Appends `payload(1)`, `payload(2)`... to a fresh log until an append
+/// fails: how many were acknowledged, and the error.
+fn append_until_error(log: &Log) -> (u64, LogError) {
+    let mut acked = 0u64;
+    loop {
+        match log.append(&payload(acked + 1)) {
+            Ok(seq) => {
+                acked += 1;
+                assert_eq!(seq, acked);
+            }
+            Err(e) => return (acked, e),
+        }
+        assert!(acked < 100_000, "the disk never filled");
+    }
+}
+
 /// A full disk is an error when a segment is created, never a crash, and
 /// changes nothing: every acknowledged event is still there. Needs a small
 /// filesystem: mounts a 1 MiB tmpfs (root only; says so and skips otherwise).
@@ -718,17 +734,7 @@ fn a_full_disk_is_a_clear_error_and_loses_nothing() {
     fs::write(&filler, vec![1u8; 256 << 10]).unwrap();
     let cfg = config(192 << 10);
     let log = Log::open(&dir, cfg.clone()).unwrap();
-    let mut acked = 0u64;
-    let err = loop {
-        match log.append(&payload(acked + 1)) {
-            Ok(seq) => {
-                acked += 1;
-                assert_eq!(seq, acked);
-            }
-            Err(e) => break e,
-        }
-        assert!(acked < 100_000, "the disk never filled");
-    };
+    let (acked, err) = append_until_error(&log);
     match &err {
         LogError::Io { source, .. } => assert_eq!(source.raw_os_error(), Some(ENOSPC), "{err}"),
         other => panic!("expected an I/O error, got {other}"),
@@ -765,17 +771,7 @@ fn a_full_disk_during_growth_fails_the_append_and_appends_resume_once_space_is_f
     fs::write(&filler, vec![1u8; 512 << 10]).unwrap();
     let cfg = config(4 << 20); // first step 64 KiB, then 128, 256...
     let log = Log::open(&dir, cfg.clone()).unwrap();
-    let mut acked = 0u64;
-    let err = loop {
-        match log.append(&payload(acked + 1)) {
-            Ok(seq) => {
-                acked += 1;
-                assert_eq!(seq, acked);
-            }
-            Err(e) => break e,
-        }
-        assert!(acked < 100_000, "the disk never filled");
-    };
+    let (acked, err) = append_until_error(&log);
     assert!(acked > 1000, "the disk filled too early ({acked} appends): growth steps too large?");
     match &err {
         LogError::Io { source, .. } => assert_eq!(source.raw_os_error(), Some(ENOSPC), "{err}"),
@@ -791,18 +787,6 @@ fn a_full_disk_during_growth_fails_the_append_and_appends_resume_once_space_is_f
     assert_eq!(got.len() as u64, acked + 1);
     assert!(got.iter().all(|(s, p)| *p == payload(*s)));
     assert!(log.verify().unwrap().ok());
-}
-
-/// Fills the filesystem of `dir` to the last byte; returns the filler.
-fn fill_disk(dir: &Path) -> PathBuf {
-    use std::io::Write;
-    let path = dir.join("filler");
-    let mut f = fs::File::create(&path).unwrap();
-    let chunk = vec![7u8; 4096];
-    while f.write_all(&chunk).is_ok() {}
-    while f.write_all(&[7u8]).is_ok() {}
-    let _ = f.sync_all();
-    path
 }
 
 /// Opening needs no free space: a store on a full disk opens (writable) and
@@ -823,7 +807,7 @@ fn a_store_on_a_full_disk_opens_and_reads() {
     for f in segment_files(&without) {
         fs::remove_file(f).unwrap(); // empty: as if sealed, then crashed
     }
-    let filler = fill_disk(mnt.path());
+    let filler = support::fill_disk(mnt.path(), 0);
 
     let log = Log::open(&with_active, config(64 << 10)).expect("a full disk refused the open");
     assert_eq!(all(&log).len(), 10);

@@ -399,11 +399,11 @@ fn run_bare_cut(
         .env("JOBLOG_POWERCUT_ROUND", round.to_string())
         .env("JOBLOG_POWERCUT_CHILD_SEED", seed.to_string())
         .env("JOBLOG_POWERCUT_SYNC", if sync == Sync::Never { "never" } else { "every-batch" })
-        .env_remove(joblog_crashpoint_env())
+        .env_remove(CRASHPOINT_ENV)
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Some(p) = &point {
-        cmd.env(joblog_crashpoint_env(), p);
+        cmd.env(CRASHPOINT_ENV, p);
     }
     let mut child = cmd.spawn().unwrap();
     let lines = Arc::new(Mutex::new(Vec::<String>::new()));
@@ -573,21 +573,16 @@ fn run_bare_cut(
 /// Files in a log directory that should not be there after opening:
 /// temporary files, segment files the log does not list.
 fn leftovers(dir: &Path, listed: &[PathBuf]) -> Violations {
-    let mut v = Violations::new();
-    let listed: HashSet<&PathBuf> = listed.iter().collect();
-    for e in fs::read_dir(dir).unwrap() {
-        let p = e.unwrap().path();
-        let name = p.file_name().unwrap().to_string_lossy().into_owned();
-        if name == "LOCK" || name == "MANIFEST" {
-            continue;
-        }
-        if name.ends_with(".tmp") {
-            v.push(format!("{}: a temporary file left after opening", p.display()));
-        } else if name.ends_with(".seg") && !listed.contains(&p) {
-            v.push(format!("{}: a segment file the log does not list", p.display()));
-        }
-    }
-    v
+    support::leftover_files(dir, listed)
+        .into_iter()
+        .map(|p| {
+            if p.to_string_lossy().ends_with(".tmp") {
+                format!("{}: a temporary file left after opening", p.display())
+            } else {
+                format!("{}: a segment file the log does not list", p.display())
+            }
+        })
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -622,9 +617,8 @@ fn joblog_bin() -> PathBuf {
     path
 }
 
-fn joblog_crashpoint_env() -> &'static str {
-    "JOBLOG_CRASHPOINT"
-}
+/// `joblog`'s crash-point variable (`src/crashpoint.rs`, `ENV`).
+const CRASHPOINT_ENV: &str = "JOBLOG_CRASHPOINT";
 
 /// Forwards a child's stderr to ours and reports crash-point announcements.
 fn watch_stderr(stderr: std::process::ChildStderr, who: &'static str) -> mpsc::Receiver<String> {
@@ -709,7 +703,7 @@ fn client(bin: &Path, data: &Path, args: &[String]) -> Result<String, String> {
         .arg("--json")
         .args(args)
         .env_remove("JOBLOG_USER")
-        .env_remove(joblog_crashpoint_env())
+        .env_remove(CRASHPOINT_ENV)
         .stdin(Stdio::null())
         .output()
         .map_err(|e| e.to_string())?;
@@ -890,12 +884,12 @@ fn run_binary_cut(
         .arg(&data)
         .args(["--sync", if sync == Sync::Never { "never" } else { "every-batch" }, "run", "--workers", "1"])
         .env_remove("JOBLOG_USER")
-        .env_remove(joblog_crashpoint_env())
+        .env_remove(CRASHPOINT_ENV)
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::piped());
     if let Some(p) = &point {
-        server.env(joblog_crashpoint_env(), p);
+        server.env(CRASHPOINT_ENV, p);
     }
     // A socket file a cut left behind is not a listening service.
     let socket = data.join("joblog.sock");

@@ -9,7 +9,7 @@ use std::sync::Arc;
 use super::{Config, Engine, SIMULATION_MARKER};
 use crate::domain::{DomainError, Event, SystemClock, Timestamp};
 use crate::error::Error;
-use crate::log::manifest::{Manifest, MANIFEST_FILE};
+use crate::log::manifest::{check_files, parse_segment_file_name, Manifest, MANIFEST_FILE};
 use crate::log::{Batch, Log, LogConfig, Position};
 use crate::projection::query::{Cursor, Filter, Visibility};
 use crate::projection::Projection;
@@ -40,7 +40,7 @@ impl StoreReport {
 
 /// The segment file names (`NNN.seg`, `NNN-gK.seg`) a message mentions.
 fn segment_names(text: &str) -> Vec<&str> {
-    text.split(['/', ' ', '(', ')', ',', ':']).filter(|w| parse_segment_name(w).is_some()).collect()
+    text.split(['/', ' ', '(', ')', ',', ':']).filter(|w| parse_segment_file_name(w).is_some()).collect()
 }
 
 impl Engine {
@@ -79,7 +79,7 @@ impl Engine {
 pub fn verify_unopenable(dir: &Path, why: &Error) -> StoreReport {
     let seg_dir = dir.join("segments");
     let mut files = StoreReport::default();
-    files.segments = inspect_files(&seg_dir, &mut files);
+    files.segments = check_files(&seg_dir, &mut |p| files.add(p));
     // A missing or damaged manifest is why the store does not open: the
     // opening error (e.g. "two segments after the last sealed one") only
     // repeats it in other words.
@@ -111,123 +111,6 @@ pub fn verify_unopenable(dir: &Path, why: &Error) -> StoreReport {
         Err(e) => r.add(format!("the log cannot be read, even read-only: {e}")),
     }
     r
-}
-
-/// `00000000000000000042.seg` or `00000000000000000042-g3.seg` → (42, 3).
-fn parse_segment_name(name: &str) -> Option<(u64, u32)> {
-    let stem = name.strip_suffix(".seg")?;
-    let (digits, generation) = match stem.split_once("-g") {
-        Some((d, g)) => (d, g.parse::<u32>().ok()?),
-        None => (stem, 0),
-    };
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    Some((digits.parse().ok()?, generation))
-}
-
-/// The manifest and the segment files, checked against each other without
-/// opening the log. Returns how many segment files there are.
-fn inspect_files(seg_dir: &Path, r: &mut StoreReport) -> usize {
-    let mut files: Vec<(u64, String, u64)> = Vec::new();
-    match std::fs::read_dir(seg_dir) {
-        Ok(entries) => {
-            for e in entries.flatten() {
-                let name = e.file_name().to_string_lossy().into_owned();
-                if let Some((first_seq, _)) = parse_segment_name(&name) {
-                    let len = e.metadata().map_or(0, |m| m.len());
-                    files.push((first_seq, name, len));
-                }
-            }
-        }
-        Err(e) => {
-            r.add(format!("{}: cannot be read: {e}", seg_dir.display()));
-            return 0;
-        }
-    }
-    files.sort();
-    let path = seg_dir.join(MANIFEST_FILE);
-    let manifest = match std::fs::read(&path) {
-        Ok(bytes) => match Manifest::decode(&bytes) {
-            Ok(m) => Some(m),
-            Err(why) => {
-                r.add(format!(
-                    "{}: damaged ({why}): which segments are sealed, with their lengths and checksums, is unknown",
-                    path.display()
-                ));
-                None
-            }
-        },
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            // A store that never sealed a segment has no manifest yet: one
-            // segment, starting at sequence number 1.
-            if files.len() > 1 || files.iter().any(|f| f.0 > 1) {
-                r.add(format!(
-                    "{} is missing: {} segment files are there, but not the list of the sealed ones, their lengths and checksums",
-                    path.display(),
-                    files.len()
-                ));
-            }
-            None
-        }
-        Err(e) => {
-            r.add(format!("{}: cannot be read: {e}", path.display()));
-            None
-        }
-    };
-    let Some(m) = manifest else { return files.len() };
-    for e in &m.sealed {
-        let name = e.file_name();
-        let path = seg_dir.join(&name);
-        match files.iter().find(|f| f.1 == name) {
-            None => r.add(format!(
-                "{}: missing: the manifest lists it (events {}..={}, {} frames)",
-                path.display(),
-                e.first_seq,
-                e.last_seq,
-                e.frames
-            )),
-            Some(f) if f.2 < e.len => r.add(format!(
-                "{}: short: {} bytes, the manifest says {} (events up to {} are in it)",
-                path.display(),
-                f.2,
-                e.len,
-                e.last_seq
-            )),
-            Some(_) => match crc_prefix(&path, e.len) {
-                Ok(crc) if crc == e.crc => {}
-                Ok(_) => r.add(format!("{}: content differs from its manifest entry (checksum)", path.display())),
-                Err(err) => r.add(format!("{}: cannot be read: {err}", path.display())),
-            },
-        }
-    }
-    let listed: Vec<String> = m.sealed.iter().map(|e| e.file_name()).collect();
-    let sealed_end = m.sealed.last().map_or(0, |e| e.last_seq);
-    let next_after = (sealed_end + 1).max(m.next_seq).max(1);
-    let unlisted: Vec<&str> =
-        files.iter().filter(|f| !listed.contains(&f.1) && f.0 >= next_after).map(|f| f.1.as_str()).collect();
-    if unlisted.len() > 1 {
-        r.add(format!(
-            "{} segment files after the last sealed one ({}): only one can be active, the others are extra",
-            unlisted.len(),
-            unlisted.join(", ")
-        ));
-    }
-    files.len()
-}
-
-fn crc_prefix(path: &Path, len: u64) -> std::io::Result<u32> {
-    use std::io::Read;
-    let mut h = crc32fast::Hasher::new();
-    let mut f = std::fs::File::open(path)?.take(len);
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf)?;
-        if n == 0 {
-            return Ok(h.finalize());
-        }
-        h.update(&buf[..n]);
-    }
 }
 
 /// Differences between the live projection and a fresh replay.
@@ -484,7 +367,7 @@ fn read_files(seg_dir: &Path, copier: &mut Copier, report: &mut SalvageReport) -
         .flatten()
         .filter_map(|e| {
             let name = e.file_name().to_string_lossy().into_owned();
-            parse_segment_name(&name).map(|(first, generation)| (first, generation, name))
+            parse_segment_file_name(&name).map(|(first, generation)| (first, generation, name))
         })
         .collect();
     files.sort();
@@ -541,7 +424,7 @@ fn read_files(seg_dir: &Path, copier: &mut Copier, report: &mut SalvageReport) -
 /// while sealed segments are there, or damaged).
 pub fn manifest_problem(seg_dir: &Path) -> Option<String> {
     let mut r = StoreReport::default();
-    inspect_files(seg_dir, &mut r);
+    check_files(seg_dir, &mut |p| r.add(p));
     r.problems.into_iter().find(|p| p.contains(MANIFEST_FILE))
 }
 

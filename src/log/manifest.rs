@@ -65,6 +65,20 @@ pub fn segment_file_name(first_seq: u64, generation: u32) -> String {
     }
 }
 
+/// The inverse of [`segment_file_name`]: `00000000000000000042.seg` or
+/// `00000000000000000042-g3.seg` → (42, 3); `None` for any other name.
+pub fn parse_segment_file_name(name: &str) -> Option<(u64, u32)> {
+    let stem = name.strip_suffix(".seg")?;
+    let (digits, generation) = match stem.split_once("-g") {
+        Some((d, g)) => (d, g.parse::<u32>().ok()?),
+        None => (stem, 0),
+    };
+    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    Some((digits.parse().ok()?, generation))
+}
+
 /// The decoded manifest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
@@ -200,6 +214,112 @@ fn u32_at(b: &[u8], at: usize) -> u32 {
 
 fn u64_at(b: &[u8], at: usize) -> u64 {
     super::format::le_u64(b, at)
+}
+
+/// The manifest and the segment files of `seg_dir`, checked against each
+/// other without opening the log: each problem found goes to `problem`
+/// (for `joblog verify` of a store that does not open). Returns how many
+/// segment files there are.
+pub fn check_files(seg_dir: &Path, problem: &mut dyn FnMut(String)) -> usize {
+    let mut files: Vec<(u64, String, u64)> = Vec::new();
+    match fs::read_dir(seg_dir) {
+        Ok(entries) => {
+            for e in entries.flatten() {
+                let name = e.file_name().to_string_lossy().into_owned();
+                if let Some((first_seq, _)) = parse_segment_file_name(&name) {
+                    let len = e.metadata().map_or(0, |m| m.len());
+                    files.push((first_seq, name, len));
+                }
+            }
+        }
+        Err(e) => {
+            problem(format!("{}: cannot be read: {e}", seg_dir.display()));
+            return 0;
+        }
+    }
+    files.sort();
+    let path = seg_dir.join(MANIFEST_FILE);
+    let manifest = match fs::read(&path) {
+        Ok(bytes) => match Manifest::decode(&bytes) {
+            Ok(m) => Some(m),
+            Err(why) => {
+                problem(format!(
+                    "{}: damaged ({why}): which segments are sealed, with their lengths and checksums, is unknown",
+                    path.display()
+                ));
+                None
+            }
+        },
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            // A store that never sealed a segment has no manifest yet: one
+            // segment, starting at sequence number 1.
+            if files.len() > 1 || files.iter().any(|f| f.0 > 1) {
+                problem(format!(
+                    "{} is missing: {} segment files are there, but not the list of the sealed ones, their lengths and checksums",
+                    path.display(),
+                    files.len()
+                ));
+            }
+            None
+        }
+        Err(e) => {
+            problem(format!("{}: cannot be read: {e}", path.display()));
+            None
+        }
+    };
+    let Some(m) = manifest else { return files.len() };
+    for e in &m.sealed {
+        let name = e.file_name();
+        let path = seg_dir.join(&name);
+        match files.iter().find(|f| f.1 == name) {
+            None => problem(format!(
+                "{}: missing: the manifest lists it (events {}..={}, {} frames)",
+                path.display(),
+                e.first_seq,
+                e.last_seq,
+                e.frames
+            )),
+            Some(f) if f.2 < e.len => problem(format!(
+                "{}: short: {} bytes, the manifest says {} (events up to {} are in it)",
+                path.display(),
+                f.2,
+                e.len,
+                e.last_seq
+            )),
+            Some(_) => match crc_prefix(&path, e.len) {
+                Ok(crc) if crc == e.crc => {}
+                Ok(_) => problem(format!("{}: content differs from its manifest entry (checksum)", path.display())),
+                Err(err) => problem(format!("{}: cannot be read: {err}", path.display())),
+            },
+        }
+    }
+    let listed: Vec<String> = m.sealed.iter().map(|e| e.file_name()).collect();
+    let sealed_end = m.sealed.last().map_or(0, |e| e.last_seq);
+    let next_after = (sealed_end + 1).max(m.next_seq).max(1);
+    let unlisted: Vec<&str> =
+        files.iter().filter(|f| !listed.contains(&f.1) && f.0 >= next_after).map(|f| f.1.as_str()).collect();
+    if unlisted.len() > 1 {
+        problem(format!(
+            "{} segment files after the last sealed one ({}): only one can be active, the others are extra",
+            unlisted.len(),
+            unlisted.join(", ")
+        ));
+    }
+    files.len()
+}
+
+fn crc_prefix(path: &Path, len: u64) -> std::io::Result<u32> {
+    use std::io::Read;
+    let mut h = crc32fast::Hasher::new();
+    let mut f = std::fs::File::open(path)?.take(len);
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(h.finalize());
+        }
+        h.update(&buf[..n]);
+    }
 }
 
 #[cfg(test)]

@@ -26,7 +26,7 @@ use std::sync::{Arc, RwLock};
 
 use super::error::{corrupt, corrupt_at, io_err, undecodable};
 use super::format::{self, SegmentHeader, SeqRule, HEADER_LEN};
-use super::manifest::{sync_dir, Manifest};
+use super::manifest::{parse_segment_file_name, sync_dir, Manifest};
 use super::map::{preallocate, SegmentMap};
 use super::writer::{self, Active, Writer};
 use super::{Damage, Log, LogConfig, LogError, RecoveryReport, Segment, Shared};
@@ -203,22 +203,12 @@ fn list_dir(dir: &Path) -> Result<(Vec<(u64, String)>, Vec<std::path::PathBuf>),
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".tmp") {
             temps.push(entry.path());
-        } else if let Some(first_seq) = parse_segment_name(&name) {
+        } else if let Some((first_seq, _)) = parse_segment_file_name(&name) {
             segments.push((first_seq, name));
         }
     }
     segments.sort();
     Ok((segments, temps))
-}
-
-/// `00000000000000000042.seg` or `00000000000000000042-g3.seg` → 42.
-fn parse_segment_name(name: &str) -> Option<u64> {
-    let stem = name.strip_suffix(".seg")?;
-    let digits = stem.split_once("-g").map_or(stem, |(d, g)| if g.parse::<u32>().is_ok() { d } else { "" });
-    if digits.len() != 20 || !digits.bytes().all(|b| b.is_ascii_digit()) {
-        return None;
-    }
-    digits.parse().ok()
 }
 
 /// Opens a sealed segment, checking it against its manifest entry. In
@@ -459,7 +449,11 @@ fn zero_range(file: &File, from: usize, to: usize) -> std::io::Result<()> {
 
 #[cfg(test)]
 mod tests {
-    use super::parse_segment_name;
+    use crate::log::manifest::parse_segment_file_name;
+
+    fn parse_segment_name(name: &str) -> Option<u64> {
+        parse_segment_file_name(name).map(|(first_seq, _)| first_seq)
+    }
 
     #[test]
     fn parses_segment_names() {

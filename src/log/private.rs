@@ -3,7 +3,8 @@
 //! Every directory joblog creates is made with mode 0700 and every file
 //! with 0600, at creation (no moment when another user could open them)
 //! and then set exactly (a umask can only take bits away, never add the
-//! owner's). A store belongs to one OS user: opening refuses a directory,
+//! owner's). A store belongs to one OS user: opening (the engine, over the
+//! whole data directory, with [`check_owner`]) refuses a directory,
 //! or a file in it, that belongs to anybody else than the process's
 //! effective user, root included (a root process would leave root-owned
 //! files its owner could no longer open, and would follow what the owner
@@ -72,36 +73,4 @@ pub fn check_owner(path: &Path) -> Result<(), LogError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_err(path, e)),
     }
-}
-
-/// Refuses a store whose directory, or any file or directory directly in
-/// it, in `segments/` or in `snapshots/`, belongs to another OS user; with
-/// `tighten` (a writable open), takes group and other permissions away
-/// from the data directory of an older store (made before joblog created
-/// them 0700). A missing directory is fine (it will be created).
-pub fn check_store(data: &Path, tighten: bool) -> Result<(), LogError> {
-    let Ok(meta) = fs::symlink_metadata(data) else { return Ok(()) };
-    check_owner(data)?;
-    let mut dirs = vec![data.to_path_buf()];
-    for sub in ["segments", "snapshots"] {
-        let p = data.join(sub);
-        check_owner(&p)?;
-        if p.is_dir() {
-            dirs.push(p);
-        }
-    }
-    for dir in dirs {
-        let entries = match fs::read_dir(&dir) {
-            Ok(e) => e,
-            Err(e) => return Err(io_err(&dir, e)),
-        };
-        for entry in entries {
-            let entry = entry.map_err(|e| io_err(&dir, e))?;
-            check_owner(&entry.path())?;
-        }
-    }
-    if tighten && meta.is_dir() && meta.mode() & 0o077 != 0 {
-        fs::set_permissions(data, Permissions::from_mode(DIR_MODE)).map_err(|e| io_err(data, e))?;
-    }
-    Ok(())
 }

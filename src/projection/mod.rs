@@ -594,11 +594,10 @@ pub fn decode_event(log: &Log, seq: u64, position: Position, payload: &[u8]) -> 
             "event {seq} has schema version {version}, newer than this build's {EVENT_VERSION}"
         )),
         reason => {
-            let file = log
-                .segments()
-                .into_iter()
-                .find(|s| s.first_seq == position.segment)
-                .map_or_else(|| log.dir().join(format!("{:020}.seg", position.segment)), |s| s.path);
+            let file = log.segments().into_iter().find(|s| s.first_seq == position.segment).map_or_else(
+                || log.dir().join(crate::log::manifest::segment_file_name(position.segment, 0)),
+                |s| s.path,
+            );
             Error::CorruptEvent { seq, file, offset: position.offset, reason }
         }
     })

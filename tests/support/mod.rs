@@ -1,5 +1,6 @@
-//! What the kill -9 harnesses share: a seedable random source, and running
-//! a child process until a SIGKILL at a chosen moment.
+//! What the integration tests share (`tools/tests/cli.rs` too, by path): a
+//! seedable random source, running a child process until a SIGKILL at a
+//! chosen moment, small tmpfs mounts, filling them, and checksums of a directory tree.
 
 #![allow(dead_code)] // each harness uses its part
 
@@ -39,36 +40,17 @@ pub fn seed_and_rounds(name: &str, seed_var: &str, rounds_var: &str, default_rou
 /// `after`, and returns the whole lines it printed (a line cut by the kill
 /// is dropped: nothing is claimed for it).
 pub fn run_and_kill(env: &[(&str, String)], after: Duration) -> Vec<String> {
-    let mut cmd = Command::new(std::env::current_exe().unwrap());
-    cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let mut child = cmd.spawn().unwrap();
-    let stdout = child.stdout.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        let mut out = String::new();
-        let mut r = BufReader::new(stdout);
-        let mut line = String::new();
-        while r.read_line(&mut line).unwrap_or(0) > 0 {
-            if line.ends_with('\n') {
-                out.push_str(&line);
-            }
-            line.clear();
-        }
-        out
-    });
-    std::thread::sleep(after);
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert!(status.code().is_none(), "child exited by itself: {status}");
-    reader.join().unwrap().lines().map(str::to_string).collect()
+    spawn_and_kill(env, None, after)
 }
 
 /// As [`run_and_kill`], but the delay starts once the child printed its
 /// first line starting with `ack` (waiting at most 60 s, then failing):
 /// every round has at least one acknowledgement to check.
 pub fn run_and_kill_after_ack(env: &[(&str, String)], ack: &str, after: Duration) -> Vec<String> {
+    spawn_and_kill(env, Some(ack), after)
+}
+
+fn spawn_and_kill(env: &[(&str, String)], ack: Option<&str>, after: Duration) -> Vec<String> {
     let mut cmd = Command::new(std::env::current_exe().unwrap());
     cmd.stdout(Stdio::piped()).stderr(Stdio::inherit());
     for (k, v) in env {
@@ -77,14 +59,15 @@ pub fn run_and_kill_after_ack(env: &[(&str, String)], ack: &str, after: Duration
     let mut child = cmd.spawn().unwrap();
     let stdout = child.stdout.take().unwrap();
     let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let ack = ack.to_string();
+    let ack = ack.map(str::to_string);
+    let waits = ack.is_some();
     let reader = std::thread::spawn(move || {
         let mut out = String::new();
         let mut r = BufReader::new(stdout);
         let mut line = String::new();
         while r.read_line(&mut line).unwrap_or(0) > 0 {
             if line.ends_with('\n') {
-                if line.starts_with(&ack) {
+                if ack.as_deref().is_some_and(|a| line.starts_with(a)) {
                     let _ = tx.send(());
                 }
                 out.push_str(&line);
@@ -93,7 +76,7 @@ pub fn run_and_kill_after_ack(env: &[(&str, String)], ack: &str, after: Duration
         }
         out
     });
-    let acked = rx.recv_timeout(Duration::from_secs(60)).is_ok();
+    let acked = !waits || rx.recv_timeout(Duration::from_secs(60)).is_ok();
     if acked {
         std::thread::sleep(after);
     }
@@ -118,26 +101,58 @@ pub fn leftover_files(dir: &std::path::Path, listed: &[std::path::PathBuf]) -> V
         .collect()
 }
 
-/// A tmpfs of `size` (e.g. "1m") mounted on a temporary directory, unmounted
-/// on drop; `None` where mounting is not allowed (the caller skips, saying so).
+/// After an open that recovered from a kill: every file recovery says it
+/// removed is gone from disk, and no temporary or unlisted segment file is
+/// left in the log's directory.
+pub fn assert_cleaned_up(log: &joblog::log::Log) {
+    let rec = log.recovery();
+    for p in rec.temp_files_removed.iter().chain(&rec.obsolete_files_removed) {
+        assert!(!p.exists(), "recovery said it removed {}, yet it is there", p.display());
+    }
+    let listed: Vec<_> = log.segments().into_iter().map(|s| s.path).collect();
+    let left = leftover_files(log.dir(), &listed);
+    assert!(left.is_empty(), "files left after opening: {left:?}");
+}
+
+/// A tmpfs of `size` (e.g. "1m") mounted over the directory `at` for the
+/// life of the guard (unmounted lazily on drop); `None` where mounting is
+/// not allowed (needs root: the caller skips, saying so).
+pub struct Tmpfs(std::path::PathBuf);
+
+impl Tmpfs {
+    pub fn mount(at: &std::path::Path, size: &str) -> Option<Self> {
+        let mounted = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(at)
+            .stderr(Stdio::null())
+            .status()
+            .is_ok_and(|s| s.success());
+        mounted.then(|| Tmpfs(at.to_path_buf()))
+    }
+}
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
+    }
+}
+
+/// A [`Tmpfs`] of `size` on a temporary directory of its own; `None` (after
+/// saying so on stderr) where mounting is not allowed.
 pub struct SmallDisk {
+    // Unmounted before the directory is removed: fields drop in order.
+    _mount: Tmpfs,
     dir: tempfile::TempDir,
 }
 
 impl SmallDisk {
     pub fn mount(size: &str) -> Option<Self> {
         let dir = tempfile::tempdir().unwrap();
-        let mounted = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
-            .arg(dir.path())
-            .stderr(Stdio::null())
-            .status()
-            .is_ok_and(|s| s.success());
-        if !mounted {
+        let Some(mount) = Tmpfs::mount(dir.path(), size) else {
             eprintln!("skipped: cannot mount a small tmpfs here (needs root)");
             return None;
-        }
-        Some(Self { dir })
+        };
+        Some(Self { _mount: mount, dir })
     }
 
     pub fn path(&self) -> &std::path::Path {
@@ -145,10 +160,49 @@ impl SmallDisk {
     }
 }
 
-impl Drop for SmallDisk {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(self.dir.path()).status();
+/// Every file under `dir` (recursively, sorted) with its length and a
+/// checksum of its bytes: two calls are equal when nothing was written,
+/// added or removed.
+pub fn tree(dir: &std::path::Path) -> Vec<(std::path::PathBuf, u64, u32)> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+            } else {
+                let bytes = std::fs::read(&p).unwrap();
+                out.push((p, bytes.len() as u64, crc32fast::hash(&bytes)));
+            }
+        }
     }
+    out.sort();
+    out
+}
+
+/// Fills the file system of `dir` with a file `filler` until it refuses a
+/// byte more, then gives `leave` bytes back; returns the filler.
+pub fn fill_disk(dir: &std::path::Path, leave: u64) -> std::path::PathBuf {
+    use std::io::Write;
+    let path = dir.join("filler");
+    let mut f = std::fs::File::create(&path).unwrap();
+    let chunk = vec![1u8; 1 << 16];
+    loop {
+        match f.write(&chunk) {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+    }
+    let _ = f.sync_all();
+    for small in [4096usize, 512, 1] {
+        while f.write_all(&chunk[..small]).is_ok() {}
+    }
+    if leave > 0 {
+        let len = f.metadata().unwrap().len();
+        f.set_len(len.saturating_sub(leave)).unwrap();
+    }
+    path
 }
 
 /// Bytes of every file under `dir`, measured (file lengths, recursively).

@@ -6,6 +6,9 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+#[path = "../../tests/support/mod.rs"]
+mod support;
+
 use serde_json::Value;
 
 const T0: &str = "2026-01-31T12:00:00Z";
@@ -1168,25 +1171,6 @@ fn id_of(job: &Value) -> String {
     job["asyncoperationid"].as_str().unwrap().to_string()
 }
 
-/// Every file under `dir` with a hash of its bytes (and its length).
-fn hash_tree(dir: &Path) -> Vec<(std::path::PathBuf, u64, u32)> {
-    let mut out = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).unwrap() {
-            let p = e.unwrap().path();
-            if p.is_dir() {
-                stack.push(p);
-            } else {
-                let bytes = std::fs::read(&p).unwrap();
-                out.push((p, bytes.len() as u64, crc32fast::hash(&bytes)));
-            }
-        }
-    }
-    out.sort();
-    out
-}
-
 fn flip(path: &Path, offset: usize) {
     let mut b = std::fs::read(path).unwrap();
     b[offset] ^= 0xff;
@@ -1314,13 +1298,13 @@ fn salvage_copies_what_is_intact_and_never_touches_the_damaged_store() {
         assert!(!err.contains("LogConfig"), "{err}");
     }
 
-    let before = hash_tree(&f.s.data());
+    let before = support::tree(&f.s.data());
     let to = f.s.dir.path().join("salvaged");
     let out = f.s.raw(&["salvage", "--to", to.to_str().unwrap(), "--json"]);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert_eq!(out.status.code(), Some(0), "{stdout} {}", String::from_utf8_lossy(&out.stderr));
     let r: Value = serde_json::from_str(&stdout).unwrap();
-    assert_eq!(hash_tree(&f.s.data()), before, "salvage never changes the damaged store");
+    assert_eq!(support::tree(&f.s.data()), before, "salvage never changes the damaged store");
 
     // What was lost: the file, the offset, the sequence numbers.
     let lost = &r["lost"][0];
@@ -1350,17 +1334,17 @@ fn salvage_copies_what_is_intact_and_never_touches_the_damaged_store() {
     let inside = f.s.data().join("copy");
     let err = f.s.fails(2, &["salvage", "--to", inside.to_str().unwrap()]);
     assert!(err.contains("inside"), "{err}");
-    assert_eq!(hash_tree(&f.s.data()), before);
+    assert_eq!(support::tree(&f.s.data()), before);
 }
 
 #[test]
 fn salvage_works_without_a_manifest() {
     let f = sealed_store();
     std::fs::remove_file(segments_dir(&f.s).join("MANIFEST")).unwrap();
-    let before = hash_tree(&f.s.data());
+    let before = support::tree(&f.s.data());
     let to = f.s.dir.path().join("salvaged");
     let r: Value = serde_json::from_str(&f.s.run(0, &["salvage", "--to", to.to_str().unwrap(), "--json"])).unwrap();
-    assert_eq!(hash_tree(&f.s.data()), before);
+    assert_eq!(support::tree(&f.s.data()), before);
     assert!(r["problems"].to_string().contains("MANIFEST is missing"), "{r}");
     let new = Store { dir: tempfile::tempdir().unwrap() };
     std::fs::rename(&to, new.data()).unwrap();
@@ -1433,56 +1417,13 @@ fn a_store_already_in_the_future_has_a_way_out() {
     assert!(job["completedon"].as_str().unwrap() < "2099", "{job}");
 }
 
-/// A tmpfs mounted over a directory for the life of the guard.
-struct Tmpfs(std::path::PathBuf);
-
-impl Tmpfs {
-    fn mount(at: &Path, size: &str) -> Option<Self> {
-        let ok = Command::new("mount")
-            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs", at.to_str().unwrap()])
-            .status()
-            .is_ok_and(|s| s.success());
-        ok.then(|| Tmpfs(at.to_path_buf()))
-    }
-}
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg("-l").arg(&self.0).status();
-    }
-}
-
-/// Fills the file system of `dir` with a file until it refuses a byte
-/// more, then leaves 16 KiB.
-fn fill(dir: &Path) -> std::path::PathBuf {
-    use std::io::Write;
-    let path = dir.join("filler");
-    let mut f = std::fs::File::create(&path).unwrap();
-    let chunk = vec![1u8; 1 << 16];
-    loop {
-        match f.write(&chunk) {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
-    }
-    let _ = f.sync_all();
-    for small in [4096usize, 512, 1] {
-        while f.write_all(&chunk[..small]).is_ok() {}
-    }
-    // Almost full: small files (a lock, a manifest) still fit, a segment
-    // does not.
-    let len = f.metadata().unwrap().len();
-    f.set_len(len.saturating_sub(16 << 10)).unwrap();
-    path
-}
-
 /// Every writing command on a full disk either fails cleanly or tells the
 /// truth, and afterwards the store shows exactly what its exit code said;
 /// every reading command works there.
 #[test]
 fn a_full_disk_changes_nothing_a_command_does_not_report() {
     let s = Store::new();
-    let Some(_mount) = Tmpfs::mount(s.dir.path(), "200M") else {
+    let Some(_mount) = support::Tmpfs::mount(s.dir.path(), "200M") else {
         eprintln!(
             "SKIPPED a_full_disk_changes_nothing_a_command_does_not_report: cannot mount a tmpfs here (needs root)"
         );
@@ -1508,7 +1449,9 @@ fn a_full_disk_changes_nothing_a_command_does_not_report() {
         ),
     )
     .unwrap();
-    let filler = fill(s.dir.path());
+    // Almost full: small files (a lock, a manifest) still fit, a segment
+    // does not.
+    let filler = support::fill_disk(s.dir.path(), 16 << 10);
 
     // Reads work on the full disk.
     for args in [
@@ -1630,7 +1573,7 @@ fn damage_in_the_active_segment_is_refused_reported_and_salvaged() {
     let first_len = u32::from_le_bytes(bytes[32..36].try_into().unwrap()) as usize;
     let second = 32 + joblog::log::FRAME_HEADER_LEN + first_len;
     flip(&seg, second + 30);
-    let before = hash_tree(&s.data());
+    let before = support::tree(&s.data());
 
     let err = s.fails(1, &["user", "list"]);
     assert!(err.contains(&format!("offset {second}")) && err.contains("joblog salvage --to NEWDIR"), "{err}");
@@ -1642,12 +1585,12 @@ fn damage_in_the_active_segment_is_refused_reported_and_salvaged() {
     let data = |t: Vec<(std::path::PathBuf, u64, u32)>| -> Vec<_> {
         t.into_iter().filter(|f| !f.0.ends_with("LOCK")).collect()
     };
-    assert_eq!(data(hash_tree(&s.data())), data(before.clone()), "nothing on disk changed");
-    let before = hash_tree(&s.data());
+    assert_eq!(data(support::tree(&s.data())), data(before.clone()), "nothing on disk changed");
+    let before = support::tree(&s.data());
 
     let to = s.dir.path().join("salvaged");
     let r: Value = serde_json::from_str(&s.run(0, &["salvage", "--to", to.to_str().unwrap(), "--json"])).unwrap();
-    assert_eq!(hash_tree(&s.data()), before);
+    assert_eq!(support::tree(&s.data()), before);
     assert_eq!((r["lost"][0]["offset"].as_u64(), r["lost"][0]["first_seq"].as_u64()), (Some(second as u64), Some(2)));
     let new = Store { dir: tempfile::tempdir().unwrap() };
     std::fs::rename(&to, new.data()).unwrap();

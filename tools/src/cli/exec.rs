@@ -417,7 +417,7 @@ fn bulk_delete(ctx: &Ctx<'_>, s: &Session<'_>, c: &BulkDeleteCmd) -> Output {
             // The deletion is durable: what failed after it (compaction on a
             // full disk) is said on stderr, and the command succeeds.
             for w in &r.warnings {
-                eprintln!("joblog: warning: {}", super::plain(w));
+                eprintln!("joblog: warning: {w}");
             }
             let v = json!({
                 "warnings": r.warnings,
@@ -436,7 +436,7 @@ fn bulk_delete(ctx: &Ctx<'_>, s: &Session<'_>, c: &BulkDeleteCmd) -> Output {
             // Also in the report itself, so that a client of a running
             // service (whose stderr it does not see) is told.
             for w in &r.warnings {
-                text.push_str(&format!("\nwarning: {}", super::plain(w)));
+                text.push_str(&format!("\nwarning: {w}"));
             }
             done(ctx, v, text)
         }
@@ -502,7 +502,7 @@ fn verify(ctx: &Ctx<'_>) -> Output {
 /// The report on stdout (always, in JSON too), and exit 1 when it found
 /// anything.
 fn verify_out(json: bool, report: &StoreReport) -> Output {
-    let problems: Vec<String> = report.problems.iter().map(|p| super::plain(p)).collect();
+    let problems = &report.problems;
     let (segments, events) = (report.segments, report.events);
     let ok = problems.is_empty();
     let v = json!({"segments": segments, "events": events, "ok": ok, "problems": problems});
@@ -569,9 +569,9 @@ pub fn salvage(g: &super::args::Global, to: &std::path::Path, clamp_future: bool
                 "file": l.file.display().to_string(), "offset": l.offset, "bytes": l.bytes,
                 "first_seq": l.first_seq, "last_seq": l.last_seq, "what": l.what,
             })).collect::<Vec<_>>(),
-            "dropped": r.dropped.iter().map(|(seq, why)| json!({"seq": seq, "reason": super::plain(why)})).collect::<Vec<_>>(),
+            "dropped": r.dropped.iter().map(|(seq, why)| json!({"seq": seq, "reason": why})).collect::<Vec<_>>(),
             "restamped": r.restamped.iter().map(|(seq, at)| json!({"seq": seq, "at": at.to_rfc3339()})).collect::<Vec<_>>(),
-            "problems": r.problems.iter().map(|p| super::plain(p)).collect::<Vec<_>>(),
+            "problems": r.problems,
         });
         return Ok(pretty(&v));
     }
@@ -594,7 +594,7 @@ pub fn salvage(g: &super::args::Global, to: &std::path::Path, clamp_future: bool
     if !r.dropped.is_empty() {
         out.push_str("left out (intact, but their job's creation or an earlier step was lost):\n");
         for (seq, why) in &r.dropped {
-            out.push_str(&format!("  event {seq}: {}\n", super::plain(why)));
+            out.push_str(&format!("  event {seq}: {why}\n"));
         }
     }
     if !r.restamped.is_empty() {
@@ -604,7 +604,7 @@ pub fn salvage(g: &super::args::Global, to: &std::path::Path, clamp_future: bool
         }
     }
     for p in &r.problems {
-        out.push_str(&format!("damage: {}\n", super::plain(p)));
+        out.push_str(&format!("damage: {p}\n"));
     }
     Ok(out)
 }

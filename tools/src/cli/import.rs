@@ -22,12 +22,8 @@ use super::{Ctx, Failure, Output};
 const CHUNK: usize = 50_000;
 
 pub fn import(ctx: &Ctx<'_>, s: &Session<'_>, file: &Path) -> Output {
-    super::server::check_line_lengths(file)?;
-    let text = std::fs::read_to_string(file).map_err(|e| Failure {
-        code: 1,
-        message: format!("cannot read {}: {e}", file.display()),
-        stdout: String::new(),
-    })?;
+    check_line_lengths(file)?;
+    let text = std::fs::read_to_string(file).map_err(|e| cannot_read(file, e))?;
     let csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))
         || text.lines().next().is_some_and(|l| l.trim_start_matches('\u{feff}').starts_with("System Job Name"));
     let state = ctx.engine.state();
@@ -303,4 +299,26 @@ fn csv_time(s: &str) -> Result<Timestamp, String> {
         }
     }
     Err(format!("{s:?} is not a time (use RFC 3339 or YYYY-MM-DD HH:MM:SS, UTC)"))
+}
+
+fn cannot_read(file: &Path, e: std::io::Error) -> Failure {
+    Failure { code: 1, message: format!("cannot read {}: {e}", file.display()), stdout: String::new() }
+}
+
+/// Refuses a file with a line longer than the limit, reading it a chunk
+/// at a time (before anything holds the whole of it).
+fn check_line_lengths(file: &Path) -> Result<(), Failure> {
+    let err = |e| cannot_read(file, e);
+    let mut f = std::fs::File::open(file).map_err(err)?;
+    let mut limit = super::protocol::LineLimit::default();
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = std::io::Read::read(&mut f, &mut buf).map_err(err)?;
+        if n == 0 {
+            return Ok(());
+        }
+        limit
+            .feed(&buf[..n])
+            .map_err(|line| Failure::usage(super::protocol::line_too_long(&file.display().to_string(), line)))?;
+    }
 }

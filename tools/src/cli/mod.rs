@@ -63,7 +63,7 @@ impl From<joblog::Error> for Failure {
             _ => 1,
         };
         let damaged = matches!(&e, E::Corrupt(_) | E::Log(LogError::Corrupt { .. }));
-        let mut message = plain(&e.to_string());
+        let mut message = e.to_string();
         if damaged {
             message = format!("{message}; {DAMAGED_HINT}");
         }
@@ -80,20 +80,6 @@ impl From<joblog::Error> for Failure {
         }
         Self { code, message, stdout: String::new() }
     }
-}
-
-/// A library's message without its advice to library callers (the
-/// command line gives its own): "(open with LogConfig::salvage() …)".
-pub fn plain(message: &str) -> String {
-    const CALL: &str = "LogConfig::salvage()";
-    let mut m = message.to_string();
-    while let Some(at) = m.find(CALL) {
-        let start = m[..at].rfind('(').unwrap_or(at);
-        let end = m[at + CALL.len()..].find(')').map_or(m.len(), |e| at + CALL.len() + e + 1);
-        let start = if m[..start].ends_with(' ') { start - 1 } else { start };
-        m.replace_range(start..end, "");
-    }
-    m
 }
 
 impl From<LogError> for Failure {
@@ -245,9 +231,8 @@ fn check_now(g: &args::Global) -> Result<(), Failure> {
     let at = Timestamp::parse(t)?;
     let fresh = g.data.join("segments").symlink_metadata().is_err();
     let simulation = g.data.join(joblog::engine::SIMULATION_MARKER).exists() || (g.simulation && fresh);
-    let limit = SystemClock.now().plus_micros(joblog::engine::MAX_CLOCK_SKEW_SECS * 1_000_000);
-    if !simulation && at > limit {
-        return Err(joblog::Error::ClockAhead { at: at.to_rfc3339(), limit: limit.to_rfc3339() }.into());
+    if !simulation {
+        joblog::engine::check_clock_skew(at)?;
     }
     Ok(())
 }
@@ -288,12 +273,10 @@ pub fn open_read_only(g: &args::Global) -> Result<Engine, joblog::Error> {
 fn report_torn_tail(engine: &Engine) {
     let log = engine.log();
     let r = log.recovery();
-    if r.torn_bytes_dropped == 0 {
-        return;
-    }
+    // (Set exactly when torn bytes were found.)
+    let Some(offset) = r.torn_offset else { return };
     let active = r.active_segment.and_then(|first| log.segments().into_iter().find(|s| s.first_seq == first));
-    let file = active.as_ref().map_or(String::from("the active segment"), |s| s.path.display().to_string());
-    let offset = r.torn_offset.or(active.map(|s| s.published_bytes)).unwrap_or(0);
+    let file = active.map_or(String::from("the active segment"), |s| s.path.display().to_string());
     let mut why = r.torn_reason.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
     if let Some(saved) = &r.torn_saved_to {
         why.push_str(&format!("; the bytes are kept in {}", saved.display()));

@@ -79,20 +79,7 @@ pub const MAX_COLUMN_CHARS: usize = 60;
 /// written as a visible escape (`\n`, `\r`, `\t`, else `\u001b`), so
 /// no stored value can move the cursor, clear the screen or reorder text.
 pub fn escape(s: &str) -> String {
-    if !s.chars().any(joblog::domain::limits::is_unsafe_char) {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        match c {
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if joblog::domain::limits::is_unsafe_char(c) => out.push_str(&format!("\\u{:04x}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out
+    escape_except(s, |_| false)
 }
 
 /// Text about to reach a terminal (a command's whole output): control
@@ -100,16 +87,22 @@ pub fn escape(s: &str) -> String {
 /// C1 controls and bidirectional overrides, which serde leaves raw inside
 /// strings (they only occur inside strings, and `\u00XX` is valid JSON).
 pub fn terminal_safe(text: &str, json: bool) -> String {
-    let unsafe_here = |c: char| joblog::domain::limits::is_unsafe_char(c) && c != '\n' && !(json && (c as u32) < 0x20);
-    if !text.chars().any(unsafe_here) {
-        return text.to_string();
+    escape_except(text, |c| c == '\n' || (json && (c as u32) < 0x20))
+}
+
+/// [`escape`], but for the characters `keep` leaves as they are.
+fn escape_except(s: &str, keep: impl Fn(char) -> bool) -> String {
+    let unsafe_here = |c: char| joblog::domain::limits::is_unsafe_char(c) && !keep(c);
+    if !s.chars().any(unsafe_here) {
+        return s.to_string();
     }
-    let mut out = String::with_capacity(text.len() + 8);
-    for c in text.chars() {
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
         match c {
             c if !unsafe_here(c) => out.push(c),
-            '\r' if !json => out.push_str("\\r"),
-            '\t' if !json => out.push_str("\\t"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
             c => out.push_str(&format!("\\u{:04x}", c as u32)),
         }
     }

@@ -398,24 +398,6 @@ fn receive(from: &mut impl Read, len: u64, to: &Path, shown: &Path) -> Result<()
     Ok(())
 }
 
-/// Refuses a file with a line longer than the limit, reading it a chunk
-/// at a time (before anything holds the whole of it).
-pub fn check_line_lengths(file: &Path) -> Result<(), Failure> {
-    let err = |e: std::io::Error| fail(format!("cannot read {}: {e}", file.display()));
-    let mut f = fs::File::open(file).map_err(err)?;
-    let mut limit = LineLimit::default();
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = f.read(&mut buf).map_err(err)?;
-        if n == 0 {
-            return Ok(());
-        }
-        limit
-            .feed(&buf[..n])
-            .map_err(|line| Failure::usage(protocol::line_too_long(&file.display().to_string(), line)))?;
-    }
-}
-
 /// An OS user by name or number.
 pub fn os_uid(name: &str) -> Result<u32, Failure> {
     if let Ok(uid) = name.parse::<u32>() {
