@@ -1131,39 +1131,6 @@ fn through_the_socket_another_os_user_acts_only_as_the_user_it_is_mapped_to() {
     assert!(!socket.exists());
 }
 
-#[test]
-fn a_data_path_that_is_not_utf8_is_served_too() {
-    use std::os::unix::ffi::OsStrExt;
-    let s = Store::new();
-    let data = s.dir.path().join(std::ffi::OsStr::from_bytes(b"data-\xff"));
-    let joblog = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_joblog"))
-            .arg("--data")
-            .arg(&data)
-            .args(args)
-            .env_remove("JOBLOG_DATA")
-            .env_remove("JOBLOG_USER")
-            .env_remove("JOBLOG_SOCKET")
-            .output()
-            .unwrap()
-    };
-    assert!(joblog(&["--now", T0, "user", "add", "alice"]).status.success());
-    let service = Command::new(env!("CARGO_BIN_EXE_joblog"))
-        .arg("--data")
-        .arg(&data)
-        .args(["run", "--for", "120s"])
-        .env_remove("JOBLOG_USER")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_for(&data.join("joblog.sock"));
-    let out = joblog(&["user", "list", "--json"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    assert_eq!(serde_json::from_slice::<Value>(&out.stdout).unwrap().as_array().unwrap().len(), 2);
-    stop_service(service);
-}
-
 // ---------------------------------------------------------------------------
 // Issue 12: verify and salvage, a full disk, the clock.
 
