@@ -2110,3 +2110,39 @@ fn an_unmapped_os_user_cannot_hold_the_services_connections() {
     }
     stop_service(service);
 }
+
+#[test]
+fn a_checkpoint_ahead_of_the_log_is_reported_and_never_loaded_for_another_history() {
+    let s = Store::new();
+    for u in ["lost1", "lost2", "lost3"] {
+        s.json(&["user", "add", u]);
+    }
+    s.json(&["run", "--until-idle"]); // ends with a checkpoint
+    let snapshots = s.data().join("snapshots");
+    let checkpoints = || std::fs::read_dir(&snapshots).unwrap().count();
+    assert!(checkpoints() > 0, "run wrote no checkpoint");
+    // The log's end lost (zeroed: no checksum can tell), the checkpoint kept.
+    let seg = segments_dir(&s).join("00000000000000000001.seg");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[32..].fill(0);
+    std::fs::write(&seg, bytes).unwrap();
+    let out = s.raw(&["user", "list", "--json"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ahead of the log"), "no warning");
+    let (code, report, _) = verify_json(&s);
+    assert_eq!((code, &report["ok"]), (Some(1), &Value::Bool(false)), "{report}");
+    assert!(report["problems"].to_string().contains("ahead of the log"), "{report}");
+    // New writes bring the log past the checkpoint's sequence number: the
+    // checkpoint of the lost history must never be loaded for this one.
+    for i in 0..8 {
+        s.json(&["user", "add", &format!("new{i}")]);
+    }
+    let names: Vec<String> =
+        s.json(&["user", "list"]).as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap().to_string()).collect();
+    assert!(!names.iter().any(|n| n.starts_with("lost")), "a checkpoint of the lost history was loaded: {names:?}");
+    assert_eq!(names.len(), 9, "{names:?}");
+    // Still reported, the evidence kept.
+    let (code, report, _) = verify_json(&s);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report["problems"].to_string().contains("ahead of the log"), "{report}");
+}
