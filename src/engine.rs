@@ -350,6 +350,9 @@ impl Engine {
             Projection::load_snapshot(&snapshots, log.next_seq(), &log.generations())
         };
         let read_only = config.log.read_only;
+        if !read_only {
+            set_aside_checkpoints_ahead(&snapshots, log.next_seq());
+        }
         let mut state = snapshot.unwrap_or_default();
         let checkpoint_seq = (state.last_seq() > 0).then_some(state.last_seq());
         let mut replayed = 0u64;
@@ -1516,5 +1519,21 @@ fn visibility(state: &Projection, user: &str) -> Visibility {
         Depth::BusinessUnit => Visibility::BusinessUnits(vec![u.business_unit.clone()]),
         Depth::ParentChild => Visibility::BusinessUnits(dir.units_within(&u.business_unit)),
         Depth::Organization => Visibility::All,
+    }
+}
+
+/// Renames each checkpoint at or past `next_seq` (a state the log no longer
+/// holds: events were lost from its end) to `NAME.ahead-NEXT`: kept as
+/// evidence (`verify` reports it), never loaded again. Left in place, it
+/// would be loaded as soon as new writes brought the log to its sequence
+/// number, a state of another history.
+fn set_aside_checkpoints_ahead(snapshots: &Path, next_seq: u64) {
+    for entry in std::fs::read_dir(snapshots).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let seq: Option<u64> =
+            name.strip_prefix("snapshot-").and_then(|n| n.strip_suffix(".bin")).and_then(|n| n.parse().ok());
+        if seq.is_some_and(|seq| seq >= next_seq) {
+            let _ = std::fs::rename(entry.path(), snapshots.join(format!("{name}.ahead-{next_seq}")));
+        }
     }
 }

@@ -33,6 +33,9 @@ use crate::domain::{Directory, Timestamp, WorkflowDefinition};
 use crate::error::Error;
 use crate::log::Generations;
 
+/// How a checkpoint ahead of the log is named in the notes of `load_snapshot`.
+const AHEAD_OF_THE_LOG: &str = "ahead of the log";
+
 const MAGIC: [u8; 8] = *b"JOBLOGSN";
 /// 3: the directory maps OS users (older snapshots are skipped: replay).
 const VERSION: u16 = 3;
@@ -211,6 +214,12 @@ impl Projection {
     /// sequence number → generation; a compaction since makes a checkpoint
     /// stale); `None` when there is none. Damaged ones are skipped (and
     /// named in the returned list), never trusted.
+    /// Whether a note of [`Projection::load_snapshot`] says a checkpoint is
+    /// ahead of the log: proof that events were lost from the log's end.
+    pub fn is_ahead_of_the_log(note: &str) -> bool {
+        note.contains(AHEAD_OF_THE_LOG)
+    }
+
     pub fn load_snapshot(dir: &Path, log_next_seq: u64, live: &Generations) -> (Option<Projection>, Vec<String>) {
         let mut skipped = Vec::new();
         for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -220,7 +229,10 @@ impl Projection {
         }
         for (seq, path) in list(dir) {
             if seq >= log_next_seq {
-                skipped.push(format!("{}: ahead of the log", path.display()));
+                skipped.push(format!(
+                    "{}: {AHEAD_OF_THE_LOG} (a checkpoint of the state at sequence number {seq}, but the log's next sequence number is {log_next_seq}): events that were once in the log are missing",
+                    path.display()
+                ));
                 continue;
             }
             match load(&path, live) {

@@ -1924,3 +1924,135 @@ fn sync_mode_is_a_checked_global_option() {
     }
     assert!(!s.run(0, &["user", "list"]).contains("u4"), "a refused command wrote");
 }
+
+#[test]
+fn a_request_line_trickled_in_is_cut_at_its_deadline() {
+    use std::io::{BufRead, Write};
+    let s = Store::new();
+    s.json(&["--now", T0, "user", "add", "alice"]);
+    let service = start_service(&s, &[]);
+    let socket = s.data().join("joblog.sock");
+    wait_for(&socket);
+    // A byte every 2 s: each read is quick, the line never ends. The whole
+    // line must arrive within 10 s, not each byte.
+    let conn = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(40))).unwrap();
+    let started = std::time::Instant::now();
+    let mut writer = conn.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        for _ in 0..15 {
+            if writer.write_all(b" ").is_err() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_secs(2));
+        }
+    });
+    let mut line = String::new();
+    let _ = std::io::BufReader::new(&conn).read_line(&mut line);
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(15), "a trickled request held its connection {took:?}: {line}");
+    let r: Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(r["code"], 2, "{r}");
+    assert!(r["stderr"].as_str().unwrap().contains("did not arrive within 10 s"), "{r}");
+    trickle.join().unwrap();
+    assert_eq!(s.json(&["user", "list"]).as_array().unwrap().len(), 2);
+    stop_service(service);
+}
+
+#[test]
+fn an_unmapped_os_user_cannot_hold_the_services_connections() {
+    use std::os::unix::process::CommandExt;
+    let python = Path::new("/usr/bin/python3");
+    if !is_root() || !python.exists() {
+        eprintln!(
+            "SKIPPED an_unmapped_os_user_cannot_hold_...: needs root and /usr/bin/python3 for a client as uid 65534"
+        );
+        return;
+    }
+    let s = Store::new();
+    s.json(&["--now", T0, "user", "add", "alice", "--os-user", "65534"]);
+    let (shared, bin) = shared_binary();
+    let socket = shared.path().join("joblog.sock");
+    let service = start_service(&s, &["--socket", socket.to_str().unwrap()]);
+    wait_for(&socket);
+    // 20 connections by an OS user nobody mapped, each sending nothing: all
+    // refused at once, none holding a slot.
+    let script = "import socket,sys\nfor _ in range(20):\n    c=socket.socket(socket.AF_UNIX); c.settimeout(5); c.connect(sys.argv[1]); f=c.makefile('rb'); print(repr(f.readline()))\n";
+    let out =
+        Command::new(python).args(["-c", script, socket.to_str().unwrap()]).uid(65533).gid(65533).output().unwrap();
+    let replies = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(
+        replies.lines().filter(|l| l.contains("not mapped")).count(),
+        20,
+        "{replies}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Held open while the mapped user asks: served, not "busy".
+    let holders: Vec<_> = (0..20)
+        .map(|_| {
+            Command::new(python)
+                .args([
+                    "-c",
+                    "import socket,sys,time\nc=socket.socket(socket.AF_UNIX); c.connect(sys.argv[1]); time.sleep(20)",
+                    socket.to_str().unwrap(),
+                ])
+                .uid(65533)
+                .gid(65533)
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_secs(2));
+    let out = Command::new(&bin)
+        .args(["list", "--json"])
+        .env("JOBLOG_SOCKET", &socket)
+        .env_remove("JOBLOG_DATA")
+        .env_remove("JOBLOG_USER")
+        .uid(65534)
+        .gid(65534)
+        .current_dir(shared.path())
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "a mapped user was not served: {}", String::from_utf8_lossy(&out.stderr));
+    for mut h in holders {
+        let _ = h.kill();
+        let _ = h.wait();
+    }
+    stop_service(service);
+}
+
+#[test]
+fn a_checkpoint_ahead_of_the_log_is_reported_and_never_loaded_for_another_history() {
+    let s = Store::new();
+    for u in ["lost1", "lost2", "lost3"] {
+        s.json(&["user", "add", u]);
+    }
+    s.json(&["run", "--until-idle"]); // ends with a checkpoint
+    let snapshots = s.data().join("snapshots");
+    let checkpoints = || std::fs::read_dir(&snapshots).unwrap().count();
+    assert!(checkpoints() > 0, "run wrote no checkpoint");
+    // The log's end lost (zeroed: no checksum can tell), the checkpoint kept.
+    let seg = segments_dir(&s).join("00000000000000000001.seg");
+    let mut bytes = std::fs::read(&seg).unwrap();
+    bytes[32..].fill(0);
+    std::fs::write(&seg, bytes).unwrap();
+    let out = s.raw(&["user", "list", "--json"]);
+    assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("ahead of the log"), "no warning");
+    let (code, report, _) = verify_json(&s);
+    assert_eq!((code, &report["ok"]), (Some(1), &Value::Bool(false)), "{report}");
+    assert!(report["problems"].to_string().contains("ahead of the log"), "{report}");
+    // New writes bring the log past the checkpoint's sequence number: the
+    // checkpoint of the lost history must never be loaded for this one.
+    for i in 0..8 {
+        s.json(&["user", "add", &format!("new{i}")]);
+    }
+    let names: Vec<String> =
+        s.json(&["user", "list"]).as_array().unwrap().iter().map(|u| u["name"].as_str().unwrap().to_string()).collect();
+    assert!(!names.iter().any(|n| n.starts_with("lost")), "a checkpoint of the lost history was loaded: {names:?}");
+    assert_eq!(names.len(), 9, "{names:?}");
+    // Still reported, the evidence kept.
+    let (code, report, _) = verify_json(&s);
+    assert_eq!(code, Some(1), "{report}");
+    assert!(report["problems"].to_string().contains("ahead of the log"), "{report}");
+}

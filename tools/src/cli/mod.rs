@@ -269,8 +269,16 @@ pub fn open_read_only(g: &args::Global) -> Result<Engine, joblog::Error> {
     Ok(engine)
 }
 
-/// Says on stderr what opening did with a torn tail of the active segment.
+/// Says on stderr what opening did with a torn tail of the active segment,
+/// and a checkpoint that proves events are missing from the log's end.
 fn report_torn_tail(engine: &Engine) {
+    for note in &engine.open_report().checkpoints_skipped {
+        if joblog::projection::Projection::is_ahead_of_the_log(note) {
+            eprintln!(
+                "joblog: warning: {note}; run `joblog verify`, and `joblog salvage --to NEWDIR` to copy what is intact"
+            );
+        }
+    }
     let log = engine.log();
     let r = log.recovery();
     // (Set exactly when torn bytes were found.)

@@ -26,7 +26,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, Parser};
 use joblog::domain::Privilege;
@@ -287,7 +287,15 @@ fn handle(engine: &Engine, conn: &UnixStream) -> Value {
         Ok(c) => c.uid(),
         Err(e) => return failure_value(denied(format!("cannot tell who is calling ({e}); refused"))),
     };
-    let mut reader = BufReader::new(conn);
+    // An OS user nobody mapped is refused before anything is read: it
+    // cannot hold one of the [`MAX_CONNECTIONS`] slots at all.
+    if let Err(f) = check_peer(engine, peer) {
+        return failure_value(f);
+    }
+    // The whole request line within REQUEST_TIMEOUT, however slowly it
+    // trickles in (a per-read timeout alone lets a client send a byte every
+    // few seconds and keep its slot for ever).
+    let mut reader = BufReader::new(Deadline { conn, until: Some(Instant::now() + REQUEST_TIMEOUT) });
     let mut line = Vec::new();
     match reader.by_ref().take(MAX_REQUEST_BYTES as u64 + 1).read_until(b'\n', &mut line) {
         Ok(_) if line.len() > MAX_REQUEST_BYTES => {
@@ -300,11 +308,49 @@ fn handle(engine: &Engine, conn: &UnixStream) -> Value {
         Ok(r) => r,
         Err(e) => return failure_value(Failure::usage(e.to_string())),
     };
+    reader.get_mut().until = None;
     let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
     match answer(engine, peer, &req, &mut reader) {
         Ok(out) => json!({"code": 0, "stdout": out, "stderr": ""}),
         Err(f) => failure_value(f),
     }
+}
+
+/// Reads a connection; while `until` is set, no read waits past it.
+struct Deadline<'a> {
+    conn: &'a UnixStream,
+    until: Option<Instant>,
+}
+
+impl Read for Deadline<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        if let Some(until) = self.until {
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::TimedOut,
+                    format!("the request line did not arrive within {} s", REQUEST_TIMEOUT.as_secs()),
+                ));
+            }
+            self.conn.set_read_timeout(Some(left))?;
+        }
+        (&*self.conn).read(buf)
+    }
+}
+
+/// Refuses a caller who is neither the owner, root, nor a mapped OS user.
+fn check_peer(engine: &Engine, peer: u32) -> Result<(), Failure> {
+    let owner = nix::unistd::geteuid().as_raw();
+    if peer == owner || peer == 0 || engine.state().directory().os_user(peer).is_some() {
+        return Ok(());
+    }
+    Err(unmapped(peer))
+}
+
+fn unmapped(peer: u32) -> Failure {
+    denied(format!(
+        "OS user {peer} is not mapped to a joblog user; an administrator maps it with `joblog user map NAME --os-user {peer}`"
+    ))
 }
 
 /// The joblog user a caller with OS user id `peer` acts as.
@@ -326,9 +372,7 @@ fn acting_user(engine: &Engine, peer: u32, req: &Request) -> Result<String, Fail
             }
             Ok(mapped.to_string())
         }
-        None => Err(denied(format!(
-            "OS user {peer} is not mapped to a joblog user; an administrator maps it with `joblog user map NAME --os-user {peer}`"
-        ))),
+        None => Err(unmapped(peer)),
     }
 }
 
