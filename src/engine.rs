@@ -560,7 +560,19 @@ impl Engine {
         build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Envelope>, T), Error>,
     ) -> Result<T, Error> {
         let _one_writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let now = self.clock.now();
+        let mut now = self.clock.now();
+        if self.clock.is_wall_clock() {
+            // Event times never go backwards, but a wall clock a little
+            // behind the newest event must not block every write until it
+            // catches up: how far ahead an event may be is bounded by
+            // `check_clock` (docs/operations.md, "The clock").
+            // A store already further ahead (written by an older joblog)
+            // is refused as before, with its way out in the message.
+            let limit = now.plus_micros(MAX_CLOCK_SKEW_SECS * 1_000_000);
+            if let Some(newest) = self.state().last_at().filter(|&n| n <= limit) {
+                now = now.max(newest);
+            }
+        }
         let (envelopes, out) = build(&self.state(), now)?;
         if envelopes.is_empty() {
             return Ok(out);

@@ -67,13 +67,31 @@ pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), Do
     Ok(())
 }
 
+/// Whether `c` shows nothing at all (zero-width spaces and joiners, marks
+/// that only steer direction, the soft hyphen, the byte-order mark): an
+/// identifier holding one could pass for another (`admin` and `admin\u{200b}`).
+pub fn is_invisible_char(c: char) -> bool {
+    matches!(c, '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
+}
+
 /// An identifier: non-empty, at most [`MAX_IDENTIFIER_CHARS`], no control
-/// character.
+/// character, no invisible character, no white space at either end (so no
+/// identifier can pass for another in a listing).
 pub fn check_identifier(field: &'static str, value: &str) -> Result<(), DomainError> {
     if value.is_empty() {
         return Err(DomainError::Invalid { what: field, reason: "it is empty".into() });
     }
-    check_text(field, value, MAX_IDENTIFIER_CHARS)
+    check_text(field, value, MAX_IDENTIFIER_CHARS)?;
+    if value.trim() != value {
+        return Err(DomainError::Invalid { what: field, reason: "it begins or ends with white space".into() });
+    }
+    if let Some((at, c)) = value.chars().enumerate().find(|(_, c)| is_invisible_char(*c)) {
+        return Err(DomainError::Invalid {
+            what: field,
+            reason: format!("it holds an invisible character (U+{:04X}) at {at}", c as u32),
+        });
+    }
+    Ok(())
 }
 
 /// A message from a handler (a command's stderr, an error's text): kept
@@ -105,6 +123,10 @@ mod tests {
             check_identifier("user", "a\u{1b}[2J"),
             Err(DomainError::ControlCharacter { field: "user", at: 1, code: 0x1b })
         ));
+        for bad in [" admin", "admin ", " ", "ad\u{200b}min", "admin\u{feff}", "\u{200e}admin"] {
+            assert!(matches!(check_identifier("user", bad), Err(DomainError::Invalid { what: "user", .. })), "{bad:?}");
+        }
+        assert!(check_identifier("user", "ad min").is_ok(), "inner spaces are fine");
         for c in ['\r', '\n', '\u{7}', '\u{7f}', '\u{9b}', '\u{202e}'] {
             assert!(check_text("name", &format!("x{c}"), 10).is_err(), "{c:?}");
         }

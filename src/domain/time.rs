@@ -60,6 +60,15 @@ impl std::fmt::Display for Timestamp {
 /// Where "now" comes from.
 pub trait Clock: Send + Sync {
     fn now(&self) -> Timestamp;
+
+    /// Whether this is the system's wall clock, which may read a little
+    /// behind the newest event (an NTP step back, or an earlier write whose
+    /// `--now` ran ahead within the allowed skew). The engine then stamps a
+    /// write with the newest event's time rather than refusing it; a clock
+    /// that only moves when told to (tests, simulations) is refused instead.
+    fn is_wall_clock(&self) -> bool {
+        false
+    }
 }
 
 /// The system's clock.
@@ -69,6 +78,10 @@ pub struct SystemClock;
 impl Clock for SystemClock {
     fn now(&self) -> Timestamp {
         Timestamp::from_datetime(Utc::now())
+    }
+
+    fn is_wall_clock(&self) -> bool {
+        true
     }
 }
 

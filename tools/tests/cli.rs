@@ -1351,6 +1351,34 @@ fn the_clock_cannot_lock_a_live_store() {
 }
 
 #[test]
+fn identifiers_that_could_pass_for_another_are_refused() {
+    let s = Store::new();
+    for name in ["admin ", " admin", " ", "ad\u{200b}min", "admin\u{feff}"] {
+        let err = s.fails(2, &["user", "add", name]);
+        assert!(err.contains("white space") || err.contains("invisible character"), "{name:?}: {err}");
+    }
+    let users = s.json(&["user", "list"]);
+    assert_eq!(users.as_array().unwrap().len(), 1, "nothing written: {users}");
+}
+
+#[test]
+fn a_write_a_little_ahead_does_not_block_writes_on_the_system_clock() {
+    // Within the allowed skew, --now may run ahead; the writes that follow
+    // on the system clock are stamped no earlier than it, never refused.
+    let s = Store::new();
+    let ahead = (chrono::Utc::now() + chrono::Duration::seconds(240)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let a = s.json(&["--now", &ahead, "submit", "--name", "a"]);
+    assert_eq!(a["createdon"], ahead.as_str());
+    let b = s.json(&["submit", "--name", "b"]);
+    assert_eq!(b["createdon"], ahead.as_str(), "stamped at the newest event's time: {b}");
+    assert_eq!(s.json(&["cancel", &id_of(&a)])["status"], "Canceled");
+    // A clock that moves only when told to is still refused going back.
+    let before = (chrono::Utc::now() - chrono::Duration::seconds(60)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
+    let err = s.fails(2, &["--now", &before, "submit", "--name", "c"]);
+    assert!(err.contains("backwards"), "{err}");
+}
+
+#[test]
 fn a_store_already_in_the_future_has_a_way_out() {
     use joblog::domain::{ManualClock, OperationType, Timestamp};
     use joblog::engine::{Config, Engine, NewJob, UserAction};
