@@ -175,7 +175,7 @@ impl Manifest {
     /// Reads the manifest of `dir`; a missing file is an empty manifest.
     pub fn load(dir: &Path) -> Result<Self, LogError> {
         let path = dir.join(MANIFEST_FILE);
-        match fs::read(&path) {
+        match read_regular(&path) {
             Ok(bytes) => Self::decode(&bytes).map_err(|reason| undecodable(&path, 0, reason)),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Self::default()),
             Err(e) => Err(io_err(&path, e)),
@@ -239,7 +239,7 @@ pub fn check_files(seg_dir: &Path, problem: &mut dyn FnMut(String)) -> usize {
     }
     files.sort();
     let path = seg_dir.join(MANIFEST_FILE);
-    let manifest = match fs::read(&path) {
+    let manifest = match read_regular(&path) {
         Ok(bytes) => match Manifest::decode(&bytes) {
             Ok(m) => Some(m),
             Err(why) => {
@@ -361,4 +361,13 @@ mod tests {
         assert_eq!(segment_file_name(12, 3), "00000000000000000012-g3.seg");
         assert!(segment_file_name(9, 0) < segment_file_name(10, 0));
     }
+}
+
+/// Reads a whole file that must be a regular one: a FIFO or a device in its
+/// place would block the reader or never end (refused as invalid data).
+fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    fs::read(path)
 }

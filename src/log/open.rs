@@ -200,6 +200,15 @@ fn list_dir(dir: &Path) -> Result<(Vec<(u64, String)>, Vec<std::path::PathBuf>),
     };
     for entry in entries {
         let entry = entry.map_err(|e| io_err(dir, e))?;
+        // A FIFO, socket or device where the log keeps a file would make
+        // opening it block, or read forever: refused, whatever its name.
+        if fs::metadata(entry.path()).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            return Err(corrupt(
+                &entry.path(),
+                0,
+                "not a regular file (a FIFO, socket or device where the log keeps its files)",
+            ));
+        }
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".tmp") {
             temps.push(entry.path());
