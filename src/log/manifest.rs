@@ -322,6 +322,15 @@ fn crc_prefix(path: &Path, len: u64) -> std::io::Result<u32> {
     }
 }
 
+/// Reads a whole file that must be a regular one: a FIFO or a device in its
+/// place would block the reader or never end (refused as invalid data).
+fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
+    if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
+        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"));
+    }
+    fs::read(path)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -361,13 +370,4 @@ mod tests {
         assert_eq!(segment_file_name(12, 3), "00000000000000000012-g3.seg");
         assert!(segment_file_name(9, 0) < segment_file_name(10, 0));
     }
-}
-
-/// Reads a whole file that must be a regular one: a FIFO or a device in its
-/// place would block the reader or never end (refused as invalid data).
-fn read_regular(path: &Path) -> std::io::Result<Vec<u8>> {
-    if fs::metadata(path).is_ok_and(|m| !m.is_file()) {
-        return Err(std::io::Error::new(std::io::ErrorKind::InvalidData, "not a regular file"));
-    }
-    fs::read(path)
 }
