@@ -324,17 +324,23 @@ struct Deadline<'a> {
 
 impl Read for Deadline<'_> {
     fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        if let Some(until) = self.until {
-            let left = until.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(std::io::Error::new(
-                    std::io::ErrorKind::TimedOut,
-                    format!("the request line did not arrive within {} s", REQUEST_TIMEOUT.as_secs()),
-                ));
-            }
-            self.conn.set_read_timeout(Some(left))?;
+        let late = || {
+            std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                format!("the request line did not arrive within {} s", REQUEST_TIMEOUT.as_secs()),
+            )
+        };
+        let Some(until) = self.until else { return (&*self.conn).read(buf) };
+        let left = until.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Err(late());
         }
-        (&*self.conn).read(buf)
+        self.conn.set_read_timeout(Some(left))?;
+        // A read that times out says EAGAIN (WouldBlock) on Linux.
+        (&*self.conn).read(buf).map_err(|e| match e.kind() {
+            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => late(),
+            _ => e,
+        })
     }
 }
 
