@@ -881,8 +881,10 @@ fn raw_request(socket: &Path, bytes: &[u8]) -> String {
     line
 }
 
+/// Starts `joblog run` on `s` and waits until it listens: on
+/// `DATA/joblog.sock` always, and on `--socket PATH` when `extra` gives one.
 fn start_service(s: &Store, extra: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_joblog"))
+    let service = Command::new(env!("CARGO_BIN_EXE_joblog"))
         .args(["run", "--for", "120s", "--json"])
         .args(extra)
         .env("JOBLOG_DATA", s.data())
@@ -891,7 +893,12 @@ fn start_service(s: &Store, extra: &[&str]) -> std::process::Child {
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
-        .unwrap()
+        .unwrap();
+    wait_for(&s.data().join("joblog.sock"));
+    if let Some(at) = extra.iter().position(|a| *a == "--socket") {
+        wait_for(Path::new(extra[at + 1]));
+    }
+    service
 }
 
 fn stop_service(service: std::process::Child) {
@@ -906,7 +913,6 @@ fn hostile_requests_get_an_error_and_never_stop_the_service() {
     s.json(&["--now", T0, "user", "add", "alice"]);
     let service = start_service(&s, &[]);
     let socket = s.data().join("joblog.sock");
-    wait_for(&socket);
     // A 1 MB line, bytes that are not JSON, a request without a user.
     let mut huge = vec![b'x'; 1 << 20];
     huge.push(b'\n');
@@ -1068,7 +1074,6 @@ fn through_the_socket_another_os_user_acts_only_as_the_user_it_is_mapped_to() {
     let (shared, bin) = shared_binary();
     let socket = shared.path().join("joblog.sock");
     let service = start_service(&s, &["--socket", socket.to_str().unwrap()]);
-    wait_for(&socket);
     let as_nobody = |args: &[&str], env: &[(&str, &str)]| -> Output {
         Command::new("setpriv")
             .args(["--reuid=65534", "--regid=65534", "--clear-groups"])
@@ -1982,7 +1987,6 @@ fn a_request_line_trickled_in_is_cut_at_its_deadline() {
     s.json(&["--now", T0, "user", "add", "alice"]);
     let service = start_service(&s, &[]);
     let socket = s.data().join("joblog.sock");
-    wait_for(&socket);
     // A byte every 2 s: each read is quick, the line never ends. The whole
     // line must arrive within 10 s, not each byte.
     let conn = std::os::unix::net::UnixStream::connect(&socket).unwrap();
@@ -2024,7 +2028,6 @@ fn an_unmapped_os_user_cannot_hold_the_services_connections() {
     let (shared, bin) = shared_binary();
     let socket = shared.path().join("joblog.sock");
     let service = start_service(&s, &["--socket", socket.to_str().unwrap()]);
-    wait_for(&socket);
     // 20 connections by an OS user nobody mapped, each sending nothing: all
     // refused at once, none holding a slot.
     let script = "import socket,sys\nfor _ in range(20):\n    c=socket.socket(socket.AF_UNIX); c.settimeout(5); c.connect(sys.argv[1]); f=c.makefile('rb'); print(repr(f.readline()))\n";
