@@ -1213,6 +1213,76 @@ impl Session<'_> {
         self.get(id)
     }
 
+    /// Submits a Failed or Canceled job again (like Sidekiq's and Oban's
+    /// "retry"): a new Ready job with the old one's definition (name, type,
+    /// workflow, regarding, dependency token, depth, data), owned by
+    /// `owner` or else by this user, linked by `correlationid` (the old
+    /// job's, or its id when it had none). Both histories say so: the new
+    /// job's creation carries "resubmission of OLD", and the old job gets a
+    /// `JobResubmitted` line. Needs Read on the old job, Create for the new
+    /// owner, and RunCommand when the job runs a command. A job that is not
+    /// Completed, or that succeeded, is refused
+    /// ([`DomainError::NotResubmittable`]); so is a Bulk Delete job (create
+    /// one with [`Session::create_bulk_delete`]). One atomic batch.
+    pub fn resubmit(&self, id: Uuid, owner: Option<&str>) -> Result<Job, Error> {
+        let old = self.get(id)?;
+        let reason = old.status.reason();
+        let why = if !old.status.is_completed() {
+            Some(format!("it is {}, not Completed: cancel it first, or wait for it to end", old.status))
+        } else if reason == crate::domain::StatusReason::Succeeded {
+            Some("it succeeded; submit a new job to run it again".to_string())
+        } else if old.operationtype == OperationType::BULK_DELETE {
+            Some("it is a Bulk Delete job; create one with `joblog bulk-delete create`".to_string())
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(DomainError::NotResubmittable { job: id, why }.into());
+        }
+        let new = self.engine.commit(self.actor(), |state, now| {
+            // Checked again under the write lock: the job may have been
+            // deleted since.
+            if state.status_of(id).is_none() {
+                return Err(Error::JobNotFound(id));
+            }
+            let mut spec = NewJob::new(&old.name, old.operationtype);
+            spec.workflow = old.workflow.clone().filter(|w| state.workflow(w).is_some());
+            spec.regarding = old.regarding.clone();
+            spec.owner = Some(owner.unwrap_or(&self.user).to_string());
+            spec.dependency_token = old.dependencytoken.clone();
+            spec.correlation_id = Some(old.correlationid.unwrap_or(old.id));
+            spec.depth = old.depth;
+            spec.data = old.data.clone();
+            let mut job = self.new_job(state, spec, now)?;
+            job.workflow = old.workflow.clone();
+            job.message = Some(format!("resubmission of {id}"));
+            job.validate()?;
+            let events = vec![
+                Event::JobCreated(Box::new(job.clone())),
+                Event::JobResubmitted { job: id, new: job.id },
+            ];
+            Ok((events, job))
+        })?;
+        Ok(new)
+    }
+
+    /// Sets one number of the service's policy for this store (`None`:
+    /// back to its default; keys and ranges: `domain::config`), recorded
+    /// as a `PolicySet` event. Needs Write at Organization depth. Returns
+    /// whether anything changed (setting a key to the value it has writes
+    /// nothing).
+    pub fn set_policy(&self, key: &str, value: Option<u64>) -> Result<bool, Error> {
+        self.engine.commit(self.actor(), |state, _| {
+            state.directory().check(&self.user, Privilege::Write, None)?;
+            let policy = state.policy();
+            policy.check(key, value)?;
+            if policy.get_set(key) == value {
+                return Ok((Vec::new(), false));
+            }
+            Ok((vec![Event::PolicySet { key: key.to_string(), value }], true))
+        })
+    }
+
     /// The same action on every job matching `filter` that the user can
     /// see; the ones it may not write, or whose status refuses the action,
     /// are reported and left alone. One atomic batch.
@@ -1322,6 +1392,16 @@ impl Session<'_> {
                     status: out.last().map_or(Status::READY, |e: &HistoryEntry| e.status),
                     postponeuntil: None,
                     message: Some(format!("owner changed to {owner}")),
+                },
+                Event::JobResubmitted { new, .. } => HistoryEntry {
+                    seq,
+                    at: env.at,
+                    actor: env.actor,
+                    action: None,
+                    from: out.last().map(|e: &HistoryEntry| e.status),
+                    status: out.last().map_or(Status::READY, |e: &HistoryEntry| e.status),
+                    postponeuntil: None,
+                    message: Some(format!("resubmitted as {new}")),
                 },
                 _ => continue,
             };
