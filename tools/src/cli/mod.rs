@@ -56,7 +56,11 @@ impl From<joblog::Error> for Failure {
     fn from(e: joblog::Error) -> Self {
         use joblog::Error as E;
         let code = match &e {
-            E::Domain(DomainError::Refused { .. } | DomainError::PlatformGenerated { .. }) => 4,
+            E::Domain(
+                DomainError::Refused { .. }
+                | DomainError::PlatformGenerated { .. }
+                | DomainError::NotResubmittable { .. },
+            ) => 4,
             E::Domain(DomainError::Denied { .. }) | E::Log(LogError::NotOwned { .. }) => 5,
             E::Domain(DomainError::NotFound { .. }) | E::JobNotFound(_) => 3,
             E::Domain(_) | E::TimeWentBackwards { .. } | E::ClockAhead { .. } => 2,
@@ -216,6 +220,7 @@ pub fn writes(command: &Command) -> bool {
             | Command::Replay { .. }
             | Command::Verify
             | Command::Stats
+            | Command::Config(args::ConfigCmd::Show { .. })
             | Command::Salvage { .. }
             | Command::User(args::UserCmd::List)
             | Command::Workflow(args::WorkflowCmd::List)
