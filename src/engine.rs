@@ -1272,10 +1272,7 @@ impl Session<'_> {
             job.workflow = old.workflow.clone();
             job.message = Some(format!("resubmission of {id}"));
             job.validate()?;
-            let events = vec![
-                Event::JobCreated(Box::new(job.clone())),
-                Event::JobResubmitted { job: id, new: job.id },
-            ];
+            let events = vec![Event::JobCreated(Box::new(job.clone())), Event::JobResubmitted { job: id, new: job.id }];
             Ok((events, job))
         })?;
         Ok(new)

@@ -780,7 +780,10 @@ fn samples() -> Vec<(&'static str, Envelope)> {
         ("policy_unset", env(admin(), Event::PolicySet { key: "command.timeout_secs".into(), value: None })),
         (
             "job_resubmitted",
-            env(admin(), Event::JobResubmitted { job: job_id, new: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0042) }),
+            env(
+                admin(),
+                Event::JobResubmitted { job: job_id, new: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0042) },
+            ),
         ),
         (
             "role_added_run_command",

@@ -710,7 +710,10 @@ mod tests {
             all.apply(k.name, k.default, 1);
         }
         let (a, b) = (ServiceConfig::default(), ServiceConfig::default().with_store_policy(&all));
-        assert_eq!((a.retry, a.backoff, a.loop_guard, a.command_timeout), (b.retry, b.backoff, b.loop_guard, b.command_timeout));
+        assert_eq!(
+            (a.retry, a.backoff, a.loop_guard, a.command_timeout),
+            (b.retry, b.backoff, b.loop_guard, b.command_timeout)
+        );
         let mut one = StorePolicy::default();
         one.apply("backoff.jitter_percent", Some(0), 2);
         one.apply("command.timeout_secs", Some(30), 3);

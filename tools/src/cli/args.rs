@@ -3,7 +3,7 @@
 use clap::{Args, Parser, Subcommand};
 
 const EXAMPLES: &str = "Examples:
-  joblog submit --name 'Send welcome email' --workflow welcome --regarding contact:42
+  joblog submit --name 'Send welcome email' --workflow welcome --regarding contact:42 --command ./welcome.sh
   joblog list --type workflow --status failed --limit 20
   joblog show 0193… --history --json
   joblog cancel --workflow welcome --state suspended --all-matching --dry-run
@@ -237,7 +237,9 @@ pub enum UserCmd {
 pub enum ConfigCmd {
     /// Sets one number for this store (administrators); the running
     /// service takes it at its next pass.
-    #[command(after_help = "Example:\n  joblog config set backoff.threshold 5\n  joblog config set command.timeout_secs 600")]
+    #[command(
+        after_help = "Example:\n  joblog config set backoff.threshold 5\n  joblog config set command.timeout_secs 600"
+    )]
     Set { key: String, value: String },
     /// Returns one number to its default (administrators).
     #[command(after_help = "Example:\n  joblog config unset command.timeout_secs")]

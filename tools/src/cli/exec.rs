@@ -56,11 +56,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
         }
         Command::Workflow(c) => workflow(ctx, s, c),
         Command::Submit(a) => {
-            if a.command.is_none() && !a.external_handler {
-                return Err(Failure::usage(
-                    "nothing would run this job: `joblog run` runs command jobs only; give --command, or --external-handler when a program embedding joblog registers a handler for it",
-                ));
-            }
+            check_submit(a)?;
             let mut spec = NewJob::new(&a.name, OperationType::parse(&a.operationtype)?);
             spec.workflow = a.workflow.clone();
             spec.regarding = a.regarding.as_deref().map(Regarding::parse).transpose()?;
@@ -152,6 +148,20 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
             Err(Failure::usage("this command runs on its own, not through another"))
         }
     }
+}
+
+/// A job without a command needs someone to run it: `joblog run` runs
+/// command jobs only (and Bulk Delete jobs, made by `bulk-delete create`),
+/// so one without --command is refused unless --external-handler says a
+/// program embedding joblog registers a handler for it. (The library
+/// accepts such jobs: its embedder registers handlers.)
+pub fn check_submit(a: &super::args::SubmitArgs) -> Result<(), Failure> {
+    if a.command.is_none() && !a.external_handler {
+        return Err(Failure::usage(
+            "nothing would run this job: `joblog run` runs command jobs only; give --command, or --external-handler when a program embedding joblog registers a handler for it",
+        ));
+    }
+    Ok(())
 }
 
 /// Prints `v` as JSON, or `text`.
@@ -463,7 +473,8 @@ fn config(ctx: &Ctx<'_>, s: &Session<'_>, c: &ConfigCmd) -> Output {
     use joblog::domain::config::KEYS;
     let (key, value) = match c {
         ConfigCmd::Show { until } => {
-            let past = until.as_deref().map(Timestamp::parse).transpose()?.map(|t| ctx.engine.replay_until(t)).transpose()?;
+            let past =
+                until.as_deref().map(Timestamp::parse).transpose()?.map(|t| ctx.engine.replay_until(t)).transpose()?;
             let policy = match &past {
                 Some(p) => p.policy().clone(),
                 None => ctx.engine.state().policy().clone(),
@@ -494,7 +505,9 @@ fn config(ctx: &Ctx<'_>, s: &Session<'_>, c: &ConfigCmd) -> Output {
     let shown = now.map_or("none".to_string(), |v| v.to_string());
     let text = match (changed, value) {
         (false, _) => format!("{key} is already {shown}: nothing changed"),
-        (true, Some(_)) => format!("{key} set to {shown} {} (default {})", k.unit, k.default.map_or("none".into(), |d| d.to_string())),
+        (true, Some(_)) => {
+            format!("{key} set to {shown} {} (default {})", k.unit, k.default.map_or("none".into(), |d| d.to_string()))
+        }
         (true, None) => format!("{key} back to its default: {shown}"),
     };
     done(ctx, json!({"key": key, "value": now, "set": value.is_some(), "changed": changed}), text)

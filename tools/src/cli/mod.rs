@@ -162,6 +162,10 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
         Command::Salvage { to, clamp_future } => return exec::salvage(g, to, *clamp_future),
         _ => {}
     }
+    // Refused before anything is opened (or created).
+    if let Command::Submit(a) = &cli.command {
+        exec::check_submit(a)?;
+    }
     let writes = writes(&cli.command);
     // A service named with --socket (or JOBLOG_SOCKET) that answers does
     // the command; how OS users other than the directory's owner reach it.

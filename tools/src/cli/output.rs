@@ -214,7 +214,9 @@ pub fn job_detail(j: &Job, history: Option<&[HistoryEntry]>) -> String {
     if let Some(h) = history {
         out.push_str("\nHistory\n");
         for e in h {
-            let what = e.action.map_or(if e.from.is_some() { "noted" } else { "created" }.to_string(), |a| a.name().to_string());
+            let what = e
+                .action
+                .map_or(if e.from.is_some() { "noted" } else { "created" }.to_string(), |a| a.name().to_string());
             out.push_str(&format!(
                 "  {}  #{:<8} {:<16} → {:<30} by {}",
                 short_time(Some(e.at)),
