@@ -452,9 +452,14 @@ fn bulk_out(ctx: &Ctx<'_>, o: &joblog::engine::BulkOutcome, action: UserAction, 
         format!("{} matched: {verb} {}, {refused}", o.matched, o.changed.len())
     };
     if dry_run {
-        // Which ones would change (a dry run is for reading).
-        for id in &o.changed {
+        // Which ones would change (a dry run is for reading); a long list
+        // is cut here, and whole in --json.
+        const SHOWN: usize = 50;
+        for id in o.changed.iter().take(SHOWN) {
             text.push_str(&format!("\n  {id}"));
+        }
+        if o.changed.len() > SHOWN {
+            text.push_str(&format!("\n  … and {} more (all of them with --json)", o.changed.len() - SHOWN));
         }
     }
     let v = json!({
