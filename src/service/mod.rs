@@ -21,15 +21,26 @@
 //! Suspended, Canceling ones end Canceled, each with the reason in its
 //! history. Nothing else returns leases: opening the store for any other
 //! command never changes a job, and a job is never run twice at once.
+//! Before it returns any lease, the service ends every process an earlier
+//! run of this store left behind (found by the marks command runs carry,
+//! `procs`; kill -9 of the service leaves the command's children
+//! running), and the job's history names them. No field of the lease
+//! event is needed for that: the marks are unique to the store and the
+//! job, so a reused pid cannot be mistaken for a run's process.
 
 mod bulk;
 mod command;
 mod handler;
 mod policy;
+mod procs;
 
-pub use command::{command_data, command_of, CommandHandler, COMMAND_PREFIX, EXIT_TRANSIENT};
+pub use command::{
+    command_data, command_data_with_timeout, command_of, command_timeout_of, CommandHandler, COMMAND_PREFIX, DRAIN,
+    EXIT_TRANSIENT, MAX_TIMEOUT_SECS,
+};
 pub use handler::{Handler, JobContext, Outcome, Registry, StopRequest};
 pub use policy::{BackoffPolicy, LoopGuard, RetryPolicy};
+pub use procs::{JOB_VAR, STORE_VAR};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -63,6 +74,9 @@ pub struct ServiceConfig {
     /// Install the platform's default recurring bulk deletion ("Delete
     /// completed system jobs") on a store that never had it.
     pub install_defaults: bool,
+    /// How long a command job may run when its data carries no timeout
+    /// (`None`: no limit); then it is ended and fails.
+    pub command_timeout: Option<std::time::Duration>,
 }
 
 impl Default for ServiceConfig {
@@ -77,6 +91,7 @@ impl Default for ServiceConfig {
             max_batch: 512,
             queue_depth: 256,
             install_defaults: true,
+            command_timeout: None,
         }
     }
 }
@@ -149,10 +164,11 @@ const FAILURE_SCAN: usize = 1000;
 /// In the message of every step that returns a dead service's job.
 const LEASE_LOST: &str = "lease lost";
 
-/// How a run ended: its handler's outcome, or its service died.
+/// How a run ended: its handler's outcome, or its service died (with
+/// the pids of its processes that were still running and were ended).
 enum End {
     Run(Outcome),
-    LeaseLost,
+    LeaseLost(Vec<i32>),
 }
 
 /// The service on one engine.
@@ -169,11 +185,16 @@ pub struct Service<'e> {
 
 impl<'e> Service<'e> {
     pub fn new(engine: &'e Engine, config: ServiceConfig, registry: Registry) -> Self {
+        let commands = CommandHandler {
+            timeout: config.command_timeout,
+            store: procs::store_mark(engine.dir()),
+            ..CommandHandler::default()
+        };
         Self {
             engine,
             config,
             registry,
-            commands: CommandHandler::default(),
+            commands,
             shutdown: AtomicBool::new(false),
             progress: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
@@ -320,8 +341,17 @@ impl<'e> Service<'e> {
         }
     }
 
-    /// Returns the jobs a dead service left Locked (see the module docs).
+    /// Returns the jobs a dead service left Locked (see the module docs),
+    /// once every process its runs left behind has ended.
     fn recover(&self, summary: &mut Summary) -> Result<(), Error> {
+        let mut outlived = procs::find(&self.commands.store, None);
+        if !outlived.is_empty() {
+            outlived.sort_by_key(|p| p.pid());
+        }
+        let (ended, left) = procs::end(outlived, procs::END_WAIT);
+        if !left.is_empty() {
+            return Err(Error::RunsOutlived { pids: left });
+        }
         let locked: Vec<Job> = {
             let s = self.engine.state();
             let ids: Vec<Uuid> = [Status::IN_PROGRESS, Status::PAUSING, Status::CANCELING]
@@ -331,7 +361,10 @@ impl<'e> Service<'e> {
             ids.into_iter().map(|id| s.job(id, self.engine.log())).collect::<Result<_, _>>()?
         };
         for chunk in locked.chunks(self.config.max_batch.max(1) * 8) {
-            let ended: Vec<(Job, End)> = chunk.iter().map(|j| (j.clone(), End::LeaseLost)).collect();
+            let ended: Vec<(Job, End)> = chunk
+                .iter()
+                .map(|j| (j.clone(), End::LeaseLost(ended.get(&Some(j.id)).cloned().unwrap_or_default())))
+                .collect();
             self.record(&ended, Vec::new(), summary)?;
         }
         Ok(())
@@ -486,8 +519,16 @@ impl<'e> Service<'e> {
         let now = self.engine.now();
         let outcome = match end {
             End::Run(o) => o,
-            End::LeaseLost => {
-                let why = format!("the service running it stopped before it finished ({LEASE_LOST})");
+            End::LeaseLost(pids) => {
+                let mut why = format!("the service running it stopped before it finished ({LEASE_LOST})");
+                if !pids.is_empty() {
+                    let list: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+                    let (noun, verb) = if pids.len() == 1 { ("process", "was") } else { ("processes", "were") };
+                    why.push_str(&format!(
+                        "; its {noun} {} {verb} still running and {verb} ended before the job was returned",
+                        list.join(", ")
+                    ));
+                }
                 return match status {
                     Status::IN_PROGRESS => {
                         Some(ServiceStep::ReturnToReady { message: format!("returned to the queue: {why}") })
