@@ -45,7 +45,8 @@ impl Store {
     }
 
     fn submit(&self, name: &str, command: &str, extra: &[&str]) -> String {
-        let job = self.json(&[&["submit", "--name", name, "--type", "bulk-email", "--command", command], extra].concat());
+        let job =
+            self.json(&[&["submit", "--name", name, "--type", "bulk-email", "--command", command], extra].concat());
         job["asyncoperationid"].as_str().unwrap().to_string()
     }
 
@@ -225,8 +226,10 @@ fn sigterm_ends_the_service_in_bounded_time_whatever_clients_and_commands_do() {
     half.write_all(b"{\"argv\":[\"joblog\",").unwrap();
     // A client whose reply (about 1 MB) it never reads.
     let mut deaf = std::os::unix::net::UnixStream::connect(&socket).unwrap();
-    deaf.write_all(b"{\"argv\":[\"joblog\",\"list\",\"--json\",\"--limit\",\"2000\"],\"user\":\"admin\",\"json\":true}\n")
-        .unwrap();
+    deaf.write_all(
+        b"{\"argv\":[\"joblog\",\"list\",\"--json\",\"--limit\",\"2000\"],\"user\":\"admin\",\"json\":true}\n",
+    )
+    .unwrap();
     std::thread::sleep(Duration::from_millis(300)); // let the service start writing the reply
     let stopped = Instant::now();
     Command::new("kill").args(["-TERM", &service.id().to_string()]).status().unwrap();
