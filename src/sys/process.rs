@@ -38,10 +38,12 @@ pub(crate) fn die_with_parent(cmd: &mut Command) {
 
 /// One process, named by a process file descriptor: signals sent through
 /// it reach that process or nobody, never a later process with its pid.
+/// On a kernel without them (before Linux 5.3) it falls back to the pid
+/// (`kill`, `/proc/PID/stat`), with the race pids always have.
 #[derive(Debug)]
 pub(crate) struct ProcHandle {
     pid: i32,
-    fd: OwnedFd,
+    fd: Option<OwnedFd>,
 }
 
 impl ProcHandle {
@@ -51,12 +53,16 @@ impl ProcHandle {
         // flags and returns a new descriptor or -1.
         let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0 as libc::c_uint) };
         if fd < 0 {
-            return Err(io::Error::last_os_error());
+            let e = io::Error::last_os_error();
+            if e.raw_os_error() == Some(libc::ENOSYS) && std::path::Path::new(&format!("/proc/{pid}")).exists() {
+                return Ok(Self { pid, fd: None });
+            }
+            return Err(e);
         }
         let fd = i32::try_from(fd).map_err(|_| io::Error::other("pidfd_open returned an impossible descriptor"))?;
         // SAFETY: `fd` was just returned by the kernel, is open and is
         // owned by nobody else.
-        Ok(Self { pid, fd: unsafe { OwnedFd::from_raw_fd(fd) } })
+        Ok(Self { pid, fd: Some(unsafe { OwnedFd::from_raw_fd(fd) }) })
     }
 
     pub(crate) fn pid(&self) -> i32 {
@@ -66,13 +72,16 @@ impl ProcHandle {
     /// Sends `sig` (`None`: only checks that the process still runs).
     /// Fails with ESRCH once the process has ended.
     pub(crate) fn signal(&self, sig: Option<Signal>) -> io::Result<()> {
+        let Some(fd) = &self.fd else {
+            return nix::sys::signal::kill(nix::unistd::Pid::from_raw(self.pid), sig).map_err(io::Error::from);
+        };
         let sig = sig.map_or(0, |s| s as libc::c_int);
         // SAFETY: pidfd_send_signal with a null siginfo reads and writes
         // no memory of ours; the descriptor is open for the whole call.
         let rc = unsafe {
             libc::syscall(
                 libc::SYS_pidfd_send_signal,
-                self.fd.as_raw_fd(),
+                fd.as_raw_fd(),
                 sig,
                 std::ptr::null::<libc::siginfo_t>(),
                 0 as libc::c_uint,
@@ -88,10 +97,19 @@ impl ProcHandle {
     /// no file, lock or memory any more), at most until `deadline`.
     /// Whether it has.
     pub(crate) fn wait_ended(&self, deadline: Instant) -> bool {
+        let Some(fd) = &self.fd else {
+            while running(self.pid) {
+                if Instant::now() >= deadline {
+                    return false;
+                }
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            return true;
+        };
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             let ms = u16::try_from(left.as_millis().min(1000)).unwrap_or(1000);
-            let mut fds = [PollFd::new(self.fd.as_fd(), PollFlags::POLLIN)];
+            let mut fds = [PollFd::new(fd.as_fd(), PollFlags::POLLIN)];
             match poll(&mut fds, PollTimeout::from(ms)) {
                 Ok(n) if n > 0 => return true,
                 Ok(_) | Err(nix::errno::Errno::EINTR) => {}
@@ -100,9 +118,12 @@ impl ProcHandle {
             if left.is_zero() {
                 return false;
             }
-            if left < Duration::from_millis(1) {
-                std::thread::sleep(left);
-            }
         }
     }
+}
+
+/// Whether `pid` names a process that has not ended (a zombie has).
+fn running(pid: i32) -> bool {
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
 }
