@@ -8,7 +8,8 @@
 //! A process is named by a process file descriptor before its environment
 //! is read, and is known to be the same process if it still runs after the
 //! read: a pid reused in between is never signalled. Only processes of the
-//! same OS user can be read (and signalled) at all.
+//! service's own OS user are looked at (root's service too ignores other
+//! users' processes that carry a mark).
 //!
 //! Not found: a process that cleared or rewrote its environment (`env -i`)
 //! *and* left the run's process group, and programs that change user
@@ -17,6 +18,7 @@
 use std::collections::BTreeMap;
 use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
@@ -54,11 +56,14 @@ impl Marked {
 /// but this process.
 pub(crate) fn find(store: &OsStr, job: Option<Uuid>) -> Vec<Marked> {
     let me = std::process::id() as i32;
+    let uid = nix::unistd::geteuid().as_raw();
     let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
     let mut found = Vec::new();
     for entry in entries.flatten() {
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-        if pid == me {
+        // Only this OS user's processes: a service run by root must not
+        // act on (or wait for) another user's process that claims a mark.
+        if pid == me || entry.metadata().map_or(true, |m| m.uid() != uid) {
             continue;
         }
         let Ok(handle) = ProcHandle::open(pid) else { continue };
