@@ -52,8 +52,9 @@ const STDERR_TAIL: usize = 2000;
 pub const DRAIN: Duration = Duration::from_millis(100);
 /// The first line of a command that carries a timeout, before its seconds.
 const TIMEOUT_LINE: &str = "# joblog:timeout=";
-/// The longest timeout a command job may carry (31 days).
-pub const MAX_TIMEOUT_SECS: u64 = 31 * 24 * 3600;
+/// The longest timeout a command job may carry (30 days, as the store
+/// policy's `command.timeout_secs`).
+pub const MAX_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
 
 /// The command a job carries in its data, if any (with its timeout line,
 /// a shell comment, if it has one).

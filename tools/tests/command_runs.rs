@@ -178,7 +178,7 @@ fn a_command_that_runs_too_long_is_ended_and_fails_with_its_code() {
     }
     assert_eq!(s.show(&free)["status"], "Succeeded", "a job's own timeout wins over the default");
     // Out of range, or without a command: usage errors, nothing submitted.
-    for bad in [&["--timeout", "0"][..], &["--timeout", "x"], &["--timeout", "2678401"]] {
+    for bad in [&["--timeout", "0"][..], &["--timeout", "x"], &["--timeout", "2592001"]] {
         let out = s.raw(&[&["submit", "--name", "t", "--command", "true"], bad].concat());
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(String::from_utf8_lossy(&out.stderr).contains("timeout"), "{bad:?}");

@@ -163,11 +163,16 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
     };
     // Starting the service runs every user's jobs: an administrative write.
     engine.session(&g.user)?.require_organization(Privilege::Write)?;
+    // The store's policy (`joblog config`), which the service also takes
+    // again whenever it changes; a key the store sets wins over
+    // `--command-timeout`, the service's own default (docs/operations.md).
+    let policy = engine.state().policy().clone();
     let config = ServiceConfig {
         workers: args.workers.max(1),
         command_timeout: args.command_timeout.map(Duration::from_secs),
         ..ServiceConfig::default()
-    };
+    }
+    .with_store_policy(&policy);
     let service = Service::new(&engine, config, Registry::new());
     // The owner's socket in the data directory, always; with --socket, also
     // the one other OS users reach.
