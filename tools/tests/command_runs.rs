@@ -177,6 +177,18 @@ fn a_command_that_runs_too_long_is_ended_and_fails_with_its_code() {
         assert!(message.contains(&format!("timed out after {secs} s")), "{message}");
     }
     assert_eq!(s.show(&free)["status"], "Succeeded", "a job's own timeout wins over the default");
+    // The store's policy wins over the service's flag.
+    s.json(&["config", "set", "command.timeout_secs", "1"]);
+    let policy = s.submit("policy", "sleep 300", &[]);
+    let out = exits_within(
+        s.service(&["--until-idle", "--command-timeout", "600"]),
+        Duration::from_secs(60),
+        "run --until-idle with the store's timeout",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let job = s.show(&policy);
+    assert_eq!(job["errorcode"].as_i64(), Some(-1006), "{job}");
+    assert!(job["message"].as_str().unwrap().contains("timed out after 1 s"), "{job}");
     // Out of range, or without a command: usage errors, nothing submitted.
     for bad in [&["--timeout", "0"][..], &["--timeout", "x"], &["--timeout", "2592001"]] {
         let out = s.raw(&[&["submit", "--name", "t", "--command", "true"], bad].concat());
@@ -187,7 +199,7 @@ fn a_command_that_runs_too_long_is_ended_and_fails_with_its_code() {
     assert_eq!(out.status.code(), Some(2), "--timeout needs --command");
     let out = s.raw(&["run", "--until-idle", "--command-timeout", "0"]);
     assert_eq!(out.status.code(), Some(2));
-    assert_eq!(s.json(&["list", "--count"])["count"], 4, "the three jobs and the default bulk deletion");
+    assert_eq!(s.json(&["list", "--count"])["count"], 5, "the four jobs and the default bulk deletion");
 }
 
 /// `import` lines for `n` jobs with long names (a big `list --json`).
