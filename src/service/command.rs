@@ -194,9 +194,13 @@ impl Handler for CommandHandler {
                 return Outcome::Failed {
                     code: codes::COMMAND_TIMED_OUT,
                     message: format!(
-                        "timed out after {} s: its processes were ended (SIGTERM, then SIGKILL after {} s){}",
+                        "timed out after {} s: its processes were ended ({}){}",
                         t.as_secs(),
-                        self.grace.as_secs(),
+                        if killed {
+                            format!("SIGTERM, then SIGKILL after {} s", self.grace.as_secs())
+                        } else {
+                            "SIGTERM".to_string()
+                        },
                         if message.is_empty() { String::new() } else { format!("; stderr: {message}") }
                     ),
                 }
