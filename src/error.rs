@@ -51,4 +51,10 @@ pub enum Error {
     /// write until then.
     #[error("the time {at} is ahead of the system clock (a live store accepts up to {limit}); only a store created as a simulation runs ahead")]
     ClockAhead { at: String, limit: String },
+
+    /// Processes of a run of an earlier service on this store (found by
+    /// their marks, `service::STORE_VAR`) are still there after SIGKILL:
+    /// the service does not start, since their jobs would run twice.
+    #[error("processes {pids:?} of a run started by an earlier service on this store are still running after SIGKILL (in uninterruptible sleep?); the service does not start while they live (their jobs would run twice at once)")]
+    RunsOutlived { pids: Vec<i32> },
 }

@@ -18,6 +18,7 @@ pub mod engine;
 mod error;
 pub mod projection;
 pub mod service;
+mod sys;
 
 pub use error::Error;
 pub mod log;

@@ -55,6 +55,8 @@ pub mod codes {
     pub const OWNER_LACKS_PRIVILEGE: i32 = -1004;
     /// The workflow's owner changed while the run was waiting.
     pub const WORKFLOW_OWNER_CHANGED: i32 = -1005;
+    /// A command job ran longer than its timeout and was ended.
+    pub const COMMAND_TIMED_OUT: i32 = -1006;
 }
 
 /// Why the domain refuses something. Each message names the job and what

@@ -5,7 +5,8 @@
 //!
 //! * `format`   — segment header and frame layout, pure functions on bytes.
 //! * `manifest` — the list of sealed segments with their lengths and checksums.
-//! * `map`      — the only `unsafe` in joblog: memory maps and preallocation.
+//! * `map`      — memory maps and preallocation (in `crate::sys`, the one
+//!   module with `unsafe`).
 //! * `open`     — opening a directory: lock, recovery of the tail, cleanup.
 //! * `writer`   — the single writer thread: group commit, sealing, rolling.
 //! * `read`     — iteration and random access, verifying every checksum.
@@ -26,7 +27,7 @@ mod compact;
 mod error;
 pub mod format;
 pub mod manifest;
-mod map;
+use crate::sys::map;
 mod open;
 pub mod private;
 mod read;

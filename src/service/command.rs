@@ -3,21 +3,44 @@
 //! (EX_TEMPFAIL): transient, retried later; anything else: Failed, with the
 //! last lines of stderr as the message. Job fields reach the command only
 //! as environment variables (`JOBLOG_JOB_ID`, `JOBLOG_JOB_NAME`,
-//! `JOBLOG_REGARDING`, `JOBLOG_WORKFLOW`), never spliced into its text, so
-//! no job field can inject shell syntax. A cancel, pause or shutdown
-//! terminates the whole process group: SIGTERM, then SIGKILL after a grace
-//! period.
+//! `JOBLOG_REGARDING`, `JOBLOG_WORKFLOW`, and `JOBLOG_STORE`, the store's
+//! data directory), never spliced into its text, so no job field can
+//! inject shell syntax.
+//!
+//! **A run ends when the command's main process (the shell) exits.** Its
+//! stderr is read until then, plus at most [`DRAIN`] for what is still in
+//! the pipe: a daemon that keeps stderr open does not hold the run. Then
+//! whatever the run left behind is ended (SIGKILL): its process group, and
+//! every process carrying its marks (`procs`), also those that left the
+//! group. The main process gets `PR_SET_PDEATHSIG(SIGKILL)`: it dies with
+//! the service, even on kill -9; what it leaves is ended by the next
+//! service before it returns the job's lease.
+//!
+//! A cancel, pause, shutdown or timeout terminates the run's process group
+//! (SIGTERM), then, after the grace period, SIGKILLs the group and every
+//! marked process: whatever the command does (traps SIGTERM, sleeps for
+//! ever, leaves children), its run ends within the grace period.
+//!
+//! **Timeout.** Job data `joblog:command\n# joblog:timeout=SECS\n...` (the
+//! second line is a shell comment, so such data meant the same command
+//! before timeouts existed) gives the run SECS seconds; otherwise the
+//! service's [`ServiceConfig::command_timeout`](super::ServiceConfig)
+//! applies. A timed-out run fails with [`codes::COMMAND_TIMED_OUT`].
 
+use std::ffi::OsString;
 use std::io::Read;
+use std::os::fd::AsFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::process::{Command, Stdio};
+use std::process::{ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, Signal};
 use nix::unistd::Pid;
 
-use super::handler::{Handler, JobContext, Outcome};
-use crate::domain::Job;
+use super::handler::{Handler, JobContext, Outcome, StopRequest};
+use super::procs;
+use crate::domain::{codes, Job};
 
 /// Job data that starts with this line holds a command to run.
 pub const COMMAND_PREFIX: &[u8] = crate::domain::COMMAND_PREFIX;
@@ -25,15 +48,45 @@ pub const COMMAND_PREFIX: &[u8] = crate::domain::COMMAND_PREFIX;
 pub const EXIT_TRANSIENT: i32 = 75;
 /// Bytes of stderr kept for the message.
 const STDERR_TAIL: usize = 2000;
+/// How long stderr is still read after the main process exited.
+pub const DRAIN: Duration = Duration::from_millis(100);
+/// The first line of a command that carries a timeout, before its seconds.
+const TIMEOUT_LINE: &str = "# joblog:timeout=";
+/// The longest timeout a command job may carry (30 days, as the store
+/// policy's `command.timeout_secs`).
+pub const MAX_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
 
-/// The command a job carries in its data, if any.
+/// The command a job carries in its data, if any (with its timeout line,
+/// a shell comment, if it has one).
 pub fn command_of(job: &Job) -> Option<&str> {
     job.data.strip_prefix(COMMAND_PREFIX).and_then(|c| std::str::from_utf8(c).ok())
+}
+
+/// The timeout a command job carries in its data, if any.
+pub fn command_timeout_of(job: &Job) -> Option<Duration> {
+    timeout_in(&job.data)
+}
+
+/// The timeout in command job data, if any.
+fn timeout_in(data: &[u8]) -> Option<Duration> {
+    let command = std::str::from_utf8(data.strip_prefix(COMMAND_PREFIX)?).ok()?;
+    let (first, _) = command.split_once('\n')?;
+    let secs: u64 = first.strip_prefix(TIMEOUT_LINE)?.parse().ok()?;
+    (1..=MAX_TIMEOUT_SECS).contains(&secs).then(|| Duration::from_secs(secs))
 }
 
 /// Job data that carries `command`.
 pub fn command_data(command: &str) -> Vec<u8> {
     [COMMAND_PREFIX, command.as_bytes()].concat()
+}
+
+/// Job data that carries `command`, to be ended after `timeout_secs`
+/// seconds (1 to [`MAX_TIMEOUT_SECS`]; `None`: the service's default).
+pub fn command_data_with_timeout(command: &str, timeout_secs: Option<u64>) -> Vec<u8> {
+    match timeout_secs {
+        Some(s) => [COMMAND_PREFIX, format!("{TIMEOUT_LINE}{s}\n").as_bytes(), command.as_bytes()].concat(),
+        None => command_data(command),
+    }
 }
 
 /// Runs command jobs.
@@ -43,12 +96,24 @@ pub struct CommandHandler {
     pub grace: Duration,
     /// How often a running command's job is checked for a stop request.
     pub poll: Duration,
+    /// The timeout of a job that carries none (`None`: no limit).
+    pub timeout: Option<Duration>,
+    /// The store's mark (`JOBLOG_STORE`); empty: none (then leftovers
+    /// outside the process group are not looked for).
+    pub store: OsString,
 }
 
 impl Default for CommandHandler {
     fn default() -> Self {
-        Self { grace: Duration::from_secs(5), poll: Duration::from_millis(20) }
+        Self { grace: Duration::from_secs(5), poll: Duration::from_millis(20), timeout: None, store: OsString::new() }
     }
+}
+
+/// Why a run is being ended before its command finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ending {
+    Asked(StopRequest),
+    TimedOut(Duration),
 }
 
 impl Handler for CommandHandler {
@@ -57,10 +122,15 @@ impl Handler for CommandHandler {
         let Some(command) = command_of(job) else {
             return Outcome::Failed { code: 2, message: "job data holds no command".into() };
         };
+        // Asked to stop before it started (a shutdown with runs queued).
+        if ctx.stop_requested().is_some() {
+            return Outcome::Stopped;
+        }
+        let timeout = command_timeout_of(job).or(self.timeout);
         let mut cmd = Command::new("/bin/sh");
         cmd.arg("-c")
             .arg(command)
-            .env("JOBLOG_JOB_ID", job.id.to_string())
+            .env(procs::JOB_VAR, job.id.to_string())
             .env("JOBLOG_JOB_NAME", &job.name)
             .env("JOBLOG_REGARDING", job.regarding.as_ref().map(|r| r.to_string()).unwrap_or_default())
             .env("JOBLOG_WORKFLOW", job.workflow.as_deref().unwrap_or_default())
@@ -68,52 +138,75 @@ impl Handler for CommandHandler {
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .process_group(0);
+        if !self.store.is_empty() {
+            cmd.env(procs::STORE_VAR, &self.store);
+        }
+        crate::sys::process::die_with_parent(&mut cmd);
+        let started = Instant::now();
         let mut child = match cmd.spawn() {
             Ok(c) => c,
             Err(e) => return Outcome::Failed { code: 127, message: format!("cannot start /bin/sh: {e}") },
         };
         let pgid = Pid::from_raw(child.id() as i32);
-        let mut stderr = child.stderr.take().expect("piped");
-        let tail = std::thread::spawn(move || {
-            let mut all = Vec::new();
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = stderr.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                all.extend_from_slice(&buf[..n]);
-                if all.len() > 4 * STDERR_TAIL {
-                    all.drain(..all.len() - STDERR_TAIL);
-                }
-            }
-            all
-        });
-        let mut stopping: Option<Instant> = None;
+        let mut stderr = Tail::new(child.stderr.take());
+        let mut ending: Option<(Ending, Instant)> = None;
+        let mut killed = false;
         let status = loop {
+            stderr.read_for(self.poll);
             match child.try_wait() {
                 Ok(Some(status)) => break Ok(status),
                 Ok(None) => {}
                 Err(e) => break Err(e),
             }
-            match stopping {
-                None if ctx.stop_requested().is_some() => {
-                    let _ = killpg(pgid, Signal::SIGTERM);
-                    stopping = Some(Instant::now());
+            match ending {
+                None => {
+                    let why = match ctx.stop_requested() {
+                        Some(r) => Some(Ending::Asked(r)),
+                        None => timeout.filter(|&t| started.elapsed() >= t).map(Ending::TimedOut),
+                    };
+                    if let Some(why) = why {
+                        let _ = killpg(pgid, Signal::SIGTERM);
+                        ending = Some((why, Instant::now()));
+                    }
                 }
-                Some(since) if since.elapsed() >= self.grace => {
+                Some((_, since)) if !killed && since.elapsed() >= self.grace => {
                     let _ = killpg(pgid, Signal::SIGKILL);
+                    let _ = child.kill();
+                    killed = true;
                 }
                 _ => {}
             }
-            std::thread::sleep(self.poll);
         };
-        // Whatever the command left running in its group goes with it.
+        // Whatever the command left running goes with it: its group, and
+        // every process with its marks (also those that left the group).
         let _ = killpg(pgid, Signal::SIGKILL);
-        let stderr = tail.join().unwrap_or_default();
-        if stopping.is_some() {
-            return Outcome::Stopped;
+        if !self.store.is_empty() {
+            let left = procs::find(&self.store, Some(job.id));
+            if !left.is_empty() {
+                procs::end(left, procs::END_WAIT);
+            }
         }
-        let message = last_lines(&stderr);
+        stderr.drain(DRAIN);
+        let message = last_lines(&stderr.bytes);
+        match ending {
+            Some((Ending::Asked(_), _)) => return Outcome::Stopped,
+            Some((Ending::TimedOut(t), _)) => {
+                return Outcome::Failed {
+                    code: codes::COMMAND_TIMED_OUT,
+                    message: format!(
+                        "timed out after {} s: its processes were ended ({}){}",
+                        t.as_secs(),
+                        if killed {
+                            format!("SIGTERM, then SIGKILL after {} s", self.grace.as_secs())
+                        } else {
+                            "SIGTERM".to_string()
+                        },
+                        if message.is_empty() { String::new() } else { format!("; stderr: {message}") }
+                    ),
+                }
+            }
+            None => {}
+        }
         match status {
             Err(e) => Outcome::Transient(format!("lost the command's process: {e}")),
             Ok(s) => match (s.code(), s.signal()) {
@@ -126,6 +219,65 @@ impl Handler for CommandHandler {
                 },
             },
         }
+    }
+}
+
+/// The tail of a run's stderr, read without a thread: only when the pipe
+/// has something, so a writer that never closes it holds nothing up.
+struct Tail {
+    pipe: Option<ChildStderr>,
+    bytes: Vec<u8>,
+}
+
+impl Tail {
+    fn new(pipe: Option<ChildStderr>) -> Self {
+        Self { pipe, bytes: Vec::new() }
+    }
+
+    /// Reads what arrives within `wait` (returns early once something
+    /// was read or the pipe closed; sleeps `wait` when it is closed).
+    fn read_for(&mut self, wait: Duration) {
+        let Some(pipe) = &mut self.pipe else {
+            std::thread::sleep(wait);
+            return;
+        };
+        let ms = u16::try_from(wait.as_millis()).unwrap_or(u16::MAX);
+        let mut fds = [PollFd::new(pipe.as_fd(), PollFlags::POLLIN)];
+        let ready = match poll(&mut fds, PollTimeout::from(ms)) {
+            Ok(n) => n > 0,
+            Err(nix::errno::Errno::EINTR) => false,
+            Err(_) => {
+                self.pipe = None;
+                return;
+            }
+        };
+        if !ready {
+            return;
+        }
+        // Readable (or hung up): one read cannot block.
+        let mut buf = [0u8; 8192];
+        match pipe.read(&mut buf) {
+            Ok(0) | Err(_) => self.pipe = None,
+            Ok(n) => {
+                self.bytes.extend_from_slice(&buf[..n]);
+                if self.bytes.len() > 4 * STDERR_TAIL {
+                    self.bytes.drain(..self.bytes.len() - STDERR_TAIL);
+                }
+            }
+        }
+    }
+
+    /// Reads until the pipe closes, at most for `within`.
+    fn drain(&mut self, within: Duration) {
+        let deadline = Instant::now() + within;
+        while self.pipe.is_some() {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            self.read_for(left.min(Duration::from_millis(20)));
+        }
+        self.pipe = None;
     }
 }
 
@@ -149,5 +301,38 @@ fn last_lines(bytes: &[u8]) -> String {
     match (start > 0, tail.find('\n')) {
         (true, Some(nl)) => tail[nl + 1..].to_string(),
         _ => tail.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::runs_command;
+
+    #[test]
+    fn every_form_of_command_data_is_a_command_for_the_privilege_check() {
+        for data in [
+            command_data("echo hi"),
+            command_data_with_timeout("echo hi", Some(30)),
+            command_data_with_timeout("echo hi", None),
+            command_data_with_timeout("", Some(1)),
+        ] {
+            assert!(runs_command(&data), "{data:?}");
+        }
+    }
+
+    #[test]
+    fn a_timeout_line_is_read_only_in_its_exact_form() {
+        assert_eq!(timeout_in(&command_data_with_timeout("x", Some(30))), Some(Duration::from_secs(30)));
+        assert_eq!(timeout_in(&command_data("x")), None);
+        assert_eq!(timeout_in(&command_data("# joblog:timeout=30")), None, "no newline: no command after");
+        assert_eq!(timeout_in(&command_data("# joblog:timeout=0\nx")), None);
+        assert_eq!(timeout_in(&command_data("# joblog:timeout=-1\nx")), None);
+        assert_eq!(timeout_in(&command_data(" # joblog:timeout=5\nx")), None);
+        assert_eq!(timeout_in(b"# joblog:timeout=5\nx"), None, "not command data");
+        // The old meaning stays: the whole text is the command (the line
+        // is a shell comment).
+        let data = command_data_with_timeout("echo hi", Some(5));
+        assert_eq!(data.strip_prefix(COMMAND_PREFIX), Some(&b"# joblog:timeout=5\necho hi"[..]));
     }
 }

@@ -21,15 +21,26 @@
 //! Suspended, Canceling ones end Canceled, each with the reason in its
 //! history. Nothing else returns leases: opening the store for any other
 //! command never changes a job, and a job is never run twice at once.
+//! Before it returns any lease, the service ends every process an earlier
+//! run of this store left behind (found by the marks command runs carry,
+//! `procs`; kill -9 of the service leaves the command's children
+//! running), and the job's history names them. No field of the lease
+//! event is needed for that: the marks are unique to the store and the
+//! job, so a reused pid cannot be mistaken for a run's process.
 
 mod bulk;
 mod command;
 mod handler;
 mod policy;
+mod procs;
 
-pub use command::{command_data, command_of, CommandHandler, COMMAND_PREFIX, EXIT_TRANSIENT};
+pub use command::{
+    command_data, command_data_with_timeout, command_of, command_timeout_of, CommandHandler, COMMAND_PREFIX, DRAIN,
+    EXIT_TRANSIENT, MAX_TIMEOUT_SECS,
+};
 pub use handler::{Handler, JobContext, Outcome, Registry, StopRequest};
 pub use policy::{BackoffPolicy, LoopGuard, RetryPolicy};
+pub use procs::{JOB_VAR, STORE_VAR};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -207,10 +218,11 @@ const FAILURE_SCAN: usize = 1000;
 /// In the message of every step that returns a dead service's job.
 const LEASE_LOST: &str = "lease lost";
 
-/// How a run ended: its handler's outcome, or its service died.
+/// How a run ended: its handler's outcome, or its service died (with
+/// the pids of its processes that were still running and were ended).
 enum End {
     Run(Outcome),
-    LeaseLost,
+    LeaseLost(Vec<i32>),
 }
 
 /// The service on one engine.
@@ -229,10 +241,15 @@ pub struct Service<'e> {
 
 impl<'e> Service<'e> {
     pub fn new(engine: &'e Engine, config: ServiceConfig, registry: Registry) -> Self {
+        let commands = CommandHandler {
+            timeout: config.command_timeout,
+            store: procs::store_mark(engine.dir()),
+            ..CommandHandler::default()
+        };
         Self {
             engine,
             registry,
-            commands: CommandHandler::default(),
+            commands,
             shutdown: AtomicBool::new(false),
             progress: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
@@ -406,8 +423,17 @@ impl<'e> Service<'e> {
         }
     }
 
-    /// Returns the jobs a dead service left Locked (see the module docs).
+    /// Returns the jobs a dead service left Locked (see the module docs),
+    /// once every process its runs left behind has ended.
     fn recover(&self, summary: &mut Summary) -> Result<(), Error> {
+        let mut outlived = procs::find(&self.commands.store, None);
+        if !outlived.is_empty() {
+            outlived.sort_by_key(|p| p.pid());
+        }
+        let (ended, left) = procs::end(outlived, procs::END_WAIT);
+        if !left.is_empty() {
+            return Err(Error::RunsOutlived { pids: left });
+        }
         let locked: Vec<Job> = {
             let s = self.engine.state();
             let ids: Vec<Uuid> = [Status::IN_PROGRESS, Status::PAUSING, Status::CANCELING]
@@ -417,7 +443,10 @@ impl<'e> Service<'e> {
             ids.into_iter().map(|id| s.job(id, self.engine.log())).collect::<Result<_, _>>()?
         };
         for chunk in locked.chunks(self.config.max_batch.max(1) * 8) {
-            let ended: Vec<(Job, End)> = chunk.iter().map(|j| (j.clone(), End::LeaseLost)).collect();
+            let ended: Vec<(Job, End)> = chunk
+                .iter()
+                .map(|j| (j.clone(), End::LeaseLost(ended.get(&Some(j.id)).cloned().unwrap_or_default())))
+                .collect();
             self.record(&ended, Vec::new(), summary)?;
         }
         Ok(())
@@ -548,8 +577,11 @@ impl<'e> Service<'e> {
             return bulk::run(self.engine, job);
         }
         let ctx = JobContext::new(job.clone(), self.engine, &self.shutdown, &self.progress);
-        let handler: Option<Arc<dyn Handler>> =
-            if command_of(job).is_some() { Some(Arc::new(self.commands.clone())) } else { self.registry.find(job) };
+        let handler: Option<Arc<dyn Handler>> = if command_of(job).is_some() {
+            Some(Arc::new(CommandHandler { timeout: self.command_timeout(), ..self.commands.clone() }))
+        } else {
+            self.registry.find(job)
+        };
         match handler {
             Some(h) => h.run(&ctx),
             None => Outcome::Failed {
@@ -572,8 +604,16 @@ impl<'e> Service<'e> {
         let now = self.engine.now();
         let outcome = match end {
             End::Run(o) => o,
-            End::LeaseLost => {
-                let why = format!("the service running it stopped before it finished ({LEASE_LOST})");
+            End::LeaseLost(pids) => {
+                let mut why = format!("the service running it stopped before it finished ({LEASE_LOST})");
+                if !pids.is_empty() {
+                    let list: Vec<String> = pids.iter().map(|p| p.to_string()).collect();
+                    let (noun, verb) = if pids.len() == 1 { ("process", "was") } else { ("processes", "were") };
+                    why.push_str(&format!(
+                        "; its {noun} {} {verb} still running and {verb} ended before the job was returned",
+                        list.join(", ")
+                    ));
+                }
                 return match status {
                     Status::IN_PROGRESS => {
                         Some(ServiceStep::ReturnToReady { message: format!("returned to the queue: {why}") })

@@ -323,6 +323,10 @@ pub struct SubmitArgs {
     /// A shell command the job runs (exit 0: Succeeded, 75: retried, other: Failed).
     #[arg(long)]
     pub command: Option<String>,
+    /// End the command's run after this many seconds (1 to 2592000): it
+    /// fails with error code -1006 (default: `joblog run --command-timeout`).
+    #[arg(long, requires = "command", value_parser = parse_timeout)]
+    pub timeout: Option<u64>,
     /// The job is run by a program that embeds joblog and registers a
     /// handler for it: `joblog run` alone runs only command jobs, so a job
     /// without --command is refused unless this says who runs it.
@@ -406,6 +410,10 @@ pub struct RunArgs {
     /// Run this long (e.g. 30s, 10m, 2h), then stop gracefully.
     #[arg(long = "for")]
     pub for_: Option<String>,
+    /// End a command job's run after this many seconds when the job
+    /// carries no timeout of its own (`submit --timeout`); default: none.
+    #[arg(long = "command-timeout", value_parser = parse_timeout)]
+    pub command_timeout: Option<u64>,
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -466,6 +474,14 @@ pub struct DemoArgs {
 }
 
 /// `--workers`: 1 to [`joblog::domain::limits::MAX_WORKERS`].
+fn parse_timeout(s: &str) -> Result<u64, String> {
+    let max = joblog::service::MAX_TIMEOUT_SECS;
+    match s.parse::<u64>() {
+        Ok(n) if (1..=max).contains(&n) => Ok(n),
+        _ => Err(format!("{s:?}: give a timeout in seconds, from 1 to {max}")),
+    }
+}
+
 fn parse_workers(s: &str) -> Result<usize, String> {
     let max = joblog::domain::limits::MAX_WORKERS;
     match s.parse::<usize>() {

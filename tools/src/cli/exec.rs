@@ -8,7 +8,7 @@ use joblog::domain::{
 };
 use joblog::engine::{LostRange, NewBulkDelete, NewJob, SalvageOptions, Session, StoreReport, UserAction};
 use joblog::projection::query::{Cursor, Filter};
-use joblog::service::command_data;
+use joblog::service::command_data_with_timeout;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
@@ -63,7 +63,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
             spec.postpone_until = a.postpone_until.as_deref().map(Timestamp::parse).transpose()?;
             spec.dependency_token = a.dependency_token.clone();
             if let Some(c) = &a.command {
-                spec.data = command_data(c);
+                spec.data = command_data_with_timeout(c, a.timeout);
             }
             let job = s.create(spec)?;
             job_out(ctx, &job, None)

@@ -19,6 +19,7 @@
 //! act as the request's user; anybody else acts only as the joblog user
 //! their OS user is mapped to, and is refused when unmapped.
 
+use std::collections::HashMap;
 use std::fs;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
@@ -26,6 +27,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
 use clap::{CommandFactory, Parser};
@@ -46,6 +48,9 @@ pub const MAX_CONNECTIONS: usize = 16;
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
 /// How long one read or write of a connection may wait.
 const IO_TIMEOUT: Duration = Duration::from_secs(30);
+/// How long connections still open when the service stops get to finish
+/// before they are cut.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Bytes a path may have to be bound or connected directly (`sun_path`
 /// holds 108 with its final zero).
 const SUN_PATH_MAX: usize = 100;
@@ -160,9 +165,13 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
     engine.session(&g.user)?.require_organization(Privilege::Write)?;
     // The service takes the store's policy (`joblog config`) when it starts
     // and again whenever it changes, over these defaults (a key unset while
-    // it runs goes back to its default); `run` has no flags for it
-    // (docs/operations.md).
-    let config = ServiceConfig { workers: args.workers.max(1), ..ServiceConfig::default() };
+    // it runs goes back to its default): a key the store sets wins over
+    // `--command-timeout`, the service's own default (docs/operations.md).
+    let config = ServiceConfig {
+        workers: args.workers.max(1),
+        command_timeout: args.command_timeout.map(Duration::from_secs),
+        ..ServiceConfig::default()
+    };
     let service = Service::new(&engine, config, Registry::new());
     // The owner's socket in the data directory, always; with --socket, also
     // the one other OS users reach.
@@ -233,13 +242,20 @@ fn watch_signals(service: &Service<'_>, stopping: &AtomicBool) {
 }
 
 /// Answers forwarded commands until `stopping`, each connection on its
-/// own thread.
+/// own thread. Then the connections still open get [`SHUTDOWN_GRACE`] to
+/// finish and are cut (a client that sends half a line and waits, or
+/// never reads its reply, does not hold the shutdown).
 fn serve(listener: &UnixListener, engine: &Engine, stopping: &AtomicBool) {
     let active = AtomicUsize::new(0);
+    // The connections being served, to cut at the end (each a second
+    // descriptor of the socket: shutting it down wakes a blocked read or
+    // write on the first).
+    let open: Mutex<HashMap<u64, UnixStream>> = Mutex::new(HashMap::new());
+    let mut next = 0u64;
     std::thread::scope(|s| {
         for conn in listener.incoming() {
             if stopping.load(Ordering::SeqCst) {
-                return;
+                break;
             }
             let mut conn = match conn {
                 Ok(c) => c,
@@ -256,18 +272,32 @@ fn serve(listener: &UnixListener, engine: &Engine, stopping: &AtomicBool) {
                 let _ = reply(&mut conn, &busy());
                 continue;
             }
-            let active = &active;
+            let id = next;
+            next += 1;
+            if let Ok(second) = conn.try_clone() {
+                open.lock().unwrap_or_else(|e| e.into_inner()).insert(id, second);
+            }
+            let (active, open) = (&active, &open);
             let spawned = std::thread::Builder::new().name("joblog-conn".into()).spawn_scoped(s, move || {
                 let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(engine, &conn)))
                     .unwrap_or_else(|_| {
                         json!({"code": 1, "stdout": "", "stderr": "internal error: the command failed unexpectedly (a bug; see the service's stderr); nothing else was affected"})
                     });
                 let _ = reply(&mut &conn, &answer);
+                open.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                 active.fetch_sub(1, Ordering::SeqCst);
             });
             if spawned.is_err() {
+                open.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
                 active.fetch_sub(1, Ordering::SeqCst);
             }
+        }
+        let until = Instant::now() + SHUTDOWN_GRACE;
+        while active.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        for conn in open.lock().unwrap_or_else(|e| e.into_inner()).values() {
+            let _ = conn.shutdown(std::net::Shutdown::Both);
         }
     });
 }

@@ -1,5 +1,5 @@
-//! The only module of joblog that contains `unsafe`: memory maps of segment
-//! files, and preallocation of their space.
+//! Memory maps of segment files, and preallocation of their space (part
+//! of `sys`, the only module of joblog that contains `unsafe`).
 //!
 //! A [`SegmentMap`] is shared by the writer and every reader of a segment. It
 //! keeps a *published* watermark: bytes below it are complete, checksummed

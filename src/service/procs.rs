@@ -1,0 +1,129 @@
+//! The processes of command runs, found by the marks every one of them
+//! carries in its environment: `JOBLOG_STORE` (the store's data directory,
+//! canonical) and `JOBLOG_JOB_ID`. A command's children inherit them, so
+//! processes that left the run's process group (`setsid`, a daemon) are
+//! found too, while the service runs (at the end of each run) and after it
+//! died (when the next service starts, before any lease is returned).
+//!
+//! A process is named by a process file descriptor before its environment
+//! is read, and is known to be the same process if it still runs after the
+//! read: a pid reused in between is never signalled. Only processes of the
+//! service's own OS user are looked at (root's service too ignores other
+//! users' processes that carry a mark).
+//!
+//! Not found: a process that cleared or rewrote its environment (`env -i`)
+//! *and* left the run's process group, and programs that change user
+//! (setuid). See docs/operations.md, "Command jobs".
+
+use std::collections::BTreeMap;
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::Signal;
+use uuid::Uuid;
+
+use crate::sys::process::ProcHandle;
+
+/// The environment variable that names the store a run belongs to.
+pub const STORE_VAR: &str = "JOBLOG_STORE";
+/// The environment variable that names the job a run belongs to.
+pub const JOB_VAR: &str = "JOBLOG_JOB_ID";
+/// How long the service waits for a process it killed to be gone.
+pub(crate) const END_WAIT: Duration = Duration::from_secs(10);
+
+/// The mark of a store: its data directory, canonical when it can be.
+pub(crate) fn store_mark(dir: &Path) -> OsString {
+    std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf()).into_os_string()
+}
+
+/// A live process of one of the store's runs.
+#[derive(Debug)]
+pub(crate) struct Marked {
+    pub(crate) job: Option<Uuid>,
+    handle: ProcHandle,
+}
+
+impl Marked {
+    pub(crate) fn pid(&self) -> i32 {
+        self.handle.pid()
+    }
+}
+
+/// Every live process marked with `store` (and with `job`, if given),
+/// but this process.
+pub(crate) fn find(store: &OsStr, job: Option<Uuid>) -> Vec<Marked> {
+    let me = std::process::id() as i32;
+    let uid = nix::unistd::geteuid().as_raw();
+    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        // Only this OS user's processes: a service run by root must not
+        // act on (or wait for) another user's process that claims a mark.
+        if pid == me || entry.metadata().map_or(true, |m| m.uid() != uid) {
+            continue;
+        }
+        let Ok(handle) = ProcHandle::open(pid) else { continue };
+        let Ok(environ) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        let Some(marks) = marks(&environ) else { continue };
+        if marks.0 != store.as_bytes() || job.is_some_and(|j| marks.1 != Some(j)) {
+            continue;
+        }
+        // Still running after the read: the environment was its own.
+        if handle.signal(None).is_ok() {
+            found.push(Marked { job: marks.1, handle });
+        }
+    }
+    found
+}
+
+/// The store and job marks of an environment block (`NAME=VALUE\0...`).
+fn marks(environ: &[u8]) -> Option<(&[u8], Option<Uuid>)> {
+    let mut store = None;
+    let mut job = None;
+    for var in environ.split(|&b| b == 0) {
+        if let Some(v) = var.strip_prefix(STORE_VAR.as_bytes()).and_then(|v| v.strip_prefix(b"=")) {
+            store = Some(v);
+        } else if let Some(v) = var.strip_prefix(JOB_VAR.as_bytes()).and_then(|v| v.strip_prefix(b"=")) {
+            job = std::str::from_utf8(v).ok().and_then(|s| Uuid::parse_str(s).ok());
+        }
+    }
+    store.map(|s| (s, job))
+}
+
+/// Sends SIGKILL to every process of `procs` and waits (at most
+/// `within`) until they are gone. Returns the pids ended per job, and the
+/// pids still there after the wait.
+pub(crate) fn end(procs: Vec<Marked>, within: Duration) -> (BTreeMap<Option<Uuid>, Vec<i32>>, Vec<i32>) {
+    for p in &procs {
+        let _ = p.handle.signal(Some(Signal::SIGKILL));
+    }
+    let deadline = Instant::now() + within;
+    let mut ended: BTreeMap<Option<Uuid>, Vec<i32>> = BTreeMap::new();
+    let mut left = Vec::new();
+    for p in procs {
+        if p.handle.wait_ended(deadline) {
+            ended.entry(p.job).or_default().push(p.pid());
+        } else {
+            left.push(p.pid());
+        }
+    }
+    (ended, left)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn marks_are_read_from_an_environment_block() {
+        let id = Uuid::now_v7();
+        let env = format!("A=1\0JOBLOG_STORE=/d/x\0JOBLOG_JOB_ID={id}\0JOBLOG_STOREX=/e\0");
+        assert_eq!(marks(env.as_bytes()), Some((&b"/d/x"[..], Some(id))));
+        assert_eq!(marks(b"JOBLOG_JOB_ID=zz\0"), None);
+        assert_eq!(marks(b"JOBLOG_STORE=/d\0"), Some((&b"/d"[..], None)));
+    }
+}

@@ -1,0 +1,11 @@
+//! The only module of joblog that contains `unsafe`; each block has a
+//! `// SAFETY:` comment.
+//!
+//! * `map`     — memory maps of segment files and their preallocation.
+//! * `process` — what command runs need of the OS that `std` does not
+//!   offer safely: the parent-death signal set in a child before `exec`,
+//!   and process file descriptors (`pidfd`) that name one process for
+//!   good, so that a signal never reaches a process that reused a pid.
+
+pub(crate) mod map;
+pub(crate) mod process;

@@ -1,0 +1,272 @@
+//! Command jobs on the real `joblog` binary: a run never outlives the
+//! service that started it nor overlaps the next run of its job (kill -9
+//! included), a run ends when its command's main process exits whatever it
+//! leaves behind, timeouts, and a shutdown that ends within a bounded time
+//! whatever clients and commands do.
+
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+struct Store {
+    dir: tempfile::TempDir,
+}
+
+impl Store {
+    fn new() -> Self {
+        Self { dir: tempfile::tempdir().unwrap() }
+    }
+
+    fn data(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn cmd(&self) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_joblog"));
+        c.env("JOBLOG_DATA", self.data()).env_remove("JOBLOG_USER").env_remove("JOBLOG_SOCKET");
+        c
+    }
+
+    fn raw(&self, args: &[&str]) -> Output {
+        self.cmd().args(args).output().unwrap()
+    }
+
+    fn json(&self, args: &[&str]) -> Value {
+        let out = self.raw(&[args, &["--json"]].concat());
+        let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+        assert_eq!(out.status.code(), Some(0), "joblog {args:?}\nstdout: {stdout}\nstderr: {stderr}");
+        serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("{args:?}: not JSON ({e}): {stdout}"))
+    }
+
+    fn submit(&self, name: &str, command: &str, extra: &[&str]) -> String {
+        let job =
+            self.json(&[&["submit", "--name", name, "--type", "bulk-email", "--command", command], extra].concat());
+        job["asyncoperationid"].as_str().unwrap().to_string()
+    }
+
+    fn show(&self, id: &str) -> Value {
+        self.json(&["show", id])
+    }
+
+    /// The messages of a job's history.
+    fn history(&self, id: &str) -> String {
+        let h = self.json(&["show", id, "--history"]);
+        let events = h["history"].as_array().unwrap_or_else(|| panic!("no history in {h}"));
+        events.iter().filter_map(|e| e["message"].as_str()).collect::<Vec<_>>().join("\n")
+    }
+
+    fn service(&self, args: &[&str]) -> Child {
+        self.cmd().arg("run").args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+    }
+}
+
+/// Waits for `cond`, failing after `limit` with `what`.
+fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
+    let started = Instant::now();
+    while !cond() {
+        assert!(started.elapsed() < limit, "{what} (waited {limit:?})");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Waits for `child` to exit within `limit` (killing it if not, then failing).
+fn exits_within(mut child: Child, limit: Duration, what: &str) -> Output {
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return child.wait_with_output().unwrap();
+        }
+        if started.elapsed() >= limit {
+            let _ = child.kill();
+            let out = child.wait_with_output().unwrap();
+            panic!("{what}: still running after {limit:?}; stderr: {}", String::from_utf8_lossy(&out.stderr));
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+fn alive(pid: i32) -> bool {
+    // A zombie has ended (it holds nothing): only a running process counts.
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
+        .unwrap_or(false)
+}
+
+fn read_pid(path: &Path) -> i32 {
+    std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
+}
+
+fn kill9(child: &mut Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+/// A run that takes an exclusive lock on `lock` for its whole life (its
+/// children inherit the descriptor), writes "start", sleeps, writes "end"
+/// to `log`; "OVERLAP" when another run of the job still holds the lock.
+fn locked_run(lock: &Path, log: &Path, secs: u32) -> String {
+    format!(
+        "exec 9>>'{lock}'; if flock -n 9; then echo \"start $$\" >> '{log}'; else echo \"OVERLAP $$\" >> '{log}'; fi; sleep {secs}; echo \"end $$\" >> '{log}'",
+        lock = lock.display(),
+        log = log.display()
+    )
+}
+
+#[test]
+fn a_run_killed_with_its_service_never_overlaps_the_next_one() {
+    let s = Store::new();
+    let (lock, log) = (s.path("lock"), s.path("runs.log"));
+    let id = s.submit("once", &locked_run(&lock, &log, 6), &[]);
+    let mut service = s.service(&["--for", "120s"]);
+    wait_until(Duration::from_secs(30), "the run never started", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("start"))
+    });
+    kill9(&mut service);
+    // The command's `sleep` (and its lock) outlived the service: the next
+    // service must end it before it runs the job again.
+    let out = exits_within(s.service(&["--until-idle"]), Duration::from_secs(60), "run --until-idle");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let runs = std::fs::read_to_string(&log).unwrap();
+    assert!(!runs.contains("OVERLAP"), "two runs of one job at once:\n{runs}");
+    assert_eq!(runs.matches("start").count(), 2, "{runs}");
+    assert_eq!(runs.matches("end").count(), 1, "only the second run ended by itself:\n{runs}");
+    assert_eq!(s.show(&id)["status"], "Succeeded");
+    let history = s.history(&id);
+    assert!(
+        history.contains("lease lost") && history.contains("still running and w"),
+        "the history names the orphaned run's processes:\n{history}"
+    );
+}
+
+#[test]
+fn a_detached_child_does_not_hold_its_run_and_is_ended() {
+    let s = Store::new();
+    let pidfile = s.path("daemon.pid");
+    // The daemon keeps the run's stderr open and leaves its process group.
+    let id = s.submit("d", &format!("setsid sleep 300 & echo $! > '{}'; exit 0", pidfile.display()), &[]);
+    let out = exits_within(s.service(&["--until-idle"]), Duration::from_secs(60), "run --until-idle with a daemon");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.show(&id)["status"], "Succeeded");
+    let daemon = read_pid(&pidfile);
+    assert!(!alive(daemon), "the detached sleep {daemon} outlived its run");
+}
+
+#[test]
+fn a_command_that_runs_too_long_is_ended_and_fails_with_its_code() {
+    let s = Store::new();
+    // Ignores SIGTERM (so does its sleep): only SIGKILL after the grace ends it.
+    let own = s.submit("own", "trap '' TERM; sleep 300", &["--timeout", "1"]);
+    let default = s.submit("default", "sleep 300", &[]);
+    let free = s.submit("free", "sleep 1", &["--timeout", "60"]);
+    let out = exits_within(
+        s.service(&["--until-idle", "--command-timeout", "2"]),
+        Duration::from_secs(90),
+        "run --until-idle with commands that time out",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    for (id, secs) in [(&own, 1), (&default, 2)] {
+        let job = s.show(id);
+        assert_eq!((job["status"].as_str(), job["errorcode"].as_i64()), (Some("Failed"), Some(-1006)), "{job}");
+        let message = job["message"].as_str().unwrap();
+        assert!(message.contains(&format!("timed out after {secs} s")), "{message}");
+    }
+    assert_eq!(s.show(&free)["status"], "Succeeded", "a job's own timeout wins over the default");
+    // The store's policy wins over the service's flag.
+    s.json(&["config", "set", "command.timeout_secs", "1"]);
+    let policy = s.submit("policy", "sleep 300", &[]);
+    let out = exits_within(
+        s.service(&["--until-idle", "--command-timeout", "600"]),
+        Duration::from_secs(60),
+        "run --until-idle with the store's timeout",
+    );
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let job = s.show(&policy);
+    assert_eq!(job["errorcode"].as_i64(), Some(-1006), "{job}");
+    assert!(job["message"].as_str().unwrap().contains("timed out after 1 s"), "{job}");
+    // Out of range, or without a command: usage errors, nothing submitted.
+    for bad in [&["--timeout", "0"][..], &["--timeout", "x"], &["--timeout", "2592001"]] {
+        let out = s.raw(&[&["submit", "--name", "t", "--command", "true"], bad].concat());
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&out.stderr));
+        assert!(String::from_utf8_lossy(&out.stderr).contains("timeout"), "{bad:?}");
+    }
+    let out = s.raw(&["submit", "--name", "t", "--timeout", "5"]);
+    assert_eq!(out.status.code(), Some(2), "--timeout needs --command");
+    let out = s.raw(&["run", "--until-idle", "--command-timeout", "0"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(s.json(&["list", "--count"])["count"], 5, "the four jobs and the default bulk deletion");
+}
+
+/// `import` lines for `n` jobs with long names (a big `list --json`).
+fn many_jobs(s: &Store, n: usize) {
+    let name = "x".repeat(200);
+    let lines: Vec<String> = (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"name":"{name}-{i}","operationtype":1,"statecode":3,"statuscode":30,"createdon":"2025-06-01T00:00:00Z","completedon":"2025-06-01T00:00:01Z"}}"#
+            )
+        })
+        .collect();
+    let file = s.path("jobs.jsonl");
+    std::fs::write(&file, lines.join("\n") + "\n").unwrap();
+    s.json(&["import", file.to_str().unwrap()]);
+}
+
+#[test]
+fn sigterm_ends_the_service_in_bounded_time_whatever_clients_and_commands_do() {
+    use std::io::Write;
+    let s = Store::new();
+    many_jobs(&s, 2000);
+    let stubborn = |name: &str| {
+        let pidfile = s.path(&format!("{name}.pid"));
+        let command = format!("trap '' TERM; setsid sleep 300 & echo $! > '{}'; sleep 300", pidfile.display());
+        (s.submit(name, &command, &[]), pidfile)
+    };
+    let (canceled, canceled_pid) = stubborn("canceled");
+    let (id, pidfile) = stubborn("stubborn");
+    let service = s.service(&["--for", "600s", "--workers", "2"]);
+    let socket = s.data().join("joblog.sock");
+    wait_until(Duration::from_secs(30), "the stubborn jobs never started", || {
+        socket.exists()
+            && s.show(&id)["status"] == "In Progress"
+            && s.show(&canceled)["status"] == "In Progress"
+            && pidfile.exists()
+            && canceled_pid.exists()
+    });
+    // A cancel ends a command that ignores SIGTERM and left a daemon: after
+    // the grace period (5 s), with room to spare.
+    s.json(&["cancel", &canceled]);
+    wait_until(Duration::from_secs(20), "cancel did not end a stubborn command", || {
+        s.show(&canceled)["status"] == "Canceled"
+    });
+    let daemon = read_pid(&canceled_pid);
+    assert!(!alive(daemon), "the canceled command's detached child {daemon} outlived its run");
+    // A client that sends half a request line and waits.
+    let mut half = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    half.write_all(b"{\"argv\":[\"joblog\",").unwrap();
+    // A client whose reply (about 1 MB) it never reads.
+    let mut deaf = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    deaf.write_all(
+        b"{\"argv\":[\"joblog\",\"list\",\"--json\",\"--limit\",\"2000\"],\"user\":\"admin\",\"json\":true}\n",
+    )
+    .unwrap();
+    // Not needed for the check (a request still being answered is cut the
+    // same way); it only lets the service start writing the reply.
+    std::thread::sleep(Duration::from_millis(300));
+    let stopped = Instant::now();
+    Command::new("kill").args(["-TERM", &service.id().to_string()]).status().unwrap();
+    // The command's grace (5 s) and the clients' (2 s), with room to spare;
+    // before, the deaf client alone held the service for 30 s.
+    let out = exits_within(service, Duration::from_secs(25), "SIGTERM with a slow client and a stubborn command");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    eprintln!("the service stopped {:?} after SIGTERM", stopped.elapsed());
+    drop((half, deaf));
+    assert_eq!(s.show(&id)["status"], "Waiting For Resources", "the stopped run went back to the queue");
+    let daemon = read_pid(&pidfile);
+    assert!(!alive(daemon), "the stubborn command's detached child {daemon} outlived the service");
+}
