@@ -26,7 +26,7 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{
-    Directory, Envelope, Event, EventDecodeError, Job, OperationType, Regarding, State, Status, StatusReason,
+    Directory, Envelope, Event, EventDecodeError, Job, OperationType, Regarding, Status, StatusReason,
     Timestamp, Transition, WorkflowDefinition, EVENT_VERSION,
 };
 use crate::error::Error;
@@ -117,9 +117,13 @@ impl Row {
         Timestamp::from_micros(self.createdon)
     }
 
-    /// Suspended jobs with a wake-up time are on the timer index.
+    /// A job with a wake-up time is on the timer index only where the
+    /// state machine lets that time wake it (Suspended / Waiting or
+    /// Retrying; never Paused, which only a user resumes): a timer that
+    /// cannot act would come due on every pass and never go away.
     fn on_timer(&self) -> bool {
-        self.status.state() == State::Suspended && self.postponeuntil != NO_TIME
+        self.postponeuntil != NO_TIME
+            && crate::domain::RULES.iter().any(|r| r.action == crate::domain::Action::Wake && r.from.contains(&self.status))
     }
 }
 
