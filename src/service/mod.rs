@@ -376,9 +376,8 @@ impl<'e> Service<'e> {
                 // A workflow's failure may start its back-off, and a woken
                 // job may run now: both are written before this pass picks
                 // (one more sync, only on such passes).
-                let failed = finished
-                    .iter()
-                    .any(|(j, e)| j.workflow.is_some() && !matches!(e, End::Run(Outcome::Succeeded, _)));
+                let failed =
+                    finished.iter().any(|(j, e)| j.workflow.is_some() && !matches!(e, End::Run(Outcome::Succeeded, _)));
                 if failed || !steps.is_empty() {
                     let results = self.record(ended, std::mem::take(&mut steps), summary)?;
                     progress |= results.iter().any(Result::is_ok);
@@ -729,7 +728,7 @@ impl<'e> Service<'e> {
             End::Run(_, took) => took.as_secs_f64() * 1000.0,
             End::LeaseLost => 0.0,
         };
-        let message = match step {
+        let error = match step {
             ServiceStep::Fail { message, .. } | ServiceStep::Retry { message, .. } => message.as_str(),
             _ => "",
         };
@@ -739,7 +738,7 @@ impl<'e> Service<'e> {
             workflow = job.workflow.as_deref().unwrap_or(""),
             outcome,
             duration_ms,
-            message,
+            error,
             "job ended"
         );
         let Some(w) = &job.workflow else { return };
@@ -748,7 +747,8 @@ impl<'e> Service<'e> {
             return;
         }
         let state = self.engine.state();
-        let now = self.engine.now();
+        // The time the store holds, so that `stats` and the service agree.
+        let now = state.completedon_of(job.id).unwrap_or_else(|| self.engine.now());
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let before = failures.get(w).map_or(0, |e| e.0);
         let after = match failures.get_mut(w) {
