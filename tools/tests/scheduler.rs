@@ -275,3 +275,45 @@ fn failures_in_a_row_are_counted_by_run_order_in_stats_and_the_service() {
     let next = s.show(next["asyncoperationid"].as_str().unwrap());
     assert_eq!(next["postponeuntil"].as_str(), Some(until), "{next}");
 }
+
+#[test]
+fn a_job_shows_in_progress_only_when_a_worker_starts_it() {
+    let s = Store::new();
+    for i in 0..6 {
+        s.json(&[
+            "--now",
+            T0,
+            "submit",
+            "--name",
+            &format!("slow {i}"),
+            "--type",
+            "bulk-email",
+            "--command",
+            "sleep 0.4",
+        ]);
+    }
+    let mut service = s
+        .command(&["run", "--until-idle", "--workers", "2", "--json"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut most = 0;
+    let mut seen = 0;
+    while service.try_wait().unwrap().is_none() {
+        assert!(Instant::now() < deadline, "the service did not finish 6 jobs of 0.4 s");
+        // Through the running service's socket (or the store, once it ended).
+        let out = s.command(&["list", "--state", "locked", "--json"]).output().unwrap();
+        if let Ok(Value::Array(locked)) = serde_json::from_slice::<Value>(&out.stdout) {
+            most = most.max(locked.len());
+            seen += 1;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert!(service.wait().unwrap().success());
+    assert!(seen > 0, "the service was never seen running");
+    assert!(most <= 2, "{most} jobs shown Locked with 2 workers: a job waiting for a worker is not In Progress");
+    assert_eq!(s.jobs(&["--status", "succeeded"]).len(), 6);
+}
