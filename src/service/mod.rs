@@ -81,7 +81,7 @@ impl Default for ServiceConfig {
             loop_guard: LoopGuard::default(),
             poll: Duration::from_millis(20),
             max_batch: 512,
-            prefetch: 128,
+            prefetch: 256,
             prefetch_work: Duration::from_millis(25),
             install_defaults: true,
         }
@@ -289,6 +289,13 @@ impl<'e> Service<'e> {
                 let spawned =
                     std::thread::Builder::new().name(format!("joblog-worker-{i}")).spawn_scoped(scope, move || {
                         for job in work_rx {
+                            if self.shutdown.load(Ordering::Relaxed) {
+                                // Taken but not started: back to Ready unrun.
+                                if done_tx.send((job, Outcome::Stopped, Duration::ZERO)).is_err() {
+                                    break;
+                                }
+                                continue;
+                            }
                             tracing::info!(
                                 id = %job.id,
                                 name = %job.name,
@@ -564,12 +571,13 @@ impl<'e> Service<'e> {
             }
             let mut failures = 0;
             if let Some(w) = &job.workflow {
-                if let Some(until) = self.held_until(&state, w) {
+                let (n, last) = self.failures_of(&state, w);
+                failures = n;
+                if let Some(until) = self.config.backoff.until(w, n, last) {
                     if until <= now && !probing.insert(w.clone()) {
                         continue;
                     }
                     if until > now {
-                        let (n, _) = self.failures_of(&state, w);
                         let message = format!(
                             "workflow {w} failed {n} times in a row; its jobs are held until {} (back-off)",
                             until.to_rfc3339()
@@ -579,7 +587,6 @@ impl<'e> Service<'e> {
                     }
                     tracing::info!(workflow = %w, id = %id, "back-off hold passed: one probe runs");
                 }
-                failures = self.failures_of(&state, w).0;
             }
             let kind = kind_of(&job);
             let estimate = estimates.get(kind);
@@ -602,7 +609,12 @@ impl<'e> Service<'e> {
             count += 1;
             work += expected;
             if let Some(w) = &job.workflow {
-                *per_workflow.entry(w.clone()).or_default() += 1;
+                match per_workflow.get_mut(w) {
+                    Some(n) => *n += 1,
+                    None => {
+                        per_workflow.insert(w.clone(), 1);
+                    }
+                }
             }
             let workflow = job.workflow.clone();
             taken.push((job, Flight { kind, workflow, expected }));
@@ -782,15 +794,13 @@ impl<'e> Service<'e> {
     /// or (the first time) from the store.
     fn failures_of(&self, state: &crate::projection::Projection, workflow: &str) -> (u32, Timestamp) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = failures.get(workflow) {
+            return *f;
+        }
         *failures.entry(workflow.to_string()).or_insert_with(|| {
             let (n, last) = state.consecutive_failures(workflow, FAILURE_SCAN);
             (n, last.unwrap_or(Timestamp::from_micros(0)))
         })
-    }
-
-    fn held_until(&self, state: &crate::projection::Projection, workflow: &str) -> Option<Timestamp> {
-        let (n, last) = self.failures_of(state, workflow);
-        self.config.backoff.until(workflow, n, last)
     }
 }
 
