@@ -232,8 +232,13 @@ fn the_operator_log_is_one_json_line_per_event_with_its_fields() {
     let text = String::from_utf8_lossy(&out.stderr);
     assert!(!text.contains("job started"), "{text}");
     assert!(text.contains("workflow held"), "the probe failed and the hold is logged: {text}");
-    let out = s.bounded(&["run", "--until-idle", "--log-level", "loud=?"], Duration::from_secs(30));
-    assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
+    for bad in ["loud=?", "warning", "", "info,"] {
+        let out = s.bounded(&["run", "--until-idle", "--log-level", bad], Duration::from_secs(30));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{bad:?}: {err}");
+        assert!(err.starts_with("joblog: --log-level") && err.contains("info"), "{bad:?}: {err}");
+    }
+    assert_eq!(s.jobs(&["--state", "ready"]).len(), 1, "a refused level ran nothing (the default Bulk Delete waits)");
     // Human lines by default.
     let out = s.ok(&["--now", &at("12:30:00"), "run", "--until-idle"]);
     let text = String::from_utf8_lossy(&out.stderr);

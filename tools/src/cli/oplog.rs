@@ -16,11 +16,9 @@ use super::Failure;
 /// (`joblog::service=debug`).
 pub fn install(format: LogFormat, level: Option<&str>) -> Result<(), Failure> {
     let filter = match level {
-        Some(l) => EnvFilter::try_new(l).map_err(|e| Failure::usage(format!("--log-level {l:?}: {e}")))?,
+        Some(l) => filter(l).map_err(|e| Failure::usage(format!("--log-level {l:?}: {e}")))?,
         None => match std::env::var("RUST_LOG") {
-            Ok(l) if !l.trim().is_empty() => {
-                EnvFilter::try_new(&l).map_err(|e| Failure::usage(format!("RUST_LOG {l:?}: {e}")))?
-            }
+            Ok(l) if !l.trim().is_empty() => filter(&l).map_err(|e| Failure::usage(format!("RUST_LOG {l:?}: {e}")))?,
             _ => EnvFilter::new("info"),
         },
     };
@@ -32,4 +30,23 @@ pub fn install(format: LogFormat, level: Option<&str>) -> Result<(), Failure> {
     // Already installed (a second call in one process): keep the first.
     let _ = installed;
     Ok(())
+}
+
+const LEVELS: [&str; 6] = ["off", "error", "warn", "info", "debug", "trace"];
+
+/// A filter from a level or directives. A bare word that is not a level
+/// (a typo such as `warning`) is refused rather than read as a target
+/// name, which would silently log nothing.
+fn filter(spec: &str) -> Result<EnvFilter, String> {
+    let wrong = || format!("give {}, or directives such as joblog::service=debug", LEVELS.join(", "));
+    if spec.trim().is_empty() {
+        return Err(wrong());
+    }
+    for d in spec.split(',').map(str::trim) {
+        let bare = !d.contains('=') && !d.contains("::") && !d.contains('[');
+        if d.is_empty() || (bare && !LEVELS.iter().any(|l| l.eq_ignore_ascii_case(d))) {
+            return Err(format!("{d:?} is not a level: {}", wrong()));
+        }
+    }
+    EnvFilter::try_new(spec).map_err(|e| format!("{e}; {}", wrong()))
 }
