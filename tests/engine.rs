@@ -795,3 +795,101 @@ fn a_service_refuses_more_workers_than_the_limit() {
     assert!(matches!(service.run(RunUntil::Once), Err(Error::Domain(DomainError::Invalid { what: "workers", .. }))));
     assert_eq!(f.engine.log().next_seq(), before, "nothing written");
 }
+
+/// `Session::resubmit` (issue 13): a new Ready job with the old one's
+/// definition, linked by correlation id, both histories saying so; the new
+/// job outlives the old one's deletion and compaction, and a reopen (from
+/// the log and from a checkpoint) reads the same.
+#[test]
+fn a_resubmitted_job_outlives_the_deletion_of_the_old_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t("2026-01-31T12:00:00Z")));
+    let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
+    let admin = engine.session("admin").unwrap();
+    let mut spec = NewJob::new("export", OperationType::WORKFLOW);
+    spec.regarding = Some(Regarding { table: "report".into(), id: "7".into() });
+    spec.data = b"opaque".to_vec();
+    let old = admin.create(spec).unwrap();
+    // Open: refused by kind, nothing written.
+    let before = engine.log().next_seq();
+    assert!(matches!(admin.resubmit(old.id, None), Err(Error::Domain(DomainError::NotResubmittable { .. }))));
+    assert_eq!(engine.log().next_seq(), before);
+    clock.advance_secs(1);
+    admin.act(old.id, UserAction::Cancel).unwrap();
+    clock.advance_secs(1);
+    let new = admin.resubmit(old.id, None).unwrap();
+    assert_eq!(
+        (new.status, new.correlationid, new.regarding.clone()),
+        (Status::READY, Some(old.id), old.regarding.clone())
+    );
+    assert_eq!((new.name.as_str(), new.data.as_slice()), ("export", &b"opaque"[..]));
+    let said = |id| admin.history(id).unwrap().last().unwrap().message.clone().unwrap();
+    assert_eq!(said(old.id), format!("resubmitted as {}", new.id));
+    assert_eq!(said(new.id), format!("resubmission of {}", old.id));
+    // The old job deleted and compacted away: the new one still reads.
+    clock.advance_secs(1);
+    let criteria = joblog::domain::DeletionCriteria {
+        types: vec![OperationType::WORKFLOW],
+        reasons: vec![StatusReason::Canceled],
+        older_than_days: 0,
+    };
+    clock.advance_secs(1);
+    let d = engine.delete(joblog::domain::Actor::User("admin".into()), &criteria, 10, None).unwrap();
+    assert_eq!(d.deleted, 1);
+    engine.compact().unwrap();
+    assert!(matches!(admin.get(old.id), Err(Error::JobNotFound(_))));
+    assert_eq!(said(new.id), format!("resubmission of {}", old.id));
+    drop(admin);
+    engine.close().unwrap();
+    for checkpoint in [true, false] {
+        if !checkpoint {
+            std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
+        }
+        let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
+        assert_eq!(engine.open_report().checkpoint_seq.is_some(), checkpoint);
+        let admin = engine.session("admin").unwrap();
+        assert_eq!(admin.get(new.id).unwrap().correlationid, Some(old.id));
+        assert!(engine.verify().problems.is_empty(), "{:?}", engine.verify().problems);
+        drop(admin);
+        drop(engine);
+    }
+}
+
+/// The store's policy (issue 13): set by administrators only, checked,
+/// kept across a checkpoint, and replayed to any time.
+#[test]
+fn the_store_policy_is_checked_kept_and_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t("2026-01-31T12:00:00Z")));
+    let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
+    let admin = engine.session("admin").unwrap();
+    admin.add_user("alice", "root", &["basic-user"]).unwrap();
+    let alice = engine.session("alice").unwrap();
+    let before = engine.log().next_seq();
+    assert!(matches!(alice.set_policy("retry.max_retries", Some(1)), Err(Error::Domain(DomainError::Denied { .. }))));
+    assert!(matches!(
+        admin.set_policy("retry.nope", Some(1)),
+        Err(Error::Domain(DomainError::Invalid { what: "policy key", .. }))
+    ));
+    assert!(matches!(
+        admin.set_policy("backoff.jitter_percent", Some(51)),
+        Err(Error::Domain(DomainError::Invalid { what: "policy value", .. }))
+    ));
+    assert_eq!(engine.log().next_seq(), before, "refusals write nothing");
+    clock.advance_secs(10);
+    assert!(admin.set_policy("backoff.threshold", Some(5)).unwrap());
+    let set_at = engine.now();
+    clock.advance_secs(10);
+    assert!(admin.set_policy("backoff.threshold", Some(9)).unwrap());
+    assert!(!admin.set_policy("backoff.threshold", Some(9)).unwrap(), "the same value: nothing written");
+    assert_eq!(engine.replay_until(set_at).unwrap().policy().value("backoff.threshold"), Some(5));
+    assert_eq!(engine.replay_until(t("2026-01-31T12:00:00Z")).unwrap().policy().value("backoff.threshold"), Some(3));
+    let generation = engine.state().policy().generation();
+    drop((admin, alice));
+    engine.close().unwrap();
+    let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
+    assert!(engine.open_report().checkpoint_seq.is_some());
+    assert_eq!(engine.open_report().events_replayed, 0, "from the checkpoint alone");
+    assert_eq!(engine.state().policy().value("backoff.threshold"), Some(9));
+    assert_eq!(engine.state().policy().generation(), generation);
+}

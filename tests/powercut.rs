@@ -764,8 +764,12 @@ fn drive(
                 let mut args = vec!["submit".to_string(), "--name".into(), name.clone()];
                 match rng.below(3) {
                     0 => args.extend(["--command".into(), "true".into()]),
-                    1 => args.extend(["--postpone-until".into(), "2099-01-01T00:00:00Z".into()]),
-                    _ => {}
+                    1 => args.extend([
+                        "--postpone-until".into(),
+                        "2099-01-01T00:00:00Z".into(),
+                        "--external-handler".into(),
+                    ]),
+                    _ => args.push("--external-handler".into()),
                 }
                 client(bin, data, &args).map(|out| {
                     let v: serde_json::Value = serde_json::from_str(&out).expect("submit prints a job");

@@ -35,7 +35,7 @@ use super::time::Timestamp;
 use super::{Action, Status};
 
 /// Version of the event schema written by this build.
-pub const EVENT_VERSION: u16 = 3;
+pub const EVENT_VERSION: u16 = 4;
 
 /// What each version of the event schema changed, oldest first: one line
 /// per version from 1 to [`EVENT_VERSION`] (a test checks that none is
@@ -47,6 +47,7 @@ pub const VERSIONS: &[(u16, &str)] = &[
     ),
     (2, "JobsDeleted appended; no other change"),
     (3, "UserReactivated and OsUserMapped appended; Privilege::RunCommand appended; no other change"),
+    (4, "PolicySet and JobResubmitted appended; no other change"),
 ];
 
 /// Who did something.
@@ -112,6 +113,19 @@ pub enum Event {
         name: String,
         uid: Option<u32>,
     },
+    /// A number of the service's policy set (`None`: back to its default)
+    /// for this store (`domain::config`) (version 4).
+    PolicySet {
+        key: String,
+        value: Option<u64>,
+    },
+    /// Completed job `job` was submitted again as job `new` (whose creation
+    /// comes in the same batch, just before); part of `job`'s history
+    /// (version 4).
+    JobResubmitted {
+        job: Uuid,
+        new: Uuid,
+    },
 }
 
 /// One step of the state machine, with the columns it sets.
@@ -169,6 +183,7 @@ impl Event {
             | Event::WorkflowSaved(_) => 1,
             Event::JobsDeleted(_) => 2,
             Event::UserReactivated { .. } | Event::OsUserMapped { .. } => 3,
+            Event::PolicySet { .. } | Event::JobResubmitted { .. } => 4,
         }
     }
 
@@ -186,6 +201,8 @@ impl Event {
             Event::JobsDeleted(_) => "JobsDeleted",
             Event::UserReactivated { .. } => "UserReactivated",
             Event::OsUserMapped { .. } => "OsUserMapped",
+            Event::PolicySet { .. } => "PolicySet",
+            Event::JobResubmitted { .. } => "JobResubmitted",
         }
     }
 }

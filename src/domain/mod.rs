@@ -8,10 +8,12 @@
 //! * `time`      — timestamps and the injected clock.
 //! * `machine`   — the state machine as one table (§4, §5).
 //! * `deletion`  — bulk deletion criteria and their record (§7).
+//! * `config`    — the service's policy a store keeps: keys, ranges, defaults.
 //! * `limits`    — the limits on every input, and their checks.
 //! * `privilege` — users, business units, roles, depths, and the one
 //!   privilege check (§6).
 
+pub mod config;
 mod deletion;
 mod event;
 mod job;
@@ -22,6 +24,7 @@ mod privilege;
 mod status;
 mod time;
 
+pub use config::{policy_key, PolicyKey, StorePolicy};
 pub use deletion::{
     Deletion, DeletionCriteria, Recurrence, RetentionPolicy, MAX_IMMEDIATE_DELETE, MAX_OLDER_THAN_DAYS,
 };
@@ -95,6 +98,10 @@ pub enum DomainError {
     /// A control character where none makes sense (an identifier, a name).
     #[error("{field} contains a control character (U+{code:04X} at character {at}); it is not allowed there")]
     ControlCharacter { field: &'static str, at: usize, code: u32 },
+
+    /// Only a Failed or Canceled job is submitted again.
+    #[error("cannot resubmit job {job}: {why}")]
+    NotResubmittable { job: Uuid, why: String },
 
     /// Deactivating this user would leave no active administrator, and
     /// nobody could ever administer (or reactivate anyone in) the store.

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{
-    Directory, Envelope, Event, EventDecodeError, Job, OperationType, Regarding, Status, StatusReason, Timestamp,
-    Transition, WorkflowDefinition, EVENT_VERSION,
+    Directory, Envelope, Event, EventDecodeError, Job, OperationType, Regarding, Status, StatusReason, StorePolicy,
+    Timestamp, Transition, WorkflowDefinition, EVENT_VERSION,
 };
 use crate::error::Error;
 use crate::log::{Log, Position};
@@ -179,6 +179,8 @@ pub struct Projection {
     segment_ordinals: HashMap<u64, u32>,
     directory: Option<Directory>,
     workflows: BTreeMap<String, WorkflowDefinition>,
+    /// The service's policy set in this store (`domain::config`).
+    policy: StorePolicy,
     last_seq: u64,
     last_at: Option<Timestamp>,
     /// The last deletion selected, for applying it (see `delete.rs`).
@@ -202,6 +204,11 @@ impl Projection {
 
     pub fn workflows(&self) -> &BTreeMap<String, WorkflowDefinition> {
         &self.workflows
+    }
+
+    /// The service's policy set in this store (as of the last event applied).
+    pub fn policy(&self) -> &StorePolicy {
+        &self.policy
     }
 
     /// The sequence number of the last event applied (0: none).
@@ -327,6 +334,14 @@ impl Projection {
             Event::OsUserMapped { name, uid } => self.directory_mut().map_os_user(name, *uid)?,
             Event::WorkflowSaved(w) => {
                 self.workflows.insert(w.id.clone(), w.clone());
+            }
+            Event::PolicySet { key, value } => self.policy.apply(key, *value, seq),
+            Event::JobResubmitted { job, .. } => {
+                // A line of the old job's history: its chain, no column.
+                let Some(i) = self.row_of(*job) else { return bad(format!("resubmission of unknown job {job}")) };
+                let p = self.pos(pos);
+                let prev = self.rows[i as usize].last_event;
+                self.rows[i as usize].last_event = self.push_event(p, prev);
             }
             Event::JobsDeleted(d) => {
                 self.apply_deletion(d, seq)?;

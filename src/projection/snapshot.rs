@@ -8,14 +8,14 @@
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | magic `JOBLOGSN` |
-//! | 8 | 2 | snapshot format version (1) |
+//! | 8 | 2 | snapshot format version (4) |
 //! | 10 | 2 | codec version (`codec::CODEC_VERSION`) |
 //! | 12 | 4 | reserved, 0 |
 //! | 16 | 8 | last_seq: the last event folded in |
 //! | 24 | 8 | body length in bytes |
 //! | 32 | 4 | CRC32 of the body |
 //! | 36 | 4 | CRC32 of bytes 0..36 |
-//! | 40 | … | body: the projection's rows, strings, event chain, segments, directory, workflows (codec) |
+//! | 40 | … | body: the projection's rows, strings, event chain, segments, directory, workflows, the store's policy (codec) |
 
 use std::collections::BTreeMap;
 
@@ -29,7 +29,7 @@ use serde::{Deserialize, Serialize};
 use super::intern::Interner;
 use super::{DeletionRecord, Pos, Projection, Row};
 use crate::codec;
-use crate::domain::{Directory, Timestamp, WorkflowDefinition};
+use crate::domain::{Directory, StorePolicy, Timestamp, WorkflowDefinition};
 use crate::error::Error;
 use crate::log::Generations;
 
@@ -37,8 +37,9 @@ use crate::log::Generations;
 const AHEAD_OF_THE_LOG: &str = "ahead of the log";
 
 const MAGIC: [u8; 8] = *b"JOBLOGSN";
-/// 3: the directory maps OS users (older snapshots are skipped: replay).
-const VERSION: u16 = 3;
+/// 3: the directory maps OS users; 4: the store's policy (older snapshots
+/// are skipped: replay).
+const VERSION: u16 = 4;
 const HEADER_LEN: usize = 40;
 /// Snapshots kept: the newest and the one before it.
 const KEEP: usize = 2;
@@ -54,6 +55,7 @@ struct BodyRef<'a> {
     deletions: &'a Vec<DeletionRecord>,
     directory: &'a Option<Directory>,
     workflows: &'a BTreeMap<String, WorkflowDefinition>,
+    policy: &'a StorePolicy,
     last_seq: u64,
     last_at: Option<Timestamp>,
 }
@@ -72,6 +74,7 @@ struct Body {
     deletions: Vec<DeletionRecord>,
     directory: Option<Directory>,
     workflows: BTreeMap<String, WorkflowDefinition>,
+    policy: StorePolicy,
     last_seq: u64,
     last_at: Option<Timestamp>,
 }
@@ -176,6 +179,7 @@ impl Projection {
                 deletions: &self.deletions,
                 directory: &self.directory,
                 workflows: &self.workflows,
+                policy: &self.policy,
                 last_seq: self.last_seq,
                 last_at: self.last_at,
             };
@@ -283,6 +287,7 @@ impl Projection {
             deletions: b.deletions,
             directory: b.directory,
             workflows: b.workflows,
+            policy: b.policy,
             last_seq: b.last_seq,
             last_at: b.last_at,
             ..Projection::default()

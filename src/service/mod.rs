@@ -38,7 +38,7 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::domain::{codes, Job, Privilege, Status, Timestamp};
+use crate::domain::{codes, Job, Privilege, Status, StorePolicy, Timestamp};
 use crate::engine::{bulk_delete_criteria, Engine, ServiceStep};
 use crate::error::Error;
 
@@ -69,6 +69,9 @@ pub struct ServiceConfig {
     /// Install the platform's default recurring bulk deletion ("Delete
     /// completed system jobs") on a store that never had it.
     pub install_defaults: bool,
+    /// The longest a command job may run before it is ended and fails
+    /// (`None`: no default timeout for command jobs).
+    pub command_timeout: Option<std::time::Duration>,
 }
 
 impl Default for ServiceConfig {
@@ -84,8 +87,51 @@ impl Default for ServiceConfig {
             prefetch: 256,
             prefetch_work: Duration::from_millis(25),
             install_defaults: true,
+            command_timeout: None,
         }
     }
+}
+
+impl ServiceConfig {
+    /// This configuration with the policy a store sets (`joblog config
+    /// set`; keys in `domain::config`) in place of its own numbers: a key
+    /// the store does not set keeps this configuration's value. A running
+    /// service applies its store's policy this way at start and again
+    /// whenever it changes.
+    pub fn with_store_policy(mut self, policy: &StorePolicy) -> Self {
+        let n = |key: &str| policy.get_set(key);
+        let n32 = |key: &str| n(key).map(|v| u32::try_from(v).unwrap_or(u32::MAX));
+        let r = &mut self.retry;
+        r.max_retries = n32("retry.max_retries").unwrap_or(r.max_retries);
+        r.base_secs = n32("retry.base_secs").unwrap_or(r.base_secs);
+        r.factor = n32("retry.factor").unwrap_or(r.factor);
+        r.cap_secs = n32("retry.cap_secs").unwrap_or(r.cap_secs);
+        let b = &mut self.backoff;
+        b.threshold = n32("backoff.threshold").unwrap_or(b.threshold);
+        b.base_secs = n32("backoff.base_secs").unwrap_or(b.base_secs);
+        b.factor = n32("backoff.factor").unwrap_or(b.factor);
+        b.cap_secs = n32("backoff.cap_secs").unwrap_or(b.cap_secs);
+        b.jitter = n("backoff.jitter_percent").map_or(b.jitter, |p| p as f64 / 100.0);
+        let g = &mut self.loop_guard;
+        g.max_runs_per_row = n32("loop_guard.max_runs_per_row").unwrap_or(g.max_runs_per_row);
+        g.window_secs = n32("loop_guard.window_secs").unwrap_or(g.window_secs);
+        g.max_depth = n32("loop_guard.max_depth").unwrap_or(g.max_depth);
+        if let Some(secs) = n("command.timeout_secs") {
+            self.command_timeout = Some(Duration::from_secs(secs));
+        }
+        self
+    }
+}
+
+/// The numbers in force in a running service: its configuration's, with
+/// its store's policy over them, as of the policy change `generation`.
+#[derive(Debug, Clone, Copy)]
+struct Live {
+    generation: u64,
+    retry: RetryPolicy,
+    backoff: BackoffPolicy,
+    loop_guard: LoopGuard,
+    command_timeout: Option<Duration>,
 }
 
 /// When [`Service::run`] returns.
@@ -230,19 +276,58 @@ pub struct Service<'e> {
     progress: Mutex<HashMap<Uuid, String>>,
     /// Per workflow: failures in a row and when the last one happened.
     failures: Mutex<HashMap<String, (u32, Timestamp)>>,
+    /// The policy in force (see [`ServiceConfig::with_store_policy`]).
+    live: Mutex<Live>,
 }
 
 impl<'e> Service<'e> {
     pub fn new(engine: &'e Engine, config: ServiceConfig, registry: Registry) -> Self {
         Self {
             engine,
-            config,
             registry,
             commands: CommandHandler::default(),
             shutdown: AtomicBool::new(false),
             progress: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
+            live: Mutex::new(Live {
+                generation: u64::MAX,
+                retry: config.retry,
+                backoff: config.backoff,
+                loop_guard: config.loop_guard,
+                command_timeout: config.command_timeout,
+            }),
+            config,
         }
+    }
+
+    /// The numbers in force now.
+    fn live(&self) -> Live {
+        *self.live.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Takes the store's policy again if it changed since it was last
+    /// taken (one comparison per pass).
+    fn refresh_policy(&self) {
+        let state = self.engine.state();
+        let policy = state.policy();
+        let mut live = self.live.lock().unwrap_or_else(|e| e.into_inner());
+        if live.generation == policy.generation() {
+            return;
+        }
+        let c = self.config.clone().with_store_policy(policy);
+        *live = Live {
+            generation: policy.generation(),
+            retry: c.retry,
+            backoff: c.backoff,
+            loop_guard: c.loop_guard,
+            command_timeout: c.command_timeout,
+        };
+    }
+
+    /// The longest a command job may run now (the store's policy, else the
+    /// configuration's; `None`: no limit).
+    pub fn command_timeout(&self) -> Option<Duration> {
+        self.live().command_timeout
     }
 
     /// Asks a running service to stop: no new job is taken, running
@@ -275,6 +360,7 @@ impl<'e> Service<'e> {
             self.engine.install_default_bulk_delete()?;
         }
         let mut summary = Summary::default();
+        self.refresh_policy();
         self.recover(&mut summary)?;
         if summary.recovered > 0 {
             tracing::warn!(jobs = summary.recovered, "recovered the jobs a stopped service left Locked ({LEASE_LOST})");
@@ -354,6 +440,7 @@ impl<'e> Service<'e> {
         // A run's end received while waiting, for the next pass.
         let mut pending: Vec<(Job, Outcome, Duration)> = Vec::new();
         loop {
+            self.refresh_policy();
             if let RunUntil::For(d) = until {
                 if started.elapsed() >= d {
                     self.stop();
@@ -526,7 +613,7 @@ impl<'e> Service<'e> {
         }
         let state = self.engine.state();
         let log = self.engine.log();
-        let guard = &self.config.loop_guard;
+        let Live { loop_guard: guard, backoff, .. } = self.live();
         // Jobs passed over for a prefetch: the scan stops after as many as
         // could be prefetched (each costs a read of the log).
         let mut passed = 0;
@@ -573,7 +660,7 @@ impl<'e> Service<'e> {
             if let Some(w) = &job.workflow {
                 let (n, last) = self.failures_of(&state, w);
                 failures = n;
-                if let Some(until) = self.config.backoff.until(w, n, last) {
+                if let Some(until) = backoff.until(w, n, last) {
                     if until <= now && !probing.insert(w.clone()) {
                         continue;
                     }
@@ -594,7 +681,7 @@ impl<'e> Service<'e> {
             // once than the failures left before its back-off.
             let cautious = job.workflow.is_some() && (failures > 0 || estimate.is_none());
             if let (true, Some(w)) = (cautious, &job.workflow) {
-                let limit = self.config.backoff.threshold.saturating_sub(failures).max(1) as usize;
+                let limit = backoff.threshold.saturating_sub(failures).max(1) as usize;
                 if per_workflow.get(w).copied().unwrap_or(0) >= limit {
                     continue;
                 }
@@ -673,7 +760,7 @@ impl<'e> Service<'e> {
             (Status::PAUSING, _) => ServiceStep::StopPausing { message: None },
             (Status::IN_PROGRESS, Outcome::Succeeded) => ServiceStep::Succeed,
             (Status::IN_PROGRESS, Outcome::Failed { code, message }) => fail(code, message),
-            (Status::IN_PROGRESS, Outcome::Transient(message)) => match self.config.retry.delay(job.retrycount + 1) {
+            (Status::IN_PROGRESS, Outcome::Transient(message)) => match self.live().retry.delay(job.retrycount + 1) {
                 Some(d) => ServiceStep::Retry { until: now.plus_micros(d), message: message.clone() },
                 None => ServiceStep::Fail {
                     code: codes::RETRIES_EXHAUSTED,
@@ -775,9 +862,10 @@ impl<'e> Service<'e> {
             }
         };
         drop(failures);
-        let threshold = self.config.backoff.threshold.max(1);
+        let backoff = self.live().backoff;
+        let threshold = backoff.threshold.max(1);
         if failed {
-            if let Some(until) = self.config.backoff.until(w, after.0, after.1) {
+            if let Some(until) = backoff.until(w, after.0, after.1) {
                 tracing::warn!(
                     workflow = %w,
                     failures = after.0,
@@ -837,4 +925,29 @@ fn owner_problem(state: &crate::projection::Projection, job: &Job) -> Option<(i3
         ));
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The defaults of `domain::config` are this module's numbers: a store
+    /// that sets every key to its default runs exactly as one that sets none.
+    #[test]
+    fn store_policy_defaults_are_the_service_defaults() {
+        let mut all = StorePolicy::default();
+        for k in crate::domain::config::KEYS {
+            all.apply(k.name, k.default, 1);
+        }
+        let (a, b) = (ServiceConfig::default(), ServiceConfig::default().with_store_policy(&all));
+        assert_eq!(
+            (a.retry, a.backoff, a.loop_guard, a.command_timeout),
+            (b.retry, b.backoff, b.loop_guard, b.command_timeout)
+        );
+        let mut one = StorePolicy::default();
+        one.apply("backoff.jitter_percent", Some(0), 2);
+        one.apply("command.timeout_secs", Some(30), 3);
+        let c = ServiceConfig::default().with_store_policy(&one);
+        assert_eq!((c.backoff.jitter, c.command_timeout), (0.0, Some(Duration::from_secs(30))));
+    }
 }

@@ -67,6 +67,11 @@ impl Store {
 
 fn submit(s: &Store, now: &str, extra: &[&str]) -> Value {
     let mut a = vec!["--now", now, "submit"];
+    if !extra.contains(&"--command") {
+        // (`joblog run` runs command jobs only: a job without a command
+        // says that a program embedding joblog runs it.)
+        a.push("--external-handler");
+    }
     a.extend_from_slice(extra);
     s.json(&a)
 }
@@ -480,7 +485,16 @@ fn bulk_actions_by_a_basic_user_count_and_name_only_their_jobs() {
     s.json(&["user", "add", "nyc", "--role", "basic-user", "--business-unit", "sales-east-nyc"]);
     let mut owned: std::collections::BTreeMap<&str, Vec<String>> = Default::default();
     for owner in ["admin", "alice", "bob", "mia", "nyc", "alice"] {
-        let job = s.json(&["submit", "--name", &format!("{owner}'s mail"), "--type", "bulk-email", "--owner", owner]);
+        let job = s.json(&[
+            "submit",
+            "--external-handler",
+            "--name",
+            &format!("{owner}'s mail"),
+            "--type",
+            "bulk-email",
+            "--owner",
+            owner,
+        ]);
         owned.entry(owner).or_default().push(job["asyncoperationid"].as_str().unwrap().to_string());
     }
     let statuses = || -> std::collections::BTreeMap<String, String> {
@@ -579,7 +593,7 @@ fn organization_only_commands_refuse_parent_child_from_the_root() {
     s.json(&["user", "add", "tina", "--role", "tree-admin", "--business-unit", "root"]);
     s.json(&["user", "add", "deep", "--role", "basic-user", "--business-unit", "l3"]);
     s.json(&["workflow", "add", "wf", "--owner", "deep"]);
-    let job = s.json(&["submit", "--name", "deep's run", "--workflow", "wf"]);
+    let job = s.json(&["submit", "--external-handler", "--name", "deep's run", "--workflow", "wf"]);
     // Parent: Child from the root reaches a job three levels down…
     let id = job["asyncoperationid"].as_str().unwrap();
     assert_eq!(s.json(&["--as", "tina", "show", id])["ownerid"], "deep");
@@ -691,7 +705,7 @@ fn every_file_is_0600_and_every_directory_0700_whatever_the_umask() {
     let socket = s.data().join("joblog.sock");
     wait_for(&socket);
     assert_eq!(std::fs::symlink_metadata(&socket).unwrap().permissions().mode() & 0o777, 0o600);
-    ok(&["submit", "--name", "through the service", "--type", "bulk-email"]);
+    ok(&["submit", "--external-handler", "--name", "through the service", "--type", "bulk-email"]);
     Command::new("kill").args(["-TERM", &service.id().to_string()]).status().unwrap();
     assert!(service.wait_with_output().unwrap().status.success());
     // (The service wrote at the system clock's time: no --now from here.)
@@ -817,7 +831,7 @@ fn running_a_command_is_a_privilege_of_its_own() {
     s.json(&["--now", T0, "user", "add", "carol", "--role", "creator"]);
     s.json(&["--now", T0, "user", "add", "bob"]);
     // Create at Organization depth: jobs yes, commands no.
-    s.json(&["--now", T0, "--as", "carol", "submit", "--name", "plain", "--type", "bulk-email"]);
+    s.json(&["--now", T0, "--as", "carol", "submit", "--external-handler", "--name", "plain", "--type", "bulk-email"]);
     let err = s.fails(5, &["--now", T0, "--as", "carol", "submit", "--name", "shell", "--command", "touch /tmp/owned"]);
     assert!(err.contains("RunCommand"), "{err}");
     assert!(s.fails(5, &["--now", T0, "--as", "bob", "submit", "--name", "shell", "--command", "id"]).contains("bob"));
@@ -1070,7 +1084,7 @@ fn through_the_socket_another_os_user_acts_only_as_the_user_it_is_mapped_to() {
         "write:user",
     ]);
     s.json(&["--now", T0, "user", "add", "alice", "--role", "maker"]);
-    s.json(&["--now", T0, "submit", "--name", "admin's job", "--type", "bulk-email"]);
+    s.json(&["--now", T0, "submit", "--external-handler", "--name", "admin's job", "--type", "bulk-email"]);
     let (shared, bin) = shared_binary();
     let socket = shared.path().join("joblog.sock");
     let service = start_service(&s, &["--socket", socket.to_str().unwrap()]);
@@ -1113,7 +1127,7 @@ fn through_the_socket_another_os_user_acts_only_as_the_user_it_is_mapped_to() {
         0,
         "admin's job is not alice's"
     );
-    let out = as_nobody(&["submit", "--name", "mine", "--type", "bulk-email", "--json"], &[]);
+    let out = as_nobody(&["submit", "--external-handler", "--name", "mine", "--type", "bulk-email", "--json"], &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let job: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(job["ownerid"], "alice");
@@ -1168,7 +1182,7 @@ fn sealed_store() -> Sealed {
     // holds garbage, so it is sealed and rewritten.
     assert_eq!(s.json(&["bulk-delete", "now", "--type", "workflow"])["deleted"], 1);
     s.json(&["cancel", &kept]);
-    let fresh = id_of(&s.json(&["submit", "--name", "fresh"]));
+    let fresh = id_of(&s.json(&["submit", "--external-handler", "--name", "fresh"]));
     s.json(&["user", "add", "bob"]);
     Sealed { s, kept, fresh }
 }
@@ -1264,7 +1278,7 @@ fn salvage_copies_what_is_intact_and_never_touches_the_damaged_store() {
     flip(&sealed, at);
 
     // Every command refuses the damaged store and says what to do.
-    for args in [&["list"][..], &["submit", "--name", "x"], &["stats"]] {
+    for args in [&["list"][..], &["submit", "--external-handler", "--name", "x"], &["stats"]] {
         let err = f.s.fails(1, args);
         assert!(err.contains("joblog salvage --to NEWDIR") && err.contains("joblog verify"), "{args:?}: {err}");
         assert!(!err.contains("LogConfig"), "{err}");
@@ -1297,7 +1311,7 @@ fn salvage_copies_what_is_intact_and_never_touches_the_damaged_store() {
     assert_eq!(ids, [f.fresh.as_str()]);
     let users = new.json(&["user", "list"]).to_string();
     assert!(users.contains("bob"), "{users}");
-    new.json(&["submit", "--name", "after the salvage"]);
+    new.json(&["submit", "--external-handler", "--name", "after the salvage"]);
 
     // A target that holds anything, or lies inside the store: refused.
     std::fs::create_dir_all(f.s.dir.path().join("busy/x")).unwrap();
@@ -1329,7 +1343,7 @@ fn salvage_works_without_a_manifest() {
 fn the_clock_cannot_lock_a_live_store() {
     let s = Store::new();
     s.json(&["user", "add", "alice"]);
-    let mine = id_of(&s.json(&["--as", "admin", "submit", "--name", "mine", "--owner", "alice"]));
+    let mine = id_of(&s.json(&["--as", "admin", "submit", "--external-handler", "--name", "mine", "--owner", "alice"]));
     // The repro: a basic user, on her own job, 73 years ahead.
     let err = s.fails(2, &["--as", "alice", "--now", "2099-01-01T00:00:00Z", "cancel", &mine]);
     assert!(err.contains("ahead of the system clock"), "{err}");
@@ -1351,7 +1365,7 @@ fn the_clock_cannot_lock_a_live_store() {
     // A simulation runs ahead as far as it likes.
     let sim = Store::new();
     sim.json(&["--simulation", "--now", "2099-01-01T00:00:00Z", "user", "add", "x"]);
-    let j = id_of(&sim.json(&["--now", "2099-01-02T00:00:00Z", "submit", "--name", "later"]));
+    let j = id_of(&sim.json(&["--now", "2099-01-02T00:00:00Z", "submit", "--external-handler", "--name", "later"]));
     assert_eq!(sim.json(&["--now", "2099-01-03T00:00:00Z", "cancel", &j])["completedon"], "2099-01-03T00:00:00Z");
 }
 
@@ -1394,14 +1408,14 @@ fn a_write_a_little_ahead_does_not_block_writes_on_the_system_clock() {
     // on the system clock are stamped no earlier than it, never refused.
     let s = Store::new();
     let ahead = (chrono::Utc::now() + chrono::Duration::seconds(240)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let a = s.json(&["--now", &ahead, "submit", "--name", "a"]);
+    let a = s.json(&["--now", &ahead, "submit", "--external-handler", "--name", "a"]);
     assert_eq!(a["createdon"], ahead.as_str());
-    let b = s.json(&["submit", "--name", "b"]);
+    let b = s.json(&["submit", "--external-handler", "--name", "b"]);
     assert_eq!(b["createdon"], ahead.as_str(), "stamped at the newest event's time: {b}");
     assert_eq!(s.json(&["cancel", &id_of(&a)])["status"], "Canceled");
     // A clock that moves only when told to is still refused going back.
     let before = (chrono::Utc::now() - chrono::Duration::seconds(60)).format("%Y-%m-%dT%H:%M:%SZ").to_string();
-    let err = s.fails(2, &["--now", &before, "submit", "--name", "c"]);
+    let err = s.fails(2, &["--now", &before, "submit", "--external-handler", "--name", "c"]);
     assert!(err.contains("backwards"), "{err}");
 }
 
@@ -1459,8 +1473,8 @@ fn a_full_disk_changes_nothing_a_command_does_not_report() {
         s.json(&["--now", T0, "cancel", &id]);
         done.push(id);
     }
-    let ready = id_of(&s.json(&["submit", "--name", "ready"]));
-    let waiting = id_of(&s.json(&["submit", "--name", "waiting"]));
+    let ready = id_of(&s.json(&["submit", "--external-handler", "--name", "ready"]));
+    let waiting = id_of(&s.json(&["submit", "--external-handler", "--name", "waiting"]));
     s.json(&["postpone", &waiting, "--until", "2099-01-01T00:00:00Z"]);
     let import = s.dir.path().join("import.jsonl");
     let imported = "0193aaaa-0000-7000-8000-000000000001";
@@ -1503,7 +1517,7 @@ fn a_full_disk_changes_nothing_a_command_does_not_report() {
         codes.push((args.join(" "), code, stderr));
         code
     };
-    let submitted = w(&["submit", "--name", "on a full disk", "--regarding", "full:1"]);
+    let submitted = w(&["submit", "--external-handler", "--name", "on a full disk", "--regarding", "full:1"]);
     let canceled = w(&["cancel", &ready]);
     let resumed = w(&["resume", &waiting]);
     let paused = w(&["pause", &waiting]);
@@ -1656,12 +1670,22 @@ fn every_string_has_a_limit_on_every_path() {
     submit(&s, T0, &["--name", "first"]);
     let long = "a".repeat(70_000);
     let regarding = format!("contact:{long}");
-    refused(&s, 2, &["--now", &at(1), "submit", "--name", "x", "--regarding", &regarding], &["regarding id", "256"]);
-    refused(&s, 2, &["--now", &at(1), "submit", "--name", &"n".repeat(257)], &["name is too long", "256"]);
     refused(
         &s,
         2,
-        &["--now", &at(1), "submit", "--name", "x", "--dependency-token", &long],
+        &["--now", &at(1), "submit", "--external-handler", "--name", "x", "--regarding", &regarding],
+        &["regarding id", "256"],
+    );
+    refused(
+        &s,
+        2,
+        &["--now", &at(1), "submit", "--external-handler", "--name", &"n".repeat(257)],
+        &["name is too long", "256"],
+    );
+    refused(
+        &s,
+        2,
+        &["--now", &at(1), "submit", "--external-handler", "--name", "x", "--dependency-token", &long],
         &["dependency token", "128"],
     );
     refused(&s, 2, &["--now", &at(1), "user", "add", &long], &["user is too long", "128"]);
@@ -1727,14 +1751,23 @@ fn control_characters_are_refused_in_identifiers_and_escaped_in_every_output() {
     let s = Store::new();
     submit(&s, T0, &["--name", "first"]);
     for (args, field) in [
-        (vec!["submit", "--name", "evil\u{1b}[2Jname"], "name contains a control character (U+001B"),
+        (
+            vec!["submit", "--external-handler", "--name", "evil\u{1b}[2Jname"],
+            "name contains a control character (U+001B",
+        ),
         (vec!["user", "add", "bob\r"], "user contains a control character (U+000D"),
         (vec!["user", "add", "bob", "--business-unit", "x\u{7}"], "business unit contains a control character"),
         (vec!["business-unit", "add", "sales\nroot"], "business unit contains a control character (U+000A"),
         (vec!["role", "add", "r\u{7f}", "--privilege", "read:user"], "role contains a control character (U+007F"),
         (vec!["workflow", "add", "wf\u{9b}1m"], "workflow id contains a control character (U+009B"),
-        (vec!["submit", "--name", "x", "--dependency-token", "t\u{1b}"], "dependency token contains"),
-        (vec!["submit", "--name", "x", "--regarding", "contact:4\u{202e}2"], "regarding id contains"),
+        (
+            vec!["submit", "--external-handler", "--name", "x", "--dependency-token", "t\u{1b}"],
+            "dependency token contains",
+        ),
+        (
+            vec!["submit", "--external-handler", "--name", "x", "--regarding", "contact:4\u{202e}2"],
+            "regarding id contains",
+        ),
     ] {
         let mut a = vec!["--now", T0];
         a.extend(args);
@@ -1896,7 +1929,7 @@ fn a_data_path_that_is_not_utf8_works_alone_and_through_the_service() {
     // An over-long value through the service: refused, and the service
     // still answers the next client.
     let regarding = format!("contact:{}", "r".repeat(70_000));
-    let out = joblog(&["submit", "--name", "x", "--regarding", &regarding]);
+    let out = joblog(&["submit", "--external-handler", "--name", "x", "--regarding", &regarding]);
     assert_eq!(out.status.code(), Some(2), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(String::from_utf8_lossy(&out.stderr).contains("regarding id is too long"));
     assert_eq!(joblog(&["list"]).status.code(), Some(0));
@@ -2108,4 +2141,217 @@ fn a_checkpoint_ahead_of_the_log_is_reported_and_never_loaded_for_another_histor
     let (code, report, _) = verify_json(&s);
     assert_eq!(code, Some(1), "{report}");
     assert!(report["problems"].to_string().contains("ahead of the log"), "{report}");
+}
+
+// ---------------------------------------------------------------------------
+// Issue 13 (§5): the store's policy, resubmit, bulk actions that need a
+// filter, submit refused when nothing would run the job, stats per user.
+
+/// Polls `cond` until it holds or `secs` pass (then panics with `what`).
+fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while std::time::Instant::now() < deadline {
+        if cond() {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("{what}: not within {secs} s");
+}
+
+fn last_seq(s: &Store) -> u64 {
+    s.json(&["stats"])["last_seq"].as_u64().unwrap()
+}
+
+fn policy_value(v: &Value, key: &str) -> Value {
+    v.as_array().unwrap().iter().find(|k| k["key"] == key).unwrap_or_else(|| panic!("{key} in {v}"))["value"].clone()
+}
+
+#[test]
+fn config_is_per_store_for_administrators_recorded_and_replayed() {
+    let s = Store::new();
+    s.json(&["--now", &at(0), "user", "add", "alice"]);
+    let before = last_seq(&s);
+    // A basic user: exit 5, nothing written.
+    let err = s.fails(5, &["--as", "alice", "config", "set", "retry.max_retries", "1"]);
+    assert!(err.contains("may not"), "{err}");
+    s.fails(5, &["--as", "alice", "config", "unset", "retry.max_retries"]);
+    // A bad key or value: exit 2 naming the keys or the range, nothing written.
+    let err = s.fails(2, &["config", "set", "retry.max", "1"]);
+    assert!(err.contains("retry.max_retries") && err.contains("command.timeout_secs"), "names the keys: {err}");
+    let err = s.fails(2, &["config", "set", "retry.max_retries", "1000"]);
+    assert!(err.contains("from 0 to 100"), "names the range: {err}");
+    let err = s.fails(2, &["config", "set", "retry.max_retries", "1.5"]);
+    assert!(err.contains("whole number from 0 to 100"), "{err}");
+    let err = s.fails(2, &["config", "set", "retry.base_secs", "7200"]);
+    assert!(err.contains("retry.cap_secs"), "base above the cap: {err}");
+    assert_eq!(last_seq(&s), before, "refusals write nothing");
+    assert_eq!(policy_value(&s.json(&["config", "show"]), "retry.max_retries"), 5, "the default");
+
+    // Set at 1:00, changed at 2:00: each time sees its own.
+    let v = s.json(&["--now", &at(60), "config", "set", "retry.max_retries", "2"]);
+    assert_eq!((v["value"].as_u64(), v["changed"].as_bool()), (Some(2), Some(true)));
+    s.json(&["--now", &at(120), "config", "set", "retry.max_retries", "0"]);
+    s.json(&["--now", &at(120), "config", "set", "command.timeout_secs", "600"]);
+    assert_eq!(policy_value(&s.json(&["config", "show", "--until", &at(90)]), "retry.max_retries"), 2);
+    assert_eq!(policy_value(&s.json(&["config", "show", "--until", &at(90)]), "command.timeout_secs"), Value::Null);
+    assert_eq!(policy_value(&s.json(&["config", "show", "--until", &at(30)]), "retry.max_retries"), 5);
+    let replayed = s.run(0, &["replay", "--until", &at(90)]);
+    assert!(replayed.contains("policy then: retry.max_retries=2"), "{replayed}");
+    let stats = s.json(&["stats"]);
+    assert_eq!(policy_value(&stats["policy"], "retry.max_retries"), 0, "stats shows the policy in force: {stats}");
+    assert_eq!(policy_value(&stats["policy"], "command.timeout_secs"), 600);
+    assert!(s.run(0, &["stats"]).contains("command.timeout_secs"), "and in text");
+    let same = s.json(&["config", "set", "retry.max_retries", "0"]);
+    assert_eq!(same["changed"], false, "setting the value it has writes nothing");
+    s.json(&["config", "unset", "command.timeout_secs"]);
+    assert_eq!(policy_value(&s.json(&["config", "show"]), "command.timeout_secs"), Value::Null);
+
+    // The service uses the store's policy: no retries, so a transient
+    // failure (exit 75) fails the job at once (by default it would wait
+    // 10 s for its first retry).
+    let job = s.json(&["submit", "--name", "flaky", "--command", "exit 75"]);
+    let id = job["asyncoperationid"].as_str().unwrap().to_string();
+    s.run(0, &["run", "--until-idle"]);
+    let shown = s.json(&["show", &id]);
+    assert_eq!(shown["status"], "Failed", "{shown}");
+    assert!(shown["message"].as_str().unwrap().contains("gave up after 0 retries"), "{shown}");
+}
+
+#[test]
+fn a_running_service_takes_a_policy_change_at_once() {
+    let s = Store::new();
+    let service = start_service(&s, &[]);
+    // Through the running service: the change is an event, which the
+    // service notices at its next pass.
+    s.json(&["config", "set", "retry.max_retries", "0"]);
+    let job = s.json(&["submit", "--name", "flaky", "--command", "exit 75"]);
+    let id = job["asyncoperationid"].as_str().unwrap().to_string();
+    eventually(60, "the job fails without a retry", || s.json(&["show", &id])["status"] == "Failed");
+    // And back: with retries, the next transient failure waits for its retry.
+    s.json(&["config", "unset", "retry.max_retries"]);
+    let job = s.json(&["submit", "--name", "flaky again", "--command", "exit 75"]);
+    let id = job["asyncoperationid"].as_str().unwrap().to_string();
+    eventually(60, "the job waits for its retry", || s.json(&["show", &id])["retrycount"] == 1);
+    assert_eq!(s.json(&["show", &id])["state"], "Suspended");
+    stop_service(service);
+}
+
+#[test]
+fn resubmit_makes_a_linked_job_and_both_histories_say_so() {
+    let s = Store::new();
+    s.json(&["user", "add", "alice"]);
+    let failed = id_of(&s.json(&["submit", "--name", "export", "--command", "exit 3", "--regarding", "report:7"]));
+    let ok = id_of(&s.json(&["submit", "--name", "fine", "--command", "true"]));
+    let ready =
+        id_of(&s.json(&["submit", "--name", "later", "--command", "true", "--postpone-until", "2099-01-01T00:00:00Z"]));
+    s.run(0, &["run", "--until-idle"]);
+    assert_eq!(s.json(&["show", &failed])["status"], "Failed");
+    let before = last_seq(&s);
+    // Refused: not completed (4), succeeded (4), not a job (3), another's
+    // job a basic user may not read (5); none writes anything.
+    let err = s.fails(4, &["resubmit", &ready]);
+    assert!(err.contains("not Completed"), "{err}");
+    assert!(s.fails(4, &["resubmit", &ok]).contains("succeeded"));
+    s.fails(3, &["resubmit", "01900000-0000-7000-8000-000000000000"]);
+    s.fails(2, &["resubmit", "not-an-id"]);
+    s.fails(5, &["--as", "alice", "resubmit", &failed]);
+    assert_eq!(last_seq(&s), before, "refusals write nothing");
+
+    let new = s.json(&["resubmit", &failed]);
+    let new_id = id_of(&new);
+    assert_ne!(new_id, failed);
+    assert_eq!((new["status"].as_str(), new["name"].as_str()), (Some("Waiting For Resources"), Some("export")));
+    assert_eq!(new["regardingobjectid"], "report:7");
+    assert_eq!(new["correlationid"], failed.as_str(), "linked by correlation id");
+    assert_eq!(new["resubmission_of"], failed.as_str());
+    let old_history = s.json(&["show", &failed, "--history"])["history"].clone();
+    let last = old_history.as_array().unwrap().last().unwrap().clone();
+    assert_eq!(last["message"], format!("resubmitted as {new_id}"), "{old_history}");
+    assert_eq!((last["action"].as_str(), last["status"].as_str()), (Some("note"), Some("Failed")));
+    let new_history = s.json(&["show", &new_id, "--history"])["history"].clone();
+    assert_eq!(new_history[0]["message"], format!("resubmission of {failed}"), "{new_history}");
+    // It runs like the original (and fails like it).
+    s.run(0, &["run", "--until-idle"]);
+    assert_eq!(s.json(&["show", &new_id])["status"], "Failed");
+    // A resubmission of the resubmission keeps the first correlation id.
+    let third = s.json(&["resubmit", &new_id]);
+    assert_eq!(third["correlationid"], failed.as_str());
+}
+
+#[test]
+fn all_matching_needs_a_filter_or_everything_and_prints_a_summary() {
+    let s = Store::new();
+    for i in 0..3 {
+        s.json(&["submit", "--name", &format!("open {i}"), "--command", "true"]);
+    }
+    for i in 0..5 {
+        let id = id_of(&s.json(&["submit", "--name", &format!("done {i}"), "--command", "true"]));
+        s.json(&["cancel", &id]);
+    }
+    let before = last_seq(&s);
+    // No filter: refused, nothing changed.
+    let err = s.fails(2, &["cancel", "--all-matching"]);
+    assert!(err.contains("--everything") && err.contains("filter"), "{err}");
+    s.fails(2, &["pause", "--all-matching"]);
+    s.fails(2, &["cancel", "--all-matching", "--everything", "--state", "ready"]);
+    s.fails(2, &["cancel", "--dry-run"]);
+    // A dry run: how many and which, nothing written.
+    let dry = s.json(&["cancel", "--all-matching", "--everything", "--dry-run"]);
+    assert_eq!((dry["matched"].as_u64(), dry["changed"].as_u64()), (Some(8), Some(3)), "{dry}");
+    assert_eq!(dry["would_change"].as_array().unwrap().len(), 3);
+    let text = s.run(0, &["cancel", "--all-matching", "--state", "ready", "--dry-run"]);
+    assert!(text.contains("dry run") && text.contains("would be canceled: 3"), "{text}");
+    assert_eq!(last_seq(&s), before, "a dry run writes nothing");
+    assert_eq!(s.json(&["list", "--state", "ready", "--count"])["count"], 3);
+    // For real: a summary line, not a line per refusal; the refusals in JSON.
+    let out = s.run(0, &["cancel", "--all-matching", "--everything"]);
+    assert_eq!(out.trim().lines().count(), 1, "{out}");
+    assert!(out.contains("canceled 3") && out.contains("refused 5 (already completed 5)"), "{out}");
+    let again = s.json(&["cancel", "--all-matching", "--everything"]);
+    assert_eq!(again["refused"].as_array().unwrap().len(), 8, "{again}");
+    assert_eq!(again["refused_by"]["already completed"], 8);
+}
+
+#[test]
+fn submit_without_a_command_or_a_handler_is_refused_and_writes_nothing() {
+    let s = Store::new();
+    let err = s.fails(2, &["submit", "--name", "nothing runs me"]);
+    assert!(err.contains("--command") && err.contains("--external-handler"), "{err}");
+    assert!(!s.data().join("segments").exists(), "no store was created for a refused submit");
+    s.json(&["submit", "--name", "first", "--command", "true"]);
+    let before = last_seq(&s);
+    s.fails(2, &["submit", "--name", "workflow job", "--type", "workflow"]);
+    assert_eq!(last_seq(&s), before);
+    // Through a running service as well.
+    let service = start_service(&s, &[]);
+    s.fails(2, &["submit", "--name", "nothing runs me either"]);
+    let kept = s.json(&[
+        "submit",
+        "--name",
+        "an embedder runs me",
+        "--external-handler",
+        "--postpone-until",
+        "2099-01-01T00:00:00Z",
+    ]);
+    assert_eq!(kept["name"], "an embedder runs me");
+    stop_service(service);
+}
+
+#[test]
+fn stats_counts_only_what_the_user_may_see() {
+    let s = Store::new();
+    s.json(&["user", "add", "alice"]);
+    s.json(&["user", "add", "bob"]);
+    for owner in ["admin", "admin", "bob", "alice"] {
+        s.json(&["submit", "--name", &format!("{owner}'s"), "--owner", owner, "--external-handler"]);
+    }
+    let admin = s.json(&["stats"]);
+    assert_eq!(admin["jobs"], 4, "{admin}");
+    let alice = s.json(&["--as", "alice", "stats"]);
+    assert_eq!(alice["jobs"], 1, "a basic user's total is what they may see: {alice}");
+    let by_status: u64 = alice["by_status"].as_array().unwrap().iter().map(|r| r["count"].as_u64().unwrap()).sum();
+    assert_eq!(by_status, 1, "and agrees with the table");
+    assert!(s.run(0, &["--as", "alice", "stats"]).starts_with("1 jobs"), "and in text");
+    assert_eq!(s.json(&["--as", "alice", "list", "--count"])["count"], 1, "the same as list");
 }

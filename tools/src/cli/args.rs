@@ -3,10 +3,10 @@
 use clap::{Args, Parser, Subcommand};
 
 const EXAMPLES: &str = "Examples:
-  joblog submit --name 'Send welcome email' --workflow welcome --regarding contact:42
+  joblog submit --name 'Send welcome email' --workflow welcome --regarding contact:42 --command ./welcome.sh
   joblog list --type workflow --status failed --limit 20
   joblog show 0193… --history --json
-  joblog cancel --workflow welcome --state suspended --all-matching
+  joblog cancel --workflow welcome --state suspended --all-matching --dry-run
   joblog run --until-idle
   joblog bulk-delete now --type workflow --older-than 30";
 
@@ -171,6 +171,19 @@ pub enum Command {
         #[arg(long = "clamp-future")]
         clamp_future: bool,
     },
+    /// Submits a Failed or Canceled job again: a new Ready job with the
+    /// same definition, linked to the old one by its correlation id.
+    #[command(after_help = "Example:\n  joblog resubmit 0193…\n  joblog resubmit 0193… --owner bob")]
+    Resubmit {
+        id: String,
+        /// Who owns the new job (default: the acting user).
+        #[arg(long)]
+        owner: Option<String>,
+    },
+    /// The service's policy for this store: retry, back-off, loop guard
+    /// and command timeout numbers (docs/operations.md, "Policy").
+    #[command(subcommand)]
+    Config(ConfigCmd),
     /// Counts, sizes, segments, memory, and workflows' back-off.
     #[command(after_help = "Example:\n  joblog stats")]
     Stats,
@@ -217,6 +230,26 @@ pub enum UserCmd {
         /// Removes the user's mapping.
         #[arg(long)]
         none: bool,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ConfigCmd {
+    /// Sets one number for this store (administrators); the running
+    /// service takes it at its next pass.
+    #[command(
+        after_help = "Example:\n  joblog config set backoff.threshold 5\n  joblog config set command.timeout_secs 600"
+    )]
+    Set { key: String, value: String },
+    /// Returns one number to its default (administrators).
+    #[command(after_help = "Example:\n  joblog config unset command.timeout_secs")]
+    Unset { key: String },
+    /// Every key: the value in force, whether the store sets it, its default and range.
+    #[command(after_help = "Example:\n  joblog config show --json\n  joblog config show --until 2026-01-31T00:00:00Z")]
+    Show {
+        /// The policy as it was in force at this time (RFC 3339), rebuilt from the log.
+        #[arg(long)]
+        until: Option<String>,
     },
 }
 
@@ -290,6 +323,11 @@ pub struct SubmitArgs {
     /// A shell command the job runs (exit 0: Succeeded, 75: retried, other: Failed).
     #[arg(long)]
     pub command: Option<String>,
+    /// The job is run by a program that embeds joblog and registers a
+    /// handler for it: `joblog run` alone runs only command jobs, so a job
+    /// without --command is refused unless this says who runs it.
+    #[arg(long = "external-handler", conflicts_with = "command")]
+    pub external_handler: bool,
 }
 
 /// The filters `list`, `replay` and the bulk actions share.
@@ -344,6 +382,14 @@ pub struct ActArgs {
     pub filters: Filters,
     #[arg(long = "all-matching")]
     pub all_matching: bool,
+    /// With --all-matching and no filter: act on every job the user may
+    /// see (without it, --all-matching needs at least one filter).
+    #[arg(long, requires = "all_matching")]
+    pub everything: bool,
+    /// With --all-matching: say how many jobs would change, and which,
+    /// without changing any.
+    #[arg(long = "dry-run", requires = "all_matching")]
+    pub dry_run: bool,
 }
 
 #[derive(Args, Debug, Clone)]

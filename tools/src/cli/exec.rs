@@ -13,7 +13,7 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::args::{
-    ActArgs, BulkDeleteCmd, Command, CriteriaArgs, Filters, ListArgs, RoleCmd, UnitCmd, UserCmd, WorkflowCmd,
+    ActArgs, BulkDeleteCmd, Command, ConfigCmd, CriteriaArgs, Filters, ListArgs, RoleCmd, UnitCmd, UserCmd, WorkflowCmd,
 };
 use super::output::{history_json, job_detail, job_json, jobs_table, pretty, table};
 use super::{Ctx, Failure, Output};
@@ -56,6 +56,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
         }
         Command::Workflow(c) => workflow(ctx, s, c),
         Command::Submit(a) => {
+            check_submit(a)?;
             let mut spec = NewJob::new(&a.name, OperationType::parse(&a.operationtype)?);
             spec.workflow = a.workflow.clone();
             spec.regarding = a.regarding.as_deref().map(Regarding::parse).transpose()?;
@@ -94,11 +95,15 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
             let filter = filter(filters)?;
             let (jobs, _) =
                 past.query_jobs(&filter, &s.visibility(), None, limit.unwrap_or(DEFAULT_LIMIT), ctx.engine.log())?;
-            let header = format!(
+            let mut header = format!(
                 "as of {} (replayed from the log): {} jobs\n",
                 at.to_rfc3339(),
                 past.count(&filter, &s.visibility())
             );
+            let set: Vec<String> = past.policy().set_keys().iter().map(|(k, v)| format!("{k}={v}")).collect();
+            if !set.is_empty() {
+                header.push_str(&format!("policy then: {} (other keys at their defaults)\n", set.join(", ")));
+            }
             jobs_out(ctx, &jobs, &header)
         }
         Command::Verify => {
@@ -106,6 +111,17 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
             verify(ctx)
         }
         Command::Stats => stats(ctx, s),
+        Command::Resubmit { id, owner } => {
+            let old = parse_id(id)?;
+            let job = s.resubmit(old, owner.as_deref())?;
+            if ctx.json {
+                let mut v = job_json(&job);
+                v["resubmission_of"] = json!(old.to_string());
+                return Ok(pretty(&v));
+            }
+            Ok(format!("resubmitted {old} as {}\n{}", job.id, job_detail(&job, None)))
+        }
+        Command::Config(c) => config(ctx, s, c),
         Command::Compact => {
             let before = ctx.engine.log().disk_bytes();
             let bar = super::spinner(ctx.interactive, "compacting");
@@ -132,6 +148,20 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
             Err(Failure::usage("this command runs on its own, not through another"))
         }
     }
+}
+
+/// A job without a command needs someone to run it: `joblog run` runs
+/// command jobs only (and Bulk Delete jobs, made by `bulk-delete create`),
+/// so one without --command is refused unless --external-handler says a
+/// program embedding joblog registers a handler for it. (The library
+/// accepts such jobs: its embedder registers handlers.)
+pub fn check_submit(a: &super::args::SubmitArgs) -> Result<(), Failure> {
+    if a.command.is_none() && !a.external_handler {
+        return Err(Failure::usage(
+            "nothing would run this job: `joblog run` runs command jobs only; give --command, or --external-handler when a program embedding joblog registers a handler for it",
+        ));
+    }
+    Ok(())
 }
 
 /// Prints `v` as JSON, or `text`.
@@ -368,6 +398,9 @@ fn list(ctx: &Ctx<'_>, s: &Session<'_>, a: &ListArgs) -> Output {
 
 fn act(ctx: &Ctx<'_>, s: &Session<'_>, a: &ActArgs, action: UserAction) -> Output {
     match (&a.id, a.all_matching) {
+        (Some(_), false) if a.everything || a.dry_run => {
+            Err(Failure::usage("--everything and --dry-run go with --all-matching, not with a job id"))
+        }
         (Some(_), false) if !given_filters(&a.filters).is_empty() => Err(Failure::usage(format!(
             "{} would be ignored with a single job id: give the id alone, or the filters and --all-matching",
             given_filters(&a.filters).join(", ")
@@ -377,16 +410,147 @@ fn act(ctx: &Ctx<'_>, s: &Session<'_>, a: &ActArgs, action: UserAction) -> Outpu
             job_out(ctx, &job, None)
         }
         (None, true) => {
-            let o = s.act_on_matching(action, &filter(&a.filters)?)?;
-            let refused: Vec<Value> =
-                o.refused.iter().map(|(id, why)| json!({"id": id.to_string(), "reason": why})).collect();
-            let text = format!("{} matched, {} changed, {} refused", o.matched, o.changed.len(), o.refused.len())
-                + &o.refused.iter().map(|(id, why)| format!("\n  {id}: {why}")).collect::<String>();
-            done(ctx, json!({"matched": o.matched, "changed": o.changed.len(), "refused": refused}), text)
+            let given = given_filters(&a.filters);
+            if given.is_empty() && !a.everything {
+                return Err(Failure::usage(
+                    "--all-matching with no filter would act on every job you may see: give at least one filter (--type, --state, --status, --workflow, --regarding, --owner, --created-before, --created-after, --completed-before), or --everything to mean it; --dry-run shows what would change",
+                ));
+            }
+            if !given.is_empty() && a.everything {
+                return Err(Failure::usage(format!(
+                    "--everything means no filter, but {} given: drop one or the other",
+                    given.join(", ")
+                )));
+            }
+            let f = filter(&a.filters)?;
+            let o = if a.dry_run { s.preview_on_matching(action, &f) } else { s.act_on_matching(action, &f)? };
+            bulk_out(ctx, &o, action, a.dry_run)
         }
         (Some(_), true) => Err(Failure::usage("give a job id or --all-matching with filters, not both")),
         (None, false) => Err(Failure::usage("give a job id, or filters and --all-matching")),
     }
+}
+
+/// A bulk action's summary: how many changed (or would), how many were
+/// refused and why, by kind; each refusal only in JSON.
+fn bulk_out(ctx: &Ctx<'_>, o: &joblog::engine::BulkOutcome, action: UserAction, dry_run: bool) -> Output {
+    let verb = match action {
+        UserAction::Cancel => "canceled",
+        UserAction::Pause => "paused",
+        UserAction::Resume => "resumed",
+        UserAction::Postpone(_) => "postponed",
+    };
+    let by: Vec<String> = o.refused_by.iter().map(|(k, n)| format!("{k} {n}")).collect();
+    let refused = if o.refused.is_empty() {
+        "refused 0".to_string()
+    } else {
+        format!("refused {} ({})", o.refused.len(), by.join(", "))
+    };
+    let mut text = if dry_run {
+        format!("dry run, nothing changed: {} matched; would be {verb}: {}, {refused}", o.matched, o.changed.len())
+    } else {
+        format!("{} matched: {verb} {}, {refused}", o.matched, o.changed.len())
+    };
+    if dry_run {
+        // Which ones would change (a dry run is for reading); a long list
+        // is cut here, and whole in --json.
+        const SHOWN: usize = 50;
+        for id in o.changed.iter().take(SHOWN) {
+            text.push_str(&format!("\n  {id}"));
+        }
+        if o.changed.len() > SHOWN {
+            text.push_str(&format!("\n  … and {} more (all of them with --json)", o.changed.len() - SHOWN));
+        }
+    }
+    let v = json!({
+        "matched": o.matched,
+        "changed": o.changed.len(),
+        "dry_run": dry_run,
+        "would_change": if dry_run { json!(o.changed.iter().map(Uuid::to_string).collect::<Vec<_>>()) } else { Value::Null },
+        "refused_by": o.refused_by,
+        "refused": o.refused.iter().map(|(id, why)| json!({"id": id.to_string(), "reason": why})).collect::<Vec<_>>(),
+    });
+    done(ctx, v, text)
+}
+
+/// `joblog config …`: the service's policy for this store.
+fn config(ctx: &Ctx<'_>, s: &Session<'_>, c: &ConfigCmd) -> Output {
+    use joblog::domain::config::KEYS;
+    let (key, value) = match c {
+        ConfigCmd::Show { until } => {
+            let past =
+                until.as_deref().map(Timestamp::parse).transpose()?.map(|t| ctx.engine.replay_until(t)).transpose()?;
+            let policy = match &past {
+                Some(p) => p.policy().clone(),
+                None => ctx.engine.state().policy().clone(),
+            };
+            return policy_out(ctx, &policy, until.as_deref());
+        }
+        ConfigCmd::Set { key, value } => {
+            // The privilege first (5), then the key and value (2).
+            s.require_organization(Privilege::Write)?;
+            let k = joblog::domain::policy_key(key)?;
+            let v: u64 = value.trim().parse().map_err(|_| {
+                Failure::usage(format!(
+                    "{key} = {value:?}: give a whole number from {} to {} ({}); `joblog config unset {key}` returns it to its default",
+                    k.min, k.max, k.unit
+                ))
+            })?;
+            (key, Some(v))
+        }
+        ConfigCmd::Unset { key } => {
+            s.require_organization(Privilege::Write)?;
+            joblog::domain::policy_key(key)?;
+            (key, None)
+        }
+    };
+    let changed = s.set_policy(key, value)?;
+    let k = KEYS.iter().find(|k| k.name == key).expect("checked");
+    let now = ctx.engine.state().policy().value(key);
+    let shown = now.map_or("none".to_string(), |v| v.to_string());
+    let text = match (changed, value) {
+        (false, _) => format!("{key} is already {shown}: nothing changed"),
+        (true, Some(_)) => {
+            format!("{key} set to {shown} {} (default {})", k.unit, k.default.map_or("none".into(), |d| d.to_string()))
+        }
+        (true, None) => format!("{key} back to its default: {shown}"),
+    };
+    done(ctx, json!({"key": key, "value": now, "set": value.is_some(), "changed": changed}), text)
+}
+
+/// The policy in force, every key (text: a table; JSON: one object per key).
+fn policy_out(ctx: &Ctx<'_>, policy: &joblog::domain::StorePolicy, until: Option<&str>) -> Output {
+    use joblog::domain::config::KEYS;
+    let v: Vec<Value> = KEYS
+        .iter()
+        .map(|k| {
+            json!({"key": k.name, "value": policy.value(k.name), "set": policy.get_set(k.name).is_some(),
+                "default": k.default, "min": k.min, "max": k.max, "unit": k.unit, "help": k.help})
+        })
+        .collect();
+    if ctx.json {
+        return Ok(pretty(&Value::Array(v)));
+    }
+    let header = until.map(|t| format!("as of {t} (replayed from the log):\n")).unwrap_or_default();
+    Ok(header + &policy_table(policy))
+}
+
+/// Every key with its value in force, marked when the store sets it.
+fn policy_table(policy: &joblog::domain::StorePolicy) -> String {
+    let rows: Vec<Vec<String>> = joblog::domain::config::KEYS
+        .iter()
+        .map(|k| {
+            let shown = |v: Option<u64>| v.map_or("none".to_string(), |v| v.to_string());
+            vec![
+                k.name.to_string(),
+                shown(policy.value(k.name)),
+                if policy.get_set(k.name).is_some() { "set" } else { "default" }.to_string(),
+                shown(k.default),
+                format!("{}..={} {}", k.min, k.max, k.unit),
+            ]
+        })
+        .collect();
+    table(&["Key", "In force", "From", "Default", "Range"], &rows)
 }
 
 fn criteria(c: &CriteriaArgs) -> Result<DeletionCriteria, Failure> {
@@ -628,10 +792,14 @@ fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
     let segments = log.segments();
     let garbage: usize = state.garbage().values().map(Vec::len).sum();
     let heap = state.heap_bytes();
-    let jobs = state.job_count();
+    // The jobs this user may see (the same visibility as `list`); the
+    // store's total only for those who see every job.
+    let jobs = state.count(&Filter::default(), &vis);
+    let policy = state.policy().clone();
     let last_seq = state.last_seq();
     drop(state);
-    let backoff = joblog::service::backoff_report(ctx.engine, &joblog::service::BackoffPolicy::default());
+    let in_force = joblog::service::ServiceConfig::default().with_store_policy(&policy);
+    let backoff = joblog::service::backoff_report(ctx.engine, &in_force.backoff);
     let disk = crate::probe::dir_bytes(ctx.engine.dir());
     let rss = crate::probe::rss_anon_bytes();
     let v = json!({
@@ -645,6 +813,7 @@ fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
         "garbage_events": garbage,
         "projection_heap_bytes": heap,
         "resident_bytes": rss,
+        "policy": joblog::domain::config::KEYS.iter().map(|k| json!({"key": k.name, "value": policy.value(k.name), "set": policy.get_set(k.name).is_some()})).collect::<Vec<_>>(),
         "backoff": backoff.iter().map(|b| json!({"workflow": b.workflow, "consecutive_failures": b.consecutive_failures, "held_until": b.held_until.map(|t| t.to_rfc3339())})).collect::<Vec<_>>(),
     });
     if ctx.json {
@@ -684,5 +853,6 @@ fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
             .collect();
         out.push_str(&format!("back-off:\n{}", table(&["Workflow", "Failures in a row", "Held until"], &rows)));
     }
+    out.push_str(&format!("\npolicy in force (`joblog config set KEY VALUE` changes it):\n{}", policy_table(&policy)));
     Ok(out)
 }

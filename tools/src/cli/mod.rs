@@ -57,7 +57,11 @@ impl From<joblog::Error> for Failure {
     fn from(e: joblog::Error) -> Self {
         use joblog::Error as E;
         let code = match &e {
-            E::Domain(DomainError::Refused { .. } | DomainError::PlatformGenerated { .. }) => 4,
+            E::Domain(
+                DomainError::Refused { .. }
+                | DomainError::PlatformGenerated { .. }
+                | DomainError::NotResubmittable { .. },
+            ) => 4,
             E::Domain(DomainError::Denied { .. }) | E::Log(LogError::NotOwned { .. }) => 5,
             E::Domain(DomainError::NotFound { .. }) | E::JobNotFound(_) => 3,
             E::Domain(_) | E::TimeWentBackwards { .. } | E::ClockAhead { .. } => 2,
@@ -160,6 +164,10 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
         Command::Salvage { to, clamp_future } => return exec::salvage(g, to, *clamp_future),
         _ => {}
     }
+    // Refused before anything is opened (or created).
+    if let Command::Submit(a) = &cli.command {
+        exec::check_submit(a)?;
+    }
     let writes = writes(&cli.command);
     // A service named with --socket (or JOBLOG_SOCKET) that answers does
     // the command; how OS users other than the directory's owner reach it.
@@ -218,6 +226,7 @@ pub fn writes(command: &Command) -> bool {
             | Command::Replay { .. }
             | Command::Verify
             | Command::Stats
+            | Command::Config(args::ConfigCmd::Show { .. })
             | Command::Salvage { .. }
             | Command::User(args::UserCmd::List)
             | Command::Workflow(args::WorkflowCmd::List)

@@ -50,7 +50,9 @@ pub fn history_json(h: &[HistoryEntry]) -> Value {
                     "seq": e.seq,
                     "at": e.at.to_rfc3339(),
                     "actor": e.actor.to_string(),
-                    "action": e.action.map_or("create", |a| a.name()),
+                    // No action: the creation, or a line that changes no
+                    // status (an owner change, a resubmission).
+                    "action": e.action.map_or(if e.from.is_some() { "note" } else { "create" }, |a| a.name()),
                     "statecode": e.status.statecode(),
                     "statuscode": e.status.statuscode(),
                     "state": e.status.state().name(),
@@ -212,7 +214,9 @@ pub fn job_detail(j: &Job, history: Option<&[HistoryEntry]>) -> String {
     if let Some(h) = history {
         out.push_str("\nHistory\n");
         for e in h {
-            let what = e.action.map_or("created".to_string(), |a| a.name().to_string());
+            let what = e
+                .action
+                .map_or(if e.from.is_some() { "noted" } else { "created" }.to_string(), |a| a.name().to_string());
             out.push_str(&format!(
                 "  {}  #{:<8} {:<16} → {:<30} by {}",
                 short_time(Some(e.at)),
