@@ -252,6 +252,22 @@ pub struct HistoryEntry {
     pub message: Option<String>,
 }
 
+/// A history line that changes no status (an owner change, a
+/// resubmission): it shows the status the lines before it left.
+fn note(seq: u64, at: Timestamp, actor: Actor, before: &[HistoryEntry], message: String) -> HistoryEntry {
+    let status = before.last().map_or(Status::READY, |e| e.status);
+    HistoryEntry {
+        seq,
+        at,
+        actor,
+        action: None,
+        from: Some(status).filter(|_| !before.is_empty()),
+        status,
+        postponeuntil: None,
+        message: Some(message),
+    }
+}
+
 /// A store of system jobs on one data directory.
 pub struct Engine {
     dir: PathBuf,
@@ -1260,16 +1276,19 @@ impl Session<'_> {
             if state.status_of(id).is_none() {
                 return Err(Error::JobNotFound(id));
             }
+            // A line in the old job's history: Write on it, as any action.
+            state.directory().check(&self.user, Privilege::Write, Some((&old.owner, &old.owningbusinessunit)))?;
+            // Owner and workflow as `submit` decides them: a workflow that
+            // no longer exists is refused, a workflow's run is its owner's.
             let mut spec = NewJob::new(&old.name, old.operationtype);
-            spec.workflow = old.workflow.clone().filter(|w| state.workflow(w).is_some());
+            spec.workflow = old.workflow.clone();
             spec.regarding = old.regarding.clone();
-            spec.owner = Some(owner.unwrap_or(&self.user).to_string());
+            spec.owner = owner.map(str::to_string);
             spec.dependency_token = old.dependencytoken.clone();
             spec.correlation_id = Some(old.correlationid.unwrap_or(old.id));
             spec.depth = old.depth;
             spec.data = old.data.clone();
             let mut job = self.new_job(state, spec, now)?;
-            job.workflow = old.workflow.clone();
             job.message = Some(format!("resubmission of {id}"));
             job.validate()?;
             let events = vec![Event::JobCreated(Box::new(job.clone())), Event::JobResubmitted { job: id, new: job.id }];
@@ -1413,26 +1432,13 @@ impl Session<'_> {
                     postponeuntil: t.postponeuntil,
                     message: t.message,
                 },
-                Event::OwnerChanged { owner, .. } => HistoryEntry {
-                    seq,
-                    at: env.at,
-                    actor: env.actor,
-                    action: None,
-                    from: out.last().map(|e: &HistoryEntry| e.status),
-                    status: out.last().map_or(Status::READY, |e: &HistoryEntry| e.status),
-                    postponeuntil: None,
-                    message: Some(format!("owner changed to {owner}")),
-                },
-                Event::JobResubmitted { new, .. } => HistoryEntry {
-                    seq,
-                    at: env.at,
-                    actor: env.actor,
-                    action: None,
-                    from: out.last().map(|e: &HistoryEntry| e.status),
-                    status: out.last().map_or(Status::READY, |e: &HistoryEntry| e.status),
-                    postponeuntil: None,
-                    message: Some(format!("resubmitted as {new}")),
-                },
+                // A line that changes no status: the status it leaves.
+                Event::OwnerChanged { owner, .. } => {
+                    note(seq, env.at, env.actor, &out, format!("owner changed to {owner}"))
+                }
+                Event::JobResubmitted { new, .. } => {
+                    note(seq, env.at, env.actor, &out, format!("resubmitted as {new}"))
+                }
                 _ => continue,
             };
             out.push(entry);

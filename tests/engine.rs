@@ -796,6 +796,34 @@ fn a_service_refuses_more_workers_than_the_limit() {
     assert_eq!(f.engine.log().next_seq(), before, "nothing written");
 }
 
+/// A resubmitted workflow run is owned as `submit` would own it (by the
+/// workflow's owner, not the administrator who resubmits it), and a user
+/// who may read the old job but not act on it may not resubmit it.
+#[test]
+fn a_resubmitted_run_belongs_to_its_workflow_owner_and_needs_write_on_the_old_job() {
+    let f = fixture();
+    let admin = f.engine.session("admin").unwrap();
+    admin.add_user("alice", "root", &["basic-user"]).unwrap();
+    // Reads and creates for everyone, acts on its own jobs only.
+    use joblog::domain::{Depth, Privilege};
+    let role = [(Privilege::Read, Depth::Organization), (Privilege::Create, Depth::Organization)];
+    admin.add_role(Role::new("clerk", role.into_iter().chain([(Privilege::Write, Depth::User)]))).unwrap();
+    admin.add_user("carol", "root", &["clerk"]).unwrap();
+    let wf = WorkflowDefinition { id: "welcome".into(), name: "Welcome".into(), owner: "alice".into(), active: true };
+    admin.save_workflow(wf).unwrap();
+    let spec = NewJob { workflow: Some("welcome".into()), ..NewJob::new("run", OperationType::WORKFLOW) };
+    let old = admin.create(spec).unwrap();
+    f.clock.advance_secs(1);
+    admin.act(old.id, UserAction::Cancel).unwrap();
+    let carol = f.engine.session("carol").unwrap();
+    carol.get(old.id).expect("the clerk reads every job");
+    let before = f.engine.log().next_seq();
+    assert!(matches!(carol.resubmit(old.id, None), Err(Error::Domain(DomainError::Denied { .. }))));
+    assert_eq!(f.engine.log().next_seq(), before, "nothing written");
+    let new = admin.resubmit(old.id, None).unwrap();
+    assert_eq!((new.owner.as_str(), new.workflow.as_deref()), ("alice", Some("welcome")));
+}
+
 /// `Session::resubmit` (issue 13): a new Ready job with the old one's
 /// definition, linked by correlation id, both histories saying so; the new
 /// job outlives the old one's deletion and compaction, and a reopen (from

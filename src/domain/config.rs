@@ -184,8 +184,13 @@ impl StorePolicy {
     /// given the rest of this policy.
     pub fn check(&self, key: &str, value: Option<u64>) -> Result<(), DomainError> {
         let k = policy_key(key)?;
-        let Some(v) = value else { return Ok(()) };
-        if !(k.min..=k.max).contains(&v) {
+        // Unsetting a key puts its default back: that too must keep each
+        // base at most its cap.
+        let v = match (value, k.default) {
+            (Some(v), _) | (None, Some(v)) => v,
+            (None, None) => return Ok(()),
+        };
+        if value.is_some() && !(k.min..=k.max).contains(&v) {
             return Err(DomainError::Invalid {
                 what: "policy value",
                 reason: format!("{key} = {v}: give a number from {} to {} ({}; {})", k.min, k.max, k.unit, k.help),
@@ -201,7 +206,12 @@ impl StorePolicy {
                 if lo > hi {
                     return Err(DomainError::Invalid {
                         what: "policy value",
-                        reason: format!("{key} = {v} would make {low} ({lo}) larger than {high} ({hi})"),
+                        reason: match value {
+                            Some(_) => format!("{key} = {v} would make {low} ({lo}) larger than {high} ({hi})"),
+                            None => format!(
+                                "unsetting {key} (back to its default {v}) would make {low} ({lo}) larger than {high} ({hi})"
+                            ),
+                        },
                     });
                 }
             }
@@ -242,7 +252,12 @@ mod tests {
         p.apply("retry.cap_secs", Some(86_400), 9);
         assert!(p.check("retry.base_secs", Some(7200)).is_ok());
         assert_eq!((p.value("retry.cap_secs"), p.value("retry.factor"), p.generation()), (Some(86_400), Some(2), 9));
-        p.apply("retry.cap_secs", None, 10);
+        // Unsetting the cap under a base above its default is refused.
+        p.apply("retry.base_secs", Some(7200), 10);
+        assert!(matches!(p.check("retry.cap_secs", None), Err(DomainError::Invalid { what: "policy value", .. })));
+        assert!(p.check("retry.base_secs", None).is_ok());
+        p.apply("retry.base_secs", None, 11);
+        p.apply("retry.cap_secs", None, 12);
         assert_eq!(p.value("retry.cap_secs"), Some(3600));
     }
 }

@@ -140,6 +140,13 @@ fn compare(live: &Projection, fresh: &Projection, log: &Log, progress: &mut dyn 
             fresh.job_count()
         ));
     }
+    if live.policy() != fresh.policy() {
+        problems.push(format!(
+            "the service's policy in the projection ({:?}) differs from a replay of the log ({:?})",
+            live.policy().set_keys(),
+            fresh.policy().set_keys()
+        ));
+    }
     let mut after: Option<Cursor> = None;
     let mut done = 0u64;
     loop {
@@ -578,4 +585,27 @@ fn lost_ranges(log: &Log, seg_dir: &Path, read: &HashMap<u64, (u64, u64)>, gaps:
         }
     }
     lost
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::{Actor, Envelope, EVENT_VERSION};
+
+    /// The policy a service runs by is compared too: a projection whose
+    /// policy is not the log's is reported (and only that).
+    #[test]
+    fn a_policy_that_is_not_the_logs_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        let (live, fresh) = (Projection::default(), Projection::default());
+        assert_eq!(compare(&live, &fresh, &log, &mut |_| {}), Vec::<String>::new());
+        let mut live = live;
+        let set = Event::PolicySet { key: "retry.max_retries".into(), value: Some(0) };
+        let env = Envelope { version: EVENT_VERSION, at: Timestamp::from_micros(1), actor: Actor::System, event: set };
+        live.apply(&env, 1, crate::log::Position { segment: 1, offset: 0 }).unwrap();
+        let problems = compare(&live, &fresh, &log, &mut |_| {});
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("policy"), "{problems:?}");
+    }
 }

@@ -134,6 +134,18 @@ struct Live {
     command_timeout: Option<Duration>,
 }
 
+impl Live {
+    fn of(c: &ServiceConfig, generation: u64) -> Self {
+        Self {
+            generation,
+            retry: c.retry,
+            backoff: c.backoff,
+            loop_guard: c.loop_guard,
+            command_timeout: c.command_timeout,
+        }
+    }
+}
+
 /// When [`Service::run`] returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum RunUntil {
@@ -289,13 +301,7 @@ impl<'e> Service<'e> {
             shutdown: AtomicBool::new(false),
             progress: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
-            live: Mutex::new(Live {
-                generation: u64::MAX,
-                retry: config.retry,
-                backoff: config.backoff,
-                loop_guard: config.loop_guard,
-                command_timeout: config.command_timeout,
-            }),
+            live: Mutex::new(Live::of(&config, u64::MAX)),
             config,
         }
     }
@@ -314,14 +320,7 @@ impl<'e> Service<'e> {
         if live.generation == policy.generation() {
             return;
         }
-        let c = self.config.clone().with_store_policy(policy);
-        *live = Live {
-            generation: policy.generation(),
-            retry: c.retry,
-            backoff: c.backoff,
-            loop_guard: c.loop_guard,
-            command_timeout: c.command_timeout,
-        };
+        *live = Live::of(&self.config.clone().with_store_policy(policy), policy.generation());
     }
 
     /// The longest a command job may run now (the store's policy, else the
@@ -944,6 +943,20 @@ mod tests {
             (a.retry, a.backoff, a.loop_guard, a.command_timeout),
             (b.retry, b.backoff, b.loop_guard, b.command_timeout)
         );
+        // Every key reaches a field: set alone to a value other than its
+        // default, it changes what the service runs by.
+        for k in crate::domain::config::KEYS {
+            let v = if k.default == Some(k.min) { k.max } else { k.min };
+            let mut p = StorePolicy::default();
+            p.apply(k.name, Some(v), 1);
+            let c = ServiceConfig::default().with_store_policy(&p);
+            assert_ne!(
+                (a.retry, a.backoff, a.loop_guard, a.command_timeout),
+                (c.retry, c.backoff, c.loop_guard, c.command_timeout),
+                "{} = {v} changes nothing",
+                k.name
+            );
+        }
         let mut one = StorePolicy::default();
         one.apply("backoff.jitter_percent", Some(0), 2);
         one.apply("command.timeout_secs", Some(30), 3);

@@ -2221,14 +2221,15 @@ fn config_is_per_store_for_administrators_recorded_and_replayed() {
 #[test]
 fn a_running_service_takes_a_policy_change_at_once() {
     let s = Store::new();
-    let service = start_service(&s, &[]);
-    // Through the running service: the change is an event, which the
-    // service notices at its next pass.
+    // Set before the service starts: taken at its start.
     s.json(&["config", "set", "retry.max_retries", "0"]);
+    let service = start_service(&s, &[]);
     let job = s.json(&["submit", "--name", "flaky", "--command", "exit 75"]);
     let id = job["asyncoperationid"].as_str().unwrap().to_string();
     eventually(60, "the job fails without a retry", || s.json(&["show", &id])["status"] == "Failed");
-    // And back: with retries, the next transient failure waits for its retry.
+    // Unset through the running service (an event it notices at its next
+    // pass): back to the default, not to the value it started with, so the
+    // next transient failure waits for its retry.
     s.json(&["config", "unset", "retry.max_retries"]);
     let job = s.json(&["submit", "--name", "flaky again", "--command", "exit 75"]);
     let id = job["asyncoperationid"].as_str().unwrap().to_string();
@@ -2319,6 +2320,21 @@ fn submit_without_a_command_or_a_handler_is_refused_and_writes_nothing() {
     let err = s.fails(2, &["submit", "--name", "nothing runs me"]);
     assert!(err.contains("--command") && err.contains("--external-handler"), "{err}");
     assert!(!s.data().join("segments").exists(), "no store was created for a refused submit");
+    // Nor for any other command refused by its arguments alone, nor a dry run.
+    for (code, args) in [
+        (2, &["cancel", "--all-matching"][..]),
+        (2, &["cancel", "--all-matching", "--everything", "--owner", "bob"]),
+        (2, &["postpone", "--all-matching", "--everything", "--until", "tomorrow"]),
+        (2, &["config", "set", "retry.max", "1"]),
+        (2, &["config", "set", "retry.max_retries", "many"]),
+        (2, &["config", "unset", "nothing.here"]),
+        (2, &["resubmit", "not-an-id"]),
+    ] {
+        s.fails(code, args);
+        assert!(!s.data().join("segments").exists(), "{args:?} created a store");
+    }
+    s.fails(3, &["pause", "--all-matching", "--everything", "--dry-run"]);
+    assert!(!s.data().join("segments").exists(), "a dry run created a store");
     s.json(&["submit", "--name", "first", "--command", "true"]);
     let before = last_seq(&s);
     s.fails(2, &["submit", "--name", "workflow job", "--type", "workflow"]);

@@ -56,7 +56,6 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
         }
         Command::Workflow(c) => workflow(ctx, s, c),
         Command::Submit(a) => {
-            check_submit(a)?;
             let mut spec = NewJob::new(&a.name, OperationType::parse(&a.operationtype)?);
             spec.workflow = a.workflow.clone();
             spec.regarding = a.regarding.as_deref().map(Regarding::parse).transpose()?;
@@ -155,13 +154,23 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
 /// so one without --command is refused unless --external-handler says a
 /// program embedding joblog registers a handler for it. (The library
 /// accepts such jobs: its embedder registers handlers.)
-pub fn check_submit(a: &super::args::SubmitArgs) -> Result<(), Failure> {
-    if a.command.is_none() && !a.external_handler {
-        return Err(Failure::usage(
+/// Refuses, before anything is opened (or created), what the arguments
+/// alone show to be wrong: a refused command never leaves a store behind.
+pub fn check_before_open(command: &Command) -> Result<(), Failure> {
+    match command {
+        Command::Submit(a) if a.command.is_none() && !a.external_handler => Err(Failure::usage(
             "nothing would run this job: `joblog run` runs command jobs only; give --command, or --external-handler when a program embedding joblog registers a handler for it",
-        ));
+        )),
+        Command::Cancel(a) | Command::Pause(a) | Command::Resume(a) => act_target(a).map(drop),
+        Command::Postpone { act: a, until } => {
+            Timestamp::parse(until)?;
+            act_target(a).map(drop)
+        }
+        Command::Config(ConfigCmd::Set { key, value }) => config_value(key, value).map(drop),
+        Command::Config(ConfigCmd::Unset { key }) => Ok(joblog::domain::policy_key(key).map(drop)?),
+        Command::Resubmit { id, .. } => parse_id(id).map(drop),
+        _ => Ok(()),
     }
-    Ok(())
 }
 
 /// Prints `v` as JSON, or `text`.
@@ -396,38 +405,40 @@ fn list(ctx: &Ctx<'_>, s: &Session<'_>, a: &ListArgs) -> Output {
     Ok(out)
 }
 
-fn act(ctx: &Ctx<'_>, s: &Session<'_>, a: &ActArgs, action: UserAction) -> Output {
+/// What an action names: one job, or every job matching a filter.
+enum Target {
+    One(Uuid),
+    Matching(Filter),
+}
+
+fn act_target(a: &ActArgs) -> Result<Target, Failure> {
+    let given = given_filters(&a.filters);
     match (&a.id, a.all_matching) {
-        (Some(_), false) if a.everything || a.dry_run => {
-            Err(Failure::usage("--everything and --dry-run go with --all-matching, not with a job id"))
-        }
-        (Some(_), false) if !given_filters(&a.filters).is_empty() => Err(Failure::usage(format!(
+        (Some(_), false) if !given.is_empty() => Err(Failure::usage(format!(
             "{} would be ignored with a single job id: give the id alone, or the filters and --all-matching",
-            given_filters(&a.filters).join(", ")
+            given.join(", ")
         ))),
-        (Some(id), false) => {
-            let job = s.act(parse_id(id)?, action)?;
-            job_out(ctx, &job, None)
-        }
-        (None, true) => {
-            let given = given_filters(&a.filters);
-            if given.is_empty() && !a.everything {
-                return Err(Failure::usage(
-                    "--all-matching with no filter would act on every job you may see: give at least one filter (--type, --state, --status, --workflow, --regarding, --owner, --created-before, --created-after, --completed-before), or --everything to mean it; --dry-run shows what would change",
-                ));
-            }
-            if !given.is_empty() && a.everything {
-                return Err(Failure::usage(format!(
-                    "--everything means no filter, but {} given: drop one or the other",
-                    given.join(", ")
-                )));
-            }
-            let f = filter(&a.filters)?;
+        (Some(id), false) => Ok(Target::One(parse_id(id)?)),
+        (None, true) if given.is_empty() && !a.everything => Err(Failure::usage(
+            "--all-matching with no filter would act on every job you may see: give at least one filter (--type, --state, --status, --workflow, --regarding, --owner, --created-before, --created-after, --completed-before), or --everything to mean it; --dry-run shows what would change",
+        )),
+        (None, true) if a.everything && !given.is_empty() => Err(Failure::usage(format!(
+            "--everything means no filter, but {} given: drop one or the other",
+            given.join(", ")
+        ))),
+        (None, true) => Ok(Target::Matching(filter(&a.filters)?)),
+        (Some(_), true) => Err(Failure::usage("give a job id or --all-matching with filters, not both")),
+        (None, false) => Err(Failure::usage("give a job id, or filters and --all-matching")),
+    }
+}
+
+fn act(ctx: &Ctx<'_>, s: &Session<'_>, a: &ActArgs, action: UserAction) -> Output {
+    match act_target(a)? {
+        Target::One(id) => job_out(ctx, &s.act(id, action)?, None),
+        Target::Matching(f) => {
             let o = if a.dry_run { s.preview_on_matching(action, &f) } else { s.act_on_matching(action, &f)? };
             bulk_out(ctx, &o, action, a.dry_run)
         }
-        (Some(_), true) => Err(Failure::usage("give a job id or --all-matching with filters, not both")),
-        (None, false) => Err(Failure::usage("give a job id, or filters and --all-matching")),
     }
 }
 
@@ -473,9 +484,20 @@ fn bulk_out(ctx: &Ctx<'_>, o: &joblog::engine::BulkOutcome, action: UserAction, 
     done(ctx, v, text)
 }
 
+/// The number `config set KEY VALUE` gives, checked as far as the
+/// arguments alone allow (the engine checks it again against the policy).
+fn config_value(key: &str, value: &str) -> Result<u64, Failure> {
+    let k = joblog::domain::policy_key(key)?;
+    value.trim().parse().map_err(|_| {
+        Failure::usage(format!(
+            "{key} = {value:?}: give a whole number from {} to {} ({}); `joblog config unset {key}` returns it to its default",
+            k.min, k.max, k.unit
+        ))
+    })
+}
+
 /// `joblog config …`: the service's policy for this store.
 fn config(ctx: &Ctx<'_>, s: &Session<'_>, c: &ConfigCmd) -> Output {
-    use joblog::domain::config::KEYS;
     let (key, value) = match c {
         ConfigCmd::Show { until } => {
             let past =
@@ -486,26 +508,11 @@ fn config(ctx: &Ctx<'_>, s: &Session<'_>, c: &ConfigCmd) -> Output {
             };
             return policy_out(ctx, &policy, until.as_deref());
         }
-        ConfigCmd::Set { key, value } => {
-            // The privilege first (5), then the key and value (2).
-            s.require_organization(Privilege::Write)?;
-            let k = joblog::domain::policy_key(key)?;
-            let v: u64 = value.trim().parse().map_err(|_| {
-                Failure::usage(format!(
-                    "{key} = {value:?}: give a whole number from {} to {} ({}); `joblog config unset {key}` returns it to its default",
-                    k.min, k.max, k.unit
-                ))
-            })?;
-            (key, Some(v))
-        }
-        ConfigCmd::Unset { key } => {
-            s.require_organization(Privilege::Write)?;
-            joblog::domain::policy_key(key)?;
-            (key, None)
-        }
+        ConfigCmd::Set { key, value } => (key, Some(config_value(key, value)?)),
+        ConfigCmd::Unset { key } => (key, None),
     };
     let changed = s.set_policy(key, value)?;
-    let k = KEYS.iter().find(|k| k.name == key).expect("checked");
+    let k = joblog::domain::policy_key(key)?;
     let now = ctx.engine.state().policy().value(key);
     let shown = now.map_or("none".to_string(), |v| v.to_string());
     let text = match (changed, value) {
@@ -792,6 +799,7 @@ fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
     let segments = log.segments();
     let garbage: usize = state.garbage().values().map(Vec::len).sum();
     let heap = state.heap_bytes();
+    let stored = state.job_count();
     // The jobs this user may see (the same visibility as `list`); the
     // store's total only for those who see every job.
     let jobs = state.count(&Filter::default(), &vis);
@@ -835,11 +843,11 @@ fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
         log.data_bytes(),
         disk,
         heap,
-        heap.checked_div(jobs).unwrap_or(0),
+        heap.checked_div(stored).unwrap_or(0),
         rss
     ));
     if backoff.is_empty() {
-        out.push_str("back-off: no workflow is failing\n");
+        out.push_str("back-off (the whole organisation's workflows): no workflow is failing\n");
     } else {
         let rows: Vec<Vec<String>> = backoff
             .iter()
@@ -851,7 +859,10 @@ fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
                 ]
             })
             .collect();
-        out.push_str(&format!("back-off:\n{}", table(&["Workflow", "Failures in a row", "Held until"], &rows)));
+        out.push_str(&format!(
+            "back-off (the whole organisation's workflows):\n{}",
+            table(&["Workflow", "Failures in a row", "Held until"], &rows)
+        ));
     }
     out.push_str(&format!("\npolicy in force (`joblog config set KEY VALUE` changes it):\n{}", policy_table(&policy)));
     Ok(out)

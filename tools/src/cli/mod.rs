@@ -165,9 +165,7 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
         _ => {}
     }
     // Refused before anything is opened (or created).
-    if let Command::Submit(a) = &cli.command {
-        exec::check_submit(a)?;
-    }
+    exec::check_before_open(&cli.command)?;
     let writes = writes(&cli.command);
     // A service named with --socket (or JOBLOG_SOCKET) that answers does
     // the command; how OS users other than the directory's owner reach it.
@@ -231,7 +229,15 @@ pub fn writes(command: &Command) -> bool {
             | Command::User(args::UserCmd::List)
             | Command::Workflow(args::WorkflowCmd::List)
             | Command::BulkDelete(args::BulkDeleteCmd::List)
-    )
+    ) && !dry_run(command)
+}
+
+/// A bulk action's `--dry-run` only reads.
+fn dry_run(command: &Command) -> bool {
+    match command {
+        Command::Cancel(a) | Command::Pause(a) | Command::Resume(a) | Command::Postpone { act: a, .. } => a.dry_run,
+        _ => false,
+    }
 }
 
 /// Refuses, before anything is opened or created, a `--now` further ahead

@@ -158,10 +158,11 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
     };
     // Starting the service runs every user's jobs: an administrative write.
     engine.session(&g.user)?.require_organization(Privilege::Write)?;
-    // The store's policy (`joblog config`), which the service also takes
-    // again whenever it changes; `run` has no flags for it (docs/operations.md).
-    let policy = engine.state().policy().clone();
-    let config = ServiceConfig { workers: args.workers.max(1), ..ServiceConfig::default().with_store_policy(&policy) };
+    // The service takes the store's policy (`joblog config`) when it starts
+    // and again whenever it changes, over these defaults (a key unset while
+    // it runs goes back to its default); `run` has no flags for it
+    // (docs/operations.md).
+    let config = ServiceConfig { workers: args.workers.max(1), ..ServiceConfig::default() };
     let service = Service::new(&engine, config, Registry::new());
     // The owner's socket in the data directory, always; with --socket, also
     // the one other OS users reach.
