@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{
-    Directory, Envelope, Event, EventDecodeError, Job, OperationType, Regarding, State, Status, StatusReason,
-    StorePolicy, Timestamp, Transition, WorkflowDefinition, EVENT_VERSION,
+    Directory, Envelope, Event, EventDecodeError, Job, OperationType, Regarding, Status, StatusReason, StorePolicy,
+    Timestamp, Transition, WorkflowDefinition, EVENT_VERSION,
 };
 use crate::error::Error;
 use crate::log::{Log, Position};
@@ -117,9 +117,15 @@ impl Row {
         Timestamp::from_micros(self.createdon)
     }
 
-    /// Suspended jobs with a wake-up time are on the timer index.
+    /// A job with a wake-up time is on the timer index only where the
+    /// state machine lets that time wake it (Suspended / Waiting or
+    /// Retrying; never Paused, which only a user resumes): a timer that
+    /// cannot act would come due on every pass and never go away.
     fn on_timer(&self) -> bool {
-        self.status.state() == State::Suspended && self.postponeuntil != NO_TIME
+        self.postponeuntil != NO_TIME
+            && crate::domain::RULES
+                .iter()
+                .any(|r| r.action == crate::domain::Action::Wake && r.from.contains(&self.status))
     }
 }
 
@@ -251,6 +257,11 @@ impl Projection {
     /// The current status of a job.
     pub fn status_of(&self, id: Uuid) -> Option<Status> {
         self.row_of(id).map(|i| self.rows[i as usize].status)
+    }
+
+    /// When a job completed (`None`: not completed, or no such job).
+    pub fn completedon_of(&self, id: Uuid) -> Option<Timestamp> {
+        self.row_of(id).and_then(|i| opt_time(self.rows[i as usize].completedon))
     }
 
     fn pos(&mut self, p: Position) -> Pos {

@@ -328,31 +328,50 @@ impl Projection {
         })
     }
 
-    /// How many of `workflow`'s newest completed jobs failed in a row (by
-    /// `createdon`, up to `limit`), and when the newest of them completed.
+    /// How many of `workflow`'s last runs failed in a row, in the order
+    /// they ended (`completedon`; ends written at the same time by
+    /// `createdon`, then id), looking at its `limit` last ended jobs, and
+    /// when the last failure ended. Canceled runs neither count nor break
+    /// the series. The one count of the back-off: the service starts from
+    /// it and `stats` shows it.
     pub fn consecutive_failures(&self, workflow: &str, limit: usize) -> (u32, Option<Timestamp>) {
+        use std::cmp::Reverse;
         let Some(wf) = self.strings.get(workflow) else { return (0, None) };
         let rows = &self.rows;
+        let key = |r: u32| {
+            let row = &rows[r as usize];
+            (row.completedon, row.createdon, row.id)
+        };
+        // The `limit` last ended, kept in a bounded min-heap.
+        let mut last = std::collections::BinaryHeap::with_capacity(limit.min(4096) + 1);
+        for r in self.by_workflow.get(&wf).into_iter().flat_map(|set| set.iter_asc()) {
+            if rows[r as usize].status.is_completed() {
+                last.push(Reverse((key(r), r)));
+                if last.len() > limit {
+                    last.pop();
+                }
+            }
+        }
+        let mut ended: Vec<u32> = last.into_iter().map(|Reverse((_, r))| r).collect();
+        ended.sort_unstable_by_key(|&r| Reverse(key(r)));
         let mut n = 0;
-        let mut last = None;
-        let completed = self.by_workflow.get(&wf).into_iter().flat_map(|set| {
-            set.iter_desc(None, |r| rows[r as usize].created_key()).filter(|&r| rows[r as usize].status.is_completed())
-        });
-        for r in completed.take(limit) {
+        let mut at = None;
+        for r in ended {
             let row = &rows[r as usize];
             match row.status.reason() {
                 StatusReason::Failed => {
                     n += 1;
-                    last = last.or(opt_time(row.completedon));
+                    at = at.or(opt_time(row.completedon));
                 }
                 StatusReason::Succeeded => break,
                 _ => {}
             }
         }
-        (n, last)
+        (n, at)
     }
 
-    /// Suspended jobs whose `postponeuntil` is at or before `now`, earliest first.
+    /// Jobs on the timer index (see `Row::on_timer`) whose `postponeuntil`
+    /// is at or before `now`, earliest first.
     pub fn due(&self, now: Timestamp) -> impl Iterator<Item = Uuid> + '_ {
         let rows = &self.rows;
         self.timers

@@ -18,9 +18,23 @@ pub(crate) fn run(engine: &Engine, job: &Job) -> Outcome {
         Ok(d) => d.deleted,
         Err(e) => return Outcome::Transient(format!("deletion failed: {e}")),
     };
+    tracing::info!(id = %job.id, name = %job.name, deleted, "bulk deletion");
     // The jobs are gone from every view; if compaction fails, the next
     // one picks their events up (they stay recorded as garbage).
-    if let Err(e) = engine.compact().and_then(|_| engine.checkpoint()) {
+    match engine.compact() {
+        Ok(c) => tracing::info!(
+            segments = c.segments.len(),
+            frames_dropped = c.frames_dropped,
+            bytes_before = c.bytes_before,
+            bytes_after = c.bytes_after,
+            "compaction"
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "compaction failed (the next one takes the garbage)");
+            return Outcome::Transient(format!("deleted {deleted} jobs, but giving the space back failed: {e}"));
+        }
+    }
+    if let Err(e) = engine.checkpoint() {
         return Outcome::Transient(format!("deleted {deleted} jobs, but giving the space back failed: {e}"));
     }
     if let Err(e) = schedule_next(engine, job, &criteria) {

@@ -65,12 +65,18 @@ pub struct ServiceConfig {
     /// How long the scheduler waits for a run to finish before it looks
     /// for due jobs again (wall-clock time).
     pub poll: Duration,
-    /// Most jobs taken in one pass.
+    /// Most steps written in one pass.
     pub max_batch: usize,
-    /// Most jobs taken and not yet finished (running or queued for a
-    /// worker). Deeper queues let one pass (one sync) take and settle
-    /// more jobs at once.
-    pub queue_depth: usize,
+    /// Most jobs taken beyond the free workers (Locked and queued for a
+    /// worker, not yet started): the *prefetch* that lets one pass (one
+    /// sync) take and settle many short jobs at once. Only jobs whose kind
+    /// (workflow, command or System Job Type) has finished a run, and whose
+    /// workflow is not failing, are prefetched (see [`Service`]).
+    pub prefetch: usize,
+    /// Most expected work (the running estimate of each taken job's run
+    /// time) per worker in flight: a prefetched job waits for at most about
+    /// this long between its Lock and its start.
+    pub prefetch_work: Duration,
     /// Install the platform's default recurring bulk deletion ("Delete
     /// completed system jobs") on a store that never had it.
     pub install_defaults: bool,
@@ -89,7 +95,8 @@ impl Default for ServiceConfig {
             loop_guard: LoopGuard::default(),
             poll: Duration::from_millis(20),
             max_batch: 512,
-            queue_depth: 256,
+            prefetch: 256,
+            prefetch_work: Duration::from_millis(25),
             install_defaults: true,
             command_timeout: None,
         }
@@ -218,14 +225,72 @@ const FAILURE_SCAN: usize = 1000;
 /// In the message of every step that returns a dead service's job.
 const LEASE_LOST: &str = "lease lost";
 
-/// How a run ended: its handler's outcome, or its service died (with
-/// the pids of its processes that were still running and were ended).
+/// How a run ended: its handler's outcome and how long it ran, or its
+/// service died (with the pids of its processes that were still running
+/// and were ended).
 enum End {
-    Run(Outcome),
+    Run(Outcome, Duration),
     LeaseLost(Vec<i32>),
 }
 
+/// A job taken and not yet finished.
+struct Flight {
+    kind: u64,
+    workflow: Option<String>,
+    /// Its expected run time, as counted against the prefetch budget.
+    expected: Duration,
+}
+
+/// Running estimates of run time per kind of job (see [`kind_of`]).
+#[derive(Default)]
+struct Estimates(HashMap<u64, Duration>);
+
+impl Estimates {
+    /// Kinds remembered at most (then forgotten all at once: unknown kinds
+    /// only lose their prefetch).
+    const MAX: usize = 4096;
+
+    fn get(&self, kind: u64) -> Option<Duration> {
+        self.0.get(&kind).copied()
+    }
+
+    /// Adds a finished run: an average that weighs the last run a quarter.
+    fn update(&mut self, kind: u64, took: Duration) {
+        if self.0.len() >= Self::MAX && !self.0.contains_key(&kind) {
+            self.0.clear();
+        }
+        let e = self.0.entry(kind).or_insert(took);
+        *e = (*e * 3 + took) / 4;
+    }
+}
+
+/// What a job's run time is estimated by: its workflow, else its command,
+/// else its System Job Type.
+fn kind_of(job: &Job) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::hash::DefaultHasher::new();
+    match (&job.workflow, command_of(job)) {
+        (Some(w), _) => (0u8, w.as_str()).hash(&mut h),
+        (None, Some(c)) => (1u8, c).hash(&mut h),
+        (None, None) => (2u8, job.operationtype).hash(&mut h),
+    }
+    h.finish()
+}
+
 /// The service on one engine.
+///
+/// **Dispatch.** A pass takes a Ready job when a worker is free for it,
+/// and beyond that only a bounded *prefetch* (`ServiceConfig::prefetch`
+/// jobs and `prefetch_work` of expected work per worker), so that short
+/// jobs still share one sync per pass while a job shown Locked/In Progress
+/// starts within about `prefetch_work`. Only a kind of job that has
+/// finished a run in this service (its running estimate) and whose
+/// workflow is not failing is prefetched. A workflow that never finished a
+/// run here, or whose last runs failed, has at most `threshold − failures`
+/// (at least one) runs in flight, and a failure is written before the pass
+/// picks its next jobs: a burst of a broken workflow's runs stops at the
+/// back-off threshold. Once its back-off holds, its jobs are deferred until
+/// the hold passes, then run one at a time (a probe) until one succeeds.
 pub struct Service<'e> {
     engine: &'e Engine,
     config: ServiceConfig,
@@ -306,24 +371,42 @@ impl<'e> Service<'e> {
         }
         let _one = self.engine.claim_service()?;
         self.shutdown.store(false, Ordering::Relaxed);
+        tracing::info!(workers, host = %self.config.host, until = ?until, "service started");
         if self.config.install_defaults {
             self.engine.install_default_bulk_delete()?;
         }
         let mut summary = Summary::default();
         self.refresh_policy();
         self.recover(&mut summary)?;
+        if summary.recovered > 0 {
+            tracing::warn!(jobs = summary.recovered, "recovered the jobs a stopped service left Locked ({LEASE_LOST})");
+        }
         let started = Instant::now();
-        let depth = self.config.queue_depth.max(workers);
+        let depth = workers + self.config.prefetch;
         let (work_tx, work_rx) = crossbeam_channel::bounded::<Job>(depth);
-        let (done_tx, done_rx) = crossbeam_channel::unbounded::<(Job, Outcome)>();
+        let (done_tx, done_rx) = crossbeam_channel::unbounded::<(Job, Outcome, Duration)>();
         std::thread::scope(|scope| {
             for i in 0..workers {
                 let (work_rx, done_tx) = (work_rx.clone(), done_tx.clone());
                 let spawned =
                     std::thread::Builder::new().name(format!("joblog-worker-{i}")).spawn_scoped(scope, move || {
                         for job in work_rx {
+                            if self.shutdown.load(Ordering::Relaxed) {
+                                // Taken but not started: back to Ready unrun.
+                                if done_tx.send((job, Outcome::Stopped, Duration::ZERO)).is_err() {
+                                    break;
+                                }
+                                continue;
+                            }
+                            tracing::info!(
+                                id = %job.id,
+                                name = %job.name,
+                                workflow = job.workflow.as_deref().unwrap_or(""),
+                                "job started"
+                            );
+                            let start = Instant::now();
                             let outcome = self.execute(&job);
-                            if done_tx.send((job, outcome)).is_err() {
+                            if done_tx.send((job, outcome, start.elapsed())).is_err() {
                                 break;
                             }
                         }
@@ -343,7 +426,16 @@ impl<'e> Service<'e> {
                 self.stop();
             }
             result
-        })?;
+        })
+        .inspect_err(|e| tracing::error!(error = %e, "service stopped on an error"))?;
+        tracing::info!(
+            ran = summary.ran,
+            succeeded = summary.succeeded,
+            failed = summary.failed,
+            deferred = summary.deferred,
+            returned = summary.returned,
+            "service stopped"
+        );
         Ok(summary)
     }
 
@@ -353,14 +445,16 @@ impl<'e> Service<'e> {
         until: RunUntil,
         started: Instant,
         work: &crossbeam_channel::Sender<Job>,
-        done: &crossbeam_channel::Receiver<(Job, Outcome)>,
+        done: &crossbeam_channel::Receiver<(Job, Outcome, Duration)>,
         summary: &mut Summary,
     ) -> Result<(), Error> {
-        // Running jobs, with their workflow.
-        let mut in_flight: HashMap<Uuid, Option<String>> = HashMap::new();
-        let mut first_pass = true;
+        let mut in_flight: HashMap<Uuid, Flight> = HashMap::new();
+        let mut estimates = Estimates::default();
+        // `Once` runs what is due when it starts: jobs that exist then and
+        // timers due then, over as many passes as the workers need.
+        let cutoff = (until == RunUntil::Once).then(|| self.engine.now());
         // A run's end received while waiting, for the next pass.
-        let mut pending: Vec<(Job, Outcome)> = Vec::new();
+        let mut pending: Vec<(Job, Outcome, Duration)> = Vec::new();
         loop {
             self.refresh_policy();
             if let RunUntil::For(d) = until {
@@ -370,24 +464,39 @@ impl<'e> Service<'e> {
             }
             let stopping = self.shutdown.load(Ordering::Relaxed);
             let finished: Vec<(Job, End)> =
-                pending.drain(..).chain(done.try_iter()).map(|(job, o)| (job, End::Run(o))).collect();
-            for (job, _) in &finished {
-                in_flight.remove(&job.id);
+                pending.drain(..).chain(done.try_iter()).map(|(job, o, d)| (job, End::Run(o, d))).collect();
+            for (job, end) in &finished {
+                if let (Some(f), End::Run(_, took)) = (in_flight.remove(&job.id), end) {
+                    estimates.update(f.kind, *took);
+                }
                 self.progress.lock().unwrap_or_else(|e| e.into_inner()).remove(&job.id);
             }
+            // Only what was written counts as progress: a refused step
+            // changes nothing, and counting it would never let the service
+            // go idle.
+            let mut progress = !finished.is_empty();
+            let mut ended: &[(Job, End)] = &finished;
             let mut steps: Vec<(Uuid, ServiceStep)> = Vec::new();
             let now = self.engine.now();
-            let dispatch = !stopping && (until != RunUntil::Once || first_pass);
-            let mut taken = Vec::new();
+            let dispatch = !stopping;
             if dispatch {
-                let timers: Vec<Uuid> = self.engine.state().due(now).take(self.config.max_batch).collect();
+                let timers: Vec<Uuid> =
+                    self.engine.state().due(cutoff.unwrap_or(now)).take(self.config.max_batch).collect();
                 steps.extend(timers.into_iter().map(|id| (id, ServiceStep::Wake)));
-                let room = self.config.queue_depth.max(self.config.workers.max(1)).saturating_sub(in_flight.len());
-                taken = self.pick(now, room, &in_flight, &mut steps)?;
+                // A workflow's failure may start its back-off, and a woken
+                // job may run now: both are written before this pass picks
+                // (one more sync, only on such passes).
+                let failed =
+                    finished.iter().any(|(j, e)| j.workflow.is_some() && !matches!(e, End::Run(Outcome::Succeeded, _)));
+                if failed || !steps.is_empty() {
+                    let results = self.record(ended, std::mem::take(&mut steps), summary)?;
+                    progress |= results.iter().any(Result::is_ok);
+                    ended = &[];
+                }
             }
-            first_pass = false;
-            let busy = !steps.is_empty();
-            let results = self.record(&finished, steps.clone(), summary)?;
+            let taken = if dispatch { self.pick(now, cutoff, &in_flight, &estimates, &mut steps)? } else { Vec::new() };
+            let results = self.record(ended, steps.clone(), summary)?;
+            progress |= results.iter().any(Result::is_ok);
             for ((_, step), r) in steps.iter().zip(&results) {
                 match (step, r) {
                     (ServiceStep::Defer { .. }, Ok(_)) => summary.deferred += 1,
@@ -402,12 +511,12 @@ impl<'e> Service<'e> {
                 .filter(|((_, s), r)| *s == ServiceStep::Lock && r.is_ok())
                 .map(|((id, _), _)| *id)
                 .collect();
-            for job in taken.into_iter().filter(|j| locked.contains(&j.id)) {
-                in_flight.insert(job.id, job.workflow.clone());
+            for (job, flight) in taken.into_iter().filter(|(j, _)| locked.contains(&j.id)) {
+                in_flight.insert(job.id, flight);
                 summary.ran += 1;
                 work.send(job).map_err(|_| Error::Corrupt("the workers stopped".into()))?;
             }
-            if in_flight.is_empty() && !busy && finished.is_empty() {
+            if in_flight.is_empty() && !progress {
                 let idle = match until {
                     RunUntil::Once | RunUntil::Idle => true,
                     RunUntil::For(_) | RunUntil::Stopped => stopping,
@@ -416,7 +525,7 @@ impl<'e> Service<'e> {
                     return Ok(());
                 }
             }
-            if !busy && finished.is_empty() {
+            if !progress {
                 // Nothing to do this pass: wait for a run to end, or poll.
                 pending.extend(done.recv_timeout(self.config.poll).ok());
             }
@@ -481,11 +590,18 @@ impl<'e> Service<'e> {
                 other_results = results.split_off(n);
             }
             todo.clear();
+            let mut written = Vec::new();
             for ((e, step), r) in decided.into_iter().zip(results) {
                 match r {
-                    Ok(_) => self.count(&e.0, &step, summary),
+                    Ok(_) => written.push((e, step)),
                     Err(_) => todo.push(e),
                 }
+            }
+            // Ends written in one batch share one time: they are counted in
+            // the order `consecutive_failures` reads them (by `createdon`).
+            written.sort_by_key(|(e, _)| (e.0.createdon, e.0.id));
+            for (e, step) in written {
+                self.count(&e.0, &e.1, &step, summary);
             }
             if todo.is_empty() {
                 break;
@@ -493,35 +609,54 @@ impl<'e> Service<'e> {
         }
         Ok(other_results)
     }
-    /// Chooses up to `room` Ready jobs to run, oldest first, and the steps
-    /// for those that must not run (loop guard, owners, back-off).
+
+    /// Chooses Ready jobs to run, oldest first (see [`Service`] for how
+    /// many), and the steps for those that must not run (loop guard,
+    /// owners, back-off). With a `cutoff`, only jobs created by then.
     fn pick(
         &self,
         now: Timestamp,
-        room: usize,
-        in_flight: &HashMap<Uuid, Option<String>>,
+        cutoff: Option<Timestamp>,
+        in_flight: &HashMap<Uuid, Flight>,
+        estimates: &Estimates,
         steps: &mut Vec<(Uuid, ServiceStep)>,
-    ) -> Result<Vec<Job>, Error> {
+    ) -> Result<Vec<(Job, Flight)>, Error> {
+        let workers = self.config.workers.max(1);
+        let cap = workers + self.config.prefetch;
+        let unit = self.config.prefetch_work;
+        let budget = unit * workers as u32;
+        let mut count = in_flight.len();
+        let mut work: Duration = in_flight.values().map(|f| f.expected).sum();
+        let mut per_workflow: HashMap<String, usize> = HashMap::new();
+        for w in in_flight.values().filter_map(|f| f.workflow.as_ref()) {
+            *per_workflow.entry(w.clone()).or_default() += 1;
+        }
         // A workflow in back-off runs one job at a time (a probe) once its
         // hold has passed, until one succeeds: its other jobs wait for the
         // probe's outcome instead of all failing at once.
-        let mut probing: HashSet<String> = in_flight.values().flatten().cloned().collect();
+        let mut probing: HashSet<String> = per_workflow.keys().cloned().collect();
         let mut taken = Vec::new();
-        if room == 0 {
+        if count >= cap {
             return Ok(taken);
         }
         let state = self.engine.state();
         let log = self.engine.log();
-        let guard = self.live().loop_guard;
-        let candidates: Vec<Uuid> = state.ready().take(self.config.max_batch.max(room) * 4).collect();
+        let Live { loop_guard: guard, backoff, .. } = self.live();
+        // Jobs passed over for a prefetch: the scan stops after as many as
+        // could be prefetched (each costs a read of the log).
+        let mut passed = 0;
+        let candidates: Vec<Uuid> = state.ready().take(self.config.max_batch.max(cap) * 4).collect();
         for id in candidates {
-            if taken.len() >= room || steps.len() >= self.config.max_batch {
+            if count >= cap || steps.len() >= self.config.max_batch || passed > self.config.prefetch {
                 break;
             }
             if in_flight.contains_key(&id) || !state.is_token_head(id) {
                 continue;
             }
             let job = state.job(id, log)?;
+            if cutoff.is_some_and(|c| job.createdon > c) {
+                break;
+            }
             if job.postponeuntil.is_some_and(|t| t > now) {
                 continue;
             }
@@ -549,13 +684,15 @@ impl<'e> Service<'e> {
                 steps.push((id, ServiceStep::Fail { code, message }));
                 continue;
             }
+            let mut failures = 0;
             if let Some(w) = &job.workflow {
-                if let Some(until) = self.held_until(&state, w) {
+                let (n, last) = self.failures_of(&state, w);
+                failures = n;
+                if let Some(until) = backoff.until(w, n, last) {
                     if until <= now && !probing.insert(w.clone()) {
                         continue;
                     }
                     if until > now {
-                        let (n, _) = self.failures_of(&state, w);
                         let message = format!(
                             "workflow {w} failed {n} times in a row; its jobs are held until {} (back-off)",
                             until.to_rfc3339()
@@ -563,10 +700,39 @@ impl<'e> Service<'e> {
                         steps.push((id, ServiceStep::Defer { until, message }));
                         continue;
                     }
+                    tracing::info!(workflow = %w, id = %id, "back-off hold passed: one probe runs");
                 }
             }
+            let kind = kind_of(&job);
+            let estimate = estimates.get(kind);
+            // A workflow never seen finishing, or failing: no more runs at
+            // once than the failures left before its back-off.
+            let cautious = job.workflow.is_some() && (failures > 0 || estimate.is_none());
+            if let (true, Some(w)) = (cautious, &job.workflow) {
+                let limit = backoff.threshold.saturating_sub(failures).max(1) as usize;
+                if per_workflow.get(w).copied().unwrap_or(0) >= limit {
+                    continue;
+                }
+            }
+            let expected = estimate.map_or(unit, |e| e.min(unit));
+            if count >= workers && (cautious || estimate.is_none() || work + expected > budget) {
+                // No free worker, and not a job to prefetch.
+                passed += 1;
+                continue;
+            }
             steps.push((id, ServiceStep::Lock));
-            taken.push(job);
+            count += 1;
+            work += expected;
+            if let Some(w) = &job.workflow {
+                match per_workflow.get_mut(w) {
+                    Some(n) => *n += 1,
+                    None => {
+                        per_workflow.insert(w.clone(), 1);
+                    }
+                }
+            }
+            let workflow = job.workflow.clone();
+            taken.push((job, Flight { kind, workflow, expected }));
         }
         Ok(taken)
     }
@@ -603,7 +769,7 @@ impl<'e> Service<'e> {
         let status = self.engine.state().status_of(job.id)?;
         let now = self.engine.now();
         let outcome = match end {
-            End::Run(o) => o,
+            End::Run(o, _) => o,
             End::LeaseLost(pids) => {
                 let mut why = format!("the service running it stopped before it finished ({LEASE_LOST})");
                 if !pids.is_empty() {
@@ -655,9 +821,9 @@ impl<'e> Service<'e> {
         })
     }
 
-    /// Counts a run's end once it is written, and follows its workflow's
-    /// failures in a row.
-    fn count(&self, job: &Job, step: &ServiceStep, summary: &mut Summary) {
+    /// Counts a run's end once it is written, logs it, and follows its
+    /// workflow's failures in a row.
+    fn count(&self, job: &Job, end: &End, step: &ServiceStep, summary: &mut Summary) {
         let lease_lost = match step {
             ServiceStep::ReturnToReady { message } => message.contains(LEASE_LOST),
             ServiceStep::StopPausing { message: Some(m) } | ServiceStep::StopCanceling { message: Some(m) } => {
@@ -665,23 +831,89 @@ impl<'e> Service<'e> {
             }
             _ => false,
         };
-        match step {
-            _ if lease_lost => summary.recovered += 1,
-            ServiceStep::Succeed => summary.succeeded += 1,
-            ServiceStep::Fail { .. } => summary.failed += 1,
-            ServiceStep::StopCanceling { .. } => summary.canceled += 1,
-            ServiceStep::ReturnToReady { .. } => summary.returned += 1,
-            _ => summary.waiting += 1,
-        }
-        if let Some(w) = &job.workflow {
-            let failed = matches!(step, ServiceStep::Fail { .. });
-            if failed || *step == ServiceStep::Succeed {
-                let state = self.engine.state();
-                let (n, _) = self.failures_of(&state, w);
-                let now = self.engine.now();
-                let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
-                failures.insert(w.clone(), if failed { (n + 1, now) } else { (0, now) });
+        let outcome = match step {
+            _ if lease_lost => {
+                summary.recovered += 1;
+                "lease lost"
             }
+            ServiceStep::Succeed => {
+                summary.succeeded += 1;
+                "succeeded"
+            }
+            ServiceStep::Fail { .. } => {
+                summary.failed += 1;
+                "failed"
+            }
+            ServiceStep::StopCanceling { .. } => {
+                summary.canceled += 1;
+                "canceled"
+            }
+            ServiceStep::ReturnToReady { .. } => {
+                summary.returned += 1;
+                "returned to the queue"
+            }
+            other => {
+                summary.waiting += 1;
+                match other {
+                    ServiceStep::Retry { .. } => "retrying",
+                    ServiceStep::StopPausing { .. } => "paused",
+                    ServiceStep::Suspend { .. } => "suspended",
+                    _ => "waiting",
+                }
+            }
+        };
+        let duration_ms = match end {
+            End::Run(_, took) => took.as_secs_f64() * 1000.0,
+            End::LeaseLost(_) => 0.0,
+        };
+        let error = match step {
+            ServiceStep::Fail { message, .. } | ServiceStep::Retry { message, .. } => message.as_str(),
+            _ => "",
+        };
+        tracing::info!(
+            id = %job.id,
+            name = %job.name,
+            workflow = job.workflow.as_deref().unwrap_or(""),
+            outcome,
+            duration_ms,
+            error,
+            "job ended"
+        );
+        let Some(w) = &job.workflow else { return };
+        let failed = matches!(step, ServiceStep::Fail { .. });
+        if !failed && *step != ServiceStep::Succeed {
+            return;
+        }
+        let state = self.engine.state();
+        // The time the store holds, so that `stats` and the service agree.
+        let now = state.completedon_of(job.id).unwrap_or_else(|| self.engine.now());
+        let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        let before = failures.get(w).map_or(0, |e| e.0);
+        let after = match failures.get_mut(w) {
+            Some(e) => {
+                *e = if failed { (e.0 + 1, now) } else { (0, now) };
+                *e
+            }
+            // Not followed yet: the store, which holds this end already.
+            None => {
+                let (n, last) = state.consecutive_failures(w, FAILURE_SCAN);
+                *failures.entry(w.clone()).or_insert((n, last.unwrap_or(now)))
+            }
+        };
+        drop(failures);
+        let backoff = self.live().backoff;
+        let threshold = backoff.threshold.max(1);
+        if failed {
+            if let Some(until) = backoff.until(w, after.0, after.1) {
+                tracing::warn!(
+                    workflow = %w,
+                    failures = after.0,
+                    until = %until.to_rfc3339(),
+                    "workflow held (back-off): its jobs wait until then, then run one at a time"
+                );
+            }
+        } else if before >= threshold {
+            tracing::info!(workflow = %w, failures = before, "back-off released: a run succeeded");
         }
     }
 
@@ -689,15 +921,13 @@ impl<'e> Service<'e> {
     /// or (the first time) from the store.
     fn failures_of(&self, state: &crate::projection::Projection, workflow: &str) -> (u32, Timestamp) {
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(f) = failures.get(workflow) {
+            return *f;
+        }
         *failures.entry(workflow.to_string()).or_insert_with(|| {
             let (n, last) = state.consecutive_failures(workflow, FAILURE_SCAN);
             (n, last.unwrap_or(Timestamp::from_micros(0)))
         })
-    }
-
-    fn held_until(&self, state: &crate::projection::Projection, workflow: &str) -> Option<Timestamp> {
-        let (n, last) = self.failures_of(state, workflow);
-        self.live().backoff.until(workflow, n, last)
     }
 }
 

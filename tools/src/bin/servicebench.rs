@@ -3,15 +3,19 @@
 //! durable append limit measured in the same run. See `docs/benchmarks.md`.
 //!
 //! ```text
-//! cargo run --release -p joblog-tools --bin joblog-servicebench -- [--jobs N] [--dir DIR]
+//! cargo run --release -p joblog-tools --bin joblog-servicebench -- [--jobs N | --quick] [--dir DIR] [--timeout SECS]
 //! ```
+//!
+//! Done means every job it submitted has completed (not "nothing Ready":
+//! a fresh store's default Bulk Delete job waits in Ready for its day). It
+//! exits non-zero, never hangs, when that takes longer than `--timeout`.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use clap::Parser;
-use joblog::domain::{OperationType, SystemClock, WorkflowDefinition};
+use joblog::domain::{OperationType, State, SystemClock, WorkflowDefinition};
 use joblog::engine::{Config, Engine, NewJob};
 use joblog::projection::query::{Filter, Visibility};
 use joblog::service::{JobContext, Outcome, Registry, RunUntil, Service, ServiceConfig};
@@ -28,10 +32,25 @@ struct Args {
     /// Directory to work in (a temporary directory is made inside it).
     #[arg(long, default_value = ".")]
     dir: std::path::PathBuf,
+    /// A smoke run (20,000 jobs), as CI runs it.
+    #[arg(long, conflicts_with = "jobs")]
+    quick: bool,
+    /// Give up (exit 2) when the whole run takes longer than this.
+    #[arg(long, default_value_t = 900)]
+    timeout: u64,
 }
 
 fn main() {
-    let args = Args::parse();
+    let mut args = Args::parse();
+    if args.quick {
+        args.jobs = 20_000;
+    }
+    let bound = std::time::Duration::from_secs(args.timeout);
+    std::thread::spawn(move || {
+        std::thread::sleep(bound);
+        eprintln!("joblog-servicebench: not finished after {} s: giving up", bound.as_secs());
+        std::process::exit(2);
+    });
     let work = tempfile::tempdir_in(&args.dir).expect("work directory");
     let (fsync_p50, _) = joblog_tools::probe::fsync_latency(work.path(), 200).unwrap();
     let limit = 1.0 / fsync_p50.as_secs_f64();
@@ -66,15 +85,19 @@ fn main() {
                 }
                 submitted.store(true, Ordering::Release);
             });
-            // The service runs until everything submitted has finished.
-            while !submitted.load(Ordering::Acquire) || engine.state().ready().next().is_some() {
+            // The service runs until every job submitted has completed.
+            let completed =
+                Filter { workflow: Some("noop".into()), state: Some(State::Completed), ..Filter::default() };
+            while !submitted.load(Ordering::Acquire) || engine.state().count(&completed, &Visibility::All) < args.jobs {
                 service.run(RunUntil::Idle).unwrap();
             }
         });
         let secs = start.elapsed().as_secs_f64();
         let syncs = engine.log().stats().syncs - syncs_before;
         let state = engine.state();
-        let (jobs, _) = state.query_jobs(&Filter::default(), &Visibility::All, None, usize::MAX, engine.log()).unwrap();
+        let noop = Filter { workflow: Some("noop".into()), ..Filter::default() };
+        let (jobs, _) = state.query_jobs(&noop, &Visibility::All, None, usize::MAX, engine.log()).unwrap();
+        assert_eq!(jobs.len(), args.jobs, "every job submitted is there");
         assert!(jobs.iter().all(|j| j.status.is_completed()), "every job finished");
         let mut waits: Vec<i64> =
             jobs.iter().map(|j| j.startedon.expect("ran").micros() - j.createdon.micros()).collect();

@@ -414,6 +414,21 @@ pub struct RunArgs {
     /// carries no timeout of its own (`submit --timeout`); default: none.
     #[arg(long = "command-timeout", value_parser = parse_timeout)]
     pub command_timeout: Option<u64>,
+    /// The operator log on stderr: one line per job start and end, back-off
+    /// hold and release, deletion, compaction; human or JSON lines.
+    #[arg(long = "log-format", value_enum, default_value_t = LogFormat::Human)]
+    pub log_format: LogFormat,
+    /// error, warn, info (the default), debug, trace or off; RUST_LOG when
+    /// not given.
+    #[arg(long = "log-level")]
+    pub log_level: Option<String>,
+}
+
+/// How `joblog run` writes its operator log.
+#[derive(clap::ValueEnum, Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogFormat {
+    Human,
+    Json,
 }
 
 #[derive(Subcommand, Debug, Clone)]

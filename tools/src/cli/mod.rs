@@ -12,6 +12,7 @@ pub mod args;
 mod demo;
 mod exec;
 pub mod import;
+mod oplog;
 pub mod output;
 pub mod protocol;
 mod server;
@@ -157,6 +158,7 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
         Command::Demo(args) => return demo::run(args, g, interactive),
         Command::Run(args) => {
             check_now(g)?;
+            oplog::install(args.log_format, args.log_level.as_deref())?;
             return server::run_service(args, g);
         }
         Command::Salvage { to, clamp_future } => return exec::salvage(g, to, *clamp_future),
