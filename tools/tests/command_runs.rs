@@ -98,6 +98,25 @@ fn alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// Live processes marked with the store; they are killed (so that a
+/// failing test leaves nothing running) and returned.
+fn end_marked(s: &Store) -> Vec<i32> {
+    let mark = format!("JOBLOG_STORE={}", std::fs::canonicalize(s.data()).unwrap().display());
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        if env.split(|&b| b == 0).any(|v| v == mark.as_bytes()) && alive(pid) {
+            found.push(pid);
+        }
+    }
+    if !found.is_empty() {
+        let pids: Vec<String> = found.iter().map(|p| p.to_string()).collect();
+        let _ = Command::new("kill").arg("-KILL").args(&pids).status();
+    }
+    found
+}
+
 fn read_pid(path: &Path) -> i32 {
     std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
 }
@@ -148,13 +167,58 @@ fn a_run_killed_with_its_service_never_overlaps_the_next_one() {
 fn a_detached_child_does_not_hold_its_run_and_is_ended() {
     let s = Store::new();
     let pidfile = s.path("daemon.pid");
-    // The daemon keeps the run's stderr open and leaves its process group.
-    let id = s.submit("d", &format!("setsid sleep 300 & echo $! > '{}'; exit 0", pidfile.display()), &[]);
+    // The daemon leaves the run's process group (setsid) and only then
+    // writes its pid; the shell exits once it is written: only the marks
+    // can find the daemon (which keeps the run's stderr open too).
+    let p = pidfile.display();
+    let command = format!(
+        "setsid sh -c 'echo $$ > \"$0\"; exec sleep 300' '{p}' & while [ ! -s '{p}' ]; do sleep 0.01; done; exit 0"
+    );
+    let id = s.submit("d", &command, &[]);
     let out = exits_within(s.service(&["--until-idle"]), Duration::from_secs(60), "run --until-idle with a daemon");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(s.show(&id)["status"], "Succeeded");
     let daemon = read_pid(&pidfile);
-    assert!(!alive(daemon), "the detached sleep {daemon} outlived its run");
+    let left = end_marked(&s);
+    assert!(!alive(daemon) && left.is_empty(), "the detached sleep {daemon} outlived its run (left: {left:?})");
+}
+
+/// A detached daemon that forks a child every few milliseconds, each
+/// holding what the run holds (its environment, its descriptors).
+const FORKING_DAEMON: &str = "setsid sh -c 'while :; do sleep 1000 & sleep 0.001; done' &";
+
+#[test]
+fn a_detached_daemon_that_keeps_forking_is_ended_with_its_run() {
+    let s = Store::new();
+    let id = s.submit("forker", &format!("{FORKING_DAEMON} sleep 0.5; exit 0"), &[]);
+    let out = exits_within(s.service(&["--until-idle"]), Duration::from_secs(60), "run --until-idle with a forker");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.show(&id)["status"], "Succeeded");
+    let left = end_marked(&s);
+    assert!(left.is_empty(), "processes of the run outlived it: {left:?}");
+}
+
+#[test]
+fn a_forking_daemon_left_by_a_killed_service_never_overlaps_the_next_run() {
+    let s = Store::new();
+    let (lock, log) = (s.path("lock"), s.path("runs.log"));
+    // The daemon and every child it forks hold the run's lock.
+    let command = locked_run(&lock, &log, 6).replacen("; sleep 6", &format!("; {FORKING_DAEMON} sleep 6"), 1);
+    let id = s.submit("once", &command, &[]);
+    let mut service = s.service(&["--for", "120s"]);
+    wait_until(Duration::from_secs(30), "the run never started", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("start"))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    kill9(&mut service);
+    let out = exits_within(s.service(&["--until-idle"]), Duration::from_secs(60), "run --until-idle");
+    let left = end_marked(&s);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let runs = std::fs::read_to_string(&log).unwrap();
+    assert!(!runs.contains("OVERLAP"), "two runs of one job at once:\n{runs}");
+    assert_eq!((runs.matches("start").count(), runs.matches("end").count()), (2, 1), "{runs}");
+    assert_eq!(s.show(&id)["status"], "Succeeded");
+    assert!(left.is_empty(), "processes of the runs outlived them: {left:?}");
 }
 
 #[test]
