@@ -369,14 +369,16 @@ impl<'e> Service<'e> {
         let _one = self.engine.claim_service()?;
         self.shutdown.store(false, Ordering::Relaxed);
         tracing::info!(workers, host = %self.config.host, until = ?until, "service started");
-        if self.config.install_defaults {
-            self.engine.install_default_bulk_delete()?;
-        }
         let mut summary = Summary::default();
         self.refresh_policy();
+        // First: a refusal to start (processes of earlier runs that cannot
+        // be ended or looked for) writes nothing.
         self.recover(&mut summary)?;
         if summary.recovered > 0 {
             tracing::warn!(jobs = summary.recovered, "recovered the jobs a stopped service left Locked ({LEASE_LOST})");
+        }
+        if self.config.install_defaults {
+            self.engine.install_default_bulk_delete()?;
         }
         let started = Instant::now();
         let depth = workers + self.config.prefetch;
@@ -539,9 +541,13 @@ impl<'e> Service<'e> {
         let ended = swept.ended;
         for (job, pids) in &ended {
             match job {
-                Some(job) => tracing::warn!(job = %job, pids = ?pids, "ended the processes an earlier service's run of this job left running"),
+                Some(job) => {
+                    tracing::warn!(job = %job, pids = ?pids, "ended the processes an earlier service's run of this job left running")
+                }
                 // Not in any job's history: only this line says so.
-                None => tracing::warn!(pids = ?pids, "ended processes carrying this store's mark and no valid job mark (JOBLOG_JOB_ID missing or changed)"),
+                None => {
+                    tracing::warn!(pids = ?pids, "ended processes carrying this store's mark and no valid job mark (JOBLOG_JOB_ID missing or changed)")
+                }
             }
         }
         let locked: Vec<Job> = {

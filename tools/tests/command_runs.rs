@@ -221,6 +221,49 @@ fn a_forking_daemon_left_by_a_killed_service_never_overlaps_the_next_run() {
     assert!(left.is_empty(), "processes of the runs outlived them: {left:?}");
 }
 
+/// `joblog ARGS` where `/proc` cannot be listed: in a mount namespace of
+/// its own, over an empty tmpfs of mode 000, without the capabilities
+/// that bypass file modes. `None` (said loudly) where this cannot be set
+/// up (not root, no mount namespaces, no `setpriv`).
+fn without_proc(s: &Store, args: &[&str]) -> Option<Output> {
+    const DROP: &str = "-dac_override,-dac_read_search";
+    let jail = |program: &str, args: &[&str]| {
+        let mut c = Command::new("unshare");
+        c.args([
+            "-m",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o mode=000 none /proc && exec setpriv --inh-caps=\"$0\" --bounding-set=\"$0\" \"$@\"",
+            DROP,
+            program,
+        ])
+        .args(args);
+        c
+    };
+    let probe = jail("ls", &["/proc"]).output();
+    let denied = probe.as_ref().is_ok_and(|o| String::from_utf8_lossy(&o.stderr).contains("Permission denied"));
+    if !denied {
+        eprintln!("SKIPPED: cannot hide /proc here (needs root, unshare -m and setpriv): {probe:?}");
+        return None;
+    }
+    let mut c = jail(env!("CARGO_BIN_EXE_joblog"), args);
+    c.env("JOBLOG_DATA", s.data()).env_remove("JOBLOG_USER").env_remove("JOBLOG_SOCKET");
+    Some(c.output().unwrap())
+}
+
+#[test]
+fn the_service_does_not_start_when_it_cannot_look_for_leftover_processes() {
+    let s = Store::new();
+    let id = s.submit("a", "true", &[]);
+    let Some(out) = without_proc(&s, &["run", "--until-idle"]) else { return };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot list the processes in /proc") && stderr.contains("does not start"), "{stderr}");
+    // Nothing changed: the job was not run, no default job installed.
+    assert_eq!(s.show(&id)["status"], "Waiting For Resources");
+    assert_eq!(s.json(&["list", "--count"])["count"], 1);
+}
+
 #[test]
 fn a_command_that_runs_too_long_is_ended_and_fails_with_its_code() {
     let s = Store::new();

@@ -114,7 +114,9 @@ fn overlaps(marks: &Path) -> Vec<String> {
 fn main() {
     if Command::new("flock").arg("-V").output().is_err() {
         if std::env::var_os(SKIP_VAR).is_some_and(|v| v == "1") {
-            eprintln!("SKIPPED kill9_run: the `flock` command is not installed here and {SKIP_VAR}=1; nothing was checked");
+            eprintln!(
+                "SKIPPED kill9_run: the `flock` command is not installed here and {SKIP_VAR}=1; nothing was checked"
+            );
             return;
         }
         eprintln!("kill9_run FAILED: the `flock` command (util-linux) is not installed, so nothing can be checked; install it, or set {SKIP_VAR}=1 to skip this test on purpose");
