@@ -10,9 +10,13 @@
 //! **A run ends when the command's main process (the shell) exits.** Its
 //! stderr is read until then, plus at most [`DRAIN`] for what is still in
 //! the pipe: a daemon that keeps stderr open does not hold the run. Then
-//! whatever the run left behind is ended (SIGKILL): its process group, and
-//! every process carrying its marks (`procs`), also those that left the
-//! group. The main process gets `PR_SET_PDEATHSIG(SIGKILL)`: it dies with
+//! whatever the run left behind is ended (SIGKILL): its process group
+//! (while the shell's zombie, not yet reaped, keeps the group's id from
+//! being reused), and every process carrying its marks, also those that
+//! left the group, scanned for again until none is left (`procs::sweep`).
+//! If some cannot be ended, the run fails with
+//! [`codes::COMMAND_OUTLIVED`] whatever the command did. The main process
+//! gets `PR_SET_PDEATHSIG(SIGKILL)`: it dies with
 //! the service, even on kill -9; what it leaves is ended by the next
 //! service before it returns the job's lease.
 //!

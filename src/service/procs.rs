@@ -3,7 +3,8 @@
 //! canonical) and `JOBLOG_JOB_ID`. A command's children inherit them, so
 //! processes that left the run's process group (`setsid`, a daemon) are
 //! found too, while the service runs (at the end of each run) and after it
-//! died (when the next service starts, before any lease is returned).
+//! died (when the next service starts, before any lease is returned), by
+//! [`sweep`], which scans again until nothing is left.
 //!
 //! A process is named by a process file descriptor before its environment
 //! is read, and is known to be the same process if it still runs after the

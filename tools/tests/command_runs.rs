@@ -297,15 +297,23 @@ fn a_command_that_runs_too_long_is_ended_and_fails_with_its_code() {
     assert_eq!(job["errorcode"].as_i64(), Some(-1006), "{job}");
     assert!(job["message"].as_str().unwrap().contains("timed out after 1 s"), "{job}");
     // Out of range, or without a command: usage errors, nothing submitted.
-    for bad in [&["--timeout", "0"][..], &["--timeout", "x"], &["--timeout", "2592001"]] {
+    for bad in [
+        &["--timeout", "0"][..],
+        &["--timeout", "x"],
+        &["--timeout", "2592001"],
+        &["--timeout", "+5"],
+        &["--timeout", " 5"],
+    ] {
         let out = s.raw(&[&["submit", "--name", "t", "--command", "true"], bad].concat());
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(String::from_utf8_lossy(&out.stderr).contains("timeout"), "{bad:?}");
     }
     let out = s.raw(&["submit", "--name", "t", "--timeout", "5"]);
     assert_eq!(out.status.code(), Some(2), "--timeout needs --command");
-    let out = s.raw(&["run", "--until-idle", "--command-timeout", "0"]);
-    assert_eq!(out.status.code(), Some(2));
+    for bad in ["0", "+5", "5s"] {
+        let out = s.raw(&["run", "--until-idle", "--command-timeout", bad]);
+        assert_eq!(out.status.code(), Some(2), "--command-timeout {bad}");
+    }
     assert_eq!(s.json(&["list", "--count"])["count"], 5, "the four jobs and the default bulk deletion");
 }
 
