@@ -553,6 +553,7 @@ fn an_undecodable_event_is_reported_with_its_place() {
         log.close().unwrap();
         appended
     };
+    wait_unlocked(&s);
     let _ = std::fs::remove_dir_all(s.data().join("snapshots"));
     let file = seg.join(format!("{:020}.seg", pos.first.segment));
     let before = std::fs::read(&file).unwrap();
@@ -1436,6 +1437,7 @@ fn a_store_already_in_the_future_has_a_way_out() {
         e.close().unwrap();
         std::fs::remove_file(s.data().join(joblog::engine::SIMULATION_MARKER)).unwrap();
     }
+    wait_unlocked(&s);
     let err = s.fails(2, &["user", "add", "u"]);
     assert!(err.contains("time would go backwards") && err.contains("--clamp-future"), "{err}");
 
@@ -1731,6 +1733,7 @@ fn tables_print_stored_values_of_any_length_without_panicking() {
         log.append_batch(batch).unwrap();
         log.close().unwrap();
     }
+    wait_unlocked(&s);
     for args in [vec!["list"], vec!["show", &id, "--history"], vec!["replay"], vec!["stats"]] {
         let out = s.raw(&args);
         assert_eq!(out.status.code(), Some(0), "joblog {args:?}: {}", String::from_utf8_lossy(&out.stderr));
@@ -2157,6 +2160,15 @@ fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
     panic!("{what}: not within {secs} s");
+}
+
+/// Waits until the store's lock is free after this test process wrote to it
+/// in-process: another test's child, forked by this multi-threaded process,
+/// holds a copy of the lock's descriptor until it execs (close-on-exec).
+fn wait_unlocked(s: &Store) {
+    let lock = std::fs::File::open(s.data().join("segments").join("LOCK")).unwrap();
+    eventually(10, "the store's lock is released", || lock.try_lock().is_ok());
+    lock.unlock().unwrap();
 }
 
 fn last_seq(s: &Store) -> u64 {
