@@ -57,4 +57,10 @@ pub enum Error {
     /// the service does not start, since their jobs would run twice.
     #[error("processes {pids:?} of a run started by an earlier service on this store are still running after SIGKILL (in uninterruptible sleep?); the service does not start while they live (their jobs would run twice at once)")]
     RunsOutlived { pids: Vec<i32> },
+
+    /// `/proc` could not be listed, so the processes that command runs
+    /// left behind cannot be looked for: the service does not start (it
+    /// would return leases of runs that may still be running).
+    #[error("cannot list the processes in /proc ({source}): the service cannot check that no command run of an earlier service still runs, so it does not start (is /proc mounted and readable?)")]
+    ProcessesUnreadable { source: std::io::Error },
 }

@@ -129,10 +129,10 @@ pub const KEYS: &[PolicyKey] = &[
     PolicyKey {
         name: "command.timeout_secs",
         min: 1,
-        max: 30 * DAY,
+        max: super::limits::MAX_COMMAND_TIMEOUT_SECS,
         default: None,
         unit: "s",
-        help: "longest run of a command job before it is ended and fails (unset: no limit)",
+        help: "default timeout of a command job without its own (submit --timeout wins); unset: run --command-timeout, else none",
     },
 ];
 

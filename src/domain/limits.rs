@@ -38,6 +38,19 @@ pub const MAX_ROLES_PER_USER: usize = 64;
 pub const RESERVED_ERRORCODE: i32 = i32::MIN;
 /// Worker threads of one service (`joblog run --workers`).
 pub const MAX_WORKERS: usize = 256;
+/// The longest timeout of a command job, in seconds (30 days): a job's own
+/// (`submit --timeout`), the service's default (`run --command-timeout`)
+/// and the store's default (`command.timeout_secs`).
+pub const MAX_COMMAND_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
+
+/// A command timeout written as seconds: ASCII digits only (no sign, no
+/// space, no unit), from 1 to [`MAX_COMMAND_TIMEOUT_SECS`].
+pub fn parse_command_timeout(text: &str) -> Option<u64> {
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    text.parse().ok().filter(|n| (1..=MAX_COMMAND_TIMEOUT_SECS).contains(n))
+}
 
 /// Whether `c` must never reach a terminal raw: C0 controls (ESC, CR, BEL,
 /// newline, tab...), DEL, C1 controls, and the Unicode bidirectional

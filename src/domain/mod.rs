@@ -57,6 +57,10 @@ pub mod codes {
     pub const WORKFLOW_OWNER_CHANGED: i32 = -1005;
     /// A command job ran longer than its timeout and was ended.
     pub const COMMAND_TIMED_OUT: i32 = -1006;
+    /// Processes a command run left could not be ended (still there after
+    /// SIGKILL), or could not be looked for: the run fails whatever its
+    /// command did, so that the job does not run again while they live.
+    pub const COMMAND_OUTLIVED: i32 = -1007;
 }
 
 /// Why the domain refuses something. Each message names the job and what

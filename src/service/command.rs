@@ -10,9 +10,13 @@
 //! **A run ends when the command's main process (the shell) exits.** Its
 //! stderr is read until then, plus at most [`DRAIN`] for what is still in
 //! the pipe: a daemon that keeps stderr open does not hold the run. Then
-//! whatever the run left behind is ended (SIGKILL): its process group, and
-//! every process carrying its marks (`procs`), also those that left the
-//! group. The main process gets `PR_SET_PDEATHSIG(SIGKILL)`: it dies with
+//! whatever the run left behind is ended (SIGKILL): its process group
+//! (while the shell's zombie, not yet reaped, keeps the group's id from
+//! being reused), and every process carrying its marks, also those that
+//! left the group, scanned for again until none is left (`procs::sweep`).
+//! If some cannot be ended, the run fails with
+//! [`codes::COMMAND_OUTLIVED`] whatever the command did. The main process
+//! gets `PR_SET_PDEATHSIG(SIGKILL)`: it dies with
 //! the service, even on kill -9; what it leaves is ended by the next
 //! service before it returns the job's lease.
 //!
@@ -34,13 +38,15 @@ use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{ChildStderr, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use nix::errno::Errno;
 use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
 use nix::sys::signal::{killpg, Signal};
+use nix::sys::wait::{waitid, Id, WaitPidFlag, WaitStatus};
 use nix::unistd::Pid;
 
 use super::handler::{Handler, JobContext, Outcome, StopRequest};
 use super::procs;
-use crate::domain::{codes, Job};
+use crate::domain::{codes, limits, Job};
 
 /// Job data that starts with this line holds a command to run.
 pub const COMMAND_PREFIX: &[u8] = crate::domain::COMMAND_PREFIX;
@@ -52,9 +58,6 @@ const STDERR_TAIL: usize = 2000;
 pub const DRAIN: Duration = Duration::from_millis(100);
 /// The first line of a command that carries a timeout, before its seconds.
 const TIMEOUT_LINE: &str = "# joblog:timeout=";
-/// The longest timeout a command job may carry (30 days, as the store
-/// policy's `command.timeout_secs`).
-pub const MAX_TIMEOUT_SECS: u64 = 30 * 24 * 3600;
 
 /// The command a job carries in its data, if any (with its timeout line,
 /// a shell comment, if it has one).
@@ -71,8 +74,10 @@ pub fn command_timeout_of(job: &Job) -> Option<Duration> {
 fn timeout_in(data: &[u8]) -> Option<Duration> {
     let command = std::str::from_utf8(data.strip_prefix(COMMAND_PREFIX)?).ok()?;
     let (first, _) = command.split_once('\n')?;
-    let secs: u64 = first.strip_prefix(TIMEOUT_LINE)?.parse().ok()?;
-    (1..=MAX_TIMEOUT_SECS).contains(&secs).then(|| Duration::from_secs(secs))
+    let text = first.strip_prefix(TIMEOUT_LINE)?;
+    let secs = limits::parse_command_timeout(text)?;
+    // Only the form `command_data_with_timeout` writes (no leading zero).
+    (secs.to_string() == text).then(|| Duration::from_secs(secs))
 }
 
 /// Job data that carries `command`.
@@ -81,7 +86,8 @@ pub fn command_data(command: &str) -> Vec<u8> {
 }
 
 /// Job data that carries `command`, to be ended after `timeout_secs`
-/// seconds (1 to [`MAX_TIMEOUT_SECS`]; `None`: the service's default).
+/// seconds (1 to [`limits::MAX_COMMAND_TIMEOUT_SECS`]; `None`: the
+/// default, the store's `command.timeout_secs`, else the service's).
 pub fn command_data_with_timeout(command: &str, timeout_secs: Option<u64>) -> Vec<u8> {
     match timeout_secs {
         Some(s) => [COMMAND_PREFIX, format!("{TIMEOUT_LINE}{s}\n").as_bytes(), command.as_bytes()].concat(),
@@ -147,15 +153,20 @@ impl Handler for CommandHandler {
             Ok(c) => c,
             Err(e) => return Outcome::Failed { code: 127, message: format!("cannot start /bin/sh: {e}") },
         };
+        // The shell leads the run's process group: its pid is the group's id.
         let pgid = Pid::from_raw(child.id() as i32);
         let mut stderr = Tail::new(child.stderr.take());
         let mut ending: Option<(Ending, Instant)> = None;
         let mut killed = false;
-        let status = loop {
+        let exited = loop {
             stderr.read_for(self.poll);
-            match child.try_wait() {
-                Ok(Some(status)) => break Ok(status),
-                Ok(None) => {}
+            // Sees the exit without reaping (WNOWAIT): until it is reaped
+            // below, the shell's zombie keeps its pid, and so the group's
+            // id, from being reused, and the group is killed safely.
+            let flags = WaitPidFlag::WEXITED | WaitPidFlag::WNOHANG | WaitPidFlag::WNOWAIT;
+            match waitid(Id::Pid(pgid), flags) {
+                Ok(WaitStatus::StillAlive) | Err(Errno::EINTR) => {}
+                Ok(_) => break Ok(()),
                 Err(e) => break Err(e),
             }
             match ending {
@@ -177,17 +188,58 @@ impl Handler for CommandHandler {
                 _ => {}
             }
         };
-        // Whatever the command left running goes with it: its group, and
-        // every process with its marks (also those that left the group).
-        let _ = killpg(pgid, Signal::SIGKILL);
-        if !self.store.is_empty() {
-            let left = procs::find(&self.store, Some(job.id));
-            if !left.is_empty() {
-                procs::end(left, procs::END_WAIT);
+        // Whatever the command left running goes with it: its group (while
+        // the zombie still holds the group's id), and every process with
+        // its marks (also those that left the group), scanned again until
+        // none is left.
+        if exited.is_ok() {
+            let _ = killpg(pgid, Signal::SIGKILL);
+        }
+        let outlived = if self.store.is_empty() {
+            None
+        } else {
+            match procs::sweep(&self.store, Some(job.id), procs::END_WAIT) {
+                Ok(swept) if swept.left.is_empty() => None,
+                Ok(swept) => Some(format!(
+                    "its processes {} were still running {} s after SIGKILL (uninterruptible sleep?)",
+                    swept.left.iter().map(|p| p.to_string()).collect::<Vec<_>>().join(", "),
+                    procs::END_WAIT.as_secs()
+                )),
+                Err(e) => Some(format!("what it left running could not be looked for: {e}")),
+            }
+        };
+        // Reaped only now (a lost child is reported as such below).
+        let status = match exited {
+            Ok(()) => child.wait(),
+            Err(e) => Err(std::io::Error::from(e)),
+        };
+        stderr.drain(DRAIN);
+        let outcome = self.outcome(ending, killed, status, last_lines(&stderr.bytes));
+        match outlived {
+            None => outcome,
+            // Recorded as a failure, never as a success or a retry: the job
+            // must not run again while a process of this run may live.
+            Some(problem) => {
+                tracing::error!(id = %job.id, name = %job.name, problem = %problem, "a command run left processes that could not be ended");
+                Outcome::Failed {
+                    code: codes::COMMAND_OUTLIVED,
+                    message: format!("{problem}; the command itself {}", describe(&outcome)),
+                }
             }
         }
-        stderr.drain(DRAIN);
-        let message = last_lines(&stderr.bytes);
+    }
+}
+
+impl CommandHandler {
+    /// How a run ended, from why it was ended (if it was) and its shell's
+    /// exit status.
+    fn outcome(
+        &self,
+        ending: Option<(Ending, Instant)>,
+        killed: bool,
+        status: std::io::Result<std::process::ExitStatus>,
+        message: String,
+    ) -> Outcome {
         match ending {
             Some((Ending::Asked(_), _)) => return Outcome::Stopped,
             Some((Ending::TimedOut(t), _)) => {
@@ -219,6 +271,17 @@ impl Handler for CommandHandler {
                 },
             },
         }
+    }
+}
+
+/// What a run's outcome was, for a message that replaces it.
+fn describe(outcome: &Outcome) -> String {
+    match outcome {
+        Outcome::Succeeded => "succeeded".into(),
+        Outcome::Failed { code, message } => format!("failed (code {code}): {message}"),
+        Outcome::Transient(m) => format!("asked to be retried: {m}"),
+        Outcome::Stopped => "was stopped as asked".into(),
+        other => format!("ended as {other:?}"),
     }
 }
 
@@ -328,6 +391,9 @@ mod tests {
         assert_eq!(timeout_in(&command_data("# joblog:timeout=30")), None, "no newline: no command after");
         assert_eq!(timeout_in(&command_data("# joblog:timeout=0\nx")), None);
         assert_eq!(timeout_in(&command_data("# joblog:timeout=-1\nx")), None);
+        assert_eq!(timeout_in(&command_data("# joblog:timeout=+5\nx")), None);
+        assert_eq!(timeout_in(&command_data("# joblog:timeout=05\nx")), None);
+        assert_eq!(timeout_in(&command_data("# joblog:timeout=2592001\nx")), None);
         assert_eq!(timeout_in(&command_data(" # joblog:timeout=5\nx")), None);
         assert_eq!(timeout_in(b"# joblog:timeout=5\nx"), None, "not command data");
         // The old meaning stays: the whole text is the command (the line

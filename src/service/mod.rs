@@ -36,7 +36,7 @@ mod procs;
 
 pub use command::{
     command_data, command_data_with_timeout, command_of, command_timeout_of, CommandHandler, COMMAND_PREFIX, DRAIN,
-    EXIT_TRANSIENT, MAX_TIMEOUT_SECS,
+    EXIT_TRANSIENT,
 };
 pub use handler::{Handler, JobContext, Outcome, Registry, StopRequest};
 pub use policy::{BackoffPolicy, LoopGuard, RetryPolicy};
@@ -306,11 +306,8 @@ pub struct Service<'e> {
 
 impl<'e> Service<'e> {
     pub fn new(engine: &'e Engine, config: ServiceConfig, registry: Registry) -> Self {
-        let commands = CommandHandler {
-            timeout: config.command_timeout,
-            store: procs::store_mark(engine.dir()),
-            ..CommandHandler::default()
-        };
+        // Its timeout is the one in force when a run starts (`execute`).
+        let commands = CommandHandler { store: procs::store_mark(engine.dir()), ..CommandHandler::default() };
         Self {
             engine,
             registry,
@@ -372,14 +369,16 @@ impl<'e> Service<'e> {
         let _one = self.engine.claim_service()?;
         self.shutdown.store(false, Ordering::Relaxed);
         tracing::info!(workers, host = %self.config.host, until = ?until, "service started");
-        if self.config.install_defaults {
-            self.engine.install_default_bulk_delete()?;
-        }
         let mut summary = Summary::default();
         self.refresh_policy();
+        // First: a refusal to start (processes of earlier runs that cannot
+        // be ended or looked for) writes nothing.
         self.recover(&mut summary)?;
         if summary.recovered > 0 {
             tracing::warn!(jobs = summary.recovered, "recovered the jobs a stopped service left Locked ({LEASE_LOST})");
+        }
+        if self.config.install_defaults {
+            self.engine.install_default_bulk_delete()?;
         }
         let started = Instant::now();
         let depth = workers + self.config.prefetch;
@@ -535,13 +534,21 @@ impl<'e> Service<'e> {
     /// Returns the jobs a dead service left Locked (see the module docs),
     /// once every process its runs left behind has ended.
     fn recover(&self, summary: &mut Summary) -> Result<(), Error> {
-        let mut outlived = procs::find(&self.commands.store, None);
-        if !outlived.is_empty() {
-            outlived.sort_by_key(|p| p.pid());
+        let swept = procs::sweep(&self.commands.store, None, procs::END_WAIT)?;
+        if !swept.left.is_empty() {
+            return Err(Error::RunsOutlived { pids: swept.left });
         }
-        let (ended, left) = procs::end(outlived, procs::END_WAIT);
-        if !left.is_empty() {
-            return Err(Error::RunsOutlived { pids: left });
+        let ended = swept.ended;
+        for (job, pids) in &ended {
+            match job {
+                Some(job) => {
+                    tracing::warn!(job = %job, pids = ?pids, "ended the processes an earlier service's run of this job left running")
+                }
+                // Not in any job's history: only this line says so.
+                None => {
+                    tracing::warn!(pids = ?pids, "ended processes carrying this store's mark and no valid job mark (JOBLOG_JOB_ID missing or changed)")
+                }
+            }
         }
         let locked: Vec<Job> = {
             let s = self.engine.state();

@@ -3,7 +3,8 @@
 //! canonical) and `JOBLOG_JOB_ID`. A command's children inherit them, so
 //! processes that left the run's process group (`setsid`, a daemon) are
 //! found too, while the service runs (at the end of each run) and after it
-//! died (when the next service starts, before any lease is returned).
+//! died (when the next service starts, before any lease is returned), by
+//! [`sweep`], which scans again until nothing is left.
 //!
 //! A process is named by a process file descriptor before its environment
 //! is read, and is known to be the same process if it still runs after the
@@ -25,6 +26,7 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::Signal;
 use uuid::Uuid;
 
+use crate::error::Error;
 use crate::sys::process::ProcHandle;
 
 /// The environment variable that names the store a run belongs to.
@@ -53,13 +55,15 @@ impl Marked {
 }
 
 /// Every live process marked with `store` (and with `job`, if given),
-/// but this process.
-pub(crate) fn find(store: &OsStr, job: Option<Uuid>) -> Vec<Marked> {
+/// but this process. Fails when `/proc` cannot be listed: an empty list
+/// would claim that nothing is left running.
+pub(crate) fn find(store: &OsStr, job: Option<Uuid>) -> Result<Vec<Marked>, Error> {
     let me = std::process::id() as i32;
     let uid = nix::unistd::geteuid().as_raw();
-    let Ok(entries) = std::fs::read_dir("/proc") else { return Vec::new() };
+    let unreadable = |source| Error::ProcessesUnreadable { source };
     let mut found = Vec::new();
-    for entry in entries.flatten() {
+    for entry in std::fs::read_dir("/proc").map_err(unreadable)? {
+        let entry = entry.map_err(unreadable)?;
         let Some(pid) = entry.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
         // Only this OS user's processes: a service run by root must not
         // act on (or wait for) another user's process that claims a mark.
@@ -77,7 +81,7 @@ pub(crate) fn find(store: &OsStr, job: Option<Uuid>) -> Vec<Marked> {
             found.push(Marked { job: marks.1, handle });
         }
     }
-    found
+    Ok(found)
 }
 
 /// The store and job marks of an environment block (`NAME=VALUE\0...`).
@@ -94,24 +98,49 @@ fn marks(environ: &[u8]) -> Option<(&[u8], Option<Uuid>)> {
     store.map(|s| (s, job))
 }
 
-/// Sends SIGKILL to every process of `procs` and waits (at most
-/// `within`) until they are gone. Returns the pids ended per job, and the
-/// pids still there after the wait.
-pub(crate) fn end(procs: Vec<Marked>, within: Duration) -> (BTreeMap<Option<Uuid>, Vec<i32>>, Vec<i32>) {
-    for p in &procs {
-        let _ = p.handle.signal(Some(Signal::SIGKILL));
-    }
+/// What [`sweep`] did: the pids it ended, per job mark (`None`: a
+/// process with the store's mark and no valid job mark), and the pids
+/// still running when its time was up.
+#[derive(Debug, Default)]
+pub(crate) struct Swept {
+    pub(crate) ended: BTreeMap<Option<Uuid>, Vec<i32>>,
+    pub(crate) left: Vec<i32>,
+}
+
+/// Ends every process marked with `store` (and `job`, if given), within
+/// `within`: each scan's processes are stopped (SIGSTOP: none of them
+/// forks again), then killed (SIGKILL) and waited for, and the scan is
+/// repeated until one finds nothing. A process that keeps forking (a
+/// daemon's loop) cannot outrun it: what it forked before it was stopped
+/// is found by the next scan. Processes still there when the time is up
+/// are in [`Swept::left`].
+pub(crate) fn sweep(store: &OsStr, job: Option<Uuid>, within: Duration) -> Result<Swept, Error> {
     let deadline = Instant::now() + within;
-    let mut ended: BTreeMap<Option<Uuid>, Vec<i32>> = BTreeMap::new();
-    let mut left = Vec::new();
-    for p in procs {
-        if p.handle.wait_ended(deadline) {
-            ended.entry(p.job).or_default().push(p.pid());
-        } else {
-            left.push(p.pid());
+    let mut swept = Swept::default();
+    loop {
+        let mut found = find(store, job)?;
+        if found.is_empty() {
+            return Ok(swept);
+        }
+        found.sort_by_key(Marked::pid);
+        if Instant::now() >= deadline {
+            swept.left = found.iter().map(Marked::pid).collect();
+            return Ok(swept);
+        }
+        for p in &found {
+            let _ = p.handle.signal(Some(Signal::SIGSTOP));
+        }
+        for p in &found {
+            let _ = p.handle.signal(Some(Signal::SIGKILL));
+        }
+        for p in found {
+            // One that outlives the deadline is found again by the next
+            // scan, and reported as left.
+            if p.handle.wait_ended(deadline) {
+                swept.ended.entry(p.job).or_default().push(p.pid());
+            }
         }
     }
-    (ended, left)
 }
 
 #[cfg(test)]

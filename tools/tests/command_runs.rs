@@ -98,6 +98,25 @@ fn alive(pid: i32) -> bool {
         .unwrap_or(false)
 }
 
+/// Live processes marked with the store; they are killed (so that a
+/// failing test leaves nothing running) and returned.
+fn end_marked(s: &Store) -> Vec<i32> {
+    let mark = format!("JOBLOG_STORE={}", std::fs::canonicalize(s.data()).unwrap().display());
+    let mut found = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
+        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
+        if env.split(|&b| b == 0).any(|v| v == mark.as_bytes()) && alive(pid) {
+            found.push(pid);
+        }
+    }
+    if !found.is_empty() {
+        let pids: Vec<String> = found.iter().map(|p| p.to_string()).collect();
+        let _ = Command::new("kill").arg("-KILL").args(&pids).status();
+    }
+    found
+}
+
 fn read_pid(path: &Path) -> i32 {
     std::fs::read_to_string(path).unwrap().trim().parse().unwrap()
 }
@@ -148,13 +167,101 @@ fn a_run_killed_with_its_service_never_overlaps_the_next_one() {
 fn a_detached_child_does_not_hold_its_run_and_is_ended() {
     let s = Store::new();
     let pidfile = s.path("daemon.pid");
-    // The daemon keeps the run's stderr open and leaves its process group.
-    let id = s.submit("d", &format!("setsid sleep 300 & echo $! > '{}'; exit 0", pidfile.display()), &[]);
+    // The daemon leaves the run's process group (setsid) and only then
+    // writes its pid; the shell exits once it is written: only the marks
+    // can find the daemon (which keeps the run's stderr open too).
+    let p = pidfile.display();
+    let command = format!(
+        "setsid sh -c 'echo $$ > \"$0\"; exec sleep 300' '{p}' & while [ ! -s '{p}' ]; do sleep 0.01; done; exit 0"
+    );
+    let id = s.submit("d", &command, &[]);
     let out = exits_within(s.service(&["--until-idle"]), Duration::from_secs(60), "run --until-idle with a daemon");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert_eq!(s.show(&id)["status"], "Succeeded");
     let daemon = read_pid(&pidfile);
-    assert!(!alive(daemon), "the detached sleep {daemon} outlived its run");
+    let left = end_marked(&s);
+    assert!(!alive(daemon) && left.is_empty(), "the detached sleep {daemon} outlived its run (left: {left:?})");
+}
+
+/// A detached daemon that forks a child every few milliseconds, each
+/// holding what the run holds (its environment, its descriptors).
+const FORKING_DAEMON: &str = "setsid sh -c 'while :; do sleep 1000 & sleep 0.001; done' &";
+
+#[test]
+fn a_detached_daemon_that_keeps_forking_is_ended_with_its_run() {
+    let s = Store::new();
+    let id = s.submit("forker", &format!("{FORKING_DAEMON} sleep 0.5; exit 0"), &[]);
+    let out = exits_within(s.service(&["--until-idle"]), Duration::from_secs(60), "run --until-idle with a forker");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(s.show(&id)["status"], "Succeeded");
+    let left = end_marked(&s);
+    assert!(left.is_empty(), "processes of the run outlived it: {left:?}");
+}
+
+#[test]
+fn a_forking_daemon_left_by_a_killed_service_never_overlaps_the_next_run() {
+    let s = Store::new();
+    let (lock, log) = (s.path("lock"), s.path("runs.log"));
+    // The daemon and every child it forks hold the run's lock.
+    let command = locked_run(&lock, &log, 6).replacen("; sleep 6", &format!("; {FORKING_DAEMON} sleep 6"), 1);
+    let id = s.submit("once", &command, &[]);
+    let mut service = s.service(&["--for", "120s"]);
+    wait_until(Duration::from_secs(30), "the run never started", || {
+        std::fs::read_to_string(&log).is_ok_and(|l| l.contains("start"))
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    kill9(&mut service);
+    let out = exits_within(s.service(&["--until-idle"]), Duration::from_secs(60), "run --until-idle");
+    let left = end_marked(&s);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let runs = std::fs::read_to_string(&log).unwrap();
+    assert!(!runs.contains("OVERLAP"), "two runs of one job at once:\n{runs}");
+    assert_eq!((runs.matches("start").count(), runs.matches("end").count()), (2, 1), "{runs}");
+    assert_eq!(s.show(&id)["status"], "Succeeded");
+    assert!(left.is_empty(), "processes of the runs outlived them: {left:?}");
+}
+
+/// `joblog ARGS` where `/proc` cannot be listed: in a mount namespace of
+/// its own, over an empty tmpfs of mode 000, without the capabilities
+/// that bypass file modes. `None` (said loudly) where this cannot be set
+/// up (not root, no mount namespaces, no `setpriv`).
+fn without_proc(s: &Store, args: &[&str]) -> Option<Output> {
+    const DROP: &str = "-dac_override,-dac_read_search";
+    let jail = |program: &str, args: &[&str]| {
+        let mut c = Command::new("unshare");
+        c.args([
+            "-m",
+            "sh",
+            "-c",
+            "mount -t tmpfs -o mode=000 none /proc && exec setpriv --inh-caps=\"$0\" --bounding-set=\"$0\" \"$@\"",
+            DROP,
+            program,
+        ])
+        .args(args);
+        c
+    };
+    let probe = jail("ls", &["/proc"]).output();
+    let denied = probe.as_ref().is_ok_and(|o| String::from_utf8_lossy(&o.stderr).contains("Permission denied"));
+    if !denied {
+        eprintln!("SKIPPED: cannot hide /proc here (needs root, unshare -m and setpriv): {probe:?}");
+        return None;
+    }
+    let mut c = jail(env!("CARGO_BIN_EXE_joblog"), args);
+    c.env("JOBLOG_DATA", s.data()).env_remove("JOBLOG_USER").env_remove("JOBLOG_SOCKET");
+    Some(c.output().unwrap())
+}
+
+#[test]
+fn the_service_does_not_start_when_it_cannot_look_for_leftover_processes() {
+    let s = Store::new();
+    let id = s.submit("a", "true", &[]);
+    let Some(out) = without_proc(&s, &["run", "--until-idle"]) else { return };
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("cannot list the processes in /proc") && stderr.contains("does not start"), "{stderr}");
+    // Nothing changed: the job was not run, no default job installed.
+    assert_eq!(s.show(&id)["status"], "Waiting For Resources");
+    assert_eq!(s.json(&["list", "--count"])["count"], 1);
 }
 
 #[test]
@@ -190,15 +297,23 @@ fn a_command_that_runs_too_long_is_ended_and_fails_with_its_code() {
     assert_eq!(job["errorcode"].as_i64(), Some(-1006), "{job}");
     assert!(job["message"].as_str().unwrap().contains("timed out after 1 s"), "{job}");
     // Out of range, or without a command: usage errors, nothing submitted.
-    for bad in [&["--timeout", "0"][..], &["--timeout", "x"], &["--timeout", "2592001"]] {
+    for bad in [
+        &["--timeout", "0"][..],
+        &["--timeout", "x"],
+        &["--timeout", "2592001"],
+        &["--timeout", "+5"],
+        &["--timeout", " 5"],
+    ] {
         let out = s.raw(&[&["submit", "--name", "t", "--command", "true"], bad].concat());
         assert_eq!(out.status.code(), Some(2), "{bad:?}: {}", String::from_utf8_lossy(&out.stderr));
         assert!(String::from_utf8_lossy(&out.stderr).contains("timeout"), "{bad:?}");
     }
     let out = s.raw(&["submit", "--name", "t", "--timeout", "5"]);
     assert_eq!(out.status.code(), Some(2), "--timeout needs --command");
-    let out = s.raw(&["run", "--until-idle", "--command-timeout", "0"]);
-    assert_eq!(out.status.code(), Some(2));
+    for bad in ["0", "+5", "5s"] {
+        let out = s.raw(&["run", "--until-idle", "--command-timeout", bad]);
+        assert_eq!(out.status.code(), Some(2), "--command-timeout {bad}");
+    }
     assert_eq!(s.json(&["list", "--count"])["count"], 5, "the four jobs and the default bulk deletion");
 }
 

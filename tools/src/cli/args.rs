@@ -324,7 +324,8 @@ pub struct SubmitArgs {
     #[arg(long)]
     pub command: Option<String>,
     /// End the command's run after this many seconds (1 to 2592000): it
-    /// fails with error code -1006 (default: `joblog run --command-timeout`).
+    /// fails with error code -1006. Without it the default applies: the
+    /// store's command.timeout_secs, else `joblog run --command-timeout`.
     #[arg(long, requires = "command", value_parser = parse_timeout)]
     pub timeout: Option<u64>,
     /// The job is run by a program that embeds joblog and registers a
@@ -411,7 +412,8 @@ pub struct RunArgs {
     #[arg(long = "for")]
     pub for_: Option<String>,
     /// End a command job's run after this many seconds when the job
-    /// carries no timeout of its own (`submit --timeout`); default: none.
+    /// carries no timeout of its own (`submit --timeout`) and the store
+    /// sets no command.timeout_secs; default: none.
     #[arg(long = "command-timeout", value_parser = parse_timeout)]
     pub command_timeout: Option<u64>,
     /// The operator log on stderr: one line per job start and end, back-off
@@ -488,15 +490,15 @@ pub struct DemoArgs {
     pub seed: u64,
 }
 
-/// `--workers`: 1 to [`joblog::domain::limits::MAX_WORKERS`].
+/// `--timeout`, `--command-timeout`: whole seconds, digits only, 1 to
+/// [`joblog::domain::limits::MAX_COMMAND_TIMEOUT_SECS`].
 fn parse_timeout(s: &str) -> Result<u64, String> {
-    let max = joblog::service::MAX_TIMEOUT_SECS;
-    match s.parse::<u64>() {
-        Ok(n) if (1..=max).contains(&n) => Ok(n),
-        _ => Err(format!("{s:?}: give a timeout in seconds, from 1 to {max}")),
-    }
+    let max = joblog::domain::limits::MAX_COMMAND_TIMEOUT_SECS;
+    joblog::domain::limits::parse_command_timeout(s)
+        .ok_or_else(|| format!("{s:?}: give a timeout in whole seconds (digits only), from 1 to {max}"))
 }
 
+/// `--workers`: 1 to [`joblog::domain::limits::MAX_WORKERS`].
 fn parse_workers(s: &str) -> Result<usize, String> {
     let max = joblog::domain::limits::MAX_WORKERS;
     match s.parse::<usize>() {
