@@ -1278,6 +1278,14 @@ impl Session<'_> {
             }
             // A line in the old job's history: Write on it, as any action.
             state.directory().check(&self.user, Privilege::Write, Some((&old.owner, &old.owningbusinessunit)))?;
+            // Once: a second resubmission (a slip, a script run twice)
+            // would run the job twice.
+            for (_, env) in state.history(id, &self.engine.log)? {
+                if let Event::JobResubmitted { new, .. } = env.event {
+                    let why = format!("it was already resubmitted as {new}; resubmit that one if it failed too");
+                    return Err(DomainError::NotResubmittable { job: id, why }.into());
+                }
+            }
             // Owner and workflow as `submit` decides them: a workflow that
             // no longer exists is refused, a workflow's run is its owner's.
             let mut spec = NewJob::new(&old.name, old.operationtype);

@@ -822,6 +822,14 @@ fn a_resubmitted_run_belongs_to_its_workflow_owner_and_needs_write_on_the_old_jo
     assert_eq!(f.engine.log().next_seq(), before, "nothing written");
     let new = admin.resubmit(old.id, None).unwrap();
     assert_eq!((new.owner.as_str(), new.workflow.as_deref()), ("alice", Some("welcome")));
+    // Once only: a second resubmission of the same job is refused.
+    let before = f.engine.log().next_seq();
+    let again = admin.resubmit(old.id, None);
+    assert!(
+        matches!(&again, Err(Error::Domain(DomainError::NotResubmittable { why, .. })) if why.contains(&new.id.to_string())),
+        "{again:?}"
+    );
+    assert_eq!(f.engine.log().next_seq(), before, "nothing written");
 }
 
 /// `Session::resubmit` (issue 13): a new Ready job with the old one's

@@ -550,3 +550,29 @@ fn ten_thousand_jobs_on_four_workers_with_users_acting_meanwhile() {
         }
     }
 }
+
+/// A handler that panics fails its run (HANDLER_PANICKED, the panic's text
+/// in the message); the worker and the service go on: the next job runs
+/// and `RunUntil::Idle` returns (before, the worker thread died with the
+/// run, and the scheduler waited for it for ever).
+#[test]
+fn a_panicking_handler_fails_its_run_and_the_service_goes_on() {
+    let f = fixture();
+    let admin = f.engine.session("admin").unwrap();
+    let bad = admin.create(workflow_job("panics", "broken")).unwrap();
+    let good = admin.create(workflow_job("fine", "welcome")).unwrap();
+    let registry = Registry::new()
+        .workflow("broken", |_: &JobContext<'_>| -> Outcome { panic!("handler bug") })
+        .workflow("welcome", |_: &JobContext<'_>| Outcome::Succeeded);
+    let service = Service::new(&f.engine, ServiceConfig { workers: 1, ..config() }, registry);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::scope(|s| {
+        s.spawn(|| tx.send(service.run(RunUntil::Idle)).unwrap());
+        let ran = rx.recv_timeout(Duration::from_secs(60)).expect("the service returned").unwrap();
+        assert_eq!((ran.failed, ran.succeeded), (1, 1));
+    });
+    let failed = admin.get(bad.id).unwrap();
+    assert_eq!((failed.status, failed.errorcode), (Status::FAILED, Some(codes::HANDLER_PANICKED)));
+    assert!(failed.message.as_deref().unwrap_or_default().contains("handler bug"), "{failed:?}");
+    assert_eq!(status(&f, good.id), Status::SUCCEEDED);
+}

@@ -61,6 +61,8 @@ pub mod codes {
     /// SIGKILL), or could not be looked for: the run fails whatever its
     /// command did, so that the job does not run again while they live.
     pub const COMMAND_OUTLIVED: i32 = -1007;
+    /// The job's handler panicked: the run fails, the worker goes on.
+    pub const HANDLER_PANICKED: i32 = -1008;
 }
 
 /// Why the domain refuses something. Each message names the job and what

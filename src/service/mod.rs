@@ -404,7 +404,20 @@ impl<'e> Service<'e> {
                                 "job started"
                             );
                             let start = Instant::now();
-                            let outcome = self.execute(&job);
+                            // A handler's panic fails its run; the worker,
+                            // and the scheduler waiting for the run, go on.
+                            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.execute(&job)));
+                            let outcome = run.unwrap_or_else(|panic| {
+                                let what = panic
+                                    .downcast_ref::<&str>()
+                                    .map(|s| s.to_string())
+                                    .or_else(|| panic.downcast_ref::<String>().cloned())
+                                    .unwrap_or_else(|| "a panic".into());
+                                Outcome::Failed {
+                                    code: codes::HANDLER_PANICKED,
+                                    message: format!("the job's handler panicked: {what}"),
+                                }
+                            });
                             if done_tx.send((job, outcome, start.elapsed())).is_err() {
                                 break;
                             }

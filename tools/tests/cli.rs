@@ -4,7 +4,7 @@
 //! service serving other commands through its socket, and a small demo.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 
 #[path = "../../tests/support/mod.rs"]
 mod support;
@@ -30,13 +30,14 @@ impl Store {
         self.dir.path().join("data")
     }
 
+    fn command(&self, args: &[&str]) -> Command {
+        let mut c = Command::new(env!("CARGO_BIN_EXE_joblog"));
+        c.args(args).env("JOBLOG_DATA", self.data()).env_remove("JOBLOG_USER");
+        c
+    }
+
     fn raw(&self, args: &[&str]) -> Output {
-        Command::new(env!("CARGO_BIN_EXE_joblog"))
-            .args(args)
-            .env("JOBLOG_DATA", self.data())
-            .env_remove("JOBLOG_USER")
-            .output()
-            .unwrap()
+        self.command(args).output().unwrap()
     }
 
     /// Runs a command; checks its exit code; returns stdout.
@@ -2382,4 +2383,61 @@ fn stats_counts_only_what_the_user_may_see() {
     assert_eq!(by_status, 1, "and agrees with the table");
     assert!(s.run(0, &["--as", "alice", "stats"]).starts_with("1 jobs"), "and in text");
     assert_eq!(s.json(&["--as", "alice", "list", "--count"])["count"], 1, "the same as list");
+    // The back-off table names the whole organisation's workflows: for
+    // those who may read every job only.
+    assert!(alice["backoff"].is_null(), "{alice}");
+    assert!(admin["backoff"].is_array(), "{admin}");
+}
+
+/// A command that finds the directory held by another process that does
+/// not answer (another command, a service starting or stopping) waits for
+/// it (`BUSY_WAIT`), and so does `joblog run`; before, both failed at once
+/// (exit 1), and a script's command failed whenever two ran together.
+#[test]
+fn a_command_waits_for_a_directory_held_a_moment() {
+    use joblog::domain::SystemClock;
+    use joblog::engine::{Config, Engine};
+    let s = Store::new();
+    s.json(&["submit", "--name", "first", "--command", "true"]);
+    for args in [&["list", "--count"][..], &["run", "--until-idle"]] {
+        let held = Engine::open(s.data(), Config::default(), std::sync::Arc::new(SystemClock)).unwrap();
+        let cmd = s.command(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(700));
+        held.close().unwrap();
+        let out = cmd.wait_with_output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+    }
+    assert_eq!(s.json(&["list", "--status", "succeeded", "--count"])["count"], 1);
+}
+
+/// A reader that goes away never breaks a command: `joblog run` whose
+/// stderr (its log) is a closed pipe still runs every job and returns, and
+/// `joblog list` into a closed pipe ends quietly (before: the workers died
+/// on the log write, the jobs stayed Locked and `run` spun for ever; `list`
+/// panicked, exit 101).
+#[test]
+fn a_closed_stdout_or_stderr_breaks_nothing() {
+    let s = Store::new();
+    for i in 0..10 {
+        s.json(&["submit", "--name", &format!("j{i}"), "--command", "true"]);
+    }
+    let mut run = s.command(&["run", "--until-idle"]).stdout(Stdio::null()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(run.stderr.take());
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let status = loop {
+        if let Some(status) = run.try_wait().unwrap() {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            let _ = run.kill();
+            panic!("joblog run with a closed stderr did not return within 60 s");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    assert!(status.success(), "{status:?}");
+    assert_eq!(s.json(&["list", "--status", "succeeded", "--count"])["count"], 10);
+    let mut list = s.command(&["list"]).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    drop(list.stdout.take());
+    let out = list.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }

@@ -397,7 +397,7 @@ fn list(ctx: &Ctx<'_>, s: &Session<'_>, a: &ListArgs) -> Output {
     let mut out = jobs_out(ctx, &jobs, "")?;
     if let Some(next) = next {
         if ctx.json {
-            eprintln!("next page: --after {next}");
+            say!("next page: --after {next}");
         } else {
             out.push_str(&format!("… more: joblog list --after {next}\n"));
         }
@@ -588,7 +588,7 @@ fn bulk_delete(ctx: &Ctx<'_>, s: &Session<'_>, c: &BulkDeleteCmd) -> Output {
             // The deletion is durable: what failed after it (compaction on a
             // full disk) is said on stderr, and the command succeeds.
             for w in &r.warnings {
-                eprintln!("joblog: warning: {w}");
+                say!("joblog: warning: {w}");
             }
             let v = json!({
                 "warnings": r.warnings,
@@ -807,7 +807,10 @@ fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
     let last_seq = state.last_seq();
     drop(state);
     let in_force = joblog::service::ServiceConfig::default().with_store_policy(&policy);
-    let backoff = joblog::service::backoff_report(ctx.engine, &in_force.backoff);
+    // Whole workflows are held, across owners: shown to those who may read
+    // every job (it would name others' workflows to anyone else).
+    let org_wide = matches!(vis, joblog::projection::query::Visibility::All);
+    let backoff = if org_wide { joblog::service::backoff_report(ctx.engine, &in_force.backoff) } else { Vec::new() };
     let disk = crate::probe::dir_bytes(ctx.engine.dir());
     let rss = crate::probe::rss_anon_bytes();
     let v = json!({
@@ -822,7 +825,7 @@ fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
         "projection_heap_bytes": heap,
         "resident_bytes": rss,
         "policy": joblog::domain::config::KEYS.iter().map(|k| json!({"key": k.name, "value": policy.value(k.name), "set": policy.get_set(k.name).is_some()})).collect::<Vec<_>>(),
-        "backoff": backoff.iter().map(|b| json!({"workflow": b.workflow, "consecutive_failures": b.consecutive_failures, "held_until": b.held_until.map(|t| t.to_rfc3339())})).collect::<Vec<_>>(),
+        "backoff": if !org_wide { Value::Null } else { json!(backoff.iter().map(|b| json!({"workflow": b.workflow, "consecutive_failures": b.consecutive_failures, "held_until": b.held_until.map(|t| t.to_rfc3339())})).collect::<Vec<_>>()) },
     });
     if ctx.json {
         return Ok(pretty(&v));
@@ -846,7 +849,9 @@ fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
         heap.checked_div(stored).unwrap_or(0),
         rss
     ));
-    if backoff.is_empty() {
+    if !org_wide {
+        out.push_str("back-off: shown to users who may read every job\n");
+    } else if backoff.is_empty() {
         out.push_str("back-off (the whole organisation's workflows): no workflow is failing\n");
     } else {
         let rows: Vec<Vec<String>> = backoff

@@ -8,6 +8,15 @@
 //! * `server`  — `joblog run` serving the other commands on a Unix socket.
 //! * `demo`    — the README's main job.
 
+/// Writes a line to stderr, ignoring a failed write: a closed stderr (its
+/// reader gone) never makes a command panic.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stderr(), $($arg)*);
+    }};
+}
+
 pub mod args;
 mod demo;
 mod exec;
@@ -119,10 +128,10 @@ pub fn main() -> ExitCode {
             // (plain text, without clap's colours).
             let text = output::terminal_safe(&e.render().to_string(), false);
             if e.use_stderr() {
-                eprint!("{text}");
+                let _ = std::io::Write::write_all(&mut std::io::stderr(), text.as_bytes());
                 return ExitCode::from(2);
             }
-            print!("{text}");
+            write_out(&text);
             return ExitCode::from(0);
         }
     };
@@ -135,9 +144,9 @@ pub fn main() -> ExitCode {
     // tables escape their cells, and this is the net under every output.
     let out = output::terminal_safe(&out, cli.global.json);
     if !out.is_empty() {
-        print!("{out}");
+        write_out(&out);
         if !out.ends_with('\n') {
-            println!();
+            write_out("\n");
         }
     }
     if let Some(message) = err {
@@ -145,7 +154,7 @@ pub fn main() -> ExitCode {
         // value is cut (the refusal names its length anyway).
         let line = output::escape(message.lines().next().unwrap_or("failed"));
         let line = if line.chars().count() > 2000 { line.chars().take(1999).collect::<String>() + "…" } else { line };
-        eprintln!("joblog: {line}");
+        say!("joblog: {line}");
     }
     ExitCode::from(code)
 }
@@ -185,12 +194,11 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
     }
     // A command that only reads opens the store read-only: it never
     // writes a byte, so it works on a full disk.
-    let opened = if writes { open(g) } else { open_read_only(g) };
+    let opened = busy_wait(g, || if writes { open(g) } else { open_read_only(g) });
     let engine = match opened {
-        Ok(engine) => engine,
-        Err(joblog::Error::Log(LogError::Locked { holder, .. })) => {
-            return server::forward(g, &holder);
-        }
+        Ok(Opened::Here(engine)) => *engine,
+        Ok(Opened::Service(conn)) => return server::forward_on(conn, g, &g.data.join(server::SOCKET)),
+        Ok(Opened::Busy(f)) => return Err(f),
         Err(e @ joblog::Error::Log(LogError::NotOwned { .. })) => {
             let mut f = Failure::from(e);
             if g.socket.is_some() {
@@ -237,6 +245,66 @@ fn dry_run(command: &Command) -> bool {
     match command {
         Command::Cancel(a) | Command::Pause(a) | Command::Resume(a) | Command::Postpone { act: a, .. } => a.dry_run,
         _ => false,
+    }
+}
+
+/// Writes to stdout, ignoring a failed write: `joblog list | head -1` ends
+/// quietly with the command's own exit code when its reader goes away.
+fn write_out(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
+}
+
+/// How long a command waits for a data directory that another process
+/// holds while no service answers on its socket: another command's short
+/// hold, a service starting or stopping (`docs/operations.md`, "When the
+/// directory is busy").
+pub const BUSY_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// What a busy wait found: the store, opened here; the service holding
+/// it, answering; or, after [`BUSY_WAIT`], a holder that never answered.
+pub enum Opened {
+    Here(Box<Engine>),
+    Service(std::os::unix::net::UnixStream),
+    Busy(Failure),
+}
+
+/// Opens the store with `open`; while another process holds it, hands the
+/// command to the service when one answers, else retries for up to
+/// [`BUSY_WAIT`] before saying who holds it.
+pub fn busy_wait(
+    g: &args::Global,
+    mut open: impl FnMut() -> Result<Engine, joblog::Error>,
+) -> Result<Opened, joblog::Error> {
+    let deadline = std::time::Instant::now() + BUSY_WAIT;
+    let mut pause = std::time::Duration::from_millis(5);
+    loop {
+        let holder = match open() {
+            Ok(engine) => return Ok(Opened::Here(Box::new(engine))),
+            Err(joblog::Error::Log(LogError::Locked { holder, .. })) => holder,
+            Err(e) => return Err(e),
+        };
+        let path = g.data.join(server::SOCKET);
+        match server::connect(&path) {
+            Ok(conn) => return Ok(Opened::Service(conn)),
+            Err(e) if std::time::Instant::now() >= deadline => {
+                return Ok(Opened::Busy(Failure {
+                    code: 1,
+                    message: format!(
+                        "{} is held by another process ({holder}) that does not answer on {} ({e}); waited {} s",
+                        g.data.display(),
+                        path.display(),
+                        BUSY_WAIT.as_secs()
+                    ),
+                    stdout: String::new(),
+                }))
+            }
+            Err(_) => {
+                std::thread::sleep(pause);
+                pause = (pause * 2).min(std::time::Duration::from_millis(200));
+            }
+        }
     }
 }
 
@@ -291,7 +359,7 @@ pub fn open_read_only(g: &args::Global) -> Result<Engine, joblog::Error> {
 fn report_torn_tail(engine: &Engine) {
     for note in &engine.open_report().checkpoints_skipped {
         if joblog::projection::Projection::is_ahead_of_the_log(note) {
-            eprintln!(
+            say!(
                 "joblog: warning: {note}; run `joblog verify`, and `joblog salvage --to NEWDIR` to copy what is intact"
             );
         }
@@ -307,12 +375,12 @@ fn report_torn_tail(engine: &Engine) {
         why.push_str(&format!("; the bytes are kept in {}", saved.display()));
     }
     if engine.is_read_only() {
-        eprintln!(
+        say!(
             "joblog: found {} torn bytes at offset {offset} of {file}{why}: an unfinished write, left in place by this read-only command (the next write cuts it)",
             r.torn_bytes_dropped
         );
     } else {
-        eprintln!("joblog: cut {} torn bytes at offset {offset} of {file}{why}", r.torn_bytes_dropped);
+        say!("joblog: cut {} torn bytes at offset {offset} of {file}{why}", r.torn_bytes_dropped);
     }
 }
 
@@ -324,14 +392,12 @@ fn report_torn_tail(engine: &Engine) {
 pub fn close(engine: Engine) -> Result<(), Failure> {
     const CHECKPOINT_AFTER: u64 = 200_000;
     if let Some(why) = engine.checkpoint_failure() {
-        eprintln!("joblog: warning: a checkpoint could not be written (the next open replays the log): {why}");
+        say!("joblog: warning: a checkpoint could not be written (the next open replays the log): {why}");
     }
     let behind = engine.state().last_seq() - engine.open_report().checkpoint_seq.unwrap_or(0);
     if behind >= CHECKPOINT_AFTER && !engine.is_read_only() {
         if let Err(e) = engine.close() {
-            eprintln!(
-                "joblog: warning: done, but no checkpoint was written at close (the next open replays the log): {e}"
-            );
+            say!("joblog: warning: done, but no checkpoint was written at close (the next open replays the log): {e}");
         }
     }
     Ok(())

@@ -22,7 +22,10 @@ pub fn install(format: LogFormat, level: Option<&str>) -> Result<(), Failure> {
             _ => EnvFilter::new("info"),
         },
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    // A log line that cannot be written (stderr closed, its reader gone)
+    // is dropped: the service goes on, and nothing panics on the write.
+    let builder =
+        tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).log_internal_errors(false);
     let installed = match format {
         LogFormat::Json => builder.json().flatten_event(true).with_current_span(false).try_init(),
         LogFormat::Human => builder.with_ansi(std::io::stderr().is_terminal()).try_init(),

@@ -147,19 +147,18 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
         (None, false, true) => RunUntil::Idle,
         (None, false, false) => RunUntil::Stopped,
     };
-    let engine = match super::open(g) {
-        Ok(e) => e,
-        Err(joblog::Error::Log(joblog::log::LogError::Locked { holder, .. })) => {
+    // Another command's short hold, or a service stopping, is waited for;
+    // a service that answers is not.
+    let engine = match super::busy_wait(g, || super::open(g))? {
+        super::Opened::Here(e) => *e,
+        super::Opened::Service(_) => {
             return Err(Failure {
                 code: 1,
-                message: format!(
-                    "{} is already open in another process ({holder}); one service per directory",
-                    g.data.display()
-                ),
+                message: format!("a service already runs on {}; one service per directory", g.data.display()),
                 stdout: String::new(),
             })
         }
-        Err(e) => return Err(e.into()),
+        super::Opened::Busy(f) => return Err(f),
     };
     // Starting the service runs every user's jobs: an administrative write.
     engine.session(&g.user)?.require_organization(Privilege::Write)?;
@@ -200,7 +199,7 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
     // What the service did is durable: a checkpoint that fails at close
     // is a warning, not a failed run.
     if let Err(e) = engine.close() {
-        eprintln!("joblog: warning: no checkpoint was written at close (the next open replays the log): {e}");
+        say!("joblog: warning: no checkpoint was written at close (the next open replays the log): {e}");
     }
     let v = json!({
         "ran": summary.ran,
@@ -529,21 +528,6 @@ fn user_explicit(argv: &[String]) -> bool {
         .ok()
         .and_then(|m| m.value_source("user"))
         .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue)
-}
-
-/// Hands this command to the `joblog run` that holds the directory,
-/// through its socket in the directory (an explicit `--socket` was tried
-/// first, in `cli::run`).
-pub fn forward(g: &Global, holder: &str) -> Output {
-    let path = g.data.join(SOCKET);
-    let conn = connect(&path).map_err(|e| {
-        fail(format!(
-            "{} is held by another process ({holder}) that does not answer on {} ({e})",
-            g.data.display(),
-            path.display()
-        ))
-    })?;
-    forward_on(conn, g, &path)
 }
 
 /// Sends this command on `conn` and returns the service's answer.
