@@ -18,7 +18,7 @@ pub(crate) fn run(engine: &Engine, job: &Job) -> Outcome {
         Ok(d) => d.deleted,
         Err(e) => return Outcome::Transient(format!("deletion failed: {e}")),
     };
-    tracing::info!(id = %job.id, name = %job.name, deleted, "bulk deletion");
+    tracing::info!(id = %job.id, name = job.name.as_str(), deleted, "bulk deletion");
     // The jobs are gone from every view; if compaction fails, the next
     // one picks their events up (they stay recorded as garbage).
     match engine.compact() {
@@ -30,7 +30,7 @@ pub(crate) fn run(engine: &Engine, job: &Job) -> Outcome {
             "compaction"
         ),
         Err(e) => {
-            tracing::warn!(error = %e, "compaction failed (the next one takes the garbage)");
+            tracing::warn!(error = e.to_string().as_str(), "compaction failed (the next one takes the garbage)");
             return Outcome::Transient(format!("deleted {deleted} jobs, but giving the space back failed: {e}"));
         }
     }

@@ -220,7 +220,7 @@ impl Handler for CommandHandler {
             // Recorded as a failure, never as a success or a retry: the job
             // must not run again while a process of this run may live.
             Some(problem) => {
-                tracing::error!(id = %job.id, name = %job.name, problem = %problem, "a command run left processes that could not be ended");
+                tracing::error!(id = %job.id, name = job.name.as_str(), problem = problem.to_string().as_str(), "a command run left processes that could not be ended");
                 Outcome::Failed {
                     code: codes::COMMAND_OUTLIVED,
                     message: format!("{problem}; the command itself {}", describe(&outcome)),

@@ -368,7 +368,7 @@ impl<'e> Service<'e> {
         }
         let _one = self.engine.claim_service()?;
         self.shutdown.store(false, Ordering::Relaxed);
-        tracing::info!(workers, host = %self.config.host, until = ?until, "service started");
+        tracing::info!(workers, host = self.config.host.as_str(), until = ?until, "service started");
         let mut summary = Summary::default();
         self.refresh_policy();
         // First: a refusal to start (processes of earlier runs that cannot
@@ -399,7 +399,7 @@ impl<'e> Service<'e> {
                             }
                             tracing::info!(
                                 id = %job.id,
-                                name = %job.name,
+                                name = job.name.as_str(),
                                 workflow = job.workflow.as_deref().unwrap_or(""),
                                 "job started"
                             );
@@ -439,7 +439,7 @@ impl<'e> Service<'e> {
             }
             result
         })
-        .inspect_err(|e| tracing::error!(error = %e, "service stopped on an error"))?;
+        .inspect_err(|e| tracing::error!(error = e.to_string().as_str(), "service stopped on an error"))?;
         tracing::info!(
             ran = summary.ran,
             succeeded = summary.succeeded,
@@ -720,7 +720,7 @@ impl<'e> Service<'e> {
                         steps.push((id, ServiceStep::Defer { until, message }));
                         continue;
                     }
-                    tracing::info!(workflow = %w, id = %id, "back-off hold passed: one probe runs");
+                    tracing::info!(workflow = w.as_str(), id = %id, "back-off hold passed: one probe runs");
                 }
             }
             let kind = kind_of(&job);
@@ -892,7 +892,7 @@ impl<'e> Service<'e> {
         };
         tracing::info!(
             id = %job.id,
-            name = %job.name,
+            name = job.name.as_str(),
             workflow = job.workflow.as_deref().unwrap_or(""),
             outcome,
             duration_ms,
@@ -926,14 +926,14 @@ impl<'e> Service<'e> {
         if failed {
             if let Some(until) = backoff.until(w, after.0, after.1) {
                 tracing::warn!(
-                    workflow = %w,
+                    workflow = w.as_str(),
                     failures = after.0,
                     until = %until.to_rfc3339(),
                     "workflow held (back-off): its jobs wait until then, then run one at a time"
                 );
             }
         } else if before >= threshold {
-            tracing::info!(workflow = %w, failures = before, "back-off released: a run succeeded");
+            tracing::info!(workflow = w.as_str(), failures = before, "back-off released: a run succeeded");
         }
     }
 

@@ -322,3 +322,25 @@ fn a_job_shows_in_progress_only_when_a_worker_starts_it() {
     assert!(most <= 2, "{most} jobs shown Locked with 2 workers: a job waiting for a worker is not In Progress");
     assert_eq!(s.jobs(&["--status", "succeeded"]).len(), 6);
 }
+
+/// In the human log a job's name (any stored text) is quoted and escaped,
+/// so a name cannot forge another field of its line; JSON keeps it exact.
+#[test]
+fn a_job_name_cannot_forge_a_field_of_a_log_line() {
+    let s = Store::new();
+    let name = "x outcome=\"succeeded\" duration_ms=1";
+    s.json(&["--now", T0, "submit", "--name", name, "--type", "bulk-email", "--command", "exit 3"]);
+    let out = s.ok(&["--now", T0, "run", "--until-idle", "--log-format", "human"]);
+    let log = String::from_utf8_lossy(&out.stderr);
+    let ended = log.lines().find(|l| l.contains("job ended")).unwrap_or_else(|| panic!("no end line: {log}"));
+    let quoted = r#"name="x outcome=\"succeeded\" duration_ms=1""#;
+    assert!(ended.contains(quoted), "{ended}");
+    let fields = ended.replace(quoted, "");
+    assert_eq!(fields.matches(" outcome=").count(), 1, "one outcome field: {ended}");
+    assert!(fields.contains(r#"outcome="failed""#), "{ended}");
+    s.json(&["--now", T0, "submit", "--name", name, "--type", "bulk-email", "--command", "true"]);
+    let out = s.ok(&["--now", T0, "run", "--until-idle", "--log-format", "json"]);
+    let lines: Vec<Value> =
+        String::from_utf8_lossy(&out.stderr).lines().map(|l| serde_json::from_str(l).unwrap()).collect();
+    assert!(lines.iter().any(|l| l["message"] == "job ended" && l["name"] == name), "{lines:?}");
+}
