@@ -6,9 +6,6 @@
 use std::path::Path;
 use std::process::{Command, Output, Stdio};
 
-#[path = "../../tests/support/mod.rs"]
-mod support;
-
 use serde_json::Value;
 
 const T0: &str = "2026-01-31T12:00:00Z";
@@ -17,25 +14,11 @@ fn at(secs: u32) -> String {
     format!("2026-01-31T12:{:02}:{:02}Z", secs / 60, secs % 60)
 }
 
-struct Store {
-    dir: tempfile::TempDir,
-}
+mod support;
+
+use support::{eventually, Store};
 
 impl Store {
-    fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
-    }
-
-    fn data(&self) -> std::path::PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_joblog"));
-        c.args(args).env("JOBLOG_DATA", self.data()).env_remove("JOBLOG_USER");
-        c
-    }
-
     fn raw(&self, args: &[&str]) -> Output {
         self.command(args).output().unwrap()
     }
@@ -2151,24 +2134,12 @@ fn a_checkpoint_ahead_of_the_log_is_reported_and_never_loaded_for_another_histor
 // Issue 13 (§5): the store's policy, resubmit, bulk actions that need a
 // filter, submit refused when nothing would run the job, stats per user.
 
-/// Polls `cond` until it holds or `secs` pass (then panics with `what`).
-fn eventually(secs: u64, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
-    while std::time::Instant::now() < deadline {
-        if cond() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-    panic!("{what}: not within {secs} s");
-}
-
 /// Waits until the store's lock is free after this test process wrote to it
 /// in-process: another test's child, forked by this multi-threaded process,
 /// holds a copy of the lock's descriptor until it execs (close-on-exec).
 fn wait_unlocked(s: &Store) {
     let lock = std::fs::File::open(s.data().join("segments").join("LOCK")).unwrap();
-    eventually(10, "the store's lock is released", || lock.try_lock().is_ok());
+    eventually(std::time::Duration::from_secs(10), "the store's lock is released", || lock.try_lock().is_ok());
     lock.unlock().unwrap();
 }
 
@@ -2239,14 +2210,18 @@ fn a_running_service_takes_a_policy_change_at_once() {
     let service = start_service(&s, &[]);
     let job = s.json(&["submit", "--name", "flaky", "--command", "exit 75"]);
     let id = job["asyncoperationid"].as_str().unwrap().to_string();
-    eventually(60, "the job fails without a retry", || s.json(&["show", &id])["status"] == "Failed");
+    eventually(std::time::Duration::from_secs(60), "the job fails without a retry", || {
+        s.json(&["show", &id])["status"] == "Failed"
+    });
     // Unset through the running service (an event it notices at its next
     // pass): back to the default, not to the value it started with, so the
     // next transient failure waits for its retry.
     s.json(&["config", "unset", "retry.max_retries"]);
     let job = s.json(&["submit", "--name", "flaky again", "--command", "exit 75"]);
     let id = job["asyncoperationid"].as_str().unwrap().to_string();
-    eventually(60, "the job waits for its retry", || s.json(&["show", &id])["retrycount"] == 1);
+    eventually(std::time::Duration::from_secs(60), "the job waits for its retry", || {
+        s.json(&["show", &id])["retrycount"] == 1
+    });
     assert_eq!(s.json(&["show", &id])["state"], "Suspended");
     stop_service(service);
 }

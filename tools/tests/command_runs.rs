@@ -4,37 +4,19 @@
 //! leaves behind, timeouts, and a shutdown that ends within a bounded time
 //! whatever clients and commands do.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-struct Store {
-    dir: tempfile::TempDir,
-}
+mod support;
+
+use support::{alive, eventually, exits_within, marked_alive, Store};
 
 impl Store {
-    fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.dir.path().join(name)
-    }
-
-    fn cmd(&self) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_joblog"));
-        c.env("JOBLOG_DATA", self.data()).env_remove("JOBLOG_USER").env_remove("JOBLOG_SOCKET");
-        c
-    }
-
     fn raw(&self, args: &[&str]) -> Output {
-        self.cmd().args(args).output().unwrap()
+        self.command(args).output().unwrap()
     }
 
     fn json(&self, args: &[&str]) -> Value {
@@ -62,54 +44,14 @@ impl Store {
     }
 
     fn service(&self, args: &[&str]) -> Child {
-        self.cmd().arg("run").args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
+        self.command(&["run"]).args(args).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap()
     }
-}
-
-/// Waits for `cond`, failing after `limit` with `what`.
-fn wait_until(limit: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let started = Instant::now();
-    while !cond() {
-        assert!(started.elapsed() < limit, "{what} (waited {limit:?})");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-/// Waits for `child` to exit within `limit` (killing it if not, then failing).
-fn exits_within(mut child: Child, limit: Duration, what: &str) -> Output {
-    let started = Instant::now();
-    loop {
-        if child.try_wait().unwrap().is_some() {
-            return child.wait_with_output().unwrap();
-        }
-        if started.elapsed() >= limit {
-            let _ = child.kill();
-            let out = child.wait_with_output().unwrap();
-            panic!("{what}: still running after {limit:?}; stderr: {}", String::from_utf8_lossy(&out.stderr));
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-fn alive(pid: i32) -> bool {
-    // A zombie has ended (it holds nothing): only a running process counts.
-    std::fs::read_to_string(format!("/proc/{pid}/stat"))
-        .map(|s| s.rsplit_once(')').is_some_and(|(_, rest)| !rest.trim_start().starts_with('Z')))
-        .unwrap_or(false)
 }
 
 /// Live processes marked with the store; they are killed (so that a
 /// failing test leaves nothing running) and returned.
 fn end_marked(s: &Store) -> Vec<i32> {
-    let mark = format!("JOBLOG_STORE={}", std::fs::canonicalize(s.data()).unwrap().display());
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
-        if env.split(|&b| b == 0).any(|v| v == mark.as_bytes()) && alive(pid) {
-            found.push(pid);
-        }
-    }
+    let found = marked_alive(&std::fs::canonicalize(s.data()).unwrap());
     if !found.is_empty() {
         let pids: Vec<String> = found.iter().map(|p| p.to_string()).collect();
         let _ = Command::new("kill").arg("-KILL").args(&pids).status();
@@ -143,7 +85,7 @@ fn a_run_killed_with_its_service_never_overlaps_the_next_one() {
     let (lock, log) = (s.path("lock"), s.path("runs.log"));
     let id = s.submit("once", &locked_run(&lock, &log, 6), &[]);
     let mut service = s.service(&["--for", "120s"]);
-    wait_until(Duration::from_secs(30), "the run never started", || {
+    eventually(Duration::from_secs(30), "the run never started", || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("start"))
     });
     kill9(&mut service);
@@ -206,7 +148,7 @@ fn a_forking_daemon_left_by_a_killed_service_never_overlaps_the_next_run() {
     let command = locked_run(&lock, &log, 6).replacen("; sleep 6", &format!("; {FORKING_DAEMON} sleep 6"), 1);
     let id = s.submit("once", &command, &[]);
     let mut service = s.service(&["--for", "120s"]);
-    wait_until(Duration::from_secs(30), "the run never started", || {
+    eventually(Duration::from_secs(30), "the run never started", || {
         std::fs::read_to_string(&log).is_ok_and(|l| l.contains("start"))
     });
     std::thread::sleep(Duration::from_millis(300));
@@ -346,7 +288,7 @@ fn sigterm_ends_the_service_in_bounded_time_whatever_clients_and_commands_do() {
     let (id, pidfile) = stubborn("stubborn");
     let service = s.service(&["--for", "600s", "--workers", "2"]);
     let socket = s.data().join("joblog.sock");
-    wait_until(Duration::from_secs(30), "the stubborn jobs never started", || {
+    eventually(Duration::from_secs(30), "the stubborn jobs never started", || {
         socket.exists()
             && s.show(&id)["status"] == "In Progress"
             && s.show(&canceled)["status"] == "In Progress"
@@ -356,7 +298,7 @@ fn sigterm_ends_the_service_in_bounded_time_whatever_clients_and_commands_do() {
     // A cancel ends a command that ignores SIGTERM and left a daemon: after
     // the grace period (5 s), with room to spare.
     s.json(&["cancel", &canceled]);
-    wait_until(Duration::from_secs(20), "cancel did not end a stubborn command", || {
+    eventually(Duration::from_secs(20), "cancel did not end a stubborn command", || {
         s.show(&canceled)["status"] == "Canceled"
     });
     let daemon = read_pid(&canceled_pid);

@@ -25,7 +25,6 @@
 //! It needs the `flock` command (util-linux): without it the test fails,
 //! unless `JOBLOG_KILL9_RUN_SKIP_WITHOUT_FLOCK=1` asks to skip it.
 
-#[path = "../../tests/support/mod.rs"]
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -33,7 +32,7 @@ use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::{seed_and_rounds, Rng};
+use support::{marked_alive, seed_and_rounds, Rng};
 
 const BIN: &str = env!("CARGO_BIN_EXE_joblog");
 /// Set to 1 to skip the campaign where `flock` is not installed (without
@@ -77,24 +76,6 @@ fn command(marks: &Path, rng: &mut Rng) -> String {
          if flock -n 9; then echo \"start $$\" >> \"$L\"; else echo \"OVERLAP $$\" >> \"$L\"; exit 1; fi; \
          {body}; echo \"end $$\" >> \"$L\""
     )
-}
-
-/// Pids of live (not zombie) processes whose environment names `store`.
-fn marked_alive(store: &Path) -> Vec<i32> {
-    let mark = format!("JOBLOG_STORE={}", store.display());
-    let mut found = Vec::new();
-    for e in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = e.file_name().to_str().and_then(|n| n.parse::<i32>().ok()) else { continue };
-        let Ok(env) = std::fs::read(format!("/proc/{pid}/environ")) else { continue };
-        if env.split(|&b| b == 0).any(|v| v == mark.as_bytes()) {
-            let zombie = std::fs::read_to_string(format!("/proc/{pid}/stat"))
-                .is_ok_and(|s| s.rsplit_once(')').is_some_and(|(_, r)| r.trim_start().starts_with('Z')));
-            if !zombie {
-                found.push(pid);
-            }
-        }
-    }
-    found
 }
 
 fn overlaps(marks: &Path) -> Vec<String> {

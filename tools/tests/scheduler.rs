@@ -3,55 +3,24 @@
 //! what is due, the operator log, and failures in a row counted by run
 //! order in `stats` and the service alike.
 
-use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
+use std::process::{Output, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
 const T0: &str = "2026-01-31T12:00:00Z";
 
-struct Store {
-    dir: tempfile::TempDir,
-}
+mod support;
+
+use support::{exits_within, Store};
 
 impl Store {
-    fn new() -> Self {
-        Self { dir: tempfile::tempdir().unwrap() }
-    }
-
-    fn data(&self) -> PathBuf {
-        self.dir.path().join("data")
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_joblog"));
-        c.args(args)
-            .env("JOBLOG_DATA", self.data())
-            .env_remove("JOBLOG_USER")
-            .env_remove("JOBLOG_SOCKET")
-            .env_remove("RUST_LOG");
-        c
-    }
-
     /// Runs a command to its end, but never longer than `limit`: a command
     /// still running then is killed and the test fails.
     fn bounded(&self, args: &[&str], limit: Duration) -> Output {
-        let mut child =
+        let child =
             self.command(args).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
-        let deadline = Instant::now() + limit;
-        while child.try_wait().unwrap().is_none() {
-            if Instant::now() > deadline {
-                child.kill().unwrap();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "joblog {args:?} still running after {limit:?} (killed)\nstderr (last 2000 bytes): {}",
-                    String::from_utf8_lossy(&out.stderr[out.stderr.len().saturating_sub(2000)..])
-                );
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        child.wait_with_output().unwrap()
+        exits_within(child, limit, &format!("joblog {args:?}"))
     }
 
     fn ok(&self, args: &[&str]) -> Output {
