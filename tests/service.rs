@@ -576,3 +576,32 @@ fn a_panicking_handler_fails_its_run_and_the_service_goes_on() {
     assert!(failed.message.as_deref().unwrap_or_default().contains("handler bug"), "{failed:?}");
     assert_eq!(status(&f, good.id), Status::SUCCEEDED);
 }
+
+/// What runs of a kind took is kept from one `run` to the next: an
+/// embedder that calls `run(RunUntil::Idle)` after each burst keeps the
+/// prefetch for kinds it has seen, instead of taking them as never seen
+/// (one free worker's job per pass each): before, the demo took 97 s
+/// instead of 57 s.
+#[test]
+fn run_time_estimates_outlive_one_run() {
+    let f = fixture();
+    let admin = f.engine.session("admin").unwrap();
+    let mut registry = Registry::new();
+    for w in 0..40 {
+        let id = format!("w{w}");
+        admin
+            .save_workflow(WorkflowDefinition { id: id.clone(), name: id.clone(), owner: "admin".into(), active: true })
+            .unwrap();
+        registry = registry.workflow(&id, |_: &JobContext<'_>| Outcome::Succeeded);
+    }
+    let service = Service::new(&f.engine, ServiceConfig { install_defaults: false, ..config() }, registry);
+    let burst =
+        |n| (0..40).flat_map(|w| (0..n).map(move |i| workflow_job(&format!("{w}.{i}"), &format!("w{w}")))).collect();
+    admin.create_many(burst(1)).unwrap();
+    assert_eq!(service.run(RunUntil::Idle).unwrap().succeeded, 40);
+    admin.create_many(burst(5)).unwrap();
+    let syncs = f.engine.log().stats().syncs;
+    assert_eq!(service.run(RunUntil::Idle).unwrap().succeeded, 200);
+    let used = f.engine.log().stats().syncs - syncs;
+    assert!(used <= 10, "{used} syncs for 200 no-op runs of 40 workflows already seen: their estimates were forgotten");
+}

@@ -302,6 +302,9 @@ pub struct Service<'e> {
     failures: Mutex<HashMap<String, (u32, Timestamp)>>,
     /// The policy in force (see [`ServiceConfig::with_store_policy`]).
     live: Mutex<Live>,
+    /// What runs of each kind took, kept from one `run` to the next (an
+    /// embedder calling `run(RunUntil::Idle)` per burst keeps its prefetch).
+    estimates: Mutex<Estimates>,
 }
 
 impl<'e> Service<'e> {
@@ -316,6 +319,7 @@ impl<'e> Service<'e> {
             progress: Mutex::new(HashMap::new()),
             failures: Mutex::new(HashMap::new()),
             live: Mutex::new(Live::of(&config, u64::MAX)),
+            estimates: Mutex::new(Estimates::default()),
             config,
         }
     }
@@ -461,7 +465,8 @@ impl<'e> Service<'e> {
         summary: &mut Summary,
     ) -> Result<(), Error> {
         let mut in_flight: HashMap<Uuid, Flight> = HashMap::new();
-        let mut estimates = Estimates::default();
+        // Only the scheduler uses it, and one scheduler runs at a time.
+        let mut estimates = self.estimates.lock().unwrap_or_else(|e| e.into_inner());
         // `Once` runs what is due when it starts: jobs that exist then and
         // timers due then, over as many passes as the workers need.
         let cutoff = (until == RunUntil::Once).then(|| self.engine.now());
