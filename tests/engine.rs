@@ -408,7 +408,7 @@ fn four_levels(f: &Fixture) -> std::collections::BTreeMap<&'static str, Uuid> {
     jobs
 }
 
-/// Parent: Child (`domain.md` §6, "Parent: Child Business Units") is the
+/// Parent: Child (`docs/domain.md` §6, "Parent: Child Business Units") is the
 /// user's unit and every unit below it, at any depth: from l1 it reaches
 /// l2 and l3 (a grandchild), never root or a sibling tree. Every depth,
 /// for reads (get, list, count) and writes (cancel), from l1 and from l2.

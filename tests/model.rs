@@ -1,6 +1,6 @@
 //! Model-based test: random sequences of user actions and service steps, by
 //! random users with different privileges, applied both to the engine and
-//! to a small reference model written straight from `domain.md`'s tables
+//! to a small reference model written straight from `docs/domain.md`'s tables
 //! (§4, §5, §6) — not from joblog's code. After every step, and after
 //! reopening, the two must agree on every job's status and columns, on
 //! which calls were refused and why, and on what each user can see.
@@ -16,7 +16,7 @@ use joblog::Error;
 use proptest::prelude::*;
 use uuid::Uuid;
 
-/// (statecode, statuscode), as domain.md §2 lists them.
+/// (statecode, statuscode), as `docs/domain.md` §2 lists them.
 type Code = (u32, u32);
 const READY: Code = (0, 0);
 const WAITING: Code = (1, 10);
@@ -27,7 +27,7 @@ const SUCCEEDED: Code = (3, 30);
 const FAILED: Code = (3, 31);
 const CANCELED: Code = (3, 32);
 
-/// Depths as domain.md §6 orders them.
+/// Depths as `docs/domain.md` §6 orders them.
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
 enum D {
     None,
@@ -46,7 +46,7 @@ struct ModelUser {
 }
 
 /// Four levels: root ─ sales ─ sales-east ─ sales-east-nyc (Parent: Child
-/// is the unit and every unit below it, at any depth: `domain.md` §6).
+/// is the unit and every unit below it, at any depth: `docs/domain.md` §6).
 const UNITS: [(&str, Option<&str>); 4] =
     [("root", None), ("sales", Some("root")), ("sales-east", Some("sales")), ("sales-east-nyc", Some("sales-east"))];
 
@@ -114,7 +114,7 @@ fn outcome<T>(r: &Result<T, Error>) -> Outcome {
     }
 }
 
-/// domain.md §4: a user action from a status, or None if refused.
+/// `docs/domain.md` §4: a user action from a status, or None if refused.
 fn user_next(code: Code, action: u8) -> Option<Code> {
     match (action, code) {
         (0, (0, _) | (1, _)) => Some(CANCELED),
@@ -127,7 +127,7 @@ fn user_next(code: Code, action: u8) -> Option<Code> {
     }
 }
 
-/// domain.md §5: a service step from a status, or None if refused.
+/// `docs/domain.md` §5: a service step from a status, or None if refused.
 fn step_next(code: Code, step: u8) -> Option<Code> {
     match (step, code) {
         (0, READY) => Some(IN_PROGRESS),
@@ -347,7 +347,7 @@ proptest! {
 
 #[test]
 fn the_model_itself_follows_domain_md() {
-    // Spot checks of the model against the text of domain.md, so that the
+    // Spot checks of the model against the text of `docs/domain.md`, so that the
     // model is not merely a copy of whatever the engine does.
     assert_eq!(user_next(WAITING, 0), Some(CANCELED)); // Cancel: Suspended → Completed/Canceled at once
     assert_eq!(user_next(PAUSING, 0), Some(CANCELING)); // Cancel: Locked (Pausing) → Canceling

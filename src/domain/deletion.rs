@@ -1,4 +1,4 @@
-//! Bulk deletion (`domain.md` §7): which completed jobs a deletion takes,
+//! Bulk deletion (`docs/domain.md` §7): which completed jobs a deletion takes,
 //! and the event that records it.
 
 use serde::{Deserialize, Serialize};

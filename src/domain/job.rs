@@ -1,4 +1,4 @@
-//! The system job row (`domain.md` §1) and workflow definitions.
+//! The system job row (`docs/domain.md` §1) and workflow definitions.
 
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;

@@ -1,4 +1,4 @@
-//! The state machine, as one table (`domain.md` §4 and §5): for each action,
+//! The state machine, as one table (`docs/domain.md` §4 and §5): for each action,
 //! the statuses it is allowed from and the status it leads to. Everything
 //! that changes a job's status goes through [`transition`].
 
@@ -143,7 +143,7 @@ mod tests {
         transition(JOB, OperationType::WORKFLOW, current, action)
     }
 
-    /// domain.md §4, row by row, from every status: what each user action does.
+    /// `docs/domain.md` §4, row by row, from every status: what each user action does.
     #[test]
     fn user_actions_follow_the_platform_table() {
         use Status as S;

@@ -1,4 +1,4 @@
-//! What joblog models (`../shared/domain.md`), with no knowledge of bytes or
+//! What joblog models (`docs/domain.md`), with no knowledge of bytes or
 //! files: codes, types and the rules between them.
 //!
 //! * `status`    — State and Status Reason, paired by the type (§2).

@@ -1,4 +1,4 @@
-//! System Job Type (`operationtype`, `domain.md` §3): any code is accepted
+//! System Job Type (`operationtype`, `docs/domain.md` §3): any code is accepted
 //! and kept; the listed ones have names.
 
 use serde::{Deserialize, Serialize};

@@ -1,4 +1,4 @@
-//! Users, business units, roles and privileges at depths (`domain.md` §6),
+//! Users, business units, roles and privileges at depths (`docs/domain.md` §6),
 //! and the one place where a privilege is checked: [`Directory::check`].
 
 use std::collections::BTreeMap;

@@ -1,4 +1,4 @@
-//! State and Status Reason, with the platform's codes (`domain.md` §2). The
+//! State and Status Reason, with the platform's codes (`docs/domain.md` §2). The
 //! pairing is enforced by the type: a [`Status`] is a State together with a
 //! reason that belongs to it, so a Completed job cannot carry In Progress.
 

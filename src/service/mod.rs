@@ -1,4 +1,4 @@
-//! The service that runs jobs (`domain.md` §5-§6), every step recorded
+//! The service that runs jobs (`docs/domain.md` §5-§6), every step recorded
 //! through the engine as an event.
 //!
 //! * `handler` — handlers, the context they get, what they return.
@@ -956,7 +956,7 @@ impl<'e> Service<'e> {
     }
 }
 
-/// Why a workflow run may not go on under its owner (`domain.md` §6):
+/// Why a workflow run may not go on under its owner (`docs/domain.md` §6):
 /// the owner is deactivated or may no longer run workflows, or (for a run
 /// that already started and now resumes) the workflow changed owner.
 fn owner_problem(state: &crate::projection::Projection, job: &Job) -> Option<(i32, String)> {

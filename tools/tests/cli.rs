@@ -1,4 +1,4 @@
-//! The `joblog` binary end to end, against `../shared/cli.md`: every
+//! The `joblog` binary end to end, against `docs/cli.md`: every
 //! command, its JSON field by field, each exit code, imports good and bad,
 //! the views, replay at past times, verify catching a flipped byte, the
 //! service serving other commands through its socket, and a small demo.

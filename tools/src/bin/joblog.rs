@@ -1,4 +1,4 @@
-//! The `joblog` command line; see `../shared/cli.md` and `joblog --help`.
+//! The `joblog` command line; see `docs/cli.md` and `joblog --help`.
 
 fn main() -> std::process::ExitCode {
     joblog_tools::cli::main()

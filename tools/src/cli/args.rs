@@ -1,4 +1,4 @@
-//! The command line's grammar (`../shared/cli.md`), with clap's derive.
+//! The command line's grammar (`docs/cli.md`), with clap's derive.
 
 use clap::{Args, Parser, Subcommand};
 

@@ -574,7 +574,7 @@ fn bulk_delete(ctx: &Ctx<'_>, s: &Session<'_>, c: &BulkDeleteCmd) -> Output {
     match c {
         BulkDeleteCmd::Now { criteria: args, limit } => {
             let c = criteria(args)?;
-            // The contract's order: the privilege first (5), then the
+            // `docs/cli.md`'s order: the privilege first (5), then the
             // Workflow criterion (2).
             ctx.engine.state().directory().check(&ctx.user, Privilege::Delete, None)?;
             if !c.types.contains(&OperationType::WORKFLOW) {

@@ -87,7 +87,7 @@ pub fn import(ctx: &Ctx<'_>, s: &Session<'_>, file: &Path) -> Output {
 /// Each line's number (from 1) with its job, or why the line is refused.
 pub type Parsed = Vec<(usize, Result<Job, String>)>;
 
-/// Parses JSON lines (the contract's Job JSON, one object a line; blank
+/// Parses JSON lines (the Job JSON of `docs/cli.md`, one object a line; blank
 /// lines skipped) into jobs for `user` to import against `dir`. Every job
 /// returned passed [`Job::validate`] (the limits of `docs/limits.md`), has
 /// an owner and business unit that `dir` knows, and numbers that fit their
@@ -159,7 +159,7 @@ mod num_bounds {
     }
 }
 
-/// A job from the contract's Job JSON.
+/// A job from the Job JSON of `docs/cli.md`.
 fn job_from_json(o: &Map<String, Value>, dir: &Directory, user: &str) -> Result<Job, String> {
     let name = string(o, "name")?.ok_or("name is missing")?;
     let operationtype = match (number::<u32>(o, "operationtype")?, string(o, "operationtype_name")?) {

@@ -1,4 +1,4 @@
-//! The `joblog` command line (`../shared/cli.md` is its contract; verify,
+//! The `joblog` command line (`docs/cli.md` is its contract; verify,
 //! salvage, full disks and the clock: `docs/operations.md`).
 //!
 //! * `args`    — the grammar (clap derive).
@@ -61,7 +61,7 @@ impl Failure {
 pub const DAMAGED_HINT: &str =
     "run `joblog verify` to list every problem, and `joblog salvage --to NEWDIR` to copy what is intact into a new store";
 
-/// The contract's exit codes for the engine's errors.
+/// The exit codes of `docs/cli.md` for the engine's errors.
 impl From<joblog::Error> for Failure {
     fn from(e: joblog::Error) -> Self {
         use joblog::Error as E;

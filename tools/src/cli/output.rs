@@ -1,4 +1,4 @@
-//! What commands print: the Job JSON of the contract, the platform-like
+//! What commands print: the Job JSON of `docs/cli.md`, the platform-like
 //! grid, a job's history as a timeline.
 
 use joblog::domain::{Job, Timestamp};
@@ -10,7 +10,7 @@ fn ts(t: Option<Timestamp>) -> Value {
     t.map_or(Value::Null, |t| Value::String(t.to_rfc3339()))
 }
 
-/// The Job JSON (`cli.md`), with a few more fields.
+/// The Job JSON (`docs/cli.md`, "Job JSON").
 pub fn job_json(j: &Job) -> Value {
     json!({
         "asyncoperationid": j.id.to_string(),

@@ -1,6 +1,6 @@
 //! `joblog run`: the service, and the Unix socket through which every other
 //! `joblog` command on the same data directory is carried out by it while
-//! it holds the directory (`cli.md`, "One data directory, many commands").
+//! it holds the directory (`docs/cli.md`, "One data directory, many commands").
 //!
 //! The service listens on `DATA/joblog.sock` (mode 0600, in the 0700 data
 //! directory: the owner's) and, with `--socket PATH` (env
