@@ -10,7 +10,7 @@ use crate::domain::{
     transition, Action, DomainError, Event, Job, OperationType, Privilege, Regarding, Timestamp, Transition,
 };
 use crate::error::Error;
-use crate::projection::query::{Cursor, Filter};
+use crate::projection::query::Filter;
 use crate::projection::Projection;
 
 /// A job to create.
@@ -234,10 +234,8 @@ impl Session<'_> {
         let vis = visibility(state, &self.user);
         let mut out = BulkOutcome::default();
         let mut events = Vec::new();
-        let mut after: Option<Cursor> = None;
-        loop {
-            let page = state.query(filter, &vis, after.as_ref(), 1024);
-            for &id in &page.ids {
+        for page in state.pages(filter, &vis, 1024) {
+            for id in page {
                 out.matched += 1;
                 match self.user_transition(state, id, action, now) {
                     Ok(t) => {
@@ -249,10 +247,6 @@ impl Session<'_> {
                         out.refused.push((id, e.to_string()));
                     }
                 }
-            }
-            match page.next {
-                Some(c) => after = Some(c),
-                None => break,
             }
         }
         (events, out)

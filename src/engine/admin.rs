@@ -9,7 +9,7 @@ use uuid::Uuid;
 use super::Session;
 use crate::domain::{DomainError, Event, Privilege, Role, User, WorkflowDefinition};
 use crate::error::Error;
-use crate::projection::query::{Cursor, Filter, Visibility};
+use crate::projection::query::{Filter, Visibility};
 use crate::projection::Projection;
 
 impl Session<'_> {
@@ -115,23 +115,13 @@ impl Session<'_> {
                 return Err(DomainError::Invalid { what: "reassign", reason: format!("{to} is deactivated") }.into());
             }
             let filter = Filter { workflow: Some(workflow.into()), owner: Some(from.into()), ..Filter::default() };
-            let mut moved = Vec::new();
-            let mut after: Option<Cursor> = None;
-            loop {
-                let page = state.query(&filter, &Visibility::All, after.as_ref(), 1024);
-                for &id in &page.ids {
-                    let open = state.status_of(id).is_some_and(|s| {
-                        matches!(s.state(), crate::domain::State::Ready | crate::domain::State::Suspended)
-                    });
-                    if open {
-                        moved.push(id);
-                    }
-                }
-                match page.next {
-                    Some(c) => after = Some(c),
-                    None => break,
-                }
-            }
+            let open = |id: &Uuid| {
+                state
+                    .status_of(*id)
+                    .is_some_and(|s| matches!(s.state(), crate::domain::State::Ready | crate::domain::State::Suspended))
+            };
+            let moved: Vec<Uuid> =
+                state.pages(&filter, &Visibility::All, 1024).flatten().filter(|id| open(id)).collect();
             let events = moved
                 .iter()
                 .map(|&job| Event::OwnerChanged {

@@ -243,6 +243,25 @@ impl Projection {
         Page { ids: rows.iter().map(|&r| self.rows[r as usize].id).collect(), next }
     }
 
+    /// Every job matching `filter` that `vis` lets the user see, newest
+    /// first, one page of at most `size` ids at a time: [`Projection::query`]
+    /// from each page's cursor until the last page (the first page comes
+    /// even when empty). The one walk over every page of a filter.
+    pub fn pages<'a>(
+        &'a self,
+        filter: &'a Filter,
+        vis: &'a Visibility,
+        size: usize,
+    ) -> impl Iterator<Item = Vec<Uuid>> + 'a {
+        let mut next: Option<Option<Cursor>> = Some(None);
+        std::iter::from_fn(move || {
+            let after = next.take()?;
+            let page = self.query(filter, vis, after.as_ref(), size);
+            next = page.next.map(Some);
+            Some(page.ids)
+        })
+    }
+
     /// [`Projection::query`] with every column of each job (cold ones read
     /// from the log).
     pub fn query_jobs(
