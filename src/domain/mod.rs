@@ -28,7 +28,9 @@ pub use config::{policy_key, PolicyKey, StorePolicy};
 pub use deletion::{
     Deletion, DeletionCriteria, Recurrence, RetentionPolicy, MAX_IMMEDIATE_DELETE, MAX_OLDER_THAN_DAYS,
 };
-pub use event::{Actor, Envelope, Event, EventDecodeError, Transition, EVENT_VERSION, VERSIONS};
+pub use event::{
+    executiontimespan_ms, Actor, ColumnChanges, Envelope, Event, EventDecodeError, Transition, EVENT_VERSION, VERSIONS,
+};
 pub use job::{Job, Regarding, WorkflowDefinition};
 pub use limits::{MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
 pub use machine::{needs, transition, Action, Rule, RULES};

@@ -398,27 +398,29 @@ impl Projection {
 
     fn transition(&mut self, i: u32, t: &Transition, at: Timestamp, p: Pos) {
         self.unindex_status(i);
+        let c = t.columns(at);
         let r = &mut self.rows[i as usize];
-        r.status = t.to;
-        r.postponeuntil = time(t.postponeuntil);
-        r.retrycount = t.retrycount;
-        r.modifiedon = at.micros();
-        if let Some(code) = t.errorcode {
+        r.status = c.status;
+        r.postponeuntil = time(c.postponeuntil);
+        r.retrycount = c.retrycount;
+        r.modifiedon = c.modifiedon.micros();
+        if let Some(code) = c.errorcode {
             r.errorcode = code;
         }
-        if t.action == crate::domain::Action::Lock && r.startedon == NO_TIME {
-            r.startedon = at.micros();
+        if let (Some(started), NO_TIME) = (c.started, r.startedon) {
+            r.startedon = started.micros();
         }
-        if t.to.is_completed() {
-            r.completedon = at.micros();
-            let started = if r.startedon == NO_TIME { at.micros() } else { r.startedon };
-            r.executiontimespan_ms = u32::try_from((at.micros() - started).max(0) / 1000).unwrap_or(u32::MAX);
+        if let Some(done) = c.completedon {
+            r.completedon = done.micros();
+            let span = crate::domain::executiontimespan_ms(opt_time(r.startedon), done);
+            r.executiontimespan_ms = u32::try_from(span).unwrap_or(u32::MAX);
         }
+        let carries_message = c.message.is_some();
         let prev = r.last_event;
         let e = self.push_event(p, prev);
         let r = &mut self.rows[i as usize];
         r.last_event = e;
-        if t.message.is_some() {
+        if carries_message {
             r.message_event = e;
         }
         self.index_status(i);
