@@ -3,10 +3,9 @@
 //! checked as if it happened live. Reading files in other formats is the
 //! command line's (`tools/src/cli/import.rs`).
 
-use uuid::Uuid;
-
+use super::write::Pending;
 use super::Session;
-use crate::domain::{transition, DomainError, Envelope, Event, Job, OperationType, Privilege, Status, EVENT_VERSION};
+use crate::domain::{transition, DomainError, Envelope, Event, Job, Privilege, EVENT_VERSION};
 use crate::error::Error;
 
 impl Session<'_> {
@@ -72,8 +71,7 @@ impl Session<'_> {
                 .into());
             }
             let mut newest = state.last_at();
-            let mut overlay: std::collections::HashMap<Uuid, (Status, OperationType)> =
-                std::collections::HashMap::new();
+            let mut pending = Pending::new(state);
             for env in &events {
                 if newest.is_some_and(|n| env.at < n) {
                     return Err(Error::TimeWentBackwards {
@@ -86,16 +84,14 @@ impl Session<'_> {
                     Event::JobCreated(job) => {
                         job.validate()?;
                         self.check_command(state, &job.data)?;
-                        if state.status_of(job.id).is_some() || overlay.contains_key(&job.id) {
+                        if pending.get(job.id).is_some() {
                             return Err(DomainError::AlreadyExists { kind: "job", name: job.id.to_string() }.into());
                         }
-                        overlay.insert(job.id, (job.status, job.operationtype));
+                        pending.created(job);
                     }
                     Event::Transition(t) => {
-                        let (current, op) = match overlay.get(&t.job) {
-                            Some(&c) => c,
-                            None => state.status_and_type(t.job).ok_or(Error::JobNotFound(t.job))?,
-                        };
+                        let before = pending.get(t.job).ok_or(Error::JobNotFound(t.job))?;
+                        let (current, op) = (before.status, before.operationtype);
                         if current != t.from {
                             return Err(DomainError::Refused {
                                 job: t.job,
@@ -113,7 +109,7 @@ impl Session<'_> {
                             }
                             .into());
                         }
-                        overlay.insert(t.job, (to, op));
+                        pending.moved(t);
                     }
                     other => {
                         return Err(DomainError::Invalid {

@@ -3,14 +3,13 @@
 //! does not schedule or run anything (that is `crate::service`); it checks
 //! and records what the service decided.
 
-use std::collections::HashMap;
-
 use uuid::Uuid;
 
+use super::write::Pending;
 use super::Engine;
 use crate::domain::{transition, Action, Actor, DomainError, Event, Status, Timestamp, Transition};
 use crate::error::Error;
-use crate::projection::WriteTarget;
+use crate::projection::JobStatus;
 
 /// A step the service takes on a job (the service's side of the state
 /// machine; `domain.md` §5). Workers act as `Actor::Worker`, without a
@@ -96,29 +95,18 @@ impl Engine {
     /// reported in their place and left out, the rest are written.
     pub fn steps(&self, worker: &str, steps: Vec<(Uuid, ServiceStep)>) -> Result<Vec<Result<Status, Error>>, Error> {
         self.commit(Actor::Worker(worker.to_string()), |state, now| {
-            let mut overlay: HashMap<Uuid, WriteTarget> = HashMap::new();
+            let mut pending = Pending::new(state);
             let mut events = Vec::with_capacity(steps.len());
             let mut out = Vec::with_capacity(steps.len());
             for (id, step) in steps {
-                let target = match overlay.get(&id).cloned().or_else(|| state.write_target(id)) {
-                    Some(t) => t,
-                    None => {
-                        out.push(Err(Error::JobNotFound(id)));
-                        continue;
-                    }
+                let Some(target) = pending.get(id) else {
+                    out.push(Err(Error::JobNotFound(id)));
+                    continue;
                 };
                 match service_transition(id, &target, step, now) {
                     Ok(t) => {
                         out.push(Ok(t.to));
-                        overlay.insert(
-                            id,
-                            WriteTarget {
-                                status: t.to,
-                                postponeuntil: t.postponeuntil,
-                                retrycount: t.retrycount,
-                                ..target
-                            },
-                        );
+                        pending.moved(&t);
                         events.push(Event::Transition(t));
                     }
                     Err(e) => out.push(Err(e)),
@@ -131,7 +119,7 @@ impl Engine {
 
 /// The transition a service step makes of a job in `target`'s status, or
 /// why it is refused.
-fn service_transition(id: Uuid, target: &WriteTarget, step: ServiceStep, now: Timestamp) -> Result<Transition, Error> {
+fn service_transition(id: Uuid, target: &JobStatus, step: ServiceStep, now: Timestamp) -> Result<Transition, Error> {
     let (from, postponeuntil, retrycount) = (target.status, target.postponeuntil, target.retrycount);
     let action = step.action();
     let to = transition(id, target.operationtype, from, action)?;

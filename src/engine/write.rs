@@ -5,11 +5,15 @@
 //! and take a checkpoint when one is due. It decides nothing about what a
 //! batch holds: its callers (the other files here) validate and build it.
 
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
 use super::{check_clock_skew, Engine, MAX_CLOCK_SKEW_SECS};
-use crate::domain::{Actor, Envelope, Event, Timestamp, EVENT_VERSION};
+use crate::domain::{Actor, Envelope, Event, Job, Timestamp, Transition, EVENT_VERSION};
 use crate::error::Error;
 use crate::log::Batch;
-use crate::projection::Projection;
+use crate::projection::{JobStatus, Projection};
 
 impl Engine {
     /// Refuses a write stamped `now` when that is further ahead of the
@@ -95,5 +99,44 @@ impl Engine {
                 self.checkpoint().err().map(|e| e.to_string());
         }
         Ok(out)
+    }
+}
+
+/// The status of each job as the batch being built leaves it: the state's,
+/// changed by the batch's own earlier events (a Lock then a Fail of one
+/// job; a creation then its transitions). The one overlay of pending
+/// changes a batch is checked against (`Engine::steps`, `Session::load`).
+pub(super) struct Pending<'s> {
+    state: &'s Projection,
+    changed: HashMap<Uuid, JobStatus>,
+}
+
+impl<'s> Pending<'s> {
+    pub(super) fn new(state: &'s Projection) -> Self {
+        Self { state, changed: HashMap::new() }
+    }
+
+    /// Job `id` as the batch so far leaves it (`None`: no such job).
+    pub(super) fn get(&self, id: Uuid) -> Option<JobStatus> {
+        self.changed.get(&id).copied().or_else(|| self.state.job_status(id))
+    }
+
+    /// Records the creation of `job` by the batch.
+    pub(super) fn created(&mut self, job: &Job) {
+        let status = JobStatus {
+            status: job.status,
+            operationtype: job.operationtype,
+            postponeuntil: job.postponeuntil,
+            retrycount: job.retrycount,
+        };
+        self.changed.insert(job.id, status);
+    }
+
+    /// Records transition `t` by the batch (of a job [`Pending::get`] finds).
+    pub(super) fn moved(&mut self, t: &Transition) {
+        if let Some(before) = self.get(t.job) {
+            let after = JobStatus { status: t.to, postponeuntil: t.postponeuntil, retrycount: t.retrycount, ..before };
+            self.changed.insert(t.job, after);
+        }
     }
 }

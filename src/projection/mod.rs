@@ -64,6 +64,16 @@ pub(crate) struct WriteTarget {
     pub(crate) retrycount: u32,
 }
 
+/// The columns a status change is checked against (a service step, a
+/// loaded transition): no names, so it is cheap to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JobStatus {
+    pub(crate) status: Status,
+    pub(crate) operationtype: OperationType,
+    pub(crate) postponeuntil: Option<Timestamp>,
+    pub(crate) retrycount: u32,
+}
+
 /// One job's hot columns.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Row {
@@ -249,9 +259,15 @@ impl Projection {
         })
     }
 
-    /// A job's status and System Job Type.
-    pub(crate) fn status_and_type(&self, id: Uuid) -> Option<(Status, OperationType)> {
-        self.row_of(id).map(|i| (self.rows[i as usize].status, OperationType(self.rows[i as usize].operationtype)))
+    /// The columns a status change of job `id` is checked against.
+    pub(crate) fn job_status(&self, id: Uuid) -> Option<JobStatus> {
+        let r = &self.rows[self.row_of(id)? as usize];
+        Some(JobStatus {
+            status: r.status,
+            operationtype: OperationType(r.operationtype),
+            postponeuntil: opt_time(r.postponeuntil),
+            retrycount: r.retrycount,
+        })
     }
 
     /// The current status of a job.
