@@ -8,10 +8,9 @@
 use uuid::Uuid;
 
 use super::{Engine, Session};
-use crate::codec;
 use crate::domain::{
-    Actor, Deletion, DeletionCriteria, DomainError, Event, Job, OperationType, Privilege, Recurrence, RetentionPolicy,
-    Timestamp, MAX_IMMEDIATE_DELETE,
+    bulk_delete_criteria, bulk_delete_data, Actor, Deletion, DeletionCriteria, DomainError, Event, Job, OperationType,
+    Privilege, Recurrence, RetentionPolicy, Timestamp, MAX_IMMEDIATE_DELETE,
 };
 use crate::error::Error;
 use crate::log::Compaction;
@@ -177,22 +176,6 @@ impl Engine {
         self.checkpoint_seq.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(done)
     }
-}
-
-/// Job data of a Bulk Delete job: this line, then its criteria (codec).
-pub const BULK_DELETE_PREFIX: &[u8] = b"joblog:bulk-delete\n";
-
-/// The criteria a Bulk Delete job carries in its data.
-pub fn bulk_delete_criteria(job: &Job) -> Option<DeletionCriteria> {
-    let body = job.data.strip_prefix(BULK_DELETE_PREFIX)?;
-    codec::decode(body).ok()
-}
-
-/// Job data that carries `criteria`.
-pub fn bulk_delete_data(criteria: &DeletionCriteria) -> Vec<u8> {
-    let mut data = BULK_DELETE_PREFIX.to_vec();
-    data.extend(codec::encode(criteria).expect("criteria encode"));
-    data
 }
 
 impl Session<'_> {

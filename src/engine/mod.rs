@@ -47,11 +47,9 @@ mod steps;
 mod verify;
 mod write;
 
+pub use crate::domain::{bulk_delete_criteria, bulk_delete_data, BULK_DELETE_PREFIX};
 pub use actions::{BulkOutcome, NewJob, UserAction};
-pub use delete::{
-    bulk_delete_criteria, bulk_delete_data, BulkDeleteRecord, DeletionReport, NewBulkDelete, BULK_DELETE_PREFIX,
-    DEFAULT_BULK_DELETE_NAME,
-};
+pub use delete::{BulkDeleteRecord, DeletionReport, NewBulkDelete, DEFAULT_BULK_DELETE_NAME};
 pub use reads::HistoryEntry;
 pub use steps::ServiceStep;
 pub use verify::{manifest_problem, salvage, verify_unopenable, LostRange, SalvageOptions, SalvageReport, StoreReport};
