@@ -171,15 +171,23 @@ fn check_store(data: &Path, tighten: bool) -> Result<(), LogError> {
     Ok(())
 }
 
-/// Writes the simulation marker of a store being created.
+/// Writes the simulation marker of a store being created (as any whole
+/// file: `SIMULATION.tmp`, synced, renamed, the directory synced).
 fn write_marker(dir: &Path, marker: &Path) -> Result<(), Error> {
-    let io = |e| Error::Io { path: marker.to_path_buf(), source: e };
-    crate::log::private::create_dir_all(dir).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })?;
-    let f = crate::log::private::create_file(marker, true).map_err(io)?;
+    use crate::log::private::{create_dir_all, create_file, install_file, InstallError};
     use std::io::Write;
-    (&f).write_all(b"joblog simulation: events may be stamped ahead of the system clock\n").map_err(io)?;
-    f.sync_all().map_err(io)?;
-    std::fs::File::open(dir).and_then(|d| d.sync_all()).map_err(|e| Error::Io { path: dir.to_path_buf(), source: e })
+    let io = |path: &Path, source| Error::Io { path: path.to_path_buf(), source };
+    create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let tmp = dir.join(format!("{SIMULATION_MARKER}.tmp"));
+    let write = || -> std::io::Result<()> {
+        let f = create_file(&tmp, true)?;
+        (&f).write_all(b"joblog simulation: events may be stamped ahead of the system clock\n")?;
+        f.sync_all()
+    };
+    install_file(dir, &tmp, marker, write, || {}).map_err(|e| match e {
+        InstallError::Write(e) | InstallError::Rename(e) => io(marker, e),
+        InstallError::SyncDir(e) => io(dir, e),
+    })
 }
 
 /// How far a replay goes.
