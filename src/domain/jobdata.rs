@@ -103,6 +103,11 @@ mod tests {
     }
 
     #[test]
+    fn only_data_after_the_whole_prefix_line_is_a_command() {
+        assert!(runs_command(b"joblog:command\nid") && !runs_command(b"joblog:command") && !runs_command(b""));
+    }
+
+    #[test]
     fn a_timeout_line_is_read_only_in_its_exact_form() {
         assert_eq!(timeout_in(&command_data_with_timeout("x", Some(30))), Some(Duration::from_secs(30)));
         assert_eq!(timeout_in(&command_data("x")), None);

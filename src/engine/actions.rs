@@ -24,7 +24,7 @@ pub struct NewJob {
     pub regarding: Option<Regarding>,
     pub owner: Option<String>,
     /// Run only after this time.
-    pub postpone_until: Option<Timestamp>,
+    pub postponeuntil: Option<Timestamp>,
     pub dependency_token: Option<String>,
     pub correlation_id: Option<Uuid>,
     pub depth: u32,
@@ -39,7 +39,7 @@ impl NewJob {
             workflow: None,
             regarding: None,
             owner: None,
-            postpone_until: None,
+            postponeuntil: None,
             dependency_token: None,
             correlation_id: None,
             depth: 1,
@@ -119,7 +119,7 @@ impl Session<'_> {
         let unit = dir.user(owner)?.business_unit.clone();
         dir.check(&self.user, Privilege::Create, Some((owner, &unit)))?;
         self.check_command(state, &spec.data)?;
-        if let Some(t) = spec.postpone_until {
+        if let Some(t) = spec.postponeuntil {
             if t <= now {
                 return Err(DomainError::Invalid {
                     what: "postpone time",
@@ -131,7 +131,7 @@ impl Session<'_> {
         let mut job = Job::new(&spec.name, spec.operationtype, owner, &unit, now);
         job.workflow = spec.workflow;
         job.regarding = spec.regarding;
-        job.postponeuntil = spec.postpone_until;
+        job.postponeuntil = spec.postponeuntil;
         job.dependencytoken = spec.dependency_token;
         job.correlationid = spec.correlation_id;
         job.depth = spec.depth;
