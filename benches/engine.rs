@@ -87,7 +87,7 @@ fn views(c: &mut Criterion) {
             "workflow_failed_page",
             Filter {
                 operationtype: Some(OperationType::WORKFLOW),
-                status: Some(StatusReason::Failed),
+                status_reason: Some(StatusReason::Failed),
                 ..Filter::default()
             },
         ),
@@ -101,7 +101,7 @@ fn views(c: &mut Criterion) {
         g.bench_function(name, |b| b.iter(|| state.query(&f, &Visibility::All, None, 50).ids.len()));
     }
     g.bench_function("count_completed_failed", |b| {
-        let f = Filter { status: Some(StatusReason::Failed), ..Filter::default() };
+        let f = Filter { status_reason: Some(StatusReason::Failed), ..Filter::default() };
         b.iter(|| state.count(&f, &Visibility::All))
     });
     g.finish();

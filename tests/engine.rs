@@ -218,7 +218,7 @@ fn views_filter_by_workflow_regarding_type_and_status() {
     assert_eq!(count(Filter { operationtype: Some(OperationType::BULK_EMAIL), ..Filter::default() }), 10);
     assert_eq!(count(Filter { regarding: Some(Regarding::parse("contact:99").unwrap()), ..Filter::default() }), 0);
     admin.act(made[4].id, UserAction::Cancel).unwrap();
-    assert_eq!(count(Filter { status: Some(StatusReason::Canceled), ..Filter::default() }), 1);
+    assert_eq!(count(Filter { status_reason: Some(StatusReason::Canceled), ..Filter::default() }), 1);
     assert_eq!(count(Filter { state: Some(State::Ready), ..Filter::default() }), 29);
     let (jobs, _) =
         admin.list(&Filter { created_after: Some(made[25].createdon), ..Filter::default() }, None, 100).unwrap();

@@ -248,7 +248,7 @@ fn dependency_tokens_run_one_at_a_time_in_creation_order() {
         Outcome::Succeeded
     });
     let token = |name: &str| NewJob { dependency_token: Some("account-9".into()), ..workflow_job(name, "welcome") };
-    let first = admin.create(NewJob { postpone_until: Some(t0().plus_micros(60 * SEC)), ..token("a") }).unwrap();
+    let first = admin.create(NewJob { postponeuntil: Some(t0().plus_micros(60 * SEC)), ..token("a") }).unwrap();
     for name in ["b", "c", "d"] {
         f.clock.advance_secs(1);
         admin.create(token(name)).unwrap();

@@ -141,30 +141,56 @@ pub struct Transition {
     pub message: Option<String>,
 }
 
+/// What a [`Transition`] written at `at` does to its job's columns: the
+/// one statement of these rules, followed by the projection's rows and the
+/// benchmark's SQL rows alike.
+///
+/// * `status`, `postponeuntil` and `retrycount` become the event's;
+///   `modifiedon` becomes its time.
+/// * `errorcode` and `message` change only when the event carries one;
+///   otherwise the job keeps its own.
+/// * `startedon` is set by a Lock, only when the job has none yet (the
+///   first run's start).
+/// * `completedon` is set when the job reaches Completed, and with it
+///   `executiontimespan` ([`executiontimespan_ms`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ColumnChanges<'t> {
+    pub status: Status,
+    pub postponeuntil: Option<Timestamp>,
+    pub retrycount: u32,
+    pub modifiedon: Timestamp,
+    /// `Some`: the new code; `None`: the job keeps its own.
+    pub errorcode: Option<i32>,
+    /// `Some`: the new message; `None`: the job keeps its own.
+    pub message: Option<&'t str>,
+    /// `Some`: the job's `startedon` if it has none yet.
+    pub started: Option<Timestamp>,
+    /// `Some`: the job completed at this time.
+    pub completedon: Option<Timestamp>,
+}
+
 impl Transition {
-    /// Applies this step to `job` at time `at`: the status and the columns
-    /// that follow from it.
-    pub fn apply(&self, job: &mut Job, at: Timestamp) {
-        debug_assert_eq!(job.status, self.from);
-        job.status = self.to;
-        job.postponeuntil = self.postponeuntil;
-        job.retrycount = self.retrycount;
-        job.modifiedon = at;
-        if self.errorcode.is_some() {
-            job.errorcode = self.errorcode;
-        }
-        if self.message.is_some() {
-            job.message.clone_from(&self.message);
-        }
-        if self.action == Action::Lock && job.startedon.is_none() {
-            job.startedon = Some(at);
-        }
-        if self.to.is_completed() {
-            job.completedon = Some(at);
-            let started = job.startedon.unwrap_or(at);
-            job.executiontimespan_ms = ((at.micros() - started.micros()).max(0) / 1000) as u64;
+    /// The columns this step sets when written at `at` ([`ColumnChanges`]).
+    pub fn columns(&self, at: Timestamp) -> ColumnChanges<'_> {
+        ColumnChanges {
+            status: self.to,
+            postponeuntil: self.postponeuntil,
+            retrycount: self.retrycount,
+            modifiedon: at,
+            errorcode: self.errorcode,
+            message: self.message.as_deref(),
+            started: (self.action == Action::Lock).then_some(at),
+            completedon: self.to.is_completed().then_some(at),
         }
     }
+}
+
+/// A completed job's `executiontimespan`, in whole milliseconds: from its
+/// first start (`startedon`; a job that never started took no time) to
+/// `completedon`, never negative.
+pub fn executiontimespan_ms(startedon: Option<Timestamp>, completedon: Timestamp) -> u64 {
+    let started = startedon.unwrap_or(completedon);
+    ((completedon.micros() - started.micros()).max(0) / 1000) as u64
 }
 
 impl Event {

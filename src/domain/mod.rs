@@ -9,6 +9,8 @@
 //! * `machine`   — the state machine as one table (§4, §5).
 //! * `deletion`  — bulk deletion criteria and their record (§7).
 //! * `config`    — the service's policy a store keeps: keys, ranges, defaults.
+//! * `jobdata`   — what joblog reads in a job's data: a command, its
+//!   timeout, bulk deletion criteria (the conventions and their rules).
 //! * `limits`    — the limits on every input, and their checks.
 //! * `privilege` — users, business units, roles, depths, and the one
 //!   privilege check (§6).
@@ -17,6 +19,7 @@ pub mod config;
 mod deletion;
 mod event;
 mod job;
+mod jobdata;
 pub mod limits;
 mod machine;
 mod operation;
@@ -28,15 +31,18 @@ pub use config::{policy_key, PolicyKey, StorePolicy};
 pub use deletion::{
     Deletion, DeletionCriteria, Recurrence, RetentionPolicy, MAX_IMMEDIATE_DELETE, MAX_OLDER_THAN_DAYS,
 };
-pub use event::{Actor, Envelope, Event, EventDecodeError, Transition, EVENT_VERSION, VERSIONS};
+pub use event::{
+    executiontimespan_ms, Actor, ColumnChanges, Envelope, Event, EventDecodeError, Transition, EVENT_VERSION, VERSIONS,
+};
 pub use job::{Job, Regarding, WorkflowDefinition};
+pub use jobdata::{
+    bulk_delete_criteria, bulk_delete_data, command_data, command_data_with_timeout, command_of, command_timeout_of,
+    runs_command, BULK_DELETE_PREFIX, COMMAND_PREFIX,
+};
 pub use limits::{MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
 pub use machine::{needs, transition, Action, Rule, RULES};
 pub use operation::OperationType;
-pub use privilege::{
-    runs_command, Depth, Directory, Privilege, Role, User, ADMIN, COMMAND_PREFIX, ROOT_BUSINESS_UNIT,
-    SYSTEM_ADMINISTRATOR,
-};
+pub use privilege::{Depth, Directory, Privilege, Role, User, ADMIN, ROOT_BUSINESS_UNIT, SYSTEM_ADMINISTRATOR};
 pub use status::{State, Status, StatusReason};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp};
 

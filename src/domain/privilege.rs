@@ -21,18 +21,9 @@ pub enum Privilege {
     Assign,
     Share,
     /// Creating a job that runs a shell command (data starting with
-    /// [`COMMAND_PREFIX`]): the command runs as the OS user who owns the
+    /// [`COMMAND_PREFIX`](super::COMMAND_PREFIX)): the command runs as the OS user who owns the
     /// data directory, so only Organization depth counts (version 3).
     RunCommand,
-}
-
-/// Job data that starts with this line holds a shell command to run.
-pub const COMMAND_PREFIX: &[u8] = b"joblog:command\n";
-
-/// Whether job data carries a shell command (creating such a job needs
-/// [`Privilege::RunCommand`]).
-pub fn runs_command(data: &[u8]) -> bool {
-    data.starts_with(COMMAND_PREFIX)
 }
 
 /// How far a privilege reaches, from nothing to everything.
@@ -437,7 +428,6 @@ mod tests {
             assert!(matches!(d.check(user, Privilege::RunCommand, None), Err(DomainError::Denied { .. })));
         }
         assert_eq!(Privilege::parse("run-command").unwrap(), Privilege::RunCommand);
-        assert!(runs_command(b"joblog:command\nid") && !runs_command(b"joblog:command") && !runs_command(b""));
     }
 
     #[test]

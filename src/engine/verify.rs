@@ -11,7 +11,7 @@ use crate::domain::{DomainError, Event, SystemClock, Timestamp};
 use crate::error::Error;
 use crate::log::manifest::{check_files, parse_segment_file_name, Manifest, MANIFEST_FILE};
 use crate::log::{Batch, Log, LogConfig, Position};
-use crate::projection::query::{Cursor, Filter, Visibility};
+use crate::projection::query::{Filter, Visibility};
 use crate::projection::Projection;
 
 /// What `verify` found: every problem, each naming what is wrong and where.
@@ -147,11 +147,9 @@ fn compare(live: &Projection, fresh: &Projection, log: &Log, progress: &mut dyn 
             fresh.policy().set_keys()
         ));
     }
-    let mut after: Option<Cursor> = None;
     let mut done = 0u64;
-    loop {
-        let page = live.query(&Filter::default(), &Visibility::All, after.as_ref(), 4096);
-        for id in &page.ids {
+    for page in live.pages(&Filter::default(), &Visibility::All, 4096) {
+        for id in &page {
             match (live.job(*id, log), fresh.job(*id, log)) {
                 (Ok(a), Ok(b)) if a == b => {}
                 (Ok(_), Ok(_)) => problems.push(format!("job {id}: the projection differs from a replay")),
@@ -162,13 +160,10 @@ fn compare(live: &Projection, fresh: &Projection, log: &Log, progress: &mut dyn 
                 return problems;
             }
         }
-        done += page.ids.len() as u64;
+        done += page.len() as u64;
         progress(done);
-        match page.next {
-            Some(c) => after = Some(c),
-            None => return problems,
-        }
     }
+    problems
 }
 
 /// How [`salvage`] copies.

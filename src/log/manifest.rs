@@ -2,11 +2,12 @@
 //! a checksum of its whole content, kept outside the segments themselves.
 //! Layout in `docs/format.md` ("Manifest"); all integers little-endian.
 
-use std::fs::{self, File};
+use std::fs::{self};
 use std::io::Write;
 use std::path::Path;
 
 use super::error::{io_err, undecodable, LogError};
+use super::private::{install_file, InstallError};
 
 pub const MANIFEST_MAGIC: [u8; 8] = *b"JOBLOGMF";
 pub const MANIFEST_VERSION: u32 = 1;
@@ -193,20 +194,15 @@ impl Manifest {
             f.write_all(&bytes)?;
             f.sync_all()
         };
-        if let Err(e) = write() {
-            let _ = fs::remove_file(&tmp);
-            return Err(io_err(&tmp, e));
-        }
-        fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
-        crate::crashpoint::reached("manifest");
-        sync_dir(dir)
+        install_file(dir, &tmp, &path, write, || crate::crashpoint::reached("manifest")).map_err(|e| match e {
+            InstallError::Write(e) => io_err(&tmp, e),
+            InstallError::Rename(e) => io_err(&path, e),
+            InstallError::SyncDir(e) => io_err(dir, e),
+        })
     }
 }
 
-/// Makes the directory's entries (creations, renames, removals) durable.
-pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| io_err(dir, e))
-}
+pub use super::private::sync_dir;
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))

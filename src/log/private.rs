@@ -9,6 +9,10 @@
 //! effective user, root included (a root process would leave root-owned
 //! files its owner could no longer open, and would follow what the owner
 //! planted there with root's powers); see README, "Who can act as whom".
+//!
+//! Also the one way joblog puts a whole file in place ([`install_file`]:
+//! write a temporary file, fsync it, rename it, fsync the directory), used
+//! by the manifest, checkpoints, new segments and the simulation marker.
 
 use std::fs::{self, DirBuilder, File, OpenOptions, Permissions};
 use std::io;
@@ -73,4 +77,47 @@ pub fn check_owner(path: &Path) -> Result<(), LogError> {
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(io_err(path, e)),
     }
+}
+
+/// Makes the directory's entries (creations, renames, removals) durable.
+pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
+    sync_dir_io(dir).map_err(|e| io_err(dir, e))
+}
+
+fn sync_dir_io(dir: &Path) -> io::Result<()> {
+    File::open(dir).and_then(|d| d.sync_all())
+}
+
+/// Where [`install_file`] stopped.
+#[derive(Debug)]
+pub enum InstallError<E> {
+    /// Writing or syncing the temporary file failed; it was removed.
+    Write(E),
+    /// Renaming it to its name failed; it is left where it was.
+    Rename(io::Error),
+    /// Syncing the directory after the rename failed; the file is in place
+    /// but its name may not survive a power cut.
+    SyncDir(io::Error),
+}
+
+/// Puts a file in place atomically and durably: `write` fills the
+/// temporary file `tmp` and syncs it (if it fails, `tmp` is removed);
+/// `tmp` is renamed to `path`; `after_rename` runs (a caller's crash point,
+/// `src/crashpoint.rs`); the directory `dir` holding both is synced. A
+/// reader, or a restart after a crash, sees the old file or the whole new
+/// one. Each caller names its own paths in its errors.
+pub fn install_file<E>(
+    dir: &Path,
+    tmp: &Path,
+    path: &Path,
+    write: impl FnOnce() -> Result<(), E>,
+    after_rename: impl FnOnce(),
+) -> Result<(), InstallError<E>> {
+    if let Err(e) = write() {
+        let _ = fs::remove_file(tmp);
+        return Err(InstallError::Write(e));
+    }
+    fs::rename(tmp, path).map_err(InstallError::Rename)?;
+    after_rename();
+    sync_dir_io(dir).map_err(InstallError::SyncDir)
 }

@@ -28,8 +28,9 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::error::io_err;
 use super::format::{self, SegmentHeader, HEADER_LEN};
-use super::manifest::{segment_file_name, sync_dir, Manifest, SealedEntry};
+use super::manifest::{segment_file_name, Manifest, SealedEntry};
 use super::map::{first_step, preallocate, MapWriter, SegmentMap};
+use super::private::{install_file, InstallError};
 use super::{Appended, Batch, LogConfig, LogError, Position, Segment, Shared, Sync};
 
 /// Requests waiting for the writer before appenders block.
@@ -375,11 +376,11 @@ impl Writer {
         let dir = &self.shared.dir;
         let path = dir.join(segment_file_name(first_seq, 0));
         writer.write(0, &SegmentHeader::new(first_seq).encode());
-        let installed = writer
-            .flush(0, HEADER_LEN)
-            .map_err(|e| io_err(&tmp, e))
-            .and_then(|()| fs::rename(&tmp, &path).map_err(|e| io_err(&path, e)))
-            .and_then(|()| sync_dir(dir));
+        let installed = install_file(dir, &tmp, &path, || writer.flush(0, HEADER_LEN), || {}).map_err(|e| match e {
+            InstallError::Write(e) => io_err(&tmp, e),
+            InstallError::Rename(e) => io_err(&path, e),
+            InstallError::SyncDir(e) => io_err(dir, e),
+        });
         if let Err(e) = installed {
             let _ = fs::remove_file(&tmp);
             return Err(e);

@@ -64,6 +64,16 @@ pub(crate) struct WriteTarget {
     pub(crate) retrycount: u32,
 }
 
+/// The columns a status change is checked against (a service step, a
+/// loaded transition): no names, so it is cheap to read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct JobStatus {
+    pub(crate) status: Status,
+    pub(crate) operationtype: OperationType,
+    pub(crate) postponeuntil: Option<Timestamp>,
+    pub(crate) retrycount: u32,
+}
+
 /// One job's hot columns.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub(crate) struct Row {
@@ -249,9 +259,15 @@ impl Projection {
         })
     }
 
-    /// A job's status and System Job Type.
-    pub(crate) fn status_and_type(&self, id: Uuid) -> Option<(Status, OperationType)> {
-        self.row_of(id).map(|i| (self.rows[i as usize].status, OperationType(self.rows[i as usize].operationtype)))
+    /// The columns a status change of job `id` is checked against.
+    pub(crate) fn job_status(&self, id: Uuid) -> Option<JobStatus> {
+        let r = &self.rows[self.row_of(id)? as usize];
+        Some(JobStatus {
+            status: r.status,
+            operationtype: OperationType(r.operationtype),
+            postponeuntil: opt_time(r.postponeuntil),
+            retrycount: r.retrycount,
+        })
     }
 
     /// The current status of a job.
@@ -398,27 +414,29 @@ impl Projection {
 
     fn transition(&mut self, i: u32, t: &Transition, at: Timestamp, p: Pos) {
         self.unindex_status(i);
+        let c = t.columns(at);
         let r = &mut self.rows[i as usize];
-        r.status = t.to;
-        r.postponeuntil = time(t.postponeuntil);
-        r.retrycount = t.retrycount;
-        r.modifiedon = at.micros();
-        if let Some(code) = t.errorcode {
+        r.status = c.status;
+        r.postponeuntil = time(c.postponeuntil);
+        r.retrycount = c.retrycount;
+        r.modifiedon = c.modifiedon.micros();
+        if let Some(code) = c.errorcode {
             r.errorcode = code;
         }
-        if t.action == crate::domain::Action::Lock && r.startedon == NO_TIME {
-            r.startedon = at.micros();
+        if let (Some(started), NO_TIME) = (c.started, r.startedon) {
+            r.startedon = started.micros();
         }
-        if t.to.is_completed() {
-            r.completedon = at.micros();
-            let started = if r.startedon == NO_TIME { at.micros() } else { r.startedon };
-            r.executiontimespan_ms = u32::try_from((at.micros() - started).max(0) / 1000).unwrap_or(u32::MAX);
+        if let Some(done) = c.completedon {
+            r.completedon = done.micros();
+            let span = crate::domain::executiontimespan_ms(opt_time(r.startedon), done);
+            r.executiontimespan_ms = u32::try_from(span).unwrap_or(u32::MAX);
         }
+        let carries_message = c.message.is_some();
         let prev = r.last_event;
         let e = self.push_event(p, prev);
         let r = &mut self.rows[i as usize];
         r.last_event = e;
-        if t.message.is_some() {
+        if carries_message {
             r.message_event = e;
         }
         self.index_status(i);

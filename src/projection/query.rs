@@ -23,7 +23,8 @@ use crate::log::Log;
 pub struct Filter {
     pub operationtype: Option<OperationType>,
     pub state: Option<State>,
-    pub status: Option<StatusReason>,
+    /// The Status Reason (the `status` of the System Jobs view).
+    pub status_reason: Option<StatusReason>,
     /// Process Session: the jobs of one workflow definition.
     pub workflow: Option<String>,
     /// Background Processes: the jobs regarding one row.
@@ -159,7 +160,7 @@ impl Projection {
             }
             Visibility::BusinessUnits(list) => units = Some(list.iter().filter_map(|u| self.sym(u)).collect()),
         }
-        if let (Some(st), Some(reason)) = (f.state, f.status) {
+        if let (Some(st), Some(reason)) = (f.state, f.status_reason) {
             if Status::of_reason(reason).state() != st {
                 return None;
             }
@@ -186,7 +187,7 @@ impl Projection {
         if let Some(g) = regarding {
             sources.push(Source::Rows(self.by_regarding.get(&g)?));
         }
-        if let Some(reason) = f.status {
+        if let Some(reason) = f.status_reason {
             let s = Status::of_reason(reason);
             if !s.is_completed() {
                 sources.push(Source::Keyed(self.by_open_status.get(&s)?));
@@ -197,10 +198,10 @@ impl Projection {
             + usize::from(owner.is_some())
             + usize::from(workflow.is_some())
             + usize::from(regarding.is_some())
-            + usize::from(f.status.is_some_and(|r| !Status::of_reason(r).is_completed()));
+            + usize::from(f.status_reason.is_some_and(|r| !Status::of_reason(r).is_completed()));
         let only_source = conditions <= 1
             && f.state.is_none()
-            && f.status.is_none_or(|r| !Status::of_reason(r).is_completed())
+            && f.status_reason.is_none_or(|r| !Status::of_reason(r).is_completed())
             && units.is_none()
             && f.created_after.is_none()
             && f.created_before.is_none()
@@ -209,7 +210,7 @@ impl Projection {
             source,
             operationtype: f.operationtype.map(|t| t.0),
             state: f.state,
-            status: f.status,
+            status: f.status_reason,
             workflow,
             regarding,
             owner,
@@ -241,6 +242,25 @@ impl Projection {
     pub fn query(&self, filter: &Filter, vis: &Visibility, after: Option<&Cursor>, limit: usize) -> Page {
         let (rows, next) = self.page_rows(filter, vis, after, limit);
         Page { ids: rows.iter().map(|&r| self.rows[r as usize].id).collect(), next }
+    }
+
+    /// Every job matching `filter` that `vis` lets the user see, newest
+    /// first, one page of at most `size` ids at a time: [`Projection::query`]
+    /// from each page's cursor until the last page (the first page comes
+    /// even when empty). The one walk over every page of a filter.
+    pub fn pages<'a>(
+        &'a self,
+        filter: &'a Filter,
+        vis: &'a Visibility,
+        size: usize,
+    ) -> impl Iterator<Item = Vec<Uuid>> + 'a {
+        let mut next: Option<Option<Cursor>> = Some(None);
+        std::iter::from_fn(move || {
+            let after = next.take()?;
+            let page = self.query(filter, vis, after.as_ref(), size);
+            next = page.next.map(Some);
+            Some(page.ids)
+        })
     }
 
     /// [`Projection::query`] with every column of each job (cold ones read
@@ -284,7 +304,7 @@ impl Projection {
         if plan.source_is_everything {
             return plan.source.map_or(0, Source::len);
         }
-        if let (Some(reason), true) = (filter.status, is_only_completed_reason(filter, &plan)) {
+        if let (Some(reason), true) = (filter.status_reason, is_only_completed_reason(filter, &plan)) {
             return self.completed.iter().filter(|((r, _), _)| *r == reason).map(|(_, set)| set.len()).sum();
         }
         self.walk(&plan, None).count()
@@ -383,7 +403,7 @@ impl Projection {
 
 /// True when the filter is exactly "status = a Completed reason" and nothing else.
 fn is_only_completed_reason(f: &Filter, plan: &Plan<'_>) -> bool {
-    f.status.is_some_and(|r| Status::of_reason(r).is_completed())
+    f.status_reason.is_some_and(|r| Status::of_reason(r).is_completed())
         && f.operationtype.is_none()
         && f.state.is_none_or(|s| s == State::Completed)
         && plan.owner.is_none()

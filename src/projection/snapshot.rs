@@ -20,7 +20,7 @@
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap as HashMap;
-use std::fs::{self, File};
+use std::fs::{self};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
 
@@ -31,6 +31,7 @@ use super::{DeletionRecord, Pos, Projection, Row};
 use crate::codec;
 use crate::domain::{Directory, StorePolicy, Timestamp, WorkflowDefinition};
 use crate::error::Error;
+use crate::log::private::{install_file, InstallError};
 use crate::log::Generations;
 
 /// How a checkpoint ahead of the log is named in the notes of `load_snapshot`.
@@ -192,13 +193,11 @@ impl Projection {
             file.write_all_at(&header(self.last_seq, len, crc), 0).map_err(io(&tmp))?;
             file.sync_all().map_err(io(&tmp))
         };
-        if let Err(e) = write() {
-            let _ = fs::remove_file(&tmp);
-            return Err(e);
-        }
-        fs::rename(&tmp, &path).map_err(io(&path))?;
-        crate::crashpoint::reached("checkpoint");
-        File::open(dir).and_then(|d| d.sync_all()).map_err(io(dir))?;
+        install_file(dir, &tmp, &path, write, || crate::crashpoint::reached("checkpoint")).map_err(|e| match e {
+            InstallError::Write(e) => e,
+            InstallError::Rename(e) => io(&path)(e),
+            InstallError::SyncDir(e) => io(dir)(e),
+        })?;
         for (_, old) in list(dir).into_iter().skip(KEEP) {
             let _ = fs::remove_file(old);
         }

@@ -4,8 +4,8 @@
 //! run.
 
 use super::handler::Outcome;
-use crate::domain::{codes, Actor, Job, Privilege, Recurrence};
-use crate::engine::{bulk_delete_criteria, Engine, NewBulkDelete};
+use crate::domain::{bulk_delete_criteria, codes, Actor, Job, Privilege, Recurrence};
+use crate::engine::{Engine, NewBulkDelete};
 
 pub(crate) fn run(engine: &Engine, job: &Job) -> Outcome {
     let Some(criteria) = bulk_delete_criteria(job) else {

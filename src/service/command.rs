@@ -29,7 +29,8 @@
 //! second line is a shell comment, so such data meant the same command
 //! before timeouts existed) gives the run SECS seconds; otherwise the
 //! service's [`ServiceConfig::command_timeout`](super::ServiceConfig)
-//! applies. A timed-out run fails with [`codes::COMMAND_TIMED_OUT`].
+//! applies. A timed-out run fails with [`codes::COMMAND_TIMED_OUT`]. The
+//! data's forms and their rules are the domain's (`src/domain/jobdata.rs`).
 
 use std::ffi::OsString;
 use std::io::Read;
@@ -46,55 +47,15 @@ use nix::unistd::Pid;
 
 use super::handler::{Handler, JobContext, Outcome, StopRequest};
 use super::procs;
-use crate::domain::{codes, limits, Job};
+use crate::domain::codes;
+pub use crate::domain::{command_data, command_data_with_timeout, command_of, command_timeout_of, COMMAND_PREFIX};
 
-/// Job data that starts with this line holds a command to run.
-pub const COMMAND_PREFIX: &[u8] = crate::domain::COMMAND_PREFIX;
 /// The exit code that means "try again later".
 pub const EXIT_TRANSIENT: i32 = 75;
 /// Bytes of stderr kept for the message.
 const STDERR_TAIL: usize = 2000;
 /// How long stderr is still read after the main process exited.
 pub const DRAIN: Duration = Duration::from_millis(100);
-/// The first line of a command that carries a timeout, before its seconds.
-const TIMEOUT_LINE: &str = "# joblog:timeout=";
-
-/// The command a job carries in its data, if any (with its timeout line,
-/// a shell comment, if it has one).
-pub fn command_of(job: &Job) -> Option<&str> {
-    job.data.strip_prefix(COMMAND_PREFIX).and_then(|c| std::str::from_utf8(c).ok())
-}
-
-/// The timeout a command job carries in its data, if any.
-pub fn command_timeout_of(job: &Job) -> Option<Duration> {
-    timeout_in(&job.data)
-}
-
-/// The timeout in command job data, if any.
-fn timeout_in(data: &[u8]) -> Option<Duration> {
-    let command = std::str::from_utf8(data.strip_prefix(COMMAND_PREFIX)?).ok()?;
-    let (first, _) = command.split_once('\n')?;
-    let text = first.strip_prefix(TIMEOUT_LINE)?;
-    let secs = limits::parse_command_timeout(text)?;
-    // Only the form `command_data_with_timeout` writes (no leading zero).
-    (secs.to_string() == text).then(|| Duration::from_secs(secs))
-}
-
-/// Job data that carries `command`.
-pub fn command_data(command: &str) -> Vec<u8> {
-    [COMMAND_PREFIX, command.as_bytes()].concat()
-}
-
-/// Job data that carries `command`, to be ended after `timeout_secs`
-/// seconds (1 to [`limits::MAX_COMMAND_TIMEOUT_SECS`]; `None`: the
-/// default, the store's `command.timeout_secs`, else the service's).
-pub fn command_data_with_timeout(command: &str, timeout_secs: Option<u64>) -> Vec<u8> {
-    match timeout_secs {
-        Some(s) => [COMMAND_PREFIX, format!("{TIMEOUT_LINE}{s}\n").as_bytes(), command.as_bytes()].concat(),
-        None => command_data(command),
-    }
-}
-
 /// Runs command jobs.
 #[derive(Debug, Clone)]
 pub struct CommandHandler {
@@ -364,41 +325,5 @@ fn last_lines(bytes: &[u8]) -> String {
     match (start > 0, tail.find('\n')) {
         (true, Some(nl)) => tail[nl + 1..].to_string(),
         _ => tail.to_string(),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::domain::runs_command;
-
-    #[test]
-    fn every_form_of_command_data_is_a_command_for_the_privilege_check() {
-        for data in [
-            command_data("echo hi"),
-            command_data_with_timeout("echo hi", Some(30)),
-            command_data_with_timeout("echo hi", None),
-            command_data_with_timeout("", Some(1)),
-        ] {
-            assert!(runs_command(&data), "{data:?}");
-        }
-    }
-
-    #[test]
-    fn a_timeout_line_is_read_only_in_its_exact_form() {
-        assert_eq!(timeout_in(&command_data_with_timeout("x", Some(30))), Some(Duration::from_secs(30)));
-        assert_eq!(timeout_in(&command_data("x")), None);
-        assert_eq!(timeout_in(&command_data("# joblog:timeout=30")), None, "no newline: no command after");
-        assert_eq!(timeout_in(&command_data("# joblog:timeout=0\nx")), None);
-        assert_eq!(timeout_in(&command_data("# joblog:timeout=-1\nx")), None);
-        assert_eq!(timeout_in(&command_data("# joblog:timeout=+5\nx")), None);
-        assert_eq!(timeout_in(&command_data("# joblog:timeout=05\nx")), None);
-        assert_eq!(timeout_in(&command_data("# joblog:timeout=2592001\nx")), None);
-        assert_eq!(timeout_in(&command_data(" # joblog:timeout=5\nx")), None);
-        assert_eq!(timeout_in(b"# joblog:timeout=5\nx"), None, "not command data");
-        // The old meaning stays: the whole text is the command (the line
-        // is a shell comment).
-        let data = command_data_with_timeout("echo hi", Some(5));
-        assert_eq!(data.strip_prefix(COMMAND_PREFIX), Some(&b"# joblog:timeout=5\necho hi"[..]));
     }
 }

@@ -49,8 +49,8 @@ use std::time::{Duration, Instant};
 
 use uuid::Uuid;
 
-use crate::domain::{codes, Job, Privilege, Status, StorePolicy, Timestamp};
-use crate::engine::{bulk_delete_criteria, Engine, ServiceStep};
+use crate::domain::{bulk_delete_criteria, codes, Job, Privilege, Status, StorePolicy, Timestamp};
+use crate::engine::{Engine, ServiceStep};
 use crate::error::Error;
 
 /// How the service runs.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use joblog::domain::{Action, Envelope, Event, Timestamp};
+use joblog::domain::{Envelope, Event, Timestamp};
 use uuid::Uuid;
 
 /// A row of the jobs table, in its columns' order.
@@ -128,16 +128,18 @@ pub fn rows(seq: u64, env: Envelope) -> (Change, HistoryRow) {
                 postponeuntil,
                 message: t.message.clone(),
             };
+            // The columns as the domain's rules set them (`ColumnChanges`).
+            let c = t.columns(env.at);
             let change = Move {
                 job: t.job,
-                statecode: t.to.statecode() as i32,
-                statuscode: t.to.statuscode() as i32,
-                postponeuntil,
-                modifiedon: at,
-                started: (t.action == Action::Lock).then_some(at),
-                completedon: t.to.is_completed().then_some(at),
-                errorcode: t.errorcode,
-                message: t.message,
+                statecode: c.status.statecode() as i32,
+                statuscode: c.status.statuscode() as i32,
+                postponeuntil: c.postponeuntil.map(Timestamp::micros),
+                modifiedon: c.modifiedon.micros(),
+                started: c.started.map(Timestamp::micros),
+                completedon: c.completedon.map(Timestamp::micros),
+                errorcode: c.errorcode,
+                message: c.message.map(str::to_string),
             };
             (Change::Moved(change), history)
         }

@@ -559,7 +559,7 @@ fn view_samples(args: &Args, end: Timestamp) -> Vec<(String, Vec<(Filter, SqlPag
         make("System Jobs (Workflow, Failed)", &mut |_, b| {
             let f = Filter {
                 operationtype: Some(OperationType::WORKFLOW),
-                status: Some(StatusReason::Failed),
+                status_reason: Some(StatusReason::Failed),
                 created_before: Some(Timestamp::from_micros(b)),
                 ..Filter::default()
             };

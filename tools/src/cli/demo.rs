@@ -171,7 +171,7 @@ pub fn run(args: &DemoArgs, g: &Global, interactive: bool) -> Output {
         }
         // Users act on queued and suspended jobs.
         let suspended: Vec<_> = {
-            let f = Filter { status: Some(joblog::domain::StatusReason::Waiting), ..Filter::default() };
+            let f = Filter { status_reason: Some(joblog::domain::StatusReason::Waiting), ..Filter::default() };
             admin.list(&f, None, 40)?.0
         };
         for (i, job) in suspended.iter().enumerate() {
@@ -219,7 +219,8 @@ pub fn run(args: &DemoArgs, g: &Global, interactive: bool) -> Output {
     let (background, _) = admin.list(&Filter { regarding: Some(row.clone()), ..Filter::default() }, None, 8)?;
     let backoff = joblog::service::backoff_report(&engine, &BackoffPolicy { seed, ..BackoffPolicy::default() });
     let failing = backoff.iter().find(|b| b.workflow == FAILING);
-    let failed_count = admin.count(&Filter { status: Some(joblog::domain::StatusReason::Failed), ..Filter::default() });
+    let failed_count =
+        admin.count(&Filter { status_reason: Some(joblog::domain::StatusReason::Failed), ..Filter::default() });
 
     // The default bulk deletion, Immediately.
     let criteria = DeletionCriteria::platform_default();

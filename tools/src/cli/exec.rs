@@ -60,7 +60,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
             spec.workflow = a.workflow.clone();
             spec.regarding = a.regarding.as_deref().map(Regarding::parse).transpose()?;
             spec.owner = a.owner.clone();
-            spec.postpone_until = a.postpone_until.as_deref().map(Timestamp::parse).transpose()?;
+            spec.postponeuntil = a.postpone_until.as_deref().map(Timestamp::parse).transpose()?;
             spec.dependency_token = a.dependency_token.clone();
             if let Some(c) = &a.command {
                 spec.data = command_data_with_timeout(c, a.timeout);
@@ -228,7 +228,7 @@ fn given_filters(f: &Filters) -> Vec<&'static str> {
 /// job can match together are refused (a usage error naming both).
 pub fn filter(f: &Filters) -> Result<Filter, Failure> {
     let filter = filter_unchecked(f)?;
-    if let (Some(state), Some(reason)) = (filter.state, filter.status) {
+    if let (Some(state), Some(reason)) = (filter.state, filter.status_reason) {
         let of = joblog::domain::Status::of_reason(reason).state();
         if of != state {
             return Err(Failure::usage(format!(
@@ -256,7 +256,7 @@ pub fn filter(f: &Filters) -> Result<Filter, Failure> {
             )));
         }
     }
-    if let (Some(reason), Some(_)) = (filter.status, filter.completed_before) {
+    if let (Some(reason), Some(_)) = (filter.status_reason, filter.completed_before) {
         if joblog::domain::Status::of_reason(reason).state() != State::Completed {
             return Err(Failure::usage(format!(
                 "--status {} and --completed-before cannot both match: only Completed jobs have a completedon",
@@ -271,7 +271,7 @@ fn filter_unchecked(f: &Filters) -> Result<Filter, Failure> {
     Ok(Filter {
         operationtype: f.operationtype.as_deref().map(OperationType::parse).transpose()?,
         state: f.state.as_deref().map(State::parse).transpose()?,
-        status: f.status.as_deref().map(StatusReason::parse).transpose()?,
+        status_reason: f.status.as_deref().map(StatusReason::parse).transpose()?,
         workflow: f.workflow.clone(),
         regarding: f.regarding.as_deref().map(Regarding::parse).transpose()?,
         owner: f.owner.clone(),
@@ -785,7 +785,7 @@ fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
     let state = ctx.engine.state();
     let mut by_status = Vec::new();
     for status in joblog::domain::Status::all() {
-        let f = Filter { state: Some(status.state()), status: Some(status.reason()), ..Filter::default() };
+        let f = Filter { state: Some(status.state()), status_reason: Some(status.reason()), ..Filter::default() };
         by_status.push((status, state.count(&f, &vis)));
     }
     let mut by_type = Vec::new();

@@ -1,0 +1,297 @@
+//! Deletion: `Engine::delete` (one `JobsDeleted` event) and
+//! `Engine::compact` (the space back), `Session::delete_now` (the
+//! Immediately option), Bulk Delete jobs and the retention policy, and
+//! `DeletionReport`. Which jobs a deletion takes is the projection's
+//! (`projection/delete.rs`); running Bulk Delete jobs is the service's
+//! (`service/bulk.rs`).
+
+use uuid::Uuid;
+
+use super::{Engine, Session};
+use crate::domain::{
+    bulk_delete_criteria, bulk_delete_data, Actor, Deletion, DeletionCriteria, DomainError, Event, Job, OperationType,
+    Privilege, Recurrence, RetentionPolicy, Timestamp, MAX_IMMEDIATE_DELETE,
+};
+use crate::error::Error;
+use crate::log::Compaction;
+use crate::projection::query::{Filter, Visibility};
+use crate::projection::Projection;
+
+/// A Bulk Delete system job (type 13) to create.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NewBulkDelete {
+    pub name: String,
+    pub criteria: DeletionCriteria,
+    /// When it first runs (now when absent).
+    pub start: Option<Timestamp>,
+    /// `FREQ=DAILY;INTERVAL=30` and the like (see [`Recurrence`]).
+    pub recurrence: Option<String>,
+}
+
+/// A Bulk Delete job as `bulk-delete list` shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BulkDeleteRecord {
+    pub job: Job,
+    pub criteria: Option<DeletionCriteria>,
+    /// Jobs its runs deleted.
+    pub successcount: u64,
+    /// Jobs it failed to delete: always 0, as one deletion is one event
+    /// (all of it or nothing); a run that fails is the job's own failure.
+    pub failurecount: u64,
+}
+
+/// The platform's default recurring bulk deletion.
+pub const DEFAULT_BULK_DELETE_NAME: &str = "Delete completed system jobs";
+
+impl Engine {
+    /// Creates a Bulk Delete job owned by `owner`, written by `actor`.
+    pub(crate) fn create_bulk_delete(&self, actor: Actor, owner: &str, spec: &NewBulkDelete) -> Result<Job, Error> {
+        spec.criteria.validate()?;
+        let recurrence = spec.recurrence.as_deref().map(Recurrence::parse).transpose()?;
+        self.commit(actor, |state, now| {
+            let unit = state.directory().user(owner)?.business_unit.clone();
+            let mut job = Job::new(&spec.name, OperationType::BULK_DELETE, owner, &unit, now);
+            let start = spec.start.unwrap_or(now);
+            job.postponeuntil = (start > now).then_some(start);
+            job.recurrencepattern = recurrence.and(spec.recurrence.clone());
+            job.recurrencestarttime = Some(start);
+            job.data = bulk_delete_data(&spec.criteria);
+            job.validate()?;
+            Ok((vec![Event::JobCreated(Box::new(job.clone()))], job))
+        })
+    }
+
+    /// Bulk Delete jobs named `name`, any state.
+    pub(crate) fn bulk_delete_jobs_named(&self, name: &str) -> Result<Vec<Job>, Error> {
+        let filter = Filter { operationtype: Some(OperationType::BULK_DELETE), ..Filter::default() };
+        let state = self.state();
+        let (jobs, _) = state.query_jobs(&filter, &Visibility::All, None, usize::MAX, &self.log)?;
+        Ok(jobs.into_iter().filter(|j| j.name == name).collect())
+    }
+
+    /// Installs the platform's default on a store that never had it: "Delete
+    /// completed system jobs" (Workflow, Succeeded, older than 30 days),
+    /// daily from the next midnight (UTC), owned by `admin`. An
+    /// administrator changes it by canceling it and creating another; a
+    /// canceled default stays canceled.
+    pub fn install_default_bulk_delete(&self) -> Result<Option<Job>, Error> {
+        if !self.bulk_delete_jobs_named(DEFAULT_BULK_DELETE_NAME)?.is_empty() {
+            return Ok(None);
+        }
+        let day = 86_400_000_000;
+        let midnight = Timestamp::from_micros((self.now().micros().div_euclid(day) + 1) * day);
+        let spec = NewBulkDelete {
+            name: DEFAULT_BULK_DELETE_NAME.into(),
+            criteria: DeletionCriteria::platform_default(),
+            start: Some(midnight),
+            recurrence: Some("FREQ=DAILY;INTERVAL=1".into()),
+        };
+        self.create_bulk_delete(Actor::System, crate::domain::ADMIN, &spec).map(Some)
+    }
+}
+
+/// What a bulk deletion did.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DeletionReport {
+    pub deleted: u64,
+    /// Matching jobs beyond the limit, for another run.
+    pub remaining_matching: u64,
+    /// Bytes of events the log holds before and after (segment files
+    /// without the active segment's preallocated tail).
+    pub bytes_before: u64,
+    pub bytes_after: u64,
+    /// From the request to the space being back (logical deletion and
+    /// compaction).
+    pub seconds: f64,
+    /// Until the jobs were gone from every view.
+    pub seconds_logical: f64,
+    /// Writing the checkpoint afterwards (so that a reopen need not replay).
+    pub seconds_checkpoint: f64,
+    pub compaction: Compaction,
+    /// What failed after the deletion was durable (compaction, the
+    /// checkpoint): the jobs are deleted all the same.
+    pub warnings: Vec<String>,
+}
+
+impl Engine {
+    /// Deletes the completed jobs matching `criteria` (at most `limit`,
+    /// oldest `completedon` first) as `actor`: one event, after which no
+    /// view shows them; returns how many were taken and how many more
+    /// match. The space comes back with [`Engine::compact`]. No privilege
+    /// check: callers decide who may (see [`Session::delete_now`]).
+    pub fn delete(
+        &self,
+        actor: Actor,
+        criteria: &DeletionCriteria,
+        limit: u64,
+        definition: Option<Uuid>,
+    ) -> Result<Deletion, Error> {
+        criteria.validate()?;
+        self.commit(actor, |state, now| {
+            let cutoff = criteria.cutoff(now);
+            let sel = state.select_deletion(criteria, cutoff, limit);
+            let d = Deletion {
+                criteria: criteria.clone(),
+                cutoff,
+                limit,
+                through: sel.through,
+                deleted: sel.count,
+                remaining: sel.remaining,
+                definition,
+            };
+            Ok((vec![Event::JobsDeleted(Box::new(d.clone()))], d))
+        })
+    }
+
+    /// Rewrites the log's segments without the events of deleted jobs, so
+    /// that their space comes back; the active segment is sealed first if
+    /// it holds any. Appends, reads and the service go on meanwhile; they
+    /// pause only while the new segments are installed.
+    ///
+    /// Every segment holding such events is rewritten in one go: dropping
+    /// some of a deleted job's events and keeping others would leave events
+    /// of a job whose creation is gone, which replay rightly refuses. (So a
+    /// deletion every few milliseconds seals a small segment each time; see
+    /// ARCHITECTURE.md, "Deletion and compaction".)
+    pub fn compact(&self) -> Result<Compaction, Error> {
+        if self.read_only {
+            return Err(crate::log::LogError::ReadOnly.into());
+        }
+        let _one = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
+        let plan = self.state().garbage().clone();
+        if plan.is_empty() {
+            return Ok(Compaction::default());
+        }
+        let rewrite = self.log.rewrite(&plan)?;
+        let _no_writes = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let done = self.log.install(rewrite)?;
+        state.apply_compaction(&plan, &done);
+        drop(state);
+        // Every checkpoint points into segments that were just rewritten:
+        // none can be used again, so their space comes back too. The
+        // compaction is installed whatever happens here: a checkpoint left
+        // behind names the old generations and is skipped on open.
+        let _ = Projection::remove_snapshots(&self.dir.join("snapshots"));
+        self.checkpoint_seq.store(0, std::sync::atomic::Ordering::Relaxed);
+        Ok(done)
+    }
+}
+
+impl Session<'_> {
+    /// The Immediately option of bulk deletion (`domain.md` §7): deletes
+    /// at most `limit` (up to [`MAX_IMMEDIATE_DELETE`]) completed jobs
+    /// matching `criteria`, oldest first, then compacts the log so the
+    /// space is back before it returns. Needs Delete at Organization depth,
+    /// and criteria that include System Job Type Workflow.
+    pub fn delete_now(&self, criteria: &DeletionCriteria, limit: u64) -> Result<DeletionReport, Error> {
+        let started = std::time::Instant::now();
+        self.engine.state().directory().check(&self.user, Privilege::Delete, None)?;
+        criteria.validate()?;
+        if !criteria.types.contains(&OperationType::WORKFLOW) {
+            return Err(DomainError::Invalid {
+                what: "deletion criteria",
+                reason: "the Immediately option needs System Job Type Workflow among the criteria".into(),
+            }
+            .into());
+        }
+        if !(1..=MAX_IMMEDIATE_DELETE).contains(&limit) {
+            return Err(DomainError::Invalid {
+                what: "deletion limit",
+                reason: format!("{limit}: one Immediately run deletes between 1 and {MAX_IMMEDIATE_DELETE} jobs"),
+            }
+            .into());
+        }
+        let bytes_before = self.engine.log.data_bytes();
+        let d = self.engine.delete(self.actor(), criteria, limit, None)?;
+        let seconds_logical = started.elapsed().as_secs_f64();
+        // From here on the deletion is durable and shown: what follows only
+        // gives the space back, and its failure (a full disk) is reported
+        // as a warning, not as a failed deletion. The garbage stays listed;
+        // the next compaction takes it.
+        let mut warnings = Vec::new();
+        let compaction = match self.engine.compact() {
+            Ok(c) => c,
+            Err(e) => {
+                warnings.push(format!(
+                    "deleted {} jobs; their space comes back at the next compaction (`joblog compact`): compacting failed: {e}",
+                    d.deleted
+                ));
+                Compaction::default()
+            }
+        };
+        let seconds = started.elapsed().as_secs_f64();
+        let bytes_after = self.engine.log.data_bytes();
+        if d.deleted > 0 {
+            if let Err(e) = self.engine.checkpoint() {
+                warnings.push(format!("no checkpoint written after the deletion (the next open replays the log): {e}"));
+            }
+        }
+        Ok(DeletionReport {
+            warnings,
+            deleted: d.deleted,
+            remaining_matching: d.remaining,
+            bytes_before,
+            bytes_after,
+            seconds,
+            seconds_logical,
+            seconds_checkpoint: started.elapsed().as_secs_f64() - seconds,
+            compaction,
+        })
+    }
+
+    /// Creates a Bulk Delete system job (type 13) that the service runs at
+    /// its start time and again per its recurrence. Needs Delete at
+    /// Organization depth, as it deletes other users' jobs too.
+    pub fn create_bulk_delete(&self, spec: &NewBulkDelete) -> Result<Job, Error> {
+        self.engine.state().directory().check(&self.user, Privilege::Delete, None)?;
+        self.engine.create_bulk_delete(self.actor(), &self.user, spec)
+    }
+
+    /// The retention policy: one daily Bulk Delete job per Completed
+    /// reason, over every System Job Type joblog names.
+    pub fn set_retention(&self, policy: RetentionPolicy) -> Result<Vec<Job>, Error> {
+        let types: Vec<OperationType> = OperationType::named().collect();
+        let mut jobs = Vec::new();
+        for (reason, days) in [
+            (crate::domain::StatusReason::Succeeded, policy.succeeded_days),
+            (crate::domain::StatusReason::Failed, policy.failed_days),
+            (crate::domain::StatusReason::Canceled, policy.canceled_days),
+        ] {
+            let spec = NewBulkDelete {
+                name: format!("Retention: {} jobs older than {days} days", reason.name()),
+                criteria: DeletionCriteria { types: types.clone(), reasons: vec![reason], older_than_days: days },
+                start: None,
+                recurrence: Some("FREQ=DAILY".into()),
+            };
+            jobs.push(self.create_bulk_delete(&spec)?);
+        }
+        Ok(jobs)
+    }
+
+    /// The Bulk Delete jobs this user may see, newest first, with their counts.
+    pub fn bulk_delete_jobs(&self) -> Result<Vec<BulkDeleteRecord>, Error> {
+        let filter = Filter { operationtype: Some(OperationType::BULK_DELETE), ..Filter::default() };
+        let (jobs, _) = self.list(&filter, None, usize::MAX)?;
+        let state = self.engine.state();
+        Ok(jobs
+            .into_iter()
+            .map(|job| {
+                let successcount = state
+                    .deletions()
+                    .iter()
+                    .filter(|d| d.deletion.definition == Some(job.id))
+                    .map(|d| d.deletion.deleted)
+                    .sum();
+                BulkDeleteRecord { criteria: bulk_delete_criteria(&job), job, successcount, failurecount: 0 }
+            })
+            .collect())
+    }
+
+    /// Compaction ([`Engine::compact`]) as this user: rewriting the whole
+    /// log is an administrative write (Write at Organization depth).
+    pub fn compact(&self) -> Result<Compaction, Error> {
+        self.require_organization(Privilege::Write)?;
+        self.engine.compact()
+    }
+}

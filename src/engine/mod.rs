@@ -1,0 +1,260 @@
+//! The embedding surface: an [`Engine`] on a data directory, and
+//! [`Session`]s through which an acting user creates jobs, acts on them and
+//! reads them. Every call checks the user's privileges first (through
+//! `Directory::check`, the one place that decides), and every change is an
+//! atomic batch of events appended to the log before the projection shows it.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use joblog::engine::{Config, Engine, NewJob, UserAction};
+//! use joblog::domain::{ManualClock, OperationType, Status, Timestamp};
+//!
+//! let dir = tempfile::tempdir().unwrap();
+//! let clock = Arc::new(ManualClock::new(Timestamp::parse("2026-01-31T12:00:00Z").unwrap()));
+//! let engine = Engine::open(dir.path(), Config::default(), clock).unwrap();
+//! let admin = engine.session("admin").unwrap();
+//! let job = admin.create(NewJob::new("Send welcome email", OperationType::BULK_EMAIL)).unwrap();
+//! assert_eq!(job.status, Status::READY);
+//! let job = admin.act(job.id, UserAction::Cancel).unwrap();
+//! assert_eq!(job.status, Status::CANCELED);
+//! assert_eq!(admin.history(job.id).unwrap().len(), 2);
+//! ```
+//!
+//! One file per concern: `open.rs` (opening, replay), `write.rs` (the
+//! write path every change takes), `steps.rs` (the service's steps),
+//! `actions.rs` (creating and acting on jobs), `reads.rs` (reading them),
+//! `delete.rs` (deletion, compaction, Bulk Delete jobs), `admin.rs`
+//! (users, roles, workflows, policy), `import.rs` (history brought in),
+//! `verify.rs` (checking and salvaging a store). This file holds what they
+//! share: `Engine`, `Config`, `Session`, closing and checkpoints.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+
+use crate::domain::{Actor, Clock, Depth, DomainError, Privilege, Timestamp};
+use crate::error::Error;
+use crate::log::{Log, LogConfig};
+use crate::projection::query::Visibility;
+use crate::projection::Projection;
+
+mod actions;
+mod admin;
+mod delete;
+mod import;
+mod open;
+mod reads;
+mod steps;
+mod verify;
+mod write;
+
+pub use crate::domain::{bulk_delete_criteria, bulk_delete_data, BULK_DELETE_PREFIX};
+pub use actions::{BulkOutcome, NewJob, UserAction};
+pub use delete::{BulkDeleteRecord, DeletionReport, NewBulkDelete, DEFAULT_BULK_DELETE_NAME};
+pub use reads::HistoryEntry;
+pub use steps::ServiceStep;
+pub use verify::{manifest_problem, salvage, verify_unopenable, LostRange, SalvageOptions, SalvageReport, StoreReport};
+
+/// How an engine is opened.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub log: LogConfig,
+    /// Save a checkpoint of the projection after this many events (0: only
+    /// on [`Engine::close`] and [`Engine::checkpoint`]).
+    pub checkpoint_every_events: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Self { log: LogConfig::default(), checkpoint_every_events: 1_000_000 }
+    }
+}
+
+/// How far ahead of the system clock an event of a live (not simulated)
+/// store may be stamped. Events never go backwards in time, so one event
+/// stamped far ahead would refuse every later write until then: the clock
+/// an engine is given (a `--now`, a [`crate::domain::ManualClock`]) is
+/// checked against the system's before each write.
+pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+
+/// Refuses `at` ([`Error::ClockAhead`]) when it is further ahead of the
+/// system clock than [`MAX_CLOCK_SKEW_SECS`]: what a live store checks
+/// before each write.
+pub fn check_clock_skew(at: Timestamp) -> Result<(), Error> {
+    let limit = crate::domain::SystemClock.now().plus_micros(MAX_CLOCK_SKEW_SECS * 1_000_000);
+    if at > limit {
+        return Err(Error::ClockAhead { at: at.to_rfc3339(), limit: limit.to_rfc3339() });
+    }
+    Ok(())
+}
+
+/// The file in a data directory that marks a store created as a
+/// simulation (`DATA/SIMULATION`; see `docs/format.md`).
+pub const SIMULATION_MARKER: &str = "SIMULATION";
+
+/// What opening found.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct OpenReport {
+    /// The checkpoint loaded: the last event it holds.
+    pub checkpoint_seq: Option<u64>,
+    /// Checkpoints that were not used, and why.
+    pub checkpoints_skipped: Vec<String>,
+    /// Events replayed from the log after the checkpoint.
+    pub events_replayed: u64,
+}
+
+/// A store of system jobs on one data directory.
+pub struct Engine {
+    dir: PathBuf,
+    log: Log,
+    state: RwLock<Projection>,
+    /// Held from validation to applying: writes are checked against the
+    /// state they change, one at a time.
+    write: Mutex<()>,
+    clock: Arc<dyn Clock>,
+    config: Config,
+    /// One compaction at a time.
+    compacting: Mutex<()>,
+    /// Set while a service runs jobs on this engine (one at a time).
+    service: std::sync::atomic::AtomicBool,
+    /// The last event of the newest checkpoint written or loaded.
+    checkpoint_seq: std::sync::atomic::AtomicU64,
+    opened: OpenReport,
+    /// Created as a simulation: the clock is not checked against the system's.
+    simulation: bool,
+    /// Opened by [`Engine::open_read_only`]: nothing is ever written.
+    read_only: bool,
+    /// Why the last checkpoint due after a write could not be written (a
+    /// checkpoint is a cache: the write it followed stands).
+    checkpoint_failed: Mutex<Option<String>>,
+}
+
+impl Engine {
+    /// Whether the store was created as a simulation (its clock may run
+    /// ahead of the system's).
+    pub fn is_simulation(&self) -> bool {
+        self.simulation
+    }
+
+    /// Whether this engine was opened by [`Engine::open_read_only`].
+    pub fn is_read_only(&self) -> bool {
+        self.read_only
+    }
+
+    /// Why the last checkpoint due after a write failed, if it did (the
+    /// write itself stands; the next checkpoint tries again).
+    pub fn checkpoint_failure(&self) -> Option<String> {
+        self.checkpoint_failed.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Marks a service as running on this engine until the guard drops;
+    /// refused while another one runs (a job must never run twice).
+    pub(crate) fn claim_service(&self) -> Result<ServiceClaim<'_>, Error> {
+        use std::sync::atomic::Ordering;
+        if self.service.swap(true, Ordering::AcqRel) {
+            return Err(DomainError::Invalid {
+                what: "service",
+                reason: "a service already runs on this store".into(),
+            }
+            .into());
+        }
+        Ok(ServiceClaim(&self.service))
+    }
+
+    /// What opening found: the checkpoint used and the events replayed.
+    pub fn open_report(&self) -> &OpenReport {
+        &self.opened
+    }
+
+    /// Saves a checkpoint of the current state now.
+    pub fn checkpoint(&self) -> Result<PathBuf, Error> {
+        if self.read_only {
+            return Err(crate::log::LogError::ReadOnly.into());
+        }
+        let state = self.state();
+        let path = state.save_snapshot(&self.dir.join("snapshots"), &self.log.generations())?;
+        self.checkpoint_seq.store(state.last_seq(), std::sync::atomic::Ordering::Relaxed);
+        Ok(path)
+    }
+
+    /// Saves a checkpoint (if anything changed since the last) and closes
+    /// the log, reporting its final sync.
+    pub fn close(self) -> Result<(), Error> {
+        if self.read_only {
+            return Ok(self.log.close()?);
+        }
+        if self.state().last_seq() > self.checkpoint_seq.load(std::sync::atomic::Ordering::Relaxed) {
+            self.checkpoint()?;
+        }
+        Ok(self.log.close()?)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    pub fn log(&self) -> &Log {
+        &self.log
+    }
+
+    /// The current state, for reading.
+    pub fn state(&self) -> RwLockReadGuard<'_, Projection> {
+        self.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// A session for `user`, who must exist and be active.
+    pub fn session(&self, user: &str) -> Result<Session<'_>, Error> {
+        let state = self.state();
+        let u = state.directory().user(user)?;
+        if !u.active {
+            return Err(DomainError::Invalid { what: "user", reason: format!("{user} is deactivated") }.into());
+        }
+        Ok(Session { engine: self, user: user.to_string() })
+    }
+}
+
+/// A running service's claim on its engine.
+pub(crate) struct ServiceClaim<'e>(&'e std::sync::atomic::AtomicBool);
+
+impl Drop for ServiceClaim<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, std::sync::atomic::Ordering::Release);
+    }
+}
+
+/// Calls made by one acting user.
+pub struct Session<'e> {
+    engine: &'e Engine,
+    user: String,
+}
+
+impl Session<'_> {
+    pub fn user(&self) -> &str {
+        &self.user
+    }
+
+    fn actor(&self) -> Actor {
+        Actor::User(self.user.clone())
+    }
+
+    /// Whose jobs this user may see.
+    pub fn visibility(&self) -> Visibility {
+        visibility(&self.engine.state(), &self.user)
+    }
+}
+
+/// Whose jobs `user` may see, from their Read depth.
+fn visibility(state: &Projection, user: &str) -> Visibility {
+    let dir = state.directory();
+    let Ok(u) = dir.user(user) else { return Visibility::Nothing };
+    match dir.depth(u, Privilege::Read) {
+        Depth::None => Visibility::Nothing,
+        Depth::User => Visibility::Owner(user.to_string()),
+        Depth::BusinessUnit => Visibility::BusinessUnits(vec![u.business_unit.clone()]),
+        Depth::ParentChild => Visibility::BusinessUnits(dir.units_within(&u.business_unit)),
+        Depth::Organization => Visibility::All,
+    }
+}

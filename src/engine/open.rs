@@ -1,0 +1,232 @@
+//! Opening a store: the owner check of the data directory, the simulation
+//! marker, the newest usable checkpoint and the replay of the log after it
+//! (also the audit replays up to a time or an event). It does not write
+//! events; closing and checkpoints are in `mod.rs`.
+
+use std::ops::ControlFlow;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, RwLock};
+
+use super::{Config, Engine, OpenReport, SIMULATION_MARKER};
+use crate::domain::{Clock, DomainError, Timestamp};
+use crate::error::Error;
+use crate::log::{Log, LogError};
+use crate::projection::{decode_event, Projection};
+
+impl Engine {
+    /// Opens (creating if needed) the store in `dir`: loads the newest valid
+    /// checkpoint and replays the log after it (or all of it).
+    pub fn open(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        Self::open_as(dir.as_ref(), config, clock, false)
+    }
+
+    /// Opens, creating it if needed, a *simulation*: a store whose clock
+    /// may run ahead of the system's (a live store refuses a write stamped
+    /// more than [`MAX_CLOCK_SKEW_SECS`](super::MAX_CLOCK_SKEW_SECS) ahead). Only a store being created
+    /// can become one; that is recorded in the data directory
+    /// ([`SIMULATION_MARKER`]) and holds from then on, whichever way it is
+    /// opened. A live store is refused.
+    pub fn open_simulation(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        Self::open_as(dir.as_ref(), config, clock, true)
+    }
+
+    fn open_as(dir: &Path, config: Config, clock: Arc<dyn Clock>, create_simulation: bool) -> Result<Self, Error> {
+        let dir = dir.to_path_buf();
+        check_store(&dir, true)?;
+        let marker = dir.join(SIMULATION_MARKER);
+        let simulation = marker.symlink_metadata().is_ok();
+        if create_simulation && !simulation {
+            if dir.join("segments").symlink_metadata().is_ok() {
+                return Err(DomainError::Invalid {
+                    what: "simulation",
+                    reason: format!(
+                        "{} already holds a live store; only a new store can be created as a simulation",
+                        dir.display()
+                    ),
+                }
+                .into());
+            }
+            // Recorded before the log exists: a store is a simulation from
+            // its first event or never.
+            write_marker(&dir, &marker)?;
+        }
+        let simulation = simulation || create_simulation;
+        let log = Log::open(dir.join("segments"), config.log.clone())?;
+        Self::load(dir, log, config, clock, simulation)
+    }
+
+    /// Opens the store in `dir` for reading only: the log is mapped
+    /// read-only under a shared lock (a process that holds the directory
+    /// for writing refuses it with [`crate::log::LogError::Locked`]), no
+    /// writer thread is started, no segment is created or preallocated, a
+    /// torn tail is left as it is (and not served), no checkpoint is
+    /// written and nothing is installed: it never writes a byte, so it
+    /// works on a full disk. Every write through it is refused
+    /// ([`crate::log::LogError::ReadOnly`]). Damage that a writable open
+    /// refuses is refused here too.
+    pub fn open_read_only(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
+        let dir = dir.as_ref().to_path_buf();
+        check_store(&dir, false)?;
+        let simulation = dir.join(SIMULATION_MARKER).symlink_metadata().is_ok();
+        let mut config = config;
+        config.log.read_only = true;
+        let log = Log::open(dir.join("segments"), config.log.clone())?;
+        if let Some(first) = log.recovery().problems.first() {
+            let what = first.trim_start_matches("the store is damaged: ");
+            return Err(Error::Corrupt(what.to_string()));
+        }
+        Self::load(dir, log, config, clock, simulation)
+    }
+
+    fn load(dir: PathBuf, log: Log, config: Config, clock: Arc<dyn Clock>, simulation: bool) -> Result<Self, Error> {
+        let snapshots = dir.join("snapshots");
+        // Loading checkpoints removes leftover `*.tmp` files; a read-only
+        // open must not, so with any there it replays the whole log instead.
+        let leftovers = config.log.read_only
+            && std::fs::read_dir(&snapshots)
+                .into_iter()
+                .flatten()
+                .flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"));
+        let (snapshot, skipped) = if leftovers {
+            (
+                None,
+                vec![format!(
+                    "{}: an interrupted checkpoint is there; read-only, the log is replayed",
+                    snapshots.display()
+                )],
+            )
+        } else {
+            Projection::load_snapshot(&snapshots, log.next_seq(), &log.generations())
+        };
+        let read_only = config.log.read_only;
+        if !read_only {
+            set_aside_checkpoints_ahead(&snapshots, log.next_seq());
+        }
+        let mut state = snapshot.unwrap_or_default();
+        let checkpoint_seq = (state.last_seq() > 0).then_some(state.last_seq());
+        let mut replayed = 0u64;
+        replay(&log, &mut state, Replay::All, &mut replayed)?;
+        let opened = OpenReport { checkpoint_seq, checkpoints_skipped: skipped, events_replayed: replayed };
+        Ok(Self {
+            dir,
+            log,
+            state: RwLock::new(state),
+            write: Mutex::new(()),
+            compacting: Mutex::new(()),
+            service: Default::default(),
+            clock,
+            checkpoint_seq: checkpoint_seq.unwrap_or(0).into(),
+            config,
+            opened,
+            simulation,
+            read_only,
+            checkpoint_failed: Mutex::new(None),
+        })
+    }
+
+    /// The state as it was at `until` (every event up to and including that
+    /// time), rebuilt from the log alone: the audit view.
+    pub fn replay_until(&self, until: Timestamp) -> Result<Projection, Error> {
+        let mut p = Projection::new();
+        replay(&self.log, &mut p, Replay::UntilTime(until), &mut 0)?;
+        Ok(p)
+    }
+
+    /// The state as it was right after event `seq`, from the log alone.
+    pub fn replay_until_seq(&self, seq: u64) -> Result<Projection, Error> {
+        let mut p = Projection::new();
+        replay(&self.log, &mut p, Replay::UntilSeq(seq), &mut 0)?;
+        Ok(p)
+    }
+}
+
+/// Refuses a store whose directory, or any file or directory directly in
+/// it, in `segments/` or in `snapshots/`, belongs to another OS user; with
+/// `tighten` (a writable open), takes group and other permissions away
+/// from the data directory of an older store (made before joblog created
+/// them 0700). A missing directory is fine (it will be created).
+fn check_store(data: &Path, tighten: bool) -> Result<(), LogError> {
+    use crate::log::private::{check_owner, DIR_MODE};
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let io = |path: &Path, source| LogError::Io { path: path.to_path_buf(), source };
+    let Ok(meta) = std::fs::symlink_metadata(data) else { return Ok(()) };
+    check_owner(data)?;
+    let mut dirs = vec![data.to_path_buf()];
+    for sub in ["segments", "snapshots"] {
+        let p = data.join(sub);
+        check_owner(&p)?;
+        if p.is_dir() {
+            dirs.push(p);
+        }
+    }
+    for dir in dirs {
+        for entry in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
+            check_owner(&entry.map_err(|e| io(&dir, e))?.path())?;
+        }
+    }
+    if tighten && meta.is_dir() && meta.mode() & 0o077 != 0 {
+        std::fs::set_permissions(data, std::fs::Permissions::from_mode(DIR_MODE)).map_err(|e| io(data, e))?;
+    }
+    Ok(())
+}
+
+/// Writes the simulation marker of a store being created (as any whole
+/// file: `SIMULATION.tmp`, synced, renamed, the directory synced).
+fn write_marker(dir: &Path, marker: &Path) -> Result<(), Error> {
+    use crate::log::private::{create_dir_all, create_file, install_file, InstallError};
+    use std::io::Write;
+    let io = |path: &Path, source| Error::Io { path: path.to_path_buf(), source };
+    create_dir_all(dir).map_err(|e| io(dir, e))?;
+    let tmp = dir.join(format!("{SIMULATION_MARKER}.tmp"));
+    let write = || -> std::io::Result<()> {
+        let f = create_file(&tmp, true)?;
+        (&f).write_all(b"joblog simulation: events may be stamped ahead of the system clock\n")?;
+        f.sync_all()
+    };
+    install_file(dir, &tmp, marker, write, || {}).map_err(|e| match e {
+        InstallError::Write(e) | InstallError::Rename(e) => io(marker, e),
+        InstallError::SyncDir(e) => io(dir, e),
+    })
+}
+
+/// How far a replay goes.
+#[derive(Clone, Copy)]
+enum Replay {
+    All,
+    UntilTime(Timestamp),
+    UntilSeq(u64),
+}
+
+/// Folds the log into `state`, from the event after the state's last one,
+/// counting the events applied.
+fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64) -> Result<(), Error> {
+    log.scan_from(state.last_seq() + 1, |rec| {
+        if matches!(how, Replay::UntilSeq(s) if rec.seq > s) {
+            return Ok(ControlFlow::Break(()));
+        }
+        let env = decode_event(log, rec.seq, rec.position, rec.payload)?;
+        if matches!(how, Replay::UntilTime(u) if env.at > u) {
+            return Ok(ControlFlow::Break(()));
+        }
+        state.apply(&env, rec.seq, rec.position)?;
+        *count += 1;
+        Ok(ControlFlow::Continue(()))
+    })
+}
+
+/// Renames each checkpoint at or past `next_seq` (a state the log no longer
+/// holds: events were lost from its end) to `NAME.ahead-NEXT`: kept as
+/// evidence (`verify` reports it), never loaded again. Left in place, it
+/// would be loaded as soon as new writes brought the log to its sequence
+/// number, a state of another history.
+fn set_aside_checkpoints_ahead(snapshots: &Path, next_seq: u64) {
+    for entry in std::fs::read_dir(snapshots).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let seq: Option<u64> =
+            name.strip_prefix("snapshot-").and_then(|n| n.strip_suffix(".bin")).and_then(|n| n.parse().ok());
+        if seq.is_some_and(|seq| seq >= next_seq) {
+            let _ = std::fs::rename(entry.path(), snapshots.join(format!("{name}.ahead-{next_seq}")));
+        }
+    }
+}

@@ -1,0 +1,108 @@
+//! Reading jobs as a user sees them: `get`, `history` (`HistoryEntry`),
+//! `list` (pages) and `count`, each limited by the user's Read privilege.
+//! It writes nothing.
+
+use uuid::Uuid;
+
+use super::{visibility, Session};
+use crate::domain::{Action, Actor, Event, Job, Privilege, Status, Timestamp};
+use crate::error::Error;
+use crate::projection::query::{Cursor, Filter};
+
+/// One line of a job's history.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    pub seq: u64,
+    pub at: Timestamp,
+    pub actor: Actor,
+    /// `None` for the creation (or import) of the job.
+    pub action: Option<Action>,
+    pub from: Option<Status>,
+    pub status: Status,
+    pub postponeuntil: Option<Timestamp>,
+    pub message: Option<String>,
+}
+
+/// A history line that changes no status (an owner change, a
+/// resubmission): it shows the status the lines before it left.
+fn note(seq: u64, at: Timestamp, actor: Actor, before: &[HistoryEntry], message: String) -> HistoryEntry {
+    let status = before.last().map_or(Status::READY, |e| e.status);
+    HistoryEntry {
+        seq,
+        at,
+        actor,
+        action: None,
+        from: Some(status).filter(|_| !before.is_empty()),
+        status,
+        postponeuntil: None,
+        message: Some(message),
+    }
+}
+
+impl Session<'_> {
+    /// One job, if the user may read it.
+    pub fn get(&self, id: Uuid) -> Result<Job, Error> {
+        let state = self.engine.state();
+        let target = state.write_target(id).ok_or(Error::JobNotFound(id))?;
+        state.directory().check(&self.user, Privilege::Read, Some((&target.owner, &target.owningbusinessunit)))?;
+        state.job(id, &self.engine.log)
+    }
+
+    /// Every transition of a job, oldest first.
+    pub fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>, Error> {
+        self.get(id)?;
+        let state = self.engine.state();
+        let mut out = Vec::new();
+        for (seq, env) in state.history(id, &self.engine.log)? {
+            let entry = match env.event {
+                Event::JobCreated(j) => HistoryEntry {
+                    seq,
+                    at: env.at,
+                    actor: env.actor,
+                    action: None,
+                    from: None,
+                    status: j.status,
+                    postponeuntil: j.postponeuntil,
+                    message: j.message,
+                },
+                Event::Transition(t) => HistoryEntry {
+                    seq,
+                    at: env.at,
+                    actor: env.actor,
+                    action: Some(t.action),
+                    from: Some(t.from),
+                    status: t.to,
+                    postponeuntil: t.postponeuntil,
+                    message: t.message,
+                },
+                // A line that changes no status: the status it leaves.
+                Event::OwnerChanged { owner, .. } => {
+                    note(seq, env.at, env.actor, &out, format!("owner changed to {owner}"))
+                }
+                Event::JobResubmitted { new, .. } => {
+                    note(seq, env.at, env.actor, &out, format!("resubmitted as {new}"))
+                }
+                _ => continue,
+            };
+            out.push(entry);
+        }
+        Ok(out)
+    }
+
+    /// One page of the jobs the user may see, newest `createdon` first.
+    pub fn list(
+        &self,
+        filter: &Filter,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<Job>, Option<Cursor>), Error> {
+        let state = self.engine.state();
+        state.query_jobs(filter, &visibility(&state, &self.user), after, limit, &self.engine.log)
+    }
+
+    /// How many jobs the user may see match `filter`.
+    pub fn count(&self, filter: &Filter) -> usize {
+        let state = self.engine.state();
+        state.count(filter, &visibility(&state, &self.user))
+    }
+}

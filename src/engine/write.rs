@@ -1,0 +1,142 @@
+//! The write path every change goes through: under the engine's write
+//! lock, build a batch against the current state, stamp it (time never
+//! goes backwards; a live store's clock is checked against the system's),
+//! append it to the log as one atomic batch, apply it to the projection,
+//! and take a checkpoint when one is due. It decides nothing about what a
+//! batch holds: its callers (the other files here) validate and build it.
+
+use std::collections::HashMap;
+
+use uuid::Uuid;
+
+use super::{check_clock_skew, Engine, MAX_CLOCK_SKEW_SECS};
+use crate::domain::{Actor, Envelope, Event, Job, Timestamp, Transition, EVENT_VERSION};
+use crate::error::Error;
+use crate::log::Batch;
+use crate::projection::{JobStatus, Projection};
+
+impl Engine {
+    /// Refuses a write stamped `now` when that is further ahead of the
+    /// system clock than [`MAX_CLOCK_SKEW_SECS`], unless the store is a
+    /// simulation.
+    fn check_clock(&self, now: Timestamp) -> Result<(), Error> {
+        if self.simulation {
+            return Ok(());
+        }
+        check_clock_skew(now)
+    }
+
+    /// Checks and appends one atomic batch of events built by `build`
+    /// against the current state, all stamped now, then applies it.
+    pub(super) fn commit<T>(
+        &self,
+        actor: Actor,
+        build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Event>, T), Error>,
+    ) -> Result<T, Error> {
+        self.commit_envelopes(|state, now| {
+            if let Some(newest) = state.last_at() {
+                if now < newest {
+                    return Err(Error::TimeWentBackwards { at: now.to_rfc3339(), newest: newest.to_rfc3339() });
+                }
+            }
+            let (events, out) = build(state, now)?;
+            let envelopes = events
+                .into_iter()
+                .map(|event| Envelope { version: EVENT_VERSION, at: now, actor: actor.clone(), event })
+                .collect();
+            Ok((envelopes, out))
+        })
+    }
+
+    /// The write path: under the write lock, build the batch against the
+    /// state, append it durably, apply it, and take a checkpoint when due.
+    pub(super) fn commit_envelopes<T>(
+        &self,
+        build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Envelope>, T), Error>,
+    ) -> Result<T, Error> {
+        let _one_writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut now = self.clock.now();
+        if self.clock.is_wall_clock() {
+            // Event times never go backwards, but a wall clock a little
+            // behind the newest event must not block every write until it
+            // catches up: how far ahead an event may be is bounded by
+            // `check_clock` (docs/operations.md, "The clock").
+            // A store already further ahead (written by an older joblog)
+            // is refused as before, with its way out in the message.
+            let limit = now.plus_micros(MAX_CLOCK_SKEW_SECS * 1_000_000);
+            if let Some(newest) = self.state().last_at().filter(|&n| n <= limit) {
+                now = now.max(newest);
+            }
+        }
+        let (envelopes, out) = build(&self.state(), now)?;
+        if envelopes.is_empty() {
+            return Ok(out);
+        }
+        self.check_clock(now)?;
+        let mut batch = Batch::new();
+        let mut lens = Vec::with_capacity(envelopes.len());
+        for env in &envelopes {
+            let bytes = env.encode()?;
+            lens.push(bytes.len());
+            batch.push(&bytes);
+        }
+        let appended = self.log.append_batch(batch)?;
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut pos = appended.first;
+        for ((env, seq), len) in envelopes.iter().zip(appended.seqs).zip(lens) {
+            state.apply(env, seq, pos)?;
+            pos = pos.after(len);
+        }
+        let due = self.config.checkpoint_every_events > 0
+            && state.last_seq() - self.checkpoint_seq.load(std::sync::atomic::Ordering::Relaxed)
+                >= self.config.checkpoint_every_events;
+        drop(state);
+        if due {
+            // Writers wait (this thread holds the write lock); readers do not.
+            // The write is durable and applied: a checkpoint that fails
+            // (a full disk) must not report it as failed.
+            *self.checkpoint_failed.lock().unwrap_or_else(|e| e.into_inner()) =
+                self.checkpoint().err().map(|e| e.to_string());
+        }
+        Ok(out)
+    }
+}
+
+/// The status of each job as the batch being built leaves it: the state's,
+/// changed by the batch's own earlier events (a Lock then a Fail of one
+/// job; a creation then its transitions). The one overlay of pending
+/// changes a batch is checked against (`Engine::steps`, `Session::load`).
+pub(super) struct Pending<'s> {
+    state: &'s Projection,
+    changed: HashMap<Uuid, JobStatus>,
+}
+
+impl<'s> Pending<'s> {
+    pub(super) fn new(state: &'s Projection) -> Self {
+        Self { state, changed: HashMap::new() }
+    }
+
+    /// Job `id` as the batch so far leaves it (`None`: no such job).
+    pub(super) fn get(&self, id: Uuid) -> Option<JobStatus> {
+        self.changed.get(&id).copied().or_else(|| self.state.job_status(id))
+    }
+
+    /// Records the creation of `job` by the batch.
+    pub(super) fn created(&mut self, job: &Job) {
+        let status = JobStatus {
+            status: job.status,
+            operationtype: job.operationtype,
+            postponeuntil: job.postponeuntil,
+            retrycount: job.retrycount,
+        };
+        self.changed.insert(job.id, status);
+    }
+
+    /// Records transition `t` by the batch (of a job [`Pending::get`] finds).
+    pub(super) fn moved(&mut self, t: &Transition) {
+        if let Some(before) = self.get(t.job) {
+            let after = JobStatus { status: t.to, postponeuntil: t.postponeuntil, retrycount: t.retrycount, ..before };
+            self.changed.insert(t.job, after);
+        }
+    }
+}
