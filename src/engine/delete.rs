@@ -179,7 +179,7 @@ impl Engine {
 }
 
 impl Session<'_> {
-    /// The Immediately option of bulk deletion (`domain.md` §7): deletes
+    /// The Immediately option of bulk deletion (`docs/domain.md` §7): deletes
     /// at most `limit` (up to [`MAX_IMMEDIATE_DELETE`]) completed jobs
     /// matching `criteria`, oldest first, then compacts the log so the
     /// space is back before it returns. Needs Delete at Organization depth,

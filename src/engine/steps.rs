@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::projection::JobStatus;
 
 /// A step the service takes on a job (the service's side of the state
-/// machine; `domain.md` §5). Workers act as `Actor::Worker`, without a
+/// machine; `docs/domain.md` §5). Workers act as `Actor::Worker`, without a
 /// user's privileges.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ServiceStep {
