@@ -1,5 +1,5 @@
 //! The `joblog` command line; see `../shared/cli.md` and `joblog --help`.
 
 fn main() -> std::process::ExitCode {
-    joblog_tools::cli::main()
+    joblog_cli::main()
 }
