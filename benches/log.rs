@@ -1,5 +1,5 @@
 //! Hot paths of the event log, so that regressions show up. Whole-system
-//! figures next to the machine's limits come from `joblog-logbench` (tools/).
+//! figures next to the machine's limits come from `joblog-logbench` (bench/).
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use joblog::log::format::{encode_frame_header, read_frame, scan, FrameRead, SegmentHeader, SeqRule, HEADER_LEN};

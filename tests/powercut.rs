@@ -602,7 +602,7 @@ fn joblog_bin() -> PathBuf {
     };
     if !path.is_file() {
         panic!(
-            "the joblog binary is missing at {}: build it first with `cargo build --release -p joblog-tools --bin \
+            "the joblog binary is missing at {}: build it first with `cargo build --release -p joblog-cli --bin \
              joblog` (`cargo test --workspace` builds it), or set JOBLOG_BIN",
             path.display()
         );

@@ -16,7 +16,7 @@ fuzz_target!(|data: &[u8]| {
     let with_header =
         format!("System Job Name,System Job Type,Status,Status Reason,Owner,Regarding,Created On,Message\n{text}");
     for input in [text, with_header.as_str()] {
-        for (line, job) in joblog_tools::cli::import::parse_csv(input, &dir, "admin") {
+        for (line, job) in joblog_cli::import::parse_csv(input, &dir, "admin") {
             if let Ok(job) = job {
                 common::check_accepted(&dir, line, &job);
             }

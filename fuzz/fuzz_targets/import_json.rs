@@ -12,7 +12,7 @@ mod common;
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
     let dir = common::directory();
-    let parsed = joblog_tools::cli::import::parse_json_lines(text, &dir, "admin");
+    let parsed = joblog_cli::import::parse_json_lines(text, &dir, "admin");
     let mut last = 0;
     for (line, job) in parsed {
         assert!(line > last, "line numbers increase");

@@ -5,7 +5,7 @@
 //! chunking, and agrees with a check of the whole.
 #![no_main]
 
-use joblog_tools::cli::protocol::{decode_request, encode_request, LineLimit, MAX_ARGS, MAX_REQUEST_BYTES};
+use joblog_cli::protocol::{decode_request, encode_request, LineLimit, MAX_ARGS, MAX_REQUEST_BYTES};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

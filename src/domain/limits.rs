@@ -11,7 +11,7 @@
 //! * **text** (job and workflow names, recurrence): a length limit and no
 //!   control character; **free text** (messages, a command) keeps control
 //!   characters (a command's stderr is what it is) and has only a length
-//!   limit: every human-readable output escapes them (`tools/src/cli/output.rs`).
+//!   limit: every human-readable output escapes them (`cli/src/output.rs`).
 
 use super::DomainError;
 

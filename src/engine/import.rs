@@ -1,7 +1,7 @@
 //! Bringing history in: `import` (job rows kept as they are) and `load`
 //! (job events with their own times and actors), each one atomic batch
 //! checked as if it happened live. Reading files in other formats is the
-//! command line's (`tools/src/cli/import.rs`).
+//! command line's (`cli/src/import.rs`).
 
 use super::write::Pending;
 use super::Session;

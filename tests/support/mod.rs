@@ -1,4 +1,4 @@
-//! What the integration tests share (`tools/tests/cli.rs` too, by path): a
+//! What the integration tests share (`cli/tests/cli.rs` too, by path): a
 //! seedable random source, running a child process until a SIGKILL at a
 //! chosen moment, small tmpfs mounts, filling them, and checksums of a directory tree.
 

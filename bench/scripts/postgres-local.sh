@@ -4,9 +4,9 @@
 # in DIR, loopback only, trust authentication, durable (fsync on,
 # synchronous_commit on), 4 GB of shared buffers.
 #
-#   url=$(tools/scripts/postgres-local.sh /work/pg 55432)
-#   cargo run --release -p joblog-tools --bin joblog-bench -- --postgres "$url"
-#   tools/scripts/postgres-local.sh /work/pg 55432 stop
+#   url=$(bench/scripts/postgres-local.sh /work/pg 55432)
+#   cargo run --release -p joblog-bench --bin joblog-bench -- --postgres "$url"
+#   bench/scripts/postgres-local.sh /work/pg 55432 stop
 set -eu
 dir=${1:?usage: postgres-local.sh DIR [PORT] [stop]}
 port=${2:-55432}

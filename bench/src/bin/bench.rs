@@ -1,8 +1,8 @@
 //! joblog-bench: joblog and SQLite side by side on one workload
-//! (`joblog_tools::workload`), in one run. See `docs/benchmarks.md`.
+//! (`joblog_bench::workload`), in one run. See `docs/benchmarks.md`.
 //!
 //! ```text
-//! cargo run --release -p joblog-tools --bin joblog-bench -- [--jobs N | --quick] [--json]
+//! cargo run --release -p joblog-bench --bin joblog-bench -- [--jobs N | --quick] [--json]
 //! ```
 
 use std::sync::Arc;
@@ -15,11 +15,11 @@ use joblog::domain::{
 };
 use joblog::engine::{Config, Engine};
 use joblog::projection::query::Filter;
-use joblog_tools::postgres::Postgres;
-use joblog_tools::probe;
-use joblog_tools::rows::{Contender, SqlPage};
-use joblog_tools::sqlite::Sqlite;
-use joblog_tools::workload::{self, Rng, Workload};
+use joblog_bench::postgres::Postgres;
+use joblog_bench::probe;
+use joblog_bench::rows::{Contender, SqlPage};
+use joblog_bench::sqlite::Sqlite;
+use joblog_bench::workload::{self, Rng, Workload};
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
@@ -472,7 +472,7 @@ fn write_chart(report: &Report, path: &std::path::Path) {
         .collect();
     let against = if pg { "SQLite and PostgreSQL" } else { "SQLite" };
     let title = format!("joblog vs {against}, {} jobs ({} events), this machine", report.jobs, report.events);
-    std::fs::write(path, joblog_tools::chart::speedup_svg(&title, against, &bars)).expect("write the chart");
+    std::fs::write(path, joblog_bench::chart::speedup_svg(&title, against, &bars)).expect("write the chart");
 }
 
 /// Durable transitions per second from `threads` threads, each postponing

@@ -1,5 +1,5 @@
 //! The `joblog` command line; see `docs/cli.md` and `joblog --help`.
 
 fn main() -> std::process::ExitCode {
-    joblog_tools::cli::main()
+    joblog_cli::main()
 }

@@ -3,7 +3,7 @@
 //! durable append limit measured in the same run. See `docs/benchmarks.md`.
 //!
 //! ```text
-//! cargo run --release -p joblog-tools --bin joblog-servicebench -- [--jobs N | --quick] [--dir DIR] [--timeout SECS]
+//! cargo run --release -p joblog-bench --bin joblog-servicebench -- [--jobs N | --quick] [--dir DIR] [--timeout SECS]
 //! ```
 //!
 //! Done means every job it submitted has completed (not "nothing Ready":
@@ -52,7 +52,7 @@ fn main() {
         std::process::exit(2);
     });
     let work = tempfile::tempdir_in(&args.dir).expect("work directory");
-    let (fsync_p50, _) = joblog_tools::probe::fsync_latency(work.path(), 200).unwrap();
+    let (fsync_p50, _) = joblog_bench::probe::fsync_latency(work.path(), 200).unwrap();
     let limit = 1.0 / fsync_p50.as_secs_f64();
     println!("fsync p50 {:.0} µs: at most {limit:.0} durable appends/s one at a time", fsync_p50.as_secs_f64() * 1e6);
     println!(

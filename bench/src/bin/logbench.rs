@@ -2,7 +2,7 @@
 //! measured in one run. See `docs/benchmarks.md` for the method.
 //!
 //! ```text
-//! cargo run --release -p joblog-tools --bin joblog-logbench -- [--quick] [--json]
+//! cargo run --release -p joblog-bench --bin joblog-logbench -- [--quick] [--json]
 //! ```
 
 use std::collections::VecDeque;
@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use clap::Parser;
 use joblog::log::{Batch, Log, LogConfig, Sync};
-use joblog_tools::probe;
+use joblog_bench::probe;
 use serde::Serialize;
 
 const EVENT_BYTES: usize = 100;

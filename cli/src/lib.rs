@@ -1,12 +1,18 @@
 //! The `joblog` command line (`docs/cli.md` is its contract; verify,
-//! salvage, full disks and the clock: `docs/operations.md`).
+//! salvage, full disks and the clock: `docs/operations.md`). Its own crate,
+//! `joblog-cli`, on the library's public API: it never depends on the
+//! benchmark harnesses (`bench/`) nor links a database client
+//! (ARCHITECTURE.md, "Direction of dependencies"). `main.rs` is the
+//! `joblog` binary; the fuzz targets call `protocol` and `import`.
 //!
-//! * `args`    — the grammar (clap derive).
-//! * `exec`    — each command against an open engine.
-//! * `output`  — the Job JSON, tables and timelines.
-//! * `import`  — JSON lines and CSV exports of historical jobs.
-//! * `server`  — `joblog run` serving the other commands on a Unix socket.
-//! * `demo`    — the README's main job.
+//! * `args`     — the grammar (clap derive).
+//! * `exec`     — each command against an open engine.
+//! * `output`   — the Job JSON, tables and timelines.
+//! * `import`   — JSON lines and CSV exports of historical jobs.
+//! * `server`   — `joblog run` serving the other commands on a Unix socket.
+//! * `protocol` — the requests `joblog run`'s socket reads.
+//! * `oplog`    — `joblog run`'s operator log.
+//! * `demo`     — the README's main job.
 
 /// Writes a line to stderr, ignoring a failed write: a closed stderr (its
 /// reader gone) never makes a command panic.

@@ -41,6 +41,9 @@ pub struct Global {
     /// power cut may lose the last MS ms), never (the OS decides; a power
     /// cut may lose any recent write). The power-cut harness's negative
     /// control runs `joblog run --sync never`.
+    // This text is `--help`'s too, printed as written: `[:MS]` is the
+    // grammar's optional part, not a link to escape.
+    #[allow(rustdoc::broken_intra_doc_links)]
     #[arg(long, global = true, value_name = "MODE", default_value = "every-batch", value_parser = parse_sync)]
     pub sync: joblog::log::Sync,
     /// The service's socket: where `joblog run` listens and where other

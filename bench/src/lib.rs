@@ -1,0 +1,13 @@
+//! joblog's benchmark harnesses' shared parts: probes of the machine's
+//! limits (`probe`), so every figure can be reported as a fraction of what
+//! the hardware can do, the benchmark workload (`workload`), its rows as SQL
+//! tables (`rows`), the SQL contenders (`sqlite`, and `postgres` when a
+//! server is reachable) and the speed-up chart (`chart`). The command line
+//! (`cli/`) never depends on this crate.
+
+pub mod chart;
+pub mod postgres;
+pub mod probe;
+pub mod rows;
+pub mod sqlite;
+pub mod workload;
