@@ -6,7 +6,7 @@ use std::sync::Arc;
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use joblog::domain::{
     Actor, DeletionCriteria, Envelope, Event, Job, ManualClock, OperationType, Regarding, Status, StatusReason,
-    Timestamp, EVENT_VERSION,
+    Timestamp, EVENT_VERSION, MICROS_PER_DAY,
 };
 use joblog::engine::{Config, Engine};
 use joblog::log::Position;
@@ -23,7 +23,7 @@ fn t0() -> Timestamp {
 fn jobs() -> Vec<Job> {
     (0..JOBS)
         .map(|i| {
-            let at = t0().plus_micros(i as i64 * 86_400_000_000 / 1000);
+            let at = t0().plus_micros(i as i64 * MICROS_PER_DAY / 1000);
             let mut j = Job::new(
                 "bench",
                 [OperationType::WORKFLOW, OperationType::BULK_EMAIL][(i % 5 == 0) as usize],
@@ -71,7 +71,7 @@ fn apply(c: &mut Criterion) {
 
 fn store() -> (tempfile::TempDir, Engine) {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(t0().plus_micros(200 * 86_400_000_000)));
+    let clock = Arc::new(ManualClock::new(t0().plus_micros(200 * MICROS_PER_DAY)));
     let engine = Engine::open(dir.path(), Config::default(), clock).unwrap();
     engine.session("admin").unwrap().import(jobs()).unwrap();
     (dir, engine)

@@ -27,7 +27,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use joblog::domain::{DeletionCriteria, Job, ManualClock, OperationType, Status, StatusReason, Timestamp};
+use joblog::domain::{
+    DeletionCriteria, Job, ManualClock, OperationType, Status, StatusReason, Timestamp, MICROS_PER_DAY,
+};
 use joblog::engine::{Config, Engine};
 use joblog::log::LogConfig;
 use joblog::projection::query::{Filter, Visibility};
@@ -35,7 +37,6 @@ use support::{assert_cleaned_up, run_and_kill_after_ack, seed_and_rounds, Rng};
 use uuid::Uuid;
 
 const CHILD_ENV: &str = "JOBLOG_KILL9_DELETE_CHILD";
-const DAY: i64 = 86_400_000_000;
 
 fn now() -> Timestamp {
     Timestamp::parse("2026-06-01T00:00:00Z").unwrap()
@@ -71,7 +72,7 @@ fn child(dir: &Path, seed: u64) {
         let jobs: Vec<Job> = (0..40)
             .map(|i| {
                 let days = if i % 2 == 0 { 400 } else { 1 };
-                let done = Timestamp::from_micros(now().micros() - days * DAY);
+                let done = Timestamp::from_micros(now().micros() - days * MICROS_PER_DAY);
                 let mut j = Job::new("kill9", OperationType::WORKFLOW, "admin", "root", done);
                 j.id = Uuid::from_u64_pair(rng.next(), rng.next());
                 j.status = [Status::SUCCEEDED, Status::FAILED, Status::CANCELED][i % 3];

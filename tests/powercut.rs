@@ -59,7 +59,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use joblog::domain::{Action, OperationType, SystemClock, Timestamp};
+use joblog::domain::{Action, OperationType, SystemClock, Timestamp, MICROS_PER_DAY};
 use joblog::engine::{Config, Engine};
 use joblog::log::{Batch, Log, LogConfig, Position, Sync};
 use joblog::projection::query::{Filter, Visibility};
@@ -74,7 +74,6 @@ const EXT4_IOC_SHUTDOWN: u64 = 0x8004_587D;
 /// `EXT4_GOING_FLAGS_NOLOGFLUSH`: stop now, flush neither data nor journal.
 const EXT4_GOING_FLAGS_NOLOGFLUSH: u32 = 2;
 const LOOP_MAJOR: u64 = 7;
-const DAY: i64 = 86_400_000_000;
 
 // ---------------------------------------------------------------------------
 // The guard and the cut
@@ -808,8 +807,9 @@ fn drive(
                 for i in 0..6u64 {
                     let id = Uuid::from_u64_pair(rng.next(), rng.next());
                     let old = i % 2 == 0;
-                    let done = Timestamp::from_micros(now.micros() - if old { 400 } else { 1 } * DAY - i as i64);
-                    let created = Timestamp::from_micros(done.micros() - DAY);
+                    let done =
+                        Timestamp::from_micros(now.micros() - if old { 400 } else { 1 } * MICROS_PER_DAY - i as i64);
+                    let created = Timestamp::from_micros(done.micros() - MICROS_PER_DAY);
                     lines.push_str(
                         &serde_json::json!({
                             "asyncoperationid": id.to_string(), "name": format!("pc-imp-r{round}-{k}-{i}"),

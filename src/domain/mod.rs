@@ -38,7 +38,7 @@ pub use privilege::{
     SYSTEM_ADMINISTRATOR,
 };
 pub use status::{State, Status, StatusReason};
-pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp, MICROS_PER_DAY};
 
 use uuid::Uuid;
 

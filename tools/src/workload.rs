@@ -15,6 +15,7 @@ use std::collections::BinaryHeap;
 
 use joblog::domain::{
     Action, Actor, Envelope, Event, Job, OperationType, Regarding, Status, Timestamp, Transition, EVENT_VERSION,
+    MICROS_PER_DAY,
 };
 use uuid::Uuid;
 
@@ -87,7 +88,7 @@ impl Ord for Staged {
 impl Workload {
     /// `jobs` jobs created evenly over the 120 days that end at `end`.
     pub fn new(jobs: u64, seed: u64, end: Timestamp) -> Self {
-        let span = DAYS * 86_400_000_000;
+        let span = DAYS * MICROS_PER_DAY;
         Self {
             rng: Rng(seed),
             jobs,
@@ -230,7 +231,7 @@ mod tests {
     #[test]
     fn the_engine_accepts_the_workload_and_the_mix_is_right() {
         let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::new(end().plus_micros(86_400_000_000)));
+        let clock = Arc::new(ManualClock::new(end().plus_micros(MICROS_PER_DAY)));
         let engine = Engine::open(dir.path(), Config::default(), clock).unwrap();
         let admin = engine.session("admin").unwrap();
         let events: Vec<Envelope> = Workload::new(20_000, 1, end()).collect();

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use clap::Parser;
 use joblog::domain::{
     Clock, DeletionCriteria, Event, ManualClock, OperationType, Regarding, StatusReason, Timestamp, WorkflowDefinition,
-    MAX_IMMEDIATE_DELETE,
+    MAX_IMMEDIATE_DELETE, MICROS_PER_DAY,
 };
 use joblog::engine::{Config, Engine};
 use joblog::projection::query::Filter;
@@ -195,7 +195,7 @@ fn main() {
         };
         admin.save_workflow(wf).unwrap();
     }
-    clock.set(end.plus_micros(86_400_000_000));
+    clock.set(end.plus_micros(MICROS_PER_DAY));
     let rss_before = probe::rss_anon_bytes();
     let mut sample_ids = Vec::new();
     let start = Instant::now();
@@ -542,7 +542,7 @@ impl Deletions {
 /// value of the view's key, and a random point in time to page from.
 fn view_samples(args: &Args, end: Timestamp) -> Vec<(String, Vec<(Filter, SqlPage)>)> {
     let mut rng = Rng(args.seed ^ 0x5eed);
-    let span = workload::DAYS * 86_400_000_000;
+    let span = workload::DAYS * MICROS_PER_DAY;
     let before = move |rng: &mut Rng| end.micros() - (rng.below(span as u64) as i64);
     let mut make = |name: &str, f: &mut dyn FnMut(&mut Rng, i64) -> (Filter, SqlPage)| {
         let v = (0..args.samples).map(|_| {
