@@ -195,6 +195,10 @@ fn setup(engine: &Engine) {
 }
 
 fn check_agreement(engine: &Engine, jobs: &[ModelJob]) {
+    // The indices the queries and the queue read agree with the rows
+    // (`Projection::check_indices`, also what `joblog verify` runs).
+    let problems = engine.state().check_indices();
+    assert!(problems.is_empty(), "index problems: {problems:?}");
     let admin = engine.session("admin").unwrap();
     for m in jobs {
         let j: Job = admin.get(m.id).unwrap();
@@ -324,6 +328,8 @@ fn run(ops: Vec<Op>) {
     for m in &jobs {
         assert_eq!(replayed.status_of(m.id), Some(live[&m.id].status));
     }
+    let problems = replayed.check_indices();
+    assert!(problems.is_empty(), "index problems after a full replay: {problems:?}");
     engine.close().unwrap();
     let engine = open(dir.path(), &clock);
     for m in &jobs {

@@ -37,6 +37,10 @@ fn check(engine: &Engine, model: &Model) {
     for (id, (status, _, _)) in &model.jobs {
         assert_eq!(state.status_of(*id), Some(*status), "job {id}");
     }
+    // The indices the queries and the queue read stay consistent with the
+    // rows after every operation (deletions reuse slots; reopens rebuild).
+    let problems = state.check_indices();
+    assert!(problems.is_empty(), "index problems: {problems:?}");
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -171,6 +175,8 @@ fuzz_target!(|data: &[u8]| {
     assert!(e.log().verify().unwrap().ok());
     let replayed = e.replay_until(Timestamp::from_micros(i64::MAX)).unwrap();
     assert_eq!(replayed.job_count(), model.jobs.len());
+    let problems = replayed.check_indices();
+    assert!(problems.is_empty(), "index problems after a full replay: {problems:?}");
 });
 
 trait Now {
