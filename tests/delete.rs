@@ -15,10 +15,7 @@ use joblog::log::LogConfig;
 use joblog::projection::query::{Filter, Visibility};
 use joblog::projection::Projection;
 use joblog::Error;
-
-fn t(s: &str) -> Timestamp {
-    Timestamp::parse(s).unwrap()
-}
+use support::t;
 
 fn now() -> Timestamp {
     t("2026-06-01T00:00:00Z")

@@ -16,6 +16,8 @@ use joblog::Error;
 use proptest::prelude::*;
 use uuid::Uuid;
 
+mod support;
+
 /// (statecode, statuscode), as domain.md §2 lists them.
 type Code = (u32, u32);
 const READY: Code = (0, 0);
@@ -215,7 +217,7 @@ fn check_agreement(engine: &Engine, jobs: &[ModelJob]) {
 
 fn run(ops: Vec<Op>) {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(Timestamp::parse("2026-01-31T12:00:00Z").unwrap()));
+    let clock = support::clock_at(support::NOW);
     let mut engine = open(dir.path(), &clock);
     setup(&engine);
     let mut jobs: Vec<ModelJob> = Vec::new();
