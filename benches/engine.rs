@@ -1,17 +1,19 @@
 //! Hot paths above the log: folding events into the projection, the
 //! views' index walks, and dropping many jobs at once (bulk deletion).
 
-use std::sync::Arc;
-
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use joblog::domain::{
-    Actor, DeletionCriteria, Envelope, Event, Job, ManualClock, OperationType, Regarding, Status, StatusReason,
-    Timestamp, EVENT_VERSION,
+    Actor, DeletionCriteria, Envelope, Event, Job, OperationType, Regarding, Status, StatusReason, Timestamp,
+    EVENT_VERSION, MICROS_PER_DAY,
 };
-use joblog::engine::{Config, Engine};
 use joblog::log::Position;
 use joblog::projection::query::{Filter, Visibility};
 use joblog::projection::Projection;
+
+#[path = "../tests/support/mod.rs"]
+mod support;
+
+use support::Fixture;
 
 const JOBS: u64 = 100_000;
 
@@ -23,7 +25,7 @@ fn t0() -> Timestamp {
 fn jobs() -> Vec<Job> {
     (0..JOBS)
         .map(|i| {
-            let at = t0().plus_micros(i as i64 * 86_400_000_000 / 1000);
+            let at = t0().plus_micros(i as i64 * MICROS_PER_DAY / 1000);
             let mut j = Job::new(
                 "bench",
                 [OperationType::WORKFLOW, OperationType::BULK_EMAIL][(i % 5 == 0) as usize],
@@ -69,17 +71,17 @@ fn apply(c: &mut Criterion) {
     g.finish();
 }
 
-fn store() -> (tempfile::TempDir, Engine) {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(t0().plus_micros(200 * 86_400_000_000)));
-    let engine = Engine::open(dir.path(), Config::default(), clock).unwrap();
-    engine.session("admin").unwrap().import(jobs()).unwrap();
-    (dir, engine)
+/// The tests' engine fixture (`tests/support`), 200 days after `t0`, with
+/// the `JOBS` jobs imported.
+fn store() -> Fixture {
+    let f = Fixture::at(t0().plus_micros(200 * MICROS_PER_DAY));
+    f.engine.session("admin").unwrap().import(jobs()).unwrap();
+    f
 }
 
 fn views(c: &mut Criterion) {
-    let (_dir, engine) = store();
-    let state = engine.state();
+    let f = store();
+    let state = f.engine.state();
     let mut g = c.benchmark_group("views");
     let filters = [
         ("system_jobs_page", Filter::default()),
@@ -119,9 +121,9 @@ fn delete(c: &mut Criterion) {
     g.bench_function("delete_40k_of_100k_logically", |b| {
         b.iter_batched(
             store,
-            |(dir, engine)| {
-                engine.delete(Actor::System, &criteria, u64::MAX, None).unwrap();
-                (dir, engine)
+            |f| {
+                f.engine.delete(Actor::System, &criteria, u64::MAX, None).unwrap();
+                f
             },
             BatchSize::PerIteration,
         )

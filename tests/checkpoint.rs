@@ -8,8 +8,10 @@ use joblog::domain::{Job, ManualClock, OperationType, Regarding, Timestamp};
 use joblog::engine::{Config, Engine, NewJob, UserAction};
 use joblog::projection::query::{Cursor, Filter};
 
+mod support;
+
 fn clock() -> Arc<ManualClock> {
-    Arc::new(ManualClock::new(Timestamp::parse("2026-01-31T12:00:00Z").unwrap()))
+    support::clock_at(support::NOW)
 }
 
 fn config() -> Config {

@@ -8,19 +8,14 @@ use std::sync::Arc;
 
 use joblog::domain::{
     Actor, DeletionCriteria, Depth, DomainError, Job, ManualClock, OperationType, Privilege, Role, State, Status,
-    StatusReason, Timestamp,
+    StatusReason, Timestamp, MICROS_PER_DAY,
 };
 use joblog::engine::{Config, Engine};
 use joblog::log::LogConfig;
 use joblog::projection::query::{Filter, Visibility};
 use joblog::projection::Projection;
 use joblog::Error;
-
-const DAY: i64 = 86_400_000_000;
-
-fn t(s: &str) -> Timestamp {
-    Timestamp::parse(s).unwrap()
-}
+use support::t;
 
 fn now() -> Timestamp {
     t("2026-06-01T00:00:00Z")
@@ -36,7 +31,7 @@ fn open(dir: &std::path::Path) -> Engine {
 
 /// A job completed `days_ago` days before `now()` with `status`.
 fn completed(status: Status, op: OperationType, days_ago: i64) -> Job {
-    let done = Timestamp::from_micros(now().micros() - days_ago * DAY);
+    let done = Timestamp::from_micros(now().micros() - days_ago * MICROS_PER_DAY);
     let mut j = Job::new("done", op, "admin", "root", done.plus_micros(-60_000_000));
     j.status = status;
     j.startedon = Some(j.createdon);
@@ -336,7 +331,7 @@ fn recurring_bulk_delete_jobs_run_on_schedule_and_their_counts_add_up() {
     counts.sort_by_key(|c| c.1);
     assert_eq!(counts, [(Status::READY, 0), (Status::SUCCEEDED, 40), (Status::SUCCEEDED, 100)]);
     let waiting = records.iter().find(|r| r.job.status == Status::READY).unwrap();
-    assert_eq!(waiting.job.postponeuntil, Some(now().plus_micros((3600 + 2 * 86_400) * 1_000_000)));
+    assert_eq!(waiting.job.postponeuntil, Some(now().plus_micros(3600 * 1_000_000 + 2 * MICROS_PER_DAY)));
     assert_eq!(records.iter().map(|r| r.failurecount).sum::<u64>(), 0);
     // The audit trail names the definitions and the owner.
     let state = engine.state();

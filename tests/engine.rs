@@ -1,33 +1,17 @@
 //! The engine through its embedding API: actions and refusals, privileges,
 //! views and paging, history, replay, time.
 
-use std::sync::Arc;
-
 use joblog::domain::{
-    DomainError, Job, ManualClock, OperationType, Regarding, Role, State, Status, StatusReason, Timestamp,
-    WorkflowDefinition,
+    DomainError, Job, OperationType, Regarding, Role, State, Status, StatusReason, Timestamp, WorkflowDefinition,
 };
-use joblog::engine::{Config, Engine, NewJob, UserAction};
+use joblog::engine::{NewJob, UserAction};
 use joblog::projection::query::{Cursor, Filter};
 use joblog::Error;
 use uuid::Uuid;
 
-fn t(s: &str) -> Timestamp {
-    Timestamp::parse(s).unwrap()
-}
+mod support;
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    clock: Arc<ManualClock>,
-    engine: Engine,
-}
-
-fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(t("2026-01-31T12:00:00Z")));
-    let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
-    Fixture { _dir: dir, clock, engine }
-}
+use support::{t, Fixture};
 
 /// A job imported in `status`, so every row of the table can be tried.
 fn imported(status: Status, op: OperationType) -> Job {
@@ -46,7 +30,7 @@ fn imported(status: Status, op: OperationType) -> Job {
 
 #[test]
 fn user_actions_from_every_status_change_exactly_what_the_table_says() {
-    let f = fixture();
+    let f = Fixture::new();
     let admin = f.engine.session("admin").unwrap();
     let later = t("2026-02-01T00:00:00Z");
     for from in Status::all() {
@@ -90,16 +74,9 @@ fn user_actions_from_every_status_change_exactly_what_the_table_says() {
     }
 }
 
-impl Fixture {
-    fn now(&self) -> Timestamp {
-        use joblog::domain::Clock;
-        self.clock.now()
-    }
-}
-
 #[test]
 fn refusals_name_the_job_its_status_and_what_is_needed() {
-    let f = fixture();
+    let f = Fixture::new();
     let admin = f.engine.session("admin").unwrap();
     let job = imported(Status::SUCCEEDED, OperationType::WORKFLOW);
     admin.import(vec![job.clone()]).unwrap();
@@ -126,7 +103,7 @@ fn refusals_name_the_job_its_status_and_what_is_needed() {
 /// Each Read depth sees exactly the jobs it covers; writes need Write.
 #[test]
 fn privileges_filter_reads_and_guard_writes() {
-    let f = fixture();
+    let f = Fixture::new();
     let admin = f.engine.session("admin").unwrap();
     admin.add_business_unit("sales", "root").unwrap();
     admin.add_business_unit("sales-east", "sales").unwrap();
@@ -185,7 +162,7 @@ fn privileges_filter_reads_and_guard_writes() {
 
 #[test]
 fn views_filter_by_workflow_regarding_type_and_status() {
-    let f = fixture();
+    let f = Fixture::new();
     let admin = f.engine.session("admin").unwrap();
     admin.add_user("alice", "root", &["basic-user"]).unwrap();
     admin
@@ -231,7 +208,7 @@ fn views_filter_by_workflow_regarding_type_and_status() {
 
 #[test]
 fn paging_skips_and_repeats_nothing_while_jobs_arrive() {
-    let f = fixture();
+    let f = Fixture::new();
     let admin = f.engine.session("admin").unwrap();
     let mut originals = vec![];
     for i in 0..230 {
@@ -259,10 +236,9 @@ fn paging_skips_and_repeats_nothing_while_jobs_arrive() {
 
 #[test]
 fn history_replay_and_reopen_agree_with_the_live_state() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(t("2026-01-31T12:00:00Z")));
+    let f = Fixture::new();
     let (job, live, midway) = {
-        let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
+        let (engine, clock) = (&f.engine, &f.clock);
         let admin = engine.session("admin").unwrap();
         let job = admin.create(NewJob::new("j", OperationType::WORKFLOW)).unwrap();
         clock.advance_secs(10);
@@ -280,7 +256,8 @@ fn history_replay_and_reopen_agree_with_the_live_state() {
         assert_eq!(history[3].actor.to_string(), "admin");
         (job, live, midway)
     };
-    let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
+    let f = f.reopen();
+    let engine = &f.engine;
     let admin = engine.session("admin").unwrap();
     assert_eq!(admin.get(job.id).unwrap(), live);
     // The audit view: as it was between the postpone and the resume.
@@ -295,7 +272,7 @@ fn history_replay_and_reopen_agree_with_the_live_state() {
 
 #[test]
 fn time_never_goes_backwards() {
-    let f = fixture();
+    let f = Fixture::new();
     let admin = f.engine.session("admin").unwrap();
     admin.create(NewJob::new("a", OperationType::WORKFLOW)).unwrap();
     f.clock.set(t("2026-01-30T00:00:00Z"));
@@ -306,7 +283,7 @@ fn time_never_goes_backwards() {
 
 #[test]
 fn imports_are_validated_and_all_or_nothing() {
-    let f = fixture();
+    let f = Fixture::new();
     let admin = f.engine.session("admin").unwrap();
     let good = imported(Status::FAILED, OperationType::WORKFLOW);
     let mut bad = imported(Status::READY, OperationType::WORKFLOW);
@@ -331,7 +308,7 @@ fn imports_are_validated_and_all_or_nothing() {
 #[test]
 fn loading_histories_checks_every_event_like_a_live_one() {
     use joblog::domain::{Action, Actor, Envelope, Event, Transition, EVENT_VERSION};
-    let f = fixture();
+    let f = Fixture::new();
     let admin = f.engine.session("admin").unwrap();
     let at = |s: &str| t(s);
     let env = |when: &str, event: Event| Envelope { version: EVENT_VERSION, at: at(when), actor: Actor::System, event };
@@ -414,7 +391,7 @@ fn four_levels(f: &Fixture) -> std::collections::BTreeMap<&'static str, Uuid> {
 /// for reads (get, list, count) and writes (cancel), from l1 and from l2.
 #[test]
 fn every_depth_reaches_exactly_its_units_on_a_four_level_tree() {
-    let f = fixture();
+    let f = Fixture::new();
     let jobs = four_levels(&f);
     let admin = f.engine.session("admin").unwrap();
     let owners = ["owner-root", "owner-l1", "owner-l2", "owner-l3", "owner-side"];
@@ -538,7 +515,7 @@ fn organization_only_actions_refuse_every_lesser_depth() {
             .map(|_| ())
         }),
     ];
-    let f = fixture();
+    let f = Fixture::new();
     four_levels(&f);
     let admin = f.engine.session("admin").unwrap();
     admin.add_user("victim", "l3", &["basic-user"]).unwrap();
@@ -590,7 +567,7 @@ fn organization_only_actions_refuse_every_lesser_depth() {
 /// write, and leaves every other job as it was.
 #[test]
 fn bulk_actions_touch_only_what_the_user_can_read() {
-    let f = fixture();
+    let f = Fixture::new();
     let jobs = four_levels(&f);
     let admin = f.engine.session("admin").unwrap();
     admin
@@ -654,7 +631,7 @@ fn bulk_actions_touch_only_what_the_user_can_read() {
 #[test]
 fn every_write_path_checks_the_limits_of_its_strings() {
     use joblog::domain::{Actor, Envelope, Event, EVENT_VERSION};
-    let f = fixture();
+    let f = Fixture::new();
     let admin = f.engine.session("admin").unwrap();
     let before = f.engine.log().next_seq();
     let too_long = |e: Error, want: &str| {
@@ -724,7 +701,7 @@ fn every_write_path_checks_the_limits_of_its_strings() {
 #[test]
 fn a_handlers_message_is_kept_up_to_the_limit_never_refused() {
     use joblog::engine::ServiceStep;
-    let f = fixture();
+    let f = Fixture::new();
     let admin = f.engine.session("admin").unwrap();
     let job = admin.create(NewJob::new("j", OperationType::WORKFLOW)).unwrap();
     f.engine.step("w", job.id, ServiceStep::Lock).unwrap();
@@ -739,10 +716,9 @@ fn a_handlers_message_is_kept_up_to_the_limit_never_refused() {
 
 #[test]
 fn the_last_administrator_cannot_be_deactivated_and_reactivation_replays() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(t("2026-01-31T12:00:00Z")));
+    let f = Fixture::new();
     {
-        let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
+        let engine = &f.engine;
         let admin = engine.session("admin").unwrap();
         let before = engine.log().next_seq();
         assert!(matches!(
@@ -778,7 +754,8 @@ fn the_last_administrator_cannot_be_deactivated_and_reactivation_replays() {
         assert!(matches!(root2.deactivate_user("root2"), Err(Error::Domain(DomainError::LastAdministrator { .. }))));
     }
     // Replayed from the log: alice is active, admin is not.
-    let engine = Engine::open(dir.path(), Config::default(), clock).unwrap();
+    let f = f.reopen();
+    let engine = &f.engine;
     assert!(engine.session("alice").is_ok());
     assert!(engine.session("admin").is_err());
     let replayed = engine.replay_until(t("2100-01-01T00:00:00Z")).unwrap();
@@ -788,7 +765,7 @@ fn the_last_administrator_cannot_be_deactivated_and_reactivation_replays() {
 #[test]
 fn a_service_refuses_more_workers_than_the_limit() {
     use joblog::service::{Registry, RunUntil, Service, ServiceConfig};
-    let f = fixture();
+    let f = Fixture::new();
     let workers = joblog::domain::limits::MAX_WORKERS + 1;
     let service = Service::new(&f.engine, ServiceConfig { workers, ..ServiceConfig::default() }, Registry::new());
     let before = f.engine.log().next_seq();
@@ -801,7 +778,7 @@ fn a_service_refuses_more_workers_than_the_limit() {
 /// who may read the old job but not act on it may not resubmit it.
 #[test]
 fn a_resubmitted_run_belongs_to_its_workflow_owner_and_needs_write_on_the_old_job() {
-    let f = fixture();
+    let f = Fixture::new();
     let admin = f.engine.session("admin").unwrap();
     admin.add_user("alice", "root", &["basic-user"]).unwrap();
     // Reads and creates for everyone, acts on its own jobs only.
@@ -838,9 +815,8 @@ fn a_resubmitted_run_belongs_to_its_workflow_owner_and_needs_write_on_the_old_jo
 /// the log and from a checkpoint) reads the same.
 #[test]
 fn a_resubmitted_job_outlives_the_deletion_of_the_old_one() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(t("2026-01-31T12:00:00Z")));
-    let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
+    let f = Fixture::new();
+    let (engine, clock) = (&f.engine, &f.clock);
     let admin = engine.session("admin").unwrap();
     let mut spec = NewJob::new("export", OperationType::WORKFLOW);
     spec.regarding = Some(Regarding { table: "report".into(), id: "7".into() });
@@ -876,18 +852,17 @@ fn a_resubmitted_job_outlives_the_deletion_of_the_old_one() {
     assert!(matches!(admin.get(old.id), Err(Error::JobNotFound(_))));
     assert_eq!(said(new.id), format!("resubmission of {}", old.id));
     drop(admin);
-    engine.close().unwrap();
+    let mut f = f.close_and_reopen();
     for checkpoint in [true, false] {
         if !checkpoint {
-            std::fs::remove_dir_all(dir.path().join("snapshots")).unwrap();
+            f = f.reopen_after(|dir| std::fs::remove_dir_all(dir.join("snapshots")).unwrap());
         }
-        let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
+        let engine = &f.engine;
         assert_eq!(engine.open_report().checkpoint_seq.is_some(), checkpoint);
         let admin = engine.session("admin").unwrap();
         assert_eq!(admin.get(new.id).unwrap().correlationid, Some(old.id));
         assert!(engine.verify().problems.is_empty(), "{:?}", engine.verify().problems);
         drop(admin);
-        drop(engine);
     }
 }
 
@@ -895,9 +870,8 @@ fn a_resubmitted_job_outlives_the_deletion_of_the_old_one() {
 /// kept across a checkpoint, and replayed to any time.
 #[test]
 fn the_store_policy_is_checked_kept_and_replayed() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(t("2026-01-31T12:00:00Z")));
-    let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
+    let f = Fixture::new();
+    let (engine, clock) = (&f.engine, &f.clock);
     let admin = engine.session("admin").unwrap();
     admin.add_user("alice", "root", &["basic-user"]).unwrap();
     let alice = engine.session("alice").unwrap();
@@ -922,8 +896,8 @@ fn the_store_policy_is_checked_kept_and_replayed() {
     assert_eq!(engine.replay_until(t("2026-01-31T12:00:00Z")).unwrap().policy().value("backoff.threshold"), Some(3));
     let generation = engine.state().policy().generation();
     drop((admin, alice));
-    engine.close().unwrap();
-    let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
+    let f = f.close_and_reopen();
+    let engine = &f.engine;
     assert!(engine.open_report().checkpoint_seq.is_some());
     assert_eq!(engine.open_report().events_replayed, 0, "from the checkpoint alone");
     assert_eq!(engine.state().policy().value("backoff.threshold"), Some(9));

@@ -23,7 +23,7 @@ use std::sync::Arc;
 
 use joblog::domain::{
     Clock, DeletionCriteria, Depth, Job, ManualClock, OperationType, Privilege, Regarding, Role, Status, StatusReason,
-    Timestamp, WorkflowDefinition,
+    WorkflowDefinition,
 };
 use joblog::engine::{Config, Engine, NewBulkDelete, NewJob, ServiceStep, UserAction};
 use joblog::log::LogConfig;
@@ -31,12 +31,12 @@ use joblog::projection::query::Filter;
 use serde_json::{json, Value};
 use uuid::Uuid;
 
+mod support;
+
+use support::t;
+
 fn fixtures() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
-}
-
-fn t(s: &str) -> Timestamp {
-    Timestamp::parse(s).unwrap()
 }
 
 /// The store fixture's segment size: small, so it has sealed segments.

@@ -51,9 +51,9 @@ fn child(dir: &Path, round: u64, seed: u64) {
         for thread in 0..THREADS {
             let (log, out) = (&log, &out);
             s.spawn(move || {
-                let mut rng = Rng(seed ^ (round * 1000 + thread));
+                let mut rng = Rng::with_seed(seed ^ (round * 1000 + thread));
                 for batch in 0.. {
-                    let n = 1 + rng.below(4);
+                    let n = 1 + rng.u64(..4);
                     let payloads: Vec<Vec<u8>> = (0..n).map(|i| payload(round, thread, batch, i, n)).collect();
                     let seqs = log.append_batch(Batch::from_payloads(payloads.iter().map(Vec::as_slice))).unwrap().seqs;
                     let mut out = out.lock().unwrap();
@@ -130,7 +130,7 @@ fn main() {
         return;
     }
     let (seed, rounds) = seed_and_rounds("kill9", "JOBLOG_KILL9_SEED", "JOBLOG_KILL9_ROUNDS", 50);
-    let mut rng = Rng(seed);
+    let mut rng = Rng::with_seed(seed);
     let dir = tempfile::tempdir().unwrap();
     let (mut acked_batches, mut torn_rounds, mut end) = (0, 0, 1);
     let started = Instant::now();
@@ -142,7 +142,7 @@ fn main() {
             ("JOBLOG_KILL9_ROUND", round.to_string()),
             ("JOBLOG_KILL9_CHILD_SEED", seed.to_string()),
         ];
-        let lines = run_and_kill_after_ack(&env, "ack ", Duration::from_micros(rng.below(120_000)));
+        let lines = run_and_kill_after_ack(&env, "ack ", Duration::from_micros(rng.u64(..120_000)));
         let mut acks = Vec::new();
         for line in lines {
             let f: Vec<&str> = line.split(' ').collect();

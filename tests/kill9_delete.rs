@@ -27,7 +27,9 @@ use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use joblog::domain::{DeletionCriteria, Job, ManualClock, OperationType, Status, StatusReason, Timestamp};
+use joblog::domain::{
+    DeletionCriteria, Job, ManualClock, OperationType, Status, StatusReason, Timestamp, MICROS_PER_DAY,
+};
 use joblog::engine::{Config, Engine};
 use joblog::log::LogConfig;
 use joblog::projection::query::{Filter, Visibility};
@@ -35,7 +37,6 @@ use support::{assert_cleaned_up, run_and_kill_after_ack, seed_and_rounds, Rng};
 use uuid::Uuid;
 
 const CHILD_ENV: &str = "JOBLOG_KILL9_DELETE_CHILD";
-const DAY: i64 = 86_400_000_000;
 
 fn now() -> Timestamp {
     Timestamp::parse("2026-06-01T00:00:00Z").unwrap()
@@ -64,16 +65,16 @@ fn child(dir: &Path, seed: u64) {
     // Ids from the seed: a seed repeats the run (a round's child may redo
     // ids an earlier, killed child never got acknowledged: the round is in
     // the stream too).
-    let mut rng = Rng(seed);
+    let mut rng = Rng::with_seed(seed);
     let admin = engine.session("admin").unwrap();
     let mut out = std::io::stdout();
     for batch in 0u64.. {
         let jobs: Vec<Job> = (0..40)
             .map(|i| {
                 let days = if i % 2 == 0 { 400 } else { 1 };
-                let done = Timestamp::from_micros(now().micros() - days * DAY);
+                let done = Timestamp::from_micros(now().micros() - days * MICROS_PER_DAY);
                 let mut j = Job::new("kill9", OperationType::WORKFLOW, "admin", "root", done);
-                j.id = Uuid::from_u64_pair(rng.next(), rng.next());
+                j.id = Uuid::from_u64_pair(rng.u64(..), rng.u64(..));
                 j.status = [Status::SUCCEEDED, Status::FAILED, Status::CANCELED][i % 3];
                 j.completedon = Some(done);
                 j.data = data_of(j.id);
@@ -99,7 +100,7 @@ fn main() {
         return;
     }
     let (seed, rounds) = seed_and_rounds("kill9_delete", "JOBLOG_KILL9_DELETE_SEED", "JOBLOG_KILL9_DELETE_ROUNDS", 30);
-    let mut rng = Rng(seed);
+    let mut rng = Rng::with_seed(seed);
     let dir = tempfile::tempdir().unwrap();
     let started = Instant::now();
     let (mut must_exist, mut must_be_gone) = (HashSet::<Uuid>::new(), HashSet::<Uuid>::new());
@@ -109,7 +110,7 @@ fn main() {
             (CHILD_ENV, dir.path().display().to_string()),
             ("JOBLOG_KILL9_DELETE_CHILD_SEED", (seed ^ (round << 32)).to_string()),
         ];
-        let lines = run_and_kill_after_ack(&env, "imp ", Duration::from_micros(rng.below(400_000)));
+        let lines = run_and_kill_after_ack(&env, "imp ", Duration::from_micros(rng.u64(..400_000)));
         let mut old_since_delete = Vec::new();
         for line in lines {
             if let Some(ids) = line.strip_prefix("imp ") {

@@ -48,7 +48,7 @@ fn open(dir: &Path) -> Engine {
 /// (`r{round} job {i}`), so that a seed repeats the run's decisions.
 fn registry(seed: u64) -> Registry {
     Registry::new().workflow("work", move |ctx: &JobContext<'_>| {
-        let b = Rng(seed ^ crc32fast::hash(ctx.job().name.as_bytes()) as u64).next() % 256;
+        let b = Rng::with_seed(seed ^ crc32fast::hash(ctx.job().name.as_bytes()) as u64).u64(..256);
         std::thread::sleep(Duration::from_micros(500 + b * 8));
         if b.is_multiple_of(10) {
             Outcome::Failed { code: 1, message: "failed on purpose".into() }
@@ -100,7 +100,7 @@ fn main() {
     }
     let (seed, rounds) =
         seed_and_rounds("kill9_service", "JOBLOG_KILL9_SERVICE_SEED", "JOBLOG_KILL9_SERVICE_ROUNDS", 20);
-    let mut rng = Rng(seed);
+    let mut rng = Rng::with_seed(seed);
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().to_path_buf();
     // JOBLOG_KILL9_KEEP=1 keeps the data directory for a post-mortem.
@@ -131,7 +131,7 @@ fn main() {
         }
         let env =
             [(CHILD_ENV, dir.as_path().display().to_string()), ("JOBLOG_KILL9_SERVICE_CHILD_SEED", seed.to_string())];
-        run_and_kill(&env, Duration::from_micros(rng.below(600_000)));
+        run_and_kill(&env, Duration::from_micros(rng.u64(..600_000)));
         let engine = open(dir.as_path());
         let report = engine.log().verify().unwrap();
         assert!(report.ok(), "verify after kill: {:?}", report.problems);

@@ -16,6 +16,8 @@ use joblog::Error;
 use proptest::prelude::*;
 use uuid::Uuid;
 
+mod support;
+
 /// (statecode, statuscode), as `docs/domain.md` §2 lists them.
 type Code = (u32, u32);
 const READY: Code = (0, 0);
@@ -195,6 +197,10 @@ fn setup(engine: &Engine) {
 }
 
 fn check_agreement(engine: &Engine, jobs: &[ModelJob]) {
+    // The indices the queries and the queue read agree with the rows
+    // (`Projection::check_indices`, also what `joblog verify` runs).
+    let problems = engine.state().check_indices();
+    assert!(problems.is_empty(), "index problems: {problems:?}");
     let admin = engine.session("admin").unwrap();
     for m in jobs {
         let j: Job = admin.get(m.id).unwrap();
@@ -211,7 +217,7 @@ fn check_agreement(engine: &Engine, jobs: &[ModelJob]) {
 
 fn run(ops: Vec<Op>) {
     let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(Timestamp::parse("2026-01-31T12:00:00Z").unwrap()));
+    let clock = support::clock_at(support::NOW);
     let mut engine = open(dir.path(), &clock);
     setup(&engine);
     let mut jobs: Vec<ModelJob> = Vec::new();
@@ -324,6 +330,8 @@ fn run(ops: Vec<Op>) {
     for m in &jobs {
         assert_eq!(replayed.status_of(m.id), Some(live[&m.id].status));
     }
+    let problems = replayed.check_indices();
+    assert!(problems.is_empty(), "index problems after a full replay: {problems:?}");
     engine.close().unwrap();
     let engine = open(dir.path(), &clock);
     for m in &jobs {

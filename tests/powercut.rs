@@ -59,7 +59,7 @@ use std::sync::mpsc;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use joblog::domain::{Action, OperationType, SystemClock, Timestamp};
+use joblog::domain::{Action, OperationType, SystemClock, Timestamp, MICROS_PER_DAY};
 use joblog::engine::{Config, Engine};
 use joblog::log::{Batch, Log, LogConfig, Position, Sync};
 use joblog::projection::query::{Filter, Visibility};
@@ -74,7 +74,6 @@ const EXT4_IOC_SHUTDOWN: u64 = 0x8004_587D;
 /// `EXT4_GOING_FLAGS_NOLOGFLUSH`: stop now, flush neither data nor journal.
 const EXT4_GOING_FLAGS_NOLOGFLUSH: u32 = 2;
 const LOOP_MAJOR: u64 = 7;
-const DAY: i64 = 86_400_000_000;
 
 // ---------------------------------------------------------------------------
 // The guard and the cut
@@ -333,13 +332,13 @@ fn bare_child(dir: &Path, seed: u64, round: u64, sync: Sync) {
         for thread in 0..2u64 {
             let (log, say) = (&log, &say);
             s.spawn(move || {
-                let mut rng = Rng(seed ^ (round << 8) ^ thread);
+                let mut rng = Rng::with_seed(seed ^ (round << 8) ^ thread);
                 // Thread 0 also drops: positions of its acknowledged
                 // "drop" batches, compacted every few batches.
                 let mut to_drop: Vec<(u64, Position)> = Vec::new();
                 for batch in 0.. {
-                    let n = 1 + rng.below(4);
-                    let drop = thread == 0 && rng.below(3) == 0;
+                    let n = 1 + rng.u64(..4);
+                    let drop = thread == 0 && rng.u64(..3) == 0;
                     let payloads: Vec<Vec<u8>> = (0..n).map(|i| payload(round, thread, batch, i, n, drop)).collect();
                     let done = log.append_batch(Batch::from_payloads(payloads.iter().map(Vec::as_slice)));
                     let Ok(done) = done else { return };
@@ -425,19 +424,19 @@ fn run_bare_cut(
             if sync == Sync::Never {
                 // The control cuts right after an acknowledgement: what a
                 // sync would have saved is then surely in flight.
-                wait_for_acks(&lines, 20 + rng.below(2000) as usize, Duration::from_secs(20));
+                wait_for_acks(&lines, 20 + rng.u64(..2000) as usize, Duration::from_secs(20));
             } else {
                 // One cut in eight from the start (during open and
                 // recovery); the others once the child has opened the log,
                 // which takes longer as the log grows.
-                if rng.below(8) != 0 {
+                if rng.u64(..8) != 0 {
                     let t = Instant::now();
                     while !lines.lock().unwrap().iter().any(|l| l == "opened") && t.elapsed() < Duration::from_secs(60)
                     {
                         std::thread::sleep(Duration::from_millis(1));
                     }
                 }
-                std::thread::sleep(Duration::from_micros(rng.below(900_000)));
+                std::thread::sleep(Duration::from_micros(rng.u64(..900_000)));
             }
             true
         }
@@ -741,7 +740,7 @@ fn drive(
         k += 1;
         // Crash points at compaction, install and checkpoint need deletions:
         // import then delete, over and over.
-        let op = match (point.map(|p| p.split(':').next().unwrap()), rng.below(20)) {
+        let op = match (point.map(|p| p.split(':').next().unwrap()), rng.u64(..20)) {
             (Some("install" | "checkpoint" | "manifest"), r) => match k % 3 {
                 1 => Op::Import,
                 2 => Op::BulkDelete,
@@ -750,7 +749,7 @@ fn drive(
             },
             (_, 0..=7) => Op::Submit,
             (_, 8..=11) => {
-                Op::Act([Action::Cancel, Action::Postpone, Action::Pause, Action::Resume][rng.below(4) as usize])
+                Op::Act([Action::Cancel, Action::Postpone, Action::Pause, Action::Resume][rng.u64(..4) as usize])
             }
             (_, 12..=15) => Op::Import,
             (_, 16..=18) => Op::BulkDelete,
@@ -762,7 +761,7 @@ fn drive(
                 let name = format!("pc-r{round}-{k}");
                 model.lock().unwrap().names_sent.insert(name.clone());
                 let mut args = vec!["submit".to_string(), "--name".into(), name.clone()];
-                match rng.below(3) {
+                match rng.u64(..3) {
                     0 => args.extend(["--command".into(), "true".into()]),
                     1 => args.extend([
                         "--postpone-until".into(),
@@ -783,7 +782,7 @@ fn drive(
                 let target = {
                     let m = model.lock().unwrap();
                     let ids: Vec<Uuid> = m.submitted.keys().copied().collect();
-                    (!ids.is_empty()).then(|| ids[rng.below(ids.len() as u64) as usize])
+                    (!ids.is_empty()).then(|| ids[rng.u64(..ids.len() as u64) as usize])
                 };
                 let Some(id) = target else { continue };
                 let verb = match action {
@@ -806,10 +805,11 @@ fn drive(
                 let mut lines = String::new();
                 let mut jobs = Vec::new();
                 for i in 0..6u64 {
-                    let id = Uuid::from_u64_pair(rng.next(), rng.next());
+                    let id = Uuid::from_u64_pair(rng.u64(..), rng.u64(..));
                     let old = i % 2 == 0;
-                    let done = Timestamp::from_micros(now.micros() - if old { 400 } else { 1 } * DAY - i as i64);
-                    let created = Timestamp::from_micros(done.micros() - DAY);
+                    let done =
+                        Timestamp::from_micros(now.micros() - if old { 400 } else { 1 } * MICROS_PER_DAY - i as i64);
+                    let created = Timestamp::from_micros(done.micros() - MICROS_PER_DAY);
                     lines.push_str(
                         &serde_json::json!({
                             "asyncoperationid": id.to_string(), "name": format!("pc-imp-r{round}-{k}-{i}"),
@@ -912,7 +912,7 @@ fn run_binary_cut(
     let driver = {
         let (bin, data, model, stop, acks) =
             (bin.to_path_buf(), data.clone(), Arc::clone(model), Arc::clone(&stop), Arc::clone(&acks));
-        let mut rng = Rng(rng.next());
+        let mut rng = Rng::with_seed(rng.u64(..));
         let point = point.clone();
         let never = sync == Sync::Never;
         std::thread::spawn(move || {
@@ -927,13 +927,13 @@ fn run_binary_cut(
             if sync == Sync::Never {
                 // The control cuts right after an acknowledgement (see the
                 // bare log's).
-                let need = 5 + rng.below(10);
+                let need = 5 + rng.u64(..10);
                 let t = Instant::now();
                 while *acks.lock().unwrap() < need && t.elapsed() < Duration::from_secs(30) {
                     std::thread::sleep(Duration::from_micros(200));
                 }
             } else {
-                std::thread::sleep(Duration::from_micros(rng.below(1_500_000)));
+                std::thread::sleep(Duration::from_micros(rng.u64(..1_500_000)));
             }
         }
     }
@@ -1124,18 +1124,18 @@ fn campaign(
     sync: Sync,
     counts: &mut Counts,
 ) -> (Violations, u64, u64) {
-    let mut rng = Rng(seed);
+    let mut rng = Rng::with_seed(seed);
     let mut bare = BareModel::default();
     let binary = Arc::new(Mutex::new(BinaryModel::default()));
     let mut all = Violations::new();
     let (mut bare_lossy, mut binary_lossy) = (0, 0);
     for cut in 0..cuts {
         let is_bare = cut % 2 == 0;
-        let point = (sync != Sync::Never && rng.below(3) == 0).then(|| {
+        let point = (sync != Sync::Never && rng.u64(..3) == 0).then(|| {
             let points: &[&str] =
                 if is_bare { &["roll", "manifest", "install"] } else { &["install", "checkpoint", "manifest"] };
-            let p = points[rng.below(points.len() as u64) as usize];
-            let nth = 1 + rng.below(3);
+            let p = points[rng.u64(..points.len() as u64) as usize];
+            let nth = 1 + rng.u64(..3);
             format!("{p}:{nth}")
         });
         if let Some(p) = &point {

@@ -8,13 +8,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use joblog::domain::{codes, Clock, Job, ManualClock, OperationType, Regarding, Status, Timestamp, WorkflowDefinition};
-use joblog::engine::{Config, Engine, HistoryEntry, NewJob, ServiceStep, UserAction};
+use joblog::domain::{codes, Clock, Job, OperationType, Regarding, Status, Timestamp, WorkflowDefinition};
+use joblog::engine::{HistoryEntry, NewJob, ServiceStep, UserAction};
 use joblog::service::{
     command_data, BackoffPolicy, JobContext, Outcome, Registry, RetryPolicy, RunUntil, Service, ServiceConfig,
     StopRequest,
 };
 use uuid::Uuid;
+
+mod support;
+
+use support::{Fixture, Rng};
 
 const SEC: i64 = 1_000_000;
 
@@ -22,24 +26,17 @@ fn t0() -> Timestamp {
     Timestamp::parse("2026-03-01T09:00:00Z").unwrap()
 }
 
-struct Fixture {
-    _dir: tempfile::TempDir,
-    clock: Arc<ManualClock>,
-    engine: Engine,
-}
-
+/// The kit's engine fixture at `t0`, with the workflows the tests run.
 fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(t0()));
-    let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
-    let admin = engine.session("admin").unwrap();
+    let f = Fixture::at(t0());
+    let admin = f.engine.session("admin").unwrap();
     for w in ["welcome", "flaky", "broken", "chain"] {
         admin
             .save_workflow(WorkflowDefinition { id: w.into(), name: w.into(), owner: "admin".into(), active: true })
             .unwrap();
     }
     drop(admin);
-    Fixture { _dir: dir, clock, engine }
+    f
 }
 
 fn config() -> ServiceConfig {
@@ -525,11 +522,10 @@ fn ten_thousand_jobs_on_four_workers_with_users_acting_meanwhile() {
     std::thread::scope(|s| {
         let runner = s.spawn(|| svc.run(RunUntil::Idle).unwrap());
         // Users act on random jobs while the service runs.
-        let mut x = 12345u64;
+        let mut rng = Rng::with_seed(12345);
         for _ in 0..2000 {
-            x = x.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
-            let job = &jobs[(x >> 33) as usize % jobs.len()];
-            let action = [UserAction::Cancel, UserAction::Pause, UserAction::Resume][(x >> 20) as usize % 3];
+            let job = &jobs[rng.usize(..jobs.len())];
+            let action = [UserAction::Cancel, UserAction::Pause, UserAction::Resume][rng.usize(..3)];
             let _ = admin.act(job.id, action);
         }
         runner.join().unwrap();

@@ -13,8 +13,11 @@
 use std::cmp::Reverse;
 use std::collections::BinaryHeap;
 
+use fastrand::Rng;
+
 use joblog::domain::{
     Action, Actor, Envelope, Event, Job, OperationType, Regarding, Status, Timestamp, Transition, EVENT_VERSION,
+    MICROS_PER_DAY,
 };
 use uuid::Uuid;
 
@@ -22,24 +25,6 @@ pub const USERS: u64 = 1_000;
 pub const REGARDING_ROWS: u64 = 500_000;
 pub const WORKFLOWS: u64 = 2_000;
 pub const DAYS: i64 = 120;
-
-/// splitmix64.
-#[derive(Clone)]
-pub struct Rng(pub u64);
-
-impl Rng {
-    pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next_u64() % n
-    }
-}
 
 pub fn user(i: u64) -> String {
     format!("user-{i}")
@@ -87,9 +72,9 @@ impl Ord for Staged {
 impl Workload {
     /// `jobs` jobs created evenly over the 120 days that end at `end`.
     pub fn new(jobs: u64, seed: u64, end: Timestamp) -> Self {
-        let span = DAYS * 86_400_000_000;
+        let span = DAYS * MICROS_PER_DAY;
         Self {
-            rng: Rng(seed),
+            rng: Rng::with_seed(seed),
             jobs,
             next_job: 0,
             start: end.micros() - span,
@@ -109,20 +94,20 @@ impl Workload {
     fn make_job(&mut self, i: u64) {
         let r = &mut self.rng;
         let created = self.start + i as i64 * self.step_us;
-        let op = match r.below(10) {
+        let op = match r.u64(..10) {
             0 => OperationType::SYSTEM_EVENT,
             1 => OperationType::BULK_EMAIL,
             _ => OperationType::WORKFLOW,
         };
-        let owner = user(r.below(USERS));
+        let owner = user(r.u64(..USERS));
         let mut job = Job::new(&format!("job {i}"), op, &owner, "root", Timestamp::from_micros(created));
-        job.id = Uuid::from_u64_pair(created as u64, r.next_u64());
-        job.regarding = Some(Regarding { table: "contact".into(), id: r.below(REGARDING_ROWS).to_string() });
+        job.id = Uuid::from_u64_pair(created as u64, r.u64(..));
+        job.regarding = Some(Regarding { table: "contact".into(), id: r.u64(..REGARDING_ROWS).to_string() });
         if op == OperationType::WORKFLOW {
-            job.workflow = Some(workflow(r.below(WORKFLOWS)));
+            job.workflow = Some(workflow(r.u64(..WORKFLOWS)));
         }
         // Final status: 95% completed (85/10/5), then Ready, Waiting, In Progress.
-        let roll = r.below(1000);
+        let roll = r.u64(..1000);
         let fate = match roll {
             0..=807 => Status::SUCCEEDED,
             808..=902 => Status::FAILED,
@@ -131,7 +116,7 @@ impl Workload {
             967..=983 => Status::WAITING,
             _ => Status::IN_PROGRESS,
         };
-        let waits = r.below(3) == 0;
+        let waits = r.u64(..3) == 0;
         let worker = Actor::Worker("bench-host".into());
         let id = job.id;
         let mut status = Status::READY;
@@ -230,7 +215,7 @@ mod tests {
     #[test]
     fn the_engine_accepts_the_workload_and_the_mix_is_right() {
         let dir = tempfile::tempdir().unwrap();
-        let clock = Arc::new(ManualClock::new(end().plus_micros(86_400_000_000)));
+        let clock = Arc::new(ManualClock::new(end().plus_micros(MICROS_PER_DAY)));
         let engine = Engine::open(dir.path(), Config::default(), clock).unwrap();
         let admin = engine.session("admin").unwrap();
         let events: Vec<Envelope> = Workload::new(20_000, 1, end()).collect();

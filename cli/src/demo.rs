@@ -15,6 +15,7 @@ use std::time::Instant;
 
 use joblog::domain::{
     Clock, DeletionCriteria, ManualClock, OperationType, Regarding, Status, Timestamp, WorkflowDefinition,
+    MICROS_PER_DAY,
 };
 use joblog::engine::{Config, Engine, NewJob, UserAction};
 use joblog::projection::query::Filter;
@@ -29,7 +30,6 @@ const USERS: usize = 300;
 const UNITS: usize = 10;
 const WORKFLOWS: usize = 40;
 const FAILING: &str = "wf-invoice-sync";
-const DAY: i64 = 86_400_000_000;
 
 fn hash(x: u64) -> u64 {
     let mut z = x.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -137,7 +137,7 @@ pub fn run(args: &DemoArgs, g: &Global, interactive: bool) -> Output {
     let mut user_actions = 0u64;
     let mut reassigned = 0usize;
     for day in 0..u64::from(args.days) {
-        let day_start = start.plus_micros(day as i64 * DAY);
+        let day_start = start.plus_micros(day as i64 * MICROS_PER_DAY);
         clock.set(day_start.max(clock.now()));
         // The day's jobs arrive in bursts through the working day.
         for burst in 0..8u64 {
@@ -196,7 +196,7 @@ pub fn run(args: &DemoArgs, g: &Global, interactive: bool) -> Output {
             reassigned = admin.reassign(&workflow_id(3), &from, "user-150")?.len();
         }
         // The rest of the day passes: timers and retries come due.
-        clock.set(day_start.plus_micros(DAY - 1).max(clock.now()));
+        clock.set(day_start.plus_micros(MICROS_PER_DAY - 1).max(clock.now()));
         let s = service.run(RunUntil::Idle)?;
         add(&mut totals, &s);
         bar.inc(1);

@@ -54,9 +54,9 @@ fn json(data: &Path, args: &[&str]) -> Value {
 /// A job's command: locks, marks, does what the seed says.
 fn command(marks: &Path, rng: &mut Rng) -> String {
     let m = marks.display();
-    let tenths = 1 + rng.below(15);
+    let tenths = 1 + rng.u64(..15);
     let pause = format!("{}.{}", tenths / 10, tenths % 10);
-    let body = match rng.below(8) {
+    let body = match rng.u64(..8) {
         0 => format!("sleep {pause}"),
         1 => format!("sleep {pause} & wait"),
         // A detached child holding the lock (and stderr) past the main process.
@@ -104,7 +104,7 @@ fn main() {
         std::process::exit(1);
     }
     let (seed, rounds) = seed_and_rounds("kill9_run", "JOBLOG_KILL9_RUN_SEED", "JOBLOG_KILL9_RUN_ROUNDS", 20);
-    let mut rng = Rng(seed);
+    let mut rng = Rng::with_seed(seed);
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("data");
     let marks = tmp.path().join("marks");
@@ -122,16 +122,16 @@ fn main() {
     let canonical: PathBuf = std::fs::canonicalize(&data).unwrap();
     let started = Instant::now();
     for round in 0..rounds {
-        let n = 1 + rng.below(4);
+        let n = 1 + rng.u64(..4);
         submit(&mut rng, &mut jobs, n);
-        let workers = (2 + rng.below(3)).to_string();
+        let workers = (2 + rng.u64(..3)).to_string();
         let mut service = joblog(&data)
             .args(["run", "--for", "600s", "--workers", &workers])
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(100 + rng.below(2400)));
+        std::thread::sleep(Duration::from_millis(100 + rng.u64(..2400)));
         if let Some(status) = service.try_wait().unwrap() {
             let out = service.wait_with_output().unwrap();
             panic!("round {round}: the service exited by itself ({status}): {}", String::from_utf8_lossy(&out.stderr));

@@ -12,13 +12,12 @@ use std::sync::Arc;
 
 use joblog::domain::{
     transition, Action, DeletionCriteria, Job, ManualClock, OperationType, Status, StatusReason, Timestamp,
+    MICROS_PER_DAY,
 };
 use joblog::engine::{Config, Engine, NewJob, ServiceStep, UserAction};
 use joblog::log::LogConfig;
 use libfuzzer_sys::fuzz_target;
 use uuid::Uuid;
-
-const DAY: i64 = 86_400_000_000;
 
 /// The reference: each job's status, type and completion time.
 #[derive(Default)]
@@ -27,10 +26,8 @@ struct Model {
 }
 
 fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Engine {
-    let config = Config {
-        log: LogConfig { segment_size_bytes: 16 << 10, ..LogConfig::default() },
-        checkpoint_every_events: 64,
-    };
+    let config =
+        Config { log: LogConfig { segment_size_bytes: 16 << 10, ..LogConfig::default() }, checkpoint_every_events: 64 };
     Engine::open(dir, config, clock.clone()).expect("the store reopens")
 }
 
@@ -40,6 +37,10 @@ fn check(engine: &Engine, model: &Model) {
     for (id, (status, _, _)) in &model.jobs {
         assert_eq!(state.status_of(*id), Some(*status), "job {id}");
     }
+    // The indices the queries and the queue read stay consistent with the
+    // rows after every operation (deletions reuse slots; reopens rebuild).
+    let problems = state.check_indices();
+    assert!(problems.is_empty(), "index problems: {problems:?}");
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -106,7 +107,9 @@ fuzz_target!(|data: &[u8]| {
                 // Historical completed jobs, some old enough to delete.
                 let jobs: Vec<Job> = (0..(a % 8) + 1)
                     .map(|i| {
-                        let done = Timestamp::from_micros(clock.now_micros() - i64::from((u32::from(b) + u32::from(i)) % 90) * DAY);
+                        let done = Timestamp::from_micros(
+                            clock.now_micros() - i64::from((u32::from(b) + u32::from(i)) % 90) * MICROS_PER_DAY,
+                        );
                         let mut j = Job::new("old", OperationType::WORKFLOW, "admin", "root", done.plus_micros(-1));
                         j.status = [Status::SUCCEEDED, Status::FAILED, Status::CANCELED][(i % 3) as usize];
                         j.startedon = Some(j.createdon);
@@ -132,7 +135,7 @@ fuzz_target!(|data: &[u8]| {
                 let limit = u64::from(b % 16) + 1;
                 let r = admin.delete_now(&criteria, limit).unwrap();
                 // The model: matching completed jobs, oldest (completedon, id) first.
-                let cutoff = clock.now_micros() - i64::from(days) * DAY;
+                let cutoff = clock.now_micros() - i64::from(days) * MICROS_PER_DAY;
                 let mut matching: Vec<(i64, Uuid)> = model
                     .jobs
                     .iter()
@@ -172,6 +175,8 @@ fuzz_target!(|data: &[u8]| {
     assert!(e.log().verify().unwrap().ok());
     let replayed = e.replay_until(Timestamp::from_micros(i64::MAX)).unwrap();
     assert_eq!(replayed.job_count(), model.jobs.len());
+    let problems = replayed.check_indices();
+    assert!(problems.is_empty(), "index problems after a full replay: {problems:?}");
 });
 
 trait Now {

@@ -3,7 +3,7 @@
 //! stretches in order without overlap, and never prove more than they hold.
 #![no_main]
 
-use joblog::log::format::{resync, survey, FrameRead, read_frame, HEADER_LEN};
+use joblog::log::format::{read_frame, resync, survey, FrameRead, HEADER_LEN};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {

@@ -4,7 +4,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
-use super::{DomainError, OperationType, Status, StatusReason, Timestamp};
+use super::{DomainError, OperationType, Status, StatusReason, Timestamp, MICROS_PER_DAY};
 
 /// The most jobs one Immediately deletion takes; more needs another run.
 pub const MAX_IMMEDIATE_DELETE: u64 = 1_000_000;
@@ -52,7 +52,7 @@ impl DeletionCriteria {
 
     /// Completed On must be strictly before this for a run at `now`.
     pub fn cutoff(&self, now: Timestamp) -> Timestamp {
-        Timestamp::from_micros(now.micros() - i64::from(self.older_than_days) * 86_400_000_000)
+        Timestamp::from_micros(now.micros() - i64::from(self.older_than_days) * MICROS_PER_DAY)
     }
 
     /// Whether a completed job of this type and reason matches.

@@ -44,7 +44,7 @@ pub use machine::{needs, transition, Action, Rule, RULES};
 pub use operation::OperationType;
 pub use privilege::{Depth, Directory, Privilege, Role, User, ADMIN, ROOT_BUSINESS_UNIT, SYSTEM_ADMINISTRATOR};
 pub use status::{State, Status, StatusReason};
-pub use time::{Clock, ManualClock, SystemClock, Timestamp};
+pub use time::{Clock, ManualClock, SystemClock, Timestamp, MICROS_PER_DAY};
 
 use uuid::Uuid;
 

@@ -8,6 +8,10 @@ use serde::{Deserialize, Serialize};
 
 use super::DomainError;
 
+/// Microseconds in a day (86,400 s): deletion cut-offs, `days_before`, and
+/// the tests and benchmarks that move a clock by days.
+pub const MICROS_PER_DAY: i64 = 86_400_000_000;
+
 /// Microseconds since 1970-01-01T00:00:00Z. Eight bytes in events and rows,
 /// where chrono's own encoding would be a string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -47,7 +51,7 @@ impl Timestamp {
     }
 
     pub fn days_before(self, days: u32) -> Self {
-        Self(self.0.saturating_sub(i64::from(days) * 86_400_000_000))
+        Self(self.0.saturating_sub(i64::from(days) * MICROS_PER_DAY))
     }
 }
 

@@ -1,29 +1,106 @@
-//! What the integration tests share (`cli/tests/cli.rs` too, by path): a
-//! seedable random source, running a child process until a SIGKILL at a
+//! What the integration tests share (`cli/tests/cli.rs` too, by path; the
+//! engine benchmark by path as well): an engine on a temporary store with a
+//! manual clock, timestamps from text, a seeded random source, running a child process until a SIGKILL at a
 //! chosen moment, small tmpfs mounts, filling them, and checksums of a directory tree.
 
 #![allow(dead_code)] // each harness uses its part
 
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// splitmix64: small, seedable, good enough to pick kill points.
-pub struct Rng(pub u64);
+use joblog::domain::{Clock, ManualClock, Timestamp};
+use joblog::engine::{Config, Engine};
 
-impl Rng {
-    pub fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+/// The time most tests start at (a Saturday, mid-day UTC).
+pub const NOW: &str = "2026-01-31T12:00:00Z";
+
+/// A timestamp from RFC 3339 text (`t("2026-01-31T12:00:00Z")`).
+pub fn t(s: &str) -> Timestamp {
+    Timestamp::parse(s).unwrap()
+}
+
+/// A manual clock standing at `at` (RFC 3339), shared with the engine.
+pub fn clock_at(at: &str) -> Arc<ManualClock> {
+    Arc::new(ManualClock::new(t(at)))
+}
+
+/// An engine opened on a temporary directory of its own with a manual
+/// clock: the fixture of the engine, service, deletion and model tests.
+/// The directory lives as long as the fixture.
+pub struct Fixture {
+    pub dir: tempfile::TempDir,
+    pub clock: Arc<ManualClock>,
+    pub config: Config,
+    pub engine: Engine,
+}
+
+impl Fixture {
+    /// At [`NOW`], with the default configuration.
+    pub fn new() -> Self {
+        Self::at(t(NOW))
     }
 
-    pub fn below(&mut self, n: u64) -> u64 {
-        self.next() % n
+    /// At `now`, with the default configuration.
+    pub fn at(now: Timestamp) -> Self {
+        Self::with_config(now, Config::default())
+    }
+
+    /// At `now`, with `config` (kept for [`Fixture::reopen`]).
+    pub fn with_config(now: Timestamp, config: Config) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(now));
+        let engine = Engine::open(dir.path(), config.clone(), clock.clone()).unwrap();
+        Self { dir, clock, config, engine }
+    }
+
+    /// What the fixture's clock says.
+    pub fn now(&self) -> Timestamp {
+        self.clock.now()
+    }
+
+    /// The store's directory.
+    pub fn path(&self) -> &std::path::Path {
+        self.dir.path()
+    }
+
+    /// The engine dropped without a clean close (as after a crash) and the
+    /// store opened again on the same directory, clock and configuration.
+    pub fn reopen(self) -> Self {
+        self.reopen_after(|_| {})
+    }
+
+    /// As [`Fixture::reopen`], with `between` done to the store's directory
+    /// while no engine holds it (e.g. removing the checkpoints).
+    pub fn reopen_after(self, between: impl FnOnce(&std::path::Path)) -> Self {
+        let Self { dir, clock, config, engine } = self;
+        drop(engine);
+        between(dir.path());
+        let engine = Engine::open(dir.path(), config.clone(), clock.clone()).unwrap();
+        Self { dir, clock, config, engine }
+    }
+
+    /// As [`Fixture::reopen`], after a clean close (a checkpoint written).
+    pub fn close_and_reopen(self) -> Self {
+        let Self { dir, clock, config, engine } = self;
+        engine.close().unwrap();
+        let engine = Engine::open(dir.path(), config.clone(), clock.clone()).unwrap();
+        Self { dir, clock, config, engine }
     }
 }
+
+impl Default for Fixture {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// The seeded random source of every test and harness (and of the
+/// benchmark workload in `tools/src/workload.rs`): `Rng::with_seed(seed)`
+/// repeats a run from its printed seed; `rng.u64(..n)` picks below `n`.
+#[allow(unused_imports)] // not every test file draws random numbers
+pub use fastrand::Rng;
 
 /// The seed from `var` or the clock (printed, so a run can be repeated),
 /// and the number of rounds from `rounds_var` (default `default_rounds`).

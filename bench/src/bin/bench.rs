@@ -9,9 +9,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
+use fastrand::Rng;
 use joblog::domain::{
     Clock, DeletionCriteria, Event, ManualClock, OperationType, Regarding, StatusReason, Timestamp, WorkflowDefinition,
-    MAX_IMMEDIATE_DELETE,
+    MAX_IMMEDIATE_DELETE, MICROS_PER_DAY,
 };
 use joblog::engine::{Config, Engine};
 use joblog::projection::query::Filter;
@@ -19,7 +20,7 @@ use joblog_bench::postgres::Postgres;
 use joblog_bench::probe;
 use joblog_bench::rows::{Contender, SqlPage};
 use joblog_bench::sqlite::Sqlite;
-use joblog_bench::workload::{self, Rng, Workload};
+use joblog_bench::workload::{self, Workload};
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
@@ -195,16 +196,16 @@ fn main() {
         };
         admin.save_workflow(wf).unwrap();
     }
-    clock.set(end.plus_micros(86_400_000_000));
+    clock.set(end.plus_micros(MICROS_PER_DAY));
     let rss_before = probe::rss_anon_bytes();
     let mut sample_ids = Vec::new();
     let start = Instant::now();
     let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
     let mut events = 0u64;
-    let mut rng = Rng(args.seed ^ 0xabc);
+    let mut rng = Rng::with_seed(args.seed ^ 0xabc);
     for env in Workload::new(args.jobs, args.seed, end) {
         if let Event::JobCreated(j) = &env.event {
-            if rng.below(args.jobs.max(1)) < args.samples as u64 {
+            if rng.u64(..args.jobs.max(1)) < args.samples as u64 {
                 sample_ids.push(j.id);
             }
         }
@@ -541,9 +542,9 @@ impl Deletions {
 /// The views, each with `samples` random (filter, SQL) pairs: a random
 /// value of the view's key, and a random point in time to page from.
 fn view_samples(args: &Args, end: Timestamp) -> Vec<(String, Vec<(Filter, SqlPage)>)> {
-    let mut rng = Rng(args.seed ^ 0x5eed);
-    let span = workload::DAYS * 86_400_000_000;
-    let before = move |rng: &mut Rng| end.micros() - (rng.below(span as u64) as i64);
+    let mut rng = Rng::with_seed(args.seed ^ 0x5eed);
+    let span = workload::DAYS * MICROS_PER_DAY;
+    let before = move |rng: &mut Rng| end.micros() - (rng.u64(..span as u64) as i64);
     let mut make = |name: &str, f: &mut dyn FnMut(&mut Rng, i64) -> (Filter, SqlPage)| {
         let v = (0..args.samples).map(|_| {
             let b = before(&mut rng);
@@ -566,7 +567,7 @@ fn view_samples(args: &Args, end: Timestamp) -> Vec<(String, Vec<(Filter, SqlPag
             (f, SqlPage { sql: "SELECT id, name, operationtype, statecode, statuscode, owner, regarding, workflow, createdon, completedon, message FROM jobs WHERE operationtype = 10 AND statecode = 3 AND statuscode = 31 AND createdon < ?2 ORDER BY createdon DESC LIMIT 50", key: None, before: b })
         }),
         make("Process Session (one workflow)", &mut |rng, b| {
-            let w = workload::workflow(rng.below(workload::WORKFLOWS));
+            let w = workload::workflow(rng.u64(..workload::WORKFLOWS));
             let f = Filter {
                 workflow: Some(w.clone()),
                 created_before: Some(Timestamp::from_micros(b)),
@@ -575,7 +576,7 @@ fn view_samples(args: &Args, end: Timestamp) -> Vec<(String, Vec<(Filter, SqlPag
             (f, SqlPage { sql: "SELECT id, name, operationtype, statecode, statuscode, owner, regarding, workflow, createdon, completedon, message FROM jobs WHERE workflow = ?1 AND createdon < ?2 ORDER BY createdon DESC LIMIT 50", key: Some(w), before: b })
         }),
         make("Background Processes (one row)", &mut |rng, _| {
-            let r = format!("contact:{}", rng.below(workload::REGARDING_ROWS));
+            let r = format!("contact:{}", rng.u64(..workload::REGARDING_ROWS));
             let f = Filter { regarding: Some(Regarding::parse(&r).unwrap()), ..Filter::default() };
             (f, SqlPage { sql: "SELECT id, name, operationtype, statecode, statuscode, owner, regarding, workflow, createdon, completedon, message FROM jobs WHERE regarding = ?1 AND createdon < ?2 ORDER BY createdon DESC LIMIT 50", key: Some(r), before: i64::MAX })
         }),
