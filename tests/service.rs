@@ -361,6 +361,30 @@ fn the_loop_guard_stops_the_seventeenth_run_on_a_row_and_deep_chains() {
     assert!(deep.message.unwrap().contains("depth 9"));
 }
 
+/// A job the platform generates (no user may cancel it) that the loop guard
+/// must stop is canceled by the service all the same, and the store reopens
+/// with that step in its log; before, the guard's step was refused and the
+/// job stayed Ready for ever.
+#[test]
+fn the_loop_guard_stops_a_deep_platform_generated_job_and_the_store_reopens() {
+    let f = fixture();
+    let admin = f.engine.session("admin").unwrap();
+    let generated = OperationType(16);
+    assert!(generated.is_platform_generated());
+    let deep = admin.create(NewJob { depth: 9, ..NewJob::new("deep import", generated) }).unwrap();
+    // A user still may not cancel such a job.
+    assert!(admin.act(deep.id, UserAction::Cancel).is_err());
+    drop(admin);
+    let svc = Service::new(&f.engine, config(), outcomes());
+    let s = svc.run(RunUntil::Idle).unwrap();
+    drop(svc);
+    assert_eq!(s.loop_stopped, 1);
+    assert_eq!(status(&f, deep.id), Status::CANCELED);
+    let f = f.reopen();
+    assert_eq!(status(&f, deep.id), Status::CANCELED);
+    assert_eq!(f.engine.state().check_indices(), Vec::<String>::new());
+}
+
 #[test]
 fn owner_deactivation_and_owner_change_fail_waiting_runs_and_reassign_saves_them() {
     let f = fixture();

@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
+use super::event::Actor;
 use super::operation::OperationType;
 use super::status::{State, Status};
 use super::DomainError;
@@ -92,9 +93,27 @@ pub const RULES: &[Rule] = &[
     Rule { action: Action::Wake, from: &[Status::WAITING, Status::RETRYING], to: Status::READY },
 ];
 
-/// The status `action` leads a job to from `current`, or why it is refused.
+/// The status `action` leads a job to from `current` when a user asks for
+/// it, or why it is refused. Jobs the platform generates cannot be paused,
+/// canceled or resumed by a user (`docs/domain.md` §4).
 pub fn transition(job: Uuid, operation: OperationType, current: Status, action: Action) -> Result<Status, DomainError> {
-    if action.is_user_action()
+    transition_by(&Actor::User(String::new()), job, operation, current, action)
+}
+
+/// [`transition`] for a step recorded as `by`: the platform-generated rule
+/// binds users only. The service (a worker, or the engine itself) may stop
+/// such a job: the loop guard cancels a Ready job of any type that must not
+/// run (`docs/domain.md` §5), which it could not do if the rule bound it too,
+/// and the job would stay Ready for ever.
+pub fn transition_by(
+    by: &Actor,
+    job: Uuid,
+    operation: OperationType,
+    current: Status,
+    action: Action,
+) -> Result<Status, DomainError> {
+    if matches!(by, Actor::User(_))
+        && action.is_user_action()
         && action != Action::Postpone
         && operation.is_platform_generated()
         && !current.is_completed()

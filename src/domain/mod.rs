@@ -40,7 +40,7 @@ pub use jobdata::{
     runs_command, BULK_DELETE_PREFIX, COMMAND_PREFIX,
 };
 pub use limits::{MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
-pub use machine::{needs, transition, Action, Rule, RULES};
+pub use machine::{needs, transition, transition_by, Action, Rule, RULES};
 pub use operation::OperationType;
 pub use privilege::{Depth, Directory, Privilege, Role, User, ADMIN, ROOT_BUSINESS_UNIT, SYSTEM_ADMINISTRATOR};
 pub use status::{State, Status, StatusReason};

@@ -5,7 +5,7 @@
 
 use super::write::Pending;
 use super::Session;
-use crate::domain::{transition, DomainError, Envelope, Event, Job, Privilege, EVENT_VERSION};
+use crate::domain::{transition_by, DomainError, Envelope, Event, Job, Privilege, EVENT_VERSION};
 use crate::error::Error;
 
 impl Session<'_> {
@@ -101,7 +101,7 @@ impl Session<'_> {
                             }
                             .into());
                         }
-                        let to = transition(t.job, op, current, t.action)?;
+                        let to = transition_by(&env.actor, t.job, op, current, t.action)?;
                         if to != t.to {
                             return Err(DomainError::Invalid {
                                 what: "event",

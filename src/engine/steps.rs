@@ -7,7 +7,7 @@ use uuid::Uuid;
 
 use super::write::Pending;
 use super::Engine;
-use crate::domain::{transition, Action, Actor, DomainError, Event, Status, Timestamp, Transition};
+use crate::domain::{transition_by, Action, Actor, DomainError, Event, Status, Timestamp, Transition};
 use crate::error::Error;
 use crate::projection::JobStatus;
 
@@ -94,7 +94,8 @@ impl Engine {
     /// list (so Lock then Fail of one job is fine); the refused ones are
     /// reported in their place and left out, the rest are written.
     pub fn steps(&self, worker: &str, steps: Vec<(Uuid, ServiceStep)>) -> Result<Vec<Result<Status, Error>>, Error> {
-        self.commit(Actor::Worker(worker.to_string()), |state, now| {
+        let by = Actor::Worker(worker.to_string());
+        self.commit(by.clone(), |state, now| {
             let mut pending = Pending::new(state);
             let mut events = Vec::with_capacity(steps.len());
             let mut out = Vec::with_capacity(steps.len());
@@ -103,7 +104,7 @@ impl Engine {
                     out.push(Err(Error::JobNotFound(id)));
                     continue;
                 };
-                match service_transition(id, &target, step, now) {
+                match service_transition(&by, id, &target, step, now) {
                     Ok(t) => {
                         out.push(Ok(t.to));
                         pending.moved(&t);
@@ -117,12 +118,18 @@ impl Engine {
     }
 }
 
-/// The transition a service step makes of a job in `target`'s status, or
-/// why it is refused.
-fn service_transition(id: Uuid, target: &JobStatus, step: ServiceStep, now: Timestamp) -> Result<Transition, Error> {
+/// The transition a service step by worker `by` makes of a job in
+/// `target`'s status, or why it is refused.
+fn service_transition(
+    by: &Actor,
+    id: Uuid,
+    target: &JobStatus,
+    step: ServiceStep,
+    now: Timestamp,
+) -> Result<Transition, Error> {
     let (from, postponeuntil, retrycount) = (target.status, target.postponeuntil, target.retrycount);
     let action = step.action();
-    let to = transition(id, target.operationtype, from, action)?;
+    let to = transition_by(by, id, target.operationtype, from, action)?;
     // The queue takes a job only once its time has come; the timer wakes
     // only jobs that have a time (a paused job waits for Resume).
     let not_due = match step {

@@ -325,7 +325,7 @@ impl Projection {
                     ));
                 }
                 let op = OperationType(self.rows[i as usize].operationtype);
-                if crate::domain::transition(t.job, op, t.from, t.action).ok() != Some(t.to) {
+                if crate::domain::transition_by(&env.actor, t.job, op, t.from, t.action).ok() != Some(t.to) {
                     return bad(format!(
                         "job {}: {} from {} does not lead to {} (the state machine's table)",
                         t.job,
