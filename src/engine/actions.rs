@@ -155,7 +155,7 @@ impl Session<'_> {
     /// `owner` or else by this user, linked by `correlationid` (the old
     /// job's, or its id when it had none). Both histories say so: the new
     /// job's creation carries "resubmission of OLD", and the old job gets a
-    /// `JobResubmitted` line. Needs Read on the old job, Create for the new
+    /// `JobResubmitted` line. Needs Write on the old job (its history gains a line), Create for the new
     /// owner, and RunCommand when the job runs a command. A job that is not
     /// Completed, or that succeeded, is refused
     /// ([`DomainError::NotResubmittable`]); so is a Bulk Delete job (create
