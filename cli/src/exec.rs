@@ -479,7 +479,7 @@ fn bulk_out(ctx: &Ctx<'_>, o: &joblog::engine::BulkOutcome, action: UserAction, 
         "dry_run": dry_run,
         "would_change": if dry_run { json!(o.changed.iter().map(Uuid::to_string).collect::<Vec<_>>()) } else { Value::Null },
         "refused_by": o.refused_by,
-        "refused": o.refused.iter().map(|(id, why)| json!({"id": id.to_string(), "reason": why})).collect::<Vec<_>>(),
+        "refused": o.refused.iter().map(|(id, why)| json!({"id": id.to_string(), "reason": why.to_string()})).collect::<Vec<_>>(),
     });
     done(ctx, v, text)
 }
