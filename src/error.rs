@@ -36,7 +36,7 @@ pub enum Error {
     /// event's sequence number, or the one expected at `offset`). The store
     /// must not be written to: `joblog verify` lists every problem and
     /// [`crate::engine::salvage`] copies what is intact into a new store.
-    #[error("the store is damaged: {}{reason}", place(file, offset, seq))]
+    #[error("the store is damaged (corrupt): {}{reason}", place(file, offset, seq))]
     Corrupt { file: Option<PathBuf>, offset: Option<u64>, seq: Option<u64>, reason: Corruption },
 
     /// A file of the store (`file`, when known) or an event in it was

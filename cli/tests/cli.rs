@@ -1842,8 +1842,9 @@ fn the_last_administrator_stays_and_users_can_be_reactivated() {
     assert_eq!(s.json(&["user", "list"])[0]["active"], true, "nothing changed");
     s.json(&["--now", T0, "user", "add", "alice"]);
     s.json(&["--now", T0, "user", "deactivate", "alice"]);
-    refused(&s, 2, &["--as", "alice", "list"], &["alice is deactivated"]);
-    refused(&s, 2, &["--as", "alice", "user", "reactivate", "alice"], &["alice is deactivated"]);
+    // A deactivated user cannot act: permission denied, not a usage error.
+    refused(&s, 5, &["--as", "alice", "list"], &["alice is deactivated"]);
+    refused(&s, 5, &["--as", "alice", "user", "reactivate", "alice"], &["alice is deactivated"]);
     s.json(&["--now", T0, "user", "add", "bob"]);
     refused(&s, 5, &["--as", "bob", "--now", T0, "user", "reactivate", "alice"], &["bob may not do this"]);
     let alice = s.json(&["--now", &at(1), "user", "reactivate", "alice"]);

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{
-    Directory, DomainError, Envelope, Event, EventDecodeError, Job, OperationType, Regarding, Status, StatusReason, StorePolicy,
-    Timestamp, Transition, WorkflowDefinition, EVENT_VERSION,
+    Directory, DomainError, Envelope, Event, EventDecodeError, Job, OperationType, Regarding, Status, StatusReason,
+    StorePolicy, Timestamp, Transition, WorkflowDefinition, EVENT_VERSION,
 };
 use crate::error::Error;
 use crate::log::{Log, Position};
@@ -301,7 +301,10 @@ impl Projection {
         if env.version > EVENT_VERSION {
             return Err(Error::NewerVersion {
                 file: None,
-                what: format!("event {seq} has schema version {}, newer than this build's {EVENT_VERSION}", env.version),
+                what: format!(
+                    "event {seq} has schema version {}, newer than this build's {EVENT_VERSION}",
+                    env.version
+                ),
             });
         }
         if seq <= self.last_seq {
