@@ -20,10 +20,15 @@ pub const MAX_DECODE_BYTES: usize = 16 << 20;
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {
+    /// A value that cannot be encoded (over the size limit): a caller's bug.
     #[error("cannot encode: {0}")]
     Encode(String),
+    /// Bytes that do not decode as the value asked for: where they came from
+    /// a store, the store is damaged (the engine says so as its
+    /// `Error::Corrupt`, naming the place).
     #[error("cannot decode: {0}")]
     Decode(String),
+    /// The value decoded but bytes are left after it: damaged too.
     #[error("{0} bytes left over after the decoded value")]
     TrailingBytes(usize),
 }

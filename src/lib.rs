@@ -20,5 +20,5 @@ pub mod projection;
 pub mod service;
 mod sys;
 
-pub use error::Error;
+pub use error::{Corruption, Error};
 pub mod log;

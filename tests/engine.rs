@@ -91,7 +91,10 @@ fn refusals_name_the_job_its_status_and_what_is_needed() {
         admin.act(stats.id, UserAction::Cancel),
         Err(Error::Domain(DomainError::PlatformGenerated { .. }))
     ));
-    assert!(matches!(admin.act(Uuid::now_v7(), UserAction::Cancel), Err(Error::JobNotFound(_))));
+    assert!(matches!(
+        admin.act(Uuid::now_v7(), UserAction::Cancel),
+        Err(Error::Domain(DomainError::NotFound { kind: "job", .. }))
+    ));
     // Postponing into the past is refused.
     let ready = admin.create(NewJob::new("r", OperationType::WORKFLOW)).unwrap();
     assert!(matches!(
@@ -157,7 +160,10 @@ fn privileges_filter_reads_and_guard_writes() {
     assert_eq!(outcome.matched, 4);
     assert_eq!(outcome.changed.len(), 2);
     assert_eq!(outcome.refused.len(), 2);
-    assert!(outcome.refused.iter().all(|(_, why)| why.contains("Completed/Canceled")));
+    assert!(outcome
+        .refused
+        .iter()
+        .all(|(_, why)| matches!(why, DomainError::Refused { .. }) && why.to_string().contains("Completed/Canceled")));
 }
 
 #[test]
@@ -728,16 +734,22 @@ fn the_last_administrator_cannot_be_deactivated_and_reactivation_replays() {
         assert_eq!(engine.log().next_seq(), before);
         admin.add_user("alice", "root", &["basic-user"]).unwrap();
         admin.deactivate_user("alice").unwrap();
-        assert!(engine.session("alice").is_err());
+        assert!(matches!(
+            engine.session("alice"),
+            Err(Error::Domain(DomainError::UserDeactivated { name })) if name == "alice"
+        ));
         let before = engine.log().next_seq();
         assert!(matches!(
             admin.deactivate_user("alice"),
-            Err(Error::Domain(DomainError::Invalid { what: "deactivation", .. }))
+            Err(Error::Domain(DomainError::UserAlreadyInState { active: false, .. }))
         ));
         assert_eq!(engine.log().next_seq(), before, "a second deactivation writes nothing");
         assert!(matches!(admin.reactivate_user("nobody"), Err(Error::Domain(DomainError::NotFound { .. }))));
         admin.reactivate_user("alice").unwrap();
-        assert!(matches!(admin.reactivate_user("alice"), Err(Error::Domain(DomainError::Invalid { .. }))));
+        assert!(matches!(
+            admin.reactivate_user("alice"),
+            Err(Error::Domain(DomainError::UserAlreadyInState { active: true, .. }))
+        ));
         engine.session("alice").unwrap();
         // A basic user may not reactivate anyone.
         admin.add_user("bob", "root", &["basic-user"]).unwrap();
@@ -849,7 +861,7 @@ fn a_resubmitted_job_outlives_the_deletion_of_the_old_one() {
     let d = engine.delete(joblog::domain::Actor::User("admin".into()), &criteria, 10, None).unwrap();
     assert_eq!(d.deleted, 1);
     engine.compact().unwrap();
-    assert!(matches!(admin.get(old.id), Err(Error::JobNotFound(_))));
+    assert!(matches!(admin.get(old.id), Err(Error::Domain(DomainError::NotFound { kind: "job", .. }))));
     assert_eq!(said(new.id), format!("resubmission of {}", old.id));
     drop(admin);
     let mut f = f.close_and_reopen();
@@ -902,4 +914,118 @@ fn the_store_policy_is_checked_kept_and_replayed() {
     assert_eq!(engine.open_report().events_replayed, 0, "from the checkpoint alone");
     assert_eq!(engine.state().policy().value("backoff.threshold"), Some(9));
     assert_eq!(engine.state().policy().generation(), generation);
+}
+
+/// Each kind of error comes as its own typed variant, where an embedder
+/// can match it: a job not due yet, a deactivated user, a user already in
+/// the state asked for, a salvage target that is not new and empty.
+#[test]
+fn each_refusal_has_its_own_typed_variant() {
+    use joblog::engine::{salvage, SalvageOptions, ServiceStep};
+    let f = Fixture::new();
+    let engine = &f.engine;
+    let admin = engine.session("admin").unwrap();
+    // A service step before the job's time: not due (not bad input).
+    let later = f.now().plus_micros(3_600_000_000);
+    let mut spec = NewJob::new("later", OperationType::WORKFLOW);
+    spec.postponeuntil = Some(later);
+    let job = admin.create(spec).unwrap();
+    let e = engine.step("w", job.id, ServiceStep::Lock).unwrap_err();
+    assert!(
+        matches!(&e, Error::Domain(DomainError::NotDue { job: id, until: Some(u) }) if *id == job.id && *u == later),
+        "{e:?}"
+    );
+    assert!(e.to_string().contains("is not due until"), "{e}");
+    // A job that is not there: the one not-found, like a user's.
+    let ghost = Uuid::now_v7();
+    let e = engine.step("w", ghost, ServiceStep::Lock).unwrap_err();
+    assert!(
+        matches!(&e, Error::Domain(DomainError::NotFound { kind: "job", name }) if *name == ghost.to_string()),
+        "{e:?}"
+    );
+    assert_eq!(e.to_string(), format!("no job {ghost}"));
+    // A deactivated user cannot act, nor be given a workflow's runs.
+    admin
+        .save_workflow(WorkflowDefinition { id: "wf".into(), name: "wf".into(), owner: "admin".into(), active: true })
+        .unwrap();
+    admin.add_user("alice", "root", &["basic-user"]).unwrap();
+    admin.deactivate_user("alice").unwrap();
+    let e = engine.session("alice").err().unwrap();
+    assert!(matches!(&e, Error::Domain(DomainError::UserDeactivated { name }) if name == "alice"), "{e:?}");
+    let e = admin.reassign("wf", "admin", "alice").unwrap_err();
+    assert!(matches!(&e, Error::Domain(DomainError::UserDeactivated { name }) if name == "alice"), "{e:?}");
+    // A salvage target that holds anything is refused before anything is read.
+    let target = tempfile::tempdir().unwrap();
+    std::fs::write(target.path().join("x"), b"x").unwrap();
+    let e = salvage(f.path(), target.path(), &SalvageOptions::default()).unwrap_err();
+    assert!(matches!(&e, Error::SalvageTarget { target: t, .. } if t == target.path()), "{e:?}");
+    assert!(e.to_string().contains("not empty"), "{e}");
+}
+
+/// A bulk action's refusals are typed: "not the user's to change" is told
+/// from "the status does not allow it" by variant, not by text.
+#[test]
+fn bulk_refusals_are_typed() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    admin
+        .add_role(Role::new("reader", [(joblog::domain::Privilege::Read, joblog::domain::Depth::Organization)]))
+        .unwrap();
+    admin.add_user("alice", "root", &["basic-user", "reader"]).unwrap();
+    let theirs = admin.create(NewJob::new("admin's", OperationType::WORKFLOW)).unwrap();
+    let mut spec = NewJob::new("alice's", OperationType::WORKFLOW);
+    spec.owner = Some("alice".into());
+    let hers = admin.create(spec).unwrap();
+    admin.act(hers.id, UserAction::Cancel).unwrap();
+    let done = imported(Status::SUCCEEDED, OperationType::WORKFLOW);
+    admin.import(vec![done.clone()]).unwrap();
+    let alice = f.engine.session("alice").unwrap();
+    let o = alice.preview_on_matching(UserAction::Cancel, &Filter::default());
+    assert_eq!(o.matched, 3);
+    let why = |id: Uuid| o.refused.iter().find(|(r, _)| *r == id).map(|(_, e)| e.clone()).unwrap();
+    assert!(matches!(why(theirs.id), DomainError::Denied { .. }), "{:?}", why(theirs.id));
+    assert!(matches!(why(hers.id), DomainError::Refused { .. }), "{:?}", why(hers.id));
+    assert!(matches!(why(done.id), DomainError::Denied { .. }), "imported as admin's: {:?}", why(done.id));
+    assert_eq!(o.refused_by.get("not the user's to change"), Some(&2));
+}
+
+/// The log's damage and newer files come under the engine's one variant
+/// for each, with the file named.
+#[test]
+fn the_logs_kinds_map_onto_the_engines_variants() {
+    use joblog::log::format::SegmentHeader;
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    admin.add_user("alice", "root", &["basic-user"]).unwrap();
+    drop(admin);
+    let dir = f.path().to_path_buf();
+    let config = f.config.clone();
+    let clock = f.clock.clone();
+    let Fixture { dir: keep, engine, .. } = f;
+    engine.close().unwrap();
+    let seg = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|x| x == "seg"))
+        .unwrap();
+    let good = std::fs::read(&seg).unwrap();
+    let open = || joblog::engine::Engine::open(&dir, config.clone(), clock.clone()).err().unwrap();
+    // A segment of a newer format.
+    let mut header = SegmentHeader::decode(&good).unwrap();
+    header.format_version += 1;
+    let mut newer = good.clone();
+    newer[..joblog::log::HEADER_LEN].copy_from_slice(&header.encode());
+    std::fs::write(&seg, &newer).unwrap();
+    let e = open();
+    assert!(matches!(&e, Error::NewerVersion { file: Some(p), .. } if *p == seg), "{e:?}");
+    assert!(e.to_string().contains("upgrade joblog"), "{e}");
+    // A damaged segment header.
+    let mut damaged = good.clone();
+    damaged[0] ^= 0xff;
+    std::fs::write(&seg, &damaged).unwrap();
+    let e = open();
+    assert!(matches!(&e, Error::Corrupt { file: Some(p), offset: Some(0), .. } if *p == seg), "{e:?}");
+    assert!(e.is_corruption());
+    std::fs::write(&seg, &good).unwrap();
+    drop(keep);
 }

@@ -642,6 +642,7 @@ fn bulk_delete_criteria(job: &Job) -> DeletionCriteria {
 // one envelope of schema version N each.
 
 use joblog::domain::{Action, Actor, Deletion, Envelope, Event, EventDecodeError, Transition, User, EVENT_VERSION};
+use joblog::Corruption;
 
 /// Versions from this one on encode every event's body (what follows the
 /// version) exactly as today's types do. Raise it to N + 1 when version
@@ -1042,13 +1043,16 @@ fn an_undecodable_event_is_corruption_with_its_seq_file_and_offset() {
         let dir = tempfile::tempdir().unwrap();
         let pos = append_raw(dir.path(), &[payload]);
         match reopen_err(dir.path()) {
-            joblog::Error::CorruptEvent { seq, file, offset, reason } => {
-                assert_eq!(seq, 2, "{what}");
-                assert_eq!(offset, pos.offset, "{what}");
-                assert_eq!(file.file_name().unwrap(), "00000000000000000001.seg", "{what}");
+            e @ joblog::Error::Corrupt { .. } => {
+                let msg = e.to_string();
+                let joblog::Error::Corrupt { seq, file, offset, reason: Corruption::Event(reason) } = e else {
+                    panic!("{what}: not an event's corruption: {msg}")
+                };
+                assert_eq!(seq, Some(2), "{what}");
+                assert_eq!(offset, Some(pos.offset), "{what}");
+                assert_eq!(file.unwrap().file_name().unwrap(), "00000000000000000001.seg", "{what}");
                 assert!(!matches!(reason, EventDecodeError::Newer { .. }), "{what}: {reason}");
-                let msg = joblog::Error::CorruptEvent { seq, file, offset, reason }.to_string();
-                assert!(msg.contains("event 2") && msg.contains(&format!("offset {offset}")), "{msg}");
+                assert!(msg.contains("event 2") && msg.contains(&format!("offset {}", pos.offset)), "{msg}");
             }
             other => panic!("{what}: {other:?}"),
         }
@@ -1061,7 +1065,7 @@ fn an_event_of_a_newer_schema_is_refused_as_newer_not_as_corrupt() {
     let mut b = std::fs::read(events_dir(EVENT_VERSION).join("user_deactivated.bin")).unwrap();
     b[0] = (EVENT_VERSION + 1) as u8;
     append_raw(dir.path(), &[b]);
-    assert!(matches!(reopen_err(dir.path()), joblog::Error::NewerVersion(m) if m.contains("event 2")));
+    assert!(matches!(reopen_err(dir.path()), joblog::Error::NewerVersion { what, .. } if what.contains("event 2")));
 }
 
 /// A status pair that does not exist (Ready/Succeeded) in a creation or a
@@ -1095,7 +1099,11 @@ fn impossible_statuses_on_disk_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     append_raw(dir.path(), &[created(Status::READY), ready_succeeded]);
     match reopen_err(dir.path()) {
-        joblog::Error::CorruptEvent { seq: 3, reason: EventDecodeError::Malformed { reason, .. }, .. } => {
+        joblog::Error::Corrupt {
+            seq: Some(3),
+            reason: Corruption::Event(EventDecodeError::Malformed { reason, .. }),
+            ..
+        } => {
             assert!(reason.contains("statecode 0 with statuscode 30"), "{reason}")
         }
         other => panic!("{other:?}"),
@@ -1107,7 +1115,10 @@ fn impossible_statuses_on_disk_are_refused() {
     job[d[0]] = 0;
     let dir = tempfile::tempdir().unwrap();
     append_raw(dir.path(), &[job]);
-    assert!(matches!(reopen_err(dir.path()), joblog::Error::CorruptEvent { seq: 2, .. }));
+    assert!(matches!(
+        reopen_err(dir.path()),
+        joblog::Error::Corrupt { seq: Some(2), reason: Corruption::Event(_), .. }
+    ));
     // Valid statuses, but a move the table does not make (Lock to Succeeded).
     let Event::Transition(mut skip) = lock.event.clone() else { unreachable!() };
     skip.to = Status::SUCCEEDED;
@@ -1115,7 +1126,7 @@ fn impossible_statuses_on_disk_are_refused() {
     let dir = tempfile::tempdir().unwrap();
     append_raw(dir.path(), &[created(Status::READY), skip]);
     assert!(
-        matches!(reopen_err(dir.path()), joblog::Error::Corrupt(m) if m.contains("event 3") && m.contains("does not lead to"))
+        matches!(reopen_err(dir.path()), joblog::Error::Corrupt { seq: Some(3), reason: Corruption::Other(m), .. } if m.contains("does not lead to"))
     );
 }
 

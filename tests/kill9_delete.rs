@@ -145,7 +145,13 @@ fn main() {
             assert_eq!(job.data, data_of(*id), "job {id} changed");
         }
         for id in &must_be_gone {
-            assert!(matches!(admin.get(*id), Err(joblog::Error::JobNotFound(_))), "deleted job {id} came back");
+            assert!(
+                matches!(
+                    admin.get(*id),
+                    Err(joblog::Error::Domain(joblog::domain::DomainError::NotFound { kind: "job", .. }))
+                ),
+                "deleted job {id} came back"
+            );
         }
         let report = engine.log().verify().unwrap();
         assert!(report.ok(), "verify after kill: {:?}", report.problems);

@@ -111,7 +111,7 @@ fn outcome<T>(r: &Result<T, Error>) -> Outcome {
         Err(Error::Domain(DomainError::Refused { .. })) => Outcome::Refused,
         Err(Error::Domain(DomainError::PlatformGenerated { .. })) => Outcome::PlatformGenerated,
         Err(Error::Domain(DomainError::Denied { .. })) => Outcome::Denied,
-        Err(Error::Domain(DomainError::Invalid { .. })) => Outcome::NotDue,
+        Err(Error::Domain(DomainError::NotDue { .. })) => Outcome::NotDue,
         Err(e) => panic!("unexpected error: {e}"),
     }
 }

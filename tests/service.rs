@@ -625,3 +625,25 @@ fn run_time_estimates_outlive_one_run() {
     let used = f.engine.log().stats().syncs - syncs;
     assert!(used <= 10, "{used} syncs for 200 no-op runs of 40 workflows already seen: their estimates were forgotten");
 }
+
+/// A second service on an engine whose service runs is refused as busy
+/// (`Error::ServiceRunning`), not as bad input, and changes nothing.
+#[test]
+fn a_second_service_on_the_same_engine_is_refused_as_busy() {
+    let f = fixture();
+    let admin = f.engine.session("admin").unwrap();
+    let started = Arc::new(Mutex::new(Vec::new()));
+    let svc = Service::new(&f.engine, config(), Registry::new().workflow("welcome", cooperative(started.clone())));
+    let second = Service::new(&f.engine, config(), outcomes());
+    let job = admin.create(workflow_job("long", "welcome")).unwrap();
+    std::thread::scope(|s| {
+        let runner = s.spawn(|| svc.run(RunUntil::Stopped).unwrap());
+        wait_started(&started, job.id);
+        let e = second.run(RunUntil::Idle).unwrap_err();
+        assert!(matches!(e, joblog::Error::ServiceRunning), "{e:?}");
+        svc.stop();
+        runner.join().unwrap();
+    });
+    // Once the first returned, another may run.
+    second.run(RunUntil::Idle).unwrap();
+}

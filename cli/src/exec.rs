@@ -22,12 +22,17 @@ use super::{Ctx, Failure, Output};
 const DEFAULT_LIMIT: usize = 100;
 
 pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
+    // The acting user must exist and be active: otherwise permission
+    // denied (exit 5, docs/cli.md "Exit codes"), not a usage error.
     let session = ctx.engine.session(&ctx.user).map_err(|e| match e {
         joblog::Error::Domain(DomainError::NotFound { .. }) => Failure {
             code: 5,
             message: format!("no user named {:?} (give --as USER)", ctx.user),
             stdout: String::new(),
         },
+        joblog::Error::Domain(e @ DomainError::UserDeactivated { .. }) => {
+            Failure { code: 5, message: e.to_string(), stdout: String::new() }
+        }
         e => Failure::from(e),
     })?;
     let s = &session;
@@ -479,7 +484,7 @@ fn bulk_out(ctx: &Ctx<'_>, o: &joblog::engine::BulkOutcome, action: UserAction, 
         "dry_run": dry_run,
         "would_change": if dry_run { json!(o.changed.iter().map(Uuid::to_string).collect::<Vec<_>>()) } else { Value::Null },
         "refused_by": o.refused_by,
-        "refused": o.refused.iter().map(|(id, why)| json!({"id": id.to_string(), "reason": why})).collect::<Vec<_>>(),
+        "refused": o.refused.iter().map(|(id, why)| json!({"id": id.to_string(), "reason": why.to_string()})).collect::<Vec<_>>(),
     });
     done(ctx, v, text)
 }

@@ -75,14 +75,20 @@ impl From<joblog::Error> for Failure {
             E::Domain(
                 DomainError::Refused { .. }
                 | DomainError::PlatformGenerated { .. }
-                | DomainError::NotResubmittable { .. },
+                | DomainError::NotResubmittable { .. }
+                | DomainError::NotDue { .. },
             ) => 4,
             E::Domain(DomainError::Denied { .. }) | E::Log(LogError::NotOwned { .. }) => 5,
-            E::Domain(DomainError::NotFound { .. }) | E::JobNotFound(_) => 3,
-            E::Domain(_) | E::TimeWentBackwards { .. } | E::ClockAhead { .. } => 2,
+            E::Domain(DomainError::NotFound { .. }) => 3,
+            E::Domain(_)
+            | E::TimeWentBackwards { .. }
+            | E::ClockAhead { .. }
+            | E::NotANewStore { .. }
+            | E::SalvageTarget { .. } => 2,
+            // A service already running is a busy store, not a usage error.
             _ => 1,
         };
-        let damaged = matches!(&e, E::Corrupt(_) | E::Log(LogError::Corrupt { .. }));
+        let damaged = e.is_corruption();
         let mut message = e.to_string();
         if damaged {
             message = format!("{message}; {DAMAGED_HINT}");
@@ -213,7 +219,7 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
             return Err(f);
         }
         Err(e) if matches!(cli.command, Command::Verify) => return exec::verify_unopenable(g, e),
-        Err(e @ (joblog::Error::Corrupt(_) | joblog::Error::Log(LogError::Corrupt { .. }))) => {
+        Err(e @ joblog::Error::Corrupt { .. }) => {
             // A missing or damaged manifest shows up as some other
             // inconsistency when opening: name the cause.
             return Err(match joblog::engine::manifest_problem(&g.data.join("segments")) {

@@ -142,7 +142,8 @@ fn users_workflows_submit_list_show_and_actions() {
     let denied =
         s.fails(5, &["--now", &at(10), "--as", "alice", "cancel", other["asyncoperationid"].as_str().unwrap()]);
     assert!(denied.contains("alice may not"), "{denied}");
-    s.fails(3, &["show", "0193a3c0-0000-7000-8000-000000000000"]);
+    let err = s.fails(3, &["show", "0193a3c0-0000-7000-8000-000000000000"]);
+    assert!(err.contains("no job 0193a3c0-0000-7000-8000-000000000000"), "{err}");
     s.fails(2, &["show", "not-an-id"]);
     s.fails(2, &["list", "--status", "sleeping"]);
     s.fails(2, &["frobnicate"]);
@@ -1842,8 +1843,10 @@ fn the_last_administrator_stays_and_users_can_be_reactivated() {
     assert_eq!(s.json(&["user", "list"])[0]["active"], true, "nothing changed");
     s.json(&["--now", T0, "user", "add", "alice"]);
     s.json(&["--now", T0, "user", "deactivate", "alice"]);
-    refused(&s, 2, &["--as", "alice", "list"], &["alice is deactivated"]);
-    refused(&s, 2, &["--as", "alice", "user", "reactivate", "alice"], &["alice is deactivated"]);
+    refused(&s, 2, &["--now", T0, "user", "deactivate", "alice"], &["\"alice\" is already deactivated"]);
+    // A deactivated user cannot act: permission denied, not a usage error.
+    refused(&s, 5, &["--as", "alice", "list"], &["alice is deactivated"]);
+    refused(&s, 5, &["--as", "alice", "user", "reactivate", "alice"], &["alice is deactivated"]);
     s.json(&["--now", T0, "user", "add", "bob"]);
     refused(&s, 5, &["--as", "bob", "--now", T0, "user", "reactivate", "alice"], &["bob may not do this"]);
     let alice = s.json(&["--now", &at(1), "user", "reactivate", "alice"]);

@@ -67,11 +67,7 @@ impl Session<'_> {
     pub fn deactivate_user(&self, name: &str) -> Result<(), Error> {
         self.admin(|state| {
             if !state.directory().user(name)?.active {
-                return Err(DomainError::Invalid {
-                    what: "deactivation",
-                    reason: format!("{name:?} is already deactivated"),
-                }
-                .into());
+                return Err(DomainError::UserAlreadyInState { name: name.into(), active: false }.into());
             }
             state.directory().check_deactivation(name)?;
             Ok(Event::UserDeactivated { name: name.into() })
@@ -83,7 +79,7 @@ impl Session<'_> {
     pub fn reactivate_user(&self, name: &str) -> Result<(), Error> {
         self.admin(|state| {
             if state.directory().user(name)?.active {
-                return Err(DomainError::Invalid { what: "reactivation", reason: format!("{name:?} is active") }.into());
+                return Err(DomainError::UserAlreadyInState { name: name.into(), active: true }.into());
             }
             Ok(Event::UserReactivated { name: name.into() })
         })
@@ -112,7 +108,7 @@ impl Session<'_> {
             dir.user(from)?;
             let new_owner = dir.user(to)?;
             if !new_owner.active {
-                return Err(DomainError::Invalid { what: "reassign", reason: format!("{to} is deactivated") }.into());
+                return Err(DomainError::UserDeactivated { name: to.into() }.into());
             }
             let filter = Filter { workflow: Some(workflow.into()), owner: Some(from.into()), ..Filter::default() };
             let open = |id: &Uuid| {

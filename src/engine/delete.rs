@@ -189,11 +189,7 @@ impl Session<'_> {
         self.engine.state().directory().check(&self.user, Privilege::Delete, None)?;
         criteria.validate()?;
         if !criteria.types.contains(&OperationType::WORKFLOW) {
-            return Err(DomainError::Invalid {
-                what: "deletion criteria",
-                reason: "the Immediately option needs System Job Type Workflow among the criteria".into(),
-            }
-            .into());
+            return Err(DomainError::ImmediatelyNeedsWorkflow.into());
         }
         if !(1..=MAX_IMMEDIATE_DELETE).contains(&limit) {
             return Err(DomainError::Invalid {

@@ -90,7 +90,7 @@ impl Session<'_> {
                         pending.created(job);
                     }
                     Event::Transition(t) => {
-                        let before = pending.get(t.job).ok_or(Error::JobNotFound(t.job))?;
+                        let before = pending.get(t.job).ok_or_else(|| DomainError::job_not_found(t.job))?;
                         let (current, op) = (before.status, before.operationtype);
                         if current != t.from {
                             return Err(DomainError::Refused {

@@ -151,11 +151,7 @@ impl Engine {
     pub(crate) fn claim_service(&self) -> Result<ServiceClaim<'_>, Error> {
         use std::sync::atomic::Ordering;
         if self.service.swap(true, Ordering::AcqRel) {
-            return Err(DomainError::Invalid {
-                what: "service",
-                reason: "a service already runs on this store".into(),
-            }
-            .into());
+            return Err(Error::ServiceRunning);
         }
         Ok(ServiceClaim(&self.service))
     }
@@ -210,7 +206,7 @@ impl Engine {
         let state = self.state();
         let u = state.directory().user(user)?;
         if !u.active {
-            return Err(DomainError::Invalid { what: "user", reason: format!("{user} is deactivated") }.into());
+            return Err(DomainError::UserDeactivated { name: user.to_string() }.into());
         }
         Ok(Session { engine: self, user: user.to_string() })
     }

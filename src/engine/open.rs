@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use super::{Config, Engine, OpenReport, SIMULATION_MARKER};
-use crate::domain::{Clock, DomainError, Timestamp};
+use crate::domain::{Clock, Timestamp};
 use crate::error::Error;
 use crate::log::{Log, LogError};
 use crate::projection::{decode_event, Projection};
@@ -37,14 +37,7 @@ impl Engine {
         let simulation = marker.symlink_metadata().is_ok();
         if create_simulation && !simulation {
             if dir.join("segments").symlink_metadata().is_ok() {
-                return Err(DomainError::Invalid {
-                    what: "simulation",
-                    reason: format!(
-                        "{} already holds a live store; only a new store can be created as a simulation",
-                        dir.display()
-                    ),
-                }
-                .into());
+                return Err(Error::NotANewStore { dir });
             }
             // Recorded before the log exists: a store is a simulation from
             // its first event or never.
@@ -73,7 +66,7 @@ impl Engine {
         let log = Log::open(dir.join("segments"), config.log.clone())?;
         if let Some(first) = log.recovery().problems.first() {
             let what = first.trim_start_matches("the store is damaged: ");
-            return Err(Error::Corrupt(what.to_string()));
+            return Err(Error::corrupt(what));
         }
         Self::load(dir, log, config, clock, simulation)
     }

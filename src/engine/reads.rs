@@ -5,7 +5,7 @@
 use uuid::Uuid;
 
 use super::{visibility, Session};
-use crate::domain::{Action, Actor, Event, Job, Privilege, Status, Timestamp};
+use crate::domain::{Action, Actor, DomainError, Event, Job, Privilege, Status, Timestamp};
 use crate::error::Error;
 use crate::projection::query::{Cursor, Filter};
 
@@ -43,7 +43,7 @@ impl Session<'_> {
     /// One job, if the user may read it.
     pub fn get(&self, id: Uuid) -> Result<Job, Error> {
         let state = self.engine.state();
-        let target = state.write_target(id).ok_or(Error::JobNotFound(id))?;
+        let target = state.write_target(id).ok_or_else(|| DomainError::job_not_found(id))?;
         state.directory().check(&self.user, Privilege::Read, Some((&target.owner, &target.owningbusinessunit)))?;
         state.job(id, &self.engine.log)
     }

@@ -101,7 +101,7 @@ impl Engine {
             let mut out = Vec::with_capacity(steps.len());
             for (id, step) in steps {
                 let Some(target) = pending.get(id) else {
-                    out.push(Err(Error::JobNotFound(id)));
+                    out.push(Err(Error::from(DomainError::job_not_found(id))));
                     continue;
                 };
                 match service_transition(&by, id, &target, step, now) {
@@ -138,10 +138,7 @@ fn service_transition(
         _ => false,
     };
     if not_due {
-        let when = postponeuntil.map_or("a user resumes it".to_string(), |t| t.to_rfc3339());
-        return Err(
-            DomainError::Invalid { what: "service step", reason: format!("job {id} is not due until {when}") }.into()
-        );
+        return Err(DomainError::NotDue { job: id, until: postponeuntil }.into());
     }
     if let ServiceStep::Defer { until, .. } | ServiceStep::Wait { until, .. } | ServiceStep::Retry { until, .. } = &step
     {

@@ -337,10 +337,13 @@ impl Copier {
         let mut env = match crate::domain::Envelope::decode(payload) {
             Ok(env) => env,
             Err(crate::domain::EventDecodeError::Newer { version }) => {
-                return Err(Error::NewerVersion(format!(
-                    "event {seq} has schema version {version}, newer than this build's {}",
-                    crate::domain::EVENT_VERSION
-                )))
+                return Err(Error::NewerVersion {
+                    file: None,
+                    what: format!(
+                        "event {seq} has schema version {version}, newer than this build's {}",
+                        crate::domain::EVENT_VERSION
+                    ),
+                })
             }
             Err(e) => {
                 report.dropped.push((seq, format!("does not decode: {e}")));
@@ -359,7 +362,7 @@ impl Copier {
         let scratch_pos = Position { segment: 1, offset: crate::log::HEADER_LEN as u64 };
         match self.scratch.apply(&env, report.events_written + 1, scratch_pos) {
             Ok(()) => {}
-            Err(e @ Error::NewerVersion(_)) => return Err(e),
+            Err(e @ Error::NewerVersion { .. }) => return Err(e),
             Err(e) => {
                 report.dropped.push((seq, e.to_string()));
                 return Ok(());
@@ -449,13 +452,13 @@ pub fn manifest_problem(seg_dir: &Path) -> Option<String> {
 
 /// Refuses a target that holds anything, or lies inside the source.
 fn check_target(src: &Path, dst: &Path) -> Result<(), Error> {
-    let refuse = |reason: String| -> Error { DomainError::Invalid { what: "salvage target", reason }.into() };
+    let refuse = |reason: &str| Error::SalvageTarget { target: dst.to_path_buf(), reason: reason.into() };
     match std::fs::symlink_metadata(dst) {
-        Ok(m) if !m.is_dir() => return Err(refuse(format!("{} exists and is not a directory", dst.display()))),
+        Ok(m) if !m.is_dir() => return Err(refuse("exists and is not a directory")),
         Ok(_) => {
             let mut entries = std::fs::read_dir(dst).map_err(|e| Error::Io { path: dst.to_path_buf(), source: e })?;
             if entries.next().is_some() {
-                return Err(refuse(format!("{} exists and is not empty; give a new directory", dst.display())));
+                return Err(refuse("exists and is not empty; give a new directory"));
             }
         }
         Err(_) => {}
@@ -473,7 +476,7 @@ fn check_target(src: &Path, dst: &Path) -> Result<(), Error> {
         }
     }
     if std::fs::canonicalize(&probe).is_ok_and(|p| p.starts_with(&src)) {
-        return Err(refuse(format!("{} is inside the damaged store {}", dst.display(), src.display())));
+        return Err(refuse(&format!("is inside the damaged store {}", src.display())));
     }
     Ok(())
 }

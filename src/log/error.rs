@@ -1,5 +1,6 @@
 //! The log's errors. Each variant says what happened and, where there is
-//! one, what the user can do about it.
+//! one, what the user can do about it. The engine maps the kinds it shares
+//! (I/O, damage, a newer version) onto its own `Error`'s (`src/error.rs`).
 
 use std::io;
 use std::path::{Path, PathBuf};
@@ -7,6 +8,9 @@ use std::path::{Path, PathBuf};
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum LogError {
+    /// A system call on `path` failed (a full disk, a permission, a missing
+    /// file): the append or open it belonged to did not happen. Fix the
+    /// cause and try again.
     #[error("I/O error on {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 
@@ -16,42 +20,65 @@ pub enum LogError {
     #[error("the store is damaged: {path} at offset {offset}{}: {reason}", seq_note(.seq))]
     Corrupt { path: PathBuf, offset: u64, seq: Option<u64>, reason: String },
 
+    /// Another process holds the directory's lock (`holder` names it): one
+    /// process at a time opens a log. Wait for it, or stop it.
     #[error("the log at {path} is held by another process ({holder}); stop it or wait for it to finish")]
     Locked { path: PathBuf, holder: String },
 
+    /// The directory belongs to another OS user: open it as that user, or
+    /// go through its service.
     #[error("{path} belongs to uid {owner}, not to this process's user (uid {euid}); a store is opened only by the OS user who owns it (root too: run `runuser -u OWNER -- joblog ...`), other users go through its service (README, \"Who can act as whom\")")]
     NotOwned { path: PathBuf, owner: u32, euid: u32 },
 
+    /// A file where joblog expects its own (a symbolic link, another
+    /// owner, loose permissions): remove it, joblog creates it again.
     #[error("{path}: {reason}; remove it (joblog creates it again)")]
     UnsafeFile { path: PathBuf, reason: &'static str },
 
+    /// A payload empty or larger than the log takes: nothing was appended.
     #[error("payload of {len} bytes: a payload must hold between 1 and {max} bytes")]
     PayloadSize { len: usize, max: usize },
 
+    /// An atomic batch larger than one segment holds: nothing was
+    /// appended; split the batch or configure larger segments.
     #[error("an atomic batch of {bytes} bytes cannot fit in one segment of {capacity} usable bytes; split it or raise segment_size_bytes")]
     BatchTooLarge { bytes: usize, capacity: usize },
 
+    /// An append of no payload at all: a caller's bug; nothing happened.
     #[error("an append needs at least one payload")]
     EmptyBatch,
 
+    /// A position that names no record (read back by position): the
+    /// record was compacted away, or the position never was one.
     #[error("no record at position {segment}:{offset}: {reason}")]
     BadPosition { segment: u64, offset: u64, reason: &'static str },
 
+    /// A write to a log opened read-only (for reading or salvage): open it
+    /// writable to write.
     #[error("the log was opened read-only for salvage and refuses writes")]
     ReadOnly,
 
+    /// An earlier write or sync failed, so what reached the disk is
+    /// unknown: every write is refused until the log is reopened (which
+    /// recovers the tail).
     #[error("an earlier write failed ({0}); the log refuses writes until it is reopened")]
     Poisoned(String),
 
+    /// The log was closed (or its writer thread ended): reopen it.
     #[error("the log is closed")]
     Closed,
 
+    /// A segment, its codec or the manifest was written by a newer joblog:
+    /// nothing was changed; upgrade joblog to open the store.
     #[error("{path}: {reason}; upgrade joblog to open this store (this build writes format {format}, codec {codec})", format = super::format::FORMAT_VERSION, codec = crate::codec::CODEC_VERSION)]
     NewerVersion { path: PathBuf, reason: &'static str },
 
+    /// A compaction's plan no longer matches the segments (another
+    /// compaction ran meanwhile): nothing was installed; plan again.
     #[error("compaction conflict: {0}")]
     Conflict(String),
 
+    /// A [`super::LogConfig`] value out of its range: correct it.
     #[error("invalid log configuration: {0}")]
     Config(&'static str),
 }

@@ -125,11 +125,16 @@ impl Projection {
         };
         // Fewer when compaction already removed some; never more.
         if rows.len() as u64 > d.deleted {
-            return Err(Error::Corrupt(format!(
-                "event {seq}: a deletion of {} jobs selects {} on replay",
-                d.deleted,
-                rows.len()
-            )));
+            return Err(Error::Corrupt {
+                file: None,
+                offset: None,
+                seq: Some(seq),
+                reason: crate::error::Corruption::Other(format!(
+                    "a deletion of {} jobs selects {} on replay",
+                    d.deleted,
+                    rows.len()
+                )),
+            });
         }
         self.delete_rows(&rows);
         Ok(())

@@ -26,8 +26,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{
-    Directory, Envelope, Event, EventDecodeError, Job, OperationType, Regarding, Status, StatusReason, StorePolicy,
-    Timestamp, Transition, WorkflowDefinition, EVENT_VERSION,
+    Directory, DomainError, Envelope, Event, EventDecodeError, Job, OperationType, Regarding, Status, StatusReason,
+    StorePolicy, Timestamp, Transition, WorkflowDefinition, EVENT_VERSION,
 };
 use crate::error::Error;
 use crate::log::{Log, Position};
@@ -299,15 +299,25 @@ impl Projection {
     /// second job with the same id) mean the log is corrupt.
     pub fn apply(&mut self, env: &Envelope, seq: u64, pos: Position) -> Result<(), Error> {
         if env.version > EVENT_VERSION {
-            return Err(Error::NewerVersion(format!(
-                "event {seq} has schema version {}, newer than this build's {EVENT_VERSION}",
-                env.version
-            )));
+            return Err(Error::NewerVersion {
+                file: None,
+                what: format!(
+                    "event {seq} has schema version {}, newer than this build's {EVENT_VERSION}",
+                    env.version
+                ),
+            });
         }
         if seq <= self.last_seq {
-            return Err(Error::Corrupt(format!("event {seq} applied after event {}", self.last_seq)));
+            return Err(Error::corrupt(format!("event {seq} applied after event {}", self.last_seq)));
         }
-        let bad = |what: String| Err(Error::Corrupt(format!("event {seq}: {what}")));
+        let bad = |what: String| {
+            Err(Error::Corrupt {
+                file: None,
+                offset: None,
+                seq: Some(seq),
+                reason: crate::error::Corruption::Other(what),
+            })
+        };
         match &env.event {
             Event::JobCreated(job) => {
                 if self.by_id.contains_key(&job.id) {
@@ -533,7 +543,7 @@ impl Projection {
     /// log, hot ones from the projection, the message from its newest event
     /// that carries one.
     pub fn job(&self, id: Uuid, log: &Log) -> Result<Job, Error> {
-        self.job_at(self.row_of(id).ok_or(Error::JobNotFound(id))?, log)
+        self.job_at(self.row_of(id).ok_or_else(|| DomainError::job_not_found(id))?, log)
     }
 
     /// [`Projection::job`] for a row already found.
@@ -542,7 +552,7 @@ impl Projection {
         let id = r.id;
         let first = self.first_event(r.last_event);
         let Event::JobCreated(created) = self.read_event(first, log)?.event else {
-            return Err(Error::Corrupt(format!("job {id}: its first event is not its creation")));
+            return Err(Error::corrupt(format!("job {id}: its first event is not its creation")));
         };
         let mut job = *created;
         let s = &self.strings;
@@ -568,7 +578,7 @@ impl Projection {
 
     /// Every event of a job, oldest first, with its sequence number.
     pub fn history(&self, id: Uuid, log: &Log) -> Result<Vec<(u64, Envelope)>, Error> {
-        let i = self.row_of(id).ok_or(Error::JobNotFound(id))?;
+        let i = self.row_of(id).ok_or_else(|| DomainError::job_not_found(id))?;
         let mut out = Vec::new();
         for p in self.chain(self.rows[i as usize].last_event).into_iter().rev() {
             let rec = log.read_at(self.position(p))?;
@@ -631,18 +641,25 @@ impl Projection {
 
 /// Decodes the event of the record `seq` at `position` of `log`: a payload
 /// that does not decode is corruption at that place
-/// ([`Error::CorruptEvent`]), one of a newer schema [`Error::NewerVersion`].
+/// ([`Error::Corrupt`] with its seq, file and offset), one of a newer
+/// schema [`Error::NewerVersion`].
 pub fn decode_event(log: &Log, seq: u64, position: Position, payload: &[u8]) -> Result<Envelope, Error> {
     Envelope::decode(payload).map_err(|reason| match reason {
-        EventDecodeError::Newer { version } => Error::NewerVersion(format!(
-            "event {seq} has schema version {version}, newer than this build's {EVENT_VERSION}"
-        )),
+        EventDecodeError::Newer { version } => Error::NewerVersion {
+            file: None,
+            what: format!("event {seq} has schema version {version}, newer than this build's {EVENT_VERSION}"),
+        },
         reason => {
             let file = log.segments().into_iter().find(|s| s.first_seq == position.segment).map_or_else(
                 || log.dir().join(crate::log::manifest::segment_file_name(position.segment, 0)),
                 |s| s.path,
             );
-            Error::CorruptEvent { seq, file, offset: position.offset, reason }
+            Error::Corrupt {
+                file: Some(file),
+                offset: Some(position.offset),
+                seq: Some(seq),
+                reason: crate::error::Corruption::Event(reason),
+            }
         }
     })
 }

@@ -249,7 +249,12 @@ impl Projection {
 }
 
 fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
-    let corrupt = |why: &str| Error::Corrupt(format!("{}: {why}", path.display()));
+    let corrupt = |why: &str| Error::Corrupt {
+        file: Some(path.to_path_buf()),
+        offset: None,
+        seq: None,
+        reason: crate::error::Corruption::Other(why.to_string()),
+    };
     // The whole file, so that decoding never trusts a length beyond what
     // the file holds.
     let bytes = fs::read(path).map_err(io(path))?;
@@ -263,7 +268,7 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
     if crc32fast::hash(body) != body_crc {
         return Err(corrupt("body checksum mismatch"));
     }
-    let body: Body = codec::decode_large(body)?;
+    let body: Body = codec::decode_large(body).map_err(|e| corrupt(&e.to_string()))?;
     let stale = body.segments.len() != body.generations.len()
         || body.segments.iter().zip(&body.generations).any(|(s, g)| g.is_some_and(|g| live.get(s) != Some(&g)));
     if stale {

@@ -431,7 +431,7 @@ impl<'e> Service<'e> {
                     // No job was handed out yet: the workers started so far
                     // end when the queue closes, and nothing was written.
                     drop(work_tx);
-                    return Err(Error::Io { path: format!("worker thread {} of {workers}", i + 1).into(), source: e });
+                    return Err(Error::Spawn { what: format!("worker thread {} of {workers}", i + 1), source: e });
                 }
             }
             drop(done_tx);
@@ -531,7 +531,7 @@ impl<'e> Service<'e> {
             for (job, flight) in taken.into_iter().filter(|(j, _)| locked.contains(&j.id)) {
                 in_flight.insert(job.id, flight);
                 summary.ran += 1;
-                work.send(job).map_err(|_| Error::Corrupt("the workers stopped".into()))?;
+                work.send(job).map_err(|_| Error::WorkersStopped)?;
             }
             if in_flight.is_empty() && !progress {
                 let idle = match until {
