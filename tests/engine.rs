@@ -465,7 +465,7 @@ fn every_depth_reaches_exactly_its_units_on_a_four_level_tree() {
 /// Organization.
 #[test]
 fn organization_only_actions_refuse_every_lesser_depth() {
-    type Act = fn(&joblog::engine::Session<'_>, &str, Timestamp) -> Result<(), Error>;
+    type Act = fn(&joblog::engine::Session, &str, Timestamp) -> Result<(), Error>;
     let actions: [(&str, Privilege, Act); 12] = [
         ("delete now", Privilege::Delete, |s, _, _| {
             let c = DeletionCriteria::platform_default();

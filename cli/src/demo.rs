@@ -303,7 +303,7 @@ fn add(t: &mut joblog::service::Summary, s: &joblog::service::Summary) {
 
 /// A user pauses a long export while it runs, then resumes it; it runs to
 /// its end. Returns the user actions taken.
-fn pause_a_running_export(engine: &Engine, service: &Service<'_>) -> Result<u64, Failure> {
+fn pause_a_running_export(engine: &Engine, service: &Service) -> Result<u64, Failure> {
     let admin = engine.session("admin")?;
     let job = admin.create(NewJob::new("Long export", OperationType::BULK_EMAIL))?;
     std::thread::scope(|s| -> Result<u64, Failure> {

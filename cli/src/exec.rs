@@ -281,7 +281,7 @@ fn filter_unchecked(f: &Filters) -> Result<Filter, Failure> {
     })
 }
 
-fn user(ctx: &Ctx<'_>, s: &Session<'_>, c: &UserCmd) -> Output {
+fn user(ctx: &Ctx<'_>, s: &Session, c: &UserCmd) -> Output {
     let user_json = |name: &str| -> Result<Value, Failure> {
         let state = ctx.engine.state();
         let u = state.directory().user(name)?;
@@ -341,7 +341,7 @@ fn user(ctx: &Ctx<'_>, s: &Session<'_>, c: &UserCmd) -> Output {
     }
 }
 
-fn workflow(ctx: &Ctx<'_>, s: &Session<'_>, c: &WorkflowCmd) -> Output {
+fn workflow(ctx: &Ctx<'_>, s: &Session, c: &WorkflowCmd) -> Output {
     let wf_json = |w: &WorkflowDefinition| json!({"id": w.id, "name": w.name, "owner": w.owner, "active": w.active});
     match c {
         WorkflowCmd::Add { id, name, owner } => {
@@ -382,7 +382,7 @@ fn workflow(ctx: &Ctx<'_>, s: &Session<'_>, c: &WorkflowCmd) -> Output {
     }
 }
 
-fn list(ctx: &Ctx<'_>, s: &Session<'_>, a: &ListArgs) -> Output {
+fn list(ctx: &Ctx<'_>, s: &Session, a: &ListArgs) -> Output {
     let f = filter(&a.filters)?;
     if a.count {
         let n = s.count(&f);
@@ -432,7 +432,7 @@ fn act_target(a: &ActArgs) -> Result<Target, Failure> {
     }
 }
 
-fn act(ctx: &Ctx<'_>, s: &Session<'_>, a: &ActArgs, action: UserAction) -> Output {
+fn act(ctx: &Ctx<'_>, s: &Session, a: &ActArgs, action: UserAction) -> Output {
     match act_target(a)? {
         Target::One(id) => job_out(ctx, &s.act(id, action)?, None),
         Target::Matching(f) => {
@@ -497,7 +497,7 @@ fn config_value(key: &str, value: &str) -> Result<u64, Failure> {
 }
 
 /// `joblog config …`: the service's policy for this store.
-fn config(ctx: &Ctx<'_>, s: &Session<'_>, c: &ConfigCmd) -> Output {
+fn config(ctx: &Ctx<'_>, s: &Session, c: &ConfigCmd) -> Output {
     let (key, value) = match c {
         ConfigCmd::Show { until } => {
             let past =
@@ -570,7 +570,7 @@ fn criteria(c: &CriteriaArgs) -> Result<DeletionCriteria, Failure> {
     Ok(DeletionCriteria { types, reasons, older_than_days: c.older_than })
 }
 
-fn bulk_delete(ctx: &Ctx<'_>, s: &Session<'_>, c: &BulkDeleteCmd) -> Output {
+fn bulk_delete(ctx: &Ctx<'_>, s: &Session, c: &BulkDeleteCmd) -> Output {
     match c {
         BulkDeleteCmd::Now { criteria: args, limit } => {
             let c = criteria(args)?;
@@ -780,7 +780,7 @@ pub fn salvage(g: &super::args::Global, to: &std::path::Path, clamp_future: bool
     Ok(out)
 }
 
-fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
+fn stats(ctx: &Ctx<'_>, s: &Session) -> Output {
     let vis = s.visibility();
     let state = ctx.engine.state();
     let mut by_status = Vec::new();

@@ -65,7 +65,7 @@ impl Engine {
     pub(crate) fn bulk_delete_jobs_named(&self, name: &str) -> Result<Vec<Job>, Error> {
         let filter = Filter { operationtype: Some(OperationType::BULK_DELETE), ..Filter::default() };
         let state = self.state();
-        let (jobs, _) = state.query_jobs(&filter, &Visibility::All, None, usize::MAX, &self.log)?;
+        let (jobs, _) = state.query_jobs(&filter, &Visibility::All, None, usize::MAX, &self.inner.log)?;
         Ok(jobs.into_iter().filter(|j| j.name == name).collect())
     }
 
@@ -154,31 +154,31 @@ impl Engine {
     /// deletion every few milliseconds seals a small segment each time; see
     /// ARCHITECTURE.md, "Deletion and compaction".)
     pub fn compact(&self) -> Result<Compaction, Error> {
-        if self.read_only {
+        if self.inner.read_only {
             return Err(crate::log::LogError::ReadOnly.into());
         }
-        let _one = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
+        let _one = self.inner.compacting.lock().unwrap_or_else(|e| e.into_inner());
         let plan = self.state().garbage().clone();
         if plan.is_empty() {
             return Ok(Compaction::default());
         }
-        let rewrite = self.log.rewrite(&plan)?;
-        let _no_writes = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        let done = self.log.install(rewrite)?;
+        let rewrite = self.inner.log.rewrite(&plan)?;
+        let _no_writes = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
+        let done = self.inner.log.install(rewrite)?;
         state.apply_compaction(&plan, &done);
         drop(state);
         // Every checkpoint points into segments that were just rewritten:
         // none can be used again, so their space comes back too. The
         // compaction is installed whatever happens here: a checkpoint left
         // behind names the old generations and is skipped on open.
-        let _ = Projection::remove_snapshots(&self.dir.join("snapshots"));
-        self.checkpoint_seq.store(0, std::sync::atomic::Ordering::Relaxed);
+        let _ = Projection::remove_snapshots(&self.inner.dir.join("snapshots"));
+        self.inner.checkpoint_seq.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(done)
     }
 }
 
-impl Session<'_> {
+impl Session {
     /// The Immediately option of bulk deletion (`docs/domain.md` §7): deletes
     /// at most `limit` (up to [`MAX_IMMEDIATE_DELETE`]) completed jobs
     /// matching `criteria`, oldest first, then compacts the log so the
@@ -202,7 +202,7 @@ impl Session<'_> {
             }
             .into());
         }
-        let bytes_before = self.engine.log.data_bytes();
+        let bytes_before = self.engine.inner.log.data_bytes();
         let d = self.engine.delete(self.actor(), criteria, limit, None)?;
         let seconds_logical = started.elapsed().as_secs_f64();
         // From here on the deletion is durable and shown: what follows only
@@ -221,7 +221,7 @@ impl Session<'_> {
             }
         };
         let seconds = started.elapsed().as_secs_f64();
-        let bytes_after = self.engine.log.data_bytes();
+        let bytes_after = self.engine.inner.log.data_bytes();
         if d.deleted > 0 {
             if let Err(e) = self.engine.checkpoint() {
                 warnings.push(format!("no checkpoint written after the deletion (the next open replays the log): {e}"));

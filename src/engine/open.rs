@@ -109,19 +109,21 @@ impl Engine {
         replay(&log, &mut state, Replay::All, &mut replayed)?;
         let opened = OpenReport { checkpoint_seq, checkpoints_skipped: skipped, events_replayed: replayed };
         Ok(Self {
-            dir,
-            log,
-            state: RwLock::new(state),
-            write: Mutex::new(()),
-            compacting: Mutex::new(()),
-            service: Default::default(),
-            clock,
-            checkpoint_seq: checkpoint_seq.unwrap_or(0).into(),
-            config,
-            opened,
-            simulation,
-            read_only,
-            checkpoint_failed: Mutex::new(None),
+            inner: Arc::new(super::Inner {
+                dir,
+                log,
+                state: RwLock::new(state),
+                write: Mutex::new(()),
+                compacting: Mutex::new(()),
+                service: Default::default(),
+                clock,
+                checkpoint_seq: checkpoint_seq.unwrap_or(0).into(),
+                config,
+                opened,
+                simulation,
+                read_only,
+                checkpoint_failed: Mutex::new(None),
+            }),
         })
     }
 
@@ -129,14 +131,14 @@ impl Engine {
     /// time), rebuilt from the log alone: the audit view.
     pub fn replay_until(&self, until: Timestamp) -> Result<Projection, Error> {
         let mut p = Projection::new();
-        replay(&self.log, &mut p, Replay::UntilTime(until), &mut 0)?;
+        replay(&self.inner.log, &mut p, Replay::UntilTime(until), &mut 0)?;
         Ok(p)
     }
 
     /// The state as it was right after event `seq`, from the log alone.
     pub fn replay_until_seq(&self, seq: u64) -> Result<Projection, Error> {
         let mut p = Projection::new();
-        replay(&self.log, &mut p, Replay::UntilSeq(seq), &mut 0)?;
+        replay(&self.inner.log, &mut p, Replay::UntilSeq(seq), &mut 0)?;
         Ok(p)
     }
 }

@@ -291,8 +291,8 @@ fn kind_of(job: &Job) -> u64 {
 /// picks its next jobs: a burst of a broken workflow's runs stops at the
 /// back-off threshold. Once its back-off holds, its jobs are deferred until
 /// the hold passes, then run one at a time (a probe) until one succeeds.
-pub struct Service<'e> {
-    engine: &'e Engine,
+pub struct Service {
+    engine: Engine,
     config: ServiceConfig,
     registry: Registry,
     commands: CommandHandler,
@@ -307,12 +307,14 @@ pub struct Service<'e> {
     estimates: Mutex<Estimates>,
 }
 
-impl<'e> Service<'e> {
-    pub fn new(engine: &'e Engine, config: ServiceConfig, registry: Registry) -> Self {
+impl Service {
+    /// A service on `engine` (it keeps its own handle), running the kinds
+    /// of job `registry` knows; nothing runs until [`Service::run`].
+    pub fn new(engine: &Engine, config: ServiceConfig, registry: Registry) -> Self {
         // Its timeout is the one in force when a run starts (`execute`).
         let commands = CommandHandler { store: procs::store_mark(engine.dir()), ..CommandHandler::default() };
         Self {
-            engine,
+            engine: engine.clone(),
             registry,
             commands,
             shutdown: AtomicBool::new(false),
@@ -765,9 +767,9 @@ impl<'e> Service<'e> {
     /// Runs one job's handler.
     fn execute(&self, job: &Job) -> Outcome {
         if job.operationtype == crate::domain::OperationType::BULK_DELETE && bulk_delete_criteria(job).is_some() {
-            return bulk::run(self.engine, job);
+            return bulk::run(&self.engine, job);
         }
-        let ctx = JobContext::new(job.clone(), self.engine, &self.shutdown, &self.progress);
+        let ctx = JobContext::new(job.clone(), &self.engine, &self.shutdown, &self.progress);
         let handler: Option<Arc<dyn Handler>> = if command_of(job).is_some() {
             Some(Arc::new(CommandHandler { timeout: self.command_timeout(), ..self.commands.clone() }))
         } else {

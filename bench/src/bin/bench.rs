@@ -480,7 +480,7 @@ fn write_chart(report: &Report, path: &std::path::Path) {
 /// and resuming its own job, one transition per commit.
 fn joblog_transitions(
     engine: &Engine,
-    admin: &joblog::engine::Session<'_>,
+    admin: &joblog::engine::Session,
     threads: usize,
     secs: f64,
     now: Timestamp,
