@@ -49,10 +49,10 @@ fn main() -> Result<(), joblog::Error> {
 
     // A worker runs the first two; the second fails. Alice cancels the third.
     let worker = "example-host";
-    engine.step(worker, runs[0].id, ServiceStep::Lock)?;
-    engine.step(worker, runs[0].id, ServiceStep::Succeed)?;
-    engine.step(worker, runs[1].id, ServiceStep::Lock)?;
-    engine.step(worker, runs[1].id, ServiceStep::Fail { code: -1, message: "mail server refused".into() })?;
+    engine.worker(worker).step(runs[0].id, ServiceStep::Lock)?;
+    engine.worker(worker).step(runs[0].id, ServiceStep::Succeed)?;
+    engine.worker(worker).step(runs[1].id, ServiceStep::Lock)?;
+    engine.worker(worker).step(runs[1].id, ServiceStep::Fail { code: -1, message: "mail server refused".into() })?;
     let alice = engine.session("alice")?;
     alice.act(runs[2].id, UserAction::Cancel)?;
     // Alice may not touch the administrator's email job.

@@ -18,6 +18,12 @@ pub enum Error {
     #[error(transparent)]
     Domain(#[from] DomainError),
 
+    /// A write (or compaction) on a thread that holds the engine's state
+    /// (`Engine::state`): it would wait for that thread forever. Drop the
+    /// state first.
+    #[error("this thread holds the engine's state (Engine::state); drop it before writing, or the write would wait for itself")]
+    StateHeld,
+
     #[error("no job {0}")]
     JobNotFound(Uuid),
 

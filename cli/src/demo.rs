@@ -225,7 +225,7 @@ pub fn run(args: &DemoArgs, g: &Global, interactive: bool) -> Output {
     // The default bulk deletion, Immediately.
     let criteria = DeletionCriteria::platform_default();
     let deletion = admin.delete_now(&criteria, joblog::domain::MAX_IMMEDIATE_DELETE)?;
-    let verify = engine.log().verify()?;
+    let verify = engine.verify_log()?;
     let total_secs = started.elapsed().as_secs_f64();
     let out = json!({
         "data": if explicit { dir.display().to_string() } else { "(temporary)".to_string() },

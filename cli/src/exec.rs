@@ -92,8 +92,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
             let past = ctx.engine.replay_until(at)?;
             bar.finish_and_clear();
             let filter = filter(filters)?;
-            let (jobs, _) =
-                past.query_jobs(&filter, &s.visibility(), None, limit.unwrap_or(DEFAULT_LIMIT), ctx.engine.log())?;
+            let (jobs, _) = past.query_jobs(&filter, &s.visibility(), None, limit.unwrap_or(DEFAULT_LIMIT))?;
             let mut header = format!(
                 "as of {} (replayed from the log): {} jobs\n",
                 at.to_rfc3339(),
@@ -122,11 +121,11 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
         }
         Command::Config(c) => config(ctx, s, c),
         Command::Compact => {
-            let before = ctx.engine.log().disk_bytes();
+            let before = ctx.engine.disk_bytes();
             let bar = super::spinner(ctx.interactive, "compacting");
             let c = s.compact()?;
             bar.finish_and_clear();
-            let after = ctx.engine.log().disk_bytes();
+            let after = ctx.engine.disk_bytes();
             let v = json!({
                 "segments_rewritten": c.segments.len(),
                 "frames_dropped": c.frames_dropped,
@@ -795,8 +794,7 @@ fn stats(ctx: &Ctx<'_>, s: &Session) -> Output {
             by_type.push((t, n));
         }
     }
-    let log = ctx.engine.log();
-    let segments = log.segments();
+    let segments = ctx.engine.segments();
     let garbage: usize = state.garbage().values().map(Vec::len).sum();
     let heap = state.heap_bytes();
     let stored = state.job_count();
@@ -819,7 +817,7 @@ fn stats(ctx: &Ctx<'_>, s: &Session) -> Output {
         "by_type": by_type.iter().map(|(t, n)| json!({"operationtype": t.0, "operationtype_name": t.display_name(), "count": n})).collect::<Vec<_>>(),
         "segments": segments.len(),
         "last_seq": last_seq,
-        "log_bytes": log.data_bytes(),
+        "log_bytes": ctx.engine.data_bytes(),
         "disk_bytes": disk,
         "garbage_events": garbage,
         "projection_heap_bytes": heap,
@@ -843,7 +841,7 @@ fn stats(ctx: &Ctx<'_>, s: &Session) -> Output {
     out.push_str(&format!(
         "\nlog: {} segments, last event #{last_seq}, {} bytes of events, {} bytes on disk; {garbage} events of deleted jobs awaiting compaction\nmemory: projection {} bytes ({} per job), resident {} bytes\n",
         segments.len(),
-        log.data_bytes(),
+        ctx.engine.data_bytes(),
         disk,
         heap,
         heap.checked_div(stored).unwrap_or(0),

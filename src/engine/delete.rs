@@ -65,7 +65,7 @@ impl Engine {
     pub(crate) fn bulk_delete_jobs_named(&self, name: &str) -> Result<Vec<Job>, Error> {
         let filter = Filter { operationtype: Some(OperationType::BULK_DELETE), ..Filter::default() };
         let state = self.state();
-        let (jobs, _) = state.query_jobs(&filter, &Visibility::All, None, usize::MAX, &self.inner.log)?;
+        let (jobs, _) = state.query_jobs(&filter, &Visibility::All, None, usize::MAX)?;
         Ok(jobs.into_iter().filter(|j| j.name == name).collect())
     }
 
@@ -115,19 +115,24 @@ pub struct DeletionReport {
 
 impl Engine {
     /// Deletes the completed jobs matching `criteria` (at most `limit`,
-    /// oldest `completedon` first) as `actor`: one event, after which no
+    /// oldest `completedon` first), recorded as done by `actor` on behalf of
+    /// `user`, who must hold Delete at Organization depth (checked against
+    /// the state the deletion is written on): one event, after which no
     /// view shows them; returns how many were taken and how many more
-    /// match. The space comes back with [`Engine::compact`]. No privilege
-    /// check: callers decide who may (see [`Session::delete_now`]).
-    pub fn delete(
+    /// match. The space comes back with [`Engine::compact`]. Reached through
+    /// [`Session::delete`], [`Session::delete_now`], [`super::Worker::bulk_delete`]
+    /// and the service's Bulk Delete jobs.
+    pub(crate) fn delete(
         &self,
         actor: Actor,
+        user: &str,
         criteria: &DeletionCriteria,
         limit: u64,
         definition: Option<Uuid>,
     ) -> Result<Deletion, Error> {
         criteria.validate()?;
         self.commit(actor, |state, now| {
+            state.directory().check(user, Privilege::Delete, None)?;
             let cutoff = criteria.cutoff(now);
             let sel = state.select_deletion(criteria, cutoff, limit);
             let d = Deletion {
@@ -157,6 +162,7 @@ impl Engine {
         if self.inner.read_only {
             return Err(crate::log::LogError::ReadOnly.into());
         }
+        super::state::refuse_if_state_held()?;
         let _one = self.inner.compacting.lock().unwrap_or_else(|e| e.into_inner());
         let plan = self.state().garbage().clone();
         if plan.is_empty() {
@@ -203,7 +209,7 @@ impl Session {
             .into());
         }
         let bytes_before = self.engine.inner.log.data_bytes();
-        let d = self.engine.delete(self.actor(), criteria, limit, None)?;
+        let d = self.engine.delete(self.actor(), &self.user, criteria, limit, None)?;
         let seconds_logical = started.elapsed().as_secs_f64();
         // From here on the deletion is durable and shown: what follows only
         // gives the space back, and its failure (a full disk) is reported
@@ -238,6 +244,14 @@ impl Session {
             seconds_checkpoint: started.elapsed().as_secs_f64() - seconds,
             compaction,
         })
+    }
+
+    /// Deletes at most `limit` completed jobs matching `criteria`, oldest
+    /// `completedon` first, as one event, without giving their space back
+    /// (that is [`Session::compact`]; [`Session::delete_now`] does both).
+    /// Needs Delete at Organization depth.
+    pub fn delete(&self, criteria: &DeletionCriteria, limit: u64) -> Result<Deletion, Error> {
+        self.engine.delete(self.actor(), &self.user, criteria, limit, None)
     }
 
     /// Creates a Bulk Delete system job (type 13) that the service runs at

@@ -29,7 +29,7 @@
 //! share: `Engine`, `Config`, `Session`, closing and checkpoints.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::domain::{Actor, Clock, Depth, DomainError, Privilege, Timestamp};
 use crate::error::Error;
@@ -43,6 +43,7 @@ mod delete;
 mod import;
 mod open;
 mod reads;
+mod state;
 mod steps;
 mod verify;
 mod write;
@@ -51,7 +52,8 @@ pub use crate::domain::{bulk_delete_criteria, bulk_delete_data, BULK_DELETE_PREF
 pub use actions::{BulkOutcome, NewJob, UserAction};
 pub use delete::{BulkDeleteRecord, DeletionReport, NewBulkDelete, DEFAULT_BULK_DELETE_NAME};
 pub use reads::HistoryEntry;
-pub use steps::ServiceStep;
+pub use state::{Replayed, StateGuard, View};
+pub use steps::{ServiceStep, Worker};
 pub use verify::{manifest_problem, salvage, verify_unopenable, LostRange, SalvageOptions, SalvageReport, StoreReport};
 
 /// How an engine is opened.
@@ -203,21 +205,9 @@ impl Engine {
         }
     }
 
+    /// The data directory.
     pub fn dir(&self) -> &Path {
         &self.inner.dir
-    }
-
-    pub fn log(&self) -> &Log {
-        &self.inner.log
-    }
-
-    /// The current state, for reading.
-    pub fn state(&self) -> RwLockReadGuard<'_, Projection> {
-        self.inner.state.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn now(&self) -> Timestamp {
-        self.inner.clock.now()
     }
 
     /// A session for `user`, who must exist and be active.

@@ -129,17 +129,17 @@ impl Engine {
 
     /// The state as it was at `until` (every event up to and including that
     /// time), rebuilt from the log alone: the audit view.
-    pub fn replay_until(&self, until: Timestamp) -> Result<Projection, Error> {
+    pub fn replay_until(&self, until: Timestamp) -> Result<super::Replayed<'_>, Error> {
         let mut p = Projection::new();
         replay(&self.inner.log, &mut p, Replay::UntilTime(until), &mut 0)?;
-        Ok(p)
+        Ok(self.replayed(p))
     }
 
     /// The state as it was right after event `seq`, from the log alone.
-    pub fn replay_until_seq(&self, seq: u64) -> Result<Projection, Error> {
+    pub fn replay_until_seq(&self, seq: u64) -> Result<super::Replayed<'_>, Error> {
         let mut p = Projection::new();
         replay(&self.inner.log, &mut p, Replay::UntilSeq(seq), &mut 0)?;
-        Ok(p)
+        Ok(self.replayed(p))
     }
 }
 

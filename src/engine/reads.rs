@@ -45,7 +45,7 @@ impl Session {
         let state = self.engine.state();
         let target = state.write_target(id).ok_or(Error::JobNotFound(id))?;
         state.directory().check(&self.user, Privilege::Read, Some((&target.owner, &target.owningbusinessunit)))?;
-        state.job(id, &self.engine.inner.log)
+        state.job(id)
     }
 
     /// Every transition of a job, oldest first.
@@ -53,7 +53,7 @@ impl Session {
         self.get(id)?;
         let state = self.engine.state();
         let mut out = Vec::new();
-        for (seq, env) in state.history(id, &self.engine.inner.log)? {
+        for (seq, env) in state.history(id)? {
             let entry = match env.event {
                 Event::JobCreated(j) => HistoryEntry {
                     seq,
@@ -97,7 +97,7 @@ impl Session {
         limit: usize,
     ) -> Result<(Vec<Job>, Option<Cursor>), Error> {
         let state = self.engine.state();
-        state.query_jobs(filter, &visibility(&state, &self.user), after, limit, &self.engine.inner.log)
+        state.query_jobs(filter, &visibility(&state, &self.user), after, limit)
     }
 
     /// How many jobs the user may see match `filter`.

@@ -54,6 +54,7 @@ impl Engine {
         &self,
         build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Envelope>, T), Error>,
     ) -> Result<T, Error> {
+        super::state::refuse_if_state_held()?;
         let _one_writer = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut now = self.inner.clock.now();
         if self.inner.clock.is_wall_clock() {

@@ -576,7 +576,7 @@ impl Service {
                 .into_iter()
                 .flat_map(|status| s.in_status(status).collect::<Vec<_>>())
                 .collect();
-            ids.into_iter().map(|id| s.job(id, self.engine.log())).collect::<Result<_, _>>()?
+            ids.into_iter().map(|id| s.job(id)).collect::<Result<_, _>>()?
         };
         for chunk in locked.chunks(self.config.max_batch.max(1) * 8) {
             let ended: Vec<(Job, End)> = chunk
@@ -612,7 +612,7 @@ impl Service {
             if steps.is_empty() {
                 break;
             }
-            let mut results = self.engine.steps(&self.config.host, steps)?;
+            let mut results = self.engine.worker(&self.config.host).steps(steps)?;
             if other_results.is_empty() {
                 other_results = results.split_off(n);
             }
@@ -667,7 +667,6 @@ impl Service {
             return Ok(taken);
         }
         let state = self.engine.state();
-        let log = self.engine.log();
         let Live { loop_guard: guard, backoff, .. } = self.live();
         // Jobs passed over for a prefetch: the scan stops after as many as
         // could be prefetched (each costs a read of the log).
@@ -680,7 +679,7 @@ impl Service {
             if in_flight.contains_key(&id) || !state.is_token_head(id) {
                 continue;
             }
-            let job = state.job(id, log)?;
+            let job = state.job(id)?;
             if cutoff.is_some_and(|c| job.createdon > c) {
                 break;
             }
