@@ -66,7 +66,7 @@ impl OperationType {
         self.name().map_or_else(|| self.0.to_string(), str::to_string)
     }
 
-    pub fn is_platform_generated(self) -> bool {
+    pub(crate) fn is_platform_generated(self) -> bool {
         PLATFORM_GENERATED.contains(&self.0)
     }
 

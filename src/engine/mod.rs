@@ -48,7 +48,6 @@ mod steps;
 mod verify;
 mod write;
 
-pub use crate::domain::{bulk_delete_criteria, bulk_delete_data, BULK_DELETE_PREFIX};
 pub use actions::{BulkOutcome, NewJob, UserAction};
 pub use delete::{BulkDeleteRecord, DeletionReport, NewBulkDelete, DEFAULT_BULK_DELETE_NAME};
 pub use reads::HistoryEntry;
@@ -76,7 +75,7 @@ impl Default for Config {
 /// stamped far ahead would refuse every later write until then: the clock
 /// an engine is given (a `--now`, a [`crate::domain::ManualClock`]) is
 /// checked against the system's before each write.
-pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+pub(crate) const MAX_CLOCK_SKEW_SECS: i64 = 300;
 
 /// Refuses `at` ([`Error::ClockAhead`]) when it is further ahead of the
 /// system clock than [`MAX_CLOCK_SKEW_SECS`]: what a live store checks

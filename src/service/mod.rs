@@ -34,13 +34,10 @@ mod handler;
 mod policy;
 mod procs;
 
-pub use command::{
-    command_data, command_data_with_timeout, command_of, command_timeout_of, CommandHandler, COMMAND_PREFIX, DRAIN,
-    EXIT_TRANSIENT,
-};
+pub(crate) use command::CommandHandler;
+pub use command::{command_data, command_data_with_timeout, command_of};
 pub use handler::{Handler, JobContext, Outcome, Registry, StopRequest};
 pub use policy::{BackoffPolicy, LoopGuard, RetryPolicy};
-pub use procs::{JOB_VAR, STORE_VAR};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
