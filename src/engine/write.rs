@@ -106,7 +106,7 @@ impl Engine {
 /// The status of each job as the batch being built leaves it: the state's,
 /// changed by the batch's own earlier events (a Lock then a Fail of one
 /// job; a creation then its transitions). The one overlay of pending
-/// changes a batch is checked against (`Engine::steps`, `Session::load`).
+/// changes a batch is checked against (`Worker::steps`, `Session::load`).
 pub(super) struct Pending<'s> {
     state: &'s Projection,
     changed: HashMap<Uuid, JobStatus>,
