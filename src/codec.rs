@@ -1,6 +1,6 @@
 //! The one place that turns values into bytes and back. Everything stored as
 //! a log payload goes through here, so the encoding can change in one place;
-//! every segment header records [`CODEC_VERSION`].
+//! every segment header records `CODEC_VERSION`.
 //!
 //! bincode is pinned to 2.0.1 (3.0.0 is a deliberately broken release), used
 //! through its serde support with a fixed configuration: little-endian,

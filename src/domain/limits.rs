@@ -7,7 +7,7 @@
 //! Two kinds of strings:
 //! * **identifiers** (user, business unit, role, workflow id, owner,
 //!   dependency token, regarding table and id): non-empty, at most
-//!   [`MAX_IDENTIFIER_CHARS`], no control character at all;
+//!   `MAX_IDENTIFIER_CHARS`, no control character at all;
 //! * **text** (job and workflow names, recurrence): a length limit and no
 //!   control character; **free text** (messages, a command) keeps control
 //!   characters (a command's stderr is what it is) and has only a length

@@ -21,7 +21,7 @@ pub enum Privilege {
     Assign,
     Share,
     /// Creating a job that runs a shell command (data starting with
-    /// [`COMMAND_PREFIX`](super::COMMAND_PREFIX)): the command runs as the OS user who owns the
+    /// `COMMAND_PREFIX`): the command runs as the OS user who owns the
     /// data directory, so only Organization depth counts (version 3).
     RunCommand,
 }

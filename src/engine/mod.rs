@@ -78,7 +78,7 @@ impl Default for Config {
 pub(crate) const MAX_CLOCK_SKEW_SECS: i64 = 300;
 
 /// Refuses `at` ([`Error::ClockAhead`]) when it is further ahead of the
-/// system clock than [`MAX_CLOCK_SKEW_SECS`]: what a live store checks
+/// system clock than `MAX_CLOCK_SKEW_SECS`: what a live store checks
 /// before each write.
 pub fn check_clock_skew(at: Timestamp) -> Result<(), Error> {
     let limit = crate::domain::SystemClock.now().plus_micros(MAX_CLOCK_SKEW_SECS * 1_000_000);

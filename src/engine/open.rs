@@ -22,7 +22,7 @@ impl Engine {
 
     /// Opens, creating it if needed, a *simulation*: a store whose clock
     /// may run ahead of the system's (a live store refuses a write stamped
-    /// more than [`MAX_CLOCK_SKEW_SECS`](super::MAX_CLOCK_SKEW_SECS) ahead). Only a store being created
+    /// more than `MAX_CLOCK_SKEW_SECS` ahead). Only a store being created
     /// can become one; that is recorded in the data directory
     /// ([`SIMULATION_MARKER`]) and holds from then on, whichever way it is
     /// opened. A live store is refused.
