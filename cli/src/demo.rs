@@ -253,7 +253,7 @@ pub fn run(args: &DemoArgs, g: &Global, interactive: bool) -> Output {
         "seconds_simulating": simulated,
         "seconds_total": total_secs,
     });
-    drop(admin);
+    drop((admin, service));
     engine.close()?;
     if g.json {
         return Ok(pretty(&out));

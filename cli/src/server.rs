@@ -196,6 +196,9 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
     });
     drop(sockets);
     let summary = summary?;
+    // The last handle of the engine closes its log (and reports the final
+    // sync): the service's goes first.
+    drop(service);
     // What the service did is durable: a checkpoint that fails at close
     // is a warning, not a failed run.
     if let Err(e) = engine.close() {
