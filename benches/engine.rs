@@ -122,7 +122,7 @@ fn delete(c: &mut Criterion) {
         b.iter_batched(
             store,
             |f| {
-                f.engine.delete(Actor::System, &criteria, u64::MAX, None).unwrap();
+                f.engine.session("admin").unwrap().delete(&criteria, u64::MAX).unwrap();
                 f
             },
             BatchSize::PerIteration,

@@ -1,6 +1,6 @@
 //! The one place that turns values into bytes and back. Everything stored as
 //! a log payload goes through here, so the encoding can change in one place;
-//! every segment header records [`CODEC_VERSION`].
+//! every segment header records `CODEC_VERSION`.
 //!
 //! bincode is pinned to 2.0.1 (3.0.0 is a deliberately broken release), used
 //! through its serde support with a fixed configuration: little-endian,
@@ -11,11 +11,11 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 /// Version of the payload encoding, recorded in every segment header.
-pub const CODEC_VERSION: u16 = 1;
+pub(crate) const CODEC_VERSION: u16 = 1;
 
 /// The most bytes one decoded value may claim (matches the log's largest
 /// payload).
-pub const MAX_DECODE_BYTES: usize = 16 << 20;
+pub(crate) const MAX_DECODE_BYTES: usize = 16 << 20;
 
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -55,20 +55,20 @@ pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
 /// Decodes a value at the start of `bytes` and returns it with the number
 /// of bytes it used (the rest is for the caller: a versioned payload reads
 /// its version first).
-pub fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
+pub(crate) fn decode_prefix<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
     bincode::serde::decode_from_slice(bytes, config()).map_err(|e| CodecError::Decode(e.to_string()))
 }
 
 /// The most bytes a value written with [`encode_to`] or read with
 /// [`decode_large`] may take (snapshots: 10 million jobs fit with room to spare).
-pub const MAX_STREAM_BYTES: usize = 1 << 40;
+pub(crate) const MAX_STREAM_BYTES: usize = 1 << 40;
 
 fn stream_config() -> impl bincode::config::Config {
     bincode::config::standard().with_little_endian().with_variable_int_encoding().with_limit::<MAX_STREAM_BYTES>()
 }
 
 /// Encodes `value` into a writer (for values too big to build in memory twice).
-pub fn encode_to<T: Serialize, W: std::io::Write>(value: &T, w: &mut W) -> Result<usize, CodecError> {
+pub(crate) fn encode_to<T: Serialize, W: std::io::Write>(value: &T, w: &mut W) -> Result<usize, CodecError> {
     bincode::serde::encode_into_std_write(value, w, stream_config()).map_err(|e| CodecError::Encode(e.to_string()))
 }
 
@@ -77,7 +77,7 @@ pub fn encode_to<T: Serialize, W: std::io::Write>(value: &T, w: &mut W) -> Resul
 /// times the input's size (in-memory sizes run larger than encoded ones)
 /// before anything is allocated from it: a corrupt length fails instead of
 /// asking for gigabytes.
-pub fn decode_large<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub(crate) fn decode_large<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     macro_rules! with_limit {
         ($($limit:expr),*) => {{
             let want = bytes.len().saturating_mul(4);

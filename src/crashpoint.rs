@@ -25,7 +25,7 @@ use std::sync::OnceLock;
 pub const ENV: &str = "JOBLOG_CRASHPOINT";
 
 /// The points a harness may name.
-pub const POINTS: [&str; 4] = ["roll", "manifest", "install", "checkpoint"];
+pub(crate) const POINTS: [&str; 4] = ["roll", "manifest", "install", "checkpoint"];
 
 /// The armed point and the hit (1-based) to stop at, parsed once.
 fn armed() -> Option<&'static (String, u64)> {

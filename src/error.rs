@@ -24,6 +24,12 @@ pub enum Error {
     #[error(transparent)]
     Domain(#[from] DomainError),
 
+    /// A write (or compaction) on a thread that holds the engine's state
+    /// (`Engine::state`): it would wait for that thread forever. Drop the
+    /// state first.
+    #[error("this thread holds the engine's state (Engine::state); drop it before writing, or the write would wait for itself")]
+    StateHeld,
+
     /// A system call on `path` failed (a full disk, a permission, a missing
     /// file). What was being written was not written; fix the cause and try
     /// again.

@@ -20,5 +20,14 @@ pub mod projection;
 pub mod service;
 mod sys;
 
-pub use error::{Corruption, Error};
 pub mod log;
+
+// What an embedder's first program needs, at the root: the engine and its
+// handles, the service and handlers, and the job model they speak.
+pub use domain::{Clock, Job, ManualClock, OperationType, Status, StatusReason, SystemClock, Timestamp};
+pub use engine::{
+    BulkOutcome, Config, Engine, HistoryEntry, NewJob, OpenReport, ServiceStep, Session, StateGuard, UserAction, Worker,
+};
+pub use error::{Corruption, Error};
+pub use projection::query::{Cursor, Filter, Visibility};
+pub use service::{Handler, JobContext, Outcome, Registry, RunUntil, Service, ServiceConfig, Summary};

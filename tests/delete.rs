@@ -7,7 +7,7 @@ mod support;
 use std::sync::Arc;
 
 use joblog::domain::{
-    Actor, DeletionCriteria, Depth, DomainError, Job, ManualClock, OperationType, Privilege, Role, State, Status,
+    DeletionCriteria, Depth, DomainError, Job, ManualClock, OperationType, Privilege, Role, State, Status,
     StatusReason, Timestamp, MICROS_PER_DAY,
 };
 use joblog::engine::{Config, Engine};
@@ -40,8 +40,8 @@ fn completed(status: Status, op: OperationType, days_ago: i64) -> Job {
     j
 }
 
-fn all_jobs(p: &Projection, engine: &Engine) -> Vec<Job> {
-    let (jobs, _) = p.query_jobs(&Filter::default(), &Visibility::All, None, usize::MAX, engine.log()).unwrap();
+fn all_jobs<P: std::ops::Deref<Target = Projection>>(p: &joblog::engine::View<'_, P>, _engine: &Engine) -> Vec<Job> {
+    let (jobs, _) = p.query_jobs(&Filter::default(), &Visibility::All, None, usize::MAX).unwrap();
     jobs
 }
 
@@ -97,7 +97,7 @@ fn criteria_take_exactly_the_old_completed_jobs_they_name() {
     let left = all_jobs(&engine.state(), &engine);
     assert_eq!(left.len(), 6 + 4, "the 29-day-old ones and the open ones");
     assert!(left.iter().all(|j| !j.status.is_completed() || j.completedon == jobs[2].completedon));
-    assert!(engine.log().verify().unwrap().ok());
+    assert!(engine.verify_log().unwrap().ok());
 }
 
 #[test]
@@ -168,7 +168,7 @@ fn refused_deletions_change_nothing() {
     admin.add_role(Role::new("deleter-bu", [(Privilege::Delete, Depth::BusinessUnit)])).unwrap();
     admin.add_user("bob", "root", &["basic-user", "deleter-bu"]).unwrap();
     let bob = engine.session("bob").unwrap();
-    let before = (engine.log().next_seq(), engine.log().disk_bytes());
+    let before = (engine.next_seq(), engine.disk_bytes());
     let refusals = [
         bob.delete_now(&criteria(&[WF], &COMPLETED, 30), 10).unwrap_err(),
         admin.delete_now(&criteria(&[OperationType::BULK_EMAIL], &COMPLETED, 30), 10).unwrap_err(),
@@ -183,7 +183,7 @@ fn refused_deletions_change_nothing() {
     for e in &refusals[2..] {
         assert!(matches!(e, Error::Domain(DomainError::Invalid { .. })), "{e}");
     }
-    assert_eq!((engine.log().next_seq(), engine.log().disk_bytes()), before);
+    assert_eq!((engine.next_seq(), engine.disk_bytes()), before);
     assert_eq!(engine.state().job_count(), 50);
 }
 
@@ -208,7 +208,7 @@ fn deleting_most_of_a_store_gives_the_space_back_and_replays_the_same() {
             .collect();
         admin.import(jobs).unwrap();
     }
-    engine.log().seal().unwrap();
+    engine.seal().unwrap();
     let segments_dir = dir.path().join("segments");
     let before = support::dir_bytes(&segments_dir);
     let r = admin.delete_now(&criteria(&[WF], &COMPLETED, 30), 1_000_000).unwrap();
@@ -219,7 +219,7 @@ fn deleting_most_of_a_store_gives_the_space_back_and_replays_the_same() {
     let active = LogConfig::default().segment_size_bytes.min(256 << 10);
     assert!(before - after > (before - active) * 8 / 10, "{before} → {after}");
     assert!(engine.state().garbage().is_empty());
-    assert!(engine.log().verify().unwrap().ok());
+    assert!(engine.verify_log().unwrap().ok());
 
     // Replay from the log alone equals the live state; so do reopens, with
     // and without the checkpoint.
@@ -255,7 +255,7 @@ fn a_deletion_not_yet_compacted_survives_a_reopen_and_compacts_later() {
     engine.checkpoint().unwrap();
     // Logical deletion only, as if the process died before compacting: a
     // limit below the match count.
-    let d = engine.delete(Actor::User("admin".into()), &c, 100, None).unwrap();
+    let d = admin.delete(&c, 100).unwrap();
     assert_eq!((d.deleted, d.remaining), (100, 50));
     assert!(!engine.state().garbage().is_empty());
     drop(admin);
@@ -273,7 +273,7 @@ fn a_deletion_not_yet_compacted_survives_a_reopen_and_compacts_later() {
         v
     };
     assert_eq!(sorted(all_jobs(&engine.state(), &engine)), sorted(kept));
-    assert!(engine.log().verify().unwrap().ok());
+    assert!(engine.verify_log().unwrap().ok());
     // The audit trail keeps both deletions.
     let state = engine.state();
     let trail: Vec<(u64, String)> =
@@ -338,7 +338,7 @@ fn recurring_bulk_delete_jobs_run_on_schedule_and_their_counts_add_up() {
     let state = engine.state();
     let trail: Vec<_> = state.deletions().iter().map(|d| (d.actor.to_string(), d.deletion.deleted)).collect();
     assert_eq!(trail, [("admin".to_string(), 100), ("admin".to_string(), 40)]);
-    assert!(engine.log().verify().unwrap().ok());
+    assert!(engine.verify_log().unwrap().ok());
 }
 
 #[test]
@@ -392,13 +392,13 @@ fn a_job_whose_events_span_a_sealed_and_the_active_segment_is_compacted_whole() 
     let engine = open(dir.path());
     let admin = engine.session("admin").unwrap();
     let jobs: Vec<_> = (0..200).map(|i| admin.create(NewJob::new(&format!("j{i}"), WF)).unwrap()).collect();
-    engine.log().seal().unwrap();
+    engine.seal().unwrap();
     for j in &jobs {
-        engine.step("w", j.id, ServiceStep::Lock).unwrap();
-        engine.step("w", j.id, ServiceStep::Succeed).unwrap();
+        engine.worker("w").step(j.id, ServiceStep::Lock).unwrap();
+        engine.worker("w").step(j.id, ServiceStep::Succeed).unwrap();
     }
     let c = DeletionCriteria { types: vec![WF], reasons: vec![StatusReason::Succeeded], older_than_days: 0 };
-    let r = engine.delete(Actor::System, &c, u64::MAX, None).unwrap();
+    let r = admin.delete(&c, u64::MAX).unwrap();
     assert_eq!(r.deleted, 0, "completed just now: not older than 0 days yet");
     drop(admin);
     drop(engine);

@@ -37,7 +37,7 @@ fn user_actions_from_every_status_change_exactly_what_the_table_says() {
         for action in [UserAction::Cancel, UserAction::Pause, UserAction::Resume, UserAction::Postpone(later)] {
             let job = imported(from, OperationType::WORKFLOW);
             admin.import(vec![job.clone()]).unwrap();
-            let before = f.engine.log().next_seq();
+            let before = f.engine.next_seq();
             let want = joblog::domain::transition(
                 job.id,
                 job.operationtype,
@@ -52,7 +52,7 @@ fn user_actions_from_every_status_change_exactly_what_the_table_says() {
             match (admin.act(job.id, action), want) {
                 (Ok(after), Ok(to)) => {
                     assert_eq!(after.status, to, "{action:?} from {from}");
-                    assert_eq!(f.engine.log().next_seq(), before + 1);
+                    assert_eq!(f.engine.next_seq(), before + 1);
                     if let UserAction::Postpone(until) = action {
                         assert_eq!(after.postponeuntil, Some(until));
                     }
@@ -65,7 +65,7 @@ fn user_actions_from_every_status_change_exactly_what_the_table_says() {
                 }
                 (Err(Error::Domain(DomainError::Refused { current, .. })), Err(_)) => {
                     assert_eq!(current, from);
-                    assert_eq!(f.engine.log().next_seq(), before, "a refused action wrote something");
+                    assert_eq!(f.engine.next_seq(), before, "a refused action wrote something");
                     assert_eq!(admin.get(job.id).unwrap().status, from);
                 }
                 (got, want) => panic!("{action:?} from {from}: got {got:?}, table says {want:?}"),
@@ -139,11 +139,11 @@ fn privileges_filter_reads_and_guard_writes() {
     assert_eq!(sees("dan"), ["dan"]);
 
     let alice = f.engine.session("alice").unwrap();
-    let before = f.engine.log().next_seq();
+    let before = f.engine.next_seq();
     assert!(matches!(alice.act(ids["bob"], UserAction::Cancel), Err(Error::Domain(DomainError::Denied { .. }))));
     assert!(matches!(alice.get(ids["bob"]), Err(Error::Domain(DomainError::Denied { .. }))));
     assert!(matches!(alice.add_user("eve", "root", &[]), Err(Error::Domain(DomainError::Denied { .. }))));
-    assert_eq!(f.engine.log().next_seq(), before, "refused calls wrote something");
+    assert_eq!(f.engine.next_seq(), before, "refused calls wrote something");
     assert_eq!(alice.act(ids["alice"], UserAction::Cancel).unwrap().status, Status::CANCELED);
     let bob = f.engine.session("bob").unwrap();
     assert_eq!(bob.act(ids["bob"], UserAction::Cancel).unwrap().status, Status::CANCELED);
@@ -282,9 +282,9 @@ fn time_never_goes_backwards() {
     let admin = f.engine.session("admin").unwrap();
     admin.create(NewJob::new("a", OperationType::WORKFLOW)).unwrap();
     f.clock.set(t("2026-01-30T00:00:00Z"));
-    let before = f.engine.log().next_seq();
+    let before = f.engine.next_seq();
     assert!(matches!(admin.create(NewJob::new("b", OperationType::WORKFLOW)), Err(Error::TimeWentBackwards { .. })));
-    assert_eq!(f.engine.log().next_seq(), before);
+    assert_eq!(f.engine.next_seq(), before);
 }
 
 #[test]
@@ -447,7 +447,7 @@ fn every_depth_reaches_exactly_its_units_on_a_four_level_tree() {
             // and undo it with a resume by the administrator.
             let later = f.now().plus_micros(3_600_000_000);
             for owner in owners {
-                let before = f.engine.log().next_seq();
+                let before = f.engine.next_seq();
                 match s.act(jobs[owner], UserAction::Postpone(later)) {
                     Ok(_) => {
                         assert!(reaches(owner), "{user} wrote {owner}'s job");
@@ -456,7 +456,7 @@ fn every_depth_reaches_exactly_its_units_on_a_four_level_tree() {
                     Err(Error::Domain(DomainError::Denied { privilege: Privilege::Write, has, .. })) => {
                         assert!(!reaches(owner), "{user} could not write {owner}'s job");
                         assert_eq!(has, depth);
-                        assert_eq!(f.engine.log().next_seq(), before, "a refused write wrote");
+                        assert_eq!(f.engine.next_seq(), before, "a refused write wrote");
                     }
                     Err(e) => panic!("{user} postponing {owner}'s job: {e}"),
                 }
@@ -471,7 +471,7 @@ fn every_depth_reaches_exactly_its_units_on_a_four_level_tree() {
 /// Organization.
 #[test]
 fn organization_only_actions_refuse_every_lesser_depth() {
-    type Act = fn(&joblog::engine::Session<'_>, &str, Timestamp) -> Result<(), Error>;
+    type Act = fn(&joblog::engine::Session, &str, Timestamp) -> Result<(), Error>;
     let actions: [(&str, Privilege, Act); 12] = [
         ("delete now", Privilege::Delete, |s, _, _| {
             let c = DeletionCriteria::platform_default();
@@ -547,7 +547,7 @@ fn organization_only_actions_refuse_every_lesser_depth() {
                 let s = f.engine.session(&user).unwrap();
                 // A user of its own for each deactivation (deactivating twice is refused).
                 admin.add_user(&format!("victim-{n}"), "l3", &["basic-user"]).unwrap();
-                let before = f.engine.log().next_seq();
+                let before = f.engine.next_seq();
                 let got = act(&s, &format!("made-by-{n}"), f.now());
                 if depth == Depth::Organization {
                     if let Err(e) = got {
@@ -560,7 +560,7 @@ fn organization_only_actions_refuse_every_lesser_depth() {
                         }
                         other => panic!("{what} with {privilege:?} at {depth:?} ({user} in {unit}): {other:?}"),
                     }
-                    assert_eq!(f.engine.log().next_seq(), before, "{what} refused, yet wrote");
+                    assert_eq!(f.engine.next_seq(), before, "{what} refused, yet wrote");
                 }
                 f.clock.advance_secs(1);
             }
@@ -639,7 +639,7 @@ fn every_write_path_checks_the_limits_of_its_strings() {
     use joblog::domain::{Actor, Envelope, Event, EVENT_VERSION};
     let f = Fixture::new();
     let admin = f.engine.session("admin").unwrap();
-    let before = f.engine.log().next_seq();
+    let before = f.engine.next_seq();
     let too_long = |e: Error, want: &str| {
         assert!(matches!(&e, Error::Domain(DomainError::TooLong { field, .. }) if *field == want), "{want}: {e:?}")
     };
@@ -696,7 +696,7 @@ fn every_write_path_checks_the_limits_of_its_strings() {
     let mut j = imported(Status::READY, OperationType::WORKFLOW);
     j.errorcode = Some(i32::MIN);
     assert!(matches!(admin.import(vec![j]), Err(Error::Domain(DomainError::Invalid { what: "errorcode", .. }))));
-    assert_eq!(f.engine.log().next_seq(), before, "nothing refused was written");
+    assert_eq!(f.engine.next_seq(), before, "nothing refused was written");
     // At the limit: accepted.
     let mut spec = NewJob::new(&"n".repeat(256), OperationType::WORKFLOW);
     spec.regarding = Some(Regarding { table: "t".repeat(128), id: "i".repeat(256) });
@@ -710,9 +710,9 @@ fn a_handlers_message_is_kept_up_to_the_limit_never_refused() {
     let f = Fixture::new();
     let admin = f.engine.session("admin").unwrap();
     let job = admin.create(NewJob::new("j", OperationType::WORKFLOW)).unwrap();
-    f.engine.step("w", job.id, ServiceStep::Lock).unwrap();
+    f.engine.worker("w").step(job.id, ServiceStep::Lock).unwrap();
     let message = format!("\u{1b}[2J{}", "e".repeat(150_000));
-    f.engine.step("w", job.id, ServiceStep::Fail { code: i32::MIN, message }).unwrap();
+    f.engine.worker("w").step(job.id, ServiceStep::Fail { code: i32::MIN, message }).unwrap();
     let done = admin.get(job.id).unwrap();
     let kept = done.message.unwrap();
     assert_eq!(kept.chars().count(), joblog::domain::MAX_MESSAGE_CHARS);
@@ -726,24 +726,24 @@ fn the_last_administrator_cannot_be_deactivated_and_reactivation_replays() {
     {
         let engine = &f.engine;
         let admin = engine.session("admin").unwrap();
-        let before = engine.log().next_seq();
+        let before = engine.next_seq();
         assert!(matches!(
             admin.deactivate_user("admin"),
             Err(Error::Domain(DomainError::LastAdministrator { name })) if name == "admin"
         ));
-        assert_eq!(engine.log().next_seq(), before);
+        assert_eq!(engine.next_seq(), before);
         admin.add_user("alice", "root", &["basic-user"]).unwrap();
         admin.deactivate_user("alice").unwrap();
         assert!(matches!(
             engine.session("alice"),
             Err(Error::Domain(DomainError::UserDeactivated { name })) if name == "alice"
         ));
-        let before = engine.log().next_seq();
+        let before = engine.next_seq();
         assert!(matches!(
             admin.deactivate_user("alice"),
             Err(Error::Domain(DomainError::UserAlreadyInState { active: false, .. }))
         ));
-        assert_eq!(engine.log().next_seq(), before, "a second deactivation writes nothing");
+        assert_eq!(engine.next_seq(), before, "a second deactivation writes nothing");
         assert!(matches!(admin.reactivate_user("nobody"), Err(Error::Domain(DomainError::NotFound { .. }))));
         admin.reactivate_user("alice").unwrap();
         assert!(matches!(
@@ -780,9 +780,9 @@ fn a_service_refuses_more_workers_than_the_limit() {
     let f = Fixture::new();
     let workers = joblog::domain::limits::MAX_WORKERS + 1;
     let service = Service::new(&f.engine, ServiceConfig { workers, ..ServiceConfig::default() }, Registry::new());
-    let before = f.engine.log().next_seq();
+    let before = f.engine.next_seq();
     assert!(matches!(service.run(RunUntil::Once), Err(Error::Domain(DomainError::Invalid { what: "workers", .. }))));
-    assert_eq!(f.engine.log().next_seq(), before, "nothing written");
+    assert_eq!(f.engine.next_seq(), before, "nothing written");
 }
 
 /// A resubmitted workflow run is owned as `submit` would own it (by the
@@ -806,19 +806,19 @@ fn a_resubmitted_run_belongs_to_its_workflow_owner_and_needs_write_on_the_old_jo
     admin.act(old.id, UserAction::Cancel).unwrap();
     let carol = f.engine.session("carol").unwrap();
     carol.get(old.id).expect("the clerk reads every job");
-    let before = f.engine.log().next_seq();
+    let before = f.engine.next_seq();
     assert!(matches!(carol.resubmit(old.id, None), Err(Error::Domain(DomainError::Denied { .. }))));
-    assert_eq!(f.engine.log().next_seq(), before, "nothing written");
+    assert_eq!(f.engine.next_seq(), before, "nothing written");
     let new = admin.resubmit(old.id, None).unwrap();
     assert_eq!((new.owner.as_str(), new.workflow.as_deref()), ("alice", Some("welcome")));
     // Once only: a second resubmission of the same job is refused.
-    let before = f.engine.log().next_seq();
+    let before = f.engine.next_seq();
     let again = admin.resubmit(old.id, None);
     assert!(
         matches!(&again, Err(Error::Domain(DomainError::NotResubmittable { why, .. })) if why.contains(&new.id.to_string())),
         "{again:?}"
     );
-    assert_eq!(f.engine.log().next_seq(), before, "nothing written");
+    assert_eq!(f.engine.next_seq(), before, "nothing written");
 }
 
 /// `Session::resubmit` (issue 13): a new Ready job with the old one's
@@ -835,9 +835,9 @@ fn a_resubmitted_job_outlives_the_deletion_of_the_old_one() {
     spec.data = b"opaque".to_vec();
     let old = admin.create(spec).unwrap();
     // Open: refused by kind, nothing written.
-    let before = engine.log().next_seq();
+    let before = engine.next_seq();
     assert!(matches!(admin.resubmit(old.id, None), Err(Error::Domain(DomainError::NotResubmittable { .. }))));
-    assert_eq!(engine.log().next_seq(), before);
+    assert_eq!(engine.next_seq(), before);
     clock.advance_secs(1);
     admin.act(old.id, UserAction::Cancel).unwrap();
     clock.advance_secs(1);
@@ -858,7 +858,7 @@ fn a_resubmitted_job_outlives_the_deletion_of_the_old_one() {
         older_than_days: 0,
     };
     clock.advance_secs(1);
-    let d = engine.delete(joblog::domain::Actor::User("admin".into()), &criteria, 10, None).unwrap();
+    let d = admin.delete(&criteria, 10).unwrap();
     assert_eq!(d.deleted, 1);
     engine.compact().unwrap();
     assert!(matches!(admin.get(old.id), Err(Error::Domain(DomainError::NotFound { kind: "job", .. }))));
@@ -887,7 +887,7 @@ fn the_store_policy_is_checked_kept_and_replayed() {
     let admin = engine.session("admin").unwrap();
     admin.add_user("alice", "root", &["basic-user"]).unwrap();
     let alice = engine.session("alice").unwrap();
-    let before = engine.log().next_seq();
+    let before = engine.next_seq();
     assert!(matches!(alice.set_policy("retry.max_retries", Some(1)), Err(Error::Domain(DomainError::Denied { .. }))));
     assert!(matches!(
         admin.set_policy("retry.nope", Some(1)),
@@ -897,7 +897,7 @@ fn the_store_policy_is_checked_kept_and_replayed() {
         admin.set_policy("backoff.jitter_percent", Some(51)),
         Err(Error::Domain(DomainError::Invalid { what: "policy value", .. }))
     ));
-    assert_eq!(engine.log().next_seq(), before, "refusals write nothing");
+    assert_eq!(engine.next_seq(), before, "refusals write nothing");
     clock.advance_secs(10);
     assert!(admin.set_policy("backoff.threshold", Some(5)).unwrap());
     let set_at = engine.now();
@@ -930,7 +930,7 @@ fn each_refusal_has_its_own_typed_variant() {
     let mut spec = NewJob::new("later", OperationType::WORKFLOW);
     spec.postponeuntil = Some(later);
     let job = admin.create(spec).unwrap();
-    let e = engine.step("w", job.id, ServiceStep::Lock).unwrap_err();
+    let e = engine.worker("w").step(job.id, ServiceStep::Lock).unwrap_err();
     assert!(
         matches!(&e, Error::Domain(DomainError::NotDue { job: id, until: Some(u) }) if *id == job.id && *u == later),
         "{e:?}"
@@ -938,7 +938,7 @@ fn each_refusal_has_its_own_typed_variant() {
     assert!(e.to_string().contains("is not due until"), "{e}");
     // A job that is not there: the one not-found, like a user's.
     let ghost = Uuid::now_v7();
-    let e = engine.step("w", ghost, ServiceStep::Lock).unwrap_err();
+    let e = engine.worker("w").step(ghost, ServiceStep::Lock).unwrap_err();
     assert!(
         matches!(&e, Error::Domain(DomainError::NotFound { kind: "job", name }) if *name == ghost.to_string()),
         "{e:?}"
@@ -1028,4 +1028,51 @@ fn the_logs_kinds_map_onto_the_engines_variants() {
     assert!(e.is_corruption());
     std::fs::write(&seg, &good).unwrap();
     drop(keep);
+}
+
+#[test]
+fn writing_while_this_thread_holds_the_state_is_refused_not_a_hang() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    let job = admin.create(NewJob::new("a", OperationType::BULK_EMAIL)).unwrap();
+    let before = f.engine.next_seq();
+    {
+        let state = f.engine.state();
+        // Refused before anything reaches the log.
+        let refused = || assert_eq!(f.engine.next_seq(), before);
+        assert_eq!(state.status_of(job.id), Some(Status::READY));
+        // Every path that writes, on the thread holding the state.
+        assert!(matches!(admin.create(NewJob::new("b", OperationType::BULK_EMAIL)), Err(Error::StateHeld)));
+        assert!(matches!(admin.act(job.id, UserAction::Cancel), Err(Error::StateHeld)));
+        let step = f.engine.worker("w").step(job.id, joblog::ServiceStep::Lock);
+        assert!(matches!(step, Err(Error::StateHeld)));
+        assert!(matches!(f.engine.compact(), Err(Error::StateHeld)));
+        refused();
+        // Reads go on, and another thread's write waits for the state, not forever.
+        assert_eq!(admin.get(job.id).unwrap().status, Status::READY);
+        let other = admin.clone();
+        let writer = std::thread::spawn(move || other.act(job.id, UserAction::Cancel).map(|j| j.status));
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        drop(state);
+        assert_eq!(writer.join().unwrap().unwrap(), Status::CANCELED);
+    }
+    // Dropped: this thread writes again.
+    admin.create(NewJob::new("c", OperationType::BULK_EMAIL)).unwrap();
+}
+
+#[test]
+fn deleting_needs_the_delete_privilege_on_every_path() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    admin.add_user("alice", "root", &["basic-user"]).unwrap();
+    let alice = f.engine.session("alice").unwrap();
+    let criteria = joblog::domain::DeletionCriteria {
+        types: vec![OperationType::WORKFLOW],
+        reasons: vec![StatusReason::Canceled],
+        older_than_days: 0,
+    };
+    let before = f.engine.next_seq();
+    assert!(matches!(alice.delete(&criteria, 10), Err(Error::Domain(DomainError::Denied { .. }))));
+    assert_eq!(f.engine.next_seq(), before, "a refused deletion wrote something");
+    assert_eq!(admin.delete(&criteria, 10).unwrap().deleted, 0);
 }

@@ -487,7 +487,7 @@ fn build_store(out: &Path) {
             let id = job.id;
             tick();
             let step = |s: ServiceStep| {
-                e.step(&format!("host-{}", n % 3), id, s).unwrap();
+                e.worker(&format!("host-{}", n % 3)).step(id, s).unwrap();
                 tick();
             };
             let act = |a: UserAction| {
@@ -584,9 +584,7 @@ fn build_store(out: &Path) {
         })
         .unwrap();
     tick();
-    let d = e
-        .delete(joblog::domain::Actor::Worker("host-0".into()), &bulk_delete_criteria(&bulk), 10, Some(bulk.id))
-        .unwrap();
+    let d = e.worker("host-0").bulk_delete(bulk.id, 10).unwrap();
     assert!(d.deleted > 0, "{d:?}");
     tick();
     admin
@@ -619,22 +617,18 @@ fn build_store(out: &Path) {
         let job = bob.create(NewJob::new(&format!("tail {n}"), OperationType::BULK_EMAIL)).unwrap();
         tick();
         if n % 2 == 0 {
-            e.step("host-9", job.id, ServiceStep::Lock).unwrap();
+            e.worker("host-9").step(job.id, ServiceStep::Lock).unwrap();
             tick();
-            e.step("host-9", job.id, ServiceStep::Succeed).unwrap();
+            e.worker("host-9").step(job.id, ServiceStep::Succeed).unwrap();
             tick();
         }
     }
-    let segments = e.log().segments();
+    let segments = e.segments();
     assert!(segments.len() >= 4, "sealed segments and an active one: {segments:?}");
     drop(bob);
     drop(admin);
     // Dropped, not closed: close would checkpoint the tail away.
     drop(e);
-}
-
-fn bulk_delete_criteria(job: &Job) -> DeletionCriteria {
-    joblog::engine::bulk_delete_criteria(job).expect("a Bulk Delete job carries its criteria")
 }
 
 // ---------------------------------------------------------------------------
@@ -1012,16 +1006,19 @@ fn reopen_err(dir: &Path) -> joblog::Error {
 }
 
 /// Appends raw payloads behind the engine's back (as a damaged or
-/// miswritten log would hold them) and returns their first position.
+/// miswritten log would hold them: through the log layer, as the engine
+/// hands out no raw log) and returns their first position.
 fn append_raw(dir: &Path, payloads: &[Vec<u8>]) -> joblog::log::Position {
     let clock = Arc::new(ManualClock::new(t("2026-01-31T12:00:00Z")));
     let engine = Engine::open(dir, Config::default(), clock).unwrap();
     let admin = engine.session("admin").unwrap();
     admin.add_user("alice", "root", &["basic-user"]).unwrap();
     drop(admin);
-    let appended =
-        engine.log().append_batch(joblog::log::Batch::from_payloads(payloads.iter().map(|p| p.as_slice()))).unwrap();
+    // Dropped, not closed: the events stay in the log after the checkpoint.
     drop(engine);
+    let log = joblog::log::Log::open(dir.join("segments"), joblog::log::LogConfig::default()).unwrap();
+    let appended = log.append_batch(joblog::log::Batch::from_payloads(payloads.iter().map(|p| p.as_slice()))).unwrap();
+    log.close().unwrap();
     let _ = std::fs::remove_dir_all(dir.join("snapshots"));
     appended.first
 }

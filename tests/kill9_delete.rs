@@ -33,7 +33,7 @@ use joblog::domain::{
 use joblog::engine::{Config, Engine};
 use joblog::log::LogConfig;
 use joblog::projection::query::{Filter, Visibility};
-use support::{assert_cleaned_up, run_and_kill_after_ack, seed_and_rounds, Rng};
+use support::{assert_engine_cleaned_up, run_and_kill_after_ack, seed_and_rounds, Rng};
 use uuid::Uuid;
 
 const CHILD_ENV: &str = "JOBLOG_KILL9_DELETE_CHILD";
@@ -130,9 +130,9 @@ fn main() {
         }
 
         let engine = open(dir.path());
-        let rec = engine.log().recovery();
+        let rec = engine.recovery();
         leftovers += rec.temp_files_removed.len() + rec.obsolete_files_removed.len();
-        assert_cleaned_up(engine.log());
+        assert_engine_cleaned_up(&engine);
         if let Ok(snaps) = std::fs::read_dir(dir.path().join("snapshots")) {
             for e in snaps {
                 let p = e.unwrap().path();
@@ -153,7 +153,7 @@ fn main() {
                 "deleted job {id} came back"
             );
         }
-        let report = engine.log().verify().unwrap();
+        let report = engine.verify_log().unwrap();
         assert!(report.ok(), "verify after kill: {:?}", report.problems);
         // A kill between the deletion event and the end of compaction
         // leaves garbage: it compacts now.
@@ -162,13 +162,12 @@ fn main() {
             engine.compact().unwrap();
             assert!(engine.state().garbage().is_empty());
         }
-        let all = |p: &joblog::projection::Projection| {
-            let (mut jobs, _) =
-                p.query_jobs(&Filter::default(), &Visibility::All, None, usize::MAX, engine.log()).unwrap();
-            jobs.sort_by_key(|j| j.id);
-            jobs
-        };
-        assert_eq!(all(&engine.state()), all(&engine.replay_until(now()).unwrap()), "state differs from a replay");
+        let mut live = engine.state().query_jobs(&Filter::default(), &Visibility::All, None, usize::MAX).unwrap().0;
+        let replayed = engine.replay_until(now()).unwrap();
+        let mut fresh = replayed.query_jobs(&Filter::default(), &Visibility::All, None, usize::MAX).unwrap().0;
+        live.sort_by_key(|j| j.id);
+        fresh.sort_by_key(|j| j.id);
+        assert_eq!(live, fresh, "state differs from a replay");
     }
     println!(
         "kill9_delete: {rounds} kills, {deletions} acknowledged deletions, {} jobs kept and {} deleted checked, \

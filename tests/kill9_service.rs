@@ -30,9 +30,7 @@ use std::time::{Duration, Instant};
 
 use std::collections::HashSet;
 
-use joblog::domain::{
-    Action, Actor, DeletionCriteria, OperationType, Status, StatusReason, SystemClock, WorkflowDefinition,
-};
+use joblog::domain::{Action, DeletionCriteria, OperationType, Status, StatusReason, SystemClock, WorkflowDefinition};
 use joblog::engine::{Config, Engine, NewJob};
 use joblog::service::{BackoffPolicy, JobContext, Outcome, Registry, RunUntil, Service, ServiceConfig};
 use support::{run_and_kill, seed_and_rounds, Rng};
@@ -82,7 +80,7 @@ fn child(dir: &Path, seed: u64) {
         // Meanwhile an administrator deletes finished jobs, again and again.
         s.spawn(|| loop {
             std::thread::sleep(Duration::from_millis(40));
-            engine.delete(Actor::User("admin".into()), &criteria(), 1_000_000, None).unwrap();
+            engine.session("admin").unwrap().delete(&criteria(), 1_000_000).unwrap();
         });
         service.run(RunUntil::Stopped).unwrap();
     });
@@ -133,7 +131,7 @@ fn main() {
             [(CHILD_ENV, dir.as_path().display().to_string()), ("JOBLOG_KILL9_SERVICE_CHILD_SEED", seed.to_string())];
         run_and_kill(&env, Duration::from_micros(rng.u64(..600_000)));
         let engine = open(dir.as_path());
-        let report = engine.log().verify().unwrap();
+        let report = engine.verify_log().unwrap();
         assert!(report.ok(), "verify after kill: {:?}", report.problems);
         let state = engine.state();
         held_at_kill += state.in_status(Status::IN_PROGRESS).count();

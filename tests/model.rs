@@ -282,7 +282,7 @@ fn run(ops: Vec<Op>) {
                     7 => ServiceStep::ReturnToReady { message: "lease lost".into() },
                     _ => ServiceStep::Wake,
                 };
-                let r = engine.step("worker-1", m.id, s);
+                let r = engine.worker("worker-1").step(m.id, s);
                 let next = step_next(m.code, step);
                 let due = match step {
                     0 => m.postponeuntil.is_none_or(|t| t <= now),

@@ -956,10 +956,9 @@ fn run_binary_cut(
 }
 
 /// Every job in the store, by id.
-fn all_jobs(engine: &Engine, state: &joblog::projection::Projection) -> Result<Vec<joblog::domain::Job>, String> {
-    let (mut jobs, _) = state
-        .query_jobs(&Filter::default(), &Visibility::All, None, usize::MAX, engine.log())
-        .map_err(|e| e.to_string())?;
+fn all_jobs(_engine: &Engine, state: &joblog::engine::StateGuard<'_>) -> Result<Vec<joblog::domain::Job>, String> {
+    let (mut jobs, _) =
+        state.query_jobs(&Filter::default(), &Visibility::All, None, usize::MAX).map_err(|e| e.to_string())?;
     jobs.sort_by_key(|j| j.id);
     Ok(jobs)
 }
@@ -986,7 +985,7 @@ fn check_binary(
             return v;
         }
     };
-    counts.torn_tails_cut += u64::from(engine.log().recovery().torn_bytes_dropped > 0);
+    counts.torn_tails_cut += u64::from(engine.recovery().torn_bytes_dropped > 0);
     let from_checkpoint = engine.open_report().checkpoint_seq.is_some();
     let admin = engine.session("admin").unwrap();
     for (id, name) in &m.submitted {
@@ -1054,10 +1053,7 @@ fn check_binary(
         }
     }
     drop(state);
-    v.extend(leftovers(
-        &data.join("segments"),
-        &engine.log().segments().iter().map(|s| s.path.clone()).collect::<Vec<_>>(),
-    ));
+    v.extend(leftovers(&data.join("segments"), &engine.segments().iter().map(|s| s.path.clone()).collect::<Vec<_>>()));
     if let Ok(rd) = fs::read_dir(data.join("snapshots")) {
         for e in rd {
             let p = e.unwrap().path();

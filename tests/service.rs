@@ -316,7 +316,7 @@ fn jobs_locked_by_a_dead_service_go_back_when_the_service_starts() {
     // A service on another host took all three, then died; one was being
     // paused and one canceled.
     for &id in &ids {
-        f.engine.step("dead-host", id, ServiceStep::Lock).unwrap();
+        f.engine.worker("dead-host").step(id, ServiceStep::Lock).unwrap();
     }
     admin.act(ids[1], UserAction::Pause).unwrap();
     admin.act(ids[2], UserAction::Cancel).unwrap();
@@ -620,9 +620,9 @@ fn run_time_estimates_outlive_one_run() {
     admin.create_many(burst(1)).unwrap();
     assert_eq!(service.run(RunUntil::Idle).unwrap().succeeded, 40);
     admin.create_many(burst(5)).unwrap();
-    let syncs = f.engine.log().stats().syncs;
+    let syncs = f.engine.log_stats().syncs;
     assert_eq!(service.run(RunUntil::Idle).unwrap().succeeded, 200);
-    let used = f.engine.log().stats().syncs - syncs;
+    let used = f.engine.log_stats().syncs - syncs;
     assert!(used <= 10, "{used} syncs for 200 no-op runs of 40 workflows already seen: their estimates were forgotten");
 }
 

@@ -225,7 +225,7 @@ pub fn run(args: &DemoArgs, g: &Global, interactive: bool) -> Output {
     // The default bulk deletion, Immediately.
     let criteria = DeletionCriteria::platform_default();
     let deletion = admin.delete_now(&criteria, joblog::domain::MAX_IMMEDIATE_DELETE)?;
-    let verify = engine.log().verify()?;
+    let verify = engine.verify_log()?;
     let total_secs = started.elapsed().as_secs_f64();
     let out = json!({
         "data": if explicit { dir.display().to_string() } else { "(temporary)".to_string() },
@@ -253,7 +253,7 @@ pub fn run(args: &DemoArgs, g: &Global, interactive: bool) -> Output {
         "seconds_simulating": simulated,
         "seconds_total": total_secs,
     });
-    drop(admin);
+    drop((admin, service));
     engine.close()?;
     if g.json {
         return Ok(pretty(&out));
@@ -303,7 +303,7 @@ fn add(t: &mut joblog::service::Summary, s: &joblog::service::Summary) {
 
 /// A user pauses a long export while it runs, then resumes it; it runs to
 /// its end. Returns the user actions taken.
-fn pause_a_running_export(engine: &Engine, service: &Service<'_>) -> Result<u64, Failure> {
+fn pause_a_running_export(engine: &Engine, service: &Service) -> Result<u64, Failure> {
     let admin = engine.session("admin")?;
     let job = admin.create(NewJob::new("Long export", OperationType::BULK_EMAIL))?;
     std::thread::scope(|s| -> Result<u64, Failure> {

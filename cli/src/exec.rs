@@ -97,8 +97,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
             let past = ctx.engine.replay_until(at)?;
             bar.finish_and_clear();
             let filter = filter(filters)?;
-            let (jobs, _) =
-                past.query_jobs(&filter, &s.visibility(), None, limit.unwrap_or(DEFAULT_LIMIT), ctx.engine.log())?;
+            let (jobs, _) = past.query_jobs(&filter, &s.visibility(), None, limit.unwrap_or(DEFAULT_LIMIT))?;
             let mut header = format!(
                 "as of {} (replayed from the log): {} jobs\n",
                 at.to_rfc3339(),
@@ -127,11 +126,11 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
         }
         Command::Config(c) => config(ctx, s, c),
         Command::Compact => {
-            let before = ctx.engine.log().disk_bytes();
+            let before = ctx.engine.disk_bytes();
             let bar = super::spinner(ctx.interactive, "compacting");
             let c = s.compact()?;
             bar.finish_and_clear();
-            let after = ctx.engine.log().disk_bytes();
+            let after = ctx.engine.disk_bytes();
             let v = json!({
                 "segments_rewritten": c.segments.len(),
                 "frames_dropped": c.frames_dropped,
@@ -286,7 +285,7 @@ fn filter_unchecked(f: &Filters) -> Result<Filter, Failure> {
     })
 }
 
-fn user(ctx: &Ctx<'_>, s: &Session<'_>, c: &UserCmd) -> Output {
+fn user(ctx: &Ctx<'_>, s: &Session, c: &UserCmd) -> Output {
     let user_json = |name: &str| -> Result<Value, Failure> {
         let state = ctx.engine.state();
         let u = state.directory().user(name)?;
@@ -346,7 +345,7 @@ fn user(ctx: &Ctx<'_>, s: &Session<'_>, c: &UserCmd) -> Output {
     }
 }
 
-fn workflow(ctx: &Ctx<'_>, s: &Session<'_>, c: &WorkflowCmd) -> Output {
+fn workflow(ctx: &Ctx<'_>, s: &Session, c: &WorkflowCmd) -> Output {
     let wf_json = |w: &WorkflowDefinition| json!({"id": w.id, "name": w.name, "owner": w.owner, "active": w.active});
     match c {
         WorkflowCmd::Add { id, name, owner } => {
@@ -387,7 +386,7 @@ fn workflow(ctx: &Ctx<'_>, s: &Session<'_>, c: &WorkflowCmd) -> Output {
     }
 }
 
-fn list(ctx: &Ctx<'_>, s: &Session<'_>, a: &ListArgs) -> Output {
+fn list(ctx: &Ctx<'_>, s: &Session, a: &ListArgs) -> Output {
     let f = filter(&a.filters)?;
     if a.count {
         let n = s.count(&f);
@@ -437,7 +436,7 @@ fn act_target(a: &ActArgs) -> Result<Target, Failure> {
     }
 }
 
-fn act(ctx: &Ctx<'_>, s: &Session<'_>, a: &ActArgs, action: UserAction) -> Output {
+fn act(ctx: &Ctx<'_>, s: &Session, a: &ActArgs, action: UserAction) -> Output {
     match act_target(a)? {
         Target::One(id) => job_out(ctx, &s.act(id, action)?, None),
         Target::Matching(f) => {
@@ -502,7 +501,7 @@ fn config_value(key: &str, value: &str) -> Result<u64, Failure> {
 }
 
 /// `joblog config …`: the service's policy for this store.
-fn config(ctx: &Ctx<'_>, s: &Session<'_>, c: &ConfigCmd) -> Output {
+fn config(ctx: &Ctx<'_>, s: &Session, c: &ConfigCmd) -> Output {
     let (key, value) = match c {
         ConfigCmd::Show { until } => {
             let past =
@@ -575,7 +574,7 @@ fn criteria(c: &CriteriaArgs) -> Result<DeletionCriteria, Failure> {
     Ok(DeletionCriteria { types, reasons, older_than_days: c.older_than })
 }
 
-fn bulk_delete(ctx: &Ctx<'_>, s: &Session<'_>, c: &BulkDeleteCmd) -> Output {
+fn bulk_delete(ctx: &Ctx<'_>, s: &Session, c: &BulkDeleteCmd) -> Output {
     match c {
         BulkDeleteCmd::Now { criteria: args, limit } => {
             let c = criteria(args)?;
@@ -785,7 +784,7 @@ pub fn salvage(g: &super::args::Global, to: &std::path::Path, clamp_future: bool
     Ok(out)
 }
 
-fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
+fn stats(ctx: &Ctx<'_>, s: &Session) -> Output {
     let vis = s.visibility();
     let state = ctx.engine.state();
     let mut by_status = Vec::new();
@@ -800,8 +799,7 @@ fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
             by_type.push((t, n));
         }
     }
-    let log = ctx.engine.log();
-    let segments = log.segments();
+    let segments = ctx.engine.segments();
     let garbage: usize = state.garbage().values().map(Vec::len).sum();
     let heap = state.heap_bytes();
     let stored = state.job_count();
@@ -824,7 +822,7 @@ fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
         "by_type": by_type.iter().map(|(t, n)| json!({"operationtype": t.0, "operationtype_name": t.display_name(), "count": n})).collect::<Vec<_>>(),
         "segments": segments.len(),
         "last_seq": last_seq,
-        "log_bytes": log.data_bytes(),
+        "log_bytes": ctx.engine.data_bytes(),
         "disk_bytes": disk,
         "garbage_events": garbage,
         "projection_heap_bytes": heap,
@@ -848,7 +846,7 @@ fn stats(ctx: &Ctx<'_>, s: &Session<'_>) -> Output {
     out.push_str(&format!(
         "\nlog: {} segments, last event #{last_seq}, {} bytes of events, {} bytes on disk; {garbage} events of deleted jobs awaiting compaction\nmemory: projection {} bytes ({} per job), resident {} bytes\n",
         segments.len(),
-        log.data_bytes(),
+        ctx.engine.data_bytes(),
         disk,
         heap,
         heap.checked_div(stored).unwrap_or(0),

@@ -21,7 +21,7 @@ use super::{Ctx, Failure, Output};
 /// Jobs per atomic batch (well inside a 64 MiB segment).
 const CHUNK: usize = 50_000;
 
-pub fn import(ctx: &Ctx<'_>, s: &Session<'_>, file: &Path) -> Output {
+pub fn import(ctx: &Ctx<'_>, s: &Session, file: &Path) -> Output {
     check_line_lengths(file)?;
     let text = std::fs::read_to_string(file).map_err(|e| cannot_read(file, e))?;
     let csv = file.extension().is_some_and(|e| e.eq_ignore_ascii_case("csv"))

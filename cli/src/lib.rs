@@ -376,11 +376,10 @@ fn report_torn_tail(engine: &Engine) {
             );
         }
     }
-    let log = engine.log();
-    let r = log.recovery();
+    let r = engine.recovery();
     // (Set exactly when torn bytes were found.)
     let Some(offset) = r.torn_offset else { return };
-    let active = r.active_segment.and_then(|first| log.segments().into_iter().find(|s| s.first_seq == first));
+    let active = r.active_segment.and_then(|first| engine.segments().into_iter().find(|s| s.first_seq == first));
     let file = active.map_or(String::from("the active segment"), |s| s.path.display().to_string());
     let mut why = r.torn_reason.as_deref().map(|w| format!(" ({w})")).unwrap_or_default();
     if let Some(saved) = &r.torn_saved_to {

@@ -196,6 +196,9 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
     });
     drop(sockets);
     let summary = summary?;
+    // The last handle of the engine closes its log (and reports the final
+    // sync): the service's goes first.
+    drop(service);
     // What the service did is durable: a checkpoint that fails at close
     // is a warning, not a failed run.
     if let Err(e) = engine.close() {
@@ -226,7 +229,7 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
 /// handlers reach a checkpoint, their jobs are recorded, the log closes
 /// cleanly. (kill -9 loses nothing acknowledged either; the next start
 /// returns the jobs it held.)
-fn watch_signals(service: &Service<'_>, stopping: &AtomicBool) {
+fn watch_signals(service: &Service, stopping: &AtomicBool) {
     let signalled = std::sync::Arc::new(AtomicBool::new(false));
     for sig in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
         let _ = signal_hook::flag::register(sig, std::sync::Arc::clone(&signalled));

@@ -91,7 +91,7 @@ fuzz_target!(|data: &[u8]| {
                     _ => (ServiceStep::StopPausing { message: None }, Action::StopPausing),
                 };
                 let want = transition(id, op, status, action);
-                let got = e.step("w", id, step);
+                let got = e.worker("w").step(id, step);
                 // A Lock of a Ready job with a future postponeuntil is
                 // refused by the queue although the table allows it.
                 if got.is_ok() != want.is_ok() {
@@ -172,7 +172,7 @@ fuzz_target!(|data: &[u8]| {
         check(engine.as_ref().unwrap(), &model);
     }
     let e = engine.unwrap();
-    assert!(e.log().verify().unwrap().ok());
+    assert!(e.verify_log().unwrap().ok());
     let replayed = e.replay_until(Timestamp::from_micros(i64::MAX)).unwrap();
     assert_eq!(replayed.job_count(), model.jobs.len());
     let problems = replayed.check_indices();

@@ -9,7 +9,7 @@ use super::{DomainError, OperationType, Status, StatusReason, Timestamp, MICROS_
 /// The most jobs one Immediately deletion takes; more needs another run.
 pub const MAX_IMMEDIATE_DELETE: u64 = 1_000_000;
 /// The longest retention a criterion may name (100 years).
-pub const MAX_OLDER_THAN_DAYS: u32 = 36_500;
+pub(crate) const MAX_OLDER_THAN_DAYS: u32 = 36_500;
 
 /// What a bulk deletion deletes: Completed jobs (always; nothing else is
 /// ever deleted) of these System Job Types, with one of these Status
@@ -124,7 +124,7 @@ impl Recurrence {
     }
 
     /// The first run after `after` of a series that started at `start`.
-    pub fn next_after(&self, start: Timestamp, after: Timestamp) -> Timestamp {
+    pub(crate) fn next_after(&self, start: Timestamp, after: Timestamp) -> Timestamp {
         let every = self.every_secs as i64 * 1_000_000;
         if after < start {
             return start;

@@ -23,11 +23,11 @@ use super::{limits, DeletionCriteria, Job};
 use crate::codec;
 
 /// Job data that starts with this line holds a shell command to run.
-pub const COMMAND_PREFIX: &[u8] = b"joblog:command\n";
+pub(crate) const COMMAND_PREFIX: &[u8] = b"joblog:command\n";
 
 /// Whether job data carries a shell command (creating such a job needs
 /// [`Privilege::RunCommand`](super::Privilege::RunCommand)).
-pub fn runs_command(data: &[u8]) -> bool {
+pub(crate) fn runs_command(data: &[u8]) -> bool {
     data.starts_with(COMMAND_PREFIX)
 }
 
@@ -41,7 +41,7 @@ pub fn command_of(job: &Job) -> Option<&str> {
 }
 
 /// The timeout a command job carries in its data, if any.
-pub fn command_timeout_of(job: &Job) -> Option<Duration> {
+pub(crate) fn command_timeout_of(job: &Job) -> Option<Duration> {
     timeout_in(&job.data)
 }
 
@@ -71,16 +71,16 @@ pub fn command_data_with_timeout(command: &str, timeout_secs: Option<u64>) -> Ve
 }
 
 /// Job data of a Bulk Delete job: this line, then its criteria (codec).
-pub const BULK_DELETE_PREFIX: &[u8] = b"joblog:bulk-delete\n";
+pub(crate) const BULK_DELETE_PREFIX: &[u8] = b"joblog:bulk-delete\n";
 
 /// The criteria a Bulk Delete job carries in its data.
-pub fn bulk_delete_criteria(job: &Job) -> Option<DeletionCriteria> {
+pub(crate) fn bulk_delete_criteria(job: &Job) -> Option<DeletionCriteria> {
     let body = job.data.strip_prefix(BULK_DELETE_PREFIX)?;
     codec::decode(body).ok()
 }
 
 /// Job data that carries `criteria`.
-pub fn bulk_delete_data(criteria: &DeletionCriteria) -> Vec<u8> {
+pub(crate) fn bulk_delete_data(criteria: &DeletionCriteria) -> Vec<u8> {
     let mut data = BULK_DELETE_PREFIX.to_vec();
     data.extend(codec::encode(criteria).expect("criteria encode"));
     data

@@ -7,7 +7,7 @@
 //! Two kinds of strings:
 //! * **identifiers** (user, business unit, role, workflow id, owner,
 //!   dependency token, regarding table and id): non-empty, at most
-//!   [`MAX_IDENTIFIER_CHARS`], no control character at all;
+//!   `MAX_IDENTIFIER_CHARS`, no control character at all;
 //! * **text** (job and workflow names, recurrence): a length limit and no
 //!   control character; **free text** (messages, a command) keeps control
 //!   characters (a command's stderr is what it is) and has only a length
@@ -16,26 +16,26 @@
 use super::DomainError;
 
 /// Users, business units, roles, workflow ids, owners, dependency tokens.
-pub const MAX_IDENTIFIER_CHARS: usize = 128;
+pub(crate) const MAX_IDENTIFIER_CHARS: usize = 128;
 /// A System Job Name (the platform's limit) and a workflow's name.
-pub const MAX_NAME_CHARS: usize = 256;
+pub(crate) const MAX_NAME_CHARS: usize = 256;
 /// `regardingobjectid`: the table name (an identifier) and the row's id.
-pub const MAX_REGARDING_ID_CHARS: usize = 256;
+pub(crate) const MAX_REGARDING_ID_CHARS: usize = 256;
 /// `message` and `friendlymessage` (the platform's limit).
 pub const MAX_MESSAGE_CHARS: usize = 100_000;
 /// A recurrence rule (`FREQ=DAILY;INTERVAL=30`).
-pub const MAX_RECURRENCE_CHARS: usize = 256;
+pub(crate) const MAX_RECURRENCE_CHARS: usize = 256;
 /// A job's `data` (opaque input; a command job's command is in it, so this
 /// bounds a command too).
-pub const MAX_DATA_BYTES: usize = 1 << 20;
+pub(crate) const MAX_DATA_BYTES: usize = 1 << 20;
 /// Jobs in one `import`: a file is checked whole before anything is written.
 pub const MAX_IMPORT_JOBS: usize = 5_000_000;
 /// Roles one user holds.
-pub const MAX_ROLES_PER_USER: usize = 64;
+pub(crate) const MAX_ROLES_PER_USER: usize = 64;
 /// The one `errorcode` a job cannot hold: the projection keeps it to mean
 /// "no error code" (so an import of it is refused, and a handler's code
 /// of this value is recorded as `i32::MIN + 1`).
-pub const RESERVED_ERRORCODE: i32 = i32::MIN;
+pub(crate) const RESERVED_ERRORCODE: i32 = i32::MIN;
 /// Worker threads of one service (`joblog run --workers`).
 pub const MAX_WORKERS: usize = 256;
 /// The longest timeout of a command job, in seconds (30 days): a job's own
@@ -60,7 +60,7 @@ pub fn is_unsafe_char(c: char) -> bool {
 }
 
 /// Refuses `value` for `field` when it is longer than `max` characters.
-pub fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), DomainError> {
+pub(crate) fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), DomainError> {
     // Bytes bound characters from above: most values never need counting.
     if value.len() > max {
         let chars = value.chars().count();
@@ -72,7 +72,7 @@ pub fn check_len(field: &'static str, value: &str, max: usize) -> Result<(), Dom
 }
 
 /// A single-line text: at most `max` characters, no control character.
-pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), DomainError> {
+pub(crate) fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), DomainError> {
     check_len(field, value, max)?;
     if let Some((at, c)) = value.chars().enumerate().find(|(_, c)| is_unsafe_char(*c)) {
         return Err(DomainError::ControlCharacter { field, at, code: c as u32 });
@@ -83,14 +83,14 @@ pub fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), Do
 /// Whether `c` shows nothing at all (zero-width spaces and joiners, marks
 /// that only steer direction, the soft hyphen, the byte-order mark): an
 /// identifier holding one could pass for another (`admin` and `admin\u{200b}`).
-pub fn is_invisible_char(c: char) -> bool {
+pub(crate) fn is_invisible_char(c: char) -> bool {
     matches!(c, '\u{ad}' | '\u{61c}' | '\u{180e}' | '\u{200b}'..='\u{200f}' | '\u{2060}'..='\u{2064}' | '\u{feff}')
 }
 
 /// An identifier: non-empty, at most [`MAX_IDENTIFIER_CHARS`], no control
 /// character, no invisible character, no white space at either end (so no
 /// identifier can pass for another in a listing).
-pub fn check_identifier(field: &'static str, value: &str) -> Result<(), DomainError> {
+pub(crate) fn check_identifier(field: &'static str, value: &str) -> Result<(), DomainError> {
     if value.is_empty() {
         return Err(DomainError::Invalid { what: field, reason: "it is empty".into() });
     }
@@ -110,7 +110,7 @@ pub fn check_identifier(field: &'static str, value: &str) -> Result<(), DomainEr
 /// A message from a handler (a command's stderr, an error's text): kept
 /// whole up to [`MAX_MESSAGE_CHARS`], cut there with `…` beyond (a run's
 /// outcome is never refused for its message).
-pub fn clamp_message(message: String) -> String {
+pub(crate) fn clamp_message(message: String) -> String {
     if check_len("message", &message, MAX_MESSAGE_CHARS).is_ok() {
         return message;
     }

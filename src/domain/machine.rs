@@ -73,7 +73,7 @@ const NOT_STARTED: &[Status] = &[Status::READY, Status::WAITING, Status::RETRYIN
 
 /// The state machine. An action not allowed from a status by some row is
 /// refused; no other code decides a transition.
-pub const RULES: &[Rule] = &[
+pub(crate) const RULES: &[Rule] = &[
     // Users (§4).
     Rule { action: Action::Cancel, from: NOT_STARTED, to: Status::CANCELED },
     Rule { action: Action::Cancel, from: &[Status::IN_PROGRESS, Status::PAUSING], to: Status::CANCELING },

@@ -28,21 +28,20 @@ mod status;
 mod time;
 
 pub use config::{policy_key, PolicyKey, StorePolicy};
-pub use deletion::{
-    Deletion, DeletionCriteria, Recurrence, RetentionPolicy, MAX_IMMEDIATE_DELETE, MAX_OLDER_THAN_DAYS,
-};
+pub use deletion::{Deletion, DeletionCriteria, Recurrence, RetentionPolicy, MAX_IMMEDIATE_DELETE};
+pub use event::VERSIONS;
 pub use event::{
-    executiontimespan_ms, Actor, ColumnChanges, Envelope, Event, EventDecodeError, Transition, EVENT_VERSION, VERSIONS,
+    executiontimespan_ms, Actor, ColumnChanges, Envelope, Event, EventDecodeError, Transition, EVENT_VERSION,
 };
 pub use job::{Job, Regarding, WorkflowDefinition};
-pub use jobdata::{
-    bulk_delete_criteria, bulk_delete_data, command_data, command_data_with_timeout, command_of, command_timeout_of,
-    runs_command, BULK_DELETE_PREFIX, COMMAND_PREFIX,
-};
-pub use limits::{MAX_MESSAGE_CHARS, MAX_NAME_CHARS};
-pub use machine::{needs, transition, transition_by, Action, Rule, RULES};
+pub(crate) use jobdata::{bulk_delete_criteria, bulk_delete_data, command_timeout_of, runs_command};
+pub use jobdata::{command_data, command_data_with_timeout, command_of};
+pub use limits::MAX_MESSAGE_CHARS;
+pub(crate) use machine::RULES;
+pub use machine::{needs, transition, transition_by, Action, Rule};
 pub use operation::OperationType;
-pub use privilege::{Depth, Directory, Privilege, Role, User, ADMIN, ROOT_BUSINESS_UNIT, SYSTEM_ADMINISTRATOR};
+pub(crate) use privilege::ADMIN;
+pub use privilege::{Depth, Directory, Privilege, Role, User};
 pub use status::{State, Status, StatusReason};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp, MICROS_PER_DAY};
 
@@ -58,15 +57,15 @@ pub mod codes {
     /// The run's owner is deactivated.
     pub const OWNER_DEACTIVATED: i32 = -1003;
     /// The run's owner may no longer run workflows.
-    pub const OWNER_LACKS_PRIVILEGE: i32 = -1004;
+    pub(crate) const OWNER_LACKS_PRIVILEGE: i32 = -1004;
     /// The workflow's owner changed while the run was waiting.
     pub const WORKFLOW_OWNER_CHANGED: i32 = -1005;
     /// A command job ran longer than its timeout and was ended.
-    pub const COMMAND_TIMED_OUT: i32 = -1006;
+    pub(crate) const COMMAND_TIMED_OUT: i32 = -1006;
     /// Processes a command run left could not be ended (still there after
     /// SIGKILL), or could not be looked for: the run fails whatever its
     /// command did, so that the job does not run again while they live.
-    pub const COMMAND_OUTLIVED: i32 = -1007;
+    pub(crate) const COMMAND_OUTLIVED: i32 = -1007;
     /// The job's handler panicked: the run fails, the worker goes on.
     pub const HANDLER_PANICKED: i32 = -1008;
 }

@@ -21,7 +21,7 @@ pub enum Privilege {
     Assign,
     Share,
     /// Creating a job that runs a shell command (data starting with
-    /// [`COMMAND_PREFIX`](super::COMMAND_PREFIX)): the command runs as the OS user who owns the
+    /// `COMMAND_PREFIX`): the command runs as the OS user who owns the
     /// data directory, so only Organization depth counts (version 3).
     RunCommand,
 }
@@ -129,9 +129,9 @@ pub struct Directory {
     os_users: BTreeMap<u32, String>,
 }
 
-pub const ROOT_BUSINESS_UNIT: &str = "root";
-pub const ADMIN: &str = "admin";
-pub const SYSTEM_ADMINISTRATOR: &str = "system-administrator";
+pub(crate) const ROOT_BUSINESS_UNIT: &str = "root";
+pub(crate) const ADMIN: &str = "admin";
+pub(crate) const SYSTEM_ADMINISTRATOR: &str = "system-administrator";
 
 impl Directory {
     /// A fresh store: the root business unit, the built-in roles, and
@@ -215,13 +215,13 @@ impl Directory {
     /// Whether `user` is an administrator: active, with Write at
     /// Organization depth (what every administrative write needs, so the
     /// one who can add users, roles and reactivate them).
-    pub fn is_administrator(&self, user: &User) -> bool {
+    pub(crate) fn is_administrator(&self, user: &User) -> bool {
         self.depth(user, Privilege::Write) == Depth::Organization
     }
 
     /// Refuses deactivating `name` when no other active administrator would
     /// be left: nobody could administer the store, or reactivate anyone.
-    pub fn check_deactivation(&self, name: &str) -> Result<(), DomainError> {
+    pub(crate) fn check_deactivation(&self, name: &str) -> Result<(), DomainError> {
         let user = self.user(name)?;
         if self.is_administrator(user) && !self.users.values().any(|u| u.name != name && self.is_administrator(u)) {
             return Err(DomainError::LastAdministrator { name: name.into() });
@@ -304,7 +304,7 @@ impl Directory {
     }
 
     /// `unit` and every business unit below it.
-    pub fn units_within(&self, unit: &str) -> Vec<String> {
+    pub(crate) fn units_within(&self, unit: &str) -> Vec<String> {
         self.business_units.keys().filter(|u| self.is_within(u, unit)).cloned().collect()
     }
 

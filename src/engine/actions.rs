@@ -97,7 +97,7 @@ fn refusal_kind(e: &DomainError) -> &'static str {
     }
 }
 
-impl Session<'_> {
+impl Session {
     /// Creates one job.
     pub fn create(&self, spec: NewJob) -> Result<Job, Error> {
         Ok(self.create_many(vec![spec])?.remove(0))
@@ -190,7 +190,7 @@ impl Session<'_> {
             state.directory().check(&self.user, Privilege::Write, Some((&old.owner, &old.owningbusinessunit)))?;
             // Once: a second resubmission (a slip, a script run twice)
             // would run the job twice.
-            for (_, env) in state.history(id, &self.engine.log)? {
+            for (_, env) in state.history(id, &self.engine.inner.log)? {
                 if let Event::JobResubmitted { new, .. } = env.event {
                     let why = format!("it was already resubmitted as {new}; resubmit that one if it failed too");
                     return Err(DomainError::NotResubmittable { job: id, why }.into());

@@ -12,7 +12,7 @@ use crate::error::Error;
 use crate::projection::query::{Filter, Visibility};
 use crate::projection::Projection;
 
-impl Session<'_> {
+impl Session {
     /// Sets one number of the service's policy for this store (`None`:
     /// back to its default; keys and ranges: `domain::config`), recorded
     /// as a `PolicySet` event. Needs Write at Organization depth. Returns

@@ -65,7 +65,7 @@ impl Engine {
     pub(crate) fn bulk_delete_jobs_named(&self, name: &str) -> Result<Vec<Job>, Error> {
         let filter = Filter { operationtype: Some(OperationType::BULK_DELETE), ..Filter::default() };
         let state = self.state();
-        let (jobs, _) = state.query_jobs(&filter, &Visibility::All, None, usize::MAX, &self.log)?;
+        let (jobs, _) = state.query_jobs(&filter, &Visibility::All, None, usize::MAX)?;
         Ok(jobs.into_iter().filter(|j| j.name == name).collect())
     }
 
@@ -115,19 +115,24 @@ pub struct DeletionReport {
 
 impl Engine {
     /// Deletes the completed jobs matching `criteria` (at most `limit`,
-    /// oldest `completedon` first) as `actor`: one event, after which no
+    /// oldest `completedon` first), recorded as done by `actor` on behalf of
+    /// `user`, who must hold Delete at Organization depth (checked against
+    /// the state the deletion is written on): one event, after which no
     /// view shows them; returns how many were taken and how many more
-    /// match. The space comes back with [`Engine::compact`]. No privilege
-    /// check: callers decide who may (see [`Session::delete_now`]).
-    pub fn delete(
+    /// match. The space comes back with [`Engine::compact`]. Reached through
+    /// [`Session::delete`], [`Session::delete_now`], [`super::Worker::bulk_delete`]
+    /// and the service's Bulk Delete jobs.
+    pub(crate) fn delete(
         &self,
         actor: Actor,
+        user: &str,
         criteria: &DeletionCriteria,
         limit: u64,
         definition: Option<Uuid>,
     ) -> Result<Deletion, Error> {
         criteria.validate()?;
         self.commit(actor, |state, now| {
+            state.directory().check(user, Privilege::Delete, None)?;
             let cutoff = criteria.cutoff(now);
             let sel = state.select_deletion(criteria, cutoff, limit);
             let d = Deletion {
@@ -154,31 +159,32 @@ impl Engine {
     /// deletion every few milliseconds seals a small segment each time; see
     /// ARCHITECTURE.md, "Deletion and compaction".)
     pub fn compact(&self) -> Result<Compaction, Error> {
-        if self.read_only {
+        if self.inner.read_only {
             return Err(crate::log::LogError::ReadOnly.into());
         }
-        let _one = self.compacting.lock().unwrap_or_else(|e| e.into_inner());
+        super::state::refuse_if_state_held()?;
+        let _one = self.inner.compacting.lock().unwrap_or_else(|e| e.into_inner());
         let plan = self.state().garbage().clone();
         if plan.is_empty() {
             return Ok(Compaction::default());
         }
-        let rewrite = self.log.rewrite(&plan)?;
-        let _no_writes = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
-        let done = self.log.install(rewrite)?;
+        let rewrite = self.inner.log.rewrite(&plan)?;
+        let _no_writes = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
+        let done = self.inner.log.install(rewrite)?;
         state.apply_compaction(&plan, &done);
         drop(state);
         // Every checkpoint points into segments that were just rewritten:
         // none can be used again, so their space comes back too. The
         // compaction is installed whatever happens here: a checkpoint left
         // behind names the old generations and is skipped on open.
-        let _ = Projection::remove_snapshots(&self.dir.join("snapshots"));
-        self.checkpoint_seq.store(0, std::sync::atomic::Ordering::Relaxed);
+        let _ = Projection::remove_snapshots(&self.inner.dir.join("snapshots"));
+        self.inner.checkpoint_seq.store(0, std::sync::atomic::Ordering::Relaxed);
         Ok(done)
     }
 }
 
-impl Session<'_> {
+impl Session {
     /// The Immediately option of bulk deletion (`docs/domain.md` §7): deletes
     /// at most `limit` (up to [`MAX_IMMEDIATE_DELETE`]) completed jobs
     /// matching `criteria`, oldest first, then compacts the log so the
@@ -198,8 +204,8 @@ impl Session<'_> {
             }
             .into());
         }
-        let bytes_before = self.engine.log.data_bytes();
-        let d = self.engine.delete(self.actor(), criteria, limit, None)?;
+        let bytes_before = self.engine.inner.log.data_bytes();
+        let d = self.engine.delete(self.actor(), &self.user, criteria, limit, None)?;
         let seconds_logical = started.elapsed().as_secs_f64();
         // From here on the deletion is durable and shown: what follows only
         // gives the space back, and its failure (a full disk) is reported
@@ -217,7 +223,7 @@ impl Session<'_> {
             }
         };
         let seconds = started.elapsed().as_secs_f64();
-        let bytes_after = self.engine.log.data_bytes();
+        let bytes_after = self.engine.inner.log.data_bytes();
         if d.deleted > 0 {
             if let Err(e) = self.engine.checkpoint() {
                 warnings.push(format!("no checkpoint written after the deletion (the next open replays the log): {e}"));
@@ -234,6 +240,14 @@ impl Session<'_> {
             seconds_checkpoint: started.elapsed().as_secs_f64() - seconds,
             compaction,
         })
+    }
+
+    /// Deletes at most `limit` completed jobs matching `criteria`, oldest
+    /// `completedon` first, as one event, without giving their space back
+    /// (that is [`Session::compact`]; [`Session::delete_now`] does both).
+    /// Needs Delete at Organization depth.
+    pub fn delete(&self, criteria: &DeletionCriteria, limit: u64) -> Result<Deletion, Error> {
+        self.engine.delete(self.actor(), &self.user, criteria, limit, None)
     }
 
     /// Creates a Bulk Delete system job (type 13) that the service runs at

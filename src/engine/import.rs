@@ -8,7 +8,7 @@ use super::Session;
 use crate::domain::{transition_by, DomainError, Envelope, Event, Job, Privilege, EVENT_VERSION};
 use crate::error::Error;
 
-impl Session<'_> {
+impl Session {
     /// Historical jobs, in any state and any past times, kept as they are
     /// (ids included), in one atomic batch. Needs Create at Organization depth.
     pub fn import(&self, jobs: Vec<Job>) -> Result<usize, Error> {

@@ -29,7 +29,7 @@
 //! share: `Engine`, `Config`, `Session`, closing and checkpoints.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::sync::{Arc, Mutex, RwLock};
 
 use crate::domain::{Actor, Clock, Depth, DomainError, Privilege, Timestamp};
 use crate::error::Error;
@@ -43,15 +43,16 @@ mod delete;
 mod import;
 mod open;
 mod reads;
+mod state;
 mod steps;
 mod verify;
 mod write;
 
-pub use crate::domain::{bulk_delete_criteria, bulk_delete_data, BULK_DELETE_PREFIX};
 pub use actions::{BulkOutcome, NewJob, UserAction};
 pub use delete::{BulkDeleteRecord, DeletionReport, NewBulkDelete, DEFAULT_BULK_DELETE_NAME};
 pub use reads::HistoryEntry;
-pub use steps::ServiceStep;
+pub use state::{Replayed, StateGuard, View};
+pub use steps::{ServiceStep, Worker};
 pub use verify::{manifest_problem, salvage, verify_unopenable, LostRange, SalvageOptions, SalvageReport, StoreReport};
 
 /// How an engine is opened.
@@ -74,10 +75,10 @@ impl Default for Config {
 /// stamped far ahead would refuse every later write until then: the clock
 /// an engine is given (a `--now`, a [`crate::domain::ManualClock`]) is
 /// checked against the system's before each write.
-pub const MAX_CLOCK_SKEW_SECS: i64 = 300;
+pub(crate) const MAX_CLOCK_SKEW_SECS: i64 = 300;
 
 /// Refuses `at` ([`Error::ClockAhead`]) when it is further ahead of the
-/// system clock than [`MAX_CLOCK_SKEW_SECS`]: what a live store checks
+/// system clock than `MAX_CLOCK_SKEW_SECS`: what a live store checks
 /// before each write.
 pub fn check_clock_skew(at: Timestamp) -> Result<(), Error> {
     let limit = crate::domain::SystemClock.now().plus_micros(MAX_CLOCK_SKEW_SECS * 1_000_000);
@@ -102,8 +103,17 @@ pub struct OpenReport {
     pub events_replayed: u64,
 }
 
-/// A store of system jobs on one data directory.
+/// A store of system jobs on one data directory: a cheap handle
+/// (`Clone` shares the same store, as an `Arc` does), to hand to threads, a
+/// [`Session`], a [`crate::Service`] or a [`Worker`] without `thread::scope`.
+/// The store closes when the last handle drops (or at [`Engine::close`]).
+#[derive(Clone)]
 pub struct Engine {
+    inner: Arc<Inner>,
+}
+
+/// What every handle of one engine shares.
+struct Inner {
     dir: PathBuf,
     log: Log,
     state: RwLock<Projection>,
@@ -132,102 +142,99 @@ impl Engine {
     /// Whether the store was created as a simulation (its clock may run
     /// ahead of the system's).
     pub fn is_simulation(&self) -> bool {
-        self.simulation
+        self.inner.simulation
     }
 
     /// Whether this engine was opened by [`Engine::open_read_only`].
     pub fn is_read_only(&self) -> bool {
-        self.read_only
+        self.inner.read_only
     }
 
     /// Why the last checkpoint due after a write failed, if it did (the
     /// write itself stands; the next checkpoint tries again).
     pub fn checkpoint_failure(&self) -> Option<String> {
-        self.checkpoint_failed.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.inner.checkpoint_failed.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 
     /// Marks a service as running on this engine until the guard drops;
     /// refused while another one runs (a job must never run twice).
-    pub(crate) fn claim_service(&self) -> Result<ServiceClaim<'_>, Error> {
+    pub(crate) fn claim_service(&self) -> Result<ServiceClaim, Error> {
         use std::sync::atomic::Ordering;
-        if self.service.swap(true, Ordering::AcqRel) {
+        if self.inner.service.swap(true, Ordering::AcqRel) {
             return Err(Error::ServiceRunning);
         }
-        Ok(ServiceClaim(&self.service))
+        Ok(ServiceClaim(self.clone()))
     }
 
     /// What opening found: the checkpoint used and the events replayed.
     pub fn open_report(&self) -> &OpenReport {
-        &self.opened
+        &self.inner.opened
     }
 
     /// Saves a checkpoint of the current state now.
     pub fn checkpoint(&self) -> Result<PathBuf, Error> {
-        if self.read_only {
+        if self.inner.read_only {
             return Err(crate::log::LogError::ReadOnly.into());
         }
         let state = self.state();
-        let path = state.save_snapshot(&self.dir.join("snapshots"), &self.log.generations())?;
-        self.checkpoint_seq.store(state.last_seq(), std::sync::atomic::Ordering::Relaxed);
+        let path = state.save_snapshot(&self.inner.dir.join("snapshots"), &self.inner.log.generations())?;
+        self.inner.checkpoint_seq.store(state.last_seq(), std::sync::atomic::Ordering::Relaxed);
         Ok(path)
     }
 
     /// Saves a checkpoint (if anything changed since the last) and closes
     /// the log, reporting its final sync.
+    ///
+    /// Other handles of this engine (clones, sessions, a service) keep the
+    /// store open: the log is then closed, and synced, when the last of
+    /// them drops, and this reports only the checkpoint.
     pub fn close(self) -> Result<(), Error> {
-        if self.read_only {
-            return Ok(self.log.close()?);
-        }
-        if self.state().last_seq() > self.checkpoint_seq.load(std::sync::atomic::Ordering::Relaxed) {
+        if !self.inner.read_only
+            && self.state().last_seq() > self.inner.checkpoint_seq.load(std::sync::atomic::Ordering::Relaxed)
+        {
             self.checkpoint()?;
         }
-        Ok(self.log.close()?)
+        match Arc::try_unwrap(self.inner) {
+            Ok(inner) => Ok(inner.log.close()?),
+            Err(_) => Ok(()),
+        }
     }
 
+    /// The data directory.
     pub fn dir(&self) -> &Path {
-        &self.dir
-    }
-
-    pub fn log(&self) -> &Log {
-        &self.log
-    }
-
-    /// The current state, for reading.
-    pub fn state(&self) -> RwLockReadGuard<'_, Projection> {
-        self.state.read().unwrap_or_else(|e| e.into_inner())
-    }
-
-    pub fn now(&self) -> Timestamp {
-        self.clock.now()
+        &self.inner.dir
     }
 
     /// A session for `user`, who must exist and be active.
-    pub fn session(&self, user: &str) -> Result<Session<'_>, Error> {
+    pub fn session(&self, user: &str) -> Result<Session, Error> {
         let state = self.state();
         let u = state.directory().user(user)?;
         if !u.active {
             return Err(DomainError::UserDeactivated { name: user.to_string() }.into());
         }
-        Ok(Session { engine: self, user: user.to_string() })
+        Ok(Session { engine: self.clone(), user: user.to_string() })
     }
 }
 
 /// A running service's claim on its engine.
-pub(crate) struct ServiceClaim<'e>(&'e std::sync::atomic::AtomicBool);
+pub(crate) struct ServiceClaim(Engine);
 
-impl Drop for ServiceClaim<'_> {
+impl Drop for ServiceClaim {
     fn drop(&mut self) {
-        self.0.store(false, std::sync::atomic::Ordering::Release);
+        self.0.inner.service.store(false, std::sync::atomic::Ordering::Release);
     }
 }
 
-/// Calls made by one acting user.
-pub struct Session<'e> {
-    engine: &'e Engine,
+/// Calls made by one acting user. It holds its own handle of the
+/// [`Engine`], so it may outlive the `Engine` value it came from and move
+/// to another thread.
+#[derive(Clone)]
+pub struct Session {
+    engine: Engine,
     user: String,
 }
 
-impl Session<'_> {
+impl Session {
     pub fn user(&self) -> &str {
         &self.user
     }

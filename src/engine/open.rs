@@ -22,7 +22,7 @@ impl Engine {
 
     /// Opens, creating it if needed, a *simulation*: a store whose clock
     /// may run ahead of the system's (a live store refuses a write stamped
-    /// more than [`MAX_CLOCK_SKEW_SECS`](super::MAX_CLOCK_SKEW_SECS) ahead). Only a store being created
+    /// more than `MAX_CLOCK_SKEW_SECS` ahead). Only a store being created
     /// can become one; that is recorded in the data directory
     /// ([`SIMULATION_MARKER`]) and holds from then on, whichever way it is
     /// opened. A live store is refused.
@@ -102,35 +102,37 @@ impl Engine {
         replay(&log, &mut state, Replay::All, &mut replayed)?;
         let opened = OpenReport { checkpoint_seq, checkpoints_skipped: skipped, events_replayed: replayed };
         Ok(Self {
-            dir,
-            log,
-            state: RwLock::new(state),
-            write: Mutex::new(()),
-            compacting: Mutex::new(()),
-            service: Default::default(),
-            clock,
-            checkpoint_seq: checkpoint_seq.unwrap_or(0).into(),
-            config,
-            opened,
-            simulation,
-            read_only,
-            checkpoint_failed: Mutex::new(None),
+            inner: Arc::new(super::Inner {
+                dir,
+                log,
+                state: RwLock::new(state),
+                write: Mutex::new(()),
+                compacting: Mutex::new(()),
+                service: Default::default(),
+                clock,
+                checkpoint_seq: checkpoint_seq.unwrap_or(0).into(),
+                config,
+                opened,
+                simulation,
+                read_only,
+                checkpoint_failed: Mutex::new(None),
+            }),
         })
     }
 
     /// The state as it was at `until` (every event up to and including that
     /// time), rebuilt from the log alone: the audit view.
-    pub fn replay_until(&self, until: Timestamp) -> Result<Projection, Error> {
+    pub fn replay_until(&self, until: Timestamp) -> Result<super::Replayed<'_>, Error> {
         let mut p = Projection::new();
-        replay(&self.log, &mut p, Replay::UntilTime(until), &mut 0)?;
-        Ok(p)
+        replay(&self.inner.log, &mut p, Replay::UntilTime(until), &mut 0)?;
+        Ok(self.replayed(p))
     }
 
     /// The state as it was right after event `seq`, from the log alone.
-    pub fn replay_until_seq(&self, seq: u64) -> Result<Projection, Error> {
+    pub fn replay_until_seq(&self, seq: u64) -> Result<super::Replayed<'_>, Error> {
         let mut p = Projection::new();
-        replay(&self.log, &mut p, Replay::UntilSeq(seq), &mut 0)?;
-        Ok(p)
+        replay(&self.inner.log, &mut p, Replay::UntilSeq(seq), &mut 0)?;
+        Ok(self.replayed(p))
     }
 }
 

@@ -39,13 +39,13 @@ fn note(seq: u64, at: Timestamp, actor: Actor, before: &[HistoryEntry], message:
     }
 }
 
-impl Session<'_> {
+impl Session {
     /// One job, if the user may read it.
     pub fn get(&self, id: Uuid) -> Result<Job, Error> {
         let state = self.engine.state();
         let target = state.write_target(id).ok_or_else(|| DomainError::job_not_found(id))?;
         state.directory().check(&self.user, Privilege::Read, Some((&target.owner, &target.owningbusinessunit)))?;
-        state.job(id, &self.engine.log)
+        state.job(id)
     }
 
     /// Every transition of a job, oldest first.
@@ -53,7 +53,7 @@ impl Session<'_> {
         self.get(id)?;
         let state = self.engine.state();
         let mut out = Vec::new();
-        for (seq, env) in state.history(id, &self.engine.log)? {
+        for (seq, env) in state.history(id)? {
             let entry = match env.event {
                 Event::JobCreated(j) => HistoryEntry {
                     seq,
@@ -97,7 +97,7 @@ impl Session<'_> {
         limit: usize,
     ) -> Result<(Vec<Job>, Option<Cursor>), Error> {
         let state = self.engine.state();
-        state.query_jobs(filter, &visibility(&state, &self.user), after, limit, &self.engine.log)
+        state.query_jobs(filter, &visibility(&state, &self.user), after, limit)
     }
 
     /// How many jobs the user may see match `filter`.

@@ -1,7 +1,9 @@
-//! The service's steps on jobs (`ServiceStep`, `Engine::step/steps`): the
-//! service's side of the state machine, one batch per scheduler pass. It
-//! does not schedule or run anything (that is `crate::service`); it checks
-//! and records what the service decided.
+//! The service's steps on jobs (`ServiceStep`, taken through a [`Worker`]:
+//! `Engine::worker`, then `step`/`steps`): the service's side of the state
+//! machine, one batch per scheduler pass. It does not schedule or run
+//! anything (that is `crate::service`); it checks and records what the
+//! service decided. A session (a user) cannot take these steps, and a
+//! worker cannot take a user's actions.
 
 use uuid::Uuid;
 
@@ -82,20 +84,68 @@ impl ServiceStep {
 }
 
 impl Engine {
-    /// A service step on one job, by worker `worker`; returns the job's new
-    /// status. Refused like a user action when the state machine says no,
-    /// and when a Lock or Wake comes before the job's `postponeuntil`.
-    pub fn step(&self, worker: &str, id: Uuid, step: ServiceStep) -> Result<Status, Error> {
-        self.steps(worker, vec![(id, step)])?.remove(0)
+    /// The handle through which a service on host `name` takes its steps
+    /// (recorded as `Actor::Worker(name)`). The [`crate::Service`] makes its
+    /// own; an embedder driving jobs by hand (or a test) uses this.
+    pub fn worker(&self, name: &str) -> Worker {
+        Worker { engine: self.clone(), name: name.to_string() }
+    }
+}
+
+/// The service's side of the state machine on one engine: steps taken as
+/// worker `name`, without a user's privileges (`docs/domain.md` §5).
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use joblog::{Config, Engine, NewJob, ServiceStep, Status};
+/// # use joblog::domain::{ManualClock, OperationType, Timestamp};
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let clock = Arc::new(ManualClock::new(Timestamp::parse("2026-01-31T12:00:00Z").unwrap()));
+/// let engine = Engine::open(dir.path(), Config::default(), clock).unwrap();
+/// let job = engine.session("admin").unwrap().create(NewJob::new("e", OperationType::BULK_EMAIL)).unwrap();
+/// let worker = engine.worker("host-1");
+/// assert_eq!(worker.step(job.id, ServiceStep::Lock).unwrap(), Status::IN_PROGRESS);
+/// ```
+#[derive(Clone)]
+pub struct Worker {
+    engine: Engine,
+    name: String,
+}
+
+impl Worker {
+    /// The name its steps are recorded under.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// A service step on one job; returns the job's new status. Refused
+    /// like a user action when the state machine says no, and when a Lock
+    /// or Wake comes before the job's `postponeuntil`.
+    pub fn step(&self, id: Uuid, step: ServiceStep) -> Result<Status, Error> {
+        self.steps(vec![(id, step)])?.remove(0)
+    }
+
+    /// One run's deletion of Bulk Delete job `job` (type 13): at most
+    /// `limit` of the jobs its criteria match, recorded as this worker's,
+    /// with the job as the deletion's definition. The job's owner must hold
+    /// Delete at Organization depth (a Bulk Delete job deletes other users'
+    /// jobs too). The service's own runs record the owner instead.
+    pub fn bulk_delete(&self, job: Uuid, limit: u64) -> Result<crate::domain::Deletion, Error> {
+        let bulk = self.engine.state().job(job)?;
+        let criteria = crate::domain::bulk_delete_criteria(&bulk).ok_or(DomainError::Invalid {
+            what: "bulk delete",
+            reason: format!("job {job} holds no deletion criteria (is it a Bulk Delete job?)"),
+        })?;
+        self.engine.delete(Actor::Worker(self.name.clone()), &bulk.owner, &criteria, limit, Some(job))
     }
 
     /// Service steps on many jobs as one atomic batch (one sync): each is
     /// checked against the job's status after the steps before it in the
     /// list (so Lock then Fail of one job is fine); the refused ones are
     /// reported in their place and left out, the rest are written.
-    pub fn steps(&self, worker: &str, steps: Vec<(Uuid, ServiceStep)>) -> Result<Vec<Result<Status, Error>>, Error> {
-        let by = Actor::Worker(worker.to_string());
-        self.commit(by.clone(), |state, now| {
+    pub fn steps(&self, steps: Vec<(Uuid, ServiceStep)>) -> Result<Vec<Result<Status, Error>>, Error> {
+        let by = Actor::Worker(self.name.clone());
+        self.engine.commit(by.clone(), |state, now| {
             let mut pending = Pending::new(state);
             let mut events = Vec::with_capacity(steps.len());
             let mut out = Vec::with_capacity(steps.len());

@@ -54,7 +54,7 @@ impl Engine {
     /// [`Engine::verify`], calling `progress` with the jobs compared so far.
     pub fn verify_with(&self, progress: &mut dyn FnMut(u64)) -> StoreReport {
         let mut r = StoreReport::default();
-        match self.log.verify() {
+        match self.inner.log.verify() {
             Ok(v) => {
                 r.segments = v.segments;
                 r.events = v.frames;
@@ -65,12 +65,12 @@ impl Engine {
         // A checkpoint covers only events the log held: one ahead of the log
         // proves events were lost from its end (the active segment deleted,
         // truncated or zeroed), which no checksum can show.
-        for note in &self.opened.checkpoints_skipped {
+        for note in &self.inner.opened.checkpoints_skipped {
             if Projection::is_ahead_of_the_log(note) {
                 r.problems.push(note.clone());
             }
         }
-        for entry in std::fs::read_dir(self.dir.join("snapshots")).into_iter().flatten().flatten() {
+        for entry in std::fs::read_dir(self.inner.dir.join("snapshots")).into_iter().flatten().flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             if name.contains(".bin.ahead-") {
                 r.problems.push(format!(
@@ -82,7 +82,7 @@ impl Engine {
         let live = self.state();
         r.problems.extend(live.check_indices());
         match self.replay_until(Timestamp::from_micros(i64::MAX)) {
-            Ok(fresh) => r.problems.extend(compare(&live, &fresh, &self.log, progress)),
+            Ok(fresh) => r.problems.extend(compare(&live, &fresh, &self.inner.log, progress)),
             Err(e) => r.problems.push(format!("replaying the log failed: {e}")),
         }
         r

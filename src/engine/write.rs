@@ -20,7 +20,7 @@ impl Engine {
     /// system clock than [`MAX_CLOCK_SKEW_SECS`], unless the store is a
     /// simulation.
     fn check_clock(&self, now: Timestamp) -> Result<(), Error> {
-        if self.simulation {
+        if self.inner.simulation {
             return Ok(());
         }
         check_clock_skew(now)
@@ -54,9 +54,10 @@ impl Engine {
         &self,
         build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Envelope>, T), Error>,
     ) -> Result<T, Error> {
-        let _one_writer = self.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mut now = self.clock.now();
-        if self.clock.is_wall_clock() {
+        super::state::refuse_if_state_held()?;
+        let _one_writer = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
+        let mut now = self.inner.clock.now();
+        if self.inner.clock.is_wall_clock() {
             // Event times never go backwards, but a wall clock a little
             // behind the newest event must not block every write until it
             // catches up: how far ahead an event may be is bounded by
@@ -80,22 +81,22 @@ impl Engine {
             lens.push(bytes.len());
             batch.push(&bytes);
         }
-        let appended = self.log.append_batch(batch)?;
-        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        let appended = self.inner.log.append_batch(batch)?;
+        let mut state = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
         let mut pos = appended.first;
         for ((env, seq), len) in envelopes.iter().zip(appended.seqs).zip(lens) {
             state.apply(env, seq, pos)?;
             pos = pos.after(len);
         }
-        let due = self.config.checkpoint_every_events > 0
-            && state.last_seq() - self.checkpoint_seq.load(std::sync::atomic::Ordering::Relaxed)
-                >= self.config.checkpoint_every_events;
+        let due = self.inner.config.checkpoint_every_events > 0
+            && state.last_seq() - self.inner.checkpoint_seq.load(std::sync::atomic::Ordering::Relaxed)
+                >= self.inner.config.checkpoint_every_events;
         drop(state);
         if due {
             // Writers wait (this thread holds the write lock); readers do not.
             // The write is durable and applied: a checkpoint that fails
             // (a full disk) must not report it as failed.
-            *self.checkpoint_failed.lock().unwrap_or_else(|e| e.into_inner()) =
+            *self.inner.checkpoint_failed.lock().unwrap_or_else(|e| e.into_inner()) =
                 self.checkpoint().err().map(|e| e.to_string());
         }
         Ok(out)
@@ -105,7 +106,7 @@ impl Engine {
 /// The status of each job as the batch being built leaves it: the state's,
 /// changed by the batch's own earlier events (a Lock then a Fail of one
 /// job; a creation then its transitions). The one overlay of pending
-/// changes a batch is checked against (`Engine::steps`, `Session::load`).
+/// changes a batch is checked against (`Worker::steps`, `Session::load`).
 pub(super) struct Pending<'s> {
     state: &'s Projection,
     changed: HashMap<Uuid, JobStatus>,

@@ -202,7 +202,7 @@ impl Manifest {
     }
 }
 
-pub use super::private::sync_dir;
+pub(crate) use super::private::sync_dir;
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
     u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))

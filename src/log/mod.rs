@@ -25,11 +25,15 @@
 
 mod compact;
 mod error;
+// Public only for the fuzz targets (`fuzz/`), which decode their bytes
+// directly: not part of the API an embedder uses.
+#[doc(hidden)]
 pub mod format;
+#[doc(hidden)]
 pub mod manifest;
 use crate::sys::map;
 mod open;
-pub mod private;
+pub(crate) mod private;
 mod read;
 mod writer;
 
@@ -96,7 +100,7 @@ impl LogConfig {
     /// Largest allowed segment: offsets inside a segment, and the durable
     /// mark every frame carries, fit in 32 bits (the projection stores
     /// offsets so; the frame header has 4 bytes for the mark).
-    pub const MAX_SEGMENT_BYTES: u64 = u32::MAX as u64;
+    pub(crate) const MAX_SEGMENT_BYTES: u64 = u32::MAX as u64;
 
     fn validate(&self) -> Result<(), LogError> {
         if !(Self::MIN_SEGMENT_BYTES..=Self::MAX_SEGMENT_BYTES).contains(&self.segment_size_bytes) {
@@ -411,7 +415,7 @@ impl Log {
     }
 
     /// Each segment's rewrite generation, by first sequence number.
-    pub fn generations(&self) -> Generations {
+    pub(crate) fn generations(&self) -> Generations {
         self.shared.snapshot().iter().map(|s| (s.first_seq, s.generation)).collect()
     }
 

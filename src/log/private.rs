@@ -23,9 +23,9 @@ use super::error::io_err;
 use super::LogError;
 
 /// Mode of every directory joblog creates.
-pub const DIR_MODE: u32 = 0o700;
+pub(crate) const DIR_MODE: u32 = 0o700;
 /// Mode of every file joblog creates.
-pub const FILE_MODE: u32 = 0o600;
+pub(crate) const FILE_MODE: u32 = 0o600;
 
 /// Creates `dir` and any missing parent, each 0700.
 pub fn create_dir_all(dir: &Path) -> io::Result<()> {
@@ -50,7 +50,7 @@ pub fn create_dir_all(dir: &Path) -> io::Result<()> {
 
 /// Opens `path` for reading and writing, creating it 0600 if it does not
 /// exist (emptied if `truncate`); never follows a symbolic link.
-pub fn create_file(path: &Path, truncate: bool) -> io::Result<File> {
+pub(crate) fn create_file(path: &Path, truncate: bool) -> io::Result<File> {
     let file = OpenOptions::new()
         .read(true)
         .write(true)
@@ -64,13 +64,13 @@ pub fn create_file(path: &Path, truncate: bool) -> io::Result<File> {
 }
 
 /// The process's effective user id.
-pub fn euid() -> u32 {
+pub(crate) fn euid() -> u32 {
     nix::unistd::geteuid().as_raw()
 }
 
 /// Refuses `path` (not followed if a link) unless the process's effective
 /// user owns it.
-pub fn check_owner(path: &Path) -> Result<(), LogError> {
+pub(crate) fn check_owner(path: &Path) -> Result<(), LogError> {
     match fs::symlink_metadata(path) {
         Ok(m) if m.uid() == euid() => Ok(()),
         Ok(m) => Err(LogError::NotOwned { path: path.to_path_buf(), owner: m.uid(), euid: euid() }),
@@ -80,7 +80,7 @@ pub fn check_owner(path: &Path) -> Result<(), LogError> {
 }
 
 /// Makes the directory's entries (creations, renames, removals) durable.
-pub fn sync_dir(dir: &Path) -> Result<(), LogError> {
+pub(crate) fn sync_dir(dir: &Path) -> Result<(), LogError> {
     sync_dir_io(dir).map_err(|e| io_err(dir, e))
 }
 
@@ -106,7 +106,7 @@ pub enum InstallError<E> {
 /// `src/crashpoint.rs`); the directory `dir` holding both is synced. A
 /// reader, or a restart after a crash, sees the old file or the whole new
 /// one. Each caller names its own paths in its errors.
-pub fn install_file<E>(
+pub(crate) fn install_file<E>(
     dir: &Path,
     tmp: &Path,
     path: &Path,

@@ -16,6 +16,8 @@ mod ordered;
 pub mod query;
 mod snapshot;
 
+// For the checkpoint fuzz target only.
+#[doc(hidden)]
 pub use snapshot::checkpoint_file_bytes;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -276,7 +278,7 @@ impl Projection {
     }
 
     /// When a job completed (`None`: not completed, or no such job).
-    pub fn completedon_of(&self, id: Uuid) -> Option<Timestamp> {
+    pub(crate) fn completedon_of(&self, id: Uuid) -> Option<Timestamp> {
         self.row_of(id).and_then(|i| opt_time(self.rows[i as usize].completedon))
     }
 
@@ -643,7 +645,7 @@ impl Projection {
 /// that does not decode is corruption at that place
 /// ([`Error::Corrupt`] with its seq, file and offset), one of a newer
 /// schema [`Error::NewerVersion`].
-pub fn decode_event(log: &Log, seq: u64, position: Position, payload: &[u8]) -> Result<Envelope, Error> {
+pub(crate) fn decode_event(log: &Log, seq: u64, position: Position, payload: &[u8]) -> Result<Envelope, Error> {
     Envelope::decode(payload).map_err(|reason| match reason {
         EventDecodeError::Newer { version } => Error::NewerVersion {
             file: None,

@@ -324,7 +324,7 @@ impl Projection {
 
     /// Whether job `id` may run as far as its dependency token says: it has
     /// none, or it is the oldest job not Completed that carries it.
-    pub fn is_token_head(&self, id: Uuid) -> bool {
+    pub(crate) fn is_token_head(&self, id: Uuid) -> bool {
         let Some(i) = self.row_of(id) else { return false };
         let token = self.rows[i as usize].dependencytoken;
         token == NONE || self.by_token.get(&token).and_then(|s| s.first()).is_none_or(|e| e.1 == i)
@@ -333,7 +333,7 @@ impl Projection {
     /// How many jobs of `workflow` regarding `regarding` were created in
     /// the `window` (microseconds) up to and including `job` (the loop
     /// guard's count: `job` is the n-th start within the window).
-    pub fn runs_on_row_within(&self, regarding: &str, workflow: &str, job: &Job, window: i64) -> usize {
+    pub(crate) fn runs_on_row_within(&self, regarding: &str, workflow: &str, job: &Job, window: i64) -> usize {
         let (Some(row), Some(wf)) = (self.strings.get(regarding), self.strings.get(workflow)) else { return 0 };
         let rows = &self.rows;
         let key = |r: u32| rows[r as usize].created_key();

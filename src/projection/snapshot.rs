@@ -161,7 +161,7 @@ impl Projection {
     /// fsync, rename, fsync the directory) and removes all but the newest
     /// two. `live` is the log's segments (first sequence number →
     /// generation) as this state's positions refer to them. Returns its path.
-    pub fn save_snapshot(&self, dir: &Path, live: &Generations) -> Result<PathBuf, Error> {
+    pub(crate) fn save_snapshot(&self, dir: &Path, live: &Generations) -> Result<PathBuf, Error> {
         crate::log::private::create_dir_all(dir).map_err(io(dir))?;
         let path = dir.join(file_name(self.last_seq));
         let tmp = dir.join(format!("{}.tmp", file_name(self.last_seq)));
@@ -205,7 +205,7 @@ impl Projection {
     }
 
     /// Removes every snapshot in `dir` (after a compaction made them stale).
-    pub fn remove_snapshots(dir: &Path) -> Result<(), Error> {
+    pub(crate) fn remove_snapshots(dir: &Path) -> Result<(), Error> {
         for (_, path) in list(dir) {
             fs::remove_file(&path).map_err(io(&path))?;
         }

@@ -14,7 +14,7 @@ pub(crate) fn run(engine: &Engine, job: &Job) -> Outcome {
     if let Err(e) = engine.state().directory().check(&job.owner, Privilege::Delete, None) {
         return Outcome::Failed { code: codes::OWNER_LACKS_PRIVILEGE, message: e.to_string() };
     }
-    let deleted = match engine.delete(Actor::User(job.owner.clone()), &criteria, u64::MAX, Some(job.id)) {
+    let deleted = match engine.delete(Actor::User(job.owner.clone()), &job.owner, &criteria, u64::MAX, Some(job.id)) {
         Ok(d) => d.deleted,
         Err(e) => return Outcome::Transient(format!("deletion failed: {e}")),
     };

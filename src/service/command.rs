@@ -48,17 +48,18 @@ use nix::unistd::Pid;
 use super::handler::{Handler, JobContext, Outcome, StopRequest};
 use super::procs;
 use crate::domain::codes;
-pub use crate::domain::{command_data, command_data_with_timeout, command_of, command_timeout_of, COMMAND_PREFIX};
+pub(crate) use crate::domain::command_timeout_of;
+pub use crate::domain::{command_data, command_data_with_timeout, command_of};
 
 /// The exit code that means "try again later".
-pub const EXIT_TRANSIENT: i32 = 75;
+pub(crate) const EXIT_TRANSIENT: i32 = 75;
 /// Bytes of stderr kept for the message.
 const STDERR_TAIL: usize = 2000;
 /// How long stderr is still read after the main process exited.
-pub const DRAIN: Duration = Duration::from_millis(100);
+pub(crate) const DRAIN: Duration = Duration::from_millis(100);
 /// Runs command jobs.
 #[derive(Debug, Clone)]
-pub struct CommandHandler {
+pub(crate) struct CommandHandler {
     /// Between SIGTERM and SIGKILL.
     pub grace: Duration,
     /// How often a running command's job is checked for a stop request.

@@ -34,13 +34,10 @@ mod handler;
 mod policy;
 mod procs;
 
-pub use command::{
-    command_data, command_data_with_timeout, command_of, command_timeout_of, CommandHandler, COMMAND_PREFIX, DRAIN,
-    EXIT_TRANSIENT,
-};
+pub(crate) use command::CommandHandler;
+pub use command::{command_data, command_data_with_timeout, command_of};
 pub use handler::{Handler, JobContext, Outcome, Registry, StopRequest};
 pub use policy::{BackoffPolicy, LoopGuard, RetryPolicy};
-pub use procs::{JOB_VAR, STORE_VAR};
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -291,8 +288,8 @@ fn kind_of(job: &Job) -> u64 {
 /// picks its next jobs: a burst of a broken workflow's runs stops at the
 /// back-off threshold. Once its back-off holds, its jobs are deferred until
 /// the hold passes, then run one at a time (a probe) until one succeeds.
-pub struct Service<'e> {
-    engine: &'e Engine,
+pub struct Service {
+    engine: Engine,
     config: ServiceConfig,
     registry: Registry,
     commands: CommandHandler,
@@ -307,12 +304,14 @@ pub struct Service<'e> {
     estimates: Mutex<Estimates>,
 }
 
-impl<'e> Service<'e> {
-    pub fn new(engine: &'e Engine, config: ServiceConfig, registry: Registry) -> Self {
+impl Service {
+    /// A service on `engine` (it keeps its own handle), running the kinds
+    /// of job `registry` knows; nothing runs until [`Service::run`].
+    pub fn new(engine: &Engine, config: ServiceConfig, registry: Registry) -> Self {
         // Its timeout is the one in force when a run starts (`execute`).
         let commands = CommandHandler { store: procs::store_mark(engine.dir()), ..CommandHandler::default() };
         Self {
-            engine,
+            engine: engine.clone(),
             registry,
             commands,
             shutdown: AtomicBool::new(false),
@@ -574,7 +573,7 @@ impl<'e> Service<'e> {
                 .into_iter()
                 .flat_map(|status| s.in_status(status).collect::<Vec<_>>())
                 .collect();
-            ids.into_iter().map(|id| s.job(id, self.engine.log())).collect::<Result<_, _>>()?
+            ids.into_iter().map(|id| s.job(id)).collect::<Result<_, _>>()?
         };
         for chunk in locked.chunks(self.config.max_batch.max(1) * 8) {
             let ended: Vec<(Job, End)> = chunk
@@ -610,7 +609,7 @@ impl<'e> Service<'e> {
             if steps.is_empty() {
                 break;
             }
-            let mut results = self.engine.steps(&self.config.host, steps)?;
+            let mut results = self.engine.worker(&self.config.host).steps(steps)?;
             if other_results.is_empty() {
                 other_results = results.split_off(n);
             }
@@ -665,7 +664,6 @@ impl<'e> Service<'e> {
             return Ok(taken);
         }
         let state = self.engine.state();
-        let log = self.engine.log();
         let Live { loop_guard: guard, backoff, .. } = self.live();
         // Jobs passed over for a prefetch: the scan stops after as many as
         // could be prefetched (each costs a read of the log).
@@ -678,7 +676,7 @@ impl<'e> Service<'e> {
             if in_flight.contains_key(&id) || !state.is_token_head(id) {
                 continue;
             }
-            let job = state.job(id, log)?;
+            let job = state.job(id)?;
             if cutoff.is_some_and(|c| job.createdon > c) {
                 break;
             }
@@ -765,9 +763,9 @@ impl<'e> Service<'e> {
     /// Runs one job's handler.
     fn execute(&self, job: &Job) -> Outcome {
         if job.operationtype == crate::domain::OperationType::BULK_DELETE && bulk_delete_criteria(job).is_some() {
-            return bulk::run(self.engine, job);
+            return bulk::run(&self.engine, job);
         }
-        let ctx = JobContext::new(job.clone(), self.engine, &self.shutdown, &self.progress);
+        let ctx = JobContext::new(job.clone(), &self.engine, &self.shutdown, &self.progress);
         let handler: Option<Arc<dyn Handler>> = if command_of(job).is_some() {
             Some(Arc::new(CommandHandler { timeout: self.command_timeout(), ..self.commands.clone() }))
         } else {

@@ -30,9 +30,9 @@ use crate::error::Error;
 use crate::sys::process::ProcHandle;
 
 /// The environment variable that names the store a run belongs to.
-pub const STORE_VAR: &str = "JOBLOG_STORE";
+pub(crate) const STORE_VAR: &str = "JOBLOG_STORE";
 /// The environment variable that names the job a run belongs to.
-pub const JOB_VAR: &str = "JOBLOG_JOB_ID";
+pub(crate) const JOB_VAR: &str = "JOBLOG_JOB_ID";
 /// How long the service waits for a process it killed to be gone.
 pub(crate) const END_WAIT: Duration = Duration::from_secs(10);
 

@@ -182,12 +182,25 @@ pub fn leftover_files(dir: &std::path::Path, listed: &[std::path::PathBuf]) -> V
 /// removed is gone from disk, and no temporary or unlisted segment file is
 /// left in the log's directory.
 pub fn assert_cleaned_up(log: &joblog::log::Log) {
-    let rec = log.recovery();
+    assert_recovered_clean(log.recovery(), log.segments(), log.dir());
+}
+
+/// [`assert_cleaned_up`] for the log of an opened engine.
+#[allow(dead_code)]
+pub fn assert_engine_cleaned_up(engine: &joblog::Engine) {
+    assert_recovered_clean(engine.recovery(), engine.segments(), &engine.dir().join("segments"));
+}
+
+fn assert_recovered_clean(
+    rec: &joblog::log::RecoveryReport,
+    segments: Vec<joblog::log::SegmentInfo>,
+    dir: &std::path::Path,
+) {
     for p in rec.temp_files_removed.iter().chain(&rec.obsolete_files_removed) {
         assert!(!p.exists(), "recovery said it removed {}, yet it is there", p.display());
     }
-    let listed: Vec<_> = log.segments().into_iter().map(|s| s.path).collect();
-    let left = leftover_files(log.dir(), &listed);
+    let listed: Vec<_> = segments.into_iter().map(|s| s.path).collect();
+    let left = leftover_files(dir, &listed);
     assert!(left.is_empty(), "files left after opening: {left:?}");
 }
 

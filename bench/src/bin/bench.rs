@@ -276,7 +276,7 @@ fn main() {
     }
     let engine = engine.expect("opened at least once");
     let joblog_disk = probe::dir_bytes(&jdir);
-    let joblog_data = engine.log().data_bytes();
+    let joblog_data = engine.data_bytes();
 
     // ---- joblog: bulk deletion (Immediately): the first million, then the rest
     say("joblog: deleting completed Workflow jobs older than 30 days");
@@ -291,7 +291,7 @@ fn main() {
         }
     }
     let joblog_disk_after = probe::dir_bytes(&jdir);
-    let joblog_data_after = engine.log().data_bytes();
+    let joblog_data_after = engine.data_bytes();
     drop(admin);
     drop(engine);
 
@@ -480,7 +480,7 @@ fn write_chart(report: &Report, path: &std::path::Path) {
 /// and resuming its own job, one transition per commit.
 fn joblog_transitions(
     engine: &Engine,
-    admin: &joblog::engine::Session<'_>,
+    admin: &joblog::engine::Session,
     threads: usize,
     secs: f64,
     now: Timestamp,

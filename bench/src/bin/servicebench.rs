@@ -68,7 +68,7 @@ fn main() {
         let registry = Registry::new().workflow("noop", |_: &JobContext<'_>| Outcome::Succeeded);
         let config = ServiceConfig { workers, ..ServiceConfig::default() };
         let service = Service::new(&engine, config, registry);
-        let syncs_before = engine.log().stats().syncs;
+        let syncs_before = engine.log_stats().syncs;
         let submitted = AtomicBool::new(false);
         let start = Instant::now();
         std::thread::scope(|s| {
@@ -93,10 +93,10 @@ fn main() {
             }
         });
         let secs = start.elapsed().as_secs_f64();
-        let syncs = engine.log().stats().syncs - syncs_before;
+        let syncs = engine.log_stats().syncs - syncs_before;
         let state = engine.state();
         let noop = Filter { workflow: Some("noop".into()), ..Filter::default() };
-        let (jobs, _) = state.query_jobs(&noop, &Visibility::All, None, usize::MAX, engine.log()).unwrap();
+        let (jobs, _) = state.query_jobs(&noop, &Visibility::All, None, usize::MAX).unwrap();
         assert_eq!(jobs.len(), args.jobs, "every job submitted is there");
         assert!(jobs.iter().all(|j| j.status.is_completed()), "every job finished");
         let mut waits: Vec<i64> =

@@ -1,0 +1,186 @@
+//! Reading the whole state, and what an embedder may know of the log.
+//!
+//! [`Engine::state`] hands out a [`StateGuard`]: the projection, read-locked for
+//! as long as it is held. A write needs the lock for writing, so a write on
+//! the thread that holds a `StateGuard` could only wait for itself: each live
+//! `StateGuard` marks its thread, and the write path (and compaction) refuses
+//! on a marked thread with [`Error::StateHeld`] instead of hanging. Other
+//! threads' writes wait until it drops, as any reader makes them.
+//!
+//! The log itself is not handed out (an append behind the engine's back
+//! would leave a store that no longer opens): its figures, its checks and
+//! the cold columns of jobs come through the methods here.
+
+use std::cell::Cell;
+use std::ops::Deref;
+use std::sync::RwLockReadGuard;
+
+use uuid::Uuid;
+
+use super::Engine;
+use crate::domain::{Envelope, Job, Timestamp};
+use crate::error::Error;
+use crate::log::{Log, LogStats, RecoveryReport, SegmentInfo, VerifyReport};
+use crate::projection::query::{Cursor, Filter, Visibility};
+use crate::projection::Projection;
+
+thread_local! {
+    /// How many [`StateGuard`]s this thread holds now.
+    static HELD: Cell<u32> = const { Cell::new(0) };
+}
+
+/// Whether this thread holds a [`StateGuard`]: then a write would deadlock.
+pub(super) fn refuse_if_state_held() -> Result<(), Error> {
+    if HELD.with(Cell::get) > 0 {
+        return Err(Error::StateHeld);
+    }
+    Ok(())
+}
+
+/// The mark a live [`StateGuard`] leaves on its thread (a `StateGuard` is not `Send`:
+/// it drops on the thread it marked).
+struct Mark;
+
+impl Mark {
+    fn new() -> Self {
+        HELD.with(|h| h.set(h.get() + 1));
+        Mark
+    }
+}
+
+impl Drop for Mark {
+    fn drop(&mut self) {
+        HELD.with(|h| h.set(h.get() - 1));
+    }
+}
+
+/// A projection with the log it reads cold columns from: the live state
+/// ([`StateGuard`], from [`Engine::state`]) or one rebuilt by a replay
+/// ([`Replayed`], from [`Engine::replay_until`]). It reads as a
+/// [`Projection`] (counts, filters, indices) and adds the reads that need
+/// the log.
+pub struct View<'e, P> {
+    state: P,
+    log: &'e Log,
+    _mark: Option<Mark>,
+}
+
+/// The current state, read-locked while it is held: drop it before writing
+/// on the same thread (a write there is refused with [`Error::StateHeld`]).
+///
+/// ```
+/// # use std::sync::Arc;
+/// # use joblog::{Config, Engine, NewJob, Error};
+/// # use joblog::domain::{ManualClock, OperationType, Timestamp};
+/// # let dir = tempfile::tempdir().unwrap();
+/// # let clock = Arc::new(ManualClock::new(Timestamp::parse("2026-01-31T12:00:00Z").unwrap()));
+/// let engine = Engine::open(dir.path(), Config::default(), clock).unwrap();
+/// let admin = engine.session("admin").unwrap();
+/// let state = engine.state();
+/// let refused = admin.create(NewJob::new("e", OperationType::BULK_EMAIL));
+/// assert!(matches!(refused, Err(Error::StateHeld)));
+/// drop(state);
+/// admin.create(NewJob::new("e", OperationType::BULK_EMAIL)).unwrap();
+/// ```
+pub type StateGuard<'e> = View<'e, RwLockReadGuard<'e, Projection>>;
+
+/// A state rebuilt from the log by a replay (the audit view).
+pub type Replayed<'e> = View<'e, Box<Projection>>;
+
+impl<P: Deref<Target = Projection>> Deref for View<'_, P> {
+    type Target = Projection;
+
+    fn deref(&self) -> &Projection {
+        &self.state
+    }
+}
+
+impl<P: Deref<Target = Projection>> View<'_, P> {
+    /// A job's full row (cold columns read from the log).
+    pub fn job(&self, id: Uuid) -> Result<Job, Error> {
+        self.state.job(id, self.log)
+    }
+
+    /// Every event of a job, oldest first, with its sequence number.
+    pub fn history(&self, id: Uuid) -> Result<Vec<(u64, Envelope)>, Error> {
+        self.state.history(id, self.log)
+    }
+
+    /// One page of the jobs matching `filter` that `vis` lets through, with
+    /// every column, and the cursor after it when there may be more.
+    pub fn query_jobs(
+        &self,
+        filter: &Filter,
+        vis: &Visibility,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<(Vec<Job>, Option<Cursor>), Error> {
+        self.state.query_jobs(filter, vis, after, limit, self.log)
+    }
+}
+
+impl Engine {
+    /// The current state, for reading; see [`StateGuard`] (do not write on this
+    /// thread while holding it).
+    pub fn state(&self) -> StateGuard<'_> {
+        View { state: self.read_state(), log: &self.inner.log, _mark: Some(Mark::new()) }
+    }
+
+    /// The state for the engine's own reads (unmarked: the engine never
+    /// writes while holding it).
+    pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, Projection> {
+        self.inner.state.read().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn replayed(&self, state: Projection) -> Replayed<'_> {
+        View { state: Box::new(state), log: &self.inner.log, _mark: None }
+    }
+
+    /// The sequence number the next event will get.
+    pub fn next_seq(&self) -> u64 {
+        self.inner.log.next_seq()
+    }
+
+    /// Bytes the log's segment files take on disk.
+    pub fn disk_bytes(&self) -> u64 {
+        self.inner.log.disk_bytes()
+    }
+
+    /// Bytes of events the log holds (segment files without the active
+    /// segment's preallocated tail).
+    pub fn data_bytes(&self) -> u64 {
+        self.inner.log.data_bytes()
+    }
+
+    /// What the log's writer has done since the store was opened.
+    pub fn log_stats(&self) -> LogStats {
+        self.inner.log.stats()
+    }
+
+    /// The log's segments, oldest first.
+    pub fn segments(&self) -> Vec<SegmentInfo> {
+        self.inner.log.segments()
+    }
+
+    /// What opening the log found and repaired (a torn tail cut).
+    pub fn recovery(&self) -> &RecoveryReport {
+        self.inner.log.recovery()
+    }
+
+    /// Checks every frame's checksum and the sealed segments against the
+    /// manifest: the log's part of [`Engine::verify`], without the replay.
+    pub fn verify_log(&self) -> Result<VerifyReport, Error> {
+        Ok(self.inner.log.verify()?)
+    }
+
+    /// Seals the active segment (the next event starts a new one), so that
+    /// compaction can rewrite what it holds.
+    pub fn seal(&self) -> Result<(), Error> {
+        Ok(self.inner.log.seal()?)
+    }
+
+    /// The time the engine's clock gives now.
+    pub fn now(&self) -> Timestamp {
+        self.inner.clock.now()
+    }
+}
