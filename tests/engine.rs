@@ -1053,6 +1053,22 @@ fn writing_while_this_thread_holds_the_state_is_refused_not_a_hang() {
         let other = admin.clone();
         let writer = std::thread::spawn(move || other.act(job.id, UserAction::Cancel).map(|j| j.status));
         std::thread::sleep(std::time::Duration::from_millis(50));
+        // With that writer queued for the state, this thread reads again
+        // (a session's read, a second guard): it joins the readers instead
+        // of queueing behind the writer, which waits for this thread. A
+        // watchdog turns a deadlock into a failure instead of a hang.
+        let read = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let watched = read.clone();
+        std::thread::spawn(move || {
+            std::thread::sleep(std::time::Duration::from_secs(10));
+            if !watched.load(std::sync::atomic::Ordering::SeqCst) {
+                eprintln!("deadlock: a read on the thread holding the state waited for a queued writer");
+                std::process::exit(101);
+            }
+        });
+        assert_eq!(admin.get(job.id).unwrap().status, Status::READY);
+        assert_eq!(f.engine.state().status_of(job.id), Some(Status::READY));
+        read.store(true, std::sync::atomic::Ordering::SeqCst);
         drop(state);
         assert_eq!(writer.join().unwrap().unwrap(), Status::CANCELED);
     }

@@ -170,7 +170,7 @@ impl Engine {
         }
         let rewrite = self.inner.log.rewrite(&plan)?;
         let _no_writes = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
-        let mut state = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.inner.state.write();
         let done = self.inner.log.install(rewrite)?;
         state.apply_compaction(&plan, &done);
         drop(state);

@@ -29,7 +29,9 @@
 //! share: `Engine`, `Config`, `Session`, closing and checkpoints.
 
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
+
+use parking_lot::RwLock;
 
 use crate::domain::{Actor, Clock, Depth, DomainError, Privilege, Timestamp};
 use crate::error::Error;

@@ -5,7 +5,9 @@
 
 use std::ops::ControlFlow;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex, RwLock};
+use std::sync::{Arc, Mutex};
+
+use parking_lot::RwLock;
 
 use super::{Config, Engine, OpenReport, SIMULATION_MARKER};
 use crate::domain::{Clock, Timestamp};

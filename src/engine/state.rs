@@ -11,9 +11,9 @@
 //! would leave a store that no longer opens): its figures, its checks and
 //! the cold columns of jobs come through the methods here.
 
+use parking_lot::RwLockReadGuard;
 use std::cell::Cell;
 use std::ops::Deref;
-use std::sync::RwLockReadGuard;
 
 use uuid::Uuid;
 
@@ -127,9 +127,15 @@ impl Engine {
     }
 
     /// The state for the engine's own reads (unmarked: the engine never
-    /// writes while holding it).
+    /// writes while holding it). On a thread that holds a [`StateGuard`]
+    /// the read does not queue behind a writer that waits for that guard
+    /// (which would wait for ever): it joins the readers at once.
     pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, Projection> {
-        self.inner.state.read().unwrap_or_else(|e| e.into_inner())
+        if HELD.with(Cell::get) > 0 {
+            self.inner.state.read_recursive()
+        } else {
+            self.inner.state.read()
+        }
     }
 
     pub(super) fn replayed(&self, state: Projection) -> Replayed<'_> {

@@ -82,7 +82,7 @@ impl Engine {
             batch.push(&bytes);
         }
         let appended = self.inner.log.append_batch(batch)?;
-        let mut state = self.inner.state.write().unwrap_or_else(|e| e.into_inner());
+        let mut state = self.inner.state.write();
         let mut pos = appended.first;
         for ((env, seq), len) in envelopes.iter().zip(appended.seqs).zip(lens) {
             state.apply(env, seq, pos)?;
