@@ -25,6 +25,10 @@
 //!   N with them and converts with `From`, then change today's types and
 //!   raise [`EVENT_VERSION`]. Add the fixtures of the new version.
 
+// A decoder of bytes from disk or a socket: those never panic the process
+// nor lose bits in a cast (Cargo.toml, `[lints]`).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 

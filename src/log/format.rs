@@ -3,6 +3,10 @@
 //! offset constant is built from the one before it so the two can be checked
 //! against each other. All integers are little-endian.
 
+// A decoder of bytes from disk or a socket: those never panic the process
+// nor lose bits in a cast (Cargo.toml, `[lints]`).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
+
 use crate::codec;
 
 /// Opens every segment file.
@@ -144,9 +148,13 @@ pub fn encode_frame_header(seq: u64, batch_left: u32, payload: &[u8]) -> [u8; FR
 /// The header of a frame carrying `payload` as sequence number `seq`,
 /// written when the segment was durable (synced) below offset `mark`.
 pub fn encode_frame_header_marked(seq: u64, batch_left: u32, mark: u32, payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
-    assert!(!payload.is_empty() && payload.len() <= MAX_PAYLOAD_BYTES as usize);
+    // A bug if not: `Log::append_batch` checks every payload's size first.
+    let len = match u32::try_from(payload.len()) {
+        Ok(len) if len > 0 && len <= MAX_PAYLOAD_BYTES => len,
+        _ => panic!("a frame's payload is 1..={MAX_PAYLOAD_BYTES} bytes, not {}", payload.len()),
+    };
     let mut h = [0u8; FRAME_HEADER_LEN];
-    h[F_LEN..F_CRC].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[F_LEN..F_CRC].copy_from_slice(&len.to_le_bytes());
     h[F_SEQ..F_BATCH_LEFT].copy_from_slice(&seq.to_le_bytes());
     h[F_BATCH_LEFT..F_MARK].copy_from_slice(&batch_left.to_le_bytes());
     h[F_MARK..].copy_from_slice(&mark.to_le_bytes());

@@ -2,6 +2,10 @@
 //! a checksum of its whole content, kept outside the segments themselves.
 //! Layout in `docs/format.md` ("Manifest"); all integers little-endian.
 
+// A decoder of bytes from disk or a socket: those never panic the process
+// nor lose bits in a cast (Cargo.toml, `[lints]`).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
+
 use std::fs::{self};
 use std::io::Write;
 use std::path::Path;
@@ -93,11 +97,15 @@ pub struct Manifest {
 
 impl Manifest {
     pub fn encode(&self) -> Vec<u8> {
-        assert!(self.sealed.len() <= MAX_ENTRIES);
+        // A bug if not: a log never holds that many sealed segments.
+        let count = match u32::try_from(self.sealed.len()) {
+            Ok(count) if self.sealed.len() <= MAX_ENTRIES => count,
+            _ => panic!("a manifest holds at most {MAX_ENTRIES} entries, not {}", self.sealed.len()),
+        };
         let mut b = Vec::with_capacity(M_HEADER_LEN + self.sealed.len() * ENTRY_LEN + TRAILER_LEN);
         b.extend_from_slice(&MANIFEST_MAGIC);
         b.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
-        b.extend_from_slice(&(self.sealed.len() as u32).to_le_bytes());
+        b.extend_from_slice(&count.to_le_bytes());
         b.extend_from_slice(&self.epoch.to_le_bytes());
         b.extend_from_slice(&self.next_seq.to_le_bytes());
         for e in &self.sealed {
@@ -125,7 +133,7 @@ impl Manifest {
             return Err("not a joblog manifest (bad magic)");
         }
         let (body, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN);
-        if crc32fast::hash(body) != u32::from_le_bytes(trailer.try_into().expect("4 bytes")) {
+        if crc32fast::hash(body) != u32_at(trailer, 0) {
             return Err("manifest checksum mismatch");
         }
         if u32_at(body, M_VERSION) > MANIFEST_VERSION {
@@ -205,7 +213,9 @@ impl Manifest {
 pub use super::private::sync_dir;
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {

@@ -338,8 +338,10 @@ impl Pending {
 }
 
 impl Log {
-    /// Opens (creating if needed) the log in `dir`. See [`open`](self::open)
-    /// for what recovery does.
+    /// Opens (creating if needed) the log in `dir`: takes the directory's
+    /// lock, removes leftovers of an interrupted roll or compaction, reads
+    /// the manifest and recovers the active segment's tail (`src/log/open.rs`
+    /// says what recovery does; `docs/format.md` the layout it reads).
     pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Self, LogError> {
         open::open(dir.as_ref(), config)
     }

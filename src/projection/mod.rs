@@ -1,5 +1,5 @@
 //! Projections: the current state of every job, and the indices the views
-//! need, folded from the log's events. Hot columns live in a compact [`Row`];
+//! need, folded from the log's events. Hot columns live in a compact row;
 //! cold ones (name, message, data, …) stay in the log and are read through
 //! the map when a job is shown.
 //!
