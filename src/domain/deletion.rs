@@ -16,8 +16,13 @@ pub const MAX_OLDER_THAN_DAYS: u32 = 36_500;
 /// Reasons, completed more than `older_than_days` before the run.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletionCriteria {
+    /// The System Job Types deleted (at least one).
     pub types: Vec<OperationType>,
+    /// The Completed Status Reasons deleted (Succeeded, Failed, Canceled; at
+    /// least one).
     pub reasons: Vec<StatusReason>,
+    /// Only jobs completed more than this many days before the run, at most
+    /// [`MAX_OLDER_THAN_DAYS`].
     pub older_than_days: u32,
 }
 
@@ -66,9 +71,12 @@ impl DeletionCriteria {
 /// events, and the audit trail of who deleted what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deletion {
+    /// Which jobs it deleted.
     pub criteria: DeletionCriteria,
     /// Completed On strictly before this.
     pub cutoff: Timestamp,
+    /// The most jobs it could delete; matching jobs beyond it stay for a later
+    /// run.
     pub limit: u64,
     /// The (completedon, id) of the last job deleted, oldest first: the run
     /// deleted every matching job at or before it, and no other. `None`
@@ -92,6 +100,8 @@ pub struct Recurrence {
 }
 
 impl Recurrence {
+    /// Parses a rule (`FREQ=DAILY;INTERVAL=2`). Errors: `Invalid`, saying what
+    /// is wrong.
     pub fn parse(rule: &str) -> Result<Self, DomainError> {
         let bad = |reason: String| DomainError::Invalid { what: "recurrence", reason };
         let mut freq = None;
@@ -138,8 +148,11 @@ impl Recurrence {
 /// each becomes a daily Bulk Delete job over every System Job Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionPolicy {
+    /// Succeeded jobs are deleted this many days after they completed.
     pub succeeded_days: u32,
+    /// Failed jobs are deleted this many days after they completed.
     pub failed_days: u32,
+    /// Canceled jobs are deleted this many days after they completed.
     pub canceled_days: u32,
 }
 
