@@ -13,10 +13,16 @@ use std::path::Path;
 use super::error::{io_err, undecodable, LogError};
 use super::private::{install_file, InstallError};
 
+/// The first 8 bytes of every manifest.
 pub const MANIFEST_MAGIC: [u8; 8] = *b"JOBLOGMF";
+/// The manifest format version this build writes and reads.
 pub const MANIFEST_VERSION: u32 = 1;
+/// The manifest's file name in the log directory.
 pub const MANIFEST_FILE: &str = "MANIFEST";
+/// The temporary file a new manifest is written to before it is renamed.
 pub const MANIFEST_TMP: &str = "MANIFEST.tmp";
+/// Why a manifest of a newer version is refused (see
+/// [`LogError::NewerVersion`](super::LogError::NewerVersion)).
 pub const NEWER_MANIFEST: &str = "written by a newer joblog (manifest version above this build's)";
 
 // Manifest header (32 bytes):
@@ -34,6 +40,7 @@ const E_LEN: usize = E_LAST_SEQ + 8; //       u64 bytes of the segment that hold
 const E_FRAMES: usize = E_LEN + 8; //         u64 frames in the segment
 const E_CRC: usize = E_FRAMES + 8; //         u32 CRC32 of bytes [0, len) of the file
 const E_GENERATION: usize = E_CRC + 4; //     u32 rewrite generation (file name suffix)
+/// Bytes of one entry.
 pub const ENTRY_LEN: usize = E_GENERATION + 4;
 
 /// Trailer: u32 CRC32 of every byte before it.
@@ -45,11 +52,17 @@ pub const MAX_ENTRIES: usize = 1 << 30;
 /// One sealed segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SealedEntry {
+    /// Its first sequence number (in its file name).
     pub first_seq: u64,
+    /// Its last frame's sequence number.
     pub last_seq: u64,
+    /// Bytes of the file that hold data (header and frames); beyond is unused.
     pub len: u64,
+    /// How many frames it holds.
     pub frames: u64,
+    /// CRC32 of bytes `[0, len)` of the file.
     pub crc: u32,
+    /// How many times compaction has rewritten it (its file name's suffix).
     pub generation: u32,
 }
 
@@ -87,15 +100,19 @@ pub fn parse_segment_file_name(name: &str) -> Option<(u64, u32)> {
 /// The decoded manifest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
+    /// Bumped by every rewrite of the manifest.
     pub epoch: u64,
     /// The sequence-number high-water mark at the last rewrite: sequence
     /// numbers below it are never handed out again, even when compaction
     /// has removed every segment that used them.
     pub next_seq: u64,
+    /// The sealed segments, in log order, not overlapping.
     pub sealed: Vec<SealedEntry>,
 }
 
 impl Manifest {
+    /// The manifest's bytes, checksum included (`docs/format.md`).
+    /// Panics: past [`MAX_ENTRIES`] entries (a bug).
     pub fn encode(&self) -> Vec<u8> {
         // A bug if not: a log never holds that many sealed segments.
         let count = match u32::try_from(self.sealed.len()) {

@@ -142,9 +142,13 @@ impl Row {
 /// One deletion, as the audit trail shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletionRecord {
+    /// The deletion event's sequence number.
     pub seq: u64,
+    /// When it was written.
     pub at: Timestamp,
+    /// Who deleted (a user, or the worker of a Bulk Delete job).
     pub actor: crate::domain::Actor,
+    /// What it deleted, and by which criteria.
     pub deletion: crate::domain::Deletion,
 }
 
@@ -198,6 +202,7 @@ pub struct Projection {
 }
 
 impl Projection {
+    /// An empty projection: a fresh store's state before any event.
     pub fn new() -> Self {
         Self::default()
     }
@@ -212,6 +217,7 @@ impl Projection {
         self.directory.get_or_insert_with(Directory::fresh)
     }
 
+    /// Every workflow definition, by id.
     pub fn workflows(&self) -> &BTreeMap<String, WorkflowDefinition> {
         &self.workflows
     }

@@ -223,17 +223,17 @@ impl Projection {
         Ok(())
     }
 
-    /// Loads the newest valid snapshot in `dir` whose last event is before
-    /// `log_next_seq` and whose segments are the log's (`live`: first
-    /// sequence number → generation; a compaction since makes a checkpoint
-    /// stale); `None` when there is none. Damaged ones are skipped (and
-    /// named in the returned list), never trusted.
     /// Whether a note of [`Projection::load_snapshot`] says a checkpoint is
     /// ahead of the log: proof that events were lost from the log's end.
     pub fn is_ahead_of_the_log(note: &str) -> bool {
         note.contains(AHEAD_OF_THE_LOG)
     }
 
+    /// Loads the newest valid snapshot in `dir` whose last event is before
+    /// `log_next_seq` and whose segments are the log's (`live`: first
+    /// sequence number → generation; a compaction since makes a checkpoint
+    /// stale); `None` when there is none. Damaged ones are skipped (and
+    /// named in the returned list), never trusted.
     pub fn load_snapshot(dir: &Path, log_next_seq: u64, live: &Generations) -> (Option<Projection>, Vec<String>) {
         let mut skipped = Vec::new();
         for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
