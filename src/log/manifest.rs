@@ -22,7 +22,7 @@ pub const MANIFEST_FILE: &str = "MANIFEST";
 /// The temporary file a new manifest is written to before it is renamed.
 pub const MANIFEST_TMP: &str = "MANIFEST.tmp";
 /// Why a manifest of a newer version is refused (see
-/// [`LogError::NewerVersion`](super::LogError::NewerVersion)).
+/// [`LogError::NewerVersion`]).
 pub const NEWER_MANIFEST: &str = "written by a newer joblog (manifest version above this build's)";
 
 // Manifest header (32 bytes):
