@@ -14,6 +14,14 @@ pub const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// Microseconds since 1970-01-01T00:00:00Z. Eight bytes in events and rows,
 /// where chrono's own encoding would be a string.
+///
+/// ```
+/// use joblog::domain::{Timestamp, MICROS_PER_DAY};
+///
+/// let t = Timestamp::parse("2026-01-31T12:00:00+01:00").unwrap();
+/// assert_eq!(t.to_rfc3339(), "2026-01-31T11:00:00Z");
+/// assert_eq!(t.micros() - t.days_before(1).micros(), MICROS_PER_DAY);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Timestamp(i64);
 
