@@ -1,6 +1,9 @@
 //! Hot paths of the event log, so that regressions show up. Whole-system
 //! figures next to the machine's limits come from `joblog-logbench` (bench/).
 
+// `criterion_group!` makes an undocumented public function; a bench is no API.
+#![allow(missing_docs)]
+
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use joblog::log::format::{encode_frame_header, read_frame, scan, FrameRead, SegmentHeader, SeqRule, HEADER_LEN};
 use joblog::log::{Batch, Log, LogConfig, Sync};

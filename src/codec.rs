@@ -7,6 +7,10 @@
 //! variable-length integers, and a decode limit so that a corrupt length can
 //! never make us allocate without bound.
 
+// A decoder of bytes from disk or a socket: those never panic the process
+// nor lose bits in a cast (Cargo.toml, `[lints]`).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
+
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 

@@ -6,6 +6,10 @@
 //! batches after the whole of it passed the checks, so only an I/O failure
 //! could stop it part way, and the error then says how many were written.
 
+// A decoder of bytes from disk or a socket: those never panic the process
+// nor lose bits in a cast (Cargo.toml, `[lints]`).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
+
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -263,8 +267,8 @@ pub fn parse_csv(text: &str, dir: &Directory, user: &str) -> Parsed {
             // The line the record starts on (a quoted field may hold line
             // breaks); the record's index after the header if unknown.
             let line = match &rec {
-                Ok(r) => r.position().map_or(i + 2, |p| p.line() as usize),
-                Err(e) => e.position().map_or(i + 2, |p| p.line() as usize),
+                Ok(r) => r.position().map_or(i + 2, |p| usize::try_from(p.line()).unwrap_or(usize::MAX)),
+                Err(e) => e.position().map_or(i + 2, |p| usize::try_from(p.line()).unwrap_or(usize::MAX)),
             };
             let job = rec.map_err(|e| format!("not CSV: {e}")).and_then(|r| {
                 let get = |name: &str| col(name).and_then(|c| r.get(c)).map(str::trim).filter(|s| !s.is_empty());

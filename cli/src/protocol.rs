@@ -11,6 +11,10 @@
 //!
 //! The fuzz target `fuzz/fuzz_targets/request.rs` drives these functions.
 
+// A decoder of bytes from disk or a socket: those never panic the process
+// nor lose bits in a cast (Cargo.toml, `[lints]`).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
+
 use serde::{Deserialize, Serialize};
 
 /// The longest request line (the command's arguments; an imported file's
@@ -90,6 +94,9 @@ pub fn decode_request(line: &[u8]) -> Result<Request, RequestError> {
 }
 
 /// Encodes a request as its line (newline included).
+// An encoder, not a decoder: a `Request` (strings, numbers, booleans) always
+// serialises, so a failure here would be a bug.
+#[allow(clippy::expect_used)]
 pub fn encode_request(req: &Request) -> Vec<u8> {
     let mut line = serde_json::to_vec(req).expect("a request always encodes");
     line.push(b'\n');

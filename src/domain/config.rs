@@ -17,12 +17,18 @@ use super::DomainError;
 /// One settable number of the service's policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PolicyKey {
+    /// The key's name (`retry.max_retries`, …), as the command line and events
+    /// name it.
     pub name: &'static str,
+    /// The smallest value it may be set to.
     pub min: u64,
+    /// The largest value it may be set to.
     pub max: u64,
     /// In force while the key is not set (`None`: nothing, e.g. no timeout).
     pub default: Option<u64>,
+    /// The unit of its values (`s`, `retries`, …).
     pub unit: &'static str,
+    /// One line saying what it governs.
     pub help: &'static str,
 }
 

@@ -14,10 +14,26 @@ pub(crate) const MAX_OLDER_THAN_DAYS: u32 = 36_500;
 /// What a bulk deletion deletes: Completed jobs (always; nothing else is
 /// ever deleted) of these System Job Types, with one of these Status
 /// Reasons, completed more than `older_than_days` before the run.
+///
+/// ```
+/// use joblog::domain::{DeletionCriteria, OperationType, StatusReason, Timestamp};
+///
+/// let c = DeletionCriteria::platform_default(); // Workflow, Succeeded, 30 days
+/// assert!(c.validate().is_ok());
+/// assert!(c.matches(OperationType::WORKFLOW, StatusReason::Succeeded));
+/// assert!(!c.matches(OperationType::WORKFLOW, StatusReason::Failed));
+/// let now = Timestamp::parse("2026-03-31T00:00:00Z").unwrap();
+/// assert_eq!(c.cutoff(now).to_rfc3339(), "2026-03-01T00:00:00Z");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletionCriteria {
+    /// The System Job Types deleted (at least one).
     pub types: Vec<OperationType>,
+    /// The Completed Status Reasons deleted (Succeeded, Failed, Canceled; at
+    /// least one).
     pub reasons: Vec<StatusReason>,
+    /// Only jobs completed more than this many days before the run, at most
+    /// [`MAX_OLDER_THAN_DAYS`].
     pub older_than_days: u32,
 }
 
@@ -66,9 +82,12 @@ impl DeletionCriteria {
 /// events, and the audit trail of who deleted what.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Deletion {
+    /// Which jobs it deleted.
     pub criteria: DeletionCriteria,
     /// Completed On strictly before this.
     pub cutoff: Timestamp,
+    /// The most jobs it could delete; matching jobs beyond it stay for a later
+    /// run.
     pub limit: u64,
     /// The (completedon, id) of the last job deleted, oldest first: the run
     /// deleted every matching job at or before it, and no other. `None`
@@ -85,6 +104,17 @@ pub struct Deletion {
 /// How often a recurring bulk deletion runs: the subset of iCalendar RRULE
 /// the platform's bulk deletion uses, `FREQ=HOURLY|DAILY|WEEKLY` with an
 /// optional `INTERVAL=N`. Anything else is refused with a message.
+///
+/// ```
+/// use joblog::domain::{Recurrence, Timestamp};
+///
+/// let every_two_days = Recurrence::parse("FREQ=DAILY;INTERVAL=2").unwrap();
+/// assert_eq!(every_two_days.every_secs, 2 * 86_400);
+/// let start = Timestamp::parse("2026-01-01T03:00:00Z").unwrap();
+/// let now = Timestamp::parse("2026-01-02T00:00:00Z").unwrap();
+/// assert_eq!(every_two_days.next_after(start, now).to_rfc3339(), "2026-01-03T03:00:00Z");
+/// assert!(Recurrence::parse("FREQ=MONTHLY").is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recurrence {
     /// Seconds between runs: an hour, a day or a week times the interval.
@@ -92,6 +122,8 @@ pub struct Recurrence {
 }
 
 impl Recurrence {
+    /// Parses a rule (`FREQ=DAILY;INTERVAL=2`). Errors: `Invalid`, saying what
+    /// is wrong.
     pub fn parse(rule: &str) -> Result<Self, DomainError> {
         let bad = |reason: String| DomainError::Invalid { what: "recurrence", reason };
         let mut freq = None;
@@ -138,8 +170,11 @@ impl Recurrence {
 /// each becomes a daily Bulk Delete job over every System Job Type.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetentionPolicy {
+    /// Succeeded jobs are deleted this many days after they completed.
     pub succeeded_days: u32,
+    /// Failed jobs are deleted this many days after they completed.
     pub failed_days: u32,
+    /// Canceled jobs are deleted this many days after they completed.
     pub canceled_days: u32,
 }
 

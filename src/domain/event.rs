@@ -25,6 +25,10 @@
 //!   N with them and converts with `From`, then change today's types and
 //!   raise [`EVENT_VERSION`]. Add the fixtures of the new version.
 
+// A decoder of bytes from disk or a socket: those never panic the process
+// nor lose bits in a cast (Cargo.toml, `[lints]`).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
+
 use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
@@ -53,6 +57,7 @@ pub const VERSIONS: &[(u16, &str)] = &[
 /// Who did something.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Actor {
+    /// A user, by their joblog user name.
     User(String),
     /// A worker host of the service, by its id.
     Worker(String),
@@ -70,32 +75,56 @@ impl std::fmt::Display for Actor {
     }
 }
 
+/// One event as stored in a log payload: what happened, when, by whom, and
+/// the schema version it was written with. [`Envelope::encode`] and
+/// [`Envelope::decode`] are its only way to and from bytes.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Envelope {
+    /// The event schema version it was written with (1..=[`EVENT_VERSION`]);
+    /// decoding refuses a newer one ([`EventDecodeError::Newer`]).
     pub version: u16,
+    /// When it happened: the engine's clock at the write, never before the
+    /// previous event's time.
     pub at: Timestamp,
+    /// Who did it.
     pub actor: Actor,
+    /// What happened.
     pub event: Event,
 }
 
+/// What happened: every change to a store is one of these. Variants are
+/// only ever appended (each says the schema version it came with,
+/// [`Event::since`]), so old logs keep decoding.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Event {
     /// A job with all its columns (new, or imported in any state).
     JobCreated(Box<Job>),
+    /// One step of a job's state machine ([`Transition`]).
     Transition(Transition),
     /// A job moved to another owner (an administrator's reassignment).
     OwnerChanged {
+        /// The job.
         job: Uuid,
+        /// Its new owner (a user name).
         owner: String,
+        /// The new owner's business unit.
         owningbusinessunit: String,
     },
+    /// A business unit created under another.
     BusinessUnitAdded {
+        /// Its name, unique in the store.
         name: String,
+        /// The existing business unit it is added under (the root is never
+        /// added by an event).
         parent: String,
     },
+    /// A security role defined (its privileges and their depths).
     RoleAdded(Role),
+    /// A user added, with their business unit and roles.
     UserAdded(User),
+    /// A user deactivated: they can no longer act; their jobs stay.
     UserDeactivated {
+        /// The user.
         name: String,
     },
     /// A workflow definition added or changed (owner, active flag).
@@ -105,25 +134,32 @@ pub enum Event {
     JobsDeleted(Box<Deletion>),
     /// A deactivated user made active again (version 3).
     UserReactivated {
+        /// The user.
         name: String,
     },
     /// OS user id `uid` acts as joblog user `name` through the service
     /// (`None`: `name` is no longer mapped) (version 3).
     OsUserMapped {
+        /// The joblog user.
         name: String,
+        /// The OS user id, or `None` to remove the mapping.
         uid: Option<u32>,
     },
     /// A number of the service's policy set (`None`: back to its default)
     /// for this store (`domain::config`) (version 4).
     PolicySet {
+        /// The policy's key ([`crate::domain::config::KEYS`]).
         key: String,
+        /// The new value in the key's unit, or `None` for its default.
         value: Option<u64>,
     },
     /// Completed job `job` was submitted again as job `new` (whose creation
     /// comes in the same batch, just before); part of `job`'s history
     /// (version 4).
     JobResubmitted {
+        /// The completed job submitted again.
         job: Uuid,
+        /// The new job made from it.
         new: Uuid,
     },
 }
@@ -131,13 +167,21 @@ pub enum Event {
 /// One step of the state machine, with the columns it sets.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Transition {
+    /// The job.
     pub job: Uuid,
+    /// What was done (docs/domain.md, "State machine").
     pub action: Action,
+    /// The job's status before: the step is refused unless the job is in it.
     pub from: Status,
+    /// The job's status after.
     pub to: Status,
+    /// When a postponed or waiting job is due next (`None`: not postponed).
     pub postponeuntil: Option<Timestamp>,
+    /// How many times the job has been retried so far.
     pub retrycount: u32,
+    /// The run's error code, if this step reports one.
     pub errorcode: Option<i32>,
+    /// A message for the job (an error or an outcome), if this step sets one.
     pub message: Option<String>,
 }
 
@@ -155,9 +199,13 @@ pub struct Transition {
 ///   `executiontimespan` ([`executiontimespan_ms`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ColumnChanges<'t> {
+    /// The job's new status.
     pub status: Status,
+    /// The job's new `postponeuntil`.
     pub postponeuntil: Option<Timestamp>,
+    /// The job's new `retrycount`.
     pub retrycount: u32,
+    /// The job's new `modifiedon`: the event's time.
     pub modifiedon: Timestamp,
     /// `Some`: the new code; `None`: the job keeps its own.
     pub errorcode: Option<i32>,
@@ -239,16 +287,31 @@ impl Event {
 pub enum EventDecodeError {
     /// Written by a newer joblog: not damage, but nothing this build can read.
     #[error("event schema version {version} is newer than this build's {EVENT_VERSION}")]
-    Newer { version: u16 },
+    Newer {
+        /// The payload's version.
+        version: u16,
+    },
     /// Version 0 was never written.
     #[error("event schema version 0 does not exist")]
     NoSuchVersion,
     /// The bytes do not decode as an event of their version.
     #[error("does not decode as an event of schema version {version}: {reason}")]
-    Malformed { version: u16, reason: String },
+    Malformed {
+        /// The version the payload claims.
+        version: u16,
+        /// What the decoder said.
+        reason: String,
+    },
     /// A variant that did not exist yet in the payload's version.
     #[error("a {kind} event cannot be of schema version {version} (it exists since version {since})")]
-    NotInVersion { kind: &'static str, version: u16, since: u16 },
+    NotInVersion {
+        /// The variant's name.
+        kind: &'static str,
+        /// The version the payload claims.
+        version: u16,
+        /// The first version that has the variant.
+        since: u16,
+    },
 }
 
 /// An envelope without its version: what follows the version on disk.

@@ -13,7 +13,9 @@ use super::{DomainError, OperationType, Status};
 /// The row a job concerns: a table name and the row's id there.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Regarding {
+    /// The table's name, an identifier (`contact`).
     pub table: String,
+    /// The row's id in that table, a single line of text (`42`).
     pub id: String,
 }
 
@@ -53,27 +55,54 @@ impl std::fmt::Display for Regarding {
 pub struct Job {
     /// `asyncoperationid`: UUID v7 for new jobs; imported jobs keep theirs.
     pub id: Uuid,
+    /// The System Job Name: at most [`MAX_NAME_CHARS`] characters, no control
+    /// characters.
     pub name: String,
+    /// The System Job Type (`docs/domain.md` §3).
     pub operationtype: OperationType,
+    /// `statecode` and `statuscode`: always a valid pair.
     pub status: Status,
+    /// `ownerid`: the user the job runs as; privilege depths are measured
+    /// against it.
     pub owner: String,
+    /// The owner's business unit, copied onto the row at creation or
+    /// reassignment.
     pub owningbusinessunit: String,
+    /// `regardingobjectid`: the row the job is about.
     pub regarding: Option<Regarding>,
     /// `workflowactivationid`.
     pub workflow: Option<String>,
+    /// When the job was queued; the queue and every list are ordered by it.
     pub createdon: Timestamp,
+    /// When a worker first took it (kept across retries).
     pub startedon: Option<Timestamp>,
+    /// When it reached Completed: `Some` exactly when the State is Completed.
     pub completedon: Option<Timestamp>,
+    /// The time of its last change.
     pub modifiedon: Timestamp,
+    /// Do not run before this time; a Suspended job becomes Ready again by
+    /// itself then.
     pub postponeuntil: Option<Timestamp>,
+    /// How many transient failures have been retried.
     pub retrycount: u32,
+    /// Why the job failed, was canceled or waits: a code (joblog's own are listed in
+    /// `docs/domain.md` §5, "joblog's own error codes").
     pub errorcode: Option<i32>,
+    /// Why the job failed, was canceled or waits: a text of at most
+    /// [`MAX_MESSAGE_CHARS`] characters.
     pub message: Option<String>,
+    /// Kept and checked like `message`; joblog never writes it.
     pub friendlymessage: Option<String>,
+    /// How many workflow calls led to this job (1 for a job nobody else
+    /// started); the service's loop guard reads it.
     pub depth: u32,
+    /// Links the jobs caused by one request (`resubmit` sets it).
     pub correlationid: Option<Uuid>,
+    /// Jobs that share a token run one at a time, oldest first.
     pub dependencytoken: Option<String>,
+    /// A recurring Bulk Delete job's pattern.
     pub recurrencepattern: Option<String>,
+    /// When a recurring Bulk Delete job's pattern starts.
     pub recurrencestarttime: Option<Timestamp>,
     /// Wall time from `startedon` to `completedon`, in milliseconds.
     pub executiontimespan_ms: u64,
@@ -186,9 +215,14 @@ impl Job {
 /// A workflow definition: runs of it are jobs of type Workflow.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct WorkflowDefinition {
+    /// The definition's id (an identifier), what a job's `workflow` names.
     pub id: String,
+    /// Its name, a single line of text.
     pub name: String,
+    /// The user its runs are owned by.
     pub owner: String,
+    /// Whether the definition is active, kept as the platform keeps it (the
+    /// service does not read it).
     pub active: bool,
 }
 

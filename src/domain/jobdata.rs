@@ -17,6 +17,10 @@
 //!   [`DeletionCriteria`] as `src/codec.rs` encodes them
 //!   ([`bulk_delete_data`], [`bulk_delete_criteria`]).
 
+// A decoder of bytes from disk or a socket: those never panic the process
+// nor lose bits in a cast (Cargo.toml, `[lints]`).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
+
 use std::time::Duration;
 
 use super::{limits, DeletionCriteria, Job};
@@ -80,6 +84,9 @@ pub(crate) fn bulk_delete_criteria(job: &Job) -> Option<DeletionCriteria> {
 }
 
 /// Job data that carries `criteria`.
+// An encoder, not a decoder: criteria (numbers and enums) always encode, so
+// a failure here would be a bug.
+#[allow(clippy::expect_used)]
 pub(crate) fn bulk_delete_data(criteria: &DeletionCriteria) -> Vec<u8> {
     let mut data = BULK_DELETE_PREFIX.to_vec();
     data.extend(codec::encode(criteria).expect("criteria encode"));

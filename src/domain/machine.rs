@@ -13,13 +13,19 @@ use super::DomainError;
 /// What can happen to a job: the four user actions, then the service's steps.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub enum Action {
+    /// A user cancels the job (a running one is Canceling until its run ends).
     Cancel,
+    /// A user pauses a running job: Pausing until its run ends.
     Pause,
+    /// A user makes a Suspended job Ready now.
     Resume,
+    /// A user postpones the job to a later time (a running one pauses).
     Postpone,
     /// A worker takes the job (a lease).
     Lock,
+    /// The run succeeded.
     Succeed,
+    /// The run failed for good.
     Fail,
     /// The run waits for a time or a condition.
     Wait,
@@ -41,6 +47,7 @@ impl Action {
         matches!(self, Action::Cancel | Action::Pause | Action::Resume | Action::Postpone)
     }
 
+    /// The action's name in messages and the command line (`cancel`, `lock`, …).
     pub fn name(self) -> &'static str {
         match self {
             Action::Cancel => "cancel",
@@ -63,8 +70,11 @@ impl Action {
 /// One row of the table.
 #[derive(Debug, Clone, Copy)]
 pub struct Rule {
+    /// The action this row is about.
     pub action: Action,
+    /// The statuses it is allowed from; from any other it is refused.
     pub from: &'static [Status],
+    /// The status it leads to.
     pub to: Status,
 }
 

@@ -6,6 +6,8 @@ use serde::{Deserialize, Serialize};
 use super::status::slug;
 use super::DomainError;
 
+/// A System Job Type (`operationtype`, `docs/domain.md` §3): a number,
+/// named for the platform's known codes; any other number is kept as it is.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct OperationType(pub u32);
 
@@ -46,9 +48,14 @@ const NAMES: &[(u32, &str)] = &[
 const PLATFORM_GENERATED: &[u32] = &[9, 16, 18, 19, 20, 22, 24, 25, 27, 31];
 
 impl OperationType {
+    /// System Event (1).
     pub const SYSTEM_EVENT: Self = Self(1);
+    /// Bulk E-mail (2).
     pub const BULK_EMAIL: Self = Self(2);
+    /// Workflow (10): a run of a workflow definition.
     pub const WORKFLOW: Self = Self(10);
+    /// Bulk Delete (13): a job that deletes completed jobs
+    /// ([`DeletionCriteria`](crate::domain::DeletionCriteria) in its data).
     pub const BULK_DELETE: Self = Self(13);
 
     /// Every type joblog names.
@@ -66,6 +73,8 @@ impl OperationType {
         self.name().map_or_else(|| self.0.to_string(), str::to_string)
     }
 
+    /// Whether the platform itself generates jobs of this type: users cannot
+    /// pause, cancel or resume them (`docs/domain.md` §3).
     pub fn is_platform_generated(self) -> bool {
         PLATFORM_GENERATED.contains(&self.0)
     }

@@ -12,13 +12,23 @@ use super::DomainError;
 /// A privilege on system jobs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Privilege {
+    /// Creating a job (at a depth that covers its owner; importing jobs needs
+    /// Organization depth).
     Create,
+    /// Seeing a job: in every list, count, replay and `show`.
     Read,
+    /// Acting on a job (cancel, pause, resume, postpone); at Organization depth,
+    /// administering the store.
     Write,
+    /// Deleting completed jobs (only Organization depth counts).
     Delete,
+    /// The platform's Append: can be granted, nothing checks it.
     Append,
+    /// The platform's Append To: can be granted, nothing checks it.
     AppendTo,
+    /// Reassigning jobs to another owner (only Organization depth counts).
     Assign,
+    /// The platform's Share: can be granted, nothing checks it.
     Share,
     /// Creating a job that runs a shell command (data starting with
     /// `COMMAND_PREFIX`): the command runs as the OS user who owns the
@@ -29,6 +39,7 @@ pub enum Privilege {
 /// How far a privilege reaches, from nothing to everything.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum Depth {
+    /// No jobs at all.
     None,
     /// The user's own jobs.
     User,
@@ -36,10 +47,12 @@ pub enum Depth {
     BusinessUnit,
     /// Jobs owned in the user's business unit and every unit below it.
     ParentChild,
+    /// Every job in the store.
     Organization,
 }
 
 impl Privilege {
+    /// Every privilege, in code order.
     pub const ALL: [Privilege; 9] = [
         Privilege::Create,
         Privilege::Read,
@@ -52,6 +65,8 @@ impl Privilege {
         Privilege::RunCommand,
     ];
 
+    /// A privilege by its name, in any case and with or without separators
+    /// (`read`, `AppendTo`, `append-to`, `run-command`).
     pub fn parse(s: &str) -> Result<Self, DomainError> {
         Self::ALL
             .into_iter()
@@ -73,11 +88,16 @@ impl Depth {
 /// A named set of privileges, each at a depth.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Role {
+    /// The role's name, an identifier (`docs/limits.md`), unique in the store.
     pub name: String,
+    /// Each privilege the role grants, at its depth; a missing one is
+    /// [`Depth::None`].
     pub privileges: BTreeMap<Privilege, Depth>,
 }
 
 impl Role {
+    /// A role named `name` granting `privileges`; not yet checked
+    /// ([`Role::validate`]).
     pub fn new(name: &str, privileges: impl IntoIterator<Item = (Privilege, Depth)>) -> Self {
         Self { name: name.to_string(), privileges: privileges.into_iter().collect() }
     }
@@ -92,11 +112,19 @@ impl Role {
     }
 }
 
+/// A joblog user: who acts on jobs (a session's acting user, a job's
+/// owner). Users are never removed, only deactivated.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct User {
+    /// The user's name, an identifier (`docs/limits.md`), unique in the store.
     pub name: String,
+    /// The business unit the user belongs to: what their depths are measured
+    /// from, and the unit of the jobs they own.
     pub business_unit: String,
+    /// The names of the user's roles; for each privilege the deepest depth any
+    /// of them gives counts.
     pub roles: Vec<String>,
+    /// Whether the user can act; a deactivated user has no privilege.
     pub active: bool,
 }
 
@@ -129,8 +157,11 @@ pub struct Directory {
     os_users: BTreeMap<u32, String>,
 }
 
+/// The business unit every store has, the root of the tree.
 pub(crate) const ROOT_BUSINESS_UNIT: &str = "root";
+/// The user every fresh store has: a System Administrator in `root`.
 pub(crate) const ADMIN: &str = "admin";
+/// The built-in role with every privilege at Organization depth.
 pub(crate) const SYSTEM_ADMINISTRATOR: &str = "system-administrator";
 
 impl Directory {
@@ -166,6 +197,8 @@ impl Directory {
         d
     }
 
+    /// Adds business unit `name` under the existing `parent`. Errors:
+    /// `NotFound` (no such parent), `AlreadyExists`.
     pub fn add_business_unit(&mut self, name: &str, parent: &str) -> Result<(), DomainError> {
         if !self.business_units.contains_key(parent) {
             return Err(DomainError::NotFound { kind: "business unit", name: parent.into() });
@@ -177,6 +210,7 @@ impl Directory {
         Ok(())
     }
 
+    /// Adds a role. Errors: `AlreadyExists` (a role of that name).
     pub fn add_role(&mut self, role: Role) -> Result<(), DomainError> {
         if self.roles.contains_key(&role.name) {
             return Err(DomainError::AlreadyExists { kind: "role", name: role.name });
@@ -185,6 +219,8 @@ impl Directory {
         Ok(())
     }
 
+    /// Adds a user. Errors: `AlreadyExists` (a user of that name), `NotFound`
+    /// (their business unit or one of their roles).
     pub fn add_user(&mut self, user: User) -> Result<(), DomainError> {
         if self.users.contains_key(&user.name) {
             return Err(DomainError::AlreadyExists { kind: "user", name: user.name });
@@ -199,6 +235,8 @@ impl Directory {
         Ok(())
     }
 
+    /// Deactivates user `name` (its jobs stay). Errors: `NotFound`. The engine
+    /// first asks [`Directory::check_deactivation`].
     pub fn deactivate_user(&mut self, name: &str) -> Result<(), DomainError> {
         let user = self.users.get_mut(name).ok_or_else(|| DomainError::NotFound { kind: "user", name: name.into() })?;
         user.active = false;
@@ -248,6 +286,7 @@ impl Directory {
         Ok(())
     }
 
+    /// Whether business unit `name` exists.
     pub fn has_business_unit(&self, name: &str) -> bool {
         self.business_units.contains_key(name)
     }
@@ -262,10 +301,12 @@ impl Directory {
         self.os_users.iter().find(|(_, n)| n.as_str() == name).map(|(&u, _)| u)
     }
 
+    /// User `name`, active or not. Errors: `NotFound`.
     pub fn user(&self, name: &str) -> Result<&User, DomainError> {
         self.users.get(name).ok_or_else(|| DomainError::NotFound { kind: "user", name: name.into() })
     }
 
+    /// Every user, active or not, by name.
     pub fn users(&self) -> impl Iterator<Item = &User> {
         self.users.values()
     }

@@ -9,30 +9,55 @@ use super::DomainError;
 /// `statecode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum State {
+    /// Waiting to be picked by the service (code 0).
     Ready = 0,
+    /// Not to be picked now: waiting for a time, retrying later, or paused (code 1).
     Suspended = 1,
+    /// Taken by the service: a run is under way (code 2).
     Locked = 2,
+    /// Finished for good: succeeded, failed or canceled (code 3).
     Completed = 3,
 }
 
 /// `statuscode`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum StatusReason {
+    /// Ready: waiting to be picked (code 0).
     WaitingForResources = 0,
+    /// Suspended: waiting until its `postponeuntil` (code 10).
     Waiting = 10,
+    /// Suspended: a failed run to be tried again after a delay (code 11).
     Retrying = 11,
+    /// Suspended: paused by a user until resumed (code 12).
     Paused = 12,
+    /// Locked: a run is under way (code 20).
     InProgress = 20,
+    /// Locked: a user asked to pause while it runs (code 21).
     Pausing = 21,
+    /// Locked: a user asked to cancel while it runs (code 22).
     Canceling = 22,
+    /// Completed: the job did its work (code 30).
     Succeeded = 30,
+    /// Completed: the job failed for good (code 31).
     Failed = 31,
+    /// Completed: a user canceled the job (code 32).
     Canceled = 32,
 }
 
 /// A State and a Status Reason that belongs to it. Decoding checks the
 /// pair (an event or a checkpoint that pairs Ready with Succeeded is
 /// refused); the bytes are those of the two enums, one after the other.
+///
+/// ```
+/// use joblog::domain::{State, Status, StatusReason};
+///
+/// let s = Status::from_codes(3, 30).unwrap();
+/// assert_eq!(s, Status::SUCCEEDED);
+/// assert_eq!((s.state(), s.reason()), (State::Completed, StatusReason::Succeeded));
+/// assert!(s.is_completed());
+/// // A reason that does not belong to the State is refused.
+/// assert!(Status::from_codes(0, 30).is_err());
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "StatusPair", into = "StatusPair")]
 pub struct Status {
@@ -76,15 +101,25 @@ const PAIRS: [(State, StatusReason); 10] = [
 ];
 
 impl Status {
+    /// Ready, Waiting For Resources (0, 0): a new job's status.
     pub const READY: Self = Self { state: State::Ready, reason: StatusReason::WaitingForResources };
+    /// Suspended, Waiting (1, 10).
     pub const WAITING: Self = Self { state: State::Suspended, reason: StatusReason::Waiting };
+    /// Suspended, Retrying (1, 11).
     pub const RETRYING: Self = Self { state: State::Suspended, reason: StatusReason::Retrying };
+    /// Suspended, Paused (1, 12).
     pub const PAUSED: Self = Self { state: State::Suspended, reason: StatusReason::Paused };
+    /// Locked, In Progress (2, 20).
     pub const IN_PROGRESS: Self = Self { state: State::Locked, reason: StatusReason::InProgress };
+    /// Locked, Pausing (2, 21).
     pub const PAUSING: Self = Self { state: State::Locked, reason: StatusReason::Pausing };
+    /// Locked, Canceling (2, 22).
     pub const CANCELING: Self = Self { state: State::Locked, reason: StatusReason::Canceling };
+    /// Completed, Succeeded (3, 30).
     pub const SUCCEEDED: Self = Self { state: State::Completed, reason: StatusReason::Succeeded };
+    /// Completed, Failed (3, 31).
     pub const FAILED: Self = Self { state: State::Completed, reason: StatusReason::Failed };
+    /// Completed, Canceled (3, 32).
     pub const CANCELED: Self = Self { state: State::Completed, reason: StatusReason::Canceled };
 
     /// Every valid status, in code order.
@@ -105,28 +140,35 @@ impl Status {
             .ok_or(DomainError::BadStatusPair { statecode, statuscode })
     }
 
+    /// The State half.
     pub fn state(self) -> State {
         self.state
     }
 
+    /// The Status Reason half.
     pub fn reason(self) -> StatusReason {
         self.reason
     }
 
+    /// The State's code (`statecode`, 0..=3).
     pub fn statecode(self) -> u32 {
         self.state as u32
     }
 
+    /// The Status Reason's code (`statuscode`).
     pub fn statuscode(self) -> u32 {
         self.reason as u32
     }
 
+    /// Whether the job is Completed (and so never changes again, but by
+    /// deletion or resubmission as a new job).
     pub fn is_completed(self) -> bool {
         self.state == State::Completed
     }
 }
 
 impl State {
+    /// The State's name as the platform shows it (`Ready`, `Completed`, …).
     pub fn name(self) -> &'static str {
         match self {
             State::Ready => "Ready",
@@ -136,6 +178,7 @@ impl State {
         }
     }
 
+    /// Every State, in code order.
     pub fn all() -> [State; 4] {
         [State::Ready, State::Suspended, State::Locked, State::Completed]
     }
@@ -150,6 +193,7 @@ impl State {
 }
 
 impl StatusReason {
+    /// The Status Reason's name as the platform shows it (`In Progress`, …).
     pub fn name(self) -> &'static str {
         match self {
             StatusReason::WaitingForResources => "Waiting For Resources",

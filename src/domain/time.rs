@@ -14,22 +14,35 @@ pub const MICROS_PER_DAY: i64 = 86_400_000_000;
 
 /// Microseconds since 1970-01-01T00:00:00Z. Eight bytes in events and rows,
 /// where chrono's own encoding would be a string.
+///
+/// ```
+/// use joblog::domain::{Timestamp, MICROS_PER_DAY};
+///
+/// let t = Timestamp::parse("2026-01-31T12:00:00+01:00").unwrap();
+/// assert_eq!(t.to_rfc3339(), "2026-01-31T11:00:00Z");
+/// assert_eq!(t.micros() - t.days_before(1).micros(), MICROS_PER_DAY);
+/// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Timestamp(i64);
 
 impl Timestamp {
+    /// The timestamp `micros` microseconds after the Unix epoch (negative:
+    /// before it).
     pub const fn from_micros(micros: i64) -> Self {
         Self(micros)
     }
 
+    /// Microseconds since the Unix epoch.
     pub const fn micros(self) -> i64 {
         self.0
     }
 
+    /// The same instant as chrono's `DateTime<Utc>` (to the microsecond).
     pub fn from_datetime(t: DateTime<Utc>) -> Self {
         Self(t.timestamp_micros())
     }
 
+    /// The same instant as chrono's `DateTime<Utc>`.
     pub fn to_datetime(self) -> DateTime<Utc> {
         Utc.timestamp_micros(self.0).single().expect("every i64 of microseconds is a valid time")
     }
@@ -46,10 +59,14 @@ impl Timestamp {
         self.to_datetime().to_rfc3339_opts(SecondsFormat::AutoSi, true)
     }
 
+    /// `micros` microseconds later (earlier if negative), saturating at the
+    /// ends of the range.
     pub fn plus_micros(self, micros: i64) -> Self {
         Self(self.0.saturating_add(micros))
     }
 
+    /// `days` whole days of 86,400 s ([`MICROS_PER_DAY`]) earlier, saturating:
+    /// a deletion's cut-off.
     pub fn days_before(self, days: u32) -> Self {
         Self(self.0.saturating_sub(i64::from(days) * MICROS_PER_DAY))
     }
@@ -63,6 +80,8 @@ impl std::fmt::Display for Timestamp {
 
 /// Where "now" comes from.
 pub trait Clock: Send + Sync {
+    /// The current time. The engine never lets an event's time go backwards,
+    /// whatever this says.
     fn now(&self) -> Timestamp;
 
     /// Whether this is the system's wall clock, which may read a little
@@ -94,14 +113,17 @@ impl Clock for SystemClock {
 pub struct ManualClock(AtomicI64);
 
 impl ManualClock {
+    /// A clock that reads `at` until it is set or advanced.
     pub fn new(at: Timestamp) -> Self {
         Self(AtomicI64::new(at.micros()))
     }
 
+    /// Sets the time to `at` (backwards too).
     pub fn set(&self, at: Timestamp) {
         self.0.store(at.micros(), Ordering::SeqCst);
     }
 
+    /// Moves the time `secs` seconds on (back if negative).
     pub fn advance_secs(&self, secs: i64) {
         self.0.fetch_add(secs * 1_000_000, Ordering::SeqCst);
     }

@@ -16,22 +16,36 @@ use crate::projection::Projection;
 /// A job to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
+    /// The System Job Name (at most [`MAX_NAME_CHARS`](crate::domain::MAX_NAME_CHARS) characters, one line).
     pub name: String,
+    /// The System Job Type.
     pub operationtype: OperationType,
     /// The workflow definition that starts it; its owner owns the job
     /// unless `owner` says otherwise.
     pub workflow: Option<String>,
+    /// The row the job is about (`contact:42`).
     pub regarding: Option<Regarding>,
+    /// The user the job runs as (the session's user when `None` and no
+    /// workflow says otherwise); creating it needs Create at a depth that
+    /// covers that user.
     pub owner: Option<String>,
     /// Run only after this time.
     pub postponeuntil: Option<Timestamp>,
+    /// Jobs that share a token run one at a time, oldest first.
     pub dependency_token: Option<String>,
+    /// Links the jobs caused by one request.
     pub correlation_id: Option<Uuid>,
+    /// How many workflow calls led to this job (1 for a job nobody else
+    /// started); the loop guard cancels a job deeper than its limit.
     pub depth: u32,
+    /// The job's input, opaque to the engine (at most 1 MiB); the conventions
+    /// joblog reads are in `src/domain/jobdata.rs`.
     pub data: Vec<u8>,
 }
 
 impl NewJob {
+    /// A job named `name` of type `operationtype`, depth 1, everything else
+    /// unset.
     pub fn new(name: &str, operationtype: OperationType) -> Self {
         Self {
             name: name.to_string(),
@@ -51,9 +65,13 @@ impl NewJob {
 /// The four things a user may ask of a job.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum UserAction {
+    /// Cancel: a job not started is Canceled; a running one Canceling.
     Cancel,
+    /// Pause a running job (Pausing until its run stops).
     Pause,
+    /// Make a Suspended job Ready now.
     Resume,
+    /// Do not run the job before this time.
     Postpone(Timestamp),
 }
 

@@ -40,6 +40,8 @@ impl Session {
         })
     }
 
+    /// Adds a role (administrators only: Write at Organization depth). Errors:
+    /// the role's name is not an identifier, or a role of that name exists.
     pub fn add_role(&self, role: Role) -> Result<(), Error> {
         self.admin(|state| {
             role.validate()?;
@@ -48,6 +50,9 @@ impl Session {
         })
     }
 
+    /// Adds an active user in `business_unit` with `roles` (administrators
+    /// only). Errors: a name is not an identifier, the user exists, or the
+    /// business unit or a role does not.
     pub fn add_user(&self, name: &str, business_unit: &str, roles: &[&str]) -> Result<(), Error> {
         let user = User {
             name: name.into(),

@@ -20,7 +20,9 @@ use crate::projection::Projection;
 /// A Bulk Delete system job (type 13) to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewBulkDelete {
+    /// The Bulk Delete job's name.
     pub name: String,
+    /// Which completed jobs each run deletes.
     pub criteria: DeletionCriteria,
     /// When it first runs (now when absent).
     pub start: Option<Timestamp>,
@@ -31,7 +33,9 @@ pub struct NewBulkDelete {
 /// A Bulk Delete job as `bulk-delete list` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BulkDeleteRecord {
+    /// The Bulk Delete job itself.
     pub job: Job,
+    /// Its criteria, read from its data (`None` if the data holds none).
     pub criteria: Option<DeletionCriteria>,
     /// Jobs its runs deleted.
     pub successcount: u64,
@@ -93,12 +97,14 @@ impl Engine {
 /// What a bulk deletion did.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct DeletionReport {
+    /// Jobs deleted.
     pub deleted: u64,
     /// Matching jobs beyond the limit, for another run.
     pub remaining_matching: u64,
     /// Bytes of events the log holds before and after (segment files
     /// without the active segment's preallocated tail).
     pub bytes_before: u64,
+    /// See `bytes_before`.
     pub bytes_after: u64,
     /// From the request to the space being back (logical deletion and
     /// compaction).
@@ -107,6 +113,7 @@ pub struct DeletionReport {
     pub seconds_logical: f64,
     /// Writing the checkpoint afterwards (so that a reopen need not replay).
     pub seconds_checkpoint: f64,
+    /// What the compaction afterwards did.
     pub compaction: Compaction,
     /// What failed after the deletion was durable (compaction, the
     /// checkpoint): the jobs are deleted all the same.

@@ -12,14 +12,21 @@ use crate::projection::query::{Cursor, Filter};
 /// One line of a job's history.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct HistoryEntry {
+    /// The event's sequence number.
     pub seq: u64,
+    /// When it was written.
     pub at: Timestamp,
+    /// Who did it.
     pub actor: Actor,
     /// `None` for the creation (or import) of the job.
     pub action: Option<Action>,
+    /// The status before (`None` for the creation).
     pub from: Option<Status>,
+    /// The status after.
     pub status: Status,
+    /// The job's `postponeuntil` after.
     pub postponeuntil: Option<Timestamp>,
+    /// The message the event set, if any.
     pub message: Option<String>,
 }
 

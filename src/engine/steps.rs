@@ -20,47 +20,62 @@ use crate::projection::JobStatus;
 pub enum ServiceStep {
     /// Take a Ready job whose `postponeuntil` has passed.
     Lock,
+    /// The run succeeded.
     Succeed,
+    /// The run failed for good.
     Fail {
+        /// The job's `errorcode`.
         code: i32,
+        /// The job's `message`.
         message: String,
     },
     /// The run waits until a time.
     Wait {
+        /// When it becomes Ready again.
         until: Timestamp,
+        /// Why it waits, if said.
         message: Option<String>,
     },
     /// The run waits for someone (a data error, a condition): Suspended /
     /// Waiting with no time, until a user resumes it.
     Suspend {
+        /// What it waits for.
         message: String,
     },
     /// A transient failure: retry at `until`, one more `retrycount`.
     Retry {
+        /// When it is tried again.
         until: Timestamp,
+        /// Why the run failed.
         message: String,
     },
     /// The worker stopped at a checkpoint after a pause (or postpone).
     StopPausing {
+        /// The job's message, if any.
         message: Option<String>,
     },
     /// The worker stopped after a cancel.
     StopCanceling {
+        /// The job's message, if any.
         message: Option<String>,
     },
     /// The worker's lease was lost.
     ReturnToReady {
+        /// Why it was returned.
         message: String,
     },
     /// A Suspended job's `postponeuntil` has passed.
     Wake,
     /// Hold a Ready job back until a time (back-off of a failing workflow).
     Defer {
+        /// When it may run.
         until: Timestamp,
+        /// Why it is held back.
         message: String,
     },
     /// Cancel a Ready job that must not run (the loop guard).
     Stop {
+        /// Why it must not run.
         message: String,
     },
 }

@@ -17,12 +17,16 @@ use crate::projection::Projection;
 /// What `verify` found: every problem, each naming what is wrong and where.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct StoreReport {
+    /// Segments checked.
     pub segments: usize,
+    /// Events checked.
     pub events: u64,
+    /// Each problem found, naming what is wrong and where.
     pub problems: Vec<String>,
 }
 
 impl StoreReport {
+    /// Whether no problem was found.
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
     }
@@ -179,6 +183,7 @@ pub struct SalvageOptions {
 /// A stretch of the damaged store that could not be read.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LostRange {
+    /// The segment file.
     pub file: PathBuf,
     /// Byte offset in the file where the unreadable part starts.
     pub offset: u64,
@@ -187,7 +192,9 @@ pub struct LostRange {
     /// The sequence numbers it held (the original store's), when known;
     /// `last_seq` is unknown past the end of the active segment.
     pub first_seq: Option<u64>,
+    /// See `first_seq`.
     pub last_seq: Option<u64>,
+    /// What was wrong there.
     pub what: String,
 }
 

@@ -63,11 +63,15 @@ pub struct SegmentMoves {
 /// What an installed compaction did.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Compaction {
+    /// Each rewritten segment and where its frames moved.
     pub segments: Vec<SegmentMoves>,
+    /// Frames dropped (the garbage).
     pub frames_dropped: u64,
+    /// Frames kept.
     pub frames_kept: u64,
     /// Bytes of the rewritten segments before and after.
     pub bytes_before: u64,
+    /// See `bytes_before`.
     pub bytes_after: u64,
     /// Bytes written to new segment files.
     pub bytes_written: u64,

@@ -3,6 +3,10 @@
 //! offset constant is built from the one before it so the two can be checked
 //! against each other. All integers are little-endian.
 
+// A decoder of bytes from disk or a socket: those never panic the process
+// nor lose bits in a cast (Cargo.toml, `[lints]`).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
+
 use crate::codec;
 
 /// Opens every segment file.
@@ -45,17 +49,24 @@ pub const FRAME_CRC_SALT: u32 = 0x4A4F_424C; // "JOBL"
 /// Why a file written by a newer joblog is refused (see
 /// [`LogError::NewerVersion`](super::LogError::NewerVersion)).
 pub const NEWER_SEGMENT_FORMAT: &str = "written by a newer joblog (segment format version above this build's)";
+/// Why a segment whose payloads use a newer codec is refused (see
+/// [`LogError::NewerVersion`](super::LogError::NewerVersion)).
 pub const NEWER_CODEC: &str = "written by a newer joblog (payload codec version above this build's)";
 
 /// The decoded segment header.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SegmentHeader {
+    /// The sequence number of its first frame (also its file name).
     pub first_seq: u64,
+    /// The segment format version it was written with (`docs/format.md`).
     pub format_version: u16,
+    /// The payload codec version ([`codec::CODEC_VERSION`]) its payloads use.
     pub codec_version: u16,
 }
 
 impl SegmentHeader {
+    /// The header of a new segment starting at `first_seq`, in this build's
+    /// format and codec versions.
     pub fn new(first_seq: u64) -> Self {
         Self { first_seq, format_version: FORMAT_VERSION, codec_version: codec::CODEC_VERSION }
     }
@@ -65,6 +76,7 @@ impl SegmentHeader {
         self.format_version >= 2
     }
 
+    /// The header's bytes, checksum included.
     pub fn encode(&self) -> [u8; HEADER_LEN] {
         let mut b = [0u8; HEADER_LEN];
         b[H_MAGIC..H_FORMAT].copy_from_slice(&SEGMENT_MAGIC);
@@ -144,9 +156,13 @@ pub fn encode_frame_header(seq: u64, batch_left: u32, payload: &[u8]) -> [u8; FR
 /// The header of a frame carrying `payload` as sequence number `seq`,
 /// written when the segment was durable (synced) below offset `mark`.
 pub fn encode_frame_header_marked(seq: u64, batch_left: u32, mark: u32, payload: &[u8]) -> [u8; FRAME_HEADER_LEN] {
-    assert!(!payload.is_empty() && payload.len() <= MAX_PAYLOAD_BYTES as usize);
+    // A bug if not: `Log::append_batch` checks every payload's size first.
+    let len = match u32::try_from(payload.len()) {
+        Ok(len) if len > 0 && len <= MAX_PAYLOAD_BYTES => len,
+        _ => panic!("a frame's payload is 1..={MAX_PAYLOAD_BYTES} bytes, not {}", payload.len()),
+    };
     let mut h = [0u8; FRAME_HEADER_LEN];
-    h[F_LEN..F_CRC].copy_from_slice(&(payload.len() as u32).to_le_bytes());
+    h[F_LEN..F_CRC].copy_from_slice(&len.to_le_bytes());
     h[F_SEQ..F_BATCH_LEFT].copy_from_slice(&seq.to_le_bytes());
     h[F_BATCH_LEFT..F_MARK].copy_from_slice(&batch_left.to_le_bytes());
     h[F_MARK..].copy_from_slice(&mark.to_le_bytes());
@@ -163,7 +179,9 @@ pub fn frame_len(payload_len: usize) -> usize {
 /// One valid frame found in a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Frame {
+    /// Its sequence number.
     pub seq: u64,
+    /// How many frames follow it in the same atomic batch (0: the last).
     pub batch_left: u32,
     /// The durable mark (format 2): when this frame's group was written,
     /// every byte of the segment below this offset had been synced. 0 means
@@ -172,6 +190,7 @@ pub struct Frame {
     pub mark: u32,
     /// Offset of the payload in the segment.
     pub payload_offset: usize,
+    /// Length of the payload in bytes.
     pub payload_len: usize,
 }
 
@@ -197,6 +216,7 @@ impl Frame {
 /// What lies at an offset of a segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum FrameRead {
+    /// A valid frame starts here.
     Frame(Frame),
     /// No frame starts here: the rest is zeros, or too short for a header.
     End,
@@ -362,6 +382,7 @@ pub fn resync(seg: &[u8], from: usize, seqs: std::ops::RangeInclusive<u64>) -> O
 pub struct Stretch {
     /// Where it starts (where a frame was expected) and how long it is.
     pub offset: usize,
+    /// Its length in bytes.
     pub len: usize,
     /// Sequence number of the last valid frame before it, if any.
     pub after_seq: Option<u64>,

@@ -2,6 +2,10 @@
 //! a checksum of its whole content, kept outside the segments themselves.
 //! Layout in `docs/format.md` ("Manifest"); all integers little-endian.
 
+// A decoder of bytes from disk or a socket: those never panic the process
+// nor lose bits in a cast (Cargo.toml, `[lints]`).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
+
 use std::fs::{self};
 use std::io::Write;
 use std::path::Path;
@@ -9,10 +13,16 @@ use std::path::Path;
 use super::error::{io_err, undecodable, LogError};
 use super::private::{install_file, InstallError};
 
+/// The first 8 bytes of every manifest.
 pub const MANIFEST_MAGIC: [u8; 8] = *b"JOBLOGMF";
+/// The manifest format version this build writes and reads.
 pub const MANIFEST_VERSION: u32 = 1;
+/// The manifest's file name in the log directory.
 pub const MANIFEST_FILE: &str = "MANIFEST";
+/// The temporary file a new manifest is written to before it is renamed.
 pub const MANIFEST_TMP: &str = "MANIFEST.tmp";
+/// Why a manifest of a newer version is refused (see
+/// [`LogError::NewerVersion`]).
 pub const NEWER_MANIFEST: &str = "written by a newer joblog (manifest version above this build's)";
 
 // Manifest header (32 bytes):
@@ -30,6 +40,7 @@ const E_LEN: usize = E_LAST_SEQ + 8; //       u64 bytes of the segment that hold
 const E_FRAMES: usize = E_LEN + 8; //         u64 frames in the segment
 const E_CRC: usize = E_FRAMES + 8; //         u32 CRC32 of bytes [0, len) of the file
 const E_GENERATION: usize = E_CRC + 4; //     u32 rewrite generation (file name suffix)
+/// Bytes of one entry.
 pub const ENTRY_LEN: usize = E_GENERATION + 4;
 
 /// Trailer: u32 CRC32 of every byte before it.
@@ -41,11 +52,17 @@ pub const MAX_ENTRIES: usize = 1 << 30;
 /// One sealed segment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SealedEntry {
+    /// Its first sequence number (in its file name).
     pub first_seq: u64,
+    /// Its last frame's sequence number.
     pub last_seq: u64,
+    /// Bytes of the file that hold data (header and frames); beyond is unused.
     pub len: u64,
+    /// How many frames it holds.
     pub frames: u64,
+    /// CRC32 of bytes `[0, len)` of the file.
     pub crc: u32,
+    /// How many times compaction has rewritten it (its file name's suffix).
     pub generation: u32,
 }
 
@@ -83,21 +100,29 @@ pub fn parse_segment_file_name(name: &str) -> Option<(u64, u32)> {
 /// The decoded manifest.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Manifest {
+    /// Bumped by every rewrite of the manifest.
     pub epoch: u64,
     /// The sequence-number high-water mark at the last rewrite: sequence
     /// numbers below it are never handed out again, even when compaction
     /// has removed every segment that used them.
     pub next_seq: u64,
+    /// The sealed segments, in log order, not overlapping.
     pub sealed: Vec<SealedEntry>,
 }
 
 impl Manifest {
+    /// The manifest's bytes, checksum included (`docs/format.md`).
+    /// Panics: past [`MAX_ENTRIES`] entries (a bug).
     pub fn encode(&self) -> Vec<u8> {
-        assert!(self.sealed.len() <= MAX_ENTRIES);
+        // A bug if not: a log never holds that many sealed segments.
+        let count = match u32::try_from(self.sealed.len()) {
+            Ok(count) if self.sealed.len() <= MAX_ENTRIES => count,
+            _ => panic!("a manifest holds at most {MAX_ENTRIES} entries, not {}", self.sealed.len()),
+        };
         let mut b = Vec::with_capacity(M_HEADER_LEN + self.sealed.len() * ENTRY_LEN + TRAILER_LEN);
         b.extend_from_slice(&MANIFEST_MAGIC);
         b.extend_from_slice(&MANIFEST_VERSION.to_le_bytes());
-        b.extend_from_slice(&(self.sealed.len() as u32).to_le_bytes());
+        b.extend_from_slice(&count.to_le_bytes());
         b.extend_from_slice(&self.epoch.to_le_bytes());
         b.extend_from_slice(&self.next_seq.to_le_bytes());
         for e in &self.sealed {
@@ -125,7 +150,7 @@ impl Manifest {
             return Err("not a joblog manifest (bad magic)");
         }
         let (body, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN);
-        if crc32fast::hash(body) != u32::from_le_bytes(trailer.try_into().expect("4 bytes")) {
+        if crc32fast::hash(body) != u32_at(trailer, 0) {
             return Err("manifest checksum mismatch");
         }
         if u32_at(body, M_VERSION) > MANIFEST_VERSION {
@@ -205,7 +230,9 @@ impl Manifest {
 pub(crate) use super::private::sync_dir;
 
 fn u32_at(b: &[u8], at: usize) -> u32 {
-    u32::from_le_bytes(b[at..at + 4].try_into().expect("4 bytes"))
+    let mut a = [0u8; 4];
+    a.copy_from_slice(&b[at..at + 4]);
+    u32::from_le_bytes(a)
 }
 
 fn u64_at(b: &[u8], at: usize) -> u64 {

@@ -74,6 +74,7 @@ pub struct LogConfig {
     /// steps (from 1/64 of it, at most 1 MiB, doubling), each allocated on
     /// disk before it is written.
     pub segment_size_bytes: u64,
+    /// When an append counts as durable ([`Sync`]).
     pub sync: Sync,
     /// Check the whole-content checksum of every sealed segment on open.
     pub verify_on_open: bool,
@@ -118,7 +119,9 @@ impl LogConfig {
 /// read after it may be refused with [`LogError::BadPosition`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
+    /// The segment: its first sequence number.
     pub segment: u64,
+    /// The byte offset of the frame's header in the segment.
     pub offset: u64,
 }
 
@@ -132,10 +135,12 @@ pub struct Batch {
 }
 
 impl Batch {
+    /// An empty batch (appending one is refused: [`LogError::EmptyBatch`]).
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// A batch of these payloads, in order.
     pub fn from_payloads<'a>(payloads: impl IntoIterator<Item = &'a [u8]>) -> Self {
         let mut b = Self::new();
         for p in payloads {
@@ -144,19 +149,24 @@ impl Batch {
         b
     }
 
+    /// Adds one payload (1 byte to [`format::MAX_PAYLOAD_BYTES`]; the append
+    /// checks it).
     pub fn push(&mut self, payload: &[u8]) {
         self.data.extend_from_slice(payload);
         self.ends.push(self.data.len());
     }
 
+    /// How many payloads it holds.
     pub fn len(&self) -> usize {
         self.ends.len()
     }
 
+    /// Whether it holds no payload.
     pub fn is_empty(&self) -> bool {
         self.ends.is_empty()
     }
 
+    /// Empties it, keeping its buffers for the next batch.
     pub fn clear(&mut self) {
         self.data.clear();
         self.ends.clear();
@@ -190,7 +200,9 @@ impl Batch {
 /// each next position is [`Position::after`] the one before.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Appended {
+    /// The batch's sequence numbers, one per payload, in order.
     pub seqs: Range<u64>,
+    /// Where its first frame is.
     pub first: Position,
 }
 
@@ -274,6 +286,7 @@ impl Shared {
 /// What opening the log found and repaired.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct RecoveryReport {
+    /// Sealed segments the manifest lists.
     pub sealed_segments: usize,
     /// First sequence number of the active segment, if there was one.
     pub active_segment: Option<u64>,
@@ -304,7 +317,9 @@ pub struct RecoveryReport {
 /// A damaged stretch of a segment found by a read-only (salvage) open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Damage {
+    /// The segment file.
     pub path: PathBuf,
+    /// Where the stretch starts, in bytes from the start of the file.
     pub offset: u64,
     /// Bytes stepped over.
     pub len: u64,
@@ -315,6 +330,7 @@ pub struct Damage {
     /// nothing tells. A stretch between two consecutive sequence numbers
     /// (garbage between frames) has `first_lost > last_lost`: nothing lost.
     pub first_lost: Option<u64>,
+    /// See `first_lost`.
     pub last_lost: Option<u64>,
 }
 
@@ -336,14 +352,19 @@ pub struct Pending {
 }
 
 impl Pending {
+    /// Blocks until the writer has handled the append: its sequence numbers
+    /// and position, or why it failed ([`LogError::Closed`] if the log closed
+    /// first).
     pub fn wait(self) -> Result<Appended, LogError> {
         self.rx.recv().unwrap_or(Err(LogError::Closed))
     }
 }
 
 impl Log {
-    /// Opens (creating if needed) the log in `dir`. See [`open`](self::open)
-    /// for what recovery does.
+    /// Opens (creating if needed) the log in `dir`: takes the directory's
+    /// lock, removes leftovers of an interrupted roll or compaction, reads
+    /// the manifest and recovers the active segment's tail (`src/log/open.rs`
+    /// says what recovery does; `docs/format.md` the layout it reads).
     pub fn open(dir: impl AsRef<Path>, config: LogConfig) -> Result<Self, LogError> {
         open::open(dir.as_ref(), config)
     }
@@ -353,6 +374,7 @@ impl Log {
         &self.recovery
     }
 
+    /// The log's directory.
     pub fn dir(&self) -> &Path {
         &self.shared.dir
     }
@@ -453,9 +475,11 @@ pub type Generations = std::collections::HashMap<u64, u32>;
 /// A segment as [`Log::segments`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentInfo {
+    /// Its first sequence number (its name).
     pub first_seq: u64,
     /// How many times compaction has rewritten it.
     pub generation: u32,
+    /// Its file.
     pub path: PathBuf,
     /// Bytes of whole, readable frames (header included).
     pub published_bytes: u64,

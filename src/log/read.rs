@@ -19,14 +19,17 @@ pub struct Record {
 }
 
 impl Record {
+    /// Its sequence number.
     pub fn seq(&self) -> u64 {
         self.frame.seq
     }
 
+    /// Where it lives (valid until compaction rewrites its segment).
     pub fn position(&self) -> Position {
         Position { segment: self.seg.first_seq, offset: (self.frame.payload_offset - format::FRAME_HEADER_LEN) as u64 }
     }
 
+    /// Its payload, read in place from the segment's map.
     #[inline]
     pub fn payload(&self) -> &[u8] {
         &self.seg.map.bytes()[self.frame.payload_offset..self.frame.end()]
@@ -111,22 +114,29 @@ impl LogIter {
 /// A record borrowed from its segment, as [`Log::scan_from`] passes it.
 #[derive(Debug, Clone, Copy)]
 pub struct RecordRef<'a> {
+    /// Its sequence number.
     pub seq: u64,
+    /// Where it lives.
     pub position: Position,
+    /// Its payload, borrowed from the segment's map.
     pub payload: &'a [u8],
 }
 
 /// The result of [`Log::verify`].
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct VerifyReport {
+    /// Segments checked.
     pub segments: usize,
+    /// Frames checked.
     pub frames: u64,
+    /// Bytes checked.
     pub bytes: u64,
     /// Each problem found, naming the file and offset.
     pub problems: Vec<String>,
 }
 
 impl VerifyReport {
+    /// Whether no problem was found.
     pub fn ok(&self) -> bool {
         self.problems.is_empty()
     }

@@ -1,5 +1,5 @@
 //! Projections: the current state of every job, and the indices the views
-//! need, folded from the log's events. Hot columns live in a compact [`Row`];
+//! need, folded from the log's events. Hot columns live in a compact row;
 //! cold ones (name, message, data, …) stay in the log and are read through
 //! the map when a job is shown.
 //!
@@ -144,9 +144,13 @@ impl Row {
 /// One deletion, as the audit trail shows it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DeletionRecord {
+    /// The deletion event's sequence number.
     pub seq: u64,
+    /// When it was written.
     pub at: Timestamp,
+    /// Who deleted (a user, or the worker of a Bulk Delete job).
     pub actor: crate::domain::Actor,
+    /// What it deleted, and by which criteria.
     pub deletion: crate::domain::Deletion,
 }
 
@@ -200,6 +204,7 @@ pub struct Projection {
 }
 
 impl Projection {
+    /// An empty projection: a fresh store's state before any event.
     pub fn new() -> Self {
         Self::default()
     }
@@ -214,6 +219,7 @@ impl Projection {
         self.directory.get_or_insert_with(Directory::fresh)
     }
 
+    /// Every workflow definition, by id.
     pub fn workflows(&self) -> &BTreeMap<String, WorkflowDefinition> {
         &self.workflows
     }

@@ -21,7 +21,9 @@ use crate::log::Log;
 /// What the System Jobs view filters on; every field is optional.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Filter {
+    /// Only jobs of this System Job Type.
     pub operationtype: Option<OperationType>,
+    /// Only jobs in this State.
     pub state: Option<State>,
     /// The Status Reason (the `status` of the System Jobs view).
     pub status_reason: Option<StatusReason>,
@@ -29,27 +31,35 @@ pub struct Filter {
     pub workflow: Option<String>,
     /// Background Processes: the jobs regarding one row.
     pub regarding: Option<Regarding>,
+    /// Only jobs owned by this user.
     pub owner: Option<String>,
+    /// Only jobs created strictly before this time.
     pub created_before: Option<Timestamp>,
+    /// Only jobs created strictly after this time.
     pub created_after: Option<Timestamp>,
+    /// Only Completed jobs completed strictly before this time.
     pub completed_before: Option<Timestamp>,
 }
 
 /// Whose jobs the acting user may see (from the Read depth).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Visibility {
+    /// Every job (Read at Organization depth).
     All,
     /// Only jobs owned by this user.
     Owner(String),
     /// Only jobs owned in these business units.
     BusinessUnits(Vec<String>),
+    /// No job (no Read privilege, or a deactivated user).
     Nothing,
 }
 
 /// Where the next page starts: just below this (createdon, id).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Cursor {
+    /// The `createdon` of the last job of the previous page.
     pub createdon: Timestamp,
+    /// The id of the last job of the previous page (the tie-breaker).
     pub id: Uuid,
 }
 
@@ -75,6 +85,7 @@ impl std::str::FromStr for Cursor {
 /// One page of results.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Page {
+    /// The jobs, newest `createdon` first.
     pub ids: Vec<Uuid>,
     /// Set when there may be more.
     pub next: Option<Cursor>,

@@ -17,6 +17,10 @@
 //! | 36 | 4 | CRC32 of bytes 0..36 |
 //! | 40 | … | body: the projection's rows, strings, event chain, segments, directory, workflows, the store's policy (codec) |
 
+// A decoder of bytes from disk or a socket: those never panic the process
+// nor lose bits in a cast (Cargo.toml, `[lints]`).
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
+
 use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap as HashMap;
@@ -127,13 +131,20 @@ pub fn checkpoint_file_bytes(last_seq: u64, body: &[u8]) -> Vec<u8> {
 
 /// The fields of a valid header: (last_seq, body_len, body_crc).
 fn parse_header(h: &[u8; HEADER_LEN]) -> Option<(u64, u64, u32)> {
-    let u = |r: std::ops::Range<usize>| -> u64 { h[r].iter().rev().fold(0, |a, &b| (a << 8) | u64::from(b)) };
+    // Little-endian integers at fixed offsets of the 40-byte header.
+    let u16_at = |at: usize| u16::from_le_bytes([h[at], h[at + 1]]);
+    let u32_at = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
+    let u64_at = |at: usize| {
+        let mut a = [0u8; 8];
+        a.copy_from_slice(&h[at..at + 8]);
+        u64::from_le_bytes(a)
+    };
     let ok = h[0..8] == MAGIC
-        && u(36..40) as u32 == crc32fast::hash(&h[..36])
-        && u(8..10) as u16 == VERSION
-        && u(10..12) as u16 == codec::CODEC_VERSION
-        && u(12..16) == 0;
-    ok.then(|| (u(16..24), u(24..32), u(32..36) as u32))
+        && u32_at(36) == crc32fast::hash(&h[..36])
+        && u16_at(8) == VERSION
+        && u16_at(10) == codec::CODEC_VERSION
+        && u32_at(12) == 0;
+    ok.then(|| (u64_at(16), u64_at(24), u32_at(32)))
 }
 
 fn file_name(last_seq: u64) -> String {
@@ -212,17 +223,17 @@ impl Projection {
         Ok(())
     }
 
-    /// Loads the newest valid snapshot in `dir` whose last event is before
-    /// `log_next_seq` and whose segments are the log's (`live`: first
-    /// sequence number → generation; a compaction since makes a checkpoint
-    /// stale); `None` when there is none. Damaged ones are skipped (and
-    /// named in the returned list), never trusted.
     /// Whether a note of [`Projection::load_snapshot`] says a checkpoint is
     /// ahead of the log: proof that events were lost from the log's end.
     pub fn is_ahead_of_the_log(note: &str) -> bool {
         note.contains(AHEAD_OF_THE_LOG)
     }
 
+    /// Loads the newest valid snapshot in `dir` whose last event is before
+    /// `log_next_seq` and whose segments are the log's (`live`: first
+    /// sequence number → generation; a compaction since makes a checkpoint
+    /// stale); `None` when there is none. Damaged ones are skipped (and
+    /// named in the returned list), never trusted.
     pub fn load_snapshot(dir: &Path, log_next_seq: u64, live: &Generations) -> (Option<Projection>, Vec<String>) {
         let mut skipped = Vec::new();
         for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -281,11 +292,17 @@ impl Projection {
     /// Rebuilds the lookup tables and indices of a loaded body, checking
     /// what would otherwise break an invariant later.
     fn from_body(b: Body) -> Result<Projection, String> {
+        // Rows, events, strings and segments are numbered by `u32` in memory;
+        // a body claiming more of any is corrupt, not truncated.
+        let count = |n: usize, what: &str| u32::try_from(n).map_err(|_| format!("more {what} than a u32 numbers"));
+        let segment_ordinals =
+            (0..count(b.segments.len(), "segments")?).zip(&b.segments).map(|(i, &s)| (s, i)).collect();
+        let (n_rows, n_events_u32) = (count(b.rows.len(), "rows")?, count(b.events.len(), "events")?);
         let mut p = Projection {
             rows: b.rows,
             strings: b.strings,
             events: b.events,
-            segment_ordinals: b.segments.iter().enumerate().map(|(i, &s)| (s, i as u32)).collect(),
+            segment_ordinals,
             segments: b.segments,
             garbage: b.garbage,
             deletions: b.deletions,
@@ -297,18 +314,18 @@ impl Projection {
             ..Projection::default()
         };
         p.strings.rebuild();
-        let (n_strings, n_events, n_segments) = (p.strings.len() as u32, p.events.len(), p.segments.len());
+        let (n_strings, n_events, n_segments) = (count(p.strings.len(), "strings")?, p.events.len(), p.segments.len());
         let freed = |pos: &Pos| pos.segment == u32::MAX;
         if p.events.iter().any(|(pos, prev)| {
             (!freed(pos) && pos.segment as usize >= n_segments) || (*prev != u32::MAX && *prev as usize >= n_events)
         }) {
             return Err("event chain out of range".into());
         }
-        p.free_events = (0..n_events as u32).filter(|&e| freed(&p.events[e as usize].0)).collect();
+        p.free_events = (0..n_events_u32).filter(|&e| freed(&p.events[e as usize].0)).collect();
         let mut by_id = HashMap::with_capacity_and_hasher(p.rows.len(), Default::default());
-        for (i, r) in p.rows.iter().enumerate() {
+        for (i, r) in (0..n_rows).zip(&p.rows) {
             if r.deleted {
-                p.free_rows.push(i as u32);
+                p.free_rows.push(i);
                 continue;
             }
             let syms = [r.owner, r.owningbusinessunit, r.workflow, r.regarding, r.dependencytoken];
@@ -316,12 +333,12 @@ impl Projection {
             if syms.iter().any(|&s| s > n_strings) || r.last_event as usize >= n_events || !chained(r.message_event) {
                 return Err(format!("row {i} refers past the end of its tables"));
             }
-            if by_id.insert(r.id, i as u32).is_some() {
+            if by_id.insert(r.id, i).is_some() {
                 return Err(format!("job {} twice", r.id));
             }
         }
         p.by_id = by_id;
-        for i in 0..p.rows.len() as u32 {
+        for i in 0..n_rows {
             if !p.rows[i as usize].deleted {
                 p.index(i);
             }

@@ -10,10 +10,13 @@ use crate::engine::Engine;
 /// What a run came to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
+    /// The job did its work: it completes as Succeeded.
     Succeeded,
     /// A fatal error: the job fails with this code and message.
     Failed {
+        /// The job's `errorcode`.
         code: i32,
+        /// The job's `message`.
         message: String,
     },
     /// Try again later (server busy, timeout, network): retried with
@@ -44,6 +47,10 @@ pub enum StopRequest {
 
 /// Runs jobs of one workflow definition or one System Job Type.
 pub trait Handler: Send + Sync {
+    /// Runs one job, on a worker thread of the service, and says how it went.
+    /// Long work should call [`JobContext::stop_requested`] now and then and
+    /// return [`Outcome::Stopped`] when it says so. A panic fails the run
+    /// (error code [`codes::HANDLER_PANICKED`](crate::domain::codes::HANDLER_PANICKED), −1008) and the worker goes on.
     fn run(&self, ctx: &JobContext<'_>) -> Outcome;
 }
 
@@ -107,15 +114,21 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// No handlers: every job would fail with error code
+    /// [`codes::NO_HANDLER`](crate::domain::codes::NO_HANDLER) (−1001).
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// Runs the jobs of workflow definition `id` with `h` (before any handler
+    /// of their type).
     pub fn workflow(mut self, id: &str, h: impl Handler + 'static) -> Self {
         self.by_workflow.insert(id.to_string(), Arc::new(h));
         self
     }
 
+    /// Runs the jobs of System Job Type `t` with `h` (unless their workflow has
+    /// a handler of its own).
     pub fn operation(mut self, t: OperationType, h: impl Handler + 'static) -> Self {
         self.by_type.insert(t, Arc::new(h));
         self

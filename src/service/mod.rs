@@ -53,11 +53,15 @@ use crate::error::Error;
 /// How the service runs.
 #[derive(Debug, Clone)]
 pub struct ServiceConfig {
+    /// Worker threads: how many jobs run at once.
     pub workers: usize,
     /// The worker host's id, recorded as the actor of every step.
     pub host: String,
+    /// Retries after transient failures.
     pub retry: RetryPolicy,
+    /// The back-off of a workflow whose jobs keep failing.
     pub backoff: BackoffPolicy,
+    /// The loop guard's limits.
     pub loop_guard: LoopGuard,
     /// How long the scheduler waits for a run to finish before it looks
     /// for due jobs again (wall-clock time).
@@ -172,10 +176,13 @@ pub enum RunUntil {
 pub struct Summary {
     /// Runs handed to handlers.
     pub ran: u64,
+    /// Runs that succeeded.
     pub succeeded: u64,
+    /// Runs that failed for good.
     pub failed: u64,
     /// Runs that ended waiting (a time, a retry, a pause, a data error).
     pub waiting: u64,
+    /// Runs that ended Canceled.
     pub canceled: u64,
     /// Locked jobs of a dead service returned (or stopped) at start.
     pub recovered: u64,
@@ -190,7 +197,9 @@ pub struct Summary {
 /// A workflow's back-off, as `stats` shows it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct WorkflowBackoff {
+    /// The workflow definition's id.
     pub workflow: String,
+    /// Its jobs' failures in a row.
     pub consecutive_failures: u32,
     /// Its jobs are held until then (`None`: it runs normally).
     pub held_until: Option<Timestamp>,

@@ -20,9 +20,13 @@ const SECOND: i64 = 1_000_000;
 /// Retries of one job after transient failures.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct RetryPolicy {
+    /// How many retries a job gets before it fails for good.
     pub max_retries: u32,
+    /// The first retry's delay, in seconds.
     pub base_secs: u32,
+    /// Each next delay is the one before times this.
     pub factor: u32,
+    /// No delay is longer than this, in seconds.
     pub cap_secs: u32,
 }
 
@@ -46,11 +50,15 @@ impl RetryPolicy {
 pub struct BackoffPolicy {
     /// Consecutive failures that start the back-off.
     pub threshold: u32,
+    /// The first hold's length, in seconds.
     pub base_secs: u32,
+    /// Each next hold is the one before times this.
     pub factor: u32,
+    /// No hold is longer than this, in seconds (before jitter).
     pub cap_secs: u32,
     /// Largest jitter, as a fraction of the delay (0.1: ±10%).
     pub jitter: f64,
+    /// The seed of the jitter's hash, so that a store's holds are repeatable.
     pub seed: u64,
 }
 
@@ -78,8 +86,12 @@ impl BackoffPolicy {
 /// Loop protection.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LoopGuard {
+    /// The most runs of one workflow on one row created within `window_secs`;
+    /// a run past it is canceled.
     pub max_runs_per_row: u32,
+    /// The window `max_runs_per_row` counts in, in seconds.
     pub window_secs: u32,
+    /// A job whose `depth` is more than this is canceled.
     pub max_depth: u32,
 }
 

@@ -7,5 +7,7 @@
 //!   and process file descriptors (`pidfd`) that name one process for
 //!   good, so that a signal never reaches a process that reused a pid.
 
+#![allow(unsafe_code)] // the one place it is allowed (Cargo.toml, `[lints]`)
+
 pub(crate) mod map;
 pub(crate) mod process;
