@@ -21,6 +21,7 @@ pub(crate) const CODEC_VERSION: u16 = 1;
 /// payload).
 pub(crate) const MAX_DECODE_BYTES: usize = 16 << 20;
 
+/// Why a value could not be encoded, or bytes could not be decoded.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
 pub enum CodecError {

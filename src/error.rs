@@ -34,7 +34,12 @@ pub enum Error {
     /// file). What was being written was not written; fix the cause and try
     /// again.
     #[error("I/O error on {path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        /// The file or directory the call was on.
+        path: PathBuf,
+        /// The system's error.
+        source: std::io::Error,
+    },
 
     /// The store is damaged: bytes in the log, the manifest or a checkpoint
     /// that do not decode, or events that contradict the state they apply
@@ -43,13 +48,28 @@ pub enum Error {
     /// must not be written to: `joblog verify` lists every problem and
     /// [`crate::engine::salvage`] copies what is intact into a new store.
     #[error("the store is damaged (corrupt): {}{reason}", place(file, offset, seq))]
-    Corrupt { file: Option<PathBuf>, offset: Option<u64>, seq: Option<u64>, reason: Corruption },
+    Corrupt {
+        /// The damaged file, when known.
+        file: Option<PathBuf>,
+        /// The byte offset of the damage in `file`, when known.
+        offset: Option<u64>,
+        /// The event's sequence number (or the one expected at `offset`), when
+        /// known.
+        seq: Option<u64>,
+        /// What is wrong there.
+        reason: Corruption,
+    },
 
     /// A file of the store (`file`, when known) or an event in it was
     /// written by a newer joblog: nothing was changed; upgrade joblog to
     /// open the store.
     #[error("{}{what}: the store was written by a newer joblog; upgrade joblog to open it (this build writes format {format}, codec {codec}, events up to schema version {event})", file.as_ref().map_or(String::new(), |f| format!("{}: ", f.display())), format = crate::log::format::FORMAT_VERSION, codec = crate::codec::CODEC_VERSION, event = crate::domain::EVENT_VERSION)]
-    NewerVersion { file: Option<PathBuf>, what: String },
+    NewerVersion {
+        /// The file written by a newer joblog, when known.
+        file: Option<PathBuf>,
+        /// What in it is newer (a format, a codec, an event's schema version).
+        what: String,
+    },
 
     /// The log refused for a reason of its own: the directory is held by
     /// another process ([`LogError::Locked`]), belongs to another OS user
@@ -64,26 +84,45 @@ pub enum Error {
     /// A write stamped before the newest recorded event: time never goes
     /// backwards in a store. Nothing was written; act at a later time.
     #[error("time would go backwards: {at} is earlier than the newest recorded event ({newest})")]
-    TimeWentBackwards { at: String, newest: String },
+    TimeWentBackwards {
+        /// The write's time, in RFC 3339.
+        at: String,
+        /// The time of the newest recorded event, in RFC 3339.
+        newest: String,
+    },
 
     /// A write stamped further ahead of the system clock than a live store
     /// accepts (`engine::MAX_CLOCK_SKEW_SECS`): it would refuse every later
     /// write until then. Nothing was written; only a store created as a
     /// simulation runs ahead.
     #[error("the time {at} is ahead of the system clock (a live store accepts up to {limit}); only a store created as a simulation runs ahead")]
-    ClockAhead { at: String, limit: String },
+    ClockAhead {
+        /// The write's time, in RFC 3339.
+        at: String,
+        /// The latest time a live store accepts now (the system clock plus
+        /// `MAX_CLOCK_SKEW_SECS`), in RFC 3339.
+        limit: String,
+    },
 
     /// A store that already holds events cannot become a simulation
     /// (`docs/operations.md`, "The clock"): create the simulation in a new
     /// directory.
     #[error("{} already holds a live store; only a new store can be created as a simulation", dir.display())]
-    NotANewStore { dir: PathBuf },
+    NotANewStore {
+        /// The store's directory.
+        dir: PathBuf,
+    },
 
     /// A salvage's target is not a new, empty directory outside the
     /// damaged store (`reason` says which). Nothing was copied; give
     /// another directory.
     #[error("invalid salvage target: {} {reason}", target.display())]
-    SalvageTarget { target: PathBuf, reason: String },
+    SalvageTarget {
+        /// The directory given as the target.
+        target: PathBuf,
+        /// What is wrong with it ("exists and is not a directory", …).
+        reason: String,
+    },
 
     /// A service already runs on this engine: a job must never run twice at
     /// once, so a second one does not start. Wait for the first to return.
@@ -100,27 +139,41 @@ pub enum Error {
     /// A thread (`what`) could not be started: the system is out of
     /// threads or memory. Nothing ran; try again when it has room.
     #[error("cannot start {what}: {source}")]
-    Spawn { what: String, source: std::io::Error },
+    Spawn {
+        /// The thread that could not be started ("worker thread 2 of 4").
+        what: String,
+        /// The system's error.
+        source: std::io::Error,
+    },
 
     /// A value could not be turned into bytes (an event of a kind this
     /// build may not write, a checkpoint too large): a bug, nothing was
     /// written.
     #[error("cannot encode: {reason}")]
-    Encode { reason: String },
+    Encode {
+        /// Why the value could not be encoded (the codec's message).
+        reason: String,
+    },
 
     /// Processes of a run of an earlier service on this store (found by
     /// their marks, `service::STORE_VAR`) are still there after SIGKILL:
     /// the service does not start, since their jobs would run twice. End
     /// them (or wait for them), then start the service again.
     #[error("processes {pids:?} of a run started by an earlier service on this store are still running after SIGKILL (in uninterruptible sleep?); the service does not start while they live (their jobs would run twice at once)")]
-    RunsOutlived { pids: Vec<i32> },
+    RunsOutlived {
+        /// The process ids still running.
+        pids: Vec<i32>,
+    },
 
     /// `/proc` could not be listed, so the processes that command runs
     /// left behind cannot be looked for: the service does not start (it
     /// would return leases of runs that may still be running). Mount
     /// `/proc` readable, then start the service again.
     #[error("cannot list the processes in /proc ({source}): the service cannot check that no command run of an earlier service still runs, so it does not start (is /proc mounted and readable?)")]
-    ProcessesUnreadable { source: std::io::Error },
+    ProcessesUnreadable {
+        /// The system's error on listing `/proc`.
+        source: std::io::Error,
+    },
 }
 
 /// What is wrong at the place an [`Error::Corrupt`] names.

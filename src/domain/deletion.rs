@@ -33,7 +33,7 @@ pub struct DeletionCriteria {
     /// least one).
     pub reasons: Vec<StatusReason>,
     /// Only jobs completed more than this many days before the run, at most
-    /// [`MAX_OLDER_THAN_DAYS`].
+    /// `MAX_OLDER_THAN_DAYS`.
     pub older_than_days: u32,
 }
 

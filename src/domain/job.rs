@@ -55,7 +55,7 @@ impl std::fmt::Display for Regarding {
 pub struct Job {
     /// `asyncoperationid`: UUID v7 for new jobs; imported jobs keep theirs.
     pub id: Uuid,
-    /// The System Job Name: at most [`MAX_NAME_CHARS`] characters, no control
+    /// The System Job Name: at most `MAX_NAME_CHARS` characters, no control
     /// characters.
     pub name: String,
     /// The System Job Type (`docs/domain.md` §3).

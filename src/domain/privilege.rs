@@ -236,7 +236,7 @@ impl Directory {
     }
 
     /// Deactivates user `name` (its jobs stay). Errors: `NotFound`. The engine
-    /// first asks [`Directory::check_deactivation`].
+    /// first asks `Directory::check_deactivation`.
     pub fn deactivate_user(&mut self, name: &str) -> Result<(), DomainError> {
         let user = self.users.get_mut(name).ok_or_else(|| DomainError::NotFound { kind: "user", name: name.into() })?;
         user.active = false;

@@ -16,7 +16,7 @@ use crate::projection::Projection;
 /// A job to create.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NewJob {
-    /// The System Job Name (at most [`MAX_NAME_CHARS`](crate::domain::MAX_NAME_CHARS) characters, one line).
+    /// The System Job Name (at most `MAX_NAME_CHARS` characters, one line).
     pub name: String,
     /// The System Job Type.
     pub operationtype: OperationType,

@@ -60,6 +60,7 @@ pub use verify::{manifest_problem, salvage, verify_unopenable, LostRange, Salvag
 /// How an engine is opened.
 #[derive(Debug, Clone)]
 pub struct Config {
+    /// How the log is opened (segment size, sync, checks, read-only).
     pub log: LogConfig,
     /// Save a checkpoint of the projection after this many events (0: only
     /// on [`Engine::close`] and [`Engine::checkpoint`]).
@@ -237,6 +238,7 @@ pub struct Session {
 }
 
 impl Session {
+    /// The acting user's name.
     pub fn user(&self) -> &str {
         &self.user
     }

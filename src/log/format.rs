@@ -60,7 +60,7 @@ pub struct SegmentHeader {
     pub first_seq: u64,
     /// The segment format version it was written with (`docs/format.md`).
     pub format_version: u16,
-    /// The payload codec version ([`codec::CODEC_VERSION`]) its payloads use.
+    /// The payload codec version (`codec::CODEC_VERSION`) its payloads use.
     pub codec_version: u16,
 }
 
