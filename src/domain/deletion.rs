@@ -156,7 +156,7 @@ impl Recurrence {
     }
 
     /// The first run after `after` of a series that started at `start`.
-    pub(crate) fn next_after(&self, start: Timestamp, after: Timestamp) -> Timestamp {
+    pub fn next_after(&self, start: Timestamp, after: Timestamp) -> Timestamp {
         let every = self.every_secs as i64 * 1_000_000;
         if after < start {
             return start;
