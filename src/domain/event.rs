@@ -169,7 +169,7 @@ pub enum Event {
 pub struct Transition {
     /// The job.
     pub job: Uuid,
-    /// What was done (docs/domain.md, "State machine").
+    /// What was done (`docs/domain.md` §4 for a user's, §5 for the service's).
     pub action: Action,
     /// The job's status before: the step is refused unless the job is in it.
     pub from: Status,

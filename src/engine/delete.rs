@@ -82,7 +82,7 @@ impl Engine {
         if !self.bulk_delete_jobs_named(DEFAULT_BULK_DELETE_NAME)?.is_empty() {
             return Ok(None);
         }
-        let day = 86_400_000_000;
+        let day = crate::domain::MICROS_PER_DAY;
         let midnight = Timestamp::from_micros((self.now().micros().div_euclid(day) + 1) * day);
         let spec = NewBulkDelete {
             name: DEFAULT_BULK_DELETE_NAME.into(),

@@ -97,7 +97,7 @@ impl Default for Fixture {
 }
 
 /// The seeded random source of every test and harness (and of the
-/// benchmark workload in `tools/src/workload.rs`): `Rng::with_seed(seed)`
+/// benchmark workload in `bench/src/workload.rs`): `Rng::with_seed(seed)`
 /// repeats a run from its printed seed; `rng.u64(..n)` picks below `n`.
 #[allow(unused_imports)] // not every test file draws random numbers
 pub use fastrand::Rng;
