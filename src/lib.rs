@@ -5,6 +5,7 @@
 //!
 //! * [`domain`] — the System Jobs model: codes, types, the state machine.
 //! * [`codec`] — values to bytes and back (bincode 2.0.1, pinned).
+//! * [`measure`] — a directory's bytes and this process's memory, for `stats` and the harnesses.
 //! * [`engine`] — the embedding surface: an engine, sessions, actions, queries.
 //! * [`projection`] — current state and indices, folded from events.
 //! * [`service`] — runs the jobs: workers, retries, back-off, leases.
@@ -16,6 +17,7 @@ mod crashpoint;
 pub mod domain;
 pub mod engine;
 mod error;
+pub mod measure;
 pub mod projection;
 pub mod service;
 mod sys;

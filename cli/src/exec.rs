@@ -814,8 +814,8 @@ fn stats(ctx: &Ctx<'_>, s: &Session) -> Output {
     // every job (it would name others' workflows to anyone else).
     let org_wide = matches!(vis, joblog::projection::query::Visibility::All);
     let backoff = if org_wide { joblog::service::backoff_report(ctx.engine, &in_force.backoff) } else { Vec::new() };
-    let disk = dir_bytes(ctx.engine.dir());
-    let rss = rss_anon_bytes();
+    let disk = joblog::measure::dir_bytes(ctx.engine.dir());
+    let rss = joblog::measure::rss_anon_bytes();
     let v = json!({
         "jobs": jobs,
         "by_status": by_status.iter().map(|(s, n)| json!({"state": s.state().name(), "status": s.reason().name(), "statecode": s.statecode(), "statuscode": s.statuscode(), "count": n})).collect::<Vec<_>>(),
@@ -874,32 +874,4 @@ fn stats(ctx: &Ctx<'_>, s: &Session) -> Output {
     }
     out.push_str(&format!("\npolicy in force (`joblog config set KEY VALUE` changes it):\n{}", policy_table(&policy)));
     Ok(out)
-}
-
-/// Bytes of every file under `dir` (file lengths, recursively): `stats`'s
-/// "bytes on disk" of the whole data directory (segments, checkpoints and
-/// the rest), where `Log::data_bytes` counts the events only.
-fn dir_bytes(dir: &std::path::Path) -> u64 {
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
-            Err(_) => 0,
-        })
-        .sum()
-}
-
-/// Anonymous resident memory of this process (`RssAnon` in
-/// `/proc/self/status`: not the file-backed maps of the log), 0 when it
-/// cannot be read.
-fn rss_anon_bytes() -> u64 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
-    status
-        .lines()
-        .find_map(|l| l.strip_prefix("RssAnon:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
-        .map_or(0, |kb| kb * 1024)
 }
