@@ -1,0 +1,337 @@
+//! joblog over HTTP (docs/http.md): the native API (`/api/v1/`), the
+//! Dataverse-compatible Web API (`/api/data/v9.2/`), the dashboard (`/`),
+//! `/metrics` and `/healthz`, served by `joblog run --http ADDR`.
+//!
+//! The library is synchronous; this crate owns the async runtime. Every
+//! call into the engine runs on tokio's blocking pool ([`blocking`]), so a
+//! request waiting for a sync never holds a thread that serves other
+//! connections. Each connection is its own task with a time limit on its
+//! request head and on each request; bodies are bounded; requests beyond
+//! [`Limits::max_in_flight`] at once are answered 429 with `Retry-After`.
+
+pub mod error;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use joblog::Engine;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+
+pub use error::ApiError;
+
+/// The bounds every connection and request lives within (docs/http.md,
+/// "Limits").
+#[derive(Debug, Clone)]
+pub struct Limits {
+    /// The largest request body, in bytes.
+    pub max_body: usize,
+    /// Requests served at once (event streams not counted); more get 429.
+    pub max_in_flight: usize,
+    /// Event streams open at once; more get 429.
+    pub max_streams: usize,
+    /// How long a client may take to send a request's head (also how long
+    /// an idle kept-alive connection stays open).
+    pub head_timeout: Duration,
+    /// How long a request may take, body and answer included (event
+    /// streams excepted).
+    pub request_timeout: Duration,
+    /// How long open connections get to finish when the server stops.
+    pub shutdown_grace: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_body: 1 << 20,
+            max_in_flight: 256,
+            max_streams: 256,
+            head_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(60),
+            shutdown_grace: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Where to listen and how.
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    /// `HOST:PORT` (port 0: any free port; [`Server::local_addr`] tells which).
+    pub addr: String,
+    /// PEM certificate chain and private key: HTTPS instead of HTTP.
+    pub tls: Option<TlsFiles>,
+    /// The bounds of connections and requests.
+    pub limits: Limits,
+}
+
+/// A certificate chain and its key, PEM files.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// The certificate chain.
+    pub cert: PathBuf,
+    /// The private key (PKCS#8, PKCS#1 or SEC1).
+    pub key: PathBuf,
+}
+
+/// Why the server could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// `addr` is not `HOST:PORT`, or could not be bound.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address asked for.
+        addr: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// The certificate or key could not be read or used.
+    #[error("TLS: {0}")]
+    Tls(String),
+    /// The async runtime could not start.
+    #[error("cannot start the HTTP runtime: {0}")]
+    Runtime(std::io::Error),
+}
+
+/// What every handler shares.
+#[derive(Clone)]
+pub struct AppState {
+    /// The open store.
+    pub engine: Engine,
+    /// Set while the service runs jobs (`/healthz`).
+    pub service_running: Arc<AtomicBool>,
+    /// The bounds in force.
+    pub limits: Arc<Limits>,
+    /// When the server started.
+    pub started: Instant,
+    in_flight: Arc<AtomicUsize>,
+}
+
+/// Runs `f` (a call into the synchronous engine) on the blocking pool.
+pub async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, ApiError> + Send + 'static,
+) -> Result<T, ApiError> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(ApiError::new(
+            axum::http::StatusCode::INTERNAL_SERVER_ERROR,
+            error::code::INTERNAL,
+            format!("the request's work ended abnormally: {e}"),
+        )),
+    }
+}
+
+/// A running HTTP server; [`Server::stop`] ends it.
+pub struct Server {
+    local_addr: SocketAddr,
+    stop: watch::Sender<bool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Server {
+    /// The address it listens on.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// Stops accepting, gives open connections the shutdown grace, then
+    /// cuts what is left and returns.
+    pub fn stop(mut self) {
+        self.stop_now();
+    }
+
+    fn stop_now(&mut self) {
+        let _ = self.stop.send(true);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop_now();
+    }
+}
+
+/// Every route of the HTTP face.
+pub fn router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .method_not_allowed_fallback(|| async { ApiError::method() })
+        .fallback(|| async { ApiError::not_found("no such resource") })
+        .layer(axum::middleware::from_fn_with_state(state.clone(), admit))
+        .with_state(state)
+}
+
+/// `GET /healthz`: 200 while the store is open and the service runs.
+async fn healthz(State(s): State<AppState>) -> Response {
+    if s.service_running.load(Ordering::Acquire) {
+        (axum::http::StatusCode::OK, "ok\n").into_response()
+    } else {
+        (axum::http::StatusCode::SERVICE_UNAVAILABLE, "the service is not running\n").into_response()
+    }
+}
+
+/// Admission: at most `max_in_flight` requests at once (429 beyond), each
+/// within `request_timeout`. Event streams are admitted by their own
+/// handler, against `max_streams`.
+async fn admit(State(s): State<AppState>, req: Request, next: Next) -> Response {
+    let stream = req.headers().get(axum::http::header::ACCEPT).is_some_and(|v| v.as_bytes() == b"text/event-stream");
+    if stream {
+        return next.run(req).await;
+    }
+    let n = s.in_flight.fetch_add(1, Ordering::AcqRel);
+    let _guard = Decrement(Arc::clone(&s.in_flight));
+    if n >= s.limits.max_in_flight {
+        return ApiError::too_many(1).into_response();
+    }
+    match tokio::time::timeout(s.limits.request_timeout, next.run(req)).await {
+        Ok(r) => r,
+        Err(_) => ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            error::code::UNAVAILABLE,
+            format!("the request took over {} s", s.limits.request_timeout.as_secs()),
+        )
+        .into_response(),
+    }
+}
+
+struct Decrement(Arc<AtomicUsize>);
+
+impl Drop for Decrement {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+/// Binds `config.addr` and serves on a runtime of its own threads until
+/// [`Server::stop`]. A bad address, a port in use or an unusable
+/// certificate is an error here, before anything is served.
+pub fn start(engine: Engine, service_running: Arc<AtomicBool>, config: HttpConfig) -> Result<Server, ServerError> {
+    let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("joblog-http")
+        .enable_all()
+        .build()
+        .map_err(ServerError::Runtime)?;
+    let bind_err = |source| ServerError::Bind { addr: config.addr.clone(), source };
+    let std_listener = std::net::TcpListener::bind(&config.addr).map_err(bind_err)?;
+    std_listener.set_nonblocking(true).map_err(bind_err)?;
+    let local_addr = std_listener.local_addr().map_err(bind_err)?;
+    let listener = {
+        let _enter = runtime.enter();
+        TcpListener::from_std(std_listener).map_err(bind_err)?
+    };
+    let limits = Arc::new(config.limits.clone());
+    let state = AppState {
+        engine,
+        service_running,
+        limits: Arc::clone(&limits),
+        started: Instant::now(),
+        in_flight: Arc::new(AtomicUsize::new(0)),
+    };
+    let app = router(state);
+    let (stop, stopped) = watch::channel(false);
+    let thread = std::thread::Builder::new()
+        .name("joblog-http".into())
+        .spawn(move || {
+            runtime.block_on(accept_loop(listener, app, tls, limits, stopped));
+            // Connections still open after the grace are cut here.
+            runtime.shutdown_timeout(Duration::from_millis(100));
+        })
+        .map_err(ServerError::Runtime)?;
+    Ok(Server { local_addr, stop, thread: Some(thread) })
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    app: Router,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Arc<Limits>,
+    mut stopped: watch::Receiver<bool>,
+) {
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    loop {
+        let (tcp, _peer) = tokio::select! {
+            r = listener.accept() => match r {
+                Ok(c) => c,
+                // Out of descriptors and the like: wait a moment, go on.
+                Err(e) => {
+                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stopped.changed() => break,
+        };
+        let _ = tcp.set_nodelay(true);
+        let app = app.clone();
+        let tls = tls.clone();
+        let limits = Arc::clone(&limits);
+        let watcher = graceful.watcher();
+        tokio::spawn(async move {
+            let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
+                tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
+            });
+            let mut builder = hyper::server::conn::http1::Builder::new();
+            builder.timer(TokioTimer::new()).header_read_timeout(limits.head_timeout);
+            match tls {
+                None => {
+                    let conn = builder.serve_connection(TokioIo::new(tcp), service);
+                    let _ = watcher.watch(conn).await;
+                }
+                Some(acceptor) => {
+                    let Ok(Ok(stream)) = tokio::time::timeout(limits.head_timeout, acceptor.accept(tcp)).await else {
+                        return;
+                    };
+                    let conn = builder.serve_connection(TokioIo::new(stream), service);
+                    let _ = watcher.watch(conn).await;
+                }
+            }
+        });
+    }
+    drop(listener);
+    let _ = tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await;
+}
+
+mod tls {
+    use std::sync::Arc;
+
+    use super::{ServerError, TlsFiles};
+
+    /// A TLS acceptor from PEM files, with the ring provider.
+    pub fn acceptor(files: &TlsFiles) -> Result<tokio_rustls::TlsAcceptor, ServerError> {
+        let read = |p: &std::path::Path| {
+            std::fs::read(p).map_err(|e| ServerError::Tls(format!("cannot read {}: {e}", p.display())))
+        };
+        let cert_pem = read(&files.cert)?;
+        let key_pem = read(&files.key)?;
+        let certs = rustls_pemfile::certs(&mut cert_pem.as_slice())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| ServerError::Tls(format!("{}: {e}", files.cert.display())))?;
+        if certs.is_empty() {
+            return Err(ServerError::Tls(format!("{} holds no PEM certificate", files.cert.display())));
+        }
+        let key = rustls_pemfile::private_key(&mut key_pem.as_slice())
+            .map_err(|e| ServerError::Tls(format!("{}: {e}", files.key.display())))?
+            .ok_or_else(|| ServerError::Tls(format!("{} holds no PEM private key", files.key.display())))?;
+        let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+        let config = tokio_rustls::rustls::ServerConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| ServerError::Tls(e.to_string()))?
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .map_err(|e| ServerError::Tls(format!("the certificate and key do not make a TLS identity: {e}")))?;
+        Ok(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+    }
+}
