@@ -781,6 +781,36 @@ fn samples() -> Vec<(&'static str, Envelope)> {
             ),
         ),
         (
+            "token_created",
+            env(
+                admin(),
+                Event::TokenCreated {
+                    id: Uuid::from_u128(0x0194_0000_0000_7000_8000_0000_0000_0005),
+                    user: "carol".into(),
+                    name: Some("ci deploys".into()),
+                    hash: std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(255)),
+                    expires: Some(t("2026-05-01T12:00:00Z")),
+                },
+            ),
+        ),
+        (
+            "token_created_minimal",
+            env(
+                alice(),
+                Event::TokenCreated {
+                    id: Uuid::from_u128(6),
+                    user: "alice".into(),
+                    name: None,
+                    hash: [0; 32],
+                    expires: None,
+                },
+            ),
+        ),
+        (
+            "token_revoked",
+            env(admin(), Event::TokenRevoked { id: Uuid::from_u128(0x0194_0000_0000_7000_8000_0000_0000_0005) }),
+        ),
+        (
             "role_added_run_command",
             env(admin(), Event::RoleAdded(Role::new("runner", [(Privilege::RunCommand, Depth::Organization)]))),
         ),
