@@ -2,12 +2,16 @@
 //! limits (`probe`), so every figure can be reported as a fraction of what
 //! the hardware can do, the benchmark workload (`workload`), its rows as SQL
 //! tables (`rows`), the SQL contenders (`sqlite`, and `postgres` when a
-//! server is reachable) and the speed-up chart (`chart`). The command line
-//! (`cli/`) never depends on this crate.
+//! server is reachable) and the speed-up chart (`chart`); the loading of a
+//! joblog store (`load`) and the views every harness times, in each of the
+//! ways they are asked (`views`). The command line (`cli/`) never depends
+//! on this crate.
 
 pub mod chart;
+pub mod load;
 pub mod postgres;
 pub mod probe;
 pub mod rows;
 pub mod sqlite;
+pub mod views;
 pub mod workload;

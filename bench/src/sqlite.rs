@@ -250,3 +250,66 @@ fn delete(db: &Connection, cutoff: i64, limit: Option<u64>) -> (f64, f64) {
     db.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
     (logical, t.elapsed().as_secs_f64())
 }
+
+/// Another connection to a loaded database, for one thread of a
+/// concurrent mix (`joblog-httpbench`): pages, and the two writes a user
+/// makes, each its own transaction.
+pub struct Client {
+    db: Connection,
+}
+
+impl Sqlite {
+    /// A new connection to this database, with the same settings.
+    pub fn client(&self) -> Client {
+        let db = Connection::open(&self.path).unwrap();
+        db.execute_batch(SETTINGS).unwrap();
+        Client { db }
+    }
+}
+
+impl Client {
+    /// Times one 50-row page.
+    pub fn page(&self, q: &SqlPage) -> Duration {
+        page(&self.db, q)
+    }
+
+    /// Times creating a Ready Bulk Email job owned by `admin` at `now`
+    /// (microseconds): its row and its history's first line, one
+    /// transaction.
+    pub fn create(&self, id: Uuid, name: &str, now: i64) -> Duration {
+        let t = Instant::now();
+        let op = joblog::domain::OperationType::BULK_EMAIL.0 as i32;
+        self.db.execute_batch("BEGIN IMMEDIATE").unwrap();
+        self.db
+            .prepare_cached("INSERT INTO jobs (id, name, operationtype, statecode, statuscode, owner, owningbusinessunit, createdon, modifiedon, retrycount) VALUES (?1, ?2, ?3, 0, 0, 'admin', 'root', ?4, ?4, 0)")
+            .unwrap()
+            .execute(params![id.as_bytes(), name, op, now])
+            .unwrap();
+        self.db
+            .prepare_cached("INSERT INTO transitions VALUES (?1, NULL, ?2, 'admin', 0, 0, NULL, NULL)")
+            .unwrap()
+            .execute(params![id.as_bytes(), now])
+            .unwrap();
+        self.db.execute_batch("COMMIT").unwrap();
+        t.elapsed()
+    }
+
+    /// Times canceling a Ready job at `now`: Completed/Canceled and a
+    /// line of history, one transaction.
+    pub fn cancel(&self, id: Uuid, now: i64) -> Duration {
+        let t = Instant::now();
+        self.db.execute_batch("BEGIN IMMEDIATE").unwrap();
+        self.db
+            .prepare_cached("UPDATE jobs SET statecode = 3, statuscode = 32, modifiedon = ?2, completedon = ?2 WHERE id = ?1 AND statecode = 0")
+            .unwrap()
+            .execute(params![id.as_bytes(), now])
+            .unwrap();
+        self.db
+            .prepare_cached("INSERT INTO transitions VALUES (?1, NULL, ?2, 'admin', 3, 32, NULL, NULL)")
+            .unwrap()
+            .execute(params![id.as_bytes(), now])
+            .unwrap();
+        self.db.execute_batch("COMMIT").unwrap();
+        t.elapsed()
+    }
+}

@@ -5,22 +5,19 @@
 //! cargo run --release -p joblog-bench --bin joblog-bench -- [--jobs N | --quick] [--json]
 //! ```
 
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use clap::Parser;
 use fastrand::Rng;
-use joblog::domain::{
-    Clock, DeletionCriteria, Event, ManualClock, OperationType, Regarding, StatusReason, Timestamp, WorkflowDefinition,
-    MAX_IMMEDIATE_DELETE, MICROS_PER_DAY,
-};
+use joblog::domain::{Clock, DeletionCriteria, Event, OperationType, StatusReason, Timestamp, MAX_IMMEDIATE_DELETE};
 use joblog::engine::{Config, Engine};
 use joblog::projection::query::Filter;
 use joblog_bench::postgres::Postgres;
 use joblog_bench::probe;
 use joblog_bench::rows::{Contender, SqlPage};
 use joblog_bench::sqlite::Sqlite;
-use joblog_bench::workload::{self, Workload};
+use joblog_bench::views::View;
+use joblog_bench::workload::Workload;
 use serde::Serialize;
 
 #[derive(Parser, Debug)]
@@ -136,8 +133,6 @@ fn run_sql(
     SqlRun { load, views, history, transitions, disk, first, rest, disk_after: c.bytes() }
 }
 
-const CHUNK_EVENTS: usize = 20_000;
-
 fn main() {
     let mut args = Args::parse();
     if let Some(from) = &args.from {
@@ -157,7 +152,7 @@ fn main() {
     let work = tempfile::tempdir_in(&args.dir).expect("work directory");
     // Definitions are made before the workload's first event; the load
     // itself happens "now", a day after its last.
-    let clock = Arc::new(ManualClock::new(end.days_before(workload::DAYS as u32 + 1)));
+    let clock = joblog_bench::load::clock(end);
     let mut report = Report { jobs: args.jobs, seed: args.seed, ..Report::default() };
     // A spinner naming the current step on a terminal; plain lines on
     // stderr otherwise (CI logs); nothing with --json.
@@ -187,34 +182,19 @@ fn main() {
     let config = Config { checkpoint_every_events: 0, ..Config::default() };
     let engine = Engine::open(&jdir, config.clone(), clock.clone()).unwrap();
     let admin = engine.session("admin").unwrap();
-    for w in 0..workload::WORKFLOWS {
-        let wf = WorkflowDefinition {
-            id: workload::workflow(w),
-            name: format!("Workflow {w}"),
-            owner: "admin".into(),
-            active: true,
-        };
-        admin.save_workflow(wf).unwrap();
-    }
-    clock.set(end.plus_micros(MICROS_PER_DAY));
+    joblog_bench::load::define_workflows(&admin, &clock, end).unwrap();
     let rss_before = probe::rss_anon_bytes();
     let mut sample_ids = Vec::new();
     let start = Instant::now();
-    let mut chunk = Vec::with_capacity(CHUNK_EVENTS);
-    let mut events = 0u64;
     let mut rng = Rng::with_seed(args.seed ^ 0xabc);
-    for env in Workload::new(args.jobs, args.seed, end) {
+    let events = joblog_bench::load::load(&admin, Workload::new(args.jobs, args.seed, end), |env| {
         if let Event::JobCreated(j) = &env.event {
             if rng.u64(..args.jobs.max(1)) < args.samples as u64 {
                 sample_ids.push(j.id);
             }
         }
-        chunk.push(env);
-        if chunk.len() == CHUNK_EVENTS {
-            events += admin.load(std::mem::take(&mut chunk)).unwrap() as u64;
-        }
-    }
-    events += admin.load(chunk).unwrap() as u64;
+    })
+    .unwrap();
     let joblog_load = start.elapsed().as_secs_f64();
     report.events = events;
     let heap = engine.state().heap_bytes() as f64;
@@ -540,53 +520,21 @@ impl Deletions {
 }
 
 /// The views, each with `samples` random (filter, SQL) pairs: a random
-/// value of the view's key, and a random point in time to page from.
+/// value of the view's key, and a random point in time to page from
+/// (`joblog_bench::views`).
 fn view_samples(args: &Args, end: Timestamp) -> Vec<(String, Vec<(Filter, SqlPage)>)> {
     let mut rng = Rng::with_seed(args.seed ^ 0x5eed);
-    let span = workload::DAYS * MICROS_PER_DAY;
-    let before = move |rng: &mut Rng| end.micros() - (rng.u64(..span as u64) as i64);
-    let mut make = |name: &str, f: &mut dyn FnMut(&mut Rng, i64) -> (Filter, SqlPage)| {
-        let v = (0..args.samples).map(|_| {
-            let b = before(&mut rng);
-            f(&mut rng, b)
-        });
-        (name.to_string(), v.collect())
-    };
-    vec![
-        make("System Jobs (all)", &mut |_, b| {
-            let f = Filter { created_before: Some(Timestamp::from_micros(b)), ..Filter::default() };
-            (f, SqlPage { sql: "SELECT id, name, operationtype, statecode, statuscode, owner, regarding, workflow, createdon, completedon, message FROM jobs WHERE createdon < ?2 ORDER BY createdon DESC LIMIT 50", key: None, before: b })
-        }),
-        make("System Jobs (Workflow, Failed)", &mut |_, b| {
-            let f = Filter {
-                operationtype: Some(OperationType::WORKFLOW),
-                status_reason: Some(StatusReason::Failed),
-                created_before: Some(Timestamp::from_micros(b)),
-                ..Filter::default()
-            };
-            (f, SqlPage { sql: "SELECT id, name, operationtype, statecode, statuscode, owner, regarding, workflow, createdon, completedon, message FROM jobs WHERE operationtype = 10 AND statecode = 3 AND statuscode = 31 AND createdon < ?2 ORDER BY createdon DESC LIMIT 50", key: None, before: b })
-        }),
-        make("Process Session (one workflow)", &mut |rng, b| {
-            let w = workload::workflow(rng.u64(..workload::WORKFLOWS));
-            let f = Filter {
-                workflow: Some(w.clone()),
-                created_before: Some(Timestamp::from_micros(b)),
-                ..Filter::default()
-            };
-            (f, SqlPage { sql: "SELECT id, name, operationtype, statecode, statuscode, owner, regarding, workflow, createdon, completedon, message FROM jobs WHERE workflow = ?1 AND createdon < ?2 ORDER BY createdon DESC LIMIT 50", key: Some(w), before: b })
-        }),
-        make("Background Processes (one row)", &mut |rng, _| {
-            let r = format!("contact:{}", rng.u64(..workload::REGARDING_ROWS));
-            let f = Filter { regarding: Some(Regarding::parse(&r).unwrap()), ..Filter::default() };
-            (f, SqlPage { sql: "SELECT id, name, operationtype, statecode, statuscode, owner, regarding, workflow, createdon, completedon, message FROM jobs WHERE regarding = ?1 AND createdon < ?2 ORDER BY createdon DESC LIMIT 50", key: Some(r), before: i64::MAX })
-        }),
-    ]
+    View::ALL
+        .iter()
+        .map(|v| {
+            let pages = v.samples(&mut rng, args.samples, end, true);
+            (v.name().to_string(), pages.iter().map(|p| (p.filter_before(), p.sql())).collect())
+        })
+        .collect()
 }
 
 fn pct(v: &[Duration], p: usize) -> f64 {
-    let mut v: Vec<Duration> = v.to_vec();
-    v.sort();
-    v.get((v.len() * p / 100).min(v.len().saturating_sub(1))).map_or(0.0, |d| d.as_secs_f64() * 1e6)
+    joblog_bench::views::percentile_us(v, p)
 }
 
 fn fmt(v: f64, unit: &str) -> String {
