@@ -722,8 +722,9 @@ impl<'a> Client<'a> {
 /// writes over the server's polling interval.
 fn event_delay(http: &Http, admin: &Session, rounds: usize, seed: u64) -> Result<Delay, String> {
     let (tx, rx) = mpsc::channel::<(String, String, Instant)>();
-    let resp = http
-        .agent()
+    // No overall time limit: the stream stays open for the whole part.
+    let resp = ureq::AgentBuilder::new()
+        .build()
         .get(&format!("{}/api/v1/events", http.base))
         .set("Authorization", &http.auth)
         .set("Accept", "text/event-stream")
