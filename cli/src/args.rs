@@ -402,6 +402,17 @@ pub struct ActArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
+    /// Also serve HTTP on this address (`HOST:PORT`, e.g. 127.0.0.1:8080):
+    /// the native API, the Dataverse-compatible Web API, the dashboard,
+    /// /metrics and /healthz (docs/http.md). Without it no TCP port is opened.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// With --http: serve HTTPS with this PEM certificate chain.
+    #[arg(long = "tls-cert", value_name = "FILE", requires_all = ["http", "tls_key"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// With --http: the PEM private key of --tls-cert.
+    #[arg(long = "tls-key", value_name = "FILE", requires_all = ["http", "tls_cert"])]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Worker threads (1 to 256, `docs/limits.md`).
     #[arg(long, default_value_t = 2, value_parser = parse_workers)]
     pub workers: usize,
