@@ -187,6 +187,13 @@ pub enum Command {
     /// and command timeout numbers (docs/operations.md, "Policy").
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Bearer tokens for the HTTP API (docs/http.md): each acts as its
+    /// user. Administrators handle anyone's, others their own.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  joblog token create alice --name ci --expires-in 30\n  joblog token list\n  joblog token revoke 0194…"
+    )]
+    Token(TokenCmd),
     /// Counts, sizes, segments, memory, and workflows' back-off.
     #[command(after_help = "Example:\n  joblog stats")]
     Stats,
@@ -233,6 +240,36 @@ pub enum UserCmd {
         /// Removes the user's mapping.
         #[arg(long)]
         none: bool,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum TokenCmd {
+    /// Prints a new bearer token acting as USER, once: joblog keeps only
+    /// its hash. Administrators make one for anyone, others for themself.
+    #[command(after_help = "Example:\n  joblog token create alice --name 'ci deploys' --expires-in 30")]
+    Create {
+        /// The joblog user the token acts as.
+        // (Not named `user`: that is `--as`'s id, which clap would then
+        // share with this argument.)
+        #[arg(value_name = "USER")]
+        owner: String,
+        /// A label, to tell tokens apart in `token list`.
+        #[arg(long, value_name = "LABEL")]
+        name: Option<String>,
+        /// Days until it stops working: 1 to 3650 (default 90).
+        #[arg(long = "expires-in", value_name = "DAYS")]
+        expires_in: Option<u32>,
+    },
+    /// Tokens with their user, name, dates and whether they work: every
+    /// one for administrators, one's own for others. Never a secret.
+    #[command(after_help = "Example:\n  joblog token list --json")]
+    List,
+    /// Revokes a token (by its id, from `token list`): it stops working at once.
+    #[command(after_help = "Example:\n  joblog token revoke 0194…")]
+    Revoke {
+        /// The token's id.
+        id: String,
     },
 }
 
