@@ -436,8 +436,13 @@ impl Http {
         answer(agent.get(&format!("{}{path_and_query}", self.base)).set("Authorization", &self.auth).call())
     }
 
-    fn post(&self, agent: &ureq::Agent, path: &str, body: Value) -> Result<Value, String> {
-        answer(agent.post(&format!("{}{path}", self.base)).set("Authorization", &self.auth).send_json(body))
+    /// A POST with a JSON body, or none.
+    fn post(&self, agent: &ureq::Agent, path: &str, body: Option<Value>) -> Result<Value, String> {
+        let req = agent.post(&format!("{}{path}", self.base)).set("Authorization", &self.auth);
+        answer(match body {
+            Some(b) => req.send_json(b),
+            None => req.call(),
+        })
     }
 }
 
@@ -680,7 +685,8 @@ impl<'a> Client<'a> {
         let t = Instant::now();
         let id = match self {
             Client::Http(http, agent) => {
-                let v = http.post(agent, "/api/v1/jobs", serde_json::json!({"name": name, "type": "bulk-email"}))?;
+                let v =
+                    http.post(agent, "/api/v1/jobs", Some(serde_json::json!({"name": name, "type": "bulk-email"})))?;
                 v["asyncoperationid"]
                     .as_str()
                     .and_then(|s| Uuid::parse_str(s).ok())
@@ -702,7 +708,7 @@ impl<'a> Client<'a> {
         let t = Instant::now();
         match self {
             Client::Http(http, agent) => {
-                http.post(agent, &format!("/api/v1/jobs/{id}/cancel"), Value::Null)?;
+                http.post(agent, &format!("/api/v1/jobs/{id}/cancel"), None)?;
             }
             Client::InProcess(s) => {
                 s.act(id, UserAction::Cancel).map_err(|e| e.to_string())?;
@@ -783,8 +789,7 @@ fn event_delay(http: &Http, admin: &Session, rounds: usize, seed: u64) -> Result
         rounds,
         commit_to_client: Stat::of(&commit).ok_or("no rounds")?,
         request_to_client: Stat::of(&request).ok_or("no rounds")?,
-        // The server's follower's interval (docs/http.md, "Live events").
-        poll_ms: 20.0,
+        poll_ms: joblog_server::events::POLL.as_secs_f64() * 1e3,
     })
 }
 
