@@ -54,7 +54,7 @@ struct Args {
     dir: PathBuf,
     /// Keep the stores, and reuse the ones an earlier --keep run of the
     /// same --jobs and --seed built (building 10 million jobs takes
-    /// minutes). The acting part adds jobs to the kept joblog store.
+    /// minutes). The acting part adds jobs to both kept stores.
     #[arg(long)]
     keep: bool,
     /// List pages timed per view and position, each way.
