@@ -9,6 +9,8 @@
 //! request head and on each request; bodies are bounded; requests beyond
 //! [`Limits::max_in_flight`] at once are answered 429 with `Retry-After`.
 
+pub mod auth;
+mod dashboard;
 pub mod error;
 
 use std::net::SocketAddr;
@@ -112,6 +114,10 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// When the server started.
     pub started: Instant,
+    /// DEV SHIM sessions.
+    pub sessions: Arc<auth::Sessions>,
+    /// DEV SHIM tls.
+    pub tls: bool,
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -166,6 +172,7 @@ impl Drop for Server {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(dashboard::routes())
         .method_not_allowed_fallback(|| async { ApiError::method() })
         .fallback(|| async { ApiError::not_found("no such resource") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), admit))
@@ -238,6 +245,8 @@ pub fn start(engine: Engine, service_running: Arc<AtomicBool>, config: HttpConfi
         service_running,
         limits: Arc::clone(&limits),
         started: Instant::now(),
+        sessions: Arc::default(),
+        tls: config.tls.is_some(),
         in_flight: Arc::new(AtomicUsize::new(0)),
     };
     let app = router(state);
