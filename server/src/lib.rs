@@ -114,9 +114,9 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// When the server started.
     pub started: Instant,
-    /// DEV SHIM sessions.
+    /// The signed-in browser sessions (`auth::Sessions`).
     pub sessions: Arc<auth::Sessions>,
-    /// DEV SHIM tls.
+    /// Whether the server speaks TLS (the session cookie is then `Secure`).
     pub tls: bool,
     in_flight: Arc<AtomicUsize>,
 }
