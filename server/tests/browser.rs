@@ -4,6 +4,9 @@
 //! without Chromium or Playwright skips it with a notice; in CI (`CI` set)
 //! their absence fails the test (`.ci/run` installs both).
 //!
+//! `JOBLOG_SCREENSHOTS=$PWD/docs/screenshots cargo test -p joblog-server
+//! --test browser` refreshes the screenshots in `docs/screenshots/`.
+//!
 //! `cargo test -p joblog-server --test browser -- --ignored serve` serves
 //! the same seeded store on 127.0.0.1:8080 for a person to look at (it
 //! prints the tokens), until the process is stopped.
@@ -186,7 +189,13 @@ fn dashboard_in_a_real_browser() {
     let s = seed(dir.path());
     let server = start(s.engine.clone(), "127.0.0.1:0");
     let base = format!("http://{}", server.local_addr());
-    let shots = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screenshots");
+    // The screenshots go to a scratch directory, or where
+    // JOBLOG_SCREENSHOTS says (`JOBLOG_SCREENSHOTS=docs/screenshots`
+    // refreshes the committed ones).
+    let shots = match std::env::var_os("JOBLOG_SCREENSHOTS") {
+        Some(d) => PathBuf::from(d),
+        None => Path::new(env!("CARGO_TARGET_TMPDIR")).join("dashboard-screenshots"),
+    };
     std::fs::create_dir_all(&shots).expect("screenshots dir");
     let status = Command::new("python3")
         .arg(script())

@@ -159,10 +159,16 @@ def main():
         expect(target.locator("[data-col=reason]")).to_have_text("Canceled")
         step("canceled a job in another tab: its row in the grid changed live")
 
-        # A job created meanwhile: the grid says there are new ones.
-        # (The bulk action below writes transitions only; creation is
-        # covered by the banner's presence, checked hidden here.)
+        # A job created meanwhile (by a script, through the native API): the
+        # grid says there is a new one, without reloading.
         expect(page.locator("#newjobs")).to_be_hidden()
+        api = p.request.new_context(extra_http_headers={"Authorization": "Bearer " + a.token})
+        r = api.post(base + "/api/v1/jobs", data={"name": "Created by a script", "type": "workflow"})
+        assert r.status == 201, f"creating a job through the API answered {r.status}: {r.text()}"
+        api.dispose()
+        expect(page.locator("#newjobs")).to_be_visible()
+        expect(page.locator("#newcount")).to_have_text("1")
+        step("a job created through the API: the grid shows “1 new jobs” live")
 
         # Bulk: two selected rows, a confirmation that says how many.
         page.goto(base + "/jobs?type=10&state=0")
