@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Path, Query};
 use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{NaiveDate, NaiveDateTime};
@@ -21,7 +21,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{error_page, hidden, layout, opt_time, respond, status_cells, urlencode, Fields, Nav, Viewer};
-use crate::{blocking, ApiError, AppState};
+use crate::{blocking, ApiError};
 
 /// Rows on a page of the grid.
 pub(crate) const PAGE: usize = 50;
@@ -291,7 +291,7 @@ fn fetch(session: &Session, c: &Criteria) -> Result<GridPage, joblog::Error> {
 }
 
 /// `GET /jobs` (and `/`): System Jobs.
-pub(crate) async fn system_jobs(v: Viewer, State(_s): State<AppState>, Query(q): Query<GridQuery>) -> Response {
+pub(crate) async fn system_jobs(v: Viewer, Query(q): Query<GridQuery>) -> Response {
     grid(v, q, "System Jobs".into(), "/jobs".into(), None).await
 }
 
@@ -323,7 +323,7 @@ async fn grid(v: Viewer, q: GridQuery, title: String, base: String, fixed: Optio
     let c = match q.criteria() {
         Ok(c) => c,
         Err(e) => {
-            let body = html! { h1 { (title) } p.error { (e.message) } (filter_form(&v, &q, &base, fixed)) };
+            let body = html! { h1 { (title) } p.error { (e.message) } (filter_form(&q, &base, fixed)) };
             return respond(StatusCode::BAD_REQUEST, layout(Some(&v), Nav::Jobs, &title, body));
         }
     };
@@ -337,8 +337,7 @@ async fn grid(v: Viewer, q: GridQuery, title: String, base: String, fixed: Optio
     respond(StatusCode::OK, layout(Some(&v), Nav::Jobs, &title, body))
 }
 
-fn filter_form(v: &Viewer, q: &GridQuery, base: &str, fixed: Option<&str>) -> Markup {
-    let _ = v;
+fn filter_form(q: &GridQuery, base: &str, fixed: Option<&str>) -> Markup {
     let val = |n: &str| q.field(n).unwrap_or("").to_string();
     let text = |n: &'static str, label: &'static str, hint: &'static str| {
         html! {
@@ -416,7 +415,7 @@ fn render(
     };
     html! {
         h1 { (title) }
-        (filter_form(v, q, base, fixed))
+        (filter_form(q, base, fixed))
         div.counts #counts {
             @for (s, n) in &p.by_status {
                 @if *n > 0 || selected_reason == Some(s.reason()) {

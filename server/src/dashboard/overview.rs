@@ -24,6 +24,9 @@ use crate::{blocking, ApiError, AppState};
 /// from when it counts.
 const MAX_EVENTS: usize = 200_000;
 
+/// Events decoded at once.
+const CHUNK: usize = 10_000;
+
 #[derive(Deserialize)]
 pub(crate) struct OverviewQuery {
     /// The window: 1 to 14 days back from now (default 1).
@@ -70,30 +73,40 @@ pub(crate) async fn page(v: Viewer, State(s): State<AppState>, Query(q): Query<O
         let end = (now.micros().div_euclid(bucket_micros) + 1) * bucket_micros;
         let from = Timestamp::from_micros(end - n as i64 * bucket_micros);
         let mut buckets = vec![Bucket::default(); n];
-        let next = engine.next_seq();
-        let start = next.saturating_sub(MAX_EVENTS as u64);
-        let events = engine.events_from(start, MAX_EVENTS)?;
-        let counted_from = (start > 0).then(|| events.first().map(|(_, e)| e.at)).flatten().filter(|&t| t > from);
+        let start = engine.next_seq().saturating_sub(MAX_EVENTS as u64);
         // A reader who does not see every job counts only the jobs they may
         // read (checked once per job).
         let mut visible: HashMap<Uuid, bool> = HashMap::new();
         let mut sees = |id: Uuid| reads_all || *visible.entry(id).or_insert_with(|| session.may_read(id));
-        for (_, env) in &events {
-            if env.at < from {
-                continue;
-            }
-            let Ok(i) = usize::try_from((env.at.micros() - from.micros()) / bucket_micros) else { continue };
-            let Some(b) = buckets.get_mut(i) else { continue };
-            match &env.event {
-                Event::JobCreated(j) if sees(j.id) => b.created += 1,
-                Event::Transition(t) if t.to.is_completed() && sees(t.job) => match t.to.reason() {
-                    StatusReason::Succeeded => b.succeeded += 1,
-                    StatusReason::Failed => b.failed += 1,
-                    _ => b.canceled += 1,
-                },
-                _ => {}
+        let mut first_at = None;
+        let mut events_read = 0;
+        let mut at_seq = start;
+        // A chunk at a time, so that memory stays bounded whatever the
+        // events hold (a job's data is up to 1 MiB).
+        while events_read < MAX_EVENTS {
+            let chunk = engine.events_from(at_seq, CHUNK.min(MAX_EVENTS - events_read))?;
+            let Some(&(last, _)) = chunk.last() else { break };
+            at_seq = last + 1;
+            events_read += chunk.len();
+            for (_, env) in &chunk {
+                first_at.get_or_insert(env.at);
+                if env.at < from {
+                    continue;
+                }
+                let Ok(i) = usize::try_from((env.at.micros() - from.micros()) / bucket_micros) else { continue };
+                let Some(b) = buckets.get_mut(i) else { continue };
+                match &env.event {
+                    Event::JobCreated(j) if sees(j.id) => b.created += 1,
+                    Event::Transition(t) if t.to.is_completed() && sees(t.job) => match t.to.reason() {
+                        StatusReason::Succeeded => b.succeeded += 1,
+                        StatusReason::Failed => b.failed += 1,
+                        _ => b.canceled += 1,
+                    },
+                    _ => {}
+                }
             }
         }
+        let counted_from = first_at.filter(|&t| start > 0 && t > from);
         let vis = session.visibility();
         let st = engine.state();
         let oldest_ready = if reads_all {
@@ -117,7 +130,7 @@ pub(crate) async fn page(v: Viewer, State(s): State<AppState>, Query(q): Query<O
             bucket_micros,
             from,
             counted_from,
-            events_read: events.len(),
+            events_read,
             oldest_ready,
             ready,
             in_progress,

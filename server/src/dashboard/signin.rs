@@ -24,7 +24,15 @@ pub(crate) struct Next {
 /// site: `//host` and `scheme:` are refused).
 fn safe_next(next: Option<&str>) -> String {
     match next {
-        Some(n) if n.starts_with('/') && !n.starts_with("//") && !n.contains('\\') => n.to_string(),
+        // Printable ASCII only: a `Location` header carries it as it is.
+        Some(n)
+            if n.starts_with('/')
+                && !n.starts_with("//")
+                && !n.contains('\\')
+                && n.bytes().all(|b| b.is_ascii_graphic()) =>
+        {
+            n.to_string()
+        }
         _ => "/jobs".to_string(),
     }
 }
