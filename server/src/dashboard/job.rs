@@ -177,6 +177,13 @@ fn render(v: &Viewer, j: &Job, history: &[HistoryEntry], writes: bool, now: jobl
                 }
             }
         }
+        h2 { "Time in each status" }
+        p #time-in-status {
+            @for (i, (st, micros)) in time_in_status(history, completed, now).iter().enumerate() {
+                @if i > 0 { " · " }
+                (st.to_string()) " " b { (span(*micros)) }
+            }
+        }
         h2 { "Attempts" }
         @if runs.is_empty() {
             p.muted { "Not run yet." }
@@ -198,6 +205,26 @@ fn render(v: &Viewer, j: &Job, history: &[HistoryEntry], writes: bool, now: jobl
         }
         p { a href="/jobs" { "← System Jobs" } }
     }
+}
+
+/// How long the job stayed in each status, summed over its timeline (up
+/// to now for the status it is in, unless Completed), in the order the
+/// statuses were first reached.
+fn time_in_status(history: &[HistoryEntry], completed: bool, now: joblog::domain::Timestamp) -> Vec<(Status, i64)> {
+    let mut out: Vec<(Status, i64)> = Vec::new();
+    for (i, e) in history.iter().enumerate() {
+        let end = match history.get(i + 1) {
+            Some(next) => next.at,
+            None if completed => continue,
+            None => now,
+        };
+        let d = end.micros() - e.at.micros();
+        match out.iter_mut().find(|(s, _)| *s == e.status) {
+            Some((_, t)) => *t += d,
+            None => out.push((e.status, d)),
+        }
+    }
+    out
 }
 
 /// Whether the state machine could take `action` from `s` (only to choose
