@@ -103,7 +103,12 @@ impl FromRequestParts<AppState> for Viewer {
         let caller = match Caller::from_request_parts(parts, state).await {
             Ok(c) => c,
             Err(e) if e.status == StatusCode::UNAUTHORIZED => {
-                let back = parts.uri.path_and_query().map_or("/", |p| p.as_str());
+                // Back to the page asked for; a form posted without a
+                // session cannot be replayed, so it leads to the grid.
+                let back = match parts.method {
+                    axum::http::Method::GET => parts.uri.path_and_query().map_or("/", |p| p.as_str()),
+                    _ => "/jobs",
+                };
                 let to = format!("/signin?next={}", urlencode(back));
                 return Err(Redirect::to(&to).into_response());
             }
