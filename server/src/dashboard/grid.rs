@@ -154,7 +154,8 @@ impl GridQuery {
                     state.name()
                 )));
             }
-            filter.state = Some(state);
+            // The reason alone: it implies its State, and the engine counts
+            // a lone Status Reason from its index without a walk.
             filter.status_reason = Some(r);
         }
         filter.owner = self.field("owner").map(str::to_string);
@@ -176,10 +177,13 @@ impl GridQuery {
             None => None,
         };
         if completed_from.is_some() {
-            if filter.state.is_some_and(|s| s != JobState::Completed) {
+            let state = filter.state.or(filter.status_reason.map(|r| Status::of_reason(r).state()));
+            if state.is_some_and(|s| s != JobState::Completed) {
                 return Err(ApiError::bad_request("a completion range needs State Completed (or no State)"));
             }
-            filter.state = Some(JobState::Completed);
+            if filter.status_reason.is_none() {
+                filter.state = Some(JobState::Completed);
+            }
         }
         let after = match self.after.as_deref().filter(|s| !s.is_empty()) {
             Some(a) => Some(a.parse::<Cursor>().map_err(|e| ApiError::bad_request(e.to_string()))?),
@@ -283,7 +287,7 @@ fn fetch(session: &Session, c: &Criteria) -> Result<GridPage, joblog::Error> {
     let base = Filter { state: None, status_reason: None, ..c.filter.clone() };
     let by_status = Status::all()
         .map(|s| {
-            let f = Filter { state: Some(s.state()), status_reason: Some(s.reason()), ..base.clone() };
+            let f = Filter { status_reason: Some(s.reason()), ..base.clone() };
             (s, session.count(&f))
         })
         .collect();
@@ -403,7 +407,7 @@ fn render(
 ) -> Markup {
     let qs_status = |s: Status| {
         let mut q2 = q.clone();
-        q2.state = Some((s.statecode()).to_string());
+        q2.state = None;
         q2.reason = Some(s.statuscode().to_string());
         format!("{base}{}", q2.query_string(&[]))
     };
