@@ -227,7 +227,6 @@ def main():
 
         # Bulk deletion: Immediately, from the wizard.
         page.goto(base + "/bulk-delete")
-        shot(page, "bulk-delete")
         page.check("input[name=when][value=immediately]")
         page.click("#wizard-review")
         expect(page.locator("#match-count")).to_have_text("24")
@@ -245,6 +244,7 @@ def main():
         expect(page.locator("#wizard-done")).to_contain_text("Weekly cleanup")
         page.goto(base + "/bulk-delete")
         expect(page.locator("#bulk-deletes tbody tr", has_text="Weekly cleanup")).to_contain_text("FREQ=WEEKLY")
+        shot(page, "bulk-delete")
         step("a recurring Bulk Delete job created from the wizard, listed")
 
         # Bad input is said, and changes nothing.
