@@ -429,6 +429,7 @@ fn render(
                 }
             }
         }
+        div #deletedjobs.banner hidden { span #deletedcount { "0" } " jobs deleted since this page was loaded · " a href=(format!("{base}{}", q.query_string(&[]))) { "reload" } }
         div #newjobs.banner hidden { span #newcount { "0" } " new jobs · " a href=(format!("{base}{}", q.query_string(&[]))) { "show them" } }
         p.muted #total { (total_text) @if c.after.is_some() { " · " a href=(format!("{base}{}", q.query_string(&[]))) { "first page" } } }
         @if p.scan_stopped {

@@ -225,14 +225,20 @@ def main():
         shot(page, "failing")
         step("failing workflows: wf-invoice, 5 failures in a row, held")
 
-        # Bulk deletion: Immediately, from the wizard.
+        # Bulk deletion: Immediately, from the wizard, while another tab
+        # shows the grid.
+        watcher = ctx.new_page()
+        watcher.goto(base + "/jobs")
+        expect(watcher.locator("#live")).to_have_class(re.compile(r"\bon\b"))
         page.goto(base + "/bulk-delete")
         page.check("input[name=when][value=immediately]")
         page.click("#wizard-review")
         expect(page.locator("#match-count")).to_have_text("24")
         page.click("#wizard-go")
         expect(page.locator("#deleted")).to_have_text("24")
-        step("bulk deletion Immediately: 24 matching, 24 deleted")
+        expect(watcher.locator("#deletedcount")).to_have_text("24")
+        watcher.close()
+        step("bulk deletion Immediately: 24 matching, 24 deleted; the grid in another tab says so live")
         # ... and a recurring Bulk Delete job.
         page.goto(base + "/bulk-delete")
         page.check("input[name=reason][value='31']")

@@ -72,11 +72,16 @@ function live() {
     document.getElementById("newcount").textContent = String(fresh);
     banner.hidden = false;
   });
+  // A deletion names how many jobs went, not which: the grid says so and
+  // offers to reload.
+  let gone = 0;
   es.addEventListener("deleted", (ev) => {
     const d = parse(ev);
-    if (!d || !grid) return;
-    const row = grid.querySelector('tr[data-id="' + CSS.escape(String(d.job)) + '"]');
-    if (row) row.classList.add("deleted");
+    const note = document.getElementById("deletedjobs");
+    if (!d || !note) return;
+    gone += Number(d.deleted) || 0;
+    document.getElementById("deletedcount").textContent = String(gone);
+    note.hidden = false;
   });
 }
 
