@@ -136,8 +136,9 @@ fn seed(dir: &Path) -> Seeded {
             worker.step(retried, ServiceStep::Wake).expect("wake");
         }
     }
-    // A failing workflow, a minute ago: five failures in a row hold it back.
-    clock.0.store(-60_000_000, Ordering::Relaxed);
+    // A failing workflow, seconds ago: five failures in a row hold it back
+    // for minutes, longer than the browser test takes to get to it.
+    clock.0.store(-5_000_000, Ordering::Relaxed);
     for i in 0..5 {
         let mut j = NewJob::new(&format!("Send invoice retry {i}"), OperationType::WORKFLOW);
         j.workflow = Some("wf-invoice".into());
