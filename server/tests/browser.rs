@@ -136,10 +136,10 @@ fn seed(dir: &Path) -> Seeded {
             worker.step(retried, ServiceStep::Wake).expect("wake");
         }
     }
-    // A failing workflow, seconds ago: five failures in a row hold it back
-    // for minutes, longer than the browser test takes to get to it.
+    // A failing workflow, seconds ago: seven failures in a row hold it back
+    // for 16 minutes, longer than the browser test takes to get to it.
     clock.0.store(-5_000_000, Ordering::Relaxed);
-    for i in 0..5 {
+    for i in 0..7 {
         let mut j = NewJob::new(&format!("Send invoice retry {i}"), OperationType::WORKFLOW);
         j.workflow = Some("wf-invoice".into());
         let id = admin.create(j).expect("create").id;

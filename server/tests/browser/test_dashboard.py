@@ -217,13 +217,13 @@ def main():
             expect(rows(page).nth(i).locator("td").nth(6)).to_contain_text("account:")
         step("Process Session and Background Processes from the grid")
 
-        # Failing workflows: wf-invoice failed 5 times in a row and is held.
+        # Failing workflows: wf-invoice failed 7 times in a row and is held.
         page.goto(base + "/failing")
         row = page.locator("#failing tbody tr", has_text="wf-invoice")
-        expect(row.locator("td").nth(1)).to_have_text("5")
+        expect(row.locator("td").nth(1)).to_have_text("7")
         expect(row.locator("td").nth(3)).not_to_contain_text("not held")
         shot(page, "failing")
-        step("failing workflows: wf-invoice, 5 failures in a row, held")
+        step("failing workflows: wf-invoice, 7 failures in a row, held")
 
         # Bulk deletion: Immediately, from the wizard, while another tab
         # shows the grid.
