@@ -10,6 +10,7 @@
 //! [`Limits::max_in_flight`] at once are answered 429 with `Retry-After`.
 
 pub mod auth;
+mod dashboard;
 pub mod error;
 pub mod events;
 pub mod json;
@@ -127,6 +128,9 @@ pub struct AppState {
     pub log_head: Arc<watch::Sender<u64>>,
     /// Event streams open now.
     pub streams: Arc<AtomicUsize>,
+    /// Whether the server speaks TLS (the dashboard's session cookie is
+    /// then `Secure`).
+    pub tls: bool,
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -144,6 +148,7 @@ impl AppState {
             metrics: Arc::default(),
             log_head: Arc::new(watch::channel(head).0),
             streams: Arc::default(),
+            tls: false,
             in_flight: Arc::default(),
         }
     }
@@ -203,6 +208,7 @@ pub fn router(state: AppState) -> Router {
         .route("/metrics", get(ops::metrics))
         .route("/api/v1/events", get(events::stream))
         .merge(native::routes())
+        .merge(dashboard::routes())
         .method_not_allowed_fallback(|| async { ApiError::method() })
         .fallback(|| async { ApiError::not_found("no such resource") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), admit))
@@ -289,7 +295,8 @@ impl Bound {
             let _enter = runtime.enter();
             TcpListener::from_std(self.listener).map_err(ServerError::Runtime)?
         };
-        let state = AppState::new(engine, service_running, self.limits);
+        let mut state = AppState::new(engine, service_running, self.limits);
+        state.tls = self.tls.is_some();
         let limits = Arc::clone(&state.limits);
         let operations = Arc::clone(&state.operations);
         runtime.spawn(events::follow(state.clone()));
@@ -304,7 +311,7 @@ impl Bound {
                 // one batch), so that the engine's handles they hold are let go.
                 operations.stop_all();
                 let deadline = Instant::now() + limits.shutdown_grace;
-                while operations.any_running() && Instant::now() < deadline {
+                while operations.running() > 0 && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 // Connections still open after the grace are cut here.
