@@ -42,6 +42,15 @@ pub struct Caller {
     /// The cookie session's CSRF token, when the request came with the
     /// cookie (none with a bearer token: a browser never adds one by itself).
     pub csrf: Option<String>,
+    /// The token the request authenticated with (directly, or behind the
+    /// cookie), for requests that last (event streams check it again).
+    pub(crate) credential: String,
+}
+
+/// Whether `token` still authenticates as `user` (not revoked, expired,
+/// nor its user deactivated).
+pub fn still_valid(engine: &joblog::Engine, token: &str, user: &str) -> bool {
+    engine.authenticate(token).is_ok_and(|u| u == user)
 }
 
 impl Caller {
@@ -124,8 +133,12 @@ fn random_hex() -> String {
 
 /// The value of the cookie `name` in a request.
 pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
-    parts
-        .headers
+    cookie_in(&parts.headers, name)
+}
+
+/// The value of the cookie `name` in these headers.
+pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+    headers
         .get_all(header::COOKIE)
         .iter()
         .filter_map(|v| v.to_str().ok())
@@ -159,19 +172,28 @@ fn same_origin(parts: &Parts) -> bool {
     }
 }
 
+/// The token a request carries: its bearer token, else the one behind its
+/// session cookie.
+pub fn credential(headers: &axum::http::HeaderMap, sessions: &Sessions) -> Option<String> {
+    bearer(headers).or_else(|| cookie_in(headers, COOKIE).and_then(|sid| sessions.get(sid)).map(|(token, _)| token))
+}
+
+fn bearer(headers: &axum::http::HeaderMap) -> Option<String> {
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        // The scheme's name is case-insensitive (RFC 9110, 11.1).
+        .and_then(|v| v.split_once(' ').filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer")))
+        .map(|(_, t)| t.trim().to_string())
+}
+
 impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
-        let bearer = parts
-            .headers
-            .get(header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer ").or_else(|| v.strip_prefix("bearer ")))
-            .map(|t| t.trim().to_string());
-        if let Some(token) = bearer {
-            let (user, session) = authenticate(state, token).await?;
-            return Ok(Caller { user, session, csrf: None });
+        if let Some(token) = bearer(&parts.headers) {
+            let (user, session) = authenticate(state, token.clone()).await?;
+            return Ok(Caller { user, session, csrf: None, credential: token });
         }
         let Some((token, csrf)) = cookie(parts, COOKIE).and_then(|sid| state.sessions.get(sid)) else {
             return Err(ApiError::unauthenticated());
@@ -197,7 +219,7 @@ impl FromRequestParts<AppState> for Caller {
                 _ => return Err(forbidden_csrf()),
             }
         }
-        let (user, session) = authenticate(state, token).await?;
-        Ok(Caller { user, session, csrf: Some(csrf) })
+        let (user, session) = authenticate(state, token.clone()).await?;
+        Ok(Caller { user, session, csrf: Some(csrf), credential: token })
     }
 }

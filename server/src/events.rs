@@ -12,6 +12,7 @@ use std::convert::Infallible;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
 use axum::http::HeaderMap;
 use axum::response::sse::{Event as SseEvent, KeepAlive, Sse};
@@ -27,8 +28,11 @@ use crate::{blocking, AppState};
 /// How often the follower looks for new events (a load of one atomic
 /// counter; the streams wake only when it moved).
 pub const POLL: Duration = Duration::from_millis(5);
-/// Events read from the log per step of a stream.
+/// Events the follower reads from the log per step.
 const CHUNK: usize = 1024;
+/// Events a stream reads from the log per step (a slow client holds at
+/// most this many, and its channel's, in memory).
+const STREAM_CHUNK: usize = 128;
 
 /// Follows the log: publishes its next sequence number whenever it moves
 /// (first, so the streams read at once), then counts what the metrics
@@ -112,35 +116,44 @@ pub(crate) async fn stream(
     State(s): State<AppState>,
     caller: Caller,
     headers: HeaderMap,
-    Query(p): Query<StreamParams>,
+    share: Option<axum::Extension<crate::HeldShare>>,
+    query: Result<Query<StreamParams>, QueryRejection>,
 ) -> Result<Response, ApiError> {
+    let Query(p) = query.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
+    let bad_id = || ApiError::bad_request("Last-Event-ID: a log sequence number (an integer)");
     let last_id = match headers.get("last-event-id") {
-        Some(v) => Some(
-            v.to_str()
-                .ok()
-                .and_then(|v| v.trim().parse::<u64>().ok())
-                .ok_or_else(|| ApiError::bad_request("Last-Event-ID: a log sequence number (an integer)"))?,
-        ),
+        Some(v) => Some(v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(bad_id)?),
         None => p.since,
+    };
+    let mut pos = match last_id {
+        None => s.engine.next_seq(),
+        Some(l) => l.checked_add(1).ok_or_else(bad_id)?,
     };
     let n = s.streams.fetch_add(1, Ordering::AcqRel);
     let guard = crate::Decrement(std::sync::Arc::clone(&s.streams));
     if n >= s.limits.max_streams {
         return Err(ApiError::too_many(5));
     }
-    let mut pos = last_id.map_or_else(|| s.engine.next_seq(), |l| l + 1);
     let mut head = s.log_head.subscribe();
     let engine = s.engine.clone();
     let session = caller.session.clone();
+    let credential = caller.credential.clone();
     let admin = matches!(session.visibility(), joblog::Visibility::All);
     let events = async_stream(move |tx| async move {
-        let _guard = guard;
+        // The slots (everyone's and the user's) last as long as the stream.
+        let _slots = (guard, share);
         loop {
             let next = *head.borrow_and_update();
             while pos < next {
-                let (engine, session, from) = (engine.clone(), session.clone(), pos);
+                let (engine, session, from, credential) = (engine.clone(), session.clone(), pos, credential.clone());
                 let read = blocking(move || {
-                    let events = engine.events_from(from, CHUNK)?;
+                    // The token is checked again before anything more is
+                    // sent: a revoked token or a deactivated user ends the
+                    // stream, as it ends every other request.
+                    if !crate::auth::still_valid(&engine, &credential, session.user()) {
+                        return Ok(None);
+                    }
+                    let events = engine.events_from(from, STREAM_CHUNK)?;
                     let end = events.last().map_or(from, |e| e.0 + 1);
                     let mut out = Vec::new();
                     for (seq, env) in &events {
@@ -157,10 +170,10 @@ pub(crate) async fn stream(
                             ));
                         }
                     }
-                    Ok((out, end))
+                    Ok(Some((out, end)))
                 })
                 .await;
-                let Ok((out, end)) = read else { return };
+                let Ok(Some((out, end))) = read else { return };
                 if end == from {
                     break;
                 }
@@ -172,8 +185,11 @@ pub(crate) async fn stream(
                 }
                 pos = end;
             }
-            if head.changed().await.is_err() {
-                return;
+            // Wait for the log to move, or for the client to go (its slot
+            // is given back at once, not at the next event).
+            tokio::select! {
+                changed = head.changed() => if changed.is_err() { return },
+                () = tx.closed() => return,
             }
         }
     });
@@ -187,7 +203,7 @@ where
     F: FnOnce(tokio::sync::mpsc::Sender<Result<SseEvent, Infallible>>) -> Fut,
     Fut: std::future::Future<Output = ()> + Send + 'static,
 {
-    let (tx, mut rx) = tokio::sync::mpsc::channel(64);
+    let (tx, mut rx) = tokio::sync::mpsc::channel(16);
     tokio::spawn(f(tx));
     futures_util::stream::poll_fn(move |cx| rx.poll_recv(cx))
 }

@@ -132,6 +132,7 @@ pub struct AppState {
     /// then `Secure`).
     pub tls: bool,
     in_flight: Arc<AtomicUsize>,
+    per_user: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
 }
 
 impl AppState {
@@ -150,6 +151,7 @@ impl AppState {
             streams: Arc::default(),
             tls: false,
             in_flight: Arc::default(),
+            per_user: Arc::default(),
         }
     }
 }
@@ -225,12 +227,33 @@ async fn healthz(State(s): State<AppState>) -> Response {
     }
 }
 
-/// Admission: at most `max_in_flight` requests at once (429 beyond), each
-/// within `request_timeout`. Event streams are admitted by their own
-/// handler, against `max_streams`.
+/// Admission: at most `max_in_flight` requests at once, and at most a
+/// quarter of them for any one user (so that no user, however slow their
+/// requests, can take every slot from the others); 429 beyond. Each
+/// request is bounded by `request_timeout`, except `GET /api/v1/events`,
+/// whose streams have their own bounds (`max_streams`, a quarter per user).
 async fn admit(State(s): State<AppState>, req: Request, next: Next) -> Response {
-    let stream = req.headers().get(axum::http::header::ACCEPT).is_some_and(|v| v.as_bytes() == b"text/event-stream");
+    let stream = req.method() == axum::http::Method::GET && req.uri().path() == "/api/v1/events";
+    let user = match auth::credential(req.headers(), &s.sessions) {
+        None => String::new(),
+        Some(token) => {
+            let engine = s.engine.clone();
+            blocking(move || Ok(engine.authenticate(&token).unwrap_or_default())).await.unwrap_or_default()
+        }
+    };
+    let (kind, share) = if stream {
+        ("stream", (s.limits.max_streams / 4).max(1))
+    } else {
+        ("request", (s.limits.max_in_flight / 4).max(1))
+    };
+    let Some(share) = Share::take(&s.per_user, format!("{kind}:{user}"), share) else {
+        return ApiError::too_many(if stream { 5 } else { 1 }).into_response();
+    };
     if stream {
+        // A stream outlives this call: its handler keeps the slot for as
+        // long as the stream lasts.
+        let mut req = req;
+        req.extensions_mut().insert(HeldShare(Arc::new(share)));
         return next.run(req).await;
     }
     let n = s.in_flight.fetch_add(1, Ordering::AcqRel);
@@ -246,6 +269,44 @@ async fn admit(State(s): State<AppState>, req: Request, next: Next) -> Response 
             format!("the request took over {} s", s.limits.request_timeout.as_secs()),
         )
         .into_response(),
+    }
+}
+
+/// A stream's slot among its user's share, for its handler to keep.
+#[derive(Clone)]
+pub(crate) struct HeldShare(#[allow(dead_code)] Arc<Share>);
+
+/// One user's slot among their share, given back when dropped.
+struct Share {
+    map: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+    key: String,
+}
+
+impl Share {
+    fn take(
+        map: &Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
+        key: String,
+        limit: usize,
+    ) -> Option<Share> {
+        let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
+        let n = m.entry(key.clone()).or_default();
+        if *n >= limit {
+            return None;
+        }
+        *n += 1;
+        Some(Share { map: Arc::clone(map), key })
+    }
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let mut m = self.map.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = m.get_mut(&self.key) {
+            *n -= 1;
+            if *n == 0 {
+                m.remove(&self.key);
+            }
+        }
     }
 }
 

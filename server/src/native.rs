@@ -7,6 +7,7 @@ use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
+use axum::extract::rejection::{BytesRejection, PathRejection};
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -150,6 +151,20 @@ fn filter_params(p: BTreeMap<String, String>) -> Result<FilterParams, ApiError> 
     serde_json::from_value(json!(p)).map_err(|e| ApiError::bad_request(format!("query: {e}")))
 }
 
+/// A path that does not decode (not UTF-8, say), as the platform's body.
+pub fn path_error(e: PathRejection) -> ApiError {
+    ApiError::bad_request(format!("the path: {}", e.body_text()))
+}
+
+/// A body that could not be read: over the limit is 413, as everywhere.
+pub fn body_error(e: &BytesRejection) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::too_large(1 << 20)
+    } else {
+        ApiError::bad_request(format!("the request body: {}", e.body_text()))
+    }
+}
+
 fn parse_id(s: &str) -> Result<Uuid, ApiError> {
     Uuid::parse_str(s).map_err(|_| ApiError::bad_request(format!("{s:?} is not a job id (a UUID)")))
 }
@@ -164,14 +179,14 @@ pub fn visible_job(session: &joblog::Session, id: Uuid) -> Result<joblog::Job, A
 }
 
 /// `GET /api/v1/jobs/{id}`.
-async fn get_job(caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
+async fn get_job(caller: Caller, id: Result<Path<String>, PathRejection>) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id.map_err(path_error)?.0)?;
     blocking(move || Ok(Json(job_json(&visible_job(&caller.session, id)?)))).await
 }
 
 /// `GET /api/v1/jobs/{id}/history`: the job and every transition.
-async fn job_history(caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
-    let id = parse_id(&id)?;
+async fn job_history(caller: Caller, id: Result<Path<String>, PathRejection>) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id.map_err(path_error)?.0)?;
     blocking(move || {
         let job = visible_job(&caller.session, id)?;
         let history = caller.session.history(id)?;
@@ -196,6 +211,9 @@ struct CreateJob {
     command: Option<String>,
     /// The command's time limit in seconds.
     timeout_secs: Option<u64>,
+    /// No command: a program embedding joblog runs it with its handler.
+    #[serde(default)]
+    external_handler: bool,
 }
 
 /// `POST /api/v1/jobs`: a new job; 201 with its JSON.
@@ -207,10 +225,25 @@ async fn create_job(caller: Caller, Body(c): Body<CreateJob>) -> Result<Response
     spec.owner = c.owner;
     spec.postponeuntil = c.postponeuntil.as_deref().map(Timestamp::parse).transpose().map_err(bad("postponeuntil"))?;
     spec.dependency_token = c.dependencytoken;
-    if let Some(cmd) = &c.command {
-        spec.data = joblog::domain::command_data_with_timeout(cmd, c.timeout_secs);
-    } else if c.timeout_secs.is_some() {
-        return Err(ApiError::bad_request("timeout_secs: only a job with a command has a time limit"));
+    let max = joblog::domain::limits::MAX_COMMAND_TIMEOUT_SECS;
+    if let Some(t) = c.timeout_secs.filter(|t| !(1..=max).contains(t)) {
+        return Err(ApiError::bad_request(format!("timeout_secs: {t}; give whole seconds from 1 to {max}")));
+    }
+    match (&c.command, c.external_handler) {
+        (Some(cmd), false) => spec.data = joblog::domain::command_data_with_timeout(cmd, c.timeout_secs),
+        (Some(_), true) => {
+            return Err(ApiError::bad_request("command and external_handler: a job runs a command or a program's handler, not both"))
+        }
+        (None, true) if c.timeout_secs.is_some() => {
+            return Err(ApiError::bad_request("timeout_secs: only a job with a command has a time limit"))
+        }
+        (None, true) => {}
+        // As the command line's `submit`: `joblog run` runs command jobs only.
+        (None, false) => {
+            return Err(ApiError::bad_request(
+                "nothing would run this job: give \"command\", or \"external_handler\": true when a program embedding joblog registers a handler for it",
+            ))
+        }
     }
     blocking(move || {
         let job = caller.session.create(spec)?;
@@ -226,7 +259,10 @@ struct ActBody {
     until: Option<String>,
 }
 
-fn user_action(name: &str, until: Option<&str>) -> Result<UserAction, ApiError> {
+/// The action `name`; an unknown one is 404 when it came in the path
+/// (no such resource), 400 when it came in a body (a field that does not
+/// parse).
+fn user_action(name: &str, until: Option<&str>, in_path: bool) -> Result<UserAction, ApiError> {
     let action = match name {
         "cancel" => UserAction::Cancel,
         "pause" => UserAction::Pause,
@@ -236,9 +272,8 @@ fn user_action(name: &str, until: Option<&str>) -> Result<UserAction, ApiError> 
             UserAction::Postpone(Timestamp::parse(until).map_err(|e| ApiError::bad_request(format!("until: {e}")))?)
         }
         other => {
-            return Err(ApiError::not_found(format!(
-                "no action {other:?}: the actions are cancel, pause, resume and postpone"
-            )))
+            let message = format!("no action {other:?}: the actions are cancel, pause, resume and postpone");
+            return Err(if in_path { ApiError::not_found(message) } else { ApiError::bad_request(message) });
         }
     };
     if until.is_some() && name != "postpone" {
@@ -252,9 +287,11 @@ fn user_action(name: &str, until: Option<&str>) -> Result<UserAction, ApiError> 
 /// reason).
 async fn act_on_job(
     caller: Caller,
-    Path((id, action)): Path<(String, String)>,
-    body: axum::body::Bytes,
+    path: Result<Path<(String, String)>, PathRejection>,
+    body: Result<axum::body::Bytes, BytesRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path((id, action)) = path.map_err(path_error)?;
+    let body = body.map_err(|e| body_error(&e))?;
     let id = parse_id(&id)?;
     // The body is optional (only postpone needs one).
     let body: ActBody = if body.iter().all(u8::is_ascii_whitespace) {
@@ -262,7 +299,7 @@ async fn act_on_job(
     } else {
         serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the request body: {e}")))?
     };
-    let action = user_action(&action, body.until.as_deref())?;
+    let action = user_action(&action, body.until.as_deref(), true)?;
     blocking(move || {
         visible_job(&caller.session, id)?;
         Ok(Json(job_json(&caller.session.act(id, action)?)))
@@ -333,14 +370,21 @@ impl Operations {
         self.list.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|o| o.id == id).cloned()
     }
 
-    fn push(&self, op: Arc<Operation>) {
+    /// Adds a starting operation, unless [`MAX_RUNNING_OPERATIONS`] already
+    /// run (checked and added under one lock: no race lets a fifth in).
+    fn try_push(&self, op: Arc<Operation>) -> bool {
         let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        let running = list.iter().filter(|o| o.progress.lock().is_ok_and(|p| p.finished.is_none())).count();
+        if running >= MAX_RUNNING_OPERATIONS {
+            return false;
+        }
         if list.len() >= MAX_OPERATIONS_KEPT {
             if let Some(i) = list.iter().position(|o| o.progress.lock().is_ok_and(|p| p.finished.is_some())) {
                 list.remove(i);
             }
         }
         list.push(op);
+        true
     }
 
     /// Asks every running operation to stop after its page in hand (the
@@ -386,7 +430,7 @@ async fn start_operation(
     caller: Caller,
     Body(b): Body<StartOperation>,
 ) -> Result<Response, ApiError> {
-    let action = user_action(&b.action, b.until.as_deref())?;
+    let action = user_action(&b.action, b.until.as_deref(), false)?;
     let filter = b.filter.to_filter()?;
     if filter == Filter::default() && !b.everything {
         return Err(ApiError::bad_request(
@@ -404,9 +448,6 @@ async fn start_operation(
         }))
         .into_response());
     }
-    if s.operations.running() >= MAX_RUNNING_OPERATIONS {
-        return Err(ApiError::too_many(5));
-    }
     let expected = blocking(move || Ok(session.count(&filter))).await?;
     let filter_json = serde_json::to_value(FilterEcho::from(&b.filter)).unwrap_or(Value::Null);
     let op = Arc::new(Operation {
@@ -419,7 +460,9 @@ async fn start_operation(
         stop: AtomicBool::new(false),
         progress: Mutex::new(Progress { status: "running", ..Progress::default() }),
     });
-    s.operations.push(Arc::clone(&op));
+    if !s.operations.try_push(Arc::clone(&op)) {
+        return Err(ApiError::too_many(5));
+    }
     let answer = op.json();
     let runner = Arc::clone(&op);
     let filter = b.filter.to_filter()?;
@@ -538,8 +581,9 @@ fn find_operation(s: &AppState, caller: &Caller, id: &str) -> Result<Arc<Operati
 async fn get_operation(
     State(s): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(id) = id.map_err(path_error)?;
     Ok(Json(find_operation(&s, &caller, &id)?.json()))
 }
 
@@ -548,8 +592,9 @@ async fn get_operation(
 async fn cancel_operation(
     State(s): State<AppState>,
     caller: Caller,
-    Path(id): Path<String>,
+    id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
+    let Path(id) = id.map_err(path_error)?;
     let op = find_operation(&s, &caller, &id)?;
     op.stop.store(true, Ordering::Release);
     Ok(Json(op.json()))

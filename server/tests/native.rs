@@ -18,6 +18,7 @@ struct Setup {
     admin: String,
     alice: String,
     reader: String,
+    alice_token_id: uuid::Uuid,
 }
 
 impl Setup {
@@ -30,6 +31,10 @@ impl Setup {
 /// rita (reads every job, writes none), jobs of admin and alice, and a
 /// token for each.
 fn setup() -> Setup {
+    setup_with(Limits { max_body: 4096, ..Limits::default() })
+}
+
+fn setup_with(limits: Limits) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let engine = Engine::open(dir.path().join("data"), Config::default(), Arc::new(SystemClock)).unwrap();
     let admin = engine.session("admin").unwrap();
@@ -46,18 +51,20 @@ fn setup() -> Setup {
     for i in 0..5 {
         alice.create(NewJob::new(&format!("alice job {i}"), OperationType::WORKFLOW)).unwrap();
     }
+    let alice_token = admin.create_token("alice", None, None).unwrap();
+    let alice_id = alice_token.id;
     let tokens = (
         admin.create_token("admin", Some("test"), None).unwrap().token,
-        admin.create_token("alice", None, None).unwrap().token,
+        alice_token.token,
         admin.create_token("rita", None, None).unwrap().token,
     );
     let server = joblog_server::start(
         engine.clone(),
         Arc::new(AtomicBool::new(true)),
-        HttpConfig { addr: "127.0.0.1:0".into(), tls: None, limits: Limits { max_body: 4096, ..Limits::default() } },
+        HttpConfig { addr: "127.0.0.1:0".into(), tls: None, limits },
     )
     .unwrap();
-    Setup { _dir: dir, engine, server, admin: tokens.0, alice: tokens.1, reader: tokens.2 }
+    Setup { _dir: dir, engine, server, admin: tokens.0, alice: tokens.1, reader: tokens.2, alice_token_id: alice_id }
 }
 
 /// Status and JSON body of a request (errors included).
@@ -334,4 +341,141 @@ fn an_idle_connection_does_not_hold_up_others() {
     let (status, _) = call("GET", &s.url("/api/v1/jobs?limit=1"), Some(&s.admin), None);
     assert_eq!(status, 200);
     assert!(started.elapsed() < Duration::from_secs(5));
+}
+
+/// Opens an event stream and returns the connection once its head arrived.
+fn open_stream(addr: std::net::SocketAddr, token: &str, extra: &str) -> (u16, BufReader<std::net::TcpStream>) {
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    write!(
+        conn,
+        "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n{extra}\r\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(conn);
+    let mut status = String::new();
+    r.read_line(&mut status).unwrap();
+    let code = status.split_whitespace().nth(1).and_then(|c| c.parse().ok()).unwrap_or(0);
+    (code, r)
+}
+
+#[test]
+fn a_closed_stream_gives_its_slot_back_at_once() {
+    let s = setup_with(Limits { max_streams: 4, ..Limits::default() });
+    let addr = s.server.local_addr();
+    // Alice's share is a quarter of the streams: one.
+    let (code, first) = open_stream(addr, &s.alice, "");
+    assert_eq!(code, 200);
+    let (code, _) = open_stream(addr, &s.alice, "");
+    assert_eq!(code, 429, "a user's share of the streams is a quarter");
+    drop(first);
+    // Nothing is written meanwhile: the slot must come back anyway.
+    let mut again = 0;
+    for _ in 0..100 {
+        again = open_stream(addr, &s.alice, "").0;
+        if again == 200 {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(again, 200, "the closed stream's slot never came back");
+    // Others were never held up.
+    assert_eq!(open_stream(addr, &s.admin, "").0, 200);
+}
+
+#[test]
+fn one_users_slow_requests_do_not_take_every_slot() {
+    let s = setup_with(Limits { max_in_flight: 8, ..Limits::default() });
+    let addr = s.server.local_addr();
+    // Alice starts two requests whose bodies never come (her share: 8 / 4).
+    let mut held = Vec::new();
+    for _ in 0..2 {
+        let mut c = std::net::TcpStream::connect(addr).unwrap();
+        write!(
+            c,
+            "POST /api/v1/jobs HTTP/1.1\r\nHost: {addr}\r\nAuthorization: Bearer {}\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{{",
+            s.alice
+        )
+        .unwrap();
+        held.push(c);
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let (status, body) = call("GET", &s.url("/api/v1/me"), Some(&s.alice), None);
+    assert_eq!(status, 429, "{body}");
+    // Pretending to be someone else with a made-up token is no way around it:
+    // it is refused before it holds anything.
+    let (status, _) = call("GET", &s.url("/api/v1/me"), Some("jl_0000"), None);
+    assert_eq!(status, 401);
+    let (status, _) = call("GET", &s.url("/api/v1/me"), Some(&s.admin), None);
+    assert_eq!(status, 200, "another user was held up");
+    // An Accept header does not make a request a stream.
+    let resp = ureq::get(&s.url("/api/v1/me"))
+        .set("Authorization", &format!("Bearer {}", s.alice))
+        .set("Accept", "text/event-stream")
+        .call();
+    assert!(matches!(resp, Err(ureq::Error::Status(429, _))), "{resp:?}");
+}
+
+#[test]
+fn a_stream_ends_when_its_token_is_revoked() {
+    let s = setup();
+    let addr = s.server.local_addr();
+    let (code, mut stream) = open_stream(addr, &s.alice, "");
+    assert_eq!(code, 200);
+    std::thread::sleep(Duration::from_millis(200));
+    s.engine.session("admin").unwrap().revoke_token(s.alice_token_id).unwrap();
+    let (_, list) = call("GET", &s.url("/api/v1/jobs?owner=alice&limit=1"), Some(&s.admin), None);
+    let id = list["jobs"][0]["asyncoperationid"].as_str().unwrap().to_string();
+    assert_eq!(call("POST", &s.url(&format!("/api/v1/jobs/{id}/cancel")), Some(&s.admin), None).0, 200);
+    let mut line = String::new();
+    let mut rest = String::new();
+    while stream.read_line(&mut line).unwrap_or(0) > 0 {
+        rest.push_str(&line);
+        line.clear();
+    }
+    assert!(!rest.contains(&id), "the revoked token's stream still sent the event: {rest}");
+}
+
+#[test]
+fn hostile_details_get_the_platform_body() {
+    let s = setup();
+    // A sequence number past the last u64.
+    let (code, _) = open_stream(s.server.local_addr(), &s.admin, "Last-Event-ID: 18446744073709551615\r\n");
+    assert_eq!(code, 400);
+    for q in ["since=abc", "colour=blue"] {
+        let (status, body) = call("GET", &s.url(&format!("/api/v1/events?{q}")), Some(&s.admin), None);
+        assert_eq!(status, 400, "{q}");
+        error_code(&body);
+    }
+    // A path that is not UTF-8.
+    let (status, body) = call("GET", &s.url("/api/v1/jobs/%FF"), Some(&s.admin), None);
+    assert_eq!(status, 400);
+    error_code(&body);
+    // The scheme's name in any case.
+    let resp = ureq::get(&s.url("/api/v1/me")).set("Authorization", &format!("BEARER {}", s.admin)).call().unwrap();
+    assert_eq!(resp.status(), 200);
+    // A job's command time limit within its bounds; a job something will run.
+    let next = s.engine.next_seq();
+    for body in [
+        json!({"name": "x", "type": "workflow", "command": "true", "timeout_secs": 0}),
+        json!({"name": "x", "type": "workflow", "command": "true", "timeout_secs": u64::MAX}),
+        json!({"name": "x", "type": "workflow"}),
+        json!({"name": "x", "type": "workflow", "command": "true", "external_handler": true}),
+    ] {
+        let (status, answer) = call("POST", &s.url("/api/v1/jobs"), Some(&s.admin), Some(body.clone()));
+        assert_eq!(status, 400, "{body}: {answer}");
+    }
+    assert_eq!(s.engine.next_seq(), next, "a refused creation wrote something");
+    // An unknown action in a bulk body is a bad field (400), in a path no such resource (404).
+    let (status, _) = call(
+        "POST",
+        &s.url("/api/v1/operations"),
+        Some(&s.admin),
+        Some(json!({"action": "explode", "everything": true, "dry_run": true})),
+    );
+    assert_eq!(status, 400);
+    // The 403 of /metrics names the user's real depth.
+    let (status, body) = call("GET", &s.url("/metrics"), Some(&s.alice), None);
+    assert_eq!(status, 403);
+    assert!(!body["error"]["message"].as_str().unwrap().contains("depth None"), "{body}");
 }

@@ -685,8 +685,11 @@ impl<'a> Client<'a> {
         let t = Instant::now();
         let id = match self {
             Client::Http(http, agent) => {
-                let v =
-                    http.post(agent, "/api/v1/jobs", Some(serde_json::json!({"name": name, "type": "bulk-email"})))?;
+                let v = http.post(
+                    agent,
+                    "/api/v1/jobs",
+                    Some(serde_json::json!({"name": name, "type": "bulk-email", "external_handler": true})),
+                )?;
                 v["asyncoperationid"]
                     .as_str()
                     .and_then(|s| Uuid::parse_str(s).ok())

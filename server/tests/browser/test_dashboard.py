@@ -163,7 +163,7 @@ def main():
         # grid says there is a new one, without reloading.
         expect(page.locator("#newjobs")).to_be_hidden()
         api = p.request.new_context(extra_http_headers={"Authorization": "Bearer " + a.token})
-        r = api.post(base + "/api/v1/jobs", data={"name": "Created by a script", "type": "workflow"})
+        r = api.post(base + "/api/v1/jobs", data={"name": "Created by a script", "type": "workflow", "external_handler": True})
         assert r.status == 201, f"creating a job through the API answered {r.status}: {r.text()}"
         api.dispose()
         expect(page.locator("#newjobs")).to_be_visible()
