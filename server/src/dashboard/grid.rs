@@ -14,7 +14,7 @@ use axum::http::StatusCode;
 use axum::response::Response;
 use chrono::{NaiveDate, NaiveDateTime};
 use joblog::domain::{OperationType, Regarding, State as JobState, StatusReason, Timestamp, MICROS_PER_DAY};
-use joblog::engine::{BulkOutcome, UserAction};
+use joblog::engine::UserAction;
 use joblog::{Cursor, Filter, Job, Session, Status};
 use maud::{html, Markup};
 use serde::Deserialize;
@@ -565,27 +565,6 @@ fn scope(f: &Fields, q: &GridQuery) -> Result<Scope, ApiError> {
 /// that very microsecond (a filter the engine serves from its index), read
 /// for this id. The engine has no dry run by id; this asks it the same
 /// question without a second copy of its rules.
-fn preview_one(session: &Session, id: Uuid, action: UserAction, out: &mut BulkOutcome) {
-    out.matched += 1;
-    let Ok(job) = session.get(id) else {
-        *out.refused_by.entry("not found or not visible").or_default() += 1;
-        return;
-    };
-    let f = Filter {
-        created_after: Some(job.createdon.plus_micros(-1)),
-        created_before: Some(job.createdon.plus_micros(1)),
-        ..Filter::default()
-    };
-    let p = session.preview_on_matching(action, &f);
-    if p.changed.contains(&id) {
-        out.changed.push(id);
-    } else if let Some((_, e)) = p.refused.into_iter().find(|(i, _)| *i == id) {
-        let kind = refusal_label(&e);
-        *out.refused_by.entry(kind).or_default() += 1;
-        out.refused.push((id, e));
-    }
-}
-
 fn refusals(by: &BTreeMap<&'static str, usize>) -> Markup {
     html! {
         @if !by.is_empty() {
@@ -594,18 +573,26 @@ fn refusals(by: &BTreeMap<&'static str, usize>) -> Markup {
     }
 }
 
+/// A bulk action's form, checked: its fields, the grid's query, the action
+/// and the jobs it names; or the page that refuses it.
+fn bulk_form(v: &Viewer, body: &Bytes) -> Result<(Fields, GridQuery, UserAction, Scope), Box<Response>> {
+    let f = Fields::parse(body);
+    if let Some(r) = v.refuse_csrf(f.get("csrf")) {
+        return Err(Box::new(r));
+    }
+    let q = GridQuery::from_fields(&f);
+    match (|| Ok::<_, ApiError>((parse_action(&f)?, scope(&f, &q)?)))() {
+        Ok((action, sc)) => Ok((f, q, action, sc)),
+        Err(e) => Err(Box::new(error_page(Some(v), e))),
+    }
+}
+
 /// `POST /jobs/act/preview`: the confirmation, saying how many jobs the
 /// action will change (the engine's dry run), nothing written.
 pub(crate) async fn bulk_preview(v: Viewer, body: Bytes) -> Response {
-    let f = Fields::parse(&body);
-    if let Some(r) = v.refuse_csrf(f.get("csrf")) {
-        return r;
-    }
-    let q = GridQuery::from_fields(&f);
-    let planned = (|| Ok::<_, ApiError>((parse_action(&f)?, scope(&f, &q)?)))();
-    let (action, sc) = match planned {
-        Ok(p) => p,
-        Err(e) => return error_page(Some(&v), e),
+    let (f, q, action, sc) = match bulk_form(&v, &body) {
+        Ok(planned) => planned,
+        Err(r) => return *r,
     };
     let session = v.session().clone();
     let ids = match &sc {
@@ -615,13 +602,7 @@ pub(crate) async fn bulk_preview(v: Viewer, body: Bytes) -> Response {
     let outcome = blocking(move || {
         Ok(match sc {
             Scope::All(filter) => session.preview_on_matching(action, &filter),
-            Scope::Ids(ids) => {
-                let mut out = BulkOutcome::default();
-                for id in ids {
-                    preview_one(&session, id, action, &mut out);
-                }
-                out
-            }
+            Scope::Ids(ids) => session.preview_on_ids(action, &ids),
         })
     })
     .await;
@@ -664,35 +645,15 @@ pub(crate) async fn bulk_preview(v: Viewer, body: Bytes) -> Response {
 /// `POST /jobs/act`: the confirmed action; each job's change is checked
 /// again by the engine, and the page says what changed and what was left.
 pub(crate) async fn bulk_apply(v: Viewer, body: Bytes) -> Response {
-    let f = Fields::parse(&body);
-    if let Some(r) = v.refuse_csrf(f.get("csrf")) {
-        return r;
-    }
-    let q = GridQuery::from_fields(&f);
-    let planned = (|| Ok::<_, ApiError>((parse_action(&f)?, scope(&f, &q)?)))();
-    let (action, sc) = match planned {
-        Ok(p) => p,
-        Err(e) => return error_page(Some(&v), e),
+    let (_, q, action, sc) = match bulk_form(&v, &body) {
+        Ok(planned) => planned,
+        Err(r) => return *r,
     };
     let session = v.session().clone();
     let result = blocking(move || {
         Ok(match sc {
             Scope::All(filter) => session.act_on_matching(action, &filter).map_err(ApiError::from)?,
-            Scope::Ids(ids) => {
-                let mut out = BulkOutcome::default();
-                for id in ids {
-                    out.matched += 1;
-                    match session.act(id, action) {
-                        Ok(_) => out.changed.push(id),
-                        Err(joblog::Error::Domain(e)) => {
-                            *out.refused_by.entry(refusal_label(&e)).or_default() += 1;
-                            out.refused.push((id, e));
-                        }
-                        Err(e) => return Err(e.into()),
-                    }
-                }
-                out
-            }
+            Scope::Ids(ids) => session.act_on_ids(action, &ids).map_err(ApiError::from)?,
         })
     })
     .await;
@@ -708,17 +669,4 @@ pub(crate) async fn bulk_apply(v: Viewer, body: Bytes) -> Response {
         p { a.button href=(back) { "Back to the grid" } }
     };
     respond(StatusCode::OK, layout(Some(&v), Nav::Jobs, "Done", body))
-}
-
-fn refusal_label(e: &joblog::domain::DomainError) -> &'static str {
-    use joblog::domain::DomainError as D;
-    match e {
-        D::Refused { current, .. } if current.is_completed() => "already completed",
-        D::Refused { .. } => "not in a status that allows it",
-        D::PlatformGenerated { .. } => "generated by the platform",
-        D::Denied { .. } => "not the user's to change",
-        D::NotFound { .. } => "not found or not visible",
-        D::Invalid { .. } => "invalid for the job",
-        _ => "other",
-    }
 }
