@@ -9,7 +9,9 @@
 //! request head and on each request; bodies are bounded; requests beyond
 //! [`Limits::max_in_flight`] at once are answered 429 with `Retry-After`.
 
+pub mod dataverse;
 pub mod error;
+pub mod odata;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
