@@ -28,7 +28,8 @@ pub mod log;
 // handles, the service and handlers, and the job model they speak.
 pub use domain::{Clock, Job, ManualClock, OperationType, Status, StatusReason, SystemClock, Timestamp};
 pub use engine::{
-    BulkOutcome, Config, Engine, HistoryEntry, NewJob, OpenReport, ServiceStep, Session, StateGuard, UserAction, Worker,
+    BulkOutcome, Config, Engine, HistoryEntry, NewJob, NewToken, OpenReport, ServiceStep, Session, StateGuard,
+    TokenInfo, UserAction, Worker,
 };
 pub use error::{Corruption, Error};
 pub use projection::query::{Cursor, Filter, Visibility};

@@ -209,13 +209,38 @@ fn describe(engine: &Engine) -> Value {
     if state.policy().generation() > 0 {
         v["policy"] = json!({"set": state.policy().set_keys(), "generation": state.policy().generation()});
     }
+    // Since event version 5 (older fixtures have none, and do not list them).
+    if !state.tokens().is_empty() {
+        let tokens: Vec<Value> = state
+            .tokens()
+            .iter()
+            .map(|t| {
+                json!({
+                    "id": t.id.to_string(),
+                    "user": t.user,
+                    "name": t.name,
+                    "hash": hex(&t.hash),
+                    "created": t.created.to_string(),
+                    "expires": opt(&t.expires),
+                    "revoked": t.revoked,
+                })
+            })
+            .collect();
+        v["tokens"] = Value::Array(tokens);
+    }
     v
 }
+
+/// The key of an expected reading that lists bearer tokens of the fixture
+/// with the user each authenticates as (`null`: refused), at
+/// [`AFTER_FIXTURE`]: a token printed by an older joblog keeps working.
+const TOKEN_SECRETS: &str = "token_secrets";
 
 /// Opens a copy of `fixture` (checkpoint and tail, then a full replay with
 /// the checkpoints removed) and checks both read exactly `expected`.
 fn check_store_fixture(fixture: &str, expected: &str) {
-    let want: Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join(expected)).unwrap()).unwrap();
+    let mut want: Value = serde_json::from_str(&std::fs::read_to_string(fixtures().join(expected)).unwrap()).unwrap();
+    let secrets = want.as_object_mut().unwrap().remove(TOKEN_SECRETS);
     // The newest checkpoint and its tail, the older checkpoint and a longer
     // tail, and a full replay with no checkpoint.
     for (older, full_replay) in [(false, false), (true, false), (false, true)] {
@@ -265,6 +290,11 @@ fn check_store_fixture(fixture: &str, expected: &str) {
                 got_path.display()
             );
         }
+        for pair in secrets.iter().flat_map(|s| s.as_array().unwrap()) {
+            let (secret, user) = (pair[0].as_str().unwrap(), pair[1].as_str());
+            let got = engine.authenticate(secret);
+            assert_eq!(got.as_deref().ok(), user, "{fixture}: token of {:?}: {got:?}", pair[1]);
+        }
         // And it keeps working: a write on top of the old store, read back.
         let admin = engine.session("admin").unwrap();
         let job = admin.create(NewJob::new("after the upgrade", OperationType::SYSTEM_EVENT)).unwrap();
@@ -306,12 +336,21 @@ fn store_v3_opens_and_reads_the_same() {
     check_store_fixture("store-v3", "store-v3.expected.json");
 }
 
+/// `store-v4`: event version 5 (bearer tokens: made by an administrator
+/// and by a user, expired, of a deactivated user, revoked) and checkpoint
+/// format 5, segment format 2; its tokens still authenticate as they did.
+#[test]
+fn store_v4_opens_and_reads_the_same() {
+    check_store_fixture("store-v4", "store-v4.expected.json");
+}
+
 /// The fixtures are history: their files must stay as they were written.
 #[test]
 fn store_fixtures_keep_their_segment_formats_with_sealed_and_active_segments() {
     check_store_files("store-v1", 1);
     check_store_files("store-v2", 2);
     check_store_files("store-v3", 2);
+    check_store_files("store-v4", 2);
 }
 
 fn check_store_files(fixture: &str, format: u16) {
@@ -351,10 +390,11 @@ fn regenerate_store() {
     if out.exists() {
         std::fs::remove_dir_all(&out).unwrap();
     }
-    build_store(&out);
+    let secrets = build_store(&out);
     let clock = Arc::new(ManualClock::new(t(AFTER_FIXTURE)));
     let engine = Engine::open(&out, fixture_config(), clock).unwrap();
-    let described = describe(&engine);
+    let mut described = describe(&engine);
+    described[TOKEN_SECRETS] = json!(secrets);
     drop(engine);
     let _ = std::fs::remove_file(out.join("segments/LOCK"));
     std::fs::write(
@@ -365,8 +405,10 @@ fn regenerate_store() {
     check_store_fixture(&name, &format!("{name}.expected.json"));
 }
 
-/// The store: every kind of event, every state, on a manual clock.
-fn build_store(out: &Path) {
+/// The store: every kind of event, every state, on a manual clock. Returns
+/// the bearer tokens it made with the user each authenticates as at
+/// [`AFTER_FIXTURE`] (`None`: revoked, expired, or its user deactivated).
+fn build_store(out: &Path) -> Vec<(String, Option<String>)> {
     let clock = Arc::new(ManualClock::new(t("2026-01-01T00:00:00Z")));
     let e = Engine::open(out, fixture_config(), clock.clone()).unwrap();
     let tick = || clock.advance_secs(60);
@@ -398,6 +440,17 @@ fn build_store(out: &Path) {
         admin.add_user(name, unit, roles).unwrap();
         tick();
     }
+    // Bearer tokens (event version 5): one an administrator made for a
+    // user, one a user made for themself that expires before the fixture's
+    // end, one of a user deactivated later, one revoked later (in the tail).
+    let ci = admin.create_token("alice", Some("ci deploys"), Some(365)).unwrap();
+    tick();
+    let day = e.session("alice").unwrap().create_token("alice", None, Some(1)).unwrap();
+    tick();
+    let franks = admin.create_token("frank", Some("frank's laptop"), None).unwrap();
+    tick();
+    let revoked = admin.create_token("admin", Some("old admin token"), Some(3650)).unwrap();
+    tick();
     for (id, name, owner) in [("wf-welcome", "Welcome", "alice"), ("wf-report", "Nightly report", "bob")] {
         admin
             .save_workflow(WorkflowDefinition { id: id.into(), name: name.into(), owner: owner.into(), active: true })
@@ -612,7 +665,11 @@ fn build_store(out: &Path) {
     tick();
     admin.deactivate_user("frank").unwrap();
     tick();
+    admin.revoke_token(revoked.id).unwrap();
+    tick();
     let bob = e.session("bob").unwrap();
+    let bobs = bob.create_token("bob", Some("bob's script"), Some(365)).unwrap();
+    tick();
     for n in 0..6 {
         let job = bob.create(NewJob::new(&format!("tail {n}"), OperationType::BULK_EMAIL)).unwrap();
         tick();
@@ -629,6 +686,10 @@ fn build_store(out: &Path) {
     drop(admin);
     // Dropped, not closed: close would checkpoint the tail away.
     drop(e);
+    [(ci, Some("alice")), (day, None), (franks, None), (revoked, None), (bobs, Some("bob"))]
+        .into_iter()
+        .map(|(t, user)| (t.token, user.map(str::to_string)))
+        .collect()
 }
 
 // ---------------------------------------------------------------------------
@@ -779,6 +840,36 @@ fn samples() -> Vec<(&'static str, Envelope)> {
                 admin(),
                 Event::JobResubmitted { job: job_id, new: Uuid::from_u128(0x0193_0000_0000_7000_8000_0000_0000_0042) },
             ),
+        ),
+        (
+            "token_created",
+            env(
+                admin(),
+                Event::TokenCreated {
+                    id: Uuid::from_u128(0x0194_0000_0000_7000_8000_0000_0000_0005),
+                    user: "carol".into(),
+                    name: Some("ci deploys".into()),
+                    hash: std::array::from_fn(|i| (i as u8).wrapping_mul(37).wrapping_add(255)),
+                    expires: Some(t("2026-05-01T12:00:00Z")),
+                },
+            ),
+        ),
+        (
+            "token_created_minimal",
+            env(
+                alice(),
+                Event::TokenCreated {
+                    id: Uuid::from_u128(6),
+                    user: "alice".into(),
+                    name: None,
+                    hash: [0; 32],
+                    expires: None,
+                },
+            ),
+        ),
+        (
+            "token_revoked",
+            env(admin(), Event::TokenRevoked { id: Uuid::from_u128(0x0194_0000_0000_7000_8000_0000_0000_0005) }),
         ),
         (
             "role_added_run_command",

@@ -39,7 +39,7 @@ use super::time::Timestamp;
 use super::{Action, Status};
 
 /// Version of the event schema written by this build.
-pub const EVENT_VERSION: u16 = 4;
+pub const EVENT_VERSION: u16 = 5;
 
 /// What each version of the event schema changed, oldest first: one line
 /// per version from 1 to [`EVENT_VERSION`] (a test checks that none is
@@ -52,6 +52,7 @@ pub const VERSIONS: &[(u16, &str)] = &[
     (2, "JobsDeleted appended; no other change"),
     (3, "UserReactivated and OsUserMapped appended; Privilege::RunCommand appended; no other change"),
     (4, "PolicySet and JobResubmitted appended; no other change"),
+    (5, "TokenCreated and TokenRevoked appended; no other change"),
 ];
 
 /// Who did something.
@@ -162,6 +163,27 @@ pub enum Event {
         /// The new job made from it.
         new: Uuid,
     },
+    /// A bearer token made for `user` (version 5): the store keeps the
+    /// SHA-256 of the printed token, never the token. Its creation time is
+    /// the envelope's `at`; its creator the envelope's actor.
+    TokenCreated {
+        /// The token's id.
+        id: Uuid,
+        /// The joblog user the token acts as.
+        user: String,
+        /// Its label, if its creator gave one.
+        name: Option<String>,
+        /// SHA-256 of the whole printed token (`jl_` and 64 hex digits).
+        hash: [u8; 32],
+        /// When it stops authenticating (`None`: never).
+        expires: Option<Timestamp>,
+    },
+    /// Token `id` revoked (version 5): it no longer authenticates; who
+    /// revoked it is the envelope's actor.
+    TokenRevoked {
+        /// The token's id.
+        id: Uuid,
+    },
 }
 
 /// One step of the state machine, with the columns it sets.
@@ -258,6 +280,7 @@ impl Event {
             Event::JobsDeleted(_) => 2,
             Event::UserReactivated { .. } | Event::OsUserMapped { .. } => 3,
             Event::PolicySet { .. } | Event::JobResubmitted { .. } => 4,
+            Event::TokenCreated { .. } | Event::TokenRevoked { .. } => 5,
         }
     }
 
@@ -277,6 +300,8 @@ impl Event {
             Event::OsUserMapped { .. } => "OsUserMapped",
             Event::PolicySet { .. } => "PolicySet",
             Event::JobResubmitted { .. } => "JobResubmitted",
+            Event::TokenCreated { .. } => "TokenCreated",
+            Event::TokenRevoked { .. } => "TokenRevoked",
         }
     }
 }

@@ -14,6 +14,7 @@
 //! * `limits`    — the limits on every input, and their checks.
 //! * `privilege` — users, business units, roles, depths, and the one
 //!   privilege check (§6).
+//! * `token`     — bearer tokens: whose they are, their life, their hash.
 
 pub mod config;
 mod deletion;
@@ -26,6 +27,7 @@ mod operation;
 mod privilege;
 mod status;
 mod time;
+mod token;
 
 pub use config::{policy_key, PolicyKey, StorePolicy};
 pub use deletion::{Deletion, DeletionCriteria, Recurrence, RetentionPolicy, MAX_IMMEDIATE_DELETE};
@@ -44,6 +46,7 @@ pub(crate) use privilege::ADMIN;
 pub use privilege::{Depth, Directory, Privilege, Role, User};
 pub use status::{State, Status, StatusReason};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp, MICROS_PER_DAY};
+pub use token::{Token, Tokens, DEFAULT_TOKEN_DAYS, MAX_LIVE_TOKENS_PER_USER, MAX_TOKEN_DAYS};
 
 use uuid::Uuid;
 
@@ -255,6 +258,13 @@ pub enum DomainError {
     /// Type Workflow (`docs/domain.md` §7): add it to the criteria.
     #[error("invalid deletion criteria: the Immediately option needs System Job Type Workflow among the criteria")]
     ImmediatelyNeedsWorkflow,
+
+    /// A bearer token that does not authenticate anyone: malformed,
+    /// unknown, expired, revoked, or its user is deactivated. Which of
+    /// these is never said (it would help whoever guesses tokens); ask an
+    /// administrator (or `token list`) for a live one.
+    #[error("not a valid token (it may be mistyped, unknown, expired or revoked, or its user deactivated)")]
+    Unauthenticated,
 }
 
 /// "no job ID" for a job (its id is not a name), `no user named "x"` for a name.

@@ -24,7 +24,7 @@
 //! write path every change takes), `steps.rs` (the service's steps),
 //! `actions.rs` (creating and acting on jobs), `reads.rs` (reading them),
 //! `delete.rs` (deletion, compaction, Bulk Delete jobs), `admin.rs`
-//! (users, roles, workflows, policy), `import.rs` (history brought in),
+//! (users, roles, workflows, policy), `tokens.rs` (bearer tokens), `import.rs` (history brought in),
 //! `verify.rs` (checking and salvaging a store). This file holds what they
 //! share: `Engine`, `Config`, `Session`, closing and checkpoints.
 
@@ -47,6 +47,7 @@ mod open;
 mod reads;
 mod state;
 mod steps;
+mod tokens;
 mod verify;
 mod write;
 
@@ -55,6 +56,7 @@ pub use delete::{BulkDeleteRecord, DeletionReport, NewBulkDelete, DEFAULT_BULK_D
 pub use reads::HistoryEntry;
 pub use state::{Replayed, StateGuard, View};
 pub use steps::{ServiceStep, Worker};
+pub use tokens::{NewToken, TokenInfo, TOKEN_PREFIX};
 pub use verify::{manifest_problem, salvage, verify_unopenable, LostRange, SalvageOptions, SalvageReport, StoreReport};
 
 /// How an engine is opened.

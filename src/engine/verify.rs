@@ -151,6 +151,16 @@ fn compare(live: &Projection, fresh: &Projection, log: &Log, progress: &mut dyn 
             fresh.policy().set_keys()
         ));
     }
+    if live.directory() != fresh.directory() {
+        problems.push("the users, business units and roles in the projection differ from a replay of the log".into());
+    }
+    if live.tokens() != fresh.tokens() {
+        problems.push(format!(
+            "the bearer tokens in the projection ({}) differ from a replay of the log ({})",
+            live.tokens().len(),
+            fresh.tokens().len()
+        ));
+    }
     let mut done = 0u64;
     for page in live.pages(&Filter::default(), &Visibility::All, 4096) {
         for id in &page {
@@ -612,5 +622,26 @@ mod tests {
         let problems = compare(&live, &fresh, &log, &mut |_| {});
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].contains("policy"), "{problems:?}");
+    }
+
+    /// Bearer tokens are compared too: a token the log does not hold is
+    /// reported.
+    #[test]
+    fn a_token_that_is_not_the_logs_is_reported() {
+        let dir = tempfile::tempdir().unwrap();
+        let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        let (mut live, fresh) = (Projection::default(), Projection::default());
+        let made = Event::TokenCreated {
+            id: uuid::Uuid::from_u128(1),
+            user: "admin".into(),
+            name: None,
+            hash: [7; 32],
+            expires: None,
+        };
+        let env = Envelope { version: EVENT_VERSION, at: Timestamp::from_micros(1), actor: Actor::System, event: made };
+        live.apply(&env, 1, crate::log::Position { segment: 1, offset: 0 }).unwrap();
+        let problems = compare(&live, &fresh, &log, &mut |_| {});
+        assert_eq!(problems.len(), 1, "{problems:?}");
+        assert!(problems[0].contains("token"), "{problems:?}");
     }
 }

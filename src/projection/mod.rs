@@ -29,7 +29,7 @@ use uuid::Uuid;
 
 use crate::domain::{
     Directory, DomainError, Envelope, Event, EventDecodeError, Job, OperationType, Regarding, Status, StatusReason,
-    StorePolicy, Timestamp, Transition, WorkflowDefinition, EVENT_VERSION,
+    StorePolicy, Timestamp, Token, Tokens, Transition, WorkflowDefinition, EVENT_VERSION,
 };
 use crate::error::Error;
 use crate::log::{Log, Position};
@@ -155,7 +155,7 @@ pub struct DeletionRecord {
 }
 
 /// The state folded from the log: jobs with their indices, the directory of
-/// users and roles, and workflow definitions.
+/// users and roles with their bearer tokens, and workflow definitions.
 #[derive(Debug, Default)]
 pub struct Projection {
     rows: Vec<Row>,
@@ -197,6 +197,8 @@ pub struct Projection {
     workflows: BTreeMap<String, WorkflowDefinition>,
     /// The service's policy set in this store (`domain::config`).
     policy: StorePolicy,
+    /// Bearer tokens (`domain::token`), by id.
+    tokens: Tokens,
     last_seq: u64,
     last_at: Option<Timestamp>,
     /// The last deletion selected, for applying it (see `delete.rs`).
@@ -227,6 +229,11 @@ impl Projection {
     /// The service's policy set in this store (as of the last event applied).
     pub fn policy(&self) -> &StorePolicy {
         &self.policy
+    }
+
+    /// Every bearer token, revoked and expired ones too (hashes only).
+    pub fn tokens(&self) -> &Tokens {
+        &self.tokens
     }
 
     /// The sequence number of the last event applied (0: none).
@@ -370,6 +377,28 @@ impl Projection {
                 self.workflows.insert(w.id.clone(), w.clone());
             }
             Event::PolicySet { key, value } => self.policy.apply(key, *value, seq),
+            Event::TokenCreated { id, user, name, hash, expires } => {
+                if self.directory().user(user).is_err() {
+                    return bad(format!("token {id} of unknown user {user}"));
+                }
+                let token = Token {
+                    id: *id,
+                    user: user.clone(),
+                    name: name.clone(),
+                    hash: *hash,
+                    created: env.at,
+                    expires: *expires,
+                    revoked: false,
+                };
+                if let Err(e) = self.tokens.add(token) {
+                    return bad(format!("token {id}: {e}"));
+                }
+            }
+            Event::TokenRevoked { id } => {
+                if let Err(e) = self.tokens.revoke(*id) {
+                    return bad(format!("revocation of token {id}: {e}"));
+                }
+            }
             Event::JobResubmitted { job, .. } => {
                 // A line of the old job's history: its chain, no column.
                 let Some(i) = self.row_of(*job) else { return bad(format!("resubmission of unknown job {job}")) };

@@ -8,14 +8,14 @@
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | magic `JOBLOGSN` |
-//! | 8 | 2 | snapshot format version (4) |
+//! | 8 | 2 | snapshot format version (5) |
 //! | 10 | 2 | codec version (`codec::CODEC_VERSION`) |
 //! | 12 | 4 | reserved, 0 |
 //! | 16 | 8 | last_seq: the last event folded in |
 //! | 24 | 8 | body length in bytes |
 //! | 32 | 4 | CRC32 of the body |
 //! | 36 | 4 | CRC32 of bytes 0..36 |
-//! | 40 | … | body: the projection's rows, strings, event chain, segments, directory, workflows, the store's policy (codec) |
+//! | 40 | … | body: the projection's rows, strings, event chain, segments, directory, workflows, the store's policy, bearer tokens (codec) |
 
 // A decoder of bytes from disk or a socket: those never panic the process
 // nor lose bits in a cast (Cargo.toml, `[lints]`).
@@ -33,7 +33,7 @@ use serde::{Deserialize, Serialize};
 use super::intern::Interner;
 use super::{DeletionRecord, Pos, Projection, Row};
 use crate::codec;
-use crate::domain::{Directory, StorePolicy, Timestamp, WorkflowDefinition};
+use crate::domain::{Directory, StorePolicy, Timestamp, Tokens, WorkflowDefinition};
 use crate::error::Error;
 use crate::log::private::{install_file, InstallError};
 use crate::log::Generations;
@@ -42,9 +42,9 @@ use crate::log::Generations;
 const AHEAD_OF_THE_LOG: &str = "ahead of the log";
 
 const MAGIC: [u8; 8] = *b"JOBLOGSN";
-/// 3: the directory maps OS users; 4: the store's policy (older snapshots
-/// are skipped: replay).
-const VERSION: u16 = 4;
+/// 3: the directory maps OS users; 4: the store's policy; 5: bearer
+/// tokens (older snapshots are skipped: replay).
+const VERSION: u16 = 5;
 const HEADER_LEN: usize = 40;
 /// Snapshots kept: the newest and the one before it.
 const KEEP: usize = 2;
@@ -61,6 +61,7 @@ struct BodyRef<'a> {
     directory: &'a Option<Directory>,
     workflows: &'a BTreeMap<String, WorkflowDefinition>,
     policy: &'a StorePolicy,
+    tokens: &'a Tokens,
     last_seq: u64,
     last_at: Option<Timestamp>,
 }
@@ -80,6 +81,7 @@ struct Body {
     directory: Option<Directory>,
     workflows: BTreeMap<String, WorkflowDefinition>,
     policy: StorePolicy,
+    tokens: Tokens,
     last_seq: u64,
     last_at: Option<Timestamp>,
 }
@@ -192,6 +194,7 @@ impl Projection {
                 directory: &self.directory,
                 workflows: &self.workflows,
                 policy: &self.policy,
+                tokens: &self.tokens,
                 last_seq: self.last_seq,
                 last_at: self.last_at,
             };
@@ -309,6 +312,7 @@ impl Projection {
             directory: b.directory,
             workflows: b.workflows,
             policy: b.policy,
+            tokens: b.tokens,
             last_seq: b.last_seq,
             last_at: b.last_at,
             ..Projection::default()
