@@ -9,6 +9,7 @@
 //! request head and on each request; bodies are bounded; requests beyond
 //! [`Limits::max_in_flight`] at once are answered 429 with `Retry-After`.
 
+mod auth;
 pub mod dataverse;
 pub mod error;
 pub mod odata;
@@ -114,6 +115,8 @@ pub struct AppState {
     pub limits: Arc<Limits>,
     /// When the server started.
     pub started: Instant,
+    /// Whether it serves HTTPS (absolute links the API gives say so).
+    pub https: bool,
     in_flight: Arc<AtomicUsize>,
 }
 
@@ -168,6 +171,7 @@ impl Drop for Server {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .merge(dataverse::routes())
         .method_not_allowed_fallback(|| async { ApiError::method() })
         .fallback(|| async { ApiError::not_found("no such resource") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), admit))
@@ -240,6 +244,7 @@ pub fn start(engine: Engine, service_running: Arc<AtomicBool>, config: HttpConfi
         service_running,
         limits: Arc::clone(&limits),
         started: Instant::now(),
+        https: config.tls.is_some(),
         in_flight: Arc::new(AtomicUsize::new(0)),
     };
     let app = router(state);
