@@ -174,6 +174,23 @@ fn set_once<T: PartialEq>(slot: &mut Option<T>, v: T) -> bool {
     }
 }
 
+/// Whether the engine's `f` lets `job` through: the rules of
+/// `src/projection/query.rs` (`Plan::matches`) restated on a whole job,
+/// visibility aside. The fuzz target (`fuzz/fuzz_targets/odata_filter.rs`)
+/// checks with it that a plan never drops a row the predicate keeps, and
+/// that an exact plan keeps exactly those rows.
+pub fn admits(f: &Filter, job: &Job) -> bool {
+    f.operationtype.is_none_or(|t| job.operationtype == t)
+        && f.state.is_none_or(|s| job.status.state() == s)
+        && f.status_reason.is_none_or(|r| job.status.reason() == r)
+        && f.workflow.as_ref().is_none_or(|w| job.workflow.as_ref() == Some(w))
+        && f.regarding.as_ref().is_none_or(|r| job.regarding.as_ref() == Some(r))
+        && f.owner.as_ref().is_none_or(|o| job.owner == *o)
+        && f.created_after.is_none_or(|t| job.createdon > t)
+        && f.created_before.is_none_or(|t| job.createdon < t)
+        && f.completed_before.is_none_or(|t| job.completedon.is_some_and(|c| c < t))
+}
+
 /// One part of a sort key. Nulls sort first ascending, last descending.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub enum SortVal {
