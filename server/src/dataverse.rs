@@ -504,18 +504,37 @@ async fn list_async(
     Ok(r)
 }
 
+/// What a query value keeps escaped in a link: controls, space, and the
+/// characters that would end or split it (`&`, `=`, `#`, `+`, `%`, …);
+/// `$`, quotes, parentheses and commas stay as they are, as in the
+/// platform's links.
+const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
+    .add(b' ')
+    .add(b'"')
+    .add(b'#')
+    .add(b'%')
+    .add(b'&')
+    .add(b'+')
+    .add(b'<')
+    .add(b'>')
+    .add(b'=')
+    .add(b'?')
+    .add(b'[')
+    .add(b']')
+    .add(b'\\')
+    .add(b'^')
+    .add(b'`')
+    .add(b'{')
+    .add(b'|')
+    .add(b'}');
+
 /// The next page's absolute URL: the same options with the new `$skiptoken`.
 fn next_link(base: &str, opts: &Options, token: &str) -> String {
-    let mut q = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in &opts.0 {
-        if k != "$skiptoken" {
-            q.append_pair(k, v);
-        }
-    }
-    q.append_pair("$skiptoken", token);
-    // Spaces as %20 rather than `+`: some clients copy the link into
-    // another request by hand.
-    format!("{base}asyncoperations?{}", q.finish().replace('+', "%20"))
+    let enc = |s: &str| percent_encoding::utf8_percent_encode(s, QUERY_VALUE).to_string();
+    let mut parts: Vec<String> =
+        opts.0.iter().filter(|(k, _)| k != "$skiptoken").map(|(k, v)| format!("{}={}", enc(k), enc(v))).collect();
+    parts.push(format!("$skiptoken={token}"));
+    format!("{base}asyncoperations?{}", parts.join("&"))
 }
 
 async fn get_async(session: Session, id: Uuid, opts: Options, base: String) -> Result<Response, ApiError> {

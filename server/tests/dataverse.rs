@@ -54,7 +54,7 @@ fn world() -> World {
     let worker = engine.worker("w");
     for i in 0..JOBS {
         clock.set(t0.plus_micros((i as i64 / 2) * 1_000_000 + (i as i64 % 2) * 250_000));
-        let owner = ["alice", "bob", "admin"][i % 3];
+        let owner = ["alice", "bob", "admin"][(i / 6) % 3];
         let kind = if i % 4 == 0 { OperationType::SYSTEM_EVENT } else { OperationType::WORKFLOW };
         let mut spec = NewJob::new(&format!("{} job {i:03}", ["Import", "export", "Sync"][i % 3]), kind);
         spec.owner = Some(owner.into());
