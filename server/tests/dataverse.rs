@@ -228,7 +228,8 @@ fn filters_answer_exactly_the_predicate() {
     let w = world();
     let jobs = all_jobs(&w);
     let t = |s: &str| Timestamp::parse(s).unwrap().micros();
-    let cases: Vec<(&str, Box<dyn Fn(&Job) -> bool>)> = vec![
+    type Predicate = Box<dyn Fn(&Job) -> bool>;
+    let cases: Vec<(&str, Predicate)> = vec![
         ("statecode eq 3", Box::new(|j| j.status.is_completed())),
         ("statecode eq 3 and statuscode eq 31", Box::new(|j| j.status == Status::FAILED)),
         (
@@ -295,7 +296,7 @@ fn orderings_page_without_repeats_or_gaps() {
     let w = world();
     let jobs = all_jobs(&w);
     let mut by_name = jobs.clone();
-    by_name.sort_by(|a, b| (a.name.to_lowercase(), a.id).cmp(&(b.name.to_lowercase(), b.id)));
+    by_name.sort_by_key(|j| (j.name.to_lowercase(), j.id));
     let (ids, _) = follow(&w, "asyncoperations?$orderby=name", &w.admin, 9);
     assert_eq!(ids, by_name.iter().map(|j| j.id.to_string()).collect::<Vec<_>>());
     let mut by_created = jobs.clone();
@@ -422,7 +423,9 @@ fn patch_acts_through_the_state_machine_and_refusals_change_nothing() {
     let bobs = job_where(&w, |j| j.owner == "bob" && j.status == Status::READY);
     let admins = job_where(&w, |j| j.owner == "admin" && j.status == Status::READY);
     let other = job_where(&w, |j| j.owner == "alice" && j.status == Status::READY);
-    let cases: Vec<(String, &str, Vec<(&str, &str)>, &str, u16, &str)> = vec![
+    // (url, token, headers, body, status, code)
+    type Case<'a> = (String, &'a str, Vec<(&'a str, &'a str)>, &'a str, u16, &'a str);
+    let cases: Vec<Case> = vec![
         (url(&done), &w.alice, vec![], r#"{"statecode":3,"statuscode":32}"#, 400, "0x80040265"),
         (url(&other), &w.alice, vec![], r#"{"statecode":1}"#, 400, "0x80040265"),
         (url(&other), &w.alice, vec![], r#"{"name":"renamed"}"#, 400, "0x80040203"),
@@ -587,6 +590,7 @@ fn a_third_party_dataverse_client_works_unchanged() {
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
     let report: Value = serde_json::from_str(stdout.lines().last().unwrap()).unwrap();
+    eprintln!("dynamics-web-api said: {report}");
     assert_eq!(report["all"], JOBS, "every row once across pages: {report}");
     assert_eq!(report["distinct"], JOBS);
     assert_eq!(report["count"], completed);
