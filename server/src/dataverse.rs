@@ -201,11 +201,38 @@ impl Options {
 struct Prefer {
     maxpagesize: Option<usize>,
     representation: bool,
+    /// `odata.include-annotations="…"` as asked (labels are given for `*`
+    /// and for any list that names the formatted value).
+    annotations: Option<String>,
+}
+
+impl Prefer {
+    fn annotate(&self) -> bool {
+        self.annotations.as_deref().is_some_and(|a| {
+            a.split(',')
+                .map(str::trim)
+                .any(|x| x == "*" || x == odata::FORMATTED || x == "OData.Community.Display.V1.*")
+        })
+    }
+
+    /// `Preference-Applied` for what was honoured.
+    fn applied(&self, r: &mut Response) {
+        let mut parts = Vec::new();
+        if let Some(n) = self.maxpagesize {
+            parts.push(format!("odata.maxpagesize={n}"));
+        }
+        if let (true, Some(a)) = (self.annotate(), &self.annotations) {
+            parts.push(format!("odata.include-annotations=\"{a}\""));
+        }
+        if let (false, Ok(v)) = (parts.is_empty(), HeaderValue::from_str(&parts.join(","))) {
+            r.headers_mut().insert("Preference-Applied", v);
+        }
+    }
 }
 
 impl Prefer {
     fn parse(headers: &HeaderMap) -> Result<Prefer, ApiError> {
-        let mut p = Prefer { maxpagesize: None, representation: false };
+        let mut p = Prefer { maxpagesize: None, representation: false, annotations: None };
         for h in headers.get_all("prefer") {
             let h = h.to_str().map_err(|_| ApiError::bad_request("the Prefer header is not text"))?;
             for item in h.split(',').map(str::trim) {
@@ -218,6 +245,7 @@ impl Prefer {
                         p.maxpagesize = Some(n.min(MAX_PAGE));
                     }
                     "return" if v == "representation" => p.representation = true,
+                    "odata.include-annotations" => p.annotations = Some(v.to_string()),
                     _ => {}
                 }
             }
@@ -244,7 +272,7 @@ async fn serve(s: AppState, caller: Caller, req: Request) -> Result<Response, Ap
     let Caller { user, session } = caller;
     match (resource, method) {
         (Resource::AsyncOperations, Method::GET) => list_async(&user, session, opts, prefer, base).await,
-        (Resource::AsyncOperation(id), Method::GET) => get_async(session, id, opts, base).await,
+        (Resource::AsyncOperation(id), Method::GET) => get_async(session, id, opts, prefer, base).await,
         (Resource::AsyncOperation(id), Method::PATCH) => {
             patch_async(session, id, opts, prefer, headers, body, base).await
         }
@@ -494,7 +522,6 @@ async fn list_async(
     base: String,
 ) -> Result<Response, ApiError> {
     let q = ListQuery::parse(user, &opts, &prefer)?;
-    let explicit_page = prefer.maxpagesize;
     let (q, page) = blocking(move || {
         let page = list_page(&session, &q, BOUNDS)?;
         Ok((q, page))
@@ -505,16 +532,15 @@ async fn list_async(
     if let Some(c) = page.count {
         body.insert("@odata.count".into(), Value::from(c));
     }
-    body.insert("value".into(), Value::Array(page.rows.iter().map(|j| odata::row(j, q.select.as_deref())).collect()));
+    body.insert(
+        "value".into(),
+        Value::Array(page.rows.iter().map(|j| odata::row(j, q.select.as_deref(), prefer.annotate())).collect()),
+    );
     if let Some(t) = &page.next {
         body.insert("@odata.nextLink".into(), Value::String(next_link(&base, &opts, &t.encode())));
     }
     let mut r = json_answer(StatusCode::OK, Value::Object(body));
-    if let Some(n) = explicit_page {
-        if let Ok(v) = HeaderValue::from_str(&format!("odata.maxpagesize={n}")) {
-            r.headers_mut().insert("Preference-Applied", v);
-        }
-    }
+    prefer.applied(&mut r);
     Ok(r)
 }
 
@@ -551,19 +577,26 @@ fn next_link(base: &str, opts: &Options, token: &str) -> String {
     format!("{base}asyncoperations?{}", parts.join("&"))
 }
 
-async fn get_async(session: Session, id: Uuid, opts: Options, base: String) -> Result<Response, ApiError> {
+async fn get_async(
+    session: Session,
+    id: Uuid,
+    opts: Options,
+    prefer: Prefer,
+    base: String,
+) -> Result<Response, ApiError> {
     opts.only(&["$select"], "asyncoperations(ID)")?;
     let select = opts.get("$select").map(odata::parse_select).transpose().map_err(ApiError::bad_request)?;
     let job = blocking(move || get_visible(&session, id)).await?;
-    Ok(one_row(&job, select.as_deref(), &base, StatusCode::OK))
+    Ok(one_row(&job, select.as_deref(), &base, &prefer))
 }
 
-fn one_row(job: &Job, select: Option<&[Column]>, base: &str, status: StatusCode) -> Response {
-    let mut row = odata::row(job, select);
+fn one_row(job: &Job, select: Option<&[Column]>, base: &str, prefer: &Prefer) -> Response {
+    let mut row = odata::row(job, select, prefer.annotate());
     if let Value::Object(m) = &mut row {
         m.insert("@odata.context".into(), Value::String(context(base, "asyncoperations", select, true)));
     }
-    let mut r = json_answer(status, row);
+    let mut r = json_answer(StatusCode::OK, row);
+    prefer.applied(&mut r);
     if let Ok(v) = HeaderValue::from_str(&odata::etag(job)) {
         r.headers_mut().insert(header::ETAG, v);
     }
@@ -675,7 +708,7 @@ async fn patch_async(
     })
     .await?;
     if prefer.representation {
-        return Ok(one_row(&job, select.as_deref(), &base, StatusCode::OK));
+        return Ok(one_row(&job, select.as_deref(), &base, &prefer));
     }
     let mut r = StatusCode::NO_CONTENT.into_response();
     if let Ok(v) = HeaderValue::from_str(&format!("{base}asyncoperations({id})")) {
@@ -1254,7 +1287,8 @@ mod tests {
 
     fn query(s: &Session, q: &str, page: usize) -> ListQuery {
         let opts = Options::parse(Some(q)).unwrap();
-        ListQuery::parse(s.user(), &opts, &Prefer { maxpagesize: Some(page), representation: false }).unwrap()
+        ListQuery::parse(s.user(), &opts, &Prefer { maxpagesize: Some(page), representation: false, annotations: None })
+            .unwrap()
     }
 
     /// A residual filter over a small scan budget: short pages, each going

@@ -331,6 +331,19 @@ fn rows_show_only_what_the_caller_may_read() {
     assert_eq!(a.header("ETag"), a.body["@odata.etag"].as_str());
     let a = get(&w, &format!("asyncoperations({})", Uuid::now_v7()), &w.admin);
     assert_eq!(a.status, 404);
+    // Labels when asked, as the platform's formatted values.
+    let a = call(
+        "GET",
+        &format!("{}asyncoperations({})?$select=statecode,statuscode,operationtype,ownerid", w.base, bobs.id),
+        Some(&w.bob),
+        &[("Prefer", "odata.include-annotations=\"*\"")],
+        None,
+    );
+    assert_eq!(a.body["statecode@OData.Community.Display.V1.FormattedValue"], bobs.status.state().name());
+    assert_eq!(a.body["statuscode@OData.Community.Display.V1.FormattedValue"], bobs.status.reason().name());
+    assert_eq!(a.body["operationtype@OData.Community.Display.V1.FormattedValue"], bobs.operationtype.display_name());
+    assert_eq!(a.body["_ownerid_value@OData.Community.Display.V1.FormattedValue"], "bob");
+    assert_eq!(a.header("Preference-Applied"), Some("odata.include-annotations=\"*\""));
     // A token from another user's query is refused: it belongs to its query.
     let first =
         call("GET", &format!("{}asyncoperations", w.base), Some(&w.admin), &[("Prefer", "odata.maxpagesize=5")], None);

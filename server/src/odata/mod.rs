@@ -252,8 +252,11 @@ pub fn etag(job: &Job) -> String {
 }
 
 /// A job as a row of the Web API: `@odata.etag`, `asyncoperationid` (always)
-/// and the selected columns (every column when `select` is `None`).
-pub fn row(job: &Job, select: Option<&[Column]>) -> Value {
+/// and the selected columns (every column when `select` is `None`). With
+/// `annotate` (the client's `Prefer: odata.include-annotations`), the
+/// option columns also carry their labels and the owner its name, as
+/// `COLUMN@OData.Community.Display.V1.FormattedValue`.
+pub fn row(job: &Job, select: Option<&[Column]>, annotate: bool) -> Value {
     let mut m = Map::new();
     m.insert("@odata.etag".into(), Value::String(etag(job)));
     let all = Column::ALL;
@@ -270,9 +273,22 @@ pub fn row(job: &Job, select: Option<&[Column]>) -> Value {
             Val::Time(t) => Value::String(show_time(t)),
         };
         m.insert(c.name().into(), v);
+        let label = match c {
+            Column::StateCode if annotate => Some(job.status.state().name().to_string()),
+            Column::StatusCode if annotate => Some(job.status.reason().name().to_string()),
+            Column::OperationType if annotate => Some(job.operationtype.display_name()),
+            Column::Owner if annotate => Some(job.owner.clone()),
+            _ => None,
+        };
+        if let Some(l) = label {
+            m.insert(format!("{}@{FORMATTED}", c.name()), Value::String(l));
+        }
     }
     Value::Object(m)
 }
+
+/// The platform's annotation of a value's label.
+pub const FORMATTED: &str = "OData.Community.Display.V1.FormattedValue";
 
 /// `$select=a,b`: the columns (unknown → an error naming it).
 pub fn parse_select(s: &str) -> Result<Vec<Column>, String> {
