@@ -187,6 +187,13 @@ pub enum Command {
     /// and command timeout numbers (docs/operations.md, "Policy").
     #[command(subcommand)]
     Config(ConfigCmd),
+    /// Bearer tokens for the HTTP API (docs/http.md): each acts as its
+    /// user. Administrators handle anyone's, others their own.
+    #[command(
+        subcommand,
+        after_help = "Example:\n  joblog token create alice --name ci --expires-in 30\n  joblog token list\n  joblog token revoke 0194…"
+    )]
+    Token(TokenCmd),
     /// Counts, sizes, segments, memory, and workflows' back-off.
     #[command(after_help = "Example:\n  joblog stats")]
     Stats,
@@ -233,6 +240,36 @@ pub enum UserCmd {
         /// Removes the user's mapping.
         #[arg(long)]
         none: bool,
+    },
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum TokenCmd {
+    /// Prints a new bearer token acting as USER, once: joblog keeps only
+    /// its hash. Administrators make one for anyone, others for themself.
+    #[command(after_help = "Example:\n  joblog token create alice --name 'ci deploys' --expires-in 30")]
+    Create {
+        /// The joblog user the token acts as.
+        // (Not named `user`: that is `--as`'s id, which clap would then
+        // share with this argument.)
+        #[arg(value_name = "USER")]
+        owner: String,
+        /// A label, to tell tokens apart in `token list`.
+        #[arg(long, value_name = "LABEL")]
+        name: Option<String>,
+        /// Days until it stops working: 1 to 3650 (default 90).
+        #[arg(long = "expires-in", value_name = "DAYS")]
+        expires_in: Option<u32>,
+    },
+    /// Tokens with their user, name, dates and whether they work: every
+    /// one for administrators, one's own for others. Never a secret.
+    #[command(after_help = "Example:\n  joblog token list --json")]
+    List,
+    /// Revokes a token (by its id, from `token list`): it stops working at once.
+    #[command(after_help = "Example:\n  joblog token revoke 0194…")]
+    Revoke {
+        /// The token's id.
+        id: String,
     },
 }
 
@@ -402,6 +439,17 @@ pub struct ActArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct RunArgs {
+    /// Also serve HTTP on this address (`HOST:PORT`, e.g. 127.0.0.1:8080):
+    /// the native API, the Dataverse-compatible Web API, the dashboard,
+    /// /metrics and /healthz (docs/http.md). Without it no TCP port is opened.
+    #[arg(long, value_name = "ADDR")]
+    pub http: Option<String>,
+    /// With --http: serve HTTPS with this PEM certificate chain.
+    #[arg(long = "tls-cert", value_name = "FILE", requires_all = ["http", "tls_key"])]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// With --http: the PEM private key of --tls-cert.
+    #[arg(long = "tls-key", value_name = "FILE", requires_all = ["http", "tls_cert"])]
+    pub tls_key: Option<std::path::PathBuf>,
     /// Worker threads (1 to 256, `docs/limits.md`).
     #[arg(long, default_value_t = 2, value_parser = parse_workers)]
     pub workers: usize,

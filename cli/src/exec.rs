@@ -13,7 +13,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::args::{
-    ActArgs, BulkDeleteCmd, Command, ConfigCmd, CriteriaArgs, Filters, ListArgs, RoleCmd, UnitCmd, UserCmd, WorkflowCmd,
+    ActArgs, BulkDeleteCmd, Command, ConfigCmd, CriteriaArgs, Filters, ListArgs, RoleCmd, TokenCmd, UnitCmd, UserCmd,
+    WorkflowCmd,
 };
 use super::output::{history_json, job_detail, job_json, jobs_table, pretty, table};
 use super::{Ctx, Failure, Output};
@@ -125,6 +126,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
             Ok(format!("resubmitted {old} as {}\n{}", job.id, job_detail(&job, None)))
         }
         Command::Config(c) => config(ctx, s, c),
+        Command::Token(c) => token(ctx, s, c),
         Command::Compact => {
             let before = ctx.engine.disk_bytes();
             let bar = super::spinner(ctx.interactive, "compacting");
@@ -173,6 +175,7 @@ pub fn check_before_open(command: &Command) -> Result<(), Failure> {
         Command::Config(ConfigCmd::Set { key, value }) => config_value(key, value).map(drop),
         Command::Config(ConfigCmd::Unset { key }) => Ok(joblog::domain::policy_key(key).map(drop)?),
         Command::Resubmit { id, .. } => parse_id(id).map(drop),
+        Command::Token(TokenCmd::Revoke { id }) => parse_token_id(id).map(drop),
         _ => Ok(()),
     }
 }
@@ -204,6 +207,77 @@ fn jobs_out(ctx: &Ctx<'_>, jobs: &[joblog::domain::Job], header: &str) -> Output
 
 fn parse_id(id: &str) -> Result<Uuid, Failure> {
     id.parse().map_err(|_| Failure::usage(format!("not a job id: {id:?}")))
+}
+
+fn parse_token_id(id: &str) -> Result<Uuid, Failure> {
+    id.parse().map_err(|_| Failure::usage(format!("not a token id: {id:?} (`joblog token list` shows them)")))
+}
+
+/// `token create|list|revoke` (docs/cli.md, "Tokens"). The secret is
+/// printed by `create` only, and is nowhere in the store.
+fn token(ctx: &Ctx<'_>, s: &Session, c: &TokenCmd) -> Output {
+    let time = |t: Option<Timestamp>| t.map(Timestamp::to_rfc3339);
+    match c {
+        TokenCmd::Create { owner, name, expires_in } => {
+            let t = s.create_token(owner, name.as_deref(), *expires_in)?;
+            let expires = time(t.expires);
+            let v = json!({"token": t.token, "id": t.id.to_string(), "user": t.user, "expires": expires});
+            // The token alone on the last line, for `| tail -n 1`.
+            let text = format!(
+                "token {} for {}, expires {}; shown once (joblog keeps only its hash):\n{}",
+                t.id,
+                t.user,
+                expires.as_deref().unwrap_or("never"),
+                t.token
+            );
+            done(ctx, v, text)
+        }
+        TokenCmd::List => {
+            let now = ctx.engine.now();
+            let tokens = s.tokens()?;
+            // Whether each would authenticate now, and if not the first
+            // reason (`Engine::authenticate` tells a caller none of them).
+            let inactive: std::collections::BTreeSet<String> =
+                ctx.engine.state().directory().users().filter(|u| !u.active).map(|u| u.name.clone()).collect();
+            let status = |t: &joblog::TokenInfo| {
+                if t.revoked {
+                    "revoked"
+                } else if t.expires.is_some_and(|e| e <= now) {
+                    "expired"
+                } else if inactive.contains(&t.user) {
+                    "user deactivated"
+                } else {
+                    "live"
+                }
+            };
+            let v: Vec<Value> = tokens
+                .iter()
+                .map(|t| {
+                    json!({"id": t.id.to_string(), "user": t.user, "name": t.name, "created": t.created.to_rfc3339(),
+                        "expires": time(t.expires), "revoked": t.revoked, "status": status(t)})
+                })
+                .collect();
+            let rows: Vec<Vec<String>> = tokens
+                .iter()
+                .map(|t| {
+                    vec![
+                        t.id.to_string(),
+                        t.user.clone(),
+                        t.name.clone().unwrap_or_default(),
+                        t.created.to_rfc3339(),
+                        time(t.expires).unwrap_or_else(|| "never".into()),
+                        status(t).into(),
+                    ]
+                })
+                .collect();
+            done(ctx, Value::Array(v), table(&["Id", "User", "Name", "Created", "Expires", "Status"], &rows))
+        }
+        TokenCmd::Revoke { id } => {
+            let id = parse_token_id(id)?;
+            s.revoke_token(id)?;
+            done(ctx, json!({"id": id.to_string(), "revoked": true}), format!("token {id} revoked"))
+        }
+    }
 }
 
 fn opt_time(t: &Option<String>) -> Result<Option<Timestamp>, Failure> {

@@ -78,7 +78,8 @@ impl From<joblog::Error> for Failure {
                 | DomainError::NotResubmittable { .. }
                 | DomainError::NotDue { .. },
             ) => 4,
-            E::Domain(DomainError::Denied { .. }) | E::Log(LogError::NotOwned { .. }) => 5,
+            E::Domain(DomainError::Denied { .. } | DomainError::Unauthenticated)
+            | E::Log(LogError::NotOwned { .. }) => 5,
             E::Domain(DomainError::NotFound { .. }) => 3,
             E::Domain(_)
             | E::TimeWentBackwards { .. }
@@ -247,6 +248,7 @@ pub fn writes(command: &Command) -> bool {
             | Command::Config(args::ConfigCmd::Show { .. })
             | Command::Salvage { .. }
             | Command::User(args::UserCmd::List)
+            | Command::Token(args::TokenCmd::List)
             | Command::Workflow(args::WorkflowCmd::List)
             | Command::BulkDelete(args::BulkDeleteCmd::List)
     ) && !dry_run(command)

@@ -147,6 +147,28 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
         (None, false, true) => RunUntil::Idle,
         (None, false, false) => RunUntil::Stopped,
     };
+    // HTTP (docs/http.md): the address bound and the certificate read
+    // first, so that a port in use or a bad key stops the start before the
+    // store is opened (or created) or any job runs.
+    let bound = match &args.http {
+        None => None,
+        Some(addr) => {
+            let config = joblog_server::HttpConfig {
+                addr: addr.clone(),
+                tls: args
+                    .tls_cert
+                    .clone()
+                    .zip(args.tls_key.clone())
+                    .map(|(cert, key)| joblog_server::TlsFiles { cert, key }),
+                limits: joblog_server::Limits::default(),
+            };
+            Some(joblog_server::bind(config).map_err(|e| Failure {
+                code: 1,
+                message: format!("joblog: {e}"),
+                stdout: String::new(),
+            })?)
+        }
+    };
     // Another command's short hold, or a service stopping, is waited for;
     // a service that answers is not.
     let engine = match super::busy_wait(g, || super::open(g))? {
@@ -172,6 +194,22 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
         ..ServiceConfig::default()
     };
     let service = Service::new(&engine, config, Registry::new());
+    let service_running = std::sync::Arc::new(AtomicBool::new(false));
+    let http =
+        match bound {
+            None => None,
+            Some(bound) => {
+                let server = bound
+                    .serve(engine.clone(), std::sync::Arc::clone(&service_running))
+                    .map_err(|e| Failure { code: 1, message: format!("joblog: {e}"), stdout: String::new() })?;
+                let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
+                say!(
+                    "joblog: serving {scheme}://{} (dashboard, /api/v1/, /api/data/v9.2/, /metrics, /healthz)",
+                    server.local_addr()
+                );
+                Some(server)
+            }
+        };
     // The owner's socket in the data directory, always; with --socket, also
     // the one other OS users reach.
     let mut sockets = vec![bind(&g.data.join(SOCKET), 0o600)?];
@@ -184,7 +222,9 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
             s.spawn(|| serve(listener, &engine, &stopping));
         }
         s.spawn(|| watch_signals(&service, &stopping));
+        service_running.store(true, Ordering::Release);
         let summary = service.run(until);
+        service_running.store(false, Ordering::Release);
         stopping.store(true, Ordering::SeqCst);
         // Wake the accept loops so they see the flag (even if somebody
         // removed the socket's name meanwhile).
@@ -195,6 +235,10 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
         summary
     });
     drop(sockets);
+    // HTTP stops with the service: open requests get the grace, then are cut.
+    if let Some(server) = http {
+        server.stop();
+    }
     let summary = summary?;
     // The last handle of the engine closes its log (and reports the final
     // sync): the service's goes first.

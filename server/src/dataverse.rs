@@ -269,7 +269,16 @@ async fn serve(s: AppState, caller: Caller, req: Request) -> Result<Response, Ap
     let body = axum::body::to_bytes(req.into_body(), s.limits.max_body)
         .await
         .map_err(|_| ApiError::too_large(s.limits.max_body))?;
-    let Caller { user, session } = caller;
+    // The face takes JSON only: a form (the one body a cross-site page can
+    // send with a browser's cookie unchecked) is refused outright.
+    let json = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(';').next().is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json")));
+    if !body.is_empty() && !json {
+        return Err(ApiError::bad_request("the body must be JSON (Content-Type: application/json)"));
+    }
+    let Caller { user, session, .. } = caller;
     match (resource, method) {
         (Resource::AsyncOperations, Method::GET) => list_async(&user, session, opts, prefer, base).await,
         (Resource::AsyncOperation(id), Method::GET) => get_async(session, id, opts, prefer, base).await,

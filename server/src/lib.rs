@@ -9,10 +9,14 @@
 //! request head and on each request; bodies are bounded; requests beyond
 //! [`Limits::max_in_flight`] at once are answered 429 with `Retry-After`.
 
-mod auth;
+pub mod auth;
 pub mod dataverse;
 pub mod error;
+pub mod events;
+pub mod json;
+pub mod native;
 pub mod odata;
+pub mod ops;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -117,7 +121,37 @@ pub struct AppState {
     pub started: Instant,
     /// Whether it serves HTTPS (absolute links the API gives say so).
     pub https: bool,
+    /// Signed-in dashboard sessions.
+    pub sessions: Arc<auth::Sessions>,
+    /// Bulk operations of the native API.
+    pub operations: Arc<native::Operations>,
+    /// What the event follower counts.
+    pub metrics: Arc<ops::Metrics>,
+    /// The log's next sequence number, as the event follower last saw it.
+    pub log_head: Arc<watch::Sender<u64>>,
+    /// Event streams open now.
+    pub streams: Arc<AtomicUsize>,
     in_flight: Arc<AtomicUsize>,
+}
+
+impl AppState {
+    /// The state of a server over `engine`.
+    pub fn new(engine: Engine, service_running: Arc<AtomicBool>, limits: Limits) -> Self {
+        let head = engine.next_seq();
+        AppState {
+            engine,
+            service_running,
+            limits: Arc::new(limits),
+            started: Instant::now(),
+            https: false,
+            sessions: Arc::default(),
+            operations: Arc::default(),
+            metrics: Arc::default(),
+            log_head: Arc::new(watch::channel(head).0),
+            streams: Arc::default(),
+            in_flight: Arc::default(),
+        }
+    }
 }
 
 /// Runs `f` (a call into the synchronous engine) on the blocking pool.
@@ -171,10 +205,14 @@ impl Drop for Server {
 pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
+        .route("/metrics", get(ops::metrics))
+        .route("/api/v1/events", get(events::stream))
+        .merge(native::routes())
         .merge(dataverse::routes())
         .method_not_allowed_fallback(|| async { ApiError::method() })
         .fallback(|| async { ApiError::not_found("no such resource") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), admit))
+        .layer(axum::extract::DefaultBodyLimit::max(state.limits.max_body))
         .with_state(state)
 }
 
@@ -211,7 +249,7 @@ async fn admit(State(s): State<AppState>, req: Request, next: Next) -> Response 
     }
 }
 
-struct Decrement(Arc<AtomicUsize>);
+pub(crate) struct Decrement(pub(crate) Arc<AtomicUsize>);
 
 impl Drop for Decrement {
     fn drop(&mut self) {
@@ -219,45 +257,74 @@ impl Drop for Decrement {
     }
 }
 
-/// Binds `config.addr` and serves on a runtime of its own threads until
-/// [`Server::stop`]. A bad address, a port in use or an unusable
-/// certificate is an error here, before anything is served.
-pub fn start(engine: Engine, service_running: Arc<AtomicBool>, config: HttpConfig) -> Result<Server, ServerError> {
+/// An address bound (and a certificate read) but not yet served: bind
+/// first, before opening the store or running anything, so that a port in
+/// use or a bad certificate stops a start with nothing done.
+pub struct Bound {
+    listener: std::net::TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+    limits: Limits,
+}
+
+/// Reads the certificate and key (if any) and binds `config.addr`.
+pub fn bind(config: HttpConfig) -> Result<Bound, ServerError> {
     let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name("joblog-http")
-        .enable_all()
-        .build()
-        .map_err(ServerError::Runtime)?;
     let bind_err = |source| ServerError::Bind { addr: config.addr.clone(), source };
-    let std_listener = std::net::TcpListener::bind(&config.addr).map_err(bind_err)?;
-    std_listener.set_nonblocking(true).map_err(bind_err)?;
-    let local_addr = std_listener.local_addr().map_err(bind_err)?;
-    let listener = {
-        let _enter = runtime.enter();
-        TcpListener::from_std(std_listener).map_err(bind_err)?
-    };
-    let limits = Arc::new(config.limits.clone());
-    let state = AppState {
-        engine,
-        service_running,
-        limits: Arc::clone(&limits),
-        started: Instant::now(),
-        https: config.tls.is_some(),
-        in_flight: Arc::new(AtomicUsize::new(0)),
-    };
-    let app = router(state);
-    let (stop, stopped) = watch::channel(false);
-    let thread = std::thread::Builder::new()
-        .name("joblog-http".into())
-        .spawn(move || {
-            runtime.block_on(accept_loop(listener, app, tls, limits, stopped));
-            // Connections still open after the grace are cut here.
-            runtime.shutdown_timeout(Duration::from_millis(100));
-        })
-        .map_err(ServerError::Runtime)?;
-    Ok(Server { local_addr, stop, thread: Some(thread) })
+    let listener = std::net::TcpListener::bind(&config.addr).map_err(bind_err)?;
+    listener.set_nonblocking(true).map_err(bind_err)?;
+    Ok(Bound { listener, tls, limits: config.limits })
+}
+
+impl Bound {
+    /// The address bound.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves `engine` on a runtime of its own threads until
+    /// [`Server::stop`]. `service_running` is what `/healthz` reports.
+    pub fn serve(self, engine: Engine, service_running: Arc<AtomicBool>) -> Result<Server, ServerError> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("joblog-http")
+            .enable_all()
+            .build()
+            .map_err(ServerError::Runtime)?;
+        let local_addr = self.listener.local_addr().map_err(ServerError::Runtime)?;
+        let listener = {
+            let _enter = runtime.enter();
+            TcpListener::from_std(self.listener).map_err(ServerError::Runtime)?
+        };
+        let mut state = AppState::new(engine, service_running, self.limits);
+        state.https = self.tls.is_some();
+        let limits = Arc::clone(&state.limits);
+        let operations = Arc::clone(&state.operations);
+        runtime.spawn(events::follow(state.clone()));
+        let app = router(state);
+        let (stop, stopped) = watch::channel(false);
+        let tls = self.tls;
+        let thread = std::thread::Builder::new()
+            .name("joblog-http".into())
+            .spawn(move || {
+                runtime.block_on(accept_loop(listener, app, tls, Arc::clone(&limits), stopped));
+                // Bulk operations stop after the page in hand (each page is
+                // one batch), so that the engine's handles they hold are let go.
+                operations.stop_all();
+                let deadline = Instant::now() + limits.shutdown_grace;
+                while operations.any_running() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
+                // Connections still open after the grace are cut here.
+                runtime.shutdown_timeout(Duration::from_millis(100));
+            })
+            .map_err(ServerError::Runtime)?;
+        Ok(Server { local_addr, stop, thread: Some(thread) })
+    }
+}
+
+/// [`bind`] then [`Bound::serve`].
+pub fn start(engine: Engine, service_running: Arc<AtomicBool>, config: HttpConfig) -> Result<Server, ServerError> {
+    bind(config)?.serve(engine, service_running)
 }
 
 async fn accept_loop(

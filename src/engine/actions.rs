@@ -10,7 +10,7 @@ use crate::domain::{
     transition, Action, DomainError, Event, Job, OperationType, Privilege, Regarding, Timestamp, Transition,
 };
 use crate::error::Error;
-use crate::projection::query::Filter;
+use crate::projection::query::{Cursor, Filter};
 use crate::projection::Projection;
 
 /// A job to create.
@@ -240,6 +240,34 @@ impl Session {
         self.engine.commit(self.actor(), |state, now| Ok(self.plan_on_matching(state, action, filter, now)))
     }
 
+    /// The same action on one page of the jobs matching `filter` that the
+    /// user can see: at most `limit`, below `after` (newest `createdon`
+    /// first), so that a long bulk operation goes a page at a time, each
+    /// page one atomic batch, and can stop between pages. `note` becomes
+    /// each changed job's history message (which operation did it). Returns
+    /// the page's outcome and where the next page starts (`None`: done).
+    pub fn act_on_page(
+        &self,
+        action: UserAction,
+        filter: &Filter,
+        after: Option<&Cursor>,
+        limit: usize,
+        note: Option<&str>,
+    ) -> Result<(BulkOutcome, Option<Cursor>), Error> {
+        self.engine.commit(self.actor(), |state, now| {
+            let page = state.query(filter, &visibility(state, &self.user), after, limit.max(1));
+            let (mut events, out) = self.plan_on_ids(state, action, page.ids, now);
+            if let Some(note) = note {
+                for e in &mut events {
+                    if let Event::Transition(t) = e {
+                        t.message = Some(note.to_string());
+                    }
+                }
+            }
+            Ok((events, (out, page.next)))
+        })
+    }
+
     /// What [`Session::act_on_matching`] would do now, without doing it:
     /// nothing is written (a dry run).
     pub fn preview_on_matching(&self, action: UserAction, filter: &Filter) -> BulkOutcome {
@@ -255,20 +283,28 @@ impl Session {
         now: Timestamp,
     ) -> (Vec<Event>, BulkOutcome) {
         let vis = visibility(state, &self.user);
+        self.plan_on_ids(state, action, state.pages(filter, &vis, 1024).flatten(), now)
+    }
+
+    fn plan_on_ids(
+        &self,
+        state: &Projection,
+        action: UserAction,
+        ids: impl IntoIterator<Item = Uuid>,
+        now: Timestamp,
+    ) -> (Vec<Event>, BulkOutcome) {
         let mut out = BulkOutcome::default();
         let mut events = Vec::new();
-        for page in state.pages(filter, &vis, 1024) {
-            for id in page {
-                out.matched += 1;
-                match self.user_transition(state, id, action, now) {
-                    Ok(t) => {
-                        events.push(Event::Transition(t));
-                        out.changed.push(id);
-                    }
-                    Err(e) => {
-                        *out.refused_by.entry(refusal_kind(&e)).or_default() += 1;
-                        out.refused.push((id, e));
-                    }
+        for id in ids {
+            out.matched += 1;
+            match self.user_transition(state, id, action, now) {
+                Ok(t) => {
+                    events.push(Event::Transition(t));
+                    out.changed.push(id);
+                }
+                Err(e) => {
+                    *out.refused_by.entry(refusal_kind(&e)).or_default() += 1;
+                    out.refused.push((id, e));
                 }
             }
         }

@@ -55,6 +55,15 @@ impl Session {
         state.job(id)
     }
 
+    /// Whether the user may read job `id` now (false for a job that does
+    /// not exist): a cheap check, no column is read.
+    pub fn may_read(&self, id: Uuid) -> bool {
+        let state = self.engine.state();
+        state.write_target(id).is_some_and(|t| {
+            state.directory().check(&self.user, Privilege::Read, Some((&t.owner, &t.owningbusinessunit))).is_ok()
+        })
+    }
+
     /// Every transition of a job, oldest first.
     pub fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>, Error> {
         self.get(id)?;

@@ -261,6 +261,7 @@ pub(crate) struct Counters {
     pub(crate) frames: AtomicU64,
     pub(crate) groups: AtomicU64,
     pub(crate) syncs: AtomicU64,
+    pub(crate) sync_micros: AtomicU64,
     pub(crate) rolls: AtomicU64,
 }
 
@@ -273,6 +274,8 @@ pub struct LogStats {
     pub groups: u64,
     /// Syncs to disk (msync).
     pub syncs: u64,
+    /// Microseconds spent in those syncs, in all.
+    pub sync_micros: u64,
     /// Segments sealed.
     pub rolls: u64,
 }
@@ -427,6 +430,7 @@ impl Log {
             frames: c.frames.load(Ordering::Relaxed),
             groups: c.groups.load(Ordering::Relaxed),
             syncs: c.syncs.load(Ordering::Relaxed),
+            sync_micros: c.sync_micros.load(Ordering::Relaxed),
             rolls: c.rolls.load(Ordering::Relaxed),
         }
     }

@@ -309,6 +309,7 @@ impl Writer {
         if a.synced_off == a.write_off {
             return Ok(());
         }
+        let started = Instant::now();
         if let Err(e) = a.writer.flush(a.synced_off, a.write_off - a.synced_off) {
             let err = io_err(&a.seg.path, e);
             self.poisoned = Some(err.to_string());
@@ -316,6 +317,8 @@ impl Writer {
         }
         a.synced_off = a.write_off;
         self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
+        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.shared.counters.sync_micros.fetch_add(micros, Ordering::Relaxed);
         self.unsynced_since = None;
         Ok(())
     }

@@ -1,0 +1,553 @@
+//! The native API, `/api/v1/` (docs/http.md, "The native API"): jobs with
+//! filters, cursor paging and counts; a job and its history; the four
+//! actions on one job, or on every job matching a filter as a tracked bulk
+//! operation; stats; the live event stream (`events.rs`).
+
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use joblog::domain::{OperationType, Regarding, State as JobState, StatusReason, Timestamp};
+use joblog::{Cursor, Filter};
+use joblog::{NewJob, UserAction};
+use serde::Deserialize;
+use serde_json::{json, Value};
+use uuid::Uuid;
+
+use crate::auth::Caller;
+use crate::error::ApiError;
+use crate::json::{history_json, job_json};
+use crate::{blocking, AppState};
+
+/// The largest page `GET /api/v1/jobs` returns.
+pub const MAX_LIMIT: usize = 1000;
+/// Jobs a bulk operation changes per batch (one atomic batch, one sync).
+pub const BULK_PAGE: usize = 1000;
+/// Finished bulk operations remembered (the oldest are forgotten first).
+pub const MAX_OPERATIONS_KEPT: usize = 1000;
+
+/// The native API's routes.
+pub fn routes() -> Router<AppState> {
+    Router::new()
+        .route("/api/v1/jobs", get(list_jobs).post(create_job))
+        .route("/api/v1/jobs/{id}", get(get_job))
+        .route("/api/v1/jobs/{id}/history", get(job_history))
+        .route("/api/v1/jobs/{id}/{action}", post(act_on_job))
+        .route("/api/v1/operations", get(list_operations).post(start_operation))
+        .route("/api/v1/operations/{id}", get(get_operation).delete(cancel_operation))
+        .route("/api/v1/me", get(me))
+}
+
+/// A JSON body, its rejections as the platform's error bodies.
+pub struct Body<T>(pub T);
+
+impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<S> for Body<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: axum::extract::Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(req, state).await {
+            Ok(Json(v)) => Ok(Body(v)),
+            Err(e) if e.status() == StatusCode::PAYLOAD_TOO_LARGE => Err(ApiError::too_large(1 << 20)),
+            Err(e) => Err(ApiError::bad_request(format!("the request body: {}", e.body_text()))),
+        }
+    }
+}
+
+/// The filters of a job listing, as query parameters (the command line's
+/// `--type`, `--state`, … of `joblog list`).
+#[derive(Debug, Default, Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+pub struct FilterParams {
+    /// System Job Type: a name (`workflow`) or a code (`10`).
+    #[serde(rename = "type")]
+    pub operationtype: Option<String>,
+    /// State: ready, suspended, locked, completed (or the code).
+    pub state: Option<String>,
+    /// Status Reason: waiting, failed, succeeded… (or the code).
+    pub status: Option<String>,
+    /// The workflow's jobs (Process Session).
+    pub workflow: Option<String>,
+    /// The jobs regarding a row, `table:id` (Background Processes).
+    pub regarding: Option<String>,
+    /// The owner's user name.
+    pub owner: Option<String>,
+    /// Created strictly after this time (RFC 3339).
+    pub created_after: Option<String>,
+    /// Created strictly before this time.
+    pub created_before: Option<String>,
+    /// Completed strictly before this time.
+    pub completed_before: Option<String>,
+}
+
+impl FilterParams {
+    /// The engine's filter; a value that does not parse is a 400 naming it.
+    pub fn to_filter(&self) -> Result<Filter, ApiError> {
+        fn time(name: &str, v: &Option<String>) -> Result<Option<Timestamp>, ApiError> {
+            v.as_deref().map(Timestamp::parse).transpose().map_err(|e| ApiError::bad_request(format!("{name}: {e}")))
+        }
+        let wrap =
+            |name: &'static str| move |e: joblog::domain::DomainError| ApiError::bad_request(format!("{name}: {e}"));
+        Ok(Filter {
+            operationtype: self.operationtype.as_deref().map(OperationType::parse).transpose().map_err(wrap("type"))?,
+            state: self.state.as_deref().map(JobState::parse).transpose().map_err(wrap("state"))?,
+            status_reason: self.status.as_deref().map(StatusReason::parse).transpose().map_err(wrap("status"))?,
+            workflow: self.workflow.clone(),
+            regarding: self.regarding.as_deref().map(Regarding::parse).transpose().map_err(wrap("regarding"))?,
+            owner: self.owner.clone(),
+            created_after: time("created_after", &self.created_after)?,
+            created_before: time("created_before", &self.created_before)?,
+            completed_before: time("completed_before", &self.completed_before)?,
+        })
+    }
+}
+
+/// `GET /api/v1/jobs`: a page of the jobs the caller may read, newest
+/// `createdon` first; `next` is the cursor of the next page (null: the
+/// last one); `count=true` adds how many match in all.
+async fn list_jobs(caller: Caller, Query(mut p): Query<BTreeMap<String, String>>) -> Result<Json<Value>, ApiError> {
+    let cursor = p
+        .remove("cursor")
+        .map(|c| c.parse::<Cursor>())
+        .transpose()
+        .map_err(|e| ApiError::bad_request(format!("cursor: {e}")))?;
+    let limit = match p.remove("limit") {
+        None => 50,
+        Some(l) => l
+            .parse::<usize>()
+            .ok()
+            .filter(|l| (1..=MAX_LIMIT).contains(l))
+            .ok_or_else(|| ApiError::bad_request(format!("limit: {l:?}; give a number from 1 to {MAX_LIMIT}")))?,
+    };
+    let count = match p.remove("count").as_deref() {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(other) => return Err(ApiError::bad_request(format!("count: {other:?}; give true or false"))),
+    };
+    let filter = filter_params(p)?.to_filter()?;
+    blocking(move || {
+        let (jobs, next) = caller.session.list(&filter, cursor.as_ref(), limit)?;
+        let mut v = json!({
+            "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(),
+            "next": next.map(|c| c.to_string()),
+        });
+        if count {
+            v["count"] = json!(caller.session.count(&filter));
+        }
+        Ok(Json(v))
+    })
+    .await
+}
+
+/// The filter parameters of a query; an unknown parameter is a 400 naming it.
+fn filter_params(p: BTreeMap<String, String>) -> Result<FilterParams, ApiError> {
+    serde_json::from_value(json!(p)).map_err(|e| ApiError::bad_request(format!("query: {e}")))
+}
+
+fn parse_id(s: &str) -> Result<Uuid, ApiError> {
+    Uuid::parse_str(s).map_err(|_| ApiError::bad_request(format!("{s:?} is not a job id (a UUID)")))
+}
+
+/// A job the caller may read; one they may not read is 404, exactly as
+/// one that does not exist (docs/http.md, "Who is calling").
+pub fn visible_job(session: &joblog::Session, id: Uuid) -> Result<joblog::Job, ApiError> {
+    if !session.may_read(id) {
+        return Err(joblog::domain::DomainError::job_not_found(id).into());
+    }
+    Ok(session.get(id)?)
+}
+
+/// `GET /api/v1/jobs/{id}`.
+async fn get_job(caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    blocking(move || Ok(Json(job_json(&visible_job(&caller.session, id)?)))).await
+}
+
+/// `GET /api/v1/jobs/{id}/history`: the job and every transition.
+async fn job_history(caller: Caller, Path(id): Path<String>) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    blocking(move || {
+        let job = visible_job(&caller.session, id)?;
+        let history = caller.session.history(id)?;
+        Ok(Json(json!({"job": job_json(&job), "history": history_json(&history)})))
+    })
+    .await
+}
+
+/// What `POST /api/v1/jobs` takes (the command line's `submit`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CreateJob {
+    name: String,
+    #[serde(rename = "type")]
+    operationtype: String,
+    workflow: Option<String>,
+    regarding: Option<String>,
+    owner: Option<String>,
+    postponeuntil: Option<String>,
+    dependencytoken: Option<String>,
+    /// A shell command the service runs (needs RunCommand).
+    command: Option<String>,
+    /// The command's time limit in seconds.
+    timeout_secs: Option<u64>,
+}
+
+/// `POST /api/v1/jobs`: a new job; 201 with its JSON.
+async fn create_job(caller: Caller, Body(c): Body<CreateJob>) -> Result<Response, ApiError> {
+    let bad = |what: &'static str| move |e: joblog::domain::DomainError| ApiError::bad_request(format!("{what}: {e}"));
+    let mut spec = NewJob::new(&c.name, OperationType::parse(&c.operationtype).map_err(bad("type"))?);
+    spec.workflow = c.workflow;
+    spec.regarding = c.regarding.as_deref().map(Regarding::parse).transpose().map_err(bad("regarding"))?;
+    spec.owner = c.owner;
+    spec.postponeuntil = c.postponeuntil.as_deref().map(Timestamp::parse).transpose().map_err(bad("postponeuntil"))?;
+    spec.dependency_token = c.dependencytoken;
+    if let Some(cmd) = &c.command {
+        spec.data = joblog::domain::command_data_with_timeout(cmd, c.timeout_secs);
+    } else if c.timeout_secs.is_some() {
+        return Err(ApiError::bad_request("timeout_secs: only a job with a command has a time limit"));
+    }
+    blocking(move || {
+        let job = caller.session.create(spec)?;
+        Ok((StatusCode::CREATED, Json(job_json(&job))).into_response())
+    })
+    .await
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActBody {
+    /// Postpone: until when (RFC 3339).
+    until: Option<String>,
+}
+
+fn user_action(name: &str, until: Option<&str>) -> Result<UserAction, ApiError> {
+    let action = match name {
+        "cancel" => UserAction::Cancel,
+        "pause" => UserAction::Pause,
+        "resume" => UserAction::Resume,
+        "postpone" => {
+            let until = until.ok_or_else(|| ApiError::bad_request("postpone needs \"until\": a time (RFC 3339)"))?;
+            UserAction::Postpone(Timestamp::parse(until).map_err(|e| ApiError::bad_request(format!("until: {e}")))?)
+        }
+        other => {
+            return Err(ApiError::not_found(format!(
+                "no action {other:?}: the actions are cancel, pause, resume and postpone"
+            )))
+        }
+    };
+    if until.is_some() && name != "postpone" {
+        return Err(ApiError::bad_request(format!("\"until\" is for postpone, not {name}")));
+    }
+    Ok(action)
+}
+
+/// `POST /api/v1/jobs/{id}/{cancel|pause|resume|postpone}`: the job after
+/// the action; a refusal changes nothing (400 with the state machine's
+/// reason).
+async fn act_on_job(
+    caller: Caller,
+    Path((id, action)): Path<(String, String)>,
+    body: axum::body::Bytes,
+) -> Result<Json<Value>, ApiError> {
+    let id = parse_id(&id)?;
+    // The body is optional (only postpone needs one).
+    let body: ActBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ActBody::default()
+    } else {
+        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the request body: {e}")))?
+    };
+    let action = user_action(&action, body.until.as_deref())?;
+    blocking(move || {
+        visible_job(&caller.session, id)?;
+        Ok(Json(job_json(&caller.session.act(id, action)?)))
+    })
+    .await
+}
+
+/// `GET /api/v1/me`: who the caller is.
+async fn me(caller: Caller) -> Json<Value> {
+    let vis = caller.session.visibility();
+    Json(json!({"user": caller.user, "reads_every_job": matches!(vis, joblog::Visibility::All)}))
+}
+
+/// A bulk operation: one action on every job matching a filter, a page
+/// at a time (docs/http.md, "Bulk operations").
+pub struct Operation {
+    id: Uuid,
+    user: String,
+    action: String,
+    filter: Value,
+    started: Timestamp,
+    /// How many matched when it started (the dry run's count).
+    expected: usize,
+    stop: AtomicBool,
+    progress: Mutex<Progress>,
+}
+
+#[derive(Default)]
+struct Progress {
+    matched: usize,
+    changed: usize,
+    refused_by: BTreeMap<String, usize>,
+    status: &'static str,
+    error: Option<String>,
+    finished: Option<Timestamp>,
+}
+
+impl Operation {
+    fn json(&self) -> Value {
+        let p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
+        json!({
+            "id": self.id,
+            "user": self.user,
+            "action": self.action,
+            "filter": self.filter,
+            "started": self.started.to_rfc3339(),
+            "finished": p.finished.map(|t| t.to_rfc3339()),
+            "status": p.status,
+            "expected": self.expected,
+            "matched": p.matched,
+            "changed": p.changed,
+            "refused": p.refused_by.values().sum::<usize>(),
+            "refused_by": p.refused_by,
+            "error": p.error,
+        })
+    }
+}
+
+/// The bulk operations of this server's life (in memory: a restart
+/// forgets them; each changed job's history names its operation).
+#[derive(Default)]
+pub struct Operations {
+    list: Mutex<Vec<Arc<Operation>>>,
+}
+
+impl Operations {
+    fn get(&self, id: Uuid) -> Option<Arc<Operation>> {
+        self.list.lock().unwrap_or_else(|e| e.into_inner()).iter().find(|o| o.id == id).cloned()
+    }
+
+    fn push(&self, op: Arc<Operation>) {
+        let mut list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        if list.len() >= MAX_OPERATIONS_KEPT {
+            if let Some(i) = list.iter().position(|o| o.progress.lock().is_ok_and(|p| p.finished.is_some())) {
+                list.remove(i);
+            }
+        }
+        list.push(op);
+    }
+
+    /// Asks every running operation to stop after its page in hand (the
+    /// server is stopping): each ends "canceled", what it changed stays.
+    pub fn stop_all(&self) {
+        for op in self.list.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            op.stop.store(true, Ordering::Release);
+        }
+    }
+
+    /// Whether an operation is still running.
+    pub fn any_running(&self) -> bool {
+        self.list
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .any(|o| o.progress.lock().is_ok_and(|p| p.finished.is_none()))
+    }
+
+    fn visible(&self, user: &str, admin: bool) -> Vec<Arc<Operation>> {
+        let list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        list.iter().filter(|o| admin || o.user == user).cloned().collect()
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct StartOperation {
+    action: String,
+    until: Option<String>,
+    #[serde(default)]
+    filter: FilterParams,
+    /// Every job the caller may see, with no filter: must be said.
+    #[serde(default)]
+    everything: bool,
+    /// Count and check only; nothing is written.
+    #[serde(default)]
+    dry_run: bool,
+}
+
+/// `POST /api/v1/operations`: with `dry_run`, what the action would do
+/// (how many match, change, are refused and why); else starts it and
+/// answers 202 with the operation to follow at `/api/v1/operations/{id}`.
+async fn start_operation(
+    State(s): State<AppState>,
+    caller: Caller,
+    Body(b): Body<StartOperation>,
+) -> Result<Response, ApiError> {
+    let action = user_action(&b.action, b.until.as_deref())?;
+    let filter = b.filter.to_filter()?;
+    if filter == Filter::default() && !b.everything {
+        return Err(ApiError::bad_request(
+            "a bulk operation needs a filter, or \"everything\": true to act on every job you may see",
+        ));
+    }
+    let session = caller.session.clone();
+    let preview = blocking(move || Ok(session.preview_on_matching(action, &filter))).await?;
+    if b.dry_run {
+        return Ok(Json(json!({
+            "dry_run": true,
+            "matched": preview.matched,
+            "would_change": preview.changed.len(),
+            "refused_by": preview.refused_by,
+        }))
+        .into_response());
+    }
+    let filter_json = serde_json::to_value(FilterEcho::from(&b.filter)).unwrap_or(Value::Null);
+    let op = Arc::new(Operation {
+        id: Uuid::now_v7(),
+        user: caller.user.clone(),
+        action: b.action.clone(),
+        filter: filter_json,
+        started: s.engine.now(),
+        expected: preview.matched,
+        stop: AtomicBool::new(false),
+        progress: Mutex::new(Progress { status: "running", ..Progress::default() }),
+    });
+    s.operations.push(Arc::clone(&op));
+    let answer = op.json();
+    let runner = Arc::clone(&op);
+    let filter = b.filter.to_filter()?;
+    let engine = s.engine.clone();
+    std::thread::Builder::new()
+        .name("joblog-bulk".into())
+        .spawn(move || run_operation(&runner, &caller.session, action, &filter, &engine))
+        .map_err(|source| ApiError::from(joblog::Error::Spawn { what: "a bulk operation's thread".into(), source }))?;
+    let mut r = (StatusCode::ACCEPTED, Json(answer)).into_response();
+    if let Ok(v) = format!("/api/v1/operations/{}", op.id).parse() {
+        r.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+/// The filter as given, for the operation's record.
+#[derive(serde::Serialize)]
+struct FilterEcho<'a> {
+    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
+    operationtype: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    state: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    status: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    workflow: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    regarding: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    owner: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_after: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    created_before: Option<&'a str>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    completed_before: Option<&'a str>,
+}
+
+impl<'a> From<&'a FilterParams> for FilterEcho<'a> {
+    fn from(f: &'a FilterParams) -> Self {
+        FilterEcho {
+            operationtype: f.operationtype.as_deref(),
+            state: f.state.as_deref(),
+            status: f.status.as_deref(),
+            workflow: f.workflow.as_deref(),
+            regarding: f.regarding.as_deref(),
+            owner: f.owner.as_deref(),
+            created_after: f.created_after.as_deref(),
+            created_before: f.created_before.as_deref(),
+            completed_before: f.completed_before.as_deref(),
+        }
+    }
+}
+
+/// Runs a bulk operation a page at a time, each page one atomic batch
+/// whose transitions say which operation made them; stops between pages
+/// when cancelled.
+fn run_operation(
+    op: &Operation,
+    session: &joblog::Session,
+    action: UserAction,
+    filter: &Filter,
+    engine: &joblog::Engine,
+) {
+    let note = format!("bulk operation {} by {}", op.id, op.user);
+    let mut cursor: Option<Cursor> = None;
+    let status = loop {
+        if op.stop.load(Ordering::Acquire) {
+            break "canceled";
+        }
+        match session.act_on_page(action, filter, cursor.as_ref(), BULK_PAGE, Some(&note)) {
+            Ok((out, next)) => {
+                let mut p = op.progress.lock().unwrap_or_else(|e| e.into_inner());
+                p.matched += out.matched;
+                p.changed += out.changed.len();
+                for (k, n) in out.refused_by {
+                    *p.refused_by.entry(k.to_string()).or_default() += n;
+                }
+                match next {
+                    Some(c) => cursor = Some(c),
+                    None => break "succeeded",
+                }
+            }
+            Err(e) => {
+                op.progress.lock().unwrap_or_else(|e| e.into_inner()).error = Some(e.to_string());
+                break "failed";
+            }
+        }
+    };
+    let mut p = op.progress.lock().unwrap_or_else(|e| e.into_inner());
+    p.status = status;
+    p.finished = Some(engine.now());
+    tracing::info!(operation = %op.id, user = %op.user, action = %op.action, status, changed = p.changed, "bulk operation ended");
+}
+
+fn is_admin(caller: &Caller) -> bool {
+    matches!(caller.session.visibility(), joblog::Visibility::All)
+}
+
+/// `GET /api/v1/operations`: the caller's bulk operations (every one for
+/// a user who reads every job).
+async fn list_operations(State(s): State<AppState>, caller: Caller) -> Json<Value> {
+    let ops = s.operations.visible(&caller.user, is_admin(&caller));
+    Json(json!({"operations": ops.iter().map(|o| o.json()).collect::<Vec<_>>()}))
+}
+
+fn find_operation(s: &AppState, caller: &Caller, id: &str) -> Result<Arc<Operation>, ApiError> {
+    let id = Uuid::parse_str(id).map_err(|_| ApiError::bad_request(format!("{id:?} is not an operation id")))?;
+    s.operations
+        .get(id)
+        .filter(|o| o.user == caller.user || is_admin(caller))
+        .ok_or_else(|| ApiError::not_found(format!("no bulk operation {id}")))
+}
+
+/// `GET /api/v1/operations/{id}`: its progress or result.
+async fn get_operation(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    Ok(Json(find_operation(&s, &caller, &id)?.json()))
+}
+
+/// `DELETE /api/v1/operations/{id}`: stops it after the page in hand
+/// (what was changed stays changed); the operation as it then stands.
+async fn cancel_operation(
+    State(s): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+) -> Result<Json<Value>, ApiError> {
+    let op = find_operation(&s, &caller, &id)?;
+    op.stop.store(true, Ordering::Release);
+    Ok(Json(op.json()))
+}

@@ -1,0 +1,336 @@
+//! The native API (`/api/v1/`) end to end: a real server on a free port
+//! over a temporary store, spoken to over HTTP as any client would.
+
+use std::io::{BufRead, BufReader, Write};
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::time::Duration;
+
+use joblog::domain::{OperationType, SystemClock};
+use joblog::{Config, Engine, NewJob};
+use joblog_server::{HttpConfig, Limits, Server};
+use serde_json::{json, Value};
+
+struct Setup {
+    _dir: tempfile::TempDir,
+    engine: Engine,
+    server: Server,
+    admin: String,
+    alice: String,
+    reader: String,
+}
+
+impl Setup {
+    fn url(&self, path: &str) -> String {
+        format!("http://{}{path}", self.server.local_addr())
+    }
+}
+
+/// A store with admin, alice (reads, writes and creates her own jobs) and
+/// rita (reads every job, writes none), jobs of admin and alice, and a
+/// token for each.
+fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path().join("data"), Config::default(), Arc::new(SystemClock)).unwrap();
+    let admin = engine.session("admin").unwrap();
+    use joblog::domain::{Depth, Privilege, Role};
+    let author = [(Privilege::Read, Depth::User), (Privilege::Write, Depth::User), (Privilege::Create, Depth::User)];
+    admin.add_role(Role::new("author", author)).unwrap();
+    admin.add_user("alice", "root", &["author"]).unwrap();
+    admin.add_role(Role::new("reader", [(Privilege::Read, Depth::Organization)])).unwrap();
+    admin.add_user("rita", "root", &["reader"]).unwrap();
+    for i in 0..30 {
+        admin.create(NewJob::new(&format!("admin job {i}"), OperationType::WORKFLOW)).unwrap();
+    }
+    let alice = engine.session("alice").unwrap();
+    for i in 0..5 {
+        alice.create(NewJob::new(&format!("alice job {i}"), OperationType::WORKFLOW)).unwrap();
+    }
+    let tokens = (
+        admin.create_token("admin", Some("test"), None).unwrap().token,
+        admin.create_token("alice", None, None).unwrap().token,
+        admin.create_token("rita", None, None).unwrap().token,
+    );
+    let server = joblog_server::start(
+        engine.clone(),
+        Arc::new(AtomicBool::new(true)),
+        HttpConfig { addr: "127.0.0.1:0".into(), tls: None, limits: Limits { max_body: 4096, ..Limits::default() } },
+    )
+    .unwrap();
+    Setup { _dir: dir, engine, server, admin: tokens.0, alice: tokens.1, reader: tokens.2 }
+}
+
+/// Status and JSON body of a request (errors included).
+fn call(method: &str, url: &str, token: Option<&str>, body: Option<Value>) -> (u16, Value) {
+    let mut req = ureq::request(method, url).timeout(Duration::from_secs(30));
+    if let Some(t) = token {
+        req = req.set("Authorization", &format!("Bearer {t}"));
+    }
+    let res = match body {
+        Some(b) => req.send_json(b),
+        None => req.call(),
+    };
+    let resp = match res {
+        Ok(r) => r,
+        Err(ureq::Error::Status(_, r)) => r,
+        Err(e) => panic!("{method} {url}: {e}"),
+    };
+    let status = resp.status();
+    let text = resp.into_string().unwrap();
+    (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
+}
+
+fn error_code(v: &Value) -> &str {
+    v["error"]["code"].as_str().unwrap_or_else(|| panic!("not a platform error body: {v}"))
+}
+
+#[test]
+fn no_token_or_a_bad_one_is_401_with_the_platform_body() {
+    let s = setup();
+    for token in [None, Some("jl_not-a-token"), Some("")] {
+        let (status, body) = call("GET", &s.url("/api/v1/jobs"), token, None);
+        assert_eq!(status, 401, "{token:?}: {body}");
+        assert!(error_code(&body).starts_with("0x"));
+    }
+}
+
+#[test]
+fn listing_pages_without_skipping_or_repeating_and_counts() {
+    let s = setup();
+    let mut seen = Vec::new();
+    let mut cursor: Option<String> = None;
+    loop {
+        let q = cursor.as_ref().map_or(String::new(), |c| format!("&cursor={c}"));
+        let (status, body) = call("GET", &s.url(&format!("/api/v1/jobs?limit=7&count=true{q}")), Some(&s.admin), None);
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["count"], 35);
+        for j in body["jobs"].as_array().unwrap() {
+            seen.push(j["asyncoperationid"].as_str().unwrap().to_string());
+        }
+        match body["next"].as_str() {
+            Some(c) => cursor = Some(c.to_string()),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len(), 35);
+    let mut unique = seen.clone();
+    unique.sort();
+    unique.dedup();
+    assert_eq!(unique.len(), 35, "a job was listed twice");
+    // Alice sees her own five only.
+    let (_, body) = call("GET", &s.url("/api/v1/jobs?count=true"), Some(&s.alice), None);
+    assert_eq!(body["count"], 5);
+    assert!(body["jobs"].as_array().unwrap().iter().all(|j| j["ownerid"] == "alice"));
+}
+
+#[test]
+fn bad_parameters_are_400_naming_them() {
+    let s = setup();
+    for (q, names) in [
+        ("state=sideways", "state"),
+        ("limit=0", "limit"),
+        ("limit=100000", "limit"),
+        ("cursor=zzz", "cursor"),
+        ("created_after=yesterday", "created_after"),
+        ("colour=blue", "colour"),
+    ] {
+        let (status, body) = call("GET", &s.url(&format!("/api/v1/jobs?{q}")), Some(&s.admin), None);
+        assert_eq!(status, 400, "{q}: {body}");
+        assert!(body["error"]["message"].as_str().unwrap().contains(names), "{q}: {body}");
+    }
+}
+
+#[test]
+fn actions_go_through_the_state_machine_and_a_refusal_changes_nothing() {
+    let s = setup();
+    let (_, list) = call("GET", &s.url("/api/v1/jobs?owner=alice&limit=1"), Some(&s.alice), None);
+    let id = list["jobs"][0]["asyncoperationid"].as_str().unwrap().to_string();
+    let next_seq = s.engine.next_seq();
+    // Resume a Ready job: refused, nothing written.
+    let (status, body) = call("POST", &s.url(&format!("/api/v1/jobs/{id}/resume")), Some(&s.alice), None);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(s.engine.next_seq(), next_seq);
+    // The reader may read but not write: 403, nothing written.
+    let (status, body) = call("POST", &s.url(&format!("/api/v1/jobs/{id}/cancel")), Some(&s.reader), None);
+    assert_eq!(status, 403, "{body}");
+    assert_eq!(s.engine.next_seq(), next_seq);
+    // Cancel by its owner.
+    let (status, body) = call("POST", &s.url(&format!("/api/v1/jobs/{id}/cancel")), Some(&s.alice), None);
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["statecode"], 3);
+    assert_eq!(body["statuscode"], 32);
+    let (status, body) = call("GET", &s.url(&format!("/api/v1/jobs/{id}/history")), Some(&s.alice), None);
+    assert_eq!(status, 200);
+    assert_eq!(body["history"].as_array().unwrap().last().unwrap()["action"], "cancel");
+    // Someone else's job is not found for alice.
+    let (_, admin_jobs) = call("GET", &s.url("/api/v1/jobs?owner=admin&limit=1"), Some(&s.admin), None);
+    let other = admin_jobs["jobs"][0]["asyncoperationid"].as_str().unwrap();
+    let (status, _) = call("GET", &s.url(&format!("/api/v1/jobs/{other}")), Some(&s.alice), None);
+    assert_eq!(status, 404);
+    // Postpone without a time, an unknown action, a bad id.
+    let (status, _) = call("POST", &s.url(&format!("/api/v1/jobs/{other}/postpone")), Some(&s.admin), None);
+    assert_eq!(status, 400);
+    let (status, _) = call("POST", &s.url(&format!("/api/v1/jobs/{other}/explode")), Some(&s.admin), None);
+    assert_eq!(status, 404);
+    let (status, _) = call("GET", &s.url("/api/v1/jobs/not-a-uuid"), Some(&s.admin), None);
+    assert_eq!(status, 400);
+    assert_eq!(s.engine.next_seq(), next_seq + 1);
+}
+
+#[test]
+fn a_body_over_the_limit_is_413_and_writes_nothing() {
+    let s = setup();
+    let next_seq = s.engine.next_seq();
+    let big = "x".repeat(10_000);
+    let (status, body) =
+        call("POST", &s.url("/api/v1/jobs"), Some(&s.admin), Some(json!({"name": big, "type": "workflow"})));
+    assert_eq!(status, 413, "{body}");
+    assert_eq!(error_code(&body), "0x8004e102");
+    assert_eq!(s.engine.next_seq(), next_seq);
+}
+
+#[test]
+fn a_bulk_operation_counts_first_then_acts_page_by_page_and_is_recorded() {
+    let s = setup();
+    let filter = json!({"owner": "admin", "state": "ready"});
+    let (status, body) = call(
+        "POST",
+        &s.url("/api/v1/operations"),
+        Some(&s.admin),
+        Some(json!({"action": "cancel", "filter": filter, "dry_run": true})),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["matched"], 30);
+    assert_eq!(body["would_change"], 30);
+    // No filter and no "everything": refused.
+    let (status, _) = call("POST", &s.url("/api/v1/operations"), Some(&s.admin), Some(json!({"action": "cancel"})));
+    assert_eq!(status, 400);
+    let (status, op) =
+        call("POST", &s.url("/api/v1/operations"), Some(&s.admin), Some(json!({"action": "cancel", "filter": filter})));
+    assert_eq!(status, 202, "{op}");
+    let id = op["id"].as_str().unwrap().to_string();
+    let mut done = Value::Null;
+    for _ in 0..500 {
+        let (_, o) = call("GET", &s.url(&format!("/api/v1/operations/{id}")), Some(&s.admin), None);
+        if o["status"] != "running" {
+            done = o;
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert_eq!(done["status"], "succeeded", "{done}");
+    assert_eq!(done["changed"], 30);
+    let (_, left) = call("GET", &s.url("/api/v1/jobs?owner=admin&state=ready&count=true"), Some(&s.admin), None);
+    assert_eq!(left["count"], 0);
+    // Each job's history names the operation.
+    let (_, list) = call("GET", &s.url("/api/v1/jobs?owner=admin&limit=1"), Some(&s.admin), None);
+    let job = list["jobs"][0]["asyncoperationid"].as_str().unwrap();
+    let (_, h) = call("GET", &s.url(&format!("/api/v1/jobs/{job}/history")), Some(&s.admin), None);
+    let last = h["history"].as_array().unwrap().last().unwrap().clone();
+    assert!(last["message"].as_str().unwrap().contains(&id), "{last}");
+    // Alice does not see the admin's operation.
+    let (status, _) = call("GET", &s.url(&format!("/api/v1/operations/{id}")), Some(&s.alice), None);
+    assert_eq!(status, 404);
+}
+
+/// Reads SSE events from a raw connection until `n` events arrived.
+fn read_events(addr: std::net::SocketAddr, token: &str, last_id: Option<u64>, n: usize) -> Vec<(u64, String, Value)> {
+    let mut conn = std::net::TcpStream::connect(addr).unwrap();
+    conn.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    let last = last_id.map_or(String::new(), |l| format!("Last-Event-ID: {l}\r\n"));
+    write!(
+        conn,
+        "GET /api/v1/events HTTP/1.1\r\nHost: {addr}\r\nAccept: text/event-stream\r\nAuthorization: Bearer {token}\r\n{last}\r\n"
+    )
+    .unwrap();
+    let mut r = BufReader::new(conn);
+    let mut out = Vec::new();
+    let (mut id, mut kind) = (0, String::new());
+    let mut line = String::new();
+    while out.len() < n {
+        line.clear();
+        if r.read_line(&mut line).unwrap() == 0 {
+            break;
+        }
+        let l = line.trim_end();
+        if let Some(v) = l.strip_prefix("id: ").or_else(|| l.strip_prefix("id:")) {
+            id = v.trim().parse().unwrap();
+        } else if let Some(v) = l.strip_prefix("event: ").or_else(|| l.strip_prefix("event:")) {
+            kind = v.trim().to_string();
+        } else if let Some(v) = l.strip_prefix("data: ").or_else(|| l.strip_prefix("data:")) {
+            out.push((id, kind.clone(), serde_json::from_str(v.trim()).unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_event_stream_shows_transitions_live_resumes_after_last_event_id_and_hides_others_jobs() {
+    let s = setup();
+    let (_, list) = call("GET", &s.url("/api/v1/jobs?owner=alice&limit=2"), Some(&s.alice), None);
+    let ids: Vec<String> =
+        list["jobs"].as_array().unwrap().iter().map(|j| j["asyncoperationid"].as_str().unwrap().to_string()).collect();
+    let (_, admin_list) = call("GET", &s.url("/api/v1/jobs?owner=admin&limit=1"), Some(&s.admin), None);
+    let admin_job = admin_list["jobs"][0]["asyncoperationid"].as_str().unwrap().to_string();
+    let addr = s.server.local_addr();
+    let alice = s.alice.clone();
+    let reader = std::thread::spawn(move || read_events(addr, &alice, None, 2));
+    std::thread::sleep(Duration::from_millis(300));
+    // Admin's job first (alice must not see it), then alice's two.
+    call("POST", &s.url(&format!("/api/v1/jobs/{admin_job}/cancel")), Some(&s.admin), None);
+    call("POST", &s.url(&format!("/api/v1/jobs/{}/cancel", ids[0])), Some(&s.alice), None);
+    call("POST", &s.url(&format!("/api/v1/jobs/{}/pause", ids[1])), Some(&s.alice), None).0;
+    call("POST", &s.url(&format!("/api/v1/jobs/{}/cancel", ids[1])), Some(&s.alice), None);
+    let got = reader.join().unwrap();
+    assert_eq!(got.len(), 2, "{got:?}");
+    assert_eq!(got[0].1, "transition");
+    assert_eq!(got[0].2["job"], ids[0].as_str());
+    assert_eq!(got[0].2["to"]["statuscode"], 32);
+    assert_eq!(got[1].2["job"], ids[1].as_str());
+    assert!(got.iter().all(|e| e.2["job"] != admin_job.as_str()));
+    // Resuming after the first event gives the second again, from the log.
+    let again = read_events(addr, &s.alice, Some(got[0].0), 1);
+    assert_eq!(again[0].0, got[1].0);
+    assert_eq!(again[0].2, got[1].2);
+}
+
+#[test]
+fn metrics_and_healthz() {
+    let s = setup();
+    let resp = ureq::get(&s.url("/healthz")).call().unwrap();
+    assert_eq!(resp.status(), 200);
+    let (status, _) = call("GET", &s.url("/metrics"), Some(&s.alice), None);
+    assert_eq!(status, 403, "metrics count every job: Organization-depth Read");
+    let (status, body) = call("GET", &s.url("/metrics"), Some(&s.admin), None);
+    assert_eq!(status, 200);
+    let text = body.as_str().unwrap();
+    assert!(text.contains("joblog_jobs{state=\"Ready\",status_reason=\"Waiting For Resources\"} 35"), "{text}");
+    assert!(text.contains("# TYPE joblog_sync_seconds_total counter"));
+    assert!(text.contains("joblog_service_running 1"));
+}
+
+#[test]
+fn a_port_in_use_or_a_bad_address_is_an_error_before_serving() {
+    let s = setup();
+    let taken = s.server.local_addr().to_string();
+    for addr in [taken.as_str(), "not an address", "127.0.0.1:99999"] {
+        let r = joblog_server::start(
+            s.engine.clone(),
+            Arc::new(AtomicBool::new(true)),
+            HttpConfig { addr: addr.into(), tls: None, limits: Limits::default() },
+        );
+        assert!(r.is_err(), "{addr}");
+    }
+}
+
+#[test]
+fn an_idle_connection_does_not_hold_up_others() {
+    let s = setup();
+    // A client that connects and sends half a request head, then waits.
+    let mut idle = std::net::TcpStream::connect(s.server.local_addr()).unwrap();
+    idle.write_all(b"GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\n").unwrap();
+    let started = std::time::Instant::now();
+    let (status, _) = call("GET", &s.url("/api/v1/jobs?limit=1"), Some(&s.admin), None);
+    assert_eq!(status, 200);
+    assert!(started.elapsed() < Duration::from_secs(5));
+}
