@@ -63,6 +63,8 @@ pub fn routes() -> Router<AppState> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Resource {
     AsyncOperations,
+    /// `asyncoperations/$count`: the number alone, as text.
+    AsyncOperationsCount,
     AsyncOperation(Uuid),
     BulkDeleteOperations,
     BulkDeleteOperation(Uuid),
@@ -106,6 +108,7 @@ impl Resource {
                     return Err(unknown());
                 }
             }
+            ["asyncoperations", "$count"] => Resource::AsyncOperationsCount,
             [def, rest @ ..] if !rest.is_empty() && rest.len() <= 2 => {
                 let name = logical(def, "EntityDefinitions").ok_or_else(unknown)?;
                 // A cast segment (`/Microsoft.Dynamics.CRM.PicklistAttributeMetadata`) changes nothing here.
@@ -281,6 +284,7 @@ async fn serve(s: AppState, caller: Caller, req: Request) -> Result<Response, Ap
     let Caller { user, session, .. } = caller;
     match (resource, method) {
         (Resource::AsyncOperations, Method::GET) => list_async(&user, session, opts, prefer, base).await,
+        (Resource::AsyncOperationsCount, Method::GET) => count_async(&user, session, opts).await,
         (Resource::AsyncOperation(id), Method::GET) => get_async(session, id, opts, prefer, base).await,
         (Resource::AsyncOperation(id), Method::PATCH) => {
             patch_async(session, id, opts, prefer, headers, body, base).await
@@ -576,6 +580,21 @@ const QUERY_VALUE: &percent_encoding::AsciiSet = &percent_encoding::CONTROLS
     .add(b'{')
     .add(b'|')
     .add(b'}');
+
+/// `GET asyncoperations/$count[?$filter=…]`: how many rows the query
+/// matches, as plain text (the same count as `@odata.count`).
+async fn count_async(user: &str, session: Session, opts: Options) -> Result<Response, ApiError> {
+    opts.only(&["$filter"], "asyncoperations/$count")?;
+    let q = ListQuery::parse(user, &opts, &Prefer { maxpagesize: None, representation: false, annotations: None })?;
+    let n = blocking(move || {
+        let (filter, exact) = eval::plan(q.filter.as_ref());
+        count(&session, q.filter.as_ref(), &filter, exact, BOUNDS.max)
+    })
+    .await?;
+    let mut r = (StatusCode::OK, n.to_string()).into_response();
+    r.headers_mut().insert(header::CONTENT_TYPE, HeaderValue::from_static("text/plain"));
+    Ok(r)
+}
 
 /// The next page's absolute URL: the same options with the new `$skiptoken`.
 fn next_link(base: &str, opts: &Options, token: &str) -> String {

@@ -306,6 +306,11 @@ fn filters_answer_exactly_the_predicate() {
         let a = get(&w, &format!("asyncoperations?$count=true&$top=1&$filter={}", enc(filter)), &w.admin);
         assert_eq!(a.body["@odata.count"], expected.len(), "{filter}");
     }
+    // `asyncoperations/$count`: the number alone.
+    let a = get(&w, "asyncoperations/$count?$filter=statecode%20eq%203%20and%20contains(name,'x')", &w.admin);
+    assert_eq!(a.status, 200);
+    let want = jobs.iter().filter(|j| j.status.is_completed() && j.name.contains('x')).count();
+    assert_eq!(a.body, Value::from(want));
     // The count of an indexed filter is the engine's own.
     let admin = w.engine.session("admin").unwrap();
     let f = Filter { state: Some(joblog::domain::State::Completed), ..Filter::default() };
@@ -642,6 +647,8 @@ fn a_third_party_dataverse_client_works_unchanged() {
     assert_eq!(report["distinct"], JOBS);
     assert_eq!(report["count"], completed);
     assert_eq!(report["filtered"], completed);
+    assert_eq!(report["count_all"], JOBS);
+    assert_eq!(report["count_filtered"], completed);
     assert_eq!(report["retrieved"], target.name.as_str());
     assert_eq!(report["after_cancel"], 32);
     assert_eq!(w.engine.session("admin").unwrap().get(target.id).unwrap().status, Status::CANCELED);

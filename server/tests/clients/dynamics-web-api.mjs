@@ -27,6 +27,10 @@ while (page.oDataNextLink) {
 report.all = ids.length;
 report.distinct = new Set(ids).size;
 
+// count: without a filter it reads asyncoperations/$count, with one $count=true.
+report.count_all = await api.count({ collection: "asyncoperations" });
+report.count_filtered = await api.count({ collection: "asyncoperations", filter: "statecode eq 3 and operationtype eq 10" });
+
 // retrieveAll with a filter and a count.
 const filter = "statecode eq 3 and operationtype eq 10";
 const counted = await api.retrieveMultiple({ collection: "asyncoperations", filter, count: true, select: ["name"], maxPageSize: 5 });
