@@ -238,7 +238,7 @@ impl Prefer {
         let mut p = Prefer { maxpagesize: None, representation: false, annotations: None };
         for h in headers.get_all("prefer") {
             let h = h.to_str().map_err(|_| ApiError::bad_request("the Prefer header is not text"))?;
-            for item in h.split(',').map(str::trim) {
+            for item in split_outside_quotes(h).into_iter().map(str::trim) {
                 let (k, v) = item.split_once('=').map_or((item, ""), |(k, v)| (k.trim(), v.trim().trim_matches('"')));
                 match k {
                     "odata.maxpagesize" => {
@@ -255,6 +255,26 @@ impl Prefer {
         }
         Ok(p)
     }
+}
+
+/// A header's comma-separated items; commas inside double quotes stay
+/// (`odata.include-annotations="a,b"` is one item).
+fn split_outside_quotes(h: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    let mut start = 0;
+    let mut quoted = false;
+    for (i, c) in h.char_indices() {
+        match c {
+            '"' => quoted = !quoted,
+            ',' if !quoted => {
+                out.push(&h[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    out.push(&h[start..]);
+    out
 }
 
 async fn serve(s: AppState, caller: Caller, req: Request) -> Result<Response, ApiError> {
@@ -1376,6 +1396,23 @@ mod tests {
         );
         assert_eq!(Resource::parse("/asyncoperations(nope)").unwrap_err().status, StatusCode::BAD_REQUEST);
         assert_eq!(Resource::parse("/accounts").unwrap_err().status, StatusCode::NOT_FOUND);
+    }
+
+    #[test]
+    fn prefer_items() {
+        let mut h = HeaderMap::new();
+        h.insert(
+            "prefer",
+            HeaderValue::from_static(
+                "odata.include-annotations=\"OData.Community.Display.V1.FormattedValue,Microsoft.Dynamics.CRM.lookuplogicalname\", odata.maxpagesize=9000, return=representation",
+            ),
+        );
+        let p = Prefer::parse(&h).unwrap();
+        assert_eq!(p.maxpagesize, Some(MAX_PAGE), "capped at the platform's 5,000");
+        assert!(p.representation && p.annotate());
+        assert!(p.annotations.unwrap().ends_with("lookuplogicalname"));
+        h.insert("prefer", HeaderValue::from_static("odata.maxpagesize=0"));
+        assert!(Prefer::parse(&h).is_err());
     }
 
     #[test]
