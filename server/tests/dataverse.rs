@@ -12,7 +12,7 @@ use std::sync::Arc;
 use joblog::domain::{Depth, ManualClock, Privilege, Regarding, Role};
 use joblog::engine::{Config, ServiceStep};
 use joblog::{Engine, Filter, Job, NewJob, OperationType, Status, Timestamp};
-use joblog_server::{HttpConfig, Limits, Server};
+use joblog_server::{HttpConfig, Limits, Server, TlsFiles};
 use serde_json::Value;
 use uuid::Uuid;
 
@@ -42,6 +42,12 @@ const JOBS: usize = 130;
 /// owned by the three, created two by two in the same second (ties in
 /// `createdon`), some of them run to Succeeded or Failed.
 fn world() -> World {
+    world_with(|_| None)
+}
+
+/// [`world`], served over TLS when `tls` makes certificate files in the
+/// store's temporary directory.
+fn world_with(tls: impl FnOnce(&std::path::Path) -> Option<TlsFiles>) -> World {
     let dir = tempfile::tempdir().unwrap();
     let t0 = Timestamp::parse("2026-01-01T00:00:00Z").unwrap();
     let clock = Arc::new(ManualClock::new(t0));
@@ -83,7 +89,7 @@ fn world() -> World {
     let server = joblog_server::start(
         engine.clone(),
         Arc::new(AtomicBool::new(true)),
-        HttpConfig { addr: "127.0.0.1:0".into(), tls: None, limits: Limits::default() },
+        HttpConfig { addr: "127.0.0.1:0".into(), tls: tls(dir.path()), limits: Limits::default() },
     )
     .unwrap();
     let base = format!("http://{}/api/data/v9.2/", server.local_addr());
@@ -654,4 +660,52 @@ fn a_third_party_dataverse_client_works_unchanged() {
     assert_eq!(w.engine.session("admin").unwrap().get(target.id).unwrap().status, Status::CANCELED);
     let bulk: Uuid = report["bulk_job"].as_str().unwrap().parse().unwrap();
     assert_eq!(w.engine.session("admin").unwrap().get(bulk).unwrap().operationtype, OperationType::BULK_DELETE);
+}
+
+/// Over HTTPS the links say `https`: a client follows them as given.
+/// (`openssl` makes the certificate and `curl` speaks TLS, as in
+/// cli/tests/http.rs.)
+#[test]
+fn links_say_https_over_tls() {
+    let have =
+        |tool: &str| std::process::Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
+    if !(have("openssl") && have("curl")) {
+        assert!(std::env::var_os("CI").is_none(), "CI must have openssl and curl");
+        eprintln!("skipped: openssl or curl missing");
+        return;
+    }
+    let w = world_with(|dir| {
+        let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+        let ok = std::process::Command::new("openssl")
+            .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-days", "2"])
+            .args(["-subj", "/CN=localhost", "-addext", "subjectAltName=IP:127.0.0.1"])
+            .arg("-keyout")
+            .arg(&key)
+            .arg("-out")
+            .arg(&cert)
+            .stderr(std::process::Stdio::null())
+            .status()
+            .unwrap();
+        assert!(ok.success(), "openssl could not make a test certificate");
+        Some(TlsFiles { cert, key })
+    });
+    let cert = w._dir.path().join("cert.pem");
+    let https = w.base.replacen("http://", "https://", 1);
+    let curl = |url: &str| -> Value {
+        let out = std::process::Command::new("curl")
+            .args(["-sS", "--cacert"])
+            .arg(&cert)
+            .args(["-H", &format!("Authorization: Bearer {}", w.admin), "-H", "Prefer: odata.maxpagesize=50", url])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let first = curl(&format!("{https}asyncoperations?$select=name"));
+    let next = first["@odata.nextLink"].as_str().unwrap();
+    assert!(next.starts_with(&format!("{https}asyncoperations?$select=name&$skiptoken=")), "{next}");
+    assert!(first["@odata.context"].as_str().unwrap().starts_with(&https));
+    let second = curl(next);
+    assert_eq!(second["value"].as_array().unwrap().len(), 50);
+    assert_ne!(second["value"][0], first["value"][0]);
 }
