@@ -312,6 +312,24 @@ fn filters_answer_exactly_the_predicate() {
         let a = get(&w, &format!("asyncoperations?$count=true&$top=1&$filter={}", enc(filter)), &w.admin);
         assert_eq!(a.body["@odata.count"], expected.len(), "{filter}");
     }
+    // One id: read directly, the rest of the predicate still checked.
+    let one = &jobs[17];
+    for (f, n) in [
+        (format!("asyncoperationid eq {}", one.id), 1),
+        (format!("asyncoperationid eq {} and statecode eq {}", one.id, one.status.statecode()), 1),
+        (format!("statecode ne {} and asyncoperationid eq {}", one.status.statecode(), one.id), 0),
+        (format!("asyncoperationid eq {}", Uuid::now_v7()), 0),
+    ] {
+        let a = get(&w, &format!("asyncoperations?$count=true&$filter={}", enc(&f)), &w.admin);
+        assert_eq!(a.body["value"].as_array().unwrap().len(), n, "{f}");
+        assert_eq!(a.body["@odata.count"], n, "{f}");
+        assert!(a.body.get("@odata.nextLink").is_none());
+    }
+    let bobs = jobs.iter().find(|j| j.owner == "bob").unwrap();
+    let a = get(&w, &format!("asyncoperations?$filter=asyncoperationid%20eq%20{}", bobs.id), &w.alice);
+    assert_eq!(a.body["value"].as_array().unwrap().len(), 0, "not alice's to read");
+    let a = get(&w, &format!("asyncoperations/$count?$filter=asyncoperationid%20eq%20{}", one.id), &w.admin);
+    assert_eq!(a.body, Value::from(1));
     // `asyncoperations/$count`: the number alone.
     let a = get(&w, "asyncoperations/$count?$filter=statecode%20eq%203%20and%20contains(name,'x')", &w.admin);
     assert_eq!(a.status, 200);

@@ -98,6 +98,17 @@ pub fn plan(e: Option<&Expr>) -> (Filter, bool) {
     (f, exact)
 }
 
+/// The id a top-level `asyncoperationid eq GUID` condition names: such a
+/// query is at most that one row, read directly instead of walked to.
+pub fn single_id(e: Option<&Expr>) -> Option<uuid::Uuid> {
+    let mut conjuncts = Vec::new();
+    flatten_and(e?, &mut conjuncts);
+    conjuncts.into_iter().find_map(|c| match c {
+        Expr::Cmp { col: Column::Id, op: CmpOp::Eq, lit: Literal::Guid(g) } => Some(*g),
+        _ => None,
+    })
+}
+
 fn flatten_and<'a>(e: &'a Expr, out: &mut Vec<&'a Expr>) {
     if let Expr::And(a, b) = e {
         flatten_and(a, out);
