@@ -475,7 +475,7 @@ fn list(ctx: &Ctx<'_>, s: &Session, a: &ListArgs) -> Output {
     let mut out = jobs_out(ctx, &jobs, "")?;
     if let Some(next) = next {
         if ctx.json {
-            say!("next page: --after {next}");
+            ctx.note(format!("next page: --after {next}"));
         } else {
             out.push_str(&format!("… more: joblog list --after {next}\n"));
         }

@@ -131,6 +131,17 @@ pub struct Ctx<'e> {
     pub user: String,
     pub json: bool,
     pub interactive: bool,
+    /// Lines for stderr that are not failures (the next page's cursor of
+    /// `list --json`): printed by the command itself, or carried back to
+    /// the client when the service ran it.
+    pub notes: std::cell::RefCell<Vec<String>>,
+}
+
+impl Ctx<'_> {
+    /// A line for the caller's stderr.
+    pub fn note(&self, line: String) {
+        self.notes.borrow_mut().push(line);
+    }
 }
 
 pub fn main() -> ExitCode {
@@ -230,8 +241,11 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
         }
         Err(e) => return Err(e.into()),
     };
-    let ctx = Ctx { engine: &engine, user: g.user.clone(), json: g.json, interactive };
+    let ctx = Ctx { engine: &engine, user: g.user.clone(), json: g.json, interactive, notes: Default::default() };
     let out = exec::execute(&ctx, &cli.command);
+    for line in ctx.notes.take() {
+        say!("{line}");
+    }
     close(engine)?;
     out
 }

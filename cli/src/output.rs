@@ -4,7 +4,7 @@
 use joblog::domain::{Job, Timestamp};
 use joblog::engine::HistoryEntry;
 use joblog::service::command_of;
-use serde_json::{json, Value};
+use serde_json::Value;
 
 pub use joblog_server::json::{history_json, job_json};
 

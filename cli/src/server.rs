@@ -391,7 +391,7 @@ fn handle(engine: &Engine, conn: &UnixStream) -> Value {
     reader.get_mut().until = None;
     let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
     match answer(engine, peer, &req, &mut reader) {
-        Ok(out) => json!({"code": 0, "stdout": out, "stderr": ""}),
+        Ok((out, notes)) => json!({"code": 0, "stdout": out, "stderr": notes}),
         Err(f) => failure_value(f),
     }
 }
@@ -462,7 +462,9 @@ fn acting_user(engine: &Engine, peer: u32, req: &Request) -> Result<String, Fail
     }
 }
 
-fn answer(engine: &Engine, peer: u32, req: &Request, upload: &mut impl Read) -> Output {
+/// Runs a forwarded command: its stdout and the notes for the client's
+/// stderr, or its failure.
+fn answer(engine: &Engine, peer: u32, req: &Request, upload: &mut impl Read) -> Result<(String, String), Failure> {
     let user = acting_user(engine, peer, req)?;
     let cli = Cli::try_parse_from(&req.argv).map_err(|e| Failure::usage(e.to_string()))?;
     if cli.global.now.is_some() {
@@ -473,8 +475,8 @@ fn answer(engine: &Engine, peer: u32, req: &Request, upload: &mut impl Read) -> 
     if matches!(cli.command, Command::Run(_) | Command::Demo(_)) {
         return Err(fail("the service already runs on this directory".into()));
     }
-    let ctx = Ctx { engine, user, json: cli.global.json || req.json, interactive: false };
-    match (&cli.command, req.upload) {
+    let ctx = Ctx { engine, user, json: cli.global.json || req.json, interactive: false, notes: Default::default() };
+    let out = match (&cli.command, req.upload) {
         (Command::Import { file }, Some(len)) => {
             // Only who may import gets to stream a file at all.
             engine.session(&ctx.user)?.require_organization(Privilege::Create)?;
@@ -498,7 +500,10 @@ fn answer(engine: &Engine, peer: u32, req: &Request, upload: &mut impl Read) -> 
         )),
         (_, Some(_)) => Err(Failure::usage("only import sends a file")),
         (command, None) => exec::execute(&ctx, command),
-    }
+    };
+    // What the command said on the side (the next page's cursor) goes back
+    // to the client's stderr, not the service's.
+    out.map(|o| (o, ctx.notes.take().join("\n")))
 }
 
 /// Copies the `len` bytes of an uploaded file into `to` (0600), a chunk at
@@ -620,6 +625,9 @@ pub fn forward_on(mut conn: UnixStream, g: &Global, path: &Path) -> Output {
     let code = resp["code"].as_u64().and_then(|c| u8::try_from(c).ok()).unwrap_or(1);
     let stdout = resp["stdout"].as_str().unwrap_or_default().to_string();
     if code == 0 {
+        if let Some(notes) = resp["stderr"].as_str().filter(|n| !n.is_empty()) {
+            say!("{notes}");
+        }
         Ok(stdout)
     } else {
         Err(Failure { code, message: resp["stderr"].as_str().unwrap_or("failed").to_string(), stdout })

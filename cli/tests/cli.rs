@@ -413,6 +413,15 @@ fn commands_reach_a_running_service_through_its_socket() {
     s.json(&["user", "add", "erin"]);
     s.fails(5, &["--as", "erin", "cancel", &id]);
     assert!(s.fails(2, &["--now", T0, "list"]).contains("--now"));
+    // The next page's cursor reaches the client's stderr, as without the
+    // service (it used to stay on the service's).
+    let out = s.raw(&["list", "--limit", "1", "--json"]);
+    assert!(out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    let cursor = err.trim().strip_prefix("next page: --after ").unwrap_or_else(|| panic!("no cursor: {err:?}"));
+    let second: Value =
+        serde_json::from_slice(&s.raw(&["list", "--limit", "1", "--json", "--after", cursor]).stdout).unwrap();
+    assert_eq!(second.as_array().unwrap().len(), 1, "{second}");
     let started = std::time::Instant::now();
     let canceled = s.json(&["cancel", &id]);
     assert_eq!(canceled["status"], "Canceling");

@@ -14,7 +14,8 @@ use serde_json::Value;
 use support::Store;
 
 /// Starts `joblog run --http 127.0.0.1:0 EXTRA…` and returns it with the
-/// URL it printed.
+/// URL it printed. (A failing test leaves it to end by itself: `--for`.)
+#[allow(clippy::zombie_processes)]
 fn serve(s: &Store, extra: &[&str]) -> (Child, String) {
     let mut child = s
         .command(&["run", "--for", "120s", "--http", "127.0.0.1:0"])

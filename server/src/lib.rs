@@ -311,7 +311,7 @@ impl Bound {
                 // one batch), so that the engine's handles they hold are let go.
                 operations.stop_all();
                 let deadline = Instant::now() + limits.shutdown_grace;
-                while operations.any_running() && Instant::now() < deadline {
+                while operations.running() > 0 && Instant::now() < deadline {
                     std::thread::sleep(Duration::from_millis(10));
                 }
                 // Connections still open after the grace are cut here.

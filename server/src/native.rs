@@ -28,6 +28,8 @@ use crate::{blocking, AppState};
 pub const MAX_LIMIT: usize = 1000;
 /// Jobs a bulk operation changes per batch (one atomic batch, one sync).
 pub const BULK_PAGE: usize = 1000;
+/// Bulk operations running at once (each has a thread); more are 429.
+pub const MAX_RUNNING_OPERATIONS: usize = 4;
 /// Finished bulk operations remembered (the oldest are forgotten first).
 pub const MAX_OPERATIONS_KEPT: usize = 1000;
 
@@ -349,13 +351,10 @@ impl Operations {
         }
     }
 
-    /// Whether an operation is still running.
-    pub fn any_running(&self) -> bool {
-        self.list
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .any(|o| o.progress.lock().is_ok_and(|p| p.finished.is_none()))
+    /// How many operations are still running.
+    pub fn running(&self) -> usize {
+        let list = self.list.lock().unwrap_or_else(|e| e.into_inner());
+        list.iter().filter(|o| o.progress.lock().is_ok_and(|p| p.finished.is_none())).count()
     }
 
     fn visible(&self, user: &str, admin: bool) -> Vec<Arc<Operation>> {
@@ -395,8 +394,8 @@ async fn start_operation(
         ));
     }
     let session = caller.session.clone();
-    let preview = blocking(move || Ok(session.preview_on_matching(action, &filter))).await?;
     if b.dry_run {
+        let preview = blocking(move || Ok(session.preview_on_matching(action, &filter))).await?;
         return Ok(Json(json!({
             "dry_run": true,
             "matched": preview.matched,
@@ -405,6 +404,10 @@ async fn start_operation(
         }))
         .into_response());
     }
+    if s.operations.running() >= MAX_RUNNING_OPERATIONS {
+        return Err(ApiError::too_many(5));
+    }
+    let expected = blocking(move || Ok(session.count(&filter))).await?;
     let filter_json = serde_json::to_value(FilterEcho::from(&b.filter)).unwrap_or(Value::Null);
     let op = Arc::new(Operation {
         id: Uuid::now_v7(),
@@ -412,7 +415,7 @@ async fn start_operation(
         action: b.action.clone(),
         filter: filter_json,
         started: s.engine.now(),
-        expected: preview.matched,
+        expected,
         stop: AtomicBool::new(false),
         progress: Mutex::new(Progress { status: "running", ..Progress::default() }),
     });

@@ -279,7 +279,8 @@ fn the_event_stream_shows_transitions_live_resumes_after_last_event_id_and_hides
     // Admin's job first (alice must not see it), then alice's two.
     call("POST", &s.url(&format!("/api/v1/jobs/{admin_job}/cancel")), Some(&s.admin), None);
     call("POST", &s.url(&format!("/api/v1/jobs/{}/cancel", ids[0])), Some(&s.alice), None);
-    call("POST", &s.url(&format!("/api/v1/jobs/{}/pause", ids[1])), Some(&s.alice), None).0;
+    // A refused pause (the job is Ready) makes no event.
+    assert_eq!(call("POST", &s.url(&format!("/api/v1/jobs/{}/pause", ids[1])), Some(&s.alice), None).0, 400);
     call("POST", &s.url(&format!("/api/v1/jobs/{}/cancel", ids[1])), Some(&s.alice), None);
     let got = reader.join().unwrap();
     assert_eq!(got.len(), 2, "{got:?}");
