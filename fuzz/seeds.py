@@ -44,6 +44,14 @@ for target, inputs in {
     "segment": [seg, seg2, bytes(bad2)],
     "survey": [bytes([0]) + seg2, bytes([len(f1)]) + bytes(bad2)],
     "manifest": [sealed],
+    # The Dataverse Web API's $filter: the grammar's every construct once.
+    "odata_filter": [
+        b"statecode eq 3 and (statuscode eq 31 or not statuscode eq 30)",
+        b"contains(name,'it''s') and startswith(_ownerid_value,'al') and regardingobjectid eq 'contact:3'",
+        b"createdon ge 2026-01-01T00:00:00Z and completedon lt 2026-01-01T00:00:02.5Z and postponeuntil eq null",
+        b"asyncoperationid ne 3f2504e0-4f89-11d3-9a0c-0305e82c3301 and -1 ge errorcode and retrycount le 4",
+        b"operationtype eq 1 and _workflowactivationid_value eq 'wf0' and message gt 'T'",
+    ],
 }.items():
     d = os.path.join(here, "corpus", target)
     os.makedirs(d, exist_ok=True)

@@ -11,10 +11,12 @@
 
 pub mod auth;
 mod dashboard;
+pub mod dataverse;
 pub mod error;
 pub mod events;
 pub mod json;
 pub mod native;
+pub mod odata;
 pub mod ops;
 
 use std::net::SocketAddr;
@@ -128,8 +130,8 @@ pub struct AppState {
     pub log_head: Arc<watch::Sender<u64>>,
     /// Event streams open now.
     pub streams: Arc<AtomicUsize>,
-    /// Whether the server speaks TLS (the dashboard's session cookie is
-    /// then `Secure`).
+    /// Whether the server speaks TLS: the absolute links the APIs give
+    /// say https, the dashboard's session cookie is `Secure`.
     pub tls: bool,
     in_flight: Arc<AtomicUsize>,
     per_user: Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
@@ -211,6 +213,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/v1/events", get(events::stream))
         .merge(native::routes())
         .merge(dashboard::routes())
+        .merge(dataverse::routes())
         .method_not_allowed_fallback(|| async { ApiError::method() })
         .fallback(|| async { ApiError::not_found("no such resource") })
         .layer(axum::middleware::from_fn_with_state(state.clone(), admit))
