@@ -40,6 +40,7 @@ const STREAM_CHUNK: usize = 128;
 pub async fn follow(state: AppState) {
     let mut seen = state.engine.next_seq();
     let _ = state.log_head.send(seen);
+    let mut tail = Some(state.engine.tail(seen));
     loop {
         tokio::time::sleep(POLL).await;
         let next = state.engine.next_seq();
@@ -47,29 +48,24 @@ pub async fn follow(state: AppState) {
             continue;
         }
         let _ = state.log_head.send(next);
-        let engine = state.engine.clone();
         let metrics = state.metrics.clone();
-        let from = seen;
-        let counted = blocking(move || {
-            let mut at = from;
-            while at < next {
-                let events = engine.events_from(at, CHUNK)?;
-                let Some(last) = events.last().map(|e| e.0) else { break };
-                for (_, env) in &events {
-                    metrics.count(env);
-                }
-                at = last + 1;
+        let mut reader = tail.take().unwrap_or_else(|| state.engine.tail(seen));
+        let counted = blocking(move || loop {
+            let events = reader.next_events(CHUNK)?;
+            for (_, env) in &events {
+                metrics.count(env);
             }
-            Ok(at)
+            if events.len() < CHUNK {
+                return Ok(reader);
+            }
         })
         .await;
-        seen = match counted {
-            Ok(at) => at.max(next),
-            Err(e) => {
-                tracing::warn!(error = %e, "the event follower could not read the log");
-                next
-            }
-        };
+        match counted {
+            Ok(reader) => tail = Some(reader),
+            // A new reader from the head on at the next turn.
+            Err(e) => tracing::warn!(error = %e, "the event follower could not read the log"),
+        }
+        seen = next;
     }
 }
 
@@ -125,7 +121,7 @@ pub(crate) async fn stream(
         Some(v) => Some(v.to_str().ok().and_then(|v| v.trim().parse::<u64>().ok()).ok_or_else(bad_id)?),
         None => p.since,
     };
-    let mut pos = match last_id {
+    let pos = match last_id {
         None => s.engine.next_seq(),
         Some(l) => l.checked_add(1).ok_or_else(bad_id)?,
     };
@@ -142,10 +138,14 @@ pub(crate) async fn stream(
     let events = async_stream(move |tx| async move {
         // The slots (everyone's and the user's) last as long as the stream.
         let _slots = (guard, share);
+        let mut reader = Some(engine.tail(pos));
         loop {
-            let next = *head.borrow_and_update();
-            while pos < next {
-                let (engine, session, from, credential) = (engine.clone(), session.clone(), pos, credential.clone());
+            head.borrow_and_update();
+            loop {
+                let (Some(mut r), session, credential) = (reader.take(), session.clone(), credential.clone()) else {
+                    return;
+                };
+                let engine = engine.clone();
                 let read = blocking(move || {
                     // The token is checked again before anything more is
                     // sent: a revoked token or a deactivated user ends the
@@ -153,8 +153,8 @@ pub(crate) async fn stream(
                     if !crate::auth::still_valid(&engine, &credential, session.user()) {
                         return Ok(None);
                     }
-                    let events = engine.events_from(from, STREAM_CHUNK)?;
-                    let end = events.last().map_or(from, |e| e.0 + 1);
+                    let events = r.next_events(STREAM_CHUNK)?;
+                    let more = events.len() == STREAM_CHUNK;
                     let mut out = Vec::new();
                     for (seq, env) in &events {
                         if let Some((job, kind, data)) = describe(*seq, env) {
@@ -170,20 +170,20 @@ pub(crate) async fn stream(
                             ));
                         }
                     }
-                    Ok(Some((out, end)))
+                    Ok(Some((r, out, more)))
                 })
                 .await;
-                let Ok(Some((out, end))) = read else { return };
-                if end == from {
-                    break;
-                }
+                let Ok(Some((r, out, more))) = read else { return };
+                reader = Some(r);
                 for (seq, kind, data) in out {
                     let ev = SseEvent::default().id(seq.to_string()).event(kind).data(data.to_string());
                     if tx.send(Ok(ev)).await.is_err() {
                         return;
                     }
                 }
-                pos = end;
+                if !more {
+                    break;
+                }
             }
             // Wait for the log to move, or for the client to go (its slot
             // is given back at once, not at the next event).

@@ -230,9 +230,10 @@ async fn healthz(State(s): State<AppState>) -> Response {
     }
 }
 
-/// Admission: at most `max_in_flight` requests at once, and at most a
-/// quarter of them for any one user (so that no user, however slow their
-/// requests, can take every slot from the others); 429 beyond. Each
+/// Admission: at most `max_in_flight` requests at once, and, once half of
+/// them are taken, at most a quarter for any one user (so that no user,
+/// however slow their requests, can take every slot from the others); 429
+/// beyond. Each
 /// request is bounded by `request_timeout`, except `GET /api/v1/events`,
 /// whose streams have their own bounds (`max_streams`, a quarter per user).
 async fn admit(State(s): State<AppState>, req: Request, next: Next) -> Response {
@@ -244,12 +245,19 @@ async fn admit(State(s): State<AppState>, req: Request, next: Next) -> Response 
             blocking(move || Ok(engine.authenticate(&token).unwrap_or_default())).await.unwrap_or_default()
         }
     };
-    let (kind, share) = if stream {
-        ("stream", (s.limits.max_streams / 4).max(1))
+    // A user's share is enforced once half the slots are taken: a single
+    // user's burst may use what nobody else needs, and nobody can hold
+    // more than half when others come.
+    let (kind, share, busy) = if stream {
+        ("stream", (s.limits.max_streams / 4).max(1), s.streams.load(Ordering::Acquire) >= s.limits.max_streams / 2)
     } else {
-        ("request", (s.limits.max_in_flight / 4).max(1))
+        (
+            "request",
+            (s.limits.max_in_flight / 4).max(1),
+            s.in_flight.load(Ordering::Acquire) >= s.limits.max_in_flight / 2,
+        )
     };
-    let Some(share) = Share::take(&s.per_user, format!("{kind}:{user}"), share) else {
+    let Some(share) = Share::take(&s.per_user, format!("{kind}:{user}"), share, busy) else {
         return ApiError::too_many(if stream { 5 } else { 1 }).into_response();
     };
     if stream {
@@ -290,10 +298,11 @@ impl Share {
         map: &Arc<std::sync::Mutex<std::collections::HashMap<String, usize>>>,
         key: String,
         limit: usize,
+        enforce: bool,
     ) -> Option<Share> {
         let mut m = map.lock().unwrap_or_else(|e| e.into_inner());
         let n = m.entry(key.clone()).or_default();
-        if *n >= limit {
+        if enforce && *n >= limit {
             return None;
         }
         *n += 1;

@@ -54,7 +54,7 @@ mod write;
 pub use actions::{BulkOutcome, NewJob, UserAction};
 pub use delete::{BulkDeleteRecord, DeletionReport, NewBulkDelete, DEFAULT_BULK_DELETE_NAME};
 pub use reads::HistoryEntry;
-pub use state::{Replayed, StateGuard, View};
+pub use state::{EventTail, Replayed, StateGuard, View};
 pub use steps::{ServiceStep, Worker};
 pub use tokens::{NewToken, TokenInfo, TOKEN_PREFIX};
 pub use verify::{manifest_problem, salvage, verify_unopenable, LostRange, SalvageOptions, SalvageReport, StoreReport};

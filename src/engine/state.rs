@@ -185,23 +185,39 @@ impl Engine {
         Ok(self.inner.log.seal()?)
     }
 
-    /// Up to `max` events from sequence number `from_seq` on, oldest first,
-    /// each with its sequence number: what has been written (durably) since
-    /// a reader last looked, for live streams and audits that follow the
-    /// log. Checksums are verified; an event that does not decode is
-    /// [`Error::Corrupt`] with its place.
-    pub fn events_from(&self, from_seq: u64, max: usize) -> Result<Vec<(u64, Envelope)>, Error> {
-        let log = &self.inner.log;
-        let mut out = Vec::new();
-        for rec in log.iter_from(from_seq).take(max) {
-            let rec = rec?;
-            out.push((rec.seq(), crate::projection::decode_event(log, rec.seq(), rec.position(), rec.payload())?));
-        }
-        Ok(out)
+    /// A reader that follows the log from sequence number `from_seq`: each
+    /// [`EventTail::next_events`] returns what has been written (durably)
+    /// since the last, for live streams and audits that follow the log.
+    /// Finding `from_seq` scans its segment once; after that each call
+    /// costs only what it returns.
+    pub fn tail(&self, from_seq: u64) -> EventTail {
+        EventTail { engine: self.clone(), iter: self.inner.log.iter_from(from_seq) }
     }
 
     /// The time the engine's clock gives now.
     pub fn now(&self) -> Timestamp {
         self.inner.clock.now()
+    }
+}
+
+/// A reader that follows the log (see [`Engine::tail`]).
+pub struct EventTail {
+    engine: Engine,
+    iter: crate::log::LogIter,
+}
+
+impl EventTail {
+    /// Up to `max` events written since the last call (or since the tail's
+    /// start), oldest first, each with its sequence number; empty when
+    /// nothing new is published. Checksums are verified; an event that does
+    /// not decode is [`Error::Corrupt`] with its place.
+    pub fn next_events(&mut self, max: usize) -> Result<Vec<(u64, Envelope)>, Error> {
+        let log = &self.engine.inner.log;
+        let mut out = Vec::new();
+        for rec in self.iter.by_ref().take(max) {
+            let rec = rec?;
+            out.push((rec.seq(), crate::projection::decode_event(log, rec.seq(), rec.position(), rec.payload())?));
+        }
+        Ok(out)
     }
 }

@@ -80,13 +80,14 @@ pub(crate) async fn page(v: Viewer, State(s): State<AppState>, Query(q): Query<O
         let mut sees = |id: Uuid| reads_all || *visible.entry(id).or_insert_with(|| session.may_read(id));
         let mut first_at = None;
         let mut events_read = 0;
-        let mut at_seq = start;
+        let mut reader = engine.tail(start);
         // A chunk at a time, so that memory stays bounded whatever the
         // events hold (a job's data is up to 1 MiB).
         while events_read < MAX_EVENTS {
-            let chunk = engine.events_from(at_seq, CHUNK.min(MAX_EVENTS - events_read))?;
-            let Some(&(last, _)) = chunk.last() else { break };
-            at_seq = last + 1;
+            let chunk = reader.next_events(CHUNK.min(MAX_EVENTS - events_read))?;
+            if chunk.is_empty() {
+                break;
+            }
             events_read += chunk.len();
             for (_, env) in &chunk {
                 first_at.get_or_insert(env.at);
