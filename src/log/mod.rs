@@ -253,6 +253,9 @@ pub(crate) struct Shared {
     /// holds a consistent list for as long as it likes.
     pub(crate) segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     pub(crate) counters: Counters,
+    /// The sequence number after the last published frame: set at open,
+    /// then by the writer each time it publishes (after the frames).
+    pub(crate) next_seq: AtomicU64,
 }
 
 /// What the writer has done since the log was opened.
@@ -407,7 +410,7 @@ impl Log {
     /// The sequence number the next append will get (a lower bound while
     /// appends are in flight).
     pub fn next_seq(&self) -> u64 {
-        self.shared.snapshot().last().map_or(1, |s| read::next_seq_of(s))
+        self.shared.next_seq.load(Ordering::Acquire)
     }
 
     /// Flushes, stops the writer and reports the last sync's result.

@@ -110,10 +110,13 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         }
     }
 
+    // Scanned once here; the writer keeps it up to date from now on.
+    let next_seq = segments.last().map_or(1, |s| super::read::next_seq_of(s));
     let shared = Arc::new(Shared {
         dir: dir.to_path_buf(),
         segments: RwLock::new(Arc::new(segments)),
         counters: Default::default(),
+        next_seq: std::sync::atomic::AtomicU64::new(next_seq),
     });
     if config.read_only {
         return Ok(Log { shared, tx: None, writer: None, recovery: report, _lock: lock });

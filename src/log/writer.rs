@@ -330,6 +330,9 @@ impl Writer {
         }
         if let Some(a) = self.active.as_mut() {
             a.writer.publish(a.write_off);
+            // After the frames: a reader that sees this number can read
+            // every frame below it.
+            self.shared.next_seq.store(self.next_seq, Ordering::Release);
         }
     }
 
