@@ -685,9 +685,10 @@ fn a_third_party_dataverse_client_works_unchanged() {
 /// cli/tests/http.rs.)
 #[test]
 fn links_say_https_over_tls() {
+    // `openssl version` (it has no `--version`), `curl --version`.
     let have =
-        |tool: &str| std::process::Command::new(tool).arg("--version").output().is_ok_and(|o| o.status.success());
-    if !(have("openssl") && have("curl")) {
+        |tool: &str, arg: &str| std::process::Command::new(tool).arg(arg).output().is_ok_and(|o| o.status.success());
+    if !(have("openssl", "version") && have("curl", "--version")) {
         assert!(std::env::var_os("CI").is_none(), "CI must have openssl and curl");
         eprintln!("skipped: openssl or curl missing");
         return;
