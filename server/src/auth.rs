@@ -148,6 +148,23 @@ pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&
         .map(|(_, v)| v)
 }
 
+/// A request's token as admission checked it (`lib.rs`, `admit`).
+#[derive(Clone)]
+pub(crate) struct Admitted {
+    pub(crate) token: String,
+    pub(crate) user: String,
+    pub(crate) session: Session,
+}
+
+/// The user and session of `token`: as admission found them for this
+/// request, else checked now.
+async fn identify(parts: &Parts, state: &AppState, token: String) -> Result<(String, Session), ApiError> {
+    match parts.extensions.get::<Admitted>() {
+        Some(a) if a.token == token => Ok((a.user.clone(), a.session.clone())),
+        _ => authenticate(state, token).await,
+    }
+}
+
 /// Checks a token: its user, or 401.
 pub async fn authenticate(state: &AppState, token: String) -> Result<(String, Session), ApiError> {
     let engine = state.engine.clone();
@@ -192,7 +209,7 @@ impl FromRequestParts<AppState> for Caller {
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
         if let Some(token) = bearer(&parts.headers) {
-            let (user, session) = authenticate(state, token.clone()).await?;
+            let (user, session) = identify(parts, state, token.clone()).await?;
             return Ok(Caller { user, session, csrf: None, credential: token });
         }
         let Some((token, csrf)) = cookie(parts, COOKIE).and_then(|sid| state.sessions.get(sid)) else {
@@ -219,7 +236,7 @@ impl FromRequestParts<AppState> for Caller {
                 _ => return Err(forbidden_csrf()),
             }
         }
-        let (user, session) = authenticate(state, token.clone()).await?;
+        let (user, session) = identify(parts, state, token.clone()).await?;
         Ok(Caller { user, session, csrf: Some(csrf), credential: token })
     }
 }

@@ -238,12 +238,18 @@ async fn healthz(State(s): State<AppState>) -> Response {
 /// whose streams have their own bounds (`max_streams`, a quarter per user).
 async fn admit(State(s): State<AppState>, req: Request, next: Next) -> Response {
     let stream = req.method() == axum::http::Method::GET && req.uri().path() == "/api/v1/events";
+    // Who is calling, checked once here: `auth::Caller` takes it from the
+    // request instead of asking the engine again.
+    let mut req = req;
     let user = match auth::credential(req.headers(), &s.sessions) {
         None => String::new(),
-        Some(token) => {
-            let engine = s.engine.clone();
-            blocking(move || Ok(engine.authenticate(&token).unwrap_or_default())).await.unwrap_or_default()
-        }
+        Some(token) => match auth::authenticate(&s, token.clone()).await {
+            Ok((user, session)) => {
+                req.extensions_mut().insert(auth::Admitted { token, user: user.clone(), session });
+                user
+            }
+            Err(_) => String::new(),
+        },
     };
     // A user's share is enforced once half the slots are taken: a single
     // user's burst may use what nobody else needs, and nobody can hold
@@ -263,7 +269,6 @@ async fn admit(State(s): State<AppState>, req: Request, next: Next) -> Response 
     if stream {
         // A stream outlives this call: its handler keeps the slot for as
         // long as the stream lasts.
-        let mut req = req;
         req.extensions_mut().insert(HeldShare(Arc::new(share)));
         return next.run(req).await;
     }

@@ -63,27 +63,37 @@ impl<T: serde::de::DeserializeOwned, S: Send + Sync> axum::extract::FromRequest<
 
 /// The filters of a job listing, as query parameters (the command line's
 /// `--type`, `--state`, … of `joblog list`).
-#[derive(Debug, Default, Deserialize, Clone)]
+/// Serialized as given (unset fields left out) in a bulk operation's record.
+#[derive(Debug, Default, Deserialize, serde::Serialize, Clone)]
 #[serde(deny_unknown_fields)]
 pub struct FilterParams {
     /// System Job Type: a name (`workflow`) or a code (`10`).
     #[serde(rename = "type")]
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub operationtype: Option<String>,
     /// State: ready, suspended, locked, completed (or the code).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub state: Option<String>,
     /// Status Reason: waiting, failed, succeeded… (or the code).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub status: Option<String>,
     /// The workflow's jobs (Process Session).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub workflow: Option<String>,
     /// The jobs regarding a row, `table:id` (Background Processes).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub regarding: Option<String>,
     /// The owner's user name.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
     /// Created strictly after this time (RFC 3339).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created_after: Option<String>,
     /// Created strictly before this time.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub created_before: Option<String>,
     /// Completed strictly before this time.
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub completed_before: Option<String>,
 }
 
@@ -449,7 +459,7 @@ async fn start_operation(
         .into_response());
     }
     let expected = blocking(move || Ok(session.count(&filter))).await?;
-    let filter_json = serde_json::to_value(FilterEcho::from(&b.filter)).unwrap_or(Value::Null);
+    let filter_json = serde_json::to_value(&b.filter).unwrap_or(Value::Null);
     let op = Arc::new(Operation {
         id: Uuid::now_v7(),
         user: caller.user.clone(),
@@ -476,45 +486,6 @@ async fn start_operation(
         r.headers_mut().insert(axum::http::header::LOCATION, v);
     }
     Ok(r)
-}
-
-/// The filter as given, for the operation's record.
-#[derive(serde::Serialize)]
-struct FilterEcho<'a> {
-    #[serde(rename = "type", skip_serializing_if = "Option::is_none")]
-    operationtype: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    state: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    status: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    workflow: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    regarding: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    owner: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    created_after: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    created_before: Option<&'a str>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    completed_before: Option<&'a str>,
-}
-
-impl<'a> From<&'a FilterParams> for FilterEcho<'a> {
-    fn from(f: &'a FilterParams) -> Self {
-        FilterEcho {
-            operationtype: f.operationtype.as_deref(),
-            state: f.state.as_deref(),
-            status: f.status.as_deref(),
-            workflow: f.workflow.as_deref(),
-            regarding: f.regarding.as_deref(),
-            owner: f.owner.as_deref(),
-            created_after: f.created_after.as_deref(),
-            created_before: f.created_before.as_deref(),
-            completed_before: f.completed_before.as_deref(),
-        }
-    }
 }
 
 /// Runs a bulk operation a page at a time, each page one atomic batch
