@@ -11,6 +11,8 @@
 //! * `import`   — JSON lines and CSV exports of historical jobs.
 //! * `server`   — `joblog run` serving the other commands on a Unix socket.
 //! * `protocol` — the requests `joblog run`'s socket reads.
+//! * `remote`   — each command as a request of the native API, for the service.
+//! * `render`   — the text each command prints, from the native API's JSON.
 //! * `oplog`    — `joblog run`'s operator log.
 //! * `demo`     — the README's main job.
 
@@ -30,6 +32,8 @@ pub mod import;
 mod oplog;
 pub mod output;
 pub mod protocol;
+mod remote;
+mod render;
 mod server;
 
 use std::io::IsTerminal;
