@@ -23,7 +23,7 @@ use joblog::service::{BackoffPolicy, JobContext, Outcome, Registry, RunUntil, Se
 use serde_json::json;
 
 use super::args::{DemoArgs, Global};
-use super::output::{jobs_table, pretty};
+use super::output::{job_json, jobs_table, pretty};
 use super::{Failure, Output};
 
 const USERS: usize = 300;
@@ -273,9 +273,17 @@ pub fn run(args: &DemoArgs, g: &Global, interactive: bool) -> Output {
             b.held_until.map(|t| format!(", the next until {}", t.to_rfc3339())).unwrap_or_default()
         );
     }
-    s += &format!("\nSystem Jobs (newest first, {jobs_total} in all)\n{}", jobs_table(&system_jobs));
-    s += &format!("\nProcess Session: {}\n{}", workflow_id(3), jobs_table(&process_session));
-    s += &format!("\nBackground Processes: {row}\n{}", jobs_table(&background));
+    s += &format!(
+        "\nSystem Jobs (newest first, {jobs_total} in all)\n{}",
+        jobs_table(&system_jobs.iter().map(job_json).collect::<Vec<_>>())
+    );
+    s += &format!(
+        "\nProcess Session: {}\n{}",
+        workflow_id(3),
+        jobs_table(&process_session.iter().map(job_json).collect::<Vec<_>>())
+    );
+    s +=
+        &format!("\nBackground Processes: {row}\n{}", jobs_table(&background.iter().map(job_json).collect::<Vec<_>>()));
     s += &format!(
         "\nBulk deletion \"Delete completed system jobs\" (Workflow, Succeeded, older than 30 days), Immediately:\n  \
          deleted {} jobs ({} more match) in {:.3} s, space back included\n  log files {:.1} MB → {:.1} MB; verify: {}\n\

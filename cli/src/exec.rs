@@ -3,10 +3,9 @@
 //! refused command changes nothing.
 
 use joblog::domain::{
-    DeletionCriteria, Depth, DomainError, OperationType, Privilege, Regarding, Role, State, StatusReason, Timestamp,
-    WorkflowDefinition,
+    Depth, DomainError, OperationType, Privilege, Regarding, Role, State, StatusReason, Timestamp, WorkflowDefinition,
 };
-use joblog::engine::{LostRange, NewBulkDelete, NewJob, SalvageOptions, Session, StoreReport, UserAction};
+use joblog::engine::{LostRange, NewJob, SalvageOptions, Session, UserAction};
 use joblog::projection::query::{Cursor, Filter};
 use joblog::service::command_data_with_timeout;
 use serde_json::{json, Value};
@@ -16,11 +15,13 @@ use super::args::{
     ActArgs, BulkDeleteCmd, Command, ConfigCmd, CriteriaArgs, Filters, ListArgs, RoleCmd, TokenCmd, UnitCmd, UserCmd,
     WorkflowCmd,
 };
-use super::output::{history_json, job_detail, job_json, jobs_table, pretty, table};
+use super::output::{history_json, job_detail, job_json, pretty, table};
+use joblog_server::native::store;
+
 use super::{Ctx, Failure, Output};
 
 /// Jobs a `list` prints when `--limit` is not given.
-const DEFAULT_LIMIT: usize = 100;
+pub const DEFAULT_LIMIT: usize = 100;
 
 pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
     // The acting user must exist and be active: otherwise permission
@@ -93,61 +94,34 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
         }
         Command::BulkDelete(c) => bulk_delete(ctx, s, c),
         Command::Replay { until, filters, limit } => {
-            let at = until.as_deref().map(Timestamp::parse).transpose()?.unwrap_or_else(|| ctx.engine.now());
-            let bar = super::spinner(ctx.interactive, "replaying the log");
-            let past = ctx.engine.replay_until(at)?;
-            bar.finish_and_clear();
+            let until = opt_time(until)?;
             let filter = filter(filters)?;
-            let (jobs, _) = past.query_jobs(&filter, &s.visibility(), None, limit.unwrap_or(DEFAULT_LIMIT))?;
-            let mut header = format!(
-                "as of {} (replayed from the log): {} jobs\n",
-                at.to_rfc3339(),
-                past.count(&filter, &s.visibility())
-            );
-            let set: Vec<String> = past.policy().set_keys().iter().map(|(k, v)| format!("{k}={v}")).collect();
-            if !set.is_empty() {
-                header.push_str(&format!("policy then: {} (other keys at their defaults)\n", set.join(", ")));
-            }
-            jobs_out(ctx, &jobs, &header)
+            let bar = super::spinner(ctx.interactive, "replaying the log");
+            let v = store::replay(ctx.engine, s, until, &filter, limit.unwrap_or(DEFAULT_LIMIT))?;
+            bar.finish_and_clear();
+            super::render::output(cmd, v, ctx.json)
         }
         Command::Verify => {
-            s.require_organization(Privilege::Read)?;
-            verify(ctx)
+            let bar = super::progress(ctx.interactive, ctx.engine.state().job_count() as u64, "verifying");
+            let v = store::verify(ctx.engine, s, &mut |n| bar.set_position(n))?;
+            bar.finish_and_clear();
+            super::render::output(cmd, v, ctx.json)
         }
-        Command::Stats => stats(ctx, s),
+        Command::Stats => super::render::output(cmd, store::stats(ctx.engine, s)?, ctx.json),
         Command::Resubmit { id, owner } => {
             let old = parse_id(id)?;
             let job = s.resubmit(old, owner.as_deref())?;
-            if ctx.json {
-                let mut v = job_json(&job);
-                v["resubmission_of"] = json!(old.to_string());
-                return Ok(pretty(&v));
-            }
-            Ok(format!("resubmitted {old} as {}\n{}", job.id, job_detail(&job, None)))
+            let mut v = job_json(&job);
+            v["resubmission_of"] = json!(old.to_string());
+            super::render::output(&Command::Resubmit { id: id.clone(), owner: owner.clone() }, v, ctx.json)
         }
         Command::Config(c) => config(ctx, s, c),
         Command::Token(c) => token(ctx, s, c),
         Command::Compact => {
-            let before = ctx.engine.disk_bytes();
             let bar = super::spinner(ctx.interactive, "compacting");
-            let c = s.compact()?;
+            let v = store::compact(ctx.engine, s)?;
             bar.finish_and_clear();
-            let after = ctx.engine.disk_bytes();
-            let v = json!({
-                "segments_rewritten": c.segments.len(),
-                "frames_dropped": c.frames_dropped,
-                "bytes_written": c.bytes_written,
-                "bytes_before": before,
-                "bytes_after": after,
-            });
-            let text = format!(
-                "{} segments rewritten, {} events dropped, {} → {} bytes",
-                c.segments.len(),
-                c.frames_dropped,
-                before,
-                after
-            );
-            done(ctx, v, text)
+            super::render::output(cmd, v, ctx.json)
         }
         Command::Run(_) | Command::Demo(_) | Command::Salvage { .. } => {
             Err(Failure::usage("this command runs on its own, not through another"))
@@ -186,26 +160,14 @@ fn done(ctx: &Ctx<'_>, v: Value, text: String) -> Output {
 }
 
 fn job_out(ctx: &Ctx<'_>, job: &joblog::domain::Job, history: Option<&[joblog::engine::HistoryEntry]>) -> Output {
-    if ctx.json {
-        let mut v = job_json(job);
-        if let Some(h) = history {
-            v["history"] = history_json(h);
-        }
-        Ok(pretty(&v))
-    } else {
-        Ok(job_detail(job, history))
+    let mut v = job_json(job);
+    if let Some(h) = history {
+        v["history"] = history_json(h);
     }
+    Ok(if ctx.json { pretty(&v) } else { job_detail(&v) })
 }
 
-fn jobs_out(ctx: &Ctx<'_>, jobs: &[joblog::domain::Job], header: &str) -> Output {
-    if ctx.json {
-        Ok(pretty(&Value::Array(jobs.iter().map(job_json).collect())))
-    } else {
-        Ok(format!("{header}{}", jobs_table(jobs)))
-    }
-}
-
-fn parse_id(id: &str) -> Result<Uuid, Failure> {
+pub fn parse_id(id: &str) -> Result<Uuid, Failure> {
     id.parse().map_err(|_| Failure::usage(format!("not a job id: {id:?}")))
 }
 
@@ -472,24 +434,21 @@ fn list(ctx: &Ctx<'_>, s: &Session, a: &ListArgs) -> Output {
         .map(|c| c.parse().map_err(|_| Failure::usage(format!("not a cursor: {c:?}"))))
         .transpose()?;
     let (jobs, next) = s.list(&f, after.as_ref(), a.limit.unwrap_or(DEFAULT_LIMIT))?;
-    let mut out = jobs_out(ctx, &jobs, "")?;
-    if let Some(next) = next {
-        if ctx.json {
-            ctx.note(format!("next page: --after {next}"));
-        } else {
-            out.push_str(&format!("… more: joblog list --after {next}\n"));
-        }
+    let jobs: Vec<Value> = jobs.iter().map(job_json).collect();
+    let (out, note) = super::render::list(&jobs, next.map(|c| c.to_string()).as_deref(), ctx.json);
+    if let Some(note) = note {
+        ctx.note(note);
     }
     Ok(out)
 }
 
 /// What an action names: one job, or every job matching a filter.
-enum Target {
+pub enum Target {
     One(Uuid),
     Matching(Filter),
 }
 
-fn act_target(a: &ActArgs) -> Result<Target, Failure> {
+pub fn act_target(a: &ActArgs) -> Result<Target, Failure> {
     let given = given_filters(&a.filters);
     match (&a.id, a.all_matching) {
         (Some(_), false) if !given.is_empty() => Err(Failure::usage(format!(
@@ -520,46 +479,20 @@ fn act(ctx: &Ctx<'_>, s: &Session, a: &ActArgs, action: UserAction) -> Output {
     }
 }
 
-/// A bulk action's summary: how many changed (or would), how many were
-/// refused and why, by kind; each refusal only in JSON.
-fn bulk_out(ctx: &Ctx<'_>, o: &joblog::engine::BulkOutcome, action: UserAction, dry_run: bool) -> Output {
-    let verb = match action {
-        UserAction::Cancel => "canceled",
-        UserAction::Pause => "paused",
-        UserAction::Resume => "resumed",
-        UserAction::Postpone(_) => "postponed",
-    };
-    let by: Vec<String> = o.refused_by.iter().map(|(k, n)| format!("{k} {n}")).collect();
-    let refused = if o.refused.is_empty() {
-        "refused 0".to_string()
-    } else {
-        format!("refused {} ({})", o.refused.len(), by.join(", "))
-    };
-    let mut text = if dry_run {
-        format!("dry run, nothing changed: {} matched; would be {verb}: {}, {refused}", o.matched, o.changed.len())
-    } else {
-        format!("{} matched: {verb} {}, {refused}", o.matched, o.changed.len())
-    };
-    if dry_run {
-        // Which ones would change (a dry run is for reading); a long list
-        // is cut here, and whole in --json.
-        const SHOWN: usize = 50;
-        for id in o.changed.iter().take(SHOWN) {
-            text.push_str(&format!("\n  {id}"));
-        }
-        if o.changed.len() > SHOWN {
-            text.push_str(&format!("\n  … and {} more (all of them with --json)", o.changed.len() - SHOWN));
-        }
+/// The action's name in the native API's paths (`/api/v1/jobs/{id}/cancel`).
+pub fn action_name(action: UserAction) -> &'static str {
+    match action {
+        UserAction::Cancel => "cancel",
+        UserAction::Pause => "pause",
+        UserAction::Resume => "resume",
+        UserAction::Postpone(_) => "postpone",
     }
-    let v = json!({
-        "matched": o.matched,
-        "changed": o.changed.len(),
-        "dry_run": dry_run,
-        "would_change": if dry_run { json!(o.changed.iter().map(Uuid::to_string).collect::<Vec<_>>()) } else { Value::Null },
-        "refused_by": o.refused_by,
-        "refused": o.refused.iter().map(|(id, why)| json!({"id": id.to_string(), "reason": why.to_string()})).collect::<Vec<_>>(),
-    });
-    done(ctx, v, text)
+}
+
+/// A bulk action's summary (`render::bulk`).
+fn bulk_out(ctx: &Ctx<'_>, o: &joblog::engine::BulkOutcome, action: UserAction, dry_run: bool) -> Output {
+    let v = joblog_server::json::bulk_json(o, dry_run);
+    Ok(if ctx.json { pretty(&v) } else { super::render::bulk(&v, action_name(action)) })
 }
 
 /// The number `config set KEY VALUE` gives, checked as far as the
@@ -638,149 +571,38 @@ fn policy_table(policy: &joblog::domain::StorePolicy) -> String {
     table(&["Key", "In force", "From", "Default", "Range"], &rows)
 }
 
-fn criteria(c: &CriteriaArgs) -> Result<DeletionCriteria, Failure> {
-    let types = c.types.iter().map(|t| OperationType::parse(t)).collect::<Result<Vec<_>, _>>()?;
-    let reasons = if c.reasons.is_empty() {
-        vec![StatusReason::Succeeded, StatusReason::Failed, StatusReason::Canceled]
-    } else {
-        c.reasons.iter().map(|r| StatusReason::parse(r)).collect::<Result<Vec<_>, _>>()?
-    };
-    Ok(DeletionCriteria { types, reasons, older_than_days: c.older_than })
+/// The command line's criteria as the native API takes them.
+pub fn criteria(c: &CriteriaArgs) -> store::Criteria {
+    store::Criteria { types: c.types.clone(), statuses: c.reasons.clone(), older_than_days: c.older_than }
 }
 
+/// `bulk-delete now|create|list`: computed by `store`, printed by `render`.
 fn bulk_delete(ctx: &Ctx<'_>, s: &Session, c: &BulkDeleteCmd) -> Output {
-    match c {
+    let v = match c {
         BulkDeleteCmd::Now { criteria: args, limit } => {
-            let c = criteria(args)?;
-            // `docs/cli.md`'s order: the privilege first (5), then the
-            // Workflow criterion (2).
-            ctx.engine.state().directory().check(&ctx.user, Privilege::Delete, None)?;
-            if !c.types.contains(&OperationType::WORKFLOW) {
-                return Err(Failure::usage(
-                    "the Immediately option needs System Job Type Workflow among the criteria (--type workflow)",
-                ));
-            }
             let bar = super::spinner(ctx.interactive, "deleting and compacting");
-            let r = s.delete_now(&c, *limit)?;
+            let v = store::delete_now(s, &store::DeleteNow { criteria: criteria(args), limit: *limit });
             bar.finish_and_clear();
-            // The deletion is durable: what failed after it (compaction on a
-            // full disk) is said on stderr, and the command succeeds.
-            for w in &r.warnings {
-                say!("joblog: warning: {w}");
-            }
-            let v = json!({
-                "warnings": r.warnings,
-                "deleted": r.deleted,
-                "remaining_matching": r.remaining_matching,
-                "bytes_before": r.bytes_before,
-                "bytes_after": r.bytes_after,
-                "seconds": r.seconds,
-                "seconds_until_gone_from_views": r.seconds_logical,
-                "bytes_rewritten": r.compaction.bytes_written,
-            });
-            let mut text = format!(
-                "deleted {} jobs ({} more match) in {:.3} s; log files {} → {} bytes",
-                r.deleted, r.remaining_matching, r.seconds, r.bytes_before, r.bytes_after
-            );
-            // Also in the report itself, so that a client of a running
-            // service (whose stderr it does not see) is told.
-            for w in &r.warnings {
-                text.push_str(&format!("\nwarning: {w}"));
-            }
-            done(ctx, v, text)
+            v?
         }
-        BulkDeleteCmd::Create { name, criteria: args, start, recurrence } => {
-            let spec = NewBulkDelete {
+        BulkDeleteCmd::Create { name, criteria: args, start, recurrence } => store::create_bulk_deletion(
+            s,
+            &store::NewBulkDeletion {
                 name: name.clone(),
-                criteria: criteria(args)?,
-                start: opt_time(start)?,
+                criteria: criteria(args),
+                start: start.clone(),
                 recurrence: recurrence.clone(),
-            };
-            let job = s.create_bulk_delete(&spec)?;
-            job_out(ctx, &job, None)
-        }
-        BulkDeleteCmd::List => {
-            let records = s.bulk_delete_jobs()?;
-            let v: Vec<Value> = records
-                .iter()
-                .map(|r| {
-                    let mut v = job_json(&r.job);
-                    v["successcount"] = json!(r.successcount);
-                    v["failurecount"] = json!(r.failurecount);
-                    v["criteria"] = r.criteria.as_ref().map_or(Value::Null, |c| {
-                        json!({
-                            "types": c.types.iter().map(|t| t.0).collect::<Vec<_>>(),
-                            "statuses": c.reasons.iter().map(|r| r.name()).collect::<Vec<_>>(),
-                            "older_than_days": c.older_than_days,
-                        })
-                    });
-                    v
-                })
-                .collect();
-            let rows: Vec<Vec<String>> = records
-                .iter()
-                .map(|r| {
-                    vec![
-                        r.job.name.clone(),
-                        r.job.status.to_string(),
-                        r.job.recurrencepattern.clone().unwrap_or_default(),
-                        r.job.postponeuntil.map(|t| t.to_rfc3339()).unwrap_or_default(),
-                        r.successcount.to_string(),
-                        r.failurecount.to_string(),
-                    ]
-                })
-                .collect();
-            done(
-                ctx,
-                Value::Array(v),
-                table(&["Name", "Status", "Recurrence", "Next Run", "Success Count", "Failure Count"], &rows),
-            )
-        }
-    }
-}
-
-/// Every checksum, the manifest against the segments, and the projection
-/// against a fresh replay, job by job: the library checks, this prints.
-fn verify(ctx: &Ctx<'_>) -> Output {
-    let bar = super::progress(ctx.interactive, ctx.engine.state().job_count() as u64, "verifying");
-    let report = ctx.engine.verify_with(&mut |n| bar.set_position(n));
-    bar.finish_and_clear();
-    verify_out(ctx.json, &report)
-}
-
-/// The report on stdout (always, in JSON too), and exit 1 when it found
-/// anything.
-fn verify_out(json: bool, report: &StoreReport) -> Output {
-    let problems = &report.problems;
-    let (segments, events) = (report.segments, report.events);
-    let ok = problems.is_empty();
-    let v = json!({"segments": segments, "events": events, "ok": ok, "problems": problems});
-    let text = if ok {
-        format!("ok: {segments} segments, {events} events, every checksum and the projection match")
-    } else {
-        format!("{} problems:\n  {}", problems.len(), problems.join("\n  "))
+            },
+        )?,
+        BulkDeleteCmd::List => store::bulk_deletions(s)?,
     };
-    let out = if json { pretty(&v) } else { text };
-    if ok {
-        Ok(out)
-    } else {
-        // The report still goes to stdout; the exit code says it failed.
-        Err(Failure {
-            code: 1,
-            message: format!(
-                "verify found {} problems, the first: {}; `joblog salvage --to NEWDIR` copies what is intact into a new store",
-                problems.len(),
-                problems[0]
-            ),
-            stdout: out,
-        })
-    }
+    super::render::output(&Command::BulkDelete(c.clone()), v, ctx.json)
 }
 
 /// When the store does not even open, verify says why and checks its
 /// files one by one, read-only.
 pub fn verify_unopenable(g: &super::args::Global, e: joblog::Error) -> Output {
-    verify_out(g.json, &joblog::engine::verify_unopenable(&g.data, &e))
+    super::render::verify(&store::verify_json(&joblog::engine::verify_unopenable(&g.data, &e)), g.json)
 }
 
 /// `joblog salvage --to NEWDIR`: the library copies, this prints.
@@ -855,97 +677,5 @@ pub fn salvage(g: &super::args::Global, to: &std::path::Path, clamp_future: bool
     for p in &r.problems {
         out.push_str(&format!("damage: {p}\n"));
     }
-    Ok(out)
-}
-
-fn stats(ctx: &Ctx<'_>, s: &Session) -> Output {
-    let vis = s.visibility();
-    let state = ctx.engine.state();
-    let mut by_status = Vec::new();
-    for status in joblog::domain::Status::all() {
-        let f = Filter { state: Some(status.state()), status_reason: Some(status.reason()), ..Filter::default() };
-        by_status.push((status, state.count(&f, &vis)));
-    }
-    let mut by_type = Vec::new();
-    for t in OperationType::named() {
-        let n = state.count(&Filter { operationtype: Some(t), ..Filter::default() }, &vis);
-        if n > 0 {
-            by_type.push((t, n));
-        }
-    }
-    let segments = ctx.engine.segments();
-    let garbage: usize = state.garbage().values().map(Vec::len).sum();
-    let heap = state.heap_bytes();
-    let stored = state.job_count();
-    // The jobs this user may see (the same visibility as `list`); the
-    // store's total only for those who see every job.
-    let jobs = state.count(&Filter::default(), &vis);
-    let policy = state.policy().clone();
-    let last_seq = state.last_seq();
-    drop(state);
-    let in_force = joblog::service::ServiceConfig::default().with_store_policy(&policy);
-    // Whole workflows are held, across owners: shown to those who may read
-    // every job (it would name others' workflows to anyone else).
-    let org_wide = matches!(vis, joblog::projection::query::Visibility::All);
-    let backoff = if org_wide { joblog::service::backoff_report(ctx.engine, &in_force.backoff) } else { Vec::new() };
-    let disk = joblog::measure::dir_bytes(ctx.engine.dir());
-    let rss = joblog::measure::rss_anon_bytes();
-    let v = json!({
-        "jobs": jobs,
-        "by_status": by_status.iter().map(|(s, n)| json!({"state": s.state().name(), "status": s.reason().name(), "statecode": s.statecode(), "statuscode": s.statuscode(), "count": n})).collect::<Vec<_>>(),
-        "by_type": by_type.iter().map(|(t, n)| json!({"operationtype": t.0, "operationtype_name": t.display_name(), "count": n})).collect::<Vec<_>>(),
-        "segments": segments.len(),
-        "last_seq": last_seq,
-        "log_bytes": ctx.engine.data_bytes(),
-        "disk_bytes": disk,
-        "garbage_events": garbage,
-        "projection_heap_bytes": heap,
-        "resident_bytes": rss,
-        "policy": joblog::domain::config::KEYS.iter().map(|k| json!({"key": k.name, "value": policy.value(k.name), "set": policy.get_set(k.name).is_some()})).collect::<Vec<_>>(),
-        "backoff": if !org_wide { Value::Null } else { json!(backoff.iter().map(|b| json!({"workflow": b.workflow, "consecutive_failures": b.consecutive_failures, "held_until": b.held_until.map(|t| t.to_rfc3339())})).collect::<Vec<_>>()) },
-    });
-    if ctx.json {
-        return Ok(pretty(&v));
-    }
-    let mut out = format!("{jobs} jobs\n\n");
-    let rows: Vec<Vec<String>> = by_status
-        .iter()
-        .filter(|(_, n)| *n > 0)
-        .map(|(s, n)| vec![s.state().name().into(), s.reason().name().into(), n.to_string()])
-        .collect();
-    out.push_str(&table(&["State", "Status Reason", "Jobs"], &rows));
-    out.push('\n');
-    let rows: Vec<Vec<String>> = by_type.iter().map(|(t, n)| vec![t.display_name(), n.to_string()]).collect();
-    out.push_str(&table(&["System Job Type", "Jobs"], &rows));
-    out.push_str(&format!(
-        "\nlog: {} segments, last event #{last_seq}, {} bytes of events, {} bytes on disk; {garbage} events of deleted jobs awaiting compaction\nmemory: projection {} bytes ({} per job), resident {} bytes\n",
-        segments.len(),
-        ctx.engine.data_bytes(),
-        disk,
-        heap,
-        heap.checked_div(stored).unwrap_or(0),
-        rss
-    ));
-    if !org_wide {
-        out.push_str("back-off: shown to users who may read every job\n");
-    } else if backoff.is_empty() {
-        out.push_str("back-off (the whole organisation's workflows): no workflow is failing\n");
-    } else {
-        let rows: Vec<Vec<String>> = backoff
-            .iter()
-            .map(|b| {
-                vec![
-                    b.workflow.clone(),
-                    b.consecutive_failures.to_string(),
-                    b.held_until.map(|t| t.to_rfc3339()).unwrap_or_else(|| "—".into()),
-                ]
-            })
-            .collect();
-        out.push_str(&format!(
-            "back-off (the whole organisation's workflows):\n{}",
-            table(&["Workflow", "Failures in a row", "Held until"], &rows)
-        ));
-    }
-    out.push_str(&format!("\npolicy in force (`joblog config set KEY VALUE` changes it):\n{}", policy_table(&policy)));
     Ok(out)
 }

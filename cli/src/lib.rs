@@ -208,7 +208,7 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
     // the command; how OS users other than the directory's owner reach it.
     let explicit = g.socket.as_deref().map(|p| (p, server::connect(p)));
     if let Some((path, Ok(conn))) = explicit {
-        return server::forward_on(conn, g, path);
+        return through_service(conn, path, g, &cli.command);
     }
     // (A directory we may not look into is not "missing": opening says why.)
     if !writes && matches!(g.data.join("segments").try_exists(), Ok(false)) {
@@ -225,7 +225,7 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
     let opened = busy_wait(g, || if writes { open(g) } else { open_read_only(g) });
     let engine = match opened {
         Ok(Opened::Here(engine)) => *engine,
-        Ok(Opened::Service(conn)) => return server::forward_on(conn, g, &g.data.join(server::SOCKET)),
+        Ok(Opened::Service(conn)) => return through_service(conn, &g.data.join(server::SOCKET), g, &cli.command),
         Ok(Opened::Busy(f)) => return Err(f),
         Err(e @ joblog::Error::Log(LogError::NotOwned { .. })) => {
             let mut f = Failure::from(e);
@@ -252,6 +252,22 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
     }
     close(engine)?;
     out
+}
+
+/// Has the service holding the directory carry out `cmd`: through the
+/// native API (`remote`), or, for a command it does not serve yet,
+/// forwarded as its arguments.
+fn through_service(
+    conn: std::os::unix::net::UnixStream,
+    path: &std::path::Path,
+    g: &args::Global,
+    cmd: &Command,
+) -> Output {
+    if remote::serves(cmd) {
+        remote::run(conn, path, g, cmd)
+    } else {
+        server::forward_on(conn, g, path)
+    }
 }
 
 /// Whether a command may write (and so opens the store for writing).

@@ -1,9 +1,7 @@
 //! What commands print: the Job JSON of `docs/cli.md`, the platform-like
 //! grid, a job's history as a timeline.
 
-use joblog::domain::{Job, Timestamp};
-use joblog::engine::HistoryEntry;
-use joblog::service::command_of;
+use joblog::domain::Timestamp;
 use serde_json::Value;
 
 pub use joblog_server::json::{history_json, job_json};
@@ -93,21 +91,39 @@ fn truncate(s: &str, n: usize) -> String {
     }
 }
 
-/// The System Jobs grid.
-pub fn jobs_table(jobs: &[Job]) -> String {
+/// A string field of a JSON object ("" when absent or null).
+fn text(v: &Value, key: &str) -> String {
+    match &v[key] {
+        Value::Null => String::new(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// A time field of the Job JSON (RFC 3339) as the tables show it.
+fn time_of(v: &Value, key: &str) -> String {
+    let raw = text(v, key);
+    match Timestamp::parse(&raw) {
+        Ok(t) => short_time(Some(t)),
+        Err(_) => raw,
+    }
+}
+
+/// The System Jobs grid, from the Job JSON of each (docs/cli.md, "Job JSON").
+pub fn jobs_table(jobs: &[Value]) -> String {
     let rows: Vec<Vec<String>> = jobs
         .iter()
         .map(|j| {
             vec![
-                truncate(&j.name, 40),
-                j.operationtype.display_name(),
-                j.status.state().name().to_string(),
-                j.status.reason().name().to_string(),
-                j.owner.clone(),
-                j.regarding.as_ref().map(|r| r.to_string()).unwrap_or_default(),
-                short_time(Some(j.createdon)),
-                short_time(j.completedon),
-                j.id.to_string(),
+                truncate(&text(j, "name"), 40),
+                text(j, "operationtype_name"),
+                text(j, "state"),
+                text(j, "status"),
+                text(j, "ownerid"),
+                text(j, "regardingobjectid"),
+                time_of(j, "createdon"),
+                time_of(j, "completedon"),
+                text(j, "asyncoperationid"),
             ]
         })
         .collect();
@@ -131,47 +147,50 @@ pub fn jobs_table(jobs: &[Job]) -> String {
 /// up to 100,000; `--json` prints it whole).
 const DETAIL_CHARS: usize = 2000;
 
-/// One job in detail, with its history as a timeline.
-pub fn job_detail(j: &Job, history: Option<&[HistoryEntry]>) -> String {
+/// One job in detail, from its Job JSON, with its history (the JSON's
+/// `history`, when it has one) as a timeline.
+pub fn job_detail(j: &Value) -> String {
     let mut out = String::new();
     let mut field = |k: &str, v: String| {
         if !v.is_empty() {
             out.push_str(&format!("{k:<16} {}\n", truncate(&escape(&v), DETAIL_CHARS)));
         }
     };
-    field("Id", j.id.to_string());
-    field("Name", j.name.clone());
-    field("Type", j.operationtype.display_name());
-    field("Status", j.status.to_string());
-    field("Owner", format!("{} ({})", j.owner, j.owningbusinessunit));
-    field("Regarding", j.regarding.as_ref().map(|r| r.to_string()).unwrap_or_default());
-    field("Workflow", j.workflow.clone().unwrap_or_default());
-    field("Created On", short_time(Some(j.createdon)));
-    field("Started On", short_time(j.startedon));
-    field("Completed On", short_time(j.completedon));
-    field("Postpone Until", short_time(j.postponeuntil));
-    field("Retries", if j.retrycount > 0 { j.retrycount.to_string() } else { String::new() });
-    field("Error Code", j.errorcode.map(|c| c.to_string()).unwrap_or_default());
-    field("Message", j.message.clone().unwrap_or_default());
-    field("Command", command_of(j).unwrap_or_default().to_string());
-    if let Some(h) = history {
+    field("Id", text(j, "asyncoperationid"));
+    field("Name", text(j, "name"));
+    field("Type", text(j, "operationtype_name"));
+    field("Status", format!("{}/{}", text(j, "state"), text(j, "status")));
+    field("Owner", format!("{} ({})", text(j, "ownerid"), text(j, "owningbusinessunit")));
+    field("Regarding", text(j, "regardingobjectid"));
+    field("Workflow", text(j, "workflowactivationid"));
+    field("Created On", time_of(j, "createdon"));
+    field("Started On", time_of(j, "startedon"));
+    field("Completed On", time_of(j, "completedon"));
+    field("Postpone Until", time_of(j, "postponeuntil"));
+    field("Retries", j["retrycount"].as_u64().filter(|&n| n > 0).map(|n| n.to_string()).unwrap_or_default());
+    field("Error Code", text(j, "errorcode"));
+    field("Message", text(j, "message"));
+    field("Command", text(j, "command"));
+    if let Some(h) = j["history"].as_array() {
         out.push_str("\nHistory\n");
         for e in h {
-            let what = e
-                .action
-                .map_or(if e.from.is_some() { "noted" } else { "created" }.to_string(), |a| a.name().to_string());
+            let what = match text(e, "action").as_str() {
+                "create" => "created".to_string(),
+                "note" => "noted".to_string(),
+                a => a.to_string(),
+            };
             out.push_str(&format!(
                 "  {}  #{:<8} {:<16} → {:<30} by {}",
-                short_time(Some(e.at)),
-                e.seq,
+                time_of(e, "at"),
+                text(e, "seq"),
                 what,
-                e.status.to_string(),
-                truncate(&escape(&e.actor.to_string()), MAX_COLUMN_CHARS)
+                format!("{}/{}", text(e, "state"), text(e, "status")),
+                truncate(&escape(&text(e, "actor")), MAX_COLUMN_CHARS)
             ));
-            if let Some(t) = e.postponeuntil {
-                out.push_str(&format!(" until {}", short_time(Some(t))));
+            if e["postponeuntil"].is_string() {
+                out.push_str(&format!(" until {}", time_of(e, "postponeuntil")));
             }
-            if let Some(m) = &e.message {
+            if let Some(m) = e["message"].as_str() {
                 out.push_str(&format!("\n  {:>19}  {}", "", truncate(&escape(m), 100)));
             }
             out.push('\n');

@@ -4,18 +4,24 @@
 //! (`DATA/joblog.sock`, or `--socket`), and the JSON answer is rendered
 //! here, exactly as the command prints it when it opens the store itself
 //! (docs/cli.md). The service knows who is calling from the socket
-//! (`SO_PEERCRED`), never from what the request says alone.
+//! (`SO_PEERCRED`), never from what the request says alone: the request
+//! only names the user the directory's owner acts as (`--as`).
 //!
 //! [`call_for`] maps each command to its request; a command without one is
 //! still forwarded as its arguments (`server::forward_on`).
 
-// Wired to the socket by the transport (in progress); until then unused.
-#![allow(dead_code)]
+use std::os::unix::net::UnixStream;
 
-use serde_json::Value;
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use serde_json::{json, Value};
 
-use super::args::Command;
-use super::Failure;
+use joblog_server::native::store;
+
+use super::args::{ActArgs, BulkDeleteCmd, Command, Filters, Global, ListArgs};
+use super::output::pretty;
+use super::{exec, render, Failure, Output};
 
 /// One request of the native API.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,11 +34,267 @@ pub struct Call {
     pub body: Option<Value>,
 }
 
+impl Call {
+    fn get(path: String) -> Self {
+        Call { method: "GET", path, body: None }
+    }
+
+    fn post(path: String, body: Value) -> Self {
+        Call { method: "POST", path, body: Some(body) }
+    }
+}
+
+/// One path segment, percent-encoded.
+pub fn seg(s: &str) -> String {
+    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+}
+
+/// A query string (`?a=b&c=d`, or empty) of the given pairs.
+fn query(pairs: &[(&str, String)]) -> String {
+    let q = form_urlencoded::Serializer::new(String::new()).extend_pairs(pairs).finish();
+    if q.is_empty() {
+        q
+    } else {
+        format!("?{q}")
+    }
+}
+
+/// The command line's filters as the native API's query parameters
+/// (checked here first, as when the command opens the store itself).
+fn filter_pairs(f: &Filters) -> Result<Vec<(&'static str, String)>, Failure> {
+    exec::filter(f)?;
+    let all = [
+        ("type", &f.operationtype),
+        ("state", &f.state),
+        ("status", &f.status),
+        ("workflow", &f.workflow),
+        ("regarding", &f.regarding),
+        ("owner", &f.owner),
+        ("created_before", &f.created_before),
+        ("created_after", &f.created_after),
+        ("completed_before", &f.completed_before),
+    ];
+    Ok(all.into_iter().filter_map(|(k, v)| v.clone().map(|v| (k, v))).collect())
+}
+
 /// The request that carries out `cmd`, or `None` for a command the native
-/// API does not serve (yet): see the module's comment.
+/// API does not serve (yet): see the module's comment. (`list` is served
+/// by [`list`], a page at a time.)
 pub fn call_for(cmd: &Command) -> Result<Option<Call>, Failure> {
-    #[allow(clippy::match_single_binding)]
-    Ok(match cmd {
-        _ => None,
+    let job = |id: &str| -> Result<String, Failure> { Ok(format!("/api/v1/jobs/{}", exec::parse_id(id)?)) };
+    Ok(Some(match cmd {
+        Command::Show { id, history: false } => Call::get(job(id)?),
+        Command::Show { id, history: true } => Call::get(format!("{}/history", job(id)?)),
+        Command::Submit(a) => Call::post(
+            "/api/v1/jobs".into(),
+            json!({
+                "name": a.name, "type": a.operationtype, "workflow": a.workflow, "regarding": a.regarding,
+                "owner": a.owner, "postponeuntil": a.postpone_until, "dependencytoken": a.dependency_token,
+                "command": a.command, "timeout_secs": a.timeout, "external_handler": a.external_handler,
+            }),
+        ),
+        Command::Cancel(a) => act(a, "cancel", None)?,
+        Command::Pause(a) => act(a, "pause", None)?,
+        Command::Resume(a) => act(a, "resume", None)?,
+        Command::Postpone { act: a, until } => act(a, "postpone", Some(until))?,
+        Command::Resubmit { id, owner } => Call::post(format!("{}/resubmit", job(id)?), json!({"owner": owner})),
+        Command::Reassign { workflow, from, to } => {
+            Call::post(format!("/api/v1/workflows/{}/reassign", seg(workflow)), json!({"from": from, "to": to}))
+        }
+        Command::Stats => Call::get("/api/v1/stats".into()),
+        Command::Replay { until, filters, limit } => {
+            let mut q = filter_pairs(filters)?;
+            if let Some(t) = until {
+                joblog::domain::Timestamp::parse(t).map_err(Failure::from)?;
+                q.push(("until", t.clone()));
+            }
+            q.push(("limit", limit.unwrap_or(exec::DEFAULT_LIMIT).to_string()));
+            Call::get(format!("/api/v1/replay{}", query(&q)))
+        }
+        Command::Verify => Call::post("/api/v1/verify".into(), json!({})),
+        Command::Compact => Call::post("/api/v1/compact".into(), json!({})),
+        Command::BulkDelete(BulkDeleteCmd::Now { criteria, limit }) => Call::post(
+            "/api/v1/bulk-deletions/now".into(),
+            json!(store::DeleteNow { criteria: exec::criteria(criteria), limit: *limit }),
+        ),
+        Command::BulkDelete(BulkDeleteCmd::Create { name, criteria, start, recurrence }) => Call::post(
+            "/api/v1/bulk-deletions".into(),
+            json!(store::NewBulkDeletion {
+                name: name.clone(),
+                criteria: exec::criteria(criteria),
+                start: start.clone(),
+                recurrence: recurrence.clone(),
+            }),
+        ),
+        Command::BulkDelete(BulkDeleteCmd::List) => Call::get("/api/v1/bulk-deletions".into()),
+        _ => return Ok(None),
+    }))
+}
+
+/// An action on one job, or on every job matching the filters (one
+/// atomic batch, as the command line does it on its own).
+fn act(a: &ActArgs, action: &str, until: Option<&str>) -> Result<Call, Failure> {
+    match exec::act_target(a)? {
+        exec::Target::One(id) => Ok(Call::post(format!("/api/v1/jobs/{id}/{action}"), json!({"until": until}))),
+        exec::Target::Matching(_) => {
+            let filter: serde_json::Map<String, Value> =
+                filter_pairs(&a.filters)?.into_iter().map(|(k, v)| (k.to_string(), Value::String(v))).collect();
+            Ok(Call::post(
+                "/api/v1/jobs/act".into(),
+                json!({"action": action, "until": until, "dry_run": a.dry_run, "filter": filter}),
+            ))
+        }
+    }
+}
+
+/// The largest page one request asks for (the native API's most).
+const PAGE: usize = joblog_server::native::MAX_LIMIT;
+
+/// Whether the native API carries out `cmd` (else it is forwarded).
+pub fn serves(cmd: &Command) -> bool {
+    matches!(cmd, Command::List(_)) || !matches!(call_for(cmd), Ok(None))
+}
+
+/// Carries out `cmd` (one [`serves`]) through the service on `conn`, the
+/// socket at `path`.
+pub fn run(conn: UnixStream, path: &std::path::Path, g: &Global, cmd: &Command) -> Output {
+    if g.now.is_some() {
+        return Err(Failure::usage(
+            "--now cannot be used while `joblog run` serves this directory (the service runs on its own clock)",
+        ));
+    }
+    let explicit = super::server::user_explicit_here();
+    let client = Client { conn: Some(conn), path: path.to_path_buf(), g, explicit };
+    if let Command::List(a) = cmd {
+        return list(client, g.json, a);
+    }
+    let call = call_for(cmd)?.ok_or_else(|| Failure::usage("this command is not served by the native API"))?;
+    client.send_one(&call).and_then(|v| render::output(cmd, v, g.json))
+}
+
+/// `list` through the service: as many pages as `--limit` asks for, each
+/// at most [`PAGE`] jobs, following the API's cursor.
+fn list(mut client: Client<'_>, json_out: bool, a: &ListArgs) -> Output {
+    let mut pairs = filter_pairs(&a.filters)?;
+    if a.count {
+        pairs.push(("limit", "1".into()));
+        pairs.push(("count", "true".into()));
+        let v = client.send(&Call::get(format!("/api/v1/jobs{}", query(&pairs))))?;
+        let n = v["count"].as_u64().unwrap_or_default();
+        return Ok(if json_out { pretty(&json!({"count": n})) } else { format!("{n}") });
+    }
+    let mut want = a.limit.unwrap_or(exec::DEFAULT_LIMIT);
+    let mut cursor = a.after.clone();
+    if let Some(c) = &cursor {
+        c.parse::<joblog::Cursor>().map_err(|_| Failure::usage(format!("not a cursor: {c:?}")))?;
+    }
+    let mut jobs = Vec::new();
+    loop {
+        let mut q = pairs.clone();
+        q.push(("limit", want.min(PAGE).to_string()));
+        if let Some(c) = &cursor {
+            q.push(("cursor", c.clone()));
+        }
+        let v = client.send(&Call::get(format!("/api/v1/jobs{}", query(&q))))?;
+        let page = v["jobs"].as_array().cloned().unwrap_or_default();
+        want = want.saturating_sub(page.len());
+        jobs.extend(page);
+        cursor = v["next"].as_str().map(str::to_string);
+        if want == 0 || cursor.is_none() {
+            break;
+        }
+    }
+    let (out, note) = render::list(&jobs, cursor.as_deref(), json_out);
+    if let Some(note) = note {
+        say!("{note}");
+    }
+    Ok(out)
+}
+
+/// The service's socket: the connection the command found it answering
+/// on, then a new one for each further request (a long `list`'s pages).
+struct Client<'a> {
+    conn: Option<UnixStream>,
+    path: std::path::PathBuf,
+    g: &'a Global,
+    explicit: bool,
+}
+
+impl Client<'_> {
+    fn send_one(mut self, call: &Call) -> Result<Value, Failure> {
+        self.send(call)
+    }
+
+    /// Sends `call` and returns the JSON answer, or the failure it says.
+    fn send(&mut self, call: &Call) -> Result<Value, Failure> {
+        let lost = |e: String| Failure {
+            code: 1,
+            message: format!("the service on {} stopped answering: {e}", self.path.display()),
+            stdout: String::new(),
+        };
+        let conn = match self.conn.take() {
+            Some(c) => c,
+            None => super::server::connect(&self.path).map_err(|e| lost(e.to_string()))?,
+        };
+        let body = call.body.as_ref().map(|b| serde_json::to_vec(b).unwrap_or_default()).unwrap_or_default();
+        let mut req = hyper::Request::builder()
+            .method(call.method)
+            .uri(&call.path)
+            .header(hyper::header::HOST, "joblog")
+            .header(joblog_server::auth::USER_HEADER, &self.g.user)
+            .header(joblog_server::auth::USER_EXPLICIT_HEADER, if self.explicit { "true" } else { "false" });
+        if call.body.is_some() {
+            req = req.header(hyper::header::CONTENT_TYPE, "application/json");
+        }
+        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| lost(e.to_string()))?;
+        let (status, bytes) = exchange(conn, req).map_err(lost)?;
+        let v: Value = if bytes.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&bytes).map_err(|e| lost(format!("an answer that is not JSON ({e})")))?
+        };
+        if status.is_success() {
+            return Ok(v);
+        }
+        Err(failure(&v))
+    }
+}
+
+/// The failure an error answer says (docs/http.md, "Errors"), with the
+/// command line's exit code for its kind (docs/cli.md, "Exit codes").
+fn failure(v: &Value) -> Failure {
+    use joblog_server::error::code;
+    let e = &v["error"];
+    let exit = match e["code"].as_str().unwrap_or_default() {
+        c if c == code::REFUSED => 4,
+        c if c == code::DENIED || c == code::UNAUTHENTICATED => 5,
+        c if c == code::NOT_FOUND => 3,
+        c if c == code::BAD_REQUEST || c == code::PRECONDITION || c == code::TOO_LARGE || c == code::METHOD => 2,
+        _ => 1,
+    };
+    let message = e["message"].as_str().unwrap_or("the service failed without saying why").to_string();
+    let message = if message.contains("(corrupt)") && !message.contains(super::DAMAGED_HINT) {
+        format!("{message}; {}", super::DAMAGED_HINT)
+    } else {
+        message
+    };
+    Failure { code: exit, message, stdout: String::new() }
+}
+
+/// One HTTP/1.1 exchange on `conn`: the answer's status and body.
+fn exchange(conn: UnixStream, req: hyper::Request<Full<Bytes>>) -> Result<(hyper::StatusCode, Bytes), String> {
+    let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(|e| e.to_string())?;
+    rt.block_on(async move {
+        conn.set_nonblocking(true).map_err(|e| e.to_string())?;
+        let conn = tokio::net::UnixStream::from_std(conn).map_err(|e| e.to_string())?;
+        let (mut sender, connection) = hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(conn))
+            .await
+            .map_err(|e| e.to_string())?;
+        let driver = tokio::spawn(connection);
+        let resp = sender.send_request(req).await.map_err(|e| e.to_string())?;
+        let status = resp.status();
+        let body = resp.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
+        driver.abort();
+        Ok((status, body))
     })
 }

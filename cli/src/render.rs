@@ -2,3 +2,273 @@
 //! `--json`, the same whether the command opened the store itself or the
 //! service carried it out (`remote`). With `--json` the JSON is printed as
 //! it is (docs/cli.md).
+
+use serde_json::Value;
+
+use super::args::{BulkDeleteCmd, Command};
+use super::output::{job_detail, jobs_table, pretty, table};
+use super::{Failure, Output};
+
+/// What `cmd` prints, from the native API's answer `v` (the JSON itself
+/// with `--json`).
+pub fn output(cmd: &Command, v: Value, json: bool) -> Output {
+    // The job-changing commands answer a job; `show --history` the job and
+    // its history, printed as one.
+    let v = match (cmd, v) {
+        (Command::Show { history: true, .. }, Value::Object(mut m)) => {
+            let mut job = m.remove("job").unwrap_or(Value::Null);
+            job["history"] = m.remove("history").unwrap_or(Value::Null);
+            job
+        }
+        (_, v) => v,
+    };
+    match cmd {
+        Command::Verify => return verify(&v, json),
+        Command::Replay { .. } if json => return Ok(pretty(&v["jobs"])),
+        Command::BulkDelete(BulkDeleteCmd::Now { .. }) => {
+            // The deletion is durable: what failed after it (compaction on
+            // a full disk) is said on stderr, and the command succeeds.
+            for w in v["warnings"].as_array().into_iter().flatten() {
+                say!("joblog: warning: {}", w.as_str().unwrap_or_default());
+            }
+        }
+        _ => {}
+    }
+    if json {
+        return Ok(pretty(&v));
+    }
+    Ok(match cmd {
+        Command::Stats => stats(&v),
+        Command::Replay { .. } => replay(&v),
+        Command::Compact => format!(
+            "{} segments rewritten, {} events dropped, {} → {} bytes",
+            v["segments_rewritten"], v["frames_dropped"], v["bytes_before"], v["bytes_after"]
+        ),
+        Command::BulkDelete(BulkDeleteCmd::Now { .. }) => {
+            let mut text = format!(
+                "deleted {} jobs ({} more match) in {:.3} s; log files {} → {} bytes",
+                v["deleted"],
+                v["remaining_matching"],
+                v["seconds"].as_f64().unwrap_or_default(),
+                v["bytes_before"],
+                v["bytes_after"]
+            );
+            // Also in the report itself (a script reading stdout only).
+            for w in v["warnings"].as_array().into_iter().flatten() {
+                text.push_str(&format!("\nwarning: {}", w.as_str().unwrap_or_default()));
+            }
+            text
+        }
+        Command::BulkDelete(BulkDeleteCmd::List) => bulk_deletions(&v),
+        Command::Resubmit { .. } => {
+            format!(
+                "resubmitted {} as {}\n{}",
+                text(&v, "resubmission_of"),
+                text(&v, "asyncoperationid"),
+                job_detail(&v)
+            )
+        }
+        Command::Reassign { workflow, from, to } => {
+            format!("{} waiting runs of {workflow} moved from {from} to {to}", v["moved"].as_u64().unwrap_or_default())
+        }
+        Command::Cancel(a) | Command::Pause(a) | Command::Resume(a) | Command::Postpone { act: a, .. }
+            if a.all_matching =>
+        {
+            let action = match cmd {
+                Command::Cancel(_) => "cancel",
+                Command::Pause(_) => "pause",
+                Command::Resume(_) => "resume",
+                _ => "postpone",
+            };
+            bulk(&v, action)
+        }
+        _ => job_detail(&v),
+    })
+}
+
+fn text(v: &Value, key: &str) -> String {
+    v[key].as_str().unwrap_or_default().to_string()
+}
+
+/// A page of `list`: the jobs, and the line that names the next page's
+/// cursor (with `--json`, a note for stderr instead, returned second).
+pub fn list(jobs: &[Value], next: Option<&str>, json: bool) -> (String, Option<String>) {
+    if json {
+        return (pretty(&Value::Array(jobs.to_vec())), next.map(|n| format!("next page: --after {n}")));
+    }
+    let mut out = jobs_table(jobs);
+    if let Some(next) = next {
+        out.push_str(&format!("… more: joblog list --after {next}\n"));
+    }
+    (out, None)
+}
+
+/// A bulk action's summary: how many changed (or would), how many were
+/// refused and why, by kind; each refusal only in JSON (`json::bulk_json`).
+pub fn bulk(v: &Value, action: &str) -> String {
+    let verb = match action {
+        "cancel" => "canceled",
+        "pause" => "paused",
+        "resume" => "resumed",
+        _ => "postponed",
+    };
+    let n = |k: &str| v[k].as_u64().unwrap_or_default();
+    let dry_run = v["dry_run"].as_bool().unwrap_or_default();
+    let refused = v["refused"].as_array().map_or(0, Vec::len);
+    let by: Vec<String> =
+        v["refused_by"].as_object().map(|m| m.iter().map(|(k, n)| format!("{k} {n}")).collect()).unwrap_or_default();
+    let refused = if refused == 0 { "refused 0".to_string() } else { format!("refused {refused} ({})", by.join(", ")) };
+    let (matched, changed) = (n("matched"), n("changed"));
+    let mut text = if dry_run {
+        format!("dry run, nothing changed: {matched} matched; would be {verb}: {changed}, {refused}")
+    } else {
+        format!("{matched} matched: {verb} {changed}, {refused}")
+    };
+    if dry_run {
+        // Which ones would change (a dry run is for reading); a long list
+        // is cut here, and whole in --json.
+        const SHOWN: usize = 50;
+        let ids = v["would_change"].as_array().cloned().unwrap_or_default();
+        for id in ids.iter().take(SHOWN) {
+            text.push_str(&format!("\n  {}", id.as_str().unwrap_or_default()));
+        }
+        if ids.len() > SHOWN {
+            text.push_str(&format!("\n  … and {} more (all of them with --json)", ids.len() - SHOWN));
+        }
+    }
+    text
+}
+
+/// `verify`'s report: on stdout always (JSON too); exit 1 when it found
+/// anything.
+pub fn verify(v: &Value, json: bool) -> Output {
+    let problems: Vec<&str> = v["problems"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+    let out = if json {
+        pretty(v)
+    } else if problems.is_empty() {
+        format!("ok: {} segments, {} events, every checksum and the projection match", v["segments"], v["events"])
+    } else {
+        format!("{} problems:\n  {}", problems.len(), problems.join("\n  "))
+    };
+    match problems.first() {
+        None => Ok(out),
+        // The report still goes to stdout; the exit code says it failed.
+        Some(first) => Err(Failure {
+            code: 1,
+            message: format!(
+                "verify found {} problems, the first: {first}; `joblog salvage --to NEWDIR` copies what is intact into a new store",
+                problems.len()
+            ),
+            stdout: out,
+        }),
+    }
+}
+
+/// `replay`: what matched as of then, the policy then, the first jobs.
+fn replay(v: &Value) -> String {
+    let mut header = format!("as of {} (replayed from the log): {} jobs\n", text(v, "as_of"), v["count"]);
+    let set: Vec<String> = v["policy_set"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|p| format!("{}={}", text(p, "key"), p["value"]))
+        .collect();
+    if !set.is_empty() {
+        header.push_str(&format!("policy then: {} (other keys at their defaults)\n", set.join(", ")));
+    }
+    let jobs = v["jobs"].as_array().cloned().unwrap_or_default();
+    format!("{header}{}", jobs_table(&jobs))
+}
+
+/// `bulk-delete list`: the Bulk Delete jobs.
+fn bulk_deletions(v: &Value) -> String {
+    let rows: Vec<Vec<String>> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| {
+            vec![
+                text(r, "name"),
+                format!("{}/{}", text(r, "state"), text(r, "status")),
+                text(r, "recurrencepattern"),
+                text(r, "postponeuntil"),
+                r["successcount"].to_string(),
+                r["failurecount"].to_string(),
+            ]
+        })
+        .collect();
+    table(&["Name", "Status", "Recurrence", "Next Run", "Success Count", "Failure Count"], &rows)
+}
+
+/// Every policy key: its value in force, whether the store sets it, its
+/// default and range, from `[{"key", "value", "set"}]`.
+pub fn policy_table(policy: &Value) -> String {
+    let shown = |v: &Value| if v.is_null() { "none".to_string() } else { v.to_string() };
+    let rows: Vec<Vec<String>> = joblog::domain::config::KEYS
+        .iter()
+        .map(|k| {
+            let p = policy.as_array().into_iter().flatten().find(|p| p["key"] == k.name).cloned().unwrap_or_default();
+            vec![
+                k.name.to_string(),
+                shown(&p["value"]),
+                if p["set"].as_bool().unwrap_or_default() { "set" } else { "default" }.to_string(),
+                k.default.map_or("none".to_string(), |d| d.to_string()),
+                format!("{}..={} {}", k.min, k.max, k.unit),
+            ]
+        })
+        .collect();
+    table(&["Key", "In force", "From", "Default", "Range"], &rows)
+}
+
+/// `stats`: counts by status and type, the log, memory, back-off, policy.
+fn stats(v: &Value) -> String {
+    let mut out = format!("{} jobs\n\n", v["jobs"]);
+    let rows: Vec<Vec<String>> = v["by_status"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|r| r["count"].as_u64().unwrap_or_default() > 0)
+        .map(|r| vec![text(r, "state"), text(r, "status"), r["count"].to_string()])
+        .collect();
+    out.push_str(&table(&["State", "Status Reason", "Jobs"], &rows));
+    out.push('\n');
+    let rows: Vec<Vec<String>> = v["by_type"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|r| vec![text(r, "operationtype_name"), r["count"].to_string()])
+        .collect();
+    out.push_str(&table(&["System Job Type", "Jobs"], &rows));
+    out.push_str(&format!(
+        "\nlog: {} segments, last event #{}, {} bytes of events, {} bytes on disk; {} events of deleted jobs awaiting compaction\nmemory: projection {} bytes ({} per job), resident {} bytes\n",
+        v["segments"], v["last_seq"], v["log_bytes"], v["disk_bytes"], v["garbage_events"],
+        v["projection_heap_bytes"], v["projection_heap_bytes_per_job"], v["resident_bytes"]
+    ));
+    match v["backoff"].as_array() {
+        None => out.push_str("back-off: shown to users who may read every job\n"),
+        Some(b) if b.is_empty() => {
+            out.push_str("back-off (the whole organisation's workflows): no workflow is failing\n");
+        }
+        Some(b) => {
+            let rows: Vec<Vec<String>> = b
+                .iter()
+                .map(|r| {
+                    vec![
+                        text(r, "workflow"),
+                        r["consecutive_failures"].to_string(),
+                        r["held_until"].as_str().map_or_else(|| "—".to_string(), str::to_string),
+                    ]
+                })
+                .collect();
+            out.push_str(&format!(
+                "back-off (the whole organisation's workflows):\n{}",
+                table(&["Workflow", "Failures in a row", "Held until"], &rows)
+            ));
+        }
+    }
+    out.push_str(&format!(
+        "\npolicy in force (`joblog config set KEY VALUE` changes it):\n{}",
+        policy_table(&v["policy"])
+    ));
+    out
+}

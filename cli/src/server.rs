@@ -195,50 +195,47 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
     };
     let service = Service::new(&engine, config, Registry::new());
     let service_running = std::sync::Arc::new(AtomicBool::new(false));
-    let http =
-        match bound {
-            None => None,
-            Some(bound) => {
-                let server = bound
-                    .serve(engine.clone(), std::sync::Arc::clone(&service_running))
-                    .map_err(|e| Failure { code: 1, message: format!("joblog: {e}"), stdout: String::new() })?;
-                let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
-                say!(
-                    "joblog: serving {scheme}://{} (dashboard, /api/v1/, /api/data/v9.2/, /metrics, /healthz)",
-                    server.local_addr()
-                );
-                Some(server)
-            }
-        };
     // The owner's socket in the data directory, always; with --socket, also
-    // the one other OS users reach.
+    // the one other OS users reach. Both served by the HTTP server (the
+    // native API, the caller known from the socket), on its runtime.
     let mut sockets = vec![bind(&g.data.join(SOCKET), 0o600)?];
     if let Some(p) = &g.socket {
         sockets.push(bind(p, 0o666)?);
     }
+    let mut listeners = Vec::new();
+    let mut names = Vec::new();
+    for (listener, bound) in sockets {
+        listeners.push(listener);
+        names.push(bound);
+    }
+    let legacy = std::sync::Arc::new(Legacy::new(engine.clone()));
+    let local = joblog_server::Local {
+        listeners,
+        line_protocol: Some({
+            let legacy = std::sync::Arc::clone(&legacy);
+            std::sync::Arc::new(move |conn| legacy.serve(conn))
+        }),
+    };
+    let server = joblog_server::serve(engine.clone(), std::sync::Arc::clone(&service_running), bound, local)
+        .map_err(|e| Failure { code: 1, message: format!("joblog: {e}"), stdout: String::new() })?;
+    if let Some(addr) = server.local_addr() {
+        let scheme = if args.tls_cert.is_some() { "https" } else { "http" };
+        say!("joblog: serving {scheme}://{addr} (dashboard, /api/v1/, /api/data/v9.2/, /metrics, /healthz)");
+    }
     let stopping = AtomicBool::new(false);
     let summary = std::thread::scope(|s| {
-        for (listener, _) in &sockets {
-            s.spawn(|| serve(listener, &engine, &stopping));
-        }
         s.spawn(|| watch_signals(&service, &stopping));
         service_running.store(true, Ordering::Release);
         let summary = service.run(until);
         service_running.store(false, Ordering::Release);
         stopping.store(true, Ordering::SeqCst);
-        // Wake the accept loops so they see the flag (even if somebody
-        // removed the socket's name meanwhile).
-        for (listener, bound) in &sockets {
-            let _ = nix::sys::socket::shutdown(listener.as_raw_fd(), nix::sys::socket::Shutdown::Both);
-            let _ = connect(&bound.path);
-        }
         summary
     });
-    drop(sockets);
-    // HTTP stops with the service: open requests get the grace, then are cut.
-    if let Some(server) = http {
-        server.stop();
-    }
+    // Requests in flight get the grace, then are cut; the sockets' names
+    // go with `names`.
+    server.stop();
+    legacy.cut();
+    drop(names);
     let summary = summary?;
     // The last handle of the engine closes its log (and reports the final
     // sync): the service's goes first.
@@ -287,65 +284,54 @@ fn watch_signals(service: &Service, stopping: &AtomicBool) {
     }
 }
 
-/// Answers forwarded commands until `stopping`, each connection on its
-/// own thread. Then the connections still open get [`SHUTDOWN_GRACE`] to
-/// finish and are cut (a client that sends half a line and waits, or
-/// never reads its reply, does not hold the shutdown).
-fn serve(listener: &UnixListener, engine: &Engine, stopping: &AtomicBool) {
-    let active = AtomicUsize::new(0);
-    // The connections being served, to cut at the end (each a second
-    // descriptor of the socket: shutting it down wakes a blocked read or
-    // write on the first).
-    let open: Mutex<HashMap<u64, UnixStream>> = Mutex::new(HashMap::new());
-    let mut next = 0u64;
-    std::thread::scope(|s| {
-        for conn in listener.incoming() {
-            if stopping.load(Ordering::SeqCst) {
-                break;
-            }
-            let mut conn = match conn {
-                Ok(c) => c,
-                Err(_) => {
-                    // Out of file descriptors, say: wait instead of spinning.
-                    std::thread::sleep(Duration::from_millis(50));
-                    continue;
-                }
-            };
-            let _ = conn.set_read_timeout(Some(REQUEST_TIMEOUT));
-            let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
-            if active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-                active.fetch_sub(1, Ordering::SeqCst);
-                let _ = reply(&mut conn, &busy());
-                continue;
-            }
-            let id = next;
-            next += 1;
-            if let Ok(second) = conn.try_clone() {
-                open.lock().unwrap_or_else(|e| e.into_inner()).insert(id, second);
-            }
-            let (active, open) = (&active, &open);
-            let spawned = std::thread::Builder::new().name("joblog-conn".into()).spawn_scoped(s, move || {
-                let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(engine, &conn)))
-                    .unwrap_or_else(|_| {
-                        json!({"code": 1, "stdout": "", "stderr": "internal error: the command failed unexpectedly (a bug; see the service's stderr); nothing else was affected"})
-                    });
-                let _ = reply(&mut &conn, &answer);
-                open.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                active.fetch_sub(1, Ordering::SeqCst);
-            });
-            if spawned.is_err() {
-                open.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-                active.fetch_sub(1, Ordering::SeqCst);
-            }
+/// The command line's line protocol of before the native API: the
+/// commands `remote` does not carry yet are forwarded as their arguments.
+/// Each connection is handed over by the HTTP server on a thread of its
+/// own; at most [`MAX_CONNECTIONS`] at once; those still open when the
+/// service stops are cut.
+struct Legacy {
+    engine: Engine,
+    active: AtomicUsize,
+    open: Mutex<HashMap<u64, UnixStream>>,
+    next: AtomicUsize,
+}
+
+impl Legacy {
+    fn new(engine: Engine) -> Self {
+        Legacy { engine, active: AtomicUsize::new(0), open: Mutex::new(HashMap::new()), next: AtomicUsize::new(0) }
+    }
+
+    fn serve(&self, mut conn: UnixStream) {
+        let _ = conn.set_read_timeout(Some(REQUEST_TIMEOUT));
+        let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
+        if self.active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
+            self.active.fetch_sub(1, Ordering::SeqCst);
+            let _ = reply(&mut conn, &busy());
+            return;
         }
+        let id = self.next.fetch_add(1, Ordering::SeqCst) as u64;
+        if let Ok(second) = conn.try_clone() {
+            self.open.lock().unwrap_or_else(|e| e.into_inner()).insert(id, second);
+        }
+        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&self.engine, &conn)))
+            .unwrap_or_else(|_| {
+                json!({"code": 1, "stdout": "", "stderr": "internal error: the command failed unexpectedly (a bug; see the service's stderr); nothing else was affected"})
+            });
+        let _ = reply(&mut &conn, &answer);
+        self.open.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
+        self.active.fetch_sub(1, Ordering::SeqCst);
+    }
+
+    /// Gives the connections still open [`SHUTDOWN_GRACE`], then cuts them.
+    fn cut(&self) {
         let until = Instant::now() + SHUTDOWN_GRACE;
-        while active.load(Ordering::SeqCst) > 0 && Instant::now() < until {
+        while self.active.load(Ordering::SeqCst) > 0 && Instant::now() < until {
             std::thread::sleep(Duration::from_millis(10));
         }
-        for conn in open.lock().unwrap_or_else(|e| e.into_inner()).values() {
+        for conn in self.open.lock().unwrap_or_else(|e| e.into_inner()).values() {
             let _ = conn.shutdown(std::net::Shutdown::Both);
         }
-    });
+    }
 }
 
 fn busy() -> Value {
@@ -426,40 +412,13 @@ impl Read for Deadline<'_> {
 
 /// Refuses a caller who is neither the owner, root, nor a mapped OS user.
 fn check_peer(engine: &Engine, peer: u32) -> Result<(), Failure> {
-    let owner = nix::unistd::geteuid().as_raw();
-    if peer == owner || peer == 0 || engine.state().directory().os_user(peer).is_some() {
-        return Ok(());
-    }
-    Err(unmapped(peer))
-}
-
-fn unmapped(peer: u32) -> Failure {
-    denied(format!(
-        "OS user {peer} is not mapped to a joblog user; an administrator maps it with `joblog user map NAME --os-user {peer}`"
-    ))
+    joblog_server::auth::local_peer_allowed(engine, peer).map_err(|e| denied(e.to_string()))
 }
 
 /// The joblog user a caller with OS user id `peer` acts as.
 fn acting_user(engine: &Engine, peer: u32, req: &Request) -> Result<String, Failure> {
-    let owner = nix::unistd::geteuid().as_raw();
-    if peer == owner || peer == 0 {
-        return req.user.clone().filter(|u| !u.is_empty()).ok_or_else(|| {
-            denied("the request names no user (--as); refused, never taken for an administrator".into())
-        });
-    }
-    let state = engine.state();
-    match state.directory().os_user(peer) {
-        Some(mapped) => {
-            if req.user_explicit && req.user.as_deref().is_some_and(|u| u != mapped) {
-                return Err(denied(format!(
-                    "OS user {peer} acts only as {mapped} through this service, not as {}; drop --as",
-                    req.user.as_deref().unwrap_or_default()
-                )));
-            }
-            Ok(mapped.to_string())
-        }
-        None => Err(unmapped(peer)),
-    }
+    joblog_server::auth::local_user(engine, peer, req.user.as_deref(), req.user_explicit)
+        .map_err(|e| denied(e.to_string()))
 }
 
 /// Runs a forwarded command: its stdout and the notes for the client's
@@ -571,6 +530,11 @@ fn args() -> Result<Vec<String>, Failure> {
             })
         })
         .collect()
+}
+
+/// Whether `--as` or `JOBLOG_USER` named the acting user of this command.
+pub fn user_explicit_here() -> bool {
+    args().is_ok_and(|argv| user_explicit(&argv))
 }
 
 /// Whether `--as` or `JOBLOG_USER` named the acting user.

@@ -890,6 +890,18 @@ fn raw_request(socket: &Path, bytes: &[u8]) -> String {
     line
 }
 
+/// Sends `bytes` on the service's socket and reads its whole answer (an
+/// HTTP one: the native API), until it closes the connection.
+fn http_exchange(socket: &Path, bytes: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut conn = std::os::unix::net::UnixStream::connect(socket).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(20))).unwrap();
+    let _ = conn.write_all(bytes);
+    let mut answer = Vec::new();
+    let _ = conn.read_to_end(&mut answer);
+    String::from_utf8_lossy(&answer).into_owned()
+}
+
 /// Starts `joblog run` on `s` and waits until it listens: on
 /// `DATA/joblog.sock` always, and on `--socket PATH` when `extra` gives one.
 fn start_service(s: &Store, extra: &[&str]) -> std::process::Child {
@@ -922,20 +934,43 @@ fn hostile_requests_get_an_error_and_never_stop_the_service() {
     s.json(&["--now", T0, "user", "add", "alice"]);
     let service = start_service(&s, &[]);
     let socket = s.data().join("joblog.sock");
-    // A 1 MB line, bytes that are not JSON, a request without a user.
-    let mut huge = vec![b'x'; 1 << 20];
+    // The native API on the socket (HTTP): a 1 MB head, bytes that are not
+    // HTTP, a request without a user, one naming a user who does not exist.
+    let mut huge = b"GET /api/v1/me HTTP/1.1\r\nx-big: ".to_vec();
+    huge.extend(vec![b'x'; 1 << 20]);
+    huge.extend(b"\r\n\r\n");
+    let r = http_exchange(&socket, &huge);
+    assert!(r.starts_with("HTTP/1.1 4") || r.is_empty(), "{r}");
+    let r = http_exchange(&socket, b"\xff\xfe not http\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 400") || r.is_empty(), "{r}");
+    let r = http_exchange(&socket, b"GET /api/v1/users HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n");
+    assert!(r.starts_with("HTTP/1.1 403") && r.contains("names no user"), "a request without a user is refused: {r}");
+    let r = http_exchange(
+        &socket,
+        b"GET /api/v1/me HTTP/1.1\r\nhost: x\r\nx-joblog-user: nobody\r\nconnection: close\r\n\r\n",
+    );
+    assert!(r.starts_with("HTTP/1.1 403") && r.contains("no user named"), "{r}");
+    let r = http_exchange(
+        &socket,
+        b"GET /api/v1/me HTTP/1.1\r\nhost: x\r\nx-joblog-user: alice\r\nconnection: close\r\n\r\n",
+    );
+    assert!(r.starts_with("HTTP/1.1 200") && r.contains("\"user\":\"alice\""), "{r}");
+    // The line protocol of before (commands the native API does not carry
+    // yet): a 1 MB line, JSON that does not parse, a request without a user.
+    let mut huge = b"{".to_vec();
+    huge.extend(vec![b'x'; 1 << 20]);
     huge.push(b'\n');
     let r: Value = serde_json::from_str(&raw_request(&socket, &huge)).unwrap();
     assert_eq!(r["code"], 2, "{r}");
     assert!(r["stderr"].as_str().unwrap().contains("request line holds at most"), "{r}");
-    let r: Value = serde_json::from_str(&raw_request(&socket, b"\xff\xfe{not json\n")).unwrap();
+    let r: Value = serde_json::from_str(&raw_request(&socket, b"{not json\n")).unwrap();
     assert_eq!(r["code"], 2, "{r}");
-    let r: Value = serde_json::from_str(&raw_request(&socket, b"{\"argv\":[\"joblog\",\"user\",\"list\"]}\n")).unwrap();
+    let r: Value = serde_json::from_str(&raw_request(&socket, b"{\"argv\":[\"joblog\",\"stats\"]}\n")).unwrap();
     assert_eq!(r["code"], 5, "a request without a user is refused: {r}");
     assert!(r["stderr"].as_str().unwrap().contains("names no user"), "{r}");
     let r: Value = serde_json::from_str(&raw_request(
         &socket,
-        b"{\"argv\":[\"joblog\",\"user\",\"list\"],\"user\":\"admin\",\"json\":true}\n",
+        b"{\"argv\":[\"joblog\",\"stats\"],\"user\":\"admin\",\"json\":true}\n",
     ))
     .unwrap();
     assert_eq!(r["code"], 0, "{r}");
@@ -2026,6 +2061,7 @@ fn a_request_line_trickled_in_is_cut_at_its_deadline() {
     let started = std::time::Instant::now();
     let mut writer = conn.try_clone().unwrap();
     let trickle = std::thread::spawn(move || {
+        let _ = writer.write_all(b"{");
         for _ in 0..15 {
             if writer.write_all(b" ").is_err() {
                 break;
@@ -2040,6 +2076,26 @@ fn a_request_line_trickled_in_is_cut_at_its_deadline() {
     let r: Value = serde_json::from_str(&line).unwrap();
     assert_eq!(r["code"], 2, "{r}");
     assert!(r["stderr"].as_str().unwrap().contains("did not arrive within 10 s"), "{r}");
+    trickle.join().unwrap();
+    // An HTTP request head trickled in likewise: the connection is closed
+    // at the head's deadline (10 s), the head never served.
+    let conn = std::os::unix::net::UnixStream::connect(&socket).unwrap();
+    conn.set_read_timeout(Some(std::time::Duration::from_secs(40))).unwrap();
+    let started = std::time::Instant::now();
+    let mut writer = conn.try_clone().unwrap();
+    let trickle = std::thread::spawn(move || {
+        for b in b"GET /api/v1/me HTTP/1.1\r\nx: ".iter().chain(b"aaaaaaaaaaaaaaa") {
+            if writer.write_all(&[*b]).is_err() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(700));
+        }
+    });
+    let mut answer = Vec::new();
+    let _ = std::io::Read::read_to_end(&mut &conn, &mut answer);
+    let took = started.elapsed();
+    assert!(took < std::time::Duration::from_secs(15), "a trickled head held its connection {took:?}");
+    assert!(!String::from_utf8_lossy(&answer).contains("200 OK"), "{}", String::from_utf8_lossy(&answer));
     trickle.join().unwrap();
     assert_eq!(s.json(&["user", "list"]).as_array().unwrap().len(), 2);
     stop_service(service);
@@ -2062,7 +2118,7 @@ fn an_unmapped_os_user_cannot_hold_the_services_connections() {
     let service = start_service(&s, &["--socket", socket.to_str().unwrap()]);
     // 20 connections by an OS user nobody mapped, each sending nothing: all
     // refused at once, none holding a slot.
-    let script = "import socket,sys\nfor _ in range(20):\n    c=socket.socket(socket.AF_UNIX); c.settimeout(5); c.connect(sys.argv[1]); f=c.makefile('rb'); print(repr(f.readline()))\n";
+    let script = "import socket,sys\nfor _ in range(20):\n    c=socket.socket(socket.AF_UNIX); c.settimeout(5); c.connect(sys.argv[1]); f=c.makefile('rb'); print(repr(f.read()))\n";
     let out =
         Command::new(python).args(["-c", script, socket.to_str().unwrap()]).uid(65533).gid(65533).output().unwrap();
     let replies = String::from_utf8_lossy(&out.stdout);

@@ -12,6 +12,13 @@
 //! `Origin`, else `Referer`, names the `Host` it was sent to) and carry
 //! the session's CSRF token (header `X-CSRF-Token`, or the form field
 //! `csrf`, checked by the form's handler with [`Caller::check_csrf`]).
+//!
+//! On the service's Unix socket (the command line's way in, docs/cli.md,
+//! "Who can act as whom") the caller is known from the socket itself
+//! (`SO_PEERCRED`, [`PeerUid`]), never from a token: the directory's owner
+//! and root act as the user the request names (header [`USER_HEADER`]);
+//! any other OS user acts only as the joblog user it is mapped to
+//! ([`local_user`]).
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -42,18 +49,111 @@ pub struct Caller {
     /// The cookie session's CSRF token, when the request came with the
     /// cookie (none with a bearer token: a browser never adds one by itself).
     pub csrf: Option<String>,
-    /// The token the request authenticated with (directly, or behind the
-    /// cookie), for requests that last (event streams check it again).
-    pub(crate) credential: String,
+    /// How the request authenticated, for requests that last (event
+    /// streams check it again).
+    pub(crate) credential: Credential,
 }
 
-/// Whether `token` still authenticates as `user` (not revoked, expired,
-/// nor its user deactivated).
-pub fn still_valid(engine: &joblog::Engine, token: &str, user: &str) -> bool {
-    engine.authenticate(token).is_ok_and(|u| u == user)
+/// How a request authenticated.
+#[derive(Clone, Debug)]
+pub enum Credential {
+    /// A token (directly, or behind the dashboard's cookie).
+    Token(String),
+    /// The OS user at the other end of the service's Unix socket.
+    Local(u32),
+}
+
+/// The OS user at the other end of a Unix socket connection, as the
+/// kernel tells it (`SO_PEERCRED`): put in each request's extensions by
+/// the server itself, never taken from anything the client sends.
+#[derive(Clone, Copy, Debug)]
+pub struct PeerUid(pub u32);
+
+/// The header naming the joblog user a request on the Unix socket acts as
+/// (the command line's `--as`, `JOBLOG_USER`, else `admin`).
+pub const USER_HEADER: &str = "x-joblog-user";
+/// Present (`true`) when `--as` or `JOBLOG_USER` named that user rather
+/// than the default: a mapped OS user who names somebody else is refused.
+pub const USER_EXPLICIT_HEADER: &str = "x-joblog-user-explicit";
+
+/// Whether `credential` still stands for `user` (a token not revoked nor
+/// expired, an OS user still mapped to them, the user still active).
+pub fn still_valid(engine: &joblog::Engine, credential: &Credential, user: &str) -> bool {
+    match credential {
+        Credential::Token(token) => engine.authenticate(token).is_ok_and(|u| u == user),
+        Credential::Local(uid) => local_user(engine, *uid, Some(user), false).is_ok_and(|u| u == user),
+    }
+}
+
+/// Why a caller on the Unix socket may not act at all.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LocalRefusal {
+    /// Neither the directory's owner, root, nor a mapped OS user.
+    #[error(
+        "OS user {0} is not mapped to a joblog user; an administrator maps it with `joblog user map NAME --os-user {0}`"
+    )]
+    Unmapped(u32),
+    /// The owner or root named no user.
+    #[error("the request names no user (--as); refused, never taken for an administrator")]
+    NoUser,
+    /// A mapped OS user named somebody else.
+    #[error("OS user {uid} acts only as {mapped} through this service, not as {named}; drop --as")]
+    NotThem {
+        /// The caller's OS user.
+        uid: u32,
+        /// The joblog user it is mapped to.
+        mapped: String,
+        /// The user it named.
+        named: String,
+    },
+}
+
+/// Whether OS user `uid` may connect at all: the owner of the data
+/// directory (the service's own user), root, or an OS user mapped to a
+/// joblog user.
+pub fn local_peer_allowed(engine: &joblog::Engine, uid: u32) -> Result<(), LocalRefusal> {
+    if is_owner_or_root(uid) || engine.state().directory().os_user(uid).is_some() {
+        Ok(())
+    } else {
+        Err(LocalRefusal::Unmapped(uid))
+    }
+}
+
+/// The directory's owner (the service's own user) or root.
+fn is_owner_or_root(uid: u32) -> bool {
+    uid == 0 || uid == nix::unistd::geteuid().as_raw()
+}
+
+/// The joblog user OS user `uid` acts as on the Unix socket, naming
+/// `named` (`explicit`: named by `--as` or `JOBLOG_USER`, not by default).
+pub fn local_user(
+    engine: &joblog::Engine,
+    uid: u32,
+    named: Option<&str>,
+    explicit: bool,
+) -> Result<String, LocalRefusal> {
+    if is_owner_or_root(uid) {
+        return named.filter(|u| !u.is_empty()).map(str::to_string).ok_or(LocalRefusal::NoUser);
+    }
+    let state = engine.state();
+    match state.directory().os_user(uid) {
+        Some(mapped) => match named {
+            Some(n) if explicit && n != mapped => {
+                Err(LocalRefusal::NotThem { uid, mapped: mapped.to_string(), named: n.to_string() })
+            }
+            _ => Ok(mapped.to_string()),
+        },
+        None => Err(LocalRefusal::Unmapped(uid)),
+    }
 }
 
 impl Caller {
+    /// Whether the request came on the service's Unix socket (the command
+    /// line), not over the network.
+    pub fn is_local(&self) -> bool {
+        matches!(self.credential, Credential::Local(_))
+    }
+
     /// For a form posted with the cookie: `given` must be the session's
     /// CSRF token. Requests with a bearer token pass.
     pub fn check_csrf(&self, given: Option<&str>) -> Result<(), ApiError> {
@@ -148,10 +248,10 @@ pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&
         .map(|(_, v)| v)
 }
 
-/// A request's token as admission checked it (`lib.rs`, `admit`).
+/// A request's caller as admission checked it (`lib.rs`, `admit`).
 #[derive(Clone)]
 pub(crate) struct Admitted {
-    pub(crate) token: String,
+    pub(crate) credential: Credential,
     pub(crate) user: String,
     pub(crate) session: Session,
 }
@@ -160,9 +260,38 @@ pub(crate) struct Admitted {
 /// request, else checked now.
 async fn identify(parts: &Parts, state: &AppState, token: String) -> Result<(String, Session), ApiError> {
     match parts.extensions.get::<Admitted>() {
-        Some(a) if a.token == token => Ok((a.user.clone(), a.session.clone())),
+        Some(Admitted { credential: Credential::Token(t), user, session }) if *t == token => {
+            Ok((user.clone(), session.clone()))
+        }
         _ => authenticate(state, token).await,
     }
+}
+
+/// Who a request on the Unix socket acts as, and their session; 403 with
+/// the reason when they may not act.
+pub(crate) async fn admit_local(
+    state: &AppState,
+    uid: u32,
+    headers: &axum::http::HeaderMap,
+) -> Result<Admitted, ApiError> {
+    let named = headers.get(USER_HEADER).and_then(|v| v.to_str().ok()).map(str::to_string);
+    let explicit = headers.get(USER_EXPLICIT_HEADER).is_some_and(|v| v.as_bytes() == b"true");
+    let engine = state.engine.clone();
+    blocking(move || {
+        let denied = |m: String| ApiError::new(StatusCode::FORBIDDEN, code::DENIED, m);
+        let user = local_user(&engine, uid, named.as_deref(), explicit).map_err(|e| denied(e.to_string()))?;
+        // An acting user who does not exist, or no longer may act, is a
+        // permission refused (the command line's exit 5), not a missing row.
+        let session = engine.session(&user).map_err(|e| match e {
+            joblog::Error::Domain(joblog::domain::DomainError::NotFound { .. }) => {
+                denied(format!("no user named {user:?} (give --as USER)"))
+            }
+            joblog::Error::Domain(e @ joblog::domain::DomainError::UserDeactivated { .. }) => denied(e.to_string()),
+            e => ApiError::from(e),
+        })?;
+        Ok(Admitted { credential: Credential::Local(uid), user, session })
+    })
+    .await
 }
 
 /// Checks a token: its user, or 401.
@@ -208,9 +337,17 @@ impl FromRequestParts<AppState> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, Self::Rejection> {
+        // The Unix socket: admission already knows who, from the kernel.
+        if let Some(PeerUid(uid)) = parts.extensions.get::<PeerUid>().copied() {
+            let a = match parts.extensions.get::<Admitted>() {
+                Some(a) => a.clone(),
+                None => admit_local(state, uid, &parts.headers).await?,
+            };
+            return Ok(Caller { user: a.user, session: a.session, csrf: None, credential: a.credential });
+        }
         if let Some(token) = bearer(&parts.headers) {
             let (user, session) = identify(parts, state, token.clone()).await?;
-            return Ok(Caller { user, session, csrf: None, credential: token });
+            return Ok(Caller { user, session, csrf: None, credential: Credential::Token(token) });
         }
         let Some((token, csrf)) = cookie(parts, COOKIE).and_then(|sid| state.sessions.get(sid)) else {
             return Err(ApiError::unauthenticated());
@@ -237,6 +374,6 @@ impl FromRequestParts<AppState> for Caller {
             }
         }
         let (user, session) = identify(parts, state, token.clone()).await?;
-        Ok(Caller { user, session, csrf: Some(csrf), credential: token })
+        Ok(Caller { user, session, csrf: Some(csrf), credential: Credential::Token(token) })
     }
 }

@@ -65,3 +65,17 @@ pub fn history_json(h: &[HistoryEntry]) -> Value {
             .collect(),
     )
 }
+
+/// What an action on every job matching a filter did, or would do
+/// (`dry_run`): the command line's `--all-matching` answer (docs/cli.md),
+/// and `POST /api/v1/jobs/act`'s.
+pub fn bulk_json(o: &joblog::engine::BulkOutcome, dry_run: bool) -> Value {
+    json!({
+        "matched": o.matched,
+        "changed": o.changed.len(),
+        "dry_run": dry_run,
+        "would_change": if dry_run { json!(o.changed.iter().map(uuid::Uuid::to_string).collect::<Vec<_>>()) } else { Value::Null },
+        "refused_by": o.refused_by,
+        "refused": o.refused.iter().map(|(id, why)| json!({"id": id.to_string(), "reason": why.to_string()})).collect::<Vec<_>>(),
+    })
+}

@@ -174,14 +174,14 @@ pub async fn blocking<T: Send + 'static>(
 
 /// A running HTTP server; [`Server::stop`] ends it.
 pub struct Server {
-    local_addr: SocketAddr,
+    local_addr: Option<SocketAddr>,
     stop: watch::Sender<bool>,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Server {
-    /// The address it listens on.
-    pub fn local_addr(&self) -> SocketAddr {
+    /// The TCP address it listens on, if it listens on one.
+    pub fn local_addr(&self) -> Option<SocketAddr> {
         self.local_addr
     }
 
@@ -241,11 +241,26 @@ async fn admit(State(s): State<AppState>, req: Request, next: Next) -> Response 
     // Who is calling, checked once here: `auth::Caller` takes it from the
     // request instead of asking the engine again.
     let mut req = req;
-    let user = match auth::credential(req.headers(), &s.sessions) {
-        None => String::new(),
-        Some(token) => match auth::authenticate(&s, token.clone()).await {
+    let local = req.extensions().get::<auth::PeerUid>().copied();
+    let user = match (local, auth::credential(req.headers(), &s.sessions)) {
+        // The Unix socket: the kernel says who; one who may not act at all
+        // is refused here, before anything else.
+        (Some(auth::PeerUid(uid)), _) => match auth::admit_local(&s, uid, req.headers()).await {
+            Ok(a) => {
+                let user = a.user.clone();
+                req.extensions_mut().insert(a);
+                user
+            }
+            Err(e) => return e.into_response(),
+        },
+        (None, None) => String::new(),
+        (None, Some(token)) => match auth::authenticate(&s, token.clone()).await {
             Ok((user, session)) => {
-                req.extensions_mut().insert(auth::Admitted { token, user: user.clone(), session });
+                req.extensions_mut().insert(auth::Admitted {
+                    credential: auth::Credential::Token(token),
+                    user: user.clone(),
+                    session,
+                });
                 user
             }
             Err(_) => String::new(),
@@ -276,6 +291,12 @@ async fn admit(State(s): State<AppState>, req: Request, next: Next) -> Response 
     let _guard = Decrement(Arc::clone(&s.in_flight));
     if n >= s.limits.max_in_flight {
         return ApiError::too_many(1).into_response();
+    }
+    // A command of the local command line (a verification, a compaction)
+    // takes as long as its work: its caller is an OS user of this machine,
+    // waiting for it; its slot still counts.
+    if local.is_some() {
+        return next.run(req).await;
     }
     match tokio::time::timeout(s.limits.request_timeout, next.run(req)).await {
         Ok(r) => r,
@@ -359,45 +380,101 @@ impl Bound {
         self.listener.local_addr()
     }
 
-    /// Serves `engine` on a runtime of its own threads until
-    /// [`Server::stop`]. `service_running` is what `/healthz` reports.
+    /// Serves `engine` on this address only (no Unix socket): [`serve`].
     pub fn serve(self, engine: Engine, service_running: Arc<AtomicBool>) -> Result<Server, ServerError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .thread_name("joblog-http")
-            .enable_all()
-            .build()
-            .map_err(ServerError::Runtime)?;
-        let local_addr = self.listener.local_addr().map_err(ServerError::Runtime)?;
-        let listener = {
-            let _enter = runtime.enter();
-            TcpListener::from_std(self.listener).map_err(ServerError::Runtime)?
-        };
-        let mut state = AppState::new(engine, service_running, self.limits);
-        state.tls = self.tls.is_some();
-        let limits = Arc::clone(&state.limits);
-        let operations = Arc::clone(&state.operations);
-        runtime.spawn(events::follow(state.clone()));
-        let app = router(state);
-        let (stop, stopped) = watch::channel(false);
-        let tls = self.tls;
-        let thread = std::thread::Builder::new()
-            .name("joblog-http".into())
-            .spawn(move || {
-                runtime.block_on(accept_loop(listener, app, tls, Arc::clone(&limits), stopped));
-                // Bulk operations stop after the page in hand (each page is
-                // one batch), so that the engine's handles they hold are let go.
-                operations.stop_all();
-                let deadline = Instant::now() + limits.shutdown_grace;
-                while operations.running() > 0 && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
-                // Connections still open after the grace are cut here.
-                runtime.shutdown_timeout(Duration::from_millis(100));
-            })
-            .map_err(ServerError::Runtime)?;
-        Ok(Server { local_addr, stop, thread: Some(thread) })
+        serve(engine, service_running, Some(self), Local::default())
     }
+}
+
+/// A connection on a Unix socket that speaks the command line's line
+/// protocol of before the native API (its first byte is `{`), handed over
+/// whole, on a thread of its own.
+pub type LineProtocol = Arc<dyn Fn(std::os::unix::net::UnixStream) + Send + Sync>;
+
+/// The Unix sockets through which the command line reaches the service
+/// (docs/cli.md, "One data directory, many commands"): bound, with their
+/// modes, by the command line; served here, the caller known from the
+/// socket ([`auth::PeerUid`]).
+#[derive(Default)]
+pub struct Local {
+    /// The sockets.
+    pub listeners: Vec<std::os::unix::net::UnixListener>,
+    /// Who takes a connection of the older line protocol (none: closed).
+    pub line_protocol: Option<LineProtocol>,
+}
+
+/// Serves `engine` on `tcp` (if any) and on the Unix sockets of `local`,
+/// on a runtime of its own threads, until [`Server::stop`].
+/// `service_running` is what `/healthz` reports.
+pub fn serve(
+    engine: Engine,
+    service_running: Arc<AtomicBool>,
+    tcp: Option<Bound>,
+    local: Local,
+) -> Result<Server, ServerError> {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("joblog-http")
+        .enable_all()
+        .build()
+        .map_err(ServerError::Runtime)?;
+    let (limits, tls) = match &tcp {
+        Some(b) => (b.limits.clone(), b.tls.clone()),
+        None => (Limits::default(), None),
+    };
+    let local_addr = tcp.as_ref().map(|b| b.listener.local_addr()).transpose().map_err(ServerError::Runtime)?;
+    let (tcp, unix) = {
+        let _enter = runtime.enter();
+        let tcp = tcp.map(|b| TcpListener::from_std(b.listener)).transpose().map_err(ServerError::Runtime)?;
+        let unix = local
+            .listeners
+            .into_iter()
+            .map(|l| {
+                l.set_nonblocking(true)?;
+                tokio::net::UnixListener::from_std(l)
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(ServerError::Runtime)?;
+        (tcp, unix)
+    };
+    let mut state = AppState::new(engine, service_running, limits);
+    state.tls = tls.is_some();
+    let limits = Arc::clone(&state.limits);
+    let operations = Arc::clone(&state.operations);
+    runtime.spawn(events::follow(state.clone()));
+    let engine = state.engine.clone();
+    let app = router(state);
+    let (stop, stopped) = watch::channel(false);
+    let line_protocol = local.line_protocol;
+    let thread = std::thread::Builder::new()
+        .name("joblog-http".into())
+        .spawn(move || {
+            runtime.block_on(async {
+                let mut loops = Vec::new();
+                if let Some(tcp) = tcp {
+                    let accept = accept_tcp(tcp, tls);
+                    loops.push(tokio::spawn(serve_loop(accept, app.clone(), Arc::clone(&limits), stopped.clone())));
+                }
+                for l in unix {
+                    let accept = accept_unix(l, line_protocol.clone(), engine.clone());
+                    loops.push(tokio::spawn(serve_loop(accept, app.clone(), Arc::clone(&limits), stopped.clone())));
+                }
+                for l in loops {
+                    let _ = l.await;
+                }
+            });
+            // Bulk operations stop after the page in hand (each page is
+            // one batch), so that the engine's handles they hold are let go.
+            operations.stop_all();
+            let deadline = Instant::now() + limits.shutdown_grace;
+            while operations.running() > 0 && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            // Connections still open after the grace are cut here.
+            runtime.shutdown_timeout(Duration::from_millis(100));
+        })
+        .map_err(ServerError::Runtime)?;
+    Ok(Server { local_addr, stop, thread: Some(thread) })
 }
 
 /// [`bind`] then [`Bound::serve`].
@@ -405,54 +482,160 @@ pub fn start(engine: Engine, service_running: Arc<AtomicBool>, config: HttpConfi
     bind(config)?.serve(engine, service_running)
 }
 
-async fn accept_loop(
-    listener: TcpListener,
-    app: Router,
-    tls: Option<tokio_rustls::TlsAcceptor>,
-    limits: Arc<Limits>,
-    mut stopped: watch::Receiver<bool>,
-) {
+/// A connection ready for HTTP: its stream, and who is at the other end
+/// when the kernel says so (a Unix socket).
+enum Accepted {
+    Tcp(tokio::net::TcpStream),
+    Tls(Box<tokio_rustls::server::TlsStream<tokio::net::TcpStream>>),
+    Unix(tokio::net::UnixStream, u32),
+}
+
+type AcceptFn =
+    Box<dyn FnMut() -> std::pin::Pin<Box<dyn std::future::Future<Output = std::io::Result<Connecting>> + Send>> + Send>;
+/// An accepted connection still to be made ready (its TLS handshake, its
+/// first byte read): `None` when it turned out to be nothing to serve.
+type Connecting = std::pin::Pin<Box<dyn std::future::Future<Output = Option<Accepted>> + Send>>;
+
+fn accept_tcp(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> AcceptFn {
+    let listener = Arc::new(listener);
+    Box::new(move || {
+        let listener = Arc::clone(&listener);
+        let tls = tls.clone();
+        Box::pin(async move {
+            let (tcp, _peer) = listener.accept().await?;
+            let _ = tcp.set_nodelay(true);
+            let ready: Connecting = match tls {
+                None => Box::pin(async move { Some(Accepted::Tcp(tcp)) }),
+                Some(acceptor) => {
+                    Box::pin(async move { acceptor.accept(tcp).await.ok().map(|s| Accepted::Tls(Box::new(s))) })
+                }
+            };
+            Ok(ready)
+        })
+    })
+}
+
+/// The first byte a connection sends, left unread; `None` if it closes
+/// first or fails.
+async fn peek_byte(stream: &tokio::net::UnixStream) -> Option<u8> {
+    use std::os::fd::AsRawFd;
+    let mut first = [0u8; 1];
+    loop {
+        stream.readable().await.ok()?;
+        let peeked = stream.try_io(tokio::io::Interest::READABLE, || {
+            nix::sys::socket::recv(stream.as_raw_fd(), &mut first, nix::sys::socket::MsgFlags::MSG_PEEK)
+                .map_err(std::io::Error::from)
+        });
+        match peeked {
+            Ok(1) => return Some(first[0]),
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
+            _ => return None,
+        }
+    }
+}
+
+fn accept_unix(listener: tokio::net::UnixListener, line: Option<LineProtocol>, engine: Engine) -> AcceptFn {
+    let listener = Arc::new(listener);
+    Box::new(move || {
+        let listener = Arc::clone(&listener);
+        let line = line.clone();
+        let engine = engine.clone();
+        Box::pin(async move {
+            let (mut stream, _) = listener.accept().await?;
+            let ready: Connecting = Box::pin(async move {
+                // Who is calling, from the kernel; unknown: not served.
+                let uid = stream.peer_cred().ok()?.uid();
+                // An OS user nobody mapped is answered at once, before
+                // anything is read: it cannot hold a connection at all.
+                if let Err(refusal) = auth::local_peer_allowed(&engine, uid) {
+                    refuse_at_once(&mut stream, &refusal.to_string()).await;
+                    return None;
+                }
+                // The older line protocol starts with `{`; HTTP never does.
+                if peek_byte(&stream).await? == b'{' {
+                    let std = stream.into_std().ok()?;
+                    std.set_nonblocking(false).ok()?;
+                    if let Some(line) = line {
+                        tokio::task::spawn_blocking(move || line(std));
+                    }
+                    return None;
+                }
+                Some(Accepted::Unix(stream, uid))
+            });
+            Ok(ready)
+        })
+    })
+}
+
+/// Answers 403 with `message` (the platform's error body) without
+/// reading the request, and closes.
+async fn refuse_at_once(stream: &mut tokio::net::UnixStream, message: &str) {
+    use tokio::io::AsyncWriteExt;
+    let body = serde_json::json!({"error": {"code": error::code::DENIED, "message": message}}).to_string();
+    let answer = format!(
+        "HTTP/1.1 403 Forbidden\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(answer.as_bytes())).await;
+    let _ = stream.shutdown().await;
+}
+
+/// Accepts connections until `stopped`, each served as its own task,
+/// with a time limit on each request head; then gives those still open
+/// the shutdown grace.
+async fn serve_loop(mut accept: AcceptFn, app: Router, limits: Arc<Limits>, mut stopped: watch::Receiver<bool>) {
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     loop {
-        let (tcp, _peer) = tokio::select! {
-            r = listener.accept() => match r {
+        let connecting = tokio::select! {
+            r = accept() => match r {
                 Ok(c) => c,
                 // Out of descriptors and the like: wait a moment, go on.
                 Err(e) => {
-                    tracing::warn!(error = %e, "accepting an HTTP connection failed");
+                    tracing::warn!(error = %e, "accepting a connection failed");
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     continue;
                 }
             },
             _ = stopped.changed() => break,
         };
-        let _ = tcp.set_nodelay(true);
         let app = app.clone();
-        let tls = tls.clone();
         let limits = Arc::clone(&limits);
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            // A TLS handshake or a first byte that never comes does not
+            // hold a task for ever.
+            let Ok(Some(conn)) = tokio::time::timeout(limits.head_timeout, connecting).await else {
+                return;
+            };
+            let peer = match &conn {
+                Accepted::Unix(_, uid) => Some(auth::PeerUid(*uid)),
+                _ => None,
+            };
             let service = hyper::service::service_fn(move |req: hyper::Request<hyper::body::Incoming>| {
-                tower::ServiceExt::oneshot(app.clone(), req.map(axum::body::Body::new))
+                let mut req = req.map(axum::body::Body::new);
+                // Set by the server, whatever the request says.
+                req.extensions_mut().remove::<auth::PeerUid>();
+                if let Some(p) = peer {
+                    req.extensions_mut().insert(p);
+                }
+                tower::ServiceExt::oneshot(app.clone(), req)
             });
             let mut builder = hyper::server::conn::http1::Builder::new();
             builder.timer(TokioTimer::new()).header_read_timeout(limits.head_timeout);
-            match tls {
-                None => {
-                    let conn = builder.serve_connection(TokioIo::new(tcp), service);
-                    let _ = watcher.watch(conn).await;
+            match conn {
+                Accepted::Tcp(s) => {
+                    let _ = watcher.watch(builder.serve_connection(TokioIo::new(s), service)).await;
                 }
-                Some(acceptor) => {
-                    let Ok(Ok(stream)) = tokio::time::timeout(limits.head_timeout, acceptor.accept(tcp)).await else {
-                        return;
-                    };
-                    let conn = builder.serve_connection(TokioIo::new(stream), service);
-                    let _ = watcher.watch(conn).await;
+                Accepted::Tls(s) => {
+                    let _ = watcher.watch(builder.serve_connection(TokioIo::new(s), service)).await;
+                }
+                Accepted::Unix(s, _) => {
+                    let _ = watcher.watch(builder.serve_connection(TokioIo::new(s), service)).await;
                 }
             }
         });
     }
-    drop(listener);
+    drop(accept);
     let _ = tokio::time::timeout(limits.shutdown_grace, graceful.shutdown()).await;
 }
 

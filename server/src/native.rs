@@ -34,13 +34,18 @@ pub const MAX_RUNNING_OPERATIONS: usize = 4;
 /// Finished bulk operations remembered (the oldest are forgotten first).
 pub const MAX_OPERATIONS_KEPT: usize = 1000;
 
+pub mod store;
+
 /// The native API's routes.
 pub fn routes() -> Router<AppState> {
     Router::new()
+        .merge(store::routes())
         .route("/api/v1/jobs", get(list_jobs).post(create_job))
         .route("/api/v1/jobs/{id}", get(get_job))
         .route("/api/v1/jobs/{id}/history", get(job_history))
+        .route("/api/v1/jobs/act", post(act_on_matching))
         .route("/api/v1/jobs/{id}/{action}", post(act_on_job))
+        .route("/api/v1/workflows/{id}/reassign", post(reassign))
         .route("/api/v1/operations", get(list_operations).post(start_operation))
         .route("/api/v1/operations/{id}", get(get_operation).delete(cancel_operation))
         .route("/api/v1/me", get(me))
@@ -157,7 +162,7 @@ async fn list_jobs(caller: Caller, Query(mut p): Query<BTreeMap<String, String>>
 }
 
 /// The filter parameters of a query; an unknown parameter is a 400 naming it.
-fn filter_params(p: BTreeMap<String, String>) -> Result<FilterParams, ApiError> {
+pub(crate) fn filter_params(p: BTreeMap<String, String>) -> Result<FilterParams, ApiError> {
     serde_json::from_value(json!(p)).map_err(|e| ApiError::bad_request(format!("query: {e}")))
 }
 
@@ -188,17 +193,30 @@ pub fn visible_job(session: &joblog::Session, id: Uuid) -> Result<joblog::Job, A
     Ok(session.get(id)?)
 }
 
+/// The job `id` as this caller is told about it: over the network, one
+/// they may not read is 404 ([`visible_job`]); on the service's Unix
+/// socket, the engine's own answer, which the command line's contract
+/// reports (a job that is not yours to change: permission denied, exit 5;
+/// docs/cli.md, "Exit codes").
+fn job_for(caller: &Caller, id: Uuid) -> Result<joblog::Job, ApiError> {
+    if caller.is_local() {
+        Ok(caller.session.get(id)?)
+    } else {
+        visible_job(&caller.session, id)
+    }
+}
+
 /// `GET /api/v1/jobs/{id}`.
 async fn get_job(caller: Caller, id: Result<Path<String>, PathRejection>) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id.map_err(path_error)?.0)?;
-    blocking(move || Ok(Json(job_json(&visible_job(&caller.session, id)?)))).await
+    blocking(move || Ok(Json(job_json(&job_for(&caller, id)?)))).await
 }
 
 /// `GET /api/v1/jobs/{id}/history`: the job and every transition.
 async fn job_history(caller: Caller, id: Result<Path<String>, PathRejection>) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id.map_err(path_error)?.0)?;
     blocking(move || {
-        let job = visible_job(&caller.session, id)?;
+        let job = job_for(&caller, id)?;
         let history = caller.session.history(id)?;
         Ok(Json(json!({"job": job_json(&job), "history": history_json(&history)})))
     })
@@ -303,6 +321,9 @@ async fn act_on_job(
     let Path((id, action)) = path.map_err(path_error)?;
     let body = body.map_err(|e| body_error(&e))?;
     let id = parse_id(&id)?;
+    if action == "resubmit" {
+        return resubmit(caller, id, &body).await;
+    }
     // The body is optional (only postpone needs one).
     let body: ActBody = if body.iter().all(u8::is_ascii_whitespace) {
         ActBody::default()
@@ -311,8 +332,95 @@ async fn act_on_job(
     };
     let action = user_action(&action, body.until.as_deref(), true)?;
     blocking(move || {
-        visible_job(&caller.session, id)?;
+        if !caller.is_local() {
+            visible_job(&caller.session, id)?;
+        }
         Ok(Json(job_json(&caller.session.act(id, action)?)))
+    })
+    .await
+}
+
+/// What `POST /api/v1/jobs/{id}/resubmit` takes.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ResubmitBody {
+    /// The new job's owner (the old one's by default).
+    owner: Option<String>,
+}
+
+/// `POST /api/v1/jobs/{id}/resubmit`: a Failed or Canceled job as a new
+/// job (the command line's `resubmit`); its JSON names the old one in
+/// `resubmission_of`.
+async fn resubmit(caller: Caller, id: Uuid, body: &[u8]) -> Result<Json<Value>, ApiError> {
+    let body: ResubmitBody = if body.iter().all(u8::is_ascii_whitespace) {
+        ResubmitBody::default()
+    } else {
+        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the request body: {e}")))?
+    };
+    blocking(move || {
+        if !caller.is_local() {
+            visible_job(&caller.session, id)?;
+        }
+        let job = caller.session.resubmit(id, body.owner.as_deref())?;
+        let mut v = job_json(&job);
+        v["resubmission_of"] = json!(id.to_string());
+        Ok(Json(v))
+    })
+    .await
+}
+
+/// What `POST /api/v1/jobs/act` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActOnMatching {
+    /// cancel, pause, resume or postpone.
+    action: String,
+    /// Postpone: until when.
+    until: Option<String>,
+    /// Only count and list what would change.
+    #[serde(default)]
+    dry_run: bool,
+    /// The jobs: the filters of `GET /api/v1/jobs` (none: every job the
+    /// caller may see).
+    #[serde(default)]
+    filter: FilterParams,
+}
+
+/// `POST /api/v1/jobs/act`: an action on every job matching a filter, as
+/// ONE atomic batch (the command line's `--all-matching`): each job
+/// changes or is refused with why, all in one write. For a tracked,
+/// stoppable operation a page at a time, see `/api/v1/operations`.
+async fn act_on_matching(caller: Caller, Body(b): Body<ActOnMatching>) -> Result<Json<Value>, ApiError> {
+    let action = user_action(&b.action, b.until.as_deref(), false)?;
+    let filter = b.filter.to_filter()?;
+    blocking(move || {
+        let s = &caller.session;
+        let o = if b.dry_run { s.preview_on_matching(action, &filter) } else { s.act_on_matching(action, &filter)? };
+        Ok(Json(crate::json::bulk_json(&o, b.dry_run)))
+    })
+    .await
+}
+
+/// What `POST /api/v1/workflows/{id}/reassign` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReassignBody {
+    from: String,
+    to: String,
+}
+
+/// `POST /api/v1/workflows/{id}/reassign`: the workflow's waiting runs
+/// owned by `from` given to `to` (the command line's `reassign`).
+async fn reassign(
+    caller: Caller,
+    id: Result<Path<String>, PathRejection>,
+    Body(b): Body<ReassignBody>,
+) -> Result<Json<Value>, ApiError> {
+    let workflow = id.map_err(path_error)?.0;
+    blocking(move || {
+        let moved = caller.session.reassign(&workflow, &b.from, &b.to)?;
+        let ids: Vec<String> = moved.iter().map(Uuid::to_string).collect();
+        Ok(Json(json!({"workflow": workflow, "from": b.from, "to": b.to, "moved": moved.len(), "jobs": ids})))
     })
     .await
 }

@@ -191,7 +191,7 @@ fn dashboard_in_a_real_browser() {
     let dir = tempfile::tempdir().expect("tempdir");
     let s = seed(dir.path());
     let server = start(s.engine.clone(), "127.0.0.1:0");
-    let base = format!("http://{}", server.local_addr());
+    let base = format!("http://{}", server.local_addr().unwrap());
     // The screenshots go to a scratch directory, or where
     // JOBLOG_SCREENSHOTS says (`JOBLOG_SCREENSHOTS=docs/screenshots`
     // refreshes the committed ones).
@@ -220,7 +220,7 @@ fn serve() {
     let server = start(s.engine.clone(), "127.0.0.1:8080");
     println!(
         "serving on http://{} — admin token {} — read-only token {}",
-        server.local_addr(),
+        server.local_addr().unwrap(),
         s.admin_token,
         s.viewer_token
     );

@@ -25,11 +25,11 @@ struct Setup {
 
 impl Setup {
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.server.local_addr())
+        format!("http://{}{path}", self.server.local_addr().unwrap())
     }
 
     fn origin(&self) -> String {
-        format!("http://{}", self.server.local_addr())
+        format!("http://{}", self.server.local_addr().unwrap())
     }
 
     fn status(&self, id: Uuid) -> Status {

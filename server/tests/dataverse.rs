@@ -92,7 +92,7 @@ fn world_with(tls: impl FnOnce(&std::path::Path) -> Option<TlsFiles>) -> World {
         HttpConfig { addr: "127.0.0.1:0".into(), tls: tls(dir.path()), limits: Limits::default() },
     )
     .unwrap();
-    let base = format!("http://{}/api/data/v9.2/", server.local_addr());
+    let base = format!("http://{}/api/data/v9.2/", server.local_addr().unwrap());
     World { _dir: dir, engine, server: Some(server), base, admin: ta, alice: tal, bob: tb, auditor: tau }
 }
 
@@ -149,7 +149,7 @@ fn call(method: &str, url: &str, token: Option<&str>, headers: &[(&str, &str)], 
 /// pipe; here the rest of the body is given up and the answer read.
 fn raw_patch(w: &World, url: &str, token: &str, body: &[u8]) -> (u16, String) {
     use std::io::{Read, Write};
-    let addr = w.server.as_ref().unwrap().local_addr();
+    let addr = w.server.as_ref().unwrap().local_addr().unwrap();
     let path = url.split_once(&addr.to_string()).unwrap().1;
     let mut s = std::net::TcpStream::connect(addr).unwrap();
     let head = format!(
@@ -658,7 +658,7 @@ fn a_third_party_dataverse_client_works_unchanged() {
     let completed = jobs.iter().filter(|j| j.status.is_completed() && j.operationtype.0 == 10).count();
     let out = std::process::Command::new("node")
         .arg(dir.join("dynamics-web-api.mjs"))
-        .env("JOBLOG_URL", format!("http://{}/", w.server.as_ref().unwrap().local_addr()))
+        .env("JOBLOG_URL", format!("http://{}/", w.server.as_ref().unwrap().local_addr().unwrap()))
         .env("JOBLOG_TOKEN", &w.admin)
         .env("JOBLOG_TARGET", target.id.to_string())
         .output()

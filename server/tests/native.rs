@@ -23,7 +23,7 @@ struct Setup {
 
 impl Setup {
     fn url(&self, path: &str) -> String {
-        format!("http://{}{path}", self.server.local_addr())
+        format!("http://{}{path}", self.server.local_addr().unwrap())
     }
 }
 
@@ -279,7 +279,7 @@ fn the_event_stream_shows_transitions_live_resumes_after_last_event_id_and_hides
         list["jobs"].as_array().unwrap().iter().map(|j| j["asyncoperationid"].as_str().unwrap().to_string()).collect();
     let (_, admin_list) = call("GET", &s.url("/api/v1/jobs?owner=admin&limit=1"), Some(&s.admin), None);
     let admin_job = admin_list["jobs"][0]["asyncoperationid"].as_str().unwrap().to_string();
-    let addr = s.server.local_addr();
+    let addr = s.server.local_addr().unwrap();
     let alice = s.alice.clone();
     let reader = std::thread::spawn(move || read_events(addr, &alice, None, 2));
     std::thread::sleep(Duration::from_millis(300));
@@ -320,7 +320,7 @@ fn metrics_and_healthz() {
 #[test]
 fn a_port_in_use_or_a_bad_address_is_an_error_before_serving() {
     let s = setup();
-    let taken = s.server.local_addr().to_string();
+    let taken = s.server.local_addr().unwrap().to_string();
     for addr in [taken.as_str(), "not an address", "127.0.0.1:99999"] {
         let r = joblog_server::start(
             s.engine.clone(),
@@ -335,7 +335,7 @@ fn a_port_in_use_or_a_bad_address_is_an_error_before_serving() {
 fn an_idle_connection_does_not_hold_up_others() {
     let s = setup();
     // A client that connects and sends half a request head, then waits.
-    let mut idle = std::net::TcpStream::connect(s.server.local_addr()).unwrap();
+    let mut idle = std::net::TcpStream::connect(s.server.local_addr().unwrap()).unwrap();
     idle.write_all(b"GET /api/v1/jobs HTTP/1.1\r\nHost: x\r\n").unwrap();
     let started = std::time::Instant::now();
     let (status, _) = call("GET", &s.url("/api/v1/jobs?limit=1"), Some(&s.admin), None);
@@ -362,7 +362,7 @@ fn open_stream(addr: std::net::SocketAddr, token: &str, extra: &str) -> (u16, Bu
 #[test]
 fn a_closed_stream_gives_its_slot_back_at_once() {
     let s = setup_with(Limits { max_streams: 4, ..Limits::default() });
-    let addr = s.server.local_addr();
+    let addr = s.server.local_addr().unwrap();
     // Alice may use what nobody else needs: two of the four; once half are
     // open, her share is a quarter (one), so no third.
     let (code, first) = open_stream(addr, &s.alice, "");
@@ -389,7 +389,7 @@ fn a_closed_stream_gives_its_slot_back_at_once() {
 #[test]
 fn one_users_slow_requests_do_not_take_every_slot() {
     let s = setup_with(Limits { max_in_flight: 8, ..Limits::default() });
-    let addr = s.server.local_addr();
+    let addr = s.server.local_addr().unwrap();
     // Alice starts four requests whose bodies never come: half the slots
     // (beyond that, her share is a quarter: two).
     let mut held = Vec::new();
@@ -423,7 +423,7 @@ fn one_users_slow_requests_do_not_take_every_slot() {
 #[test]
 fn a_stream_ends_when_its_token_is_revoked() {
     let s = setup();
-    let addr = s.server.local_addr();
+    let addr = s.server.local_addr().unwrap();
     let (code, mut stream) = open_stream(addr, &s.alice, "");
     assert_eq!(code, 200);
     std::thread::sleep(Duration::from_millis(200));
@@ -444,7 +444,7 @@ fn a_stream_ends_when_its_token_is_revoked() {
 fn hostile_details_get_the_platform_body() {
     let s = setup();
     // A sequence number past the last u64.
-    let (code, _) = open_stream(s.server.local_addr(), &s.admin, "Last-Event-ID: 18446744073709551615\r\n");
+    let (code, _) = open_stream(s.server.local_addr().unwrap(), &s.admin, "Last-Event-ID: 18446744073709551615\r\n");
     assert_eq!(code, 400);
     for q in ["since=abc", "colour=blue"] {
         let (status, body) = call("GET", &s.url(&format!("/api/v1/events?{q}")), Some(&s.admin), None);

@@ -232,7 +232,10 @@ fn main() {
         joblog_server::HttpConfig { addr: "127.0.0.1:0".into(), tls: None, limits: joblog_server::Limits::default() },
     )
     .expect("start the HTTP server");
-    let http = Http { base: format!("http://{}", server.local_addr()), auth: format!("Bearer {}", token.token) };
+    let http = Http {
+        base: format!("http://{}", server.local_addr().expect("the server listens on TCP")),
+        auth: format!("Bearer {}", token.token),
+    };
 
     // ---- list pages: in process, HTTP, SQLite
     let mut pages = Vec::new();
