@@ -25,6 +25,8 @@ use crate::error::ApiError;
 use crate::json::{history_json, job_json};
 use crate::{blocking, AppState};
 
+pub mod admin;
+
 /// The largest page `GET /api/v1/jobs` returns.
 pub const MAX_LIMIT: usize = 1000;
 /// Jobs a bulk operation changes per batch (one atomic batch, one sync).
@@ -44,6 +46,7 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/operations", get(list_operations).post(start_operation))
         .route("/api/v1/operations/{id}", get(get_operation).delete(cancel_operation))
         .route("/api/v1/me", get(me))
+        .merge(admin::routes())
 }
 
 /// A JSON body, its rejections as the platform's error bodies.
