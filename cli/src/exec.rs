@@ -356,10 +356,10 @@ fn workflow(ctx: &Ctx<'_>, s: &Session, cmd: &Command, c: &WorkflowCmd) -> Outpu
     let v = match c {
         WorkflowCmd::Add { id, name, owner } => {
             let a = admin::AddWorkflow { id: id.clone(), name: name.clone(), owner: owner.clone() };
-            admin::add_workflow(ctx.engine, s, &a)?
+            admin::add_workflow(s, &a)?
         }
         WorkflowCmd::SetOwner { id, owner } => {
-            admin::set_workflow_owner(ctx.engine, s, id, &admin::SetOwner { owner: owner.clone() })?
+            admin::set_workflow_owner(s, id, &admin::SetOwner { owner: owner.clone() })?
         }
         WorkflowCmd::List => admin::list_workflows(ctx.engine)?,
     };

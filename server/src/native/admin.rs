@@ -230,17 +230,14 @@ pub struct AddWorkflow {
 }
 
 /// `workflow add`: the new definition; one that exists is refused.
-pub fn add_workflow(engine: &Engine, session: &Session, a: &AddWorkflow) -> Result<Value, Error> {
-    if engine.state().workflow(&a.id).is_some() {
-        return Err(DomainError::AlreadyExists { kind: "workflow", name: a.id.clone() }.into());
-    }
+pub fn add_workflow(session: &Session, a: &AddWorkflow) -> Result<Value, Error> {
     let w = WorkflowDefinition {
         id: a.id.clone(),
         name: a.name.clone().unwrap_or_else(|| a.id.clone()),
         owner: a.owner.clone().unwrap_or_else(|| session.user().to_string()),
         active: true,
     };
-    session.save_workflow(w.clone())?;
+    session.add_workflow(w.clone())?;
     Ok(workflow_json(&w))
 }
 
@@ -252,15 +249,8 @@ pub struct SetOwner {
 }
 
 /// `workflow set-owner`: the definition afterwards.
-pub fn set_workflow_owner(engine: &Engine, session: &Session, id: &str, s: &SetOwner) -> Result<Value, Error> {
-    let mut w = engine
-        .state()
-        .workflow(id)
-        .cloned()
-        .ok_or_else(|| DomainError::NotFound { kind: "workflow", name: id.to_string() })?;
-    w.owner = s.owner.clone();
-    session.save_workflow(w.clone())?;
-    Ok(workflow_json(&w))
+pub fn set_workflow_owner(session: &Session, id: &str, s: &SetOwner) -> Result<Value, Error> {
+    Ok(workflow_json(&session.set_workflow_owner(id, &s.owner)?))
 }
 
 // ---------------------------------------------------------------- tokens
@@ -438,22 +428,17 @@ async fn get_workflows(State(s): State<AppState>, _caller: Caller) -> Result<Jso
     blocking(move || Ok(Json(list_workflows(&s.engine)?))).await
 }
 
-async fn post_workflow(
-    State(s): State<AppState>,
-    caller: Caller,
-    Body(a): Body<AddWorkflow>,
-) -> Result<Response, ApiError> {
-    blocking(move || Ok(created(add_workflow(&s.engine, &caller.session, &a)?))).await
+async fn post_workflow(caller: Caller, Body(a): Body<AddWorkflow>) -> Result<Response, ApiError> {
+    blocking(move || Ok(created(add_workflow(&caller.session, &a)?))).await
 }
 
 async fn put_workflow_owner(
-    State(s): State<AppState>,
     caller: Caller,
     id: Result<Path<String>, PathRejection>,
     Body(o): Body<SetOwner>,
 ) -> Result<Json<Value>, ApiError> {
     let Path(id) = id.map_err(path_error)?;
-    blocking(move || Ok(Json(set_workflow_owner(&s.engine, &caller.session, &id, &o)?))).await
+    blocking(move || Ok(Json(set_workflow_owner(&caller.session, &id, &o)?))).await
 }
 
 async fn get_tokens(State(s): State<AppState>, caller: Caller) -> Result<Json<Value>, ApiError> {
