@@ -472,7 +472,7 @@ fn every_depth_reaches_exactly_its_units_on_a_four_level_tree() {
 #[test]
 fn organization_only_actions_refuse_every_lesser_depth() {
     type Act = fn(&joblog::engine::Session, &str, Timestamp) -> Result<(), Error>;
-    let actions: [(&str, Privilege, Act); 12] = [
+    let actions: [(&str, Privilege, Act); 14] = [
         ("delete now", Privilege::Delete, |s, _, _| {
             let c = DeletionCriteria::platform_default();
             s.delete_now(&c, 10).map(|_| ())
@@ -510,6 +510,10 @@ fn organization_only_actions_refuse_every_lesser_depth() {
         ("save a workflow", Privilege::Write, |s, n, _| {
             s.save_workflow(WorkflowDefinition { id: n.into(), name: n.into(), owner: "admin".into(), active: true })
         }),
+        ("add a workflow", Privilege::Write, |s, n, _| {
+            s.add_workflow(WorkflowDefinition { id: n.into(), name: n.into(), owner: "admin".into(), active: true })
+        }),
+        ("give a workflow an owner", Privilege::Write, |s, _, _| s.set_workflow_owner("wf", "owner-l1").map(|_| ())),
         ("reassign", Privilege::Assign, |s, _, _| s.reassign("wf", "owner-l1", "owner-l2").map(|_| ())),
         ("create a bulk delete job (retention's path)", Privilege::Delete, |s, n, _| {
             s.create_bulk_delete(&NewBulkDelete {
@@ -1091,4 +1095,20 @@ fn deleting_needs_the_delete_privilege_on_every_path() {
     assert!(matches!(alice.delete(&criteria, 10), Err(Error::Domain(DomainError::Denied { .. }))));
     assert_eq!(f.engine.next_seq(), before, "a refused deletion wrote something");
     assert_eq!(admin.delete(&criteria, 10).unwrap().deleted, 0);
+}
+
+#[test]
+fn a_workflow_is_added_once_and_reowned_only_if_it_exists() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    let wf = |owner: &str| WorkflowDefinition { id: "w".into(), name: "W".into(), owner: owner.into(), active: true };
+    admin.add_workflow(wf("admin")).unwrap();
+    let before = f.engine.next_seq();
+    assert!(matches!(admin.add_workflow(wf("admin")), Err(Error::Domain(DomainError::AlreadyExists { .. }))));
+    assert!(matches!(admin.set_workflow_owner("nope", "admin"), Err(Error::Domain(DomainError::NotFound { .. }))));
+    assert!(matches!(admin.set_workflow_owner("w", "nobody"), Err(Error::Domain(DomainError::NotFound { .. }))));
+    assert_eq!(f.engine.next_seq(), before, "a refusal writes nothing");
+    admin.add_user("bob", "root", &["basic-user"]).unwrap();
+    assert_eq!(admin.set_workflow_owner("w", "bob").unwrap(), wf("bob"));
+    assert_eq!(f.engine.state().workflow("w"), Some(&wf("bob")));
 }

@@ -2,9 +2,7 @@
 //! `Session` of the acting user, so the engine checks every privilege; a
 //! refused command changes nothing.
 
-use joblog::domain::{
-    Depth, DomainError, OperationType, Privilege, Regarding, Role, State, StatusReason, Timestamp, WorkflowDefinition,
-};
+use joblog::domain::{DomainError, OperationType, Regarding, State, StatusReason, Timestamp};
 use joblog::engine::{LostRange, NewJob, SalvageOptions, Session, UserAction};
 use joblog::projection::query::{Cursor, Filter};
 use joblog::service::command_data_with_timeout;
@@ -15,10 +13,11 @@ use super::args::{
     ActArgs, BulkDeleteCmd, Command, ConfigCmd, CriteriaArgs, Filters, ListArgs, RoleCmd, TokenCmd, UnitCmd, UserCmd,
     WorkflowCmd,
 };
-use super::output::{history_json, job_detail, job_json, pretty, table};
+use super::output::{history_json, job_detail, job_json, pretty};
 use joblog_server::native::store;
 
 use super::{Ctx, Failure, Output};
+use joblog_server::native::admin;
 
 /// Jobs a `list` prints when `--limit` is not given.
 pub const DEFAULT_LIMIT: usize = 100;
@@ -39,29 +38,15 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
     })?;
     let s = &session;
     match cmd {
-        Command::User(c) => user(ctx, s, c),
+        Command::User(c) => user(ctx, s, cmd, c),
         Command::Role(RoleCmd::Add { name, privileges }) => {
-            let mut role = Vec::new();
-            for p in privileges {
-                let (privilege, depth) = p.split_once(':').ok_or_else(|| {
-                    Failure::usage(format!("--privilege {p:?}: use PRIV:DEPTH, e.g. read:organization"))
-                })?;
-                role.push((Privilege::parse(privilege)?, Depth::parse(depth)?));
-            }
-            s.add_role(Role::new(name, role.clone()))?;
-            let privileges: Vec<Value> =
-                role.iter().map(|(p, d)| json!({"privilege": format!("{p:?}"), "depth": format!("{d:?}")})).collect();
-            done(ctx, json!({"role": name, "privileges": privileges}), format!("role {name} added"))
+            super::render::output(cmd, admin::add_role(s, &role_args(name, privileges)?)?, ctx.json)
         }
         Command::BusinessUnit(UnitCmd::Add { name, parent }) => {
-            s.add_business_unit(name, parent)?;
-            done(
-                ctx,
-                json!({"business_unit": name, "parent": parent}),
-                format!("business unit {name} added under {parent}"),
-            )
+            let a = admin::AddBusinessUnit { name: name.clone(), parent: parent.clone() };
+            super::render::output(cmd, admin::add_business_unit(s, &a)?, ctx.json)
         }
-        Command::Workflow(c) => workflow(ctx, s, c),
+        Command::Workflow(c) => workflow(ctx, s, cmd, c),
         Command::Submit(a) => {
             let mut spec = NewJob::new(&a.name, OperationType::parse(&a.operationtype)?);
             spec.workflow = a.workflow.clone();
@@ -115,8 +100,8 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
             v["resubmission_of"] = json!(old.to_string());
             super::render::output(&Command::Resubmit { id: id.clone(), owner: owner.clone() }, v, ctx.json)
         }
-        Command::Config(c) => config(ctx, s, c),
-        Command::Token(c) => token(ctx, s, c),
+        Command::Config(c) => config(ctx, s, cmd, c),
+        Command::Token(c) => token(ctx, s, cmd, c),
         Command::Compact => {
             let bar = super::spinner(ctx.interactive, "compacting");
             let v = store::compact(ctx.engine, s)?;
@@ -171,75 +156,24 @@ pub fn parse_id(id: &str) -> Result<Uuid, Failure> {
     id.parse().map_err(|_| Failure::usage(format!("not a job id: {id:?}")))
 }
 
-fn parse_token_id(id: &str) -> Result<Uuid, Failure> {
+pub(crate) fn parse_token_id(id: &str) -> Result<Uuid, Failure> {
     id.parse().map_err(|_| Failure::usage(format!("not a token id: {id:?} (`joblog token list` shows them)")))
 }
 
 /// `token create|list|revoke` (docs/cli.md, "Tokens"). The secret is
 /// printed by `create` only, and is nowhere in the store.
-fn token(ctx: &Ctx<'_>, s: &Session, c: &TokenCmd) -> Output {
-    let time = |t: Option<Timestamp>| t.map(Timestamp::to_rfc3339);
-    match c {
-        TokenCmd::Create { owner, name, expires_in } => {
-            let t = s.create_token(owner, name.as_deref(), *expires_in)?;
-            let expires = time(t.expires);
-            let v = json!({"token": t.token, "id": t.id.to_string(), "user": t.user, "expires": expires});
-            // The token alone on the last line, for `| tail -n 1`.
-            let text = format!(
-                "token {} for {}, expires {}; shown once (joblog keeps only its hash):\n{}",
-                t.id,
-                t.user,
-                expires.as_deref().unwrap_or("never"),
-                t.token
-            );
-            done(ctx, v, text)
-        }
-        TokenCmd::List => {
-            let now = ctx.engine.now();
-            let tokens = s.tokens()?;
-            // Whether each would authenticate now, and if not the first
-            // reason (`Engine::authenticate` tells a caller none of them).
-            let inactive: std::collections::BTreeSet<String> =
-                ctx.engine.state().directory().users().filter(|u| !u.active).map(|u| u.name.clone()).collect();
-            let status = |t: &joblog::TokenInfo| {
-                if t.revoked {
-                    "revoked"
-                } else if t.expires.is_some_and(|e| e <= now) {
-                    "expired"
-                } else if inactive.contains(&t.user) {
-                    "user deactivated"
-                } else {
-                    "live"
-                }
-            };
-            let v: Vec<Value> = tokens
-                .iter()
-                .map(|t| {
-                    json!({"id": t.id.to_string(), "user": t.user, "name": t.name, "created": t.created.to_rfc3339(),
-                        "expires": time(t.expires), "revoked": t.revoked, "status": status(t)})
-                })
-                .collect();
-            let rows: Vec<Vec<String>> = tokens
-                .iter()
-                .map(|t| {
-                    vec![
-                        t.id.to_string(),
-                        t.user.clone(),
-                        t.name.clone().unwrap_or_default(),
-                        t.created.to_rfc3339(),
-                        time(t.expires).unwrap_or_else(|| "never".into()),
-                        status(t).into(),
-                    ]
-                })
-                .collect();
-            done(ctx, Value::Array(v), table(&["Id", "User", "Name", "Created", "Expires", "Status"], &rows))
-        }
-        TokenCmd::Revoke { id } => {
-            let id = parse_token_id(id)?;
-            s.revoke_token(id)?;
-            done(ctx, json!({"id": id.to_string(), "revoked": true}), format!("token {id} revoked"))
-        }
-    }
+fn token(ctx: &Ctx<'_>, s: &Session, cmd: &Command, c: &TokenCmd) -> Output {
+    let v = match c {
+        TokenCmd::Create { owner, name, expires_in } => admin::create_token(s, &token_args(owner, name, *expires_in))?,
+        TokenCmd::List => admin::list_tokens(ctx.engine, s)?,
+        TokenCmd::Revoke { id } => admin::revoke_token(s, parse_token_id(id)?)?,
+    };
+    super::render::output(cmd, v, ctx.json)
+}
+
+/// `token create`'s request.
+pub(crate) fn token_args(owner: &str, name: &Option<String>, expires_in: Option<u32>) -> admin::CreateToken {
+    admin::CreateToken { user: owner.to_string(), name: name.clone(), expires_in_days: expires_in }
 }
 
 fn opt_time(t: &Option<String>) -> Result<Option<Timestamp>, Failure> {
@@ -321,105 +255,67 @@ fn filter_unchecked(f: &Filters) -> Result<Filter, Failure> {
     })
 }
 
-fn user(ctx: &Ctx<'_>, s: &Session, c: &UserCmd) -> Output {
-    let user_json = |name: &str| -> Result<Value, Failure> {
-        let state = ctx.engine.state();
-        let u = state.directory().user(name)?;
-        Ok(json!({"name": u.name, "business_unit": u.business_unit, "roles": u.roles, "active": u.active,
-            "os_uid": state.directory().os_uid_of(name)}))
-    };
-    match c {
+fn user(ctx: &Ctx<'_>, s: &Session, cmd: &Command, c: &UserCmd) -> Output {
+    let e = ctx.engine;
+    let v = match c {
         UserCmd::Add { name, roles, business_unit, os_user } => {
-            let roles: Vec<&str> =
-                if roles.is_empty() { vec!["basic-user"] } else { roles.iter().map(String::as_str).collect() };
-            match os_user {
-                Some(o) => s.add_user_mapped(name, business_unit, &roles, super::server::os_uid(o)?)?,
-                None => s.add_user(name, business_unit, &roles)?,
-            }
-            done(ctx, user_json(name)?, format!("user {name} added to {business_unit} as {}", roles.join(", ")))
+            admin::add_user(e, s, &user_args(name, roles, business_unit, os_user)?)?
         }
-        UserCmd::Map { name, os_user, none } => {
-            let uid = if *none { None } else { os_user.as_deref().map(super::server::os_uid).transpose()? };
-            s.map_os_user(name, uid)?;
-            let text = match uid {
-                Some(u) => format!("OS user {u} now acts as {name} (and only as {name}) through the service"),
-                None => format!("{name} is no longer mapped to an OS user"),
-            };
-            done(ctx, user_json(name)?, text)
-        }
-        UserCmd::Deactivate { name } => {
-            s.deactivate_user(name)?;
-            done(ctx, user_json(name)?, format!("user {name} deactivated"))
-        }
-        UserCmd::Reactivate { name } => {
-            s.reactivate_user(name)?;
-            done(ctx, user_json(name)?, format!("user {name} reactivated"))
-        }
-        UserCmd::List => {
-            let state = ctx.engine.state();
-            let users: Vec<_> = state.directory().users().collect();
-            let v: Vec<Value> = users
-                .iter()
-                .map(|u| {
-                    json!({"name": u.name, "business_unit": u.business_unit, "roles": u.roles, "active": u.active,
-                        "os_uid": state.directory().os_uid_of(&u.name)})
-                })
-                .collect();
-            let rows: Vec<Vec<String>> = users
-                .iter()
-                .map(|u| {
-                    vec![
-                        u.name.clone(),
-                        u.business_unit.clone(),
-                        u.roles.join(", "),
-                        if u.active { "yes" } else { "no" }.into(),
-                    ]
-                })
-                .collect();
-            done(ctx, Value::Array(v), table(&["User", "Business Unit", "Roles", "Active"], &rows))
-        }
-    }
+        UserCmd::Map { name, os_user, none } => admin::map_user(e, s, name, &map_args(os_user, *none)?)?,
+        UserCmd::Deactivate { name } => admin::deactivate_user(e, s, name)?,
+        UserCmd::Reactivate { name } => admin::reactivate_user(e, s, name)?,
+        UserCmd::List => admin::list_users(e)?,
+    };
+    super::render::output(cmd, v, ctx.json)
 }
 
-fn workflow(ctx: &Ctx<'_>, s: &Session, c: &WorkflowCmd) -> Output {
-    let wf_json = |w: &WorkflowDefinition| json!({"id": w.id, "name": w.name, "owner": w.owner, "active": w.active});
-    match c {
+/// `user add`'s request: the OS user's name resolved here, to its uid.
+pub(crate) fn user_args(
+    name: &str,
+    roles: &[String],
+    business_unit: &str,
+    os_user: &Option<String>,
+) -> Result<admin::AddUser, Failure> {
+    Ok(admin::AddUser {
+        name: name.to_string(),
+        business_unit: business_unit.to_string(),
+        roles: roles.to_vec(),
+        os_uid: os_user.as_deref().map(super::server::os_uid).transpose()?,
+    })
+}
+
+/// `user map`'s request: a uid, or none with `--none`.
+pub(crate) fn map_args(os_user: &Option<String>, none: bool) -> Result<admin::MapUser, Failure> {
+    let uid = if none { None } else { os_user.as_deref().map(super::server::os_uid).transpose()? };
+    Ok(admin::MapUser { os_uid: Some(uid) })
+}
+
+/// `role add`'s request: each `--privilege PRIV:DEPTH` split.
+pub(crate) fn role_args(name: &str, privileges: &[String]) -> Result<admin::AddRole, Failure> {
+    let privileges = privileges
+        .iter()
+        .map(|p| {
+            let (privilege, depth) = p
+                .split_once(':')
+                .ok_or_else(|| Failure::usage(format!("--privilege {p:?}: use PRIV:DEPTH, e.g. read:organization")))?;
+            Ok(admin::PrivilegeAt { privilege: privilege.to_string(), depth: depth.to_string() })
+        })
+        .collect::<Result<_, Failure>>()?;
+    Ok(admin::AddRole { name: name.to_string(), privileges })
+}
+
+fn workflow(ctx: &Ctx<'_>, s: &Session, cmd: &Command, c: &WorkflowCmd) -> Output {
+    let v = match c {
         WorkflowCmd::Add { id, name, owner } => {
-            if ctx.engine.state().workflow(id).is_some() {
-                return Err(DomainError::AlreadyExists { kind: "workflow", name: id.clone() }.into());
-            }
-            let w = WorkflowDefinition {
-                id: id.clone(),
-                name: name.clone().unwrap_or_else(|| id.clone()),
-                owner: owner.clone().unwrap_or_else(|| ctx.user.clone()),
-                active: true,
-            };
-            s.save_workflow(w.clone())?;
-            done(ctx, wf_json(&w), format!("workflow {id} added, owned by {}", w.owner))
+            let a = admin::AddWorkflow { id: id.clone(), name: name.clone(), owner: owner.clone() };
+            admin::add_workflow(s, &a)?
         }
-        WorkflowCmd::SetOwner { id, owner: user } => {
-            let mut w = ctx
-                .engine
-                .state()
-                .workflow(id)
-                .cloned()
-                .ok_or_else(|| DomainError::NotFound { kind: "workflow", name: id.clone() })?;
-            w.owner = user.clone();
-            s.save_workflow(w.clone())?;
-            done(ctx, wf_json(&w), format!("workflow {id} is now owned by {user}"))
+        WorkflowCmd::SetOwner { id, owner } => {
+            admin::set_workflow_owner(s, id, &admin::SetOwner { owner: owner.clone() })?
         }
-        WorkflowCmd::List => {
-            let state = ctx.engine.state();
-            let all: Vec<&WorkflowDefinition> = state.workflows().values().collect();
-            let rows: Vec<Vec<String>> =
-                all.iter().map(|w| vec![w.id.clone(), w.name.clone(), w.owner.clone()]).collect();
-            done(
-                ctx,
-                Value::Array(all.iter().map(|w| wf_json(w)).collect()),
-                table(&["Workflow", "Name", "Owner"], &rows),
-            )
-        }
-    }
+        WorkflowCmd::List => admin::list_workflows(ctx.engine)?,
+    };
+    super::render::output(cmd, v, ctx.json)
 }
 
 fn list(ctx: &Ctx<'_>, s: &Session, a: &ListArgs) -> Output {
@@ -497,7 +393,7 @@ fn bulk_out(ctx: &Ctx<'_>, o: &joblog::engine::BulkOutcome, action: UserAction, 
 
 /// The number `config set KEY VALUE` gives, checked as far as the
 /// arguments alone allow (the engine checks it again against the policy).
-fn config_value(key: &str, value: &str) -> Result<u64, Failure> {
+pub(crate) fn config_value(key: &str, value: &str) -> Result<u64, Failure> {
     let k = joblog::domain::policy_key(key)?;
     value.trim().parse().map_err(|_| {
         Failure::usage(format!(
@@ -508,67 +404,13 @@ fn config_value(key: &str, value: &str) -> Result<u64, Failure> {
 }
 
 /// `joblog config …`: the service's policy for this store.
-fn config(ctx: &Ctx<'_>, s: &Session, c: &ConfigCmd) -> Output {
-    let (key, value) = match c {
-        ConfigCmd::Show { until } => {
-            let past =
-                until.as_deref().map(Timestamp::parse).transpose()?.map(|t| ctx.engine.replay_until(t)).transpose()?;
-            let policy = match &past {
-                Some(p) => p.policy().clone(),
-                None => ctx.engine.state().policy().clone(),
-            };
-            return policy_out(ctx, &policy, until.as_deref());
-        }
-        ConfigCmd::Set { key, value } => (key, Some(config_value(key, value)?)),
-        ConfigCmd::Unset { key } => (key, None),
+fn config(ctx: &Ctx<'_>, s: &Session, cmd: &Command, c: &ConfigCmd) -> Output {
+    let v = match c {
+        ConfigCmd::Show { until } => admin::show_config(ctx.engine, &admin::ShowConfig { until: until.clone() })?,
+        ConfigCmd::Set { key, value } => admin::set_config(ctx.engine, s, key, Some(config_value(key, value)?))?,
+        ConfigCmd::Unset { key } => admin::set_config(ctx.engine, s, key, None)?,
     };
-    let changed = s.set_policy(key, value)?;
-    let k = joblog::domain::policy_key(key)?;
-    let now = ctx.engine.state().policy().value(key);
-    let shown = now.map_or("none".to_string(), |v| v.to_string());
-    let text = match (changed, value) {
-        (false, _) => format!("{key} is already {shown}: nothing changed"),
-        (true, Some(_)) => {
-            format!("{key} set to {shown} {} (default {})", k.unit, k.default.map_or("none".into(), |d| d.to_string()))
-        }
-        (true, None) => format!("{key} back to its default: {shown}"),
-    };
-    done(ctx, json!({"key": key, "value": now, "set": value.is_some(), "changed": changed}), text)
-}
-
-/// The policy in force, every key (text: a table; JSON: one object per key).
-fn policy_out(ctx: &Ctx<'_>, policy: &joblog::domain::StorePolicy, until: Option<&str>) -> Output {
-    use joblog::domain::config::KEYS;
-    let v: Vec<Value> = KEYS
-        .iter()
-        .map(|k| {
-            json!({"key": k.name, "value": policy.value(k.name), "set": policy.get_set(k.name).is_some(),
-                "default": k.default, "min": k.min, "max": k.max, "unit": k.unit, "help": k.help})
-        })
-        .collect();
-    if ctx.json {
-        return Ok(pretty(&Value::Array(v)));
-    }
-    let header = until.map(|t| format!("as of {t} (replayed from the log):\n")).unwrap_or_default();
-    Ok(header + &policy_table(policy))
-}
-
-/// Every key with its value in force, marked when the store sets it.
-fn policy_table(policy: &joblog::domain::StorePolicy) -> String {
-    let rows: Vec<Vec<String>> = joblog::domain::config::KEYS
-        .iter()
-        .map(|k| {
-            let shown = |v: Option<u64>| v.map_or("none".to_string(), |v| v.to_string());
-            vec![
-                k.name.to_string(),
-                shown(policy.value(k.name)),
-                if policy.get_set(k.name).is_some() { "set" } else { "default" }.to_string(),
-                shown(k.default),
-                format!("{}..={} {}", k.min, k.max, k.unit),
-            ]
-        })
-        .collect();
-    table(&["Key", "In force", "From", "Default", "Range"], &rows)
+    super::render::output(cmd, v, ctx.json)
 }
 
 /// The command line's criteria as the native API takes them.

@@ -14,14 +14,19 @@ use std::os::unix::net::UnixStream;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
-use percent_encoding::{utf8_percent_encode, NON_ALPHANUMERIC};
+use serde::Serialize;
 use serde_json::{json, Value};
 
 use joblog_server::native::store;
 
-use super::args::{ActArgs, BulkDeleteCmd, Command, Filters, Global, ListArgs};
+use super::args::{
+    ActArgs, BulkDeleteCmd, Command, ConfigCmd, Filters, Global, ListArgs, RoleCmd, TokenCmd, UnitCmd, UserCmd,
+    WorkflowCmd,
+};
+use super::exec::{config_value, map_args, parse_token_id, role_args, token_args, user_args};
 use super::output::pretty;
 use super::{exec, render, Failure, Output};
+use joblog_server::native::admin;
 
 /// One request of the native API.
 #[derive(Debug, Clone, PartialEq)]
@@ -35,18 +40,38 @@ pub struct Call {
 }
 
 impl Call {
-    fn get(path: String) -> Self {
-        Call { method: "GET", path, body: None }
+    fn new(method: &'static str, path: String) -> Self {
+        Call { method, path, body: None }
     }
 
-    fn post(path: String, body: Value) -> Self {
-        Call { method: "POST", path, body: Some(body) }
+    fn with(method: &'static str, path: String, body: &impl Serialize) -> Result<Self, Failure> {
+        let body = serde_json::to_value(body).map_err(|e| Failure {
+            code: 1,
+            message: format!("the request's body: {e}"),
+            stdout: String::new(),
+        })?;
+        Ok(Call { method, path, body: Some(body) })
     }
 }
 
-/// One path segment, percent-encoded.
-pub fn seg(s: &str) -> String {
-    utf8_percent_encode(s, NON_ALPHANUMERIC).to_string()
+/// `s` as one path segment or query value: every byte but the unreserved
+/// ones (RFC 3986: letters, digits, `-._~`) percent-encoded, so a name
+/// holding `/`, `?`, `#`, `%`, spaces or anything else stays one segment.
+pub fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') {
+            out.push(char::from(b));
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A POST of `body`.
+fn post(path: String, body: Value) -> Call {
+    Call { method: "POST", path, body: Some(body) }
 }
 
 /// A query string (`?a=b&c=d`, or empty) of the given pairs.
@@ -82,10 +107,60 @@ fn filter_pairs(f: &Filters) -> Result<Vec<(&'static str, String)>, Failure> {
 /// by [`list`], a page at a time.)
 pub fn call_for(cmd: &Command) -> Result<Option<Call>, Failure> {
     let job = |id: &str| -> Result<String, Failure> { Ok(format!("/api/v1/jobs/{}", exec::parse_id(id)?)) };
+    let users = "/api/v1/users";
     Ok(Some(match cmd {
-        Command::Show { id, history: false } => Call::get(job(id)?),
-        Command::Show { id, history: true } => Call::get(format!("{}/history", job(id)?)),
-        Command::Submit(a) => Call::post(
+        Command::User(UserCmd::Add { name, roles, business_unit, os_user }) => {
+            Call::with("POST", users.into(), &user_args(name, roles, business_unit, os_user)?)?
+        }
+        Command::User(UserCmd::Map { name, os_user, none }) => {
+            Call::with("PUT", format!("{users}/{}/os-user", encode(name)), &map_args(os_user, *none)?)?
+        }
+        Command::User(UserCmd::Deactivate { name }) => {
+            Call::new("POST", format!("{users}/{}/deactivate", encode(name)))
+        }
+        Command::User(UserCmd::Reactivate { name }) => {
+            Call::new("POST", format!("{users}/{}/reactivate", encode(name)))
+        }
+        Command::User(UserCmd::List) => Call::new("GET", users.into()),
+        Command::Role(RoleCmd::Add { name, privileges }) => {
+            Call::with("POST", "/api/v1/roles".into(), &role_args(name, privileges)?)?
+        }
+        Command::BusinessUnit(UnitCmd::Add { name, parent }) => Call::with(
+            "POST",
+            "/api/v1/business-units".into(),
+            &admin::AddBusinessUnit { name: name.clone(), parent: parent.clone() },
+        )?,
+        Command::Workflow(WorkflowCmd::Add { id, name, owner }) => Call::with(
+            "POST",
+            "/api/v1/workflows".into(),
+            &admin::AddWorkflow { id: id.clone(), name: name.clone(), owner: owner.clone() },
+        )?,
+        Command::Workflow(WorkflowCmd::SetOwner { id, owner }) => Call::with(
+            "PUT",
+            format!("/api/v1/workflows/{}/owner", encode(id)),
+            &admin::SetOwner { owner: owner.clone() },
+        )?,
+        Command::Workflow(WorkflowCmd::List) => Call::new("GET", "/api/v1/workflows".into()),
+        Command::Token(TokenCmd::Create { owner, name, expires_in }) => {
+            Call::with("POST", "/api/v1/tokens".into(), &token_args(owner, name, *expires_in))?
+        }
+        Command::Token(TokenCmd::List) => Call::new("GET", "/api/v1/tokens".into()),
+        Command::Token(TokenCmd::Revoke { id }) => {
+            Call::new("DELETE", format!("/api/v1/tokens/{}", parse_token_id(id)?))
+        }
+        Command::Config(ConfigCmd::Show { until: None }) => Call::new("GET", "/api/v1/config".into()),
+        Command::Config(ConfigCmd::Show { until: Some(t) }) => {
+            Call::new("GET", format!("/api/v1/config?until={}", encode(t)))
+        }
+        Command::Config(ConfigCmd::Set { key, value }) => Call::with(
+            "PUT",
+            format!("/api/v1/config/{}", encode(key)),
+            &admin::SetConfig { value: config_value(key, value)? },
+        )?,
+        Command::Config(ConfigCmd::Unset { key }) => Call::new("DELETE", format!("/api/v1/config/{}", encode(key))),
+        Command::Show { id, history: false } => Call::new("GET", job(id)?),
+        Command::Show { id, history: true } => Call::new("GET", format!("{}/history", job(id)?)),
+        Command::Submit(a) => post(
             "/api/v1/jobs".into(),
             json!({
                 "name": a.name, "type": a.operationtype, "workflow": a.workflow, "regarding": a.regarding,
@@ -97,11 +172,11 @@ pub fn call_for(cmd: &Command) -> Result<Option<Call>, Failure> {
         Command::Pause(a) => act(a, "pause", None)?,
         Command::Resume(a) => act(a, "resume", None)?,
         Command::Postpone { act: a, until } => act(a, "postpone", Some(until))?,
-        Command::Resubmit { id, owner } => Call::post(format!("{}/resubmit", job(id)?), json!({"owner": owner})),
+        Command::Resubmit { id, owner } => post(format!("{}/resubmit", job(id)?), json!({"owner": owner})),
         Command::Reassign { workflow, from, to } => {
-            Call::post(format!("/api/v1/workflows/{}/reassign", seg(workflow)), json!({"from": from, "to": to}))
+            post(format!("/api/v1/workflows/{}/reassign", encode(workflow)), json!({"from": from, "to": to}))
         }
-        Command::Stats => Call::get("/api/v1/stats".into()),
+        Command::Stats => Call::new("GET", "/api/v1/stats".into()),
         Command::Replay { until, filters, limit } => {
             let mut q = filter_pairs(filters)?;
             if let Some(t) = until {
@@ -109,15 +184,15 @@ pub fn call_for(cmd: &Command) -> Result<Option<Call>, Failure> {
                 q.push(("until", t.clone()));
             }
             q.push(("limit", limit.unwrap_or(exec::DEFAULT_LIMIT).to_string()));
-            Call::get(format!("/api/v1/replay{}", query(&q)))
+            Call::new("GET", format!("/api/v1/replay{}", query(&q)))
         }
-        Command::Verify => Call::post("/api/v1/verify".into(), json!({})),
-        Command::Compact => Call::post("/api/v1/compact".into(), json!({})),
-        Command::BulkDelete(BulkDeleteCmd::Now { criteria, limit }) => Call::post(
+        Command::Verify => post("/api/v1/verify".into(), json!({})),
+        Command::Compact => post("/api/v1/compact".into(), json!({})),
+        Command::BulkDelete(BulkDeleteCmd::Now { criteria, limit }) => post(
             "/api/v1/bulk-deletions/now".into(),
             json!(store::DeleteNow { criteria: exec::criteria(criteria), limit: *limit }),
         ),
-        Command::BulkDelete(BulkDeleteCmd::Create { name, criteria, start, recurrence }) => Call::post(
+        Command::BulkDelete(BulkDeleteCmd::Create { name, criteria, start, recurrence }) => post(
             "/api/v1/bulk-deletions".into(),
             json!(store::NewBulkDeletion {
                 name: name.clone(),
@@ -126,7 +201,7 @@ pub fn call_for(cmd: &Command) -> Result<Option<Call>, Failure> {
                 recurrence: recurrence.clone(),
             }),
         ),
-        Command::BulkDelete(BulkDeleteCmd::List) => Call::get("/api/v1/bulk-deletions".into()),
+        Command::BulkDelete(BulkDeleteCmd::List) => Call::new("GET", "/api/v1/bulk-deletions".into()),
         _ => return Ok(None),
     }))
 }
@@ -135,11 +210,11 @@ pub fn call_for(cmd: &Command) -> Result<Option<Call>, Failure> {
 /// atomic batch, as the command line does it on its own).
 fn act(a: &ActArgs, action: &str, until: Option<&str>) -> Result<Call, Failure> {
     match exec::act_target(a)? {
-        exec::Target::One(id) => Ok(Call::post(format!("/api/v1/jobs/{id}/{action}"), json!({"until": until}))),
+        exec::Target::One(id) => Ok(post(format!("/api/v1/jobs/{id}/{action}"), json!({"until": until}))),
         exec::Target::Matching(_) => {
             let filter: serde_json::Map<String, Value> =
                 filter_pairs(&a.filters)?.into_iter().map(|(k, v)| (k.to_string(), Value::String(v))).collect();
-            Ok(Call::post(
+            Ok(post(
                 "/api/v1/jobs/act".into(),
                 json!({"action": action, "until": until, "dry_run": a.dry_run, "filter": filter}),
             ))
@@ -179,7 +254,7 @@ fn list(mut client: Client<'_>, json_out: bool, a: &ListArgs) -> Output {
     if a.count {
         pairs.push(("limit", "1".into()));
         pairs.push(("count", "true".into()));
-        let v = client.send(&Call::get(format!("/api/v1/jobs{}", query(&pairs))))?;
+        let v = client.send(&Call::new("GET", format!("/api/v1/jobs{}", query(&pairs))))?;
         let n = v["count"].as_u64().unwrap_or_default();
         return Ok(if json_out { pretty(&json!({"count": n})) } else { format!("{n}") });
     }
@@ -195,7 +270,7 @@ fn list(mut client: Client<'_>, json_out: bool, a: &ListArgs) -> Output {
         if let Some(c) = &cursor {
             q.push(("cursor", c.clone()));
         }
-        let v = client.send(&Call::get(format!("/api/v1/jobs{}", query(&q))))?;
+        let v = client.send(&Call::new("GET", format!("/api/v1/jobs{}", query(&q))))?;
         let page = v["jobs"].as_array().cloned().unwrap_or_default();
         want = want.saturating_sub(page.len());
         jobs.extend(page);
@@ -297,4 +372,145 @@ fn exchange(conn: UnixStream, req: hyper::Request<Full<Bytes>>) -> Result<(hyper
         driver.abort();
         Ok((status, body))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+    use serde_json::json;
+
+    use super::*;
+    use crate::args::Cli;
+
+    fn call(argv: &[&str]) -> Option<Call> {
+        let cli = Cli::try_parse_from(std::iter::once("joblog").chain(argv.iter().copied())).unwrap();
+        call_for(&cli.command).unwrap()
+    }
+
+    fn check(argv: &[&str], method: &str, path: &str, body: Option<Value>) {
+        let c = call(argv).unwrap_or_else(|| panic!("{argv:?}: no request"));
+        assert_eq!((c.method, c.path.as_str(), c.body), (method, path, body), "{argv:?}");
+    }
+
+    #[test]
+    fn each_administration_command_is_its_route() {
+        check(
+            &["user", "add", "alice", "--role", "a", "--role", "b", "--business-unit", "sales", "--os-user", "1234"],
+            "POST",
+            "/api/v1/users",
+            Some(json!({"name": "alice", "business_unit": "sales", "roles": ["a", "b"], "os_uid": 1234})),
+        );
+        check(
+            &["user", "add", "bob"],
+            "POST",
+            "/api/v1/users",
+            Some(json!({"name": "bob", "business_unit": "root", "roles": []})),
+        );
+        check(
+            &["user", "map", "a/b c", "--os-user", "7"],
+            "PUT",
+            "/api/v1/users/a%2Fb%20c/os-user",
+            Some(json!({"os_uid": 7})),
+        );
+        check(&["user", "map", "alice", "--none"], "PUT", "/api/v1/users/alice/os-user", Some(json!({"os_uid": null})));
+        check(&["user", "deactivate", "x?y#z"], "POST", "/api/v1/users/x%3Fy%23z/deactivate", None);
+        check(&["user", "reactivate", ".."], "POST", "/api/v1/users/../reactivate", None);
+        check(&["user", "list"], "GET", "/api/v1/users", None);
+        check(
+            &["role", "add", "auditor", "--privilege", "read:organization", "--privilege", "write:user"],
+            "POST",
+            "/api/v1/roles",
+            Some(json!({"name": "auditor", "privileges": [
+                {"privilege": "read", "depth": "organization"}, {"privilege": "write", "depth": "user"}]})),
+        );
+        check(
+            &["business-unit", "add", "sales"],
+            "POST",
+            "/api/v1/business-units",
+            Some(json!({"name": "sales", "parent": "root"})),
+        );
+        check(&["workflow", "add", "w"], "POST", "/api/v1/workflows", Some(json!({"id": "w"})));
+        check(
+            &["workflow", "add", "w", "--name", "W", "--owner", "bob"],
+            "POST",
+            "/api/v1/workflows",
+            Some(json!({"id": "w", "name": "W", "owner": "bob"})),
+        );
+        check(
+            &["workflow", "set-owner", "w%1", "bob"],
+            "PUT",
+            "/api/v1/workflows/w%251/owner",
+            Some(json!({"owner": "bob"})),
+        );
+        check(&["workflow", "list"], "GET", "/api/v1/workflows", None);
+        check(
+            &["token", "create", "alice", "--name", "ci", "--expires-in", "30"],
+            "POST",
+            "/api/v1/tokens",
+            Some(json!({"user": "alice", "name": "ci", "expires_in_days": 30})),
+        );
+        check(&["token", "create", "alice"], "POST", "/api/v1/tokens", Some(json!({"user": "alice"})));
+        check(&["token", "list"], "GET", "/api/v1/tokens", None);
+        let id = "0194a000-0000-7000-8000-000000000001";
+        check(&["token", "revoke", id], "DELETE", &format!("/api/v1/tokens/{id}"), None);
+        check(&["config", "show"], "GET", "/api/v1/config", None);
+        check(
+            &["config", "show", "--until", "2026-01-31T00:00:00+01:00"],
+            "GET",
+            "/api/v1/config?until=2026-01-31T00%3A00%3A00%2B01%3A00",
+            None,
+        );
+        check(
+            &["config", "set", "backoff.threshold", "5"],
+            "PUT",
+            "/api/v1/config/backoff.threshold",
+            Some(json!({"value": 5})),
+        );
+        check(&["config", "unset", "backoff.threshold"], "DELETE", "/api/v1/config/backoff.threshold", None);
+    }
+
+    #[test]
+    fn what_the_arguments_show_wrong_is_refused_before_any_request() {
+        for argv in [
+            &["role", "add", "r", "--privilege", "read"][..],
+            &["token", "revoke", "not-an-id"],
+            &["config", "set", "backoff.threshold", "five"],
+            &["config", "set", "no.such.key", "5"],
+        ] {
+            let cli = Cli::try_parse_from(std::iter::once("joblog").chain(argv.iter().copied())).unwrap();
+            let e = call_for(&cli.command).expect_err(&format!("{argv:?}"));
+            assert_eq!(e.code, 2, "{argv:?}: {}", e.message);
+        }
+    }
+
+    #[test]
+    fn job_and_store_commands_are_their_routes() {
+        let id = "0194a000-0000-7000-8000-000000000001";
+        check(&["show", id], "GET", &format!("/api/v1/jobs/{id}"), None);
+        check(&["show", id, "--history"], "GET", &format!("/api/v1/jobs/{id}/history"), None);
+        check(&["cancel", id], "POST", &format!("/api/v1/jobs/{id}/cancel"), Some(json!({"until": null})));
+        check(
+            &["pause", "--all-matching", "--state", "locked", "--dry-run"],
+            "POST",
+            "/api/v1/jobs/act",
+            Some(json!({"action": "pause", "until": null, "dry_run": true, "filter": {"state": "locked"}})),
+        );
+        check(&["stats"], "GET", "/api/v1/stats", None);
+        check(&["replay", "--status", "failed"], "GET", "/api/v1/replay?status=failed&limit=100", None);
+        check(&["bulk-delete", "list"], "GET", "/api/v1/bulk-deletions", None);
+        check(
+            &["reassign", "--workflow", "w/1", "--from", "a", "--to", "b"],
+            "POST",
+            "/api/v1/workflows/w%2F1/reassign",
+            Some(json!({"from": "a", "to": "b"})),
+        );
+        assert_eq!(call(&["list"]), None, "list is paged by `list`, not one request");
+        assert!(serves(&Cli::try_parse_from(["joblog", "list"]).unwrap().command));
+    }
+
+    #[test]
+    fn encoding_keeps_unreserved_bytes_only() {
+        assert_eq!(encode("aZ09-._~"), "aZ09-._~");
+        assert_eq!(encode("a b/é%"), "a%20b%2F%C3%A9%25");
+    }
 }

@@ -45,12 +45,15 @@ pub struct ApiError {
     pub message: String,
     /// Seconds to wait (429, 503).
     pub retry_after: Option<u64>,
+    /// More about it, for a program (an import's bad lines): the body's
+    /// `error.details`.
+    pub details: Option<serde_json::Value>,
 }
 
 impl ApiError {
     /// An error with this status, code and message.
     pub fn new(status: StatusCode, code: &'static str, message: impl Into<String>) -> Self {
-        ApiError { status, code, message: message.into(), retry_after: None }
+        ApiError { status, code, message: message.into(), retry_after: None, details: None }
     }
 
     /// 400: a bad request.
@@ -118,7 +121,6 @@ impl From<DomainError> for ApiError {
         match d {
             DomainError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, code::NOT_FOUND, message),
             DomainError::Denied { .. } => Self::new(StatusCode::FORBIDDEN, code::DENIED, message),
-            DomainError::UserDeactivated { .. } => Self::new(StatusCode::FORBIDDEN, code::DENIED, message),
             DomainError::Refused { .. }
             | DomainError::PlatformGenerated { .. }
             | DomainError::NotDue { .. }
@@ -130,7 +132,10 @@ impl From<DomainError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({"error": {"code": self.code, "message": self.message}});
+        let mut body = json!({"error": {"code": self.code, "message": self.message}});
+        if let Some(d) = self.details {
+            body["error"]["details"] = d;
+        }
         let mut r = (self.status, axum::Json(body)).into_response();
         if let Some(s) = self.retry_after {
             r.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(s));
@@ -145,5 +150,26 @@ impl IntoResponse for ApiError {
 impl std::fmt::Display for ApiError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}: {}", self.status.as_u16(), self.code, self.message)
+    }
+}
+
+impl From<crate::import::ImportError> for ApiError {
+    fn from(e: crate::import::ImportError) -> Self {
+        use crate::import::ImportError as E;
+        let message = e.to_string();
+        match e {
+            E::Write { source, .. } => {
+                let mut a = ApiError::from(source);
+                a.message = message;
+                a
+            }
+            E::Unreadable { .. } => Self::new(StatusCode::INTERNAL_SERVER_ERROR, code::INTERNAL, message),
+            E::BadLines { errors, .. } => {
+                let mut a = Self::bad_request(message);
+                a.details = Some(json!({"errors": errors}));
+                a
+            }
+            E::LineTooLong { .. } | E::TooMany { .. } => Self::bad_request(message),
+        }
     }
 }

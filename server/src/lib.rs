@@ -14,6 +14,7 @@ mod dashboard;
 pub mod dataverse;
 pub mod error;
 pub mod events;
+pub mod import;
 pub mod json;
 pub mod native;
 pub mod odata;

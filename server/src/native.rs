@@ -25,6 +25,8 @@ use crate::error::ApiError;
 use crate::json::{history_json, job_json};
 use crate::{blocking, AppState};
 
+pub mod admin;
+
 /// The largest page `GET /api/v1/jobs` returns.
 pub const MAX_LIMIT: usize = 1000;
 /// Jobs a bulk operation changes per batch (one atomic batch, one sync).
@@ -44,11 +46,13 @@ pub fn routes() -> Router<AppState> {
         .route("/api/v1/jobs/{id}", get(get_job))
         .route("/api/v1/jobs/{id}/history", get(job_history))
         .route("/api/v1/jobs/act", post(act_on_matching))
+        .route("/api/v1/jobs/import", post(import_jobs))
         .route("/api/v1/jobs/{id}/{action}", post(act_on_job))
         .route("/api/v1/workflows/{id}/reassign", post(reassign))
         .route("/api/v1/operations", get(list_operations).post(start_operation))
         .route("/api/v1/operations/{id}", get(get_operation).delete(cancel_operation))
         .route("/api/v1/me", get(me))
+        .merge(admin::routes())
 }
 
 /// A JSON body, its rejections as the platform's error bodies.
@@ -677,4 +681,67 @@ async fn cancel_operation(
     let op = find_operation(&s, &caller, &id)?;
     op.stop.store(true, Ordering::Release);
     Ok(Json(op.json()))
+}
+
+/// The query of `POST /api/v1/jobs/import`.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ImportQuery {
+    /// The file's name, for messages and its kind (`.csv`: a CSV export).
+    name: Option<String>,
+}
+
+/// `POST /api/v1/jobs/import?name=FILE`: the body is a file of historical
+/// jobs (JSON lines or a CSV export; `crate::import`), up to
+/// [`crate::import::MAX_UPLOAD_BYTES`], streamed to a private spool file a
+/// chunk at a time (a line over the limit stops it at once), then checked
+/// whole and imported: `{"imported": N}`, or 400 whose `details.errors`
+/// lists every bad line, nothing imported. Needs Create at Organization
+/// depth, checked before a byte of the body is read.
+async fn import_jobs(
+    caller: Caller,
+    State(st): State<AppState>,
+    q: Result<Query<ImportQuery>, axum::extract::rejection::QueryRejection>,
+    body: axum::body::Body,
+) -> Result<Json<Value>, ApiError> {
+    use futures_util::StreamExt;
+    use std::io::Write;
+    let Query(q) = q.map_err(|e| ApiError::bad_request(format!("query: {}", e.body_text())))?;
+    let name = q.name.unwrap_or_else(|| "import.jsonl".into());
+    let s = caller.session.clone();
+    blocking(move || Ok(s.require_organization(joblog::domain::Privilege::Create)?)).await?;
+    let internal = |e: std::io::Error| {
+        ApiError::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            crate::error::code::INTERNAL,
+            format!("spooling the file: {e}"),
+        )
+    };
+    // Created 0600 in the temporary directory, removed when dropped.
+    let mut spool = tempfile::Builder::new().prefix("joblog-import-").tempfile().map_err(internal)?;
+    let mut limit = crate::import::LineLimit::default();
+    let mut len = 0u64;
+    let mut stream = body.into_data_stream();
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| ApiError::bad_request(format!("the request body: {e}")))?;
+        len += chunk.len() as u64;
+        if len > crate::import::MAX_UPLOAD_BYTES {
+            return Err(ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                crate::error::code::TOO_LARGE,
+                format!("{name}: over {} bytes; one import takes at most that", crate::import::MAX_UPLOAD_BYTES),
+            ));
+        }
+        limit
+            .feed(&chunk)
+            .map_err(|line| ApiError::from(crate::import::ImportError::LineTooLong { file: name.clone(), line }))?;
+        // A chunk at a time into a local file: short writes.
+        spool.write_all(&chunk).map_err(internal)?;
+    }
+    spool.flush().map_err(internal)?;
+    blocking(move || {
+        let n = crate::import::import_file(&st.engine, &caller.session, spool.path(), &name, &mut |_, _| {})?;
+        Ok(Json(crate::import::imported_json(n)))
+    })
+    .await
 }

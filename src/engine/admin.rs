@@ -99,6 +99,39 @@ impl Session {
         })
     }
 
+    /// Adds a workflow definition; one with its id already is refused
+    /// (`DomainError::AlreadyExists`), checked under the write lock with
+    /// the addition, so two concurrent additions of one id cannot both
+    /// succeed. Needs Write at Organization depth; its owner must exist.
+    pub fn add_workflow(&self, workflow: WorkflowDefinition) -> Result<(), Error> {
+        self.admin(|state| {
+            if state.workflow(&workflow.id).is_some() {
+                return Err(DomainError::AlreadyExists { kind: "workflow", name: workflow.id.clone() }.into());
+            }
+            workflow.validate()?;
+            state.directory().user(&workflow.owner)?;
+            Ok(Event::WorkflowSaved(workflow))
+        })
+    }
+
+    /// Gives workflow `id` a new owner (who must exist), the rest of its
+    /// definition as it stands under the write lock; returns the definition
+    /// afterwards. Needs Write at Organization depth. Errors: `NotFound`
+    /// (the workflow or the user).
+    pub fn set_workflow_owner(&self, id: &str, owner: &str) -> Result<WorkflowDefinition, Error> {
+        self.engine.commit(self.actor(), |state, _| {
+            state.directory().check(&self.user, Privilege::Write, None)?;
+            let mut w = state
+                .workflow(id)
+                .cloned()
+                .ok_or_else(|| DomainError::NotFound { kind: "workflow", name: id.into() })?;
+            w.owner = owner.to_string();
+            w.validate()?;
+            state.directory().user(owner)?;
+            Ok((vec![Event::WorkflowSaved(w.clone())], w))
+        })
+    }
+
     /// Moves the runs of `workflow` owned by `from` that have not finished
     /// and are not running (Ready or Suspended) to `to`, each an event with
     /// this administrator as actor. Needs Assign at Organization depth.

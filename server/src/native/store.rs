@@ -138,7 +138,7 @@ pub fn stats(engine: &Engine, s: &Session) -> Result<Value, joblog::Error> {
         "projection_heap_bytes": heap,
         "projection_heap_bytes_per_job": heap.checked_div(stored).unwrap_or(0),
         "resident_bytes": joblog::measure::rss_anon_bytes(),
-        "policy": joblog::domain::config::KEYS.iter().map(|k| json!({"key": k.name, "value": policy.value(k.name), "set": policy.get_set(k.name).is_some()})).collect::<Vec<_>>(),
+        "policy": super::admin::policy_json(&policy),
         "backoff": if !org_wide { Value::Null } else { json!(backoff.iter().map(|b| json!({"workflow": b.workflow, "consecutive_failures": b.consecutive_failures, "held_until": b.held_until.map(|t| t.to_rfc3339())})).collect::<Vec<_>>()) },
     }))
 }
