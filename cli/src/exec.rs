@@ -125,6 +125,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
             }
             Ok(format!("resubmitted {old} as {}\n{}", job.id, job_detail(&job, None)))
         }
+        Command::Delete { ids } => delete(ctx, s, ids),
         Command::Config(c) => config(ctx, s, c),
         Command::Token(c) => token(ctx, s, c),
         Command::Compact => {
@@ -175,6 +176,7 @@ pub fn check_before_open(command: &Command) -> Result<(), Failure> {
         Command::Config(ConfigCmd::Set { key, value }) => config_value(key, value).map(drop),
         Command::Config(ConfigCmd::Unset { key }) => Ok(joblog::domain::policy_key(key).map(drop)?),
         Command::Resubmit { id, .. } => parse_id(id).map(drop),
+        Command::Delete { ids } => delete_ids(ids).map(drop),
         Command::Token(TokenCmd::Revoke { id }) => parse_token_id(id).map(drop),
         _ => Ok(()),
     }
@@ -207,6 +209,23 @@ fn jobs_out(ctx: &Ctx<'_>, jobs: &[joblog::domain::Job], header: &str) -> Output
 
 fn parse_id(id: &str) -> Result<Uuid, Failure> {
     id.parse().map_err(|_| Failure::usage(format!("not a job id: {id:?}")))
+}
+
+/// The ids of `joblog delete`, each a job id, at most `MAX_DELETE_IDS`.
+fn delete_ids(ids: &[String]) -> Result<Vec<Uuid>, Failure> {
+    let max = joblog::domain::MAX_DELETE_IDS;
+    if ids.len() > max {
+        return Err(Failure::usage(format!("{} ids: one deletion takes at most {max}", ids.len())));
+    }
+    ids.iter().map(|id| parse_id(id)).collect()
+}
+
+/// `joblog delete ID…`: the jobs deleted, all or none.
+fn delete(ctx: &Ctx<'_>, s: &Session, ids: &[String]) -> Output {
+    let deleted = s.delete_jobs(&delete_ids(ids)?)?;
+    let ids: Vec<String> = deleted.iter().map(Uuid::to_string).collect();
+    let text = format!("deleted {} job{}: {}", ids.len(), if ids.len() == 1 { "" } else { "s" }, ids.join(" "));
+    done(ctx, json!({"deleted": ids}), text)
 }
 
 fn parse_token_id(id: &str) -> Result<Uuid, Failure> {

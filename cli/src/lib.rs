@@ -80,7 +80,8 @@ impl From<joblog::Error> for Failure {
                 DomainError::Refused { .. }
                 | DomainError::PlatformGenerated { .. }
                 | DomainError::NotResubmittable { .. }
-                | DomainError::NotDue { .. },
+                | DomainError::NotDue { .. }
+                | DomainError::NotDeletable { .. },
             ) => 4,
             E::Domain(DomainError::Denied { .. } | DomainError::Unauthenticated)
             | E::Log(LogError::NotOwned { .. }) => 5,

@@ -119,9 +119,10 @@ impl From<DomainError> for ApiError {
             DomainError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, code::NOT_FOUND, message),
             DomainError::Denied { .. } => Self::new(StatusCode::FORBIDDEN, code::DENIED, message),
             DomainError::UserDeactivated { .. } => Self::new(StatusCode::FORBIDDEN, code::DENIED, message),
-            DomainError::Refused { .. } | DomainError::PlatformGenerated { .. } | DomainError::NotDue { .. } => {
-                Self::new(StatusCode::BAD_REQUEST, code::REFUSED, message)
-            }
+            DomainError::Refused { .. }
+            | DomainError::PlatformGenerated { .. }
+            | DomainError::NotDue { .. }
+            | DomainError::NotDeletable { .. } => Self::new(StatusCode::BAD_REQUEST, code::REFUSED, message),
             _ => Self::new(StatusCode::BAD_REQUEST, code::BAD_REQUEST, message),
         }
     }
