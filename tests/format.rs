@@ -1300,3 +1300,25 @@ fn a_checkpoint_with_an_impossible_status_is_refused() {
     );
     assert_eq!(engine.session("admin").unwrap().get(job.id).unwrap().status, Status::CANCELED);
 }
+
+/// A deletion by id exists since event version 6: stamped as an older
+/// version it is corruption (`NotInVersion`); a build of version 5 reads
+/// version 6 as newer, as this build reads version 7.
+#[test]
+fn a_deletion_by_id_is_refused_in_an_older_version_and_read_as_newer_beyond_this_one() {
+    let bytes = std::fs::read(events_dir(6).join("jobs_deleted_by_id.bin")).unwrap();
+    assert_eq!(bytes[0], 6);
+    let mut older = bytes.clone();
+    older[0] = 5;
+    assert!(
+        matches!(
+            Envelope::decode(&older),
+            Err(EventDecodeError::NotInVersion { kind: "JobsDeletedById", version: 5, since: 6 })
+        ),
+        "{:?}",
+        Envelope::decode(&older)
+    );
+    let mut newer = bytes;
+    newer[0] = (EVENT_VERSION + 1) as u8;
+    assert!(matches!(Envelope::decode(&newer), Err(EventDecodeError::Newer { .. })));
+}
