@@ -2428,3 +2428,74 @@ fn a_closed_stdout_or_stderr_breaks_nothing() {
     let out = list.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn delete_takes_chosen_completed_jobs_all_or_nothing_alone_and_through_the_service() {
+    let s = Store::new();
+    s.json(&["--now", T0, "user", "add", "alice", "--role", "basic-user", "--business-unit", "root"]);
+    let ids: Vec<String> =
+        (1..=4).map(|n| id_of(&submit(&s, &at(n), &["--name", &format!("job {n}"), "--type", "bulk-email"]))).collect();
+    let alices = id_of(&submit(&s, &at(5), &["--name", "alice's", "--type", "bulk-email", "--owner", "alice"]));
+    for id in [&ids[0], &ids[1], &ids[2], &alices] {
+        s.json(&["--now", &at(10), "cancel", id]);
+    }
+    let (c1, c2, c3, ready) = (&ids[0], &ids[1], &ids[2], &ids[3]);
+    let count = || s.json(&["list", "--count"])["count"].as_u64().unwrap();
+    let total = count();
+    let unknown = "01900000-0000-7000-8000-000000000999";
+    // Usage: no id, not an id, too many ids (before the store is touched).
+    s.fails(2, &["delete"]);
+    assert!(s.fails(2, &["delete", "not-an-id"]).contains("not-an-id"));
+    let many: Vec<String> = (0..1001).map(|i| format!("01900000-0000-7000-8000-{i:012}")).collect();
+    let mut args = vec!["delete"];
+    args.extend(many.iter().map(String::as_str));
+    assert!(s.fails(2, &args).contains("1000"));
+    // Refusals, each changing nothing.
+    assert!(s.fails(4, &["--now", &at(20), "delete", ready]).contains("Completed"));
+    assert!(s.fails(4, &["--now", &at(20), "delete", c1, ready]).contains(ready.as_str()));
+    s.fails(3, &["--now", &at(20), "delete", c1, unknown]);
+    s.fails(3, &["--now", &at(20), "--as", "alice", "delete", c1]);
+    s.fails(5, &["--now", &at(20), "--as", "alice", "delete", &alices]);
+    assert_eq!(count(), total);
+    assert_eq!(s.json(&["show", ready])["status"], "Waiting For Resources");
+    assert_eq!(s.json(&["show", c1])["status"], "Canceled");
+
+    // Deleted, each once, in the order asked.
+    let out = s.json(&["--now", &at(30), "delete", c2, c1, c2]);
+    assert_eq!(out["deleted"], serde_json::json!([c2, c1]));
+    assert_eq!(count(), total - 2);
+    s.fails(3, &["show", c1]);
+    s.fails(3, &["--now", &at(31), "delete", c1]);
+    // Replay as of before the deletion still shows them.
+    let past = s.json(&["replay", "--until", &at(29)]);
+    assert!(past.as_array().unwrap().iter().any(|j| j["asyncoperationid"] == c1.as_str()), "{past}");
+    // And compaction then gives their space back.
+    let compacted = s.json(&["compact"]);
+    assert!(compacted["frames_dropped"].as_u64().unwrap() >= 4, "{compacted}");
+    assert_eq!(s.json(&["verify"])["ok"], true);
+
+    // While the service runs: the request goes through its socket; a job
+    // it is running is refused, and deleted once canceled.
+    let slow = id_of(&submit(&s, &at(40), &["--name", "slow", "--type", "bulk-email", "--command", "sleep 30"]));
+    let service = start_service(&s, &[]);
+    let text = s.run(0, &["delete", c3]);
+    assert!(text.contains(c3.as_str()), "{text}");
+    s.fails(3, &["show", c3]);
+    eventually(std::time::Duration::from_secs(30), "the slow job runs", || {
+        s.json(&["show", &slow])["status"] == "In Progress"
+    });
+    assert!(s.fails(4, &["delete", &slow]).contains("In Progress"));
+    s.json(&["cancel", &slow]);
+    eventually(std::time::Duration::from_secs(30), "the slow job is canceled", || {
+        s.json(&["show", &slow])["status"] == "Canceled"
+    });
+    s.run(0, &["delete", &slow]);
+    s.fails(3, &["show", &slow]);
+    stop_service(service);
+    let left = s.json(&["list"]);
+    let left: Vec<&str> = left.as_array().unwrap().iter().map(|j| j["asyncoperationid"].as_str().unwrap()).collect();
+    for gone in [c1, c2, c3, &slow] {
+        assert!(!left.contains(&gone.as_str()), "{gone} is still listed");
+    }
+    assert!(left.contains(&ready.as_str()) && left.contains(&alices.as_str()));
+}
