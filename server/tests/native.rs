@@ -570,3 +570,29 @@ fn a_batch_over_the_limit_is_400_and_writes_nothing() {
     assert!(b["error"]["message"].as_str().unwrap().contains("1000"), "{b}");
     assert_eq!(s.engine.next_seq(), before);
 }
+
+#[test]
+fn the_event_stream_and_metrics_tell_a_deletion_by_id() {
+    let s = setup();
+    let admin = s.engine.session("admin").unwrap();
+    let id = jobs_of(&s, "admin")[0];
+    admin.act(id, joblog::UserAction::Cancel).unwrap();
+    let last = s.engine.next_seq() - 1;
+    let (st, b) = call("DELETE", &s.url(&format!("/api/v1/jobs/{id}")), Some(&s.admin), None);
+    assert_eq!(st, 204, "{b}");
+    let events = read_events(s.server.local_addr(), &s.admin, Some(last), 1);
+    assert_eq!(events[0].1, "deleted", "{events:?}");
+    assert_eq!((events[0].2["deleted"].clone(), events[0].2["ids"].clone()), (json!(1), json!([id])));
+    // The follower counts the log's events as they come (not within the
+    // request): wait until it has seen this one.
+    let counted = || {
+        let (_, m) = call("GET", &s.url("/metrics"), Some(&s.admin), None);
+        m.as_str().unwrap().contains("joblog_jobs_deleted_total 1")
+    };
+    let mut tries = 0;
+    while !counted() {
+        tries += 1;
+        assert!(tries < 1000, "the deletion is never counted in /metrics");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
