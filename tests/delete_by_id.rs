@@ -245,3 +245,53 @@ fn deleting_while_the_service_runs_jobs() {
     assert_eq!(engine.state().job_count(), 50 - deleted);
     assert!(engine.verify().ok());
 }
+
+/// A deletion event that contradicts the log (a job there that is not
+/// Completed, an id named twice) is corruption at its place on replay;
+/// an id no longer there (compacted away) is skipped.
+#[test]
+fn replay_refuses_a_deletion_that_contradicts_the_log() {
+    use joblog::domain::{Actor, Envelope, Event, EVENT_VERSION};
+    type Ids = fn(Uuid, Uuid) -> Vec<Uuid>;
+    let cases: [(&str, Ids); 3] = [
+        ("not completed", |_done, ready| vec![ready]),
+        ("named twice", |done, _ready| vec![done, done]),
+        ("unknown: skipped", |done, _ready| vec![Uuid::from_u128(5), done]),
+    ];
+    for (what, ids) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = Arc::new(ManualClock::new(t("2026-02-01T00:00:00Z")));
+        let engine = open(dir.path(), &clock);
+        let admin = engine.session("admin").unwrap();
+        let done = admin.create(NewJob::new("done", OperationType::BULK_EMAIL)).unwrap().id;
+        admin.act(done, joblog::UserAction::Cancel).unwrap();
+        let ready = admin.create(NewJob::new("ready", OperationType::BULK_EMAIL)).unwrap().id;
+        drop(admin);
+        drop(engine);
+        let env = Envelope {
+            version: EVENT_VERSION,
+            at: t("2026-02-01T00:00:01Z"),
+            actor: Actor::User("admin".into()),
+            event: Event::JobsDeletedById { ids: ids(done, ready) },
+        };
+        let log = joblog::log::Log::open(dir.path().join("segments"), LogConfig::default()).unwrap();
+        let payload = env.encode().unwrap();
+        let at = log.append_batch(joblog::log::Batch::from_payloads([payload.as_slice()])).unwrap();
+        log.close().unwrap();
+        let _ = std::fs::remove_dir_all(dir.path().join("snapshots"));
+        let reopened = Engine::open(dir.path(), config(), clock.clone());
+        if what.starts_with("unknown") {
+            let engine = reopened.unwrap_or_else(|e| panic!("{what}: {e}"));
+            assert_eq!(ids_of(&engine), vec![ready], "{what}");
+            continue;
+        }
+        match reopened {
+            Err(e @ Error::Corrupt { .. }) => {
+                let Error::Corrupt { seq, .. } = &e else { unreachable!() };
+                assert_eq!(*seq, Some(at.seqs.start), "{what}: {e}");
+            }
+            Err(e) => panic!("{what}: not corruption: {e}"),
+            Ok(_) => panic!("{what}: the store opened"),
+        }
+    }
+}
