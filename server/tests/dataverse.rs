@@ -689,7 +689,7 @@ fn metadata_clients_read_first() {
 
 /// The npm package `dynamics-web-api`, unchanged, against this server:
 /// retrieveMultiple with filter, select, count and paging; retrieve;
-/// update (Cancel); the BulkDelete action. Skipped with a notice when
+/// update (Cancel); deleteRecord; the BulkDelete action. Skipped with a notice when
 /// `node` or the package is missing outside CI; in CI (`CI` set) their
 /// absence is a failure (`.ci/run` installs them).
 #[test]
@@ -725,7 +725,8 @@ fn a_third_party_dataverse_client_works_unchanged() {
     assert_eq!(report["count_filtered"], completed);
     assert_eq!(report["retrieved"], target.name.as_str());
     assert_eq!(report["after_cancel"], 32);
-    assert_eq!(w.engine.session("admin").unwrap().get(target.id).unwrap().status, Status::CANCELED);
+    assert_eq!((report["deleted"].as_bool(), report["after_delete"].as_u64()), (Some(true), Some(404)), "{report}");
+    assert!(w.engine.session("admin").unwrap().get(target.id).is_err(), "deleted by deleteRecord");
     let bulk: Uuid = report["bulk_job"].as_str().unwrap().parse().unwrap();
     assert_eq!(w.engine.session("admin").unwrap().get(bulk).unwrap().operationtype, OperationType::BULK_DELETE);
 }
