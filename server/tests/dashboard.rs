@@ -335,6 +335,9 @@ fn a_completed_job_is_deleted_from_its_page_after_a_confirmation() {
     assert!(admin.get(done).is_err());
     assert!(!get(&s.url("/jobs"), Some(&cookie)).body.contains("to delete"));
     assert_eq!(get(&s.url(&format!("/jobs/{done}")), Some(&cookie)).status, 404);
+    // A Ready job's confirmation says why it cannot be deleted, and offers no Delete.
+    let page = get(&s.url(&format!("/jobs/{}/delete", s.job)), Some(&cookie));
+    assert!(page.body.contains("Only a Completed job") && !page.body.contains("id=\"confirm-delete\""));
     // A Ready job posted anyway: refused, unchanged.
     let a = post(
         &s.url(&format!("/jobs/{}/delete", s.job)),

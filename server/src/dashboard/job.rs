@@ -290,12 +290,14 @@ pub(crate) async fn confirm_delete(v: Viewer, Path(id): Path<String>) -> Respons
             p.error { "Only a Completed job (Succeeded, Failed or Canceled) can be deleted: cancel it first, or wait for it to end." }
         }
         div.actions {
-            form.inline method="post" action=(format!("/jobs/{}/delete", job.id)) {
-                input type="hidden" name="csrf" value=(v.csrf);
-                input type="hidden" name="confirm" value="yes";
-                button.danger type="submit" #confirm-delete { "Delete" }
+            @if job.status.is_completed() {
+                form.inline method="post" action=(format!("/jobs/{}/delete", job.id)) {
+                    input type="hidden" name="csrf" value=(v.csrf);
+                    input type="hidden" name="confirm" value="yes";
+                    button.danger type="submit" #confirm-delete { "Delete" }
+                }
+                " "
             }
-            " "
             a href=(format!("/jobs/{}", job.id)) #cancel-delete { "Keep it" }
         }
     };
