@@ -45,6 +45,7 @@ struct ModelUser {
     read: D,
     write: D,
     create: D,
+    delete: D,
 }
 
 /// Four levels: root ─ sales ─ sales-east ─ sales-east-nyc (Parent: Child
@@ -53,14 +54,14 @@ const UNITS: [(&str, Option<&str>); 4] =
     [("root", None), ("sales", Some("root")), ("sales-east", Some("sales")), ("sales-east-nyc", Some("sales-east"))];
 
 const USERS: [ModelUser; 8] = [
-    ModelUser { name: "admin", unit: "root", read: D::Org, write: D::Org, create: D::Org },
-    ModelUser { name: "alice", unit: "sales", read: D::User, write: D::User, create: D::None },
-    ModelUser { name: "bob", unit: "sales", read: D::Unit, write: D::Unit, create: D::None },
-    ModelUser { name: "carol", unit: "sales", read: D::Tree, write: D::None, create: D::Org },
-    ModelUser { name: "dan", unit: "sales-east", read: D::User, write: D::User, create: D::None },
-    ModelUser { name: "erin", unit: "sales-east-nyc", read: D::User, write: D::User, create: D::None },
-    ModelUser { name: "frank", unit: "sales-east", read: D::Tree, write: D::Tree, create: D::None },
-    ModelUser { name: "gina", unit: "root", read: D::Tree, write: D::Tree, create: D::None },
+    ModelUser { name: "admin", unit: "root", read: D::Org, write: D::Org, create: D::Org, delete: D::Org },
+    ModelUser { name: "alice", unit: "sales", read: D::User, write: D::User, create: D::None, delete: D::None },
+    ModelUser { name: "bob", unit: "sales", read: D::Unit, write: D::Unit, create: D::None, delete: D::None },
+    ModelUser { name: "carol", unit: "sales", read: D::Tree, write: D::None, create: D::Org, delete: D::None },
+    ModelUser { name: "dan", unit: "sales-east", read: D::User, write: D::User, create: D::None, delete: D::None },
+    ModelUser { name: "erin", unit: "sales-east-nyc", read: D::User, write: D::User, create: D::None, delete: D::None },
+    ModelUser { name: "frank", unit: "sales-east", read: D::Tree, write: D::Tree, create: D::None, delete: D::Tree },
+    ModelUser { name: "gina", unit: "root", read: D::Tree, write: D::Tree, create: D::None, delete: D::Tree },
 ];
 
 /// `unit` is `ancestor` or below it, through any number of levels.
@@ -103,6 +104,8 @@ enum Outcome {
     PlatformGenerated,
     Denied,
     NotDue,
+    NotFound,
+    NotDeletable,
 }
 
 fn outcome<T>(r: &Result<T, Error>) -> Outcome {
@@ -112,6 +115,8 @@ fn outcome<T>(r: &Result<T, Error>) -> Outcome {
         Err(Error::Domain(DomainError::PlatformGenerated { .. })) => Outcome::PlatformGenerated,
         Err(Error::Domain(DomainError::Denied { .. })) => Outcome::Denied,
         Err(Error::Domain(DomainError::NotDue { .. })) => Outcome::NotDue,
+        Err(Error::Domain(DomainError::NotFound { .. })) => Outcome::NotFound,
+        Err(Error::Domain(DomainError::NotDeletable { .. })) => Outcome::NotDeletable,
         Err(e) => panic!("unexpected error: {e}"),
     }
 }
@@ -151,6 +156,8 @@ enum Op {
     Step { job: usize, step: u8 },
     Advance { secs: u16 },
     Reopen { clean: bool },
+    Delete { by: usize, jobs: Vec<usize> },
+    Compact,
 }
 
 fn op() -> impl Strategy<Value = Op> {
@@ -160,6 +167,8 @@ fn op() -> impl Strategy<Value = Op> {
         5 => (0..64usize, 0..9u8).prop_map(|(job, step)| Op::Step { job, step }),
         2 => (1..7200u16).prop_map(|secs| Op::Advance { secs }),
         1 => any::<bool>().prop_map(|clean| Op::Reopen { clean }),
+        2 => (0..USERS.len(), proptest::collection::vec(0..64usize, 1..4)).prop_map(|(by, jobs)| Op::Delete { by, jobs }),
+        1 => Just(Op::Compact),
     ]
 }
 
@@ -184,7 +193,11 @@ fn setup(engine: &Engine) {
     admin
         .add_role(Role::new(
             "tree-manager",
-            [(Privilege::Read, Depth::ParentChild), (Privilege::Write, Depth::ParentChild)],
+            [
+                (Privilege::Read, Depth::ParentChild),
+                (Privilege::Write, Depth::ParentChild),
+                (Privilege::Delete, Depth::ParentChild),
+            ],
         ))
         .unwrap();
     admin.add_user("alice", "sales", &["basic-user"]).unwrap();
@@ -318,7 +331,48 @@ fn run(ops: Vec<Op>) {
                 }
                 engine = open(dir.path(), &clock);
             }
-            Op::User { .. } | Op::Step { .. } => {}
+            Op::Delete { by, jobs: picked } if !jobs.is_empty() => {
+                let actor = &USERS[by];
+                let mut ids: Vec<Uuid> = Vec::new();
+                for p in picked {
+                    let id = jobs[p % jobs.len()].id;
+                    if !ids.contains(&id) {
+                        ids.push(id);
+                    }
+                }
+                // The first refused id, in the order given, decides.
+                let want = ids
+                    .iter()
+                    .map(|id| {
+                        let m = jobs.iter().find(|m| m.id == *id).unwrap();
+                        let owner = &USERS[m.owner];
+                        if !reaches(actor.read, actor, owner) {
+                            Outcome::NotFound
+                        } else if !reaches(actor.delete, actor, owner) {
+                            Outcome::Denied
+                        } else if m.code.0 != 3 {
+                            Outcome::NotDeletable
+                        } else {
+                            Outcome::Done
+                        }
+                    })
+                    .find(|o| *o != Outcome::Done)
+                    .unwrap_or(Outcome::Done);
+                let r = engine.session(actor.name).unwrap().delete_jobs(&ids);
+                assert_eq!(outcome(&r), want, "{} deleting {} jobs", actor.name, ids.len());
+                if want == Outcome::Done {
+                    jobs.retain(|m| !ids.contains(&m.id));
+                    for id in &ids {
+                        let gone = engine.session("admin").unwrap().get(*id);
+                        assert_eq!(outcome(&gone), Outcome::NotFound);
+                    }
+                }
+            }
+            Op::Compact => {
+                engine.compact().unwrap();
+                assert!(engine.state().garbage().is_empty());
+            }
+            Op::User { .. } | Op::Step { .. } | Op::Delete { .. } => {}
         }
         check_agreement(&engine, &jobs);
     }

@@ -183,6 +183,15 @@ pub enum Command {
         #[arg(long)]
         owner: Option<String>,
     },
+    /// Deletes chosen Completed jobs by id, all of them or none (at most
+    /// 1000 per call): each leaves every view at once; its space comes
+    /// back at the next `joblog compact`.
+    #[command(after_help = "Example:\n  joblog delete 0193…\n  joblog delete 0193… 0194… --json")]
+    Delete {
+        /// The jobs' ids.
+        #[arg(required = true, value_name = "ID")]
+        ids: Vec<String>,
+    },
     /// The service's policy for this store: retry, back-off, loop guard
     /// and command timeout numbers (docs/operations.md, "Policy").
     #[command(subcommand)]

@@ -60,7 +60,17 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
             let job = s.create(spec)?;
             job_out(ctx, &job, None)
         }
-        Command::Import { file } => super::import::import(ctx, s, file),
+        Command::Import { file } => {
+            let bar = super::progress(ctx.interactive, 0, "importing");
+            let shown = file.display().to_string();
+            let n = joblog_server::import::import_file(ctx.engine, s, file, &shown, &mut |written, total| {
+                bar.set_length(total);
+                bar.set_position(written);
+            });
+            bar.finish_and_clear();
+            let n = n.map_err(|e| import_failure(e, ctx.json))?;
+            super::render::output(cmd, joblog_server::import::imported_json(n), ctx.json)
+        }
         Command::List(a) => list(ctx, s, a),
         Command::Show { id, history } => {
             let job = s.get(parse_id(id)?)?;
@@ -100,6 +110,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
             v["resubmission_of"] = json!(old.to_string());
             super::render::output(&Command::Resubmit { id: id.clone(), owner: owner.clone() }, v, ctx.json)
         }
+        Command::Delete { ids } => delete(ctx, s, cmd, ids),
         Command::Config(c) => config(ctx, s, cmd, c),
         Command::Token(c) => token(ctx, s, cmd, c),
         Command::Compact => {
@@ -134,8 +145,32 @@ pub fn check_before_open(command: &Command) -> Result<(), Failure> {
         Command::Config(ConfigCmd::Set { key, value }) => config_value(key, value).map(drop),
         Command::Config(ConfigCmd::Unset { key }) => Ok(joblog::domain::policy_key(key).map(drop)?),
         Command::Resubmit { id, .. } => parse_id(id).map(drop),
+        Command::Delete { ids } => delete_ids(ids).map(drop),
         Command::Token(TokenCmd::Revoke { id }) => parse_token_id(id).map(drop),
         _ => Ok(()),
+    }
+}
+
+/// An import that wrote nothing (or stopped part way), as the command
+/// line reports it: a bad-lines refusal lists every bad line on stdout.
+pub fn import_failure(e: joblog_server::import::ImportError, json: bool) -> Failure {
+    use joblog_server::import::{bad_lines_json, ImportError as E};
+    let message = e.to_string();
+    match e {
+        E::Unreadable { .. } => Failure { code: 1, message, stdout: String::new() },
+        E::LineTooLong { .. } | E::TooMany { .. } => Failure::usage(message),
+        E::BadLines { errors, .. } => Failure {
+            code: 2,
+            message,
+            stdout: if json { pretty(&bad_lines_json(&errors)) } else { errors.join("\n") + "\n" },
+        },
+        E::Write { source, written, total } => {
+            let mut f = Failure::from(source);
+            if written > 0 {
+                f.message = format!("{} (the first {written} of {total} jobs were written)", f.message);
+            }
+            f
+        }
     }
 }
 
@@ -154,6 +189,21 @@ fn job_out(ctx: &Ctx<'_>, job: &joblog::domain::Job, history: Option<&[joblog::e
 
 pub fn parse_id(id: &str) -> Result<Uuid, Failure> {
     id.parse().map_err(|_| Failure::usage(format!("not a job id: {id:?}")))
+}
+
+/// The ids of `joblog delete`, each a job id, at most `MAX_DELETE_IDS`.
+pub fn delete_ids(ids: &[String]) -> Result<Vec<Uuid>, Failure> {
+    let max = joblog::domain::MAX_DELETE_IDS;
+    if ids.len() > max {
+        return Err(Failure::usage(format!("{} ids: one deletion takes at most {max}", ids.len())));
+    }
+    ids.iter().map(|id| parse_id(id)).collect()
+}
+
+/// `joblog delete ID…`: the jobs deleted, all or none.
+fn delete(ctx: &Ctx<'_>, s: &Session, cmd: &Command, ids: &[String]) -> Output {
+    let deleted = s.delete_jobs(&delete_ids(ids)?)?;
+    super::render::output(cmd, joblog_server::json::deleted_json(&deleted), ctx.json)
 }
 
 pub(crate) fn parse_token_id(id: &str) -> Result<Uuid, Failure> {

@@ -8,9 +8,7 @@
 //! * `args`     — the grammar (clap derive).
 //! * `exec`     — each command against an open engine.
 //! * `output`   — the Job JSON, tables and timelines.
-//! * `import`   — JSON lines and CSV exports of historical jobs.
-//! * `server`   — `joblog run` serving the other commands on a Unix socket.
-//! * `protocol` — the requests `joblog run`'s socket reads.
+//! * `server`   — `joblog run`: the service, its sockets served by the HTTP server.
 //! * `remote`   — each command as a request of the native API, for the service.
 //! * `render`   — the text each command prints, from the native API's JSON.
 //! * `oplog`    — `joblog run`'s operator log.
@@ -28,10 +26,9 @@ macro_rules! say {
 pub mod args;
 mod demo;
 mod exec;
-pub mod import;
+pub use joblog_server::import;
 mod oplog;
 pub mod output;
-pub mod protocol;
 mod remote;
 mod render;
 mod server;
@@ -80,7 +77,8 @@ impl From<joblog::Error> for Failure {
                 DomainError::Refused { .. }
                 | DomainError::PlatformGenerated { .. }
                 | DomainError::NotResubmittable { .. }
-                | DomainError::NotDue { .. },
+                | DomainError::NotDue { .. }
+                | DomainError::NotDeletable { .. },
             ) => 4,
             E::Domain(DomainError::Denied { .. } | DomainError::Unauthenticated)
             | E::Log(LogError::NotOwned { .. }) => 5,
@@ -254,20 +252,15 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
     out
 }
 
-/// Has the service holding the directory carry out `cmd`: through the
-/// native API (`remote`), or, for a command it does not serve yet,
-/// forwarded as its arguments.
+/// Has the service holding the directory carry out `cmd`, through the
+/// native API on its socket (`remote`).
 fn through_service(
     conn: std::os::unix::net::UnixStream,
     path: &std::path::Path,
     g: &args::Global,
     cmd: &Command,
 ) -> Output {
-    if remote::serves(cmd) {
-        remote::run(conn, path, g, cmd)
-    } else {
-        server::forward_on(conn, g, path)
-    }
+    remote::run(conn, path, g, cmd)
 }
 
 /// Whether a command may write (and so opens the store for writing).

@@ -7,11 +7,12 @@
 //! (`SO_PEERCRED`), never from what the request says alone: the request
 //! only names the user the directory's owner acts as (`--as`).
 //!
-//! [`call_for`] maps each command to its request; a command without one is
-//! still forwarded as its arguments (`server::forward_on`).
+//! [`call_for`] maps each command to its request ([`run`]: `list`, a page
+//! at a time, and `import`, the file streamed, have their own).
 
 use std::os::unix::net::UnixStream;
 
+use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use serde::Serialize;
@@ -176,6 +177,10 @@ pub fn call_for(cmd: &Command) -> Result<Option<Call>, Failure> {
         Command::Reassign { workflow, from, to } => {
             post(format!("/api/v1/workflows/{}/reassign", encode(workflow)), json!({"from": from, "to": to}))
         }
+        Command::Delete { ids } => {
+            let ids: Vec<String> = exec::delete_ids(ids)?.iter().map(uuid::Uuid::to_string).collect();
+            post("/api/v1/jobs/delete".into(), json!({"ids": ids}))
+        }
         Command::Stats => Call::new("GET", "/api/v1/stats".into()),
         Command::Replay { until, filters, limit } => {
             let mut q = filter_pairs(filters)?;
@@ -225,12 +230,7 @@ fn act(a: &ActArgs, action: &str, until: Option<&str>) -> Result<Call, Failure> 
 /// The largest page one request asks for (the native API's most).
 const PAGE: usize = joblog_server::native::MAX_LIMIT;
 
-/// Whether the native API carries out `cmd` (else it is forwarded).
-pub fn serves(cmd: &Command) -> bool {
-    matches!(cmd, Command::List(_)) || !matches!(call_for(cmd), Ok(None))
-}
-
-/// Carries out `cmd` (one [`serves`]) through the service on `conn`, the
+/// Carries out `cmd` through the service on `conn`, the
 /// socket at `path`.
 pub fn run(conn: UnixStream, path: &std::path::Path, g: &Global, cmd: &Command) -> Output {
     if g.now.is_some() {
@@ -240,8 +240,13 @@ pub fn run(conn: UnixStream, path: &std::path::Path, g: &Global, cmd: &Command) 
     }
     let explicit = super::server::user_explicit_here();
     let client = Client { conn: Some(conn), path: path.to_path_buf(), g, explicit };
-    if let Command::List(a) = cmd {
-        return list(client, g.json, a);
+    match cmd {
+        Command::List(a) => return list(client, g.json, a),
+        Command::Import { file } => {
+            let v = client.import(file, g.json)?;
+            return render::output(cmd, v, g.json);
+        }
+        _ => {}
     }
     let call = call_for(cmd)?.ok_or_else(|| Failure::usage("this command is not served by the native API"))?;
     client.send_one(&call).and_then(|v| render::output(cmd, v, g.json))
@@ -302,36 +307,111 @@ impl Client<'_> {
 
     /// Sends `call` and returns the JSON answer, or the failure it says.
     fn send(&mut self, call: &Call) -> Result<Value, Failure> {
-        let lost = |e: String| Failure {
-            code: 1,
-            message: format!("the service on {} stopped answering: {e}", self.path.display()),
-            stdout: String::new(),
+        let json = call.body.as_ref().map(|b| serde_json::to_vec(b).unwrap_or_default());
+        let body = match json {
+            Some(bytes) => Full::new(Bytes::from(bytes)).map_err(|never| match never {}).boxed(),
+            None => Full::new(Bytes::new()).map_err(|never| match never {}).boxed(),
         };
+        self.exchange(call, body, call.body.is_some()).map_err(|v| failure(&v))
+    }
+
+    /// One request with `body`: the JSON answer, or the error answer's
+    /// JSON (one made here when the service could not be reached).
+    fn exchange(&mut self, call: &Call, body: BoxBody<Bytes, std::io::Error>, json: bool) -> Result<Value, Value> {
+        let lost = |e: String| json!({"error": {"code": "", "message": format!("the service on {} stopped answering: {e}", self.path.display())}});
         let conn = match self.conn.take() {
             Some(c) => c,
             None => super::server::connect(&self.path).map_err(|e| lost(e.to_string()))?,
         };
-        let body = call.body.as_ref().map(|b| serde_json::to_vec(b).unwrap_or_default()).unwrap_or_default();
         let mut req = hyper::Request::builder()
             .method(call.method)
             .uri(&call.path)
             .header(hyper::header::HOST, "joblog")
             .header(joblog_server::auth::USER_HEADER, &self.g.user)
             .header(joblog_server::auth::USER_EXPLICIT_HEADER, if self.explicit { "true" } else { "false" });
-        if call.body.is_some() {
+        if json {
             req = req.header(hyper::header::CONTENT_TYPE, "application/json");
         }
-        let req = req.body(Full::new(Bytes::from(body))).map_err(|e| lost(e.to_string()))?;
-        let (status, bytes) = exchange(conn, req).map_err(lost)?;
+        let req = req.body(body).map_err(|e| lost(e.to_string()))?;
+        let (status, bytes) = exchange(conn, req).map_err(&lost)?;
         let v: Value = if bytes.is_empty() {
             Value::Null
         } else {
             serde_json::from_slice(&bytes).map_err(|e| lost(format!("an answer that is not JSON ({e})")))?
         };
         if status.is_success() {
-            return Ok(v);
+            Ok(v)
+        } else {
+            Err(v)
         }
-        Err(failure(&v))
+    }
+
+    /// `import FILE` through the service: the client reads the file
+    /// (relative to its own directory, with its own permissions) and
+    /// streams it as the body of `POST /api/v1/jobs/import`.
+    fn import(mut self, file: &std::path::Path, json_out: bool) -> Result<Value, Failure> {
+        let unreadable = |e: std::io::Error| Failure {
+            code: 1,
+            message: format!("cannot read {}: {e}", file.display()),
+            stdout: String::new(),
+        };
+        let f = std::fs::File::open(file).map_err(unreadable)?;
+        let len = f.metadata().map_err(unreadable)?.len();
+        let shown = file.display().to_string();
+        let call = Call::new("POST", format!("/api/v1/jobs/import{}", query(&[("name", shown)])));
+        self.exchange(&call, FileBody { file: f, left: len }.boxed(), false).map_err(|v| {
+            let mut f = failure(&v);
+            if let Some(errors) = v["error"]["details"]["errors"].as_array() {
+                let errors: Vec<String> = errors.iter().filter_map(Value::as_str).map(str::to_string).collect();
+                f.stdout = if json_out {
+                    pretty(&joblog_server::import::bad_lines_json(&errors))
+                } else {
+                    errors.join("\n") + "\n"
+                };
+            }
+            f
+        })
+    }
+}
+
+/// A file sent as a request body, a chunk at a time (never whole in
+/// memory: an import takes up to 4 GiB).
+struct FileBody {
+    file: std::fs::File,
+    left: u64,
+}
+
+impl hyper::body::Body for FileBody {
+    type Data = Bytes;
+    type Error = std::io::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        _: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<hyper::body::Frame<Bytes>, std::io::Error>>> {
+        use std::io::Read;
+        if self.left == 0 {
+            return std::task::Poll::Ready(None);
+        }
+        // A local file: a read of a chunk does not wait on anybody.
+        let want = usize::try_from(self.left.min(256 * 1024)).unwrap_or(256 * 1024);
+        let mut buf = vec![0u8; want];
+        let n = match self.file.read(&mut buf) {
+            Ok(0) => {
+                return std::task::Poll::Ready(Some(Err(std::io::Error::other(
+                    "the file shrank while it was being sent",
+                ))))
+            }
+            Ok(n) => n,
+            Err(e) => return std::task::Poll::Ready(Some(Err(e))),
+        };
+        buf.truncate(n);
+        self.left -= n as u64;
+        std::task::Poll::Ready(Some(Ok(hyper::body::Frame::data(Bytes::from(buf)))))
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        hyper::body::SizeHint::with_exact(self.left)
     }
 }
 
@@ -357,7 +437,10 @@ fn failure(v: &Value) -> Failure {
 }
 
 /// One HTTP/1.1 exchange on `conn`: the answer's status and body.
-fn exchange(conn: UnixStream, req: hyper::Request<Full<Bytes>>) -> Result<(hyper::StatusCode, Bytes), String> {
+fn exchange(
+    conn: UnixStream,
+    req: hyper::Request<BoxBody<Bytes, std::io::Error>>,
+) -> Result<(hyper::StatusCode, Bytes), String> {
     let rt = tokio::runtime::Builder::new_current_thread().enable_io().build().map_err(|e| e.to_string())?;
     rt.block_on(async move {
         conn.set_nonblocking(true).map_err(|e| e.to_string())?;
@@ -505,7 +588,6 @@ mod tests {
             Some(json!({"from": "a", "to": "b"})),
         );
         assert_eq!(call(&["list"]), None, "list is paged by `list`, not one request");
-        assert!(serves(&Cli::try_parse_from(["joblog", "list"]).unwrap().command));
     }
 
     #[test]

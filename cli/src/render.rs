@@ -64,6 +64,11 @@ pub fn output(cmd: &Command, v: Value, json: bool) -> Output {
             text
         }
         Command::BulkDelete(BulkDeleteCmd::List) => bulk_deletions(&v),
+        Command::Import { file } => format!("imported {} jobs from {}", v["imported"], file.display()),
+        Command::Delete { .. } => {
+            let ids: Vec<&str> = v["deleted"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
+            format!("deleted {} job{}: {}", ids.len(), if ids.len() == 1 { "" } else { "s" }, ids.join(" "))
+        }
         Command::Resubmit { .. } => {
             format!(
                 "resubmitted {} as {}\n{}",

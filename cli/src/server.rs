@@ -11,46 +11,32 @@
 //! path longer than `sun_path` allows is reached through
 //! `/proc/self/fd/N/NAME`, N being its directory opened.
 //!
-//! Each connection is served on its own thread (at most
-//! [`MAX_CONNECTIONS`] at once), with time limits, a bounded request
-//! ([`protocol`]) and a panic caught into an error reply: no request can
-//! stop the server or hold up other clients. The caller's OS identity
-//! comes from the socket (`SO_PEERCRED`): the directory's owner and root
-//! act as the request's user; anybody else acts only as the joblog user
-//! their OS user is mapped to, and is refused when unmapped.
+//! The sockets are served by the HTTP server (`joblog_server::serve`): the
+//! native API, each connection its own task with the server's limits, the
+//! caller's OS identity from the socket (`SO_PEERCRED`): the directory's
+//! owner and root act as the user a request names; anybody else acts only
+//! as the joblog user their OS user is mapped to, and an OS user nobody
+//! mapped is refused before anything is read (docs/http.md, "On the
+//! service's Unix socket").
 
-use std::collections::HashMap;
 use std::fs;
-use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::AsRawFd;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
 
-use clap::{CommandFactory, Parser};
+use clap::CommandFactory;
 use joblog::domain::Privilege;
-use joblog::engine::Engine;
 use joblog::service::{Registry, RunUntil, Service, ServiceConfig};
-use serde_json::{json, Value};
+use serde_json::json;
 
-use super::args::{Cli, Command, Global, RunArgs};
+use super::args::{Cli, Global, RunArgs};
 use super::output::pretty;
-use super::protocol::{self, decode_request, encode_request, LineLimit, Request, MAX_REQUEST_BYTES};
-use super::{exec, Ctx, Failure, Output};
+use super::{Failure, Output};
 
 pub const SOCKET: &str = "joblog.sock";
-/// Connections served at once; more are answered "busy".
-pub const MAX_CONNECTIONS: usize = 16;
-/// How long a client may take to send its request line.
-const REQUEST_TIMEOUT: Duration = Duration::from_secs(10);
-/// How long one read or write of a connection may wait.
-const IO_TIMEOUT: Duration = Duration::from_secs(30);
-/// How long connections still open when the service stops get to finish
-/// before they are cut.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 /// Bytes a path may have to be bound or connected directly (`sun_path`
 /// holds 108 with its final zero).
 const SUN_PATH_MAX: usize = 100;
@@ -62,10 +48,6 @@ pub fn socket_path(g: &Global) -> PathBuf {
 
 fn fail(message: String) -> Failure {
     Failure { code: 1, message, stdout: String::new() }
-}
-
-fn denied(message: String) -> Failure {
-    Failure { code: 5, message, stdout: String::new() }
 }
 
 /// `path` as a short name the socket calls accept: itself, or through its
@@ -208,14 +190,7 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
         listeners.push(listener);
         names.push(bound);
     }
-    let legacy = std::sync::Arc::new(Legacy::new(engine.clone()));
-    let local = joblog_server::Local {
-        listeners,
-        line_protocol: Some({
-            let legacy = std::sync::Arc::clone(&legacy);
-            std::sync::Arc::new(move |conn| legacy.serve(conn))
-        }),
-    };
+    let local = joblog_server::Local { listeners };
     let server = joblog_server::serve(engine.clone(), std::sync::Arc::clone(&service_running), bound, local)
         .map_err(|e| Failure { code: 1, message: format!("joblog: {e}"), stdout: String::new() })?;
     if let Some(addr) = server.local_addr() {
@@ -234,7 +209,6 @@ pub fn run_service(args: &RunArgs, g: &Global) -> Output {
     // Requests in flight get the grace, then are cut; the sockets' names
     // go with `names`.
     server.stop();
-    legacy.cut();
     drop(names);
     let summary = summary?;
     // The last handle of the engine closes its log (and reports the final
@@ -284,214 +258,6 @@ fn watch_signals(service: &Service, stopping: &AtomicBool) {
     }
 }
 
-/// The command line's line protocol of before the native API: the
-/// commands `remote` does not carry yet are forwarded as their arguments.
-/// Each connection is handed over by the HTTP server on a thread of its
-/// own; at most [`MAX_CONNECTIONS`] at once; those still open when the
-/// service stops are cut.
-struct Legacy {
-    engine: Engine,
-    active: AtomicUsize,
-    open: Mutex<HashMap<u64, UnixStream>>,
-    next: AtomicUsize,
-}
-
-impl Legacy {
-    fn new(engine: Engine) -> Self {
-        Legacy { engine, active: AtomicUsize::new(0), open: Mutex::new(HashMap::new()), next: AtomicUsize::new(0) }
-    }
-
-    fn serve(&self, mut conn: UnixStream) {
-        let _ = conn.set_read_timeout(Some(REQUEST_TIMEOUT));
-        let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
-        if self.active.fetch_add(1, Ordering::SeqCst) >= MAX_CONNECTIONS {
-            self.active.fetch_sub(1, Ordering::SeqCst);
-            let _ = reply(&mut conn, &busy());
-            return;
-        }
-        let id = self.next.fetch_add(1, Ordering::SeqCst) as u64;
-        if let Ok(second) = conn.try_clone() {
-            self.open.lock().unwrap_or_else(|e| e.into_inner()).insert(id, second);
-        }
-        let answer = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| handle(&self.engine, &conn)))
-            .unwrap_or_else(|_| {
-                json!({"code": 1, "stdout": "", "stderr": "internal error: the command failed unexpectedly (a bug; see the service's stderr); nothing else was affected"})
-            });
-        let _ = reply(&mut &conn, &answer);
-        self.open.lock().unwrap_or_else(|e| e.into_inner()).remove(&id);
-        self.active.fetch_sub(1, Ordering::SeqCst);
-    }
-
-    /// Gives the connections still open [`SHUTDOWN_GRACE`], then cuts them.
-    fn cut(&self) {
-        let until = Instant::now() + SHUTDOWN_GRACE;
-        while self.active.load(Ordering::SeqCst) > 0 && Instant::now() < until {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        for conn in self.open.lock().unwrap_or_else(|e| e.into_inner()).values() {
-            let _ = conn.shutdown(std::net::Shutdown::Both);
-        }
-    }
-}
-
-fn busy() -> Value {
-    json!({"code": 1, "stdout": "", "stderr": format!("the service is busy ({MAX_CONNECTIONS} commands at once); try again")})
-}
-
-fn reply(conn: &mut impl Write, answer: &Value) -> std::io::Result<()> {
-    writeln!(conn, "{answer}")?;
-    conn.flush()
-}
-
-fn failure_value(f: Failure) -> Value {
-    json!({"code": f.code, "stdout": f.stdout, "stderr": f.message})
-}
-
-/// One connection: who is calling, what they ask, the answer.
-fn handle(engine: &Engine, conn: &UnixStream) -> Value {
-    let peer = match nix::sys::socket::getsockopt(conn, nix::sys::socket::sockopt::PeerCredentials) {
-        Ok(c) => c.uid(),
-        Err(e) => return failure_value(denied(format!("cannot tell who is calling ({e}); refused"))),
-    };
-    // An OS user nobody mapped is refused before anything is read: it
-    // cannot hold one of the [`MAX_CONNECTIONS`] slots at all.
-    if let Err(f) = check_peer(engine, peer) {
-        return failure_value(f);
-    }
-    // The whole request line within REQUEST_TIMEOUT, however slowly it
-    // trickles in (a per-read timeout alone lets a client send a byte every
-    // few seconds and keep its slot for ever).
-    let mut reader = BufReader::new(Deadline { conn, until: Some(Instant::now() + REQUEST_TIMEOUT) });
-    let mut line = Vec::new();
-    match reader.by_ref().take(MAX_REQUEST_BYTES as u64 + 1).read_until(b'\n', &mut line) {
-        Ok(_) if line.len() > MAX_REQUEST_BYTES => {
-            return failure_value(Failure::usage(protocol::RequestError::TooLong { len: line.len() }.to_string()))
-        }
-        Ok(_) => {}
-        Err(e) => return failure_value(Failure::usage(format!("bad request: {e}"))),
-    }
-    let req = match decode_request(&line) {
-        Ok(r) => r,
-        Err(e) => return failure_value(Failure::usage(e.to_string())),
-    };
-    reader.get_mut().until = None;
-    let _ = conn.set_read_timeout(Some(IO_TIMEOUT));
-    match answer(engine, peer, &req, &mut reader) {
-        Ok((out, notes)) => json!({"code": 0, "stdout": out, "stderr": notes}),
-        Err(f) => failure_value(f),
-    }
-}
-
-/// Reads a connection; while `until` is set, no read waits past it.
-struct Deadline<'a> {
-    conn: &'a UnixStream,
-    until: Option<Instant>,
-}
-
-impl Read for Deadline<'_> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let late = || {
-            std::io::Error::new(
-                std::io::ErrorKind::TimedOut,
-                format!("the request line did not arrive within {} s", REQUEST_TIMEOUT.as_secs()),
-            )
-        };
-        let Some(until) = self.until else { return (&*self.conn).read(buf) };
-        let left = until.saturating_duration_since(Instant::now());
-        if left.is_zero() {
-            return Err(late());
-        }
-        self.conn.set_read_timeout(Some(left))?;
-        // A read that times out says EAGAIN (WouldBlock) on Linux.
-        (&*self.conn).read(buf).map_err(|e| match e.kind() {
-            std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut => late(),
-            _ => e,
-        })
-    }
-}
-
-/// Refuses a caller who is neither the owner, root, nor a mapped OS user.
-fn check_peer(engine: &Engine, peer: u32) -> Result<(), Failure> {
-    joblog_server::auth::local_peer_allowed(engine, peer).map_err(|e| denied(e.to_string()))
-}
-
-/// The joblog user a caller with OS user id `peer` acts as.
-fn acting_user(engine: &Engine, peer: u32, req: &Request) -> Result<String, Failure> {
-    joblog_server::auth::local_user(engine, peer, req.user.as_deref(), req.user_explicit)
-        .map_err(|e| denied(e.to_string()))
-}
-
-/// Runs a forwarded command: its stdout and the notes for the client's
-/// stderr, or its failure.
-fn answer(engine: &Engine, peer: u32, req: &Request, upload: &mut impl Read) -> Result<(String, String), Failure> {
-    let user = acting_user(engine, peer, req)?;
-    let cli = Cli::try_parse_from(&req.argv).map_err(|e| Failure::usage(e.to_string()))?;
-    if cli.global.now.is_some() {
-        return Err(Failure::usage(
-            "--now cannot be used while `joblog run` serves this directory (the service runs on its own clock)",
-        ));
-    }
-    if matches!(cli.command, Command::Run(_) | Command::Demo(_)) {
-        return Err(fail("the service already runs on this directory".into()));
-    }
-    let ctx = Ctx { engine, user, json: cli.global.json || req.json, interactive: false, notes: Default::default() };
-    let out = match (&cli.command, req.upload) {
-        (Command::Import { file }, Some(len)) => {
-            // Only who may import gets to stream a file at all.
-            engine.session(&ctx.user)?.require_organization(Privilege::Create)?;
-            let spool = tempfile::Builder::new()
-                .prefix("joblog-import-")
-                .permissions(fs::Permissions::from_mode(0o700))
-                .tempdir()
-                .map_err(|e| fail(e.to_string()))?;
-            let name = file.file_name().map_or_else(|| "import".into(), |n| n.to_os_string());
-            let local = spool.path().join(name);
-            receive(upload, len, &local, file)?;
-            let shown = |s: String| s.replace(&local.display().to_string(), &file.display().to_string());
-            exec::execute(&ctx, &Command::Import { file: local.clone() }).map(shown).map_err(|f| Failure {
-                code: f.code,
-                message: shown(f.message),
-                stdout: shown(f.stdout),
-            })
-        }
-        (Command::Import { .. }, None) => Err(Failure::usage(
-            "import through the service needs the file's content from the client (this client is too old)",
-        )),
-        (_, Some(_)) => Err(Failure::usage("only import sends a file")),
-        (command, None) => exec::execute(&ctx, command),
-    };
-    // What the command said on the side (the next page's cursor) goes back
-    // to the client's stderr, not the service's.
-    out.map(|o| (o, ctx.notes.take().join("\n")))
-}
-
-/// Copies the `len` bytes of an uploaded file into `to` (0600), a chunk at
-/// a time, refusing a line longer than the limit.
-fn receive(from: &mut impl Read, len: u64, to: &Path, shown: &Path) -> Result<(), Failure> {
-    let err = |e: std::io::Error| fail(format!("receiving {}: {e}; nothing was imported", shown.display()));
-    let mut out = fs::OpenOptions::new().write(true).create_new(true).mode(0o600).open(to).map_err(err)?;
-    let mut limit = LineLimit::default();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut left = len;
-    while left > 0 {
-        let want = buf.len().min(usize::try_from(left).unwrap_or(usize::MAX));
-        let n = from.read(&mut buf[..want]).map_err(err)?;
-        if n == 0 {
-            return Err(fail(format!(
-                "{}: the client sent {} of {len} bytes; nothing was imported",
-                shown.display(),
-                len - left
-            )));
-        }
-        limit
-            .feed(&buf[..n])
-            .map_err(|line| Failure::usage(protocol::line_too_long(&shown.display().to_string(), line)))?;
-        out.write_all(&buf[..n]).map_err(err)?;
-        left -= n as u64;
-    }
-    Ok(())
-}
-
 /// An OS user by name or number.
 pub fn os_uid(name: &str) -> Result<u32, Failure> {
     if let Ok(uid) = name.parse::<u32>() {
@@ -504,96 +270,13 @@ pub fn os_uid(name: &str) -> Result<u32, Failure> {
     }
 }
 
-/// This command's arguments, each of which must be UTF-8 to be forwarded,
-/// but for `--data` and `--socket` and their values: the service has its
-/// own (so a data directory's name need not be UTF-8).
-fn args() -> Result<Vec<String>, Failure> {
-    let mut skip_next = false;
-    std::env::args_os()
-        .filter(|a| {
-            if std::mem::take(&mut skip_next) {
-                return false;
-            }
-            let b = a.as_encoded_bytes();
-            if b == b"--data" || b == b"--socket" {
-                skip_next = true;
-                return false;
-            }
-            !(b.starts_with(b"--data=") || b.starts_with(b"--socket="))
-        })
-        .map(|a| {
-            a.into_string().map_err(|a| {
-                Failure::usage(format!(
-                    "the argument {} is not valid UTF-8; while `joblog run` serves this directory, arguments other than --data and --socket must be UTF-8",
-                    a.to_string_lossy()
-                ))
-            })
-        })
-        .collect()
-}
-
-/// Whether `--as` or `JOBLOG_USER` named the acting user of this command.
+/// Whether `--as` or `JOBLOG_USER` named the acting user of this command
+/// (rather than the default): a mapped OS user who names somebody else is
+/// refused by the service.
 pub fn user_explicit_here() -> bool {
-    args().is_ok_and(|argv| user_explicit(&argv))
-}
-
-/// Whether `--as` or `JOBLOG_USER` named the acting user.
-fn user_explicit(argv: &[String]) -> bool {
     Cli::command()
-        .try_get_matches_from(argv)
+        .try_get_matches_from(std::env::args_os())
         .ok()
         .and_then(|m| m.value_source("user"))
         .is_some_and(|s| s != clap::parser::ValueSource::DefaultValue)
-}
-
-/// Sends this command on `conn` and returns the service's answer.
-pub fn forward_on(mut conn: UnixStream, g: &Global, path: &Path) -> Output {
-    let lost = |e: std::io::Error| fail(format!("the service on {} stopped answering: {e}", path.display()));
-    let argv = args()?;
-    let cli = Cli::try_parse_from(&argv).map_err(|e| Failure::usage(e.to_string()))?;
-    let mut file = None;
-    if let Command::Import { file: name } = &cli.command {
-        // The client reads the file: relative to its own directory, with
-        // its own permissions.
-        let f = fs::File::open(name).map_err(|e| fail(format!("cannot read {}: {e}", name.display())))?;
-        let len = f.metadata().map_err(|e| fail(format!("cannot read {}: {e}", name.display())))?.len();
-        file = Some((f, len, name.clone()));
-    }
-    let req = Request {
-        user_explicit: user_explicit(&argv),
-        argv,
-        user: Some(g.user.clone()),
-        json: g.json,
-        upload: file.as_ref().map(|(_, len, _)| *len),
-    };
-    let _ = conn.set_write_timeout(Some(IO_TIMEOUT));
-    let sent = conn.write_all(&encode_request(&req)).and_then(|()| match &mut file {
-        Some((f, len, name)) => {
-            let copied = std::io::copy(&mut f.take(*len), &mut conn)?;
-            if copied < *len {
-                return Err(std::io::Error::other(format!("{} shrank while it was being sent", name.display())));
-            }
-            Ok(())
-        }
-        None => Ok(()),
-    });
-    // The service may have refused before reading everything: its answer
-    // says why, so read it even when sending failed.
-    let mut line = String::new();
-    let read = BufReader::new(&conn).read_line(&mut line);
-    let resp: Value = match (serde_json::from_str(&line), sent, read) {
-        (Ok(v), _, _) => v,
-        (Err(_), Err(e), _) | (Err(_), Ok(()), Err(e)) => return Err(lost(e)),
-        (Err(e), Ok(()), Ok(_)) => return Err(lost(std::io::Error::other(e))),
-    };
-    let code = resp["code"].as_u64().and_then(|c| u8::try_from(c).ok()).unwrap_or(1);
-    let stdout = resp["stdout"].as_str().unwrap_or_default().to_string();
-    if code == 0 {
-        if let Some(notes) = resp["stderr"].as_str().filter(|n| !n.is_empty()) {
-            say!("{notes}");
-        }
-        Ok(stdout)
-    } else {
-        Err(Failure { code, message: resp["stderr"].as_str().unwrap_or("failed").to_string(), stdout })
-    }
 }

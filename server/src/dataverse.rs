@@ -15,7 +15,7 @@ use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use axum::Router;
-use joblog::domain::{DeletionCriteria, DomainError, Privilege, State as JobState, StatusReason};
+use joblog::domain::{DeletionCriteria, DomainError, State as JobState, StatusReason};
 use joblog::engine::NewBulkDelete;
 use joblog::{Cursor, Error, Filter, Job, OperationType, Session, Status, Timestamp, UserAction};
 use serde_json::{json, Map, Value};
@@ -309,7 +309,7 @@ async fn serve(s: AppState, caller: Caller, req: Request) -> Result<Response, Ap
         (Resource::AsyncOperation(id), Method::PATCH) => {
             patch_async(session, id, opts, prefer, headers, body, base).await
         }
-        (Resource::AsyncOperation(id), Method::DELETE) => delete_async(session, id).await,
+        (Resource::AsyncOperation(id), Method::DELETE) => delete_async(session, id, headers).await,
         (Resource::BulkDelete, Method::POST) => bulk_delete(session, body, base).await,
         (Resource::BulkDeleteOperations, Method::GET) => bulk_delete_operations(session, None, opts, base).await,
         (Resource::BulkDeleteOperation(id), Method::GET) => bulk_delete_operations(session, Some(id), opts, base).await,
@@ -780,25 +780,22 @@ async fn patch_async(
     Ok(r)
 }
 
-async fn delete_async(session: Session, id: Uuid) -> Result<Response, ApiError> {
+/// `DELETE asyncoperations(ID)`: the job deleted (`Session::delete_jobs`),
+/// 204. A job the caller may not read is 404 like one that does not exist;
+/// one they may read but not delete 403; one not Completed 400 (refused);
+/// `If-Match` is honored as on `PATCH`.
+async fn delete_async(session: Session, id: Uuid, headers: HeaderMap) -> Result<Response, ApiError> {
     blocking(move || {
         let job = get_visible(&session, id)?;
-        session.require_organization(Privilege::Delete)?;
-        if !job.status.is_completed() {
-            return Err(ApiError::new(
-                StatusCode::BAD_REQUEST,
-                code::REFUSED,
-                format!("only a Completed job can be deleted; this one is {}", job.status),
-            ));
+        preconditions(&headers, &job)?;
+        match session.delete_jobs(&[id]) {
+            Ok(_) => Ok(StatusCode::NO_CONTENT.into_response()),
+            // Gone between the read and the deletion (another caller).
+            Err(Error::Domain(DomainError::NotFound { .. })) => {
+                Err(ApiError::not_found(format!("asyncoperation With Id = {id} Does Not Exist")))
+            }
+            Err(e) => Err(e.into()),
         }
-        // The engine deletes by criteria (docs/domain.md §7: type, Status
-        // Reason, age; oldest first), never one chosen job: deleting this
-        // one exactly needs a deletion by id the engine does not have yet.
-        Err(ApiError::new(
-            StatusCode::NOT_IMPLEMENTED,
-            code::BAD_REQUEST,
-            "deleting one job by its id is not available in this version of joblog (deletions select by System Job Type, Status Reason and age); use the BulkDelete action",
-        ))
     })
     .await
 }

@@ -124,7 +124,8 @@ impl From<DomainError> for ApiError {
             DomainError::Refused { .. }
             | DomainError::PlatformGenerated { .. }
             | DomainError::NotDue { .. }
-            | DomainError::NotResubmittable { .. } => Self::new(StatusCode::BAD_REQUEST, code::REFUSED, message),
+            | DomainError::NotResubmittable { .. }
+            | DomainError::NotDeletable { .. } => Self::new(StatusCode::BAD_REQUEST, code::REFUSED, message),
             _ => Self::new(StatusCode::BAD_REQUEST, code::BAD_REQUEST, message),
         }
     }

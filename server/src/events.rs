@@ -168,6 +168,20 @@ pub(crate) async fn stream(
                                 json!({"seq": seq, "at": env.at.to_rfc3339(),
                                 "actor": env.actor.to_string(), "deleted": d.deleted, "definition": d.definition}),
                             ));
+                        } else if let Event::JobsDeletedById { ids } = &env.event {
+                            // The jobs are gone, so who could read them is
+                            // no longer known: shown to users who read
+                            // every job, and to the one who deleted them.
+                            let mine = matches!(&env.actor, joblog::domain::Actor::User(u) if u == session.user());
+                            if admin || mine {
+                                out.push((
+                                    *seq,
+                                    "deleted",
+                                    json!({"seq": seq, "at": env.at.to_rfc3339(),
+                                    "actor": env.actor.to_string(), "deleted": ids.len(), "ids": ids,
+                                    "definition": null}),
+                                ));
+                            }
                         }
                     }
                     Ok(Some((r, out, more)))

@@ -79,3 +79,9 @@ pub fn bulk_json(o: &joblog::engine::BulkOutcome, dry_run: bool) -> Value {
         "refused": o.refused.iter().map(|(id, why)| json!({"id": id.to_string(), "reason": why.to_string()})).collect::<Vec<_>>(),
     })
 }
+
+/// The jobs a deletion by id deleted: `{"deleted": [ids]}` (`joblog
+/// delete`, `POST /api/v1/jobs/delete`).
+pub fn deleted_json(ids: &[uuid::Uuid]) -> Value {
+    json!({"deleted": ids.iter().map(uuid::Uuid::to_string).collect::<Vec<_>>()})
+}

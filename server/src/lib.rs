@@ -387,11 +387,6 @@ impl Bound {
     }
 }
 
-/// A connection on a Unix socket that speaks the command line's line
-/// protocol of before the native API (its first byte is `{`), handed over
-/// whole, on a thread of its own.
-pub type LineProtocol = Arc<dyn Fn(std::os::unix::net::UnixStream) + Send + Sync>;
-
 /// The Unix sockets through which the command line reaches the service
 /// (docs/cli.md, "One data directory, many commands"): bound, with their
 /// modes, by the command line; served here, the caller known from the
@@ -400,8 +395,6 @@ pub type LineProtocol = Arc<dyn Fn(std::os::unix::net::UnixStream) + Send + Sync
 pub struct Local {
     /// The sockets.
     pub listeners: Vec<std::os::unix::net::UnixListener>,
-    /// Who takes a connection of the older line protocol (none: closed).
-    pub line_protocol: Option<LineProtocol>,
 }
 
 /// Serves `engine` on `tcp` (if any) and on the Unix sockets of `local`,
@@ -446,7 +439,6 @@ pub fn serve(
     let engine = state.engine.clone();
     let app = router(state);
     let (stop, stopped) = watch::channel(false);
-    let line_protocol = local.line_protocol;
     let thread = std::thread::Builder::new()
         .name("joblog-http".into())
         .spawn(move || {
@@ -457,7 +449,7 @@ pub fn serve(
                     loops.push(tokio::spawn(serve_loop(accept, app.clone(), Arc::clone(&limits), stopped.clone())));
                 }
                 for l in unix {
-                    let accept = accept_unix(l, line_protocol.clone(), engine.clone());
+                    let accept = accept_unix(l, engine.clone());
                     loops.push(tokio::spawn(serve_loop(accept, app.clone(), Arc::clone(&limits), stopped.clone())));
                 }
                 for l in loops {
@@ -516,30 +508,10 @@ fn accept_tcp(listener: TcpListener, tls: Option<tokio_rustls::TlsAcceptor>) -> 
     })
 }
 
-/// The first byte a connection sends, left unread; `None` if it closes
-/// first or fails.
-async fn peek_byte(stream: &tokio::net::UnixStream) -> Option<u8> {
-    use std::os::fd::AsRawFd;
-    let mut first = [0u8; 1];
-    loop {
-        stream.readable().await.ok()?;
-        let peeked = stream.try_io(tokio::io::Interest::READABLE, || {
-            nix::sys::socket::recv(stream.as_raw_fd(), &mut first, nix::sys::socket::MsgFlags::MSG_PEEK)
-                .map_err(std::io::Error::from)
-        });
-        match peeked {
-            Ok(1) => return Some(first[0]),
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => continue,
-            _ => return None,
-        }
-    }
-}
-
-fn accept_unix(listener: tokio::net::UnixListener, line: Option<LineProtocol>, engine: Engine) -> AcceptFn {
+fn accept_unix(listener: tokio::net::UnixListener, engine: Engine) -> AcceptFn {
     let listener = Arc::new(listener);
     Box::new(move || {
         let listener = Arc::clone(&listener);
-        let line = line.clone();
         let engine = engine.clone();
         Box::pin(async move {
             let (mut stream, _) = listener.accept().await?;
@@ -550,15 +522,6 @@ fn accept_unix(listener: tokio::net::UnixListener, line: Option<LineProtocol>, e
                 // anything is read: it cannot hold a connection at all.
                 if let Err(refusal) = auth::local_peer_allowed(&engine, uid) {
                     refuse_at_once(&mut stream, &refusal.to_string()).await;
-                    return None;
-                }
-                // The older line protocol starts with `{`; HTTP never does.
-                if peek_byte(&stream).await? == b'{' {
-                    let std = stream.into_std().ok()?;
-                    std.set_nonblocking(false).ok()?;
-                    if let Some(line) = line {
-                        tokio::task::spawn_blocking(move || line(std));
-                    }
                     return None;
                 }
                 Some(Accepted::Unix(stream, uid))

@@ -43,7 +43,8 @@ pub fn routes() -> Router<AppState> {
     Router::new()
         .merge(store::routes())
         .route("/api/v1/jobs", get(list_jobs).post(create_job))
-        .route("/api/v1/jobs/{id}", get(get_job))
+        .route("/api/v1/jobs/delete", post(delete_jobs))
+        .route("/api/v1/jobs/{id}", get(get_job).delete(delete_job))
         .route("/api/v1/jobs/{id}/history", get(job_history))
         .route("/api/v1/jobs/act", post(act_on_matching))
         .route("/api/v1/jobs/import", post(import_jobs))
@@ -214,6 +215,37 @@ fn job_for(caller: &Caller, id: Uuid) -> Result<joblog::Job, ApiError> {
 async fn get_job(caller: Caller, id: Result<Path<String>, PathRejection>) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id.map_err(path_error)?.0)?;
     blocking(move || Ok(Json(job_json(&job_for(&caller, id)?)))).await
+}
+
+/// `DELETE /api/v1/jobs/{id}`: the job deleted (`Session::delete_jobs`);
+/// 204. 404 for a job that does not exist or that the caller may not read,
+/// 403 without Delete on it, 400 (refused) for a job not Completed.
+async fn delete_job(caller: Caller, id: Result<Path<String>, PathRejection>) -> Result<Response, ApiError> {
+    let id = parse_id(&id.map_err(path_error)?.0)?;
+    blocking(move || {
+        caller.session.delete_jobs(&[id])?;
+        Ok(StatusCode::NO_CONTENT.into_response())
+    })
+    .await
+}
+
+/// What `POST /api/v1/jobs/delete` takes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteIds {
+    ids: Vec<String>,
+}
+
+/// `POST /api/v1/jobs/delete` with `{"ids": [...]}`: every job deleted, or
+/// none (one refused id refuses the batch, with that id's answer); 200 with
+/// `{"deleted": [...]}`, each id once.
+async fn delete_jobs(caller: Caller, Body(b): Body<DeleteIds>) -> Result<Json<Value>, ApiError> {
+    let max = joblog::domain::MAX_DELETE_IDS;
+    if b.ids.len() > max {
+        return Err(ApiError::bad_request(format!("ids: {} ids; one deletion takes at most {max}", b.ids.len())));
+    }
+    let ids = b.ids.iter().map(|s| parse_id(s)).collect::<Result<Vec<_>, _>>()?;
+    blocking(move || Ok(Json(crate::json::deleted_json(&caller.session.delete_jobs(&ids)?)))).await
 }
 
 /// `GET /api/v1/jobs/{id}/history`: the job and every transition.

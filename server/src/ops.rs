@@ -34,6 +34,10 @@ impl Metrics {
                 self.jobs_deleted.fetch_add(d.deleted, Ordering::Relaxed);
                 return;
             }
+            Event::JobsDeletedById { ids } => {
+                self.jobs_deleted.fetch_add(ids.len() as u64, Ordering::Relaxed);
+                return;
+            }
             Event::Transition(t) => match t.action {
                 Action::Lock => &self.runs_started,
                 Action::Succeed => &self.runs_succeeded,

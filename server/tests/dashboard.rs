@@ -299,3 +299,73 @@ fn the_confirmation_counts_before_anything_changes() {
     assert!(a.body.contains("<b id=\"changed\">4</b>"), "{}", a.body);
     assert_eq!(s.status(s.job), Status::CANCELED);
 }
+
+#[test]
+fn a_completed_job_is_deleted_from_its_page_after_a_confirmation() {
+    let s = setup();
+    let admin = s.engine.session("admin").unwrap();
+    let done = admin.create(NewJob::new("to delete", OperationType::WORKFLOW)).unwrap().id;
+    admin.act(done, joblog::UserAction::Cancel).unwrap();
+    let cookie = sign_in(&s, &s.admin);
+    // A job not Completed offers no Delete; a Completed one does.
+    let ready_page = get(&s.url(&format!("/jobs/{}", s.job)), Some(&cookie));
+    assert!(!ready_page.body.contains("id=\"act-delete\""), "Delete offered on a Ready job");
+    let page = get(&s.url(&format!("/jobs/{done}")), Some(&cookie));
+    assert!(page.body.contains("id=\"act-delete\""), "no Delete on a Completed job");
+    // The button leads to a confirmation, which changes nothing.
+    let confirm = get(&s.url(&format!("/jobs/{done}/delete")), Some(&cookie));
+    assert_eq!(confirm.status, 200);
+    assert!(confirm.body.contains("cannot be undone") && confirm.body.contains("to delete"), "{}", confirm.body);
+    assert_eq!(s.status(done), Status::CANCELED);
+    let token = csrf(&confirm.body);
+    let url = s.url(&format!("/jobs/{done}/delete"));
+    // Without the session's token, or from another site: refused, unchanged.
+    assert_eq!(post(&url, Some(&cookie), Some(&s.origin()), &[("csrf", "x"), ("confirm", "yes")]).status, 403);
+    assert_eq!(
+        post(&url, Some(&cookie), Some("http://evil.example"), &[("csrf", &token), ("confirm", "yes")]).status,
+        403
+    );
+    // Without the confirmation: back to it.
+    let a = post(&url, Some(&cookie), Some(&s.origin()), &[("csrf", &token)]);
+    assert_eq!((a.status, a.location.as_deref()), (303, Some(format!("/jobs/{done}/delete").as_str())));
+    assert_eq!(s.status(done), Status::CANCELED);
+    // Confirmed: deleted, and back to the grid, which no longer lists it.
+    let a = post(&url, Some(&cookie), Some(&s.origin()), &[("csrf", &token), ("confirm", "yes")]);
+    assert_eq!((a.status, a.location.as_deref()), (303, Some("/jobs")), "{}", a.body);
+    assert!(admin.get(done).is_err());
+    assert!(!get(&s.url("/jobs"), Some(&cookie)).body.contains("to delete"));
+    assert_eq!(get(&s.url(&format!("/jobs/{done}")), Some(&cookie)).status, 404);
+    // A Ready job's confirmation says why it cannot be deleted, and offers no Delete.
+    let page = get(&s.url(&format!("/jobs/{}/delete", s.job)), Some(&cookie));
+    assert!(page.body.contains("Only a Completed job") && !page.body.contains("id=\"confirm-delete\""));
+    // A Ready job posted anyway: refused, unchanged.
+    let a = post(
+        &s.url(&format!("/jobs/{}/delete", s.job)),
+        Some(&cookie),
+        Some(&s.origin()),
+        &[("csrf", &token), ("confirm", "yes")],
+    );
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(s.status(s.job), Status::READY);
+}
+
+#[test]
+fn a_user_without_delete_gets_no_delete_button_and_a_post_is_refused() {
+    let s = setup();
+    let admin = s.engine.session("admin").unwrap();
+    let done = admin.create(NewJob::new("kept", OperationType::WORKFLOW)).unwrap().id;
+    admin.act(done, joblog::UserAction::Cancel).unwrap();
+    let cookie = sign_in(&s, &s.reader);
+    let page = get(&s.url(&format!("/jobs/{done}")), Some(&cookie));
+    assert_eq!(page.status, 200);
+    assert!(!page.body.contains("id=\"act-delete\""), "Delete offered to a user without Delete");
+    let token = csrf(&get(&s.url("/jobs"), Some(&cookie)).body);
+    let a = post(
+        &s.url(&format!("/jobs/{done}/delete")),
+        Some(&cookie),
+        Some(&s.origin()),
+        &[("csrf", &token), ("confirm", "yes")],
+    );
+    assert_eq!(a.status, 403, "{}", a.body);
+    assert_eq!(s.status(done), Status::CANCELED);
+}

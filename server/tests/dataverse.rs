@@ -551,8 +551,58 @@ fn delete_refuses_what_it_cannot_delete() {
     assert!(a.message().contains("Completed"), "{}", a.message());
     let mine = job_where(&w, |j| j.owner == "alice" && j.status.is_completed());
     let a = call("DELETE", &format!("{}asyncoperations({})", w.base, mine.id), Some(&w.alice), &[], None);
-    assert_eq!(a.status, 403, "deleting needs Delete at Organization depth: {}", a.body);
+    assert_eq!(a.status, 403, "deleting needs Delete on the job: {}", a.body);
     assert_eq!(w.engine.next_seq(), before);
+}
+
+#[test]
+fn delete_deletes_one_completed_job_and_refusals_change_nothing() {
+    let w = world();
+    let url = |id: &dyn std::fmt::Display| format!("{}asyncoperations({id})", w.base);
+    let count = || get(&w, "asyncoperations/$count", &w.admin).body.clone();
+    let total = count();
+    assert_eq!(total, Value::from(JOBS as u64), "{total}");
+    let bobs = job_where(&w, |j| j.owner == "bob" && j.status == Status::SUCCEEDED);
+    let seq = || w.engine.next_seq();
+    let before = seq();
+    // Alice (basic user) cannot read Bob's job: 404, as if it did not exist.
+    let a = call("DELETE", &url(&bobs.id), Some(&w.alice), &[], None);
+    assert_eq!((a.status, a.error_code()), (404, "0x80040217"), "{}", a.body);
+    // The auditor reads it but may not delete: 403.
+    let a = call("DELETE", &url(&bobs.id), Some(&w.auditor), &[], None);
+    assert_eq!((a.status, a.error_code()), (403, "0x80040220"), "{}", a.body);
+    // A stale If-Match: 412.
+    let a = call("DELETE", &url(&bobs.id), Some(&w.admin), &[("If-Match", "W/\"1\"")], None);
+    assert_eq!(a.status, 412, "{}", a.body);
+    // An id that does not exist: 404; one that is not an id: 400.
+    let a = call("DELETE", &url(&Uuid::from_u128(7)), Some(&w.admin), &[], None);
+    assert_eq!((a.status, a.error_code()), (404, "0x80040217"), "{}", a.body);
+    let a = call("DELETE", &url(&"not-a-guid"), Some(&w.admin), &[], None);
+    assert_eq!(a.status, 400, "{}", a.body);
+    assert_eq!(seq(), before, "no refusal wrote anything");
+    assert_eq!(count(), total);
+
+    // The administrator deletes it: 204, then it is gone everywhere.
+    let tag =
+        get(&w, &format!("asyncoperations({})", bobs.id), &w.admin).body["@odata.etag"].as_str().unwrap().to_string();
+    let a = call("DELETE", &url(&bobs.id), Some(&w.admin), &[("If-Match", &tag)], None);
+    assert_eq!(a.status, 204, "{}", a.body);
+    let a = get(&w, &format!("asyncoperations({})", bobs.id), &w.admin);
+    assert_eq!((a.status, a.error_code()), (404, "0x80040217"), "{}", a.body);
+    assert_eq!(count(), Value::from(JOBS as u64 - 1));
+    let a = get(&w, &format!("asyncoperations?$filter=asyncoperationid%20eq%20{}", bobs.id), &w.admin);
+    assert_eq!(a.body["value"].as_array().unwrap().len(), 0, "{}", a.body);
+    // Deleted again: 404, nothing written.
+    let before = seq();
+    let a = call("DELETE", &url(&bobs.id), Some(&w.admin), &[], None);
+    assert_eq!((a.status, a.error_code()), (404, "0x80040217"), "{}", a.body);
+    assert_eq!(seq(), before);
+    // A Ready job is refused, and stays Ready.
+    let ready = job_where(&w, |j| j.status == Status::READY);
+    let a = call("DELETE", &url(&ready.id), Some(&w.admin), &[], None);
+    assert_eq!((a.status, a.error_code()), (400, "0x80040265"), "{}", a.body);
+    assert_eq!(w.engine.session("admin").unwrap().get(ready.id).unwrap().status, Status::READY);
+    assert_eq!(seq(), before);
 }
 
 #[test]
@@ -639,7 +689,7 @@ fn metadata_clients_read_first() {
 
 /// The npm package `dynamics-web-api`, unchanged, against this server:
 /// retrieveMultiple with filter, select, count and paging; retrieve;
-/// update (Cancel); the BulkDelete action. Skipped with a notice when
+/// update (Cancel); deleteRecord; the BulkDelete action. Skipped with a notice when
 /// `node` or the package is missing outside CI; in CI (`CI` set) their
 /// absence is a failure (`.ci/run` installs them).
 #[test]
@@ -675,7 +725,8 @@ fn a_third_party_dataverse_client_works_unchanged() {
     assert_eq!(report["count_filtered"], completed);
     assert_eq!(report["retrieved"], target.name.as_str());
     assert_eq!(report["after_cancel"], 32);
-    assert_eq!(w.engine.session("admin").unwrap().get(target.id).unwrap().status, Status::CANCELED);
+    assert_eq!((report["deleted"].as_bool(), report["after_delete"].as_u64()), (Some(true), Some(404)), "{report}");
+    assert!(w.engine.session("admin").unwrap().get(target.id).is_err(), "deleted by deleteRecord");
     let bulk: Uuid = report["bulk_job"].as_str().unwrap().parse().unwrap();
     assert_eq!(w.engine.session("admin").unwrap().get(bulk).unwrap().operationtype, OperationType::BULK_DELETE);
 }

@@ -483,3 +483,116 @@ fn hostile_details_get_the_platform_body() {
     assert_eq!(status, 403);
     assert!(!body["error"]["message"].as_str().unwrap().contains("depth None"), "{body}");
 }
+
+/// Ids of `user`'s jobs, newest first.
+fn jobs_of(s: &Setup, user: &str) -> Vec<uuid::Uuid> {
+    let admin = s.engine.session("admin").unwrap();
+    let (jobs, _) = admin.list(&joblog::Filter::default(), None, usize::MAX).unwrap();
+    jobs.into_iter().filter(|j| j.owner == user).map(|j| j.id).collect()
+}
+
+#[test]
+fn deleting_a_job_and_a_batch_all_or_nothing() {
+    let s = setup();
+    let admin = s.engine.session("admin").unwrap();
+    let mine = jobs_of(&s, "admin");
+    let done: Vec<uuid::Uuid> = mine[..4].to_vec();
+    for id in &done {
+        admin.act(*id, joblog::UserAction::Cancel).unwrap();
+    }
+    let ready = mine[10];
+    let job = |id: &uuid::Uuid| s.url(&format!("/api/v1/jobs/{id}"));
+    let count = || call("GET", &s.url("/api/v1/jobs?count=true&limit=1"), Some(&s.admin), None).1["count"].clone();
+    assert_eq!(count(), 35);
+    let seq = || s.engine.next_seq();
+    let before = seq();
+
+    // Refusals, each changing nothing.
+    let (st, b) = call("DELETE", &job(&ready), Some(&s.admin), None);
+    assert_eq!((st, error_code(&b)), (400, "0x80040265"), "not Completed: {b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("Completed"), "{b}");
+    let (st, b) = call("DELETE", &job(&done[0]), Some(&s.alice), None);
+    assert_eq!((st, error_code(&b)), (404, "0x80040217"), "alice cannot read admin's job: {b}");
+    let (st, b) = call("DELETE", &job(&done[0]), Some(&s.reader), None);
+    assert_eq!((st, error_code(&b)), (403, "0x80040220"), "rita reads but may not delete: {b}");
+    let (st, b) = call("DELETE", &job(&uuid::Uuid::from_u128(9)), Some(&s.admin), None);
+    assert_eq!((st, error_code(&b)), (404, "0x80040217"), "{b}");
+    let (st, b) = call("DELETE", &s.url("/api/v1/jobs/not-an-id"), Some(&s.admin), None);
+    assert_eq!(st, 400, "{b}");
+    let (st, b) = call("DELETE", &job(&done[0]), None, None);
+    assert_eq!(st, 401, "{b}");
+    let batch =
+        |ids: Value, token: &str| call("POST", &s.url("/api/v1/jobs/delete"), Some(token), Some(json!({"ids": ids})));
+    let (st, b) = batch(json!([done[1], ready]), &s.admin);
+    assert_eq!((st, error_code(&b)), (400, "0x80040265"), "one job not Completed refuses the batch: {b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains(&ready.to_string()), "{b}");
+    let (st, b) = batch(json!([done[1], uuid::Uuid::from_u128(9)]), &s.admin);
+    assert_eq!((st, error_code(&b)), (404, "0x80040217"), "{b}");
+    let (st, b) = batch(json!([done[1], "nope"]), &s.admin);
+    assert_eq!(st, 400, "{b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("nope"), "{b}");
+    let (st, b) = batch(json!([]), &s.admin);
+    assert_eq!(st, 400, "{b}");
+    let (st, b) = call("POST", &s.url("/api/v1/jobs/delete"), Some(&s.admin), Some(json!({"ids": [done[1]], "x": 1})));
+    assert_eq!(st, 400, "an unknown field: {b}");
+    assert_eq!(seq(), before, "no refusal wrote anything");
+    assert_eq!(count(), 35);
+    for id in &done {
+        assert_eq!(call("GET", &job(id), Some(&s.admin), None).0, 200);
+    }
+    assert_eq!(call("GET", &job(&ready), Some(&s.admin), None).1["statecode"], 0);
+
+    // One job: 204, then 404 for it, and the count dropped.
+    let (st, b) = call("DELETE", &job(&done[0]), Some(&s.admin), None);
+    assert_eq!(st, 204, "{b}");
+    assert_eq!(call("GET", &job(&done[0]), Some(&s.admin), None).0, 404);
+    assert_eq!(count(), 34);
+    let (st, b) = call("DELETE", &job(&done[0]), Some(&s.admin), None);
+    assert_eq!((st, error_code(&b)), (404, "0x80040217"), "deleted again: {b}");
+    // A batch with repeats: each job once.
+    let (st, b) = batch(json!([done[1], done[2], done[1], done[3]]), &s.admin);
+    assert_eq!(st, 200, "{b}");
+    let want: Vec<String> = done[1..].iter().map(|i| i.to_string()).collect();
+    assert_eq!(b["deleted"], json!(want));
+    assert_eq!(count(), 31);
+    for id in &done {
+        assert_eq!(call("GET", &job(id), Some(&s.admin), None).0, 404);
+    }
+}
+
+#[test]
+fn a_batch_over_the_limit_is_400_and_writes_nothing() {
+    let s = setup_with(Limits::default());
+    let before = s.engine.next_seq();
+    let ids: Vec<String> = (0..10_001u128).map(|i| uuid::Uuid::from_u128(i + 1).to_string()).collect();
+    let (st, b) = call("POST", &s.url("/api/v1/jobs/delete"), Some(&s.admin), Some(json!({ "ids": ids })));
+    assert_eq!((st, error_code(&b)), (400, "0x80040203"), "{b}");
+    assert!(b["error"]["message"].as_str().unwrap().contains("1000"), "{b}");
+    assert_eq!(s.engine.next_seq(), before);
+}
+
+#[test]
+fn the_event_stream_and_metrics_tell_a_deletion_by_id() {
+    let s = setup();
+    let admin = s.engine.session("admin").unwrap();
+    let id = jobs_of(&s, "admin")[0];
+    admin.act(id, joblog::UserAction::Cancel).unwrap();
+    let last = s.engine.next_seq() - 1;
+    let (st, b) = call("DELETE", &s.url(&format!("/api/v1/jobs/{id}")), Some(&s.admin), None);
+    assert_eq!(st, 204, "{b}");
+    let events = read_events(s.server.local_addr().unwrap(), &s.admin, Some(last), 1);
+    assert_eq!(events[0].1, "deleted", "{events:?}");
+    assert_eq!((events[0].2["deleted"].clone(), events[0].2["ids"].clone()), (json!(1), json!([id])));
+    // The follower counts the log's events as they come (not within the
+    // request): wait until it has seen this one.
+    let counted = || {
+        let (_, m) = call("GET", &s.url("/metrics"), Some(&s.admin), None);
+        m.as_str().unwrap().contains("joblog_jobs_deleted_total 1")
+    };
+    let mut tries = 0;
+    while !counted() {
+        tries += 1;
+        assert!(tries < 1000, "the deletion is never counted in /metrics");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -39,7 +39,7 @@ use super::time::Timestamp;
 use super::{Action, Status};
 
 /// Version of the event schema written by this build.
-pub const EVENT_VERSION: u16 = 5;
+pub const EVENT_VERSION: u16 = 6;
 
 /// What each version of the event schema changed, oldest first: one line
 /// per version from 1 to [`EVENT_VERSION`] (a test checks that none is
@@ -53,6 +53,7 @@ pub const VERSIONS: &[(u16, &str)] = &[
     (3, "UserReactivated and OsUserMapped appended; Privilege::RunCommand appended; no other change"),
     (4, "PolicySet and JobResubmitted appended; no other change"),
     (5, "TokenCreated and TokenRevoked appended; no other change"),
+    (6, "JobsDeletedById appended; no other change"),
 ];
 
 /// Who did something.
@@ -184,6 +185,16 @@ pub enum Event {
         /// The token's id.
         id: Uuid,
     },
+    /// Chosen Completed jobs deleted by id (version 6), all of them or none:
+    /// the platform's delete of one system job record, or a batch of them.
+    /// Who deleted them is the envelope's actor, when its `at`. The jobs' own
+    /// events are removed by compaction later; this event never is. On
+    /// replay an id no longer there (compaction removed its events) is
+    /// skipped; one that is there must be Completed.
+    JobsDeletedById {
+        /// The jobs, each once, in the order asked.
+        ids: Vec<Uuid>,
+    },
 }
 
 /// One step of the state machine, with the columns it sets.
@@ -281,6 +292,7 @@ impl Event {
             Event::UserReactivated { .. } | Event::OsUserMapped { .. } => 3,
             Event::PolicySet { .. } | Event::JobResubmitted { .. } => 4,
             Event::TokenCreated { .. } | Event::TokenRevoked { .. } => 5,
+            Event::JobsDeletedById { .. } => 6,
         }
     }
 
@@ -302,6 +314,7 @@ impl Event {
             Event::JobResubmitted { .. } => "JobResubmitted",
             Event::TokenCreated { .. } => "TokenCreated",
             Event::TokenRevoked { .. } => "TokenRevoked",
+            Event::JobsDeletedById { .. } => "JobsDeletedById",
         }
     }
 }

@@ -30,6 +30,9 @@ pub(crate) const MAX_RECURRENCE_CHARS: usize = 256;
 pub(crate) const MAX_DATA_BYTES: usize = 1 << 20;
 /// Jobs in one `import`: a file is checked whole before anything is written.
 pub const MAX_IMPORT_JOBS: usize = 5_000_000;
+/// Jobs one deletion by id names (`Session::delete_jobs`): more is
+/// refused whole, not cut.
+pub const MAX_DELETE_IDS: usize = 1_000;
 /// Roles one user holds.
 pub(crate) const MAX_ROLES_PER_USER: usize = 64;
 /// The one `errorcode` a job cannot hold: the projection keeps it to mean

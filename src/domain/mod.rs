@@ -38,7 +38,7 @@ pub use event::{
 pub use job::{Job, Regarding, WorkflowDefinition};
 pub(crate) use jobdata::{bulk_delete_criteria, bulk_delete_data, command_timeout_of, runs_command};
 pub use jobdata::{command_data, command_data_with_timeout, command_of};
-pub use limits::MAX_MESSAGE_CHARS;
+pub use limits::{MAX_DELETE_IDS, MAX_MESSAGE_CHARS};
 pub(crate) use machine::RULES;
 pub use machine::{needs, transition, transition_by, Action, Rule};
 pub use operation::OperationType;
@@ -215,6 +215,16 @@ pub enum DomainError {
         job: Uuid,
         /// Why not, and what to do instead.
         why: String,
+    },
+
+    /// Only a Completed job (Succeeded, Failed, Canceled) is deleted
+    /// (`docs/domain.md` §4): cancel it first, or wait for it to end.
+    #[error("cannot delete job {job}: it is {current}; delete needs Completed (Succeeded, Failed or Canceled): cancel it first, or wait for it to end")]
+    NotDeletable {
+        /// The job that was refused.
+        job: Uuid,
+        /// Its status when it was refused.
+        current: Status,
     },
 
     /// Deactivating this user would leave no active administrator, and

@@ -1,4 +1,5 @@
-//! Deletion: `Engine::delete` (one `JobsDeleted` event) and
+//! Deletion: `Engine::delete` (one `JobsDeleted` event), `Session::delete_jobs`
+//! (chosen jobs by id, one `JobsDeletedById` event) and
 //! `Engine::compact` (the space back), `Session::delete_now` (the
 //! Immediately option), Bulk Delete jobs and the retention policy, and
 //! `DeletionReport`. Which jobs a deletion takes is the projection's
@@ -10,7 +11,7 @@ use uuid::Uuid;
 use super::{Engine, Session};
 use crate::domain::{
     bulk_delete_criteria, bulk_delete_data, Actor, Deletion, DeletionCriteria, DomainError, Event, Job, OperationType,
-    Privilege, Recurrence, RetentionPolicy, Timestamp, MAX_IMMEDIATE_DELETE,
+    Privilege, Recurrence, RetentionPolicy, Timestamp, MAX_DELETE_IDS, MAX_IMMEDIATE_DELETE,
 };
 use crate::error::Error;
 use crate::log::Compaction;
@@ -255,6 +256,54 @@ impl Session {
     /// Needs Delete at Organization depth.
     pub fn delete(&self, criteria: &DeletionCriteria, limit: u64) -> Result<Deletion, Error> {
         self.engine.delete(self.actor(), &self.user, criteria, limit, None)
+    }
+
+    /// Deletes the chosen jobs `ids` (the platform's delete of one system job
+    /// record, or a batch of them), as one event, all of them or none: a
+    /// refusal of any id refuses the batch and writes nothing. Each job must
+    /// exist and be readable by this user ([`DomainError::NotFound`]
+    /// otherwise, whether it never existed, was deleted, or is another's the
+    /// user may not read), be deletable by them (Delete at a depth that
+    /// covers its owner, [`DomainError::Denied`]), and be Completed
+    /// ([`DomainError::NotDeletable`]). An id named twice is deleted once.
+    /// Between 1 and [`MAX_DELETE_IDS`] ids ([`DomainError::Invalid`]).
+    /// Returns the ids deleted, each once, in the order asked.
+    ///
+    /// The jobs leave every view and count at once; their events are
+    /// garbage that the next compaction ([`Session::compact`], or the
+    /// service's after a Bulk Delete run) removes from the log.
+    pub fn delete_jobs(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, Error> {
+        if ids.is_empty() {
+            return Err(
+                DomainError::Invalid { what: "job ids", reason: "name at least one job to delete".into() }.into()
+            );
+        }
+        if ids.len() > MAX_DELETE_IDS {
+            return Err(DomainError::Invalid {
+                what: "job ids",
+                reason: format!("{} ids: one deletion takes at most {MAX_DELETE_IDS}", ids.len()),
+            }
+            .into());
+        }
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        let unique: Vec<Uuid> = ids.iter().copied().filter(|id| seen.insert(*id)).collect();
+        self.engine.commit(self.actor(), |state, _now| {
+            let dir = state.directory();
+            for &id in &unique {
+                let target = state.write_target(id).ok_or_else(|| DomainError::job_not_found(id))?;
+                let owner = Some((target.owner.as_str(), target.owningbusinessunit.as_str()));
+                // A job the user may not read is not there for them.
+                match dir.check(&self.user, Privilege::Read, owner) {
+                    Err(DomainError::Denied { .. }) => return Err(DomainError::job_not_found(id).into()),
+                    other => other?,
+                }
+                dir.check(&self.user, Privilege::Delete, owner)?;
+                if !target.status.is_completed() {
+                    return Err(DomainError::NotDeletable { job: id, current: target.status }.into());
+                }
+            }
+            Ok((vec![Event::JobsDeletedById { ids: unique.clone() }], unique.clone()))
+        })
     }
 
     /// Creates a Bulk Delete system job (type 13) that the service runs at

@@ -154,6 +154,9 @@ fn compare(live: &Projection, fresh: &Projection, log: &Log, progress: &mut dyn 
     if live.directory() != fresh.directory() {
         problems.push("the users, business units and roles in the projection differ from a replay of the log".into());
     }
+    if live.deletions() != fresh.deletions() || live.deletions_by_id() != fresh.deletions_by_id() {
+        problems.push("the deletions' audit trail in the projection differs from a replay of the log".into());
+    }
     if live.tokens() != fresh.tokens() {
         problems.push(format!(
             "the bearer tokens in the projection ({}) differ from a replay of the log ({})",

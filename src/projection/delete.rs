@@ -140,6 +140,28 @@ impl Projection {
         Ok(())
     }
 
+    /// Replays (or applies) a deletion of chosen jobs: each id still there
+    /// goes; one no longer there is skipped (compaction removed its events
+    /// with the job). Every job there must be Completed, and no id named
+    /// twice; otherwise the event contradicts the log (the message says how).
+    pub(super) fn apply_deletion_by_id(&mut self, ids: &[Uuid]) -> Result<(), String> {
+        let mut seen = std::collections::HashSet::with_capacity(ids.len());
+        let mut rows = Vec::with_capacity(ids.len());
+        for &id in ids {
+            if !seen.insert(id) {
+                return Err(format!("a deletion names job {id} twice"));
+            }
+            let Some(i) = self.row_of(id) else { continue };
+            let status = self.rows[i as usize].status;
+            if !status.is_completed() {
+                return Err(format!("a deletion takes job {id}, which is {status}, not Completed"));
+            }
+            rows.push(i);
+        }
+        self.delete_rows(&rows);
+        Ok(())
+    }
+
     /// Drops rows from every index, frees their slots, and records their
     /// events as garbage for compaction. Many rows: every index is filtered
     /// in one pass, on another core while this one frees the rows.

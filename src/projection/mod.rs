@@ -154,6 +154,19 @@ pub struct DeletionRecord {
     pub deletion: crate::domain::Deletion,
 }
 
+/// One deletion of chosen jobs by id, as the audit trail shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdDeletionRecord {
+    /// The deletion event's sequence number.
+    pub seq: u64,
+    /// When it was written.
+    pub at: Timestamp,
+    /// Who deleted.
+    pub actor: crate::domain::Actor,
+    /// The jobs it deleted.
+    pub ids: Vec<Uuid>,
+}
+
 /// The state folded from the log: jobs with their indices, the directory of
 /// users and roles with their bearer tokens, and workflow definitions.
 #[derive(Debug, Default)]
@@ -190,6 +203,9 @@ pub struct Projection {
     /// Every deletion ever made, oldest first: the audit trail of who
     /// deleted what (these events are never compacted away).
     deletions: Vec<DeletionRecord>,
+    /// Every deletion of chosen jobs by id, oldest first (never compacted
+    /// away either).
+    deletions_by_id: Vec<IdDeletionRecord>,
     /// Segment ordinals → the segment's first sequence number.
     segments: Vec<u64>,
     segment_ordinals: HashMap<u64, u32>,
@@ -249,6 +265,11 @@ impl Projection {
     /// Every deletion, oldest first.
     pub fn deletions(&self) -> &[DeletionRecord] {
         &self.deletions
+    }
+
+    /// Every deletion of chosen jobs by id, oldest first.
+    pub fn deletions_by_id(&self) -> &[IdDeletionRecord] {
+        &self.deletions_by_id
     }
 
     /// Live jobs.
@@ -413,6 +434,17 @@ impl Projection {
                     at: env.at,
                     actor: env.actor.clone(),
                     deletion: (**d).clone(),
+                });
+            }
+            Event::JobsDeletedById { ids } => {
+                if let Err(why) = self.apply_deletion_by_id(ids) {
+                    return bad(why);
+                }
+                self.deletions_by_id.push(IdDeletionRecord {
+                    seq,
+                    at: env.at,
+                    actor: env.actor.clone(),
+                    ids: ids.clone(),
                 });
             }
         }

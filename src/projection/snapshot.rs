@@ -8,7 +8,7 @@
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | magic `JOBLOGSN` |
-//! | 8 | 2 | snapshot format version (5) |
+//! | 8 | 2 | snapshot format version (6) |
 //! | 10 | 2 | codec version (`codec::CODEC_VERSION`) |
 //! | 12 | 4 | reserved, 0 |
 //! | 16 | 8 | last_seq: the last event folded in |
@@ -31,7 +31,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use super::intern::Interner;
-use super::{DeletionRecord, Pos, Projection, Row};
+use super::{DeletionRecord, IdDeletionRecord, Pos, Projection, Row};
 use crate::codec;
 use crate::domain::{Directory, StorePolicy, Timestamp, Tokens, WorkflowDefinition};
 use crate::error::Error;
@@ -43,8 +43,8 @@ const AHEAD_OF_THE_LOG: &str = "ahead of the log";
 
 const MAGIC: [u8; 8] = *b"JOBLOGSN";
 /// 3: the directory maps OS users; 4: the store's policy; 5: bearer
-/// tokens (older snapshots are skipped: replay).
-const VERSION: u16 = 5;
+/// tokens; 6: the deletions by id (older snapshots are skipped: replay).
+const VERSION: u16 = 6;
 const HEADER_LEN: usize = 40;
 /// Snapshots kept: the newest and the one before it.
 const KEEP: usize = 2;
@@ -58,6 +58,7 @@ struct BodyRef<'a> {
     generations: Vec<Option<u32>>,
     garbage: &'a BTreeMap<u64, Vec<u64>>,
     deletions: &'a Vec<DeletionRecord>,
+    deletions_by_id: &'a Vec<IdDeletionRecord>,
     directory: &'a Option<Directory>,
     workflows: &'a BTreeMap<String, WorkflowDefinition>,
     policy: &'a StorePolicy,
@@ -78,6 +79,7 @@ struct Body {
     generations: Vec<Option<u32>>,
     garbage: BTreeMap<u64, Vec<u64>>,
     deletions: Vec<DeletionRecord>,
+    deletions_by_id: Vec<IdDeletionRecord>,
     directory: Option<Directory>,
     workflows: BTreeMap<String, WorkflowDefinition>,
     policy: StorePolicy,
@@ -191,6 +193,7 @@ impl Projection {
                 generations: self.segments.iter().map(|s| live.get(s).copied()).collect(),
                 garbage: &self.garbage,
                 deletions: &self.deletions,
+                deletions_by_id: &self.deletions_by_id,
                 directory: &self.directory,
                 workflows: &self.workflows,
                 policy: &self.policy,
@@ -309,6 +312,7 @@ impl Projection {
             segments: b.segments,
             garbage: b.garbage,
             deletions: b.deletions,
+            deletions_by_id: b.deletions_by_id,
             directory: b.directory,
             workflows: b.workflows,
             policy: b.policy,

@@ -55,22 +55,27 @@ pub(crate) async fn page(v: Viewer, State(s): State<AppState>, Path(id): Path<St
         // are its action buttons shown (the engine decides again on post).
         let st = engine.state();
         let dir = st.directory();
-        let writes = dir
-            .user(&user)
-            .map(|u| dir.reaches(u, Privilege::Write, &job.owner, &job.owningbusinessunit))
-            .unwrap_or(false);
-        Ok((job, history, writes, engine.now()))
+        let reaches =
+            |p| dir.user(&user).map(|u| dir.reaches(u, p, &job.owner, &job.owningbusinessunit)).unwrap_or(false);
+        let (writes, deletes) = (reaches(Privilege::Write), reaches(Privilege::Delete));
+        Ok((job, history, writes, deletes, engine.now()))
     })
     .await;
-    let (job, history, writes, now) = match loaded {
+    let (job, history, writes, deletes, now) = match loaded {
         Ok(x) => x,
         Err(e) => return error_page(Some(&v), e),
     };
-    let body = render(&v, &job, &history, writes && v.can_write, now);
+    let body = render(&v, &job, &history, (writes && v.can_write, deletes), now);
     respond(StatusCode::OK, layout(Some(&v), Nav::Jobs, &job.name, body))
 }
 
-fn render(v: &Viewer, j: &Job, history: &[HistoryEntry], writes: bool, now: joblog::domain::Timestamp) -> Markup {
+fn render(
+    v: &Viewer,
+    j: &Job,
+    history: &[HistoryEntry],
+    (writes, deletes): (bool, bool),
+    now: joblog::domain::Timestamp,
+) -> Markup {
     let s = j.status;
     let completed = s.is_completed();
     let platform = j.operationtype.is_platform_generated();
@@ -114,6 +119,11 @@ fn render(v: &Viewer, j: &Job, history: &[HistoryEntry], writes: bool, now: jobl
                     input type="datetime-local" name="until" required;
                     button type="submit" #act-postpone { "Postpone" }
                 }
+            }
+        }
+        @if deletes && completed {
+            div.actions #job-delete {
+                a.button.danger href=(format!("/jobs/{}/delete", j.id)) #act-delete { "Delete" }
             }
         }
         @if platform && !completed {
@@ -255,6 +265,62 @@ pub(crate) async fn act(v: Viewer, Path(id): Path<String>, body: Bytes) -> Respo
     let session = v.session().clone();
     match blocking(move || session.act(id, action).map_err(ApiError::from)).await {
         Ok(_) => Redirect::to(&format!("/jobs/{id}")).into_response(),
+        Err(e) => error_page(Some(&v), e),
+    }
+}
+
+/// `GET /jobs/ID/delete`: the confirmation of deleting one job (what it
+/// is, that it cannot be undone), whose form posts the deletion.
+pub(crate) async fn confirm_delete(v: Viewer, Path(id): Path<String>) -> Response {
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return error_page(Some(&v), ApiError::not_found(format!("{id:?} is not a job id")));
+    };
+    let session = v.session().clone();
+    let job = match blocking(move || Ok(session.get(id)?)).await {
+        Ok(j) => j,
+        Err(e) => return error_page(Some(&v), e),
+    };
+    let body = html! {
+        h1 { "Delete this job?" }
+        p #delete-what {
+            b { (job.name) } " (" (job.id) "), " (job.status.to_string()) ", owned by " (job.owner) "."
+        }
+        p { "The job and its whole history are deleted for good: it leaves every view at once, and its space comes back at the next compaction. This cannot be undone." }
+        @if !job.status.is_completed() {
+            p.error { "Only a Completed job (Succeeded, Failed or Canceled) can be deleted: cancel it first, or wait for it to end." }
+        }
+        div.actions {
+            @if job.status.is_completed() {
+                form.inline method="post" action=(format!("/jobs/{}/delete", job.id)) {
+                    input type="hidden" name="csrf" value=(v.csrf);
+                    input type="hidden" name="confirm" value="yes";
+                    button.danger type="submit" #confirm-delete { "Delete" }
+                }
+                " "
+            }
+            a href=(format!("/jobs/{}", job.id)) #cancel-delete { "Keep it" }
+        }
+    };
+    respond(StatusCode::OK, layout(Some(&v), Nav::Jobs, "Delete a job", body))
+}
+
+/// `POST /jobs/ID/delete` (from the confirmation, `confirm=yes`): the job
+/// deleted (`Session::delete_jobs`), then back to the grid; a refusal is
+/// the error page, and nothing changes.
+pub(crate) async fn delete(v: Viewer, Path(id): Path<String>, body: Bytes) -> Response {
+    let f = Fields::parse(&body);
+    if let Some(r) = v.refuse_csrf(f.get("csrf")) {
+        return r;
+    }
+    let Ok(id) = Uuid::parse_str(&id) else {
+        return error_page(Some(&v), ApiError::not_found(format!("{id:?} is not a job id")));
+    };
+    if f.get("confirm") != Some("yes") {
+        return Redirect::to(&format!("/jobs/{id}/delete")).into_response();
+    }
+    let session = v.session().clone();
+    match blocking(move || session.delete_jobs(&[id]).map_err(ApiError::from)).await {
+        Ok(_) => Redirect::to("/jobs").into_response(),
         Err(e) => error_page(Some(&v), e),
     }
 }

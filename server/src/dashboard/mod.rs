@@ -49,6 +49,7 @@ pub fn routes() -> Router<AppState> {
         .route("/jobs/act", post(grid::bulk_apply))
         .route("/jobs/{id}", get(job::page))
         .route("/jobs/{id}/act", post(job::act))
+        .route("/jobs/{id}/delete", get(job::confirm_delete).post(job::delete))
         .route("/failing", get(overview::failing))
         .route("/overview", get(overview::page))
         .route("/bulk-delete", get(bulkdelete::page))

@@ -51,6 +51,16 @@ const updated = await api.update({
 });
 report.after_cancel = updated.statuscode;
 
+// deleteRecord: the now Canceled row deleted (204); reading it again is 404.
+await api.deleteRecord({ collection: "asyncoperations", key: target });
+report.deleted = true;
+try {
+  await api.retrieve({ collection: "asyncoperations", key: target, select: ["name"] });
+  report.after_delete = "still there";
+} catch (e) {
+  report.after_delete = e.status;
+}
+
 // The BulkDelete action.
 const bulk = await api.callAction({
   actionName: "BulkDelete",
