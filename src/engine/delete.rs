@@ -201,10 +201,10 @@ impl Session {
     pub fn delete_now(&self, criteria: &DeletionCriteria, limit: u64) -> Result<DeletionReport, Error> {
         let started = std::time::Instant::now();
         self.engine.state().directory().check(&self.user, Privilege::Delete, None)?;
+        criteria.validate()?;
         if !criteria.types.contains(&OperationType::WORKFLOW) {
             return Err(DomainError::ImmediatelyNeedsWorkflow.into());
         }
-        criteria.validate()?;
         if !(1..=MAX_IMMEDIATE_DELETE).contains(&limit) {
             return Err(DomainError::Invalid {
                 what: "deletion limit",

@@ -198,7 +198,15 @@ pub fn compact(engine: &Engine, s: &Session) -> Result<Value, joblog::Error> {
 /// now`). Warnings (the deletion is durable, giving the space back
 /// failed) are in `warnings`.
 pub fn delete_now(s: &Session, d: &DeleteNow) -> Result<Value, joblog::Error> {
-    let r = s.delete_now(&d.criteria.to_criteria()?, d.limit)?;
+    let criteria = d.criteria.to_criteria()?;
+    // docs/cli.md's order: the privilege first, then the Workflow
+    // criterion (before the criteria's other checks: no type at all is
+    // told "needs Workflow" too).
+    s.require_organization(Privilege::Delete)?;
+    if !criteria.types.contains(&OperationType::WORKFLOW) {
+        return Err(joblog::domain::DomainError::ImmediatelyNeedsWorkflow.into());
+    }
+    let r = s.delete_now(&criteria, d.limit)?;
     Ok(json!({
         "warnings": r.warnings,
         "deleted": r.deleted,
