@@ -211,6 +211,16 @@ fn job_for(caller: &Caller, id: Uuid) -> Result<joblog::Job, ApiError> {
     }
 }
 
+/// Before acting on job `id`: over the network, one the caller may not
+/// read is 404 ([`visible_job`]); on the Unix socket, the action itself
+/// answers (the command line's contract, as [`job_for`] says).
+fn may_act_on(caller: &Caller, id: Uuid) -> Result<(), ApiError> {
+    if !caller.is_local() {
+        visible_job(&caller.session, id)?;
+    }
+    Ok(())
+}
+
 /// `GET /api/v1/jobs/{id}`.
 async fn get_job(caller: Caller, id: Result<Path<String>, PathRejection>) -> Result<Json<Value>, ApiError> {
     let id = parse_id(&id.map_err(path_error)?.0)?;
@@ -361,19 +371,22 @@ async fn act_on_job(
         return resubmit(caller, id, &body).await;
     }
     // The body is optional (only postpone needs one).
-    let body: ActBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ActBody::default()
-    } else {
-        serde_json::from_slice(&body).map_err(|e| ApiError::bad_request(format!("the request body: {e}")))?
-    };
+    let body: ActBody = optional_body(&body)?;
     let action = user_action(&action, body.until.as_deref(), true)?;
     blocking(move || {
-        if !caller.is_local() {
-            visible_job(&caller.session, id)?;
-        }
+        may_act_on(&caller, id)?;
         Ok(Json(job_json(&caller.session.act(id, action)?)))
     })
     .await
+}
+
+/// A JSON body that may be left out (empty or blank: every field's
+/// default).
+fn optional_body<T: serde::de::DeserializeOwned + Default>(body: &[u8]) -> Result<T, ApiError> {
+    if body.iter().all(u8::is_ascii_whitespace) {
+        return Ok(T::default());
+    }
+    serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the request body: {e}")))
 }
 
 /// What `POST /api/v1/jobs/{id}/resubmit` takes.
@@ -388,15 +401,9 @@ struct ResubmitBody {
 /// job (the command line's `resubmit`); its JSON names the old one in
 /// `resubmission_of`.
 async fn resubmit(caller: Caller, id: Uuid, body: &[u8]) -> Result<Json<Value>, ApiError> {
-    let body: ResubmitBody = if body.iter().all(u8::is_ascii_whitespace) {
-        ResubmitBody::default()
-    } else {
-        serde_json::from_slice(body).map_err(|e| ApiError::bad_request(format!("the request body: {e}")))?
-    };
+    let body: ResubmitBody = optional_body(body)?;
     blocking(move || {
-        if !caller.is_local() {
-            visible_job(&caller.session, id)?;
-        }
+        may_act_on(&caller, id)?;
         let job = caller.session.resubmit(id, body.owner.as_deref())?;
         let mut v = job_json(&job);
         v["resubmission_of"] = json!(id.to_string());
