@@ -1112,3 +1112,59 @@ fn a_workflow_is_added_once_and_reowned_only_if_it_exists() {
     assert_eq!(admin.set_workflow_owner("w", "bob").unwrap(), wf("bob"));
     assert_eq!(f.engine.state().workflow("w"), Some(&wf("bob")));
 }
+
+/// A conditional change (`act_if`, `delete_job_if`: an HTTP `If-Match`)
+/// is checked in the same write as the change: of writers that all read
+/// the same `modifiedon`, exactly one changes the job and the others are
+/// `Changed` with nothing written; the condition comes after the
+/// privilege and before the state machine.
+#[test]
+fn conditional_changes_are_checked_in_the_write_and_exactly_one_racer_wins() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    for round in 0..20 {
+        let job = admin.create(NewJob::new(&format!("race {round}"), OperationType::BULK_EMAIL)).unwrap();
+        let read = admin.get(job.id).unwrap().modifiedon;
+        f.clock.advance_secs(1);
+        let until = f.now().plus_micros(3_600_000_000);
+        let before = f.engine.next_seq();
+        let outcomes: Vec<Result<Job, Error>> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..4)
+                .map(|_| s.spawn(|| admin.act_if(job.id, UserAction::Postpone(until), |m| m == read)))
+                .collect();
+            racers.into_iter().map(|r| r.join().unwrap()).collect()
+        });
+        let won = outcomes.iter().filter(|o| o.is_ok()).count();
+        assert_eq!(won, 1, "round {round}: {outcomes:?}");
+        for o in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+            // Postpone of a Waiting job would be refused: the condition
+            // is what answers.
+            assert!(matches!(o, Error::Domain(DomainError::Changed { job: j, .. }) if *j == job.id), "{o:?}");
+        }
+        assert_eq!(f.engine.next_seq(), before + 1, "one event written in round {round}");
+    }
+
+    // A failed condition writes nothing; the current tag passes.
+    let job = admin.create(NewJob::new("cond", OperationType::BULK_EMAIL)).unwrap();
+    f.clock.advance_secs(1);
+    let before = f.engine.next_seq();
+    let e = admin.act_if(job.id, UserAction::Cancel, |_| false).unwrap_err();
+    assert!(matches!(e, Error::Domain(DomainError::Changed { .. })), "{e:?}");
+    assert_eq!(f.engine.next_seq(), before);
+    let canceled = admin.act_if(job.id, UserAction::Cancel, |m| m == job.modifiedon).unwrap();
+    assert!(canceled.status.is_completed());
+    // Deletion: a stale condition deletes nothing, the current one deletes.
+    let e = admin.delete_job_if(job.id, |m| m == job.modifiedon).unwrap_err();
+    assert!(matches!(e, Error::Domain(DomainError::Changed { .. })), "{e:?}");
+    assert!(admin.get(job.id).is_ok());
+    admin.delete_job_if(job.id, |m| m == canceled.modifiedon).unwrap();
+    assert!(admin.get(job.id).is_err());
+
+    // A job the user may not change is refused for that before any
+    // condition is asked (its tag is not told).
+    admin.add_user("alice", "root", &["basic-user"]).unwrap();
+    let admins = admin.create(NewJob::new("admin's", OperationType::BULK_EMAIL)).unwrap();
+    let alice = f.engine.session("alice").unwrap();
+    let e = alice.act_if(admins.id, UserAction::Cancel, |_| false).unwrap_err();
+    assert!(matches!(e, Error::Domain(DomainError::Denied { .. })), "{e:?}");
+}

@@ -24,7 +24,7 @@ use uuid::Uuid;
 use crate::auth::Caller;
 use crate::odata::eval::{self, SortVal};
 use crate::odata::{self, Column, Expr, Position, SkipToken, SortCol, MAX_PAGE};
-use crate::{blocking, error::code, ApiError, AppState};
+use crate::{blocking, ApiError, AppState};
 
 /// The Web API's path prefix.
 pub const PREFIX: &str = "/api/data/v9.2";
@@ -723,26 +723,26 @@ fn action_of(body: &Bytes) -> Result<Option<UserAction>, ApiError> {
     })
 }
 
-/// `If-Match` / `If-None-Match` against the job's current tag: 412 when
-/// not met. `If-None-Match: *` means "create only": the row exists, so it
-/// is never met here (joblog creates no job through this face).
-fn preconditions(headers: &HeaderMap, job: &Job) -> Result<(), ApiError> {
-    let failed = |m: &str| ApiError::new(StatusCode::PRECONDITION_FAILED, code::PRECONDITION, m.to_string());
-    let tag = odata::etag(job);
-    let bare = tag.trim_start_matches("W/");
-    if let Some(v) = headers.get(header::IF_NONE_MATCH) {
-        let v = v.to_str().unwrap_or("");
-        if v.trim() == "*" || v.split(',').any(|t| t.trim().trim_start_matches("W/") == bare) {
-            return Err(failed("If-None-Match: the row exists (joblog does not create rows through PATCH)"));
-        }
+/// The `If-Match` / `If-None-Match` conditions of a request, checked
+/// against a job's tag by the engine in the same write as the change
+/// (`Session::act_if`): `Changed` (412) when not met. `If-None-Match: *`
+/// means "create only": the row exists, so it is never met here (joblog
+/// creates no job through this face).
+fn unchanged(headers: &HeaderMap) -> impl Fn(Timestamp) -> bool {
+    let tags = |name| {
+        headers.get(name).map(|v: &HeaderValue| {
+            let v = v.to_str().unwrap_or("");
+            let tags: Vec<String> = v.split(',').map(|t| t.trim().trim_start_matches("W/").to_string()).collect();
+            tags
+        })
+    };
+    let (if_match, if_none_match) = (tags(header::IF_MATCH), tags(header::IF_NONE_MATCH));
+    move |modifiedon| {
+        let tag = odata::etag_of(modifiedon);
+        let bare = tag.trim_start_matches("W/");
+        let listed = |tags: &[String]| tags.iter().any(|t| t == "*" || t == bare);
+        if_match.as_deref().is_none_or(listed) && !if_none_match.as_deref().is_some_and(listed)
     }
-    if let Some(v) = headers.get(header::IF_MATCH) {
-        let v = v.to_str().unwrap_or("");
-        if v.trim() != "*" && !v.split(',').any(|t| t.trim().trim_start_matches("W/") == bare) {
-            return Err(failed(&format!("If-Match: the row has changed (its tag is now {tag})")));
-        }
-    }
-    Ok(())
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -760,10 +760,10 @@ async fn patch_async(
     let action = action_of(&body)?;
     let job = blocking(move || {
         let job = get_visible(&session, id)?;
-        preconditions(&headers, &job)?;
         match action {
-            None => Ok(job),
-            Some(a) => Ok(session.act(id, a)?),
+            None if unchanged(&headers)(job.modifiedon) => Ok(job),
+            None => Err(DomainError::Changed { job: id, modifiedon: job.modifiedon }.into()),
+            Some(a) => Ok(session.act_if(id, a, unchanged(&headers))?),
         }
     })
     .await?;
@@ -786,10 +786,9 @@ async fn patch_async(
 /// `If-Match` is honored as on `PATCH`.
 async fn delete_async(session: Session, id: Uuid, headers: HeaderMap) -> Result<Response, ApiError> {
     blocking(move || {
-        let job = get_visible(&session, id)?;
-        preconditions(&headers, &job)?;
-        match session.delete_jobs(&[id]) {
-            Ok(_) => Ok(StatusCode::NO_CONTENT.into_response()),
+        get_visible(&session, id)?;
+        match session.delete_job_if(id, unchanged(&headers)) {
+            Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
             // Gone between the read and the deletion (another caller).
             Err(Error::Domain(DomainError::NotFound { .. })) => {
                 Err(ApiError::not_found(format!("asyncoperation With Id = {id} Does Not Exist")))

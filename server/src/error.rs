@@ -121,6 +121,7 @@ impl From<DomainError> for ApiError {
         match d {
             DomainError::NotFound { .. } => Self::new(StatusCode::NOT_FOUND, code::NOT_FOUND, message),
             DomainError::Denied { .. } => Self::new(StatusCode::FORBIDDEN, code::DENIED, message),
+            DomainError::Changed { .. } => Self::new(StatusCode::PRECONDITION_FAILED, code::PRECONDITION, message),
             DomainError::Refused { .. }
             | DomainError::PlatformGenerated { .. }
             | DomainError::NotDue { .. }

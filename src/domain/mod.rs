@@ -264,6 +264,17 @@ pub enum DomainError {
         until: Option<Timestamp>,
     },
 
+    /// A conditional change (an HTTP `If-Match`) whose condition on the
+    /// job no longer holds: it changed since the caller read it. Read it
+    /// again and decide again; nothing was written.
+    #[error("job {job} has changed since it was read (its modifiedon is now {}); read it again", modifiedon.to_rfc3339())]
+    Changed {
+        /// The job whose condition failed.
+        job: Uuid,
+        /// Its `modifiedon` when the condition was checked.
+        modifiedon: Timestamp,
+    },
+
     /// An Immediately deletion whose criteria do not include System Job
     /// Type Workflow (`docs/domain.md` §7): add it to the criteria.
     #[error("invalid deletion criteria: the Immediately option needs System Job Type Workflow among the criteria")]

@@ -166,8 +166,20 @@ impl Session {
 
     /// Cancel, Pause, Resume or Postpone one job; returns it afterwards.
     pub fn act(&self, id: Uuid, action: UserAction) -> Result<Job, Error> {
+        self.act_if(id, action, |_| true)
+    }
+
+    /// [`Session::act`] on a condition: `unchanged` is given the job's
+    /// `modifiedon` under the write lock, in the same write as the change
+    /// (an HTTP `If-Match` on the row's tag); when it says no, nothing is
+    /// written and the answer is [`DomainError::Changed`]. The condition is
+    /// asked only of a job this user may write (a job they may not see is
+    /// not found, one they may not change denied, as without it), and
+    /// before the state machine (a job changed since is `Changed` even when
+    /// the action would now be refused).
+    pub fn act_if(&self, id: Uuid, action: UserAction, unchanged: impl Fn(Timestamp) -> bool) -> Result<Job, Error> {
         self.engine.commit(self.actor(), |state, now| {
-            let t = self.user_transition(state, id, action, now)?;
+            let t = self.user_transition(state, id, action, now, &unchanged)?;
             Ok((vec![Event::Transition(t)], ()))
         })?;
         self.get(id)
@@ -311,7 +323,7 @@ impl Session {
         let mut events = Vec::new();
         for id in ids {
             out.matched += 1;
-            match self.user_transition(state, id, action, now) {
+            match self.user_transition(state, id, action, now, &|_| true) {
                 Ok(t) => {
                     events.push(Event::Transition(t));
                     out.changed.push(id);
@@ -331,9 +343,13 @@ impl Session {
         id: Uuid,
         action: UserAction,
         now: Timestamp,
+        unchanged: &dyn Fn(Timestamp) -> bool,
     ) -> Result<Transition, DomainError> {
         let target = state.write_target(id).ok_or_else(|| DomainError::job_not_found(id))?;
         state.directory().check(&self.user, Privilege::Write, Some((&target.owner, &target.owningbusinessunit)))?;
+        // A condition is checked before the change itself, as HTTP checks
+        // a precondition before the method (a stale tag is 412, not 400).
+        check_unchanged(state, id, unchanged)?;
         let (from, postponeuntil, retrycount) = (target.status, target.postponeuntil, target.retrycount);
         let to = transition(id, target.operationtype, from, action.action())?;
         let postponeuntil = match action {
@@ -367,5 +383,21 @@ impl Session {
             state.directory().check(&self.user, Privilege::RunCommand, None)?;
         }
         Ok(())
+    }
+}
+
+/// A conditional change's check ([`Session::act_if`],
+/// [`Session::delete_job_if`]): [`DomainError::Changed`] when `unchanged`
+/// refuses the job's current `modifiedon`.
+pub(super) fn check_unchanged(
+    state: &Projection,
+    id: Uuid,
+    unchanged: &dyn Fn(Timestamp) -> bool,
+) -> Result<(), DomainError> {
+    let modifiedon = state.modifiedon(id).ok_or_else(|| DomainError::job_not_found(id))?;
+    if unchanged(modifiedon) {
+        Ok(())
+    } else {
+        Err(DomainError::Changed { job: id, modifiedon })
     }
 }

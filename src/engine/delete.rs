@@ -273,6 +273,18 @@ impl Session {
     /// garbage that the next compaction ([`Session::compact`], or the
     /// service's after a Bulk Delete run) removes from the log.
     pub fn delete_jobs(&self, ids: &[Uuid]) -> Result<Vec<Uuid>, Error> {
+        self.delete_jobs_if(ids, |_| true)
+    }
+
+    /// [`Session::delete_jobs`] of one job on a condition, as
+    /// [`Session::act_if`]: `unchanged` is given its `modifiedon` in the
+    /// same write as the deletion; when it says no, nothing is deleted
+    /// ([`DomainError::Changed`]).
+    pub fn delete_job_if(&self, id: Uuid, unchanged: impl Fn(Timestamp) -> bool) -> Result<(), Error> {
+        self.delete_jobs_if(&[id], unchanged).map(drop)
+    }
+
+    fn delete_jobs_if(&self, ids: &[Uuid], unchanged: impl Fn(Timestamp) -> bool) -> Result<Vec<Uuid>, Error> {
         if ids.is_empty() {
             return Err(
                 DomainError::Invalid { what: "job ids", reason: "name at least one job to delete".into() }.into()
@@ -298,6 +310,7 @@ impl Session {
                     other => other?,
                 }
                 dir.check(&self.user, Privilege::Delete, owner)?;
+                super::actions::check_unchanged(state, id, &unchanged)?;
                 if !target.status.is_completed() {
                     return Err(DomainError::NotDeletable { job: id, current: target.status }.into());
                 }

@@ -306,6 +306,11 @@ impl Projection {
         })
     }
 
+    /// A job's `modifiedon` (a conditional change's check).
+    pub(crate) fn modifiedon(&self, id: Uuid) -> Option<Timestamp> {
+        self.row_of(id).map(|i| Timestamp::from_micros(self.rows[i as usize].modifiedon))
+    }
+
     /// The current status of a job.
     pub fn status_of(&self, id: Uuid) -> Option<Status> {
         self.row_of(id).map(|i| self.rows[i as usize].status)

@@ -248,7 +248,12 @@ pub fn show_time(t: Timestamp) -> String {
 /// (every change a job goes through sets it, and time never goes backwards
 /// in a store).
 pub fn etag(job: &Job) -> String {
-    format!("W/\"{}\"", job.modifiedon.micros())
+    etag_of(job.modifiedon)
+}
+
+/// The tag of a row modified at `modifiedon`.
+pub fn etag_of(modifiedon: Timestamp) -> String {
+    format!("W/\"{}\"", modifiedon.micros())
 }
 
 /// A job as a row of the Web API: `@odata.etag`, `asyncoperationid` (always)
