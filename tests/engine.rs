@@ -1129,9 +1129,8 @@ fn conditional_changes_are_checked_in_the_write_and_exactly_one_racer_wins() {
         let until = f.now().plus_micros(3_600_000_000);
         let before = f.engine.next_seq();
         let outcomes: Vec<Result<Job, Error>> = std::thread::scope(|s| {
-            let racers: Vec<_> = (0..4)
-                .map(|_| s.spawn(|| admin.act_if(job.id, UserAction::Postpone(until), |m| m == read)))
-                .collect();
+            let racers: Vec<_> =
+                (0..4).map(|_| s.spawn(|| admin.act_if(job.id, UserAction::Postpone(until), |m| m == read))).collect();
             racers.into_iter().map(|r| r.join().unwrap()).collect()
         });
         let won = outcomes.iter().filter(|o| o.is_ok()).count();

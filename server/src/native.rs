@@ -22,7 +22,7 @@ use uuid::Uuid;
 
 use crate::auth::Caller;
 use crate::error::ApiError;
-use crate::json::{history_json, job_json};
+use crate::json::{history_json, job_json, JobJson, JobsPage};
 use crate::{blocking, AppState};
 
 pub mod admin;
@@ -132,7 +132,7 @@ impl FilterParams {
 /// `GET /api/v1/jobs`: a page of the jobs the caller may read, newest
 /// `createdon` first; `next` is the cursor of the next page (null: the
 /// last one); `count=true` adds how many match in all.
-async fn list_jobs(caller: Caller, Query(mut p): Query<BTreeMap<String, String>>) -> Result<Json<Value>, ApiError> {
+async fn list_jobs(caller: Caller, Query(mut p): Query<BTreeMap<String, String>>) -> Result<Response, ApiError> {
     let cursor = p
         .remove("cursor")
         .map(|c| c.parse::<Cursor>())
@@ -154,14 +154,13 @@ async fn list_jobs(caller: Caller, Query(mut p): Query<BTreeMap<String, String>>
     let filter = filter_params(p)?.to_filter()?;
     blocking(move || {
         let (jobs, next) = caller.session.list(&filter, cursor.as_ref(), limit)?;
-        let mut v = json!({
-            "jobs": jobs.iter().map(job_json).collect::<Vec<_>>(),
-            "next": next.map(|c| c.to_string()),
-        });
-        if count {
-            v["count"] = json!(caller.session.count(&filter));
-        }
-        Ok(Json(v))
+        let page = JobsPage {
+            count: count.then(|| caller.session.count(&filter)),
+            jobs: jobs.iter().map(JobJson::of).collect(),
+            next: next.map(|c| c.to_string()),
+        };
+        // Serialised here, on the blocking thread, from the borrowed page.
+        Ok(Json(page).into_response())
     })
     .await
 }
@@ -499,7 +498,18 @@ struct Progress {
 }
 
 impl Operation {
-    fn json(&self) -> Value {
+    /// Its id (`/api/v1/operations/{id}`, the dashboard's `/operations/{id}`).
+    pub(crate) fn id(&self) -> Uuid {
+        self.id
+    }
+
+    /// Asks it to stop after the page in hand.
+    pub(crate) fn cancel(&self) {
+        self.stop.store(true, Ordering::Release);
+    }
+
+    /// Its progress or result, as `GET /api/v1/operations/{id}` answers.
+    pub(crate) fn json(&self) -> Value {
         let p = self.progress.lock().unwrap_or_else(|e| e.into_inner());
         json!({
             "id": self.id,
@@ -609,12 +619,34 @@ async fn start_operation(
         }))
         .into_response());
     }
-    let expected = blocking(move || Ok(session.count(&filter))).await?;
     let filter_json = serde_json::to_value(&b.filter).unwrap_or(Value::Null);
+    let op = launch(&s, &caller, action, &b.action, filter, filter_json).await?;
+    let mut r = (StatusCode::ACCEPTED, Json(op.json())).into_response();
+    if let Ok(v) = format!("/api/v1/operations/{}", op.id).parse() {
+        r.headers_mut().insert(axum::http::header::LOCATION, v);
+    }
+    Ok(r)
+}
+
+/// Starts a bulk operation of `caller` on a thread of its own: `action`
+/// (named `action_name`) on every job matching `filter` (said as
+/// `filter_json` in its answers), a page at a time. 429 when
+/// [`MAX_RUNNING_OPERATIONS`] already run. The native API's `POST
+/// /api/v1/operations` and the dashboard's "all matching" both start here.
+pub(crate) async fn launch(
+    s: &AppState,
+    caller: &Caller,
+    action: UserAction,
+    action_name: &str,
+    filter: Filter,
+    filter_json: Value,
+) -> Result<Arc<Operation>, ApiError> {
+    let session = caller.session.clone();
+    let (expected, filter) = blocking(move || Ok((session.count(&filter), filter))).await?;
     let op = Arc::new(Operation {
         id: Uuid::now_v7(),
         user: caller.user.clone(),
-        action: b.action.clone(),
+        action: action_name.to_string(),
         filter: filter_json,
         started: s.engine.now(),
         expected,
@@ -624,19 +656,13 @@ async fn start_operation(
     if !s.operations.try_push(Arc::clone(&op)) {
         return Err(ApiError::too_many(5));
     }
-    let answer = op.json();
     let runner = Arc::clone(&op);
-    let filter = b.filter.to_filter()?;
-    let engine = s.engine.clone();
+    let (session, engine) = (caller.session.clone(), s.engine.clone());
     std::thread::Builder::new()
         .name("joblog-bulk".into())
-        .spawn(move || run_operation(&runner, &caller.session, action, &filter, &engine))
+        .spawn(move || run_operation(&runner, &session, action, &filter, &engine))
         .map_err(|source| ApiError::from(joblog::Error::Spawn { what: "a bulk operation's thread".into(), source }))?;
-    let mut r = (StatusCode::ACCEPTED, Json(answer)).into_response();
-    if let Ok(v) = format!("/api/v1/operations/{}", op.id).parse() {
-        r.headers_mut().insert(axum::http::header::LOCATION, v);
-    }
-    Ok(r)
+    Ok(op)
 }
 
 /// Runs a bulk operation a page at a time, each page one atomic batch
@@ -691,7 +717,9 @@ async fn list_operations(State(s): State<AppState>, caller: Caller) -> Json<Valu
     Json(json!({"operations": ops.iter().map(|o| o.json()).collect::<Vec<_>>()}))
 }
 
-fn find_operation(s: &AppState, caller: &Caller, id: &str) -> Result<Arc<Operation>, ApiError> {
+/// The operation `id` if `caller` started it or reads every job; 404
+/// otherwise, as for one that does not exist.
+pub(crate) fn find_operation(s: &AppState, caller: &Caller, id: &str) -> Result<Arc<Operation>, ApiError> {
     let id = Uuid::parse_str(id).map_err(|_| ApiError::bad_request(format!("{id:?} is not an operation id")))?;
     s.operations
         .get(id)
@@ -718,7 +746,7 @@ async fn cancel_operation(
 ) -> Result<Json<Value>, ApiError> {
     let Path(id) = id.map_err(path_error)?;
     let op = find_operation(&s, &caller, &id)?;
-    op.stop.store(true, Ordering::Release);
+    op.cancel();
     Ok(Json(op.json()))
 }
 

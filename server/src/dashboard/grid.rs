@@ -9,9 +9,9 @@
 use std::collections::BTreeMap;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
-use axum::response::Response;
+use axum::response::{IntoResponse, Redirect, Response};
 use chrono::{NaiveDate, NaiveDateTime};
 use joblog::domain::{OperationType, Regarding, State as JobState, StatusReason, Timestamp, MICROS_PER_DAY};
 use joblog::engine::UserAction;
@@ -21,7 +21,7 @@ use serde::Deserialize;
 use uuid::Uuid;
 
 use super::{error_page, hidden, layout, opt_time, respond, status_cells, urlencode, Fields, Nav, Viewer};
-use crate::{blocking, ApiError};
+use crate::{blocking, ApiError, AppState};
 
 /// Rows on a page of the grid.
 pub(crate) const PAGE: usize = 50;
@@ -561,10 +561,7 @@ fn scope(f: &Fields, q: &GridQuery) -> Result<Scope, ApiError> {
     Ok(Scope::Ids(ids))
 }
 
-/// The engine's dry run for one job: the preview over the jobs created at
-/// that very microsecond (a filter the engine serves from its index), read
-/// for this id. The engine has no dry run by id; this asks it the same
-/// question without a second copy of its rules.
+/// The jobs an action left as they were, counted by reason.
 fn refusals(by: &BTreeMap<&'static str, usize>) -> Markup {
     html! {
         @if !by.is_empty() {
@@ -642,22 +639,30 @@ pub(crate) async fn bulk_preview(v: Viewer, body: Bytes) -> Response {
     respond(StatusCode::OK, layout(Some(&v), Nav::Jobs, "Confirm", body))
 }
 
-/// `POST /jobs/act`: the confirmed action; each job's change is checked
-/// again by the engine, and the page says what changed and what was left.
-pub(crate) async fn bulk_apply(v: Viewer, body: Bytes) -> Response {
-    let (_, q, action, sc) = match bulk_form(&v, &body) {
+/// `POST /jobs/act`: the confirmed action. On the selected rows (at most
+/// 1,000) one atomic batch, and the page says what changed and what was
+/// left; on "all matching", a tracked bulk operation (the native API's,
+/// a page at a time, cancellable), whose page it redirects to. Each job's
+/// change is checked again by the engine.
+pub(crate) async fn bulk_apply(State(s): State<AppState>, v: Viewer, body: Bytes) -> Response {
+    let (f, q, action, sc) = match bulk_form(&v, &body) {
         Ok(planned) => planned,
         Err(r) => return *r,
     };
+    let ids = match sc {
+        Scope::Ids(ids) => ids,
+        Scope::All(filter) => {
+            let said: serde_json::Map<String, serde_json::Value> =
+                q.pairs().into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+            let name = f.get("action").unwrap_or_default().to_string();
+            return match crate::native::launch(&s, &v.caller, action, &name, filter, said.into()).await {
+                Ok(op) => Redirect::to(&format!("/operations/{}", op.id())).into_response(),
+                Err(e) => error_page(Some(&v), e),
+            };
+        }
+    };
     let session = v.session().clone();
-    let result = blocking(move || {
-        Ok(match sc {
-            Scope::All(filter) => session.act_on_matching(action, &filter).map_err(ApiError::from)?,
-            Scope::Ids(ids) => session.act_on_ids(action, &ids).map_err(ApiError::from)?,
-        })
-    })
-    .await;
-    let out = match result {
+    let out = match blocking(move || session.act_on_ids(action, &ids).map_err(ApiError::from)).await {
         Ok(o) => o,
         Err(e) => return error_page(Some(&v), e),
     };
@@ -669,4 +674,62 @@ pub(crate) async fn bulk_apply(v: Viewer, body: Bytes) -> Response {
         p { a.button href=(back) { "Back to the grid" } }
     };
     respond(StatusCode::OK, layout(Some(&v), Nav::Jobs, "Done", body))
+}
+
+/// `GET /operations/{id}`: a bulk operation's progress, reloaded every
+/// second while it runs, with its Cancel; then its result. Its starter's,
+/// or anyone's for a user who reads every job (404 otherwise).
+pub(crate) async fn operation(State(s): State<AppState>, v: Viewer, Path(id): Path<String>) -> Response {
+    let op = match crate::native::find_operation(&s, &v.caller, &id) {
+        Ok(op) => op,
+        Err(e) => return error_page(Some(&v), e),
+    };
+    let o = op.json();
+    let running = o["status"] == "running";
+    let n = |k: &str| o[k].as_u64().unwrap_or(0);
+    let by = o["refused_by"].as_object().cloned().unwrap_or_default();
+    let body = html! {
+        @if running { meta http-equiv="refresh" content="1"; }
+        h1 { "Bulk " (o["action"].as_str().unwrap_or_default()) }
+        p.big { "Status: " b #op-status { (o["status"].as_str().unwrap_or_default()) } }
+        p #result {
+            "Changed " b #changed { (n("changed")) } " of " (n("matched")) " jobs looked at so far; "
+            (n("expected")) " matched when it started."
+        }
+        @if !by.is_empty() {
+            ul.refused { @for (why, k) in &by { li { (k.as_u64().unwrap_or(0)) " left as they are: " (why) } } }
+        }
+        @if let Some(e) = o["error"].as_str() { p.error { "Stopped by an error: " (e) } }
+        p { "Started " (o["started"].as_str().unwrap_or_default()) " by " (o["user"].as_str().unwrap_or_default())
+            @if let Some(t) = o["finished"].as_str() { "; ended " (t) } "." }
+        p.notice { "Each changed job's history names this operation (" (op.id()) ")." }
+        @if running {
+            form method="post" action=(format!("/operations/{}/cancel", op.id())) {
+                input type="hidden" name="csrf" value=(v.csrf);
+                button #op-cancel type="submit" { "Cancel the rest" }
+            }
+        }
+        p { a.button href="/jobs" { "Back to the grid" } }
+    };
+    respond(StatusCode::OK, layout(Some(&v), Nav::Jobs, "Bulk operation", body))
+}
+
+/// `POST /operations/{id}/cancel`: stops it after the page in hand (what
+/// was changed stays changed), then back to its page.
+pub(crate) async fn cancel_operation(
+    State(s): State<AppState>,
+    v: Viewer,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    if let Some(r) = v.refuse_csrf(Fields::parse(&body).get("csrf")) {
+        return r;
+    }
+    match crate::native::find_operation(&s, &v.caller, &id) {
+        Ok(op) => {
+            op.cancel();
+            Redirect::to(&format!("/operations/{}", op.id())).into_response()
+        }
+        Err(e) => error_page(Some(&v), e),
+    }
 }

@@ -47,6 +47,8 @@ pub fn routes() -> Router<AppState> {
         .route("/background-processes/{regarding}", get(grid::background_processes))
         .route("/jobs/act/preview", post(grid::bulk_preview))
         .route("/jobs/act", post(grid::bulk_apply))
+        .route("/operations/{id}", get(grid::operation))
+        .route("/operations/{id}/cancel", post(grid::cancel_operation))
         .route("/jobs/{id}", get(job::page))
         .route("/jobs/{id}/act", post(job::act))
         .route("/jobs/{id}/delete", get(job::confirm_delete).post(job::delete))
