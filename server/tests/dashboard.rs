@@ -294,10 +294,37 @@ fn the_confirmation_counts_before_anything_changes() {
     assert_eq!(a.status, 200);
     assert!(a.body.contains("<b id=\"will-change\">4</b>"), "{}", a.body);
     assert_eq!(s.status(s.job), Status::READY, "the preview changed a job");
+    // "All matching" runs as a tracked bulk operation: its page, which
+    // reloads itself until the operation ends.
     let a = post(&s.url("/jobs/act"), Some(&cookie), Some(&s.origin()), &form);
-    assert_eq!(a.status, 200);
-    assert!(a.body.contains("<b id=\"changed\">4</b>"), "{}", a.body);
+    assert_eq!(a.status, 303, "{}", a.body);
+    let op = a.location.expect("the operation's page");
+    assert!(op.starts_with("/operations/"), "{op}");
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    let page = loop {
+        let page = get(&s.url(&op), Some(&cookie));
+        assert_eq!(page.status, 200, "{}", page.body);
+        if page.body.contains("<b id=\"op-status\">succeeded</b>") {
+            break page;
+        }
+        assert!(page.body.contains("<b id=\"op-status\">running</b>"), "{}", page.body);
+        assert!(std::time::Instant::now() < deadline, "the operation did not end: {}", page.body);
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(page.body.contains("<b id=\"changed\">4</b>"), "{}", page.body);
     assert_eq!(s.status(s.job), Status::CANCELED);
+    // Its history names the operation.
+    let id = op.trim_start_matches("/operations/");
+    let history = s.engine.session("admin").unwrap().history(s.job).unwrap();
+    assert!(history.iter().any(|h| h.message.as_deref().is_some_and(|m| m.contains(id))), "{history:?}");
+    // Somebody else's operation is not there for a user who does not read
+    // every job; an unknown one is not there for anyone.
+    let admin = s.engine.session("admin").unwrap();
+    admin.add_user("bea", "root", &["basic-user"]).unwrap();
+    let bea = sign_in(&s, &admin.create_token("bea", None, None).unwrap().token);
+    assert_eq!(get(&s.url(&op), Some(&bea)).status, 404);
+    assert_eq!(get(&s.url(&op), Some(&sign_in(&s, &s.reader))).status, 200, "one who reads every job sees it");
+    assert_eq!(get(&s.url(&format!("/operations/{}", Uuid::nil())), Some(&cookie)).status, 404);
 }
 
 #[test]

@@ -693,8 +693,8 @@ pub(crate) async fn operation(State(s): State<AppState>, v: Viewer, Path(id): Pa
         h1 { "Bulk " (o["action"].as_str().unwrap_or_default()) }
         p.big { "Status: " b #op-status { (o["status"].as_str().unwrap_or_default()) } }
         p #result {
-            "Changed " b #changed { (n("changed")) } " of " (n("matched")) " jobs looked at so far; "
-            (n("expected")) " matched when it started."
+            "Changed " b #changed { (n("changed")) } " of " (n("matched")) " jobs looked at"
+            @if running { " so far" } "; " (n("expected")) " matched when it started."
         }
         @if !by.is_empty() {
             ul.refused { @for (why, k) in &by { li { (k.as_u64().unwrap_or(0)) " left as they are: " (why) } } }

@@ -200,10 +200,14 @@ def main():
         page.click("#bulk-go")
         expect(page.locator("#will-change")).to_have_text(str(total))
         page.click("#confirm-go")
+        # A tracked operation: its page reloads itself until it ends.
+        expect(page).to_have_url(re.compile(r"/operations/"))
+        expect(page.locator("#op-status")).to_have_text("succeeded")
         expect(page.locator("#changed")).to_have_text(str(total))
+        shot(page, "operation")
         page.goto(base + "/jobs?regarding=account%3A1&state=0")
         expect(rows(page)).to_have_count(0)
-        step(f"all {total} matching jobs postponed, none Ready any more")
+        step(f"all {total} matching jobs postponed by a tracked operation, none Ready any more")
 
         # Process Session and Background Processes, reached from the grid.
         page.goto(base + "/jobs?type=10")
