@@ -86,6 +86,7 @@ def main():
                     series[k].append(t[k])
             out.append(
                 {
+                    "view": "",
                     "path": path,
                     "rounds": a.rounds,
                     "rows": rows,

@@ -73,6 +73,13 @@ struct Args {
     /// Transitions timed from commit to the event stream's client.
     #[arg(long, default_value_t = 200)]
     event_rounds: usize,
+    /// Loads of each dashboard page timed in Chromium (0: none).
+    #[arg(long, default_value_t = 20)]
+    dashboard_rounds: usize,
+    /// The script that drives Chromium (Playwright for Python and
+    /// /usr/bin/chromium, as the dashboard's browser test).
+    #[arg(long, default_value = "bench/scripts/dashboard-timing.py")]
+    dashboard_script: PathBuf,
     /// The `joblog` binary to time (default: the one next to this binary;
     /// `cargo build --release -p joblog-cli`).
     #[arg(long)]
@@ -127,6 +134,28 @@ struct MixRow {
     vs_sqlite: Option<f64>,
 }
 
+/// A dashboard page loaded in Chromium: the browser's own navigation
+/// timing (bench/scripts/dashboard-timing.py).
+#[derive(Serialize, serde::Deserialize)]
+struct DashboardPage {
+    view: String,
+    path: String,
+    rounds: usize,
+    rows: usize,
+    /// Request start to the page's last byte.
+    response_ms: Millis,
+    /// Navigation start to DOMContentLoaded (the grid on screen).
+    dom_ms: Millis,
+    /// Navigation start to the load event.
+    load_ms: Millis,
+}
+
+#[derive(Serialize, serde::Deserialize)]
+struct Millis {
+    p50: f64,
+    p99: f64,
+}
+
 #[derive(Serialize)]
 struct Delay {
     rounds: usize,
@@ -157,6 +186,7 @@ struct Report {
     mix_secs: f64,
     mix: Vec<MixRow>,
     events_delay: Option<Delay>,
+    dashboard: Vec<DashboardPage>,
     notes: Vec<String>,
 }
 
@@ -259,6 +289,10 @@ fn main() {
     }
     dataverse_pages(&http, &sets, &mut sqlite, &mut pages, &mut notes);
 
+    // ---- the dashboard's grid, first page of each view, in Chromium
+    say("dashboard pages in Chromium");
+    let dashboard = dashboard_pages(&args, &http, &token.token, &sets, &mut notes);
+
     // ---- concurrent clients listing and acting
     let mut mix = Vec::new();
     for way in [Way::Http, Way::InProcess, Way::Sqlite] {
@@ -301,6 +335,7 @@ fn main() {
         mix_secs: args.secs,
         mix,
         events_delay,
+        dashboard,
         notes,
     };
     print_report(&report);
@@ -533,6 +568,66 @@ fn dataverse_pages(
         }
         let sql: Vec<Duration> = set.iter().map(|p| sqlite.page(&p.sql())).collect();
         rows.push(page_row(&format!("{} (Dataverse face, $top=50)", view.name()), "first", &[], &times, None, &sql));
+    }
+}
+
+/// The dashboard's grid for the first page of each view (the same keys
+/// as the API's pages), loaded `--dashboard-rounds` times each in
+/// Chromium by `--dashboard-script`; empty with a note when the browser
+/// or the script cannot run.
+fn dashboard_pages(
+    args: &Args,
+    http: &Http,
+    token: &str,
+    sets: &[(View, &str, Vec<Page>)],
+    notes: &mut Vec<String>,
+) -> Vec<DashboardPage> {
+    if args.dashboard_rounds == 0 {
+        return vec![];
+    }
+    let enc = |k: &Option<String>| joblog_bench::views::encode(k.as_deref().unwrap_or_default());
+    let paths: Vec<(String, String)> = sets
+        .iter()
+        .filter(|(_, position, _)| *position == "first")
+        .filter_map(|(view, _, set)| {
+            let page = set.first()?;
+            let path = match view {
+                View::All => "/jobs".to_string(),
+                View::WorkflowFailed => "/jobs?type=workflow&reason=failed".to_string(),
+                View::ProcessSession => format!("/process-session/{}", enc(&page.key)),
+                View::BackgroundProcesses => format!("/background-processes/{}", enc(&page.key)),
+            };
+            Some((view.name().to_string(), path))
+        })
+        .collect();
+    let run = std::process::Command::new("python3")
+        .arg(&args.dashboard_script)
+        .args(["--base", &http.base, "--token", token, "--rounds", &args.dashboard_rounds.to_string()])
+        .args(paths.iter().map(|(_, p)| p))
+        .output();
+    #[derive(serde::Deserialize)]
+    struct Out {
+        pages: Vec<DashboardPage>,
+    }
+    let out = match run {
+        Ok(o) if o.status.success() => serde_json::from_slice::<Out>(&o.stdout).map_err(|e| e.to_string()),
+        Ok(o) => Err(format!("exited {}: {}", o.status, String::from_utf8_lossy(&o.stderr).trim())),
+        Err(e) => Err(e.to_string()),
+    };
+    match out {
+        Ok(out) => out
+            .pages
+            .into_iter()
+            .zip(&paths)
+            .map(|(mut p, (view, _))| {
+                p.view = view.clone();
+                p
+            })
+            .collect(),
+        Err(e) => {
+            notes.push(format!("dashboard not timed: {} {e}", args.dashboard_script.display()));
+            vec![]
+        }
     }
 }
 
@@ -868,6 +963,24 @@ fn print_report(r: &Report) {
             ("the write's call to the client", &d.request_to_client),
         ] {
             println!("| {name} | {} | {} | {:.2} |", fmt_us(s.p50_us), fmt_us(s.p99_us), s.p50_us / 1e3 / d.poll_ms);
+        }
+        println!();
+    }
+    if !r.dashboard.is_empty() {
+        println!("### The dashboard's grid in Chromium, first page of each view (milliseconds, p50 / p99)\n");
+        println!("| view | path | rows | response (request to last byte) | DOMContentLoaded | load |");
+        println!("|---|---|---:|---:|---:|---:|");
+        for d in &r.dashboard {
+            let ms = |m: &Millis| format!("{:.1} / {:.1}", m.p50, m.p99);
+            println!(
+                "| {} | `{}` | {} | {} | {} | {} |",
+                d.view,
+                d.path,
+                d.rows,
+                ms(&d.response_ms),
+                ms(&d.dom_ms),
+                ms(&d.load_ms)
+            );
         }
         println!();
     }
