@@ -64,7 +64,14 @@ pub fn output(cmd: &Command, v: Value, json: bool) -> Output {
             text
         }
         Command::BulkDelete(BulkDeleteCmd::List) => bulk_deletions(&v),
-        Command::Import { file } => format!("imported {} jobs from {}", v["imported"], file.display()),
+        Command::Import { file } => match v["already_there"].as_u64() {
+            None => format!("imported {} jobs from {}", v["imported"], file.display()),
+            Some(k) => format!(
+                "imported {} jobs from {} ({k} were already there, from an earlier run of this import)",
+                v["imported"],
+                file.display()
+            ),
+        },
         Command::Delete { .. } => {
             let ids: Vec<&str> = v["deleted"].as_array().into_iter().flatten().filter_map(Value::as_str).collect();
             format!("deleted {} job{}: {}", ids.len(), if ids.len() == 1 { "" } else { "s" }, ids.join(" "))

@@ -5,7 +5,12 @@
 //! its number. A file is written as one atomic batch when it fits in one
 //! (up to `CHUNK` jobs); a larger file is written in batches after the
 //! whole of it passed the checks, so only an I/O failure could stop it part
-//! way, and the error then says how many were written.
+//! way, and the error then says how many were written. When every row
+//! names its id, such an import is finished by running it again: a job of
+//! the file already in the store exactly as the file has it (an earlier
+//! run of the same import) is counted as already there, not refused; one
+//! that exists with other values is a bad line. (A row without an id gets
+//! a new one each run.)
 //!
 //! One implementation for the command line on its own and for the service
 //! (the file streamed to it by the client, `native::import_route`).
@@ -70,7 +75,7 @@ pub enum ImportError {
     },
     /// Writing failed (the engine's error); `written` jobs of `total` were
     /// written before it (batches of a file over one batch).
-    #[error("{source}{}", if *written > 0 { format!(" (the first {written} of {total} jobs were written)") } else { String::new() })]
+    #[error("{source}{}", if *written > 0 { format!(" (the first {written} of {total} jobs, the file's first {written} rows, were written: to write the rest, run the same import again if every row names its asyncoperationid, else remove those rows first)") } else { String::new() })]
     Write {
         /// The engine's error.
         source: joblog::Error,
@@ -81,16 +86,26 @@ pub enum ImportError {
     },
 }
 
+/// What an import did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Imported {
+    /// Jobs written.
+    pub imported: usize,
+    /// Jobs of the file already in the store exactly as the file has them
+    /// (an earlier run of the same import), not written again.
+    pub already_there: usize,
+}
+
 /// Imports the jobs of `file` (shown as `shown` in messages) as `user`
 /// (the owner of rows that name none); `progress(written, total)` as it
-/// goes. The number of jobs imported.
+/// goes.
 pub fn import_file(
     engine: &Engine,
     s: &Session,
     file: &Path,
     shown: &str,
     progress: &mut dyn FnMut(u64, u64),
-) -> Result<usize, ImportError> {
+) -> Result<Imported, ImportError> {
     check_line_lengths(file, shown)?;
     let text = std::fs::read_to_string(file)
         .map_err(|e| ImportError::Unreadable { file: shown.to_string(), reason: e.to_string() })?;
@@ -106,15 +121,25 @@ pub fn import_file(
     let mut jobs = Vec::new();
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
+    let mut already_there = 0;
     let state = engine.state();
     for (line, r) in parsed {
         match r.and_then(|j| {
-            if !seen.insert(j.id) || state.status_of(j.id).is_some() {
-                return Err(format!("job {} already exists", j.id));
+            if !seen.insert(j.id) {
+                return Err(format!("job {} is in the file twice", j.id));
             }
-            Ok(j)
+            if state.status_of(j.id).is_none() {
+                return Ok(Some(j));
+            }
+            // Already there: as the file has it (an interrupted import run
+            // again), or another job with this id.
+            match state.job(j.id) {
+                Ok(existing) if existing == j => Ok(None),
+                _ => Err(format!("job {} already exists, with other values", j.id)),
+            }
         }) {
-            Ok(j) => jobs.push(j),
+            Ok(Some(j)) => jobs.push(j),
+            Ok(None) => already_there += 1,
             Err(e) => errors.push(format!("line {line}: {e}")),
         }
     }
@@ -129,12 +154,17 @@ pub fn import_file(
         written += chunk.len();
         progress(written as u64, total as u64);
     }
-    Ok(total)
+    Ok(Imported { imported: total, already_there })
 }
 
-/// The answer of an import: `{"imported": N}`.
-pub fn imported_json(n: usize) -> Value {
-    json!({"imported": n})
+/// The answer of an import: `{"imported": N}`, with `"already_there": K`
+/// when K of the file's jobs were in the store already.
+pub fn imported_json(n: Imported) -> Value {
+    let mut v = json!({"imported": n.imported});
+    if n.already_there > 0 {
+        v["already_there"] = json!(n.already_there);
+    }
+    v
 }
 
 /// A bad-lines refusal's report, as the command line prints it on stdout.
