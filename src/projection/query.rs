@@ -315,8 +315,18 @@ impl Projection {
         if plan.source_is_everything {
             return plan.source.map_or(0, Source::len);
         }
-        if let (Some(reason), true) = (filter.status_reason, is_only_completed_reason(filter, &plan)) {
-            return self.completed.iter().filter(|((r, _), _)| *r == reason).map(|(_, set)| set.len()).sum();
+        if is_only_completed(filter, &plan) {
+            // Counted from the completed index's sets, one per (Status
+            // Reason, System Job Type): no walk, whatever their size.
+            return self
+                .completed
+                .iter()
+                .filter(|((r, t), _)| {
+                    filter.status_reason.is_none_or(|reason| *r == reason)
+                        && filter.operationtype.is_none_or(|ty| *t == ty.0)
+                })
+                .map(|(_, set)| set.len())
+                .sum();
         }
         self.walk(&plan, None).count()
     }
@@ -412,11 +422,15 @@ impl Projection {
     }
 }
 
-/// True when the filter is exactly "status = a Completed reason" and nothing else.
-fn is_only_completed_reason(f: &Filter, plan: &Plan<'_>) -> bool {
-    f.status_reason.is_some_and(|r| Status::of_reason(r).is_completed())
-        && f.operationtype.is_none()
-        && f.state.is_none_or(|s| s == State::Completed)
+/// True when the filter asks only for Completed jobs (one Completed Status
+/// Reason, or State Completed), of one System Job Type or of any: the
+/// completed index's sets count it without a walk.
+fn is_only_completed(f: &Filter, plan: &Plan<'_>) -> bool {
+    let completed = match (f.status_reason, f.state) {
+        (Some(r), state) => Status::of_reason(r).is_completed() && state.is_none_or(|s| s == State::Completed),
+        (None, state) => state == Some(State::Completed),
+    };
+    completed
         && plan.owner.is_none()
         && plan.workflow.is_none()
         && plan.regarding.is_none()

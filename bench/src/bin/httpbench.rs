@@ -84,6 +84,12 @@ struct Args {
     /// `cargo build --release -p joblog-cli`).
     #[arg(long)]
     joblog: Option<PathBuf>,
+    /// Time the joblog data directory DIR that an earlier --keep run of
+    /// the same --jobs and --seed built (its `joblog` directory), without
+    /// SQLite: no store is built and the SQLite parts are left out (for a
+    /// run while that SQLite load is still going, paused).
+    #[arg(long, value_name = "DIR")]
+    joblog_only: Option<PathBuf>,
     /// Also save the results as JSON here.
     #[arg(long)]
     json: Option<PathBuf>,
@@ -196,8 +202,10 @@ struct Stores {
     /// The temporary directory that holds them, without --keep.
     _temp: Option<tempfile::TempDir>,
     joblog: PathBuf,
-    sqlite: Sqlite,
-    events: u64,
+    /// None with --joblog-only.
+    sqlite: Option<Sqlite>,
+    /// None with --joblog-only: read off the store when it opens.
+    events: Option<u64>,
 }
 
 /// What a kept directory records once both stores are complete.
@@ -269,12 +277,16 @@ fn main() {
 
     // ---- list pages: in process, HTTP, SQLite
     let mut pages = Vec::new();
+    let events = stores.events.unwrap_or_else(|| engine.next_seq());
     let mut sqlite = stores.sqlite;
+    if sqlite.is_none() {
+        notes.push("SQLite not run (--joblog-only): its columns are empty".into());
+    }
     for (i, (view, position, set)) in sets.iter().enumerate() {
         say(&format!("pages: {}, {position} page", view.name()));
         let (in_process, next_in_process) = in_process_pages(&admin, set);
         let (over_http, next_http) = http_pages(&http, set);
-        let sql: Vec<Duration> = set.iter().map(|p| sqlite.page(&p.sql())).collect();
+        let sql = sqlite_pages(sqlite.as_mut(), set);
         pages.push(page_row(view.name(), position, &in_process, &over_http, cli_times.get(i), &sql));
         if !next_http.is_empty() {
             pages.push(page_row(
@@ -287,7 +299,7 @@ fn main() {
             ));
         }
     }
-    dataverse_pages(&http, &sets, &mut sqlite, &mut pages, &mut notes);
+    dataverse_pages(&http, &sets, sqlite.as_mut(), &mut pages, &mut notes);
 
     // ---- the dashboard's grid, first page of each view, in Chromium
     say("dashboard pages in Chromium");
@@ -296,8 +308,12 @@ fn main() {
     // ---- concurrent clients listing and acting
     let mut mix = Vec::new();
     for way in [Way::Http, Way::InProcess, Way::Sqlite] {
+        let db = sqlite.as_ref();
+        if way == Way::Sqlite && db.is_none() {
+            continue;
+        }
         say(&format!("{} clients for {} s: {}", args.clients, args.secs, way.name()));
-        mix.extend(concurrent(way, &args, &http, &engine, &sqlite, end));
+        mix.extend(concurrent(way, &args, &http, &engine, db, end));
     }
     for kind in ["list", "create", "cancel", "all"] {
         let sql = mix.iter().find(|r| r.way == Way::Sqlite.name() && r.kind == kind).map(|r| r.per_second);
@@ -327,7 +343,7 @@ fn main() {
     let report = Report {
         command: command.join(" "),
         jobs: args.jobs,
-        events: stores.events,
+        events,
         seed: args.seed,
         machine,
         pages,
@@ -353,12 +369,16 @@ fn stores(args: &Args, end: Timestamp, say: &dyn Fn(&str)) -> Stores {
         let p = t.path().to_path_buf();
         (Some(t), p)
     };
+    if let Some(dir) = &args.joblog_only {
+        say(&format!("timing the joblog store in {} alone (--joblog-only)", dir.display()));
+        return Stores { _temp: temp, joblog: dir.clone(), sqlite: None, events: None };
+    }
     let (jdir, sdir) = (base.join("joblog"), base.join("sqlite"));
     let built_path = base.join(BUILT);
     let built: Option<Built> = std::fs::read(&built_path).ok().and_then(|b| serde_json::from_slice(&b).ok());
     if let Some(b) = built.filter(|b| b.jobs == args.jobs && b.seed == args.seed) {
         say(&format!("reusing the stores in {} ({} events)", base.display(), b.events));
-        return Stores { _temp: temp, joblog: jdir, sqlite: Sqlite::open(&sdir), events: b.events };
+        return Stores { _temp: temp, joblog: jdir, sqlite: Some(Sqlite::open(&sdir)), events: Some(b.events) };
     }
     if args.keep && base.exists() {
         // An unfinished build of ours (no BUILT.json): start again.
@@ -381,7 +401,7 @@ fn stores(args: &Args, end: Timestamp, say: &dyn Fn(&str)) -> Stores {
     sqlite.load(Workload::new(args.jobs, args.seed, end));
     let b = Built { jobs: args.jobs, seed: args.seed, events };
     std::fs::write(&built_path, serde_json::to_vec(&b).unwrap()).expect("write BUILT.json");
-    Stores { _temp: temp, joblog: jdir, sqlite, events }
+    Stores { _temp: temp, joblog: jdir, sqlite: Some(sqlite), events: Some(events) }
 }
 
 /// `joblog list … --limit 50 --json` as a whole process on the closed
@@ -544,7 +564,7 @@ fn page_row(
 fn dataverse_pages(
     http: &Http,
     sets: &[(View, &str, Vec<Page>)],
-    sqlite: &mut Sqlite,
+    mut sqlite: Option<&mut Sqlite>,
     rows: &mut Vec<PageRow>,
     notes: &mut Vec<String>,
 ) {
@@ -566,7 +586,7 @@ fn dataverse_pages(
             }
             times.push(t.elapsed());
         }
-        let sql: Vec<Duration> = set.iter().map(|p| sqlite.page(&p.sql())).collect();
+        let sql = sqlite_pages(sqlite.as_deref_mut(), set);
         rows.push(page_row(&format!("{} (Dataverse face, $top=50)", view.name()), "first", &[], &times, None, &sql));
     }
 }
@@ -631,6 +651,11 @@ fn dashboard_pages(
     }
 }
 
+/// SQLite's time for each page of `set` (none without SQLite).
+fn sqlite_pages(sqlite: Option<&mut Sqlite>, set: &[Page]) -> Vec<Duration> {
+    sqlite.map(|db| set.iter().map(|p| db.page(&p.sql())).collect()).unwrap_or_default()
+}
+
 /// The ways the concurrent mix runs.
 #[derive(Clone, Copy, PartialEq)]
 enum Way {
@@ -664,7 +689,14 @@ struct Tally {
 /// SQLite: a database connection): 80% list pages (a random view, key
 /// and, half the time, a deep position), 20% acting, by turns creating a
 /// job (a durable write) and canceling the Ready job it created last.
-fn concurrent(way: Way, args: &Args, http: &Http, engine: &Engine, sqlite: &Sqlite, end: Timestamp) -> Vec<MixRow> {
+fn concurrent(
+    way: Way,
+    args: &Args,
+    http: &Http,
+    engine: &Engine,
+    sqlite: Option<&Sqlite>,
+    end: Timestamp,
+) -> Vec<MixRow> {
     let stop = Instant::now() + Duration::from_secs_f64(args.secs);
     let started = Instant::now();
     // Made here: a SQLite connection may move to a thread, not be shared.
@@ -755,13 +787,16 @@ enum Client<'a> {
 }
 
 impl<'a> Client<'a> {
-    fn new(way: Way, http: &'a Http, engine: &Engine, sqlite: &Sqlite, end: Timestamp) -> Self {
+    /// `sqlite` is there when `way` is SQLite.
+    fn new(way: Way, http: &'a Http, engine: &Engine, sqlite: Option<&Sqlite>, end: Timestamp) -> Self {
         match way {
             Way::Http => Client::Http(http, http.agent()),
             Way::InProcess => Client::InProcess(engine.session("admin").expect("a session")),
             // New rows are the newest, as joblog's are (its clock reads
             // `loaded_at`), a microsecond apart.
-            Way::Sqlite => Client::Sqlite(sqlite.client(), load::loaded_at(end)),
+            Way::Sqlite => {
+                Client::Sqlite(sqlite.expect("SQLite's mix runs only with SQLite").client(), load::loaded_at(end))
+            }
         }
     }
 
