@@ -1168,45 +1168,56 @@ fn conditional_changes_are_checked_in_the_write_and_exactly_one_racer_wins() {
     assert!(matches!(e, Error::Domain(DomainError::Denied { .. })), "{e:?}");
 }
 
-/// Counts of Completed jobs (a Completed Status Reason or State Completed,
-/// with or without a System Job Type) come from the completed index
-/// without a walk; they must agree with the jobs a walk lists, after
-/// creations, runs to each end, imports and deletions.
+/// Counts by State, Status Reason and System Job Type alone come from the
+/// status indices (the completed sets and the open jobs' counters) without
+/// a walk; they must agree with the jobs a walk lists, after creations,
+/// actions, imports and deletions, and after a reopen from the checkpoint.
 #[test]
-fn completed_counts_from_the_index_agree_with_a_walk() {
-    let f = Fixture::new();
-    let admin = f.engine.session("admin").unwrap();
+fn status_counts_from_the_indices_agree_with_a_walk() {
+    let mut f = Fixture::new();
     let types = [OperationType::WORKFLOW, OperationType::BULK_EMAIL, OperationType::SYSTEM_EVENT];
     let mut done = Vec::new();
-    for i in 0..60 {
-        let job = admin.create(NewJob::new(&format!("job {i}"), types[i % 3])).unwrap();
-        f.clock.advance_secs(1);
-        if i % 4 == 0 {
-            done.push(admin.act(job.id, UserAction::Cancel).unwrap());
-        }
-    }
-    for (i, end) in [Status::SUCCEEDED, Status::FAILED, Status::CANCELED].into_iter().cycle().take(30).enumerate() {
-        let mut j = Job::new(&format!("old {i}"), types[i % 2], "admin", "root", t("2025-01-01T00:00:00Z"));
-        j.status = end;
-        j.completedon = Some(t("2025-01-02T00:00:00Z"));
-        j.modifiedon = t("2025-01-02T00:00:00Z");
-        admin.import(vec![j.clone()]).unwrap();
-        done.push(j);
-    }
-    admin.delete_jobs(&[done[0].id, done[20].id]).unwrap();
-    let reasons = [None, Some(StatusReason::Succeeded), Some(StatusReason::Failed), Some(StatusReason::Canceled)];
-    for ty in [None, Some(OperationType::WORKFLOW), Some(OperationType::BULK_EMAIL), Some(OperationType(99))] {
-        for status_reason in reasons {
-            for state in [None, Some(State::Completed)] {
-                if status_reason.is_none() && state.is_none() {
-                    continue;
-                }
-                let filter = Filter { operationtype: ty, state, status_reason, ..Filter::default() };
-                let walked = admin.list(&filter, None, 10_000).unwrap().0.len();
-                assert_eq!(admin.count(&filter), walked, "{filter:?}");
+    {
+        let admin = f.engine.session("admin").unwrap();
+        for i in 0..60 {
+            let job = admin.create(NewJob::new(&format!("job {i}"), types[i % 3])).unwrap();
+            f.clock.advance_secs(1);
+            match i % 5 {
+                0 => done.push(admin.act(job.id, UserAction::Cancel).unwrap()),
+                1 => drop(admin.act(job.id, UserAction::Postpone(f.now().plus_micros(3_600_000_000))).unwrap()),
+                2 => drop(admin.act(job.id, UserAction::Pause).unwrap_or(job)),
+                _ => {}
             }
         }
+        for (i, end) in [Status::SUCCEEDED, Status::FAILED, Status::CANCELED].into_iter().cycle().take(30).enumerate() {
+            let mut j = Job::new(&format!("old {i}"), types[i % 2], "admin", "root", t("2025-01-01T00:00:00Z"));
+            j.status = end;
+            j.completedon = Some(t("2025-01-02T00:00:00Z"));
+            j.modifiedon = t("2025-01-02T00:00:00Z");
+            admin.import(vec![j.clone()]).unwrap();
+            done.push(j);
+        }
+        admin.delete_jobs(&[done[0].id, done[20].id]).unwrap();
     }
-    let all_done = Filter { state: Some(State::Completed), ..Filter::default() };
-    assert_eq!(admin.count(&all_done), done.len() - 2);
+    for round in ["live", "reopened"] {
+        let admin = f.engine.session("admin").unwrap();
+        let mut states: Vec<(Option<State>, Option<StatusReason>)> =
+            Status::all().map(|s| (None, Some(s.reason()))).collect();
+        states.extend(Status::all().map(|s| (Some(s.state()), Some(s.reason()))));
+        states.extend([State::Ready, State::Suspended, State::Locked, State::Completed].map(|s| (Some(s), None)));
+        let mut nonzero = 0;
+        for ty in [None, Some(OperationType::WORKFLOW), Some(OperationType::BULK_EMAIL), Some(OperationType(99))] {
+            for &(state, status_reason) in &states {
+                let filter = Filter { operationtype: ty, state, status_reason, ..Filter::default() };
+                let walked = admin.list(&filter, None, 10_000).unwrap().0.len();
+                assert_eq!(admin.count(&filter), walked, "{round}: {filter:?}");
+                nonzero += usize::from(walked > 0);
+            }
+        }
+        assert!(nonzero > 20, "{round}: the filters found jobs ({nonzero} did)");
+        let all_done = Filter { state: Some(State::Completed), ..Filter::default() };
+        assert_eq!(admin.count(&all_done), done.len() - 2, "{round}");
+        drop(admin);
+        f = f.reopen();
+    }
 }

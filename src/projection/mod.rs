@@ -186,6 +186,9 @@ pub struct Projection {
     /// Completed jobs by (reason, System Job Type), ordered by
     /// (completedon, id): deletion's index.
     completed: HashMap<(StatusReason, u32), OrderedRows>,
+    /// How many jobs not Completed are in each (status, System Job Type):
+    /// with `completed`'s sets, a count by type and status needs no walk.
+    open_counts: HashMap<(Status, u32), usize>,
     /// Suspended jobs with a `postponeuntil`, by (postponeuntil, id).
     timers: OrderedRows,
     /// Jobs not Completed that carry a dependency token, by token, oldest
@@ -582,6 +585,7 @@ impl Projection {
             self.completed.entry((r.status.reason(), r.operationtype)).or_default().insert(i, key);
         } else {
             self.by_open_status.entry(r.status).or_default().insert((r.created_key(), i));
+            *self.open_counts.entry((r.status, r.operationtype)).or_default() += 1;
             if r.dependencytoken != NONE {
                 self.by_token.entry(r.dependencytoken).or_default().insert((r.created_key(), i));
             }
@@ -604,6 +608,9 @@ impl Projection {
                 if set.is_empty() {
                     self.by_token.remove(&r.dependencytoken);
                 }
+            }
+            if let Some(n) = self.open_counts.get_mut(&(r.status, r.operationtype)) {
+                *n -= 1;
             }
             self.by_open_status.get_mut(&r.status).is_some_and(|s| s.remove(&(r.created_key(), i)))
         };

@@ -315,18 +315,23 @@ impl Projection {
         if plan.source_is_everything {
             return plan.source.map_or(0, Source::len);
         }
-        if is_only_completed(filter, &plan) {
-            // Counted from the completed index's sets, one per (Status
-            // Reason, System Job Type): no walk, whatever their size.
-            return self
+        if is_only_status_and_type(filter, &plan) {
+            // From the completed index's sets, one per (Status Reason,
+            // System Job Type), and the open jobs' counters: no walk,
+            // whatever the sizes.
+            let wanted = |st: Status| {
+                filter.state.is_none_or(|s| st.state() == s) && filter.status_reason.is_none_or(|r| st.reason() == r)
+            };
+            let of_type = |t: u32| filter.operationtype.is_none_or(|ty| ty.0 == t);
+            let completed: usize = self
                 .completed
                 .iter()
-                .filter(|((r, t), _)| {
-                    filter.status_reason.is_none_or(|reason| *r == reason)
-                        && filter.operationtype.is_none_or(|ty| *t == ty.0)
-                })
+                .filter(|((r, t), _)| wanted(Status::of_reason(*r)) && of_type(*t))
                 .map(|(_, set)| set.len())
                 .sum();
+            let open: usize =
+                self.open_counts.iter().filter(|((st, t), _)| wanted(*st) && of_type(*t)).map(|(_, n)| *n).sum();
+            return completed + open;
         }
         self.walk(&plan, None).count()
     }
@@ -422,15 +427,10 @@ impl Projection {
     }
 }
 
-/// True when the filter asks only for Completed jobs (one Completed Status
-/// Reason, or State Completed), of one System Job Type or of any: the
-/// completed index's sets count it without a walk.
-fn is_only_completed(f: &Filter, plan: &Plan<'_>) -> bool {
-    let completed = match (f.status_reason, f.state) {
-        (Some(r), state) => Status::of_reason(r).is_completed() && state.is_none_or(|s| s == State::Completed),
-        (None, state) => state == Some(State::Completed),
-    };
-    completed
+/// True when the filter says nothing but a System Job Type, a State and a
+/// Status Reason (any of them): the status indices count it.
+fn is_only_status_and_type(f: &Filter, plan: &Plan<'_>) -> bool {
+    (f.state.is_some() || f.status_reason.is_some())
         && plan.owner.is_none()
         && plan.workflow.is_none()
         && plan.regarding.is_none()
