@@ -723,26 +723,40 @@ fn action_of(body: &Bytes) -> Result<Option<UserAction>, ApiError> {
     })
 }
 
-/// The `If-Match` / `If-None-Match` conditions of a request, checked
-/// against a job's tag by the engine in the same write as the change
-/// (`Session::act_if`): `Changed` (412) when not met. `If-None-Match: *`
-/// means "create only": the row exists, so it is never met here (joblog
-/// creates no job through this face).
-fn unchanged(headers: &HeaderMap) -> impl Fn(Timestamp) -> bool {
-    let tags = |name| {
-        headers.get(name).map(|v: &HeaderValue| {
-            let v = v.to_str().unwrap_or("");
-            let tags: Vec<String> = v.split(',').map(|t| t.trim().trim_start_matches("W/").to_string()).collect();
-            tags
-        })
-    };
-    let (if_match, if_none_match) = (tags(header::IF_MATCH), tags(header::IF_NONE_MATCH));
-    move |modifiedon| {
-        let tag = odata::etag_of(modifiedon);
-        let bare = tag.trim_start_matches("W/");
-        let listed = |tags: &[String]| tags.iter().any(|t| t == "*" || t == bare);
-        if_match.as_deref().is_none_or(listed) && !if_none_match.as_deref().is_some_and(listed)
+/// The tags a conditional header lists (`W/` dropped; `*` kept), if the
+/// request has it.
+fn tags(headers: &HeaderMap, name: header::HeaderName) -> Option<Vec<String>> {
+    let v = headers.get(name)?.to_str().unwrap_or("");
+    Some(v.split(',').map(|t| t.trim().trim_start_matches("W/").to_string()).collect())
+}
+
+/// Whether `tags` names the tag of a row modified at `modifiedon`.
+fn lists(tags: &[String], modifiedon: Timestamp) -> bool {
+    let tag = odata::etag_of(modifiedon);
+    let bare = tag.trim_start_matches("W/");
+    tags.iter().any(|t| t == "*" || t == bare)
+}
+
+/// `If-None-Match` against the job as read: 412 when it names the row's
+/// tag, or is `*` ("create only": the row exists, and joblog creates no
+/// job through this face).
+fn none_match(headers: &HeaderMap, job: &Job) -> Result<(), ApiError> {
+    match tags(headers, header::IF_NONE_MATCH) {
+        Some(t) if lists(&t, job.modifiedon) => Err(ApiError::new(
+            StatusCode::PRECONDITION_FAILED,
+            crate::error::code::PRECONDITION,
+            "If-None-Match: the row exists (joblog does not create rows through PATCH)",
+        )),
+        _ => Ok(()),
     }
+}
+
+/// The `If-Match` condition of a request, for the engine to check against
+/// the job's tag in the same write as the change (`Session::act_if`):
+/// `Changed` (412) when not met.
+fn unchanged(headers: &HeaderMap) -> impl Fn(Timestamp) -> bool {
+    let if_match = tags(headers, header::IF_MATCH);
+    move |modifiedon| if_match.as_deref().is_none_or(|t| lists(t, modifiedon))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -760,6 +774,7 @@ async fn patch_async(
     let action = action_of(&body)?;
     let job = blocking(move || {
         let job = get_visible(&session, id)?;
+        none_match(&headers, &job)?;
         match action {
             None if unchanged(&headers)(job.modifiedon) => Ok(job),
             None => Err(DomainError::Changed { job: id, modifiedon: job.modifiedon }.into()),
@@ -786,7 +801,7 @@ async fn patch_async(
 /// `If-Match` is honored as on `PATCH`.
 async fn delete_async(session: Session, id: Uuid, headers: HeaderMap) -> Result<Response, ApiError> {
     blocking(move || {
-        get_visible(&session, id)?;
+        none_match(&headers, &get_visible(&session, id)?)?;
         match session.delete_job_if(id, unchanged(&headers)) {
             Ok(()) => Ok(StatusCode::NO_CONTENT.into_response()),
             // Gone between the read and the deletion (another caller).

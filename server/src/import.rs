@@ -10,7 +10,8 @@
 //! the file already in the store exactly as the file has it (an earlier
 //! run of the same import) is counted as already there, not refused; one
 //! that exists with other values is a bad line. (A row without an id gets
-//! a new one each run.)
+//! a new one each run; a row of an open job may have been run by the
+//! service since, and then differs.)
 //!
 //! One implementation for the command line on its own and for the service
 //! (the file streamed to it by the client, `native::import_route`).
@@ -75,7 +76,7 @@ pub enum ImportError {
     },
     /// Writing failed (the engine's error); `written` jobs of `total` were
     /// written before it (batches of a file over one batch).
-    #[error("{source}{}", if *written > 0 { format!(" (the first {written} of {total} jobs, the file's first {written} rows, were written: to write the rest, run the same import again if every row names its asyncoperationid, else remove those rows first)") } else { String::new() })]
+    #[error("{source}{}", if *written > 0 { format!(" (the first {written} of the {total} jobs to write were written, in the file's order: running the same import again writes the rest when every row names its asyncoperationid; a row without one would be imported again)") } else { String::new() })]
     Write {
         /// The engine's error.
         source: joblog::Error,
@@ -121,29 +122,29 @@ pub fn import_file(
     let mut jobs = Vec::new();
     let mut errors = Vec::new();
     let mut seen = HashSet::new();
-    let mut already_there = 0;
+    // Jobs of the file already in the store: compared below, each under a
+    // read lock of its own (a comparison reads the job from the log).
+    let mut there = Vec::new();
     let state = engine.state();
     for (line, r) in parsed {
-        match r.and_then(|j| {
-            if !seen.insert(j.id) {
-                return Err(format!("job {} is in the file twice", j.id));
-            }
-            if state.status_of(j.id).is_none() {
-                return Ok(Some(j));
-            }
-            // Already there: as the file has it (an interrupted import run
-            // again), or another job with this id.
-            match state.job(j.id) {
-                Ok(existing) if existing == j => Ok(None),
-                _ => Err(format!("job {} already exists, with other values", j.id)),
-            }
-        }) {
-            Ok(Some(j)) => jobs.push(j),
-            Ok(None) => already_there += 1,
+        match r.and_then(|j| if seen.insert(j.id) { Ok(j) } else { Err(format!("job {} is in the file twice", j.id)) })
+        {
+            Ok(j) if state.status_of(j.id).is_some() => there.push((line, j)),
+            Ok(j) => jobs.push(j),
             Err(e) => errors.push(format!("line {line}: {e}")),
         }
     }
     drop(state);
+    let already_there = there.len();
+    for (line, j) in there {
+        // As the file has it (an interrupted import run again), or another
+        // job with this id (or one the service has run since).
+        let existing =
+            engine.state().job(j.id).map_err(|source| ImportError::Write { source, written: 0, total: 0 })?;
+        if existing != j {
+            errors.push(format!("line {line}: job {} already exists, with other values", j.id));
+        }
+    }
     if !errors.is_empty() {
         return Err(ImportError::BadLines { file: shown.to_string(), errors });
     }

@@ -108,6 +108,23 @@ pub struct FilterParams {
 }
 
 impl FilterParams {
+    /// The parameters that say `f` (codes for the type, state and status;
+    /// RFC 3339 times): how an operation started from the dashboard's grid
+    /// records its filter, as one started through the API does.
+    pub fn of(f: &Filter) -> Self {
+        FilterParams {
+            operationtype: f.operationtype.map(|t| t.0.to_string()),
+            state: f.state.map(|s| (s as u32).to_string()),
+            status: f.status_reason.map(|r| (r as u32).to_string()),
+            workflow: f.workflow.clone(),
+            regarding: f.regarding.as_ref().map(ToString::to_string),
+            owner: f.owner.clone(),
+            created_after: f.created_after.map(Timestamp::to_rfc3339),
+            created_before: f.created_before.map(Timestamp::to_rfc3339),
+            completed_before: f.completed_before.map(Timestamp::to_rfc3339),
+        }
+    }
+
     /// The engine's filter; a value that does not parse is a 400 naming it.
     pub fn to_filter(&self) -> Result<Filter, ApiError> {
         fn time(name: &str, v: &Option<String>) -> Result<Option<Timestamp>, ApiError> {
@@ -658,10 +675,16 @@ pub(crate) async fn launch(
     }
     let runner = Arc::clone(&op);
     let (session, engine) = (caller.session.clone(), s.engine.clone());
-    std::thread::Builder::new()
+    if let Err(source) = std::thread::Builder::new()
         .name("joblog-bulk".into())
         .spawn(move || run_operation(&runner, &session, action, &filter, &engine))
-        .map_err(|source| ApiError::from(joblog::Error::Spawn { what: "a bulk operation's thread".into(), source }))?;
+    {
+        // Listed but never run: ended, so that it holds no running slot.
+        let e = joblog::Error::Spawn { what: "a bulk operation's thread".into(), source };
+        let mut p = op.progress.lock().unwrap_or_else(|e| e.into_inner());
+        (p.status, p.error, p.finished) = ("failed", Some(e.to_string()), Some(s.engine.now()));
+        return Err(e.into());
+    }
     Ok(op)
 }
 
@@ -717,6 +740,18 @@ async fn list_operations(State(s): State<AppState>, caller: Caller) -> Json<Valu
     Json(json!({"operations": ops.iter().map(|o| o.json()).collect::<Vec<_>>()}))
 }
 
+/// The operation `id` for `caller` to stop: their own, or any for a user
+/// with Write at Organization depth; one they may see but not stop is
+/// 403, one they may not see 404.
+pub(crate) async fn operation_to_cancel(s: &AppState, caller: &Caller, id: &str) -> Result<Arc<Operation>, ApiError> {
+    let op = find_operation(s, caller, id)?;
+    if op.user != caller.user {
+        let session = caller.session.clone();
+        blocking(move || Ok(session.require_organization(joblog::domain::Privilege::Write)?)).await?;
+    }
+    Ok(op)
+}
+
 /// The operation `id` if `caller` started it or reads every job; 404
 /// otherwise, as for one that does not exist.
 pub(crate) fn find_operation(s: &AppState, caller: &Caller, id: &str) -> Result<Arc<Operation>, ApiError> {
@@ -745,7 +780,7 @@ async fn cancel_operation(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Path(id) = id.map_err(path_error)?;
-    let op = find_operation(&s, &caller, &id)?;
+    let op = operation_to_cancel(&s, &caller, &id).await?;
     op.cancel();
     Ok(Json(op.json()))
 }

@@ -235,9 +235,16 @@ fn a_bulk_operation_counts_first_then_acts_page_by_page_and_is_recorded() {
     let (_, h) = call("GET", &s.url(&format!("/api/v1/jobs/{job}/history")), Some(&s.admin), None);
     let last = h["history"].as_array().unwrap().last().unwrap().clone();
     assert!(last["message"].as_str().unwrap().contains(&id), "{last}");
-    // Alice does not see the admin's operation.
+    // Alice does not see the admin's operation; a reader of every job sees
+    // it but may not stop it (Write at Organization depth, or its starter).
     let (status, _) = call("GET", &s.url(&format!("/api/v1/operations/{id}")), Some(&s.alice), None);
     assert_eq!(status, 404);
+    let (status, _) = call("GET", &s.url(&format!("/api/v1/operations/{id}")), Some(&s.reader), None);
+    assert_eq!(status, 200);
+    let (status, body) = call("DELETE", &s.url(&format!("/api/v1/operations/{id}")), Some(&s.reader), None);
+    assert_eq!(status, 403, "{body}");
+    let (status, _) = call("DELETE", &s.url(&format!("/api/v1/operations/{id}")), Some(&s.admin), None);
+    assert_eq!(status, 200);
 }
 
 /// Reads SSE events from a raw connection until `n` events arrived.

@@ -173,10 +173,10 @@ impl Session {
     /// `modifiedon` under the write lock, in the same write as the change
     /// (an HTTP `If-Match` on the row's tag); when it says no, nothing is
     /// written and the answer is [`DomainError::Changed`]. The condition is
-    /// asked only of a job this user may write (a job they may not see is
-    /// not found, one they may not change denied, as without it), and
-    /// before the state machine (a job changed since is `Changed` even when
-    /// the action would now be refused).
+    /// asked only of a job this user may write (one they may not change is
+    /// [`DomainError::Denied`], as without it, so a tag is never told to
+    /// them), and before the state machine (a job changed since is
+    /// `Changed` even when the action would now be refused).
     pub fn act_if(&self, id: Uuid, action: UserAction, unchanged: impl Fn(Timestamp) -> bool) -> Result<Job, Error> {
         self.engine.commit(self.actor(), |state, now| {
             let t = self.user_transition(state, id, action, now, &unchanged)?;

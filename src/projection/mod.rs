@@ -609,8 +609,11 @@ impl Projection {
                     self.by_token.remove(&r.dependencytoken);
                 }
             }
-            if let Some(n) = self.open_counts.get_mut(&(r.status, r.operationtype)) {
-                *n -= 1;
+            let key = (r.status, r.operationtype);
+            match self.open_counts.get(&key).copied() {
+                Some(1) => drop(self.open_counts.remove(&key)),
+                Some(n) => drop(self.open_counts.insert(key, n - 1)),
+                None => debug_assert!(false, "row {i} was not counted in its status"),
             }
             self.by_open_status.get_mut(&r.status).is_some_and(|s| s.remove(&(r.created_key(), i)))
         };
@@ -714,6 +717,7 @@ impl Projection {
             + self.by_open_status.values().map(|s| s.len() * 48).sum::<usize>()
             + self.by_token.values().map(|s| s.len() * 48 + 64).sum::<usize>()
             + sets(&self.completed)
+            + self.open_counts.capacity() * (std::mem::size_of::<((Status, u32), usize)>() + 1)
             + self.strings.heap_bytes()
             + (self.free_rows.capacity() + self.free_events.capacity()) * 4
             + self.garbage.values().map(|v| v.capacity() * 8 + 48).sum::<usize>()

@@ -262,6 +262,8 @@ fn main() {
     let clock = load::clock(end);
     clock.set(load::loaded_at(end));
     let engine = Engine::open(&stores.joblog, Config::default(), clock.clone()).expect("open the joblog store");
+    // With --joblog-only: the log's length as it opens, before this run writes.
+    let events = stores.events.unwrap_or_else(|| engine.next_seq());
     let admin = engine.session("admin").unwrap();
     let token = admin.create_token("admin", Some("httpbench"), None).expect("a token for admin");
     let server = joblog_server::start(
@@ -277,7 +279,6 @@ fn main() {
 
     // ---- list pages: in process, HTTP, SQLite
     let mut pages = Vec::new();
-    let events = stores.events.unwrap_or_else(|| engine.next_seq());
     let mut sqlite = stores.sqlite;
     if sqlite.is_none() {
         notes.push("SQLite not run (--joblog-only): its columns are empty".into());
@@ -638,10 +639,9 @@ fn dashboard_pages(
         Ok(out) => out
             .pages
             .into_iter()
-            .zip(&paths)
-            .map(|(mut p, (view, _))| {
-                p.view = view.clone();
-                p
+            .filter_map(|mut p| {
+                p.view = paths.iter().find(|(_, path)| *path == p.path)?.0.clone();
+                Some(p)
             })
             .collect(),
         Err(e) => {

@@ -6,8 +6,6 @@
 //! rows or on every matching job, confirmed with the number of jobs they
 //! will change.
 
-use std::collections::BTreeMap;
-
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
@@ -562,10 +560,11 @@ fn scope(f: &Fields, q: &GridQuery) -> Result<Scope, ApiError> {
 }
 
 /// The jobs an action left as they were, counted by reason.
-fn refusals(by: &BTreeMap<&'static str, usize>) -> Markup {
+fn refusals<'a>(by: impl IntoIterator<Item = (&'a str, u64)>) -> Markup {
+    let by: Vec<(&str, u64)> = by.into_iter().collect();
     html! {
         @if !by.is_empty() {
-            ul.refused { @for (why, n) in by { li { (n) " left as they are: " (why) } } }
+            ul.refused { @for (why, n) in &by { li { (n) " left as they are: " (why) } } }
         }
     }
 }
@@ -623,7 +622,7 @@ pub(crate) async fn bulk_preview(v: Viewer, body: Bytes) -> Response {
                 (name) " will change " b #will-change { (out.changed.len()) } " of the " (out.matched)
                 @if f.get("scope") == Some("all") { " jobs matching the filters." } @else { " selected jobs." }
             }
-            (refusals(&out.refused_by))
+            (refusals(out.refused_by.iter().map(|(why, n)| (*why, *n as u64))))
             @if let UserAction::Postpone(t) = action { p { "Not before " (super::time(t)) " UTC." } }
             form method="post" action="/jobs/act" {
                 input type="hidden" name="csrf" value=(v.csrf);
@@ -652,10 +651,9 @@ pub(crate) async fn bulk_apply(State(s): State<AppState>, v: Viewer, body: Bytes
     let ids = match sc {
         Scope::Ids(ids) => ids,
         Scope::All(filter) => {
-            let said: serde_json::Map<String, serde_json::Value> =
-                q.pairs().into_iter().map(|(k, v)| (k, serde_json::Value::String(v))).collect();
+            let said = serde_json::to_value(crate::native::FilterParams::of(&filter)).unwrap_or_default();
             let name = f.get("action").unwrap_or_default().to_string();
-            return match crate::native::launch(&s, &v.caller, action, &name, filter, said.into()).await {
+            return match crate::native::launch(&s, &v.caller, action, &name, filter, said).await {
                 Ok(op) => Redirect::to(&format!("/operations/{}", op.id())).into_response(),
                 Err(e) => error_page(Some(&v), e),
             };
@@ -670,7 +668,7 @@ pub(crate) async fn bulk_apply(State(s): State<AppState>, v: Viewer, body: Bytes
     let body = html! {
         h1 { (action_name(action)) ": done" }
         p.big #result { "Changed " b #changed { (out.changed.len()) } " of " (out.matched) " jobs." }
-        (refusals(&out.refused_by))
+        (refusals(out.refused_by.iter().map(|(why, n)| (*why, *n as u64))))
         p { a.button href=(back) { "Back to the grid" } }
     };
     respond(StatusCode::OK, layout(Some(&v), Nav::Jobs, "Done", body))
@@ -696,9 +694,7 @@ pub(crate) async fn operation(State(s): State<AppState>, v: Viewer, Path(id): Pa
             "Changed " b #changed { (n("changed")) } " of " (n("matched")) " jobs looked at"
             @if running { " so far" } "; " (n("expected")) " matched when it started."
         }
-        @if !by.is_empty() {
-            ul.refused { @for (why, k) in &by { li { (k.as_u64().unwrap_or(0)) " left as they are: " (why) } } }
-        }
+        (refusals(by.iter().map(|(why, k)| (why.as_str(), k.as_u64().unwrap_or(0)))))
         @if let Some(e) = o["error"].as_str() { p.error { "Stopped by an error: " (e) } }
         p { "Started " (o["started"].as_str().unwrap_or_default()) " by " (o["user"].as_str().unwrap_or_default())
             @if let Some(t) = o["finished"].as_str() { "; ended " (t) } "." }
@@ -725,7 +721,7 @@ pub(crate) async fn cancel_operation(
     if let Some(r) = v.refuse_csrf(Fields::parse(&body).get("csrf")) {
         return r;
     }
-    match crate::native::find_operation(&s, &v.caller, &id) {
+    match crate::native::operation_to_cancel(&s, &v.caller, &id).await {
         Ok(op) => {
             op.cancel();
             Redirect::to(&format!("/operations/{}", op.id())).into_response()
