@@ -17,6 +17,11 @@
 //!   and renamed, not yet listed in the manifest;
 //! * `checkpoint` — `projection/snapshot.rs`: a checkpoint renamed into
 //!   place, the directory not yet synced.
+//!
+//! A failure can be injected the same way: `fail-sync:N` makes the Nth
+//! sync of the log's frames (`log/durable.rs`) fail with an I/O error
+//! (20 ms late) instead of syncing, as a device error would (tests/engine.rs,
+//! `a_failed_sync_leaves_readers_the_durable_state`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -25,7 +30,7 @@ use std::sync::OnceLock;
 pub const ENV: &str = "JOBLOG_CRASHPOINT";
 
 /// The points a harness may name.
-pub(crate) const POINTS: [&str; 4] = ["roll", "manifest", "install", "checkpoint"];
+pub(crate) const POINTS: [&str; 5] = ["roll", "manifest", "install", "checkpoint", "fail-sync"];
 
 /// The armed point and the hit (1-based) to stop at, parsed once.
 fn armed() -> Option<&'static (String, u64)> {
@@ -54,4 +59,19 @@ pub fn reached(point: &'static str) {
     loop {
         std::thread::sleep(std::time::Duration::from_secs(3600));
     }
+}
+
+/// Called before an operation `point` that can fail (`sync`); an error
+/// instead of the operation when the harness armed `fail-POINT` for this
+/// hit (see the module's documentation).
+pub fn fail(point: &'static str) -> std::io::Result<()> {
+    static HITS: AtomicU64 = AtomicU64::new(0);
+    let Some((name, nth)) = armed() else { return Ok(()) };
+    if name.strip_prefix("fail-") != Some(point) || HITS.fetch_add(1, Ordering::SeqCst) + 1 != *nth {
+        return Ok(());
+    }
+    // As a device error: after a while, not at once (the other writers
+    // meanwhile place and apply their batches, and wait).
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    Err(std::io::Error::other(format!("{ENV}: injected failure of {point}")))
 }

@@ -178,11 +178,14 @@ impl Session {
     /// them), and before the state machine (a job changed since is
     /// `Changed` even when the action would now be refused).
     pub fn act_if(&self, id: Uuid, action: UserAction, unchanged: impl Fn(Timestamp) -> bool) -> Result<Job, Error> {
-        self.engine.commit(self.actor(), |state, now| {
-            let t = self.user_transition(state, id, action, now, &unchanged)?;
-            Ok((vec![Event::Transition(t)], ()))
-        })?;
-        self.get(id)
+        self.engine.commit_then(
+            self.actor(),
+            |state, now| {
+                let t = self.user_transition(state, id, action, now, &unchanged)?;
+                Ok((vec![Event::Transition(t)], ()))
+            },
+            |state, log, ()| self.job_in(state, log, id),
+        )
     }
 
     /// Submits a Failed or Canceled job again (like Sidekiq's and Oban's

@@ -74,34 +74,8 @@ impl Engine {
     }
 
     fn load(dir: PathBuf, log: Log, config: Config, clock: Arc<dyn Clock>, simulation: bool) -> Result<Self, Error> {
-        let snapshots = dir.join("snapshots");
-        // Loading checkpoints removes leftover `*.tmp` files; a read-only
-        // open must not, so with any there it replays the whole log instead.
-        let leftovers = config.log.read_only
-            && std::fs::read_dir(&snapshots)
-                .into_iter()
-                .flatten()
-                .flatten()
-                .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"));
-        let (snapshot, skipped) = if leftovers {
-            (
-                None,
-                vec![format!(
-                    "{}: an interrupted checkpoint is there; read-only, the log is replayed",
-                    snapshots.display()
-                )],
-            )
-        } else {
-            Projection::load_snapshot(&snapshots, log.next_seq(), &log.generations())
-        };
         let read_only = config.log.read_only;
-        if !read_only {
-            set_aside_checkpoints_ahead(&snapshots, log.next_seq());
-        }
-        let mut state = snapshot.unwrap_or_default();
-        let checkpoint_seq = (state.last_seq() > 0).then_some(state.last_seq());
-        let mut replayed = 0u64;
-        replay(&log, &mut state, Replay::All, &mut replayed)?;
+        let (state, checkpoint_seq, skipped, replayed) = fold(&dir, &log, read_only)?;
         let opened = OpenReport { checkpoint_seq, checkpoints_skipped: skipped, events_replayed: replayed };
         Ok(Self {
             inner: Arc::new(super::Inner {
@@ -185,6 +159,62 @@ fn write_marker(dir: &Path, marker: &Path) -> Result<(), Error> {
         InstallError::Write(e) | InstallError::Rename(e) => io(marker, e),
         InstallError::SyncDir(e) => io(dir, e),
     })
+}
+
+/// The state the store's files hold: the newest usable checkpoint and the
+/// log after it (up to its visible horizon), with the checkpoint used, the
+/// checkpoints skipped and why, and the events replayed.
+fn fold(dir: &Path, log: &Log, read_only: bool) -> Result<(Projection, Option<u64>, Vec<String>, u64), Error> {
+    let snapshots = dir.join("snapshots");
+    // Loading checkpoints removes leftover `*.tmp` files; a read-only
+    // open must not, so with any there it replays the whole log instead.
+    let leftovers = read_only
+        && std::fs::read_dir(&snapshots)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .any(|e| e.file_name().to_string_lossy().ends_with(".tmp"));
+    let (snapshot, skipped) = if leftovers {
+        (
+            None,
+            vec![format!(
+                "{}: an interrupted checkpoint is there; read-only, the log is replayed",
+                snapshots.display()
+            )],
+        )
+    } else {
+        Projection::load_snapshot(&snapshots, log.next_seq(), &log.generations())
+    };
+    if !read_only {
+        set_aside_checkpoints_ahead(&snapshots, log.next_seq());
+    }
+    let mut state = snapshot.unwrap_or_default();
+    let checkpoint_seq = (state.last_seq() > 0).then_some(state.last_seq());
+    let mut replayed = 0u64;
+    replay(log, &mut state, Replay::All, &mut replayed)?;
+    Ok((state, checkpoint_seq, skipped, replayed))
+}
+
+impl Engine {
+    /// After a failed sync: the state may hold batches that will never be
+    /// durable (applied before their sync, `commit_envelopes`), so it is
+    /// rebuilt from what is (the newest checkpoint and the log up to its
+    /// visible horizon, as an open does). The log refuses every write
+    /// from then on; readers keep reading the durable state. Called with
+    /// no guard of the state held.
+    pub(super) fn revert_to_durable(&self) {
+        let mut state = self.inner.state.write();
+        if state.last_seq() < self.inner.log.next_seq() {
+            return;
+        }
+        // The files were read whole by this process's open, and the failed
+        // sync changed none of what is durable: this fails only if they were
+        // damaged since, and then there is no state to serve.
+        match fold(&self.inner.dir, &self.inner.log, false) {
+            Ok((durable, ..)) => *state = durable,
+            Err(e) => panic!("a sync failed, and the durable state cannot be read back: {e}"),
+        }
+    }
 }
 
 /// How far a replay goes.

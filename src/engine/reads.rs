@@ -7,7 +7,9 @@ use uuid::Uuid;
 use super::{visibility, Session};
 use crate::domain::{Action, Actor, DomainError, Event, Job, Privilege, Status, Timestamp};
 use crate::error::Error;
+use crate::log::Log;
 use crate::projection::query::{Cursor, Filter};
+use crate::projection::Projection;
 
 /// One line of a job's history.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -49,10 +51,15 @@ fn note(seq: u64, at: Timestamp, actor: Actor, before: &[HistoryEntry], message:
 impl Session {
     /// One job, if the user may read it.
     pub fn get(&self, id: Uuid) -> Result<Job, Error> {
-        let state = self.engine.state();
+        self.job_in(&self.engine.state(), &self.engine.inner.log, id)
+    }
+
+    /// Job `id` in `state` (the current one, or the one a write of this
+    /// session leaves), if this user may read it.
+    pub(super) fn job_in(&self, state: &Projection, log: &Log, id: Uuid) -> Result<Job, Error> {
         let target = state.write_target(id).ok_or_else(|| DomainError::job_not_found(id))?;
         state.directory().check(&self.user, Privilege::Read, Some((&target.owner, &target.owningbusinessunit)))?;
-        state.job(id)
+        state.job(id, log)
     }
 
     /// Whether the user may read job `id` now (false for a job that does

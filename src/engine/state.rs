@@ -130,11 +130,36 @@ impl Engine {
     /// writes while holding it). On a thread that holds a [`StateGuard`]
     /// the read does not queue behind a writer that waits for that guard
     /// (which would wait for ever): it joins the readers at once.
+    ///
+    /// Readers see only what is durable: a state that holds a batch placed
+    /// but not yet synced (`commit_envelopes` applies before it waits) is
+    /// handed out once this thread has synced it, or seen it synced (one
+    /// sync, shared with the writers waiting for it). The first wait lets
+    /// the state go, so writers keep applying meanwhile; should the state
+    /// have moved on again, the next wait holds it (a reader waits for two
+    /// syncs at most). A thread that holds a `StateGuard` already saw that
+    /// state durable, and it cannot change while held.
     pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, Projection> {
         if HELD.with(Cell::get) > 0 {
-            self.inner.state.read_recursive()
-        } else {
-            self.inner.state.read()
+            return self.inner.state.read_recursive();
+        }
+        let mut first = true;
+        loop {
+            let state = self.inner.state.read();
+            let end = state.last_seq() + 1;
+            if end <= self.inner.log.next_seq() {
+                return state;
+            }
+            let held = (!std::mem::take(&mut first)).then_some(state);
+            let synced = self.inner.log.sync_through(end);
+            match (synced, held) {
+                (Ok(()), Some(state)) => return state,
+                (Ok(()), None) => {}
+                (Err(_), held) => {
+                    drop(held);
+                    self.revert_to_durable();
+                }
+            }
         }
     }
 

@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::{check_clock_skew, Engine, MAX_CLOCK_SKEW_SECS};
 use crate::domain::{Actor, Envelope, Event, Job, Timestamp, Transition, EVENT_VERSION};
 use crate::error::Error;
-use crate::log::Batch;
+use crate::log::{Batch, Log};
 use crate::projection::{JobStatus, Projection};
 
 impl Engine {
@@ -33,29 +33,65 @@ impl Engine {
         actor: Actor,
         build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Event>, T), Error>,
     ) -> Result<T, Error> {
-        self.commit_envelopes(|state, now| {
-            if let Some(newest) = state.last_at() {
-                if now < newest {
-                    return Err(Error::TimeWentBackwards { at: now.to_rfc3339(), newest: newest.to_rfc3339() });
-                }
-            }
-            let (events, out) = build(state, now)?;
-            let envelopes = events
-                .into_iter()
-                .map(|event| Envelope { version: EVENT_VERSION, at: now, actor: actor.clone(), event })
-                .collect();
-            Ok((envelopes, out))
-        })
+        self.commit_then(actor, build, |_, _, out| Ok(out))
     }
 
-    /// The write path: under the write lock, build the batch against the
-    /// state, append it durably, apply it, and take a checkpoint when due.
+    /// [`Engine::commit`], and `after` reads the answer from the state the
+    /// batch leaves (under the write lock: nothing else is applied in
+    /// between), returned once the batch is durable: a writer needs no
+    /// read of its own result after its commit (which would wait for the
+    /// next writers' batches to be durable too).
+    pub(super) fn commit_then<T, U>(
+        &self,
+        actor: Actor,
+        build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Event>, T), Error>,
+        after: impl FnOnce(&Projection, &Log, T) -> Result<U, Error>,
+    ) -> Result<U, Error> {
+        self.commit_envelopes_then(
+            |state, now| {
+                if let Some(newest) = state.last_at() {
+                    if now < newest {
+                        return Err(Error::TimeWentBackwards { at: now.to_rfc3339(), newest: newest.to_rfc3339() });
+                    }
+                }
+                let (events, out) = build(state, now)?;
+                let envelopes = events
+                    .into_iter()
+                    .map(|event| Envelope { version: EVENT_VERSION, at: now, actor: actor.clone(), event })
+                    .collect();
+                Ok((envelopes, out))
+            },
+            after,
+        )
+    }
+
+    /// The write path for a batch of envelopes `build` stamps itself.
     pub(super) fn commit_envelopes<T>(
         &self,
         build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Envelope>, T), Error>,
     ) -> Result<T, Error> {
+        self.commit_envelopes_then(build, |_, _, out| Ok(out))
+    }
+
+    /// The write path, a pipelined group commit: under the write lock,
+    /// build the batch against the state, place it in the log, apply it, and
+    /// take a checkpoint when due; then, the lock released, wait until the
+    /// batch is durable (the next writer builds and places meanwhile, and
+    /// one sync covers both). The writers see what is applied; readers see
+    /// only what is durable (`Engine::read_state`). A failed sync takes the
+    /// state back to what is durable (`Engine::revert_to_durable`). A
+    /// refusal, or an answer without a batch, is said once the state it was
+    /// judged against is durable, as a reader would see it.
+    fn commit_envelopes_then<T, U>(
+        &self,
+        build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Envelope>, T), Error>,
+        after: impl FnOnce(&Projection, &Log, T) -> Result<U, Error>,
+    ) -> Result<U, Error> {
         super::state::refuse_if_state_held()?;
-        let _one_writer = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
+        let one_writer = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
+        // Writers read what is applied, durable or not: their own
+        // acknowledgement waits for a sync that covers every earlier batch.
+        let applied = self.inner.state.read();
         let mut now = self.inner.clock.now();
         if self.inner.clock.is_wall_clock() {
             // Event times never go backwards, but a wall clock a little
@@ -65,14 +101,27 @@ impl Engine {
             // A store already further ahead (written by an older joblog)
             // is refused as before, with its way out in the message.
             let limit = now.plus_micros(MAX_CLOCK_SKEW_SECS * 1_000_000);
-            if let Some(newest) = self.state().last_at().filter(|&n| n <= limit) {
+            if let Some(newest) = applied.last_at().filter(|&n| n <= limit) {
                 now = now.max(newest);
             }
         }
-        let (envelopes, out) = build(&self.state(), now)?;
-        if envelopes.is_empty() {
-            return Ok(out);
-        }
+        let (envelopes, out) = match build(&applied, now) {
+            Ok((envelopes, out)) if !envelopes.is_empty() => (envelopes, out),
+            // Nothing to write: a refusal, or an answer, from the state as
+            // applied; said once that state is durable.
+            built => {
+                let said = built.and_then(|(_, out)| after(&applied, &self.inner.log, out));
+                let end = applied.last_seq() + 1;
+                drop(applied);
+                drop(one_writer);
+                if let Err(e) = self.inner.log.sync_through(end) {
+                    self.revert_to_durable();
+                    return Err(e.into());
+                }
+                return said;
+            }
+        };
+        drop(applied);
         self.check_clock(now)?;
         let mut batch = Batch::new();
         let mut lens = Vec::with_capacity(envelopes.len());
@@ -81,25 +130,45 @@ impl Engine {
             lens.push(bytes.len());
             batch.push(&bytes);
         }
-        let appended = self.inner.log.append_batch(batch)?;
+        let placed = self.inner.log.place(batch)?;
+        let appended = placed.appended().clone();
         let mut state = self.inner.state.write();
+        if self.inner.log.poisoned().is_some() {
+            // A sync failed since this batch was placed: unless a sync before
+            // it covered the batch, it will never be durable (the state is
+            // being taken back to what is), so it is not applied.
+            self.inner.log.sync_through(appended.seqs.end)?;
+        }
         let mut pos = appended.first;
-        for ((env, seq), len) in envelopes.iter().zip(appended.seqs).zip(lens) {
+        for ((env, seq), len) in envelopes.iter().zip(appended.seqs.clone()).zip(lens) {
             state.apply(env, seq, pos)?;
             pos = pos.after(len);
         }
         let due = self.inner.config.checkpoint_every_events > 0
             && state.last_seq() - self.inner.checkpoint_seq.load(std::sync::atomic::Ordering::Relaxed)
                 >= self.inner.config.checkpoint_every_events;
+        let answer = after(&state, &self.inner.log, out);
         drop(state);
         if due {
+            // A checkpoint holds only what is durable: sync first (this
+            // thread holds the write lock, so nothing more is applied).
+            if let Err(e) = self.inner.log.sync_through(appended.seqs.end) {
+                drop(one_writer);
+                self.revert_to_durable();
+                return Err(e.into());
+            }
             // Writers wait (this thread holds the write lock); readers do not.
             // The write is durable and applied: a checkpoint that fails
             // (a full disk) must not report it as failed.
             *self.inner.checkpoint_failed.lock().unwrap_or_else(|e| e.into_inner()) =
                 self.checkpoint().err().map(|e| e.to_string());
         }
-        Ok(out)
+        drop(one_writer);
+        if let Err(e) = placed.durable() {
+            self.revert_to_durable();
+            return Err(e.into());
+        }
+        answer
     }
 }
 

@@ -8,7 +8,10 @@
 //! * `map`      — memory maps and preallocation (in `crate::sys`, the one
 //!   module with `unsafe`).
 //! * `open`     — opening a directory: lock, recovery of the tail, cleanup.
-//! * `writer`   — the single writer thread: group commit, sealing, rolling.
+//! * `writer`   — placing batches (from the appender's thread or the writer
+//!   thread), sealing, rolling.
+//! * `durable`  — syncs shared by whoever waits (group commit), the horizon
+//!   readers see, poisoning after a failed sync.
 //! * `read`     — iteration and random access, verifying every checksum.
 //! * `compact`  — rewriting sealed segments without the frames dropped.
 //!
@@ -24,6 +27,7 @@
 //! ```
 
 mod compact;
+mod durable;
 mod error;
 // Public only for the fuzz targets (`fuzz/`), which decode their bytes
 // directly: not part of the API an embedder uses.
@@ -47,6 +51,7 @@ use std::thread::JoinHandle;
 use crossbeam_channel::Sender;
 
 pub use compact::{Compaction, Rewrite, SegmentMoves};
+pub use durable::Placed;
 pub use error::LogError;
 pub use read::{LogIter, Record, RecordRef, VerifyReport};
 
@@ -55,8 +60,9 @@ use map::SegmentMap;
 /// When appended data is made durable.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Sync {
-    /// An append returns only once its batch is on disk (one sync per group
-    /// of concurrent appends).
+    /// An append returns only once its batch is on disk (one sync covers
+    /// every batch placed before it started), and readers see it only
+    /// then.
     #[default]
     EveryBatch,
     /// Appends return once written; the writer syncs at most this many
@@ -253,9 +259,14 @@ pub(crate) struct Shared {
     /// holds a consistent list for as long as it likes.
     pub(crate) segments: RwLock<Arc<Vec<Arc<Segment>>>>,
     pub(crate) counters: Counters,
-    /// The sequence number after the last published frame: set at open,
-    /// then by the writer each time it publishes (after the frames).
+    /// The visible horizon: the sequence number after the last frame
+    /// readers see (`durable.rs`). Set at open, then moved forward by the
+    /// writer (after the frames) or, with `Sync::EveryBatch`, by each sync.
     pub(crate) next_seq: AtomicU64,
+    /// The lead of syncs and what it syncs (`durable.rs`).
+    pub(crate) durability: durable::Durability,
+    /// Whether an append waits for a sync (`Sync::EveryBatch`).
+    pub(crate) every_batch: bool,
 }
 
 /// What the writer has done since the log was opened.
@@ -346,6 +357,8 @@ pub struct Log {
     shared: Arc<Shared>,
     tx: Option<Sender<writer::Request>>,
     writer: Option<JoinHandle<Result<(), LogError>>>,
+    /// The writer, for appends placed from their own thread ([`Log::place`]).
+    direct: Option<Arc<std::sync::Mutex<writer::Writer>>>,
     recovery: RecoveryReport,
     _lock: File,
 }
@@ -355,14 +368,23 @@ pub struct Log {
 #[must_use = "an append is only acknowledged by waiting for it"]
 pub struct Pending {
     rx: crossbeam_channel::Receiver<Result<Appended, LogError>>,
+    shared: Arc<Shared>,
 }
 
 impl Pending {
-    /// Blocks until the writer has handled the append: its sequence numbers
-    /// and position, or why it failed ([`LogError::Closed`] if the log closed
-    /// first).
+    /// Blocks until the append is as durable as the mode promises: its
+    /// sequence numbers and position, or why it failed
+    /// ([`LogError::Closed`] if the log closed first).
     pub fn wait(self) -> Result<Appended, LogError> {
-        self.rx.recv().unwrap_or(Err(LogError::Closed))
+        self.placed()?.durable()
+    }
+
+    /// Blocks until the writer has placed the append (not yet durable:
+    /// see [`Placed`]), or says why it could not.
+    pub fn placed(self) -> Result<Placed, LogError> {
+        let appended = self.rx.recv().unwrap_or(Err(LogError::Closed))?;
+        let every_batch = self.shared.every_batch;
+        Ok(Placed::new(appended, self.shared, every_batch))
     }
 }
 
@@ -397,6 +419,24 @@ impl Log {
         self.submit(batch)?.wait()
     }
 
+    /// Places a batch in the log (see [`Placed`]): with `Sync::EveryBatch`
+    /// from this thread, at once, so that a caller that serializes its
+    /// appends under a lock of its own holds it only while the frames are
+    /// copied; then [`Placed::durable`] waits for the sync, shared with
+    /// every other append placed meanwhile (the engine's pipelined commit).
+    /// In the other modes, through the writer thread, as
+    /// [`Log::submit`].
+    pub fn place(&self, batch: Batch) -> Result<Placed, LogError> {
+        match &self.direct {
+            Some(w) if self.shared.every_batch => {
+                batch.check()?;
+                let appended = w.lock().unwrap_or_else(|e| e.into_inner()).place_now(&batch)?;
+                Ok(Placed::new(appended, Arc::clone(&self.shared), true))
+            }
+            _ => self.submit(batch)?.placed(),
+        }
+    }
+
     /// Hands a batch to the writer without waiting for it, so one thread can
     /// keep many appends in flight.
     pub fn submit(&self, batch: Batch) -> Result<Pending, LogError> {
@@ -404,13 +444,26 @@ impl Log {
         let tx = self.tx.as_ref().ok_or(LogError::ReadOnly)?;
         let (reply, rx) = crossbeam_channel::bounded(1);
         tx.send(writer::Request::Append { batch, reply }).map_err(|_| LogError::Closed)?;
-        Ok(Pending { rx })
+        Ok(Pending { rx, shared: Arc::clone(&self.shared) })
     }
 
-    /// The sequence number the next append will get (a lower bound while
-    /// appends are in flight).
+    /// The visible horizon: the sequence number after the last frame readers
+    /// see (with `Sync::EveryBatch`, the last durable one). Appends placed
+    /// but not yet durable are above it.
     pub fn next_seq(&self) -> u64 {
         self.shared.next_seq.load(Ordering::Acquire)
+    }
+
+    /// Makes every placed frame below sequence number `end` durable
+    /// (returns at once if it is; see [`Placed::durable`]).
+    pub fn sync_through(&self, end: u64) -> Result<(), LogError> {
+        self.shared.sync_through(end)
+    }
+
+    /// Why the log refuses to write (a write or sync failed; reopen it), if
+    /// it does.
+    pub fn poisoned(&self) -> Option<String> {
+        self.shared.durability.poisoned()
     }
 
     /// Flushes, stops the writer and reports the last sync's result.

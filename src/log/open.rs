@@ -117,9 +117,11 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         segments: RwLock::new(Arc::new(segments)),
         counters: Default::default(),
         next_seq: std::sync::atomic::AtomicU64::new(next_seq),
+        durability: Default::default(),
+        every_batch: !config.read_only && config.sync == super::Sync::EveryBatch,
     });
     if config.read_only {
-        return Ok(Log { shared, tx: None, writer: None, recovery: report, _lock: lock });
+        return Ok(Log { shared, tx: None, writer: None, direct: None, recovery: report, _lock: lock });
     }
     let mut w = Writer::new(Arc::clone(&shared), config, manifest, active);
     match w.ensure_active(next_after_sealed) {
@@ -130,11 +132,13 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         Err(e) => return Err(e),
     }
     let (tx, rx) = crossbeam_channel::bounded(writer::CHANNEL_CAPACITY);
+    let w = Arc::new(std::sync::Mutex::new(w));
+    let direct = Arc::clone(&w);
     let handle = std::thread::Builder::new()
         .name("joblog-writer".into())
-        .spawn(move || w.run(rx))
+        .spawn(move || Writer::run(w, rx))
         .map_err(|e| io_err(dir, e))?;
-    Ok(Log { shared, tx: Some(tx), writer: Some(handle), recovery: report, _lock: lock })
+    Ok(Log { shared, tx: Some(tx), writer: Some(handle), direct: Some(direct), recovery: report, _lock: lock })
 }
 
 /// Takes the directory's lock file, recording our process id in it so a
@@ -400,7 +404,6 @@ fn recover_active(
         seg: Arc::clone(&seg),
         writer: w,
         write_off: cut,
-        synced_off: cut,
         frames: scan.frames,
         next_seq: scan.last_seq.map_or(first_seq, |s| s + 1),
         marks: header.has_marks(),

@@ -2,6 +2,9 @@
 //! access by position. Every frame's checksum is verified on every read;
 //! readers see only published frames, so they never observe a write in
 //! progress, and they keep reading while the writer appends and rolls.
+//! Iteration stops at the visible horizon (`durable.rs`: with
+//! `Sync::EveryBatch`, what is durable); a read by position reaches every
+//! placed frame.
 
 use std::sync::Arc;
 
@@ -73,6 +76,9 @@ impl Iterator for LogIter {
             self.offset = seg.skip(self.offset);
             if self.offset < bytes.len() {
                 match format::read_frame(bytes, self.offset) {
+                    // Placed, not yet visible (`durable.rs`): looked at again
+                    // on the next call.
+                    FrameRead::Frame(frame) if self.shared.hides(frame.seq) => return None,
                     FrameRead::Frame(frame) => {
                         self.offset = frame.end();
                         if frame.seq < self.from_seq {
@@ -170,12 +176,14 @@ impl Log {
     /// `from_seq` or more, in order, each checksum verified, without the
     /// per-record reference counting of [`LogIter`]: the fast path for
     /// replaying a whole log. Sees what is published when it reaches each
-    /// segment; stops early when `f` returns `ControlFlow::Break`.
+    /// segment, below the visible horizon when it starts (`durable.rs`);
+    /// stops early when `f` returns `ControlFlow::Break`.
     pub fn scan_from<E: From<LogError>>(
         &self,
         from_seq: u64,
         mut f: impl FnMut(RecordRef<'_>) -> Result<std::ops::ControlFlow<()>, E>,
     ) -> Result<(), E> {
+        let horizon = if self.shared.every_batch { self.next_seq() } else { u64::MAX };
         let snapshot = self.shared.snapshot();
         let start = snapshot.partition_point(|s| s.first_seq <= from_seq).saturating_sub(1);
         for seg in snapshot.iter().skip(start) {
@@ -191,6 +199,9 @@ impl Log {
                     FrameRead::End => return Err(corrupt(&seg.path, offset, "published bytes hold no frame").into()),
                     FrameRead::Invalid(why) => return Err(corrupt(&seg.path, offset, why).into()),
                 };
+                if frame.seq >= horizon {
+                    return Ok(());
+                }
                 let position = Position { segment: seg.first_seq, offset: offset as u64 };
                 offset = frame.end();
                 if frame.seq < from_seq {

@@ -1,27 +1,32 @@
-//! The single writer: it takes append requests from a channel, groups the
-//! ones that arrive together, writes their frames through the active
-//! segment's map, and syncs once per group (group commit). It also seals a
-//! full segment and rolls to a new one. Write path, step by step:
+//! The writer: it places batches in the active segment's map, seals a
+//! full segment and rolls to a new one. A batch is placed from the
+//! appender's own thread ([`Writer::place_now`], `Log::place` with
+//! `Sync::EveryBatch`) or by the writer thread, which takes requests from a
+//! channel and groups the ones that arrive together. Step by step:
 //!
-//! 1. receive a request, then every request already waiting (up to
-//!    `MAX_GROUP_BYTES` / `MAX_GROUP_REQUESTS`);
-//! 2. for each request: roll if its batch does not fit in the active
-//!    segment, then copy its frames into the map above the published
-//!    watermark;
-//! 3. sync the written range (msync) as the [`Sync`] mode asks;
-//! 4. publish the new watermark (readers see the frames) and reply.
+//! 1. (writer thread) receive a request, then every request already
+//!    waiting (up to `MAX_GROUP_BYTES` / `MAX_GROUP_REQUESTS`);
+//! 2. for each batch: roll if it does not fit in the active segment, then
+//!    copy its frames into the map above the published watermark;
+//! 3. publish the watermark (the frames can be read by position) and tell
+//!    the syncs how far they go (`durable.rs`);
+//! 4. with `Sync::EveryBatch`, reply: each appender then waits for a sync
+//!    (`durable.rs`: whoever gets the lead syncs everything placed); in the
+//!    other modes, show the frames to readers, sync when the interval is
+//!    up, and reply.
 //!
-//! Rolling: flush the active segment, record its length and content checksum
-//! in the manifest (write, fsync, rename, fsync dir), then install the next
-//! segment. That file is prepared ahead, on another thread, once the active
-//! segment is half full (`next-segment.tmp`: fallocate its first step, fsync, map, fault
-//! the pages in); installing it writes and syncs the header, renames it to
-//! its name and syncs the directory.
+//! Rolling: sync the active segment (holding the lead), record its length
+//! and content checksum in the manifest (write, fsync, rename, fsync dir),
+//! then install the next segment. That file is prepared ahead, on another
+//! thread, once the active segment is half full (`next-segment.tmp`:
+//! fallocate its first step, fsync, map, fault the pages in); installing it
+//! writes and syncs the header, renames it to its name and syncs the
+//! directory.
 
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
@@ -69,10 +74,9 @@ struct Append {
 pub(crate) struct Active {
     pub(crate) seg: Arc<Segment>,
     pub(crate) writer: MapWriter,
-    /// End of the frames written so far.
+    /// End of the frames written so far (how far they are on disk: the
+    /// log's `Durability`).
     pub(crate) write_off: usize,
-    /// End of the frames known to be on disk.
-    pub(crate) synced_off: usize,
     pub(crate) frames: u64,
     pub(crate) next_seq: u64,
     /// Whether the segment's frames carry durable marks (format 2); a
@@ -87,9 +91,6 @@ pub(crate) struct Writer {
     active: Option<Active>,
     /// Where the next segment starts when there is no active one.
     next_seq: u64,
-    /// Set when a write or sync failed: what is on disk is then unknown, so
-    /// every later append is refused until the log is reopened.
-    poisoned: Option<String>,
     /// When the oldest unsynced write happened (`Sync::Interval`).
     unsynced_since: Option<Instant>,
     /// The next segment file, being prepared on another thread.
@@ -99,7 +100,10 @@ pub(crate) struct Writer {
 impl Writer {
     pub(crate) fn new(shared: Arc<Shared>, config: LogConfig, manifest: Manifest, active: Option<Active>) -> Self {
         let next_seq = active.as_ref().map_or(manifest.next_seq.max(1), |a| a.next_seq);
-        Self { shared, config, manifest, active, next_seq, poisoned: None, unsynced_since: None, preparing: None }
+        if let Some(a) = &active {
+            shared.durability.set_active(Arc::clone(&a.seg.map), a.seg.path.clone(), a.write_off, a.next_seq);
+        }
+        Self { shared, config, manifest, active, next_seq, unsynced_since: None, preparing: None }
     }
 
     /// Creates an active segment starting at (at least) `first_seq` if there
@@ -112,15 +116,20 @@ impl Writer {
         Ok(())
     }
 
-    pub(crate) fn run(mut self, rx: Receiver<Request>) -> Result<(), LogError> {
+    /// The writer thread: takes the requests from the channel, a group at
+    /// a time, and handles each group holding the writer (which
+    /// [`Writer::place_now`] takes too).
+    pub(crate) fn run(writer: Arc<Mutex<Writer>>, rx: Receiver<Request>) -> Result<(), LogError> {
+        let lock = || writer.lock().unwrap_or_else(|e| e.into_inner());
         let mut group: Vec<Append> = Vec::new();
         let mut results: Vec<Result<Appended, LogError>> = Vec::new();
         loop {
-            let first = match self.sync_deadline() {
+            let deadline = lock().sync_deadline();
+            let first = match deadline {
                 Some(deadline) => match rx.recv_deadline(deadline) {
                     Ok(r) => r,
                     Err(RecvTimeoutError::Timeout) => {
-                        let _ = self.sync();
+                        let _ = lock().sync();
                         continue;
                     }
                     Err(RecvTimeoutError::Disconnected) => break,
@@ -151,42 +160,57 @@ impl Writer {
                     next = rx.try_recv().ok();
                 }
             }
+            let mut w = lock();
             if !group.is_empty() {
-                self.write_group(&mut group, &mut results);
+                w.write_group(&mut group, &mut results);
             }
             match other {
-                Some(Request::Seal { reply }) => drop(reply.send(self.seal())),
-                Some(Request::Install { changes, reply }) => drop(reply.send(self.install(changes))),
+                Some(Request::Seal { reply }) => drop(reply.send(w.seal())),
+                Some(Request::Install { changes, reply }) => drop(reply.send(w.install(changes))),
                 _ => {}
             }
-            self.prepare_ahead();
+            w.prepare_ahead();
         }
-        self.discard_prepared();
+        let mut w = lock();
+        w.discard_prepared();
         // Closing: whatever was acknowledged without a sync becomes durable.
-        let closed = self.sync();
-        self.publish();
-        closed
+        w.place();
+        w.sync()
     }
 
-    /// Writes a group of appends, makes it as durable as the mode says,
-    /// publishes it and replies to each.
+    /// Places one batch from the appender's own thread (`Sync::EveryBatch`:
+    /// the appender then waits for a sync itself), without the hop to the
+    /// writer thread and back.
+    pub(crate) fn place_now(&mut self, batch: &Batch) -> Result<Appended, LogError> {
+        let written = self.write(batch);
+        self.shared.counters.groups.fetch_add(1, Ordering::Relaxed);
+        self.place();
+        self.prepare_ahead();
+        written
+    }
+
+    /// Writes a group of appends and replies to each once it is placed.
+    /// With `Sync::EveryBatch` the appenders then wait for a sync
+    /// themselves (`durable.rs`: whoever gets the lead syncs for all); in
+    /// the other modes the frames are visible at once, and the writer syncs
+    /// when the interval is up.
     fn write_group(&mut self, group: &mut Vec<Append>, results: &mut Vec<Result<Appended, LogError>>) {
         results.extend(group.iter().map(|r| self.write(&r.batch)));
         self.shared.counters.groups.fetch_add(1, Ordering::Relaxed);
+        self.place();
         let durable = match self.config.sync {
-            Sync::EveryBatch => self.sync(),
             Sync::Interval(ms) if self.unsynced_since.is_some_and(|t| t.elapsed() >= Duration::from_millis(ms)) => {
                 self.sync()
             }
-            Sync::Interval(_) | Sync::Never => Ok(()),
+            Sync::EveryBatch | Sync::Interval(_) | Sync::Never => Ok(()),
         };
         if let Err(e) = durable {
             let msg = e.to_string();
             for r in results.iter_mut().filter(|r| r.is_ok()) {
                 *r = Err(LogError::Poisoned(msg.clone()));
             }
-        } else {
-            self.publish();
+        } else if self.config.sync != Sync::EveryBatch {
+            self.shared.show(self.next_seq);
         }
         for (req, result) in group.drain(..).zip(results.drain(..)) {
             let _ = req.reply.send(result);
@@ -195,8 +219,8 @@ impl Writer {
 
     /// Seals the active segment if it holds frames.
     fn seal(&mut self) -> Result<(), LogError> {
-        if let Some(why) = &self.poisoned {
-            return Err(LogError::Poisoned(why.clone()));
+        if let Some(why) = self.shared.durability.poisoned() {
+            return Err(LogError::Poisoned(why));
         }
         match &self.active {
             Some(a) if a.frames > 0 => self.roll(),
@@ -206,8 +230,8 @@ impl Writer {
 
     /// Installs rewritten segments: one manifest store, then the new list.
     fn install(&mut self, changes: Vec<Replacement>) -> Result<(), LogError> {
-        if let Some(why) = &self.poisoned {
-            return Err(LogError::Poisoned(why.clone()));
+        if let Some(why) = self.shared.durability.poisoned() {
+            return Err(LogError::Poisoned(why));
         }
         let mut manifest = self.manifest.clone();
         for (old, new) in &changes {
@@ -230,7 +254,7 @@ impl Writer {
         manifest.epoch += 1;
         if let Err(e) = manifest.store(&self.shared.dir) {
             // Which manifest is on disk is unknown until the log is reopened.
-            self.poisoned = Some(e.to_string());
+            self.shared.durability.poison(e.to_string());
             return Err(e);
         }
         self.manifest = manifest;
@@ -258,8 +282,8 @@ impl Writer {
 
     /// Writes one batch's frames (not yet published or synced).
     fn write(&mut self, batch: &Batch) -> Result<Appended, LogError> {
-        if let Some(why) = &self.poisoned {
-            return Err(LogError::Poisoned(why.clone()));
+        if let Some(why) = self.shared.durability.poisoned() {
+            return Err(LogError::Poisoned(why));
         }
         let bytes = batch.frame_bytes();
         let capacity = self.config.segment_size_bytes as usize - HEADER_LEN;
@@ -284,7 +308,8 @@ impl Writer {
         let mut off = active.write_off;
         // Every frame of the group records how far the segment is durable
         // now: recovery trusts nothing below it to be torn.
-        let mark = if active.marks { u32::try_from(active.synced_off).expect("segments fit in 32 bits") } else { 0 };
+        let synced = self.shared.durability.synced_off();
+        let mark = if active.marks { u32::try_from(synced).expect("segments fit in 32 bits") } else { 0 };
         for (i, payload) in batch.payloads().enumerate() {
             let left = (batch.len() - 1 - i) as u32;
             let header = format::encode_frame_header_marked(first + i as u64, left, mark, payload);
@@ -303,36 +328,21 @@ impl Writer {
         Ok(Appended { seqs: first..first + n, first: first_pos })
     }
 
-    /// Makes everything written durable.
+    /// Makes everything placed durable (and visible).
     fn sync(&mut self) -> Result<(), LogError> {
-        let Some(a) = self.active.as_mut() else { return Ok(()) };
-        if a.synced_off == a.write_off {
-            return Ok(());
-        }
-        let started = Instant::now();
-        if let Err(e) = a.writer.flush(a.synced_off, a.write_off - a.synced_off) {
-            let err = io_err(&a.seg.path, e);
-            self.poisoned = Some(err.to_string());
-            return Err(err);
-        }
-        a.synced_off = a.write_off;
-        self.shared.counters.syncs.fetch_add(1, Ordering::Relaxed);
-        let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-        self.shared.counters.sync_micros.fetch_add(micros, Ordering::Relaxed);
+        let lead = self.shared.durability.lead();
+        self.shared.sync_placed(&lead)?;
         self.unsynced_since = None;
         Ok(())
     }
 
-    /// Lets readers see everything written (synced or not, as the mode says).
-    fn publish(&mut self) {
-        if self.poisoned.is_some() {
-            return;
-        }
+    /// Makes the frames written readable by position (the map's watermark)
+    /// and tells the syncs how far they go. Readers of the log see them
+    /// once they are visible (`durable.rs`).
+    fn place(&mut self) {
         if let Some(a) = self.active.as_mut() {
             a.writer.publish(a.write_off);
-            // After the frames: a reader that sees this number can read
-            // every frame below it.
-            self.shared.next_seq.store(self.next_seq, Ordering::Release);
+            self.shared.durability.placed(a.write_off, self.next_seq);
         }
     }
 
@@ -341,8 +351,13 @@ impl Writer {
     /// passed the size check (the map always spans the whole segment size;
     /// the file grows into it, see `MapWriter::reserve`).
     fn roll(&mut self) -> Result<(), LogError> {
-        self.sync()?;
-        self.publish();
+        self.place();
+        // The lead, held until the next segment is active: no sync sees
+        // this one half sealed.
+        let shared = Arc::clone(&self.shared);
+        let lead = shared.durability.lead();
+        shared.sync_placed(&lead)?;
+        self.unsynced_since = None;
         let a = self.active.as_ref().expect("roll needs an active segment");
         assert!(a.frames > 0, "an empty segment is never sealed");
         let content = a.seg.map.bytes();
@@ -366,6 +381,7 @@ impl Writer {
         self.shared.counters.rolls.fetch_add(1, Ordering::Relaxed);
         let next = self.next_seq;
         self.active = Some(self.create_segment(next)?);
+        drop(lead);
         Ok(())
     }
 
@@ -392,17 +408,10 @@ impl Writer {
             return Err(e);
         }
         writer.publish(HEADER_LEN);
-        let seg = Arc::new(Segment::new(first_seq, 0, path, map));
+        let seg = Arc::new(Segment::new(first_seq, 0, path.clone(), map));
         self.shared.push(Arc::clone(&seg));
-        Ok(Active {
-            seg,
-            writer,
-            write_off: HEADER_LEN,
-            synced_off: HEADER_LEN,
-            frames: 0,
-            next_seq: first_seq,
-            marks: true,
-        })
+        self.shared.durability.set_active(Arc::clone(&seg.map), path, HEADER_LEN, first_seq);
+        Ok(Active { seg, writer, write_off: HEADER_LEN, frames: 0, next_seq: first_seq, marks: true })
     }
 
     /// Starts preparing the next segment file on another thread once the

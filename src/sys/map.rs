@@ -68,6 +68,16 @@ impl SegmentMap {
         self.published.load(Ordering::Acquire)
     }
 
+    /// Writes the given range of the map back to the file and waits for the
+    /// device (msync with MS_SYNC). Any thread may, while the writer places
+    /// frames above the range.
+    pub(crate) fn flush(&self, offset: usize, len: usize) -> io::Result<()> {
+        if len == 0 {
+            return Ok(());
+        }
+        self.raw.flush_range(offset, len)
+    }
+
     /// The published bytes.
     pub(crate) fn bytes(&self) -> &[u8] {
         let end = self.published();
@@ -163,10 +173,7 @@ impl MapWriter {
     /// Writes the given range of the map back to the file and waits for the
     /// device (msync with MS_SYNC).
     pub(crate) fn flush(&self, offset: usize, len: usize) -> io::Result<()> {
-        if len == 0 {
-            return Ok(());
-        }
-        self.map.raw.flush_range(offset, len)
+        self.map.flush(offset, len)
     }
 }
 

@@ -1,0 +1,199 @@
+//! Who makes written frames durable, and when readers see them.
+//!
+//! The writer thread only *places* a batch: it copies the frames into the
+//! active segment's map and replies with their sequence numbers and
+//! positions. Making them durable is a separate step that any thread may
+//! take, one at a time (the *leader*): with [`Sync::EveryBatch`] each
+//! appender waits for its own batch ([`Placed::durable`]); the first to
+//! get the lead syncs everything placed so far, and those that were placed
+//! meanwhile find their batch already durable when their turn comes. So
+//! concurrent commits share syncs without the writer thread ever waiting
+//! for the disk, and a caller may do other work (apply its batch to a
+//! projection, release its own lock) between placing and waiting: a
+//! pipelined group commit.
+//!
+//! Readers of the log (iteration, scans, [`Log::next_seq`]) see frames up
+//! to the *visible* horizon only: with `EveryBatch`, what is durable; in
+//! the other modes (and a read-only log), every placed frame (as before:
+//! those modes trade durability for speed). Reading one frame by its position
+//! ([`Log::read_at`]) reaches every placed frame: whoever holds a placed
+//! position is the appender, or was told of it by the appender.
+//!
+//! A failed sync *poisons* the log: what reached the disk is unknown, so
+//! every later append and sync is refused until the log is reopened, and
+//! the horizon stays where the last successful sync left it.
+//!
+//! [`Sync::EveryBatch`]: super::Sync::EveryBatch
+//! [`Log::next_seq`]: super::Log::next_seq
+//! [`Log::read_at`]: super::Log::read_at
+
+use std::path::PathBuf;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Instant;
+
+use super::error::io_err;
+use super::map::SegmentMap;
+use super::{Appended, LogError, Shared};
+
+/// What the leader needs to know of the active segment.
+#[derive(Default)]
+pub(crate) struct SyncState {
+    /// The active segment's map and file (none before the first segment).
+    active: Option<(Arc<SegmentMap>, PathBuf)>,
+    /// End of its frames known to be on disk.
+    synced_off: usize,
+    /// End of its frames placed so far.
+    written_off: usize,
+    /// The sequence number after the last placed frame.
+    written_next: u64,
+    /// Why the log refuses to write, once a write or a sync failed.
+    poisoned: Option<String>,
+}
+
+/// The lead and the state it syncs from.
+#[derive(Default)]
+pub(crate) struct Durability {
+    /// Held by the one thread syncing (and by the writer while it rolls, so
+    /// that no sync sees a segment half sealed).
+    lead: Mutex<()>,
+    state: Mutex<SyncState>,
+}
+
+/// The lead, held: the active segment does not change while it is held.
+pub(crate) struct Lead<'a> {
+    _guard: MutexGuard<'a, ()>,
+}
+
+impl Durability {
+    fn state(&self) -> MutexGuard<'_, SyncState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(crate) fn lead(&self) -> Lead<'_> {
+        Lead { _guard: self.lead.lock().unwrap_or_else(|e| e.into_inner()) }
+    }
+
+    /// Why the log refuses to write, if it does.
+    pub(crate) fn poisoned(&self) -> Option<String> {
+        self.state().poisoned.clone()
+    }
+
+    pub(crate) fn poison(&self, why: String) {
+        self.state().poisoned.get_or_insert(why);
+    }
+
+    /// How far the active segment is on disk (the durable mark of the
+    /// frames placed now: a lower bound while a sync is in flight).
+    pub(crate) fn synced_off(&self) -> usize {
+        self.state().synced_off
+    }
+
+    /// A new active segment, nothing placed in it yet past `start`.
+    pub(crate) fn set_active(&self, map: Arc<SegmentMap>, path: PathBuf, start: usize, next: u64) {
+        let mut s = self.state();
+        s.active = Some((map, path));
+        s.synced_off = start;
+        s.written_off = start;
+        s.written_next = s.written_next.max(next);
+    }
+
+    /// Frames placed up to `off` of the active segment, the next sequence
+    /// number `next`.
+    pub(crate) fn placed(&self, off: usize, next: u64) {
+        let mut s = self.state();
+        s.written_off = off;
+        s.written_next = next;
+    }
+}
+
+impl Shared {
+    /// Syncs everything placed so far and moves the visible horizon to it.
+    /// The caller holds the lead.
+    pub(crate) fn sync_placed(&self, _lead: &Lead<'_>) -> Result<(), LogError> {
+        let (active, from, to, next, poisoned) = {
+            let s = self.durability.state();
+            (s.active.clone(), s.synced_off, s.written_off, s.written_next, s.poisoned.clone())
+        };
+        if let Some((map, path)) = active.filter(|_| to > from) {
+            // What reached the disk since a failed sync is unknown: nothing
+            // placed after it becomes durable.
+            if let Some(why) = poisoned {
+                return Err(LogError::Poisoned(why));
+            }
+            let started = Instant::now();
+            if let Err(e) = crate::crashpoint::fail("sync").and_then(|()| map.flush(from, to - from)) {
+                let err = io_err(&path, e);
+                self.durability.poison(err.to_string());
+                return Err(err);
+            }
+            self.durability.state().synced_off = to;
+            self.counters.syncs.fetch_add(1, Ordering::Relaxed);
+            let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+            self.counters.sync_micros.fetch_add(micros, Ordering::Relaxed);
+        }
+        self.show(next);
+        Ok(())
+    }
+
+    /// Makes every frame below sequence number `end` durable (they are
+    /// placed): returns at once if they are, else takes the lead and syncs
+    /// everything placed.
+    pub(crate) fn sync_through(&self, end: u64) -> Result<(), LogError> {
+        // In the other modes an append is as durable as promised once placed.
+        if !self.every_batch || self.next_seq.load(Ordering::Acquire) >= end {
+            return Ok(());
+        }
+        let lead = self.durability.lead();
+        if self.next_seq.load(Ordering::Acquire) >= end {
+            return Ok(());
+        }
+        self.sync_placed(&lead)?;
+        debug_assert!(self.next_seq.load(Ordering::Acquire) >= end, "only placed frames are waited for");
+        Ok(())
+    }
+
+    /// Whether readers do not see frame `seq` yet: placed, not yet durable.
+    /// (In the other modes, and read-only, they see every placed frame.)
+    pub(crate) fn hides(&self, seq: u64) -> bool {
+        self.every_batch && seq >= self.next_seq.load(Ordering::Acquire)
+    }
+
+    /// Lets readers see every frame below sequence number `next`.
+    pub(crate) fn show(&self, next: u64) {
+        self.next_seq.fetch_max(next, Ordering::Release);
+    }
+}
+
+/// An append the writer has placed in the log: its sequence numbers and
+/// positions are known, and its frames can be read by position, but it is
+/// not yet as durable as the [`Sync`](super::Sync) mode promises, and
+/// readers of the log do not see it yet. [`Placed::durable`] waits for
+/// that.
+#[must_use = "an append is only acknowledged once durable"]
+pub struct Placed {
+    appended: Appended,
+    shared: Arc<Shared>,
+    every_batch: bool,
+}
+
+impl Placed {
+    pub(crate) fn new(appended: Appended, shared: Arc<Shared>, every_batch: bool) -> Self {
+        Self { appended, shared, every_batch }
+    }
+
+    /// Its sequence numbers and where its first frame is.
+    pub fn appended(&self) -> &Appended {
+        &self.appended
+    }
+
+    /// Waits until the append is as durable as the mode promises (with
+    /// `Sync::EveryBatch`, synced: this thread syncs everything placed if no
+    /// other sync has covered it yet), then returns its sequence numbers.
+    pub fn durable(self) -> Result<Appended, LogError> {
+        if self.every_batch {
+            self.shared.sync_through(self.appended.seqs.end)?;
+        }
+        Ok(self.appended)
+    }
+}
