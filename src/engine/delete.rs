@@ -179,6 +179,14 @@ impl Engine {
         let rewrite = self.inner.log.rewrite(&plan)?;
         let _no_writes = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut state = self.inner.state.write();
+        // Batches placed before are made durable first: a failed install
+        // poisons the log, and must not take them down with it.
+        if let Err(e) = self.inner.log.sync_through(state.last_seq() + 1) {
+            drop(state);
+            drop(_no_writes);
+            self.revert_to_durable();
+            return Err(e.into());
+        }
         let done = self.inner.log.install(rewrite)?;
         state.apply_compaction(&plan, &done);
         drop(state);

@@ -39,10 +39,10 @@ pub(super) fn refuse_if_state_held() -> Result<(), Error> {
 
 /// The mark a live [`StateGuard`] leaves on its thread (a `StateGuard` is not `Send`:
 /// it drops on the thread it marked).
-struct Mark;
+pub(super) struct Mark;
 
 impl Mark {
-    fn new() -> Self {
+    pub(super) fn new() -> Self {
         HELD.with(|h| h.set(h.get() + 1));
         Mark
     }
@@ -167,7 +167,8 @@ impl Engine {
         View { state: Box::new(state), log: &self.inner.log, _mark: None }
     }
 
-    /// The sequence number the next event will get.
+    /// The sequence number after the last durable event (readers see up to
+    /// it; batches being made durable already hold numbers from it on).
     pub fn next_seq(&self) -> u64 {
         self.inner.log.next_seq()
     }

@@ -92,6 +92,9 @@ impl Engine {
         // Writers read what is applied, durable or not: their own
         // acknowledgement waits for a sync that covers every earlier batch.
         let applied = self.inner.state.read();
+        // What `build` and `after` call runs as under a `StateGuard`: a
+        // write there is refused, a read joins this one.
+        let _held = super::state::Mark::new();
         let mut now = self.inner.clock.now();
         if self.inner.clock.is_wall_clock() {
             // Event times never go backwards, but a wall clock a little
@@ -141,12 +144,23 @@ impl Engine {
         }
         let mut pos = appended.first;
         for ((env, seq), len) in envelopes.iter().zip(appended.seqs.clone()).zip(lens) {
-            state.apply(env, seq, pos)?;
+            if let Err(e) = state.apply(env, seq, pos) {
+                // A batch its builder checked does not apply (a bug): it
+                // must never become durable, and the state may hold part of
+                // it. The log takes no more writes; the state goes back to
+                // what is durable.
+                self.inner.log.poison(format!("a batch did not apply: {e}"));
+                drop(state);
+                drop(one_writer);
+                self.revert_to_durable();
+                return Err(e);
+            }
             pos = pos.after(len);
         }
         let due = self.inner.config.checkpoint_every_events > 0
             && state.last_seq() - self.inner.checkpoint_seq.load(std::sync::atomic::Ordering::Relaxed)
                 >= self.inner.config.checkpoint_every_events;
+        let state = parking_lot::RwLockWriteGuard::downgrade(state);
         let answer = after(&state, &self.inner.log, out);
         drop(state);
         if due {

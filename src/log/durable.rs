@@ -1,8 +1,8 @@
 //! Who makes written frames durable, and when readers see them.
 //!
-//! The writer thread only *places* a batch: it copies the frames into the
-//! active segment's map and replies with their sequence numbers and
-//! positions. Making them durable is a separate step that any thread may
+//! The writer only *places* a batch (from the appender's thread, or the
+//! writer thread's): it copies the frames into the active segment's map
+//! and returns their sequence numbers and positions. Making them durable is a separate step that any thread may
 //! take, one at a time (the *leader*): with [`Sync::EveryBatch`] each
 //! appender waits for its own batch ([`Placed::durable`]); the first to
 //! get the lead syncs everything placed so far, and those that were placed
@@ -14,8 +14,9 @@
 //!
 //! Readers of the log (iteration, scans, [`Log::next_seq`]) see frames up
 //! to the *visible* horizon only: with `EveryBatch`, what is durable; in
-//! the other modes (and a read-only log), every placed frame (as before:
-//! those modes trade durability for speed). Reading one frame by its position
+//! the other modes, what the writer thread placed and answered for (as
+//! before: those modes trade durability for speed); a read-only log, every
+//! frame it serves. Reading one frame by its position
 //! ([`Log::read_at`]) reaches every placed frame: whoever holds a placed
 //! position is the appender, or was told of it by the appender.
 //!
@@ -153,10 +154,11 @@ impl Shared {
         Ok(())
     }
 
-    /// Whether readers do not see frame `seq` yet: placed, not yet durable.
-    /// (In the other modes, and read-only, they see every placed frame.)
+    /// Whether readers do not see frame `seq` yet: placed, not yet shown
+    /// (durable, with `Sync::EveryBatch`). A read-only log shows every frame
+    /// it serves.
     pub(crate) fn hides(&self, seq: u64) -> bool {
-        self.every_batch && seq >= self.next_seq.load(Ordering::Acquire)
+        self.writable && seq >= self.next_seq.load(Ordering::Acquire)
     }
 
     /// Lets readers see every frame below sequence number `next`.

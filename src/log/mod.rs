@@ -267,6 +267,9 @@ pub(crate) struct Shared {
     pub(crate) durability: durable::Durability,
     /// Whether an append waits for a sync (`Sync::EveryBatch`).
     pub(crate) every_batch: bool,
+    /// Whether the log was opened for writing (a read-only one shows every
+    /// frame it serves).
+    pub(crate) writable: bool,
 }
 
 /// What the writer has done since the log was opened.
@@ -284,7 +287,8 @@ pub(crate) struct Counters {
 pub struct LogStats {
     /// Frames appended.
     pub frames: u64,
-    /// Groups of concurrent requests written together.
+    /// Groups of requests placed together (by the writer thread; each
+    /// batch placed from its appender's thread counts as one).
     pub groups: u64,
     /// Syncs to disk (msync).
     pub syncs: u64,
@@ -464,6 +468,12 @@ impl Log {
     /// it does.
     pub fn poisoned(&self) -> Option<String> {
         self.shared.durability.poisoned()
+    }
+
+    /// Refuses every later append and sync, for `why` (what was placed and
+    /// not yet synced never becomes durable through this log).
+    pub(crate) fn poison(&self, why: String) {
+        self.shared.durability.poison(why);
     }
 
     /// Flushes, stops the writer and reports the last sync's result.

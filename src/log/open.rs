@@ -119,6 +119,7 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         next_seq: std::sync::atomic::AtomicU64::new(next_seq),
         durability: Default::default(),
         every_batch: !config.read_only && config.sync == super::Sync::EveryBatch,
+        writable: !config.read_only,
     });
     if config.read_only {
         return Ok(Log { shared, tx: None, writer: None, direct: None, recovery: report, _lock: lock });

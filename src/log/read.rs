@@ -183,7 +183,7 @@ impl Log {
         from_seq: u64,
         mut f: impl FnMut(RecordRef<'_>) -> Result<std::ops::ControlFlow<()>, E>,
     ) -> Result<(), E> {
-        let horizon = if self.shared.every_batch { self.next_seq() } else { u64::MAX };
+        let horizon = if self.shared.writable { self.next_seq() } else { u64::MAX };
         let snapshot = self.shared.snapshot();
         let start = snapshot.partition_point(|s| s.first_seq <= from_seq).saturating_sub(1);
         for seg in snapshot.iter().skip(start) {

@@ -274,6 +274,10 @@ impl Writer {
     }
 
     fn sync_deadline(&self) -> Option<Instant> {
+        if self.shared.durability.poisoned().is_some() {
+            // Nothing will be synced again: no timer.
+            return None;
+        }
         match self.config.sync {
             Sync::Interval(ms) => self.unsynced_since.map(|t| t + Duration::from_millis(ms)),
             _ => None,
