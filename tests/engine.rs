@@ -363,6 +363,57 @@ fn loading_histories_checks_every_event_like_a_live_one() {
     assert_eq!(admin.history(job.id).unwrap().len(), 3);
 }
 
+/// `replay --until T` follows business time: imported rows (written when
+/// they are imported, after newer events) replay at their own dates, as
+/// far as their times tell (`Job::as_of`): absent before `createdon`, Ready
+/// until `startedon`, In Progress until `modifiedon`, then as imported
+/// (docs/domain.md, "Imported history").
+#[test]
+fn replay_shows_imported_history_at_its_own_dates() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    let live = admin.create(NewJob::new("live", OperationType::WORKFLOW)).unwrap();
+    f.clock.advance_secs(10);
+    let mut failed = imported(Status::FAILED, OperationType::WORKFLOW);
+    failed.createdon = t("2025-01-01T00:00:00Z");
+    failed.startedon = Some(t("2025-02-01T00:00:00Z"));
+    failed.completedon = Some(t("2025-03-01T00:00:00Z"));
+    failed.modifiedon = t("2025-03-01T00:00:00Z");
+    failed.message = Some("boom".into());
+    failed.errorcode = Some(-2147204346);
+    failed.executiontimespan_ms = 5_000;
+    let mut open = imported(Status::READY, OperationType::WORKFLOW);
+    open.createdon = t("2025-06-01T00:00:00Z");
+    open.modifiedon = t("2025-06-01T00:00:00Z");
+    assert_eq!(admin.import(vec![failed.clone(), open.clone()]).unwrap(), 2);
+
+    let at = |when: &str| f.engine.replay_until(t(when)).unwrap();
+    let statuses = |when: &str| {
+        let then = at(when);
+        [failed.id, open.id, live.id].map(|id| then.status_of(id))
+    };
+    assert_eq!(statuses("2024-12-31T00:00:00Z"), [None, None, None]);
+    assert_eq!(statuses("2025-01-15T00:00:00Z"), [Some(Status::READY), None, None]);
+    assert_eq!(statuses("2025-02-15T00:00:00Z"), [Some(Status::IN_PROGRESS), None, None]);
+    assert_eq!(statuses("2025-03-15T00:00:00Z"), [Some(Status::FAILED), None, None]);
+    assert_eq!(statuses("2025-07-01T00:00:00Z"), [Some(Status::FAILED), Some(Status::READY), None]);
+    assert_eq!(
+        statuses("2026-01-31T12:00:00Z"),
+        [Some(Status::FAILED), Some(Status::READY), Some(Status::READY)],
+        "the live job from its creation on"
+    );
+
+    let ready = at("2025-01-15T00:00:00Z").job(failed.id).unwrap();
+    assert_eq!((ready.startedon, ready.completedon, ready.modifiedon), (None, None, failed.createdon));
+    assert_eq!((ready.message, ready.errorcode, ready.executiontimespan_ms), (None, None, 0));
+    let running = at("2025-02-15T00:00:00Z").job(failed.id).unwrap();
+    assert_eq!((running.startedon, running.completedon), (failed.startedon, None));
+    assert_eq!(running.message, None, "the imported message is not yet");
+    assert_eq!(at("2025-03-15T00:00:00Z").job(failed.id).unwrap(), admin.get(failed.id).unwrap());
+    // After the import, the whole store is as live (the verify's own replay).
+    assert!(f.engine.verify().ok(), "{:?}", f.engine.verify().problems);
+}
+
 // ---------------------------------------------------------------------------
 // Depths on trees of four levels, and what bulk actions may touch.
 

@@ -111,6 +111,37 @@ pub struct Job {
 }
 
 impl Job {
+    /// This row as it stood at `t`, as far as its own times tell
+    /// (`docs/domain.md`, "Imported history"): an imported row carries
+    /// only when it was created, started, completed and last modified, so
+    /// before `createdon` it does not exist (`None`); from `modifiedon` on
+    /// it is as imported; from `startedon` it was In Progress; before that
+    /// Ready (Waiting For Resources). A row shown before its
+    /// `modifiedon` has no completion, error, message or run time yet. A
+    /// job created live has `createdon = modifiedon` = its creation's time,
+    /// so this is the row or nothing.
+    pub fn as_of(&self, t: Timestamp) -> Option<Job> {
+        if self.createdon > t {
+            return None;
+        }
+        if self.modifiedon <= t {
+            return Some(self.clone());
+        }
+        let started = self.startedon.filter(|&s| s <= t);
+        Some(Job {
+            status: if started.is_some() { Status::IN_PROGRESS } else { Status::READY },
+            startedon: started,
+            modifiedon: started.unwrap_or(self.createdon),
+            completedon: None,
+            postponeuntil: None,
+            errorcode: None,
+            message: None,
+            friendlymessage: None,
+            executiontimespan_ms: 0,
+            ..self.clone()
+        })
+    }
+
     /// A new Ready job created now, with defaults for every other column.
     pub fn new(
         name: &str,

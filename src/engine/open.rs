@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 use parking_lot::RwLock;
 
 use super::{Config, Engine, OpenReport, SIMULATION_MARKER};
-use crate::domain::{Clock, Timestamp};
+use crate::domain::{Clock, Event, Timestamp};
 use crate::error::Error;
 use crate::log::{Log, LogError};
 use crate::projection::{decode_event, Projection};
@@ -97,7 +97,9 @@ impl Engine {
     }
 
     /// The state as it was at `until` (every event up to and including that
-    /// time), rebuilt from the log alone: the audit view.
+    /// time, and each imported row as it stood then: `Job::as_of`), rebuilt
+    /// from the log alone: the audit view. Reads the whole log (imported
+    /// rows come after newer events).
     pub fn replay_until(&self, until: Timestamp) -> Result<super::Replayed<'_>, Error> {
         let mut p = Projection::new();
         replay(&self.inner.log, &mut p, Replay::UntilTime(until), &mut 0)?;
@@ -232,9 +234,23 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64) -> Re
         if matches!(how, Replay::UntilSeq(s) if rec.seq > s) {
             return Ok(ControlFlow::Break(()));
         }
-        let env = decode_event(log, rec.seq, rec.position, rec.payload)?;
-        if matches!(how, Replay::UntilTime(u) if env.at > u) {
-            return Ok(ControlFlow::Break(()));
+        let mut env = decode_event(log, rec.seq, rec.position, rec.payload)?;
+        if let Replay::UntilTime(u) = how {
+            // By business time: every event up to `u`, and each imported
+            // row as it stood at `u` (`Job::as_of`). Imported rows are
+            // written when they are imported, after newer events, so the
+            // whole log is read.
+            match &mut env.event {
+                Event::JobCreated(job) => match job.as_of(u) {
+                    None => return Ok(ControlFlow::Continue(())),
+                    Some(then) => {
+                        env.at = env.at.min(then.modifiedon.max(then.createdon));
+                        **job = then;
+                    }
+                },
+                _ if env.at > u => return Ok(ControlFlow::Continue(())),
+                _ => {}
+            }
         }
         state.apply(&env, rec.seq, rec.position)?;
         *count += 1;

@@ -639,6 +639,7 @@ impl Projection {
             return Err(Error::corrupt(format!("job {id}: its first event is not its creation")));
         };
         let mut job = *created;
+        let job_created_modifiedon = job.modifiedon.micros();
         let s = &self.strings;
         job.status = r.status;
         job.owner = s.name(r.owner).unwrap_or_default().to_string();
@@ -650,6 +651,12 @@ impl Projection {
         job.retrycount = r.retrycount;
         job.errorcode = (r.errorcode != NO_ERROR).then_some(r.errorcode);
         job.executiontimespan_ms = u64::from(r.executiontimespan_ms);
+        if r.modifiedon < job_created_modifiedon {
+            // A row replayed as it stood before its imported state
+            // (`Job::as_of`): the imported messages are not yet.
+            job.message = None;
+            job.friendlymessage = None;
+        }
         if r.message_event != NO_EVENT {
             if let Event::Transition(Transition { message: Some(m), .. }) =
                 self.read_event(self.events[r.message_event as usize].0, log)?.event
