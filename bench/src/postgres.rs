@@ -177,7 +177,7 @@ impl Contender for Postgres {
     /// The same bulk deletion as SQLite's, then VACUUM FULL of both tables
     /// (plain VACUUM makes the space reusable but gives none back).
     /// Returns (seconds to delete, seconds to vacuum).
-    fn delete(&mut self, cutoff: i64, limit: Option<u64>) -> (f64, f64) {
+    fn delete(&mut self, cutoff: i64, limit: Option<u64>) -> (u64, f64, f64) {
         let limit = limit.map_or("ALL".to_string(), |l| l.to_string());
         let client = self.client();
         let t = Instant::now();
@@ -188,22 +188,26 @@ impl Contender for Postgres {
                     WHERE operationtype = 10 AND statecode = 3 AND completedon < {cutoff}
                     ORDER BY completedon, id LIMIT {limit};
                  ANALYZE doomed;
-                 DELETE FROM transitions WHERE job IN (SELECT id FROM doomed);
-                 DELETE FROM jobs WHERE id IN (SELECT id FROM doomed);
-                 COMMIT;"
+                 DELETE FROM transitions WHERE job IN (SELECT id FROM doomed);"
             ))
             .unwrap();
+        let jobs = client.execute("DELETE FROM jobs WHERE id IN (SELECT id FROM doomed)", &[]).unwrap();
+        client.batch_execute("COMMIT").unwrap();
         let logical = t.elapsed().as_secs_f64();
         let t = Instant::now();
         client.batch_execute("VACUUM FULL transitions").unwrap();
         client.batch_execute("VACUUM FULL jobs").unwrap();
-        (logical, t.elapsed().as_secs_f64())
+        (jobs, logical, t.elapsed().as_secs_f64())
     }
 
-    /// The database's size on disk (tables and indices; not the WAL).
+    /// What the database needs on disk to reopen: its tables and indices,
+    /// and the server's WAL (`pg_ls_waldir`, superuser; the server is the
+    /// run's own, `postgres-local.sh`, so its WAL is this database's).
     fn bytes(&mut self) -> u64 {
         let size: i64 = self.client().query_one("SELECT pg_database_size(current_database())", &[]).unwrap().get(0);
-        size as u64
+        let wal: i64 =
+            self.client().query_one("SELECT coalesce(sum(size), 0)::bigint FROM pg_ls_waldir()", &[]).unwrap().get(0);
+        (size + wal) as u64
     }
 }
 

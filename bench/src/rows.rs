@@ -194,9 +194,9 @@ pub trait Contender {
     fn transitions(&self, ids: &[Uuid], threads: usize, secs: f64) -> f64;
     /// Bulk deletion: the Completed Workflow jobs that completed before
     /// `cutoff`, oldest first (ties by id), at most `limit`, with their
-    /// history. Returns (seconds until gone, seconds more until the space
-    /// is back).
-    fn delete(&mut self, cutoff: i64, limit: Option<u64>) -> (f64, f64);
+    /// history. Returns the jobs deleted, the seconds until they are gone,
+    /// and the seconds more until the space is back.
+    fn delete(&mut self, cutoff: i64, limit: Option<u64>) -> (u64, f64, f64);
     /// Bytes the database takes on disk.
     fn bytes(&mut self) -> u64;
 }

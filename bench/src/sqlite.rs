@@ -67,7 +67,7 @@ impl Contender for Sqlite {
 
     /// The transitions then the rows in one transaction, then VACUUM to
     /// give the space back.
-    fn delete(&mut self, cutoff: i64, limit: Option<u64>) -> (f64, f64) {
+    fn delete(&mut self, cutoff: i64, limit: Option<u64>) -> (u64, f64, f64) {
         delete(&self.db, cutoff, limit)
     }
 
@@ -230,7 +230,7 @@ fn transitions(path: &Path, ids: &[Uuid], threads: usize, secs: f64) -> f64 {
     ops.into_inner() as f64 / secs
 }
 
-fn delete(db: &Connection, cutoff: i64, limit: Option<u64>) -> (f64, f64) {
+fn delete(db: &Connection, cutoff: i64, limit: Option<u64>) -> (u64, f64, f64) {
     let t = Instant::now();
     db.execute_batch("BEGIN").unwrap();
     db.execute(
@@ -238,17 +238,13 @@ fn delete(db: &Connection, cutoff: i64, limit: Option<u64>) -> (f64, f64) {
         params![cutoff, limit.map_or(-1, |l| l as i64)],
     )
     .unwrap();
-    db.execute_batch(
-        "DELETE FROM transitions WHERE job IN (SELECT id FROM doomed);
-         DELETE FROM jobs WHERE id IN (SELECT id FROM doomed);
-         DROP TABLE doomed;
-         COMMIT;",
-    )
-    .unwrap();
+    db.execute_batch("DELETE FROM transitions WHERE job IN (SELECT id FROM doomed);").unwrap();
+    let jobs = db.execute("DELETE FROM jobs WHERE id IN (SELECT id FROM doomed)", []).unwrap();
+    db.execute_batch("DROP TABLE doomed; COMMIT;").unwrap();
     let logical = t.elapsed().as_secs_f64();
     let t = Instant::now();
     db.execute_batch("VACUUM; PRAGMA wal_checkpoint(TRUNCATE);").unwrap();
-    (logical, t.elapsed().as_secs_f64())
+    (jobs as u64, logical, t.elapsed().as_secs_f64())
 }
 
 /// Another connection to a loaded database, for one thread of a
