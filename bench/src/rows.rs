@@ -199,6 +199,27 @@ pub trait Contender {
     fn delete(&mut self, cutoff: i64, limit: Option<u64>) -> (u64, f64, f64);
     /// Bytes the database takes on disk.
     fn bytes(&mut self) -> u64;
+    /// The same two deletions (at most `limit`, then the rest) in a second
+    /// configuration a user of this database would choose for them, on a
+    /// copy of the loaded database made before [`Contender::delete`]
+    /// (none by default).
+    fn second_config(&mut self, _cutoff: i64, _limit: u64) -> Option<SecondConfig> {
+        None
+    }
+}
+
+/// The deletions measured in a contender's second configuration.
+pub struct SecondConfig {
+    /// What it is.
+    pub name: String,
+    /// Jobs deleted by the first run and by the rest.
+    pub deleted: (u64, u64),
+    /// (seconds until gone, seconds more until the space is back), first run.
+    pub first: (f64, f64),
+    /// The same for the rest.
+    pub rest: (f64, f64),
+    /// Bytes on disk before and after deleting.
+    pub disk: (u64, u64),
 }
 
 /// The indices of both tables, the same for every SQL contender: the five
