@@ -253,7 +253,7 @@ mod tests {
         let end = Timestamp::parse("2026-11-01T00:00:00Z").unwrap();
         let dir = tempfile::tempdir().unwrap();
         let mut db = crate::sqlite::Sqlite::open(dir.path());
-        db.load(Workload::new(2_000, 7, end));
+        db.load_by_statements(Workload::new(2_000, 7, end));
         let mut fold = Fold::default();
         let mut folded = Vec::new();
         for (seq, env) in Workload::new(2_000, 7, end).enumerate() {
