@@ -132,44 +132,11 @@ fn load(db: &mut Connection, events: impl Iterator<Item = Envelope>) {
             )
             .unwrap();
         let mut insert_tr = tx.prepare("INSERT INTO transitions VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)").unwrap();
-        let mut job = |j: &JobRow| {
-            insert_job
-                .execute(params![
-                    j.id.as_bytes(),
-                    j.name,
-                    j.operationtype,
-                    j.statecode,
-                    j.statuscode,
-                    j.owner,
-                    j.owningbusinessunit,
-                    j.regarding,
-                    j.workflow,
-                    j.createdon,
-                    j.startedon,
-                    j.completedon,
-                    j.modifiedon,
-                    j.postponeuntil,
-                    j.retrycount,
-                    j.errorcode,
-                    j.message
-                ])
-                .unwrap();
-        };
+        let mut job = |j: &JobRow| insert_job_row(&mut insert_job, j);
         let mut fold = rows::Fold::default();
         for (seq, env) in events.enumerate() {
             let (change, h) = rows::rows(seq as u64, env);
-            insert_tr
-                .execute(params![
-                    h.job.as_bytes(),
-                    h.seq,
-                    h.at,
-                    h.actor,
-                    h.statecode,
-                    h.statuscode,
-                    h.postponeuntil,
-                    h.message
-                ])
-                .unwrap();
+            insert_history_row(&mut insert_tr, &h);
             if let Some(row) = fold.apply(change) {
                 job(&row);
             }
@@ -207,56 +174,64 @@ pub(crate) fn load_by_statements(db: &mut Connection, events: impl Iterator<Item
         for (seq, env) in events.enumerate() {
             let (change, h) = rows::rows(seq as u64, env);
             match change {
-                rows::Change::Created(j) => insert_job
-                    .execute(params![
-                        j.id.as_bytes(),
-                        j.name,
-                        j.operationtype,
-                        j.statecode,
-                        j.statuscode,
-                        j.owner,
-                        j.owningbusinessunit,
-                        j.regarding,
-                        j.workflow,
-                        j.createdon,
-                        j.startedon,
-                        j.completedon,
-                        j.modifiedon,
-                        j.postponeuntil,
-                        j.retrycount,
-                        j.errorcode,
-                        j.message
-                    ])
-                    .unwrap(),
-                rows::Change::Moved(m) => update_job
-                    .execute(params![
-                        m.job.as_bytes(),
-                        m.statecode,
-                        m.statuscode,
-                        m.postponeuntil,
-                        m.modifiedon,
-                        m.started,
-                        m.completedon,
-                        m.errorcode,
-                        m.message
-                    ])
-                    .unwrap(),
+                rows::Change::Created(j) => insert_job_row(&mut insert_job, &j),
+                rows::Change::Moved(m) => {
+                    update_job
+                        .execute(params![
+                            m.job.as_bytes(),
+                            m.statecode,
+                            m.statuscode,
+                            m.postponeuntil,
+                            m.modifiedon,
+                            m.started,
+                            m.completedon,
+                            m.errorcode,
+                            m.message
+                        ])
+                        .unwrap();
+                }
             };
-            insert_tr
-                .execute(params![
-                    h.job.as_bytes(),
-                    h.seq,
-                    h.at,
-                    h.actor,
-                    h.statecode,
-                    h.statuscode,
-                    h.postponeuntil,
-                    h.message
-                ])
-                .unwrap();
+            insert_history_row(&mut insert_tr, &h);
         }
     }
     tx.commit().unwrap();
+}
+
+fn insert_job_row(stmt: &mut rusqlite::Statement<'_>, j: &JobRow) {
+    stmt.execute(params![
+        j.id.as_bytes(),
+        j.name,
+        j.operationtype,
+        j.statecode,
+        j.statuscode,
+        j.owner,
+        j.owningbusinessunit,
+        j.regarding,
+        j.workflow,
+        j.createdon,
+        j.startedon,
+        j.completedon,
+        j.modifiedon,
+        j.postponeuntil,
+        j.retrycount,
+        j.errorcode,
+        j.message
+    ])
+    .unwrap();
+}
+
+fn insert_history_row(stmt: &mut rusqlite::Statement<'_>, h: &rows::HistoryRow) {
+    stmt.execute(params![
+        h.job.as_bytes(),
+        h.seq,
+        h.at,
+        h.actor,
+        h.statecode,
+        h.statuscode,
+        h.postponeuntil,
+        h.message
+    ])
+    .unwrap();
 }
 
 fn job(db: &Connection, id: Uuid) -> Option<JobRow> {

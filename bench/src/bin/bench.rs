@@ -368,8 +368,8 @@ fn main() {
             sqlite: s,
             postgres: p,
             unit: unit.to_string(),
-            ratio: s.map(|s| j / s),
-            ratio_postgres: p.map(|p| j / p),
+            ratio: s.filter(|&s| s > 0.0).map(|s| j / s),
+            ratio_postgres: p.filter(|&p| p > 0.0).map(|p| j / p),
         });
     };
     push("load (seconds)".into(), joblog_load, Some(&|r| r.load), "s");
@@ -492,8 +492,8 @@ fn main() {
             sqlite: s,
             postgres: p,
             unit: if scenario.starts_with("bytes") { "bytes" } else { "s" }.to_string(),
-            ratio: s.map(|s| j / s),
-            ratio_postgres: p.map(|p| j / p),
+            ratio: s.filter(|&s| s > 0.0).map(|s| j / s),
+            ratio_postgres: p.filter(|&p| p > 0.0).map(|p| j / p),
         });
     }
 
