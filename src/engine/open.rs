@@ -244,7 +244,8 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64) -> Re
                 Event::JobCreated(job) => match job.as_of(u) {
                     None => return Ok(ControlFlow::Continue(())),
                     Some(then) => {
-                        env.at = env.at.min(then.modifiedon.max(then.createdon));
+                        // Stamped when it stood so (`last_at` stays ≤ `u`).
+                        env.at = env.at.min(then.modifiedon);
                         **job = then;
                     }
                 },

@@ -176,12 +176,11 @@ impl Shared {
 pub struct Placed {
     appended: Appended,
     shared: Arc<Shared>,
-    every_batch: bool,
 }
 
 impl Placed {
-    pub(crate) fn new(appended: Appended, shared: Arc<Shared>, every_batch: bool) -> Self {
-        Self { appended, shared, every_batch }
+    pub(crate) fn new(appended: Appended, shared: Arc<Shared>) -> Self {
+        Self { appended, shared }
     }
 
     /// Its sequence numbers and where its first frame is.
@@ -193,9 +192,8 @@ impl Placed {
     /// `Sync::EveryBatch`, synced: this thread syncs everything placed if no
     /// other sync has covered it yet), then returns its sequence numbers.
     pub fn durable(self) -> Result<Appended, LogError> {
-        if self.every_batch {
-            self.shared.sync_through(self.appended.seqs.end)?;
-        }
+        // In the other modes it is at once (`sync_through`).
+        self.shared.sync_through(self.appended.seqs.end)?;
         Ok(self.appended)
     }
 }

@@ -387,8 +387,7 @@ impl Pending {
     /// see [`Placed`]), or says why it could not.
     pub fn placed(self) -> Result<Placed, LogError> {
         let appended = self.rx.recv().unwrap_or(Err(LogError::Closed))?;
-        let every_batch = self.shared.every_batch;
-        Ok(Placed::new(appended, self.shared, every_batch))
+        Ok(Placed::new(appended, self.shared))
     }
 }
 
@@ -435,7 +434,7 @@ impl Log {
             Some(w) if self.shared.every_batch => {
                 batch.check()?;
                 let appended = w.lock().unwrap_or_else(|e| e.into_inner()).place_now(&batch)?;
-                Ok(Placed::new(appended, Arc::clone(&self.shared), true))
+                Ok(Placed::new(appended, Arc::clone(&self.shared)))
             }
             _ => self.submit(batch)?.placed(),
         }
