@@ -1322,3 +1322,133 @@ fn a_deletion_by_id_is_refused_in_an_older_version_and_read_as_newer_beyond_this
     newer[0] = (EVENT_VERSION + 1) as u8;
     assert!(matches!(Envelope::decode(&newer), Err(EventDecodeError::Newer { .. })));
 }
+
+// Cold runs (docs/format.md, "Cold runs"): tests/fixtures/cold-v1.run was
+// written by run format 1 from `cold_sample()`; it must open and read the
+// same forever. Regenerating (only for a NEW version's fixture):
+// `JOBLOG_REGENERATE=cold-v1 cargo test --release --test format -- --ignored regenerate_cold_run`.
+
+use joblog::projection::cold::{self, ColdJob, ColdRow, ColdRun, Section};
+
+/// Three Completed jobs: every column set somewhere, one without workflow
+/// or regarding row, one whose message is set by an event.
+fn cold_sample() -> Vec<ColdJob> {
+    let row = |n: u128, createdon: i64, reason, operationtype| ColdRow {
+        id: Uuid::from_u128(0x1000 + n),
+        createdon,
+        startedon: createdon + 10,
+        completedon: createdon + 1_000_000 - n as i64,
+        modifiedon: createdon + 1_000_001,
+        postponeuntil: if n == 2 { createdon + 5 } else { i64::MIN },
+        operationtype,
+        reason,
+        owner: 0,
+        owningbusinessunit: 0,
+        workflow: 0,
+        regarding: 0,
+        retrycount: n as u32,
+        errorcode: if reason == StatusReason::Failed { -2147204346 } else { i32::MIN },
+        executiontimespan_ms: 990 + n as u32,
+        events_start: 0,
+        events_len: 0,
+        message_event: 0,
+    };
+    let pos = |segment, offset| joblog::log::Position { segment, offset };
+    vec![
+        ColdJob {
+            row: row(3, 1_700_000_300_000_000, StatusReason::Canceled, 1),
+            owner: "carol".into(),
+            owningbusinessunit: "root".into(),
+            workflow: None,
+            regarding: None,
+            events: vec![pos(1, 32), pos(1, 400)],
+            message_event: None,
+        },
+        ColdJob {
+            row: row(1, 1_700_000_100_000_000, StatusReason::Succeeded, 10),
+            owner: "alice".into(),
+            owningbusinessunit: "sales".into(),
+            workflow: Some("wf-orders".into()),
+            regarding: Some("account:42".into()),
+            events: vec![pos(1, 100), pos(1, 200), pos(7, 64)],
+            message_event: None,
+        },
+        ColdJob {
+            row: row(2, 1_700_000_200_000_000, StatusReason::Failed, 10),
+            owner: "alice".into(),
+            owningbusinessunit: "sales".into(),
+            workflow: Some("wf-orders".into()),
+            regarding: Some("account:7".into()),
+            events: vec![pos(1, 150), pos(7, 96), pos(7, 200), pos(7, 300)],
+            message_event: Some(2),
+        },
+    ]
+}
+
+fn cold_segments() -> std::collections::BTreeMap<u64, u32> {
+    [(1, 2), (7, 0)].into()
+}
+
+#[test]
+#[ignore = "regenerates a fixture; run only when asked (JOBLOG_REGENERATE=cold-v1)"]
+fn regenerate_cold_run() {
+    let Ok(name) = std::env::var("JOBLOG_REGENERATE") else { panic!("set JOBLOG_REGENERATE=cold-v<N>") };
+    if !name.starts_with("cold-") {
+        eprintln!("JOBLOG_REGENERATE={name}: not a cold run fixture, nothing done");
+        return;
+    }
+    cold::write_run(&fixtures().join(format!("{name}.run")), 5, cold_sample(), &cold_segments()).unwrap();
+}
+
+#[test]
+fn cold_run_v1_opens_and_reads_the_same() {
+    let path = fixtures().join("cold-v1.run");
+    let run = ColdRun::open(&path).unwrap();
+    assert_eq!((run.id(), run.len()), (5, 3));
+    // Rows in createdon order: jobs 1, 2, 3.
+    let rows: Vec<ColdRow> = (0..3).map(|i| run.row(i).unwrap()).collect();
+    assert_eq!(rows.iter().map(|r| r.id.as_u128()).collect::<Vec<_>>(), [0x1001, 0x1002, 0x1003]);
+    let sample = cold_sample();
+    for (i, want) in [(0, &sample[1]), (1, &sample[2]), (2, &sample[0])] {
+        let r = rows[i];
+        let w = want.row;
+        assert_eq!(run.find(w.id).unwrap(), Some(i as u32));
+        assert_eq!(
+            (r.createdon, r.startedon, r.completedon, r.modifiedon, r.postponeuntil),
+            (w.createdon, w.startedon, w.completedon, w.modifiedon, w.postponeuntil)
+        );
+        assert_eq!(
+            (r.operationtype, r.reason, r.retrycount, r.errorcode),
+            (w.operationtype, w.reason, w.retrycount, w.errorcode)
+        );
+        assert_eq!(r.executiontimespan_ms, w.executiontimespan_ms);
+        assert_eq!(run.name(r.owner).unwrap(), Some(want.owner.as_str()));
+        assert_eq!(run.name(r.owningbusinessunit).unwrap(), Some(want.owningbusinessunit.as_str()));
+        assert_eq!(run.name(r.workflow).unwrap(), want.workflow.as_deref());
+        assert_eq!(run.name(r.regarding).unwrap(), want.regarding.as_deref());
+        assert_eq!(run.events(&r).unwrap(), want.events);
+        assert_eq!(r.message_event, want.message_event.unwrap_or(u32::MAX));
+    }
+    let set = |s, key| {
+        let p = run.postings(s, key).unwrap();
+        (0..p.len()).map(|i| p.get(i).unwrap()).collect::<Vec<u32>>()
+    };
+    assert_eq!(set(Section::ByType, 10), [0, 1]);
+    assert_eq!(set(Section::ByOwner, u64::from(run.sym("alice").unwrap().unwrap())), [0, 1]);
+    assert_eq!(set(Section::ByWorkflow, u64::from(run.sym("wf-orders").unwrap().unwrap())), [0, 1]);
+    assert_eq!(set(Section::ByRegarding, u64::from(run.sym("account:7").unwrap().unwrap())), [1]);
+    assert_eq!(set(Section::Completed, (31 << 32) | 10), [1]);
+    assert_eq!(
+        run.keys(Section::Completed).unwrap(),
+        [((30 << 32) | 10, 1), ((31 << 32) | 10, 1), ((32 << 32) | 1, 1)]
+    );
+    assert_eq!(run.segments().unwrap(), cold_segments());
+    run.check_all().unwrap();
+    // Today's writer at format 1 writes exactly these bytes.
+    if cold::VERSION == 1 {
+        let tmp = tempfile::tempdir().unwrap();
+        let again = tmp.path().join(cold::file_name(5));
+        cold::write_run(&again, 5, cold_sample(), &cold_segments()).unwrap();
+        assert_eq!(std::fs::read(again).unwrap(), std::fs::read(&path).unwrap());
+    }
+}

@@ -10,6 +10,8 @@
 //! * `delete`   — bulk deletion: selecting, dropping rows, and following
 //!   compaction's moves.
 
+#[doc(hidden)]
+pub mod cold;
 mod delete;
 mod intern;
 mod ordered;

@@ -1,0 +1,34 @@
+//! Arbitrary bytes as a cold run (`docs/format.md`, "Cold runs"): opening
+//! and every read either answer or return an error, never panic. The bytes
+//! get valid checksums here, so that the fuzzer reaches the sections'
+//! decoders behind them (seed the corpus with the data part of
+//! `tests/fixtures/cold-v1.run`).
+#![no_main]
+
+use joblog::projection::cold::{ColdRun, Section};
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|bytes: &[u8]| {
+    let Ok(run) = ColdRun::from_bytes(joblog::projection::cold::with_valid_checksums(bytes)) else { return };
+    let _ = run.check_all();
+    for i in 0..run.len().min(64) as u32 {
+        if let Ok(row) = run.row(i) {
+            let _ = run.events(&row);
+            let _ = run.name(row.owner);
+            let _ = run.find(row.id);
+        }
+    }
+    for s in [Section::ByType, Section::ByOwner, Section::ByWorkflow, Section::ByRegarding, Section::Completed] {
+        if let Ok(keys) = run.keys(s) {
+            for (k, _) in keys.into_iter().take(16) {
+                if let Ok(p) = run.postings(s, k) {
+                    for i in 0..p.len().min(16) {
+                        let _ = p.get(i);
+                    }
+                }
+            }
+        }
+    }
+    let _ = run.segments();
+    let _ = run.sym("alice");
+});
