@@ -39,7 +39,10 @@ pub const VERSION: u16 = 1;
 /// The checked unit.
 pub const PAGE: usize = 4096;
 const PAGE_U32: u32 = 4096;
-const SECTION_COUNT: u32 = 10;
+const SECTION_COUNT: u32 = 11;
+/// Bits of the id filter per row, and its probes.
+const BLOOM_BITS_PER_ROW: usize = 10;
+const BLOOM_PROBES: u64 = 7;
 const HEADER_LEN: usize = 64;
 const TRAILER_LEN: usize = 24;
 const DIR_ENTRY_LEN: usize = 24;
@@ -76,6 +79,9 @@ pub enum Section {
     Events = 9,
     /// The log segments the positions point into, with their generation.
     Segments = 10,
+    /// A Bloom filter of the ids: most lookups of an id the run does not
+    /// hold end here.
+    Bloom = 11,
 }
 
 const SECTIONS: [Section; SECTION_COUNT as usize] = [
@@ -89,6 +95,7 @@ const SECTIONS: [Section; SECTION_COUNT as usize] = [
     Section::Completed,
     Section::Events,
     Section::Segments,
+    Section::Bloom,
 ];
 
 /// A Completed job as a run stores it (the writer's input).
@@ -348,6 +355,7 @@ pub fn write_run(path: &Path, id: u64, mut jobs: Vec<ColdJob>, segments: &BTreeM
     sections.push((Section::Completed, postings(&completed)?));
     sections.push((Section::Events, events));
     sections.push((Section::Segments, segment_bytes));
+    sections.push((Section::Bloom, bloom(jobs.iter().map(|j| j.row.id), jobs.len())));
 
     let bytes = encode_file(id, jobs.len() as u64, &sections);
     let io = |p: &Path| {
@@ -366,6 +374,36 @@ pub fn write_run(path: &Path, id: u64, mut jobs: Vec<ColdJob>, segments: &BTreeM
         crate::log::private::InstallError::Rename(e) => io(path)(e),
         crate::log::private::InstallError::SyncDir(e) => io(dir)(e),
     })
+}
+
+/// The bit positions of `id` in a filter of `bits` bits: double hashing
+/// of the id's two halves, each mixed (splitmix64) so that ids that are
+/// not random spread too.
+fn bloom_bits(id: Uuid, bits: u64) -> impl Iterator<Item = u64> {
+    fn mix(mut z: u64) -> u64 {
+        z = z.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    let (hi, lo) = id.as_u64_pair();
+    let (h1, h2) = (mix(hi ^ mix(lo)), mix(lo) | 1);
+    (0..BLOOM_PROBES).map(move |i| h1.wrapping_add(i.wrapping_mul(h2)) % bits)
+}
+
+/// The id filter: u64 bit count, then the bits (bit *b* is bit *b* % 8 of
+/// byte *b* / 8).
+fn bloom(ids: impl Iterator<Item = Uuid>, rows: usize) -> Vec<u8> {
+    let bits = (rows * BLOOM_BITS_PER_ROW).next_multiple_of(64).max(64);
+    let mut out = vec![0u8; 8 + bits / 8];
+    out[..8].copy_from_slice(&(bits as u64).to_le_bytes());
+    for id in ids {
+        for b in bloom_bits(id, bits as u64) {
+            let b = usize_of(b);
+            out[8 + b / 8] |= 1 << (b % 8);
+        }
+    }
+    out
 }
 
 /// A postings section: key count, the keys with each set's start and
@@ -637,6 +675,9 @@ impl ColdRun {
 
     /// The row of job `id`, if the run holds it.
     pub fn find(&self, id: Uuid) -> Result<Option<u32>, Error> {
+        if !self.may_hold(id)? {
+            return Ok(None);
+        }
         let (mut lo, mut hi) = (0, self.rows);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
@@ -648,6 +689,23 @@ impl ColdRun {
             }
         }
         Ok(None)
+    }
+
+    /// False when the id filter proves the run does not hold `id`.
+    fn may_hold(&self, id: Uuid) -> Result<bool, Error> {
+        let bits = le_u64(self.section(Section::Bloom, 0, 8)?, 0);
+        if bits == 0
+            || bits.checked_div(8).and_then(|b| b.checked_add(8)) != Some(self.section_len(Section::Bloom) as u64)
+        {
+            return Err(corrupt_at(&self.path, self.sections[10].0, format!("an id filter of {bits} bits")));
+        }
+        for b in bloom_bits(id, bits) {
+            let b = usize_of(b);
+            if self.section(Section::Bloom, 8 + b / 8, 1)?[0] & (1 << (b % 8)) == 0 {
+                return Ok(false);
+            }
+        }
+        Ok(true)
     }
 
     fn string_count(&self) -> Result<usize, Error> {
@@ -855,6 +913,10 @@ mod tests {
             assert_eq!(row.message_event, j.message_event.unwrap_or(NO_MESSAGE));
         }
         assert_eq!(run.find(Uuid::from_u128(1)).unwrap(), None);
+        // The id filter turns most absent ids away (7 probes, 10 bits a row:
+        // about 1% pass).
+        let passed = (0..10_000).filter(|_| run.may_hold(Uuid::from_u128(rng.u128(..))).unwrap()).count();
+        assert!(passed < 300, "{passed} of 10000 absent ids pass the filter");
         assert_eq!(run.sym("nobody").unwrap(), None);
         // Each index holds exactly its rows, in createdon order.
         let alice = u64::from(run.sym("alice").unwrap().unwrap());
