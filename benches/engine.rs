@@ -103,7 +103,7 @@ fn views(c: &mut Criterion) {
         ),
     ];
     for (name, f) in filters {
-        g.bench_function(name, |b| b.iter(|| state.query(&f, &Visibility::All, None, 50).ids.len()));
+        g.bench_function(name, |b| b.iter(|| state.query(&f, &Visibility::All, None, 50).unwrap().ids.len()));
     }
     g.bench_function("count_completed_failed", |b| {
         let f = Filter { status_reason: Some(StatusReason::Failed), ..Filter::default() };

@@ -89,12 +89,12 @@ fn main() -> Result<(), joblog::Error> {
     // The views, as alice may see them.
     let session = Filter { workflow: Some("welcome".into()), ..Filter::default() };
     let (jobs, _) = alice.list(&session, None, 10)?;
-    println!("Process Session of 'welcome' as alice sees it ({} of {}):", jobs.len(), alice.count(&session));
+    println!("Process Session of 'welcome' as alice sees it ({} of {}):", jobs.len(), alice.count(&session).unwrap());
     for j in &jobs {
         println!("  {}  {:<20} {:<22} {}", j.id, j.name, j.status.to_string(), j.message.as_deref().unwrap_or(""));
     }
     let about = Filter { regarding: Some(Regarding { table: "contact".into(), id: "2".into() }), ..Filter::default() };
-    println!("Background Processes of contact:2: {} jobs", admin.count(&about));
+    println!("Background Processes of contact:2: {} jobs", admin.count(&about).unwrap());
 
     // A job's history, oldest first: created, taken by the worker, failed.
     println!("history of {}:", runs[1].id);

@@ -22,7 +22,11 @@ fn now() -> Timestamp {
 }
 
 fn config() -> Config {
-    Config { log: LogConfig { segment_size_bytes: 256 << 10, ..LogConfig::default() }, checkpoint_every_events: 0 }
+    Config {
+        log: LogConfig { segment_size_bytes: 256 << 10, ..LogConfig::default() },
+        checkpoint_every_events: 0,
+        cold_after: 1,
+    }
 }
 
 fn open(dir: &std::path::Path) -> Engine {

@@ -48,6 +48,7 @@ fn fixture_config() -> Config {
     Config {
         log: LogConfig { segment_size_bytes: FIXTURE_SEGMENT_BYTES, ..LogConfig::default() },
         checkpoint_every_events: 0,
+        ..Config::default()
     }
 }
 
@@ -142,7 +143,7 @@ fn describe(engine: &Engine) -> Value {
     }
     .into_iter()
     .map(|u| {
-        let n = engine.session(&u).unwrap().count(&Filter::default());
+        let n = engine.session(&u).unwrap().count(&Filter::default()).unwrap();
         json!([u, n])
     })
     .collect();

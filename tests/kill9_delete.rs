@@ -43,8 +43,11 @@ fn now() -> Timestamp {
 }
 
 fn open(dir: &Path) -> Engine {
-    let config =
-        Config { log: LogConfig { segment_size_bytes: 64 << 10, ..LogConfig::default() }, checkpoint_every_events: 0 };
+    let config = Config {
+        log: LogConfig { segment_size_bytes: 64 << 10, ..LogConfig::default() },
+        checkpoint_every_events: 0,
+        cold_after: 1,
+    };
     Engine::open(dir, config, Arc::new(ManualClock::new(now()))).unwrap_or_else(|e| panic!("open after kill: {e}"))
 }
 

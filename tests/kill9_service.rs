@@ -144,7 +144,7 @@ fn main() {
             let before = engine.replay_until_seq(d.seq - 1).unwrap();
             let after = engine.replay_until_seq(d.seq).unwrap();
             for id in &ids {
-                if let (Some(s), None) = (before.status_of(*id), after.status_of(*id)) {
+                if let (Some(s), None) = (before.status_of(*id).unwrap(), after.status_of(*id).unwrap()) {
                     assert_eq!(s, Status::SUCCEEDED, "deletion at seq {} took job {id}, which was {s}", d.seq);
                     taken.insert(*id);
                 }
@@ -153,7 +153,7 @@ fn main() {
         deletions_checked += records.len();
         let state = engine.state();
         for id in &ids {
-            if state.status_of(*id).is_none() {
+            if state.status_of(*id).unwrap().is_none() {
                 assert!(taken.contains(id), "job {id} is missing, yet no deletion in the log took it");
             }
         }

@@ -173,8 +173,11 @@ fn op() -> impl Strategy<Value = Op> {
 }
 
 fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Engine {
-    let config =
-        Config { log: LogConfig { segment_size_bytes: 64 << 10, ..LogConfig::default() }, checkpoint_every_events: 40 };
+    let config = Config {
+        log: LogConfig { segment_size_bytes: 64 << 10, ..LogConfig::default() },
+        checkpoint_every_events: 40,
+        cold_after: 1,
+    };
     Engine::open(dir, config, clock.clone()).unwrap()
 }
 
@@ -224,7 +227,7 @@ fn check_agreement(engine: &Engine, jobs: &[ModelJob]) {
     }
     for u in &USERS {
         let visible = jobs.iter().filter(|m| reaches(u.read, u, &USERS[m.owner])).count();
-        assert_eq!(engine.session(u.name).unwrap().count(&Filter::default()), visible, "what {} sees", u.name);
+        assert_eq!(engine.session(u.name).unwrap().count(&Filter::default()).unwrap(), visible, "what {} sees", u.name);
     }
 }
 
@@ -382,7 +385,7 @@ fn run(ops: Vec<Op>) {
         jobs.iter().map(|m| (m.id, engine.session("admin").unwrap().get(m.id).unwrap())).collect();
     let replayed = engine.replay_until(clock.now()).unwrap();
     for m in &jobs {
-        assert_eq!(replayed.status_of(m.id), Some(live[&m.id].status));
+        assert_eq!(replayed.status_of(m.id).unwrap(), Some(live[&m.id].status));
     }
     let problems = replayed.check_indices();
     assert!(problems.is_empty(), "index problems after a full replay: {problems:?}");

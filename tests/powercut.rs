@@ -1085,7 +1085,7 @@ fn check_binary(
     let deletions = state.deletions().to_vec();
     for (id, (old, done)) in &m.imported {
         counts.acked_jobs_checked += 1;
-        let present = state.status_of(*id).is_some();
+        let present = state.status_of(*id).unwrap().is_some();
         if m.must_be_gone.contains(id) {
             counts.deleted_jobs_checked += 1;
             if present {

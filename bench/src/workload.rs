@@ -224,7 +224,7 @@ mod tests {
         for chunk in events.chunks(10_000) {
             admin.load(chunk.to_vec()).unwrap();
         }
-        let count = |f: Filter| admin.count(&f) as f64 / 20_000.0;
+        let count = |f: Filter| admin.count(&f).unwrap() as f64 / 20_000.0;
         let completed = count(Filter { state: Some(State::Completed), ..Filter::default() });
         assert!((0.93..0.97).contains(&completed), "completed share {completed}");
         let workflows = count(Filter { operationtype: Some(OperationType::WORKFLOW), ..Filter::default() });

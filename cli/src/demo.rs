@@ -220,7 +220,7 @@ pub fn run(args: &DemoArgs, g: &Global, interactive: bool) -> Output {
     let backoff = joblog::service::backoff_report(&engine, &BackoffPolicy { seed, ..BackoffPolicy::default() });
     let failing = backoff.iter().find(|b| b.workflow == FAILING);
     let failed_count =
-        admin.count(&Filter { status_reason: Some(joblog::domain::StatusReason::Failed), ..Filter::default() });
+        admin.count(&Filter { status_reason: Some(joblog::domain::StatusReason::Failed), ..Filter::default() })?;
 
     // The default bulk deletion, Immediately.
     let criteria = DeletionCriteria::platform_default();
@@ -317,7 +317,7 @@ fn pause_a_running_export(engine: &Engine, service: &Service) -> Result<u64, Fai
     std::thread::scope(|s| -> Result<u64, Failure> {
         let runner = s.spawn(|| service.run(RunUntil::Idle));
         let waiting = Instant::now();
-        while engine.state().status_of(job.id) != Some(Status::IN_PROGRESS) {
+        while engine.state().status_of(job.id)? != Some(Status::IN_PROGRESS) {
             if waiting.elapsed().as_secs() > 10 {
                 return Err(fail("the long export never started"));
             }

@@ -371,7 +371,7 @@ fn workflow(ctx: &Ctx<'_>, s: &Session, cmd: &Command, c: &WorkflowCmd) -> Outpu
 fn list(ctx: &Ctx<'_>, s: &Session, a: &ListArgs) -> Output {
     let f = filter(&a.filters)?;
     if a.count {
-        let n = s.count(&f);
+        let n = s.count(&f)?;
         return done(ctx, json!({"count": n}), format!("{n}"));
     }
     let after: Option<Cursor> = a
@@ -419,7 +419,7 @@ fn act(ctx: &Ctx<'_>, s: &Session, a: &ActArgs, action: UserAction) -> Output {
     match act_target(a)? {
         Target::One(id) => job_out(ctx, &s.act(id, action)?, None),
         Target::Matching(f) => {
-            let o = if a.dry_run { s.preview_on_matching(action, &f) } else { s.act_on_matching(action, &f)? };
+            let o = if a.dry_run { s.preview_on_matching(action, &f)? } else { s.act_on_matching(action, &f)? };
             bulk_out(ctx, &o, action, a.dry_run)
         }
     }

@@ -532,7 +532,7 @@ fn page_sorted(
 /// a pass over the rows the indexed part lets through (at most [`SCAN_MAX`]).
 fn count(session: &Session, pred: Option<&Expr>, filter: &Filter, exact: bool, max: usize) -> Result<usize, ApiError> {
     if exact {
-        return Ok(session.count(filter));
+        return Ok(session.count(filter)?);
     }
     let mut n = 0;
     let mut scanned = 0usize;

@@ -129,7 +129,14 @@ pub fn import_file(
     for (line, r) in parsed {
         match r.and_then(|j| if seen.insert(j.id) { Ok(j) } else { Err(format!("job {} is in the file twice", j.id)) })
         {
-            Ok(j) if state.status_of(j.id).is_some() => there.push((line, j)),
+            Ok(j)
+                if state
+                    .status_of(j.id)
+                    .map_err(|source| ImportError::Write { source, written: 0, total: 0 })?
+                    .is_some() =>
+            {
+                there.push((line, j))
+            }
             Ok(j) => jobs.push(j),
             Err(e) => errors.push(format!("line {line}: {e}")),
         }

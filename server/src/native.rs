@@ -172,7 +172,7 @@ async fn list_jobs(caller: Caller, Query(mut p): Query<BTreeMap<String, String>>
     blocking(move || {
         let (jobs, next) = caller.session.list(&filter, cursor.as_ref(), limit)?;
         let page = JobsPage {
-            count: count.then(|| caller.session.count(&filter)),
+            count: if count { Some(caller.session.count(&filter)?) } else { None },
             jobs: jobs.iter().map(JobJson::of).collect(),
             next: next.map(|c| c.to_string()),
         };
@@ -454,7 +454,7 @@ async fn act_on_matching(caller: Caller, Body(b): Body<ActOnMatching>) -> Result
     let filter = b.filter.to_filter()?;
     blocking(move || {
         let s = &caller.session;
-        let o = if b.dry_run { s.preview_on_matching(action, &filter) } else { s.act_on_matching(action, &filter)? };
+        let o = if b.dry_run { s.preview_on_matching(action, &filter)? } else { s.act_on_matching(action, &filter)? };
         Ok(Json(crate::json::bulk_json(&o, b.dry_run)))
     })
     .await
@@ -627,7 +627,7 @@ async fn start_operation(
     }
     let session = caller.session.clone();
     if b.dry_run {
-        let preview = blocking(move || Ok(session.preview_on_matching(action, &filter))).await?;
+        let preview = blocking(move || Ok(session.preview_on_matching(action, &filter)?)).await?;
         return Ok(Json(json!({
             "dry_run": true,
             "matched": preview.matched,
@@ -659,7 +659,7 @@ pub(crate) async fn launch(
     filter_json: Value,
 ) -> Result<Arc<Operation>, ApiError> {
     let session = caller.session.clone();
-    let (expected, filter) = blocking(move || Ok((session.count(&filter), filter))).await?;
+    let (expected, filter) = blocking(move || Ok((session.count(&filter)?, filter))).await?;
     let op = Arc::new(Operation {
         id: Uuid::now_v7(),
         user: caller.user.clone(),

@@ -78,7 +78,7 @@ pub(crate) async fn metrics(
             let by_status: Vec<(Status, usize)> = Status::all()
                 .map(|st| {
                     let f = Filter { state: Some(st.state()), status_reason: Some(st.reason()), ..Filter::default() };
-                    (st, state.count(&f, &Visibility::All))
+                    (st, state.count(&f, &Visibility::All).unwrap_or(0))
                 })
                 .collect();
             let oldest = state.ready().next().and_then(|id| state.job(id).ok()).map(|j| j.createdon);

@@ -185,7 +185,7 @@ fn forms_need_the_session_token_and_the_sites_origin() {
     // The bulk forms too.
     let all = [("csrf", "0123"), ("action", "cancel"), ("scope", "all")];
     assert_eq!(post(&s.url("/jobs/act"), Some(&cookie), Some(&s.origin()), &all).status, 403);
-    assert_eq!(s.engine.session("admin").unwrap().count(&joblog::Filter::default()), 4);
+    assert_eq!(s.engine.session("admin").unwrap().count(&joblog::Filter::default()).unwrap(), 4);
     // With both: done, and back to the job's page.
     let a = post(&act, Some(&cookie), Some(&s.origin()), &[("csrf", &token), ("action", "cancel")]);
     assert_eq!(a.status, 303);

@@ -217,7 +217,7 @@ impl Session {
         let new = self.engine.commit(self.actor(), |state, now| {
             // Checked again under the write lock: the job may have been
             // deleted since.
-            if state.status_of(id).is_none() {
+            if state.status_of(id)?.is_none() {
                 return Err(Error::from(DomainError::job_not_found(id)));
             }
             // A line in the old job's history: Write on it, as any action.
@@ -253,7 +253,7 @@ impl Session {
     /// see; the ones it may not write, or whose status refuses the action,
     /// are reported and left alone. One atomic batch.
     pub fn act_on_matching(&self, action: UserAction, filter: &Filter) -> Result<BulkOutcome, Error> {
-        self.engine.commit(self.actor(), |state, now| Ok(self.plan_on_matching(state, action, filter, now)))
+        self.engine.commit(self.actor(), |state, now| self.plan_on_matching(state, action, filter, now))
     }
 
     /// The same action on one page of the jobs matching `filter` that the
@@ -271,8 +271,8 @@ impl Session {
         note: Option<&str>,
     ) -> Result<(BulkOutcome, Option<Cursor>), Error> {
         self.engine.commit(self.actor(), |state, now| {
-            let page = state.query(filter, &visibility(state, &self.user), after, limit.max(1));
-            let (mut events, out) = self.plan_on_ids(state, action, page.ids, now);
+            let page = state.query(filter, &visibility(state, &self.user), after, limit.max(1))?;
+            let (mut events, out) = self.plan_on_ids(state, action, page.ids, now)?;
             if let Some(note) = note {
                 for e in &mut events {
                     if let Event::Transition(t) = e {
@@ -288,20 +288,20 @@ impl Session {
     /// user may not write, cannot see, or whose status refuses the action,
     /// are reported and left alone. One atomic batch.
     pub fn act_on_ids(&self, action: UserAction, ids: &[Uuid]) -> Result<BulkOutcome, Error> {
-        self.engine.commit(self.actor(), |state, now| Ok(self.plan_on_ids(state, action, ids.iter().copied(), now)))
+        self.engine.commit(self.actor(), |state, now| self.plan_on_ids(state, action, ids.iter().copied(), now))
     }
 
     /// What [`Session::act_on_ids`] would do now, without doing it.
-    pub fn preview_on_ids(&self, action: UserAction, ids: &[Uuid]) -> BulkOutcome {
+    pub fn preview_on_ids(&self, action: UserAction, ids: &[Uuid]) -> Result<BulkOutcome, Error> {
         let state = self.engine.state();
-        self.plan_on_ids(&state, action, ids.iter().copied(), self.engine.now()).1
+        Ok(self.plan_on_ids(&state, action, ids.iter().copied(), self.engine.now())?.1)
     }
 
     /// What [`Session::act_on_matching`] would do now, without doing it:
     /// nothing is written (a dry run).
-    pub fn preview_on_matching(&self, action: UserAction, filter: &Filter) -> BulkOutcome {
+    pub fn preview_on_matching(&self, action: UserAction, filter: &Filter) -> Result<BulkOutcome, Error> {
         let state = self.engine.state();
-        self.plan_on_matching(&state, action, filter, self.engine.now()).1
+        Ok(self.plan_on_matching(&state, action, filter, self.engine.now())?.1)
     }
 
     fn plan_on_matching(
@@ -310,9 +310,13 @@ impl Session {
         action: UserAction,
         filter: &Filter,
         now: Timestamp,
-    ) -> (Vec<Event>, BulkOutcome) {
+    ) -> Result<(Vec<Event>, BulkOutcome), Error> {
         let vis = visibility(state, &self.user);
-        self.plan_on_ids(state, action, state.pages(filter, &vis, 1024).flatten(), now)
+        let mut ids = Vec::new();
+        for page in state.pages(filter, &vis, 1024) {
+            ids.extend(page?);
+        }
+        self.plan_on_ids(state, action, ids, now)
     }
 
     fn plan_on_ids(
@@ -321,7 +325,7 @@ impl Session {
         action: UserAction,
         ids: impl IntoIterator<Item = Uuid>,
         now: Timestamp,
-    ) -> (Vec<Event>, BulkOutcome) {
+    ) -> Result<(Vec<Event>, BulkOutcome), Error> {
         let mut out = BulkOutcome::default();
         let mut events = Vec::new();
         for id in ids {
@@ -331,13 +335,14 @@ impl Session {
                     events.push(Event::Transition(t));
                     out.changed.push(id);
                 }
-                Err(e) => {
+                Err(Error::Domain(e)) => {
                     *out.refused_by.entry(refusal_kind(&e)).or_default() += 1;
                     out.refused.push((id, e));
                 }
+                Err(e) => return Err(e),
             }
         }
-        (events, out)
+        Ok((events, out))
     }
 
     fn user_transition(
@@ -347,8 +352,8 @@ impl Session {
         action: UserAction,
         now: Timestamp,
         unchanged: &dyn Fn(Timestamp) -> bool,
-    ) -> Result<Transition, DomainError> {
-        let target = state.write_target(id).ok_or_else(|| DomainError::job_not_found(id))?;
+    ) -> Result<Transition, Error> {
+        let target = state.write_target(id)?.ok_or_else(|| DomainError::job_not_found(id))?;
         state.directory().check(&self.user, Privilege::Write, Some((&target.owner, &target.owningbusinessunit)))?;
         // A condition is checked before the change itself, as HTTP checks
         // a precondition before the method (a stale tag is 412, not 400).
@@ -360,7 +365,8 @@ impl Session {
                 return Err(DomainError::Invalid {
                     what: "postpone time",
                     reason: format!("{t} is not after now ({now})"),
-                });
+                }
+                .into());
             }
             UserAction::Postpone(t) => Some(t),
             UserAction::Resume => None,
@@ -396,11 +402,11 @@ pub(super) fn check_unchanged(
     state: &Projection,
     id: Uuid,
     unchanged: &dyn Fn(Timestamp) -> bool,
-) -> Result<(), DomainError> {
-    let modifiedon = state.modifiedon(id).ok_or_else(|| DomainError::job_not_found(id))?;
+) -> Result<(), Error> {
+    let modifiedon = state.modifiedon(id)?.ok_or_else(|| DomainError::job_not_found(id))?;
     if unchanged(modifiedon) {
         Ok(())
     } else {
-        Err(DomainError::Changed { job: id, modifiedon })
+        Err(DomainError::Changed { job: id, modifiedon }.into())
     }
 }

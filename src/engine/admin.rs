@@ -149,13 +149,16 @@ impl Session {
                 return Err(DomainError::UserDeactivated { name: to.into() }.into());
             }
             let filter = Filter { workflow: Some(workflow.into()), owner: Some(from.into()), ..Filter::default() };
-            let open = |id: &Uuid| {
-                state
-                    .status_of(*id)
-                    .is_some_and(|s| matches!(s.state(), crate::domain::State::Ready | crate::domain::State::Suspended))
-            };
-            let moved: Vec<Uuid> =
-                state.pages(&filter, &Visibility::All, 1024).flatten().filter(|id| open(id)).collect();
+            let open =
+                |id: &Uuid| {
+                    state.status_of(*id).ok().flatten().is_some_and(|s| {
+                        matches!(s.state(), crate::domain::State::Ready | crate::domain::State::Suspended)
+                    })
+                };
+            let mut moved: Vec<Uuid> = Vec::new();
+            for page in state.pages(&filter, &Visibility::All, 1024) {
+                moved.extend(page?.into_iter().filter(|id| open(id)));
+            }
             let events = moved
                 .iter()
                 .map(|&job| Event::OwnerChanged {

@@ -142,7 +142,7 @@ impl Engine {
         self.commit(actor, |state, now| {
             state.directory().check(user, Privilege::Delete, None)?;
             let cutoff = criteria.cutoff(now);
-            let sel = state.select_deletion(criteria, cutoff, limit);
+            let sel = state.select_deletion(criteria, cutoff, limit)?;
             let d = Deletion {
                 criteria: criteria.clone(),
                 cutoff,
@@ -188,6 +188,16 @@ impl Engine {
             return Err(e.into());
         }
         let done = self.inner.log.install(rewrite)?;
+        // Cold runs that point into rewritten segments come back into
+        // memory first, so their jobs' events move with the others'.
+        let rewritten: Vec<u64> = done.segments.iter().map(|s| s.segment).collect();
+        if let Err(e) = state.thaw_runs_in(&rewritten) {
+            // A damaged run: the state no longer matches the log's files.
+            drop(state);
+            drop(_no_writes);
+            self.revert_to_durable();
+            return Err(e);
+        }
         state.apply_compaction(&plan, &done);
         drop(state);
         // Every checkpoint points into segments that were just rewritten:
@@ -310,7 +320,7 @@ impl Session {
         self.engine.commit(self.actor(), |state, _now| {
             let dir = state.directory();
             for &id in &unique {
-                let target = state.write_target(id).ok_or_else(|| DomainError::job_not_found(id))?;
+                let target = state.write_target(id)?.ok_or_else(|| DomainError::job_not_found(id))?;
                 let owner = Some((target.owner.as_str(), target.owningbusinessunit.as_str()));
                 // A job the user may not read is not there for them.
                 match dir.check(&self.user, Privilege::Read, owner) {

@@ -34,7 +34,7 @@ impl Session {
                     }
                     .into());
                 }
-                if state.status_of(j.id).is_some() || !seen.insert(j.id) {
+                if state.status_of(j.id)?.is_some() || !seen.insert(j.id) {
                     return Err(DomainError::AlreadyExists { kind: "job", name: j.id.to_string() }.into());
                 }
             }
@@ -84,13 +84,13 @@ impl Session {
                     Event::JobCreated(job) => {
                         job.validate()?;
                         self.check_command(state, &job.data)?;
-                        if pending.get(job.id).is_some() {
+                        if pending.get(job.id)?.is_some() {
                             return Err(DomainError::AlreadyExists { kind: "job", name: job.id.to_string() }.into());
                         }
                         pending.created(job);
                     }
                     Event::Transition(t) => {
-                        let before = pending.get(t.job).ok_or_else(|| DomainError::job_not_found(t.job))?;
+                        let before = pending.get(t.job)?.ok_or_else(|| DomainError::job_not_found(t.job))?;
                         let (current, op) = (before.status, before.operationtype);
                         if current != t.from {
                             return Err(DomainError::Refused {
@@ -109,7 +109,7 @@ impl Session {
                             }
                             .into());
                         }
-                        pending.moved(t);
+                        pending.moved(t)?;
                     }
                     other => {
                         return Err(DomainError::Invalid {

@@ -67,11 +67,15 @@ pub struct Config {
     /// Save a checkpoint of the projection after this many events (0: only
     /// on [`Engine::close`] and [`Engine::checkpoint`]).
     pub checkpoint_every_events: u64,
+    /// A checkpoint moves the Completed jobs held in memory into a cold
+    /// run when there are at least this many (`projection/tier.rs`): fewer
+    /// runs, each bigger, against less memory between checkpoints.
+    pub cold_after: usize,
 }
 
 impl Default for Config {
     fn default() -> Self {
-        Self { log: LogConfig::default(), checkpoint_every_events: 1_000_000 }
+        Self { log: LogConfig::default(), checkpoint_every_events: 1_000_000, cold_after: 4096 }
     }
 }
 
@@ -181,8 +185,26 @@ impl Engine {
         if self.inner.read_only {
             return Err(crate::log::LogError::ReadOnly.into());
         }
-        let state = self.state();
-        let path = state.save_snapshot(&self.inner.dir.join("snapshots"), &self.inner.log.generations())?;
+        state::refuse_if_state_held()?;
+        let _one_writer = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.checkpoint_locked()
+    }
+
+    /// [`Engine::checkpoint`] by a thread that holds the write lock: sync
+    /// what is placed (a checkpoint holds only what is durable), move the
+    /// Completed hot jobs into a cold run when there are enough
+    /// (`projection/tier.rs`), save the hot rest, and remove the cold runs
+    /// no kept checkpoint names any more.
+    pub(crate) fn checkpoint_locked(&self) -> Result<PathBuf, Error> {
+        let dir = self.inner.dir.join("snapshots");
+        let mut state = self.inner.state.write();
+        self.inner.log.sync_through(state.last_seq() + 1)?;
+        let live = self.inner.log.generations();
+        state.freeze(&dir, &live, self.inner.config.cold_after.max(1))?;
+        let path = state.save_snapshot(&dir, &live)?;
+        for id in state.take_obsolete_runs() {
+            let _ = std::fs::remove_file(dir.join(crate::projection::cold::file_name(id)));
+        }
         self.inner.checkpoint_seq.store(state.last_seq(), std::sync::atomic::Ordering::Relaxed);
         Ok(path)
     }

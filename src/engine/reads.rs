@@ -57,7 +57,7 @@ impl Session {
     /// Job `id` in `state` (the current one, or the one a write of this
     /// session leaves), if this user may read it.
     pub(super) fn job_in(&self, state: &Projection, log: &Log, id: Uuid) -> Result<Job, Error> {
-        let target = state.write_target(id).ok_or_else(|| DomainError::job_not_found(id))?;
+        let target = state.write_target(id)?.ok_or_else(|| DomainError::job_not_found(id))?;
         state.directory().check(&self.user, Privilege::Read, Some((&target.owner, &target.owningbusinessunit)))?;
         state.job(id, log)
     }
@@ -66,7 +66,7 @@ impl Session {
     /// not exist): a cheap check, no column is read.
     pub fn may_read(&self, id: Uuid) -> bool {
         let state = self.engine.state();
-        state.write_target(id).is_some_and(|t| {
+        state.write_target(id).ok().flatten().is_some_and(|t| {
             state.directory().check(&self.user, Privilege::Read, Some((&t.owner, &t.owningbusinessunit))).is_ok()
         })
     }
@@ -124,7 +124,7 @@ impl Session {
     }
 
     /// How many jobs the user may see match `filter`.
-    pub fn count(&self, filter: &Filter) -> usize {
+    pub fn count(&self, filter: &Filter) -> Result<usize, Error> {
         let state = self.engine.state();
         state.count(filter, &visibility(&state, &self.user))
     }

@@ -165,14 +165,14 @@ impl Worker {
             let mut events = Vec::with_capacity(steps.len());
             let mut out = Vec::with_capacity(steps.len());
             for (id, step) in steps {
-                let Some(target) = pending.get(id) else {
+                let Some(target) = pending.get(id)? else {
                     out.push(Err(Error::from(DomainError::job_not_found(id))));
                     continue;
                 };
                 match service_transition(&by, id, &target, step, now) {
                     Ok(t) => {
                         out.push(Ok(t.to));
-                        pending.moved(&t);
+                        pending.moved(&t)?;
                         events.push(Event::Transition(t));
                     }
                     Err(e) => out.push(Err(e)),

@@ -168,6 +168,13 @@ fn compare(live: &Projection, fresh: &Projection, log: &Log, progress: &mut dyn 
     }
     let mut done = 0u64;
     for page in live.pages(&Filter::default(), &Visibility::All, 4096) {
+        let page = match page {
+            Ok(page) => page,
+            Err(e) => {
+                problems.push(format!("the projection's jobs cannot be listed: {e}"));
+                return problems;
+            }
+        };
         for id in &page {
             match (live.job(*id, log), fresh.job(*id, log)) {
                 (Ok(a), Ok(b)) if a == b => {}

@@ -175,7 +175,7 @@ impl Engine {
             // The write is durable and applied: a checkpoint that fails
             // (a full disk) must not report it as failed.
             *self.inner.checkpoint_failed.lock().unwrap_or_else(|e| e.into_inner()) =
-                self.checkpoint().err().map(|e| e.to_string());
+                self.checkpoint_locked().err().map(|e| e.to_string());
         }
         drop(one_writer);
         if let Err(e) = placed.durable() {
@@ -201,8 +201,11 @@ impl<'s> Pending<'s> {
     }
 
     /// Job `id` as the batch so far leaves it (`None`: no such job).
-    pub(super) fn get(&self, id: Uuid) -> Option<JobStatus> {
-        self.changed.get(&id).copied().or_else(|| self.state.job_status(id))
+    pub(super) fn get(&self, id: Uuid) -> Result<Option<JobStatus>, Error> {
+        match self.changed.get(&id) {
+            Some(s) => Ok(Some(*s)),
+            None => self.state.job_status(id),
+        }
     }
 
     /// Records the creation of `job` by the batch.
@@ -217,10 +220,11 @@ impl<'s> Pending<'s> {
     }
 
     /// Records transition `t` by the batch (of a job [`Pending::get`] finds).
-    pub(super) fn moved(&mut self, t: &Transition) {
-        if let Some(before) = self.get(t.job) {
+    pub(super) fn moved(&mut self, t: &Transition) -> Result<(), Error> {
+        if let Some(before) = self.get(t.job)? {
             let after = JobStatus { status: t.to, postponeuntil: t.postponeuntil, retrycount: t.retrycount, ..before };
             self.changed.insert(t.job, after);
         }
+        Ok(())
     }
 }

@@ -9,8 +9,10 @@ use rustc_hash::FxHashMap as HashMap;
 
 use uuid::Uuid;
 
+use super::cold::{Postings, Section};
 use super::ordered::OrderedRows;
-use super::{Pos, Projection, NO_EVENT};
+use super::tier::Found;
+use super::{Loc, Pos, Projection, NO_EVENT};
 use crate::domain::{Deletion, DeletionCriteria, Status, Timestamp};
 use crate::error::Error;
 use crate::log::Compaction;
@@ -59,53 +61,125 @@ impl Projection {
         keys.iter().filter_map(|k| self.completed.get(k)).collect()
     }
 
+    /// The (reason, type) keys `criteria` covers.
+    fn deletion_keys(criteria: &DeletionCriteria) -> Vec<(crate::domain::StatusReason, u32)> {
+        let mut keys = Vec::new();
+        for &reason in &criteria.reasons {
+            for t in &criteria.types {
+                if !keys.contains(&(reason, t.0)) {
+                    keys.push((reason, t.0));
+                }
+            }
+        }
+        keys
+    }
+
     /// Completed jobs that match `criteria` with `completedon` before
-    /// `cutoff`, oldest (completedon, id) first across the sets.
-    fn deletion_candidates<'a>(
-        &'a self,
-        criteria: &'a DeletionCriteria,
+    /// `cutoff`, oldest (completedon, id) first across the sets of both
+    /// tiers, each with its key; at most `limit`, none past `through`.
+    fn deletion_candidates(
+        &self,
+        criteria: &DeletionCriteria,
         cutoff: Timestamp,
-    ) -> impl Iterator<Item = u32> + 'a {
+        limit: usize,
+        through: Option<(i64, Uuid)>,
+    ) -> Result<Vec<Found>, Error> {
         let rows = &self.rows;
-        let mut sources: Vec<_> = self
+        let mut hot: Vec<_> = self
             .deletion_sets(criteria)
             .into_iter()
             .map(|set| set.iter_asc().take_while(move |&r| rows[r as usize].completedon < cutoff.micros()))
             .collect();
+        let mut cold: Vec<(usize, Postings<'_>, usize)> = Vec::new();
+        for (k, run) in self.cold.iter().enumerate() {
+            for (reason, t) in Self::deletion_keys(criteria) {
+                let set = run.postings(Section::Completed, (u64::from(reason as u32) << 32) | u64::from(t))?;
+                if !set.is_empty() {
+                    cold.push((k, set, 0));
+                }
+            }
+        }
+        let cold_next = |k: usize, set: &Postings<'_>, at: &mut usize| -> Result<Option<Found>, Error> {
+            if *at >= set.len() {
+                return Ok(None);
+            }
+            let r = set.get(*at)?;
+            *at += 1;
+            let row = self.cold[k].row(r)?;
+            Ok((row.completedon < cutoff.micros()).then_some(((row.completedon, row.id), Loc::Cold(k, r))))
+        };
         // Each source's next row with its key, so that merging reads each
         // row once.
-        let key = |r: u32| (rows[r as usize].completed_key(), r);
-        let mut heads: Vec<Option<_>> = sources.iter_mut().map(|s| s.next().map(key)).collect();
-        std::iter::from_fn(move || {
-            let (i, _) = heads.iter().enumerate().filter_map(|(i, h)| h.map(|h| (i, h))).min_by_key(|&(_, h)| h)?;
-            let (_, r) = heads[i].take()?;
-            heads[i] = sources[i].next().map(key);
-            Some(r)
-        })
+        let mut heads: Vec<Option<Found>> =
+            hot.iter_mut().map(|s| s.next().map(|r| (rows[r as usize].completed_key(), Loc::Hot(r)))).collect();
+        for (k, set, at) in &mut cold {
+            heads.push(cold_next(*k, set, at)?);
+        }
+        let mut out = Vec::new();
+        while out.len() < limit {
+            let Some((i, key)) = heads.iter().enumerate().filter_map(|(i, h)| h.map(|h| (i, h.0))).min_by_key(|h| h.1)
+            else {
+                break;
+            };
+            if through.is_some_and(|t| key > t) {
+                break;
+            }
+            out.push(heads[i].take().expect("a head"));
+            heads[i] = if i < hot.len() {
+                hot[i].next().map(|r| (rows[r as usize].completed_key(), Loc::Hot(r)))
+            } else {
+                let (k, set, at) = &mut cold[i - hot.len()];
+                cold_next(*k, set, at)?
+            };
+        }
+        Ok(out)
     }
 
     /// The jobs a deletion run at this state would take: up to `limit`,
     /// oldest first.
-    pub(crate) fn select_deletion(&self, criteria: &DeletionCriteria, cutoff: Timestamp, limit: u64) -> Selection {
-        let rows: Vec<u32> =
-            self.deletion_candidates(criteria, cutoff).take(usize::try_from(limit).unwrap_or(usize::MAX)).collect();
+    pub(crate) fn select_deletion(
+        &self,
+        criteria: &DeletionCriteria,
+        cutoff: Timestamp,
+        limit: u64,
+    ) -> Result<Selection, Error> {
+        let found = self.deletion_candidates(criteria, cutoff, usize::try_from(limit).unwrap_or(usize::MAX), None)?;
         // Matching = completed before the cutoff in the covered sets: a rank
         // in each, no walk.
         let before = (cutoff.micros(), Uuid::nil());
         let rows_of = |x: u32| self.rows[x as usize].completed_key();
-        let matching: usize = self.deletion_sets(criteria).iter().map(|set| set.count_below(&before, rows_of)).sum();
-        let remaining = (matching - rows.len()) as u64;
-        let through = rows.last().map(|&r| self.rows[r as usize].completed_key());
+        let mut matching: usize =
+            self.deletion_sets(criteria).iter().map(|set| set.count_below(&before, rows_of)).sum();
+        for run in &self.cold {
+            for (reason, t) in Self::deletion_keys(criteria) {
+                let set = run.postings(Section::Completed, (u64::from(reason as u32) << 32) | u64::from(t))?;
+                let (mut lo, mut hi) = (0, set.len());
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if run.row(set.get(mid)?)?.completedon < cutoff.micros() {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                matching += lo;
+            }
+        }
+        let remaining = (matching - found.len()) as u64;
+        let through = found.last().map(|f| f.0);
         let sel = Selection {
-            count: rows.len() as u64,
+            count: found.len() as u64,
             through: through.map(|(at, id)| (Timestamp::from_micros(at), id)),
             remaining,
         };
-        if let Some(through) = through {
-            let plan = Planned { last_seq: self.last_seq, criteria: criteria.clone(), cutoff, through, rows };
-            *self.planned.lock().unwrap_or_else(|e| e.into_inner()) = Some(plan);
+        let all_hot = found.iter().all(|f| matches!(f.1, Loc::Hot(_)));
+        let mut planned = self.planned.lock().unwrap_or_else(|e| e.into_inner());
+        *planned = None;
+        if let (Some(through), true) = (through, all_hot) {
+            let rows = found.iter().filter_map(|f| if let Loc::Hot(r) = f.1 { Some(r) } else { None }).collect();
+            *planned = Some(Planned { last_seq: self.last_seq, criteria: criteria.clone(), cutoff, through, rows });
         }
-        sel
+        Ok(sel)
     }
 
     /// Replays (or applies) a deletion: every matching job at or before its
@@ -118,43 +192,74 @@ impl Projection {
         });
         let rows: Vec<u32> = match planned {
             Some(p) => p.rows,
-            None => self
-                .deletion_candidates(&d.criteria, d.cutoff)
-                .take_while(|&r| self.rows[r as usize].completed_key() <= through)
-                .collect(),
+            None => {
+                let limit = usize::try_from(d.deleted).unwrap_or(usize::MAX).saturating_add(1);
+                let found = self.deletion_candidates(&d.criteria, d.cutoff, limit, Some(through))?;
+                if found.len() as u64 > d.deleted {
+                    return Err(Error::Corrupt {
+                        file: None,
+                        offset: None,
+                        seq: Some(seq),
+                        reason: crate::error::Corruption::Other(format!(
+                            "a deletion of {} jobs selects more on replay",
+                            d.deleted
+                        )),
+                    });
+                }
+                self.take_from_cold(found)?
+            }
         };
-        // Fewer when compaction already removed some; never more.
-        if rows.len() as u64 > d.deleted {
-            return Err(Error::Corrupt {
-                file: None,
-                offset: None,
-                seq: Some(seq),
-                reason: crate::error::Corruption::Other(format!(
-                    "a deletion of {} jobs selects {} on replay",
-                    d.deleted,
-                    rows.len()
-                )),
-            });
-        }
         self.delete_rows(&rows);
         Ok(())
+    }
+
+    /// The hot rows of `found`: a cold run all of whose jobs are in it is
+    /// dropped (its events become garbage), one that has only some of them
+    /// thawed first.
+    fn take_from_cold(&mut self, found: Vec<Found>) -> Result<Vec<u32>, Error> {
+        let mut per_run: BTreeMap<usize, usize> = BTreeMap::new();
+        for f in &found {
+            if let Loc::Cold(k, _) = f.1 {
+                *per_run.entry(k).or_default() += 1;
+            }
+        }
+        let dropped: Vec<usize> = per_run.iter().filter(|(&k, &n)| n == self.cold[k].len()).map(|(&k, _)| k).collect();
+        // From the last run back, so that the numbers of the others hold.
+        for &k in per_run.keys().rev() {
+            if dropped.contains(&k) {
+                self.drop_run(k)?;
+            } else {
+                self.thaw(k)?;
+            }
+        }
+        let mut rows = Vec::with_capacity(found.len());
+        for ((_, id), loc) in found {
+            match loc {
+                Loc::Hot(r) => rows.push(r),
+                Loc::Cold(k, _) if dropped.contains(&k) => {}
+                Loc::Cold(..) => {
+                    rows.push(self.row_of(id).ok_or_else(|| Error::corrupt(format!("job {id} lost while thawing")))?)
+                }
+            }
+        }
+        Ok(rows)
     }
 
     /// Replays (or applies) a deletion of chosen jobs: each id still there
     /// goes; one no longer there is skipped (compaction removed its events
     /// with the job). Every job there must be Completed, and no id named
     /// twice; otherwise the event contradicts the log (the message says how).
-    pub(super) fn apply_deletion_by_id(&mut self, ids: &[Uuid]) -> Result<(), String> {
+    pub(super) fn apply_deletion_by_id(&mut self, ids: &[Uuid]) -> Result<(), Error> {
         let mut seen = std::collections::HashSet::with_capacity(ids.len());
         let mut rows = Vec::with_capacity(ids.len());
         for &id in ids {
             if !seen.insert(id) {
-                return Err(format!("a deletion names job {id} twice"));
+                return Err(Error::corrupt(format!("a deletion names job {id} twice")));
             }
-            let Some(i) = self.row_of(id) else { continue };
+            let Some(i) = self.hot_row(id)? else { continue };
             let status = self.rows[i as usize].status;
             if !status.is_completed() {
-                return Err(format!("a deletion takes job {id}, which is {status}, not Completed"));
+                return Err(Error::corrupt(format!("a deletion takes job {id}, which is {status}, not Completed")));
             }
             rows.push(i);
         }

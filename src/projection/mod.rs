@@ -17,6 +17,7 @@ mod intern;
 mod ordered;
 pub mod query;
 mod snapshot;
+mod tier;
 
 // For the checkpoint fuzz target only.
 #[doc(hidden)]
@@ -38,6 +39,7 @@ use crate::log::{Log, Position};
 
 use intern::{Interner, Sym, NONE};
 use ordered::OrderedRows;
+pub(crate) use tier::Loc;
 
 /// Rows with their (createdon, id) key alongside.
 pub(crate) type KeyedRows = BTreeSet<((i64, Uuid), u32)>;
@@ -76,6 +78,20 @@ pub(crate) struct JobStatus {
     pub(crate) operationtype: OperationType,
     pub(crate) postponeuntil: Option<Timestamp>,
     pub(crate) retrycount: u32,
+}
+
+/// The columns a job's row takes from the projection (either tier).
+struct Columns {
+    status: Status,
+    owner: String,
+    owningbusinessunit: String,
+    startedon: i64,
+    completedon: i64,
+    modifiedon: i64,
+    postponeuntil: i64,
+    retrycount: u32,
+    errorcode: i32,
+    executiontimespan_ms: u32,
 }
 
 /// One job's hot columns.
@@ -125,10 +141,6 @@ impl Row {
 
     fn timer_key(&self) -> (i64, Uuid) {
         (self.postponeuntil, self.id)
-    }
-
-    pub(crate) fn createdon(&self) -> Timestamp {
-        Timestamp::from_micros(self.createdon)
     }
 
     /// A job with a wake-up time is on the timer index only where the
@@ -224,6 +236,15 @@ pub struct Projection {
     last_at: Option<Timestamp>,
     /// The last deletion selected, for applying it (see `delete.rs`).
     planned: std::sync::Mutex<Option<delete::Planned>>,
+    /// Cold runs, oldest first (`tier.rs`): Completed jobs read in place,
+    /// none of them in `rows`.
+    cold: Vec<std::sync::Arc<cold::ColdRun>>,
+    /// The id the next cold run gets.
+    next_run: u64,
+    /// Runs thawed, merged or dropped since the last checkpoint, and before
+    /// it: a run's file goes once no kept checkpoint names it.
+    retired: Vec<u64>,
+    retired_before: Vec<u64>,
 }
 
 impl Projection {
@@ -279,7 +300,7 @@ impl Projection {
 
     /// Live jobs.
     pub fn job_count(&self) -> usize {
-        self.all.len()
+        self.all.len() + self.cold.iter().map(|r| r.len()).sum::<usize>()
     }
 
     pub(crate) fn row_of(&self, id: Uuid) -> Option<u32> {
@@ -287,43 +308,89 @@ impl Projection {
     }
 
     /// What a write to job `id` is checked against.
-    pub(crate) fn write_target(&self, id: Uuid) -> Option<WriteTarget> {
-        let r = &self.rows[self.row_of(id)? as usize];
-        let name = |s| self.strings.name(s).unwrap_or_default().to_string();
-        Some(WriteTarget {
-            status: r.status,
-            operationtype: OperationType(r.operationtype),
-            owner: name(r.owner),
-            owningbusinessunit: name(r.owningbusinessunit),
-            postponeuntil: opt_time(r.postponeuntil),
-            retrycount: r.retrycount,
+    pub(crate) fn write_target(&self, id: Uuid) -> Result<Option<WriteTarget>, Error> {
+        Ok(match self.locate(id)? {
+            None => None,
+            Some(Loc::Hot(i)) => {
+                let r = &self.rows[i as usize];
+                let name = |s| self.strings.name(s).unwrap_or_default().to_string();
+                Some(WriteTarget {
+                    status: r.status,
+                    operationtype: OperationType(r.operationtype),
+                    owner: name(r.owner),
+                    owningbusinessunit: name(r.owningbusinessunit),
+                    postponeuntil: opt_time(r.postponeuntil),
+                    retrycount: r.retrycount,
+                })
+            }
+            Some(Loc::Cold(k, i)) => {
+                let r = self.cold_row(k, i)?;
+                let name = |s| self.cold_name(k, s).map(|n| n.unwrap_or_default().to_string());
+                Some(WriteTarget {
+                    status: r.status(),
+                    operationtype: OperationType(r.operationtype),
+                    owner: name(r.owner)?,
+                    owningbusinessunit: name(r.owningbusinessunit)?,
+                    postponeuntil: opt_time(r.postponeuntil),
+                    retrycount: r.retrycount,
+                })
+            }
         })
     }
 
     /// The columns a status change of job `id` is checked against.
-    pub(crate) fn job_status(&self, id: Uuid) -> Option<JobStatus> {
-        let r = &self.rows[self.row_of(id)? as usize];
-        Some(JobStatus {
-            status: r.status,
-            operationtype: OperationType(r.operationtype),
-            postponeuntil: opt_time(r.postponeuntil),
-            retrycount: r.retrycount,
+    pub(crate) fn job_status(&self, id: Uuid) -> Result<Option<JobStatus>, Error> {
+        Ok(match self.locate(id)? {
+            None => None,
+            Some(Loc::Hot(i)) => {
+                let r = &self.rows[i as usize];
+                Some(JobStatus {
+                    status: r.status,
+                    operationtype: OperationType(r.operationtype),
+                    postponeuntil: opt_time(r.postponeuntil),
+                    retrycount: r.retrycount,
+                })
+            }
+            Some(Loc::Cold(k, i)) => {
+                let r = self.cold_row(k, i)?;
+                Some(JobStatus {
+                    status: r.status(),
+                    operationtype: OperationType(r.operationtype),
+                    postponeuntil: opt_time(r.postponeuntil),
+                    retrycount: r.retrycount,
+                })
+            }
+        })
+    }
+
+    /// (status, createdon, modifiedon, completedon) of job `id`.
+    fn basics(&self, id: Uuid) -> Result<Option<(Status, i64, i64, i64)>, Error> {
+        Ok(match self.locate(id)? {
+            None => None,
+            Some(Loc::Hot(i)) => {
+                let r = &self.rows[i as usize];
+                Some((r.status, r.createdon, r.modifiedon, r.completedon))
+            }
+            Some(Loc::Cold(k, i)) => {
+                let r = self.cold_row(k, i)?;
+                Some((r.status(), r.createdon, r.modifiedon, r.completedon))
+            }
         })
     }
 
     /// A job's `modifiedon` (a conditional change's check).
-    pub(crate) fn modifiedon(&self, id: Uuid) -> Option<Timestamp> {
-        self.row_of(id).map(|i| Timestamp::from_micros(self.rows[i as usize].modifiedon))
+    pub(crate) fn modifiedon(&self, id: Uuid) -> Result<Option<Timestamp>, Error> {
+        Ok(self.basics(id)?.map(|b| Timestamp::from_micros(b.2)))
     }
 
     /// The current status of a job.
-    pub fn status_of(&self, id: Uuid) -> Option<Status> {
-        self.row_of(id).map(|i| self.rows[i as usize].status)
+    pub fn status_of(&self, id: Uuid) -> Result<Option<Status>, Error> {
+        Ok(self.basics(id)?.map(|b| b.0))
     }
 
     /// When a job completed (`None`: not completed, or no such job).
-    pub(crate) fn completedon_of(&self, id: Uuid) -> Option<Timestamp> {
-        self.row_of(id).and_then(|i| opt_time(self.rows[i as usize].completedon))
+    pub(crate) fn completedon_of(&self, id: Uuid) -> Result<Option<Timestamp>, Error> {
+        Ok(self.basics(id)?.and_then(|b| opt_time(b.3)))
     }
 
     fn pos(&mut self, p: Position) -> Pos {
@@ -366,14 +433,14 @@ impl Projection {
         };
         match &env.event {
             Event::JobCreated(job) => {
-                if self.by_id.contains_key(&job.id) {
+                if self.by_id.contains_key(&job.id) || self.locate(job.id)?.is_some() {
                     return bad(format!("job {} created twice", job.id));
                 }
                 let p = self.pos(pos);
                 self.insert_job(job, p);
             }
             Event::Transition(t) => {
-                let Some(i) = self.row_of(t.job) else { return bad(format!("transition of unknown job {}", t.job)) };
+                let Some(i) = self.hot_row(t.job)? else { return bad(format!("transition of unknown job {}", t.job)) };
                 if self.rows[i as usize].status != t.from {
                     return bad(format!(
                         "job {} is {}, the event moves it from {}",
@@ -394,7 +461,7 @@ impl Projection {
                 self.transition(i, t, env.at, p);
             }
             Event::OwnerChanged { job, owner, owningbusinessunit } => {
-                let Some(i) = self.row_of(*job) else { return bad(format!("owner change of unknown job {job}")) };
+                let Some(i) = self.hot_row(*job)? else { return bad(format!("owner change of unknown job {job}")) };
                 let p = self.pos(pos);
                 self.change_owner(i, owner, owningbusinessunit, env.at, p);
             }
@@ -432,7 +499,7 @@ impl Projection {
             }
             Event::JobResubmitted { job, .. } => {
                 // A line of the old job's history: its chain, no column.
-                let Some(i) = self.row_of(*job) else { return bad(format!("resubmission of unknown job {job}")) };
+                let Some(i) = self.hot_row(*job)? else { return bad(format!("resubmission of unknown job {job}")) };
                 let p = self.pos(pos);
                 let prev = self.rows[i as usize].last_event;
                 self.rows[i as usize].last_event = self.push_event(p, prev);
@@ -447,8 +514,11 @@ impl Projection {
                 });
             }
             Event::JobsDeletedById { ids } => {
-                if let Err(why) = self.apply_deletion_by_id(ids) {
-                    return bad(why);
+                if let Err(e) = self.apply_deletion_by_id(ids) {
+                    return match e {
+                        Error::Corrupt { reason, .. } => bad(reason.to_string()),
+                        e => Err(e),
+                    };
                 }
                 self.deletions_by_id.push(IdDeletionRecord {
                     seq,
@@ -629,40 +699,77 @@ impl Projection {
     /// log, hot ones from the projection, the message from its newest event
     /// that carries one.
     pub fn job(&self, id: Uuid, log: &Log) -> Result<Job, Error> {
-        self.job_at(self.row_of(id).ok_or_else(|| DomainError::job_not_found(id))?, log)
+        self.job_at(self.locate(id)?.ok_or_else(|| DomainError::job_not_found(id))?, log)
     }
 
-    /// [`Projection::job`] for a row already found.
-    pub(crate) fn job_at(&self, i: u32, log: &Log) -> Result<Job, Error> {
-        let r = &self.rows[i as usize];
-        let id = r.id;
-        let first = self.first_event(r.last_event);
-        let Event::JobCreated(created) = self.read_event(first, log)?.event else {
+    /// [`Projection::job`] for a job already found.
+    pub(crate) fn job_at(&self, loc: Loc, log: &Log) -> Result<Job, Error> {
+        let (id, c, first, message) = match loc {
+            Loc::Hot(i) => {
+                let r = &self.rows[i as usize];
+                let s = &self.strings;
+                let name = |x| s.name(x).unwrap_or_default().to_string();
+                let c = Columns {
+                    status: r.status,
+                    owner: name(r.owner),
+                    owningbusinessunit: name(r.owningbusinessunit),
+                    startedon: r.startedon,
+                    completedon: r.completedon,
+                    modifiedon: r.modifiedon,
+                    postponeuntil: r.postponeuntil,
+                    retrycount: r.retrycount,
+                    errorcode: r.errorcode,
+                    executiontimespan_ms: r.executiontimespan_ms,
+                };
+                let first = self.position(self.first_event(r.last_event));
+                let message =
+                    (r.message_event != NO_EVENT).then(|| self.position(self.events[r.message_event as usize].0));
+                (r.id, c, first, message)
+            }
+            Loc::Cold(k, i) => {
+                let r = self.cold_row(k, i)?;
+                let name = |x| self.cold_name(k, x).map(|n| n.unwrap_or_default().to_string());
+                let c = Columns {
+                    status: r.status(),
+                    owner: name(r.owner)?,
+                    owningbusinessunit: name(r.owningbusinessunit)?,
+                    startedon: r.startedon,
+                    completedon: r.completedon,
+                    modifiedon: r.modifiedon,
+                    postponeuntil: r.postponeuntil,
+                    retrycount: r.retrycount,
+                    errorcode: r.errorcode,
+                    executiontimespan_ms: r.executiontimespan_ms,
+                };
+                let events = self.cold[k].events(&r)?;
+                let first = *events.first().ok_or_else(|| Error::corrupt(format!("job {}: no event", r.id)))?;
+                let message = events.get(r.message_event as usize).copied();
+                (r.id, c, first, message)
+            }
+        };
+        let Event::JobCreated(created) = self.read_position(first, log)?.event else {
             return Err(Error::corrupt(format!("job {id}: its first event is not its creation")));
         };
         let mut job = *created;
         let job_created_modifiedon = job.modifiedon.micros();
-        let s = &self.strings;
-        job.status = r.status;
-        job.owner = s.name(r.owner).unwrap_or_default().to_string();
-        job.owningbusinessunit = s.name(r.owningbusinessunit).unwrap_or_default().to_string();
-        job.startedon = opt_time(r.startedon);
-        job.completedon = opt_time(r.completedon);
-        job.modifiedon = Timestamp::from_micros(r.modifiedon);
-        job.postponeuntil = opt_time(r.postponeuntil);
-        job.retrycount = r.retrycount;
-        job.errorcode = (r.errorcode != NO_ERROR).then_some(r.errorcode);
-        job.executiontimespan_ms = u64::from(r.executiontimespan_ms);
-        if r.modifiedon < job_created_modifiedon {
+        job.status = c.status;
+        job.owner = c.owner;
+        job.owningbusinessunit = c.owningbusinessunit;
+        job.startedon = opt_time(c.startedon);
+        job.completedon = opt_time(c.completedon);
+        job.modifiedon = Timestamp::from_micros(c.modifiedon);
+        job.postponeuntil = opt_time(c.postponeuntil);
+        job.retrycount = c.retrycount;
+        job.errorcode = (c.errorcode != NO_ERROR).then_some(c.errorcode);
+        job.executiontimespan_ms = u64::from(c.executiontimespan_ms);
+        if c.modifiedon < job_created_modifiedon {
             // A row replayed as it stood before its imported state
             // (`Job::as_of`): the imported messages are not yet.
             job.message = None;
             job.friendlymessage = None;
         }
-        if r.message_event != NO_EVENT {
-            if let Event::Transition(Transition { message: Some(m), .. }) =
-                self.read_event(self.events[r.message_event as usize].0, log)?.event
-            {
+        if let Some(m) = message {
+            if let Event::Transition(Transition { message: Some(m), .. }) = self.read_position(m, log)?.event {
                 job.message = Some(m);
             }
         }
@@ -671,10 +778,18 @@ impl Projection {
 
     /// Every event of a job, oldest first, with its sequence number.
     pub fn history(&self, id: Uuid, log: &Log) -> Result<Vec<(u64, Envelope)>, Error> {
-        let i = self.row_of(id).ok_or_else(|| DomainError::job_not_found(id))?;
-        let mut out = Vec::new();
-        for p in self.chain(self.rows[i as usize].last_event).into_iter().rev() {
-            let rec = log.read_at(self.position(p))?;
+        let positions = match self.locate(id)?.ok_or_else(|| DomainError::job_not_found(id))? {
+            Loc::Hot(i) => {
+                let mut p: Vec<Position> =
+                    self.chain(self.rows[i as usize].last_event).into_iter().map(|p| self.position(p)).collect();
+                p.reverse();
+                p
+            }
+            Loc::Cold(k, i) => self.cold[k].events(&self.cold_row(k, i)?)?,
+        };
+        let mut out = Vec::with_capacity(positions.len());
+        for p in positions {
+            let rec = log.read_at(p)?;
             out.push((rec.seq(), decode_event(log, rec.seq(), rec.position(), rec.payload())?));
         }
         Ok(out)
@@ -702,8 +817,8 @@ impl Projection {
         out
     }
 
-    fn read_event(&self, p: Pos, log: &Log) -> Result<Envelope, Error> {
-        let rec = log.read_at(self.position(p))?;
+    fn read_position(&self, p: Position, log: &Log) -> Result<Envelope, Error> {
+        let rec = log.read_at(p)?;
         decode_event(log, rec.seq(), rec.position(), rec.payload())
     }
 

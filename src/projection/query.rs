@@ -11,9 +11,11 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
+use super::cold::{ColdRow, ColdRun, Postings, Section};
 use super::intern::{Sym, NONE};
 use super::ordered::OrderedRows;
-use super::{opt_time, KeyedRows, Projection, Row, NO_TIME};
+use super::tier::{Found, Key};
+use super::{opt_time, KeyedRows, Loc, Projection, Row, NO_TIME};
 use crate::domain::{Job, OperationType, Regarding, State, Status, StatusReason, Timestamp};
 use crate::error::Error;
 use crate::log::Log;
@@ -151,17 +153,143 @@ impl<'a> Plan<'a> {
     }
 }
 
+/// A filter's plan on one cold run: the run's symbols for its names, and
+/// the index to walk.
+struct ColdPlan {
+    k: usize,
+    /// The index walked (`None`: every row, which are in createdon order).
+    source: Option<(Section, u64)>,
+    operationtype: Option<u32>,
+    status: Option<StatusReason>,
+    owner: Option<u32>,
+    workflow: Option<u32>,
+    regarding: Option<u32>,
+    units: Option<HashSet<u32>>,
+    created_after: Option<i64>,
+    created_before: Option<i64>,
+    completed_before: Option<i64>,
+    /// Whether the source's own key is the only condition.
+    source_is_everything: bool,
+    /// Whether only type, State and Status Reason are asked for.
+    only_status_and_type: bool,
+}
+
+impl ColdPlan {
+    fn matches(&self, r: &ColdRow) -> bool {
+        self.operationtype.is_none_or(|t| r.operationtype == t)
+            && self.status.is_none_or(|s| r.reason == s)
+            && self.workflow.is_none_or(|w| r.workflow == w)
+            && self.regarding.is_none_or(|g| r.regarding == g)
+            && self.owner.is_none_or(|o| r.owner == o)
+            && self.units.as_ref().is_none_or(|u| u.contains(&r.owningbusinessunit))
+            && self.created_after.is_none_or(|t| r.createdon > t)
+            && self.created_before.is_none_or(|t| r.createdon < t)
+            && self.completed_before.is_none_or(|t| r.completedon != NO_TIME && r.completedon < t)
+    }
+}
+
+/// Whether the filter (and visibility) can match anything at all.
+fn possible(f: &Filter, vis: &Visibility) -> bool {
+    if matches!(vis, Visibility::Nothing) {
+        return false;
+    }
+    match (f.state, f.status_reason) {
+        (Some(st), Some(reason)) => Status::of_reason(reason).state() == st,
+        _ => true,
+    }
+}
+
+/// A cursor's start: rows strictly below it.
+fn start_of(after: Option<&Cursor>, created_before: Option<Timestamp>) -> Option<(i64, Uuid)> {
+    let mut start = after.map(|c| (c.createdon.micros(), c.id));
+    if let Some(b) = created_before {
+        let bound = (b.micros(), Uuid::nil());
+        start = Some(start.map_or(bound, |s| s.min(bound)));
+    }
+    start
+}
+
+/// The rows of one cold run a plan matches, newest first, below `start`.
+struct ColdWalk<'a> {
+    run: &'a ColdRun,
+    plan: &'a ColdPlan,
+    set: Option<Postings<'a>>,
+    /// Entries left (the next one is `left - 1`).
+    left: usize,
+    done: bool,
+}
+
+impl<'a> ColdWalk<'a> {
+    fn new(run: &'a ColdRun, plan: &'a ColdPlan, start: Option<(i64, Uuid)>) -> Result<Self, Error> {
+        // Rows are in createdon order: the rows below `start` are a prefix.
+        let bound = match start {
+            None => run.len(),
+            Some(s) => {
+                let (mut lo, mut hi) = (0, run.len());
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if run.row(mid as u32)?.created_key() < s {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                lo
+            }
+        };
+        let (set, left) = match plan.source {
+            None => (None, bound),
+            Some((section, key)) => {
+                let set = run.postings(section, key)?;
+                let (mut lo, mut hi) = (0, set.len());
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if (set.get(mid)? as usize) < bound {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                (Some(set), lo)
+            }
+        };
+        Ok(ColdWalk { run, plan, set, left, done: false })
+    }
+
+    fn next_match(&mut self) -> Result<Option<(Key, u32)>, Error> {
+        while !self.done && self.left > 0 {
+            self.left -= 1;
+            let r = match &self.set {
+                Some(set) => set.get(self.left)?,
+                None => self.left as u32,
+            };
+            let row = self.run.row(r)?;
+            if self.plan.created_after.is_some_and(|t| row.createdon <= t) {
+                self.done = true;
+                break;
+            }
+            if self.plan.matches(&row) {
+                return Ok(Some((row.created_key(), r)));
+            }
+        }
+        Ok(None)
+    }
+}
+
 impl Projection {
-    /// Resolves names; `None` when some name is unknown, so nothing matches.
+    /// Resolves names against the hot rows' strings; `None` when some name
+    /// is unknown there, so no hot row matches.
     fn plan<'a>(&'a self, f: &Filter, vis: &Visibility) -> Option<Plan<'a>> {
+        if !possible(f, vis) {
+            return None;
+        }
         let mut owner = match &f.owner {
             Some(o) => Some(self.sym(o)?),
             None => None,
         };
         let mut units = None;
         match vis {
-            Visibility::All => {}
-            Visibility::Nothing => return None,
+            Visibility::All | Visibility::Nothing => {}
             Visibility::Owner(me) => {
                 let me = self.sym(me)?;
                 if owner.is_some_and(|o| o != me) {
@@ -170,11 +298,6 @@ impl Projection {
                 owner = Some(me);
             }
             Visibility::BusinessUnits(list) => units = Some(list.iter().filter_map(|u| self.sym(u)).collect()),
-        }
-        if let (Some(st), Some(reason)) = (f.state, f.status_reason) {
-            if Status::of_reason(reason).state() != st {
-                return None;
-            }
         }
         let workflow = match &f.workflow {
             Some(w) => Some(self.sym(w)?),
@@ -233,14 +356,92 @@ impl Projection {
         })
     }
 
-    /// Rows matching `plan`, newest first, below `after`.
-    fn walk<'a>(&'a self, plan: &'a Plan<'a>, after: Option<&Cursor>) -> impl Iterator<Item = u32> + 'a {
-        let rows = &self.rows;
-        let mut start = after.map(|c| (c.createdon.micros(), c.id));
-        if let Some(b) = plan.created_before {
-            let bound = (b, Uuid::nil());
-            start = Some(start.map_or(bound, |s| s.min(bound)));
+    /// The filter's plan on each cold run that may hold a match.
+    fn cold_plans(&self, f: &Filter, vis: &Visibility) -> Result<Vec<ColdPlan>, Error> {
+        let mut plans = Vec::new();
+        if !possible(f, vis)
+            || f.state.is_some_and(|s| s != State::Completed)
+            || f.status_reason.is_some_and(|r| !Status::of_reason(r).is_completed())
+        {
+            return Ok(plans);
         }
+        'runs: for (k, run) in self.cold.iter().enumerate() {
+            // A name the run does not hold: nothing in it matches.
+            let sym = |name: Option<String>| -> Result<Option<Option<u32>>, Error> {
+                Ok(match name {
+                    None => Some(None),
+                    Some(n) => run.sym(&n)?.map(Some),
+                })
+            };
+            let Some(mut owner) = sym(f.owner.clone())? else { continue };
+            let Some(workflow) = sym(f.workflow.clone())? else { continue };
+            let Some(regarding) = sym(f.regarding.as_ref().map(ToString::to_string))? else { continue };
+            let mut units = None;
+            match vis {
+                Visibility::All | Visibility::Nothing => {}
+                Visibility::Owner(me) => {
+                    let Some(me) = run.sym(me)? else { continue };
+                    if owner.is_some_and(|o| o != me) {
+                        continue;
+                    }
+                    owner = Some(me);
+                }
+                Visibility::BusinessUnits(list) => {
+                    let mut set = HashSet::new();
+                    for u in list {
+                        set.extend(run.sym(u)?);
+                    }
+                    if set.is_empty() {
+                        continue 'runs;
+                    }
+                    units = Some(set);
+                }
+            }
+            let mut sources: Vec<(Option<(Section, u64)>, usize)> = vec![(None, run.len())];
+            let candidates = [
+                f.operationtype.map(|t| (Section::ByType, u64::from(t.0))),
+                owner.map(|o| (Section::ByOwner, u64::from(o))),
+                workflow.map(|w| (Section::ByWorkflow, u64::from(w))),
+                regarding.map(|g| (Section::ByRegarding, u64::from(g))),
+            ];
+            for (section, key) in candidates.into_iter().flatten() {
+                let n = run.postings(section, key)?.len();
+                if n == 0 {
+                    continue 'runs;
+                }
+                sources.push((Some((section, key)), n));
+            }
+            let source = sources.into_iter().min_by_key(|s| s.1).and_then(|s| s.0);
+            let conditions = usize::from(f.operationtype.is_some())
+                + usize::from(owner.is_some())
+                + usize::from(workflow.is_some())
+                + usize::from(regarding.is_some());
+            let no_more = units.is_none()
+                && f.created_after.is_none()
+                && f.created_before.is_none()
+                && f.completed_before.is_none();
+            plans.push(ColdPlan {
+                k,
+                source,
+                operationtype: f.operationtype.map(|t| t.0),
+                status: f.status_reason,
+                owner,
+                workflow,
+                regarding,
+                units,
+                created_after: f.created_after.map(Timestamp::micros),
+                created_before: f.created_before.map(Timestamp::micros),
+                completed_before: f.completed_before.map(Timestamp::micros),
+                source_is_everything: conditions <= 1 && f.state.is_none() && f.status_reason.is_none() && no_more,
+                only_status_and_type: owner.is_none() && workflow.is_none() && regarding.is_none() && no_more,
+            });
+        }
+        Ok(plans)
+    }
+
+    /// Hot rows matching `plan`, newest first, below `start`.
+    fn walk<'a>(&'a self, plan: &'a Plan<'a>, start: Option<(i64, Uuid)>) -> impl Iterator<Item = u32> + 'a {
+        let rows = &self.rows;
         let stop = plan.created_after;
         plan.source
             .into_iter()
@@ -249,10 +450,56 @@ impl Projection {
             .filter(move |&r| plan.matches(&rows[r as usize]))
     }
 
+    /// Up to `limit` jobs matching, hot and cold merged, newest first,
+    /// below the cursor, each with its key.
+    fn walk_all(
+        &self,
+        filter: &Filter,
+        vis: &Visibility,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Vec<Found>, Error> {
+        let start = start_of(after, filter.created_before);
+        let plan = self.plan(filter, vis);
+        let cold = self.cold_plans(filter, vis)?;
+        let mut hot = plan.as_ref().map(|p| self.walk(p, start));
+        let mut next_hot =
+            || hot.as_mut().and_then(Iterator::next).map(|r| (self.rows[r as usize].created_key(), Loc::Hot(r)));
+        let mut walks = Vec::with_capacity(cold.len());
+        for p in &cold {
+            walks.push(ColdWalk::new(&self.cold[p.k], p, start)?);
+        }
+        let mut heads: Vec<Option<Found>> = Vec::with_capacity(walks.len() + 1);
+        heads.push(next_hot());
+        for (w, p) in walks.iter_mut().zip(&cold) {
+            heads.push(w.next_match()?.map(|(key, r)| (key, Loc::Cold(p.k, r))));
+        }
+        let mut out = Vec::with_capacity(limit.min(4096));
+        while out.len() < limit {
+            let Some((i, _)) = heads.iter().enumerate().filter_map(|(i, h)| h.map(|h| (i, h.0))).max_by_key(|h| h.1)
+            else {
+                break;
+            };
+            out.push(heads[i].take().expect("a head"));
+            heads[i] = if i == 0 {
+                next_hot()
+            } else {
+                walks[i - 1].next_match()?.map(|(key, r)| (key, Loc::Cold(cold[i - 1].k, r)))
+            };
+        }
+        Ok(out)
+    }
+
     /// One page of the jobs matching `filter` that `vis` lets the user see.
-    pub fn query(&self, filter: &Filter, vis: &Visibility, after: Option<&Cursor>, limit: usize) -> Page {
-        let (rows, next) = self.page_rows(filter, vis, after, limit);
-        Page { ids: rows.iter().map(|&r| self.rows[r as usize].id).collect(), next }
+    pub fn query(
+        &self,
+        filter: &Filter,
+        vis: &Visibility,
+        after: Option<&Cursor>,
+        limit: usize,
+    ) -> Result<Page, Error> {
+        let (rows, next) = self.page_rows(filter, vis, after, limit)?;
+        Ok(Page { ids: rows.iter().map(|r| r.0 .1).collect(), next })
     }
 
     /// Every job matching `filter` that `vis` lets the user see, newest
@@ -264,13 +511,17 @@ impl Projection {
         filter: &'a Filter,
         vis: &'a Visibility,
         size: usize,
-    ) -> impl Iterator<Item = Vec<Uuid>> + 'a {
+    ) -> impl Iterator<Item = Result<Vec<Uuid>, Error>> + 'a {
         let mut next: Option<Option<Cursor>> = Some(None);
         std::iter::from_fn(move || {
             let after = next.take()?;
-            let page = self.query(filter, vis, after.as_ref(), size);
-            next = page.next.map(Some);
-            Some(page.ids)
+            match self.query(filter, vis, after.as_ref(), size) {
+                Ok(page) => {
+                    next = page.next.map(Some);
+                    Some(Ok(page.ids))
+                }
+                Err(e) => Some(Err(e)),
+            }
         })
     }
 
@@ -284,38 +535,69 @@ impl Projection {
         limit: usize,
         log: &Log,
     ) -> Result<(Vec<Job>, Option<Cursor>), Error> {
-        let (rows, next) = self.page_rows(filter, vis, after, limit);
-        Ok((rows.iter().map(|&r| self.job_at(r, log)).collect::<Result<_, _>>()?, next))
+        let (rows, next) = self.page_rows(filter, vis, after, limit)?;
+        Ok((rows.iter().map(|&(_, loc)| self.job_at(loc, log)).collect::<Result<_, _>>()?, next))
     }
 
-    /// The rows of one page, and the cursor after it when there may be more.
+    /// The jobs of one page, and the cursor after it when there may be more.
     fn page_rows(
         &self,
         filter: &Filter,
         vis: &Visibility,
         after: Option<&Cursor>,
         limit: usize,
-    ) -> (Vec<u32>, Option<Cursor>) {
-        let Some(plan) = self.plan(filter, vis) else { return (vec![], None) };
-        let mut rows: Vec<u32> = self.walk(&plan, after).take(limit.saturating_add(1)).collect();
+    ) -> Result<(Vec<Found>, Option<Cursor>), Error> {
+        let mut rows = self.walk_all(filter, vis, after, limit.saturating_add(1))?;
         let more = rows.len() > limit;
         rows.truncate(limit);
         let next = match rows.last() {
-            Some(&r) if more => {
-                Some(Cursor { createdon: self.rows[r as usize].createdon(), id: self.rows[r as usize].id })
-            }
+            Some(&((createdon, id), _)) if more => Some(Cursor { createdon: Timestamp::from_micros(createdon), id }),
             _ => None,
         };
-        (rows, next)
+        Ok((rows, next))
     }
 
     /// How many jobs match.
-    pub fn count(&self, filter: &Filter, vis: &Visibility) -> usize {
-        let Some(plan) = self.plan(filter, vis) else { return 0 };
+    pub fn count(&self, filter: &Filter, vis: &Visibility) -> Result<usize, Error> {
+        let mut n = self.plan(filter, vis).map_or(0, |plan| self.count_hot(filter, &plan));
+        let wanted = |st: Status| {
+            filter.state.is_none_or(|s| st.state() == s) && filter.status_reason.is_none_or(|r| st.reason() == r)
+        };
+        let of_type = |t: u32| filter.operationtype.is_none_or(|ty| ty.0 == t);
+        for p in self.cold_plans(filter, vis)? {
+            let run = &self.cold[p.k];
+            n += if p.only_status_and_type {
+                run.keys(Section::Completed)?
+                    .into_iter()
+                    .filter(|&(key, _)| {
+                        let reason = u32::try_from(key >> 32).unwrap_or(u32::MAX);
+                        let reason = Status::from_codes(3, reason).ok();
+                        reason.is_some_and(wanted) && of_type((key & u64::from(u32::MAX)) as u32)
+                    })
+                    .map(|(_, len)| len)
+                    .sum()
+            } else if p.source_is_everything {
+                match p.source {
+                    Some((section, key)) => run.postings(section, key)?.len(),
+                    None => run.len(),
+                }
+            } else {
+                let mut walk = ColdWalk::new(run, &p, start_of(None, filter.created_before))?;
+                let mut m = 0;
+                while walk.next_match()?.is_some() {
+                    m += 1;
+                }
+                m
+            };
+        }
+        Ok(n)
+    }
+
+    fn count_hot(&self, filter: &Filter, plan: &Plan<'_>) -> usize {
         if plan.source_is_everything {
             return plan.source.map_or(0, Source::len);
         }
-        if is_only_status_and_type(filter, &plan) {
+        if is_only_status_and_type(filter, plan) {
             // From the completed index's sets, one per (Status Reason,
             // System Job Type), and the open jobs' counters: no walk,
             // whatever the sizes.
@@ -333,7 +615,7 @@ impl Projection {
                 self.open_counts.iter().filter(|((st, t), _)| wanted(*st) && of_type(*t)).map(|(_, n)| *n).sum();
             return completed + open;
         }
-        self.walk(&plan, None).count()
+        self.walk(plan, start_of(None, filter.created_before)).count()
     }
 
     /// Ready jobs, oldest `createdon` first (the service's queue).
@@ -359,19 +641,42 @@ impl Projection {
     /// How many jobs of `workflow` regarding `regarding` were created in
     /// the `window` (microseconds) up to and including `job` (the loop
     /// guard's count: `job` is the n-th start within the window).
-    pub(crate) fn runs_on_row_within(&self, regarding: &str, workflow: &str, job: &Job, window: i64) -> usize {
-        let (Some(row), Some(wf)) = (self.strings.get(regarding), self.strings.get(workflow)) else { return 0 };
-        let rows = &self.rows;
-        let key = |r: u32| rows[r as usize].created_key();
+    pub(crate) fn runs_on_row_within(
+        &self,
+        regarding: &Regarding,
+        workflow: &str,
+        job: &Job,
+        window: i64,
+    ) -> Result<usize, Error> {
+        let regarding_name = regarding.to_string();
         let since = job.createdon.micros() - window;
         let upto = (job.createdon.micros(), job.id);
-        self.by_regarding.get(&row).map_or(0, |set| {
-            set.iter_desc(None, key)
-                .skip_while(|&r| key(r) > upto)
-                .take_while(|&r| rows[r as usize].createdon >= since)
-                .filter(|&r| rows[r as usize].workflow == wf)
-                .count()
-        })
+        let mut n = 0;
+        if let (Some(row), Some(wf)) = (self.strings.get(&regarding_name), self.strings.get(workflow)) {
+            let rows = &self.rows;
+            let key = |r: u32| rows[r as usize].created_key();
+            n += self.by_regarding.get(&row).map_or(0, |set| {
+                set.iter_desc(None, key)
+                    .skip_while(|&r| key(r) > upto)
+                    .take_while(|&r| rows[r as usize].createdon >= since)
+                    .filter(|&r| rows[r as usize].workflow == wf)
+                    .count()
+            });
+        }
+        let filter = Filter {
+            regarding: Some(regarding.clone()),
+            workflow: Some(workflow.to_string()),
+            created_after: Some(Timestamp::from_micros(since - 1)),
+            ..Filter::default()
+        };
+        let below = Some((upto.0, Uuid::from_u128(upto.1.as_u128().saturating_add(1))));
+        for p in self.cold_plans(&filter, &Visibility::All)? {
+            let mut walk = ColdWalk::new(&self.cold[p.k], &p, below)?;
+            while walk.next_match()?.is_some() {
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// How many of `workflow`'s last runs failed in a row, in the order
@@ -380,40 +685,47 @@ impl Projection {
     /// when the last failure ended. Canceled runs neither count nor break
     /// the series. The one count of the back-off: the service starts from
     /// it and `stats` shows it.
-    pub fn consecutive_failures(&self, workflow: &str, limit: usize) -> (u32, Option<Timestamp>) {
+    pub fn consecutive_failures(&self, workflow: &str, limit: usize) -> Result<(u32, Option<Timestamp>), Error> {
         use std::cmp::Reverse;
-        let Some(wf) = self.strings.get(workflow) else { return (0, None) };
-        let rows = &self.rows;
-        let key = |r: u32| {
-            let row = &rows[r as usize];
-            (row.completedon, row.createdon, row.id)
-        };
-        // The `limit` last ended, kept in a bounded min-heap.
+        // The `limit` last ended, kept in a bounded min-heap: (key, reason).
         let mut last = std::collections::BinaryHeap::with_capacity(limit.min(4096) + 1);
-        for r in self.by_workflow.get(&wf).into_iter().flat_map(|set| set.iter_asc()) {
-            if rows[r as usize].status.is_completed() {
-                last.push(Reverse((key(r), r)));
-                if last.len() > limit {
-                    last.pop();
+        let mut push = |key: (i64, i64, Uuid), reason: StatusReason| {
+            last.push(Reverse((key, reason)));
+            if last.len() > limit {
+                last.pop();
+            }
+        };
+        if let Some(wf) = self.strings.get(workflow) {
+            for r in self.by_workflow.get(&wf).into_iter().flat_map(|set| set.iter_asc()) {
+                let row = &self.rows[r as usize];
+                if row.status.is_completed() {
+                    push((row.completedon, row.createdon, row.id), row.status.reason());
                 }
             }
         }
-        let mut ended: Vec<u32> = last.into_iter().map(|Reverse((_, r))| r).collect();
-        ended.sort_unstable_by_key(|&r| Reverse(key(r)));
+        for run in &self.cold {
+            let Some(wf) = run.sym(workflow)? else { continue };
+            let set = run.postings(Section::ByWorkflow, u64::from(wf))?;
+            for i in 0..set.len() {
+                let row = run.row(set.get(i)?)?;
+                push((row.completedon, row.createdon, row.id), row.reason);
+            }
+        }
+        let mut ended: Vec<((i64, i64, Uuid), StatusReason)> = last.into_iter().map(|Reverse(e)| e).collect();
+        ended.sort_unstable_by_key(|e| Reverse(e.0));
         let mut n = 0;
         let mut at = None;
-        for r in ended {
-            let row = &rows[r as usize];
-            match row.status.reason() {
+        for (key, reason) in ended {
+            match reason {
                 StatusReason::Failed => {
                     n += 1;
-                    at = at.or(opt_time(row.completedon));
+                    at = at.or(opt_time(key.0));
                 }
                 StatusReason::Succeeded => break,
                 _ => {}
             }
         }
-        (n, at)
+        Ok((n, at))
     }
 
     /// Jobs on the timer index (see `Row::on_timer`) whose `postponeuntil`

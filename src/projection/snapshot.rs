@@ -43,8 +43,18 @@ const AHEAD_OF_THE_LOG: &str = "ahead of the log";
 
 const MAGIC: [u8; 8] = *b"JOBLOGSN";
 /// 3: the directory maps OS users; 4: the store's policy; 5: bearer
-/// tokens; 6: the deletions by id (older snapshots are skipped: replay).
-const VERSION: u16 = 6;
+/// tokens; 6: the deletions by id (older snapshots are skipped: replay);
+/// 7: the cold runs it relies on, before the body (version 6 is read).
+const VERSION: u16 = 7;
+
+/// What a checkpoint says of the cold tier (format 7, before the body).
+#[derive(Serialize, Deserialize)]
+struct Tiers {
+    /// The cold runs, oldest first, by id (`cold-{id:020}.run` next to it).
+    cold: Vec<u64>,
+    /// The id the next run gets.
+    next_run: u64,
+}
 const HEADER_LEN: usize = 40;
 /// Snapshots kept: the newest and the one before it.
 const KEEP: usize = 2;
@@ -134,7 +144,7 @@ pub fn checkpoint_file_bytes(last_seq: u64, body: &[u8]) -> Vec<u8> {
 }
 
 /// The fields of a valid header: (last_seq, body_len, body_crc).
-fn parse_header(h: &[u8; HEADER_LEN]) -> Option<(u64, u64, u32)> {
+fn parse_header(h: &[u8; HEADER_LEN]) -> Option<(u64, u64, u32, u16)> {
     // Little-endian integers at fixed offsets of the 40-byte header.
     let u16_at = |at: usize| u16::from_le_bytes([h[at], h[at + 1]]);
     let u32_at = |at: usize| u32::from_le_bytes([h[at], h[at + 1], h[at + 2], h[at + 3]]);
@@ -145,10 +155,10 @@ fn parse_header(h: &[u8; HEADER_LEN]) -> Option<(u64, u64, u32)> {
     };
     let ok = h[0..8] == MAGIC
         && u32_at(36) == crc32fast::hash(&h[..36])
-        && u16_at(8) == VERSION
+        && (u16_at(8) == VERSION || u16_at(8) == 6)
         && u16_at(10) == codec::CODEC_VERSION
         && u32_at(12) == 0;
-    ok.then(|| (u64_at(16), u64_at(24), u32_at(32)))
+    ok.then(|| (u64_at(16), u64_at(24), u32_at(32), u16_at(8)))
 }
 
 fn file_name(last_seq: u64) -> String {
@@ -201,7 +211,8 @@ impl Projection {
                 last_seq: self.last_seq,
                 last_at: self.last_at,
             };
-            codec::encode_to(&body, &mut w)?;
+            let tiers = Tiers { cold: self.cold.iter().map(|r| r.id()).collect(), next_run: self.next_run };
+            codec::encode_to(&(tiers, body), &mut w)?;
             w.flush().map_err(io(&tmp))?;
             let Crc { hasher, len, inner } = w;
             drop(inner);
@@ -277,7 +288,7 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
     let bytes = fs::read(path).map_err(io(path))?;
     let h: &[u8; HEADER_LEN] =
         bytes.get(..HEADER_LEN).and_then(|h| h.try_into().ok()).ok_or_else(|| corrupt("shorter than its header"))?;
-    let (_, body_len, body_crc) = parse_header(h).ok_or_else(|| corrupt("bad header"))?;
+    let (_, body_len, body_crc, version) = parse_header(h).ok_or_else(|| corrupt("bad header"))?;
     let body = &bytes[HEADER_LEN..];
     if body.len() as u64 != body_len {
         return Err(corrupt("length differs from its header"));
@@ -285,13 +296,31 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
     if crc32fast::hash(body) != body_crc {
         return Err(corrupt("body checksum mismatch"));
     }
-    let body: Body = codec::decode_large(body).map_err(|e| corrupt(&e.to_string()))?;
+    let (tiers, body): (Tiers, Body) = if version == 6 {
+        (Tiers { cold: vec![], next_run: 0 }, codec::decode_large(body).map_err(|e| corrupt(&e.to_string()))?)
+    } else {
+        codec::decode_large(body).map_err(|e| corrupt(&e.to_string()))?
+    };
     let stale = body.segments.len() != body.generations.len()
         || body.segments.iter().zip(&body.generations).any(|(s, g)| g.is_some_and(|g| live.get(s) != Some(&g)));
     if stale {
         return Err(corrupt("its segments were compacted since (stale)"));
     }
-    Projection::from_body(body).map_err(|why| corrupt(&why))
+    let mut p = Projection::from_body(body).map_err(|why| corrupt(&why))?;
+    // Its cold runs, each pointing into the segments as they are now.
+    let dir = path.parent().unwrap_or(Path::new("."));
+    for id in tiers.cold {
+        let run = super::cold::ColdRun::open(&dir.join(super::cold::file_name(id)))?;
+        if run.id() != id {
+            return Err(corrupt(&format!("cold run {id} names itself {}", run.id())));
+        }
+        if run.segments()?.iter().any(|(s, g)| live.get(s) != Some(g)) {
+            return Err(corrupt(&format!("cold run {id} points into segments compacted since (stale)")));
+        }
+        p.cold.push(std::sync::Arc::new(run));
+    }
+    p.next_run = tiers.next_run.max(p.cold.iter().map(|r| r.id() + 1).max().unwrap_or(0));
+    Ok(p)
 }
 
 impl Projection {

@@ -86,7 +86,7 @@ impl<'a> JobContext<'a> {
     /// The cancellation token: whether the handler should stop at this
     /// checkpoint, and why. A handler that never asks runs to its end.
     pub fn stop_requested(&self) -> Option<StopRequest> {
-        match self.engine.state().status_of(self.job.id) {
+        match self.engine.state().status_of(self.job.id).ok().flatten() {
             Some(Status::CANCELING) => Some(StopRequest::Cancel),
             Some(Status::PAUSING) => Some(StopRequest::Pause),
             _ if self.shutdown.load(Ordering::Relaxed) => Some(StopRequest::Shutdown),

@@ -214,7 +214,8 @@ pub fn backoff_report(engine: &Engine, policy: &BackoffPolicy) -> Vec<WorkflowBa
         .workflows()
         .keys()
         .filter_map(|w| {
-            let (n, last) = state.consecutive_failures(w, FAILURE_SCAN);
+            // A damaged cold run reads as no failure here; `verify` reports it.
+            let (n, last) = state.consecutive_failures(w, FAILURE_SCAN).unwrap_or_default();
             (n > 0).then(|| WorkflowBackoff {
                 workflow: w.clone(),
                 consecutive_failures: n,
@@ -701,7 +702,9 @@ impl Service {
                 continue;
             }
             if let (Some(w), Some(r)) = (&job.workflow, &job.regarding) {
-                let runs = state.runs_on_row_within(&r.to_string(), w, &job, i64::from(guard.window_secs) * 1_000_000);
+                // A damaged cold run counts no run here; `verify` reports it.
+                let runs =
+                    state.runs_on_row_within(r, w, &job, i64::from(guard.window_secs) * 1_000_000).unwrap_or_default();
                 if runs > guard.max_runs_per_row as usize {
                     let message = format!(
                         "canceled by the loop guard: workflow {w} started {runs} times on {r} within {} s (the limit is {})",
@@ -798,7 +801,8 @@ impl Service {
     /// the job meanwhile (its status now); `None` when there is nothing to
     /// record.
     fn settle(&self, job: &Job, end: &End) -> Option<ServiceStep> {
-        let status = self.engine.state().status_of(job.id)?;
+        // A job the service runs is open, so hot: a read of it never fails.
+        let status = self.engine.state().status_of(job.id).ok().flatten()?;
         let now = self.engine.now();
         let outcome = match end {
             End::Run(o, _) => o,
@@ -918,7 +922,7 @@ impl Service {
         }
         let state = self.engine.state();
         // The time the store holds, so that `stats` and the service agree.
-        let now = state.completedon_of(job.id).unwrap_or_else(|| self.engine.now());
+        let now = state.completedon_of(job.id).ok().flatten().unwrap_or_else(|| self.engine.now());
         let mut failures = self.failures.lock().unwrap_or_else(|e| e.into_inner());
         let before = failures.get(w).map_or(0, |e| e.0);
         let after = match failures.get_mut(w) {
@@ -928,7 +932,7 @@ impl Service {
             }
             // Not followed yet: the store, which holds this end already.
             None => {
-                let (n, last) = state.consecutive_failures(w, FAILURE_SCAN);
+                let (n, last) = state.consecutive_failures(w, FAILURE_SCAN).unwrap_or_default();
                 *failures.entry(w.clone()).or_insert((n, last.unwrap_or(now)))
             }
         };
@@ -957,7 +961,7 @@ impl Service {
             return *f;
         }
         *failures.entry(workflow.to_string()).or_insert_with(|| {
-            let (n, last) = state.consecutive_failures(workflow, FAILURE_SCAN);
+            let (n, last) = state.consecutive_failures(workflow, FAILURE_SCAN).unwrap_or_default();
             (n, last.unwrap_or(Timestamp::from_micros(0)))
         })
     }

@@ -42,9 +42,11 @@ impl Fixture {
         Self::at(t(NOW))
     }
 
-    /// At `now`, with the default configuration.
+    /// At `now`, with the default configuration but for `cold_after`: every
+    /// checkpoint moves the Completed jobs into a cold run, so that the
+    /// tests read and change both tiers.
     pub fn at(now: Timestamp) -> Self {
-        Self::with_config(now, Config::default())
+        Self::with_config(now, Config { cold_after: 1, ..Config::default() })
     }
 
     /// At `now`, with `config` (kept for [`Fixture::reopen`]).

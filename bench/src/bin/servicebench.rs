@@ -88,7 +88,9 @@ fn main() {
             // The service runs until every job submitted has completed.
             let completed =
                 Filter { workflow: Some("noop".into()), state: Some(State::Completed), ..Filter::default() };
-            while !submitted.load(Ordering::Acquire) || engine.state().count(&completed, &Visibility::All) < args.jobs {
+            while !submitted.load(Ordering::Acquire)
+                || engine.state().count(&completed, &Visibility::All).unwrap() < args.jobs
+            {
                 service.run(RunUntil::Idle).unwrap();
             }
         });

@@ -171,7 +171,11 @@ fn plan(f: &Fields) -> Result<Plan, ApiError> {
 
 /// Completed jobs the criteria take now: the sum over its (type, reason)
 /// pairs of the engine's counts, each served from an index.
-fn matching_now(session: &Session, c: &DeletionCriteria, now: joblog::domain::Timestamp) -> usize {
+fn matching_now(
+    session: &Session,
+    c: &DeletionCriteria,
+    now: joblog::domain::Timestamp,
+) -> Result<usize, joblog::Error> {
     let before = now.days_before(c.older_than_days);
     let mut n = 0;
     for t in &c.types {
@@ -182,10 +186,10 @@ fn matching_now(session: &Session, c: &DeletionCriteria, now: joblog::domain::Ti
                 status_reason: Some(*r),
                 completed_before: Some(before),
                 ..Filter::default()
-            });
+            })?;
         }
     }
-    n
+    Ok(n)
 }
 
 /// `POST /bulk-delete/review`: what the deletion will take, to confirm.
@@ -204,7 +208,7 @@ pub(crate) async fn review(v: Viewer, State(s): State<AppState>, body: Bytes) ->
     let session = v.session().clone();
     let criteria = p.criteria.clone();
     let engine = s.engine.clone();
-    let n = match blocking(move || Ok(matching_now(&session, &criteria, engine.now()))).await {
+    let n = match blocking(move || Ok(matching_now(&session, &criteria, engine.now())?)).await {
         Ok(n) => n,
         Err(e) => return error_page(Some(&v), e),
     };

@@ -281,14 +281,14 @@ fn fetch(session: &Session, c: &Criteria) -> Result<GridPage, joblog::Error> {
             }
         }
     };
-    let total = (!c.row_checks()).then(|| session.count(&c.filter));
+    let total = if c.row_checks() { None } else { Some(session.count(&c.filter)?) };
     let base = Filter { state: None, status_reason: None, ..c.filter.clone() };
     let by_status = Status::all()
         .map(|s| {
             let f = Filter { status_reason: Some(s.reason()), ..base.clone() };
-            (s, session.count(&f))
+            Ok((s, session.count(&f)?))
         })
-        .collect();
+        .collect::<Result<_, joblog::Error>>()?;
     Ok(GridPage { jobs, next, scan_stopped, total, by_status })
 }
 
@@ -597,8 +597,8 @@ pub(crate) async fn bulk_preview(v: Viewer, body: Bytes) -> Response {
     };
     let outcome = blocking(move || {
         Ok(match sc {
-            Scope::All(filter) => session.preview_on_matching(action, &filter),
-            Scope::Ids(ids) => session.preview_on_ids(action, &ids),
+            Scope::All(filter) => session.preview_on_matching(action, &filter)?,
+            Scope::Ids(ids) => session.preview_on_ids(action, &ids)?,
         })
     })
     .await;

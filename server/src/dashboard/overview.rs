@@ -115,7 +115,7 @@ pub(crate) async fn page(v: Viewer, State(s): State<AppState>, Query(q): Query<O
         } else {
             None
         };
-        let ready = st.count(&Filter { state: Some(JobState::Ready), ..Filter::default() }, &vis);
+        let ready = st.count(&Filter { state: Some(JobState::Ready), ..Filter::default() }, &vis)?;
         let in_progress = st.count(
             &Filter {
                 state: Some(JobState::Locked),
@@ -123,7 +123,7 @@ pub(crate) async fn page(v: Viewer, State(s): State<AppState>, Query(q): Query<O
                 ..Filter::default()
             },
             &vis,
-        );
+        )?;
         let last_seq = st.last_seq();
         drop(st);
         Ok(Overview {
@@ -295,11 +295,13 @@ pub(crate) async fn failing(v: Viewer, State(s): State<AppState>) -> Response {
             let (runs, _) = session.list(&failed, None, b.consecutive_failures as usize).map_err(ApiError::from)?;
             let since = runs.iter().filter_map(|j| j.completedon).min();
             let held_runs = if b.held_until.is_some() {
-                session.count(&Filter {
-                    workflow: Some(b.workflow.clone()),
-                    state: Some(JobState::Ready),
-                    ..Filter::default()
-                })
+                session
+                    .count(&Filter {
+                        workflow: Some(b.workflow.clone()),
+                        state: Some(JobState::Ready),
+                        ..Filter::default()
+                    })
+                    .map_err(ApiError::from)?
             } else {
                 0
             };

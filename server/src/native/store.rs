@@ -102,11 +102,11 @@ pub fn stats(engine: &Engine, s: &Session) -> Result<Value, joblog::Error> {
     let mut by_status = Vec::new();
     for status in joblog::domain::Status::all() {
         let f = Filter { state: Some(status.state()), status_reason: Some(status.reason()), ..Filter::default() };
-        by_status.push((status, state.count(&f, &vis)));
+        by_status.push((status, state.count(&f, &vis)?));
     }
     let mut by_type = Vec::new();
     for t in OperationType::named() {
-        let n = state.count(&Filter { operationtype: Some(t), ..Filter::default() }, &vis);
+        let n = state.count(&Filter { operationtype: Some(t), ..Filter::default() }, &vis)?;
         if n > 0 {
             by_type.push((t, n));
         }
@@ -117,7 +117,7 @@ pub fn stats(engine: &Engine, s: &Session) -> Result<Value, joblog::Error> {
     let stored = state.job_count();
     // The jobs this user may see (the same visibility as `list`); the
     // store's total only for those who see every job.
-    let jobs = state.count(&Filter::default(), &vis);
+    let jobs = state.count(&Filter::default(), &vis)?;
     let policy = state.policy().clone();
     let last_seq = state.last_seq();
     drop(state);
@@ -160,7 +160,7 @@ pub fn replay(
     let set: Vec<Value> = past.policy().set_keys().iter().map(|(k, v)| json!({"key": k, "value": v})).collect();
     Ok(json!({
         "as_of": at.to_rfc3339(),
-        "count": past.count(filter, &vis),
+        "count": past.count(filter, &vis)?,
         "policy_set": set,
         // An array made here: `json!` would copy a Vec<Value> whole.
         "jobs": Value::Array(jobs.iter().map(job_json).collect()),

@@ -1,0 +1,359 @@
+//! Hot and cold: the projection keeps open jobs and recent completions in
+//! memory (`rows` and the indices), and moves Completed jobs into cold runs
+//! (`cold.rs`) at checkpoints: *freezing*. A cold run never changes; a
+//! change to one of its jobs (an owner change, a resubmission line, a
+//! deletion that takes only part of it, a compaction that moves its
+//! events) first *thaws* the whole run back into memory, so every write
+//! path works on hot rows only. A deletion that takes a whole run drops it
+//! without thawing. Reads (by id, views, counts, deletion's selection)
+//! merge the hot rows with the runs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use rustc_hash::FxHashMap as HashMap;
+use uuid::Uuid;
+
+use super::cold::{self, ColdJob, ColdRow, ColdRun};
+use super::intern::Interner;
+use super::{Pos, Projection, Row, NO_EVENT};
+use crate::error::Error;
+use crate::log::{Generations, Position};
+
+/// A job's place in an order: (createdon or completedon, id).
+pub(crate) type Key = (i64, Uuid);
+
+/// A job found by a walk, with its key.
+pub(crate) type Found = (Key, Loc);
+
+/// Where a job lives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Loc {
+    /// A hot row.
+    Hot(u32),
+    /// Row `1` of cold run `0` (an index into `Projection::cold`).
+    Cold(usize, u32),
+}
+
+impl Projection {
+    /// Where job `id` lives, if it is there.
+    pub(crate) fn locate(&self, id: Uuid) -> Result<Option<Loc>, Error> {
+        if let Some(i) = self.row_of(id) {
+            return Ok(Some(Loc::Hot(i)));
+        }
+        for (k, run) in self.cold.iter().enumerate().rev() {
+            if let Some(r) = run.find(id)? {
+                return Ok(Some(Loc::Cold(k, r)));
+            }
+        }
+        Ok(None)
+    }
+
+    /// A hot row of job `id`, thawing its run first if it is cold.
+    pub(crate) fn hot_row(&mut self, id: Uuid) -> Result<Option<u32>, Error> {
+        match self.locate(id)? {
+            Some(Loc::Cold(k, _)) => {
+                self.thaw(k)?;
+                Ok(self.row_of(id))
+            }
+            Some(Loc::Hot(i)) => Ok(Some(i)),
+            None => Ok(None),
+        }
+    }
+
+    /// The cold runs, oldest first.
+    pub fn cold_runs(&self) -> &[Arc<ColdRun>] {
+        &self.cold
+    }
+
+    /// Moves the Completed hot jobs into a new cold run in `dir` (when
+    /// there are at least `min`), merging
+    /// the newest runs while the one before is not more than twice as big
+    /// (so a store of *n* jobs has about log2(*n*) runs), and rebuilds the
+    /// hot rows without the frozen ones. `live`: the log's segments with
+    /// their generations. Returns how many jobs were frozen.
+    pub(crate) fn freeze(&mut self, dir: &Path, live: &Generations, min: usize) -> Result<usize, Error> {
+        let mut rows: Vec<u32> = self.completed.values().flat_map(|s| s.iter_asc()).collect();
+        if rows.is_empty() || rows.len() < min {
+            return Ok(0);
+        }
+        rows.sort_unstable();
+        let jobs = rows.iter().map(|&i| self.cold_job(i)).collect::<Result<Vec<_>, _>>()?;
+        let frozen = jobs.len();
+        let mut jobs = Some(jobs);
+        // Merge with the newest runs while they are not much bigger.
+        let mut merged: Vec<Arc<ColdRun>> = Vec::new();
+        while let Some(last) = self.cold.last() {
+            let have = jobs.as_ref().map_or(0, Vec::len) + merged.iter().map(|r| r.len()).sum::<usize>();
+            if last.len() > 2 * have {
+                break;
+            }
+            merged.push(self.cold.pop().expect("a last run"));
+        }
+        let mut all_jobs = jobs.take().unwrap_or_default();
+        for run in &merged {
+            for r in 0..run.len() {
+                all_jobs.push(run_job(run, u32::try_from(r).expect("a run numbers its rows by u32"))?);
+            }
+        }
+        let id = self.next_run;
+        self.next_run += 1;
+        let segments: BTreeMap<u64, u32> = all_jobs
+            .iter()
+            .flat_map(|j| j.events.iter().map(|p| p.segment))
+            .map(|s| {
+                live.get(&s).map(|&g| (s, g)).ok_or_else(|| {
+                    Error::corrupt(format!("a job's event is in segment {s}, which the log does not hold"))
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        let path = dir.join(cold::file_name(id));
+        crate::log::private::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        let written = cold::write_run(&path, id, all_jobs, &segments).and_then(|()| ColdRun::open(&path));
+        let run = match written {
+            Ok(run) => run,
+            Err(e) => {
+                // Nothing changed: the merged runs go back as they were.
+                self.cold.extend(merged.into_iter().rev());
+                let _ = std::fs::remove_file(&path);
+                return Err(e);
+            }
+        };
+        self.retired.extend(merged.iter().map(|r| r.id()));
+        self.cold.push(Arc::new(run));
+        self.rebuild_hot(&rows);
+        Ok(frozen)
+    }
+
+    /// Hot row `i` as a run stores it.
+    fn cold_job(&self, i: u32) -> Result<ColdJob, Error> {
+        let r = &self.rows[i as usize];
+        let mut events: Vec<Position> = Vec::new();
+        let mut message_event = None;
+        let mut e = r.last_event;
+        while e != NO_EVENT {
+            let (p, prev) = self.events[e as usize];
+            if e == r.message_event {
+                message_event = Some(events.len());
+            }
+            events.push(self.position(p));
+            e = prev;
+        }
+        events.reverse();
+        let message_event =
+            message_event.map(|m| u32::try_from(events.len() - 1 - m).expect("events of a job fit a u32"));
+        let name = |s| self.strings.name(s).map(str::to_string);
+        Ok(ColdJob {
+            row: ColdRow {
+                id: r.id,
+                createdon: r.createdon,
+                startedon: r.startedon,
+                completedon: r.completedon,
+                modifiedon: r.modifiedon,
+                postponeuntil: r.postponeuntil,
+                operationtype: r.operationtype,
+                reason: r.status.reason(),
+                owner: 0,
+                owningbusinessunit: 0,
+                workflow: 0,
+                regarding: 0,
+                retrycount: r.retrycount,
+                errorcode: r.errorcode,
+                executiontimespan_ms: r.executiontimespan_ms,
+                events_start: 0,
+                events_len: 0,
+                message_event: 0,
+            },
+            owner: name(r.owner).unwrap_or_default(),
+            owningbusinessunit: name(r.owningbusinessunit).unwrap_or_default(),
+            workflow: name(r.workflow),
+            regarding: name(r.regarding),
+            events,
+            message_event,
+        })
+    }
+
+    /// Rebuilds the rows, event chains, strings and indices from the hot
+    /// rows but `gone` (sorted): memory back to what the hot jobs need.
+    fn rebuild_hot(&mut self, gone: &[u32]) {
+        let old_rows = std::mem::take(&mut self.rows);
+        let old_events = std::mem::take(&mut self.events);
+        let old_strings = std::mem::take(&mut self.strings);
+        let (all, timers) = (std::mem::take(&mut self.all), std::mem::take(&mut self.timers));
+        drop((all, timers));
+        self.by_id = HashMap::default();
+        self.by_type.clear();
+        self.by_owner.clear();
+        self.by_workflow.clear();
+        self.by_regarding.clear();
+        self.by_open_status.clear();
+        self.completed.clear();
+        self.open_counts.clear();
+        self.by_token.clear();
+        self.free_rows.clear();
+        self.free_events.clear();
+        let mut strings = Interner::default();
+        let mut rows = Vec::with_capacity(old_rows.len() - gone.len());
+        let mut events = Vec::new();
+        for (i, r) in old_rows.into_iter().enumerate() {
+            if r.deleted || gone.binary_search(&(i as u32)).is_ok() {
+                continue;
+            }
+            let mut r = r;
+            let mut re = |s| strings.intern_opt(old_strings.name(s));
+            (r.owner, r.owningbusinessunit) = (re(r.owner), re(r.owningbusinessunit));
+            (r.workflow, r.regarding, r.dependencytoken) = (re(r.workflow), re(r.regarding), re(r.dependencytoken));
+            // The chain, oldest first, copied.
+            let mut chain = Vec::new();
+            let mut e = r.last_event;
+            while e != NO_EVENT {
+                chain.push(e);
+                e = old_events[e as usize].1;
+            }
+            let (mut prev, mut message) = (NO_EVENT, NO_EVENT);
+            for &e in chain.iter().rev() {
+                events.push((old_events[e as usize].0, prev));
+                prev = (events.len() - 1) as u32;
+                if e == r.message_event {
+                    message = prev;
+                }
+            }
+            (r.last_event, r.message_event) = (prev, message);
+            rows.push(r);
+        }
+        self.rows = rows;
+        self.events = events;
+        self.strings = strings;
+        for i in 0..self.rows.len() as u32 {
+            self.by_id.insert(self.rows[i as usize].id, i);
+            self.index(i);
+        }
+    }
+
+    /// Moves cold run `k` back into the hot rows, whole.
+    pub(crate) fn thaw(&mut self, k: usize) -> Result<(), Error> {
+        let run = Arc::clone(&self.cold[k]);
+        let mut jobs = Vec::with_capacity(run.len());
+        for r in 0..run.len() {
+            jobs.push(run_job(&run, u32::try_from(r).expect("a run numbers its rows by u32"))?);
+        }
+        for j in jobs {
+            self.insert_cold_job(j);
+        }
+        self.cold.remove(k);
+        self.retired.push(run.id());
+        Ok(())
+    }
+
+    fn insert_cold_job(&mut self, j: ColdJob) {
+        let s = &mut self.strings;
+        let c = j.row;
+        let row = Row {
+            id: c.id,
+            createdon: c.createdon,
+            startedon: c.startedon,
+            completedon: c.completedon,
+            modifiedon: c.modifiedon,
+            postponeuntil: c.postponeuntil,
+            operationtype: c.operationtype,
+            owner: s.intern(&j.owner),
+            owningbusinessunit: s.intern(&j.owningbusinessunit),
+            workflow: s.intern_opt(j.workflow.as_deref()),
+            regarding: s.intern_opt(j.regarding.as_deref()),
+            dependencytoken: super::intern::NONE,
+            retrycount: c.retrycount,
+            errorcode: c.errorcode,
+            executiontimespan_ms: c.executiontimespan_ms,
+            last_event: NO_EVENT,
+            message_event: NO_EVENT,
+            status: c.status(),
+            deleted: false,
+        };
+        let i = match self.free_rows.pop() {
+            Some(i) => {
+                self.rows[i as usize] = row;
+                i
+            }
+            None => {
+                self.rows.push(row);
+                (self.rows.len() - 1) as u32
+            }
+        };
+        let mut prev = NO_EVENT;
+        for (n, p) in j.events.iter().enumerate() {
+            let pos: Pos = self.pos(*p);
+            prev = self.push_event(pos, prev);
+            if j.message_event == Some(n as u32) {
+                self.rows[i as usize].message_event = prev;
+            }
+        }
+        self.rows[i as usize].last_event = prev;
+        self.by_id.insert(c.id, i);
+        self.index(i);
+    }
+
+    /// Drops cold run `k` whose every job a deletion took: its events
+    /// become garbage.
+    pub(crate) fn drop_run(&mut self, k: usize) -> Result<(), Error> {
+        let run = Arc::clone(&self.cold[k]);
+        for r in 0..run.len() {
+            let row = run.row(u32::try_from(r).expect("a run numbers its rows by u32"))?;
+            for p in run.events(&row)? {
+                self.garbage.entry(p.segment).or_default().push(p.offset);
+            }
+        }
+        self.cold.remove(k);
+        self.retired.push(run.id());
+        Ok(())
+    }
+
+    /// Thaws every run that points into a segment of `segments` (before a
+    /// compaction moves their frames).
+    pub(crate) fn thaw_runs_in(&mut self, segments: &[u64]) -> Result<(), Error> {
+        let mut k = 0;
+        while k < self.cold.len() {
+            let touches = self.cold[k].segments()?.keys().any(|s| segments.contains(s));
+            if touches {
+                self.thaw(k)?;
+            } else {
+                k += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// The run files no checkpoint of this process still needs: retired
+    /// before the previous checkpoint was written. Called after a
+    /// checkpoint is written; forgets them.
+    pub(crate) fn take_obsolete_runs(&mut self) -> Vec<u64> {
+        let old = std::mem::take(&mut self.retired_before);
+        self.retired_before = std::mem::take(&mut self.retired);
+        old
+    }
+
+    /// A cold row's columns as a by-id read needs them.
+    pub(crate) fn cold_row(&self, k: usize, r: u32) -> Result<ColdRow, Error> {
+        self.cold[k].row(r)
+    }
+
+    /// A name of run `k` (its symbol `sym`).
+    pub(crate) fn cold_name(&self, k: usize, sym: u32) -> Result<Option<&str>, Error> {
+        self.cold[k].name(sym)
+    }
+}
+
+/// Row `r` of `run` as the writer takes it (for merging and thawing).
+fn run_job(run: &ColdRun, r: u32) -> Result<ColdJob, Error> {
+    let row = run.row(r)?;
+    let name = |s| run.name(s).map(|n| n.map(str::to_string));
+    Ok(ColdJob {
+        owner: name(row.owner)?.unwrap_or_default(),
+        owningbusinessunit: name(row.owningbusinessunit)?.unwrap_or_default(),
+        workflow: name(row.workflow)?,
+        regarding: name(row.regarding)?,
+        events: run.events(&row)?,
+        message_event: (row.message_event != u32::MAX).then_some(row.message_event),
+        row,
+    })
+}

@@ -1,0 +1,229 @@
+//! The cold tier (issue 16, `src/projection/tier.rs`): Completed jobs that
+//! a checkpoint moves into cold runs read, list, count, change and delete
+//! exactly as they did in memory, across a reopen, and `verify` agrees
+//! with a replay of the log at every step.
+
+use std::collections::BTreeMap;
+
+use joblog::domain::{DeletionCriteria, Job, OperationType, Regarding, State, Status, StatusReason};
+use joblog::engine::{Engine, Session};
+use joblog::projection::query::{Cursor, Filter};
+use uuid::Uuid;
+
+mod support;
+
+use support::{t, Fixture};
+
+/// A job imported in `status`, created `n` minutes into 2026.
+fn job(n: i64, status: Status, op: OperationType, workflow: Option<&str>, regarding: Option<&str>) -> Job {
+    let created = t("2026-01-01T00:00:00Z").plus_micros(n * 60_000_000);
+    let mut j = Job::new(&format!("job {n}"), op, "admin", "root", created);
+    j.status = status;
+    j.workflow = workflow.map(str::to_string);
+    j.regarding = regarding.map(|r| Regarding::parse(r).unwrap());
+    if status.state() == State::Locked || status.is_completed() {
+        j.startedon = Some(created);
+    }
+    if status.is_completed() {
+        // Completion order differs from creation order.
+        j.completedon = Some(created.plus_micros(((n * 7919) % 500 + 1) * 60_000_000));
+        j.modifiedon = j.completedon.unwrap();
+        if status == Status::FAILED {
+            j.errorcode = Some(-2147204346);
+            j.message = Some(format!("failure {n}"));
+        }
+    }
+    j
+}
+
+fn jobs() -> Vec<Job> {
+    let statuses = [Status::SUCCEEDED, Status::FAILED, Status::CANCELED, Status::SUCCEEDED, Status::READY];
+    let ops = [OperationType::WORKFLOW, OperationType::BULK_EMAIL, OperationType::WORKFLOW];
+    (0..600i64)
+        .map(|n| {
+            let status = statuses[(n % 5) as usize];
+            let op = ops[(n % 3) as usize];
+            let workflow = (op == OperationType::WORKFLOW).then(|| ["w1", "w2"][(n % 2) as usize]);
+            let regarding = (n % 4 == 0).then(|| format!("contact:{}", n % 7));
+            job(n, status, op, workflow, regarding.as_deref())
+        })
+        .collect()
+}
+
+fn filters() -> Vec<Filter> {
+    vec![
+        Filter::default(),
+        Filter { operationtype: Some(OperationType::BULK_EMAIL), ..Filter::default() },
+        Filter { state: Some(State::Completed), ..Filter::default() },
+        Filter { status_reason: Some(StatusReason::Failed), ..Filter::default() },
+        Filter {
+            operationtype: Some(OperationType::WORKFLOW),
+            status_reason: Some(StatusReason::Succeeded),
+            ..Filter::default()
+        },
+        Filter { state: Some(State::Ready), ..Filter::default() },
+        Filter { workflow: Some("w1".into()), ..Filter::default() },
+        Filter { regarding: Some(Regarding::parse("contact:3").unwrap()), ..Filter::default() },
+        Filter { owner: Some("admin".into()), status_reason: Some(StatusReason::Canceled), ..Filter::default() },
+        Filter { created_before: Some(t("2026-01-01T05:00:00Z")), ..Filter::default() },
+        Filter { created_after: Some(t("2026-01-01T07:00:00Z")), ..Filter::default() },
+        Filter { completed_before: Some(t("2026-01-01T06:00:00Z")), ..Filter::default() },
+        Filter { workflow: Some("nowhere".into()), ..Filter::default() },
+    ]
+}
+
+/// Everything a user can read: every view paged by 7 with its count,
+/// every job with the length of its history.
+type Reads = (Vec<(Vec<Uuid>, usize)>, BTreeMap<Uuid, (Job, usize)>);
+
+fn everything(s: &Session) -> Reads {
+    let mut views = Vec::new();
+    for f in filters() {
+        let mut ids = Vec::new();
+        let mut after: Option<Cursor> = None;
+        loop {
+            let (page, next) = s.list(&f, after.as_ref(), 7).unwrap();
+            ids.extend(page.iter().map(|j| j.id));
+            match next {
+                Some(c) => after = Some(c),
+                None => break,
+            }
+        }
+        views.push((ids, s.count(&f).unwrap()));
+    }
+    let mut jobs = BTreeMap::new();
+    for id in views[0].0.clone() {
+        jobs.insert(id, (s.get(id).unwrap(), s.history(id).unwrap().len()));
+    }
+    (views, jobs)
+}
+
+fn cold_rows(engine: &Engine) -> usize {
+    engine.state().cold_runs().iter().map(|r| r.len()).sum()
+}
+
+fn assert_verified(engine: &Engine) {
+    let report = engine.verify();
+    assert!(report.ok(), "{:?}", report.problems);
+}
+
+#[test]
+fn completed_jobs_move_cold_and_read_the_same_through_changes_and_reopens() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    let all = jobs();
+    admin.import(all.clone()).unwrap();
+    let before = everything(&admin);
+    assert_eq!(before.0[0].0.len(), 600);
+
+    // A checkpoint moves the 480 Completed jobs into a cold run.
+    f.engine.checkpoint().unwrap();
+    assert_eq!(cold_rows(&f.engine), 480);
+    assert_eq!(everything(&admin), before, "the same reads, hot and cold");
+    assert_verified(&f.engine);
+
+    // More jobs, a second checkpoint: a second run (the first is more than
+    // twice its size, so they do not merge).
+    let more: Vec<Job> =
+        (600..700).map(|n| job(n, Status::FAILED, OperationType::WORKFLOW, Some("w1"), None)).collect();
+    admin.import(more).unwrap();
+    f.engine.checkpoint().unwrap();
+    assert_eq!(f.engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [480, 100]);
+    let before = everything(&admin);
+    assert_verified(&f.engine);
+
+    // Reopened: the runs are read in place, nothing is replayed.
+    drop(admin);
+    let f = f.close_and_reopen();
+    assert_eq!(f.engine.open_report().events_replayed, 0);
+    assert_eq!(cold_rows(&f.engine), 580);
+    let admin = f.engine.session("admin").unwrap();
+    assert_eq!(everything(&admin), before, "the same reads after a reopen");
+
+    // A change to a cold job (a resubmission line) brings its run back
+    // into memory; the reads follow.
+    let failed = all.iter().find(|j| j.status == Status::FAILED).unwrap().id;
+    let new = admin.resubmit(failed, None).unwrap();
+    assert_eq!(cold_rows(&f.engine), 100, "its run was thawed, the other stays");
+    assert_eq!(admin.history(failed).unwrap().len(), before.1[&failed].1 + 1);
+    assert_eq!(admin.get(new.id).unwrap().status, Status::READY);
+    assert_verified(&f.engine);
+
+    // Frozen again (merged with the smaller run), then jobs deleted by id
+    // and by criteria, from the cold run: the counts, the reads and a
+    // replay agree.
+    f.engine.checkpoint().unwrap();
+    assert_eq!(f.engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [580]);
+    let chosen: Vec<Uuid> = all.iter().filter(|j| j.status == Status::CANCELED).take(10).map(|j| j.id).collect();
+    assert_eq!(admin.delete_jobs(&chosen).unwrap().len(), 10);
+    for id in &chosen {
+        assert!(admin.get(*id).is_err());
+    }
+    assert_verified(&f.engine);
+    f.engine.checkpoint().unwrap();
+    let completed = Filter { state: Some(State::Completed), ..Filter::default() };
+    let done_before = admin.count(&completed).unwrap();
+    let criteria = DeletionCriteria {
+        types: vec![OperationType::WORKFLOW],
+        reasons: vec![StatusReason::Succeeded, StatusReason::Failed],
+        older_than_days: 1,
+    };
+    let report = admin.delete_now(&criteria, 50).unwrap();
+    assert_eq!(report.deleted, 50);
+    assert_eq!(admin.count(&completed).unwrap(), done_before - 50);
+    assert_verified(&f.engine);
+    let rest = admin.delete_now(&criteria, 1_000_000).unwrap();
+    assert!(rest.deleted > 0);
+    let workflow_done = Filter {
+        operationtype: Some(OperationType::WORKFLOW),
+        status_reason: Some(StatusReason::Succeeded),
+        ..Filter::default()
+    };
+    assert_eq!(admin.count(&workflow_done).unwrap(), 0);
+    assert_eq!(admin.list(&workflow_done, None, 10).unwrap().0.len(), 0);
+    assert_verified(&f.engine);
+    let after = everything(&admin);
+    drop(admin);
+    let f = f.close_and_reopen();
+    let admin = f.engine.session("admin").unwrap();
+    assert_eq!(everything(&admin), after, "the same reads after deletions and a reopen");
+    assert_verified(&f.engine);
+}
+
+#[test]
+fn a_damaged_cold_run_is_an_error_where_it_is_read_and_the_log_rebuilds_the_state() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    admin.import(jobs()).unwrap();
+    let before = everything(&admin);
+    f.engine.checkpoint().unwrap();
+    let run = f.engine.state().cold_runs()[0].path().to_path_buf();
+    drop(admin);
+    // A flipped byte in the rows of the run.
+    let f = f.reopen_after(|_| {
+        let mut bytes = std::fs::read(&run).unwrap();
+        bytes[200] ^= 0x01;
+        std::fs::write(&run, &bytes).unwrap();
+    });
+    let admin = f.engine.session("admin").unwrap();
+    // Opening reads only the run's header and checksums: a read that
+    // touches the damaged page fails, none answers wrong.
+    let mut failed = 0;
+    for (id, (job, _)) in &before.1 {
+        match admin.get(*id) {
+            Ok(j) => assert_eq!(&j, job),
+            Err(e) => {
+                assert!(e.is_corruption(), "{e}");
+                failed += 1;
+            }
+        }
+    }
+    assert!(failed > 0, "no read touched the damaged page");
+    assert!(!f.engine.verify().ok(), "verify finds the damage");
+    drop(admin);
+    // Without the run (a cache), the checkpoint is skipped and the log
+    // rebuilds every job.
+    let f = f.reopen_after(|_| std::fs::remove_file(&run).unwrap());
+    assert!(f.engine.open_report().checkpoint_seq.is_none());
+    assert_eq!(everything(&f.engine.session("admin").unwrap()), before);
+}
