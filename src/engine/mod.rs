@@ -197,14 +197,20 @@ impl Engine {
     /// no kept checkpoint names any more.
     pub(crate) fn checkpoint_locked(&self) -> Result<PathBuf, Error> {
         let dir = self.inner.dir.join("snapshots");
-        let mut state = self.inner.state.write();
+        // No writer can change the state: this thread holds the write lock.
+        // Readers go on while the run is written.
+        let state = self.inner.state.read();
         self.inner.log.sync_through(state.last_seq() + 1)?;
         let live = self.inner.log.generations();
-        state.freeze(&dir, &live, self.inner.config.cold_after.max(1))?;
-        let path = state.save_snapshot(&dir, &live)?;
-        for id in state.take_obsolete_runs() {
-            let _ = std::fs::remove_file(dir.join(crate::projection::cold::file_name(id)));
+        let new = state.prepare_run(&dir, &live, self.inner.config.cold_after.max(1))?;
+        drop(state);
+        let mut state = self.inner.state.write();
+        if let Some(new) = new {
+            state.install_run(new);
         }
+        let state = parking_lot::RwLockWriteGuard::downgrade(state);
+        let path = state.save_snapshot(&dir, &live)?;
+        Projection::remove_unnamed_runs(&dir);
         self.inner.checkpoint_seq.store(state.last_seq(), std::sync::atomic::Ordering::Relaxed);
         Ok(path)
     }

@@ -241,10 +241,6 @@ pub struct Projection {
     cold: Vec<std::sync::Arc<cold::ColdRun>>,
     /// The id the next cold run gets.
     next_run: u64,
-    /// Runs thawed, merged or dropped since the last checkpoint, and before
-    /// it: a run's file goes once no kept checkpoint names it.
-    retired: Vec<u64>,
-    retired_before: Vec<u64>,
 }
 
 impl Projection {

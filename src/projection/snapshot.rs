@@ -232,6 +232,28 @@ impl Projection {
         Ok(path)
     }
 
+    /// Removes the cold runs in `dir` that no checkpoint there names (a
+    /// run merged, thawed or dropped since, or left by a crash before its
+    /// checkpoint was written). Best effort: a run left behind costs space,
+    /// one removed too early only makes a checkpoint unusable.
+    pub(crate) fn remove_unnamed_runs(dir: &Path) {
+        let mut named = std::collections::BTreeSet::new();
+        for (_, path) in list(dir) {
+            match runs_named(&path) {
+                Some(ids) => named.extend(ids),
+                // A checkpoint that cannot be read names nothing we can keep
+                // for it: it will be skipped anyway.
+                None => continue,
+            }
+        }
+        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if super::cold::parse_file_name(&name).is_some_and(|id| !named.contains(&id)) {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+    }
+
     /// Removes every snapshot in `dir` (after a compaction made them stale).
     pub(crate) fn remove_snapshots(dir: &Path) -> Result<(), Error> {
         for (_, path) in list(dir) {
@@ -274,6 +296,21 @@ impl Projection {
         }
         (None, skipped)
     }
+}
+
+/// The cold runs checkpoint `path` names (its first bytes only; `None`
+/// when they cannot be read).
+fn runs_named(path: &Path) -> Option<Vec<u64>> {
+    use std::io::Read;
+    let mut head = Vec::with_capacity(HEADER_LEN + 4096);
+    fs::File::open(path).ok()?.take((HEADER_LEN + 4096) as u64).read_to_end(&mut head).ok()?;
+    let h: &[u8; HEADER_LEN] = head.get(..HEADER_LEN)?.try_into().ok()?;
+    let (_, _, _, version) = parse_header(h)?;
+    if version < 7 {
+        return Some(Vec::new());
+    }
+    let (tiers, _) = codec::decode_prefix::<Tiers>(&head[HEADER_LEN..]).ok()?;
+    Some(tiers.cold)
 }
 
 fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {

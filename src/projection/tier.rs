@@ -27,6 +27,17 @@ pub(crate) type Key = (i64, Uuid);
 /// A job found by a walk, with its key.
 pub(crate) type Found = (Key, Loc);
 
+/// A cold run written but not yet part of the state (`prepare_run`).
+pub(crate) struct NewRun {
+    run: ColdRun,
+    /// The hot rows it holds.
+    frozen: Vec<u32>,
+    /// How many of the newest runs it replaces.
+    merged: usize,
+    /// The state it was made from.
+    last_seq: u64,
+}
+
 /// Where a job lives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Loc {
@@ -67,39 +78,31 @@ impl Projection {
         &self.cold
     }
 
-    /// Moves the Completed hot jobs into a new cold run in `dir` (when
-    /// there are at least `min`), merging
-    /// the newest runs while the one before is not more than twice as big
-    /// (so a store of *n* jobs has about log2(*n*) runs), and rebuilds the
-    /// hot rows without the frozen ones. `live`: the log's segments with
-    /// their generations. Returns how many jobs were frozen.
-    pub(crate) fn freeze(&mut self, dir: &Path, live: &Generations, min: usize) -> Result<usize, Error> {
+    /// Writes the Completed hot jobs into a new cold run in `dir` (when
+    /// there are at least `min`), merged with the newest runs while the one
+    /// before is not more than twice as big (so a store of *n* jobs has
+    /// about log2(*n*) runs); nothing changes in the state until
+    /// [`Projection::install_run`]. `live`: the log's segments with their
+    /// generations. The slow part of a checkpoint, done under a read lock.
+    pub(crate) fn prepare_run(&self, dir: &Path, live: &Generations, min: usize) -> Result<Option<NewRun>, Error> {
         let mut rows: Vec<u32> = self.completed.values().flat_map(|s| s.iter_asc()).collect();
         if rows.is_empty() || rows.len() < min {
-            return Ok(0);
+            return Ok(None);
         }
         rows.sort_unstable();
-        let jobs = rows.iter().map(|&i| self.cold_job(i)).collect::<Result<Vec<_>, _>>()?;
-        let frozen = jobs.len();
-        let mut jobs = Some(jobs);
-        // Merge with the newest runs while they are not much bigger.
-        let mut merged: Vec<Arc<ColdRun>> = Vec::new();
-        while let Some(last) = self.cold.last() {
-            let have = jobs.as_ref().map_or(0, Vec::len) + merged.iter().map(|r| r.len()).sum::<usize>();
-            if last.len() > 2 * have {
+        let mut jobs = rows.iter().map(|&i| self.cold_job(i)).collect::<Result<Vec<_>, _>>()?;
+        let mut merged = 0;
+        for run in self.cold.iter().rev() {
+            if run.len() > 2 * jobs.len() {
                 break;
             }
-            merged.push(self.cold.pop().expect("a last run"));
-        }
-        let mut all_jobs = jobs.take().unwrap_or_default();
-        for run in &merged {
             for r in 0..run.len() {
-                all_jobs.push(run_job(run, u32::try_from(r).expect("a run numbers its rows by u32"))?);
+                jobs.push(run_job(run, u32::try_from(r).expect("a run numbers its rows by u32"))?);
             }
+            merged += 1;
         }
         let id = self.next_run;
-        self.next_run += 1;
-        let segments: BTreeMap<u64, u32> = all_jobs
+        let segments: BTreeMap<u64, u32> = jobs
             .iter()
             .flat_map(|j| j.events.iter().map(|p| p.segment))
             .map(|s| {
@@ -110,20 +113,26 @@ impl Projection {
             .collect::<Result<_, _>>()?;
         let path = dir.join(cold::file_name(id));
         crate::log::private::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
-        let written = cold::write_run(&path, id, all_jobs, &segments).and_then(|()| ColdRun::open(&path));
-        let run = match written {
-            Ok(run) => run,
+        let run = cold::write_run(&path, id, jobs, &segments).and_then(|()| ColdRun::open(&path));
+        match run {
+            Ok(run) => Ok(Some(NewRun { run, frozen: rows, merged, last_seq: self.last_seq })),
             Err(e) => {
-                // Nothing changed: the merged runs go back as they were.
-                self.cold.extend(merged.into_iter().rev());
                 let _ = std::fs::remove_file(&path);
-                return Err(e);
+                Err(e)
             }
-        };
-        self.retired.extend(merged.iter().map(|r| r.id()));
-        self.cold.push(Arc::new(run));
-        self.rebuild_hot(&rows);
-        Ok(frozen)
+        }
+    }
+
+    /// Puts a run [`Projection::prepare_run`] wrote from this very state in
+    /// place of the jobs and runs it took, and rebuilds the hot rows
+    /// without them. Returns how many jobs left memory.
+    pub(crate) fn install_run(&mut self, new: NewRun) -> usize {
+        assert_eq!(new.last_seq, self.last_seq, "a cold run installed on another state than it was made from");
+        self.cold.truncate(self.cold.len() - new.merged);
+        self.cold.push(Arc::new(new.run));
+        self.next_run += 1;
+        self.rebuild_hot(&new.frozen);
+        new.frozen.len()
     }
 
     /// Hot row `i` as a run stores it.
@@ -242,7 +251,6 @@ impl Projection {
             self.insert_cold_job(j);
         }
         self.cold.remove(k);
-        self.retired.push(run.id());
         Ok(())
     }
 
@@ -304,7 +312,6 @@ impl Projection {
             }
         }
         self.cold.remove(k);
-        self.retired.push(run.id());
         Ok(())
     }
 
@@ -321,15 +328,6 @@ impl Projection {
             }
         }
         Ok(())
-    }
-
-    /// The run files no checkpoint of this process still needs: retired
-    /// before the previous checkpoint was written. Called after a
-    /// checkpoint is written; forgets them.
-    pub(crate) fn take_obsolete_runs(&mut self) -> Vec<u64> {
-        let old = std::mem::take(&mut self.retired_before);
-        self.retired_before = std::mem::take(&mut self.retired);
-        old
     }
 
     /// A cold row's columns as a by-id read needs them.
