@@ -284,6 +284,10 @@ fn main() {
     }
     let engine = engine.expect("opened at least once");
     let joblog_data = engine.data_bytes();
+    // Deletion runs on the store as it opens from its checkpoint, hot and
+    // cold (closing writes the checkpoint the replay left out; not timed).
+    engine.close().unwrap();
+    let engine = Engine::open(&jdir, config.clone(), clock.clone()).unwrap();
 
     // ---- joblog: bulk deletion (Immediately): the first million, then the rest
     say("joblog: deleting completed Workflow jobs older than 30 days");
