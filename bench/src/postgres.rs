@@ -2,7 +2,9 @@
 //! the same tables and indices as SQLite's, in a database made for the run
 //! and dropped after it. Each scenario uses PostgreSQL's own best tool:
 //! COPY to load, one statement per transition, VACUUM FULL to give space
-//! back. Durability is the server's: the report shows its settings.
+//! back. Durability is the server's: the report shows its settings. Its
+//! second configuration, monthly partitions dropped instead of DELETE, is
+//! in `partitioned`.
 
 use std::io::Write;
 use std::str::FromStr;
@@ -13,7 +15,11 @@ use joblog::domain::Envelope;
 use postgres::{Client, Config, NoTls, Statement};
 use uuid::Uuid;
 
-use crate::rows::{self, Contender, Fold, HistoryRow, JobRow, SqlPage};
+use crate::rows::{self, Contender, Fold, HistoryRow, JobRow, SecondConfig, SqlPage};
+
+mod partitioned;
+
+pub use partitioned::PartitionedError;
 
 const SCHEMA: &str = "
     CREATE TABLE jobs (id uuid PRIMARY KEY, name text, operationtype int, statecode int, statuscode int,
@@ -32,6 +38,12 @@ pub struct Postgres {
     client: Option<Client>,
     /// Statements prepared once, by their SQL (as SQLite's `prepare_cached`).
     prepared: std::collections::HashMap<String, Statement>,
+    /// The server's WAL position when the run's database was made: the
+    /// WAL written since is the run's ([`Contender::bytes`]).
+    wal_start: u64,
+    /// WAL written meanwhile for the second configuration's database, not
+    /// this one's.
+    wal_elsewhere: u64,
 }
 
 impl Postgres {
@@ -50,8 +62,17 @@ impl Postgres {
         }
         let mut config = server.clone();
         config.dbname(&dbname);
-        let client = config.connect(NoTls).map_err(|e| format!("cannot connect to {dbname}: {}", why(&e)))?;
-        Ok(Self { server, config, dbname, client: Some(client), prepared: Default::default() })
+        let mut client = config.connect(NoTls).map_err(|e| format!("cannot connect to {dbname}: {}", why(&e)))?;
+        let wal_start = wal_position(&mut client).map_err(|e| format!("cannot read the WAL position: {}", why(&e)))?;
+        Ok(Self {
+            server,
+            config,
+            dbname,
+            client: Some(client),
+            prepared: Default::default(),
+            wal_start,
+            wal_elsewhere: 0,
+        })
     }
 
     fn client(&mut self) -> &mut Client {
@@ -200,15 +221,41 @@ impl Contender for Postgres {
         (jobs, logical, t.elapsed().as_secs_f64())
     }
 
-    /// What the database needs on disk to reopen: its tables and indices,
-    /// and the server's WAL (`pg_ls_waldir`, superuser; the server is the
-    /// run's own, `postgres-local.sh`, so its WAL is this database's).
+    /// What the database needs on disk to reopen: its tables and indices
+    /// (`pg_database_size`), and the WAL written for it: the server's WAL
+    /// position now less its position when the database was made, less
+    /// what the second configuration wrote meanwhile (the server is the
+    /// run's own, `postgres-local.sh`, so nothing else writes to it). Not
+    /// the WAL directory: that holds the segments earlier runs left for
+    /// recycling, whatever this run did.
     fn bytes(&mut self) -> u64 {
         let size: i64 = self.client().query_one("SELECT pg_database_size(current_database())", &[]).unwrap().get(0);
-        let wal: i64 =
-            self.client().query_one("SELECT coalesce(sum(size), 0)::bigint FROM pg_ls_waldir()", &[]).unwrap().get(0);
-        (size + wal) as u64
+        let now = wal_position(self.client()).unwrap();
+        size as u64 + now.saturating_sub(self.wal_start).saturating_sub(self.wal_elsewhere)
     }
+
+    /// Monthly partitions, the oldest dropped whole (`partitioned`). A
+    /// server error skips it with a message, as an unreachable server skips
+    /// PostgreSQL; a copy that deleted other rows than the first
+    /// configuration's SQL selects stops the run.
+    fn second_config(&mut self, cutoff: i64, limit: u64) -> Option<SecondConfig> {
+        match partitioned::run(self, cutoff, limit) {
+            Ok(second) => Some(second),
+            Err(e @ PartitionedError::NotTheSameRows(_)) => {
+                panic!("PostgreSQL's partitioned configuration: {e}: the comparison would be void")
+            }
+            Err(e) => {
+                eprintln!("PostgreSQL's partitioned configuration: skipped ({e})");
+                None
+            }
+        }
+    }
+}
+
+/// The server's WAL insert position, in bytes from its start.
+fn wal_position(client: &mut impl postgres::GenericClient) -> Result<u64, postgres::Error> {
+    let lsn: i64 = client.query_one("SELECT pg_wal_lsn_diff(pg_current_wal_insert_lsn(), '0/0')::bigint", &[])?.get(0);
+    Ok(lsn.max(0) as u64)
 }
 
 impl Drop for Postgres {
