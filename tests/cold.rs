@@ -227,3 +227,47 @@ fn a_damaged_cold_run_is_an_error_where_it_is_read_and_the_log_rebuilds_the_stat
     assert!(f.engine.open_report().checkpoint_seq.is_none());
     assert_eq!(everything(&f.engine.session("admin").unwrap()), before);
 }
+
+#[test]
+fn a_deletion_that_takes_a_whole_run_drops_it_and_its_file() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    // A run of jobs that one deletion takes whole, and a run it leaves.
+    let old: Vec<Job> =
+        (0..200).map(|n| job(n, Status::SUCCEEDED, OperationType::WORKFLOW, Some("w1"), None)).collect();
+    admin.import(old).unwrap();
+    f.engine.checkpoint().unwrap();
+    let kept: Vec<Job> =
+        (200..260).map(|n| job(n, Status::SUCCEEDED, OperationType::BULK_EMAIL, None, Some("contact:1"))).collect();
+    admin.import(kept.clone()).unwrap();
+    f.engine.checkpoint().unwrap();
+    let runs = |e: &Engine| e.state().cold_runs().iter().map(|r| (r.id(), r.len())).collect::<Vec<_>>();
+    let before = runs(&f.engine);
+    assert_eq!(before.iter().map(|r| r.1).collect::<Vec<_>>(), [200, 60]);
+    let criteria = DeletionCriteria {
+        types: vec![OperationType::WORKFLOW],
+        reasons: vec![StatusReason::Succeeded],
+        older_than_days: 1,
+    };
+    let report = admin.delete_now(&criteria, 1_000_000).unwrap();
+    assert_eq!(report.deleted, 200);
+    // The whole run went, without coming back into memory; the other
+    // stays cold (rewritten if the compaction moved its events).
+    let after = runs(&f.engine);
+    assert_eq!(after.iter().map(|r| r.1).collect::<Vec<_>>(), [60]);
+    let files: Vec<String> = std::fs::read_dir(f.path().join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.ends_with(".run"))
+        .collect();
+    assert_eq!(files, [joblog::projection::cold::file_name(after[0].0)], "the dropped run's file is gone");
+    assert_eq!(admin.count(&Filter::default()).unwrap(), 60);
+    for j in &kept {
+        assert_eq!(admin.get(j.id).unwrap().id, j.id);
+    }
+    assert_verified(&f.engine);
+    drop(admin);
+    let f = f.close_and_reopen();
+    assert_eq!(runs(&f.engine), after);
+    assert_verified(&f.engine);
+}

@@ -188,10 +188,10 @@ impl Engine {
             return Err(e.into());
         }
         let done = self.inner.log.install(rewrite)?;
-        // Cold runs that point into rewritten segments come back into
-        // memory first, so their jobs' events move with the others'.
-        let rewritten: Vec<u64> = done.segments.iter().map(|s| s.segment).collect();
-        if let Err(e) = state.thaw_runs_in(&rewritten) {
+        // Cold runs that point into rewritten segments are rewritten with
+        // their events' new offsets.
+        let live = self.inner.log.generations();
+        if let Err(e) = state.relocate_runs(&self.inner.dir.join("snapshots"), &done, &live) {
             // A damaged run: the state no longer matches the log's files.
             drop(state);
             drop(_no_writes);

@@ -197,14 +197,14 @@ impl Engine {
     /// no kept checkpoint names any more.
     pub(crate) fn checkpoint_locked(&self) -> Result<PathBuf, Error> {
         let dir = self.inner.dir.join("snapshots");
-        // No writer can change the state: this thread holds the write lock.
-        // Readers go on while the run is written.
-        let state = self.inner.state.read();
+        // No writer can change the state (this thread holds the write
+        // lock), nor a reader taking it back after a failed sync (the
+        // upgradable lock): readers go on while the run is written.
+        let state = self.inner.state.upgradable_read();
         self.inner.log.sync_through(state.last_seq() + 1)?;
         let live = self.inner.log.generations();
         let new = state.prepare_run(&dir, &live, self.inner.config.cold_after.max(1))?;
-        drop(state);
-        let mut state = self.inner.state.write();
+        let mut state = parking_lot::RwLockUpgradableReadGuard::upgrade(state);
         if let Some(new) = new {
             state.install_run(new);
         }

@@ -19,7 +19,7 @@ use super::cold::{self, ColdJob, ColdRow, ColdRun};
 use super::intern::Interner;
 use super::{Pos, Projection, Row, NO_EVENT};
 use crate::error::Error;
-use crate::log::{Generations, Position};
+use crate::log::{Compaction, Generations, Position};
 
 /// A job's place in an order: (createdon or completedon, id).
 pub(crate) type Key = (i64, Uuid);
@@ -102,15 +102,7 @@ impl Projection {
             merged += 1;
         }
         let id = self.next_run;
-        let segments: BTreeMap<u64, u32> = jobs
-            .iter()
-            .flat_map(|j| j.events.iter().map(|p| p.segment))
-            .map(|s| {
-                live.get(&s).map(|&g| (s, g)).ok_or_else(|| {
-                    Error::corrupt(format!("a job's event is in segment {s}, which the log does not hold"))
-                })
-            })
-            .collect::<Result<_, _>>()?;
+        let segments = segments_of(&jobs, live)?;
         let path = dir.join(cold::file_name(id));
         crate::log::private::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
         let run = cold::write_run(&path, id, jobs, &segments).and_then(|()| ColdRun::open(&path));
@@ -125,9 +117,13 @@ impl Projection {
 
     /// Puts a run [`Projection::prepare_run`] wrote from this very state in
     /// place of the jobs and runs it took, and rebuilds the hot rows
-    /// without them. Returns how many jobs left memory.
+    /// without them. Returns how many jobs left memory: none when the
+    /// state moved meanwhile (taken back to what is durable after a failed
+    /// sync), and the run is left for the next checkpoint's cleanup.
     pub(crate) fn install_run(&mut self, new: NewRun) -> usize {
-        assert_eq!(new.last_seq, self.last_seq, "a cold run installed on another state than it was made from");
+        if new.last_seq != self.last_seq || new.merged > self.cold.len() {
+            return 0;
+        }
         self.cold.truncate(self.cold.len() - new.merged);
         self.cold.push(Arc::new(new.run));
         self.next_run += 1;
@@ -315,19 +311,55 @@ impl Projection {
         Ok(())
     }
 
-    /// Thaws every run that points into a segment of `segments` (before a
-    /// compaction moves their frames).
-    pub(crate) fn thaw_runs_in(&mut self, segments: &[u64]) -> Result<(), Error> {
-        let mut k = 0;
-        while k < self.cold.len() {
-            let touches = self.cold[k].segments()?.keys().any(|s| segments.contains(s));
-            if touches {
-                self.thaw(k)?;
-            } else {
-                k += 1;
+    /// Rewrites every run that points into a segment `done` rewrote, with
+    /// its events' new offsets (a compaction moves frames; no frame of a
+    /// cold job is ever dropped), into `dir` as a new run. `live`: the
+    /// log's segments after the compaction. Called before
+    /// [`Projection::apply_compaction`], with the same `done`.
+    pub(crate) fn relocate_runs(&mut self, dir: &Path, done: &Compaction, live: &Generations) -> Result<(), Error> {
+        let moves: HashMap<u64, &[(u64, u64)]> = done.segments.iter().map(|s| (s.segment, &s.moved[..])).collect();
+        for k in 0..self.cold.len() {
+            if !self.cold[k].segments()?.keys().any(|s| moves.contains_key(s)) {
+                continue;
             }
+            let run = Arc::clone(&self.cold[k]);
+            let mut jobs = Vec::with_capacity(run.len());
+            for r in 0..run.len() {
+                let mut j = run_job(&run, u32::try_from(r).expect("a run numbers its rows by u32"))?;
+                for p in &mut j.events {
+                    if let Some(moved) = moves.get(&p.segment) {
+                        let i = moved.binary_search_by_key(&p.offset, |m| m.0).map_err(|_| {
+                            Error::corrupt(format!(
+                                "compaction dropped the event at {}:{} of job {}, which cold run {} holds",
+                                p.segment,
+                                p.offset,
+                                j.row.id,
+                                run.id()
+                            ))
+                        })?;
+                        p.offset = moved[i].1;
+                    }
+                }
+                jobs.push(j);
+            }
+            let new = self.write_new_run(dir, jobs, live)?;
+            self.cold[k] = Arc::new(new);
         }
         Ok(())
+    }
+
+    /// Writes `jobs` as the next run in `dir` and opens it.
+    fn write_new_run(&mut self, dir: &Path, jobs: Vec<ColdJob>, live: &Generations) -> Result<ColdRun, Error> {
+        let id = self.next_run;
+        let segments = segments_of(&jobs, live)?;
+        let path = dir.join(cold::file_name(id));
+        crate::log::private::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+        let run = cold::write_run(&path, id, jobs, &segments).and_then(|()| ColdRun::open(&path));
+        if run.is_err() {
+            let _ = std::fs::remove_file(&path);
+        }
+        self.next_run += 1;
+        run
     }
 
     /// A cold row's columns as a by-id read needs them.
@@ -339,6 +371,18 @@ impl Projection {
     pub(crate) fn cold_name(&self, k: usize, sym: u32) -> Result<Option<&str>, Error> {
         self.cold[k].name(sym)
     }
+}
+
+/// The segments `jobs`' events are in, with their generations in `live`.
+fn segments_of(jobs: &[ColdJob], live: &Generations) -> Result<BTreeMap<u64, u32>, Error> {
+    jobs.iter()
+        .flat_map(|j| j.events.iter().map(|p| p.segment))
+        .map(|s| {
+            live.get(&s)
+                .map(|&g| (s, g))
+                .ok_or_else(|| Error::corrupt(format!("a job's event is in segment {s}, which the log does not hold")))
+        })
+        .collect()
 }
 
 /// Row `r` of `run` as the writer takes it (for merging and thawing).
