@@ -100,13 +100,16 @@ impl Projection {
             }
         }
         let cold_next = |k: usize, set: &Postings<'_>, at: &mut usize| -> Result<Option<Found>, Error> {
-            if *at >= set.len() {
-                return Ok(None);
+            while *at < set.len() {
+                let r = set.get(*at)?;
+                *at += 1;
+                if self.cold[k].gone.contains(&r) {
+                    continue;
+                }
+                let row = self.cold[k].row(r)?;
+                return Ok((row.completedon < cutoff.micros()).then_some(((row.completedon, row.id), Loc::Cold(k, r))));
             }
-            let r = set.get(*at)?;
-            *at += 1;
-            let row = self.cold[k].row(r)?;
-            Ok((row.completedon < cutoff.micros()).then_some(((row.completedon, row.id), Loc::Cold(k, r))))
+            Ok(None)
         };
         // Each source's next row with its key, so that merging reads each
         // row once.
@@ -151,7 +154,15 @@ impl Projection {
         let mut matching: usize =
             self.deletion_sets(criteria).iter().map(|set| set.count_below(&before, rows_of)).sum();
         for run in &self.cold {
-            for (reason, t) in Self::deletion_keys(criteria) {
+            let keys = Self::deletion_keys(criteria);
+            // Rows deletions already took are still in the run's sets.
+            for &r in &run.gone {
+                let row = run.row(r)?;
+                if row.completedon < cutoff.micros() && keys.contains(&(row.reason, row.operationtype)) {
+                    matching -= 1;
+                }
+            }
+            for (reason, t) in keys {
                 let set = run.postings(Section::Completed, (u64::from(reason as u32) << 32) | u64::from(t))?;
                 let (mut lo, mut hi) = (0, set.len());
                 while lo < hi {
@@ -213,34 +224,21 @@ impl Projection {
         Ok(())
     }
 
-    /// The hot rows of `found`: a cold run all of whose jobs are in it is
-    /// dropped (its events become garbage), one that has only some of them
-    /// thawed first.
+    /// The hot rows of `found`; its cold ones are deleted in their runs
+    /// here (`Projection::delete_cold`).
     fn take_from_cold(&mut self, found: Vec<Found>) -> Result<Vec<u32>, Error> {
-        let mut per_run: BTreeMap<usize, usize> = BTreeMap::new();
-        for f in &found {
-            if let Loc::Cold(k, _) = f.1 {
-                *per_run.entry(k).or_default() += 1;
-            }
-        }
-        let dropped: Vec<usize> = per_run.iter().filter(|(&k, &n)| n == self.cold[k].len()).map(|(&k, _)| k).collect();
-        // From the last run back, so that the numbers of the others hold.
-        for &k in per_run.keys().rev() {
-            if dropped.contains(&k) {
-                self.drop_run(k)?;
-            } else {
-                self.thaw(k)?;
-            }
-        }
+        let mut cold: Vec<(usize, u32)> = Vec::new();
         let mut rows = Vec::with_capacity(found.len());
-        for ((_, id), loc) in found {
+        for (_, loc) in found {
             match loc {
                 Loc::Hot(r) => rows.push(r),
-                Loc::Cold(k, _) if dropped.contains(&k) => {}
-                Loc::Cold(..) => {
-                    rows.push(self.row_of(id).ok_or_else(|| Error::corrupt(format!("job {id} lost while thawing")))?)
-                }
+                Loc::Cold(k, r) => cold.push((k, r)),
             }
+        }
+        // From the last run back: a run that goes renumbers only those after it.
+        cold.sort_unstable_by(|a, b| b.cmp(a));
+        for (k, r) in cold {
+            self.delete_cold(k, r)?;
         }
         Ok(rows)
     }
@@ -256,7 +254,15 @@ impl Projection {
             if !seen.insert(id) {
                 return Err(Error::corrupt(format!("a deletion names job {id} twice")));
             }
-            let Some(i) = self.hot_row(id)? else { continue };
+            let i = match self.locate(id)? {
+                None => continue,
+                Some(Loc::Cold(k, r)) => {
+                    // A cold job is Completed.
+                    self.delete_cold(k, r)?;
+                    continue;
+                }
+                Some(Loc::Hot(i)) => i,
+            };
             let status = self.rows[i as usize].status;
             if !status.is_completed() {
                 return Err(Error::corrupt(format!("a deletion takes job {id}, which is {status}, not Completed")));

@@ -238,7 +238,7 @@ pub struct Projection {
     planned: std::sync::Mutex<Option<delete::Planned>>,
     /// Cold runs, oldest first (`tier.rs`): Completed jobs read in place,
     /// none of them in `rows`.
-    cold: Vec<std::sync::Arc<cold::ColdRun>>,
+    cold: Vec<tier::Cold>,
     /// The id the next cold run gets.
     next_run: u64,
 }
@@ -296,7 +296,7 @@ impl Projection {
 
     /// Live jobs.
     pub fn job_count(&self) -> usize {
-        self.all.len() + self.cold.iter().map(|r| r.len()).sum::<usize>()
+        self.all.len() + self.cold.iter().map(tier::Cold::live).sum::<usize>()
     }
 
     pub(crate) fn row_of(&self, id: Uuid) -> Option<u32> {

@@ -11,10 +11,10 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
-use super::cold::{ColdRow, ColdRun, Postings, Section};
+use super::cold::{ColdRow, Postings, Section};
 use super::intern::{Sym, NONE};
 use super::ordered::OrderedRows;
-use super::tier::{Found, Key};
+use super::tier::{Cold, Found, Key};
 use super::{opt_time, KeyedRows, Loc, Projection, Row, NO_TIME};
 use crate::domain::{Job, OperationType, Regarding, State, Status, StatusReason, Timestamp};
 use crate::error::Error;
@@ -211,7 +211,7 @@ fn start_of(after: Option<&Cursor>, created_before: Option<Timestamp>) -> Option
 
 /// The rows of one cold run a plan matches, newest first, below `start`.
 struct ColdWalk<'a> {
-    run: &'a ColdRun,
+    run: &'a Cold,
     plan: &'a ColdPlan,
     set: Option<Postings<'a>>,
     /// Entries left (the next one is `left - 1`).
@@ -220,7 +220,7 @@ struct ColdWalk<'a> {
 }
 
 impl<'a> ColdWalk<'a> {
-    fn new(run: &'a ColdRun, plan: &'a ColdPlan, start: Option<(i64, Uuid)>) -> Result<Self, Error> {
+    fn new(run: &'a Cold, plan: &'a ColdPlan, start: Option<(i64, Uuid)>) -> Result<Self, Error> {
         // Rows are in createdon order: the rows below `start` are a prefix.
         let bound = match start {
             None => run.len(),
@@ -263,6 +263,9 @@ impl<'a> ColdWalk<'a> {
                 Some(set) => set.get(self.left)?,
                 None => self.left as u32,
             };
+            if self.run.gone.contains(&r) {
+                continue;
+            }
             let row = self.run.row(r)?;
             if self.plan.created_after.is_some_and(|t| row.createdon <= t) {
                 self.done = true;
@@ -566,7 +569,7 @@ impl Projection {
         let of_type = |t: u32| filter.operationtype.is_none_or(|ty| ty.0 == t);
         for p in self.cold_plans(filter, vis)? {
             let run = &self.cold[p.k];
-            n += if p.only_status_and_type {
+            let whole = if p.only_status_and_type {
                 run.keys(Section::Completed)?
                     .into_iter()
                     .filter(|&(key, _)| {
@@ -587,8 +590,17 @@ impl Projection {
                 while walk.next_match()?.is_some() {
                     m += 1;
                 }
-                m
+                n += m;
+                continue;
             };
+            // The run's sets still hold the rows deletions took.
+            let mut taken = 0;
+            for &r in &run.gone {
+                if p.matches(&run.row(r)?) {
+                    taken += 1;
+                }
+            }
+            n += whole.saturating_sub(taken);
         }
         Ok(n)
     }
@@ -707,7 +719,11 @@ impl Projection {
             let Some(wf) = run.sym(workflow)? else { continue };
             let set = run.postings(Section::ByWorkflow, u64::from(wf))?;
             for i in 0..set.len() {
-                let row = run.row(set.get(i)?)?;
+                let r = set.get(i)?;
+                if run.gone.contains(&r) {
+                    continue;
+                }
+                let row = run.row(r)?;
                 push((row.completedon, row.createdon, row.id), row.reason);
             }
         }

@@ -54,6 +54,8 @@ struct Tiers {
     cold: Vec<u64>,
     /// The id the next run gets.
     next_run: u64,
+    /// For each run, the rows deletions took since it was written.
+    gone: Vec<Vec<u32>>,
 }
 const HEADER_LEN: usize = 40;
 /// Snapshots kept: the newest and the one before it.
@@ -211,7 +213,19 @@ impl Projection {
                 last_seq: self.last_seq,
                 last_at: self.last_at,
             };
-            let tiers = Tiers { cold: self.cold.iter().map(|r| r.id()).collect(), next_run: self.next_run };
+            let tiers = Tiers {
+                cold: self.cold.iter().map(|r| r.id()).collect(),
+                next_run: self.next_run,
+                gone: self
+                    .cold
+                    .iter()
+                    .map(|c| {
+                        let mut g: Vec<u32> = c.gone.iter().copied().collect();
+                        g.sort_unstable();
+                        g
+                    })
+                    .collect(),
+            };
             codec::encode_to(&(tiers, body), &mut w)?;
             w.flush().map_err(io(&tmp))?;
             let Crc { hasher, len, inner } = w;
@@ -334,7 +348,10 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
         return Err(corrupt("body checksum mismatch"));
     }
     let (tiers, body): (Tiers, Body) = if version == 6 {
-        (Tiers { cold: vec![], next_run: 0 }, codec::decode_large(body).map_err(|e| corrupt(&e.to_string()))?)
+        (
+            Tiers { cold: vec![], next_run: 0, gone: vec![] },
+            codec::decode_large(body).map_err(|e| corrupt(&e.to_string()))?,
+        )
     } else {
         codec::decode_large(body).map_err(|e| corrupt(&e.to_string()))?
     };
@@ -346,7 +363,10 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
     let mut p = Projection::from_body(body).map_err(|why| corrupt(&why))?;
     // Its cold runs, each pointing into the segments as they are now.
     let dir = path.parent().unwrap_or(Path::new("."));
-    for id in tiers.cold {
+    if tiers.gone.len() != tiers.cold.len() {
+        return Err(corrupt("its cold runs and their deleted rows disagree"));
+    }
+    for (id, gone) in tiers.cold.into_iter().zip(tiers.gone) {
         let run = super::cold::ColdRun::open(&dir.join(super::cold::file_name(id)))?;
         if run.id() != id {
             return Err(corrupt(&format!("cold run {id} names itself {}", run.id())));
@@ -354,7 +374,10 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
         if run.segments()?.iter().any(|(s, g)| live.get(s) != Some(g)) {
             return Err(corrupt(&format!("cold run {id} points into segments compacted since (stale)")));
         }
-        p.cold.push(std::sync::Arc::new(run));
+        if gone.iter().any(|&r| r as usize >= run.len()) || gone.len() >= run.len() {
+            return Err(corrupt(&format!("cold run {id}: deleted rows out of range")));
+        }
+        p.cold.push(super::tier::Cold { run: std::sync::Arc::new(run), gone: gone.into_iter().collect() });
     }
     p.next_run = tiers.next_run.max(p.cold.iter().map(|r| r.id() + 1).max().unwrap_or(0));
     Ok(p)

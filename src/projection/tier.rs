@@ -27,10 +27,43 @@ pub(crate) type Key = (i64, Uuid);
 /// A job found by a walk, with its key.
 pub(crate) type Found = (Key, Loc);
 
-/// A cold run written but not yet part of the state (`prepare_run`).
+/// A cold run in the state, and the rows of it that deletions took since
+/// it was written (their events are garbage; the run is rewritten without
+/// them when a compaction moves its events, or merged).
+#[derive(Debug)]
+pub(crate) struct Cold {
+    pub(crate) run: Arc<ColdRun>,
+    pub(crate) gone: rustc_hash::FxHashSet<u32>,
+}
+
+impl Cold {
+    fn new(run: ColdRun) -> Self {
+        Cold { run: Arc::new(run), gone: Default::default() }
+    }
+
+    /// Its jobs still there.
+    pub(crate) fn live(&self) -> usize {
+        self.run.len() - self.gone.len()
+    }
+}
+
+impl std::ops::Deref for Cold {
+    type Target = ColdRun;
+
+    fn deref(&self) -> &ColdRun {
+        &self.run
+    }
+}
+
+/// The most jobs a run holds: a compaction rewrites the runs whose events
+/// it moves, so a run must be small next to the store; *n* jobs make about
+/// *n* / this runs, plus log2 of it for the newest.
+pub(crate) const MAX_RUN_ROWS: usize = 1 << 20;
+
+/// Cold runs written but not yet part of the state (`prepare_run`).
 pub(crate) struct NewRun {
-    run: ColdRun,
-    /// The hot rows it holds.
+    runs: Vec<ColdRun>,
+    /// The hot rows they hold.
     frozen: Vec<u32>,
     /// How many of the newest runs it replaces.
     merged: usize,
@@ -55,7 +88,8 @@ impl Projection {
         }
         for (k, run) in self.cold.iter().enumerate().rev() {
             if let Some(r) = run.find(id)? {
-                return Ok(Some(Loc::Cold(k, r)));
+                // A job is in one run at most.
+                return Ok((!run.gone.contains(&r)).then_some(Loc::Cold(k, r)));
             }
         }
         Ok(None)
@@ -74,8 +108,8 @@ impl Projection {
     }
 
     /// The cold runs, oldest first.
-    pub fn cold_runs(&self) -> &[Arc<ColdRun>] {
-        &self.cold
+    pub fn cold_runs(&self) -> Vec<Arc<ColdRun>> {
+        self.cold.iter().map(|c| Arc::clone(&c.run)).collect()
     }
 
     /// Writes the Completed hot jobs into a new cold run in `dir` (when
@@ -93,40 +127,44 @@ impl Projection {
         let mut jobs = rows.iter().map(|&i| self.cold_job(i)).collect::<Result<Vec<_>, _>>()?;
         let mut merged = 0;
         for run in self.cold.iter().rev() {
-            if run.len() > 2 * jobs.len() {
+            if run.len() > 2 * jobs.len() || run.len() >= MAX_RUN_ROWS {
                 break;
             }
-            for r in 0..run.len() {
-                jobs.push(run_job(run, u32::try_from(r).expect("a run numbers its rows by u32"))?);
-            }
+            jobs.extend(live_jobs(run)?);
             merged += 1;
         }
-        let id = self.next_run;
-        let segments = segments_of(&jobs, live)?;
-        let path = dir.join(cold::file_name(id));
-        crate::log::private::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
-        let run = cold::write_run(&path, id, jobs, &segments).and_then(|()| ColdRun::open(&path));
-        match run {
-            Ok(run) => Ok(Some(NewRun { run, frozen: rows, merged, last_seq: self.last_seq })),
-            Err(e) => {
-                let _ = std::fs::remove_file(&path);
-                Err(e)
+        jobs.sort_unstable_by_key(|j| j.row.created_key());
+        let mut runs = Vec::new();
+        let mut next = self.next_run;
+        let mut rest = jobs;
+        while !rest.is_empty() {
+            let tail = rest.split_off(rest.len().min(MAX_RUN_ROWS));
+            match write_run_file(dir, next, std::mem::replace(&mut rest, tail), live) {
+                Ok(run) => runs.push(run),
+                Err(e) => {
+                    for run in &runs {
+                        let _ = std::fs::remove_file(run.path());
+                    }
+                    return Err(e);
+                }
             }
+            next += 1;
         }
+        Ok(Some(NewRun { runs, frozen: rows, merged, last_seq: self.last_seq }))
     }
 
-    /// Puts a run [`Projection::prepare_run`] wrote from this very state in
-    /// place of the jobs and runs it took, and rebuilds the hot rows
+    /// Puts runs [`Projection::prepare_run`] wrote from this very state in
+    /// place of the jobs and runs they took, and rebuilds the hot rows
     /// without them. Returns how many jobs left memory: none when the
-    /// state moved meanwhile (taken back to what is durable after a failed
-    /// sync), and the run is left for the next checkpoint's cleanup.
+    /// state moved meanwhile, and the files are left for the next
+    /// checkpoint's cleanup.
     pub(crate) fn install_run(&mut self, new: NewRun) -> usize {
         if new.last_seq != self.last_seq || new.merged > self.cold.len() {
             return 0;
         }
         self.cold.truncate(self.cold.len() - new.merged);
-        self.cold.push(Arc::new(new.run));
-        self.next_run += 1;
+        self.next_run += new.runs.len() as u64;
+        self.cold.extend(new.runs.into_iter().map(Cold::new));
         self.rebuild_hot(&new.frozen);
         new.frozen.len()
     }
@@ -238,12 +276,7 @@ impl Projection {
 
     /// Moves cold run `k` back into the hot rows, whole.
     pub(crate) fn thaw(&mut self, k: usize) -> Result<(), Error> {
-        let run = Arc::clone(&self.cold[k]);
-        let mut jobs = Vec::with_capacity(run.len());
-        for r in 0..run.len() {
-            jobs.push(run_job(&run, u32::try_from(r).expect("a run numbers its rows by u32"))?);
-        }
-        for j in jobs {
+        for j in live_jobs(&self.cold[k])? {
             self.insert_cold_job(j);
         }
         self.cold.remove(k);
@@ -297,18 +330,20 @@ impl Projection {
         self.index(i);
     }
 
-    /// Drops cold run `k` whose every job a deletion took: its events
-    /// become garbage.
-    pub(crate) fn drop_run(&mut self, k: usize) -> Result<(), Error> {
-        let run = Arc::clone(&self.cold[k]);
-        for r in 0..run.len() {
-            let row = run.row(u32::try_from(r).expect("a run numbers its rows by u32"))?;
-            for p in run.events(&row)? {
-                self.garbage.entry(p.segment).or_default().push(p.offset);
-            }
+    /// Deletes row `r` of cold run `k`: its events become garbage, and the
+    /// run goes when no job of it is left. Returns whether the run went
+    /// (the runs after it are then numbered one less).
+    pub(crate) fn delete_cold(&mut self, k: usize, r: u32) -> Result<bool, Error> {
+        let row = self.cold[k].row(r)?;
+        for p in self.cold[k].events(&row)? {
+            self.garbage.entry(p.segment).or_default().push(p.offset);
         }
-        self.cold.remove(k);
-        Ok(())
+        self.cold[k].gone.insert(r);
+        if self.cold[k].live() == 0 {
+            self.cold.remove(k);
+            return Ok(true);
+        }
+        Ok(false)
     }
 
     /// Rewrites every run that points into a segment `done` rewrote, with
@@ -322,10 +357,9 @@ impl Projection {
             if !self.cold[k].segments()?.keys().any(|s| moves.contains_key(s)) {
                 continue;
             }
-            let run = Arc::clone(&self.cold[k]);
-            let mut jobs = Vec::with_capacity(run.len());
-            for r in 0..run.len() {
-                let mut j = run_job(&run, u32::try_from(r).expect("a run numbers its rows by u32"))?;
+            let run = Arc::clone(&self.cold[k].run);
+            let mut jobs = live_jobs(&self.cold[k])?;
+            for j in &mut jobs {
                 for p in &mut j.events {
                     if let Some(moved) = moves.get(&p.segment) {
                         let i = moved.binary_search_by_key(&p.offset, |m| m.0).map_err(|_| {
@@ -340,26 +374,12 @@ impl Projection {
                         p.offset = moved[i].1;
                     }
                 }
-                jobs.push(j);
             }
-            let new = self.write_new_run(dir, jobs, live)?;
-            self.cold[k] = Arc::new(new);
+            let new = write_run_file(dir, self.next_run, jobs, live)?;
+            self.next_run += 1;
+            self.cold[k] = Cold::new(new);
         }
         Ok(())
-    }
-
-    /// Writes `jobs` as the next run in `dir` and opens it.
-    fn write_new_run(&mut self, dir: &Path, jobs: Vec<ColdJob>, live: &Generations) -> Result<ColdRun, Error> {
-        let id = self.next_run;
-        let segments = segments_of(&jobs, live)?;
-        let path = dir.join(cold::file_name(id));
-        crate::log::private::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
-        let run = cold::write_run(&path, id, jobs, &segments).and_then(|()| ColdRun::open(&path));
-        if run.is_err() {
-            let _ = std::fs::remove_file(&path);
-        }
-        self.next_run += 1;
-        run
     }
 
     /// A cold row's columns as a by-id read needs them.
@@ -371,6 +391,31 @@ impl Projection {
     pub(crate) fn cold_name(&self, k: usize, sym: u32) -> Result<Option<&str>, Error> {
         self.cold[k].name(sym)
     }
+}
+
+/// Writes `jobs` as run `id` in `dir` and opens it (no file is left when
+/// that fails).
+fn write_run_file(dir: &Path, id: u64, jobs: Vec<ColdJob>, live: &Generations) -> Result<ColdRun, Error> {
+    let segments = segments_of(&jobs, live)?;
+    let path = dir.join(cold::file_name(id));
+    crate::log::private::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
+    let run = cold::write_run(&path, id, jobs, &segments).and_then(|()| ColdRun::open(&path));
+    if run.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    run
+}
+
+/// The jobs of `cold` no deletion took, as the writer takes them.
+fn live_jobs(cold: &Cold) -> Result<Vec<ColdJob>, Error> {
+    let mut jobs = Vec::with_capacity(cold.live());
+    for r in 0..cold.len() {
+        let r = u32::try_from(r).expect("a run numbers its rows by u32");
+        if !cold.gone.contains(&r) {
+            jobs.push(run_job(&cold.run, r)?);
+        }
+    }
+    Ok(jobs)
 }
 
 /// The segments `jobs`' events are in, with their generations in `live`.
