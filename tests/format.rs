@@ -48,7 +48,9 @@ fn fixture_config() -> Config {
     Config {
         log: LogConfig { segment_size_bytes: FIXTURE_SEGMENT_BYTES, ..LogConfig::default() },
         checkpoint_every_events: 0,
-        ..Config::default()
+        // Every checkpoint moves the Completed jobs into cold runs (the
+        // fixtures since store-v6 hold some).
+        cold_after: 1,
     }
 }
 
@@ -361,6 +363,19 @@ fn store_v5_opens_and_reads_the_same() {
     check_store_fixture("store-v5", "store-v5.expected.json");
 }
 
+/// `store-v6`: checkpoint format 7 with cold runs (run format 1): its
+/// checkpoints name the runs that hold its Completed jobs, one with rows
+/// deleted since it was written; segment format 2.
+#[test]
+fn store_v6_opens_and_reads_the_same() {
+    let runs = std::fs::read_dir(fixtures().join("store-v6").join("snapshots"))
+        .unwrap()
+        .filter(|e| e.as_ref().unwrap().file_name().to_string_lossy().ends_with(".run"))
+        .count();
+    assert!(runs > 0, "store-v6 holds cold runs");
+    check_store_fixture("store-v6", "store-v6.expected.json");
+}
+
 /// `store-v4`: event version 5 (bearer tokens: made by an administrator
 /// and by a user, expired, of a deactivated user, revoked) and checkpoint
 /// format 5, segment format 2; its tokens still authenticate as they did.
@@ -377,6 +392,7 @@ fn store_fixtures_keep_their_segment_formats_with_sealed_and_active_segments() {
     check_store_files("store-v3", 2);
     check_store_files("store-v4", 2);
     check_store_files("store-v5", 2);
+    check_store_files("store-v6", 2);
 }
 
 fn check_store_files(fixture: &str, format: u16) {
@@ -684,6 +700,10 @@ fn build_store(out: &Path) -> Vec<(String, Option<String>)> {
     tick();
     admin.set_policy("backoff.threshold", Some(5)).unwrap();
     tick();
+    // A Completed job the checkpoint moves into a cold run (since store-v6),
+    // deleted in the tail.
+    let completed = Filter { state: Some(joblog::domain::State::Completed), ..Filter::default() };
+    let frozen = admin.list(&completed, None, 1).unwrap().0[0].id;
     e.checkpoint().unwrap();
     // The tail after the checkpoint.
     admin.set_policy("retry.max_retries", Some(7)).unwrap();
@@ -717,7 +737,12 @@ fn build_store(out: &Path) -> Vec<(String, Option<String>)> {
     // and bob's first tail job (asked twice: deleted once).
     let (first_tail, _) = bob.list(&Filter::default(), None, usize::MAX).unwrap();
     let first_tail = first_tail.iter().find(|j| j.name == "tail 0").unwrap().id;
-    assert_eq!(admin.delete_jobs(&[gone.id, first_tail, gone.id]).unwrap(), vec![gone.id, first_tail]);
+    assert_eq!(admin.delete_jobs(&[gone.id, first_tail, gone.id, frozen]).unwrap(), vec![gone.id, first_tail, frozen]);
+    tick();
+    // A checkpoint that keeps the cold row deleted (since store-v6), and a
+    // tail after it.
+    e.checkpoint().unwrap();
+    admin.set_policy("retry.max_retries", Some(8)).unwrap();
     tick();
     let segments = e.segments();
     assert!(segments.len() >= 4, "sealed segments and an active one: {segments:?}");
