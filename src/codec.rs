@@ -83,6 +83,16 @@ pub(crate) fn encode_to<T: Serialize, W: std::io::Write>(value: &T, w: &mut W) -
 /// before anything is allocated from it: a corrupt length fails instead of
 /// asking for gigabytes.
 pub(crate) fn decode_large<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+    let (value, used) = decode_prefix_large(bytes)?;
+    if used != bytes.len() {
+        return Err(CodecError::TrailingBytes(bytes.len() - used));
+    }
+    Ok(value)
+}
+
+/// [`decode_large`] of a value at the start of `bytes`, with the number of
+/// bytes it used (the rest is the caller's).
+pub(crate) fn decode_prefix_large<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
     macro_rules! with_limit {
         ($($limit:expr),*) => {{
             let want = bytes.len().saturating_mul(4);
@@ -100,12 +110,8 @@ pub(crate) fn decode_large<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Codec
             }
         }};
     }
-    let (value, used) = with_limit!(1 << 16, 1 << 20, 1 << 24, 1 << 28, 1 << 32, 1 << 36, MAX_STREAM_BYTES)
-        .map_err(|e| CodecError::Decode(e.to_string()))?;
-    if used != bytes.len() {
-        return Err(CodecError::TrailingBytes(bytes.len() - used));
-    }
-    Ok(value)
+    with_limit!(1 << 16, 1 << 20, 1 << 24, 1 << 28, 1 << 32, 1 << 36, MAX_STREAM_BYTES)
+        .map_err(|e| CodecError::Decode(e.to_string()))
 }
 
 #[cfg(test)]

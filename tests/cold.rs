@@ -290,3 +290,30 @@ fn a_deletion_that_takes_a_whole_run_drops_it_and_its_file() {
     assert_eq!(runs(&f.engine), after);
     assert_verified(&f.engine);
 }
+
+/// Many rows deleted from a run (its marks more than 4 KiB in the
+/// checkpoint): the checkpoint after it keeps naming the run, and the
+/// store reopens from it.
+#[test]
+fn a_run_with_many_deleted_rows_stays_named_by_its_checkpoint() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    let jobs: Vec<Job> = (0..4000).map(|n| job(n, Status::SUCCEEDED, OperationType::BULK_EMAIL, None, None)).collect();
+    admin.import(jobs.clone()).unwrap();
+    f.engine.checkpoint().unwrap();
+    let chosen: Vec<Uuid> = jobs.iter().step_by(2).map(|j| j.id).collect();
+    for part in chosen.chunks(1000) {
+        assert_eq!(admin.delete_jobs(part).unwrap().len(), 1000);
+    }
+    // Two checkpoints: both kept ones carry the marks.
+    f.engine.checkpoint().unwrap();
+    f.engine.checkpoint().unwrap();
+    let run = f.engine.state().cold_runs()[0].path().to_path_buf();
+    assert!(run.exists(), "the run the checkpoint names is still there");
+    let before = everything(&admin);
+    drop(admin);
+    let f = f.close_and_reopen();
+    assert!(f.engine.open_report().checkpoint_seq.is_some(), "{:?}", f.engine.open_report());
+    assert_eq!(everything(&f.engine.session("admin").unwrap()), before);
+    assert_verified(&f.engine);
+}

@@ -189,14 +189,20 @@ impl Engine {
         }
         let done = self.inner.log.install(rewrite)?;
         // Cold runs that point into rewritten segments are rewritten with
-        // their events' new offsets.
+        // their events' new offsets; when they cannot be written (a full
+        // disk), they come back into memory instead, and the next
+        // checkpoint freezes them again. The log is compacted either way.
         let live = self.inner.log.generations();
-        if let Err(e) = state.relocate_runs(&self.inner.dir.join("snapshots"), &done, &live) {
-            // A damaged run: the state no longer matches the log's files.
-            drop(state);
-            drop(_no_writes);
-            self.revert_to_durable();
-            return Err(e);
+        if state.relocate_runs(&self.inner.dir.join("snapshots"), &done, &live).is_err() {
+            let rewritten: Vec<u64> = done.segments.iter().map(|s| s.segment).collect();
+            if let Err(e) = state.thaw_runs_in(&rewritten) {
+                // A damaged run: rebuild the state from the log (the
+                // checkpoints name the old segments: they are skipped).
+                drop(state);
+                drop(_no_writes);
+                self.rebuild_from_log();
+                return Err(e);
+            }
         }
         state.apply_compaction(&plan, &done);
         drop(state);

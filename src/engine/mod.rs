@@ -210,7 +210,7 @@ impl Engine {
         }
         let state = parking_lot::RwLockWriteGuard::downgrade(state);
         let path = state.save_snapshot(&dir, &live)?;
-        Projection::remove_unnamed_runs(&dir);
+        state.remove_unnamed_runs(&dir);
         self.inner.checkpoint_seq.store(state.last_seq(), std::sync::atomic::Ordering::Relaxed);
         Ok(path)
     }

@@ -219,6 +219,23 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Replaces the state by a fold of the log (after a compaction whose
+    /// cold runs could be neither rewritten nor read: the checkpoints name
+    /// the segments as they were, so the whole log is replayed). Called
+    /// with no guard of the state held.
+    pub(super) fn rebuild_from_log(&self) {
+        let mut state = self.inner.state.write();
+        match fold(&self.inner.dir, &self.inner.log, false) {
+            Ok((fresh, ..)) => *state = fresh,
+            Err(e) => {
+                // No state matches the log: take no more writes.
+                self.inner.log.poison(format!("the state cannot be rebuilt from the log: {e}"));
+            }
+        }
+    }
+}
+
 /// How far a replay goes.
 #[derive(Clone, Copy)]
 enum Replay {

@@ -754,6 +754,9 @@ impl ColdRun {
     pub fn postings(&self, s: Section, key: u64) -> Result<Postings<'_>, Error> {
         let n = usize_of(le_u64(self.section(s, 0, 8)?, 0));
         let keys = n.checked_mul(POSTING_KEY_LEN).and_then(|k| k.checked_add(8)).unwrap_or(usize::MAX);
+        if keys > self.section_len(s) {
+            return Err(corrupt_at(&self.path, self.sections[s as usize - 1].0, format!("{n} keys in section {s:?}")));
+        }
         let (mut lo, mut hi) = (0, n);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;

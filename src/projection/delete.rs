@@ -155,14 +155,7 @@ impl Projection {
             self.deletion_sets(criteria).iter().map(|set| set.count_below(&before, rows_of)).sum();
         for run in &self.cold {
             let keys = Self::deletion_keys(criteria);
-            // Rows deletions already took are still in the run's sets.
-            for &r in &run.gone {
-                let row = run.row(r)?;
-                if row.completedon < cutoff.micros() && keys.contains(&(row.reason, row.operationtype)) {
-                    matching -= 1;
-                }
-            }
-            for (reason, t) in keys {
+            for &(reason, t) in &keys {
                 let set = run.postings(Section::Completed, (u64::from(reason as u32) << 32) | u64::from(t))?;
                 let (mut lo, mut hi) = (0, set.len());
                 while lo < hi {
@@ -174,6 +167,13 @@ impl Projection {
                     }
                 }
                 matching += lo;
+            }
+            // Rows deletions already took are still in the run's sets.
+            for &r in &run.gone {
+                let row = run.row(r)?;
+                if row.completedon < cutoff.micros() && keys.contains(&(row.reason, row.operationtype)) {
+                    matching -= 1;
+                }
             }
         }
         let remaining = (matching - found.len()) as u64;

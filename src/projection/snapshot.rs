@@ -250,14 +250,13 @@ impl Projection {
     /// run merged, thawed or dropped since, or left by a crash before its
     /// checkpoint was written). Best effort: a run left behind costs space,
     /// one removed too early only makes a checkpoint unusable.
-    pub(crate) fn remove_unnamed_runs(dir: &Path) {
-        let mut named = std::collections::BTreeSet::new();
+    pub(crate) fn remove_unnamed_runs(&self, dir: &Path) {
+        let mut named: std::collections::BTreeSet<u64> = self.cold.iter().map(|r| r.id()).collect();
         for (_, path) in list(dir) {
             match runs_named(&path) {
                 Some(ids) => named.extend(ids),
-                // A checkpoint that cannot be read names nothing we can keep
-                // for it: it will be skipped anyway.
-                None => continue,
+                // A checkpoint whose runs cannot be read: remove nothing.
+                None => return,
             }
         }
         for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -312,18 +311,21 @@ impl Projection {
     }
 }
 
-/// The cold runs checkpoint `path` names (its first bytes only; `None`
-/// when they cannot be read).
+/// The cold runs checkpoint `path` names (`None` when they cannot be
+/// read).
 fn runs_named(path: &Path) -> Option<Vec<u64>> {
     use std::io::Read;
-    let mut head = Vec::with_capacity(HEADER_LEN + 4096);
-    fs::File::open(path).ok()?.take((HEADER_LEN + 4096) as u64).read_to_end(&mut head).ok()?;
-    let h: &[u8; HEADER_LEN] = head.get(..HEADER_LEN)?.try_into().ok()?;
-    let (_, _, _, version) = parse_header(h)?;
+    let mut file = fs::File::open(path).ok()?;
+    let mut h = [0u8; HEADER_LEN];
+    file.read_exact(&mut h).ok()?;
+    let (_, _, _, version) = parse_header(&h)?;
     if version < 7 {
         return Some(Vec::new());
     }
-    let (tiers, _) = codec::decode_prefix::<Tiers>(&head[HEADER_LEN..]).ok()?;
+    // The runs are at the start of the body, with every run's deleted rows.
+    let mut body = Vec::new();
+    file.read_to_end(&mut body).ok()?;
+    let (tiers, _) = codec::decode_prefix_large::<Tiers>(&body).ok()?;
     Some(tiers.cold)
 }
 

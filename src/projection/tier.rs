@@ -348,36 +348,66 @@ impl Projection {
 
     /// Rewrites every run that points into a segment `done` rewrote, with
     /// its events' new offsets (a compaction moves frames; no frame of a
-    /// cold job is ever dropped), into `dir` as a new run. `live`: the
-    /// log's segments after the compaction. Called before
+    /// live cold job is ever dropped), into `dir` as new runs. `live`: the
+    /// log's segments after the compaction. All the new files are written
+    /// before any run is replaced: on an error (a full disk) nothing
+    /// changed, and the caller thaws those runs instead
+    /// ([`Projection::thaw_runs_in`]). Called before
     /// [`Projection::apply_compaction`], with the same `done`.
     pub(crate) fn relocate_runs(&mut self, dir: &Path, done: &Compaction, live: &Generations) -> Result<(), Error> {
         let moves: HashMap<u64, &[(u64, u64)]> = done.segments.iter().map(|s| (s.segment, &s.moved[..])).collect();
-        for k in 0..self.cold.len() {
-            if !self.cold[k].segments()?.keys().any(|s| moves.contains_key(s)) {
-                continue;
-            }
-            let run = Arc::clone(&self.cold[k].run);
-            let mut jobs = live_jobs(&self.cold[k])?;
-            for j in &mut jobs {
-                for p in &mut j.events {
-                    if let Some(moved) = moves.get(&p.segment) {
-                        let i = moved.binary_search_by_key(&p.offset, |m| m.0).map_err(|_| {
-                            Error::corrupt(format!(
-                                "compaction dropped the event at {}:{} of job {}, which cold run {} holds",
-                                p.segment,
-                                p.offset,
-                                j.row.id,
-                                run.id()
-                            ))
-                        })?;
-                        p.offset = moved[i].1;
+        let mut written: Vec<(usize, ColdRun)> = Vec::new();
+        let result = (|| {
+            for k in 0..self.cold.len() {
+                if !self.cold[k].segments()?.keys().any(|s| moves.contains_key(s)) {
+                    continue;
+                }
+                let mut jobs = live_jobs(&self.cold[k])?;
+                for j in &mut jobs {
+                    for p in &mut j.events {
+                        if let Some(moved) = moves.get(&p.segment) {
+                            let i = moved.binary_search_by_key(&p.offset, |m| m.0).map_err(|_| {
+                                Error::corrupt(format!(
+                                    "compaction dropped the event at {}:{} of job {}, which cold run {} holds",
+                                    p.segment,
+                                    p.offset,
+                                    j.row.id,
+                                    self.cold[k].id()
+                                ))
+                            })?;
+                            p.offset = moved[i].1;
+                        }
                     }
                 }
+                let id = self.next_run + written.len() as u64;
+                written.push((k, write_run_file(dir, id, jobs, live)?));
             }
-            let new = write_run_file(dir, self.next_run, jobs, live)?;
-            self.next_run += 1;
-            self.cold[k] = Cold::new(new);
+            Ok(())
+        })();
+        if let Err(e) = result {
+            for (_, run) in &written {
+                let _ = std::fs::remove_file(run.path());
+            }
+            return Err(e);
+        }
+        self.next_run += written.len() as u64;
+        for (k, run) in written {
+            self.cold[k] = Cold::new(run);
+        }
+        Ok(())
+    }
+
+    /// Thaws every run that points into a segment of `segments` (a
+    /// compaction's, when [`Projection::relocate_runs`] could not write);
+    /// it reads the maps only.
+    pub(crate) fn thaw_runs_in(&mut self, segments: &[u64]) -> Result<(), Error> {
+        let mut k = 0;
+        while k < self.cold.len() {
+            if self.cold[k].segments()?.keys().any(|s| segments.contains(s)) {
+                self.thaw(k)?;
+            } else {
+                k += 1;
+            }
         }
         Ok(())
     }
