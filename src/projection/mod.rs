@@ -552,16 +552,7 @@ impl Projection {
             status: job.status,
             deleted: false,
         };
-        let i = match self.free_rows.pop() {
-            Some(i) => {
-                self.rows[i as usize] = row;
-                i
-            }
-            None => {
-                self.rows.push(row);
-                (self.rows.len() - 1) as u32
-            }
-        };
+        let i = self.put_row(row);
         self.by_id.insert(job.id, i);
         self.rows[i as usize].last_event = self.push_event(p, NO_EVENT);
         self.index(i);
@@ -611,6 +602,20 @@ impl Projection {
         self.rows[i as usize].last_event = self.push_event(p, prev);
         let rows = &self.rows;
         self.by_owner.entry(owner).or_default().insert(i, |r| rows[r as usize].created_key());
+    }
+
+    /// Puts `row` in a free slot, or a new one; returns its number.
+    fn put_row(&mut self, row: Row) -> u32 {
+        match self.free_rows.pop() {
+            Some(i) => {
+                self.rows[i as usize] = row;
+                i
+            }
+            None => {
+                self.rows.push(row);
+                (self.rows.len() - 1) as u32
+            }
+        }
     }
 
     /// Adds an entry to the event chain; returns its number.

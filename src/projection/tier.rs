@@ -307,16 +307,7 @@ impl Projection {
             status: c.status(),
             deleted: false,
         };
-        let i = match self.free_rows.pop() {
-            Some(i) => {
-                self.rows[i as usize] = row;
-                i
-            }
-            None => {
-                self.rows.push(row);
-                (self.rows.len() - 1) as u32
-            }
-        };
+        let i = self.put_row(row);
         let mut prev = NO_EVENT;
         for (n, p) in j.events.iter().enumerate() {
             let pos: Pos = self.pos(*p);
