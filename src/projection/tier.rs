@@ -1,12 +1,12 @@
 //! Hot and cold: the projection keeps open jobs and recent completions in
-//! memory (`rows` and the indices), and moves Completed jobs into cold runs
-//! (`cold.rs`) at checkpoints: *freezing*. A cold run never changes; a
-//! change to one of its jobs (an owner change, a resubmission line, a
-//! deletion that takes only part of it, a compaction that moves its
-//! events) first *thaws* the whole run back into memory, so every write
-//! path works on hot rows only. A deletion that takes a whole run drops it
-//! without thawing. Reads (by id, views, counts, deletion's selection)
-//! merge the hot rows with the runs.
+//! memory (`rows` and the indices), and a checkpoint moves Completed jobs
+//! into cold runs (`cold.rs`): *freezing*. A cold run never changes. A
+//! change to one of its jobs (an owner change, a resubmission line) first
+//! *thaws* the whole run back into memory, so those write paths work on
+//! hot rows only; a deletion marks the rows it takes (`Cold::gone`) and
+//! drops a run when none is left; a compaction rewrites the runs whose
+//! events it moved. Reads (by id, views, counts, deletion's selection)
+//! merge the hot rows with the runs, skipping the marked rows.
 
 use std::collections::BTreeMap;
 use std::path::Path;
