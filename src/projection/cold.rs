@@ -842,7 +842,9 @@ fn corrupt_at(path: &Path, offset: usize, why: String) -> Error {
         file: Some(path.to_path_buf()),
         offset: Some(offset as u64),
         seq: None,
-        reason: Corruption::Other(format!("cold run: {why}")),
+        reason: Corruption::Other(format!(
+            "cold run: {why} (a run is derived from the log: with the store closed, moving its snapshots directory aside makes the next open rebuild everything from the log)"
+        )),
     }
 }
 
