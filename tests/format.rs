@@ -1349,16 +1349,16 @@ fn a_deletion_by_id_is_refused_in_an_older_version_and_read_as_newer_beyond_this
     assert!(matches!(Envelope::decode(&newer), Err(EventDecodeError::Newer { .. })));
 }
 
-// Cold runs (docs/format.md, "Cold runs"): tests/fixtures/cold-v1.run was
-// written by run format 1 from `cold_sample()`; it must open and read the
-// same forever. Regenerating (only for a NEW version's fixture):
-// `JOBLOG_REGENERATE=cold-v1 cargo test --release --test format -- --ignored regenerate_cold_run`.
+// Cold runs (docs/format.md, "Cold runs"): tests/fixtures/cold-v<N>.run
+// was written by run format N from `cold_sample()`; each must open and read
+// the same forever. Regenerating (only for a NEW version's fixture):
+// `JOBLOG_REGENERATE=cold-v2 cargo test --release --test format -- --ignored regenerate_cold_run`.
 
 use joblog::projection::cold::{self, ColdJob, ColdRow, ColdRun, Section};
 
 /// Three Completed jobs: every column set somewhere, one without workflow
 /// or regarding row, one whose message is set by an event.
-fn cold_sample() -> Vec<ColdJob> {
+fn cold_sample() -> Vec<ColdJob<'static>> {
     let row = |n: u128, createdon: i64, reason, operationtype| ColdRow {
         id: Uuid::from_u128(0x1000 + n),
         createdon,
@@ -1416,7 +1416,7 @@ fn cold_segments() -> std::collections::BTreeMap<u64, u32> {
 }
 
 #[test]
-#[ignore = "regenerates a fixture; run only when asked (JOBLOG_REGENERATE=cold-v1)"]
+#[ignore = "regenerates a fixture; run only when asked (JOBLOG_REGENERATE=cold-v2)"]
 fn regenerate_cold_run() {
     let Ok(name) = std::env::var("JOBLOG_REGENERATE") else { panic!("set JOBLOG_REGENERATE=cold-v<N>") };
     if !name.starts_with("cold-") {
@@ -1427,8 +1427,14 @@ fn regenerate_cold_run() {
 }
 
 #[test]
-fn cold_run_v1_opens_and_reads_the_same() {
-    let path = fixtures().join("cold-v1.run");
+fn cold_runs_of_every_version_open_and_read_the_same() {
+    for version in 1..=cold::VERSION {
+        check_cold_fixture(version);
+    }
+}
+
+fn check_cold_fixture(version: u16) {
+    let path = fixtures().join(format!("cold-v{version}.run"));
     let run = ColdRun::open(&path).unwrap();
     assert_eq!((run.id(), run.len()), (5, 3));
     // Rows in createdon order: jobs 1, 2, 3.
@@ -1448,8 +1454,8 @@ fn cold_run_v1_opens_and_reads_the_same() {
             (w.operationtype, w.reason, w.retrycount, w.errorcode)
         );
         assert_eq!(r.executiontimespan_ms, w.executiontimespan_ms);
-        assert_eq!(run.name(r.owner).unwrap(), Some(want.owner.as_str()));
-        assert_eq!(run.name(r.owningbusinessunit).unwrap(), Some(want.owningbusinessunit.as_str()));
+        assert_eq!(run.name(r.owner).unwrap(), Some(&*want.owner));
+        assert_eq!(run.name(r.owningbusinessunit).unwrap(), Some(&*want.owningbusinessunit));
         assert_eq!(run.name(r.workflow).unwrap(), want.workflow.as_deref());
         assert_eq!(run.name(r.regarding).unwrap(), want.regarding.as_deref());
         assert_eq!(run.events(&r).unwrap(), want.events);
@@ -1468,10 +1474,17 @@ fn cold_run_v1_opens_and_reads_the_same() {
         run.keys(Section::Completed).unwrap(),
         [((30 << 32) | 10, 1), ((31 << 32) | 10, 1), ((32 << 32) | 1, 1)]
     );
+    // Format 2: by (Status Reason, type) and by Status Reason, createdon order.
+    assert_eq!(run.has(Section::ByStatus), version >= 2);
+    if version >= 2 {
+        assert_eq!(set(Section::ByStatus, (31 << 32) | 10), [1]);
+        assert_eq!(set(Section::ByStatus, (30 << 32) | u64::from(cold::ANY_TYPE)), [0]);
+        assert_eq!(run.keys(Section::ByStatus).unwrap().len(), 6);
+    }
     assert_eq!(run.segments().unwrap(), cold_segments());
     run.check_all().unwrap();
-    // Today's writer at format 1 writes exactly these bytes.
-    if cold::VERSION == 1 {
+    // Today's writer, at this fixture's version, writes exactly its bytes.
+    if cold::VERSION == version {
         let tmp = tempfile::tempdir().unwrap();
         let again = tmp.path().join(cold::file_name(5));
         cold::write_run(&again, 5, cold_sample(), &cold_segments()).unwrap();

@@ -2,7 +2,7 @@
 //! and every read either answer or return an error, never panic. The bytes
 //! get valid checksums here, so that the fuzzer reaches the sections'
 //! decoders behind them (seed the corpus with the data part of
-//! `tests/fixtures/cold-v1.run`).
+//! `tests/fixtures/cold-v2.run`).
 #![no_main]
 
 use joblog::projection::cold::{ColdRun, Section};
@@ -18,7 +18,14 @@ fuzz_target!(|bytes: &[u8]| {
             let _ = run.find(row.id);
         }
     }
-    for s in [Section::ByType, Section::ByOwner, Section::ByWorkflow, Section::ByRegarding, Section::Completed] {
+    for s in [
+        Section::ByType,
+        Section::ByOwner,
+        Section::ByWorkflow,
+        Section::ByRegarding,
+        Section::Completed,
+        Section::ByStatus,
+    ] {
         if let Ok(keys) = run.keys(s) {
             for (k, _) in keys.into_iter().take(16) {
                 if let Ok(p) = run.postings(s, k) {

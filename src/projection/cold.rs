@@ -19,6 +19,7 @@
 // in a cast (Cargo.toml, `[lints]`).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Write;
@@ -34,12 +35,12 @@ use crate::sys::map::SegmentMap;
 
 const MAGIC: [u8; 8] = *b"JLCOLDRN";
 const TRAILER_MAGIC: [u8; 8] = *b"JLCOLDND";
-/// The run format's version.
-pub const VERSION: u16 = 1;
+/// The run format's version: 2 added [`Section::ByStatus`]; version 1
+/// runs are still read (without it).
+pub const VERSION: u16 = 2;
 /// The checked unit.
 pub const PAGE: usize = 4096;
 const PAGE_U32: u32 = 4096;
-const SECTION_COUNT: u32 = 11;
 /// Bits of the id filter per row, and its probes.
 const BLOOM_BITS_PER_ROW: usize = 10;
 const BLOOM_PROBES: u64 = 7;
@@ -82,9 +83,25 @@ pub enum Section {
     /// A Bloom filter of the ids: most lookups of an id the run does not
     /// hold end here.
     Bloom = 11,
+    /// Rows by (Status Reason code << 32 | type), and by (Status Reason
+    /// code << 32 | [`ANY_TYPE`]), createdon order (format 2 on).
+    ByStatus = 12,
 }
 
-const SECTIONS: [Section; SECTION_COUNT as usize] = [
+/// The type half of a [`Section::ByStatus`] key that stands for every type.
+pub const ANY_TYPE: u32 = u32::MAX;
+
+/// How many sections a run of format `version` has (the first that many
+/// of [`SECTIONS`]).
+fn section_count(version: u16) -> usize {
+    if version == 1 {
+        11
+    } else {
+        12
+    }
+}
+
+const SECTIONS: [Section; 12] = [
     Section::Rows,
     Section::Ids,
     Section::Strings,
@@ -96,21 +113,23 @@ const SECTIONS: [Section; SECTION_COUNT as usize] = [
     Section::Events,
     Section::Segments,
     Section::Bloom,
+    Section::ByStatus,
 ];
 
-/// A Completed job as a run stores it (the writer's input).
+/// A Completed job as a run stores it (the writer's input); its strings
+/// are borrowed where they already are (the interner, another run's map).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ColdJob {
+pub struct ColdJob<'a> {
     /// The row's columns.
     pub row: ColdRow,
     /// Owner, business unit, workflow and regarding row, as strings.
-    pub owner: String,
+    pub owner: Cow<'a, str>,
     /// See `owner`.
-    pub owningbusinessunit: String,
+    pub owningbusinessunit: Cow<'a, str>,
     /// See `owner`.
-    pub workflow: Option<String>,
+    pub workflow: Option<Cow<'a, str>>,
     /// See `owner`.
-    pub regarding: Option<String>,
+    pub regarding: Option<Cow<'a, str>>,
     /// The job's events, oldest first.
     pub events: Vec<Position>,
     /// Which of `events` last set the message.
@@ -261,37 +280,75 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
 /// the bytes are written and synced under a temporary name, then renamed
 /// (`log::private::install_file`). `segments`: each log segment the
 /// positions point into, with its generation.
-pub fn write_run(path: &Path, id: u64, mut jobs: Vec<ColdJob>, segments: &BTreeMap<u64, u32>) -> Result<(), Error> {
-    jobs.sort_unstable_by_key(|j| j.row.created_key());
-    let mut strings: Vec<&str> = jobs
-        .iter()
-        .flat_map(|j| {
-            [Some(j.owner.as_str()), Some(j.owningbusinessunit.as_str()), j.workflow.as_deref(), j.regarding.as_deref()]
-        })
-        .flatten()
-        .collect();
-    strings.sort_unstable();
-    strings.dedup();
-    let sym = |s: Option<&str>| -> u32 {
-        s.and_then(|s| strings.binary_search(&s).ok()).map_or(0, |i| u32::try_from(i + 1).unwrap_or(0))
+pub fn write_run(path: &Path, id: u64, jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>) -> Result<(), Error> {
+    let rows = jobs.len() as u64;
+    let sections = sections_of(jobs, segments)?;
+    let io = |p: &Path| {
+        let p = p.to_path_buf();
+        move |source| Error::Io { path: p, source }
     };
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let tmp = path.with_extension("run.tmp");
+    let write = || -> Result<(), Error> {
+        let file = crate::log::private::create_file(&tmp, true).map_err(io(&tmp))?;
+        let out = std::io::BufWriter::with_capacity(1 << 20, file);
+        let file = write_file(out, id, rows, &sections)
+            .and_then(|out| out.into_inner().map_err(std::io::IntoInnerError::into_error))
+            .map_err(io(&tmp))?;
+        file.sync_all().map_err(io(&tmp))
+    };
+    crate::log::private::install_file(dir, &tmp, path, write, || {}).map_err(|e| match e {
+        crate::log::private::InstallError::Write(e) => e,
+        crate::log::private::InstallError::Rename(e) => io(path)(e),
+        crate::log::private::InstallError::SyncDir(e) => io(dir)(e),
+    })
+}
 
-    let mut sections: Vec<(Section, Vec<u8>)> = Vec::with_capacity(SECTIONS.len());
+/// The sections of a run of `jobs`, in file order.
+// The writer: its counts are checked to fit a u32 first.
+#[allow(clippy::cast_possible_truncation)]
+fn sections_of(jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>) -> Result<Vec<(Section, Vec<u8>)>, Error> {
+    u32_of(jobs.len().saturating_mul(4), "rows")?;
+    // Row order: (createdon, id). The jobs stay where they are.
+    let mut order: Vec<(i64, Uuid, u32)> =
+        jobs.iter().enumerate().map(|(i, j)| (j.row.createdon, j.row.id, i as u32)).collect();
+    order.sort_unstable();
+    let jobs: Vec<&ColdJob<'_>> = order.iter().map(|o| &jobs[o.2 as usize]).collect();
+    drop(order);
+    let mut ids: Vec<(Uuid, u32)> = jobs.iter().enumerate().map(|(i, j)| (j.row.id, i as u32)).collect();
+    ids.sort_unstable();
+    if ids.windows(2).any(|w| w[0].0 == w[1].0) {
+        return Err(Error::corrupt("a cold run of a job twice"));
+    }
+
+    // Strings: each distinct one once (hashed), then only those sorted.
+    let mut first: rustc_hash::FxHashMap<&str, u32> = rustc_hash::FxHashMap::default();
+    let mut distinct: Vec<&str> = Vec::new();
+    let temps: Vec<[u32; 4]> = jobs
+        .iter()
+        .map(|j| {
+            [Some(&*j.owner), Some(&*j.owningbusinessunit), j.workflow.as_deref(), j.regarding.as_deref()]
+                .map(|s| first_of(&mut first, &mut distinct, s))
+        })
+        .collect();
+    drop(first);
+    let mut sorted: Vec<u32> = (0..distinct.len() as u32).collect();
+    sorted.sort_unstable_by_key(|&t| distinct[t as usize]);
+    let mut symbol = vec![0u32; distinct.len()];
+    for (k, &t) in sorted.iter().enumerate() {
+        symbol[t as usize] = u32_of(k + 1, "strings")?;
+    }
+    let sym = |t: u32| if t == u32::MAX { 0 } else { symbol[t as usize] };
+
     let mut rows = Vec::with_capacity(jobs.len() * ROW_LEN);
     let mut events = Vec::new();
-    let mut by_type: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
-    let mut by_owner: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
-    let mut by_workflow: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
-    let mut by_regarding: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
-    let mut completed: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+    let (mut by_type, mut by_owner, mut by_workflow, mut by_regarding) = (vec![], vec![], vec![], vec![]);
+    let (mut by_status, mut completed) = (Vec::with_capacity(jobs.len() * 2), Vec::with_capacity(jobs.len()));
     let mut n_events = 0usize;
-    for (i, j) in jobs.iter().enumerate() {
-        let i = u32_of(i, "rows")?;
+    for (i, (j, t)) in jobs.iter().zip(&temps).enumerate() {
+        let i = i as u32;
         let mut row = j.row;
-        row.owner = sym(Some(&j.owner));
-        row.owningbusinessunit = sym(Some(&j.owningbusinessunit));
-        row.workflow = sym(j.workflow.as_deref());
-        row.regarding = sym(j.regarding.as_deref());
+        (row.owner, row.owningbusinessunit, row.workflow, row.regarding) = (sym(t[0]), sym(t[1]), sym(t[2]), sym(t[3]));
         row.events_start = u32_of(n_events, "events")?;
         row.events_len = u32_of(j.events.len(), "events of one job")?;
         row.message_event = j.message_event.unwrap_or(NO_MESSAGE);
@@ -301,79 +358,62 @@ pub fn write_run(path: &Path, id: u64, mut jobs: Vec<ColdJob>, segments: &BTreeM
             events.extend_from_slice(&p.segment.to_le_bytes());
             events.extend_from_slice(&p.offset.to_le_bytes());
         }
-        by_type.entry(u64::from(row.operationtype)).or_default().push(i);
-        by_owner.entry(u64::from(row.owner)).or_default().push(i);
+        by_type.push((u64::from(row.operationtype), i));
+        by_owner.push((u64::from(row.owner), i));
         if row.workflow != 0 {
-            by_workflow.entry(u64::from(row.workflow)).or_default().push(i);
+            by_workflow.push((u64::from(row.workflow), i));
         }
         if row.regarding != 0 {
-            by_regarding.entry(u64::from(row.regarding)).or_default().push(i);
+            by_regarding.push((u64::from(row.regarding), i));
         }
-        completed.entry((u64::from(row.reason as u32) << 32) | u64::from(row.operationtype)).or_default().push(i);
+        let reason = u64::from(row.reason as u32) << 32;
+        by_status.push((reason | u64::from(row.operationtype), i));
+        by_status.push((reason | u64::from(ANY_TYPE), i));
+        completed.push((reason | u64::from(row.operationtype), row.completedon, row.id, i));
     }
-    for set in completed.values_mut() {
-        set.sort_unstable_by_key(|&r| {
-            let row = &jobs[r as usize].row;
-            (row.completedon, row.id)
-        });
+    drop(temps);
+    // Sorting (key, row) pairs keeps each set in row (createdon) order.
+    for set in [&mut by_type, &mut by_owner, &mut by_workflow, &mut by_regarding, &mut by_status] {
+        set.sort_unstable();
     }
-    let mut ids = Vec::with_capacity(jobs.len());
-    for (i, j) in jobs.iter().enumerate() {
-        ids.push((j.row.id, u32_of(i, "rows")?));
-    }
-    ids.sort_unstable();
-    if ids.windows(2).any(|w| w[0].0 == w[1].0) {
-        return Err(Error::corrupt("a cold run of a job twice"));
-    }
+    completed.sort_unstable();
+    let completed: Vec<(u64, u32)> = completed.into_iter().map(|(k, _, _, i)| (k, i)).collect();
+
     let mut id_bytes = Vec::with_capacity(ids.len() * ID_ENTRY_LEN);
     for (id, r) in ids {
         id_bytes.extend_from_slice(id.as_bytes());
         id_bytes.extend_from_slice(&r.to_le_bytes());
     }
     let mut string_bytes = Vec::new();
-    string_bytes.extend_from_slice(&u32_of(strings.len(), "strings")?.to_le_bytes());
+    string_bytes.extend_from_slice(&u32_of(sorted.len(), "strings")?.to_le_bytes());
     let mut at = 0usize;
-    for s in std::iter::once("").chain(strings.iter().copied()) {
-        at += s.len();
+    string_bytes.extend_from_slice(&0u32.to_le_bytes());
+    for &t in &sorted {
+        at += distinct[t as usize].len();
         string_bytes.extend_from_slice(&u32_of(at, "string bytes")?.to_le_bytes());
     }
-    for s in &strings {
-        string_bytes.extend_from_slice(s.as_bytes());
+    for &t in &sorted {
+        string_bytes.extend_from_slice(distinct[t as usize].as_bytes());
     }
     let mut segment_bytes = Vec::new();
     for (first_seq, generation) in segments {
         segment_bytes.extend_from_slice(&first_seq.to_le_bytes());
         segment_bytes.extend_from_slice(&u64::from(*generation).to_le_bytes());
     }
-    sections.push((Section::Rows, rows));
-    sections.push((Section::Ids, id_bytes));
-    sections.push((Section::Strings, string_bytes));
-    sections.push((Section::ByType, postings(&by_type)?));
-    sections.push((Section::ByOwner, postings(&by_owner)?));
-    sections.push((Section::ByWorkflow, postings(&by_workflow)?));
-    sections.push((Section::ByRegarding, postings(&by_regarding)?));
-    sections.push((Section::Completed, postings(&completed)?));
-    sections.push((Section::Events, events));
-    sections.push((Section::Segments, segment_bytes));
-    sections.push((Section::Bloom, bloom(jobs.iter().map(|j| j.row.id), jobs.len())));
-
-    let bytes = encode_file(id, jobs.len() as u64, &sections);
-    let io = |p: &Path| {
-        let p = p.to_path_buf();
-        move |source| Error::Io { path: p, source }
-    };
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp = path.with_extension("run.tmp");
-    let write = || -> Result<(), Error> {
-        let mut file = crate::log::private::create_file(&tmp, true).map_err(io(&tmp))?;
-        file.write_all(&bytes).map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))
-    };
-    crate::log::private::install_file(dir, &tmp, path, write, || {}).map_err(|e| match e {
-        crate::log::private::InstallError::Write(e) => e,
-        crate::log::private::InstallError::Rename(e) => io(path)(e),
-        crate::log::private::InstallError::SyncDir(e) => io(dir)(e),
-    })
+    Ok(vec![
+        (Section::Rows, rows),
+        (Section::Ids, id_bytes),
+        (Section::Strings, string_bytes),
+        (Section::ByType, postings(&by_type)?),
+        (Section::ByOwner, postings(&by_owner)?),
+        (Section::ByWorkflow, postings(&by_workflow)?),
+        (Section::ByRegarding, postings(&by_regarding)?),
+        (Section::Completed, postings(&completed)?),
+        (Section::Events, events),
+        (Section::Segments, segment_bytes),
+        (Section::Bloom, bloom(jobs.iter().map(|j| j.row.id), jobs.len())),
+        (Section::ByStatus, postings(&by_status)?),
+    ])
 }
 
 /// The bit positions of `id` in a filter of `bits` bits: double hashing
@@ -406,50 +446,126 @@ fn bloom(ids: impl Iterator<Item = Uuid>, rows: usize) -> Vec<u8> {
     out
 }
 
-/// A postings section: key count, the keys with each set's start and
-/// length, then every set's rows.
-fn postings(sets: &BTreeMap<u64, Vec<u32>>) -> Result<Vec<u8>, Error> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&(sets.len() as u64).to_le_bytes());
+/// The number of `s` among `distinct` (added when new), or `u32::MAX`
+/// for none. At most four strings a row: the caller checked that 4 × rows
+/// fits a u32.
+#[allow(clippy::cast_possible_truncation)]
+fn first_of<'s>(
+    first: &mut rustc_hash::FxHashMap<&'s str, u32>,
+    distinct: &mut Vec<&'s str>,
+    s: Option<&'s str>,
+) -> u32 {
+    s.map_or(u32::MAX, |s| {
+        *first.entry(s).or_insert_with(|| {
+            distinct.push(s);
+            (distinct.len() - 1) as u32
+        })
+    })
+}
+
+/// A postings section of `(key, row)` pairs grouped by key, keys
+/// ascending: key count, the keys with each set's start and length, then
+/// every set's rows.
+fn postings(pairs: &[(u64, u32)]) -> Result<Vec<u8>, Error> {
+    let keys = pairs.chunk_by(|a, b| a.0 == b.0);
+    let mut out = Vec::with_capacity(8 + pairs.len() * 4);
+    out.extend_from_slice(&(keys.clone().count() as u64).to_le_bytes());
     let mut start = 0usize;
-    for (key, rows) in sets {
-        out.extend_from_slice(&key.to_le_bytes());
+    for set in keys {
+        out.extend_from_slice(&set[0].0.to_le_bytes());
         out.extend_from_slice(&u32_of(start, "postings")?.to_le_bytes());
-        out.extend_from_slice(&u32_of(rows.len(), "postings")?.to_le_bytes());
-        start += rows.len();
+        out.extend_from_slice(&u32_of(set.len(), "postings")?.to_le_bytes());
+        start += set.len();
     }
-    for r in sets.values().flatten() {
+    for (_, r) in pairs {
         out.extend_from_slice(&r.to_le_bytes());
     }
     Ok(out)
 }
 
-/// Header, sections (each at an 8-byte boundary), the directory, the page
-/// checksums, the trailer.
-fn encode_file(id: u64, rows: u64, sections: &[(Section, Vec<u8>)]) -> Vec<u8> {
-    let mut out = vec![0u8; HEADER_LEN];
-    out[..8].copy_from_slice(&MAGIC);
-    out[8..10].copy_from_slice(&VERSION.to_le_bytes());
-    out[12..16].copy_from_slice(&PAGE_U32.to_le_bytes());
-    out[16..24].copy_from_slice(&id.to_le_bytes());
-    out[24..32].copy_from_slice(&rows.to_le_bytes());
-    out[32..36].copy_from_slice(&SECTION_COUNT.to_le_bytes());
+/// Writes a run: header, sections (each at an 8-byte boundary), the
+/// directory, the page checksums, the trailer. Returns `out`.
+fn write_file<W: Write>(out: W, id: u64, rows: u64, sections: &[(Section, Vec<u8>)]) -> std::io::Result<W> {
+    let mut h = [0u8; HEADER_LEN];
+    h[..8].copy_from_slice(&MAGIC);
+    h[8..10].copy_from_slice(&VERSION.to_le_bytes());
+    h[12..16].copy_from_slice(&PAGE_U32.to_le_bytes());
+    h[16..24].copy_from_slice(&id.to_le_bytes());
+    h[24..32].copy_from_slice(&rows.to_le_bytes());
+    h[32..36].copy_from_slice(&u32_of(sections.len(), "sections").unwrap_or(u32::MAX).to_le_bytes());
+    let crc = crc32fast::hash(&h[..60]);
+    h[60..64].copy_from_slice(&crc.to_le_bytes());
+    let mut out = Paged::new(out);
+    out.put(&h)?;
     let mut dir = Vec::with_capacity(sections.len() * DIR_ENTRY_LEN);
     for (tag, bytes) in sections {
-        while !out.len().is_multiple_of(8) {
-            out.push(0);
-        }
+        out.pad8()?;
         dir.extend_from_slice(&(*tag as u32).to_le_bytes());
         dir.extend_from_slice(&0u32.to_le_bytes());
-        dir.extend_from_slice(&(out.len() as u64).to_le_bytes());
+        dir.extend_from_slice(&out.len.to_le_bytes());
         dir.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        out.extend_from_slice(bytes);
+        out.put(bytes)?;
     }
-    while !out.len().is_multiple_of(8) {
-        out.push(0);
+    out.pad8()?;
+    out.put(&dir)?;
+    out.finish()
+}
+
+/// A writer that checksums each 4 KiB page of what passes through it,
+/// and ends with the page checksums and the trailer.
+struct Paged<W: Write> {
+    out: W,
+    /// Bytes written so far (the data's, before [`Paged::finish`]).
+    len: u64,
+    page: crc32fast::Hasher,
+    in_page: usize,
+    crcs: Vec<u8>,
+}
+
+impl<W: Write> Paged<W> {
+    fn new(out: W) -> Self {
+        Paged { out, len: 0, page: crc32fast::Hasher::new(), in_page: 0, crcs: Vec::new() }
     }
-    out.extend_from_slice(&dir);
-    with_valid_checksums(&out)
+
+    fn put(&mut self, mut b: &[u8]) -> std::io::Result<()> {
+        self.out.write_all(b)?;
+        self.len += b.len() as u64;
+        while !b.is_empty() {
+            let n = (PAGE - self.in_page).min(b.len());
+            self.page.update(&b[..n]);
+            (self.in_page, b) = (self.in_page + n, &b[n..]);
+            if self.in_page == PAGE {
+                self.end_page();
+            }
+        }
+        Ok(())
+    }
+
+    fn end_page(&mut self) {
+        let crc = std::mem::replace(&mut self.page, crc32fast::Hasher::new()).finalize();
+        self.crcs.extend_from_slice(&crc.to_le_bytes());
+        self.in_page = 0;
+    }
+
+    fn pad8(&mut self) -> std::io::Result<()> {
+        let pad = self.len.next_multiple_of(8) - self.len;
+        self.put(&[0u8; 8][..usize_of(pad)])
+    }
+
+    fn finish(mut self) -> std::io::Result<W> {
+        if self.in_page > 0 {
+            self.end_page();
+        }
+        let mut trailer = [0u8; TRAILER_LEN];
+        trailer[..8].copy_from_slice(&self.len.to_le_bytes());
+        trailer[8..12].copy_from_slice(&crc32fast::hash(&self.crcs).to_le_bytes());
+        let crc = crc32fast::hash(&trailer[..12]);
+        trailer[12..16].copy_from_slice(&crc.to_le_bytes());
+        trailer[16..].copy_from_slice(&TRAILER_MAGIC);
+        self.out.write_all(&self.crcs)?;
+        self.out.write_all(&trailer)?;
+        Ok(self.out)
+    }
 }
 
 /// `data` (a header, sections and a directory, as the data of a run) with
@@ -458,22 +574,15 @@ fn encode_file(id: u64, rows: u64, sections: &[(Section, Vec<u8>)]) -> Vec<u8> {
 /// checksums.
 #[doc(hidden)]
 pub fn with_valid_checksums(data: &[u8]) -> Vec<u8> {
-    let mut out = data.to_vec();
-    if out.len() >= HEADER_LEN {
-        let crc = crc32fast::hash(&out[..60]);
-        out[60..64].copy_from_slice(&crc.to_le_bytes());
+    let mut data = data.to_vec();
+    if data.len() >= HEADER_LEN {
+        let crc = crc32fast::hash(&data[..60]);
+        data[60..64].copy_from_slice(&crc.to_le_bytes());
     }
-    let crcs: Vec<u8> = out.chunks(PAGE).flat_map(|p| crc32fast::hash(p).to_le_bytes()).collect();
-    let data_end = out.len() as u64;
-    out.extend_from_slice(&crcs);
-    let mut trailer = [0u8; TRAILER_LEN];
-    trailer[..8].copy_from_slice(&data_end.to_le_bytes());
-    trailer[8..12].copy_from_slice(&crc32fast::hash(&crcs).to_le_bytes());
-    let crc = crc32fast::hash(&trailer[..12]);
-    trailer[12..16].copy_from_slice(&crc.to_le_bytes());
-    trailer[16..].copy_from_slice(&TRAILER_MAGIC);
-    out.extend_from_slice(&trailer);
-    out
+    let mut out = Paged::new(Vec::with_capacity(data.len() + data.len() / 1000 + TRAILER_LEN));
+    // Writing to a Vec does not fail.
+    let _ = out.put(&data);
+    out.finish().unwrap_or_default()
 }
 
 enum Backing {
@@ -487,6 +596,8 @@ pub struct ColdRun {
     path: PathBuf,
     backing: Backing,
     rows: usize,
+    /// How many sections it has (its version's).
+    count: usize,
     /// Offset and length of each section, by its place in `SECTIONS`.
     sections: [(usize, usize); SECTIONS.len()],
     data_end: usize,
@@ -565,18 +676,20 @@ impl ColdRun {
         if crc32fast::hash(&all[crcs..crcs + pages * 4]) != le_u32(t, 8) {
             return Err(bad(crcs, "the page checksums do not match their checksum".into()));
         }
-        if count != SECTIONS.len() {
-            return Err(bad(32, format!("{count} sections, version {VERSION} has {}", SECTIONS.len())));
+        let count_of_version = section_count(version);
+        if count != count_of_version {
+            return Err(bad(32, format!("{count} sections, version {version} has {count_of_version}")));
         }
         let checked = (0..pages.div_ceil(64)).map(|_| AtomicU64::new(0)).collect();
-        let mut run = ColdRun { id, path, backing, rows, sections: [(0, 0); SECTIONS.len()], data_end, crcs, checked };
+        let mut run =
+            ColdRun { id, path, backing, rows, count, sections: [(0, 0); SECTIONS.len()], data_end, crcs, checked };
         let dir_len = count * DIR_ENTRY_LEN;
         let dir_at = data_end
             .checked_sub(dir_len)
             .filter(|&d| d >= HEADER_LEN)
             .ok_or_else(|| corrupt_at(&run.path, data_end, "the section directory does not fit".into()))?;
         let dir = run.read(dir_at, dir_len)?.to_vec();
-        for (i, want) in SECTIONS.iter().enumerate() {
+        for (i, want) in SECTIONS.iter().take(count).enumerate() {
             let e = &dir[i * DIR_ENTRY_LEN..(i + 1) * DIR_ENTRY_LEN];
             let (tag, at, n) = (le_u32(e, 0), usize_of(le_u64(e, 8)), usize_of(le_u64(e, 16)));
             if tag != *want as u32 || at < HEADER_LEN || at.checked_add(n).is_none_or(|end| end > dir_at) {
@@ -628,6 +741,12 @@ impl ColdRun {
         }
     }
 
+    /// Whether the run has section `s` (a run of format 1 has no
+    /// [`Section::ByStatus`]).
+    pub fn has(&self, s: Section) -> bool {
+        (s as usize) <= self.count
+    }
+
     fn section_len(&self, s: Section) -> usize {
         self.sections[s as usize - 1].1
     }
@@ -656,6 +775,9 @@ impl ColdRun {
 
     /// `len` bytes at `at` of section `s`.
     fn section(&self, s: Section, at: usize, len: usize) -> Result<&[u8], Error> {
+        if !self.has(s) {
+            return Err(corrupt_at(&self.path, 0, format!("a run of an older format has no section {s:?}")));
+        }
         let (start, n) = self.sections[s as usize - 1];
         if at.checked_add(len).is_none_or(|e| e > n) {
             return Err(corrupt_at(&self.path, start, format!("a read past the end of section {s:?}")));
@@ -853,7 +975,7 @@ mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
     use super::*;
 
-    fn job(rng: &mut fastrand::Rng, n: usize) -> ColdJob {
+    fn job(rng: &mut fastrand::Rng, n: usize) -> ColdJob<'static> {
         let createdon = rng.i64(0..1_000_000);
         let owners = ["alice", "bob", "carol"];
         let events: Vec<Position> =
@@ -879,10 +1001,10 @@ mod tests {
                 events_len: 0,
                 message_event: 0,
             },
-            owner: owners[rng.usize(0..3)].to_string(),
-            owningbusinessunit: "root".to_string(),
-            workflow: rng.bool().then(|| format!("wf{}", rng.usize(0..4))),
-            regarding: rng.bool().then(|| format!("account:{}", rng.usize(0..50))),
+            owner: owners[rng.usize(0..3)].into(),
+            owningbusinessunit: "root".into(),
+            workflow: rng.bool().then(|| format!("wf{}", rng.usize(0..4)).into()),
+            regarding: rng.bool().then(|| format!("account:{}", rng.usize(0..50)).into()),
             message_event: (events.len() > 1).then_some(1),
             events,
         }
@@ -911,7 +1033,7 @@ mod tests {
                 (row.createdon, row.completedon, row.reason),
                 (j.row.createdon, j.row.completedon, j.row.reason)
             );
-            assert_eq!(run.name(row.owner).unwrap(), Some(j.owner.as_str()));
+            assert_eq!(run.name(row.owner).unwrap(), Some(&*j.owner));
             assert_eq!(run.name(row.workflow).unwrap(), j.workflow.as_deref());
             assert_eq!(run.name(row.regarding).unwrap(), j.regarding.as_deref());
             assert_eq!(run.events(&row).unwrap(), j.events);
@@ -943,6 +1065,18 @@ mod tests {
         assert_eq!(got, want);
         let total: usize = run.keys(Section::Completed).unwrap().iter().map(|k| k.1).sum();
         assert_eq!(total, 3000);
+        // By Status Reason (and type), in createdon order.
+        for (reason, t) in [(StatusReason::Failed, 10), (StatusReason::Canceled, ANY_TYPE)] {
+            let set = run.postings(Section::ByStatus, (u64::from(reason as u32) << 32) | u64::from(t)).unwrap();
+            let got: Vec<u32> = (0..set.len()).map(|i| set.get(i).unwrap()).collect();
+            let want: Vec<u32> = (0..3000u32)
+                .filter(|&i| {
+                    rows[i as usize].reason == reason && (t == ANY_TYPE || rows[i as usize].operationtype == t)
+                })
+                .collect();
+            assert!(!want.is_empty());
+            assert_eq!(got, want);
+        }
         assert_eq!(run.segments().unwrap(), BTreeMap::from([(1, 0)]));
         run.check_all().unwrap();
     }
@@ -968,9 +1102,14 @@ mod tests {
                         let _ = (run.events(&row), run.name(row.owner), run.name(row.regarding), run.find(row.id));
                     }
                 }
-                for s in
-                    [Section::ByType, Section::ByOwner, Section::ByWorkflow, Section::ByRegarding, Section::Completed]
-                {
+                for s in [
+                    Section::ByType,
+                    Section::ByOwner,
+                    Section::ByWorkflow,
+                    Section::ByRegarding,
+                    Section::Completed,
+                    Section::ByStatus,
+                ] {
                     for (k, _) in run.keys(s).unwrap_or_default() {
                         if let Ok(p) = run.postings(s, k) {
                             for i in 0..p.len() {

@@ -11,7 +11,7 @@ use std::collections::HashSet;
 
 use uuid::Uuid;
 
-use super::cold::{ColdRow, Postings, Section};
+use super::cold::{self, ColdRow, Postings, Section};
 use super::intern::{Sym, NONE};
 use super::ordered::OrderedRows;
 use super::tier::{Cold, Found, Key};
@@ -406,6 +406,10 @@ impl Projection {
                 owner.map(|o| (Section::ByOwner, u64::from(o))),
                 workflow.map(|w| (Section::ByWorkflow, u64::from(w))),
                 regarding.map(|g| (Section::ByRegarding, u64::from(g))),
+                f.status_reason.filter(|_| run.has(Section::ByStatus)).map(|r| {
+                    let t = f.operationtype.map_or(cold::ANY_TYPE, |t| t.0);
+                    (Section::ByStatus, (u64::from(r as u32) << 32) | u64::from(t))
+                }),
             ];
             for (section, key) in candidates.into_iter().flatten() {
                 let n = run.postings(section, key)?.len();

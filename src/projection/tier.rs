@@ -8,6 +8,7 @@
 //! events it moved. Reads (by id, views, counts, deletion's selection)
 //! merge the hot rows with the runs, skipping the marked rows.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
@@ -170,7 +171,7 @@ impl Projection {
     }
 
     /// Hot row `i` as a run stores it.
-    fn cold_job(&self, i: u32) -> Result<ColdJob, Error> {
+    fn cold_job(&self, i: u32) -> Result<ColdJob<'_>, Error> {
         let r = &self.rows[i as usize];
         let mut events: Vec<Position> = Vec::new();
         let mut message_event = None;
@@ -186,7 +187,7 @@ impl Projection {
         events.reverse();
         let message_event =
             message_event.map(|m| u32::try_from(events.len() - 1 - m).expect("events of a job fit a u32"));
-        let name = |s| self.strings.name(s).map(str::to_string);
+        let name = |s| self.strings.name(s).map(Cow::Borrowed);
         Ok(ColdJob {
             row: ColdRow {
                 id: r.id,
@@ -276,14 +277,15 @@ impl Projection {
 
     /// Moves cold run `k` back into the hot rows, whole.
     pub(crate) fn thaw(&mut self, k: usize) -> Result<(), Error> {
-        for j in live_jobs(&self.cold[k])? {
+        let cold = Cold { run: Arc::clone(&self.cold[k].run), gone: self.cold[k].gone.clone() };
+        for j in live_jobs(&cold)? {
             self.insert_cold_job(j);
         }
         self.cold.remove(k);
         Ok(())
     }
 
-    fn insert_cold_job(&mut self, j: ColdJob) {
+    fn insert_cold_job(&mut self, j: ColdJob<'_>) {
         let s = &mut self.strings;
         let c = j.row;
         let row = Row {
@@ -416,7 +418,7 @@ impl Projection {
 
 /// Writes `jobs` as run `id` in `dir` and opens it (no file is left when
 /// that fails).
-fn write_run_file(dir: &Path, id: u64, jobs: Vec<ColdJob>, live: &Generations) -> Result<ColdRun, Error> {
+fn write_run_file(dir: &Path, id: u64, jobs: Vec<ColdJob<'_>>, live: &Generations) -> Result<ColdRun, Error> {
     let segments = segments_of(&jobs, live)?;
     let path = dir.join(cold::file_name(id));
     crate::log::private::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
@@ -428,7 +430,7 @@ fn write_run_file(dir: &Path, id: u64, jobs: Vec<ColdJob>, live: &Generations) -
 }
 
 /// The jobs of `cold` no deletion took, as the writer takes them.
-fn live_jobs(cold: &Cold) -> Result<Vec<ColdJob>, Error> {
+fn live_jobs(cold: &Cold) -> Result<Vec<ColdJob<'_>>, Error> {
     let mut jobs = Vec::with_capacity(cold.live());
     for r in 0..cold.len() {
         let r = u32::try_from(r).expect("a run numbers its rows by u32");
@@ -440,7 +442,7 @@ fn live_jobs(cold: &Cold) -> Result<Vec<ColdJob>, Error> {
 }
 
 /// The segments `jobs`' events are in, with their generations in `live`.
-fn segments_of(jobs: &[ColdJob], live: &Generations) -> Result<BTreeMap<u64, u32>, Error> {
+fn segments_of(jobs: &[ColdJob<'_>], live: &Generations) -> Result<BTreeMap<u64, u32>, Error> {
     jobs.iter()
         .flat_map(|j| j.events.iter().map(|p| p.segment))
         .map(|s| {
@@ -452,9 +454,9 @@ fn segments_of(jobs: &[ColdJob], live: &Generations) -> Result<BTreeMap<u64, u32
 }
 
 /// Row `r` of `run` as the writer takes it (for merging and thawing).
-fn run_job(run: &ColdRun, r: u32) -> Result<ColdJob, Error> {
+fn run_job(run: &ColdRun, r: u32) -> Result<ColdJob<'_>, Error> {
     let row = run.row(r)?;
-    let name = |s| run.name(s).map(|n| n.map(str::to_string));
+    let name = |s| run.name(s).map(|n| n.map(Cow::Borrowed));
     Ok(ColdJob {
         owner: name(row.owner)?.unwrap_or_default(),
         owningbusinessunit: name(row.owningbusinessunit)?.unwrap_or_default(),
