@@ -1278,8 +1278,11 @@ fn salvage_copies_what_is_intact_and_never_touches_the_damaged_store() {
     let at = bytes.windows(16).position(|w| w == id).expect("the creation of kept is in the sealed segment");
     flip(&sealed, at);
 
-    // Every command refuses the damaged store and says what to do.
-    for args in [&["list"][..], &["submit", "--external-handler", "--name", "x"], &["stats"]] {
+    // Every command that reads the damaged frame refuses and says what to
+    // do. (Opening reads only what the checkpoint does not hold, so damage
+    // in an old sealed segment shows where a read meets it: ARCHITECTURE.md,
+    // "Opening"; `verify` finds it whatever is read.)
+    for args in [&["list"][..], &["show", &f.kept], &["show", &f.kept, "--history"], &["replay"]] {
         let err = f.s.fails(1, args);
         assert!(err.contains("joblog salvage --to NEWDIR") && err.contains("joblog verify"), "{args:?}: {err}");
         assert!(!err.contains("LogConfig"), "{err}");

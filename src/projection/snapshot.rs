@@ -437,11 +437,7 @@ impl Projection {
             }
         }
         p.by_id = by_id;
-        for i in 0..n_rows {
-            if !p.rows[i as usize].deleted {
-                p.index(i);
-            }
-        }
+        p.index_all();
         Ok(p)
     }
 }

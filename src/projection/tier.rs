@@ -271,8 +271,8 @@ impl Projection {
         self.strings = strings;
         for i in 0..self.rows.len() as u32 {
             self.by_id.insert(self.rows[i as usize].id, i);
-            self.index(i);
         }
+        self.index_all();
     }
 
     /// Moves cold run `k` back into the hot rows, whole.
