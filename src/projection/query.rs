@@ -94,28 +94,40 @@ pub struct Page {
 }
 
 /// An index a query can walk, newest first.
-#[derive(Clone, Copy)]
 enum Source<'a> {
     Rows(&'a OrderedRows),
     Keyed(&'a KeyedRows),
+    /// Hot rows of a Completed Status Reason (and type), gathered from
+    /// the completed index and sorted by `createdon` for this query: the
+    /// hot tier holds few of them (a checkpoint moves them cold), where
+    /// walking every hot row of a type would pass all the open ones.
+    Sorted(Vec<u32>),
 }
 
 impl<'a> Source<'a> {
-    fn len(self) -> usize {
+    fn len(&self) -> usize {
         match self {
             Source::Rows(r) => r.len(),
             Source::Keyed(k) => k.len(),
+            Source::Sorted(v) => v.len(),
         }
     }
 
     /// Rows below `start` (all if `None`), greatest key first.
-    fn iter_desc(self, start: Option<(i64, Uuid)>, rows: &'a [Row]) -> Box<dyn Iterator<Item = u32> + 'a> {
+    fn iter_desc<'s>(&'s self, start: Option<(i64, Uuid)>, rows: &'a [Row]) -> Box<dyn Iterator<Item = u32> + 's>
+    where
+        'a: 's,
+    {
         match self {
             Source::Rows(r) => Box::new(r.iter_desc(start, move |x| rows[x as usize].created_key())),
             Source::Keyed(k) => match start {
                 Some(s) => Box::new(k.range(..(s, 0)).rev().map(|e| e.1)),
                 None => Box::new(k.iter().rev().map(|e| e.1)),
             },
+            Source::Sorted(v) => {
+                let end = start.map_or(v.len(), |s| v.partition_point(|&r| rows[r as usize].created_key() < s));
+                Box::new(v[..end].iter().rev().copied())
+            }
         }
     }
 }
@@ -328,9 +340,22 @@ impl Projection {
             let s = Status::of_reason(reason);
             if !s.is_completed() {
                 sources.push(Source::Keyed(self.by_open_status.get(&s)?));
+            } else {
+                let sets = || {
+                    self.completed
+                        .iter()
+                        .filter(move |((r, t), _)| *r == reason && f.operationtype.is_none_or(|ty| ty.0 == *t))
+                        .map(|(_, set)| set)
+                };
+                let n: usize = sets().map(OrderedRows::len).sum();
+                if sources.iter().all(|s| n < s.len()) {
+                    let mut v: Vec<u32> = sets().flat_map(OrderedRows::iter_asc).collect();
+                    v.sort_unstable_by_key(|&r| self.rows[r as usize].created_key());
+                    sources.push(Source::Sorted(v));
+                }
             }
         }
-        let source = sources.into_iter().min_by_key(|s| s.len());
+        let source = sources.into_iter().min_by_key(Source::len);
         let conditions = usize::from(f.operationtype.is_some())
             + usize::from(owner.is_some())
             + usize::from(workflow.is_some())
@@ -451,7 +476,7 @@ impl Projection {
         let rows = &self.rows;
         let stop = plan.created_after;
         plan.source
-            .into_iter()
+            .iter()
             .flat_map(move |s| s.iter_desc(start, rows))
             .take_while(move |&r| stop.is_none_or(|t| rows[r as usize].createdon > t))
             .filter(move |&r| plan.matches(&rows[r as usize]))
@@ -611,7 +636,7 @@ impl Projection {
 
     fn count_hot(&self, filter: &Filter, plan: &Plan<'_>) -> usize {
         if plan.source_is_everything {
-            return plan.source.map_or(0, Source::len);
+            return plan.source.as_ref().map_or(0, Source::len);
         }
         if is_only_status_and_type(filter, plan) {
             // From the completed index's sets, one per (Status Reason,
