@@ -178,3 +178,52 @@ fn assert_refused(body: &[u8]) {
     assert!(loaded.is_none());
     assert_eq!(skipped.len(), 1, "{skipped:?}");
 }
+
+/// Opening does not check old segments whole (ARCHITECTURE.md, "Opening"):
+/// the reads do. A store whose segment files were swapped for another
+/// store's (made by the same steps: every frame valid, at the same
+/// offsets, but other jobs) opens from its checkpoint, and then no read
+/// answers with the other store's jobs: each compares the event's job with
+/// the job it reads and reports corruption; `verify` finds it too.
+#[test]
+fn a_segment_swapped_for_another_stores_is_never_read_as_this_ones() {
+    let make = || {
+        let dir = tempfile::tempdir().unwrap();
+        let clock = clock();
+        let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
+        populate(&engine, &clock, 40);
+        let ids: Vec<uuid::Uuid> = dump(&engine).iter().map(|j| j.id).collect();
+        engine.close().unwrap();
+        (dir, ids)
+    };
+    let ((a, ids), (b, _)) = (make(), make());
+    let segments = |d: &Path| {
+        let mut v: Vec<_> = std::fs::read_dir(d.join("segments"))
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "seg"))
+            .collect();
+        v.sort();
+        v
+    };
+    let (sa, sb) = (segments(a.path()), segments(b.path()));
+    assert!(!sa.is_empty());
+    for (x, y) in sa.iter().zip(&sb) {
+        assert_eq!(x.file_name(), y.file_name());
+        assert_eq!(std::fs::read(x).unwrap().len(), std::fs::read(y).unwrap().len(), "the same frames' sizes");
+        assert_ne!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap(), "other jobs");
+        std::fs::copy(y, x).unwrap();
+    }
+
+    let engine = Engine::open(a.path(), config(), clock()).unwrap();
+    assert_eq!(engine.open_report().events_replayed, 0, "opened from its checkpoint");
+    let admin = engine.session("admin").unwrap();
+    let err = admin.list(&Filter::default(), None, 10).unwrap_err();
+    assert!(err.is_corruption(), "{err}");
+    for id in &ids {
+        let state = engine.state();
+        assert!(state.job(*id).unwrap_err().is_corruption(), "job {id}");
+        assert!(state.history(*id).unwrap_err().is_corruption(), "history of {id}");
+    }
+    assert!(!engine.verify().ok());
+}

@@ -78,9 +78,9 @@ impl Default for Config {
     /// whole-content checksum: that reads the whole store (3.7 GB at 10M
     /// jobs, most of an open's time), where an open must cost what the
     /// state since the last checkpoint costs. Every frame's own CRC is
-    /// still checked wherever it is read (replay, history, compaction,
-    /// salvage), so damage is an error where it is met, never a wrong
-    /// answer; `verify` checks every byte (ARCHITECTURE.md, "Opening").
+    /// still checked wherever it is read, and readers check that an event
+    /// is the job's, so damage is an error where a read meets it; `verify`
+    /// checks every byte (ARCHITECTURE.md, "Opening").
     fn default() -> Self {
         Self {
             log: LogConfig { verify_on_open: false, ..LogConfig::default() },

@@ -218,6 +218,19 @@ impl Log {
 
     /// Reads the record at `pos`, verifying its checksum.
     pub fn read_at(&self, pos: Position) -> Result<Record, LogError> {
+        self.read_position(pos, false)
+    }
+
+    /// Reads the record at `pos`, a position this log handed out for a
+    /// frame it wrote (a state holds it): finding no valid frame there is
+    /// damage, [`LogError::Corrupt`] naming the segment's file and the
+    /// offset, where [`Log::read_at`] cannot tell it from a position that
+    /// never was one.
+    pub fn read_written(&self, pos: Position) -> Result<Record, LogError> {
+        self.read_position(pos, true)
+    }
+
+    fn read_position(&self, pos: Position, written: bool) -> Result<Record, LogError> {
         let bad = |reason| LogError::BadPosition { segment: pos.segment, offset: pos.offset, reason };
         let snapshot = self.shared.snapshot();
         let i = snapshot.binary_search_by_key(&pos.segment, |s| s.first_seq).map_err(|_| bad("no such segment"))?;
@@ -228,6 +241,8 @@ impl Log {
         }
         match format::read_frame(seg.map.bytes(), offset) {
             FrameRead::Frame(frame) => Ok(Record { seg, frame }),
+            FrameRead::End if written => Err(corrupt(&seg.path, offset, "no frame where one was written")),
+            FrameRead::Invalid(why) if written => Err(corrupt(&seg.path, offset, why)),
             FrameRead::End => Err(bad("past the end of the segment")),
             FrameRead::Invalid(why) => Err(bad(why)),
         }

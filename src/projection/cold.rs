@@ -92,12 +92,12 @@ pub enum Section {
 pub const ANY_TYPE: u32 = u32::MAX;
 
 /// How many sections a run of format `version` has (the first that many
-/// of [`SECTIONS`]).
-fn section_count(version: u16) -> usize {
-    if version == 1 {
-        11
-    } else {
-        12
+/// of [`SECTIONS`]); `None`: no such version.
+fn section_count(version: u16) -> Option<usize> {
+    match version {
+        1 => Some(11),
+        2 => Some(12),
+        _ => None,
     }
 }
 
@@ -308,7 +308,7 @@ pub fn write_run(path: &Path, id: u64, jobs: Vec<ColdJob<'_>>, segments: &BTreeM
 // The writer: its counts are checked to fit a u32 first.
 #[allow(clippy::cast_possible_truncation)]
 fn sections_of(jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>) -> Result<Vec<(Section, Vec<u8>)>, Error> {
-    u32_of(jobs.len().saturating_mul(4), "rows")?;
+    u32_of(jobs.len().saturating_mul(4), "strings (four a row)")?;
     // Row order: (createdon, id). The jobs stay where they are.
     let mut order: Vec<(i64, Uuid, u32)> =
         jobs.iter().enumerate().map(|(i, j)| (j.row.createdon, j.row.id, i as u32)).collect();
@@ -376,6 +376,9 @@ fn sections_of(jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>) -> Result<
     for set in [&mut by_type, &mut by_owner, &mut by_workflow, &mut by_regarding, &mut by_status] {
         set.sort_unstable();
     }
+    // A job of type ANY_TYPE (u32::MAX, which nothing refuses) would be
+    // in its "every type" set twice.
+    by_status.dedup();
     completed.sort_unstable();
     let completed: Vec<(u64, u32)> = completed.into_iter().map(|(k, _, _, i)| (k, i)).collect();
 
@@ -676,7 +679,8 @@ impl ColdRun {
         if crc32fast::hash(&all[crcs..crcs + pages * 4]) != le_u32(t, 8) {
             return Err(bad(crcs, "the page checksums do not match their checksum".into()));
         }
-        let count_of_version = section_count(version);
+        let count_of_version =
+            section_count(version).ok_or_else(|| bad(8, format!("run format version {version} does not exist")))?;
         if count != count_of_version {
             return Err(bad(32, format!("{count} sections, version {version} has {count_of_version}")));
         }

@@ -457,16 +457,16 @@ impl Projection {
             });
         }
         let mut open_counts = BTreeMap::<(Status, u32), usize>::new();
-        for (status, set) in &self.by_open_status {
-            check("the open-status index", &mut set.iter().map(|e| e.1), &|r| self.rows[r as usize].status == *status);
-            for e in set.iter() {
+        for (status, set) in &self.by_status {
+            check("the status index", &mut set.iter().map(|e| e.1), &|r| self.rows[r as usize].status == *status);
+            for e in set.iter().filter(|_| !status.is_completed()) {
                 *open_counts.entry((*status, self.rows[e.1 as usize].operationtype)).or_default() += 1;
             }
         }
         check("the timer index", &mut self.timers.iter_asc(), &|r| self.rows[r as usize].on_timer());
         let kept: BTreeMap<(Status, u32), usize> = self.open_counts.iter().map(|(k, n)| (*k, *n)).collect();
         if kept != open_counts {
-            problems.push(format!("the open jobs' counters say {kept:?}, the open-status index {open_counts:?}"));
+            problems.push(format!("the open jobs' counters say {kept:?}, the status index {open_counts:?}"));
         }
         if self.all.len() != self.by_id.len() {
             problems.push(format!("{} jobs indexed, {} by id", self.all.len(), self.by_id.len()));

@@ -121,25 +121,6 @@ pub(crate) struct Row {
     deleted: bool,
 }
 
-/// Reads the frame at `p`, a position the state holds: the log wrote a
-/// frame there, so finding none (a checksum that does not match, a length
-/// out of place) is damage, reported as [`Error::Corrupt`] with where it
-/// is. Opening does not check old segments whole (ARCHITECTURE.md,
-/// "Opening"): this is where their damage shows.
-fn read_held(log: &Log, p: Position) -> Result<crate::log::Record, Error> {
-    log.read_at(p).map_err(|e| match e {
-        crate::log::LogError::BadPosition { segment, offset, reason } => Error::Corrupt {
-            file: None,
-            offset: Some(offset),
-            seq: None,
-            reason: crate::error::Corruption::Other(format!(
-                "the frame of an event the state holds, in the segment starting at event {segment}: {reason}"
-            )),
-        },
-        e => e.into(),
-    })
-}
-
 fn time(t: Option<Timestamp>) -> i64 {
     t.map_or(NO_TIME, Timestamp::micros)
 }
@@ -213,9 +194,12 @@ pub struct Projection {
     by_owner: HashMap<Sym, OrderedRows>,
     by_workflow: HashMap<Sym, OrderedRows>,
     by_regarding: HashMap<Sym, OrderedRows>,
-    /// Jobs not Completed, by status: small sets that change on every
-    /// transition, so each entry carries its key (no row lookups to compare).
-    by_open_status: HashMap<Status, KeyedRows>,
+    /// Hot jobs by status, `createdon` order: sets that change on every
+    /// transition, so each entry carries its key (no row lookups to
+    /// compare). Completed ones are here too, until a checkpoint moves
+    /// them cold: a view filtered by a Completed Status Reason walks only
+    /// those.
+    by_status: HashMap<Status, KeyedRows>,
     /// Completed jobs by (reason, System Job Type), ordered by
     /// (completedon, id): deletion's index.
     completed: HashMap<(StatusReason, u32), OrderedRows>,
@@ -651,7 +635,6 @@ impl Projection {
         }
     }
 
-    /// Adds row `i` to every index.
     /// Indexes every row that is not deleted (the indices empty), in
     /// `createdon` order: each insert into a view's index is then an
     /// append, where row order would scatter them (an open's rebuild).
@@ -666,6 +649,7 @@ impl Projection {
         }
     }
 
+    /// Adds row `i` to every index.
     fn index(&mut self, i: u32) {
         let rows = &self.rows;
         let r = &rows[i as usize];
@@ -686,11 +670,11 @@ impl Projection {
     fn index_status(&mut self, i: u32) {
         let rows = &self.rows;
         let r = &rows[i as usize];
+        self.by_status.entry(r.status).or_default().insert((r.created_key(), i));
         if r.status.is_completed() {
             let key = |x: u32| rows[x as usize].completed_key();
             self.completed.entry((r.status.reason(), r.operationtype)).or_default().insert(i, key);
         } else {
-            self.by_open_status.entry(r.status).or_default().insert((r.created_key(), i));
             *self.open_counts.entry((r.status, r.operationtype)).or_default() += 1;
             if r.dependencytoken != NONE {
                 self.by_token.entry(r.dependencytoken).or_default().insert((r.created_key(), i));
@@ -704,25 +688,27 @@ impl Projection {
     fn unindex_status(&mut self, i: u32) {
         let rows = &self.rows;
         let r = &rows[i as usize];
-        let removed = if r.status.is_completed() {
-            self.completed
-                .get_mut(&(r.status.reason(), r.operationtype))
-                .is_some_and(|s| s.remove(i, |x| rows[x as usize].completed_key()))
-        } else {
-            if let Some(set) = self.by_token.get_mut(&r.dependencytoken) {
-                set.remove(&(r.created_key(), i));
-                if set.is_empty() {
-                    self.by_token.remove(&r.dependencytoken);
+        let by_status = self.by_status.get_mut(&r.status).is_some_and(|s| s.remove(&(r.created_key(), i)));
+        let removed = by_status
+            && if r.status.is_completed() {
+                self.completed
+                    .get_mut(&(r.status.reason(), r.operationtype))
+                    .is_some_and(|s| s.remove(i, |x| rows[x as usize].completed_key()))
+            } else {
+                if let Some(set) = self.by_token.get_mut(&r.dependencytoken) {
+                    set.remove(&(r.created_key(), i));
+                    if set.is_empty() {
+                        self.by_token.remove(&r.dependencytoken);
+                    }
                 }
-            }
-            let key = (r.status, r.operationtype);
-            match self.open_counts.get(&key).copied() {
-                Some(1) => drop(self.open_counts.remove(&key)),
-                Some(n) => drop(self.open_counts.insert(key, n - 1)),
-                None => debug_assert!(false, "row {i} was not counted in its status"),
-            }
-            self.by_open_status.get_mut(&r.status).is_some_and(|s| s.remove(&(r.created_key(), i)))
-        };
+                let key = (r.status, r.operationtype);
+                match self.open_counts.get(&key).copied() {
+                    Some(1) => drop(self.open_counts.remove(&key)),
+                    Some(n) => drop(self.open_counts.insert(key, n - 1)),
+                    None => debug_assert!(false, "row {i} was not counted in its status"),
+                }
+                true
+            };
         debug_assert!(removed, "row {i} was not in its status index");
         if r.on_timer() {
             self.timers.remove(i, |x| rows[x as usize].timer_key());
@@ -781,8 +767,9 @@ impl Projection {
                 (r.id, c, first, message)
             }
         };
-        let Event::JobCreated(created) = self.read_position(first, log)?.event else {
-            return Err(Error::corrupt(format!("job {id}: its first event is not its creation")));
+        let created = match self.read_position(first, log)?.event {
+            Event::JobCreated(created) if created.id == id => created,
+            _ => return Err(Error::corrupt(format!("job {id}: its first event is not its creation"))),
         };
         let mut job = *created;
         let job_created_modifiedon = job.modifiedon.micros();
@@ -823,8 +810,23 @@ impl Projection {
         };
         let mut out = Vec::with_capacity(positions.len());
         for p in positions {
-            let rec = read_held(log, p)?;
-            out.push((rec.seq(), decode_event(log, rec.seq(), rec.position(), rec.payload())?));
+            let rec = log.read_written(p)?;
+            let e = decode_event(log, rec.seq(), rec.position(), rec.payload())?;
+            let about = match &e.event {
+                Event::JobCreated(j) => Some(j.id),
+                Event::Transition(t) => Some(t.job),
+                Event::OwnerChanged { job, .. } | Event::JobResubmitted { job, .. } => Some(*job),
+                _ => None,
+            };
+            if about != Some(id) {
+                return Err(Error::corrupt(format!(
+                    "job {id}: the event at {}:{} (event {}) is not one of its own",
+                    p.segment,
+                    p.offset,
+                    rec.seq()
+                )));
+            }
+            out.push((rec.seq(), e));
         }
         Ok(out)
     }
@@ -852,7 +854,7 @@ impl Projection {
     }
 
     fn read_position(&self, p: Position, log: &Log) -> Result<Envelope, Error> {
-        let rec = read_held(log, p)?;
+        let rec = log.read_written(p)?;
         decode_event(log, rec.seq(), rec.position(), rec.payload())
     }
 
@@ -872,7 +874,7 @@ impl Projection {
             + sets(&self.by_owner)
             + sets(&self.by_workflow)
             + sets(&self.by_regarding)
-            + self.by_open_status.values().map(|s| s.len() * 48).sum::<usize>()
+            + self.by_status.values().map(|s| s.len() * 48).sum::<usize>()
             + self.by_token.values().map(|s| s.len() * 48 + 64).sum::<usize>()
             + sets(&self.completed)
             + self.open_counts.capacity() * (std::mem::size_of::<((Status, u32), usize)>() + 1)

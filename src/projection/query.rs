@@ -94,40 +94,28 @@ pub struct Page {
 }
 
 /// An index a query can walk, newest first.
+#[derive(Clone, Copy)]
 enum Source<'a> {
     Rows(&'a OrderedRows),
     Keyed(&'a KeyedRows),
-    /// Hot rows of a Completed Status Reason (and type), gathered from
-    /// the completed index and sorted by `createdon` for this query: the
-    /// hot tier holds few of them (a checkpoint moves them cold), where
-    /// walking every hot row of a type would pass all the open ones.
-    Sorted(Vec<u32>),
 }
 
 impl<'a> Source<'a> {
-    fn len(&self) -> usize {
+    fn len(self) -> usize {
         match self {
             Source::Rows(r) => r.len(),
             Source::Keyed(k) => k.len(),
-            Source::Sorted(v) => v.len(),
         }
     }
 
     /// Rows below `start` (all if `None`), greatest key first.
-    fn iter_desc<'s>(&'s self, start: Option<(i64, Uuid)>, rows: &'a [Row]) -> Box<dyn Iterator<Item = u32> + 's>
-    where
-        'a: 's,
-    {
+    fn iter_desc(self, start: Option<(i64, Uuid)>, rows: &'a [Row]) -> Box<dyn Iterator<Item = u32> + 'a> {
         match self {
             Source::Rows(r) => Box::new(r.iter_desc(start, move |x| rows[x as usize].created_key())),
             Source::Keyed(k) => match start {
                 Some(s) => Box::new(k.range(..(s, 0)).rev().map(|e| e.1)),
                 None => Box::new(k.iter().rev().map(|e| e.1)),
             },
-            Source::Sorted(v) => {
-                let end = start.map_or(v.len(), |s| v.partition_point(|&r| rows[r as usize].created_key() < s));
-                Box::new(v[..end].iter().rev().copied())
-            }
         }
     }
 }
@@ -337,25 +325,9 @@ impl Projection {
             sources.push(Source::Rows(self.by_regarding.get(&g)?));
         }
         if let Some(reason) = f.status_reason {
-            let s = Status::of_reason(reason);
-            if !s.is_completed() {
-                sources.push(Source::Keyed(self.by_open_status.get(&s)?));
-            } else {
-                let sets = || {
-                    self.completed
-                        .iter()
-                        .filter(move |((r, t), _)| *r == reason && f.operationtype.is_none_or(|ty| ty.0 == *t))
-                        .map(|(_, set)| set)
-                };
-                let n: usize = sets().map(OrderedRows::len).sum();
-                if sources.iter().all(|s| n < s.len()) {
-                    let mut v: Vec<u32> = sets().flat_map(OrderedRows::iter_asc).collect();
-                    v.sort_unstable_by_key(|&r| self.rows[r as usize].created_key());
-                    sources.push(Source::Sorted(v));
-                }
-            }
+            sources.push(Source::Keyed(self.by_status.get(&Status::of_reason(reason))?));
         }
-        let source = sources.into_iter().min_by_key(Source::len);
+        let source = sources.into_iter().min_by_key(|s| s.len());
         let conditions = usize::from(f.operationtype.is_some())
             + usize::from(owner.is_some())
             + usize::from(workflow.is_some())
@@ -476,7 +448,7 @@ impl Projection {
         let rows = &self.rows;
         let stop = plan.created_after;
         plan.source
-            .iter()
+            .into_iter()
             .flat_map(move |s| s.iter_desc(start, rows))
             .take_while(move |&r| stop.is_none_or(|t| rows[r as usize].createdon > t))
             .filter(move |&r| plan.matches(&rows[r as usize]))
@@ -636,7 +608,7 @@ impl Projection {
 
     fn count_hot(&self, filter: &Filter, plan: &Plan<'_>) -> usize {
         if plan.source_is_everything {
-            return plan.source.as_ref().map_or(0, Source::len);
+            return plan.source.map_or(0, Source::len);
         }
         if is_only_status_and_type(filter, plan) {
             // From the completed index's sets, one per (Status Reason,
@@ -662,13 +634,14 @@ impl Projection {
     /// Ready jobs, oldest `createdon` first (the service's queue).
     pub fn ready(&self) -> impl Iterator<Item = Uuid> + '_ {
         let rows = &self.rows;
-        self.by_open_status.get(&Status::READY).into_iter().flat_map(|s| s.iter()).map(move |e| rows[e.1 as usize].id)
+        self.by_status.get(&Status::READY).into_iter().flat_map(|s| s.iter()).map(move |e| rows[e.1 as usize].id)
     }
 
-    /// Jobs in `status` (not Completed), oldest `createdon` first.
+    /// Hot jobs in `status`, oldest `createdon` first (for a Completed
+    /// status, only those no checkpoint has moved cold yet).
     pub fn in_status(&self, status: Status) -> impl Iterator<Item = Uuid> + '_ {
         let rows = &self.rows;
-        self.by_open_status.get(&status).into_iter().flat_map(|s| s.iter()).map(move |e| rows[e.1 as usize].id)
+        self.by_status.get(&status).into_iter().flat_map(|s| s.iter()).map(move |e| rows[e.1 as usize].id)
     }
 
     /// Whether job `id` may run as far as its dependency token says: it has

@@ -231,7 +231,7 @@ impl Projection {
         self.by_owner.clear();
         self.by_workflow.clear();
         self.by_regarding.clear();
-        self.by_open_status.clear();
+        self.by_status.clear();
         self.completed.clear();
         self.open_counts.clear();
         self.by_token.clear();
