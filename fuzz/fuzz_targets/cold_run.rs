@@ -5,7 +5,7 @@
 //! `tests/fixtures/cold-v2.run`).
 #![no_main]
 
-use joblog::projection::cold::{ColdRun, Section};
+use joblog::projection::cold::{ColdRun, POSTINGS};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|bytes: &[u8]| {
@@ -18,14 +18,7 @@ fuzz_target!(|bytes: &[u8]| {
             let _ = run.find(row.id);
         }
     }
-    for s in [
-        Section::ByType,
-        Section::ByOwner,
-        Section::ByWorkflow,
-        Section::ByRegarding,
-        Section::Completed,
-        Section::ByStatus,
-    ] {
+    for s in POSTINGS {
         if let Ok(keys) = run.keys(s) {
             for (k, _) in keys.into_iter().take(16) {
                 if let Ok(p) = run.postings(s, k) {

@@ -88,6 +88,16 @@ pub enum Section {
     ByStatus = 12,
 }
 
+/// The postings sections (the indices read by key).
+pub const POSTINGS: [Section; 6] = [
+    Section::ByType,
+    Section::ByOwner,
+    Section::ByWorkflow,
+    Section::ByRegarding,
+    Section::Completed,
+    Section::ByStatus,
+];
+
 /// The type half of a [`Section::ByStatus`] key that stands for every type.
 pub const ANY_TYPE: u32 = u32::MAX;
 
@@ -1106,14 +1116,7 @@ mod tests {
                         let _ = (run.events(&row), run.name(row.owner), run.name(row.regarding), run.find(row.id));
                     }
                 }
-                for s in [
-                    Section::ByType,
-                    Section::ByOwner,
-                    Section::ByWorkflow,
-                    Section::ByRegarding,
-                    Section::Completed,
-                    Section::ByStatus,
-                ] {
+                for s in POSTINGS {
                     for (k, _) in run.keys(s).unwrap_or_default() {
                         if let Ok(p) = run.postings(s, k) {
                             for i in 0..p.len() {
