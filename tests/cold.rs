@@ -317,3 +317,47 @@ fn a_run_with_many_deleted_rows_stays_named_by_its_checkpoint() {
     assert_eq!(everything(&f.engine.session("admin").unwrap()), before);
     assert_verified(&f.engine);
 }
+
+/// A full disk while a checkpoint writes a cold run: the checkpoint fails
+/// with an error, nothing is left behind (no run, no temporary file), every
+/// read is what it was, and once there is room the next checkpoint moves
+/// the jobs cold and a reopen reads the same.
+#[test]
+fn a_full_disk_while_writing_a_run_changes_nothing() {
+    let Some(disk) = support::SmallDisk::mount("8m") else { return };
+    let clock = support::clock_at(support::NOW);
+    let config = joblog::engine::Config {
+        log: joblog::log::LogConfig { segment_size_bytes: 1 << 20, ..joblog::engine::Config::default().log },
+        cold_after: 1,
+        checkpoint_every_events: 0,
+    };
+    let dir = disk.path().join("store");
+    let engine = Engine::open(&dir, config.clone(), clock.clone()).unwrap();
+    let admin = engine.session("admin").unwrap();
+    admin.import(jobs()).unwrap();
+    let before = everything(&admin);
+    let snapshots = || -> Vec<String> {
+        std::fs::read_dir(dir.join("snapshots"))
+            .map(|d| d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect())
+            .unwrap_or_default()
+    };
+    let files_before = snapshots();
+
+    let filler = support::fill_disk(disk.path(), 16 << 10);
+    let err = engine.checkpoint().unwrap_err().to_string();
+    assert!(err.contains("cold-"), "the run's write fails (480 jobs do not fit in 16 KiB): {err}");
+    assert_eq!(cold_rows(&engine), 0);
+    assert_eq!(snapshots(), files_before, "no run and no temporary file left");
+    assert_eq!(everything(&admin), before);
+
+    std::fs::remove_file(filler).unwrap();
+    engine.checkpoint().unwrap();
+    assert_eq!(cold_rows(&engine), 480);
+    assert_eq!(everything(&admin), before);
+    assert_verified(&engine);
+    drop(admin);
+    engine.close().unwrap();
+    let engine = Engine::open(&dir, config, clock).unwrap();
+    assert_eq!(engine.open_report().events_replayed, 0);
+    assert_eq!(everything(&engine.session("admin").unwrap()), before);
+}
