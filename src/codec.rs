@@ -47,6 +47,12 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
     bincode::serde::encode_to_vec(value, config()).map_err(|e| CodecError::Encode(e.to_string()))
 }
 
+/// Appends the encoding of `value` to `out` (no buffer of its own: a
+/// batch of events encodes into one).
+pub fn encode_append<T: Serialize>(value: &T, out: &mut Vec<u8>) -> Result<usize, CodecError> {
+    bincode::serde::encode_into_std_write(value, out, config()).map_err(|e| CodecError::Encode(e.to_string()))
+}
+
 /// Decodes a value that must use every byte of `bytes`.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
     let (value, used) =

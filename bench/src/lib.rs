@@ -15,3 +15,9 @@ pub mod rows;
 pub mod sqlite;
 pub mod views;
 pub mod workload;
+
+/// Every harness allocates through mimalloc, as the command line does: the
+/// workload's generator and the engine both make and free millions of small
+/// strings, where glibc's allocator slows as the heap grows.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;

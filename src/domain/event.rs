@@ -388,15 +388,28 @@ impl Envelope {
     /// Today's encoding of this envelope. Only [`EVENT_VERSION`] is ever
     /// written: an envelope of another version is a bug of the caller.
     pub fn encode(&self) -> Result<Vec<u8>, crate::codec::CodecError> {
+        let mut out = Vec::with_capacity(256);
+        self.encode_into(&mut out)?;
+        Ok(out)
+    }
+
+    /// Appends [`Envelope::encode`]'s bytes to `out`; on an error `out` is
+    /// as it was.
+    pub fn encode_into(&self, out: &mut Vec<u8>) -> Result<(), crate::codec::CodecError> {
         if self.version != EVENT_VERSION {
             return Err(crate::codec::CodecError::Encode(format!(
                 "this build writes event schema version {EVENT_VERSION} only, not {}",
                 self.version
             )));
         }
-        let mut out = crate::codec::encode(&self.version)?;
-        out.extend(crate::codec::encode(&BodyRef { at: &self.at, actor: &self.actor, event: &self.event })?);
-        Ok(out)
+        let start = out.len();
+        let body = BodyRef { at: &self.at, actor: &self.actor, event: &self.event };
+        let written =
+            crate::codec::encode_append(&self.version, out).and_then(|_| crate::codec::encode_append(&body, out));
+        if written.is_err() {
+            out.truncate(start);
+        }
+        written.map(|_| ())
     }
 
     /// Reads an envelope of any version this build knows: the version

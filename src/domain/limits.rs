@@ -77,10 +77,20 @@ pub(crate) fn check_len(field: &'static str, value: &str, max: usize) -> Result<
 /// A single-line text: at most `max` characters, no control character.
 pub(crate) fn check_text(field: &'static str, value: &str, max: usize) -> Result<(), DomainError> {
     check_len(field, value, max)?;
+    if is_printable_ascii(value) {
+        return Ok(());
+    }
     if let Some((at, c)) = value.chars().enumerate().find(|(_, c)| is_unsafe_char(*c)) {
         return Err(DomainError::ControlCharacter { field, at, code: c as u32 });
     }
     Ok(())
+}
+
+/// Whether every byte of `value` is printable ASCII (space to `~`): such a
+/// text holds no control, bidirectional or invisible character, so the
+/// character-by-character checks below can be skipped (most values).
+fn is_printable_ascii(value: &str) -> bool {
+    value.bytes().all(|b| (0x20..0x7f).contains(&b))
 }
 
 /// Whether `c` shows nothing at all (zero-width spaces and joiners, marks
@@ -100,6 +110,9 @@ pub(crate) fn check_identifier(field: &'static str, value: &str) -> Result<(), D
     check_text(field, value, MAX_IDENTIFIER_CHARS)?;
     if value.trim() != value {
         return Err(DomainError::Invalid { what: field, reason: "it begins or ends with white space".into() });
+    }
+    if is_printable_ascii(value) {
+        return Ok(());
     }
     if let Some((at, c)) = value.chars().enumerate().find(|(_, c)| is_invisible_char(*c)) {
         return Err(DomainError::Invalid {

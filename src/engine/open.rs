@@ -247,7 +247,10 @@ enum Replay {
 /// Folds the log into `state`, from the event after the state's last one,
 /// counting the events applied.
 fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64) -> Result<(), Error> {
-    log.scan_from(state.last_seq() + 1, |rec| {
+    // From nothing, the indices are built once at the end (a state that
+    // failed to fold is never used).
+    state.defer_indexing();
+    let scanned = log.scan_from(state.last_seq() + 1, |rec| {
         if matches!(how, Replay::UntilSeq(s) if rec.seq > s) {
             return Ok(ControlFlow::Break(()));
         }
@@ -273,7 +276,9 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64) -> Re
         state.apply(&env, rec.seq, rec.position)?;
         *count += 1;
         Ok(ControlFlow::Continue(()))
-    })
+    });
+    state.finish_indexing();
+    scanned
 }
 
 /// Renames each checkpoint at or past `next_seq` (a state the log no longer

@@ -129,9 +129,7 @@ impl Engine {
         let mut batch = Batch::new();
         let mut lens = Vec::with_capacity(envelopes.len());
         for env in &envelopes {
-            let bytes = env.encode()?;
-            lens.push(bytes.len());
-            batch.push(&bytes);
+            lens.push(batch.push_with(|out| env.encode_into(out))?);
         }
         let placed = self.inner.log.place(batch)?;
         let appended = placed.appended().clone();

@@ -162,6 +162,19 @@ impl Batch {
         self.ends.push(self.data.len());
     }
 
+    /// Adds one payload that `write` appends to the batch's buffer (no
+    /// buffer of its own), and returns its length; if `write` fails, the
+    /// batch is as it was.
+    pub fn push_with<E>(&mut self, write: impl FnOnce(&mut Vec<u8>) -> Result<(), E>) -> Result<usize, E> {
+        let start = self.data.len();
+        if let Err(e) = write(&mut self.data) {
+            self.data.truncate(start);
+            return Err(e);
+        }
+        self.ends.push(self.data.len());
+        Ok(self.data.len() - start)
+    }
+
     /// How many payloads it holds.
     pub fn len(&self) -> usize {
         self.ends.len()

@@ -277,6 +277,11 @@ impl Projection {
     /// events as garbage for compaction. Many rows: every index is filtered
     /// in one pass, on another core while this one frees the rows.
     fn delete_rows(&mut self, rows: &[u32]) {
+        if self.deferred {
+            // A replay that builds its indices at the end: nothing to remove.
+            self.free(rows);
+            return;
+        }
         if rows.len() <= BULK_ROWS {
             for &i in rows {
                 self.unindex(i);
@@ -293,8 +298,14 @@ impl Projection {
         let (mut all, mut timers, mut by_type) = (take(&mut self.all), take(&mut self.timers), take(&mut self.by_type));
         let (mut by_owner, mut by_workflow) = (take(&mut self.by_owner), take(&mut self.by_workflow));
         let (mut by_regarding, mut completed) = (take(&mut self.by_regarding), take(&mut self.completed));
+        // Deleted jobs are Completed: in the status index too (no counter).
+        let mut by_status = take(&mut self.by_status);
         std::thread::scope(|s| {
             s.spawn(|| {
+                by_status.retain(|_, set| {
+                    set.retain(|e| keep(e.1));
+                    !set.is_empty()
+                });
                 all.retain(keep);
                 timers.retain(keep);
                 retain_in(&mut by_type, keep);
@@ -307,6 +318,7 @@ impl Projection {
         });
         (self.all, self.timers, self.by_type, self.by_owner) = (all, timers, by_type, by_owner);
         (self.by_workflow, self.by_regarding, self.completed) = (by_workflow, by_regarding, completed);
+        self.by_status = by_status;
     }
 
     /// Frees the slots of rows already out of the indices, and records

@@ -244,6 +244,12 @@ pub struct Projection {
     cold: Vec<tier::Cold>,
     /// The id the next cold run gets.
     next_run: u64,
+    /// A replay from nothing is folding: rows change but no index is kept
+    /// until [`Projection::finish_indexing`] builds them all at once (in
+    /// `createdon` order, each insert an append; a job's status indices
+    /// are not moved at each of its transitions). A deletion by criteria
+    /// selects through the indices, so it has them built first.
+    deferred: bool,
 }
 
 impl Projection {
@@ -504,6 +510,8 @@ impl Projection {
                 self.rows[i as usize].last_event = self.push_event(p, prev);
             }
             Event::JobsDeleted(d) => {
+                // A deletion selects through the indices.
+                self.finish_indexing();
                 self.apply_deletion(d, seq)?;
                 self.deletions.push(DeletionRecord {
                     seq,
@@ -558,11 +566,15 @@ impl Projection {
         let i = self.put_row(row);
         self.by_id.insert(job.id, i);
         self.rows[i as usize].last_event = self.push_event(p, NO_EVENT);
-        self.index(i);
+        if !self.deferred {
+            self.index(i);
+        }
     }
 
     fn transition(&mut self, i: u32, t: &Transition, at: Timestamp, p: Pos) {
-        self.unindex_status(i);
+        if !self.deferred {
+            self.unindex_status(i);
+        }
         let c = t.columns(at);
         let r = &mut self.rows[i as usize];
         r.status = c.status;
@@ -588,12 +600,14 @@ impl Projection {
         if carries_message {
             r.message_event = e;
         }
-        self.index_status(i);
+        if !self.deferred {
+            self.index_status(i);
+        }
     }
 
     fn change_owner(&mut self, i: u32, owner: &str, unit: &str, at: Timestamp, p: Pos) {
         let rows = &self.rows;
-        if let Some(set) = self.by_owner.get_mut(&rows[i as usize].owner) {
+        if let Some(set) = self.by_owner.get_mut(&rows[i as usize].owner).filter(|_| !self.deferred) {
             set.remove(i, |r| rows[r as usize].created_key());
         }
         let (owner, unit) = (self.strings.intern(owner), self.strings.intern(unit));
@@ -603,8 +617,10 @@ impl Projection {
         r.modifiedon = at.micros();
         let prev = r.last_event;
         self.rows[i as usize].last_event = self.push_event(p, prev);
-        let rows = &self.rows;
-        self.by_owner.entry(owner).or_default().insert(i, |r| rows[r as usize].created_key());
+        if !self.deferred {
+            let rows = &self.rows;
+            self.by_owner.entry(owner).or_default().insert(i, |r| rows[r as usize].created_key());
+        }
     }
 
     /// Puts `row` in a free slot, or a new one; returns its number.
@@ -639,6 +655,7 @@ impl Projection {
     /// `createdon` order: each insert into a view's index is then an
     /// append, where row order would scatter them (an open's rebuild).
     fn index_all(&mut self) {
+        self.deferred = false;
         let rows = &self.rows;
         let mut order: Vec<u32> = (0..u32::try_from(rows.len()).expect("rows are numbered by u32"))
             .filter(|&i| !rows[i as usize].deleted)
@@ -646,6 +663,22 @@ impl Projection {
         order.sort_unstable_by_key(|&i| rows[i as usize].created_key());
         for i in order {
             self.index(i);
+        }
+    }
+
+    /// Stops keeping indices, when nothing has been folded yet (a replay
+    /// from an empty state): [`Projection::finish_indexing`] builds them.
+    /// Returns whether it did.
+    pub(crate) fn defer_indexing(&mut self) -> bool {
+        self.deferred = self.last_seq == 0 && self.rows.is_empty() && self.cold.is_empty();
+        self.deferred
+    }
+
+    /// Builds the indices that [`Projection::defer_indexing`] stopped
+    /// keeping (nothing if it did not).
+    pub(crate) fn finish_indexing(&mut self) {
+        if self.deferred {
+            self.index_all();
         }
     }
 
