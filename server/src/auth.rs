@@ -193,9 +193,10 @@ pub struct Sessions {
 
 impl Sessions {
     /// A new session for `token` (already checked): its id and CSRF token.
-    pub fn create(&self, token: String) -> (String, String) {
-        let sid = random_hex();
-        let csrf = random_hex();
+    /// Fails only if the OS's random source does.
+    pub fn create(&self, token: String) -> Result<(String, String), getrandom::Error> {
+        let sid = random_hex()?;
+        let csrf = random_hex()?;
         let mut map = self.map.lock().unwrap_or_else(|p| p.into_inner());
         let now = Instant::now();
         map.retain(|_, s| now.duration_since(s.last_used) < SESSION_IDLE);
@@ -205,7 +206,7 @@ impl Sessions {
             }
         }
         map.insert(sid.clone(), CookieSession { token, csrf: csrf.clone(), last_used: now });
-        (sid, csrf)
+        Ok((sid, csrf))
     }
 
     /// Ends a session (sign out).
@@ -225,10 +226,11 @@ impl Sessions {
     }
 }
 
-/// 32 random bytes from the OS, as hex (a version 4 UUID's random bits
-/// twice: uuid draws them from the OS's generator).
-fn random_hex() -> String {
-    format!("{}{}", uuid::Uuid::new_v4().simple(), uuid::Uuid::new_v4().simple())
+/// 32 random bytes from the OS's random source (getrandom(2)), as hex.
+fn random_hex() -> Result<String, getrandom::Error> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
 /// The value of the cookie `name` in a request.

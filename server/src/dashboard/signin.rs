@@ -87,7 +87,13 @@ pub(crate) async fn sign_in(State(s): State<AppState>, headers: HeaderMap, body:
             StatusCode::UNAUTHORIZED,
         );
     }
-    let (sid, _csrf) = s.sessions.create(token.to_string());
+    let Ok((sid, _csrf)) = s.sessions.create(token.to_string()) else {
+        return form_page(
+            &next,
+            Some("The server could not draw a session id from the OS's random source: try again."),
+            StatusCode::SERVICE_UNAVAILABLE,
+        );
+    };
     let secure = if s.tls { "; Secure" } else { "" };
     let cookie = format!("{COOKIE}={sid}; HttpOnly; SameSite=Strict; Path=/{secure}");
     ([(header::SET_COOKIE, cookie)], Redirect::to(&next)).into_response()
