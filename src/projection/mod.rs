@@ -668,10 +668,8 @@ impl Projection {
 
     /// Stops keeping indices, when nothing has been folded yet (a replay
     /// from an empty state): [`Projection::finish_indexing`] builds them.
-    /// Returns whether it did.
-    pub(crate) fn defer_indexing(&mut self) -> bool {
+    pub(crate) fn defer_indexing(&mut self) {
         self.deferred = self.last_seq == 0 && self.rows.is_empty() && self.cold.is_empty();
-        self.deferred
     }
 
     /// Builds the indices that [`Projection::defer_indexing`] stopped
