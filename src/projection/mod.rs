@@ -129,6 +129,114 @@ fn opt_time(t: i64) -> Option<Timestamp> {
     (t != NO_TIME).then(|| Timestamp::from_micros(t))
 }
 
+/// Every index of the hot rows, built whole from the rows that are not
+/// deleted. The rows are sorted by (`createdon`, id) once; each index is
+/// then grouped from that order and built whole
+/// (`OrderedRows::from_sorted`, a `BTreeSet` from sorted keys), the view
+/// indices on this thread and the status indices on a second core: no
+/// insert compares keys.
+pub(crate) struct Indices(ViewIndices, StatusIndices);
+
+impl Indices {
+    pub(crate) fn build(rows: &[Row]) -> Self {
+        let mut keyed: Vec<((i64, Uuid), u32)> =
+            rows.iter().zip(0u32..).filter(|(r, _)| !r.deleted).map(|(r, i)| (r.created_key(), i)).collect();
+        keyed.sort_unstable();
+        std::thread::scope(|s| {
+            let status = s.spawn(|| StatusIndices::build(rows, &keyed));
+            let views = ViewIndices::build(rows, &keyed);
+            Indices(views, status.join().expect("the indexing thread does not panic"))
+        })
+    }
+}
+
+/// The indices of the views, built whole from rows in `createdon` order
+/// (`Projection::index_all`).
+struct ViewIndices {
+    all: OrderedRows,
+    by_type: HashMap<u32, OrderedRows>,
+    by_owner: HashMap<Sym, OrderedRows>,
+    by_workflow: HashMap<Sym, OrderedRows>,
+    by_regarding: HashMap<Sym, OrderedRows>,
+}
+
+/// Groups of rows in the order they were pushed.
+fn ordered_groups<K: std::hash::Hash + Eq>(groups: HashMap<K, Vec<u32>>) -> HashMap<K, OrderedRows> {
+    groups.into_iter().map(|(k, rows)| (k, OrderedRows::from_sorted(rows))).collect()
+}
+
+impl ViewIndices {
+    fn build(rows: &[Row], keyed: &[((i64, Uuid), u32)]) -> Self {
+        let (mut by_type, mut by_owner): (HashMap<u32, Vec<u32>>, HashMap<Sym, Vec<u32>>) = Default::default();
+        let (mut by_workflow, mut by_regarding): (HashMap<Sym, Vec<u32>>, HashMap<Sym, Vec<u32>>) = Default::default();
+        for &(_, i) in keyed {
+            let r = &rows[i as usize];
+            by_type.entry(r.operationtype).or_default().push(i);
+            by_owner.entry(r.owner).or_default().push(i);
+            if r.workflow != NONE {
+                by_workflow.entry(r.workflow).or_default().push(i);
+            }
+            if r.regarding != NONE {
+                by_regarding.entry(r.regarding).or_default().push(i);
+            }
+        }
+        ViewIndices {
+            all: OrderedRows::from_sorted(keyed.iter().map(|&(_, i)| i).collect()),
+            by_type: ordered_groups(by_type),
+            by_owner: ordered_groups(by_owner),
+            by_workflow: ordered_groups(by_workflow),
+            by_regarding: ordered_groups(by_regarding),
+        }
+    }
+}
+
+/// The indices that follow status and wake-up time, built whole
+/// (`Projection::index_all`).
+struct StatusIndices {
+    by_status: HashMap<Status, KeyedRows>,
+    completed: HashMap<(StatusReason, u32), OrderedRows>,
+    open_counts: HashMap<(Status, u32), usize>,
+    timers: OrderedRows,
+    by_token: HashMap<Sym, KeyedRows>,
+}
+
+impl StatusIndices {
+    fn build(rows: &[Row], keyed: &[((i64, Uuid), u32)]) -> Self {
+        type Keyed = Vec<((i64, Uuid), u32)>;
+        let (mut by_status, mut by_token): (HashMap<Status, Keyed>, HashMap<Sym, Keyed>) = Default::default();
+        let mut completed: HashMap<(StatusReason, u32), Keyed> = HashMap::default();
+        let mut open_counts: HashMap<(Status, u32), usize> = HashMap::default();
+        let mut timers: Keyed = Vec::new();
+        for &(key, i) in keyed {
+            let r = &rows[i as usize];
+            by_status.entry(r.status).or_default().push((key, i));
+            if r.status.is_completed() {
+                completed.entry((r.status.reason(), r.operationtype)).or_default().push((r.completed_key(), i));
+            } else {
+                *open_counts.entry((r.status, r.operationtype)).or_default() += 1;
+                if r.dependencytoken != NONE {
+                    by_token.entry(r.dependencytoken).or_default().push((key, i));
+                }
+            }
+            if r.on_timer() {
+                timers.push((r.timer_key(), i));
+            }
+        }
+        // In `createdon` order already; these two are ordered by other keys.
+        let sorted = |mut v: Keyed| {
+            v.sort_unstable();
+            OrderedRows::from_sorted(v.into_iter().map(|(_, i)| i).collect())
+        };
+        StatusIndices {
+            by_status: by_status.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect(),
+            completed: completed.into_iter().map(|(k, v)| (k, sorted(v))).collect(),
+            open_counts,
+            timers: sorted(timers),
+            by_token: by_token.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect(),
+        }
+    }
+}
+
 impl Row {
     /// The order of every "newest first" view.
     pub(crate) fn created_key(&self) -> (i64, Uuid) {
@@ -651,19 +759,21 @@ impl Projection {
         }
     }
 
-    /// Indexes every row that is not deleted (the indices empty), in
-    /// `createdon` order: each insert into a view's index is then an
-    /// append, where row order would scatter them (an open's rebuild).
+    /// Builds every index from the rows that are not deleted (the indices
+    /// empty: the end of a replay from nothing; a checkpoint's load calls
+    /// `Indices::build` itself).
     fn index_all(&mut self) {
+        let built = Indices::build(&self.rows);
+        self.set_indices(built);
+    }
+
+    /// Puts indices built whole (`Indices::build`) in place of the empty ones.
+    fn set_indices(&mut self, Indices(views, status): Indices) {
         self.deferred = false;
-        let rows = &self.rows;
-        let mut order: Vec<u32> = (0..u32::try_from(rows.len()).expect("rows are numbered by u32"))
-            .filter(|&i| !rows[i as usize].deleted)
-            .collect();
-        order.sort_unstable_by_key(|&i| rows[i as usize].created_key());
-        for i in order {
-            self.index(i);
-        }
+        (self.all, self.by_type, self.by_owner, self.by_workflow, self.by_regarding) =
+            (views.all, views.by_type, views.by_owner, views.by_workflow, views.by_regarding);
+        (self.by_status, self.completed, self.open_counts, self.timers, self.by_token) =
+            (status.by_status, status.completed, status.open_counts, status.timers, status.by_token);
     }
 
     /// Stops keeping indices, when nothing has been folded yet (a replay

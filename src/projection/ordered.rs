@@ -23,6 +23,22 @@ impl OrderedRows {
         self.chunks.partition_point(|c| key(*c.last().expect("chunks are never empty")) < *k)
     }
 
+    /// The set of `rows`, already in key order (distinct keys), built
+    /// whole: chunks of `CHUNK` rows.
+    pub(crate) fn from_sorted(rows: Vec<u32>) -> Self {
+        let len = rows.len();
+        let chunks = if len < 2 * CHUNK {
+            if rows.is_empty() {
+                vec![]
+            } else {
+                vec![rows]
+            }
+        } else {
+            rows.chunks(CHUNK).map(<[u32]>::to_vec).collect()
+        };
+        OrderedRows { chunks, len }
+    }
+
     /// Inserts `row`. Keys must be distinct and must not change while the
     /// row is in the set.
     pub(crate) fn insert<K: Ord>(&mut self, row: u32, key: impl Fn(u32) -> K) {
@@ -169,6 +185,33 @@ mod tests {
                 prop_assert_eq!(&from[..], &want[i + 1..]);
             }
             for bound in [(0, 0), (5_000, 0), (10_007, 0), key(7)] {
+                prop_assert_eq!(set.count_below(&bound, key), model.range(..bound).count());
+            }
+        }
+
+        /// A set built whole from sorted rows is the same set, and stays
+        /// one under later inserts and removes.
+        #[test]
+        fn built_whole_is_the_same_set(
+            rows in proptest::collection::btree_set(0u32..5000, 0..3000),
+            ops in proptest::collection::vec((any::<bool>(), 0u32..6000), 0..1000),
+        ) {
+            let key = |r: u32| (r.wrapping_mul(2_654_435_761) % 10_007, r);
+            let mut model: BTreeSet<(u32, u32)> = rows.iter().map(|&r| key(r)).collect();
+            let mut set = OrderedRows::from_sorted(model.iter().map(|k| k.1).collect());
+            prop_assert_eq!(set.len(), model.len());
+            for (insert, row) in ops {
+                if insert {
+                    if model.insert(key(row)) {
+                        set.insert(row, key);
+                    }
+                } else {
+                    prop_assert_eq!(set.remove(row, key), model.remove(&key(row)));
+                }
+            }
+            let all: Vec<u32> = set.iter_desc(None, key).collect();
+            prop_assert_eq!(all, model.iter().rev().map(|k| k.1).collect::<Vec<_>>());
+            for bound in [(0, 0), (5_000, 0), (10_007, 0)] {
                 prop_assert_eq!(set.count_below(&bound, key), model.range(..bound).count());
             }
         }

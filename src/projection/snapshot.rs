@@ -412,7 +412,6 @@ impl Projection {
             last_at: b.last_at,
             ..Projection::default()
         };
-        p.strings.rebuild();
         let (n_strings, n_events, n_segments) = (count(p.strings.len(), "strings")?, p.events.len(), p.segments.len());
         let freed = |pos: &Pos| pos.segment == u32::MAX;
         if p.events.iter().any(|(pos, prev)| {
@@ -421,7 +420,6 @@ impl Projection {
             return Err("event chain out of range".into());
         }
         p.free_events = (0..n_events_u32).filter(|&e| freed(&p.events[e as usize].0)).collect();
-        let mut by_id = HashMap::with_capacity_and_hasher(p.rows.len(), Default::default());
         for (i, r) in (0..n_rows).zip(&p.rows) {
             if r.deleted {
                 p.free_rows.push(i);
@@ -432,12 +430,26 @@ impl Projection {
             if syms.iter().any(|&s| s > n_strings) || r.last_event as usize >= n_events || !chained(r.message_event) {
                 return Err(format!("row {i} refers past the end of its tables"));
             }
-            if by_id.insert(r.id, i).is_some() {
-                return Err(format!("job {} twice", r.id));
-            }
         }
+        // The lookup tables on a core of their own while the indices are
+        // built (`Indices::build` takes the other two parts).
+        let (rows, strings) = (&p.rows, &mut p.strings);
+        let (indices, by_id) = std::thread::scope(|s| {
+            let lookups = s.spawn(move || {
+                strings.rebuild();
+                let mut by_id = HashMap::with_capacity_and_hasher(rows.len(), Default::default());
+                for (i, r) in (0..n_rows).zip(rows).filter(|(_, r)| !r.deleted) {
+                    if by_id.insert(r.id, i).is_some() {
+                        return Err(format!("job {} twice", r.id));
+                    }
+                }
+                Ok(by_id)
+            });
+            let indices = super::Indices::build(rows);
+            Ok::<_, String>((indices, lookups.join().unwrap_or_else(|_| Err("the lookup thread panicked".into()))?))
+        })?;
+        p.set_indices(indices);
         p.by_id = by_id;
-        p.index_all();
         Ok(p)
     }
 }
