@@ -376,6 +376,13 @@ fn store_v6_opens_and_reads_the_same() {
     check_store_fixture("store-v6", "store-v6.expected.json");
 }
 
+/// `store-v7`: checkpoint format 8 (job rows and the event chain as
+/// fixed records), cold runs of run format 2; segment format 2.
+#[test]
+fn store_v7_opens_and_reads_the_same() {
+    check_store_fixture("store-v7", "store-v7.expected.json");
+}
+
 /// `store-v4`: event version 5 (bearer tokens: made by an administrator
 /// and by a user, expired, of a deactivated user, revoked) and checkpoint
 /// format 5, segment format 2; its tokens still authenticate as they did.
@@ -393,6 +400,7 @@ fn store_fixtures_keep_their_segment_formats_with_sealed_and_active_segments() {
     check_store_files("store-v4", 2);
     check_store_files("store-v5", 2);
     check_store_files("store-v6", 2);
+    check_store_files("store-v7", 2);
 }
 
 fn check_store_files(fixture: &str, format: u16) {
@@ -1307,8 +1315,10 @@ fn a_checkpoint_with_an_impossible_status_is_refused() {
     let path = engine.checkpoint().unwrap();
     drop(engine);
     let mut bytes = std::fs::read(&path).unwrap();
-    // Completed (3) / Canceled (the 10th reason, 9), then `deleted: false`.
-    let at: Vec<usize> = (40..bytes.len() - 2).filter(|&i| bytes[i..i + 3] == [3, 9, 0]).collect();
+    // Since checkpoint format 8 a row is a fixed record ending in its
+    // statecode, statuscode, `deleted` and a zero: Completed (3) /
+    // Canceled (32), not deleted.
+    let at: Vec<usize> = (40..bytes.len() - 3).filter(|&i| bytes[i..i + 4] == [3, 32, 0, 0]).collect();
     assert_eq!(at.len(), 1, "one row's status in the checkpoint: {at:?}");
     bytes[at[0]] = 0; // State::Ready
     let body_crc = crc32fast::hash(&bytes[40..]);

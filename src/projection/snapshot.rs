@@ -8,14 +8,14 @@
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | magic `JOBLOGSN` |
-//! | 8 | 2 | snapshot format version (6) |
+//! | 8 | 2 | snapshot format version (8; 6 and 7 are read) |
 //! | 10 | 2 | codec version (`codec::CODEC_VERSION`) |
 //! | 12 | 4 | reserved, 0 |
 //! | 16 | 8 | last_seq: the last event folded in |
 //! | 24 | 8 | body length in bytes |
 //! | 32 | 4 | CRC32 of the body |
 //! | 36 | 4 | CRC32 of bytes 0..36 |
-//! | 40 | … | body: the projection's rows, strings, event chain, segments, directory, workflows, the store's policy, bearer tokens (codec) |
+//! | 40 | … | body: the projection's rows, strings, event chain, segments, directory, workflows, the store's policy, bearer tokens (codec; rows and chain as fixed records since format 8, docs/format.md) |
 
 // A decoder of bytes from disk or a socket: those never panic the process
 // nor lose bits in a cast (Cargo.toml, `[lints]`).
@@ -32,7 +32,7 @@ use serde::{Deserialize, Serialize};
 
 use super::intern::Interner;
 use super::{DeletionRecord, IdDeletionRecord, Pos, Projection, Row};
-use crate::codec;
+use crate::codec::{self, CodecError};
 use crate::domain::{Directory, StorePolicy, Timestamp, Tokens, WorkflowDefinition};
 use crate::error::Error;
 use crate::log::private::{install_file, InstallError};
@@ -44,8 +44,10 @@ const AHEAD_OF_THE_LOG: &str = "ahead of the log";
 const MAGIC: [u8; 8] = *b"JOBLOGSN";
 /// 3: the directory maps OS users; 4: the store's policy; 5: bearer
 /// tokens; 6: the deletions by id (older snapshots are skipped: replay);
-/// 7: the cold runs it relies on, before the body (version 6 is read).
-const VERSION: u16 = 7;
+/// 7: the cold runs it relies on, before the body; 8: rows and the event
+/// chain in a fixed layout (`RowTable`, `EventTable`). Versions 6 and 7
+/// are read.
+const VERSION: u16 = 8;
 
 /// What a checkpoint says of the cold tier (format 7, before the body).
 #[derive(Serialize, Deserialize)]
@@ -63,9 +65,9 @@ const KEEP: usize = 2;
 
 #[derive(Serialize)]
 struct BodyRef<'a> {
-    rows: &'a Vec<Row>,
+    rows: RowTable<&'a [Row]>,
     strings: &'a Interner,
-    events: &'a Vec<(Pos, u32)>,
+    events: EventTable<&'a [(Pos, u32)]>,
     segments: &'a Vec<u64>,
     generations: Vec<Option<u32>>,
     garbage: &'a BTreeMap<u64, Vec<u64>>,
@@ -79,11 +81,13 @@ struct BodyRef<'a> {
     last_at: Option<Timestamp>,
 }
 
+/// A checkpoint's body as read: `Body` in format 8, `Body<Vec<Row>,
+/// Vec<(Pos, u32)>>` (each row and chain entry through the codec) before.
 #[derive(Deserialize)]
-struct Body {
-    rows: Vec<Row>,
+struct Body<R = RowTable<Vec<Row>>, E = EventTable<Vec<(Pos, u32)>>> {
+    rows: R,
     strings: Interner,
-    events: Vec<(Pos, u32)>,
+    events: E,
     segments: Vec<u64>,
     /// Each segment's rewrite generation when the checkpoint was taken
     /// (`None`: compaction had removed it): positions are only valid in
@@ -98,6 +102,193 @@ struct Body {
     tokens: Tokens,
     last_seq: u64,
     last_at: Option<Timestamp>,
+}
+
+/// The job rows as one byte string of `ROW_BYTES`-byte records (format 8,
+/// docs/format.md "Checkpoints"): read back with one allocation of the
+/// right size and fixed offsets, where the codec's row by row decoding
+/// grew the vector step by step and was most of an open.
+struct RowTable<R>(R);
+/// The event chain as one byte string of 12-byte records: the frame's
+/// segment ordinal and offset, the job's previous entry.
+struct EventTable<E>(E);
+
+const ROW_BYTES: usize = 104;
+const EVENT_BYTES: usize = 12;
+
+/// Little-endian integers at fixed offsets of a record.
+fn le<const N: usize>(b: &[u8], at: usize) -> [u8; N] {
+    let mut a = [0u8; N];
+    a.copy_from_slice(&b[at..at + N]);
+    a
+}
+
+impl Row {
+    fn put(&self, out: &mut Vec<u8>) {
+        out.extend_from_slice(self.id.as_bytes());
+        for t in [self.createdon, self.startedon, self.completedon, self.modifiedon, self.postponeuntil] {
+            out.extend_from_slice(&t.to_le_bytes());
+        }
+        let (syms, counts) = (
+            [
+                self.operationtype,
+                self.owner,
+                self.owningbusinessunit,
+                self.workflow,
+                self.regarding,
+                self.dependencytoken,
+            ],
+            [
+                self.retrycount,
+                self.errorcode.cast_unsigned(),
+                self.executiontimespan_ms,
+                self.last_event,
+                self.message_event,
+            ],
+        );
+        for n in syms.into_iter().chain(counts) {
+            out.extend_from_slice(&n.to_le_bytes());
+        }
+        // Codes are below 256 (the domain's table); checked on reading.
+        let code = |c: u32| u8::try_from(c).unwrap_or(u8::MAX);
+        out.extend_from_slice(&[
+            code(self.status.statecode()),
+            code(self.status.statuscode()),
+            u8::from(self.deleted),
+            0,
+        ]);
+    }
+
+    fn get(b: &[u8]) -> Result<Row, String> {
+        let i64_at = |at| i64::from_le_bytes(le(b, at));
+        let u32_at = |at| u32::from_le_bytes(le(b, at));
+        let status =
+            crate::domain::Status::from_codes(u32::from(b[100]), u32::from(b[101])).map_err(|e| e.to_string())?;
+        if b[102] > 1 || b[103] != 0 {
+            return Err("a row's flags are not 0 or 1".into());
+        }
+        Ok(Row {
+            id: uuid::Uuid::from_bytes(le(b, 0)),
+            createdon: i64_at(16),
+            startedon: i64_at(24),
+            completedon: i64_at(32),
+            modifiedon: i64_at(40),
+            postponeuntil: i64_at(48),
+            operationtype: u32_at(56),
+            owner: u32_at(60),
+            owningbusinessunit: u32_at(64),
+            workflow: u32_at(68),
+            regarding: u32_at(72),
+            dependencytoken: u32_at(76),
+            retrycount: u32_at(80),
+            errorcode: u32_at(84).cast_signed(),
+            executiontimespan_ms: u32_at(88),
+            last_event: u32_at(92),
+            message_event: u32_at(96),
+            status,
+            deleted: b[102] == 1,
+        })
+    }
+}
+
+impl Serialize for RowTable<&[Row]> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = Vec::with_capacity(self.0.len() * ROW_BYTES);
+        for r in self.0 {
+            r.put(&mut out);
+        }
+        s.serialize_bytes(&out)
+    }
+}
+
+impl Serialize for EventTable<&[(Pos, u32)]> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let mut out = Vec::with_capacity(self.0.len() * EVENT_BYTES);
+        for (pos, prev) in self.0 {
+            for n in [pos.segment, pos.offset, *prev] {
+                out.extend_from_slice(&n.to_le_bytes());
+            }
+        }
+        s.serialize_bytes(&out)
+    }
+}
+
+/// Reads a byte string of `size`-byte records with `get`.
+struct Records<T> {
+    size: usize,
+    get: fn(&[u8]) -> Result<T, String>,
+}
+
+impl<T> serde::de::Visitor<'_> for Records<T> {
+    type Value = Vec<T>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        write!(f, "a byte string of {}-byte records", self.size)
+    }
+
+    fn visit_bytes<Er: serde::de::Error>(self, b: &[u8]) -> Result<Vec<T>, Er> {
+        if !b.len().is_multiple_of(self.size) {
+            return Err(Er::custom(format!("{} bytes are not whole {}-byte records", b.len(), self.size)));
+        }
+        b.chunks_exact(self.size).map(|r| (self.get)(r).map_err(Er::custom)).collect()
+    }
+}
+
+impl<'de> Deserialize<'de> for RowTable<Vec<Row>> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_bytes(Records { size: ROW_BYTES, get: Row::get }).map(RowTable)
+    }
+}
+
+impl<'de> Deserialize<'de> for EventTable<Vec<(Pos, u32)>> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let get = |b: &[u8]| {
+            let n = |at| u32::from_le_bytes(le(b, at));
+            Ok((Pos { segment: n(0), offset: n(4) }, n(8)))
+        };
+        d.deserialize_bytes(Records { size: EVENT_BYTES, get }).map(EventTable)
+    }
+}
+
+/// A body of formats 6 and 7: rows and chain entries through the codec.
+type OldBody = Body<Vec<Row>, Vec<(Pos, u32)>>;
+
+impl OldBody {
+    /// A body of formats 6 and 7 as format 8's.
+    fn into_tables(self) -> Body {
+        let Body {
+            rows,
+            strings,
+            events,
+            segments,
+            generations,
+            garbage,
+            deletions,
+            deletions_by_id,
+            directory,
+            workflows,
+            policy,
+            tokens,
+            last_seq,
+            last_at,
+        } = self;
+        Body {
+            rows: RowTable(rows),
+            strings,
+            events: EventTable(events),
+            segments,
+            generations,
+            garbage,
+            deletions,
+            deletions_by_id,
+            directory,
+            workflows,
+            policy,
+            tokens,
+            last_seq,
+            last_at,
+        }
+    }
 }
 
 fn io(path: &Path) -> impl FnOnce(std::io::Error) -> Error + '_ {
@@ -157,7 +348,7 @@ fn parse_header(h: &[u8; HEADER_LEN]) -> Option<(u64, u64, u32, u16)> {
     };
     let ok = h[0..8] == MAGIC
         && u32_at(36) == crc32fast::hash(&h[..36])
-        && (u16_at(8) == VERSION || u16_at(8) == 6)
+        && (6..=VERSION).contains(&u16_at(8))
         && u16_at(10) == codec::CODEC_VERSION
         && u32_at(12) == 0;
     ok.then(|| (u64_at(16), u64_at(24), u32_at(32), u16_at(8)))
@@ -198,9 +389,9 @@ impl Projection {
             let mut w =
                 Crc { inner: BufWriter::with_capacity(1 << 20, &file), hasher: crc32fast::Hasher::new(), len: 0 };
             let body = BodyRef {
-                rows: &self.rows,
+                rows: RowTable(&self.rows),
                 strings: &self.strings,
-                events: &self.events,
+                events: EventTable(&self.events),
                 segments: &self.segments,
                 generations: self.segments.iter().map(|s| live.get(s).copied()).collect(),
                 garbage: &self.garbage,
@@ -337,8 +528,15 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
         reason: crate::error::Corruption::Other(why.to_string()),
     };
     // The whole file, so that decoding never trusts a length beyond what
-    // the file holds.
-    let bytes = fs::read(path).map_err(io(path))?;
+    // the file holds; mapped, not read into memory of the process's own
+    // (a copy of tens of megabytes at 10M jobs, and its pages zeroed).
+    let file = fs::File::open(path).map_err(io(path))?;
+    let len = usize::try_from(file.metadata().map_err(io(path))?.len()).map_err(|_| corrupt("larger than memory"))?;
+    if len < HEADER_LEN {
+        return Err(corrupt("shorter than its header"));
+    }
+    let map = crate::sys::map::SegmentMap::read_only(&file, len).map_err(io(path))?;
+    let bytes = map.bytes();
     let h: &[u8; HEADER_LEN] =
         bytes.get(..HEADER_LEN).and_then(|h| h.try_into().ok()).ok_or_else(|| corrupt("shorter than its header"))?;
     let (_, body_len, body_crc, version) = parse_header(h).ok_or_else(|| corrupt("bad header"))?;
@@ -349,13 +547,17 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
     if crc32fast::hash(body) != body_crc {
         return Err(corrupt("body checksum mismatch"));
     }
-    let (tiers, body): (Tiers, Body) = if version == 6 {
-        (
-            Tiers { cold: vec![], next_run: 0, gone: vec![] },
-            codec::decode_large(body).map_err(|e| corrupt(&e.to_string()))?,
-        )
-    } else {
-        codec::decode_large(body).map_err(|e| corrupt(&e.to_string()))?
+    let decoded = |e: CodecError| corrupt(&e.to_string());
+    let (tiers, body): (Tiers, Body) = match version {
+        6 => {
+            let body: OldBody = codec::decode_large(body).map_err(decoded)?;
+            (Tiers { cold: vec![], next_run: 0, gone: vec![] }, body.into_tables())
+        }
+        7 => {
+            let (tiers, body): (Tiers, OldBody) = codec::decode_large(body).map_err(decoded)?;
+            (tiers, body.into_tables())
+        }
+        _ => codec::decode_large(body).map_err(decoded)?,
     };
     let stale = body.segments.len() != body.generations.len()
         || body.segments.iter().zip(&body.generations).any(|(s, g)| g.is_some_and(|g| live.get(s) != Some(&g)));
@@ -394,11 +596,11 @@ impl Projection {
         let count = |n: usize, what: &str| u32::try_from(n).map_err(|_| format!("more {what} than a u32 numbers"));
         let segment_ordinals =
             (0..count(b.segments.len(), "segments")?).zip(&b.segments).map(|(i, &s)| (s, i)).collect();
-        let (n_rows, n_events_u32) = (count(b.rows.len(), "rows")?, count(b.events.len(), "events")?);
+        let (n_rows, n_events_u32) = (count(b.rows.0.len(), "rows")?, count(b.events.0.len(), "events")?);
         let mut p = Projection {
-            rows: b.rows,
+            rows: b.rows.0,
             strings: b.strings,
-            events: b.events,
+            events: b.events.0,
             segment_ordinals,
             segments: b.segments,
             garbage: b.garbage,
