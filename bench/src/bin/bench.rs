@@ -61,6 +61,61 @@ struct Args {
     /// with --json, and exit.
     #[arg(long)]
     from: Option<std::path::PathBuf>,
+    /// Open the joblog store DIR in this process, count its jobs, print
+    /// the times and the process's anonymous resident memory as JSON, and
+    /// exit (the run calls itself so to time an open in a fresh process).
+    #[arg(long, hide = true, value_name = "DIR")]
+    open_only: Option<std::path::PathBuf>,
+}
+
+/// What `--open-only` prints: one open of a store in a fresh process.
+#[derive(Serialize, serde::Deserialize)]
+struct FreshOpen {
+    /// From the call to `Engine::open` to its return.
+    open_s: f64,
+    /// Then a count of every job the administrator sees.
+    count_s: f64,
+    jobs: u64,
+    /// `RssAnon` after the count.
+    rss_anon: u64,
+}
+
+fn open_only(dir: &std::path::Path, end: Timestamp) {
+    let clock = joblog_bench::load::clock(end);
+    clock.set(joblog_bench::load::loaded_at(end));
+    let t = Instant::now();
+    let engine = Engine::open(dir, Config { checkpoint_every_events: 0, ..Config::default() }, clock).unwrap();
+    let open_s = t.elapsed().as_secs_f64();
+    assert!(engine.open_report().checkpoint_seq.is_some(), "opened from its checkpoint");
+    let t = Instant::now();
+    let jobs = engine.session("admin").unwrap().count(&Filter::default()).unwrap();
+    let count_s = t.elapsed().as_secs_f64();
+    let out = FreshOpen { open_s, count_s, jobs: jobs as u64, rss_anon: probe::rss_anon_bytes() };
+    println!("{}", serde_json::to_string(&out).unwrap());
+}
+
+/// Opens the closed store `dir` in `runs` fresh processes (this binary with
+/// `--open-only`): the median of each figure.
+fn fresh_opens(dir: &std::path::Path, runs: usize) -> FreshOpen {
+    let exe = std::env::current_exe().expect("this binary's path");
+    let all: Vec<FreshOpen> = (0..runs)
+        .map(|_| {
+            let out = std::process::Command::new(&exe).arg("--open-only").arg(dir).output().expect("run --open-only");
+            assert!(out.status.success(), "--open-only failed: {}", String::from_utf8_lossy(&out.stderr));
+            serde_json::from_slice(&out.stdout).expect("--open-only's JSON")
+        })
+        .collect();
+    let median = |f: &dyn Fn(&FreshOpen) -> f64| {
+        let mut v: Vec<f64> = all.iter().map(f).collect();
+        v.sort_by(f64::total_cmp);
+        v[v.len() / 2]
+    };
+    FreshOpen {
+        open_s: median(&|o| o.open_s),
+        count_s: median(&|o| o.count_s),
+        jobs: all[0].jobs,
+        rss_anon: median(&|o| o.rss_anon as f64) as u64,
+    }
 }
 
 #[derive(Serialize, serde::Deserialize, Default)]
@@ -162,11 +217,15 @@ fn main() {
         print_table(&report);
         return;
     }
+    let end = Timestamp::parse("2026-11-01T00:00:00Z").unwrap();
+    if let Some(dir) = &args.open_only {
+        open_only(dir, end);
+        return;
+    }
     if args.quick {
         args.jobs = 100_000;
         args.samples = args.samples.min(500);
     }
-    let end = Timestamp::parse("2026-11-01T00:00:00Z").unwrap();
     let started_at = Instant::now();
     let work = tempfile::tempdir_in(&args.dir).expect("work directory");
     // Definitions are made before the workload's first event; the load
@@ -268,6 +327,7 @@ fn main() {
     say("joblog: reopening");
     drop(admin);
     engine.close().unwrap();
+    let fresh = fresh_opens(&jdir, FRESH_OPENS);
     let t = Instant::now();
     let engine = Engine::open(&jdir, config.clone(), clock.clone()).unwrap();
     let open_snapshot = t.elapsed().as_secs_f64();
@@ -316,7 +376,7 @@ fn main() {
         if let Some(bar) = &spinner {
             bar.finish_and_clear();
         }
-        println!("joblog: load {joblog_load:.2}s, open from checkpoint {open_snapshot:.2}s, full replay {open_replay:.2}s ({replayed} events)");
+        println!("joblog: load {joblog_load:.2}s, open from checkpoint {open_snapshot:.2}s (fresh process {:.2}s, {:.0} B/job anonymous), full replay {open_replay:.2}s ({replayed} events)", fresh.open_s, fresh.rss_anon as f64 / fresh.jobs.max(1) as f64);
         println!(
             "joblog: delete first {}: {:.3}s logical, {:.3}s with compaction ({} bytes rewritten), checkpoint {:.3}s",
             first.deleted,
@@ -400,8 +460,16 @@ fn main() {
     push("  of which log data (no preallocation, no checkpoints)".into(), joblog_data as f64, None, "bytes");
     push("  checkpoint after the load (Completed jobs moved cold)".into(), joblog_freeze, None, "s");
     push("projection heap per job".into(), heap / args.jobs as f64, None, "bytes");
-    push("resident (anonymous) memory per job".into(), rss / args.jobs as f64, None, "bytes");
-    push("open from checkpoint".into(), open_snapshot, None, "s");
+    push("resident (anonymous) memory per job, loading process".into(), rss / args.jobs as f64, None, "bytes");
+    push(
+        format!("resident (anonymous) memory per job, fresh process after open + count (median of {FRESH_OPENS})"),
+        fresh.rss_anon as f64 / fresh.jobs.max(1) as f64,
+        None,
+        "bytes",
+    );
+    push(format!("open from checkpoint, fresh process (median of {FRESH_OPENS})"), fresh.open_s, None, "s");
+    push("  then a count of every job".into(), fresh.count_s, None, "s");
+    push("open from checkpoint, in the loading process".into(), open_snapshot, None, "s");
     push(
         "  checkpoint bytes per second / memory read bandwidth".into(),
         checkpoint_bytes as f64 / open_snapshot / memory_bw,
@@ -646,6 +714,9 @@ fn view_samples(args: &Args, end: Timestamp) -> Vec<(String, Vec<(Filter, SqlPag
         })
         .collect()
 }
+
+/// Fresh processes timed opening the store (`fresh_opens`).
+const FRESH_OPENS: usize = 5;
 
 fn pct(v: &[Duration], p: usize) -> f64 {
     joblog_bench::views::percentile_us(v, p)
