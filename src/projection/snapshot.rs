@@ -230,7 +230,12 @@ impl<T> serde::de::Visitor<'_> for Records<T> {
         if !b.len().is_multiple_of(self.size) {
             return Err(Er::custom(format!("{} bytes are not whole {}-byte records", b.len(), self.size)));
         }
-        b.chunks_exact(self.size).map(|r| (self.get)(r).map_err(Er::custom)).collect()
+        // Sized once (a collect through `Result` would grow it step by step).
+        let mut out = Vec::with_capacity(b.len() / self.size);
+        for r in b.chunks_exact(self.size) {
+            out.push((self.get)(r).map_err(Er::custom)?);
+        }
+        Ok(out)
     }
 }
 
