@@ -152,6 +152,25 @@ fn a_second_opener_is_refused_with_the_holder_named() {
     }
 }
 
+/// A store closed by this process while a copy of its lock is still held
+/// for a moment (as by a child process another thread is starting, between
+/// its fork and its exec): opening it again waits for the copy to go, and
+/// does not report the store as locked.
+#[test]
+fn a_lock_this_process_holds_for_a_moment_is_waited_for() {
+    let dir = tempfile::tempdir().unwrap();
+    Log::open(dir.path(), LogConfig::default()).unwrap().close().unwrap();
+    let copy = fs::File::open(dir.path().join("LOCK")).unwrap();
+    copy.try_lock().unwrap();
+    let release = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        drop(copy);
+    });
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    release.join().unwrap();
+    log.append(b"after the wait").unwrap();
+}
+
 #[test]
 fn leftover_temporary_files_are_removed() {
     let dir = tempfile::tempdir().unwrap();

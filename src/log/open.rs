@@ -19,7 +19,7 @@
 //! writes, creates, removes, allocates and zeroes nothing.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{Read, Write};
+use std::io::Write;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
@@ -32,6 +32,11 @@ use super::writer::{self, Active, Writer};
 use super::{Damage, Log, LogConfig, LogError, RecoveryReport, Segment, Shared};
 
 pub(crate) const LOCK_FILE: &str = "LOCK";
+
+/// How long an opener waits for a lock its own process is named as holding
+/// (see [`lock`]), and how often it tries again meanwhile.
+const SAME_PROCESS_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const LOCK_POLL: std::time::Duration = std::time::Duration::from_millis(10);
 
 pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
     config.validate()?;
@@ -148,7 +153,7 @@ fn lock(dir: &Path, shared: bool) -> Result<File, LogError> {
     let path = dir.join(LOCK_FILE);
     // Never through a symbolic link, never truncated: whatever stands at
     // LOCK's name, no other file is written (a link makes opening fail).
-    let mut file = if shared {
+    let file = if shared {
         OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(&path).or_else(|e| {
             if e.raw_os_error() == Some(libc::ELOOP) {
                 Err(e)
@@ -172,19 +177,34 @@ fn lock(dir: &Path, shared: bool) -> Result<File, LogError> {
     if meta.uid() != super::private::euid() {
         return Err(LogError::NotOwned { path, owner: meta.uid(), euid: super::private::euid() });
     }
-    let taken = if shared { file.try_lock_shared() } else { file.try_lock() };
-    match taken {
-        Ok(()) => {}
-        Err(std::fs::TryLockError::WouldBlock) => {
-            let mut holder = String::new();
-            let _ = file.read_to_string(&mut holder);
-            let holder = match holder.trim() {
-                "" => "unknown process".to_string(),
-                h => h.to_string(),
-            };
-            return Err(LogError::Locked { path, holder });
+    let ours = format!("pid {}", std::process::id());
+    let mut waited = std::time::Duration::ZERO;
+    loop {
+        let taken = if shared { file.try_lock_shared() } else { file.try_lock() };
+        match taken {
+            Ok(()) => break,
+            Err(std::fs::TryLockError::WouldBlock) => {
+                let mut record = [0u8; 64];
+                let n = file.read_at(&mut record, 0).unwrap_or(0);
+                let holder = match String::from_utf8_lossy(&record[..n]).trim() {
+                    "" => "unknown process".to_string(),
+                    h => h.to_string(),
+                };
+                // The holder named is this process: the store was most likely
+                // just closed here while another thread was starting a child
+                // process, which holds a copy of the lock's descriptor from
+                // its fork until its exec closes it. That lasts milliseconds;
+                // a handle this process still holds does not go away, and is
+                // reported once the wait is over.
+                if holder == ours && waited < SAME_PROCESS_WAIT {
+                    std::thread::sleep(LOCK_POLL);
+                    waited += LOCK_POLL;
+                    continue;
+                }
+                return Err(LogError::Locked { path, holder });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&path, e)),
         }
-        Err(std::fs::TryLockError::Error(e)) => return Err(io_err(&path, e)),
     }
     if !shared {
         // A fixed-width record at offset 0: the file is never truncated.
