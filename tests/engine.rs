@@ -166,6 +166,63 @@ fn privileges_filter_reads_and_guard_writes() {
         .all(|(_, why)| matches!(why, DomainError::Refused { .. }) && why.to_string().contains("Completed/Canceled")));
 }
 
+/// The jobs regarding each row, listed a few at a time newest first and
+/// counted, are exactly those created regarding it: with neighbouring rows
+/// (by name and by symbol) in the same index, some jobs of the same second,
+/// after deletions, and after a reopen that builds the index whole.
+#[test]
+fn the_jobs_regarding_a_row_are_listed_page_by_page_through_changes_and_a_reopen() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    let rows = ["account:1", "account:10", "account:2", "contact:1"].map(|r| Regarding::parse(r).unwrap());
+    let mut made: Vec<(Option<usize>, Uuid)> = vec![];
+    for i in 0..120usize {
+        let mut spec = NewJob::new(&format!("job {i}"), OperationType::BULK_EMAIL);
+        // Row 3 only now and then; every seventh job regards nothing.
+        let row = if i % 7 == 6 { None } else { Some(if i % 11 == 0 { 3 } else { i % 3 }) };
+        spec.regarding = row.map(|r| rows[r].clone());
+        made.push((row, admin.create(spec).unwrap().id));
+        if i % 4 == 0 {
+            f.clock.advance_secs(1);
+        }
+    }
+    let check = |f: &Fixture, made: &[(Option<usize>, Uuid)]| {
+        let admin = f.engine.session("admin").unwrap();
+        for (r, row) in rows.iter().enumerate() {
+            let filter = Filter { regarding: Some(row.clone()), ..Filter::default() };
+            let mut listed = vec![];
+            let mut cursor = None;
+            loop {
+                let (page, next) = admin.list(&filter, cursor.as_ref(), 4).unwrap();
+                listed.extend(page.iter().map(|j| j.id));
+                match next {
+                    Some(c) => cursor = Some(c),
+                    None => break,
+                }
+            }
+            let mut expected: Vec<Uuid> = made.iter().filter(|(g, _)| *g == Some(r)).map(|(_, id)| *id).collect();
+            expected.reverse();
+            assert_eq!(listed, expected, "jobs regarding {row}");
+            assert_eq!(admin.count(&filter).unwrap(), expected.len(), "count regarding {row}");
+        }
+        let none = Filter { regarding: Some(Regarding::parse("account:3").unwrap()), ..Filter::default() };
+        assert_eq!(admin.count(&none).unwrap(), 0);
+    };
+    check(&f, &made);
+    // Deleted: every fifth job (Canceled first, so that it may be deleted).
+    let gone: Vec<Uuid> = made.iter().step_by(5).map(|(_, id)| *id).collect();
+    for id in &gone {
+        admin.act(*id, UserAction::Cancel).unwrap();
+    }
+    assert_eq!(admin.delete_jobs(&gone).unwrap().len(), gone.len());
+    made.retain(|(_, id)| !gone.contains(id));
+    check(&f, &made);
+    drop(admin);
+    let f = f.close_and_reopen();
+    check(&f, &made);
+    assert!(f.engine.state().check_indices().is_empty(), "{:?}", f.engine.state().check_indices());
+}
+
 #[test]
 fn views_filter_by_workflow_regarding_type_and_status() {
     let f = Fixture::new();

@@ -10,6 +10,7 @@ use rustc_hash::FxHashMap as HashMap;
 use uuid::Uuid;
 
 use super::cold::{Postings, Section};
+use super::intern::NONE;
 use super::ordered::OrderedRows;
 use super::tier::Found;
 use super::{Loc, Pos, Projection, NO_EVENT};
@@ -302,16 +303,13 @@ impl Projection {
         let mut by_status = take(&mut self.by_status);
         std::thread::scope(|s| {
             s.spawn(|| {
-                by_status.retain(|_, set| {
-                    set.retain(|e| keep(e.1));
-                    !set.is_empty()
-                });
+                retain_in(&mut by_status, keep);
                 all.retain(keep);
                 timers.retain(keep);
                 retain_in(&mut by_type, keep);
                 retain_in(&mut by_owner, keep);
                 retain_in(&mut by_workflow, keep);
-                retain_in(&mut by_regarding, keep);
+                by_regarding.retain(keep);
                 retain_in(&mut completed, keep);
             });
             self.free(rows);
@@ -356,7 +354,9 @@ impl Projection {
         remove_from(&mut self.by_type, r.operationtype, i, created);
         remove_from(&mut self.by_owner, r.owner, i, created);
         remove_from(&mut self.by_workflow, r.workflow, i, created);
-        remove_from(&mut self.by_regarding, r.regarding, i, created);
+        if r.regarding != NONE {
+            self.by_regarding.remove(i, |x| rows[x as usize].regarding_key());
+        }
     }
 
     /// Events of deleted jobs still in the log: segment → frame offsets.
@@ -470,11 +470,12 @@ impl Projection {
         }
         let mut open_counts = BTreeMap::<(Status, u32), usize>::new();
         for (status, set) in &self.by_status {
-            check("the status index", &mut set.iter().map(|e| e.1), &|r| self.rows[r as usize].status == *status);
-            for e in set.iter().filter(|_| !status.is_completed()) {
-                *open_counts.entry((*status, self.rows[e.1 as usize].operationtype)).or_default() += 1;
+            check("the status index", &mut set.iter_asc(), &|r| self.rows[r as usize].status == *status);
+            for r in set.iter_asc().filter(|_| !status.is_completed()) {
+                *open_counts.entry((*status, self.rows[r as usize].operationtype)).or_default() += 1;
             }
         }
+        check("the regarding index", &mut self.by_regarding.iter_asc(), &|r| self.rows[r as usize].regarding != NONE);
         check("the timer index", &mut self.timers.iter_asc(), &|r| self.rows[r as usize].on_timer());
         let kept: BTreeMap<(Status, u32), usize> = self.open_counts.iter().map(|(k, n)| (*k, *n)).collect();
         if kept != open_counts {

@@ -1,29 +1,46 @@
 //! Repeated strings (owners, business units, workflows, regarding rows,
 //! dependency tokens) stored once; rows hold a four-byte symbol.
+//!
+//! Every name lives once, in one buffer, one after another; the lookup
+//! table holds symbols only and compares through the buffer. Most names
+//! are regarding rows, one or two jobs each, so a name costs its bytes,
+//! its end offset and a table slot, with no allocation of its own.
 
-use rustc_hash::FxHashMap as HashMap;
+use std::hash::BuildHasher;
 
-use serde::{Deserialize, Serialize};
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
+use serde::de::{DeserializeSeed, SeqAccess, Visitor};
+use serde::ser::SerializeStruct;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 /// A string's symbol; 0 means "none".
 pub(crate) type Sym = u32;
 pub(crate) const NONE: Sym = 0;
 
-#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default)]
 pub(crate) struct Interner {
-    names: Vec<Box<str>>,
-    #[serde(skip)]
-    ids: HashMap<Box<str>, Sym>,
+    /// Every name, one after another.
+    text: String,
+    /// Where each name ends in `text`: symbol `s` is
+    /// `text[ends[s - 2]..ends[s - 1]]` (from 0 for the first).
+    ends: Vec<usize>,
+    /// Symbols, found by their name's hash.
+    ids: HashTable<Sym>,
+}
+
+fn hash(s: &str) -> u64 {
+    FxBuildHasher.hash_one(s)
 }
 
 impl Interner {
     pub(crate) fn intern(&mut self, s: &str) -> Sym {
-        if let Some(&id) = self.ids.get(s) {
+        if let Some(id) = self.get(s) {
             return id;
         }
-        self.names.push(s.into());
-        let id = self.names.len() as Sym;
-        self.ids.insert(s.into(), id);
+        let id = self.push(s);
+        let Self { text, ends, ids } = self;
+        ids.insert_unique(hash(s), id, |&other| hash(name_in(text, ends, other)));
         id
     }
 
@@ -31,25 +48,162 @@ impl Interner {
         s.map_or(NONE, |s| self.intern(s))
     }
 
+    /// Appends `s` to the names (not to the lookup table); its symbol.
+    fn push(&mut self, s: &str) -> Sym {
+        self.text.push_str(s);
+        self.ends.push(self.text.len());
+        self.ends.len() as Sym
+    }
+
     /// The symbol of `s`, if it was ever interned.
     pub(crate) fn get(&self, s: &str) -> Option<Sym> {
-        self.ids.get(s).copied()
+        self.ids.find(hash(s), |&id| name_in(&self.text, &self.ends, id) == s).copied()
     }
 
     pub(crate) fn name(&self, sym: Sym) -> Option<&str> {
-        (sym != NONE).then(|| &*self.names[sym as usize - 1])
+        (sym != NONE).then(|| name_in(&self.text, &self.ends, sym))
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.names.len()
+        self.ends.len()
     }
 
-    /// Rebuilds the lookup table after loading a snapshot.
+    /// The names, in symbol order.
+    fn names(&self) -> impl Iterator<Item = &str> + '_ {
+        (1..=self.len() as Sym).map(|s| name_in(&self.text, &self.ends, s))
+    }
+
+    /// Rebuilds the lookup table after loading a snapshot (a name held
+    /// twice is found under its first symbol).
     pub(crate) fn rebuild(&mut self) {
-        self.ids = self.names.iter().enumerate().map(|(i, n)| (n.clone(), i as Sym + 1)).collect();
+        let Self { text, ends, ids } = self;
+        *ids = HashTable::with_capacity(ends.len());
+        for id in 1..=ends.len() as Sym {
+            let name = name_in(text, ends, id);
+            let h = hash(name);
+            if ids.find(h, |&other| name_in(text, ends, other) == name).is_none() {
+                ids.insert_unique(h, id, |&other| hash(name_in(text, ends, other)));
+            }
+        }
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.names.iter().map(|n| 2 * n.len() + 16 + 24).sum::<usize>() + self.names.capacity() * 16
+        self.text.capacity()
+            + self.ends.capacity() * std::mem::size_of::<usize>()
+            + self.ids.capacity() * (std::mem::size_of::<Sym>() + 1)
+    }
+}
+
+/// Symbol `sym`'s name (not [`NONE`]).
+fn name_in<'a>(text: &'a str, ends: &[usize], sym: Sym) -> &'a str {
+    let i = sym as usize - 1;
+    let start = if i == 0 { 0 } else { ends[i - 1] };
+    &text[start..ends[i]]
+}
+
+// On disk (a checkpoint's `strings`), an interner is the struct it always
+// was: one field, the names in symbol order as a sequence of strings
+// (docs/format.md, "Checkpoints").
+impl Serialize for Interner {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        struct Names<'a>(&'a Interner);
+        impl Serialize for Names<'_> {
+            fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+                serializer.collect_seq(self.0.names())
+            }
+        }
+        let mut s = serializer.serialize_struct("Interner", 1)?;
+        s.serialize_field("names", &Names(self))?;
+        s.end()
+    }
+}
+
+impl<'de> Deserialize<'de> for Interner {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        /// The struct: its one field.
+        struct Whole;
+        /// The field: a sequence of names, appended as they are read.
+        struct Names;
+        /// One name, appended to the interner.
+        struct Name<'a>(&'a mut Interner);
+
+        impl<'de> Visitor<'de> for Whole {
+            type Value = Interner;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("an interner (its names)")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Interner, A::Error> {
+                seq.next_element_seed(Names)?.ok_or_else(|| serde::de::Error::invalid_length(0, &self))
+            }
+        }
+        impl<'de> DeserializeSeed<'de> for Names {
+            type Value = Interner;
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Interner, D::Error> {
+                d.deserialize_seq(self)
+            }
+        }
+        impl<'de> Visitor<'de> for Names {
+            type Value = Interner;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a sequence of names")
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Interner, A::Error> {
+                let mut interner = Interner::default();
+                // Reserved from the hint only up to a bound: a hostile
+                // count must not allocate before the names are there.
+                interner.ends.reserve(seq.size_hint().unwrap_or(0).min(1 << 20));
+                while seq.next_element_seed(Name(&mut interner))?.is_some() {}
+                Ok(interner)
+            }
+        }
+        impl<'de> DeserializeSeed<'de> for Name<'_> {
+            type Value = ();
+            fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<(), D::Error> {
+                d.deserialize_str(self)
+            }
+        }
+        impl<'de> Visitor<'de> for Name<'_> {
+            type Value = ();
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("a name")
+            }
+            fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<(), E> {
+                self.0.push(s);
+                Ok(())
+            }
+        }
+        deserializer.deserialize_struct("Interner", &["names"], Whole)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_kept_once_found_again_and_read_back_as_written() {
+        let mut i = Interner::default();
+        let (a, b) = (i.intern("owner-1"), i.intern("account:7"));
+        assert_eq!((a, b), (1, 2));
+        assert_eq!(i.intern("owner-1"), a);
+        assert_eq!(i.intern(""), 3, "the empty name is a name");
+        assert_eq!(i.get("account:7"), Some(b));
+        assert_eq!(i.get("account:8"), None);
+        assert_eq!(i.name(b), Some("account:7"));
+        assert_eq!(i.name(NONE), None);
+
+        // The bytes of the struct it replaced: { names: Vec<Box<str>> }.
+        #[derive(Serialize, Deserialize)]
+        struct Before {
+            names: Vec<Box<str>>,
+        }
+        let before = Before { names: vec!["owner-1".into(), "account:7".into(), "".into()] };
+        let bytes = crate::codec::encode(&i).unwrap();
+        assert_eq!(bytes, crate::codec::encode(&before).unwrap());
+        let mut back: Interner = crate::codec::decode(&bytes).unwrap();
+        back.rebuild();
+        assert_eq!(back.names().collect::<Vec<_>>(), ["owner-1", "account:7", ""]);
+        assert_eq!((back.get("owner-1"), back.get("account:7"), back.get("")), (Some(1), Some(2), Some(3)));
+        assert_eq!(back.intern("new"), 4);
     }
 }

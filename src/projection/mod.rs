@@ -23,7 +23,7 @@ mod tier;
 #[doc(hidden)]
 pub use snapshot::checkpoint_file_bytes;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use rustc_hash::FxHashMap as HashMap;
 
@@ -40,9 +40,6 @@ use crate::log::{Log, Position};
 use intern::{Interner, Sym, NONE};
 use ordered::OrderedRows;
 pub(crate) use tier::Loc;
-
-/// Rows with their (createdon, id) key alongside.
-pub(crate) type KeyedRows = BTreeSet<((i64, Uuid), u32)>;
 
 /// "No time" in a row's timestamp columns.
 const NO_TIME: i64 = i64::MIN;
@@ -157,7 +154,7 @@ struct ViewIndices {
     by_type: HashMap<u32, OrderedRows>,
     by_owner: HashMap<Sym, OrderedRows>,
     by_workflow: HashMap<Sym, OrderedRows>,
-    by_regarding: HashMap<Sym, OrderedRows>,
+    by_regarding: OrderedRows,
 }
 
 /// Groups of rows in the order they were pushed.
@@ -168,8 +165,9 @@ fn ordered_groups<K: std::hash::Hash + Eq>(groups: HashMap<K, Vec<u32>>) -> Hash
 impl ViewIndices {
     fn build(rows: &[Row], keyed: &[((i64, Uuid), u32)]) -> Self {
         let (mut by_type, mut by_owner): (HashMap<u32, Vec<u32>>, HashMap<Sym, Vec<u32>>) = Default::default();
-        let (mut by_workflow, mut by_regarding): (HashMap<Sym, Vec<u32>>, HashMap<Sym, Vec<u32>>) = Default::default();
-        for &(_, i) in keyed {
+        let mut by_workflow: HashMap<Sym, Vec<u32>> = HashMap::default();
+        let mut by_regarding = Vec::new();
+        for (n, &(_, i)) in (0u64..).zip(keyed) {
             let r = &rows[i as usize];
             by_type.entry(r.operationtype).or_default().push(i);
             by_owner.entry(r.owner).or_default().push(i);
@@ -177,15 +175,19 @@ impl ViewIndices {
                 by_workflow.entry(r.workflow).or_default().push(i);
             }
             if r.regarding != NONE {
-                by_regarding.entry(r.regarding).or_default().push(i);
+                by_regarding.push(u64::from(r.regarding) << 32 | n);
             }
         }
+        // (regarding, place in `createdon` order), sorted as one number.
+        by_regarding.sort_unstable();
         ViewIndices {
             all: OrderedRows::from_sorted(keyed.iter().map(|&(_, i)| i).collect()),
             by_type: ordered_groups(by_type),
             by_owner: ordered_groups(by_owner),
             by_workflow: ordered_groups(by_workflow),
-            by_regarding: ordered_groups(by_regarding),
+            by_regarding: OrderedRows::from_sorted(
+                by_regarding.into_iter().map(|k| keyed[k as u32 as usize].1).collect(),
+            ),
         }
     }
 }
@@ -193,29 +195,29 @@ impl ViewIndices {
 /// The indices that follow status and wake-up time, built whole
 /// (`Projection::index_all`).
 struct StatusIndices {
-    by_status: HashMap<Status, KeyedRows>,
+    by_status: HashMap<Status, OrderedRows>,
     completed: HashMap<(StatusReason, u32), OrderedRows>,
     open_counts: HashMap<(Status, u32), usize>,
     timers: OrderedRows,
-    by_token: HashMap<Sym, KeyedRows>,
+    by_token: HashMap<Sym, OrderedRows>,
 }
 
 impl StatusIndices {
     fn build(rows: &[Row], keyed: &[((i64, Uuid), u32)]) -> Self {
         type Keyed = Vec<((i64, Uuid), u32)>;
-        let (mut by_status, mut by_token): (HashMap<Status, Keyed>, HashMap<Sym, Keyed>) = Default::default();
+        let (mut by_status, mut by_token): (HashMap<Status, Vec<u32>>, HashMap<Sym, Vec<u32>>) = Default::default();
         let mut completed: HashMap<(StatusReason, u32), Keyed> = HashMap::default();
         let mut open_counts: HashMap<(Status, u32), usize> = HashMap::default();
         let mut timers: Keyed = Vec::new();
-        for &(key, i) in keyed {
+        for &(_, i) in keyed {
             let r = &rows[i as usize];
-            by_status.entry(r.status).or_default().push((key, i));
+            by_status.entry(r.status).or_default().push(i);
             if r.status.is_completed() {
                 completed.entry((r.status.reason(), r.operationtype)).or_default().push((r.completed_key(), i));
             } else {
                 *open_counts.entry((r.status, r.operationtype)).or_default() += 1;
                 if r.dependencytoken != NONE {
-                    by_token.entry(r.dependencytoken).or_default().push((key, i));
+                    by_token.entry(r.dependencytoken).or_default().push(i);
                 }
             }
             if r.on_timer() {
@@ -228,11 +230,11 @@ impl StatusIndices {
             OrderedRows::from_sorted(v.into_iter().map(|(_, i)| i).collect())
         };
         StatusIndices {
-            by_status: by_status.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect(),
+            by_status: ordered_groups(by_status),
             completed: completed.into_iter().map(|(k, v)| (k, sorted(v))).collect(),
             open_counts,
             timers: sorted(timers),
-            by_token: by_token.into_iter().map(|(k, v)| (k, v.into_iter().collect())).collect(),
+            by_token: ordered_groups(by_token),
         }
     }
 }
@@ -241,6 +243,11 @@ impl Row {
     /// The order of every "newest first" view.
     pub(crate) fn created_key(&self) -> (i64, Uuid) {
         (self.createdon, self.id)
+    }
+
+    /// The key of [`Projection::by_regarding`].
+    pub(crate) fn regarding_key(&self) -> (Sym, (i64, Uuid)) {
+        (self.regarding, self.created_key())
     }
 
     fn completed_key(&self) -> (i64, Uuid) {
@@ -301,13 +308,14 @@ pub struct Projection {
     by_type: HashMap<u32, OrderedRows>,
     by_owner: HashMap<Sym, OrderedRows>,
     by_workflow: HashMap<Sym, OrderedRows>,
-    by_regarding: HashMap<Sym, OrderedRows>,
-    /// Hot jobs by status, `createdon` order: sets that change on every
-    /// transition, so each entry carries its key (no row lookups to
-    /// compare). Completed ones are here too, until a checkpoint moves
-    /// them cold: a view filtered by a Completed Status Reason walks only
-    /// those.
-    by_status: HashMap<Status, KeyedRows>,
+    /// Every live job regarding a row, by (regarding, createdon, id): one
+    /// set, since most rows are regarded by one job or a few (a set per row
+    /// would cost an allocation and a map entry each).
+    by_regarding: OrderedRows,
+    /// Hot jobs by status, `createdon` order. Completed ones are here too,
+    /// until a checkpoint moves them cold: a view filtered by a Completed
+    /// Status Reason walks only those.
+    by_status: HashMap<Status, OrderedRows>,
     /// Completed jobs by (reason, System Job Type), ordered by
     /// (completedon, id): deletion's index.
     completed: HashMap<(StatusReason, u32), OrderedRows>,
@@ -318,7 +326,7 @@ pub struct Projection {
     timers: OrderedRows,
     /// Jobs not Completed that carry a dependency token, by token, oldest
     /// first: only the first of each may run.
-    by_token: HashMap<Sym, KeyedRows>,
+    by_token: HashMap<Sym, OrderedRows>,
     /// Every event of every job: (where it is, the job's previous one).
     events: Vec<(Pos, u32)>,
     /// Slots of deleted jobs in `rows` and of their events in `events`,
@@ -802,7 +810,7 @@ impl Projection {
             self.by_workflow.entry(r.workflow).or_default().insert(i, created);
         }
         if r.regarding != NONE {
-            self.by_regarding.entry(r.regarding).or_default().insert(i, created);
+            self.by_regarding.insert(i, |x: u32| rows[x as usize].regarding_key());
         }
         self.index_status(i);
     }
@@ -811,14 +819,15 @@ impl Projection {
     fn index_status(&mut self, i: u32) {
         let rows = &self.rows;
         let r = &rows[i as usize];
-        self.by_status.entry(r.status).or_default().insert((r.created_key(), i));
+        let created = |x: u32| rows[x as usize].created_key();
+        self.by_status.entry(r.status).or_default().insert(i, created);
         if r.status.is_completed() {
             let key = |x: u32| rows[x as usize].completed_key();
             self.completed.entry((r.status.reason(), r.operationtype)).or_default().insert(i, key);
         } else {
             *self.open_counts.entry((r.status, r.operationtype)).or_default() += 1;
             if r.dependencytoken != NONE {
-                self.by_token.entry(r.dependencytoken).or_default().insert((r.created_key(), i));
+                self.by_token.entry(r.dependencytoken).or_default().insert(i, created);
             }
         }
         if r.on_timer() {
@@ -829,7 +838,8 @@ impl Projection {
     fn unindex_status(&mut self, i: u32) {
         let rows = &self.rows;
         let r = &rows[i as usize];
-        let by_status = self.by_status.get_mut(&r.status).is_some_and(|s| s.remove(&(r.created_key(), i)));
+        let created = |x: u32| rows[x as usize].created_key();
+        let by_status = self.by_status.get_mut(&r.status).is_some_and(|s| s.remove(i, created));
         let removed = by_status
             && if r.status.is_completed() {
                 self.completed
@@ -837,8 +847,8 @@ impl Projection {
                     .is_some_and(|s| s.remove(i, |x| rows[x as usize].completed_key()))
             } else {
                 if let Some(set) = self.by_token.get_mut(&r.dependencytoken) {
-                    set.remove(&(r.created_key(), i));
-                    if set.is_empty() {
+                    set.remove(i, created);
+                    if set.len() == 0 {
                         self.by_token.remove(&r.dependencytoken);
                     }
                 }
@@ -1014,9 +1024,9 @@ impl Projection {
             + sets(&self.by_type)
             + sets(&self.by_owner)
             + sets(&self.by_workflow)
-            + sets(&self.by_regarding)
-            + self.by_status.values().map(|s| s.len() * 48).sum::<usize>()
-            + self.by_token.values().map(|s| s.len() * 48 + 64).sum::<usize>()
+            + self.by_regarding.heap_bytes()
+            + sets(&self.by_status)
+            + sets(&self.by_token)
             + sets(&self.completed)
             + self.open_counts.capacity() * (std::mem::size_of::<((Status, u32), usize)>() + 1)
             + self.strings.heap_bytes()

@@ -15,7 +15,7 @@ use super::cold::{self, ColdRow, Postings, Section};
 use super::intern::{Sym, NONE};
 use super::ordered::OrderedRows;
 use super::tier::{Cold, Found, Key};
-use super::{opt_time, KeyedRows, Loc, Projection, Row, NO_TIME};
+use super::{opt_time, Loc, Projection, Row, NO_TIME};
 use crate::domain::{Job, OperationType, Regarding, State, Status, StatusReason, Timestamp};
 use crate::error::Error;
 use crate::log::Log;
@@ -96,15 +96,26 @@ pub struct Page {
 /// An index a query can walk, newest first.
 #[derive(Clone, Copy)]
 enum Source<'a> {
+    /// A set in (createdon, id) order.
     Rows(&'a OrderedRows),
-    Keyed(&'a KeyedRows),
+    /// The jobs regarding one row: a range of `Projection::by_regarding`,
+    /// with its length.
+    Regarding(&'a OrderedRows, Sym, usize),
 }
 
 impl<'a> Source<'a> {
+    /// The jobs regarding `g` in `set` (`Projection::by_regarding`).
+    fn regarding(set: &'a OrderedRows, g: Sym, rows: &[Row]) -> Self {
+        let key = |x: u32| rows[x as usize].regarding_key();
+        let first = set.count_below(&(g, (i64::MIN, Uuid::nil())), key);
+        let end = g.checked_add(1).map_or(set.len(), |next| set.count_below(&(next, (i64::MIN, Uuid::nil())), key));
+        Source::Regarding(set, g, end - first)
+    }
+
     fn len(self) -> usize {
         match self {
             Source::Rows(r) => r.len(),
-            Source::Keyed(k) => k.len(),
+            Source::Regarding(_, _, n) => n,
         }
     }
 
@@ -112,10 +123,15 @@ impl<'a> Source<'a> {
     fn iter_desc(self, start: Option<(i64, Uuid)>, rows: &'a [Row]) -> Box<dyn Iterator<Item = u32> + 'a> {
         match self {
             Source::Rows(r) => Box::new(r.iter_desc(start, move |x| rows[x as usize].created_key())),
-            Source::Keyed(k) => match start {
-                Some(s) => Box::new(k.range(..(s, 0)).rev().map(|e| e.1)),
-                None => Box::new(k.iter().rev().map(|e| e.1)),
-            },
+            Source::Regarding(set, g, _) => {
+                let below = match (start, g.checked_add(1)) {
+                    (Some(s), _) => Some((g, s)),
+                    (None, Some(next)) => Some((next, (i64::MIN, Uuid::nil()))),
+                    (None, None) => None,
+                };
+                let key = move |x: u32| rows[x as usize].regarding_key();
+                Box::new(set.iter_desc(below, key).take_while(move |&x| rows[x as usize].regarding == g))
+            }
         }
     }
 }
@@ -322,10 +338,14 @@ impl Projection {
             sources.push(Source::Rows(self.by_workflow.get(&w)?));
         }
         if let Some(g) = regarding {
-            sources.push(Source::Rows(self.by_regarding.get(&g)?));
+            let jobs = Source::regarding(&self.by_regarding, g, &self.rows);
+            if jobs.len() == 0 {
+                return None;
+            }
+            sources.push(jobs);
         }
         if let Some(reason) = f.status_reason {
-            sources.push(Source::Keyed(self.by_status.get(&Status::of_reason(reason))?));
+            sources.push(Source::Rows(self.by_status.get(&Status::of_reason(reason))?));
         }
         let source = sources.into_iter().min_by_key(|s| s.len());
         let conditions = usize::from(f.operationtype.is_some())
@@ -634,14 +654,14 @@ impl Projection {
     /// Ready jobs, oldest `createdon` first (the service's queue).
     pub fn ready(&self) -> impl Iterator<Item = Uuid> + '_ {
         let rows = &self.rows;
-        self.by_status.get(&Status::READY).into_iter().flat_map(|s| s.iter()).map(move |e| rows[e.1 as usize].id)
+        self.by_status.get(&Status::READY).into_iter().flat_map(OrderedRows::iter_asc).map(move |i| rows[i as usize].id)
     }
 
     /// Hot jobs in `status`, oldest `createdon` first (for a Completed
     /// status, only those no checkpoint has moved cold yet).
     pub fn in_status(&self, status: Status) -> impl Iterator<Item = Uuid> + '_ {
         let rows = &self.rows;
-        self.by_status.get(&status).into_iter().flat_map(|s| s.iter()).map(move |e| rows[e.1 as usize].id)
+        self.by_status.get(&status).into_iter().flat_map(OrderedRows::iter_asc).map(move |i| rows[i as usize].id)
     }
 
     /// Whether job `id` may run as far as its dependency token says: it has
@@ -649,7 +669,7 @@ impl Projection {
     pub(crate) fn is_token_head(&self, id: Uuid) -> bool {
         let Some(i) = self.row_of(id) else { return false };
         let token = self.rows[i as usize].dependencytoken;
-        token == NONE || self.by_token.get(&token).and_then(|s| s.first()).is_none_or(|e| e.1 == i)
+        token == NONE || self.by_token.get(&token).and_then(|s| s.iter_asc().next()).is_none_or(|first| first == i)
     }
 
     /// How many jobs of `workflow` regarding `regarding` were created in
@@ -668,14 +688,14 @@ impl Projection {
         let mut n = 0;
         if let (Some(row), Some(wf)) = (self.strings.get(&regarding_name), self.strings.get(workflow)) {
             let rows = &self.rows;
-            let key = |r: u32| rows[r as usize].created_key();
-            n += self.by_regarding.get(&row).map_or(0, |set| {
-                set.iter_desc(None, key)
-                    .skip_while(|&r| key(r) > upto)
-                    .take_while(|&r| rows[r as usize].createdon >= since)
-                    .filter(|&r| rows[r as usize].workflow == wf)
-                    .count()
-            });
+            // From the newest job regarding `row` created at `upto`'s time.
+            let below = upto.0.checked_add(1).map(|t| (t, Uuid::nil()));
+            n += Source::regarding(&self.by_regarding, row, rows)
+                .iter_desc(below, rows)
+                .skip_while(|&r| rows[r as usize].created_key() > upto)
+                .take_while(|&r| rows[r as usize].createdon >= since)
+                .filter(|&r| rows[r as usize].workflow == wf)
+                .count();
         }
         let filter = Filter {
             regarding: Some(regarding.clone()),

@@ -230,7 +230,7 @@ impl Projection {
         self.by_type.clear();
         self.by_owner.clear();
         self.by_workflow.clear();
-        self.by_regarding.clear();
+        self.by_regarding = Default::default();
         self.by_status.clear();
         self.completed.clear();
         self.open_counts.clear();
