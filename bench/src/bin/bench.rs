@@ -227,7 +227,14 @@ fn main() {
         args.samples = args.samples.min(500);
     }
     let started_at = Instant::now();
-    let work = tempfile::tempdir_in(&args.dir).expect("work directory");
+    if let Err(e) = std::fs::create_dir_all(&args.dir) {
+        eprintln!("joblog-bench: cannot create --dir {}: {e}", args.dir.display());
+        std::process::exit(2);
+    }
+    let work = tempfile::tempdir_in(&args.dir).unwrap_or_else(|e| {
+        eprintln!("joblog-bench: cannot make a work directory in {}: {e}", args.dir.display());
+        std::process::exit(2);
+    });
     // Definitions are made before the workload's first event; the load
     // itself happens "now", a day after its last.
     let clock = joblog_bench::load::clock(end);
