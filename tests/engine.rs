@@ -223,6 +223,50 @@ fn the_jobs_regarding_a_row_are_listed_page_by_page_through_changes_and_a_reopen
     assert!(f.engine.state().check_indices().is_empty(), "{:?}", f.engine.state().check_indices());
 }
 
+/// A job is read whole (its name comes from its creation event) however
+/// long its history, when its events took the slots a deleted job's left,
+/// and after a reopen from a checkpoint, hot or after a thaw.
+#[test]
+fn a_job_is_read_whole_however_long_its_history_and_wherever_its_events_are_kept() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    let later = t("2026-03-01T00:00:00Z");
+    let old = admin.create(NewJob::new("old", OperationType::BULK_EMAIL)).unwrap();
+    admin.act(old.id, UserAction::Postpone(later)).unwrap();
+    admin.act(old.id, UserAction::Cancel).unwrap();
+    admin.delete_jobs(&[old.id]).unwrap();
+    // Its three chain entries are free; this job's first events take them.
+    let busy = admin.create(NewJob::new("busy", OperationType::BULK_EMAIL)).unwrap();
+    for _ in 0..400 {
+        admin.act(busy.id, UserAction::Postpone(later)).unwrap();
+        let j = admin.act(busy.id, UserAction::Resume).unwrap();
+        assert_eq!(j.name, "busy");
+    }
+    let check = |f: &Fixture| {
+        let admin = f.engine.session("admin").unwrap();
+        let j = admin.get(busy.id).unwrap();
+        assert_eq!((j.name.as_str(), j.status), ("busy", Status::READY));
+        let h = admin.history(busy.id).unwrap();
+        assert_eq!(h.len(), 801);
+        assert!(matches!(admin.get(old.id), Err(Error::Domain(DomainError::NotFound { .. }))));
+    };
+    check(&f);
+    drop(admin);
+    let f = f.close_and_reopen();
+    check(&f);
+    // Completed, it may go cold at a checkpoint; a change thaws it.
+    let admin = f.engine.session("admin").unwrap();
+    admin.act(busy.id, UserAction::Cancel).unwrap();
+    drop(admin);
+    let f = f.close_and_reopen();
+    let admin = f.engine.session("admin").unwrap();
+    assert_eq!(admin.get(busy.id).unwrap().name, "busy");
+    let again = admin.resubmit(busy.id, None).unwrap();
+    assert_eq!(admin.get(again.id).unwrap().name, "busy");
+    assert_eq!(admin.get(busy.id).unwrap().name, "busy");
+    assert_eq!(admin.history(busy.id).unwrap().len(), 803);
+}
+
 #[test]
 fn views_filter_by_workflow_regarding_type_and_status() {
     let f = Fixture::new();

@@ -1337,6 +1337,48 @@ fn a_checkpoint_with_an_impossible_status_is_refused() {
     assert_eq!(engine.session("admin").unwrap().get(job.id).unwrap().status, Status::CANCELED);
 }
 
+/// A checkpoint whose event chain loops (a job's creation entry naming
+/// its later entry as the one before it), checksums recomputed over it,
+/// is refused when it is read, not walked forever: the state comes from
+/// the log instead.
+#[test]
+fn a_checkpoint_whose_event_chain_loops_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = Arc::new(ManualClock::new(t("2026-01-31T12:00:00Z")));
+    let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
+    let admin = engine.session("admin").unwrap();
+    let job = admin.create(NewJob::new("canceled", OperationType::BULK_EMAIL)).unwrap();
+    admin.act(job.id, UserAction::Cancel).unwrap();
+    drop(admin);
+    let path = engine.checkpoint().unwrap();
+    drop(engine);
+    let mut bytes = std::fs::read(&path).unwrap();
+    // The job's chain: entry 0 (segment 0, its offset, none before) and
+    // entry 1 (segment 0, its offset, entry 0), 12 bytes each.
+    let at: Vec<usize> = (44..bytes.len() - 20)
+        .filter(|&i| {
+            bytes[i - 4..i] == [0; 4]
+                && bytes[i + 4..i + 12] == [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]
+                && bytes[i + 16..i + 20] == [0; 4]
+        })
+        .collect();
+    assert_eq!(at.len(), 1, "one chain of two entries in the checkpoint: {at:?}");
+    bytes[at[0] + 4..at[0] + 8].copy_from_slice(&1u32.to_le_bytes());
+    let body_crc = crc32fast::hash(&bytes[40..]);
+    bytes[32..36].copy_from_slice(&body_crc.to_le_bytes());
+    let header_crc = crc32fast::hash(&bytes[..36]);
+    bytes[36..40].copy_from_slice(&header_crc.to_le_bytes());
+    std::fs::write(&path, &bytes).unwrap();
+
+    let engine = Engine::open(dir.path(), Config::default(), clock).unwrap();
+    let report = engine.open_report();
+    assert_eq!(report.checkpoint_seq, None, "{report:?}");
+    assert!(report.checkpoints_skipped.iter().any(|s| s.contains("event chains loop")), "{report:?}");
+    let admin = engine.session("admin").unwrap();
+    assert_eq!(admin.get(job.id).unwrap().status, Status::CANCELED);
+    assert_eq!(admin.history(job.id).unwrap().len(), 2);
+}
+
 /// A deletion by id exists since event version 6: stamped as an older
 /// version it is corruption (`NotInVersion`); a build of version 5 reads
 /// version 6 as newer, as this build reads version 7.

@@ -334,8 +334,7 @@ impl Projection {
             }
             let r = &mut self.rows[i as usize];
             r.deleted = true;
-            r.last_event = NO_EVENT;
-            r.message_event = NO_EVENT;
+            (r.last_event, r.first_event, r.message_event) = (NO_EVENT, NO_EVENT, NO_EVENT);
             self.by_id.remove(&r.id);
             self.free_rows.push(i);
         }

@@ -111,11 +111,20 @@ pub(crate) struct Row {
     executiontimespan_ms: u32,
     /// Newest entry of this job's chain in [`Projection::events`].
     last_event: u32,
+    /// Oldest entry of the chain, its creation: reading a job needs it, and
+    /// a job's chain may be thousands of events long. Not in a checkpoint
+    /// (its format keeps `last_event` only): found when one is read.
+    #[serde(skip, default = "no_event")]
+    first_event: u32,
     /// The entry of the newest event that set the message (`NO_EVENT`: the
     /// creation's own, if any).
     message_event: u32,
     status: Status,
     deleted: bool,
+}
+
+fn no_event() -> u32 {
+    NO_EVENT
 }
 
 fn time(t: Option<Timestamp>) -> i64 {
@@ -675,13 +684,15 @@ impl Projection {
             errorcode: job.errorcode.unwrap_or(NO_ERROR),
             executiontimespan_ms: u32::try_from(job.executiontimespan_ms).unwrap_or(u32::MAX),
             last_event: NO_EVENT,
+            first_event: NO_EVENT,
             message_event: NO_EVENT,
             status: job.status,
             deleted: false,
         };
         let i = self.put_row(row);
         self.by_id.insert(job.id, i);
-        self.rows[i as usize].last_event = self.push_event(p, NO_EVENT);
+        let e = self.push_event(p, NO_EVENT);
+        (self.rows[i as usize].last_event, self.rows[i as usize].first_event) = (e, e);
         if !self.deferred {
             self.index(i);
         }
@@ -892,7 +903,7 @@ impl Projection {
                     errorcode: r.errorcode,
                     executiontimespan_ms: r.executiontimespan_ms,
                 };
-                let first = self.position(self.first_event(r.last_event));
+                let first = self.position(self.events[r.first_event as usize].0);
                 let message =
                     (r.message_event != NO_EVENT).then(|| self.position(self.events[r.message_event as usize].0));
                 (r.id, c, first, message)
@@ -983,16 +994,6 @@ impl Projection {
     }
 
     /// The position of the oldest event of the chain ending at `at`.
-    fn first_event(&self, mut at: u32) -> Pos {
-        loop {
-            let (p, prev) = self.events[at as usize];
-            if prev == NO_EVENT {
-                return p;
-            }
-            at = prev;
-        }
-    }
-
     /// The positions of a job's events, newest first.
     fn chain(&self, mut at: u32) -> Vec<Pos> {
         let mut out = Vec::new();
@@ -1060,8 +1061,10 @@ pub(crate) fn decode_event(log: &Log, seq: u64, position: Position, payload: &[u
     })
 }
 
-// The row is the bulk of the per-job memory budget: keep it in view.
-const _: () = assert!(std::mem::size_of::<Row>() <= 104);
+// The row is the bulk of the per-job memory budget: keep it in view (104
+// bytes, and 8 more for `first_event`: a hot job's read is not a walk of
+// its whole history).
+const _: () = assert!(std::mem::size_of::<Row>() <= 112);
 
 impl Projection {
     /// Workflow-definition lookup by id.

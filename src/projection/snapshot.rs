@@ -184,6 +184,7 @@ impl Row {
             errorcode: u32_at(84).cast_signed(),
             executiontimespan_ms: u32_at(88),
             last_event: u32_at(92),
+            first_event: u32::MAX,
             message_event: u32_at(96),
             status,
             deleted: b[102] == 1,
@@ -627,7 +628,11 @@ impl Projection {
             return Err("event chain out of range".into());
         }
         p.free_events = (0..n_events_u32).filter(|&e| freed(&p.events[e as usize].0)).collect();
-        for (i, r) in (0..n_rows).zip(&p.rows) {
+        // Every chain is walked once, to its first entry (the row keeps it):
+        // the chains share no entry, so more steps than entries in all is a
+        // cycle, and a damaged file cannot make the walk endless.
+        let mut steps = 0usize;
+        for (i, r) in (0..n_rows).zip(&mut p.rows) {
             if r.deleted {
                 p.free_rows.push(i);
                 continue;
@@ -637,6 +642,19 @@ impl Projection {
             if syms.iter().any(|&s| s > n_strings) || r.last_event as usize >= n_events || !chained(r.message_event) {
                 return Err(format!("row {i} refers past the end of its tables"));
             }
+            let mut first = r.last_event;
+            loop {
+                steps += 1;
+                let prev = p.events[first as usize].1;
+                if prev == u32::MAX {
+                    break;
+                }
+                if steps > n_events {
+                    return Err("the event chains loop".into());
+                }
+                first = prev;
+            }
+            r.first_event = first;
         }
         // The lookup tables on a core of their own while the indices are
         // built (`Indices::build` takes the other two parts).

@@ -256,6 +256,7 @@ impl Projection {
                 e = old_events[e as usize].1;
             }
             let (mut prev, mut message) = (NO_EVENT, NO_EVENT);
+            r.first_event = events.len() as u32;
             for &e in chain.iter().rev() {
                 events.push((old_events[e as usize].0, prev));
                 prev = (events.len() - 1) as u32;
@@ -305,6 +306,7 @@ impl Projection {
             errorcode: c.errorcode,
             executiontimespan_ms: c.executiontimespan_ms,
             last_event: NO_EVENT,
+            first_event: NO_EVENT,
             message_event: NO_EVENT,
             status: c.status(),
             deleted: false,
@@ -314,6 +316,9 @@ impl Projection {
         for (n, p) in j.events.iter().enumerate() {
             let pos: Pos = self.pos(*p);
             prev = self.push_event(pos, prev);
+            if n == 0 {
+                self.rows[i as usize].first_event = prev;
+            }
             if j.message_event == Some(n as u32) {
                 self.rows[i as usize].message_event = prev;
             }
