@@ -723,6 +723,39 @@ fn concurrent_appenders_and_a_tailing_reader_see_one_order() {
     assert!(log.segments().len() > 5);
 }
 
+/// With `Sync::EveryBatch` (the default), appenders on many threads share
+/// syncs (one syncs what all of them placed; the others wait for it), and
+/// none returns before its append is durable: readers see it by then.
+/// Segments roll meanwhile (small ones), while syncs are in flight.
+#[test]
+fn concurrent_appenders_share_syncs_and_return_only_once_durable() {
+    const THREADS: u64 = 16;
+    const EACH: u64 = 300;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), config(SMALL)).unwrap();
+    let before = log.stats();
+    std::thread::scope(|s| {
+        for t in 0..THREADS {
+            let log = &log;
+            s.spawn(move || {
+                for i in 0..EACH {
+                    let seq = log.append(&payload(t * EACH + i)).unwrap();
+                    assert!(log.next_seq() > seq, "append {seq} returned before readers could see it");
+                }
+            });
+        }
+    });
+    let after = log.stats();
+    let (frames, syncs) = (after.frames - before.frames, after.syncs - before.syncs);
+    assert_eq!(frames, THREADS * EACH);
+    assert!(syncs < frames, "{frames} appends from {THREADS} threads took {syncs} syncs: none shared");
+    assert!(after.rolls > before.rolls);
+    drop(log);
+    let log = Log::open(dir.path(), config(SMALL)).unwrap();
+    assert_eq!(log.next_seq(), THREADS * EACH + 1);
+    assert!(log.verify().unwrap().ok());
+}
+
 /// Appends `payload(1)`, `payload(2)`... to a fresh log until an append
 /// fails: how many were acknowledged, and the error.
 fn append_until_error(log: &Log) -> (u64, LogError) {

@@ -30,7 +30,7 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::Instant;
 
 use super::error::io_err;
@@ -50,6 +50,10 @@ pub(crate) struct SyncState {
     written_next: u64,
     /// Why the log refuses to write, once a write or a sync failed.
     poisoned: Option<String>,
+    /// Whether an appender has taken (or is taking) the lead to sync: the
+    /// others wait for it on [`Durability::synced`] instead of queueing
+    /// for the lead.
+    syncing: bool,
 }
 
 /// The lead and the state it syncs from.
@@ -59,6 +63,19 @@ pub(crate) struct Durability {
     /// that no sync sees a segment half sealed).
     lead: Mutex<()>,
     state: Mutex<SyncState>,
+    /// Told when an appender's sync ends (`SyncState::syncing` false again).
+    synced: Condvar,
+}
+
+/// An appender's sync in flight: when it ends, the others waiting for it
+/// are told.
+struct Syncing<'a>(&'a Durability);
+
+impl Drop for Syncing<'_> {
+    fn drop(&mut self) {
+        self.0.state().syncing = false;
+        self.0.synced.notify_all();
+    }
 }
 
 /// The lead, held: the active segment does not change while it is held.
@@ -138,20 +155,41 @@ impl Shared {
     }
 
     /// Makes every frame below sequence number `end` durable (they are
-    /// placed): returns at once if they are, else takes the lead and syncs
-    /// everything placed.
+    /// placed): returns at once if they are; else, if no other appender is
+    /// syncing, takes the lead and syncs everything placed; else waits for
+    /// that sync to end and looks again.
+    ///
+    /// Waiting on a condition, not in the lead's queue: when a sync ends,
+    /// every appender it covered returns at once, and one it did not cover
+    /// starts the next sync, instead of the lead passing from thread to
+    /// thread, each woken in turn only to find its batch covered, while the
+    /// next sync waits behind them.
     pub(crate) fn sync_through(&self, end: u64) -> Result<(), LogError> {
         // In the other modes an append is as durable as promised once placed.
         if !self.every_batch || self.next_seq.load(Ordering::Acquire) >= end {
             return Ok(());
         }
-        let lead = self.durability.lead();
-        if self.next_seq.load(Ordering::Acquire) >= end {
-            return Ok(());
+        let d = &self.durability;
+        loop {
+            let mut s = d.state();
+            loop {
+                if self.next_seq.load(Ordering::Acquire) >= end {
+                    return Ok(());
+                }
+                if let Some(why) = &s.poisoned {
+                    return Err(LogError::Poisoned(why.clone()));
+                }
+                if !s.syncing {
+                    break;
+                }
+                s = d.synced.wait(s).unwrap_or_else(|e| e.into_inner());
+            }
+            s.syncing = true;
+            drop(s);
+            // Lets the waiters go when the sync ends, however it ends.
+            let _syncing = Syncing(d);
+            self.sync_placed(&d.lead())?;
         }
-        self.sync_placed(&lead)?;
-        debug_assert!(self.next_seq.load(Ordering::Acquire) >= end, "only placed frames are waited for");
-        Ok(())
     }
 
     /// Whether readers do not see frame `seq` yet: placed, not yet shown

@@ -327,7 +327,7 @@ fn main() {
 
     // ---- joblog: durable single-job transitions from 1 and 16 threads
     say("joblog: single-job transitions");
-    let joblog_tx: Vec<(usize, (f64, f64))> =
+    let joblog_tx: Vec<(usize, Transitions)> =
         [1, 16].iter().map(|&t| (t, joblog_transitions(&engine, &admin, t, args.tx_secs, clock.now()))).collect();
 
     // ---- joblog: open from a checkpoint, and by full replay
@@ -392,6 +392,17 @@ fn main() {
             first.compaction.bytes_written,
             first.seconds_checkpoint
         );
+        for (threads, t) in &joblog_tx {
+            println!(
+                "joblog: durable transitions, {threads} threads: {:.0}/s, {:.2} events per sync, {:.2} of (events per sync / fsync p50 {:.0} µs); mean sync {:.0} µs, a sync in flight {:.0}% of the time",
+                t.ops,
+                t.per_sync,
+                t.ops / (t.per_sync * fsync_limit),
+                1e6 / fsync_limit,
+                t.sync_us,
+                t.busy * 100.0
+            );
+        }
         return;
     }
 
@@ -497,11 +508,14 @@ fn main() {
     }
     push("a job's history p50".into(), pct(&joblog_history, 50), Some(&|r| pct(&r.history, 50)), "µs");
     push("a job's history p99".into(), pct(&joblog_history, 99), Some(&|r| pct(&r.history, 99)), "µs");
-    for (k, (threads, (j, per_sync))) in joblog_tx.iter().enumerate() {
-        push(format!("durable single-job transitions, {threads} threads"), *j, Some(&|r| r.transitions[k]), "ops/s");
+    for (k, (threads, t)) in joblog_tx.iter().enumerate() {
+        let (j, per_sync) = (t.ops, t.per_sync);
+        push(format!("durable single-job transitions, {threads} threads"), j, Some(&|r| r.transitions[k]), "ops/s");
         push(format!("  {threads} threads / (1 / fsync p50)"), j / fsync_limit, None, "×");
-        push(format!("  {threads} threads: events per sync"), *per_sync, None, "events");
+        push(format!("  {threads} threads: events per sync"), per_sync, None, "events");
         push(format!("  {threads} threads / (events per sync / fsync p50)"), j / (per_sync * fsync_limit), None, "×");
+        push(format!("  {threads} threads: mean sync (msync of the placed frames)"), t.sync_us, None, "µs");
+        push(format!("  {threads} threads: share of the time a sync was in flight"), t.busy, None, "×");
     }
     push(
         format!("delete first {}: until gone from views", first.deleted),
@@ -642,13 +656,25 @@ fn write_chart(report: &Report, path: &std::path::Path) {
 /// Durable transitions per second from `threads` threads, each postponing
 /// and resuming its own job, one transition per commit, and the events
 /// each sync of the log made durable meanwhile (how many commits shared it).
+/// Durable transitions from some threads: how many, and how the syncs went.
+struct Transitions {
+    /// Transitions per second.
+    ops: f64,
+    /// Events each sync made durable, on average.
+    per_sync: f64,
+    /// How long a sync took, on average (µs).
+    sync_us: f64,
+    /// The share of the run during which a sync was in flight.
+    busy: f64,
+}
+
 fn joblog_transitions(
     engine: &Engine,
     admin: &joblog::engine::Session,
     threads: usize,
     secs: f64,
     now: Timestamp,
-) -> (f64, f64) {
+) -> Transitions {
     use joblog::engine::{NewJob, UserAction};
     let jobs: Vec<uuid::Uuid> = (0..threads)
         .map(|i| admin.create(NewJob::new(&format!("transitions {i}"), OperationType::BULK_EMAIL)).unwrap().id)
@@ -670,8 +696,14 @@ fn joblog_transitions(
         }
     });
     let after = engine.log_stats();
-    let per_sync = (after.frames - before.frames) as f64 / (after.syncs - before.syncs).max(1) as f64;
-    (ops.into_inner() as f64 / secs, per_sync)
+    let syncs = (after.syncs - before.syncs).max(1) as f64;
+    let sync_us = (after.sync_micros - before.sync_micros) as f64;
+    Transitions {
+        ops: ops.into_inner() as f64 / secs,
+        per_sync: (after.frames - before.frames) as f64 / syncs,
+        sync_us: sync_us / syncs,
+        busy: sync_us / 1e6 / secs,
+    }
 }
 
 /// What bulk deletion takes in every scenario: Completed Workflow jobs
