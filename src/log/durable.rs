@@ -30,7 +30,8 @@
 
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
-use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::thread::Thread;
 use std::time::Instant;
 
 use super::error::io_err;
@@ -51,9 +52,18 @@ pub(crate) struct SyncState {
     /// Why the log refuses to write, once a write or a sync failed.
     poisoned: Option<String>,
     /// Whether an appender has taken (or is taking) the lead to sync: the
-    /// others wait for it on [`Durability::synced`] instead of queueing
-    /// for the lead.
+    /// others wait for it in `waiters` instead of queueing for the lead.
     syncing: bool,
+    /// Appenders waiting for the sync in flight, oldest first.
+    waiters: Vec<Waiter>,
+}
+
+/// An appender waiting for the sync in flight: where its batch ends, and
+/// its thread, woken when a sync covers the batch or when it is to sync
+/// next.
+struct Waiter {
+    end: u64,
+    thread: Thread,
 }
 
 /// The lead and the state it syncs from.
@@ -63,18 +73,33 @@ pub(crate) struct Durability {
     /// that no sync sees a segment half sealed).
     lead: Mutex<()>,
     state: Mutex<SyncState>,
-    /// Told when an appender's sync ends (`SyncState::syncing` false again).
-    synced: Condvar,
 }
 
-/// An appender's sync in flight: when it ends, the others waiting for it
-/// are told.
-struct Syncing<'a>(&'a Durability);
+/// An appender's sync in flight. When it ends, however it ends, it wakes
+/// the waiters it covered (all of them if the log is now poisoned), and
+/// the oldest other one, to sync next: no thread is woken only to find
+/// that it must wait again.
+struct Syncing<'a>(&'a Shared);
 
 impl Drop for Syncing<'_> {
     fn drop(&mut self) {
-        self.0.state().syncing = false;
-        self.0.synced.notify_all();
+        let mut woken = Vec::new();
+        {
+            let mut s = self.0.durability.state();
+            s.syncing = false;
+            let visible = self.0.next_seq.load(Ordering::Acquire);
+            let (all, mut next) = (s.poisoned.is_some(), true);
+            s.waiters.retain_mut(|w| {
+                let wake = all || w.end <= visible || std::mem::take(&mut next);
+                if wake {
+                    woken.push(w.thread.clone());
+                }
+                !wake
+            });
+        }
+        for t in woken {
+            t.unpark();
+        }
     }
 }
 
@@ -159,11 +184,11 @@ impl Shared {
     /// syncing, takes the lead and syncs everything placed; else waits for
     /// that sync to end and looks again.
     ///
-    /// Waiting on a condition, not in the lead's queue: when a sync ends,
-    /// every appender it covered returns at once, and one it did not cover
-    /// starts the next sync, instead of the lead passing from thread to
-    /// thread, each woken in turn only to find its batch covered, while the
-    /// next sync waits behind them.
+    /// Waiting in a list, not in the lead's queue: when a sync ends, every
+    /// appender it covered returns at once, and one it did not cover starts
+    /// the next sync, instead of the lead passing from thread to thread,
+    /// each woken in turn only to find its batch covered, while the next
+    /// sync waits behind them.
     pub(crate) fn sync_through(&self, end: u64) -> Result<(), LogError> {
         // In the other modes an append is as durable as promised once placed.
         if !self.every_batch || self.next_seq.load(Ordering::Acquire) >= end {
@@ -172,23 +197,31 @@ impl Shared {
         let d = &self.durability;
         loop {
             let mut s = d.state();
+            if self.next_seq.load(Ordering::Acquire) >= end {
+                return Ok(());
+            }
+            if let Some(why) = &s.poisoned {
+                return Err(LogError::Poisoned(why.clone()));
+            }
+            if !s.syncing {
+                s.syncing = true;
+                drop(s);
+                let _syncing = Syncing(self);
+                self.sync_placed(&d.lead())?;
+                continue;
+            }
+            let me = std::thread::current();
+            let id = me.id();
+            s.waiters.push(Waiter { end, thread: me });
+            drop(s);
+            // Until a sync's end takes this thread off the list (and wakes
+            // it); any other wake-up is spurious.
             loop {
-                if self.next_seq.load(Ordering::Acquire) >= end {
-                    return Ok(());
-                }
-                if let Some(why) = &s.poisoned {
-                    return Err(LogError::Poisoned(why.clone()));
-                }
-                if !s.syncing {
+                std::thread::park();
+                if !d.state().waiters.iter().any(|w| w.thread.id() == id) {
                     break;
                 }
-                s = d.synced.wait(s).unwrap_or_else(|e| e.into_inner());
             }
-            s.syncing = true;
-            drop(s);
-            // Lets the waiters go when the sync ends, however it ends.
-            let _syncing = Syncing(d);
-            self.sync_placed(&d.lead())?;
         }
     }
 
