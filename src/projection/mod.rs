@@ -175,7 +175,7 @@ impl ViewIndices {
     fn build(rows: &[Row], keyed: &[((i64, Uuid), u32)]) -> Self {
         let (mut by_type, mut by_owner): (HashMap<u32, Vec<u32>>, HashMap<Sym, Vec<u32>>) = Default::default();
         let mut by_workflow: HashMap<Sym, Vec<u32>> = HashMap::default();
-        let mut by_regarding = Vec::new();
+        let mut by_regarding = Vec::with_capacity(keyed.len());
         for (n, &(_, i)) in (0u64..).zip(keyed) {
             let r = &rows[i as usize];
             by_type.entry(r.operationtype).or_default().push(i);

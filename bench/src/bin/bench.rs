@@ -48,7 +48,7 @@ struct Args {
     /// and dropped after it. Skipped, with a message, when unreachable.
     #[arg(long, env = "JOBLOG_BENCH_POSTGRES")]
     postgres: Option<String>,
-    /// Skip the SQL side (profiling joblog alone).
+    /// Skip the SQL side (SQLite and PostgreSQL): joblog alone, its columns of the report only.
     #[arg(long)]
     no_sqlite: bool,
     /// Seconds each transition scenario runs.
@@ -379,39 +379,15 @@ fn main() {
     drop(admin);
     drop(engine);
 
-    if args.no_sqlite {
-        if let Some(bar) = &spinner {
-            bar.finish_and_clear();
-        }
-        println!("joblog: load {joblog_load:.2}s, open from checkpoint {open_snapshot:.2}s (fresh process {:.2}s, {:.0} B/job anonymous), full replay {open_replay:.2}s ({replayed} events)", fresh.open_s, fresh.rss_anon as f64 / fresh.jobs.max(1) as f64);
-        println!(
-            "joblog: delete first {}: {:.3}s logical, {:.3}s with compaction ({} bytes rewritten), checkpoint {:.3}s",
-            first.deleted,
-            first.seconds_logical,
-            first.seconds,
-            first.compaction.bytes_written,
-            first.seconds_checkpoint
-        );
-        for (threads, t) in &joblog_tx {
-            println!(
-                "joblog: durable transitions, {threads} threads: {:.0}/s, {:.2} events per sync, {:.2} of (events per sync / fsync p50 {:.0} µs); mean sync {:.0} µs, a sync in flight {:.0}% of the time",
-                t.ops,
-                t.per_sync,
-                t.ops / (t.per_sync * fsync_limit),
-                1e6 / fsync_limit,
-                t.sync_us,
-                t.busy * 100.0
-            );
-        }
-        return;
-    }
-
     // ---- the SQL contenders, one after the other on the same machine
+    // (none with --no-sqlite: the report's SQL columns stay empty)
     let cutoff = deletion_criteria().cutoff(clock.now()).micros();
-    let mut db = Sqlite::open(&work.path().join("sqlite"));
-    let sqlite = run_sql("SQLite", &mut db, &args, end, &views, &sample_ids, &tx_ids, cutoff, &say);
+    let sqlite = (!args.no_sqlite).then(|| {
+        let mut db = Sqlite::open(&work.path().join("sqlite"));
+        run_sql("SQLite", &mut db, &args, end, &views, &sample_ids, &tx_ids, cutoff, &say)
+    });
     let mut postgres_settings = None;
-    let postgres = match args.postgres.as_deref().map(Postgres::connect) {
+    let postgres = match args.postgres.as_deref().filter(|_| !args.no_sqlite).map(Postgres::connect) {
         None => {
             say("PostgreSQL: not run (--postgres URL adds it)");
             None
@@ -428,7 +404,7 @@ fn main() {
 
     // A contender that deleted other rows measured other work: the run
     // stops here rather than report it.
-    for (name, run) in [("SQLite", Some(&sqlite)), ("PostgreSQL", postgres.as_ref())] {
+    for (name, run) in [("SQLite", sqlite.as_ref()), ("PostgreSQL", postgres.as_ref())] {
         let Some(run) = run else { continue };
         assert_eq!(
             run.deleted,
@@ -448,7 +424,7 @@ fn main() {
     // ---- report
     report.postgres = postgres_settings;
     let mut push = |scenario: String, j: f64, sql: Option<&dyn Fn(&SqlRun) -> f64>, unit: &'static str| {
-        let s = sql.map(|f| f(&sqlite));
+        let s = sql.and_then(|f| sqlite.as_ref().map(f));
         let p = sql.and_then(|f| postgres.as_ref().map(f));
         report.rows.push(Row {
             scenario,
@@ -579,7 +555,7 @@ fn main() {
         ("bytes on disk after deleting", joblog_disk_after as f64, |s| s.disk.1 as f64),
     ];
     for (scenario, j, f) in seconds {
-        let s = sqlite.second.as_ref();
+        let s = sqlite.as_ref().and_then(|r| r.second.as_ref());
         let p = postgres.as_ref().and_then(|r| r.second.as_ref());
         if s.is_none() && p.is_none() {
             continue;
