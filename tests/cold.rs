@@ -209,6 +209,80 @@ fn completed_jobs_move_cold_and_read_the_same_through_changes_and_reopens() {
     assert_verified(&f.engine);
 }
 
+/// Runs whose jobs were created over the same stretch of time (jobs end
+/// in another order than they began, and each checkpoint freezes those
+/// that ended since): every view merges them, newest first, with the hot
+/// jobs, page by page, as a replay of the log lists them, whichever run a
+/// page starts in. A view opens a run only once its newest job could come
+/// next; these runs all could.
+#[test]
+fn runs_whose_jobs_were_created_in_the_same_stretch_merge_in_every_view() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    let open: Vec<Job> = jobs().into_iter().filter(|j| j.status == Status::READY).collect();
+    let all: Vec<Job> = (0..600i64)
+        .map(|n| {
+            let mut j = open[(n % open.len() as i64) as usize].clone();
+            j.id = Uuid::from_u128(0x7000 + n as u128);
+            j.name = format!("job {n}");
+            j.createdon = t("2026-01-01T00:00:00Z").plus_micros(n * 60_000_000);
+            j.modifiedon = j.createdon;
+            j.operationtype = [OperationType::WORKFLOW, OperationType::BULK_EMAIL][(n % 2) as usize];
+            j.workflow =
+                (j.operationtype == OperationType::WORKFLOW).then(|| ["w1", "w2"][(n % 4 / 2) as usize].into());
+            j
+        })
+        .collect();
+    admin.import(all.clone()).unwrap();
+    // Three rounds: some of the jobs, from all over the stretch, end
+    // (canceled), then a checkpoint freezes the ones that ended into a run
+    // of their own (each less than half the one before, so none merge).
+    for round in [0..8, 8..11, 11..12] {
+        for (n, j) in all.iter().enumerate().filter(|(n, _)| round.contains(&(n % 12))) {
+            assert_eq!(j.name, format!("job {n}"));
+            admin.act(j.id, joblog::engine::UserAction::Cancel).unwrap();
+        }
+        f.engine.checkpoint().unwrap();
+    }
+    assert_eq!(f.engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [400, 150, 50]);
+    // A few open ones again, hot among the cold.
+    let more: Vec<Job> = (600..620i64)
+        .map(|n| {
+            let mut j = all[0].clone();
+            j.id = Uuid::from_u128(0x7000 + n as u128);
+            j.createdon = t("2026-01-01T00:00:00Z").plus_micros((n - 600) * 1_800_000_000 + 30_000_000);
+            j.modifiedon = j.createdon;
+            j
+        })
+        .collect();
+    admin.import(more).unwrap();
+    assert_verified(&f.engine);
+    let filters = [
+        Filter::default(),
+        Filter { workflow: Some("w2".into()), ..Filter::default() },
+        Filter { operationtype: Some(OperationType::BULK_EMAIL), state: Some(State::Completed), ..Filter::default() },
+        Filter { created_before: Some(t("2026-01-01T04:00:00Z")), ..Filter::default() },
+    ];
+    let fresh = f.engine.replay_until_seq(f.engine.state().last_seq()).unwrap();
+    let all_vis = joblog::projection::query::Visibility::All;
+    for filter in &filters {
+        let expected: Vec<Uuid> = fresh.pages(filter, &all_vis, 1000).flat_map(Result::unwrap).collect();
+        for size in [1, 7, 50] {
+            let mut listed = Vec::new();
+            let mut after: Option<Cursor> = None;
+            loop {
+                let (page, next) = admin.list(filter, after.as_ref(), size).unwrap();
+                listed.extend(page.iter().map(|j| j.id));
+                match next {
+                    Some(c) => after = Some(c),
+                    None => break,
+                }
+            }
+            assert_eq!(listed, expected, "{filter:?} by pages of {size}");
+        }
+    }
+}
+
 #[test]
 fn a_damaged_cold_run_is_an_error_where_it_is_read_and_the_log_rebuilds_the_state() {
     let f = Fixture::new();

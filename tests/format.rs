@@ -1300,11 +1300,11 @@ fn impossible_statuses_on_disk_are_refused() {
     );
 }
 
-/// A checkpoint whose row pairs a State with a Status Reason of another
-/// (Ready/Canceled), checksums recomputed over it, is refused (skipped,
-/// with the reason) and the state comes from the log instead.
-#[test]
-fn a_checkpoint_with_an_impossible_status_is_refused() {
+/// A store with one Canceled job and a checkpoint whose body `damage`
+/// changes, its checksums recomputed over the change (so that only the
+/// checkpoint's own checks can refuse it), opened again: the engine (its
+/// directory kept with it) and the job.
+fn open_with_damaged_checkpoint(damage: impl FnOnce(&mut [u8])) -> (tempfile::TempDir, Engine, Uuid) {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(t("2026-01-31T12:00:00Z")));
     let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
@@ -1315,68 +1315,62 @@ fn a_checkpoint_with_an_impossible_status_is_refused() {
     let path = engine.checkpoint().unwrap();
     drop(engine);
     let mut bytes = std::fs::read(&path).unwrap();
-    // Since checkpoint format 8 a row is a fixed record ending in its
-    // statecode, statuscode, `deleted` and a zero: Completed (3) /
-    // Canceled (32), not deleted.
-    let at: Vec<usize> = (40..bytes.len() - 3).filter(|&i| bytes[i..i + 4] == [3, 32, 0, 0]).collect();
-    assert_eq!(at.len(), 1, "one row's status in the checkpoint: {at:?}");
-    bytes[at[0]] = 0; // State::Ready
+    damage(&mut bytes[40..]);
     let body_crc = crc32fast::hash(&bytes[40..]);
     bytes[32..36].copy_from_slice(&body_crc.to_le_bytes());
     let header_crc = crc32fast::hash(&bytes[..36]);
     bytes[36..40].copy_from_slice(&header_crc.to_le_bytes());
     std::fs::write(&path, &bytes).unwrap();
-
     let engine = Engine::open(dir.path(), Config::default(), clock).unwrap();
+    (dir, engine, job.id)
+}
+
+/// A checkpoint whose row pairs a State with a Status Reason of another
+/// (Ready/Canceled) is refused (skipped, with the reason) and the state
+/// comes from the log instead.
+#[test]
+fn a_checkpoint_with_an_impossible_status_is_refused() {
+    let (_dir, engine, job) = open_with_damaged_checkpoint(|body| {
+        // Since checkpoint format 8 a row is a fixed record ending in its
+        // statecode, statuscode, `deleted` and a zero: Completed (3) /
+        // Canceled (32), not deleted.
+        let at: Vec<usize> = (0..body.len() - 3).filter(|&i| body[i..i + 4] == [3, 32, 0, 0]).collect();
+        assert_eq!(at.len(), 1, "one row's status in the checkpoint: {at:?}");
+        body[at[0]] = 0; // State::Ready
+    });
     let report = engine.open_report();
     assert_eq!(report.checkpoint_seq, None, "{report:?}");
     assert!(
         report.checkpoints_skipped.iter().any(|s| s.contains("statecode 0 with statuscode 32 is not a valid")),
         "{report:?}"
     );
-    assert_eq!(engine.session("admin").unwrap().get(job.id).unwrap().status, Status::CANCELED);
+    assert_eq!(engine.session("admin").unwrap().get(job).unwrap().status, Status::CANCELED);
 }
 
 /// A checkpoint whose event chain loops (a job's creation entry naming
-/// its later entry as the one before it), checksums recomputed over it,
-/// is refused when it is read, not walked forever: the state comes from
-/// the log instead.
+/// its later entry as the one before it) is refused when it is read, not
+/// walked forever: the state comes from the log instead.
 #[test]
 fn a_checkpoint_whose_event_chain_loops_is_refused() {
-    let dir = tempfile::tempdir().unwrap();
-    let clock = Arc::new(ManualClock::new(t("2026-01-31T12:00:00Z")));
-    let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
-    let admin = engine.session("admin").unwrap();
-    let job = admin.create(NewJob::new("canceled", OperationType::BULK_EMAIL)).unwrap();
-    admin.act(job.id, UserAction::Cancel).unwrap();
-    drop(admin);
-    let path = engine.checkpoint().unwrap();
-    drop(engine);
-    let mut bytes = std::fs::read(&path).unwrap();
-    // The job's chain: entry 0 (segment 0, its offset, none before) and
-    // entry 1 (segment 0, its offset, entry 0), 12 bytes each.
-    let at: Vec<usize> = (44..bytes.len() - 20)
-        .filter(|&i| {
-            bytes[i - 4..i] == [0; 4]
-                && bytes[i + 4..i + 12] == [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]
-                && bytes[i + 16..i + 20] == [0; 4]
-        })
-        .collect();
-    assert_eq!(at.len(), 1, "one chain of two entries in the checkpoint: {at:?}");
-    bytes[at[0] + 4..at[0] + 8].copy_from_slice(&1u32.to_le_bytes());
-    let body_crc = crc32fast::hash(&bytes[40..]);
-    bytes[32..36].copy_from_slice(&body_crc.to_le_bytes());
-    let header_crc = crc32fast::hash(&bytes[..36]);
-    bytes[36..40].copy_from_slice(&header_crc.to_le_bytes());
-    std::fs::write(&path, &bytes).unwrap();
-
-    let engine = Engine::open(dir.path(), Config::default(), clock).unwrap();
+    let (_dir, engine, job) = open_with_damaged_checkpoint(|body| {
+        // The job's chain: entry 0 (segment 0, its offset, none before)
+        // and entry 1 (segment 0, its offset, entry 0), 12 bytes each.
+        let at: Vec<usize> = (4..body.len() - 20)
+            .filter(|&i| {
+                body[i - 4..i] == [0; 4]
+                    && body[i + 4..i + 12] == [0xff, 0xff, 0xff, 0xff, 0, 0, 0, 0]
+                    && body[i + 16..i + 20] == [0; 4]
+            })
+            .collect();
+        assert_eq!(at.len(), 1, "one chain of two entries in the checkpoint: {at:?}");
+        body[at[0] + 4..at[0] + 8].copy_from_slice(&1u32.to_le_bytes());
+    });
     let report = engine.open_report();
     assert_eq!(report.checkpoint_seq, None, "{report:?}");
     assert!(report.checkpoints_skipped.iter().any(|s| s.contains("event chains loop")), "{report:?}");
     let admin = engine.session("admin").unwrap();
-    assert_eq!(admin.get(job.id).unwrap().status, Status::CANCELED);
-    assert_eq!(admin.history(job.id).unwrap().len(), 2);
+    assert_eq!(admin.get(job).unwrap().status, Status::CANCELED);
+    assert_eq!(admin.history(job).unwrap().len(), 2);
 }
 
 /// A deletion by id exists since event version 6: stamped as an older

@@ -489,26 +489,44 @@ impl Projection {
         let mut hot = plan.as_ref().map(|p| self.walk(p, start));
         let mut next_hot =
             || hot.as_mut().and_then(Iterator::next).map(|r| (self.rows[r as usize].created_key(), Loc::Hot(r)));
-        let mut walks = Vec::with_capacity(cold.len());
-        for p in &cold {
-            walks.push(ColdWalk::new(&self.cold[p.k], p, start)?);
+        // A run is opened (its walk placed, its first match found) only
+        // once its newest job could come next: the first pages of a view
+        // over many runs, each holding older jobs than the one after it,
+        // read the newest runs only. Runs still closed, by their newest key,
+        // the newest last.
+        let mut closed: Vec<(Key, usize)> = Vec::with_capacity(cold.len());
+        for (j, p) in cold.iter().enumerate() {
+            let run = &self.cold[p.k];
+            closed.push((run.row(run.len() as u32 - 1)?.created_key(), j));
         }
-        let mut heads: Vec<Option<Found>> = Vec::with_capacity(walks.len() + 1);
-        heads.push(next_hot());
-        for (w, p) in walks.iter_mut().zip(&cold) {
-            heads.push(w.next_match()?.map(|(key, r)| (key, Loc::Cold(p.k, r))));
-        }
+        closed.sort_unstable();
+        let mut walks: Vec<Option<ColdWalk<'_>>> = (0..cold.len()).map(|_| None).collect();
+        let mut heads: Vec<Option<Found>> = vec![None; cold.len() + 1];
+        heads[0] = next_hot();
         let mut out = Vec::with_capacity(limit.min(4096));
         while out.len() < limit {
-            let Some((i, _)) = heads.iter().enumerate().filter_map(|(i, h)| h.map(|h| (i, h.0))).max_by_key(|h| h.1)
-            else {
-                break;
+            let newest = |heads: &[Option<Found>]| {
+                heads.iter().enumerate().filter_map(|(i, h)| h.map(|h| (i, h.0))).max_by_key(|h| h.1)
             };
+            let mut best = newest(&heads);
+            while let Some(&(bound, j)) = closed.last() {
+                if best.is_some_and(|(_, key)| bound < key) {
+                    break;
+                }
+                closed.pop();
+                let mut walk = ColdWalk::new(&self.cold[cold[j].k], &cold[j], start)?;
+                heads[j + 1] = walk.next_match()?.map(|(key, r)| (key, Loc::Cold(cold[j].k, r)));
+                walks[j] = Some(walk);
+                best = newest(&heads);
+            }
+            let Some((i, _)) = best else { break };
             out.push(heads[i].take().expect("a head"));
-            heads[i] = if i == 0 {
-                next_hot()
-            } else {
-                walks[i - 1].next_match()?.map(|(key, r)| (key, Loc::Cold(cold[i - 1].k, r)))
+            heads[i] = match i.checked_sub(1) {
+                None => next_hot(),
+                Some(j) => {
+                    let walk = walks[j].as_mut().expect("a head comes from an opened run");
+                    walk.next_match()?.map(|(key, r)| (key, Loc::Cold(cold[j].k, r)))
+                }
             };
         }
         Ok(out)
