@@ -75,31 +75,45 @@ pub(crate) struct Durability {
     state: Mutex<SyncState>,
 }
 
-/// An appender's sync in flight. When it ends, however it ends, it wakes
-/// the waiters it covered (all of them if the log is now poisoned), and
-/// the oldest other one, to sync next: no thread is woken only to find
-/// that it must wait again.
+impl SyncState {
+    /// Takes off the list the waiters to wake: those whose batch readers
+    /// see (below `visible`), all of them once the log is poisoned, and,
+    /// when no sync is in flight, the oldest other one, to sync next. No
+    /// thread is woken only to find that it must wait again, and none is
+    /// left waiting with no sync to wake it.
+    fn release(&mut self, visible: u64) -> Vec<Thread> {
+        let (all, mut next) = (self.poisoned.is_some(), !self.syncing);
+        let mut woken = Vec::new();
+        self.waiters.retain_mut(|w| {
+            let wake = all || w.end <= visible || std::mem::take(&mut next);
+            if wake {
+                woken.push(w.thread.clone());
+            }
+            !wake
+        });
+        woken
+    }
+}
+
+/// Wakes the threads [`SyncState::release`] took off the list, once the
+/// state's lock is let go.
+fn wake(woken: Vec<Thread>) {
+    for t in woken {
+        t.unpark();
+    }
+}
+
+/// An appender's sync in flight: when it ends, however it ends, the
+/// waiters are released ([`SyncState::release`]).
 struct Syncing<'a>(&'a Shared);
 
 impl Drop for Syncing<'_> {
     fn drop(&mut self) {
-        let mut woken = Vec::new();
-        {
-            let mut s = self.0.durability.state();
-            s.syncing = false;
-            let visible = self.0.next_seq.load(Ordering::Acquire);
-            let (all, mut next) = (s.poisoned.is_some(), true);
-            s.waiters.retain_mut(|w| {
-                let wake = all || w.end <= visible || std::mem::take(&mut next);
-                if wake {
-                    woken.push(w.thread.clone());
-                }
-                !wake
-            });
-        }
-        for t in woken {
-            t.unpark();
-        }
+        let mut s = self.0.durability.state();
+        s.syncing = false;
+        let woken = s.release(self.0.next_seq.load(Ordering::Acquire));
+        drop(s);
+        wake(woken);
     }
 }
 
@@ -197,11 +211,18 @@ impl Shared {
         let d = &self.durability;
         loop {
             let mut s = d.state();
-            if self.next_seq.load(Ordering::Acquire) >= end {
-                return Ok(());
-            }
-            if let Some(why) = &s.poisoned {
-                return Err(LogError::Poisoned(why.clone()));
+            let visible = self.next_seq.load(Ordering::Acquire);
+            if visible >= end || s.poisoned.is_some() {
+                // This thread may have been woken to sync next: it passes
+                // that on (the frames it waited for may have been synced
+                // by the writer, which wakes no one, or the log poisoned).
+                let (woken, poisoned) = (s.release(visible), s.poisoned.clone());
+                drop(s);
+                wake(woken);
+                return match poisoned {
+                    Some(why) if visible < end => Err(LogError::Poisoned(why)),
+                    _ => Ok(()),
+                };
             }
             if !s.syncing {
                 s.syncing = true;
