@@ -228,8 +228,11 @@ impl Shared {
                 s.syncing = true;
                 drop(s);
                 let _syncing = Syncing(self);
+                // Everything placed, this batch too, is durable once this
+                // returns (the guard then lets the waiters go).
                 self.sync_placed(&d.lead())?;
-                continue;
+                debug_assert!(self.next_seq.load(Ordering::Acquire) >= end, "only placed frames are waited for");
+                return Ok(());
             }
             let me = std::thread::current();
             let id = me.id();

@@ -993,7 +993,6 @@ impl Projection {
         Ok(out)
     }
 
-    /// The position of the oldest event of the chain ending at `at`.
     /// The positions of a job's events, newest first.
     fn chain(&self, mut at: u32) -> Vec<Pos> {
         let mut out = Vec::new();

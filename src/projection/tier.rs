@@ -279,7 +279,12 @@ impl Projection {
     /// Moves cold run `k` back into the hot rows, whole.
     pub(crate) fn thaw(&mut self, k: usize) -> Result<(), Error> {
         let cold = Cold { run: Arc::clone(&self.cold[k].run), gone: self.cold[k].gone.clone() };
-        for j in live_jobs(&cold)? {
+        let jobs = live_jobs(&cold)?;
+        // Checked before any is moved: a thaw is whole or not at all.
+        if let Some(j) = jobs.iter().find(|j| j.events.is_empty()) {
+            return Err(Error::corrupt(format!("cold run {}: job {} has no event", cold.run.id(), j.row.id)));
+        }
+        for j in jobs {
             self.insert_cold_job(j);
         }
         self.cold.remove(k);
