@@ -1481,7 +1481,31 @@ fn cold_runs_of_every_version_open_and_read_the_same() {
 
 fn check_cold_fixture(version: u16) {
     let path = fixtures().join(format!("cold-v{version}.run"));
-    let run = ColdRun::open(&path).unwrap();
+    check_cold_run(&ColdRun::open(&path).unwrap(), version);
+    // Today's writer, at this fixture's version, writes exactly its bytes.
+    if cold::VERSION == version {
+        let tmp = tempfile::tempdir().unwrap();
+        let again = tmp.path().join(cold::file_name(5));
+        cold::write_run(&again, 5, cold_sample(), &cold_segments()).unwrap();
+        assert_eq!(std::fs::read(again).unwrap(), std::fs::read(&path).unwrap());
+    }
+}
+
+/// A compaction copies a run of any version into today's, keeping what it
+/// answers (`cold::copy_run`): the copy of each fixture reads as today's.
+#[test]
+fn a_cold_run_of_every_version_copies_into_todays() {
+    let tmp = tempfile::tempdir().unwrap();
+    let live: joblog::log::Generations = cold_segments().into_iter().collect();
+    for version in 1..=cold::VERSION {
+        let run = ColdRun::open(&fixtures().join(format!("cold-v{version}.run"))).unwrap();
+        let path = tmp.path().join(cold::file_name(u64::from(version)));
+        cold::copy_run(&path, 5, &run, &Default::default(), Ok, &live).unwrap();
+        check_cold_run(&ColdRun::open(&path).unwrap(), cold::VERSION);
+    }
+}
+
+fn check_cold_run(run: &ColdRun, version: u16) {
     assert_eq!((run.id(), run.len()), (5, 3));
     // Rows in createdon order: jobs 1, 2, 3.
     let rows: Vec<ColdRow> = (0..3).map(|i| run.row(i).unwrap()).collect();
@@ -1529,11 +1553,4 @@ fn check_cold_fixture(version: u16) {
     }
     assert_eq!(run.segments().unwrap(), cold_segments());
     run.check_all().unwrap();
-    // Today's writer, at this fixture's version, writes exactly its bytes.
-    if cold::VERSION == version {
-        let tmp = tempfile::tempdir().unwrap();
-        let again = tmp.path().join(cold::file_name(5));
-        cold::write_run(&again, 5, cold_sample(), &cold_segments()).unwrap();
-        assert_eq!(std::fs::read(again).unwrap(), std::fs::read(&path).unwrap());
-    }
 }

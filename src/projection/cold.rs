@@ -30,7 +30,7 @@ use uuid::Uuid;
 
 use crate::domain::{Status, StatusReason};
 use crate::error::{Corruption, Error};
-use crate::log::Position;
+use crate::log::{Generations, Position};
 use crate::sys::map::SegmentMap;
 
 const MAGIC: [u8; 8] = *b"JLCOLDRN";
@@ -125,6 +125,9 @@ const SECTIONS: [Section; 12] = [
     Section::Bloom,
     Section::ByStatus,
 ];
+
+/// A section's bytes, as the writer puts them in the file.
+type SectionBytes = (Section, Vec<u8>);
 
 /// A Completed job as a run stores it (the writer's input); its strings
 /// are borrowed where they already are (the interner, another run's map).
@@ -293,6 +296,31 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
 pub fn write_run(path: &Path, id: u64, jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>) -> Result<(), Error> {
     let rows = jobs.len() as u64;
     let sections = sections_of(jobs, segments)?;
+    write_sections(path, id, rows, &sections)
+}
+
+/// Writes `run` without its rows in `gone` as run `id` at `path` (as
+/// [`write_run`] does), each event position passed through `relocate`;
+/// `live`: the generation of every segment the new positions may point
+/// into. A copy, section by section: rows, ids, postings and positions are
+/// filtered and renumbered (the order of each is kept), the strings are
+/// kept whole (a symbol no row uses any more is harmless), the id filter is
+/// made again. What a compaction does to the runs whose events it moved,
+/// without decoding each job into the writer's form and sorting it again.
+pub fn copy_run(
+    path: &Path,
+    id: u64,
+    run: &ColdRun,
+    gone: &rustc_hash::FxHashSet<u32>,
+    relocate: impl Fn(Position) -> Result<Position, Error>,
+    live: &Generations,
+) -> Result<(), Error> {
+    let (rows, sections) = run.sections_without(gone, relocate, live)?;
+    write_sections(path, id, rows, &sections)
+}
+
+/// Writes a run of `rows` rows made of `sections` to `path`, whole.
+fn write_sections(path: &Path, id: u64, rows: u64, sections: &[SectionBytes]) -> Result<(), Error> {
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |source| Error::Io { path: p, source }
@@ -302,7 +330,7 @@ pub fn write_run(path: &Path, id: u64, jobs: Vec<ColdJob<'_>>, segments: &BTreeM
     let write = || -> Result<(), Error> {
         let file = crate::log::private::create_file(&tmp, true).map_err(io(&tmp))?;
         let out = std::io::BufWriter::with_capacity(1 << 20, file);
-        let file = write_file(out, id, rows, &sections)
+        let file = write_file(out, id, rows, sections)
             .and_then(|out| out.into_inner().map_err(std::io::IntoInnerError::into_error))
             .map_err(io(&tmp))?;
         file.sync_all().map_err(io(&tmp))
@@ -317,7 +345,7 @@ pub fn write_run(path: &Path, id: u64, jobs: Vec<ColdJob<'_>>, segments: &BTreeM
 /// The sections of a run of `jobs`, in file order.
 // The writer: its counts are checked to fit a u32 first.
 #[allow(clippy::cast_possible_truncation)]
-fn sections_of(jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>) -> Result<Vec<(Section, Vec<u8>)>, Error> {
+fn sections_of(jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>) -> Result<Vec<SectionBytes>, Error> {
     u32_of(jobs.len().saturating_mul(4), "strings (four a row)")?;
     // Row order: (createdon, id). The jobs stay where they are.
     let mut order: Vec<(i64, Uuid, u32)> =
@@ -498,7 +526,7 @@ fn postings(pairs: &[(u64, u32)]) -> Result<Vec<u8>, Error> {
 
 /// Writes a run: header, sections (each at an 8-byte boundary), the
 /// directory, the page checksums, the trailer. Returns `out`.
-fn write_file<W: Write>(out: W, id: u64, rows: u64, sections: &[(Section, Vec<u8>)]) -> std::io::Result<W> {
+fn write_file<W: Write>(out: W, id: u64, rows: u64, sections: &[SectionBytes]) -> std::io::Result<W> {
     let mut h = [0u8; HEADER_LEN];
     h[..8].copy_from_slice(&MAGIC);
     h[8..10].copy_from_slice(&VERSION.to_le_bytes());
@@ -938,6 +966,131 @@ impl ColdRun {
             .collect()
     }
 
+    /// The whole of section `s`, checked.
+    fn whole(&self, s: Section) -> Result<&[u8], Error> {
+        self.section(s, 0, self.section_len(s))
+    }
+
+    /// The sections of this run without the rows in `gone` (see
+    /// [`copy_run`]), and how many rows they hold.
+    // The row counts fit a u32: they are this run's, fewer.
+    #[allow(clippy::cast_possible_truncation)]
+    fn sections_without(
+        &self,
+        gone: &rustc_hash::FxHashSet<u32>,
+        relocate: impl Fn(Position) -> Result<Position, Error>,
+        live: &Generations,
+    ) -> Result<(u64, Vec<SectionBytes>), Error> {
+        // Each old row's new number (u32::MAX: gone).
+        let mut renumber = vec![u32::MAX; self.rows];
+        let mut kept = 0u32;
+        for (r, new) in renumber.iter_mut().enumerate() {
+            if !gone.contains(&(r as u32)) {
+                *new = kept;
+                kept += 1;
+            }
+        }
+        let new_row = |r: u32| -> Result<Option<u32>, Error> {
+            let n = *renumber.get(r as usize).ok_or_else(|| {
+                corrupt_at(&self.path, 0, format!("an index names row {r} of a run of {}", self.rows))
+            })?;
+            Ok((n != u32::MAX).then_some(n))
+        };
+        let mut rows = Vec::with_capacity(kept as usize * ROW_LEN);
+        // At most the old section's size: the pages past what is used are
+        // never touched.
+        let mut events = Vec::with_capacity(self.section_len(Section::Events));
+        let mut segments = BTreeMap::new();
+        let mut ids = Vec::with_capacity(kept as usize);
+        let mut by_status = Vec::new();
+        for r in 0..self.rows as u32 {
+            if renumber[r as usize] == u32::MAX {
+                continue;
+            }
+            let mut row = self.row(r)?;
+            let positions = self.events(&row)?;
+            row.events_start = u32_of(events.len() / EVENT_LEN, "events")?;
+            for p in positions {
+                let p = relocate(p)?;
+                let generation = live.get(&p.segment).ok_or_else(|| {
+                    Error::corrupt(format!("a job's event is in segment {}, which the log does not hold", p.segment))
+                })?;
+                segments.insert(p.segment, *generation);
+                events.extend_from_slice(&p.segment.to_le_bytes());
+                events.extend_from_slice(&p.offset.to_le_bytes());
+            }
+            row.encode(&mut rows);
+            ids.push(row.id);
+            if !self.has(Section::ByStatus) {
+                let reason = u64::from(row.reason as u32) << 32;
+                by_status.push((reason | u64::from(row.operationtype), renumber[r as usize]));
+                by_status.push((reason | u64::from(ANY_TYPE), renumber[r as usize]));
+            }
+        }
+        let mut id_bytes = Vec::with_capacity(kept as usize * ID_ENTRY_LEN);
+        for e in self.whole(Section::Ids)?.chunks_exact(ID_ENTRY_LEN) {
+            if let Some(n) = new_row(le_u32(e, 16))? {
+                id_bytes.extend_from_slice(&e[..16]);
+                id_bytes.extend_from_slice(&n.to_le_bytes());
+            }
+        }
+        if id_bytes.len() != rows.len() / ROW_LEN * ID_ENTRY_LEN {
+            return Err(corrupt_at(&self.path, 0, "the ids section does not name each row once".into()));
+        }
+        // A postings section read whole: its keys, then each set's rows at
+        // `start`..`start + length` of the list after them.
+        let filtered = |s: Section| -> Result<Vec<u8>, Error> {
+            let b = self.whole(s)?;
+            let n = usize_of(le_u64(b, 0));
+            let list = n.checked_mul(POSTING_KEY_LEN).and_then(|k| k.checked_add(8)).filter(|&l| l <= b.len());
+            let list = &b[list.ok_or_else(|| corrupt_at(&self.path, 0, format!("{n} keys in section {s:?}")))?..];
+            let mut pairs = Vec::with_capacity(list.len() / 4);
+            for e in b[8..8 + n * POSTING_KEY_LEN].chunks_exact(POSTING_KEY_LEN) {
+                let (key, start, len) = (le_u64(e, 0), le_u32(e, 8) as usize, le_u32(e, 12) as usize);
+                let set = start
+                    .checked_add(len)
+                    .and_then(|end| list.get(start * 4..end.checked_mul(4)?))
+                    .ok_or_else(|| corrupt_at(&self.path, 0, format!("a set past the end of section {s:?}")))?;
+                for r in set.chunks_exact(4) {
+                    if let Some(n) = new_row(le_u32(r, 0))? {
+                        pairs.push((key, n));
+                    }
+                }
+            }
+            postings(&pairs)
+        };
+        let by_status = if self.has(Section::ByStatus) {
+            filtered(Section::ByStatus)?
+        } else {
+            by_status.sort_unstable();
+            by_status.dedup();
+            postings(&by_status)?
+        };
+        let mut segment_bytes = Vec::with_capacity(segments.len() * SEGMENT_LEN);
+        for (first_seq, generation) in segments {
+            segment_bytes.extend_from_slice(&first_seq.to_le_bytes());
+            segment_bytes.extend_from_slice(&u64::from(generation).to_le_bytes());
+        }
+        let bloom = bloom(ids.iter().copied(), ids.len());
+        Ok((
+            u64::from(kept),
+            vec![
+                (Section::Rows, rows),
+                (Section::Ids, id_bytes),
+                (Section::Strings, self.whole(Section::Strings)?.to_vec()),
+                (Section::ByType, filtered(Section::ByType)?),
+                (Section::ByOwner, filtered(Section::ByOwner)?),
+                (Section::ByWorkflow, filtered(Section::ByWorkflow)?),
+                (Section::ByRegarding, filtered(Section::ByRegarding)?),
+                (Section::Completed, filtered(Section::Completed)?),
+                (Section::Events, events),
+                (Section::Segments, segment_bytes),
+                (Section::Bloom, bloom),
+                (Section::ByStatus, by_status),
+            ],
+        ))
+    }
+
     /// Checks every page (verify).
     pub fn check_all(&self) -> Result<(), Error> {
         self.read(0, self.data_end).map(|_| ())
@@ -1128,6 +1281,75 @@ mod tests {
                 let _ = (run.segments(), run.sym("bob"));
             }
         }
+    }
+
+    /// A run as what it answers: each row (names for symbols, events),
+    /// each index's sets as ids (string keys as strings).
+    fn answers(run: &ColdRun) -> (Vec<String>, Vec<String>) {
+        let rows = (0..run.len() as u32)
+            .map(|i| {
+                let r = run.row(i).unwrap();
+                assert_eq!(run.find(r.id).unwrap(), Some(i));
+                let names = [r.owner, r.owningbusinessunit, r.workflow, r.regarding].map(|s| run.name(s).unwrap());
+                let cols = (r.createdon, r.completedon, r.reason, r.operationtype, r.retrycount, r.message_event);
+                format!("{} {cols:?} {names:?} {:?}", r.id, run.events(&r).unwrap())
+            })
+            .collect();
+        let mut sets = Vec::new();
+        for s in POSTINGS {
+            for (key, _) in run.keys(s).unwrap() {
+                let p = run.postings(s, key).unwrap();
+                let ids: Vec<Uuid> = (0..p.len()).map(|i| run.row(p.get(i).unwrap()).unwrap().id).collect();
+                let key = match s {
+                    Section::ByOwner | Section::ByWorkflow | Section::ByRegarding => {
+                        run.name(key as u32).unwrap().unwrap().to_string()
+                    }
+                    _ => key.to_string(),
+                };
+                sets.push(format!("{s:?} {key} {ids:?}"));
+            }
+        }
+        (rows, sets)
+    }
+
+    #[test]
+    fn a_copy_without_some_rows_answers_as_a_run_written_of_the_others() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let jobs: Vec<ColdJob> = (0..3000).map(|n| job(&mut rng, n)).collect();
+        let run = ColdRun::from_bytes(bytes_of(&jobs)).unwrap();
+        let gone: rustc_hash::FxHashSet<u32> = (0..3000).filter(|_| rng.u8(..) < 100).collect();
+        let gone_ids: std::collections::HashSet<Uuid> = gone.iter().map(|&r| run.row(r).unwrap().id).collect();
+        // Segment 1's events moved 1000 bytes on; segment 2 is new.
+        let moved = |p: Position| Position { segment: p.segment + 1, offset: p.offset + 1000 };
+        let live = Generations::from([(2, 4)]);
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join(file_name(8));
+        copy_run(&path, 8, &run, &gone, |p| Ok(moved(p)), &live).unwrap();
+        let copy = ColdRun::open(&path).unwrap();
+        copy.check_all().unwrap();
+        let others: Vec<ColdJob> = jobs
+            .iter()
+            .filter(|j| !gone_ids.contains(&j.row.id))
+            .map(|j| ColdJob { events: j.events.iter().map(|&p| moved(p)).collect(), ..j.clone() })
+            .collect();
+        assert_eq!(copy.len(), others.len());
+        let written = tempfile::tempdir().unwrap();
+        let path = written.path().join(file_name(8));
+        write_run(&path, 8, others, &BTreeMap::from([(2, 4)])).unwrap();
+        assert_eq!(answers(&copy), answers(&ColdRun::open(&path).unwrap()));
+        assert_eq!(copy.segments().unwrap(), BTreeMap::from([(2, 4)]));
+        for id in gone_ids {
+            assert_eq!(copy.find(id).unwrap(), None);
+        }
+        // A position the log no longer holds is refused, and nothing is left.
+        let path = dir.path().join(file_name(9));
+        let err = copy_run(&path, 9, &run, &gone, Ok, &live).unwrap_err();
+        assert!(err.to_string().contains("which the log does not hold"), "{err}");
+        assert!(!path.exists());
+        // Every row gone: an empty run.
+        let all: rustc_hash::FxHashSet<u32> = (0..3000).collect();
+        copy_run(&path, 9, &run, &all, Ok, &live).unwrap();
+        assert!(ColdRun::open(&path).unwrap().is_empty());
     }
 
     #[test]

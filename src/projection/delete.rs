@@ -34,7 +34,7 @@ pub(super) struct Planned {
     criteria: DeletionCriteria,
     cutoff: Timestamp,
     through: (i64, Uuid),
-    rows: Vec<u32>,
+    found: Vec<Found>,
 }
 
 /// What a deletion run now would take.
@@ -112,29 +112,34 @@ impl Projection {
             }
             Ok(None)
         };
-        // Each source's next row with its key, so that merging reads each
-        // row once.
-        let mut heads: Vec<Option<Found>> =
-            hot.iter_mut().map(|s| s.next().map(|r| (rows[r as usize].completed_key(), Loc::Hot(r)))).collect();
-        for (k, set, at) in &mut cold {
-            heads.push(cold_next(*k, set, at)?);
+        // Each source's next row with its key, in a heap by key (then by
+        // source), so that merging reads each row once.
+        let sources = hot.len() + cold.len();
+        let n_hot = hot.len();
+        let mut next = |i: usize| -> Result<Option<Found>, Error> {
+            if i < n_hot {
+                Ok(hot[i].next().map(|r| (rows[r as usize].completed_key(), Loc::Hot(r))))
+            } else {
+                let (k, set, at) = &mut cold[i - n_hot];
+                cold_next(*k, set, at)
+            }
+        };
+        let mut heads = std::collections::BinaryHeap::new();
+        for i in 0..sources {
+            if let Some((key, loc)) = next(i)? {
+                heads.push(std::cmp::Reverse((key, i, loc)));
+            }
         }
-        let mut out = Vec::new();
+        let mut out = Vec::with_capacity(limit.min(crate::domain::MAX_IMMEDIATE_DELETE as usize));
         while out.len() < limit {
-            let Some((i, key)) = heads.iter().enumerate().filter_map(|(i, h)| h.map(|h| (i, h.0))).min_by_key(|h| h.1)
-            else {
-                break;
-            };
+            let Some(std::cmp::Reverse((key, i, loc))) = heads.pop() else { break };
             if through.is_some_and(|t| key > t) {
                 break;
             }
-            out.push(heads[i].take().expect("a head"));
-            heads[i] = if i < hot.len() {
-                hot[i].next().map(|r| (rows[r as usize].completed_key(), Loc::Hot(r)))
-            } else {
-                let (k, set, at) = &mut cold[i - hot.len()];
-                cold_next(*k, set, at)?
-            };
+            out.push((key, loc));
+            if let Some((key, loc)) = next(i)? {
+                heads.push(std::cmp::Reverse((key, i, loc)));
+            }
         }
         Ok(out)
     }
@@ -184,13 +189,14 @@ impl Projection {
             through: through.map(|(at, id)| (Timestamp::from_micros(at), id)),
             remaining,
         };
-        let all_hot = found.iter().all(|f| matches!(f.1, Loc::Hot(_)));
         let mut planned = self.planned.lock().unwrap_or_else(|e| e.into_inner());
-        *planned = None;
-        if let (Some(through), true) = (through, all_hot) {
-            let rows = found.iter().filter_map(|f| if let Loc::Hot(r) = f.1 { Some(r) } else { None }).collect();
-            *planned = Some(Planned { last_seq: self.last_seq, criteria: criteria.clone(), cutoff, through, rows });
-        }
+        *planned = through.map(|through| Planned {
+            last_seq: self.last_seq,
+            criteria: criteria.clone(),
+            cutoff,
+            through,
+            found,
+        });
         Ok(sel)
     }
 
@@ -203,7 +209,8 @@ impl Projection {
             p.last_seq == self.last_seq && p.through == through && p.cutoff == d.cutoff && p.criteria == d.criteria
         });
         let rows: Vec<u32> = match planned {
-            Some(p) => p.rows,
+            // The runs are those it was made on: nothing was applied since.
+            Some(p) => self.take_from_cold(p.found)?,
             None => {
                 let limit = usize::try_from(d.deleted).unwrap_or(usize::MAX).saturating_add(1);
                 let found = self.deletion_candidates(&d.criteria, d.cutoff, limit, Some(through))?;
@@ -409,7 +416,7 @@ type MovesCursor<'a> = (&'a [(u64, u64)], usize);
 
 /// The index of `old` in `moved` (sorted by old offset), searching forward
 /// from `hint` in growing steps, or the whole slice when it lies before.
-fn search_from(moved: &[(u64, u64)], hint: usize, old: u64) -> Option<usize> {
+pub(super) fn search_from(moved: &[(u64, u64)], hint: usize, old: u64) -> Option<usize> {
     let hint = hint.min(moved.len().saturating_sub(1));
     let (lo, hi) = if moved.get(hint).is_some_and(|m| m.0 <= old) {
         let mut step = 1;

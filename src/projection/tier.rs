@@ -73,7 +73,7 @@ pub(crate) struct NewRun {
 }
 
 /// Where a job lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) enum Loc {
     /// A hot row.
     Hot(u32),
@@ -365,25 +365,33 @@ impl Projection {
                 if !self.cold[k].segments()?.keys().any(|s| moves.contains_key(s)) {
                     continue;
                 }
-                let mut jobs = live_jobs(&self.cold[k])?;
-                for j in &mut jobs {
-                    for p in &mut j.events {
-                        if let Some(moved) = moves.get(&p.segment) {
-                            let i = moved.binary_search_by_key(&p.offset, |m| m.0).map_err(|_| {
-                                Error::corrupt(format!(
-                                    "compaction dropped the event at {}:{} of job {}, which cold run {} holds",
-                                    p.segment,
-                                    p.offset,
-                                    j.row.id,
-                                    self.cold[k].id()
-                                ))
-                            })?;
-                            p.offset = moved[i].1;
-                        }
+                let cold = &self.cold[k];
+                // A job's events are in log order: the next lookup in a
+                // segment starts from the last one's place.
+                let last = std::cell::Cell::new(0);
+                let relocate = |p: Position| match moves.get(&p.segment) {
+                    None => Ok(p),
+                    Some(moved) => {
+                        let i = super::delete::search_from(moved, last.get(), p.offset).ok_or_else(|| {
+                            Error::corrupt(format!(
+                                "compaction dropped the event at {}:{}, which cold run {} holds",
+                                p.segment,
+                                p.offset,
+                                cold.id()
+                            ))
+                        })?;
+                        last.set(i);
+                        Ok(Position { segment: p.segment, offset: moved[i].1 })
                     }
-                }
+                };
                 let id = self.next_run + written.len() as u64;
-                written.push((k, write_run_file(dir, id, jobs, live)?));
+                let path = dir.join(cold::file_name(id));
+                let run =
+                    cold::copy_run(&path, id, cold, &cold.gone, relocate, live).and_then(|()| ColdRun::open(&path));
+                if run.is_err() {
+                    let _ = std::fs::remove_file(&path);
+                }
+                written.push((k, run?));
             }
             Ok(())
         })();
