@@ -263,9 +263,16 @@ fn runs_whose_jobs_were_created_in_the_same_stretch_merge_in_every_view() {
         Filter { operationtype: Some(OperationType::BULK_EMAIL), state: Some(State::Completed), ..Filter::default() },
         Filter { created_before: Some(t("2026-01-01T04:00:00Z")), ..Filter::default() },
     ];
-    let fresh = f.engine.replay_until_seq(f.engine.state().last_seq()).unwrap();
+    assert_pages_as_replayed(&f.engine, &filters);
+}
+
+/// Every filter of `filters`, listed by pages of 1, 7 and 50, gives the
+/// jobs a replay of the log gives, in its order.
+fn assert_pages_as_replayed(engine: &joblog::Engine, filters: &[Filter]) {
+    let admin = engine.session("admin").unwrap();
+    let fresh = engine.replay_until_seq(engine.state().last_seq()).unwrap();
     let all_vis = joblog::projection::query::Visibility::All;
-    for filter in &filters {
+    for filter in filters {
         let expected: Vec<Uuid> = fresh.pages(filter, &all_vis, 1000).flat_map(Result::unwrap).collect();
         for size in [1, 7, 50] {
             let mut listed = Vec::new();
@@ -281,6 +288,48 @@ fn runs_whose_jobs_were_created_in_the_same_stretch_merge_in_every_view() {
             assert_eq!(listed, expected, "{filter:?} by pages of {size}");
         }
     }
+}
+
+/// Runs of jobs created one stretch after another, as a store's
+/// checkpoints make them: a view below a cursor, or with a creation bound
+/// that falls exactly on a run's first or last job, skips the runs that
+/// cannot hold a row of it, and no other.
+#[test]
+fn runs_of_successive_stretches_are_skipped_only_when_nothing_in_them_can_come() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    let open: Vec<Job> = jobs().into_iter().filter(|j| j.status == Status::READY).collect();
+    let at = |n: i64| t("2026-01-01T00:00:00Z").plus_micros(n * 60_000_000);
+    // Three stretches, each ended and frozen before the next is created,
+    // each less than half the one before (so none merge).
+    for stretch in [0..400, 400..550, 550..600i64] {
+        let batch: Vec<Job> = stretch
+            .map(|n| {
+                let mut j = open[(n % open.len() as i64) as usize].clone();
+                j.id = Uuid::from_u128(0x9000 + n as u128);
+                j.createdon = at(n);
+                j.modifiedon = j.createdon;
+                j.operationtype = [OperationType::WORKFLOW, OperationType::BULK_EMAIL][(n % 2) as usize];
+                j.workflow = (j.operationtype == OperationType::WORKFLOW).then(|| "w1".into());
+                j
+            })
+            .collect();
+        admin.import(batch.clone()).unwrap();
+        for j in &batch {
+            admin.act(j.id, joblog::engine::UserAction::Cancel).unwrap();
+        }
+        f.engine.checkpoint().unwrap();
+    }
+    assert_eq!(f.engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [400, 150, 50]);
+    assert_verified(&f.engine);
+    let mut filters = vec![Filter::default(), Filter { workflow: Some("w1".into()), ..Filter::default() }];
+    // Bounds on the first and last job of each stretch, and between.
+    for n in [0, 1, 399, 400, 401, 500, 549, 550, 599, 600] {
+        filters.push(Filter { created_before: Some(at(n)), ..Filter::default() });
+        filters.push(Filter { created_after: Some(at(n)), ..Filter::default() });
+        filters.push(Filter { created_after: Some(at(n)), created_before: Some(at(n + 101)), ..Filter::default() });
+    }
+    assert_pages_as_replayed(&f.engine, &filters);
 }
 
 #[test]

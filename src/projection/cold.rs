@@ -230,9 +230,14 @@ impl ColdRow {
         }
         let i = |at: usize| i64::from_le_bytes(arr(b, at));
         let u = |at: usize| u32::from_le_bytes(arr(b, at));
-        let reason = Status::from_codes(3, u(60))
-            .map_err(|_| format!("status reason {} is not a Completed one", u(60)))?
-            .reason();
+        // The Completed reasons (State 3), matched here: this runs for
+        // every row a view or a deletion looks at.
+        let reason = match u(60) {
+            30 => StatusReason::Succeeded,
+            31 => StatusReason::Failed,
+            32 => StatusReason::Canceled,
+            other => return Err(format!("status reason {other} is not a Completed one")),
+        };
         Ok(ColdRow {
             id: Uuid::from_bytes(arr(b, 0)),
             createdon: i(16),
@@ -835,6 +840,17 @@ impl ColdRun {
         }
         let b = self.section(Section::Rows, i * ROW_LEN, ROW_LEN)?;
         ColdRow::decode(b).map_err(|why| corrupt_at(&self.path, self.sections[0].0 + i * ROW_LEN, why))
+    }
+
+    /// Row `i`'s (`createdon`, id), the rows' order, read without the rest
+    /// of the row.
+    pub fn created_key(&self, i: u32) -> Result<(i64, Uuid), Error> {
+        let i = i as usize;
+        if i >= self.rows {
+            return Err(corrupt_at(&self.path, 0, format!("row {i} of a run of {}", self.rows)));
+        }
+        let b = self.section(Section::Rows, i * ROW_LEN, 24)?;
+        Ok((i64::from_le_bytes(arr(b, 16)), Uuid::from_bytes(arr(b, 0))))
     }
 
     /// The row of job `id`, if the run holds it.

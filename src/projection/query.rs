@@ -204,6 +204,14 @@ impl ColdPlan {
     }
 }
 
+/// Whether the filter (and visibility) can match a cold job at all (a
+/// Completed one).
+fn cold_possible(f: &Filter, vis: &Visibility) -> bool {
+    possible(f, vis)
+        && f.state.is_none_or(|s| s == State::Completed)
+        && f.status_reason.is_none_or(|r| Status::of_reason(r).is_completed())
+}
+
 /// Whether the filter (and visibility) can match anything at all.
 fn possible(f: &Filter, vis: &Visibility) -> bool {
     if matches!(vis, Visibility::Nothing) {
@@ -228,7 +236,7 @@ fn start_of(after: Option<&Cursor>, created_before: Option<Timestamp>) -> Option
 /// The rows of one cold run a plan matches, newest first, below `start`.
 struct ColdWalk<'a> {
     run: &'a Cold,
-    plan: &'a ColdPlan,
+    plan: ColdPlan,
     set: Option<Postings<'a>>,
     /// Entries left (the next one is `left - 1`).
     left: usize,
@@ -236,7 +244,7 @@ struct ColdWalk<'a> {
 }
 
 impl<'a> ColdWalk<'a> {
-    fn new(run: &'a Cold, plan: &'a ColdPlan, start: Option<(i64, Uuid)>) -> Result<Self, Error> {
+    fn new(run: &'a Cold, plan: ColdPlan, start: Option<(i64, Uuid)>) -> Result<Self, Error> {
         // Rows are in createdon order: the rows below `start` are a prefix.
         let bound = match start {
             None => run.len(),
@@ -244,7 +252,7 @@ impl<'a> ColdWalk<'a> {
                 let (mut lo, mut hi) = (0, run.len());
                 while lo < hi {
                     let mid = lo + (hi - lo) / 2;
-                    if run.row(mid as u32)?.created_key() < s {
+                    if run.created_key(mid as u32)? < s {
                         lo = mid + 1;
                     } else {
                         hi = mid;
@@ -378,89 +386,87 @@ impl Projection {
 
     /// The filter's plan on each cold run that may hold a match.
     fn cold_plans(&self, f: &Filter, vis: &Visibility) -> Result<Vec<ColdPlan>, Error> {
-        let mut plans = Vec::new();
-        if !possible(f, vis)
-            || f.state.is_some_and(|s| s != State::Completed)
-            || f.status_reason.is_some_and(|r| !Status::of_reason(r).is_completed())
-        {
-            return Ok(plans);
+        if !cold_possible(f, vis) {
+            return Ok(Vec::new());
         }
-        'runs: for (k, run) in self.cold.iter().enumerate() {
-            // A name the run does not hold: nothing in it matches.
-            let sym = |name: Option<String>| -> Result<Option<Option<u32>>, Error> {
-                Ok(match name {
-                    None => Some(None),
-                    Some(n) => run.sym(&n)?.map(Some),
-                })
-            };
-            let Some(mut owner) = sym(f.owner.clone())? else { continue };
-            let Some(workflow) = sym(f.workflow.clone())? else { continue };
-            let Some(regarding) = sym(f.regarding.as_ref().map(ToString::to_string))? else { continue };
-            let mut units = None;
-            match vis {
-                Visibility::All | Visibility::Nothing => {}
-                Visibility::Owner(me) => {
-                    let Some(me) = run.sym(me)? else { continue };
-                    if owner.is_some_and(|o| o != me) {
-                        continue;
-                    }
-                    owner = Some(me);
+        (0..self.cold.len()).filter_map(|k| self.cold_plan(k, f, vis).transpose()).collect()
+    }
+
+    /// [`Projection::cold_plans`]'s plan for run `k` alone (`None`: nothing
+    /// in it can match), once [`cold_possible`] said yes.
+    fn cold_plan(&self, k: usize, f: &Filter, vis: &Visibility) -> Result<Option<ColdPlan>, Error> {
+        let run = &self.cold[k];
+        // A name the run does not hold: nothing in it matches.
+        let sym = |name: Option<String>| -> Result<Option<Option<u32>>, Error> {
+            Ok(match name {
+                None => Some(None),
+                Some(n) => run.sym(&n)?.map(Some),
+            })
+        };
+        let Some(mut owner) = sym(f.owner.clone())? else { return Ok(None) };
+        let Some(workflow) = sym(f.workflow.clone())? else { return Ok(None) };
+        let Some(regarding) = sym(f.regarding.as_ref().map(ToString::to_string))? else { return Ok(None) };
+        let mut units = None;
+        match vis {
+            Visibility::All | Visibility::Nothing => {}
+            Visibility::Owner(me) => {
+                let Some(me) = run.sym(me)? else { return Ok(None) };
+                if owner.is_some_and(|o| o != me) {
+                    return Ok(None);
                 }
-                Visibility::BusinessUnits(list) => {
-                    let mut set = HashSet::new();
-                    for u in list {
-                        set.extend(run.sym(u)?);
-                    }
-                    if set.is_empty() {
-                        continue 'runs;
-                    }
-                    units = Some(set);
-                }
+                owner = Some(me);
             }
-            let mut sources: Vec<(Option<(Section, u64)>, usize)> = vec![(None, run.len())];
-            let candidates = [
-                f.operationtype.map(|t| (Section::ByType, u64::from(t.0))),
-                owner.map(|o| (Section::ByOwner, u64::from(o))),
-                workflow.map(|w| (Section::ByWorkflow, u64::from(w))),
-                regarding.map(|g| (Section::ByRegarding, u64::from(g))),
-                f.status_reason.filter(|_| run.has(Section::ByStatus)).map(|r| {
-                    let t = f.operationtype.map_or(cold::ANY_TYPE, |t| t.0);
-                    (Section::ByStatus, (u64::from(r as u32) << 32) | u64::from(t))
-                }),
-            ];
-            for (section, key) in candidates.into_iter().flatten() {
-                let n = run.postings(section, key)?.len();
-                if n == 0 {
-                    continue 'runs;
+            Visibility::BusinessUnits(list) => {
+                let mut set = HashSet::new();
+                for u in list {
+                    set.extend(run.sym(u)?);
                 }
-                sources.push((Some((section, key)), n));
+                if set.is_empty() {
+                    return Ok(None);
+                }
+                units = Some(set);
             }
-            let source = sources.into_iter().min_by_key(|s| s.1).and_then(|s| s.0);
-            let conditions = usize::from(f.operationtype.is_some())
-                + usize::from(owner.is_some())
-                + usize::from(workflow.is_some())
-                + usize::from(regarding.is_some());
-            let no_more = units.is_none()
-                && f.created_after.is_none()
-                && f.created_before.is_none()
-                && f.completed_before.is_none();
-            plans.push(ColdPlan {
-                k,
-                source,
-                operationtype: f.operationtype.map(|t| t.0),
-                status: f.status_reason,
-                owner,
-                workflow,
-                regarding,
-                units,
-                created_after: f.created_after.map(Timestamp::micros),
-                created_before: f.created_before.map(Timestamp::micros),
-                completed_before: f.completed_before.map(Timestamp::micros),
-                source_is_everything: conditions <= 1 && f.state.is_none() && f.status_reason.is_none() && no_more,
-                only_status_and_type: owner.is_none() && workflow.is_none() && regarding.is_none() && no_more,
-            });
         }
-        Ok(plans)
+        let mut sources: Vec<(Option<(Section, u64)>, usize)> = vec![(None, run.len())];
+        let candidates = [
+            f.operationtype.map(|t| (Section::ByType, u64::from(t.0))),
+            owner.map(|o| (Section::ByOwner, u64::from(o))),
+            workflow.map(|w| (Section::ByWorkflow, u64::from(w))),
+            regarding.map(|g| (Section::ByRegarding, u64::from(g))),
+            f.status_reason.filter(|_| run.has(Section::ByStatus)).map(|r| {
+                let t = f.operationtype.map_or(cold::ANY_TYPE, |t| t.0);
+                (Section::ByStatus, (u64::from(r as u32) << 32) | u64::from(t))
+            }),
+        ];
+        for (section, key) in candidates.into_iter().flatten() {
+            let n = run.postings(section, key)?.len();
+            if n == 0 {
+                return Ok(None);
+            }
+            sources.push((Some((section, key)), n));
+        }
+        let source = sources.into_iter().min_by_key(|s| s.1).and_then(|s| s.0);
+        let conditions = usize::from(f.operationtype.is_some())
+            + usize::from(owner.is_some())
+            + usize::from(workflow.is_some())
+            + usize::from(regarding.is_some());
+        let no_more =
+            units.is_none() && f.created_after.is_none() && f.created_before.is_none() && f.completed_before.is_none();
+        Ok(Some(ColdPlan {
+            k,
+            source,
+            operationtype: f.operationtype.map(|t| t.0),
+            status: f.status_reason,
+            owner,
+            workflow,
+            regarding,
+            units,
+            created_after: f.created_after.map(Timestamp::micros),
+            created_before: f.created_before.map(Timestamp::micros),
+            completed_before: f.completed_before.map(Timestamp::micros),
+            source_is_everything: conditions <= 1 && f.state.is_none() && f.status_reason.is_none() && no_more,
+            only_status_and_type: owner.is_none() && workflow.is_none() && regarding.is_none() && no_more,
+        }))
     }
 
     /// Hot rows matching `plan`, newest first, below `start`.
@@ -485,23 +491,29 @@ impl Projection {
     ) -> Result<Vec<Found>, Error> {
         let start = start_of(after, filter.created_before);
         let plan = self.plan(filter, vis);
-        let cold = self.cold_plans(filter, vis)?;
         let mut hot = plan.as_ref().map(|p| self.walk(p, start));
         let mut next_hot =
             || hot.as_mut().and_then(Iterator::next).map(|r| (self.rows[r as usize].created_key(), Loc::Hot(r)));
-        // A run is opened (its walk placed, its first match found) only
-        // once its newest job could come next: the first pages of a view
-        // over many runs, each holding older jobs than the one after it,
-        // read the newest runs only. Runs still closed, by their newest key,
-        // the newest last.
-        let mut closed: Vec<(Key, usize)> = Vec::with_capacity(cold.len());
-        for (j, p) in cold.iter().enumerate() {
-            let run = &self.cold[p.k];
-            closed.push((run.row(run.len() as u32 - 1)?.created_key(), j));
+        // A run is opened (its plan made, its walk placed, its first match
+        // found) only once its newest job could come next: the first pages
+        // of a view over many runs, each holding older jobs than the one
+        // after it, read the newest runs only; and a run whose oldest job
+        // is not below the cursor is never opened. Runs still closed, by
+        // their newest key, the newest last.
+        let mut closed: Vec<(Key, usize)> = Vec::with_capacity(self.cold.len());
+        if cold_possible(filter, vis) {
+            for (k, run) in self.cold.iter().enumerate() {
+                let Some(last) = u32::try_from(run.len()).ok().and_then(|n| n.checked_sub(1)) else { continue };
+                let below_start = |key: Key| start.is_none_or(|s| key < s);
+                let after_created = |key: Key| filter.created_after.is_none_or(|t| key.0 > t.micros());
+                if below_start(run.created_key(0)?) && after_created(run.created_key(last)?) {
+                    closed.push((run.created_key(last)?, k));
+                }
+            }
         }
         closed.sort_unstable();
-        let mut walks: Vec<Option<ColdWalk<'_>>> = (0..cold.len()).map(|_| None).collect();
-        let mut heads: Vec<Option<Found>> = vec![None; cold.len() + 1];
+        let mut walks: Vec<Option<ColdWalk<'_>>> = (0..self.cold.len()).map(|_| None).collect();
+        let mut heads: Vec<Option<Found>> = vec![None; self.cold.len() + 1];
         heads[0] = next_hot();
         let mut out = Vec::with_capacity(limit.min(4096));
         while out.len() < limit {
@@ -509,23 +521,24 @@ impl Projection {
                 heads.iter().enumerate().filter_map(|(i, h)| h.map(|h| (i, h.0))).max_by_key(|h| h.1)
             };
             let mut best = newest(&heads);
-            while let Some(&(bound, j)) = closed.last() {
+            while let Some(&(bound, k)) = closed.last() {
                 if best.is_some_and(|(_, key)| bound < key) {
                     break;
                 }
                 closed.pop();
-                let mut walk = ColdWalk::new(&self.cold[cold[j].k], &cold[j], start)?;
-                heads[j + 1] = walk.next_match()?.map(|(key, r)| (key, Loc::Cold(cold[j].k, r)));
-                walks[j] = Some(walk);
+                let Some(plan) = self.cold_plan(k, filter, vis)? else { continue };
+                let mut walk = ColdWalk::new(&self.cold[k], plan, start)?;
+                heads[k + 1] = walk.next_match()?.map(|(key, r)| (key, Loc::Cold(k, r)));
+                walks[k] = Some(walk);
                 best = newest(&heads);
             }
             let Some((i, _)) = best else { break };
             out.push(heads[i].take().expect("a head"));
             heads[i] = match i.checked_sub(1) {
                 None => next_hot(),
-                Some(j) => {
-                    let walk = walks[j].as_mut().expect("a head comes from an opened run");
-                    walk.next_match()?.map(|(key, r)| (key, Loc::Cold(cold[j].k, r)))
+                Some(k) => {
+                    let walk = walks[k].as_mut().expect("a head comes from an opened run");
+                    walk.next_match()?.map(|(key, r)| (key, Loc::Cold(k, r)))
                 }
             };
         }
@@ -624,7 +637,7 @@ impl Projection {
                     None => run.len(),
                 }
             } else {
-                let mut walk = ColdWalk::new(run, &p, start_of(None, filter.created_before))?;
+                let mut walk = ColdWalk::new(run, p, start_of(None, filter.created_before))?;
                 let mut m = 0;
                 while walk.next_match()?.is_some() {
                     m += 1;
@@ -723,7 +736,7 @@ impl Projection {
         };
         let below = Some((upto.0, Uuid::from_u128(upto.1.as_u128().saturating_add(1))));
         for p in self.cold_plans(&filter, &Visibility::All)? {
-            let mut walk = ColdWalk::new(&self.cold[p.k], &p, below)?;
+            let mut walk = ColdWalk::new(&self.cold[p.k], p, below)?;
             while walk.next_match()?.is_some() {
                 n += 1;
             }
