@@ -853,6 +853,17 @@ impl ColdRun {
         Ok((i64::from_le_bytes(arr(b, 16)), Uuid::from_bytes(arr(b, 0))))
     }
 
+    /// Row `i`'s (`completedon`, id), the completed index's order, read
+    /// without the rest of the row.
+    pub fn completed_key(&self, i: u32) -> Result<(i64, Uuid), Error> {
+        let i = i as usize;
+        if i >= self.rows {
+            return Err(corrupt_at(&self.path, 0, format!("row {i} of a run of {}", self.rows)));
+        }
+        let b = self.section(Section::Rows, i * ROW_LEN, 40)?;
+        Ok((i64::from_le_bytes(arr(b, 32)), Uuid::from_bytes(arr(b, 0))))
+    }
+
     /// The row of job `id`, if the run holds it.
     pub fn find(&self, id: Uuid) -> Result<Option<u32>, Error> {
         if !self.may_hold(id)? {
@@ -964,9 +975,14 @@ impl ColdRun {
 
     /// The positions of row `r`'s events, oldest first.
     pub fn events(&self, row: &ColdRow) -> Result<Vec<Position>, Error> {
+        Ok(self.event_positions(row)?.collect())
+    }
+
+    /// [`ColdRun::events`], read in place.
+    pub fn event_positions(&self, row: &ColdRow) -> Result<impl Iterator<Item = Position> + '_, Error> {
         let at = (row.events_start as usize).saturating_mul(EVENT_LEN);
         let b = self.section(Section::Events, at, (row.events_len as usize).saturating_mul(EVENT_LEN))?;
-        Ok(b.chunks_exact(EVENT_LEN).map(|e| Position { segment: le_u64(e, 0), offset: le_u64(e, 8) }).collect())
+        Ok(b.chunks_exact(EVENT_LEN).map(|e| Position { segment: le_u64(e, 0), offset: le_u64(e, 8) }))
     }
 
     /// The log segments the run's positions point into, with the

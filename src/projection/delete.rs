@@ -107,8 +107,8 @@ impl Projection {
                 if self.cold[k].gone.contains(&r) {
                     continue;
                 }
-                let row = self.cold[k].row(r)?;
-                return Ok((row.completedon < cutoff.micros()).then_some(((row.completedon, row.id), Loc::Cold(k, r))));
+                let key = self.cold[k].completed_key(r)?;
+                return Ok((key.0 < cutoff.micros()).then_some((key, Loc::Cold(k, r))));
             }
             Ok(None)
         };
@@ -166,7 +166,7 @@ impl Projection {
                 let (mut lo, mut hi) = (0, set.len());
                 while lo < hi {
                     let mid = lo + (hi - lo) / 2;
-                    if run.row(set.get(mid)?)?.completedon < cutoff.micros() {
+                    if run.completed_key(set.get(mid)?)?.0 < cutoff.micros() {
                         lo = mid + 1;
                     } else {
                         hi = mid;
@@ -233,7 +233,7 @@ impl Projection {
     }
 
     /// The hot rows of `found`; its cold ones are deleted in their runs
-    /// here (`Projection::delete_cold`).
+    /// here, run by run (`Projection::delete_cold`).
     fn take_from_cold(&mut self, found: Vec<Found>) -> Result<Vec<u32>, Error> {
         let mut cold: Vec<(usize, u32)> = Vec::new();
         let mut rows = Vec::with_capacity(found.len());
@@ -245,8 +245,9 @@ impl Projection {
         }
         // From the last run back: a run that goes renumbers only those after it.
         cold.sort_unstable_by(|a, b| b.cmp(a));
-        for (k, r) in cold {
-            self.delete_cold(k, r)?;
+        for of_run in cold.chunk_by(|a, b| a.0 == b.0) {
+            let taken: Vec<u32> = of_run.iter().map(|c| c.1).collect();
+            self.delete_cold(of_run[0].0, &taken)?;
         }
         Ok(rows)
     }
@@ -266,7 +267,7 @@ impl Projection {
                 None => continue,
                 Some(Loc::Cold(k, r)) => {
                     // A cold job is Completed.
-                    self.delete_cold(k, r)?;
+                    self.delete_cold(k, &[r])?;
                     continue;
                 }
                 Some(Loc::Hot(i)) => i,

@@ -333,15 +333,24 @@ impl Projection {
         self.index(i);
     }
 
-    /// Deletes row `r` of cold run `k`: its events become garbage, and the
-    /// run goes when no job of it is left. Returns whether the run went
-    /// (the runs after it are then numbered one less).
-    pub(crate) fn delete_cold(&mut self, k: usize, r: u32) -> Result<bool, Error> {
-        let row = self.cold[k].row(r)?;
-        for p in self.cold[k].events(&row)? {
-            self.garbage.entry(p.segment).or_default().push(p.offset);
+    /// Deletes rows `rows` of cold run `k` (none already gone): their
+    /// events become garbage, and the run goes when no job of it is left.
+    /// Every row is read before anything changes. Returns whether the run
+    /// went (the runs after it are then numbered one less).
+    pub(crate) fn delete_cold(&mut self, k: usize, rows: &[u32]) -> Result<bool, Error> {
+        // Garbage by segment here first: a lookup in the ordered map per
+        // segment, not per event.
+        let mut garbage: HashMap<u64, Vec<u64>> = HashMap::default();
+        let run = &self.cold[k];
+        for &r in rows {
+            for p in run.event_positions(&run.row(r)?)? {
+                garbage.entry(p.segment).or_default().push(p.offset);
+            }
         }
-        self.cold[k].gone.insert(r);
+        for (segment, offsets) in garbage {
+            self.garbage.entry(segment).or_default().extend(offsets);
+        }
+        self.cold[k].gone.extend(rows.iter().copied());
         if self.cold[k].live() == 0 {
             self.cold.remove(k);
             return Ok(true);
