@@ -834,33 +834,30 @@ impl ColdRun {
 
     /// Row `i`.
     pub fn row(&self, i: u32) -> Result<ColdRow, Error> {
+        let b = self.row_bytes(i, ROW_LEN)?;
+        ColdRow::decode(b).map_err(|why| corrupt_at(&self.path, self.sections[0].0 + i as usize * ROW_LEN, why))
+    }
+
+    /// The first `len` bytes of row `i`.
+    fn row_bytes(&self, i: u32, len: usize) -> Result<&[u8], Error> {
         let i = i as usize;
         if i >= self.rows {
             return Err(corrupt_at(&self.path, 0, format!("row {i} of a run of {}", self.rows)));
         }
-        let b = self.section(Section::Rows, i * ROW_LEN, ROW_LEN)?;
-        ColdRow::decode(b).map_err(|why| corrupt_at(&self.path, self.sections[0].0 + i * ROW_LEN, why))
+        self.section(Section::Rows, i * ROW_LEN, len)
     }
 
     /// Row `i`'s (`createdon`, id), the rows' order, read without the rest
     /// of the row.
     pub fn created_key(&self, i: u32) -> Result<(i64, Uuid), Error> {
-        let i = i as usize;
-        if i >= self.rows {
-            return Err(corrupt_at(&self.path, 0, format!("row {i} of a run of {}", self.rows)));
-        }
-        let b = self.section(Section::Rows, i * ROW_LEN, 24)?;
+        let b = self.row_bytes(i, 24)?;
         Ok((i64::from_le_bytes(arr(b, 16)), Uuid::from_bytes(arr(b, 0))))
     }
 
     /// Row `i`'s (`completedon`, id), the completed index's order, read
     /// without the rest of the row.
     pub fn completed_key(&self, i: u32) -> Result<(i64, Uuid), Error> {
-        let i = i as usize;
-        if i >= self.rows {
-            return Err(corrupt_at(&self.path, 0, format!("row {i} of a run of {}", self.rows)));
-        }
-        let b = self.section(Section::Rows, i * ROW_LEN, 40)?;
+        let b = self.row_bytes(i, 40)?;
         Ok((i64::from_le_bytes(arr(b, 32)), Uuid::from_bytes(arr(b, 0))))
     }
 
@@ -1225,6 +1222,11 @@ mod tests {
         // Rows by (createdon, id), each found by id, its columns and events back.
         let rows: Vec<ColdRow> = (0..3000).map(|i| run.row(i).unwrap()).collect();
         assert!(rows.windows(2).all(|w| w[0].created_key() < w[1].created_key()));
+        for (i, r) in rows.iter().enumerate() {
+            assert_eq!(run.created_key(i as u32).unwrap(), r.created_key());
+            assert_eq!(run.completed_key(i as u32).unwrap(), (r.completedon, r.id));
+        }
+        assert!(run.created_key(3000).unwrap_err().is_corruption());
         for j in &jobs {
             let r = run.find(j.row.id).unwrap().expect("found");
             let row = run.row(r).unwrap();
