@@ -1037,7 +1037,7 @@ impl ColdRun {
                 continue;
             }
             let mut row = self.row(r)?;
-            let positions = self.events(&row)?;
+            let positions = self.event_positions(&row)?;
             row.events_start = u32_of(events.len() / EVENT_LEN, "events")?;
             for p in positions {
                 let p = relocate(p)?;
@@ -1069,8 +1069,8 @@ impl ColdRun {
         // A postings section read whole: its keys, then each set's rows at
         // `start`..`start + length` of the list after them.
         let filtered = |s: Section| -> Result<Vec<u8>, Error> {
+            let n = usize_of(le_u64(self.section(s, 0, 8)?, 0));
             let b = self.whole(s)?;
-            let n = usize_of(le_u64(b, 0));
             let list = n.checked_mul(POSTING_KEY_LEN).and_then(|k| k.checked_add(8)).filter(|&l| l <= b.len());
             let list = &b[list.ok_or_else(|| corrupt_at(&self.path, 0, format!("{n} keys in section {s:?}")))?..];
             let mut pairs = Vec::with_capacity(list.len() / 4);

@@ -130,7 +130,7 @@ impl Projection {
                 heads.push(std::cmp::Reverse((key, i, loc)));
             }
         }
-        let mut out = Vec::with_capacity(limit.min(crate::domain::MAX_IMMEDIATE_DELETE as usize));
+        let mut out = Vec::with_capacity(limit.min(1 << 16));
         while out.len() < limit {
             let Some(std::cmp::Reverse((key, i, loc))) = heads.pop() else { break };
             if through.is_some_and(|t| key > t) {

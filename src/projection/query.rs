@@ -506,8 +506,9 @@ impl Projection {
                 let Some(last) = u32::try_from(run.len()).ok().and_then(|n| n.checked_sub(1)) else { continue };
                 let below_start = |key: Key| start.is_none_or(|s| key < s);
                 let after_created = |key: Key| filter.created_after.is_none_or(|t| key.0 > t.micros());
-                if below_start(run.created_key(0)?) && after_created(run.created_key(last)?) {
-                    closed.push((run.created_key(last)?, k));
+                let newest = run.created_key(last)?;
+                if below_start(run.created_key(0)?) && after_created(newest) {
+                    closed.push((newest, k));
                 }
             }
         }
