@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use joblog::domain::{Job, ManualClock, OperationType, Regarding, Timestamp};
 use joblog::engine::{Config, Engine, NewJob, UserAction};
+use joblog::log::LogConfig;
 use joblog::projection::query::{Cursor, Filter};
 
 mod support;
@@ -316,4 +317,105 @@ fn a_segment_swapped_for_another_stores_is_never_read_as_this_ones() {
         assert!(state.history(*id).unwrap_err().is_corruption(), "history of {id}");
     }
     assert!(!engine.verify().ok());
+}
+
+/// The tests' configuration with segments of 1 MiB.
+fn small_segments() -> Config {
+    Config { log: LogConfig { segment_size_bytes: 1 << 20, ..LogConfig::default() }, ..config() }
+}
+
+/// A replay of more than 65,536 events (`engine/open.rs`, `PIPELINE_EVENTS`)
+/// reads and decodes on one thread and applies on another: it gives the
+/// live state, stops exactly at the event asked for whatever batch that
+/// falls in, and a damaged frame far into the log refuses the open, naming
+/// the segment and the frame, as the one-thread replay does.
+#[test]
+fn a_long_replay_on_two_threads_equals_the_live_state_and_stops_at_damage() {
+    use joblog::domain::{Action, Actor, Envelope, Event, Status, Transition, EVENT_VERSION};
+    use joblog::projection::query::Visibility;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let engine = Engine::open(dir.path(), small_segments(), clock.clone()).unwrap();
+    let admin = engine.session("admin").unwrap();
+    let base = support::t("2025-06-01T00:00:00Z").micros();
+    let first = engine.next_seq();
+    // A job ready (1 event) or succeeded (3), every event 1 µs after the last.
+    let mut events = vec![];
+    let mut created_at_seq = vec![];
+    for i in 0..30_000u32 {
+        let at = |k: usize| Timestamp::from_micros(base + 4 * i64::from(i) + k as i64);
+        let mut job = Job::new(&format!("job {i}"), OperationType::WORKFLOW, "admin", "root", at(0));
+        job.regarding = Some(Regarding::parse(&format!("account:{}", i % 97)).unwrap());
+        created_at_seq.push(first + events.len() as u64);
+        let step = |action, from, to| Transition {
+            job: job.id,
+            action,
+            from,
+            to,
+            postponeuntil: None,
+            retrycount: 0,
+            errorcode: None,
+            message: None,
+        };
+        let env = |k, event| Envelope { version: EVENT_VERSION, at: at(k), actor: Actor::System, event };
+        let steps = (i % 4 != 0).then(|| {
+            [
+                env(1, Event::Transition(step(Action::Lock, Status::READY, Status::IN_PROGRESS))),
+                env(2, Event::Transition(step(Action::Succeed, Status::IN_PROGRESS, Status::SUCCEEDED))),
+            ]
+        });
+        events.push(env(0, Event::JobCreated(Box::new(job))));
+        events.extend(steps.into_iter().flatten());
+    }
+    let total = events.len() as u64;
+    assert!(total > 70_000);
+    for chunk in events.chunks(5_000) {
+        admin.load(chunk.to_vec()).unwrap();
+    }
+    drop(admin);
+    let live = dump(&engine);
+    assert_eq!(live.len(), 30_000);
+    drop(engine); // no clean close: no checkpoint, the whole log is replayed
+
+    let engine = Engine::open(dir.path(), small_segments(), clock.clone()).unwrap();
+    assert_eq!(engine.open_report().checkpoint_seq, None);
+    assert!(engine.open_report().events_replayed >= total);
+    assert_eq!(dump(&engine), live);
+    assert_eq!(engine.state().check_indices(), Vec::<String>::new());
+    // Up to an event inside a batch, at a batch's end, and past the end.
+    for upto in [first + 40_001, first + 50 * 1024 - 1, first + total + 10] {
+        let then = engine.replay_until_seq(upto).unwrap();
+        let created = created_at_seq.iter().filter(|&&s| s <= upto).count();
+        assert_eq!(then.job_count(), created, "up to event {upto}");
+        assert_eq!(then.last_seq(), upto.min(first + total - 1));
+        assert_eq!(then.count(&Filter::default(), &Visibility::All).unwrap(), created);
+    }
+    let segments = engine.segments();
+    drop(engine);
+
+    // One byte flipped in the middle of a sealed segment three quarters
+    // into the log, with the whole-segment checksums not checked on open:
+    // the replay's own frame checks find it.
+    assert!(segments.len() > 4, "{} segments", segments.len());
+    let seg = &segments[segments.len() * 3 / 4];
+    let mut bytes = std::fs::read(&seg.path).unwrap();
+    let flip = seg.published_bytes as usize / 2;
+    bytes[flip] ^= 0x10;
+    std::fs::write(&seg.path, &bytes).unwrap();
+    let config = || Config { log: LogConfig { verify_on_open: false, ..small_segments().log }, ..small_segments() };
+    for read_only in [false, true] {
+        let opened = if read_only {
+            Engine::open_read_only(dir.path(), config(), clock.clone())
+        } else {
+            Engine::open(dir.path(), config(), clock.clone())
+        };
+        match opened {
+            Err(joblog::Error::Corrupt { file: Some(file), offset: Some(offset), .. }) => {
+                assert_eq!(file, seg.path);
+                assert!(offset as usize <= flip && flip - (offset as usize) < 400, "frame at {offset}, flip at {flip}");
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a damaged log opened"),
+        }
+    }
 }

@@ -10,9 +10,9 @@ use std::sync::{Arc, Mutex};
 use parking_lot::RwLock;
 
 use super::{Config, Engine, OpenReport, SIMULATION_MARKER};
-use crate::domain::{Clock, Event, Timestamp};
+use crate::domain::{Clock, Envelope, Event, Timestamp};
 use crate::error::Error;
-use crate::log::{Log, LogError};
+use crate::log::{Log, LogError, Position};
 use crate::projection::{decode_event, Projection};
 
 impl Engine {
@@ -246,11 +246,72 @@ enum Replay {
 
 /// Folds the log into `state`, from the event after the state's last one,
 /// counting the events applied.
+///
+/// A long replay runs on two threads: one reads the frames (checksums) and
+/// decodes the events, the other applies them in order; decoding is about
+/// half of a replay's time. Either side's error ends both; the applier's
+/// comes first (it is at an earlier event than the reader's).
 fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64) -> Result<(), Error> {
     // From nothing, the indices are built once at the end (a state that
     // failed to fold is never used).
     state.defer_indexing();
-    let scanned = log.scan_from(state.last_seq() + 1, |rec| {
+    let from = state.last_seq() + 1;
+    let mut apply = |batch: &[Decoded]| -> Result<(), Error> {
+        for (env, seq, position) in batch {
+            state.apply(env, *seq, *position)?;
+            *count += 1;
+        }
+        Ok(())
+    };
+    let folded = if log.next_seq().saturating_sub(from) < PIPELINE_EVENTS {
+        read_events(log, from, how, |batch| apply(&batch).map(|()| ControlFlow::Continue(())))
+    } else {
+        std::thread::scope(|scope| {
+            let (tx, rx) = crossbeam_channel::bounded::<Vec<Decoded>>(BATCHES_IN_FLIGHT);
+            let reader = std::thread::Builder::new().name("joblog-replay".into()).spawn_scoped(scope, move || {
+                // A closed channel is the applier's error: stop reading.
+                read_events(log, from, how, |batch| {
+                    Ok(if tx.send(batch).is_ok() { ControlFlow::Continue(()) } else { ControlFlow::Break(()) })
+                })
+            });
+            let reader = match reader {
+                Ok(reader) => reader,
+                // No thread to be had: read and apply on this one.
+                Err(_) => {
+                    return read_events(log, from, how, |batch| apply(&batch).map(|()| ControlFlow::Continue(())))
+                }
+            };
+            let applied = rx.iter().try_for_each(|batch| apply(&batch));
+            drop(rx);
+            let read = reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            applied.and(read)
+        })
+    };
+    state.finish_indexing();
+    folded
+}
+
+/// An event decoded for [`replay`], with its sequence number and place.
+type Decoded = (Envelope, u64, Position);
+
+/// Events decoded per batch handed from the reader to the applier.
+const BATCH_EVENTS: usize = 1024;
+/// Batches decoded ahead of the applier at most.
+const BATCHES_IN_FLIGHT: usize = 8;
+/// A replay of fewer events than this stays on one thread.
+const PIPELINE_EVENTS: u64 = 64 * 1024;
+
+/// Reads and decodes the events of the log from `from` on, as far as `how`
+/// goes, and hands them to `each` in batches, in order, until it breaks.
+fn read_events(
+    log: &Log,
+    from: u64,
+    how: Replay,
+    mut each: impl FnMut(Vec<Decoded>) -> Result<ControlFlow<()>, Error>,
+) -> Result<(), Error> {
+    let mut batch = Vec::with_capacity(BATCH_EVENTS);
+    let mut stopped = false;
+    log.scan_from(from, |rec| -> Result<ControlFlow<()>, Error> {
         if matches!(how, Replay::UntilSeq(s) if rec.seq > s) {
             return Ok(ControlFlow::Break(()));
         }
@@ -273,12 +334,18 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64) -> Re
                 _ => {}
             }
         }
-        state.apply(&env, rec.seq, rec.position)?;
-        *count += 1;
-        Ok(ControlFlow::Continue(()))
-    });
-    state.finish_indexing();
-    scanned
+        batch.push((env, rec.seq, rec.position));
+        if batch.len() < BATCH_EVENTS {
+            return Ok(ControlFlow::Continue(()));
+        }
+        let flow = each(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_EVENTS)))?;
+        stopped = flow.is_break();
+        Ok(flow)
+    })?;
+    if !stopped && !batch.is_empty() {
+        let _ = each(batch)?;
+    }
+    Ok(())
 }
 
 /// Renames each checkpoint at or past `next_seq` (a state the log no longer
