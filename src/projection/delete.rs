@@ -436,7 +436,12 @@ pub(super) fn search_from(moved: &[(u64, u64)], hint: usize, old: u64) -> Option
     moved[lo..hi].binary_search_by_key(&old, |m| m.0).ok().map(|i| lo + i)
 }
 
-fn remove_from<K: Hash + Eq, T: Ord>(map: &mut HashMap<K, OrderedRows>, k: K, row: u32, key: impl Fn(u32) -> T) {
+fn remove_from<K: Hash + Eq, T: Ord + Copy>(
+    map: &mut HashMap<K, OrderedRows<T>>,
+    k: K,
+    row: u32,
+    key: impl Fn(u32) -> T,
+) {
     if let Some(set) = map.get_mut(&k) {
         set.remove(row, key);
         if set.len() == 0 {
@@ -445,7 +450,7 @@ fn remove_from<K: Hash + Eq, T: Ord>(map: &mut HashMap<K, OrderedRows>, k: K, ro
     }
 }
 
-fn retain_in<K>(map: &mut HashMap<K, OrderedRows>, keep: impl Fn(u32) -> bool + Copy) {
+fn retain_in<K, T: Ord + Copy>(map: &mut HashMap<K, OrderedRows<T>>, keep: impl Fn(u32) -> bool + Copy) {
     map.retain(|_, set| {
         set.retain(keep);
         set.len() > 0

@@ -48,6 +48,27 @@ impl Interner {
         s.map_or(NONE, |s| self.intern(s))
     }
 
+    /// Interns `a`, `sep` and `b` one after the other as one name (a
+    /// regarding row's `table:id`), without making that name elsewhere
+    /// first: it is written at the end of the names, and taken back if it
+    /// was there already.
+    pub(crate) fn intern_joined(&mut self, a: &str, sep: char, b: &str) -> Sym {
+        let start = self.text.len();
+        self.text.push_str(a);
+        self.text.push(sep);
+        self.text.push_str(b);
+        let Self { text, ends, ids } = self;
+        let h = hash(&text[start..]);
+        if let Some(&id) = ids.find(h, |&id| name_in(text, ends, id) == &text[start..]) {
+            text.truncate(start);
+            return id;
+        }
+        ends.push(text.len());
+        let id = ends.len() as Sym;
+        ids.insert_unique(h, id, |&other| hash(name_in(text, ends, other)));
+        id
+    }
+
     /// Appends `s` to the names (not to the lookup table); its symbol.
     fn push(&mut self, s: &str) -> Sym {
         self.text.push_str(s);
@@ -191,6 +212,20 @@ mod tests {
         assert_eq!(i.get("account:8"), None);
         assert_eq!(i.name(b), Some("account:7"));
         assert_eq!(i.name(NONE), None);
+        // Joined from parts: found as the whole name, nothing kept twice.
+        let text = i.text.len();
+        assert_eq!(i.intern_joined("account", ':', "7"), b);
+        assert_eq!(i.text.len(), text);
+        assert_eq!(i.intern_joined("account", ':', "8"), 4);
+        assert_eq!((i.get("account:8"), i.name(4)), (Some(4), Some("account:8")));
+        assert_eq!(i.intern("account:8"), 4);
+        i = {
+            let mut again = Interner::default();
+            for name in ["owner-1", "account:7", ""] {
+                again.intern(name);
+            }
+            again
+        };
 
         // The bytes of the struct it replaced: { names: Vec<Box<str>> }.
         #[derive(Serialize, Deserialize)]

@@ -163,12 +163,12 @@ struct ViewIndices {
     by_type: HashMap<u32, OrderedRows>,
     by_owner: HashMap<Sym, OrderedRows>,
     by_workflow: HashMap<Sym, OrderedRows>,
-    by_regarding: OrderedRows,
+    by_regarding: OrderedRows<RegardingKey>,
 }
 
-/// Groups of rows in the order they were pushed.
-fn ordered_groups<K: std::hash::Hash + Eq>(groups: HashMap<K, Vec<u32>>) -> HashMap<K, OrderedRows> {
-    groups.into_iter().map(|(k, rows)| (k, OrderedRows::from_sorted(rows))).collect()
+/// Groups of rows in (`createdon`, id) order, the order they were pushed.
+fn ordered_groups<K: std::hash::Hash + Eq>(rows: &[Row], groups: HashMap<K, Vec<u32>>) -> HashMap<K, OrderedRows> {
+    groups.into_iter().map(|(k, set)| (k, OrderedRows::from_sorted(set, |x| rows[x as usize].created_key()))).collect()
 }
 
 impl ViewIndices {
@@ -190,12 +190,13 @@ impl ViewIndices {
         // (regarding, place in `createdon` order), sorted as one number.
         by_regarding.sort_unstable();
         ViewIndices {
-            all: OrderedRows::from_sorted(keyed.iter().map(|&(_, i)| i).collect()),
-            by_type: ordered_groups(by_type),
-            by_owner: ordered_groups(by_owner),
-            by_workflow: ordered_groups(by_workflow),
+            all: OrderedRows::from_sorted(keyed.iter().map(|&(_, i)| i).collect(), |x| rows[x as usize].created_key()),
+            by_type: ordered_groups(rows, by_type),
+            by_owner: ordered_groups(rows, by_owner),
+            by_workflow: ordered_groups(rows, by_workflow),
             by_regarding: OrderedRows::from_sorted(
                 by_regarding.into_iter().map(|k| keyed[k as u32 as usize].1).collect(),
+                |x| rows[x as usize].regarding_key(),
             ),
         }
     }
@@ -234,19 +235,23 @@ impl StatusIndices {
             }
         }
         // In `createdon` order already; these two are ordered by other keys.
-        let sorted = |mut v: Keyed| {
+        let sorted = |mut v: Keyed, key: fn(&Row) -> (i64, Uuid)| {
             v.sort_unstable();
-            OrderedRows::from_sorted(v.into_iter().map(|(_, i)| i).collect())
+            OrderedRows::from_sorted(v.into_iter().map(|(_, i)| i).collect(), |x| key(&rows[x as usize]))
         };
         StatusIndices {
-            by_status: ordered_groups(by_status),
-            completed: completed.into_iter().map(|(k, v)| (k, sorted(v))).collect(),
+            by_status: ordered_groups(rows, by_status),
+            completed: completed.into_iter().map(|(k, v)| (k, sorted(v, Row::completed_key))).collect(),
             open_counts,
-            timers: sorted(timers),
-            by_token: ordered_groups(by_token),
+            timers: sorted(timers, Row::timer_key),
+            by_token: ordered_groups(rows, by_token),
         }
     }
 }
+
+/// The order of [`Projection::by_regarding`]: regarding row, then
+/// (`createdon`, id).
+pub(crate) type RegardingKey = (Sym, (i64, Uuid));
 
 impl Row {
     /// The order of every "newest first" view.
@@ -255,7 +260,7 @@ impl Row {
     }
 
     /// The key of [`Projection::by_regarding`].
-    pub(crate) fn regarding_key(&self) -> (Sym, (i64, Uuid)) {
+    pub(crate) fn regarding_key(&self) -> RegardingKey {
         (self.regarding, self.created_key())
     }
 
@@ -320,7 +325,7 @@ pub struct Projection {
     /// Every live job regarding a row, by (regarding, createdon, id): one
     /// set, since most rows are regarded by one job or a few (a set per row
     /// would cost an allocation and a map entry each).
-    by_regarding: OrderedRows,
+    by_regarding: OrderedRows<RegardingKey>,
     /// Hot jobs by status, `createdon` order. Completed ones are here too,
     /// until a checkpoint moves them cold: a view filtered by a Completed
     /// Status Reason walks only those.
@@ -563,7 +568,7 @@ impl Projection {
         };
         match &env.event {
             Event::JobCreated(job) => {
-                if self.by_id.contains_key(&job.id) || self.locate(job.id)?.is_some() {
+                if self.by_id.contains_key(&job.id) || self.locate_cold(job.id)?.is_some() {
                     return bad(format!("job {} created twice", job.id));
                 }
                 let p = self.pos(pos);
@@ -678,7 +683,7 @@ impl Projection {
             owner: s.intern(&job.owner),
             owningbusinessunit: s.intern(&job.owningbusinessunit),
             workflow: s.intern_opt(job.workflow.as_deref()),
-            regarding: s.intern_opt(job.regarding.as_ref().map(|r| r.to_string()).as_deref()),
+            regarding: job.regarding.as_ref().map_or(NONE, |r| s.intern_joined(&r.table, ':', &r.id)),
             dependencytoken: s.intern_opt(job.dependencytoken.as_deref()),
             retrycount: job.retrycount,
             errorcode: job.errorcode.unwrap_or(NO_ERROR),

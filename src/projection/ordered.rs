@@ -2,30 +2,46 @@
 //! a key that the caller computes from the row (so an index entry costs four
 //! bytes, not a copy of its key). Appends at the newest end, the common
 //! case, touch only the last chunk.
+//!
+//! Each chunk also has a bound: no key in it is above its bound, and every
+//! key in it is above the previous chunk's bound. Finding a key's chunk
+//! reads the bounds only (one small array), not a row of each chunk looked
+//! at: in a large set those rows are far apart in memory. A bound is a key
+//! that was in the chunk; removing rows leaves it in place, still a bound.
 
 /// Chunks split when they reach twice this size, and merge with a
 /// neighbour when they fall below a quarter of it.
 const CHUNK: usize = 512;
 
-#[derive(Debug, Clone, Default)]
-pub(crate) struct OrderedRows {
+/// `K`: the key; most sets are ordered by (`createdon`, id).
+#[derive(Debug, Clone)]
+pub(crate) struct OrderedRows<K = (i64, uuid::Uuid)> {
     chunks: Vec<Vec<u32>>,
+    /// Each chunk's bound, in step with `chunks`.
+    bounds: Vec<K>,
     len: usize,
 }
 
-impl OrderedRows {
+impl<K> Default for OrderedRows<K> {
+    fn default() -> Self {
+        Self { chunks: Vec::new(), bounds: Vec::new(), len: 0 }
+    }
+}
+
+impl<K: Ord + Copy> OrderedRows<K> {
     pub(crate) fn len(&self) -> usize {
         self.len
     }
 
-    /// The chunk that holds (or would hold) key `k`.
-    fn chunk_for<K: Ord>(&self, k: &K, key: &impl Fn(u32) -> K) -> usize {
-        self.chunks.partition_point(|c| key(*c.last().expect("chunks are never empty")) < *k)
+    /// The chunk that holds (or would hold) key `k` (the number of chunks
+    /// when `k` is above every bound).
+    fn chunk_for(&self, k: &K) -> usize {
+        self.bounds.partition_point(|b| b < k)
     }
 
     /// The set of `rows`, already in key order (distinct keys), built
     /// whole: chunks of `CHUNK` rows.
-    pub(crate) fn from_sorted(rows: Vec<u32>) -> Self {
+    pub(crate) fn from_sorted(rows: Vec<u32>, key: impl Fn(u32) -> K) -> Self {
         let len = rows.len();
         let chunks = if len < 2 * CHUNK {
             if rows.is_empty() {
@@ -36,45 +52,50 @@ impl OrderedRows {
         } else {
             rows.chunks(CHUNK).map(<[u32]>::to_vec).collect()
         };
-        OrderedRows { chunks, len }
+        let bounds = chunks.iter().map(|c: &Vec<u32>| key(*c.last().expect("chunks are never empty"))).collect();
+        OrderedRows { chunks, bounds, len }
     }
 
     /// Inserts `row`. Keys must be distinct and must not change while the
     /// row is in the set.
-    pub(crate) fn insert<K: Ord>(&mut self, row: u32, key: impl Fn(u32) -> K) {
+    pub(crate) fn insert(&mut self, row: u32, key: impl Fn(u32) -> K) {
         let k = key(row);
-        if self.chunks.is_empty() {
-            self.chunks.push(vec![row]);
-            self.len = 1;
-            return;
-        }
+        self.len += 1;
         // The common case: a key above every other (new jobs are the newest).
-        let last = self.chunks.last_mut().expect("not empty");
-        if key(*last.last().expect("chunks are never empty")) < k {
-            last.push(row);
-            if last.len() >= 2 * CHUNK {
-                let tail = last.split_off(CHUNK);
-                self.chunks.push(tail);
+        let ci = match self.bounds.last() {
+            None => {
+                self.chunks.push(vec![row]);
+                self.bounds.push(k);
+                return;
             }
-            self.len += 1;
-            return;
-        }
-        let ci = self.chunk_for(&k, &key).min(self.chunks.len() - 1);
+            Some(last) if *last < k => {
+                let ci = self.chunks.len() - 1;
+                self.chunks[ci].push(row);
+                self.bounds[ci] = k;
+                ci
+            }
+            Some(_) => {
+                let ci = self.chunk_for(&k);
+                let chunk = &mut self.chunks[ci];
+                let pos = chunk.partition_point(|&r| key(r) < k);
+                debug_assert!(chunk.get(pos).is_none_or(|&r| key(r) != k), "duplicate key");
+                chunk.insert(pos, row);
+                ci
+            }
+        };
         let chunk = &mut self.chunks[ci];
-        let pos = chunk.partition_point(|&r| key(r) < k);
-        debug_assert!(chunk.get(pos).is_none_or(|&r| key(r) != k), "duplicate key");
-        chunk.insert(pos, row);
         if chunk.len() >= 2 * CHUNK {
             let tail = chunk.split_off(CHUNK);
+            let head_bound = key(*chunk.last().expect("CHUNK rows"));
             self.chunks.insert(ci + 1, tail);
+            self.bounds.insert(ci, head_bound);
         }
-        self.len += 1;
     }
 
     /// Removes `row` (found by its key); false if it was not there.
-    pub(crate) fn remove<K: Ord>(&mut self, row: u32, key: impl Fn(u32) -> K) -> bool {
+    pub(crate) fn remove(&mut self, row: u32, key: impl Fn(u32) -> K) -> bool {
         let k = key(row);
-        let ci = self.chunk_for(&k, &key);
+        let ci = self.chunk_for(&k);
         let Some(chunk) = self.chunks.get_mut(ci) else { return false };
         let pos = chunk.partition_point(|&r| key(r) < k);
         if chunk.get(pos) != Some(&row) {
@@ -84,15 +105,17 @@ impl OrderedRows {
         self.len -= 1;
         if chunk.is_empty() {
             self.chunks.remove(ci);
+            self.bounds.remove(ci);
         } else if chunk.len() < CHUNK / 4 && ci + 1 < self.chunks.len() && self.chunks[ci + 1].len() < CHUNK {
             let next = self.chunks.remove(ci + 1);
             self.chunks[ci].extend(next);
+            self.bounds.remove(ci);
         }
         true
     }
 
     /// Rows from the greatest key down, starting below `below` if given.
-    pub(crate) fn iter_desc<'a, K: Ord + 'a>(
+    pub(crate) fn iter_desc<'a>(
         &'a self,
         below: Option<K>,
         key: impl Fn(u32) -> K + 'a,
@@ -100,7 +123,7 @@ impl OrderedRows {
         let (ci, pos) = match &below {
             None => (self.chunks.len(), 0),
             Some(b) => {
-                let ci = self.chunk_for(b, &key);
+                let ci = self.chunk_for(b);
                 match self.chunks.get(ci) {
                     Some(c) => (ci, c.partition_point(|&r| key(r) < *b)),
                     None => (self.chunks.len(), 0),
@@ -113,8 +136,8 @@ impl OrderedRows {
     }
 
     /// How many rows have a key below `bound`.
-    pub(crate) fn count_below<K: Ord>(&self, bound: &K, key: impl Fn(u32) -> K) -> usize {
-        let ci = self.chunk_for(bound, &key);
+    pub(crate) fn count_below(&self, bound: &K, key: impl Fn(u32) -> K) -> usize {
+        let ci = self.chunk_for(bound);
         let whole: usize = self.chunks[..ci].iter().map(Vec::len).sum();
         whole + self.chunks.get(ci).map_or(0, |c| c.partition_point(|&r| key(r) < *bound))
     }
@@ -125,28 +148,33 @@ impl OrderedRows {
     }
 
     /// Keeps only the rows `keep` accepts, in one pass and in place
-    /// (bulk deletion); neighbouring chunks that fit in one are merged.
+    /// (bulk deletion); neighbouring chunks that fit in one are merged
+    /// (under the later one's bound). Reads no key.
     pub(crate) fn retain(&mut self, keep: impl Fn(u32) -> bool) {
-        for c in &mut self.chunks {
+        let mut chunks: Vec<Vec<u32>> = Vec::with_capacity(self.chunks.len());
+        let mut bounds: Vec<K> = Vec::with_capacity(self.chunks.len());
+        for (mut c, bound) in std::mem::take(&mut self.chunks).into_iter().zip(std::mem::take(&mut self.bounds)) {
             c.retain(|&r| keep(r));
-        }
-        self.chunks.retain(|c| !c.is_empty());
-        if self.chunks.len() > 1 {
-            let mut merged: Vec<Vec<u32>> = Vec::with_capacity(self.chunks.len());
-            for c in std::mem::take(&mut self.chunks) {
-                match merged.last_mut() {
-                    Some(last) if last.len() + c.len() <= CHUNK => last.extend(c),
-                    _ => merged.push(c),
+            match (chunks.last_mut(), bounds.last_mut()) {
+                _ if c.is_empty() => {}
+                (Some(last), Some(last_bound)) if last.len() + c.len() <= CHUNK => {
+                    last.extend(c);
+                    *last_bound = bound;
+                }
+                _ => {
+                    chunks.push(c);
+                    bounds.push(bound);
                 }
             }
-            self.chunks = merged;
         }
-        self.len = self.chunks.iter().map(Vec::len).sum();
+        self.len = chunks.iter().map(Vec::len).sum();
+        (self.chunks, self.bounds) = (chunks, bounds);
     }
 
     /// Heap bytes held (for the memory figures).
     pub(crate) fn heap_bytes(&self) -> usize {
         self.chunks.capacity() * std::mem::size_of::<Vec<u32>>()
+            + self.bounds.capacity() * std::mem::size_of::<K>()
             + self.chunks.iter().map(|c| c.capacity() * 4).sum::<usize>()
     }
 }
@@ -159,19 +187,28 @@ mod tests {
 
     proptest! {
         /// Against a BTreeSet: a set built whole from sorted rows (none,
-        /// or up to a few chunks), random inserts and removes, then every
-        /// descending iteration from every cursor.
+        /// or up to a few chunks), random inserts and removes with a bulk
+        /// deletion between them, then every descending iteration from
+        /// every cursor.
         #[test]
         fn behaves_like_a_sorted_set(
             start in proptest::collection::btree_set(0u32..3000, 0..1500),
             ops in proptest::collection::vec((any::<bool>(), 0u32..3000), 0..4000),
+            gone in 1u32..5,
         ) {
             // The key of a row is a scrambled copy of it, so order differs from row order.
             let key = |r: u32| (r.wrapping_mul(2_654_435_761) % 10_007, r);
             let mut model: BTreeSet<(u32, u32)> = start.iter().map(|&r| key(r)).collect();
-            let mut set = OrderedRows::from_sorted(model.iter().map(|k| k.1).collect());
+            let mut set = OrderedRows::from_sorted(model.iter().map(|k| k.1).collect(), key);
             prop_assert_eq!(set.len(), model.len());
-            for (insert, row) in ops {
+            // Half the operations, a deletion of every row whose number
+            // `gone` divides (no key read), then the other half.
+            let half = ops.len() / 2;
+            for (n, (insert, row)) in ops.into_iter().enumerate() {
+                if n == half {
+                    set.retain(|r| r % gone != 0);
+                    model.retain(|k| k.1 % gone != 0);
+                }
                 if insert {
                     if model.insert(key(row)) {
                         set.insert(row, key);

@@ -84,9 +84,14 @@ pub(crate) enum Loc {
 impl Projection {
     /// Where job `id` lives, if it is there.
     pub(crate) fn locate(&self, id: Uuid) -> Result<Option<Loc>, Error> {
-        if let Some(i) = self.row_of(id) {
-            return Ok(Some(Loc::Hot(i)));
+        match self.row_of(id) {
+            Some(i) => Ok(Some(Loc::Hot(i))),
+            None => self.locate_cold(id),
         }
+    }
+
+    /// Where job `id` is among the cold runs, if it is there and live.
+    pub(crate) fn locate_cold(&self, id: Uuid) -> Result<Option<Loc>, Error> {
         for (k, run) in self.cold.iter().enumerate().rev() {
             if let Some(r) = run.find(id)? {
                 // A job is in one run at most.
