@@ -367,6 +367,10 @@ struct BodyRef<'a> {
     event: &'a Event,
 }
 
+/// The first event schema version whose payloads decode with today's
+/// types (every version so far: each only appended variants).
+pub(super) const TODAYS_TYPES_SINCE: u16 = 1;
+
 /// Decodes what follows the version, with the types of `version`.
 fn decode_body(version: u16, bytes: &[u8]) -> Result<(Timestamp, Actor, Event), EventDecodeError> {
     let malformed = |e: crate::codec::CodecError| EventDecodeError::Malformed { version, reason: e.to_string() };
@@ -375,8 +379,9 @@ fn decode_body(version: u16, bytes: &[u8]) -> Result<(Timestamp, Actor, Event), 
         // Versions 1 ..= today's share today's types: each version so far
         // only appended variants (see VERSIONS). When a version changes a
         // type, an arm `1..=N => v{N}::decode(bytes).map(Into::into)` goes
-        // above this one, and this one starts at N + 1.
-        1..=EVENT_VERSION => {
+        // above this one, and TODAYS_TYPES_SINCE becomes N + 1 (the fast
+        // path of `wire.rs` reads only versions from it on).
+        TODAYS_TYPES_SINCE..=EVENT_VERSION => {
             let b: Body = crate::codec::decode(bytes).map_err(malformed)?;
             Ok((b.at, b.actor, b.event))
         }
@@ -416,6 +421,11 @@ impl Envelope {
     /// first, then the rest with that version's types, converted to today's
     /// (the returned envelope keeps the version it was written in).
     pub fn decode(bytes: &[u8]) -> Result<Envelope, EventDecodeError> {
+        // A job created or a step of one: read directly (`wire.rs`); the
+        // rest, and anything that path does not accept, through serde.
+        if let Some(env) = super::wire::decode_common(bytes) {
+            return Ok(env);
+        }
         let (version, used) = crate::codec::decode_prefix::<u16>(bytes)
             .map_err(|e| EventDecodeError::Malformed { version: 0, reason: format!("no version: {e}") })?;
         let (at, actor, event) = decode_body(version, &bytes[used..])?;

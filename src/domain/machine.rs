@@ -42,6 +42,24 @@ pub enum Action {
 }
 
 impl Action {
+    /// Every action, in declaration order: the one stored as index `i` is
+    /// `ALL[i]` (`src/domain/wire.rs` reads them so; a test checks it).
+    pub const ALL: [Action; 13] = [
+        Action::Cancel,
+        Action::Pause,
+        Action::Resume,
+        Action::Postpone,
+        Action::Lock,
+        Action::Succeed,
+        Action::Fail,
+        Action::Wait,
+        Action::Retry,
+        Action::StopPausing,
+        Action::StopCanceling,
+        Action::ReturnToReady,
+        Action::Wake,
+    ];
+
     /// The four actions a user may ask for; the rest are the service's.
     pub fn is_user_action(self) -> bool {
         matches!(self, Action::Cancel | Action::Pause | Action::Resume | Action::Postpone)

@@ -28,6 +28,7 @@ mod privilege;
 mod status;
 mod time;
 mod token;
+mod wire;
 
 pub use config::{policy_key, PolicyKey, StorePolicy};
 pub use deletion::{Deletion, DeletionCriteria, Recurrence, RetentionPolicy, MAX_IMMEDIATE_DELETE};

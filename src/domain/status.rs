@@ -140,6 +140,15 @@ impl Status {
             .ok_or(DomainError::BadStatusPair { statecode, statuscode })
     }
 
+    /// The status stored as the State's variant index `state` and the
+    /// Status Reason's `reason` (`docs/format.md`: a `Status` is those two
+    /// indices), if that pair exists. [`PAIRS`] lists the reasons in their
+    /// declaration order, and a State's index is its code.
+    pub(crate) fn from_indices(state: u32, reason: u32) -> Option<Self> {
+        let &(s, r) = PAIRS.get(usize::try_from(reason).ok()?)?;
+        (s as u32 == state).then_some(Status { state: s, reason: r })
+    }
+
     /// The State half.
     pub fn state(self) -> State {
         self.state

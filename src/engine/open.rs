@@ -268,10 +268,17 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64) -> Re
     } else {
         std::thread::scope(|scope| {
             let (tx, rx) = crossbeam_channel::bounded::<Vec<Decoded>>(BATCHES_IN_FLIGHT);
+            // Applied batches come back to be freed where they were made
+            // (the allocator frees faster on the thread that allocated).
+            let (done_tx, done_rx) = crossbeam_channel::bounded::<Vec<Decoded>>(BATCHES_IN_FLIGHT);
             let reader = std::thread::Builder::new().name("joblog-replay".into()).spawn_scoped(scope, move || {
-                // A closed channel is the applier's error: stop reading.
                 read_events(log, from, how, |batch| {
-                    Ok(if tx.send(batch).is_ok() { ControlFlow::Continue(()) } else { ControlFlow::Break(()) })
+                    // A closed channel is the applier's error: stop reading.
+                    if tx.send(batch).is_err() {
+                        return Ok(ControlFlow::Break(()));
+                    }
+                    done_rx.try_iter().for_each(drop);
+                    Ok(ControlFlow::Continue(()))
                 })
             });
             let reader = match reader {
@@ -281,7 +288,12 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64) -> Re
                     return read_events(log, from, how, |batch| apply(&batch).map(|()| ControlFlow::Continue(())))
                 }
             };
-            let applied = rx.iter().try_for_each(|batch| apply(&batch));
+            let applied = rx.iter().try_for_each(|batch| {
+                apply(&batch)?;
+                // Freed here if the reader has not taken the last ones back.
+                let _ = done_tx.try_send(batch);
+                Ok(())
+            });
             drop(rx);
             let read = reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
             applied.and(read)
