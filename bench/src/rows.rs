@@ -199,6 +199,12 @@ pub trait Contender {
     fn delete(&mut self, cutoff: i64, limit: Option<u64>) -> (u64, f64, f64);
     /// Bytes the database takes on disk.
     fn bytes(&mut self) -> u64;
+    /// Empties the contender's own cache of the database's pages, for a
+    /// page read cold (the kernel's page cache is dropped apart); false
+    /// when it cannot be emptied while running (none by default).
+    fn forget_cached_pages(&mut self) -> bool {
+        false
+    }
     /// The same two deletions (at most `limit`, then the rest) in a second
     /// configuration a user of this database would choose for them, on a
     /// copy of the loaded database made before [`Contender::delete`]

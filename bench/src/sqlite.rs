@@ -86,6 +86,12 @@ impl Contender for Sqlite {
         crate::probe::dir_bytes(&self.dir)
     }
 
+    /// `PRAGMA shrink_memory`: the connection frees its page cache.
+    fn forget_cached_pages(&mut self) -> bool {
+        self.db.execute_batch("PRAGMA shrink_memory;").unwrap();
+        true
+    }
+
     /// `auto_vacuum = INCREMENTAL`, the setting a user who deletes in bulk
     /// would choose: freed pages go back to the file system with `PRAGMA
     /// incremental_vacuum`, without VACUUM's rewrite of the whole file. On

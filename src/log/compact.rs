@@ -254,6 +254,7 @@ impl DropSet {
 }
 
 fn copy_survivors(old: &Arc<Segment>, drop: &[u64], path: &Path, tmp: &Path) -> Result<Rewritten, LogError> {
+    let _through = old.map.read_through();
     let bytes = old.map.bytes();
     let generation = old.generation + 1;
     let mut out: Option<SegmentWriter> = None;

@@ -246,7 +246,10 @@ pub(crate) struct Segment {
 }
 
 impl Segment {
+    /// A segment read at random (a view reads one job's events) except
+    /// by whole-segment scans, which prefetch it.
     pub(crate) fn new(first_seq: u64, generation: u32, path: PathBuf, map: Arc<SegmentMap>) -> Self {
+        map.expect_random();
         Self { first_seq, generation, path, map, skips: Vec::new() }
     }
 
@@ -527,6 +530,16 @@ impl Log {
     /// holds, without the active segment's preallocated tail.
     pub fn data_bytes(&self) -> u64 {
         self.shared.snapshot().iter().map(|s| s.map.published() as u64).sum()
+    }
+
+    /// Unmaps from this process the pages of every segment it has read
+    /// (`SegmentMap::release_pages`): they stay in the page cache, where
+    /// the kernel may then drop them.
+    pub fn release_mapped_pages(&self) -> Result<(), LogError> {
+        for s in self.shared.snapshot().iter() {
+            s.map.release_pages().map_err(|e| LogError::Io { path: s.path.clone(), source: e })?;
+        }
+        Ok(())
     }
 
     /// The segments, oldest first.

@@ -272,6 +272,10 @@ fn open_sealed(
     }
     let len = usize::try_from(entry.len).map_err(|_| corrupt(path, 0, "segment too large for this machine"))?;
     let mut map = SegmentMap::read_only(&file, len).map_err(|e| io_err(path, e))?;
+    if config.verify_on_open {
+        // Its checksum reads all of it.
+        map.prefetch();
+    }
     let header = SegmentHeader::decode(map.bytes()).map_err(|why| undecodable(path, 0, why))?;
     if header.first_seq != entry.first_seq {
         return Err(corrupt(path, 0, "segment header names another sequence number than its manifest entry"));
@@ -352,6 +356,7 @@ fn recover_active(
         return Err(corrupt(path, 0, "active segment shorter than its header"));
     }
     let scan_map = SegmentMap::read_only(&file, file_len).map_err(|e| io_err(path, e))?;
+    scan_map.prefetch();
     let bytes = scan_map.bytes();
     let header = SegmentHeader::decode(bytes).map_err(|why| undecodable(path, 0, why))?;
     if header.first_seq != first_seq {

@@ -187,6 +187,7 @@ impl Log {
         let snapshot = self.shared.snapshot();
         let start = snapshot.partition_point(|s| s.first_seq <= from_seq).saturating_sub(1);
         for seg in snapshot.iter().skip(start) {
+            let _through = seg.map.read_through();
             let bytes = seg.map.bytes();
             let mut offset = HEADER_LEN;
             loop {

@@ -320,6 +320,11 @@ pub fn copy_run(
     relocate: impl Fn(Position) -> Result<Position, Error>,
     live: &Generations,
 ) -> Result<(), Error> {
+    // Every section is read through.
+    let _through = match &run.backing {
+        Backing::Map(map) => Some(map.read_through()),
+        Backing::Bytes(_) => None,
+    };
     let (rows, sections) = run.sections_without(gone, relocate, live)?;
     write_sections(path, id, rows, &sections)
 }
@@ -653,6 +658,17 @@ pub struct ColdRun {
     checked: Vec<AtomicU64>,
 }
 
+impl ColdRun {
+    /// Unmaps from this process the pages of the run it has read (a run
+    /// held in memory has none).
+    pub(crate) fn release_mapped_pages(&self) -> Result<(), Error> {
+        match &self.backing {
+            Backing::Map(map) => map.release_pages().map_err(|e| Error::Io { path: self.path.clone(), source: e }),
+            Backing::Bytes(_) => Ok(()),
+        }
+    }
+}
+
 impl std::fmt::Debug for ColdRun {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ColdRun").field("id", &self.id).field("rows", &self.rows).finish()
@@ -671,6 +687,8 @@ impl ColdRun {
             return Err(corrupt_at(path, 0, format!("a cold run of {len} bytes is too short")));
         }
         let map = SegmentMap::read_only(&file, len).map_err(io)?;
+        // Views and lookups read a run here and there.
+        map.expect_random();
         Self::from_backing(path.to_path_buf(), Backing::Map(map))
     }
 

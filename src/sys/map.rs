@@ -20,6 +20,16 @@ use std::sync::Arc;
 
 use memmap2::{MmapOptions, MmapRaw};
 
+/// A scan of a whole map under way ([`SegmentMap::read_through`]); reads
+/// are random again once it is dropped.
+pub(crate) struct ReadThrough<'a>(&'a SegmentMap);
+
+impl Drop for ReadThrough<'_> {
+    fn drop(&mut self) {
+        self.0.expect_random();
+    }
+}
+
 /// A mapped segment file, readable below its published watermark.
 pub(crate) struct SegmentMap {
     raw: MmapRaw,
@@ -56,6 +66,46 @@ impl SegmentMap {
 
     pub(crate) fn len(&self) -> usize {
         self.len
+    }
+
+    /// Tells the kernel that reads will be random: a page missing from
+    /// the page cache is read alone, not with the pages around it (the
+    /// kernel's read-around is the device's readahead, megabytes on some
+    /// disks, for each miss). Whole-map scans ask for their pages first
+    /// ([`SegmentMap::prefetch`]). A hint: refused, nothing changes.
+    pub(crate) fn expect_random(&self) {
+        let _ = self.raw.advise(memmap2::Advice::Random);
+    }
+
+    /// Asks the kernel to read the whole map into the page cache now, in
+    /// the background (before a scan of all of it). A hint, as above.
+    pub(crate) fn prefetch(&self) {
+        let _ = self.raw.advise(memmap2::Advice::WillNeed);
+    }
+
+    /// For a scan of the whole of a map read at random otherwise: the
+    /// kernel's usual read-around and mapping of the pages around each
+    /// fault (without them a cold scan faults page by page, three times
+    /// slower) and a [`SegmentMap::prefetch`], until the guard is dropped.
+    pub(crate) fn read_through(&self) -> ReadThrough<'_> {
+        let _ = self.raw.advise(memmap2::Advice::Normal);
+        self.prefetch();
+        ReadThrough(self)
+    }
+
+    /// Drops this process's page-table entries for the whole map: its
+    /// pages stay in the kernel's page cache (until it evicts them, as
+    /// dropping the page cache then does; a mapped page is never dropped),
+    /// and the next read faults each one back in.
+    pub(crate) fn release_pages(&self) -> io::Result<()> {
+        // SAFETY: both constructors make shared mappings of a file
+        // (`map_raw`, `map_raw_read_only`). On a shared file mapping
+        // MADV_DONTNEED only removes this process's page-table entries; the
+        // next access maps the same page of the file again, from the page
+        // cache or the disk, with the same bytes (a written page is dirty in
+        // the page cache, not in the entry). No slice handed out, nor the
+        // writer's next write, sees anything else.
+        unsafe { self.raw.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) }
     }
 
     /// Bytes of the file allocated on disk.
