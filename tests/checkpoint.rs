@@ -324,29 +324,15 @@ fn small_segments() -> Config {
     Config { log: LogConfig { segment_size_bytes: 1 << 20, ..LogConfig::default() }, ..config() }
 }
 
-/// A replay of more than 65,536 events (`engine/open.rs`, `PIPELINE_EVENTS`)
-/// reads and decodes on one thread and applies on another: it gives the
-/// live state, stops exactly at the event asked for whatever batch that
-/// falls in, and a damaged frame far into the log refuses the open, naming
-/// the segment and the frame, as the one-thread replay does.
-#[test]
-fn a_long_replay_on_two_threads_equals_the_live_state_and_stops_at_damage() {
+/// Events of `n` jobs from `base` on, each ready (1 event) or succeeded
+/// (3), every event 1 µs after the last.
+fn long_history(n: u32, base: i64) -> Vec<joblog::domain::Envelope> {
     use joblog::domain::{Action, Actor, Envelope, Event, Status, Transition, EVENT_VERSION};
-    use joblog::projection::query::Visibility;
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let engine = Engine::open(dir.path(), small_segments(), clock.clone()).unwrap();
-    let admin = engine.session("admin").unwrap();
-    let base = support::t("2025-06-01T00:00:00Z").micros();
-    let first = engine.next_seq();
-    // A job ready (1 event) or succeeded (3), every event 1 µs after the last.
     let mut events = vec![];
-    let mut created_at_seq = vec![];
-    for i in 0..30_000u32 {
+    for i in 0..n {
         let at = |k: usize| Timestamp::from_micros(base + 4 * i64::from(i) + k as i64);
         let mut job = Job::new(&format!("job {i}"), OperationType::WORKFLOW, "admin", "root", at(0));
         job.regarding = Some(Regarding::parse(&format!("account:{}", i % 97)).unwrap());
-        created_at_seq.push(first + events.len() as u64);
         let step = |action, from, to| Transition {
             job: job.id,
             action,
@@ -367,8 +353,19 @@ fn a_long_replay_on_two_threads_equals_the_live_state_and_stops_at_damage() {
         events.push(env(0, Event::JobCreated(Box::new(job))));
         events.extend(steps.into_iter().flatten());
     }
-    let total = events.len() as u64;
-    assert!(total > 70_000);
+    events
+}
+
+/// A store in `dir` (segments of 1 MiB) holding [`long_history`] of 30,000
+/// jobs, more than 70,000 events, left without a checkpoint: every open
+/// replays it all. Its first event's sequence number, and every job as the
+/// administrator sees it.
+fn long_store(dir: &Path, clock: &Arc<ManualClock>) -> (u64, Vec<Job>) {
+    let engine = Engine::open(dir, small_segments(), clock.clone()).unwrap();
+    let admin = engine.session("admin").unwrap();
+    let first = engine.next_seq();
+    let events = long_history(30_000, support::t("2025-06-01T00:00:00Z").micros());
+    assert!(events.len() > 70_000);
     for chunk in events.chunks(5_000) {
         admin.load(chunk.to_vec()).unwrap();
     }
@@ -376,6 +373,26 @@ fn a_long_replay_on_two_threads_equals_the_live_state_and_stops_at_damage() {
     let live = dump(&engine);
     assert_eq!(live.len(), 30_000);
     drop(engine); // no clean close: no checkpoint, the whole log is replayed
+    (first, live)
+}
+
+/// A replay of more than 65,536 events (`engine/open.rs`, `PIPELINE_EVENTS`)
+/// reads and decodes on one thread and applies on another: it gives the
+/// live state, stops exactly at the event asked for whatever batch that
+/// falls in, and a damaged frame far into the log refuses the open, naming
+/// the segment and the frame, as the one-thread replay does.
+#[test]
+fn a_long_replay_on_two_threads_equals_the_live_state_and_stops_at_damage() {
+    use joblog::domain::Event;
+    use joblog::projection::query::Visibility;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let (first, live) = long_store(dir.path(), &clock);
+    let events = long_history(30_000, 0);
+    let total = events.len() as u64;
+    // Where each job's creation is (the same places whatever the base time).
+    let created_at_seq: Vec<u64> =
+        (first..).zip(&events).filter(|(_, e)| matches!(e.event, Event::JobCreated(_))).map(|(seq, _)| seq).collect();
 
     let engine = Engine::open(dir.path(), small_segments(), clock.clone()).unwrap();
     assert_eq!(engine.open_report().checkpoint_seq, None);
@@ -416,6 +433,54 @@ fn a_long_replay_on_two_threads_equals_the_live_state_and_stops_at_damage() {
             }
             Err(e) => panic!("wrong error: {e}"),
             Ok(_) => panic!("a damaged log opened"),
+        }
+    }
+}
+
+/// An event that checks (its frame's CRC holds) but that the state cannot
+/// take, a transition of a job that does not exist, far into a long log
+/// with 70,000 more events after it: the applier's refusal ends the replay
+/// on both threads, and the open names that event; nothing hangs, nothing
+/// opens.
+#[test]
+fn a_long_replay_refuses_an_event_the_state_cannot_take_on_either_open() {
+    use joblog::domain::{Action, Actor, Envelope, Event, Status, Transition, EVENT_VERSION};
+    use joblog::log::Log;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    long_store(dir.path(), &clock);
+    let log = Log::open(dir.path().join("segments"), small_segments().log).unwrap();
+    let at = Timestamp::from_micros(support::t("2025-07-01T00:00:00Z").micros());
+    let stranger = Transition {
+        job: uuid::Uuid::from_u128(42),
+        action: Action::Lock,
+        from: Status::READY,
+        to: Status::IN_PROGRESS,
+        postponeuntil: None,
+        retrycount: 0,
+        errorcode: None,
+        message: None,
+    };
+    let env = Envelope { version: EVENT_VERSION, at, actor: Actor::System, event: Event::Transition(stranger) };
+    let bad = log.append(&env.encode().unwrap()).unwrap();
+    for chunk in long_history(20_000, at.micros() + 1).chunks(1_000) {
+        let payloads: Vec<Vec<u8>> = chunk.iter().map(|e| e.encode().unwrap()).collect();
+        log.append_batch(joblog::log::Batch::from_payloads(payloads.iter().map(Vec::as_slice))).unwrap();
+    }
+    log.close().unwrap();
+    for read_only in [false, true] {
+        let opened = if read_only {
+            Engine::open_read_only(dir.path(), small_segments(), clock.clone())
+        } else {
+            Engine::open(dir.path(), small_segments(), clock.clone())
+        };
+        match opened {
+            Err(joblog::Error::Corrupt { seq, reason, .. }) => {
+                assert_eq!(seq, Some(bad));
+                assert!(reason.to_string().contains("unknown job"), "{reason}");
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a log the state cannot take opened"),
         }
     }
 }

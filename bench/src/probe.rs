@@ -130,6 +130,21 @@ pub fn cold_read_bandwidth(dir: &Path, bytes: u64) -> std::io::Result<Option<f64
     Ok(Some(total as f64 / secs))
 }
 
+/// Reads every file under `dir` (the page cache holds them again after a
+/// cold measurement dropped it).
+pub fn read_files(dir: &Path) {
+    use std::io::Read;
+    let mut buf = vec![0u8; 1 << 20];
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            read_files(&path);
+        } else if let Ok(mut f) = File::open(&path) {
+            while matches!(f.read(&mut buf), Ok(n) if n > 0) {}
+        }
+    }
+}
+
 /// Drops the kernel's page cache (root only); false when it cannot.
 pub fn drop_page_cache() -> bool {
     let _ = std::process::Command::new("sync").status();

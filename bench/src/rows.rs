@@ -205,6 +205,9 @@ pub trait Contender {
     fn forget_cached_pages(&mut self) -> bool {
         false
     }
+    /// Reads the database's files back into the page cache (after the
+    /// pages read cold, before what follows them).
+    fn read_files(&mut self) {}
     /// The same two deletions (at most `limit`, then the rest) in a second
     /// configuration a user of this database would choose for them, on a
     /// copy of the loaded database made before [`Contender::delete`]

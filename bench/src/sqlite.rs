@@ -86,6 +86,10 @@ impl Contender for Sqlite {
         crate::probe::dir_bytes(&self.dir)
     }
 
+    fn read_files(&mut self) {
+        crate::probe::read_files(&self.dir);
+    }
+
     /// `PRAGMA shrink_memory`: the connection frees its page cache.
     fn forget_cached_pages(&mut self) -> bool {
         self.db.execute_batch("PRAGMA shrink_memory;").unwrap();

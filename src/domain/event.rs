@@ -423,9 +423,15 @@ impl Envelope {
     pub fn decode(bytes: &[u8]) -> Result<Envelope, EventDecodeError> {
         // A job created or a step of one: read directly (`wire.rs`); the
         // rest, and anything that path does not accept, through serde.
-        if let Some(env) = super::wire::decode_common(bytes) {
-            return Ok(env);
+        match super::wire::decode_common(bytes) {
+            Some(env) => Ok(env),
+            None => Self::decode_by_serde(bytes),
         }
+    }
+
+    /// [`Envelope::decode`] without its fast path: every kind of event,
+    /// and every refusal.
+    pub(super) fn decode_by_serde(bytes: &[u8]) -> Result<Envelope, EventDecodeError> {
         let (version, used) = crate::codec::decode_prefix::<u16>(bytes)
             .map_err(|e| EventDecodeError::Malformed { version: 0, reason: format!("no version: {e}") })?;
         let (at, actor, event) = decode_body(version, &bytes[used..])?;

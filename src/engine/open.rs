@@ -263,44 +263,56 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64) -> Re
         }
         Ok(())
     };
-    let folded = if log.next_seq().saturating_sub(from) < PIPELINE_EVENTS {
-        read_events(log, from, how, |batch| apply(&batch).map(|()| ControlFlow::Continue(())))
-    } else {
-        std::thread::scope(|scope| {
-            let (tx, rx) = crossbeam_channel::bounded::<Vec<Decoded>>(BATCHES_IN_FLIGHT);
-            // Applied batches come back to be freed where they were made
-            // (the allocator frees faster on the thread that allocated).
-            let (done_tx, done_rx) = crossbeam_channel::bounded::<Vec<Decoded>>(BATCHES_IN_FLIGHT);
-            let reader = std::thread::Builder::new().name("joblog-replay".into()).spawn_scoped(scope, move || {
-                read_events(log, from, how, |batch| {
-                    // A closed channel is the applier's error: stop reading.
-                    if tx.send(batch).is_err() {
-                        return Ok(ControlFlow::Break(()));
-                    }
-                    done_rx.try_iter().for_each(drop);
-                    Ok(ControlFlow::Continue(()))
-                })
-            });
-            let reader = match reader {
-                Ok(reader) => reader,
-                // No thread to be had: read and apply on this one.
-                Err(_) => {
-                    return read_events(log, from, how, |batch| apply(&batch).map(|()| ControlFlow::Continue(())))
-                }
-            };
-            let applied = rx.iter().try_for_each(|batch| {
-                apply(&batch)?;
-                // Freed here if the reader has not taken the last ones back.
-                let _ = done_tx.try_send(batch);
-                Ok(())
-            });
-            drop(rx);
-            let read = reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            applied.and(read)
-        })
+    let long = log.next_seq().saturating_sub(from) >= PIPELINE_EVENTS;
+    let folded = match long.then(|| on_two_threads(log, from, how, &mut apply)).flatten() {
+        Some(folded) => folded,
+        // Short, or no thread to be had: read and apply on this one.
+        None => read_events(log, from, how, |batch| {
+            apply(batch)?;
+            batch.clear();
+            Ok(ControlFlow::Continue(()))
+        }),
     };
     state.finish_indexing();
     folded
+}
+
+/// [`replay`]'s two threads: this one applies (`apply`), a new one reads.
+/// `None` when no thread could be made (nothing was read).
+fn on_two_threads(
+    log: &Log,
+    from: u64,
+    how: Replay,
+    apply: &mut dyn FnMut(&[Decoded]) -> Result<(), Error>,
+) -> Option<Result<(), Error>> {
+    std::thread::scope(|scope| {
+        let (tx, rx) = crossbeam_channel::bounded::<Vec<Decoded>>(BATCHES_IN_FLIGHT);
+        // Applied batches come back to be emptied where their events were
+        // made (the allocator frees faster on the thread that allocated),
+        // and filled again.
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<Vec<Decoded>>(BATCHES_IN_FLIGHT);
+        let reader = std::thread::Builder::new().name("joblog-replay".into()).spawn_scoped(scope, move || {
+            read_events(log, from, how, |batch| {
+                let mut next = done_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH_EVENTS));
+                next.clear();
+                // A closed channel is the applier's error: stop reading.
+                Ok(match tx.send(std::mem::replace(batch, next)) {
+                    Ok(()) => ControlFlow::Continue(()),
+                    Err(_) => ControlFlow::Break(()),
+                })
+            })
+        });
+        let reader = reader.ok()?;
+        let applied = rx.iter().try_for_each(|batch| {
+            apply(&batch)?;
+            // Dropped here if the reader has not taken the last ones back.
+            let _ = done_tx.try_send(batch);
+            Ok(())
+        });
+        drop(rx);
+        let read = reader.join().unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+        Some(applied.and(read))
+    })
 }
 
 /// An event decoded for [`replay`], with its sequence number and place.
@@ -315,14 +327,14 @@ const PIPELINE_EVENTS: u64 = 64 * 1024;
 
 /// Reads and decodes the events of the log from `from` on, as far as `how`
 /// goes, and hands them to `each` in batches, in order, until it breaks.
+/// `each` takes the batch's events (it leaves the batch empty).
 fn read_events(
     log: &Log,
     from: u64,
     how: Replay,
-    mut each: impl FnMut(Vec<Decoded>) -> Result<ControlFlow<()>, Error>,
+    mut each: impl FnMut(&mut Vec<Decoded>) -> Result<ControlFlow<()>, Error>,
 ) -> Result<(), Error> {
     let mut batch = Vec::with_capacity(BATCH_EVENTS);
-    let mut stopped = false;
     log.scan_from(from, |rec| -> Result<ControlFlow<()>, Error> {
         if matches!(how, Replay::UntilSeq(s) if rec.seq > s) {
             return Ok(ControlFlow::Break(()));
@@ -350,12 +362,12 @@ fn read_events(
         if batch.len() < BATCH_EVENTS {
             return Ok(ControlFlow::Continue(()));
         }
-        let flow = each(std::mem::replace(&mut batch, Vec::with_capacity(BATCH_EVENTS)))?;
-        stopped = flow.is_break();
-        Ok(flow)
+        each(&mut batch)
     })?;
-    if !stopped && !batch.is_empty() {
-        let _ = each(batch)?;
+    // What is left when the scan ends or stops at `UntilSeq` (after a
+    // break by `each`, nothing is).
+    if !batch.is_empty() {
+        let _ = each(&mut batch)?;
     }
     Ok(())
 }

@@ -321,10 +321,7 @@ pub fn copy_run(
     live: &Generations,
 ) -> Result<(), Error> {
     // Every section is read through.
-    let _through = match &run.backing {
-        Backing::Map(map) => Some(map.read_through()),
-        Backing::Bytes(_) => None,
-    };
+    let _through = run.backing.map().map(SegmentMap::read_through);
     let (rows, sections) = run.sections_without(gone, relocate, live)?;
     write_sections(path, id, rows, &sections)
 }
@@ -641,6 +638,16 @@ enum Backing {
     Bytes(Vec<u8>),
 }
 
+impl Backing {
+    /// The map, for a run read in place.
+    fn map(&self) -> Option<&SegmentMap> {
+        match self {
+            Backing::Map(map) => Some(map),
+            Backing::Bytes(_) => None,
+        }
+    }
+}
+
 /// An open run: the map, where each section is, which pages were checked.
 pub struct ColdRun {
     id: u64,
@@ -662,10 +669,9 @@ impl ColdRun {
     /// Unmaps from this process the pages of the run it has read (a run
     /// held in memory has none).
     pub(crate) fn release_mapped_pages(&self) -> Result<(), Error> {
-        match &self.backing {
-            Backing::Map(map) => map.release_pages().map_err(|e| Error::Io { path: self.path.clone(), source: e }),
-            Backing::Bytes(_) => Ok(()),
-        }
+        self.backing
+            .map()
+            .map_or(Ok(()), |map| map.release_pages().map_err(|e| Error::Io { path: self.path.clone(), source: e }))
     }
 }
 

@@ -35,13 +35,9 @@ fn hash(s: &str) -> u64 {
 
 impl Interner {
     pub(crate) fn intern(&mut self, s: &str) -> Sym {
-        if let Some(id) = self.get(s) {
-            return id;
-        }
-        let id = self.push(s);
-        let Self { text, ends, ids } = self;
-        ids.insert_unique(hash(s), id, |&other| hash(name_in(text, ends, other)));
-        id
+        let start = self.text.len();
+        self.text.push_str(s);
+        self.intern_tail(start)
     }
 
     pub(crate) fn intern_opt(&mut self, s: Option<&str>) -> Sym {
@@ -50,13 +46,19 @@ impl Interner {
 
     /// Interns `a`, `sep` and `b` one after the other as one name (a
     /// regarding row's `table:id`), without making that name elsewhere
-    /// first: it is written at the end of the names, and taken back if it
-    /// was there already.
+    /// first.
     pub(crate) fn intern_joined(&mut self, a: &str, sep: char, b: &str) -> Sym {
         let start = self.text.len();
         self.text.push_str(a);
         self.text.push(sep);
         self.text.push_str(b);
+        self.intern_tail(start)
+    }
+
+    /// The symbol of the name just written at the end of the names, from
+    /// `start`: a new one, or the one it already had (and the copy is
+    /// taken back).
+    fn intern_tail(&mut self, start: usize) -> Sym {
         let Self { text, ends, ids } = self;
         let h = hash(&text[start..]);
         if let Some(&id) = ids.find(h, |&id| name_in(text, ends, id) == &text[start..]) {
@@ -212,20 +214,6 @@ mod tests {
         assert_eq!(i.get("account:8"), None);
         assert_eq!(i.name(b), Some("account:7"));
         assert_eq!(i.name(NONE), None);
-        // Joined from parts: found as the whole name, nothing kept twice.
-        let text = i.text.len();
-        assert_eq!(i.intern_joined("account", ':', "7"), b);
-        assert_eq!(i.text.len(), text);
-        assert_eq!(i.intern_joined("account", ':', "8"), 4);
-        assert_eq!((i.get("account:8"), i.name(4)), (Some(4), Some("account:8")));
-        assert_eq!(i.intern("account:8"), 4);
-        i = {
-            let mut again = Interner::default();
-            for name in ["owner-1", "account:7", ""] {
-                again.intern(name);
-            }
-            again
-        };
 
         // The bytes of the struct it replaced: { names: Vec<Box<str>> }.
         #[derive(Serialize, Deserialize)]
@@ -240,5 +228,21 @@ mod tests {
         assert_eq!(back.names().collect::<Vec<_>>(), ["owner-1", "account:7", ""]);
         assert_eq!((back.get("owner-1"), back.get("account:7"), back.get("")), (Some(1), Some(2), Some(3)));
         assert_eq!(back.intern("new"), 4);
+    }
+
+    /// A name joined from parts is the whole name: found, nothing kept
+    /// twice, and found again whole.
+    #[test]
+    fn a_joined_name_is_the_whole_name() {
+        let mut i = Interner::default();
+        let (a, b) = (i.intern("owner-1"), i.intern("account:7"));
+        let text = i.text.len();
+        assert_eq!(i.intern_joined("account", ':', "7"), b);
+        assert_eq!(i.intern("owner-1"), a);
+        assert_eq!(i.text.len(), text, "nothing kept twice");
+        assert_eq!(i.intern_joined("account", ':', "8"), 3);
+        assert_eq!((i.get("account:8"), i.name(3)), (Some(3), Some("account:8")));
+        assert_eq!(i.intern("account:8"), 3);
+        assert_eq!(i.text, "owner-1account:7account:8");
     }
 }

@@ -21,12 +21,16 @@ use std::sync::Arc;
 use memmap2::{MmapOptions, MmapRaw};
 
 /// A scan of a whole map under way ([`SegmentMap::read_through`]); reads
-/// are random again once it is dropped.
+/// are random again once the last one is dropped.
 pub(crate) struct ReadThrough<'a>(&'a SegmentMap);
 
 impl Drop for ReadThrough<'_> {
     fn drop(&mut self) {
-        self.0.expect_random();
+        let mut scans = self.0.scans.lock();
+        *scans -= 1;
+        if *scans == 0 {
+            let _ = self.0.raw.advise(memmap2::Advice::Random);
+        }
     }
 }
 
@@ -38,6 +42,9 @@ pub(crate) struct SegmentMap {
     /// Bytes of the file allocated on disk (for a writable map, grown by
     /// its writer; the whole map for a read-only one).
     allocated: AtomicUsize,
+    /// Scans of the whole map under way ([`SegmentMap::read_through`]);
+    /// the advice changes under this lock.
+    scans: parking_lot::Mutex<usize>,
 }
 
 impl SegmentMap {
@@ -45,7 +52,13 @@ impl SegmentMap {
     pub(crate) fn read_only(file: &File, len: usize) -> io::Result<Self> {
         assert!(len > 0, "cannot map an empty file");
         let raw = MmapOptions::new().len(len).map_raw_read_only(file)?;
-        Ok(Self { raw, len, published: AtomicUsize::new(len), allocated: AtomicUsize::new(len) })
+        Ok(Self {
+            raw,
+            len,
+            published: AtomicUsize::new(len),
+            allocated: AtomicUsize::new(len),
+            scans: Default::default(),
+        })
     }
 
     /// Maps `len` bytes of `file` for reading and writing. The file may be
@@ -59,8 +72,13 @@ impl SegmentMap {
         assert!(len > 0 && published <= len && published <= file_len);
         let raw = MmapOptions::new().len(len).map_raw(&file)?;
         let allocated = file_len.min(len);
-        let map =
-            Arc::new(Self { raw, len, published: AtomicUsize::new(published), allocated: AtomicUsize::new(allocated) });
+        let map = Arc::new(Self {
+            raw,
+            len,
+            published: AtomicUsize::new(published),
+            allocated: AtomicUsize::new(allocated),
+            scans: Default::default(),
+        });
         Ok((Arc::clone(&map), MapWriter { map, file, allocated }))
     }
 
@@ -74,7 +92,10 @@ impl SegmentMap {
     /// disks, for each miss). Whole-map scans ask for their pages first
     /// ([`SegmentMap::prefetch`]). A hint: refused, nothing changes.
     pub(crate) fn expect_random(&self) {
-        let _ = self.raw.advise(memmap2::Advice::Random);
+        let scans = self.scans.lock();
+        if *scans == 0 {
+            let _ = self.raw.advise(memmap2::Advice::Random);
+        }
     }
 
     /// Asks the kernel to read the whole map into the page cache now, in
@@ -88,23 +109,31 @@ impl SegmentMap {
     /// fault (without them a cold scan faults page by page, three times
     /// slower) and a [`SegmentMap::prefetch`], until the guard is dropped.
     pub(crate) fn read_through(&self) -> ReadThrough<'_> {
-        let _ = self.raw.advise(memmap2::Advice::Normal);
+        let mut scans = self.scans.lock();
+        if *scans == 0 {
+            let _ = self.raw.advise(memmap2::Advice::Normal);
+        }
+        *scans += 1;
+        drop(scans);
         self.prefetch();
         ReadThrough(self)
     }
 
     /// Drops this process's page-table entries for the whole map: its
-    /// pages stay in the kernel's page cache (until it evicts them, as
-    /// dropping the page cache then does; a mapped page is never dropped),
-    /// and the next read faults each one back in.
+    /// pages stay in the kernel's page cache, where dropping the page cache
+    /// (which skips mapped pages) or memory pressure may evict them, and
+    /// the next read faults each one back in.
     pub(crate) fn release_pages(&self) -> io::Result<()> {
-        // SAFETY: both constructors make shared mappings of a file
-        // (`map_raw`, `map_raw_read_only`). On a shared file mapping
-        // MADV_DONTNEED only removes this process's page-table entries; the
+        // SAFETY: memmap2 has this unchecked because on a private mapping
+        // MADV_DONTNEED discards the process's changes. Both constructors
+        // here make shared mappings of a file (`map_raw`,
+        // `map_raw_read_only`), where it acts as a partial munmap: each
+        // page-table entry is removed, a dirty one's dirty bit carried to
+        // the page in the page cache (so nothing written is lost), and the
         // next access maps the same page of the file again, from the page
-        // cache or the disk, with the same bytes (a written page is dirty in
-        // the page cache, not in the entry). No slice handed out, nor the
-        // writer's next write, sees anything else.
+        // cache or the disk, with the same bytes. A write of the writer
+        // thread during the call lands before the entry goes, or faults the
+        // page back in. No slice handed out sees anything else.
         unsafe { self.raw.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) }
     }
 
