@@ -324,25 +324,25 @@ fn small_segments() -> Config {
     Config { log: LogConfig { segment_size_bytes: 1 << 20, ..LogConfig::default() }, ..config() }
 }
 
+/// The store in `dir` opened for writing, or read-only.
+fn open_as(dir: &Path, config: Config, clock: &Arc<ManualClock>, read_only: bool) -> Result<Engine, joblog::Error> {
+    if read_only {
+        Engine::open_read_only(dir, config, clock.clone())
+    } else {
+        Engine::open(dir, config, clock.clone())
+    }
+}
+
 /// Events of `n` jobs from `base` on, each ready (1 event) or succeeded
 /// (3), every event 1 µs after the last.
 fn long_history(n: u32, base: i64) -> Vec<joblog::domain::Envelope> {
-    use joblog::domain::{Action, Actor, Envelope, Event, Status, Transition, EVENT_VERSION};
+    use joblog::domain::{Action, Actor, Envelope, Event, Status, EVENT_VERSION};
     let mut events = vec![];
     for i in 0..n {
         let at = |k: usize| Timestamp::from_micros(base + 4 * i64::from(i) + k as i64);
         let mut job = Job::new(&format!("job {i}"), OperationType::WORKFLOW, "admin", "root", at(0));
         job.regarding = Some(Regarding::parse(&format!("account:{}", i % 97)).unwrap());
-        let step = |action, from, to| Transition {
-            job: job.id,
-            action,
-            from,
-            to,
-            postponeuntil: None,
-            retrycount: 0,
-            errorcode: None,
-            message: None,
-        };
+        let step = |action, from, to| support::step(job.id, action, from, to);
         let env = |k, event| Envelope { version: EVENT_VERSION, at: at(k), actor: Actor::System, event };
         let steps = (i % 4 != 0).then(|| {
             [
@@ -421,12 +421,7 @@ fn a_long_replay_on_two_threads_equals_the_live_state_and_stops_at_damage() {
     std::fs::write(&seg.path, &bytes).unwrap();
     let config = || Config { log: LogConfig { verify_on_open: false, ..small_segments().log }, ..small_segments() };
     for read_only in [false, true] {
-        let opened = if read_only {
-            Engine::open_read_only(dir.path(), config(), clock.clone())
-        } else {
-            Engine::open(dir.path(), config(), clock.clone())
-        };
-        match opened {
+        match open_as(dir.path(), config(), &clock, read_only) {
             Err(joblog::Error::Corrupt { file: Some(file), offset: Some(offset), .. }) => {
                 assert_eq!(file, seg.path);
                 assert!(offset as usize <= flip && flip - (offset as usize) < 400, "frame at {offset}, flip at {flip}");
@@ -444,23 +439,14 @@ fn a_long_replay_on_two_threads_equals_the_live_state_and_stops_at_damage() {
 /// opens.
 #[test]
 fn a_long_replay_refuses_an_event_the_state_cannot_take_on_either_open() {
-    use joblog::domain::{Action, Actor, Envelope, Event, Status, Transition, EVENT_VERSION};
+    use joblog::domain::{Action, Actor, Envelope, Event, Status, EVENT_VERSION};
     use joblog::log::Log;
     let dir = tempfile::tempdir().unwrap();
     let clock = clock();
     long_store(dir.path(), &clock);
     let log = Log::open(dir.path().join("segments"), small_segments().log).unwrap();
     let at = Timestamp::from_micros(support::t("2025-07-01T00:00:00Z").micros());
-    let stranger = Transition {
-        job: uuid::Uuid::from_u128(42),
-        action: Action::Lock,
-        from: Status::READY,
-        to: Status::IN_PROGRESS,
-        postponeuntil: None,
-        retrycount: 0,
-        errorcode: None,
-        message: None,
-    };
+    let stranger = support::step(uuid::Uuid::from_u128(42), Action::Lock, Status::READY, Status::IN_PROGRESS);
     let env = Envelope { version: EVENT_VERSION, at, actor: Actor::System, event: Event::Transition(stranger) };
     let bad = log.append(&env.encode().unwrap()).unwrap();
     for chunk in long_history(20_000, at.micros() + 1).chunks(1_000) {
@@ -469,12 +455,7 @@ fn a_long_replay_refuses_an_event_the_state_cannot_take_on_either_open() {
     }
     log.close().unwrap();
     for read_only in [false, true] {
-        let opened = if read_only {
-            Engine::open_read_only(dir.path(), small_segments(), clock.clone())
-        } else {
-            Engine::open(dir.path(), small_segments(), clock.clone())
-        };
-        match opened {
+        match open_as(dir.path(), small_segments(), &clock, read_only) {
             Err(joblog::Error::Corrupt { seq, reason, .. }) => {
                 assert_eq!(seq, Some(bad));
                 assert!(reason.to_string().contains("unknown job"), "{reason}");

@@ -414,22 +414,13 @@ fn imports_are_validated_and_all_or_nothing() {
 
 #[test]
 fn loading_histories_checks_every_event_like_a_live_one() {
-    use joblog::domain::{Action, Actor, Envelope, Event, Transition, EVENT_VERSION};
+    use joblog::domain::{Action, Actor, Envelope, Event, EVENT_VERSION};
     let f = Fixture::new();
     let admin = f.engine.session("admin").unwrap();
     let at = |s: &str| t(s);
     let env = |when: &str, event: Event| Envelope { version: EVENT_VERSION, at: at(when), actor: Actor::System, event };
     let job = Job::new("loaded", OperationType::WORKFLOW, "admin", "root", at("2026-01-01T00:00:00Z"));
-    let step = |action, from, to| Transition {
-        job: job.id,
-        action,
-        from,
-        to,
-        postponeuntil: None,
-        retrycount: 0,
-        errorcode: None,
-        message: None,
-    };
+    let step = |action, from, to| support::step(job.id, action, from, to);
     let good = vec![
         env("2026-01-01T00:00:00Z", Event::JobCreated(Box::new(job.clone()))),
         env("2026-01-01T00:00:01Z", Event::Transition(step(Action::Lock, Status::READY, Status::IN_PROGRESS))),

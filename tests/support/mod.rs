@@ -22,6 +22,26 @@ pub fn t(s: &str) -> Timestamp {
 }
 
 /// A manual clock standing at `at` (RFC 3339), shared with the engine.
+/// A step of job `job` from `from` to `to` by `action`, setting nothing
+/// else (no wake-up time, retry, error code nor message).
+pub fn step(
+    job: uuid::Uuid,
+    action: joblog::domain::Action,
+    from: joblog::domain::Status,
+    to: joblog::domain::Status,
+) -> joblog::domain::Transition {
+    joblog::domain::Transition {
+        job,
+        action,
+        from,
+        to,
+        postponeuntil: None,
+        retrycount: 0,
+        errorcode: None,
+        message: None,
+    }
+}
+
 pub fn clock_at(at: &str) -> Arc<ManualClock> {
     Arc::new(ManualClock::new(t(at)))
 }
