@@ -441,6 +441,16 @@ fn a_run_with_many_deleted_rows_stays_named_by_its_checkpoint() {
     assert_verified(&f.engine);
 }
 
+/// For a store on a small disk: 1 MiB segments, every checkpoint (only
+/// those asked for) moving the Completed jobs cold.
+fn small_disk_config() -> joblog::engine::Config {
+    joblog::engine::Config {
+        log: joblog::log::LogConfig { segment_size_bytes: 1 << 20, ..joblog::engine::Config::default().log },
+        cold_after: 1,
+        checkpoint_every_events: 0,
+    }
+}
+
 /// A full disk while a checkpoint writes a cold run: the checkpoint fails
 /// with an error, nothing is left behind (no run, no temporary file), every
 /// read is what it was, and once there is room the next checkpoint moves
@@ -449,11 +459,7 @@ fn a_run_with_many_deleted_rows_stays_named_by_its_checkpoint() {
 fn a_full_disk_while_writing_a_run_changes_nothing() {
     let Some(disk) = support::SmallDisk::mount("8m") else { return };
     let clock = support::clock_at(support::NOW);
-    let config = joblog::engine::Config {
-        log: joblog::log::LogConfig { segment_size_bytes: 1 << 20, ..joblog::engine::Config::default().log },
-        cold_after: 1,
-        checkpoint_every_events: 0,
-    };
+    let config = small_disk_config();
     let dir = disk.path().join("store");
     let engine = Engine::open(&dir, config.clone(), clock.clone()).unwrap();
     let admin = engine.session("admin").unwrap();
@@ -496,11 +502,7 @@ fn a_full_disk_while_writing_a_run_changes_nothing() {
 fn a_full_disk_while_a_compaction_copies_a_run_loses_nothing() {
     let Some(disk) = support::SmallDisk::mount("8m") else { return };
     let clock = support::clock_at(support::NOW);
-    let config = joblog::engine::Config {
-        log: joblog::log::LogConfig { segment_size_bytes: 1 << 20, ..joblog::engine::Config::default().log },
-        cold_after: 1,
-        checkpoint_every_events: 0,
-    };
+    let config = small_disk_config();
     let mut outcomes = Vec::new();
     let rooms = [0u64, 32 << 10].into_iter().chain((64..=100).step_by(4).map(|k| k << 10)).chain([1 << 20]);
     for leave in rooms {
