@@ -465,3 +465,155 @@ fn a_long_replay_refuses_an_event_the_state_cannot_take_on_either_open() {
         }
     }
 }
+
+/// A replay from the log keeps its memory bounded: whenever it holds
+/// `replay_spill_rows` jobs, its Completed jobs move into cold runs
+/// (ARCHITECTURE.md, "Replay in bounded memory"). Read-only, in a
+/// temporary directory removed with the state; writable, in the store's
+/// checkpoint directory, after every run file already there (an older
+/// checkpoint's run is not overwritten), named by the next checkpoint.
+/// (It looks after each batch of 1,024 events.) Through deletions by id
+/// and by criteria of jobs already spilled, every
+/// view, count and history is the live state's, and `verify` (a replay of
+/// its own) finds nothing.
+#[test]
+fn a_replay_in_bounded_memory_spills_cold_runs_and_equals_the_live_state() {
+    use joblog::domain::{DeletionCriteria, State, StatusReason};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
+    populate(&engine, &clock, 1_200);
+    let admin = engine.session("admin").unwrap();
+    let done = Filter { state: Some(State::Completed), ..Filter::default() };
+    let (oldest, _) = admin.list(&done, None, 1_000).unwrap();
+    let ids: Vec<_> = oldest.iter().rev().take(5).map(|j| j.id).collect();
+    admin.delete_jobs(&ids).unwrap();
+    populate(&engine, &clock, 400);
+    clock.advance_secs(3 * 86_400);
+    let canceled = DeletionCriteria {
+        types: vec![OperationType::BULK_EMAIL],
+        reasons: vec![StatusReason::Canceled],
+        older_than_days: 1,
+    };
+    assert!(admin.delete(&canceled, 1_000).unwrap().deleted > 0);
+    populate(&engine, &clock, 1_000);
+    let filters = [
+        Filter::default(),
+        done,
+        Filter { operationtype: Some(OperationType::BULK_EMAIL), ..Filter::default() },
+        Filter { regarding: Some(Regarding::parse("account:3").unwrap()), ..Filter::default() },
+    ];
+    let counts = |e: &Engine| filters.iter().map(|f| e.session("admin").unwrap().count(f).unwrap()).collect::<Vec<_>>();
+    let (live, live_counts) = (dump(&engine), counts(&engine));
+    let histories = |e: &Engine| {
+        let admin = e.session("admin").unwrap();
+        live.iter().step_by(37).map(|j| admin.history(j.id).unwrap()).collect::<Vec<_>>()
+    };
+    let live_histories = histories(&engine);
+    drop(admin);
+    drop(engine); // no clean close: no checkpoint, the whole log is replayed
+    let stale = dir.path().join("snapshots/cold-00000000000000000001.run");
+    std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
+    std::fs::write(&stale, b"a run of an older checkpoint").unwrap();
+    let spill = Config { replay_spill_rows: 25, ..config() };
+
+    let engine = Engine::open_read_only(dir.path(), spill.clone(), clock.clone()).unwrap();
+    let runs = engine.state().cold_runs();
+    assert!(runs.len() >= 3, "{} runs spilled", runs.len());
+    let scratch = runs[0].path().parent().unwrap().to_path_buf();
+    assert!(!scratch.starts_with(dir.path()), "a read-only replay writes nothing in the store");
+    drop(runs);
+    assert_eq!(dump(&engine), live);
+    assert_eq!(counts(&engine), live_counts);
+    assert_eq!(histories(&engine), live_histories);
+    drop(engine);
+    assert!(!scratch.exists(), "the scratch directory goes with the state");
+
+    let engine = Engine::open(dir.path(), spill, clock.clone()).unwrap();
+    assert_eq!(engine.open_report().checkpoint_seq, None);
+    let runs = engine.state().cold_runs();
+    assert!(runs.len() >= 3, "{} runs spilled", runs.len());
+    assert!(runs.iter().all(|r| r.id() > 1 && r.path().starts_with(dir.path().join("snapshots"))));
+    drop(runs);
+    assert!(std::fs::read(&stale).unwrap() == b"a run of an older checkpoint", "an older run was overwritten");
+    assert_eq!(dump(&engine), live);
+    assert_eq!(counts(&engine), live_counts);
+    assert_eq!(histories(&engine), live_histories);
+    assert_eq!(engine.state().check_indices(), Vec::<String>::new());
+    // The audit replay of an open engine spills too.
+    let far = clock_plus(&clock, 86_400);
+    let replayed = engine.replay_until(far).unwrap();
+    assert!(replayed.cold_runs().len() >= 3);
+    assert_eq!(replayed.job_count(), live.len());
+    drop(replayed);
+    assert_eq!(engine.verify().problems, Vec::<String>::new());
+    engine.close().unwrap();
+    assert!(!stale.exists(), "a checkpoint removes the runs no checkpoint names");
+
+    let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
+    assert!(engine.open_report().checkpoint_seq.is_some());
+    assert_eq!(dump(&engine), live);
+    assert_eq!(counts(&engine), live_counts);
+    assert_eq!(histories(&engine), live_histories);
+}
+
+/// A replay that cannot spill its Completed jobs into cold runs (no
+/// temporary directory to be had; a full disk) goes on in memory: the same
+/// state, and no file left behind. The read-only half runs in a child
+/// process of this test binary whose `TMPDIR` names no directory (the
+/// tests of one process share their environment); the writable half on a
+/// small tmpfs, filled (root only; skipped, saying so, elsewhere).
+#[test]
+fn a_replay_that_cannot_spill_goes_on_in_memory() {
+    const CHILD: &str = "JOBLOG_TEST_SPILL_STORE";
+    let spill = Config { replay_spill_rows: 16, ..config() };
+    if let Ok(dir) = std::env::var(CHILD) {
+        let engine = Engine::open_read_only(&dir, spill, clock()).unwrap();
+        assert!(engine.state().cold_runs().is_empty());
+        let unbounded = Engine::open_read_only(&dir, Config { replay_spill_rows: 0, ..config() }, clock()).unwrap();
+        assert_eq!(dump(&engine), dump(&unbounded));
+        assert_eq!(
+            engine.replay_until(clock_plus(&clock(), 86_400)).unwrap().job_count(),
+            unbounded.state().job_count()
+        );
+        return;
+    }
+    let store = |dir: &Path| {
+        let clock = clock();
+        let engine = Engine::open(dir, config(), clock.clone()).unwrap();
+        populate(&engine, &clock, 1_500);
+        let live = dump(&engine);
+        drop(engine); // no checkpoint: every open replays the log
+        live
+    };
+
+    let dir = tempfile::tempdir().unwrap();
+    assert_eq!(store(dir.path()).len(), 1_500);
+    let before = support::tree(dir.path());
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_replay_that_cannot_spill_goes_on_in_memory", "--nocapture"])
+        .env(CHILD, dir.path())
+        .env("TMPDIR", dir.path().join("no such directory"))
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "the child failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(String::from_utf8_lossy(&out.stdout).contains("1 passed"), "the child ran no test");
+    assert_eq!(support::tree(dir.path()), before, "a read-only replay wrote in the store");
+
+    let Some(disk) = support::SmallDisk::mount("24m") else { return };
+    let at = disk.path().join("store");
+    let live = store(&at);
+    let filler = support::fill_disk(disk.path(), 0);
+    let engine = Engine::open(&at, spill, clock()).unwrap();
+    assert!(engine.state().cold_runs().is_empty());
+    assert_eq!(dump(&engine), live);
+    let runs: Vec<_> = std::fs::read_dir(at.join("snapshots"))
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(runs.is_empty(), "files left in the checkpoint directory: {runs:?}");
+    drop(engine);
+    std::fs::remove_file(filler).unwrap();
+}

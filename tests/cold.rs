@@ -448,6 +448,7 @@ fn small_disk_config() -> joblog::engine::Config {
         log: joblog::log::LogConfig { segment_size_bytes: 1 << 20, ..joblog::engine::Config::default().log },
         cold_after: 1,
         checkpoint_every_events: 0,
+        ..joblog::engine::Config::default()
     }
 }
 

@@ -23,6 +23,7 @@ fn config() -> Config {
         log: LogConfig { segment_size_bytes: 256 << 10, ..LogConfig::default() },
         checkpoint_every_events: 0,
         cold_after: 1,
+        ..Config::default()
     }
 }
 

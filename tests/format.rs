@@ -51,6 +51,7 @@ fn fixture_config() -> Config {
         // Every checkpoint moves the Completed jobs into cold runs (the
         // fixtures since store-v6 hold some).
         cold_after: 1,
+        ..Config::default()
     }
 }
 

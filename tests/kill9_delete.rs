@@ -47,6 +47,7 @@ fn open(dir: &Path) -> Engine {
         log: LogConfig { segment_size_bytes: 64 << 10, ..LogConfig::default() },
         checkpoint_every_events: 0,
         cold_after: 1,
+        ..Config::default()
     };
     Engine::open(dir, config, Arc::new(ManualClock::new(now()))).unwrap_or_else(|e| panic!("open after kill: {e}"))
 }

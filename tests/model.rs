@@ -177,6 +177,9 @@ fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Engine {
         log: LogConfig { segment_size_bytes: 64 << 10, ..LogConfig::default() },
         checkpoint_every_events: 40,
         cold_after: 1,
+        // Replays from the log (opens without a usable checkpoint, `verify`)
+        // spill their Completed jobs into cold runs.
+        replay_spill_rows: 16,
     };
     Engine::open(dir, config, clock.clone()).unwrap()
 }

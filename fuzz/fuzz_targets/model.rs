@@ -30,6 +30,8 @@ fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Engine {
         log: LogConfig { segment_size_bytes: 16 << 10, ..LogConfig::default() },
         checkpoint_every_events: 64,
         cold_after: 1,
+        // Replays from the log spill their Completed jobs into cold runs.
+        replay_spill_rows: 16,
     };
     Engine::open(dir, config, clock.clone()).expect("the store reopens")
 }

@@ -71,6 +71,14 @@ pub struct Config {
     /// run when there are at least this many (`projection/tier.rs`): fewer
     /// runs, each bigger, against less memory between checkpoints.
     pub cold_after: usize,
+    /// A replay from the log (an open without a usable checkpoint, an audit
+    /// replay, `verify`) moves the Completed jobs it holds in memory into
+    /// cold runs whenever it holds this many jobs (0: never), so its memory
+    /// is bounded by this and by the open jobs, not by the store's size
+    /// (ARCHITECTURE.md, "Replay in bounded memory"). A writable open
+    /// writes them where a checkpoint would; a read-only replay in a
+    /// temporary directory (`$TMPDIR`), removed with its state.
+    pub replay_spill_rows: usize,
 }
 
 impl Default for Config {
@@ -86,6 +94,10 @@ impl Default for Config {
             log: LogConfig { verify_on_open: false, ..LogConfig::default() },
             checkpoint_every_events: 1_000_000,
             cold_after: 4096,
+            // About 16.8 M jobs, some 6 GB of memory at most (a replay
+            // holds about 360 bytes a job in memory, and a spill one run's
+            // jobs more): a 10M-job store replays in memory as before.
+            replay_spill_rows: 1 << 24,
         }
     }
 }

@@ -75,7 +75,7 @@ impl Engine {
 
     fn load(dir: PathBuf, log: Log, config: Config, clock: Arc<dyn Clock>, simulation: bool) -> Result<Self, Error> {
         let read_only = config.log.read_only;
-        let (state, checkpoint_seq, skipped, replayed) = fold(&dir, &log, read_only)?;
+        let (state, checkpoint_seq, skipped, replayed) = fold(&dir, &log, read_only, config.replay_spill_rows)?;
         let opened = OpenReport { checkpoint_seq, checkpoints_skipped: skipped, events_replayed: replayed };
         Ok(Self {
             inner: Arc::new(super::Inner {
@@ -101,15 +101,18 @@ impl Engine {
     /// from the log alone: the audit view. Reads the whole log (imported
     /// rows come after newer events).
     pub fn replay_until(&self, until: Timestamp) -> Result<super::Replayed<'_>, Error> {
-        let mut p = Projection::new();
-        replay(&self.inner.log, &mut p, Replay::UntilTime(until), &mut 0)?;
-        Ok(self.replayed(p))
+        self.replay_alone(Replay::UntilTime(until))
     }
 
     /// The state as it was right after event `seq`, from the log alone.
     pub fn replay_until_seq(&self, seq: u64) -> Result<super::Replayed<'_>, Error> {
+        self.replay_alone(Replay::UntilSeq(seq))
+    }
+
+    fn replay_alone(&self, how: Replay) -> Result<super::Replayed<'_>, Error> {
         let mut p = Projection::new();
-        replay(&self.inner.log, &mut p, Replay::UntilSeq(seq), &mut 0)?;
+        let spill = Spill::new(&self.inner.log, SpillTo::Scratch, self.inner.config.replay_spill_rows);
+        replay(&self.inner.log, &mut p, how, &mut 0, spill)?;
         Ok(self.replayed(p))
     }
 }
@@ -166,7 +169,12 @@ fn write_marker(dir: &Path, marker: &Path) -> Result<(), Error> {
 /// The state the store's files hold: the newest usable checkpoint and the
 /// log after it (up to its visible horizon), with the checkpoint used, the
 /// checkpoints skipped and why, and the events replayed.
-fn fold(dir: &Path, log: &Log, read_only: bool) -> Result<(Projection, Option<u64>, Vec<String>, u64), Error> {
+fn fold(
+    dir: &Path,
+    log: &Log,
+    read_only: bool,
+    spill_rows: usize,
+) -> Result<(Projection, Option<u64>, Vec<String>, u64), Error> {
     let snapshots = dir.join("snapshots");
     // Loading checkpoints removes leftover `*.tmp` files; a read-only
     // open must not, so with any there it replays the whole log instead.
@@ -193,7 +201,8 @@ fn fold(dir: &Path, log: &Log, read_only: bool) -> Result<(Projection, Option<u6
     let mut state = snapshot.unwrap_or_default();
     let checkpoint_seq = (state.last_seq() > 0).then_some(state.last_seq());
     let mut replayed = 0u64;
-    replay(log, &mut state, Replay::All, &mut replayed)?;
+    let to = if read_only { SpillTo::Scratch } else { SpillTo::Dir(&snapshots) };
+    replay(log, &mut state, Replay::All, &mut replayed, Spill::new(log, to, spill_rows))?;
     Ok((state, checkpoint_seq, skipped, replayed))
 }
 
@@ -212,7 +221,7 @@ impl Engine {
         // The files were read whole by this process's open, and the failed
         // sync changed none of what is durable: this fails only if they were
         // damaged since, and then there is no state to serve.
-        match fold(&self.inner.dir, &self.inner.log, false) {
+        match fold(&self.inner.dir, &self.inner.log, false, self.inner.config.replay_spill_rows) {
             Ok((durable, ..)) => *state = durable,
             Err(e) => panic!("a sync failed, and the durable state cannot be read back: {e}"),
         }
@@ -226,7 +235,7 @@ impl Engine {
     /// with no guard of the state held.
     pub(super) fn rebuild_from_log(&self) {
         let mut state = self.inner.state.write();
-        match fold(&self.inner.dir, &self.inner.log, false) {
+        match fold(&self.inner.dir, &self.inner.log, false, self.inner.config.replay_spill_rows) {
             Ok((fresh, ..)) => *state = fresh,
             Err(e) => {
                 // No state matches the log: take no more writes.
@@ -244,14 +253,64 @@ enum Replay {
     UntilSeq(u64),
 }
 
+/// Where a replay moves the Completed jobs it holds ([`Spill`]).
+enum SpillTo<'a> {
+    /// The store's checkpoint directory (a writable open).
+    Dir(&'a Path),
+    /// A temporary directory the state keeps, made at the first spill.
+    Scratch,
+}
+
+/// A replay's bound on memory: whenever the state holds `rows` more jobs
+/// than after its last spill, its Completed jobs move into cold runs
+/// (`Projection::spill`).
+struct Spill<'a> {
+    to: SpillTo<'a>,
+    rows: usize,
+    live: crate::log::Generations,
+    /// Hot rows at which the next spill happens.
+    at: usize,
+}
+
+impl<'a> Spill<'a> {
+    fn new(log: &Log, to: SpillTo<'a>, rows: usize) -> Self {
+        Spill { to, rows, live: log.generations(), at: rows }
+    }
+
+    /// Spills `state` if it holds enough jobs. A spill that cannot be
+    /// written (no temporary directory, a full disk) changes nothing: the
+    /// replay goes on in memory, as it would without the bound.
+    fn check(&mut self, state: &mut Projection) {
+        if self.rows == 0 || state.hot_rows() < self.at {
+            return;
+        }
+        let dir = match (&self.to, state.scratch_dir()) {
+            (SpillTo::Dir(dir), _) => Ok(dir.to_path_buf()),
+            (SpillTo::Scratch, Some(dir)) => Ok(dir),
+            (SpillTo::Scratch, None) => tempfile::Builder::new().prefix("joblog-replay-").tempdir().map(|dir| {
+                let path = dir.path().to_path_buf();
+                state.keep_scratch(dir);
+                path
+            }),
+        };
+        match dir.map_err(|e| e.to_string()).and_then(|dir| state.spill(&dir, &self.live).map_err(|e| e.to_string())) {
+            Ok(()) => self.at = state.hot_rows() + self.rows,
+            Err(e) => {
+                tracing::warn!("a replay cannot move its Completed jobs into cold runs ({e}): it goes on in memory");
+                self.rows = 0;
+            }
+        }
+    }
+}
+
 /// Folds the log into `state`, from the event after the state's last one,
-/// counting the events applied.
+/// counting the events applied, within `spill`'s bound on memory.
 ///
 /// A long replay runs on two threads: one reads the frames (checksums) and
 /// decodes the events, the other applies them in order; decoding is about
 /// half of a replay's time. Either side's error ends both; the applier's
 /// comes first (it is at an earlier event than the reader's).
-fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64) -> Result<(), Error> {
+fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64, mut spill: Spill) -> Result<(), Error> {
     // From nothing, the indices are built once at the end (a state that
     // failed to fold is never used).
     state.defer_indexing();
@@ -261,6 +320,7 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64) -> Re
             state.apply(env, *seq, *position)?;
             *count += 1;
         }
+        spill.check(state);
         Ok(())
     };
     let long = log.next_seq().saturating_sub(from) >= PIPELINE_EVENTS;

@@ -380,6 +380,10 @@ pub struct Projection {
     /// are not moved at each of its transitions). A deletion by criteria
     /// selects through the indices, so it has them built first.
     deferred: bool,
+    /// Where a replay from the log alone (read-only) wrote the cold runs
+    /// that kept its memory bounded (`Projection::spill`): removed with the
+    /// state.
+    scratch: Option<tempfile::TempDir>,
 }
 
 impl Projection {

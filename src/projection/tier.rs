@@ -61,6 +61,13 @@ impl std::ops::Deref for Cold {
 /// *n* / this runs, plus log2 of it for the newest.
 pub(crate) const MAX_RUN_ROWS: usize = 1 << 20;
 
+/// A job a new run takes: a hot row, or row `1` of cold run `0`.
+#[derive(Clone, Copy)]
+enum Taken {
+    Hot(u32),
+    Cold(usize, u32),
+}
+
 /// Cold runs written but not yet part of the state (`prepare_run`).
 pub(crate) struct NewRun {
     runs: Vec<ColdRun>,
@@ -125,27 +132,45 @@ impl Projection {
     /// [`Projection::install_run`]. `live`: the log's segments with their
     /// generations. The slow part of a checkpoint, done under a read lock.
     pub(crate) fn prepare_run(&self, dir: &Path, live: &Generations, min: usize) -> Result<Option<NewRun>, Error> {
-        let mut rows: Vec<u32> = self.completed.values().flat_map(|s| s.iter_asc()).collect();
+        self.prepare_runs(dir, live, min, true)
+    }
+
+    /// [`Projection::prepare_run`], merging the newest runs or not.
+    fn prepare_runs(&self, dir: &Path, live: &Generations, min: usize, merge: bool) -> Result<Option<NewRun>, Error> {
+        // The Completed hot rows, in row order (what the `completed`
+        // indices hold, read without them: a replay keeps none).
+        let rows: Vec<u32> =
+            (0u32..).zip(&self.rows).filter(|(_, r)| !r.deleted && r.status.is_completed()).map(|(i, _)| i).collect();
         if rows.is_empty() || rows.len() < min {
             return Ok(None);
         }
-        rows.sort_unstable();
-        let mut jobs = rows.iter().map(|&i| self.cold_job(i)).collect::<Result<Vec<_>, _>>()?;
+        let mut order: Vec<(Key, Taken)> =
+            rows.iter().map(|&i| (self.rows[i as usize].created_key(), Taken::Hot(i))).collect();
         let mut merged = 0;
-        for run in self.cold.iter().rev() {
-            if run.len() > 2 * jobs.len() || run.len() >= MAX_RUN_ROWS {
+        for (k, run) in self.cold.iter().enumerate().rev() {
+            if !merge || run.len() > 2 * order.len() || run.len() >= MAX_RUN_ROWS {
                 break;
             }
-            jobs.extend(live_jobs(run)?);
+            for r in 0..u32::try_from(run.len()).expect("a run numbers its rows by u32") {
+                if !run.gone.contains(&r) {
+                    order.push((run.row(r)?.created_key(), Taken::Cold(k, r)));
+                }
+            }
             merged += 1;
         }
-        jobs.sort_unstable_by_key(|j| j.row.created_key());
+        order.sort_unstable_by_key(|&(key, _)| key);
         let mut runs = Vec::new();
-        let mut next = self.next_run;
-        let mut rest = jobs;
-        while !rest.is_empty() {
-            let tail = rest.split_off(rest.len().min(MAX_RUN_ROWS));
-            match write_run_file(dir, next, std::mem::replace(&mut rest, tail), live) {
+        // A run's jobs are gathered only while it is written: a replay's
+        // spill of millions holds one run's at a time.
+        for (next, chunk) in (self.next_run..).zip(order.chunks(MAX_RUN_ROWS)) {
+            let jobs = chunk
+                .iter()
+                .map(|&(_, taken)| match taken {
+                    Taken::Hot(i) => self.cold_job(i),
+                    Taken::Cold(k, r) => run_job(&self.cold[k].run, r),
+                })
+                .collect::<Result<Vec<_>, _>>();
+            match jobs.and_then(|jobs| write_run_file(dir, next, jobs, live)) {
                 Ok(run) => runs.push(run),
                 Err(e) => {
                     for run in &runs {
@@ -154,7 +179,6 @@ impl Projection {
                     return Err(e);
                 }
             }
-            next += 1;
         }
         Ok(Some(NewRun { runs, frozen: rows, merged, last_seq: self.last_seq }))
     }
@@ -173,6 +197,43 @@ impl Projection {
         self.cold.extend(new.runs.into_iter().map(Cold::new));
         self.rebuild_hot(&new.frozen);
         new.frozen.len()
+    }
+
+    /// Jobs held in memory (hot rows).
+    pub(crate) fn hot_rows(&self) -> usize {
+        self.rows.len() - self.free_rows.len()
+    }
+
+    /// Bounds the memory of a replay from the log: moves the Completed hot
+    /// jobs into new cold runs in `dir`, as a checkpoint does, but without
+    /// merging them with the runs before (a replay spills about as many
+    /// each time, and would rewrite each run the next spill) and, while
+    /// the replay defers its indices, without building them. Its runs take
+    /// ids after every run file already in `dir`, so no run of an older
+    /// checkpoint is overwritten. A run is
+    /// left on disk, unnamed, when the state is not kept (the next
+    /// checkpoint's cleanup, `remove_unnamed_runs`, removes it).
+    pub(crate) fn spill(&mut self, dir: &Path, live: &Generations) -> Result<(), Error> {
+        let after = std::fs::read_dir(dir)
+            .into_iter()
+            .flatten()
+            .flatten()
+            .filter_map(|e| cold::parse_file_name(&e.file_name().to_string_lossy()).map(|id| id.saturating_add(1)));
+        self.next_run = after.fold(self.next_run, u64::max);
+        if let Some(new) = self.prepare_runs(dir, live, 1, false)? {
+            self.install_run(new);
+        }
+        Ok(())
+    }
+
+    /// Keeps `dir` (where a read-only replay spills) as long as the state.
+    pub(crate) fn keep_scratch(&mut self, dir: tempfile::TempDir) {
+        self.scratch = Some(dir);
+    }
+
+    /// The directory [`Projection::keep_scratch`] keeps.
+    pub(crate) fn scratch_dir(&self) -> Option<std::path::PathBuf> {
+        self.scratch.as_ref().map(|d| d.path().to_path_buf())
     }
 
     /// Hot row `i` as a run stores it.
@@ -278,7 +339,10 @@ impl Projection {
         for i in 0..self.rows.len() as u32 {
             self.by_id.insert(self.rows[i as usize].id, i);
         }
-        self.index_all();
+        // A replay builds its indices once, at its end.
+        if !self.deferred {
+            self.index_all();
+        }
     }
 
     /// Moves cold run `k` back into the hot rows, whole.
