@@ -467,13 +467,16 @@ fn a_long_replay_refuses_an_event_the_state_cannot_take_on_either_open() {
 }
 
 /// A replay from the log keeps its memory bounded: whenever it holds
-/// `replay_spill_rows` jobs, its Completed jobs move into cold runs
+/// `replay_spill_rows` more jobs, its Completed jobs move into cold runs
 /// (ARCHITECTURE.md, "Replay in bounded memory"). Read-only, in a
-/// temporary directory removed with the state; writable, in the store's
-/// checkpoint directory, after every run file already there (an older
-/// checkpoint's run is not overwritten), named by the next checkpoint.
-/// (It looks after each batch of 1,024 events.) Through deletions by id
-/// and by criteria of jobs already spilled, every
+/// temporary directory removed with the state (the runs unlinked at once);
+/// writable, in the store's checkpoint directory, after every run file
+/// already there (an older checkpoint's run is not overwritten), named by
+/// the next checkpoint; a writable open first removes the runs no
+/// checkpoint names.
+/// (It looks after each batch of 1,024 events.) Through resubmissions
+/// (which thaw a spilled run) and deletions by id and by criteria of jobs
+/// already spilled, every
 /// view, count and history is the live state's, and `verify` (a replay of
 /// its own) finds nothing.
 #[test]
@@ -486,8 +489,13 @@ fn a_replay_in_bounded_memory_spills_cold_runs_and_equals_the_live_state() {
     let admin = engine.session("admin").unwrap();
     let done = Filter { state: Some(State::Completed), ..Filter::default() };
     let (oldest, _) = admin.list(&done, None, 1_000).unwrap();
-    let ids: Vec<_> = oldest.iter().rev().take(5).map(|j| j.id).collect();
-    admin.delete_jobs(&ids).unwrap();
+    let oldest: Vec<_> = oldest.iter().rev().map(|j| j.id).collect();
+    admin.delete_jobs(&oldest[..5]).unwrap();
+    // Changes to jobs spilled by then (each thaws its run while the replay
+    // keeps no index), one of them deleted by id after its thaw.
+    admin.resubmit(oldest[10], None).unwrap();
+    admin.delete_jobs(&oldest[10..11]).unwrap();
+    admin.resubmit(oldest[300], None).unwrap();
     populate(&engine, &clock, 400);
     clock.advance_secs(3 * 86_400);
     let canceled = DeletionCriteria {
@@ -512,9 +520,10 @@ fn a_replay_in_bounded_memory_spills_cold_runs_and_equals_the_live_state() {
     let live_histories = histories(&engine);
     drop(admin);
     drop(engine); // no clean close: no checkpoint, the whole log is replayed
-    let stale = dir.path().join("snapshots/cold-00000000000000000001.run");
-    std::fs::create_dir_all(stale.parent().unwrap()).unwrap();
-    std::fs::write(&stale, b"a run of an older checkpoint").unwrap();
+    let snapshots = dir.path().join("snapshots");
+    let junk = snapshots.join(format!("cold-{:020}.run", 500));
+    std::fs::create_dir_all(&snapshots).unwrap();
+    std::fs::write(&junk, b"a run no checkpoint names").unwrap();
     let spill = Config { replay_spill_rows: 25, ..config() };
 
     let engine = Engine::open_read_only(dir.path(), spill.clone(), clock.clone()).unwrap();
@@ -526,16 +535,33 @@ fn a_replay_in_bounded_memory_spills_cold_runs_and_equals_the_live_state() {
     assert_eq!(dump(&engine), live);
     assert_eq!(counts(&engine), live_counts);
     assert_eq!(histories(&engine), live_histories);
+    assert!(!runs_in(&scratch), "a read-only replay's runs are unlinked as soon as they are mapped");
     drop(engine);
     assert!(!scratch.exists(), "the scratch directory goes with the state");
+    assert!(junk.exists(), "a read-only open removes nothing");
 
+    // A writable open removes the runs no checkpoint names (an earlier
+    // open's spills, left by a crash) before it replays; this one's stay
+    // unnamed too when it ends without a checkpoint.
+    let engine = Engine::open(dir.path(), spill.clone(), clock.clone()).unwrap();
+    assert!(!junk.exists(), "an unnamed run outlived a writable open");
+    assert!(!engine.state().cold_runs().is_empty());
+    drop(engine);
+    assert!(runs_in(&snapshots));
+
+    // With a checkpoint there that cannot be read (it may name any run),
+    // nothing is removed, and the spills take ids after every run file.
+    std::fs::write(snapshots.join("snapshot-00000000000000000001.bin"), b"damaged").unwrap();
+    let stale = snapshots.join(format!("cold-{:020}.run", 1_000));
+    std::fs::write(&stale, b"a run of an older checkpoint").unwrap();
     let engine = Engine::open(dir.path(), spill, clock.clone()).unwrap();
     assert_eq!(engine.open_report().checkpoint_seq, None);
     let runs = engine.state().cold_runs();
     assert!(runs.len() >= 3, "{} runs spilled", runs.len());
-    assert!(runs.iter().all(|r| r.id() > 1 && r.path().starts_with(dir.path().join("snapshots"))));
+    assert!(runs.iter().all(|r| r.id() > 1_000 && r.path().starts_with(&snapshots)));
     drop(runs);
     assert!(std::fs::read(&stale).unwrap() == b"a run of an older checkpoint", "an older run was overwritten");
+    std::fs::remove_file(snapshots.join("snapshot-00000000000000000001.bin")).unwrap();
     assert_eq!(dump(&engine), live);
     assert_eq!(counts(&engine), live_counts);
     assert_eq!(histories(&engine), live_histories);
@@ -555,6 +581,11 @@ fn a_replay_in_bounded_memory_spills_cold_runs_and_equals_the_live_state() {
     assert_eq!(dump(&engine), live);
     assert_eq!(counts(&engine), live_counts);
     assert_eq!(histories(&engine), live_histories);
+}
+
+/// Whether `dir` holds a run file.
+fn runs_in(dir: &Path) -> bool {
+    std::fs::read_dir(dir).unwrap().any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".run"))
 }
 
 /// A replay that cannot spill its Completed jobs into cold runs (no

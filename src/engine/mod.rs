@@ -73,11 +73,12 @@ pub struct Config {
     pub cold_after: usize,
     /// A replay from the log (an open without a usable checkpoint, an audit
     /// replay, `verify`) moves the Completed jobs it holds in memory into
-    /// cold runs whenever it holds this many jobs (0: never), so its memory
-    /// is bounded by this and by the open jobs, not by the store's size
-    /// (ARCHITECTURE.md, "Replay in bounded memory"). A writable open
-    /// writes them where a checkpoint would; a read-only replay in a
-    /// temporary directory (`$TMPDIR`), removed with its state.
+    /// cold runs whenever it holds this many more jobs than after it last
+    /// did (0: never), so its memory is bounded by this and by the open
+    /// jobs, not by the store's size (ARCHITECTURE.md, "Replay in bounded
+    /// memory"). A writable open writes them where a checkpoint would; a
+    /// read-only replay in a temporary directory (`$TMPDIR`), removed with
+    /// its state.
     pub replay_spill_rows: usize,
 }
 
@@ -94,8 +95,8 @@ impl Default for Config {
             log: LogConfig { verify_on_open: false, ..LogConfig::default() },
             checkpoint_every_events: 1_000_000,
             cold_after: 4096,
-            // About 16.8 M jobs, some 6 GB of memory at most (a replay
-            // holds about 360 bytes a job in memory, and a spill one run's
+            // About 16.8 M jobs, some 6 GB of memory (a replay holds about
+            // 360 bytes a job, the open ones too, and a spill one run's
             // jobs more): a 10M-job store replays in memory as before.
             replay_spill_rows: 1 << 24,
         }

@@ -75,7 +75,7 @@ impl Engine {
 
     fn load(dir: PathBuf, log: Log, config: Config, clock: Arc<dyn Clock>, simulation: bool) -> Result<Self, Error> {
         let read_only = config.log.read_only;
-        let (state, checkpoint_seq, skipped, replayed) = fold(&dir, &log, read_only, config.replay_spill_rows)?;
+        let (state, checkpoint_seq, skipped, replayed) = fold(&dir, &log, read_only, true, config.replay_spill_rows)?;
         let opened = OpenReport { checkpoint_seq, checkpoints_skipped: skipped, events_replayed: replayed };
         Ok(Self {
             inner: Arc::new(super::Inner {
@@ -169,10 +169,16 @@ fn write_marker(dir: &Path, marker: &Path) -> Result<(), Error> {
 /// The state the store's files hold: the newest usable checkpoint and the
 /// log after it (up to its visible horizon), with the checkpoint used, the
 /// checkpoints skipped and why, and the events replayed.
+///
+/// `opening`: the store is being opened for writing (no state of it is
+/// being served), so run files no checkpoint names belong to no one (an
+/// earlier open's spills that never got a checkpoint) and are removed
+/// first.
 fn fold(
     dir: &Path,
     log: &Log,
     read_only: bool,
+    opening: bool,
     spill_rows: usize,
 ) -> Result<(Projection, Option<u64>, Vec<String>, u64), Error> {
     let snapshots = dir.join("snapshots");
@@ -199,6 +205,9 @@ fn fold(
         set_aside_checkpoints_ahead(&snapshots, log.next_seq());
     }
     let mut state = snapshot.unwrap_or_default();
+    if opening && !read_only {
+        state.remove_unnamed_runs(&snapshots);
+    }
     let checkpoint_seq = (state.last_seq() > 0).then_some(state.last_seq());
     let mut replayed = 0u64;
     let to = if read_only { SpillTo::Scratch } else { SpillTo::Dir(&snapshots) };
@@ -221,7 +230,7 @@ impl Engine {
         // The files were read whole by this process's open, and the failed
         // sync changed none of what is durable: this fails only if they were
         // damaged since, and then there is no state to serve.
-        match fold(&self.inner.dir, &self.inner.log, false, self.inner.config.replay_spill_rows) {
+        match fold(&self.inner.dir, &self.inner.log, false, false, self.inner.config.replay_spill_rows) {
             Ok((durable, ..)) => *state = durable,
             Err(e) => panic!("a sync failed, and the durable state cannot be read back: {e}"),
         }
@@ -235,7 +244,7 @@ impl Engine {
     /// with no guard of the state held.
     pub(super) fn rebuild_from_log(&self) {
         let mut state = self.inner.state.write();
-        match fold(&self.inner.dir, &self.inner.log, false, self.inner.config.replay_spill_rows) {
+        match fold(&self.inner.dir, &self.inner.log, false, false, self.inner.config.replay_spill_rows) {
             Ok((fresh, ..)) => *state = fresh,
             Err(e) => {
                 // No state matches the log: take no more writes.
@@ -265,24 +274,25 @@ enum SpillTo<'a> {
 /// than after its last spill, its Completed jobs move into cold runs
 /// (`Projection::spill`).
 struct Spill<'a> {
+    log: &'a Log,
     to: SpillTo<'a>,
     rows: usize,
-    live: crate::log::Generations,
     /// Hot rows at which the next spill happens.
     at: usize,
 }
 
 impl<'a> Spill<'a> {
-    fn new(log: &Log, to: SpillTo<'a>, rows: usize) -> Self {
-        Spill { to, rows, live: log.generations(), at: rows }
+    fn new(log: &'a Log, to: SpillTo<'a>, rows: usize) -> Self {
+        Spill { log, to, rows, at: rows }
     }
 
     /// Spills `state` if it holds enough jobs. A spill that cannot be
     /// written (no temporary directory, a full disk) changes nothing: the
-    /// replay goes on in memory, as it would without the bound.
-    fn check(&mut self, state: &mut Projection) {
+    /// replay goes on in memory, as it would without the bound. Any other
+    /// error is the replay's.
+    fn check(&mut self, state: &mut Projection) -> Result<(), Error> {
         if self.rows == 0 || state.hot_rows() < self.at {
-            return;
+            return Ok(());
         }
         let dir = match (&self.to, state.scratch_dir()) {
             (SpillTo::Dir(dir), _) => Ok(dir.to_path_buf()),
@@ -293,12 +303,30 @@ impl<'a> Spill<'a> {
                 path
             }),
         };
-        match dir.map_err(|e| e.to_string()).and_then(|dir| state.spill(&dir, &self.live).map_err(|e| e.to_string())) {
-            Ok(()) => self.at = state.hot_rows() + self.rows,
-            Err(e) => {
+        // The segments as they are now: a replay of a running store reads
+        // segments rolled since it began.
+        let spilled = match dir {
+            Ok(dir) => state.spill(&dir, &self.log.generations()).map(|()| dir),
+            Err(source) => Err(Error::Io { path: std::env::temp_dir(), source }),
+        };
+        match spilled {
+            Ok(dir) => {
+                if matches!(self.to, SpillTo::Scratch) {
+                    // Mapped, a run needs no name: unlinked at once, nothing
+                    // is left in $TMPDIR when the process is killed.
+                    for run in state.cold_runs().iter().filter(|r| r.path().starts_with(&dir)) {
+                        let _ = std::fs::remove_file(run.path());
+                    }
+                }
+                self.at = state.hot_rows() + self.rows;
+                Ok(())
+            }
+            Err(e @ Error::Io { .. }) => {
                 tracing::warn!("a replay cannot move its Completed jobs into cold runs ({e}): it goes on in memory");
                 self.rows = 0;
+                Ok(())
             }
+            Err(e) => Err(e),
         }
     }
 }
@@ -320,8 +348,7 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64, mut s
             state.apply(env, *seq, *position)?;
             *count += 1;
         }
-        spill.check(state);
-        Ok(())
+        spill.check(state)
     };
     let long = log.next_seq().saturating_sub(from) >= PIPELINE_EVENTS;
     let folded = match long.then(|| on_two_threads(log, from, how, &mut apply)).flatten() {

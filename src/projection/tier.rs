@@ -61,13 +61,6 @@ impl std::ops::Deref for Cold {
 /// *n* / this runs, plus log2 of it for the newest.
 pub(crate) const MAX_RUN_ROWS: usize = 1 << 20;
 
-/// A job a new run takes: a hot row, or row `1` of cold run `0`.
-#[derive(Clone, Copy)]
-enum Taken {
-    Hot(u32),
-    Cold(usize, u32),
-}
-
 /// Cold runs written but not yet part of the state (`prepare_run`).
 pub(crate) struct NewRun {
     runs: Vec<ColdRun>,
@@ -144,8 +137,8 @@ impl Projection {
         if rows.is_empty() || rows.len() < min {
             return Ok(None);
         }
-        let mut order: Vec<(Key, Taken)> =
-            rows.iter().map(|&i| (self.rows[i as usize].created_key(), Taken::Hot(i))).collect();
+        let mut order: Vec<(Key, Loc)> =
+            rows.iter().map(|&i| (self.rows[i as usize].created_key(), Loc::Hot(i))).collect();
         let mut merged = 0;
         for (k, run) in self.cold.iter().enumerate().rev() {
             if !merge || run.len() > 2 * order.len() || run.len() >= MAX_RUN_ROWS {
@@ -153,7 +146,7 @@ impl Projection {
             }
             for r in 0..u32::try_from(run.len()).expect("a run numbers its rows by u32") {
                 if !run.gone.contains(&r) {
-                    order.push((run.row(r)?.created_key(), Taken::Cold(k, r)));
+                    order.push((run.row(r)?.created_key(), Loc::Cold(k, r)));
                 }
             }
             merged += 1;
@@ -165,9 +158,9 @@ impl Projection {
         for (next, chunk) in (self.next_run..).zip(order.chunks(MAX_RUN_ROWS)) {
             let jobs = chunk
                 .iter()
-                .map(|&(_, taken)| match taken {
-                    Taken::Hot(i) => self.cold_job(i),
-                    Taken::Cold(k, r) => run_job(&self.cold[k].run, r),
+                .map(|&(_, loc)| match loc {
+                    Loc::Hot(i) => self.cold_job(i),
+                    Loc::Cold(k, r) => run_job(&self.cold[k].run, r),
                 })
                 .collect::<Result<Vec<_>, _>>();
             match jobs.and_then(|jobs| write_run_file(dir, next, jobs, live)) {
@@ -399,7 +392,10 @@ impl Projection {
         }
         self.rows[i as usize].last_event = prev;
         self.by_id.insert(c.id, i);
-        self.index(i);
+        // A replay that defers its indices builds them at its end.
+        if !self.deferred {
+            self.index(i);
+        }
     }
 
     /// Deletes rows `rows` of cold run `k` (none already gone): their
