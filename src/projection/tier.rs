@@ -203,9 +203,9 @@ impl Projection {
     /// each time, and would rewrite each run the next spill) and, while
     /// the replay defers its indices, without building them. Its runs take
     /// ids after every run file already in `dir`, so no run of an older
-    /// checkpoint is overwritten. A run is
-    /// left on disk, unnamed, when the state is not kept (the next
-    /// checkpoint's cleanup, `remove_unnamed_runs`, removes it).
+    /// checkpoint is overwritten. A run is left on disk, unnamed, when the
+    /// state is not kept (`remove_unnamed_runs` removes it: the next
+    /// writable open's, or the next checkpoint's).
     pub(crate) fn spill(&mut self, dir: &Path, live: &Generations) -> Result<(), Error> {
         let after = std::fs::read_dir(dir)
             .into_iter()
