@@ -196,9 +196,16 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
             oplog::install(args.log_format, args.log_level.as_deref())?;
             return server::run_service(args, g);
         }
-        Command::Salvage { to, clamp_future } => return exec::salvage(g, to, *clamp_future),
+        Command::Salvage { to, clamp_future } => {
+            oplog::install(args::LogFormat::Human, Some("warn"))?;
+            return exec::salvage(g, to, *clamp_future);
+        }
         _ => {}
     }
+    // The library's warnings (a replay that cannot bound its memory, a
+    // compaction that failed) reach stderr; its info lines are the
+    // service's operator log, not a command's.
+    oplog::install(args::LogFormat::Human, Some("warn"))?;
     // Refused before anything is opened (or created).
     exec::check_before_open(&cli.command)?;
     let writes = writes(&cli.command);

@@ -305,19 +305,13 @@ impl<'a> Spill<'a> {
         };
         // The segments as they are now: a replay of a running store reads
         // segments rolled since it began.
+        let scratch = matches!(self.to, SpillTo::Scratch);
         let spilled = match dir {
-            Ok(dir) => state.spill(&dir, &self.log.generations()).map(|()| dir),
+            Ok(dir) => state.spill(&dir, &self.log.generations(), scratch),
             Err(source) => Err(Error::Io { path: std::env::temp_dir(), source }),
         };
         match spilled {
-            Ok(dir) => {
-                if matches!(self.to, SpillTo::Scratch) {
-                    // Mapped, a run needs no name: unlinked at once, nothing
-                    // is left in $TMPDIR when the process is killed.
-                    for run in state.cold_runs().iter().filter(|r| r.path().starts_with(&dir)) {
-                        let _ = std::fs::remove_file(run.path());
-                    }
-                }
+            Ok(()) => {
                 self.at = state.hot_rows() + self.rows;
                 Ok(())
             }

@@ -125,11 +125,21 @@ impl Projection {
     /// [`Projection::install_run`]. `live`: the log's segments with their
     /// generations. The slow part of a checkpoint, done under a read lock.
     pub(crate) fn prepare_run(&self, dir: &Path, live: &Generations, min: usize) -> Result<Option<NewRun>, Error> {
-        self.prepare_runs(dir, live, min, true)
+        self.prepare_runs(dir, live, min, true, true)
     }
 
-    /// [`Projection::prepare_run`], merging the newest runs or not.
-    fn prepare_runs(&self, dir: &Path, live: &Generations, min: usize, merge: bool) -> Result<Option<NewRun>, Error> {
+    /// [`Projection::prepare_run`], merging the newest runs or not, and
+    /// leaving each run's file named or unlinking it once it is mapped (a
+    /// read-only replay's scratch runs: nothing is left of them when the
+    /// process is killed but the run being written).
+    fn prepare_runs(
+        &self,
+        dir: &Path,
+        live: &Generations,
+        min: usize,
+        merge: bool,
+        named: bool,
+    ) -> Result<Option<NewRun>, Error> {
         // The Completed hot rows, in row order (what the `completed`
         // indices hold, read without them: a replay keeps none).
         let rows: Vec<u32> =
@@ -164,7 +174,12 @@ impl Projection {
                 })
                 .collect::<Result<Vec<_>, _>>();
             match jobs.and_then(|jobs| write_run_file(dir, next, jobs, live)) {
-                Ok(run) => runs.push(run),
+                Ok(run) => {
+                    if !named {
+                        let _ = std::fs::remove_file(run.path());
+                    }
+                    runs.push(run);
+                }
                 Err(e) => {
                     for run in &runs {
                         let _ = std::fs::remove_file(run.path());
@@ -206,14 +221,15 @@ impl Projection {
     /// checkpoint is overwritten. A run is left on disk, unnamed, when the
     /// state is not kept (`remove_unnamed_runs` removes it: the next
     /// writable open's, or the next checkpoint's).
-    pub(crate) fn spill(&mut self, dir: &Path, live: &Generations) -> Result<(), Error> {
+    /// With `scratch`, each run's file is unlinked as soon as it is mapped.
+    pub(crate) fn spill(&mut self, dir: &Path, live: &Generations, scratch: bool) -> Result<(), Error> {
         let after = std::fs::read_dir(dir)
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|e| cold::parse_file_name(&e.file_name().to_string_lossy()).map(|id| id.saturating_add(1)));
         self.next_run = after.fold(self.next_run, u64::max);
-        if let Some(new) = self.prepare_runs(dir, live, 1, false)? {
+        if let Some(new) = self.prepare_runs(dir, live, 1, false, !scratch)? {
             self.install_run(new);
         }
         Ok(())
