@@ -170,10 +170,10 @@ fn write_marker(dir: &Path, marker: &Path) -> Result<(), Error> {
 /// log after it (up to its visible horizon), with the checkpoint used, the
 /// checkpoints skipped and why, and the events replayed.
 ///
-/// `opening`: the store is being opened for writing (no state of it is
-/// being served), so run files no checkpoint names belong to no one (an
-/// earlier open's spills that never got a checkpoint) and are removed
-/// first.
+/// `opening`: the store is being opened (no state of it is being served),
+/// so before a writable open's first spill the run files no checkpoint
+/// names belong to no one (an earlier open's spills that never got a
+/// checkpoint) and are removed.
 fn fold(
     dir: &Path,
     log: &Log,
@@ -205,12 +205,12 @@ fn fold(
         set_aside_checkpoints_ahead(&snapshots, log.next_seq());
     }
     let mut state = snapshot.unwrap_or_default();
-    if opening && !read_only {
-        state.remove_unnamed_runs(&snapshots);
-    }
     let checkpoint_seq = (state.last_seq() > 0).then_some(state.last_seq());
     let mut replayed = 0u64;
-    let to = if read_only { SpillTo::Scratch } else { SpillTo::Dir(&snapshots) };
+    let to = match (read_only, opening) {
+        (true, _) => SpillTo::Scratch,
+        (false, clean) => SpillTo::Dir { dir: &snapshots, clean },
+    };
     replay(log, &mut state, Replay::All, &mut replayed, Spill::new(log, to, spill_rows))?;
     Ok((state, checkpoint_seq, skipped, replayed))
 }
@@ -264,8 +264,10 @@ enum Replay {
 
 /// Where a replay moves the Completed jobs it holds ([`Spill`]).
 enum SpillTo<'a> {
-    /// The store's checkpoint directory (a writable open).
-    Dir(&'a Path),
+    /// The store's checkpoint directory (a writable open); `clean`: the
+    /// runs no checkpoint names are removed before the first spill (only
+    /// then: finding them reads every checkpoint).
+    Dir { dir: &'a Path, clean: bool },
     /// A temporary directory the state keeps, made at the first spill.
     Scratch,
 }
@@ -294,8 +296,13 @@ impl<'a> Spill<'a> {
         if self.rows == 0 || state.hot_rows() < self.at {
             return Ok(());
         }
-        let dir = match (&self.to, state.scratch_dir()) {
-            (SpillTo::Dir(dir), _) => Ok(dir.to_path_buf()),
+        let dir = match (&mut self.to, state.scratch_dir()) {
+            (SpillTo::Dir { dir, clean }, _) => {
+                if std::mem::take(clean) {
+                    state.remove_unnamed_runs(dir);
+                }
+                Ok(dir.to_path_buf())
+            }
             (SpillTo::Scratch, Some(dir)) => Ok(dir),
             (SpillTo::Scratch, None) => tempfile::Builder::new().prefix("joblog-replay-").tempdir().map(|dir| {
                 let path = dir.path().to_path_buf();
