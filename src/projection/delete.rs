@@ -436,7 +436,7 @@ pub(super) fn search_from(moved: &[(u64, u64)], hint: usize, old: u64) -> Option
     moved[lo..hi].binary_search_by_key(&old, |m| m.0).ok().map(|i| lo + i)
 }
 
-fn remove_from<K: Hash + Eq, T: Ord + Copy>(
+fn remove_from<K: Hash + Eq, T: super::ordered::Key>(
     map: &mut HashMap<K, OrderedRows<T>>,
     k: K,
     row: u32,
@@ -450,7 +450,7 @@ fn remove_from<K: Hash + Eq, T: Ord + Copy>(
     }
 }
 
-fn retain_in<K, T: Ord + Copy>(map: &mut HashMap<K, OrderedRows<T>>, keep: impl Fn(u32) -> bool + Copy) {
+fn retain_in<K, T: super::ordered::Key>(map: &mut HashMap<K, OrderedRows<T>>, keep: impl Fn(u32) -> bool + Copy) {
     map.retain(|_, set| {
         set.retain(keep);
         set.len() > 0

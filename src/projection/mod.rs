@@ -38,7 +38,7 @@ use crate::error::Error;
 use crate::log::{Log, Position};
 
 use intern::{Interner, Sym, NONE};
-use ordered::OrderedRows;
+use ordered::{Entry, OrderedRows, Tagged};
 pub(crate) use tier::Loc;
 
 /// "No time" in a row's timestamp columns.
@@ -163,7 +163,7 @@ struct ViewIndices {
     by_type: HashMap<u32, OrderedRows>,
     by_owner: HashMap<Sym, OrderedRows>,
     by_workflow: HashMap<Sym, OrderedRows>,
-    by_regarding: OrderedRows<RegardingKey>,
+    by_regarding: OrderedRows<RegardingKey, Tagged>,
 }
 
 /// Groups of rows in (`createdon`, id) order, the order they were pushed.
@@ -195,7 +195,7 @@ impl ViewIndices {
             by_owner: ordered_groups(rows, by_owner),
             by_workflow: ordered_groups(rows, by_workflow),
             by_regarding: OrderedRows::from_sorted(
-                by_regarding.into_iter().map(|k| keyed[k as u32 as usize].1).collect(),
+                by_regarding.into_iter().map(|k| Tagged::new((k >> 32) as u32, keyed[k as u32 as usize].1)).collect(),
                 |x| rows[x as usize].regarding_key(),
             ),
         }
@@ -325,7 +325,7 @@ pub struct Projection {
     /// Every live job regarding a row, by (regarding, createdon, id): one
     /// set, since most rows are regarded by one job or a few (a set per row
     /// would cost an allocation and a map entry each).
-    by_regarding: OrderedRows<RegardingKey>,
+    by_regarding: OrderedRows<RegardingKey, Tagged>,
     /// Hot jobs by status, `createdon` order. Completed ones are here too,
     /// until a checkpoint moves them cold: a view filtered by a Completed
     /// Status Reason walks only those.

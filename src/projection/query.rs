@@ -13,7 +13,7 @@ use uuid::Uuid;
 
 use super::cold::{self, ColdRow, Postings, Section};
 use super::intern::{Sym, NONE};
-use super::ordered::OrderedRows;
+use super::ordered::{OrderedRows, Tagged};
 use super::tier::{Cold, Found, Key};
 use super::{opt_time, Loc, Projection, RegardingKey, Row, NO_TIME};
 use crate::domain::{Job, OperationType, Regarding, State, Status, StatusReason, Timestamp};
@@ -100,12 +100,12 @@ enum Source<'a> {
     Rows(&'a OrderedRows),
     /// The jobs regarding one row: a range of `Projection::by_regarding`,
     /// with its length.
-    Regarding(&'a OrderedRows<RegardingKey>, Sym, usize),
+    Regarding(&'a OrderedRows<RegardingKey, Tagged>, Sym, usize),
 }
 
 impl<'a> Source<'a> {
     /// The jobs regarding `g` in `set` (`Projection::by_regarding`).
-    fn regarding(set: &'a OrderedRows<RegardingKey>, g: Sym, rows: &[Row]) -> Self {
+    fn regarding(set: &'a OrderedRows<RegardingKey, Tagged>, g: Sym, rows: &[Row]) -> Self {
         let key = |x: u32| rows[x as usize].regarding_key();
         let first = set.count_below(&(g, (i64::MIN, Uuid::nil())), key);
         let end = g.checked_add(1).map_or(set.len(), |next| set.count_below(&(next, (i64::MIN, Uuid::nil())), key));
