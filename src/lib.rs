@@ -13,6 +13,7 @@
 //!   stores opaque payloads and knows nothing of jobs.
 
 pub mod codec;
+mod cores;
 mod crashpoint;
 pub mod domain;
 pub mod engine;

@@ -3,7 +3,7 @@
 //! exactly as they did in memory, across a reopen, and `verify` agrees
 //! with a replay of the log at every step.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use joblog::domain::{DeletionCriteria, Job, OperationType, Regarding, State, Status, StatusReason};
 use joblog::engine::{Engine, Session};
@@ -543,6 +543,82 @@ fn a_full_disk_while_a_compaction_copies_a_run_loses_nothing() {
     // without the 160 deleted rows).
     assert!(outcomes.iter().any(|o| !o.1 && o.2 == 480), "{outcomes:?}");
     assert!(outcomes.iter().any(|o| o.1 && o.2 == 320), "{outcomes:?}");
+}
+
+/// A full disk while a compaction copies two runs at once (one per core):
+/// at every amount of room, either both copies are in place or neither is
+/// (a copy that was written while the other failed is removed, and both
+/// runs come back into memory), every read is what it was, the store
+/// verifies and a reopen reads the same. Small segments, and a deletion
+/// of two jobs whose events share the last one with the second run's
+/// first job's: the compaction rewrites little, so the room it leaves can
+/// be too little for the copies of the two runs.
+#[test]
+fn a_full_disk_while_a_compaction_copies_two_runs_leaves_neither_copy_behind() {
+    let Some(disk) = support::SmallDisk::mount("8m") else { return };
+    let clock = support::clock_at(support::NOW);
+    let config = joblog::engine::Config {
+        log: joblog::log::LogConfig { segment_size_bytes: 128 << 10, ..small_disk_config().log },
+        ..small_disk_config()
+    };
+    let run_files = |dir: &std::path::Path| -> BTreeSet<String> {
+        std::fs::read_dir(dir.join("snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".run"))
+            .collect()
+    };
+    let held = |e: &Engine| -> BTreeSet<String> {
+        e.state().cold_runs().iter().map(|r| joblog::projection::cold::file_name(r.id())).collect()
+    };
+    let mut outcomes = Vec::new();
+    for leave in (0..=400).step_by(8).map(|k| k << 10) {
+        let dir = disk.path().join(format!("store-{leave}"));
+        let engine = Engine::open(&dir, config.clone(), clock.clone()).unwrap();
+        let admin = engine.session("admin").unwrap();
+        // Two runs (the second too small to merge with the first), each
+        // job regarding a row of its own with a long name: a run's strings
+        // are copied whole.
+        let regarding = |n: i64| format!("contact:{n:0>240}");
+        let jobs = |ns: std::ops::Range<i64>| -> Vec<Job> {
+            ns.map(|n| job(n, Status::SUCCEEDED, OperationType::BULK_EMAIL, None, Some(&regarding(n)))).collect()
+        };
+        let all = jobs(0..400);
+        for batch in all.chunks(100) {
+            admin.import(batch.to_vec()).unwrap();
+        }
+        engine.checkpoint().unwrap();
+        let more = jobs(400..500);
+        admin.import(more.clone()).unwrap();
+        engine.checkpoint().unwrap();
+        assert_eq!(engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [400, 100]);
+        admin.delete_jobs(&[all[all.len() - 1].id, more[0].id]).unwrap();
+        let expected = everything(&admin);
+        let files_before = run_files(&dir);
+
+        let filler = support::fill_disk(disk.path(), leave);
+        let compacted = engine.compact();
+        std::fs::remove_file(filler).unwrap();
+        let runs_after: Vec<usize> = engine.state().cold_runs().iter().map(|r| r.len()).collect();
+        let rewritten = compacted.as_ref().map_or(0, |c| c.segments.len());
+        outcomes.push((leave >> 10, rewritten, runs_after.clone()));
+        assert_eq!(everything(&admin), expected, "{leave} bytes of room: {compacted:?}");
+        // Both copied, or neither (both thawed, or the compaction refused).
+        assert!([vec![399, 99], vec![], vec![400, 100]].contains(&runs_after), "{leave} bytes of room: {runs_after:?}");
+        let allowed: BTreeSet<String> = files_before.union(&held(&engine)).cloned().collect();
+        let files = run_files(&dir);
+        assert!(files.is_subset(&allowed), "{leave} bytes of room: {files:?} beyond {allowed:?}");
+        assert_verified(&engine);
+        drop(admin);
+        engine.close().unwrap();
+        let engine = Engine::open(&dir, config.clone(), clock.clone()).unwrap();
+        assert_eq!(everything(&engine.session("admin").unwrap()), expected, "{leave} bytes of room, reopened");
+        drop(engine);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    eprintln!("(KiB of room, segments rewritten, cold runs after): {outcomes:?}");
+    assert!(outcomes.iter().any(|o| o.1 == 1 && o.2.is_empty()), "{outcomes:?}");
+    assert!(outcomes.iter().any(|o| o.1 == 1 && o.2.len() == 2), "{outcomes:?}");
 }
 
 /// Letting go of the mapped pages of the log and of the runs (what the

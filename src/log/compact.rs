@@ -130,19 +130,8 @@ impl Log {
             jobs.push((&list[i], *offsets));
         }
         // Segments are independent: rewrite them on every core.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(jobs.len()).max(1);
         let dir = &self.shared.dir;
-        let results: Vec<Result<Rewritten, LogError>> = std::thread::scope(|scope| {
-            let workers: Vec<_> = (0..threads)
-                .map(|t| {
-                    let mine: Vec<_> = jobs.iter().skip(t).step_by(threads).collect();
-                    scope.spawn(move || {
-                        mine.into_iter().map(|(seg, offsets)| rewrite_segment(dir, seg, offsets)).collect::<Vec<_>>()
-                    })
-                })
-                .collect();
-            workers.into_iter().flat_map(|w| w.join().expect("a rewrite thread panicked")).collect()
-        });
+        let results = crate::cores::map(&jobs, |(seg, offsets)| rewrite_segment(dir, seg, offsets));
         // Every result joins the rewrite first, so that a failure removes
         // the files the others wrote.
         let mut out = Rewrite { segments: Vec::new(), installed: false };

@@ -300,8 +300,7 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
 /// positions point into, with its generation.
 pub fn write_run(path: &Path, id: u64, jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>) -> Result<(), Error> {
     let rows = jobs.len() as u64;
-    let sections = sections_of(jobs, segments)?;
-    write_sections(path, id, rows, &sections)
+    write_sections(path, id, rows, |put| sections_of(jobs, segments, put))
 }
 
 /// Writes `run` without its rows in `gone` as run `id` at `path` (as
@@ -322,12 +321,34 @@ pub fn copy_run(
 ) -> Result<(), Error> {
     // Every section is read through.
     let _through = run.backing.map().map(SegmentMap::read_through);
-    let (rows, sections) = run.sections_without(gone, relocate, live)?;
-    write_sections(path, id, rows, &sections)
+    // Each old row's new number (u32::MAX: gone).
+    let mut renumber = vec![u32::MAX; run.rows];
+    let mut kept = 0u32;
+    for (r, new) in (0u32..).zip(renumber.iter_mut()) {
+        if !gone.contains(&r) {
+            *new = kept;
+            kept += 1;
+        }
+    }
+    write_sections(path, id, u64::from(kept), |put| run.sections_without(&renumber, relocate, live, put))
 }
 
-/// Writes a run of `rows` rows made of `sections` to `path`, whole.
-fn write_sections(path: &Path, id: u64, rows: u64, sections: &[SectionBytes]) -> Result<(), Error> {
+/// Where a run's sections go as they are made, in file order.
+type Put<'a> = &'a mut dyn FnMut(SectionBytes) -> Result<(), Error>;
+
+/// Bytes of a run written between two syncs of its data: the disk writes
+/// while the next sections are made, and the last sync waits for little.
+const SYNC_EVERY: usize = 32 << 20;
+
+/// Writes a run of `rows` rows to `path`, whole: `produce` hands over its
+/// sections in file order, and each is written (on a thread of its own)
+/// while the next is made.
+fn write_sections(
+    path: &Path,
+    id: u64,
+    rows: u64,
+    produce: impl FnOnce(Put<'_>) -> Result<(), Error>,
+) -> Result<(), Error> {
     let io = |p: &Path| {
         let p = p.to_path_buf();
         move |source| Error::Io { path: p, source }
@@ -336,11 +357,37 @@ fn write_sections(path: &Path, id: u64, rows: u64, sections: &[SectionBytes]) ->
     let tmp = path.with_extension("run.tmp");
     let write = || -> Result<(), Error> {
         let file = crate::log::private::create_file(&tmp, true).map_err(io(&tmp))?;
-        let out = std::io::BufWriter::with_capacity(1 << 20, file);
-        let file = write_file(out, id, rows, sections)
-            .and_then(|out| out.into_inner().map_err(std::io::IntoInnerError::into_error))
-            .map_err(io(&tmp))?;
-        file.sync_all().map_err(io(&tmp))
+        let (tx, rx) = crossbeam_channel::bounded::<SectionBytes>(1);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || -> std::io::Result<()> {
+                let mut out = RunWriter::start(std::io::BufWriter::with_capacity(1 << 20, file), id, rows)?;
+                let mut unsynced = 0;
+                for (tag, bytes) in rx {
+                    out.section(tag, &bytes)?;
+                    unsynced += bytes.len();
+                    if unsynced >= SYNC_EVERY {
+                        out.sync_data()?;
+                        unsynced = 0;
+                    }
+                }
+                let file = out.finish()?.into_inner().map_err(std::io::IntoInnerError::into_error)?;
+                file.sync_all()
+            });
+            // A send fails only when the writer stopped: its error says why.
+            let mut stopped = false;
+            let produced = produce(&mut |section| {
+                tx.send(section).map_err(|_| {
+                    stopped = true;
+                    Error::corrupt("the run's writer stopped")
+                })
+            });
+            drop(tx);
+            let written = writer.join().unwrap_or_else(|e| std::panic::resume_unwind(e)).map_err(io(&tmp));
+            match produced {
+                Err(e) if !stopped => Err(e),
+                _ => written,
+            }
+        })
     };
     crate::log::private::install_file(dir, &tmp, path, write, || {}).map_err(|e| match e {
         crate::log::private::InstallError::Write(e) => e,
@@ -349,10 +396,10 @@ fn write_sections(path: &Path, id: u64, rows: u64, sections: &[SectionBytes]) ->
     })
 }
 
-/// The sections of a run of `jobs`, in file order.
+/// The sections of a run of `jobs`, handed to `put` in file order.
 // The writer: its counts are checked to fit a u32 first.
 #[allow(clippy::cast_possible_truncation)]
-fn sections_of(jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>) -> Result<Vec<SectionBytes>, Error> {
+fn sections_of(jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>, put: Put<'_>) -> Result<(), Error> {
     u32_of(jobs.len().saturating_mul(4), "strings (four a row)")?;
     // Row order: (createdon, id). The jobs stay where they are.
     let mut order: Vec<(i64, Uuid, u32)> =
@@ -417,21 +464,13 @@ fn sections_of(jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>) -> Result<
         completed.push((reason | u64::from(row.operationtype), row.completedon, row.id, i));
     }
     drop(temps);
-    // Sorting (key, row) pairs keeps each set in row (createdon) order.
-    for set in [&mut by_type, &mut by_owner, &mut by_workflow, &mut by_regarding, &mut by_status] {
-        set.sort_unstable();
-    }
-    // A job of type ANY_TYPE (u32::MAX, which nothing refuses) would be
-    // in its "every type" set twice.
-    by_status.dedup();
-    completed.sort_unstable();
-    let completed: Vec<(u64, u32)> = completed.into_iter().map(|(k, _, _, i)| (k, i)).collect();
-
+    put((Section::Rows, rows))?;
     let mut id_bytes = Vec::with_capacity(ids.len() * ID_ENTRY_LEN);
     for (id, r) in ids {
         id_bytes.extend_from_slice(id.as_bytes());
         id_bytes.extend_from_slice(&r.to_le_bytes());
     }
+    put((Section::Ids, id_bytes))?;
     let mut string_bytes = Vec::new();
     string_bytes.extend_from_slice(&u32_of(sorted.len(), "strings")?.to_le_bytes());
     let mut at = 0usize;
@@ -443,25 +482,33 @@ fn sections_of(jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>) -> Result<
     for &t in &sorted {
         string_bytes.extend_from_slice(distinct[t as usize].as_bytes());
     }
+    put((Section::Strings, string_bytes))?;
+    // Sorting (key, row) pairs keeps each set in row (createdon) order.
+    for (s, mut set) in [
+        (Section::ByType, by_type),
+        (Section::ByOwner, by_owner),
+        (Section::ByWorkflow, by_workflow),
+        (Section::ByRegarding, by_regarding),
+    ] {
+        set.sort_unstable();
+        put((s, postings(&set)?))?;
+    }
+    completed.sort_unstable();
+    let completed: Vec<(u64, u32)> = completed.into_iter().map(|(k, _, _, i)| (k, i)).collect();
+    put((Section::Completed, postings(&completed)?))?;
+    put((Section::Events, events))?;
     let mut segment_bytes = Vec::new();
     for (first_seq, generation) in segments {
         segment_bytes.extend_from_slice(&first_seq.to_le_bytes());
         segment_bytes.extend_from_slice(&u64::from(*generation).to_le_bytes());
     }
-    Ok(vec![
-        (Section::Rows, rows),
-        (Section::Ids, id_bytes),
-        (Section::Strings, string_bytes),
-        (Section::ByType, postings(&by_type)?),
-        (Section::ByOwner, postings(&by_owner)?),
-        (Section::ByWorkflow, postings(&by_workflow)?),
-        (Section::ByRegarding, postings(&by_regarding)?),
-        (Section::Completed, postings(&completed)?),
-        (Section::Events, events),
-        (Section::Segments, segment_bytes),
-        (Section::Bloom, bloom(jobs.iter().map(|j| j.row.id), jobs.len())),
-        (Section::ByStatus, postings(&by_status)?),
-    ])
+    put((Section::Segments, segment_bytes))?;
+    put((Section::Bloom, bloom(jobs.iter().map(|j| j.row.id), jobs.len())))?;
+    by_status.sort_unstable();
+    // A job of type ANY_TYPE (u32::MAX, which nothing refuses) would be
+    // in its "every type" set twice.
+    by_status.dedup();
+    put((Section::ByStatus, postings(&by_status)?))
 }
 
 /// The bit positions of `id` in a filter of `bits` bits: double hashing
@@ -531,32 +578,63 @@ fn postings(pairs: &[(u64, u32)]) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
-/// Writes a run: header, sections (each at an 8-byte boundary), the
-/// directory, the page checksums, the trailer. Returns `out`.
-fn write_file<W: Write>(out: W, id: u64, rows: u64, sections: &[SectionBytes]) -> std::io::Result<W> {
-    let mut h = [0u8; HEADER_LEN];
-    h[..8].copy_from_slice(&MAGIC);
-    h[8..10].copy_from_slice(&VERSION.to_le_bytes());
-    h[12..16].copy_from_slice(&PAGE_U32.to_le_bytes());
-    h[16..24].copy_from_slice(&id.to_le_bytes());
-    h[24..32].copy_from_slice(&rows.to_le_bytes());
-    h[32..36].copy_from_slice(&u32_of(sections.len(), "sections").unwrap_or(u32::MAX).to_le_bytes());
-    let crc = crc32fast::hash(&h[..60]);
-    h[60..64].copy_from_slice(&crc.to_le_bytes());
-    let mut out = Paged::new(out);
-    out.put(&h)?;
-    let mut dir = Vec::with_capacity(sections.len() * DIR_ENTRY_LEN);
-    for (tag, bytes) in sections {
-        out.pad8()?;
-        dir.extend_from_slice(&(*tag as u32).to_le_bytes());
-        dir.extend_from_slice(&0u32.to_le_bytes());
-        dir.extend_from_slice(&out.len.to_le_bytes());
-        dir.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        out.put(bytes)?;
+/// Writes a run: header, sections (each at an 8-byte boundary, in file
+/// order), the directory, the page checksums, the trailer.
+struct RunWriter<W: Write> {
+    out: Paged<W>,
+    /// The directory so far.
+    dir: Vec<u8>,
+}
+
+impl<W: Write> RunWriter<W> {
+    /// Writes the header of run `id` of `rows` rows (every section of
+    /// today's format).
+    fn start(out: W, id: u64, rows: u64) -> std::io::Result<Self> {
+        let mut h = [0u8; HEADER_LEN];
+        h[..8].copy_from_slice(&MAGIC);
+        h[8..10].copy_from_slice(&VERSION.to_le_bytes());
+        h[12..16].copy_from_slice(&PAGE_U32.to_le_bytes());
+        h[16..24].copy_from_slice(&id.to_le_bytes());
+        h[24..32].copy_from_slice(&rows.to_le_bytes());
+        h[32..36].copy_from_slice(&u32_of(SECTIONS.len(), "sections").unwrap_or(u32::MAX).to_le_bytes());
+        let crc = crc32fast::hash(&h[..60]);
+        h[60..64].copy_from_slice(&crc.to_le_bytes());
+        let mut out = Paged::new(out);
+        out.put(&h)?;
+        Ok(RunWriter { out, dir: Vec::with_capacity(SECTIONS.len() * DIR_ENTRY_LEN) })
     }
-    out.pad8()?;
-    out.put(&dir)?;
-    out.finish()
+
+    /// Writes the next section; it must be `SECTIONS`' next.
+    fn section(&mut self, tag: Section, bytes: &[u8]) -> std::io::Result<()> {
+        if SECTIONS.get(self.dir.len() / DIR_ENTRY_LEN) != Some(&tag) {
+            return Err(std::io::Error::other(format!("section {tag:?} out of order")));
+        }
+        self.out.pad8()?;
+        self.dir.extend_from_slice(&(tag as u32).to_le_bytes());
+        self.dir.extend_from_slice(&0u32.to_le_bytes());
+        self.dir.extend_from_slice(&self.out.len.to_le_bytes());
+        self.dir.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
+        self.out.put(bytes)
+    }
+
+    /// The directory, the page checksums and the trailer; every section
+    /// must have been written. Returns `out`.
+    fn finish(mut self) -> std::io::Result<W> {
+        if self.dir.len() != SECTIONS.len() * DIR_ENTRY_LEN {
+            return Err(std::io::Error::other("a run's writer stopped before its last section"));
+        }
+        self.out.pad8()?;
+        self.out.put(&self.dir)?;
+        self.out.finish()
+    }
+}
+
+impl RunWriter<std::io::BufWriter<File>> {
+    /// Flushes what was written and syncs the file's data so far.
+    fn sync_data(&mut self) -> std::io::Result<()> {
+        self.out.out.flush()?;
+        self.out.out.get_ref().sync_data()
+    }
 }
 
 /// A writer that checksums each 4 KiB page of what passes through it,
@@ -1053,38 +1131,35 @@ impl ColdRun {
         self.section(s, 0, self.section_len(s))
     }
 
-    /// The sections of this run without the rows in `gone` (see
-    /// [`copy_run`]), and how many rows they hold.
+    /// The sections of this run with its rows renumbered by `renumber`
+    /// (`u32::MAX`: left out; see [`copy_run`]), handed to `put` in file
+    /// order.
     // The row counts fit a u32: they are this run's, fewer.
     #[allow(clippy::cast_possible_truncation)]
     fn sections_without(
         &self,
-        gone: &rustc_hash::FxHashSet<u32>,
+        renumber: &[u32],
         relocate: impl Fn(Position) -> Result<Position, Error>,
         live: &Generations,
-    ) -> Result<(u64, Vec<SectionBytes>), Error> {
-        // Each old row's new number (u32::MAX: gone).
-        let mut renumber = vec![u32::MAX; self.rows];
-        let mut kept = 0u32;
-        for (r, new) in renumber.iter_mut().enumerate() {
-            if !gone.contains(&(r as u32)) {
-                *new = kept;
-                kept += 1;
-            }
-        }
+        put: Put<'_>,
+    ) -> Result<(), Error> {
+        let kept = renumber.iter().filter(|&&n| n != u32::MAX).count();
         let new_row = |r: u32| -> Result<Option<u32>, Error> {
             let n = *renumber.get(r as usize).ok_or_else(|| {
                 corrupt_at(&self.path, 0, format!("an index names row {r} of a run of {}", self.rows))
             })?;
             Ok((n != u32::MAX).then_some(n))
         };
-        let mut rows = Vec::with_capacity(kept as usize * ROW_LEN);
+        let mut rows = Vec::with_capacity(kept * ROW_LEN);
         // At most the old section's size: the pages past what is used are
         // never touched.
         let mut events = Vec::with_capacity(self.section_len(Section::Events));
         let mut segments = BTreeMap::new();
-        let mut ids = Vec::with_capacity(kept as usize);
+        let mut ids = Vec::with_capacity(kept);
         let mut by_status = Vec::new();
+        // A job's events, and the next job's, are mostly in one segment:
+        // its generation is looked up when the segment changes.
+        let mut last: Option<u64> = None;
         for r in 0..self.rows as u32 {
             if renumber[r as usize] == u32::MAX {
                 continue;
@@ -1094,10 +1169,16 @@ impl ColdRun {
             row.events_start = u32_of(events.len() / EVENT_LEN, "events")?;
             for p in positions {
                 let p = relocate(p)?;
-                let generation = live.get(&p.segment).ok_or_else(|| {
-                    Error::corrupt(format!("a job's event is in segment {}, which the log does not hold", p.segment))
-                })?;
-                segments.insert(p.segment, *generation);
+                if last != Some(p.segment) {
+                    let generation = live.get(&p.segment).ok_or_else(|| {
+                        Error::corrupt(format!(
+                            "a job's event is in segment {}, which the log does not hold",
+                            p.segment
+                        ))
+                    })?;
+                    segments.insert(p.segment, *generation);
+                    last = Some(p.segment);
+                }
                 events.extend_from_slice(&p.segment.to_le_bytes());
                 events.extend_from_slice(&p.offset.to_le_bytes());
             }
@@ -1109,19 +1190,22 @@ impl ColdRun {
                 by_status.push((reason | u64::from(ANY_TYPE), renumber[r as usize]));
             }
         }
-        let mut id_bytes = Vec::with_capacity(kept as usize * ID_ENTRY_LEN);
+        put((Section::Rows, rows))?;
+        let mut id_bytes = Vec::with_capacity(kept * ID_ENTRY_LEN);
         for e in self.whole(Section::Ids)?.chunks_exact(ID_ENTRY_LEN) {
             if let Some(n) = new_row(le_u32(e, 16))? {
                 id_bytes.extend_from_slice(&e[..16]);
                 id_bytes.extend_from_slice(&n.to_le_bytes());
             }
         }
-        if id_bytes.len() != rows.len() / ROW_LEN * ID_ENTRY_LEN {
+        if id_bytes.len() != kept * ID_ENTRY_LEN {
             return Err(corrupt_at(&self.path, 0, "the ids section does not name each row once".into()));
         }
+        put((Section::Ids, id_bytes))?;
+        put((Section::Strings, self.whole(Section::Strings)?.to_vec()))?;
         // A postings section read whole: its keys, then each set's rows at
         // `start`..`start + length` of the list after them.
-        let filtered = |s: Section| -> Result<Vec<u8>, Error> {
+        let filtered = |s: Section| -> Result<SectionBytes, Error> {
             let n = usize_of(le_u64(self.section(s, 0, 8)?, 0));
             let b = self.whole(s)?;
             let list = n.checked_mul(POSTING_KEY_LEN).and_then(|k| k.checked_add(8)).filter(|&l| l <= b.len());
@@ -1139,38 +1223,26 @@ impl ColdRun {
                     }
                 }
             }
-            postings(&pairs)
+            Ok((s, postings(&pairs)?))
         };
-        let by_status = if self.has(Section::ByStatus) {
-            filtered(Section::ByStatus)?
-        } else {
-            by_status.sort_unstable();
-            by_status.dedup();
-            postings(&by_status)?
-        };
+        for s in [Section::ByType, Section::ByOwner, Section::ByWorkflow, Section::ByRegarding, Section::Completed] {
+            put(filtered(s)?)?;
+        }
+        put((Section::Events, events))?;
         let mut segment_bytes = Vec::with_capacity(segments.len() * SEGMENT_LEN);
         for (first_seq, generation) in segments {
             segment_bytes.extend_from_slice(&first_seq.to_le_bytes());
             segment_bytes.extend_from_slice(&u64::from(generation).to_le_bytes());
         }
-        let bloom = bloom(ids.iter().copied(), ids.len());
-        Ok((
-            u64::from(kept),
-            vec![
-                (Section::Rows, rows),
-                (Section::Ids, id_bytes),
-                (Section::Strings, self.whole(Section::Strings)?.to_vec()),
-                (Section::ByType, filtered(Section::ByType)?),
-                (Section::ByOwner, filtered(Section::ByOwner)?),
-                (Section::ByWorkflow, filtered(Section::ByWorkflow)?),
-                (Section::ByRegarding, filtered(Section::ByRegarding)?),
-                (Section::Completed, filtered(Section::Completed)?),
-                (Section::Events, events),
-                (Section::Segments, segment_bytes),
-                (Section::Bloom, bloom),
-                (Section::ByStatus, by_status),
-            ],
-        ))
+        put((Section::Segments, segment_bytes))?;
+        put((Section::Bloom, bloom(ids.iter().copied(), ids.len())))?;
+        if self.has(Section::ByStatus) {
+            put(filtered(Section::ByStatus)?)
+        } else {
+            by_status.sort_unstable();
+            by_status.dedup();
+            put((Section::ByStatus, postings(&by_status)?))
+        }
     }
 
     /// Checks every page (verify).

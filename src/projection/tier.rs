@@ -449,43 +449,25 @@ impl Projection {
     /// [`Projection::apply_compaction`], with the same `done`.
     pub(crate) fn relocate_runs(&mut self, dir: &Path, done: &Compaction, live: &Generations) -> Result<(), Error> {
         let moves: HashMap<u64, &[(u64, u64)]> = done.segments.iter().map(|s| (s.segment, &s.moved[..])).collect();
-        let mut written: Vec<(usize, ColdRun)> = Vec::new();
-        let result = (|| {
-            for k in 0..self.cold.len() {
-                if !self.cold[k].segments()?.keys().any(|s| moves.contains_key(s)) {
-                    continue;
-                }
-                let cold = &self.cold[k];
-                // A job's events are in log order: the next lookup in a
-                // segment starts from the last one's place.
-                let last = std::cell::Cell::new(0);
-                let relocate = |p: Position| match moves.get(&p.segment) {
-                    None => Ok(p),
-                    Some(moved) => {
-                        let i = super::delete::search_from(moved, last.get(), p.offset).ok_or_else(|| {
-                            Error::corrupt(format!(
-                                "compaction dropped the event at {}:{}, which cold run {} holds",
-                                p.segment,
-                                p.offset,
-                                cold.id()
-                            ))
-                        })?;
-                        last.set(i);
-                        Ok(Position { segment: p.segment, offset: moved[i].1 })
-                    }
-                };
-                let id = self.next_run + written.len() as u64;
-                let path = dir.join(cold::file_name(id));
-                let run =
-                    cold::copy_run(&path, id, cold, &cold.gone, relocate, live).and_then(|()| ColdRun::open(&path));
-                if run.is_err() {
-                    let _ = std::fs::remove_file(&path);
-                }
-                written.push((k, run?));
+        let mut todo = Vec::new();
+        for (k, cold) in self.cold.iter().enumerate() {
+            if cold.segments()?.keys().any(|s| moves.contains_key(s)) {
+                todo.push((k, self.next_run + todo.len() as u64));
             }
-            Ok(())
-        })();
-        if let Err(e) = result {
+        }
+        // The copies share nothing but what they read: one per core at a
+        // time (each holds its new sections in memory while it writes
+        // them, a few hundred MB at most).
+        let results = crate::cores::map(&todo, |&(k, id)| (k, relocated_copy(dir, id, &self.cold[k], &moves, live)));
+        // All or nothing: a failure removes the files the others wrote.
+        let (mut written, mut failed) = (Vec::with_capacity(results.len()), None);
+        for (k, r) in results {
+            match r {
+                Ok(run) => written.push((k, run)),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        if let Some(e) = failed {
             for (_, run) in &written {
                 let _ = std::fs::remove_file(run.path());
             }
@@ -531,6 +513,44 @@ fn write_run_file(dir: &Path, id: u64, jobs: Vec<ColdJob<'_>>, live: &Generation
     let path = dir.join(cold::file_name(id));
     crate::log::private::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
     let run = cold::write_run(&path, id, jobs, &segments).and_then(|()| ColdRun::open(&path));
+    if run.is_err() {
+        let _ = std::fs::remove_file(&path);
+    }
+    run
+}
+
+/// Copies `cold` as run `id` in `dir` with its events' offsets after the
+/// compaction that moved them (`moves`: each rewritten segment's (old,
+/// new) offsets), and opens it (no file is left when that fails).
+fn relocated_copy(
+    dir: &Path,
+    id: u64,
+    cold: &Cold,
+    moves: &HashMap<u64, &[(u64, u64)]>,
+    live: &Generations,
+) -> Result<ColdRun, Error> {
+    // A job's events are in log order, and so mostly are the next job's:
+    // a lookup in a segment starts from the last one's place there.
+    let last = std::cell::Cell::new((u64::MAX, 0));
+    let relocate = |p: Position| match moves.get(&p.segment) {
+        None => Ok(p),
+        Some(moved) => {
+            let (segment, hint) = last.get();
+            let hint = if segment == p.segment { hint } else { 0 };
+            let i = super::delete::search_from(moved, hint, p.offset).ok_or_else(|| {
+                Error::corrupt(format!(
+                    "compaction dropped the event at {}:{}, which cold run {} holds",
+                    p.segment,
+                    p.offset,
+                    cold.id()
+                ))
+            })?;
+            last.set((p.segment, i));
+            Ok(Position { segment: p.segment, offset: moved[i].1 })
+        }
+    };
+    let path = dir.join(cold::file_name(id));
+    let run = cold::copy_run(&path, id, cold, &cold.gone, relocate, live).and_then(|()| ColdRun::open(&path));
     if run.is_err() {
         let _ = std::fs::remove_file(&path);
     }

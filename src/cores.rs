@@ -1,0 +1,36 @@
+//! Independent pieces of work spread over the machine's cores: the
+//! segments a compaction rewrites (`log/compact.rs`), the cold runs it
+//! copies (`projection/tier.rs`).
+
+/// `f` of every item, each on one of at most as many scoped threads as
+/// the machine has cores (item *i* on thread *i* mod threads), in the
+/// order of `items`. A panic in `f` is a bug: it is passed on.
+pub(crate) fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len()).max(1);
+    let f = &f;
+    let mut out: Vec<Option<R>> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| scope.spawn(move || items.iter().skip(t).step_by(threads).map(f).collect::<Vec<R>>()))
+            .collect();
+        let mut out: Vec<Option<R>> = (0..items.len()).map(|_| None).collect();
+        for (t, w) in workers.into_iter().enumerate() {
+            let done = w.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            for (i, r) in (t..).step_by(threads).zip(done) {
+                out[i] = Some(r);
+            }
+        }
+        out
+    });
+    out.iter_mut().map(|r| r.take().expect("every item has its result")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn every_item_once_in_order() {
+        for n in [0usize, 1, 2, 3, 7, 100] {
+            let items: Vec<usize> = (0..n).collect();
+            assert_eq!(super::map(&items, |&i| i * 2), items.iter().map(|i| i * 2).collect::<Vec<_>>());
+        }
+    }
+}
