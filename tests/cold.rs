@@ -492,6 +492,32 @@ fn a_full_disk_while_writing_a_run_changes_nothing() {
     assert_eq!(everything(&engine.session("admin").unwrap()), before);
 }
 
+/// After a compaction on a disk that had `leave` bytes of room: the store
+/// verifies, closes leaving no temporary file (while open, the log may
+/// hold the next segment prepared ahead, `next-segment.tmp`), and reopens
+/// to read `expected`; then it is removed.
+fn verified_and_reopened(
+    engine: Engine,
+    dir: &std::path::Path,
+    config: &joblog::engine::Config,
+    clock: &std::sync::Arc<joblog::domain::ManualClock>,
+    expected: &Reads,
+    leave: u64,
+) {
+    assert_verified(&engine);
+    engine.close().unwrap();
+    for sub in ["snapshots", "segments"] {
+        for e in std::fs::read_dir(dir.join(sub)).unwrap() {
+            let name = e.unwrap().file_name().to_string_lossy().into_owned();
+            assert!(!name.ends_with(".tmp"), "{leave} bytes of room: {sub}/{name} left");
+        }
+    }
+    let engine = Engine::open(dir, config.clone(), clock.clone()).unwrap();
+    assert_eq!(&everything(&engine.session("admin").unwrap()), expected, "{leave} bytes of room, reopened");
+    drop(engine);
+    std::fs::remove_dir_all(dir).unwrap();
+}
+
 /// A full disk while a compaction rewrites segments and copies the run
 /// whose jobs' events it moved (`cold::copy_run`), at every amount of room
 /// from none to enough: the deletion stays, every read is what it was
@@ -523,19 +549,8 @@ fn a_full_disk_while_a_compaction_copies_a_run_loses_nothing() {
         std::fs::remove_file(filler).unwrap();
         outcomes.push((leave, compacted.is_ok(), cold_rows(&engine)));
         assert_eq!(everything(&admin), expected, "{leave} bytes of room: {compacted:?}");
-        assert_verified(&engine);
-        for sub in ["snapshots", "segments"] {
-            for e in std::fs::read_dir(dir.join(sub)).unwrap() {
-                let name = e.unwrap().file_name().to_string_lossy().into_owned();
-                assert!(!name.ends_with(".tmp"), "{leave} bytes of room: {sub}/{name} left");
-            }
-        }
         drop(admin);
-        engine.close().unwrap();
-        let engine = Engine::open(&dir, config.clone(), clock.clone()).unwrap();
-        assert_eq!(everything(&engine.session("admin").unwrap()), expected, "{leave} bytes of room, reopened");
-        drop(engine);
-        std::fs::remove_dir_all(&dir).unwrap();
+        verified_and_reopened(engine, &dir, &config, &clock, &expected, leave);
     }
     eprintln!("(room, compacted, cold rows after): {outcomes:?}");
     // The sweep reaches both outcomes: too little room (refused, the
@@ -608,13 +623,8 @@ fn a_full_disk_while_a_compaction_copies_two_runs_leaves_neither_copy_behind() {
         let allowed: BTreeSet<String> = files_before.union(&held(&engine)).cloned().collect();
         let files = run_files(&dir);
         assert!(files.is_subset(&allowed), "{leave} bytes of room: {files:?} beyond {allowed:?}");
-        assert_verified(&engine);
         drop(admin);
-        engine.close().unwrap();
-        let engine = Engine::open(&dir, config.clone(), clock.clone()).unwrap();
-        assert_eq!(everything(&engine.session("admin").unwrap()), expected, "{leave} bytes of room, reopened");
-        drop(engine);
-        std::fs::remove_dir_all(&dir).unwrap();
+        verified_and_reopened(engine, &dir, &config, &clock, &expected, leave);
     }
     eprintln!("(KiB of room, segments rewritten, cold runs after): {outcomes:?}");
     assert!(outcomes.iter().any(|o| o.1 == 1 && o.2.is_empty()), "{outcomes:?}");
