@@ -2,11 +2,12 @@
 //! segments a compaction rewrites (`log/compact.rs`), the cold runs it
 //! copies (`projection/tier.rs`).
 
-/// `f` of every item, each on one of at most as many scoped threads as
-/// the machine has cores (item *i* on thread *i* mod threads), in the
-/// order of `items`. A panic in `f` is a bug: it is passed on.
-pub(crate) fn map<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(items.len()).max(1);
+/// `f` of every item, each on one of at most `most` scoped threads, and
+/// no more than the machine has cores (item *i* on thread *i* mod
+/// threads), in the order of `items`. A panic in `f` is a bug: it is
+/// passed on.
+pub(crate) fn map<T: Sync, R: Send>(items: &[T], most: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(most).min(items.len()).max(1);
     let f = &f;
     let mut out: Vec<Option<R>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -30,7 +31,9 @@ mod tests {
     fn every_item_once_in_order() {
         for n in [0usize, 1, 2, 3, 7, 100] {
             let items: Vec<usize> = (0..n).collect();
-            assert_eq!(super::map(&items, |&i| i * 2), items.iter().map(|i| i * 2).collect::<Vec<_>>());
+            for most in [1, 2, 8] {
+                assert_eq!(super::map(&items, most, |&i| i * 2), items.iter().map(|i| i * 2).collect::<Vec<_>>());
+            }
         }
     }
 }

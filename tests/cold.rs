@@ -564,7 +564,9 @@ fn a_full_disk_while_a_compaction_copies_a_run_loses_nothing() {
 /// at every amount of room, either both copies are in place or neither is
 /// (a copy that was written while the other failed is removed, and both
 /// runs come back into memory), every read is what it was, the store
-/// verifies and a reopen reads the same. Small segments, and a deletion
+/// verifies and a reopen reads the same (the case of one copy written
+/// and the other failing is reached on two cores: without the removal of
+/// the written copy, a stray run file is left). Small segments, and a deletion
 /// of two jobs whose events share the last one with the second run's
 /// first job's: the compaction rewrites little, so the room it leaves can
 /// be too little for the copies of the two runs.
@@ -628,7 +630,7 @@ fn a_full_disk_while_a_compaction_copies_two_runs_leaves_neither_copy_behind() {
     }
     eprintln!("(KiB of room, segments rewritten, cold runs after): {outcomes:?}");
     assert!(outcomes.iter().any(|o| o.1 == 1 && o.2.is_empty()), "{outcomes:?}");
-    assert!(outcomes.iter().any(|o| o.1 == 1 && o.2.len() == 2), "{outcomes:?}");
+    assert!(outcomes.iter().any(|o| o.1 == 1 && o.2 == [399, 99]), "{outcomes:?}");
 }
 
 /// Letting go of the mapped pages of the log and of the runs (what the

@@ -131,7 +131,7 @@ impl Log {
         }
         // Segments are independent: rewrite them on every core.
         let dir = &self.shared.dir;
-        let results = crate::cores::map(&jobs, |(seg, offsets)| rewrite_segment(dir, seg, offsets));
+        let results = crate::cores::map(&jobs, usize::MAX, |(seg, offsets)| rewrite_segment(dir, seg, offsets));
         // Every result joins the rewrite first, so that a failure removes
         // the files the others wrote.
         let mut out = Rewrite { segments: Vec::new(), installed: false };

@@ -330,7 +330,7 @@ pub fn copy_run(
             kept += 1;
         }
     }
-    write_sections(path, id, u64::from(kept), |put| run.sections_without(&renumber, relocate, live, put))
+    write_sections(path, id, u64::from(kept), |put| run.sections_without(&renumber, kept as usize, relocate, live, put))
 }
 
 /// Where a run's sections go as they are made, in file order.
@@ -363,11 +363,14 @@ fn write_sections(
                 let mut out = RunWriter::start(std::io::BufWriter::with_capacity(1 << 20, file), id, rows)?;
                 let mut unsynced = 0;
                 for (tag, bytes) in rx {
-                    out.section(tag, &bytes)?;
-                    unsynced += bytes.len();
-                    if unsynced >= SYNC_EVERY {
-                        out.sync_data()?;
-                        unsynced = 0;
+                    out.begin(tag, bytes.len())?;
+                    for piece in bytes.chunks(SYNC_EVERY) {
+                        out.put(piece)?;
+                        unsynced += piece.len();
+                        if unsynced >= SYNC_EVERY {
+                            out.sync_data()?;
+                            unsynced = 0;
+                        }
                     }
                 }
                 let file = out.finish()?.into_inner().map_err(std::io::IntoInnerError::into_error)?;
@@ -383,9 +386,10 @@ fn write_sections(
             });
             drop(tx);
             let written = writer.join().unwrap_or_else(|e| std::panic::resume_unwind(e)).map_err(io(&tmp));
-            match produced {
-                Err(e) if !stopped => Err(e),
-                _ => written,
+            match (produced, written) {
+                (Ok(()), written) => written,
+                (Err(_), Err(why)) if stopped => Err(why),
+                (Err(e), _) => Err(e),
             }
         })
     };
@@ -604,8 +608,9 @@ impl<W: Write> RunWriter<W> {
         Ok(RunWriter { out, dir: Vec::with_capacity(SECTIONS.len() * DIR_ENTRY_LEN) })
     }
 
-    /// Writes the next section; it must be `SECTIONS`' next.
-    fn section(&mut self, tag: Section, bytes: &[u8]) -> std::io::Result<()> {
+    /// Starts the next section, `len` bytes that the caller then puts
+    /// through `out`; it must be `SECTIONS`' next.
+    fn begin(&mut self, tag: Section, len: usize) -> std::io::Result<()> {
         if SECTIONS.get(self.dir.len() / DIR_ENTRY_LEN) != Some(&tag) {
             return Err(std::io::Error::other(format!("section {tag:?} out of order")));
         }
@@ -613,8 +618,13 @@ impl<W: Write> RunWriter<W> {
         self.dir.extend_from_slice(&(tag as u32).to_le_bytes());
         self.dir.extend_from_slice(&0u32.to_le_bytes());
         self.dir.extend_from_slice(&self.out.len.to_le_bytes());
-        self.dir.extend_from_slice(&(bytes.len() as u64).to_le_bytes());
-        self.out.put(bytes)
+        self.dir.extend_from_slice(&(len as u64).to_le_bytes());
+        Ok(())
+    }
+
+    /// Bytes of the section begun last.
+    fn put(&mut self, b: &[u8]) -> std::io::Result<()> {
+        self.out.put(b)
     }
 
     /// The directory, the page checksums and the trailer; every section
@@ -1132,18 +1142,18 @@ impl ColdRun {
     }
 
     /// The sections of this run with its rows renumbered by `renumber`
-    /// (`u32::MAX`: left out; see [`copy_run`]), handed to `put` in file
-    /// order.
+    /// (`u32::MAX`: left out, `kept` are not; see [`copy_run`]), handed to
+    /// `put` in file order.
     // The row counts fit a u32: they are this run's, fewer.
     #[allow(clippy::cast_possible_truncation)]
     fn sections_without(
         &self,
         renumber: &[u32],
+        kept: usize,
         relocate: impl Fn(Position) -> Result<Position, Error>,
         live: &Generations,
         put: Put<'_>,
     ) -> Result<(), Error> {
-        let kept = renumber.iter().filter(|&&n| n != u32::MAX).count();
         let new_row = |r: u32| -> Result<Option<u32>, Error> {
             let n = *renumber.get(r as usize).ok_or_else(|| {
                 corrupt_at(&self.path, 0, format!("an index names row {r} of a run of {}", self.rows))

@@ -317,6 +317,14 @@ mod tests {
             let from: Vec<u32> = set.iter_desc(Some(key(r)), key).collect();
             prop_assert_eq!(&from[..], &want[i + 1..]);
         }
+        // Cursors at every leading part, mostly no key of the set.
+        for lead in (0..=spread).step_by((spread as usize / 20).max(1)) {
+            for cursor in [(lead, 0), (lead, u32::MAX)] {
+                let from: Vec<u32> = set.iter_desc(Some(cursor), key).collect();
+                let below: Vec<u32> = model.range(..cursor).rev().map(|k| k.1).collect();
+                prop_assert_eq!(from, below);
+            }
+        }
         for bound in [(0, 0), (spread / 2, 0), (spread, 0), key(7)] {
             prop_assert_eq!(set.count_below(&bound, key), model.range(..bound).count());
         }

@@ -61,6 +61,10 @@ impl std::ops::Deref for Cold {
 /// *n* / this runs, plus log2 of it for the newest.
 pub(crate) const MAX_RUN_ROWS: usize = 1 << 20;
 
+/// Runs a compaction copies at once (`relocate_runs`): a bound on the
+/// memory they hold together.
+const COPIES: usize = 4;
+
 /// Cold runs written but not yet part of the state (`prepare_run`).
 pub(crate) struct NewRun {
     runs: Vec<ColdRun>,
@@ -456,9 +460,11 @@ impl Projection {
             }
         }
         // The copies share nothing but what they read: one per core at a
-        // time (each holds its new sections in memory while it writes
-        // them, a few hundred MB at most).
-        let results = crate::cores::map(&todo, |&(k, id)| (k, relocated_copy(dir, id, &self.cold[k], &moves, live)));
+        // time, and at most COPIES at once (each holds its run's rows,
+        // events and ids in memory until they are written, up to ~250 MB
+        // for a run of 2^20 jobs).
+        let results =
+            crate::cores::map(&todo, COPIES, |&(k, id)| (k, relocated_copy(dir, id, &self.cold[k], &moves, live)));
         // All or nothing: a failure removes the files the others wrote.
         let (mut written, mut failed) = (Vec::with_capacity(results.len()), None);
         for (k, r) in results {
