@@ -501,18 +501,24 @@ fn sections_of(jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>, put: Put<'
     let completed: Vec<(u64, u32)> = completed.into_iter().map(|(k, _, _, i)| (k, i)).collect();
     put((Section::Completed, postings(&completed)?))?;
     put((Section::Events, events))?;
-    let mut segment_bytes = Vec::new();
-    for (first_seq, generation) in segments {
-        segment_bytes.extend_from_slice(&first_seq.to_le_bytes());
-        segment_bytes.extend_from_slice(&u64::from(*generation).to_le_bytes());
-    }
-    put((Section::Segments, segment_bytes))?;
+    put(segments_section(segments))?;
     put((Section::Bloom, bloom(jobs.iter().map(|j| j.row.id), jobs.len())))?;
     by_status.sort_unstable();
     // A job of type ANY_TYPE (u32::MAX, which nothing refuses) would be
     // in its "every type" set twice.
     by_status.dedup();
     put((Section::ByStatus, postings(&by_status)?))
+}
+
+/// The segments section: each segment's first sequence number and
+/// generation, in order.
+fn segments_section(segments: &BTreeMap<u64, u32>) -> SectionBytes {
+    let mut bytes = Vec::with_capacity(segments.len() * SEGMENT_LEN);
+    for (first_seq, generation) in segments {
+        bytes.extend_from_slice(&first_seq.to_le_bytes());
+        bytes.extend_from_slice(&u64::from(*generation).to_le_bytes());
+    }
+    (Section::Segments, bytes)
 }
 
 /// The bit positions of `id` in a filter of `bits` bits: double hashing
@@ -1239,12 +1245,7 @@ impl ColdRun {
             put(filtered(s)?)?;
         }
         put((Section::Events, events))?;
-        let mut segment_bytes = Vec::with_capacity(segments.len() * SEGMENT_LEN);
-        for (first_seq, generation) in segments {
-            segment_bytes.extend_from_slice(&first_seq.to_le_bytes());
-            segment_bytes.extend_from_slice(&u64::from(generation).to_le_bytes());
-        }
-        put((Section::Segments, segment_bytes))?;
+        put(segments_section(&segments))?;
         put((Section::Bloom, bloom(ids.iter().copied(), ids.len())))?;
         if self.has(Section::ByStatus) {
             put(filtered(Section::ByStatus)?)

@@ -518,9 +518,15 @@ fn write_run_file(dir: &Path, id: u64, jobs: Vec<ColdJob<'_>>, live: &Generation
     let segments = segments_of(&jobs, live)?;
     let path = dir.join(cold::file_name(id));
     crate::log::private::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
-    let run = cold::write_run(&path, id, jobs, &segments).and_then(|()| ColdRun::open(&path));
+    opened(&path, cold::write_run(&path, id, jobs, &segments))
+}
+
+/// The run just `written` at `path`, opened; no file is left when either
+/// failed.
+fn opened(path: &Path, written: Result<(), Error>) -> Result<ColdRun, Error> {
+    let run = written.and_then(|()| ColdRun::open(path));
     if run.is_err() {
-        let _ = std::fs::remove_file(&path);
+        let _ = std::fs::remove_file(path);
     }
     run
 }
@@ -556,11 +562,7 @@ fn relocated_copy(
         }
     };
     let path = dir.join(cold::file_name(id));
-    let run = cold::copy_run(&path, id, cold, &cold.gone, relocate, live).and_then(|()| ColdRun::open(&path));
-    if run.is_err() {
-        let _ = std::fs::remove_file(&path);
-    }
-    run
+    opened(&path, cold::copy_run(&path, id, cold, &cold.gone, relocate, live))
 }
 
 /// The jobs of `cold` no deletion took, as the writer takes them.
