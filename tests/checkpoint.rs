@@ -312,12 +312,16 @@ fn a_segment_swapped_for_another_stores_is_never_read_as_this_ones() {
     };
     let (sa, sb) = (segments(a.path()), segments(b.path()));
     assert!(!sa.is_empty());
+    assert_eq!(sa.len(), sb.len());
+    let mut other_jobs = 0;
     for (x, y) in sa.iter().zip(&sb) {
         assert_eq!(x.file_name(), y.file_name());
         assert_eq!(std::fs::read(x).unwrap().len(), std::fs::read(y).unwrap().len(), "the same frames' sizes");
-        assert_ne!(std::fs::read(x).unwrap(), std::fs::read(y).unwrap(), "other jobs");
+        // (A hot segment the checkpoint's freeze emptied holds no job.)
+        other_jobs += usize::from(std::fs::read(x).unwrap() != std::fs::read(y).unwrap());
         std::fs::copy(y, x).unwrap();
     }
+    assert!(other_jobs > 0, "other jobs");
 
     let engine = Engine::open(a.path(), config(), clock()).unwrap();
     assert_eq!(engine.open_report().events_replayed, 0, "opened from its checkpoint");

@@ -128,19 +128,21 @@ fn completed_jobs_move_cold_and_read_the_same_through_changes_and_reopens() {
     let before = everything(&admin);
     assert_eq!(before.0[0].0.len(), 600);
 
-    // A checkpoint moves the 480 Completed jobs into a cold run.
+    // A checkpoint moves the 480 Completed jobs into cold runs, one per
+    // System Job Type (160 Bulk Email, 320 Workflow).
     f.engine.checkpoint().unwrap();
+    assert_eq!(f.engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [160, 320]);
     assert_eq!(cold_rows(&f.engine), 480);
     assert_eq!(everything(&admin), before, "the same reads, hot and cold");
     assert_verified(&f.engine);
 
-    // More jobs, a second checkpoint: a second run (the first is more than
-    // twice its size, so they do not merge).
+    // More jobs, a second checkpoint: a second Workflow run (the first is
+    // more than twice its size, so they do not merge).
     let more: Vec<Job> =
         (600..700).map(|n| job(n, Status::FAILED, OperationType::WORKFLOW, Some("w1"), None)).collect();
     admin.import(more).unwrap();
     f.engine.checkpoint().unwrap();
-    assert_eq!(f.engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [480, 100]);
+    assert_eq!(f.engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [160, 320, 100]);
     let before = everything(&admin);
     assert_verified(&f.engine);
 
@@ -156,16 +158,16 @@ fn completed_jobs_move_cold_and_read_the_same_through_changes_and_reopens() {
     // into memory; the reads follow.
     let failed = all.iter().find(|j| j.status == Status::FAILED).unwrap().id;
     let new = admin.resubmit(failed, None).unwrap();
-    assert_eq!(cold_rows(&f.engine), 100, "its run was thawed, the other stays");
+    assert_eq!(cold_rows(&f.engine), 420, "its run (Bulk Email) was thawed, the others stay");
     assert_eq!(admin.history(failed).unwrap().len(), before.1[&failed].1 + 1);
     assert_eq!(admin.get(new.id).unwrap().status, Status::READY);
     assert_verified(&f.engine);
 
-    // Frozen again (merged with the smaller run), then jobs deleted by id
-    // and by criteria, from the cold run: the counts, the reads and a
-    // replay agree.
+    // Frozen again (a run of its type again), then jobs deleted by id and
+    // by criteria, from the cold runs: the counts, the reads and a replay
+    // agree.
     f.engine.checkpoint().unwrap();
-    assert_eq!(f.engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [580]);
+    assert_eq!(f.engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [320, 100, 160]);
     let chosen: Vec<Uuid> = all.iter().filter(|j| j.status == Status::CANCELED).take(10).map(|j| j.id).collect();
     assert_eq!(admin.delete_jobs(&chosen).unwrap().len(), 10);
     for id in &chosen {
@@ -227,7 +229,8 @@ fn runs_whose_jobs_were_created_in_the_same_stretch_merge_in_every_view() {
             j.name = format!("job {n}");
             j.createdon = t("2026-01-01T00:00:00Z").plus_micros(n * 60_000_000);
             j.modifiedon = j.createdon;
-            j.operationtype = [OperationType::WORKFLOW, OperationType::BULK_EMAIL][(n % 2) as usize];
+            // Half of each round of every type (a run holds one type).
+            j.operationtype = [OperationType::WORKFLOW, OperationType::BULK_EMAIL][(n / 12 % 2) as usize];
             j.workflow =
                 (j.operationtype == OperationType::WORKFLOW).then(|| ["w1", "w2"][(n % 4 / 2) as usize].into());
             j
@@ -235,8 +238,9 @@ fn runs_whose_jobs_were_created_in_the_same_stretch_merge_in_every_view() {
         .collect();
     admin.import(all.clone()).unwrap();
     // Three rounds: some of the jobs, from all over the stretch, end
-    // (canceled), then a checkpoint freezes the ones that ended into a run
-    // of their own (each less than half the one before, so none merge).
+    // (canceled), then a checkpoint freezes the ones that ended into runs
+    // of their own, one per System Job Type (each less than half the one
+    // before, so none merge).
     for round in [0..8, 8..11, 11..12] {
         for (n, j) in all.iter().enumerate().filter(|(n, _)| round.contains(&(n % 12))) {
             assert_eq!(j.name, format!("job {n}"));
@@ -244,7 +248,7 @@ fn runs_whose_jobs_were_created_in_the_same_stretch_merge_in_every_view() {
         }
         f.engine.checkpoint().unwrap();
     }
-    assert_eq!(f.engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [400, 150, 50]);
+    assert_eq!(f.engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [200, 200, 75, 75, 25, 25]);
     // A few open ones again, hot among the cold.
     let more: Vec<Job> = (600..620i64)
         .map(|n| {
@@ -301,7 +305,8 @@ fn runs_of_successive_stretches_are_skipped_only_when_nothing_in_them_can_come()
     let open: Vec<Job> = jobs().into_iter().filter(|j| j.status == Status::READY).collect();
     let at = |n: i64| t("2026-01-01T00:00:00Z").plus_micros(n * 60_000_000);
     // Three stretches, each ended and frozen before the next is created,
-    // each less than half the one before (so none merge).
+    // each less than half the one before (so none merge): two runs each,
+    // one per System Job Type.
     for stretch in [0..400, 400..550, 550..600i64] {
         let batch: Vec<Job> = stretch
             .map(|n| {
@@ -320,7 +325,7 @@ fn runs_of_successive_stretches_are_skipped_only_when_nothing_in_them_can_come()
         }
         f.engine.checkpoint().unwrap();
     }
-    assert_eq!(f.engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [400, 150, 50]);
+    assert_eq!(f.engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [200, 200, 75, 75, 25, 25]);
     assert_verified(&f.engine);
     let mut filters = vec![Filter::default(), Filter { workflow: Some("w1".into()), ..Filter::default() }];
     // Bounds on the first and last job of each stretch, and between.
@@ -475,7 +480,7 @@ fn a_full_disk_while_writing_a_run_changes_nothing() {
 
     let filler = support::fill_disk(disk.path(), 16 << 10);
     let err = engine.checkpoint().unwrap_err().to_string();
-    assert!(err.contains("cold-"), "the run's write fails (480 jobs do not fit in 16 KiB): {err}");
+    assert!(err.contains("No space left"), "the freeze's or the run's write fails (480 jobs do not fit): {err}");
     assert_eq!(cold_rows(&engine), 0);
     assert_eq!(snapshots(), files_before, "no run and no temporary file left");
     assert_eq!(everything(&admin), before);
@@ -566,10 +571,11 @@ fn a_full_disk_while_a_compaction_copies_a_run_loses_nothing() {
 /// runs come back into memory), every read is what it was, the store
 /// verifies and a reopen reads the same (the case of one copy written
 /// and the other failing is reached on two cores: without the removal of
-/// the written copy, a stray run file is left). Small segments, and a deletion
-/// of two jobs whose events share the last one with the second run's
-/// first job's: the compaction rewrites little, so the room it leaves can
-/// be too little for the copies of the two runs.
+/// the written copy, a stray run file is left). Small segments, and a
+/// deletion of one job of each run: the compaction (all of the garbage,
+/// `Engine::compact`) rewrites the two cold segments the checkpoints froze
+/// the runs' events into, which frees little, so the room it leaves can be
+/// too little for the copies of the two runs.
 #[test]
 fn a_full_disk_while_a_compaction_copies_two_runs_leaves_neither_copy_behind() {
     let Some(disk) = support::SmallDisk::mount("8m") else { return };
@@ -629,8 +635,8 @@ fn a_full_disk_while_a_compaction_copies_two_runs_leaves_neither_copy_behind() {
         verified_and_reopened(engine, &dir, &config, &clock, &expected, leave);
     }
     eprintln!("(KiB of room, segments rewritten, cold runs after): {outcomes:?}");
-    assert!(outcomes.iter().any(|o| o.1 == 1 && o.2.is_empty()), "{outcomes:?}");
-    assert!(outcomes.iter().any(|o| o.1 == 1 && o.2 == [399, 99]), "{outcomes:?}");
+    assert!(outcomes.iter().any(|o| o.1 == 2 && o.2.is_empty()), "{outcomes:?}");
+    assert!(outcomes.iter().any(|o| o.1 == 2 && o.2 == [399, 99]), "{outcomes:?}");
 }
 
 /// Letting go of the mapped pages of the log and of the runs (what the

@@ -6,6 +6,8 @@
 //! (`projection/delete.rs`); running Bulk Delete jobs is the service's
 //! (`service/bulk.rs`).
 
+use std::collections::BTreeMap;
+
 use uuid::Uuid;
 
 use super::{Engine, Session};
@@ -14,7 +16,7 @@ use crate::domain::{
     Privilege, Recurrence, RetentionPolicy, Timestamp, MAX_DELETE_IDS, MAX_IMMEDIATE_DELETE,
 };
 use crate::error::Error;
-use crate::log::Compaction;
+use crate::log::{Compaction, COLD};
 use crate::projection::query::{Filter, Visibility};
 use crate::projection::Projection;
 
@@ -167,12 +169,18 @@ impl Engine {
     /// deletion every few milliseconds seals a small segment each time; see
     /// ARCHITECTURE.md, "Deletion and compaction".)
     pub fn compact(&self) -> Result<Compaction, Error> {
+        self.compact_some(Reclaim::Every)
+    }
+
+    /// [`Engine::compact`], taking of the garbage in cold segments what
+    /// `reclaim` says.
+    pub(crate) fn compact_some(&self, reclaim: Reclaim) -> Result<Compaction, Error> {
         if self.inner.read_only {
             return Err(crate::log::LogError::ReadOnly.into());
         }
         super::state::refuse_if_state_held()?;
         let _one = self.inner.compacting.lock().unwrap_or_else(|e| e.into_inner());
-        let plan = self.state().garbage().clone();
+        let plan = self.compaction_plan(reclaim);
         if plan.is_empty() {
             return Ok(Compaction::default());
         }
@@ -206,14 +214,87 @@ impl Engine {
         }
         state.apply_compaction(&plan, &done);
         drop(state);
-        // Every checkpoint points into segments that were just rewritten:
-        // none can be used again, so their space comes back too. The
-        // compaction is installed whatever happens here: a checkpoint left
-        // behind names the old generations and is skipped on open.
-        let _ = Projection::remove_snapshots(&self.inner.dir.join("snapshots"));
-        self.inner.checkpoint_seq.store(0, std::sync::atomic::Ordering::Relaxed);
+        // A segment rewritten, or a hot one removed: every checkpoint
+        // points into segments as they were, and none can be used again,
+        // so their space comes back too. (A cold segment removed whole
+        // held only deleted jobs' events: checkpoints stay good.) The
+        // compaction is installed whatever happens here: a checkpoint
+        // left behind names the old generations and is skipped on open.
+        if outdates_checkpoints(&done) {
+            let _ = Projection::remove_snapshots(&self.inner.dir.join("snapshots"));
+            self.inner.checkpoint_seq.store(0, std::sync::atomic::Ordering::Relaxed);
+        }
         Ok(done)
     }
+
+    /// The garbage a compaction drops: all of it in hot segments; in a
+    /// cold segment, all of it when it is every frame there (the segment
+    /// goes whole, unread), otherwise as `reclaim` says. Garbage recorded
+    /// in a cold segment the log no longer holds (a deletion replayed
+    /// after a crash that followed the segment's removal) is forgotten.
+    fn compaction_plan(&self, reclaim: Reclaim) -> BTreeMap<u64, Vec<u64>> {
+        let cold: std::collections::HashMap<u64, u64> =
+            self.inner.log.segments().iter().filter_map(|s| s.cold.then_some((s.key, s.frames.unwrap_or(0)))).collect();
+        let mut plan = BTreeMap::new();
+        let mut stale = Vec::new();
+        for (&key, offsets) in self.state().garbage() {
+            if key & COLD == 0 {
+                plan.insert(key, offsets.clone());
+                continue;
+            }
+            let Some(&frames) = cold.get(&key) else {
+                stale.push(key);
+                continue;
+            };
+            let garbage = offsets.len() as u64;
+            if reclaim == Reclaim::Every || 2 * garbage >= frames {
+                plan.insert(key, offsets.clone());
+            }
+        }
+        if !stale.is_empty() {
+            let _no_writes = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
+            self.inner.state.write().forget_garbage(&stale);
+        }
+        plan
+    }
+}
+
+impl Engine {
+    /// The ids of the cold runs.
+    pub(crate) fn run_ids(&self) -> Vec<u64> {
+        self.state().cold_runs().iter().map(|r| r.id()).collect()
+    }
+
+    /// Whether a deletion, with the compaction `done` after it, is to be
+    /// followed by a checkpoint: when the compaction left none usable, or
+    /// when the deletion emptied cold runs (of those in `runs_before`),
+    /// whose files go only once no kept checkpoint names them. Otherwise
+    /// (a deletion that took rows of runs that stay, and whole cold
+    /// segments) the checkpoints stay good and the next open replays the
+    /// deletion from the last one.
+    pub(crate) fn checkpoint_due_after_deletion(&self, runs_before: &[u64], done: &Compaction) -> bool {
+        let now = self.run_ids();
+        outdates_checkpoints(done) || runs_before.iter().any(|id| !now.contains(id))
+    }
+}
+
+/// What a compaction takes of the garbage in a cold segment that is not
+/// all garbage (a cold segment that is all garbage always goes whole).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Reclaim {
+    /// All of it: the segment is rewritten, and the runs that point into
+    /// it copied ([`Engine::compact`], `joblog compact`).
+    Every,
+    /// Once it is at least half of the segment's frames (a deletion's own
+    /// compaction: a deletion by age takes whole segments, and leaves
+    /// garbage in at most the one at its boundary per System Job Type).
+    Half,
+}
+
+/// Whether a compaction leaves every checkpoint pointing into segments
+/// that are gone or changed.
+fn outdates_checkpoints(done: &Compaction) -> bool {
+    done.segments.iter().any(|s| s.kept || s.segment & COLD == 0)
 }
 
 impl Session {
@@ -237,6 +318,7 @@ impl Session {
             .into());
         }
         let bytes_before = self.engine.inner.log.data_bytes();
+        let runs_before = self.engine.run_ids();
         let d = self.engine.delete(self.actor(), &self.user, criteria, limit, None)?;
         let seconds_logical = started.elapsed().as_secs_f64();
         // From here on the deletion is durable and shown: what follows only
@@ -244,7 +326,7 @@ impl Session {
         // as a warning, not as a failed deletion. The garbage stays listed;
         // the next compaction takes it.
         let mut warnings = Vec::new();
-        let compaction = match self.engine.compact() {
+        let compaction = match self.engine.compact_some(Reclaim::Half) {
             Ok(c) => c,
             Err(e) => {
                 warnings.push(format!(
@@ -256,8 +338,8 @@ impl Session {
         };
         let seconds = started.elapsed().as_secs_f64();
         let bytes_after = self.engine.inner.log.data_bytes();
-        if d.deleted > 0 {
-            if let Err(e) = self.engine.checkpoint() {
+        if d.deleted > 0 && self.engine.checkpoint_due_after_deletion(&runs_before, &compaction) {
+            if let Err(e) = self.engine.checkpoint_alone() {
                 warnings.push(format!("no checkpoint written after the deletion (the next open replays the log): {e}"));
             }
         }

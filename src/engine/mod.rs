@@ -52,6 +52,7 @@ mod verify;
 mod write;
 
 pub use actions::{BulkOutcome, NewJob, UserAction};
+pub(crate) use delete::Reclaim;
 pub use delete::{BulkDeleteRecord, DeletionReport, NewBulkDelete, DEFAULT_BULK_DELETE_NAME};
 pub use reads::HistoryEntry;
 pub use state::{EventTail, Replayed, StateGuard, View};
@@ -211,32 +212,84 @@ impl Engine {
         }
         state::refuse_if_state_held()?;
         let _one_writer = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
-        self.checkpoint_locked()
+        self.checkpoint_locked(crate::projection::CHECKPOINTS_KEPT)
+    }
+
+    /// [`Engine::checkpoint`], removing every older checkpoint (and so the
+    /// cold runs only they name): after a deletion that emptied runs,
+    /// whose space then comes back at once.
+    pub(crate) fn checkpoint_alone(&self) -> Result<PathBuf, Error> {
+        if self.inner.read_only {
+            return Err(crate::log::LogError::ReadOnly.into());
+        }
+        state::refuse_if_state_held()?;
+        let _one_writer = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
+        self.checkpoint_locked(1)
     }
 
     /// [`Engine::checkpoint`] by a thread that holds the write lock: sync
     /// what is placed (a checkpoint holds only what is durable), move the
-    /// Completed hot jobs into a cold run when there are enough
-    /// (`projection/tier.rs`), save the hot rest, and remove the cold runs
-    /// no kept checkpoint names any more.
-    pub(crate) fn checkpoint_locked(&self) -> Result<PathBuf, Error> {
+    /// Completed hot jobs into cold runs when there are enough
+    /// (`projection/tier.rs`), their events first into cold segments
+    /// (`Engine::freeze`), save the hot rest, and remove the cold runs no
+    /// kept checkpoint names any more. Keeps the newest `keep` checkpoints.
+    pub(crate) fn checkpoint_locked(&self, keep: usize) -> Result<PathBuf, Error> {
         let dir = self.inner.dir.join("snapshots");
+        let min = self.inner.config.cold_after.max(1);
         // No writer can change the state (this thread holds the write
         // lock), nor a reader taking it back after a failed sync (the
         // upgradable lock): readers go on while the run is written.
-        let state = self.inner.state.upgradable_read();
+        let mut state = self.inner.state.upgradable_read();
         self.inner.log.sync_through(state.last_seq() + 1)?;
+        if let Some(plan) = state.freeze_plan(min) {
+            state = self.freeze(state, &plan)?;
+        }
         let live = self.inner.log.generations();
-        let new = state.prepare_run(&dir, &live, self.inner.config.cold_after.max(1))?;
+        let new = state.prepare_run(&dir, &live, min)?;
         let mut state = parking_lot::RwLockUpgradableReadGuard::upgrade(state);
         if let Some(new) = new {
             state.install_run(new);
         }
         let state = parking_lot::RwLockWriteGuard::downgrade(state);
-        let path = state.save_snapshot(&dir, &live)?;
+        let path = state.save_snapshot(&dir, &live, keep)?;
         state.remove_unnamed_runs(&dir);
         self.inner.checkpoint_seq.store(state.last_seq(), std::sync::atomic::Ordering::Relaxed);
         Ok(path)
+    }
+
+    /// Moves the events of `plan` (the Completed hot jobs a checkpoint is
+    /// about to write into runs) out of the hot segments into cold ones,
+    /// one per System Job Type and stretch of completion times
+    /// (`log/compact.rs`, ARCHITECTURE.md "Cold segments"), so that a
+    /// deletion by age later removes whole files. The files are written
+    /// while readers go on; the install, and the state following the
+    /// frames it moved, under the write lock. Skipped while a compaction
+    /// runs (it rewrites the same segments; the runs then point into the
+    /// hot segments, as before cold segments).
+    fn freeze<'a>(
+        &'a self,
+        state: parking_lot::RwLockUpgradableReadGuard<'a, Projection>,
+        plan: &crate::projection::FreezePlan,
+    ) -> Result<parking_lot::RwLockUpgradableReadGuard<'a, Projection>, Error> {
+        let Ok(_one) = self.inner.compacting.try_lock() else { return Ok(state) };
+        let rewrite = self.inner.log.freeze(&plan.groups)?;
+        let mut state = parking_lot::RwLockUpgradableReadGuard::upgrade(state);
+        let done = self.inner.log.install(rewrite)?;
+        state.apply_freeze(plan, &done);
+        // Older runs may point into the hot segments it rewrote.
+        let live = self.inner.log.generations();
+        if state.relocate_runs(&self.inner.dir.join("snapshots"), &done, &live).is_err() {
+            let rewritten: Vec<u64> = done.segments.iter().map(|s| s.segment).collect();
+            if let Err(e) = state.thaw_runs_in(&rewritten) {
+                drop(state);
+                self.rebuild_from_log();
+                return Err(e);
+            }
+        }
+        state.apply_compaction(&Default::default(), &done);
+        // Every checkpoint points into segments just rewritten.
+        let _ = Projection::remove_snapshots(&self.inner.dir.join("snapshots"));
+        Ok(parking_lot::RwLockWriteGuard::downgrade_to_upgradable(state))
     }
 
     /// Saves a checkpoint (if anything changed since the last) and closes

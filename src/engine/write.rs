@@ -173,7 +173,7 @@ impl Engine {
             // The write is durable and applied: a checkpoint that fails
             // (a full disk) must not report it as failed.
             *self.inner.checkpoint_failed.lock().unwrap_or_else(|e| e.into_inner()) =
-                self.checkpoint_locked().err().map(|e| e.to_string());
+                self.checkpoint_locked(crate::projection::CHECKPOINTS_KEPT).err().map(|e| e.to_string());
         }
         drop(one_writer);
         if let Err(e) = placed.durable() {

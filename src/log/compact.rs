@@ -19,6 +19,15 @@
 //! A crash before the manifest store leaves the new files unlisted; a crash
 //! after it leaves the old ones unlisted. Either way `open` removes what the
 //! manifest does not list, so the log is the old one or the new one, whole.
+//!
+//! A *freeze* ([`Log::freeze`]) is a compaction with a second output: the
+//! frames it leaves out of the hot segments are written, each group of
+//! them in sequence order, into new *cold* segments (`cold-ID.seg`),
+//! installed in the same manifest store. It changes where frames live,
+//! never the sequence the log yields: readers merge the cold segments'
+//! frames into the hot ones' by sequence number (`read.rs`). Cold segments
+//! are rewritten like hot ones (`cold-ID-gN.seg`) and removed whole by
+//! [`Log::remove_cold`].
 
 use std::collections::BTreeMap;
 use std::fs::{self, File};
@@ -28,15 +37,18 @@ use std::sync::Arc;
 
 use super::error::{corrupt, io_err};
 use super::format::{self, FrameRead, SegmentHeader, HEADER_LEN};
-use super::manifest::{segment_file_name, sync_dir, SealedEntry};
+use super::manifest::{cold_file_name, file_name_of, sync_dir, ColdEntry, SealedEntry, COLD};
 use super::map::SegmentMap;
-use super::{Log, LogError, Segment};
+use super::{List, Log, LogError, Position, Segment};
 
 /// Segments rewritten by [`Log::rewrite`], on disk but not yet part of the
 /// log. Dropping it without [`Log::install`] removes the new files.
 #[must_use = "a rewrite changes nothing until it is installed"]
 pub struct Rewrite {
     segments: Vec<Rewritten>,
+    /// New cold segments (a freeze's), each with the new position of each
+    /// frame of its group, in the group's order.
+    cold: Vec<(Arc<Segment>, ColdEntry, Vec<Position>)>,
     installed: bool,
 }
 
@@ -52,7 +64,8 @@ pub(crate) struct Rewritten {
 /// What a rewrite did to one segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentMoves {
-    /// The segment's first sequence number (unchanged by a rewrite).
+    /// The segment's key (unchanged by a rewrite): a hot segment's first
+    /// sequence number, or [`COLD`] with a cold one's id.
     pub segment: u64,
     /// False when no frame survived and the segment is gone.
     pub kept: bool,
@@ -75,25 +88,35 @@ pub struct Compaction {
     pub bytes_after: u64,
     /// Bytes written to new segment files.
     pub bytes_written: u64,
+    /// A freeze's new cold segments, in the order of its groups: the new
+    /// position of each frame of the group, in the group's order.
+    pub frozen: Vec<Vec<Position>>,
 }
 
 impl Rewrite {
-    /// True when no segment needed rewriting.
+    /// True when no segment needed rewriting nor was made.
     pub fn is_empty(&self) -> bool {
-        self.segments.is_empty()
+        self.segments.is_empty() && self.cold.is_empty()
     }
 
     /// Bytes the rewrite wrote.
     pub fn bytes_written(&self) -> u64 {
-        self.segments.iter().filter_map(|r| r.new.as_ref()).map(|(_, e)| e.len).sum()
+        let hot: u64 = self.segments.iter().filter_map(|r| r.new.as_ref()).map(|(_, e)| e.len).sum();
+        hot + self.cold.iter().map(|(_, e, _)| e.sealed.len).sum::<u64>()
+    }
+
+    /// The files it wrote.
+    fn new_files(&self) -> impl Iterator<Item = &Path> {
+        let hot = self.segments.iter().filter_map(|r| r.new.as_ref()).map(|(seg, _)| seg.path.as_path());
+        hot.chain(self.cold.iter().map(|(seg, _, _)| seg.path.as_path()))
     }
 }
 
 impl Drop for Rewrite {
     fn drop(&mut self) {
         if !self.installed {
-            for (seg, _) in self.segments.iter().filter_map(|r| r.new.as_ref()) {
-                let _ = fs::remove_file(&seg.path);
+            for path in self.new_files() {
+                let _ = fs::remove_file(path);
             }
         }
     }
@@ -109,32 +132,31 @@ impl Log {
         rx.recv().unwrap_or(Err(LogError::Closed))
     }
 
-    /// Writes new versions of the segments named in `drop` (segment first
-    /// sequence number → offsets of the frames to leave out, any order)
-    /// without those frames. Every offset must be a frame of that segment.
-    /// Nothing changes for readers until [`Log::install`].
+    /// Writes new versions of the segments named in `drop` (segment key →
+    /// offsets of the frames to leave out, any order) without those
+    /// frames. Every offset must be a frame of that segment. A cold
+    /// segment whose every frame is named (as many distinct offsets as it
+    /// has frames) goes whole, unread. Nothing changes for readers until
+    /// [`Log::install`].
     pub fn rewrite(&self, drop: &BTreeMap<u64, Vec<u64>>) -> Result<Rewrite, LogError> {
         let drop: BTreeMap<u64, &Vec<u64>> = drop.iter().filter(|(_, o)| !o.is_empty()).map(|(s, o)| (*s, o)).collect();
-        let mut list = self.shared.snapshot();
-        if list.last().is_some_and(|active| drop.contains_key(&active.first_seq)) {
-            self.seal()?;
-            list = self.shared.snapshot();
-        }
+        let (hot, cold) = self.sealed_lists(drop.keys().copied())?;
         let mut jobs = Vec::with_capacity(drop.len());
-        for (&first_seq, offsets) in &drop {
-            let i = list.binary_search_by_key(&first_seq, |s| s.first_seq).map_err(|_| LogError::BadPosition {
-                segment: first_seq,
-                offset: 0,
-                reason: "no such segment",
-            })?;
-            jobs.push((&list[i], *offsets));
+        let mut whole = Vec::new();
+        for (&key, offsets) in &drop {
+            let seg = find(if key & COLD != 0 { &cold } else { &hot }, key)?;
+            if seg.is_cold() && offsets.len() as u64 == seg.frames && distinct(offsets) {
+                whole.push(key);
+            } else {
+                jobs.push((seg, *offsets));
+            }
         }
         // Segments are independent: rewrite them on every core.
         let dir = &self.shared.dir;
         let results = crate::cores::map(&jobs, usize::MAX, |(seg, offsets)| rewrite_segment(dir, seg, offsets));
         // Every result joins the rewrite first, so that a failure removes
         // the files the others wrote.
-        let mut out = Rewrite { segments: Vec::new(), installed: false };
+        let mut out = self.remove_cold(&whole)?;
         let mut failed = None;
         for r in results {
             match r {
@@ -145,9 +167,86 @@ impl Log {
         if let Some(e) = failed {
             return Err(e);
         }
-        out.segments.sort_by_key(|r| r.old.first_seq);
+        out.segments.sort_by_key(|r| r.old.key);
         if out.segments.iter().any(|r| r.new.is_some()) {
             sync_dir(&self.shared.dir)?;
+        }
+        Ok(out)
+    }
+
+    /// The hot and the cold segments, the active one sealed first if
+    /// `keys` name it.
+    fn sealed_lists(&self, mut keys: impl Iterator<Item = u64>) -> Result<(List, List), LogError> {
+        let (hot, cold) = self.shared.snapshot_both();
+        match hot.last() {
+            Some(active) if keys.any(|k| k == active.key) => {
+                self.seal()?;
+                Ok(self.shared.snapshot_both())
+            }
+            _ => Ok((hot, cold)),
+        }
+    }
+
+    /// Moves the frames at `groups`' positions out of the hot segments:
+    /// each group becomes a new cold segment holding its frames in
+    /// sequence order (each frame alone in its atomic batch: the log's
+    /// batches matter only to the recovery of the active segment), and the
+    /// hot segments are rewritten without them. Every position must be a
+    /// frame of a hot segment, each given once. Nothing changes for
+    /// readers until [`Log::install`], which reports each frame's new
+    /// position (`Compaction::frozen`) and the hot frames' moves.
+    pub fn freeze(&self, groups: &[Vec<Position>]) -> Result<Rewrite, LogError> {
+        let groups: Vec<&Vec<Position>> = groups.iter().filter(|g| !g.is_empty()).collect();
+        let mut drop: BTreeMap<u64, Vec<u64>> = BTreeMap::new();
+        for p in groups.iter().copied().flatten() {
+            if p.segment & COLD != 0 {
+                return Err(LogError::BadPosition {
+                    segment: p.segment,
+                    offset: p.offset,
+                    reason: "a cold segment's frame cannot be frozen again",
+                });
+            }
+            drop.entry(p.segment).or_default().push(p.offset);
+        }
+        for (&segment, offsets) in &mut drop {
+            offsets.sort_unstable();
+            if let Some(w) = offsets.windows(2).find(|w| w[0] == w[1]) {
+                return Err(LogError::BadPosition { segment, offset: w[0], reason: "a frame given twice" });
+            }
+        }
+        let (hot, _) = self.sealed_lists(drop.keys().copied())?;
+        let first = self.shared.cold_ids.fetch_add(groups.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let dir = &self.shared.dir;
+        let jobs: Vec<(u64, &Vec<Position>)> = (first..).zip(groups).collect();
+        let written = crate::cores::map(&jobs, usize::MAX, |(id, group)| write_cold(dir, &hot, *id, group));
+        // Gathered first, so that a failure removes what the others wrote.
+        let mut out = Rewrite { segments: Vec::new(), cold: Vec::new(), installed: false };
+        let mut failed = None;
+        for r in written {
+            match r {
+                Ok(c) => out.cold.push(c),
+                Err(e) => failed = failed.or(Some(e)),
+            }
+        }
+        if let Some(e) = failed {
+            return Err(e);
+        }
+        let mut hot_rewrite = self.rewrite(&drop)?;
+        out.segments = std::mem::take(&mut hot_rewrite.segments);
+        hot_rewrite.installed = true;
+        sync_dir(dir)?;
+        Ok(out)
+    }
+
+    /// Takes whole cold segments (by key) out of the log, their frames
+    /// with them, once installed ([`Log::install`]).
+    pub fn remove_cold(&self, keys: &[u64]) -> Result<Rewrite, LogError> {
+        let (_, cold) = self.shared.snapshot_both();
+        let mut out = Rewrite { segments: Vec::new(), cold: Vec::new(), installed: false };
+        for &key in keys {
+            let old = Arc::clone(find(&cold, key)?);
+            let dropped = old.frames;
+            out.segments.push(Rewritten { old, new: None, moved: Vec::new(), dropped });
         }
         Ok(out)
     }
@@ -157,7 +256,7 @@ impl Log {
     /// same segments meanwhile.
     pub fn install(&self, mut rewrite: Rewrite) -> Result<Compaction, LogError> {
         let mut report = Compaction::default();
-        if rewrite.segments.is_empty() {
+        if rewrite.is_empty() {
             rewrite.installed = true;
             return Ok(report);
         }
@@ -165,7 +264,8 @@ impl Log {
         let tx = self.tx.as_ref().ok_or(LogError::ReadOnly)?;
         let (reply, rx) = crossbeam_channel::bounded(1);
         let changes = rewrite.segments.iter().map(|r| (Arc::clone(&r.old), r.new.clone())).collect();
-        tx.send(super::writer::Request::Install { changes, reply }).map_err(|_| LogError::Closed)?;
+        let added = rewrite.cold.iter().map(|(seg, entry, _)| (Arc::clone(seg), *entry)).collect();
+        tx.send(super::writer::Request::Install { changes, added, reply }).map_err(|_| LogError::Closed)?;
         let installed = rx.recv().unwrap_or(Err(LogError::Closed));
         // After a conflict nothing was stored: the new files go. After any
         // other failure the manifest may name either set of files: keep
@@ -182,17 +282,104 @@ impl Log {
                 report.bytes_after += entry.len;
                 report.bytes_written += entry.len;
             }
-            report.segments.push(SegmentMoves { segment: r.old.first_seq, kept: r.new.is_some(), moved: r.moved });
+            report.segments.push(SegmentMoves { segment: r.old.key, kept: r.new.is_some(), moved: r.moved });
+        }
+        for (_, entry, positions) in std::mem::take(&mut rewrite.cold) {
+            report.bytes_after += entry.sealed.len;
+            report.bytes_written += entry.sealed.len;
+            report.frozen.push(positions);
         }
         sync_dir(&self.shared.dir)?;
         Ok(report)
     }
 }
 
+/// Whether `offsets` holds no offset twice.
+fn distinct(offsets: &[u64]) -> bool {
+    let mut sorted = offsets.to_vec();
+    sorted.sort_unstable();
+    sorted.windows(2).all(|w| w[0] != w[1])
+}
+
+/// The segment of `list` (sorted by key) named `key`.
+fn find(list: &[Arc<Segment>], key: u64) -> Result<&Arc<Segment>, LogError> {
+    let i = list.binary_search_by_key(&key, |s| s.key).map_err(|_| LogError::BadPosition {
+        segment: key,
+        offset: 0,
+        reason: "no such segment",
+    })?;
+    Ok(&list[i])
+}
+
+/// Writes cold segment `id` with the frames at `group` (hot positions, any
+/// order) in sequence order; returns it with each frame's new position, in
+/// the group's order. On failure nothing is left behind.
+fn write_cold(
+    dir: &Path,
+    hot: &[Arc<Segment>],
+    id: u64,
+    group: &[Position],
+) -> Result<(Arc<Segment>, ColdEntry, Vec<Position>), LogError> {
+    let path = dir.join(cold_file_name(id, 0));
+    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+    let write = || -> Result<(Arc<Segment>, ColdEntry, Vec<Position>), LogError> {
+        // Hot segments are in sequence order, and so are a segment's
+        // frames: position order is sequence order.
+        let mut order: Vec<usize> = (0..group.len()).collect();
+        order.sort_unstable_by_key(|&i| group[i]);
+        let mut out: Option<SegmentWriter> = None;
+        let mut new = vec![Position { segment: COLD | id, offset: 0 }; group.len()];
+        let (mut first_seq, mut last_seq) = (0, 0);
+        let mut seg: Option<&Arc<Segment>> = None;
+        for i in order {
+            let p = group[i];
+            let s = match seg {
+                Some(s) if s.key == p.segment => s,
+                _ => {
+                    let s = find(hot, p.segment)?;
+                    seg = Some(s);
+                    s
+                }
+            };
+            let bytes = s.map.bytes();
+            let bad = |reason| LogError::BadPosition { segment: p.segment, offset: p.offset, reason };
+            let offset =
+                usize::try_from(p.offset).ok().filter(|o| *o >= HEADER_LEN).ok_or(bad("no frame starts there"))?;
+            let frame = match format::read_frame(bytes, offset) {
+                FrameRead::Frame(f) => f,
+                _ => return Err(bad("no frame starts there")),
+            };
+            let w = match &mut out {
+                Some(w) => w,
+                None => {
+                    first_seq = frame.seq;
+                    out.insert(SegmentWriter::create(&tmp, frame.seq)?)
+                }
+            };
+            new[i].offset =
+                w.frame(frame.seq, 0, &bytes[frame.payload_offset..frame.end()]).map_err(|e| io_err(&tmp, e))?;
+            last_seq = frame.seq;
+        }
+        let w = out.expect("a group is never empty");
+        let (len, crc) = w.finish().map_err(|e| io_err(&tmp, e))?;
+        fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+        let file = File::open(&path).map_err(|e| io_err(&path, e))?;
+        let map = SegmentMap::read_only(&file, len as usize).map_err(|e| io_err(&path, e))?;
+        let sealed = SealedEntry { first_seq, last_seq, len, frames: group.len() as u64, crc, generation: 0 };
+        let mut seg = Segment::keyed(COLD | id, first_seq, 0, path.clone(), Arc::new(map));
+        (seg.last_seq, seg.frames) = (last_seq, sealed.frames);
+        Ok((Arc::new(seg), ColdEntry { id, sealed }, new))
+    };
+    write().inspect_err(|_| {
+        let _ = fs::remove_file(&tmp);
+        let _ = fs::remove_file(&path);
+    })
+}
+
 /// Copies the frames of `old` that are not at `drop` (sorted) into the
 /// segment's next generation. On failure nothing is left behind.
 fn rewrite_segment(dir: &Path, old: &Arc<Segment>, drop: &[u64]) -> Result<Rewritten, LogError> {
-    let path = dir.join(segment_file_name(old.first_seq, old.generation + 1));
+    let path = dir.join(file_name_of(old.key, old.generation + 1));
     let tmp = PathBuf::from(format!("{}.tmp", path.display()));
     copy_survivors(old, drop, &path, &tmp).inspect_err(|_| {
         let _ = fs::remove_file(&tmp);
@@ -248,7 +435,7 @@ fn copy_survivors(old: &Arc<Segment>, drop: &[u64], path: &Path, tmp: &Path) -> 
     let generation = old.generation + 1;
     let mut out: Option<SegmentWriter> = None;
     let mut moved = Vec::new();
-    let bad = |offset| LogError::BadPosition { segment: old.first_seq, offset, reason: "no frame starts there" };
+    let bad = |offset| LogError::BadPosition { segment: old.key, offset, reason: "no frame starts there" };
     let mut to_drop = DropSet::new(bytes.len(), drop).map_err(bad)?;
     // The frames of the batch being read: (offset, frame), and whether it
     // survives.
@@ -311,9 +498,12 @@ fn copy_survivors(old: &Arc<Segment>, drop: &[u64], path: &Path, tmp: &Path) -> 
             fs::rename(tmp, path).map_err(|e| io_err(path, e))?;
             let file = File::open(path).map_err(|e| io_err(path, e))?;
             let map = SegmentMap::read_only(&file, len as usize).map_err(|e| io_err(path, e))?;
-            let seg = Arc::new(Segment::new(old.first_seq, generation, path.to_path_buf(), Arc::new(map)));
+            let mut seg = Segment::keyed(old.key, old.first_seq, generation, path.to_path_buf(), Arc::new(map));
+            if old.is_cold() {
+                (seg.last_seq, seg.frames) = (last_seq, frames);
+            }
             let entry = SealedEntry { first_seq: old.first_seq, last_seq, len, frames, crc, generation };
-            Some((seg, entry))
+            Some((Arc::new(seg), entry))
         }
     };
     Ok(Rewritten { old: Arc::clone(old), new, moved, dropped })

@@ -53,6 +53,7 @@ use crossbeam_channel::Sender;
 pub use compact::{Compaction, Rewrite, SegmentMoves};
 pub use durable::Placed;
 pub use error::LogError;
+pub use manifest::COLD;
 pub use read::{LogIter, Record, RecordRef, VerifyReport};
 
 use map::SegmentMap;
@@ -120,12 +121,14 @@ impl LogConfig {
     }
 }
 
-/// Where a record lives: the segment (named by its first sequence number)
-/// and the frame's byte offset in it. Compaction moves records; a position
+/// Where a record lives: the segment (named by its key: a hot segment's
+/// first sequence number, or [`COLD`] with a cold segment's id) and the
+/// frame's byte offset in it. Compaction moves records; a position
 /// read after it may be refused with [`LogError::BadPosition`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
 pub struct Position {
-    /// The segment: its first sequence number.
+    /// The segment: a hot one's first sequence number, or [`COLD`] with a
+    /// cold one's id.
     pub segment: u64,
     /// The byte offset of the frame's header in the segment.
     pub offset: u64,
@@ -235,7 +238,15 @@ impl Position {
 
 /// One segment file, shared by the writer and the readers.
 pub(crate) struct Segment {
+    /// What positions and generations name it by: its first sequence
+    /// number (a hot segment), or `manifest::COLD | id` (a cold one).
+    pub(crate) key: u64,
+    /// The first sequence number its header names.
     pub(crate) first_seq: u64,
+    /// Its last frame's sequence number and how many frames it holds, for
+    /// a cold segment (a hot one's are not kept here: `u64::MAX` and 0).
+    pub(crate) last_seq: u64,
+    pub(crate) frames: u64,
     /// How many times compaction has rewritten it (0: as appended).
     pub(crate) generation: u32,
     pub(crate) path: PathBuf,
@@ -249,8 +260,19 @@ impl Segment {
     /// A segment read at random (a view reads one job's events) except
     /// by whole-segment scans, which prefetch it.
     pub(crate) fn new(first_seq: u64, generation: u32, path: PathBuf, map: Arc<SegmentMap>) -> Self {
+        Self::keyed(first_seq, first_seq, generation, path, map)
+    }
+
+    /// A segment named by `key` (a cold segment's: `COLD | id`) whose
+    /// header names `first_seq`.
+    pub(crate) fn keyed(key: u64, first_seq: u64, generation: u32, path: PathBuf, map: Arc<SegmentMap>) -> Self {
         map.expect_random();
-        Self { first_seq, generation, path, map, skips: Vec::new() }
+        Self { key, first_seq, last_seq: u64::MAX, frames: 0, generation, path, map, skips: Vec::new() }
+    }
+
+    /// Whether it is a cold segment.
+    pub(crate) fn is_cold(&self) -> bool {
+        self.key & manifest::COLD != 0
     }
 
     /// Where reading goes on from `offset`: past a damaged stretch that
@@ -267,6 +289,9 @@ impl Segment {
     }
 }
 
+/// A list of segments, replaced whole when it changes.
+pub(crate) type List = Arc<Vec<Arc<Segment>>>;
+
 /// State shared by the log handle, its writer thread and its readers.
 pub(crate) struct Shared {
     pub(crate) dir: PathBuf,
@@ -274,6 +299,14 @@ pub(crate) struct Shared {
     /// Replaced whole (copy on write) when a segment is added, so a reader
     /// holds a consistent list for as long as it likes.
     pub(crate) segments: RwLock<Arc<Vec<Arc<Segment>>>>,
+    /// Every cold segment, by key; replaced whole like `segments`, and
+    /// only while `segments` is locked for writing, so that a reader
+    /// holding `segments` for reading sees the two lists of one moment
+    /// (`snapshot_both`): a freeze moves frames from one to the other.
+    pub(crate) cold: RwLock<Arc<Vec<Arc<Segment>>>>,
+    /// The next cold segment id to hand out (`Log::freeze`); the manifest
+    /// keeps the high-water mark of those installed.
+    pub(crate) cold_ids: AtomicU64,
     pub(crate) counters: Counters,
     /// The visible horizon: the sequence number after the last frame
     /// readers see (`durable.rs`). Set at open, then moved forward by the
@@ -318,6 +351,19 @@ impl Shared {
     pub(crate) fn snapshot(&self) -> Arc<Vec<Arc<Segment>>> {
         Arc::clone(&self.segments.read().unwrap_or_else(|e| e.into_inner()))
     }
+
+    /// The hot and the cold segments, of one moment.
+    pub(crate) fn snapshot_both(&self) -> (List, List) {
+        let hot = self.segments.read().unwrap_or_else(|e| e.into_inner());
+        let cold = Arc::clone(&self.cold.read().unwrap_or_else(|e| e.into_inner()));
+        (Arc::clone(&hot), cold)
+    }
+
+    /// Every segment, hot ones first.
+    pub(crate) fn all(&self) -> Vec<Arc<Segment>> {
+        let (hot, cold) = self.snapshot_both();
+        hot.iter().chain(cold.iter()).cloned().collect()
+    }
 }
 
 /// What opening the log found and repaired.
@@ -325,6 +371,8 @@ impl Shared {
 pub struct RecoveryReport {
     /// Sealed segments the manifest lists.
     pub sealed_segments: usize,
+    /// Cold segments the manifest lists.
+    pub cold_segments: usize,
     /// First sequence number of the active segment, if there was one.
     pub active_segment: Option<u64>,
     /// Whole frames found in the active segment.
@@ -518,36 +566,39 @@ impl Log {
 
     /// Total bytes of segment files on disk (preallocated space included).
     pub fn disk_bytes(&self) -> u64 {
-        self.shared.snapshot().iter().map(|s| s.map.allocated() as u64).sum()
+        self.shared.all().iter().map(|s| s.map.allocated() as u64).sum()
     }
 
-    /// Each segment's rewrite generation, by first sequence number.
+    /// Each segment's rewrite generation, by key.
     pub(crate) fn generations(&self) -> Generations {
-        self.shared.snapshot().iter().map(|s| (s.first_seq, s.generation)).collect()
+        self.shared.all().iter().map(|s| (s.key, s.generation)).collect()
     }
 
     /// Bytes of whole frames (and segment headers) in the log: what it
     /// holds, without the active segment's preallocated tail.
     pub fn data_bytes(&self) -> u64 {
-        self.shared.snapshot().iter().map(|s| s.map.published() as u64).sum()
+        self.shared.all().iter().map(|s| s.map.published() as u64).sum()
     }
 
     /// Unmaps from this process the pages of every segment it has read
     /// (`SegmentMap::release_pages`): they stay in the page cache, where
     /// the kernel may then drop them.
     pub fn release_mapped_pages(&self) -> Result<(), LogError> {
-        for s in self.shared.snapshot().iter() {
+        for s in self.shared.all() {
             s.map.release_pages().map_err(|e| LogError::Io { path: s.path.clone(), source: e })?;
         }
         Ok(())
     }
 
-    /// The segments, oldest first.
+    /// The segments: the hot ones oldest first, then the cold ones by id.
     pub fn segments(&self) -> Vec<SegmentInfo> {
         self.shared
-            .snapshot()
+            .all()
             .iter()
             .map(|s| SegmentInfo {
+                key: s.key,
+                cold: s.is_cold(),
+                frames: s.is_cold().then_some(s.frames),
                 first_seq: s.first_seq,
                 generation: s.generation,
                 path: s.path.clone(),
@@ -563,14 +614,22 @@ impl Drop for Log {
     }
 }
 
-/// Segments' rewrite generations by first sequence number: a position is
-/// valid only in the generation it was read from.
+/// Segments' rewrite generations by key (a hot segment's first sequence
+/// number, a cold one's `COLD | id`): a position is valid only in the
+/// generation it was read from.
 pub type Generations = std::collections::HashMap<u64, u32>;
 
 /// A segment as [`Log::segments`] reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SegmentInfo {
-    /// Its first sequence number (its name).
+    /// What positions name it by ([`Position::segment`]).
+    pub key: u64,
+    /// Whether it is a cold segment (frames a freeze moved out of the hot
+    /// ones, in sequence order but interleaved with theirs).
+    pub cold: bool,
+    /// How many frames it holds, for a cold segment.
+    pub frames: Option<u64>,
+    /// Its header's first sequence number (a hot segment's name).
     pub first_seq: u64,
     /// How many times compaction has rewritten it.
     pub generation: u32,

@@ -26,7 +26,7 @@ use std::sync::{Arc, RwLock};
 
 use super::error::{corrupt, corrupt_at, io_err, undecodable};
 use super::format::{self, SegmentHeader, SeqRule, HEADER_LEN};
-use super::manifest::{parse_segment_file_name, sync_dir, Manifest};
+use super::manifest::{parse_any_segment_file_name, sync_dir, Manifest, COLD};
 use super::map::{preallocate, SegmentMap};
 use super::writer::{self, Active, Writer};
 use super::{Damage, Log, LogConfig, LogError, RecoveryReport, Segment, Shared};
@@ -45,19 +45,37 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
     }
     let lock = lock(dir, config.read_only)?;
     let mut report = RecoveryReport::default();
-    let (files, temps) = list_dir(dir)?;
+    let (files, cold_files, temps) = list_dir(dir)?;
     let manifest = Manifest::load(dir)?;
 
     let mut segments = Vec::new();
     for entry in &manifest.sealed {
         let path = dir.join(entry.file_name());
-        match open_sealed(&path, entry, &config, &mut report) {
+        match open_sealed(&path, entry.first_seq, entry, &config, &mut report) {
             Ok(seg) => segments.push(Arc::new(seg)),
             Err(e) if config.read_only => report.problems.push(e.to_string()),
             Err(e) => return Err(e),
         }
     }
     report.sealed_segments = segments.len();
+    let mut cold = Vec::new();
+    for entry in &manifest.cold {
+        let path = dir.join(entry.file_name());
+        match open_sealed(&path, entry.key(), &entry.sealed, &config, &mut report) {
+            Ok(mut seg) => {
+                (seg.last_seq, seg.frames) = (entry.sealed.last_seq, entry.sealed.frames);
+                cold.push(Arc::new(seg));
+            }
+            Err(e) if config.read_only => report.problems.push(e.to_string()),
+            Err(e) => return Err(e),
+        }
+    }
+    report.cold_segments = cold.len();
+    // Cold segments the manifest does not list: written by a freeze or a
+    // compaction that did not install them, or replaced by one that did.
+    let listed_cold: Vec<String> = manifest.cold.iter().map(|e| e.file_name()).collect();
+    let mut obsolete: Vec<std::path::PathBuf> =
+        cold_files.into_iter().filter(|name| !listed_cold.contains(name)).map(|name| dir.join(name)).collect();
 
     // Files the manifest does not list: one may be the active segment; the
     // rest are segments a finished rewrite replaced.
@@ -65,7 +83,6 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
     let next_after_sealed = (sealed_end + 1).max(manifest.next_seq).max(1);
     let listed: Vec<String> = manifest.sealed.iter().map(|e| e.file_name()).collect();
     let mut active_file = None;
-    let mut obsolete = Vec::new();
     for (first_seq, name) in files {
         if listed.contains(&name) {
             continue;
@@ -120,6 +137,8 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
     let shared = Arc::new(Shared {
         dir: dir.to_path_buf(),
         segments: RwLock::new(Arc::new(segments)),
+        cold: RwLock::new(Arc::new(cold)),
+        cold_ids: std::sync::atomic::AtomicU64::new(manifest.next_cold.max(1)),
         counters: Default::default(),
         next_seq: std::sync::atomic::AtomicU64::new(next_seq),
         durability: Default::default(),
@@ -214,16 +233,18 @@ fn lock(dir: &Path, shared: bool) -> Result<File, LogError> {
     Ok(file)
 }
 
-/// Lists segment files by first sequence number, and leftover temporary
-/// files (`*.tmp`, removed once opening has checked everything). Any other
-/// name (the lock, the manifest, `*.torn-*` side files) is not a segment.
+/// Lists hot segment files by first sequence number, cold segment files,
+/// and leftover temporary files (`*.tmp`, removed once opening has checked
+/// everything). Any other name (the lock, the manifest, `*.torn-*` side
+/// files) is not a segment.
 #[allow(clippy::type_complexity)]
-fn list_dir(dir: &Path) -> Result<(Vec<(u64, String)>, Vec<std::path::PathBuf>), LogError> {
+fn list_dir(dir: &Path) -> Result<(Vec<(u64, String)>, Vec<String>, Vec<std::path::PathBuf>), LogError> {
     let mut segments = Vec::new();
+    let mut cold = Vec::new();
     let mut temps = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((segments, temps)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok((segments, cold, temps)),
         Err(e) => return Err(io_err(dir, e)),
     };
     for entry in entries {
@@ -240,20 +261,26 @@ fn list_dir(dir: &Path) -> Result<(Vec<(u64, String)>, Vec<std::path::PathBuf>),
         let name = entry.file_name().to_string_lossy().into_owned();
         if name.ends_with(".tmp") {
             temps.push(entry.path());
-        } else if let Some((first_seq, _)) = parse_segment_file_name(&name) {
-            segments.push((first_seq, name));
+        } else {
+            match parse_any_segment_file_name(&name) {
+                Some((key, _)) if key & COLD != 0 => cold.push(name),
+                Some((first_seq, _)) => segments.push((first_seq, name)),
+                None => {}
+            }
         }
     }
     segments.sort();
-    Ok((segments, temps))
+    Ok((segments, cold, temps))
 }
 
-/// Opens a sealed segment, checking it against its manifest entry. In
+/// Opens a sealed segment (hot, or cold: `key`), checking it against its
+/// manifest entry. In
 /// read-only salvage, a segment whose content is damaged is reported and
 /// served around the damage (every valid frame, the damaged stretches
 /// stepped over).
 fn open_sealed(
     path: &Path,
+    key: u64,
     entry: &super::manifest::SealedEntry,
     config: &LogConfig,
     report: &mut RecoveryReport,
@@ -299,7 +326,7 @@ fn open_sealed(
             map = SegmentMap::read_only(&file, serve).map_err(|e| io_err(path, e))?;
         }
     }
-    let mut seg = Segment::new(entry.first_seq, entry.generation, path.to_path_buf(), Arc::new(map));
+    let mut seg = Segment::keyed(key, entry.first_seq, entry.generation, path.to_path_buf(), Arc::new(map));
     seg.skips = skips;
     Ok(seg)
 }

@@ -6,12 +6,16 @@
 //! `Sync::EveryBatch`, what is durable); a read by position reaches every
 //! placed frame.
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::sync::Arc;
 
 use super::error::corrupt;
 use super::format::{self, FrameRead, SeqRule, HEADER_LEN};
-use super::manifest::Manifest;
+use super::manifest::{Manifest, COLD};
+use super::map::SegmentMap;
 use super::{Log, LogError, Position, Segment, Shared};
+use crate::sys::map::ReadThrough;
 
 /// One record: its sequence number, where it lives, and its payload, read
 /// in place from the segment's map.
@@ -29,7 +33,7 @@ impl Record {
 
     /// Where it lives (valid until compaction rewrites its segment).
     pub fn position(&self) -> Position {
-        Position { segment: self.seg.first_seq, offset: (self.frame.payload_offset - format::FRAME_HEADER_LEN) as u64 }
+        Position { segment: self.seg.key, offset: (self.frame.payload_offset - format::FRAME_HEADER_LEN) as u64 }
     }
 
     /// Its payload, read in place from the segment's map.
@@ -49,12 +53,15 @@ impl std::fmt::Debug for Record {
 /// it reaches the end of what is published it returns `None`, but it is not
 /// fused: calling `next` again later returns what was appended since (a
 /// tailing reader). A corrupt frame is returned as an error, after which the
-/// iterator ends.
+/// iterator ends. Cold segments' frames come in their places.
 pub struct LogIter {
     shared: Arc<Shared>,
     seg: Option<Arc<Segment>>,
     offset: usize,
     from_seq: u64,
+    /// The sequence number after the last record returned.
+    after: u64,
+    cold: ColdMerge,
     failed: bool,
 }
 
@@ -65,48 +72,31 @@ impl Iterator for LogIter {
         if self.failed {
             return None;
         }
-        loop {
-            if self.seg.is_none() {
-                // The log was empty when iteration started: look again.
-                self.seg = self.shared.snapshot().first().cloned();
-                self.offset = HEADER_LEN;
+        let hot = match self.peek_hot() {
+            Ok(hot) => hot,
+            Err(e) => return self.fail(e),
+        };
+        let cold_next = match self.cold.next_seq() {
+            Ok(next) => next,
+            Err(e) => return self.fail(e),
+        };
+        let record = match hot {
+            Some(frame) if frame.seq < cold_next => {
+                self.offset = frame.end();
+                let seg = Arc::clone(self.seg.as_ref().expect("a frame was read from it"));
+                Record { seg, frame }
             }
-            let seg = Arc::clone(self.seg.as_ref()?);
-            let bytes = seg.map.bytes();
-            self.offset = seg.skip(self.offset);
-            if self.offset < bytes.len() {
-                match format::read_frame(bytes, self.offset) {
-                    // Placed, not yet visible (`durable.rs`): looked at again
-                    // on the next call.
-                    FrameRead::Frame(frame) if self.shared.hides(frame.seq) => return None,
-                    FrameRead::Frame(frame) => {
-                        self.offset = frame.end();
-                        if frame.seq < self.from_seq {
-                            continue;
-                        }
-                        return Some(Ok(Record { seg, frame }));
-                    }
-                    FrameRead::End => {
-                        return self.fail(corrupt(&seg.path, self.offset, "published bytes hold no frame"))
-                    }
-                    FrameRead::Invalid(why) => return self.fail(corrupt(&seg.path, self.offset, why)),
-                }
-            }
-            // End of what this segment has published. If a later segment
-            // exists, this one is sealed, but it may have published its last
-            // frames after we looked: look again before moving on.
-            let next = {
-                let snapshot = self.shared.snapshot();
-                let i = snapshot.partition_point(|s| s.first_seq <= seg.first_seq);
-                snapshot.get(i).cloned()
-            };
-            let next = next?;
-            if self.offset < seg.map.published() {
-                continue;
-            }
-            self.seg = Some(next);
-            self.offset = HEADER_LEN;
-        }
+            Some(frame) if frame.seq == cold_next => return self.fail(twice(&self.cold, frame.seq)),
+            // Cold frames are below the visible horizon (they were durable
+            // in a sealed segment): they come whatever the hot side has.
+            _ if cold_next != u64::MAX => match self.cold.pop() {
+                Ok((seg, frame)) => Record { seg, frame },
+                Err(e) => return self.fail(e),
+            },
+            _ => return None,
+        };
+        self.after = record.frame.seq + 1;
+        Some(Ok(record))
     }
 }
 
@@ -114,6 +104,183 @@ impl LogIter {
     fn fail(&mut self, err: LogError) -> Option<Result<Record, LogError>> {
         self.failed = true;
         Some(Err(err))
+    }
+
+    /// The next hot frame at or after `from_seq`, not yet taken; `None` at
+    /// the end of what is published.
+    fn peek_hot(&mut self) -> Result<Option<format::Frame>, LogError> {
+        loop {
+            if self.seg.is_none() {
+                // The log was empty when iteration started: look again.
+                self.seg = self.shared.snapshot().first().cloned();
+                self.offset = HEADER_LEN;
+            }
+            let Some(seg) = self.seg.as_ref().map(Arc::clone) else { return Ok(None) };
+            let bytes = seg.map.bytes();
+            self.offset = seg.skip(self.offset);
+            if self.offset < bytes.len() {
+                match format::read_frame(bytes, self.offset) {
+                    // Placed, not yet visible (`durable.rs`): looked at again
+                    // on the next call.
+                    FrameRead::Frame(frame) if self.shared.hides(frame.seq) => return Ok(None),
+                    FrameRead::Frame(frame) if frame.seq < self.from_seq => {
+                        self.offset = frame.end();
+                        continue;
+                    }
+                    FrameRead::Frame(frame) => return Ok(Some(frame)),
+                    FrameRead::End => return Err(corrupt(&seg.path, self.offset, "published bytes hold no frame")),
+                    FrameRead::Invalid(why) => return Err(corrupt(&seg.path, self.offset, why)),
+                }
+            }
+            // End of what this segment has published. If a later segment
+            // exists, this one is sealed, but it may have published its last
+            // frames after we looked: look again before moving on.
+            let (hot, cold) = self.shared.snapshot_both();
+            let next = hot.get(hot.partition_point(|s| s.first_seq <= seg.first_seq)).cloned();
+            let Some(next) = next else { return Ok(None) };
+            if self.offset < seg.map.published() {
+                continue;
+            }
+            // A freeze since the last look moved frames of the segments
+            // ahead into cold segments: those come from there. (Frames it
+            // moved out of the segments behind came from their old maps.)
+            self.cold.add(&cold, self.after.max(self.from_seq));
+            self.seg = Some(next);
+            self.offset = HEADER_LEN;
+        }
+    }
+}
+
+/// The error for a sequence number found in a hot and a cold segment.
+fn twice(cold: &ColdMerge, seq: u64) -> LogError {
+    let (path, offset) = cold.peek_at().unwrap_or_default();
+    corrupt(&path, offset, format!("sequence number {seq} is in a hot and a cold segment"))
+}
+
+/// The frames of the cold segments, merged into one sequence: each cold
+/// segment is in sequence order, and a segment is opened only once the
+/// merge reaches its first sequence number.
+pub(crate) struct ColdMerge {
+    /// Segments not yet reached, by first sequence number, the nearest last.
+    waiting: Vec<Arc<Segment>>,
+    /// Keys of every segment taken in, so that [`ColdMerge::add`] adds
+    /// each once.
+    known: Vec<u64>,
+    /// Reached segments, each with its next frame.
+    open: Vec<Reached>,
+    /// (next frame's sequence number, index in `open`) of each reached
+    /// segment that has one: a min-heap.
+    heap: BinaryHeap<Reverse<(u64, usize)>>,
+    /// Frames below this are not returned.
+    from_seq: u64,
+    /// Whether each segment is read through (`SegmentMap::read_through`):
+    /// a scan of the whole log, not a tailing reader.
+    through: bool,
+}
+
+impl ColdMerge {
+    pub(crate) fn new(cold: &[Arc<Segment>], from_seq: u64, through: bool) -> Self {
+        let mut merge = Self {
+            waiting: Vec::new(),
+            known: Vec::new(),
+            open: Vec::new(),
+            heap: BinaryHeap::new(),
+            from_seq,
+            through,
+        };
+        merge.add(cold, from_seq);
+        merge
+    }
+
+    /// Takes in the segments of `cold` not taken in before, returning only
+    /// their frames from `from_seq` on.
+    fn add(&mut self, cold: &[Arc<Segment>], from_seq: u64) {
+        let before = self.waiting.len();
+        for seg in cold {
+            if !self.known.contains(&seg.key) {
+                self.known.push(seg.key);
+                if seg.last_seq >= from_seq {
+                    self.waiting.push(Arc::clone(seg));
+                }
+            }
+        }
+        if self.waiting.len() > before {
+            self.from_seq = self.from_seq.max(from_seq);
+            self.waiting.sort_by_key(|s| Reverse(s.first_seq));
+        }
+    }
+
+    /// The sequence number of the next cold frame; `u64::MAX` when none is
+    /// left.
+    pub(crate) fn next_seq(&mut self) -> Result<u64, LogError> {
+        loop {
+            let top = self.heap.peek().map_or(u64::MAX, |Reverse((seq, _))| *seq);
+            match self.waiting.last() {
+                Some(seg) if seg.first_seq <= top => {
+                    let seg = self.waiting.pop().expect("just looked");
+                    let through = self.through.then(|| seg.map.read_through_shared());
+                    if let Some(frame) = next_frame(&seg, HEADER_LEN, self.from_seq)? {
+                        self.heap.push(Reverse((frame.seq, self.open.len())));
+                        self.open.push(Reached { seg, frame, _through: through });
+                    }
+                }
+                _ => return Ok(top),
+            }
+        }
+    }
+
+    /// Takes the next cold frame (after [`ColdMerge::next_seq`] said there
+    /// is one).
+    pub(crate) fn pop(&mut self) -> Result<(Arc<Segment>, format::Frame), LogError> {
+        let Reverse((_, i)) = self.heap.pop().expect("a cold frame is next");
+        let (seg, frame) = (Arc::clone(&self.open[i].seg), self.open[i].frame);
+        match next_frame(&seg, frame.end(), self.from_seq)? {
+            Some(next) => {
+                self.open[i].frame = next;
+                self.heap.push(Reverse((next.seq, i)));
+            }
+            None => self.open[i]._through = None,
+        }
+        if self.heap.peek().is_some_and(|Reverse((seq, _))| *seq == frame.seq) {
+            return Err(corrupt(
+                &seg.path,
+                frame.offset(),
+                format!("sequence number {} is in two cold segments", frame.seq),
+            ));
+        }
+        Ok((seg, frame))
+    }
+
+    /// The file and offset of the frame that is next.
+    fn peek_at(&self) -> Option<(std::path::PathBuf, usize)> {
+        self.heap.peek().map(|Reverse((_, i))| (self.open[*i].seg.path.clone(), self.open[*i].frame.offset()))
+    }
+}
+
+/// A cold segment the merge reached.
+struct Reached {
+    seg: Arc<Segment>,
+    /// Its next frame.
+    frame: format::Frame,
+    /// While it has one, the guard of a scan of its whole map (`through`).
+    _through: Option<ReadThrough<Arc<SegmentMap>>>,
+}
+
+/// The first frame of `seg` at or after `offset` whose sequence number is
+/// `from_seq` or more; `None` at its end.
+fn next_frame(seg: &Segment, mut offset: usize, from_seq: u64) -> Result<Option<format::Frame>, LogError> {
+    let bytes = seg.map.bytes();
+    loop {
+        offset = seg.skip(offset);
+        if offset >= bytes.len() {
+            return Ok(None);
+        }
+        match format::read_frame(bytes, offset) {
+            FrameRead::Frame(frame) if frame.seq < from_seq => offset = frame.end(),
+            FrameRead::Frame(frame) => return Ok(Some(frame)),
+            FrameRead::End => return Err(corrupt(&seg.path, offset, "published bytes hold no frame")),
+            FrameRead::Invalid(why) => return Err(corrupt(&seg.path, offset, why)),
+        }
     }
 }
 
@@ -160,7 +327,7 @@ impl Log {
     /// Iterates from the first record whose sequence number is `from_seq` or
     /// more.
     pub fn iter_from(&self, from_seq: u64) -> LogIter {
-        let snapshot = self.shared.snapshot();
+        let (snapshot, cold) = self.shared.snapshot_both();
         // The last segment starting at or before `from_seq`.
         let i = snapshot.partition_point(|s| s.first_seq <= from_seq).saturating_sub(1);
         LogIter {
@@ -168,6 +335,8 @@ impl Log {
             seg: snapshot.get(i).cloned(),
             offset: HEADER_LEN,
             from_seq,
+            after: from_seq,
+            cold: ColdMerge::new(&cold, from_seq, false),
             failed: false,
         }
     }
@@ -184,9 +353,29 @@ impl Log {
         mut f: impl FnMut(RecordRef<'_>) -> Result<std::ops::ControlFlow<()>, E>,
     ) -> Result<(), E> {
         let horizon = if self.shared.writable { self.next_seq() } else { u64::MAX };
-        let snapshot = self.shared.snapshot();
+        let (snapshot, cold) = self.shared.snapshot_both();
+        let mut cold = ColdMerge::new(&cold, from_seq, true);
+        // The next cold frame's sequence number (`u64::MAX`: none): hot
+        // frames below it go by with one comparison each.
+        let mut cold_next = cold.next_seq()?;
+        // Passes cold frames below `until` to `f`; `Break` once `f` said so.
+        let mut cold_until = |until: u64,
+                              cold_next: &mut u64,
+                              f: &mut dyn FnMut(RecordRef<'_>) -> Result<std::ops::ControlFlow<()>, E>|
+         -> Result<std::ops::ControlFlow<()>, E> {
+            while *cold_next < until {
+                let (seg, frame) = cold.pop()?;
+                *cold_next = cold.next_seq()?;
+                let position = Position { segment: seg.key, offset: frame.offset() as u64 };
+                let payload = &seg.map.bytes()[frame.payload_offset..frame.end()];
+                if f(RecordRef { seq: frame.seq, position, payload })?.is_break() {
+                    return Ok(std::ops::ControlFlow::Break(()));
+                }
+            }
+            Ok(std::ops::ControlFlow::Continue(()))
+        };
         let start = snapshot.partition_point(|s| s.first_seq <= from_seq).saturating_sub(1);
-        for seg in snapshot.iter().skip(start) {
+        'hot: for seg in snapshot.iter().skip(start) {
             let _through = seg.map.read_through();
             let bytes = seg.map.bytes();
             let mut offset = HEADER_LEN;
@@ -201,12 +390,20 @@ impl Log {
                     FrameRead::Invalid(why) => return Err(corrupt(&seg.path, offset, why).into()),
                 };
                 if frame.seq >= horizon {
-                    return Ok(());
+                    break 'hot;
                 }
-                let position = Position { segment: seg.first_seq, offset: offset as u64 };
+                let position = Position { segment: seg.key, offset: offset as u64 };
                 offset = frame.end();
                 if frame.seq < from_seq {
                     continue;
+                }
+                if frame.seq >= cold_next {
+                    if cold_until(frame.seq, &mut cold_next, &mut f)?.is_break() {
+                        return Ok(());
+                    }
+                    if frame.seq == cold_next {
+                        return Err(twice(&cold, frame.seq).into());
+                    }
                 }
                 let payload = &bytes[frame.payload_offset..frame.end()];
                 if f(RecordRef { seq: frame.seq, position, payload })?.is_break() {
@@ -214,6 +411,7 @@ impl Log {
                 }
             }
         }
+        let _flow = cold_until(horizon, &mut cold_next, &mut f)?;
         Ok(())
     }
 
@@ -233,8 +431,12 @@ impl Log {
 
     fn read_position(&self, pos: Position, written: bool) -> Result<Record, LogError> {
         let bad = |reason| LogError::BadPosition { segment: pos.segment, offset: pos.offset, reason };
-        let snapshot = self.shared.snapshot();
-        let i = snapshot.binary_search_by_key(&pos.segment, |s| s.first_seq).map_err(|_| bad("no such segment"))?;
+        let snapshot = if pos.segment & COLD != 0 {
+            Arc::clone(&self.shared.cold.read().unwrap_or_else(|e| e.into_inner()))
+        } else {
+            self.shared.snapshot()
+        };
+        let i = snapshot.binary_search_by_key(&pos.segment, |s| s.key).map_err(|_| bad("no such segment"))?;
         let seg = Arc::clone(&snapshot[i]);
         let offset = usize::try_from(pos.offset).map_err(|_| bad("offset out of range"))?;
         if offset < HEADER_LEN {
@@ -254,10 +456,17 @@ impl Log {
     /// problem rather than stopping at the first.
     pub fn verify(&self) -> Result<VerifyReport, LogError> {
         let manifest = Manifest::load(&self.shared.dir)?;
-        let snapshot = self.shared.snapshot();
-        let mut report = VerifyReport { segments: snapshot.len(), ..VerifyReport::default() };
+        let (snapshot, cold) = self.shared.snapshot_both();
+        let mut report = VerifyReport { segments: snapshot.len() + cold.len(), ..VerifyReport::default() };
         let mut prev_last: Option<u64> = None;
-        for seg in snapshot.iter() {
+        let listed = |seg: &Segment| {
+            if seg.is_cold() {
+                manifest.cold.iter().find(|e| e.key() == seg.key).map(|e| e.sealed)
+            } else {
+                manifest.sealed.iter().find(|e| e.first_seq == seg.first_seq).copied()
+            }
+        };
+        for seg in snapshot.iter().chain(cold.iter()) {
             let bytes = seg.map.bytes();
             report.bytes += bytes.len() as u64;
             let scan = format::scan(bytes, bytes.len(), seg.first_seq, SeqRule::Increasing);
@@ -271,15 +480,18 @@ impl Log {
                     scan.committed_end
                 ));
             }
-            if let (Some(p), Some(first)) = (prev_last, scan.last_seq.map(|_| seg.first_seq)) {
-                if first <= p {
-                    report
-                        .problems
-                        .push(format!("{}: sequence numbers overlap the previous segment", seg.path.display()));
+            // Hot segments follow each other; cold ones interleave.
+            if !seg.is_cold() {
+                if let (Some(p), Some(first)) = (prev_last, scan.last_seq.map(|_| seg.first_seq)) {
+                    if first <= p {
+                        report
+                            .problems
+                            .push(format!("{}: sequence numbers overlap the previous segment", seg.path.display()));
+                    }
                 }
+                prev_last = scan.last_seq.or(prev_last);
             }
-            prev_last = scan.last_seq.or(prev_last);
-            match manifest.sealed.iter().find(|e| e.first_seq == seg.first_seq) {
+            match listed(seg) {
                 Some(entry) => {
                     if entry.len != bytes.len() as u64 || entry.crc != crc32fast::hash(bytes) {
                         report
@@ -290,7 +502,7 @@ impl Log {
                         report.problems.push(format!("{}: frames differ from its manifest entry", seg.path.display()));
                     }
                 }
-                None if !Arc::ptr_eq(seg, snapshot.last().expect("non-empty")) => {
+                None if seg.is_cold() || !Arc::ptr_eq(seg, snapshot.last().expect("non-empty")) => {
                     report.problems.push(format!("{}: sealed segment missing from the manifest", seg.path.display()));
                 }
                 None => {}

@@ -33,7 +33,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
 use super::error::io_err;
 use super::format::{self, SegmentHeader, HEADER_LEN};
-use super::manifest::{segment_file_name, Manifest, SealedEntry};
+use super::manifest::{segment_file_name, ColdEntry, Manifest, SealedEntry};
 use super::map::{first_step, preallocate, MapWriter, SegmentMap};
 use super::private::{install_file, InstallError};
 use super::{Appended, Batch, LogConfig, LogError, Position, Segment, Shared, Sync};
@@ -54,9 +54,11 @@ pub(crate) enum Request {
     Seal {
         reply: Sender<Result<(), LogError>>,
     },
-    /// Replace sealed segments by their rewritten versions (`None`: remove).
+    /// Replace sealed segments (hot or cold) by their rewritten versions
+    /// (`None`: remove), and add new cold segments.
     Install {
         changes: Vec<Replacement>,
+        added: Vec<(Arc<Segment>, ColdEntry)>,
         reply: Sender<Result<(), LogError>>,
     },
 }
@@ -166,7 +168,7 @@ impl Writer {
             }
             match other {
                 Some(Request::Seal { reply }) => drop(reply.send(w.seal())),
-                Some(Request::Install { changes, reply }) => drop(reply.send(w.install(changes))),
+                Some(Request::Install { changes, added, reply }) => drop(reply.send(w.install(changes, added))),
                 _ => {}
             }
             w.prepare_ahead();
@@ -228,28 +230,41 @@ impl Writer {
         }
     }
 
-    /// Installs rewritten segments: one manifest store, then the new list.
-    fn install(&mut self, changes: Vec<Replacement>) -> Result<(), LogError> {
+    /// Installs rewritten segments and new cold ones: one manifest store,
+    /// then the new lists.
+    fn install(&mut self, changes: Vec<Replacement>, added: Vec<(Arc<Segment>, ColdEntry)>) -> Result<(), LogError> {
         if let Some(why) = self.shared.durability.poisoned() {
             return Err(LogError::Poisoned(why));
         }
         let mut manifest = self.manifest.clone();
         for (old, new) in &changes {
-            let Some(i) = manifest.sealed.iter().position(|e| e.first_seq == old.first_seq) else {
-                return Err(LogError::Conflict(format!("segment {} is not sealed", old.first_seq)));
+            let (at, generation) = if old.is_cold() {
+                let i = manifest.cold.iter().position(|e| e.key() == old.key);
+                (i, i.map(|i| manifest.cold[i].sealed.generation))
+            } else {
+                let i = manifest.sealed.iter().position(|e| e.first_seq == old.first_seq);
+                (i, i.map(|i| manifest.sealed[i].generation))
             };
-            if manifest.sealed[i].generation != old.generation {
+            let Some(i) = at else {
+                return Err(LogError::Conflict(format!("segment {} is not sealed", old.path.display())));
+            };
+            if generation != Some(old.generation) {
                 return Err(LogError::Conflict(format!(
                     "segment {} was rewritten by another compaction meanwhile",
-                    old.first_seq
+                    old.path.display()
                 )));
             }
-            match new {
-                Some((_, entry)) => manifest.sealed[i] = *entry,
-                None => {
-                    manifest.sealed.remove(i);
-                }
+            match (old.is_cold(), new) {
+                (false, Some((_, entry))) => manifest.sealed[i] = *entry,
+                (false, None) => drop(manifest.sealed.remove(i)),
+                (true, Some((_, entry))) => manifest.cold[i].sealed = *entry,
+                (true, None) => drop(manifest.cold.remove(i)),
             }
+        }
+        for (_, entry) in &added {
+            manifest.next_cold = manifest.next_cold.max(entry.id + 1);
+            let i = manifest.cold.partition_point(|e| e.id < entry.id);
+            manifest.cold.insert(i, *entry);
         }
         manifest.epoch += 1;
         if let Err(e) = manifest.store(&self.shared.dir) {
@@ -259,16 +274,23 @@ impl Writer {
         }
         self.manifest = manifest;
         let mut guard = self.shared.segments.write().unwrap_or_else(|e| e.into_inner());
+        let mut cold_guard = self.shared.cold.write().unwrap_or_else(|e| e.into_inner());
         let mut list = Vec::clone(&guard);
+        let mut cold = Vec::clone(&cold_guard);
         for (old, new) in changes {
+            let list = if old.is_cold() { &mut cold } else { &mut list };
             let i = list.iter().position(|s| Arc::ptr_eq(s, &old)).expect("a sealed segment is in the list");
             match new {
                 Some((seg, _)) => list[i] = seg,
-                None => {
-                    list.remove(i);
-                }
+                None => drop(list.remove(i)),
             }
         }
+        for (seg, _) in added {
+            let i = cold.partition_point(|s| s.key < seg.key);
+            cold.insert(i, seg);
+        }
+        // The cold list first: a reader takes `segments`, then `cold`.
+        *cold_guard = Arc::new(cold);
         *guard = Arc::new(list);
         Ok(())
     }

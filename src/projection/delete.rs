@@ -371,6 +371,14 @@ impl Projection {
         &self.garbage
     }
 
+    /// Forgets the garbage recorded in `segments`: cold segments the log
+    /// no longer holds.
+    pub(crate) fn forget_garbage(&mut self, segments: &[u64]) {
+        for s in segments {
+            self.garbage.remove(s);
+        }
+    }
+
     /// Follows a compaction that dropped `plan` (taken from [`garbage`]):
     /// the survivors' events in rewritten segments get their new offsets,
     /// and the garbage dropped is forgotten.

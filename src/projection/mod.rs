@@ -22,6 +22,7 @@ mod tier;
 // For the checkpoint fuzz target only.
 #[doc(hidden)]
 pub use snapshot::checkpoint_file_bytes;
+pub(crate) use snapshot::KEEP as CHECKPOINTS_KEPT;
 
 use std::collections::BTreeMap;
 
@@ -39,7 +40,7 @@ use crate::log::{Log, Position};
 
 use intern::{Interner, Sym, NONE};
 use ordered::{Entry, OrderedRows, Tagged};
-pub(crate) use tier::Loc;
+pub(crate) use tier::{FreezePlan, Loc};
 
 /// "No time" in a row's timestamp columns.
 const NO_TIME: i64 = i64::MIN;
@@ -1055,10 +1056,11 @@ pub(crate) fn decode_event(log: &Log, seq: u64, position: Position, payload: &[u
             what: format!("event {seq} has schema version {version}, newer than this build's {EVENT_VERSION}"),
         },
         reason => {
-            let file = log.segments().into_iter().find(|s| s.first_seq == position.segment).map_or_else(
-                || log.dir().join(crate::log::manifest::segment_file_name(position.segment, 0)),
-                |s| s.path,
-            );
+            let file = log
+                .segments()
+                .into_iter()
+                .find(|s| s.key == position.segment)
+                .map_or_else(|| log.dir().join(crate::log::manifest::file_name_of(position.segment, 0)), |s| s.path);
             Error::Corrupt {
                 file: Some(file),
                 offset: Some(position.offset),

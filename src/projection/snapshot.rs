@@ -61,7 +61,7 @@ struct Tiers {
 }
 const HEADER_LEN: usize = 40;
 /// Snapshots kept: the newest and the one before it.
-const KEEP: usize = 2;
+pub(crate) const KEEP: usize = 2;
 
 #[derive(Serialize)]
 struct BodyRef<'a> {
@@ -383,9 +383,10 @@ fn list(dir: &Path) -> Vec<(u64, PathBuf)> {
 impl Projection {
     /// Writes a snapshot of this state into `dir` (write a temporary file,
     /// fsync, rename, fsync the directory) and removes all but the newest
-    /// two. `live` is the log's segments (first sequence number →
-    /// generation) as this state's positions refer to them. Returns its path.
-    pub(crate) fn save_snapshot(&self, dir: &Path, live: &Generations) -> Result<PathBuf, Error> {
+    /// `keep` (at least this one; `KEEP` usually). `live` is the log's
+    /// segments (key → generation) as this state's positions refer to
+    /// them. Returns its path.
+    pub(crate) fn save_snapshot(&self, dir: &Path, live: &Generations, keep: usize) -> Result<PathBuf, Error> {
         crate::log::private::create_dir_all(dir).map_err(io(dir))?;
         let path = dir.join(file_name(self.last_seq));
         let tmp = dir.join(format!("{}.tmp", file_name(self.last_seq)));
@@ -437,7 +438,7 @@ impl Projection {
             InstallError::Rename(e) => io(&path)(e),
             InstallError::SyncDir(e) => io(dir)(e),
         })?;
-        for (_, old) in list(dir).into_iter().skip(KEEP) {
+        for (_, old) in list(dir).into_iter().skip(keep.max(1)) {
             let _ = fs::remove_file(old);
         }
         Ok(path)
@@ -526,6 +527,19 @@ fn runs_named(path: &Path) -> Option<Vec<u64>> {
     Some(tiers.cold)
 }
 
+/// Whether positions into segment `key` as of `generation` still hold: it
+/// is in the log in that generation, or it is a cold segment the log no
+/// longer holds. A cold segment is removed only once every event in it is
+/// a deleted job's (its id is never used again), so what points into it
+/// is a deleted job's; a checkpoint saved before the removal deletes those
+/// jobs again when the deletion is replayed after it.
+fn current(live: &Generations, key: u64, generation: u32) -> bool {
+    match live.get(&key) {
+        Some(&g) => g == generation,
+        None => key & crate::log::COLD != 0,
+    }
+}
+
 fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
     let corrupt = |why: &str| Error::Corrupt {
         file: Some(path.to_path_buf()),
@@ -566,7 +580,7 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
         _ => codec::decode_large(body).map_err(decoded)?,
     };
     let stale = body.segments.len() != body.generations.len()
-        || body.segments.iter().zip(&body.generations).any(|(s, g)| g.is_some_and(|g| live.get(s) != Some(&g)));
+        || body.segments.iter().zip(&body.generations).any(|(s, g)| g.is_some_and(|g| !current(live, *s, g)));
     if stale {
         return Err(corrupt("its segments were compacted since (stale)"));
     }
@@ -581,13 +595,13 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
         if run.id() != id {
             return Err(corrupt(&format!("cold run {id} names itself {}", run.id())));
         }
-        if run.segments()?.iter().any(|(s, g)| live.get(s) != Some(g)) {
+        if run.segments()?.iter().any(|(s, g)| !current(live, *s, *g)) {
             return Err(corrupt(&format!("cold run {id} points into segments compacted since (stale)")));
         }
         if gone.iter().any(|&r| r as usize >= run.len()) || gone.len() >= run.len() {
             return Err(corrupt(&format!("cold run {id}: deleted rows out of range")));
         }
-        p.cold.push(super::tier::Cold { run: std::sync::Arc::new(run), gone: gone.into_iter().collect() });
+        p.cold.push(super::tier::Cold::new(std::sync::Arc::new(run), gone.into_iter().collect()));
     }
     p.next_run = tiers.next_run.max(p.cold.iter().map(|r| r.id() + 1).max().unwrap_or(0));
     Ok(p)

@@ -35,11 +35,18 @@ pub(crate) type Found = (Key, Loc);
 pub(crate) struct Cold {
     pub(crate) run: Arc<ColdRun>,
     pub(crate) gone: rustc_hash::FxHashSet<u32>,
+    /// The System Job Type of all its jobs (runs are written one type at
+    /// a time); `None` for a run of several (written before that).
+    class: Option<u64>,
 }
 
 impl Cold {
-    fn new(run: ColdRun) -> Self {
-        Cold { run: Arc::new(run), gone: Default::default() }
+    pub(crate) fn new(run: Arc<ColdRun>, gone: rustc_hash::FxHashSet<u32>) -> Self {
+        let class = match run.keys(cold::Section::ByType).as_deref() {
+            Ok([(t, _)]) => Some(*t),
+            _ => None,
+        };
+        Cold { run, gone, class }
     }
 
     /// Its jobs still there.
@@ -65,13 +72,32 @@ pub(crate) const MAX_RUN_ROWS: usize = 1 << 20;
 /// memory they hold together.
 const COPIES: usize = 4;
 
+/// The most jobs whose events a checkpoint freezes into one cold segment
+/// (`freeze_plan`): a deletion by age takes whole cold segments and
+/// leaves garbage in at most one per System Job Type, about this many
+/// jobs' events (~45 MB in the benchmark's workload).
+const FREEZE_JOBS: usize = 1 << 17;
+
 /// Cold runs written but not yet part of the state (`prepare_run`).
 pub(crate) struct NewRun {
     runs: Vec<ColdRun>,
     /// The hot rows they hold.
     frozen: Vec<u32>,
-    /// How many of the newest runs it replaces.
-    merged: usize,
+    /// The ids of the runs they replace (merged into them).
+    merged: Vec<u64>,
+    /// The state it was made from.
+    last_seq: u64,
+}
+
+/// The events of the Completed hot jobs, grouped as a freeze moves them
+/// into cold segments (`freeze_plan`).
+pub(crate) struct FreezePlan {
+    /// Each group's positions: the events, in the hot segments, of jobs of
+    /// one System Job Type completed in one stretch of time.
+    pub(crate) groups: Vec<Vec<Position>>,
+    /// The event entries (indices into the projection's events) of each
+    /// group's positions, in the same order.
+    entries: Vec<Vec<u32>>,
     /// The state it was made from.
     last_seq: u64,
 }
@@ -144,55 +170,125 @@ impl Projection {
         merge: bool,
         named: bool,
     ) -> Result<Option<NewRun>, Error> {
-        // The Completed hot rows, in row order (what the `completed`
-        // indices hold, read without them: a replay keeps none).
-        let rows: Vec<u32> =
-            (0u32..).zip(&self.rows).filter(|(_, r)| !r.deleted && r.status.is_completed()).map(|(i, _)| i).collect();
+        let rows = self.completed_hot_rows();
         if rows.is_empty() || rows.len() < min {
             return Ok(None);
         }
-        let mut order: Vec<(Key, Loc)> =
-            rows.iter().map(|&i| (self.rows[i as usize].created_key(), Loc::Hot(i))).collect();
-        let mut merged = 0;
-        for (k, run) in self.cold.iter().enumerate().rev() {
-            if !merge || run.len() > 2 * order.len() || run.len() >= MAX_RUN_ROWS {
-                break;
-            }
-            for r in 0..u32::try_from(run.len()).expect("a run numbers its rows by u32") {
-                if !run.gone.contains(&r) {
-                    order.push((run.row(r)?.created_key(), Loc::Cold(k, r)));
-                }
-            }
-            merged += 1;
+        // One System Job Type at a time: a deletion by age then takes
+        // whole runs, as it takes whole cold segments.
+        let mut classes: BTreeMap<u64, Vec<u32>> = BTreeMap::new();
+        for &i in &rows {
+            classes.entry(u64::from(self.rows[i as usize].operationtype)).or_default().push(i);
         }
-        order.sort_unstable_by_key(|&(key, _)| key);
-        let mut runs = Vec::new();
-        // A run's jobs are gathered only while it is written: a replay's
-        // spill of millions holds one run's at a time.
-        for (next, chunk) in (self.next_run..).zip(order.chunks(MAX_RUN_ROWS)) {
-            let jobs = chunk
-                .iter()
-                .map(|&(_, loc)| match loc {
-                    Loc::Hot(i) => self.cold_job(i),
-                    Loc::Cold(k, r) => run_job(&self.cold[k].run, r),
-                })
-                .collect::<Result<Vec<_>, _>>();
-            match jobs.and_then(|jobs| write_run_file(dir, next, jobs, live)) {
-                Ok(run) => {
-                    if !named {
-                        let _ = std::fs::remove_file(run.path());
-                    }
-                    runs.push(run);
+        let mut runs: Vec<ColdRun> = Vec::new();
+        let mut merged = Vec::new();
+        let mut next = self.next_run;
+        for (class, hot) in classes {
+            let mut order: Vec<(Key, Loc)> =
+                hot.iter().map(|&i| (self.rows[i as usize].created_key(), Loc::Hot(i))).collect();
+            for (k, run) in self.cold.iter().enumerate().rev().filter(|(_, run)| merge && run.class == Some(class)) {
+                if run.len() > 2 * order.len() || run.len() >= MAX_RUN_ROWS {
+                    break;
                 }
-                Err(e) => {
-                    for run in &runs {
-                        let _ = std::fs::remove_file(run.path());
+                for r in 0..u32::try_from(run.len()).expect("a run numbers its rows by u32") {
+                    if !run.gone.contains(&r) {
+                        order.push((run.row(r)?.created_key(), Loc::Cold(k, r)));
                     }
-                    return Err(e);
+                }
+                merged.push(run.id());
+            }
+            order.sort_unstable_by_key(|&(key, _)| key);
+            // A run's jobs are gathered only while it is written: a
+            // replay's spill of millions holds one run's at a time.
+            for chunk in order.chunks(MAX_RUN_ROWS) {
+                let jobs = chunk
+                    .iter()
+                    .map(|&(_, loc)| match loc {
+                        Loc::Hot(i) => self.cold_job(i),
+                        Loc::Cold(k, r) => run_job(&self.cold[k].run, r),
+                    })
+                    .collect::<Result<Vec<_>, _>>();
+                match jobs.and_then(|jobs| write_run_file(dir, next, jobs, live)) {
+                    Ok(run) => {
+                        if !named {
+                            let _ = std::fs::remove_file(run.path());
+                        }
+                        runs.push(run);
+                        next += 1;
+                    }
+                    Err(e) => {
+                        for run in &runs {
+                            let _ = std::fs::remove_file(run.path());
+                        }
+                        return Err(e);
+                    }
                 }
             }
         }
         Ok(Some(NewRun { runs, frozen: rows, merged, last_seq: self.last_seq }))
+    }
+
+    /// The Completed hot rows, in row order (what the `completed` indices
+    /// hold, read without them: a replay keeps none).
+    fn completed_hot_rows(&self) -> Vec<u32> {
+        (0u32..).zip(&self.rows).filter(|(_, r)| !r.deleted && r.status.is_completed()).map(|(i, _)| i).collect()
+    }
+
+    /// The events a checkpoint's freeze moves out of the hot segments: those
+    /// of the Completed hot jobs [`Projection::prepare_run`] then writes
+    /// into runs (when there are at least `min`), grouped by System Job
+    /// Type and, in each, by completion time, [`FREEZE_JOBS`] jobs a
+    /// group; events already in cold segments (a thawed job's) stay.
+    pub(crate) fn freeze_plan(&self, min: usize) -> Option<FreezePlan> {
+        let rows = self.completed_hot_rows();
+        if rows.is_empty() || rows.len() < min {
+            return None;
+        }
+        let mut order: Vec<(u32, Key, u32)> = rows
+            .iter()
+            .map(|&i| {
+                let r = &self.rows[i as usize];
+                (r.operationtype, (r.completedon, r.id), i)
+            })
+            .collect();
+        order.sort_unstable();
+        let mut plan = FreezePlan { groups: Vec::new(), entries: Vec::new(), last_seq: self.last_seq };
+        for class in order.chunk_by(|a, b| a.0 == b.0) {
+            for chunk in class.chunks(FREEZE_JOBS) {
+                let (mut group, mut entries) = (Vec::new(), Vec::new());
+                for &(_, _, i) in chunk {
+                    let mut e = self.rows[i as usize].last_event;
+                    while e != NO_EVENT {
+                        let (p, prev) = self.events[e as usize];
+                        let p = self.position(p);
+                        if p.segment & crate::log::COLD == 0 {
+                            group.push(p);
+                            entries.push(e);
+                        }
+                        e = prev;
+                    }
+                }
+                if !group.is_empty() {
+                    plan.groups.push(group);
+                    plan.entries.push(entries);
+                }
+            }
+        }
+        (!plan.groups.is_empty()).then_some(plan)
+    }
+
+    /// Follows a freeze made from `plan` on this very state: the frozen
+    /// events get their places in the cold segments (`done.frozen`). Call
+    /// before [`Projection::apply_compaction`] with the same `done` (the
+    /// hot frames left moved too).
+    pub(crate) fn apply_freeze(&mut self, plan: &FreezePlan, done: &Compaction) {
+        assert_eq!(plan.last_seq, self.last_seq, "a freeze is applied to the state it was planned on");
+        assert_eq!(plan.entries.len(), done.frozen.len(), "a freeze reports every group");
+        for (entries, new) in plan.entries.iter().zip(&done.frozen) {
+            for (&e, &p) in entries.iter().zip(new) {
+                self.events[e as usize].0 = self.pos(p);
+            }
+        }
     }
 
     /// Puts runs [`Projection::prepare_run`] wrote from this very state in
@@ -201,12 +297,13 @@ impl Projection {
     /// state moved meanwhile, and the files are left for the next
     /// checkpoint's cleanup.
     pub(crate) fn install_run(&mut self, new: NewRun) -> usize {
-        if new.last_seq != self.last_seq || new.merged > self.cold.len() {
+        let here = |id: &u64| self.cold.iter().any(|c| c.id() == *id);
+        if new.last_seq != self.last_seq || !new.merged.iter().all(here) {
             return 0;
         }
-        self.cold.truncate(self.cold.len() - new.merged);
+        self.cold.retain(|c| !new.merged.contains(&c.id()));
         self.next_run += new.runs.len() as u64;
-        self.cold.extend(new.runs.into_iter().map(Cold::new));
+        self.cold.extend(new.runs.into_iter().map(|run| Cold::new(Arc::new(run), Default::default())));
         self.rebuild_hot(&new.frozen);
         new.frozen.len()
     }
@@ -360,7 +457,7 @@ impl Projection {
 
     /// Moves cold run `k` back into the hot rows, whole.
     pub(crate) fn thaw(&mut self, k: usize) -> Result<(), Error> {
-        let cold = Cold { run: Arc::clone(&self.cold[k].run), gone: self.cold[k].gone.clone() };
+        let cold = Cold::new(Arc::clone(&self.cold[k].run), self.cold[k].gone.clone());
         let jobs = live_jobs(&cold)?;
         // Checked before any is moved: a thaw is whole or not at all.
         if let Some(j) = jobs.iter().find(|j| j.events.is_empty()) {
@@ -452,7 +549,14 @@ impl Projection {
     /// ([`Projection::thaw_runs_in`]). Called before
     /// [`Projection::apply_compaction`], with the same `done`.
     pub(crate) fn relocate_runs(&mut self, dir: &Path, done: &Compaction, live: &Generations) -> Result<(), Error> {
-        let moves: HashMap<u64, &[(u64, u64)]> = done.segments.iter().map(|s| (s.segment, &s.moved[..])).collect();
+        // A cold segment removed whole held none of a live job's events:
+        // the runs that point into it keep their rows there, all deleted.
+        let moves: HashMap<u64, &[(u64, u64)]> = done
+            .segments
+            .iter()
+            .filter(|s| s.kept || s.segment & crate::log::COLD == 0)
+            .map(|s| (s.segment, &s.moved[..]))
+            .collect();
         let mut todo = Vec::new();
         for (k, cold) in self.cold.iter().enumerate() {
             if cold.segments()?.keys().any(|s| moves.contains_key(s)) {
@@ -481,7 +585,7 @@ impl Projection {
         }
         self.next_run += written.len() as u64;
         for (k, run) in written {
-            self.cold[k] = Cold::new(run);
+            self.cold[k] = Cold::new(Arc::new(run), Default::default());
         }
         Ok(())
     }

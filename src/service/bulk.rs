@@ -14,6 +14,7 @@ pub(crate) fn run(engine: &Engine, job: &Job) -> Outcome {
     if let Err(e) = engine.state().directory().check(&job.owner, Privilege::Delete, None) {
         return Outcome::Failed { code: codes::OWNER_LACKS_PRIVILEGE, message: e.to_string() };
     }
+    let runs_before = engine.run_ids();
     let deleted = match engine.delete(Actor::User(job.owner.clone()), &job.owner, &criteria, u64::MAX, Some(job.id)) {
         Ok(d) => d.deleted,
         Err(e) => return Outcome::Transient(format!("deletion failed: {e}")),
@@ -21,7 +22,8 @@ pub(crate) fn run(engine: &Engine, job: &Job) -> Outcome {
     tracing::info!(id = %job.id, name = job.name.as_str(), deleted, "bulk deletion");
     // The jobs are gone from every view; if compaction fails, the next
     // one picks their events up (they stay recorded as garbage).
-    match engine.compact() {
+    let compacted = engine.compact_some(crate::engine::Reclaim::Half);
+    match &compacted {
         Ok(c) => tracing::info!(
             segments = c.segments.len(),
             frames_dropped = c.frames_dropped,
@@ -34,8 +36,10 @@ pub(crate) fn run(engine: &Engine, job: &Job) -> Outcome {
             return Outcome::Transient(format!("deleted {deleted} jobs, but giving the space back failed: {e}"));
         }
     }
-    if let Err(e) = engine.checkpoint() {
-        return Outcome::Transient(format!("deleted {deleted} jobs, but giving the space back failed: {e}"));
+    if compacted.as_ref().is_ok_and(|c| engine.checkpoint_due_after_deletion(&runs_before, c)) {
+        if let Err(e) = engine.checkpoint_alone() {
+            return Outcome::Transient(format!("deleted {deleted} jobs, but giving the space back failed: {e}"));
+        }
     }
     if let Err(e) = schedule_next(engine, job, &criteria) {
         return Outcome::Failed {

@@ -22,9 +22,9 @@ use memmap2::{MmapOptions, MmapRaw};
 
 /// A scan of a whole map under way ([`SegmentMap::read_through`]); reads
 /// are random again once the last one is dropped.
-pub(crate) struct ReadThrough<'a>(&'a SegmentMap);
+pub(crate) struct ReadThrough<M: std::ops::Deref<Target = SegmentMap>>(M);
 
-impl Drop for ReadThrough<'_> {
+impl<M: std::ops::Deref<Target = SegmentMap>> Drop for ReadThrough<M> {
     fn drop(&mut self) {
         let mut scans = self.0.scans.lock();
         *scans -= 1;
@@ -108,7 +108,18 @@ impl SegmentMap {
     /// kernel's usual read-around and mapping of the pages around each
     /// fault (without them a cold scan faults page by page, three times
     /// slower) and a [`SegmentMap::prefetch`], until the guard is dropped.
-    pub(crate) fn read_through(&self) -> ReadThrough<'_> {
+    pub(crate) fn read_through(&self) -> ReadThrough<&Self> {
+        self.begin_scan();
+        ReadThrough(self)
+    }
+
+    /// [`SegmentMap::read_through`] with a guard that holds the map.
+    pub(crate) fn read_through_shared(self: &Arc<Self>) -> ReadThrough<Arc<Self>> {
+        self.begin_scan();
+        ReadThrough(Arc::clone(self))
+    }
+
+    fn begin_scan(&self) {
         let mut scans = self.scans.lock();
         if *scans == 0 {
             let _ = self.raw.advise(memmap2::Advice::Normal);
@@ -116,7 +127,6 @@ impl SegmentMap {
         *scans += 1;
         drop(scans);
         self.prefetch();
-        ReadThrough(self)
     }
 
     /// Drops this process's page-table entries for the whole map: its
