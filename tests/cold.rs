@@ -665,3 +665,137 @@ fn released_mapped_pages_read_the_same_and_writes_go_on() {
     f.engine.release_mapped_pages().unwrap();
     assert_eq!(everything(&f.engine.session("admin").unwrap()), after);
 }
+
+/// Salvage of a store whose Completed jobs' events a checkpoint froze into
+/// cold segments: with the manifest, without it (the cold segment files
+/// merged into the hot ones by sequence number, by their names alone), and
+/// with a cold segment damaged (its frames from the damage on reported
+/// lost, the rest copied).
+#[test]
+fn salvage_reads_cold_segments_with_and_without_the_manifest() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    let all = jobs();
+    admin.import(all.clone()).unwrap();
+    f.engine.checkpoint().unwrap();
+    // Some hot history after the freeze.
+    let open: Vec<Uuid> = all.iter().filter(|j| j.status == Status::READY).take(5).map(|j| j.id).collect();
+    for id in &open {
+        admin.act(*id, joblog::engine::UserAction::Cancel).unwrap();
+    }
+    let expected = everything(&admin);
+    drop(admin);
+    let dir = f.path().to_path_buf();
+    f.engine.close().unwrap();
+    let segments = dir.join("segments");
+    let cold: Vec<String> = std::fs::read_dir(&segments)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("cold-"))
+        .collect();
+    assert!(!cold.is_empty(), "the checkpoint froze events into cold segments");
+
+    let salvaged = |src: &std::path::Path| {
+        let to = tempfile::tempdir().unwrap();
+        let dst = to.path().join("new");
+        let report = joblog::engine::salvage(src, &dst, &Default::default()).unwrap();
+        let engine = Engine::open(&dst, joblog::engine::Config::default(), support::clock_at(support::NOW)).unwrap();
+        let reads = everything(&engine.session("admin").unwrap());
+        (report, reads, to)
+    };
+    let scratch = tempfile::tempdir().unwrap();
+    let copy = |name: &str| {
+        let to = scratch.path().join(name);
+        copy_tree(&dir, &to);
+        to
+    };
+
+    let (report, reads, _keep) = salvaged(&dir);
+    assert!(report.lost.is_empty() && report.dropped.is_empty(), "{report:?}");
+    assert_eq!(reads, expected, "salvaged with the manifest");
+
+    let bare = copy("bare");
+    std::fs::remove_file(bare.join("segments/MANIFEST")).unwrap();
+    let (report, reads, _keep) = salvaged(&bare);
+    assert!(report.lost.is_empty() && report.dropped.is_empty(), "{report:?}");
+    assert_eq!(reads, expected, "salvaged without the manifest");
+
+    // A frame damaged in a cold segment: reported, and the rest copied.
+    let damaged = copy("damaged");
+    let path = damaged.join("segments").join(&cold[0]);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let at = bytes.len() / 2;
+    bytes[at] ^= 0x20;
+    std::fs::write(&path, bytes).unwrap();
+    for manifest in [true, false] {
+        if !manifest {
+            let _ = std::fs::remove_file(damaged.join("segments/MANIFEST"));
+        }
+        let (report, reads, _keep) = salvaged(&damaged);
+        assert!(report.lost.iter().any(|l| l.file.ends_with(&cold[0])), "manifest {manifest}: {report:?}");
+        assert!(reads.1.len() < expected.1.len(), "manifest {manifest}: jobs were lost with the damage");
+        assert!(reads.1.len() > expected.1.len() / 2, "manifest {manifest}: the rest was copied");
+    }
+}
+
+fn copy_tree(from: &std::path::Path, to: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::create_dir_all(to).unwrap();
+    std::fs::set_permissions(to, std::fs::Permissions::from_mode(0o700)).unwrap();
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        if e.file_type().unwrap().is_dir() {
+            copy_tree(&e.path(), &to.join(e.file_name()));
+        } else if e.file_name() != "LOCK" {
+            std::fs::copy(e.path(), to.join(e.file_name())).unwrap();
+        }
+    }
+}
+
+/// A deletion that takes most of a run's jobs (as a deletion by age does
+/// at its edge) copies the run without them: its rows' space comes back
+/// with the call, the old file goes, and the reads are a replay's, after
+/// a reopen too. One that takes less than half leaves the run as it is.
+#[test]
+fn a_deletion_that_takes_most_of_a_run_copies_it_without_them() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    let all: Vec<Job> =
+        (0..400).map(|n| job(n, Status::SUCCEEDED, OperationType::WORKFLOW, Some("w1"), None)).collect();
+    admin.import(all).unwrap();
+    f.engine.checkpoint().unwrap();
+    let runs = |e: &Engine| e.state().cold_runs().iter().map(|r| (r.id(), r.len(), r.file_bytes())).collect::<Vec<_>>();
+    let before = runs(&f.engine);
+    assert_eq!(before.iter().map(|r| r.1).collect::<Vec<_>>(), [400]);
+    let run_files = || -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(f.path().join("snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .filter(|n| n.ends_with(".run"))
+            .collect();
+        v.sort();
+        v
+    };
+    let criteria = DeletionCriteria {
+        types: vec![OperationType::WORKFLOW],
+        reasons: vec![StatusReason::Succeeded],
+        older_than_days: 1,
+    };
+    // Less than half: the run stays as it was.
+    assert_eq!(admin.delete_now(&criteria, 150).unwrap().deleted, 150);
+    assert_eq!(runs(&f.engine), before);
+    assert_verified(&f.engine);
+    // Half or more: copied without them, the old file gone.
+    assert_eq!(admin.delete_now(&criteria, 100).unwrap().deleted, 100);
+    let after = runs(&f.engine);
+    assert_eq!(after.iter().map(|r| r.1).collect::<Vec<_>>(), [150]);
+    assert_ne!(after[0].0, before[0].0, "a new run");
+    assert!(after[0].2 < before[0].2 / 2, "its rows' space came back: {after:?} from {before:?}");
+    assert_eq!(run_files(), [joblog::projection::cold::file_name(after[0].0)]);
+    assert_verified(&f.engine);
+    let reads = everything(&admin);
+    drop(admin);
+    let f = f.close_and_reopen();
+    assert_eq!(everything(&f.engine.session("admin").unwrap()), reads);
+    assert_verified(&f.engine);
+}

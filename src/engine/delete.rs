@@ -182,6 +182,11 @@ impl Engine {
         let _one = self.inner.compacting.lock().unwrap_or_else(|e| e.into_inner());
         let plan = self.compaction_plan(reclaim);
         if plan.is_empty() {
+            // Nothing in the log to drop; rows of runs may still be.
+            let _no_writes = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
+            let mut state = self.inner.state.write();
+            let live = self.inner.log.generations();
+            let _ = state.shrink_runs(&self.inner.dir.join("snapshots"), &live);
             return Ok(Compaction::default());
         }
         let rewrite = self.inner.log.rewrite(&plan)?;
@@ -213,6 +218,9 @@ impl Engine {
             }
         }
         state.apply_compaction(&plan, &done);
+        // Runs mostly deleted are copied without their deleted rows (a
+        // full disk leaves them as they are: only space is at stake).
+        let _ = state.shrink_runs(&self.inner.dir.join("snapshots"), &live);
         drop(state);
         // A segment rewritten, or a hot one removed: every checkpoint
         // points into segments as they were, and none can be used again,
@@ -247,7 +255,7 @@ impl Engine {
                 continue;
             };
             let garbage = offsets.len() as u64;
-            if reclaim == Reclaim::Every || 2 * garbage >= frames {
+            if reclaim == Reclaim::Every || garbage >= frames {
                 plan.insert(key, offsets.clone());
             }
         }
@@ -285,10 +293,12 @@ pub(crate) enum Reclaim {
     /// All of it: the segment is rewritten, and the runs that point into
     /// it copied ([`Engine::compact`], `joblog compact`).
     Every,
-    /// Once it is at least half of the segment's frames (a deletion's own
-    /// compaction: a deletion by age takes whole segments, and leaves
-    /// garbage in at most the one at its boundary per System Job Type).
-    Half,
+    /// None (a deletion's own compaction: a deletion by age takes whole
+    /// cold segments and leaves garbage in at most the one at its edge
+    /// per System Job Type, which waits for the segment's end or for
+    /// `joblog compact`; rewriting it would copy the runs that point into
+    /// it, up to 2^20 jobs each).
+    Whole,
 }
 
 /// Whether a compaction leaves every checkpoint pointing into segments
@@ -326,7 +336,7 @@ impl Session {
         // as a warning, not as a failed deletion. The garbage stays listed;
         // the next compaction takes it.
         let mut warnings = Vec::new();
-        let compaction = match self.engine.compact_some(Reclaim::Half) {
+        let compaction = match self.engine.compact_some(Reclaim::Whole) {
             Ok(c) => c,
             Err(e) => {
                 warnings.push(format!(

@@ -10,7 +10,7 @@ use super::{Config, Engine, SIMULATION_MARKER};
 use crate::domain::{DomainError, Event, SystemClock, Timestamp};
 use crate::error::Error;
 use crate::log::manifest::{check_files, parse_segment_file_name, Manifest, MANIFEST_FILE};
-use crate::log::{Batch, Log, LogConfig, Position};
+use crate::log::{Batch, ColdMerge, Log, LogConfig, Position, COLD};
 use crate::projection::query::{Filter, Visibility};
 use crate::projection::Projection;
 
@@ -357,8 +357,11 @@ struct Copier {
 impl Copier {
     fn take(&mut self, report: &mut SalvageReport, seq: u64, segment: u64, payload: &[u8]) -> Result<(), Error> {
         report.events_read += 1;
-        let entry = self.read.entry(segment).or_insert((0, segment.saturating_sub(1)));
-        if entry.1 + 1 < seq {
+        // A cold segment's sequence numbers interleave with others': no
+        // gap in it means anything.
+        let cold = segment & COLD != 0;
+        let entry = self.read.entry(segment).or_insert((0, if cold { 0 } else { segment.saturating_sub(1) }));
+        if !cold && entry.1 + 1 < seq {
             self.gaps.push((segment, entry.1 + 1, seq - 1));
         }
         *entry = (entry.0 + 1, seq);
@@ -423,6 +426,12 @@ fn read_files(seg_dir: &Path, copier: &mut Copier, report: &mut SalvageReport) -
         .collect();
     files.sort();
     let mut lost = Vec::new();
+    // Cold segments' frames come in their places (the newest generation
+    // of each; one whose header is damaged is lost whole).
+    let mut cold = crate::log::cold_files(seg_dir, &mut |file, what| {
+        lost.push(LostRange { file, offset: 0, bytes: None, first_seq: None, last_seq: None, what })
+    });
+    let mut cold_lost = Vec::new();
     let mut next_seq = 1u64;
     for (i, (first_seq, _, name)) in files.iter().enumerate() {
         if files.get(i + 1).is_some_and(|f| f.0 == *first_seq) {
@@ -452,6 +461,7 @@ fn read_files(seg_dir: &Path, copier: &mut Copier, report: &mut SalvageReport) -
         loop {
             match crate::log::format::read_frame(&bytes, offset) {
                 crate::log::format::FrameRead::Frame(f) if f.seq >= next_seq => {
+                    take_cold(&mut cold, f.seq, copier, report, &mut cold_lost)?;
                     copier.take(report, f.seq, *first_seq, &bytes[f.payload_offset..f.end()])?;
                     next_seq = f.seq + 1;
                     offset = f.end();
@@ -468,7 +478,38 @@ fn read_files(seg_dir: &Path, copier: &mut Copier, report: &mut SalvageReport) -
             }
         }
     }
+    take_cold(&mut cold, u64::MAX, copier, report, &mut cold_lost)?;
+    lost.extend(cold_lost);
     Ok(lost)
+}
+
+/// Takes the cold segments' frames below `until` (a salvage without a
+/// manifest: a hot frame with sequence number `until` comes next), and
+/// leaves out one with that number (a frame a freeze copied and had not
+/// yet removed from the hot segments when it stopped); damage goes to
+/// `lost`, and the rest of its segment with it.
+fn take_cold(
+    cold: &mut ColdMerge,
+    until: u64,
+    copier: &mut Copier,
+    report: &mut SalvageReport,
+    lost: &mut Vec<LostRange>,
+) -> Result<(), Error> {
+    loop {
+        match cold.next_seq() {
+            Ok(seq) if seq < until || (seq == until && seq != u64::MAX) => {
+                let (seg, f) = cold.pop();
+                if seq < until {
+                    copier.take(report, f.seq, seg.key, &seg.map.bytes()[f.payload_offset..f.end()])?;
+                }
+            }
+            Ok(_) => return Ok(()),
+            Err(crate::log::LogError::Corrupt { path, offset, seq, reason }) => {
+                lost.push(LostRange { file: path, offset, bytes: None, first_seq: seq, last_seq: None, what: reason })
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
 }
 
 /// What is wrong with the manifest of `seg_dir`, if anything (missing
@@ -560,9 +601,15 @@ fn lost_ranges(log: &Log, seg_dir: &Path, read: &HashMap<u64, (u64, u64)>, gaps:
     let segments = log.segments();
     let manifest = Manifest::load(seg_dir).ok();
     let sealed = manifest.as_ref().map(|m| m.sealed.as_slice()).unwrap_or_default();
-    for e in sealed {
-        let path = seg_dir.join(e.file_name());
-        let Some(seg) = segments.iter().find(|s| s.first_seq == e.first_seq) else {
+    let cold = manifest.as_ref().map(|m| m.cold.as_slice()).unwrap_or_default();
+    // Hot and cold segments by key, each with its manifest entry.
+    let listed = sealed
+        .iter()
+        .map(|e| (e.first_seq, e.file_name(), e))
+        .chain(cold.iter().map(|c| (c.key(), c.file_name(), &c.sealed)));
+    for (key, name, e) in listed {
+        let path = seg_dir.join(name);
+        let Some(seg) = segments.iter().find(|s| s.key == key) else {
             lost.push(LostRange {
                 file: path,
                 offset: 0,
@@ -573,7 +620,7 @@ fn lost_ranges(log: &Log, seg_dir: &Path, read: &HashMap<u64, (u64, u64)>, gaps:
             });
             continue;
         };
-        let (frames, last) = read.get(&e.first_seq).copied().unwrap_or((0, e.first_seq.saturating_sub(1)));
+        let (frames, last) = read.get(&key).copied().unwrap_or((0, e.first_seq.saturating_sub(1)));
         if frames < e.frames && !named(&seg.path) {
             lost.push(LostRange {
                 file: seg.path.clone(),
@@ -586,7 +633,7 @@ fn lost_ranges(log: &Log, seg_dir: &Path, read: &HashMap<u64, (u64, u64)>, gaps:
         }
     }
     for &(segment, first, last) in gaps {
-        let Some(seg) = segments.iter().find(|s| s.first_seq == segment) else { continue };
+        let Some(seg) = segments.iter().find(|s| s.key == segment) else { continue };
         if seg.generation == 0 && !named(&seg.path) {
             lost.push(LostRange {
                 file: seg.path.clone(),

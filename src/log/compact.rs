@@ -145,7 +145,7 @@ impl Log {
         let mut whole = Vec::new();
         for (&key, offsets) in &drop {
             let seg = find(if key & COLD != 0 { &cold } else { &hot }, key)?;
-            if seg.is_cold() && offsets.len() as u64 == seg.frames && distinct(offsets) {
+            if seg.is_cold() && offsets.len() as u64 == seg.frames && names_every_frame(seg, offsets) {
                 whole.push(key);
             } else {
                 jobs.push((seg, *offsets));
@@ -294,11 +294,11 @@ impl Log {
     }
 }
 
-/// Whether `offsets` holds no offset twice.
-fn distinct(offsets: &[u64]) -> bool {
-    let mut sorted = offsets.to_vec();
-    sorted.sort_unstable();
-    sorted.windows(2).all(|w| w[0] != w[1])
+/// Whether `offsets`, as many as `seg` has frames, are all distinct and
+/// within it (then they name every frame, if they name frames at all: a
+/// bit a byte, no sort).
+fn names_every_frame(seg: &Segment, offsets: &[u64]) -> bool {
+    DropSet::new(seg.map.len(), offsets).is_ok_and(|set| set.left as u64 == seg.frames)
 }
 
 /// The segment of `list` (sorted by key) named `key`.

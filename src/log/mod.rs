@@ -54,6 +54,7 @@ pub use compact::{Compaction, Rewrite, SegmentMoves};
 pub use durable::Placed;
 pub use error::LogError;
 pub use manifest::COLD;
+pub(crate) use read::{cold_files, ColdMerge};
 pub use read::{LogIter, Record, RecordRef, VerifyReport};
 
 use map::SegmentMap;

@@ -89,10 +89,10 @@ impl Iterator for LogIter {
             Some(frame) if frame.seq == cold_next => return self.fail(twice(&self.cold, frame.seq)),
             // Cold frames are below the visible horizon (they were durable
             // in a sealed segment): they come whatever the hot side has.
-            _ if cold_next != u64::MAX => match self.cold.pop() {
-                Ok((seg, frame)) => Record { seg, frame },
-                Err(e) => return self.fail(e),
-            },
+            _ if cold_next != u64::MAX => {
+                let (seg, frame) = self.cold.pop();
+                Record { seg, frame }
+            }
             _ => return None,
         };
         self.after = record.frame.seq + 1;
@@ -176,6 +176,8 @@ pub(crate) struct ColdMerge {
     /// Whether each segment is read through (`SegmentMap::read_through`):
     /// a scan of the whole log, not a tailing reader.
     through: bool,
+    /// Damage met and not yet returned.
+    failed: Vec<LogError>,
 }
 
 impl ColdMerge {
@@ -187,6 +189,7 @@ impl ColdMerge {
             heap: BinaryHeap::new(),
             from_seq,
             through,
+            failed: Vec::new(),
         };
         merge.add(cold, from_seq);
         merge
@@ -213,6 +216,9 @@ impl ColdMerge {
     /// The sequence number of the next cold frame; `u64::MAX` when none is
     /// left.
     pub(crate) fn next_seq(&mut self) -> Result<u64, LogError> {
+        if let Some(e) = self.failed.pop() {
+            return Err(e);
+        }
         loop {
             let top = self.heap.peek().map_or(u64::MAX, |Reverse((seq, _))| *seq);
             match self.waiting.last() {
@@ -230,31 +236,87 @@ impl ColdMerge {
     }
 
     /// Takes the next cold frame (after [`ColdMerge::next_seq`] said there
-    /// is one).
-    pub(crate) fn pop(&mut self) -> Result<(Arc<Segment>, format::Frame), LogError> {
+    /// is one). Damage met past it (in its segment, or the same sequence
+    /// number in another) is returned by the next [`ColdMerge::next_seq`],
+    /// and the segment where it was met is left out from then on.
+    pub(crate) fn pop(&mut self) -> (Arc<Segment>, format::Frame) {
         let Reverse((_, i)) = self.heap.pop().expect("a cold frame is next");
         let (seg, frame) = (Arc::clone(&self.open[i].seg), self.open[i].frame);
-        match next_frame(&seg, frame.end(), self.from_seq)? {
-            Some(next) => {
-                self.open[i].frame = next;
+        self.advance(i);
+        while let Some(&Reverse((seq, j))) = self.heap.peek() {
+            if seq != frame.seq {
+                break;
+            }
+            self.heap.pop();
+            let other = &self.open[j];
+            self.failed.push(corrupt(
+                &other.seg.path,
+                other.frame.offset(),
+                format!("sequence number {seq} is in two cold segments"),
+            ));
+            self.open[j]._through = None;
+        }
+        (seg, frame)
+    }
+
+    /// Moves segment `i` of `open` to its next frame.
+    fn advance(&mut self, i: usize) {
+        let r = &mut self.open[i];
+        match next_frame(&r.seg, r.frame.end(), self.from_seq) {
+            Ok(Some(next)) => {
+                r.frame = next;
                 self.heap.push(Reverse((next.seq, i)));
             }
-            None => self.open[i]._through = None,
+            Ok(None) => r._through = None,
+            Err(e) => {
+                r._through = None;
+                self.failed.push(e);
+            }
         }
-        if self.heap.peek().is_some_and(|Reverse((seq, _))| *seq == frame.seq) {
-            return Err(corrupt(
-                &seg.path,
-                frame.offset(),
-                format!("sequence number {} is in two cold segments", frame.seq),
-            ));
-        }
-        Ok((seg, frame))
     }
 
     /// The file and offset of the frame that is next.
     fn peek_at(&self) -> Option<(std::path::PathBuf, usize)> {
         self.heap.peek().map(|Reverse((_, i))| (self.open[*i].seg.path.clone(), self.open[*i].frame.offset()))
     }
+}
+
+/// The cold segment files of `dir` (the newest generation of each id),
+/// merged as a salvage without a manifest reads them; each file that
+/// cannot be opened, or whose header is damaged, goes to `lost` (its path,
+/// why) and is left out.
+pub(crate) fn cold_files(dir: &std::path::Path, lost: &mut dyn FnMut(std::path::PathBuf, String)) -> ColdMerge {
+    let mut newest: std::collections::BTreeMap<u64, (u32, String)> = std::collections::BTreeMap::new();
+    for e in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some((key, generation)) = super::manifest::parse_any_segment_file_name(&name) {
+            if key & COLD != 0 && newest.get(&key).is_none_or(|(g, _)| *g < generation) {
+                newest.insert(key, (generation, name));
+            }
+        }
+    }
+    let mut segments = Vec::new();
+    for (key, (generation, name)) in newest {
+        let path = dir.join(name);
+        let opened = std::fs::File::open(&path).and_then(|file| {
+            let len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
+            SegmentMap::read_only(&file, len)
+        });
+        let map = match opened {
+            Ok(map) => map,
+            Err(e) => {
+                lost(path, format!("the whole cold segment could not be read: {e}"));
+                continue;
+            }
+        };
+        match format::SegmentHeader::decode(map.bytes()) {
+            Ok(h) => segments.push(Arc::new(Segment::keyed(key, h.first_seq, generation, path, Arc::new(map)))),
+            Err(why) => {
+                lost(path, format!("the cold segment's header is damaged ({why}): the whole file could not be read"))
+            }
+        }
+    }
+    ColdMerge::new(&segments, 1, false)
 }
 
 /// A cold segment the merge reached.
@@ -364,13 +426,13 @@ impl Log {
                               f: &mut dyn FnMut(RecordRef<'_>) -> Result<std::ops::ControlFlow<()>, E>|
          -> Result<std::ops::ControlFlow<()>, E> {
             while *cold_next < until {
-                let (seg, frame) = cold.pop()?;
-                *cold_next = cold.next_seq()?;
+                let (seg, frame) = cold.pop();
                 let position = Position { segment: seg.key, offset: frame.offset() as u64 };
                 let payload = &seg.map.bytes()[frame.payload_offset..frame.end()];
                 if f(RecordRef { seq: frame.seq, position, payload })?.is_break() {
                     return Ok(std::ops::ControlFlow::Break(()));
                 }
+                *cold_next = cold.next_seq()?;
             }
             Ok(std::ops::ControlFlow::Continue(()))
         };

@@ -63,9 +63,12 @@ impl std::ops::Deref for Cold {
     }
 }
 
-/// The most jobs a run holds: a compaction rewrites the runs whose events
-/// it moves, so a run must be small next to the store; *n* jobs make about
-/// *n* / this runs, plus log2 of it for the newest.
+/// The most jobs a run holds (of one System Job Type): a change to one of
+/// its jobs thaws it whole, so a run must be small next to the store; but
+/// a view opens every run that may hold its rows, so runs are not many
+/// (issue 16's views; docs/benchmarks.md, run j: runs of 2^17 jobs made
+/// the views slower than SQLite's). *n* jobs make about *n* / this runs,
+/// plus log2 of it for the newest.
 pub(crate) const MAX_RUN_ROWS: usize = 1 << 20;
 
 /// Runs a compaction copies at once (`relocate_runs`): a bound on the
@@ -563,12 +566,41 @@ impl Projection {
                 todo.push((k, self.next_run + todo.len() as u64));
             }
         }
+        self.copy_runs(dir, &todo, &moves, live)
+    }
+
+    /// Copies every run of which deletions took at least half the jobs
+    /// without them (its events stay where they are: cold segments are
+    /// never rewritten but by a compaction of all the garbage), so that
+    /// the space of their rows comes back: a deletion by age takes most of
+    /// the runs it reaches whole, and the one at its edge mostly, which
+    /// costs what that run keeps. All or nothing, into `dir`; on an error
+    /// (a full disk) nothing changed.
+    pub(crate) fn shrink_runs(&mut self, dir: &Path, live: &Generations) -> Result<(), Error> {
+        let mut todo = Vec::new();
+        for (k, cold) in self.cold.iter().enumerate() {
+            if !cold.gone.is_empty() && 2 * cold.gone.len() >= cold.len() {
+                todo.push((k, self.next_run + todo.len() as u64));
+            }
+        }
+        self.copy_runs(dir, &todo, &HashMap::default(), live)
+    }
+
+    /// Copies runs `todo` ((index, new id) each) with their events moved by
+    /// `moves` and without their deleted rows, all or nothing.
+    fn copy_runs(
+        &mut self,
+        dir: &Path,
+        todo: &[(usize, u64)],
+        moves: &HashMap<u64, &[(u64, u64)]>,
+        live: &Generations,
+    ) -> Result<(), Error> {
         // The copies share nothing but what they read: one per core at a
         // time, and at most COPIES at once (each holds its run's rows,
         // events and ids in memory until they are written, up to ~250 MB
         // for a run of 2^20 jobs).
         let results =
-            crate::cores::map(&todo, COPIES, |&(k, id)| (k, relocated_copy(dir, id, &self.cold[k], &moves, live)));
+            crate::cores::map(todo, COPIES, |&(k, id)| (k, relocated_copy(dir, id, &self.cold[k], moves, live)));
         // All or nothing: a failure removes the files the others wrote.
         let (mut written, mut failed) = (Vec::with_capacity(results.len()), None);
         for (k, r) in results {

@@ -22,7 +22,7 @@ pub(crate) fn run(engine: &Engine, job: &Job) -> Outcome {
     tracing::info!(id = %job.id, name = job.name.as_str(), deleted, "bulk deletion");
     // The jobs are gone from every view; if compaction fails, the next
     // one picks their events up (they stay recorded as garbage).
-    let compacted = engine.compact_some(crate::engine::Reclaim::Half);
+    let compacted = engine.compact_some(crate::engine::Reclaim::Whole);
     match &compacted {
         Ok(c) => tracing::info!(
             segments = c.segments.len(),

@@ -563,12 +563,16 @@ fn main() {
     );
     push("  of which until the space is back".into(), first.seconds, None, "s");
     push("  bytes rewritten by compaction".into(), first.compaction.bytes_written as f64, None, "bytes");
-    push(
-        "  rewrite time / sequential-write bound".into(),
-        (first.seconds - first.seconds_logical) / (first.compaction.bytes_written as f64 / write_bw),
-        None,
-        "×",
-    );
+    // (No ratio when nothing was rewritten: a deletion that took whole
+    // cold segments writes no segment.)
+    if first.compaction.bytes_written > 0 {
+        push(
+            "  rewrite time / sequential-write bound".into(),
+            (first.seconds - first.seconds_logical) / (first.compaction.bytes_written as f64 / write_bw),
+            None,
+            "×",
+        );
+    }
     push("  of which the checkpoint".into(), first.seconds_checkpoint, None, "s");
     push(
         format!("delete the rest ({} jobs, {} runs): until gone", rest.deleted, rest.runs),
