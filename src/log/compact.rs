@@ -152,21 +152,10 @@ impl Log {
             }
         }
         // Segments are independent: rewrite them on every core.
+        let mut out = self.remove_cold(&whole)?;
         let dir = &self.shared.dir;
         let results = crate::cores::map(&jobs, usize::MAX, |(seg, offsets)| rewrite_segment(dir, seg, offsets));
-        // Every result joins the rewrite first, so that a failure removes
-        // the files the others wrote.
-        let mut out = self.remove_cold(&whole)?;
-        let mut failed = None;
-        for r in results {
-            match r {
-                Ok(r) => out.segments.push(r),
-                Err(e) => failed = failed.or(Some(e)),
-            }
-        }
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        gather(results, |r| out.segments.push(r))?;
         out.segments.sort_by_key(|r| r.old.key);
         if out.segments.iter().any(|r| r.new.is_some()) {
             sync_dir(&self.shared.dir)?;
@@ -219,18 +208,8 @@ impl Log {
         let dir = &self.shared.dir;
         let jobs: Vec<(u64, &Vec<Position>)> = (first..).zip(groups).collect();
         let written = crate::cores::map(&jobs, usize::MAX, |(id, group)| write_cold(dir, &hot, *id, group));
-        // Gathered first, so that a failure removes what the others wrote.
         let mut out = Rewrite { segments: Vec::new(), cold: Vec::new(), installed: false };
-        let mut failed = None;
-        for r in written {
-            match r {
-                Ok(c) => out.cold.push(c),
-                Err(e) => failed = failed.or(Some(e)),
-            }
-        }
-        if let Some(e) = failed {
-            return Err(e);
-        }
+        gather(written, |c| out.cold.push(c))?;
         let mut hot_rewrite = self.rewrite(&drop)?;
         out.segments = std::mem::take(&mut hot_rewrite.segments);
         hot_rewrite.installed = true;
@@ -299,6 +278,20 @@ impl Log {
 /// bit a byte, no sort).
 fn names_every_frame(seg: &Segment, offsets: &[u64]) -> bool {
     DropSet::new(seg.map.len(), offsets).is_ok_and(|set| set.left as u64 == seg.frames)
+}
+
+/// Passes every result's value to `put` (into a [`Rewrite`], so that a
+/// failure of one removes the files the others wrote when it drops), then
+/// returns the first error, if any.
+fn gather<T>(results: Vec<Result<T, LogError>>, mut put: impl FnMut(T)) -> Result<(), LogError> {
+    let mut failed = None;
+    for r in results {
+        match r {
+            Ok(v) => put(v),
+            Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    failed.map_or(Ok(()), Err)
 }
 
 /// The segment of `list` (sorted by key) named `key`.
