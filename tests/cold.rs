@@ -167,7 +167,9 @@ fn completed_jobs_move_cold_and_read_the_same_through_changes_and_reopens() {
     // by criteria, from the cold runs: the counts, the reads and a replay
     // agree.
     f.engine.checkpoint().unwrap();
-    assert_eq!(f.engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [320, 100, 160]);
+    // (The resubmitted job stays hot: its creation is in a cold segment,
+    // its resubmission line in a hot one.)
+    assert_eq!(f.engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [320, 100, 159]);
     let chosen: Vec<Uuid> = all.iter().filter(|j| j.status == Status::CANCELED).take(10).map(|j| j.id).collect();
     assert_eq!(admin.delete_jobs(&chosen).unwrap().len(), 10);
     for id in &chosen {
@@ -798,4 +800,55 @@ fn a_deletion_that_takes_most_of_a_run_copies_it_without_them() {
     let f = f.close_and_reopen();
     assert_eq!(everything(&f.engine.session("admin").unwrap()), reads);
     assert_verified(&f.engine);
+}
+
+/// A cold job changed since it was frozen (a resubmission line: its run
+/// thawed, a new event hot) stays hot at the next checkpoint instead of
+/// having that event frozen beside other jobs' in a second cold segment:
+/// a deletion that then removes its first cold segment whole takes the
+/// hot event with it, and a full replay of the log still opens and reads
+/// what the live store reads.
+#[test]
+fn a_job_changed_after_its_freeze_keeps_its_events_out_of_a_second_cold_segment() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    // Old failures, frozen into their own cold segment.
+    let old: Vec<Job> = (0..200).map(|n| job(n, Status::FAILED, OperationType::BULK_EMAIL, None, None)).collect();
+    admin.import(old.clone()).unwrap();
+    f.engine.checkpoint().unwrap();
+    // One of them resubmitted (a new event on it), then recent failures,
+    // completed after it: the next freeze's group of (Bulk Email, Failed).
+    admin.resubmit(old[7].id, None).unwrap();
+    let recent: Vec<Job> = (0..100)
+        .map(|n| {
+            let mut j = job(1_000 + n, Status::FAILED, OperationType::BULK_EMAIL, None, None);
+            j.createdon = t("2026-01-30T00:00:00Z").plus_micros(n * 1_000_000);
+            j.startedon = Some(j.createdon);
+            j.completedon = Some(j.createdon.plus_micros(60_000_000));
+            j.modifiedon = j.completedon.unwrap();
+            j
+        })
+        .collect();
+    admin.import(recent).unwrap();
+    f.engine.checkpoint().unwrap();
+    let in_runs = f.engine.state().cold_runs().iter().any(|r| r.find(old[7].id).unwrap().is_some());
+    assert!(!in_runs, "the changed job stays hot");
+    // Every old failure deleted: their cold segment goes whole.
+    let criteria = DeletionCriteria {
+        types: vec![OperationType::WORKFLOW, OperationType::BULK_EMAIL],
+        reasons: vec![StatusReason::Failed],
+        older_than_days: 7,
+    };
+    assert_eq!(admin.delete_now(&criteria, 1_000_000).unwrap().deleted, 200);
+    assert_verified(&f.engine);
+    let reads = everything(&admin);
+    drop(admin);
+    // A full replay of the log (no checkpoint) opens and reads the same.
+    let dir = f.path().to_path_buf();
+    let config = f.config.clone();
+    f.engine.close().unwrap();
+    std::fs::remove_dir_all(dir.join("snapshots")).unwrap();
+    let engine = Engine::open(&dir, config, support::clock_at(support::NOW)).unwrap();
+    assert!(engine.open_report().checkpoint_seq.is_none());
+    assert_eq!(everything(&engine.session("admin").unwrap()), reads);
 }

@@ -398,7 +398,8 @@ fn store_v7_opens_and_reads_the_same() {
 }
 
 /// `store-v8`: manifest version 2, with cold segments (the events of the
-/// Completed jobs a checkpoint froze, one file per System Job Type and
+/// Completed jobs a checkpoint froze, one file per System Job Type (the
+/// first grouping; Status Reason too since) and
 /// stretch of completion times) that the cold runs, one System Job Type
 /// each, point into; checkpoint format 8, segment format 2.
 #[test]

@@ -186,7 +186,7 @@ impl Engine {
             let _no_writes = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
             let mut state = self.inner.state.write();
             let live = self.inner.log.generations();
-            let _ = state.shrink_runs(&self.inner.dir.join("snapshots"), &live);
+            let _ = state.shrink_runs(&self.inner.dir.join("snapshots"), &live, reclaim == Reclaim::Whole);
             return Ok(Compaction::default());
         }
         let rewrite = self.inner.log.rewrite(&plan)?;
@@ -218,9 +218,10 @@ impl Engine {
             }
         }
         state.apply_compaction(&plan, &done);
-        // Runs mostly deleted are copied without their deleted rows (a
-        // full disk leaves them as they are: only space is at stake).
-        let _ = state.shrink_runs(&self.inner.dir.join("snapshots"), &live);
+        // Runs with deleted rows (a deletion's own compaction: runs mostly
+        // deleted) are copied without them (a full disk leaves them as they
+        // are: only space is at stake).
+        let _ = state.shrink_runs(&self.inner.dir.join("snapshots"), &live, reclaim == Reclaim::Whole);
         drop(state);
         // A segment rewritten, or a hot one removed: every checkpoint
         // points into segments as they were, and none can be used again,
@@ -290,12 +291,13 @@ impl Engine {
 /// all garbage (a cold segment that is all garbage always goes whole).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Reclaim {
-    /// All of it: the segment is rewritten, and the runs that point into
-    /// it copied ([`Engine::compact`], `joblog compact`).
+    /// All of it: the segment is rewritten, the runs that point into it
+    /// copied, and every run with deleted rows copied without them
+    /// ([`Engine::compact`], `joblog compact`).
     Every,
     /// None (a deletion's own compaction: a deletion by age takes whole
     /// cold segments and leaves garbage in at most the one at its edge
-    /// per System Job Type, which waits for the segment's end or for
+    /// per class it names (System Job Type and Status Reason), which waits for the segment's end or for
     /// `joblog compact`; rewriting it would copy the runs that point into
     /// it, up to 2^20 jobs each).
     Whole,

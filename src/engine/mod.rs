@@ -241,7 +241,11 @@ impl Engine {
         // upgradable lock): readers go on while the run is written.
         let mut state = self.inner.state.upgradable_read();
         self.inner.log.sync_through(state.last_seq() + 1)?;
-        if let Some(plan) = state.freeze_plan(min) {
+        // A cold segment is at most a segment's size (but for one job's
+        // events): positions in the projection hold offsets in 32 bits.
+        let log = &self.inner.log;
+        let frame_bytes = |p| Ok(crate::log::format::frame_len(log.read_written(p)?.payload().len()) as u64);
+        if let Some(plan) = state.freeze_plan(min, self.inner.config.log.segment_size_bytes, frame_bytes)? {
             state = self.freeze(state, &plan)?;
         }
         let live = self.inner.log.generations();
@@ -259,7 +263,7 @@ impl Engine {
 
     /// Moves the events of `plan` (the Completed hot jobs a checkpoint is
     /// about to write into runs) out of the hot segments into cold ones,
-    /// one per System Job Type and stretch of completion times
+    /// one per System Job Type, Status Reason and stretch of completion times
     /// (`log/compact.rs`, ARCHITECTURE.md "Cold segments"), so that a
     /// deletion by age later removes whole files. The files are written
     /// while readers go on; the install, and the state following the

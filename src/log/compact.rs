@@ -39,7 +39,7 @@ use super::error::{corrupt, io_err};
 use super::format::{self, FrameRead, SegmentHeader, HEADER_LEN};
 use super::manifest::{cold_file_name, file_name_of, sync_dir, ColdEntry, SealedEntry, COLD};
 use super::map::SegmentMap;
-use super::{List, Log, LogError, Position, Segment};
+use super::{List, Log, LogConfig, LogError, Position, Segment};
 
 /// Segments rewritten by [`Log::rewrite`], on disk but not yet part of the
 /// log. Dropping it without [`Log::install`] removes the new files.
@@ -268,7 +268,10 @@ impl Log {
             report.bytes_written += entry.sealed.len;
             report.frozen.push(positions);
         }
-        sync_dir(&self.shared.dir)?;
+        // The unlinks made durable. The install is done whatever this
+        // says (the manifest's store synced the directory): a file whose
+        // unlink a crash undoes is not listed, and the next open removes it.
+        let _ = sync_dir(&self.shared.dir);
         Ok(report)
     }
 }
@@ -349,6 +352,9 @@ fn write_cold(
                     out.insert(SegmentWriter::create(&tmp, frame.seq)?)
                 }
             };
+            if w.len + format::frame_len(frame.payload_len) as u64 > LogConfig::MAX_SEGMENT_BYTES {
+                return Err(LogError::Config("a freeze's group of frames does not fit one segment (4 GiB)"));
+            }
             new[i].offset =
                 w.frame(frame.seq, 0, &bytes[frame.payload_offset..frame.end()]).map_err(|e| io_err(&tmp, e))?;
             last_seq = frame.seq;

@@ -308,6 +308,9 @@ pub(crate) struct Shared {
     /// The next cold segment id to hand out (`Log::freeze`); the manifest
     /// keeps the high-water mark of those installed.
     pub(crate) cold_ids: AtomicU64,
+    /// Cold segments the manifest lists that a read-only open could not
+    /// open (salvage reads around them).
+    pub(crate) unreadable_cold: Vec<u64>,
     pub(crate) counters: Counters,
     /// The visible horizon: the sequence number after the last frame
     /// readers see (`durable.rs`). Set at open, then moved forward by the
@@ -570,9 +573,14 @@ impl Log {
         self.shared.all().iter().map(|s| s.map.allocated() as u64).sum()
     }
 
-    /// Each segment's rewrite generation, by key.
+    /// Each segment's rewrite generation, by key. A cold segment listed
+    /// but unreadable (a read-only open's) has `u32::MAX`, which no
+    /// position's generation is: what points into it is not current,
+    /// where a cold segment not listed at all was removed with every job
+    /// that had events in it.
     pub(crate) fn generations(&self) -> Generations {
-        self.shared.all().iter().map(|s| (s.key, s.generation)).collect()
+        let unreadable = self.shared.unreadable_cold.iter().map(|&k| (k, u32::MAX));
+        self.shared.all().iter().map(|s| (s.key, s.generation)).chain(unreadable).collect()
     }
 
     /// Bytes of whole frames (and segment headers) in the log: what it

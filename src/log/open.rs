@@ -59,6 +59,7 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
     }
     report.sealed_segments = segments.len();
     let mut cold = Vec::new();
+    let mut unreadable_cold = Vec::new();
     for entry in &manifest.cold {
         let path = dir.join(entry.file_name());
         match open_sealed(&path, entry.key(), &entry.sealed, &config, &mut report) {
@@ -66,7 +67,10 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
                 (seg.last_seq, seg.frames) = (entry.sealed.last_seq, entry.sealed.frames);
                 cold.push(Arc::new(seg));
             }
-            Err(e) if config.read_only => report.problems.push(e.to_string()),
+            Err(e) if config.read_only => {
+                report.problems.push(e.to_string());
+                unreadable_cold.push(entry.key());
+            }
             Err(e) => return Err(e),
         }
     }
@@ -139,6 +143,7 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         segments: RwLock::new(Arc::new(segments)),
         cold: RwLock::new(Arc::new(cold)),
         cold_ids: std::sync::atomic::AtomicU64::new(manifest.next_cold.max(1)),
+        unreadable_cold,
         counters: Default::default(),
         next_seq: std::sync::atomic::AtomicU64::new(next_seq),
         durability: Default::default(),

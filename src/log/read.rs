@@ -111,9 +111,12 @@ impl LogIter {
     fn peek_hot(&mut self) -> Result<Option<format::Frame>, LogError> {
         loop {
             if self.seg.is_none() {
-                // The log was empty when iteration started: look again.
-                self.seg = self.shared.snapshot().first().cloned();
+                // The log was empty when iteration started: look again
+                // (and at what a freeze may have moved meanwhile).
+                let (hot, cold) = self.shared.snapshot_both();
+                self.seg = hot.first().cloned();
                 self.offset = HEADER_LEN;
+                self.cold.add(&cold, self.after.max(self.from_seq));
             }
             let Some(seg) = self.seg.as_ref().map(Arc::clone) else { return Ok(None) };
             let bytes = seg.map.bytes();

@@ -77,7 +77,8 @@ const COPIES: usize = 4;
 
 /// The most jobs whose events a checkpoint freezes into one cold segment
 /// (`freeze_plan`): a deletion by age takes whole cold segments and
-/// leaves garbage in at most one per System Job Type, about this many
+/// leaves garbage in at most one per class it names (System Job Type and
+/// Status Reason), about this many
 /// jobs' events (~45 MB in the benchmark's workload).
 const FREEZE_JOBS: usize = 1 << 17;
 
@@ -96,7 +97,8 @@ pub(crate) struct NewRun {
 /// into cold segments (`freeze_plan`).
 pub(crate) struct FreezePlan {
     /// Each group's positions: the events, in the hot segments, of jobs of
-    /// one System Job Type completed in one stretch of time.
+    /// one System Job Type and Status Reason completed in one stretch of
+    /// time.
     pub(crate) groups: Vec<Vec<Position>>,
     /// The event entries (indices into the projection's events) of each
     /// group's positions, in the same order.
@@ -233,51 +235,102 @@ impl Projection {
 
     /// The Completed hot rows, in row order (what the `completed` indices
     /// hold, read without them: a replay keeps none).
+    ///
+    /// Leaves out a job whose older events are in a cold segment and whose
+    /// newer ones are hot (a cold job changed since its run was thawed: a
+    /// resubmission line, an owner change): it stays hot, so that no job
+    /// has events in two cold segments. A deletion's compaction removes a
+    /// cold segment whole when its events are all deleted jobs'; a deleted
+    /// job with an event left in another cold segment would leave that
+    /// event without its job's creation, which a replay refuses.
     fn completed_hot_rows(&self) -> Vec<u32> {
-        (0u32..).zip(&self.rows).filter(|(_, r)| !r.deleted && r.status.is_completed()).map(|(i, _)| i).collect()
+        (0u32..)
+            .zip(&self.rows)
+            .filter(|(_, r)| !r.deleted && r.status.is_completed() && !self.spans_cold_and_hot(r))
+            .map(|(i, _)| i)
+            .collect()
+    }
+
+    /// Whether row `r`'s oldest event is in a cold segment and its newest
+    /// in a hot one (new events are always hot: a job's events are never
+    /// hot before cold).
+    fn spans_cold_and_hot(&self, r: &Row) -> bool {
+        let cold = |e: u32| self.position(self.events[e as usize].0).segment & crate::log::COLD != 0;
+        if r.last_event == NO_EVENT || cold(r.last_event) {
+            return false;
+        }
+        let mut first = r.first_event;
+        if first == NO_EVENT {
+            // (Not kept by a checkpoint: the chain's end.)
+            first = r.last_event;
+            while self.events[first as usize].1 != NO_EVENT {
+                first = self.events[first as usize].1;
+            }
+        }
+        cold(first)
     }
 
     /// The events a checkpoint's freeze moves out of the hot segments: those
     /// of the Completed hot jobs [`Projection::prepare_run`] then writes
     /// into runs (when there are at least `min`), grouped by System Job
-    /// Type and, in each, by completion time, [`FREEZE_JOBS`] jobs a
-    /// group; events already in cold segments (a thawed job's) stay.
-    pub(crate) fn freeze_plan(&self, min: usize) -> Option<FreezePlan> {
+    /// Type and Status Reason and, in each, by completion time, at most
+    /// [`FREEZE_JOBS`] jobs and, but for a group of one job, `max_bytes`
+    /// of frames (`frame_bytes`: a frame's length) a group; events already
+    /// in cold segments (a thawed job's) stay.
+    pub(crate) fn freeze_plan(
+        &self,
+        min: usize,
+        max_bytes: u64,
+        frame_bytes: impl Fn(Position) -> Result<u64, Error>,
+    ) -> Result<Option<FreezePlan>, Error> {
         let rows = self.completed_hot_rows();
         if rows.is_empty() || rows.len() < min {
-            return None;
+            return Ok(None);
         }
-        let mut order: Vec<(u32, Key, u32)> = rows
+        // A deletion's criteria name System Job Types and Status Reasons
+        // (the platform's default one: Workflow, Succeeded): one class each.
+        let mut order: Vec<((u32, crate::domain::StatusReason), Key, u32)> = rows
             .iter()
             .map(|&i| {
                 let r = &self.rows[i as usize];
-                (r.operationtype, (r.completedon, r.id), i)
+                ((r.operationtype, r.status.reason()), (r.completedon, r.id), i)
             })
             .collect();
         order.sort_unstable();
         let mut plan = FreezePlan { groups: Vec::new(), entries: Vec::new(), last_seq: self.last_seq };
-        for class in order.chunk_by(|a, b| a.0 == b.0) {
-            for chunk in class.chunks(FREEZE_JOBS) {
-                let (mut group, mut entries) = (Vec::new(), Vec::new());
-                for &(_, _, i) in chunk {
-                    let mut e = self.rows[i as usize].last_event;
-                    while e != NO_EVENT {
-                        let (p, prev) = self.events[e as usize];
-                        let p = self.position(p);
-                        if p.segment & crate::log::COLD == 0 {
-                            group.push(p);
-                            entries.push(e);
-                        }
-                        e = prev;
-                    }
-                }
-                if !group.is_empty() {
-                    plan.groups.push(group);
-                    plan.entries.push(entries);
-                }
+        let mut close = |group: &mut Vec<Position>, entries: &mut Vec<u32>| {
+            if !group.is_empty() {
+                plan.groups.push(std::mem::take(group));
+                plan.entries.push(std::mem::take(entries));
             }
+        };
+        for class in order.chunk_by(|a, b| a.0 == b.0) {
+            let (mut group, mut entries) = (Vec::new(), Vec::new());
+            let (mut jobs, mut bytes) = (0, 0u64);
+            for &(_, _, i) in class {
+                let (mut job, mut job_entries, mut job_bytes) = (Vec::new(), Vec::new(), 0u64);
+                let mut e = self.rows[i as usize].last_event;
+                while e != NO_EVENT {
+                    let (p, prev) = self.events[e as usize];
+                    let p = self.position(p);
+                    if p.segment & crate::log::COLD == 0 {
+                        job_bytes += frame_bytes(p)?;
+                        job.push(p);
+                        job_entries.push(e);
+                    }
+                    e = prev;
+                }
+                if jobs == FREEZE_JOBS || (jobs > 0 && bytes + job_bytes > max_bytes) {
+                    close(&mut group, &mut entries);
+                    (jobs, bytes) = (0, 0);
+                }
+                group.extend(job);
+                entries.extend(job_entries);
+                (jobs, bytes) = (jobs + 1, bytes + job_bytes);
+            }
+            close(&mut group, &mut entries);
         }
-        (!plan.groups.is_empty()).then_some(plan)
+        Ok((!plan.groups.is_empty()).then_some(plan))
     }
 
     /// Follows a freeze made from `plan` on this very state: the frozen
@@ -569,17 +622,16 @@ impl Projection {
         self.copy_runs(dir, &todo, &moves, live)
     }
 
-    /// Copies every run of which deletions took at least half the jobs
-    /// without them (its events stay where they are: cold segments are
-    /// never rewritten but by a compaction of all the garbage), so that
-    /// the space of their rows comes back: a deletion by age takes most of
-    /// the runs it reaches whole, and the one at its edge mostly, which
-    /// costs what that run keeps. All or nothing, into `dir`; on an error
-    /// (a full disk) nothing changed.
-    pub(crate) fn shrink_runs(&mut self, dir: &Path, live: &Generations) -> Result<(), Error> {
+    /// Copies every run of which deletions took jobs (with `most`: at
+    /// least half of its jobs) without them (its events stay where they
+    /// are), so that the space of their rows comes back: a deletion by age
+    /// takes most of the runs it reaches whole, and the one at its edge
+    /// mostly, which costs what that run keeps. All or nothing, into
+    /// `dir`; on an error (a full disk) nothing changed.
+    pub(crate) fn shrink_runs(&mut self, dir: &Path, live: &Generations, most: bool) -> Result<(), Error> {
         let mut todo = Vec::new();
         for (k, cold) in self.cold.iter().enumerate() {
-            if !cold.gone.is_empty() && 2 * cold.gone.len() >= cold.len() {
+            if !cold.gone.is_empty() && (!most || 2 * cold.gone.len() >= cold.len()) {
                 todo.push((k, self.next_run + todo.len() as u64));
             }
         }
