@@ -205,6 +205,9 @@ impl Log {
         }
         let (hot, _) = self.sealed_lists(drop.keys().copied())?;
         let first = self.shared.cold_ids.fetch_add(groups.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        if first.saturating_add(groups.len() as u64) >= COLD {
+            return Err(LogError::Config("no cold segment id is left (2^63 were handed out)"));
+        }
         let dir = &self.shared.dir;
         let jobs: Vec<(u64, &Vec<Position>)> = (first..).zip(groups).collect();
         let written = crate::cores::map(&jobs, usize::MAX, |(id, group)| write_cold(dir, &hot, *id, group));
