@@ -852,3 +852,42 @@ fn a_job_changed_after_its_freeze_keeps_its_events_out_of_a_second_cold_segment(
     assert!(engine.open_report().checkpoint_seq.is_none());
     assert_eq!(everything(&engine.session("admin").unwrap()), reads);
 }
+
+/// A checkpoint cuts what it freezes into cold segments of at most a
+/// segment's size (but for one job's events): jobs with large data make
+/// many cold segments of one class, each within the bound, and the reads
+/// are a replay's.
+#[test]
+fn a_freeze_cuts_its_cold_segments_at_a_segments_size() {
+    let config = joblog::engine::Config {
+        log: joblog::log::LogConfig { segment_size_bytes: 256 << 10, ..joblog::engine::Config::default().log },
+        cold_after: 1,
+        checkpoint_every_events: 0,
+        ..joblog::engine::Config::default()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let engine = Engine::open(dir.path(), config, support::clock_at(support::NOW)).unwrap();
+    let admin = engine.session("admin").unwrap();
+    let big: Vec<Job> = (0..40)
+        .map(|n| {
+            let mut j = job(n, Status::SUCCEEDED, OperationType::BULK_EMAIL, None, None);
+            j.data = vec![b'x'; 60 << 10];
+            j
+        })
+        .collect();
+    for chunk in big.chunks(4) {
+        admin.import(chunk.to_vec()).unwrap();
+    }
+    engine.checkpoint().unwrap();
+    let sizes: Vec<u64> = std::fs::read_dir(dir.path().join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap())
+        .filter(|e| e.file_name().to_string_lossy().starts_with("cold-"))
+        .map(|e| e.metadata().unwrap().len())
+        .collect();
+    // 40 jobs of ~60 KiB in one class: about ten segments of four jobs.
+    assert!(sizes.len() >= 8, "{sizes:?}");
+    assert!(sizes.iter().all(|&s| s <= (256 << 10) + (64 << 10)), "{sizes:?}");
+    assert_eq!(cold_rows(&engine), 40);
+    assert_verified(&engine);
+}

@@ -207,24 +207,24 @@ impl Engine {
 
     /// Saves a checkpoint of the current state now.
     pub fn checkpoint(&self) -> Result<PathBuf, Error> {
-        if self.inner.read_only {
-            return Err(crate::log::LogError::ReadOnly.into());
-        }
-        state::refuse_if_state_held()?;
-        let _one_writer = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
-        self.checkpoint_locked(crate::projection::CHECKPOINTS_KEPT)
+        self.checkpoint_keeping(crate::projection::CHECKPOINTS_KEPT)
     }
 
     /// [`Engine::checkpoint`], removing every older checkpoint (and so the
-    /// cold runs only they name): after a deletion that emptied runs,
-    /// whose space then comes back at once.
+    /// cold runs only they name): after a deletion that emptied or copied
+    /// runs, whose space then comes back at once.
     pub(crate) fn checkpoint_alone(&self) -> Result<PathBuf, Error> {
+        self.checkpoint_keeping(1)
+    }
+
+    /// [`Engine::checkpoint`] keeping the newest `keep` checkpoints.
+    fn checkpoint_keeping(&self, keep: usize) -> Result<PathBuf, Error> {
         if self.inner.read_only {
             return Err(crate::log::LogError::ReadOnly.into());
         }
         state::refuse_if_state_held()?;
         let _one_writer = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
-        self.checkpoint_locked(1)
+        self.checkpoint_locked(keep)
     }
 
     /// [`Engine::checkpoint`] by a thread that holds the write lock: sync
@@ -244,7 +244,7 @@ impl Engine {
         // A cold segment is at most a segment's size (but for one job's
         // events): positions in the projection hold offsets in 32 bits.
         let log = &self.inner.log;
-        let frame_bytes = |p| Ok(crate::log::format::frame_len(log.read_written(p)?.payload().len()) as u64);
+        let frame_bytes = |p| Ok(log.written_frame_len(p)?);
         if let Some(plan) = state.freeze_plan(min, self.inner.config.log.segment_size_bytes, frame_bytes)? {
             state = self.freeze(state, &plan)?;
         }

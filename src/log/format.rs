@@ -225,6 +225,16 @@ pub enum FrameRead {
 }
 
 #[inline]
+/// The whole length (header and payload) the frame header at `offset` of
+/// `seg` claims, if it is one a frame could have there; its checksum is
+/// not checked (a size to plan by: whoever reads the frame checks it).
+pub fn claimed_frame_len(seg: &[u8], offset: usize) -> Option<usize> {
+    let h = seg.get(offset..)?.get(..FRAME_HEADER_LEN)?;
+    let len = le_u32(h, F_LEN);
+    let fits = len > 0 && len <= MAX_PAYLOAD_BYTES && len as usize <= seg.len() - offset - FRAME_HEADER_LEN;
+    fits.then(|| frame_len(len as usize))
+}
+
 /// Reads the frame at `offset` of `seg`, checking its length against the
 /// space left (before anything is sized from it) and its checksum.
 pub fn read_frame(seg: &[u8], offset: usize) -> FrameRead {

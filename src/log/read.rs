@@ -516,6 +516,24 @@ impl Log {
         }
     }
 
+    /// The length (header and payload) of the frame a position this log
+    /// handed out points to, read from its header alone: a size to plan
+    /// by, the frame's checksum unchecked (see [`Log::read_written`]).
+    pub fn written_frame_len(&self, pos: Position) -> Result<u64, LogError> {
+        let list = if pos.segment & COLD != 0 {
+            Arc::clone(&self.shared.cold.read().unwrap_or_else(|e| e.into_inner()))
+        } else {
+            self.shared.snapshot()
+        };
+        let bad = |reason| LogError::BadPosition { segment: pos.segment, offset: pos.offset, reason };
+        let i = list.binary_search_by_key(&pos.segment, |s| s.key).map_err(|_| bad("no such segment"))?;
+        let seg = &list[i];
+        let offset = usize::try_from(pos.offset).map_err(|_| bad("offset out of range"))?;
+        let len = format::claimed_frame_len(seg.map.bytes(), offset)
+            .ok_or_else(|| corrupt(&seg.path, offset, "no frame where one was written"))?;
+        Ok(len as u64)
+    }
+
     /// Reads every published frame of every segment, checking each frame's
     /// checksum and each sealed segment against the manifest. Finds every
     /// problem rather than stopping at the first.
