@@ -404,12 +404,22 @@ fn a_deletion_that_takes_a_whole_run_drops_it_and_its_file() {
     // stays cold (rewritten if the compaction moved its events).
     let after = runs(&f.engine);
     assert_eq!(after.iter().map(|r| r.1).collect::<Vec<_>>(), [60]);
-    let files: Vec<String> = std::fs::read_dir(f.path().join("snapshots"))
+    // The dropped run's file is gone at once; until the next checkpoint an
+    // empty run stands in for it, for the checkpoint that names it.
+    let mut files: Vec<(u64, Option<u64>, usize)> = std::fs::read_dir(f.path().join("snapshots"))
         .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".run"))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "run"))
+        .map(|p| {
+            let run = joblog::projection::cold::ColdRun::open(&p).unwrap();
+            (run.id(), run.replaces(), run.len())
+        })
         .collect();
-    assert_eq!(files, [joblog::projection::cold::file_name(after[0].0)], "the dropped run's file is gone");
+    files.sort();
+    let dropped = before[0].0;
+    assert_eq!(files.len(), 2, "{files:?}");
+    assert_eq!(files[0], (after[0].0, None, 60));
+    assert_eq!((files[1].1, files[1].2), (Some(dropped), 0), "{files:?}");
     assert_eq!(admin.count(&Filter::default()).unwrap(), 60);
     for j in &kept {
         assert_eq!(admin.get(j.id).unwrap().id, j.id);
@@ -890,4 +900,133 @@ fn a_freeze_cuts_its_cold_segments_at_a_segments_size() {
     assert!(sizes.iter().all(|&s| s <= (256 << 10) + (64 << 10)), "{sizes:?}");
     assert_eq!(cold_rows(&engine), 40);
     assert_verified(&engine);
+}
+
+/// The run files in a store's snapshots directory: (id, what it stands in
+/// for, rows), by id.
+fn run_files_of(dir: &std::path::Path) -> Vec<(u64, Option<u64>, usize)> {
+    let mut files: Vec<(u64, Option<u64>, usize)> = std::fs::read_dir(dir.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|x| x == "run"))
+        .map(|p| {
+            let run = joblog::projection::cold::ColdRun::open(&p).unwrap();
+            (run.id(), run.replaces(), run.len())
+        })
+        .collect();
+    files.sort();
+    files
+}
+
+/// Deletions that copy a run twice and then empty it, with no checkpoint
+/// between them (none is written: the space comes back without one), and
+/// a crash: the store reopens from the checkpoint written before, the
+/// newest copy standing in for the run it names, and reads what it read.
+#[test]
+fn a_deletions_copies_stand_in_for_the_run_a_checkpoint_names_through_a_crash() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    let wf: Vec<Job> = (0..400).map(|n| job(n, Status::SUCCEEDED, OperationType::WORKFLOW, Some("w1"), None)).collect();
+    let other: Vec<Job> =
+        (400..500).map(|n| job(n, Status::FAILED, OperationType::BULK_EMAIL, None, Some("contact:1"))).collect();
+    admin.import(wf).unwrap();
+    admin.import(other.clone()).unwrap();
+    f.engine.checkpoint().unwrap();
+    let named = f.engine.state().cold_runs().iter().find(|r| r.len() == 400).unwrap().id();
+    let criteria = DeletionCriteria {
+        types: vec![OperationType::WORKFLOW],
+        reasons: vec![StatusReason::Succeeded],
+        older_than_days: 1,
+    };
+    let checkpoints = || std::fs::read_dir(f.path().join("snapshots")).unwrap().count();
+    let files_before = checkpoints();
+    // 250 of 400, then 100 of the 150 left: each copies the run.
+    for (limit, left) in [(250, 150), (100, 50)] {
+        let r = admin.delete_now(&criteria, limit).unwrap();
+        assert_eq!((r.deleted, r.seconds_checkpoint), (limit, 0.0));
+        let files = run_files_of(f.path());
+        assert!(!files.iter().any(|r| r.0 == named), "the named run's file is gone: {files:?}");
+        assert!(files.contains(&(files.iter().map(|r| r.0).max().unwrap(), Some(named), left)), "{files:?}");
+    }
+    assert_eq!(checkpoints(), files_before, "no checkpoint written");
+    admin.delete_jobs(&other[..10].iter().map(|j| j.id).collect::<Vec<_>>()).unwrap();
+    let reads = everything(&admin);
+    drop(admin);
+    let f = f.reopen();
+    assert!(f.engine.open_report().checkpoint_seq.is_some(), "{:?}", f.engine.open_report());
+    assert_eq!(everything(&f.engine.session("admin").unwrap()), reads);
+    assert_verified(&f.engine);
+    // The last 50: the run is emptied, an empty one stands in for it.
+    let admin = f.engine.session("admin").unwrap();
+    assert_eq!(admin.delete_now(&criteria, 1000).unwrap().deleted, 50);
+    let files = run_files_of(f.path());
+    assert!(files.iter().any(|r| r.1 == Some(named) && r.2 == 0), "{files:?}");
+    assert!(!files.iter().any(|r| r.1 == Some(named) && r.2 > 0), "the copies are gone: {files:?}");
+    let reads = everything(&admin);
+    drop(admin);
+    let f = f.reopen();
+    assert!(f.engine.open_report().checkpoint_seq.is_some(), "{:?}", f.engine.open_report());
+    assert_eq!(everything(&f.engine.session("admin").unwrap()), reads);
+    assert_verified(&f.engine);
+}
+
+/// A copy left behind by a crash after it was written but before the run
+/// it stands in for was removed: the run is read, not the copy; the copy's
+/// id is never taken by a new run; and a checkpoint that no longer names
+/// the run removes the copy.
+#[test]
+fn a_copy_left_beside_the_run_it_stands_in_for_is_not_read() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    let wf: Vec<Job> = (0..300).map(|n| job(n, Status::SUCCEEDED, OperationType::WORKFLOW, Some("w1"), None)).collect();
+    admin.import(wf).unwrap();
+    f.engine.checkpoint().unwrap();
+    let reads = everything(&admin);
+    drop(admin);
+    let run = f.engine.state().cold_runs()[0].clone();
+    let stray = 40;
+    let f = f.reopen_after(|dir| {
+        // A copy that (wrongly, for this test) lacks 100 rows: were it
+        // read, they would be missing.
+        let gone: joblog::projection::cold::RowSet = (0..100).collect();
+        let path = dir.join("snapshots").join(joblog::projection::cold::file_name(stray));
+        let live: joblog::log::Generations = run.segments().unwrap().into_iter().collect();
+        joblog::projection::cold::copy_run(&path, stray, &run, &gone, Some(run.id()), Ok, &live).unwrap();
+    });
+    assert!(f.engine.open_report().checkpoint_seq.is_some(), "{:?}", f.engine.open_report());
+    assert_eq!(everything(&f.engine.session("admin").unwrap()), reads);
+    // A new run takes an id past the stray copy's.
+    let admin = f.engine.session("admin").unwrap();
+    let more: Vec<Job> = (300..320).map(|n| job(n, Status::SUCCEEDED, OperationType::BULK_EMAIL, None, None)).collect();
+    admin.import(more).unwrap();
+    f.engine.checkpoint().unwrap();
+    let new = f.engine.state().cold_runs().iter().map(|r| (r.id(), r.len())).find(|r| r.1 == 20).unwrap();
+    assert!(new.0 > stray, "{new:?}");
+    assert_verified(&f.engine);
+}
+
+/// A job of a deletion's copy changed after it (a resubmission thaws the
+/// copy), then a crash: the reopen reads the copy in place of the run the
+/// checkpoint names and replays the change on it.
+#[test]
+fn a_copy_thawed_after_the_deletion_that_made_it_replays_from_the_checkpoint() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    let failed: Vec<Job> = (0..300).map(|n| job(n, Status::FAILED, OperationType::WORKFLOW, None, None)).collect();
+    admin.import(failed.clone()).unwrap();
+    f.engine.checkpoint().unwrap();
+    let criteria = DeletionCriteria {
+        types: vec![OperationType::WORKFLOW],
+        reasons: vec![StatusReason::Failed],
+        older_than_days: 1,
+    };
+    assert_eq!(admin.delete_now(&criteria, 200).unwrap().deleted, 200);
+    assert!(run_files_of(f.path()).iter().any(|r| r.1.is_some() && r.2 == 100), "{:?}", run_files_of(f.path()));
+    admin.resubmit(failed[250].id, None).unwrap();
+    let reads = everything(&admin);
+    drop(admin);
+    let f = f.reopen();
+    assert!(f.engine.open_report().checkpoint_seq.is_some(), "{:?}", f.engine.open_report());
+    assert_eq!(everything(&f.engine.session("admin").unwrap()), reads);
+    assert_verified(&f.engine);
 }

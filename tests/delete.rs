@@ -514,3 +514,54 @@ fn a_bulk_deletion_of_hot_rows_leaves_every_index_clean() {
     assert_eq!(listed(&engine).len(), 500);
     assert_eq!(admin.count(&canceled).unwrap(), 500);
 }
+
+/// Jobs completed at the same moments (ties broken by id), some in cold
+/// runs with rows already deleted by id, some hot: each deletion with a
+/// limit takes exactly the oldest by (`completedon`, id) that are left,
+/// and a replay from the log takes the same.
+#[test]
+fn the_limit_cuts_between_jobs_completed_at_the_same_moment_in_either_tier() {
+    let dir = tempfile::tempdir().unwrap();
+    let engine = open(dir.path());
+    let admin = engine.session("admin").unwrap();
+    let reasons = [Status::SUCCEEDED, Status::FAILED, Status::CANCELED];
+    let jobs: Vec<Job> = (0..3000)
+        .map(|i| {
+            let mut j = completed(reasons[i % 3], WF, 40 + (i as i64 % 7));
+            // Seven moments in all, some a microsecond apart.
+            j.completedon = j.completedon.map(|c| c.plus_micros(i as i64 % 2));
+            j
+        })
+        .collect();
+    admin.import(jobs[..2000].to_vec()).unwrap();
+    engine.checkpoint().unwrap();
+    admin.import(jobs[2000..].to_vec()).unwrap();
+    let mut order: Vec<&Job> = jobs.iter().collect();
+    order.sort_by_key(|j| (j.completedon, j.id));
+    // Rows of the cold runs deleted by id first: they stay in the runs' sets.
+    let by_id: Vec<_> = jobs[..2000].iter().step_by(5).map(|j| j.id).collect();
+    admin.delete_jobs(&by_id).unwrap();
+    order.retain(|j| !by_id.contains(&j.id));
+    let c = criteria(&[WF], &COMPLETED, 30);
+    for limit in [1, 299, 450, 1, 700, 3] {
+        let r = admin.delete_now(&c, limit).unwrap();
+        assert_eq!(r.deleted, limit);
+        order.drain(..limit as usize);
+        assert_eq!(r.remaining_matching, order.len() as u64);
+        let mut left: Vec<_> = all_jobs(&engine.state(), &engine).iter().map(|j| j.id).collect();
+        let mut expected: Vec<_> = order.iter().map(|j| j.id).collect();
+        left.sort();
+        expected.sort();
+        assert_eq!(left, expected, "after a deletion of {limit}");
+    }
+    assert!(engine.state().check_indices().is_empty());
+    drop(admin);
+    drop(engine);
+    let _ = std::fs::remove_dir_all(dir.path().join("snapshots"));
+    let engine = open(dir.path());
+    let mut left: Vec<_> = all_jobs(&engine.state(), &engine).iter().map(|j| j.id).collect();
+    let mut expected: Vec<_> = order.iter().map(|j| j.id).collect();
+    left.sort();
+    expected.sort();
+    assert_eq!(left, expected, "replayed");
+}

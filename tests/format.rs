@@ -1533,8 +1533,13 @@ fn a_cold_run_of_every_version_copies_into_todays() {
     for version in 1..=cold::VERSION {
         let run = ColdRun::open(&fixtures().join(format!("cold-v{version}.run"))).unwrap();
         let path = tmp.path().join(cold::file_name(u64::from(version)));
-        cold::copy_run(&path, 5, &run, &Default::default(), Ok, &live).unwrap();
-        check_cold_run(&ColdRun::open(&path).unwrap(), cold::VERSION);
+        assert_eq!(run.replaces(), None, "version {version}");
+        // A deletion's copy, standing in for run 2.
+        cold::copy_run(&path, 5, &run, &Default::default(), Some(2), Ok, &live).unwrap();
+        let copy = ColdRun::open(&path).unwrap();
+        check_cold_run(&copy, cold::VERSION);
+        assert_eq!(copy.replaces(), Some(2));
+        assert_eq!(cold::header_of(&path), Some((5, Some(2))));
     }
 }
 

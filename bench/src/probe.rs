@@ -28,6 +28,45 @@ pub fn write_bandwidth(dir: &Path, bytes: u64) -> std::io::Result<f64> {
     Ok(bytes as f64 / secs)
 }
 
+/// How fast this machine gives a file's space back, bytes per second: a
+/// file of `bytes` written and synced, then timed from its unlink until
+/// the directory is synced. (With online discard, an unlink waits for the
+/// device to trim the file's blocks.)
+pub fn unlink_rate(dir: &Path, bytes: u64) -> std::io::Result<f64> {
+    let path = dir.join("probe-unlink.bin");
+    let chunk = vec![0x3cu8; 1 << 20];
+    let mut f = File::create(&path)?;
+    let mut left = bytes;
+    while left > 0 {
+        let n = left.min(chunk.len() as u64) as usize;
+        f.write_all(&chunk[..n])?;
+        left -= n as u64;
+    }
+    f.sync_all()?;
+    drop(f);
+    let start = Instant::now();
+    std::fs::remove_file(&path)?;
+    File::open(dir)?.sync_all()?;
+    Ok(bytes as f64 / start.elapsed().as_secs_f64())
+}
+
+/// Bytes the files under `dir` take on the disk (blocks allocated,
+/// recursively, as `du` counts them, not their lengths: a preallocated
+/// tail counts); an entry that cannot be read counts 0.
+pub fn dir_allocated_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::read_dir(dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => dir_allocated_bytes(&e.path()),
+            Ok(m) => m.blocks() * 512,
+            Err(_) => 0,
+        })
+        .sum()
+}
+
 /// Latency of one durable 4 KiB overwrite (pwrite + fdatasync), the floor
 /// under every durable append: returns (median, p99) over `rounds`.
 pub fn fsync_latency(dir: &Path, rounds: usize) -> std::io::Result<(Duration, Duration)> {

@@ -114,7 +114,10 @@ pub struct DeletionReport {
     pub seconds: f64,
     /// Until the jobs were gone from every view.
     pub seconds_logical: f64,
-    /// Writing the checkpoint afterwards (so that a reopen need not replay).
+    /// Writing a checkpoint afterwards, when the compaction left none
+    /// usable (it rewrote a hot segment), so that a reopen need not replay
+    /// the whole log; 0 when none was written (the usual case: a deletion
+    /// by age gives its space back without one). The call blocks on it.
     pub seconds_checkpoint: f64,
     /// What the compaction afterwards did.
     pub compaction: Compaction,
@@ -186,7 +189,12 @@ impl Engine {
             let _no_writes = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
             let mut state = self.inner.state.write();
             let live = self.inner.log.generations();
-            let _ = state.shrink_runs(&self.inner.dir.join("snapshots"), &live, reclaim == Reclaim::Whole);
+            let snapshots = self.inner.dir.join("snapshots");
+            let _ = state.shrink_runs(&snapshots, &live, reclaim == Reclaim::Whole);
+            let unlink = state.release_runs(&snapshots);
+            drop(state);
+            drop(_no_writes);
+            remove_files(unlink);
             return Ok(Compaction::default());
         }
         let rewrite = self.inner.log.rewrite(&plan)?;
@@ -200,7 +208,10 @@ impl Engine {
             self.revert_to_durable();
             return Err(e.into());
         }
-        let done = self.inner.log.install(rewrite)?;
+        let (done, old_files) = self.inner.log.install_keeping_files(rewrite)?;
+        // The old files go while the runs are copied: an unlink waits for
+        // the disk, a copy mostly for the processor.
+        let unlinking = std::thread::spawn(move || old_files.remove());
         // Cold runs that point into rewritten segments are rewritten with
         // their events' new offsets; when they cannot be written (a full
         // disk), they come back into memory instead, and the next
@@ -214,6 +225,7 @@ impl Engine {
                 drop(state);
                 drop(_no_writes);
                 self.rebuild_from_log();
+                let _ = unlinking.join();
                 return Err(e);
             }
         }
@@ -221,8 +233,13 @@ impl Engine {
         // Runs with deleted rows (a deletion's own compaction: runs mostly
         // deleted) are copied without them (a full disk leaves them as they
         // are: only space is at stake).
-        let _ = state.shrink_runs(&self.inner.dir.join("snapshots"), &live, reclaim == Reclaim::Whole);
+        let snapshots = self.inner.dir.join("snapshots");
+        let _ = state.shrink_runs(&snapshots, &live, reclaim == Reclaim::Whole);
+        let unlink = state.release_runs(&snapshots);
         drop(state);
+        drop(_no_writes);
+        remove_files(unlink);
+        let _ = unlinking.join();
         // A segment rewritten, or a hot one removed: every checkpoint
         // points into segments as they were, and none can be used again,
         // so their space comes back too. (A cold segment removed whole
@@ -268,22 +285,12 @@ impl Engine {
     }
 }
 
-impl Engine {
-    /// The ids of the cold runs.
-    pub(crate) fn run_ids(&self) -> Vec<u64> {
-        self.state().cold_runs().iter().map(|r| r.id()).collect()
-    }
-
-    /// Whether a deletion, with the compaction `done` after it, is to be
-    /// followed by a checkpoint: when the compaction left none usable, or
-    /// when the deletion emptied cold runs (of those in `runs_before`),
-    /// whose files go only once no kept checkpoint names them. Otherwise
-    /// (a deletion that took rows of runs that stay, and whole cold
-    /// segments) the checkpoints stay good and the next open replays the
-    /// deletion from the last one.
-    pub(crate) fn checkpoint_due_after_deletion(&self, runs_before: &[u64], done: &Compaction) -> bool {
-        let now = self.run_ids();
-        outdates_checkpoints(done) || runs_before.iter().any(|id| !now.contains(id))
+/// Removes files the state no longer uses (runs it released), best
+/// effort: one left behind costs space until the next checkpoint's
+/// cleanup.
+fn remove_files(paths: Vec<std::path::PathBuf>) {
+    for path in paths {
+        let _ = std::fs::remove_file(path);
     }
 }
 
@@ -304,8 +311,12 @@ pub(crate) enum Reclaim {
 }
 
 /// Whether a compaction leaves every checkpoint pointing into segments
-/// that are gone or changed.
-fn outdates_checkpoints(done: &Compaction) -> bool {
+/// that are gone or changed (it removed them): a deletion then writes a
+/// new one, or the next open would replay the whole log. Otherwise (a
+/// deletion that took rows of runs and whole cold segments) the
+/// checkpoints stay good, the runs' copies standing in for what they
+/// name, and the next open replays the deletion from the last one.
+pub(crate) fn outdates_checkpoints(done: &Compaction) -> bool {
     done.segments.iter().any(|s| s.kept || s.segment & COLD == 0)
 }
 
@@ -330,7 +341,6 @@ impl Session {
             .into());
         }
         let bytes_before = self.engine.inner.log.data_bytes();
-        let runs_before = self.engine.run_ids();
         let d = self.engine.delete(self.actor(), &self.user, criteria, limit, None)?;
         let seconds_logical = started.elapsed().as_secs_f64();
         // From here on the deletion is durable and shown: what follows only
@@ -350,10 +360,13 @@ impl Session {
         };
         let seconds = started.elapsed().as_secs_f64();
         let bytes_after = self.engine.inner.log.data_bytes();
-        if d.deleted > 0 && self.engine.checkpoint_due_after_deletion(&runs_before, &compaction) {
-            if let Err(e) = self.engine.checkpoint_alone() {
+        let mut seconds_checkpoint = 0.0;
+        if d.deleted > 0 && outdates_checkpoints(&compaction) {
+            let at = std::time::Instant::now();
+            if let Err(e) = self.engine.checkpoint() {
                 warnings.push(format!("no checkpoint written after the deletion (the next open replays the log): {e}"));
             }
+            seconds_checkpoint = at.elapsed().as_secs_f64();
         }
         Ok(DeletionReport {
             warnings,
@@ -363,7 +376,7 @@ impl Session {
             bytes_after,
             seconds,
             seconds_logical,
-            seconds_checkpoint: started.elapsed().as_secs_f64() - seconds,
+            seconds_checkpoint,
             compaction,
         })
     }

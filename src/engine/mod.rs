@@ -52,7 +52,7 @@ mod verify;
 mod write;
 
 pub use actions::{BulkOutcome, NewJob, UserAction};
-pub(crate) use delete::Reclaim;
+pub(crate) use delete::{outdates_checkpoints, Reclaim};
 pub use delete::{BulkDeleteRecord, DeletionReport, NewBulkDelete, DEFAULT_BULK_DELETE_NAME};
 pub use reads::HistoryEntry;
 pub use state::{EventTail, Replayed, StateGuard, View};
@@ -207,24 +207,12 @@ impl Engine {
 
     /// Saves a checkpoint of the current state now.
     pub fn checkpoint(&self) -> Result<PathBuf, Error> {
-        self.checkpoint_keeping(crate::projection::CHECKPOINTS_KEPT)
-    }
-
-    /// [`Engine::checkpoint`], removing every older checkpoint (and so the
-    /// cold runs only they name): after a deletion that emptied or copied
-    /// runs, whose space then comes back at once.
-    pub(crate) fn checkpoint_alone(&self) -> Result<PathBuf, Error> {
-        self.checkpoint_keeping(1)
-    }
-
-    /// [`Engine::checkpoint`] keeping the newest `keep` checkpoints.
-    fn checkpoint_keeping(&self, keep: usize) -> Result<PathBuf, Error> {
         if self.inner.read_only {
             return Err(crate::log::LogError::ReadOnly.into());
         }
         state::refuse_if_state_held()?;
         let _one_writer = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
-        self.checkpoint_locked(keep)
+        self.checkpoint_locked(crate::projection::CHECKPOINTS_KEPT)
     }
 
     /// [`Engine::checkpoint`] by a thread that holds the write lock: sync
@@ -254,8 +242,12 @@ impl Engine {
         if let Some(new) = new {
             state.install_run(new);
         }
+        // The runs released since the last checkpoint are not in this one:
+        // its cleanup removes what is left of them.
+        state.forget_released();
         let state = parking_lot::RwLockWriteGuard::downgrade(state);
         let path = state.save_snapshot(&dir, &live, keep)?;
+        state.named_by_checkpoint();
         state.remove_unnamed_runs(&dir);
         self.inner.checkpoint_seq.store(state.last_seq(), std::sync::atomic::Ordering::Relaxed);
         Ok(path)

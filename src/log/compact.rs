@@ -236,11 +236,23 @@ impl Log {
     /// Makes a rewrite part of the log: one manifest store, then the old
     /// files are removed. Refused if another rewrite replaced one of the
     /// same segments meanwhile.
-    pub fn install(&self, mut rewrite: Rewrite) -> Result<Compaction, LogError> {
+    pub fn install(&self, rewrite: Rewrite) -> Result<Compaction, LogError> {
+        let (report, old) = self.install_keeping_files(rewrite)?;
+        old.remove();
+        Ok(report)
+    }
+
+    /// [`Log::install`], leaving the old files for the caller to remove
+    /// ([`OldFiles::remove`]) when it holds no lock: an unlink gives the
+    /// file's blocks back to the disk, tens of milliseconds for a large
+    /// file on some (with online discard). Until then they take space;
+    /// after a crash the next open removes them (the manifest lists none).
+    pub fn install_keeping_files(&self, mut rewrite: Rewrite) -> Result<(Compaction, OldFiles), LogError> {
         let mut report = Compaction::default();
+        let mut old = OldFiles { dir: self.shared.dir.clone(), paths: Vec::new() };
         if rewrite.is_empty() {
             rewrite.installed = true;
-            return Ok(report);
+            return Ok((report, old));
         }
         crate::crashpoint::reached("install");
         let tx = self.tx.as_ref().ok_or(LogError::ReadOnly)?;
@@ -256,7 +268,7 @@ impl Log {
         installed?;
         for r in std::mem::take(&mut rewrite.segments) {
             // Unlinked while mapped: readers holding the old map keep it.
-            let _ = fs::remove_file(&r.old.path);
+            old.paths.push(r.old.path.clone());
             report.frames_kept += r.moved.len() as u64;
             report.frames_dropped += r.dropped;
             report.bytes_before += r.old.map.len() as u64;
@@ -271,11 +283,31 @@ impl Log {
             report.bytes_written += entry.sealed.len;
             report.frozen.push(positions);
         }
-        // The unlinks made durable. The install is done whatever this
-        // says (the manifest's store synced the directory): a file whose
-        // unlink a crash undoes is not listed, and the next open removes it.
-        let _ = sync_dir(&self.shared.dir);
-        Ok(report)
+        Ok((report, old))
+    }
+}
+
+/// Segment files an installed rewrite replaced, still on disk
+/// ([`Log::install_keeping_files`]).
+#[must_use = "the files stay on disk until removed"]
+#[derive(Debug)]
+pub struct OldFiles {
+    dir: std::path::PathBuf,
+    paths: Vec<std::path::PathBuf>,
+}
+
+impl OldFiles {
+    /// Removes them, and makes that durable. The install is done whatever
+    /// this says (the manifest's store synced the directory): a file whose
+    /// unlink a crash undoes is not listed, and the next open removes it.
+    pub fn remove(self) {
+        if self.paths.is_empty() {
+            return;
+        }
+        for path in &self.paths {
+            let _ = fs::remove_file(path);
+        }
+        let _ = sync_dir(&self.dir);
     }
 }
 

@@ -50,7 +50,7 @@ use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
 
-pub use compact::{Compaction, Rewrite, SegmentMoves};
+pub use compact::{Compaction, OldFiles, Rewrite, SegmentMoves};
 pub use durable::Placed;
 pub use error::LogError;
 pub use manifest::COLD;

@@ -37,7 +37,7 @@ const MAGIC: [u8; 8] = *b"JLCOLDRN";
 const TRAILER_MAGIC: [u8; 8] = *b"JLCOLDND";
 /// The run format's version: 2 added [`Section::ByStatus`]; version 1
 /// runs are still read (without it).
-pub const VERSION: u16 = 2;
+pub const VERSION: u16 = 3;
 /// The checked unit.
 pub const PAGE: usize = 4096;
 const PAGE_U32: u32 = 4096;
@@ -106,7 +106,7 @@ pub const ANY_TYPE: u32 = u32::MAX;
 fn section_count(version: u16) -> Option<usize> {
     match version {
         1 => Some(11),
-        2 => Some(12),
+        2 | 3 => Some(12),
         _ => None,
     }
 }
@@ -300,7 +300,31 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
 /// positions point into, with its generation.
 pub fn write_run(path: &Path, id: u64, jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>) -> Result<(), Error> {
     let rows = jobs.len() as u64;
-    write_sections(path, id, rows, |put| sections_of(jobs, segments, put))
+    write_sections(path, id, None, rows, |put| sections_of(jobs, segments, put))
+}
+
+/// Writes a run without rows at `path` that stands in for run `replaces`
+/// (a deletion took every row of it; see [`ColdRun::replaces`]).
+pub fn write_empty_run(path: &Path, id: u64, replaces: u64) -> Result<(), Error> {
+    write_sections(path, id, Some(replaces), 0, |put| sections_of(Vec::new(), &BTreeMap::new(), put))
+}
+
+/// The run `replaces` field of header `h` (version 3 on).
+fn replaces_in(h: &[u8], version: u16) -> Option<u64> {
+    (version >= 3).then(|| le_u64(h, 36)).filter(|&r| r != 0).map(|r| r - 1)
+}
+
+/// The (id, [`ColdRun::replaces`]) of the run at `path`, from its header
+/// alone (checked), or `None` if it has none that checks.
+pub fn header_of(path: &Path) -> Option<(u64, Option<u64>)> {
+    use std::io::Read;
+    let mut h = [0u8; HEADER_LEN];
+    File::open(path).ok()?.read_exact(&mut h).ok()?;
+    if h[..8] != MAGIC || crc32fast::hash(&h[..60]) != le_u32(&h, 60) {
+        return None;
+    }
+    let version = u16::from_le_bytes(arr(&h, 8));
+    Some((le_u64(&h, 16), replaces_in(&h, version)))
 }
 
 /// Writes `run` without its rows in `gone` as run `id` at `path` (as
@@ -311,16 +335,19 @@ pub fn write_run(path: &Path, id: u64, jobs: Vec<ColdJob<'_>>, segments: &BTreeM
 /// kept whole (a symbol no row uses any more is harmless), the id filter is
 /// made again. What a compaction does to the runs whose events it moved,
 /// without decoding each job into the writer's form and sorting it again.
+/// `replaces`: the run a checkpoint names that the copy stands in for
+/// (see [`ColdRun::replaces`]).
 pub fn copy_run(
     path: &Path,
     id: u64,
     run: &ColdRun,
-    gone: &rustc_hash::FxHashSet<u32>,
+    gone: &RowSet,
+    replaces: Option<u64>,
     relocate: impl Fn(Position) -> Result<Position, Error>,
     live: &Generations,
 ) -> Result<(), Error> {
     // Every section is read through.
-    let _through = run.backing.map().map(SegmentMap::read_through);
+    let _through = run.read_through();
     // Each old row's new number (u32::MAX: gone).
     let mut renumber = vec![u32::MAX; run.rows];
     let mut kept = 0u32;
@@ -330,7 +357,9 @@ pub fn copy_run(
             kept += 1;
         }
     }
-    write_sections(path, id, u64::from(kept), |put| run.sections_without(&renumber, kept as usize, relocate, live, put))
+    write_sections(path, id, replaces, u64::from(kept), |put| {
+        run.sections_without(&renumber, kept as usize, relocate, live, put)
+    })
 }
 
 /// Where a run's sections go as they are made, in file order.
@@ -346,6 +375,7 @@ const SYNC_EVERY: usize = 32 << 20;
 fn write_sections(
     path: &Path,
     id: u64,
+    replaces: Option<u64>,
     rows: u64,
     produce: impl FnOnce(Put<'_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
@@ -360,7 +390,7 @@ fn write_sections(
         let (tx, rx) = crossbeam_channel::bounded::<SectionBytes>(1);
         std::thread::scope(|scope| {
             let writer = scope.spawn(move || -> std::io::Result<()> {
-                let mut out = RunWriter::start(std::io::BufWriter::with_capacity(1 << 20, file), id, rows)?;
+                let mut out = RunWriter::start(std::io::BufWriter::with_capacity(1 << 20, file), id, replaces, rows)?;
                 let mut unsynced = 0;
                 for (tag, bytes) in rx {
                     out.begin(tag, bytes.len())?;
@@ -598,8 +628,8 @@ struct RunWriter<W: Write> {
 
 impl<W: Write> RunWriter<W> {
     /// Writes the header of run `id` of `rows` rows (every section of
-    /// today's format).
-    fn start(out: W, id: u64, rows: u64) -> std::io::Result<Self> {
+    /// today's format), standing in for run `replaces`.
+    fn start(out: W, id: u64, replaces: Option<u64>, rows: u64) -> std::io::Result<Self> {
         let mut h = [0u8; HEADER_LEN];
         h[..8].copy_from_slice(&MAGIC);
         h[8..10].copy_from_slice(&VERSION.to_le_bytes());
@@ -607,6 +637,7 @@ impl<W: Write> RunWriter<W> {
         h[16..24].copy_from_slice(&id.to_le_bytes());
         h[24..32].copy_from_slice(&rows.to_le_bytes());
         h[32..36].copy_from_slice(&u32_of(SECTIONS.len(), "sections").unwrap_or(u32::MAX).to_le_bytes());
+        h[36..44].copy_from_slice(&replaces.map_or(0, |r| r.saturating_add(1)).to_le_bytes());
         let crc = crc32fast::hash(&h[..60]);
         h[60..64].copy_from_slice(&crc.to_le_bytes());
         let mut out = Paged::new(out);
@@ -759,6 +790,7 @@ pub struct ColdRun {
     checked: Vec<AtomicU64>,
     /// Its smallest and greatest ids, read once (`ColdRun::find`).
     id_bounds: std::sync::OnceLock<(Uuid, Uuid)>,
+    replaces: Option<u64>,
 }
 
 impl ColdRun {
@@ -829,6 +861,7 @@ impl ColdRun {
         let id = le_u64(h, 16);
         let rows = usize_of(le_u64(h, 24));
         let count = usize_of(u64::from(le_u32(h, 32)));
+        let replaces = replaces_in(h, version);
         let t = &all[len - TRAILER_LEN..];
         if t[16..] != TRAILER_MAGIC || crc32fast::hash(&t[..12]) != le_u32(t, 12) {
             return Err(bad(len - TRAILER_LEN, "the trailer does not check (a truncated or damaged run)".into()));
@@ -859,6 +892,7 @@ impl ColdRun {
             crcs,
             checked,
             id_bounds: Default::default(),
+            replaces,
         };
         let dir_len = count * DIR_ENTRY_LEN;
         let dir_at = data_end
@@ -904,6 +938,21 @@ impl ColdRun {
     /// Whether it holds no row.
     pub fn is_empty(&self) -> bool {
         self.rows == 0
+    }
+
+    /// The run this one stands in for, if it is a deletion's copy of a
+    /// run without the rows deletions took (`tier.rs`, `shrink_runs`): a
+    /// checkpoint that names that run, once its file is gone, opens this
+    /// one instead, with none of its rows taken (the deletions are in the
+    /// log after the checkpoint, and take fewer when replayed).
+    pub fn replaces(&self) -> Option<u64> {
+        self.replaces
+    }
+
+    /// Reads through the whole map (not page by page, as a view's reads
+    /// are) until the guard drops: for a pass over most of the run.
+    pub(crate) fn read_through(&self) -> Option<crate::sys::map::ReadThrough<&SegmentMap>> {
+        self.backing.map().map(SegmentMap::read_through)
     }
 
     /// The file's size.
@@ -1124,8 +1173,44 @@ impl ColdRun {
 
     /// [`ColdRun::events`], read in place.
     pub fn event_positions(&self, row: &ColdRow) -> Result<impl Iterator<Item = Position> + '_, Error> {
-        let at = (row.events_start as usize).saturating_mul(EVENT_LEN);
-        let b = self.section(Section::Events, at, (row.events_len as usize).saturating_mul(EVENT_LEN))?;
+        self.positions(row.events_start, row.events_len)
+    }
+
+    /// [`ColdRun::event_positions`] of row `i`, reading of the row only
+    /// where its events are (a deletion reads this for every row it takes).
+    pub fn row_event_positions(&self, i: u32) -> Result<impl Iterator<Item = Position> + '_, Error> {
+        let b = self.row_bytes(i, 100)?;
+        self.positions(le_u32(b, 92), le_u32(b, 96))
+    }
+
+    /// Calls `put` with the position of every event of each row of
+    /// `rows`, row by row: [`ColdRun::row_event_positions`] for many rows
+    /// (a deletion taking much of the run), with the rows and events
+    /// checked once, whole. Rows in order read both in order.
+    pub fn each_event_of(
+        &self,
+        rows: impl IntoIterator<Item = u32>,
+        mut put: impl FnMut(Position),
+    ) -> Result<(), Error> {
+        let (all, events) = (self.whole(Section::Rows)?, self.whole(Section::Events)?);
+        for r in rows {
+            let b = all
+                .get(r as usize * ROW_LEN..)
+                .ok_or_else(|| corrupt_at(&self.path, 0, format!("row {r} of a run of {}", self.rows)))?;
+            let (start, len) = (le_u32(b, 92) as usize, le_u32(b, 96) as usize);
+            let e = start.checked_add(len).and_then(|end| events.get(start * EVENT_LEN..end * EVENT_LEN));
+            let e =
+                e.ok_or_else(|| corrupt_at(&self.path, 0, format!("row {r}'s events past the end of section Events")))?;
+            for e in e.chunks_exact(EVENT_LEN) {
+                put(Position { segment: le_u64(e, 0), offset: le_u64(e, 8) });
+            }
+        }
+        Ok(())
+    }
+
+    fn positions(&self, start: u32, len: u32) -> Result<impl Iterator<Item = Position> + '_, Error> {
+        let at = (start as usize).saturating_mul(EVENT_LEN);
+        let b = self.section(Section::Events, at, (len as usize).saturating_mul(EVENT_LEN))?;
         Ok(b.chunks_exact(EVENT_LEN).map(|e| Position { segment: le_u64(e, 0), offset: le_u64(e, 8) }))
     }
 
@@ -1259,6 +1344,76 @@ impl ColdRun {
     /// Checks every page (verify).
     pub fn check_all(&self) -> Result<(), Error> {
         self.read(0, self.data_end).map(|_| ())
+    }
+}
+
+/// Row numbers of a run, as one bit each: the rows deletions took
+/// (`tier::Cold::gone`), which a deletion by age makes most of a run, so
+/// a set that costs a bit a row (of those up to the highest one) and is
+/// iterated in order.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RowSet {
+    words: Vec<u64>,
+    len: usize,
+}
+
+impl RowSet {
+    /// Whether row `r` is in.
+    pub fn contains(&self, r: &u32) -> bool {
+        self.words.get(*r as usize / 64).is_some_and(|w| w & (1 << (r % 64)) != 0)
+    }
+
+    /// Adds row `r`; whether it was not in.
+    pub fn insert(&mut self, r: u32) -> bool {
+        let word = r as usize / 64;
+        if word >= self.words.len() {
+            self.words.resize(word + 1, 0);
+        }
+        let bit = 1 << (r % 64);
+        let new = self.words[word] & bit == 0;
+        self.words[word] |= bit;
+        self.len += usize::from(new);
+        new
+    }
+
+    /// How many rows.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether it holds none.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Its rows, ascending.
+    pub fn iter(&self) -> impl Iterator<Item = u32> + '_ {
+        (0u32..).zip(&self.words).flat_map(|(w, &bits)| {
+            let mut left = bits;
+            std::iter::from_fn(move || {
+                (left != 0).then(|| {
+                    let b = left.trailing_zeros();
+                    left &= left - 1;
+                    w * 64 + b
+                })
+            })
+        })
+    }
+}
+
+impl Extend<u32> for RowSet {
+    fn extend<I: IntoIterator<Item = u32>>(&mut self, rows: I) {
+        for r in rows {
+            self.insert(r);
+        }
+    }
+}
+
+impl FromIterator<u32> for RowSet {
+    fn from_iter<I: IntoIterator<Item = u32>>(rows: I) -> Self {
+        let mut set = RowSet::default();
+        set.extend(rows);
+        set
     }
 }
 
@@ -1487,14 +1642,14 @@ mod tests {
         let mut rng = fastrand::Rng::with_seed(5);
         let jobs: Vec<ColdJob> = (0..3000).map(|n| job(&mut rng, n)).collect();
         let run = ColdRun::from_bytes(bytes_of(&jobs)).unwrap();
-        let gone: rustc_hash::FxHashSet<u32> = (0..3000).filter(|_| rng.u8(..) < 100).collect();
-        let gone_ids: std::collections::HashSet<Uuid> = gone.iter().map(|&r| run.row(r).unwrap().id).collect();
+        let gone: RowSet = (0..3000).filter(|_| rng.u8(..) < 100).collect();
+        let gone_ids: std::collections::HashSet<Uuid> = gone.iter().map(|r| run.row(r).unwrap().id).collect();
         // Segment 1's events moved 1000 bytes on; segment 2 is new.
         let moved = |p: Position| Position { segment: p.segment + 1, offset: p.offset + 1000 };
         let live = Generations::from([(2, 4)]);
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(file_name(8));
-        copy_run(&path, 8, &run, &gone, |p| Ok(moved(p)), &live).unwrap();
+        copy_run(&path, 8, &run, &gone, None, |p| Ok(moved(p)), &live).unwrap();
         let copy = ColdRun::open(&path).unwrap();
         copy.check_all().unwrap();
         let others: Vec<ColdJob> = jobs
@@ -1513,12 +1668,14 @@ mod tests {
         }
         // A position the log no longer holds is refused, and nothing is left.
         let path = dir.path().join(file_name(9));
-        let err = copy_run(&path, 9, &run, &gone, Ok, &live).unwrap_err();
+        let err = copy_run(&path, 9, &run, &gone, None, Ok, &live).unwrap_err();
         assert!(err.to_string().contains("which the log does not hold"), "{err}");
         assert!(!path.exists());
         // Every row gone: an empty run.
-        let all: rustc_hash::FxHashSet<u32> = (0..3000).collect();
-        copy_run(&path, 9, &run, &all, Ok, &live).unwrap();
+        let all: RowSet = (0..3000).collect();
+        copy_run(&path, 9, &run, &all, Some(4), Ok, &live).unwrap();
+        assert_eq!(ColdRun::open(&path).unwrap().replaces(), Some(4));
+        assert_eq!(header_of(&path), Some((9, Some(4))));
         assert!(ColdRun::open(&path).unwrap().is_empty());
     }
 

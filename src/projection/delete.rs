@@ -12,7 +12,7 @@ use uuid::Uuid;
 use super::cold::{Postings, Section};
 use super::intern::NONE;
 use super::ordered::OrderedRows;
-use super::tier::Found;
+use super::tier::Key;
 use super::{Loc, Pos, Projection, NO_EVENT};
 use crate::domain::{Deletion, DeletionCriteria, Status, Timestamp};
 use crate::error::Error;
@@ -34,7 +34,7 @@ pub(super) struct Planned {
     criteria: DeletionCriteria,
     cutoff: Timestamp,
     through: (i64, Uuid),
-    found: Vec<Found>,
+    found: Vec<Loc>,
 }
 
 /// What a deletion run now would take.
@@ -75,73 +75,37 @@ impl Projection {
         keys
     }
 
-    /// Completed jobs that match `criteria` with `completedon` before
-    /// `cutoff`, oldest (completedon, id) first across the sets of both
-    /// tiers, each with its key; at most `limit`, none past `through`.
-    fn deletion_candidates(
-        &self,
-        criteria: &DeletionCriteria,
-        cutoff: Timestamp,
-        limit: usize,
-        through: Option<(i64, Uuid)>,
-    ) -> Result<Vec<Found>, Error> {
-        let rows = &self.rows;
-        let mut hot: Vec<_> = self
-            .deletion_sets(criteria)
-            .into_iter()
-            .map(|set| set.iter_asc().take_while(move |&r| rows[r as usize].completedon < cutoff.micros()))
-            .collect();
-        let mut cold: Vec<(usize, Postings<'_>, usize)> = Vec::new();
+    /// The completed jobs of both tiers that `criteria` covers, as sorted
+    /// sources to count and take from by rank (see [`Candidates`]).
+    fn deletion_sources(&self, criteria: &DeletionCriteria) -> Result<Candidates<'_>, Error> {
+        let keys = Self::deletion_keys(criteria);
+        let mut sources: Vec<Source<'_>> = self.deletion_sets(criteria).into_iter().map(Source::Hot).collect();
+        let mut gone = vec![Vec::new(); sources.len()];
         for (k, run) in self.cold.iter().enumerate() {
-            for (reason, t) in Self::deletion_keys(criteria) {
+            // The source of each key in `keys`, for this run.
+            let mut of_key = vec![None; keys.len()];
+            for (c, &(reason, t)) in keys.iter().enumerate() {
                 let set = run.postings(Section::Completed, (u64::from(reason as u32) << 32) | u64::from(t))?;
                 if !set.is_empty() {
-                    cold.push((k, set, 0));
+                    of_key[c] = Some(sources.len());
+                    sources.push(Source::Cold(k, set));
+                    gone.push(Vec::new());
+                }
+            }
+            // Rows deletions already took are still in the run's sets:
+            // their keys, by the set they are in, to count them out.
+            for r in run.gone.iter() {
+                let row = run.row(r)?;
+                let c = keys.iter().position(|&key| key == (row.reason, row.operationtype));
+                if let Some(i) = c.and_then(|c| of_key[c]) {
+                    gone[i].push((row.completedon, row.id));
                 }
             }
         }
-        let cold_next = |k: usize, set: &Postings<'_>, at: &mut usize| -> Result<Option<Found>, Error> {
-            while *at < set.len() {
-                let r = set.get(*at)?;
-                *at += 1;
-                if self.cold[k].gone.contains(&r) {
-                    continue;
-                }
-                let key = self.cold[k].completed_key(r)?;
-                return Ok((key.0 < cutoff.micros()).then_some((key, Loc::Cold(k, r))));
-            }
-            Ok(None)
-        };
-        // Each source's next row with its key, in a heap by key (then by
-        // source), so that merging reads each row once.
-        let sources = hot.len() + cold.len();
-        let n_hot = hot.len();
-        let mut next = |i: usize| -> Result<Option<Found>, Error> {
-            if i < n_hot {
-                Ok(hot[i].next().map(|r| (rows[r as usize].completed_key(), Loc::Hot(r))))
-            } else {
-                let (k, set, at) = &mut cold[i - n_hot];
-                cold_next(*k, set, at)
-            }
-        };
-        let mut heads = std::collections::BinaryHeap::new();
-        for i in 0..sources {
-            if let Some((key, loc)) = next(i)? {
-                heads.push(std::cmp::Reverse((key, i, loc)));
-            }
+        for g in &mut gone {
+            g.sort_unstable();
         }
-        let mut out = Vec::with_capacity(limit.min(1 << 16));
-        while out.len() < limit {
-            let Some(std::cmp::Reverse((key, i, loc))) = heads.pop() else { break };
-            if through.is_some_and(|t| key > t) {
-                break;
-            }
-            out.push((key, loc));
-            if let Some((key, loc)) = next(i)? {
-                heads.push(std::cmp::Reverse((key, i, loc)));
-            }
-        }
-        Ok(out)
+        Ok(Candidates { projection: self, sources, gone })
     }
 
     /// The jobs a deletion run at this state would take: up to `limit`,
@@ -152,42 +116,14 @@ impl Projection {
         cutoff: Timestamp,
         limit: u64,
     ) -> Result<Selection, Error> {
-        let found = self.deletion_candidates(criteria, cutoff, usize::try_from(limit).unwrap_or(usize::MAX), None)?;
-        // Matching = completed before the cutoff in the covered sets: a rank
-        // in each, no walk.
+        let sources = self.deletion_sources(criteria)?;
         let before = (cutoff.micros(), Uuid::nil());
-        let rows_of = |x: u32| self.rows[x as usize].completed_key();
-        let mut matching: usize =
-            self.deletion_sets(criteria).iter().map(|set| set.count_below(&before, rows_of)).sum();
-        for run in &self.cold {
-            let keys = Self::deletion_keys(criteria);
-            for &(reason, t) in &keys {
-                let set = run.postings(Section::Completed, (u64::from(reason as u32) << 32) | u64::from(t))?;
-                let (mut lo, mut hi) = (0, set.len());
-                while lo < hi {
-                    let mid = lo + (hi - lo) / 2;
-                    if run.completed_key(set.get(mid)?)?.0 < cutoff.micros() {
-                        lo = mid + 1;
-                    } else {
-                        hi = mid;
-                    }
-                }
-                matching += lo;
-            }
-            // Rows deletions already took are still in the run's sets.
-            for &r in &run.gone {
-                let row = run.row(r)?;
-                if row.completedon < cutoff.micros() && keys.contains(&(row.reason, row.operationtype)) {
-                    matching -= 1;
-                }
-            }
-        }
-        let remaining = (matching - found.len()) as u64;
-        let through = found.last().map(|f| f.0);
+        let matching = sources.live_below(&before)?;
+        let (found, through) = sources.take(before, usize::try_from(limit).unwrap_or(usize::MAX), matching)?;
         let sel = Selection {
             count: found.len() as u64,
             through: through.map(|(at, id)| (Timestamp::from_micros(at), id)),
-            remaining,
+            remaining: (matching - found.len()) as u64,
         };
         let mut planned = self.planned.lock().unwrap_or_else(|e| e.into_inner());
         *planned = through.map(|through| Planned {
@@ -213,7 +149,9 @@ impl Projection {
             Some(p) => self.take_from_cold(p.found)?,
             None => {
                 let limit = usize::try_from(d.deleted).unwrap_or(usize::MAX).saturating_add(1);
-                let found = self.deletion_candidates(&d.criteria, d.cutoff, limit, Some(through))?;
+                let sources = self.deletion_sources(&d.criteria)?;
+                let end = (d.cutoff.micros(), Uuid::nil()).min(after(through));
+                let (found, _) = sources.take(end, limit, sources.live_below(&end)?)?;
                 if found.len() as u64 > d.deleted {
                     return Err(Error::Corrupt {
                         file: None,
@@ -234,18 +172,21 @@ impl Projection {
 
     /// The hot rows of `found`; its cold ones are deleted in their runs
     /// here, run by run (`Projection::delete_cold`).
-    fn take_from_cold(&mut self, found: Vec<Found>) -> Result<Vec<u32>, Error> {
+    fn take_from_cold(&mut self, found: Vec<Loc>) -> Result<Vec<u32>, Error> {
         let mut cold: Vec<(usize, u32)> = Vec::new();
         let mut rows = Vec::with_capacity(found.len());
-        for (_, loc) in found {
+        for loc in found {
             match loc {
                 Loc::Hot(r) => rows.push(r),
                 Loc::Cold(k, r) => cold.push((k, r)),
             }
         }
-        // From the last run back: a run that goes renumbers only those after it.
-        cold.sort_unstable_by(|a, b| b.cmp(a));
-        for of_run in cold.chunk_by(|a, b| a.0 == b.0) {
+        // By run (a selection yields them so), from the last run back: a
+        // run that goes renumbers only those after it.
+        if !cold.is_sorted_by_key(|c| c.0) {
+            cold.sort_unstable_by_key(|c| c.0);
+        }
+        for of_run in cold.chunk_by(|a, b| a.0 == b.0).rev() {
             let taken: Vec<u32> = of_run.iter().map(|c| c.1).collect();
             self.delete_cold(of_run[0].0, &taken)?;
         }
@@ -505,5 +446,145 @@ impl Projection {
             problems.push(format!("{} jobs indexed, {} by id", self.all.len(), self.by_id.len()));
         }
         problems
+    }
+}
+
+/// One sorted source of a deletion's candidates, ascending by
+/// (`completedon`, id): a hot set of the completed index, or a cold run's
+/// completed postings for one (reason, type).
+enum Source<'a> {
+    Hot(&'a OrderedRows),
+    Cold(usize, Postings<'a>),
+}
+
+/// The sources a deletion takes from, with the keys of the rows earlier
+/// deletions took that are still in them (cold runs never change), per
+/// source, sorted. A deletion takes the oldest `limit` of all: rather
+/// than merging the sources row by row (reading each row's key, from
+/// rows of the runs in random order), it counts by rank (a binary search
+/// per source) to find the last key it takes, then takes each source's
+/// prefix up to it, reading row numbers only.
+struct Candidates<'a> {
+    projection: &'a Projection,
+    sources: Vec<Source<'a>>,
+    gone: Vec<Vec<Key>>,
+}
+
+/// The smallest key after `k`.
+fn after((at, id): Key) -> Key {
+    match id.as_u128().checked_add(1) {
+        Some(next) => (at, Uuid::from_u128(next)),
+        None => (at.saturating_add(1), Uuid::nil()),
+    }
+}
+
+impl Candidates<'_> {
+    /// How many rows of source `i` are below `x`, taken ones included.
+    fn rank(&self, i: usize, x: &Key) -> Result<usize, Error> {
+        let p = self.projection;
+        match &self.sources[i] {
+            Source::Hot(set) => Ok(set.count_below(x, |r| p.rows[r as usize].completed_key())),
+            Source::Cold(k, set) => {
+                let run = &p.cold[*k];
+                let (mut lo, mut hi) = (0, set.len());
+                while lo < hi {
+                    let mid = lo + (hi - lo) / 2;
+                    if run.completed_key(set.get(mid)?)? < *x {
+                        lo = mid + 1;
+                    } else {
+                        hi = mid;
+                    }
+                }
+                Ok(lo)
+            }
+        }
+    }
+
+    /// How many rows still there, of every source, are below `x`.
+    fn live_below(&self, x: &Key) -> Result<usize, Error> {
+        let mut n = 0;
+        for i in 0..self.sources.len() {
+            n += self.rank(i, x)? - self.gone[i].partition_point(|g| g < x);
+        }
+        Ok(n)
+    }
+
+    /// The rows still there below `end`, at most `limit` of them, oldest
+    /// first across the sources (`below`: how many there are), with the
+    /// key of the last one.
+    fn take(&self, end: Key, limit: usize, below: usize) -> Result<(Vec<Loc>, Option<Key>), Error> {
+        let end = if below <= limit { end } else { after(self.nth(end, limit)?) };
+        let mut out = Vec::with_capacity(below.min(limit));
+        let mut last: Option<Key> = None;
+        for i in 0..self.sources.len() {
+            let n = self.rank(i, &end)?;
+            match &self.sources[i] {
+                Source::Hot(set) => {
+                    let rows = &self.projection.rows;
+                    let before = out.len();
+                    out.extend(set.iter_asc().take(n).map(Loc::Hot));
+                    if let Some(Loc::Hot(r)) = out[before..].last() {
+                        last = last.max(Some(rows[*r as usize].completed_key()));
+                    }
+                }
+                Source::Cold(k, set) => {
+                    let gone = &self.projection.cold[*k].gone;
+                    let mut newest = None;
+                    for at in 0..n {
+                        let r = set.get(at)?;
+                        if gone.is_empty() || !gone.contains(&r) {
+                            out.push(Loc::Cold(*k, r));
+                            newest = Some(r);
+                        }
+                    }
+                    if let Some(r) = newest {
+                        last = last.max(Some(self.projection.cold[*k].completed_key(r)?));
+                    }
+                }
+            }
+        }
+        Ok((out, last))
+    }
+
+    /// The key of the `n`th (from 1) row still there, oldest first, of
+    /// those below `end` (there are more than `n`): the smallest time at
+    /// which more than `n` - 1 are at or below it, then among the rows of
+    /// that time, by id.
+    fn nth(&self, end: Key, n: usize) -> Result<Key, Error> {
+        // Below (lo, nil) fewer than n; below (hi + 1, nil) at least n.
+        let (mut lo, mut hi) = (i64::MIN, end.0);
+        while lo < hi {
+            // Rounded down, without overflow.
+            let mid = (lo & hi) + ((lo ^ hi) >> 1);
+            if self.live_below(&after((mid, Uuid::max())).min(end))? >= n {
+                hi = mid;
+            } else {
+                lo = mid + 1;
+            }
+        }
+        let from = (lo, Uuid::nil());
+        let mut at_time = Vec::new();
+        for i in 0..self.sources.len() {
+            let (a, b) = (self.rank(i, &from)?, self.rank(i, &after((lo, Uuid::max())).min(end))?);
+            let p = self.projection;
+            match &self.sources[i] {
+                Source::Hot(set) => {
+                    at_time.extend(set.iter_asc().skip(a).take(b - a).map(|r| p.rows[r as usize].completed_key()));
+                }
+                Source::Cold(k, set) => {
+                    for at in a..b {
+                        let r = set.get(at)?;
+                        if !p.cold[*k].gone.contains(&r) {
+                            at_time.push(p.cold[*k].completed_key(r)?);
+                        }
+                    }
+                }
+            }
+        }
+        at_time.sort_unstable();
+        let taken = self.live_below(&from)?;
+        n.checked_sub(taken + 1).and_then(|i| at_time.get(i).copied()).ok_or_else(|| {
+            Error::corrupt(format!("a cold run's completed index is out of order ({n} rows asked, {taken} below)"))
+        })
     }
 }

@@ -375,6 +375,9 @@ pub struct Projection {
     cold: Vec<tier::Cold>,
     /// The id the next cold run gets.
     next_run: u64,
+    /// Runs that left `cold` since the last checkpoint, whose files are
+    /// still there (`tier.rs`, `release_runs`).
+    released: Vec<tier::Released>,
     /// A replay from nothing is folding: rows change but no index is kept
     /// until [`Projection::finish_indexing`] builds them all at once (in
     /// `createdon` order, each insert an append; a job's status indices

@@ -648,7 +648,7 @@ impl Projection {
             };
             // The run's sets still hold the rows deletions took.
             let mut taken = 0;
-            for &r in &run.gone {
+            for r in run.gone.iter() {
                 if p.matches(&run.row(r)?) {
                     taken += 1;
                 }

@@ -414,15 +414,7 @@ impl Projection {
             let tiers = Tiers {
                 cold: self.cold.iter().map(|r| r.id()).collect(),
                 next_run: self.next_run,
-                gone: self
-                    .cold
-                    .iter()
-                    .map(|c| {
-                        let mut g: Vec<u32> = c.gone.iter().copied().collect();
-                        g.sort_unstable();
-                        g
-                    })
-                    .collect(),
+                gone: self.cold.iter().map(|c| c.gone.iter().collect()).collect(),
             };
             codec::encode_to(&(tiers, body), &mut w)?;
             w.flush().map_err(io(&tmp))?;
@@ -449,19 +441,23 @@ impl Projection {
     /// checkpoint was written). Best effort: a run left behind costs space,
     /// one removed too early only makes a checkpoint unusable.
     pub(crate) fn remove_unnamed_runs(&self, dir: &Path) {
-        let mut named: std::collections::BTreeSet<u64> = self.cold.iter().map(|r| r.id()).collect();
+        let mut by_checkpoints = std::collections::BTreeSet::new();
         for (_, path) in list(dir) {
             match runs_named(&path) {
-                Some(ids) => named.extend(ids),
+                Some(ids) => by_checkpoints.extend(ids),
                 // A checkpoint whose runs cannot be read: remove nothing.
                 None => return,
             }
         }
-        for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if super::cold::parse_file_name(&name).is_some_and(|id| !named.contains(&id)) {
-                let _ = fs::remove_file(entry.path());
+        for (id, path) in run_files(dir) {
+            if self.cold.iter().any(|r| r.id() == id) || by_checkpoints.contains(&id) {
+                continue;
             }
+            // A copy standing in for a run a checkpoint names stays too.
+            if super::cold::header_of(&path).and_then(|h| h.1).is_some_and(|r| by_checkpoints.contains(&r)) {
+                continue;
+            }
+            let _ = fs::remove_file(path);
         }
     }
 
@@ -590,21 +586,73 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
     if tiers.gone.len() != tiers.cold.len() {
         return Err(corrupt("its cold runs and their deleted rows disagree"));
     }
+    // A run a checkpoint names whose file is gone was copied by a
+    // deletion since (without the rows deletions took, or emptied): the
+    // newest copy that stands in for it is read instead, none of its rows
+    // taken (the deletions, replayed after the checkpoint, take fewer).
+    let files = run_files(dir);
+    let mut stand_ins: Option<std::collections::HashMap<u64, u64>> = None;
     for (id, gone) in tiers.cold.into_iter().zip(tiers.gone) {
-        let run = super::cold::ColdRun::open(&dir.join(super::cold::file_name(id)))?;
-        if run.id() != id {
-            return Err(corrupt(&format!("cold run {id} names itself {}", run.id())));
+        let path = dir.join(super::cold::file_name(id));
+        let stand_in = match path.try_exists() {
+            Ok(false) => stand_ins.get_or_insert_with(|| stand_ins_in(&files)).get(&id).copied(),
+            _ => None,
+        };
+        let (run, gone) = match stand_in {
+            Some(copy) => (super::cold::ColdRun::open(&dir.join(super::cold::file_name(copy)))?, Vec::new()),
+            None => (super::cold::ColdRun::open(&path)?, gone),
+        };
+        let expected = stand_in.unwrap_or(id);
+        if run.id() != expected || (stand_in.is_some() && run.replaces() != Some(id)) {
+            return Err(corrupt(&format!(
+                "cold run {expected} names itself {} (standing in for {:?})",
+                run.id(),
+                run.replaces()
+            )));
         }
         if run.segments()?.iter().any(|(s, g)| !current(live, *s, *g)) {
             return Err(corrupt(&format!("cold run {id} points into segments compacted since (stale)")));
         }
-        if gone.iter().any(|&r| r as usize >= run.len()) || gone.len() >= run.len() {
+        if gone.iter().any(|&r| r as usize >= run.len()) || (!gone.is_empty() && gone.len() >= run.len()) {
             return Err(corrupt(&format!("cold run {id}: deleted rows out of range")));
         }
-        p.cold.push(super::tier::Cold::new(std::sync::Arc::new(run), gone.into_iter().collect()));
+        if run.is_empty() {
+            // A deletion took every row of it.
+            continue;
+        }
+        let cold = super::tier::Cold::new(std::sync::Arc::new(run), gone.into_iter().collect());
+        cold.set_named_as(id);
+        p.cold.push(cold);
     }
-    p.next_run = tiers.next_run.max(p.cold.iter().map(|r| r.id() + 1).max().unwrap_or(0));
+    // No new run may take the id of a file left behind (a copy written
+    // before a crash, say).
+    let past_files = files.iter().map(|(id, _)| id + 1).max().unwrap_or(0);
+    p.next_run = tiers.next_run.max(p.cold.iter().map(|r| r.id() + 1).max().unwrap_or(0)).max(past_files);
     Ok(p)
+}
+
+/// The cold run files in `dir`: (id, path).
+fn run_files(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut out = Vec::new();
+    for entry in fs::read_dir(dir).into_iter().flatten().flatten() {
+        if let Some(id) = super::cold::parse_file_name(&entry.file_name().to_string_lossy()) {
+            out.push((id, entry.path()));
+        }
+    }
+    out
+}
+
+/// For every run some file in `files` stands in for, the newest such file
+/// (the highest id: each copy is made of the one before).
+fn stand_ins_in(files: &[(u64, PathBuf)]) -> std::collections::HashMap<u64, u64> {
+    let mut out = std::collections::HashMap::new();
+    for (id, path) in files {
+        if let Some((_, Some(replaces))) = super::cold::header_of(path) {
+            let newest = out.entry(replaces).or_insert(*id);
+            *newest = (*newest).max(*id);
+        }
+    }
+    out
 }
 
 impl Projection {

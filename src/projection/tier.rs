@@ -34,19 +34,38 @@ pub(crate) type Found = (Key, Loc);
 #[derive(Debug)]
 pub(crate) struct Cold {
     pub(crate) run: Arc<ColdRun>,
-    pub(crate) gone: rustc_hash::FxHashSet<u32>,
+    pub(crate) gone: cold::RowSet,
     /// The System Job Type of all its jobs (runs are written one type at
     /// a time); `None` for a run of several (written before that).
     class: Option<u64>,
+    /// The id under which the newest checkpoint names this run (its own,
+    /// or that of the run it is a deletion's copy of), `NOT_NAMED` when
+    /// no checkpoint names it: a copy of it then stands in for that run
+    /// (`ColdRun::replaces`). Set once a checkpoint naming it is saved,
+    /// while readers hold the state.
+    named_as: std::sync::atomic::AtomicU64,
 }
 
+/// [`Cold::named_as`] of a run no checkpoint names.
+const NOT_NAMED: u64 = u64::MAX;
+
 impl Cold {
-    pub(crate) fn new(run: Arc<ColdRun>, gone: rustc_hash::FxHashSet<u32>) -> Self {
+    pub(crate) fn new(run: Arc<ColdRun>, gone: cold::RowSet) -> Self {
         let class = match run.keys(cold::Section::ByType).as_deref() {
             Ok([(t, _)]) => Some(*t),
             _ => None,
         };
-        Cold { run, gone, class }
+        Cold { run, gone, class, named_as: NOT_NAMED.into() }
+    }
+
+    /// The id the newest checkpoint names this run by, if it names it.
+    pub(crate) fn named_as(&self) -> Option<u64> {
+        Some(self.named_as.load(std::sync::atomic::Ordering::Relaxed)).filter(|&id| id != NOT_NAMED)
+    }
+
+    /// Records that the newest checkpoint names this run by `id`.
+    pub(crate) fn set_named_as(&self, id: u64) {
+        self.named_as.store(id, std::sync::atomic::Ordering::Relaxed);
     }
 
     /// Its jobs still there.
@@ -81,6 +100,15 @@ const COPIES: usize = 4;
 /// Status Reason), about this many
 /// jobs' events (~45 MB in the benchmark's workload).
 const FREEZE_JOBS: usize = 1 << 17;
+
+/// A run that left the state since the last checkpoint: emptied by a
+/// deletion, or replaced by a copy ([`Projection::release_runs`]).
+#[derive(Debug)]
+pub(crate) struct Released {
+    run: Arc<ColdRun>,
+    named_as: Option<u64>,
+    emptied: bool,
+}
 
 /// Cold runs written but not yet part of the state (`prepare_run`).
 pub(crate) struct NewRun {
@@ -576,23 +604,50 @@ impl Projection {
     /// Every row is read before anything changes. Returns whether the run
     /// went (the runs after it are then numbered one less).
     pub(crate) fn delete_cold(&mut self, k: usize, rows: &[u32]) -> Result<bool, Error> {
-        // Garbage by segment here first: a lookup in the ordered map per
-        // segment, not per event.
-        let mut garbage: HashMap<u64, Vec<u64>> = HashMap::default();
-        let run = &self.cold[k];
-        for &r in rows {
-            for p in run.event_positions(&run.row(r)?)? {
-                garbage.entry(p.segment).or_default().push(p.offset);
+        // Garbage by segment here first: a job's events are mostly in one
+        // segment, and a run's in a few, so the last segment's list is
+        // tried before a search.
+        let mut garbage: Vec<(u64, Vec<u64>)> = Vec::new();
+        {
+            let mut last = usize::MAX;
+            let run = &self.cold[k];
+            // Taking much of a run reads much of its rows and events.
+            let _through = (rows.len() >= run.len() / 16).then(|| run.read_through());
+            let mut put = |p: Position| {
+                if garbage.get(last).is_none_or(|g| g.0 != p.segment) {
+                    last = match garbage.iter().position(|g| g.0 == p.segment) {
+                        Some(i) => i,
+                        None => {
+                            garbage.push((p.segment, Vec::with_capacity(rows.len())));
+                            garbage.len() - 1
+                        }
+                    };
+                }
+                garbage[last].1.push(p.offset);
+            };
+            if rows.len() >= run.len() / 16 {
+                let taken: cold::RowSet = rows.iter().copied().collect();
+                run.each_event_of(taken.iter(), put)?;
+            } else {
+                for &r in rows {
+                    run.row_event_positions(r)?.for_each(&mut put);
+                }
             }
         }
         for (segment, offsets) in garbage {
-            self.garbage.entry(segment).or_default().extend(offsets);
+            match self.garbage.entry(segment) {
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    e.insert(offsets);
+                }
+                std::collections::btree_map::Entry::Occupied(mut e) => e.get_mut().extend(offsets),
+            }
         }
-        self.cold[k].gone.extend(rows.iter().copied());
-        if self.cold[k].live() == 0 {
-            self.cold.remove(k);
+        if rows.len() + self.cold[k].gone.len() >= self.cold[k].len() {
+            let gone = self.cold.remove(k);
+            self.released.push(Released { named_as: gone.named_as(), run: gone.run, emptied: true });
             return Ok(true);
         }
+        self.cold[k].gone.extend(rows.iter().copied());
         Ok(false)
     }
 
@@ -669,9 +724,52 @@ impl Projection {
         }
         self.next_run += written.len() as u64;
         for (k, run) in written {
-            self.cold[k] = Cold::new(Arc::new(run), Default::default());
+            let copy = Cold::new(Arc::new(run), Default::default());
+            let old = std::mem::replace(&mut self.cold[k], copy);
+            if let Some(id) = old.named_as() {
+                self.cold[k].set_named_as(id);
+            }
+            self.released.push(Released { named_as: old.named_as(), run: old.run, emptied: false });
         }
         Ok(())
+    }
+
+    /// Gives back the space of the runs deletions emptied and of those
+    /// copied since (without deleted rows, or with moved events) without
+    /// waiting for a checkpoint: for an emptied run the newest checkpoint
+    /// names, an empty run that stands in for it is written first (so
+    /// that checkpoint still opens; a copy stands in for the run it was
+    /// made of already). Returns the files to remove: the caller unlinks
+    /// them once it no longer holds the state (an unlink gives the blocks
+    /// back to the disk, which takes time). An empty run that cannot be
+    /// written (a full disk) leaves its run's file for the next
+    /// checkpoint's cleanup.
+    pub(crate) fn release_runs(&mut self, dir: &Path) -> Vec<std::path::PathBuf> {
+        let mut unlink = Vec::new();
+        for r in std::mem::take(&mut self.released) {
+            if let (true, Some(named)) = (r.emptied, r.named_as) {
+                let path = dir.join(cold::file_name(self.next_run));
+                if cold::write_empty_run(&path, self.next_run, named).is_err() {
+                    continue;
+                }
+                self.next_run += 1;
+            }
+            unlink.push(r.run.path().to_path_buf());
+        }
+        unlink
+    }
+
+    /// Forgets the runs released since the last checkpoint (the one
+    /// being written names none of them: its cleanup removes their files).
+    pub(crate) fn forget_released(&mut self) {
+        self.released.clear();
+    }
+
+    /// Records that the checkpoint just saved names every run by its id.
+    pub(crate) fn named_by_checkpoint(&self) {
+        for c in &self.cold {
+            c.set_named_as(c.id());
+        }
     }
 
     /// Thaws every run that points into a segment of `segments` (a
@@ -750,7 +848,7 @@ fn relocated_copy(
         }
     };
     let path = dir.join(cold::file_name(id));
-    opened(&path, cold::copy_run(&path, id, cold, &cold.gone, relocate, live))
+    opened(&path, cold::copy_run(&path, id, cold, &cold.gone, cold.named_as(), relocate, live))
 }
 
 /// The jobs of `cold` no deletion took, as the writer takes them.

@@ -14,7 +14,6 @@ pub(crate) fn run(engine: &Engine, job: &Job) -> Outcome {
     if let Err(e) = engine.state().directory().check(&job.owner, Privilege::Delete, None) {
         return Outcome::Failed { code: codes::OWNER_LACKS_PRIVILEGE, message: e.to_string() };
     }
-    let runs_before = engine.run_ids();
     let deleted = match engine.delete(Actor::User(job.owner.clone()), &job.owner, &criteria, u64::MAX, Some(job.id)) {
         Ok(d) => d.deleted,
         Err(e) => return Outcome::Transient(format!("deletion failed: {e}")),
@@ -36,8 +35,8 @@ pub(crate) fn run(engine: &Engine, job: &Job) -> Outcome {
             return Outcome::Transient(format!("deleted {deleted} jobs, but giving the space back failed: {e}"));
         }
     }
-    if compacted.as_ref().is_ok_and(|c| engine.checkpoint_due_after_deletion(&runs_before, c)) {
-        if let Err(e) = engine.checkpoint_alone() {
+    if compacted.as_ref().is_ok_and(crate::engine::outdates_checkpoints) {
+        if let Err(e) = engine.checkpoint() {
             return Outcome::Transient(format!("deleted {deleted} jobs, but giving the space back failed: {e}"));
         }
     }

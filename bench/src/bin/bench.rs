@@ -286,6 +286,7 @@ fn main() {
     let (fsync_p50, _) = probe::fsync_latency(work.path(), 200).expect("fsync probe");
     let fsync_limit = 1.0 / fsync_p50.as_secs_f64();
     let memory_bw = probe::memory_read_bandwidth(probe_bytes);
+    let unlink_bw = probe::unlink_rate(work.path(), (probe_bytes / 4) as u64).expect("unlink probe");
 
     // ---- joblog: load
     say(&format!("joblog: loading {} jobs", args.jobs));
@@ -406,7 +407,10 @@ fn main() {
     // ---- joblog: bulk deletion (Immediately): the first million, then the rest
     say("joblog: deleting completed Workflow jobs older than 30 days");
     let admin = engine.session("admin").unwrap();
+    let jobs_before = admin.count(&Filter::default()).unwrap();
+    let du_before = probe::dir_allocated_bytes(&jdir);
     let first = admin.delete_now(&deletion_criteria(), MAX_IMMEDIATE_DELETE).unwrap();
+    let du_given_back = du_before.saturating_sub(probe::dir_allocated_bytes(&jdir));
     let mut rest = Deletions::default();
     while rest.runs == 0 || rest.last_remaining > 0 {
         let r = admin.delete_now(&deletion_criteria(), MAX_IMMEDIATE_DELETE).unwrap();
@@ -574,6 +578,18 @@ fn main() {
         );
     }
     push("  of which the checkpoint".into(), first.seconds_checkpoint, None, "s");
+    push("  disk given back (du, allocated blocks)".into(), du_given_back as f64, None, "bytes");
+    let share = du_before as f64 * first.deleted as f64 / jobs_before.max(1) as f64;
+    push("  / the deleted jobs' share of the store's du".into(), du_given_back as f64 / share, None, "×");
+    // Giving space back cannot beat the machine's unlink rate (probed).
+    let floor = du_given_back as f64 / unlink_bw;
+    push("  the machine's floor for giving that back: bytes / unlink rate".into(), floor, None, "s");
+    push(
+        "  whole call / (that floor + until gone from views)".into(),
+        (first.seconds + first.seconds_checkpoint) / (floor + first.seconds_logical),
+        None,
+        "×",
+    );
     push(
         format!("delete the rest ({} jobs, {} runs): until gone", rest.deleted, rest.runs),
         rest.logical,
@@ -602,6 +618,7 @@ fn main() {
         push("machine: sequential read bandwidth, cold (probe)".into(), read_bw, None, "bytes/s");
     }
     push("machine: memory read bandwidth, one core (probe)".into(), memory_bw, None, "bytes/s");
+    push("machine: unlink rate of a written file (probe)".into(), unlink_bw, None, "bytes/s");
     push("machine: 1 / fsync p50 (probe)".into(), fsync_limit, None, "ops/s");
     // Each contender's second configuration, where it has one (in its own
     // column, named in the scenario), next to joblog's same figure.
