@@ -1535,10 +1535,12 @@ fn a_cold_run_of_every_version_copies_into_todays() {
         let path = tmp.path().join(cold::file_name(u64::from(version)));
         assert_eq!(run.replaces(), None, "version {version}");
         // A deletion's copy, standing in for run 2.
-        cold::copy_run(&path, 5, &run, &Default::default(), Some(2), Ok, &live).unwrap();
+        let stand_in = cold::StandIn { replaces: 2, pending: &|_| true };
+        cold::copy_run(&path, 5, &run, &Default::default(), Some(stand_in), Ok, &live).unwrap();
         let copy = ColdRun::open(&path).unwrap();
         check_cold_run(&copy, cold::VERSION);
         assert_eq!(copy.replaces(), Some(2));
+        assert!(copy.dropped().unwrap().is_empty(), "no row left out");
         assert_eq!(cold::header_of(&path), Some((5, Some(2))));
     }
 }

@@ -184,62 +184,62 @@ impl Engine {
         super::state::refuse_if_state_held()?;
         let _one = self.inner.compacting.lock().unwrap_or_else(|e| e.into_inner());
         let plan = self.compaction_plan(reclaim);
-        if plan.is_empty() {
-            // Nothing in the log to drop; rows of runs may still be.
-            let _no_writes = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
-            let mut state = self.inner.state.write();
-            let live = self.inner.log.generations();
-            let snapshots = self.inner.dir.join("snapshots");
-            let _ = state.shrink_runs(&snapshots, &live, reclaim == Reclaim::Whole);
-            let unlink = state.release_runs(&snapshots);
-            drop(state);
-            drop(_no_writes);
-            remove_files(unlink);
-            return Ok(Compaction::default());
-        }
-        let rewrite = self.inner.log.rewrite(&plan)?;
+        // Nothing in the log to drop: rows of runs may still be.
+        let rewrite = if plan.is_empty() { None } else { Some(self.inner.log.rewrite(&plan)?) };
         let _no_writes = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
         let mut state = self.inner.state.write();
         // Batches placed before are made durable first: a failed install
-        // poisons the log, and must not take them down with it.
+        // poisons the log, and must not take them down with it; and a
+        // run's file goes only once the deletions that took its rows are
+        // in the log (a checkpoint that names it then opens its copy).
         if let Err(e) = self.inner.log.sync_through(state.last_seq() + 1) {
             drop(state);
             drop(_no_writes);
             self.revert_to_durable();
             return Err(e.into());
         }
-        let (done, old_files) = self.inner.log.install_keeping_files(rewrite)?;
-        // The old files go while the runs are copied: an unlink waits for
-        // the disk, a copy mostly for the processor.
-        let unlinking = std::thread::spawn(move || old_files.remove());
-        // Cold runs that point into rewritten segments are rewritten with
-        // their events' new offsets; when they cannot be written (a full
-        // disk), they come back into memory instead, and the next
-        // checkpoint freezes them again. The log is compacted either way.
-        let live = self.inner.log.generations();
-        if state.relocate_runs(&self.inner.dir.join("snapshots"), &done, &live).is_err() {
-            let rewritten: Vec<u64> = done.segments.iter().map(|s| s.segment).collect();
-            if let Err(e) = state.thaw_runs_in(&rewritten) {
-                // A damaged run: rebuild the state from the log (the
-                // checkpoints name the old segments: they are skipped).
-                drop(state);
-                drop(_no_writes);
-                self.rebuild_from_log();
-                let _ = unlinking.join();
-                return Err(e);
+        let snapshots = self.inner.dir.join("snapshots");
+        let (mut done, mut unlinking) = (Compaction::default(), None);
+        if let Some(rewrite) = rewrite {
+            let (installed, old_files) = self.inner.log.install_keeping_files(rewrite)?;
+            done = installed;
+            // The old files go while the runs are copied: an unlink waits
+            // for the disk, a copy mostly for the processor.
+            unlinking = remove_meanwhile(old_files);
+            // Cold runs that point into rewritten segments are rewritten
+            // with their events' new offsets; when they cannot be written
+            // (a full disk), they come back into memory instead, and the
+            // next checkpoint freezes them again. The log is compacted
+            // either way.
+            let live = self.inner.log.generations();
+            if state.relocate_runs(&snapshots, &done, &live).is_err() {
+                let rewritten: Vec<u64> = done.segments.iter().map(|s| s.segment).collect();
+                if let Err(e) = state.thaw_runs_in(&rewritten) {
+                    // A damaged run: rebuild the state from the log (the
+                    // checkpoints name the old segments: they are skipped).
+                    drop(state);
+                    drop(_no_writes);
+                    self.rebuild_from_log();
+                    if let Some(unlinking) = unlinking {
+                        let _ = unlinking.join();
+                    }
+                    return Err(e);
+                }
             }
+            state.apply_compaction(&plan, &done);
         }
-        state.apply_compaction(&plan, &done);
         // Runs with deleted rows (a deletion's own compaction: runs mostly
         // deleted) are copied without them (a full disk leaves them as they
         // are: only space is at stake).
-        let snapshots = self.inner.dir.join("snapshots");
+        let live = self.inner.log.generations();
         let _ = state.shrink_runs(&snapshots, &live, reclaim == Reclaim::Whole);
         let unlink = state.release_runs(&snapshots);
         drop(state);
         drop(_no_writes);
         remove_files(unlink);
-        let _ = unlinking.join();
+        if let Some(unlinking) = unlinking {
+            let _ = unlinking.join();
+        }
         // A segment rewritten, or a hot one removed: every checkpoint
         // points into segments as they were, and none can be used again,
         // so their space comes back too. (A cold segment removed whole
@@ -247,6 +247,7 @@ impl Engine {
         // compaction is installed whatever happens here: a checkpoint
         // left behind names the old generations and is skipped on open.
         if outdates_checkpoints(&done) {
+            self.inner.state.read().named_by_no_checkpoint();
             let _ = Projection::remove_snapshots(&self.inner.dir.join("snapshots"));
             self.inner.checkpoint_seq.store(0, std::sync::atomic::Ordering::Relaxed);
         }
@@ -282,6 +283,19 @@ impl Engine {
             self.inner.state.write().forget_garbage(&stale);
         }
         plan
+    }
+}
+
+/// Removes `old` on a thread of its own, to be joined (here and now if
+/// none can be started).
+fn remove_meanwhile(old: crate::log::OldFiles) -> Option<std::thread::JoinHandle<()>> {
+    let theirs = old.clone();
+    match std::thread::Builder::new().name("joblog-unlink".into()).spawn(move || theirs.remove()) {
+        Ok(handle) => Some(handle),
+        Err(_) => {
+            old.remove();
+            None
+        }
     }
 }
 

@@ -2,6 +2,7 @@
 //! damaged one into a new store (`joblog salvage`). The command line only
 //! prints what these return.
 
+use std::collections::BTreeMap;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -164,6 +165,30 @@ fn compare(live: &Projection, fresh: &Projection, log: &Log, progress: &mut dyn 
             "the bearer tokens in the projection ({}) differ from a replay of the log ({})",
             live.tokens().len(),
             fresh.tokens().len()
+        ));
+    }
+    // The events of deleted jobs still in the log, which compaction is to
+    // drop: one missing would stay in the log for good (a cold segment
+    // never counted all garbage), one too many would drop a live event.
+    let held: std::collections::BTreeSet<u64> = log.segments().iter().map(|s| s.key).collect();
+    let garbage_of = |p: &Projection| -> BTreeMap<u64, Vec<u64>> {
+        p.garbage()
+            .iter()
+            .filter(|(k, v)| held.contains(k) && !v.is_empty())
+            .map(|(k, v)| {
+                let mut v = v.clone();
+                v.sort_unstable();
+                (*k, v)
+            })
+            .collect()
+    };
+    let (live_garbage, fresh_garbage) = (garbage_of(live), garbage_of(fresh));
+    if live_garbage != fresh_garbage {
+        let count = |g: &BTreeMap<u64, Vec<u64>>| g.values().map(Vec::len).sum::<usize>();
+        problems.push(format!(
+            "the projection lists {} events of deleted jobs for compaction; a replay of the log lists {}",
+            count(&live_garbage),
+            count(&fresh_garbage)
         ));
     }
     let mut done = 0u64;

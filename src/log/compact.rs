@@ -290,7 +290,7 @@ impl Log {
 /// Segment files an installed rewrite replaced, still on disk
 /// ([`Log::install_keeping_files`]).
 #[must_use = "the files stay on disk until removed"]
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub struct OldFiles {
     dir: std::path::PathBuf,
     paths: Vec<std::path::PathBuf>,

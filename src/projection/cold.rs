@@ -86,6 +86,11 @@ pub enum Section {
     /// Rows by (Status Reason code << 32 | type), and by (Status Reason
     /// code << 32 | [`ANY_TYPE`]), createdon order (format 2 on).
     ByStatus = 12,
+    /// A copy that stands in for a run ([`ColdRun::replaces`]): the
+    /// events of the rows it left out (deleted) that were still waiting
+    /// for compaction when it was written, sorted (format 3 on; empty in
+    /// any other run).
+    Dropped = 13,
 }
 
 /// The postings sections (the indices read by key).
@@ -106,12 +111,13 @@ pub const ANY_TYPE: u32 = u32::MAX;
 fn section_count(version: u16) -> Option<usize> {
     match version {
         1 => Some(11),
-        2 | 3 => Some(12),
+        2 => Some(12),
+        3 => Some(13),
         _ => None,
     }
 }
 
-const SECTIONS: [Section; 12] = [
+const SECTIONS: [Section; 13] = [
     Section::Rows,
     Section::Ids,
     Section::Strings,
@@ -124,6 +130,7 @@ const SECTIONS: [Section; 12] = [
     Section::Segments,
     Section::Bloom,
     Section::ByStatus,
+    Section::Dropped,
 ];
 
 /// A section's bytes, as the writer puts them in the file.
@@ -300,13 +307,23 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
 /// positions point into, with its generation.
 pub fn write_run(path: &Path, id: u64, jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>) -> Result<(), Error> {
     let rows = jobs.len() as u64;
-    write_sections(path, id, None, rows, |put| sections_of(jobs, segments, put))
+    write_sections(path, id, None, rows, |put| sections_of(jobs, segments, Vec::new(), put))
 }
 
 /// Writes a run without rows at `path` that stands in for run `replaces`
-/// (a deletion took every row of it; see [`ColdRun::replaces`]).
-pub fn write_empty_run(path: &Path, id: u64, replaces: u64) -> Result<(), Error> {
-    write_sections(path, id, Some(replaces), 0, |put| sections_of(Vec::new(), &BTreeMap::new(), put))
+/// (a deletion took every row of it; see [`ColdRun::replaces`]), with
+/// `dropped` ([`ColdRun::dropped`]).
+pub fn write_empty_run(path: &Path, id: u64, replaces: u64, dropped: Vec<Position>) -> Result<(), Error> {
+    write_sections(path, id, Some(replaces), 0, |put| sections_of(Vec::new(), &BTreeMap::new(), dropped, put))
+}
+
+/// What a copy that stands in for a run carries ([`copy_run`]).
+pub struct StandIn<'a> {
+    /// The id the newest checkpoint names the run by.
+    pub replaces: u64,
+    /// Whether an event of a deleted job is still waiting for compaction
+    /// (then the copy records it, if it leaves the job out).
+    pub pending: &'a dyn Fn(Position) -> bool,
 }
 
 /// The run `replaces` field of header `h` (version 3 on).
@@ -335,14 +352,15 @@ pub fn header_of(path: &Path) -> Option<(u64, Option<u64>)> {
 /// kept whole (a symbol no row uses any more is harmless), the id filter is
 /// made again. What a compaction does to the runs whose events it moved,
 /// without decoding each job into the writer's form and sorting it again.
-/// `replaces`: the run a checkpoint names that the copy stands in for
-/// (see [`ColdRun::replaces`]).
+/// `stand_in`: the run a checkpoint names that the copy stands in for
+/// (see [`ColdRun::replaces`]), and which events it records as dropped
+/// ([`ColdRun::dropped`]).
 pub fn copy_run(
     path: &Path,
     id: u64,
     run: &ColdRun,
     gone: &RowSet,
-    replaces: Option<u64>,
+    stand_in: Option<StandIn<'_>>,
     relocate: impl Fn(Position) -> Result<Position, Error>,
     live: &Generations,
 ) -> Result<(), Error> {
@@ -357,8 +375,10 @@ pub fn copy_run(
             kept += 1;
         }
     }
+    let replaces = stand_in.as_ref().map(|s| s.replaces);
+    let pending = stand_in.map(|s| s.pending);
     write_sections(path, id, replaces, u64::from(kept), |put| {
-        run.sections_without(&renumber, kept as usize, relocate, live, put)
+        run.sections_without(&renumber, kept as usize, relocate, live, pending, put)
     })
 }
 
@@ -433,7 +453,12 @@ fn write_sections(
 /// The sections of a run of `jobs`, handed to `put` in file order.
 // The writer: its counts are checked to fit a u32 first.
 #[allow(clippy::cast_possible_truncation)]
-fn sections_of(jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>, put: Put<'_>) -> Result<(), Error> {
+fn sections_of(
+    jobs: Vec<ColdJob<'_>>,
+    segments: &BTreeMap<u64, u32>,
+    dropped: Vec<Position>,
+    put: Put<'_>,
+) -> Result<(), Error> {
     u32_of(jobs.len().saturating_mul(4), "strings (four a row)")?;
     // Row order: (createdon, id). The jobs stay where they are.
     let mut order: Vec<(i64, Uuid, u32)> =
@@ -537,7 +562,20 @@ fn sections_of(jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>, put: Put<'
     // A job of type ANY_TYPE (u32::MAX, which nothing refuses) would be
     // in its "every type" set twice.
     by_status.dedup();
-    put((Section::ByStatus, postings(&by_status)?))
+    put((Section::ByStatus, postings(&by_status)?))?;
+    put((Section::Dropped, positions_section(dropped)))
+}
+
+/// A section of event positions, (u64 segment, u64 offset) each, sorted.
+fn positions_section(mut positions: Vec<Position>) -> Vec<u8> {
+    positions.sort_unstable_by_key(|p| (p.segment, p.offset));
+    positions.dedup();
+    let mut out = Vec::with_capacity(positions.len() * EVENT_LEN);
+    for p in positions {
+        out.extend_from_slice(&p.segment.to_le_bytes());
+        out.extend_from_slice(&p.offset.to_le_bytes());
+    }
+    out
 }
 
 /// The segments section: each segment's first sequence number and
@@ -949,6 +987,19 @@ impl ColdRun {
         self.replaces
     }
 
+    /// The events a copy standing in for a run recorded as left out
+    /// ([`Section::Dropped`]): of deleted jobs, waiting for compaction
+    /// when it was written. A checkpoint that opens this run in place of
+    /// the one it names adds them to its garbage (the replayed deletions
+    /// no longer find those jobs to record them). Empty before format 3.
+    pub fn dropped(&self) -> Result<Vec<Position>, Error> {
+        if !self.has(Section::Dropped) {
+            return Ok(Vec::new());
+        }
+        let b = self.whole(Section::Dropped)?;
+        Ok(b.chunks_exact(EVENT_LEN).map(|e| Position { segment: le_u64(e, 0), offset: le_u64(e, 8) }).collect())
+    }
+
     /// Reads through the whole map (not page by page, as a view's reads
     /// are) until the guard drops: for a pass over most of the run.
     pub(crate) fn read_through(&self) -> Option<crate::sys::map::ReadThrough<&SegmentMap>> {
@@ -1195,7 +1246,7 @@ impl ColdRun {
         let (all, events) = (self.whole(Section::Rows)?, self.whole(Section::Events)?);
         for r in rows {
             let b = all
-                .get(r as usize * ROW_LEN..)
+                .get(r as usize * ROW_LEN..(r as usize + 1) * ROW_LEN)
                 .ok_or_else(|| corrupt_at(&self.path, 0, format!("row {r} of a run of {}", self.rows)))?;
             let (start, len) = (le_u32(b, 92) as usize, le_u32(b, 96) as usize);
             let e = start.checked_add(len).and_then(|end| events.get(start * EVENT_LEN..end * EVENT_LEN));
@@ -1243,6 +1294,7 @@ impl ColdRun {
         kept: usize,
         relocate: impl Fn(Position) -> Result<Position, Error>,
         live: &Generations,
+        pending: Option<&dyn Fn(Position) -> bool>,
         put: Put<'_>,
     ) -> Result<(), Error> {
         let new_row = |r: u32| -> Result<Option<u32>, Error> {
@@ -1261,8 +1313,17 @@ impl ColdRun {
         // A job's events, and the next job's, are mostly in one segment:
         // its generation is looked up when the segment changes.
         let mut last: Option<u64> = None;
+        // A stand-in's record of what it left out: the pending events of
+        // the rows it leaves out, and of those the run itself recorded.
+        let mut dropped = Vec::new();
+        if let Some(pending) = pending {
+            dropped.extend(self.dropped()?.into_iter().filter(|&p| pending(p)));
+        }
         for r in 0..self.rows as u32 {
             if renumber[r as usize] == u32::MAX {
+                if let Some(pending) = pending {
+                    dropped.extend(self.row_event_positions(r)?.filter(|&p| pending(p)));
+                }
                 continue;
             }
             let mut row = self.row(r)?;
@@ -1333,12 +1394,13 @@ impl ColdRun {
         put(segments_section(&segments))?;
         put((Section::Bloom, bloom(ids.iter().copied(), ids.len())))?;
         if self.has(Section::ByStatus) {
-            put(filtered(Section::ByStatus)?)
+            put(filtered(Section::ByStatus)?)?;
         } else {
             by_status.sort_unstable();
             by_status.dedup();
-            put((Section::ByStatus, postings(&by_status)?))
+            put((Section::ByStatus, postings(&by_status)?))?;
         }
+        put((Section::Dropped, positions_section(dropped)))
     }
 
     /// Checks every page (verify).
@@ -1673,8 +1735,16 @@ mod tests {
         assert!(!path.exists());
         // Every row gone: an empty run.
         let all: RowSet = (0..3000).collect();
-        copy_run(&path, 9, &run, &all, Some(4), Ok, &live).unwrap();
-        assert_eq!(ColdRun::open(&path).unwrap().replaces(), Some(4));
+        let stand_in = StandIn { replaces: 4, pending: &|p: Position| p.offset.is_multiple_of(2) };
+        copy_run(&path, 9, &run, &all, Some(stand_in), Ok, &live).unwrap();
+        let copy = ColdRun::open(&path).unwrap();
+        assert_eq!(copy.replaces(), Some(4));
+        // It records the pending events of the rows it left out, sorted.
+        let mut expected: Vec<Position> =
+            jobs.iter().flat_map(|j| j.events.iter().copied()).filter(|p| p.offset.is_multiple_of(2)).collect();
+        expected.sort_unstable_by_key(|p| (p.segment, p.offset));
+        expected.dedup();
+        assert_eq!(copy.dropped().unwrap(), expected);
         assert_eq!(header_of(&path), Some((9, Some(4))));
         assert!(ColdRun::open(&path).unwrap().is_empty());
     }

@@ -513,6 +513,9 @@ impl Candidates<'_> {
     /// first across the sources (`below`: how many there are), with the
     /// key of the last one.
     fn take(&self, end: Key, limit: usize, below: usize) -> Result<(Vec<Loc>, Option<Key>), Error> {
+        if limit == 0 {
+            return Ok((Vec::new(), None));
+        }
         let end = if below <= limit { end } else { after(self.nth(end, limit)?) };
         let mut out = Vec::with_capacity(below.min(limit));
         let mut last: Option<Key> = None;

@@ -592,6 +592,7 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
     // taken (the deletions, replayed after the checkpoint, take fewer).
     let files = run_files(dir);
     let mut stand_ins: Option<std::collections::HashMap<u64, u64>> = None;
+    let mut touched = std::collections::BTreeSet::new();
     for (id, gone) in tiers.cold.into_iter().zip(tiers.gone) {
         let path = dir.join(super::cold::file_name(id));
         let stand_in = match path.try_exists() {
@@ -616,6 +617,15 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
         if gone.iter().any(|&r| r as usize >= run.len()) || (!gone.is_empty() && gone.len() >= run.len()) {
             return Err(corrupt(&format!("cold run {id}: deleted rows out of range")));
         }
+        if stand_in.is_some() {
+            // The events of the rows it left out that were still garbage:
+            // the deletions replayed no longer find them to record them.
+            for d in run.dropped()? {
+                let g = p.garbage.entry(d.segment).or_default();
+                g.push(d.offset);
+                touched.insert(d.segment);
+            }
+        }
         if run.is_empty() {
             // A deletion took every row of it.
             continue;
@@ -623,6 +633,13 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
         let cold = super::tier::Cold::new(std::sync::Arc::new(run), gone.into_iter().collect());
         cold.set_named_as(id);
         p.cold.push(cold);
+    }
+    // Garbage listed by the checkpoint and by a stand-in is listed once.
+    for segment in touched {
+        if let Some(g) = p.garbage.get_mut(&segment) {
+            g.sort_unstable();
+            g.dedup();
+        }
     }
     // No new run may take the id of a file left behind (a copy written
     // before a crash, say).

@@ -618,7 +618,7 @@ impl Projection {
                     last = match garbage.iter().position(|g| g.0 == p.segment) {
                         Some(i) => i,
                         None => {
-                            garbage.push((p.segment, Vec::with_capacity(rows.len())));
+                            garbage.push((p.segment, Vec::new()));
                             garbage.len() - 1
                         }
                     };
@@ -674,7 +674,9 @@ impl Projection {
                 todo.push((k, self.next_run + todo.len() as u64));
             }
         }
-        self.copy_runs(dir, &todo, &moves, live)
+        // Every checkpoint is made stale by such a compaction: the copies
+        // stand in for nothing.
+        self.copy_runs(dir, &todo, &moves, live, false)
     }
 
     /// Copies every run of which deletions took jobs (with `most`: at
@@ -690,24 +692,34 @@ impl Projection {
                 todo.push((k, self.next_run + todo.len() as u64));
             }
         }
-        self.copy_runs(dir, &todo, &HashMap::default(), live)
+        self.copy_runs(dir, &todo, &HashMap::default(), live, true)
     }
 
     /// Copies runs `todo` ((index, new id) each) with their events moved by
-    /// `moves` and without their deleted rows, all or nothing.
+    /// `moves` and without their deleted rows, all or nothing; with
+    /// `stand_ins`, each copy of a run the newest checkpoint names stands
+    /// in for it ([`cold::StandIn`]).
     fn copy_runs(
         &mut self,
         dir: &Path,
         todo: &[(usize, u64)],
         moves: &HashMap<u64, &[(u64, u64)]>,
         live: &Generations,
+        stand_ins: bool,
     ) -> Result<(), Error> {
+        if stand_ins {
+            self.sort_garbage();
+        }
+        let garbage = &self.garbage;
+        let pending = |p: Position| garbage.get(&p.segment).is_some_and(|g| g.binary_search(&p.offset).is_ok());
+        let pending: Option<&(dyn Fn(Position) -> bool + Sync)> = stand_ins.then_some(&pending);
         // The copies share nothing but what they read: one per core at a
         // time, and at most COPIES at once (each holds its run's rows,
         // events and ids in memory until they are written, up to ~250 MB
         // for a run of 2^20 jobs).
-        let results =
-            crate::cores::map(todo, COPIES, |&(k, id)| (k, relocated_copy(dir, id, &self.cold[k], moves, live)));
+        let results = crate::cores::map(todo, COPIES, |&(k, id)| {
+            (k, relocated_copy(dir, id, &self.cold[k], pending, moves, live))
+        });
         // All or nothing: a failure removes the files the others wrote.
         let (mut written, mut failed) = (Vec::with_capacity(results.len()), None);
         for (k, r) in results {
@@ -746,10 +758,17 @@ impl Projection {
     /// checkpoint's cleanup.
     pub(crate) fn release_runs(&mut self, dir: &Path) -> Vec<std::path::PathBuf> {
         let mut unlink = Vec::new();
-        for r in std::mem::take(&mut self.released) {
+        let released = std::mem::take(&mut self.released);
+        if released.iter().any(|r| r.emptied && r.named_as.is_some()) {
+            self.sort_garbage();
+        }
+        for r in released {
             if let (true, Some(named)) = (r.emptied, r.named_as) {
                 let path = dir.join(cold::file_name(self.next_run));
-                if cold::write_empty_run(&path, self.next_run, named).is_err() {
+                let written = self
+                    .pending_of(&r.run)
+                    .and_then(|dropped| cold::write_empty_run(&path, self.next_run, named, dropped));
+                if written.is_err() {
                     continue;
                 }
                 self.next_run += 1;
@@ -759,10 +778,40 @@ impl Projection {
         unlink
     }
 
+    /// Sorts each segment's garbage (its order means nothing), so that
+    /// whether an event is in it is a binary search.
+    fn sort_garbage(&mut self) {
+        for g in self.garbage.values_mut() {
+            g.sort_unstable();
+        }
+    }
+
+    /// The events of every row of `run`, and those it recorded as
+    /// dropped, that are still garbage waiting for compaction (the
+    /// garbage sorted first).
+    fn pending_of(&self, run: &ColdRun) -> Result<Vec<Position>, Error> {
+        let pending = |p: &Position| self.garbage.get(&p.segment).is_some_and(|g| g.binary_search(&p.offset).is_ok());
+        let mut out: Vec<Position> = run.dropped()?.into_iter().filter(|p| pending(p)).collect();
+        let rows = u32::try_from(run.len()).map_err(|_| Error::corrupt("a run of more than 2^32 rows"))?;
+        run.each_event_of(0..rows, |p| {
+            if pending(&p) {
+                out.push(p);
+            }
+        })?;
+        Ok(out)
+    }
+
     /// Forgets the runs released since the last checkpoint (the one
     /// being written names none of them: its cleanup removes their files).
     pub(crate) fn forget_released(&mut self) {
         self.released.clear();
+    }
+
+    /// Records that no checkpoint names any run (they were all removed).
+    pub(crate) fn named_by_no_checkpoint(&self) {
+        for c in &self.cold {
+            c.named_as.store(NOT_NAMED, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 
     /// Records that the checkpoint just saved names every run by its id.
@@ -824,6 +873,7 @@ fn relocated_copy(
     dir: &Path,
     id: u64,
     cold: &Cold,
+    pending: Option<&(dyn Fn(Position) -> bool + Sync)>,
     moves: &HashMap<u64, &[(u64, u64)]>,
     live: &Generations,
 ) -> Result<ColdRun, Error> {
@@ -848,7 +898,8 @@ fn relocated_copy(
         }
     };
     let path = dir.join(cold::file_name(id));
-    opened(&path, cold::copy_run(&path, id, cold, &cold.gone, cold.named_as(), relocate, live))
+    let stand_in = cold.named_as().zip(pending).map(|(replaces, pending)| cold::StandIn { replaces, pending });
+    opened(&path, cold::copy_run(&path, id, cold, &cold.gone, stand_in, relocate, live))
 }
 
 /// The jobs of `cold` no deletion took, as the writer takes them.
