@@ -406,16 +406,7 @@ fn a_deletion_that_takes_a_whole_run_drops_it_and_its_file() {
     assert_eq!(after.iter().map(|r| r.1).collect::<Vec<_>>(), [60]);
     // The dropped run's file is gone at once; until the next checkpoint an
     // empty run stands in for it, for the checkpoint that names it.
-    let mut files: Vec<(u64, Option<u64>, usize)> = std::fs::read_dir(f.path().join("snapshots"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.extension().is_some_and(|x| x == "run"))
-        .map(|p| {
-            let run = joblog::projection::cold::ColdRun::open(&p).unwrap();
-            (run.id(), run.replaces(), run.len())
-        })
-        .collect();
-    files.sort();
+    let files = run_files_of(f.path());
     let dropped = before[0].0;
     assert_eq!(files.len(), 2, "{files:?}");
     assert_eq!(files[0], (after[0].0, None, 60));

@@ -12,20 +12,25 @@ use std::time::{Duration, Instant};
 /// 1 MiB chunks, then fsync, timed together.
 pub fn write_bandwidth(dir: &Path, bytes: u64) -> std::io::Result<f64> {
     let path = dir.join("probe-write.bin");
-    let chunk = vec![0x5au8; 1 << 20];
     let start = Instant::now();
-    let mut f = File::create(&path)?;
+    write_synced(&path, bytes, 0x5a)?;
+    let secs = start.elapsed().as_secs_f64();
+    std::fs::remove_file(&path)?;
+    Ok(bytes as f64 / secs)
+}
+
+/// Writes `bytes` of `fill` to a new file at `path` in 1 MiB chunks, then
+/// syncs it.
+fn write_synced(path: &Path, bytes: u64, fill: u8) -> std::io::Result<()> {
+    let chunk = vec![fill; 1 << 20];
+    let mut f = File::create(path)?;
     let mut left = bytes;
     while left > 0 {
         let n = left.min(chunk.len() as u64) as usize;
         f.write_all(&chunk[..n])?;
         left -= n as u64;
     }
-    f.sync_all()?;
-    let secs = start.elapsed().as_secs_f64();
-    drop(f);
-    std::fs::remove_file(&path)?;
-    Ok(bytes as f64 / secs)
+    f.sync_all()
 }
 
 /// How fast this machine gives a file's space back, bytes per second: a
@@ -34,16 +39,7 @@ pub fn write_bandwidth(dir: &Path, bytes: u64) -> std::io::Result<f64> {
 /// device to trim the file's blocks.)
 pub fn unlink_rate(dir: &Path, bytes: u64) -> std::io::Result<f64> {
     let path = dir.join("probe-unlink.bin");
-    let chunk = vec![0x3cu8; 1 << 20];
-    let mut f = File::create(&path)?;
-    let mut left = bytes;
-    while left > 0 {
-        let n = left.min(chunk.len() as u64) as usize;
-        f.write_all(&chunk[..n])?;
-        left -= n as u64;
-    }
-    f.sync_all()?;
-    drop(f);
+    write_synced(&path, bytes, 0x3c)?;
     let start = Instant::now();
     std::fs::remove_file(&path)?;
     File::open(dir)?.sync_all()?;
