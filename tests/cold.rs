@@ -982,7 +982,7 @@ fn a_copy_left_beside_the_run_it_stands_in_for_is_not_read() {
         let gone: joblog::projection::cold::RowSet = (0..100).collect();
         let path = dir.join("snapshots").join(joblog::projection::cold::file_name(stray));
         let live: joblog::log::Generations = run.segments().unwrap().into_iter().collect();
-        let stand_in = joblog::projection::cold::StandIn { replaces: run.id(), pending: &|_| false };
+        let stand_in = joblog::projection::cold::StandIn { replaces: run.id(), pending: &|_| None };
         joblog::projection::cold::copy_run(&path, stray, &run, &gone, Some(stand_in), Ok, &live).unwrap();
     });
     assert!(f.engine.open_report().checkpoint_seq.is_some(), "{:?}", f.engine.open_report());

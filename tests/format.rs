@@ -1535,7 +1535,7 @@ fn a_cold_run_of_every_version_copies_into_todays() {
         let path = tmp.path().join(cold::file_name(u64::from(version)));
         assert_eq!(run.replaces(), None, "version {version}");
         // A deletion's copy, standing in for run 2.
-        let stand_in = cold::StandIn { replaces: 2, pending: &|_| true };
+        let stand_in = cold::StandIn { replaces: 2, pending: &|_| None };
         cold::copy_run(&path, 5, &run, &Default::default(), Some(stand_in), Ok, &live).unwrap();
         let copy = ColdRun::open(&path).unwrap();
         check_cold_run(&copy, cold::VERSION);

@@ -317,13 +317,18 @@ pub fn write_empty_run(path: &Path, id: u64, replaces: u64, dropped: Vec<Positio
     write_sections(path, id, Some(replaces), 0, |put| sections_of(Vec::new(), &BTreeMap::new(), dropped, put))
 }
 
+/// The offsets, sorted, of a segment's events of deleted jobs still
+/// waiting for compaction ([`StandIn`]).
+pub type Pending<'a> = &'a (dyn Fn(u64) -> Option<&'a [u64]> + Sync);
+
 /// What a copy that stands in for a run carries ([`copy_run`]).
 pub struct StandIn<'a> {
     /// The id the newest checkpoint names the run by.
     pub replaces: u64,
-    /// Whether an event of a deleted job is still waiting for compaction
-    /// (then the copy records it, if it leaves the job out).
-    pub pending: &'a dyn Fn(Position) -> bool,
+    /// The offsets, sorted, of a segment's events of deleted jobs still
+    /// waiting for compaction (the copy records those of the jobs it
+    /// leaves out).
+    pub pending: Pending<'a>,
 }
 
 /// The run `replaces` field of header `h` (version 3 on).
@@ -1288,13 +1293,13 @@ impl ColdRun {
     /// `put` in file order.
     // The row counts fit a u32: they are this run's, fewer.
     #[allow(clippy::cast_possible_truncation)]
-    fn sections_without(
+    fn sections_without<'p>(
         &self,
         renumber: &[u32],
         kept: usize,
         relocate: impl Fn(Position) -> Result<Position, Error>,
         live: &Generations,
-        pending: Option<&dyn Fn(Position) -> bool>,
+        pending: Option<Pending<'p>>,
         put: Put<'_>,
     ) -> Result<(), Error> {
         let new_row = |r: u32| -> Result<Option<u32>, Error> {
@@ -1314,16 +1319,25 @@ impl ColdRun {
         // its generation is looked up when the segment changes.
         let mut last: Option<u64> = None;
         // A stand-in's record of what it left out: the pending events of
-        // the rows it leaves out, and of those the run itself recorded.
+        // the rows it leaves out, and of those the run itself recorded
+        // (each segment's pending offsets looked up once in a stretch).
         let mut dropped = Vec::new();
         if let Some(pending) = pending {
-            dropped.extend(self.dropped()?.into_iter().filter(|&p| pending(p)));
+            let mut last: Option<(u64, Option<&'p [u64]>)> = None;
+            let mut keep = |p: Position| {
+                if last.is_none_or(|(s, _)| s != p.segment) {
+                    last = Some((p.segment, pending(p.segment)));
+                }
+                if last.and_then(|(_, offsets)| offsets).is_some_and(|o| o.binary_search(&p.offset).is_ok()) {
+                    dropped.push(p);
+                }
+            };
+            self.dropped()?.into_iter().for_each(&mut keep);
+            let left_out = (0..self.rows as u32).filter(|&r| renumber[r as usize] == u32::MAX);
+            self.each_event_of(left_out, keep)?;
         }
         for r in 0..self.rows as u32 {
             if renumber[r as usize] == u32::MAX {
-                if let Some(pending) = pending {
-                    dropped.extend(self.row_event_positions(r)?.filter(|&p| pending(p)));
-                }
                 continue;
             }
             let mut row = self.row(r)?;
@@ -1735,7 +1749,22 @@ mod tests {
         assert!(!path.exists());
         // Every row gone: an empty run.
         let all: RowSet = (0..3000).collect();
-        let stand_in = StandIn { replaces: 4, pending: &|p: Position| p.offset.is_multiple_of(2) };
+        let even: BTreeMap<u64, Vec<u64>> = jobs
+            .iter()
+            .flat_map(|j| j.events.iter())
+            .filter(|p| p.offset.is_multiple_of(2))
+            .fold(BTreeMap::new(), |mut m, p| {
+                m.entry(p.segment).or_insert_with(Vec::new).push(p.offset);
+                m
+            })
+            .into_iter()
+            .map(|(s, mut o)| {
+                o.sort_unstable();
+                o.dedup();
+                (s, o)
+            })
+            .collect();
+        let stand_in = StandIn { replaces: 4, pending: &|s| even.get(&s).map(Vec::as_slice) };
         copy_run(&path, 9, &run, &all, Some(stand_in), Ok, &live).unwrap();
         let copy = ColdRun::open(&path).unwrap();
         assert_eq!(copy.replaces(), Some(4));

@@ -711,8 +711,8 @@ impl Projection {
             self.sort_garbage();
         }
         let garbage = &self.garbage;
-        let pending = |p: Position| garbage.get(&p.segment).is_some_and(|g| g.binary_search(&p.offset).is_ok());
-        let pending: Option<&(dyn Fn(Position) -> bool + Sync)> = stand_ins.then_some(&pending);
+        let pending = |s: u64| garbage.get(&s).map(Vec::as_slice);
+        let pending: Option<cold::Pending<'_>> = stand_ins.then_some(&pending);
         // The copies share nothing but what they read: one per core at a
         // time, and at most COPIES at once (each holds its run's rows,
         // events and ids in memory until they are written, up to ~250 MB
@@ -869,11 +869,11 @@ fn opened(path: &Path, written: Result<(), Error>) -> Result<ColdRun, Error> {
 /// Copies `cold` as run `id` in `dir` with its events' offsets after the
 /// compaction that moved them (`moves`: each rewritten segment's (old,
 /// new) offsets), and opens it (no file is left when that fails).
-fn relocated_copy(
+fn relocated_copy<'p>(
     dir: &Path,
     id: u64,
     cold: &Cold,
-    pending: Option<&(dyn Fn(Position) -> bool + Sync)>,
+    pending: Option<cold::Pending<'p>>,
     moves: &HashMap<u64, &[(u64, u64)]>,
     live: &Generations,
 ) -> Result<ColdRun, Error> {
