@@ -48,20 +48,6 @@ pub(crate) struct Selection {
 }
 
 impl Projection {
-    /// The sets of the completed index that `criteria` covers: one per
-    /// (reason, type) it names.
-    fn deletion_sets(&self, criteria: &DeletionCriteria) -> Vec<&OrderedRows> {
-        let mut keys = Vec::new();
-        for &reason in &criteria.reasons {
-            for t in &criteria.types {
-                if !keys.contains(&(reason, t.0)) {
-                    keys.push((reason, t.0));
-                }
-            }
-        }
-        keys.iter().filter_map(|k| self.completed.get(k)).collect()
-    }
-
     /// The (reason, type) keys `criteria` covers.
     fn deletion_keys(criteria: &DeletionCriteria) -> Vec<(crate::domain::StatusReason, u32)> {
         let mut keys = Vec::new();
@@ -79,7 +65,8 @@ impl Projection {
     /// sources to count and take from by rank (see [`Candidates`]).
     fn deletion_sources(&self, criteria: &DeletionCriteria) -> Result<Candidates<'_>, Error> {
         let keys = Self::deletion_keys(criteria);
-        let mut sources: Vec<Source<'_>> = self.deletion_sets(criteria).into_iter().map(Source::Hot).collect();
+        // The hot sets of the completed index it covers, then each run's.
+        let mut sources: Vec<Source<'_>> = keys.iter().filter_map(|k| self.completed.get(k)).map(Source::Hot).collect();
         let mut gone = vec![Vec::new(); sources.len()];
         for (k, run) in self.cold.iter().enumerate() {
             // The source of each key in `keys`, for this run.

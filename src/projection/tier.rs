@@ -611,8 +611,10 @@ impl Projection {
         {
             let mut last = usize::MAX;
             let run = &self.cold[k];
-            // Taking much of a run reads much of its rows and events.
-            let _through = (rows.len() >= run.len() / 16).then(|| run.read_through());
+            // Taking much of a run reads much of its rows and events: in
+            // row order, through the whole map.
+            let much = rows.len() >= run.len() / 16;
+            let _through = much.then(|| run.read_through());
             let mut put = |p: Position| {
                 if garbage.get(last).is_none_or(|g| g.0 != p.segment) {
                     last = match garbage.iter().position(|g| g.0 == p.segment) {
@@ -625,7 +627,7 @@ impl Projection {
                 }
                 garbage[last].1.push(p.offset);
             };
-            if rows.len() >= run.len() / 16 {
+            if much {
                 let taken: cold::RowSet = rows.iter().copied().collect();
                 run.each_event_of(taken.iter(), put)?;
             } else {
