@@ -208,6 +208,11 @@ pub trait Contender {
     /// Reads the database's files back into the page cache (after the
     /// pages read cold, before what follows them).
     fn read_files(&mut self) {}
+    /// The database's own command-line client running `sql` once, a whole
+    /// process, as a user at a shell would (none by default).
+    fn command(&self, _sql: &str) -> Option<std::process::Command> {
+        None
+    }
     /// The same two deletions (at most `limit`, then the rest) in a second
     /// configuration a user of this database would choose for them, on a
     /// copy of the loaded database made before [`Contender::delete`]
@@ -248,6 +253,15 @@ pub struct SqlPage {
     pub sql: &'static str,
     pub key: Option<String>,
     pub before: i64,
+}
+
+impl SqlPage {
+    /// The statement with its parameters written in (`?1` the key quoted,
+    /// `?2` the start), for a client that takes SQL text alone.
+    pub fn inline(&self) -> String {
+        let key = self.key.as_deref().map_or("NULL".to_string(), |k| format!("'{}'", k.replace('\'', "''")));
+        self.sql.replace("?2", &self.before.to_string()).replace("?1", &key)
+    }
 }
 
 #[cfg(test)]

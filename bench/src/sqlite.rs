@@ -90,6 +90,13 @@ impl Contender for Sqlite {
         crate::probe::read_files(&self.dir);
     }
 
+    /// `sqlite3 FILE SQL`: the SQLite shell, when it is installed.
+    fn command(&self, sql: &str) -> Option<std::process::Command> {
+        let mut c = std::process::Command::new("sqlite3");
+        c.arg(&self.path).arg(sql);
+        Some(c)
+    }
+
     /// `PRAGMA shrink_memory`: the connection frees its page cache.
     fn forget_cached_pages(&mut self) -> bool {
         self.db.execute_batch("PRAGMA shrink_memory;").unwrap();

@@ -17,7 +17,7 @@ use joblog_bench::probe;
 use joblog_bench::rows::SecondConfig;
 use joblog_bench::rows::{Contender, SqlPage};
 use joblog_bench::sqlite::Sqlite;
-use joblog_bench::views::View;
+use joblog_bench::views::{Page, View};
 use joblog_bench::workload::Workload;
 use serde::Serialize;
 
@@ -118,6 +118,53 @@ fn fresh_opens(dir: &std::path::Path, runs: usize) -> FreshOpen {
     }
 }
 
+/// The single commands timed as whole processes (issue 16: "any single
+/// command … within 3× of SQLite's whole-process time for the same
+/// query"): each as `joblog` arguments and as the same question in SQL.
+fn single_commands() -> [(&'static str, Vec<String>, String); 2] {
+    let page = Page { view: View::WorkflowFailed, key: None, before: None };
+    let mut list = vec!["list".to_string()];
+    list.extend(page.cli_args());
+    [
+        ("list --type workflow --status failed --limit 50", list, page.sql().inline()),
+        ("list --count", vec!["list".into(), "--count".into()], "SELECT count(*) FROM jobs".into()),
+    ]
+}
+
+/// Whole processes made by `command`, waited for: one untimed first (the
+/// page cache warm, as for every warm figure), then the median wall time
+/// of `runs`. `None` when there is no command, or it cannot start or
+/// fails (said on stderr).
+fn whole_process(command: impl Fn() -> Option<std::process::Command>, runs: usize) -> Option<f64> {
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..=runs {
+        let mut c = command()?;
+        c.stdout(std::process::Stdio::null()).stderr(std::process::Stdio::piped());
+        let t = Instant::now();
+        let out = c.output();
+        let took = t.elapsed().as_secs_f64();
+        match out {
+            Ok(out) if out.status.success() => {}
+            Ok(out) => {
+                eprintln!("{c:?} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+                return None;
+            }
+            Err(e) => {
+                eprintln!("{c:?} did not start: {e}");
+                return None;
+            }
+        }
+        if i > 0 {
+            times.push(took);
+        }
+    }
+    times.sort_by(f64::total_cmp);
+    times.get(times.len() / 2).copied()
+}
+
+/// Runs of each single command (`whole_process`).
+const COMMAND_RUNS: usize = 5;
+
 #[derive(Serialize, serde::Deserialize, Default)]
 struct Report {
     jobs: u64,
@@ -148,6 +195,8 @@ struct Row {
 /// What a SQL contender measured, scenario by scenario.
 struct SqlRun {
     load: f64,
+    /// Each of [`single_commands`] through the database's own client.
+    commands: Vec<Option<f64>>,
     views: Vec<Vec<Duration>>,
     /// Each view's pages read cold ([`cold_pages`]), if they could be.
     cold: Option<Vec<Vec<Duration>>>,
@@ -207,6 +256,7 @@ fn run_sql(
         }
     }
     let timed = views.iter().map(|(_, samples)| samples.iter().map(|(_, q)| c.page(q)).collect()).collect();
+    let commands = single_commands().iter().map(|(_, _, sql)| whole_process(|| c.command(sql), COMMAND_RUNS)).collect();
     let history = sample_ids.iter().map(|id| c.history(id)).collect();
     say(&format!("{name}: single-job transitions"));
     let transitions = [1, 16].iter().map(|&t| c.transitions(tx_ids, t, args.tx_secs)).collect();
@@ -220,6 +270,7 @@ fn run_sql(
     let (rest_jobs, rest_gone, rest_space) = c.delete(cutoff, None);
     SqlRun {
         load,
+        commands,
         views: timed,
         cold,
         history,
@@ -377,6 +428,24 @@ fn main() {
     drop(admin);
     engine.close().unwrap();
     let fresh = fresh_opens(&jdir, FRESH_OPENS);
+    // The command line as a user runs it, on the closed store: `joblog`
+    // built next to this binary (`cargo build --release -p joblog-cli`).
+    let cli = std::env::current_exe().ok().map(|e| e.with_file_name("joblog")).filter(|p| p.exists());
+    if cli.is_none() {
+        eprintln!("joblog-bench: no `joblog` next to this binary: the single commands are not timed");
+    }
+    let joblog_commands: Vec<Option<f64>> = single_commands()
+        .iter()
+        .map(|(_, line, _)| {
+            let command = || {
+                let mut c = std::process::Command::new(cli.as_ref()?);
+                c.arg("--data").arg(&jdir).args(["--as", "admin", "--json"]).args(line);
+                Some(c)
+            };
+            whole_process(command, COMMAND_RUNS)
+        })
+        .collect();
+    let process_floor = whole_process(|| Some(std::process::Command::new("true")), COMMAND_RUNS);
     let t = Instant::now();
     let engine = Engine::open(&jdir, config.clone(), clock.clone()).unwrap();
     let open_snapshot = t.elapsed().as_secs_f64();
@@ -508,6 +577,17 @@ fn main() {
         "bytes",
     );
     push(format!("open from checkpoint, fresh process (median of {FRESH_OPENS})"), fresh.open_s, None, "s");
+    for (k, ((what, _, _), j)) in single_commands().iter().zip(&joblog_commands).enumerate() {
+        let Some(j) = *j else { continue };
+        push(
+            format!(
+                "a single command, whole process: joblog {what} / sqlite3, the same query (median of {COMMAND_RUNS})"
+            ),
+            j,
+            Some(&|r| r.commands[k].unwrap_or(f64::NAN)),
+            "s",
+        );
+    }
     push("  then a count of every job".into(), fresh.count_s, None, "s");
     push("open from checkpoint, in the loading process".into(), open_snapshot, None, "s");
     push(
@@ -613,6 +693,9 @@ fn main() {
     // faster than this (its files were not just written).
     push("machine: unlink rate of a file just written and synced (probe)".into(), unlink_bw, None, "bytes/s");
     push("machine: 1 / fsync p50 (probe)".into(), fsync_limit, None, "ops/s");
+    if let Some(t) = process_floor {
+        push(format!("machine: a process started and waited for (`true`, median of {COMMAND_RUNS})"), t, None, "s");
+    }
     // Each contender's second configuration, where it has one (in its own
     // column, named in the scenario), next to joblog's same figure.
     type Pick = fn(&SecondConfig) -> f64;
