@@ -26,6 +26,8 @@
 //! assert_eq!(payloads, [b"job created".to_vec(), b"locked".to_vec(), b"done".to_vec()]);
 //! ```
 
+#[doc(hidden)]
+pub mod closed;
 mod compact;
 mod durable;
 mod error;
@@ -381,6 +383,9 @@ pub struct RecoveryReport {
     pub active_segment: Option<u64>,
     /// Whole frames found in the active segment.
     pub active_frames: u64,
+    /// Whether the active segment's end came from the mark of a clean
+    /// close (`log/closed.rs`) instead of a scan.
+    pub closed_mark_used: bool,
     /// Bytes of a torn or partial tail cut off the active segment (in a
     /// read-only open: that would be cut; nothing is).
     pub torn_bytes_dropped: u64,

@@ -6,14 +6,16 @@
 //!    header and (unless told not to) the checksum of the whole content;
 //! 4. remove segment files the manifest has replaced (an interrupted
 //!    compaction leaves them behind);
-//! 5. scan the active segment (the one file after the last sealed one) to
-//!    its last whole, committed frame; look past the end of that for frames
-//!    whose durable marks prove the damage was already synced (then it is
-//!    corruption: refuse, change nothing); otherwise the rest is a torn
-//!    tail: keep a copy of its bytes in a side file, zero it, sync;
-//! 6. only then remove what steps 2 and 4 found (so a refused open changes
-//!    nothing), create an active segment if there is none, and start the
-//!    writer.
+//! 5. find where the active segment (the one file after the last sealed
+//!    one) ends: from the mark of a clean close (`CLOSED`, `closed.rs`) if
+//!    one holds; else scan it to its last whole, committed frame; look past
+//!    the end of that for frames whose durable marks prove the damage was
+//!    already synced (then it is corruption: refuse, change nothing);
+//!    otherwise the rest is a torn tail: keep a copy of its bytes in a side
+//!    file, zero it, sync;
+//! 6. only then remove what steps 2 and 4 found, and the mark of step 5
+//!    (so a refused open changes nothing, and no append follows a mark),
+//!    create an active segment if there is none, and start the writer.
 //!
 //! A read-only open (`LogConfig::read_only`, salvage) does every check and
 //! writes, creates, removes, allocates and zeroes nothing.
@@ -24,6 +26,7 @@ use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt};
 use std::path::Path;
 use std::sync::{Arc, RwLock};
 
+use super::closed::{self, Closed};
 use super::error::{corrupt, corrupt_at, io_err, undecodable};
 use super::format::{self, SegmentHeader, SeqRule, HEADER_LEN};
 use super::manifest::{parse_any_segment_file_name, sync_dir, Manifest, COLD};
@@ -107,15 +110,29 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
             active_file = Some((first_seq, name));
         }
     }
+    // The mark of a clean close, if one was left: how far the active
+    // segment's frames go without scanning it (`log/closed.rs`).
+    let closed_path = dir.join(closed::FILE);
+    let closed_mark = match fs::read(&closed_path) {
+        Ok(bytes) => Some(Closed::decode(&bytes)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => return Err(io_err(&closed_path, e)),
+    };
     let mut active = None;
+    // Where the log goes on, as the active segment's recovery found.
+    let mut recovered_next = None;
     if let Some((first_seq, name)) = active_file {
         let path = dir.join(&name);
-        match recover_active(&path, first_seq, &config, &mut report) {
+        match recover_active(&path, first_seq, closed_mark.flatten().as_ref(), &config, &mut report) {
             Ok(Recovered::Writable(a, seg)) => {
                 segments.push(seg);
+                recovered_next = Some(a.next_seq);
                 active = Some(a);
             }
-            Ok(Recovered::ReadOnly(seg)) => segments.push(seg),
+            Ok(Recovered::ReadOnly(seg, next)) => {
+                segments.push(seg);
+                recovered_next = next;
+            }
             Err(e) if config.read_only => report.problems.push(e.to_string()),
             Err(e) => return Err(e),
         }
@@ -131,13 +148,19 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
             fs::remove_file(&path).map_err(|e| io_err(&path, e))?;
             report.obsolete_files_removed.push(path);
         }
-        if !report.temp_files_removed.is_empty() || !report.obsolete_files_removed.is_empty() {
+        // A writer appends from now on: the mark would no longer hold, and
+        // is gone (durably) before any append.
+        if closed_mark.is_some() {
+            fs::remove_file(&closed_path).map_err(|e| io_err(&closed_path, e))?;
+        }
+        if !report.temp_files_removed.is_empty() || !report.obsolete_files_removed.is_empty() || closed_mark.is_some() {
             sync_dir(dir)?;
         }
     }
 
-    // Scanned once here; the writer keeps it up to date from now on.
-    let next_seq = segments.last().map_or(1, |s| super::read::next_seq_of(s));
+    // Known from the active segment's recovery, else scanned for here; the
+    // writer keeps it up to date from now on.
+    let next_seq = recovered_next.unwrap_or_else(|| segments.last().map_or(1, |s| super::read::next_seq_of(s)));
     let shared = Arc::new(Shared {
         dir: dir.to_path_buf(),
         segments: RwLock::new(Arc::new(segments)),
@@ -364,7 +387,9 @@ fn damage(
 
 enum Recovered {
     Writable(Active, Arc<Segment>),
-    ReadOnly(Arc<Segment>),
+    /// The segment, and the sequence number after its last frame (`None`
+    /// when damage was stepped over: then it is scanned for).
+    ReadOnly(Arc<Segment>, Option<u64>),
 }
 
 /// Recovers the active segment. Scans it to the end of its last committed
@@ -378,6 +403,7 @@ enum Recovered {
 fn recover_active(
     path: &Path,
     first_seq: u64,
+    closed: Option<&Closed>,
     config: &LogConfig,
     report: &mut RecoveryReport,
 ) -> Result<Recovered, LogError> {
@@ -388,12 +414,70 @@ fn recover_active(
         return Err(corrupt(path, 0, "active segment shorter than its header"));
     }
     let scan_map = SegmentMap::read_only(&file, file_len).map_err(|e| io_err(path, e))?;
-    scan_map.prefetch();
     let bytes = scan_map.bytes();
     let header = SegmentHeader::decode(bytes).map_err(|why| undecodable(path, 0, why))?;
     if header.first_seq != first_seq {
         return Err(corrupt(path, 0, "segment header names another sequence number than its file name"));
     }
+    report.active_segment = Some(first_seq);
+    // A clean close said where the frames end: nothing to scan, nothing
+    // torn (the mark holds only if nothing was written after it).
+    let trusted = closed.filter(|c| !config.verify_on_open && c.holds(first_seq, bytes, HEADER_LEN));
+    let (cut, frames, next_seq) = match trusted.map(|c| (usize::try_from(c.end), c)) {
+        Some((Ok(end), c)) => {
+            report.closed_mark_used = true;
+            (end, c.frames, c.next_seq)
+        }
+        _ => {
+            scan_map.prefetch();
+            match scan_active(path, &file, bytes, &header, first_seq, config, report)? {
+                Scanned::Cut { cut, frames, next_seq } => (cut, frames, next_seq),
+                Scanned::Damaged(seg) => return Ok(Recovered::ReadOnly(seg, None)),
+            }
+        }
+    };
+    report.active_frames = frames;
+    if config.read_only {
+        drop(scan_map);
+        let map = SegmentMap::read_only(&file, cut).map_err(|e| io_err(path, e))?;
+        let seg = Segment::new(first_seq, 0, path.to_path_buf(), Arc::new(map));
+        return Ok(Recovered::ReadOnly(Arc::new(seg), Some(next_seq)));
+    }
+    drop(scan_map);
+    // The recovered prefix may so far live only in the page cache (a crash
+    // of the process, not of the machine): make it durable before any frame
+    // records it as such. Holes in the file (a sparse copy) are allocated,
+    // so writing through the map can never meet a full disk.
+    preallocate(&file, cut as u64, file_len as u64).and_then(|()| file.sync_all()).map_err(|e| io_err(path, e))?;
+    let map_len = file_len.max(config.segment_size_bytes as usize);
+    let (map, w) = SegmentMap::writable(file, map_len, cut).map_err(|e| io_err(path, e))?;
+    let seg = Arc::new(Segment::new(first_seq, 0, path.to_path_buf(), map));
+    let active =
+        Active { seg: Arc::clone(&seg), writer: w, write_off: cut, frames, next_seq, marks: header.has_marks() };
+    Ok(Recovered::Writable(active, seg))
+}
+
+/// What [`scan_active`] found: where the log goes on, or (read-only) a
+/// damaged segment to serve around its damage.
+enum Scanned {
+    Cut { cut: usize, frames: u64, next_seq: u64 },
+    Damaged(Arc<Segment>),
+}
+
+/// Scans the active segment's `bytes` (the whole file) to the end of its
+/// last committed batch, and deals with what follows: corruption refuses
+/// the open (read-only: the segment is served around it), a torn tail is
+/// reported and, in a writable open, saved to a side file and zeroed.
+fn scan_active(
+    path: &Path,
+    file: &File,
+    bytes: &[u8],
+    header: &SegmentHeader,
+    first_seq: u64,
+    config: &LogConfig,
+    report: &mut RecoveryReport,
+) -> Result<Scanned, LogError> {
+    let file_len = bytes.len();
     let scan = format::scan(bytes, file_len, first_seq, SeqRule::Contiguous);
     let cut = scan.committed_end;
     // Look past the end of the good prefix: a valid frame there whose mark
@@ -405,7 +489,6 @@ fn recover_active(
     let survey = format::survey(bytes, cut, last_good, max_seq);
     let proven = if header.has_marks() { scan.proven.max(survey.proven) } else { 0 };
     let dirty_end = bytes.iter().rposition(|&b| b != 0).map_or(0, |p| p + 1).max(cut);
-    report.active_segment = Some(first_seq);
     report.active_frames = scan.frames;
 
     if proven > cut {
@@ -426,11 +509,10 @@ fn recover_active(
         report.problems.push(err.to_string());
         let serve = survey.last_batch_end.unwrap_or(0).max(cut);
         let skips = damage(path, &survey, serve, first_seq, None, report);
-        drop(scan_map);
-        let map = SegmentMap::read_only(&file, serve).map_err(|e| io_err(path, e))?;
+        let map = SegmentMap::read_only(file, serve).map_err(|e| io_err(path, e))?;
         let mut seg = Segment::new(first_seq, 0, path.to_path_buf(), Arc::new(map));
         seg.skips = skips;
-        return Ok(Recovered::ReadOnly(Arc::new(seg)));
+        return Ok(Scanned::Damaged(Arc::new(seg)));
     }
 
     // A torn tail (or nothing at all).
@@ -438,35 +520,13 @@ fn recover_active(
     report.torn_reason = scan.stopped.map(|(offset, why)| format!("{why} at offset {offset}"));
     if dirty_end > cut {
         report.torn_offset = Some(cut as u64);
+        if !config.read_only {
+            let saved = save_torn(path, cut, &bytes[cut..dirty_end])?;
+            report.torn_saved_to = Some(saved);
+            zero_range(file, cut, dirty_end).map_err(|e| io_err(path, e))?;
+        }
     }
-    if config.read_only {
-        drop(scan_map);
-        let map = SegmentMap::read_only(&file, cut).map_err(|e| io_err(path, e))?;
-        return Ok(Recovered::ReadOnly(Arc::new(Segment::new(first_seq, 0, path.to_path_buf(), Arc::new(map)))));
-    }
-    if dirty_end > cut {
-        let saved = save_torn(path, cut, &bytes[cut..dirty_end])?;
-        report.torn_saved_to = Some(saved);
-        zero_range(&file, cut, dirty_end).map_err(|e| io_err(path, e))?;
-    }
-    drop(scan_map);
-    // The recovered prefix may so far live only in the page cache (a crash
-    // of the process, not of the machine): make it durable before any frame
-    // records it as such. Holes in the file (a sparse copy) are allocated,
-    // so writing through the map can never meet a full disk.
-    preallocate(&file, cut as u64, file_len as u64).and_then(|()| file.sync_all()).map_err(|e| io_err(path, e))?;
-    let map_len = file_len.max(config.segment_size_bytes as usize);
-    let (map, w) = SegmentMap::writable(file, map_len, cut).map_err(|e| io_err(path, e))?;
-    let seg = Arc::new(Segment::new(first_seq, 0, path.to_path_buf(), map));
-    let active = Active {
-        seg: Arc::clone(&seg),
-        writer: w,
-        write_off: cut,
-        frames: scan.frames,
-        next_seq: scan.last_seq.map_or(first_seq, |s| s + 1),
-        marks: header.has_marks(),
-    };
-    Ok(Recovered::Writable(active, seg))
+    Ok(Scanned::Cut { cut, frames: scan.frames, next_seq: scan.last_seq.map_or(first_seq, |s| s + 1) })
 }
 
 /// The sequence number a frame at `at` would carry: `next` at `from`, one

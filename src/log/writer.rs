@@ -31,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver, RecvTimeoutError, Sender};
 
+use super::closed::{self, Closed};
 use super::error::io_err;
 use super::format::{self, SegmentHeader, HEADER_LEN};
 use super::manifest::{segment_file_name, ColdEntry, Manifest, SealedEntry};
@@ -175,9 +176,34 @@ impl Writer {
         }
         let mut w = lock();
         w.discard_prepared();
-        // Closing: whatever was acknowledged without a sync becomes durable.
+        // Closing: whatever was acknowledged without a sync becomes durable,
+        // and then the next open need not scan for where it ends.
         w.place();
-        w.sync()
+        w.sync()?;
+        w.leave_closed_mark();
+        Ok(())
+    }
+
+    /// Leaves the mark of a clean close (`log/closed.rs`): where the active
+    /// segment's frames end, all of them durable (the caller synced).
+    /// Best effort: without it the next open scans, as after a crash.
+    fn leave_closed_mark(&self) {
+        let Some(a) = &self.active else { return };
+        let mark = Closed::of(a.seg.first_seq, a.seg.map.bytes(), a.write_off, a.frames, a.next_seq);
+        let dir = &self.shared.dir;
+        let path = dir.join(closed::FILE);
+        let tmp = dir.join(format!("{}.tmp", closed::FILE));
+        let write = || -> std::io::Result<()> {
+            let mut f = super::private::create_file(&tmp, true)?;
+            std::io::Write::write_all(&mut f, &mark.encode())?;
+            f.sync_all()
+        };
+        if let Err(e) = install_file(dir, &tmp, &path, write, || {}) {
+            let e = match e {
+                InstallError::Write(e) | InstallError::Rename(e) | InstallError::SyncDir(e) => e,
+            };
+            tracing::warn!("no mark of a clean close left in {} ({e}): the next open scans", dir.display());
+        }
     }
 
     /// Places one batch from the appender's own thread (`Sync::EveryBatch`:
