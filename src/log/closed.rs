@@ -91,11 +91,13 @@ impl Closed {
 
     /// Whether the mark holds for segment `first_seq`, whose bytes (header
     /// included, as far as the file goes) are `bytes`: it names it, its
-    /// end lies in it, the bytes before the end are the ones it recorded
-    /// and those after it are zero.
+    /// numbers agree (an active segment's frames are numbered on from its
+    /// first), its end lies in it, the bytes before the end are the ones it
+    /// recorded and those after it are zero.
     pub fn holds(&self, first_seq: u64, bytes: &[u8], header_len: usize) -> bool {
         let Ok(end) = usize::try_from(self.end) else { return false };
         self.first_seq == first_seq
+            && first_seq.checked_add(self.frames) == Some(self.next_seq)
             && (header_len..=bytes.len()).contains(&end)
             && (end > header_len) == (self.frames > 0)
             && crc32fast::hash(tail(bytes, end)) == self.tail_crc
@@ -153,6 +155,7 @@ mod tests {
         let m = Closed::of(5, &seg, 9000, 3, 8);
         assert!(m.holds(5, &seg, header));
         assert!(!m.holds(6, &seg, header), "another segment");
+        assert!(!Closed { next_seq: 9, ..m }.holds(5, &seg, header), "numbers that disagree");
         let mut appended = seg.clone();
         appended[9000] = 1;
         assert!(!m.holds(5, &appended, header), "bytes written after its end");

@@ -327,8 +327,10 @@ impl Manifest {
     }
 
     /// Replaces the manifest of `dir` atomically: write a temporary file,
-    /// fsync it, rename it over the old one, fsync the directory.
-    pub fn store(&self, dir: &Path) -> Result<(), LogError> {
+    /// fsync it, rename it over the old one, fsync the directory. On an
+    /// error, whether the new manifest may be the one in place all the same
+    /// (it was renamed; only the directory's sync failed).
+    pub(crate) fn store(&self, dir: &Path) -> Result<(), (LogError, bool)> {
         let tmp = dir.join(MANIFEST_TMP);
         let path = dir.join(MANIFEST_FILE);
         let bytes = self.encode();
@@ -338,9 +340,9 @@ impl Manifest {
             f.sync_all()
         };
         install_file(dir, &tmp, &path, write, || crate::crashpoint::reached("manifest")).map_err(|e| match e {
-            InstallError::Write(e) => io_err(&tmp, e),
-            InstallError::Rename(e) => io_err(&path, e),
-            InstallError::SyncDir(e) => io_err(dir, e),
+            InstallError::Write(e) => (io_err(&tmp, e), false),
+            InstallError::Rename(e) => (io_err(&path, e), false),
+            InstallError::SyncDir(e) => (io_err(dir, e), true),
         })
     }
 }

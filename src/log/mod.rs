@@ -86,7 +86,9 @@ pub struct LogConfig {
     pub segment_size_bytes: u64,
     /// When an append counts as durable ([`Sync`]).
     pub sync: Sync,
-    /// Check the whole-content checksum of every sealed segment on open.
+    /// Check the whole-content checksum of every sealed segment on open,
+    /// and scan the active segment whole even after a clean close (else
+    /// the mark that close left says where its frames end: `closed.rs`).
     pub verify_on_open: bool,
     /// Open read-only for salvage: no lock is taken exclusively, nothing is
     /// repaired or written, and corruption is reported (in

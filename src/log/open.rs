@@ -14,8 +14,10 @@
 //!    otherwise the rest is a torn tail: keep a copy of its bytes in a side
 //!    file, zero it, sync;
 //! 6. only then remove what steps 2 and 4 found, and the mark of step 5
-//!    (so a refused open changes nothing, and no append follows a mark),
-//!    create an active segment if there is none, and start the writer.
+//!    (so a refused open changes nothing, and no append follows a mark; an
+//!    open that fails after this point has cost the next one a scan at
+//!    most), create an active segment if there is none, and start the
+//!    writer.
 //!
 //! A read-only open (`LogConfig::read_only`, salvage) does every check and
 //! writes, creates, removes, allocates and zeroes nothing.
@@ -110,20 +112,17 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
             active_file = Some((first_seq, name));
         }
     }
-    // The mark of a clean close, if one was left: how far the active
-    // segment's frames go without scanning it (`log/closed.rs`).
+    // The mark of a clean close, if one was left and may be trusted: how
+    // far the active segment's frames go without scanning it
+    // (`log/closed.rs`). One that cannot be read is no mark.
     let closed_path = dir.join(closed::FILE);
-    let closed_mark = match fs::read(&closed_path) {
-        Ok(bytes) => Some(Closed::decode(&bytes)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(io_err(&closed_path, e)),
-    };
+    let closed_mark = if config.verify_on_open { None } else { read_closed(&closed_path) };
     let mut active = None;
     // Where the log goes on, as the active segment's recovery found.
     let mut recovered_next = None;
     if let Some((first_seq, name)) = active_file {
         let path = dir.join(&name);
-        match recover_active(&path, first_seq, closed_mark.flatten().as_ref(), &config, &mut report) {
+        match recover_active(&path, first_seq, closed_mark.as_ref(), &config, &mut report) {
             Ok(Recovered::Writable(a, seg)) => {
                 segments.push(seg);
                 recovered_next = Some(a.next_seq);
@@ -149,11 +148,15 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
             report.obsolete_files_removed.push(path);
         }
         // A writer appends from now on: the mark would no longer hold, and
-        // is gone (durably) before any append.
-        if closed_mark.is_some() {
-            fs::remove_file(&closed_path).map_err(|e| io_err(&closed_path, e))?;
-        }
-        if !report.temp_files_removed.is_empty() || !report.obsolete_files_removed.is_empty() || closed_mark.is_some() {
+        // is gone (durably) before any append, whether it was read or not
+        // (a directory there is never read as a mark: it stays).
+        let mark_removed = match fs::remove_file(&closed_path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+            Err(_) if fs::symlink_metadata(&closed_path).is_ok_and(|m| m.is_dir()) => false,
+            Err(e) => return Err(io_err(&closed_path, e)),
+        };
+        if !report.temp_files_removed.is_empty() || !report.obsolete_files_removed.is_empty() || mark_removed {
             sync_dir(dir)?;
         }
     }
@@ -192,6 +195,26 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         .spawn(move || Writer::run(w, rx))
         .map_err(|e| io_err(dir, e))?;
     Ok(Log { shared, tx: Some(tx), writer: Some(handle), direct: Some(direct), recovery: report, _lock: lock })
+}
+
+/// The mark of a clean close at `path`, if there is one that decodes. Any
+/// other file there, or none, or one that cannot be read, is no mark (the
+/// open scans): never followed through a link, never read past its size.
+fn read_closed(path: &Path) -> Option<Closed> {
+    use std::io::Read;
+    let file = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC).open(path);
+    let mut bytes = Vec::with_capacity(closed::LEN + 1);
+    match file.and_then(|f| f.take(closed::LEN as u64 + 1).read_to_end(&mut bytes)) {
+        Ok(_) => Closed::decode(&bytes),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+        Err(e) => {
+            tracing::warn!(
+                "the mark of a clean close {} cannot be read ({e}): the active segment is scanned",
+                path.display()
+            );
+            None
+        }
+    }
 }
 
 /// Takes the directory's lock file, recording our process id in it so a
@@ -422,7 +445,16 @@ fn recover_active(
     report.active_segment = Some(first_seq);
     // A clean close said where the frames end: nothing to scan, nothing
     // torn (the mark holds only if nothing was written after it).
-    let trusted = closed.filter(|c| !config.verify_on_open && c.holds(first_seq, bytes, HEADER_LEN));
+    // A writer goes on at the mark's end, so everything after it must be
+    // zero, not only the first page: an append that a build knowing no
+    // marks made, and a power cut tore with its later pages written, is a
+    // torn tail to cut and zero (the scan does). A reader serves only what
+    // lies below the end.
+    let trusted = closed.filter(|c| {
+        !config.verify_on_open
+            && c.holds(first_seq, bytes, HEADER_LEN)
+            && (config.read_only || usize::try_from(c.end).is_ok_and(|end| bytes[end..].iter().all(|&b| b == 0)))
+    });
     let (cut, frames, next_seq) = match trusted.map(|c| (usize::try_from(c.end), c)) {
         Some((Ok(end), c)) => {
             report.closed_mark_used = true;

@@ -293,7 +293,7 @@ impl Writer {
             manifest.cold.insert(i, *entry);
         }
         manifest.epoch += 1;
-        if let Err(e) = manifest.store(&self.shared.dir) {
+        if let Err((e, _)) = manifest.store(&self.shared.dir) {
             // Which manifest is on disk is unknown until the log is reopened.
             self.shared.durability.poison(e.to_string());
             return Err(e);
@@ -426,7 +426,15 @@ impl Writer {
         manifest.epoch += 1;
         manifest.next_seq = a.next_seq;
         manifest.sealed.push(entry);
-        manifest.store(&self.shared.dir)?;
+        if let Err((e, maybe_in_place)) = manifest.store(&self.shared.dir) {
+            if maybe_in_place {
+                // The manifest in place may list this segment as sealed at
+                // its present length: a frame appended to it now would be
+                // cut off at the next open. No more appends until then.
+                self.shared.durability.poison(e.to_string());
+            }
+            return Err(e);
+        }
         self.manifest = manifest;
         self.active = None;
         crate::crashpoint::reached("roll");

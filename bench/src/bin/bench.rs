@@ -337,6 +337,7 @@ fn main() {
     let (fsync_p50, _) = probe::fsync_latency(work.path(), 200).expect("fsync probe");
     let fsync_limit = 1.0 / fsync_p50.as_secs_f64();
     let memory_bw = probe::memory_read_bandwidth(probe_bytes);
+    let first_touch = probe::first_touch_rate(probe_bytes / 4);
     let unlink_bw = probe::unlink_rate(work.path(), (probe_bytes / 4) as u64).expect("unlink probe");
 
     // ---- joblog: load
@@ -577,6 +578,7 @@ fn main() {
         "bytes",
     );
     push(format!("open from checkpoint, fresh process (median of {FRESH_OPENS})"), fresh.open_s, None, "s");
+    push("  then a count of every job".into(), fresh.count_s, None, "s");
     for (k, ((what, _, _), j)) in single_commands().iter().zip(&joblog_commands).enumerate() {
         let Some(j) = *j else { continue };
         push(
@@ -588,7 +590,6 @@ fn main() {
             "s",
         );
     }
-    push("  then a count of every job".into(), fresh.count_s, None, "s");
     push("open from checkpoint, in the loading process".into(), open_snapshot, None, "s");
     push(
         "  checkpoint bytes per second / memory read bandwidth".into(),
@@ -689,6 +690,7 @@ fn main() {
         push("machine: sequential read bandwidth, cold (probe)".into(), read_bw, None, "bytes/s");
     }
     push("machine: memory read bandwidth, one core (probe)".into(), memory_bw, None, "bytes/s");
+    push("machine: fresh memory first written, one byte a page (probe)".into(), first_touch, None, "bytes/s");
     // Context, not a floor: run o's first deletion gave its space back
     // faster than this (its files were not just written).
     push("machine: unlink rate of a file just written and synced (probe)".into(), unlink_bw, None, "bytes/s");
