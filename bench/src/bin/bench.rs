@@ -337,7 +337,7 @@ fn main() {
     let (fsync_p50, _) = probe::fsync_latency(work.path(), 200).expect("fsync probe");
     let fsync_limit = 1.0 / fsync_p50.as_secs_f64();
     let memory_bw = probe::memory_read_bandwidth(probe_bytes);
-    let first_touch = probe::first_touch_rate(probe_bytes / 4);
+    let first_touch = probe::first_touch_rate(probe_bytes / 4).expect("first-write probe");
     let unlink_bw = probe::unlink_rate(work.path(), (probe_bytes / 4) as u64).expect("unlink probe");
 
     // ---- joblog: load
