@@ -271,7 +271,8 @@ impl Projection {
             let r = &mut self.rows[i as usize];
             r.deleted = true;
             (r.last_event, r.first_event, r.message_event) = (NO_EVENT, NO_EVENT, NO_EVENT);
-            self.by_id.remove(&r.id);
+            let id = r.id;
+            self.by_id.remove(id, &self.rows);
             self.free_rows.push(i);
         }
         for (ordinal, offsets) in garbage.into_iter().enumerate().filter(|(_, o)| !o.is_empty()) {
@@ -399,8 +400,9 @@ impl Projection {
     /// check after deletions reuse slots.
     pub fn check_indices(&self) -> Vec<String> {
         let mut problems = Vec::new();
-        let live =
-            |r: u32| self.rows.get(r as usize).is_some_and(|row| !row.deleted && self.by_id.get(&row.id) == Some(&r));
+        let live = |r: u32| {
+            self.rows.get(r as usize).is_some_and(|row| !row.deleted && self.by_id.get(row.id, &self.rows) == Some(r))
+        };
         let mut check = |what: &str, rows: &mut dyn Iterator<Item = u32>, ok: &dyn Fn(u32) -> bool| {
             for r in rows {
                 if !live(r) || !ok(r) {

@@ -13,6 +13,7 @@
 #[doc(hidden)]
 pub mod cold;
 mod delete;
+mod ids;
 mod intern;
 mod ordered;
 pub mod query;
@@ -316,7 +317,7 @@ pub struct IdDeletionRecord {
 #[derive(Debug, Default)]
 pub struct Projection {
     rows: Vec<Row>,
-    by_id: HashMap<Uuid, u32>,
+    by_id: ids::IdIndex,
     strings: Interner,
     /// Every live job, by (createdon, id).
     all: OrderedRows,
@@ -447,7 +448,7 @@ impl Projection {
     }
 
     pub(crate) fn row_of(&self, id: Uuid) -> Option<u32> {
-        self.by_id.get(&id).copied().filter(|&i| !self.rows[i as usize].deleted)
+        self.by_id.get(id, &self.rows).filter(|&i| !self.rows[i as usize].deleted)
     }
 
     /// What a write to job `id` is checked against.
@@ -576,7 +577,7 @@ impl Projection {
         };
         match &env.event {
             Event::JobCreated(job) => {
-                if self.by_id.contains_key(&job.id) || self.locate_cold(job.id)?.is_some() {
+                if self.by_id.get(job.id, &self.rows).is_some() || self.locate_cold(job.id)?.is_some() {
                     return bad(format!("job {} created twice", job.id));
                 }
                 let p = self.pos(pos);
@@ -703,7 +704,7 @@ impl Projection {
             deleted: false,
         };
         let i = self.put_row(row);
-        self.by_id.insert(job.id, i);
+        self.by_id.insert(job.id, i, &self.rows);
         let e = self.push_event(p, NO_EVENT);
         (self.rows[i as usize].last_event, self.rows[i as usize].first_event) = (e, e);
         if !self.deferred {
@@ -1030,7 +1031,7 @@ impl Projection {
                 + m.values().map(OrderedRows::heap_bytes).sum::<usize>()
         }
         self.rows.capacity() * std::mem::size_of::<Row>()
-            + self.by_id.capacity() * (std::mem::size_of::<(Uuid, u32)>() + 1)
+            + self.by_id.heap_bytes()
             + self.events.capacity() * std::mem::size_of::<(Pos, u32)>()
             + self.all.heap_bytes()
             + self.timers.heap_bytes()

@@ -23,7 +23,6 @@
 
 use std::collections::BTreeMap;
 
-use rustc_hash::FxHashMap as HashMap;
 use std::fs::{self};
 use std::io::{BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -741,13 +740,7 @@ impl Projection {
         let (indices, by_id) = std::thread::scope(|s| {
             let lookups = s.spawn(move || {
                 strings.rebuild();
-                let mut by_id = HashMap::with_capacity_and_hasher(rows.len(), Default::default());
-                for (i, r) in (0..n_rows).zip(rows).filter(|(_, r)| !r.deleted) {
-                    if by_id.insert(r.id, i).is_some() {
-                        return Err(format!("job {} twice", r.id));
-                    }
-                }
-                Ok(by_id)
+                super::ids::IdIndex::build(rows).map_err(|id| format!("job {id} twice"))
             });
             let indices = super::Indices::build(rows);
             Ok::<_, String>((indices, lookups.join().unwrap_or_else(|_| Err("the lookup thread panicked".into()))?))

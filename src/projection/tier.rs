@@ -486,7 +486,7 @@ impl Projection {
         let old_strings = std::mem::take(&mut self.strings);
         let (all, timers) = (std::mem::take(&mut self.all), std::mem::take(&mut self.timers));
         drop((all, timers));
-        self.by_id = HashMap::default();
+        self.by_id = Default::default();
         self.by_type.clear();
         self.by_owner.clear();
         self.by_workflow.clear();
@@ -531,7 +531,7 @@ impl Projection {
         self.events = events;
         self.strings = strings;
         for i in 0..self.rows.len() as u32 {
-            self.by_id.insert(self.rows[i as usize].id, i);
+            self.by_id.insert(self.rows[i as usize].id, i, &self.rows);
         }
         // A replay builds its indices once, at its end.
         if !self.deferred {
@@ -592,7 +592,7 @@ impl Projection {
             }
         }
         self.rows[i as usize].last_event = prev;
-        self.by_id.insert(c.id, i);
+        self.by_id.insert(c.id, i, &self.rows);
         // A replay that defers its indices builds them at its end.
         if !self.deferred {
             self.index(i);
