@@ -68,3 +68,73 @@ impl IdIndex {
         self.table.capacity() * (std::mem::size_of::<u32>() + 1)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::Status;
+
+    fn row(id: Uuid, deleted: bool) -> Row {
+        Row {
+            id,
+            createdon: 0,
+            startedon: 0,
+            completedon: 0,
+            modifiedon: 0,
+            postponeuntil: 0,
+            operationtype: 0,
+            owner: 0,
+            owningbusinessunit: 0,
+            workflow: 0,
+            regarding: 0,
+            dependencytoken: 0,
+            retrycount: 0,
+            errorcode: 0,
+            executiontimespan_ms: 0,
+            last_event: 0,
+            first_event: 0,
+            message_event: 0,
+            status: Status::READY,
+            deleted,
+        }
+    }
+
+    /// Inserts through many growths, removals, a row reused for another id
+    /// after its entry went, and a rebuild that skips deleted rows and
+    /// refuses an id twice.
+    #[test]
+    fn rows_are_found_by_the_ids_they_hold() {
+        let ids: Vec<Uuid> = (0..10_000u128).map(|n| Uuid::from_u128(n * 0x9e37_79b9_7f4a_7c15)).collect();
+        let mut rows: Vec<Row> = Vec::new();
+        let mut index = IdIndex::default();
+        for (i, &id) in (0u32..).zip(&ids) {
+            rows.push(row(id, false));
+            assert!(index.insert(id, i, &rows));
+        }
+        assert!(!index.insert(ids[7], 7, &rows), "an id has one row");
+        assert_eq!(index.len(), ids.len());
+        for (i, &id) in (0u32..).zip(&ids) {
+            assert_eq!(index.get(id, &rows), Some(i));
+        }
+        assert_eq!(index.get(Uuid::from_u128(1), &rows), None);
+        // Every other job deleted; row 0 then reused for a new job.
+        for (i, &id) in (0u32..).zip(&ids).step_by(2) {
+            assert_eq!(index.remove(id, &rows), Some(i));
+            rows[i as usize].deleted = true;
+        }
+        assert_eq!(index.remove(ids[0], &rows), None);
+        let new = Uuid::from_u128(u128::MAX);
+        rows[0] = row(new, false);
+        assert!(index.insert(new, 0, &rows));
+        assert_eq!(index.get(new, &rows), Some(0));
+        assert_eq!(index.get(ids[2], &rows), None);
+        assert_eq!(index.get(ids[3], &rows), Some(3));
+
+        let rebuilt = IdIndex::build(&rows).unwrap();
+        assert_eq!(rebuilt.len(), index.len());
+        assert_eq!(rebuilt.get(ids[3], &rows), Some(3));
+        assert_eq!(rebuilt.get(ids[2], &rows), None, "deleted rows are not indexed");
+        rows.push(row(ids[3], false));
+        assert_eq!(IdIndex::build(&rows).unwrap_err(), ids[3]);
+    }
+}

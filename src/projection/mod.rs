@@ -704,7 +704,8 @@ impl Projection {
             deleted: false,
         };
         let i = self.put_row(row);
-        self.by_id.insert(job.id, i, &self.rows);
+        let indexed = self.by_id.insert(job.id, i, &self.rows);
+        debug_assert!(indexed, "job {} created twice (apply checks it first)", job.id);
         let e = self.push_event(p, NO_EVENT);
         (self.rows[i as usize].last_event, self.rows[i as usize].first_event) = (e, e);
         if !self.deferred {

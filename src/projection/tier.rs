@@ -531,7 +531,8 @@ impl Projection {
         self.events = events;
         self.strings = strings;
         for i in 0..self.rows.len() as u32 {
-            self.by_id.insert(self.rows[i as usize].id, i, &self.rows);
+            let indexed = self.by_id.insert(self.rows[i as usize].id, i, &self.rows);
+            debug_assert!(indexed, "a job twice in the hot rows");
         }
         // A replay builds its indices once, at its end.
         if !self.deferred {
@@ -592,7 +593,8 @@ impl Projection {
             }
         }
         self.rows[i as usize].last_event = prev;
-        self.by_id.insert(c.id, i, &self.rows);
+        let indexed = self.by_id.insert(c.id, i, &self.rows);
+        debug_assert!(indexed, "job {} thawed while hot", c.id);
         // A replay that defers its indices builds them at its end.
         if !self.deferred {
             self.index(i);
