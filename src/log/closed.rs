@@ -9,11 +9,13 @@
 //! consumes it: the file is removed, durably, before the writer starts, so
 //! no append ever lands after a mark that would not cover it. A mark is
 //! trusted only if it checks: its own CRC32; it names the active segment
-//! found; the CRC32 of the last bytes before its end is the one it
-//! recorded; the bytes after its end (up to [`CHECKED_AFTER`]) are all
-//! zero, which they are in a segment nothing was appended to since (an
-//! append starts exactly there). Anything else, and the open scans, as
-//! without a mark. The byte layout: `docs/format.md`, "The closed mark".
+//! found, with numbers that agree; the CRC32 of the last bytes before its
+//! end is the one it recorded; the bytes after its end are all zero, which
+//! they are in a segment nothing was appended to since (an append starts
+//! exactly there): [`Closed::holds`] checks the first [`CHECKED_AFTER`] of
+//! them, and a writable open every one (`open.rs`), since it goes on
+//! writing there. Anything else, and the open scans, as without a mark.
+//! The byte layout: `docs/format.md`, "The closed mark".
 
 // A decoder of bytes from disk (Cargo.toml, `[lints]`).
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
