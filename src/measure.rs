@@ -1,6 +1,7 @@
-//! Two measures the command line's `stats` and the benchmark harnesses
-//! report: the bytes a directory's files hold, and this process's
-//! anonymous resident memory. Neither is part of the engine; they live here
+//! Measures the command line's `stats` and the benchmark harnesses
+//! report: the bytes a directory's files hold (their lengths, or the blocks
+//! they take), and this process's
+//! anonymous resident memory. None is part of the engine; they live here
 //! so that the command line and the harnesses share one copy without
 //! depending on each other (ARCHITECTURE.md, "Direction of dependencies").
 
@@ -15,13 +16,26 @@ use std::path::Path;
 /// assert_eq!(joblog::measure::dir_bytes(dir.path()), 3);
 /// ```
 pub fn dir_bytes(dir: &Path) -> u64 {
+    dir_sum(dir, &|m| m.len())
+}
+
+/// Bytes the files under `dir` take on the disk (blocks allocated,
+/// recursively, as `du` counts them, not their lengths: a preallocated
+/// tail counts); an entry that cannot be read counts 0.
+pub fn dir_allocated_bytes(dir: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    dir_sum(dir, &|m| m.blocks() * 512)
+}
+
+/// `size` of every file under `dir`, recursively, summed.
+fn dir_sum(dir: &Path, size: &dyn Fn(&std::fs::Metadata) -> u64) -> u64 {
     std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
         .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_bytes(&e.path()),
-            Ok(m) => m.len(),
+            Ok(m) if m.is_dir() => dir_sum(&e.path(), size),
+            Ok(m) => size(&m),
             Err(_) => 0,
         })
         .sum()

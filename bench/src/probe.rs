@@ -46,23 +46,6 @@ pub fn unlink_rate(dir: &Path, bytes: u64) -> std::io::Result<f64> {
     Ok(bytes as f64 / start.elapsed().as_secs_f64())
 }
 
-/// Bytes the files under `dir` take on the disk (blocks allocated,
-/// recursively, as `du` counts them, not their lengths: a preallocated
-/// tail counts); an entry that cannot be read counts 0.
-pub fn dir_allocated_bytes(dir: &Path) -> u64 {
-    use std::os::unix::fs::MetadataExt;
-    std::fs::read_dir(dir)
-        .into_iter()
-        .flatten()
-        .flatten()
-        .map(|e| match e.metadata() {
-            Ok(m) if m.is_dir() => dir_allocated_bytes(&e.path()),
-            Ok(m) => m.blocks() * 512,
-            Err(_) => 0,
-        })
-        .sum()
-}
-
 /// Latency of one durable 4 KiB overwrite (pwrite + fdatasync), the floor
 /// under every durable append: returns (median, p99) over `rounds`.
 pub fn fsync_latency(dir: &Path, rounds: usize) -> std::io::Result<(Duration, Duration)> {
@@ -207,4 +190,4 @@ pub fn drop_page_cache() -> bool {
 }
 
 // The two measures the command line shares (`joblog::measure`).
-pub use joblog::measure::{dir_bytes, rss_anon_bytes};
+pub use joblog::measure::{dir_allocated_bytes, dir_bytes, rss_anon_bytes};
