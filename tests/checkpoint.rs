@@ -82,8 +82,13 @@ fn clock_plus(clock: &ManualClock, secs: i64) -> Timestamp {
     clock.now().plus_micros(secs * 1_000_000)
 }
 
+/// The checkpoint files (not the runs beside them), oldest first.
 fn snapshot_files(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut v: Vec<_> = std::fs::read_dir(dir.join("snapshots")).unwrap().map(|e| e.unwrap().path()).collect();
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("snapshot-"))
+        .collect();
     v.sort();
     v
 }
@@ -208,17 +213,20 @@ fn a_checkpoint_row_that_checks_but_holds_no_valid_status_is_ignored() {
         std::fs::remove_file(old).unwrap();
     }
     let bytes = std::fs::read(newest).unwrap();
-    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 8, "a format 8 checkpoint");
+    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 9, "a format 9 checkpoint");
+    // The rows are in the hot part, after the head part and the hot part's
+    // 16-byte frame (its length, its CRC, the frame's CRC).
+    let frame = 40 + usize::try_from(u64::from_le_bytes(bytes[24..32].try_into().unwrap())).unwrap();
     // The open job's row: its id, then the Status codes 100 bytes on.
     let id = open.id.as_bytes();
-    let row = (40..bytes.len() - 16).find(|&at| &bytes[at..at + 16] == id).expect("the open job's row");
+    let row = (frame + 16..bytes.len() - 16).find(|&at| &bytes[at..at + 16] == id).expect("the open job's row");
     for (at, value) in [(100, 9u8), (101, 99), (102, 2), (103, 1)] {
         let mut bad = bytes.clone();
         bad[row + at] = value;
-        let body = crc32fast::hash(&bad[40..]).to_le_bytes();
-        bad[32..36].copy_from_slice(&body);
-        let header = crc32fast::hash(&bad[..36]).to_le_bytes();
-        bad[36..40].copy_from_slice(&header);
+        let hot = crc32fast::hash(&bad[frame + 16..]).to_le_bytes();
+        bad[frame + 8..frame + 12].copy_from_slice(&hot);
+        let own = crc32fast::hash(&bad[frame..frame + 12]).to_le_bytes();
+        bad[frame + 12..frame + 16].copy_from_slice(&own);
         std::fs::write(newest, &bad).unwrap();
         let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
         assert_eq!(engine.open_report().checkpoint_seq, None, "byte {at} of a row set to {value} trusted");
@@ -275,7 +283,7 @@ fn regression_huge_claimed_lengths_in_a_checkpoint_are_refused_not_allocated() {
 }
 
 fn assert_refused(body: &[u8]) {
-    let file = joblog::projection::checkpoint_file_bytes(5, body);
+    let file = joblog::projection::checkpoint_file_bytes(5, body, &[]);
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("snapshot-00000000000000000005.bin"), &file).unwrap();
     let (loaded, skipped) = joblog::projection::Projection::load_snapshot(dir.path(), 100, &Default::default());

@@ -771,13 +771,7 @@ fn a_deletion_that_takes_most_of_a_run_copies_it_without_them() {
     let before = runs(&f.engine);
     assert_eq!(before.iter().map(|r| r.1).collect::<Vec<_>>(), [400]);
     let run_files = || -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(f.path().join("snapshots"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .filter(|n| n.ends_with(".run"))
-            .collect();
-        v.sort();
-        v
+        run_files_of(f.path()).into_iter().map(|(id, ..)| joblog::projection::cold::file_name(id)).collect()
     };
     let criteria = DeletionCriteria {
         types: vec![OperationType::WORKFLOW],
@@ -895,15 +889,16 @@ fn a_freeze_cuts_its_cold_segments_at_a_segments_size() {
 
 /// The run files in a store's snapshots directory: (id, what it stands in
 /// for, rows), by id.
+/// The cold run files (not the checkpoints' images of their hot rows):
+/// (id, the run it stands in for, rows).
 fn run_files_of(dir: &std::path::Path) -> Vec<(u64, Option<u64>, usize)> {
     let mut files: Vec<(u64, Option<u64>, usize)> = std::fs::read_dir(dir.join("snapshots"))
         .unwrap()
         .map(|e| e.unwrap().path())
         .filter(|p| p.extension().is_some_and(|x| x == "run"))
-        .map(|p| {
-            let run = joblog::projection::cold::ColdRun::open(&p).unwrap();
-            (run.id(), run.replaces(), run.len())
-        })
+        .map(|p| joblog::projection::cold::ColdRun::open(&p).unwrap())
+        .filter(|run| !run.holds_open())
+        .map(|run| (run.id(), run.replaces(), run.len()))
         .collect();
     files.sort();
     files

@@ -3,7 +3,7 @@
 //! refused command changes nothing.
 
 use joblog::domain::{DomainError, OperationType, Regarding, State, StatusReason, Timestamp};
-use joblog::engine::{LostRange, NewJob, SalvageOptions, Session, UserAction};
+use joblog::engine::{LostRange, NewJob, Reads, SalvageOptions, Session, UserAction};
 use joblog::projection::query::{Cursor, Filter};
 use joblog::service::command_data_with_timeout;
 use serde_json::{json, Value};
@@ -25,17 +25,7 @@ pub const DEFAULT_LIMIT: usize = 100;
 pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
     // The acting user must exist and be active: otherwise permission
     // denied (exit 5, docs/cli.md "Exit codes"), not a usage error.
-    let session = ctx.engine.session(&ctx.user).map_err(|e| match e {
-        joblog::Error::Domain(DomainError::NotFound { .. }) => Failure {
-            code: 5,
-            message: format!("no user named {:?} (give --as USER)", ctx.user),
-            stdout: String::new(),
-        },
-        joblog::Error::Domain(e @ DomainError::UserDeactivated { .. }) => {
-            Failure { code: 5, message: e.to_string(), stdout: String::new() }
-        }
-        e => Failure::from(e),
-    })?;
+    let session = ctx.engine.session(&ctx.user).map_err(|e| user_failure(e, &ctx.user))?;
     let s = &session;
     match cmd {
         Command::User(c) => user(ctx, s, cmd, c),
@@ -58,7 +48,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
                 spec.data = command_data_with_timeout(c, a.timeout);
             }
             let job = s.create(spec)?;
-            job_out(ctx, &job, None)
+            job_out(ctx, &job)
         }
         Command::Import { file } => {
             let bar = super::progress(ctx.interactive, 0, "importing");
@@ -71,12 +61,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
             let n = n.map_err(|e| import_failure(e, ctx.json))?;
             super::render::output(cmd, joblog_server::import::imported_json(n), ctx.json)
         }
-        Command::List(a) => list(ctx, s, a),
-        Command::Show { id, history } => {
-            let job = s.get(parse_id(id)?)?;
-            let h = if *history { Some(s.history(job.id)?) } else { None };
-            job_out(ctx, &job, h.as_deref())
-        }
+        Command::List(_) | Command::Show { .. } => reads(s, cmd, ctx.json, &|note| ctx.note(note)),
         Command::Cancel(a) => act(ctx, s, a, UserAction::Cancel),
         Command::Pause(a) => act(ctx, s, a, UserAction::Pause),
         Command::Resume(a) => act(ctx, s, a, UserAction::Resume),
@@ -179,12 +164,20 @@ fn done(ctx: &Ctx<'_>, v: Value, text: String) -> Output {
     Ok(if ctx.json { pretty(&v) } else { text })
 }
 
-fn job_out(ctx: &Ctx<'_>, job: &joblog::domain::Job, history: Option<&[joblog::engine::HistoryEntry]>) -> Output {
+fn job_out(ctx: &Ctx<'_>, job: &joblog::domain::Job) -> Output {
+    Ok(job_text(job, None, ctx.json))
+}
+
+fn job_text(job: &joblog::domain::Job, history: Option<&[joblog::engine::HistoryEntry]>, json: bool) -> String {
     let mut v = job_json(job);
     if let Some(h) = history {
         v["history"] = history_json(h);
     }
-    Ok(if ctx.json { pretty(&v) } else { job_detail(&v) })
+    if json {
+        pretty(&v)
+    } else {
+        job_detail(&v)
+    }
 }
 
 pub fn parse_id(id: &str) -> Result<Uuid, Failure> {
@@ -368,11 +361,41 @@ fn workflow(ctx: &Ctx<'_>, s: &Session, cmd: &Command, c: &WorkflowCmd) -> Outpu
     super::render::output(cmd, v, ctx.json)
 }
 
-fn list(ctx: &Ctx<'_>, s: &Session, a: &ListArgs) -> Output {
+/// Why the acting user may not act: one who does not exist or is
+/// deactivated is permission denied (exit 5, docs/cli.md "Exit codes"),
+/// not a usage error.
+pub fn user_failure(e: joblog::Error, user: &str) -> Failure {
+    match e {
+        joblog::Error::Domain(DomainError::NotFound { .. }) => {
+            Failure { code: 5, message: format!("no user named {user:?} (give --as USER)"), stdout: String::new() }
+        }
+        joblog::Error::Domain(e @ DomainError::UserDeactivated { .. }) => {
+            Failure { code: 5, message: e.to_string(), stdout: String::new() }
+        }
+        e => Failure::from(e),
+    }
+}
+
+/// `list` and `show`, by a session of the engine or by a reader of a store
+/// opened for those reads alone (`joblog::engine::Views`); `note`: a line
+/// for the caller's stderr.
+pub fn reads(s: &impl Reads, cmd: &Command, json: bool, note: &dyn Fn(String)) -> Output {
+    match cmd {
+        Command::List(a) => list(s, a, json, note),
+        Command::Show { id, history } => {
+            let job = s.get(parse_id(id)?)?;
+            let h = if *history { Some(s.history(job.id)?) } else { None };
+            Ok(job_text(&job, h.as_deref(), json))
+        }
+        _ => Err(Failure::usage("only list and show are answered here")),
+    }
+}
+
+fn list(s: &impl Reads, a: &ListArgs, json: bool, note: &dyn Fn(String)) -> Output {
     let f = filter(&a.filters)?;
     if a.count {
         let n = s.count(&f)?;
-        return done(ctx, json!({"count": n}), format!("{n}"));
+        return Ok(if json { pretty(&json!({"count": n})) } else { format!("{n}") });
     }
     let after: Option<Cursor> = a
         .after
@@ -381,9 +404,9 @@ fn list(ctx: &Ctx<'_>, s: &Session, a: &ListArgs) -> Output {
         .transpose()?;
     let (jobs, next) = s.list(&f, after.as_ref(), a.limit.unwrap_or(DEFAULT_LIMIT))?;
     let jobs: Vec<Value> = jobs.iter().map(job_json).collect();
-    let (out, note) = super::render::list(&jobs, next.map(|c| c.to_string()).as_deref(), ctx.json);
-    if let Some(note) = note {
-        ctx.note(note);
+    let (out, cursor) = super::render::list(&jobs, next.map(|c| c.to_string()).as_deref(), json);
+    if let Some(cursor) = cursor {
+        note(cursor);
     }
     Ok(out)
 }
@@ -417,7 +440,7 @@ pub fn act_target(a: &ActArgs) -> Result<Target, Failure> {
 
 fn act(ctx: &Ctx<'_>, s: &Session, a: &ActArgs, action: UserAction) -> Output {
     match act_target(a)? {
-        Target::One(id) => job_out(ctx, &s.act(id, action)?, None),
+        Target::One(id) => job_out(ctx, &s.act(id, action)?),
         Target::Matching(f) => {
             let o = if a.dry_run { s.preview_on_matching(action, &f)? } else { s.act_on_matching(action, &f)? };
             bulk_out(ctx, &o, action, a.dry_run)

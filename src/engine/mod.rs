@@ -49,16 +49,18 @@ mod state;
 mod steps;
 mod tokens;
 mod verify;
+mod views;
 mod write;
 
 pub use actions::{BulkOutcome, NewJob, UserAction};
 pub(crate) use delete::{outdates_checkpoints, Reclaim};
 pub use delete::{BulkDeleteRecord, DeletionReport, NewBulkDelete, DEFAULT_BULK_DELETE_NAME};
-pub use reads::HistoryEntry;
+pub use reads::{HistoryEntry, Reads};
 pub use state::{EventTail, Replayed, StateGuard, View};
 pub use steps::{ServiceStep, Worker};
 pub use tokens::{NewToken, TokenInfo, TOKEN_PREFIX};
 pub use verify::{manifest_problem, salvage, verify_unopenable, LostRange, SalvageOptions, SalvageReport, StoreReport};
+pub use views::{Reader, Views};
 
 /// How an engine is opened.
 #[derive(Debug, Clone)]
@@ -245,8 +247,12 @@ impl Engine {
         // The runs released since the last checkpoint are not in this one:
         // its cleanup removes what is left of them.
         state.forget_released();
+        let hot_run = state.take_run_id();
         let state = parking_lot::RwLockWriteGuard::downgrade(state);
-        let path = state.save_snapshot(&dir, &live, keep)?;
+        // The image of the hot rows a reading command maps
+        // (`Projection::load_views`), named by the checkpoint alone.
+        state.write_hot_run(&dir, &live, hot_run)?;
+        let path = state.save_snapshot(&dir, &live, keep, hot_run)?;
         state.named_by_checkpoint();
         state.remove_unnamed_runs(&dir);
         self.inner.checkpoint_seq.store(state.last_seq(), std::sync::atomic::Ordering::Relaxed);
@@ -313,13 +319,17 @@ impl Engine {
 
     /// A session for `user`, who must exist and be active.
     pub fn session(&self, user: &str) -> Result<Session, Error> {
-        let state = self.state();
-        let u = state.directory().user(user)?;
-        if !u.active {
-            return Err(DomainError::UserDeactivated { name: user.to_string() }.into());
-        }
+        check_user(&self.state(), user)?;
         Ok(Session { engine: self.clone(), user: user.to_string() })
     }
+}
+
+/// Refuses a user who does not exist or is deactivated.
+fn check_user(state: &Projection, user: &str) -> Result<(), Error> {
+    if !state.directory().user(user)?.active {
+        return Err(DomainError::UserDeactivated { name: user.to_string() }.into());
+    }
+    Ok(())
 }
 
 /// A running service's claim on its engine.

@@ -122,7 +122,7 @@ impl Engine {
 /// `tighten` (a writable open), takes group and other permissions away
 /// from the data directory of an older store (made before joblog created
 /// them 0700). A missing directory is fine (it will be created).
-fn check_store(data: &Path, tighten: bool) -> Result<(), LogError> {
+pub(super) fn check_store(data: &Path, tighten: bool) -> Result<(), LogError> {
     use crate::log::private::{check_owner, DIR_MODE};
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let io = |path: &Path, source| LogError::Io { path: path.to_path_buf(), source };

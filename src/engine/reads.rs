@@ -51,15 +51,13 @@ fn note(seq: u64, at: Timestamp, actor: Actor, before: &[HistoryEntry], message:
 impl Session {
     /// One job, if the user may read it.
     pub fn get(&self, id: Uuid) -> Result<Job, Error> {
-        self.job_in(&self.engine.state(), &self.engine.inner.log, id)
+        get_in(&self.engine.state(), &self.engine.inner.log, &self.user, id)
     }
 
     /// Job `id` in `state` (the current one, or the one a write of this
     /// session leaves), if this user may read it.
     pub(super) fn job_in(&self, state: &Projection, log: &Log, id: Uuid) -> Result<Job, Error> {
-        let target = state.write_target(id)?.ok_or_else(|| DomainError::job_not_found(id))?;
-        state.directory().check(&self.user, Privilege::Read, Some((&target.owner, &target.owningbusinessunit)))?;
-        state.job(id, log)
+        get_in(state, log, &self.user, id)
     }
 
     /// Whether the user may read job `id` now (false for a job that does
@@ -73,43 +71,7 @@ impl Session {
 
     /// Every transition of a job, oldest first.
     pub fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>, Error> {
-        self.get(id)?;
-        let state = self.engine.state();
-        let mut out = Vec::new();
-        for (seq, env) in state.history(id)? {
-            let entry = match env.event {
-                Event::JobCreated(j) => HistoryEntry {
-                    seq,
-                    at: env.at,
-                    actor: env.actor,
-                    action: None,
-                    from: None,
-                    status: j.status,
-                    postponeuntil: j.postponeuntil,
-                    message: j.message,
-                },
-                Event::Transition(t) => HistoryEntry {
-                    seq,
-                    at: env.at,
-                    actor: env.actor,
-                    action: Some(t.action),
-                    from: Some(t.from),
-                    status: t.to,
-                    postponeuntil: t.postponeuntil,
-                    message: t.message,
-                },
-                // A line that changes no status: the status it leaves.
-                Event::OwnerChanged { owner, .. } => {
-                    note(seq, env.at, env.actor, &out, format!("owner changed to {owner}"))
-                }
-                Event::JobResubmitted { new, .. } => {
-                    note(seq, env.at, env.actor, &out, format!("resubmitted as {new}"))
-                }
-                _ => continue,
-            };
-            out.push(entry);
-        }
-        Ok(out)
+        history_in(&self.engine.state(), &self.engine.inner.log, &self.user, id)
     }
 
     /// One page of the jobs the user may see, newest `createdon` first.
@@ -119,13 +81,107 @@ impl Session {
         after: Option<&Cursor>,
         limit: usize,
     ) -> Result<(Vec<Job>, Option<Cursor>), Error> {
-        let state = self.engine.state();
-        state.query_jobs(filter, &visibility(&state, &self.user), after, limit)
+        list_in(&self.engine.state(), &self.engine.inner.log, &self.user, filter, after, limit)
     }
 
     /// How many jobs the user may see match `filter`.
     pub fn count(&self, filter: &Filter) -> Result<usize, Error> {
-        let state = self.engine.state();
-        state.count(filter, &visibility(&state, &self.user))
+        count_in(&self.engine.state(), &self.user, filter)
     }
+}
+
+/// The reads of jobs a user may make, by a [`Session`] or by a
+/// [`super::Reader`] of a store opened for reading jobs alone
+/// ([`super::Views`]): what `joblog list` and `joblog show` need.
+pub trait Reads {
+    /// One job, if the user may read it.
+    fn get(&self, id: Uuid) -> Result<Job, Error>;
+    /// Every transition of a job, oldest first.
+    fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>, Error>;
+    /// One page of the jobs the user may see, newest `createdon` first,
+    /// and the cursor after it when there may be more.
+    fn list(&self, filter: &Filter, after: Option<&Cursor>, limit: usize) -> Result<(Vec<Job>, Option<Cursor>), Error>;
+    /// How many jobs the user may see match `filter`.
+    fn count(&self, filter: &Filter) -> Result<usize, Error>;
+}
+
+impl Reads for Session {
+    fn get(&self, id: Uuid) -> Result<Job, Error> {
+        Session::get(self, id)
+    }
+
+    fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>, Error> {
+        Session::history(self, id)
+    }
+
+    fn list(&self, filter: &Filter, after: Option<&Cursor>, limit: usize) -> Result<(Vec<Job>, Option<Cursor>), Error> {
+        Session::list(self, filter, after, limit)
+    }
+
+    fn count(&self, filter: &Filter) -> Result<usize, Error> {
+        Session::count(self, filter)
+    }
+}
+
+/// Job `id` in `state`, if `user` may read it.
+pub(super) fn get_in(state: &Projection, log: &Log, user: &str, id: Uuid) -> Result<Job, Error> {
+    let target = state.write_target(id)?.ok_or_else(|| DomainError::job_not_found(id))?;
+    state.directory().check(user, Privilege::Read, Some((&target.owner, &target.owningbusinessunit)))?;
+    state.job(id, log)
+}
+
+/// Every transition of job `id` in `state`, oldest first, if `user` may
+/// read it.
+pub(super) fn history_in(state: &Projection, log: &Log, user: &str, id: Uuid) -> Result<Vec<HistoryEntry>, Error> {
+    get_in(state, log, user, id)?;
+    let mut out = Vec::new();
+    for (seq, env) in state.history(id, log)? {
+        let entry = match env.event {
+            Event::JobCreated(j) => HistoryEntry {
+                seq,
+                at: env.at,
+                actor: env.actor,
+                action: None,
+                from: None,
+                status: j.status,
+                postponeuntil: j.postponeuntil,
+                message: j.message,
+            },
+            Event::Transition(t) => HistoryEntry {
+                seq,
+                at: env.at,
+                actor: env.actor,
+                action: Some(t.action),
+                from: Some(t.from),
+                status: t.to,
+                postponeuntil: t.postponeuntil,
+                message: t.message,
+            },
+            // A line that changes no status: the status it leaves.
+            Event::OwnerChanged { owner, .. } => {
+                note(seq, env.at, env.actor, &out, format!("owner changed to {owner}"))
+            }
+            Event::JobResubmitted { new, .. } => note(seq, env.at, env.actor, &out, format!("resubmitted as {new}")),
+            _ => continue,
+        };
+        out.push(entry);
+    }
+    Ok(out)
+}
+
+/// One page of the jobs of `state` that `user` may see.
+pub(super) fn list_in(
+    state: &Projection,
+    log: &Log,
+    user: &str,
+    filter: &Filter,
+    after: Option<&Cursor>,
+    limit: usize,
+) -> Result<(Vec<Job>, Option<Cursor>), Error> {
+    state.query_jobs(filter, &visibility(state, user), after, limit, log)
+}
+
+/// How many jobs of `state` that `user` may see match `filter`.
+pub(super) fn count_in(state: &Projection, user: &str, filter: &Filter) -> Result<usize, Error> {
+    state.count(filter, &visibility(state, user))
 }

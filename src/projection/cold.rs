@@ -35,9 +35,14 @@ use crate::sys::map::SegmentMap;
 
 const MAGIC: [u8; 8] = *b"JLCOLDRN";
 const TRAILER_MAGIC: [u8; 8] = *b"JLCOLDND";
-/// The run format's version: 2 added [`Section::ByStatus`]; version 1
-/// runs are still read (without it).
-pub const VERSION: u16 = 3;
+/// The run format's version: 2 added [`Section::ByStatus`], 3
+/// [`Section::Dropped`] and the run a copy stands in for, 4 the flags
+/// ([`HOLDS_OPEN`]); every older version is still read.
+pub const VERSION: u16 = 4;
+/// A flag of the header (format 4 on): the run may hold jobs that are not
+/// Completed (a checkpoint's image of its hot rows, `snapshot.rs`), which
+/// a cold run never does.
+pub const HOLDS_OPEN: u32 = 1;
 /// The checked unit.
 pub const PAGE: usize = 4096;
 const PAGE_U32: u32 = 4096;
@@ -112,7 +117,7 @@ fn section_count(version: u16) -> Option<usize> {
     match version {
         1 => Some(11),
         2 => Some(12),
-        3 => Some(13),
+        3 | 4 => Some(13),
         _ => None,
     }
 }
@@ -237,13 +242,21 @@ impl ColdRow {
         }
         let i = |at: usize| i64::from_le_bytes(arr(b, at));
         let u = |at: usize| u32::from_le_bytes(arr(b, at));
-        // The Completed reasons (State 3), matched here: this runs for
-        // every row a view or a deletion looks at.
+        // Matched here: this runs for every row a view or a deletion
+        // looks at. Whether a reason that is not a Completed one may be
+        // there is the run's to say ([`ColdRun::row`]).
         let reason = match u(60) {
             30 => StatusReason::Succeeded,
             31 => StatusReason::Failed,
             32 => StatusReason::Canceled,
-            other => return Err(format!("status reason {other} is not a Completed one")),
+            0 => StatusReason::WaitingForResources,
+            10 => StatusReason::Waiting,
+            11 => StatusReason::Retrying,
+            12 => StatusReason::Paused,
+            20 => StatusReason::InProgress,
+            21 => StatusReason::Pausing,
+            22 => StatusReason::Canceling,
+            other => return Err(format!("status reason {other} does not exist")),
         };
         Ok(ColdRow {
             id: Uuid::from_bytes(arr(b, 0)),
@@ -301,20 +314,31 @@ pub fn parse_file_name(name: &str) -> Option<u64> {
     name.strip_prefix("cold-")?.strip_suffix(".run")?.parse().ok()
 }
 
-/// Writes run `id` of `jobs` (Completed, any order) to `path`, whole:
-/// the bytes are written and synced under a temporary name, then renamed
+/// Writes run `id` of `jobs` (any order) to `path`, whole: the bytes are
+/// written and synced under a temporary name, then renamed
 /// (`log::private::install_file`). `segments`: each log segment the
-/// positions point into, with its generation.
-pub fn write_run(path: &Path, id: u64, jobs: Vec<ColdJob<'_>>, segments: &BTreeMap<u64, u32>) -> Result<(), Error> {
+/// positions point into, with its generation. `flags`: 0 for a cold run
+/// (its jobs are all Completed, which reading it checks), or
+/// [`HOLDS_OPEN`].
+pub fn write_run(
+    path: &Path,
+    id: u64,
+    jobs: Vec<ColdJob<'_>>,
+    segments: &BTreeMap<u64, u32>,
+    flags: u32,
+) -> Result<(), Error> {
     let rows = jobs.len() as u64;
-    write_sections(path, id, None, rows, |put| sections_of(jobs, segments, Vec::new(), put))
+    if flags & HOLDS_OPEN == 0 && jobs.iter().any(|j| !j.row.status().is_completed()) {
+        return Err(Error::corrupt("a cold run of a job that is not Completed"));
+    }
+    write_sections(path, id, None, rows, flags, |put| sections_of(jobs, segments, Vec::new(), put))
 }
 
 /// Writes a run without rows at `path` that stands in for run `replaces`
 /// (a deletion took every row of it; see [`ColdRun::replaces`]), with
 /// `dropped` ([`ColdRun::dropped`]).
 pub fn write_empty_run(path: &Path, id: u64, replaces: u64, dropped: Vec<Position>) -> Result<(), Error> {
-    write_sections(path, id, Some(replaces), 0, |put| sections_of(Vec::new(), &BTreeMap::new(), dropped, put))
+    write_sections(path, id, Some(replaces), 0, 0, |put| sections_of(Vec::new(), &BTreeMap::new(), dropped, put))
 }
 
 /// The offsets, sorted, of a segment's events of deleted jobs still
@@ -382,7 +406,8 @@ pub fn copy_run(
     }
     let replaces = stand_in.as_ref().map(|s| s.replaces);
     let pending = stand_in.map(|s| s.pending);
-    write_sections(path, id, replaces, u64::from(kept), |put| {
+    let flags = if run.holds_open { HOLDS_OPEN } else { 0 };
+    write_sections(path, id, replaces, u64::from(kept), flags, |put| {
         run.sections_without(&renumber, kept as usize, relocate, live, pending, put)
     })
 }
@@ -402,6 +427,7 @@ fn write_sections(
     id: u64,
     replaces: Option<u64>,
     rows: u64,
+    flags: u32,
     produce: impl FnOnce(Put<'_>) -> Result<(), Error>,
 ) -> Result<(), Error> {
     let io = |p: &Path| {
@@ -415,7 +441,8 @@ fn write_sections(
         let (tx, rx) = crossbeam_channel::bounded::<SectionBytes>(1);
         std::thread::scope(|scope| {
             let writer = scope.spawn(move || -> std::io::Result<()> {
-                let mut out = RunWriter::start(std::io::BufWriter::with_capacity(1 << 20, file), id, replaces, rows)?;
+                let mut out =
+                    RunWriter::start(std::io::BufWriter::with_capacity(1 << 20, file), id, replaces, rows, flags)?;
                 let mut unsynced = 0;
                 for (tag, bytes) in rx {
                     out.begin(tag, bytes.len())?;
@@ -525,7 +552,9 @@ fn sections_of(
         let reason = u64::from(row.reason as u32) << 32;
         by_status.push((reason | u64::from(row.operationtype), i));
         by_status.push((reason | u64::from(ANY_TYPE), i));
-        completed.push((reason | u64::from(row.operationtype), row.completedon, row.id, i));
+        if row.status().is_completed() {
+            completed.push((reason | u64::from(row.operationtype), row.completedon, row.id, i));
+        }
     }
     drop(temps);
     put((Section::Rows, rows))?;
@@ -672,7 +701,7 @@ struct RunWriter<W: Write> {
 impl<W: Write> RunWriter<W> {
     /// Writes the header of run `id` of `rows` rows (every section of
     /// today's format), standing in for run `replaces`.
-    fn start(out: W, id: u64, replaces: Option<u64>, rows: u64) -> std::io::Result<Self> {
+    fn start(out: W, id: u64, replaces: Option<u64>, rows: u64, flags: u32) -> std::io::Result<Self> {
         let mut h = [0u8; HEADER_LEN];
         h[..8].copy_from_slice(&MAGIC);
         h[8..10].copy_from_slice(&VERSION.to_le_bytes());
@@ -681,6 +710,7 @@ impl<W: Write> RunWriter<W> {
         h[24..32].copy_from_slice(&rows.to_le_bytes());
         h[32..36].copy_from_slice(&u32_of(SECTIONS.len(), "sections").unwrap_or(u32::MAX).to_le_bytes());
         h[36..44].copy_from_slice(&replaces.map_or(0, |r| r.saturating_add(1)).to_le_bytes());
+        h[44..48].copy_from_slice(&flags.to_le_bytes());
         let crc = crc32fast::hash(&h[..60]);
         h[60..64].copy_from_slice(&crc.to_le_bytes());
         let mut out = Paged::new(out);
@@ -834,6 +864,8 @@ pub struct ColdRun {
     /// Its smallest and greatest ids, read once (`ColdRun::find`).
     id_bounds: std::sync::OnceLock<(Uuid, Uuid)>,
     replaces: Option<u64>,
+    /// [`HOLDS_OPEN`].
+    holds_open: bool,
 }
 
 impl ColdRun {
@@ -905,6 +937,7 @@ impl ColdRun {
         let rows = usize_of(le_u64(h, 24));
         let count = usize_of(u64::from(le_u32(h, 32)));
         let replaces = replaces_in(h, version);
+        let holds_open = version >= 4 && le_u32(h, 44) & HOLDS_OPEN != 0;
         let t = &all[len - TRAILER_LEN..];
         if t[16..] != TRAILER_MAGIC || crc32fast::hash(&t[..12]) != le_u32(t, 12) {
             return Err(bad(len - TRAILER_LEN, "the trailer does not check (a truncated or damaged run)".into()));
@@ -936,6 +969,7 @@ impl ColdRun {
             checked,
             id_bounds: Default::default(),
             replaces,
+            holds_open,
         };
         let dir_len = count * DIR_ENTRY_LEN;
         let dir_at = data_end
@@ -1070,7 +1104,21 @@ impl ColdRun {
     /// Row `i`.
     pub fn row(&self, i: u32) -> Result<ColdRow, Error> {
         let b = self.row_bytes(i, ROW_LEN)?;
-        ColdRow::decode(b).map_err(|why| corrupt_at(&self.path, self.sections[0].0 + i as usize * ROW_LEN, why))
+        let at = || self.sections[0].0 + i as usize * ROW_LEN;
+        let row = ColdRow::decode(b).map_err(|why| corrupt_at(&self.path, at(), why))?;
+        if !self.holds_open && !row.status().is_completed() {
+            return Err(corrupt_at(
+                &self.path,
+                at(),
+                format!("status reason {} in a run of Completed jobs", row.reason as u32),
+            ));
+        }
+        Ok(row)
+    }
+
+    /// Whether it may hold jobs that are not Completed ([`HOLDS_OPEN`]).
+    pub fn holds_open(&self) -> bool {
+        self.holds_open
     }
 
     /// The first `len` bytes of row `i`.
@@ -1576,7 +1624,7 @@ mod tests {
     fn bytes_of(jobs: &[ColdJob]) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(file_name(7));
-        write_run(&path, 7, jobs.to_vec(), &BTreeMap::from([(1, 0)])).unwrap();
+        write_run(&path, 7, jobs.to_vec(), &BTreeMap::from([(1, 0)]), 0).unwrap();
         std::fs::read(path).unwrap()
     }
 
@@ -1736,7 +1784,7 @@ mod tests {
         assert_eq!(copy.len(), others.len());
         let written = tempfile::tempdir().unwrap();
         let path = written.path().join(file_name(8));
-        write_run(&path, 8, others, &BTreeMap::from([(2, 4)])).unwrap();
+        write_run(&path, 8, others, &BTreeMap::from([(2, 4)]), 0).unwrap();
         assert_eq!(answers(&copy), answers(&ColdRun::open(&path).unwrap()));
         assert_eq!(copy.segments().unwrap(), BTreeMap::from([(2, 4)]));
         for id in gone_ids {

@@ -176,6 +176,7 @@ struct ColdPlan {
     /// The index walked (`None`: every row, which are in createdon order).
     source: Option<(Section, u64)>,
     operationtype: Option<u32>,
+    state: Option<State>,
     status: Option<StatusReason>,
     owner: Option<u32>,
     workflow: Option<u32>,
@@ -193,6 +194,7 @@ struct ColdPlan {
 impl ColdPlan {
     fn matches(&self, r: &ColdRow) -> bool {
         self.operationtype.is_none_or(|t| r.operationtype == t)
+            && self.state.is_none_or(|s| r.status().state() == s)
             && self.status.is_none_or(|s| r.reason == s)
             && self.workflow.is_none_or(|w| r.workflow == w)
             && self.regarding.is_none_or(|g| r.regarding == g)
@@ -204,12 +206,13 @@ impl ColdPlan {
     }
 }
 
-/// Whether the filter (and visibility) can match a cold job at all (a
-/// Completed one).
-fn cold_possible(f: &Filter, vis: &Visibility) -> bool {
+/// Whether the filter (and visibility) can match a job of `run` at all: a
+/// Completed one, unless the run may hold others (`ColdRun::holds_open`).
+fn run_possible(run: &Cold, f: &Filter, vis: &Visibility) -> bool {
     possible(f, vis)
-        && f.state.is_none_or(|s| s == State::Completed)
-        && f.status_reason.is_none_or(|r| Status::of_reason(r).is_completed())
+        && (run.holds_open()
+            || (f.state.is_none_or(|s| s == State::Completed)
+                && f.status_reason.is_none_or(|r| Status::of_reason(r).is_completed())))
 }
 
 /// Whether the filter (and visibility) can match anything at all.
@@ -386,14 +389,14 @@ impl Projection {
 
     /// The filter's plan on each cold run that may hold a match.
     fn cold_plans(&self, f: &Filter, vis: &Visibility) -> Result<Vec<ColdPlan>, Error> {
-        if !cold_possible(f, vis) {
-            return Ok(Vec::new());
-        }
-        (0..self.cold.len()).filter_map(|k| self.cold_plan(k, f, vis).transpose()).collect()
+        (0..self.cold.len())
+            .filter(|&k| run_possible(&self.cold[k], f, vis))
+            .filter_map(|k| self.cold_plan(k, f, vis).transpose())
+            .collect()
     }
 
     /// [`Projection::cold_plans`]'s plan for run `k` alone (`None`: nothing
-    /// in it can match), once [`cold_possible`] said yes.
+    /// in it can match), once [`run_possible`] said yes.
     fn cold_plan(&self, k: usize, f: &Filter, vis: &Visibility) -> Result<Option<ColdPlan>, Error> {
         let run = &self.cold[k];
         // A name the run does not hold: nothing in it matches.
@@ -456,6 +459,7 @@ impl Projection {
             k,
             source,
             operationtype: f.operationtype.map(|t| t.0),
+            state: f.state,
             status: f.status_reason,
             owner,
             workflow,
@@ -501,8 +505,8 @@ impl Projection {
         // is not below the cursor is never opened. Runs still closed, by
         // their newest key, the newest last.
         let mut closed: Vec<(Key, usize)> = Vec::with_capacity(self.cold.len());
-        if cold_possible(filter, vis) {
-            for (k, run) in self.cold.iter().enumerate() {
+        for (k, run) in self.cold.iter().enumerate() {
+            if run_possible(run, filter, vis) {
                 let Some(last) = u32::try_from(run.len()).ok().and_then(|n| n.checked_sub(1)) else { continue };
                 let below_start = |key: Key| start.is_none_or(|s| key < s);
                 let after_created = |key: Key| filter.created_after.is_none_or(|t| key.0 > t.micros());
@@ -623,12 +627,21 @@ impl Projection {
         for p in self.cold_plans(filter, vis)? {
             let run = &self.cold[p.k];
             let whole = if p.only_status_and_type {
-                run.keys(Section::Completed)?
+                // A run of Completed jobs, by its completed index; one that
+                // may hold others, by its status index (each row is there
+                // twice: under its type and under every type).
+                let (section, state) =
+                    if run.holds_open() { (Section::ByStatus, None) } else { (Section::Completed, Some(3)) };
+                run.keys(section)?
                     .into_iter()
                     .filter(|&(key, _)| {
                         let reason = u32::try_from(key >> 32).unwrap_or(u32::MAX);
-                        let reason = Status::from_codes(3, reason).ok();
-                        reason.is_some_and(wanted) && of_type((key & u64::from(u32::MAX)) as u32)
+                        let reason = match state {
+                            Some(st) => Status::from_codes(st, reason).ok(),
+                            None => Status::all().find(|s| s.reason() as u32 == reason),
+                        };
+                        let t = (key & u64::from(u32::MAX)) as u32;
+                        reason.is_some_and(wanted) && t != cold::ANY_TYPE && of_type(t)
                     })
                     .map(|(_, len)| len)
                     .sum()
@@ -778,7 +791,9 @@ impl Projection {
                     continue;
                 }
                 let row = run.row(r)?;
-                push((row.completedon, row.createdon, row.id), row.reason);
+                if row.status().is_completed() {
+                    push((row.completedon, row.createdon, row.id), row.reason);
+                }
             }
         }
         let mut ended: Vec<((i64, i64, Uuid), StatusReason)> = last.into_iter().map(|Reverse(e)| e).collect();

@@ -8,14 +8,14 @@
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | magic `JOBLOGSN` |
-//! | 8 | 2 | snapshot format version (8; 6 and 7 are read) |
+//! | 8 | 2 | snapshot format version (9; 6 to 8 are read) |
 //! | 10 | 2 | codec version (`codec::CODEC_VERSION`) |
 //! | 12 | 4 | reserved, 0 |
 //! | 16 | 8 | last_seq: the last event folded in |
-//! | 24 | 8 | body length in bytes |
-//! | 32 | 4 | CRC32 of the body |
+//! | 24 | 8 | length of the body (format 9: of its head part) |
+//! | 32 | 4 | CRC32 of the body (format 9: of its head part) |
 //! | 36 | 4 | CRC32 of bytes 0..36 |
-//! | 40 | … | body: the projection's rows, strings, event chain, segments, directory, workflows, the store's policy, bearer tokens (codec; rows and chain as fixed records since format 8, docs/format.md) |
+//! | 40 | … | format 9: the head part (the runs, the image of the hot rows, segments, directory, workflows, the store's policy, bearer tokens), then a 16-byte frame (length, CRC32, its own CRC32) and the hot part (rows, strings, event chain, garbage, deletions); before: one body of all of it (docs/format.md, "Checkpoints") |
 
 // A decoder of bytes from disk or a socket: those never panic the process
 // nor lose bits in a cast (Cargo.toml, `[lints]`).
@@ -44,9 +44,14 @@ const MAGIC: [u8; 8] = *b"JOBLOGSN";
 /// 3: the directory maps OS users; 4: the store's policy; 5: bearer
 /// tokens; 6: the deletions by id (older snapshots are skipped: replay);
 /// 7: the cold runs it relies on, before the body; 8: rows and the event
-/// chain in a fixed layout (`RowTable`, `EventTable`). Versions 6 and 7
-/// are read.
-const VERSION: u16 = 8;
+/// chain in a fixed layout (`RowTable`, `EventTable`); 9: the body in two
+/// parts, each with its own checksum (a head part that a reading command
+/// reads alone, naming the image of the hot rows it maps, then the hot
+/// part). Versions 6 to 8 are read.
+const VERSION: u16 = 9;
+/// The frame before format 9's hot part: its length (u64), its CRC32,
+/// and the CRC32 of those 12 bytes.
+const FRAME_LEN: usize = 16;
 
 /// What a checkpoint says of the cold tier (format 7, before the body).
 #[derive(Serialize, Deserialize)]
@@ -62,22 +67,78 @@ const HEADER_LEN: usize = 40;
 /// Snapshots kept: the newest and the one before it.
 pub(crate) const KEEP: usize = 2;
 
+/// Format 9's head part (after [`Tiers`]): what a reading command needs
+/// besides the runs.
 #[derive(Serialize)]
-struct BodyRef<'a> {
-    rows: RowTable<&'a [Row]>,
-    strings: &'a Interner,
-    events: EventTable<&'a [(Pos, u32)]>,
+struct HeadRef<'a> {
+    /// The run holding the image of the hot rows (`Projection::write_hot_run`).
+    hot_run: u64,
     segments: &'a Vec<u64>,
     generations: Vec<Option<u32>>,
-    garbage: &'a BTreeMap<u64, Vec<u64>>,
-    deletions: &'a Vec<DeletionRecord>,
-    deletions_by_id: &'a Vec<IdDeletionRecord>,
     directory: &'a Option<Directory>,
     workflows: &'a BTreeMap<String, WorkflowDefinition>,
     policy: &'a StorePolicy,
     tokens: &'a Tokens,
     last_seq: u64,
     last_at: Option<Timestamp>,
+}
+
+/// [`HeadRef`] as read.
+#[derive(Deserialize)]
+struct Head {
+    hot_run: u64,
+    segments: Vec<u64>,
+    generations: Vec<Option<u32>>,
+    directory: Option<Directory>,
+    workflows: BTreeMap<String, WorkflowDefinition>,
+    policy: StorePolicy,
+    tokens: Tokens,
+    last_seq: u64,
+    last_at: Option<Timestamp>,
+}
+
+/// Format 9's hot part: the hot rows and what only a writer needs.
+#[derive(Serialize)]
+struct HotRef<'a> {
+    rows: RowTable<&'a [Row]>,
+    strings: &'a Interner,
+    events: EventTable<&'a [(Pos, u32)]>,
+    garbage: &'a BTreeMap<u64, Vec<u64>>,
+    deletions: &'a Vec<DeletionRecord>,
+    deletions_by_id: &'a Vec<IdDeletionRecord>,
+}
+
+/// [`HotRef`] as read.
+#[derive(Deserialize, Default)]
+struct Hot {
+    rows: RowTable<Vec<Row>>,
+    strings: Interner,
+    events: EventTable<Vec<(Pos, u32)>>,
+    garbage: BTreeMap<u64, Vec<u64>>,
+    deletions: Vec<DeletionRecord>,
+    deletions_by_id: Vec<IdDeletionRecord>,
+}
+
+impl Head {
+    /// The body of a checkpoint of formats before 9.
+    fn with(self, hot: Hot) -> Body {
+        Body {
+            rows: hot.rows,
+            strings: hot.strings,
+            events: hot.events,
+            segments: self.segments,
+            generations: self.generations,
+            garbage: hot.garbage,
+            deletions: hot.deletions,
+            deletions_by_id: hot.deletions_by_id,
+            directory: self.directory,
+            workflows: self.workflows,
+            policy: self.policy,
+            tokens: self.tokens,
+            last_seq: self.last_seq,
+            last_at: self.last_at,
+        }
+    }
 }
 
 /// A checkpoint's body as read: `Body` in format 8, `Body<Vec<Row>,
@@ -107,9 +168,11 @@ struct Body<R = RowTable<Vec<Row>>, E = EventTable<Vec<(Pos, u32)>>> {
 /// docs/format.md "Checkpoints"): read back with one allocation of the
 /// right size and fixed offsets, where the codec's row by row decoding
 /// grew the vector step by step and was most of an open.
+#[derive(Default)]
 struct RowTable<R>(R);
 /// The event chain as one byte string of 12-byte records: the frame's
 /// segment ordinal and offset, the job's previous entry.
+#[derive(Default)]
 struct EventTable<E>(E);
 
 const ROW_BYTES: usize = 104;
@@ -333,11 +396,47 @@ fn header(last_seq: u64, body_len: u64, body_crc: u32) -> [u8; HEADER_LEN] {
     h
 }
 
-/// The bytes of a checkpoint file holding `body` as its body, with a valid
-/// header and checksums: for tests and fuzzing of the loader.
-pub fn checkpoint_file_bytes(last_seq: u64, body: &[u8]) -> Vec<u8> {
-    let mut file = header(last_seq, body.len() as u64, crc32fast::hash(body)).to_vec();
-    file.extend_from_slice(body);
+/// The frame before format 9's hot part.
+fn frame(len: u64, crc: u32) -> [u8; FRAME_LEN] {
+    let mut f = [0u8; FRAME_LEN];
+    f[0..8].copy_from_slice(&len.to_le_bytes());
+    f[8..12].copy_from_slice(&crc.to_le_bytes());
+    let own = crc32fast::hash(&f[..12]);
+    f[12..16].copy_from_slice(&own.to_le_bytes());
+    f
+}
+
+/// A part of a checkpoint that failed to be written.
+enum PartError {
+    Io(std::io::Error),
+    Codec(CodecError),
+}
+
+impl PartError {
+    fn at(self, path: &Path) -> Error {
+        match self {
+            PartError::Io(e) => io(path)(e),
+            PartError::Codec(e) => e.into(),
+        }
+    }
+}
+
+/// Encodes `value` at `file`'s offset: its length and CRC32.
+fn write_part(file: &fs::File, value: &impl Serialize) -> Result<(u64, u32), PartError> {
+    let mut w = Crc { inner: BufWriter::with_capacity(1 << 20, file), hasher: crc32fast::Hasher::new(), len: 0 };
+    codec::encode_to(value, &mut w).map_err(PartError::Codec)?;
+    w.flush().map_err(PartError::Io)?;
+    Ok((w.len, w.hasher.finalize()))
+}
+
+/// The bytes of a checkpoint file of today's format holding `head` as its
+/// head part and `hot` as its hot part, with a valid header, frame and
+/// checksums: for tests and fuzzing of the loader.
+pub fn checkpoint_file_bytes(last_seq: u64, head: &[u8], hot: &[u8]) -> Vec<u8> {
+    let mut file = header(last_seq, head.len() as u64, crc32fast::hash(head)).to_vec();
+    file.extend_from_slice(head);
+    file.extend_from_slice(&frame(hot.len() as u64, crc32fast::hash(hot)));
+    file.extend_from_slice(hot);
     file
 }
 
@@ -385,24 +484,26 @@ impl Projection {
     /// `keep` (at least this one; `KEEP` usually). `live` is the log's
     /// segments (key → generation) as this state's positions refer to
     /// them. Returns its path.
-    pub(crate) fn save_snapshot(&self, dir: &Path, live: &Generations, keep: usize) -> Result<PathBuf, Error> {
+    ///
+    /// `hot_run`: the run already written in `dir` holding the image of
+    /// this state's hot rows ([`Projection::write_hot_run`]).
+    pub(crate) fn save_snapshot(
+        &self,
+        dir: &Path,
+        live: &Generations,
+        keep: usize,
+        hot_run: u64,
+    ) -> Result<PathBuf, Error> {
         crate::log::private::create_dir_all(dir).map_err(io(dir))?;
         let path = dir.join(file_name(self.last_seq));
         let tmp = dir.join(format!("{}.tmp", file_name(self.last_seq)));
         let write = || -> Result<(), Error> {
             let mut file = crate::log::private::create_file(&tmp, true).map_err(io(&tmp))?;
             file.write_all(&[0u8; HEADER_LEN]).map_err(io(&tmp))?;
-            let mut w =
-                Crc { inner: BufWriter::with_capacity(1 << 20, &file), hasher: crc32fast::Hasher::new(), len: 0 };
-            let body = BodyRef {
-                rows: RowTable(&self.rows),
-                strings: &self.strings,
-                events: EventTable(&self.events),
+            let head = HeadRef {
+                hot_run,
                 segments: &self.segments,
                 generations: self.segments.iter().map(|s| live.get(s).copied()).collect(),
-                garbage: &self.garbage,
-                deletions: &self.deletions,
-                deletions_by_id: &self.deletions_by_id,
                 directory: &self.directory,
                 workflows: &self.workflows,
                 policy: &self.policy,
@@ -415,13 +516,21 @@ impl Projection {
                 next_run: self.next_run,
                 gone: self.cold.iter().map(|c| c.gone.iter().collect()).collect(),
             };
-            codec::encode_to(&(tiers, body), &mut w)?;
-            w.flush().map_err(io(&tmp))?;
-            let Crc { hasher, len, inner } = w;
-            drop(inner);
-            let crc = hasher.finalize();
+            let (head_len, head_crc) = write_part(&file, &(tiers, head)).map_err(|e| e.at(&tmp))?;
+            file.write_all(&[0u8; FRAME_LEN]).map_err(io(&tmp))?;
+            let hot = HotRef {
+                rows: RowTable(&self.rows),
+                strings: &self.strings,
+                events: EventTable(&self.events),
+                garbage: &self.garbage,
+                deletions: &self.deletions,
+                deletions_by_id: &self.deletions_by_id,
+            };
+            let (hot_len, hot_crc) = write_part(&file, &hot).map_err(|e| e.at(&tmp))?;
             use std::os::unix::fs::FileExt;
-            file.write_all_at(&header(self.last_seq, len, crc), 0).map_err(io(&tmp))?;
+            let frame_at = HEADER_LEN as u64 + head_len;
+            file.write_all_at(&frame(hot_len, hot_crc), frame_at).map_err(io(&tmp))?;
+            file.write_all_at(&header(self.last_seq, head_len, head_crc), 0).map_err(io(&tmp))?;
             file.sync_all().map_err(io(&tmp))
         };
         install_file(dir, &tmp, &path, write, || crate::crashpoint::reached("checkpoint")).map_err(|e| match e {
@@ -474,6 +583,22 @@ impl Projection {
         note.contains(AHEAD_OF_THE_LOG)
     }
 
+    /// The state a reading command needs, without the hot rows in memory
+    /// (their image in a run is mapped instead: [`Projection::write_hot_run`]),
+    /// from the newest checkpoint in `dir` when it holds every event of
+    /// the log (`log_next_seq`) and is of format 9 on; `None` otherwise,
+    /// or when anything in it does not check (an open then loads a
+    /// checkpoint whole, or replays). Such a state answers the reads of
+    /// one job and the views (`engine/views.rs`), nothing else: its hot
+    /// indices are empty.
+    pub(crate) fn load_views(dir: &Path, log_next_seq: u64, live: &Generations) -> Option<Projection> {
+        let (seq, path) = list(dir).into_iter().next()?;
+        if seq.checked_add(1) != Some(log_next_seq) {
+            return None;
+        }
+        load_views(&path, live).ok().filter(|p| p.last_seq == seq)
+    }
+
     /// Loads the newest valid snapshot in `dir` whose last event is before
     /// `log_next_seq` and whose segments are the log's (`live`: first
     /// sequence number → generation; a compaction since makes a checkpoint
@@ -507,19 +632,20 @@ impl Projection {
 /// The cold runs checkpoint `path` names (`None` when they cannot be
 /// read).
 fn runs_named(path: &Path) -> Option<Vec<u64>> {
-    use std::io::Read;
-    let mut file = fs::File::open(path).ok()?;
-    let mut h = [0u8; HEADER_LEN];
-    file.read_exact(&mut h).ok()?;
-    let (_, _, _, version) = parse_header(&h)?;
-    if version < 7 {
+    let file = File::open(path).ok()?;
+    if file.version < 7 {
         return Some(Vec::new());
     }
-    // The runs are at the start of the body, with every run's deleted rows.
-    let mut body = Vec::new();
-    file.read_to_end(&mut body).ok()?;
-    let (tiers, _) = codec::decode_prefix_large::<Tiers>(&body).ok()?;
-    Some(tiers.cold)
+    // The runs are at the start of the body (format 9: of its head part),
+    // with every run's deleted rows; the image of the hot rows comes next.
+    let first = file.first_part().ok()?;
+    if file.version < 9 {
+        return Some(codec::decode_prefix_large::<Tiers>(first).ok()?.0.cold);
+    }
+    let (tiers, head) = codec::decode_large::<(Tiers, Head)>(first).ok()?;
+    let mut runs = tiers.cold;
+    runs.push(head.hot_run);
+    Some(runs)
 }
 
 /// Whether positions into segment `key` as of `generation` still hold: it
@@ -535,51 +661,166 @@ fn current(live: &Generations, key: u64, generation: u32) -> bool {
     }
 }
 
-fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
-    let corrupt = |why: &str| Error::Corrupt {
+/// A checkpoint file, mapped, its header checked.
+struct File {
+    path: PathBuf,
+    map: crate::sys::map::SegmentMap,
+    version: u16,
+    /// The body (before format 9), or the head part (format 9 on).
+    body_len: usize,
+    body_crc: u32,
+}
+
+impl File {
+    fn corrupt(&self, why: &str) -> Error {
+        corrupt_in(&self.path, why)
+    }
+
+    fn open(path: &Path) -> Result<File, Error> {
+        let corrupt = |why: &str| corrupt_in(path, why);
+        // The whole file, so that decoding never trusts a length beyond
+        // what the file holds; mapped, not read into memory of the
+        // process's own (a copy of tens of megabytes at 10M jobs, and its
+        // pages zeroed).
+        let file = fs::File::open(path).map_err(io(path))?;
+        let len =
+            usize::try_from(file.metadata().map_err(io(path))?.len()).map_err(|_| corrupt("larger than memory"))?;
+        if len < HEADER_LEN {
+            return Err(corrupt("shorter than its header"));
+        }
+        let map = crate::sys::map::SegmentMap::read_only(&file, len).map_err(io(path))?;
+        let h: &[u8; HEADER_LEN] = map
+            .bytes()
+            .get(..HEADER_LEN)
+            .and_then(|h| h.try_into().ok())
+            .ok_or_else(|| corrupt("shorter than its header"))?;
+        let (_, body_len, body_crc, version) = parse_header(h).ok_or_else(|| corrupt("bad header"))?;
+        let body_len = usize::try_from(body_len).map_err(|_| corrupt("larger than memory"))?;
+        if HEADER_LEN.checked_add(body_len).is_none_or(|end| end > len) {
+            return Err(corrupt("length differs from its header"));
+        }
+        Ok(File { path: path.to_path_buf(), map, version, body_len, body_crc })
+    }
+
+    /// The body's bytes (before format 9) or the head part's, checked.
+    fn first_part(&self) -> Result<&[u8], Error> {
+        let part = &self.map.bytes()[HEADER_LEN..HEADER_LEN + self.body_len];
+        if crc32fast::hash(part) != self.body_crc {
+            return Err(self.corrupt("body checksum mismatch"));
+        }
+        Ok(part)
+    }
+
+    /// The hot part of format 9, checked: after the head part, a frame of
+    /// its length, its CRC and the frame's own CRC.
+    fn hot_part(&self) -> Result<&[u8], Error> {
+        let rest = &self.map.bytes()[HEADER_LEN + self.body_len..];
+        let frame = rest.get(..FRAME_LEN).ok_or_else(|| self.corrupt("no hot part after the head"))?;
+        let n = |at| u32::from_le_bytes(le(frame, at));
+        if n(12) != crc32fast::hash(&frame[..12]) {
+            return Err(self.corrupt("the hot part's frame does not match its checksum"));
+        }
+        let hot = &rest[FRAME_LEN..];
+        if hot.len() as u64 != u64::from_le_bytes(le(frame, 0)) {
+            return Err(self.corrupt("length differs from its header"));
+        }
+        if crc32fast::hash(hot) != n(8) {
+            return Err(self.corrupt("the hot part's checksum does not match"));
+        }
+        Ok(hot)
+    }
+
+    /// Everything: the runs it names and the body.
+    fn decode(&self) -> Result<(Tiers, Body), Error> {
+        let decoded = |e: CodecError| self.corrupt(&e.to_string());
+        let first = self.first_part()?;
+        if self.version < 9 && self.body_len != self.map.bytes().len() - HEADER_LEN {
+            return Err(self.corrupt("length differs from its header"));
+        }
+        Ok(match self.version {
+            6 => {
+                let body: OldBody = codec::decode_large(first).map_err(decoded)?;
+                (Tiers { cold: vec![], next_run: 0, gone: vec![] }, body.into_tables())
+            }
+            7 => {
+                let (tiers, body): (Tiers, OldBody) = codec::decode_large(first).map_err(decoded)?;
+                (tiers, body.into_tables())
+            }
+            8 => codec::decode_large(first).map_err(decoded)?,
+            _ => {
+                let (tiers, head): (Tiers, Head) = codec::decode_large(first).map_err(decoded)?;
+                let hot: Hot = codec::decode_large(self.hot_part()?).map_err(decoded)?;
+                (tiers, head.with(hot))
+            }
+        })
+    }
+
+    /// The runs it names and its head part (format 9 on), without
+    /// reading its hot part.
+    fn decode_head(&self) -> Result<(Tiers, Head), Error> {
+        if self.version < 9 {
+            return Err(self.corrupt(&format!("format {} keeps no image of its hot rows", self.version)));
+        }
+        codec::decode_large(self.first_part()?).map_err(|e| self.corrupt(&e.to_string()))
+    }
+}
+
+fn corrupt_in(path: &Path, why: &str) -> Error {
+    Error::Corrupt {
         file: Some(path.to_path_buf()),
         offset: None,
         seq: None,
         reason: crate::error::Corruption::Other(why.to_string()),
-    };
-    // The whole file, so that decoding never trusts a length beyond what
-    // the file holds; mapped, not read into memory of the process's own
-    // (a copy of tens of megabytes at 10M jobs, and its pages zeroed).
-    let file = fs::File::open(path).map_err(io(path))?;
-    let len = usize::try_from(file.metadata().map_err(io(path))?.len()).map_err(|_| corrupt("larger than memory"))?;
-    if len < HEADER_LEN {
-        return Err(corrupt("shorter than its header"));
     }
-    let map = crate::sys::map::SegmentMap::read_only(&file, len).map_err(io(path))?;
-    let bytes = map.bytes();
-    let h: &[u8; HEADER_LEN] =
-        bytes.get(..HEADER_LEN).and_then(|h| h.try_into().ok()).ok_or_else(|| corrupt("shorter than its header"))?;
-    let (_, body_len, body_crc, version) = parse_header(h).ok_or_else(|| corrupt("bad header"))?;
-    let body = &bytes[HEADER_LEN..];
-    if body.len() as u64 != body_len {
-        return Err(corrupt("length differs from its header"));
-    }
-    if crc32fast::hash(body) != body_crc {
-        return Err(corrupt("body checksum mismatch"));
-    }
-    let decoded = |e: CodecError| corrupt(&e.to_string());
-    let (tiers, body): (Tiers, Body) = match version {
-        6 => {
-            let body: OldBody = codec::decode_large(body).map_err(decoded)?;
-            (Tiers { cold: vec![], next_run: 0, gone: vec![] }, body.into_tables())
-        }
-        7 => {
-            let (tiers, body): (Tiers, OldBody) = codec::decode_large(body).map_err(decoded)?;
-            (tiers, body.into_tables())
-        }
-        _ => codec::decode_large(body).map_err(decoded)?,
-    };
-    let stale = body.segments.len() != body.generations.len()
-        || body.segments.iter().zip(&body.generations).any(|(s, g)| g.is_some_and(|g| !current(live, *s, g)));
+}
+
+/// Refuses positions into segments compacted since they were taken.
+fn check_current(path: &Path, segments: &[u64], generations: &[Option<u32>], live: &Generations) -> Result<(), Error> {
+    let stale = segments.len() != generations.len()
+        || segments.iter().zip(generations).any(|(s, g)| g.is_some_and(|g| !current(live, *s, g)));
     if stale {
-        return Err(corrupt("its segments were compacted since (stale)"));
+        return Err(corrupt_in(path, "its segments were compacted since (stale)"));
     }
-    let mut p = Projection::from_body(body).map_err(|why| corrupt(&why))?;
+    Ok(())
+}
+
+fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
+    let file = File::open(path)?;
+    let (tiers, body) = file.decode()?;
+    check_current(path, &body.segments, &body.generations, live)?;
+    let mut p = Projection::from_body(body).map_err(|why| file.corrupt(&why))?;
+    attach_runs(&mut p, path, tiers, live)?;
+    Ok(p)
+}
+
+/// The state a reading command needs from checkpoint `path` (format 9
+/// on): its head part and its runs, with the image of its hot rows mapped
+/// as a run that may hold open jobs, and no hot row in memory. Its hot
+/// part is not read.
+fn load_views(path: &Path, live: &Generations) -> Result<Projection, Error> {
+    let file = File::open(path)?;
+    let (tiers, head) = file.decode_head()?;
+    check_current(path, &head.segments, &head.generations, live)?;
+    let hot_run = head.hot_run;
+    let mut p = Projection::from_body(head.with(Hot::default())).map_err(|why| file.corrupt(&why))?;
+    attach_runs(&mut p, path, tiers, live)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let run = super::cold::ColdRun::open(&dir.join(super::cold::file_name(hot_run)))?;
+    if run.id() != hot_run || !run.holds_open() {
+        return Err(file.corrupt(&format!("the image of its hot rows, run {hot_run}, is another run")));
+    }
+    if run.segments()?.iter().any(|(s, g)| !current(live, *s, *g)) {
+        return Err(file.corrupt(&format!("the image of its hot rows, run {hot_run}, is stale")));
+    }
+    if !run.is_empty() {
+        p.cold.push(super::tier::Cold::new(std::sync::Arc::new(run), Default::default()));
+    }
+    Ok(p)
+}
+
+/// Maps the cold runs checkpoint `path` names (`tiers`) into `p`.
+fn attach_runs(p: &mut Projection, path: &Path, tiers: Tiers, live: &Generations) -> Result<(), Error> {
+    let corrupt = |why: &str| corrupt_in(path, why);
     // Its cold runs, each pointing into the segments as they are now.
     let dir = path.parent().unwrap_or(Path::new("."));
     if tiers.gone.len() != tiers.cold.len() {
@@ -644,7 +885,7 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
     // before a crash, say).
     let past_files = files.iter().map(|(id, _)| id + 1).max().unwrap_or(0);
     p.next_run = tiers.next_run.max(p.cold.iter().map(|r| r.id() + 1).max().unwrap_or(0)).max(past_files);
-    Ok(p)
+    Ok(())
 }
 
 /// The cold run files in `dir`: (id, path).

@@ -241,7 +241,7 @@ impl Projection {
                         Loc::Cold(k, r) => run_job(&self.cold[k].run, r),
                     })
                     .collect::<Result<Vec<_>, _>>();
-                match jobs.and_then(|jobs| write_run_file(dir, next, jobs, live)) {
+                match jobs.and_then(|jobs| write_run_file(dir, next, jobs, live, 0)) {
                     Ok(run) => {
                         if !named {
                             let _ = std::fs::remove_file(run.path());
@@ -393,6 +393,27 @@ impl Projection {
     }
 
     /// Jobs held in memory (hot rows).
+    /// Takes the id of a run to be written outside the state's write lock
+    /// (the image of the hot rows a checkpoint names: [`Projection::write_hot_run`]).
+    pub(crate) fn take_run_id(&mut self) -> u64 {
+        self.next_run += 1;
+        self.next_run - 1
+    }
+
+    /// Writes every hot row (open jobs, and Completed ones no run holds
+    /// yet) as run `id` in `dir`, flagged [`cold::HOLDS_OPEN`]: the image
+    /// a checkpoint keeps of its hot rows, which a reading command maps
+    /// instead of decoding them (`snapshot.rs`, `Projection::load_views`).
+    /// The state is not changed: the rows stay hot.
+    pub(crate) fn write_hot_run(&self, dir: &Path, live: &Generations, id: u64) -> Result<(), Error> {
+        let jobs = (0u32..)
+            .zip(&self.rows)
+            .filter(|(_, r)| !r.deleted)
+            .map(|(i, _)| self.cold_job(i))
+            .collect::<Result<Vec<_>, _>>()?;
+        write_run_file(dir, id, jobs, live, cold::HOLDS_OPEN).map(drop)
+    }
+
     pub(crate) fn hot_rows(&self) -> usize {
         self.rows.len() - self.free_rows.len()
     }
@@ -853,11 +874,17 @@ impl Projection {
 
 /// Writes `jobs` as run `id` in `dir` and opens it (no file is left when
 /// that fails).
-fn write_run_file(dir: &Path, id: u64, jobs: Vec<ColdJob<'_>>, live: &Generations) -> Result<ColdRun, Error> {
+fn write_run_file(
+    dir: &Path,
+    id: u64,
+    jobs: Vec<ColdJob<'_>>,
+    live: &Generations,
+    flags: u32,
+) -> Result<ColdRun, Error> {
     let segments = segments_of(&jobs, live)?;
     let path = dir.join(cold::file_name(id));
     crate::log::private::create_dir_all(dir).map_err(|source| Error::Io { path: dir.to_path_buf(), source })?;
-    opened(&path, cold::write_run(&path, id, jobs, &segments))
+    opened(&path, cold::write_run(&path, id, jobs, &segments, flags))
 }
 
 /// The run just `written` at `path`, opened; no file is left when either

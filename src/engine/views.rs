@@ -1,0 +1,84 @@
+//! A store opened for the reads of jobs alone (`joblog list`, `joblog
+//! show`): [`Views`]. Where [`Engine::open_read_only`] decodes the hot
+//! rows of the newest checkpoint and indexes them, this maps their image
+//! (a run that may hold open jobs, written by every checkpoint of format 9
+//! on: `Projection::write_hot_run`) as it maps the cold runs, so that a
+//! single command costs what its answer reads, not what the store holds
+//! (ARCHITECTURE.md, "A data directory"). It answers a job, its history, a
+//! page of a view and a count, as a [`super::Session`] does, and nothing
+//! else; when the log holds events after the checkpoint, the checkpoint
+//! keeps no image, or anything is not as it should be (a torn tail, a run
+//! that does not check), [`Views::open`] answers `None` and the caller
+//! opens the engine.
+//!
+//! [`Engine::open_read_only`]: super::Engine::open_read_only
+
+use std::path::Path;
+
+use uuid::Uuid;
+
+use super::reads::{count_in, get_in, history_in, list_in, HistoryEntry, Reads};
+use super::Config;
+use crate::domain::Job;
+use crate::error::Error;
+use crate::log::Log;
+use crate::projection::query::{Cursor, Filter};
+use crate::projection::Projection;
+
+/// A store opened read-only for the reads of jobs alone (see the module's
+/// documentation).
+pub struct Views {
+    log: Log,
+    state: Projection,
+}
+
+impl Views {
+    /// Opens the store in `dir` as [`super::Engine::open_read_only`] does
+    /// (a shared lock, nothing written, the same refusals of a store not
+    /// its owner's or damaged), with the state of its newest checkpoint
+    /// mapped; `None` when that state is not the whole store's, or cannot
+    /// be mapped: then open the engine.
+    pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Option<Views>, Error> {
+        let dir = dir.as_ref();
+        super::open::check_store(dir, false)?;
+        let mut config = config;
+        config.log.read_only = true;
+        let log = Log::open(dir.join("segments"), config.log)?;
+        let recovery = log.recovery();
+        if !recovery.problems.is_empty() || recovery.torn_offset.is_some() {
+            return Ok(None);
+        }
+        let state = Projection::load_views(&dir.join("snapshots"), log.next_seq(), &log.generations());
+        Ok(state.map(|state| Views { log, state }))
+    }
+
+    /// The reads of `user`, who must exist and be active.
+    pub fn reader(&self, user: &str) -> Result<Reader<'_>, Error> {
+        super::check_user(&self.state, user)?;
+        Ok(Reader { views: self, user: user.to_string() })
+    }
+}
+
+/// The reads of one user in a [`Views`].
+pub struct Reader<'v> {
+    views: &'v Views,
+    user: String,
+}
+
+impl Reads for Reader<'_> {
+    fn get(&self, id: Uuid) -> Result<Job, Error> {
+        get_in(&self.views.state, &self.views.log, &self.user, id)
+    }
+
+    fn history(&self, id: Uuid) -> Result<Vec<HistoryEntry>, Error> {
+        history_in(&self.views.state, &self.views.log, &self.user, id)
+    }
+
+    fn list(&self, filter: &Filter, after: Option<&Cursor>, limit: usize) -> Result<(Vec<Job>, Option<Cursor>), Error> {
+        list_in(&self.views.state, &self.views.log, &self.user, filter, after, limit)
+    }
+
+    fn count(&self, filter: &Filter) -> Result<usize, Error> {
+        count_in(&self.views.state, &self.user, filter)
+    }
+}

@@ -1,0 +1,308 @@
+//! A store opened for the reads of jobs alone (`joblog::engine::Views`,
+//! what `joblog list` and `joblog show` use): it maps the image of the
+//! checkpoint's hot rows instead of decoding them, and must answer every
+//! read exactly as the engine does, for every user, every filter and every
+//! page; and when it cannot (events after the checkpoint, an older
+//! checkpoint format, a torn tail, its image missing or damaged) it says
+//! so, and the engine is opened instead.
+
+use std::collections::BTreeMap;
+
+use joblog::domain::{Job, OperationType, Regarding, State, Status, StatusReason};
+use joblog::engine::{Config, Engine, Reads, Views};
+use joblog::projection::query::{Cursor, Filter};
+use uuid::Uuid;
+
+mod support;
+
+use support::{t, Fixture};
+
+/// Every status a job can be in.
+const STATUSES: [Status; 10] = [
+    Status::READY,
+    Status::WAITING,
+    Status::RETRYING,
+    Status::PAUSED,
+    Status::IN_PROGRESS,
+    Status::PAUSING,
+    Status::CANCELING,
+    Status::SUCCEEDED,
+    Status::FAILED,
+    Status::CANCELED,
+];
+
+const OWNERS: [(&str, &str); 3] = [("admin", "root"), ("alice", "sales"), ("bob", "ops")];
+
+/// Job `n`, created `n` minutes into 2026, in one of every status, type,
+/// owner, workflow and regarding row.
+fn job(n: i64) -> Job {
+    let created = t("2026-01-01T00:00:00Z").plus_micros(n * 60_000_000);
+    let op = [OperationType::WORKFLOW, OperationType::BULK_EMAIL, OperationType::WORKFLOW][(n % 3) as usize];
+    let (owner, unit) = OWNERS[(n % 7 % 3) as usize];
+    let status = STATUSES[(n % 10) as usize];
+    let mut j = Job::new(&format!("job {n}"), op, owner, unit, created);
+    j.status = status;
+    j.workflow = (op == OperationType::WORKFLOW).then(|| ["w1", "w2"][(n % 2) as usize].to_string());
+    j.regarding = (n % 4 == 0).then(|| Regarding::parse(&format!("contact:{}", n % 9)).unwrap());
+    if matches!(status.state(), State::Locked | State::Completed) {
+        j.startedon = Some(created);
+    }
+    if status.state() == State::Suspended {
+        j.postponeuntil = Some(created.plus_micros(3_600_000_000));
+        j.retrycount = (n % 3) as u32;
+    }
+    if status.is_completed() {
+        j.completedon = Some(created.plus_micros(((n * 7919) % 500 + 1) * 60_000_000));
+        j.modifiedon = j.completedon.unwrap();
+        if status == Status::FAILED {
+            j.errorcode = Some(-2147204346);
+            j.message = Some(format!("failure {n}"));
+        }
+    }
+    j
+}
+
+fn filters() -> Vec<Filter> {
+    let mut out = vec![
+        Filter::default(),
+        Filter { workflow: Some("w1".into()), ..Filter::default() },
+        Filter { workflow: Some("w2".into()), state: Some(State::Suspended), ..Filter::default() },
+        Filter { regarding: Some(Regarding::parse("contact:3").unwrap()), ..Filter::default() },
+        Filter { owner: Some("alice".into()), ..Filter::default() },
+        Filter { owner: Some("bob".into()), status_reason: Some(StatusReason::Canceled), ..Filter::default() },
+        Filter { created_before: Some(t("2026-01-01T05:00:00Z")), ..Filter::default() },
+        Filter { created_after: Some(t("2026-01-01T07:00:00Z")), state: Some(State::Ready), ..Filter::default() },
+        Filter { completed_before: Some(t("2026-01-01T06:00:00Z")), ..Filter::default() },
+        Filter { workflow: Some("nowhere".into()), ..Filter::default() },
+        Filter { state: Some(State::Ready), status_reason: Some(StatusReason::Failed), ..Filter::default() },
+    ];
+    for state in State::all() {
+        out.push(Filter { state: Some(state), ..Filter::default() });
+        out.push(Filter { state: Some(state), operationtype: Some(OperationType::WORKFLOW), ..Filter::default() });
+    }
+    for s in STATUSES {
+        out.push(Filter { status_reason: Some(s.reason()), ..Filter::default() });
+        out.push(Filter {
+            status_reason: Some(s.reason()),
+            operationtype: Some(OperationType::BULK_EMAIL),
+            ..Filter::default()
+        });
+    }
+    out
+}
+
+/// Everything `r` reads: each view paged by 7 and its count, and every job
+/// the first view lists with its history.
+type Everything = (Vec<(Vec<Uuid>, usize)>, BTreeMap<Uuid, (Job, usize)>);
+
+fn everything(r: &dyn Reads) -> Everything {
+    let mut views = Vec::new();
+    for f in filters() {
+        let mut ids = Vec::new();
+        let mut after: Option<Cursor> = None;
+        loop {
+            let (page, next) = r.list(&f, after.as_ref(), 7).unwrap();
+            ids.extend(page.iter().map(|j| j.id));
+            match next {
+                Some(c) => after = Some(c),
+                None => break,
+            }
+        }
+        views.push((ids, r.count(&f).unwrap()));
+    }
+    let mut jobs = BTreeMap::new();
+    for id in views[0].0.clone() {
+        jobs.insert(id, (r.get(id).unwrap(), r.history(id).unwrap().len()));
+    }
+    (views, jobs)
+}
+
+fn users(f: &Fixture) {
+    let admin = f.engine.session("admin").unwrap();
+    admin.add_business_unit("sales", "root").unwrap();
+    admin.add_business_unit("ops", "root").unwrap();
+    admin.add_user("alice", "sales", &["basic-user"]).unwrap();
+    admin.add_user("bob", "ops", &["basic-user"]).unwrap();
+    admin.add_user("carol", "sales", &["basic-user"]).unwrap();
+    admin.deactivate_user("carol").unwrap();
+    for w in ["w1", "w2"] {
+        let def =
+            joblog::domain::WorkflowDefinition { id: w.into(), name: w.into(), owner: "admin".into(), active: true };
+        admin.add_workflow(def).unwrap();
+    }
+}
+
+/// The store: jobs in every status, some Completed ones in cold runs, the
+/// rest (open ones, and completions since) hot; a resubmission line, owner
+/// changes of open jobs, and deletions (by id) from both tiers. With the
+/// jobs imported.
+fn store() -> (Fixture, Vec<Job>) {
+    let f = Fixture::with_config(support::t(support::NOW), Config { cold_after: 50, ..Config::default() });
+    users(&f);
+    let jobs: Vec<Job> = (0..520).map(job).collect();
+    let admin = f.engine.session("admin").unwrap();
+    admin.import(jobs[..400].to_vec()).unwrap();
+    admin.resubmit(jobs[8].id, None).unwrap();
+    f.engine.checkpoint().unwrap();
+    admin.import(jobs[400..].to_vec()).unwrap();
+    assert!(!admin.reassign("w2", "alice", "bob").unwrap().is_empty());
+    let gone: Vec<Uuid> = [7, 19, 407, 409].iter().map(|&n| jobs[n].id).collect();
+    assert_eq!(admin.delete_jobs(&gone).unwrap().len(), 4);
+    (f, jobs)
+}
+
+/// Opens `f`'s store for reads alone (the engine closed first: a writer
+/// holds the store alone).
+fn views_of(dir: &std::path::Path) -> Option<Views> {
+    Views::open(dir, Config::default()).unwrap()
+}
+
+#[test]
+fn the_reads_alone_answer_as_the_engine_for_every_user_filter_and_page() {
+    let (f, jobs) = store();
+    f.engine.checkpoint().unwrap();
+    let who = ["admin", "alice", "bob"];
+    let want: Vec<Everything> = who.iter().map(|u| everything(&f.engine.session(u).unwrap())).collect();
+    // Some of everything: open jobs of every status, cold and hot ones.
+    assert!(want[0].0.iter().all(|(ids, n)| ids.len() == *n));
+    assert!(f.engine.state().cold_runs().iter().map(|r| r.len()).sum::<usize>() > 100);
+    let hot_completed = f.engine.state().in_status(Status::SUCCEEDED).count();
+    assert!(hot_completed > 5, "Completed jobs in the hot rows too: {hot_completed}");
+    assert_ne!(want[1], want[0], "alice sees her own jobs only");
+    let dir = f.dir.path().to_path_buf();
+    let Fixture { dir: _keep, engine, .. } = f;
+    engine.close().unwrap();
+
+    let views = views_of(&dir).expect("a checkpoint holding every event, of today's format");
+    for (user, want) in who.iter().zip(&want) {
+        assert_eq!(&everything(&views.reader(user).unwrap()), want, "{user}");
+    }
+    assert!(views.reader("nobody").is_err());
+    assert!(views.reader("carol").is_err(), "deactivated");
+    let missing = views.reader("admin").unwrap().get(Uuid::from_u128(7)).unwrap_err();
+    assert!(matches!(missing, joblog::Error::Domain(joblog::domain::DomainError::NotFound { .. })), "{missing}");
+    let denied = views.reader("alice").unwrap().get(jobs[2].id).unwrap_err();
+    assert!(matches!(denied, joblog::Error::Domain(joblog::domain::DomainError::Denied { .. })), "{denied}");
+}
+
+#[test]
+fn events_after_the_checkpoint_an_older_format_or_a_torn_tail_open_the_engine_instead() {
+    // Events after the checkpoint: the state is not the checkpoint's.
+    let (f, _) = store();
+    let dir = f.dir.path().to_path_buf();
+    let Fixture { dir: _keep, engine, .. } = f;
+    drop(engine);
+    assert!(views_of(&dir).is_none(), "events after the checkpoint");
+
+    // No checkpoint at all.
+    let empty = tempfile::tempdir().unwrap();
+    drop(Engine::open(empty.path(), Config::default(), support::clock_at(support::NOW)).unwrap());
+    assert!(views_of(empty.path()).is_none());
+
+    // A checkpoint of format 8 (store-v8, its tail replayed and checkpointed
+    // by that format) has no image of its hot rows.
+    let old = tempfile::tempdir().unwrap();
+    copy_tree(&Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/store-v8"), old.path());
+    assert!(views_of(old.path()).is_none());
+
+    // A torn tail: the store as the engine would serve it is not the
+    // checkpoint's either (the engine reports the torn bytes).
+    let (f, _) = store();
+    f.engine.checkpoint().unwrap();
+    let dir = f.dir.path().to_path_buf();
+    let Fixture { dir: _keep, engine, .. } = f;
+    engine.close().unwrap();
+    assert!(views_of(&dir).is_some());
+    let active = newest_segment(&dir);
+    let mut bytes = std::fs::read(&active).unwrap();
+    let end = bytes.iter().rposition(|&b| b != 0).unwrap() + 1;
+    bytes[end..end + 6].copy_from_slice(b"\x05\x00\x00\x00ab");
+    std::fs::write(&active, &bytes).unwrap();
+    assert!(views_of(&dir).is_none(), "a torn tail");
+}
+
+#[test]
+fn an_image_missing_stale_or_damaged_is_never_read_as_the_state() {
+    let (f, _) = store();
+    f.engine.checkpoint().unwrap();
+    let want = everything(&f.engine.session("admin").unwrap());
+    let dir = f.dir.path().to_path_buf();
+    let Fixture { dir: _keep, engine, .. } = f;
+    engine.close().unwrap();
+    let image = hot_image(&dir);
+
+    // Missing: the engine opens (it does not need the image) and reads
+    // the same; the reads alone cannot.
+    let saved = std::fs::read(&image).unwrap();
+    std::fs::remove_file(&image).unwrap();
+    assert!(views_of(&dir).is_none());
+    let engine = Engine::open_read_only(&dir, Config::default(), support::clock_at(support::NOW)).unwrap();
+    assert_eq!(everything(&engine.session("admin").unwrap()), want);
+    drop(engine);
+
+    // Another run put in its place: refused.
+    let other = std::fs::read_dir(dir.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p != &image && p.extension().is_some_and(|e| e == "run"))
+        .unwrap();
+    std::fs::copy(&other, &image).unwrap();
+    assert!(views_of(&dir).is_none(), "a cold run in the image's place");
+
+    // A flipped byte in a page: an error where it is read, never a wrong
+    // answer (every page is checked by its CRC when first read).
+    let mut damaged = saved.clone();
+    damaged[4096 + 100] ^= 0x40;
+    std::fs::write(&image, &damaged).unwrap();
+    let views = views_of(&dir).expect("the header checks; the page is read later");
+    let reader = views.reader("admin").unwrap();
+    let all = reader.list(&Filter::default(), None, usize::MAX);
+    assert!(matches!(all, Err(joblog::Error::Corrupt { .. })), "{all:?}");
+    drop(views);
+
+    // Put back whole: it reads the same again.
+    std::fs::write(&image, &saved).unwrap();
+    assert_eq!(everything(&views_of(&dir).unwrap().reader("admin").unwrap()), want);
+}
+
+/// The newest checkpoint's image of its hot rows: the newest run that may
+/// hold open jobs (each checkpoint kept names one).
+fn hot_image(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut images: Vec<std::path::PathBuf> = std::fs::read_dir(dir.join("snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "run"))
+        .filter(|p| joblog::projection::cold::ColdRun::open(p).unwrap().holds_open())
+        .collect();
+    assert_eq!(images.len(), 2, "one for each checkpoint kept: {images:?}");
+    images.sort();
+    images.pop().unwrap()
+}
+
+fn newest_segment(dir: &std::path::Path) -> std::path::PathBuf {
+    let mut segs: Vec<std::path::PathBuf> = std::fs::read_dir(dir.join("segments"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.ends_with(".seg") && !name.starts_with("cold-")
+        })
+        .collect();
+    segs.sort();
+    segs.pop().unwrap()
+}
+
+use std::path::Path;
+
+fn copy_tree(from: &Path, to: &Path) {
+    for e in std::fs::read_dir(from).unwrap() {
+        let e = e.unwrap();
+        let dest = to.join(e.file_name());
+        if e.file_type().unwrap().is_dir() {
+            std::fs::create_dir_all(&dest).unwrap();
+            copy_tree(&e.path(), &dest);
+        } else {
+            std::fs::copy(e.path(), dest).unwrap();
+        }
+    }
+}
