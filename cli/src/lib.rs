@@ -264,17 +264,31 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
 
 /// `list` and `show` answered from the store's newest checkpoint mapped
 /// (`joblog::engine::Views`: the hot rows are not decoded), when it holds
-/// the whole store; `None`: open the engine (which also says why a store
-/// cannot be opened, waits for a busy one, or finds its service).
+/// the whole store; `None`: open the engine, which also says why a store
+/// cannot be opened, waits for a busy one, finds its service, refuses a
+/// bad `--now`; and answers when a run read here does not check (the
+/// image of the hot rows is a cache: the engine reads the checkpoint
+/// itself; `joblog verify` reports the damage).
 fn through_views(g: &args::Global, cmd: &Command) -> Option<Output> {
-    if !matches!(cmd, Command::List(_) | Command::Show { .. }) {
+    if !matches!(cmd, Command::List(_) | Command::Show { .. }) || clock(g).is_err() {
         return None;
     }
     let views = joblog::engine::Views::open(&g.data, config(g)).ok()??;
-    Some(match views.reader(&g.user) {
-        Ok(reader) => exec::reads(&reader, cmd, g.json, &|note| say!("{note}")),
-        Err(e) => Err(exec::user_failure(e, &g.user)),
-    })
+    let reader = match views.reader(&g.user) {
+        Ok(reader) => reader,
+        Err(e) => return Some(Err(exec::user_failure(e, &g.user))),
+    };
+    let notes = std::cell::RefCell::new(Vec::new());
+    match exec::reads(&reader, cmd, g.json, &|note| notes.borrow_mut().push(note)) {
+        // Neither a refusal nor a usage error: damage or an I/O error.
+        Err(f) if f.code == 1 => None,
+        out => {
+            for note in notes.take() {
+                say!("{note}");
+            }
+            Some(out)
+        }
+    }
 }
 
 /// Has the service holding the directory carry out `cmd`, through the

@@ -184,7 +184,7 @@ impl Session {
                 let t = self.user_transition(state, id, action, now, &unchanged)?;
                 Ok((vec![Event::Transition(t)], ()))
             },
-            |state, log, ()| self.job_in(state, log, id),
+            |state, log, ()| super::reads::get_in(state, log, &self.user, id),
         )
     }
 

@@ -249,10 +249,22 @@ impl Engine {
         state.forget_released();
         let hot_run = state.take_run_id();
         let state = parking_lot::RwLockWriteGuard::downgrade(state);
-        // The image of the hot rows a reading command maps
-        // (`Projection::load_views`), named by the checkpoint alone.
-        state.write_hot_run(&dir, &live, hot_run)?;
-        let path = state.save_snapshot(&dir, &live, keep, hot_run)?;
+        // The image of the hot rows a reading command maps instead of
+        // decoding them (`Projection::load_views`), written on a core of its
+        // own while the checkpoint is. It is a cache of a cache: one that
+        // could not be written is no image (`engine/views.rs` then opens
+        // the engine), never a failed checkpoint.
+        let (image, path) = std::thread::scope(|s| {
+            let image = s.spawn(|| state.write_hot_run(&dir, &live, hot_run));
+            let path = state.save_snapshot(&dir, &live, keep, hot_run);
+            (image.join().unwrap_or_else(|e| std::panic::resume_unwind(e)), path)
+        });
+        if let Err(e) = image {
+            tracing::warn!("the image of the hot rows of checkpoint {} was not written: {e}", state.last_seq());
+        }
+        let path = path.inspect_err(|_| {
+            let _ = std::fs::remove_file(dir.join(crate::projection::cold::file_name(hot_run)));
+        })?;
         state.named_by_checkpoint();
         state.remove_unnamed_runs(&dir);
         self.inner.checkpoint_seq.store(state.last_seq(), std::sync::atomic::Ordering::Relaxed);

@@ -61,15 +61,9 @@ impl Engine {
     /// refuses is refused here too.
     pub fn open_read_only(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
         let dir = dir.as_ref().to_path_buf();
-        check_store(&dir, false)?;
-        let simulation = dir.join(SIMULATION_MARKER).symlink_metadata().is_ok();
         let mut config = config;
-        config.log.read_only = true;
-        let log = Log::open(dir.join("segments"), config.log.clone())?;
-        if let Some(first) = log.recovery().problems.first() {
-            let what = first.trim_start_matches("the store is damaged: ");
-            return Err(Error::corrupt(what));
-        }
+        let log = open_log_read_only(&dir, &mut config)?;
+        let simulation = dir.join(SIMULATION_MARKER).symlink_metadata().is_ok();
         Self::load(dir, log, config, clock, simulation)
     }
 
@@ -117,12 +111,26 @@ impl Engine {
     }
 }
 
+/// The log of the store in `dir` for reading only (`config` set so): what
+/// every read-only open starts with, refusing what
+/// [`Engine::open_read_only`] refuses.
+pub(super) fn open_log_read_only(dir: &Path, config: &mut Config) -> Result<Log, Error> {
+    check_store(dir, false)?;
+    config.log.read_only = true;
+    let log = Log::open(dir.join("segments"), config.log.clone())?;
+    if let Some(first) = log.recovery().problems.first() {
+        let what = first.trim_start_matches("the store is damaged: ");
+        return Err(Error::corrupt(what));
+    }
+    Ok(log)
+}
+
 /// Refuses a store whose directory, or any file or directory directly in
 /// it, in `segments/` or in `snapshots/`, belongs to another OS user; with
 /// `tighten` (a writable open), takes group and other permissions away
 /// from the data directory of an older store (made before joblog created
 /// them 0700). A missing directory is fine (it will be created).
-pub(super) fn check_store(data: &Path, tighten: bool) -> Result<(), LogError> {
+fn check_store(data: &Path, tighten: bool) -> Result<(), LogError> {
     use crate::log::private::{check_owner, DIR_MODE};
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let io = |path: &Path, source| LogError::Io { path: path.to_path_buf(), source };
@@ -204,7 +212,12 @@ fn fold(
     if !read_only {
         set_aside_checkpoints_ahead(&snapshots, log.next_seq());
     }
+    let loaded = snapshot.is_some();
     let mut state = snapshot.unwrap_or_default();
+    if !loaded {
+        // The files of checkpoints skipped keep their ids.
+        state.number_runs_past_files(&snapshots);
+    }
     let checkpoint_seq = (state.last_seq() > 0).then_some(state.last_seq());
     let mut replayed = 0u64;
     let to = match (read_only, opening) {

@@ -54,12 +54,6 @@ impl Session {
         get_in(&self.engine.state(), &self.engine.inner.log, &self.user, id)
     }
 
-    /// Job `id` in `state` (the current one, or the one a write of this
-    /// session leaves), if this user may read it.
-    pub(super) fn job_in(&self, state: &Projection, log: &Log, id: Uuid) -> Result<Job, Error> {
-        get_in(state, log, &self.user, id)
-    }
-
     /// Whether the user may read job `id` now (false for a job that does
     /// not exist): a cheap check, no column is read.
     pub fn may_read(&self, id: Uuid) -> bool {
@@ -123,7 +117,8 @@ impl Reads for Session {
     }
 }
 
-/// Job `id` in `state`, if `user` may read it.
+/// Job `id` in `state` (the current one, the one a write leaves, or a
+/// [`super::Views`]'), if `user` may read it.
 pub(super) fn get_in(state: &Projection, log: &Log, user: &str, id: Uuid) -> Result<Job, Error> {
     let target = state.write_target(id)?.ok_or_else(|| DomainError::job_not_found(id))?;
     state.directory().check(user, Privilege::Read, Some((&target.owner, &target.owningbusinessunit)))?;

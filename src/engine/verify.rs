@@ -84,6 +84,7 @@ impl Engine {
                 ));
             }
         }
+        r.problems.extend(Projection::check_images(&self.inner.dir.join("snapshots")));
         let live = self.state();
         r.problems.extend(live.check_indices());
         // Up to the live state's last event: the log may already hold

@@ -36,16 +36,14 @@ impl Views {
     /// Opens the store in `dir` as [`super::Engine::open_read_only`] does
     /// (a shared lock, nothing written, the same refusals of a store not
     /// its owner's or damaged), with the state of its newest checkpoint
-    /// mapped; `None` when that state is not the whole store's, or cannot
-    /// be mapped: then open the engine.
+    /// mapped; `None` when that state is not the whole store's (events
+    /// after it, a torn tail the engine would report), or cannot be
+    /// mapped: then open the engine.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Option<Views>, Error> {
         let dir = dir.as_ref();
-        super::open::check_store(dir, false)?;
         let mut config = config;
-        config.log.read_only = true;
-        let log = Log::open(dir.join("segments"), config.log)?;
-        let recovery = log.recovery();
-        if !recovery.problems.is_empty() || recovery.torn_offset.is_some() {
+        let log = super::open::open_log_read_only(dir, &mut config)?;
+        if log.recovery().torn_offset.is_some() {
             return Ok(None);
         }
         let state = Projection::load_views(&dir.join("snapshots"), log.next_seq(), &log.generations());

@@ -93,7 +93,7 @@ fn sync_dir_io(dir: &Path) -> io::Result<()> {
 pub enum InstallError<E> {
     /// Writing or syncing the temporary file failed; it was removed.
     Write(E),
-    /// Renaming it to its name failed; it is left where it was.
+    /// Renaming it to its name failed; it is removed.
     Rename(io::Error),
     /// Syncing the directory after the rename failed; the file is in place
     /// but its name may not survive a power cut.
@@ -102,7 +102,7 @@ pub enum InstallError<E> {
 
 /// Puts a file in place atomically and durably: `write` fills the
 /// temporary file `tmp` and syncs it (if it fails, `tmp` is removed);
-/// `tmp` is renamed to `path`; `after_rename` runs (a caller's crash point,
+/// `tmp` is renamed to `path` (if that fails, `tmp` is removed too); `after_rename` runs (a caller's crash point,
 /// `src/crashpoint.rs`); the directory `dir` holding both is synced. A
 /// reader, or a restart after a crash, sees the old file or the whole new
 /// one. Each caller names its own paths in its errors.
@@ -117,7 +117,13 @@ pub(crate) fn install_file<E>(
         let _ = fs::remove_file(tmp);
         return Err(InstallError::Write(e));
     }
-    fs::rename(tmp, path).map_err(InstallError::Rename)?;
+    if let Err(e) = fs::rename(tmp, path) {
+        // Nothing reads a temporary file; one left would make a read-only
+        // open of the store replay its log (it cannot tell it from an
+        // interrupted write).
+        let _ = fs::remove_file(tmp);
+        return Err(InstallError::Rename(e));
+    }
     after_rename();
     sync_dir_io(dir).map_err(InstallError::SyncDir)
 }

@@ -937,7 +937,11 @@ impl ColdRun {
         let rows = usize_of(le_u64(h, 24));
         let count = usize_of(u64::from(le_u32(h, 32)));
         let replaces = replaces_in(h, version);
-        let holds_open = version >= 4 && le_u32(h, 44) & HOLDS_OPEN != 0;
+        let flags = if version >= 4 { le_u32(h, 44) } else { 0 };
+        if flags & !HOLDS_OPEN != 0 {
+            return Err(bad(44, format!("flags {flags:#x}: unknown bits")));
+        }
+        let holds_open = flags & HOLDS_OPEN != 0;
         let t = &all[len - TRAILER_LEN..];
         if t[16..] != TRAILER_MAGIC || crc32fast::hash(&t[..12]) != le_u32(t, 12) {
             return Err(bad(len - TRAILER_LEN, "the trailer does not check (a truncated or damaged run)".into()));

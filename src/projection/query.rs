@@ -626,22 +626,25 @@ impl Projection {
         let of_type = |t: u32| filter.operationtype.is_none_or(|ty| ty.0 == t);
         for p in self.cold_plans(filter, vis)? {
             let run = &self.cold[p.k];
-            let whole = if p.only_status_and_type {
-                // A run of Completed jobs, by its completed index; one that
-                // may hold others, by its status index (each row is there
-                // twice: under its type and under every type).
-                let (section, state) =
-                    if run.holds_open() { (Section::ByStatus, None) } else { (Section::Completed, Some(3)) };
+            // A run of Completed jobs is counted by its completed index
+            // (each row once, under its type); one that may hold others by
+            // its status index, where each row is twice: under its type and
+            // under every type (once only when its type is that key's).
+            let by_status = run.holds_open();
+            let ty = filter.operationtype.map(|t| t.0);
+            let whole = if p.only_status_and_type && !(by_status && ty == Some(cold::ANY_TYPE)) {
+                let section = if by_status { Section::ByStatus } else { Section::Completed };
                 run.keys(section)?
                     .into_iter()
                     .filter(|&(key, _)| {
                         let reason = u32::try_from(key >> 32).unwrap_or(u32::MAX);
-                        let reason = match state {
-                            Some(st) => Status::from_codes(st, reason).ok(),
-                            None => Status::all().find(|s| s.reason() as u32 == reason),
-                        };
                         let t = (key & u64::from(u32::MAX)) as u32;
-                        reason.is_some_and(wanted) && t != cold::ANY_TYPE && of_type(t)
+                        let typed = match (by_status, ty) {
+                            (false, _) => of_type(t),
+                            (true, None) => t == cold::ANY_TYPE,
+                            (true, Some(ty)) => t == ty,
+                        };
+                        typed && Status::all().find(|s| s.reason() as u32 == reason).is_some_and(wanted)
                     })
                     .map(|(_, len)| len)
                     .sum()

@@ -384,9 +384,13 @@ impl<W: Write> Write for Crc<W> {
 }
 
 fn header(last_seq: u64, body_len: u64, body_crc: u32) -> [u8; HEADER_LEN] {
+    header_of(VERSION, last_seq, body_len, body_crc)
+}
+
+fn header_of(version: u16, last_seq: u64, body_len: u64, body_crc: u32) -> [u8; HEADER_LEN] {
     let mut h = [0u8; HEADER_LEN];
     h[0..8].copy_from_slice(&MAGIC);
-    h[8..10].copy_from_slice(&VERSION.to_le_bytes());
+    h[8..10].copy_from_slice(&version.to_le_bytes());
     h[10..12].copy_from_slice(&codec::CODEC_VERSION.to_le_bytes());
     h[16..24].copy_from_slice(&last_seq.to_le_bytes());
     h[24..32].copy_from_slice(&body_len.to_le_bytes());
@@ -429,14 +433,18 @@ fn write_part(file: &fs::File, value: &impl Serialize) -> Result<(u64, u32), Par
     Ok((w.len, w.hasher.finalize()))
 }
 
-/// The bytes of a checkpoint file of today's format holding `head` as its
-/// head part and `hot` as its hot part, with a valid header, frame and
-/// checksums: for tests and fuzzing of the loader.
-pub fn checkpoint_file_bytes(last_seq: u64, head: &[u8], hot: &[u8]) -> Vec<u8> {
-    let mut file = header(last_seq, head.len() as u64, crc32fast::hash(head)).to_vec();
+/// The bytes of a checkpoint file with a valid header and checksums, for
+/// tests and fuzzing of the loader: of today's format, holding `head` as
+/// its head part and `hot` as its hot part (with a valid frame); with no
+/// `hot`, of format 8, holding `head` as its body.
+pub fn checkpoint_file_bytes(last_seq: u64, head: &[u8], hot: Option<&[u8]>) -> Vec<u8> {
+    let version = if hot.is_some() { VERSION } else { 8 };
+    let mut file = header_of(version, last_seq, head.len() as u64, crc32fast::hash(head)).to_vec();
     file.extend_from_slice(head);
-    file.extend_from_slice(&frame(hot.len() as u64, crc32fast::hash(hot)));
-    file.extend_from_slice(hot);
+    if let Some(hot) = hot {
+        file.extend_from_slice(&frame(hot.len() as u64, crc32fast::hash(hot)));
+        file.extend_from_slice(hot);
+    }
     file
 }
 
@@ -599,6 +607,37 @@ impl Projection {
         load_views(&path, live).ok().filter(|p| p.last_seq == seq)
     }
 
+    /// Every page of the images of their hot rows that the checkpoints in
+    /// `dir` name (format 9 on), checked (`joblog verify`): a problem for
+    /// each that is there but damaged or not an image. One that is missing
+    /// is none: an image is a cache a checkpoint may lack (its writing
+    /// failed, or a crash came first), and the reads then open the engine.
+    pub(crate) fn check_images(dir: &Path) -> Vec<String> {
+        let mut problems = Vec::new();
+        for (_, path) in list(dir) {
+            let Ok(file) = File::open(&path) else { continue };
+            let Ok((_, head)) = file.decode_head() else { continue };
+            let image = dir.join(super::cold::file_name(head.hot_run));
+            if !image.exists() {
+                continue;
+            }
+            let checked = super::cold::ColdRun::open(&image).and_then(|run| {
+                if !run.holds_open() {
+                    return Err(Error::corrupt("a run of Completed jobs, not an image of hot rows"));
+                }
+                run.check_all()
+            });
+            if let Err(e) = checked {
+                problems.push(format!(
+                    "{}: the image of the hot rows of {} does not check: {e}",
+                    image.display(),
+                    path.display()
+                ));
+            }
+        }
+        problems
+    }
+
     /// Loads the newest valid snapshot in `dir` whose last event is before
     /// `log_next_seq` and whose segments are the log's (`live`: first
     /// sequence number → generation; a compaction since makes a checkpoint
@@ -722,7 +761,7 @@ impl File {
         }
         let hot = &rest[FRAME_LEN..];
         if hot.len() as u64 != u64::from_le_bytes(le(frame, 0)) {
-            return Err(self.corrupt("length differs from its header"));
+            return Err(self.corrupt("the hot part's length differs from its frame's"));
         }
         if crc32fast::hash(hot) != n(8) {
             return Err(self.corrupt("the hot part's checksum does not match"));
@@ -804,18 +843,43 @@ fn load_views(path: &Path, live: &Generations) -> Result<Projection, Error> {
     let hot_run = head.hot_run;
     let mut p = Projection::from_body(head.with(Hot::default())).map_err(|why| file.corrupt(&why))?;
     attach_runs(&mut p, path, tiers, live)?;
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let run = super::cold::ColdRun::open(&dir.join(super::cold::file_name(hot_run)))?;
-    if run.id() != hot_run || !run.holds_open() {
-        return Err(file.corrupt(&format!("the image of its hot rows, run {hot_run}, is another run")));
-    }
-    if run.segments()?.iter().any(|(s, g)| !current(live, *s, *g)) {
-        return Err(file.corrupt(&format!("the image of its hot rows, run {hot_run}, is stale")));
-    }
+    let run = open_run(path, hot_run, None, true, live)?;
     if !run.is_empty() {
         p.cold.push(super::tier::Cold::new(std::sync::Arc::new(run), Default::default()));
     }
     Ok(p)
+}
+
+/// Opens run `id` in the directory of the checkpoint at `checkpoint` and
+/// checks that it is the run the checkpoint means: its own id, the run it
+/// stands in for (`replaces`, when it is a copy standing in for one),
+/// whether it may hold open jobs (`image`: the image of the hot rows; a
+/// cold run never does), and that it points into segments as the log
+/// has them now.
+fn open_run(
+    checkpoint: &Path,
+    id: u64,
+    replaces: Option<u64>,
+    image: bool,
+    live: &Generations,
+) -> Result<super::cold::ColdRun, Error> {
+    let dir = checkpoint.parent().unwrap_or(Path::new("."));
+    let run = super::cold::ColdRun::open(&dir.join(super::cold::file_name(id)))?;
+    if run.id() != id || replaces.is_some_and(|r| run.replaces() != Some(r)) || run.holds_open() != image {
+        return Err(corrupt_in(
+            checkpoint,
+            &format!(
+                "run {id} names itself {} (standing in for {:?}, holding open jobs: {})",
+                run.id(),
+                run.replaces(),
+                run.holds_open()
+            ),
+        ));
+    }
+    if run.segments()?.iter().any(|(s, g)| !current(live, *s, *g)) {
+        return Err(corrupt_in(checkpoint, &format!("run {id} points into segments compacted since (stale)")));
+    }
+    Ok(run)
 }
 
 /// Maps the cold runs checkpoint `path` names (`tiers`) into `p`.
@@ -834,26 +898,12 @@ fn attach_runs(p: &mut Projection, path: &Path, tiers: Tiers, live: &Generations
     let mut stand_ins: Option<std::collections::HashMap<u64, u64>> = None;
     let mut touched = std::collections::BTreeSet::new();
     for (id, gone) in tiers.cold.into_iter().zip(tiers.gone) {
-        let path = dir.join(super::cold::file_name(id));
-        let stand_in = match path.try_exists() {
+        let stand_in = match dir.join(super::cold::file_name(id)).try_exists() {
             Ok(false) => stand_ins.get_or_insert_with(|| stand_ins_in(&files)).get(&id).copied(),
             _ => None,
         };
-        let (run, gone) = match stand_in {
-            Some(copy) => (super::cold::ColdRun::open(&dir.join(super::cold::file_name(copy)))?, Vec::new()),
-            None => (super::cold::ColdRun::open(&path)?, gone),
-        };
-        let expected = stand_in.unwrap_or(id);
-        if run.id() != expected || (stand_in.is_some() && run.replaces() != Some(id)) {
-            return Err(corrupt(&format!(
-                "cold run {expected} names itself {} (standing in for {:?})",
-                run.id(),
-                run.replaces()
-            )));
-        }
-        if run.segments()?.iter().any(|(s, g)| !current(live, *s, *g)) {
-            return Err(corrupt(&format!("cold run {id} points into segments compacted since (stale)")));
-        }
+        let run = open_run(path, stand_in.unwrap_or(id), stand_in.map(|_| id), false, live)?;
+        let gone = if stand_in.is_some() { Vec::new() } else { gone };
         if gone.iter().any(|&r| r as usize >= run.len()) || (!gone.is_empty() && gone.len() >= run.len()) {
             return Err(corrupt(&format!("cold run {id}: deleted rows out of range")));
         }

@@ -392,7 +392,6 @@ impl Projection {
         new.frozen.len()
     }
 
-    /// Jobs held in memory (hot rows).
     /// Takes the id of a run to be written outside the state's write lock
     /// (the image of the hot rows a checkpoint names: [`Projection::write_hot_run`]).
     pub(crate) fn take_run_id(&mut self) -> u64 {
@@ -414,6 +413,7 @@ impl Projection {
         write_run_file(dir, id, jobs, live, cold::HOLDS_OPEN).map(drop)
     }
 
+    /// Jobs held in memory (hot rows).
     pub(crate) fn hot_rows(&self) -> usize {
         self.rows.len() - self.free_rows.len()
     }
@@ -429,16 +429,23 @@ impl Projection {
     /// writable open's, or the next checkpoint's).
     /// With `scratch`, each run's file is unlinked as soon as it is mapped.
     pub(crate) fn spill(&mut self, dir: &Path, live: &Generations, scratch: bool) -> Result<(), Error> {
+        self.number_runs_past_files(dir);
+        if let Some(new) = self.prepare_runs(dir, live, 1, false, !scratch)? {
+            self.install_run(new);
+        }
+        Ok(())
+    }
+
+    /// Gives the next runs ids after every run file in `dir` (a state that
+    /// did not come from a checkpoint there, or comes from an older one,
+    /// overwrites no file another checkpoint may name).
+    pub(crate) fn number_runs_past_files(&mut self, dir: &Path) {
         let after = std::fs::read_dir(dir)
             .into_iter()
             .flatten()
             .flatten()
             .filter_map(|e| cold::parse_file_name(&e.file_name().to_string_lossy()).map(|id| id.saturating_add(1)));
         self.next_run = after.fold(self.next_run, u64::max);
-        if let Some(new) = self.prepare_runs(dir, live, 1, false, !scratch)? {
-            self.install_run(new);
-        }
-        Ok(())
     }
 
     /// Keeps `dir` (where a read-only replay spills) as long as the state.
