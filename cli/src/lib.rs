@@ -279,13 +279,20 @@ fn through_views(g: &args::Global, cmd: &Command) -> Option<Output> {
         Err(e) => return Some(Err(exec::user_failure(e, &g.user))),
     };
     let notes = std::cell::RefCell::new(Vec::new());
-    match exec::reads(&reader, cmd, g.json, &|note| notes.borrow_mut().push(note)) {
+    let out = exec::reads(&reader, cmd, g.json, &|note| notes.borrow_mut().push(note));
+    drop(reader);
+    match out {
         // Neither a refusal nor a usage error: damage or an I/O error.
         Err(f) if f.code == 1 => None,
         out => {
             for note in notes.take() {
                 say!("{note}");
             }
+            // The process ends once the answer is printed: its maps and
+            // files (a hundred or more at 10M jobs, each unmapped and
+            // closed one by one when dropped) go with it, the shared lock
+            // too.
+            std::mem::forget(views);
             Some(out)
         }
     }

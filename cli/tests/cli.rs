@@ -1386,24 +1386,31 @@ fn identifiers_that_could_pass_for_another_are_refused() {
 
 #[test]
 fn a_fifo_where_the_store_keeps_a_file_is_refused_not_waited_on() {
-    let s = Store::new();
-    s.json(&["user", "add", "u1"]);
-    let manifest = segments_dir(&s).join("MANIFEST");
-    let _ = std::fs::remove_file(&manifest);
-    let made = Command::new("mkfifo").arg(&manifest).status().unwrap();
-    assert!(made.success());
-    // Without the check this blocks forever in open(2): `timeout` ends it.
-    let out = Command::new("timeout")
-        .arg("20")
-        .arg(env!("CARGO_BIN_EXE_joblog"))
-        .arg("--data")
-        .arg(s.data())
-        .args(["user", "list"])
-        .env_remove("JOBLOG_DATA")
-        .output()
-        .unwrap();
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"), "{out:?}");
+    // The FIFO itself, and a link to one.
+    for through_a_link in [false, true] {
+        let s = Store::new();
+        s.json(&["user", "add", "u1"]);
+        let manifest = segments_dir(&s).join("MANIFEST");
+        let _ = std::fs::remove_file(&manifest);
+        let fifo = if through_a_link { s.path("fifo") } else { manifest.clone() };
+        let made = Command::new("mkfifo").arg(&fifo).status().unwrap();
+        assert!(made.success());
+        if through_a_link {
+            std::os::unix::fs::symlink(&fifo, &manifest).unwrap();
+        }
+        // Without the check this blocks forever in open(2): `timeout` ends it.
+        let out = Command::new("timeout")
+            .arg("20")
+            .arg(env!("CARGO_BIN_EXE_joblog"))
+            .arg("--data")
+            .arg(s.data())
+            .args(["user", "list"])
+            .env_remove("JOBLOG_DATA")
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "link: {through_a_link}: {out:?}");
+        assert!(String::from_utf8_lossy(&out.stderr).contains("not a regular file"), "{out:?}");
+    }
 }
 
 #[test]

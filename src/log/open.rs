@@ -301,8 +301,13 @@ fn list_dir(dir: &Path) -> Result<(Vec<(u64, String)>, Vec<String>, Vec<std::pat
     for entry in entries {
         let entry = entry.map_err(|e| io_err(dir, e))?;
         // A FIFO, socket or device where the log keeps a file would make
-        // opening it block, or read forever: refused, whatever its name.
-        if fs::metadata(entry.path()).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+        // opening it block, or read forever: refused, whatever its name
+        // (the directory's own word for its type, and a link followed).
+        let not_a_file = |t: fs::FileType| !t.is_file() && !t.is_dir();
+        let ty = entry.file_type().map_err(|e| io_err(&entry.path(), e))?;
+        if (ty.is_symlink() && fs::metadata(entry.path()).is_ok_and(|m| not_a_file(m.file_type())))
+            || (!ty.is_symlink() && not_a_file(ty))
+        {
             return Err(corrupt(
                 &entry.path(),
                 0,
@@ -350,11 +355,20 @@ fn open_sealed(
     }
     let len = usize::try_from(entry.len).map_err(|_| corrupt(path, 0, "segment too large for this machine"))?;
     let mut map = SegmentMap::read_only(&file, len).map_err(|e| io_err(path, e))?;
-    if config.verify_on_open {
+    let header = if config.verify_on_open {
         // Its checksum reads all of it.
         map.prefetch();
+        SegmentHeader::decode(map.bytes())
+    } else {
+        // The header alone, read by itself: a first read through the map
+        // would map the pages around it too, and an open that checks no
+        // content reads a few segments of a hundred or more.
+        use std::os::unix::fs::FileExt;
+        let mut head = [0u8; format::HEADER_LEN];
+        let got = file.read_at(&mut head, 0).map_err(|e| io_err(path, e))?;
+        SegmentHeader::decode(&head[..got.min(len)])
     }
-    let header = SegmentHeader::decode(map.bytes()).map_err(|why| undecodable(path, 0, why))?;
+    .map_err(|why| undecodable(path, 0, why))?;
     if header.first_seq != entry.first_seq {
         return Err(corrupt(path, 0, "segment header names another sequence number than its manifest entry"));
     }

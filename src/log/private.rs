@@ -63,9 +63,10 @@ pub(crate) fn create_file(path: &Path, truncate: bool) -> io::Result<File> {
     Ok(file)
 }
 
-/// The process's effective user id.
+/// The process's effective user id (joblog never changes it: asked once).
 pub(crate) fn euid() -> u32 {
-    nix::unistd::geteuid().as_raw()
+    static EUID: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *EUID.get_or_init(|| nix::unistd::geteuid().as_raw())
 }
 
 /// Refuses `path` (not followed if a link) unless the process's effective

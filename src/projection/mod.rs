@@ -150,6 +150,9 @@ impl Indices {
         let mut keyed: Vec<((i64, Uuid), u32)> =
             rows.iter().zip(0u32..).filter(|(r, _)| !r.deleted).map(|(r, i)| (r.created_key(), i)).collect();
         keyed.sort_unstable();
+        if rows.len() < PARALLEL_ROWS {
+            return Indices(ViewIndices::build(rows, &keyed), StatusIndices::build(rows, &keyed));
+        }
         std::thread::scope(|s| {
             let status = s.spawn(|| StatusIndices::build(rows, &keyed));
             let views = ViewIndices::build(rows, &keyed);
@@ -157,6 +160,11 @@ impl Indices {
         })
     }
 }
+
+/// Below this many rows, what an open builds on two cores is built on one:
+/// a thread costs more than the work (a reading command's state has no
+/// hot row at all, `engine/views.rs`).
+pub(crate) const PARALLEL_ROWS: usize = 1 << 14;
 
 /// The indices of the views, built whole from rows in `createdon` order
 /// (`Projection::index_all`).

@@ -1028,14 +1028,20 @@ impl Projection {
         // The lookup tables on a core of their own while the indices are
         // built (`Indices::build` takes the other two parts).
         let (rows, strings) = (&p.rows, &mut p.strings);
-        let (indices, by_id) = std::thread::scope(|s| {
-            let lookups = s.spawn(move || {
-                strings.rebuild();
-                super::ids::IdIndex::build(rows).map_err(|id| format!("job {id} twice"))
-            });
-            let indices = super::Indices::build(rows);
-            Ok::<_, String>((indices, lookups.join().unwrap_or_else(|_| Err("the lookup thread panicked".into()))?))
-        })?;
+        let mut lookups = move || {
+            strings.rebuild();
+            super::ids::IdIndex::build(rows).map_err(|id| format!("job {id} twice"))
+        };
+        let (indices, by_id) = if rows.len() < super::PARALLEL_ROWS {
+            let by_id = lookups()?;
+            (super::Indices::build(rows), by_id)
+        } else {
+            std::thread::scope(|s| {
+                let lookups = s.spawn(lookups);
+                let indices = super::Indices::build(rows);
+                Ok::<_, String>((indices, lookups.join().unwrap_or_else(|_| Err("the lookup thread panicked".into()))?))
+            })?
+        };
         p.set_indices(indices);
         p.by_id = by_id;
         Ok(p)
