@@ -133,6 +133,12 @@ impl Status {
         Self { state, reason }
     }
 
+    /// The status whose Status Reason has code `statuscode` (each code
+    /// belongs to one State), if there is one.
+    pub fn of_statuscode(statuscode: u32) -> Option<Self> {
+        Status::all().find(|s| s.reason as u32 == statuscode)
+    }
+
     /// Checks a pair of codes, as they arrive from an import or a command line.
     pub fn from_codes(statecode: u32, statuscode: u32) -> Result<Self, DomainError> {
         Status::all()
@@ -257,7 +263,9 @@ mod tests {
         assert!(matches!(Status::from_codes(9, 0), Err(DomainError::BadStatusPair { statecode: 9, statuscode: 0 })));
         for s in Status::all() {
             assert_eq!(Status::of_reason(s.reason()), s);
+            assert_eq!(Status::of_statuscode(s.statuscode()), Some(s));
         }
+        assert_eq!(Status::of_statuscode(13), None);
     }
 
     /// Events and checkpoints decode a Status through the same check: a

@@ -242,22 +242,10 @@ impl ColdRow {
         }
         let i = |at: usize| i64::from_le_bytes(arr(b, at));
         let u = |at: usize| u32::from_le_bytes(arr(b, at));
-        // Matched here: this runs for every row a view or a deletion
-        // looks at. Whether a reason that is not a Completed one may be
-        // there is the run's to say ([`ColdRun::row`]).
-        let reason = match u(60) {
-            30 => StatusReason::Succeeded,
-            31 => StatusReason::Failed,
-            32 => StatusReason::Canceled,
-            0 => StatusReason::WaitingForResources,
-            10 => StatusReason::Waiting,
-            11 => StatusReason::Retrying,
-            12 => StatusReason::Paused,
-            20 => StatusReason::InProgress,
-            21 => StatusReason::Pausing,
-            22 => StatusReason::Canceling,
-            other => return Err(format!("status reason {other} does not exist")),
-        };
+        // Whether a reason that is not a Completed one may be there is
+        // the run's to say ([`ColdRun::row`]).
+        let reason =
+            Status::of_statuscode(u(60)).ok_or_else(|| format!("status reason {} does not exist", u(60)))?.reason();
         Ok(ColdRow {
             id: Uuid::from_bytes(arr(b, 0)),
             createdon: i(16),

@@ -644,7 +644,7 @@ impl Projection {
                             (true, None) => t == cold::ANY_TYPE,
                             (true, Some(ty)) => t == ty,
                         };
-                        typed && Status::all().find(|s| s.reason() as u32 == reason).is_some_and(wanted)
+                        typed && Status::of_statuscode(reason).is_some_and(wanted)
                     })
                     .map(|(_, len)| len)
                     .sum()

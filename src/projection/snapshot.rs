@@ -120,7 +120,8 @@ struct Hot {
 }
 
 impl Head {
-    /// The body of a checkpoint of formats before 9.
+    /// The head part and hot part as one body, the form every format's
+    /// checkpoint is loaded from.
     fn with(self, hot: Hot) -> Body {
         Body {
             rows: hot.rows,
@@ -410,26 +411,12 @@ fn frame(len: u64, crc: u32) -> [u8; FRAME_LEN] {
     f
 }
 
-/// A part of a checkpoint that failed to be written.
-enum PartError {
-    Io(std::io::Error),
-    Codec(CodecError),
-}
-
-impl PartError {
-    fn at(self, path: &Path) -> Error {
-        match self {
-            PartError::Io(e) => io(path)(e),
-            PartError::Codec(e) => e.into(),
-        }
-    }
-}
-
-/// Encodes `value` at `file`'s offset: its length and CRC32.
-fn write_part(file: &fs::File, value: &impl Serialize) -> Result<(u64, u32), PartError> {
+/// Encodes `value` at the offset of `file` (at `path`): its length and
+/// CRC32.
+fn write_part(file: &fs::File, path: &Path, value: &impl Serialize) -> Result<(u64, u32), Error> {
     let mut w = Crc { inner: BufWriter::with_capacity(1 << 20, file), hasher: crc32fast::Hasher::new(), len: 0 };
-    codec::encode_to(value, &mut w).map_err(PartError::Codec)?;
-    w.flush().map_err(PartError::Io)?;
+    codec::encode_to(value, &mut w)?;
+    w.flush().map_err(io(path))?;
     Ok((w.len, w.hasher.finalize()))
 }
 
@@ -524,7 +511,7 @@ impl Projection {
                 next_run: self.next_run,
                 gone: self.cold.iter().map(|c| c.gone.iter().collect()).collect(),
             };
-            let (head_len, head_crc) = write_part(&file, &(tiers, head)).map_err(|e| e.at(&tmp))?;
+            let (head_len, head_crc) = write_part(&file, &tmp, &(tiers, head))?;
             file.write_all(&[0u8; FRAME_LEN]).map_err(io(&tmp))?;
             let hot = HotRef {
                 rows: RowTable(&self.rows),
@@ -534,7 +521,7 @@ impl Projection {
                 deletions: &self.deletions,
                 deletions_by_id: &self.deletions_by_id,
             };
-            let (hot_len, hot_crc) = write_part(&file, &hot).map_err(|e| e.at(&tmp))?;
+            let (hot_len, hot_crc) = write_part(&file, &tmp, &hot)?;
             use std::os::unix::fs::FileExt;
             let frame_at = HEADER_LEN as u64 + head_len;
             file.write_all_at(&frame(hot_len, hot_crc), frame_at).map_err(io(&tmp))?;
@@ -615,7 +602,7 @@ impl Projection {
     pub(crate) fn check_images(dir: &Path) -> Vec<String> {
         let mut problems = Vec::new();
         for (_, path) in list(dir) {
-            let Ok(file) = File::open(&path) else { continue };
+            let Ok(file) = CheckpointFile::open(&path) else { continue };
             let Ok((_, head)) = file.decode_head() else { continue };
             let image = dir.join(super::cold::file_name(head.hot_run));
             if !image.exists() {
@@ -671,7 +658,7 @@ impl Projection {
 /// The cold runs checkpoint `path` names (`None` when they cannot be
 /// read).
 fn runs_named(path: &Path) -> Option<Vec<u64>> {
-    let file = File::open(path).ok()?;
+    let file = CheckpointFile::open(path).ok()?;
     if file.version < 7 {
         return Some(Vec::new());
     }
@@ -701,7 +688,7 @@ fn current(live: &Generations, key: u64, generation: u32) -> bool {
 }
 
 /// A checkpoint file, mapped, its header checked.
-struct File {
+struct CheckpointFile {
     path: PathBuf,
     map: crate::sys::map::SegmentMap,
     version: u16,
@@ -710,12 +697,12 @@ struct File {
     body_crc: u32,
 }
 
-impl File {
+impl CheckpointFile {
     fn corrupt(&self, why: &str) -> Error {
         corrupt_in(&self.path, why)
     }
 
-    fn open(path: &Path) -> Result<File, Error> {
+    fn open(path: &Path) -> Result<CheckpointFile, Error> {
         let corrupt = |why: &str| corrupt_in(path, why);
         // The whole file, so that decoding never trusts a length beyond
         // what the file holds; mapped, not read into memory of the
@@ -738,7 +725,7 @@ impl File {
         if HEADER_LEN.checked_add(body_len).is_none_or(|end| end > len) {
             return Err(corrupt("length differs from its header"));
         }
-        Ok(File { path: path.to_path_buf(), map, version, body_len, body_crc })
+        Ok(CheckpointFile { path: path.to_path_buf(), map, version, body_len, body_crc })
     }
 
     /// The body's bytes (before format 9) or the head part's, checked.
@@ -824,7 +811,7 @@ fn check_current(path: &Path, segments: &[u64], generations: &[Option<u32>], liv
 }
 
 fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
-    let file = File::open(path)?;
+    let file = CheckpointFile::open(path)?;
     let (tiers, body) = file.decode()?;
     check_current(path, &body.segments, &body.generations, live)?;
     let mut p = Projection::from_body(body).map_err(|why| file.corrupt(&why))?;
@@ -837,7 +824,7 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
 /// as a run that may hold open jobs, and no hot row in memory. Its hot
 /// part is not read.
 fn load_views(path: &Path, live: &Generations) -> Result<Projection, Error> {
-    let file = File::open(path)?;
+    let file = CheckpointFile::open(path)?;
     let (tiers, head) = file.decode_head()?;
     check_current(path, &head.segments, &head.generations, live)?;
     let hot_run = head.hot_run;
