@@ -88,7 +88,7 @@ pub(crate) fn encode_to<T: Serialize, W: std::io::Write>(value: &T, w: &mut W) -
 /// times the input's size (in-memory sizes run larger than encoded ones)
 /// before anything is allocated from it: a corrupt length fails instead of
 /// asking for gigabytes.
-pub(crate) fn decode_large<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
+pub(crate) fn decode_large<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, CodecError> {
     let (value, used) = decode_prefix_large(bytes)?;
     if used != bytes.len() {
         return Err(CodecError::TrailingBytes(bytes.len() - used));
@@ -98,7 +98,7 @@ pub(crate) fn decode_large<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, Codec
 
 /// [`decode_large`] of a value at the start of `bytes`, with the number of
 /// bytes it used (the rest is the caller's).
-pub(crate) fn decode_prefix_large<T: DeserializeOwned>(bytes: &[u8]) -> Result<(T, usize), CodecError> {
+pub(crate) fn decode_prefix_large<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<(T, usize), CodecError> {
     macro_rules! with_limit {
         ($($limit:expr),*) => {{
             let want = bytes.len().saturating_mul(4);
@@ -108,7 +108,7 @@ pub(crate) fn decode_prefix_large<T: DeserializeOwned>(bytes: &[u8]) -> Result<(
                         .with_little_endian()
                         .with_variable_int_encoding()
                         .with_limit::<{ $limit }>();
-                    bincode::serde::decode_from_slice(bytes, config)
+                    bincode::serde::borrow_decode_from_slice(bytes, config)
                 } else
             )*
             {

@@ -1060,3 +1060,78 @@ fn a_mark_that_cannot_be_read_is_no_mark_and_never_an_error() {
         }
     }
 }
+
+/// A read-only open that verifies no content (the engine's, for reading
+/// commands) opens no sealed segment: each is opened, checked against its
+/// manifest entry and mapped by its first read. A segment damaged so that
+/// this check fails (shorter than its entry, a header naming another
+/// number) is an error where it is read, naming its file, and no other
+/// read is harmed; one missing from the directory is a problem at the
+/// open; a writable open, and `verify`, still check every segment.
+#[test]
+fn a_read_only_open_opens_a_sealed_segment_at_its_first_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), trusting(SMALL)).unwrap();
+    for i in 1..=400 {
+        log.append(&payload(i)).unwrap();
+    }
+    let positions: Vec<_> = log.iter_from(1).map(|r| r.map(|r| (r.seq(), r.position())).unwrap()).collect();
+    let want = all(&log);
+    let segments = log.segments();
+    assert!(segments.len() >= 4, "{} segments", segments.len());
+    log.close().unwrap();
+    let ro = || Log::open(dir.path(), LogConfig { read_only: true, ..trusting(SMALL) });
+
+    // Whole: reads as before, and a read of one position opens one segment.
+    let log = ro().unwrap();
+    assert!(log.recovery().problems.is_empty());
+    assert_eq!(all(&log), want);
+    drop(log);
+
+    // The second segment cut short.
+    let second = &segments[1];
+    let (in_first, in_second, in_last) = {
+        let of = |seg: &joblog::log::SegmentInfo| {
+            positions.iter().find(|(_, p)| p.segment == seg.key).map(|(i, p)| (*i, *p)).unwrap()
+        };
+        (of(&segments[0]), of(second), of(segments.last().unwrap()))
+    };
+    let saved = fs::read(&second.path).unwrap();
+    fs::write(&second.path, &saved[..saved.len() / 2]).unwrap();
+    let log = ro().expect("no segment is looked into at the open");
+    assert!(log.recovery().problems.is_empty());
+    for (i, p) in [in_first, in_last] {
+        assert_eq!(log.read_at(p).unwrap().payload(), &payload(i)[..]);
+    }
+    let err = log.read_at(in_second.1).unwrap_err();
+    assert!(matches!(&err, LogError::Corrupt { path, .. } if path == &second.path), "{err}");
+    assert!(err.to_string().contains("the manifest says"), "{err}");
+    let iterated: Result<Vec<_>, _> = log.iter_from(1).collect();
+    assert!(iterated.is_err(), "a scan across it meets the damage");
+    assert!(!log.verify().unwrap().ok());
+    drop(log);
+    let refused = Log::open(dir.path(), trusting(SMALL));
+    assert!(matches!(refused, Err(LogError::Corrupt { .. })), "a writer checks every segment first");
+
+    // Its header naming another first number.
+    let mut other = saved.clone();
+    let header = joblog::log::format::SegmentHeader::decode(&saved).unwrap();
+    let moved = joblog::log::format::SegmentHeader { first_seq: header.first_seq + 1, ..header };
+    other[..HEADER_LEN].copy_from_slice(&moved.encode());
+    fs::write(&second.path, &other).unwrap();
+    let log = ro().unwrap();
+    let err = log.read_at(in_second.1).unwrap_err();
+    assert!(err.to_string().contains("another sequence number"), "{err}");
+    assert_eq!(log.read_at(in_first.1).unwrap().payload(), &payload(in_first.0)[..]);
+    drop(log);
+
+    // Missing: a problem at the open, from the directory's listing.
+    fs::remove_file(&second.path).unwrap();
+    let log = ro().unwrap();
+    assert!(log.recovery().problems.iter().any(|p| p.contains("missing")), "{:?}", log.recovery().problems);
+    drop(log);
+
+    // Put back: whole again.
+    fs::write(&second.path, &saved).unwrap();
+    assert_eq!(all(&ro().unwrap()), want);
+}

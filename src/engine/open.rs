@@ -131,7 +131,7 @@ pub(super) fn open_log_read_only(dir: &Path, config: &mut Config) -> Result<Log,
 /// from the data directory of an older store (made before joblog created
 /// them 0700). A missing directory is fine (it will be created).
 fn check_store(data: &Path, tighten: bool) -> Result<(), LogError> {
-    use crate::log::private::{check_owner, DIR_MODE};
+    use crate::log::private::{check_owner, euid, DIR_MODE};
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let io = |path: &Path, source| LogError::Io { path: path.to_path_buf(), source };
     let Ok(meta) = std::fs::symlink_metadata(data) else { return Ok(()) };
@@ -146,7 +146,15 @@ fn check_store(data: &Path, tighten: bool) -> Result<(), LogError> {
     }
     for dir in dirs {
         for entry in std::fs::read_dir(&dir).map_err(|e| io(&dir, e))? {
-            check_owner(&entry.map_err(|e| io(&dir, e))?.path())?;
+            // Through the directory's descriptor, not the entry's whole
+            // path; a link is not followed (its own owner counts).
+            let entry = entry.map_err(|e| io(&dir, e))?;
+            match entry.metadata() {
+                Ok(m) if m.uid() == euid() => {}
+                Ok(m) => return Err(LogError::NotOwned { path: entry.path(), owner: m.uid(), euid: euid() }),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(io(&entry.path(), e)),
+            }
         }
     }
     if tighten && meta.is_dir() && meta.mode() & 0o077 != 0 {

@@ -524,9 +524,9 @@ fn take_cold(
     loop {
         match cold.next_seq() {
             Ok(seq) if seq < until || (seq == until && seq != u64::MAX) => {
-                let (seg, f) = cold.pop();
+                let r = cold.pop();
                 if seq < until {
-                    copier.take(report, f.seq, seg.key, &seg.map.bytes()[f.payload_offset..f.end()])?;
+                    copier.take(report, r.seq(), r.position().segment, r.payload())?;
                 }
             }
             Ok(_) => return Ok(()),

@@ -271,7 +271,7 @@ impl Log {
             old.paths.push(r.old.path.clone());
             report.frames_kept += r.moved.len() as u64;
             report.frames_dropped += r.dropped;
-            report.bytes_before += r.old.map.len() as u64;
+            report.bytes_before += r.old.map()?.len() as u64;
             if let Some((_, entry)) = &r.new {
                 report.bytes_after += entry.len;
                 report.bytes_written += entry.len;
@@ -315,7 +315,7 @@ impl OldFiles {
 /// within it (then they name every frame, if they name frames at all: a
 /// bit a byte, no sort).
 fn names_every_frame(seg: &Segment, offsets: &[u64]) -> bool {
-    DropSet::new(seg.map.len(), offsets).is_ok_and(|set| set.left as u64 == seg.frames)
+    seg.map().is_ok_and(|map| DropSet::new(map.len(), offsets).is_ok_and(|set| set.left as u64 == seg.frames))
 }
 
 /// Passes every result's value to `put` (into a [`Rewrite`], so that a
@@ -372,7 +372,7 @@ fn write_cold(
                     s
                 }
             };
-            let bytes = s.map.bytes();
+            let bytes = s.map()?.bytes();
             let bad = |reason| LogError::BadPosition { segment: p.segment, offset: p.offset, reason };
             let offset =
                 usize::try_from(p.offset).ok().filter(|o| *o >= HEADER_LEN).ok_or(bad("no frame starts there"))?;
@@ -464,8 +464,9 @@ impl DropSet {
 }
 
 fn copy_survivors(old: &Arc<Segment>, drop: &[u64], path: &Path, tmp: &Path) -> Result<Rewritten, LogError> {
-    let _through = old.map.read_through();
-    let bytes = old.map.bytes();
+    let map = old.map()?;
+    let _through = map.read_through();
+    let bytes = map.bytes();
     let generation = old.generation + 1;
     let mut out: Option<SegmentWriter> = None;
     let mut moved = Vec::new();

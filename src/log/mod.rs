@@ -47,7 +47,7 @@ use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, OnceLock, RwLock};
 use std::thread::JoinHandle;
 
 use crossbeam_channel::Sender;
@@ -255,7 +255,13 @@ pub(crate) struct Segment {
     /// How many times compaction has rewritten it (0: as appended).
     pub(crate) generation: u32,
     pub(crate) path: PathBuf,
-    pub(crate) map: Arc<SegmentMap>,
+    /// Its map: made when it was opened, or, for a sealed segment a
+    /// read-only open did not look into ([`Segment::unopened`]), by its
+    /// first read ([`Segment::map`]).
+    map: OnceLock<Arc<SegmentMap>>,
+    /// The length its manifest entry gives, for a sealed segment not yet
+    /// mapped (0 for one mapped when it was opened).
+    listed_len: u64,
     /// Damaged stretches `[start, end)` that readers step over (read-only
     /// salvage only; empty otherwise).
     pub(crate) skips: Vec<(usize, usize)>,
@@ -272,7 +278,53 @@ impl Segment {
     /// header names `first_seq`.
     pub(crate) fn keyed(key: u64, first_seq: u64, generation: u32, path: PathBuf, map: Arc<SegmentMap>) -> Self {
         map.expect_random();
-        Self { key, first_seq, last_seq: u64::MAX, frames: 0, generation, path, map, skips: Vec::new() }
+        let mut seg = Self::unopened(key, first_seq, generation, path, 0);
+        seg.map = OnceLock::from(map);
+        seg
+    }
+
+    /// A sealed segment of `len` bytes (its manifest entry's) that is
+    /// opened, checked against its entry and mapped by its first read
+    /// ([`Segment::map`]): what a read-only open does with the segments it
+    /// does not verify, so that a command reading a few of a hundred opens
+    /// those few.
+    pub(crate) fn unopened(key: u64, first_seq: u64, generation: u32, path: PathBuf, len: u64) -> Self {
+        Self {
+            key,
+            first_seq,
+            last_seq: u64::MAX,
+            frames: 0,
+            generation,
+            path,
+            map: OnceLock::new(),
+            listed_len: len,
+            skips: Vec::new(),
+        }
+    }
+
+    /// Its map, made now if this is its first read: a file that is
+    /// missing, shorter than its manifest entry or whose header names
+    /// another first sequence number is [`LogError::Corrupt`], as at an
+    /// open that looks into every segment.
+    pub(crate) fn map(&self) -> Result<&Arc<SegmentMap>, LogError> {
+        if let Some(map) = self.map.get() {
+            return Ok(map);
+        }
+        let map = open::map_sealed(&self.path, self.first_seq, self.listed_len, false)?;
+        map.expect_random();
+        // Two first reads at once both map it; one map is kept.
+        Ok(self.map.get_or_init(|| Arc::new(map)))
+    }
+
+    /// Its map if it has one (every segment but a sealed one not yet read).
+    pub(crate) fn mapped(&self) -> Option<&Arc<SegmentMap>> {
+        self.map.get()
+    }
+
+    /// The bytes of its frames readers see: a sealed segment not yet
+    /// mapped has its manifest entry's length.
+    pub(crate) fn published(&self) -> u64 {
+        self.map.get().map_or(self.listed_len, |m| m.published() as u64)
     }
 
     /// Whether it is a cold segment.
@@ -577,7 +629,7 @@ impl Log {
 
     /// Total bytes of segment files on disk (preallocated space included).
     pub fn disk_bytes(&self) -> u64 {
-        self.shared.all().iter().map(|s| s.map.allocated() as u64).sum()
+        self.shared.all().iter().map(|s| s.mapped().map_or(s.listed_len, |m| m.allocated() as u64)).sum()
     }
 
     /// Each segment's rewrite generation, by key. A cold segment listed
@@ -593,7 +645,7 @@ impl Log {
     /// Bytes of whole frames (and segment headers) in the log: what it
     /// holds, without the active segment's preallocated tail.
     pub fn data_bytes(&self) -> u64 {
-        self.shared.all().iter().map(|s| s.map.published() as u64).sum()
+        self.shared.all().iter().map(|s| s.published()).sum()
     }
 
     /// Unmaps from this process the pages of every segment it has read
@@ -601,7 +653,9 @@ impl Log {
     /// the kernel may then drop them.
     pub fn release_mapped_pages(&self) -> Result<(), LogError> {
         for s in self.shared.all() {
-            s.map.release_pages().map_err(|e| LogError::Io { path: s.path.clone(), source: e })?;
+            if let Some(map) = s.mapped() {
+                map.release_pages().map_err(|e| LogError::Io { path: s.path.clone(), source: e })?;
+            }
         }
         Ok(())
     }
@@ -618,7 +672,7 @@ impl Log {
                 first_seq: s.first_seq,
                 generation: s.generation,
                 path: s.path.clone(),
-                published_bytes: s.map.published() as u64,
+                published_bytes: s.published(),
             })
             .collect()
     }

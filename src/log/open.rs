@@ -55,8 +55,9 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
 
     let mut segments = Vec::new();
     for entry in &manifest.sealed {
-        let path = dir.join(entry.file_name());
-        match open_sealed(&path, entry.first_seq, entry, &config, &mut report) {
+        let name = entry.file_name();
+        let (path, there) = (dir.join(&name), files.iter().any(|f| f.1 == name));
+        match open_sealed(&path, entry.first_seq, entry, there, &config, &mut report) {
             Ok(seg) => segments.push(Arc::new(seg)),
             Err(e) if config.read_only => report.problems.push(e.to_string()),
             Err(e) => return Err(e),
@@ -66,8 +67,9 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
     let mut cold = Vec::new();
     let mut unreadable_cold = Vec::new();
     for entry in &manifest.cold {
-        let path = dir.join(entry.file_name());
-        match open_sealed(&path, entry.key(), &entry.sealed, &config, &mut report) {
+        let name = entry.file_name();
+        let (path, there) = (dir.join(&name), cold_files.contains(&name));
+        match open_sealed(&path, entry.key(), &entry.sealed, there, &config, &mut report) {
             Ok(mut seg) => {
                 (seg.last_seq, seg.frames) = (entry.sealed.last_seq, entry.sealed.frames);
                 cold.push(Arc::new(seg));
@@ -163,7 +165,10 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
 
     // Known from the active segment's recovery, else scanned for here; the
     // writer keeps it up to date from now on.
-    let next_seq = recovered_next.unwrap_or_else(|| segments.last().map_or(1, |s| super::read::next_seq_of(s)));
+    let next_seq = match recovered_next {
+        Some(next) => next,
+        None => segments.last().map_or(Ok(1), |s| super::read::next_seq_of(s))?,
+    };
     let shared = Arc::new(Shared {
         dir: dir.to_path_buf(),
         segments: RwLock::new(Arc::new(segments)),
@@ -334,44 +339,29 @@ fn list_dir(dir: &Path) -> Result<(Vec<(u64, String)>, Vec<String>, Vec<std::pat
 /// read-only salvage, a segment whose content is damaged is reported and
 /// served around the damage (every valid frame, the damaged stretches
 /// stepped over).
+///
+/// A read-only open that verifies no content opens none: it checks that
+/// the file is `there` (in the directory's listing) and leaves the rest
+/// of the checks to the segment's first read ([`Segment::map`]); nothing
+/// reads it but through them, and a read-only open changes nothing that a
+/// later refusal would have to undo. A writable open checks every sealed
+/// segment before it appends a byte.
 fn open_sealed(
     path: &Path,
     key: u64,
     entry: &super::manifest::SealedEntry,
+    there: bool,
     config: &LogConfig,
     report: &mut RecoveryReport,
 ) -> Result<Segment, LogError> {
-    let file = File::open(path).map_err(|e| match e.kind() {
-        std::io::ErrorKind::NotFound => corrupt(path, 0, "segment listed in the manifest is missing"),
-        _ => io_err(path, e),
-    })?;
-    let file_len = file.metadata().map_err(|e| io_err(path, e))?.len();
-    if file_len < entry.len {
-        return Err(corrupt(
-            path,
-            file_len as usize,
-            format!("segment is {file_len} bytes; the manifest says {}", entry.len),
-        ));
+    if config.read_only && !config.verify_on_open {
+        if !there {
+            return Err(corrupt(path, 0, MISSING));
+        }
+        return Ok(Segment::unopened(key, entry.first_seq, entry.generation, path.to_path_buf(), entry.len));
     }
-    let len = usize::try_from(entry.len).map_err(|_| corrupt(path, 0, "segment too large for this machine"))?;
-    let mut map = SegmentMap::read_only(&file, len).map_err(|e| io_err(path, e))?;
-    let header = if config.verify_on_open {
-        // Its checksum reads all of it.
-        map.prefetch();
-        SegmentHeader::decode(map.bytes())
-    } else {
-        // The header alone, read by itself: a first read through the map
-        // would map the pages around it too, and an open that checks no
-        // content reads a few segments of a hundred or more.
-        use std::os::unix::fs::FileExt;
-        let mut head = [0u8; format::HEADER_LEN];
-        let got = file.read_at(&mut head, 0).map_err(|e| io_err(path, e))?;
-        SegmentHeader::decode(&head[..got.min(len)])
-    }
-    .map_err(|why| undecodable(path, 0, why))?;
-    if header.first_seq != entry.first_seq {
-        return Err(corrupt(path, 0, "segment header names another sequence number than its manifest entry"));
-    }
+    let mut map = map_sealed(path, entry.first_seq, entry.len, config.verify_on_open)?;
+    let len = map.len();
     let mut skips = Vec::new();
     if config.verify_on_open && crc32fast::hash(map.bytes()) != entry.crc {
         // Find the frame at fault, to name its offset.
@@ -388,6 +378,7 @@ fn open_sealed(
         let serve = survey.last_batch_end.unwrap_or(0).max(scan.committed_end);
         skips = damage(path, &survey, serve, entry.first_seq, Some(entry.last_seq), report);
         if serve < len {
+            let file = File::open(path).map_err(|e| io_err(path, e))?;
             map = SegmentMap::read_only(&file, serve).map_err(|e| io_err(path, e))?;
         }
     }
@@ -395,6 +386,41 @@ fn open_sealed(
     seg.skips = skips;
     Ok(seg)
 }
+
+/// Opens and maps sealed segment `path` of `len` bytes (its manifest
+/// entry's), checking its length and that its header names `first_seq`;
+/// with `prefetch`, its whole content is read ahead (a checksum of it
+/// follows), else its header alone is read, by itself: a first read
+/// through the map would map the pages around it too.
+pub(super) fn map_sealed(path: &Path, first_seq: u64, len: u64, prefetch: bool) -> Result<SegmentMap, LogError> {
+    let file = File::open(path).map_err(|e| match e.kind() {
+        std::io::ErrorKind::NotFound => corrupt(path, 0, MISSING),
+        _ => io_err(path, e),
+    })?;
+    let file_len = file.metadata().map_err(|e| io_err(path, e))?.len();
+    if file_len < len {
+        return Err(corrupt(path, file_len as usize, format!("segment is {file_len} bytes; the manifest says {len}")));
+    }
+    let len = usize::try_from(len).map_err(|_| corrupt(path, 0, "segment too large for this machine"))?;
+    let map = SegmentMap::read_only(&file, len).map_err(|e| io_err(path, e))?;
+    let header = if prefetch {
+        map.prefetch();
+        SegmentHeader::decode(map.bytes())
+    } else {
+        let mut head = [0u8; format::HEADER_LEN];
+        let got = file.read_at(&mut head, 0).map_err(|e| io_err(path, e))?;
+        SegmentHeader::decode(&head[..got.min(len)])
+    }
+    .map_err(|why| undecodable(path, 0, why))?;
+    if header.first_seq != first_seq {
+        return Err(corrupt(path, 0, "segment header names another sequence number than its manifest entry"));
+    }
+    Ok(map)
+}
+
+/// Why a sealed segment the manifest lists cannot be opened: its file is
+/// not there.
+const MISSING: &str = "segment listed in the manifest is missing";
 
 /// Reports the damaged stretches a salvage open steps over (those below
 /// `serve`, where serving stops) and returns them as skips.
@@ -497,9 +523,9 @@ fn recover_active(
     preallocate(&file, cut as u64, file_len as u64).and_then(|()| file.sync_all()).map_err(|e| io_err(path, e))?;
     let map_len = file_len.max(config.segment_size_bytes as usize);
     let (map, w) = SegmentMap::writable(file, map_len, cut).map_err(|e| io_err(path, e))?;
-    let seg = Arc::new(Segment::new(first_seq, 0, path.to_path_buf(), map));
-    let active =
-        Active { seg: Arc::clone(&seg), writer: w, write_off: cut, frames, next_seq, marks: header.has_marks() };
+    let seg = Arc::new(Segment::new(first_seq, 0, path.to_path_buf(), Arc::clone(&map)));
+    let marks = header.has_marks();
+    let active = Active { seg: Arc::clone(&seg), map, writer: w, write_off: cut, frames, next_seq, marks };
     Ok(Recovered::Writable(active, seg))
 }
 

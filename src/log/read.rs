@@ -21,7 +21,9 @@ use crate::sys::map::ReadThrough;
 /// in place from the segment's map.
 #[derive(Clone)]
 pub struct Record {
-    seg: Arc<Segment>,
+    /// Its segment's key and map.
+    key: u64,
+    map: Arc<SegmentMap>,
     frame: format::Frame,
 }
 
@@ -33,13 +35,13 @@ impl Record {
 
     /// Where it lives (valid until compaction rewrites its segment).
     pub fn position(&self) -> Position {
-        Position { segment: self.seg.key, offset: (self.frame.payload_offset - format::FRAME_HEADER_LEN) as u64 }
+        Position { segment: self.key, offset: (self.frame.payload_offset - format::FRAME_HEADER_LEN) as u64 }
     }
 
     /// Its payload, read in place from the segment's map.
     #[inline]
     pub fn payload(&self) -> &[u8] {
-        &self.seg.map.bytes()[self.frame.payload_offset..self.frame.end()]
+        &self.map.bytes()[self.frame.payload_offset..self.frame.end()]
     }
 }
 
@@ -81,18 +83,15 @@ impl Iterator for LogIter {
             Err(e) => return self.fail(e),
         };
         let record = match hot {
-            Some(frame) if frame.seq < cold_next => {
+            Some((map, frame)) if frame.seq < cold_next => {
                 self.offset = frame.end();
-                let seg = Arc::clone(self.seg.as_ref().expect("a frame was read from it"));
-                Record { seg, frame }
+                let key = self.seg.as_ref().expect("a frame was read from it").key;
+                Record { key, map, frame }
             }
-            Some(frame) if frame.seq == cold_next => return self.fail(twice(&self.cold, frame.seq)),
+            Some((_, frame)) if frame.seq == cold_next => return self.fail(twice(&self.cold, frame.seq)),
             // Cold frames are below the visible horizon (they were durable
             // in a sealed segment): they come whatever the hot side has.
-            _ if cold_next != u64::MAX => {
-                let (seg, frame) = self.cold.pop();
-                Record { seg, frame }
-            }
+            _ if cold_next != u64::MAX => self.cold.pop(),
             _ => return None,
         };
         self.after = record.frame.seq + 1;
@@ -106,9 +105,9 @@ impl LogIter {
         Some(Err(err))
     }
 
-    /// The next hot frame at or after `from_seq`, not yet taken; `None` at
-    /// the end of what is published.
-    fn peek_hot(&mut self) -> Result<Option<format::Frame>, LogError> {
+    /// The next hot frame at or after `from_seq`, not yet taken, and the
+    /// map it is in; `None` at the end of what is published.
+    fn peek_hot(&mut self) -> Result<Option<(Arc<SegmentMap>, format::Frame)>, LogError> {
         loop {
             if self.seg.is_none() {
                 // The log was empty when iteration started: look again
@@ -119,7 +118,8 @@ impl LogIter {
                 self.cold.add(&cold, self.after.max(self.from_seq));
             }
             let Some(seg) = self.seg.as_ref().map(Arc::clone) else { return Ok(None) };
-            let bytes = seg.map.bytes();
+            let map = seg.map()?;
+            let bytes = map.bytes();
             self.offset = seg.skip(self.offset);
             if self.offset < bytes.len() {
                 match format::read_frame(bytes, self.offset) {
@@ -130,7 +130,7 @@ impl LogIter {
                         self.offset = frame.end();
                         continue;
                     }
-                    FrameRead::Frame(frame) => return Ok(Some(frame)),
+                    FrameRead::Frame(frame) => return Ok(Some((Arc::clone(map), frame))),
                     FrameRead::End => return Err(corrupt(&seg.path, self.offset, "published bytes hold no frame")),
                     FrameRead::Invalid(why) => return Err(corrupt(&seg.path, self.offset, why)),
                 }
@@ -141,7 +141,7 @@ impl LogIter {
             let (hot, cold) = self.shared.snapshot_both();
             let next = hot.get(hot.partition_point(|s| s.first_seq <= seg.first_seq)).cloned();
             let Some(next) = next else { return Ok(None) };
-            if self.offset < seg.map.published() {
+            if self.offset < map.published() {
                 continue;
             }
             // A freeze since the last look moved frames of the segments
@@ -227,10 +227,11 @@ impl ColdMerge {
             match self.waiting.last() {
                 Some(seg) if seg.first_seq <= top => {
                     let seg = self.waiting.pop().expect("just looked");
-                    let through = self.through.then(|| seg.map.read_through_shared());
-                    if let Some(frame) = next_frame(&seg, HEADER_LEN, self.from_seq)? {
+                    let map = Arc::clone(seg.map()?);
+                    let through = self.through.then(|| map.read_through_shared());
+                    if let Some(frame) = next_frame(&seg, &map, HEADER_LEN, self.from_seq)? {
                         self.heap.push(Reverse((frame.seq, self.open.len())));
-                        self.open.push(Reached { seg, frame, _through: through });
+                        self.open.push(Reached { seg, map, frame, _through: through });
                     }
                 }
                 _ => return Ok(top),
@@ -242,12 +243,13 @@ impl ColdMerge {
     /// is one). Damage met past it (in its segment, or the same sequence
     /// number in another) is returned by the next [`ColdMerge::next_seq`],
     /// and the segment where it was met is left out from then on.
-    pub(crate) fn pop(&mut self) -> (Arc<Segment>, format::Frame) {
+    pub(crate) fn pop(&mut self) -> Record {
         let Reverse((_, i)) = self.heap.pop().expect("a cold frame is next");
-        let (seg, frame) = (Arc::clone(&self.open[i].seg), self.open[i].frame);
+        let r = &self.open[i];
+        let record = Record { key: r.seg.key, map: Arc::clone(&r.map), frame: r.frame };
         self.advance(i);
         while let Some(&Reverse((seq, j))) = self.heap.peek() {
-            if seq != frame.seq {
+            if seq != record.frame.seq {
                 break;
             }
             self.heap.pop();
@@ -259,13 +261,13 @@ impl ColdMerge {
             ));
             self.open[j]._through = None;
         }
-        (seg, frame)
+        record
     }
 
     /// Moves segment `i` of `open` to its next frame.
     fn advance(&mut self, i: usize) {
         let r = &mut self.open[i];
-        match next_frame(&r.seg, r.frame.end(), self.from_seq) {
+        match next_frame(&r.seg, &r.map, r.frame.end(), self.from_seq) {
             Ok(Some(next)) => {
                 r.frame = next;
                 self.heap.push(Reverse((next.seq, i)));
@@ -325,16 +327,22 @@ pub(crate) fn cold_files(dir: &std::path::Path, lost: &mut dyn FnMut(std::path::
 /// A cold segment the merge reached.
 struct Reached {
     seg: Arc<Segment>,
+    map: Arc<SegmentMap>,
     /// Its next frame.
     frame: format::Frame,
     /// While it has one, the guard of a scan of its whole map (`through`).
     _through: Option<ReadThrough<Arc<SegmentMap>>>,
 }
 
-/// The first frame of `seg` at or after `offset` whose sequence number is
-/// `from_seq` or more; `None` at its end.
-fn next_frame(seg: &Segment, mut offset: usize, from_seq: u64) -> Result<Option<format::Frame>, LogError> {
-    let bytes = seg.map.bytes();
+/// The first frame of `seg` (mapped as `map`) at or after `offset` whose
+/// sequence number is `from_seq` or more; `None` at its end.
+fn next_frame(
+    seg: &Segment,
+    map: &SegmentMap,
+    mut offset: usize,
+    from_seq: u64,
+) -> Result<Option<format::Frame>, LogError> {
+    let bytes = map.bytes();
     loop {
         offset = seg.skip(offset);
         if offset >= bytes.len() {
@@ -382,10 +390,10 @@ impl VerifyReport {
 
 /// The sequence number after the last published frame of `seg` (its first
 /// sequence number if it has none).
-pub(crate) fn next_seq_of(seg: &Segment) -> u64 {
-    let bytes = seg.map.bytes();
+pub(crate) fn next_seq_of(seg: &Segment) -> Result<u64, LogError> {
+    let bytes = seg.map()?.bytes();
     let scan = format::scan(bytes, bytes.len(), seg.first_seq, SeqRule::Increasing);
-    scan.last_seq.map_or(seg.first_seq, |s| s + 1)
+    Ok(scan.last_seq.map_or(seg.first_seq, |s| s + 1))
 }
 
 impl Log {
@@ -429,10 +437,8 @@ impl Log {
                               f: &mut dyn FnMut(RecordRef<'_>) -> Result<std::ops::ControlFlow<()>, E>|
          -> Result<std::ops::ControlFlow<()>, E> {
             while *cold_next < until {
-                let (seg, frame) = cold.pop();
-                let position = Position { segment: seg.key, offset: frame.offset() as u64 };
-                let payload = &seg.map.bytes()[frame.payload_offset..frame.end()];
-                if f(RecordRef { seq: frame.seq, position, payload })?.is_break() {
+                let r = cold.pop();
+                if f(RecordRef { seq: r.seq(), position: r.position(), payload: r.payload() })?.is_break() {
                     return Ok(std::ops::ControlFlow::Break(()));
                 }
                 *cold_next = cold.next_seq()?;
@@ -441,8 +447,9 @@ impl Log {
         };
         let start = snapshot.partition_point(|s| s.first_seq <= from_seq).saturating_sub(1);
         'hot: for seg in snapshot.iter().skip(start) {
-            let _through = seg.map.read_through();
-            let bytes = seg.map.bytes();
+            let map = seg.map()?;
+            let _through = map.read_through();
+            let bytes = map.bytes();
             let mut offset = HEADER_LEN;
             loop {
                 offset = seg.skip(offset);
@@ -507,8 +514,9 @@ impl Log {
         if offset < HEADER_LEN {
             return Err(bad("offset inside the segment header"));
         }
-        match format::read_frame(seg.map.bytes(), offset) {
-            FrameRead::Frame(frame) => Ok(Record { seg, frame }),
+        let map = seg.map()?;
+        match format::read_frame(map.bytes(), offset) {
+            FrameRead::Frame(frame) => Ok(Record { key: seg.key, map: Arc::clone(map), frame }),
             FrameRead::End if written => Err(corrupt(&seg.path, offset, "no frame where one was written")),
             FrameRead::Invalid(why) if written => Err(corrupt(&seg.path, offset, why)),
             FrameRead::End => Err(bad("past the end of the segment")),
@@ -529,7 +537,7 @@ impl Log {
         let i = list.binary_search_by_key(&pos.segment, |s| s.key).map_err(|_| bad("no such segment"))?;
         let seg = &list[i];
         let offset = usize::try_from(pos.offset).map_err(|_| bad("offset out of range"))?;
-        let len = format::claimed_frame_len(seg.map.bytes(), offset)
+        let len = format::claimed_frame_len(seg.map()?.bytes(), offset)
             .ok_or_else(|| corrupt(&seg.path, offset, "no frame where one was written"))?;
         Ok(len as u64)
     }
@@ -550,7 +558,13 @@ impl Log {
             }
         };
         for seg in snapshot.iter().chain(cold.iter()) {
-            let bytes = seg.map.bytes();
+            let bytes = match seg.map() {
+                Ok(map) => map.bytes(),
+                Err(e) => {
+                    report.problems.push(e.to_string());
+                    continue;
+                }
+            };
             report.bytes += bytes.len() as u64;
             let scan = format::scan(bytes, bytes.len(), seg.first_seq, SeqRule::Increasing);
             report.frames += scan.frames;

@@ -76,6 +76,8 @@ struct Append {
 /// The segment being appended to.
 pub(crate) struct Active {
     pub(crate) seg: Arc<Segment>,
+    /// Its map (an active segment is mapped when it is opened).
+    pub(crate) map: Arc<SegmentMap>,
     pub(crate) writer: MapWriter,
     /// End of the frames written so far (how far they are on disk: the
     /// log's `Durability`).
@@ -104,7 +106,7 @@ impl Writer {
     pub(crate) fn new(shared: Arc<Shared>, config: LogConfig, manifest: Manifest, active: Option<Active>) -> Self {
         let next_seq = active.as_ref().map_or(manifest.next_seq.max(1), |a| a.next_seq);
         if let Some(a) = &active {
-            shared.durability.set_active(Arc::clone(&a.seg.map), a.seg.path.clone(), a.write_off, a.next_seq);
+            shared.durability.set_active(Arc::clone(&a.map), a.seg.path.clone(), a.write_off, a.next_seq);
         }
         Self { shared, config, manifest, active, next_seq, unsynced_since: None, preparing: None }
     }
@@ -189,7 +191,7 @@ impl Writer {
     /// Best effort: without it the next open scans, as after a crash.
     fn leave_closed_mark(&self) {
         let Some(a) = &self.active else { return };
-        let mark = Closed::of(a.seg.first_seq, a.seg.map.bytes(), a.write_off, a.frames, a.next_seq);
+        let mark = Closed::of(a.seg.first_seq, a.map.bytes(), a.write_off, a.frames, a.next_seq);
         let dir = &self.shared.dir;
         let path = dir.join(closed::FILE);
         let tmp = dir.join(format!("{}.tmp", closed::FILE));
@@ -344,7 +346,7 @@ impl Writer {
         }
         let next = self.next_seq;
         self.ensure_active(next)?;
-        let fits = |a: &Active| a.write_off + bytes <= a.seg.map.len();
+        let fits = |a: &Active| a.write_off + bytes <= a.map.len();
         if !fits(self.active.as_ref().expect("ensured above")) {
             self.roll()?;
         }
@@ -412,7 +414,7 @@ impl Writer {
         self.unsynced_since = None;
         let a = self.active.as_ref().expect("roll needs an active segment");
         assert!(a.frames > 0, "an empty segment is never sealed");
-        let content = a.seg.map.bytes();
+        let content = a.map.bytes();
         assert_eq!(content.len(), a.write_off, "sealing covers exactly the written frames");
         let entry = SealedEntry {
             first_seq: a.seg.first_seq,
@@ -468,10 +470,10 @@ impl Writer {
             return Err(e);
         }
         writer.publish(HEADER_LEN);
-        let seg = Arc::new(Segment::new(first_seq, 0, path.clone(), map));
+        let seg = Arc::new(Segment::new(first_seq, 0, path.clone(), Arc::clone(&map)));
         self.shared.push(Arc::clone(&seg));
-        self.shared.durability.set_active(Arc::clone(&seg.map), path, HEADER_LEN, first_seq);
-        Ok(Active { seg, writer, write_off: HEADER_LEN, frames: 0, next_seq: first_seq, marks: true })
+        self.shared.durability.set_active(Arc::clone(&map), path, HEADER_LEN, first_seq);
+        Ok(Active { seg, map, writer, write_off: HEADER_LEN, frames: 0, next_seq: first_seq, marks: true })
     }
 
     /// Starts preparing the next segment file on another thread once the
@@ -479,7 +481,7 @@ impl Writer {
     /// preallocation and page faults.
     fn prepare_ahead(&mut self) {
         let Some(a) = &self.active else { return };
-        if self.preparing.is_some() || a.write_off < a.seg.map.len() / 2 {
+        if self.preparing.is_some() || a.write_off < a.map.len() / 2 {
             return;
         }
         let (tx, rx) = crossbeam_channel::bounded(1);

@@ -83,14 +83,15 @@ struct HeadRef<'a> {
     last_at: Option<Timestamp>,
 }
 
-/// [`HeadRef`] as read.
+/// [`HeadRef`] as read: whole, or (`W` = [`Unread`]) as a reading
+/// command needs it.
 #[derive(Deserialize)]
-struct Head {
+struct Head<W = BTreeMap<String, WorkflowDefinition>> {
     hot_run: u64,
     segments: Vec<u64>,
     generations: Vec<Option<u32>>,
     directory: Option<Directory>,
-    workflows: BTreeMap<String, WorkflowDefinition>,
+    workflows: W,
     policy: StorePolicy,
     tokens: Tokens,
     last_seq: u64,
@@ -118,6 +119,12 @@ struct Hot {
     deletions: Vec<DeletionRecord>,
     deletions_by_id: Vec<IdDeletionRecord>,
 }
+
+/// The workflow definitions of a head part walked over in place (the
+/// codec writes a map as its length and its pairs, a
+/// [`WorkflowDefinition`] as its fields in order), not built: a store may
+/// define thousands, and no read of a job needs them.
+type Unread<'a> = Vec<(&'a str, (&'a str, &'a str, &'a str, bool))>;
 
 impl Head {
     /// The head part and hot part as one body, the form every format's
@@ -668,7 +675,7 @@ fn runs_named(path: &Path) -> Option<Vec<u64>> {
     if file.version < 9 {
         return Some(codec::decode_prefix_large::<Tiers>(first).ok()?.0.cold);
     }
-    let (tiers, head) = codec::decode_large::<(Tiers, Head)>(first).ok()?;
+    let (tiers, head) = codec::decode_large::<(Tiers, Head<Unread>)>(first).ok()?;
     let mut runs = tiers.cold;
     runs.push(head.hot_run);
     Some(runs)
@@ -782,12 +789,26 @@ impl CheckpointFile {
     }
 
     /// The runs it names and its head part (format 9 on), without
-    /// reading its hot part.
+    /// reading its hot part, and with no workflow definition (see
+    /// [`Unread`]).
     fn decode_head(&self) -> Result<(Tiers, Head), Error> {
         if self.version < 9 {
             return Err(self.corrupt(&format!("format {} keeps no image of its hot rows", self.version)));
         }
-        codec::decode_large(self.first_part()?).map_err(|e| self.corrupt(&e.to_string()))
+        let (tiers, h): (Tiers, Head<Unread>) =
+            codec::decode_large(self.first_part()?).map_err(|e| self.corrupt(&e.to_string()))?;
+        let head = Head {
+            hot_run: h.hot_run,
+            segments: h.segments,
+            generations: h.generations,
+            directory: h.directory,
+            workflows: BTreeMap::new(),
+            policy: h.policy,
+            tokens: h.tokens,
+            last_seq: h.last_seq,
+            last_at: h.last_at,
+        };
+        Ok((tiers, head))
     }
 }
 
