@@ -370,6 +370,20 @@ fn a_damaged_cold_run_is_an_error_where_it_is_read_and_the_log_rebuilds_the_stat
     assert!(failed > 0, "no read touched the damaged page");
     assert!(!f.engine.verify().ok(), "verify finds the damage");
     drop(admin);
+    // A flipped byte in the page checksums (read by no open, and here by
+    // no read either): `verify` finds it.
+    let f = f.reopen_after(|_| {
+        let mut bytes = std::fs::read(&run).unwrap();
+        bytes[200] ^= 0x01; // the rows as they were
+        let trailer = bytes.len() - 24;
+        let data_end = u64::from_le_bytes(bytes[trailer..trailer + 8].try_into().unwrap()) as usize;
+        // The checksum of the run's third page (its rows).
+        bytes[data_end + 2 * 4] ^= 0x01;
+        std::fs::write(&run, &bytes).unwrap();
+    });
+    assert!(f.engine.open_report().checkpoint_seq.is_some(), "the open reads neither the page nor its checksum");
+    let report = f.engine.verify();
+    assert!(report.problems.iter().any(|p| p.contains("page checksums do not match")), "{:?}", report.problems);
     // Without the run (a cache), the checkpoint is skipped and the log
     // rebuilds every job.
     let f = f.reopen_after(|_| std::fs::remove_file(&run).unwrap());

@@ -1082,13 +1082,6 @@ fn a_read_only_open_opens_a_sealed_segment_at_its_first_read() {
     log.close().unwrap();
     let ro = || Log::open(dir.path(), LogConfig { read_only: true, ..trusting(SMALL) });
 
-    // Whole: reads as before, and a read of one position opens one segment.
-    let log = ro().unwrap();
-    assert!(log.recovery().problems.is_empty());
-    assert_eq!(all(&log), want);
-    drop(log);
-
-    // The second segment cut short.
     let second = &segments[1];
     let (in_first, in_second, in_last) = {
         let of = |seg: &joblog::log::SegmentInfo| {
@@ -1096,6 +1089,23 @@ fn a_read_only_open_opens_a_sealed_segment_at_its_first_read() {
         };
         (of(&segments[0]), of(second), of(segments.last().unwrap()))
     };
+
+    // Whole: a read of one position maps its segment alone (beside the
+    // active one, whose end the open found), and everything reads as
+    // before.
+    let mapped = || {
+        let maps = fs::read_to_string("/proc/self/maps").unwrap();
+        maps.lines().filter(|l| l.contains(dir.path().to_str().unwrap())).count()
+    };
+    let log = ro().unwrap();
+    assert!(log.recovery().problems.is_empty());
+    assert_eq!(mapped(), 1, "the active segment alone");
+    assert_eq!(log.read_at(in_first.1).unwrap().payload(), &payload(in_first.0)[..]);
+    assert_eq!(mapped(), 2, "and the segment read");
+    assert_eq!(all(&log), want);
+    drop(log);
+
+    // The second segment cut short.
     let saved = fs::read(&second.path).unwrap();
     fs::write(&second.path, &saved[..saved.len() / 2]).unwrap();
     let log = ro().expect("no segment is looked into at the open");

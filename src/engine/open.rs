@@ -58,7 +58,10 @@ impl Engine {
     /// written and nothing is installed: it never writes a byte, so it
     /// works on a full disk. Every write through it is refused
     /// ([`crate::log::LogError::ReadOnly`]). Damage that a writable open
-    /// refuses is refused here too.
+    /// refuses is refused here too, or, in a sealed segment that is not
+    /// read at the open (one shorter than the manifest says, or whose
+    /// header names another first number), is an error where a read meets
+    /// it, as a flipped byte is ([`crate::log::LogConfig::read_only`]).
     pub fn open_read_only(dir: impl AsRef<Path>, config: Config, clock: Arc<dyn Clock>) -> Result<Self, Error> {
         let dir = dir.as_ref().to_path_buf();
         let mut config = config;
@@ -131,7 +134,7 @@ pub(super) fn open_log_read_only(dir: &Path, config: &mut Config) -> Result<Log,
 /// from the data directory of an older store (made before joblog created
 /// them 0700). A missing directory is fine (it will be created).
 fn check_store(data: &Path, tighten: bool) -> Result<(), LogError> {
-    use crate::log::private::{check_owner, euid, DIR_MODE};
+    use crate::log::private::{check_owner, check_owner_of, DIR_MODE};
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let io = |path: &Path, source| LogError::Io { path: path.to_path_buf(), source };
     let Ok(meta) = std::fs::symlink_metadata(data) else { return Ok(()) };
@@ -149,12 +152,7 @@ fn check_store(data: &Path, tighten: bool) -> Result<(), LogError> {
             // Through the directory's descriptor, not the entry's whole
             // path; a link is not followed (its own owner counts).
             let entry = entry.map_err(|e| io(&dir, e))?;
-            match entry.metadata() {
-                Ok(m) if m.uid() == euid() => {}
-                Ok(m) => return Err(LogError::NotOwned { path: entry.path(), owner: m.uid(), euid: euid() }),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(io(&entry.path(), e)),
-            }
+            check_owner_of(&entry.path(), entry.metadata())?;
         }
     }
     if tighten && meta.is_dir() && meta.mode() & 0o077 != 0 {

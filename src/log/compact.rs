@@ -271,7 +271,9 @@ impl Log {
             old.paths.push(r.old.path.clone());
             report.frames_kept += r.moved.len() as u64;
             report.frames_dropped += r.dropped;
-            report.bytes_before += r.old.map()?.len() as u64;
+            // (A writer's segments are all mapped: never opened here, after
+            // the install.)
+            report.bytes_before += r.old.mapped().map_or(r.old.published(), |m| m.len() as u64);
             if let Some((_, entry)) = &r.new {
                 report.bytes_after += entry.len;
                 report.bytes_written += entry.len;

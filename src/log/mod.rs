@@ -92,7 +92,11 @@ pub struct LogConfig {
     pub verify_on_open: bool,
     /// Open read-only for salvage: no lock is taken exclusively, nothing is
     /// repaired or written, and corruption is reported (in
-    /// [`Log::recovery`]) instead of refusing to open.
+    /// [`Log::recovery`]) instead of refusing to open. Without
+    /// `verify_on_open`, a sealed segment is opened, checked against its
+    /// manifest entry and mapped at its first read (one missing from the
+    /// directory is reported at the open): what fails that check is an
+    /// error where it is read.
     pub read_only: bool,
 }
 

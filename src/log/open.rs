@@ -3,7 +3,9 @@
 //! 1. take the lock file (`LOCK`, exclusive; shared for read-only salvage);
 //! 2. remove temporary files of interrupted writes (`*.tmp`);
 //! 3. load the manifest and open every sealed segment it lists, checking the
-//!    header and (unless told not to) the checksum of the whole content;
+//!    header and (unless told not to) the checksum of the whole content (a
+//!    read-only open told not to checks that each file is there, and leaves
+//!    the rest to the segment's first read: `open_sealed`);
 //! 4. remove segment files the manifest has replaced (an interrupted
 //!    compaction leaves them behind);
 //! 5. find where the active segment (the one file after the last sealed
@@ -19,7 +21,8 @@
 //!    most), create an active segment if there is none, and start the
 //!    writer.
 //!
-//! A read-only open (`LogConfig::read_only`, salvage) does every check and
+//! A read-only open (`LogConfig::read_only`, salvage) does every check (a
+//! sealed segment's, at its first read when it verifies no content) and
 //! writes, creates, removes, allocates and zeroes nothing.
 
 use std::fs::{self, File, OpenOptions};
@@ -165,9 +168,13 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
 
     // Known from the active segment's recovery, else scanned for here; the
     // writer keeps it up to date from now on.
-    let next_seq = match recovered_next {
-        Some(next) => next,
-        None => segments.last().map_or(Ok(1), |s| super::read::next_seq_of(s))?,
+    let next_seq = match (recovered_next, segments.last()) {
+        (Some(next), _) => next,
+        // The last sealed segment, not opened (a read-only open): where
+        // its manifest entry says it ends.
+        (None, Some(s)) if s.mapped().is_none() => manifest.sealed.last().map_or(s.first_seq, |e| e.last_seq + 1),
+        (None, Some(s)) => super::read::next_seq_of(s)?,
+        (None, None) => 1,
     };
     let shared = Arc::new(Shared {
         dir: dir.to_path_buf(),

@@ -72,7 +72,13 @@ pub(crate) fn euid() -> u32 {
 /// Refuses `path` (not followed if a link) unless the process's effective
 /// user owns it.
 pub(crate) fn check_owner(path: &Path) -> Result<(), LogError> {
-    match fs::symlink_metadata(path) {
+    check_owner_of(path, fs::symlink_metadata(path))
+}
+
+/// [`check_owner`] of `path` given what a look at it (not following a
+/// link) found.
+pub(crate) fn check_owner_of(path: &Path, looked: io::Result<fs::Metadata>) -> Result<(), LogError> {
+    match looked {
         Ok(m) if m.uid() == euid() => Ok(()),
         Ok(m) => Err(LogError::NotOwned { path: path.to_path_buf(), owner: m.uid(), euid: euid() }),
         Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),

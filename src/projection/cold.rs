@@ -11,7 +11,9 @@
 //! Every byte is covered by the CRC32 of its 4 KiB page; a page is checked
 //! the first time it is read (a bit per page remembers it), so a flipped
 //! byte is an error where it is read, never a wrong answer, and opening
-//! reads only the header, the footer and the page checksums.
+//! reads only the header, the footer and the section directory. The page
+//! checksums' own checksum is checked by `verify` (`ColdRun::check_all`)
+//! and where a page does not match its checksum, to say which is damaged.
 //!
 //! The byte layout: `docs/format.md`, "Cold runs".
 
@@ -873,9 +875,9 @@ impl std::fmt::Debug for ColdRun {
 }
 
 impl ColdRun {
-    /// Opens run file `path`: checks its header, trailer, directory and
-    /// page checksums' own checksum (not the pages: each is checked when
-    /// first read).
+    /// Opens run file `path`: checks its header, trailer and directory
+    /// (not the pages: each is checked when first read, nor the page
+    /// checksums' own checksum: [`ColdRun::check_all`]).
     pub fn open(path: &Path) -> Result<ColdRun, Error> {
         let io = |e| Error::Io { path: path.to_path_buf(), source: e };
         let file = File::open(path).map_err(io)?;
@@ -1578,7 +1580,9 @@ impl<'a> Postings<'a> {
 
     /// The `i`th row number (`i` below [`Postings::len`]).
     pub fn get(&self, i: usize) -> Result<u32, Error> {
-        debug_assert!(i < self.len);
+        if i >= self.len {
+            return Err(corrupt_at(&self.run.path, self.at, format!("row number {i} of a set of {}", self.len)));
+        }
         let r = le_u32(self.run.read(self.at + i * 4, 4)?, 0);
         if r as usize >= self.run.rows {
             return Err(corrupt_at(&self.run.path, 0, format!("an index names row {r} of a run of {}", self.run.rows)));

@@ -120,13 +120,38 @@ struct Hot {
     deletions_by_id: Vec<IdDeletionRecord>,
 }
 
-/// The workflow definitions of a head part walked over in place (the
-/// codec writes a map as its length and its pairs, a
-/// [`WorkflowDefinition`] as its fields in order), not built: a store may
-/// define thousands, and no read of a job needs them.
-type Unread<'a> = Vec<(&'a str, (&'a str, &'a str, &'a str, bool))>;
+/// The workflow definitions of a head part walked over in place, not
+/// built: a store may define thousands, and no read of a job needs them.
+/// Each pair is read as its key and a [`WorkflowDefinition`]'s fields in
+/// their order (the codec writes a struct as its fields), borrowed.
+struct Unread;
 
-impl Head {
+impl<'de> Deserialize<'de> for Unread {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Walk;
+        impl<'de> serde::de::Visitor<'de> for Walk {
+            type Value = Unread;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("workflow definitions")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(self, mut m: M) -> Result<Unread, M::Error> {
+                while m.next_entry::<&str, (&str, &str, &str, bool)>()?.is_some() {}
+                Ok(Unread)
+            }
+        }
+        d.deserialize_map(Walk)
+    }
+}
+
+/// What a head part read without its workflow definitions holds of them:
+/// none.
+impl From<Unread> for BTreeMap<String, WorkflowDefinition> {
+    fn from(_: Unread) -> Self {
+        BTreeMap::new()
+    }
+}
+
+impl<W: Into<BTreeMap<String, WorkflowDefinition>>> Head<W> {
     /// The head part and hot part as one body, the form every format's
     /// checkpoint is loaded from.
     fn with(self, hot: Hot) -> Body {
@@ -140,7 +165,7 @@ impl Head {
             deletions: hot.deletions,
             deletions_by_id: hot.deletions_by_id,
             directory: self.directory,
-            workflows: self.workflows,
+            workflows: self.workflows.into(),
             policy: self.policy,
             tokens: self.tokens,
             last_seq: self.last_seq,
@@ -791,24 +816,11 @@ impl CheckpointFile {
     /// The runs it names and its head part (format 9 on), without
     /// reading its hot part, and with no workflow definition (see
     /// [`Unread`]).
-    fn decode_head(&self) -> Result<(Tiers, Head), Error> {
+    fn decode_head(&self) -> Result<(Tiers, Head<Unread>), Error> {
         if self.version < 9 {
             return Err(self.corrupt(&format!("format {} keeps no image of its hot rows", self.version)));
         }
-        let (tiers, h): (Tiers, Head<Unread>) =
-            codec::decode_large(self.first_part()?).map_err(|e| self.corrupt(&e.to_string()))?;
-        let head = Head {
-            hot_run: h.hot_run,
-            segments: h.segments,
-            generations: h.generations,
-            directory: h.directory,
-            workflows: BTreeMap::new(),
-            policy: h.policy,
-            tokens: h.tokens,
-            last_seq: h.last_seq,
-            last_at: h.last_at,
-        };
-        Ok((tiers, head))
+        codec::decode_large(self.first_part()?).map_err(|e| self.corrupt(&e.to_string()))
     }
 }
 
@@ -843,7 +855,7 @@ fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
 /// The state a reading command needs from checkpoint `path` (format 9
 /// on): its head part and its runs, with the image of its hot rows mapped
 /// as a run that may hold open jobs, and no hot row in memory. Its hot
-/// part is not read.
+/// part is not read, nor its workflow definitions (the state has none).
 fn load_views(path: &Path, live: &Generations) -> Result<Projection, Error> {
     let file = CheckpointFile::open(path)?;
     let (tiers, head) = file.decode_head()?;
