@@ -80,10 +80,10 @@ pub(crate) struct JobStatus {
 }
 
 /// The columns a job's row takes from the projection (either tier).
-struct Columns {
+struct Columns<'a> {
     status: Status,
-    owner: String,
-    owningbusinessunit: String,
+    owner: &'a str,
+    owningbusinessunit: &'a str,
     startedon: i64,
     completedon: i64,
     modifiedon: i64,
@@ -913,7 +913,7 @@ impl Projection {
             Loc::Hot(i) => {
                 let r = &self.rows[i as usize];
                 let s = &self.strings;
-                let name = |x| s.name(x).unwrap_or_default().to_string();
+                let name = |x| s.name(x).unwrap_or_default();
                 let c = Columns {
                     status: r.status,
                     owner: name(r.owner),
@@ -933,7 +933,7 @@ impl Projection {
             }
             Loc::Cold(k, i) => {
                 let r = self.cold_row(k, i)?;
-                let name = |x| self.cold_name(k, x).map(|n| n.unwrap_or_default().to_string());
+                let name = |x| self.cold_name(k, x).map(Option::unwrap_or_default);
                 let c = Columns {
                     status: r.status(),
                     owner: name(r.owner)?,
@@ -946,9 +946,14 @@ impl Projection {
                     errorcode: r.errorcode,
                     executiontimespan_ms: r.executiontimespan_ms,
                 };
-                let events = self.cold[k].events(&r)?;
-                let first = *events.first().ok_or_else(|| Error::corrupt(format!("job {}: no event", r.id)))?;
-                let message = events.get(r.message_event as usize).copied();
+                // Its first event and the one with its message, read in
+                // place (no list of them all).
+                let mut events = self.cold[k].event_positions(&r)?;
+                let first = events.next().ok_or_else(|| Error::corrupt(format!("job {}: no event", r.id)))?;
+                let message = match r.message_event as usize {
+                    0 => Some(first),
+                    m => events.nth(m - 1),
+                };
                 (r.id, c, first, message)
             }
         };
@@ -959,8 +964,13 @@ impl Projection {
         let mut job = *created;
         let job_created_modifiedon = job.modifiedon.micros();
         job.status = c.status;
-        job.owner = c.owner;
-        job.owningbusinessunit = c.owningbusinessunit;
+        // Most jobs keep the owner they were created with: no new string.
+        if job.owner != c.owner {
+            job.owner = c.owner.to_string();
+        }
+        if job.owningbusinessunit != c.owningbusinessunit {
+            job.owningbusinessunit = c.owningbusinessunit.to_string();
+        }
         job.startedon = opt_time(c.startedon);
         job.completedon = opt_time(c.completedon);
         job.modifiedon = Timestamp::from_micros(c.modifiedon);

@@ -246,29 +246,61 @@ struct ColdWalk<'a> {
     done: bool,
 }
 
+/// How many rows of `run` (in createdon order) are below `start`. A run
+/// wholly on one side of it (most runs, for a page deep in a view) says
+/// so by its first and last rows; else the search guesses where `start`
+/// falls from the createdon of the rows around it (jobs are created at a
+/// steady rate, so a few guesses find it where halving reads a score of
+/// rows across the run), halving every other step so that it never takes
+/// more than twice halving's reads.
+fn rows_below(run: &Cold, start: Key) -> Result<usize, Error> {
+    let Some(last) = run.len().checked_sub(1) else { return Ok(0) };
+    let (first_key, last_key) = (run.created_key(0)?, run.created_key(last as u32)?);
+    if last_key < start {
+        return Ok(run.len());
+    }
+    if first_key >= start {
+        return Ok(0);
+    }
+    // Row `lo - 1` is below `start` (its createdon `below`), row `hi` is
+    // not (`above`); the answer is in `lo..=hi`.
+    let (mut lo, mut hi, mut below, mut above) = (1, last, first_key.0, last_key.0);
+    let mut guess = true;
+    while lo < hi {
+        let mid = if guess && above > below {
+            let share = (start.0.saturating_sub(below)) as f64 / (above - below) as f64;
+            (lo + ((hi - lo) as f64 * share) as usize).clamp(lo, hi - 1)
+        } else {
+            lo + (hi - lo) / 2
+        };
+        guess = !guess;
+        let key = run.created_key(mid as u32)?;
+        if key < start {
+            (lo, below) = (mid + 1, key.0);
+        } else {
+            (hi, above) = (mid, key.0);
+        }
+    }
+    Ok(lo)
+}
+
 impl<'a> ColdWalk<'a> {
     fn new(run: &'a Cold, plan: ColdPlan, start: Option<(i64, Uuid)>) -> Result<Self, Error> {
-        // Rows are in createdon order: the rows below `start` are a prefix.
         let bound = match start {
             None => run.len(),
-            Some(s) => {
-                let (mut lo, mut hi) = (0, run.len());
-                while lo < hi {
-                    let mid = lo + (hi - lo) / 2;
-                    if run.created_key(mid as u32)? < s {
-                        lo = mid + 1;
-                    } else {
-                        hi = mid;
-                    }
-                }
-                lo
-            }
+            Some(s) => rows_below(run, s)?,
         };
         let (set, left) = match plan.source {
             None => (None, bound),
             Some((section, key)) => {
                 let set = run.postings(section, key)?;
-                let (mut lo, mut hi) = (0, set.len());
+                // Every row, or none: no search (row numbers are below the
+                // run's length).
+                let (mut lo, mut hi) = match bound {
+                    0 => (0, 0),
+                    b if b == run.len() => (set.len(), set.len()),
+                    _ => (0, set.len()),
+                };
                 while lo < hi {
                     let mid = lo + (hi - lo) / 2;
                     if (set.get(mid)? as usize) < bound {
