@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 
 use joblog::domain::{Job, OperationType, Regarding, State, Status, StatusReason};
-use joblog::engine::{Config, Engine, Reads, Views};
+use joblog::engine::{Config, Engine, Reads, UserAction, Views};
 use joblog::projection::query::{Cursor, Filter};
 use uuid::Uuid;
 
@@ -197,15 +197,78 @@ fn the_reads_alone_answer_as_the_engine_for_every_user_filter_and_page() {
     assert!(matches!(denied, joblog::Error::Domain(joblog::domain::DomainError::Denied { .. })), "{denied}");
 }
 
+/// Events after the checkpoint are folded in: the jobs they touch leave
+/// the image one by one (a cold job's run is thawed whole, as the engine
+/// does), and every read is the engine's.
 #[test]
-fn events_after_the_checkpoint_an_older_format_or_a_torn_tail_open_the_engine_instead() {
-    // Events after the checkpoint: the state is not the checkpoint's.
-    let (f, _) = store();
-    let dir = f.dir.path().to_path_buf();
-    let Fixture { dir: _keep, engine, .. } = f;
+fn events_after_the_checkpoint_are_folded_in_and_read_as_the_engine_reads_them() {
+    let who = ["admin", "alice", "bob"];
+    let want_of =
+        |engine: &Engine| -> Vec<Everything> { who.iter().map(|u| everything(&engine.session(u).unwrap())).collect() };
+    // Dropped, not closed (a clean close would checkpoint): the reads
+    // alone fold the events after the checkpoint, and answer the same.
+    let check = |dir: &Path, want: &[Everything]| {
+        let engine = Engine::open_read_only(dir, Config::default(), support::clock_at(support::NOW)).unwrap();
+        assert!(engine.open_report().events_replayed > 0, "events after the checkpoint");
+        drop(engine);
+        let views = views_of(dir).expect("the events after the checkpoint fold in");
+        for (user, want) in who.iter().zip(want) {
+            assert_eq!(&everything(&views.reader(user).unwrap()), want, "{user}");
+        }
+    };
+    // `store()` ends with events no checkpoint holds: imports, a
+    // reassignment of open jobs, deletions by id from both tiers.
+    let (f, jobs) = store();
+    let want = want_of(&f.engine);
+    let Fixture { dir, engine, .. } = f;
     drop(engine);
-    assert!(views_of(&dir).is_none(), "events after the checkpoint");
+    check(dir.path(), &want);
 
+    // After a checkpoint: transitions of jobs in its image (each of the
+    // user's actions), owner changes, a resubmission of a cold job (its
+    // run thawed), new jobs, a deletion by age and one by id.
+    let config = Config { cold_after: 50, ..Config::default() };
+    let engine = Engine::open(dir.path(), config, support::clock_at(support::NOW)).unwrap();
+    engine.checkpoint().unwrap();
+    let admin = engine.session("admin").unwrap();
+    let in_status = |s: Status| jobs.iter().filter(move |j| j.status == s).map(|j| j.id);
+    let actions = [
+        (Status::READY, UserAction::Cancel),
+        (Status::IN_PROGRESS, UserAction::Pause),
+        (Status::WAITING, UserAction::Resume),
+        (Status::READY, UserAction::Postpone(t("2027-01-01T00:00:00Z"))),
+    ];
+    let mut acted = 0;
+    for (n, (status, action)) in actions.into_iter().enumerate() {
+        for id in in_status(status).skip(n * 3).take(3) {
+            if admin.act(id, action).is_ok() {
+                acted += 1;
+            }
+        }
+    }
+    assert!(acted >= 8, "{acted} actions taken");
+    assert!(!admin.reassign("w1", "admin", "alice").unwrap().is_empty());
+    let resubmitted = in_status(Status::FAILED).filter(|id| admin.resubmit(*id, None).is_ok()).count();
+    assert!(resubmitted > 5, "{resubmitted}");
+    admin.import((600..620).map(job).collect()).unwrap();
+    let criteria = joblog::domain::DeletionCriteria {
+        types: vec![OperationType::WORKFLOW],
+        reasons: vec![StatusReason::Succeeded],
+        older_than_days: 1,
+    };
+    assert!(admin.delete_now(&criteria, 30).unwrap().deleted > 0);
+    // Two of the jobs canceled above (out of the image), and an old one.
+    let mut gone: Vec<Uuid> = in_status(Status::READY).filter(|id| admin.get(*id).is_ok()).take(2).collect();
+    gone.extend(in_status(Status::CANCELED).find(|id| admin.get(*id).is_ok()));
+    assert_eq!(admin.delete_jobs(&gone).unwrap().len(), 3);
+    let want = want_of(&engine);
+    drop(admin);
+    drop(engine);
+    check(dir.path(), &want);
+}
+
+#[test]
+fn an_older_format_or_a_torn_tail_open_the_engine_instead() {
     // No checkpoint at all.
     let empty = tempfile::tempdir().unwrap();
     drop(Engine::open(empty.path(), Config::default(), support::clock_at(support::NOW)).unwrap());

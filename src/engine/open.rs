@@ -273,6 +273,17 @@ impl Engine {
     }
 }
 
+/// Folds the events of `log` after `state`'s last one into it, as a
+/// read-only open does (its Completed jobs moved into runs in a temporary
+/// directory past `spill_rows` of them): what a reading state
+/// (`views.rs`) does with the events after its checkpoint. Returns how
+/// many it folded.
+pub(super) fn fold_read_only(log: &Log, state: &mut Projection, spill_rows: usize) -> Result<u64, Error> {
+    let mut folded = 0;
+    replay(log, state, Replay::All, &mut folded, Spill::new(log, SpillTo::Scratch, spill_rows))?;
+    Ok(folded)
+}
+
 /// How far a replay goes.
 #[derive(Clone, Copy)]
 enum Replay {

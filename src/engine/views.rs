@@ -6,10 +6,13 @@
 //! single command costs what its answer reads, not what the store holds
 //! (ARCHITECTURE.md, "A data directory"). It answers a job, its history, a
 //! page of a view and a count, as a [`super::Session`] does, and nothing
-//! else; when the log holds events after the checkpoint, the checkpoint
-//! keeps no image, or anything is not as it should be (a torn tail, a run
-//! that does not check), [`Views::open`] answers `None` and the caller
-//! opens the engine.
+//! else. The events the log holds after the checkpoint are folded in as
+//! an open folds them, each job they touch taken out of the image into
+//! memory alone (`Projection::thaw_row`), so a command after a few writes
+//! costs what it did before them and the few events' replay. When the
+//! checkpoint keeps no image, or anything is not as it should be (a torn
+//! tail, a run that does not check, an event that does not fold),
+//! [`Views::open`] answers `None` and the caller opens the engine.
 //!
 //! [`Engine::open_read_only`]: super::Engine::open_read_only
 
@@ -36,9 +39,10 @@ impl Views {
     /// Opens the store in `dir` as [`super::Engine::open_read_only`] does
     /// (a shared lock, nothing written, the same refusals of a store not
     /// its owner's or damaged), with the state of its newest checkpoint
-    /// mapped; `None` when that state is not the whole store's (events
-    /// after it, a torn tail the engine would report), or cannot be
-    /// mapped: then open the engine.
+    /// mapped and the events after it folded in; `None` when the store
+    /// cannot be read so (a torn tail the engine would report, a
+    /// checkpoint of an older format or none, a run that does not check,
+    /// an event that does not fold): then open the engine.
     pub fn open(dir: impl AsRef<Path>, config: Config) -> Result<Option<Views>, Error> {
         let dir = dir.as_ref();
         let mut config = config;
@@ -46,8 +50,16 @@ impl Views {
         if log.recovery().torn_offset.is_some() {
             return Ok(None);
         }
-        let state = Projection::load_views(&dir.join("snapshots"), log.next_seq(), &log.generations());
-        Ok(state.map(|state| Views { log, state }))
+        let Some(mut state) = Projection::load_views(&dir.join("snapshots"), log.next_seq(), &log.generations()) else {
+            return Ok(None);
+        };
+        // The events since the checkpoint, folded in: each job they touch
+        // leaves the image for memory, alone. One that does not fold is
+        // the engine's to report.
+        if super::open::fold_read_only(&log, &mut state, config.replay_spill_rows).is_err() {
+            return Ok(None);
+        }
+        Ok(Some(Views { log, state }))
     }
 
     /// The reads of `user`, who must exist and be active.

@@ -612,15 +612,18 @@ impl Projection {
 
     /// The state a reading command needs, without the hot rows in memory
     /// (their image in a run is mapped instead: [`Projection::write_hot_run`]),
-    /// from the newest checkpoint in `dir` when it holds every event of
-    /// the log (`log_next_seq`) and is of format 9 on; `None` otherwise,
+    /// from the newest checkpoint in `dir` when it is of format 9 on and
+    /// holds no event the log does not (`log_next_seq`); `None` otherwise,
     /// or when anything in it does not check (an open then loads a
-    /// checkpoint whole, or replays). Such a state answers the reads of
-    /// one job and the views (`engine/views.rs`), nothing else: its hot
-    /// indices are empty.
+    /// checkpoint whole, or replays). The events after it are the
+    /// caller's to fold in ([`Projection::apply`] moves each job they
+    /// touch out of the image, alone). Such a state answers the reads of
+    /// one job and the views (`engine/views.rs`), nothing else: it holds
+    /// no workflow definition, and a job moved out of the image no
+    /// dependency token.
     pub(crate) fn load_views(dir: &Path, log_next_seq: u64, live: &Generations) -> Option<Projection> {
         let (seq, path) = list(dir).into_iter().next()?;
-        if seq.checked_add(1) != Some(log_next_seq) {
+        if seq >= log_next_seq {
             return None;
         }
         load_views(&path, live).ok().filter(|p| p.last_seq == seq)

@@ -164,9 +164,15 @@ impl Projection {
         Ok(None)
     }
 
-    /// A hot row of job `id`, thawing its run first if it is cold.
+    /// A hot row of job `id`, thawing its run first if it is cold (of
+    /// the image of a checkpoint's hot rows, which only a reading state
+    /// maps, the job's row alone: [`Projection::thaw_row`]).
     pub(crate) fn hot_row(&mut self, id: Uuid) -> Result<Option<u32>, Error> {
         match self.locate(id)? {
+            Some(Loc::Cold(k, r)) if self.cold[k].run.holds_open() => {
+                self.thaw_row(k, r)?;
+                Ok(self.row_of(id))
+            }
             Some(Loc::Cold(k, _)) => {
                 self.thaw(k)?;
                 Ok(self.row_of(id))
@@ -580,6 +586,22 @@ impl Projection {
             self.insert_cold_job(j);
         }
         self.cold.remove(k);
+        Ok(())
+    }
+
+    /// Moves row `r` of run `k`, an image of a checkpoint's hot rows (a
+    /// reading state folding the events after its checkpoint:
+    /// `engine/views.rs`), into the hot rows, the run keeping it as gone.
+    /// The image holds no dependency token: the row has none, which only
+    /// the service reads (a reading state runs no job).
+    fn thaw_row(&mut self, k: usize, r: u32) -> Result<(), Error> {
+        let run = Arc::clone(&self.cold[k].run);
+        let job = run_job(&run, r)?;
+        if job.events.is_empty() {
+            return Err(Error::corrupt(format!("run {}: job {} has no event", run.id(), job.row.id)));
+        }
+        self.cold[k].gone.insert(r);
+        self.insert_cold_job(job);
         Ok(())
     }
 
