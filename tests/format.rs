@@ -424,10 +424,10 @@ fn store_v8_opens_and_reads_the_same() {
 
 /// `store-v9`: checkpoint format 9 (a head part and a hot part, each with
 /// its checksum) naming the image of its hot rows, a run of format 4 that
-/// may hold open jobs. The image reads as the jobs it holds; and once a
-/// checkpoint holds every event (the fixture has a tail after its own),
-/// the reads alone (`Views`) answer from an image, and read what the
-/// engine reads.
+/// may hold open jobs. The image reads as the jobs it holds; the reads
+/// alone (`Views`) answer from it, the fixture's tail after its checkpoint
+/// folded in, and from a checkpoint that holds every event, and read what
+/// the engine reads.
 #[test]
 fn store_v9_opens_and_reads_the_same() {
     check_store_fixture("store-v9", "store-v9.expected.json");
@@ -458,18 +458,21 @@ fn store_v9_opens_and_reads_the_same() {
     }
     assert!(open > 0, "open jobs in the image");
 
+    let reads_as_expected = |views: Views| {
+        let admin = views.reader("admin").unwrap();
+        assert_eq!(Value::Array(describe_jobs(&admin)), want["jobs"]);
+        for pair in want["visible_jobs_per_user"].as_array().unwrap() {
+            let user = pair[0].as_str().unwrap();
+            let n = views.reader(user).unwrap().count(&Filter::default()).unwrap();
+            assert_eq!(json!([user, n]), *pair);
+        }
+    };
     let tmp = tempfile::tempdir().unwrap();
     copy_dir(&fixtures().join("store-v9"), tmp.path());
+    reads_as_expected(Views::open(tmp.path(), fixture_config()).unwrap().expect("the tail folded in"));
     let clock = Arc::new(ManualClock::new(t(AFTER_FIXTURE)));
     Engine::open(tmp.path(), fixture_config(), clock).unwrap().close().unwrap();
-    let views = Views::open(tmp.path(), fixture_config()).unwrap().expect("a checkpoint holding every event");
-    let admin = views.reader("admin").unwrap();
-    assert_eq!(Value::Array(describe_jobs(&admin)), want["jobs"]);
-    for pair in want["visible_jobs_per_user"].as_array().unwrap() {
-        let user = pair[0].as_str().unwrap();
-        let n = views.reader(user).unwrap().count(&Filter::default()).unwrap();
-        assert_eq!(json!([user, n]), *pair);
-    }
+    reads_as_expected(Views::open(tmp.path(), fixture_config()).unwrap().expect("a checkpoint holding every event"));
 }
 
 /// `store-v4`: event version 5 (bearer tokens: made by an administrator

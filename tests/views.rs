@@ -2,9 +2,9 @@
 //! what `joblog list` and `joblog show` use): it maps the image of the
 //! checkpoint's hot rows instead of decoding them, and must answer every
 //! read exactly as the engine does, for every user, every filter and every
-//! page; and when it cannot (events after the checkpoint, an older
-//! checkpoint format, a torn tail, its image missing or damaged) it says
-//! so, and the engine is opened instead.
+//! page, the events after the checkpoint folded in; and when it cannot
+//! (an older checkpoint format, a torn tail, its image missing or
+//! damaged) it says so, and the engine is opened instead.
 
 use std::collections::BTreeMap;
 
@@ -206,10 +206,12 @@ fn events_after_the_checkpoint_are_folded_in_and_read_as_the_engine_reads_them()
     let want_of =
         |engine: &Engine| -> Vec<Everything> { who.iter().map(|u| everything(&engine.session(u).unwrap())).collect() };
     // Dropped, not closed (a clean close would checkpoint): the reads
-    // alone fold the events after the checkpoint, and answer the same.
-    let check = |dir: &Path, want: &[Everything]| {
+    // alone fold the `tail` events after checkpoint `seq`, and answer the
+    // same.
+    let check = |dir: &Path, (seq, tail): (u64, u64), want: &[Everything]| {
         let engine = Engine::open_read_only(dir, Config::default(), support::clock_at(support::NOW)).unwrap();
-        assert!(engine.open_report().events_replayed > 0, "events after the checkpoint");
+        let report = engine.open_report();
+        assert_eq!((report.checkpoint_seq, report.events_replayed), (Some(seq), tail));
         drop(engine);
         let views = views_of(dir).expect("the events after the checkpoint fold in");
         for (user, want) in who.iter().zip(want) {
@@ -221,8 +223,15 @@ fn events_after_the_checkpoint_are_folded_in_and_read_as_the_engine_reads_them()
     let (f, jobs) = store();
     let want = want_of(&f.engine);
     let Fixture { dir, engine, .. } = f;
+    let end = engine.state().last_seq();
     drop(engine);
-    check(dir.path(), &want);
+    // Its checkpoint: the one `store()` took halfway.
+    let seq = Engine::open_read_only(dir.path(), Config::default(), support::clock_at(support::NOW))
+        .unwrap()
+        .open_report()
+        .checkpoint_seq
+        .unwrap();
+    check(dir.path(), (seq, end - seq), &want);
 
     // After a checkpoint: transitions of jobs in its image (each of the
     // user's actions), owner changes, a resubmission of a cold job (its
@@ -230,6 +239,7 @@ fn events_after_the_checkpoint_are_folded_in_and_read_as_the_engine_reads_them()
     let config = Config { cold_after: 50, ..Config::default() };
     let engine = Engine::open(dir.path(), config, support::clock_at(support::NOW)).unwrap();
     engine.checkpoint().unwrap();
+    let seq = engine.state().last_seq();
     let admin = engine.session("admin").unwrap();
     let in_status = |s: Status| jobs.iter().filter(move |j| j.status == s).map(|j| j.id);
     let actions = [
@@ -256,15 +266,16 @@ fn events_after_the_checkpoint_are_folded_in_and_read_as_the_engine_reads_them()
         reasons: vec![StatusReason::Succeeded],
         older_than_days: 1,
     };
-    assert!(admin.delete_now(&criteria, 30).unwrap().deleted > 0);
+    // Logical (a deletion that gives the space back writes a checkpoint).
+    assert!(admin.delete(&criteria, 30).unwrap().deleted > 0);
     // Two of the jobs canceled above (out of the image), and an old one.
     let mut gone: Vec<Uuid> = in_status(Status::READY).filter(|id| admin.get(*id).is_ok()).take(2).collect();
     gone.extend(in_status(Status::CANCELED).find(|id| admin.get(*id).is_ok()));
     assert_eq!(admin.delete_jobs(&gone).unwrap().len(), 3);
-    let want = want_of(&engine);
+    let (want, end) = (want_of(&engine), engine.state().last_seq());
     drop(admin);
     drop(engine);
-    check(dir.path(), &want);
+    check(dir.path(), (seq, end - seq), &want);
 }
 
 #[test]

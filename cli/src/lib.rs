@@ -263,8 +263,8 @@ pub fn run(cli: &Cli, interactive: bool) -> Output {
 }
 
 /// `list` and `show` answered from the store's newest checkpoint mapped
-/// (`joblog::engine::Views`: the hot rows are not decoded), when it holds
-/// the whole store; `None`: open the engine, which also says why a store
+/// (`joblog::engine::Views`: the hot rows are not decoded; the events
+/// after it folded in); `None`: open the engine, which also says why a store
 /// cannot be opened, waits for a busy one, finds its service, refuses a
 /// bad `--now`; and answers when a run read here does not check (the
 /// image of the hot rows is a cache: the engine reads the checkpoint

@@ -2520,8 +2520,9 @@ fn delete_takes_chosen_completed_jobs_all_or_nothing_alone_and_through_the_servi
     assert!(left.contains(&ready.as_str()) && left.contains(&alices.as_str()));
 }
 
-/// `joblog list` and `joblog show` on a store whose newest checkpoint
-/// holds every event read that checkpoint's image of its hot rows instead
+/// `joblog list` and `joblog show` on a store whose newest checkpoint has
+/// an image of its hot rows read that image (and the events after it)
+/// instead
 /// of opening the engine (`joblog::engine::Views`): they print exactly
 /// what they print otherwise; with the image damaged they still do (the
 /// engine is opened), and `verify` names the damage.

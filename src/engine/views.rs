@@ -59,6 +59,7 @@ impl Views {
         if super::open::fold_read_only(&log, &mut state, config.replay_spill_rows).is_err() {
             return Ok(None);
         }
+        state.drop_scratch();
         Ok(Some(Views { log, state }))
     }
 

@@ -61,7 +61,7 @@ const POSTING_KEY_LEN: usize = 16;
 const EVENT_LEN: usize = 16;
 const SEGMENT_LEN: usize = 16;
 /// "No message event" in a row.
-const NO_MESSAGE: u32 = u32::MAX;
+pub(crate) const NO_MESSAGE: u32 = u32::MAX;
 
 /// The sections of a run, by tag (their order in the file).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -1603,11 +1603,12 @@ fn corrupt_at(path: &Path, offset: usize, why: String) -> Error {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used, clippy::cast_possible_truncation)]
     use super::*;
 
-    fn job(rng: &mut fastrand::Rng, n: usize) -> ColdJob<'static> {
+    /// A Completed job `n` of a run, its columns drawn from `rng`.
+    pub(crate) fn job(rng: &mut fastrand::Rng, n: usize) -> ColdJob<'static> {
         let createdon = rng.i64(0..1_000_000);
         let owners = ["alice", "bob", "carol"];
         let events: Vec<Position> =
@@ -1642,7 +1643,8 @@ mod tests {
         }
     }
 
-    fn bytes_of(jobs: &[ColdJob]) -> Vec<u8> {
+    /// The file of a run of `jobs`.
+    pub(crate) fn bytes_of(jobs: &[ColdJob]) -> Vec<u8> {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join(file_name(7));
         write_run(&path, 7, jobs.to_vec(), &BTreeMap::from([(1, 0)]), 0).unwrap();

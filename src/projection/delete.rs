@@ -194,7 +194,14 @@ impl Projection {
             let i = match self.locate(id)? {
                 None => continue,
                 Some(Loc::Cold(k, r)) => {
-                    // A cold job is Completed.
+                    // A cold job is Completed; a job of the image of hot
+                    // rows (a reading state's) may not be.
+                    let status = self.cold[k].row(r)?.status();
+                    if !status.is_completed() {
+                        return Err(Error::corrupt(format!(
+                            "a deletion takes job {id}, which is {status}, not Completed"
+                        )));
+                    }
                     self.delete_cold(k, &[r])?;
                     continue;
                 }

@@ -397,6 +397,10 @@ pub struct Projection {
     /// that kept its memory bounded (`Projection::spill`): removed with the
     /// state.
     scratch: Option<tempfile::TempDir>,
+    /// A reading state (`snapshot::load_views`): a change to a job in a
+    /// run moves that job's row alone into memory, never the whole run
+    /// (`tier.rs`, `hot_row`), since such a state never writes a run.
+    reading: bool,
 }
 
 impl Projection {
@@ -950,9 +954,10 @@ impl Projection {
                 // place (no list of them all).
                 let mut events = self.cold[k].event_positions(&r)?;
                 let first = events.next().ok_or_else(|| Error::corrupt(format!("job {}: no event", r.id)))?;
-                let message = match r.message_event as usize {
+                let message = match r.message_event {
+                    cold::NO_MESSAGE => None,
                     0 => Some(first),
-                    m => events.nth(m - 1),
+                    m => events.nth(m as usize - 1),
                 };
                 (r.id, c, first, message)
             }

@@ -268,7 +268,7 @@ fn rows_below(run: &Cold, start: Key) -> Result<usize, Error> {
     let mut guess = true;
     while lo < hi {
         let mid = if guess && above > below {
-            let share = (start.0.saturating_sub(below)) as f64 / (above - below) as f64;
+            let share = start.0.abs_diff(below) as f64 / above.abs_diff(below) as f64;
             (lo + ((hi - lo) as f64 * share) as usize).clamp(lo, hi - 1)
         } else {
             lo + (hi - lo) / 2
@@ -870,4 +870,42 @@ fn is_only_status_and_type(f: &Filter, plan: &Plan<'_>) -> bool {
         && f.created_after.is_none()
         && f.created_before.is_none()
         && f.completed_before.is_none()
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::cast_possible_truncation)]
+    use super::*;
+    use crate::projection::cold::tests::{bytes_of, job};
+    use crate::projection::cold::{ColdRun, RowSet};
+
+    /// `rows_below` finds the first row at or past a start as a plain
+    /// search of every row would: runs of steady, bunched and equal
+    /// creation times, starts before, inside, between and after them.
+    #[test]
+    fn rows_below_finds_the_start_as_a_full_search_does() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        for (n, spread) in [(1, 10), (2, 1), (700, 1_000_000), (700, 3), (2_000, 1), (2_000, 40)] {
+            let jobs: Vec<_> = (0..n)
+                .map(|i| {
+                    let mut j = job(&mut rng, i);
+                    // Steady with `spread` > n, bunched below it, equal at 1;
+                    // and a few far outliers at the ends.
+                    j.row.createdon = rng.i64(0..spread) + if i % 97 == 0 { i64::from(i as u8) << 40 } else { 0 };
+                    j
+                })
+                .collect();
+            let run = Cold::new(std::sync::Arc::new(ColdRun::from_bytes(bytes_of(&jobs)).unwrap()), RowSet::default());
+            let keys: Vec<Key> = (0..run.len()).map(|r| run.created_key(r as u32).unwrap()).collect();
+            assert!(keys.windows(2).all(|w| w[0] <= w[1]), "rows in created order");
+            let mut starts: Vec<Key> = keys.iter().map(|k| (k.0, k.1)).collect();
+            starts.extend(keys.iter().map(|k| (k.0, Uuid::nil())));
+            starts.extend(keys.iter().map(|k| (k.0 + 1, Uuid::nil())));
+            starts.extend([(i64::MIN, Uuid::nil()), (i64::MAX, Uuid::max()), (-1, Uuid::max())]);
+            for start in starts {
+                let want = keys.partition_point(|k| *k < start);
+                assert_eq!(rows_below(&run, start).unwrap(), want, "{n} rows, spread {spread}, start {start:?}");
+            }
+        }
+    }
 }

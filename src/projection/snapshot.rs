@@ -865,6 +865,7 @@ fn load_views(path: &Path, live: &Generations) -> Result<Projection, Error> {
     check_current(path, &head.segments, &head.generations, live)?;
     let hot_run = head.hot_run;
     let mut p = Projection::from_body(head.with(Hot::default())).map_err(|why| file.corrupt(&why))?;
+    p.reading = true;
     attach_runs(&mut p, path, tiers, live)?;
     let run = open_run(path, hot_run, None, true, live)?;
     if !run.is_empty() {

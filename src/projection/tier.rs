@@ -3,7 +3,9 @@
 //! into cold runs (`cold.rs`): *freezing*. A cold run never changes. A
 //! change to one of its jobs (an owner change, a resubmission line) first
 //! *thaws* the whole run back into memory, so those write paths work on
-//! hot rows only; a deletion marks the rows it takes (`Cold::gone`) and
+//! hot rows only (a reading state, which never writes a run, moves that
+//! job's row alone: `Projection::thaw_row`); a deletion marks the rows it
+//! takes (`Cold::gone`) and
 //! drops a run when none is left; a compaction rewrites the runs whose
 //! events it moved. Reads (by id, views, counts, deletion's selection)
 //! merge the hot rows with the runs, skipping the marked rows.
@@ -30,7 +32,8 @@ pub(crate) type Found = (Key, Loc);
 
 /// A cold run in the state, and the rows of it that deletions took since
 /// it was written (their events are garbage; the run is rewritten without
-/// them when a compaction moves its events, or merged).
+/// them when a compaction moves its events, or merged); in a reading state
+/// also the rows moved into memory since (`Projection::thaw_row`).
 #[derive(Debug)]
 pub(crate) struct Cold {
     pub(crate) run: Arc<ColdRun>,
@@ -164,12 +167,11 @@ impl Projection {
         Ok(None)
     }
 
-    /// A hot row of job `id`, thawing its run first if it is cold (of
-    /// the image of a checkpoint's hot rows, which only a reading state
-    /// maps, the job's row alone: [`Projection::thaw_row`]).
+    /// A hot row of job `id`, thawing its run first if it is cold (in a
+    /// reading state, the job's row alone: [`Projection::thaw_row`]).
     pub(crate) fn hot_row(&mut self, id: Uuid) -> Result<Option<u32>, Error> {
         match self.locate(id)? {
-            Some(Loc::Cold(k, r)) if self.cold[k].run.holds_open() => {
+            Some(Loc::Cold(k, r)) if self.reading => {
                 self.thaw_row(k, r)?;
                 Ok(self.row_of(id))
             }
@@ -459,6 +461,14 @@ impl Projection {
         self.scratch = Some(dir);
     }
 
+    /// Removes the directory [`Projection::keep_scratch`] keeps, empty
+    /// (each run's file there is unlinked once mapped): for a state that
+    /// spills no more, so that a process that leaves its state to its exit
+    /// (the command line) leaves no directory behind.
+    pub(crate) fn drop_scratch(&mut self) {
+        self.scratch = None;
+    }
+
     /// The directory [`Projection::keep_scratch`] keeps.
     pub(crate) fn scratch_dir(&self) -> Option<std::path::PathBuf> {
         self.scratch.as_ref().map(|d| d.path().to_path_buf())
@@ -589,11 +599,12 @@ impl Projection {
         Ok(())
     }
 
-    /// Moves row `r` of run `k`, an image of a checkpoint's hot rows (a
-    /// reading state folding the events after its checkpoint:
-    /// `engine/views.rs`), into the hot rows, the run keeping it as gone.
-    /// The image holds no dependency token: the row has none, which only
-    /// the service reads (a reading state runs no job).
+    /// Moves row `r` of run `k` into the hot rows, the run keeping it as
+    /// gone: what a reading state does (folding the events after its
+    /// checkpoint: `engine/views.rs`), which never writes, copies or drops
+    /// a run, so that a gone row there need not be garbage. A run holds no
+    /// dependency token: the row has none, which only the service reads (a
+    /// reading state runs no job).
     fn thaw_row(&mut self, k: usize, r: u32) -> Result<(), Error> {
         let run = Arc::clone(&self.cold[k].run);
         let job = run_job(&run, r)?;
