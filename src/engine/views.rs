@@ -7,8 +7,9 @@
 //! (ARCHITECTURE.md, "A data directory"). It answers a job, its history, a
 //! page of a view and a count, as a [`super::Session`] does, and nothing
 //! else. The events the log holds after the checkpoint are folded in as
-//! an open folds them, each job they touch taken out of the image into
-//! memory alone (`Projection::thaw_row`), so a command after a few writes
+//! an open folds them, each job they touch taken out of its run (the image,
+//! or a cold run) into memory alone (`Projection::thaw_row`), so a command
+//! after a few writes
 //! costs what it did before them and the few events' replay. When the
 //! checkpoint keeps no image, or anything is not as it should be (a torn
 //! tail, a run that does not check, an event that does not fold),

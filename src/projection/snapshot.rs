@@ -617,10 +617,10 @@ impl Projection {
     /// or when anything in it does not check (an open then loads a
     /// checkpoint whole, or replays). The events after it are the
     /// caller's to fold in ([`Projection::apply`] moves each job they
-    /// touch out of the image, alone). Such a state answers the reads of
+    /// touch out of its run, alone). Such a state answers the reads of
     /// one job and the views (`engine/views.rs`), nothing else: it holds
-    /// no workflow definition, and a job moved out of the image no
-    /// dependency token.
+    /// no workflow definition, and a job moved out of a run no dependency
+    /// token.
     pub(crate) fn load_views(dir: &Path, log_next_seq: u64, live: &Generations) -> Option<Projection> {
         let (seq, path) = list(dir).into_iter().next()?;
         if seq >= log_next_seq {
