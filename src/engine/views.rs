@@ -55,9 +55,11 @@ impl Views {
             return Ok(None);
         };
         // The events since the checkpoint, folded in: each job they touch
-        // leaves the image for memory, alone. One that does not fold is
-        // the engine's to report.
-        if super::open::fold_read_only(&log, &mut state, config.replay_spill_rows).is_err() {
+        // leaves its run for memory, alone. One that does not fold is the
+        // engine's to report. None: no fold (its scan would read every
+        // frame of the segment the checkpoint ends in, up to its end).
+        let tail = state.last_seq() + 1 < log.next_seq();
+        if tail && super::open::fold_read_only(&log, &mut state, config.replay_spill_rows).is_err() {
             return Ok(None);
         }
         state.drop_scratch();
