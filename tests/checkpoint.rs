@@ -213,7 +213,7 @@ fn a_checkpoint_row_that_checks_but_holds_no_valid_status_is_ignored() {
         std::fs::remove_file(old).unwrap();
     }
     let bytes = std::fs::read(newest).unwrap();
-    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 9, "a format 9 checkpoint");
+    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 10, "a format 10 checkpoint");
     // The rows are in the hot part, after the head part and the hot part's
     // 16-byte frame (its length, its CRC, the frame's CRC).
     let frame = 40 + usize::try_from(u64::from_le_bytes(bytes[24..32].try_into().unwrap())).unwrap();

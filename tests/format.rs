@@ -475,6 +475,28 @@ fn store_v9_opens_and_reads_the_same() {
     reads_as_expected(Views::open(tmp.path(), fixture_config()).unwrap().expect("a checkpoint holding every event"));
 }
 
+/// `store-v10`: checkpoint format 10 (format 9's parts; the head part ends
+/// with where the checkpoint's last event is in the log). The reads alone
+/// fold the fixture's tail from there and read what the engine reads.
+#[test]
+fn store_v10_opens_and_reads_the_same() {
+    check_store_fixture("store-v10", "store-v10.expected.json");
+    let newest = std::fs::read_dir(fixtures().join("store-v10/snapshots"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("snapshot-"))
+        .max()
+        .unwrap();
+    let bytes = std::fs::read(newest).unwrap();
+    assert_eq!(u16::from_le_bytes([bytes[8], bytes[9]]), 10, "checkpoint format 10");
+    let want: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixtures().join("store-v10.expected.json")).unwrap()).unwrap();
+    let tmp = tempfile::tempdir().unwrap();
+    copy_dir(&fixtures().join("store-v10"), tmp.path());
+    let views = Views::open(tmp.path(), fixture_config()).unwrap().expect("the tail folded in");
+    assert_eq!(Value::Array(describe_jobs(&views.reader("admin").unwrap())), want["jobs"]);
+}
+
 /// `store-v4`: event version 5 (bearer tokens: made by an administrator
 /// and by a user, expired, of a deactivated user, revoked) and checkpoint
 /// format 5, segment format 2; its tokens still authenticate as they did.
@@ -495,6 +517,7 @@ fn store_fixtures_keep_their_segment_formats_with_sealed_and_active_segments() {
     check_store_files("store-v7", 2);
     check_store_files("store-v8", 2);
     check_store_files("store-v9", 2);
+    check_store_files("store-v10", 2);
 }
 
 fn check_store_files(fixture: &str, format: u16) {

@@ -1145,3 +1145,59 @@ fn a_read_only_open_opens_a_sealed_segment_at_its_first_read() {
     fs::write(&second.path, &saved).unwrap();
     assert_eq!(all(&ro().unwrap()), want);
 }
+
+/// A scan told where the record before its first one is starts right
+/// after it: a damaged frame before that record, which a scan from the
+/// start of the segment reads and refuses, is not read. A hint that is
+/// not that record (another record, the middle of a frame, a segment the
+/// log does not have, past the end, a cold segment) is passed over: the
+/// scan reads as [`Log::scan_from`] does.
+#[test]
+fn a_scan_told_where_the_record_before_it_is_starts_after_it() {
+    use joblog::log::Position;
+    use std::ops::ControlFlow;
+    let dir = tempfile::tempdir().unwrap();
+    let log = Log::open(dir.path(), config(1 << 20)).unwrap();
+    for i in 1..=400 {
+        log.append(&payload(i)).unwrap();
+    }
+    let at: Vec<Position> = log.iter_from(1).map(|r| r.unwrap().position()).collect();
+    let scan = |log: &Log, from: u64, last: Option<Position>| -> Result<Vec<u64>, LogError> {
+        let mut seqs = vec![];
+        log.scan_after(from, last, |r| -> Result<_, LogError> {
+            seqs.push(r.seq);
+            Ok(ControlFlow::Continue(()))
+        })?;
+        Ok(seqs)
+    };
+    let want: Vec<u64> = (300..=400).collect();
+    let before = at[298];
+    let not_it = [
+        at[297],
+        Position { offset: before.offset + 3, ..before },
+        Position { segment: 999_999, ..before },
+        Position { offset: 1 << 30, ..before },
+        Position { offset: 0, ..before },
+        Position { segment: before.segment | (1 << 63), ..before },
+    ];
+    assert_eq!(scan(&log, 300, Some(before)).unwrap(), want);
+    for hint in not_it {
+        assert_eq!(scan(&log, 300, Some(hint)).unwrap(), want, "{hint:?}");
+    }
+    log.close().unwrap();
+
+    // Record 5's payload damaged after a clean close, far from the end
+    // that the close's mark checks: an open takes the segment's end from
+    // the mark and reads no frame.
+    let seg = segment_files(dir.path()).pop().unwrap();
+    let mut bytes = fs::read(&seg).unwrap();
+    bytes[at[4].offset as usize + FRAME_HEADER_LEN + 2] ^= 0x01;
+    fs::write(&seg, &bytes).unwrap();
+    let log = Log::open(dir.path(), trusting(1 << 20)).unwrap();
+    assert!(log.recovery().closed_mark_used);
+    assert_eq!(scan(&log, 300, Some(before)).unwrap(), want, "the damage before the hint is not read");
+    assert!(matches!(scan(&log, 300, None), Err(LogError::Corrupt { .. })), "a scan from the segment's start reads it");
+    for hint in not_it {
+        assert!(scan(&log, 300, Some(hint)).is_err(), "{hint:?} is passed over");
+    }
+}

@@ -421,3 +421,84 @@ fn a_checkpoint_whose_image_cannot_be_written_is_written_without_it() {
     assert_eq!(engine.open_report().events_replayed, 0, "the checkpoint was written");
     assert_eq!(everything(&engine.session("admin").unwrap()), want);
 }
+
+/// A reading command after a write folds the events after the checkpoint
+/// from where the checkpoint's last event is in the log (checkpoint format
+/// 10), not from the start of the segment that holds it: a frame damaged
+/// before that event, in the same segment, is not read by the fold (nor
+/// by the reads, which do not need it), and `verify` still finds it.
+#[test]
+fn the_fold_starts_where_the_checkpoints_last_event_is() {
+    use joblog::engine::NewJob;
+    use joblog::log::{Log, LogConfig, FRAME_HEADER_LEN};
+    let dir = tempfile::tempdir().unwrap();
+    let clock = support::clock_at(support::NOW);
+    let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
+    let admin = engine.session("admin").unwrap();
+    let ids: Vec<Uuid> = (0..20)
+        .map(|i| admin.create(NewJob::new(&format!("job {i}"), OperationType::BULK_EMAIL)).unwrap().id)
+        .collect();
+    let first_postpone = engine.state().last_seq() + 1;
+    for _ in 0..50 {
+        admin.act(ids[1], UserAction::Postpone(t("2027-01-01T00:00:00Z"))).unwrap();
+        admin.act(ids[1], UserAction::Resume).unwrap();
+    }
+    drop(admin);
+    let checkpoint = engine.state().last_seq();
+    engine.close().unwrap();
+    let engine = Engine::open(dir.path(), Config::default(), clock.clone()).unwrap();
+    engine.session("admin").unwrap().act(ids[0], UserAction::Cancel).unwrap();
+    drop(engine);
+
+    // The first postpone's frame, in the segment the checkpoint ends in.
+    let segments = dir.path().join("segments");
+    let log = Log::open(&segments, LogConfig::salvage()).unwrap();
+    let at = |seq: u64| log.iter_from(seq).next().unwrap().unwrap().position();
+    let (damaged, last) = (at(first_postpone), at(checkpoint));
+    assert_eq!(damaged.segment, last.segment, "one segment holds both");
+    drop(log);
+    let file = std::fs::read_dir(&segments)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.file_name().unwrap().to_string_lossy().starts_with(&format!("{:020}", damaged.segment)))
+        .unwrap();
+    let mut bytes = std::fs::read(&file).unwrap();
+    bytes[damaged.offset as usize + FRAME_HEADER_LEN] ^= 0x01;
+    std::fs::write(&file, &bytes).unwrap();
+
+    let views = views_of(dir.path()).expect("the event after the checkpoint folds in");
+    let reader = views.reader("admin").unwrap();
+    assert_eq!(reader.get(ids[0]).unwrap().status, Status::CANCELED);
+    assert_eq!(reader.count(&Filter::default()).unwrap(), 20);
+    drop(views);
+    let engine = Engine::open_read_only(dir.path(), Config::default(), clock).unwrap();
+    assert_eq!(engine.open_report().events_replayed, 1);
+    let report = engine.verify();
+    assert!(report.problems.iter().any(|p| p.contains(&format!("{}", damaged.offset))), "{:?}", report.problems);
+}
+
+/// A freeze rewrites the hot segments without the frozen jobs' frames:
+/// the state's note of where its last event is follows the frame, so that
+/// the checkpoint after it still tells a fold where to start.
+#[test]
+fn the_last_events_place_follows_a_freeze() {
+    use joblog::engine::NewJob;
+    use joblog::log::{Log, LogConfig};
+    let dir = tempfile::tempdir().unwrap();
+    let config = Config { cold_after: 1, ..Config::default() };
+    let engine = Engine::open(dir.path(), config, support::clock_at(support::NOW)).unwrap();
+    let admin = engine.session("admin").unwrap();
+    let done = admin.create(NewJob::new("done", OperationType::BULK_EMAIL)).unwrap().id;
+    admin.act(done, UserAction::Cancel).unwrap();
+    let open = admin.create(NewJob::new("open", OperationType::BULK_EMAIL)).unwrap().id;
+    admin.act(open, UserAction::Postpone(t("2027-01-01T00:00:00Z"))).unwrap();
+    let before = engine.state().last_position().expect("known");
+    engine.checkpoint().unwrap();
+    let seq = engine.state().last_seq();
+    let after = engine.state().last_position().expect("the open job's event stays hot");
+    assert_ne!(before, after, "the freeze moved it");
+    drop(admin);
+    drop(engine);
+    let log = Log::open(dir.path().join("segments"), LogConfig::salvage()).unwrap();
+    assert_eq!(log.read_at(after).unwrap().seq(), seq);
+}

@@ -373,7 +373,7 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64, mut s
     // From nothing, the indices are built once at the end (a state that
     // failed to fold is never used).
     state.defer_indexing();
-    let from = state.last_seq() + 1;
+    let (from, last) = (state.last_seq() + 1, state.last_position());
     let mut apply = |batch: &[Decoded]| -> Result<(), Error> {
         for (env, seq, position) in batch {
             state.apply(env, *seq, *position)?;
@@ -382,10 +382,10 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64, mut s
         spill.check(state)
     };
     let long = log.next_seq().saturating_sub(from) >= PIPELINE_EVENTS;
-    let folded = match long.then(|| on_two_threads(log, from, how, &mut apply)).flatten() {
+    let folded = match long.then(|| on_two_threads(log, (from, last), how, &mut apply)).flatten() {
         Some(folded) => folded,
         // Short, or no thread to be had: read and apply on this one.
-        None => read_events(log, from, how, |batch| {
+        None => read_events(log, (from, last), how, |batch| {
             apply(batch)?;
             batch.clear();
             Ok(ControlFlow::Continue(()))
@@ -399,7 +399,7 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64, mut s
 /// `None` when no thread could be made (nothing was read).
 fn on_two_threads(
     log: &Log,
-    from: u64,
+    from: (u64, Option<Position>),
     how: Replay,
     apply: &mut dyn FnMut(&[Decoded]) -> Result<(), Error>,
 ) -> Option<Result<(), Error>> {
@@ -448,12 +448,12 @@ const PIPELINE_EVENTS: u64 = 64 * 1024;
 /// `each` takes the batch's events (it leaves the batch empty).
 fn read_events(
     log: &Log,
-    from: u64,
+    (from, last): (u64, Option<Position>),
     how: Replay,
     mut each: impl FnMut(&mut Vec<Decoded>) -> Result<ControlFlow<()>, Error>,
 ) -> Result<(), Error> {
     let mut batch = Vec::with_capacity(BATCH_EVENTS);
-    log.scan_from(from, |rec| -> Result<ControlFlow<()>, Error> {
+    log.scan_after(from, last, |rec| -> Result<ControlFlow<()>, Error> {
         if matches!(how, Replay::UntilSeq(s) if rec.seq > s) {
             return Ok(ControlFlow::Break(()));
         }

@@ -423,6 +423,21 @@ impl Log {
     pub fn scan_from<E: From<LogError>>(
         &self,
         from_seq: u64,
+        f: impl FnMut(RecordRef<'_>) -> Result<std::ops::ControlFlow<()>, E>,
+    ) -> Result<(), E> {
+        self.scan_after(from_seq, None, f)
+    }
+
+    /// [`Log::scan_from`], told where the record before `from_seq` is
+    /// (`last`: a hint, such as a checkpoint keeps). When the frame there
+    /// is that record, the scan starts after it, where otherwise it reads
+    /// every frame of the segment before it (up to a segment's size). When
+    /// it is not (compaction moved it, or no such frame is there), the
+    /// hint is passed over.
+    pub fn scan_after<E: From<LogError>>(
+        &self,
+        from_seq: u64,
+        last: Option<Position>,
         mut f: impl FnMut(RecordRef<'_>) -> Result<std::ops::ControlFlow<()>, E>,
     ) -> Result<(), E> {
         let horizon = if self.shared.writable { self.next_seq() } else { u64::MAX };
@@ -445,12 +460,15 @@ impl Log {
             }
             Ok(std::ops::ControlFlow::Continue(()))
         };
-        let start = snapshot.partition_point(|s| s.first_seq <= from_seq).saturating_sub(1);
-        'hot: for seg in snapshot.iter().skip(start) {
+        let mut start = (snapshot.partition_point(|s| s.first_seq <= from_seq).saturating_sub(1), HEADER_LEN);
+        if let Some(at) = last.and_then(|last| frame_before(&snapshot, last, from_seq)) {
+            start = at;
+        }
+        'hot: for (k, seg) in snapshot.iter().enumerate().skip(start.0) {
             let map = seg.map()?;
             let _through = map.read_through();
             let bytes = map.bytes();
-            let mut offset = HEADER_LEN;
+            let mut offset = if k == start.0 { start.1 } else { HEADER_LEN };
             loop {
                 offset = seg.skip(offset);
                 if offset >= bytes.len() {
@@ -606,5 +624,21 @@ impl Log {
             }
         }
         Ok(report)
+    }
+}
+
+/// Where in `snapshot` (its index, an offset) the hot frame at `last` is,
+/// when it is record `from_seq - 1`, its checksum checked: a scan from
+/// `from_seq` may start there. `None` otherwise.
+fn frame_before(snapshot: &[Arc<Segment>], last: Position, from_seq: u64) -> Option<(usize, usize)> {
+    if last.segment & COLD != 0 || from_seq == 0 {
+        return None;
+    }
+    let k = snapshot.binary_search_by_key(&last.segment, |s| s.key).ok()?;
+    let offset = usize::try_from(last.offset).ok().filter(|&o| o >= HEADER_LEN)?;
+    let map = snapshot[k].map().ok()?;
+    match format::read_frame(map.bytes(), offset) {
+        FrameRead::Frame(frame) if frame.seq == from_seq - 1 => Some((k, offset)),
+        _ => None,
     }
 }

@@ -16,7 +16,7 @@ use super::tier::Key;
 use super::{Loc, Pos, Projection, NO_EVENT};
 use crate::domain::{Deletion, DeletionCriteria, Status, Timestamp};
 use crate::error::Error;
-use crate::log::Compaction;
+use crate::log::{Compaction, Position};
 
 /// Marks a freed entry of the event chain.
 const FREED: Pos = Pos { segment: u32::MAX, offset: 0 };
@@ -336,6 +336,15 @@ impl Projection {
                     search_from(moved, *last, u64::from(p.offset)).expect("compaction dropped an event still in use");
                 *last = i;
                 p.offset = u32::try_from(moved[i].1).expect("a rewritten segment is no longer than the old one");
+            }
+        }
+        // The last event's place moved too (or it left the hot segments:
+        // dropped, or frozen into a cold one; a fold then reads from the
+        // start of the segment after it, which a freeze begins).
+        if let Some(last) = &mut self.last_position {
+            if let Some(s) = done.segments.iter().find(|s| s.segment == last.segment) {
+                let moved = search_from(&s.moved, 0, last.offset).map(|i| s.moved[i].1);
+                self.last_position = moved.filter(|_| s.kept).map(|offset| Position { offset, ..*last });
             }
         }
         // Garbage only grows at the end of each segment's list, so what

@@ -377,6 +377,12 @@ pub struct Projection {
     tokens: Tokens,
     last_seq: u64,
     last_at: Option<Timestamp>,
+    /// Where the event `last_seq` was in the log when it was applied (or
+    /// when the checkpoint this state came from was saved): where a fold of
+    /// the events after it starts reading ([`Log::scan_from`]). A hint
+    /// only: compaction may have moved the event since, and a reader checks
+    /// that the frame there is that event.
+    last_position: Option<Position>,
     /// The last deletion selected, for applying it (see `delete.rs`).
     planned: std::sync::Mutex<Option<delete::Planned>>,
     /// Cold runs, oldest first (`tier.rs`): Completed jobs read in place,
@@ -437,6 +443,12 @@ impl Projection {
     /// The sequence number of the last event applied (0: none).
     pub fn last_seq(&self) -> u64 {
         self.last_seq
+    }
+
+    /// Where event [`Projection::last_seq`] was in the log, when known (a
+    /// hint: see the field).
+    pub fn last_position(&self) -> Option<Position> {
+        self.last_position
     }
 
     /// The time of the newest event applied.
@@ -687,6 +699,7 @@ impl Projection {
             }
         }
         self.last_seq = seq;
+        self.last_position = Some(pos);
         self.last_at = Some(self.last_at.map_or(env.at, |t| t.max(env.at)));
         Ok(())
     }

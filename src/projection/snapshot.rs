@@ -8,14 +8,14 @@
 //! | offset | size | field |
 //! |---:|---:|---|
 //! | 0 | 8 | magic `JOBLOGSN` |
-//! | 8 | 2 | snapshot format version (9; 6 to 8 are read) |
+//! | 8 | 2 | snapshot format version (10; 6 to 9 are read) |
 //! | 10 | 2 | codec version (`codec::CODEC_VERSION`) |
 //! | 12 | 4 | reserved, 0 |
 //! | 16 | 8 | last_seq: the last event folded in |
 //! | 24 | 8 | length of the body (format 9: of its head part) |
 //! | 32 | 4 | CRC32 of the body (format 9: of its head part) |
 //! | 36 | 4 | CRC32 of bytes 0..36 |
-//! | 40 | … | format 9: the head part (the runs, the image of the hot rows, segments, directory, workflows, the store's policy, bearer tokens), then a 16-byte frame (length, CRC32, its own CRC32) and the hot part (rows, strings, event chain, garbage, deletions); before: one body of all of it (docs/format.md, "Checkpoints") |
+//! | 40 | … | format 9: the head part (the runs, the image of the hot rows, segments, directory, workflows, the store's policy, bearer tokens; format 10: then where the last event is in the log), then a 16-byte frame (length, CRC32, its own CRC32) and the hot part (rows, strings, event chain, garbage, deletions); before: one body of all of it (docs/format.md, "Checkpoints") |
 
 // A decoder of bytes from disk or a socket: those never panic the process
 // nor lose bits in a cast (Cargo.toml, `[lints]`).
@@ -35,7 +35,7 @@ use crate::codec::{self, CodecError};
 use crate::domain::{Directory, StorePolicy, Timestamp, Tokens, WorkflowDefinition};
 use crate::error::Error;
 use crate::log::private::{install_file, InstallError};
-use crate::log::Generations;
+use crate::log::{Generations, Position};
 
 /// How a checkpoint ahead of the log is named in the notes of `load_snapshot`.
 const AHEAD_OF_THE_LOG: &str = "ahead of the log";
@@ -47,8 +47,9 @@ const MAGIC: [u8; 8] = *b"JOBLOGSN";
 /// chain in a fixed layout (`RowTable`, `EventTable`); 9: the body in two
 /// parts, each with its own checksum (a head part that a reading command
 /// reads alone, naming the image of the hot rows it maps, then the hot
-/// part). Versions 6 to 8 are read.
-const VERSION: u16 = 9;
+/// part); 10: the head part ends with where the last event is in the log
+/// (a fold of the events after it starts there). Versions 6 to 9 are read.
+const VERSION: u16 = 10;
 /// The frame before format 9's hot part: its length (u64), its CRC32,
 /// and the CRC32 of those 12 bytes.
 const FRAME_LEN: usize = 16;
@@ -96,6 +97,10 @@ struct Head<W = BTreeMap<String, WorkflowDefinition>> {
     tokens: Tokens,
     last_seq: u64,
     last_at: Option<Timestamp>,
+    /// Not a field of the struct on disk: what follows it in format 10's
+    /// head part ([`CheckpointFile::head_part`]).
+    #[serde(skip)]
+    last_position: Option<Position>,
 }
 
 /// Format 9's hot part: the hot rows and what only a writer needs.
@@ -170,6 +175,7 @@ impl<W: Into<BTreeMap<String, WorkflowDefinition>>> Head<W> {
             tokens: self.tokens,
             last_seq: self.last_seq,
             last_at: self.last_at,
+            last_position: self.last_position,
         }
     }
 }
@@ -195,6 +201,9 @@ struct Body<R = RowTable<Vec<Row>>, E = EventTable<Vec<(Pos, u32)>>> {
     tokens: Tokens,
     last_seq: u64,
     last_at: Option<Timestamp>,
+    /// Format 10 on, after the head (not in any body).
+    #[serde(skip)]
+    last_position: Option<Position>,
 }
 
 /// The job rows as one byte string of `ROW_BYTES`-byte records (format 8,
@@ -372,6 +381,7 @@ impl OldBody {
             tokens,
             last_seq,
             last_at,
+            last_position,
         } = self;
         Body {
             rows: RowTable(rows),
@@ -388,6 +398,7 @@ impl OldBody {
             tokens,
             last_seq,
             last_at,
+            last_position,
         }
     }
 }
@@ -543,7 +554,9 @@ impl Projection {
                 next_run: self.next_run,
                 gone: self.cold.iter().map(|c| c.gone.iter().collect()).collect(),
             };
-            let (head_len, head_crc) = write_part(&file, &tmp, &(tiers, head))?;
+            // Format 10: the head, then where its last event is.
+            let end = self.last_position.map(|p| (p.segment, p.offset));
+            let (head_len, head_crc) = write_part(&file, &tmp, &(tiers, head, end))?;
             file.write_all(&[0u8; FRAME_LEN]).map_err(io(&tmp))?;
             let hot = HotRef {
                 rows: RowTable(&self.rows),
@@ -703,7 +716,7 @@ fn runs_named(path: &Path) -> Option<Vec<u64>> {
     if file.version < 9 {
         return Some(codec::decode_prefix_large::<Tiers>(first).ok()?.0.cold);
     }
-    let (tiers, head) = codec::decode_large::<(Tiers, Head<Unread>)>(first).ok()?;
+    let (tiers, head) = file.head_part::<Unread>(first).ok()?;
     let mut runs = tiers.cold;
     runs.push(head.hot_run);
     Some(runs)
@@ -809,7 +822,7 @@ impl CheckpointFile {
             }
             8 => codec::decode_large(first).map_err(decoded)?,
             _ => {
-                let (tiers, head): (Tiers, Head) = codec::decode_large(first).map_err(decoded)?;
+                let (tiers, head) = self.head_part::<BTreeMap<_, _>>(first).map_err(decoded)?;
                 let hot: Hot = codec::decode_large(self.hot_part()?).map_err(decoded)?;
                 (tiers, head.with(hot))
             }
@@ -823,7 +836,19 @@ impl CheckpointFile {
         if self.version < 9 {
             return Err(self.corrupt(&format!("format {} keeps no image of its hot rows", self.version)));
         }
-        codec::decode_large(self.first_part()?).map_err(|e| self.corrupt(&e.to_string()))
+        self.head_part(self.first_part()?).map_err(|e| self.corrupt(&e.to_string()))
+    }
+
+    /// The head part of format 9 on, `first`: the runs and the head, then
+    /// (format 10 on) where the last event is in the log.
+    fn head_part<'a, W: Deserialize<'a>>(&self, first: &'a [u8]) -> Result<(Tiers, Head<W>), CodecError> {
+        if self.version < 10 {
+            return codec::decode_large(first);
+        }
+        let ((tiers, mut head), used) = codec::decode_prefix_large::<(Tiers, Head<W>)>(first)?;
+        let end: Option<(u64, u64)> = codec::decode_large(&first[used..])?;
+        head.last_position = end.map(|(segment, offset)| Position { segment, offset });
+        Ok((tiers, head))
     }
 }
 
@@ -1011,6 +1036,7 @@ impl Projection {
             tokens: b.tokens,
             last_seq: b.last_seq,
             last_at: b.last_at,
+            last_position: b.last_position,
             ..Projection::default()
         };
         let (n_strings, n_events, n_segments) = (count(p.strings.len(), "strings")?, p.events.len(), p.segments.len());
