@@ -283,10 +283,10 @@ fn regression_huge_claimed_lengths_in_a_checkpoint_are_refused_not_allocated() {
 }
 
 /// Refused as the body of a format 8 checkpoint, and as the head part of
-/// one of today's format.
+/// one of format 9 and of format 10.
 fn assert_refused(body: &[u8]) {
-    for hot in [None, Some(&[][..])] {
-        let file = joblog::projection::checkpoint_file_bytes(5, body, hot);
+    for (version, hot) in [(8, None), (9, Some(&[][..])), (10, Some(&[][..]))] {
+        let file = joblog::projection::checkpoint_file_bytes(version, 5, body, hot);
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("snapshot-00000000000000000005.bin"), &file).unwrap();
         let (loaded, skipped) = joblog::projection::Projection::load_snapshot(dir.path(), 100, &Default::default());

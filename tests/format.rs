@@ -476,8 +476,10 @@ fn store_v9_opens_and_reads_the_same() {
 }
 
 /// `store-v10`: checkpoint format 10 (format 9's parts; the head part ends
-/// with where the checkpoint's last event is in the log). The reads alone
-/// fold the fixture's tail from there and read what the engine reads.
+/// with where the checkpoint's last event is in the log: here the last
+/// frame of a sealed segment, the tail in the next one). It reads as the
+/// engine reads, through the reads alone too (the fold starting from the
+/// hint is `tests/views.rs`'s).
 #[test]
 fn store_v10_opens_and_reads_the_same() {
     check_store_fixture("store-v10", "store-v10.expected.json");

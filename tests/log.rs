@@ -1200,4 +1200,18 @@ fn a_scan_told_where_the_record_before_it_is_starts_after_it() {
     for hint in not_it {
         assert!(scan(&log, 300, Some(hint)).is_err(), "{hint:?} is passed over");
     }
+    drop(log);
+
+    // Across segments: from the first record of a segment, told of the
+    // last one of the segment before, or of one inside a segment; every
+    // such scan reads what a whole one does.
+    let dir = tempfile::tempdir().unwrap();
+    let log = small_log(dir.path(), 400);
+    let firsts: Vec<u64> = log.segments().iter().map(|s| s.first_seq).collect();
+    assert!(firsts.len() >= 3, "{firsts:?}");
+    let at: Vec<Position> = log.iter_from(1).map(|r| r.unwrap().position()).collect();
+    for from in firsts.iter().skip(1).copied().chain([firsts[1] + 5, 400]) {
+        let last = at[from as usize - 2];
+        assert_eq!(scan(&log, from, Some(last)).unwrap(), (from..=400).collect::<Vec<_>>(), "from {from}");
+    }
 }

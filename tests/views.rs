@@ -499,6 +499,11 @@ fn the_last_events_place_follows_a_freeze() {
     assert_ne!(before, after, "the freeze moved it");
     drop(admin);
     drop(engine);
+    // The checkpoint the freeze came with keeps it.
+    let reopened = Engine::open_read_only(dir.path(), Config::default(), support::clock_at(support::NOW)).unwrap();
+    assert_eq!(reopened.open_report().events_replayed, 0);
+    assert_eq!(reopened.state().last_position(), Some(after));
+    drop(reopened);
     let log = Log::open(dir.path().join("segments"), LogConfig::salvage()).unwrap();
     assert_eq!(log.read_at(after).unwrap().seq(), seq);
 }

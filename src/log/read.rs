@@ -430,10 +430,12 @@ impl Log {
 
     /// [`Log::scan_from`], told where the record before `from_seq` is
     /// (`last`: a hint, such as a checkpoint keeps). When the frame there
-    /// is that record, the scan starts after it, where otherwise it reads
-    /// every frame of the segment before it (up to a segment's size). When
-    /// it is not (compaction moved it, or no such frame is there), the
-    /// hint is passed over.
+    /// is that record and in the segment that holds `from_seq`, the scan
+    /// starts right after it, where otherwise it reads every frame of that
+    /// segment before it (up to a segment's size). When it is not
+    /// (compaction moved it, no such frame is there, or it ends an earlier
+    /// segment, where there is nothing to pass over), the hint is passed
+    /// over.
     pub fn scan_after<E: From<LogError>>(
         &self,
         from_seq: u64,
@@ -460,10 +462,11 @@ impl Log {
             }
             Ok(std::ops::ControlFlow::Continue(()))
         };
-        let mut start = (snapshot.partition_point(|s| s.first_seq <= from_seq).saturating_sub(1), HEADER_LEN);
-        if let Some(at) = last.and_then(|last| frame_before(&snapshot, last, from_seq)) {
-            start = at;
-        }
+        let first = snapshot.partition_point(|s| s.first_seq <= from_seq).saturating_sub(1);
+        let start = match last.and_then(|last| frame_after(&snapshot, last, from_seq)) {
+            Some((k, offset)) if k == first => (k, offset),
+            _ => (first, HEADER_LEN),
+        };
         'hot: for (k, seg) in snapshot.iter().enumerate().skip(start.0) {
             let map = seg.map()?;
             let _through = map.read_through();
@@ -627,10 +630,10 @@ impl Log {
     }
 }
 
-/// Where in `snapshot` (its index, an offset) the hot frame at `last` is,
-/// when it is record `from_seq - 1`, its checksum checked: a scan from
-/// `from_seq` may start there. `None` otherwise.
-fn frame_before(snapshot: &[Arc<Segment>], last: Position, from_seq: u64) -> Option<(usize, usize)> {
+/// Where in `snapshot` (its index, an offset) the hot frame at `last`
+/// ends, when it is record `from_seq - 1`, its checksum checked: a scan
+/// from `from_seq` may start there. `None` otherwise.
+fn frame_after(snapshot: &[Arc<Segment>], last: Position, from_seq: u64) -> Option<(usize, usize)> {
     if last.segment & COLD != 0 || from_seq == 0 {
         return None;
     }
@@ -638,7 +641,7 @@ fn frame_before(snapshot: &[Arc<Segment>], last: Position, from_seq: u64) -> Opt
     let offset = usize::try_from(last.offset).ok().filter(|&o| o >= HEADER_LEN)?;
     let map = snapshot[k].map().ok()?;
     match format::read_frame(map.bytes(), offset) {
-        FrameRead::Frame(frame) if frame.seq == from_seq - 1 => Some((k, offset)),
+        FrameRead::Frame(frame) if frame.seq == from_seq - 1 => Some((k, frame.end())),
         _ => None,
     }
 }

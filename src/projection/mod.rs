@@ -377,11 +377,11 @@ pub struct Projection {
     tokens: Tokens,
     last_seq: u64,
     last_at: Option<Timestamp>,
-    /// Where the event `last_seq` was in the log when it was applied (or
-    /// when the checkpoint this state came from was saved): where a fold of
-    /// the events after it starts reading ([`Log::scan_from`]). A hint
-    /// only: compaction may have moved the event since, and a reader checks
-    /// that the frame there is that event.
+    /// Where the event `last_seq` is in the log, when known: set when it
+    /// is applied (or read from the checkpoint this state came from),
+    /// carried along by a compaction or freeze (`apply_compaction`). Where
+    /// a fold of the events after it starts reading ([`Log::scan_after`]);
+    /// a hint only, checked there against the frame it points to.
     last_position: Option<Position>,
     /// The last deletion selected, for applying it (see `delete.rs`).
     planned: std::sync::Mutex<Option<delete::Planned>>,

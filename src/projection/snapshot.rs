@@ -464,11 +464,10 @@ fn write_part(file: &fs::File, path: &Path, value: &impl Serialize) -> Result<(u
 }
 
 /// The bytes of a checkpoint file with a valid header and checksums, for
-/// tests and fuzzing of the loader: of today's format, holding `head` as
-/// its head part and `hot` as its hot part (with a valid frame); with no
-/// `hot`, of format 8, holding `head` as its body.
-pub fn checkpoint_file_bytes(last_seq: u64, head: &[u8], hot: Option<&[u8]>) -> Vec<u8> {
-    let version = if hot.is_some() { VERSION } else { 8 };
+/// tests and fuzzing of the loader: of format `version`, holding `head` as
+/// its head part and `hot` as its hot part (with a valid frame; formats 9
+/// on), or with no `hot`, `head` as its body (formats 8 and before).
+pub fn checkpoint_file_bytes(version: u16, last_seq: u64, head: &[u8], hot: Option<&[u8]>) -> Vec<u8> {
     let mut file = header_of(version, last_seq, head.len() as u64, crc32fast::hash(head)).to_vec();
     file.extend_from_slice(head);
     if let Some(hot) = hot {
