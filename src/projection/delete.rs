@@ -341,10 +341,10 @@ impl Projection {
         // The last event's place moved too (or it left the hot segments:
         // dropped, or frozen into a cold one; a fold then reads from the
         // start of the segment after it, which a freeze begins).
-        if let Some(last) = &mut self.last_position {
+        if let Some(last) = self.last_position {
             if let Some(s) = done.segments.iter().find(|s| s.segment == last.segment) {
                 let moved = search_from(&s.moved, 0, last.offset).map(|i| s.moved[i].1);
-                self.last_position = moved.filter(|_| s.kept).map(|offset| Position { offset, ..*last });
+                self.last_position = moved.filter(|_| s.kept).map(|offset| Position { offset, ..last });
             }
         }
         // Garbage only grows at the end of each segment's list, so what
