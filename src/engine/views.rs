@@ -8,9 +8,10 @@
 //! page of a view and a count, as a [`super::Session`] does, and nothing
 //! else. The events the log holds after the checkpoint are folded in as
 //! an open folds them, each job they touch taken out of its run (the image,
-//! or a cold run) into memory alone (`Projection::thaw_row`), so a command
-//! after a few writes
-//! costs what it did before them and the few events' replay. When the
+//! or a cold run) into memory alone (`Projection::thaw_row`), read from
+//! where the checkpoint's last event is (checkpoint format 10), so a
+//! command after a few writes costs what it did before them and the few
+//! events' replay. When the
 //! checkpoint keeps no image, or anything is not as it should be (a torn
 //! tail, a run that does not check, an event that does not fold),
 //! [`Views::open`] answers `None` and the caller opens the engine.
@@ -56,8 +57,8 @@ impl Views {
         };
         // The events since the checkpoint, folded in: each job they touch
         // leaves its run for memory, alone. One that does not fold is the
-        // engine's to report. None: no fold (its scan would read every
-        // frame of the segment the checkpoint ends in, up to its end).
+        // engine's to report. None: no fold at all (not even the check of
+        // the frame the checkpoint ends at).
         let tail = state.last_seq() + 1 < log.next_seq();
         if tail && super::open::fold_read_only(&log, &mut state, config.replay_spill_rows).is_err() {
             return Ok(None);
