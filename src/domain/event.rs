@@ -429,6 +429,14 @@ impl Envelope {
         }
     }
 
+    /// The job of a `JobCreated` payload of today's types, read without
+    /// building its envelope (a view's page reads one per row); `None`
+    /// for any other payload, which [`Envelope::decode`] then reads or
+    /// refuses.
+    pub(crate) fn decode_job_created(bytes: &[u8]) -> Option<Job> {
+        super::wire::decode_created(bytes)
+    }
+
     /// [`Envelope::decode`] without its fast path: every kind of event,
     /// and every refusal.
     pub(super) fn decode_by_serde(bytes: &[u8]) -> Result<Envelope, EventDecodeError> {

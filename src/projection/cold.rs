@@ -163,6 +163,9 @@ pub struct ColdJob<'a> {
     pub message_event: Option<u32>,
 }
 
+/// A run's oldest and newest rows' (`createdon`, id).
+pub type CreatedBounds = ((i64, Uuid), (i64, Uuid));
+
 /// A row's fixed columns (strings as the run's symbols).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ColdRow {
@@ -853,6 +856,9 @@ pub struct ColdRun {
     checked: Vec<AtomicU64>,
     /// Its smallest and greatest ids, read once (`ColdRun::find`).
     id_bounds: std::sync::OnceLock<(Uuid, Uuid)>,
+    /// Its oldest and newest rows' (`createdon`, id), read once
+    /// (`ColdRun::created_bounds`).
+    created_bounds: std::sync::OnceLock<Option<CreatedBounds>>,
     replaces: Option<u64>,
     /// [`HOLDS_OPEN`].
     holds_open: bool,
@@ -962,6 +968,7 @@ impl ColdRun {
             crcs,
             checked,
             id_bounds: Default::default(),
+            created_bounds: Default::default(),
             replaces,
             holds_open,
         };
@@ -1140,6 +1147,20 @@ impl ColdRun {
         Ok((i64::from_le_bytes(arr(b, 16)), Uuid::from_bytes(arr(b, 0))))
     }
 
+    /// The (`createdon`, id) of its first and last rows, the oldest and
+    /// the newest (`None`: it has no rows), read once: every page of a
+    /// view asks it of every run.
+    pub fn created_bounds(&self) -> Result<Option<CreatedBounds>, Error> {
+        if let Some(&bounds) = self.created_bounds.get() {
+            return Ok(bounds);
+        }
+        let bounds = match u32::try_from(self.rows).ok().and_then(|n| n.checked_sub(1)) {
+            Some(last) => Some((self.created_key(0)?, self.created_key(last)?)),
+            None => None,
+        };
+        Ok(*self.created_bounds.get_or_init(|| bounds))
+    }
+
     /// Row `i`'s (`completedon`, id), the completed index's order, read
     /// without the rest of the row.
     pub fn completed_key(&self, i: u32) -> Result<(i64, Uuid), Error> {
@@ -1208,9 +1229,17 @@ impl ColdRun {
         if sym == 0 {
             return Ok(None);
         }
+        let b = self.name_bytes(sym)?;
+        std::str::from_utf8(b)
+            .map(Some)
+            .map_err(|_| corrupt_at(&self.path, self.sections[2].0, format!("string {sym} is not UTF-8")))
+    }
+
+    /// The bytes of string `sym` (at least 1), not checked to be UTF-8.
+    fn name_bytes(&self, sym: u32) -> Result<&[u8], Error> {
         let n = self.string_count()?;
         let i = sym as usize;
-        if i > n {
+        if i == 0 || i > n {
             return Err(corrupt_at(&self.path, self.sections[2].0, format!("string {i} of {n}")));
         }
         let o = self.section(Section::Strings, 4 + (i - 1) * 4, 8)?;
@@ -1219,19 +1248,19 @@ impl ColdRun {
         if to < from {
             return Err(corrupt_at(&self.path, self.sections[2].0, format!("string {i} ends before it starts")));
         }
-        let b = self.section(Section::Strings, base + from, to - from)?;
-        std::str::from_utf8(b)
-            .map(Some)
-            .map_err(|_| corrupt_at(&self.path, self.sections[2].0, format!("string {i} is not UTF-8")))
+        self.section(Section::Strings, base + from, to - from)
     }
 
-    /// The run's symbol of `s`, if it holds that string.
+    /// The run's symbol of `s`, if it holds that string. The search
+    /// compares bytes (the order of UTF-8 strings is their bytes' order),
+    /// so it does not check every string it passes: the one it returns
+    /// equals `s`.
     pub fn sym(&self, s: &str) -> Result<Option<u32>, Error> {
         let (mut lo, mut hi) = (0, self.string_count()?);
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let sym = u32_of(mid + 1, "strings")?;
-            match self.name(sym)?.unwrap_or_default().cmp(s) {
+            match self.name_bytes(sym)?.cmp(s.as_bytes()) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(Some(sym)),

@@ -975,11 +975,17 @@ impl Projection {
                 (r.id, c, first, message)
             }
         };
-        let created = match self.read_position(first, log)?.event {
-            Event::JobCreated(created) if created.id == id => created,
-            _ => return Err(Error::corrupt(format!("job {id}: its first event is not its creation"))),
+        let rec = log.read_written(first)?;
+        let mut job = match Envelope::decode_job_created(rec.payload()) {
+            Some(job) => job,
+            None => match decode_event(log, rec.seq(), rec.position(), rec.payload())?.event {
+                Event::JobCreated(created) => *created,
+                _ => return Err(Error::corrupt(format!("job {id}: its first event is not its creation"))),
+            },
         };
-        let mut job = *created;
+        if job.id != id {
+            return Err(Error::corrupt(format!("job {id}: its first event is not its creation")));
+        }
         let job_created_modifiedon = job.modifiedon.micros();
         job.status = c.status;
         // Most jobs keep the owner they were created with: no new string.

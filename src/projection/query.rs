@@ -7,7 +7,7 @@
 //! the (createdon, id) of the last row returned: new jobs sort above it, so
 //! paging never skips or repeats a job while jobs arrive.
 
-use std::collections::HashSet;
+use std::collections::{BinaryHeap, HashSet};
 
 use uuid::Uuid;
 
@@ -254,8 +254,8 @@ struct ColdWalk<'a> {
 /// rows across the run), halving every other step so that it never takes
 /// more than twice halving's reads.
 fn rows_below(run: &Cold, start: Key) -> Result<usize, Error> {
-    let Some(last) = run.len().checked_sub(1) else { return Ok(0) };
-    let (first_key, last_key) = (run.created_key(0)?, run.created_key(last as u32)?);
+    let Some((first_key, last_key)) = run.created_bounds()? else { return Ok(0) };
+    let last = run.len() - 1;
     if last_key < start {
         return Ok(run.len());
     }
@@ -539,45 +539,42 @@ impl Projection {
         let mut closed: Vec<(Key, usize)> = Vec::with_capacity(self.cold.len());
         for (k, run) in self.cold.iter().enumerate() {
             if run_possible(run, filter, vis) {
-                let Some(last) = u32::try_from(run.len()).ok().and_then(|n| n.checked_sub(1)) else { continue };
-                let below_start = |key: Key| start.is_none_or(|s| key < s);
-                let after_created = |key: Key| filter.created_after.is_none_or(|t| key.0 > t.micros());
-                let newest = run.created_key(last)?;
-                if below_start(run.created_key(0)?) && after_created(newest) {
+                let Some((oldest, newest)) = run.created_bounds()? else { continue };
+                let below_start = start.is_none_or(|s| oldest < s);
+                let after_created = filter.created_after.is_none_or(|t| newest.0 > t.micros());
+                if below_start && after_created {
                     closed.push((newest, k));
                 }
             }
         }
         closed.sort_unstable();
         let mut walks: Vec<Option<ColdWalk<'_>>> = (0..self.cold.len()).map(|_| None).collect();
-        let mut heads: Vec<Option<Found>> = vec![None; self.cold.len() + 1];
-        heads[0] = next_hot();
+        // The next match of each source that has one, newest on top (the
+        // hot rows are `Loc::Hot`, a run's `Loc::Cold`; keys are unique).
+        let mut heads: BinaryHeap<Found> = BinaryHeap::with_capacity(self.cold.len() + 1);
+        heads.extend(next_hot());
         let mut out = Vec::with_capacity(limit.min(4096));
         while out.len() < limit {
-            let newest = |heads: &[Option<Found>]| {
-                heads.iter().enumerate().filter_map(|(i, h)| h.map(|h| (i, h.0))).max_by_key(|h| h.1)
-            };
-            let mut best = newest(&heads);
             while let Some(&(bound, k)) = closed.last() {
-                if best.is_some_and(|(_, key)| bound < key) {
+                if heads.peek().is_some_and(|&(key, _)| bound < key) {
                     break;
                 }
                 closed.pop();
                 let Some(plan) = self.cold_plan(k, filter, vis)? else { continue };
                 let mut walk = ColdWalk::new(&self.cold[k], plan, start)?;
-                heads[k + 1] = walk.next_match()?.map(|(key, r)| (key, Loc::Cold(k, r)));
+                heads.extend(walk.next_match()?.map(|(key, r)| (key, Loc::Cold(k, r))));
                 walks[k] = Some(walk);
-                best = newest(&heads);
             }
-            let Some((i, _)) = best else { break };
-            out.push(heads[i].take().expect("a head"));
-            heads[i] = match i.checked_sub(1) {
-                None => next_hot(),
-                Some(k) => {
+            let Some(found) = heads.pop() else { break };
+            out.push(found);
+            let next = match found.1 {
+                Loc::Hot(_) => next_hot(),
+                Loc::Cold(k, _) => {
                     let walk = walks[k].as_mut().expect("a head comes from an opened run");
                     walk.next_match()?.map(|(key, r)| (key, Loc::Cold(k, r)))
                 }
             };
+            heads.extend(next);
         }
         Ok(out)
     }
@@ -628,7 +625,11 @@ impl Projection {
         log: &Log,
     ) -> Result<(Vec<Job>, Option<Cursor>), Error> {
         let (rows, next) = self.page_rows(filter, vis, after, limit)?;
-        Ok((rows.iter().map(|&(_, loc)| self.job_at(loc, log)).collect::<Result<_, _>>()?, next))
+        let mut jobs = Vec::with_capacity(rows.len());
+        for &(_, loc) in &rows {
+            jobs.push(self.job_at(loc, log)?);
+        }
+        Ok((jobs, next))
     }
 
     /// The jobs of one page, and the cursor after it when there may be more.
