@@ -25,8 +25,23 @@ pub(crate) struct Interner {
     /// Where each name ends in `text`: symbol `s` is
     /// `text[ends[s - 2]..ends[s - 1]]` (from 0 for the first).
     ends: Vec<usize>,
-    /// Symbols, found by their name's hash.
-    ids: HashTable<Sym>,
+    /// Symbols with where their names are, found by the name's hash: a
+    /// lookup compares the name in `text` without reading `ends`.
+    ids: HashTable<Slot>,
+}
+
+/// A symbol in the lookup table, with its name's place in `text`.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    start: usize,
+    len: usize,
+    sym: Sym,
+}
+
+impl Slot {
+    fn name(self, text: &str) -> &str {
+        &text[self.start..self.start + self.len]
+    }
 }
 
 fn hash(s: &str) -> u64 {
@@ -60,15 +75,17 @@ impl Interner {
     /// taken back).
     fn intern_tail(&mut self, start: usize) -> Sym {
         let Self { text, ends, ids } = self;
-        let h = hash(&text[start..]);
-        if let Some(&id) = ids.find(h, |&id| name_in(text, ends, id) == &text[start..]) {
+        let name = &text[start..];
+        let h = hash(name);
+        if let Some(slot) = ids.find(h, |&slot| slot.name(text) == name) {
+            let sym = slot.sym;
             text.truncate(start);
-            return id;
+            return sym;
         }
+        let slot = Slot { start, len: name.len(), sym: ends.len() as Sym + 1 };
         ends.push(text.len());
-        let id = ends.len() as Sym;
-        ids.insert_unique(h, id, |&other| hash(name_in(text, ends, other)));
-        id
+        ids.insert_unique(h, slot, |&other| hash(other.name(text)));
+        slot.sym
     }
 
     /// Appends `s` to the names (not to the lookup table); its symbol.
@@ -80,7 +97,7 @@ impl Interner {
 
     /// The symbol of `s`, if it was ever interned.
     pub(crate) fn get(&self, s: &str) -> Option<Sym> {
-        self.ids.find(hash(s), |&id| name_in(&self.text, &self.ends, id) == s).copied()
+        self.ids.find(hash(s), |&slot| slot.name(&self.text) == s).map(|slot| slot.sym)
     }
 
     pub(crate) fn name(&self, sym: Sym) -> Option<&str> {
@@ -101,11 +118,13 @@ impl Interner {
     pub(crate) fn rebuild(&mut self) {
         let Self { text, ends, ids } = self;
         *ids = HashTable::with_capacity(ends.len());
-        for id in 1..=ends.len() as Sym {
-            let name = name_in(text, ends, id);
+        for sym in 1..=ends.len() as Sym {
+            let name = name_in(text, ends, sym);
             let h = hash(name);
-            if ids.find(h, |&other| name_in(text, ends, other) == name).is_none() {
-                ids.insert_unique(h, id, |&other| hash(name_in(text, ends, other)));
+            if ids.find(h, |&other| other.name(text) == name).is_none() {
+                let start = if sym == 1 { 0 } else { ends[sym as usize - 2] };
+                let slot = Slot { start, len: name.len(), sym };
+                ids.insert_unique(h, slot, |&other| hash(other.name(text)));
             }
         }
     }
@@ -113,7 +132,7 @@ impl Interner {
     pub(crate) fn heap_bytes(&self) -> usize {
         self.text.capacity()
             + self.ends.capacity() * std::mem::size_of::<usize>()
-            + self.ids.capacity() * (std::mem::size_of::<Sym>() + 1)
+            + self.ids.capacity() * (std::mem::size_of::<Slot>() + 1)
     }
 }
 
