@@ -2,9 +2,10 @@
 //! dependency tokens) stored once; rows hold a four-byte symbol.
 //!
 //! Every name lives once, in one buffer, one after another; the lookup
-//! table holds symbols only and compares through the buffer. Most names
-//! are regarding rows, one or two jobs each, so a name costs its bytes,
-//! its end offset and a table slot, with no allocation of its own.
+//! table holds each symbol with its name's place in the buffer (16 bytes)
+//! and compares through the buffer. Most names are regarding rows, one or
+//! two jobs each, so a name costs its bytes, its end offset and a table
+//! slot, with no allocation of its own.
 
 use std::hash::BuildHasher;
 
@@ -34,13 +35,20 @@ pub(crate) struct Interner {
 #[derive(Debug, Clone, Copy)]
 struct Slot {
     start: usize,
-    len: usize,
+    len: u32,
     sym: Sym,
 }
 
 impl Slot {
+    /// `sym`'s slot, its name at `start..end`; `None` for a name of 4 GiB
+    /// or more (none is written: an event is at most 16 MiB; one in a
+    /// hostile checkpoint is kept, by symbol, out of the table).
+    fn new(start: usize, end: usize, sym: Sym) -> Option<Slot> {
+        Some(Slot { start, len: u32::try_from(end - start).ok()?, sym })
+    }
+
     fn name(self, text: &str) -> &str {
-        &text[self.start..self.start + self.len]
+        &text[self.start..self.start + self.len as usize]
     }
 }
 
@@ -82,10 +90,12 @@ impl Interner {
             text.truncate(start);
             return sym;
         }
-        let slot = Slot { start, len: name.len(), sym: ends.len() as Sym + 1 };
         ends.push(text.len());
-        ids.insert_unique(h, slot, |&other| hash(other.name(text)));
-        slot.sym
+        let sym = ends.len() as Sym;
+        if let Some(slot) = Slot::new(start, text.len(), sym) {
+            ids.insert_unique(h, slot, |&other| hash(other.name(text)));
+        }
+        sym
     }
 
     /// Appends `s` to the names (not to the lookup table); its symbol.
@@ -119,12 +129,13 @@ impl Interner {
         let Self { text, ends, ids } = self;
         *ids = HashTable::with_capacity(ends.len());
         for sym in 1..=ends.len() as Sym {
-            let name = name_in(text, ends, sym);
+            let (start, end) = span(ends, sym);
+            let name = &text[start..end];
             let h = hash(name);
             if ids.find(h, |&other| other.name(text) == name).is_none() {
-                let start = if sym == 1 { 0 } else { ends[sym as usize - 2] };
-                let slot = Slot { start, len: name.len(), sym };
-                ids.insert_unique(h, slot, |&other| hash(other.name(text)));
+                if let Some(slot) = Slot::new(start, end, sym) {
+                    ids.insert_unique(h, slot, |&other| hash(other.name(text)));
+                }
             }
         }
     }
@@ -138,9 +149,14 @@ impl Interner {
 
 /// Symbol `sym`'s name (not [`NONE`]).
 fn name_in<'a>(text: &'a str, ends: &[usize], sym: Sym) -> &'a str {
+    let (start, end) = span(ends, sym);
+    &text[start..end]
+}
+
+/// Where symbol `sym`'s name is in the buffer (not [`NONE`]).
+fn span(ends: &[usize], sym: Sym) -> (usize, usize) {
     let i = sym as usize - 1;
-    let start = if i == 0 { 0 } else { ends[i - 1] };
-    &text[start..ends[i]]
+    (if i == 0 { 0 } else { ends[i - 1] }, ends[i])
 }
 
 // On disk (a checkpoint's `strings`), an interner is the struct it always

@@ -976,16 +976,16 @@ impl Projection {
             }
         };
         let rec = log.read_written(first)?;
-        let mut job = match Envelope::decode_job_created(rec.payload()) {
-            Some(job) => job,
+        let created = match Envelope::decode_job_created(rec.payload()) {
+            Some(job) => Some(job),
             None => match decode_event(log, rec.seq(), rec.position(), rec.payload())?.event {
-                Event::JobCreated(created) => *created,
-                _ => return Err(Error::corrupt(format!("job {id}: its first event is not its creation"))),
+                Event::JobCreated(created) => Some(*created),
+                _ => None,
             },
         };
-        if job.id != id {
-            return Err(Error::corrupt(format!("job {id}: its first event is not its creation")));
-        }
+        let mut job = created
+            .filter(|job| job.id == id)
+            .ok_or_else(|| Error::corrupt(format!("job {id}: its first event is not its creation")))?;
         let job_created_modifiedon = job.modifiedon.micros();
         job.status = c.status;
         // Most jobs keep the owner they were created with: no new string.
