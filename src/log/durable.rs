@@ -47,6 +47,9 @@ pub(crate) struct SyncState {
     synced_off: usize,
     /// End of its frames placed so far.
     written_off: usize,
+    /// End of the zeros written ahead of them (`writer::ZERO_AHEAD`),
+    /// synced with them.
+    zeroed_off: usize,
     /// The sequence number after the last placed frame.
     written_next: u64,
     /// Why the log refuses to write, once a write or a sync failed.
@@ -146,20 +149,29 @@ impl Durability {
         self.state().synced_off
     }
 
+    /// The active segment's frames placed and zeros written ahead, ends.
+    #[cfg(test)]
+    pub(crate) fn placed_ends(&self) -> (usize, usize) {
+        let s = self.state();
+        (s.written_off, s.zeroed_off)
+    }
+
     /// A new active segment, nothing placed in it yet past `start`.
     pub(crate) fn set_active(&self, map: Arc<SegmentMap>, path: PathBuf, start: usize, next: u64) {
         let mut s = self.state();
         s.active = Some((map, path));
         s.synced_off = start;
         s.written_off = start;
+        s.zeroed_off = start;
         s.written_next = s.written_next.max(next);
     }
 
-    /// Frames placed up to `off` of the active segment, the next sequence
-    /// number `next`.
-    pub(crate) fn placed(&self, off: usize, next: u64) {
+    /// Frames placed up to `off` of the active segment, zeros written
+    /// ahead of them up to `zeroed`, the next sequence number `next`.
+    pub(crate) fn placed(&self, off: usize, zeroed: usize, next: u64) {
         let mut s = self.state();
         s.written_off = off;
+        s.zeroed_off = zeroed;
         s.written_next = next;
     }
 }
@@ -168,9 +180,9 @@ impl Shared {
     /// Syncs everything placed so far and moves the visible horizon to it.
     /// The caller holds the lead.
     pub(crate) fn sync_placed(&self, _lead: &Lead<'_>) -> Result<(), LogError> {
-        let (active, from, to, next, poisoned) = {
+        let (active, from, to, zeroed, next, poisoned) = {
             let s = self.durability.state();
-            (s.active.clone(), s.synced_off, s.written_off, s.written_next, s.poisoned.clone())
+            (s.active.clone(), s.synced_off, s.written_off, s.zeroed_off, s.written_next, s.poisoned.clone())
         };
         if let Some((map, path)) = active.filter(|_| to > from) {
             // What reached the disk since a failed sync is unknown: nothing
@@ -179,7 +191,10 @@ impl Shared {
                 return Err(LogError::Poisoned(why));
             }
             let started = Instant::now();
-            if let Err(e) = crate::crashpoint::fail("sync").and_then(|()| map.flush(from, to - from)) {
+            // The zeros written ahead go with the frames: durable marks
+            // still stop at the frames' end.
+            let end = to.max(zeroed);
+            if let Err(e) = crate::crashpoint::fail("sync").and_then(|()| map.flush(from, end - from)) {
                 let err = io_err(&path, e);
                 self.durability.poison(err.to_string());
                 return Err(err);

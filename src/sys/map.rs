@@ -197,7 +197,8 @@ pub(crate) fn first_step(segment_len: usize) -> usize {
     (segment_len / 64).next_multiple_of(PAGE).clamp(PAGE, 1 << 20).min(segment_len)
 }
 
-const PAGE: usize = 4096;
+/// The page size joblog assumes (and rounds file steps to).
+pub(crate) const PAGE: usize = 4096;
 
 impl MapWriter {
     /// Copies `data` to `offset`, which must lie at or above the published
@@ -217,6 +218,22 @@ impl MapWriter {
         unsafe {
             std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.raw.as_mut_ptr().add(offset), data.len());
         }
+    }
+
+    /// Writes zeros over `from..to` (at or above the published watermark,
+    /// inside the allocated part of the file): the bytes do not change
+    /// (allocated and never written, they read as zeros), but their pages
+    /// become dirty, so the next flush over them writes them to disk.
+    pub(crate) fn zero(&mut self, from: usize, to: usize) {
+        static ZEROS: [u8; PAGE] = [0; PAGE];
+        for at in (from..to).step_by(PAGE) {
+            self.write(at, &ZEROS[..PAGE.min(to - at)]);
+        }
+    }
+
+    /// Bytes of the file allocated on disk ([`MapWriter::reserve`]).
+    pub(crate) fn allocated(&self) -> usize {
+        self.allocated
     }
 
     /// Makes every byte below `upto` readable. The watermark never moves back.
