@@ -9,8 +9,13 @@
  * next to the fsync probe of joblog-bench (p50 of a 4 KiB overwrite +
  * fdatasync). docs/benchmarks.md, "What a group commit can reach".
  *
+ * With ZERO_AHEAD bytes (0: none), the writers also write zeros through
+ * the map over the next ZERO_AHEAD bytes past the last page placed, when
+ * fewer than half of them are left, and the syncer syncs them with the
+ * records, as joblog's log does (src/log/writer.rs, ZERO_AHEAD).
+ *
  *   cc -O2 -pthread bench/scripts/groupcommit.c -o /tmp/groupcommit
- *   /tmp/groupcommit DIR WRITERS [EVENT_BYTES] [SECONDS]
+ *   /tmp/groupcommit DIR WRITERS [EVENT_BYTES] [SECONDS] [ZERO_AHEAD]
  */
 #define _GNU_SOURCE
 #include <fcntl.h>
@@ -37,7 +42,7 @@ static pthread_mutex_t mu = PTHREAD_MUTEX_INITIALIZER;
 static pthread_cond_t synced_cv = PTHREAD_COND_INITIALIZER;
 static pthread_cond_t placed_cv = PTHREAD_COND_INITIALIZER;
 static char *map;
-static size_t placed, synced, events, event_bytes, limit;
+static size_t placed, synced, zeroed, zero_ahead, events, event_bytes, limit;
 static int stop;
 
 static void *writer(void *arg) {
@@ -50,6 +55,12 @@ static void *writer(void *arg) {
         memcpy(map + placed, rec, event_bytes);
         placed = end;
         events++;
+        if (zero_ahead && placed + zero_ahead / 2 > zeroed) {
+            size_t from = (placed + 4095) & ~4095UL;
+            if (from < zeroed) from = zeroed;
+            size_t to = from + zero_ahead < limit ? from + zero_ahead : limit;
+            if (to > from) memset(map + from, 0, to - from), zeroed = to;
+        }
         pthread_cond_signal(&placed_cv);
         while (synced < end && !stop) pthread_cond_wait(&synced_cv, &mu);
     }
@@ -59,12 +70,13 @@ static void *writer(void *arg) {
 
 int main(int argc, char **argv) {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s DIR WRITERS [EVENT_BYTES] [SECONDS]\n", argv[0]);
+        fprintf(stderr, "usage: %s DIR WRITERS [EVENT_BYTES] [SECONDS] [ZERO_AHEAD]\n", argv[0]);
         return 2;
     }
     int writers = atoi(argv[2]);
     event_bytes = argc > 3 ? (size_t)atol(argv[3]) : 124;
     double seconds = argc > 4 ? atof(argv[4]) : 3.0;
+    zero_ahead = argc > 5 ? (size_t)atol(argv[5]) : 0;
     if (writers < 1 || writers > 256 || event_bytes < 1 || event_bytes > 65536) return 2;
     char path[4096];
 
@@ -97,11 +109,11 @@ int main(int argc, char **argv) {
     while (now_us() < end) {
         pthread_mutex_lock(&mu);
         while (placed == synced) pthread_cond_wait(&placed_cv, &mu);
-        size_t from = synced, to = placed;
+        size_t from = synced, to = placed, upto = zeroed > placed ? zeroed : placed;
         pthread_mutex_unlock(&mu);
         size_t page = from & ~4095UL;
         double s = now_us();
-        if (msync(map + page, to - page, MS_SYNC)) return perror("msync"), 1;
+        if (msync(map + page, upto - page, MS_SYNC)) return perror("msync"), 1;
         busy += now_us() - s;
         syncs++;
         pthread_mutex_lock(&mu);
@@ -115,10 +127,10 @@ int main(int argc, char **argv) {
     pthread_mutex_unlock(&mu);
     for (int i = 0; i < writers; i++) pthread_join(th[i], NULL);
     double secs = (now_us() - start) / 1e6, per_sync = (double)events / syncs, mean = busy / syncs;
-    printf("writers %d, %zu-byte records: %.0f records/s, %.2f per sync, mean sync %.1f us, "
+    printf("writers %d, %zu-byte records, zeros ahead %zu: %.0f records/s, %.2f per sync, mean sync %.1f us, "
            "a sync in flight %.0f%% of the time; probe fsync p50 %.1f us; "
            "records/s / (records per sync / probe p50) = %.2f\n",
-           writers, event_bytes, events / secs, per_sync, mean, 100 * busy / (secs * 1e6), t[150],
+           writers, event_bytes, zero_ahead, events / secs, per_sync, mean, 100 * busy / (secs * 1e6), t[150],
            events / secs / (per_sync / (t[150] / 1e6)));
     munmap(map, limit);
     close(fd);
