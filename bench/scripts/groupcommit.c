@@ -77,7 +77,7 @@ int main(int argc, char **argv) {
     event_bytes = argc > 3 ? (size_t)atol(argv[3]) : 124;
     double seconds = argc > 4 ? atof(argv[4]) : 3.0;
     zero_ahead = argc > 5 ? (size_t)atol(argv[5]) : 0;
-    if (writers < 1 || writers > 256 || event_bytes < 1 || event_bytes > 65536) return 2;
+    if (writers < 1 || writers > 256 || event_bytes < 1 || event_bytes > 65536 || zero_ahead > (64UL << 20)) return 2;
     char path[4096];
 
     /* The probe: a 4 KiB overwrite + fdatasync, p50 of 300. */

@@ -532,7 +532,7 @@ fn recover_active(
     let (map, w) = SegmentMap::writable(file, map_len, cut).map_err(|e| io_err(path, e))?;
     let seg = Arc::new(Segment::new(first_seq, 0, path.to_path_buf(), Arc::clone(&map)));
     let marks = header.has_marks();
-    let active = Active { seg: Arc::clone(&seg), map, writer: w, write_off: cut, frames, next_seq, marks, zeroed: 0 };
+    let active = Active { seg: Arc::clone(&seg), map, writer: w, write_off: cut, frames, next_seq, marks, zeroed: cut };
     Ok(Recovered::Writable(active, seg))
 }
 

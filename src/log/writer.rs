@@ -99,7 +99,8 @@ pub(crate) struct Active {
 /// block took 1.7–1.8× one that did not (`bench/scripts/sync-new-block.py`,
 /// docs/benchmarks.md). Zeros written ahead have that done once per 256
 /// KiB, in a sync that writes them with a batch's frames. Batches of this
-/// size or more gain nothing from it and get none.
+/// size or more gain nothing from it and get none, nor do appends of the
+/// modes that do not sync each batch.
 pub(crate) const ZERO_AHEAD: usize = 256 << 10;
 
 pub(crate) struct Writer {
@@ -386,9 +387,12 @@ impl Writer {
         }
         debug_assert_eq!(off - active.write_off, bytes);
         active.write_off = off;
-        if bytes < ZERO_AHEAD && off + ZERO_AHEAD / 2 > active.zeroed {
+        // Zeros ahead of a small batch's sync ([`ZERO_AHEAD`]): the next
+        // 256 KiB past those already written (or past this batch's last
+        // page), inside the allocated file, once fewer than half are left.
+        if matches!(self.config.sync, Sync::EveryBatch) && bytes < ZERO_AHEAD && off + ZERO_AHEAD / 2 > active.zeroed {
             let from = active.zeroed.max(off.next_multiple_of(PAGE));
-            let to = (from + ZERO_AHEAD).min(active.writer.allocated());
+            let to = (from + ZERO_AHEAD).min(active.map.allocated());
             if to > from {
                 active.writer.zero(from, to);
                 active.zeroed = to;
@@ -494,7 +498,16 @@ impl Writer {
         let seg = Arc::new(Segment::new(first_seq, 0, path.clone(), Arc::clone(&map)));
         self.shared.push(Arc::clone(&seg));
         self.shared.durability.set_active(Arc::clone(&map), path, HEADER_LEN, first_seq);
-        Ok(Active { seg, map, writer, write_off: HEADER_LEN, frames: 0, next_seq: first_seq, marks: true, zeroed: 0 })
+        Ok(Active {
+            seg,
+            map,
+            writer,
+            write_off: HEADER_LEN,
+            frames: 0,
+            next_seq: first_seq,
+            marks: true,
+            zeroed: HEADER_LEN,
+        })
     }
 
     /// Starts preparing the next segment file on another thread once the
@@ -571,16 +584,19 @@ mod tests {
     use super::*;
     use crate::log::Log;
 
-    /// A small batch has zeros written ahead of it (synced with it, so the
-    /// syncs of the small batches after it find their blocks written); a
-    /// batch of `ZERO_AHEAD` or more gets none.
+    /// A small batch has zeros written ahead of it, synced with it, while
+    /// the durable mark stays at the frames' end; a batch of `ZERO_AHEAD`
+    /// or more gets none; and the zeros read as zeros: an open that scans
+    /// the active segment's tail finds every frame and nothing torn.
     #[test]
     fn zeros_go_ahead_of_small_batches_only() {
         let dir = tempfile::tempdir().unwrap();
         let log = Log::open(dir.path(), LogConfig::default()).unwrap();
         log.append(&[7u8; 100]).unwrap();
-        let (written, zeroed) = log.shared.durability.placed_ends();
-        assert!(zeroed >= written.next_multiple_of(PAGE) + ZERO_AHEAD, "{written} {zeroed}");
+        let d = &log.shared.durability;
+        let (written, zeroed) = d.placed_ends();
+        assert_eq!(zeroed, written.next_multiple_of(PAGE) + ZERO_AHEAD);
+        assert_eq!(d.synced_off(), written, "the mark stops at the frames");
         // Past them, in one batch larger than the zeros ahead: no more.
         let mut batch = Batch::new();
         let n = (zeroed - written) / 1000 + ZERO_AHEAD / 1000;
@@ -588,15 +604,23 @@ mod tests {
             batch.push(&[8u8; 1000]);
         }
         log.append_batch(batch).unwrap();
-        let (written_after, zeroed_after) = log.shared.durability.placed_ends();
-        assert!(written_after > zeroed && zeroed_after == zeroed, "{written_after} {zeroed_after}");
-        // The next small batch writes zeros ahead again.
+        let (written_big, zeroed_big) = d.placed_ends();
+        assert!(written_big > zeroed && zeroed_big == zeroed, "{written_big} {zeroed_big}");
+        assert_eq!(d.synced_off(), written_big);
+        // The next small batch writes zeros ahead again, as far as the
+        // file is allocated.
         log.append(&[9u8; 100]).unwrap();
-        let (written, zeroed) = log.shared.durability.placed_ends();
-        assert!(zeroed >= written.next_multiple_of(PAGE) + ZERO_AHEAD.min(4 * PAGE), "{written} {zeroed}");
+        let (written, zeroed) = d.placed_ends();
+        let allocated = log.direct.as_ref().unwrap().lock().unwrap().active.as_ref().unwrap().map.allocated();
+        assert_eq!(zeroed, (written.next_multiple_of(PAGE) + ZERO_AHEAD).min(allocated));
+        assert!(zeroed > written);
+        assert_eq!(d.synced_off(), written);
         drop(log);
-        // Every frame reads back.
+        // Reopened without the mark of a clean close, so the tail is scanned.
+        std::fs::remove_file(dir.path().join(closed::FILE)).unwrap();
         let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+        assert!(!log.recovery().closed_mark_used);
+        assert_eq!(log.recovery().torn_bytes_dropped, 0);
         let payloads: Vec<Vec<u8>> = log.iter_from(0).map(|r| r.unwrap().payload().to_vec()).collect();
         assert_eq!(payloads.len(), n + 2);
         assert!(payloads[0] == [7u8; 100] && payloads[n + 1] == [9u8; 100]);

@@ -159,7 +159,9 @@ impl SegmentMap {
 
     /// Writes the given range of the map back to the file and waits for the
     /// device (msync with MS_SYNC). Any thread may, while the writer places
-    /// frames above the range.
+    /// frames past the frames it covers (the range may reach bytes being
+    /// written: a sync's durable mark stops at the frames it covers, and
+    /// recovery trusts nothing past that).
     pub(crate) fn flush(&self, offset: usize, len: usize) -> io::Result<()> {
         if len == 0 {
             return Ok(());
@@ -221,19 +223,16 @@ impl MapWriter {
     }
 
     /// Writes zeros over `from..to` (at or above the published watermark,
-    /// inside the allocated part of the file): the bytes do not change
-    /// (allocated and never written, they read as zeros), but their pages
-    /// become dirty, so the next flush over them writes them to disk.
+    /// inside the allocated part of the file), so that their pages are
+    /// dirty and the next flush over them writes them to disk. The caller
+    /// zeroes only bytes no frame holds yet (past the frames written):
+    /// there the file reads as zeros already, preallocated and never
+    /// written, or zeroed by recovery.
     pub(crate) fn zero(&mut self, from: usize, to: usize) {
         static ZEROS: [u8; PAGE] = [0; PAGE];
         for at in (from..to).step_by(PAGE) {
             self.write(at, &ZEROS[..PAGE.min(to - at)]);
         }
-    }
-
-    /// Bytes of the file allocated on disk ([`MapWriter::reserve`]).
-    pub(crate) fn allocated(&self) -> usize {
-        self.allocated
     }
 
     /// Makes every byte below `upto` readable. The watermark never moves back.

@@ -755,6 +755,8 @@ fn main() {
     push("machine: unlink rate of a file just written and synced (probe)".into(), unlink_bw, None, "bytes/s");
     push("machine: 1 / fsync p50 (probe)".into(), fsync_limit, None, "ops/s");
     push("machine: 1 / fsync p50 around the transitions (probe)".into(), tx_fsync_limit, None, "ops/s");
+    push("  just before them".into(), 1.0 / fsync_before.as_secs_f64(), None, "ops/s");
+    push("  just after them".into(), 1.0 / fsync_after.as_secs_f64(), None, "ops/s");
     if let Some(t) = process_floor {
         push(format!("machine: a process started and waited for (`true`, median of {COMMAND_RUNS})"), t, None, "s");
     }
