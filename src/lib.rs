@@ -35,3 +35,4 @@ pub use engine::{
 pub use error::{Corruption, Error};
 pub use projection::query::{Cursor, Filter, Visibility};
 pub use service::{Handler, JobContext, Outcome, Registry, RunUntil, Service, ServiceConfig, Summary};
+pub use sys::alloc::{LargeBlocks, LARGE};

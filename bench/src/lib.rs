@@ -20,4 +20,4 @@ pub mod workload;
 /// workload's generator and the engine both make and free millions of small
 /// strings, where glibc's allocator slows as the heap grows.
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: joblog::LargeBlocks<mimalloc::MiMalloc> = joblog::LargeBlocks(mimalloc::MiMalloc);

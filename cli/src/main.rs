@@ -4,7 +4,7 @@
 /// make and free millions of small allocations, which glibc's allocator
 /// slows down on as the heap grows (docs/benchmarks.md).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: joblog::LargeBlocks<mimalloc::MiMalloc> = joblog::LargeBlocks(mimalloc::MiMalloc);
 
 fn main() -> std::process::ExitCode {
     joblog_cli::main()
