@@ -420,6 +420,7 @@ impl Envelope {
     /// Reads an envelope of any version this build knows: the version
     /// first, then the rest with that version's types, converted to today's
     /// (the returned envelope keeps the version it was written in).
+    #[inline(always)]
     pub fn decode(bytes: &[u8]) -> Result<Envelope, EventDecodeError> {
         // A job created or a step of one: read directly (`wire.rs`); the
         // rest, and anything that path does not accept, through serde.

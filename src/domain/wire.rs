@@ -34,6 +34,7 @@ use super::time::Timestamp;
 /// The envelope in `bytes` if it is a `JobCreated` or a `Transition` of a
 /// version decoded with today's types, exactly as serde would read it;
 /// `None` for anything else.
+#[inline(always)]
 pub(super) fn decode_common(bytes: &[u8]) -> Option<Envelope> {
     let (version, at, mut r) = header(bytes)?;
     let actor = match r.u32()? {
@@ -47,7 +48,11 @@ pub(super) fn decode_common(bytes: &[u8]) -> Option<Envelope> {
         1 => Event::Transition(transition(&mut r)?),
         _ => return None,
     };
-    r.0.is_empty().then_some(Envelope { version, at, actor, event })
+    // Not `then_some`: that builds the envelope first, then copies it.
+    if !r.0.is_empty() {
+        return None;
+    }
+    Some(Envelope { version, at, actor, event })
 }
 
 /// The job of a `JobCreated` payload, exactly as [`decode_common`] reads
@@ -68,7 +73,10 @@ pub(super) fn decode_created(bytes: &[u8]) -> Option<Job> {
         return None;
     }
     let job = job(&mut r)?;
-    r.0.is_empty().then_some(job)
+    if !r.0.is_empty() {
+        return None;
+    }
+    Some(job)
 }
 
 /// The version and time every event starts with, if this path reads that

@@ -7,6 +7,7 @@ use super::write::Pending;
 use super::Session;
 use crate::domain::{transition_by, DomainError, Envelope, Event, Job, Privilege, EVENT_VERSION};
 use crate::error::Error;
+use crate::projection::PREFETCH_AHEAD;
 
 impl Session {
     /// Historical jobs, in any state and any past times, kept as they are
@@ -72,7 +73,10 @@ impl Session {
             }
             let mut newest = state.last_at();
             let mut pending = Pending::new(state);
-            for env in &events {
+            for (k, env) in events.iter().enumerate() {
+                if let Some(ahead) = events.get(k + PREFETCH_AHEAD) {
+                    state.prefetch(ahead);
+                }
                 if newest.is_some_and(|n| env.at < n) {
                     return Err(Error::TimeWentBackwards {
                         at: env.at.to_rfc3339(),

@@ -13,7 +13,7 @@ use super::{Config, Engine, OpenReport, SIMULATION_MARKER};
 use crate::domain::{Clock, Envelope, Event, Timestamp};
 use crate::error::Error;
 use crate::log::{Log, LogError, Position};
-use crate::projection::{decode_event, Projection};
+use crate::projection::{decode_event, Projection, PREFETCH_AHEAD};
 
 impl Engine {
     /// Opens (creating if needed) the store in `dir`: loads the newest valid
@@ -375,7 +375,10 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64, mut s
     state.defer_indexing();
     let (from, last) = (state.last_seq() + 1, state.last_position());
     let mut apply = |batch: &[Decoded]| -> Result<(), Error> {
-        for (env, seq, position) in batch {
+        for (k, (env, seq, position)) in batch.iter().enumerate() {
+            if let Some((ahead, ..)) = batch.get(k + PREFETCH_AHEAD) {
+                state.prefetch(ahead);
+            }
             state.apply(env, *seq, *position)?;
             *count += 1;
         }

@@ -13,7 +13,7 @@ use super::{check_clock_skew, Engine, MAX_CLOCK_SKEW_SECS};
 use crate::domain::{Actor, Envelope, Event, Job, Timestamp, Transition, EVENT_VERSION};
 use crate::error::Error;
 use crate::log::{Batch, Log};
-use crate::projection::{JobStatus, Projection};
+use crate::projection::{JobStatus, Projection, PREFETCH_AHEAD};
 
 impl Engine {
     /// Refuses a write stamped `now` when that is further ahead of the
@@ -141,7 +141,10 @@ impl Engine {
             self.inner.log.sync_through(appended.seqs.end)?;
         }
         let mut pos = appended.first;
-        for ((env, seq), len) in envelopes.iter().zip(appended.seqs.clone()).zip(lens) {
+        for (k, ((env, seq), len)) in envelopes.iter().zip(appended.seqs.clone()).zip(lens).enumerate() {
+            if let Some(ahead) = envelopes.get(k + PREFETCH_AHEAD) {
+                state.prefetch(ahead);
+            }
             if let Err(e) = state.apply(env, seq, pos) {
                 // A batch its builder checked does not apply (a bug): it
                 // must never become durable, and the state may hold part of

@@ -1,16 +1,22 @@
-//! The hot jobs' rows found by id: a hash table of row numbers alone (four
-//! bytes an entry, where a map of id to row took twenty), the id read from
-//! the row itself, as the interner keeps symbols and reads their names
-//! from its buffer (`intern.rs`).
+//! The hot jobs' rows found by id: a hash table of row numbers, each with
+//! 32 bits of its id's hash (eight bytes an entry, where a map of id to
+//! row took twenty), the id read from the row itself, as the interner
+//! keeps symbols and reads their names from its buffer (`intern.rs`).
 //!
 //! Every entry's row holds the id it was inserted under, for as long as
 //! the entry is there: an entry is removed before its row is reused
-//! (`Projection::put_row` takes only freed rows), and the table reads
-//! those ids again whenever it grows.
+//! (`Projection::put_row` takes only freed rows).
+//!
+//! Open addressing with linear probing, at most half full, each slot
+//! keeping the hash bits that place it: a lookup reads one slot (and the
+//! row, to compare the id), growing never reads a row, and the slot an id
+//! will need can be fetched ahead ([`IdIndex::prefetch`]) while the events
+//! before it are applied. With hashbrown's table, which reads its control
+//! bytes first and rehashes from the rows' ids, finding and indexing ids
+//! took a seventh of a replay's applying thread.
 
 use std::hash::BuildHasher;
 
-use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 use uuid::Uuid;
 
@@ -18,18 +24,35 @@ use super::Row;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct IdIndex {
-    table: HashTable<u32>,
+    /// A power-of-two number of slots (or none).
+    slots: Vec<Slot>,
+    len: usize,
 }
 
-fn hash(id: &Uuid) -> u64 {
-    FxBuildHasher.hash_one(id)
+/// A row number with 32 bits of its id's hash, which choose its place
+/// (tables of up to 2^32 slots; a larger one still finds every id, by
+/// longer probes). `row == EMPTY`: a free slot.
+#[derive(Debug, Clone, Copy)]
+struct Slot {
+    row: u32,
+    hash: u32,
+}
+
+/// The row number of a free slot (no row has it: row numbers are below
+/// the number of rows, at most `u32::MAX`).
+const EMPTY: u32 = u32::MAX;
+const FREE: Slot = Slot { row: EMPTY, hash: 0 };
+
+fn hash(id: &Uuid) -> u32 {
+    FxBuildHasher.hash_one(id) as u32
 }
 
 impl IdIndex {
     /// The index of every row of `rows` not deleted; the first id found
     /// twice, if one is.
     pub(crate) fn build(rows: &[Row]) -> Result<Self, Uuid> {
-        let mut ids = IdIndex { table: HashTable::with_capacity(rows.len()) };
+        let mut ids = IdIndex::default();
+        ids.grow_to(rows.iter().filter(|r| !r.deleted).count());
         for (i, r) in (0u32..).zip(rows).filter(|(_, r)| !r.deleted) {
             if !ids.insert(r.id, i, rows) {
                 return Err(r.id);
@@ -38,34 +61,111 @@ impl IdIndex {
         Ok(ids)
     }
 
+    fn mask(&self) -> usize {
+        self.slots.len().wrapping_sub(1)
+    }
+
+    /// The slot holding `id`'s row, or the free slot that ends its probe;
+    /// `None` when there are no slots.
+    fn probe(&self, id: Uuid, h: u32, rows: &[Row]) -> Option<usize> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut i = h as usize & mask;
+        loop {
+            let s = self.slots[i];
+            if s.row == EMPTY || (s.hash == h && rows[s.row as usize].id == id) {
+                return Some(i);
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
     /// The row of `id`, if it has one.
     pub(crate) fn get(&self, id: Uuid, rows: &[Row]) -> Option<u32> {
-        self.table.find(hash(&id), |&i| rows[i as usize].id == id).copied()
+        let i = self.probe(id, hash(&id), rows)?;
+        Some(self.slots[i].row).filter(|&r| r != EMPTY)
+    }
+
+    /// Fetches into the cache the slot where a lookup of `id` starts
+    /// (see [`crate::sys::prefetch`]): called a few events ahead.
+    pub(crate) fn prefetch(&self, id: Uuid) {
+        if let Some(s) = self.slots.get(hash(&id) as usize & self.mask()) {
+            crate::sys::prefetch(s);
+        }
     }
 
     /// Records that row `row`, which holds `id`, is `id`'s; false (and
     /// nothing changed) if `id` has a row already.
     pub(crate) fn insert(&mut self, id: Uuid, row: u32, rows: &[Row]) -> bool {
         debug_assert_eq!(rows[row as usize].id, id, "the row holds the id it is indexed under");
+        if (self.len + 1) * 2 > self.slots.len() {
+            if self.get(id, rows).is_some() {
+                return false;
+            }
+            self.grow_to(self.len + 1);
+        }
         let h = hash(&id);
-        if self.table.find(h, |&i| rows[i as usize].id == id).is_some() {
+        let i = self.probe(id, h, rows).expect("a table with room has slots");
+        if self.slots[i].row != EMPTY {
             return false;
         }
-        self.table.insert_unique(h, row, |&i| hash(&rows[i as usize].id));
+        self.slots[i] = Slot { row, hash: h };
+        self.len += 1;
         true
+    }
+
+    /// Makes room for `n` ids at most half full: the slots moved into a
+    /// table of twice the size (or more), by their kept hash bits.
+    fn grow_to(&mut self, n: usize) {
+        let size = (n * 2).next_power_of_two().max(16);
+        if size <= self.slots.len() {
+            return;
+        }
+        let old = std::mem::replace(&mut self.slots, vec![FREE; size]);
+        let mask = size - 1;
+        for s in old.into_iter().filter(|s| s.row != EMPTY) {
+            let mut i = s.hash as usize & mask;
+            while self.slots[i].row != EMPTY {
+                i = (i + 1) & mask;
+            }
+            self.slots[i] = s;
+        }
     }
 
     /// Forgets `id`'s row (still holding `id`); its row number, if it had one.
     pub(crate) fn remove(&mut self, id: Uuid, rows: &[Row]) -> Option<u32> {
-        self.table.find_entry(hash(&id), |&i| rows[i as usize].id == id).ok().map(|e| e.remove().0)
+        let mut hole = self.probe(id, hash(&id), rows)?;
+        let row = self.slots[hole].row;
+        if row == EMPTY {
+            return None;
+        }
+        // Backward shift: each later slot of the run that may sit in the
+        // hole (its home is not between the hole and itself) moves there,
+        // so that no probe meets a free slot before its id.
+        let mask = self.mask();
+        let mut j = hole;
+        loop {
+            j = (j + 1) & mask;
+            let s = self.slots[j];
+            if s.row == EMPTY {
+                break;
+            }
+            let home = s.hash as usize & mask;
+            if j.wrapping_sub(home) & mask >= j.wrapping_sub(hole) & mask {
+                self.slots[hole] = s;
+                hole = j;
+            }
+        }
+        self.slots[hole] = FREE;
+        self.len -= 1;
+        Some(row)
     }
 
     pub(crate) fn len(&self) -> usize {
-        self.table.len()
+        self.len
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.table.capacity() * (std::mem::size_of::<u32>() + 1)
+        self.slots.capacity() * std::mem::size_of::<Slot>()
     }
 }
 
@@ -136,5 +236,56 @@ mod tests {
         assert_eq!(rebuilt.get(ids[2], &rows), None, "deleted rows are not indexed");
         rows.push(row(ids[3], false));
         assert_eq!(IdIndex::build(&rows).unwrap_err(), ids[3]);
+    }
+
+    /// Random inserts, lookups and removals (with rows reused) agree with
+    /// a map, through growths and runs of colliding slots.
+    #[test]
+    fn agrees_with_a_map_under_random_changes() {
+        let mut rng = fastrand::Rng::with_seed(16);
+        let mut rows: Vec<Row> = Vec::new();
+        let mut index = IdIndex::default();
+        let mut model = std::collections::HashMap::new();
+        let mut free: Vec<u32> = Vec::new();
+        // Few distinct ids, so that removals and repeats are common.
+        let id = |rng: &mut fastrand::Rng| Uuid::from_u128(rng.u128(..3000) * 0x9e37_79b9);
+        for _ in 0..200_000 {
+            let x = id(&mut rng);
+            match rng.u8(..3) {
+                0 => {
+                    let i = match free.pop() {
+                        Some(i) => {
+                            rows[i as usize] = row(x, false);
+                            i
+                        }
+                        None => {
+                            rows.push(row(x, false));
+                            (rows.len() - 1) as u32
+                        }
+                    };
+                    let fresh = !model.contains_key(&x);
+                    assert_eq!(index.insert(x, i, &rows), fresh);
+                    if fresh {
+                        model.insert(x, i);
+                    } else {
+                        rows[i as usize].deleted = true;
+                        free.push(i);
+                    }
+                }
+                1 => {
+                    let removed = index.remove(x, &rows);
+                    assert_eq!(removed, model.remove(&x));
+                    if let Some(i) = removed {
+                        rows[i as usize].deleted = true;
+                        free.push(i);
+                    }
+                }
+                _ => assert_eq!(index.get(x, &rows), model.get(&x).copied()),
+            }
+            assert_eq!(index.len(), model.len());
+        }
+        for (&x, &i) in &model {
+            assert_eq!(index.get(x, &rows), Some(i));
+        }
     }
 }

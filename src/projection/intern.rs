@@ -2,14 +2,21 @@
 //! dependency tokens) stored once; rows hold a four-byte symbol.
 //!
 //! Every name lives once, in one buffer, one after another; the lookup
-//! table holds each symbol with its name's place in the buffer (16 bytes)
-//! and compares through the buffer. Most names are regarding rows, one or
-//! two jobs each, so a name costs its bytes, its end offset and a table
-//! slot, with no allocation of its own.
+//! table holds each symbol with its name's place in the buffer and 32 bits
+//! of its hash (16 bytes), and compares through the buffer. Most names are
+//! regarding rows, one or two jobs each, so a name costs its bytes, its end
+//! offset and a table slot, with no allocation of its own.
+//!
+//! The table is open addressing with linear probing, at most half full:
+//! a name is found by reading its slot and its bytes, two places in memory
+//! where a table with a separate array of control bytes (hashbrown's) reads
+//! three. In a large state those are cache misses, and interning was a
+//! fifth of a replay's applying thread; the slot a name will need can also
+//! be fetched ahead ([`Interner::prefetch_joined`]), while the events
+//! before it are applied.
 
 use std::hash::BuildHasher;
 
-use hashbrown::HashTable;
 use rustc_hash::FxBuildHasher;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::SerializeStruct;
@@ -28,32 +35,107 @@ pub(crate) struct Interner {
     ends: Vec<usize>,
     /// Symbols with where their names are, found by the name's hash: a
     /// lookup compares the name in `text` without reading `ends`.
-    ids: HashTable<Slot>,
+    table: Table,
 }
 
-/// A symbol in the lookup table, with its name's place in `text`.
-#[derive(Debug, Clone, Copy)]
+/// A slot of [`Table`]: a symbol (`NONE`: the slot is empty), 32 bits of
+/// its name's hash, and where the name is in `text`.
+#[derive(Debug, Clone, Copy, Default)]
 struct Slot {
-    start: usize,
-    len: u32,
     sym: Sym,
+    tag: u32,
+    /// The name's start in `text` (40 bits) and its length (24 bits).
+    place: u64,
 }
+
+/// Names of this many bytes or more, or starting this far into `text`,
+/// are kept by symbol only, out of the table (none is written: an event is
+/// at most 16 MiB; one in a hostile checkpoint could be).
+const LEN_BITS: u32 = 24;
+const START_LIMIT: usize = 1 << (64 - LEN_BITS);
 
 impl Slot {
-    /// `sym`'s slot, its name at `start..end`; `None` for a name of 4 GiB
-    /// or more (none is written: an event is at most 16 MiB; one in a
-    /// hostile checkpoint is kept, by symbol, out of the table).
-    fn new(start: usize, end: usize, sym: Sym) -> Option<Slot> {
-        Some(Slot { start, len: u32::try_from(end - start).ok()?, sym })
+    /// `sym`'s slot, its name at `start..end` with hash `h`; `None` for a
+    /// name out of the table's reach.
+    fn new(start: usize, end: usize, h: u64, sym: Sym) -> Option<Slot> {
+        let len = end - start;
+        (len < 1 << LEN_BITS && start < START_LIMIT).then_some(Slot {
+            sym,
+            tag: tag(h),
+            place: (start as u64) << LEN_BITS | len as u64,
+        })
     }
 
     fn name(self, text: &str) -> &str {
-        &text[self.start..self.start + self.len as usize]
+        let start = (self.place >> LEN_BITS) as usize;
+        &text[start..start + (self.place & ((1 << LEN_BITS) - 1)) as usize]
+    }
+}
+
+/// The lookup table: a power-of-two number of slots (or none), at most
+/// half of them full.
+#[derive(Debug, Clone, Default)]
+struct Table {
+    slots: Vec<Slot>,
+    full: usize,
+}
+
+impl Table {
+    /// The slot of the name `name` (hash `h`), or the empty slot where it
+    /// would go; `None` when the table has no slot at all.
+    fn probe(&self, h: u64, name: &str, text: &str) -> Option<(usize, Slot)> {
+        let mask = self.slots.len().checked_sub(1)?;
+        let mut i = h as usize & mask;
+        loop {
+            let slot = self.slots[i];
+            if slot.sym == NONE || (slot.tag == tag(h) && slot.name(text) == name) {
+                return Some((i, slot));
+            }
+            i = (i + 1) & mask;
+        }
+    }
+
+    /// Puts `slot`, the newest name's (not in the table; `at` is where
+    /// [`Table::probe`] found room for it, and `ends` holds it already): in
+    /// place if the table stays at most half full, else the table is
+    /// rebuilt twice as large from every name, this one included.
+    fn put(&mut self, at: Option<usize>, slot: Slot, text: &str, ends: &[usize]) {
+        match at {
+            Some(i) if (self.full + 1) * 2 <= self.slots.len() => {
+                self.slots[i] = slot;
+                self.full += 1;
+            }
+            _ => self.rebuild(text, ends, self.full + 1),
+        }
+    }
+
+    /// Rebuilds the table from every name (`text`, `ends`), with room for
+    /// `room` names; a name held twice is found under its first symbol.
+    fn rebuild(&mut self, text: &str, ends: &[usize], room: usize) {
+        let n = (room.max(ends.len()) * 2).next_power_of_two().max(16);
+        *self = Table { slots: vec![Slot::default(); n], full: 0 };
+        for sym in 1..=ends.len() as Sym {
+            let (start, end) = span(ends, sym);
+            let name = &text[start..end];
+            let h = hash(name);
+            let Some(slot) = Slot::new(start, end, h, sym) else { continue };
+            if let Some((i, found)) = self.probe(h, name, text) {
+                if found.sym == NONE {
+                    self.slots[i] = slot;
+                    self.full += 1;
+                }
+            }
+        }
     }
 }
 
 fn hash(s: &str) -> u64 {
     FxBuildHasher.hash_one(s)
+}
+
+/// The 32 bits of a hash a slot keeps (not those that chose the slot).
+fn tag(h: u64) -> u32 {
+    (h >> 32) as u32
 }
 
 impl Interner {
@@ -78,22 +160,43 @@ impl Interner {
         self.intern_tail(start)
     }
 
+    /// Fetches into the cache the slot that [`Interner::intern_joined`]
+    /// of the same name will read first: called a few events ahead, the
+    /// wait for memory overlaps the work in between. Names longer than
+    /// 128 bytes are not fetched.
+    pub(crate) fn prefetch_joined(&self, a: &str, sep: char, b: &str) {
+        let Some(mask) = self.table.slots.len().checked_sub(1) else { return };
+        let mut buf = [0u8; 128];
+        let (mid, len) = (a.len() + sep.len_utf8(), a.len() + sep.len_utf8() + b.len());
+        if len > buf.len() {
+            return;
+        }
+        buf[..a.len()].copy_from_slice(a.as_bytes());
+        sep.encode_utf8(&mut buf[a.len()..mid]);
+        buf[mid..len].copy_from_slice(b.as_bytes());
+        if let Ok(name) = std::str::from_utf8(&buf[..len]) {
+            crate::sys::prefetch(&self.table.slots[hash(name) as usize & mask]);
+        }
+    }
+
     /// The symbol of the name just written at the end of the names, from
     /// `start`: a new one, or the one it already had (and the copy is
     /// taken back).
     fn intern_tail(&mut self, start: usize) -> Sym {
-        let Self { text, ends, ids } = self;
+        let Self { text, ends, table } = self;
         let name = &text[start..];
         let h = hash(name);
-        if let Some(slot) = ids.find(h, |&slot| slot.name(text) == name) {
-            let sym = slot.sym;
-            text.truncate(start);
-            return sym;
-        }
+        let at = match table.probe(h, name, text) {
+            Some((_, slot)) if slot.sym != NONE => {
+                text.truncate(start);
+                return slot.sym;
+            }
+            found => found.map(|(i, _)| i),
+        };
         ends.push(text.len());
         let sym = ends.len() as Sym;
-        if let Some(slot) = Slot::new(start, text.len(), sym) {
-            ids.insert_unique(h, slot, |&other| hash(other.name(text)));
+        if let Some(slot) = Slot::new(start, text.len(), h, sym) {
+            table.put(at, slot, text, ends);
         }
         sym
     }
@@ -107,7 +210,8 @@ impl Interner {
 
     /// The symbol of `s`, if it was ever interned.
     pub(crate) fn get(&self, s: &str) -> Option<Sym> {
-        self.ids.find(hash(s), |&slot| slot.name(&self.text) == s).map(|slot| slot.sym)
+        let (_, slot) = self.table.probe(hash(s), s, &self.text)?;
+        (slot.sym != NONE).then_some(slot.sym)
     }
 
     pub(crate) fn name(&self, sym: Sym) -> Option<&str> {
@@ -126,24 +230,14 @@ impl Interner {
     /// Rebuilds the lookup table after loading a snapshot (a name held
     /// twice is found under its first symbol).
     pub(crate) fn rebuild(&mut self) {
-        let Self { text, ends, ids } = self;
-        *ids = HashTable::with_capacity(ends.len());
-        for sym in 1..=ends.len() as Sym {
-            let (start, end) = span(ends, sym);
-            let name = &text[start..end];
-            let h = hash(name);
-            if ids.find(h, |&other| other.name(text) == name).is_none() {
-                if let Some(slot) = Slot::new(start, end, sym) {
-                    ids.insert_unique(h, slot, |&other| hash(other.name(text)));
-                }
-            }
-        }
+        let Self { text, ends, table } = self;
+        table.rebuild(text, ends, ends.len());
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
         self.text.capacity()
             + self.ends.capacity() * std::mem::size_of::<usize>()
-            + self.ids.capacity() * (std::mem::size_of::<Slot>() + 1)
+            + self.table.slots.capacity() * std::mem::size_of::<Slot>()
     }
 }
 

@@ -47,6 +47,10 @@ pub(crate) use tier::{FreezePlan, Loc};
 const NO_TIME: i64 = i64::MIN;
 /// "No error code".
 const NO_ERROR: i32 = i32::MIN;
+/// How many events ahead of the one it checks or applies a batch's loop
+/// calls [`Projection::prefetch`].
+pub(crate) const PREFETCH_AHEAD: usize = 4;
+
 /// End of a job's history chain.
 const NO_EVENT: u32 = u32::MAX;
 
@@ -704,6 +708,24 @@ impl Projection {
         Ok(())
     }
 
+    /// Fetches ahead into the cache what checking or applying `env` will
+    /// read first that is likely far away in memory (its job's slot in the
+    /// id table, its regarding row's in the names: `ids.rs`, `intern.rs`):
+    /// called [`PREFETCH_AHEAD`] events before `env` is checked or
+    /// applied, it changes nothing.
+    pub(crate) fn prefetch(&self, env: &Envelope) {
+        match &env.event {
+            Event::JobCreated(job) => {
+                self.by_id.prefetch(job.id);
+                if let Some(r) = &job.regarding {
+                    self.strings.prefetch_joined(&r.table, ':', &r.id);
+                }
+            }
+            Event::Transition(t) => self.by_id.prefetch(t.job),
+            _ => {}
+        }
+    }
+
     fn insert_job(&mut self, job: &Job, p: Pos) {
         let s = &mut self.strings;
         let row = Row {
@@ -1096,6 +1118,7 @@ impl Projection {
 /// that does not decode is corruption at that place
 /// ([`Error::Corrupt`] with its seq, file and offset), one of a newer
 /// schema [`Error::NewerVersion`].
+#[inline(always)]
 pub(crate) fn decode_event(log: &Log, seq: u64, position: Position, payload: &[u8]) -> Result<Envelope, Error> {
     Envelope::decode(payload).map_err(|reason| match reason {
         EventDecodeError::Newer { version } => Error::NewerVersion {
