@@ -374,4 +374,32 @@ mod tests {
         assert_eq!(i.intern("account:8"), 3);
         assert_eq!(i.text, "owner-1account:7account:8");
     }
+
+    /// Many names through the table's growths: each found under its
+    /// symbol, and a checkpoint's names held twice found under the first.
+    #[test]
+    fn names_are_found_through_growth_and_a_rebuild() {
+        let mut i = Interner::default();
+        let names: Vec<String> = (0..50_000).map(|n| format!("contact:{n}")).collect();
+        for (k, n) in names.iter().enumerate() {
+            assert_eq!(i.intern(n), k as Sym + 1);
+            i.prefetch_joined("contact", ':', &k.to_string());
+        }
+        for (k, n) in names.iter().enumerate().rev() {
+            assert_eq!(i.get(n), Some(k as Sym + 1));
+            assert_eq!(i.intern_joined("contact", ':', &k.to_string()), k as Sym + 1);
+        }
+        assert_eq!(i.len(), names.len());
+        assert_eq!(i.get("contact:50000"), None);
+        assert!(i.heap_bytes() >= names.len() * std::mem::size_of::<Slot>() * 2);
+
+        let mut twice = Interner::default();
+        for n in ["a", "b", "a", "c"] {
+            twice.push(n);
+        }
+        twice.rebuild();
+        assert_eq!((twice.get("a"), twice.get("b"), twice.get("c")), (Some(1), Some(2), Some(4)));
+        assert_eq!(twice.intern("a"), 1);
+        assert_eq!(twice.intern("d"), 5);
+    }
 }
