@@ -2,18 +2,20 @@
 //! dependency tokens) stored once; rows hold a four-byte symbol.
 //!
 //! Every name lives once, in one buffer, one after another; the lookup
-//! table holds each symbol with its name's place in the buffer and 32 bits
-//! of its hash (16 bytes), and compares through the buffer. Most names are
-//! regarding rows, one or two jobs each, so a name costs its bytes, its end
-//! offset and a table slot, with no allocation of its own.
+//! table holds each symbol with its name's place in the buffer and the 32
+//! bits of its hash that place it (16 bytes a slot), and compares through
+//! the buffer. Most names are regarding rows, one or two jobs each, so a
+//! name costs its bytes, its end offset and two to four table slots (the
+//! table is at most half full), with no allocation of its own.
 //!
-//! The table is open addressing with linear probing, at most half full:
-//! a name is found by reading its slot and its bytes, two places in memory
-//! where a table with a separate array of control bytes (hashbrown's) reads
+//! The table is open addressing with linear probing: a name is found by
+//! reading its slot and its bytes, two places in memory where a table with
+//! a separate array of control bytes (hashbrown's, used before) reads
 //! three. In a large state those are cache misses, and interning was a
 //! fifth of a replay's applying thread; the slot a name will need can also
 //! be fetched ahead ([`Interner::prefetch_joined`]), while the events
-//! before it are applied.
+//! before it are applied. The table grows by moving its slots by the hash
+//! bits they keep, without reading a name.
 
 use std::hash::BuildHasher;
 
@@ -38,30 +40,35 @@ pub(crate) struct Interner {
     table: Table,
 }
 
-/// A slot of [`Table`]: a symbol (`NONE`: the slot is empty), 32 bits of
-/// its name's hash, and where the name is in `text`.
+/// A slot of [`Table`]: a symbol (`NONE`: the slot is empty), the 32 bits
+/// of its name's hash that choose its place (in tables of up to 2^32
+/// slots; a larger one would still find every name, by longer probes, but
+/// 2^32 slots hold 2^31 names), and where the name is in `text`.
 #[derive(Debug, Clone, Copy, Default)]
 struct Slot {
     sym: Sym,
-    tag: u32,
+    hash: u32,
     /// The name's start in `text` (40 bits) and its length (24 bits).
     place: u64,
 }
 
-/// Names of this many bytes or more, or starting this far into `text`,
-/// are kept by symbol only, out of the table (none is written: an event is
-/// at most 16 MiB; one in a hostile checkpoint could be).
+/// Names of 2^`LEN_BITS` bytes (16 MiB) or more, or starting
+/// `START_LIMIT` bytes or more into `text` (1 TiB), are kept by symbol
+/// only, out of the table: no lookup finds them, and interning such a
+/// name again gives it a new symbol. None is ever written (a name is at
+/// most 256 characters, `domain/limits.rs`); a hostile checkpoint could
+/// hold one.
 const LEN_BITS: u32 = 24;
 const START_LIMIT: usize = 1 << (64 - LEN_BITS);
 
 impl Slot {
     /// `sym`'s slot, its name at `start..end` with hash `h`; `None` for a
     /// name out of the table's reach.
-    fn new(start: usize, end: usize, h: u64, sym: Sym) -> Option<Slot> {
+    fn new(start: usize, end: usize, hash: u32, sym: Sym) -> Option<Slot> {
         let len = end - start;
         (len < 1 << LEN_BITS && start < START_LIMIT).then_some(Slot {
             sym,
-            tag: tag(h),
+            hash,
             place: (start as u64) << LEN_BITS | len as u64,
         })
     }
@@ -83,41 +90,66 @@ struct Table {
 impl Table {
     /// The slot of the name `name` (hash `h`), or the empty slot where it
     /// would go; `None` when the table has no slot at all.
-    fn probe(&self, h: u64, name: &str, text: &str) -> Option<(usize, Slot)> {
+    fn probe(&self, h: u32, name: &str, text: &str) -> Option<(usize, Slot)> {
         let mask = self.slots.len().checked_sub(1)?;
         let mut i = h as usize & mask;
         loop {
             let slot = self.slots[i];
-            if slot.sym == NONE || (slot.tag == tag(h) && slot.name(text) == name) {
+            if slot.sym == NONE || (slot.hash == h && slot.name(text) == name) {
                 return Some((i, slot));
             }
             i = (i + 1) & mask;
         }
     }
 
-    /// Puts `slot`, the newest name's (not in the table; `at` is where
-    /// [`Table::probe`] found room for it, and `ends` holds it already): in
-    /// place if the table stays at most half full, else the table is
-    /// rebuilt twice as large from every name, this one included.
-    fn put(&mut self, at: Option<usize>, slot: Slot, text: &str, ends: &[usize]) {
-        match at {
-            Some(i) if (self.full + 1) * 2 <= self.slots.len() => {
-                self.slots[i] = slot;
-                self.full += 1;
+    /// Puts `slot`, a name not in the table (`at`: where [`Table::probe`]
+    /// found room for it), growing the table first if it would be more
+    /// than half full.
+    fn put(&mut self, at: Option<usize>, slot: Slot) {
+        let i = match at {
+            Some(i) if (self.full + 1) * 2 <= self.slots.len() => i,
+            _ => {
+                self.grow_to(self.full + 1);
+                self.empty_slot(slot.hash)
             }
-            _ => self.rebuild(text, ends, self.full + 1),
+        };
+        self.slots[i] = slot;
+        self.full += 1;
+    }
+
+    /// The first empty slot of `h`'s probe (the table has room).
+    fn empty_slot(&self, h: u32) -> usize {
+        let mask = self.slots.len() - 1;
+        let mut i = h as usize & mask;
+        while self.slots[i].sym != NONE {
+            i = (i + 1) & mask;
+        }
+        i
+    }
+
+    /// Makes room for `n` names at most half full: the slots moved into a
+    /// table of twice the size (or more), by the hash bits they keep.
+    fn grow_to(&mut self, n: usize) {
+        let size = (n * 2).next_power_of_two().max(16);
+        if size <= self.slots.len() {
+            return;
+        }
+        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); size]);
+        for slot in old.into_iter().filter(|s| s.sym != NONE) {
+            let i = self.empty_slot(slot.hash);
+            self.slots[i] = slot;
         }
     }
 
-    /// Rebuilds the table from every name (`text`, `ends`), with room for
-    /// `room` names; a name held twice is found under its first symbol.
-    fn rebuild(&mut self, text: &str, ends: &[usize], room: usize) {
-        let n = (room.max(ends.len()) * 2).next_power_of_two().max(16);
-        *self = Table { slots: vec![Slot::default(); n], full: 0 };
+    /// Rebuilds the table from every name (`text`, `ends`: a checkpoint's
+    /// names); a name held twice is found under its first symbol.
+    fn rebuild(&mut self, text: &str, ends: &[usize]) {
+        *self = Table::default();
+        self.grow_to(ends.len());
         for sym in 1..=ends.len() as Sym {
             let (start, end) = span(ends, sym);
             let name = &text[start..end];
-            let h = hash(name);
+            let h = hash(name.as_bytes());
             let Some(slot) = Slot::new(start, end, h, sym) else { continue };
             if let Some((i, found)) = self.probe(h, name, text) {
                 if found.sym == NONE {
@@ -129,13 +161,10 @@ impl Table {
     }
 }
 
-fn hash(s: &str) -> u64 {
-    FxBuildHasher.hash_one(s)
-}
-
-/// The 32 bits of a hash a slot keeps (not those that chose the slot).
-fn tag(h: u64) -> u32 {
-    (h >> 32) as u32
+/// The 32 bits of a name's hash that place it (its bytes hashed, so that
+/// a name made of parts is hashed without being made, `prefetch_joined`).
+fn hash(s: &[u8]) -> u32 {
+    FxBuildHasher.hash_one(s) as u32
 }
 
 impl Interner {
@@ -174,9 +203,7 @@ impl Interner {
         buf[..a.len()].copy_from_slice(a.as_bytes());
         sep.encode_utf8(&mut buf[a.len()..mid]);
         buf[mid..len].copy_from_slice(b.as_bytes());
-        if let Ok(name) = std::str::from_utf8(&buf[..len]) {
-            crate::sys::prefetch(&self.table.slots[hash(name) as usize & mask]);
-        }
+        crate::sys::prefetch(&self.table.slots[hash(&buf[..len]) as usize & mask]);
     }
 
     /// The symbol of the name just written at the end of the names, from
@@ -185,7 +212,7 @@ impl Interner {
     fn intern_tail(&mut self, start: usize) -> Sym {
         let Self { text, ends, table } = self;
         let name = &text[start..];
-        let h = hash(name);
+        let h = hash(name.as_bytes());
         let at = match table.probe(h, name, text) {
             Some((_, slot)) if slot.sym != NONE => {
                 text.truncate(start);
@@ -196,7 +223,7 @@ impl Interner {
         ends.push(text.len());
         let sym = ends.len() as Sym;
         if let Some(slot) = Slot::new(start, text.len(), h, sym) {
-            table.put(at, slot, text, ends);
+            table.put(at, slot);
         }
         sym
     }
@@ -210,7 +237,7 @@ impl Interner {
 
     /// The symbol of `s`, if it was ever interned.
     pub(crate) fn get(&self, s: &str) -> Option<Sym> {
-        let (_, slot) = self.table.probe(hash(s), s, &self.text)?;
+        let (_, slot) = self.table.probe(hash(s.as_bytes()), s, &self.text)?;
         (slot.sym != NONE).then_some(slot.sym)
     }
 
@@ -231,7 +258,7 @@ impl Interner {
     /// twice is found under its first symbol).
     pub(crate) fn rebuild(&mut self) {
         let Self { text, ends, table } = self;
-        table.rebuild(text, ends, ends.len());
+        table.rebuild(text, ends);
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
@@ -391,15 +418,42 @@ mod tests {
         }
         assert_eq!(i.len(), names.len());
         assert_eq!(i.get("contact:50000"), None);
-        assert!(i.heap_bytes() >= names.len() * std::mem::size_of::<Slot>() * 2);
+        assert_eq!(i.table.full, names.len());
+        assert!(i.table.slots.len() >= 2 * i.table.full, "at most half full");
 
+        // A checkpoint's names, some twice, then enough new ones to grow
+        // the rebuilt table (which holds fewer names than there are
+        // symbols) several times over.
         let mut twice = Interner::default();
-        for n in ["a", "b", "a", "c"] {
+        let old: Vec<String> = (0..40).map(|n| format!("n{}", n % 25)).collect();
+        for n in &old {
             twice.push(n);
         }
         twice.rebuild();
-        assert_eq!((twice.get("a"), twice.get("b"), twice.get("c")), (Some(1), Some(2), Some(4)));
-        assert_eq!(twice.intern("a"), 1);
-        assert_eq!(twice.intern("d"), 5);
+        assert_eq!(twice.table.full, 25);
+        for k in 0..200 {
+            assert_eq!(twice.intern(&format!("new{k}")), 41 + k);
+        }
+        for (k, n) in old.iter().enumerate() {
+            assert_eq!(twice.get(n), Some(k as Sym % 25 + 1), "{n} under its first symbol");
+            assert_eq!(twice.intern(n), k as Sym % 25 + 1);
+        }
+        assert!(twice.table.slots.len() >= 2 * twice.table.full);
+    }
+
+    /// A name too long for the table is kept by symbol alone: never found,
+    /// interned anew each time, and the names around it are unaffected.
+    #[test]
+    fn a_name_out_of_the_tables_reach_is_kept_by_symbol() {
+        let mut i = Interner::default();
+        let long = "x".repeat(1 << LEN_BITS);
+        assert_eq!(i.intern("a"), 1);
+        assert_eq!(i.intern(&long), 2);
+        assert_eq!(i.get(&long), None);
+        assert_eq!(i.intern(&long), 3);
+        assert_eq!(i.name(2), Some(long.as_str()));
+        assert_eq!((i.intern("a"), i.intern("b")), (1, 4));
+        i.rebuild();
+        assert_eq!((i.get("a"), i.get("b"), i.get(&long)), (Some(1), Some(4), None));
     }
 }

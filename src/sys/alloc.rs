@@ -11,7 +11,9 @@
 //! [`LARGE`] bytes or more its own anonymous mapping and grows it with
 //! `mremap`, which moves the pages instead of their bytes; smaller blocks
 //! go to the allocator it wraps. A binary chooses it
-//! (`#[global_allocator]`); the library never does.
+//! (`#[global_allocator]`); the library never does. A large block freed
+//! goes back to the system at once, so a large temporary buffer made
+//! again and again pays for its fresh pages each time.
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::ptr;
@@ -47,9 +49,13 @@ fn map(size: usize) -> *mut u8 {
     if p == libc::MAP_FAILED {
         return ptr::null_mut();
     }
-    // No `MADV_HUGEPAGE`: with it, the first writes of a replay's rows
-    // took a fifth of its applying thread (huge pages zeroed whole, more
-    // slowly than small ones here), against a twentieth without.
+    // Small pages, whatever the system's default for huge ones: zeroing
+    // 2 MiB pages for a replay's rows took a fifth of its applying thread
+    // here, 4 KiB ones a twentieth (docs/benchmarks.md, run ae). A hint:
+    // its failure changes nothing.
+    // SAFETY: `p..p + size` is the mapping just made, owned by no one else;
+    // the advice changes how its pages are backed, never their contents.
+    unsafe { libc::madvise(p, size, libc::MADV_NOHUGEPAGE) };
     p.cast()
 }
 
@@ -132,11 +138,29 @@ mod tests {
     use super::*;
     use std::alloc::System;
 
+    /// The allocator underneath, counting the bytes it holds.
+    struct Counting(std::sync::atomic::AtomicUsize);
+
+    // SAFETY: every call is passed on to `System`, as it came.
+    unsafe impl GlobalAlloc for Counting {
+        unsafe fn alloc(&self, l: Layout) -> *mut u8 {
+            self.0.fetch_add(l.size(), std::sync::atomic::Ordering::Relaxed);
+            // SAFETY: the caller's guarantees, passed on.
+            unsafe { System.alloc(l) }
+        }
+        unsafe fn dealloc(&self, p: *mut u8, l: Layout) {
+            self.0.fetch_sub(l.size(), std::sync::atomic::Ordering::Relaxed);
+            // SAFETY: the caller's guarantees, passed on.
+            unsafe { System.dealloc(p, l) }
+        }
+    }
+
     /// Blocks on both sides of [`LARGE`], grown and shrunk across it,
     /// keep their bytes.
     #[test]
     fn blocks_keep_their_bytes_across_the_threshold() {
-        let a = LargeBlocks(System);
+        let a = LargeBlocks(Counting(Default::default()));
+        let held = || a.0 .0.load(std::sync::atomic::Ordering::Relaxed);
         // SAFETY (both): `p` holds at least `n` bytes, allocated below.
         let fill = |p: *mut u8, n: usize| (0..n).for_each(|i| unsafe { p.add(i).write(i as u8) });
         let check = |p: *const u8, n: usize| (0..n).all(|i| unsafe { p.add(i).read() } == i as u8);
@@ -159,11 +183,23 @@ mod tests {
                 let kept = l.size().min(n);
                 p = a.realloc(p, l, n);
                 assert!(!p.is_null());
+                // A large block is a mapping of its own, not the inner
+                // allocator's.
+                assert_eq!(held(), if n >= LARGE { 0 } else { n });
+                assert!(n < LARGE || (p as usize).is_multiple_of(4096));
                 assert!(check(p, kept), "{kept} bytes kept, grown or shrunk to {n}");
                 fill(p, n);
                 l = Layout::from_size_align(n, 8).unwrap();
             }
             a.dealloc(p, l);
+            assert_eq!(held(), 0);
+
+            // Aligned beyond a page: the inner allocator's, however large.
+            let wide = Layout::from_size_align(LARGE, 1 << 13).unwrap();
+            let q = a.alloc(wide);
+            assert!(!q.is_null() && (q as usize).is_multiple_of(1 << 13));
+            assert_eq!(held(), LARGE);
+            a.dealloc(q, wide);
         }
     }
 }
