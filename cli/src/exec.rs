@@ -10,8 +10,8 @@ use serde_json::{json, Value};
 use uuid::Uuid;
 
 use super::args::{
-    ActArgs, BulkDeleteCmd, Command, ConfigCmd, CriteriaArgs, Filters, ListArgs, RoleCmd, TokenCmd, UnitCmd, UserCmd,
-    WorkflowCmd,
+    ActArgs, BulkDeleteCmd, Command, ConfigCmd, CriteriaArgs, Filters, ListArgs, RoleCmd, SubmitArgs, TokenCmd,
+    UnitCmd, UserCmd, WorkflowCmd,
 };
 use super::output::{history_json, job_detail, job_json, pretty};
 use joblog_server::native::store;
@@ -38,16 +38,7 @@ pub fn execute(ctx: &Ctx<'_>, cmd: &Command) -> Output {
         }
         Command::Workflow(c) => workflow(ctx, s, cmd, c),
         Command::Submit(a) => {
-            let mut spec = NewJob::new(&a.name, OperationType::parse(&a.operationtype)?);
-            spec.workflow = a.workflow.clone();
-            spec.regarding = a.regarding.as_deref().map(Regarding::parse).transpose()?;
-            spec.owner = a.owner.clone();
-            spec.postponeuntil = a.postpone_until.as_deref().map(Timestamp::parse).transpose()?;
-            spec.dependency_token = a.dependency_token.clone();
-            if let Some(c) = &a.command {
-                spec.data = command_data_with_timeout(c, a.timeout);
-            }
-            let job = s.create(spec)?;
+            let job = s.create(submit_spec(a)?)?;
             job_out(ctx, &job)
         }
         Command::Import { file } => {
@@ -122,6 +113,7 @@ pub fn check_before_open(command: &Command) -> Result<(), Failure> {
         Command::Submit(a) if a.command.is_none() && !a.external_handler => Err(Failure::usage(
             "nothing would run this job: `joblog run` runs command jobs only; give --command, or --external-handler when a program embedding joblog registers a handler for it",
         )),
+        Command::Submit(a) => Ok(submit_spec(a)?.validate()?),
         Command::Cancel(a) | Command::Pause(a) | Command::Resume(a) => act_target(a).map(drop),
         Command::Postpone { act: a, until } => {
             Timestamp::parse(until)?;
@@ -134,6 +126,20 @@ pub fn check_before_open(command: &Command) -> Result<(), Failure> {
         Command::Token(TokenCmd::Revoke { id }) => parse_token_id(id).map(drop),
         _ => Ok(()),
     }
+}
+
+/// The job `joblog submit` asks for, from its arguments alone.
+fn submit_spec(a: &SubmitArgs) -> Result<NewJob, Failure> {
+    let mut spec = NewJob::new(&a.name, OperationType::parse(&a.operationtype)?);
+    spec.workflow = a.workflow.clone();
+    spec.regarding = a.regarding.as_deref().map(Regarding::parse).transpose()?;
+    spec.owner = a.owner.clone();
+    spec.postponeuntil = a.postpone_until.as_deref().map(Timestamp::parse).transpose()?;
+    spec.dependency_token = a.dependency_token.clone();
+    if let Some(c) = &a.command {
+        spec.data = command_data_with_timeout(c, a.timeout);
+    }
+    Ok(spec)
 }
 
 /// An import that wrote nothing (or stopped part way), as the command

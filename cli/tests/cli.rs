@@ -1362,6 +1362,21 @@ fn the_clock_cannot_lock_a_live_store() {
     let other = Store::new();
     other.fails(2, &["--now", "2099-01-01T00:00:00Z", "user", "add", "x"]);
     assert!(!other.data().exists());
+    // Nor by a job its own arguments refuse: a regarding id, a name or a
+    // dependency token over its limit, a bad type or time.
+    let long = "x".repeat(300);
+    for args in [
+        vec!["--regarding", &*format!("contact:{long}")],
+        vec!["--name", &*long],
+        vec!["--dependency-token", &*long],
+        vec!["--type", "no-such-type"],
+        vec!["--postpone-until", "tomorrow"],
+    ] {
+        let mut line = vec!["submit", "--external-handler", "--name", "n"];
+        line.extend(args);
+        other.fails(2, &line);
+        assert!(!other.data().exists(), "{line:?} left a store behind");
+    }
     // A live store cannot become a simulation.
     let err = s.fails(2, &["--simulation", "user", "add", "sim"]);
     assert!(err.contains("simulation"), "{err}");

@@ -60,6 +60,22 @@ impl NewJob {
             data: Vec::new(),
         }
     }
+
+    /// Checks the spec's own columns against their limits
+    /// (`docs/limits.md`), as creating the job will, without a store: what
+    /// a caller can refuse before it opens (or creates) one. Creating
+    /// checks more (the owner, the workflow, the privilege, the time).
+    pub fn validate(&self) -> Result<(), DomainError> {
+        let owner = self.owner.as_deref().unwrap_or("admin");
+        let mut job = Job::new(&self.name, self.operationtype, owner, "root", Timestamp::from_micros(0));
+        job.workflow.clone_from(&self.workflow);
+        job.regarding.clone_from(&self.regarding);
+        job.dependencytoken.clone_from(&self.dependency_token);
+        job.correlationid.clone_from(&self.correlation_id);
+        job.depth = self.depth;
+        job.data.clone_from(&self.data);
+        job.validate()
+    }
 }
 
 /// The four things a user may ask of a job.
