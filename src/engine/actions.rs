@@ -66,15 +66,22 @@ impl NewJob {
     /// a caller can refuse before it opens (or creates) one. Creating
     /// checks more (the owner, the workflow, the privilege, the time).
     pub fn validate(&self) -> Result<(), DomainError> {
-        let owner = self.owner.as_deref().unwrap_or("admin");
-        let mut job = Job::new(&self.name, self.operationtype, owner, "root", Timestamp::from_micros(0));
-        job.workflow.clone_from(&self.workflow);
-        job.regarding.clone_from(&self.regarding);
-        job.dependencytoken.clone_from(&self.dependency_token);
-        job.correlationid.clone_from(&self.correlation_id);
+        let owner = self.owner.clone().unwrap_or_else(|| "admin".into());
+        self.clone().into_job(&owner, "root", Timestamp::from_micros(0)).validate()
+    }
+
+    /// The job this spec makes, owned by `owner` of `unit`, created `now`
+    /// (not yet checked).
+    fn into_job(self, owner: &str, unit: &str, now: Timestamp) -> Job {
+        let mut job = Job::new(&self.name, self.operationtype, owner, unit, now);
+        job.workflow = self.workflow;
+        job.regarding = self.regarding;
+        job.postponeuntil = self.postponeuntil;
+        job.dependencytoken = self.dependency_token;
+        job.correlationid = self.correlation_id;
         job.depth = self.depth;
-        job.data.clone_from(&self.data);
-        job.validate()
+        job.data = self.data;
+        job
     }
 }
 
@@ -168,14 +175,8 @@ impl Session {
                 .into());
             }
         }
-        let mut job = Job::new(&spec.name, spec.operationtype, owner, &unit, now);
-        job.workflow = spec.workflow;
-        job.regarding = spec.regarding;
-        job.postponeuntil = spec.postponeuntil;
-        job.dependencytoken = spec.dependency_token;
-        job.correlationid = spec.correlation_id;
-        job.depth = spec.depth;
-        job.data = spec.data;
+        let owner = owner.to_string();
+        let job = spec.into_job(&owner, &unit, now);
         job.validate()?;
         Ok(job)
     }
