@@ -1457,3 +1457,200 @@ fn failed_sync_child() {
         seen.len()
     );
 }
+
+/// Jobs' events as a load brings them, `n` new jobs from `next` on, one
+/// millisecond apart: each created (of three types, regarding one of
+/// seven rows), taken, then succeeded, failed or left waiting for a time
+/// (one in three each); and the jobs of `waiting` (left waiting by the
+/// batch before) woken, Ready again. `waiting` ends holding this batch's.
+fn bulk_batch(next: &mut Timestamp, n: usize, waiting: &mut Vec<Uuid>) -> Vec<joblog::domain::Envelope> {
+    use joblog::domain::{Action, Actor, Envelope, Event, EVENT_VERSION};
+    let ms = |k: usize| next.plus_micros(1_000 * (k as i64 + 1));
+    let mut events = Vec::new();
+    for id in std::mem::take(waiting) {
+        events.push(Event::Transition(support::step(id, Action::Wake, Status::WAITING, Status::READY)));
+    }
+    let types = [OperationType::SYSTEM_EVENT, OperationType::BULK_EMAIL, OperationType::WORKFLOW];
+    let mut ids = Vec::new();
+    for k in 0..n {
+        let mut job = Job::new("loaded", types[k % 3], "admin", "root", ms(events.len()));
+        job.regarding = Some(Regarding { table: "contact".into(), id: (k % 7).to_string() });
+        ids.push(job.id);
+        events.push(Event::JobCreated(Box::new(job)));
+    }
+    for &id in &ids {
+        events.push(Event::Transition(support::step(id, Action::Lock, Status::READY, Status::IN_PROGRESS)));
+    }
+    for (k, &id) in ids.iter().enumerate() {
+        events.push(Event::Transition(match k % 3 {
+            0 => support::step(id, Action::Succeed, Status::IN_PROGRESS, Status::SUCCEEDED),
+            1 => support::step(id, Action::Fail, Status::IN_PROGRESS, Status::FAILED),
+            _ => {
+                waiting.push(id);
+                let mut t = support::step(id, Action::Wait, Status::IN_PROGRESS, Status::WAITING);
+                t.postponeuntil = Some(next.plus_micros(86_400_000_000));
+                t
+            }
+        }));
+    }
+    let out: Vec<Envelope> = (0..)
+        .zip(events)
+        .map(|(k, event)| Envelope { version: EVENT_VERSION, at: ms(k), actor: Actor::System, event })
+        .collect();
+    *next = out.last().map_or(*next, |e| e.at);
+    out
+}
+
+/// What every view shows: the ids and statuses of each filter's jobs.
+fn every_view(s: &impl joblog::engine::Reads, completed_before: Timestamp) -> Vec<(String, Vec<(Uuid, Status)>)> {
+    let mut filters = vec![Filter::default(), Filter { completed_before: Some(completed_before), ..Filter::default() }];
+    for op in [OperationType::SYSTEM_EVENT, OperationType::BULK_EMAIL, OperationType::WORKFLOW] {
+        filters.push(Filter { operationtype: Some(op), ..Filter::default() });
+        for status in Status::all() {
+            let status_reason = Some(status.reason());
+            filters.push(Filter { operationtype: Some(op), status_reason, ..Filter::default() });
+        }
+    }
+    for state in [State::Ready, State::Suspended, State::Locked, State::Completed] {
+        filters.push(Filter { state: Some(state), ..Filter::default() });
+    }
+    for r in 0..8 {
+        let regarding = Some(Regarding { table: "contact".into(), id: r.to_string() });
+        filters.push(Filter { regarding, ..Filter::default() });
+    }
+    filters.push(Filter { owner: Some("admin".into()), ..Filter::default() });
+    filters
+        .into_iter()
+        .map(|filter| {
+            let (jobs, _) = s.list(&filter, None, 100_000).unwrap();
+            (format!("{filter:?}"), jobs.into_iter().map(|j| (j.id, j.status)).collect())
+        })
+        .collect()
+}
+
+/// A load (or an import) large against the hot rows stops keeping the
+/// indices and builds them once, when something next needs them: a
+/// reader, a live write, a checkpoint. Every view then shows what a store
+/// that kept them live shows (the same events loaded one at a time, a read
+/// after each), whatever comes between the batches: a live action, a
+/// checkpoint that moves jobs cold, a load too small to defer, an import.
+#[test]
+fn bulk_loads_build_their_indices_once_and_every_view_agrees() {
+    let start = t("2026-01-01T00:00:00Z");
+    let (f, r) = (Fixture::at(start), Fixture::at(start));
+    let (fa, ra) = (f.engine.session("admin").unwrap(), r.engine.session("admin").unwrap());
+    let (mut next, mut waiting) = (start, Vec::new());
+    let later = |next: Timestamp| next.plus_micros(3_600_000_000);
+    // Completed jobs in a cold run, and a few hot ones, before the loads.
+    let first = bulk_batch(&mut next, 9, &mut waiting);
+    for (c, s) in [(&f, &fa), (&r, &ra)] {
+        c.clock.set(later(next));
+        s.load(first.clone()).unwrap();
+        c.engine.checkpoint().unwrap();
+    }
+    // Each batch loaded whole into `f`, and one event at a time into `r`
+    // with a read after each; the clocks then stand an hour past them.
+    let load_both = |loads: &[Vec<joblog::domain::Envelope>]| {
+        let at = later(loads.last().and_then(|b| b.last()).expect("events").at);
+        for (c, s, whole) in [(&f, &fa, true), (&r, &ra, false)] {
+            c.clock.set(at);
+            for batch in loads {
+                if whole {
+                    s.load(batch.clone()).unwrap();
+                    continue;
+                }
+                for env in batch {
+                    s.load(vec![env.clone()]).unwrap();
+                    s.count(&Filter::default()).unwrap();
+                }
+            }
+        }
+        at
+    };
+    // Two batches, each large against the hot rows, back to back.
+    let (a, b) = (bulk_batch(&mut next, 60, &mut waiting), bulk_batch(&mut next, 60, &mut waiting));
+    load_both(&[a, b]);
+    // A live write that selects through the indices has them built
+    // first: cancelling every Ready job (3 of the first batch, woken by
+    // `a`, and 20 of `a`, woken by `b`).
+    let ready = Filter { state: Some(State::Ready), ..Filter::default() };
+    for s in [&fa, &ra] {
+        assert_eq!(s.act_on_matching(UserAction::Cancel, &ready).unwrap().changed.len(), 23);
+    }
+    next = f.now();
+    next = load_both(&[bulk_batch(&mut next, 90, &mut waiting)]);
+    assert_eq!(every_view(&fa, next), every_view(&ra, next), "after two loads, an action and a load");
+    // A checkpoint moves the Completed jobs cold; a load too small to
+    // defer keeps the indices live; an import defers them again.
+    for c in [&f, &r] {
+        c.engine.checkpoint().unwrap();
+    }
+    next = load_both(&[bulk_batch(&mut next, 1, &mut waiting)]);
+    let statuses: Vec<Status> = Status::all().collect();
+    let rows: Vec<Job> = (0..80)
+        .map(|k| {
+            let mut j = imported(statuses[k % statuses.len()], OperationType::BULK_EMAIL);
+            j.regarding = Some(Regarding { table: "contact".into(), id: "7".into() });
+            j
+        })
+        .collect();
+    assert_eq!(fa.import(rows.clone()).unwrap(), 80);
+    assert_eq!(ra.import(rows).unwrap(), 80);
+    next = load_both(&[bulk_batch(&mut next, 30, &mut waiting)]);
+    // A checkpoint straight after a load: it moves the Completed jobs cold
+    // and writes the image of the hot rows that reading commands map.
+    for c in [&f, &r] {
+        c.engine.checkpoint().unwrap();
+    }
+    let cold = |c: &Fixture| c.engine.state().cold_runs().iter().map(|run| run.len()).sum::<usize>();
+    let completed = ra.count(&Filter { state: Some(State::Completed), ..Filter::default() }).unwrap();
+    assert_eq!((cold(&f), cold(&r)), (completed, completed), "every Completed job moved cold");
+    let expected = every_view(&ra, next);
+    assert_eq!(every_view(&fa, next), expected, "after a checkpoint, a small load, an import, a load, a checkpoint");
+    assert_eq!(f.engine.verify().problems, Vec::<String>::new());
+    drop(fa);
+    let config = f.config.clone();
+    let f = f.reopen_after(|dir| {
+        let views = joblog::engine::Views::open(dir, config).unwrap().expect("the checkpoint's image");
+        assert_eq!(every_view(&views.reader("admin").unwrap(), next), expected, "a reading command");
+    });
+    let expected = every_view(&ra, next);
+    assert_eq!(every_view(&f.engine.session("admin").unwrap(), next), expected, "opened again");
+}
+
+/// Readers during a run of bulk loads see each load whole in every index:
+/// the indices the loads stopped keeping are built before any reader looks.
+#[test]
+fn readers_during_bulk_loads_see_whole_loads() {
+    let start = t("2026-01-01T00:00:00Z");
+    let f = Fixture::at(start);
+    let admin = f.engine.session("admin").unwrap();
+    let (mut next, mut waiting) = (start, Vec::new());
+    let batches: Vec<_> = (0..40).map(|_| bulk_batch(&mut next, 30, &mut waiting)).collect();
+    f.clock.set(next);
+    let loading = std::sync::atomic::AtomicBool::new(true);
+    let reads = std::thread::scope(|s| {
+        let reader = s.spawn(|| {
+            let reader = f.engine.session("admin").unwrap();
+            let mut reads = 0;
+            while loading.load(std::sync::atomic::Ordering::Relaxed) {
+                for op in [OperationType::SYSTEM_EVENT, OperationType::WORKFLOW] {
+                    let n = reader.count(&Filter { operationtype: Some(op), ..Filter::default() }).unwrap();
+                    assert_eq!(n % 10, 0, "{n} jobs of type {op:?}: part of a load");
+                }
+                let waiting = reader.count(&Filter { state: Some(State::Suspended), ..Filter::default() }).unwrap();
+                assert_eq!(waiting % 10, 0, "{waiting} jobs waiting: part of a load");
+                reads += 1;
+            }
+            reads
+        });
+        for batch in batches {
+            admin.load(batch).unwrap();
+        }
+        loading.store(false, std::sync::atomic::Ordering::Relaxed);
+        reader.join().unwrap()
+    });
+    assert!(reads > 0);
+    assert_eq!(admin.count(&Filter::default()).unwrap(), 1_200);
+    assert_eq!(f.engine.verify().problems, Vec::<String>::new());
+}

@@ -151,18 +151,44 @@ fn step_next(code: Code, step: u8) -> Option<Code> {
 
 #[derive(Debug, Clone)]
 enum Op {
-    Create { by: usize, owner: usize, platform: bool },
-    User { by: usize, job: usize, action: u8 },
-    Step { job: usize, step: u8 },
-    Advance { secs: u16 },
-    Reopen { clean: bool },
-    Delete { by: usize, jobs: Vec<usize> },
+    Create {
+        by: usize,
+        owner: usize,
+        platform: bool,
+    },
+    /// An import of `n` Ready jobs (a bulk batch: it may defer the
+    /// indices, `Projection::defer_indexing_for`).
+    Import {
+        by: usize,
+        owner: usize,
+        n: usize,
+    },
+    User {
+        by: usize,
+        job: usize,
+        action: u8,
+    },
+    Step {
+        job: usize,
+        step: u8,
+    },
+    Advance {
+        secs: u16,
+    },
+    Reopen {
+        clean: bool,
+    },
+    Delete {
+        by: usize,
+        jobs: Vec<usize>,
+    },
     Compact,
 }
 
 fn op() -> impl Strategy<Value = Op> {
     prop_oneof![
         3 => (0..USERS.len(), 0..USERS.len(), proptest::bool::weighted(0.2)).prop_map(|(by, owner, platform)| Op::Create { by, owner, platform }),
+        1 => (0..USERS.len(), 0..USERS.len(), 1..12usize).prop_map(|(by, owner, n)| Op::Import { by, owner, n }),
         5 => (0..USERS.len(), 0..64usize, 0..4u8).prop_map(|(by, job, action)| Op::User { by, job, action }),
         5 => (0..64usize, 0..9u8).prop_map(|(job, step)| Op::Step { job, step }),
         2 => (1..7200u16).prop_map(|secs| Op::Advance { secs }),
@@ -252,6 +278,26 @@ fn run(ops: Vec<Op>) {
                 assert_eq!(outcome(&r), want, "{} creating for {}", actor.name, o.name);
                 if let Ok(j) = r {
                     jobs.push(ModelJob { id: j.id, owner, platform, code: READY, postponeuntil: None, retrycount: 0 });
+                }
+            }
+            Op::Import { by, owner, n } => {
+                let (actor, o) = (&USERS[by], &USERS[owner]);
+                let created = Timestamp::from_micros(now - 1_000_000);
+                let rows: Vec<Job> =
+                    (0..n).map(|_| Job::new("imported", OperationType::WORKFLOW, o.name, o.unit, created)).collect();
+                let r = engine.session(actor.name).unwrap().import(rows.clone());
+                // Imports need Create at Organization depth (`docs/domain.md` §6).
+                let want = if actor.create == D::Org { Outcome::Done } else { Outcome::Denied };
+                assert_eq!(outcome(&r), want, "{} importing for {}", actor.name, o.name);
+                if r.is_ok() {
+                    jobs.extend(rows.iter().map(|j| ModelJob {
+                        id: j.id,
+                        owner,
+                        platform: false,
+                        code: READY,
+                        postponeuntil: None,
+                        retrycount: 0,
+                    }));
                 }
             }
             Op::User { by, job, action } if !jobs.is_empty() => {

@@ -43,7 +43,9 @@ pub fn define_workflows(admin: &Session, clock: &ManualClock, end: Timestamp) ->
 
 /// Loads `events` in batches of [`CHUNK_EVENTS`], calling `each` on every
 /// event first (after [`define_workflows`]). Returns the number of events
-/// loaded.
+/// loaded, once the store answers a read with all of them: the indices
+/// that large loads leave to be built once (`Projection::defer_indexing_for`)
+/// are built by that read, inside the load's time.
 pub fn load(
     admin: &Session,
     events: impl Iterator<Item = Envelope>,
@@ -59,5 +61,6 @@ pub fn load(
         }
     }
     loaded += admin.load(chunk)? as u64;
+    admin.count(&joblog::projection::query::Filter::default())?;
     Ok(loaded)
 }

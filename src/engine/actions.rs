@@ -197,6 +197,7 @@ impl Session {
     pub fn act_if(&self, id: Uuid, action: UserAction, unchanged: impl Fn(Timestamp) -> bool) -> Result<Job, Error> {
         self.engine.commit_then(
             self.actor(),
+            super::write::Batching::Live,
             |state, now| {
                 let t = self.user_transition(state, id, action, now, &unchanged)?;
                 Ok((vec![Event::Transition(t)], ()))

@@ -13,7 +13,7 @@ impl Session {
     /// Historical jobs, in any state and any past times, kept as they are
     /// (ids included), in one atomic batch. Needs Create at Organization depth.
     pub fn import(&self, jobs: Vec<Job>) -> Result<usize, Error> {
-        self.engine.commit(self.actor(), |state, now| {
+        self.engine.commit_bulk(self.actor(), |state, now| {
             state.directory().check(&self.user, Privilege::Create, None)?;
             let mut seen = std::collections::HashSet::new();
             let dir = state.directory();
@@ -52,7 +52,7 @@ impl Session {
     /// one the state machine allows. Needs Create at Organization depth.
     /// Returns how many events were appended.
     pub fn load(&self, events: Vec<Envelope>) -> Result<usize, Error> {
-        self.engine.commit_envelopes(|state, now| {
+        self.engine.commit_envelopes_bulk(|state, now| {
             state.directory().check(&self.user, Privilege::Create, None)?;
             if let Some(future) = events.iter().find(|e| e.at > now) {
                 return Err(DomainError::Invalid {

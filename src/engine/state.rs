@@ -146,6 +146,13 @@ impl Engine {
         let mut first = true;
         loop {
             let state = self.inner.state.read();
+            if state.indexing_deferred() {
+                // Bulk batches stopped keeping the indices: the first reader
+                // builds them (`Projection::defer_indexing_for`).
+                drop(state);
+                self.inner.state.write().finish_indexing();
+                continue;
+            }
             let end = state.last_seq() + 1;
             if end <= self.inner.log.next_seq() {
                 return state;

@@ -33,7 +33,16 @@ impl Engine {
         actor: Actor,
         build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Event>, T), Error>,
     ) -> Result<T, Error> {
-        self.commit_then(actor, build, |_, _, out| Ok(out))
+        self.commit_then(actor, Batching::Live, build, |_, _, out| Ok(out))
+    }
+
+    /// [`Engine::commit`] of a bulk batch (an import): see [`Batching::Bulk`].
+    pub(super) fn commit_bulk<T>(
+        &self,
+        actor: Actor,
+        build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Event>, T), Error>,
+    ) -> Result<T, Error> {
+        self.commit_then(actor, Batching::Bulk, build, |_, _, out| Ok(out))
     }
 
     /// [`Engine::commit`], and `after` reads the answer from the state the
@@ -44,6 +53,7 @@ impl Engine {
     pub(super) fn commit_then<T, U>(
         &self,
         actor: Actor,
+        batching: Batching,
         build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Event>, T), Error>,
         after: impl FnOnce(&Projection, &Log, T) -> Result<U, Error>,
     ) -> Result<U, Error> {
@@ -62,15 +72,17 @@ impl Engine {
                 Ok((envelopes, out))
             },
             after,
+            batching,
         )
     }
 
-    /// The write path for a batch of envelopes `build` stamps itself.
-    pub(super) fn commit_envelopes<T>(
+    /// The write path for a bulk batch of envelopes `build` stamps itself
+    /// (a load).
+    pub(super) fn commit_envelopes_bulk<T>(
         &self,
         build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Envelope>, T), Error>,
     ) -> Result<T, Error> {
-        self.commit_envelopes_then(build, |_, _, out| Ok(out))
+        self.commit_envelopes_then(build, |_, _, out| Ok(out), Batching::Bulk)
     }
 
     /// The write path, a pipelined group commit: under the write lock,
@@ -86,12 +98,20 @@ impl Engine {
         &self,
         build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Envelope>, T), Error>,
         after: impl FnOnce(&Projection, &Log, T) -> Result<U, Error>,
+        batching: Batching,
     ) -> Result<U, Error> {
         super::state::refuse_if_state_held()?;
         let one_writer = self.inner.write.lock().unwrap_or_else(|e| e.into_inner());
         // Writers read what is applied, durable or not: their own
         // acknowledgement waits for a sync that covers every earlier batch.
-        let applied = self.inner.state.read();
+        // A live batch is judged with the indices that bulk batches before
+        // it stopped keeping built again.
+        let mut applied = self.inner.state.read();
+        if batching == Batching::Live && applied.indexing_deferred() {
+            drop(applied);
+            self.inner.state.write().finish_indexing();
+            applied = self.inner.state.read();
+        }
         // What `build` and `after` call runs as under a `StateGuard`: a
         // write there is refused, a read joins this one.
         let _held = super::state::Mark::new();
@@ -140,6 +160,9 @@ impl Engine {
             // being taken back to what is), so it is not applied.
             self.inner.log.sync_through(appended.seqs.end)?;
         }
+        if batching == Batching::Bulk {
+            state.defer_indexing_for(envelopes.len());
+        }
         let mut pos = appended.first;
         for (k, ((env, seq), len)) in envelopes.iter().zip(appended.seqs.clone()).zip(lens).enumerate() {
             if let Some(ahead) = envelopes.get(k + PREFETCH_AHEAD) {
@@ -185,6 +208,20 @@ impl Engine {
         }
         answer
     }
+}
+
+/// How a batch's changes reach the indices of the projection.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Batching {
+    /// Every index is kept up to date as the batch applies.
+    Live,
+    /// A bulk batch (a load, an import) of jobs' events only: its builder
+    /// reads jobs by id, never an index, and when the batch is large
+    /// against the hot rows the indices are built once after it (and the
+    /// bulk batches that follow it) instead of kept live
+    /// (`Projection::defer_indexing_for`). Readers and live writers build
+    /// them before they look.
+    Bulk,
 }
 
 /// The status of each job as the batch being built leaves it: the state's,

@@ -165,6 +165,15 @@ impl Indices {
     }
 }
 
+/// A bulk batch defers its indices ([`Projection::defer_indexing_for`])
+/// when the hot rows are at most this many per event of it. Measured by
+/// hand (`docs/benchmarks.md`, "Loads build their indices once"): keeping
+/// the indices live costs about 0.7 µs per loaded event at 3M jobs,
+/// building them whole about 0.13 µs per row, so a rebuild after a batch a
+/// quarter the size of the hot rows still costs less than the batch's live
+/// upkeep, however often a reader asks for it.
+pub(crate) const DEFER_PER_EVENT: usize = 4;
+
 /// Below this many rows, what an open builds on two cores is built on one:
 /// a thread costs more than the work (a reading command's state has no
 /// hot row at all, `engine/views.rs`).
@@ -397,7 +406,8 @@ pub struct Projection {
     /// Runs that left `cold` since the last checkpoint, whose files are
     /// still there (`tier.rs`, `release_runs`).
     released: Vec<tier::Released>,
-    /// A replay from nothing is folding: rows change but no index is kept
+    /// A replay from nothing is folding, or bulk batches are being loaded
+    /// (`Projection::defer_indexing_for`): rows change but no index is kept
     /// until [`Projection::finish_indexing`] builds them all at once (in
     /// `createdon` order, each insert an append; a job's status indices
     /// are not moved at each of its transitions). A deletion by criteria
@@ -863,8 +873,32 @@ impl Projection {
         self.deferred = self.last_seq == 0 && self.rows.is_empty() && self.cold.is_empty();
     }
 
-    /// Builds the indices that [`Projection::defer_indexing`] stopped
-    /// keeping (nothing if it did not).
+    /// Stops keeping indices for a bulk batch of `events` events (a load or
+    /// an import, `engine/import.rs`) when building them whole afterwards
+    /// costs less than keeping them live: when the hot rows number at most
+    /// [`DEFER_PER_EVENT`] per event of the batch. The stale indices are
+    /// dropped at once. Whoever needs them next builds them
+    /// ([`Projection::finish_indexing`]): a reader, a write that is not a
+    /// bulk one, a deletion. A checkpoint does not need them (it selects
+    /// the Completed jobs from the rows, and builds the indices of the
+    /// rows it keeps hot only if they are kept). Once deferred, the next
+    /// bulk batches keep deferring. Returns whether indexing is deferred.
+    pub(crate) fn defer_indexing_for(&mut self, events: usize) -> bool {
+        if !self.deferred && events.saturating_mul(DEFER_PER_EVENT) >= self.rows.len() {
+            self.set_indices(Indices::build(&[]));
+            self.deferred = true;
+        }
+        self.deferred
+    }
+
+    /// Whether the indices are not kept until [`Projection::finish_indexing`].
+    pub(crate) fn indexing_deferred(&self) -> bool {
+        self.deferred
+    }
+
+    /// Builds the indices that [`Projection::defer_indexing`] or
+    /// [`Projection::defer_indexing_for`] stopped keeping (nothing if
+    /// they did not).
     pub(crate) fn finish_indexing(&mut self) {
         if self.deferred {
             self.index_all();
