@@ -1654,3 +1654,38 @@ fn readers_during_bulk_loads_see_whole_loads() {
     assert_eq!(admin.count(&Filter::default()).unwrap(), 1_200);
     assert_eq!(f.engine.verify().problems, Vec::<String>::new());
 }
+
+/// A large load is encoded on another core while it is checked: refused
+/// by its last event, nothing of it is written; accepted, all of it is.
+#[test]
+fn a_large_load_is_checked_whole_while_it_is_encoded() {
+    use joblog::domain::{Action, Event};
+    let start = t("2026-01-01T00:00:00Z");
+    let f = Fixture::at(start);
+    let admin = f.engine.session("admin").unwrap();
+    let (mut next, mut waiting) = (start, Vec::new());
+    let good = bulk_batch(&mut next, 400, &mut waiting);
+    assert!(good.len() >= 1_200, "{} events: more than a thread is spawned for", good.len());
+    f.clock.set(next);
+    let mut bad = good.clone();
+    let last = bad.last_mut().unwrap();
+    let Event::Transition(t) = &last.event else { panic!("the batch ends with a transition") };
+    last.event = Event::Transition(support::step(t.job, Action::Lock, Status::READY, Status::IN_PROGRESS));
+    let before = f.engine.next_seq();
+    assert!(matches!(admin.load(bad), Err(Error::Domain(DomainError::Refused { .. }))));
+    assert_eq!((f.engine.next_seq(), admin.count(&Filter::default()).unwrap()), (before, 0), "nothing written");
+    assert_eq!(admin.load(good.clone()).unwrap(), good.len());
+    assert_eq!(admin.count(&Filter::default()).unwrap(), 400);
+    let history = admin
+        .history(
+            good.last()
+                .map(|e| match &e.event {
+                    Event::Transition(t) => t.job,
+                    _ => unreachable!(),
+                })
+                .unwrap(),
+        )
+        .unwrap();
+    assert_eq!(history.len(), 3, "created, taken, succeeded: read back from the frames encoded aside");
+    assert_eq!(f.engine.verify().problems, Vec::<String>::new());
+}

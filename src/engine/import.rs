@@ -3,11 +3,11 @@
 //! checked as if it happened live. Reading files in other formats is the
 //! command line's (`cli/src/import.rs`).
 
-use super::write::Pending;
+use super::write::{Encoded, Pending};
 use super::Session;
-use crate::domain::{transition_by, DomainError, Envelope, Event, Job, Privilege, EVENT_VERSION};
+use crate::domain::{transition_by, DomainError, Envelope, Event, Job, Privilege, Timestamp, EVENT_VERSION};
 use crate::error::Error;
-use crate::projection::PREFETCH_AHEAD;
+use crate::projection::{Projection, PREFETCH_AHEAD};
 
 impl Session {
     /// Historical jobs, in any state and any past times, kept as they are
@@ -53,79 +53,84 @@ impl Session {
     /// Returns how many events were appended.
     pub fn load(&self, events: Vec<Envelope>) -> Result<usize, Error> {
         self.engine.commit_envelopes_bulk(|state, now| {
-            state.directory().check(&self.user, Privilege::Create, None)?;
-            if let Some(future) = events.iter().find(|e| e.at > now) {
-                return Err(DomainError::Invalid {
-                    what: "event",
-                    reason: format!("stamped {}, after now ({now})", future.at),
-                }
-                .into());
+            // Checked on this core while another encodes them (a large load).
+            let (encoded, ()) = Encoded::alongside(&events, || self.check_load(state, now, &events))?;
+            let n = events.len();
+            Ok((events, encoded, n))
+        })
+    }
+
+    /// Checks loaded events as `load` says, against `state` at `now`.
+    fn check_load(&self, state: &Projection, now: Timestamp, events: &[Envelope]) -> Result<(), Error> {
+        state.directory().check(&self.user, Privilege::Create, None)?;
+        if let Some(future) = events.iter().find(|e| e.at > now) {
+            return Err(DomainError::Invalid {
+                what: "event",
+                reason: format!("stamped {}, after now ({now})", future.at),
             }
-            if let Some(old) = events.iter().find(|e| e.version != EVENT_VERSION) {
-                return Err(DomainError::Invalid {
-                    what: "event",
-                    reason: format!(
-                        "schema version {}: this build writes only version {EVENT_VERSION} (older versions are read, never written)",
-                        old.version
-                    ),
-                }
-                .into());
+            .into());
+        }
+        if let Some(old) = events.iter().find(|e| e.version != EVENT_VERSION) {
+            return Err(DomainError::Invalid {
+                what: "event",
+                reason: format!(
+                    "schema version {}: this build writes only version {EVENT_VERSION} (older versions are read, never written)",
+                    old.version
+                ),
             }
-            let mut newest = state.last_at();
-            let mut pending = Pending::new(state);
-            for (k, env) in events.iter().enumerate() {
-                if let Some(ahead) = events.get(k + PREFETCH_AHEAD) {
-                    state.prefetch(ahead);
-                }
-                if newest.is_some_and(|n| env.at < n) {
-                    return Err(Error::TimeWentBackwards {
-                        at: env.at.to_rfc3339(),
-                        newest: newest.expect("checked").to_rfc3339(),
-                    });
-                }
-                newest = Some(env.at);
-                match &env.event {
-                    Event::JobCreated(job) => {
-                        job.validate()?;
-                        self.check_command(state, &job.data)?;
-                        if pending.get(job.id)?.is_some() {
-                            return Err(DomainError::AlreadyExists { kind: "job", name: job.id.to_string() }.into());
-                        }
-                        pending.created(job);
+            .into());
+        }
+        let mut newest = state.last_at();
+        let mut pending = Pending::new(state);
+        for (k, env) in events.iter().enumerate() {
+            if let Some(ahead) = events.get(k + PREFETCH_AHEAD) {
+                state.prefetch(ahead);
+            }
+            if newest.is_some_and(|n| env.at < n) {
+                return Err(Error::TimeWentBackwards {
+                    at: env.at.to_rfc3339(),
+                    newest: newest.expect("checked").to_rfc3339(),
+                });
+            }
+            newest = Some(env.at);
+            match &env.event {
+                Event::JobCreated(job) => {
+                    job.validate()?;
+                    self.check_command(state, &job.data)?;
+                    if pending.get(job.id)?.is_some() {
+                        return Err(DomainError::AlreadyExists { kind: "job", name: job.id.to_string() }.into());
                     }
-                    Event::Transition(t) => {
-                        let before = pending.get(t.job)?.ok_or_else(|| DomainError::job_not_found(t.job))?;
-                        let (current, op) = (before.status, before.operationtype);
-                        if current != t.from {
-                            return Err(DomainError::Refused {
-                                job: t.job,
-                                action: t.action,
-                                current,
-                                needs: t.from.to_string(),
-                            }
-                            .into());
+                    pending.created(job);
+                }
+                Event::Transition(t) => {
+                    let before = pending.get(t.job)?.ok_or_else(|| DomainError::job_not_found(t.job))?;
+                    let (current, op) = (before.status, before.operationtype);
+                    if current != t.from {
+                        return Err(DomainError::Refused {
+                            job: t.job,
+                            action: t.action,
+                            current,
+                            needs: t.from.to_string(),
                         }
-                        let to = transition_by(&env.actor, t.job, op, current, t.action)?;
-                        if to != t.to {
-                            return Err(DomainError::Invalid {
-                                what: "event",
-                                reason: format!("{} of job {} leads to {to}, not {}", t.action.name(), t.job, t.to),
-                            }
-                            .into());
-                        }
-                        pending.moved(t)?;
+                        .into());
                     }
-                    other => {
+                    let to = transition_by(&env.actor, t.job, op, current, t.action)?;
+                    if to != t.to {
                         return Err(DomainError::Invalid {
                             what: "event",
-                            reason: format!("not a job event: {other:?}"),
+                            reason: format!("{} of job {} leads to {to}, not {}", t.action.name(), t.job, t.to),
                         }
-                        .into())
+                        .into());
                     }
+                    pending.moved(t)?;
+                }
+                other => {
+                    return Err(
+                        DomainError::Invalid { what: "event", reason: format!("not a job event: {other:?}") }.into()
+                    )
                 }
             }
-            let n = events.len();
-            Ok((events, n))
-        })
+        }
+        Ok(())
     }
 }

@@ -69,7 +69,7 @@ impl Engine {
                     .into_iter()
                     .map(|event| Envelope { version: EVENT_VERSION, at: now, actor: actor.clone(), event })
                     .collect();
-                Ok((envelopes, out))
+                Ok((envelopes, None, out))
             },
             after,
             batching,
@@ -77,10 +77,10 @@ impl Engine {
     }
 
     /// The write path for a bulk batch of envelopes `build` stamps itself
-    /// (a load).
+    /// (a load), with their encoding when `build` made it.
     pub(super) fn commit_envelopes_bulk<T>(
         &self,
-        build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Envelope>, T), Error>,
+        build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Envelope>, Option<Encoded>, T), Error>,
     ) -> Result<T, Error> {
         self.commit_envelopes_then(build, |_, _, out| Ok(out), Batching::Bulk)
     }
@@ -96,7 +96,7 @@ impl Engine {
     /// judged against is durable, as a reader would see it.
     fn commit_envelopes_then<T, U>(
         &self,
-        build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Envelope>, T), Error>,
+        build: impl FnOnce(&Projection, Timestamp) -> Result<(Vec<Envelope>, Option<Encoded>, T), Error>,
         after: impl FnOnce(&Projection, &Log, T) -> Result<U, Error>,
         batching: Batching,
     ) -> Result<U, Error> {
@@ -128,12 +128,12 @@ impl Engine {
                 now = now.max(newest);
             }
         }
-        let (envelopes, out) = match build(&applied, now) {
-            Ok((envelopes, out)) if !envelopes.is_empty() => (envelopes, out),
+        let (envelopes, encoded, out) = match build(&applied, now) {
+            Ok((envelopes, encoded, out)) if !envelopes.is_empty() => (envelopes, encoded, out),
             // Nothing to write: a refusal, or an answer, from the state as
             // applied; said once that state is durable.
             built => {
-                let said = built.and_then(|(_, out)| after(&applied, &self.inner.log, out));
+                let said = built.and_then(|(_, _, out)| after(&applied, &self.inner.log, out));
                 let end = applied.last_seq() + 1;
                 drop(applied);
                 drop(one_writer);
@@ -146,11 +146,11 @@ impl Engine {
         };
         drop(applied);
         self.check_clock(now)?;
-        let mut batch = Batch::new();
-        let mut lens = Vec::with_capacity(envelopes.len());
-        for env in &envelopes {
-            lens.push(batch.push_with(|out| env.encode_into(out))?);
-        }
+        let Encoded { batch, lens } = match encoded {
+            Some(e) => e,
+            None => Encoded::of(&envelopes)?,
+        };
+        debug_assert_eq!(lens.len(), envelopes.len(), "the encoding is of the batch's envelopes");
         let placed = self.inner.log.place(batch)?;
         let appended = placed.appended().clone();
         let mut state = self.inner.state.write();
@@ -207,6 +207,47 @@ impl Engine {
             return Err(e.into());
         }
         answer
+    }
+}
+
+/// A batch's envelopes as the log's payloads, with each one's length.
+pub(super) struct Encoded {
+    batch: Batch,
+    lens: Vec<usize>,
+}
+
+/// Below this many events a batch is encoded on the committing thread: a
+/// thread of its own costs more than the work.
+const ENCODE_ALONGSIDE_EVENTS: usize = 1024;
+
+impl Encoded {
+    /// `envelopes`, encoded.
+    fn of(envelopes: &[Envelope]) -> Result<Self, Error> {
+        let mut batch = Batch::new();
+        let mut lens = Vec::with_capacity(envelopes.len());
+        for env in envelopes {
+            lens.push(batch.push_with(|out| env.encode_into(out))?);
+        }
+        Ok(Encoded { batch, lens })
+    }
+
+    /// `envelopes` encoded on a second core while `check` runs on this
+    /// one (a large batch; a small one is encoded after `check`, here).
+    /// The encoding of a batch `check` refuses is dropped.
+    pub(super) fn alongside<T>(
+        envelopes: &[Envelope],
+        check: impl FnOnce() -> Result<T, Error>,
+    ) -> Result<(Option<Self>, T), Error> {
+        if envelopes.len() < ENCODE_ALONGSIDE_EVENTS {
+            return Ok((None, check()?));
+        }
+        std::thread::scope(|s| {
+            let encoding = s.spawn(|| Encoded::of(envelopes));
+            let checked = check();
+            let encoded = encoding.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            let checked = checked?;
+            Ok((Some(encoded?), checked))
+        })
     }
 }
 
