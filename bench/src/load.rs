@@ -57,7 +57,8 @@ pub fn load(
         each(&env);
         chunk.push(env);
         if chunk.len() == CHUNK_EVENTS {
-            loaded += admin.load(std::mem::take(&mut chunk))? as u64;
+            let full = std::mem::replace(&mut chunk, Vec::with_capacity(CHUNK_EVENTS));
+            loaded += admin.load(full)? as u64;
         }
     }
     loaded += admin.load(chunk)? as u64;
