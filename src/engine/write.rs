@@ -271,12 +271,13 @@ pub(super) enum Batching {
 /// changes a batch is checked against (`Worker::steps`, `Session::load`).
 pub(super) struct Pending<'s> {
     state: &'s Projection,
-    changed: HashMap<Uuid, JobStatus>,
+    /// Hashed as the state's own table of ids hashes them (`projection/ids.rs`).
+    changed: HashMap<Uuid, JobStatus, rustc_hash::FxBuildHasher>,
 }
 
 impl<'s> Pending<'s> {
     pub(super) fn new(state: &'s Projection) -> Self {
-        Self { state, changed: HashMap::new() }
+        Self { state, changed: HashMap::default() }
     }
 
     /// Job `id` as the batch so far leaves it (`None`: no such job).
