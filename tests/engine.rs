@@ -1570,6 +1570,7 @@ fn bulk_loads_build_their_indices_once_and_every_view_agrees() {
     // Two batches, each large against the hot rows, back to back.
     let (a, b) = (bulk_batch(&mut next, 60, &mut waiting), bulk_batch(&mut next, 60, &mut waiting));
     load_both(&[a, b]);
+    assert!(f.engine.indexing_deferred(), "loads large against the hot rows defer the indices");
     // A live write that selects through the indices has them built
     // first: cancelling every Ready job (3 of the first batch, woken by
     // `a`, and 20 of `a`, woken by `b`).
@@ -1577,15 +1578,20 @@ fn bulk_loads_build_their_indices_once_and_every_view_agrees() {
     for s in [&fa, &ra] {
         assert_eq!(s.act_on_matching(UserAction::Cancel, &ready).unwrap().changed.len(), 23);
     }
+    assert!(!f.engine.indexing_deferred(), "a live write built them");
     next = f.now();
     next = load_both(&[bulk_batch(&mut next, 90, &mut waiting)]);
+    assert!(f.engine.indexing_deferred());
     assert_eq!(every_view(&fa, next), every_view(&ra, next), "after two loads, an action and a load");
+    assert!(!f.engine.indexing_deferred(), "a reader built them");
     // A checkpoint moves the Completed jobs cold; a load too small to
-    // defer keeps the indices live; an import defers them again.
+    // defer (3 events against 60 open jobs) keeps the indices live; an
+    // import defers them again.
     for c in [&f, &r] {
         c.engine.checkpoint().unwrap();
     }
-    next = load_both(&[bulk_batch(&mut next, 1, &mut waiting)]);
+    next = load_both(&[bulk_batch(&mut next, 1, &mut Vec::new())]);
+    assert!(!f.engine.indexing_deferred(), "a small load keeps the indices live");
     let statuses: Vec<Status> = Status::all().collect();
     let rows: Vec<Job> = (0..80)
         .map(|k| {
@@ -1595,13 +1601,20 @@ fn bulk_loads_build_their_indices_once_and_every_view_agrees() {
         })
         .collect();
     assert_eq!(fa.import(rows.clone()).unwrap(), 80);
-    assert_eq!(ra.import(rows).unwrap(), 80);
+    assert!(f.engine.indexing_deferred(), "an import large against the hot rows defers them");
+    for row in rows {
+        assert_eq!(ra.import(vec![row]).unwrap(), 1);
+        ra.count(&Filter::default()).unwrap();
+    }
     next = load_both(&[bulk_batch(&mut next, 30, &mut waiting)]);
+    assert!(f.engine.indexing_deferred(), "loads after a deferring import keep deferring");
     // A checkpoint straight after a load: it moves the Completed jobs cold
-    // and writes the image of the hot rows that reading commands map.
+    // and writes the image of the hot rows that reading commands map,
+    // without building the indices.
     for c in [&f, &r] {
         c.engine.checkpoint().unwrap();
     }
+    assert!(f.engine.indexing_deferred(), "a checkpoint does not need the indices");
     let cold = |c: &Fixture| c.engine.state().cold_runs().iter().map(|run| run.len()).sum::<usize>();
     let completed = ra.count(&Filter { state: Some(State::Completed), ..Filter::default() }).unwrap();
     assert_eq!((cold(&f), cold(&r)), (completed, completed), "every Completed job moved cold");
@@ -1628,18 +1641,32 @@ fn readers_during_bulk_loads_see_whole_loads() {
     let (mut next, mut waiting) = (start, Vec::new());
     let batches: Vec<_> = (0..40).map(|_| bulk_batch(&mut next, 30, &mut waiting)).collect();
     f.clock.set(next);
+    let before = f.engine.state().last_seq();
     let loading = std::sync::atomic::AtomicBool::new(true);
     let reads = std::thread::scope(|s| {
         let reader = s.spawn(|| {
-            let reader = f.engine.session("admin").unwrap();
+            use joblog::projection::query::Visibility;
             let mut reads = 0;
             while loading.load(std::sync::atomic::Ordering::Relaxed) {
-                for op in [OperationType::SYSTEM_EVENT, OperationType::WORKFLOW] {
-                    let n = reader.count(&Filter { operationtype: Some(op), ..Filter::default() }).unwrap();
-                    assert_eq!(n % 10, 0, "{n} jobs of type {op:?}: part of a load");
+                // How many loads are in, from the events: 90 in the first
+                // (30 jobs created, taken, finished or left waiting), 100 in
+                // each after (the 10 waiting before woken).
+                let state = f.engine.state();
+                let events = state.last_seq() - before;
+                let loads = if events == 0 { 0 } else { 1 + (events - 90) / 100 };
+                assert!(events == 0 || (events - 90).is_multiple_of(100), "{events} events: part of a load");
+                let count = |filter: Filter| state.count(&filter, &Visibility::All).unwrap();
+                for op in [OperationType::SYSTEM_EVENT, OperationType::BULK_EMAIL, OperationType::WORKFLOW] {
+                    assert_eq!(count(Filter { operationtype: Some(op), ..Filter::default() }), 10 * loads as usize);
                 }
-                let waiting = reader.count(&Filter { state: Some(State::Suspended), ..Filter::default() }).unwrap();
-                assert_eq!(waiting % 10, 0, "{waiting} jobs waiting: part of a load");
+                let in_state = |state| count(Filter { state: Some(state), ..Filter::default() });
+                let expected = [10 * loads.saturating_sub(1), 10 * loads.min(1), 0, 20 * loads].map(|n| n as usize);
+                assert_eq!(
+                    [State::Ready, State::Suspended, State::Locked, State::Completed].map(in_state),
+                    expected,
+                    "after {loads} loads"
+                );
+                assert_eq!(count(Filter::default()), 30 * loads as usize);
                 reads += 1;
             }
             reads

@@ -207,6 +207,13 @@ impl Engine {
         &self.inner.opened
     }
 
+    /// Whether bulk batches left the indices to be built by the next
+    /// reader (`Projection::defer_indexing_for`): for tests of that rule.
+    #[doc(hidden)]
+    pub fn indexing_deferred(&self) -> bool {
+        self.inner.state.read_recursive().indexing_deferred()
+    }
+
     /// Saves a checkpoint of the current state now.
     pub fn checkpoint(&self) -> Result<PathBuf, Error> {
         if self.inner.read_only {
@@ -313,9 +320,10 @@ impl Engine {
     /// store open: the log is then closed, and synced, when the last of
     /// them drops, and this reports only the checkpoint.
     pub fn close(self) -> Result<(), Error> {
-        if !self.inner.read_only
-            && self.state().last_seq() > self.inner.checkpoint_seq.load(std::sync::atomic::Ordering::Relaxed)
-        {
+        // The state as applied, not through a reader: that would build the
+        // indices bulk batches deferred, which the checkpoint does not need.
+        let last_seq = self.inner.state.read_recursive().last_seq();
+        if !self.inner.read_only && last_seq > self.inner.checkpoint_seq.load(std::sync::atomic::Ordering::Relaxed) {
             self.checkpoint()?;
         }
         match Arc::try_unwrap(self.inner) {

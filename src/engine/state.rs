@@ -12,7 +12,7 @@
 //! the cold columns of jobs come through the methods here.
 
 use parking_lot::RwLockReadGuard;
-use std::cell::Cell;
+use std::cell::RefCell;
 use std::ops::Deref;
 
 use uuid::Uuid;
@@ -25,32 +25,44 @@ use crate::projection::query::{Cursor, Filter, Visibility};
 use crate::projection::Projection;
 
 thread_local! {
-    /// How many [`StateGuard`]s this thread holds now.
-    static HELD: Cell<u32> = const { Cell::new(0) };
+    /// The engines whose state this thread holds now (a [`StateGuard`], or
+    /// a commit building its batch), one entry per hold: each engine's
+    /// shared part by address.
+    static HELD: RefCell<Vec<usize>> = const { RefCell::new(Vec::new()) };
 }
 
 /// Whether this thread holds a [`StateGuard`]: then a write would deadlock.
 pub(super) fn refuse_if_state_held() -> Result<(), Error> {
-    if HELD.with(Cell::get) > 0 {
+    if HELD.with(|h| !h.borrow().is_empty()) {
         return Err(Error::StateHeld);
     }
     Ok(())
 }
 
 /// The mark a live [`StateGuard`] leaves on its thread (a `StateGuard` is not `Send`:
-/// it drops on the thread it marked).
-pub(super) struct Mark;
+/// it drops on the thread it marked): which engine's state it holds.
+pub(super) struct Mark(usize);
 
 impl Mark {
-    pub(super) fn new() -> Self {
-        HELD.with(|h| h.set(h.get() + 1));
-        Mark
+    pub(super) fn new(engine: &Engine) -> Self {
+        let key = engine.key();
+        HELD.with(|h| h.borrow_mut().push(key));
+        Mark(key)
+    }
+
+    /// Whether this thread holds `engine`'s state.
+    fn holds(engine: &Engine) -> bool {
+        HELD.with(|h| h.borrow().contains(&engine.key()))
     }
 }
 
 impl Drop for Mark {
     fn drop(&mut self) {
-        HELD.with(|h| h.set(h.get() - 1));
+        HELD.with(|h| {
+            let mut held = h.borrow_mut();
+            let at = held.iter().rposition(|&k| k == self.0).expect("a mark is dropped once");
+            held.swap_remove(at);
+        });
     }
 }
 
@@ -123,13 +135,14 @@ impl Engine {
     /// The current state, for reading; see [`StateGuard`] (do not write on this
     /// thread while holding it).
     pub fn state(&self) -> StateGuard<'_> {
-        View { state: self.read_state(), log: &self.inner.log, _mark: Some(Mark::new()) }
+        View { state: self.read_state(), log: &self.inner.log, _mark: Some(Mark::new(self)) }
     }
 
     /// The state for the engine's own reads (unmarked: the engine never
-    /// writes while holding it). On a thread that holds a [`StateGuard`]
-    /// the read does not queue behind a writer that waits for that guard
-    /// (which would wait for ever): it joins the readers at once.
+    /// writes while holding it). On a thread that holds a [`StateGuard`] of
+    /// this engine (or builds a batch for it) the read does not queue
+    /// behind a writer that waits for that guard (which would wait for
+    /// ever): it joins the readers at once.
     ///
     /// Readers see only what is durable: a state that holds a batch placed
     /// but not yet synced (`commit_envelopes` applies before it waits) is
@@ -138,21 +151,16 @@ impl Engine {
     /// the state go, so writers keep applying meanwhile; should the state
     /// have moved on again, the next wait holds it (a reader waits for two
     /// syncs at most). A thread that holds a `StateGuard` already saw that
-    /// state durable, and it cannot change while held.
+    /// state durable and indexed, and it cannot change while held. Indices
+    /// that bulk batches stopped keeping are built first
+    /// ([`Engine::indexed_read`]).
     pub(crate) fn read_state(&self) -> RwLockReadGuard<'_, Projection> {
-        if HELD.with(Cell::get) > 0 {
+        if Mark::holds(self) {
             return self.inner.state.read_recursive();
         }
         let mut first = true;
         loop {
-            let state = self.inner.state.read();
-            if state.indexing_deferred() {
-                // Bulk batches stopped keeping the indices: the first reader
-                // builds them (`Projection::defer_indexing_for`).
-                drop(state);
-                self.inner.state.write().finish_indexing();
-                continue;
-            }
+            let state = self.indexed_read();
             let end = state.last_seq() + 1;
             if end <= self.inner.log.next_seq() {
                 return state;
@@ -168,6 +176,26 @@ impl Engine {
                 }
             }
         }
+    }
+
+    /// The state read-locked, with the indices that bulk batches stopped
+    /// keeping (`Projection::defer_indexing_for`) built first, by this
+    /// thread; it keeps the state from the write lock it built them under,
+    /// so no bulk batch can defer them again in between.
+    pub(super) fn indexed_read(&self) -> RwLockReadGuard<'_, Projection> {
+        let state = self.inner.state.read();
+        if !state.indexing_deferred() {
+            return state;
+        }
+        drop(state);
+        let mut state = self.inner.state.write();
+        state.finish_indexing();
+        parking_lot::RwLockWriteGuard::downgrade(state)
+    }
+
+    /// This engine's key in a thread's [`Mark`]s: its shared part's address.
+    fn key(&self) -> usize {
+        std::sync::Arc::as_ptr(&self.inner) as usize
     }
 
     pub(super) fn replayed(&self, state: Projection) -> Replayed<'_> {

@@ -106,15 +106,13 @@ impl Engine {
         // acknowledgement waits for a sync that covers every earlier batch.
         // A live batch is judged with the indices that bulk batches before
         // it stopped keeping built again.
-        let mut applied = self.inner.state.read();
-        if batching == Batching::Live && applied.indexing_deferred() {
-            drop(applied);
-            self.inner.state.write().finish_indexing();
-            applied = self.inner.state.read();
-        }
+        let applied = match batching {
+            Batching::Live => self.indexed_read(),
+            Batching::Bulk => self.inner.state.read(),
+        };
         // What `build` and `after` call runs as under a `StateGuard`: a
         // write there is refused, a read joins this one.
-        let _held = super::state::Mark::new();
+        let _held = super::state::Mark::new(self);
         let mut now = self.inner.clock.now();
         if self.inner.clock.is_wall_clock() {
             // Event times never go backwards, but a wall clock a little
@@ -242,11 +240,16 @@ impl Encoded {
             return Ok((None, check()?));
         }
         std::thread::scope(|s| {
-            let encoding = s.spawn(|| Encoded::of(envelopes));
+            // No thread to be had: encoded here, after the check.
+            let Ok(encoding) = std::thread::Builder::new().spawn_scoped(s, || Encoded::of(envelopes)) else {
+                return Ok((None, check()?));
+            };
             let checked = check();
-            let encoded = encoding.join().unwrap_or_else(|e| std::panic::resume_unwind(e));
+            let encoded = encoding.join();
+            // A refusal is the answer, whatever became of the encoding.
             let checked = checked?;
-            Ok((Some(encoded?), checked))
+            let encoded = encoded.unwrap_or_else(|e| std::panic::resume_unwind(e))?;
+            Ok((Some(encoded), checked))
         })
     }
 }

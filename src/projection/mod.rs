@@ -166,7 +166,7 @@ impl Indices {
 }
 
 /// A bulk batch defers its indices ([`Projection::defer_indexing_for`])
-/// when the hot rows are at most this many per event of it. Measured by
+/// when the hot jobs are at most this many per event of it. Measured by
 /// hand (`docs/benchmarks.md`, "Loads build their indices once"): keeping
 /// the indices live costs about 0.7 µs per loaded event at 3M jobs,
 /// building them whole about 0.13 µs per row, so a rebuild after a batch a
@@ -882,13 +882,12 @@ impl Projection {
     /// bulk one, a deletion. A checkpoint does not need them (it selects
     /// the Completed jobs from the rows, and builds the indices of the
     /// rows it keeps hot only if they are kept). Once deferred, the next
-    /// bulk batches keep deferring. Returns whether indexing is deferred.
-    pub(crate) fn defer_indexing_for(&mut self, events: usize) -> bool {
-        if !self.deferred && events.saturating_mul(DEFER_PER_EVENT) >= self.rows.len() {
+    /// bulk batches keep deferring.
+    pub(crate) fn defer_indexing_for(&mut self, events: usize) {
+        if !self.deferred && events.saturating_mul(DEFER_PER_EVENT) >= self.by_id.len() {
             self.set_indices(Indices::build(&[]));
             self.deferred = true;
         }
-        self.deferred
     }
 
     /// Whether the indices are not kept until [`Projection::finish_indexing`].
