@@ -12,6 +12,7 @@ use crate::projection::{Projection, PREFETCH_AHEAD};
 impl Session {
     /// Historical jobs, in any state and any past times, kept as they are
     /// (ids included), in one atomic batch. Needs Create at Organization depth.
+    /// A bulk batch, as [`Session::load`]'s.
     pub fn import(&self, jobs: Vec<Job>) -> Result<usize, Error> {
         self.engine.commit_bulk(self.actor(), |state, now| {
             state.directory().check(&self.user, Privilege::Create, None)?;
@@ -51,6 +52,14 @@ impl Session {
     /// every transition starts from the job's status at that point and is
     /// one the state machine allows. Needs Create at Organization depth.
     /// Returns how many events were appended.
+    ///
+    /// A bulk batch: one at least a quarter the size of the jobs held in
+    /// memory leaves the indices to be built once, by the next read (or
+    /// live write) rather than kept up at each event, and the loads that
+    /// follow it without a read in between keep them so
+    /// (ARCHITECTURE.md, "A data directory"). Loading a long history in
+    /// batches of thousands of events, with no reads between them, is
+    /// the fast way; the first read after it pays for the indices.
     pub fn load(&self, events: Vec<Envelope>) -> Result<usize, Error> {
         self.engine.commit_envelopes_bulk(|state, now| {
             // Checked on this core while another encodes them (a large load).
