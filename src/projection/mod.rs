@@ -167,7 +167,7 @@ impl Indices {
 
 /// A bulk batch defers its indices ([`Projection::defer_indexing_for`])
 /// when the hot jobs are at most this many per event of it. Measured by
-/// hand (`docs/benchmarks.md`, "Loads build their indices once"): keeping
+/// hand (`docs/benchmarks.md`, "Loads that build their indices once"): keeping
 /// the indices live costs about 0.7 µs per loaded event at 3M jobs,
 /// building them whole about 0.13 µs per row, so a rebuild after a batch a
 /// quarter the size of the hot rows still costs less than the batch's live
@@ -875,7 +875,7 @@ impl Projection {
 
     /// Stops keeping indices for a bulk batch of `events` events (a load or
     /// an import, `engine/import.rs`) when building them whole afterwards
-    /// costs less than keeping them live: when the hot rows number at most
+    /// costs less than keeping them live: when the hot jobs number at most
     /// [`DEFER_PER_EVENT`] per event of the batch. The stale indices are
     /// dropped at once. Whoever needs them next builds them
     /// ([`Projection::finish_indexing`]): a reader, a write that is not a
