@@ -1697,22 +1697,14 @@ fn a_large_load_is_checked_whole_while_it_is_encoded() {
     let mut bad = good.clone();
     let last = bad.last_mut().unwrap();
     let Event::Transition(t) = &last.event else { panic!("the batch ends with a transition") };
-    last.event = Event::Transition(support::step(t.job, Action::Lock, Status::READY, Status::IN_PROGRESS));
+    let last_job = t.job;
+    last.event = Event::Transition(support::step(last_job, Action::Lock, Status::READY, Status::IN_PROGRESS));
     let before = f.engine.next_seq();
     assert!(matches!(admin.load(bad), Err(Error::Domain(DomainError::Refused { .. }))));
     assert_eq!((f.engine.next_seq(), admin.count(&Filter::default()).unwrap()), (before, 0), "nothing written");
     assert_eq!(admin.load(good.clone()).unwrap(), good.len());
     assert_eq!(admin.count(&Filter::default()).unwrap(), 400);
-    let history = admin
-        .history(
-            good.last()
-                .map(|e| match &e.event {
-                    Event::Transition(t) => t.job,
-                    _ => unreachable!(),
-                })
-                .unwrap(),
-        )
-        .unwrap();
+    let history = admin.history(last_job).unwrap();
     assert_eq!(history.len(), 3, "created, taken, succeeded: read back from the frames encoded aside");
     assert_eq!(f.engine.verify().problems, Vec::<String>::new());
 }
