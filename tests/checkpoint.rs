@@ -666,3 +666,38 @@ fn a_replay_that_cannot_spill_goes_on_in_memory() {
     drop(engine);
     std::fs::remove_file(filler).unwrap();
 }
+
+/// A replay hands its events from the reading thread over in batches
+/// whose creations' strings stay under a bound (`engine/open.rs`,
+/// `BATCH_TEXT`, 1 MiB): six creations whose regarding ids take 2.4 MiB
+/// together go over in several batches, and every job reads back as
+/// written, on either open.
+#[test]
+fn creations_with_long_strings_replay_as_written() {
+    use joblog::domain::{Actor, Clock, Envelope, Event, EVENT_VERSION};
+    use joblog::log::Log;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    drop(Engine::open(dir.path(), config(), clock.clone()).unwrap());
+    let log = Log::open(dir.path().join("segments"), config().log).unwrap();
+    let at = clock.now();
+    let mut written = vec![];
+    for i in 0..6u8 {
+        let mut job = Job::new("long", OperationType::WORKFLOW, "admin", "root", at);
+        let id = char::from(b'a' + i).to_string().repeat(400 << 10);
+        job.regarding = Some(Regarding { table: "contact".into(), id });
+        let event = Event::JobCreated(Box::new(job.clone()));
+        let env = Envelope { version: EVENT_VERSION, at, actor: Actor::User("admin".into()), event };
+        log.append(&env.encode().unwrap()).unwrap();
+        written.push(job);
+    }
+    log.close().unwrap();
+    for read_only in [false, true] {
+        let engine = open_as(dir.path(), config(), &clock, read_only).unwrap();
+        let admin = engine.session("admin").unwrap();
+        for job in &written {
+            assert_eq!(admin.get(job.id).unwrap().regarding, job.regarding);
+        }
+        assert_eq!(engine.state().check_indices(), Vec::<String>::new());
+    }
+}

@@ -110,7 +110,94 @@ pub struct Job {
     pub data: Vec<u8>,
 }
 
+/// The columns of a job that a store's state keeps in its row; the others
+/// (its name, data, messages…) are read back from the log where they are
+/// needed. Its strings are of type `S`: borrowed (`&str`: a job's, or its
+/// creation's bytes'), or, in the batches a replay hands from its reading
+/// thread to its applying one, where they are in the batch's text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JobColumns<S> {
+    /// `asyncoperationid` ([`Job::id`]).
+    pub id: Uuid,
+    /// The System Job Type.
+    pub operationtype: OperationType,
+    /// `statecode` and `statuscode`.
+    pub status: Status,
+    /// [`Job::owner`].
+    pub owner: S,
+    /// [`Job::owningbusinessunit`].
+    pub owningbusinessunit: S,
+    /// The regarding row's table and id.
+    pub regarding: Option<(S, S)>,
+    /// [`Job::workflow`].
+    pub workflow: Option<S>,
+    /// [`Job::createdon`].
+    pub createdon: Timestamp,
+    /// [`Job::startedon`].
+    pub startedon: Option<Timestamp>,
+    /// [`Job::completedon`].
+    pub completedon: Option<Timestamp>,
+    /// [`Job::modifiedon`].
+    pub modifiedon: Timestamp,
+    /// [`Job::postponeuntil`].
+    pub postponeuntil: Option<Timestamp>,
+    /// [`Job::retrycount`].
+    pub retrycount: u32,
+    /// [`Job::errorcode`].
+    pub errorcode: Option<i32>,
+    /// [`Job::dependencytoken`].
+    pub dependencytoken: Option<S>,
+    /// [`Job::executiontimespan_ms`].
+    pub executiontimespan_ms: u64,
+}
+
+impl<S> JobColumns<S> {
+    /// The same columns, each string `f` of what it was.
+    pub fn map<T>(self, mut f: impl FnMut(S) -> T) -> JobColumns<T> {
+        JobColumns {
+            id: self.id,
+            operationtype: self.operationtype,
+            status: self.status,
+            owner: f(self.owner),
+            owningbusinessunit: f(self.owningbusinessunit),
+            regarding: self.regarding.map(|(table, id)| (f(table), f(id))),
+            workflow: self.workflow.map(&mut f),
+            createdon: self.createdon,
+            startedon: self.startedon,
+            completedon: self.completedon,
+            modifiedon: self.modifiedon,
+            postponeuntil: self.postponeuntil,
+            retrycount: self.retrycount,
+            errorcode: self.errorcode,
+            dependencytoken: self.dependencytoken.map(f),
+            executiontimespan_ms: self.executiontimespan_ms,
+        }
+    }
+}
+
 impl Job {
+    /// The columns of this job a state keeps.
+    pub fn columns(&self) -> JobColumns<&str> {
+        JobColumns {
+            id: self.id,
+            operationtype: self.operationtype,
+            status: self.status,
+            owner: &self.owner,
+            owningbusinessunit: &self.owningbusinessunit,
+            regarding: self.regarding.as_ref().map(|r| (r.table.as_str(), r.id.as_str())),
+            workflow: self.workflow.as_deref(),
+            createdon: self.createdon,
+            startedon: self.startedon,
+            completedon: self.completedon,
+            modifiedon: self.modifiedon,
+            postponeuntil: self.postponeuntil,
+            retrycount: self.retrycount,
+            errorcode: self.errorcode,
+            dependencytoken: self.dependencytoken.as_deref(),
+            executiontimespan_ms: self.executiontimespan_ms,
+        }
+    }
+
     /// This row as it stood at `t`, as far as its own times tell
     /// (`docs/domain.md`, "Imported history"): an imported row carries
     /// only when it was created, started, completed and last modified, so

@@ -140,7 +140,19 @@ pub fn transition_by(
     current: Status,
     action: Action,
 ) -> Result<Status, DomainError> {
-    if matches!(by, Actor::User(_))
+    transition_by_user(matches!(by, Actor::User(_)), job, operation, current, action)
+}
+
+/// [`transition_by`] for a step recorded as a user's (`by_user`) or not:
+/// all it needs to know of who did it.
+pub(crate) fn transition_by_user(
+    by_user: bool,
+    job: Uuid,
+    operation: OperationType,
+    current: Status,
+    action: Action,
+) -> Result<Status, DomainError> {
+    if by_user
         && action.is_user_action()
         && action != Action::Postpone
         && operation.is_platform_generated()

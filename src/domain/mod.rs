@@ -36,10 +36,11 @@ pub use event::VERSIONS;
 pub use event::{
     executiontimespan_ms, Actor, ColumnChanges, Envelope, Event, EventDecodeError, Transition, EVENT_VERSION,
 };
-pub use job::{Job, Regarding, WorkflowDefinition};
+pub use job::{Job, JobColumns, Regarding, WorkflowDefinition};
 pub(crate) use jobdata::{bulk_delete_criteria, bulk_delete_data, command_timeout_of, runs_command};
 pub use jobdata::{command_data, command_data_with_timeout, command_of};
 pub use limits::{MAX_DELETE_IDS, MAX_MESSAGE_CHARS};
+pub(crate) use machine::transition_by_user;
 pub(crate) use machine::RULES;
 pub use machine::{needs, transition, transition_by, Action, Rule};
 pub use operation::OperationType;
@@ -48,6 +49,7 @@ pub use privilege::{Depth, Directory, Privilege, Role, User};
 pub use status::{State, Status, StatusReason};
 pub use time::{Clock, ManualClock, SystemClock, Timestamp, MICROS_PER_DAY};
 pub use token::{Token, Tokens, DEFAULT_TOKEN_DAYS, MAX_LIVE_TOKENS_PER_USER, MAX_TOKEN_DAYS};
+pub(crate) use wire::{decode_kept, Kept, KeptEvent};
 
 use uuid::Uuid;
 

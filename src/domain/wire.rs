@@ -25,7 +25,7 @@
 use uuid::Uuid;
 
 use super::event::{Actor, Envelope, Event, Transition, EVENT_VERSION, TODAYS_TYPES_SINCE};
-use super::job::{Job, Regarding};
+use super::job::{Job, JobColumns, Regarding};
 use super::machine::Action;
 use super::operation::OperationType;
 use super::status::Status;
@@ -37,14 +37,13 @@ use super::time::Timestamp;
 #[inline(always)]
 pub(super) fn decode_common(bytes: &[u8]) -> Option<Envelope> {
     let (version, at, mut r) = header(bytes)?;
-    let actor = match r.u32()? {
-        0 => Actor::User(r.string()?),
-        1 => Actor::Worker(r.string()?),
-        2 => Actor::System,
-        _ => return None,
+    let actor = match actor(&mut r)? {
+        (0, name) => Actor::User(name.to_owned()),
+        (1, name) => Actor::Worker(name.to_owned()),
+        _ => Actor::System,
     };
     let event = match r.u32()? {
-        0 => Event::JobCreated(Box::new(job(&mut r)?)),
+        0 => Event::JobCreated(Box::new(job(&mut r)?.into_job())),
         1 => Event::Transition(transition(&mut r)?),
         _ => return None,
     };
@@ -55,6 +54,45 @@ pub(super) fn decode_common(bytes: &[u8]) -> Option<Envelope> {
     Some(Envelope { version, at, actor, event })
 }
 
+/// What a replay keeps of a job's creation or of a step of one, read
+/// from its bytes without an allocation but for a step's message (the
+/// creation's strings are borrowed).
+#[derive(Debug, PartialEq)]
+pub(crate) struct Kept<'a> {
+    pub version: u16,
+    pub at: Timestamp,
+    /// Whether a user did it (the state machine refuses a user some
+    /// steps, `machine.rs`); the actor's name is checked, not kept.
+    pub by_user: bool,
+    pub event: KeptEvent<'a>,
+}
+
+/// The event of a [`Kept`].
+#[derive(Debug, PartialEq)]
+pub(crate) enum KeptEvent<'a> {
+    /// A job's creation: the columns a state keeps of it, its other
+    /// fields checked as [`decode_common`] checks them.
+    Created(JobColumns<&'a str>),
+    Transition(Transition),
+}
+
+/// What a replay keeps of the event in `bytes`, exactly when
+/// [`decode_common`] reads it, and the same as it reads.
+#[inline(always)]
+pub(crate) fn decode_kept(bytes: &[u8]) -> Option<Kept<'_>> {
+    let (version, at, mut r) = header(bytes)?;
+    let (actor, _) = actor(&mut r)?;
+    let event = match r.u32()? {
+        0 => KeptEvent::Created(job(&mut r)?.kept),
+        1 => KeptEvent::Transition(transition(&mut r)?),
+        _ => return None,
+    };
+    if !r.0.is_empty() {
+        return None;
+    }
+    Some(Kept { version, at, by_user: actor == 0, event })
+}
+
 /// The job of a `JobCreated` payload, exactly as [`decode_common`] reads
 /// it but without its envelope: the actor's name is checked, not kept (a
 /// page of a view shows the job, not who created it), and the job is not
@@ -62,21 +100,25 @@ pub(super) fn decode_common(bytes: &[u8]) -> Option<Envelope> {
 /// `JobCreated`.
 pub(super) fn decode_created(bytes: &[u8]) -> Option<Job> {
     let (_, _, mut r) = header(bytes)?;
-    match r.u32()? {
-        0 | 1 => {
-            std::str::from_utf8(r.bytes()?).ok()?;
-        }
-        2 => {}
-        _ => return None,
-    }
+    actor(&mut r)?;
     if r.u32()? != 0 {
         return None;
     }
-    let job = job(&mut r)?;
+    let job = job(&mut r)?.into_job();
     if !r.0.is_empty() {
         return None;
     }
     Some(job)
+}
+
+/// The actor: its variant's index (0 a user, 1 a worker, 2 the system)
+/// and its name ("" for the system).
+fn actor<'a>(r: &mut Bytes<'a>) -> Option<(u32, &'a str)> {
+    match r.u32()? {
+        k @ (0 | 1) => Some((k, r.str()?)),
+        2 => Some((2, "")),
+        _ => None,
+    }
 }
 
 /// The version and time every event starts with, if this path reads that
@@ -99,35 +141,109 @@ fn header(bytes: &[u8]) -> Option<(u16, Timestamp, Bytes<'_>)> {
     Some((version, at, r))
 }
 
-/// A `Job`: its fields in declaration order (a struct literal evaluates
-/// its fields in the order written).
-fn job(r: &mut Bytes<'_>) -> Option<Job> {
-    Some(Job {
-        id: r.uuid()?,
-        name: r.string()?,
-        operationtype: OperationType(r.u32()?),
-        status: r.status()?,
-        owner: r.string()?,
-        owningbusinessunit: r.string()?,
-        regarding: r.option(|r| Some(Regarding { table: r.string()?, id: r.string()? }))?,
-        workflow: r.option(Bytes::string)?,
-        createdon: r.time()?,
-        startedon: r.option(Bytes::time)?,
-        completedon: r.option(Bytes::time)?,
-        modifiedon: r.time()?,
-        postponeuntil: r.option(Bytes::time)?,
-        retrycount: r.u32()?,
-        errorcode: r.option(Bytes::i32)?,
-        message: r.option(Bytes::string)?,
-        friendlymessage: r.option(Bytes::string)?,
-        depth: r.u32()?,
-        correlationid: r.option(Bytes::uuid)?,
-        dependencytoken: r.option(Bytes::string)?,
-        recurrencepattern: r.option(Bytes::string)?,
-        recurrencestarttime: r.option(Bytes::time)?,
-        executiontimespan_ms: r.u64()?,
-        data: r.bytes()?.to_vec(),
+/// A job read from its bytes, every string borrowed: the columns a state
+/// keeps, and the rest.
+struct JobBytes<'a> {
+    kept: JobColumns<&'a str>,
+    name: &'a str,
+    message: Option<&'a str>,
+    friendlymessage: Option<&'a str>,
+    depth: u32,
+    correlationid: Option<Uuid>,
+    recurrencepattern: Option<&'a str>,
+    recurrencestarttime: Option<Timestamp>,
+    data: &'a [u8],
+}
+
+/// A `Job`: its fields in declaration order, each read in a statement of
+/// its own.
+fn job<'a>(r: &mut Bytes<'a>) -> Option<JobBytes<'a>> {
+    let id = r.uuid()?;
+    let name = r.str()?;
+    let operationtype = OperationType(r.u32()?);
+    let status = r.status()?;
+    let owner = r.str()?;
+    let owningbusinessunit = r.str()?;
+    let regarding = r.option(|r| Some((r.str()?, r.str()?)))?;
+    let workflow = r.option(Bytes::str)?;
+    let createdon = r.time()?;
+    let startedon = r.option(Bytes::time)?;
+    let completedon = r.option(Bytes::time)?;
+    let modifiedon = r.time()?;
+    let postponeuntil = r.option(Bytes::time)?;
+    let retrycount = r.u32()?;
+    let errorcode = r.option(Bytes::i32)?;
+    let message = r.option(Bytes::str)?;
+    let friendlymessage = r.option(Bytes::str)?;
+    let depth = r.u32()?;
+    let correlationid = r.option(Bytes::uuid)?;
+    let dependencytoken = r.option(Bytes::str)?;
+    let recurrencepattern = r.option(Bytes::str)?;
+    let recurrencestarttime = r.option(Bytes::time)?;
+    let executiontimespan_ms = r.u64()?;
+    let data = r.bytes()?;
+    let kept = JobColumns {
+        id,
+        operationtype,
+        status,
+        owner,
+        owningbusinessunit,
+        regarding,
+        workflow,
+        createdon,
+        startedon,
+        completedon,
+        modifiedon,
+        postponeuntil,
+        retrycount,
+        errorcode,
+        dependencytoken,
+        executiontimespan_ms,
+    };
+    Some(JobBytes {
+        kept,
+        name,
+        message,
+        friendlymessage,
+        depth,
+        correlationid,
+        recurrencepattern,
+        recurrencestarttime,
+        data,
     })
+}
+
+impl JobBytes<'_> {
+    fn into_job(self) -> Job {
+        let k = self.kept;
+        let owned = |s: Option<&str>| s.map(str::to_owned);
+        Job {
+            id: k.id,
+            name: self.name.to_owned(),
+            operationtype: k.operationtype,
+            status: k.status,
+            owner: k.owner.to_owned(),
+            owningbusinessunit: k.owningbusinessunit.to_owned(),
+            regarding: k.regarding.map(|(table, id)| Regarding { table: table.to_owned(), id: id.to_owned() }),
+            workflow: owned(k.workflow),
+            createdon: k.createdon,
+            startedon: k.startedon,
+            completedon: k.completedon,
+            modifiedon: k.modifiedon,
+            postponeuntil: k.postponeuntil,
+            retrycount: k.retrycount,
+            errorcode: k.errorcode,
+            message: owned(self.message),
+            friendlymessage: owned(self.friendlymessage),
+            depth: self.depth,
+            correlationid: self.correlationid,
+            dependencytoken: owned(k.dependencytoken),
+            recurrencepattern: owned(self.recurrencepattern),
+            recurrencestarttime: self.recurrencestarttime,
+            executiontimespan_ms: k.executiontimespan_ms,
+            data: self.data.to_vec(),
+        }
+    }
 }
 
 /// A `Transition`, its fields in declaration order.
@@ -219,8 +335,12 @@ impl<'a> Bytes<'a> {
         self.take(n)
     }
 
+    fn str(&mut self) -> Option<&'a str> {
+        std::str::from_utf8(self.bytes()?).ok()
+    }
+
     fn string(&mut self) -> Option<String> {
-        std::str::from_utf8(self.bytes()?).ok().map(str::to_owned)
+        self.str().map(str::to_owned)
     }
 
     fn uuid(&mut self) -> Option<Uuid> {
@@ -371,6 +491,26 @@ mod tests {
                     _ => None,
                 };
                 prop_assert_eq!(decode_created(b), created);
+            }
+            // A replay's reader keeps an event exactly when the fast path
+            // reads it, and keeps what the state needs of it.
+            for b in [&bytes, &changed] {
+                let kept = decode_kept(b).map(|k| {
+                    let event = match k.event {
+                        KeptEvent::Created(job) => Err(job.map(str::to_owned)),
+                        KeptEvent::Transition(t) => Ok(t),
+                    };
+                    (k.version, k.at, k.by_user, event)
+                });
+                let common = decode_common(b).map(|e| {
+                    let event = match e.event {
+                        Event::JobCreated(job) => Err(job.columns().map(str::to_owned)),
+                        Event::Transition(t) => Ok(t),
+                        other => panic!("the fast path read {other:?}"),
+                    };
+                    (e.version, e.at, matches!(e.actor, Actor::User(_)), event)
+                });
+                prop_assert_eq!(kept, common);
             }
         }
     }

@@ -10,10 +10,10 @@ use std::sync::{Arc, Mutex};
 use parking_lot::RwLock;
 
 use super::{Config, Engine, OpenReport, SIMULATION_MARKER};
-use crate::domain::{Clock, Envelope, Event, Timestamp};
+use crate::domain::{Clock, Envelope, Event, JobColumns, Kept, KeptEvent, Timestamp, Transition};
 use crate::error::Error;
 use crate::log::{Log, LogError, Position};
-use crate::projection::{decode_event, Projection, PREFETCH_AHEAD};
+use crate::projection::{decode_event, EventView, Projection, What, PREFETCH_AHEAD};
 
 impl Engine {
     /// Opens (creating if needed) the store in `dir`: loads the newest valid
@@ -374,12 +374,15 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64, mut s
     // failed to fold is never used).
     state.defer_indexing();
     let (from, last) = (state.last_seq() + 1, state.last_position());
-    let mut apply = |batch: &[Decoded]| -> Result<(), Error> {
-        for (k, (env, seq, position)) in batch.iter().enumerate() {
-            if let Some((ahead, ..)) = batch.get(k + PREFETCH_AHEAD) {
-                state.prefetch(ahead);
+    let mut apply = |batch: &Batch| -> Result<(), Error> {
+        for (k, d) in batch.events.iter().enumerate() {
+            if let Some(far) = batch.events.get(k + 2 * PREFETCH_AHEAD) {
+                state.prefetch_what(&batch.view(far).what);
             }
-            state.apply(env, *seq, *position)?;
+            if let Some(near) = batch.events.get(k + PREFETCH_AHEAD) {
+                state.prefetch_names(&batch.view(near).what);
+            }
+            state.apply_view(batch.view(d), d.seq, d.position)?;
             *count += 1;
         }
         spill.check(state)
@@ -404,17 +407,17 @@ fn on_two_threads(
     log: &Log,
     from: (u64, Option<Position>),
     how: Replay,
-    apply: &mut dyn FnMut(&[Decoded]) -> Result<(), Error>,
+    apply: &mut dyn FnMut(&Batch) -> Result<(), Error>,
 ) -> Option<Result<(), Error>> {
     std::thread::scope(|scope| {
-        let (tx, rx) = crossbeam_channel::bounded::<Vec<Decoded>>(BATCHES_IN_FLIGHT);
+        let (tx, rx) = crossbeam_channel::bounded::<Batch>(BATCHES_IN_FLIGHT);
         // Applied batches come back to be emptied where their events were
         // made (the allocator frees faster on the thread that allocated),
         // and filled again.
-        let (done_tx, done_rx) = crossbeam_channel::bounded::<Vec<Decoded>>(BATCHES_IN_FLIGHT);
+        let (done_tx, done_rx) = crossbeam_channel::bounded::<Batch>(BATCHES_IN_FLIGHT);
         let reader = std::thread::Builder::new().name("joblog-replay".into()).spawn_scoped(scope, move || {
             read_events(log, from, how, |batch| {
-                let mut next = done_rx.try_recv().unwrap_or_else(|_| Vec::with_capacity(BATCH_EVENTS));
+                let mut next = done_rx.try_recv().unwrap_or_default();
                 next.clear();
                 // A closed channel is the applier's error: stop reading.
                 Ok(match tx.send(std::mem::replace(batch, next)) {
@@ -436,11 +439,141 @@ fn on_two_threads(
     })
 }
 
-/// An event decoded for [`replay`], with its sequence number and place.
-type Decoded = (Envelope, u64, Position);
+/// Events decoded for [`replay`], as its reading thread hands them to its
+/// applying one: the two events nearly every log is made of by what the
+/// state keeps of them, with no allocation of their own (a creation's
+/// strings are in `text`, one after another), any other whole. Each kind
+/// is in a list of its own, so that the events the applying thread reads
+/// (written by the other core) take as few cache lines as they can.
+#[derive(Default)]
+struct Batch {
+    events: Vec<Decoded>,
+    created: Vec<JobColumns<Span>>,
+    steps: Vec<Transition>,
+    whole: Vec<Envelope>,
+    text: String,
+}
+
+/// Where a string of a [`Batch`]'s creation is in its text.
+#[derive(Clone, Copy)]
+struct Span {
+    start: u32,
+    end: u32,
+}
+
+/// An event decoded for [`replay`]: its sequence number and place, and
+/// where it is in its [`Batch`].
+struct Decoded {
+    seq: u64,
+    position: Position,
+    at: Timestamp,
+    version: u16,
+    by_user: bool,
+    item: Item,
+}
+
+/// Which list of its [`Batch`] a [`Decoded`] is in, at which index.
+#[derive(Clone, Copy)]
+enum Item {
+    Created(u32),
+    Transition(u32),
+    Whole(u32),
+}
+
+impl Batch {
+    /// Empty, its memory kept for the next events.
+    fn clear(&mut self) {
+        self.events.clear();
+        self.created.clear();
+        self.steps.clear();
+        self.whole.clear();
+        self.text.clear();
+    }
+
+    fn len(&self) -> usize {
+        self.events.len()
+    }
+
+    /// Decodes the event `rec` holds into the batch, as far as `how`
+    /// goes (an event past it is left out).
+    fn push(&mut self, log: &Log, rec: crate::log::RecordRef<'_>, how: Replay) -> Result<(), Error> {
+        let (seq, position) = (rec.seq, rec.position);
+        let kept = crate::domain::decode_kept(rec.payload).filter(|k| {
+            // A creation replayed by business time is read whole (below).
+            !matches!((how, &k.event), (Replay::UntilTime(_), KeptEvent::Created(_)))
+        });
+        if let Some(Kept { version, at, by_user, event }) = kept {
+            if matches!(how, Replay::UntilTime(u) if at > u) {
+                return Ok(());
+            }
+            let item = match event {
+                KeptEvent::Created(job) => {
+                    // Below 4 GiB: the text is under `BATCH_TEXT` before
+                    // this event, whose payload is under 8 MiB
+                    // (`decode_kept`).
+                    let text = &mut self.text;
+                    self.created.push(job.map(|s| {
+                        let start = text.len() as u32;
+                        text.push_str(s);
+                        Span { start, end: text.len() as u32 }
+                    }));
+                    Item::Created((self.created.len() - 1) as u32)
+                }
+                KeptEvent::Transition(t) => {
+                    self.steps.push(t);
+                    Item::Transition((self.steps.len() - 1) as u32)
+                }
+            };
+            self.events.push(Decoded { seq, position, at, version, by_user, item });
+            return Ok(());
+        }
+        let mut env = decode_event(log, seq, position, rec.payload)?;
+        if let Replay::UntilTime(u) = how {
+            // By business time: every event up to `u`, and each imported
+            // row as it stood at `u` (`Job::as_of`). Imported rows are
+            // written when they are imported, after newer events, so the
+            // whole log is read.
+            match &mut env.event {
+                Event::JobCreated(job) => match job.as_of(u) {
+                    None => return Ok(()),
+                    Some(then) => {
+                        // Stamped when it stood so (`last_at` stays ≤ `u`).
+                        env.at = env.at.min(then.modifiedon);
+                        **job = then;
+                    }
+                },
+                _ if env.at > u => return Ok(()),
+                _ => {}
+            }
+        }
+        let (at, version) = (env.at, env.version);
+        self.whole.push(env);
+        let item = Item::Whole((self.whole.len() - 1) as u32);
+        self.events.push(Decoded { seq, position, at, version, by_user: false, item });
+        Ok(())
+    }
+
+    /// Event `d` of the batch as the state applies it.
+    fn view(&self, d: &Decoded) -> EventView<'_> {
+        let what = match d.item {
+            Item::Created(i) => {
+                What::Created(self.created[i as usize].map(|s| &self.text[s.start as usize..s.end as usize]))
+            }
+            Item::Transition(i) => What::Transition { t: &self.steps[i as usize], by_user: d.by_user },
+            Item::Whole(i) => {
+                let env = &self.whole[i as usize];
+                What::Whole { actor: &env.actor, event: &env.event }
+            }
+        };
+        EventView { version: d.version, at: d.at, what }
+    }
+}
 
 /// Events decoded per batch handed from the reader to the applier.
 const BATCH_EVENTS: usize = 1024;
+/// A batch is handed over once its creations' strings take this many
+/// bytes, even with fewer than [`BATCH_EVENTS`] events.
+const BATCH_TEXT: usize = 1 << 20;
 /// Batches decoded ahead of the applier at most.
 const BATCHES_IN_FLIGHT: usize = 8;
 /// A replay of fewer events than this stays on one thread.
@@ -453,41 +586,22 @@ fn read_events(
     log: &Log,
     (from, last): (u64, Option<Position>),
     how: Replay,
-    mut each: impl FnMut(&mut Vec<Decoded>) -> Result<ControlFlow<()>, Error>,
+    mut each: impl FnMut(&mut Batch) -> Result<ControlFlow<()>, Error>,
 ) -> Result<(), Error> {
-    let mut batch = Vec::with_capacity(BATCH_EVENTS);
+    let mut batch = Batch::default();
     log.scan_after(from, last, |rec| -> Result<ControlFlow<()>, Error> {
         if matches!(how, Replay::UntilSeq(s) if rec.seq > s) {
             return Ok(ControlFlow::Break(()));
         }
-        let mut env = decode_event(log, rec.seq, rec.position, rec.payload)?;
-        if let Replay::UntilTime(u) = how {
-            // By business time: every event up to `u`, and each imported
-            // row as it stood at `u` (`Job::as_of`). Imported rows are
-            // written when they are imported, after newer events, so the
-            // whole log is read.
-            match &mut env.event {
-                Event::JobCreated(job) => match job.as_of(u) {
-                    None => return Ok(ControlFlow::Continue(())),
-                    Some(then) => {
-                        // Stamped when it stood so (`last_at` stays ≤ `u`).
-                        env.at = env.at.min(then.modifiedon);
-                        **job = then;
-                    }
-                },
-                _ if env.at > u => return Ok(ControlFlow::Continue(())),
-                _ => {}
-            }
-        }
-        batch.push((env, rec.seq, rec.position));
-        if batch.len() < BATCH_EVENTS {
+        batch.push(log, rec, how)?;
+        if batch.len() < BATCH_EVENTS && batch.text.len() < BATCH_TEXT {
             return Ok(ControlFlow::Continue(()));
         }
         each(&mut batch)
     })?;
     // What is left when the scan ends or stops at `UntilSeq` (after a
     // break by `each`, nothing is).
-    if !batch.is_empty() {
+    if batch.len() > 0 {
         let _ = each(&mut batch)?;
     }
     Ok(())

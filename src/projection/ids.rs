@@ -126,7 +126,7 @@ impl IdIndex {
         if size <= self.slots.len() {
             return;
         }
-        let old = std::mem::replace(&mut self.slots, vec![FREE; size]);
+        let old = std::mem::replace(&mut self.slots, crate::sys::filled(size, FREE));
         let mask = size - 1;
         for s in old.into_iter().filter(|s| s.row != EMPTY) {
             let mut i = s.hash as usize & mask;

@@ -134,7 +134,7 @@ impl Table {
         if size <= self.slots.len() {
             return;
         }
-        let old = std::mem::replace(&mut self.slots, vec![Slot::default(); size]);
+        let old = std::mem::replace(&mut self.slots, crate::sys::filled(size, Slot::default()));
         for slot in old.into_iter().filter(|s| s.sym != NONE) {
             let i = self.empty_slot(slot.hash);
             self.slots[i] = slot;
@@ -194,16 +194,40 @@ impl Interner {
     /// wait for memory overlaps the work in between. Names longer than
     /// 128 bytes are not fetched.
     pub(crate) fn prefetch_joined(&self, a: &str, sep: char, b: &str) {
-        let Some(mask) = self.table.slots.len().checked_sub(1) else { return };
+        if let Some(slot) = self.joined_slot(a, sep, b) {
+            crate::sys::prefetch(slot.0);
+        }
+    }
+
+    /// The second step of [`Interner::prefetch_joined`], called nearer to
+    /// the name's interning, once its slot is in the cache: reads the
+    /// slot and, if it holds a name of the same hash (the name is known,
+    /// as most are), fetches that name's bytes, which the interning
+    /// compares.
+    pub(crate) fn prefetch_joined_name(&self, a: &str, sep: char, b: &str) {
+        let Some((slot, h)) = self.joined_slot(a, sep, b) else { return };
+        if slot.sym != NONE && slot.hash == h {
+            if let Some(byte) = self.text.as_bytes().get((slot.place >> LEN_BITS) as usize) {
+                crate::sys::prefetch(byte);
+            }
+        }
+    }
+
+    /// The first slot the name `a`, `sep`, `b` is looked for in, with the
+    /// name's hash; `None` for a table without slots or a name longer than
+    /// 128 bytes.
+    fn joined_slot(&self, a: &str, sep: char, b: &str) -> Option<(&Slot, u32)> {
+        let mask = self.table.slots.len().checked_sub(1)?;
         let mut buf = [0u8; 128];
         let (mid, len) = (a.len() + sep.len_utf8(), a.len() + sep.len_utf8() + b.len());
         if len > buf.len() {
-            return;
+            return None;
         }
         buf[..a.len()].copy_from_slice(a.as_bytes());
         sep.encode_utf8(&mut buf[a.len()..mid]);
         buf[mid..len].copy_from_slice(b.as_bytes());
-        crate::sys::prefetch(&self.table.slots[hash(&buf[..len]) as usize & mask]);
+        let h = hash(&buf[..len]);
+        Some((&self.table.slots[h as usize & mask], h))
     }
 
     /// The symbol of the name just written at the end of the names, from

@@ -33,8 +33,8 @@ use serde::{Deserialize, Serialize};
 use uuid::Uuid;
 
 use crate::domain::{
-    Directory, DomainError, Envelope, Event, EventDecodeError, Job, OperationType, Regarding, Status, StatusReason,
-    StorePolicy, Timestamp, Token, Tokens, Transition, WorkflowDefinition, EVENT_VERSION,
+    Actor, Directory, DomainError, Envelope, Event, EventDecodeError, Job, JobColumns, OperationType, Regarding,
+    Status, StatusReason, StorePolicy, Timestamp, Token, Tokens, Transition, WorkflowDefinition, EVENT_VERSION,
 };
 use crate::error::Error;
 use crate::log::{Log, Position};
@@ -593,59 +593,85 @@ impl Projection {
     /// Events that contradict the state (a transition from another status, a
     /// second job with the same id) mean the log is corrupt.
     pub fn apply(&mut self, env: &Envelope, seq: u64, pos: Position) -> Result<(), Error> {
-        if env.version > EVENT_VERSION {
+        let what = What::Whole { actor: &env.actor, event: &env.event };
+        self.apply_view(EventView { version: env.version, at: env.at, what }, seq, pos)
+    }
+
+    /// [`Projection::apply`] of an event as a replay hands it over: the two
+    /// common events as what the state keeps of them.
+    pub(crate) fn apply_view(&mut self, e: EventView<'_>, seq: u64, pos: Position) -> Result<(), Error> {
+        if e.version > EVENT_VERSION {
             return Err(Error::NewerVersion {
                 file: None,
-                what: format!(
-                    "event {seq} has schema version {}, newer than this build's {EVENT_VERSION}",
-                    env.version
-                ),
+                what: format!("event {seq} has schema version {}, newer than this build's {EVENT_VERSION}", e.version),
             });
         }
         if seq <= self.last_seq {
             return Err(Error::corrupt(format!("event {seq} applied after event {}", self.last_seq)));
         }
-        let bad = |what: String| {
-            Err(Error::Corrupt {
-                file: None,
-                offset: None,
-                seq: Some(seq),
-                reason: crate::error::Corruption::Other(what),
-            })
-        };
-        match &env.event {
-            Event::JobCreated(job) => {
-                if self.by_id.get(job.id, &self.rows).is_some() || self.locate_cold(job.id)?.is_some() {
-                    return bad(format!("job {} created twice", job.id));
-                }
-                let p = self.pos(pos);
-                self.insert_job(job, p);
-            }
-            Event::Transition(t) => {
-                let Some(i) = self.hot_row(t.job)? else { return bad(format!("transition of unknown job {}", t.job)) };
-                if self.rows[i as usize].status != t.from {
-                    return bad(format!(
-                        "job {} is {}, the event moves it from {}",
-                        t.job, self.rows[i as usize].status, t.from
-                    ));
-                }
-                let op = OperationType(self.rows[i as usize].operationtype);
-                if crate::domain::transition_by(&env.actor, t.job, op, t.from, t.action).ok() != Some(t.to) {
-                    return bad(format!(
-                        "job {}: {} from {} does not lead to {} (the state machine's table)",
-                        t.job,
-                        t.action.name(),
-                        t.from,
-                        t.to
-                    ));
-                }
-                let p = self.pos(pos);
-                self.transition(i, t, env.at, p);
-            }
+        let at = e.at;
+        match e.what {
+            What::Created(job) => self.create(&job, seq, pos)?,
+            What::Transition { t, by_user } => self.step(t, by_user, at, seq, pos)?,
+            What::Whole { actor, event } => self.apply_whole(actor, event, at, seq, pos)?,
+        }
+        self.last_seq = seq;
+        self.last_position = Some(pos);
+        self.last_at = Some(self.last_at.map_or(at, |t| t.max(at)));
+        Ok(())
+    }
+
+    fn create(&mut self, job: &JobColumns<&str>, seq: u64, pos: Position) -> Result<(), Error> {
+        if self.by_id.get(job.id, &self.rows).is_some() || self.locate_cold(job.id)?.is_some() {
+            return Err(bad_event(seq, format!("job {} created twice", job.id)));
+        }
+        let p = self.pos(pos);
+        self.insert_job(job, p);
+        Ok(())
+    }
+
+    fn step(&mut self, t: &Transition, by_user: bool, at: Timestamp, seq: u64, pos: Position) -> Result<(), Error> {
+        let bad = |what| Err(bad_event(seq, what));
+        let Some(i) = self.hot_row(t.job)? else { return bad(format!("transition of unknown job {}", t.job)) };
+        if self.rows[i as usize].status != t.from {
+            return bad(format!(
+                "job {} is {}, the event moves it from {}",
+                t.job, self.rows[i as usize].status, t.from
+            ));
+        }
+        let op = OperationType(self.rows[i as usize].operationtype);
+        if crate::domain::transition_by_user(by_user, t.job, op, t.from, t.action).ok() != Some(t.to) {
+            return bad(format!(
+                "job {}: {} from {} does not lead to {} (the state machine's table)",
+                t.job,
+                t.action.name(),
+                t.from,
+                t.to
+            ));
+        }
+        let p = self.pos(pos);
+        self.transition(i, t, at, p);
+        Ok(())
+    }
+
+    /// Every event but through [`What::Created`] and [`What::Transition`]
+    /// (those two too, whole).
+    fn apply_whole(
+        &mut self,
+        actor: &Actor,
+        event: &Event,
+        at: Timestamp,
+        seq: u64,
+        pos: Position,
+    ) -> Result<(), Error> {
+        let bad = |what| Err(bad_event(seq, what));
+        match event {
+            Event::JobCreated(job) => self.create(&job.columns(), seq, pos)?,
+            Event::Transition(t) => self.step(t, matches!(actor, Actor::User(_)), at, seq, pos)?,
             Event::OwnerChanged { job, owner, owningbusinessunit } => {
                 let Some(i) = self.hot_row(*job)? else { return bad(format!("owner change of unknown job {job}")) };
                 let p = self.pos(pos);
-                self.change_owner(i, owner, owningbusinessunit, env.at, p);
+                self.change_owner(i, owner, owningbusinessunit, at, p);
             }
             Event::BusinessUnitAdded { name, parent } => self.directory_mut().add_business_unit(name, parent)?,
             Event::RoleAdded(role) => self.directory_mut().add_role(role.clone())?,
@@ -666,7 +692,7 @@ impl Projection {
                     user: user.clone(),
                     name: name.clone(),
                     hash: *hash,
-                    created: env.at,
+                    created: at,
                     expires: *expires,
                     revoked: false,
                 };
@@ -690,12 +716,7 @@ impl Projection {
                 // A deletion selects through the indices.
                 self.finish_indexing();
                 self.apply_deletion(d, seq)?;
-                self.deletions.push(DeletionRecord {
-                    seq,
-                    at: env.at,
-                    actor: env.actor.clone(),
-                    deletion: (**d).clone(),
-                });
+                self.deletions.push(DeletionRecord { seq, at, actor: actor.clone(), deletion: (**d).clone() });
             }
             Event::JobsDeletedById { ids } => {
                 if let Err(e) = self.apply_deletion_by_id(ids) {
@@ -704,17 +725,9 @@ impl Projection {
                         e => Err(e),
                     };
                 }
-                self.deletions_by_id.push(IdDeletionRecord {
-                    seq,
-                    at: env.at,
-                    actor: env.actor.clone(),
-                    ids: ids.clone(),
-                });
+                self.deletions_by_id.push(IdDeletionRecord { seq, at, actor: actor.clone(), ids: ids.clone() });
             }
         }
-        self.last_seq = seq;
-        self.last_position = Some(pos);
-        self.last_at = Some(self.last_at.map_or(env.at, |t| t.max(env.at)));
         Ok(())
     }
 
@@ -724,19 +737,31 @@ impl Projection {
     /// called [`PREFETCH_AHEAD`] events before `env` is checked or
     /// applied, it changes nothing.
     pub(crate) fn prefetch(&self, env: &Envelope) {
-        match &env.event {
-            Event::JobCreated(job) => {
-                self.by_id.prefetch(job.id);
-                if let Some(r) = &job.regarding {
-                    self.strings.prefetch_joined(&r.table, ':', &r.id);
-                }
-            }
-            Event::Transition(t) => self.by_id.prefetch(t.job),
-            _ => {}
+        self.prefetch_what(&What::Whole { actor: &env.actor, event: &env.event });
+    }
+
+    /// [`Projection::prefetch`] of an event as [`Projection::apply_view`]
+    /// takes it.
+    pub(crate) fn prefetch_what(&self, what: &What<'_>) {
+        let (id, regarding) = ids_to_fetch(what);
+        if let Some(id) = id {
+            self.by_id.prefetch(id);
+        }
+        if let Some((table, id)) = regarding {
+            self.strings.prefetch_joined(table, ':', id);
         }
     }
 
-    fn insert_job(&mut self, job: &Job, p: Pos) {
+    /// The second step of [`Projection::prefetch_what`], called nearer to
+    /// the event's turn (half as many events ahead): the regarding row's
+    /// name itself, when its slot says it is known.
+    pub(crate) fn prefetch_names(&self, what: &What<'_>) {
+        if let (_, Some((table, id))) = ids_to_fetch(what) {
+            self.strings.prefetch_joined_name(table, ':', id);
+        }
+    }
+
+    fn insert_job(&mut self, job: &JobColumns<&str>, p: Pos) {
         let s = &mut self.strings;
         let row = Row {
             id: job.id,
@@ -746,11 +771,11 @@ impl Projection {
             modifiedon: job.modifiedon.micros(),
             postponeuntil: time(job.postponeuntil),
             operationtype: job.operationtype.0,
-            owner: s.intern(&job.owner),
-            owningbusinessunit: s.intern(&job.owningbusinessunit),
-            workflow: s.intern_opt(job.workflow.as_deref()),
-            regarding: job.regarding.as_ref().map_or(NONE, |r| s.intern_joined(&r.table, ':', &r.id)),
-            dependencytoken: s.intern_opt(job.dependencytoken.as_deref()),
+            owner: s.intern(job.owner),
+            owningbusinessunit: s.intern(job.owningbusinessunit),
+            workflow: s.intern_opt(job.workflow),
+            regarding: job.regarding.map_or(NONE, |(table, id)| s.intern_joined(table, ':', id)),
+            dependencytoken: s.intern_opt(job.dependencytoken),
             retrycount: job.retrycount,
             errorcode: job.errorcode.unwrap_or(NO_ERROR),
             executiontimespan_ms: u32::try_from(job.executiontimespan_ms).unwrap_or(u32::MAX),
@@ -830,7 +855,7 @@ impl Projection {
                 i
             }
             None => {
-                self.rows.push(row);
+                crate::sys::push_populated(&mut self.rows, row);
                 (self.rows.len() - 1) as u32
             }
         }
@@ -844,7 +869,7 @@ impl Projection {
                 e
             }
             None => {
-                self.events.push((p, prev));
+                crate::sys::push_populated(&mut self.events, (p, prev));
                 (self.events.len() - 1) as u32
             }
         }
@@ -1172,6 +1197,40 @@ pub(crate) fn decode_event(log: &Log, seq: u64, position: Position, payload: &[u
             }
         }
     })
+}
+
+/// The job and the regarding row an event's apply looks up first.
+fn ids_to_fetch<'a>(what: &What<'a>) -> (Option<Uuid>, Option<(&'a str, &'a str)>) {
+    match *what {
+        What::Created(ref job) => (Some(job.id), job.regarding),
+        What::Whole { event: Event::JobCreated(job), .. } => {
+            (Some(job.id), job.regarding.as_ref().map(|r| (r.table.as_str(), r.id.as_str())))
+        }
+        What::Transition { t, .. } | What::Whole { event: Event::Transition(t), .. } => (Some(t.job), None),
+        What::Whole { .. } => (None, None),
+    }
+}
+
+/// An event the log holds that contradicts the state: the log is corrupt.
+fn bad_event(seq: u64, what: String) -> Error {
+    Error::Corrupt { file: None, offset: None, seq: Some(seq), reason: crate::error::Corruption::Other(what) }
+}
+
+/// An event as [`Projection::apply_view`] reads it.
+pub(crate) struct EventView<'a> {
+    pub version: u16,
+    pub at: Timestamp,
+    pub what: What<'a>,
+}
+
+/// What an [`EventView`] holds.
+pub(crate) enum What<'a> {
+    /// A job's creation, by the columns the state keeps.
+    Created(JobColumns<&'a str>),
+    /// A step of a job's state machine, and whether a user took it.
+    Transition { t: &'a Transition, by_user: bool },
+    /// Any event, whole.
+    Whole { actor: &'a Actor, event: &'a Event },
 }
 
 // The row is the bulk of the per-job memory budget: keep it in view (104
