@@ -13,7 +13,7 @@ use super::{Config, Engine, OpenReport, SIMULATION_MARKER};
 use crate::domain::{Clock, Envelope, Event, JobColumns, Kept, KeptEvent, Timestamp, Transition};
 use crate::error::Error;
 use crate::log::{Log, LogError, Position};
-use crate::projection::{decode_event, EventView, Projection, What, PREFETCH_AHEAD};
+use crate::projection::{decode_event, EventView, Lookups, Projection, What, PREFETCH_AHEAD};
 
 impl Engine {
     /// Opens (creating if needed) the store in `dir`: loads the newest valid
@@ -377,10 +377,10 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64, mut s
     let mut apply = |batch: &Batch| -> Result<(), Error> {
         for (k, d) in batch.events.iter().enumerate() {
             if let Some(far) = batch.events.get(k + 2 * PREFETCH_AHEAD) {
-                state.prefetch_what(&batch.view(far).what);
+                state.prefetch_far(&batch.lookups(far));
             }
             if let Some(near) = batch.events.get(k + PREFETCH_AHEAD) {
-                state.prefetch_names(&batch.view(near).what);
+                state.prefetch_near(&batch.lookups(near));
             }
             state.apply_view(batch.view(d), d.seq, d.position)?;
             *count += 1;
@@ -551,6 +551,19 @@ impl Batch {
         let item = Item::Whole((self.whole.len() - 1) as u32);
         self.events.push(Decoded { seq, position, at, version, by_user: false, item });
         Ok(())
+    }
+
+    /// What applying event `d` of the batch looks up first.
+    fn lookups(&self, d: &Decoded) -> Lookups<'_> {
+        match d.item {
+            Item::Created(i) => {
+                let job = &self.created[i as usize];
+                let text = |s: Span| &self.text[s.start as usize..s.end as usize];
+                Lookups { job: Some(job.id), regarding: job.regarding.map(|(table, id)| (text(table), text(id))) }
+            }
+            Item::Transition(i) => Lookups { job: Some(self.steps[i as usize].job), regarding: None },
+            Item::Whole(_) => self.view(d).what.lookups(),
+        }
     }
 
     /// Event `d` of the batch as the state applies it.

@@ -98,6 +98,18 @@ impl IdIndex {
         }
     }
 
+    /// The second step of [`IdIndex::prefetch`], nearer to the lookup:
+    /// reads the slot (fetched by then) and, if it holds a row of `id`'s
+    /// hash, fetches that row, which the lookup compares.
+    pub(crate) fn prefetch_row(&self, id: Uuid, rows: &[Row]) {
+        let h = hash(&id);
+        if let Some(s) = self.slots.get(h as usize & self.mask()).filter(|s| s.row != EMPTY && s.hash == h) {
+            if let Some(row) = rows.get(s.row as usize) {
+                crate::sys::prefetch(row);
+            }
+        }
+    }
+
     /// Records that row `row`, which holds `id`, is `id`'s; false (and
     /// nothing changed) if `id` has a row already.
     pub(crate) fn insert(&mut self, id: Uuid, row: u32, rows: &[Row]) -> bool {

@@ -38,6 +38,9 @@ use crate::domain::{
 };
 use crate::error::Error;
 use crate::log::{Log, Position};
+// Building the indices pushes onto large vectors through it: their page
+// faults were most of the build's system time.
+use crate::sys::push_populated as push;
 
 use intern::{Interner, Sym, NONE};
 use ordered::{Entry, OrderedRows, Tagged};
@@ -151,8 +154,10 @@ pub(crate) struct Indices(ViewIndices, StatusIndices);
 
 impl Indices {
     pub(crate) fn build(rows: &[Row]) -> Self {
-        let mut keyed: Vec<((i64, Uuid), u32)> =
-            rows.iter().zip(0u32..).filter(|(r, _)| !r.deleted).map(|(r, i)| (r.created_key(), i)).collect();
+        let mut keyed: Vec<((i64, Uuid), u32)> = Vec::with_capacity(rows.len());
+        for (r, i) in rows.iter().zip(0u32..).filter(|(r, _)| !r.deleted) {
+            push(&mut keyed, (r.created_key(), i));
+        }
         keyed.sort_unstable();
         if rows.len() < PARALLEL_ROWS {
             return Indices(ViewIndices::build(rows, &keyed), StatusIndices::build(rows, &keyed));
@@ -201,13 +206,13 @@ impl ViewIndices {
         let mut by_regarding = Vec::with_capacity(keyed.len());
         for (n, &(_, i)) in (0u64..).zip(keyed) {
             let r = &rows[i as usize];
-            by_type.entry(r.operationtype).or_default().push(i);
-            by_owner.entry(r.owner).or_default().push(i);
+            push(by_type.entry(r.operationtype).or_default(), i);
+            push(by_owner.entry(r.owner).or_default(), i);
             if r.workflow != NONE {
-                by_workflow.entry(r.workflow).or_default().push(i);
+                push(by_workflow.entry(r.workflow).or_default(), i);
             }
             if r.regarding != NONE {
-                by_regarding.push(u64::from(r.regarding) << 32 | n);
+                push(&mut by_regarding, u64::from(r.regarding) << 32 | n);
             }
         }
         // (regarding, place in `createdon` order), sorted as one number.
@@ -244,17 +249,17 @@ impl StatusIndices {
         let mut timers: Keyed = Vec::new();
         for &(_, i) in keyed {
             let r = &rows[i as usize];
-            by_status.entry(r.status).or_default().push(i);
+            push(by_status.entry(r.status).or_default(), i);
             if r.status.is_completed() {
-                completed.entry((r.status.reason(), r.operationtype)).or_default().push((r.completed_key(), i));
+                push(completed.entry((r.status.reason(), r.operationtype)).or_default(), (r.completed_key(), i));
             } else {
                 *open_counts.entry((r.status, r.operationtype)).or_default() += 1;
                 if r.dependencytoken != NONE {
-                    by_token.entry(r.dependencytoken).or_default().push(i);
+                    push(by_token.entry(r.dependencytoken).or_default(), i);
                 }
             }
             if r.on_timer() {
-                timers.push((r.timer_key(), i));
+                push(&mut timers, (r.timer_key(), i));
             }
         }
         // In `createdon` order already; these two are ordered by other keys.
@@ -737,26 +742,28 @@ impl Projection {
     /// called [`PREFETCH_AHEAD`] events before `env` is checked or
     /// applied, it changes nothing.
     pub(crate) fn prefetch(&self, env: &Envelope) {
-        self.prefetch_what(&What::Whole { actor: &env.actor, event: &env.event });
+        self.prefetch_far(&What::Whole { actor: &env.actor, event: &env.event }.lookups());
     }
 
-    /// [`Projection::prefetch`] of an event as [`Projection::apply_view`]
-    /// takes it.
-    pub(crate) fn prefetch_what(&self, what: &What<'_>) {
-        let (id, regarding) = ids_to_fetch(what);
-        if let Some(id) = id {
+    /// [`Projection::prefetch`] of what an event looks up first.
+    pub(crate) fn prefetch_far(&self, l: &Lookups<'_>) {
+        if let Some(id) = l.job {
             self.by_id.prefetch(id);
         }
-        if let Some((table, id)) = regarding {
+        if let Some((table, id)) = l.regarding {
             self.strings.prefetch_joined(table, ':', id);
         }
     }
 
-    /// The second step of [`Projection::prefetch_what`], called nearer to
-    /// the event's turn (half as many events ahead): the regarding row's
-    /// name itself, when its slot says it is known.
-    pub(crate) fn prefetch_names(&self, what: &What<'_>) {
-        if let (_, Some((table, id))) = ids_to_fetch(what) {
+    /// The second step of [`Projection::prefetch_far`], called nearer to
+    /// the event's turn (half as many events ahead): the job's row and the
+    /// regarding row's name themselves, when their slots say they are
+    /// there.
+    pub(crate) fn prefetch_near(&self, l: &Lookups<'_>) {
+        if let Some(id) = l.job {
+            self.by_id.prefetch_row(id, &self.rows);
+        }
+        if let Some((table, id)) = l.regarding {
             self.strings.prefetch_joined_name(table, ':', id);
         }
     }
@@ -1199,15 +1206,24 @@ pub(crate) fn decode_event(log: &Log, seq: u64, position: Position, payload: &[u
     })
 }
 
-/// The job and the regarding row an event's apply looks up first.
-fn ids_to_fetch<'a>(what: &What<'a>) -> (Option<Uuid>, Option<(&'a str, &'a str)>) {
-    match *what {
-        What::Created(ref job) => (Some(job.id), job.regarding),
-        What::Whole { event: Event::JobCreated(job), .. } => {
-            (Some(job.id), job.regarding.as_ref().map(|r| (r.table.as_str(), r.id.as_str())))
-        }
-        What::Transition { t, .. } | What::Whole { event: Event::Transition(t), .. } => (Some(t.job), None),
-        What::Whole { .. } => (None, None),
+/// What applying an event looks up first, likely far away in memory: its
+/// job, and the regarding row of a job it creates.
+pub(crate) struct Lookups<'a> {
+    pub job: Option<Uuid>,
+    pub regarding: Option<(&'a str, &'a str)>,
+}
+
+impl<'a> What<'a> {
+    pub(crate) fn lookups(&self) -> Lookups<'a> {
+        let (job, regarding) = match *self {
+            What::Created(ref job) => (Some(job.id), job.regarding),
+            What::Whole { event: Event::JobCreated(job), .. } => {
+                (Some(job.id), job.regarding.as_ref().map(|r| (r.table.as_str(), r.id.as_str())))
+            }
+            What::Transition { t, .. } | What::Whole { event: Event::Transition(t), .. } => (Some(t.job), None),
+            What::Whole { .. } => (None, None),
+        };
+        Lookups { job, regarding }
     }
 }
 
