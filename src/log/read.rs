@@ -7,7 +7,7 @@
 //! placed frame.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::binary_heap::{BinaryHeap, PeekMut};
 use std::sync::Arc;
 
 use super::error::corrupt;
@@ -35,7 +35,7 @@ impl Record {
 
     /// Where it lives (valid until compaction rewrites its segment).
     pub fn position(&self) -> Position {
-        Position { segment: self.key, offset: (self.frame.payload_offset - format::FRAME_HEADER_LEN) as u64 }
+        position_of(self.key, &self.frame)
     }
 
     /// Its payload, read in place from the segment's map.
@@ -43,6 +43,11 @@ impl Record {
     pub fn payload(&self) -> &[u8] {
         &self.map.bytes()[self.frame.payload_offset..self.frame.end()]
     }
+}
+
+/// Where `frame`, in the segment of key `key`, lives.
+fn position_of(key: u64, frame: &format::Frame) -> Position {
+    Position { segment: key, offset: (frame.payload_offset - format::FRAME_HEADER_LEN) as u64 }
 }
 
 impl std::fmt::Debug for Record {
@@ -160,6 +165,10 @@ fn twice(cold: &ColdMerge, seq: u64) -> LogError {
     corrupt(&path, offset, format!("sequence number {seq} is in a hot and a cold segment"))
 }
 
+/// How far past the frame it moves to a cold segment's bytes are fetched
+/// ahead ([`ColdMerge::take`]).
+const COLD_FETCH_AHEAD: usize = 512;
+
 /// The frames of the cold segments, merged into one sequence: each cold
 /// segment is in sequence order, and a segment is opened only once the
 /// merge reaches its first sequence number.
@@ -244,39 +253,67 @@ impl ColdMerge {
     /// number in another) is returned by the next [`ColdMerge::next_seq`],
     /// and the segment where it was met is left out from then on.
     pub(crate) fn pop(&mut self) -> Record {
-        let Reverse((_, i)) = self.heap.pop().expect("a cold frame is next");
-        let r = &self.open[i];
-        let record = Record { key: r.seg.key, map: Arc::clone(&r.map), frame: r.frame };
-        self.advance(i);
-        while let Some(&Reverse((seq, j))) = self.heap.peek() {
-            if seq != record.frame.seq {
+        let (i, frame) = self.take();
+        Record { key: self.open[i].seg.key, map: Arc::clone(&self.open[i].map), frame }
+    }
+
+    /// [`ColdMerge::pop`] without a handle on the frame's map: the frame
+    /// taken, read from `open[i]`'s map until the merge moves on (a scan's
+    /// frames go by with no atomic count changed).
+    fn take(&mut self) -> (usize, format::Frame) {
+        let Self { heap, open, failed, from_seq, .. } = self;
+        let mut top = heap.peek_mut().expect("a cold frame is next");
+        let Reverse((seq, i)) = *top;
+        let r = &mut open[i];
+        let frame = r.frame;
+        // The segment moves to its next frame in place: one sift of the
+        // heap (as `top` is dropped), not a pop and a push.
+        match next_frame(&r.seg, &r.map, r.frame.end(), *from_seq) {
+            Ok(Some(next)) => {
+                r.frame = next;
+                *top = Reverse((next.seq, i));
+                drop(top);
+                // The merge reads each of its segments a frame at a time,
+                // in turn: too many streams for the processor to see, so a
+                // frame's first bytes were a wait for memory each. The
+                // bytes a few frames on in this one are fetched ahead.
+                if let Some(ahead) = r.map.bytes().get(next.end() + COLD_FETCH_AHEAD) {
+                    crate::sys::prefetch(ahead);
+                }
+            }
+            Ok(None) => {
+                r._through = None;
+                PeekMut::pop(top);
+            }
+            Err(e) => {
+                r._through = None;
+                failed.push(e);
+                PeekMut::pop(top);
+            }
+        }
+        while let Some(&Reverse((other_seq, j))) = heap.peek() {
+            if other_seq != seq {
                 break;
             }
-            self.heap.pop();
-            let other = &self.open[j];
-            self.failed.push(corrupt(
+            heap.pop();
+            let other = &mut open[j];
+            failed.push(corrupt(
                 &other.seg.path,
                 other.frame.offset(),
                 format!("sequence number {seq} is in two cold segments"),
             ));
-            self.open[j]._through = None;
+            other._through = None;
         }
-        record
+        (i, frame)
     }
 
-    /// Moves segment `i` of `open` to its next frame.
-    fn advance(&mut self, i: usize) {
-        let r = &mut self.open[i];
-        match next_frame(&r.seg, &r.map, r.frame.end(), self.from_seq) {
-            Ok(Some(next)) => {
-                r.frame = next;
-                self.heap.push(Reverse((next.seq, i)));
-            }
-            Ok(None) => r._through = None,
-            Err(e) => {
-                r._through = None;
-                self.failed.push(e);
-            }
+    /// The frame [`ColdMerge::take`] took from `open[i]`.
+    fn record(&self, i: usize, frame: format::Frame) -> RecordRef<'_> {
+        let r = &self.open[i];
+        RecordRef {
+            seq: frame.seq,
+            position: position_of(r.seg.key, &frame),
+            payload: &r.map.bytes()[frame.payload_offset..frame.end()],
         }
     }
 
@@ -454,8 +491,8 @@ impl Log {
                               f: &mut dyn FnMut(RecordRef<'_>) -> Result<std::ops::ControlFlow<()>, E>|
          -> Result<std::ops::ControlFlow<()>, E> {
             while *cold_next < until {
-                let r = cold.pop();
-                if f(RecordRef { seq: r.seq(), position: r.position(), payload: r.payload() })?.is_break() {
+                let (i, frame) = cold.take();
+                if f(cold.record(i, frame))?.is_break() {
                     return Ok(std::ops::ControlFlow::Break(()));
                 }
                 *cold_next = cold.next_seq()?;

@@ -8,6 +8,10 @@
 //!   offer safely: the parent-death signal set in a child before `exec`,
 //!   and process file descriptors (`pidfd`) that name one process for
 //!   good, so that a signal never reaches a process that reused a pid.
+//!
+//! And here: `prefetch`, the processor's hint to fetch a cache line, and
+//! `push_populated` and `filled`, a large vector's pages made present in
+//! one call ahead of its writes.
 
 #![allow(unsafe_code)] // the one place it is allowed (Cargo.toml, `[lints]`)
 
