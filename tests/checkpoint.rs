@@ -502,9 +502,9 @@ fn a_long_replay_refuses_an_event_the_state_cannot_take_on_either_open() {
 /// writable, in the store's checkpoint directory, after every run file
 /// already there (an older checkpoint's run is not overwritten), named by
 /// the next checkpoint; a writable open first removes the runs no
-/// checkpoint names. (It looks after each batch of 1,024 events.) Through
-/// resubmissions (which thaw a spilled run) and deletions by id and by
-/// criteria of jobs already spilled, every view, count and history is the
+/// checkpoint names. (It looks after each batch the replay hands over.)
+/// Through resubmissions (which thaw a spilled run) and deletions by id
+/// and by criteria of jobs already spilled, every view, count and history is the
 /// live state's, and `verify` (a replay of its own) finds nothing.
 #[test]
 fn a_replay_in_bounded_memory_spills_cold_runs_and_equals_the_live_state() {
@@ -670,8 +670,9 @@ fn a_replay_that_cannot_spill_goes_on_in_memory() {
 /// A replay hands its events from the reading thread over in batches
 /// whose creations' strings stay under a bound (`engine/open.rs`,
 /// `BATCH_TEXT`, 1 MiB): six creations whose regarding ids take 2.4 MiB
-/// together go over in several batches, and every job reads back as
-/// written, on either open.
+/// together go over in several batches, on two threads (30,000 jobs'
+/// events follow them), and every job reads back as written, on either
+/// open.
 #[test]
 fn creations_with_long_strings_replay_as_written() {
     use joblog::domain::{Actor, Clock, Envelope, Event, EVENT_VERSION};
@@ -691,13 +692,54 @@ fn creations_with_long_strings_replay_as_written() {
         log.append(&env.encode().unwrap()).unwrap();
         written.push(job);
     }
+    let history = long_history(30_000, at.micros() + 1);
+    for chunk in history.chunks(1_000) {
+        let payloads: Vec<Vec<u8>> = chunk.iter().map(|e| e.encode().unwrap()).collect();
+        log.append_batch(joblog::log::Batch::from_payloads(payloads.iter().map(Vec::as_slice))).unwrap();
+    }
     log.close().unwrap();
+    assert!(history.len() > 65_536, "{} events: the replay stays on one thread", history.len());
     for read_only in [false, true] {
         let engine = open_as(dir.path(), config(), &clock, read_only).unwrap();
         let admin = engine.session("admin").unwrap();
         for job in &written {
             assert_eq!(admin.get(job.id).unwrap().regarding, job.regarding);
         }
+        assert_eq!(engine.state().job_count(), 30_006);
         assert_eq!(engine.state().check_indices(), Vec::<String>::new());
+    }
+}
+
+/// A frame whose checksum holds but whose event cannot be decoded, a few
+/// events after one the state cannot take (a transition of a job that
+/// does not exist), in the same batch: the open names the earlier one,
+/// which the applier refuses before the reader's error is reported.
+#[test]
+fn a_refused_event_is_reported_before_an_undecodable_one_after_it() {
+    use joblog::domain::{Action, Actor, Envelope, Event, Status, EVENT_VERSION};
+    use joblog::log::Log;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    long_store(dir.path(), &clock);
+    let log = Log::open(dir.path().join("segments"), small_segments().log).unwrap();
+    let at = Timestamp::from_micros(support::t("2025-07-01T00:00:00Z").micros());
+    let stranger = support::step(uuid::Uuid::from_u128(42), Action::Lock, Status::READY, Status::IN_PROGRESS);
+    let env = Envelope { version: EVENT_VERSION, at, actor: Actor::System, event: Event::Transition(stranger) };
+    let bad = log.append(&env.encode().unwrap()).unwrap();
+    for e in long_history(2, at.micros() + 1) {
+        log.append(&e.encode().unwrap()).unwrap();
+    }
+    let garbage = log.append(&[EVENT_VERSION as u8, 0xff, 0xff, 0xff]).unwrap();
+    assert!(garbage > bad + 1);
+    log.close().unwrap();
+    for read_only in [false, true] {
+        match open_as(dir.path(), small_segments(), &clock, read_only) {
+            Err(joblog::Error::Corrupt { seq, reason, .. }) => {
+                assert_eq!(seq, Some(bad), "{reason}");
+                assert!(reason.to_string().contains("unknown job"), "{reason}");
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a log the state cannot take opened"),
+        }
     }
 }

@@ -116,7 +116,7 @@ pub struct Job {
 /// creation's bytes'), or, in the batches a replay hands from its reading
 /// thread to its applying one, where they are in the batch's text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct JobColumns<S> {
+pub(crate) struct JobColumns<S> {
     /// `asyncoperationid` ([`Job::id`]).
     pub id: Uuid,
     /// The System Job Type.
@@ -153,7 +153,7 @@ pub struct JobColumns<S> {
 
 impl<S> JobColumns<S> {
     /// The same columns, each string `f` of what it was.
-    pub fn map<T>(self, mut f: impl FnMut(S) -> T) -> JobColumns<T> {
+    pub(crate) fn map<T>(self, mut f: impl FnMut(S) -> T) -> JobColumns<T> {
         JobColumns {
             id: self.id,
             operationtype: self.operationtype,
@@ -177,7 +177,7 @@ impl<S> JobColumns<S> {
 
 impl Job {
     /// The columns of this job a state keeps.
-    pub fn columns(&self) -> JobColumns<&str> {
+    pub(crate) fn columns(&self) -> JobColumns<&str> {
         JobColumns {
             id: self.id,
             operationtype: self.operationtype,

@@ -36,7 +36,8 @@ pub use event::VERSIONS;
 pub use event::{
     executiontimespan_ms, Actor, ColumnChanges, Envelope, Event, EventDecodeError, Transition, EVENT_VERSION,
 };
-pub use job::{Job, JobColumns, Regarding, WorkflowDefinition};
+pub(crate) use job::JobColumns;
+pub use job::{Job, Regarding, WorkflowDefinition};
 pub(crate) use jobdata::{bulk_delete_criteria, bulk_delete_data, command_timeout_of, runs_command};
 pub use jobdata::{command_data, command_data_with_timeout, command_of};
 pub use limits::{MAX_DELETE_IDS, MAX_MESSAGE_CHARS};

@@ -441,8 +441,9 @@ fn on_two_threads(
 
 /// Events decoded for [`replay`], as its reading thread hands them to its
 /// applying one: the two events nearly every log is made of by what the
-/// state keeps of them, with no allocation of their own (a creation's
-/// strings are in `text`, one after another), any other whole. Each kind
+/// state keeps of them, with no allocation of their own but a step's
+/// message (a creation's strings are in `text`, one after another), any
+/// other whole. Each kind
 /// is in a list of its own, so that the events the applying thread reads
 /// (written by the other core) take as few cache lines as they can.
 #[derive(Default)]
@@ -468,15 +469,15 @@ struct Decoded {
     position: Position,
     at: Timestamp,
     version: u16,
-    by_user: bool,
     item: Item,
 }
 
-/// Which list of its [`Batch`] a [`Decoded`] is in, at which index.
+/// Which list of its [`Batch`] a [`Decoded`] is in, at which index (and
+/// whether a user took a step).
 #[derive(Clone, Copy)]
 enum Item {
     Created(u32),
-    Transition(u32),
+    Transition(u32, bool),
     Whole(u32),
 }
 
@@ -521,10 +522,10 @@ impl Batch {
                 }
                 KeptEvent::Transition(t) => {
                     self.steps.push(t);
-                    Item::Transition((self.steps.len() - 1) as u32)
+                    Item::Transition((self.steps.len() - 1) as u32, by_user)
                 }
             };
-            self.events.push(Decoded { seq, position, at, version, by_user, item });
+            self.events.push(Decoded { seq, position, at, version, item });
             return Ok(());
         }
         let mut env = decode_event(log, seq, position, rec.payload)?;
@@ -549,7 +550,7 @@ impl Batch {
         let (at, version) = (env.at, env.version);
         self.whole.push(env);
         let item = Item::Whole((self.whole.len() - 1) as u32);
-        self.events.push(Decoded { seq, position, at, version, by_user: false, item });
+        self.events.push(Decoded { seq, position, at, version, item });
         Ok(())
     }
 
@@ -558,21 +559,26 @@ impl Batch {
         match d.item {
             Item::Created(i) => {
                 let job = &self.created[i as usize];
-                let text = |s: Span| &self.text[s.start as usize..s.end as usize];
-                Lookups { job: Some(job.id), regarding: job.regarding.map(|(table, id)| (text(table), text(id))) }
+                Lookups {
+                    job: Some(job.id),
+                    regarding: job.regarding.map(|(table, id)| (self.str(table), self.str(id))),
+                }
             }
-            Item::Transition(i) => Lookups { job: Some(self.steps[i as usize].job), regarding: None },
-            Item::Whole(_) => self.view(d).what.lookups(),
+            Item::Transition(i, _) => Lookups { job: Some(self.steps[i as usize].job), regarding: None },
+            Item::Whole(i) => Lookups::of(&self.whole[i as usize].event),
         }
+    }
+
+    /// A creation's string.
+    fn str(&self, s: Span) -> &str {
+        &self.text[s.start as usize..s.end as usize]
     }
 
     /// Event `d` of the batch as the state applies it.
     fn view(&self, d: &Decoded) -> EventView<'_> {
         let what = match d.item {
-            Item::Created(i) => {
-                What::Created(self.created[i as usize].map(|s| &self.text[s.start as usize..s.end as usize]))
-            }
-            Item::Transition(i) => What::Transition { t: &self.steps[i as usize], by_user: d.by_user },
+            Item::Created(i) => What::Created(self.created[i as usize].map(|s| self.str(s))),
+            Item::Transition(i, by_user) => What::Transition { t: &self.steps[i as usize], by_user },
             Item::Whole(i) => {
                 let env = &self.whole[i as usize];
                 What::Whole { actor: &env.actor, event: &env.event }
@@ -606,7 +612,14 @@ fn read_events(
         if matches!(how, Replay::UntilSeq(s) if rec.seq > s) {
             return Ok(ControlFlow::Break(()));
         }
-        batch.push(log, rec, how)?;
+        if let Err(e) = batch.push(log, rec, how) {
+            // The events before it go to the applier first: its refusal of
+            // one of them is the earlier error, and wins.
+            if batch.len() > 0 && each(&mut batch)?.is_break() {
+                return Ok(ControlFlow::Break(()));
+            }
+            return Err(e);
+        }
         if batch.len() < BATCH_EVENTS && batch.text.len() < BATCH_TEXT {
             return Ok(ControlFlow::Continue(()));
         }

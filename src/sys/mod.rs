@@ -20,8 +20,8 @@ pub(crate) mod map;
 pub(crate) mod process;
 
 /// Pushes `value` onto `v`; when that starts a new stretch of
-/// [`POPULATE_BYTES`] in a large vector, the pages of the next stretch are
-/// made present first, in one call: a vector filled one element at a time
+/// [`POPULATE_BYTES`] in a vector of [`POPULATE_LARGE`] bytes or more, the
+/// pages of the stretch are made present first, in one call: a vector filled one element at a time
 /// otherwise takes a page fault every 4 KiB, which in a virtual machine
 /// costs several times the zeroing of the page. The stretch is small
 /// enough to stay in the cache until it is written. A hint: refused,
@@ -29,8 +29,12 @@ pub(crate) mod process;
 #[inline]
 pub(crate) fn push_populated<T>(v: &mut Vec<T>, value: T) {
     let size = std::mem::size_of::<T>();
-    if size > 0 && (v.len() * size) % POPULATE_BYTES < size && v.capacity() * size >= POPULATE_LARGE {
-        populate_ahead(v);
+    if size > 0 && (v.len() * size) % POPULATE_BYTES < size {
+        // Grown first, if it must be: a full vector has no stretch ahead.
+        v.reserve(1);
+        if v.capacity() * size >= POPULATE_LARGE {
+            populate_ahead(v);
+        }
     }
     v.push(value);
 }
