@@ -461,6 +461,34 @@ fn a_long_replay_on_two_threads_equals_the_live_state_and_stops_at_damage() {
     }
 }
 
+/// A long store in `dir`, its log open, and after its events a transition
+/// of a job that does not exist (its time and sequence number).
+fn long_store_and_a_stranger(dir: &Path, clock: &Arc<ManualClock>) -> (joblog::log::Log, Timestamp, u64) {
+    use joblog::domain::{Action, Actor, Envelope, Event, Status, EVENT_VERSION};
+    long_store(dir, clock);
+    let log = joblog::log::Log::open(dir.join("segments"), small_segments().log).unwrap();
+    let at = Timestamp::from_micros(support::t("2025-07-01T00:00:00Z").micros());
+    let stranger = support::step(uuid::Uuid::from_u128(42), Action::Lock, Status::READY, Status::IN_PROGRESS);
+    let env = Envelope { version: EVENT_VERSION, at, actor: Actor::System, event: Event::Transition(stranger) };
+    let bad = log.append(&env.encode().unwrap()).unwrap();
+    (log, at, bad)
+}
+
+/// Neither open of the store in `dir` opens it: both name event `bad`, a
+/// transition of a job that does not exist.
+fn refused_at(dir: &Path, clock: &Arc<ManualClock>, bad: u64) {
+    for read_only in [false, true] {
+        match open_as(dir, small_segments(), clock, read_only) {
+            Err(joblog::Error::Corrupt { seq, reason, .. }) => {
+                assert_eq!(seq, Some(bad), "{reason}");
+                assert!(reason.to_string().contains("unknown job"), "{reason}");
+            }
+            Err(e) => panic!("wrong error: {e}"),
+            Ok(_) => panic!("a log the state cannot take opened"),
+        }
+    }
+}
+
 /// An event that checks (its frame's CRC holds) but that the state cannot
 /// take, a transition of a job that does not exist, far into a long log
 /// with 70,000 more events after it: the applier's refusal ends the replay
@@ -468,31 +496,15 @@ fn a_long_replay_on_two_threads_equals_the_live_state_and_stops_at_damage() {
 /// opens.
 #[test]
 fn a_long_replay_refuses_an_event_the_state_cannot_take_on_either_open() {
-    use joblog::domain::{Action, Actor, Envelope, Event, Status, EVENT_VERSION};
-    use joblog::log::Log;
     let dir = tempfile::tempdir().unwrap();
     let clock = clock();
-    long_store(dir.path(), &clock);
-    let log = Log::open(dir.path().join("segments"), small_segments().log).unwrap();
-    let at = Timestamp::from_micros(support::t("2025-07-01T00:00:00Z").micros());
-    let stranger = support::step(uuid::Uuid::from_u128(42), Action::Lock, Status::READY, Status::IN_PROGRESS);
-    let env = Envelope { version: EVENT_VERSION, at, actor: Actor::System, event: Event::Transition(stranger) };
-    let bad = log.append(&env.encode().unwrap()).unwrap();
+    let (log, at, bad) = long_store_and_a_stranger(dir.path(), &clock);
     for chunk in long_history(20_000, at.micros() + 1).chunks(1_000) {
         let payloads: Vec<Vec<u8>> = chunk.iter().map(|e| e.encode().unwrap()).collect();
         log.append_batch(joblog::log::Batch::from_payloads(payloads.iter().map(Vec::as_slice))).unwrap();
     }
     log.close().unwrap();
-    for read_only in [false, true] {
-        match open_as(dir.path(), small_segments(), &clock, read_only) {
-            Err(joblog::Error::Corrupt { seq, reason, .. }) => {
-                assert_eq!(seq, Some(bad));
-                assert!(reason.to_string().contains("unknown job"), "{reason}");
-            }
-            Err(e) => panic!("wrong error: {e}"),
-            Ok(_) => panic!("a log the state cannot take opened"),
-        }
-    }
+    refused_at(dir.path(), &clock, bad);
 }
 
 /// A replay from the log keeps its memory bounded: whenever it holds
@@ -716,30 +728,15 @@ fn creations_with_long_strings_replay_as_written() {
 /// which the applier refuses before the reader's error is reported.
 #[test]
 fn a_refused_event_is_reported_before_an_undecodable_one_after_it() {
-    use joblog::domain::{Action, Actor, Envelope, Event, Status, EVENT_VERSION};
-    use joblog::log::Log;
+    use joblog::domain::EVENT_VERSION;
     let dir = tempfile::tempdir().unwrap();
     let clock = clock();
-    long_store(dir.path(), &clock);
-    let log = Log::open(dir.path().join("segments"), small_segments().log).unwrap();
-    let at = Timestamp::from_micros(support::t("2025-07-01T00:00:00Z").micros());
-    let stranger = support::step(uuid::Uuid::from_u128(42), Action::Lock, Status::READY, Status::IN_PROGRESS);
-    let env = Envelope { version: EVENT_VERSION, at, actor: Actor::System, event: Event::Transition(stranger) };
-    let bad = log.append(&env.encode().unwrap()).unwrap();
+    let (log, at, bad) = long_store_and_a_stranger(dir.path(), &clock);
     for e in long_history(2, at.micros() + 1) {
         log.append(&e.encode().unwrap()).unwrap();
     }
     let garbage = log.append(&[EVENT_VERSION as u8, 0xff, 0xff, 0xff]).unwrap();
     assert!(garbage > bad + 1);
     log.close().unwrap();
-    for read_only in [false, true] {
-        match open_as(dir.path(), small_segments(), &clock, read_only) {
-            Err(joblog::Error::Corrupt { seq, reason, .. }) => {
-                assert_eq!(seq, Some(bad), "{reason}");
-                assert!(reason.to_string().contains("unknown job"), "{reason}");
-            }
-            Err(e) => panic!("wrong error: {e}"),
-            Ok(_) => panic!("a log the state cannot take opened"),
-        }
-    }
+    refused_at(dir.path(), &clock, bad);
 }
