@@ -151,9 +151,10 @@ pub(crate) struct JobColumns<S> {
     pub executiontimespan_ms: u64,
 }
 
-impl<S> JobColumns<S> {
-    /// The same columns, each string `f` of what it was.
-    pub(crate) fn map<T>(self, mut f: impl FnMut(S) -> T) -> JobColumns<T> {
+impl<S: Copy> JobColumns<S> {
+    /// The same columns, each string `f` of what it was (read in place:
+    /// the columns are large, and a replay maps tens of millions).
+    pub(crate) fn map<T>(&self, mut f: impl FnMut(S) -> T) -> JobColumns<T> {
         JobColumns {
             id: self.id,
             operationtype: self.operationtype,

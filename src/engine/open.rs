@@ -382,7 +382,7 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64, mut s
             if let Some(near) = batch.events.get(k + PREFETCH_AHEAD) {
                 state.prefetch_near(&batch.lookups(near));
             }
-            state.apply_view(batch.view(d), d.seq, d.position)?;
+            batch.apply_to(state, d)?;
             *count += 1;
         }
         spill.check(state)
@@ -499,32 +499,30 @@ impl Batch {
     /// goes (an event past it is left out).
     fn push(&mut self, log: &Log, rec: crate::log::RecordRef<'_>, how: Replay) -> Result<(), Error> {
         let (seq, position) = (rec.seq, rec.position);
-        let kept = crate::domain::decode_kept(rec.payload).filter(|k| {
+        // Matched where it was decoded, not moved: a creation's columns are
+        // large.
+        let kept = match crate::domain::decode_kept(rec.payload) {
             // A creation replayed by business time is read whole (below).
-            !matches!((how, &k.event), (Replay::UntilTime(_), KeptEvent::Created(_)))
-        });
-        if let Some(Kept { version, at, by_user, event }) = kept {
-            if matches!(how, Replay::UntilTime(u) if at > u) {
-                return Ok(());
+            Some(Kept { event: KeptEvent::Created(_), .. }) if matches!(how, Replay::UntilTime(_)) => None,
+            Some(Kept { at, .. }) if matches!(how, Replay::UntilTime(u) if at > u) => return Ok(()),
+            Some(Kept { version, at, event: KeptEvent::Created(ref job), .. }) => {
+                // Below 4 GiB: the text is under `BATCH_TEXT` before this
+                // event, whose payload is under 8 MiB (`decode_kept`).
+                let text = &mut self.text;
+                self.created.push(job.map(|s| {
+                    let start = text.len() as u32;
+                    text.push_str(s);
+                    Span { start, end: text.len() as u32 }
+                }));
+                Some((version, at, Item::Created((self.created.len() - 1) as u32)))
             }
-            let item = match event {
-                KeptEvent::Created(job) => {
-                    // Below 4 GiB: the text is under `BATCH_TEXT` before
-                    // this event, whose payload is under 8 MiB
-                    // (`decode_kept`).
-                    let text = &mut self.text;
-                    self.created.push(job.map(|s| {
-                        let start = text.len() as u32;
-                        text.push_str(s);
-                        Span { start, end: text.len() as u32 }
-                    }));
-                    Item::Created((self.created.len() - 1) as u32)
-                }
-                KeptEvent::Transition(t) => {
-                    self.steps.push(t);
-                    Item::Transition((self.steps.len() - 1) as u32, by_user)
-                }
-            };
+            Some(Kept { version, at, by_user, event: KeptEvent::Transition(t) }) => {
+                self.steps.push(t);
+                Some((version, at, Item::Transition((self.steps.len() - 1) as u32, by_user)))
+            }
+            None => None,
+        };
+        if let Some((version, at, item)) = kept {
             self.events.push(Decoded { seq, position, at, version, item });
             return Ok(());
         }
@@ -574,22 +572,28 @@ impl Batch {
         &self.text[s.start as usize..s.end as usize]
     }
 
-    /// Event `d` of the batch as the state applies it.
-    fn view(&self, d: &Decoded) -> EventView<'_> {
-        let what = match d.item {
-            Item::Created(i) => What::Created(self.created[i as usize].map(|s| self.str(s))),
-            Item::Transition(i, by_user) => What::Transition { t: &self.steps[i as usize], by_user },
+    /// Applies event `d` of the batch to `state` (a creation's columns
+    /// are made here, for creations alone).
+    fn apply_to(&self, state: &mut Projection, d: &Decoded) -> Result<(), Error> {
+        let view = |what| EventView { version: d.version, at: d.at, what };
+        match d.item {
+            Item::Created(i) => {
+                let job = self.created[i as usize].map(|s| self.str(s));
+                state.apply_view(view(What::Created(&job)), d.seq, d.position)
+            }
+            Item::Transition(i, by_user) => {
+                state.apply_view(view(What::Transition { t: &self.steps[i as usize], by_user }), d.seq, d.position)
+            }
             Item::Whole(i) => {
                 let env = &self.whole[i as usize];
-                What::Whole { actor: &env.actor, event: &env.event }
+                state.apply_view(view(What::Whole { actor: &env.actor, event: &env.event }), d.seq, d.position)
             }
-        };
-        EventView { version: d.version, at: d.at, what }
+        }
     }
 }
 
 /// Events decoded per batch handed from the reader to the applier.
-const BATCH_EVENTS: usize = 1024;
+const BATCH_EVENTS: usize = 4096;
 /// A batch is handed over once its creations' strings take this many
 /// bytes, even with fewer than [`BATCH_EVENTS`] events.
 const BATCH_TEXT: usize = 1 << 20;

@@ -168,10 +168,18 @@ fn hash(s: &[u8]) -> u32 {
 }
 
 impl Interner {
+    /// The symbol of `s`: the one it has, or a new one. A name already
+    /// held (most are: owners, business units, workflows) is found
+    /// without being copied first.
     pub(crate) fn intern(&mut self, s: &str) -> Sym {
+        let h = hash(s.as_bytes());
+        let at = match self.table.probe(h, s, &self.text) {
+            Some((_, slot)) if slot.sym != NONE => return slot.sym,
+            found => found.map(|(i, _)| i),
+        };
         let start = self.text.len();
         self.text.push_str(s);
-        self.intern_tail(start)
+        self.add(start, h, at)
     }
 
     pub(crate) fn intern_opt(&mut self, s: Option<&str>) -> Sym {
@@ -234,7 +242,7 @@ impl Interner {
     /// `start`: a new one, or the one it already had (and the copy is
     /// taken back).
     fn intern_tail(&mut self, start: usize) -> Sym {
-        let Self { text, ends, table } = self;
+        let Self { text, table, .. } = self;
         let name = &text[start..];
         let h = hash(name.as_bytes());
         let at = match table.probe(h, name, text) {
@@ -244,6 +252,13 @@ impl Interner {
             }
             found => found.map(|(i, _)| i),
         };
+        self.add(start, h, at)
+    }
+
+    /// A new symbol for the name written at the end of the names from
+    /// `start` (hash `h`; `at`: the empty slot [`Table::probe`] found).
+    fn add(&mut self, start: usize, h: u32, at: Option<usize>) -> Sym {
+        let Self { text, ends, table } = self;
         ends.push(text.len());
         let sym = ends.len() as Sym;
         if let Some(slot) = Slot::new(start, text.len(), h, sym) {

@@ -618,7 +618,7 @@ impl Projection {
         }
         let at = e.at;
         match e.what {
-            What::Created(job) => self.create(&job, seq, pos)?,
+            What::Created(job) => self.create(job, seq, pos)?,
             What::Transition { t, by_user } => self.step(t, by_user, at, seq, pos)?,
             What::Whole { actor, event } => self.apply_whole(actor, event, at, seq, pos)?,
         }
@@ -1243,8 +1243,9 @@ pub(crate) struct EventView<'a> {
 
 /// What an [`EventView`] holds.
 pub(crate) enum What<'a> {
-    /// A job's creation, by the columns the state keeps.
-    Created(JobColumns<&'a str>),
+    /// A job's creation, by the columns the state keeps (a reference: an
+    /// event view is made for every event, and is small).
+    Created(&'a JobColumns<&'a str>),
     /// A step of a job's state machine, and whether a user took it.
     Transition { t: &'a Transition, by_user: bool },
     /// Any event, whole.
