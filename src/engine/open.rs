@@ -13,7 +13,7 @@ use super::{Config, Engine, OpenReport, SIMULATION_MARKER};
 use crate::domain::{Clock, Envelope, Event, JobColumns, Kept, KeptEvent, Timestamp, Transition};
 use crate::error::Error;
 use crate::log::{Log, LogError, Position};
-use crate::projection::{decode_event, EventView, Lookups, Projection, What, PREFETCH_AHEAD};
+use crate::projection::{decode_event, joined_hash, EventView, Lookups, Projection, What, PREFETCH_AHEAD};
 
 impl Engine {
     /// Opens (creating if needed) the store in `dir`: loads the newest valid
@@ -449,10 +449,18 @@ fn on_two_threads(
 #[derive(Default)]
 struct Batch {
     events: Vec<Decoded>,
-    created: Vec<JobColumns<Span>>,
+    created: Vec<Creation>,
     steps: Vec<Transition>,
     whole: Vec<Envelope>,
     text: String,
+}
+
+/// A creation in a [`Batch`]: the columns the state keeps, their strings
+/// in the batch's text, and the hash of its regarding row's name
+/// (`joined_hash`), made on the reading thread.
+struct Creation {
+    job: JobColumns<Span>,
+    regarding_hash: Option<u32>,
 }
 
 /// Where a string of a [`Batch`]'s creation is in its text.
@@ -509,11 +517,14 @@ impl Batch {
                 // Below 4 GiB: the text is under `BATCH_TEXT` before this
                 // event, whose payload is under 8 MiB (`decode_kept`).
                 let text = &mut self.text;
-                self.created.push(job.map(|s| {
-                    let start = text.len() as u32;
-                    text.push_str(s);
-                    Span { start, end: text.len() as u32 }
-                }));
+                self.created.push(Creation {
+                    job: job.map(|s| {
+                        let start = text.len() as u32;
+                        text.push_str(s);
+                        Span { start, end: text.len() as u32 }
+                    }),
+                    regarding_hash: job.regarding.map(|(table, id)| joined_hash(table, ':', id)),
+                });
                 Some((version, at, Item::Created((self.created.len() - 1) as u32)))
             }
             Some(Kept { version, at, by_user, event: KeptEvent::Transition(t) }) => {
@@ -553,14 +564,11 @@ impl Batch {
     }
 
     /// What applying event `d` of the batch looks up first.
-    fn lookups(&self, d: &Decoded) -> Lookups<'_> {
+    fn lookups(&self, d: &Decoded) -> Lookups {
         match d.item {
             Item::Created(i) => {
-                let job = &self.created[i as usize];
-                Lookups {
-                    job: Some(job.id),
-                    regarding: job.regarding.map(|(table, id)| (self.str(table), self.str(id))),
-                }
+                let c = &self.created[i as usize];
+                Lookups { job: Some(c.job.id), regarding: c.regarding_hash }
             }
             Item::Transition(i, _) => Lookups { job: Some(self.steps[i as usize].job), regarding: None },
             Item::Whole(i) => Lookups::of(&self.whole[i as usize].event),
@@ -578,8 +586,9 @@ impl Batch {
         let view = |what| EventView { version: d.version, at: d.at, what };
         match d.item {
             Item::Created(i) => {
-                let job = self.created[i as usize].map(|s| self.str(s));
-                state.apply_view(view(What::Created(&job)), d.seq, d.position)
+                let c = &self.created[i as usize];
+                let job = c.job.map(|s| self.str(s));
+                state.apply_view(view(What::Created { job: &job, regarding_hash: c.regarding_hash }), d.seq, d.position)
             }
             Item::Transition(i, by_user) => {
                 state.apply_view(view(What::Transition { t: &self.steps[i as usize], by_user }), d.seq, d.position)

@@ -13,7 +13,7 @@
 //! a separate array of control bytes (hashbrown's, used before) reads
 //! three. In a large state those are cache misses, and interning was a
 //! fifth of a replay's applying thread; the slot a name will need can also
-//! be fetched ahead ([`Interner::prefetch_joined`]), while the events
+//! be fetched ahead ([`Interner::prefetch_slot`]), while the events
 //! before it are applied. The table grows by moving its slots by the hash
 //! bits they keep, without reading a name.
 
@@ -91,11 +91,17 @@ impl Table {
     /// The slot of the name `name` (hash `h`), or the empty slot where it
     /// would go; `None` when the table has no slot at all.
     fn probe(&self, h: u32, name: &str, text: &str) -> Option<(usize, Slot)> {
+        self.probe_by(h, text, |n| n == name)
+    }
+
+    /// [`Table::probe`] of the name that `is` recognises.
+    #[inline(always)]
+    fn probe_by(&self, h: u32, text: &str, is: impl Fn(&str) -> bool) -> Option<(usize, Slot)> {
         let mask = self.slots.len().checked_sub(1)?;
         let mut i = h as usize & mask;
         loop {
             let slot = self.slots[i];
-            if slot.sym == NONE || (slot.hash == h && slot.name(text) == name) {
+            if slot.sym == NONE || (slot.hash == h && is(slot.name(text))) {
                 return Some((i, slot));
             }
             i = (i + 1) & mask;
@@ -162,9 +168,21 @@ impl Table {
 }
 
 /// The 32 bits of a name's hash that place it (its bytes hashed, so that
-/// a name made of parts is hashed without being made, `prefetch_joined`).
+/// a name made of parts is hashed without being made, [`joined_hash`]).
 fn hash(s: &[u8]) -> u32 {
     FxBuildHasher.hash_one(s) as u32
+}
+
+/// The hash of the name `a`, `sep`, `b` ([`Interner::intern_joined`]),
+/// made without allocating when it is at most 128 bytes long.
+pub(crate) fn joined_hash(a: &str, sep: char, b: &str) -> u32 {
+    let (mid, len) = (a.len() + sep.len_utf8(), a.len() + sep.len_utf8() + b.len());
+    let mut buf = [0u8; 128];
+    let Some(joined) = buf.get_mut(..len) else { return hash(format!("{a}{sep}{b}").as_bytes()) };
+    joined[..a.len()].copy_from_slice(a.as_bytes());
+    sep.encode_utf8(&mut joined[a.len()..mid]);
+    joined[mid..].copy_from_slice(b.as_bytes());
+    hash(joined)
 }
 
 impl Interner {
@@ -190,30 +208,42 @@ impl Interner {
     /// regarding row's `table:id`), without making that name elsewhere
     /// first.
     pub(crate) fn intern_joined(&mut self, a: &str, sep: char, b: &str) -> Sym {
+        self.intern_joined_hashed(a, sep, b, joined_hash(a, sep, b))
+    }
+
+    /// [`Interner::intern_joined`] of a name whose hash is known
+    /// ([`joined_hash`]: a replay's reading thread computes it). A name
+    /// already held is found by its parts, without being written.
+    pub(crate) fn intern_joined_hashed(&mut self, a: &str, sep: char, b: &str, h: u32) -> Sym {
+        let len = a.len() + sep.len_utf8() + b.len();
+        let is = |n: &str| n.len() == len && n.starts_with(a) && n.ends_with(b) && n[a.len()..].starts_with(sep);
+        let at = match self.table.probe_by(h, &self.text, is) {
+            Some((_, slot)) if slot.sym != NONE => return slot.sym,
+            found => found.map(|(i, _)| i),
+        };
         let start = self.text.len();
         self.text.push_str(a);
         self.text.push(sep);
         self.text.push_str(b);
-        self.intern_tail(start)
+        self.add(start, h, at)
     }
 
-    /// Fetches into the cache the slot that [`Interner::intern_joined`]
-    /// of the same name will read first: called a few events ahead, the
-    /// wait for memory overlaps the work in between. Names longer than
-    /// 128 bytes are not fetched.
-    pub(crate) fn prefetch_joined(&self, a: &str, sep: char, b: &str) {
-        if let Some(slot) = self.joined_slot(a, sep, b) {
-            crate::sys::prefetch(slot.0);
+    /// Fetches into the cache the slot that interning the name of hash `h`
+    /// ([`joined_hash`]) will read first: called a few events ahead, the
+    /// wait for memory overlaps the work in between.
+    pub(crate) fn prefetch_slot(&self, h: u32) {
+        if let Some(slot) = self.first_slot(h) {
+            crate::sys::prefetch(slot);
         }
     }
 
-    /// The second step of [`Interner::prefetch_joined`], called nearer to
+    /// The second step of [`Interner::prefetch_slot`], called nearer to
     /// the name's interning, once its slot is in the cache: reads the
     /// slot and, if it holds a name of the same hash (the name is known,
     /// as most are), fetches that name's bytes, which the interning
     /// compares.
-    pub(crate) fn prefetch_joined_name(&self, a: &str, sep: char, b: &str) {
-        let Some((slot, h)) = self.joined_slot(a, sep, b) else { return };
+    pub(crate) fn prefetch_name(&self, h: u32) {
+        let Some(slot) = self.first_slot(h) else { return };
         if slot.sym != NONE && slot.hash == h {
             if let Some(byte) = self.text.as_bytes().get((slot.place >> LEN_BITS) as usize) {
                 crate::sys::prefetch(byte);
@@ -221,38 +251,11 @@ impl Interner {
         }
     }
 
-    /// The first slot the name `a`, `sep`, `b` is looked for in, with the
-    /// name's hash; `None` for a table without slots or a name longer than
-    /// 128 bytes.
-    fn joined_slot(&self, a: &str, sep: char, b: &str) -> Option<(&Slot, u32)> {
+    /// The first slot a name of hash `h` is looked for in; `None` for a
+    /// table without slots.
+    fn first_slot(&self, h: u32) -> Option<&Slot> {
         let mask = self.table.slots.len().checked_sub(1)?;
-        let mut buf = [0u8; 128];
-        let (mid, len) = (a.len() + sep.len_utf8(), a.len() + sep.len_utf8() + b.len());
-        if len > buf.len() {
-            return None;
-        }
-        buf[..a.len()].copy_from_slice(a.as_bytes());
-        sep.encode_utf8(&mut buf[a.len()..mid]);
-        buf[mid..len].copy_from_slice(b.as_bytes());
-        let h = hash(&buf[..len]);
-        Some((&self.table.slots[h as usize & mask], h))
-    }
-
-    /// The symbol of the name just written at the end of the names, from
-    /// `start`: a new one, or the one it already had (and the copy is
-    /// taken back).
-    fn intern_tail(&mut self, start: usize) -> Sym {
-        let Self { text, table, .. } = self;
-        let name = &text[start..];
-        let h = hash(name.as_bytes());
-        let at = match table.probe(h, name, text) {
-            Some((_, slot)) if slot.sym != NONE => {
-                text.truncate(start);
-                return slot.sym;
-            }
-            found => found.map(|(i, _)| i),
-        };
-        self.add(start, h, at)
+        Some(&self.table.slots[h as usize & mask])
     }
 
     /// A new symbol for the name written at the end of the names from
@@ -439,6 +442,19 @@ mod tests {
         assert_eq!((i.get("account:8"), i.name(3)), (Some(3), Some("account:8")));
         assert_eq!(i.intern("account:8"), 3);
         assert_eq!(i.text, "owner-1account:7account:8");
+
+        // Parts that differ but join into a name held, and names that share
+        // a start or an end with one held but are not it.
+        assert_eq!(i.intern_joined("account:", ':', ""), 4);
+        assert_eq!(i.intern_joined("account", ':', ":"), 4);
+        assert_eq!(i.intern_joined("accoun", 't', ":7"), b);
+        assert_eq!(i.intern_joined("account", ':', "78"), 5);
+        assert_eq!(i.intern_joined("account", '-', "7"), 6);
+        // A name longer than the hash's buffer, hashed whole.
+        let (table, id) = ("t".repeat(100), "i".repeat(100));
+        let long = i.intern_joined(&table, ':', &id);
+        assert_eq!(joined_hash(&table, ':', &id), hash(format!("{table}:{id}").as_bytes()));
+        assert_eq!((i.get(&format!("{table}:{id}")), i.intern_joined(&table, ':', &id)), (Some(long), long));
     }
 
     /// Many names through the table's growths: each found under its
@@ -449,7 +465,10 @@ mod tests {
         let names: Vec<String> = (0..50_000).map(|n| format!("contact:{n}")).collect();
         for (k, n) in names.iter().enumerate() {
             assert_eq!(i.intern(n), k as Sym + 1);
-            i.prefetch_joined("contact", ':', &k.to_string());
+            let h = joined_hash("contact", ':', &k.to_string());
+            assert_eq!(h, hash(n.as_bytes()), "a name's hash is the same made of parts");
+            i.prefetch_slot(h);
+            i.prefetch_name(h);
         }
         for (k, n) in names.iter().enumerate().rev() {
             assert_eq!(i.get(n), Some(k as Sym + 1));

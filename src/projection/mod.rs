@@ -42,6 +42,7 @@ use crate::log::{Log, Position};
 // grow through it: their page faults were a fifth of a replay's applier.
 use crate::sys::push_populated as push;
 
+pub(crate) use intern::joined_hash;
 use intern::{Interner, Sym, NONE};
 use ordered::{Entry, OrderedRows, Tagged};
 pub(crate) use tier::{FreezePlan, Loc};
@@ -618,7 +619,7 @@ impl Projection {
         }
         let at = e.at;
         match e.what {
-            What::Created(job) => self.create(job, seq, pos)?,
+            What::Created { job, regarding_hash } => self.create(job, regarding_hash, seq, pos)?,
             What::Transition { t, by_user } => self.step(t, by_user, at, seq, pos)?,
             What::Whole { actor, event } => self.apply_whole(actor, event, at, seq, pos)?,
         }
@@ -628,12 +629,20 @@ impl Projection {
         Ok(())
     }
 
-    fn create(&mut self, job: &JobColumns<&str>, seq: u64, pos: Position) -> Result<(), Error> {
+    /// A job's creation (`regarding_hash`: its regarding row's name's
+    /// hash when it is known, `intern::joined_hash`).
+    fn create(
+        &mut self,
+        job: &JobColumns<&str>,
+        regarding_hash: Option<u32>,
+        seq: u64,
+        pos: Position,
+    ) -> Result<(), Error> {
         if self.by_id.get(job.id, &self.rows).is_some() || self.locate_cold(job.id)?.is_some() {
             return Err(bad_event(seq, format!("job {} created twice", job.id)));
         }
         let p = self.pos(pos);
-        self.insert_job(job, p);
+        self.insert_job(job, regarding_hash, p);
         Ok(())
     }
 
@@ -673,7 +682,7 @@ impl Projection {
     ) -> Result<(), Error> {
         let bad = |what| Err(bad_event(seq, what));
         match event {
-            Event::JobCreated(job) => self.create(&job.columns(), seq, pos)?,
+            Event::JobCreated(job) => self.create(&job.columns(), None, seq, pos)?,
             Event::Transition(t) => self.step(t, matches!(actor, Actor::User(_)), at, seq, pos)?,
             Event::OwnerChanged { job, owner, owningbusinessunit } => {
                 let Some(i) = self.hot_row(*job)? else { return bad(format!("owner change of unknown job {job}")) };
@@ -748,12 +757,12 @@ impl Projection {
     }
 
     /// [`Projection::prefetch`] of what an event looks up first.
-    pub(crate) fn prefetch_far(&self, l: &Lookups<'_>) {
+    pub(crate) fn prefetch_far(&self, l: &Lookups) {
         if let Some(id) = l.job {
             self.by_id.prefetch(id);
         }
-        if let Some((table, id)) = l.regarding {
-            self.strings.prefetch_joined(table, ':', id);
+        if let Some(h) = l.regarding {
+            self.strings.prefetch_slot(h);
         }
     }
 
@@ -761,16 +770,16 @@ impl Projection {
     /// the event's turn (half as many events ahead): the job's row and the
     /// regarding row's name themselves, when their slots say they are
     /// there.
-    pub(crate) fn prefetch_near(&self, l: &Lookups<'_>) {
+    pub(crate) fn prefetch_near(&self, l: &Lookups) {
         if let Some(id) = l.job {
             self.by_id.prefetch_row(id, &self.rows);
         }
-        if let Some((table, id)) = l.regarding {
-            self.strings.prefetch_joined_name(table, ':', id);
+        if let Some(h) = l.regarding {
+            self.strings.prefetch_name(h);
         }
     }
 
-    fn insert_job(&mut self, job: &JobColumns<&str>, p: Pos) {
+    fn insert_job(&mut self, job: &JobColumns<&str>, regarding_hash: Option<u32>, p: Pos) {
         let s = &mut self.strings;
         let row = Row {
             id: job.id,
@@ -783,7 +792,10 @@ impl Projection {
             owner: s.intern(job.owner),
             owningbusinessunit: s.intern(job.owningbusinessunit),
             workflow: s.intern_opt(job.workflow),
-            regarding: job.regarding.map_or(NONE, |(table, id)| s.intern_joined(table, ':', id)),
+            regarding: job.regarding.map_or(NONE, |(table, id)| match regarding_hash {
+                Some(h) => s.intern_joined_hashed(table, ':', id, h),
+                None => s.intern_joined(table, ':', id),
+            }),
             dependencytoken: s.intern_opt(job.dependencytoken),
             retrycount: job.retrycount,
             errorcode: job.errorcode.unwrap_or(NO_ERROR),
@@ -1209,19 +1221,22 @@ pub(crate) fn decode_event(log: &Log, seq: u64, position: Position, payload: &[u
 }
 
 /// What applying an event looks up first, likely far away in memory: its
-/// job, and the regarding row of a job it creates.
-pub(crate) struct Lookups<'a> {
+/// job, and the regarding row of a job it creates (its name's hash,
+/// `intern::joined_hash`).
+pub(crate) struct Lookups {
     pub job: Option<Uuid>,
-    pub regarding: Option<(&'a str, &'a str)>,
+    pub regarding: Option<u32>,
 }
 
-impl<'a> Lookups<'a> {
+impl Lookups {
     /// What applying `event` looks up first (a creation and a step go to
     /// [`Projection::apply_view`] whole here; a replay's batch knows its
     /// own).
-    pub(crate) fn of(event: &'a Event) -> Self {
+    pub(crate) fn of(event: &Event) -> Self {
         let (job, regarding) = match event {
-            Event::JobCreated(job) => (Some(job.id), job.regarding.as_ref().map(|r| (r.table.as_str(), r.id.as_str()))),
+            Event::JobCreated(job) => {
+                (Some(job.id), job.regarding.as_ref().map(|r| intern::joined_hash(&r.table, ':', &r.id)))
+            }
             Event::Transition(t) => (Some(t.job), None),
             _ => (None, None),
         };
@@ -1244,8 +1259,9 @@ pub(crate) struct EventView<'a> {
 /// What an [`EventView`] holds.
 pub(crate) enum What<'a> {
     /// A job's creation, by the columns the state keeps (a reference: an
-    /// event view is made for every event, and is small).
-    Created(&'a JobColumns<&'a str>),
+    /// event view is made for every event, and is small), with its
+    /// regarding row's name's hash when it is known (`intern::joined_hash`).
+    Created { job: &'a JobColumns<&'a str>, regarding_hash: Option<u32> },
     /// A step of a job's state machine, and whether a user took it.
     Transition { t: &'a Transition, by_user: bool },
     /// Any event, whole.
