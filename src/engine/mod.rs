@@ -89,8 +89,9 @@ impl Default for Config {
     /// The log is opened without checking each sealed segment's
     /// whole-content checksum: that reads the whole store (3.7 GB at 10M
     /// jobs, most of an open's time), where an open must cost what the
-    /// state since the last checkpoint costs. Every frame's own CRC is
-    /// still checked wherever it is read, and readers check that an event
+    /// state since the last checkpoint costs. Every frame's bytes are
+    /// still checked wherever they are read (by its CRC, or by the
+    /// segment's whole checksum where a scan reads it all), and readers check that an event
     /// is the job's, so damage is an error where a read meets it; `verify`
     /// checks every byte (ARCHITECTURE.md, "Opening").
     fn default() -> Self {

@@ -238,6 +238,14 @@ pub fn claimed_frame_len(seg: &[u8], offset: usize) -> Option<usize> {
 /// Reads the frame at `offset` of `seg`, checking its length against the
 /// space left (before anything is sized from it) and its checksum.
 pub fn read_frame(seg: &[u8], offset: usize) -> FrameRead {
+    read_frame_checking(seg, offset, true)
+}
+
+/// [`read_frame`], checking the frame's CRC only with `crc` (a scan of a
+/// segment whose whole content matched its manifest's checksum:
+/// `Segment::content_is_listed`); every other check is made either way.
+#[inline]
+pub(crate) fn read_frame_checking(seg: &[u8], offset: usize, crc: bool) -> FrameRead {
     let Some(rest) = seg.get(offset..) else { return FrameRead::Invalid("offset past the end") };
     let Some(h) = rest.get(..FRAME_HEADER_LEN) else {
         return if rest.iter().all(|&b| b == 0) {
@@ -258,7 +266,7 @@ pub fn read_frame(seg: &[u8], offset: usize) -> FrameRead {
         return FrameRead::Invalid("frame length runs past the end of the segment");
     }
     // The rest of the header and the payload are contiguous: one pass.
-    if frame_crc_parts(&h[F_LEN..F_CRC], &rest[F_SEQ..FRAME_HEADER_LEN + len], &[]) != le_u32(h, F_CRC) {
+    if crc && frame_crc_parts(&h[F_LEN..F_CRC], &rest[F_SEQ..FRAME_HEADER_LEN + len], &[]) != le_u32(h, F_CRC) {
         return FrameRead::Invalid("frame checksum mismatch");
     }
     FrameRead::Frame(Frame {

@@ -269,6 +269,11 @@ pub(crate) struct Segment {
     /// Damaged stretches `[start, end)` that readers step over (read-only
     /// salvage only; empty otherwise).
     pub(crate) skips: Vec<(usize, usize)>,
+    /// The CRC32 of its content (`[0, length)`) its manifest entry gives,
+    /// where that entry was at hand when it was made (`None`: the active
+    /// segment, one sealed since the open, a salvage's file):
+    /// [`Segment::content_is_listed`].
+    pub(crate) listed_crc: Option<u32>,
 }
 
 impl Segment {
@@ -303,7 +308,19 @@ impl Segment {
             map: OnceLock::new(),
             listed_len: len,
             skips: Vec::new(),
+            listed_crc: None,
         }
+    }
+
+    /// Whether `bytes`, its frames as mapped, are exactly the content its
+    /// manifest entry's checksum was taken over. Then every frame in them
+    /// is as it was written, and a scan of the whole segment need not
+    /// check each frame's own CRC again: one pass over the whole is
+    /// several times cheaper than one per frame (`Log::scan_after`). Any
+    /// difference (a flipped byte, another length) leaves every frame to
+    /// be checked, so damage is found where it was before.
+    pub(crate) fn content_is_listed(&self, bytes: &[u8]) -> bool {
+        self.listed_crc.is_some_and(|crc| crc32fast::hash(bytes) == crc)
     }
 
     /// Its map, made now if this is its first read: a file that is

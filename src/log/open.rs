@@ -365,7 +365,9 @@ fn open_sealed(
         if !there {
             return Err(corrupt(path, 0, MISSING));
         }
-        return Ok(Segment::unopened(key, entry.first_seq, entry.generation, path.to_path_buf(), entry.len));
+        let mut seg = Segment::unopened(key, entry.first_seq, entry.generation, path.to_path_buf(), entry.len);
+        seg.listed_crc = Some(entry.crc);
+        return Ok(seg);
     }
     let mut map = map_sealed(path, entry.first_seq, entry.len, config.verify_on_open)?;
     let len = map.len();
@@ -391,6 +393,7 @@ fn open_sealed(
     }
     let mut seg = Segment::keyed(key, entry.first_seq, entry.generation, path.to_path_buf(), Arc::new(map));
     seg.skips = skips;
+    seg.listed_crc = Some(entry.crc);
     Ok(seg)
 }
 

@@ -238,9 +238,13 @@ impl ColdMerge {
                     let seg = self.waiting.pop().expect("just looked");
                     let map = Arc::clone(seg.map()?);
                     let through = self.through.then(|| map.read_through_shared());
-                    if let Some(frame) = next_frame(&seg, &map, HEADER_LEN, self.from_seq)? {
+                    // A scan that reads all of it: one checksum of the
+                    // whole stands for each frame's.
+                    let whole = self.through && seg.first_seq >= self.from_seq;
+                    let crc = !(whole && seg.content_is_listed(map.bytes()));
+                    if let Some(frame) = next_frame(&seg, &map, HEADER_LEN, self.from_seq, crc)? {
                         self.heap.push(Reverse((frame.seq, self.open.len())));
-                        self.open.push(Reached { seg, map, frame, _through: through });
+                        self.open.push(Reached { seg, map, frame, crc, _through: through });
                     }
                 }
                 _ => return Ok(top),
@@ -268,7 +272,7 @@ impl ColdMerge {
         let frame = r.frame;
         // The segment moves to its next frame in place: one sift of the
         // heap (as `top` is dropped), not a pop and a push.
-        match next_frame(&r.seg, &r.map, r.frame.end(), *from_seq) {
+        match next_frame(&r.seg, &r.map, r.frame.end(), *from_seq, r.crc) {
             Ok(Some(next)) => {
                 r.frame = next;
                 *top = Reverse((next.seq, i));
@@ -367,6 +371,9 @@ struct Reached {
     map: Arc<SegmentMap>,
     /// Its next frame.
     frame: format::Frame,
+    /// Whether each frame's CRC is checked (not when the whole content
+    /// matched its manifest's checksum: `Segment::content_is_listed`).
+    crc: bool,
     /// While it has one, the guard of a scan of its whole map (`through`).
     _through: Option<ReadThrough<Arc<SegmentMap>>>,
 }
@@ -378,6 +385,7 @@ fn next_frame(
     map: &SegmentMap,
     mut offset: usize,
     from_seq: u64,
+    crc: bool,
 ) -> Result<Option<format::Frame>, LogError> {
     let bytes = map.bytes();
     loop {
@@ -385,7 +393,7 @@ fn next_frame(
         if offset >= bytes.len() {
             return Ok(None);
         }
-        match format::read_frame(bytes, offset) {
+        match format::read_frame_checking(bytes, offset, crc) {
             FrameRead::Frame(frame) if frame.seq < from_seq => offset = frame.end(),
             FrameRead::Frame(frame) => return Ok(Some(frame)),
             FrameRead::End => return Err(corrupt(&seg.path, offset, "published bytes hold no frame")),
@@ -508,13 +516,16 @@ impl Log {
             let map = seg.map()?;
             let _through = map.read_through();
             let bytes = map.bytes();
+            // Read whole: one checksum of the whole stands for each
+            // frame's (a scan that starts inside it checks what it reads).
+            let crc = !(seg.first_seq >= from_seq && seg.content_is_listed(bytes));
             let mut offset = if k == start.0 { start.1 } else { HEADER_LEN };
             loop {
                 offset = seg.skip(offset);
                 if offset >= bytes.len() {
                     break;
                 }
-                let frame = match format::read_frame(bytes, offset) {
+                let frame = match format::read_frame_checking(bytes, offset, crc) {
                     FrameRead::Frame(frame) => frame,
                     FrameRead::End => return Err(corrupt(&seg.path, offset, "published bytes hold no frame").into()),
                     FrameRead::Invalid(why) => return Err(corrupt(&seg.path, offset, why).into()),
