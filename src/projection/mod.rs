@@ -148,8 +148,10 @@ fn opt_time(t: i64) -> Option<Timestamp> {
 }
 
 /// Every index of the hot rows, built whole from the rows that are not
-/// deleted. The rows are sorted by (`createdon`, id) once; each index is
-/// then grouped from that order and built whole
+/// deleted. The rows are put in (`createdon`, id) order once (they are
+/// nearly always in it already: rows are made as their jobs are created,
+/// and then that order is taken as it is, with no key copied or sorted);
+/// each index is then grouped from that order and built whole
 /// (`OrderedRows::from_sorted`, a `BTreeSet` from sorted keys), the view
 /// indices on this thread and the status indices on a second core: no
 /// insert compares keys.
@@ -157,17 +159,23 @@ pub(crate) struct Indices(ViewIndices, StatusIndices);
 
 impl Indices {
     pub(crate) fn build(rows: &[Row]) -> Self {
-        let mut keyed: Vec<((i64, Uuid), u32)> = Vec::with_capacity(rows.len());
-        for (r, i) in rows.iter().zip(0u32..).filter(|(r, _)| !r.deleted) {
-            push(&mut keyed, (r.created_key(), i));
-        }
-        keyed.sort_unstable();
+        let live = || rows.iter().zip(0u32..).filter(|(r, _)| !r.deleted);
+        let order: Vec<u32> = if live().is_sorted_by_key(|(r, _)| r.created_key()) {
+            let mut order = Vec::with_capacity(rows.len());
+            live().for_each(|(_, i)| push(&mut order, i));
+            order
+        } else {
+            let mut keyed: Vec<((i64, Uuid), u32)> = Vec::with_capacity(rows.len());
+            live().for_each(|(r, i)| push(&mut keyed, (r.created_key(), i)));
+            keyed.sort_unstable();
+            keyed.into_iter().map(|(_, i)| i).collect()
+        };
         if rows.len() < PARALLEL_ROWS {
-            return Indices(ViewIndices::build(rows, &keyed), StatusIndices::build(rows, &keyed));
+            return Indices(ViewIndices::build(rows, &order), StatusIndices::build(rows, &order));
         }
         std::thread::scope(|s| {
-            let status = s.spawn(|| StatusIndices::build(rows, &keyed));
-            let views = ViewIndices::build(rows, &keyed);
+            let status = s.spawn(|| StatusIndices::build(rows, &order));
+            let views = ViewIndices::build(rows, &order);
             Indices(views, status.join().expect("the indexing thread does not panic"))
         })
     }
@@ -203,11 +211,12 @@ fn ordered_groups<K: std::hash::Hash + Eq>(rows: &[Row], groups: HashMap<K, Vec<
 }
 
 impl ViewIndices {
-    fn build(rows: &[Row], keyed: &[((i64, Uuid), u32)]) -> Self {
+    /// The indices of the rows `order` lists, in (`createdon`, id) order.
+    fn build(rows: &[Row], order: &[u32]) -> Self {
         let (mut by_type, mut by_owner): (HashMap<u32, Vec<u32>>, HashMap<Sym, Vec<u32>>) = Default::default();
         let mut by_workflow: HashMap<Sym, Vec<u32>> = HashMap::default();
-        let mut by_regarding = Vec::with_capacity(keyed.len());
-        for (n, &(_, i)) in (0u64..).zip(keyed) {
+        let mut by_regarding = Vec::with_capacity(order.len());
+        for (n, &i) in (0u64..).zip(order) {
             let r = &rows[i as usize];
             push(by_type.entry(r.operationtype).or_default(), i);
             push(by_owner.entry(r.owner).or_default(), i);
@@ -221,12 +230,12 @@ impl ViewIndices {
         // (regarding, place in `createdon` order), sorted as one number.
         by_regarding.sort_unstable();
         ViewIndices {
-            all: OrderedRows::from_sorted(keyed.iter().map(|&(_, i)| i).collect(), |x| rows[x as usize].created_key()),
+            all: OrderedRows::from_sorted(order.to_vec(), |x| rows[x as usize].created_key()),
             by_type: ordered_groups(rows, by_type),
             by_owner: ordered_groups(rows, by_owner),
             by_workflow: ordered_groups(rows, by_workflow),
             by_regarding: OrderedRows::from_sorted(
-                by_regarding.into_iter().map(|k| Tagged::new((k >> 32) as u32, keyed[k as u32 as usize].1)).collect(),
+                by_regarding.into_iter().map(|k| Tagged::new((k >> 32) as u32, order[k as u32 as usize])).collect(),
                 |x| rows[x as usize].regarding_key(),
             ),
         }
@@ -244,13 +253,14 @@ struct StatusIndices {
 }
 
 impl StatusIndices {
-    fn build(rows: &[Row], keyed: &[((i64, Uuid), u32)]) -> Self {
+    /// The indices of the rows `order` lists, in (`createdon`, id) order.
+    fn build(rows: &[Row], order: &[u32]) -> Self {
         type Keyed = Vec<((i64, Uuid), u32)>;
         let (mut by_status, mut by_token): (HashMap<Status, Vec<u32>>, HashMap<Sym, Vec<u32>>) = Default::default();
         let mut completed: HashMap<(StatusReason, u32), Keyed> = HashMap::default();
         let mut open_counts: HashMap<(Status, u32), usize> = HashMap::default();
         let mut timers: Keyed = Vec::new();
-        for &(_, i) in keyed {
+        for &i in order {
             let r = &rows[i as usize];
             push(by_status.entry(r.status).or_default(), i);
             if r.status.is_completed() {
