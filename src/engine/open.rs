@@ -583,21 +583,20 @@ impl Batch {
     /// Applies event `d` of the batch to `state` (a creation's columns
     /// are made here, for creations alone).
     fn apply_to(&self, state: &mut Projection, d: &Decoded) -> Result<(), Error> {
-        let view = |what| EventView { version: d.version, at: d.at, what };
-        match d.item {
+        let job;
+        let what = match d.item {
             Item::Created(i) => {
                 let c = &self.created[i as usize];
-                let job = c.job.map(|s| self.str(s));
-                state.apply_view(view(What::Created { job: &job, regarding_hash: c.regarding_hash }), d.seq, d.position)
+                job = c.job.map(|s| self.str(s));
+                What::Created { job: &job, regarding_hash: c.regarding_hash }
             }
-            Item::Transition(i, by_user) => {
-                state.apply_view(view(What::Transition { t: &self.steps[i as usize], by_user }), d.seq, d.position)
-            }
+            Item::Transition(i, by_user) => What::Transition { t: &self.steps[i as usize], by_user },
             Item::Whole(i) => {
                 let env = &self.whole[i as usize];
-                state.apply_view(view(What::Whole { actor: &env.actor, event: &env.event }), d.seq, d.position)
+                What::Whole { actor: &env.actor, event: &env.event }
             }
-        }
+        };
+        state.apply_view(EventView { version: d.version, at: d.at, what }, d.seq, d.position)
     }
 }
 

@@ -403,7 +403,7 @@ fn write_cold(
         let map = SegmentMap::read_only(&file, len as usize).map_err(|e| io_err(&path, e))?;
         let sealed = SealedEntry { first_seq, last_seq, len, frames: group.len() as u64, crc, generation: 0 };
         let mut seg = Segment::keyed(COLD | id, first_seq, 0, path.clone(), Arc::new(map));
-        (seg.last_seq, seg.frames, seg.listed_crc) = (last_seq, sealed.frames, Some(crc));
+        (seg.last_seq, seg.frames, seg.checked_crc) = (last_seq, sealed.frames, Some(crc));
         Ok((Arc::new(seg), ColdEntry { id, sealed }, new))
     };
     write().inspect_err(|_| {
@@ -536,7 +536,7 @@ fn copy_survivors(old: &Arc<Segment>, drop: &[u64], path: &Path, tmp: &Path) -> 
             let file = File::open(path).map_err(|e| io_err(path, e))?;
             let map = SegmentMap::read_only(&file, len as usize).map_err(|e| io_err(path, e))?;
             let mut seg = Segment::keyed(old.key, old.first_seq, generation, path.to_path_buf(), Arc::new(map));
-            seg.listed_crc = Some(crc);
+            seg.checked_crc = Some(crc);
             if old.is_cold() {
                 (seg.last_seq, seg.frames) = (last_seq, frames);
             }

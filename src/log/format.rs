@@ -243,7 +243,7 @@ pub fn read_frame(seg: &[u8], offset: usize) -> FrameRead {
 
 /// [`read_frame`], checking the frame's CRC only with `crc` (a scan of a
 /// segment whose whole content matched its manifest's checksum:
-/// `Segment::content_is_listed`); every other check is made either way.
+/// `Segment::scan_trusts`); every other check is made either way.
 #[inline]
 pub(crate) fn read_frame_checking(seg: &[u8], offset: usize, crc: bool) -> FrameRead {
     let Some(rest) = seg.get(offset..) else { return FrameRead::Invalid("offset past the end") };

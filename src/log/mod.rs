@@ -270,10 +270,14 @@ pub(crate) struct Segment {
     /// salvage only; empty otherwise).
     pub(crate) skips: Vec<(usize, usize)>,
     /// The CRC32 of its content (`[0, length)`) its manifest entry gives,
-    /// where that entry was at hand when it was made (`None`: the active
-    /// segment, one sealed since the open, a salvage's file):
-    /// [`Segment::content_is_listed`].
-    pub(crate) listed_crc: Option<u32>,
+    /// where that checksum was taken over frames that had each been
+    /// checked first: a segment a compaction or a freeze wrote (a cold
+    /// one, or of a generation above 0), from the frames it read. `None`
+    /// otherwise: a segment a roll sealed (its checksum covers whatever
+    /// its file held, frames included that an open trusted unread below a
+    /// clean close's mark), the active one, a salvage's file
+    /// ([`Segment::scan_trusts`]).
+    pub(crate) checked_crc: Option<u32>,
 }
 
 impl Segment {
@@ -308,19 +312,21 @@ impl Segment {
             map: OnceLock::new(),
             listed_len: len,
             skips: Vec::new(),
-            listed_crc: None,
+            checked_crc: None,
         }
     }
 
-    /// Whether `bytes`, its frames as mapped, are exactly the content its
-    /// manifest entry's checksum was taken over. Then every frame in them
-    /// is as it was written, and a scan of the whole segment need not
-    /// check each frame's own CRC again: one pass over the whole is
-    /// several times cheaper than one per frame (`Log::scan_after`). Any
-    /// difference (a flipped byte, another length) leaves every frame to
-    /// be checked, so damage is found where it was before.
-    pub(crate) fn content_is_listed(&self, bytes: &[u8]) -> bool {
-        self.listed_crc.is_some_and(|crc| crc32fast::hash(bytes) == crc)
+    /// Whether a scan from `from_seq` that meets this segment, its frames
+    /// mapped as `bytes`, may read them without each frame's CRC: the scan
+    /// reads all of it (its first frame is at or after `from_seq`), and
+    /// `bytes` are exactly the content of [`Segment::checked_crc`], so
+    /// every frame is as the compaction that wrote it had checked it. One
+    /// pass over the whole is several times cheaper than a check per
+    /// frame (`Log::scan_after`); any difference (a flipped byte, another
+    /// length) leaves every frame to its own check, so damage is found
+    /// where it was before.
+    pub(crate) fn scan_trusts(&self, bytes: &[u8], from_seq: u64) -> bool {
+        self.first_seq >= from_seq && self.checked_crc.is_some_and(|crc| crc32fast::hash(bytes) == crc)
     }
 
     /// Its map, made now if this is its first read: a file that is

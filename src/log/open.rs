@@ -366,7 +366,7 @@ fn open_sealed(
             return Err(corrupt(path, 0, MISSING));
         }
         let mut seg = Segment::unopened(key, entry.first_seq, entry.generation, path.to_path_buf(), entry.len);
-        seg.listed_crc = Some(entry.crc);
+        seg.checked_crc = checked_crc(key, entry);
         return Ok(seg);
     }
     let mut map = map_sealed(path, entry.first_seq, entry.len, config.verify_on_open)?;
@@ -393,8 +393,15 @@ fn open_sealed(
     }
     let mut seg = Segment::keyed(key, entry.first_seq, entry.generation, path.to_path_buf(), Arc::new(map));
     seg.skips = skips;
-    seg.listed_crc = Some(entry.crc);
+    seg.checked_crc = checked_crc(key, entry);
     Ok(seg)
+}
+
+/// The checksum of a sealed segment's entry if a compaction or a freeze
+/// took it, over frames it had checked (`Segment::checked_crc`): a cold
+/// segment, or one rewritten (generation above 0). A roll's is not.
+fn checked_crc(key: u64, entry: &super::manifest::SealedEntry) -> Option<u32> {
+    (key & COLD != 0 || entry.generation > 0).then_some(entry.crc)
 }
 
 /// Opens and maps sealed segment `path` of `len` bytes (its manifest

@@ -1,5 +1,7 @@
 //! Reading: iteration from any sequence number across segments, and random
-//! access by position. Every frame's checksum is verified on every read;
+//! access by position. Every frame's checksum is verified on every read
+//! (a scan that reads a compacted or cold segment whole checks it once
+//! against its manifest checksum instead: `Segment::scan_trusts`);
 //! readers see only published frames, so they never observe a write in
 //! progress, and they keep reading while the writer appends and rolls.
 //! Iteration stops at the visible horizon (`durable.rs`: with
@@ -238,10 +240,7 @@ impl ColdMerge {
                     let seg = self.waiting.pop().expect("just looked");
                     let map = Arc::clone(seg.map()?);
                     let through = self.through.then(|| map.read_through_shared());
-                    // A scan that reads all of it: one checksum of the
-                    // whole stands for each frame's.
-                    let whole = self.through && seg.first_seq >= self.from_seq;
-                    let crc = !(whole && seg.content_is_listed(map.bytes()));
+                    let crc = !(self.through && seg.scan_trusts(map.bytes(), self.from_seq));
                     if let Some(frame) = next_frame(&seg, &map, HEADER_LEN, self.from_seq, crc)? {
                         self.heap.push(Reverse((frame.seq, self.open.len())));
                         self.open.push(Reached { seg, map, frame, crc, _through: through });
@@ -371,8 +370,8 @@ struct Reached {
     map: Arc<SegmentMap>,
     /// Its next frame.
     frame: format::Frame,
-    /// Whether each frame's CRC is checked (not when the whole content
-    /// matched its manifest's checksum: `Segment::content_is_listed`).
+    /// Whether each frame's CRC is checked (not when the scan trusts the
+    /// whole: `Segment::scan_trusts`).
     crc: bool,
     /// While it has one, the guard of a scan of its whole map (`through`).
     _through: Option<ReadThrough<Arc<SegmentMap>>>,
@@ -460,7 +459,8 @@ impl Log {
     }
 
     /// Calls `f` with every record from the first whose sequence number is
-    /// `from_seq` or more, in order, each checksum verified, without the
+    /// `from_seq` or more, in order, each checksum verified (or its
+    /// segment's whole, `Segment::scan_trusts`), without the
     /// per-record reference counting of [`LogIter`]: the fast path for
     /// replaying a whole log. Sees what is published when it reaches each
     /// segment, below the visible horizon when it starts (`durable.rs`);
@@ -516,9 +516,7 @@ impl Log {
             let map = seg.map()?;
             let _through = map.read_through();
             let bytes = map.bytes();
-            // Read whole: one checksum of the whole stands for each
-            // frame's (a scan that starts inside it checks what it reads).
-            let crc = !(seg.first_seq >= from_seq && seg.content_is_listed(bytes));
+            let crc = !seg.scan_trusts(bytes, from_seq);
             let mut offset = if k == start.0 { start.1 } else { HEADER_LEN };
             loop {
                 offset = seg.skip(offset);

@@ -215,6 +215,7 @@ impl Interner {
     /// ([`joined_hash`]: a replay's reading thread computes it). A name
     /// already held is found by its parts, without being written.
     pub(crate) fn intern_joined_hashed(&mut self, a: &str, sep: char, b: &str, h: u32) -> Sym {
+        debug_assert_eq!(h, joined_hash(a, sep, b), "the hash is the name's");
         let len = a.len() + sep.len_utf8() + b.len();
         let is = |n: &str| n.len() == len && n.starts_with(a) && n.ends_with(b) && n[a.len()..].starts_with(sep);
         let at = match self.table.probe_by(h, &self.text, is) {
