@@ -91,9 +91,10 @@ impl Default for Config {
     /// jobs, most of an open's time), where an open must cost what the
     /// state since the last checkpoint costs. Every frame's bytes are
     /// still checked wherever they are read (by its CRC, or by the
-    /// segment's whole checksum where a scan reads it all), and readers check that an event
-    /// is the job's, so damage is an error where a read meets it; `verify`
-    /// checks every byte (ARCHITECTURE.md, "Opening").
+    /// segment's whole checksum where a scan reads a compacted segment
+    /// whole), and readers check that an event is the job's, so damage is
+    /// an error where a read meets it; `verify` checks every byte
+    /// (ARCHITECTURE.md, "Opening").
     fn default() -> Self {
         Self {
             log: LogConfig { verify_on_open: false, ..LogConfig::default() },

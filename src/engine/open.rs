@@ -510,10 +510,22 @@ impl Batch {
         // Matched where it was decoded, not moved: a creation's columns are
         // large.
         let kept = match crate::domain::decode_kept(rec.payload) {
-            // A creation replayed by business time is read whole (below).
-            Some(Kept { event: KeptEvent::Created(_), .. }) if matches!(how, Replay::UntilTime(_)) => None,
-            Some(Kept { at, .. }) if matches!(how, Replay::UntilTime(u) if at > u) => return Ok(()),
+            // By business time a creation counts from its row's own times
+            // (`Job::as_of`, below): one created after `u` is left out; one
+            // changed after `u` (an imported row that was not yet as
+            // imported) is read whole and rolled back; any other stands as
+            // it is, stamped no later than its last change.
+            Some(Kept { event: KeptEvent::Created(ref job), .. }) if matches!(how, Replay::UntilTime(u) if job.createdon > u) => {
+                return Ok(())
+            }
+            Some(Kept { event: KeptEvent::Created(ref job), .. }) if matches!(how, Replay::UntilTime(u) if job.modifiedon > u) => {
+                None
+            }
+            Some(Kept { at, event: KeptEvent::Transition(_), .. }) if matches!(how, Replay::UntilTime(u) if at > u) => {
+                return Ok(())
+            }
             Some(Kept { version, at, event: KeptEvent::Created(ref job), .. }) => {
+                let at = if matches!(how, Replay::UntilTime(_)) { at.min(job.modifiedon) } else { at };
                 // Below 4 GiB: the text is under `BATCH_TEXT` before this
                 // event, whose payload is under 8 MiB (`decode_kept`).
                 let text = &mut self.text;
