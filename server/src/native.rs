@@ -796,7 +796,8 @@ struct ImportQuery {
 /// `POST /api/v1/jobs/import?name=FILE`: the body is a file of historical
 /// jobs (JSON lines or a CSV export; `crate::import`), up to
 /// [`crate::import::MAX_UPLOAD_BYTES`], streamed to a private spool file a
-/// chunk at a time (a line over the limit stops it at once), then checked
+/// chunk at a time (a line over the limit stops it at once: the rest is
+/// read and dropped, so that the client reads the refusal), then checked
 /// whole and imported: `{"imported": N}`, or 400 whose `details.errors`
 /// lists every bad line, nothing imported. Needs Create at Organization
 /// depth, checked before a byte of the body is read.
@@ -834,9 +835,19 @@ async fn import_jobs(
                 format!("{name}: over {} bytes; one import takes at most that", crate::import::MAX_UPLOAD_BYTES),
             ));
         }
-        limit
-            .feed(&chunk)
-            .map_err(|line| ApiError::from(crate::import::ImportError::LineTooLong { file: name.clone(), line }))?;
+        if let Err(line) = limit.feed(&chunk) {
+            // Nothing more is spooled. The rest of the body (within the
+            // upload's bound and the request's time limit) is read and
+            // dropped before answering: a client still sending it would
+            // otherwise meet a closed connection instead of the answer.
+            while let Some(Ok(chunk)) = stream.next().await {
+                len += chunk.len() as u64;
+                if len > crate::import::MAX_UPLOAD_BYTES {
+                    break;
+                }
+            }
+            return Err(crate::import::ImportError::LineTooLong { file: name, line }.into());
+        }
         // A chunk at a time into a local file: short writes.
         spool.write_all(&chunk).map_err(internal)?;
     }
