@@ -190,14 +190,7 @@ impl Interner {
     /// held (most are: owners, business units, workflows) is found
     /// without being copied first.
     pub(crate) fn intern(&mut self, s: &str) -> Sym {
-        let h = hash(s.as_bytes());
-        let at = match self.table.probe(h, s, &self.text) {
-            Some((_, slot)) if slot.sym != NONE => return slot.sym,
-            found => found.map(|(i, _)| i),
-        };
-        let start = self.text.len();
-        self.text.push_str(s);
-        self.add(start, h, at)
+        self.intern_by(hash(s.as_bytes()), |n| n == s, |text| text.push_str(s))
     }
 
     pub(crate) fn intern_opt(&mut self, s: Option<&str>) -> Sym {
@@ -218,15 +211,31 @@ impl Interner {
         debug_assert_eq!(h, joined_hash(a, sep, b), "the hash is the name's");
         let len = a.len() + sep.len_utf8() + b.len();
         let is = |n: &str| n.len() == len && n.starts_with(a) && n.ends_with(b) && n[a.len()..].starts_with(sep);
+        self.intern_by(h, is, |text| {
+            text.push_str(a);
+            text.push(sep);
+            text.push_str(b);
+        })
+    }
+
+    /// The symbol of the name of hash `h` that `is` recognises: the one
+    /// it has, or a new one whose name `write` appends to the names
+    /// (nothing is written for a name already held).
+    #[inline(always)]
+    fn intern_by(&mut self, h: u32, is: impl Fn(&str) -> bool, write: impl FnOnce(&mut String)) -> Sym {
         let at = match self.table.probe_by(h, &self.text, is) {
             Some((_, slot)) if slot.sym != NONE => return slot.sym,
             found => found.map(|(i, _)| i),
         };
         let start = self.text.len();
-        self.text.push_str(a);
-        self.text.push(sep);
-        self.text.push_str(b);
-        self.add(start, h, at)
+        write(&mut self.text);
+        let Self { text, ends, table } = self;
+        ends.push(text.len());
+        let sym = ends.len() as Sym;
+        if let Some(slot) = Slot::new(start, text.len(), h, sym) {
+            table.put(at, slot);
+        }
+        sym
     }
 
     /// Fetches into the cache the slot that interning the name of hash `h`
@@ -257,18 +266,6 @@ impl Interner {
     fn first_slot(&self, h: u32) -> Option<&Slot> {
         let mask = self.table.slots.len().checked_sub(1)?;
         Some(&self.table.slots[h as usize & mask])
-    }
-
-    /// A new symbol for the name written at the end of the names from
-    /// `start` (hash `h`; `at`: the empty slot [`Table::probe`] found).
-    fn add(&mut self, start: usize, h: u32, at: Option<usize>) -> Sym {
-        let Self { text, ends, table } = self;
-        ends.push(text.len());
-        let sym = ends.len() as Sym;
-        if let Some(slot) = Slot::new(start, text.len(), h, sym) {
-            table.put(at, slot);
-        }
-        sym
     }
 
     /// Appends `s` to the names (not to the lookup table); its symbol.
