@@ -403,13 +403,13 @@ struct BareClaims {
 /// Reads the child's lines; `before_cut` of them were read by the parent
 /// before it began the cut. Only those are claims, with or without a sync:
 /// a success that comes after the cut began proves nothing, since its
-/// sync may have straddled the cut. On ext4 an msync(MS_SYNC) that is under
+/// sync may have straddled the cut. On ext4 a sync (there, msync(MS_SYNC)) that is under
 /// way when `EXT4_IOC_SHUTDOWN` lands can return 0 while its data, written
 /// into preallocated (unwritten) extents, is lost: the extent conversion at
 /// I/O completion fails on the shut-down journal and nothing reports it.
 /// (Seen on this harness's kernel: a probe syncing 4 KiB records into a
 /// fallocated, mapped file lost the last acknowledged record in 5 cuts of
-/// 40, every time from an msync begun before the shutdown ioctl and
+/// 40, every time from a sync begun before the shutdown ioctl and
 /// returned after it.) A real power cut leaves no process to print such a
 /// success. A line read before the cut was printed after `append_batch`
 /// (or `install`) returned, so before the cut began: its sync was done.

@@ -426,7 +426,7 @@ pub struct LogStats {
     /// Groups of requests placed together (by the writer thread; each
     /// batch placed from its appender's thread counts as one).
     pub groups: u64,
-    /// Syncs to disk (msync).
+    /// Syncs to disk (fdatasync of the active segment).
     pub syncs: u64,
     /// Microseconds spent in those syncs, in all.
     pub sync_micros: u64,
@@ -635,6 +635,7 @@ impl Log {
     }
 
     fn shutdown(&mut self) -> Result<(), LogError> {
+        self.shared.stop_sync_thread();
         self.tx = None;
         match self.writer.take() {
             Some(handle) => handle.join().unwrap_or(Err(LogError::Poisoned("writer thread panicked".into()))),

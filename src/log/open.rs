@@ -536,7 +536,7 @@ fn recover_active(
     // The recovered prefix may so far live only in the page cache (a crash
     // of the process, not of the machine): make it durable before any frame
     // records it as such. Holes in the file (a sparse copy) are allocated,
-    // so writing through the map can never meet a full disk.
+    // so writing frames there can never meet a full disk.
     preallocate(&file, cut as u64, file_len as u64).and_then(|()| file.sync_all()).map_err(|e| io_err(path, e))?;
     let map_len = file_len.max(config.segment_size_bytes as usize);
     let (map, w) = SegmentMap::writable(file, map_len, cut).map_err(|e| io_err(path, e))?;

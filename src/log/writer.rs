@@ -1,4 +1,4 @@
-//! The writer: it places batches in the active segment's map, seals a
+//! The writer: it places batches in the active segment's file, seals a
 //! full segment and rolls to a new one. A batch is placed from the
 //! appender's own thread ([`Writer::place_now`], `Log::place` with
 //! `Sync::EveryBatch`) or by the writer thread, which takes requests from a
@@ -7,7 +7,8 @@
 //! 1. (writer thread) receive a request, then every request already
 //!    waiting (up to `MAX_GROUP_BYTES` / `MAX_GROUP_REQUESTS`);
 //! 2. for each batch: roll if it does not fit in the active segment, then
-//!    copy its frames into the map above the published watermark;
+//!    write its frames to the file above the published watermark of its
+//!    (read-only) map;
 //! 3. publish the watermark (the frames can be read by position) and tell
 //!    the syncs how far they go (`durable.rs`);
 //! 4. with `Sync::EveryBatch`, reply: each appender then waits for a sync
@@ -19,7 +20,7 @@
 //! and content checksum in the manifest (write, fsync, rename, fsync dir),
 //! then install the next segment. That file is prepared ahead, on another
 //! thread, once the active segment is half full (`next-segment.tmp`:
-//! fallocate its first step, fsync, map, fault the pages in); installing it
+//! fallocate its first step, fsync, map); installing it
 //! writes and syncs the header, renames it to its name and syncs the
 //! directory.
 
@@ -35,7 +36,7 @@ use super::closed::{self, Closed};
 use super::error::io_err;
 use super::format::{self, SegmentHeader, HEADER_LEN};
 use super::manifest::{segment_file_name, ColdEntry, Manifest, SealedEntry};
-use super::map::{first_step, preallocate, MapWriter, SegmentMap, PAGE};
+use super::map::{first_step, preallocate, MapWriter, ReserveError, SegmentMap, PAGE};
 use super::private::{install_file, InstallError};
 use super::{Appended, Batch, LogConfig, LogError, Position, Segment, Shared, Sync};
 
@@ -91,8 +92,8 @@ pub(crate) struct Active {
     pub(crate) zeroed: usize,
 }
 
-/// Bytes of zeros written ahead of small batches, through the map, and
-/// synced with the next batch. A block the filesystem allocated but never
+/// Bytes of zeros written ahead of small batches and synced with the next
+/// batch. A block the filesystem allocated but never
 /// wrote (fallocate) is marked written when data first reaches the disk
 /// there, a change of the file's metadata that the sync then writes too:
 /// on this machine's ext4 a sync of a few frames that reached a new 4 KiB
@@ -114,15 +115,23 @@ pub(crate) struct Writer {
     unsynced_since: Option<Instant>,
     /// The next segment file, being prepared on another thread.
     preparing: Option<Receiver<Result<Prepared, LogError>>>,
+    /// A batch's frames, laid out as the file holds them, written with one
+    /// call (or one per [`WRITE_CHUNK`]); kept between batches.
+    frames: Vec<u8>,
 }
+
+/// At most this many bytes of a batch's frames are laid out before they
+/// are written: a large batch is written in pieces of about this size, so
+/// the buffer stays small.
+const WRITE_CHUNK: usize = 1 << 20;
 
 impl Writer {
     pub(crate) fn new(shared: Arc<Shared>, config: LogConfig, manifest: Manifest, active: Option<Active>) -> Self {
         let next_seq = active.as_ref().map_or(manifest.next_seq.max(1), |a| a.next_seq);
         if let Some(a) = &active {
-            shared.durability.set_active(Arc::clone(&a.map), a.seg.path.clone(), a.write_off, a.next_seq);
+            shared.durability.set_active(a.writer.file(), a.seg.path.clone(), a.write_off, a.next_seq);
         }
-        Self { shared, config, manifest, active, next_seq, unsynced_since: None, preparing: None }
+        Self { shared, config, manifest, active, next_seq, unsynced_since: None, preparing: None, frames: Vec::new() }
     }
 
     /// Creates an active segment starting at (at least) `first_seq` if there
@@ -368,33 +377,64 @@ impl Writer {
         assert!(fits(active), "a fresh segment holds any batch that passed the size check");
         // Disk space first: a full disk fails this append, cleanly (nothing
         // was written, the writer is not poisoned), and a later one retries.
-        if let Err(e) = active.writer.reserve(active.write_off + bytes) {
-            return Err(io_err(&active.seg.path, e));
+        match active.writer.reserve(active.write_off + bytes) {
+            Ok(()) => {}
+            Err(ReserveError::Refused(e)) => return Err(io_err(&active.seg.path, e)),
+            Err(ReserveError::Sync(e)) => {
+                // As a failed sync: nothing more is acknowledged.
+                let err = io_err(&active.seg.path, e);
+                self.shared.durability.poison(err.to_string());
+                return Err(err);
+            }
         }
         let first = active.next_seq;
         let n = batch.len() as u64;
-        let mut off = active.write_off;
         // Every frame of the group records how far the segment is durable
         // now: recovery trusts nothing below it to be torn.
         let synced = self.shared.durability.synced_off();
         let mark = if active.marks { u32::try_from(synced).expect("segments fit in 32 bits") } else { 0 };
-        for (i, payload) in batch.payloads().enumerate() {
-            let left = (batch.len() - 1 - i) as u32;
-            let header = format::encode_frame_header_marked(first + i as u64, left, mark, payload);
-            active.writer.write(off, &header);
-            active.writer.write(off + header.len(), payload);
-            off += format::frame_len(payload.len());
+        let frames = &mut self.frames;
+        frames.clear();
+        // Where `frames` goes in the file.
+        let mut at = active.write_off;
+        let written = (|| {
+            for (i, payload) in batch.payloads().enumerate() {
+                let left = (batch.len() - 1 - i) as u32;
+                frames.extend_from_slice(&format::encode_frame_header_marked(first + i as u64, left, mark, payload));
+                frames.extend_from_slice(payload);
+                if frames.len() >= WRITE_CHUNK {
+                    active.writer.write(at, frames)?;
+                    at += frames.len();
+                    frames.clear();
+                }
+            }
+            active.writer.write(at, frames)?;
+            at += frames.len();
+            Ok(())
+        })();
+        if frames.capacity() > 2 * WRITE_CHUNK {
+            *frames = Vec::new();
         }
+        if let Err(e) = written {
+            // Part of the batch may be in the file, past the frames placed:
+            // nothing more is written there until an open has scanned it
+            // (it cuts the log at the last whole batch).
+            let err = io_err(&active.seg.path, e);
+            self.shared.durability.poison(err.to_string());
+            return Err(err);
+        }
+        let off = at;
         debug_assert_eq!(off - active.write_off, bytes);
         active.write_off = off;
         // Zeros ahead of a small batch's sync ([`ZERO_AHEAD`]): the next
         // 256 KiB past those already written (or past this batch's last
         // page), inside the allocated file, once fewer than half are left.
+        // Only a saving: if they cannot be written, the batch stands, and
+        // the next one tries again.
         if matches!(self.config.sync, Sync::EveryBatch) && bytes < ZERO_AHEAD && off + ZERO_AHEAD / 2 > active.zeroed {
             let from = active.zeroed.max(off.next_multiple_of(PAGE));
             let to = (from + ZERO_AHEAD).min(active.map.allocated());
-            if to > from {
-                active.writer.zero(from, to);
+            if to > from && active.writer.zero(from, to).is_ok() {
                 active.zeroed = to;
             }
         }
@@ -421,7 +461,7 @@ impl Writer {
     fn place(&mut self) {
         if let Some(a) = self.active.as_mut() {
             a.writer.publish(a.write_off);
-            self.shared.durability.placed(a.write_off, a.zeroed, self.next_seq);
+            self.shared.durability.placed(a.write_off, self.next_seq);
         }
     }
 
@@ -479,17 +519,21 @@ impl Writer {
     fn create_segment(&mut self, first_seq: u64) -> Result<Active, LogError> {
         let prepared = match self.preparing.take() {
             Some(rx) => rx.recv().unwrap_or_else(|_| Err(LogError::Poisoned("segment preparer panicked".into())))?,
-            None => prepare(&self.shared.dir, self.config.segment_size_bytes, false)?,
+            None => prepare(&self.shared.dir, self.config.segment_size_bytes)?,
         };
         let Prepared { mut writer, map, tmp } = prepared;
         let dir = &self.shared.dir;
         let path = dir.join(segment_file_name(first_seq, 0));
-        writer.write(0, &SegmentHeader::new(first_seq).encode());
-        let installed = install_file(dir, &tmp, &path, || writer.flush(0, HEADER_LEN), || {}).map_err(|e| match e {
-            InstallError::Write(e) => io_err(&tmp, e),
-            InstallError::Rename(e) => io_err(&path, e),
-            InstallError::SyncDir(e) => io_err(dir, e),
-        });
+        let file = writer.file();
+        let header = SegmentHeader::new(first_seq).encode();
+        let installed =
+            install_file(dir, &tmp, &path, || writer.write(0, &header).and_then(|()| file.sync_data()), || {}).map_err(
+                |e| match e {
+                    InstallError::Write(e) => io_err(&tmp, e),
+                    InstallError::Rename(e) => io_err(&path, e),
+                    InstallError::SyncDir(e) => io_err(dir, e),
+                },
+            );
         if let Err(e) = installed {
             let _ = fs::remove_file(&tmp);
             return Err(e);
@@ -497,7 +541,7 @@ impl Writer {
         writer.publish(HEADER_LEN);
         let seg = Arc::new(Segment::new(first_seq, 0, path.clone(), Arc::clone(&map)));
         self.shared.push(Arc::clone(&seg));
-        self.shared.durability.set_active(Arc::clone(&map), path, HEADER_LEN, first_seq);
+        self.shared.durability.set_active(file, path, HEADER_LEN, first_seq);
         Ok(Active {
             seg,
             map,
@@ -520,9 +564,8 @@ impl Writer {
         }
         let (tx, rx) = crossbeam_channel::bounded(1);
         let (dir, size) = (self.shared.dir.clone(), self.config.segment_size_bytes);
-        let spawned = std::thread::Builder::new()
-            .name("joblog-prepare".into())
-            .spawn(move || drop(tx.send(prepare(&dir, size, true))));
+        let spawned =
+            std::thread::Builder::new().name("joblog-prepare".into()).spawn(move || drop(tx.send(prepare(&dir, size))));
         if spawned.is_ok() {
             self.preparing = Some(rx);
         }
@@ -536,8 +579,8 @@ impl Writer {
     }
 }
 
-/// A segment file made ahead of time: its first step reserved, synced, mapped,
-/// and (in the background) its pages faulted in; no header yet.
+/// A segment file made ahead of time: its first step reserved, synced and
+/// mapped; no header yet.
 struct Prepared {
     writer: MapWriter,
     map: Arc<SegmentMap>,
@@ -546,7 +589,7 @@ struct Prepared {
 
 const PREPARED_TMP: &str = "next-segment.tmp";
 
-fn prepare(dir: &Path, size: u64, prefault: bool) -> Result<Prepared, LogError> {
+fn prepare(dir: &Path, size: u64) -> Result<Prepared, LogError> {
     let tmp = dir.join(PREPARED_TMP);
     let make = || -> std::io::Result<(Arc<SegmentMap>, MapWriter)> {
         let file = super::private::create_file(&tmp, true)?;
@@ -556,12 +599,7 @@ fn prepare(dir: &Path, size: u64, prefault: bool) -> Result<Prepared, LogError> 
         SegmentMap::writable(file, size as usize, 0)
     };
     match make() {
-        Ok((map, writer)) => {
-            if prefault {
-                writer.prefault();
-            }
-            Ok(Prepared { writer, map, tmp })
-        }
+        Ok((map, writer)) => Ok(Prepared { writer, map, tmp }),
         Err(e) => {
             let _ = fs::remove_file(&tmp);
             Err(io_err(&tmp, e))
@@ -594,7 +632,13 @@ mod tests {
         let log = Log::open(dir.path(), LogConfig::default()).unwrap();
         log.append(&[7u8; 100]).unwrap();
         let d = &log.shared.durability;
-        let (written, zeroed) = d.placed_ends();
+        // The active segment's frames written and zeros written ahead, ends.
+        let placed_ends = || {
+            let w = log.direct.as_ref().unwrap().lock().unwrap();
+            let a = w.active.as_ref().unwrap();
+            (a.write_off, a.zeroed)
+        };
+        let (written, zeroed) = placed_ends();
         assert_eq!(zeroed, written.next_multiple_of(PAGE) + ZERO_AHEAD);
         assert_eq!(d.synced_off(), written, "the mark stops at the frames");
         // Past them, in one batch larger than the zeros ahead: no more.
@@ -604,13 +648,13 @@ mod tests {
             batch.push(&[8u8; 1000]);
         }
         log.append_batch(batch).unwrap();
-        let (written_big, zeroed_big) = d.placed_ends();
+        let (written_big, zeroed_big) = placed_ends();
         assert!(written_big > zeroed && zeroed_big == zeroed, "{written_big} {zeroed_big}");
         assert_eq!(d.synced_off(), written_big);
         // The next small batch writes zeros ahead again, as far as the
         // file is allocated.
         log.append(&[9u8; 100]).unwrap();
-        let (written, zeroed) = d.placed_ends();
+        let (written, zeroed) = placed_ends();
         let allocated = log.direct.as_ref().unwrap().lock().unwrap().active.as_ref().unwrap().map.allocated();
         assert_eq!(zeroed, (written.next_multiple_of(PAGE) + ZERO_AHEAD).min(allocated));
         assert!(zeroed > written);

@@ -5,8 +5,17 @@
 //! keeps a *published* watermark: bytes below it are complete, checksummed
 //! frames that are never written again, and only they can be read. Bytes at
 //! or above it can only be written, and only through the one [`MapWriter`]
-//! that exists for a writable map. That split is what makes handing out
+//! that exists for a writable segment. That split is what makes handing out
 //! `&[u8]` into a map that is still growing sound.
+//!
+//! Every map is read-only: the writer writes the file (`pwrite`), and the
+//! map shows those bytes (a shared map of a file and the file's writes go
+//! through the same page cache). A sync of bytes written so costs less than
+//! one of bytes written through a map: no page of the map is writable, so
+//! writing a page back never has to write-protect it in this process (and
+//! interrupt the other cores to flush their TLBs), nor does the next write
+//! fault on it (docs/benchmarks.md, "Frames written, not copied into the
+//! map").
 //!
 //! The remaining hazard of every memory map is another process changing or
 //! truncating the file underneath; the log's lock file (see `log::dir`) keeps
@@ -61,16 +70,17 @@ impl SegmentMap {
         })
     }
 
-    /// Maps `len` bytes of `file` for reading and writing. The file may be
-    /// shorter than `len` (it grows in steps, see [`MapWriter::reserve`]):
-    /// the address space is taken once, so the map never moves and readers'
-    /// slices stay valid, but only the part the file covers is ever
-    /// touched. Bytes below `published` are readable at once; the returned
-    /// writer is the only way to write the rest.
+    /// Maps `len` bytes of `file`, to be written through the returned
+    /// writer (`file` is open for writing). The file may be shorter than
+    /// `len` (it grows in steps, see [`MapWriter::reserve`]): the address
+    /// space is taken once, so the map never moves and readers' slices stay
+    /// valid, but only the part the file covers is ever touched. Bytes below
+    /// `published` are readable at once; the returned writer is the only
+    /// way to write the rest.
     pub(crate) fn writable(file: File, len: usize, published: usize) -> io::Result<(Arc<Self>, MapWriter)> {
         let file_len = usize::try_from(file.metadata()?.len()).unwrap_or(usize::MAX);
         assert!(len > 0 && published <= len && published <= file_len);
-        let raw = MmapOptions::new().len(len).map_raw(&file)?;
+        let raw = MmapOptions::new().len(len).map_raw_read_only(&file)?;
         let allocated = file_len.min(len);
         let map = Arc::new(Self {
             raw,
@@ -79,7 +89,7 @@ impl SegmentMap {
             allocated: AtomicUsize::new(allocated),
             scans: Default::default(),
         });
-        Ok((Arc::clone(&map), MapWriter { map, file, allocated }))
+        Ok((Arc::clone(&map), MapWriter { map, file: Arc::new(file), allocated }))
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -136,14 +146,13 @@ impl SegmentMap {
     pub(crate) fn release_pages(&self) -> io::Result<()> {
         // SAFETY: memmap2 has this unchecked because on a private mapping
         // MADV_DONTNEED discards the process's changes. Both constructors
-        // here make shared mappings of a file (`map_raw`,
-        // `map_raw_read_only`), where it acts as a partial munmap: each
-        // page-table entry is removed, a dirty one's dirty bit carried to
-        // the page in the page cache (so nothing written is lost), and the
-        // next access maps the same page of the file again, from the page
-        // cache or the disk, with the same bytes. A write of the writer
-        // thread during the call lands before the entry goes, or faults the
-        // page back in. No slice handed out sees anything else.
+        // here make read-only shared mappings of a file
+        // (`map_raw_read_only`), where it acts as a partial munmap: each
+        // page-table entry is removed, and the next access maps the same
+        // page of the file again, from the page cache or the disk, with the
+        // same bytes (the writer writes the file, never the map, and only
+        // above the published watermark). No slice handed out sees anything
+        // else.
         unsafe { self.raw.unchecked_advise(memmap2::UncheckedAdvice::DontNeed) }
     }
 
@@ -155,18 +164,6 @@ impl SegmentMap {
     /// The published watermark: every byte below it may be read.
     pub(crate) fn published(&self) -> usize {
         self.published.load(Ordering::Acquire)
-    }
-
-    /// Writes the given range of the map back to the file and waits for the
-    /// device (msync with MS_SYNC). Any thread may, while the writer places
-    /// frames past the frames it covers (the range may reach bytes being
-    /// written: a sync's durable mark stops at the frames it covers, and
-    /// recovery trusts nothing past that).
-    pub(crate) fn flush(&self, offset: usize, len: usize) -> io::Result<()> {
-        if len == 0 {
-            return Ok(());
-        }
-        self.raw.flush_range(offset, len)
     }
 
     /// The published bytes.
@@ -182,13 +179,15 @@ impl SegmentMap {
     }
 }
 
-/// The one handle that writes into a writable [`SegmentMap`].
+/// The one handle that writes the file of a writable [`SegmentMap`].
 pub(crate) struct MapWriter {
     map: Arc<SegmentMap>,
-    /// The mapped file, grown through [`MapWriter::reserve`].
-    file: File,
+    /// The mapped file, grown through [`MapWriter::reserve`]; shared with
+    /// whoever syncs it ([`MapWriter::file`]).
+    file: Arc<File>,
     /// Bytes of the file that are allocated on disk (fallocate): writes
-    /// stay below this, so they never meet a full disk through the map.
+    /// stay below this, so a full disk is met when space is reserved, never
+    /// half-way through a batch.
     allocated: usize,
 }
 
@@ -203,36 +202,42 @@ pub(crate) fn first_step(segment_len: usize) -> usize {
 pub(crate) const PAGE: usize = 4096;
 
 impl MapWriter {
-    /// Copies `data` to `offset`, which must lie at or above the published
-    /// watermark and inside the map.
-    pub(crate) fn write(&mut self, offset: usize, data: &[u8]) {
+    /// Writes `data` to the file at `offset`, which must lie at or above
+    /// the published watermark (no reader holds a slice over it:
+    /// `SegmentMap::bytes` stops there) and inside the allocated part of
+    /// the file. Until it is synced, a crash may keep any part of it.
+    pub(crate) fn write(&mut self, offset: usize, data: &[u8]) -> io::Result<()> {
+        use std::os::unix::fs::FileExt;
         let end = offset.checked_add(data.len()).expect("write range overflows");
         assert!(end <= self.allocated, "write past the allocated part of the file (reserve first)");
         assert!(offset >= self.map.published(), "write below the published watermark");
-        // SAFETY: the range [offset, end) is inside the mapping and inside
-        // the part of the file that is allocated (`allocated <= map.len`,
-        // checked above; the file is never shortened while mapped, see the
-        // module comment, so no page of it faults), and above the published watermark, so no reader holds a
-        // slice over it (`SegmentMap::bytes` stops at the watermark). This
-        // `MapWriter` is the only one for the map and `write` takes `&mut
-        // self`, so no two writes race. `data` is a separate allocation: it
-        // cannot overlap a mapping we are writing.
-        unsafe {
-            std::ptr::copy_nonoverlapping(data.as_ptr(), self.map.raw.as_mut_ptr().add(offset), data.len());
-        }
+        self.file.write_all_at(data, offset as u64)
     }
 
     /// Writes zeros over `from..to` (at or above the published watermark,
     /// inside the allocated part of the file), so that their pages are
-    /// dirty and the next flush over them writes them to disk. The caller
-    /// zeroes only bytes no frame holds yet (past the frames written):
-    /// there the file reads as zeros already, preallocated and never
-    /// written, or zeroed by recovery.
-    pub(crate) fn zero(&mut self, from: usize, to: usize) {
+    /// dirty and the next sync writes them to disk. The caller zeroes only
+    /// bytes no frame holds yet (past the frames written): there the file
+    /// reads as zeros already, preallocated and never written, or zeroed by
+    /// recovery. A page at a time, so that the page cache holds them as
+    /// single pages: a later small write into a large folio of them would
+    /// have the whole folio written back by the next sync.
+    pub(crate) fn zero(&mut self, from: usize, to: usize) -> io::Result<()> {
         static ZEROS: [u8; PAGE] = [0; PAGE];
-        for at in (from..to).step_by(PAGE) {
-            self.write(at, &ZEROS[..PAGE.min(to - at)]);
+        let mut at = from;
+        while at < to {
+            let n = (PAGE - at % PAGE).min(to - at);
+            self.write(at, &ZEROS[..n])?;
+            at += n;
         }
+        Ok(())
+    }
+
+    /// The file, for syncs ([`File::sync_data`]) by any thread while the
+    /// writer goes on writing past the frames a sync covers (its durable
+    /// mark stops at those frames, and recovery trusts nothing past it).
+    pub(crate) fn file(&self) -> Arc<File> {
+        Arc::clone(&self.file)
     }
 
     /// Makes every byte below `upto` readable. The watermark never moves back.
@@ -245,47 +250,43 @@ impl MapWriter {
     /// Makes sure the file is allocated on disk up to `end` at least, growing
     /// it by steps (doubling, from [`first_step`], up to the map's length):
     /// fallocate, then fsync so the new size is durable before any byte is
-    /// written there. A full disk is an error here (ENOSPC), never a SIGBUS
-    /// later; nothing changes when it fails, and a later call tries again.
-    pub(crate) fn reserve(&mut self, end: usize) -> io::Result<()> {
+    /// written there. A full disk is an error here (ENOSPC), not half-way
+    /// through a batch; nothing changes when it fails, and a later call
+    /// tries again.
+    pub(crate) fn reserve(&mut self, end: usize) -> Result<(), ReserveError> {
         if end <= self.allocated {
             return Ok(());
         }
         if end > self.map.len {
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, "reservation past the end of the segment"));
+            let e = io::Error::new(io::ErrorKind::InvalidInput, "reservation past the end of the segment");
+            return Err(ReserveError::Refused(e));
         }
         let target =
             (self.allocated * 2).max(end.next_multiple_of(PAGE)).max(first_step(self.map.len)).min(self.map.len);
-        preallocate(&self.file, self.allocated as u64, target as u64)?;
-        self.file.sync_all()?;
+        preallocate(&self.file, self.allocated as u64, target as u64).map_err(ReserveError::Refused)?;
+        // This fsync also reports a failed write-back of frames written
+        // before (once: the syncs would not see it again).
+        self.file.sync_all().map_err(ReserveError::Sync)?;
         self.allocated = target;
         self.map.allocated.store(target, Ordering::Relaxed);
         Ok(())
     }
+}
 
-    /// Faults every page of the map in, writable, ahead of time
-    /// (MADV_POPULATE_WRITE), so that appends later copy into memory instead
-    /// of taking a page fault (and the kernel's zeroing) every 4 KiB. The
-    /// contents do not change. Kernels without it (before 5.14) are told
-    /// nothing and fault lazily.
-    pub(crate) fn prefault(&self) {
-        // Only the allocated part: the rest of the map lies past the end of
-        // the file.
-        #[cfg(target_os = "linux")]
-        let _ = self.map.raw.advise_range(memmap2::Advice::PopulateWrite, 0, self.allocated);
-    }
-
-    /// Writes the given range of the map back to the file and waits for the
-    /// device (msync with MS_SYNC).
-    pub(crate) fn flush(&self, offset: usize, len: usize) -> io::Result<()> {
-        self.map.flush(offset, len)
-    }
+/// Why [`MapWriter::reserve`] failed.
+#[derive(Debug)]
+pub(crate) enum ReserveError {
+    /// The space was refused (a full disk): nothing changed.
+    Refused(io::Error),
+    /// The fsync after it failed: what reached the disk, frames written
+    /// before included, is unknown.
+    Sync(io::Error),
 }
 
 /// Reserves real disk space for bytes `from..len` of `file` (fallocate), so
-/// that writing through a map later can never meet a full disk (which would
-/// be a SIGBUS, not an error). Filesystems without fallocate get zeros
-/// written there (only there: bytes below `from` hold data).
+/// that a full disk is met here, before a batch is written, and never
+/// half-way through it. Filesystems without fallocate get zeros written
+/// there (only there: bytes below `from` hold data).
 pub(crate) fn preallocate(file: &File, from: u64, len: u64) -> io::Result<()> {
     if len <= from {
         return Ok(());

@@ -688,7 +688,7 @@ fn main() {
             None,
             "×",
         );
-        push(format!("  {threads} threads: mean sync (msync of the placed frames)"), t.sync_us, None, "µs");
+        push(format!("  {threads} threads: mean sync (fdatasync of the placed frames)"), t.sync_us, None, "µs");
         push(format!("  {threads} threads: share of the time a sync was in flight"), t.busy, None, "×");
     }
     push(
