@@ -30,6 +30,7 @@
 //! [`Log::next_seq`]: super::Log::next_seq
 //! [`Log::read_at`]: super::Log::read_at
 
+use std::fs::File;
 use std::path::PathBuf;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -38,7 +39,6 @@ use std::time::Instant;
 
 use super::error::io_err;
 use super::{Appended, LogError, Shared};
-use std::fs::File;
 
 /// What the leader needs to know of the active segment.
 #[derive(Default)]
@@ -119,8 +119,8 @@ fn wake(woken: Vec<Thread>) {
 /// Appenders a sync covered that the sync thread wakes itself; when more,
 /// it wakes the first only, which wakes the others (each wake-up costs
 /// the waker microseconds on this machine's virtual cores, and the disk
-/// would wait for the next sync meanwhile). Their next batches are in the sync after next
-/// either way: the next one starts at once.
+/// would wait for the next sync meanwhile). Their next batches are in the
+/// sync after next either way: the next one starts at once.
 const WAKE_ITSELF: usize = 3;
 
 /// An appender's sync in flight: when it ends, however it ends, the

@@ -93,9 +93,9 @@ pub(crate) struct Active {
 }
 
 /// Bytes of zeros written ahead of small batches and synced with the next
-/// batch. A block the filesystem allocated but never
-/// wrote (fallocate) is marked written when data first reaches the disk
-/// there, a change of the file's metadata that the sync then writes too:
+/// batch. A block the filesystem allocated but never wrote (fallocate) is
+/// marked written when data first reaches the disk there, a change of the
+/// file's metadata that the sync then writes too:
 /// on this machine's ext4 a sync of a few frames that reached a new 4 KiB
 /// block took 1.7–1.8× one that did not (`bench/scripts/sync-new-block.py`,
 /// docs/benchmarks.md). Zeros written ahead have that done once per 256
