@@ -21,7 +21,9 @@
 //! A failure can be injected the same way: `fail-sync:N` makes the Nth
 //! sync of the log's frames (`log/durable.rs`) fail with an I/O error
 //! (20 ms late) instead of syncing, as a device error would (tests/engine.rs,
-//! `a_failed_sync_leaves_readers_the_durable_state`).
+//! `a_failed_sync_leaves_readers_the_durable_state`); `fail-write:N`, the
+//! write of the Nth batch's last frames (`log/writer.rs`; tests/log.rs,
+//! `a_failed_write_is_an_error_and_the_log_refuses_until_reopened`).
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::OnceLock;
@@ -30,7 +32,7 @@ use std::sync::OnceLock;
 pub const ENV: &str = "JOBLOG_CRASHPOINT";
 
 /// The points a harness may name.
-pub(crate) const POINTS: [&str; 5] = ["roll", "manifest", "install", "checkpoint", "fail-sync"];
+pub(crate) const POINTS: [&str; 6] = ["roll", "manifest", "install", "checkpoint", "fail-sync", "fail-write"];
 
 /// The armed point and the hit (1-based) to stop at, parsed once.
 fn armed() -> Option<&'static (String, u64)> {

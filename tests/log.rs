@@ -1259,3 +1259,52 @@ fn damage_a_roll_sealed_under_its_checksum_is_still_found_by_a_scan() {
     }
     assert!(log.iter_from(0).any(|r| r.is_err()), "iteration finds it too");
 }
+
+/// The child of [`a_failed_write_is_an_error_and_the_log_refuses_until_reopened`]:
+/// its log's directory.
+const FAILED_WRITE_CHILD: &str = "JOBLOG_TEST_FAILED_WRITE_DIR";
+
+/// A write of a batch's frames that fails (injected: `fail-write:10`, the
+/// tenth batch's last piece; that batch is 1.5 MiB, so its first MiB is in
+/// the file when the rest fails, as after a device error half-way) is an
+/// I/O error for that append, every later append is refused until the log
+/// is reopened, and the reopened log holds exactly the nine acknowledged
+/// appends: the torn batch is cut, nothing of it is read back, and the log
+/// goes on from there. The test re-runs this binary with the failure armed.
+#[test]
+fn a_failed_write_is_an_error_and_the_log_refuses_until_reopened() {
+    if let Some(dir) = std::env::var_os(FAILED_WRITE_CHILD) {
+        let log = Log::open(Path::new(&dir), LogConfig::default()).unwrap();
+        for i in 1..=9 {
+            assert_eq!(log.append(&payload(i)).unwrap(), i);
+        }
+        let mut big = Batch::new();
+        for _ in 0..300 {
+            big.push(&[7u8; 5000]);
+        }
+        match log.append_batch(big) {
+            Err(LogError::Io { .. }) => {}
+            other => panic!("expected the injected I/O error, got {other:?}"),
+        }
+        match log.append(&payload(10)) {
+            Err(LogError::Poisoned(why)) => assert!(why.contains("injected failure of write"), "{why}"),
+            other => panic!("expected a refusal, got {other:?}"),
+        }
+        println!("failed write checked");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let out = std::process::Command::new(std::env::current_exe().unwrap())
+        .args(["--exact", "a_failed_write_is_an_error_and_the_log_refuses_until_reopened", "--nocapture"])
+        .args(["--test-threads=1"])
+        .env(FAILED_WRITE_CHILD, dir.path())
+        .env("JOBLOG_CRASHPOINT", "fail-write:10")
+        .output()
+        .unwrap();
+    let text = format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
+    assert!(out.status.success() && text.contains("failed write checked"), "{text}");
+    let log = Log::open(dir.path(), LogConfig::default()).unwrap();
+    assert_eq!(all(&log), (1..=9).map(|i| (i, payload(i))).collect::<Vec<_>>());
+    assert_eq!(log.append(&payload(10)).unwrap(), 10);
+    assert!(log.verify().unwrap().ok());
+}

@@ -408,6 +408,7 @@ impl Writer {
                     frames.clear();
                 }
             }
+            crate::crashpoint::fail("write")?;
             active.writer.write(at, frames)?;
             at += frames.len();
             Ok(())
