@@ -54,10 +54,9 @@ pub(crate) struct SyncState {
     written_next: u64,
     /// Why the log refuses to write, once a write or a sync failed.
     poisoned: Option<String>,
-    /// Whether an appender or the sync thread has taken (or is taking)
-    /// the lead to sync: the others wait for it in `waiters` instead of
-    /// queueing for the lead.
-    syncing: bool,
+    /// Who has taken (or is taking) the lead to sync: the others wait for
+    /// it in `waiters` instead of queueing for the lead.
+    lead: Leader,
     /// Appenders waiting for the sync in flight, oldest first.
     waiters: Vec<Waiter>,
     /// Appenders the sync thread released, woken by the first of them to
@@ -65,10 +64,20 @@ pub(crate) struct SyncState {
     to_wake: Vec<Thread>,
     /// The log's sync thread, once started ([`Shared::sync_thread`]).
     syncer: Option<JoinHandle<()>>,
-    /// Whether the sync thread holds the lead.
-    syncer_leads: bool,
     /// The log is closing: the sync thread ends, and none is started.
     closing: bool,
+}
+
+/// Who leads the syncs.
+#[derive(Default, Clone, Copy, PartialEq, Eq)]
+enum Leader {
+    /// No one: the next appender to wait takes the lead.
+    #[default]
+    Free,
+    /// An appender, syncing for itself and whoever placed meanwhile.
+    Appender,
+    /// The log's sync thread, until no appender waits.
+    SyncThread,
 }
 
 /// An appender waiting for the sync in flight: where its batch ends, and
@@ -95,7 +104,7 @@ impl SyncState {
     /// thread is woken only to find that it must wait again, and none is
     /// left waiting with no sync to wake it.
     fn release(&mut self, visible: u64) -> Vec<Thread> {
-        let (all, mut next) = (self.poisoned.is_some(), !self.syncing);
+        let (all, mut next) = (self.poisoned.is_some(), self.lead == Leader::Free);
         let mut woken = Vec::new();
         self.waiters.retain_mut(|w| {
             let wake = all || w.end <= visible || std::mem::take(&mut next);
@@ -136,8 +145,7 @@ impl Drop for Syncing<'_> {
         let visible = shared.next_seq.load(Ordering::Acquire);
         let waiting = s.poisoned.is_none() && s.waiters.iter().any(|w| w.end > visible);
         let syncer = if waiting { shared.syncer(&mut s) } else { None };
-        s.syncing = syncer.is_some();
-        s.syncer_leads = syncer.is_some();
+        s.lead = if syncer.is_some() { Leader::SyncThread } else { Leader::Free };
         let mut woken = s.release(visible);
         // The sync thread first: it is what the others wait for.
         woken.splice(0..0, syncer);
@@ -158,7 +166,7 @@ impl Drop for ReleasedOnPanic<'_> {
         }
         let mut s = self.0.durability.state();
         s.poisoned.get_or_insert_with(|| "the log's sync thread panicked".into());
-        (s.syncing, s.syncer_leads) = (false, false);
+        s.lead = Leader::Free;
         let mut woken = s.release(self.0.next_seq.load(Ordering::Acquire));
         woken.append(&mut s.to_wake);
         drop(s);
@@ -286,8 +294,8 @@ impl Shared {
                     _ => Ok(()),
                 };
             }
-            if !s.syncing {
-                s.syncing = true;
+            if s.lead == Leader::Free {
+                s.lead = Leader::Appender;
                 drop(s);
                 let _syncing = Syncing(self);
                 // Everything placed, this batch too, is durable once this
@@ -339,10 +347,10 @@ impl Shared {
         let _released = ReleasedOnPanic(&self);
         loop {
             let s = d.state();
-            if s.closing && !s.syncer_leads {
-                return;
-            }
-            if !s.syncer_leads {
+            if s.lead != Leader::SyncThread {
+                if s.closing {
+                    return;
+                }
                 drop(s);
                 std::thread::park();
                 continue;
@@ -355,8 +363,7 @@ impl Shared {
             let more = s.poisoned.is_none() && !s.closing && s.waiters.iter().any(|w| w.end > visible);
             // Done: the lead is free again (when closing, it goes to the
             // oldest appender still waiting).
-            s.syncing = more;
-            s.syncer_leads = more;
+            s.lead = if more { Leader::SyncThread } else { Leader::Free };
             let mut woken = s.release(visible);
             if woken.len() > WAKE_ITSELF {
                 s.to_wake.extend(woken.drain(1..));
