@@ -345,6 +345,10 @@ impl Shared {
     fn sync_thread(self: Arc<Self>) {
         let d = &self.durability;
         let _released = ReleasedOnPanic(&self);
+        // Woken twice in each sync (the frames written, the disk's cache
+        // flushed), it should not wait for a core the appenders it
+        // released hold: see `sys::short_slice`.
+        crate::sys::short_slice();
         loop {
             let s = d.state();
             if s.lead != Leader::SyncThread {

@@ -9,9 +9,10 @@
 //!   and process file descriptors (`pidfd`) that name one process for
 //!   good, so that a signal never reaches a process that reused a pid.
 //!
-//! And here: `prefetch`, the processor's hint to fetch a cache line, and
+//! And here: `prefetch`, the processor's hint to fetch a cache line;
 //! `push_populated` and `filled`, a large vector's pages made present in
-//! one call ahead of its writes.
+//! one call ahead of its writes; and `short_slice`, the scheduler asked to
+//! run a thread that mostly waits as soon as it wakes.
 
 #![allow(unsafe_code)] // the one place it is allowed (Cargo.toml, `[lints]`)
 
@@ -88,4 +89,89 @@ pub(crate) fn prefetch<T>(p: *const T) {
     }
     #[cfg(not(target_arch = "x86_64"))]
     let _ = p;
+}
+
+/// Asks the scheduler for the shortest time slice ([`SLICE_NS`]) for the
+/// calling thread, its policy and priority unchanged. Linux (6.12 and
+/// later) lets a thread of the normal policy that wakes with a shorter
+/// slice than the running one take the core at once, instead of waiting
+/// for the running thread's slice to end. For a thread that mostly waits
+/// and runs a few microseconds when it wakes (the log's sync thread, woken
+/// twice inside each sync): measured in docs/benchmarks.md. No privilege
+/// is needed; older kernels ignore the slice. A hint: refused, nothing
+/// changes, and the answer says whether it was taken.
+pub(crate) fn short_slice() -> bool {
+    const SCHED_OTHER: u32 = 0;
+    const SCHED_BATCH: u32 = 3;
+    const SCHED_FLAG_RESET_ON_FORK: u64 = 1;
+    let Some(mut attr) = sched_attr() else { return false };
+    if !matches!(attr.policy, SCHED_OTHER | SCHED_BATCH) {
+        return false;
+    }
+    attr.flags &= SCHED_FLAG_RESET_ON_FORK;
+    attr.runtime = SLICE_NS;
+    // SAFETY: `attr` is a valid `struct sched_attr` of `attr.size` bytes
+    // that the kernel only reads; it sets the calling thread's policy,
+    // nice and reset-on-fork flag to what they were and its slice to
+    // `SLICE_NS`.
+    let set = unsafe { libc::syscall(libc::SYS_sched_setattr, 0, &attr as *const SchedAttr, 0) };
+    set == 0
+}
+
+/// The slice [`short_slice`] asks for: the least the kernel grants.
+const SLICE_NS: u64 = 100_000;
+
+/// `struct sched_attr` of `sched_setattr(2)`, its first version.
+#[repr(C)]
+#[derive(Default, Debug)]
+struct SchedAttr {
+    size: u32,
+    policy: u32,
+    flags: u64,
+    nice: i32,
+    priority: u32,
+    /// For the normal policies, the slice in nanoseconds (0: the default);
+    /// the kernel keeps it within 0.1 to 100 ms.
+    runtime: u64,
+    deadline: u64,
+    period: u64,
+    util_min: u32,
+    util_max: u32,
+}
+
+/// The calling thread's scheduling attributes.
+fn sched_attr() -> Option<SchedAttr> {
+    let size = std::mem::size_of::<SchedAttr>() as u32;
+    let mut attr = SchedAttr::default();
+    // SAFETY: `attr` is a valid, writable `struct sched_attr` of `size`
+    // bytes, which the kernel fills for the calling thread (pid 0) and
+    // writes nothing beyond.
+    let got = unsafe { libc::syscall(libc::SYS_sched_getattr, 0, &mut attr as *mut SchedAttr, size, 0) };
+    attr.size = size;
+    (got == 0).then_some(attr)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The slice is taken, on a thread of its own, and nothing else of the
+    /// thread's scheduling changes (its nice value raised first, so that a
+    /// call that reset it would show).
+    #[test]
+    fn a_short_slice_changes_the_slice_only() {
+        std::thread::spawn(|| {
+            // SAFETY: test only; raising one's own nice value needs no privilege.
+            assert_eq!(unsafe { libc::setpriority(libc::PRIO_PROCESS, 0, 5) }, 0);
+            let before = sched_attr().expect("sched_getattr");
+            assert!(short_slice());
+            let after = sched_attr().expect("sched_getattr");
+            assert_eq!((after.policy, after.nice, after.priority), (before.policy, before.nice, before.priority));
+            assert_eq!(after.nice, 5);
+            // Kernels before 6.12 neither keep nor report a slice.
+            assert!(after.runtime == SLICE_NS || before.runtime == 0, "{before:?} {after:?}");
+        })
+        .join()
+        .unwrap();
+    }
 }
