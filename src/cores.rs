@@ -7,7 +7,7 @@
 /// threads), in the order of `items`. A panic in `f` is a bug: it is
 /// passed on.
 pub(crate) fn map<T: Sync, R: Send>(items: &[T], most: usize, f: impl Fn(&T) -> R + Sync) -> Vec<R> {
-    let threads = std::thread::available_parallelism().map_or(1, |n| n.get()).min(most).min(items.len()).max(1);
+    let threads = count().min(most).min(items.len()).max(1);
     let f = &f;
     let mut out: Vec<Option<R>> = std::thread::scope(|scope| {
         let workers: Vec<_> = (0..threads)
@@ -23,6 +23,11 @@ pub(crate) fn map<T: Sync, R: Send>(items: &[T], most: usize, f: impl Fn(&T) -> 
         out
     });
     out.iter_mut().map(|r| r.take().expect("every item has its result")).collect()
+}
+
+/// The cores this process may run on (one if unknown).
+pub(crate) fn count() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
 }
 
 #[cfg(test)]

@@ -89,8 +89,12 @@ fn a_freeze_moves_frames_and_never_changes_the_sequence() {
         let before = records(&log);
         let expected = seqs_and_payloads(&before);
 
-        // Frames from every segment, the active one too, in groups.
-        let groups = pick(&before, 0.6, rng.usize(1..5), &mut rng);
+        // Frames from every segment, the active one too, in groups: a few,
+        // or more than a freeze writes at once (64), each spread over the
+        // whole log, so that some start after the pass went by their
+        // first frame.
+        let n = if seed % 2 == 0 { rng.usize(1..5) } else { rng.usize(70..200) };
+        let groups = pick(&before, 0.6, n, &mut rng);
         let report = log.install(log.freeze(&groups).unwrap()).unwrap();
         let after = records(&log);
         assert_eq!(seqs_and_payloads(&after), expected, "seed {seed}: the sequence changed");
@@ -194,9 +198,22 @@ fn a_refused_freeze_changes_nothing() {
     let listed = files(dir.path());
     let p = before[10].2;
     let q = before[200].2;
+    let at = |i: usize| before[i].2;
+    let r = at(100);
     for (groups, why) in [
         (vec![vec![p, q], vec![p]], "a frame given twice"),
         (vec![vec![q, Position { offset: p.offset + 1, ..p }]], "no frame starts there"),
+        // Found in the middle of the pass: groups were written whole, and
+        // others begun, on either core.
+        (
+            vec![
+                vec![at(5), at(250)],
+                vec![at(6), Position { offset: r.offset + 1, ..r }],
+                vec![at(7)],
+                vec![at(8), at(290)],
+            ],
+            "no frame starts there",
+        ),
         (vec![vec![Position { segment: 999_999, offset: 64 }]], "no such segment"),
     ] {
         match log.freeze(&groups) {

@@ -29,7 +29,8 @@
 //! are rewritten like hot ones (`cold-ID-gN.seg`) and removed whole by
 //! [`Log::remove_cold`].
 
-use std::collections::BTreeMap;
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -209,10 +210,8 @@ impl Log {
             return Err(LogError::Config("no cold segment id is left (2^63 were handed out)"));
         }
         let dir = &self.shared.dir;
-        let jobs: Vec<(u64, &Vec<Position>)> = (first..).zip(groups).collect();
-        let written = crate::cores::map(&jobs, usize::MAX, |(id, group)| write_cold(dir, &hot, *id, group));
         let mut out = Rewrite { segments: Vec::new(), cold: Vec::new(), installed: false };
-        gather(written, |c| out.cold.push(c))?;
+        write_cold(dir, &hot, first, &groups, &mut out.cold)?;
         let mut hot_rewrite = self.rewrite(&drop)?;
         out.segments = std::mem::take(&mut hot_rewrite.segments);
         hot_rewrite.installed = true;
@@ -344,72 +343,195 @@ fn find(list: &[Arc<Segment>], key: u64) -> Result<&Arc<Segment>, LogError> {
     Ok(&list[i])
 }
 
-/// Writes cold segment `id` with the frames at `group` (hot positions, any
-/// order) in sequence order; returns it with each frame's new position, in
-/// the group's order. On failure nothing is left behind.
+/// Cold segments a freeze's thread fills at once at most ([`write_cold`]).
+const OPEN_COLD: usize = 64;
+
+/// A cold segment written, with its frames' new positions.
+type Written = (Arc<Segment>, ColdEntry, Vec<Position>);
+
+/// Writes cold segments `first..` with the frames at `groups` (hot
+/// positions, any order), one each, its frames in sequence order; pushes
+/// each onto `out` with its frames' new positions in its group's order,
+/// in the groups' order. On failure `out` holds the segments written
+/// (its owner removes them) and nothing else is left behind.
+///
+/// Each core makes one pass over the hot segments in position order
+/// (which is sequence order), filling its share of the groups together:
+/// they start in the order of their first frame, and the next frame
+/// copied is always the lowest position any of them waits for
+/// ([`fill_cold`]). The shares alternate in that order, so the passes
+/// move through the log side by side and each page of it is read from
+/// the disk once, however many groups share it. A checkpoint's groups are
+/// each a class of jobs (a System Job Type and Status Reason) in a span of
+/// completion time, so a stretch of the log holds frames of many groups:
+/// written one group after another, each class read the whole log again,
+/// and a log larger than the page cache was read from the disk a page at
+/// a time as often (docs/benchmarks.md, "A freeze that reads the log
+/// once").
 fn write_cold(
     dir: &Path,
     hot: &[Arc<Segment>],
-    id: u64,
-    group: &[Position],
-) -> Result<(Arc<Segment>, ColdEntry, Vec<Position>), LogError> {
-    let path = dir.join(cold_file_name(id, 0));
-    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-    let write = || -> Result<(Arc<Segment>, ColdEntry, Vec<Position>), LogError> {
-        // Hot segments are in sequence order, and so are a segment's
-        // frames: position order is sequence order.
-        let mut order: Vec<usize> = (0..group.len()).collect();
-        order.sort_unstable_by_key(|&i| group[i]);
-        let mut out: Option<SegmentWriter> = None;
-        let mut new = vec![Position { segment: COLD | id, offset: 0 }; group.len()];
-        let (mut first_seq, mut last_seq) = (0, 0);
-        let mut seg: Option<&Arc<Segment>> = None;
-        for i in order {
-            let p = group[i];
-            let s = match seg {
-                Some(s) if s.key == p.segment => s,
-                _ => {
-                    let s = find(hot, p.segment)?;
-                    seg = Some(s);
-                    s
-                }
-            };
-            let bytes = s.map()?.bytes();
-            let bad = |reason| LogError::BadPosition { segment: p.segment, offset: p.offset, reason };
-            let offset =
-                usize::try_from(p.offset).ok().filter(|o| *o >= HEADER_LEN).ok_or(bad("no frame starts there"))?;
-            let frame = match format::read_frame(bytes, offset) {
-                FrameRead::Frame(f) => f,
-                _ => return Err(bad("no frame starts there")),
-            };
-            let w = match &mut out {
-                Some(w) => w,
-                None => {
-                    first_seq = frame.seq;
-                    out.insert(SegmentWriter::create(&tmp, frame.seq)?)
-                }
-            };
-            if w.len + format::frame_len(frame.payload_len) as u64 > LogConfig::MAX_SEGMENT_BYTES {
-                return Err(LogError::Config("a freeze's group of frames does not fit one segment (4 GiB)"));
-            }
-            new[i].offset =
-                w.frame(frame.seq, 0, &bytes[frame.payload_offset..frame.end()]).map_err(|e| io_err(&tmp, e))?;
-            last_seq = frame.seq;
+    first: u64,
+    groups: &[&Vec<Position>],
+    out: &mut Vec<Written>,
+) -> Result<(), LogError> {
+    let mut starts: Vec<(Position, usize)> =
+        groups.iter().enumerate().map(|(g, group)| (*group.iter().min().expect("a group is never empty"), g)).collect();
+    starts.sort_unstable();
+    let parts = crate::cores::count().min(starts.len()).max(1);
+    let shares: Vec<Vec<(Position, usize)>> =
+        (0..parts).map(|k| starts.iter().skip(k).step_by(parts).copied().collect()).collect();
+    let filled = crate::cores::map(&shares, usize::MAX, |share| fill_cold(dir, hot, first, groups, share));
+    let mut done: Vec<Option<Written>> = groups.iter().map(|_| None).collect();
+    let mut failed = None;
+    for (written, result) in filled {
+        for (g, w) in written {
+            done[g] = Some(w);
         }
-        let w = out.expect("a group is never empty");
-        let (len, crc) = w.finish().map_err(|e| io_err(&tmp, e))?;
-        fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
-        let file = File::open(&path).map_err(|e| io_err(&path, e))?;
-        let map = SegmentMap::read_only(&file, len as usize).map_err(|e| io_err(&path, e))?;
-        let sealed = SealedEntry { first_seq, last_seq, len, frames: group.len() as u64, crc, generation: 0 };
-        let mut seg = Segment::keyed(COLD | id, first_seq, 0, path.clone(), Arc::new(map));
-        (seg.last_seq, seg.frames, seg.checked_crc) = (last_seq, sealed.frames, Some(crc));
-        Ok((Arc::new(seg), ColdEntry { id, sealed }, new))
-    };
-    write().inspect_err(|_| {
-        let _ = fs::remove_file(&tmp);
-        let _ = fs::remove_file(&path);
-    })
+        failed = failed.or(result.err());
+    }
+    if let Some(e) = failed {
+        out.extend(done.into_iter().flatten());
+        return Err(e);
+    }
+    out.extend(done.into_iter().map(|d| d.expect("every group was written")));
+    Ok(())
+}
+
+/// One pass of [`write_cold`] over the hot log, filling the groups of
+/// `starts` (each group's first position and index, in position order),
+/// at most [`OPEN_COLD`] at once: a group started later than its first
+/// frame's turn reads behind the pass, still in its own order. Returns
+/// the segments written (by group index) and whether all were; on
+/// failure those being filled are removed.
+fn fill_cold(
+    dir: &Path,
+    hot: &[Arc<Segment>],
+    first: u64,
+    groups: &[&Vec<Position>],
+    starts: &[(Position, usize)],
+) -> (Vec<(usize, Written)>, Result<(), LogError>) {
+    let mut pending = starts.iter().copied().peekable();
+    let mut filling: Vec<Option<Filling>> = Vec::new();
+    let mut next: BinaryHeap<Reverse<(Position, usize)>> = BinaryHeap::new();
+    let mut done = Vec::new();
+    let mut through = BTreeMap::new();
+    let mut open = 0;
+    let filled = (|| -> Result<(), LogError> {
+        loop {
+            while let Some(&(p, g)) = pending.peek() {
+                if open == OPEN_COLD || next.peek().is_some_and(|Reverse((q, _))| *q < p) {
+                    break;
+                }
+                pending.next();
+                let slot = filling.iter().position(Option::is_none).unwrap_or_else(|| {
+                    filling.push(None);
+                    filling.len() - 1
+                });
+                let mut order: Vec<u32> = (0..groups[g].len() as u32).collect();
+                order.sort_unstable_by_key(|&i| groups[g][i as usize]);
+                let path = dir.join(cold_file_name(first + g as u64, 0));
+                filling[slot] = Some(Filling { g, order, next: 0, out: None, new: Vec::new(), path });
+                next.push(Reverse((p, slot)));
+                open += 1;
+            }
+            let Some(Reverse((p, slot))) = next.pop() else { return Ok(()) };
+            let f = filling[slot].as_mut().expect("a slot in the heap is filling");
+            let s = find(hot, p.segment)?;
+            let map = s.map()?;
+            if let std::collections::btree_map::Entry::Vacant(v) = through.entry(s.key) {
+                v.insert(map.read_through_shared());
+            }
+            f.copy(map.bytes(), p, groups[f.g].len())?;
+            match f.order.get(f.next) {
+                Some(&i) => next.push(Reverse((groups[f.g][i as usize], slot))),
+                None => {
+                    let f = filling[slot].take().expect("filling");
+                    let g = f.g;
+                    done.push((g, f.finish(first + g as u64)?));
+                    open -= 1;
+                }
+            }
+        }
+    })();
+    for f in filling.into_iter().flatten() {
+        let _ = fs::remove_file(f.tmp());
+    }
+    (done, filled)
+}
+
+/// A cold segment [`write_cold`] is filling: its group's frames, in
+/// position order (`order`, indices into the group), the next to copy,
+/// and where those copied went.
+struct Filling {
+    g: usize,
+    order: Vec<u32>,
+    next: usize,
+    out: Option<(SegmentWriter, u64, u64)>,
+    new: Vec<Position>,
+    path: PathBuf,
+}
+
+impl Filling {
+    fn tmp(&self) -> PathBuf {
+        PathBuf::from(format!("{}.tmp", self.path.display()))
+    }
+
+    /// Copies the next frame, at `p` in `bytes` (its hot segment's).
+    fn copy(&mut self, bytes: &[u8], p: Position, len: usize) -> Result<(), LogError> {
+        let bad = |reason| LogError::BadPosition { segment: p.segment, offset: p.offset, reason };
+        let offset = usize::try_from(p.offset).ok().filter(|o| *o >= HEADER_LEN).ok_or(bad("no frame starts there"))?;
+        let frame = match format::read_frame(bytes, offset) {
+            FrameRead::Frame(f) => f,
+            _ => return Err(bad("no frame starts there")),
+        };
+        let (w, _, last_seq) = match &mut self.out {
+            Some(out) => out,
+            None => {
+                self.new = vec![Position { segment: COLD, offset: 0 }; len];
+                let tmp = self.tmp();
+                self.out.insert((SegmentWriter::create(&tmp, frame.seq, COLD_WRITE_BUF)?, frame.seq, 0))
+            }
+        };
+        if w.len + format::frame_len(frame.payload_len) as u64 > LogConfig::MAX_SEGMENT_BYTES {
+            return Err(LogError::Config("a freeze's group of frames does not fit one segment (4 GiB)"));
+        }
+        let i = self.order[self.next] as usize;
+        self.new[i].offset =
+            w.frame(frame.seq, 0, &bytes[frame.payload_offset..frame.end()]).map_err(|e| io_err(&self.path, e))?;
+        *last_seq = frame.seq;
+        self.next += 1;
+        Ok(())
+    }
+
+    /// Syncs the segment filled and puts it in place as cold segment `id`.
+    fn finish(self, id: u64) -> Result<Written, LogError> {
+        let (tmp, path) = (self.tmp(), self.path);
+        let (w, first_seq, last_seq) = self.out.expect("a group is never empty");
+        let frames = self.new.len() as u64;
+        let mut new = self.new;
+        let placed = (|| {
+            let (len, crc) = w.finish().map_err(|e| io_err(&tmp, e))?;
+            fs::rename(&tmp, &path).map_err(|e| io_err(&path, e))?;
+            let file = File::open(&path).map_err(|e| io_err(&path, e))?;
+            let map = SegmentMap::read_only(&file, len as usize).map_err(|e| io_err(&path, e))?;
+            let sealed = SealedEntry { first_seq, last_seq, len, frames, crc, generation: 0 };
+            let mut seg = Segment::keyed(COLD | id, first_seq, 0, path.clone(), Arc::new(map));
+            (seg.last_seq, seg.frames, seg.checked_crc) = (last_seq, frames, Some(crc));
+            Ok((Arc::new(seg), ColdEntry { id, sealed }))
+        })();
+        match placed {
+            Ok((seg, entry)) => {
+                new.iter_mut().for_each(|p| p.segment = COLD | id);
+                Ok((seg, entry, new))
+            }
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                let _ = fs::remove_file(&path);
+                Err(e)
+            }
+        }
+    }
 }
 
 /// Copies the frames of `old` that are not at `drop` (sorted) into the
@@ -507,7 +629,7 @@ fn copy_survivors(old: &Arc<Segment>, drop: &[u64], path: &Path, tmp: &Path) -> 
         for (i, (at, f)) in batch.drain(..).enumerate() {
             let w = match &mut out {
                 Some(w) => w,
-                None => out.insert(SegmentWriter::create(tmp, old.first_seq)?),
+                None => out.insert(SegmentWriter::create(tmp, old.first_seq, WRITE_BUF)?),
             };
             let new_at = if untouched {
                 w.put(&bytes[at..f.end()])
@@ -556,16 +678,22 @@ struct SegmentWriter {
     buf: Vec<u8>,
     crc: crc32fast::Hasher,
     len: u64,
+    /// Buffered bytes written at once.
+    write_buf: usize,
 }
 
+/// A rewritten segment's write buffer.
 const WRITE_BUF: usize = 4 << 20;
+/// A cold segment's, of the many [`write_cold`] fills at once.
+const COLD_WRITE_BUF: usize = 1 << 20;
 
 impl SegmentWriter {
-    fn create(path: &Path, first_seq: u64) -> Result<Self, LogError> {
+    /// Writes are made `write_buf` bytes at a time.
+    fn create(path: &Path, first_seq: u64, write_buf: usize) -> Result<Self, LogError> {
         let file = super::private::create_file(path, true).map_err(|e| io_err(path, e))?;
-        let mut buf = Vec::with_capacity(WRITE_BUF + (1 << 16));
+        let mut buf = Vec::with_capacity(write_buf + (1 << 16));
         buf.extend_from_slice(&SegmentHeader::new(first_seq).encode());
-        Ok(Self { file, len: buf.len() as u64, buf, crc: crc32fast::Hasher::new() })
+        Ok(Self { file, len: buf.len() as u64, buf, crc: crc32fast::Hasher::new(), write_buf })
     }
 
     /// Appends bytes; returns their offset.
@@ -573,7 +701,7 @@ impl SegmentWriter {
         let at = self.len;
         self.buf.extend_from_slice(bytes);
         self.len += bytes.len() as u64;
-        if self.buf.len() >= WRITE_BUF {
+        if self.buf.len() >= self.write_buf {
             self.flush()?;
         }
         Ok(at)
