@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use super::error::{corrupt, io_err};
@@ -343,8 +344,11 @@ fn find(list: &[Arc<Segment>], key: u64) -> Result<&Arc<Segment>, LogError> {
     Ok(&list[i])
 }
 
-/// Cold segments a freeze's thread fills at once at most ([`write_cold`]).
+/// Cold segments a freeze fills at once at most, on all its threads
+/// ([`write_cold`]): as many files open, and write buffers.
 const OPEN_COLD: usize = 64;
+/// Threads a freeze fills them on at most.
+const COLD_THREADS: usize = 8;
 
 /// A cold segment written, with its frames' new positions.
 type Written = (Arc<Segment>, ColdEntry, Vec<Position>);
@@ -355,11 +359,11 @@ type Written = (Arc<Segment>, ColdEntry, Vec<Position>);
 /// in the groups' order. On failure `out` holds the segments written
 /// (its owner removes them) and nothing else is left behind.
 ///
-/// Each core makes one pass over the hot segments in position order
+/// Each core (up to [`COLD_THREADS`]) makes one pass over the hot segments in position order
 /// (which is sequence order), filling its share of the groups together:
 /// they start in the order of their first frame, and the next frame
 /// copied is always the lowest position any of them waits for
-/// ([`fill_cold`]). The shares alternate in that order, so the passes
+/// ([`Pass::fill`]). The shares alternate in that order, so the passes
 /// move through the log side by side and each page of it is read from
 /// the disk once, however many groups share it. A checkpoint's groups are
 /// each a class of jobs (a System Job Type and Status Reason) in a span of
@@ -378,10 +382,11 @@ fn write_cold(
     let mut starts: Vec<(Position, usize)> =
         groups.iter().enumerate().map(|(g, group)| (*group.iter().min().expect("a group is never empty"), g)).collect();
     starts.sort_unstable();
-    let parts = crate::cores::count().min(starts.len()).max(1);
+    let parts = crate::cores::count().min(COLD_THREADS).min(starts.len()).max(1);
     let shares: Vec<Vec<(Position, usize)>> =
         (0..parts).map(|k| starts.iter().skip(k).step_by(parts).copied().collect()).collect();
-    let filled = crate::cores::map(&shares, usize::MAX, |share| fill_cold(dir, hot, first, groups, share));
+    let pass = Pass { dir, hot, first, groups, open: OPEN_COLD / parts, failed: AtomicBool::new(false) };
+    let filled = crate::cores::map(&shares, usize::MAX, |share| pass.fill(share));
     let mut done: Vec<Option<Written>> = groups.iter().map(|_| None).collect();
     let mut failed = None;
     for (written, result) in filled {
@@ -398,66 +403,88 @@ fn write_cold(
     Ok(())
 }
 
-/// One pass of [`write_cold`] over the hot log, filling the groups of
-/// `starts` (each group's first position and index, in position order),
-/// at most [`OPEN_COLD`] at once: a group started later than its first
-/// frame's turn reads behind the pass, still in its own order. Returns
-/// the segments written (by group index) and whether all were; on
-/// failure those being filled are removed.
-fn fill_cold(
-    dir: &Path,
-    hot: &[Arc<Segment>],
+/// What every pass of [`write_cold`] shares.
+struct Pass<'a> {
+    dir: &'a Path,
+    hot: &'a [Arc<Segment>],
     first: u64,
-    groups: &[&Vec<Position>],
-    starts: &[(Position, usize)],
-) -> (Vec<(usize, Written)>, Result<(), LogError>) {
-    let mut pending = starts.iter().copied().peekable();
-    let mut filling: Vec<Option<Filling>> = Vec::new();
-    let mut next: BinaryHeap<Reverse<(Position, usize)>> = BinaryHeap::new();
-    let mut done = Vec::new();
-    let mut through = BTreeMap::new();
-    let mut open = 0;
-    let filled = (|| -> Result<(), LogError> {
-        loop {
-            while let Some(&(p, g)) = pending.peek() {
-                if open == OPEN_COLD || next.peek().is_some_and(|Reverse((q, _))| *q < p) {
-                    break;
+    groups: &'a [&'a Vec<Position>],
+    /// Groups a pass fills at once at most.
+    open: usize,
+    /// Set by a pass that failed: the others stop.
+    failed: AtomicBool,
+}
+
+impl Pass<'_> {
+    /// One pass over the hot log, filling the groups of `starts` (each
+    /// group's first position and index, in position order), at most
+    /// `self.open` at once: a group started later than its first frame's
+    /// turn reads behind the pass, still in its own order. Returns the
+    /// segments written (by group index) and whether all were; one that
+    /// another pass's failure stops ends early, and well. The groups being
+    /// filled when it ends are removed. Only the hot segments the pass has not
+    /// gone by are read through ([`SegmentMap::read_through_shared`]).
+    fn fill(&self, starts: &[(Position, usize)]) -> (Vec<(usize, Written)>, Result<(), LogError>) {
+        let groups = self.groups;
+        let mut pending = starts.iter().copied().peekable();
+        let mut filling: Vec<Option<Filling>> = Vec::new();
+        let mut next: BinaryHeap<Reverse<(Position, usize)>> = BinaryHeap::new();
+        let mut done = Vec::new();
+        let mut through = BTreeMap::new();
+        let mut open = 0;
+        let filled = (|| -> Result<(), LogError> {
+            loop {
+                while let Some(&(p, g)) = pending.peek() {
+                    if open == self.open || next.peek().is_some_and(|Reverse((q, _))| *q < p) {
+                        break;
+                    }
+                    pending.next();
+                    let slot = filling.iter().position(Option::is_none).unwrap_or_else(|| {
+                        filling.push(None);
+                        filling.len() - 1
+                    });
+                    let mut order: Vec<u32> = (0..groups[g].len() as u32).collect();
+                    order.sort_unstable_by_key(|&i| groups[g][i as usize]);
+                    let path = self.dir.join(cold_file_name(self.first + g as u64, 0));
+                    let tmp = PathBuf::from(format!("{}.tmp", path.display()));
+                    filling[slot] = Some(Filling { g, order, next: 0, out: None, new: Vec::new(), path, tmp });
+                    next.push(Reverse((p, slot)));
+                    open += 1;
                 }
-                pending.next();
-                let slot = filling.iter().position(Option::is_none).unwrap_or_else(|| {
-                    filling.push(None);
-                    filling.len() - 1
-                });
-                let mut order: Vec<u32> = (0..groups[g].len() as u32).collect();
-                order.sort_unstable_by_key(|&i| groups[g][i as usize]);
-                let path = dir.join(cold_file_name(first + g as u64, 0));
-                filling[slot] = Some(Filling { g, order, next: 0, out: None, new: Vec::new(), path });
-                next.push(Reverse((p, slot)));
-                open += 1;
-            }
-            let Some(Reverse((p, slot))) = next.pop() else { return Ok(()) };
-            let f = filling[slot].as_mut().expect("a slot in the heap is filling");
-            let s = find(hot, p.segment)?;
-            let map = s.map()?;
-            if let std::collections::btree_map::Entry::Vacant(v) = through.entry(s.key) {
-                v.insert(map.read_through_shared());
-            }
-            f.copy(map.bytes(), p, groups[f.g].len())?;
-            match f.order.get(f.next) {
-                Some(&i) => next.push(Reverse((groups[f.g][i as usize], slot))),
-                None => {
-                    let f = filling[slot].take().expect("filling");
-                    let g = f.g;
-                    done.push((g, f.finish(first + g as u64)?));
-                    open -= 1;
+                let Some(Reverse((p, slot))) = next.pop() else { return Ok(()) };
+                if self.failed.load(Ordering::Relaxed) {
+                    // Another pass failed: its error is the freeze's.
+                    return Ok(());
+                }
+                let f = filling[slot].as_mut().expect("a slot in the heap is filling");
+                let s = find(self.hot, p.segment)?;
+                let map = s.map()?;
+                if !through.contains_key(&s.key) {
+                    // Nothing below the lowest position waited for is read
+                    // again (but by a group started late).
+                    through = through.split_off(&s.key);
+                    through.insert(s.key, map.read_through_shared());
+                }
+                f.copy(map.bytes(), p, groups[f.g].len())?;
+                match f.order.get(f.next) {
+                    Some(&i) => next.push(Reverse((groups[f.g][i as usize], slot))),
+                    None => {
+                        let f = filling[slot].take().expect("filling");
+                        let g = f.g;
+                        done.push((g, f.finish(self.first + g as u64)?));
+                        open -= 1;
+                    }
                 }
             }
+        })();
+        if filled.is_err() {
+            self.failed.store(true, Ordering::Relaxed);
         }
-    })();
-    for f in filling.into_iter().flatten() {
-        let _ = fs::remove_file(f.tmp());
+        for f in filling.into_iter().flatten() {
+            let _ = fs::remove_file(&f.tmp);
+        }
+        (done, filled)
     }
-    (done, filled)
 }
 
 /// A cold segment [`write_cold`] is filling: its group's frames, in
@@ -469,14 +496,12 @@ struct Filling {
     next: usize,
     out: Option<(SegmentWriter, u64, u64)>,
     new: Vec<Position>,
+    /// Its file's name, and the name it is written under until synced.
     path: PathBuf,
+    tmp: PathBuf,
 }
 
 impl Filling {
-    fn tmp(&self) -> PathBuf {
-        PathBuf::from(format!("{}.tmp", self.path.display()))
-    }
-
     /// Copies the next frame, at `p` in `bytes` (its hot segment's).
     fn copy(&mut self, bytes: &[u8], p: Position, len: usize) -> Result<(), LogError> {
         let bad = |reason| LogError::BadPosition { segment: p.segment, offset: p.offset, reason };
@@ -489,8 +514,7 @@ impl Filling {
             Some(out) => out,
             None => {
                 self.new = vec![Position { segment: COLD, offset: 0 }; len];
-                let tmp = self.tmp();
-                self.out.insert((SegmentWriter::create(&tmp, frame.seq, COLD_WRITE_BUF)?, frame.seq, 0))
+                self.out.insert((SegmentWriter::create(&self.tmp, frame.seq, COLD_WRITE_BUF)?, frame.seq, 0))
             }
         };
         if w.len + format::frame_len(frame.payload_len) as u64 > LogConfig::MAX_SEGMENT_BYTES {
@@ -498,7 +522,7 @@ impl Filling {
         }
         let i = self.order[self.next] as usize;
         self.new[i].offset =
-            w.frame(frame.seq, 0, &bytes[frame.payload_offset..frame.end()]).map_err(|e| io_err(&self.path, e))?;
+            w.frame(frame.seq, 0, &bytes[frame.payload_offset..frame.end()]).map_err(|e| io_err(&self.tmp, e))?;
         *last_seq = frame.seq;
         self.next += 1;
         Ok(())
@@ -506,7 +530,7 @@ impl Filling {
 
     /// Syncs the segment filled and puts it in place as cold segment `id`.
     fn finish(self, id: u64) -> Result<Written, LogError> {
-        let (tmp, path) = (self.tmp(), self.path);
+        let (tmp, path) = (self.tmp, self.path);
         let (w, first_seq, last_seq) = self.out.expect("a group is never empty");
         let frames = self.new.len() as u64;
         let mut new = self.new;
