@@ -206,7 +206,7 @@ impl Log {
             }
         }
         let (hot, _) = self.sealed_lists(drop.keys().copied())?;
-        let first = self.shared.cold_ids.fetch_add(groups.len() as u64, std::sync::atomic::Ordering::Relaxed);
+        let first = self.shared.cold_ids.fetch_add(groups.len() as u64, Ordering::Relaxed);
         if first.saturating_add(groups.len() as u64) >= COLD {
             return Err(LogError::Config("no cold segment id is left (2^63 were handed out)"));
         }
