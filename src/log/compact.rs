@@ -359,8 +359,9 @@ type Written = (Arc<Segment>, ColdEntry, Vec<Position>);
 /// in the groups' order. On failure `out` holds the segments written
 /// (its owner removes them) and nothing else is left behind.
 ///
-/// Each core (up to [`COLD_THREADS`]) makes one pass over the hot segments in position order
-/// (which is sequence order), filling its share of the groups together:
+/// Each core (up to [`COLD_THREADS`]) makes one pass over the hot
+/// segments in position order (which is sequence order), filling its
+/// share of the groups together:
 /// they start in the order of their first frame, and the next frame
 /// copied is always the lowest position any of them waits for
 /// ([`Pass::fill`]). The shares alternate in that order, so the passes
@@ -421,9 +422,10 @@ impl Pass<'_> {
     /// `self.open` at once: a group started later than its first frame's
     /// turn reads behind the pass, still in its own order. Returns the
     /// segments written (by group index) and whether all were; one that
-    /// another pass's failure stops ends early, and well. The groups being
-    /// filled when it ends are removed. Only the hot segments the pass has not
-    /// gone by are read through ([`SegmentMap::read_through_shared`]).
+    /// another pass's failure stops ends early, and well. The groups
+    /// being filled when it ends are removed. Only the hot segments the
+    /// pass has not gone by are read through
+    /// ([`SegmentMap::read_through_shared`]).
     fn fill(&self, starts: &[(Position, usize)]) -> (Vec<(usize, Written)>, Result<(), LogError>) {
         let groups = self.groups;
         let mut pending = starts.iter().copied().peekable();
@@ -447,7 +449,8 @@ impl Pass<'_> {
                     order.sort_unstable_by_key(|&i| groups[g][i as usize]);
                     let path = self.dir.join(cold_file_name(self.first + g as u64, 0));
                     let tmp = PathBuf::from(format!("{}.tmp", path.display()));
-                    filling[slot] = Some(Filling { g, order, next: 0, out: None, new: Vec::new(), path, tmp });
+                    let new = vec![Position { segment: COLD, offset: 0 }; groups[g].len()];
+                    filling[slot] = Some(Filling { g, order, next: 0, out: None, new, path, tmp });
                     next.push(Reverse((p, slot)));
                     open += 1;
                 }
@@ -465,7 +468,7 @@ impl Pass<'_> {
                     through = through.split_off(&s.key);
                     through.insert(s.key, map.read_through_shared());
                 }
-                f.copy(map.bytes(), p, groups[f.g].len())?;
+                f.copy(map.bytes(), p)?;
                 match f.order.get(f.next) {
                     Some(&i) => next.push(Reverse((groups[f.g][i as usize], slot))),
                     None => {
@@ -503,7 +506,7 @@ struct Filling {
 
 impl Filling {
     /// Copies the next frame, at `p` in `bytes` (its hot segment's).
-    fn copy(&mut self, bytes: &[u8], p: Position, len: usize) -> Result<(), LogError> {
+    fn copy(&mut self, bytes: &[u8], p: Position) -> Result<(), LogError> {
         let bad = |reason| LogError::BadPosition { segment: p.segment, offset: p.offset, reason };
         let offset = usize::try_from(p.offset).ok().filter(|o| *o >= HEADER_LEN).ok_or(bad("no frame starts there"))?;
         let frame = match format::read_frame(bytes, offset) {
@@ -512,10 +515,7 @@ impl Filling {
         };
         let (w, _, last_seq) = match &mut self.out {
             Some(out) => out,
-            None => {
-                self.new = vec![Position { segment: COLD, offset: 0 }; len];
-                self.out.insert((SegmentWriter::create(&self.tmp, frame.seq, COLD_WRITE_BUF)?, frame.seq, 0))
-            }
+            None => self.out.insert((SegmentWriter::create(&self.tmp, frame.seq, COLD_WRITE_BUF)?, frame.seq, 0)),
         };
         if w.len + format::frame_len(frame.payload_len) as u64 > LogConfig::MAX_SEGMENT_BYTES {
             return Err(LogError::Config("a freeze's group of frames does not fit one segment (4 GiB)"));
