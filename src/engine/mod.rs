@@ -243,8 +243,8 @@ impl Engine {
         // A cold segment is at most a segment's size (but for one job's
         // events): positions in the projection hold offsets in 32 bits.
         let log = &self.inner.log;
-        let frame_bytes = |p| Ok(log.written_frame_len(p)?);
-        if let Some(plan) = state.freeze_plan(min, self.inner.config.log.segment_size_bytes, frame_bytes)? {
+        let frame_lens = |p: &[_]| Ok(log.written_frame_lens(p)?);
+        if let Some(plan) = state.freeze_plan(min, self.inner.config.log.segment_size_bytes, frame_lens)? {
             state = self.freeze(state, &plan)?;
         }
         let live = self.inner.log.generations();

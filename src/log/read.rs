@@ -167,6 +167,9 @@ fn twice(cold: &ColdMerge, seq: u64) -> LogError {
     corrupt(&path, offset, format!("sequence number {seq} is in a hot and a cold segment"))
 }
 
+/// Frame headers [`Log::written_frame_lens`] fetches at once.
+const LENS_AHEAD: usize = 32;
+
 /// How far past the frame it moves to a cold segment's bytes are fetched
 /// ahead ([`ColdMerge::take`]).
 const COLD_FETCH_AHEAD: usize = 512;
@@ -591,22 +594,55 @@ impl Log {
         }
     }
 
-    /// The length (header and payload) of the frame a position this log
-    /// handed out points to, read from its header alone: a size to plan
-    /// by, the frame's checksum unchecked (see [`Log::read_written`]).
-    pub fn written_frame_len(&self, pos: Position) -> Result<u64, LogError> {
-        let list = if pos.segment & COLD != 0 {
-            Arc::clone(&self.shared.cold.read().unwrap_or_else(|e| e.into_inner()))
-        } else {
-            self.shared.snapshot()
+    /// The lengths (header and payload) of the frames positions this log
+    /// handed out point to, read from their headers alone: sizes to plan
+    /// by, the frames' checksums unchecked (see [`Log::read_written`]).
+    ///
+    /// The headers are fetched [`LENS_AHEAD`] positions ahead: a plan asks
+    /// for the frames of millions of jobs, job after job, each header
+    /// elsewhere in the log, and reading them one at a time was a wait for
+    /// memory each (nine tenths of a checkpoint's plan; docs/benchmarks.md).
+    pub fn written_frame_lens(&self, positions: &[Position]) -> Result<Vec<u32>, LogError> {
+        let (hot, cold) = self.shared.snapshot_both();
+        // Each position's segment bytes, the last segment found kept (a
+        // job's frames are often in one segment).
+        let mut last: Option<(u64, &Segment, &[u8])> = None;
+        let mut find = |pos: Position| -> Result<(&Segment, &[u8]), LogError> {
+            match last {
+                Some((key, seg, bytes)) if key == pos.segment => Ok((seg, bytes)),
+                _ => {
+                    let list = if pos.segment & COLD != 0 { &cold } else { &hot };
+                    let bad =
+                        LogError::BadPosition { segment: pos.segment, offset: pos.offset, reason: "no such segment" };
+                    let i = list.binary_search_by_key(&pos.segment, |s| s.key).map_err(|_| bad)?;
+                    let seg: &Segment = &list[i];
+                    let bytes = seg.map()?.bytes();
+                    last = Some((pos.segment, seg, bytes));
+                    Ok((seg, bytes))
+                }
+            }
         };
-        let bad = |reason| LogError::BadPosition { segment: pos.segment, offset: pos.offset, reason };
-        let i = list.binary_search_by_key(&pos.segment, |s| s.key).map_err(|_| bad("no such segment"))?;
-        let seg = &list[i];
-        let offset = usize::try_from(pos.offset).map_err(|_| bad("offset out of range"))?;
-        let len = format::claimed_frame_len(seg.map()?.bytes(), offset)
-            .ok_or_else(|| corrupt(&seg.path, offset, "no frame where one was written"))?;
-        Ok(len as u64)
+        let mut lens = Vec::with_capacity(positions.len());
+        let mut window: Vec<(&Segment, &[u8], usize)> = Vec::with_capacity(LENS_AHEAD);
+        for chunk in positions.chunks(LENS_AHEAD) {
+            window.clear();
+            for &pos in chunk {
+                let (seg, bytes) = find(pos)?;
+                let offset = usize::try_from(pos.offset).unwrap_or(usize::MAX);
+                if let Some(header) = bytes.get(offset) {
+                    crate::sys::prefetch(header);
+                }
+                window.push((seg, bytes, offset));
+            }
+            for &(seg, bytes, offset) in &window {
+                let len = format::claimed_frame_len(bytes, offset)
+                    .ok_or_else(|| corrupt(&seg.path, offset, "no frame where one was written"))?;
+                // A frame's length fits in 32 bits: its payload is at most
+                // 16 MiB (`claimed_frame_len` checks).
+                lens.push(u32::try_from(len).expect("a frame is at most 16 MiB and its header"));
+            }
+        }
+        Ok(lens)
     }
 
     /// Reads every published frame of every segment, checking each frame's

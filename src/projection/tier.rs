@@ -13,6 +13,7 @@
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use rustc_hash::FxHashMap as HashMap;
@@ -93,8 +94,9 @@ impl std::ops::Deref for Cold {
 /// plus log2 of it for the newest.
 pub(crate) const MAX_RUN_ROWS: usize = 1 << 20;
 
-/// Runs a compaction copies at once (`relocate_runs`): a bound on the
-/// memory they hold together.
+/// Runs a compaction copies (`relocate_runs`), or a checkpoint or a
+/// replay's spill writes (`prepare_runs`), at once: a bound on the memory
+/// they hold together.
 const COPIES: usize = 4;
 
 /// The most jobs whose events a checkpoint freezes into one cold segment
@@ -239,9 +241,17 @@ impl Projection {
                 merged.push(run.id());
             }
             order.sort_unstable_by_key(|&(key, _)| key);
-            // A run's jobs are gathered only while it is written: a
-            // replay's spill of millions holds one run's at a time.
-            for chunk in order.chunks(MAX_RUN_ROWS) {
+            // A run's jobs are gathered only while it is written, the runs
+            // of a class written side by side (one a core, at most COPIES
+            // at once, as a compaction copies them): a replay's spill of
+            // millions holds a few runs' at a time.
+            let chunks: Vec<(u64, &[(Key, Loc)])> = (next..).zip(order.chunks(MAX_RUN_ROWS)).collect();
+            next += chunks.len() as u64;
+            let failed = AtomicBool::new(false);
+            let written = crate::cores::map(&chunks, COPIES, |&(id, chunk)| {
+                if failed.load(Ordering::Relaxed) {
+                    return None;
+                }
                 let jobs = chunk
                     .iter()
                     .map(|&(_, loc)| match loc {
@@ -249,21 +259,26 @@ impl Projection {
                         Loc::Cold(k, r) => run_job(&self.cold[k].run, r),
                     })
                     .collect::<Result<Vec<_>, _>>();
-                match jobs.and_then(|jobs| write_run_file(dir, next, jobs, live, 0)) {
-                    Ok(run) => {
-                        if !named {
-                            let _ = std::fs::remove_file(run.path());
-                        }
-                        runs.push(run);
-                        next += 1;
-                    }
-                    Err(e) => {
-                        for run in &runs {
-                            let _ = std::fs::remove_file(run.path());
-                        }
-                        return Err(e);
-                    }
+                let run = jobs.and_then(|jobs| write_run_file(dir, id, jobs, live, 0));
+                match &run {
+                    Ok(run) if !named => drop(std::fs::remove_file(run.path())),
+                    Ok(_) => {}
+                    Err(_) => failed.store(true, Ordering::Relaxed),
                 }
+                Some(run)
+            });
+            let mut error = None;
+            for run in written.into_iter().flatten() {
+                match run {
+                    Ok(run) => runs.push(run),
+                    Err(e) => error = error.or(Some(e)),
+                }
+            }
+            if let Some(e) = error {
+                for run in &runs {
+                    let _ = std::fs::remove_file(run.path());
+                }
+                return Err(e);
             }
         }
         Ok(Some(NewRun { runs, frozen: rows, merged, last_seq: self.last_seq }))
@@ -311,13 +326,13 @@ impl Projection {
     /// into runs (when there are at least `min`), grouped by System Job
     /// Type and Status Reason and, in each, by completion time, at most
     /// [`FREEZE_JOBS`] jobs and, but for a group of one job, `max_bytes`
-    /// of frames (`frame_bytes`: a frame's length) a group; events already
-    /// in cold segments (a thawed job's) stay.
+    /// of frames (`frame_lens`: the lengths of the frames at positions) a
+    /// group; events already in cold segments (a thawed job's) stay.
     pub(crate) fn freeze_plan(
         &self,
         min: usize,
         max_bytes: u64,
-        frame_bytes: impl Fn(Position) -> Result<u64, Error>,
+        frame_lens: impl Fn(&[Position]) -> Result<Vec<u32>, Error>,
     ) -> Result<Option<FreezePlan>, Error> {
         let rows = self.completed_hot_rows();
         if rows.is_empty() || rows.len() < min {
@@ -334,37 +349,46 @@ impl Projection {
             .collect();
         order.sort_unstable();
         let mut plan = FreezePlan { groups: Vec::new(), entries: Vec::new(), last_seq: self.last_seq };
-        let mut close = |group: &mut Vec<Position>, entries: &mut Vec<u32>| {
-            if !group.is_empty() {
-                plan.groups.push(std::mem::take(group));
-                plan.entries.push(std::mem::take(entries));
-            }
-        };
         for class in order.chunk_by(|a, b| a.0 == b.0) {
-            let (mut group, mut entries) = (Vec::new(), Vec::new());
-            let (mut jobs, mut bytes) = (0, 0u64);
+            // The class's hot events, job after job (`ends`: where each
+            // job's end), newest first in each; then their frames' lengths,
+            // asked for all at once (the log fetches them ahead).
+            let (mut positions, mut entries, mut ends) = (Vec::new(), Vec::new(), Vec::with_capacity(class.len()));
             for &(_, _, i) in class {
-                let (mut job, mut job_entries, mut job_bytes) = (Vec::new(), Vec::new(), 0u64);
                 let mut e = self.rows[i as usize].last_event;
                 while e != NO_EVENT {
                     let (p, prev) = self.events[e as usize];
                     let p = self.position(p);
                     if p.segment & crate::log::COLD == 0 {
-                        job_bytes += frame_bytes(p)?;
-                        job.push(p);
-                        job_entries.push(e);
+                        positions.push(p);
+                        entries.push(e);
                     }
                     e = prev;
                 }
+                ends.push(positions.len());
+            }
+            let lens = frame_lens(&positions)?;
+            // Groups cut between jobs: at FREEZE_JOBS jobs, or before a job
+            // that would take the group past `max_bytes`.
+            let mut cuts = Vec::new();
+            let (mut jobs, mut bytes, mut start) = (0, 0u64, 0);
+            for &end in &ends {
+                let job_bytes: u64 = lens[start..end].iter().map(|&l| u64::from(l)).sum();
                 if jobs == FREEZE_JOBS || (jobs > 0 && bytes + job_bytes > max_bytes) {
-                    close(&mut group, &mut entries);
+                    cuts.push(start);
                     (jobs, bytes) = (0, 0);
                 }
-                group.extend(job);
-                entries.extend(job_entries);
-                (jobs, bytes) = (jobs + 1, bytes + job_bytes);
+                (jobs, bytes, start) = (jobs + 1, bytes + job_bytes, end);
             }
-            close(&mut group, &mut entries);
+            cuts.push(positions.len());
+            let mut from = 0;
+            for to in cuts {
+                if to > from {
+                    plan.groups.push(positions[from..to].to_vec());
+                    plan.entries.push(entries[from..to].to_vec());
+                }
+                from = to;
+            }
         }
         Ok((!plan.groups.is_empty()).then_some(plan))
     }
