@@ -656,6 +656,95 @@ fn a_full_disk_while_a_compaction_copies_two_runs_leaves_neither_copy_behind() {
     assert!(outcomes.iter().any(|o| o.1 == 2 && o.2 == [399, 99]), "{outcomes:?}");
 }
 
+/// A checkpoint that moves more jobs of one System Job Type than a run
+/// holds (`Config::cold_run_rows`) writes their runs side by side (one a
+/// core). On a full disk, at every amount of room from none to enough, it
+/// installs every run or none (a run written while another failed is
+/// removed: no run file is left that the state does not hold), every read
+/// is what it was, the store verifies and a reopen reads the same.
+#[test]
+fn a_checkpoint_writes_a_types_runs_side_by_side_all_or_none() {
+    let Some(disk) = support::SmallDisk::mount("8m") else { return };
+    let clock = support::clock_at(support::NOW);
+    let config = joblog::engine::Config { cold_run_rows: 100, ..small_disk_config() };
+    let run_files = |dir: &std::path::Path| -> BTreeSet<String> {
+        std::fs::read_dir(dir.join("snapshots"))
+            .map(|d| {
+                d.map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                    .filter(|n| n.ends_with(".run") || n.ends_with(".tmp"))
+                    .collect()
+            })
+            .unwrap_or_default()
+    };
+    let held = |e: &Engine| -> BTreeSet<String> {
+        e.state().cold_runs().iter().map(|r| joblog::projection::cold::file_name(r.id())).collect()
+    };
+    // Each job regarding a row of its own with a long name: a run's
+    // strings are written whole, so each run takes room of its own.
+    let regarding = |n: i64| format!("contact:{n:0>240}");
+    let all: Vec<Job> =
+        (0..400).map(|n| job(n, Status::SUCCEEDED, OperationType::BULK_EMAIL, None, Some(&regarding(n)))).collect();
+    let mut outcomes = Vec::new();
+    // Finer steps where the runs are written (160 to 200 KiB of room).
+    let rooms: BTreeSet<u64> = (0..=320).step_by(16).chain((160..200).step_by(2)).collect();
+    for leave in rooms.into_iter().map(|k| k << 10) {
+        let dir = disk.path().join(format!("store-{leave}"));
+        let engine = Engine::open(&dir, config.clone(), clock.clone()).unwrap();
+        let admin = engine.session("admin").unwrap();
+        for batch in all.chunks(100) {
+            admin.import(batch.to_vec()).unwrap();
+        }
+        let expected = everything(&admin);
+
+        let filler = support::fill_disk(disk.path(), leave);
+        let done = engine.checkpoint();
+        std::fs::remove_file(filler).unwrap();
+        let runs: Vec<usize> = engine.state().cold_runs().iter().map(|r| r.len()).collect();
+        let failed_at =
+            done.as_ref().err().map(|e| e.to_string().split('/').next_back().unwrap_or_default().to_string());
+        outcomes.push((leave >> 10, failed_at.clone(), runs.clone()));
+        assert_eq!(everything(&admin), expected, "{leave} bytes of room: {done:?}");
+        if let Err(e) = &done {
+            assert!(e.to_string().contains("No space left"), "{leave} bytes of room: {e}");
+        }
+        assert!(runs.is_empty() || runs == [100; 4], "{leave} bytes of room: runs of {runs:?}");
+        assert!(done.is_err() || runs == [100; 4], "{leave} bytes of room: runs of {runs:?}");
+        // Every run the state holds, and on success the image of the hot
+        // rows the checkpoint names (unless it could not be written).
+        let (files, held) = (run_files(&dir), held(&engine));
+        let image = usize::from(done.is_ok());
+        assert!(
+            held.is_subset(&files) && files.len() <= held.len() + image,
+            "{leave} bytes of room: {files:?} left, the state holds {held:?}"
+        );
+        drop(admin);
+        assert_verified(&engine);
+        // A manifest that could not be stored leaves the log refusing
+        // writes until it is reopened (which manifest is on disk is known
+        // only then): the close's checkpoint is refused so.
+        match engine.close() {
+            Ok(()) => {}
+            Err(joblog::Error::Log(joblog::log::LogError::Poisoned(_))) if failed_at.is_some() => {}
+            Err(e) => panic!("{leave} bytes of room: close: {e}"),
+        }
+        let engine = Engine::open(&dir, config.clone(), clock.clone()).unwrap();
+        assert_eq!(everything(&engine.session("admin").unwrap()), expected, "{leave} bytes of room, reopened");
+        assert_verified(&engine);
+        drop(engine);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+    eprintln!("(KiB of room, where the checkpoint failed, cold runs after): {outcomes:?}");
+    let failed_at = |file: &str| outcomes.iter().any(|o| o.1.as_deref().is_some_and(|f| f.starts_with(file)));
+    // The roll that seals the active segment before the freeze could not
+    // create the next one: the freeze at close then moved every frame
+    // of the store into a cold segment, leaving no hot segment, and the
+    // reopen must go on after them (it once started over at 1 and read
+    // an empty store).
+    assert!(failed_at("next-segment.tmp"), "{outcomes:?}");
+    assert!(outcomes.iter().any(|o| o.1.as_deref().is_some_and(|f| f.contains(".run.tmp"))), "{outcomes:?}");
+    assert!(outcomes.iter().any(|o| o.1.is_none()), "{outcomes:?}");
+}
+
 /// Letting go of the mapped pages of the log and of the runs (what the
 /// benchmark does before each page it reads cold) changes nothing: the
 /// same reads, hot and cold, and the log's writer writes on through its

@@ -206,6 +206,9 @@ fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Engine {
         // Replays from the log (opens without a usable checkpoint, `verify`)
         // spill their Completed jobs into cold runs.
         replay_spill_rows: 16,
+        // Checkpoints and spills write several runs of a System Job Type
+        // at once (one a core).
+        cold_run_rows: 4,
     };
     Engine::open(dir, config, clock.clone()).unwrap()
 }

@@ -83,6 +83,13 @@ pub struct Config {
     /// read-only replay in a temporary directory (`$TMPDIR`), removed with
     /// its state.
     pub replay_spill_rows: usize,
+    /// The most jobs a cold run holds (one System Job Type's, in order of
+    /// creation; a checkpoint or a spill writes more as several runs, side
+    /// by side): a change to one of its jobs thaws it whole, so a run
+    /// must be small next to the store; but a view opens every run that
+    /// may hold its rows, so runs must not be many (`projection/tier.rs`,
+    /// `MAX_RUN_ROWS`, the default). 0 is taken as 1.
+    pub cold_run_rows: usize,
 }
 
 impl Default for Config {
@@ -104,6 +111,7 @@ impl Default for Config {
             // 360 bytes a job, the open ones too, and a spill one run's
             // jobs more): a 10M-job store replays in memory as before.
             replay_spill_rows: 1 << 24,
+            cold_run_rows: crate::projection::MAX_RUN_ROWS,
         }
     }
 }
@@ -248,7 +256,7 @@ impl Engine {
             state = self.freeze(state, &plan)?;
         }
         let live = self.inner.log.generations();
-        let new = state.prepare_run(&dir, &live, min)?;
+        let new = state.prepare_run(&dir, &live, min, self.inner.config.cold_run_rows)?;
         let mut state = parking_lot::RwLockUpgradableReadGuard::upgrade(state);
         if let Some(new) = new {
             state.install_run(new);

@@ -72,7 +72,7 @@ impl Engine {
 
     fn load(dir: PathBuf, log: Log, config: Config, clock: Arc<dyn Clock>, simulation: bool) -> Result<Self, Error> {
         let read_only = config.log.read_only;
-        let (state, checkpoint_seq, skipped, replayed) = fold(&dir, &log, read_only, true, config.replay_spill_rows)?;
+        let (state, checkpoint_seq, skipped, replayed) = fold(&dir, &log, read_only, true, &config)?;
         let opened = OpenReport { checkpoint_seq, checkpoints_skipped: skipped, events_replayed: replayed };
         Ok(Self {
             inner: Arc::new(super::Inner {
@@ -108,7 +108,7 @@ impl Engine {
 
     fn replay_alone(&self, how: Replay) -> Result<super::Replayed<'_>, Error> {
         let mut p = Projection::new();
-        let spill = Spill::new(&self.inner.log, SpillTo::Scratch, self.inner.config.replay_spill_rows);
+        let spill = Spill::new(&self.inner.log, SpillTo::Scratch, &self.inner.config);
         replay(&self.inner.log, &mut p, how, &mut 0, spill)?;
         Ok(self.replayed(p))
     }
@@ -193,7 +193,7 @@ fn fold(
     log: &Log,
     read_only: bool,
     opening: bool,
-    spill_rows: usize,
+    config: &Config,
 ) -> Result<(Projection, Option<u64>, Vec<String>, u64), Error> {
     let snapshots = dir.join("snapshots");
     // Loading checkpoints removes leftover `*.tmp` files; a read-only
@@ -230,7 +230,7 @@ fn fold(
         (true, _) => SpillTo::Scratch,
         (false, clean) => SpillTo::Dir { dir: &snapshots, clean },
     };
-    replay(log, &mut state, Replay::All, &mut replayed, Spill::new(log, to, spill_rows))?;
+    replay(log, &mut state, Replay::All, &mut replayed, Spill::new(log, to, config))?;
     Ok((state, checkpoint_seq, skipped, replayed))
 }
 
@@ -249,7 +249,7 @@ impl Engine {
         // The files were read whole by this process's open, and the failed
         // sync changed none of what is durable: this fails only if they were
         // damaged since, and then there is no state to serve.
-        match fold(&self.inner.dir, &self.inner.log, false, false, self.inner.config.replay_spill_rows) {
+        match fold(&self.inner.dir, &self.inner.log, false, false, &self.inner.config) {
             Ok((durable, ..)) => *state = durable,
             Err(e) => panic!("a sync failed, and the durable state cannot be read back: {e}"),
         }
@@ -263,7 +263,7 @@ impl Engine {
     /// with no guard of the state held.
     pub(super) fn rebuild_from_log(&self) {
         let mut state = self.inner.state.write();
-        match fold(&self.inner.dir, &self.inner.log, false, false, self.inner.config.replay_spill_rows) {
+        match fold(&self.inner.dir, &self.inner.log, false, false, &self.inner.config) {
             Ok((fresh, ..)) => *state = fresh,
             Err(e) => {
                 // No state matches the log: take no more writes.
@@ -275,12 +275,12 @@ impl Engine {
 
 /// Folds the events of `log` after `state`'s last one into it, as a
 /// read-only open does (its Completed jobs moved into runs in a temporary
-/// directory past `spill_rows` of them): what a reading state
+/// directory past `Config::replay_spill_rows` of them): what a reading state
 /// (`views.rs`) does with the events after its checkpoint. Returns how
 /// many it folded.
-pub(super) fn fold_read_only(log: &Log, state: &mut Projection, spill_rows: usize) -> Result<u64, Error> {
+pub(super) fn fold_read_only(log: &Log, state: &mut Projection, config: &Config) -> Result<u64, Error> {
     let mut folded = 0;
-    replay(log, state, Replay::All, &mut folded, Spill::new(log, SpillTo::Scratch, spill_rows))?;
+    replay(log, state, Replay::All, &mut folded, Spill::new(log, SpillTo::Scratch, config))?;
     Ok(folded)
 }
 
@@ -309,13 +309,16 @@ struct Spill<'a> {
     log: &'a Log,
     to: SpillTo<'a>,
     rows: usize,
+    /// The most jobs each run it writes holds (`Config::cold_run_rows`).
+    run_rows: usize,
     /// Hot rows at which the next spill happens.
     at: usize,
 }
 
 impl<'a> Spill<'a> {
-    fn new(log: &'a Log, to: SpillTo<'a>, rows: usize) -> Self {
-        Spill { log, to, rows, at: rows }
+    fn new(log: &'a Log, to: SpillTo<'a>, config: &Config) -> Self {
+        let rows = config.replay_spill_rows;
+        Spill { log, to, rows, run_rows: config.cold_run_rows, at: rows }
     }
 
     /// Spills `state` if it holds enough jobs. A spill that cannot be
@@ -344,7 +347,7 @@ impl<'a> Spill<'a> {
         // segments rolled since it began.
         let scratch = matches!(self.to, SpillTo::Scratch);
         let spilled = match dir {
-            Ok(dir) => state.spill(&dir, &self.log.generations(), scratch),
+            Ok(dir) => state.spill(&dir, &self.log.generations(), scratch, self.run_rows),
             Err(source) => Err(Error::Io { path: std::env::temp_dir(), source }),
         };
         match spilled {

@@ -60,7 +60,7 @@ impl Views {
         // engine's to report. None: no fold at all (not even the check of
         // the frame the checkpoint ends at).
         let tail = state.last_seq() + 1 < log.next_seq();
-        if tail && super::open::fold_read_only(&log, &mut state, config.replay_spill_rows).is_err() {
+        if tail && super::open::fold_read_only(&log, &mut state, &config).is_err() {
             return Ok(None);
         }
         state.drop_scratch();

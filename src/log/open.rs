@@ -176,6 +176,19 @@ pub(super) fn open(dir: &Path, config: LogConfig) -> Result<Log, LogError> {
         (None, Some(s)) => super::read::next_seq_of(s)?,
         (None, None) => 1,
     };
+    // With no active segment (a roll that sealed the last one and could
+    // not create the next, on a full disk), the log goes on where the
+    // manifest says it does: the last hot segment may end before (its
+    // newest frames frozen into cold segments, or dropped by a
+    // compaction), and a freeze may have left no hot segment at all. Its
+    // frames are in the cold segments, which come before it.
+    let next_seq = match recovered_next {
+        Some(next) => next,
+        None => {
+            let cold_end = manifest.cold.iter().map(|e| e.sealed.last_seq).max().unwrap_or(0);
+            next_seq.max(next_after_sealed).max(cold_end + 1)
+        }
+    };
     let shared = Arc::new(Shared {
         dir: dir.to_path_buf(),
         segments: RwLock::new(Arc::new(segments)),

@@ -45,6 +45,7 @@ use crate::sys::push_populated as push;
 pub(crate) use intern::joined_hash;
 use intern::{Interner, Sym, NONE};
 use ordered::{Entry, OrderedRows, Tagged};
+pub use tier::MAX_RUN_ROWS;
 pub(crate) use tier::{FreezePlan, Loc};
 
 /// "No time" in a row's timestamp columns.

@@ -86,13 +86,14 @@ impl std::ops::Deref for Cold {
     }
 }
 
-/// The most jobs a run holds (of one System Job Type): a change to one of
+/// The most jobs a run holds by default (`Config::cold_run_rows`; of one
+/// System Job Type): a change to one of
 /// its jobs thaws it whole, so a run must be small next to the store; but
 /// a view opens every run that may hold its rows, so runs are not many
 /// (issue 16's views; docs/benchmarks.md, run j: runs of 2^17 jobs made
 /// the views slower than SQLite's). *n* jobs make about *n* / this runs,
 /// plus log2 of it for the newest.
-pub(crate) const MAX_RUN_ROWS: usize = 1 << 20;
+pub const MAX_RUN_ROWS: usize = 1 << 20;
 
 /// Runs a compaction copies (`relocate_runs`), or a checkpoint or a
 /// replay's spill writes (`prepare_runs`), at once: a bound on the memory
@@ -197,8 +198,14 @@ impl Projection {
     /// about log2(*n*) runs); nothing changes in the state until
     /// [`Projection::install_run`]. `live`: the log's segments with their
     /// generations. The slow part of a checkpoint, done under a read lock.
-    pub(crate) fn prepare_run(&self, dir: &Path, live: &Generations, min: usize) -> Result<Option<NewRun>, Error> {
-        self.prepare_runs(dir, live, min, true, true)
+    pub(crate) fn prepare_run(
+        &self,
+        dir: &Path,
+        live: &Generations,
+        min: usize,
+        max_rows: usize,
+    ) -> Result<Option<NewRun>, Error> {
+        self.prepare_runs(dir, live, (min, max_rows), true, true)
     }
 
     /// [`Projection::prepare_run`], merging the newest runs or not, and
@@ -209,10 +216,11 @@ impl Projection {
         &self,
         dir: &Path,
         live: &Generations,
-        min: usize,
+        (min, max_rows): (usize, usize),
         merge: bool,
         named: bool,
     ) -> Result<Option<NewRun>, Error> {
+        let max_rows = max_rows.max(1);
         let rows = self.completed_hot_rows();
         if rows.is_empty() || rows.len() < min {
             return Ok(None);
@@ -230,7 +238,7 @@ impl Projection {
             let mut order: Vec<(Key, Loc)> =
                 hot.iter().map(|&i| (self.rows[i as usize].created_key(), Loc::Hot(i))).collect();
             for (k, run) in self.cold.iter().enumerate().rev().filter(|(_, run)| merge && run.class == Some(class)) {
-                if run.len() > 2 * order.len() || run.len() >= MAX_RUN_ROWS {
+                if run.len() > 2 * order.len() || run.len() >= max_rows {
                     break;
                 }
                 for r in 0..u32::try_from(run.len()).expect("a run numbers its rows by u32") {
@@ -245,7 +253,7 @@ impl Projection {
             // of a class written side by side (one a core, at most COPIES
             // at once, as a compaction copies them): a replay's spill of
             // millions holds a few runs' at a time.
-            let chunks: Vec<(u64, &[(Key, Loc)])> = (next..).zip(order.chunks(MAX_RUN_ROWS)).collect();
+            let chunks: Vec<(u64, &[(Key, Loc)])> = (next..).zip(order.chunks(max_rows)).collect();
             next += chunks.len() as u64;
             let failed = AtomicBool::new(false);
             let written = crate::cores::map(&chunks, COPIES, |&(id, chunk)| {
@@ -460,9 +468,15 @@ impl Projection {
     /// state is not kept (`remove_unnamed_runs` removes it: the next
     /// writable open's, or the next checkpoint's).
     /// With `scratch`, each run's file is unlinked as soon as it is mapped.
-    pub(crate) fn spill(&mut self, dir: &Path, live: &Generations, scratch: bool) -> Result<(), Error> {
+    pub(crate) fn spill(
+        &mut self,
+        dir: &Path,
+        live: &Generations,
+        scratch: bool,
+        max_rows: usize,
+    ) -> Result<(), Error> {
         self.number_runs_past_files(dir);
-        if let Some(new) = self.prepare_runs(dir, live, 1, false, !scratch)? {
+        if let Some(new) = self.prepare_runs(dir, live, (1, max_rows), false, !scratch)? {
             self.install_run(new);
         }
         Ok(())
