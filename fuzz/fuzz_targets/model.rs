@@ -32,6 +32,8 @@ fn open(dir: &std::path::Path, clock: &Arc<ManualClock>) -> Engine {
         cold_after: 1,
         // Replays from the log spill their Completed jobs into cold runs.
         replay_spill_rows: 16,
+        // Checkpoints and spills write several runs of a type at once.
+        cold_run_rows: 4,
     };
     Engine::open(dir, config, clock.clone()).expect("the store reopens")
 }

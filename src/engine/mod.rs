@@ -108,8 +108,9 @@ impl Default for Config {
             checkpoint_every_events: 1_000_000,
             cold_after: 4096,
             // About 16.8 M jobs, some 6 GB of memory (a replay holds about
-            // 360 bytes a job, the open ones too, and a spill one run's
-            // jobs more): a 10M-job store replays in memory as before.
+            // 360 bytes a job, the open ones too, and a spill the jobs of
+            // the runs it writes at once more, up to four of ~250 MB):
+            // a 10M-job store replays in memory as before.
             replay_spill_rows: 1 << 24,
             cold_run_rows: crate::projection::MAX_RUN_ROWS,
         }

@@ -594,6 +594,12 @@ impl Log {
         }
     }
 
+    /// The length (header and payload) of the frame a position this log
+    /// handed out points to ([`Log::written_frame_lens`] of one).
+    pub fn written_frame_len(&self, pos: Position) -> Result<u64, LogError> {
+        Ok(self.written_frame_lens(&[pos])?.first().map_or(0, |&l| u64::from(l)))
+    }
+
     /// The lengths (header and payload) of the frames positions this log
     /// handed out point to, read from their headers alone: sizes to plan
     /// by, the frames' checksums unchecked (see [`Log::read_written`]).
@@ -601,7 +607,8 @@ impl Log {
     /// The headers are fetched [`LENS_AHEAD`] positions ahead: a plan asks
     /// for the frames of millions of jobs, job after job, each header
     /// elsewhere in the log, and reading them one at a time was a wait for
-    /// memory each (nine tenths of a checkpoint's plan; docs/benchmarks.md).
+    /// memory each (docs/benchmarks.md, "A freeze plan that asks for its
+    /// frames at once").
     pub fn written_frame_lens(&self, positions: &[Position]) -> Result<Vec<u32>, LogError> {
         let (hot, cold) = self.shared.snapshot_both();
         // Each position's segment bytes, the last segment found kept (a

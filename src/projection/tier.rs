@@ -388,14 +388,22 @@ impl Projection {
                 }
                 (jobs, bytes, start) = (jobs + 1, bytes + job_bytes, end);
             }
-            cuts.push(positions.len());
-            let mut from = 0;
-            for to in cuts {
-                if to > from {
-                    plan.groups.push(positions[from..to].to_vec());
-                    plan.entries.push(entries[from..to].to_vec());
+            // Each group split off the end, the class's lists shrunk
+            // behind it once they are half empty (a shrink may copy what
+            // is left): the events are held about once, not twice.
+            drop((lens, ends));
+            let mut groups = Vec::with_capacity(cuts.len() + 1);
+            for &cut in cuts.iter().rev() {
+                groups.push((positions.split_off(cut), entries.split_off(cut)));
+                if positions.capacity() > 2 * positions.len() {
+                    positions.shrink_to_fit();
+                    entries.shrink_to_fit();
                 }
-                from = to;
+            }
+            groups.push((positions, entries));
+            for (group, group_entries) in groups.into_iter().rev().filter(|(g, _)| !g.is_empty()) {
+                plan.groups.push(group);
+                plan.entries.push(group_entries);
             }
         }
         Ok((!plan.groups.is_empty()).then_some(plan))
