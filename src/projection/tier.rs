@@ -87,12 +87,12 @@ impl std::ops::Deref for Cold {
 }
 
 /// The most jobs a run holds by default (`Config::cold_run_rows`; of one
-/// System Job Type): a change to one of
-/// its jobs thaws it whole, so a run must be small next to the store; but
-/// a view opens every run that may hold its rows, so runs are not many
-/// (issue 16's views; docs/benchmarks.md, run j: runs of 2^17 jobs made
-/// the views slower than SQLite's). *n* jobs make about *n* / this runs,
-/// plus log2 of it for the newest.
+/// System Job Type): a change to one of its jobs thaws it whole, so a run
+/// must be small next to the store; but a view opens every run that may
+/// hold its rows, so runs are not many (issue 16's views;
+/// docs/benchmarks.md, run j: runs of 2^17 jobs made the views slower
+/// than SQLite's). *n* jobs make about *n* / this runs, plus log2 of it
+/// for the newest.
 pub const MAX_RUN_ROWS: usize = 1 << 20;
 
 /// Runs a compaction copies (`relocate_runs`), or a checkpoint or a
