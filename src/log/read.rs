@@ -604,7 +604,7 @@ impl Log {
     /// handed out point to, read from their headers alone: sizes to plan
     /// by, the frames' checksums unchecked (see [`Log::read_written`]).
     ///
-    /// The headers are fetched [`LENS_AHEAD`] positions ahead: a plan asks
+    /// The headers are fetched 32 positions ahead (`LENS_AHEAD`): a plan asks
     /// for the frames of millions of jobs, job after job, each header
     /// elsewhere in the log, and reading them one at a time was a wait for
     /// memory each (docs/benchmarks.md, "A freeze plan that asks for its
