@@ -683,6 +683,37 @@ fn postings(pairs: &[(u64, u32)]) -> Result<Vec<u8>, Error> {
     Ok(out)
 }
 
+/// A run's strings are found through every this many of them, kept in
+/// memory ([`NameFence`]): a run of 2^20 names of 16 bytes keeps 640 KiB.
+const FENCE_STEP: usize = 32;
+
+/// Every [`FENCE_STEP`]th string of a run (the first, the 33rd, ...), in
+/// memory, one after another: where a name would be among the run's
+/// strings, found without reading the map ([`ColdRun::sym`]).
+#[derive(Default)]
+struct NameFence {
+    bytes: Vec<u8>,
+    /// Where each string ends in `bytes`.
+    ends: Vec<usize>,
+}
+
+impl NameFence {
+    /// How many of its strings are at or below `s`, in bytes' order.
+    fn count_at_or_below(&self, s: &[u8]) -> usize {
+        let (mut lo, mut hi) = (0, self.ends.len());
+        while lo < hi {
+            let mid = lo + (hi - lo) / 2;
+            let start = if mid == 0 { 0 } else { self.ends[mid - 1] };
+            if self.bytes[start..self.ends[mid]] <= *s {
+                lo = mid + 1;
+            } else {
+                hi = mid;
+            }
+        }
+        lo
+    }
+}
+
 /// Writes a run: header, sections (each at an 8-byte boundary, in file
 /// order), the directory, the page checksums, the trailer.
 struct RunWriter<W: Write> {
@@ -859,6 +890,9 @@ pub struct ColdRun {
     /// Its oldest and newest rows' (`createdon`, id), read once
     /// (`ColdRun::created_bounds`).
     created_bounds: std::sync::OnceLock<Option<CreatedBounds>>,
+    /// Every [`FENCE_STEP`]th of its strings, read once
+    /// ([`ColdRun::sym`]).
+    fence: std::sync::OnceLock<NameFence>,
     replaces: Option<u64>,
     /// [`HOLDS_OPEN`].
     holds_open: bool,
@@ -969,6 +1003,7 @@ impl ColdRun {
             checked,
             id_bounds: Default::default(),
             created_bounds: Default::default(),
+            fence: Default::default(),
             replaces,
             holds_open,
         };
@@ -1254,19 +1289,60 @@ impl ColdRun {
     /// The run's symbol of `s`, if it holds that string. The search
     /// compares bytes (the order of UTF-8 strings is their bytes' order),
     /// so it does not check every string it passes: the one it returns
-    /// equals `s`.
+    /// equals `s`. In a run of many strings it finds the stretch of
+    /// [`FENCE_STEP`] that would hold `s` in the run's fence, in memory,
+    /// and searches the map only there: a handful of nearby reads, where
+    /// a search of the whole run read about twenty strings scattered
+    /// through it, two waits for memory each (a view filtered by a name
+    /// asks it of every run).
     pub fn sym(&self, s: &str) -> Result<Option<u32>, Error> {
-        let (mut lo, mut hi) = (0, self.string_count()?);
+        let n = self.string_count()?;
+        let s = s.as_bytes();
+        let (mut lo, mut hi) = (0, n);
+        if n > 2 * FENCE_STEP {
+            let fence = self.fence(n)?;
+            // Fence strings at or below `s`: it is at or after the last
+            // of them, before the next.
+            let below = fence.count_at_or_below(s);
+            if below == 0 {
+                return Ok(None);
+            }
+            lo = (below - 1) * FENCE_STEP;
+            hi = (lo + FENCE_STEP).min(n);
+        }
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
             let sym = u32_of(mid + 1, "strings")?;
-            match self.name_bytes(sym)?.cmp(s.as_bytes()) {
+            match self.name_bytes(sym)?.cmp(s) {
                 std::cmp::Ordering::Less => lo = mid + 1,
                 std::cmp::Ordering::Greater => hi = mid,
                 std::cmp::Ordering::Equal => return Ok(Some(sym)),
             }
         }
         Ok(None)
+    }
+
+    /// The run's [`NameFence`] (it holds `n` strings), read the first time
+    /// it is asked for.
+    fn fence(&self, n: usize) -> Result<&NameFence, Error> {
+        if let Some(f) = self.fence.get() {
+            return Ok(f);
+        }
+        let mut fence = NameFence::default();
+        for i in (0..n).step_by(FENCE_STEP) {
+            fence.bytes.extend_from_slice(self.name_bytes(u32_of(i + 1, "strings")?)?);
+            fence.ends.push(fence.bytes.len());
+        }
+        fence.bytes.shrink_to_fit();
+        // Another thread may have read it meanwhile: the same strings.
+        Ok(self.fence.get_or_init(|| fence))
+    }
+
+    /// Bytes of memory it holds besides its map: the pages checked, and
+    /// its fence once read.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.checked.capacity() * 8
+            + self.fence.get().map_or(0, |f| f.bytes.capacity() + f.ends.capacity() * std::mem::size_of::<usize>())
     }
 
     /// The rows of index `s` under `key`: `createdon` order for the views'
@@ -1277,13 +1353,36 @@ impl ColdRun {
         if keys > self.section_len(s) {
             return Err(corrupt_at(&self.path, self.sections[s as usize - 1].0, format!("{n} keys in section {s:?}")));
         }
+        // Keys are mostly spread evenly (a run's symbols of one kind of
+        // name are consecutive numbers). Once the first and the last key
+        // are read (the same two for every search of the section), every
+        // other step reads where the key would be if they were, between
+        // the keys that bound the search so far; the steps between halve,
+        // so a search never takes more than twice the halvings.
         let (mut lo, mut hi) = (0, n);
+        let (mut below, mut above) = (None::<u64>, None::<u64>);
+        let mut guess = true;
         while lo < hi {
-            let mid = lo + (hi - lo) / 2;
+            let mid = match (below, above) {
+                (None, _) => lo,
+                (_, None) => hi - 1,
+                (Some(b), Some(a)) => {
+                    guess = !guess;
+                    if !guess {
+                        // `b < key < a`: the keys read were on either
+                        // side. The share of `lo..hi` below `key`, below
+                        // `hi - lo`.
+                        let share = u128::from(key - b) * (hi - lo) as u128 / u128::from(a - b);
+                        (lo + usize::try_from(share).unwrap_or(0)).min(hi - 1)
+                    } else {
+                        lo + (hi - lo) / 2
+                    }
+                }
+            };
             let e = self.section(s, 8 + mid * POSTING_KEY_LEN, POSTING_KEY_LEN)?;
             match le_u64(e, 0).cmp(&key) {
-                std::cmp::Ordering::Less => lo = mid + 1,
-                std::cmp::Ordering::Greater => hi = mid,
+                std::cmp::Ordering::Less => (lo, below) = (mid + 1, Some(le_u64(e, 0))),
+                std::cmp::Ordering::Greater => (hi, above) = (mid, Some(le_u64(e, 0))),
                 std::cmp::Ordering::Equal => {
                     let (start, len) = (le_u32(e, 8) as usize, le_u32(e, 12) as usize);
                     let at = start.checked_mul(4).and_then(|s| s.checked_add(keys)).unwrap_or(usize::MAX);
@@ -1678,6 +1777,60 @@ pub(crate) mod tests {
         let path = dir.path().join(file_name(7));
         write_run(&path, 7, jobs.to_vec(), &BTreeMap::from([(1, 0)]), 0).unwrap();
         std::fs::read(path).unwrap()
+    }
+
+    /// A run of thousands of names (so that [`ColdRun::sym`] goes through
+    /// its fence, and the postings' keys are many): every name is found as
+    /// its own symbol, no name it does not hold is found (below the first,
+    /// between any two, above the last), and every regarding row's set
+    /// holds its jobs, whatever keys are asked for.
+    #[test]
+    fn names_and_keys_are_found_among_thousands() {
+        let mut rng = fastrand::Rng::with_seed(11);
+        let jobs: Vec<ColdJob> = (0..4000)
+            .map(|n| {
+                let mut j = job(&mut rng, n);
+                // Two tables, one with gaps: keys spread unevenly.
+                j.regarding = Some(match rng.usize(0..3) {
+                    0 => format!("contact:{}", rng.usize(0..100) * 37).into(),
+                    _ => format!("account:{}", rng.usize(0..3000)).into(),
+                });
+                j
+            })
+            .collect();
+        let run = ColdRun::from_bytes(bytes_of(&jobs)).unwrap();
+        let n = run.string_count().unwrap();
+        assert!(n > 40 * FENCE_STEP, "{n} strings");
+        let names: Vec<String> = (1..=n as u32).map(|i| run.name(i).unwrap().unwrap().to_string()).collect();
+        assert!(names.windows(2).all(|w| w[0] < w[1]));
+        for (i, name) in (1u32..).zip(&names) {
+            assert_eq!(run.sym(name).unwrap(), Some(i), "{name}");
+            // Just above it (a longer string) and just below it (shorter
+            // by its last byte, when that is not a string of the run).
+            let above = format!("{name}\0");
+            assert_eq!(run.sym(&above).unwrap(), None, "{above}");
+            let below = &name[..name.len() - 1];
+            if names.binary_search_by(|s| s.as_str().cmp(below)).is_err() {
+                assert_eq!(run.sym(below).unwrap(), None, "{below}");
+            }
+        }
+        for absent in ["", "0", "account:", "account:99999", "contact:1", "zzz", "\u{10FFFF}"] {
+            assert_eq!(run.sym(absent).unwrap(), None, "{absent}");
+        }
+        // Each regarding row's jobs, by its symbol; every other key (the
+        // other names' symbols, 0, past the last) holds none.
+        let mut by_name: std::collections::HashMap<&str, usize> = Default::default();
+        for j in &jobs {
+            *by_name.entry(j.regarding.as_deref().unwrap()).or_default() += 1;
+        }
+        for key in (0..=n as u64 + 2).chain([u64::from(u32::MAX), u64::MAX]) {
+            let expected = (1..=n as u64)
+                .contains(&key)
+                .then(|| by_name.get(names[key as usize - 1].as_str()).copied())
+                .flatten()
+                .unwrap_or(0);
+            assert_eq!(run.postings(Section::ByRegarding, key).unwrap().len(), expected, "key {key}");
+        }
     }
 
     #[test]

@@ -1178,8 +1178,9 @@ impl Projection {
         decode_event(log, rec.seq(), rec.position(), rec.payload())
     }
 
-    /// Resident bytes of the job rows and every index (the figure the
-    /// memory budget of 256 bytes per job is checked against).
+    /// Resident bytes of the job rows and every index, and of what the
+    /// cold runs keep in memory besides their maps (the state's bytes per
+    /// job that `joblog-bench` reports).
     pub fn heap_bytes(&self) -> usize {
         fn sets<K>(m: &HashMap<K, OrderedRows>) -> usize {
             m.capacity() * (std::mem::size_of::<(K, OrderedRows)>() + 1)
@@ -1201,6 +1202,7 @@ impl Projection {
             + self.strings.heap_bytes()
             + (self.free_rows.capacity() + self.free_events.capacity()) * 4
             + self.garbage.values().map(|v| v.capacity() * 8 + 48).sum::<usize>()
+            + self.cold.iter().map(|c| c.run.heap_bytes()).sum::<usize>()
     }
 }
 
