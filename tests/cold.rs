@@ -130,9 +130,18 @@ fn completed_jobs_move_cold_and_read_the_same_through_changes_and_reopens() {
 
     // A checkpoint moves the 480 Completed jobs into cold runs, one per
     // System Job Type (160 Bulk Email, 320 Workflow).
+    assert_eq!(f.engine.last_checkpoint_times(), None);
+    let started = std::time::Instant::now();
     f.engine.checkpoint().unwrap();
+    let took = started.elapsed();
     assert_eq!(f.engine.state().cold_runs().iter().map(|r| r.len()).collect::<Vec<_>>(), [160, 320]);
     assert_eq!(cold_rows(&f.engine), 480);
+    // Its phases, each measured: cold segments and runs were written, and
+    // together they took no longer than the call.
+    let p = f.engine.last_checkpoint_times().unwrap();
+    let zero = std::time::Duration::ZERO;
+    assert!(p.freeze_write > zero && p.freeze_install > zero && p.runs > zero && p.save > zero, "{p:?}");
+    assert!(p.plan + p.freeze_write + p.freeze_install + p.runs + p.save <= took, "{p:?} in {took:?}");
     assert_eq!(everything(&admin), before, "the same reads, hot and cold");
     assert_verified(&f.engine);
 

@@ -30,6 +30,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use parking_lot::RwLock;
 
@@ -150,6 +151,28 @@ pub struct OpenReport {
     pub events_replayed: u64,
 }
 
+/// How long each phase of a checkpoint took ([`Engine::last_checkpoint_times`]):
+/// what an operator (and `joblog-bench`) needs to see where a slow
+/// checkpoint spent its time. Readers go on in every phase but the two
+/// named "under the write lock".
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct CheckpointTimes {
+    /// Syncing what is placed, and planning which Completed jobs move cold
+    /// (their frames' lengths read from the log).
+    pub plan: Duration,
+    /// Writing their events into cold segments.
+    pub freeze_write: Duration,
+    /// Installing the cold segments, the state following the frames they
+    /// moved, older runs moved with them (under the write lock).
+    pub freeze_install: Duration,
+    /// Writing the cold runs of the jobs moved cold.
+    pub runs: Duration,
+    /// Installing the runs (under the write lock), saving the checkpoint
+    /// of the hot rest and the image of its rows, removing the runs no
+    /// checkpoint names any more.
+    pub save: Duration,
+}
+
 /// A store of system jobs on one data directory: a cheap handle
 /// (`Clone` shares the same store, as an `Arc` does), to hand to threads, a
 /// [`Session`], a [`crate::Service`] or a [`Worker`] without `thread::scope`.
@@ -183,6 +206,8 @@ struct Inner {
     /// Why the last checkpoint due after a write could not be written (a
     /// checkpoint is a cache: the write it followed stands).
     checkpoint_failed: Mutex<Option<String>>,
+    /// The phases of the last checkpoint written.
+    checkpoint_times: Mutex<Option<CheckpointTimes>>,
 }
 
 impl Engine {
@@ -201,6 +226,12 @@ impl Engine {
     /// write itself stands; the next checkpoint tries again).
     pub fn checkpoint_failure(&self) -> Option<String> {
         self.inner.checkpoint_failed.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// How long the phases of the last checkpoint this engine wrote took
+    /// (`None` before its first).
+    pub fn last_checkpoint_times(&self) -> Option<CheckpointTimes> {
+        *self.inner.checkpoint_times.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Marks a service as running on this engine until the guard drops;
@@ -247,17 +278,24 @@ impl Engine {
         // No writer can change the state (this thread holds the write
         // lock), nor a reader taking it back after a failed sync (the
         // upgradable lock): readers go on while the run is written.
+        let mut times = CheckpointTimes::default();
+        let mut phase = Instant::now();
         let mut state = self.inner.state.upgradable_read();
         self.inner.log.sync_through(state.last_seq() + 1)?;
         // A cold segment is at most a segment's size (but for one job's
         // events): positions in the projection hold offsets in 32 bits.
         let log = &self.inner.log;
         let frame_lens = |p: &[_]| Ok(log.written_frame_lens(p)?);
-        if let Some(plan) = state.freeze_plan(min, self.inner.config.log.segment_size_bytes, frame_lens)? {
-            state = self.freeze(state, &plan)?;
+        let plan = state.freeze_plan(min, self.inner.config.log.segment_size_bytes, frame_lens)?;
+        times.plan = phase.elapsed();
+        if let Some(plan) = plan {
+            state = self.freeze(state, &plan, &mut times)?;
         }
+        phase = Instant::now();
         let live = self.inner.log.generations();
         let new = state.prepare_run(&dir, &live, min, self.inner.config.cold_run_rows)?;
+        times.runs = phase.elapsed();
+        phase = Instant::now();
         let mut state = parking_lot::RwLockUpgradableReadGuard::upgrade(state);
         if let Some(new) = new {
             state.install_run(new);
@@ -286,6 +324,8 @@ impl Engine {
         state.named_by_checkpoint();
         state.remove_unnamed_runs(&dir);
         self.inner.checkpoint_seq.store(state.last_seq(), std::sync::atomic::Ordering::Relaxed);
+        times.save = phase.elapsed();
+        *self.inner.checkpoint_times.lock().unwrap_or_else(|e| e.into_inner()) = Some(times);
         Ok(path)
     }
 
@@ -302,9 +342,13 @@ impl Engine {
         &'a self,
         state: parking_lot::RwLockUpgradableReadGuard<'a, Projection>,
         plan: &crate::projection::FreezePlan,
+        times: &mut CheckpointTimes,
     ) -> Result<parking_lot::RwLockUpgradableReadGuard<'a, Projection>, Error> {
         let Ok(_one) = self.inner.compacting.try_lock() else { return Ok(state) };
+        let t = Instant::now();
         let rewrite = self.inner.log.freeze(&plan.groups)?;
+        times.freeze_write = t.elapsed();
+        let t = Instant::now();
         let mut state = parking_lot::RwLockUpgradableReadGuard::upgrade(state);
         let done = self.inner.log.install(rewrite)?;
         state.apply_freeze(plan, &done);
@@ -321,6 +365,7 @@ impl Engine {
         state.apply_compaction(&Default::default(), &done);
         // Every checkpoint points into segments just rewritten.
         let _ = Projection::remove_snapshots(&self.inner.dir.join("snapshots"));
+        times.freeze_install = t.elapsed();
         Ok(parking_lot::RwLockWriteGuard::downgrade_to_upgradable(state))
     }
 

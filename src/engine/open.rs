@@ -89,6 +89,7 @@ impl Engine {
                 simulation,
                 read_only,
                 checkpoint_failed: Mutex::new(None),
+                checkpoint_times: Mutex::new(None),
             }),
         })
     }

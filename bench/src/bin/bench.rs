@@ -378,6 +378,7 @@ fn main() {
     let t = Instant::now();
     engine.checkpoint().unwrap();
     let joblog_freeze = t.elapsed().as_secs_f64();
+    let freeze_phases = engine.last_checkpoint_times().expect("a checkpoint was written");
     let heap = engine.state().heap_bytes() as f64;
     let rss = probe::rss_anon_bytes().saturating_sub(rss_before) as f64;
     say(&format!("joblog: loaded {events} events in {joblog_load:.1}s"));
@@ -613,6 +614,15 @@ fn main() {
     );
     push("  of which log data (no preallocation, no checkpoints)".into(), joblog_data as f64, None, "bytes");
     push("  checkpoint after the load (Completed jobs moved cold)".into(), joblog_freeze, None, "s");
+    for (phase, d) in [
+        ("sync and plan", freeze_phases.plan),
+        ("cold segments written", freeze_phases.freeze_write),
+        ("cold segments installed", freeze_phases.freeze_install),
+        ("cold runs written", freeze_phases.runs),
+        ("runs installed, checkpoint saved", freeze_phases.save),
+    ] {
+        push(format!("    of which {phase}"), d.as_secs_f64(), None, "s");
+    }
     push("projection heap per job".into(), heap / args.jobs as f64, None, "bytes");
     push("resident (anonymous) memory per job, loading process".into(), rss / args.jobs as f64, None, "bytes");
     push(
