@@ -153,24 +153,41 @@ pub struct OpenReport {
 
 /// How long each phase of a checkpoint took ([`Engine::last_checkpoint_times`]):
 /// what an operator (and `joblog-bench`) needs to see where a slow
-/// checkpoint spent its time. Readers go on in every phase but the two
-/// named "under the write lock".
+/// checkpoint spent its time. Readers wait only during the parts marked
+/// "under the write lock"; each phase that takes a lock counts its wait
+/// for it (a reader holding a [`StateGuard`] makes the next install wait).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[non_exhaustive]
 pub struct CheckpointTimes {
     /// Syncing what is placed, and planning which Completed jobs move cold
     /// (their frames' lengths read from the log).
     pub plan: Duration,
-    /// Writing their events into cold segments.
-    pub freeze_write: Duration,
-    /// Installing the cold segments, the state following the frames they
-    /// moved, older runs moved with them (under the write lock).
-    pub freeze_install: Duration,
+    /// Writing their events into cold segments (`None`: no job moved
+    /// cold, or a compaction was running, which rewrites the same
+    /// segments).
+    pub freeze_write: Option<Duration>,
+    /// Installing those cold segments, the state following the frames
+    /// they moved, older runs moved with them, and removing the
+    /// checkpoints that pointed into the segments rewritten (under the
+    /// write lock; `None` as for `freeze_write`).
+    pub freeze_install: Option<Duration>,
     /// Writing the cold runs of the jobs moved cold.
     pub runs: Duration,
     /// Installing the runs (under the write lock), saving the checkpoint
     /// of the hot rest and the image of its rows, removing the runs no
     /// checkpoint names any more.
     pub save: Duration,
+}
+
+impl CheckpointTimes {
+    /// Each phase that happened, named as a report would, in order.
+    pub fn phases(&self) -> Vec<(&'static str, Duration)> {
+        let mut phases = vec![("sync and plan", self.plan)];
+        phases.extend(self.freeze_write.map(|d| ("cold segments written", d)));
+        phases.extend(self.freeze_install.map(|d| ("cold segments installed", d)));
+        phases.extend([("cold runs written", self.runs), ("runs installed, checkpoint saved", self.save)]);
+        phases
+    }
 }
 
 /// A store of system jobs on one data directory: a cheap handle
@@ -347,7 +364,7 @@ impl Engine {
         let Ok(_one) = self.inner.compacting.try_lock() else { return Ok(state) };
         let t = Instant::now();
         let rewrite = self.inner.log.freeze(&plan.groups)?;
-        times.freeze_write = t.elapsed();
+        times.freeze_write = Some(t.elapsed());
         let t = Instant::now();
         let mut state = parking_lot::RwLockUpgradableReadGuard::upgrade(state);
         let done = self.inner.log.install(rewrite)?;
@@ -365,7 +382,7 @@ impl Engine {
         state.apply_compaction(&Default::default(), &done);
         // Every checkpoint points into segments just rewritten.
         let _ = Projection::remove_snapshots(&self.inner.dir.join("snapshots"));
-        times.freeze_install = t.elapsed();
+        times.freeze_install = Some(t.elapsed());
         Ok(parking_lot::RwLockWriteGuard::downgrade_to_upgradable(state))
     }
 

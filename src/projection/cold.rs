@@ -687,6 +687,12 @@ fn postings(pairs: &[(u64, u32)]) -> Result<Vec<u8>, Error> {
 /// memory ([`NameFence`]): a run of 2^20 names of 16 bytes keeps 640 KiB.
 const FENCE_STEP: usize = 32;
 
+/// A run reads its [`NameFence`] once it has been asked this many names:
+/// reading it reads the whole of the run's strings (every page of their
+/// offsets, and checks each page's checksum), which pays for itself over
+/// many searches (a server's), never over the few of a one-shot command.
+const FENCE_AFTER: u32 = 64;
+
 /// Every [`FENCE_STEP`]th string of a run (the first, the 33rd, ...), in
 /// memory, one after another: where a name would be among the run's
 /// strings, found without reading the map ([`ColdRun::sym`]).
@@ -694,17 +700,22 @@ const FENCE_STEP: usize = 32;
 struct NameFence {
     bytes: Vec<u8>,
     /// Where each string ends in `bytes`.
-    ends: Vec<usize>,
+    ends: Vec<u32>,
 }
 
 impl NameFence {
+    /// String `i` of the fence.
+    fn get(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] as usize };
+        &self.bytes[start..self.ends[i] as usize]
+    }
+
     /// How many of its strings are at or below `s`, in bytes' order.
     fn count_at_or_below(&self, s: &[u8]) -> usize {
         let (mut lo, mut hi) = (0, self.ends.len());
         while lo < hi {
             let mid = lo + (hi - lo) / 2;
-            let start = if mid == 0 { 0 } else { self.ends[mid - 1] };
-            if self.bytes[start..self.ends[mid]] <= *s {
+            if self.get(mid) <= s {
                 lo = mid + 1;
             } else {
                 hi = mid;
@@ -712,6 +723,49 @@ impl NameFence {
         }
         lo
     }
+}
+
+/// Where `key` is among `n` keys in ascending order that `key_at` reads
+/// (`None`: not there). Keys are mostly spread evenly (a run's symbols of
+/// one kind of name are consecutive numbers): once the first and the last
+/// are read (the same two for every search of a section, so in the
+/// cache), every other step reads where `key` would be if they were,
+/// between the keys that bound the search so far, and the steps between
+/// halve: at most 2 + 2⌈log₂ n⌉ reads, and on keys that are not in order
+/// (damage) it still ends.
+fn search_keys(
+    n: usize,
+    key: u64,
+    mut key_at: impl FnMut(usize) -> Result<u64, Error>,
+) -> Result<Option<usize>, Error> {
+    let (mut lo, mut hi) = (0, n);
+    // The keys read just below `lo` and at `hi`, once read.
+    let (mut below, mut above) = (None::<u64>, None::<u64>);
+    let mut guess = false;
+    while lo < hi {
+        let mid = match (below, above) {
+            (None, _) => lo,
+            (_, None) => hi - 1,
+            (Some(b), Some(a)) => {
+                guess = !guess;
+                if guess {
+                    // `b < key < a` (each was read on its side of `key`), so
+                    // the share is below `hi - lo`: `mid` is in `lo..hi`.
+                    let share = u128::from(key - b) * (hi - lo) as u128 / u128::from(a - b);
+                    lo + usize::try_from(share).unwrap_or(0).min(hi - lo - 1)
+                } else {
+                    lo + (hi - lo) / 2
+                }
+            }
+        };
+        let k = key_at(mid)?;
+        match k.cmp(&key) {
+            std::cmp::Ordering::Less => (lo, below) = (mid + 1, Some(k)),
+            std::cmp::Ordering::Greater => (hi, above) = (mid, Some(k)),
+            std::cmp::Ordering::Equal => return Ok(Some(mid)),
+        }
+    }
+    Ok(None)
 }
 
 /// Writes a run: header, sections (each at an 8-byte boundary, in file
@@ -890,9 +944,12 @@ pub struct ColdRun {
     /// Its oldest and newest rows' (`createdon`, id), read once
     /// (`ColdRun::created_bounds`).
     created_bounds: std::sync::OnceLock<Option<CreatedBounds>>,
-    /// Every [`FENCE_STEP`]th of its strings, read once
-    /// ([`ColdRun::sym`]).
-    fence: std::sync::OnceLock<NameFence>,
+    /// Every [`FENCE_STEP`]th of its strings, read once ([`ColdRun::sym`]);
+    /// `None`: they could not be read (a damaged page), and searches go
+    /// through the whole run as before.
+    fence: std::sync::OnceLock<Option<NameFence>>,
+    /// Names asked of it so far, up to [`FENCE_AFTER`].
+    names_asked: std::sync::atomic::AtomicU32,
     replaces: Option<u64>,
     /// [`HOLDS_OPEN`].
     holds_open: bool,
@@ -1004,6 +1061,7 @@ impl ColdRun {
             id_bounds: Default::default(),
             created_bounds: Default::default(),
             fence: Default::default(),
+            names_asked: Default::default(),
             replaces,
             holds_open,
         };
@@ -1289,18 +1347,17 @@ impl ColdRun {
     /// The run's symbol of `s`, if it holds that string. The search
     /// compares bytes (the order of UTF-8 strings is their bytes' order),
     /// so it does not check every string it passes: the one it returns
-    /// equals `s`. In a run of many strings it finds the stretch of
-    /// [`FENCE_STEP`] that would hold `s` in the run's fence, in memory,
-    /// and searches the map only there: a handful of nearby reads, where
-    /// a search of the whole run read about twenty strings scattered
-    /// through it, two waits for memory each (a view filtered by a name
-    /// asks it of every run).
+    /// equals `s`. Once the run has its fence ([`FENCE_AFTER`]), it finds
+    /// there, in memory, the stretch of [`FENCE_STEP`] strings that would
+    /// hold `s`, and searches the map only there: a handful of nearby
+    /// reads, where a search of the whole run reads about twenty strings
+    /// scattered through it, two waits for memory each (a view filtered by
+    /// a name asks it of every run).
     pub fn sym(&self, s: &str) -> Result<Option<u32>, Error> {
         let n = self.string_count()?;
         let s = s.as_bytes();
         let (mut lo, mut hi) = (0, n);
-        if n > 2 * FENCE_STEP {
-            let fence = self.fence(n)?;
+        if let Some(fence) = self.fence(n) {
             // Fence strings at or below `s`: it is at or after the last
             // of them, before the next.
             let below = fence.count_at_or_below(s);
@@ -1322,27 +1379,44 @@ impl ColdRun {
         Ok(None)
     }
 
-    /// The run's [`NameFence`] (it holds `n` strings), read the first time
-    /// it is asked for.
-    fn fence(&self, n: usize) -> Result<&NameFence, Error> {
+    /// The run's [`NameFence`] (it holds `n` strings), read by the
+    /// [`FENCE_AFTER`]th name asked of it (other threads asking meanwhile
+    /// wait for it); `None` before, for a run of a few stretches, or when
+    /// it could not be read.
+    fn fence(&self, n: usize) -> Option<&NameFence> {
         if let Some(f) = self.fence.get() {
-            return Ok(f);
+            return f.as_ref();
         }
-        let mut fence = NameFence::default();
+        if n <= 2 * FENCE_STEP || self.names_asked.fetch_add(1, Ordering::Relaxed) < FENCE_AFTER {
+            return None;
+        }
+        self.fence.get_or_init(|| self.read_fence(n).ok()).as_ref()
+    }
+
+    /// Reads every [`FENCE_STEP`]th of the run's `n` strings. Refused past
+    /// the size of the strings' section: strings are stored one after
+    /// another, so a run whose offsets make its strings overlap (damage)
+    /// cannot make the fence larger than the section.
+    fn read_fence(&self, n: usize) -> Result<NameFence, Error> {
+        let most = self.section_len(Section::Strings);
+        let mut fence = NameFence { bytes: Vec::new(), ends: Vec::with_capacity(n.div_ceil(FENCE_STEP)) };
         for i in (0..n).step_by(FENCE_STEP) {
-            fence.bytes.extend_from_slice(self.name_bytes(u32_of(i + 1, "strings")?)?);
-            fence.ends.push(fence.bytes.len());
+            let name = self.name_bytes(u32_of(i + 1, "strings")?)?;
+            if fence.bytes.len() + name.len() > most {
+                return Err(corrupt_at(&self.path, self.sections[2].0, "strings that overlap".into()));
+            }
+            fence.bytes.extend_from_slice(name);
+            fence.ends.push(u32_of(fence.bytes.len(), "strings")?);
         }
         fence.bytes.shrink_to_fit();
-        // Another thread may have read it meanwhile: the same strings.
-        Ok(self.fence.get_or_init(|| fence))
+        Ok(fence)
     }
 
     /// Bytes of memory it holds besides its map: the pages checked, and
     /// its fence once read.
     pub(crate) fn heap_bytes(&self) -> usize {
         self.checked.capacity() * 8
-            + self.fence.get().map_or(0, |f| f.bytes.capacity() + f.ends.capacity() * std::mem::size_of::<usize>())
+            + self.fence.get().and_then(Option::as_ref).map_or(0, |f| f.bytes.capacity() + f.ends.capacity() * 4)
     }
 
     /// The rows of index `s` under `key`: `createdon` order for the views'
@@ -1353,45 +1427,15 @@ impl ColdRun {
         if keys > self.section_len(s) {
             return Err(corrupt_at(&self.path, self.sections[s as usize - 1].0, format!("{n} keys in section {s:?}")));
         }
-        // Keys are mostly spread evenly (a run's symbols of one kind of
-        // name are consecutive numbers). Once the first and the last key
-        // are read (the same two for every search of the section), every
-        // other step reads where the key would be if they were, between
-        // the keys that bound the search so far; the steps between halve,
-        // so a search never takes more than twice the halvings.
-        let (mut lo, mut hi) = (0, n);
-        let (mut below, mut above) = (None::<u64>, None::<u64>);
-        let mut guess = true;
-        while lo < hi {
-            let mid = match (below, above) {
-                (None, _) => lo,
-                (_, None) => hi - 1,
-                (Some(b), Some(a)) => {
-                    guess = !guess;
-                    if !guess {
-                        // `b < key < a`: the keys read were on either
-                        // side. The share of `lo..hi` below `key`, below
-                        // `hi - lo`.
-                        let share = u128::from(key - b) * (hi - lo) as u128 / u128::from(a - b);
-                        (lo + usize::try_from(share).unwrap_or(0)).min(hi - 1)
-                    } else {
-                        lo + (hi - lo) / 2
-                    }
-                }
-            };
-            let e = self.section(s, 8 + mid * POSTING_KEY_LEN, POSTING_KEY_LEN)?;
-            match le_u64(e, 0).cmp(&key) {
-                std::cmp::Ordering::Less => (lo, below) = (mid + 1, Some(le_u64(e, 0))),
-                std::cmp::Ordering::Greater => (hi, above) = (mid, Some(le_u64(e, 0))),
-                std::cmp::Ordering::Equal => {
-                    let (start, len) = (le_u32(e, 8) as usize, le_u32(e, 12) as usize);
-                    let at = start.checked_mul(4).and_then(|s| s.checked_add(keys)).unwrap_or(usize::MAX);
-                    let at = self.section_at(s, at, len.saturating_mul(4))?;
-                    return Ok(Postings { at, len, run: self });
-                }
-            }
-        }
-        Ok(Postings { at: 0, len: 0, run: self })
+        let entry = |i: usize| self.section(s, 8 + i * POSTING_KEY_LEN, POSTING_KEY_LEN);
+        let Some(i) = search_keys(n, key, |i| Ok(le_u64(entry(i)?, 0)))? else {
+            return Ok(Postings { at: 0, len: 0, run: self });
+        };
+        let e = entry(i)?;
+        let (start, len) = (le_u32(e, 8) as usize, le_u32(e, 12) as usize);
+        let at = start.checked_mul(4).and_then(|s| s.checked_add(keys)).unwrap_or(usize::MAX);
+        let at = self.section_at(s, at, len.saturating_mul(4))?;
+        Ok(Postings { at, len, run: self })
     }
 
     /// Every key of index `s` with its set's length.
@@ -1790,7 +1834,7 @@ pub(crate) mod tests {
         let jobs: Vec<ColdJob> = (0..4000)
             .map(|n| {
                 let mut j = job(&mut rng, n);
-                // Two tables, one with gaps: keys spread unevenly.
+                // Two tables, one with gaps in its rows' numbers.
                 j.regarding = Some(match rng.usize(0..3) {
                     0 => format!("contact:{}", rng.usize(0..100) * 37).into(),
                     _ => format!("account:{}", rng.usize(0..3000)).into(),
@@ -1803,6 +1847,12 @@ pub(crate) mod tests {
         assert!(n > 40 * FENCE_STEP, "{n} strings");
         let names: Vec<String> = (1..=n as u32).map(|i| run.name(i).unwrap().unwrap().to_string()).collect();
         assert!(names.windows(2).all(|w| w[0] < w[1]));
+        // The first `FENCE_AFTER` names are searched through the whole
+        // run, the rest through its fence, read by the next.
+        for (i, name) in (1u32..).zip(&names).take(FENCE_AFTER as usize) {
+            assert_eq!(run.sym(name).unwrap(), Some(i), "{name}");
+        }
+        assert!(run.fence.get().is_none());
         for (i, name) in (1u32..).zip(&names) {
             assert_eq!(run.sym(name).unwrap(), Some(i), "{name}");
             // Just above it (a longer string) and just below it (shorter
@@ -1814,6 +1864,7 @@ pub(crate) mod tests {
                 assert_eq!(run.sym(below).unwrap(), None, "{below}");
             }
         }
+        assert!(run.fence.get().is_some_and(Option::is_some));
         for absent in ["", "0", "account:", "account:99999", "contact:1", "zzz", "\u{10FFFF}"] {
             assert_eq!(run.sym(absent).unwrap(), None, "{absent}");
         }
@@ -1831,6 +1882,88 @@ pub(crate) mod tests {
                 .unwrap_or(0);
             assert_eq!(run.postings(Section::ByRegarding, key).unwrap().len(), expected, "key {key}");
         }
+    }
+
+    /// Keys spread evenly, unevenly, in clumps: each key is found where
+    /// it is, none that is not there is found, and no search reads more
+    /// than 2 + 2⌈log₂ n⌉ keys; keys out of order (damage) end a search
+    /// all the same.
+    #[test]
+    fn keys_are_found_by_interpolation_within_twice_the_halvings() {
+        let mut rng = fastrand::Rng::with_seed(3);
+        let sets: Vec<Vec<u64>> = vec![
+            vec![],
+            vec![5],
+            (1..=1000).collect(),
+            (0..63).map(|k| 1u64 << k).collect(),
+            (0..20u64).flat_map(|r| [(r << 32) | 1, (r << 32) | 10, (r << 32) | u64::from(u32::MAX)]).collect(),
+            (0..3000).map(|k| if k < 2990 { k } else { u64::MAX - 3000 + k }).collect(),
+            {
+                let mut v: Vec<u64> = (0..5000).map(|_| rng.u64(..)).collect();
+                v.sort_unstable();
+                v.dedup();
+                v
+            },
+        ];
+        for keys in &sets {
+            let n = keys.len();
+            let most = 2 + 2 * (usize::BITS - n.max(1).leading_zeros()) as usize;
+            let mut probes: Vec<u64> = keys.iter().flat_map(|&k| [k, k.wrapping_sub(1), k.wrapping_add(1)]).collect();
+            probes.extend([0, u64::MAX]);
+            for key in probes {
+                let mut reads = 0;
+                let found = search_keys(n, key, |i| {
+                    reads += 1;
+                    Ok(keys[i])
+                })
+                .unwrap();
+                assert_eq!(found, keys.binary_search(&key).ok(), "{key} of {n}");
+                assert!(reads <= most, "{reads} reads for {key} of {n}");
+            }
+        }
+        for _ in 0..200 {
+            let keys: Vec<u64> = (0..rng.usize(0..300)).map(|_| rng.u64(..50)).collect();
+            let key = rng.u64(..50);
+            let found = search_keys(keys.len(), key, |i| Ok(keys[i])).unwrap();
+            assert!(found.is_none_or(|i| keys[i] == key));
+        }
+    }
+
+    /// A run whose strings' offsets make them overlap (damage behind
+    /// valid checksums): its fence is refused at the size of the strings'
+    /// section instead of growing to the square of it, and names are then
+    /// searched through the whole run, as before fences.
+    #[test]
+    fn a_fence_over_overlapping_strings_is_refused() {
+        let mut rng = fastrand::Rng::with_seed(5);
+        let jobs: Vec<ColdJob> = (0..2000)
+            .map(|n| {
+                let mut j = job(&mut rng, n);
+                j.regarding = Some(format!("account:{n}").into());
+                j
+            })
+            .collect();
+        let good = bytes_of(&jobs);
+        let data_end = usize_of(le_u64(&good, good.len() - TRAILER_LEN));
+        let run = ColdRun::from_bytes(good.clone()).unwrap();
+        let ((start, len), n) = (run.sections[2], run.string_count().unwrap());
+        assert!(n > 40 * FENCE_STEP);
+        let total = le_u32(&good, start + 4 + n * 4);
+        // String `i` (from 0) is `offsets[i]..offsets[i + 1]`: every even
+        // one (every one the fence reads) becomes all of them.
+        let mut data = good[..data_end].to_vec();
+        for j in 1..=n {
+            let v = if j % 2 == 1 { total } else { 0 };
+            data[start + 4 + j * 4..start + 8 + j * 4].copy_from_slice(&v.to_le_bytes());
+        }
+        let run = ColdRun::from_bytes(with_valid_checksums(&data)).unwrap();
+        let refused = run.read_fence(n).err().unwrap().to_string();
+        assert!(refused.contains("strings that overlap"), "{refused}");
+        for _ in 0..=FENCE_AFTER {
+            let _ = run.sym("account:7");
+        }
+        assert!(matches!(run.fence.get(), Some(None)));
+        assert!(run.heap_bytes() < len, "{} bytes held", run.heap_bytes());
     }
 
     #[test]

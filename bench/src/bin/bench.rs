@@ -614,13 +614,7 @@ fn main() {
     );
     push("  of which log data (no preallocation, no checkpoints)".into(), joblog_data as f64, None, "bytes");
     push("  checkpoint after the load (Completed jobs moved cold)".into(), joblog_freeze, None, "s");
-    for (phase, d) in [
-        ("sync and plan", freeze_phases.plan),
-        ("cold segments written", freeze_phases.freeze_write),
-        ("cold segments installed", freeze_phases.freeze_install),
-        ("cold runs written", freeze_phases.runs),
-        ("runs installed, checkpoint saved", freeze_phases.save),
-    ] {
+    for (phase, d) in freeze_phases.phases() {
         push(format!("    of which {phase}"), d.as_secs_f64(), None, "s");
     }
     push("projection heap per job".into(), heap / args.jobs as f64, None, "bytes");
