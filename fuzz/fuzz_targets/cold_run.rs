@@ -30,5 +30,9 @@ fuzz_target!(|bytes: &[u8]| {
         }
     }
     let _ = run.segments();
-    let _ = run.sym("alice");
+    // More names than a run answers before it reads its fence of names
+    // (64): the fence is read from these bytes too.
+    for k in 0..80 {
+        let _ = run.sym(["alice", "root", "", "account:7", "\u{10FFFF}"][k % 5]);
+    }
 });

@@ -292,11 +292,11 @@ impl Engine {
     pub(crate) fn checkpoint_locked(&self, keep: usize) -> Result<PathBuf, Error> {
         let dir = self.inner.dir.join("snapshots");
         let min = self.inner.config.cold_after.max(1);
+        let mut times = CheckpointTimes::default();
+        let mut phase = Instant::now();
         // No writer can change the state (this thread holds the write
         // lock), nor a reader taking it back after a failed sync (the
         // upgradable lock): readers go on while the run is written.
-        let mut times = CheckpointTimes::default();
-        let mut phase = Instant::now();
         let mut state = self.inner.state.upgradable_read();
         self.inner.log.sync_through(state.last_seq() + 1)?;
         // A cold segment is at most a segment's size (but for one job's

@@ -1907,7 +1907,8 @@ pub(crate) mod tests {
         ];
         for keys in &sets {
             let n = keys.len();
-            let most = 2 + 2 * (usize::BITS - n.max(1).leading_zeros()) as usize;
+            // 2 + 2⌈log₂ n⌉.
+            let most = 2 + 2 * (usize::BITS - n.saturating_sub(1).leading_zeros()) as usize;
             let mut probes: Vec<u64> = keys.iter().flat_map(|&k| [k, k.wrapping_sub(1), k.wrapping_add(1)]).collect();
             probes.extend([0, u64::MAX]);
             for key in probes {
@@ -2040,9 +2041,23 @@ pub(crate) mod tests {
     #[test]
     fn damaged_sections_behind_valid_checksums_never_panic() {
         let mut rng = fastrand::Rng::with_seed(11);
-        let jobs: Vec<ColdJob> = (0..200).map(|n| job(&mut rng, n)).collect();
+        // Rows regarding 100 more rows: strings enough for a fence.
+        let jobs: Vec<ColdJob> = (0..200)
+            .map(|n| {
+                let mut j = job(&mut rng, n);
+                if n % 2 == 0 {
+                    j.regarding = Some(format!("account:{}", 1000 + n).into());
+                }
+                j
+            })
+            .collect();
         let good = bytes_of(&jobs);
         let data_end = usize_of(le_u64(&good, good.len() - TRAILER_LEN));
+        let run = ColdRun::from_bytes(good.clone()).unwrap();
+        for _ in 0..=FENCE_AFTER {
+            run.sym("bob").unwrap();
+        }
+        assert!(run.fence.get().is_some_and(Option::is_some), "undamaged, it reads its fence");
         for _ in 0..2000 {
             let mut data = good[..data_end].to_vec();
             for _ in 0..rng.usize(1..8) {
@@ -2065,7 +2080,11 @@ pub(crate) mod tests {
                         }
                     }
                 }
-                let _ = (run.segments(), run.sym("bob"));
+                // Past `FENCE_AFTER` names: the fence is read too.
+                for k in 0..=FENCE_AFTER as usize {
+                    let _ = run.sym(["bob", "account:1010", "account:7", "", "zzz"][k % 5]);
+                }
+                let _ = run.segments();
             }
         }
     }
