@@ -1823,6 +1823,25 @@ pub(crate) mod tests {
         std::fs::read(path).unwrap()
     }
 
+    /// `n` jobs as [`job`] draws them (from `seed`), each regarding the
+    /// row `regarding` names for it (`None`: as drawn).
+    fn jobs_regarding(
+        seed: u64,
+        n: usize,
+        mut regarding: impl FnMut(&mut fastrand::Rng, usize) -> Option<String>,
+    ) -> Vec<ColdJob<'static>> {
+        let mut rng = fastrand::Rng::with_seed(seed);
+        (0..n)
+            .map(|k| {
+                let mut j = job(&mut rng, k);
+                if let Some(r) = regarding(&mut rng, k) {
+                    j.regarding = Some(r.into());
+                }
+                j
+            })
+            .collect()
+    }
+
     /// A run of thousands of names (so that [`ColdRun::sym`] goes through
     /// its fence, and the postings' keys are many): every name is found as
     /// its own symbol, no name it does not hold is found (below the first,
@@ -1830,18 +1849,13 @@ pub(crate) mod tests {
     /// holds its jobs, whatever keys are asked for.
     #[test]
     fn names_and_keys_are_found_among_thousands() {
-        let mut rng = fastrand::Rng::with_seed(11);
-        let jobs: Vec<ColdJob> = (0..4000)
-            .map(|n| {
-                let mut j = job(&mut rng, n);
-                // Two tables, one with gaps in its rows' numbers.
-                j.regarding = Some(match rng.usize(0..3) {
-                    0 => format!("contact:{}", rng.usize(0..100) * 37).into(),
-                    _ => format!("account:{}", rng.usize(0..3000)).into(),
-                });
-                j
+        // Two tables, one with gaps in its rows' numbers.
+        let jobs = jobs_regarding(11, 4000, |rng, _| {
+            Some(match rng.usize(0..3) {
+                0 => format!("contact:{}", rng.usize(0..100) * 37),
+                _ => format!("account:{}", rng.usize(0..3000)),
             })
-            .collect();
+        });
         let run = ColdRun::from_bytes(bytes_of(&jobs)).unwrap();
         let n = run.string_count().unwrap();
         assert!(n > 40 * FENCE_STEP, "{n} strings");
@@ -1936,14 +1950,7 @@ pub(crate) mod tests {
     /// searched through the whole run, as before fences.
     #[test]
     fn a_fence_over_overlapping_strings_is_refused() {
-        let mut rng = fastrand::Rng::with_seed(5);
-        let jobs: Vec<ColdJob> = (0..2000)
-            .map(|n| {
-                let mut j = job(&mut rng, n);
-                j.regarding = Some(format!("account:{n}").into());
-                j
-            })
-            .collect();
+        let jobs = jobs_regarding(5, 2000, |_, n| Some(format!("account:{n}")));
         let good = bytes_of(&jobs);
         let data_end = usize_of(le_u64(&good, good.len() - TRAILER_LEN));
         let run = ColdRun::from_bytes(good.clone()).unwrap();
@@ -2042,15 +2049,7 @@ pub(crate) mod tests {
     fn damaged_sections_behind_valid_checksums_never_panic() {
         let mut rng = fastrand::Rng::with_seed(11);
         // Rows regarding 100 more rows: strings enough for a fence.
-        let jobs: Vec<ColdJob> = (0..200)
-            .map(|n| {
-                let mut j = job(&mut rng, n);
-                if n % 2 == 0 {
-                    j.regarding = Some(format!("account:{}", 1000 + n).into());
-                }
-                j
-            })
-            .collect();
+        let jobs = jobs_regarding(11, 200, |_, n| (n % 2 == 0).then(|| format!("account:{}", 1000 + n)));
         let good = bytes_of(&jobs);
         let data_end = usize_of(le_u64(&good, good.len() - TRAILER_LEN));
         let run = ColdRun::from_bytes(good.clone()).unwrap();
