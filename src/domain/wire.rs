@@ -336,7 +336,7 @@ impl<'a> Bytes<'a> {
     }
 
     fn str(&mut self) -> Option<&'a str> {
-        std::str::from_utf8(self.bytes()?).ok()
+        crate::sys::utf8(self.bytes()?)
     }
 
     fn string(&mut self) -> Option<String> {

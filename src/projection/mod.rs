@@ -44,7 +44,7 @@ use crate::sys::push_populated as push;
 
 pub(crate) use intern::joined_hash;
 use intern::{Interner, Sym, NONE};
-use ordered::{Entry, OrderedRows, Tagged};
+use ordered::{Entry, OrderedRows, SortedRows, Tagged};
 pub use tier::MAX_RUN_ROWS;
 pub(crate) use tier::{FreezePlan, Loc};
 
@@ -151,25 +151,24 @@ fn opt_time(t: i64) -> Option<Timestamp> {
 /// Every index of the hot rows, built whole from the rows that are not
 /// deleted. The rows are put in (`createdon`, id) order once (they are
 /// nearly always in it already: rows are made as their jobs are created,
-/// and then that order is taken as it is, with no key copied or sorted);
-/// each index is then grouped from that order and built whole
-/// (`OrderedRows::from_sorted`, a `BTreeSet` from sorted keys), the view
-/// indices on this thread and the status indices on a second core: no
-/// insert compares keys.
+/// and then that order is walked as it is, with no list of it made);
+/// each set is filled chunk by chunk from that walk (`SortedRows`), the
+/// view indices on this thread and the status indices on a second core:
+/// no insert compares keys. The sets of other orders are sorted: by
+/// regarding row by counting (`by_regarding_row`), by completion and
+/// wake-up time by (time, row), ids compared only between equal times.
 pub(crate) struct Indices(ViewIndices, StatusIndices);
 
 impl Indices {
     pub(crate) fn build(rows: &[Row]) -> Self {
         let live = || rows.iter().zip(0u32..).filter(|(r, _)| !r.deleted);
-        let order: Vec<u32> = if live().is_sorted_by_key(|(r, _)| r.created_key()) {
-            let mut order = Vec::with_capacity(rows.len());
-            live().for_each(|(_, i)| push(&mut order, i));
-            order
+        let order = if live().is_sorted_by_key(|(r, _)| r.created_key()) {
+            Order::Rows
         } else {
             let mut keyed: Vec<((i64, Uuid), u32)> = Vec::with_capacity(rows.len());
             live().for_each(|(r, i)| push(&mut keyed, (r.created_key(), i)));
             keyed.sort_unstable();
-            keyed.into_iter().map(|(_, i)| i).collect()
+            Order::Listed(keyed.into_iter().map(|(_, i)| i).collect())
         };
         if rows.len() < PARALLEL_ROWS {
             return Indices(ViewIndices::build(rows, &order), StatusIndices::build(rows, &order));
@@ -179,6 +178,25 @@ impl Indices {
             let views = ViewIndices::build(rows, &order);
             Indices(views, status.join().expect("the indexing thread does not panic"))
         })
+    }
+}
+
+/// The live rows in (`createdon`, id) order, as [`Indices::build`] found
+/// them: the rows themselves (nearly always: rows are made as their jobs
+/// are created), or a list.
+enum Order {
+    Rows,
+    Listed(Vec<u32>),
+}
+
+impl Order {
+    /// Calls `f` with each live row, in (`createdon`, id) order.
+    #[inline]
+    fn each(&self, rows: &[Row], mut f: impl FnMut(u32, &Row)) {
+        match self {
+            Order::Rows => rows.iter().zip(0u32..).filter(|(r, _)| !r.deleted).for_each(|(r, i)| f(i, r)),
+            Order::Listed(order) => order.iter().for_each(|&i| f(i, &rows[i as usize])),
+        }
     }
 }
 
@@ -206,41 +224,60 @@ struct ViewIndices {
     by_regarding: OrderedRows<RegardingKey, Tagged>,
 }
 
-/// Groups of rows in (`createdon`, id) order, the order they were pushed.
-fn ordered_groups<K: std::hash::Hash + Eq>(rows: &[Row], groups: HashMap<K, Vec<u32>>) -> HashMap<K, OrderedRows> {
-    groups.into_iter().map(|(k, set)| (k, OrderedRows::from_sorted(set, |x| rows[x as usize].created_key()))).collect()
+/// Sets of rows pushed in (`createdon`, id) order, built.
+fn ordered_groups<K: std::hash::Hash + Eq>(rows: &[Row], groups: HashMap<K, SortedRows>) -> HashMap<K, OrderedRows> {
+    groups.into_iter().map(|(k, set)| (k, set.build(|x| rows[x as usize].created_key()))).collect()
 }
 
 impl ViewIndices {
-    /// The indices of the rows `order` lists, in (`createdon`, id) order.
-    fn build(rows: &[Row], order: &[u32]) -> Self {
-        let (mut by_type, mut by_owner): (HashMap<u32, Vec<u32>>, HashMap<Sym, Vec<u32>>) = Default::default();
-        let mut by_workflow: HashMap<Sym, Vec<u32>> = HashMap::default();
-        let mut by_regarding = Vec::with_capacity(order.len());
-        for (n, &i) in (0u64..).zip(order) {
-            let r = &rows[i as usize];
-            push(by_type.entry(r.operationtype).or_default(), i);
-            push(by_owner.entry(r.owner).or_default(), i);
+    /// The indices of the live rows, `order` being theirs.
+    fn build(rows: &[Row], order: &Order) -> Self {
+        let mut all = SortedRows::default();
+        let (mut by_type, mut by_owner): (HashMap<u32, SortedRows>, HashMap<Sym, SortedRows>) = Default::default();
+        let mut by_workflow: HashMap<Sym, SortedRows> = HashMap::default();
+        // (regarding row, row), in `createdon` order.
+        let mut regarding: Vec<(Sym, u32)> = Vec::new();
+        order.each(rows, |i, r| {
+            all.push(i);
+            by_type.entry(r.operationtype).or_default().push(i);
+            by_owner.entry(r.owner).or_default().push(i);
             if r.workflow != NONE {
-                push(by_workflow.entry(r.workflow).or_default(), i);
+                by_workflow.entry(r.workflow).or_default().push(i);
             }
             if r.regarding != NONE {
-                push(&mut by_regarding, u64::from(r.regarding) << 32 | n);
+                push(&mut regarding, (r.regarding, i));
             }
-        }
-        // (regarding, place in `createdon` order), sorted as one number.
-        by_regarding.sort_unstable();
+        });
         ViewIndices {
-            all: OrderedRows::from_sorted(order.to_vec(), |x| rows[x as usize].created_key()),
+            all: all.build(|x| rows[x as usize].created_key()),
             by_type: ordered_groups(rows, by_type),
             by_owner: ordered_groups(rows, by_owner),
             by_workflow: ordered_groups(rows, by_workflow),
-            by_regarding: OrderedRows::from_sorted(
-                by_regarding.into_iter().map(|k| Tagged::new((k >> 32) as u32, order[k as u32 as usize])).collect(),
-                |x| rows[x as usize].regarding_key(),
-            ),
+            by_regarding: OrderedRows::from_sorted(by_regarding_row(&regarding), |x| rows[x as usize].regarding_key()),
         }
     }
+}
+
+/// `pairs` of (regarding row, row) in `createdon` order, ordered by
+/// regarding row and, within each, kept in `createdon` order: a counting
+/// sort (symbols are small numbers), each entry tagged with its regarding
+/// row.
+fn by_regarding_row(pairs: &[(Sym, u32)]) -> Vec<Tagged> {
+    let Some(most) = pairs.iter().map(|&(s, _)| s).max() else { return Vec::new() };
+    // How many pairs each symbol has, then where its first one goes.
+    let mut next = vec![0u32; most as usize + 1];
+    pairs.iter().for_each(|&(s, _)| next[s as usize] += 1);
+    let mut at = 0;
+    for n in &mut next {
+        (*n, at) = (at, at + *n);
+    }
+    let mut out = vec![Tagged::new(0, 0); pairs.len()];
+    for &(s, i) in pairs {
+        let slot = &mut next[s as usize];
+        out[*slot as usize] = Tagged::new(s, i);
+        *slot += 1;
+    }
+    out
 }
 
 /// The indices that follow status and wake-up time, built whole
@@ -254,31 +291,33 @@ struct StatusIndices {
 }
 
 impl StatusIndices {
-    /// The indices of the rows `order` lists, in (`createdon`, id) order.
-    fn build(rows: &[Row], order: &[u32]) -> Self {
-        type Keyed = Vec<((i64, Uuid), u32)>;
-        let (mut by_status, mut by_token): (HashMap<Status, Vec<u32>>, HashMap<Sym, Vec<u32>>) = Default::default();
-        let mut completed: HashMap<(StatusReason, u32), Keyed> = HashMap::default();
+    /// The indices of the live rows, `order` being theirs.
+    fn build(rows: &[Row], order: &Order) -> Self {
+        // (time, row): ordered by (time, the row's id).
+        type Timed = Vec<(i64, u32)>;
+        let (mut by_status, mut by_token): (HashMap<Status, SortedRows>, HashMap<Sym, SortedRows>) = Default::default();
+        let mut completed: HashMap<(StatusReason, u32), Timed> = HashMap::default();
         let mut open_counts: HashMap<(Status, u32), usize> = HashMap::default();
-        let mut timers: Keyed = Vec::new();
-        for &i in order {
-            let r = &rows[i as usize];
-            push(by_status.entry(r.status).or_default(), i);
+        let mut timers: Timed = Vec::new();
+        order.each(rows, |i, r| {
+            by_status.entry(r.status).or_default().push(i);
             if r.status.is_completed() {
-                push(completed.entry((r.status.reason(), r.operationtype)).or_default(), (r.completed_key(), i));
+                push(completed.entry((r.status.reason(), r.operationtype)).or_default(), (r.completedon, i));
             } else {
                 *open_counts.entry((r.status, r.operationtype)).or_default() += 1;
                 if r.dependencytoken != NONE {
-                    push(by_token.entry(r.dependencytoken).or_default(), i);
+                    by_token.entry(r.dependencytoken).or_default().push(i);
                 }
             }
             if r.on_timer() {
-                push(&mut timers, (r.timer_key(), i));
+                push(&mut timers, (r.postponeuntil, i));
             }
-        }
-        // In `createdon` order already; these two are ordered by other keys.
-        let sorted = |mut v: Keyed, key: fn(&Row) -> (i64, Uuid)| {
-            v.sort_unstable();
+        });
+        // Sorted by time, the rows' ids read only where times are equal
+        // (rarely: they are microseconds).
+        let sorted = |mut v: Timed, key: fn(&Row) -> (i64, Uuid)| {
+            let id = |i: u32| rows[i as usize].id;
+            v.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| id(a.1).cmp(&id(b.1))));
             OrderedRows::from_sorted(v.into_iter().map(|(_, i)| i).collect(), |x| key(&rows[x as usize]))
         };
         StatusIndices {
@@ -1304,5 +1343,88 @@ impl Projection {
 
     pub(crate) fn type_set(&self, t: OperationType) -> Option<&OrderedRows> {
         self.by_type.get(&t.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// A live row with these keys (the rest as a new job's).
+    fn row(id: u128, createdon: i64, status: Status, time: i64, regarding: Sym, deleted: bool) -> Row {
+        Row {
+            id: Uuid::from_u128(id),
+            createdon,
+            startedon: NO_TIME,
+            completedon: if status.is_completed() { time } else { NO_TIME },
+            modifiedon: createdon,
+            postponeuntil: if status.is_completed() { NO_TIME } else { time },
+            operationtype: (id % 3) as u32,
+            owner: (id % 5) as Sym + 1,
+            owningbusinessunit: 1,
+            workflow: if id.is_multiple_of(2) { NONE } else { 7 },
+            regarding,
+            dependencytoken: NONE,
+            retrycount: 0,
+            errorcode: NO_ERROR,
+            executiontimespan_ms: 0,
+            last_event: NO_EVENT,
+            first_event: NO_EVENT,
+            message_event: NO_EVENT,
+            status,
+            deleted,
+        }
+    }
+
+    /// The rows of `rows` that `keep` accepts, by `key`: what a set must hold.
+    fn model<K: Ord>(rows: &[Row], keep: impl Fn(&Row) -> bool, key: impl Fn(&Row) -> K) -> Vec<u32> {
+        let mut live: Vec<u32> = (0u32..).zip(rows).filter(|(_, r)| !r.deleted && keep(r)).map(|(i, _)| i).collect();
+        live.sort_by_key(|&i| key(&rows[i as usize]));
+        live
+    }
+
+    proptest! {
+        /// Indices built whole hold every live row in its set's order,
+        /// with many equal times (ties broken by id) and rows made in
+        /// `createdon` order or not, some deleted.
+        #[test]
+        fn indices_built_whole_order_every_set_by_its_key(
+            made in proptest::collection::vec((0i64..40, 0usize..16, 0i64..6, 0u32..12, 0u32..10), 1..3000),
+            in_order in any::<bool>(),
+        ) {
+            let statuses: Vec<Status> = Status::all().collect();
+            let mut rows: Vec<Row> = made
+                .iter()
+                .zip(0u128..)
+                .map(|(&(created, status, time, regarding, gone), n)| {
+                    // Ids not in row order, so that ties show the order.
+                    let id = n.wrapping_mul(0x9e37_79b9_7f4a_7c15) % 1_000_003;
+                    let status = statuses[status % statuses.len()];
+                    let regarding = if regarding == 0 { NONE } else { regarding };
+                    row(id, created, status, time, regarding, gone == 0)
+                })
+                .collect();
+            if in_order {
+                rows.sort_by_key(Row::created_key);
+            }
+            let Indices(views, status) = Indices::build(&rows);
+            let asc = |set: &OrderedRows| set.iter_asc().collect::<Vec<u32>>();
+            prop_assert_eq!(asc(&views.all), model(&rows, |_| true, Row::created_key));
+            prop_assert_eq!(
+                views.by_regarding.iter_asc().collect::<Vec<u32>>(),
+                model(&rows, |r| r.regarding != NONE, Row::regarding_key)
+            );
+            for (owner, set) in &views.by_owner {
+                prop_assert_eq!(asc(set), model(&rows, |r| r.owner == *owner, Row::created_key));
+            }
+            for ((reason, kind), set) in &status.completed {
+                let of = |r: &Row| r.status.is_completed() && r.status.reason() == *reason && r.operationtype == *kind;
+                prop_assert_eq!(asc(set), model(&rows, of, Row::completed_key));
+            }
+            let completed: usize = status.completed.values().map(OrderedRows::len).sum();
+            prop_assert_eq!(completed, model(&rows, |r| r.status.is_completed(), Row::completed_key).len());
+            prop_assert_eq!(asc(&status.timers), model(&rows, Row::on_timer, Row::timer_key));
+        }
     }
 }

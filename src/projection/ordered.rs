@@ -80,6 +80,50 @@ impl<T: Ord + Copy> Key for (u32, T) {
     }
 }
 
+/// An [`OrderedRows`] being built from entries pushed in key order
+/// (distinct keys): filled chunk by chunk in place, no list of them made
+/// first and copied.
+#[derive(Debug)]
+pub(crate) struct SortedRows<E = u32> {
+    chunks: Vec<Vec<E>>,
+    len: usize,
+}
+
+impl<E> Default for SortedRows<E> {
+    fn default() -> Self {
+        Self { chunks: Vec::new(), len: 0 }
+    }
+}
+
+impl<E: Entry> SortedRows<E> {
+    /// Adds `e`, whose key is above every key pushed before.
+    #[inline]
+    pub(crate) fn push(&mut self, e: E) {
+        match self.chunks.last_mut() {
+            Some(c) if c.len() < CHUNK => c.push(e),
+            // The first chunk grows as a vector does (most sets are small),
+            // the next ones are made whole.
+            last => {
+                let mut c = Vec::with_capacity(if last.is_some() { CHUNK } else { 0 });
+                c.push(e);
+                self.chunks.push(c);
+            }
+        }
+        self.len += 1;
+    }
+
+    /// The set: chunks of `CHUNK` entries (the last may be shorter), or one
+    /// chunk when there are fewer than `2 * CHUNK` in all.
+    pub(crate) fn build<K: Key>(mut self, key: impl Fn(u32) -> K) -> OrderedRows<K, E> {
+        if self.len < 2 * CHUNK && self.chunks.len() == 2 {
+            let second = self.chunks.pop().expect("two chunks");
+            self.chunks[0].extend(second);
+        }
+        let bounds = self.chunks.iter().map(|c| key(c.last().expect("chunks are never empty").row())).collect();
+        OrderedRows { chunks: self.chunks, bounds, len: self.len }
+    }
+}
+
 /// `K`: the key; most sets are ordered by (`createdon`, id). `E`: what
 /// each chunk holds per row.
 #[derive(Debug, Clone)]
@@ -129,18 +173,9 @@ impl<K: Key, E: Entry> OrderedRows<K, E> {
     /// whole: chunks of `CHUNK` rows. Tagged entries come with their tags
     /// (their keys' tags).
     pub(crate) fn from_sorted(rows: Vec<E>, key: impl Fn(u32) -> K) -> Self {
-        let len = rows.len();
-        let chunks = if len < 2 * CHUNK {
-            if rows.is_empty() {
-                vec![]
-            } else {
-                vec![rows]
-            }
-        } else {
-            rows.chunks(CHUNK).map(<[E]>::to_vec).collect()
-        };
-        let bounds = chunks.iter().map(|c: &Vec<E>| key(c.last().expect("chunks are never empty").row())).collect();
-        OrderedRows { chunks, bounds, len }
+        let mut sorted = SortedRows::default();
+        rows.into_iter().for_each(|e| sorted.push(e));
+        sorted.build(key)
     }
 
     /// Inserts `row`. Keys must be distinct and must not change while the
