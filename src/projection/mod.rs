@@ -318,7 +318,7 @@ impl StatusIndices {
         let sorted = |mut v: Timed, key: fn(&Row) -> (i64, Uuid)| {
             let id = |i: u32| rows[i as usize].id;
             v.sort_unstable_by(|a, b| a.0.cmp(&b.0).then_with(|| id(a.1).cmp(&id(b.1))));
-            OrderedRows::from_sorted(v.into_iter().map(|(_, i)| i).collect(), |x| key(&rows[x as usize]))
+            OrderedRows::from_sorted(v.into_iter().map(|(_, i)| i), |x| key(&rows[x as usize]))
         };
         StatusIndices {
             by_status: ordered_groups(rows, by_status),

@@ -172,7 +172,7 @@ impl<K: Key, E: Entry> OrderedRows<K, E> {
     /// The set of `rows`, already in key order (distinct keys), built
     /// whole: chunks of `CHUNK` rows. Tagged entries come with their tags
     /// (their keys' tags).
-    pub(crate) fn from_sorted(rows: Vec<E>, key: impl Fn(u32) -> K) -> Self {
+    pub(crate) fn from_sorted(rows: impl IntoIterator<Item = E>, key: impl Fn(u32) -> K) -> Self {
         let mut sorted = SortedRows::default();
         rows.into_iter().for_each(|e| sorted.push(e));
         sorted.build(key)
@@ -325,7 +325,7 @@ mod tests {
         let key = |r: u32| (r.wrapping_mul(2_654_435_761) % spread, r);
         let of = |r: u32| entry(key(r).0, r);
         let mut model: BTreeSet<(u32, u32)> = start.iter().map(|&r| key(r)).collect();
-        let mut set = OrderedRows::from_sorted(model.iter().map(|k| of(k.1)).collect(), key);
+        let mut set = OrderedRows::from_sorted(model.iter().map(|k| of(k.1)), key);
         prop_assert_eq!(set.len(), model.len());
         // Half the operations, a deletion of every row whose number
         // `gone` divides (no key read), then the other half.
