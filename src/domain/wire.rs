@@ -336,7 +336,7 @@ impl<'a> Bytes<'a> {
     }
 
     fn str(&mut self) -> Option<&'a str> {
-        crate::sys::utf8(self.bytes()?)
+        std::str::from_utf8(self.bytes()?).ok()
     }
 
     fn string(&mut self) -> Option<String> {

@@ -161,12 +161,11 @@ pub(crate) struct Indices(ViewIndices, StatusIndices);
 
 impl Indices {
     pub(crate) fn build(rows: &[Row]) -> Self {
-        let live = || rows.iter().zip(0u32..).filter(|(r, _)| !r.deleted);
-        let order = if live().is_sorted_by_key(|(r, _)| r.created_key()) {
+        let order = if live(rows).is_sorted_by_key(|(_, r)| r.created_key()) {
             Order::Rows
         } else {
             let mut keyed: Vec<((i64, Uuid), u32)> = Vec::with_capacity(rows.len());
-            live().for_each(|(r, i)| push(&mut keyed, (r.created_key(), i)));
+            live(rows).for_each(|(i, r)| push(&mut keyed, (r.created_key(), i)));
             keyed.sort_unstable();
             Order::Listed(keyed.into_iter().map(|(_, i)| i).collect())
         };
@@ -179,6 +178,11 @@ impl Indices {
             Indices(views, status.join().expect("the indexing thread does not panic"))
         })
     }
+}
+
+/// The rows not deleted, with their numbers.
+fn live(rows: &[Row]) -> impl Iterator<Item = (u32, &Row)> {
+    (0u32..).zip(rows).filter(|(_, r)| !r.deleted)
 }
 
 /// The live rows in (`createdon`, id) order, as [`Indices::build`] found
@@ -194,7 +198,7 @@ impl Order {
     #[inline]
     fn each(&self, rows: &[Row], mut f: impl FnMut(u32, &Row)) {
         match self {
-            Order::Rows => rows.iter().zip(0u32..).filter(|(r, _)| !r.deleted).for_each(|(r, i)| f(i, r)),
+            Order::Rows => live(rows).for_each(|(i, r)| f(i, r)),
             Order::Listed(order) => order.iter().for_each(|&i| f(i, &rows[i as usize])),
         }
     }
@@ -260,8 +264,8 @@ impl ViewIndices {
 
 /// `pairs` of (regarding row, row) in `createdon` order, ordered by
 /// regarding row and, within each, kept in `createdon` order: a counting
-/// sort (symbols are small numbers), each entry tagged with its regarding
-/// row.
+/// sort (symbols are small numbers, one counter each), each entry tagged
+/// with its regarding row (the list is then copied into the set's chunks).
 fn by_regarding_row(pairs: &[(Sym, u32)]) -> Vec<Tagged> {
     let Some(most) = pairs.iter().map(|&(s, _)| s).max() else { return Vec::new() };
     // How many pairs each symbol has, then where its first one goes.
@@ -1348,10 +1352,13 @@ impl Projection {
 
 #[cfg(test)]
 mod tests {
+    use super::ordered::Key;
     use super::*;
     use proptest::prelude::*;
+    use std::collections::{HashMap as StdMap, HashSet};
 
-    /// A live row with these keys (the rest as a new job's).
+    /// A row with these keys (the rest as a new job's); an open job with a
+    /// time waits until it, a Completed one completed at it.
     fn row(id: u128, createdon: i64, status: Status, time: i64, regarding: Sym, deleted: bool) -> Row {
         Row {
             id: Uuid::from_u128(id),
@@ -1365,7 +1372,7 @@ mod tests {
             owningbusinessunit: 1,
             workflow: if id.is_multiple_of(2) { NONE } else { 7 },
             regarding,
-            dependencytoken: NONE,
+            dependencytoken: if id.is_multiple_of(4) { 20 + (id % 3) as Sym } else { NONE },
             retrycount: 0,
             errorcode: NO_ERROR,
             executiontimespan_ms: 0,
@@ -1377,17 +1384,55 @@ mod tests {
         }
     }
 
-    /// The rows of `rows` that `keep` accepts, by `key`: what a set must hold.
+    /// The live rows that `keep` accepts, ordered by `key`: what a set must
+    /// hold.
     fn model<K: Ord>(rows: &[Row], keep: impl Fn(&Row) -> bool, key: impl Fn(&Row) -> K) -> Vec<u32> {
-        let mut live: Vec<u32> = (0u32..).zip(rows).filter(|(_, r)| !r.deleted && keep(r)).map(|(i, _)| i).collect();
-        live.sort_by_key(|&i| key(&rows[i as usize]));
-        live
+        let mut want: Vec<u32> = live(rows).filter(|(_, r)| keep(r)).map(|(i, _)| i).collect();
+        want.sort_by_key(|&i| key(&rows[i as usize]));
+        want
+    }
+
+    /// `set` holds `want`, in that order, and finds each of its keys in its
+    /// place (through its chunks' bounds and, tagged, their tags).
+    fn holds<K: Key, E: Entry>(
+        set: &OrderedRows<K, E>,
+        want: &[u32],
+        key: impl Fn(u32) -> K,
+    ) -> Result<(), TestCaseError> {
+        prop_assert_eq!(set.iter_asc().collect::<Vec<u32>>(), want);
+        prop_assert_eq!(set.len(), want.len());
+        for (n, &r) in want.iter().enumerate() {
+            prop_assert_eq!(set.count_below(&key(r), &key), n, "row {} of {}", n, want.len());
+        }
+        Ok(())
+    }
+
+    /// `sets` has one set for each group `of` puts a live row in (no
+    /// other), each holding its rows in `key` order.
+    fn groups<G: std::hash::Hash + Eq + Copy + std::fmt::Debug>(
+        sets: &HashMap<G, OrderedRows>,
+        rows: &[Row],
+        of: impl Fn(&Row) -> Option<G>,
+        key: fn(&Row) -> (i64, Uuid),
+    ) -> Result<(), TestCaseError> {
+        let mut want: StdMap<G, Vec<u32>> = StdMap::new();
+        live(rows).for_each(|(i, r)| {
+            if let Some(g) = of(r) {
+                want.entry(g).or_default().push(i);
+            }
+        });
+        prop_assert_eq!(sets.keys().copied().collect::<HashSet<G>>(), want.keys().copied().collect::<HashSet<G>>());
+        for (g, mut v) in want {
+            v.sort_by_key(|&i| key(&rows[i as usize]));
+            holds(&sets[&g], &v, |x| key(&rows[x as usize]))?;
+        }
+        Ok(())
     }
 
     proptest! {
-        /// Indices built whole hold every live row in its set's order,
-        /// with many equal times (ties broken by id) and rows made in
-        /// `createdon` order or not, some deleted.
+        /// Indices built whole hold every live row in every set it belongs
+        /// to, in that set's order, with many equal times (ties broken by
+        /// id) and rows made in `createdon` order or not, some deleted.
         #[test]
         fn indices_built_whole_order_every_set_by_its_key(
             made in proptest::collection::vec((0i64..40, 0usize..16, 0i64..6, 0u32..12, 0u32..10), 1..3000),
@@ -1409,22 +1454,22 @@ mod tests {
                 rows.sort_by_key(Row::created_key);
             }
             let Indices(views, status) = Indices::build(&rows);
-            let asc = |set: &OrderedRows| set.iter_asc().collect::<Vec<u32>>();
-            prop_assert_eq!(asc(&views.all), model(&rows, |_| true, Row::created_key));
-            prop_assert_eq!(
-                views.by_regarding.iter_asc().collect::<Vec<u32>>(),
-                model(&rows, |r| r.regarding != NONE, Row::regarding_key)
-            );
-            for (owner, set) in &views.by_owner {
-                prop_assert_eq!(asc(set), model(&rows, |r| r.owner == *owner, Row::created_key));
-            }
-            for ((reason, kind), set) in &status.completed {
-                let of = |r: &Row| r.status.is_completed() && r.status.reason() == *reason && r.operationtype == *kind;
-                prop_assert_eq!(asc(set), model(&rows, of, Row::completed_key));
-            }
-            let completed: usize = status.completed.values().map(OrderedRows::len).sum();
-            prop_assert_eq!(completed, model(&rows, |r| r.status.is_completed(), Row::completed_key).len());
-            prop_assert_eq!(asc(&status.timers), model(&rows, Row::on_timer, Row::timer_key));
+            let created = |x: u32| rows[x as usize].created_key();
+            holds(&views.all, &model(&rows, |_| true, Row::created_key), created)?;
+            let regarding = model(&rows, |r| r.regarding != NONE, Row::regarding_key);
+            holds(&views.by_regarding, &regarding, |x| rows[x as usize].regarding_key())?;
+            groups(&views.by_type, &rows, |r| Some(r.operationtype), Row::created_key)?;
+            groups(&views.by_owner, &rows, |r| Some(r.owner), Row::created_key)?;
+            groups(&views.by_workflow, &rows, |r| (r.workflow != NONE).then_some(r.workflow), Row::created_key)?;
+            groups(&status.by_status, &rows, |r| Some(r.status), Row::created_key)?;
+            let completed = |r: &Row| r.status.is_completed().then(|| (r.status.reason(), r.operationtype));
+            groups(&status.completed, &rows, completed, Row::completed_key)?;
+            let token = |r: &Row| (!r.status.is_completed() && r.dependencytoken != NONE).then_some(r.dependencytoken);
+            groups(&status.by_token, &rows, token, Row::created_key)?;
+            holds(&status.timers, &model(&rows, Row::on_timer, Row::timer_key), |x| rows[x as usize].timer_key())?;
+            let mut open: StdMap<(Status, u32), usize> = StdMap::new();
+            live(&rows).filter(|(_, r)| !r.status.is_completed()).for_each(|(_, r)| *open.entry((r.status, r.operationtype)).or_default() += 1);
+            prop_assert_eq!(status.open_counts.iter().map(|(k, n)| (*k, *n)).collect::<StdMap<_, _>>(), open);
         }
     }
 }

@@ -11,9 +11,8 @@
 //!
 //! And here: `prefetch`, the processor's hint to fetch a cache line;
 //! `push_populated` and `filled`, a large vector's pages made present in
-//! one call ahead of its writes; `short_slice`, the scheduler asked to
-//! run a thread that mostly waits as soon as it wakes; and `utf8`, text
-//! checked with a fast path for ASCII.
+//! one call ahead of its writes; and `short_slice`, the scheduler asked to
+//! run a thread that mostly waits as soon as it wakes.
 
 #![allow(unsafe_code)] // the one place it is allowed (Cargo.toml, `[lints]`)
 
@@ -75,19 +74,6 @@ fn populate<T>(v: &mut Vec<T>, bytes: usize) {
         // nothing the program can see (they read as zeros, or as they
         // were), and its failure changes nothing.
         unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_POPULATE_WRITE) };
-    }
-}
-
-/// `bytes` as text, found valid faster than [`std::str::from_utf8`] finds
-/// it when they are all ASCII (nearly every name a store holds, a few
-/// dozen bytes each: half the time, measured in docs/benchmarks.md).
-#[inline]
-pub(crate) fn utf8(bytes: &[u8]) -> Option<&str> {
-    if bytes.is_ascii() {
-        // SAFETY: ASCII bytes are valid UTF-8.
-        Some(unsafe { std::str::from_utf8_unchecked(bytes) })
-    } else {
-        std::str::from_utf8(bytes).ok()
     }
 }
 

@@ -517,7 +517,7 @@ fn main() {
     let engine = engine.expect("opened at least once");
     let each_replay = replays.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(", ");
     replays.sort_by(f64::total_cmp);
-    let open_replay = replays[replays.len() / 2];
+    let open_replay = replays[(replays.len() - 1) / 2];
     let joblog_data = engine.data_bytes();
     // Deletion runs on the store as it opens from its checkpoint, hot and
     // cold (closing writes the checkpoint the replay left out; not timed).
