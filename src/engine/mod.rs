@@ -159,8 +159,10 @@ pub struct OpenReport {
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct CheckpointTimes {
-    /// Syncing what is placed, and planning which Completed jobs move cold
-    /// (their frames' lengths read from the log).
+    /// Taking the state from other writers, and syncing what is placed.
+    pub sync: Duration,
+    /// Planning which Completed jobs move cold (their frames' lengths
+    /// read from the log).
     pub plan: Duration,
     /// Writing their events into cold segments (`None`: no job moved
     /// cold, or a compaction was running, which rewrites the same
@@ -182,7 +184,7 @@ pub struct CheckpointTimes {
 impl CheckpointTimes {
     /// Each phase that happened, named as a report would, in order.
     pub fn phases(&self) -> Vec<(&'static str, Duration)> {
-        let mut phases = vec![("sync and plan", self.plan)];
+        let mut phases = vec![("lock and sync", self.sync), ("plan", self.plan)];
         phases.extend(self.freeze_write.map(|d| ("cold segments written", d)));
         phases.extend(self.freeze_install.map(|d| ("cold segments installed", d)));
         phases.extend([("cold runs written", self.runs), ("runs installed, checkpoint saved", self.save)]);
@@ -299,6 +301,8 @@ impl Engine {
         // upgradable lock): readers go on while the run is written.
         let mut state = self.inner.state.upgradable_read();
         self.inner.log.sync_through(state.last_seq() + 1)?;
+        times.sync = phase.elapsed();
+        phase = Instant::now();
         // A cold segment is at most a segment's size (but for one job's
         // events): positions in the projection hold offsets in 32 bits.
         let log = &self.inner.log;
