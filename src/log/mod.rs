@@ -57,7 +57,7 @@ pub use durable::Placed;
 pub use error::LogError;
 pub use manifest::COLD;
 pub(crate) use read::{cold_files, ColdMerge};
-pub use read::{LogIter, Record, RecordRef, VerifyReport};
+pub use read::{Frames, LogIter, Record, RecordRef, VerifyReport};
 
 use map::SegmentMap;
 

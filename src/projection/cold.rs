@@ -1455,6 +1455,18 @@ impl ColdRun {
         self.positions(row.events_start, row.events_len)
     }
 
+    /// Asks for the list of row `i`'s event positions to be fetched into
+    /// the cache, without waiting ([`crate::sys::prefetch`]): a hint, which
+    /// checks nothing and reports nothing (the read that follows does).
+    pub fn prefetch_events(&self, i: u32) {
+        if let Ok(b) = self.row_bytes(i, 100) {
+            let at = (le_u32(b, 92) as usize).saturating_mul(EVENT_LEN);
+            if let Some(e) = self.section_at(Section::Events, at, 1).ok().and_then(|at| self.all().get(at)) {
+                crate::sys::prefetch(e);
+            }
+        }
+    }
+
     /// [`ColdRun::event_positions`] of row `i`, reading of the row only
     /// where its events are (a deletion reads this for every row it takes).
     pub fn row_event_positions(&self, i: u32) -> Result<impl Iterator<Item = Position> + '_, Error> {

@@ -625,11 +625,8 @@ impl Projection {
         log: &Log,
     ) -> Result<(Vec<Job>, Option<Cursor>), Error> {
         let (rows, next) = self.page_rows(filter, vis, after, limit)?;
-        let mut jobs = Vec::with_capacity(rows.len());
-        for &(_, loc) in &rows {
-            jobs.push(self.job_at(loc, log)?);
-        }
-        Ok((jobs, next))
+        let locs: Vec<Loc> = rows.iter().map(|&(_, loc)| loc).collect();
+        Ok((self.jobs_at(&locs, log)?, next))
     }
 
     /// The jobs of one page, and the cursor after it when there may be more.
