@@ -110,6 +110,39 @@ fn positions_give_random_access() {
     assert!(matches!(log.read_at(nowhere), Err(LogError::BadPosition { .. })));
 }
 
+/// The lengths a plan asks for come in the order asked, whatever the
+/// order of the segments they are in (`written_frame_lens` reads them
+/// segment by segment, and reads a segment through where it asks for
+/// many): a few positions, and every one, shuffled across segments, some
+/// asked twice. A `Frames` snapshot reads the same records as
+/// `read_written`, fetching ahead a position that names nothing does no
+/// harm, and a position that names nothing is an error for both.
+#[test]
+fn frame_lengths_and_frames_come_in_the_order_asked_across_segments() {
+    let dir = tempfile::tempdir().unwrap();
+    let log = small_log(dir.path(), 3_000);
+    assert!(segment_files(dir.path()).len() >= 4, "frames in several segments");
+    let mut positions: Vec<_> = log.iter_from(1).map(|r| (r.as_ref().unwrap().seq(), r.unwrap().position())).collect();
+    let mut rng = fastrand::Rng::with_seed(3);
+    rng.shuffle(&mut positions);
+    positions.extend_from_within(..10);
+    let len_of = |seq: u64| u32::try_from(joblog::log::format::frame_len(payload(seq).len())).unwrap();
+    for take in [1, 7, 200, positions.len()] {
+        let asked: Vec<_> = positions[..take].iter().map(|&(_, p)| p).collect();
+        let want: Vec<u32> = positions[..take].iter().map(|&(seq, _)| len_of(seq)).collect();
+        assert_eq!(log.written_frame_lens(&asked).unwrap(), want, "{take} positions");
+    }
+    let nowhere = joblog::log::Position { segment: 999_999, offset: HEADER_LEN as u64 };
+    let frames = log.frames();
+    frames.prefetch(positions.iter().map(|&(_, p)| p).chain([nowhere]));
+    for &(seq, pos) in &positions {
+        let r = frames.read_written(pos).unwrap();
+        assert_eq!((r.seq, r.position, r.payload), (seq, pos, &payload(seq)[..]));
+    }
+    assert!(matches!(frames.read_written(nowhere), Err(LogError::BadPosition { .. })));
+    assert!(matches!(log.written_frame_lens(&[positions[0].1, nowhere]), Err(LogError::BadPosition { .. })));
+}
+
 #[test]
 fn refused_appends_change_nothing() {
     let dir = tempfile::tempdir().unwrap();

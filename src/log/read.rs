@@ -173,6 +173,14 @@ const PREFETCH_FRAME_BYTES: usize = 256;
 /// Frame headers [`Log::written_frame_lens`] fetches at once.
 const LENS_AHEAD: usize = 32;
 
+/// [`Log::written_frame_lens`] reads a segment through when it asks for
+/// at least one frame per this many of its bytes. A 4 KiB page holds
+/// about 44 frames of a job store (94 bytes each on average in the kept
+/// 10M one), so one frame in 22, spread evenly, falls in most pages
+/// (87%): cheaper to read the whole segment at the disk's pace than most
+/// of its pages one by one.
+const THROUGH_BYTES_EACH: usize = 2048;
+
 /// How far past the frame it moves to a cold segment's bytes are fetched
 /// ahead ([`ColdMerge::take`]).
 const COLD_FETCH_AHEAD: usize = 512;
@@ -444,7 +452,7 @@ impl Frames {
 
     /// Asks for the first bytes of the frames at `positions` (positions
     /// this log handed out) to be fetched into the cache, without waiting
-    /// ([`crate::sys::prefetch`]), so that reading them one after the
+    /// (`sys::prefetch`), so that reading them one after the
     /// other waits for memory about once rather than once each. A hint: a
     /// position that names nothing is skipped, its read reports it.
     pub fn prefetch(&self, positions: impl IntoIterator<Item = Position>) {
@@ -671,49 +679,79 @@ impl Log {
     /// handed out point to, read from their headers alone: sizes to plan
     /// by, the frames' checksums unchecked (see [`Log::read_written`]).
     ///
-    /// The headers are fetched 32 positions ahead (`LENS_AHEAD`): a plan asks
-    /// for the frames of millions of jobs, job after job, each header
-    /// elsewhere in the log, and reading them one at a time was a wait for
-    /// memory each (docs/benchmarks.md, "A freeze plan that asks for its
-    /// frames at once").
+    /// A plan asks for the frames of millions of jobs, job after job, each
+    /// header elsewhere in the log. They are read segment by segment (a
+    /// counting sort of the positions by segment; each segment's in the
+    /// order asked), and a segment where they are many
+    /// (`THROUGH_BYTES_EACH`) is read through
+    /// (`SegmentMap::read_through`): the kernel reads it whole, at the
+    /// disk's pace, rather than page by page at random wherever the page
+    /// cache no longer holds it (a 30M-job store after its load; see
+    /// docs/benchmarks.md, "The freeze plan reads the log segment by
+    /// segment"). In each segment the headers are fetched 32 positions
+    /// ahead (`LENS_AHEAD`): read one at a time, each was a wait for
+    /// memory ("A freeze plan that asks for its frames at once").
     pub fn written_frame_lens(&self, positions: &[Position]) -> Result<Vec<u32>, LogError> {
         let (hot, cold) = self.shared.snapshot_both();
-        // Each position's segment bytes, the last segment found kept (a
-        // job's frames are often in one segment).
-        let mut last: Option<(u64, &Segment, &[u8])> = None;
-        let mut find = |pos: Position| -> Result<(&Segment, &[u8]), LogError> {
-            match last {
-                Some((key, seg, bytes)) if key == pos.segment => Ok((seg, bytes)),
-                _ => {
-                    let list = if pos.segment & COLD != 0 { &cold } else { &hot };
-                    let bad =
-                        LogError::BadPosition { segment: pos.segment, offset: pos.offset, reason: "no such segment" };
-                    let i = list.binary_search_by_key(&pos.segment, |s| s.key).map_err(|_| bad)?;
-                    let seg: &Segment = &list[i];
-                    let bytes = seg.map()?.bytes();
-                    last = Some((pos.segment, seg, bytes));
-                    Ok((seg, bytes))
-                }
+        let segments: Vec<&Segment> = hot.iter().chain(cold.iter()).map(|s| &**s).collect();
+        // The index in `segments` of a position's segment, the last one
+        // found kept (a job's frames are often in one segment).
+        let mut last: Option<(u64, usize)> = None;
+        let mut index = |pos: Position| -> Result<usize, LogError> {
+            if let Some((key, j)) = last.filter(|&(key, _)| key == pos.segment) {
+                debug_assert_eq!(segments[j].key, key);
+                return Ok(j);
             }
+            let (list, base) = if pos.segment & COLD != 0 { (&cold, hot.len()) } else { (&hot, 0) };
+            let bad = LogError::BadPosition { segment: pos.segment, offset: pos.offset, reason: "no such segment" };
+            let j = base + list.binary_search_by_key(&pos.segment, |s| s.key).map_err(|_| bad)?;
+            last = Some((pos.segment, j));
+            Ok(j)
         };
-        let mut lens = Vec::with_capacity(positions.len());
-        let mut window: Vec<(&Segment, &[u8], usize)> = Vec::with_capacity(LENS_AHEAD);
-        for chunk in positions.chunks(LENS_AHEAD) {
-            window.clear();
-            for &pos in chunk {
-                let (seg, bytes) = find(pos)?;
-                let offset = usize::try_from(pos.offset).unwrap_or(usize::MAX);
-                if let Some(header) = bytes.get(offset) {
-                    crate::sys::prefetch(header);
-                }
-                window.push((seg, bytes, offset));
+        let mut lens = vec![0u32; positions.len()];
+        // Numbered in 32 bits: a part of at most 2^32 - 1 positions at a time.
+        for (part, part_lens) in positions.chunks(u32::MAX as usize).zip(lens.chunks_mut(u32::MAX as usize)) {
+            // `starts[j]..starts[j + 1]`: where segment `j`'s positions are
+            // in `by_segment`.
+            let mut starts = vec![0usize; segments.len() + 1];
+            for &pos in part {
+                starts[index(pos)? + 1] += 1;
             }
-            for &(seg, bytes, offset) in &window {
-                let len = format::claimed_frame_len(bytes, offset)
-                    .ok_or_else(|| corrupt(&seg.path, offset, "no frame where one was written"))?;
-                // A frame's length fits in 32 bits: its payload is at most
-                // 16 MiB (`claimed_frame_len` checks).
-                lens.push(u32::try_from(len).expect("a frame is at most 16 MiB and its header"));
+            for j in 0..segments.len() {
+                starts[j + 1] += starts[j];
+            }
+            let mut by_segment = vec![0u32; part.len()];
+            let mut next = starts.clone();
+            for (i, &pos) in (0u32..).zip(part) {
+                let j = index(pos)?;
+                by_segment[next[j]] = i;
+                next[j] += 1;
+            }
+            drop(next);
+            for (j, seg) in segments.iter().enumerate() {
+                let mine = &by_segment[starts[j]..starts[j + 1]];
+                if mine.is_empty() {
+                    continue;
+                }
+                let map = seg.map()?;
+                let bytes = map.bytes();
+                let _through =
+                    (mine.len().saturating_mul(THROUGH_BYTES_EACH) >= bytes.len()).then(|| map.read_through());
+                for chunk in mine.chunks(LENS_AHEAD) {
+                    for &i in chunk {
+                        if let Some(header) = usize::try_from(part[i as usize].offset).ok().and_then(|o| bytes.get(o)) {
+                            crate::sys::prefetch(header);
+                        }
+                    }
+                    for &i in chunk {
+                        let offset = usize::try_from(part[i as usize].offset).unwrap_or(usize::MAX);
+                        let len = format::claimed_frame_len(bytes, offset)
+                            .ok_or_else(|| corrupt(&seg.path, offset, "no frame where one was written"))?;
+                        // A frame's length fits in 32 bits: its payload is
+                        // at most 16 MiB (`claimed_frame_len` checks).
+                        part_lens[i as usize] = u32::try_from(len).expect("a frame is at most 16 MiB and its header");
+                    }
+                }
             }
         }
         Ok(lens)
