@@ -164,6 +164,31 @@ fn a_freeze_moves_frames_and_never_changes_the_sequence() {
     }
 }
 
+/// The lengths a checkpoint's plan asks for (`written_frame_lens`) are
+/// read in cold segments as in hot ones, in the order asked, and so are
+/// the frames a `Frames` snapshot reads.
+#[test]
+fn frame_lengths_and_frames_are_read_in_cold_segments_too() {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_of(dir.path(), 900, &mut rng);
+    let groups = pick(&records(&log), 0.5, 4, &mut rng);
+    log.install(log.freeze(&groups).unwrap()).unwrap();
+    let mut all = records(&log);
+    assert!(all.iter().any(|r| r.2.segment & COLD != 0), "frames in cold segments");
+    assert!(all.iter().any(|r| r.2.segment & COLD == 0), "frames in hot segments");
+    rng.shuffle(&mut all);
+    let asked: Vec<Position> = all.iter().map(|r| r.2).collect();
+    let want: Vec<u32> =
+        all.iter().map(|r| u32::try_from(joblog::log::format::frame_len(r.1.len())).unwrap()).collect();
+    assert_eq!(log.written_frame_lens(&asked).unwrap(), want);
+    let frames = log.frames();
+    for (seq, payload, pos) in &all {
+        let r = frames.read_written(*pos).unwrap();
+        assert_eq!((r.seq, r.payload), (*seq, &payload[..]));
+    }
+}
+
 #[test]
 fn a_tailing_reader_across_a_freeze_sees_every_frame_once() {
     let mut rng = fastrand::Rng::with_seed(7);

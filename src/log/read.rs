@@ -176,8 +176,8 @@ const LENS_AHEAD: usize = 32;
 /// [`Log::written_frame_lens`] reads a segment through when it asks for
 /// at least one frame per this many of its bytes. A 4 KiB page holds
 /// about 44 frames of a job store (94 bytes each on average in the kept
-/// 10M one), so one frame in 22, spread evenly, falls in most pages
-/// (87%): cheaper to read the whole segment at the disk's pace than most
+/// 10M one), so one frame in 22, picked at random, falls in most pages
+/// (87% of them): cheaper to read the whole segment at the disk's pace than most
 /// of its pages one by one.
 const THROUGH_BYTES_EACH: usize = 2048;
 
@@ -430,7 +430,7 @@ pub struct RecordRef<'a> {
 /// frames: each read finds its segment here, without taking the log's
 /// lock or counting a reference to the segment, as [`Log::read_written`]
 /// does for each. A page of a view reads up to a hundred frames; taking
-/// those for each read cost it about 3% (docs/benchmarks.md, "A page's
+/// those for each read cost it 2–3% (docs/benchmarks.md, "A page's
 /// frames fetched at once"). Segments that compaction replaces after it
 /// was taken stay readable through it until it is dropped.
 pub struct Frames {
@@ -441,8 +441,7 @@ pub struct Frames {
 impl Frames {
     /// [`Log::read_written`], borrowing the payload from the segment's map.
     pub fn read_written(&self, pos: Position) -> Result<RecordRef<'_>, LogError> {
-        let list = if pos.segment & COLD != 0 { &self.cold } else { &self.hot };
-        let (seg, map, frame) = frame_at(list, pos, true)?;
+        let (seg, map, frame) = frame_at(list_for(&self.hot, &self.cold, pos.segment), pos, true)?;
         Ok(RecordRef {
             seq: frame.seq,
             position: position_of(seg.key, &frame),
@@ -452,22 +451,39 @@ impl Frames {
 
     /// Asks for the first bytes of the frames at `positions` (positions
     /// this log handed out) to be fetched into the cache, without waiting
-    /// (`sys::prefetch`), so that reading them one after the
+    /// for them (`sys::prefetch`), so that reading them one after the
     /// other waits for memory about once rather than once each. A hint: a
-    /// position that names nothing is skipped, its read reports it.
+    /// position that names nothing is skipped, its read reports it. A
+    /// segment not read yet in this process is mapped here, as its first
+    /// read would.
     pub fn prefetch(&self, positions: impl IntoIterator<Item = Position>) {
         for pos in positions {
-            let list = if pos.segment & COLD != 0 { &self.cold } else { &self.hot };
+            let list = list_for(&self.hot, &self.cold, pos.segment);
             let Ok(i) = list.binary_search_by_key(&pos.segment, |s| s.key) else { continue };
             let Ok(map) = list[i].map() else { continue };
-            let offset = usize::try_from(pos.offset).unwrap_or(usize::MAX);
             // A creation event's frame is a few hundred bytes: its header
             // and the cache lines after it.
-            for line in (0..PREFETCH_FRAME_BYTES).step_by(64) {
-                if let Some(b) = map.bytes().get(offset.saturating_add(line)) {
-                    crate::sys::prefetch(b);
-                }
-            }
+            prefetch_at(map.bytes(), pos.offset, PREFETCH_FRAME_BYTES);
+        }
+    }
+}
+
+/// The list of `hot` and `cold` that holds the segment of key `segment`.
+fn list_for<'a>(hot: &'a List, cold: &'a List, segment: u64) -> &'a List {
+    if segment & COLD != 0 {
+        cold
+    } else {
+        hot
+    }
+}
+
+/// Asks for the cache lines of `bytes` from `offset` on, `len` bytes of
+/// them, without waiting (`sys::prefetch`): a hint, nothing past the end.
+fn prefetch_at(bytes: &[u8], offset: u64, len: usize) {
+    let Ok(offset) = usize::try_from(offset) else { return };
+    for line in (0..len).step_by(64) {
+        if let Some(b) = bytes.get(offset.saturating_add(line)) {
+            crate::sys::prefetch(b);
         }
     }
 }
@@ -690,7 +706,11 @@ impl Log {
     /// docs/benchmarks.md, "The freeze plan reads the log segment by
     /// segment"). In each segment the headers are fetched 32 positions
     /// ahead (`LENS_AHEAD`): read one at a time, each was a wait for
-    /// memory ("A freeze plan that asks for its frames at once").
+    /// memory ("A freeze plan that asks for its frames at once"). When
+    /// several positions are bad, the one reported is the first found
+    /// this way (a position naming no segment before a damaged frame),
+    /// not necessarily the first asked. The list by segment costs 4 bytes
+    /// a position while it runs, beside the plan's 24.
     pub fn written_frame_lens(&self, positions: &[Position]) -> Result<Vec<u32>, LogError> {
         let (hot, cold) = self.shared.snapshot_both();
         let segments: Vec<&Segment> = hot.iter().chain(cold.iter()).map(|s| &**s).collect();
@@ -702,7 +722,8 @@ impl Log {
                 debug_assert_eq!(segments[j].key, key);
                 return Ok(j);
             }
-            let (list, base) = if pos.segment & COLD != 0 { (&cold, hot.len()) } else { (&hot, 0) };
+            let list = list_for(&hot, &cold, pos.segment);
+            let base = if pos.segment & COLD != 0 { hot.len() } else { 0 };
             let bad = LogError::BadPosition { segment: pos.segment, offset: pos.offset, reason: "no such segment" };
             let j = base + list.binary_search_by_key(&pos.segment, |s| s.key).map_err(|_| bad)?;
             last = Some((pos.segment, j));
@@ -722,7 +743,7 @@ impl Log {
             }
             let mut by_segment = vec![0u32; part.len()];
             let mut next = starts.clone();
-            for (i, &pos) in (0u32..).zip(part) {
+            for (&pos, i) in part.iter().zip(0u32..) {
                 let j = index(pos)?;
                 by_segment[next[j]] = i;
                 next[j] += 1;
@@ -739,9 +760,7 @@ impl Log {
                     (mine.len().saturating_mul(THROUGH_BYTES_EACH) >= bytes.len()).then(|| map.read_through());
                 for chunk in mine.chunks(LENS_AHEAD) {
                     for &i in chunk {
-                        if let Some(header) = usize::try_from(part[i as usize].offset).ok().and_then(|o| bytes.get(o)) {
-                            crate::sys::prefetch(header);
-                        }
+                        prefetch_at(bytes, part[i as usize].offset, 1);
                     }
                     for &i in chunk {
                         let offset = usize::try_from(part[i as usize].offset).unwrap_or(usize::MAX);

@@ -1459,19 +1459,26 @@ impl ColdRun {
     /// the cache, without waiting ([`crate::sys::prefetch`]): a hint, which
     /// checks nothing and reports nothing (the read that follows does).
     pub fn prefetch_events(&self, i: u32) {
-        if let Ok(b) = self.row_bytes(i, 100) {
-            let at = (le_u32(b, 92) as usize).saturating_mul(EVENT_LEN);
+        if let Ok((start, _)) = self.row_events(i) {
+            let at = (start as usize).saturating_mul(EVENT_LEN);
             if let Some(e) = self.section_at(Section::Events, at, 1).ok().and_then(|at| self.all().get(at)) {
                 crate::sys::prefetch(e);
             }
         }
     }
 
+    /// Where row `i`'s events are listed (`events_start`, `events_len`),
+    /// read of the row alone.
+    fn row_events(&self, i: u32) -> Result<(u32, u32), Error> {
+        let b = self.row_bytes(i, 100)?;
+        Ok((le_u32(b, 92), le_u32(b, 96)))
+    }
+
     /// [`ColdRun::event_positions`] of row `i`, reading of the row only
     /// where its events are (a deletion reads this for every row it takes).
     pub fn row_event_positions(&self, i: u32) -> Result<impl Iterator<Item = Position> + '_, Error> {
-        let b = self.row_bytes(i, 100)?;
-        self.positions(le_u32(b, 92), le_u32(b, 96))
+        let (start, len) = self.row_events(i)?;
+        self.positions(start, len)
     }
 
     /// Calls `put` with the position of every event of each row of

@@ -90,6 +90,10 @@ pub(crate) struct JobStatus {
     pub(crate) retrycount: u32,
 }
 
+/// Jobs [`Projection::jobs_at`] reads at once: all of a view's 50-row
+/// page, and a deletion's jobs in windows of that many.
+const JOBS_AHEAD: usize = 64;
+
 /// A job found ([`Projection::located`]), before its creation event is read.
 struct Located<'a> {
     id: Uuid,
@@ -1100,27 +1104,33 @@ impl Projection {
     /// ahead; then where its frames are, fetched ahead; then the frames
     /// read (docs/benchmarks.md, "A page's frames fetched at once").
     pub(crate) fn jobs_at(&self, locs: &[Loc], log: &Log) -> Result<Vec<Job>, Error> {
-        for &loc in locs {
-            match loc {
-                Loc::Hot(i) => {
-                    if let Some(r) = self.rows.get(i as usize) {
-                        if let Some(e) = self.events.get(r.first_event as usize) {
-                            crate::sys::prefetch(e);
+        let frames = log.frames();
+        let mut jobs = Vec::with_capacity(locs.len());
+        let mut located = Vec::with_capacity(locs.len().min(JOBS_AHEAD));
+        // A window at a time: a deletion asks for every job it takes.
+        for window in locs.chunks(JOBS_AHEAD) {
+            for &loc in window {
+                match loc {
+                    Loc::Hot(i) => {
+                        if let Some(r) = self.rows.get(i as usize) {
+                            for e in [r.first_event, r.message_event] {
+                                if let Some(e) = self.events.get(e as usize) {
+                                    crate::sys::prefetch(e);
+                                }
+                            }
                         }
                     }
+                    Loc::Cold(k, i) => self.cold[k].prefetch_events(i),
                 }
-                Loc::Cold(k, i) => self.cold[k].prefetch_events(i),
             }
-        }
-        let mut located = Vec::with_capacity(locs.len());
-        for &loc in locs {
-            located.push(self.located(loc)?);
-        }
-        let frames = log.frames();
-        frames.prefetch(located.iter().flat_map(|l| std::iter::once(l.first).chain(l.message)));
-        let mut jobs = Vec::with_capacity(locs.len());
-        for l in located {
-            jobs.push(self.job_from(l, log, &frames)?);
+            located.clear();
+            for &loc in window {
+                located.push(self.located(loc)?);
+            }
+            frames.prefetch(located.iter().flat_map(|l| std::iter::once(l.first).chain(l.message)));
+            for l in located.drain(..) {
+                jobs.push(self.job_from(l, log, &frames)?);
+            }
         }
         Ok(jobs)
     }
