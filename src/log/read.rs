@@ -177,8 +177,8 @@ const LENS_AHEAD: usize = 32;
 /// at least one frame per this many of its bytes. A 4 KiB page holds
 /// about 44 frames of a job store (94 bytes each on average in the kept
 /// 10M one), so one frame in 22, picked at random, falls in most pages
-/// (87% of them): cheaper to read the whole segment at the disk's pace than most
-/// of its pages one by one.
+/// (87% of them): cheaper to read the whole segment at the disk's pace
+/// than most of its pages one by one.
 const THROUGH_BYTES_EACH: usize = 2048;
 
 /// How far past the frame it moves to a cold segment's bytes are fetched
@@ -722,8 +722,7 @@ impl Log {
                 debug_assert_eq!(segments[j].key, key);
                 return Ok(j);
             }
-            let list = list_for(&hot, &cold, pos.segment);
-            let base = if pos.segment & COLD != 0 { hot.len() } else { 0 };
+            let (list, base) = if pos.segment & COLD != 0 { (&cold, hot.len()) } else { (&hot, 0) };
             let bad = LogError::BadPosition { segment: pos.segment, offset: pos.offset, reason: "no such segment" };
             let j = base + list.binary_search_by_key(&pos.segment, |s| s.key).map_err(|_| bad)?;
             last = Some((pos.segment, j));
