@@ -60,9 +60,11 @@ struct Args {
     #[arg(long)]
     svg: Option<std::path::PathBuf>,
     /// Print the table (and draw the chart, with --svg) of a report saved
-    /// with --json, and exit.
+    /// with --json, and exit. Given several times (reports of runs with the
+    /// same jobs and seed), each figure is the median of the runs' (with
+    /// --json, printed as a report).
     #[arg(long)]
-    from: Option<std::path::PathBuf>,
+    from: Vec<std::path::PathBuf>,
     /// Open the joblog store DIR in this process, count its jobs, print
     /// the times and the process's anonymous resident memory as JSON, and
     /// exit (the run calls itself so to time an open in a fresh process).
@@ -167,7 +169,7 @@ fn whole_process(command: impl Fn() -> Option<std::process::Command>, runs: usiz
 /// Runs of each single command (`whole_process`).
 const COMMAND_RUNS: usize = 5;
 
-#[derive(Serialize, serde::Deserialize, Default)]
+#[derive(Serialize, serde::Deserialize, Default, Clone)]
 struct Report {
     jobs: u64,
     events: u64,
@@ -177,9 +179,13 @@ struct Report {
     #[serde(default)]
     postgres: Option<String>,
     rows: Vec<Row>,
+    /// Set when the figures are medians of several runs' (`--from` given
+    /// several times): how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    runs: Option<String>,
 }
 
-#[derive(Serialize, serde::Deserialize)]
+#[derive(Serialize, serde::Deserialize, Clone)]
 struct Row {
     scenario: String,
     joblog: f64,
@@ -292,12 +298,12 @@ fn run_sql(
 
 fn main() {
     let mut args = Args::parse();
-    if let Some(from) = &args.from {
-        let report: Report = serde_json::from_slice(&std::fs::read(from).expect("read the report")).expect("a report");
-        if let Some(svg) = &args.svg {
-            write_chart(&report, svg);
-        }
-        print_table(&report);
+    if !args.from.is_empty() {
+        let report = read_reports(&args.from).unwrap_or_else(|e| {
+            eprintln!("joblog-bench: {e}");
+            std::process::exit(2);
+        });
+        show(&report, &args);
         return;
     }
     let end = Timestamp::parse("2026-11-01T00:00:00Z").unwrap();
@@ -805,19 +811,28 @@ fn main() {
     if let Some(bar) = &spinner {
         bar.finish_and_clear();
     }
+    show(&report, &args);
+}
+
+/// The report as `args` ask: the chart with --svg, then JSON with --json
+/// or else the table.
+fn show(report: &Report, args: &Args) {
     if let Some(path) = &args.svg {
-        write_chart(&report, path);
+        write_chart(report, path);
     }
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report).unwrap());
+        println!("{}", serde_json::to_string_pretty(report).unwrap());
     } else {
-        print_table(&report);
+        print_table(report);
     }
 }
 
 /// The report as a text table: each scenario, each contender, the ratios.
 fn print_table(report: &Report) {
     println!("{} jobs, {} events (seed {})", report.jobs, report.events, report.seed);
+    if let Some(runs) = &report.runs {
+        println!("each figure the {runs}");
+    }
     if let Some(pg) = &report.postgres {
         println!("{pg}");
     }
@@ -839,6 +854,96 @@ fn print_table(report: &Report) {
     }
 }
 
+/// The report saved at `paths`, or, given several, one whose every figure
+/// is the median of theirs (an even count: the mean of the middle two).
+/// Their rows are matched by position: each must have the same unit in
+/// every report, and the same scenario (a scenario whose parenthesis
+/// differs, such as the replay's own times, is named up to it). A
+/// contender's figure is kept only where every report has it, and its
+/// ratio is the median of the runs' ratios: each compares joblog with the
+/// contender in the same run, on the machine as it was then.
+fn read_reports(paths: &[std::path::PathBuf]) -> Result<Report, String> {
+    let mut reports = Vec::with_capacity(paths.len());
+    for path in paths {
+        let bytes = std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        let report: Report =
+            serde_json::from_slice(&bytes).map_err(|e| format!("{} is not a report: {e}", path.display()))?;
+        reports.push(report);
+    }
+    match reports.len() {
+        1 => Ok(reports.remove(0)),
+        _ => median_report(&reports, paths),
+    }
+}
+
+fn median_report(reports: &[Report], paths: &[std::path::PathBuf]) -> Result<Report, String> {
+    let first = &reports[0];
+    for (r, path) in reports.iter().zip(paths) {
+        if (r.jobs, r.seed, r.rows.len()) != (first.jobs, first.seed, first.rows.len()) {
+            return Err(format!(
+                "{} ran {} jobs with seed {} in {} rows, {} ran {} with seed {} in {}: not the same run",
+                path.display(),
+                r.jobs,
+                r.seed,
+                r.rows.len(),
+                paths[0].display(),
+                first.jobs,
+                first.seed,
+                first.rows.len()
+            ));
+        }
+    }
+    let median = |mut v: Vec<f64>| {
+        v.sort_by(f64::total_cmp);
+        let n = v.len();
+        if n % 2 == 1 {
+            v[n / 2]
+        } else {
+            (v[n / 2 - 1] + v[n / 2]) / 2.0
+        }
+    };
+    let mut rows = Vec::with_capacity(first.rows.len());
+    for (i, row) in first.rows.iter().enumerate() {
+        let same = reports.iter().map(|r| &r.rows[i]);
+        if let Some(other) =
+            same.clone().find(|r| r.unit != row.unit || template(&r.scenario) != template(&row.scenario))
+        {
+            return Err(format!("row {i} is {:?} in one report and {:?} in another", row.scenario, other.scenario));
+        }
+        let scenario = match same.clone().all(|r| r.scenario == row.scenario) {
+            true => row.scenario.clone(),
+            false => format!("{} (median of the runs')", name_part(&row.scenario)),
+        };
+        let joblog = median(same.clone().map(|r| r.joblog).collect());
+        let sqlite = same.clone().map(|r| r.sqlite).collect::<Option<_>>().map(median);
+        let postgres = same.clone().map(|r| r.postgres).collect::<Option<_>>().map(median);
+        rows.push(Row {
+            scenario,
+            joblog,
+            sqlite,
+            postgres,
+            unit: row.unit.clone(),
+            ratio: sqlite.and(same.clone().map(|r| r.ratio).collect::<Option<_>>().map(median)),
+            ratio_postgres: postgres.and(same.map(|r| r.ratio_postgres).collect::<Option<_>>().map(median)),
+        });
+    }
+    let events = median(reports.iter().map(|r| r.events as f64).collect()) as u64;
+    let postgres = reports.iter().all(|r| r.postgres.is_some()).then(|| first.postgres.clone()).flatten();
+    let runs = format!("median of {} runs", reports.len());
+    Ok(Report { jobs: first.jobs, events, seed: first.seed, postgres, rows, runs: Some(runs) })
+}
+
+/// A scenario's name without its figures (digits, points and commas):
+/// what two runs of one scenario share.
+fn template(scenario: &str) -> String {
+    scenario.chars().filter(|c| !c.is_ascii_digit() && !matches!(c, '.' | ',')).collect()
+}
+
+/// A scenario's name before the parenthesis that holds its run's own figures.
+fn name_part(scenario: &str) -> &str {
+    scenario.split_once(" (").map_or(scenario, |(name, _)| name)
+}
+
 /// The speed-ups of every timed scenario, as an SVG chart.
 fn write_chart(report: &Report, path: &std::path::Path) {
     let pg = report.postgres.is_some();
@@ -854,7 +959,8 @@ fn write_chart(report: &Report, path: &std::path::Path) {
         })
         .collect();
     let against = if pg { "SQLite and PostgreSQL" } else { "SQLite" };
-    let title = format!("joblog vs {against}, {} jobs ({} events), this machine", report.jobs, report.events);
+    let runs = report.runs.as_ref().map_or(String::new(), |runs| format!(", {runs}"));
+    let title = format!("joblog vs {against}, {} jobs ({} events), this machine{runs}", report.jobs, report.events);
     std::fs::write(path, joblog_bench::chart::speedup_svg(&title, against, &bars)).expect("write the chart");
 }
 
@@ -979,5 +1085,70 @@ fn fmt(v: f64, unit: &str) -> String {
         "ops/s" => format!("{:.1} k/s", v / 1e3),
         "µs" => format!("{v:.1} µs"),
         _ => format!("{v:.2} {unit}"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(scenario: &str, joblog: f64, sqlite: Option<f64>, postgres: Option<f64>) -> Row {
+        Row { scenario: scenario.into(), joblog, sqlite, postgres, unit: "s".into(), ratio: None, ratio_postgres: None }
+    }
+
+    fn report(jobs: u64, events: u64, replay: &str, j: f64, s: f64, p: Option<f64>) -> Report {
+        let mut load = row("load (seconds)", j, Some(s), p);
+        (load.ratio, load.ratio_postgres) = (Some(j / s), p.map(|p| j / p));
+        let rows = vec![load, row(replay, j / 10.0, None, None)];
+        Report { jobs, events, seed: 42, postgres: p.map(|_| "PostgreSQL 15".into()), rows, runs: None }
+    }
+
+    fn paths(n: usize) -> Vec<std::path::PathBuf> {
+        (0..n).map(|i| format!("run{i}.json").into()).collect()
+    }
+
+    #[test]
+    fn several_reports_give_each_figure_as_the_median_of_theirs() {
+        let reports = [
+            report(10, 41, "open by full replay (41 events; 6.9 s)", 3.0, 30.0, Some(90.0)),
+            report(10, 40, "open by full replay (40 events; 6.4 s)", 1.0, 25.0, Some(100.0)),
+            report(10, 39, "open by full replay (39 events; 7.0 s)", 2.0, 40.0, Some(80.0)),
+        ];
+        let m = median_report(&reports, &paths(3)).expect("the same run three times");
+        assert_eq!((m.jobs, m.events, m.runs.as_deref()), (10, 40, Some("median of 3 runs")));
+        let load = &m.rows[0];
+        assert_eq!(
+            (load.scenario.as_str(), load.joblog, load.sqlite, load.postgres),
+            ("load (seconds)", 2.0, Some(30.0), Some(90.0))
+        );
+        // The ratios are the runs' own (0.1, 0.04, 0.05; 1/30, 1/100,
+        // 1/40), not the medians' (2/30, 2/90).
+        assert_eq!((load.ratio, load.ratio_postgres), (Some(0.05), Some(1.0 / 40.0)));
+        assert_eq!(m.rows[1].scenario, "open by full replay (median of the runs')");
+        assert_eq!(m.rows[1].joblog, 0.2);
+
+        // An even count: the mean of the middle two. A contender missing
+        // from one run has no figure, nor PostgreSQL's settings a line.
+        let mut two = vec![reports[0].clone(), reports[1].clone()];
+        two[1].rows[0].postgres = None;
+        two[1].postgres = None;
+        let m = median_report(&two, &paths(2)).expect("two runs");
+        assert_eq!((m.rows[0].joblog, m.rows[0].sqlite, m.rows[0].postgres), (2.0, Some(27.5), None));
+        assert_eq!((m.rows[0].ratio_postgres, m.postgres), (None, None));
+    }
+
+    #[test]
+    fn reports_of_different_runs_are_refused() {
+        let a = report(10, 40, "open by full replay (40 events)", 1.0, 2.0, None);
+        let more_jobs = report(20, 80, "open by full replay (80 events)", 1.0, 2.0, None);
+        let e = median_report(&[a.clone(), more_jobs], &paths(2)).err().expect("other jobs");
+        assert!(e.contains("run1.json ran 20 jobs"), "{e}");
+        let mut other_row = a.clone();
+        other_row.rows[1].scenario = "open from checkpoint".into();
+        let e = median_report(&[a.clone(), other_row], &paths(2)).err().expect("another row");
+        assert!(e.contains("row 1"), "{e}");
+        let mut fewer = a.clone();
+        fewer.rows.pop();
+        assert!(median_report(&[a, fewer], &paths(2)).is_err());
     }
 }
