@@ -60,9 +60,8 @@ struct Args {
     #[arg(long)]
     svg: Option<std::path::PathBuf>,
     /// Print the table (and draw the chart, with --svg) of a report saved
-    /// with --json, and exit. Given several times (reports of runs with the
-    /// same jobs and seed), each figure is the median of the runs' (with
-    /// --json, printed as a report).
+    /// with --json, and exit. Given several times (runs of one workload),
+    /// the report of their medians (docs/benchmarks.md, "Jobs").
     #[arg(long)]
     from: Vec<std::path::PathBuf>,
     /// Open the joblog store DIR in this process, count its jobs, print
@@ -109,11 +108,7 @@ fn fresh_opens(dir: &std::path::Path, runs: usize) -> FreshOpen {
             serde_json::from_slice(&out.stdout).expect("--open-only's JSON")
         })
         .collect();
-    let median = |f: &dyn Fn(&FreshOpen) -> f64| {
-        let mut v: Vec<f64> = all.iter().map(f).collect();
-        v.sort_by(f64::total_cmp);
-        v[v.len() / 2]
-    };
+    let median = |f: &dyn Fn(&FreshOpen) -> f64| median(all.iter().map(f).collect()).unwrap_or(f64::NAN);
     FreshOpen {
         open_s: median(&|o| o.open_s),
         count_s: median(&|o| o.count_s),
@@ -162,8 +157,19 @@ fn whole_process(command: impl Fn() -> Option<std::process::Command>, runs: usiz
             times.push(took);
         }
     }
-    times.sort_by(f64::total_cmp);
-    times.get(times.len() / 2).copied()
+    median(times)
+}
+
+/// The median of `v` (of an even count, the mean of the middle two);
+/// `None` when it is empty.
+fn median(mut v: Vec<f64>) -> Option<f64> {
+    v.sort_by(f64::total_cmp);
+    let n = v.len();
+    match n {
+        0 => None,
+        _ if n % 2 == 1 => Some(v[n / 2]),
+        _ => Some((v[n / 2 - 1] + v[n / 2]) / 2.0),
+    }
 }
 
 /// Runs of each single command (`whole_process`).
@@ -180,9 +186,9 @@ struct Report {
     postgres: Option<String>,
     rows: Vec<Row>,
     /// Set when the figures are medians of several runs' (`--from` given
-    /// several times): how many.
+    /// several times): how many runs.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    runs: Option<String>,
+    median_of: Option<usize>,
 }
 
 #[derive(Serialize, serde::Deserialize, Clone)]
@@ -522,8 +528,7 @@ fn main() {
     }
     let engine = engine.expect("opened at least once");
     let each_replay = replays.iter().map(|s| format!("{s:.2}")).collect::<Vec<_>>().join(", ");
-    replays.sort_by(f64::total_cmp);
-    let open_replay = replays[(replays.len() - 1) / 2];
+    let open_replay = median(replays.clone()).expect("opened at least once");
     let joblog_data = engine.data_bytes();
     // Deletion runs on the store as it opens from its checkpoint, hot and
     // cold (closing writes the checkpoint the replay left out; not timed).
@@ -830,8 +835,8 @@ fn show(report: &Report, args: &Args) {
 /// The report as a text table: each scenario, each contender, the ratios.
 fn print_table(report: &Report) {
     println!("{} jobs, {} events (seed {})", report.jobs, report.events, report.seed);
-    if let Some(runs) = &report.runs {
-        println!("each figure the {runs}");
+    if let Some(n) = report.median_of {
+        println!("each figure the median of {n} runs', each ratio the median of the runs' ratios");
     }
     if let Some(pg) = &report.postgres {
         println!("{pg}");
@@ -855,13 +860,15 @@ fn print_table(report: &Report) {
 }
 
 /// The report saved at `paths`, or, given several, one whose every figure
-/// is the median of theirs (an even count: the mean of the middle two).
-/// Their rows are matched by position: each must have the same unit in
-/// every report, and the same scenario (a scenario whose parenthesis
-/// differs, such as the replay's own times, is named up to it). A
-/// contender's figure is kept only where every report has it, and its
-/// ratio is the median of the runs' ratios: each compares joblog with the
-/// contender in the same run, on the machine as it was then.
+/// is the median of theirs ([`median`]). They must be runs of one
+/// workload (jobs, seed, events loaded, PostgreSQL's settings) whose rows
+/// match one for one: the same unit, and the same scenario but for one
+/// parenthesis that holds the run's own figures (the replay's times),
+/// named "(median of the runs')" in the result. A contender's figure is
+/// kept only where every report has it, and its ratio is the median of
+/// the runs' ratios: each compares joblog with the contender in the same
+/// run, on the machine as it was then. A report of medians is not taken
+/// again.
 fn read_reports(paths: &[std::path::PathBuf]) -> Result<Report, String> {
     let mut reports = Vec::with_capacity(paths.len());
     for path in paths {
@@ -877,71 +884,87 @@ fn read_reports(paths: &[std::path::PathBuf]) -> Result<Report, String> {
 }
 
 fn median_report(reports: &[Report], paths: &[std::path::PathBuf]) -> Result<Report, String> {
-    let first = &reports[0];
+    let (Some(first), Some(first_path)) = (reports.first(), paths.first()) else {
+        return Err("no report to take the medians of".into());
+    };
     for (r, path) in reports.iter().zip(paths) {
-        if (r.jobs, r.seed, r.rows.len()) != (first.jobs, first.seed, first.rows.len()) {
+        if r.median_of.is_some() {
+            return Err(format!("{} holds medians already: give the runs' own reports", path.display()));
+        }
+        let run = |r: &Report| (r.jobs, r.seed, r.events, r.rows.len(), r.postgres.clone());
+        if run(r) != run(first) {
             return Err(format!(
-                "{} ran {} jobs with seed {} in {} rows, {} ran {} with seed {} in {}: not the same run",
-                path.display(),
-                r.jobs,
-                r.seed,
-                r.rows.len(),
-                paths[0].display(),
-                first.jobs,
-                first.seed,
-                first.rows.len()
+                "{} ran {} jobs (seed {}, {} events) in {} rows with PostgreSQL {:?}; {} ran {} (seed {}, {} events) in {} rows with {:?}: not runs of one workload",
+                path.display(), r.jobs, r.seed, r.events, r.rows.len(), r.postgres,
+                first_path.display(), first.jobs, first.seed, first.events, first.rows.len(), first.postgres
             ));
         }
     }
-    let median = |mut v: Vec<f64>| {
-        v.sort_by(f64::total_cmp);
-        let n = v.len();
-        if n % 2 == 1 {
-            v[n / 2]
-        } else {
-            (v[n / 2 - 1] + v[n / 2]) / 2.0
-        }
-    };
     let mut rows = Vec::with_capacity(first.rows.len());
     for (i, row) in first.rows.iter().enumerate() {
-        let same = reports.iter().map(|r| &r.rows[i]);
-        if let Some(other) =
-            same.clone().find(|r| r.unit != row.unit || template(&r.scenario) != template(&row.scenario))
-        {
-            return Err(format!("row {i} is {:?} in one report and {:?} in another", row.scenario, other.scenario));
+        let same: Vec<&Row> = reports.iter().map(|r| &r.rows[i]).collect();
+        let names: Vec<&str> = same.iter().map(|r| r.scenario.as_str()).collect();
+        let scenario = merged_name(&names);
+        let differs = |r: &Row| r.unit != row.unit || (scenario.is_none() && r.scenario != row.scenario);
+        if let Some((r, path)) = same.iter().zip(paths).find(|(r, _)| differs(r)) {
+            return Err(format!(
+                "row {i} is {:?} in {} ({}) and {:?} in {} ({}): not the same scenario",
+                row.scenario,
+                first_path.display(),
+                row.unit,
+                r.scenario,
+                path.display(),
+                r.unit
+            ));
         }
-        let scenario = match same.clone().all(|r| r.scenario == row.scenario) {
-            true => row.scenario.clone(),
-            false => format!("{} (median of the runs')", name_part(&row.scenario)),
-        };
-        let joblog = median(same.clone().map(|r| r.joblog).collect());
-        let sqlite = same.clone().map(|r| r.sqlite).collect::<Option<_>>().map(median);
-        let postgres = same.clone().map(|r| r.postgres).collect::<Option<_>>().map(median);
+        let each =
+            |f: fn(&Row) -> Option<f64>| same.iter().map(|&r| f(r)).collect::<Option<Vec<f64>>>().and_then(median);
+        let (sqlite, postgres) = (each(|r| r.sqlite), each(|r| r.postgres));
         rows.push(Row {
-            scenario,
-            joblog,
+            scenario: scenario.unwrap_or_default(),
+            joblog: each(|r| Some(r.joblog)).unwrap_or(f64::NAN),
             sqlite,
             postgres,
             unit: row.unit.clone(),
-            ratio: sqlite.and(same.clone().map(|r| r.ratio).collect::<Option<_>>().map(median)),
-            ratio_postgres: postgres.and(same.map(|r| r.ratio_postgres).collect::<Option<_>>().map(median)),
+            ratio: sqlite.and(each(|r| r.ratio)),
+            ratio_postgres: postgres.and(each(|r| r.ratio_postgres)),
         });
     }
-    let events = median(reports.iter().map(|r| r.events as f64).collect()) as u64;
-    let postgres = reports.iter().all(|r| r.postgres.is_some()).then(|| first.postgres.clone()).flatten();
-    let runs = format!("median of {} runs", reports.len());
-    Ok(Report { jobs: first.jobs, events, seed: first.seed, postgres, rows, runs: Some(runs) })
+    let postgres = first.postgres.clone();
+    Ok(Report {
+        jobs: first.jobs,
+        events: first.events,
+        seed: first.seed,
+        postgres,
+        rows,
+        median_of: Some(reports.len()),
+    })
 }
 
-/// A scenario's name without its figures (digits, points and commas):
-/// what two runs of one scenario share.
-fn template(scenario: &str) -> String {
-    scenario.chars().filter(|c| !c.is_ascii_digit() && !matches!(c, '.' | ',')).collect()
-}
-
-/// A scenario's name before the parenthesis that holds its run's own figures.
-fn name_part(scenario: &str) -> &str {
-    scenario.split_once(" (").map_or(scenario, |(name, _)| name)
+/// One name for a scenario that several runs name `names`: the name, when
+/// they all agree; when they differ only inside one parenthesis (the same
+/// one in each), the name with that parenthesis "(median of the runs')";
+/// else `None`.
+fn merged_name(names: &[&str]) -> Option<String> {
+    let first = names.first()?.as_bytes();
+    if names.iter().all(|n| n.as_bytes() == first) {
+        return Some(String::from_utf8_lossy(first).into_owned());
+    }
+    let common = |a: &mut dyn Iterator<Item = (u8, u8)>| a.take_while(|(x, y)| x == y).count();
+    let (mut head, mut tail) = (first.len(), first.len());
+    for n in names.iter().map(|n| n.as_bytes()) {
+        head = head.min(common(&mut first.iter().copied().zip(n.iter().copied())));
+        tail = tail.min(common(&mut first.iter().rev().copied().zip(n.iter().rev().copied())));
+    }
+    // The parenthesis open where the names part, closed where they meet again.
+    let open = first[..head].iter().rposition(|&b| b == b'(')?;
+    let close = first.len() - tail + first[first.len() - tail..].iter().position(|&b| b == b')')?;
+    let single = |n: &[u8]| {
+        let inner = &n[open + 1..n.len() - (first.len() - close)];
+        !inner.iter().any(|&b| b == b'(' || b == b')')
+    };
+    let fits = names.iter().all(|n| n.len() >= open + 1 + (first.len() - close) && single(n.as_bytes()));
+    fits.then(|| format!("{}(median of the runs'){}", &names[0][..open], &names[0][close + 1..]))
 }
 
 /// The speed-ups of every timed scenario, as an SVG chart.
@@ -959,7 +982,7 @@ fn write_chart(report: &Report, path: &std::path::Path) {
         })
         .collect();
     let against = if pg { "SQLite and PostgreSQL" } else { "SQLite" };
-    let runs = report.runs.as_ref().map_or(String::new(), |runs| format!(", {runs}"));
+    let runs = report.median_of.map_or(String::new(), |n| format!(", medians of {n} runs"));
     let title = format!("joblog vs {against}, {} jobs ({} events), this machine{runs}", report.jobs, report.events);
     std::fs::write(path, joblog_bench::chart::speedup_svg(&title, against, &bars)).expect("write the chart");
 }
@@ -1096,11 +1119,11 @@ mod tests {
         Row { scenario: scenario.into(), joblog, sqlite, postgres, unit: "s".into(), ratio: None, ratio_postgres: None }
     }
 
-    fn report(jobs: u64, events: u64, replay: &str, j: f64, s: f64, p: Option<f64>) -> Report {
+    fn report(replay: &str, j: f64, s: f64, p: Option<f64>) -> Report {
         let mut load = row("load (seconds)", j, Some(s), p);
         (load.ratio, load.ratio_postgres) = (Some(j / s), p.map(|p| j / p));
         let rows = vec![load, row(replay, j / 10.0, None, None)];
-        Report { jobs, events, seed: 42, postgres: p.map(|_| "PostgreSQL 15".into()), rows, runs: None }
+        Report { jobs: 10, events: 40, seed: 42, postgres: p.map(|_| "PostgreSQL 15".into()), rows, median_of: None }
     }
 
     fn paths(n: usize) -> Vec<std::path::PathBuf> {
@@ -1110,12 +1133,12 @@ mod tests {
     #[test]
     fn several_reports_give_each_figure_as_the_median_of_theirs() {
         let reports = [
-            report(10, 41, "open by full replay (41 events; 6.9 s)", 3.0, 30.0, Some(90.0)),
-            report(10, 40, "open by full replay (40 events; 6.4 s)", 1.0, 25.0, Some(100.0)),
-            report(10, 39, "open by full replay (39 events; 7.0 s)", 2.0, 40.0, Some(80.0)),
+            report("open by full replay (40 events; 6.9 s)", 3.0, 30.0, Some(90.0)),
+            report("open by full replay (40 events; 6.41 s)", 1.0, 25.0, Some(100.0)),
+            report("open by full replay (40 events; 7.0 s)", 2.0, 40.0, Some(80.0)),
         ];
         let m = median_report(&reports, &paths(3)).expect("the same run three times");
-        assert_eq!((m.jobs, m.events, m.runs.as_deref()), (10, 40, Some("median of 3 runs")));
+        assert_eq!((m.jobs, m.events, m.median_of), (10, 40, Some(3)));
         let load = &m.rows[0];
         assert_eq!(
             (load.scenario.as_str(), load.joblog, load.sqlite, load.postgres),
@@ -1127,28 +1150,63 @@ mod tests {
         assert_eq!(m.rows[1].scenario, "open by full replay (median of the runs')");
         assert_eq!(m.rows[1].joblog, 0.2);
 
-        // An even count: the mean of the middle two. A contender missing
-        // from one run has no figure, nor PostgreSQL's settings a line.
+        // An even count: the mean of the middle two. A contender's figure
+        // missing from one run leaves the row without it.
         let mut two = vec![reports[0].clone(), reports[1].clone()];
-        two[1].rows[0].postgres = None;
-        two[1].postgres = None;
+        (two[1].rows[0].sqlite, two[1].rows[0].ratio) = (None, None);
         let m = median_report(&two, &paths(2)).expect("two runs");
-        assert_eq!((m.rows[0].joblog, m.rows[0].sqlite, m.rows[0].postgres), (2.0, Some(27.5), None));
-        assert_eq!((m.rows[0].ratio_postgres, m.postgres), (None, None));
+        assert_eq!((m.rows[0].joblog, m.rows[0].sqlite, m.rows[0].ratio), (2.0, None, None));
+        assert_eq!((m.rows[0].postgres, m.rows[0].ratio_postgres), (Some(95.0), Some((1.0 / 30.0 + 0.01) / 2.0)));
+
+        // A report of medians is not taken again.
+        let e = median_report(&[m, reports[0].clone()], &paths(2)).err().expect("medians again");
+        assert!(e.contains("run0.json holds medians"), "{e}");
     }
 
     #[test]
     fn reports_of_different_runs_are_refused() {
-        let a = report(10, 40, "open by full replay (40 events)", 1.0, 2.0, None);
-        let more_jobs = report(20, 80, "open by full replay (80 events)", 1.0, 2.0, None);
-        let e = median_report(&[a.clone(), more_jobs], &paths(2)).err().expect("other jobs");
-        assert!(e.contains("run1.json ran 20 jobs"), "{e}");
-        let mut other_row = a.clone();
-        other_row.rows[1].scenario = "open from checkpoint".into();
-        let e = median_report(&[a.clone(), other_row], &paths(2)).err().expect("another row");
-        assert!(e.contains("row 1"), "{e}");
+        let a = report("open by full replay (40 events)", 1.0, 2.0, None);
+        let refused = |b: Report, why: &str| {
+            let e = median_report(&[a.clone(), b], &paths(2)).err().unwrap_or_else(|| panic!("{why}: taken"));
+            assert!(e.contains("run1.json"), "{why}: {e}");
+        };
+        refused(Report { jobs: 20, ..a.clone() }, "more jobs");
+        refused(Report { events: 41, ..a.clone() }, "other events");
+        refused(Report { seed: 7, ..a.clone() }, "another seed");
+        refused(Report { postgres: Some("PostgreSQL 16".into()), ..a.clone() }, "PostgreSQL in one");
         let mut fewer = a.clone();
         fewer.rows.pop();
-        assert!(median_report(&[a, fewer], &paths(2)).is_err());
+        refused(fewer, "fewer rows");
+        let mut other_unit = a.clone();
+        other_unit.rows[0].unit = "µs".into();
+        refused(other_unit, "another unit");
+        for (name, why) in
+            [("open from checkpoint", "another row"), ("open by full replay (40 events) again", "more after it")]
+        {
+            let mut other = a.clone();
+            other.rows[1].scenario = name.into();
+            refused(other, why);
+        }
+    }
+
+    #[test]
+    fn names_may_differ_only_inside_one_parenthesis() {
+        let m = |names: &[&str]| merged_name(names);
+        assert_eq!(m(&["a (1): b", "a (1): b"]).as_deref(), Some("a (1): b"));
+        assert_eq!(m(&["a (x; 1.5 s): b", "a (x; 12 s): b"]).as_deref(), Some("a (median of the runs'): b"));
+        assert_eq!(
+            m(&["V (all): page (read cold, 1 s)", "V (all): page (read cold, 2 s)"]).as_deref(),
+            Some("V (all): page (median of the runs')")
+        );
+        for names in [
+            ["page p50", "page p99"],
+            ["1 threads", "16 threads"],
+            ["delete first 1000000: gone", "delete first 576217: gone"],
+            ["a (1) b (2)", "a (3) b (4)"],
+            ["a (1)", "a (1) (2)"],
+            ["(a)(a)", "(a)(a)(a)"],
+        ] {
+            assert_eq!(m(&names), None, "{names:?}");
+        }
     }
 }
