@@ -183,6 +183,12 @@ pub fn read_files(dir: &Path) {
     }
 }
 
+/// Whether [`drop_page_cache`] may work here (root only), asked without
+/// dropping anything.
+pub fn can_drop_page_cache() -> bool {
+    std::fs::OpenOptions::new().write(true).open("/proc/sys/vm/drop_caches").is_ok()
+}
+
 /// Drops the kernel's page cache (root only); false when it cannot.
 pub fn drop_page_cache() -> bool {
     let _ = std::process::Command::new("sync").status();
