@@ -108,12 +108,12 @@ fn fresh_opens(dir: &std::path::Path, runs: usize) -> FreshOpen {
             serde_json::from_slice(&out.stdout).expect("--open-only's JSON")
         })
         .collect();
-    let median = |f: &dyn Fn(&FreshOpen) -> f64| median(all.iter().map(f).collect()).unwrap_or(f64::NAN);
+    let mid = |f: &dyn Fn(&FreshOpen) -> f64| median(all.iter().map(f).collect()).unwrap_or(f64::NAN);
     FreshOpen {
-        open_s: median(&|o| o.open_s),
-        count_s: median(&|o| o.count_s),
+        open_s: mid(&|o| o.open_s),
+        count_s: mid(&|o| o.count_s),
         jobs: all[0].jobs,
-        rss_anon: median(&|o| o.rss_anon as f64) as u64,
+        rss_anon: mid(&|o| o.rss_anon as f64) as u64,
     }
 }
 
