@@ -335,6 +335,54 @@ fn damage_in_a_cold_segment_is_found_where_it_is_read() {
     assert!(log.verify().unwrap().problems.iter().any(|p| p.contains(&name)));
 }
 
+/// A scan of the whole log reads the segments it checks whole a few ahead
+/// of itself, on a thread of its own (src/log/ahead.rs): damage in any of
+/// them is still found where it is, each frame is still yielded once in
+/// order, and a scan stopped early stops.
+#[test]
+fn a_scan_reading_ahead_finds_damage_in_any_cold_segment() {
+    let mut rng = fastrand::Rng::with_seed(11);
+    let dir = tempfile::tempdir().unwrap();
+    let log = log_of(dir.path(), 900, &mut rng);
+    let expected = seqs_and_payloads(&records(&log));
+    let groups = pick(&records(&log), 0.7, 6, &mut rng);
+    log.install(log.freeze(&groups).unwrap()).unwrap();
+    log.close().unwrap();
+    let names: Vec<String> = cold_files(dir.path()).into_iter().collect();
+    assert!(names.len() >= 4, "{names:?}");
+    let reopened = Log::open(dir.path(), config()).unwrap();
+    assert_eq!(seqs_and_payloads(&records(&reopened)), expected);
+    let mut seen = 0;
+    reopened
+        .scan_from(0, |_| -> Result<_, LogError> {
+            seen += 1;
+            Ok(if seen == 10 { std::ops::ControlFlow::Break(()) } else { std::ops::ControlFlow::Continue(()) })
+        })
+        .unwrap();
+    assert_eq!(seen, 10, "the scan went on after it was stopped");
+    drop(reopened);
+
+    for name in &names {
+        let copy = tempfile::tempdir().unwrap();
+        copy_dir(dir.path(), copy.path());
+        let path = copy.path().join(name);
+        let mut bytes = fs::read(&path).unwrap();
+        let at = bytes.len() - 3;
+        bytes[at] ^= 0x08;
+        fs::write(&path, bytes).unwrap();
+        let log = Log::open(copy.path(), LogConfig { verify_on_open: false, ..config() }).unwrap();
+        let mut last = 0;
+        let err = log
+            .scan_from(0, |r| -> Result<_, LogError> {
+                assert!(r.seq > last, "out of order after {last}: {}", r.seq);
+                last = r.seq;
+                Ok(std::ops::ControlFlow::Continue(()))
+            })
+            .expect_err("the scan read past the damage");
+        assert!(err.to_string().contains(name.as_str()), "{name}: {err}");
+    }
+}
+
 #[test]
 fn a_missing_cold_segment_refuses_the_open() {
     let mut rng = fastrand::Rng::with_seed(9);

@@ -26,6 +26,7 @@
 //! assert_eq!(payloads, [b"job created".to_vec(), b"locked".to_vec(), b"done".to_vec()]);
 //! ```
 
+mod ahead;
 #[doc(hidden)]
 pub mod closed;
 mod compact;
@@ -326,7 +327,18 @@ impl Segment {
     /// length) leaves every frame to its own check, so damage is found
     /// where it was before.
     pub(crate) fn scan_trusts(&self, bytes: &[u8], from_seq: u64) -> bool {
-        self.first_seq >= from_seq && self.checked_crc.is_some_and(|crc| crc32fast::hash(bytes) == crc)
+        self.reads_whole(from_seq) && self.trusts_hash(from_seq, crc32fast::hash(bytes))
+    }
+
+    /// Whether a scan from `from_seq` reads it whole, once, for its
+    /// checksum ([`Segment::scan_trusts`]).
+    pub(crate) fn reads_whole(&self, from_seq: u64) -> bool {
+        self.first_seq >= from_seq && self.checked_crc.is_some()
+    }
+
+    /// [`Segment::scan_trusts`] for bytes whose CRC32 is `hash`.
+    pub(crate) fn trusts_hash(&self, from_seq: u64, hash: u32) -> bool {
+        self.first_seq >= from_seq && self.checked_crc == Some(hash)
     }
 
     /// Its map, made now if this is its first read: a file that is

@@ -12,6 +12,7 @@ use std::cmp::Reverse;
 use std::collections::binary_heap::{BinaryHeap, PeekMut};
 use std::sync::Arc;
 
+use super::ahead::ReadAhead;
 use super::error::corrupt;
 use super::format::{self, FrameRead, SeqRule, HEADER_LEN};
 use super::manifest::{Manifest, COLD};
@@ -206,6 +207,8 @@ pub(crate) struct ColdMerge {
     through: bool,
     /// Damage met and not yet returned.
     failed: Vec<LogError>,
+    /// The segments read ahead of a scan, if it reads any (`ahead.rs`).
+    ahead: Option<ReadAhead>,
 }
 
 impl ColdMerge {
@@ -218,6 +221,7 @@ impl ColdMerge {
             from_seq,
             through,
             failed: Vec::new(),
+            ahead: None,
         };
         merge.add(cold, from_seq);
         merge
@@ -253,8 +257,13 @@ impl ColdMerge {
                 Some(seg) if seg.first_seq <= top => {
                     let seg = self.waiting.pop().expect("just looked");
                     let map = Arc::clone(seg.map()?);
-                    let through = self.through.then(|| map.read_through_shared());
-                    let crc = !(self.through && seg.scan_trusts(map.bytes(), self.from_seq));
+                    let (crc, through) = match self.through {
+                        true => {
+                            let (trusted, through) = self.trusts(&seg, &map);
+                            (!trusted, Some(through))
+                        }
+                        false => (true, None),
+                    };
                     if let Some(frame) = next_frame(&seg, &map, HEADER_LEN, self.from_seq, crc)? {
                         self.heap.push(Reverse((frame.seq, self.open.len())));
                         self.open.push(Reached { seg, map, frame, crc, _through: through });
@@ -263,6 +272,21 @@ impl ColdMerge {
                 _ => return Ok(top),
             }
         }
+    }
+
+    /// Whether a scan (reading each segment through) may read `seg`'s
+    /// frames, mapped as `map`, without each one's CRC
+    /// (`Segment::scan_trusts`; as read ahead when it was), and the
+    /// guard of the scan's read of it.
+    fn trusts(&mut self, seg: &Segment, map: &Arc<SegmentMap>) -> (bool, ReadThrough<Arc<SegmentMap>>) {
+        if let Some(read) = self.ahead.as_mut().and_then(|a| a.take(seg.key)) {
+            if let Some(trusted) = read.trusts(map.bytes()) {
+                return (trusted, read.through);
+            }
+        }
+        // The guard first: the checksum reads the whole map.
+        let through = map.read_through_shared();
+        (seg.scan_trusts(map.bytes(), self.from_seq), through)
     }
 
     /// Takes the next cold frame (after [`ColdMerge::next_seq`] said there
@@ -589,15 +613,17 @@ impl Log {
         mut f: impl FnMut(RecordRef<'_>) -> Result<std::ops::ControlFlow<()>, E>,
     ) -> Result<(), E> {
         let horizon = if self.shared.writable { self.next_seq() } else { u64::MAX };
-        let (snapshot, cold) = self.shared.snapshot_both();
-        let mut cold = ColdMerge::new(&cold, from_seq, true);
-        // The next cold frame's sequence number (`u64::MAX`: none): hot
-        // frames below it go by with one comparison each.
-        let mut cold_next = cold.next_seq()?;
+        let (snapshot, cold_list) = self.shared.snapshot_both();
+        let first = snapshot.partition_point(|s| s.first_seq <= from_seq).saturating_sub(1);
+        let start = match last.and_then(|last| frame_after(&snapshot, last, from_seq)) {
+            Some((k, offset)) if k == first => (k, offset),
+            _ => (first, HEADER_LEN),
+        };
         // Passes cold frames below `until` to `f`; `Break` once `f` said so.
-        let mut cold_until = |until: u64,
-                              cold_next: &mut u64,
-                              f: &mut dyn FnMut(RecordRef<'_>) -> Result<std::ops::ControlFlow<()>, E>|
+        let cold_until = |cold: &mut ColdMerge,
+                          until: u64,
+                          cold_next: &mut u64,
+                          f: &mut dyn FnMut(RecordRef<'_>) -> Result<std::ops::ControlFlow<()>, E>|
          -> Result<std::ops::ControlFlow<()>, E> {
             while *cold_next < until {
                 let (i, frame) = cold.take();
@@ -608,51 +634,56 @@ impl Log {
             }
             Ok(std::ops::ControlFlow::Continue(()))
         };
-        let first = snapshot.partition_point(|s| s.first_seq <= from_seq).saturating_sub(1);
-        let start = match last.and_then(|last| frame_after(&snapshot, last, from_seq)) {
-            Some((k, offset)) if k == first => (k, offset),
-            _ => (first, HEADER_LEN),
-        };
-        'hot: for (k, seg) in snapshot.iter().enumerate().skip(start.0) {
-            let map = seg.map()?;
-            let _through = map.read_through();
-            let bytes = map.bytes();
-            let crc = !seg.scan_trusts(bytes, from_seq);
-            let mut offset = if k == start.0 { start.1 } else { HEADER_LEN };
-            loop {
-                offset = seg.skip(offset);
-                if offset >= bytes.len() {
-                    break;
-                }
-                let frame = match format::read_frame_checking(bytes, offset, crc) {
-                    FrameRead::Frame(frame) => frame,
-                    FrameRead::End => return Err(corrupt(&seg.path, offset, "published bytes hold no frame").into()),
-                    FrameRead::Invalid(why) => return Err(corrupt(&seg.path, offset, why).into()),
-                };
-                if frame.seq >= horizon {
-                    break 'hot;
-                }
-                let position = Position { segment: seg.key, offset: offset as u64 };
-                offset = frame.end();
-                if frame.seq < from_seq {
-                    continue;
-                }
-                if frame.seq >= cold_next {
-                    if cold_until(frame.seq, &mut cold_next, &mut f)?.is_break() {
+        // The read-ahead thread, if any, ends before this returns.
+        std::thread::scope(|scope| {
+            let mut cold = ColdMerge::new(&cold_list, from_seq, true);
+            let reached = snapshot[start.0..].iter().chain(cold_list.iter()).cloned();
+            cold.ahead = ReadAhead::start(scope, reached, from_seq);
+            // The next cold frame's sequence number (`u64::MAX`: none): hot
+            // frames below it go by with one comparison each.
+            let mut cold_next = cold.next_seq()?;
+            'hot: for (k, seg) in snapshot.iter().enumerate().skip(start.0) {
+                let map = seg.map()?;
+                let (trusted, _through) = cold.trusts(seg, map);
+                let bytes = map.bytes();
+                let mut offset = if k == start.0 { start.1 } else { HEADER_LEN };
+                loop {
+                    offset = seg.skip(offset);
+                    if offset >= bytes.len() {
+                        break;
+                    }
+                    let frame = match format::read_frame_checking(bytes, offset, !trusted) {
+                        FrameRead::Frame(frame) => frame,
+                        FrameRead::End => {
+                            return Err(corrupt(&seg.path, offset, "published bytes hold no frame").into())
+                        }
+                        FrameRead::Invalid(why) => return Err(corrupt(&seg.path, offset, why).into()),
+                    };
+                    if frame.seq >= horizon {
+                        break 'hot;
+                    }
+                    let position = Position { segment: seg.key, offset: offset as u64 };
+                    offset = frame.end();
+                    if frame.seq < from_seq {
+                        continue;
+                    }
+                    if frame.seq >= cold_next {
+                        if cold_until(&mut cold, frame.seq, &mut cold_next, &mut f)?.is_break() {
+                            return Ok(());
+                        }
+                        if frame.seq == cold_next {
+                            return Err(twice(&cold, frame.seq).into());
+                        }
+                    }
+                    let payload = &bytes[frame.payload_offset..frame.end()];
+                    if f(RecordRef { seq: frame.seq, position, payload })?.is_break() {
                         return Ok(());
                     }
-                    if frame.seq == cold_next {
-                        return Err(twice(&cold, frame.seq).into());
-                    }
-                }
-                let payload = &bytes[frame.payload_offset..frame.end()];
-                if f(RecordRef { seq: frame.seq, position, payload })?.is_break() {
-                    return Ok(());
                 }
             }
-        }
-        let _flow = cold_until(horizon, &mut cold_next, &mut f)?;
-        Ok(())
+            let _flow = cold_until(&mut cold, horizon, &mut cold_next, &mut f)?;
+            Ok(())
+        })
     }
 
     /// Reads the record at `pos`, verifying its checksum.
