@@ -13,7 +13,7 @@ use super::{Config, Engine, OpenReport, SIMULATION_MARKER};
 use crate::domain::{Clock, Envelope, Event, JobColumns, Kept, KeptEvent, Timestamp, Transition};
 use crate::error::Error;
 use crate::log::{Log, LogError, Position};
-use crate::projection::{decode_event, joined_hash, EventView, Lookups, Projection, What, PREFETCH_AHEAD};
+use crate::projection::{decode_event, EventView, Lookups, NameHashes, Projection, What, PREFETCH_AHEAD};
 
 impl Engine {
     /// Opens (creating if needed) the store in `dir`: loads the newest valid
@@ -460,11 +460,11 @@ struct Batch {
 }
 
 /// A creation in a [`Batch`]: the columns the state keeps, their strings
-/// in the batch's text, and the hash of its regarding row's name
-/// (`joined_hash`), made on the reading thread.
+/// in the batch's text, and the hashes of its names, made on the reading
+/// thread.
 struct Creation {
     job: JobColumns<Span>,
-    regarding_hash: Option<u32>,
+    names: NameHashes,
 }
 
 /// Where a string of a [`Batch`]'s creation is in its text.
@@ -539,7 +539,7 @@ impl Batch {
                         text.push_str(s);
                         Span { start, end: text.len() as u32 }
                     }),
-                    regarding_hash: job.regarding.map(|(table, id)| joined_hash(table, ':', id)),
+                    names: NameHashes::of(job),
                 });
                 Some((version, at, Item::Created((self.created.len() - 1) as u32)))
             }
@@ -584,9 +584,9 @@ impl Batch {
         match d.item {
             Item::Created(i) => {
                 let c = &self.created[i as usize];
-                Lookups { job: Some(c.job.id), regarding: c.regarding_hash }
+                Lookups { job: Some(c.job.id), names: Some(c.names) }
             }
-            Item::Transition(i, _) => Lookups { job: Some(self.steps[i as usize].job), regarding: None },
+            Item::Transition(i, _) => Lookups { job: Some(self.steps[i as usize].job), names: None },
             Item::Whole(i) => Lookups::of(&self.whole[i as usize].event),
         }
     }
@@ -604,7 +604,7 @@ impl Batch {
             Item::Created(i) => {
                 let c = &self.created[i as usize];
                 job = c.job.map(|s| self.str(s));
-                What::Created { job: &job, regarding_hash: c.regarding_hash }
+                What::Created { job: &job, names: c.names }
             }
             Item::Transition(i, by_user) => What::Transition { t: &self.steps[i as usize], by_user },
             Item::Whole(i) => {

@@ -20,6 +20,8 @@
 use std::hash::BuildHasher;
 
 use rustc_hash::FxBuildHasher;
+
+use crate::domain::JobColumns;
 use serde::de::{DeserializeSeed, SeqAccess, Visitor};
 use serde::ser::SerializeStruct;
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
@@ -185,16 +187,76 @@ pub(crate) fn joined_hash(a: &str, sep: char, b: &str) -> u32 {
     hash(joined)
 }
 
+/// The hash of the name `s` ([`Interner::intern_hashed`]).
+pub(crate) fn name_hash(s: &str) -> u32 {
+    hash(s.as_bytes())
+}
+
+/// The hashes of the names a job's creation interns: its owner, business
+/// unit, workflow, regarding row (`table:id`, [`joined_hash`]) and
+/// dependency token. A replay's reading thread makes them, so that its
+/// applying thread neither hashes the names nor waits for their slots: it
+/// fetches those a few events ahead ([`NameHashes::prefetch_slots`]).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct NameHashes {
+    pub owner: u32,
+    pub unit: u32,
+    pub workflow: Option<u32>,
+    pub regarding: Option<u32>,
+    pub token: Option<u32>,
+}
+
+impl NameHashes {
+    /// The hashes of the names of the job with these columns.
+    pub(crate) fn of(job: &JobColumns<&str>) -> Self {
+        NameHashes {
+            owner: name_hash(job.owner),
+            unit: name_hash(job.owningbusinessunit),
+            workflow: job.workflow.map(name_hash),
+            regarding: job.regarding.map(|(table, id)| joined_hash(table, ':', id)),
+            token: job.dependencytoken.map(name_hash),
+        }
+    }
+
+    fn each(&self) -> impl Iterator<Item = u32> {
+        [Some(self.owner), Some(self.unit), self.workflow, self.regarding, self.token].into_iter().flatten()
+    }
+
+    /// [`Interner::prefetch_slot`] of each name.
+    pub(crate) fn prefetch_slots(&self, strings: &Interner) {
+        self.each().for_each(|h| strings.prefetch_slot(h));
+    }
+
+    /// [`Interner::prefetch_name`] of each name.
+    pub(crate) fn prefetch_names(&self, strings: &Interner) {
+        self.each().for_each(|h| strings.prefetch_name(h));
+    }
+}
+
 impl Interner {
     /// The symbol of `s`: the one it has, or a new one. A name already
     /// held (most are: owners, business units, workflows) is found
     /// without being copied first.
     pub(crate) fn intern(&mut self, s: &str) -> Sym {
-        self.intern_by(hash(s.as_bytes()), |n| n == s, |text| text.push_str(s))
+        self.intern_hashed(s, name_hash(s))
+    }
+
+    /// [`Interner::intern`] of a name whose hash is known ([`name_hash`]).
+    pub(crate) fn intern_hashed(&mut self, s: &str, h: u32) -> Sym {
+        debug_assert_eq!(h, name_hash(s), "the hash is the name's");
+        self.intern_by(h, |n| n == s, |text| text.push_str(s))
     }
 
     pub(crate) fn intern_opt(&mut self, s: Option<&str>) -> Sym {
         s.map_or(NONE, |s| self.intern(s))
+    }
+
+    /// [`Interner::intern_opt`] with the name's hash, if it is known.
+    pub(crate) fn intern_opt_hashed(&mut self, s: Option<&str>, h: Option<u32>) -> Sym {
+        match (s, h) {
+            (Some(s), Some(h)) => self.intern_hashed(s, h),
+            (s, _) => self.intern_opt(s),
+        }
     }
 
     /// Interns `a`, `sep` and `b` one after the other as one name (a

@@ -42,7 +42,7 @@ use crate::log::{Frames, Log, Position};
 // grow through it: their page faults were a fifth of a replay's applier.
 use crate::sys::push_populated as push;
 
-pub(crate) use intern::joined_hash;
+pub(crate) use intern::NameHashes;
 use intern::{Interner, Sym, NONE};
 use ordered::{Entry, OrderedRows, SortedRows, Tagged};
 pub use tier::MAX_RUN_ROWS;
@@ -685,7 +685,7 @@ impl Projection {
         }
         let at = e.at;
         match e.what {
-            What::Created { job, regarding_hash } => self.create(job, regarding_hash, seq, pos)?,
+            What::Created { job, names } => self.create(job, names, seq, pos)?,
             What::Transition { t, by_user } => self.step(t, by_user, at, seq, pos)?,
             What::Whole { actor, event } => self.apply_whole(actor, event, at, seq, pos)?,
         }
@@ -695,20 +695,13 @@ impl Projection {
         Ok(())
     }
 
-    /// A job's creation (`regarding_hash`: its regarding row's name's
-    /// hash when it is known, `intern::joined_hash`).
-    fn create(
-        &mut self,
-        job: &JobColumns<&str>,
-        regarding_hash: Option<u32>,
-        seq: u64,
-        pos: Position,
-    ) -> Result<(), Error> {
+    /// A job's creation (`names`: the hashes of its names).
+    fn create(&mut self, job: &JobColumns<&str>, names: NameHashes, seq: u64, pos: Position) -> Result<(), Error> {
         if self.by_id.get(job.id, &self.rows).is_some() || self.locate_cold(job.id)?.is_some() {
             return Err(bad_event(seq, format!("job {} created twice", job.id)));
         }
         let p = self.pos(pos);
-        self.insert_job(job, regarding_hash, p);
+        self.insert_job(job, names, p);
         Ok(())
     }
 
@@ -748,7 +741,10 @@ impl Projection {
     ) -> Result<(), Error> {
         let bad = |what| Err(bad_event(seq, what));
         match event {
-            Event::JobCreated(job) => self.create(&job.columns(), None, seq, pos)?,
+            Event::JobCreated(job) => {
+                let job = job.columns();
+                self.create(&job, NameHashes::of(&job), seq, pos)?
+            }
             Event::Transition(t) => self.step(t, matches!(actor, Actor::User(_)), at, seq, pos)?,
             Event::OwnerChanged { job, owner, owningbusinessunit } => {
                 let Some(i) = self.hot_row(*job)? else { return bad(format!("owner change of unknown job {job}")) };
@@ -827,8 +823,8 @@ impl Projection {
         if let Some(id) = l.job {
             self.by_id.prefetch(id);
         }
-        if let Some(h) = l.regarding {
-            self.strings.prefetch_slot(h);
+        if let Some(names) = &l.names {
+            names.prefetch_slots(&self.strings);
         }
     }
 
@@ -840,12 +836,12 @@ impl Projection {
         if let Some(id) = l.job {
             self.by_id.prefetch_row(id, &self.rows);
         }
-        if let Some(h) = l.regarding {
-            self.strings.prefetch_name(h);
+        if let Some(names) = &l.names {
+            names.prefetch_names(&self.strings);
         }
     }
 
-    fn insert_job(&mut self, job: &JobColumns<&str>, regarding_hash: Option<u32>, p: Pos) {
+    fn insert_job(&mut self, job: &JobColumns<&str>, names: NameHashes, p: Pos) {
         let s = &mut self.strings;
         let row = Row {
             id: job.id,
@@ -855,14 +851,14 @@ impl Projection {
             modifiedon: job.modifiedon.micros(),
             postponeuntil: time(job.postponeuntil),
             operationtype: job.operationtype.0,
-            owner: s.intern(job.owner),
-            owningbusinessunit: s.intern(job.owningbusinessunit),
-            workflow: s.intern_opt(job.workflow),
-            regarding: job.regarding.map_or(NONE, |(table, id)| match regarding_hash {
+            owner: s.intern_hashed(job.owner, names.owner),
+            owningbusinessunit: s.intern_hashed(job.owningbusinessunit, names.unit),
+            workflow: s.intern_opt_hashed(job.workflow, names.workflow),
+            regarding: job.regarding.map_or(NONE, |(table, id)| match names.regarding {
                 Some(h) => s.intern_joined_hashed(table, ':', id, h),
                 None => s.intern_joined(table, ':', id),
             }),
-            dependencytoken: s.intern_opt(job.dependencytoken),
+            dependencytoken: s.intern_opt_hashed(job.dependencytoken, names.token),
             retrycount: job.retrycount,
             errorcode: job.errorcode.unwrap_or(NO_ERROR),
             executiontimespan_ms: u32::try_from(job.executiontimespan_ms).unwrap_or(u32::MAX),
@@ -1338,11 +1334,10 @@ pub(crate) fn decode_event(log: &Log, seq: u64, position: Position, payload: &[u
 }
 
 /// What applying an event looks up first, likely far away in memory: its
-/// job, and the regarding row of a job it creates (its name's hash,
-/// `intern::joined_hash`).
+/// job, and the names of a job it creates (their hashes).
 pub(crate) struct Lookups {
     pub job: Option<Uuid>,
-    pub regarding: Option<u32>,
+    pub names: Option<NameHashes>,
 }
 
 impl Lookups {
@@ -1350,14 +1345,12 @@ impl Lookups {
     /// [`Projection::apply_view`] whole here; a replay's batch knows its
     /// own).
     pub(crate) fn of(event: &Event) -> Self {
-        let (job, regarding) = match event {
-            Event::JobCreated(job) => {
-                (Some(job.id), job.regarding.as_ref().map(|r| intern::joined_hash(&r.table, ':', &r.id)))
-            }
+        let (job, names) = match event {
+            Event::JobCreated(job) => (Some(job.id), Some(NameHashes::of(&job.columns()))),
             Event::Transition(t) => (Some(t.job), None),
             _ => (None, None),
         };
-        Lookups { job, regarding }
+        Lookups { job, names }
     }
 }
 
@@ -1376,9 +1369,9 @@ pub(crate) struct EventView<'a> {
 /// What an [`EventView`] holds.
 pub(crate) enum What<'a> {
     /// A job's creation, by the columns the state keeps (a reference: an
-    /// event view is made for every event, and is small), with its
-    /// regarding row's name's hash when it is known (`intern::joined_hash`).
-    Created { job: &'a JobColumns<&'a str>, regarding_hash: Option<u32> },
+    /// event view is made for every event, and is small), with the hashes
+    /// of its names.
+    Created { job: &'a JobColumns<&'a str>, names: NameHashes },
     /// A step of a job's state machine, and whether a user took it.
     Transition { t: &'a Transition, by_user: bool },
     /// Any event, whole.
