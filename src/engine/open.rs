@@ -372,7 +372,9 @@ impl<'a> Spill<'a> {
 /// A long replay runs on two threads: one reads the frames (checksums) and
 /// decodes the events, the other applies them in order; decoding is about
 /// half of a replay's time. Either side's error ends both; the applier's
-/// comes first (it is at an earlier event than the reader's).
+/// comes first (it is at an earlier event than the reader's). The scan
+/// itself reads the segments it checks whole on a third thread, ahead of
+/// the reading one (`log/ahead.rs`).
 fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64, mut spill: Spill) -> Result<(), Error> {
     // From nothing, the indices are built once at the end (a state that
     // failed to fold is never used).
