@@ -22,7 +22,9 @@ use crate::sys::map::ReadThrough;
 
 /// Segments read and waiting for the scan to reach them, besides the one
 /// being read: with 48 MB cold segments, about 150 MB of the page cache
-/// ahead of the scan, whatever the store's size.
+/// ahead of the scan, whatever the store's size (more only while the scan
+/// waits for a segment the thread reads later than others it reaches
+/// after it: [`ReadAhead::take`] keeps those).
 const WAITING: usize = 2;
 
 /// Bytes hashed between two looks at whether the scan still wants them
