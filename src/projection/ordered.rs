@@ -112,6 +112,21 @@ impl<E: Entry> SortedRows<E> {
         self.len += 1;
     }
 
+    /// `len` entries, each `e`, in the chunks [`SortedRows::push`] would
+    /// have filled: a set whose entries are then put in place by position
+    /// ([`SortedRows::set`]), as a counting sort places them, with no list
+    /// of them made first and copied.
+    pub(crate) fn filled(len: usize, e: E) -> Self {
+        let chunks = (0..len).step_by(CHUNK).map(|start| vec![e; CHUNK.min(len - start)]).collect();
+        Self { chunks, len }
+    }
+
+    /// Puts `e` at position `pos` (below the set's length).
+    #[inline]
+    pub(crate) fn set(&mut self, pos: usize, e: E) {
+        self.chunks[pos / CHUNK][pos % CHUNK] = e;
+    }
+
     /// The set: chunks of `CHUNK` entries (the last may be shorter), or one
     /// chunk when there are fewer than `2 * CHUNK` in all.
     pub(crate) fn build<K: Key>(mut self, key: impl Fn(u32) -> K) -> OrderedRows<K, E> {
