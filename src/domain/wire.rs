@@ -157,9 +157,9 @@ struct JobBytes<'a> {
 
 /// A `Job`: its fields in declaration order, each read in a statement of
 /// its own.
-// Inlined, so that a replay's reading thread builds the columns in
-// place instead of copying them out of a returned value twice
-// (`decode_kept`).
+// Inlined, as `transition` is, so that a replay's reading thread builds
+// the columns in place instead of copying them out of a returned value
+// twice (`decode_kept`).
 #[inline(always)]
 fn job<'a>(r: &mut Bytes<'a>) -> Option<JobBytes<'a>> {
     let id = r.uuid()?;

@@ -6,12 +6,15 @@
 //! its buffer (`intern.rs`).
 //!
 //! Every entry's row holds the id it was inserted under, for as long as
-//! the entry is there: an entry is removed before its row is reused
-//! (`Projection::put_row` takes only freed rows).
+//! the entry is there: an entry is removed before its row is freed
+//! (`Projection::put_row` takes only freed rows), and its copy among the
+//! recent ones with it.
 //!
 //! Open addressing with linear probing, at most half full, each slot
 //! keeping the hash bits that place it: a lookup reads one slot (and the
-//! row, to compare the id), growing never reads a row, and the slot an id
+//! row, to compare the id), or first the slot of the same hash bits
+//! among the recent ones ([`IdIndex::recent`]), growing never reads a
+//! row, and the slot an id
 //! will need can be fetched ahead ([`IdIndex::prefetch`]) while the events
 //! before it are applied. With hashbrown's table, which reads its control
 //! bytes first and rehashes from the rows' ids, finding and indexing ids
@@ -31,8 +34,8 @@ pub(crate) struct IdIndex {
     /// A power-of-two number of slots (or none).
     slots: Vec<Slot>,
     len: usize,
-    /// The rows last inserted, by the low bits of their ids' hashes
-    /// ([`RECENT`] of them, made at the first insert): a job's transitions
+    /// The row last inserted in each of [`RECENT`] buckets of its id's
+    /// hash bits (made at the first insert): a job's transitions
     /// mostly come soon after its creation, and are found here, among
     /// rows still in the cache, instead of in a slot of a table that
     /// grows with the jobs (at 10M jobs, 256 MB read at random). An entry
@@ -47,6 +50,11 @@ pub(crate) struct IdIndex {
 /// time order, a job's events span the creations of the next minute or
 /// so (in the benchmark's workload, about 60 jobs).
 const RECENT: usize = 4096;
+
+/// The bucket of [`IdIndex::recent`] of hash bits `h`.
+fn bucket(h: u32) -> usize {
+    h as usize % RECENT
+}
 
 /// A row number with the 32 bits of its id's hash that choose its place
 /// (in tables of up to 2^32 slots; a larger one, which 2^31 rows would
@@ -112,7 +120,7 @@ impl IdIndex {
     /// `id`'s row, if it is among the [`IdIndex::recent`] ones.
     #[inline]
     fn recent_row(&self, id: Uuid, h: u32, rows: &[Row]) -> Option<u32> {
-        let s = self.recent.get(h as usize % RECENT).filter(|s| s.hash == h && s.row != EMPTY)?;
+        let s = self.recent.get(bucket(h)).filter(|s| s.hash == h && s.row != EMPTY)?;
         rows.get(s.row as usize).filter(|row| row.id == id).map(|_| s.row)
     }
 
@@ -166,7 +174,7 @@ impl IdIndex {
         if self.recent.is_empty() {
             self.recent = vec![FREE; RECENT];
         }
-        self.recent[h as usize % RECENT] = Slot { row, hash: h };
+        self.recent[bucket(h)] = Slot { row, hash: h };
         true
     }
 
@@ -196,7 +204,7 @@ impl IdIndex {
         if row == EMPTY {
             return None;
         }
-        if let Some(s) = self.recent.get_mut(h as usize % RECENT).filter(|s| s.row == row) {
+        if let Some(s) = self.recent.get_mut(bucket(h)).filter(|s| s.row == row) {
             *s = FREE;
         }
         // Backward shift: each later slot of the run that may sit in the
@@ -226,7 +234,7 @@ impl IdIndex {
     }
 
     pub(crate) fn heap_bytes(&self) -> usize {
-        self.slots.capacity() * std::mem::size_of::<Slot>()
+        (self.slots.capacity() + self.recent.capacity()) * std::mem::size_of::<Slot>()
     }
 }
 

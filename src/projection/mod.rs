@@ -165,10 +165,11 @@ fn opt_time(t: i64) -> Option<Timestamp> {
 /// nearly always in it already: rows are made as their jobs are created,
 /// and then that order is walked as it is, with no list of it made);
 /// each set is filled chunk by chunk from that walk (`SortedRows`), the
-/// view indices on this thread and the status indices on a second core:
-/// no insert compares keys. The sets of other orders are sorted: by
-/// regarding row by counting (`by_regarding_row`), by completion and
-/// wake-up time by (time, row), ids compared only between equal times.
+/// view indices on this thread and the status indices with the sets by
+/// workflow on a second core: no insert compares keys. The sets of other
+/// orders are sorted: by regarding row by counting (`by_regarding_row`),
+/// by completion and wake-up time by (time, row), ids compared only
+/// between equal times.
 pub(crate) struct Indices(ViewIndices, StatusIndices);
 
 impl Indices {
@@ -183,8 +184,8 @@ impl Indices {
         };
         // The sets by workflow are built with the status indices, on the
         // second core when there are many rows: the two halves then take
-        // about as long (at 10M rows, 0.8 s each where they took 1.1 and
-        // 0.6).
+        // about as long (after a replay of 10M jobs, 0.8-1.0 s each, where
+        // they took 1.1-1.3 s and 0.6-0.7 s: docs/benchmarks.md).
         let others = || (StatusIndices::build(rows, &order), workflow_groups(rows, &order));
         let (views, (status, by_workflow)) = if rows.len() < PARALLEL_ROWS {
             (ViewIndices::build(rows, &order), others())
