@@ -12,11 +12,10 @@
 //!
 //! Open addressing with linear probing, at most half full, each slot
 //! keeping the hash bits that place it: a lookup reads one slot (and the
-//! row, to compare the id), or first the slot of the same hash bits
-//! among the recent ones ([`IdIndex::recent`]), growing never reads a
-//! row, and the slot an id
-//! will need can be fetched ahead ([`IdIndex::prefetch`]) while the events
-//! before it are applied. With hashbrown's table, which reads its control
+//! row, to compare the id), or first the slot of the same hash bits among
+//! the recent ones ([`IdIndex::recent`]); growing never reads a row; and
+//! the slot an id will need can be fetched ahead ([`IdIndex::prefetch`])
+//! while the events before it are applied. With hashbrown's table, which reads its control
 //! bytes first and rehashes from the rows' ids, finding and indexing ids
 //! took a seventh of a replay's applying thread. The extra bytes are
 //! those of hot jobs only (a checkpoint moves the Completed ones into
