@@ -79,7 +79,7 @@ impl IdIndex {
     /// twice, if one is.
     pub(crate) fn build(rows: &[Row]) -> Result<Self, Uuid> {
         let mut ids = IdIndex::default();
-        ids.grow_to(rows.iter().filter(|r| !r.deleted).count());
+        ids.grow_to(rows.iter().filter(|r| !r.deleted).count(), false);
         for (i, r) in (0u32..).zip(rows).filter(|(_, r)| !r.deleted) {
             if !ids.insert(r.id, i, rows) {
                 return Err(r.id);
@@ -161,7 +161,7 @@ impl IdIndex {
             if self.get(id, rows).is_some() {
                 return false;
             }
-            self.grow_to(self.len + 1);
+            self.grow_to(self.len + 1, false);
         }
         let h = hash(&id);
         let i = self.probe(id, h, rows).expect("a table with room has slots");
@@ -177,14 +177,27 @@ impl IdIndex {
         true
     }
 
+    /// Makes room for `more` ids beyond those it holds, at once, on 2 MiB
+    /// pages (`sys::filled`): for a replay about to create that many jobs
+    /// (`engine/open.rs`). A table that grows instead is made again and
+    /// every slot moved each time its ids double; and it is read at
+    /// random, where small pages cost a walk of the page tables nearly
+    /// every lookup.
+    pub(crate) fn reserve(&mut self, more: usize) {
+        // No more than row numbers can name (`u32`).
+        let n = self.len.saturating_add(more).min(EMPTY as usize);
+        self.grow_to(n, true);
+    }
+
     /// Makes room for `n` ids at most half full: the slots moved into a
-    /// table of twice the size (or more), by their kept hash bits.
-    fn grow_to(&mut self, n: usize) {
+    /// table of twice the size (or more), by their kept hash bits; on 2
+    /// MiB pages if `huge`.
+    fn grow_to(&mut self, n: usize, huge: bool) {
         let size = (n * 2).next_power_of_two().max(16);
         if size <= self.slots.len() {
             return;
         }
-        let old = std::mem::replace(&mut self.slots, crate::sys::filled(size, FREE));
+        let old = std::mem::replace(&mut self.slots, crate::sys::filled(size, FREE, huge));
         let mask = size - 1;
         for s in old.into_iter().filter(|s| s.row != EMPTY) {
             let mut i = s.hash as usize & mask;
@@ -304,6 +317,38 @@ mod tests {
         assert_eq!(rebuilt.get(ids[2], &rows), None, "deleted rows are not indexed");
         rows.push(row(ids[3], false));
         assert_eq!(IdIndex::build(&rows).unwrap_err(), ids[3]);
+    }
+
+    /// Room reserved ahead (a replay's, on 2 MiB pages when the table is
+    /// large enough to ask) holds that many more ids without the table
+    /// being made again, keeps the ids it held, and never shrinks it.
+    #[test]
+    fn reserved_room_holds_the_ids_without_growing() {
+        let ids: Vec<Uuid> = (1..=300_000u128).map(|n| Uuid::from_u128(n * 0x9e37_79b9_7f4a_7c15)).collect();
+        let mut rows: Vec<Row> = Vec::new();
+        let mut index = IdIndex::default();
+        for (i, &id) in (0u32..).zip(&ids[..1000]) {
+            rows.push(row(id, false));
+            assert!(index.insert(id, i, &rows));
+        }
+        index.reserve(ids.len() - 1000);
+        let slots = index.slots.len();
+        assert!(
+            slots * std::mem::size_of::<Slot>() >= 8 << 20,
+            "large enough for `sys::filled` to ask for 2 MiB pages"
+        );
+        for (i, &id) in (0u32..).zip(&ids[..1000]) {
+            assert_eq!(index.get(id, &rows), Some(i), "the ids held before are kept");
+        }
+        for (i, &id) in (1000u32..).zip(&ids[1000..]) {
+            rows.push(row(id, false));
+            assert!(index.insert(id, i, &rows));
+        }
+        assert_eq!(index.slots.len(), slots, "no growth within the room reserved");
+        assert_eq!(index.len(), ids.len());
+        assert_eq!(index.get(ids[123_456], &rows), Some(123_456));
+        index.reserve(10);
+        assert_eq!(index.slots.len(), slots, "a smaller reserve changes nothing");
     }
 
     /// Random inserts, lookups and removals (with rows reused) agree with

@@ -142,7 +142,7 @@ impl Table {
         if size <= self.slots.len() {
             return;
         }
-        let old = std::mem::replace(&mut self.slots, crate::sys::filled(size, Slot::default()));
+        let old = std::mem::replace(&mut self.slots, crate::sys::filled(size, Slot::default(), false));
         for slot in old.into_iter().filter(|s| s.sym != NONE) {
             let i = self.empty_slot(slot.hash);
             self.slots[i] = slot;

@@ -991,6 +991,12 @@ impl Projection {
             (status.by_status, status.completed, status.open_counts, status.timers, status.by_token);
     }
 
+    /// Makes room in the id table for `more` jobs at once, ahead of a
+    /// replay that will create about that many (`engine/open.rs`).
+    pub(crate) fn reserve_jobs(&mut self, more: usize) {
+        self.by_id.reserve(more);
+    }
+
     /// Stops keeping indices, when nothing has been folded yet (a replay
     /// from an empty state): [`Projection::finish_indexing`] builds them.
     pub(crate) fn defer_indexing(&mut self) {

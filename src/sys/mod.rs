@@ -11,8 +11,9 @@
 //!
 //! And here: `prefetch`, the processor's hint to fetch a cache line;
 //! `push_populated` and `filled`, a large vector's pages made present in
-//! one call ahead of its writes; and `short_slice`, the scheduler asked to
-//! run a thread that mostly waits as soon as it wakes.
+//! one call ahead of its writes (a large hash table's on 2 MiB pages, if
+//! asked); and `short_slice`, the scheduler asked to run a thread that
+//! mostly waits as soon as it wakes.
 
 #![allow(unsafe_code)] // the one place it is allowed (Cargo.toml, `[lints]`)
 
@@ -47,13 +48,44 @@ const POPULATE_LARGE: usize = 8 << 20;
 
 /// `n` copies of `value`, the vector's pages made present in one call
 /// first when it is large (see [`push_populated`]): a hash table's slots.
-pub(crate) fn filled<T: Clone>(n: usize, value: T) -> Vec<T> {
+/// With `huge`, a large one asks for 2 MiB pages first ([`huge_pages`]):
+/// a hash table is read at random, so with 4 KiB pages nearly every
+/// lookup of a large one misses the processor's address cache, and each
+/// miss walks the page tables (two of them in a virtual machine). Such
+/// pages may cost more to make: the kernel may first gather 2 MiB of free
+/// memory, and in a virtual machine that gave its free memory back to its
+/// host, each is slower to fill than 4 KiB ones (docs/benchmarks.md,
+/// "The id table made once"). Rows and lists, written and read in order,
+/// keep 4 KiB pages (`alloc.rs`).
+pub(crate) fn filled<T: Clone>(n: usize, value: T, huge: bool) -> Vec<T> {
     let mut v = Vec::with_capacity(n);
     if n * std::mem::size_of::<T>() >= POPULATE_LARGE {
+        if huge {
+            huge_pages(&mut v);
+        }
         populate(&mut v, usize::MAX);
     }
     v.resize(n, value);
     v
+}
+
+/// Asks for 2 MiB pages for the whole 2 MiB stretches of `v`'s spare
+/// capacity (transparent huge pages, where the system allows them on
+/// request), over the small pages `alloc.rs` asks for its large blocks.
+/// A hint: refused, the pages stay 4 KiB.
+fn huge_pages<T>(v: &mut Vec<T>) {
+    const HUGE: usize = 2 << 20;
+    let spare = v.spare_capacity_mut();
+    let start = spare.as_ptr() as usize;
+    let end = start + std::mem::size_of_val(spare);
+    let (from, to) = (start.next_multiple_of(HUGE), end / HUGE * HUGE);
+    if to > from {
+        // SAFETY: `from..to` lies inside `v`'s spare capacity, memory `v`
+        // owns and holds nothing in yet; the advice changes only the size
+        // of the pages behind it, never what it reads, and its failure
+        // changes nothing.
+        unsafe { libc::madvise(from as *mut libc::c_void, to - from, libc::MADV_HUGEPAGE) };
+    }
 }
 
 #[cold]
