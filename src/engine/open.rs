@@ -380,7 +380,7 @@ fn replay(log: &Log, state: &mut Projection, how: Replay, count: &mut u64, mut s
     // failed to fold is never used).
     state.defer_indexing();
     let (from, last) = (state.last_seq() + 1, state.last_position());
-    state.reserve_jobs(expected_jobs(log, from, how, &spill));
+    state.reserve_jobs(expected_jobs(log, from, how, &spill, state.hot_rows()));
     let mut apply = |batch: &Batch| -> Result<(), Error> {
         for (k, d) in batch.events.iter().enumerate() {
             if let Some(far) = batch.events.get(k + 2 * PREFETCH_AHEAD) {
@@ -417,11 +417,12 @@ const EVENTS_PER_JOB: u64 = 4;
 /// (`Projection::reserve_jobs`; docs/benchmarks.md, "The id table made
 /// once"). A log of fewer events per job grows the table as before; one
 /// of more is given up to 8 bytes of slots per event it holds, more than
-/// its jobs need. At most the jobs at which `spill` moves them out; none
-/// for a replay up to a time, whose end is not known before it gets
+/// its jobs need. At most the jobs it creates before `spill` first moves
+/// them out (the state holding `hot` jobs), which makes the table again;
+/// none for a replay up to a time, whose end is not known before it gets
 /// there (an audit of an early time would be given the room of the whole
 /// log).
-fn expected_jobs(log: &Log, from: u64, how: Replay, spill: &Spill) -> usize {
+fn expected_jobs(log: &Log, from: u64, how: Replay, spill: &Spill, hot: usize) -> usize {
     let end = match how {
         Replay::All => log.next_seq(),
         Replay::UntilSeq(seq) => log.next_seq().min(seq.saturating_add(1)),
@@ -430,7 +431,7 @@ fn expected_jobs(log: &Log, from: u64, how: Replay, spill: &Spill) -> usize {
     let jobs = usize::try_from(end.saturating_sub(from) / EVENTS_PER_JOB).unwrap_or(usize::MAX);
     match spill.rows {
         0 => jobs,
-        rows => jobs.min(rows),
+        _ => jobs.min(spill.at.saturating_sub(hot)),
     }
 }
 

@@ -182,7 +182,7 @@ impl IdIndex {
     /// (`engine/open.rs`). A table that grows instead is made again and
     /// every slot moved each time its ids double; and it is read at
     /// random, where small pages cost a walk of the page tables nearly
-    /// every lookup.
+    /// every lookup. Growth past the room is on 4 KiB pages, as any.
     pub(crate) fn reserve(&mut self, more: usize) {
         // No more than row numbers can name (`u32`).
         let n = self.len.saturating_add(more).min(EMPTY as usize);

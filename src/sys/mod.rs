@@ -71,8 +71,11 @@ pub(crate) fn filled<T: Clone>(n: usize, value: T, huge: bool) -> Vec<T> {
 
 /// Asks for 2 MiB pages for the whole 2 MiB stretches of `v`'s spare
 /// capacity (transparent huge pages, where the system allows them on
-/// request), over the small pages `alloc.rs` asks for its large blocks.
-/// A hint: refused, the pages stay 4 KiB.
+/// request), over the small pages `alloc.rs` asks for its blocks of
+/// `LARGE` bytes or more. A smaller block comes from the allocator `alloc`
+/// wraps (all of them, in a program without it), which may keep the
+/// advice with the memory once the table is freed: it changes only the
+/// size of pages. A hint: refused, the pages stay 4 KiB.
 fn huge_pages<T>(v: &mut Vec<T>) {
     const HUGE: usize = 2 << 20;
     let spare = v.spare_capacity_mut();
