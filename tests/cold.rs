@@ -1133,3 +1133,117 @@ fn a_copy_thawed_after_the_deletion_that_made_it_replays_from_the_checkpoint() {
     assert_eq!(everything(&f.engine.session("admin").unwrap()), reads);
     assert_verified(&f.engine);
 }
+
+/// The back-off's count for `workflow` from every job a user can list:
+/// its `limit` newest ended jobs in the order they ended (`completedon`,
+/// `createdon`, id), Failed counted until the first Succeeded, Canceled
+/// skipped; and when the newest counted failure ended.
+fn failures_listed(s: &Session, workflow: &str, limit: usize) -> (u32, Option<joblog::domain::Timestamp>) {
+    let f = Filter { workflow: Some(workflow.into()), state: Some(State::Completed), ..Filter::default() };
+    let (mut ended, mut after): (Vec<Job>, Option<Cursor>) = (Vec::new(), None);
+    loop {
+        let (page, next) = s.list(&f, after.as_ref(), 500).unwrap();
+        ended.extend(page);
+        match next {
+            Some(c) => after = Some(c),
+            None => break,
+        }
+    }
+    ended.sort_by_key(|j| std::cmp::Reverse((j.completedon, j.createdon, j.id)));
+    let (mut n, mut last) = (0, None);
+    for j in ended.iter().take(limit) {
+        match j.status {
+            Status::SUCCEEDED => break,
+            Status::FAILED => {
+                n += 1;
+                last = last.or(j.completedon);
+            }
+            _ => {}
+        }
+    }
+    (n, last)
+}
+
+/// The back-off's failures in a row (`src/projection/streak.rs`), read
+/// newest ended first across the hot rows and cold runs whose ends
+/// overlap, many ending at the same time, some deleted: the same as
+/// counted from every job listed, for one workflow and for all at once,
+/// before and after a reopen.
+#[test]
+fn failures_in_a_row_read_newest_first_are_those_counted_from_every_job() {
+    let f = Fixture::new();
+    let admin = f.engine.session("admin").unwrap();
+    let mut rng = support::Rng::with_seed(16);
+    // A busy workflow, two quieter ones, one that never succeeds, one
+    // whose runs are Canceled mostly; some jobs of another type name one.
+    let workflows = ["busy", "quiet", "sparse", "never", "canceled"];
+    let mut n = 0i64;
+    let mut import = |rng: &mut support::Rng, count: usize| {
+        let jobs: Vec<Job> = (0..count)
+            .map(|_| {
+                n += 1;
+                let w = match rng.u32(0..100) {
+                    0..60 => "busy",
+                    60..80 => "quiet",
+                    80..88 => "sparse",
+                    88..92 => "never",
+                    _ => "canceled",
+                };
+                let status = match (w, rng.u32(0..10)) {
+                    ("never", 0..7) => Status::FAILED,
+                    ("never", _) => Status::CANCELED,
+                    ("canceled", 0..8) => Status::CANCELED,
+                    (_, 0..3) => Status::FAILED,
+                    (_, 3) => Status::CANCELED,
+                    (_, 4) => Status::READY,
+                    _ => Status::SUCCEEDED,
+                };
+                let op = if rng.u32(0..8) == 0 { OperationType::BULK_EMAIL } else { OperationType::WORKFLOW };
+                let mut j = job(n, status, op, Some(w), None);
+                if status.is_completed() {
+                    // Ends on a coarse grid, so that many share a time, in
+                    // an order of their own, overlapping across imports.
+                    let ended = t("2026-01-01T00:00:00Z").plus_micros(rng.i64(0..300) * 60_000_000);
+                    j.createdon = ended.plus_micros(-rng.i64(0..100) * 60_000_000);
+                    j.startedon = Some(j.createdon);
+                    j.completedon = Some(ended);
+                    j.modifiedon = ended;
+                }
+                j
+            })
+            .collect();
+        admin.import(jobs.clone()).unwrap();
+        jobs
+    };
+    let check = |engine: &Engine, s: &Session| {
+        let state = engine.state();
+        for limit in [1, 2, 3, 7, 40, 1000] {
+            let all = state.failures_in_a_row(&workflows, limit).unwrap();
+            for (w, got) in workflows.iter().zip(all) {
+                let want = failures_listed(s, w, limit);
+                assert_eq!(got, want, "{w}, limit {limit}, all at once");
+                assert_eq!(state.consecutive_failures(w, limit).unwrap(), want, "{w}, limit {limit}");
+            }
+        }
+        assert_eq!(state.consecutive_failures("nowhere", 1000).unwrap(), (0, None));
+    };
+    // Four imports, each moved into cold runs by a checkpoint; a fifth
+    // stays in the hot rows.
+    let mut imported = Vec::new();
+    for _ in 0..4 {
+        imported.extend(import(&mut rng, 700));
+        f.engine.checkpoint().unwrap();
+    }
+    assert!(f.engine.state().cold_runs().len() >= 2, "runs {:?}", f.engine.state().cold_runs().len());
+    imported.extend(import(&mut rng, 300));
+    check(&f.engine, &admin);
+    // Some of every workflow's newest ends deleted, cold and hot.
+    let mut ended: Vec<&Job> = imported.iter().filter(|j| j.status.is_completed()).collect();
+    ended.sort_by_key(|j| std::cmp::Reverse(j.completedon));
+    let gone: Vec<Uuid> = ended.iter().take(400).filter(|_| rng.bool()).map(|j| j.id).collect();
+    assert_eq!(admin.delete_jobs(&gone).unwrap().len(), gone.len());
+    check(&f.engine, &admin);
+    drop(admin);
+    let f = f.close_and_reopen();
+    check(&f.engine, &f.engine.session("admin").unwrap());
+}

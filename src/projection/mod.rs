@@ -18,6 +18,7 @@ mod intern;
 mod ordered;
 pub mod query;
 mod snapshot;
+mod streak;
 mod tier;
 
 // For the checkpoint fuzz target only.

@@ -15,7 +15,7 @@ use super::cold::{self, ColdRow, Postings, Section};
 use super::intern::{Sym, NONE};
 use super::ordered::{OrderedRows, Tagged};
 use super::tier::{Cold, Found, Key};
-use super::{opt_time, Loc, Projection, RegardingKey, Row, NO_TIME};
+use super::{Loc, Projection, RegardingKey, Row, NO_TIME};
 use crate::domain::{Job, OperationType, Regarding, State, Status, StatusReason, Timestamp};
 use crate::error::Error;
 use crate::log::Log;
@@ -789,61 +789,6 @@ impl Projection {
             }
         }
         Ok(n)
-    }
-
-    /// How many of `workflow`'s last runs failed in a row, in the order
-    /// they ended (`completedon`; ends written at the same time by
-    /// `createdon`, then id), looking at its `limit` last ended jobs, and
-    /// when the last failure ended. Canceled runs neither count nor break
-    /// the series. The one count of the back-off: the service starts from
-    /// it and `stats` shows it.
-    pub fn consecutive_failures(&self, workflow: &str, limit: usize) -> Result<(u32, Option<Timestamp>), Error> {
-        use std::cmp::Reverse;
-        // The `limit` last ended, kept in a bounded min-heap: (key, reason).
-        let mut last = std::collections::BinaryHeap::with_capacity(limit.min(4096) + 1);
-        let mut push = |key: (i64, i64, Uuid), reason: StatusReason| {
-            last.push(Reverse((key, reason)));
-            if last.len() > limit {
-                last.pop();
-            }
-        };
-        if let Some(wf) = self.strings.get(workflow) {
-            for r in self.by_workflow.get(&wf).into_iter().flat_map(|set| set.iter_asc()) {
-                let row = &self.rows[r as usize];
-                if row.status.is_completed() {
-                    push((row.completedon, row.createdon, row.id), row.status.reason());
-                }
-            }
-        }
-        for run in &self.cold {
-            let Some(wf) = run.sym(workflow)? else { continue };
-            let set = run.postings(Section::ByWorkflow, u64::from(wf))?;
-            for i in 0..set.len() {
-                let r = set.get(i)?;
-                if run.gone.contains(&r) {
-                    continue;
-                }
-                let row = run.row(r)?;
-                if row.status().is_completed() {
-                    push((row.completedon, row.createdon, row.id), row.reason);
-                }
-            }
-        }
-        let mut ended: Vec<((i64, i64, Uuid), StatusReason)> = last.into_iter().map(|Reverse(e)| e).collect();
-        ended.sort_unstable_by_key(|e| Reverse(e.0));
-        let mut n = 0;
-        let mut at = None;
-        for (key, reason) in ended {
-            match reason {
-                StatusReason::Failed => {
-                    n += 1;
-                    at = at.or(opt_time(key.0));
-                }
-                StatusReason::Succeeded => break,
-                _ => {}
-            }
-        }
-        Ok((n, at))
     }
 
     /// Jobs on the timer index (see `Row::on_timer`) whose `postponeuntil`

@@ -210,17 +210,20 @@ pub struct WorkflowBackoff {
 pub fn backoff_report(engine: &Engine, policy: &BackoffPolicy) -> Vec<WorkflowBackoff> {
     let state = engine.state();
     let now = engine.now();
-    state
-        .workflows()
-        .keys()
-        .filter_map(|w| {
-            // A damaged cold run reads as no failure here; `verify` reports it.
-            let (n, last) = state.consecutive_failures(w, FAILURE_SCAN).unwrap_or_default();
-            (n > 0).then(|| WorkflowBackoff {
-                workflow: w.clone(),
-                consecutive_failures: n,
-                held_until: last.and_then(|l| policy.until(w, n, l)).filter(|&t| t > now),
-            })
+    let names: Vec<&str> = state.workflows().keys().map(String::as_str).collect();
+    // Read together; a damaged cold run reads as no failure here, of the
+    // workflows it holds (`verify` reports it).
+    let streaks = state.failures_in_a_row(&names, FAILURE_SCAN).unwrap_or_else(|_| {
+        names.iter().map(|w| state.consecutive_failures(w, FAILURE_SCAN).unwrap_or_default()).collect()
+    });
+    names
+        .into_iter()
+        .zip(streaks)
+        .filter(|(_, (n, _))| *n > 0)
+        .map(|(w, (n, last))| WorkflowBackoff {
+            workflow: w.to_string(),
+            consecutive_failures: n,
+            held_until: last.and_then(|l| policy.until(w, n, l)).filter(|&t| t > now),
         })
         .collect()
 }
