@@ -195,14 +195,26 @@ fn a_damaged_checkpoint_is_ignored_and_the_log_replayed() {
 /// offsets: a row whose bytes pass the checksums (made to match, as a bug
 /// or a hand would) but hold no valid Status, or a flag that is neither 0
 /// nor 1, makes the checkpoint unusable and the log is replayed; nothing
-/// panics, nothing wrong is trusted.
+/// panics, nothing wrong is trusted. With few rows and with more than an
+/// open decodes on one core (the rows then on one, the event chain and the
+/// strings' table on the other).
 #[test]
 fn a_checkpoint_row_that_checks_but_holds_no_valid_status_is_ignored() {
+    damaged_row_refused(0);
+    damaged_row_refused(17_000);
+}
+
+/// [`a_checkpoint_row_that_checks_but_holds_no_valid_status_is_ignored`]
+/// with `more` open jobs imported first.
+fn damaged_row_refused(more: usize) {
     let dir = tempfile::tempdir().unwrap();
     let clock = clock();
     let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
     populate(&engine, &clock, 40);
     let admin = engine.session("admin").unwrap();
+    let imported = (0..more)
+        .map(|i| Job::new(&format!("imported {i}"), OperationType::WORKFLOW, "admin", "root", clock_plus(&clock, 0)));
+    assert_eq!(admin.import(imported.collect()).unwrap(), more);
     let open = admin.create(NewJob::new("stays open", OperationType::WORKFLOW)).unwrap();
     drop(admin);
     let live = dump(&engine);
@@ -234,6 +246,11 @@ fn a_checkpoint_row_that_checks_but_holds_no_valid_status_is_ignored() {
         assert_eq!(dump(&engine), live);
         drop(engine);
     }
+    // Undamaged, it is read as written.
+    std::fs::write(newest, &bytes).unwrap();
+    let engine = Engine::open(dir.path(), config(), clock.clone()).unwrap();
+    assert!(engine.open_report().checkpoint_seq.is_some(), "{:?}", engine.open_report());
+    assert_eq!(dump(&engine), live);
 }
 
 #[test]

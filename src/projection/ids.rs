@@ -70,6 +70,10 @@ struct Slot {
 const EMPTY: u32 = u32::MAX;
 const FREE: Slot = Slot { row: EMPTY, hash: 0 };
 
+/// How many rows ahead [`IdIndex::build`] fetches the slot a row's probe
+/// starts at.
+const BUILD_AHEAD: usize = 16;
+
 fn hash(id: &Uuid) -> u32 {
     FxBuildHasher.hash_one(id) as u32
 }
@@ -80,8 +84,17 @@ impl IdIndex {
     pub(crate) fn build(rows: &[Row]) -> Result<Self, Uuid> {
         let mut ids = IdIndex::default();
         ids.grow_to(rows.iter().filter(|r| !r.deleted).count(), false);
-        for (i, r) in (0u32..).zip(rows).filter(|(_, r)| !r.deleted) {
-            if !ids.insert(r.id, i, rows) {
+        let mask = ids.mask();
+        for (i, r) in (0u32..).zip(rows) {
+            // The slot where the probe of a row [`BUILD_AHEAD`] rows on
+            // starts, fetched while these are placed: the table is written
+            // at random, and each slot would otherwise be waited for.
+            if let Some(ahead) = rows.get(i as usize + BUILD_AHEAD) {
+                if let Some(s) = ids.slots.get(hash(&ahead.id) as usize & mask) {
+                    crate::sys::prefetch(s);
+                }
+            }
+            if !r.deleted && !ids.insert(r.id, i, rows) {
                 return Err(r.id);
             }
         }

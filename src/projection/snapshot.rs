@@ -114,12 +114,14 @@ struct HotRef<'a> {
     deletions_by_id: &'a Vec<IdDeletionRecord>,
 }
 
-/// [`HotRef`] as read.
+/// [`HotRef`] as read: its rows and event chain left as the file's bytes
+/// (`RowTable<&[u8]>`, `EventTable<&[u8]>`), decoded by
+/// [`Projection::from_body`].
 #[derive(Deserialize, Default)]
-struct Hot {
-    rows: RowTable<Vec<Row>>,
+struct Hot<R = RowTable<Vec<Row>>, E = EventTable<Vec<(Pos, u32)>>> {
+    rows: R,
     strings: Interner,
-    events: EventTable<Vec<(Pos, u32)>>,
+    events: E,
     garbage: BTreeMap<u64, Vec<u64>>,
     deletions: Vec<DeletionRecord>,
     deletions_by_id: Vec<IdDeletionRecord>,
@@ -159,7 +161,7 @@ impl From<Unread> for BTreeMap<String, WorkflowDefinition> {
 impl<W: Into<BTreeMap<String, WorkflowDefinition>>> Head<W> {
     /// The head part and hot part as one body, the form every format's
     /// checkpoint is loaded from.
-    fn with(self, hot: Hot) -> Body {
+    fn with<R, E>(self, hot: Hot<R, E>) -> Body<R, E> {
         Body {
             rows: hot.rows,
             strings: hot.strings,
@@ -332,15 +334,87 @@ impl<T> serde::de::Visitor<'_> for Records<T> {
     }
 
     fn visit_bytes<Er: serde::de::Error>(self, b: &[u8]) -> Result<Vec<T>, Er> {
-        if !b.len().is_multiple_of(self.size) {
-            return Err(Er::custom(format!("{} bytes are not whole {}-byte records", b.len(), self.size)));
-        }
-        // Sized once (a collect through `Result` would grow it step by step).
-        let mut out = Vec::with_capacity(b.len() / self.size);
-        for r in b.chunks_exact(self.size) {
-            out.push((self.get)(r).map_err(Er::custom)?);
-        }
-        Ok(out)
+        records(b, self.size, self.get).map_err(Er::custom)
+    }
+}
+
+/// The `size`-byte records of `b`, each read with `get`.
+fn records<T>(b: &[u8], size: usize, get: fn(&[u8]) -> Result<T, String>) -> Result<Vec<T>, String> {
+    if !b.len().is_multiple_of(size) {
+        return Err(format!("{} bytes are not whole {size}-byte records", b.len()));
+    }
+    // Sized once (a collect through `Result` would grow it step by step),
+    // its pages made present ahead in large steps rather than one fault
+    // each.
+    let mut out = Vec::with_capacity(b.len() / size);
+    for r in b.chunks_exact(size) {
+        crate::sys::push_populated(&mut out, get(r)?);
+    }
+    Ok(out)
+}
+
+/// An entry of the event chain: the frame's segment ordinal and offset,
+/// the job's previous entry.
+fn event_get(b: &[u8]) -> Result<(Pos, u32), String> {
+    let n = |at| u32::from_le_bytes(le(b, at));
+    Ok((Pos { segment: n(0), offset: n(4) }, n(8)))
+}
+
+/// The rows or the event chain of a body as it was read: decoded already
+/// (before format 9, through the codec), or the file's bytes (format 9
+/// on), decoded when [`Projection::from_body`] asks, on a core of its own.
+trait Table<T>: Send {
+    /// How many entries it holds.
+    fn entries(&self) -> usize;
+    /// Its entries, decoded.
+    fn decoded(self) -> Result<Vec<T>, String>;
+}
+
+impl Table<Row> for RowTable<Vec<Row>> {
+    fn entries(&self) -> usize {
+        self.0.len()
+    }
+    fn decoded(self) -> Result<Vec<Row>, String> {
+        Ok(self.0)
+    }
+}
+
+impl Table<(Pos, u32)> for EventTable<Vec<(Pos, u32)>> {
+    fn entries(&self) -> usize {
+        self.0.len()
+    }
+    fn decoded(self) -> Result<Vec<(Pos, u32)>, String> {
+        Ok(self.0)
+    }
+}
+
+impl Table<Row> for RowTable<&[u8]> {
+    fn entries(&self) -> usize {
+        self.0.len() / ROW_BYTES
+    }
+    fn decoded(self) -> Result<Vec<Row>, String> {
+        records(self.0, ROW_BYTES, Row::get)
+    }
+}
+
+impl Table<(Pos, u32)> for EventTable<&[u8]> {
+    fn entries(&self) -> usize {
+        self.0.len() / EVENT_BYTES
+    }
+    fn decoded(self) -> Result<Vec<(Pos, u32)>, String> {
+        records(self.0, EVENT_BYTES, event_get)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for RowTable<&'a [u8]> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&[u8]>::deserialize(d).map(RowTable)
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for EventTable<&'a [u8]> {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        <&[u8]>::deserialize(d).map(EventTable)
     }
 }
 
@@ -352,11 +426,7 @@ impl<'de> Deserialize<'de> for RowTable<Vec<Row>> {
 
 impl<'de> Deserialize<'de> for EventTable<Vec<(Pos, u32)>> {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let get = |b: &[u8]| {
-            let n = |at| u32::from_le_bytes(le(b, at));
-            Ok((Pos { segment: n(0), offset: n(4) }, n(8)))
-        };
-        d.deserialize_bytes(Records { size: EVENT_BYTES, get }).map(EventTable)
+        d.deserialize_bytes(Records { size: EVENT_BYTES, get: event_get }).map(EventTable)
     }
 }
 
@@ -803,29 +873,44 @@ impl CheckpointFile {
         Ok(hot)
     }
 
-    /// Everything: the runs it names and the body.
-    fn decode(&self) -> Result<(Tiers, Body), Error> {
+    /// Everything: the runs it names and the state its body holds, its
+    /// positions checked against the segments as they are (`live`).
+    fn decode(&self, live: &Generations) -> Result<(Tiers, Projection), Error> {
         let decoded = |e: CodecError| self.corrupt(&e.to_string());
         let first = self.first_part()?;
         if self.version < 9 && self.body_len != self.map.bytes().len() - HEADER_LEN {
             return Err(self.corrupt("length differs from its header"));
         }
-        Ok(match self.version {
+        match self.version {
             6 => {
                 let body: OldBody = codec::decode_large(first).map_err(decoded)?;
-                (Tiers { cold: vec![], next_run: 0, gone: vec![] }, body.into_tables())
+                self.state((Tiers { cold: vec![], next_run: 0, gone: vec![] }, body.into_tables()), live)
             }
             7 => {
                 let (tiers, body): (Tiers, OldBody) = codec::decode_large(first).map_err(decoded)?;
-                (tiers, body.into_tables())
+                self.state((tiers, body.into_tables()), live)
             }
-            8 => codec::decode_large(first).map_err(decoded)?,
+            8 => {
+                let (tiers, body): (Tiers, Body) = codec::decode_large(first).map_err(decoded)?;
+                self.state((tiers, body), live)
+            }
             _ => {
                 let (tiers, head) = self.head_part::<BTreeMap<_, _>>(first).map_err(decoded)?;
-                let hot: Hot = codec::decode_large(self.hot_part()?).map_err(decoded)?;
-                (tiers, head.with(hot))
+                let hot: Hot<RowTable<&[u8]>, EventTable<&[u8]>> =
+                    codec::decode_large(self.hot_part()?).map_err(decoded)?;
+                self.state((tiers, head.with(hot)), live)
             }
-        })
+        }
+    }
+
+    /// The state a decoded body holds.
+    fn state<R: Table<Row>, E: Table<(Pos, u32)>>(
+        &self,
+        (tiers, body): (Tiers, Body<R, E>),
+        live: &Generations,
+    ) -> Result<(Tiers, Projection), Error> {
+        check_current(&self.path, &body.segments, &body.generations, live)?;
+        Ok((tiers, Projection::from_body(body).map_err(|why| self.corrupt(&why))?))
     }
 
     /// The runs it names and its head part (format 9 on), without
@@ -871,10 +956,7 @@ fn check_current(path: &Path, segments: &[u64], generations: &[Option<u32>], liv
 }
 
 fn load(path: &Path, live: &Generations) -> Result<Projection, Error> {
-    let file = CheckpointFile::open(path)?;
-    let (tiers, body) = file.decode()?;
-    check_current(path, &body.segments, &body.generations, live)?;
-    let mut p = Projection::from_body(body).map_err(|why| file.corrupt(&why))?;
+    let (tiers, mut p) = CheckpointFile::open(path)?.decode(live)?;
     attach_runs(&mut p, path, tiers, live)?;
     Ok(p)
 }
@@ -888,7 +970,8 @@ fn load_views(path: &Path, live: &Generations) -> Result<Projection, Error> {
     let (tiers, head) = file.decode_head()?;
     check_current(path, &head.segments, &head.generations, live)?;
     let hot_run = head.hot_run;
-    let mut p = Projection::from_body(head.with(Hot::default())).map_err(|why| file.corrupt(&why))?;
+    let mut p =
+        Projection::from_body(head.with(Hot::<RowTable<Vec<Row>>>::default())).map_err(|why| file.corrupt(&why))?;
     p.reading = true;
     attach_runs(&mut p, path, tiers, live)?;
     let run = open_run(path, hot_run, None, true, live)?;
@@ -1013,17 +1096,18 @@ fn stand_ins_in(files: &[(u64, PathBuf)]) -> std::collections::HashMap<u64, u64>
 impl Projection {
     /// Rebuilds the lookup tables and indices of a loaded body, checking
     /// what would otherwise break an invariant later.
-    fn from_body(b: Body) -> Result<Projection, String> {
+    fn from_body<R: Table<Row>, E: Table<(Pos, u32)>>(b: Body<R, E>) -> Result<Projection, String> {
         // Rows, events, strings and segments are numbered by `u32` in memory;
         // a body claiming more of any is corrupt, not truncated.
         let count = |n: usize, what: &str| u32::try_from(n).map_err(|_| format!("more {what} than a u32 numbers"));
         let segment_ordinals =
             (0..count(b.segments.len(), "segments")?).zip(&b.segments).map(|(i, &s)| (s, i)).collect();
-        let (n_rows, n_events_u32) = (count(b.rows.0.len(), "rows")?, count(b.events.0.len(), "events")?);
+        let (n_rows, n_events_u32) = (count(b.rows.entries(), "rows")?, count(b.events.entries(), "events")?);
+        let (rows, events, strings) = tables(b.rows, b.events, b.strings)?;
         let mut p = Projection {
-            rows: b.rows.0,
-            strings: b.strings,
-            events: b.events.0,
+            rows,
+            strings,
+            events,
             segment_ordinals,
             segments: b.segments,
             garbage: b.garbage,
@@ -1074,13 +1158,10 @@ impl Projection {
             }
             r.first_event = first;
         }
-        // The lookup tables on a core of their own while the indices are
+        // The rows by id on a core of their own while the indices are
         // built (`Indices::build` takes the other two parts).
-        let (rows, strings) = (&p.rows, &mut p.strings);
-        let mut lookups = move || {
-            strings.rebuild();
-            super::ids::IdIndex::build(rows).map_err(|id| format!("job {id} twice"))
-        };
+        let rows = &p.rows;
+        let lookups = move || super::ids::IdIndex::build(rows).map_err(|id| format!("job {id} twice"));
         let (indices, by_id) = if rows.len() < super::PARALLEL_ROWS {
             let by_id = lookups()?;
             (super::Indices::build(rows), by_id)
@@ -1095,4 +1176,30 @@ impl Projection {
         p.by_id = by_id;
         Ok(p)
     }
+}
+
+/// A body's rows and event chain decoded (if they are the file's bytes,
+/// [`Table`]) and its strings' lookup table made: with many rows, the
+/// rows on this core while the other decodes the chain and makes the
+/// table, each about half of it.
+#[allow(clippy::type_complexity)]
+fn tables<R: Table<Row>, E: Table<(Pos, u32)>>(
+    rows: R,
+    events: E,
+    mut strings: Interner,
+) -> Result<(Vec<Row>, Vec<(Pos, u32)>, Interner), String> {
+    if rows.entries() < super::PARALLEL_ROWS {
+        strings.rebuild();
+        return Ok((rows.decoded()?, events.decoded()?, strings));
+    }
+    std::thread::scope(|s| {
+        let other = s.spawn(move || {
+            strings.rebuild();
+            events.decoded().map(|events| (events, strings))
+        });
+        let rows = rows.decoded();
+        let (events, strings) =
+            other.join().unwrap_or_else(|_| Err("the thread decoding the event chain panicked".into()))?;
+        Ok((rows?, events, strings))
+    })
 }
