@@ -1226,12 +1226,20 @@ fn failures_in_a_row_read_newest_first_are_those_counted_from_every_job() {
             }
         }
         assert_eq!(state.consecutive_failures("nowhere", 1000).unwrap(), (0, None));
+        // Names given twice, or unknown, each answered in its place.
+        let twice = ["busy", "never", "busy", "nowhere", "never"];
+        let want: Vec<_> = twice.iter().map(|w| failures_listed(s, w, 3)).collect();
+        assert_eq!(state.failures_in_a_row(&twice, 3).unwrap(), want);
+        assert_eq!(state.failures_in_a_row(&[], 3).unwrap(), []);
     };
-    // Four imports, each moved into cold runs by a checkpoint; a fifth
-    // stays in the hot rows.
+    // Four imports, each moved into cold runs by a checkpoint (the first
+    // read while it is all hot); a fifth stays in the hot rows.
     let mut imported = Vec::new();
-    for _ in 0..4 {
+    for round in 0..4 {
         imported.extend(import(&mut rng, 700));
+        if round == 0 {
+            check(&f.engine, &admin);
+        }
         f.engine.checkpoint().unwrap();
     }
     assert!(f.engine.state().cold_runs().len() >= 2, "runs {:?}", f.engine.state().cold_runs().len());

@@ -84,15 +84,12 @@ impl IdIndex {
     pub(crate) fn build(rows: &[Row]) -> Result<Self, Uuid> {
         let mut ids = IdIndex::default();
         ids.grow_to(rows.iter().filter(|r| !r.deleted).count(), false);
-        let mask = ids.mask();
         for (i, r) in (0u32..).zip(rows) {
             // The slot where the probe of a row [`BUILD_AHEAD`] rows on
             // starts, fetched while these are placed: the table is written
             // at random, and each slot would otherwise be waited for.
             if let Some(ahead) = rows.get(i as usize + BUILD_AHEAD) {
-                if let Some(s) = ids.slots.get(hash(&ahead.id) as usize & mask) {
-                    crate::sys::prefetch(s);
-                }
+                ids.prefetch_home(hash(&ahead.id));
             }
             if !r.deleted && !ids.insert(r.id, i, rows) {
                 return Err(r.id);
@@ -144,6 +141,12 @@ impl IdIndex {
         if self.recent_row(id, h, rows).is_some() {
             return;
         }
+        self.prefetch_home(h);
+    }
+
+    /// Fetches into the cache the slot where the probe of hash `h` starts.
+    #[inline]
+    fn prefetch_home(&self, h: u32) {
         if let Some(s) = self.slots.get(h as usize & self.mask()) {
             crate::sys::prefetch(s);
         }

@@ -1103,6 +1103,7 @@ impl Projection {
         let segment_ordinals =
             (0..count(b.segments.len(), "segments")?).zip(&b.segments).map(|(i, &s)| (s, i)).collect();
         let (n_rows, n_events_u32) = (count(b.rows.entries(), "rows")?, count(b.events.entries(), "events")?);
+        let n_strings = count(b.strings.len(), "strings")?;
         let (rows, events, strings) = tables(b.rows, b.events, b.strings)?;
         let mut p = Projection {
             rows,
@@ -1122,7 +1123,7 @@ impl Projection {
             last_position: b.last_position,
             ..Projection::default()
         };
-        let (n_strings, n_events, n_segments) = (count(p.strings.len(), "strings")?, p.events.len(), p.segments.len());
+        let (n_events, n_segments) = (p.events.len(), p.segments.len());
         let freed = |pos: &Pos| pos.segment == u32::MAX;
         if p.events.iter().any(|(pos, prev)| {
             (!freed(pos) && pos.segment as usize >= n_segments) || (*prev != u32::MAX && *prev as usize >= n_events)

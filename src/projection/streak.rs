@@ -21,10 +21,11 @@
 //!   about has met a success or its `limit`. Most do within their last few
 //!   runs; one that never succeeds would make it read everything.
 //!
-//! The walk goes on while it has read fewer than 16 rows for each row the
-//! workflows it has not settled would cost read by workflow (a walked row
+//! The walk goes on while it has read fewer than 16 rows for each cold row
+//! the workflows it has not settled would cost read by workflow (a walked row
 //! shares its page with its neighbours; a row read by workflow is a page
-//! read at random); past that, those are read by workflow. On a 10M-job
+//! read at random), and while only hot ends, in memory, are left; past
+//! that, those workflows are read by workflow. On a 10M-job
 //! store (docs/benchmarks.md, "Failures in a row"), `stats` walked about
 //! 21,000 rows for 2,000 workflows where reading by workflow read 8 million.
 
@@ -118,49 +119,60 @@ impl Projection {
     }
 
     /// [`Projection::consecutive_failures`] of each of `workflows`, in
-    /// their order, read together.
+    /// their order, read together (a name given twice is read once).
     pub fn failures_in_a_row(&self, workflows: &[&str], limit: usize) -> Result<Vec<Streak>, Error> {
-        let mut counts = vec![Count::default(); workflows.len()];
-        if limit == 0 {
-            return Ok(vec![(0, None); workflows.len()]);
-        }
+        let mut asked: HashMap<&str, usize> = HashMap::new();
+        let mut names: Vec<&str> = Vec::new();
+        let place: Vec<usize> = workflows
+            .iter()
+            .map(|&w| {
+                *asked.entry(w).or_insert_with(|| {
+                    names.push(w);
+                    names.len() - 1
+                })
+            })
+            .collect();
+        let streaks = match limit == 0 || names.is_empty() {
+            true => vec![(0, None); names.len()],
+            false => self.read_together(&names, &asked, limit)?,
+        };
+        Ok(place.into_iter().map(|i| streaks[i]).collect())
+    }
+
+    /// [`Projection::failures_in_a_row`] of `names`, each once (`asked`:
+    /// each name's place in `names`), `limit` at least 1.
+    fn read_together(&self, names: &[&str], asked: &HashMap<&str, usize>, limit: usize) -> Result<Vec<Streak>, Error> {
+        let mut counts = vec![Count::default(); names.len()];
         // The hot rows' ends (few: the open jobs and the recent ends),
-        // newest first; what reading each workflow by its rows would cost.
+        // newest first.
         let mut hot: Vec<(EndKey, StatusReason, usize)> = Vec::new();
-        let mut cost = vec![0usize; workflows.len()];
-        for (i, w) in workflows.iter().enumerate() {
-            if let Some(set) = self.strings.get(w).and_then(|s| self.by_workflow.get(&s)) {
-                for r in set.iter_asc() {
-                    let row = &self.rows[r as usize];
-                    if row.status.is_completed() {
-                        hot.push(((row.completedon, row.createdon, row.id), row.status.reason(), i));
-                    }
-                }
-            }
+        for (i, w) in names.iter().enumerate() {
+            hot.extend(self.hot_ends(w).map(|(key, reason)| (key, reason, i)));
         }
         hot.sort_unstable_by_key(|e| Reverse(e.0));
-        // Each run's symbols of the workflows, and its completed sets,
-        // each walked from its newest row.
+        // Each run's symbols of the workflows, what reading each workflow
+        // by its rows would cost in the cold runs, and the runs' completed
+        // sets, each walked from its newest row.
+        let mut cost = vec![0usize; names.len()];
         let mut syms: Vec<HashMap<u32, usize>> = Vec::with_capacity(self.cold.len());
-        let asked: HashMap<&str, usize> = workflows.iter().enumerate().map(|(i, w)| (*w, i)).collect();
         let mut heap = BinaryHeap::new();
         for (k, c) in self.cold.iter().enumerate() {
             let mut of_run = HashMap::new();
             let keys = c.run.keys(Section::ByWorkflow)?;
-            if keys.len() < NAME_SEARCH_READS * workflows.len() {
+            if keys.len() < NAME_SEARCH_READS.saturating_mul(names.len()) {
                 // Each workflow the run holds, by its name: the names of a
                 // run's workflows lie together, few pages.
                 for (key, len) in keys {
                     let sym = u32::try_from(key).unwrap_or(0);
                     if let Some(&i) = c.run.name(sym)?.and_then(|name| asked.get(name)) {
-                        cost[i] += len;
+                        cost[i] = cost[i].saturating_add(len);
                         of_run.insert(sym, i);
                     }
                 }
             } else {
-                for (i, w) in workflows.iter().enumerate() {
+                for (i, w) in names.iter().enumerate() {
                     if let Some(s) = c.run.sym(w)? {
-                        cost[i] += c.run.postings(Section::ByWorkflow, u64::from(s))?.len();
+                        cost[i] = cost[i].saturating_add(c.run.postings(Section::ByWorkflow, u64::from(s))?.len());
                         of_run.insert(s, i);
                     }
                 }
@@ -175,10 +187,12 @@ impl Projection {
             }
             syms.push(of_run);
         }
-        let mut open = cost.iter().sum::<usize>();
-        let (mut walked, mut hot_next) = (0usize, 0usize);
+        // The walk: on while it is cheaper than what is left by rows, or
+        // while only the hot ends, in memory, are left.
+        let mut open = cost.iter().fold(0usize, |sum, &c| sum.saturating_add(c));
+        let (mut walked, mut hot_next, mut unsettled) = (0usize, 0usize, names.len());
         let mut group: Vec<(EndKey, StatusReason, usize)> = Vec::new();
-        while open * WALKED_PER_ROW > walked && counts.iter().any(|c| !c.done) {
+        while unsettled > 0 && (heap.is_empty() || open.saturating_mul(WALKED_PER_ROW) > walked) {
             // The next `completedon`, from either side; every end at that
             // time, read in the order the count takes them.
             let from_cold = heap.peek().map(|c| c.key.0);
@@ -192,10 +206,10 @@ impl Projection {
             while heap.peek().is_some_and(|c| c.key.0 == at) {
                 let Some(c) = heap.pop() else { break };
                 walked += 1;
-                let cold = &self.cold[c.run];
-                if !cold.gone.contains(&c.number) {
-                    if let Some(&i) = syms[c.run].get(&c.row.workflow) {
-                        group.push(((c.row.completedon, c.row.createdon, c.row.id), c.row.reason, i));
+                let row = &c.row;
+                if row.status().is_completed() && !self.cold[c.run].gone.contains(&c.number) {
+                    if let Some(&i) = syms[c.run].get(&row.workflow) {
+                        group.push(((row.completedon, row.createdon, row.id), row.reason, i));
                     }
                 }
                 if let Some(at) = c.at.checked_sub(1) {
@@ -208,13 +222,14 @@ impl Projection {
                 if !count.done {
                     count.add(key.0, reason, limit);
                     if count.done {
-                        open -= cost[i];
+                        open = open.saturating_sub(cost[i]);
+                        unsettled -= 1;
                     }
                 }
             }
         }
         let exhausted = heap.is_empty() && hot_next == hot.len();
-        workflows
+        names
             .iter()
             .zip(counts)
             .map(|(w, c)| match c.done || exhausted {
@@ -224,8 +239,21 @@ impl Projection {
             .collect()
     }
 
-    /// One workflow's failures in a row, read from all its rows.
-    fn failures_by_rows(&self, workflow: &str, limit: usize) -> Result<Streak, Error> {
+    /// The ended hot rows of `workflow`: their place in the order of ends,
+    /// and how each ended.
+    fn hot_ends(&self, workflow: &str) -> impl Iterator<Item = (EndKey, StatusReason)> + '_ {
+        let set = self.strings.get(workflow).and_then(|s| self.by_workflow.get(&s));
+        set.into_iter().flat_map(|set| set.iter_asc()).filter_map(|r| {
+            let row = &self.rows[r as usize];
+            row.status.is_completed().then(|| ((row.completedon, row.createdon, row.id), row.status.reason()))
+        })
+    }
+
+    /// One workflow's failures in a row, read from all its rows: what
+    /// the service falls back on for each workflow when a damaged run
+    /// stops [`Projection::failures_in_a_row`] (a workflow none of whose
+    /// rows is damaged still reads right).
+    pub(crate) fn failures_by_rows(&self, workflow: &str, limit: usize) -> Result<Streak, Error> {
         // The `limit` last ended, kept in a bounded min-heap.
         let mut last = BinaryHeap::with_capacity(limit.min(4096) + 1);
         let mut push = |key: EndKey, reason: StatusReason| {
@@ -234,13 +262,8 @@ impl Projection {
                 last.pop();
             }
         };
-        if let Some(wf) = self.strings.get(workflow) {
-            for r in self.by_workflow.get(&wf).into_iter().flat_map(|set| set.iter_asc()) {
-                let row = &self.rows[r as usize];
-                if row.status.is_completed() {
-                    push((row.completedon, row.createdon, row.id), row.status.reason());
-                }
-            }
+        for (key, reason) in self.hot_ends(workflow) {
+            push(key, reason);
         }
         for run in &self.cold {
             let Some(wf) = run.sym(workflow)? else { continue };

@@ -211,10 +211,10 @@ pub fn backoff_report(engine: &Engine, policy: &BackoffPolicy) -> Vec<WorkflowBa
     let state = engine.state();
     let now = engine.now();
     let names: Vec<&str> = state.workflows().keys().map(String::as_str).collect();
-    // Read together; a damaged cold run reads as no failure here, of the
-    // workflows it holds (`verify` reports it).
+    // Read together; after a damaged cold run, each by its own rows, and
+    // one whose rows are damaged reads as no failure (`verify` reports it).
     let streaks = state.failures_in_a_row(&names, FAILURE_SCAN).unwrap_or_else(|_| {
-        names.iter().map(|w| state.consecutive_failures(w, FAILURE_SCAN).unwrap_or_default()).collect()
+        names.iter().map(|w| state.failures_by_rows(w, FAILURE_SCAN).unwrap_or_default()).collect()
     });
     names
         .into_iter()
