@@ -45,9 +45,10 @@ use crate::error::Error;
 /// by workflow, each row is a page of its own, read at random.
 const WALKED_PER_ROW: usize = 16;
 
-/// Reads a search of a run's strings for a name makes, about (the name
-/// of a symbol takes two): with fewer than this many of a run's workflows
-/// a name asked, each of them is named instead.
+/// About the reads a search of a run's strings for one name makes (the
+/// name of a symbol takes two): a run whose workflows are fewer than this
+/// many times the names asked has each of its workflows named instead of
+/// each name searched for.
 const NAME_SEARCH_READS: usize = 10;
 
 /// Where a row stands in the order the back-off reads ends in.
