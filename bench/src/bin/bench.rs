@@ -246,11 +246,65 @@ fn cold_pages(
     views.iter().map(|(_, samples)| samples.iter().take(COLD_SAMPLES).map(&mut page).collect()).collect()
 }
 
-/// Every scenario on one SQL contender, named `name` in the progress lines.
+/// Loads the workload into a SQL contender, named `name` in the progress
+/// lines: the seconds it took.
+fn load_sql(name: &str, c: &mut impl Contender, args: &Args, end: Timestamp, say: &dyn Fn(&str)) -> f64 {
+    say(&format!("{name}: loading the same workload"));
+    let start = Instant::now();
+    c.load(Workload::new(args.jobs, args.seed, end));
+    let load = start.elapsed().as_secs_f64();
+    say(&format!("{name}: loaded in {load:.1}s"));
+    load
+}
+
+/// What a SQL contender measured beside joblog ([`side_by_side`]): its
+/// load, its views' pages and the histories.
+struct Beside {
+    load: f64,
+    views: Vec<Vec<Duration>>,
+    history: Vec<Duration>,
+}
+
+/// Times `a` and, if given, `b` on each of `items` in turn, the one that
+/// goes first alternating from one item to the next: the two contenders'
+/// samples share the same minutes, so that a change in the machine's pace
+/// (this VM's varies by up to half from one quarter of an hour to the
+/// next) falls on both alike (docs/benchmarks.md, "Method"). Each is run
+/// on every item once untimed first (warm).
+fn side_by_side<T>(
+    items: &[T],
+    mut a: impl FnMut(&T) -> Duration,
+    mut b: Option<&mut dyn FnMut(&T) -> Duration>,
+) -> (Vec<Duration>, Vec<Duration>) {
+    for item in items {
+        a(item);
+        if let Some(b) = b.as_mut() {
+            b(item);
+        }
+    }
+    let (mut timed_a, mut timed_b) = (Vec::with_capacity(items.len()), Vec::with_capacity(items.len()));
+    for (i, item) in items.iter().enumerate() {
+        if i % 2 == 0 {
+            timed_a.push(a(item));
+        }
+        if let Some(b) = b.as_mut() {
+            timed_b.push(b(item));
+        }
+        if i % 2 == 1 {
+            timed_a.push(a(item));
+        }
+    }
+    (timed_a, timed_b)
+}
+
+/// Every scenario on one SQL contender, named `name` in the progress
+/// lines; its load, views and histories are `beside`'s when they were
+/// measured beside joblog's, else here.
 #[allow(clippy::too_many_arguments)]
 fn run_sql(
     name: &str,
     c: &mut impl Contender,
+    beside: Option<Beside>,
     args: &Args,
     end: Timestamp,
     views: &Views,
@@ -259,24 +313,21 @@ fn run_sql(
     cutoff: i64,
     say: &dyn Fn(&str),
 ) -> SqlRun {
-    say(&format!("{name}: loading the same workload"));
-    let start = Instant::now();
-    c.load(Workload::new(args.jobs, args.seed, end));
-    let load = start.elapsed().as_secs_f64();
-    say(&format!("{name}: loaded in {load:.1}s"));
-    // Warm, as for joblog: every sample once untimed, then the timed pass.
-    for (_, samples) in views {
-        for (_, q) in samples {
-            c.page(q);
-        }
+    // Measured beside joblog's, then joblog's own scenarios ran and dropped
+    // the page cache: the database is read back first, as after its views.
+    if beside.is_some() {
+        c.read_files();
     }
-    let timed = views.iter().map(|(_, samples)| samples.iter().map(|(_, q)| c.page(q)).collect()).collect();
+    let Beside { load, views: timed, history } = beside.unwrap_or_else(|| {
+        let load = load_sql(name, c, args, end, say);
+        // Warm, as for joblog: every sample once untimed, then the timed
+        // pass; the histories warm too, as the issue asks (since
+        // 2026-12-06).
+        let views = views.iter().map(|(_, samples)| side_by_side(samples, |(_, q)| c.page(q), None).0).collect();
+        let history = side_by_side(sample_ids, |id| c.history(id), None).0;
+        Beside { load, views, history }
+    });
     let commands = single_commands().iter().map(|(_, _, sql)| whole_process(|| c.command(sql), COMMAND_RUNS)).collect();
-    // Warm too, as the issue asks of a history (since 2026-12-06).
-    for id in sample_ids {
-        c.history(id);
-    }
-    let history = sample_ids.iter().map(|id| c.history(id)).collect();
     say(&format!("{name}: single-job transitions"));
     let transitions = [1, 16].iter().map(|&t| c.transitions(tx_ids, t, args.tx_secs)).collect();
     say(&format!("{name}: pages read cold"));
@@ -398,38 +449,44 @@ fn main() {
     let rss = probe::rss_anon_bytes().saturating_sub(rss_before) as f64;
     say(&format!("joblog: loaded {events} events in {joblog_load:.1}s"));
 
+    // ---- SQLite loaded now, its views and histories timed beside
+    // joblog's (`side_by_side`, since 2026-12-08)
+    let mut sqlite_db = (!args.no_sqlite).then(|| Sqlite::open(&work.path().join("sqlite")));
+    let sqlite_load = sqlite_db.as_mut().map(|db| load_sql("SQLite", db, &args, end, &say));
+
     // ---- joblog: views and history
     // Warm (issue 16's views target): every sample is run once untimed
     // first, so the store's pages are in the page cache, whatever the
     // kernel kept of the files the load just wrote (at 30M it kept about a
     // third of them, and the first pass read the rest from the disk).
+    say("joblog: views and histories");
     let views = view_samples(&args, end);
-    let page = |filter: &Filter| {
+    let page = |(filter, _): &(Filter, SqlPage)| {
         let t = Instant::now();
         let (jobs, _) = admin.list(filter, None, 50).unwrap();
         std::hint::black_box(jobs);
         t.elapsed()
     };
-    for (filter, _) in views.iter().flat_map(|(_, samples)| samples) {
-        page(filter);
+    let with_sqlite = sqlite_db.is_some();
+    let mut sqlite_views = Vec::new();
+    let mut joblog_views: Vec<(String, Vec<Duration>)> = Vec::new();
+    for (name, samples) in &views {
+        let mut sql_page = |(_, q): &(Filter, SqlPage)| sqlite_db.as_mut().map_or(Duration::ZERO, |db| db.page(q));
+        let (j, s) = side_by_side(samples, page, with_sqlite.then_some(&mut sql_page as _));
+        joblog_views.push((name.clone(), j));
+        sqlite_views.push(s);
     }
-    let joblog_views: Vec<(String, Vec<Duration>)> = views
-        .iter()
-        .map(|(name, samples)| (name.clone(), samples.iter().map(|(filter, _)| page(filter)).collect()))
-        .collect();
     // Warm, as the views (since 2026-12-06; before, each history was timed
     // on its first read).
-    for &id in &sample_ids {
-        std::hint::black_box(admin.history(id).unwrap());
-    }
-    let joblog_history: Vec<Duration> = sample_ids
-        .iter()
-        .map(|&id| {
-            let t = Instant::now();
-            std::hint::black_box(admin.history(id).unwrap());
-            t.elapsed()
-        })
-        .collect();
+    let history = |id: &uuid::Uuid| {
+        let t = Instant::now();
+        std::hint::black_box(admin.history(*id).unwrap());
+        t.elapsed()
+    };
+    let mut sql_history = |id: &uuid::Uuid| sqlite_db.as_mut().map_or(Duration::ZERO, |db| db.history(id));
+    let (joblog_history, sqlite_history) =
+        side_by_side(&sample_ids, history, with_sqlite.then_some(&mut sql_history as _));
+    let sqlite_beside = sqlite_load.map(|load| Beside { load, views: sqlite_views, history: sqlite_history });
 
     // ---- joblog: durable single-job transitions from 1 and 16 threads
     say("joblog: single-job transitions");
@@ -452,9 +509,9 @@ fn main() {
     // header); the files' pages are unmapped, dropped from the page cache
     // and read again.
     say("joblog: pages read cold");
-    let joblog_cold = cold_pages(&views, |(filter, _)| {
+    let joblog_cold = cold_pages(&views, |sample| {
         engine.release_mapped_pages().unwrap();
-        probe::drop_page_cache().then(|| page(filter))
+        probe::drop_page_cache().then(|| page(sample))
     });
     // The opens and the deletion below start from a cached store, as
     // without the cold pass.
@@ -581,9 +638,8 @@ fn main() {
     // ---- the SQL contenders, one after the other on the same machine
     // (none with --no-sqlite: the report's SQL columns stay empty)
     let cutoff = deletion_criteria().cutoff(clock.now()).micros();
-    let sqlite = (!args.no_sqlite).then(|| {
-        let mut db = Sqlite::open(&work.path().join("sqlite"));
-        run_sql("SQLite", &mut db, &args, end, &views, &sample_ids, &tx_ids, cutoff, &say)
+    let sqlite = sqlite_db.take().map(|mut db| {
+        run_sql("SQLite", &mut db, sqlite_beside, &args, end, &views, &sample_ids, &tx_ids, cutoff, &say)
     });
     let mut postgres_settings = None;
     let postgres = match args.postgres.as_deref().filter(|_| !args.no_sqlite).map(Postgres::connect) {
@@ -593,7 +649,7 @@ fn main() {
         }
         Some(Ok(mut pg)) => {
             postgres_settings = Some(pg.settings());
-            Some(run_sql("PostgreSQL", &mut pg, &args, end, &views, &sample_ids, &tx_ids, cutoff, &say))
+            Some(run_sql("PostgreSQL", &mut pg, None, &args, end, &views, &sample_ids, &tx_ids, cutoff, &say))
         }
         Some(Err(e)) => {
             eprintln!("PostgreSQL: skipped ({e})");
