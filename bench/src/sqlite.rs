@@ -92,7 +92,11 @@ impl Contender for Sqlite {
     /// checkpoint and remove the WAL under the connection when it closed.
     fn read_files(&mut self) {
         let files = std::fs::read_dir(&self.dir).into_iter().flatten().flatten().map(|e| e.path());
-        let read = std::process::Command::new("cat").args(files).stdout(std::process::Stdio::null()).status();
+        let read = std::process::Command::new("cat")
+            .args(files)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .status();
         if !read.as_ref().is_ok_and(|s| s.success()) {
             eprintln!("joblog-bench: SQLite's files could not be read back into the page cache ({read:?})");
         }
